@@ -1,0 +1,42 @@
+"""Symbols, their two assets, and each asset's borrow rate."""
+from .errors import UserError
+
+# Quote assets Binance margin pairs end in, longest first so "FDUSD" wins over "USD".
+QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "DAI", "EUR", "TRY", "BTC", "ETH", "BNB", "USD")
+DEFAULT_DAILY_RATE = 0.0002
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``"BTCUSDT"`` → ``("BTC", "USDT")``; ``"ETH/USDT"`` and ``"ETH_USDT"`` work too."""
+    s = symbol.upper().replace("/", "").replace("_", "").replace("-", "")
+    for quote in QUOTES:
+        if s.endswith(quote) and len(s) > len(quote):
+            return s[: -len(quote)], quote
+    raise UserError(f"symbol {symbol!r}: cannot tell its quote asset (known quotes: {', '.join(QUOTES)})")
+
+
+def daily_rates(symbol: str, rates: dict | None) -> tuple[float, float]:
+    """Daily borrow rates (base, quote) for ``symbol``; each asset defaults to 0.0002."""
+    base, quote = split_symbol(symbol)
+    rates = {str(k).upper(): v for k, v in (rates or {}).items()}
+    out = []
+    for asset in (base, quote):
+        r = float(rates.get(asset, DEFAULT_DAILY_RATE))
+        if not r >= 0.0 or r != r or r == float("inf"):
+            raise UserError(f"--rate {asset}={r}: a daily rate must be a finite number ≥ 0")
+        out.append(r)
+    return out[0], out[1]
+
+
+def parse_rates(pairs: list[str]) -> dict:
+    """``["BTC=0.0001", "USDT=0.0003"]`` → ``{"BTC": 0.0001, "USDT": 0.0003}``."""
+    out = {}
+    for pair in pairs or []:
+        asset, sep, value = pair.partition("=")
+        try:
+            if not sep or not asset:
+                raise ValueError
+            out[asset.strip().upper()] = float(value)
+        except ValueError:
+            raise UserError(f"--rate {pair}: expected ASSET=DAILY_RATE, e.g. USDT=0.0002") from None
+    return out

@@ -1,0 +1,109 @@
+"""``backtest bench``: how fast the kernel runs, measured here.
+
+Synthetic 1-minute bars (a seeded random walk), a strategy that trades
+often (a new target every ~120 bars, long 3x / short 2x / flat), margin on:
+hourly interest on both assets, intrabar liquidation, fees, slippage.
+Reports the compile time (a fresh process with an empty numba cache), the
+warm kernel's median bar-steps per second over ``repeat`` runs, the whole
+``run()`` (tables and metrics included) once warm, and peak memory.
+"""
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+from .profiles import get_profile
+
+
+def synthetic_bars(n: int, seed: int = 7) -> pd.DataFrame:
+    """Fat-tailed, mean-reverting 1-minute bars from 2024-01-01."""
+    rng = np.random.default_rng(seed)
+    shocks = rng.standard_t(3, n) * 0.0008
+    logp = np.empty(n)
+    x = 0.0
+    for i in range(n):  # mean-reverting log price keeps 1M bars in a tradable range
+        x += shocks[i] - 2e-5 * x
+        logp[i] = x
+    close = 30_000.0 * np.exp(logp)
+    open_ = np.concatenate(([30_000.0], close[:-1]))
+    wick = np.abs(rng.standard_normal((2, n))) * 0.0006 * close
+    high = np.maximum(open_, close) + wick[0]
+    low = np.minimum(open_, close) - wick[1]
+    idx = pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC", name="timestamp")
+    bars = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": 1.0}, index=idx)
+    bars.attrs["symbol"] = "BTCUSDT"
+    return bars
+
+
+def busy_targets(n: int, seed: int = 11) -> np.ndarray:
+    """A target that changes about every 120 bars among 3, 1, 0, −1, −2."""
+    rng = np.random.default_rng(seed)
+    choices = np.array([3.0, 1.0, 0.0, -1.0, -2.0])
+    change = rng.random(n) < 1 / 120
+    pick = choices[rng.integers(0, 5, n)]
+    out = np.full(n, np.nan)
+    out[change] = pick[change]
+    out[0] = 3.0
+    return out
+
+
+def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x"):
+    """The argument tuple of ``kernel.simulate`` for a bench run."""
+    from .engine import _epoch_seconds
+
+    p = get_profile(profile)
+    cols = [bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close")]
+    config = (10_000.0, 0.001, 0.0002, 0.0002 / 24, 0.0003 / 24,
+              p.initial_ml, p.call_ml, p.liquidation_ml, p.liquidation_fee, False, 0.0, True, False)
+    return (_epoch_seconds(bars.index), *cols, targets, config)
+
+
+def compile_seconds() -> float:
+    """Seconds to compile the kernel in a fresh process with an empty cache."""
+    code = (
+        "import time, numpy as np\n"
+        "from backtest.bench import synthetic_bars, busy_targets, kernel_args\n"
+        "from backtest.engine import simulate_arrays\n"
+        "b = synthetic_bars(2000); a = kernel_args(b, busy_targets(2000))\n"
+        "t = time.perf_counter(); simulate_arrays(*a); print(time.perf_counter() - t)\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench(n_bars: int = 1_000_000, repeat: int = 7) -> str:
+    from .engine import run, simulate_arrays
+
+    bars = synthetic_bars(n_bars)
+    targets = busy_targets(n_bars)
+    args = kernel_args(bars, targets)
+    compile_s = compile_seconds()
+    simulate_arrays(*args)  # warm (loads the cache this process may have)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = simulate_arrays(*args)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    t = time.perf_counter()
+    res = run(bars, targets, margin="cross-3x", fee=0.001, slippage=0.0002, rates={"BTC": 0.0002, "USDT": 0.0003})
+    full = time.perf_counter() - t
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = [
+        f"bars                  {n_bars:,} synthetic 1m, cross-3x, fee 0.1 %, slippage 0.02 %, interest on",
+        f"orders / liquidations {len(out[1]):,} / {len(out[2]):,}  (margin calls {len(out[3]):,})",
+        f"compile (fresh cache) {compile_s:.2f} s",
+        f"kernel median of {repeat}   {med * 1e3:.1f} ms  →  {n_bars / med / 1e6:.1f} M bar-steps/s (one core)",
+        f"kernel min / max      {min(times) * 1e3:.1f} / {max(times) * 1e3:.1f} ms",
+        f"whole run() warm      {full:.2f} s  ({len(res.trades):,} trades, tables and metrics included)",
+        f"peak memory (RSS)     {peak_mib:.0f} MiB",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""``backtest``: the command line.
+
+Each command turns flags into the same calls the Python API makes.  Every
+user mistake is one line on stderr and exit code 2; no traceback.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+DEFAULT_DATA = "data/BTCUSDT-1h.parquet"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is a UserError (one line, exit 2)."""
+
+    def error(self, message):
+        raise UserError(f"{self.prog}: {message}")
+
+
+def bundled_data(name: str = DEFAULT_DATA) -> Path:
+    """The bundled file: ``./data/...`` if present, else beside the package."""
+    here = Path(name)
+    if here.exists():
+        return here
+    beside = Path(__file__).resolve().parent.parent / name
+    return beside if beside.exists() else here
+
+
+def _add_run_flags(p):
+    p.add_argument("--data", default=None, help=f"OHLCV Parquet file (default: bundled {DEFAULT_DATA})")
+    p.add_argument("--strategy", default="sma_cross", help="name in strategies/ or a .py file (default sma_cross)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter (repeatable)")
+    p.add_argument("--margin", default="cross-3x", help="margin profile (default cross-3x)")
+    p.add_argument("--capital", type=float, default=10_000.0, help="starting equity in the quote asset")
+    p.add_argument("--fee", type=float, default=0.001, help="trading fee rate (default 0.001)")
+    p.add_argument("--slippage", type=float, default=0.0, help="slippage as a fraction of price")
+    p.add_argument("--rate", action="append", default=[], metavar="ASSET=DAILY_RATE",
+                   help="daily borrow rate per asset (repeatable; default 0.0002 for every asset)")
+    p.add_argument("--liquidation", choices=("partial", "full"), default="partial")
+    p.add_argument("--rebalance", type=float, default=0.0, metavar="F",
+                   help="trade back to the target when exposure drifts by more than F of it")
+    p.add_argument("--start", default=None, help="first date/time to use (UTC)")
+    p.add_argument("--end", default=None, help="last date/time to use (UTC; a date includes the whole day)")
+    p.add_argument("--stop-on-liquidation", action="store_true", help="stop trading after the first liquidation")
+    p.add_argument("--no-interest-rounding", action="store_true", help="do not round hourly charges up to 1e-8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="backtest", description="Leveraged crypto backtests on Binance-style margin.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="run one backtest and write its report")
+    _add_run_flags(p)
+    p.add_argument("--out", default=None, help="output folder (default reports/<strategy>-<symbol>-<profile>)")
+    p.add_argument("--no-report", action="store_true", help="write the tables only, no PDF")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder")
+    p.add_argument("result_dir")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("bench", help="time the kernel on synthetic 1-minute bars")
+    p.add_argument("--bars", type=int, default=1_000_000)
+    p.add_argument("--repeat", type=int, default=7, help="timed runs; the median is reported (≥ 5)")
+    p.set_defaults(handler=cmd_bench)
+
+    try:
+        from .data.cli import add_data_parser
+    except ImportError:  # the data tools are optional for a stripped-down install
+        pass
+    else:
+        add_data_parser(sub)
+    return parser
+
+
+def cmd_run(args) -> int:
+    from .assets import parse_rates
+    from .engine import run
+    from .strategy import parse_params
+
+    data = Path(args.data) if args.data else bundled_data()
+    if args.out:
+        _check_writable(Path(args.out))
+    params = parse_params(args.param)
+    rates = parse_rates(args.rate)
+    result = run(
+        data, args.strategy, params, margin=args.margin, capital=args.capital, fee=args.fee,
+        slippage=args.slippage, rates=rates, liquidation=args.liquidation, rebalance=args.rebalance,
+        start=args.start, end=args.end, stop_on_liquidation=args.stop_on_liquidation,
+        round_interest=not args.no_interest_rounding,
+    )
+    out = Path(args.out) if args.out else Path("reports") / (
+        f"{result.settings['strategy']}-{result.settings['symbol']}-{result.profile.name}"
+    )
+    result.save(out)
+    _write_pictures(result, out, pdf=not args.no_report)
+    print(summary_table(result))
+    print(f"wrote {out}/")
+    return 0
+
+
+def _check_writable(folder: Path):
+    """Fail before the run, not after it, when the results cannot be saved."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".marginbt-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"--out {folder}: cannot write ({exc.strerror or exc})") from None
+
+
+def _write_pictures(result, out, pdf=True):
+    from .report import plot_equity, write_report
+
+    try:
+        if pdf:
+            write_report(result, out)
+        else:
+            plot_equity(result, out / "equity.png")
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
+
+
+def cmd_report(args) -> int:
+    from .result import Result
+
+    folder = Path(args.result_dir)
+    result = Result.load(folder)
+    _write_pictures(result, folder)
+    print(f"wrote {folder}/report.pdf")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench
+
+    if args.repeat < 5:
+        raise UserError(f"--repeat {args.repeat}: at least 5 runs make a median")
+    if args.bars < 1000:
+        raise UserError(f"--bars {args.bars}: at least 1000")
+    print(bench(args.bars, args.repeat))
+    return 0
+
+
+def summary_table(result) -> str:
+    s = result.summary
+    rows = [
+        ("symbol / profile", f"{result.settings['symbol']} / {result.profile.name}"),
+        ("bars", f"{s['bars']:,}  ({s['start'][:16]} → {s['end'][:16]})"),
+        ("final equity", f"{s['final_equity']:,.2f}"),
+        ("total return", f"{s['total_return']:+.2%}"),
+        ("max drawdown", f"{s['max_drawdown']:.2%}"),
+        ("sharpe", f"{s['sharpe']:.2f}"),
+        ("trades", f"{s['n_trades']:,}"),
+        ("fees paid", f"{s['fees_paid']:,.2f}"),
+        ("interest paid", f"{s['interest_paid']:,.2f}"),
+        ("liquidations", f"{s['n_liquidations']}  (fees {s['liquidation_fees']:,.2f}, bad debt {s['bad_debt']:,.2f})"),
+        ("margin calls", f"{s['n_margin_calls']}"),
+        ("capped orders", f"{s['n_capped']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

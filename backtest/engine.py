@@ -1,0 +1,250 @@
+"""The pipeline for one run: bars → strategy targets → kernel → Result.
+
+``run`` is the whole Python API in one call; ``Backtest`` keeps data and
+settings together for repeated runs, as backtesting.py users expect::
+
+    bt = Backtest("data/BTCUSDT-1h.parquet", "sma_cross", margin="cross-3x")
+    result = bt.run(fast=10, slow=50)
+    result.plot("equity.png")
+"""
+import numpy as np
+import pandas as pd
+
+from . import kernel
+from .assets import daily_rates, split_symbol
+from .data import load_ohlcv, validate_ohlcv
+from .errors import UserError
+from .metrics import summarize
+from .profiles import Profile, get_profile
+from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
+from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
+from .strategy import load_strategy
+from .trades import round_trips
+
+
+def run(
+    bars,
+    strategy="sma_cross",
+    params: dict | None = None,
+    *,
+    margin: str | Profile = "cross-3x",
+    capital: float = 10_000.0,
+    fee: float = 0.001,
+    slippage: float = 0.0,
+    rates: dict | None = None,
+    liquidation: str = "partial",
+    rebalance: float = 0.0,
+    symbol: str | None = None,
+    round_interest: bool = True,
+    start=None,
+    end=None,
+    stop_on_liquidation: bool = False,
+) -> Result:
+    """Backtest one symbol on one margin account.
+
+    Args:
+        bars: a Parquet path, or a DataFrame with a UTC ``timestamp`` index
+            (or column) and open, high, low, close, volume.
+        strategy: a name in ``strategies/``, a ``.py`` path, a module, a
+            function ``f(bars, **params)`` or an array of targets. A target is
+            signed position value / equity (+3 long 3x, −2 short 2x, NaN hold),
+            decided at a bar's close and executed at the next open.
+        params: strategy parameters overriding its ``PARAMS`` defaults.
+        margin: a profile name (``cross-3x``, ``cross-5x``, ``isolated-3x``,
+            ``isolated-5x``, ``isolated-10x``) or a ``Profile``.
+        capital: starting equity, in the quote asset.
+        fee: trading fee as a fraction of notional (0.001 = 0.1 %).
+        slippage: fraction of price against the trader on every fill.
+        rates: daily borrow rate per asset, e.g. ``{"USDT": 0.0003}``; any
+            asset not named pays 0.0002 per day.
+        liquidation: ``"partial"`` (sell just enough to restore the initial
+            margin level, as Binance does) or ``"full"``.
+        rebalance: trade back to an unchanged target when exposure drifted
+            by more than this fraction of it (0 = never).
+        symbol: overrides the symbol read from the file name (``BTCUSDT``).
+        round_interest: round each hourly charge up to 1e-8 (Binance).
+        start, end: keep only bars in this range (inclusive dates or times).
+        stop_on_liquidation: stop trading after the first liquidation.
+
+    Returns:
+        A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
+        ``.margin_calls``, ``.orders`` and ``.summary``.
+    """
+    profile = margin if isinstance(margin, Profile) else get_profile(margin)
+    _check_settings(capital, fee, slippage, liquidation, rebalance)
+    source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
+    bars = _prepare_bars(bars, start, end)
+    symbol = symbol or bars.attrs.get("symbol") or "BTCUSDT"
+    rate_b, rate_q = daily_rates(symbol, rates)
+    strat = load_strategy(strategy)
+    resolved = strat.resolve(params)
+    targets = strat(bars, resolved)
+
+    seconds = _epoch_seconds(bars.index)
+    o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
+    config = (
+        float(capital), float(fee), float(slippage), rate_b / 24.0, rate_q / 24.0, profile.initial_ml,
+        profile.call_ml, profile.liquidation_ml, profile.liquidation_fee, liquidation == "full",
+        float(rebalance), bool(round_interest), bool(stop_on_liquidation),
+    )
+    out, orders, liqs, calls, totals = simulate_arrays(seconds, o, h, lo, c, targets, config)
+    equity, ml, position, debt, owed, paid, fees = out
+
+    index = bars.index
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exposure = np.where(equity > 0, position * c / equity, 0.0)
+    equity_df = pd.DataFrame(
+        {"equity": equity, "margin_level": ml, "position": position, "exposure": exposure, "debt": debt,
+         "interest_owed": owed, "interest_paid": paid, "fees_paid": fees, "close": c},
+        index=index,
+    )
+    base, quote = split_symbol(symbol)
+    summary = summarize(float(capital), equity, seconds, position, ml)
+    summary.update(
+        n_trades=0, n_orders=int(len(orders)), n_capped=int(orders["capped"].sum()),
+        n_liquidations=int(len(liqs)), n_margin_calls=int(len(calls)),
+        fees_paid=float(fees[-1]), interest_paid=float(paid[-1]),
+        **{f"interest_paid_{base}": float(totals[0]), f"interest_paid_{quote}": float(totals[1])},
+        liquidation_fees=float(totals[2]), bad_debt=float(totals[3]),
+        bars=int(len(bars)), start=str(index[0]), end=str(index[-1]),
+    )
+    trades = round_trips(orders, index, c, paid, symbol)
+    summary["n_trades"] = int(len(trades))
+    settings = {
+        "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
+        "margin": profile.name, "capital": float(capital), "fee": float(fee), "slippage": float(slippage),
+        "rates": {base: rate_b, quote: rate_q}, "liquidation": liquidation, "rebalance": float(rebalance),
+        "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
+        "start": str(index[0]), "end": str(index[-1]),
+    }
+    return Result(
+        equity=equity_df,
+        trades=trades,
+        orders=_records_frame(orders, index, symbol, ORDER_COLUMNS),
+        liquidations=_records_frame(liqs, index, symbol, LIQUIDATION_COLUMNS),
+        margin_calls=_records_frame(calls, index, symbol, MARGIN_CALL_COLUMNS),
+        summary=summary,
+        settings=settings,
+        profile=profile,
+        bars=bars,
+    )
+
+
+def simulate_arrays(seconds, open_, high, low, close, targets, config):
+    """Call the kernel with output buffers from NumPy (huge pages, no
+    per-bar reallocation), growing the record buffers if a run needs more.
+
+    ``config`` is the kernel's settings tuple, from ``capital`` to
+    ``stop_on_liquidation`` in ``kernel.simulate``'s order.  Returns
+    ``(out, orders, liquidations, margin_calls, totals)``.
+    """
+    n = seconds.shape[0]
+    out = np.empty((7, n))
+    changes = int(np.count_nonzero(~np.isnan(targets)))
+    sizes = [min(changes, n) + 64, 64, 64]
+    while True:
+        orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
+        n_orders, n_liqs, n_calls, complete, totals = kernel.simulate(
+            seconds, open_, high, low, close, targets, *config, out, orders, liqs, calls
+        )
+        if complete:
+            return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], totals
+        sizes = [k * 4 for k in sizes]
+
+
+class Backtest:
+    """Data, strategy and settings kept together; ``run(**params)`` runs it.
+
+    ``Backtest(bars, strategy, **settings)`` takes the same arguments as
+    ``backtest.run``; keyword arguments to ``run`` are strategy parameters.
+    """
+
+    def __init__(self, bars, strategy="sma_cross", **settings):
+        self.bars = bars if isinstance(bars, pd.DataFrame) else load_ohlcv(bars)
+        self.strategy = load_strategy(strategy)
+        self.settings = settings
+        self.result: Result | None = None
+
+    def run(self, **params) -> Result:
+        self.result = run(self.bars, self.strategy, params, **self.settings)
+        return self.result
+
+    def plot(self, path=None, log=False):
+        if self.result is None:
+            self.run()
+        return self.result.plot(path, log=log)
+
+
+def _check_settings(capital, fee, slippage, liquidation, rebalance):
+    checks = (
+        ("--capital", capital, lambda v: v > 0, "must be > 0"),
+        ("--fee", fee, lambda v: 0 <= v < 1, "must be in [0, 1)"),
+        ("--slippage", slippage, lambda v: 0 <= v < 1, "must be in [0, 1)"),
+        ("--rebalance", rebalance, lambda v: v >= 0, "must be ≥ 0"),
+    )
+    for flag, value, ok, rule in checks:
+        try:
+            good = np.isfinite(float(value)) and ok(float(value))
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise UserError(f"{flag} {value}: {rule}")
+    if liquidation not in ("partial", "full"):
+        raise UserError(f"--liquidation {liquidation}: expected partial or full")
+
+
+def _prepare_bars(bars, start, end) -> pd.DataFrame:
+    if isinstance(bars, pd.DataFrame):
+        bars = validate_ohlcv(bars, "bars")
+    else:
+        bars = load_ohlcv(bars)
+    return _slice(bars, start, end)
+
+
+def _slice(bars, start, end):
+    """Keep [start, end]; a date-only ``end`` includes that whole day."""
+    first, last = bars.index[0], bars.index[-1]
+    lo = _timestamp(start, "--start") if start is not None else first
+    hi = _timestamp(end, "--end") if end is not None else last
+    if end is not None and _is_date(end):
+        hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    if lo > hi:
+        raise UserError(f"--start {start} is after --end {end}")
+    if lo > last:
+        raise UserError(f"--start {start}: after the data's last bar ({last})")
+    if hi < first:
+        raise UserError(f"--end {end}: before the data's first bar ({first})")
+    out = bars.loc[(bars.index >= lo) & (bars.index <= hi)]
+    if len(out) == 0:
+        raise UserError(f"--start {start} --end {end}: no bars in that range")
+    return out
+
+
+def _timestamp(value, flag):
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag} {value}: not a date (use YYYY-MM-DD or YYYY-MM-DD HH:MM)") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _is_date(value):
+    return isinstance(value, str) and len(value.strip()) <= 10
+
+
+def _epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
+    return ((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
+def _records_frame(records, index, symbol, columns) -> pd.DataFrame:
+    """A kernel record array as a table: bar → time, codes → words."""
+    df = pd.DataFrame(records)
+    if len(df) == 0:
+        return pd.DataFrame(columns=columns)
+    df.insert(0, "time", index[df.pop("bar").to_numpy()])
+    df.insert(1, "symbol", symbol)
+    if "side" in df:
+        df["side"] = np.where(df["side"] > 0, "buy", "sell")
+    if "kind" in df:
+        df["kind"] = [ORDER_KINDS[k] for k in df["kind"]]
+    return df[columns]

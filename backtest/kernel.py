@@ -1,0 +1,384 @@
+"""The compiled bar loop: one symbol, one margin account.
+
+Arrays in, arrays and record arrays out (the caller allocates them, so
+NumPy's huge-page allocations serve the per-bar outputs); no pandas, no I/O, no Python
+objects.  The order of events inside a bar is the one written down in
+``docs/model-choices.md``; the rules themselves (margin level, liquidation
+price, interest, borrow cap, liquidation sizes) come from ``rules.py``.
+
+Account state is a float64[6] array indexed by the constants below, so the
+helpers can update it in place and the loop keeps it in registers.
+"""
+import numpy as np
+from numba import njit
+
+from .records import LIQUIDATION, REBALANCE, SIGNAL
+from .rules import (
+    HOUR,
+    hour_boundaries_between,
+    interest_charge,
+    liquidation_price,
+    margin_level,
+    max_buy,
+    max_sell,
+    partial_buy_short,
+    partial_sell_long,
+)
+
+HB, HQ, PB, IB, PQ, IQ = 0, 1, 2, 3, 4, 5  # base/quote held, principal, interest owed
+DUST = 1e-12  # amounts this small left after a trade are float noise, not balances
+MAX_LIQUIDATIONS_PER_BAR = 8
+
+
+@njit(cache=True, inline="always")
+def _assets(st, price):
+    return st[HB] * price + st[HQ]
+
+
+@njit(cache=True, inline="always")
+def _debt(st, price):
+    return (st[PB] + st[IB]) * price + st[PQ] + st[IQ]
+
+
+@njit(cache=True)
+def _clean(st):
+    for j in range(6):
+        if abs(st[j]) < DUST:
+            st[j] = 0.0
+
+
+@njit(cache=True)
+def _repay(amount, st, i_interest, i_principal):
+    """Repay interest first, then principal; return what is left of amount."""
+    x = min(amount, st[i_interest])
+    st[i_interest] -= x
+    amount -= x
+    y = min(amount, st[i_principal])
+    st[i_principal] -= y
+    return amount - y
+
+
+@njit(cache=True)
+def _buy(st, q, price, fee, rate_q, round_up):
+    """Buy q base at price with auto-borrow/auto-repay; return the quote interest charged."""
+    cost = q * price
+    pay = min(st[HQ], cost)
+    st[HQ] -= pay
+    borrowed = cost - pay
+    charge = 0.0
+    if borrowed > 0.0:
+        st[PQ] += borrowed
+        charge = interest_charge(borrowed, rate_q, round_up)
+        st[IQ] += charge
+    st[HB] += _repay(q * (1.0 - fee), st, IB, PB)
+    _clean(st)
+    return charge
+
+
+@njit(cache=True)
+def _sell(st, q, price, fee, rate_b, round_up):
+    """Sell q base at price with auto-borrow/auto-repay; return the base interest charged."""
+    take = min(st[HB], q)
+    st[HB] -= take
+    borrowed = q - take
+    charge = 0.0
+    if borrowed > 0.0:
+        st[PB] += borrowed
+        charge = interest_charge(borrowed, rate_b, round_up)
+        st[IB] += charge
+    st[HQ] += _repay(q * price * (1.0 - fee), st, IQ, PQ)
+    _clean(st)
+    return charge
+
+
+@njit(cache=True)
+def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
+    """Liquidate at ``trigger`` and fill ``rec`` (a liquidation record).
+
+    Returns (side, quantity, fill price) of the forced fill.
+    """
+    assets = _assets(st, trigger)
+    debt = _debt(st, trigger)
+    rec.trigger_price = trigger
+    rec.margin_level = margin_level(assets, debt)
+    rec.equity_before = assets - debt
+    fee = fee_rate * assets
+    bad = 0.0
+    if st[HB] - mlr * (st[PB] + st[IB]) > 0.0:  # long-like: sell base for quote
+        side = -1
+        fill = trigger * (1.0 - slip)
+        if full:
+            s = st[HB]
+        else:
+            s = partial_sell_long(st[HB], st[HQ], st[PQ] + st[IQ], fee, fill, m_restore)
+        st[HB] -= s
+        cash = st[HQ] + s * fill - fee
+        if cash < 0.0:  # the fee is taken only as far as collateral covers it
+            fee += cash
+            cash = 0.0
+        st[HQ] = _repay(cash, st, IQ, PQ)
+        _clean(st)
+        if st[HB] == 0.0 and st[PQ] + st[IQ] > 0.0:
+            bad = st[PQ] + st[IQ]
+            st[PQ] = 0.0
+            st[IQ] = 0.0
+    else:  # short-like: buy base back with quote
+        side = 1
+        fill = trigger * (1.0 + slip)
+        db = st[PB] + st[IB]
+        if full:
+            s = db
+        else:
+            s = partial_buy_short(db, st[HQ], fee, fill, m_restore)
+        cut = False
+        if s * fill + fee > st[HQ]:
+            s = max(0.0, (st[HQ] - fee) / fill)
+            fee = min(fee, st[HQ])
+            cut = True
+        st[HQ] -= s * fill + fee
+        left = _repay(s, st, IB, PB)
+        st[HB] += left
+        _clean(st)
+        if cut and st[PB] + st[IB] > 0.0:
+            bad = (st[PB] + st[IB]) * fill
+            st[PB] = 0.0
+            st[IB] = 0.0
+    rec.fill_price = fill
+    rec.fee = fee
+    rec.quantity = s
+    rec.bad_debt = bad
+    rec.equity_after = max(0.0, _assets(st, fill) - _debt(st, fill))
+    return side, s, fill
+
+
+@njit(cache=True)
+def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interest):
+    o = orders[k]
+    o.bar = bar
+    o.side = side
+    o.kind = kind
+    o.capped = capped
+    o.quantity = q
+    o.price = price
+    o.fee = fee
+    o.position = st[HB] - st[PB] - st[IB]
+    o.interest = interest
+
+
+@njit(cache=True)
+def _forced_exit(st, bar, trigger, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs):
+    """Liquidate, recording the event and its fill; return its (fee, bad debt)."""
+    rec = liqs[n_liqs]
+    rec.bar = bar
+    side, s, fill = _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec)
+    _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0)
+    return rec.fee, rec.bad_debt
+
+
+@njit(cache=True)
+def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up):
+    """Market order at open ``o`` towards target exposure ``x``.
+
+    Returns (side, quantity, price, fee value, capped, base interest,
+    quote interest); side 0 when nothing traded.
+    """
+    eq = _assets(st, o) - _debt(st, o)
+    if eq <= 0.0:
+        return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
+    delta = x * eq / o - (st[HB] - st[PB] - st[IB])
+    db = st[PB] + st[IB]
+    dq = st[PQ] + st[IQ]
+    if delta > 0.0:
+        price = o * (1.0 + slip)
+        q = delta / (1.0 - fee)  # the fee is taken from the base received
+        cap = max_buy(st[HB], st[HQ], db, dq, o, price, fee, rate_q, m0)
+    elif delta < 0.0:
+        price = o * (1.0 - slip)
+        q = -delta
+        cap = max_sell(st[HB], st[HQ], db, dq, o, price, fee, rate_b, m0)
+    else:
+        return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
+    capped = cap < q * (1.0 - 1e-9)
+    q = min(q, cap)
+    if q <= 0.0:
+        return 0, 0.0, 0.0, 0.0, capped, 0.0, 0.0
+    if delta > 0.0:
+        return 1, q, price, q * fee * price, capped, 0.0, _buy(st, q, price, fee, rate_q, round_up)
+    return -1, q, price, q * price * fee, capped, _sell(st, q, price, fee, rate_b, round_up), 0.0
+
+
+# room a bar may need in the record buffers: its order, a gap liquidation and
+# the intrabar ones; the caller grows the buffers and reruns when it runs short
+ORDERS_PER_BAR = 2 + MAX_LIQUIDATIONS_PER_BAR
+
+
+@njit(cache=True)
+def simulate(
+    ts, open_, high, low, close, target,
+    capital, fee, slippage, rate_base, rate_quote,
+    initial_ml, call_ml, liquidation_ml, liquidation_fee, full_liquidation,
+    rebalance, round_interest, stop_on_liquidation,
+    out, orders, liqs, calls,
+):
+    """Run one symbol through one margin account.
+
+    ``ts`` are bar open times in integer seconds (UTC); ``target`` the
+    strategy's target exposure per bar (NaN = hold), read at the bar's close
+    and executed at the next open.  Rates are hourly.
+
+    Writes per bar into ``out`` (7 × n): equity, margin level, position,
+    debt, interest owed, cumulative interest paid, cumulative fees; and fills
+    the record buffers ``orders``, ``liqs``, ``calls``.  Returns
+    ``(n_orders, n_liqs, n_calls, complete, totals)`` where ``complete`` is
+    False when a buffer ran short (grow it and call again) and ``totals`` =
+    [base interest, quote interest (asset units), liquidation fees, bad debt].
+    """
+    n = ts.shape[0]
+    equity, ml_out, position, debt_out, owed_out, paid_out, fees_out = out[0], out[1], out[2], out[3], out[4], out[5], out[6]
+    n_orders = 0
+    n_liqs = 0
+    n_calls = 0
+
+    st = np.zeros(6)
+    st[HQ] = capital
+    paid = 0.0  # cumulative interest charged, quote value
+    fees_paid = 0.0
+    int_base = 0.0
+    int_quote = 0.0
+    liq_fees = 0.0
+    bad_debt = 0.0
+
+    last_target = np.nan
+    pending = np.nan
+    pending_kind = SIGNAL
+    suspended = False  # rebalancing waits for a new target after a liquidation
+    halted = False
+    prev_close_ml = np.inf
+    next_hour = ts[0] if n > 0 else 0  # first whole hour not yet passed
+
+    for i in range(n):
+        if (n_orders + ORDERS_PER_BAR > orders.shape[0] or n_liqs + ORDERS_PER_BAR > liqs.shape[0]
+                or n_calls + 1 > calls.shape[0]):
+            return n_orders, n_liqs, n_calls, False, np.zeros(4)
+        o = open_[i]
+        # 1. hour boundaries passed since the last bar's open (long bars, gaps);
+        # next_hour spares an integer division on bars that cross no hour
+        t = ts[i]
+        on_hour = False
+        if t >= next_hour:
+            on_hour = t % HOUR == 0
+            if i > 0 and (st[PB] > 0.0 or st[PQ] > 0.0):
+                nb = hour_boundaries_between(ts[i - 1], t)
+                if nb > 0:
+                    cb = interest_charge(st[PB], rate_base, round_interest) * nb
+                    cq = interest_charge(st[PQ], rate_quote, round_interest) * nb
+                    st[IB] += cb
+                    st[IQ] += cq
+                    int_base += cb
+                    int_quote += cq
+                    paid += cb * o + cq
+            next_hour = (t // HOUR + 1) * HOUR
+
+        # 2. a bar that opens beyond the liquidation level is liquidated first
+        liquidated = False
+        if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
+            if margin_level(_assets(st, o), _debt(st, o)) <= liquidation_ml:
+                f, b = _forced_exit(st, i, o, slippage, liquidation_fee, initial_ml, full_liquidation,
+                                    liquidation_ml, orders, n_orders, liqs, n_liqs)
+                liqs[n_liqs].gap = True
+                n_orders += 1
+                n_liqs += 1
+                liq_fees += f
+                bad_debt += b
+                liquidated = True
+                pending = np.nan
+
+        # 3. the order decided at the last close
+        pb0 = st[PB]
+        pq0 = st[PQ]
+        if pending == pending:
+            side, q, price, fee_value, capped, cb, cq = _trade_to(
+                st, pending, o, fee, slippage, rate_base, rate_quote, initial_ml, round_interest
+            )
+            if side != 0:
+                int_base += cb
+                int_quote += cq
+                paid += cb * o + cq
+                fees_paid += fee_value
+                _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq)
+                n_orders += 1
+            pending = np.nan
+
+        # 4. the whole hour at this open falls on principal held across it
+        if on_hour:
+            cb = interest_charge(min(pb0, st[PB]), rate_base, round_interest)
+            cq = interest_charge(min(pq0, st[PQ]), rate_quote, round_interest)
+            st[IB] += cb
+            st[IQ] += cq
+            int_base += cb
+            int_quote += cq
+            paid += cb * o + cq
+
+        # 5. + 6. the bar's adverse extreme against the margin-call and liquidation levels
+        db = st[PB] + st[IB]
+        if db + st[PQ] + st[IQ] > 0.0:
+            worst = low[i] if st[HB] - liquidation_ml * db > 0.0 else high[i]
+            ml_x = margin_level(_assets(st, worst), _debt(st, worst))
+            if ml_x <= call_ml and prev_close_ml > call_ml:
+                calls[n_calls].bar = i
+                calls[n_calls].margin_level = ml_x
+                n_calls += 1
+            for _ in range(MAX_LIQUIDATIONS_PER_BAR):
+                p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], liquidation_ml)
+                if side == 1 and low[i] <= p_liq:
+                    trigger = min(o, p_liq)
+                elif side == -1 and high[i] >= p_liq:
+                    trigger = max(o, p_liq)
+                else:
+                    break
+                f, b = _forced_exit(st, i, trigger, slippage, liquidation_fee, initial_ml, full_liquidation,
+                                    liquidation_ml, orders, n_orders, liqs, n_liqs)
+                liqs[n_liqs].gap = trigger == o
+                n_orders += 1
+                n_liqs += 1
+                liq_fees += f
+                bad_debt += b
+                liquidated = True
+                if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
+                    break
+
+        # 7. the close
+        c = close[i]
+        assets = _assets(st, c)
+        debt = _debt(st, c)
+        eq = assets - debt
+        pos = st[HB] - st[PB] - st[IB]
+        prev_close_ml = margin_level(assets, debt)
+        equity[i] = eq
+        ml_out[i] = prev_close_ml
+        position[i] = pos
+        debt_out[i] = debt
+        owed_out[i] = st[IB] * c + st[IQ]
+        paid_out[i] = paid
+        fees_out[i] = fees_paid
+
+        # 8. the decision for the next open
+        if liquidated:
+            suspended = True
+            halted = halted or stop_on_liquidation
+        if halted:
+            continue
+        x = target[i]
+        if x != x:  # NaN holds
+            continue
+        if x != last_target:
+            pending = x
+            pending_kind = SIGNAL
+            last_target = x
+            suspended = False
+        elif rebalance > 0.0 and not suspended and eq > 0.0:
+            if abs(pos * c / eq - x) > rebalance * abs(x):
+                pending = x
+                pending_kind = REBALANCE
+
+    return n_orders, n_liqs, n_calls, True, np.array([int_base, int_quote, liq_fees, bad_debt])

@@ -1,0 +1,43 @@
+"""Record layouts the kernel fills and the result layer reads.
+
+Plain NumPy structured dtypes, so the compiled loop can write them and
+pandas can read them without either knowing about the other.
+"""
+import numpy as np
+
+# order kinds, as stored in ``order_dt.kind``
+SIGNAL, REBALANCE, LIQUIDATION = 0, 1, 2
+ORDER_KINDS = ("signal", "rebalance", "liquidation")
+
+order_dt = np.dtype(
+    [
+        ("bar", np.int64),
+        ("side", np.int8),  # +1 buy, -1 sell
+        ("kind", np.int8),
+        ("capped", np.bool_),
+        ("quantity", np.float64),  # base units traded
+        ("price", np.float64),
+        ("fee", np.float64),  # quote value (liquidation fee for kind LIQUIDATION)
+        ("position", np.float64),  # net base position after the fill
+        ("interest", np.float64),  # first hour of interest on what the fill borrowed, quote value
+    ],
+    align=True,
+)
+
+liquidation_dt = np.dtype(
+    [
+        ("bar", np.int64),
+        ("gap", np.bool_),  # the bar opened beyond the liquidation price
+        ("trigger_price", np.float64),
+        ("fill_price", np.float64),
+        ("margin_level", np.float64),  # at the trigger price, before the fee
+        ("fee", np.float64),
+        ("equity_before", np.float64),
+        ("equity_after", np.float64),
+        ("bad_debt", np.float64),
+        ("quantity", np.float64),
+    ],
+    align=True,
+)
+
+margin_call_dt = np.dtype([("bar", np.int64), ("margin_level", np.float64)], align=True)

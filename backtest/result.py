@@ -1,0 +1,130 @@
+"""What a run returns: tables a user reads, and the files it writes.
+
+``Result`` holds pandas frames built from the kernel's arrays and records;
+``Result.save`` writes them, ``Result.load`` reads a result folder back (for
+``backtest report``) and ``Result.plot`` draws ``equity.png``.
+"""
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+from .profiles import Profile
+
+EQUITY_COLUMNS = [
+    "equity", "margin_level", "position", "exposure", "debt", "interest_owed",
+    "interest_paid", "fees_paid", "close",
+]
+LIQUIDATION_COLUMNS = [
+    "time", "symbol", "trigger_price", "fill_price", "margin_level", "fee",
+    "equity_before", "equity_after", "bad_debt", "quantity", "gap",
+]
+MARGIN_CALL_COLUMNS = ["time", "symbol", "margin_level"]
+ORDER_COLUMNS = ["time", "symbol", "side", "quantity", "price", "fee", "kind", "capped", "position", "interest"]
+
+
+@dataclass
+class Result:
+    """The outcome of one backtest.
+
+    Attributes:
+        equity: per bar (index ``timestamp``): equity, margin_level, position
+            (net base), exposure, debt (quote value incl. interest owed),
+            interest_owed, interest_paid and fees_paid (cumulative, quote),
+            close.
+        trades: round trips (see ``backtest.trades``).
+        orders: every fill, including forced (liquidation) fills.
+        liquidations: one row per liquidation event.
+        margin_calls: one row per entry into the margin-call band.
+        summary: metrics (see ``backtest.metrics``) and cost totals.
+        settings: the run's configuration, as given.
+        profile: the margin profile used.
+        bars: the OHLCV bars the run used (may be None for a loaded result).
+    """
+
+    equity: pd.DataFrame
+    trades: pd.DataFrame
+    orders: pd.DataFrame
+    liquidations: pd.DataFrame
+    margin_calls: pd.DataFrame
+    summary: dict
+    settings: dict
+    profile: Profile
+    bars: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __repr__(self):
+        s = self.summary
+        return (
+            f"<Result {self.settings.get('symbol')} {self.profile.name}: final equity "
+            f"{s['final_equity']:,.2f}, return {s['total_return']:+.2%}, "
+            f"{s['n_liquidations']} liquidations>"
+        )
+
+    def save(self, out) -> Path:
+        """Write summary.json, run.json, equity.parquet, trades.csv,
+        orders.csv, liquidations.csv and margin_calls.csv to ``out``."""
+        out = Path(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "summary.json").write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n")
+            run = {"settings": self.settings, "profile": self.profile.as_dict()}
+            (out / "run.json").write_text(json.dumps(_jsonable(run), indent=2) + "\n")
+            self.equity.reset_index().to_parquet(out / "equity.parquet", index=False)
+            self.trades.to_csv(out / "trades.csv", index=False)
+            self.orders.to_csv(out / "orders.csv", index=False)
+            self.liquidations.to_csv(out / "liquidations.csv", index=False)
+            self.margin_calls.to_csv(out / "margin_calls.csv", index=False)
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+        return out
+
+    @classmethod
+    def load(cls, folder) -> "Result":
+        """Read a folder written by ``save``."""
+        folder = Path(folder)
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+            run = json.loads((folder / "run.json").read_text())
+            equity = pd.read_parquet(folder / "equity.parquet").set_index("timestamp")
+            tables = {
+                name: pd.read_csv(folder / f"{name}.csv")
+                for name in ("trades", "orders", "liquidations", "margin_calls")
+            }
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{folder}: not a complete result folder ({exc})") from None
+        for name, cols in (("trades", ("entry_time", "exit_time")), ("orders", ("time",)),
+                           ("liquidations", ("time",)), ("margin_calls", ("time",))):
+            for col in cols:
+                tables[name][col] = pd.to_datetime(tables[name][col], utc=True)
+        prof = run["profile"]
+        profile = Profile(prof["name"], prof["max_leverage"], prof["call_ml"], prof["liquidation_ml"], prof["liquidation_fee"])
+        return cls(equity=equity, summary=summary, settings=run["settings"], profile=profile, **tables)
+
+    def plot(self, path=None, log=False):
+        """Draw equity (with liquidation markers) over the margin level; save
+        to ``path`` if given, and return the matplotlib figure."""
+        from .report import plot_equity
+
+        return plot_equity(self, path, log=log)
+
+
+def _jsonable(obj):
+    """JSON has no inf/NaN/Timestamp: write them as null / ISO strings."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (pd.Timestamp, Path)):
+        return str(obj)
+    return obj

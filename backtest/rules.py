@@ -1,0 +1,117 @@
+"""The margin rules of spec §2–§5 as small compiled functions.
+
+Every formula of the margin model lives here once: margin level, the
+liquidation price, the interest charge, the borrow cap and the partial
+liquidation sizes.  The kernel calls them; so can a user checking a number.
+All values are plain floats in asset units; prices are quote per base.
+
+Notation: ``hb``/``hq`` base/quote held, ``db``/``dq`` base/quote owed
+(principal + unpaid interest), ``M`` a margin level, ``P`` a price.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+HOUR = 3600  # seconds; interest falls due at every whole hour (HH:00 UTC)
+
+
+@njit(cache=True)
+def margin_level(assets, debt):
+    """ML = total asset value / total debt value; +inf without debt (spec §2)."""
+    if debt <= 0.0:
+        return np.inf
+    return assets / debt
+
+
+@njit(cache=True)
+def interest_charge(principal, hourly_rate, round_up):
+    """One hour's simple interest on ``principal``.
+
+    Rounded up to 1e-8 of the asset when ``round_up`` (spec §4).  The 1e-6
+    slack (in units of 1e-8) keeps float noise on an exact value, such as
+    1,000 × 0.00001 = 0.01, from adding a spurious 1e-8.
+    """
+    raw = principal * hourly_rate
+    if raw <= 0.0:
+        return 0.0
+    if round_up:
+        return max(0.0, math.ceil(raw * 1e8 - 1e-6) / 1e8)
+    return raw
+
+
+@njit(cache=True)
+def hour_boundaries_between(t0, t1):
+    """Count of whole hours h with t0 < h < t1 (integer seconds)."""
+    if t1 <= t0:
+        return 0
+    return (t1 - 1) // HOUR - t0 // HOUR
+
+
+@njit(cache=True)
+def liquidation_price(hb, hq, db, dq, mlr):
+    """Price at which ML(P) = ``mlr``: ``(mlr·dq − hq) / (hb − mlr·db)``.
+
+    Returns ``(price, side)``: side +1 when a falling price lowers ML (long-
+    like), −1 when a rising one does (short-like), 0 when no positive price
+    can trigger (then ``price`` is meaningless).
+    """
+    a = hb - mlr * db
+    if a == 0.0:
+        return 0.0, 0
+    p = (mlr * dq - hq) / a
+    if p <= 0.0:
+        return p, 0
+    return p, (1 if a > 0.0 else -1)
+
+
+@njit(cache=True)
+def max_buy(hb, hq, db, dq, mark, price, fee, rate, m0):
+    """Largest base quantity a buy may take so that ML stays ≥ ``m0``.
+
+    The buy pays ``q·price`` from ``hq`` and borrows the rest (with its first
+    hour of interest at ``rate``); it receives ``q·(1−fee)`` base, which first
+    repays ``db``.  Only borrowing is capped: a buy paid from ``hq`` is free.
+    Valued at ``mark``.  Returns +inf when any size is allowed.
+    """
+    k = m0 * (1.0 + rate)
+    denom = k * price - (1.0 - fee) * mark
+    if denom <= 0.0:
+        return np.inf
+    q = ((hb - db) * mark + k * hq - m0 * dq) / denom
+    own = hq / price
+    if q >= own and q * (1.0 - fee) >= db:
+        return q
+    return own
+
+
+@njit(cache=True)
+def max_sell(hb, hq, db, dq, mark, price, fee, rate, m0):
+    """Largest base quantity a sell may take so that ML stays ≥ ``m0``.
+
+    The sell takes base from ``hb`` and borrows the rest (with its first hour
+    of interest); its proceeds ``q·price·(1−fee)`` first repay ``dq``.  Only
+    borrowing is capped.  Valued at ``mark``.
+    """
+    k = m0 * (1.0 + rate)
+    denom = k * mark - (1.0 - fee) * price
+    if denom <= 0.0:
+        return np.inf
+    q = (hq - dq - m0 * db * mark + k * hb * mark) / denom
+    if q >= hb and q * (1.0 - fee) * price >= dq:
+        return q
+    return hb
+
+
+@njit(cache=True)
+def partial_sell_long(hb, hq, dq, fee_value, price, m):
+    """Base to sell so a long-like account is back at ML ``m`` (spec §5)."""
+    s = (m * (dq + fee_value) - (hb * price + hq)) / (price * (m - 1.0))
+    return min(max(s, 0.0), hb)
+
+
+@njit(cache=True)
+def partial_buy_short(db, hq, fee_value, price, m):
+    """Base to buy back so a short-like account is back at ML ``m`` (spec §5)."""
+    s = (m * db * price + fee_value - hq) / (price * (m - 1.0))
+    return min(max(s, 0.0), db)

@@ -1,0 +1,154 @@
+"""Finding a strategy, checking its parameters and calling it safely.
+
+A strategy is a module (``strategies/<name>.py`` or any ``.py`` file) with a
+``PARAMS`` dict of defaults and a ``targets(bars, **params)`` function; see
+``strategies/__init__.py``.  Everything that can go wrong on the user's side
+becomes a one-line ``UserError``.
+"""
+import importlib
+import importlib.util
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from .errors import UserError
+
+
+@dataclass
+class Strategy:
+    """A loaded strategy: its name, defaults and target function."""
+
+    name: str
+    params: dict
+    targets: object
+
+    def resolve(self, overrides: dict | None) -> dict:
+        """Defaults updated by ``overrides``; unknown names are an error."""
+        out = dict(self.params)
+        for key, value in (overrides or {}).items():
+            if key not in self.params:
+                known = ", ".join(self.params) or "no parameters"
+                raise UserError(f"--param {key}: strategy {self.name} takes {known}")
+            out[key] = _coerce(key, value, self.params[key])
+        return out
+
+    def __call__(self, bars, params: dict) -> np.ndarray:
+        """Targets for ``bars``: a float array of len(bars), finite or NaN."""
+        try:
+            raw = self.targets(bars, **params)
+        except UserError:
+            raise
+        except Exception as exc:  # a user's code failing is a user error
+            raise UserError(f"strategy {self.name} raised {type(exc).__name__}: {exc}") from None
+        return check_targets(raw, len(bars), self.name, bars.index)
+
+
+def _coerce(key, value, default):
+    """Convert a ``--param`` string to the type of its default."""
+    if not isinstance(value, str):
+        kind = type(default)
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        raise UserError(f"--param {key}={value!r}: expected {kind.__name__}")
+    try:
+        if isinstance(default, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return type(default)(value)
+    except ValueError:
+        raise UserError(f"--param {key}={value}: expected {type(default).__name__}") from None
+
+
+def check_targets(raw, n: int, name: str, index=None) -> np.ndarray:
+    """Validate a strategy's output: 1-D, length n, numeric, finite or NaN."""
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"strategy {name} returned {type(raw).__name__}, not numbers") from None
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise UserError(f"strategy {name} returned shape {arr.shape}, expected ({n},): one target per bar")
+    bad = np.flatnonzero(np.isinf(arr))
+    if bad.size:
+        i = int(bad[0])
+        when = f" ({index[i]})" if index is not None else ""
+        raise UserError(f"strategy {name}: target at row {i}{when} is {arr[i]}; targets must be finite (NaN holds)")
+    return arr
+
+
+def parse_params(pairs: list[str]) -> dict:
+    """``["fast=10", "slow=50"]`` → ``{"fast": "10", "slow": "50"}``."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--param {pair}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_strategy(spec) -> Strategy:
+    """A strategy from a name in ``strategies/``, a ``.py`` path, a module, a
+    callable ``f(bars, **params)`` or a ready array of targets."""
+    if isinstance(spec, Strategy):
+        return spec
+    if isinstance(spec, ModuleType):
+        return _from_module(spec, spec.__name__.rsplit(".", 1)[-1])
+    if callable(spec):
+        defaults = {
+            p.name: p.default
+            for p in list(inspect.signature(spec).parameters.values())[1:]
+            if p.default is not inspect.Parameter.empty
+        }
+        return Strategy(getattr(spec, "__name__", "function"), defaults, spec)
+    if isinstance(spec, (str, Path)):
+        text = str(spec)
+        if text.endswith(".py") or "/" in text or "\\" in text:
+            return _from_file(Path(text))
+        try:
+            module = importlib.import_module(f"strategies.{text}")
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("strategies", f"strategies.{text}"):
+                raise UserError(f"--strategy {text}: it imports a missing module {exc.name!r}") from None
+            raise UserError(f"--strategy {text}: no such strategy (known: {', '.join(known_strategies())})") from None
+        return _from_module(module, text)
+    arr = np.asarray(spec)
+    if arr.ndim == 1:
+        return Strategy("targets", {}, lambda bars: arr)
+    raise UserError(f"strategy: expected a name, a .py file, a function or an array, got {type(spec).__name__}")
+
+
+def known_strategies() -> list[str]:
+    import strategies
+
+    folder = Path(strategies.__file__).parent
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _from_file(path: Path) -> Strategy:
+    if not path.is_file():
+        raise UserError(f"--strategy {path}: file not found")
+    spec = importlib.util.spec_from_file_location(f"user_strategy_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise UserError(f"--strategy {path}: importing it raised {type(exc).__name__}: {exc}") from None
+    return _from_module(module, path.stem)
+
+
+def _from_module(module, name: str) -> Strategy:
+    fn = getattr(module, "targets", None)
+    if not callable(fn):
+        raise UserError(f"--strategy {name}: the module has no targets(bars, **params) function")
+    params = getattr(module, "PARAMS", {})
+    if not isinstance(params, dict):
+        raise UserError(f"--strategy {name}: PARAMS must be a dict of defaults")
+    return Strategy(name, dict(params), fn)

@@ -1,0 +1,83 @@
+"""Round trips from the kernel's fills.
+
+A trade opens when the position leaves zero and closes when it returns to
+zero or flips sign; a flip closes one trade and opens the next in the same
+fill, whose value, fee and base are split between them by base quantity.
+"""
+import numpy as np
+import pandas as pd
+
+from .records import LIQUIDATION, ORDER_KINDS
+
+TRADE_COLUMNS = [
+    "symbol", "side", "entry_time", "entry_price", "exit_time", "exit_price",
+    "quantity", "fees", "interest", "pnl", "exit_reason",
+]
+
+
+def round_trips(orders: np.ndarray, times, close: np.ndarray, interest_paid: np.ndarray, symbol: str) -> pd.DataFrame:
+    """Build the trades table from order records (``records.order_dt``).
+
+    ``interest_paid`` is the kernel's cumulative interest per bar; a trade's
+    interest is what accrued over its bars plus its own borrow charges, less
+    the borrow charge of a flip fill that opened the next trade.
+    """
+    rows = []
+    cur = None
+    prev = 0.0
+    for rec in orders:
+        pos, bar = float(rec["position"]), int(rec["bar"])
+        q, price, side, fee = float(rec["quantity"]), float(rec["price"]), int(rec["side"]), float(rec["fee"])
+        cash_fee = fee if (rec["kind"] == LIQUIDATION or side < 0) else 0.0  # a buy's fee is paid in base
+        if prev != 0.0 and (pos == 0.0 or np.sign(pos) != np.sign(prev)):
+            closing, opening, ends = abs(prev), abs(pos), True
+        elif abs(pos) < abs(prev):
+            closing, opening, ends = abs(prev) - abs(pos), 0.0, False
+        else:
+            closing, opening, ends = 0.0, abs(pos) - abs(prev), False
+        total = closing + opening
+        if total > 0.0 and closing > 0.0:
+            share = closing / total
+            cur["cash"] += (-side * q * price - cash_fee) * share
+            cur["fees"] += fee * share
+            cur["exit_q"] += closing
+            cur["exit_v"] += closing * price
+            if ends:
+                cur["interest"] += interest_paid[bar] - interest_paid[cur["entry_bar"]] - float(rec["interest"])
+                rows.append(_row(cur, bar, ORDER_KINDS[rec["kind"]], times, symbol))
+                cur = None
+        if total > 0.0 and opening > 0.0:
+            share = opening / total
+            if cur is None:
+                cur = {"entry_bar": bar, "dir": np.sign(pos), "entry_q": 0.0, "entry_v": 0.0,
+                       "exit_q": 0.0, "exit_v": 0.0, "fees": 0.0, "interest": 0.0, "cash": 0.0}
+                cur["interest"] += float(rec["interest"])  # later fills' charges fall inside its bars
+            cur["cash"] += (-side * q * price - cash_fee) * share
+            cur["fees"] += fee * share
+            cur["entry_q"] += opening
+            cur["entry_v"] += opening * price
+        prev = pos
+    if cur is not None:  # still open: marked at the last close, no fee
+        last = len(close) - 1
+        cur["exit_q"] += abs(prev)
+        cur["exit_v"] += abs(prev) * close[last]
+        cur["cash"] += prev * close[last]
+        cur["interest"] += interest_paid[last] - interest_paid[cur["entry_bar"]]
+        rows.append(_row(cur, last, "end", times, symbol))
+    return pd.DataFrame(rows, columns=TRADE_COLUMNS)
+
+
+def _row(t, bar, reason, times, symbol):
+    return {
+        "symbol": symbol,
+        "side": "long" if t["dir"] > 0 else "short",
+        "entry_time": times[t["entry_bar"]],
+        "entry_price": t["entry_v"] / t["entry_q"],
+        "exit_time": times[bar],
+        "exit_price": t["exit_v"] / t["exit_q"] if t["exit_q"] > 0 else np.nan,
+        "quantity": t["entry_q"],
+        "fees": t["fees"],
+        "interest": t["interest"],
+        "pnl": t["cash"] - t["interest"],
+        "exit_reason": reason,
+    }
