@@ -94,8 +94,8 @@ def run(
     with np.errstate(divide="ignore", invalid="ignore"):
         exposure = np.where(equity > 0, position * c / equity, 0.0)
     equity_df = pd.DataFrame(
-        {"equity": equity, "margin_level": ml, "position": position, "exposure": exposure, "debt": debt,
-         "interest_owed": owed, "interest_paid": paid, "fees_paid": fees, "close": c},
+        {"equity": equity, "margin_level": ml, "position": position, "debt": debt, "interest_paid": paid,
+         "interest_owed": owed, "fees_paid": fees, "exposure": exposure, "close": c},
         index=index,
     )
     base, quote = split_symbol(symbol)
@@ -108,7 +108,7 @@ def run(
         liquidation_fees=float(totals[2]), bad_debt=float(totals[3]),
         bars=int(len(bars)), start=str(index[0]), end=str(index[-1]),
     )
-    trades = round_trips(orders, index, c, paid, symbol)
+    trades = round_trips(orders, index, c, position, paid, symbol)
     summary["n_trades"] = int(len(trades))
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,

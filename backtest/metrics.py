@@ -40,7 +40,13 @@ def summarize(capital: float, equity: np.ndarray, seconds: np.ndarray, position:
     final = float(equity[-1])
     total = final / capital - 1.0
     years = (seconds[-1] - seconds[0]) / YEAR if seconds.shape[0] > 1 else 0.0
-    cagr = (final / capital) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else (-1.0 if final <= 0 else float("nan"))
+    if final <= 0:
+        cagr = -1.0
+    elif years > 0:
+        with np.errstate(over="ignore"):  # a short, lucky run annualises to inf
+            cagr = float(np.power(final / capital, 1.0 / years)) - 1.0
+    else:
+        cagr = float("nan")
     ppy = periods_per_year(seconds)
     sd = float(np.std(rets, ddof=1)) if rets.shape[0] > 1 else 0.0
     mean = float(np.mean(rets))

@@ -15,10 +15,6 @@ import pandas as pd
 from .errors import UserError
 from .profiles import Profile
 
-EQUITY_COLUMNS = [
-    "equity", "margin_level", "position", "exposure", "debt", "interest_owed",
-    "interest_paid", "fees_paid", "close",
-]
 LIQUIDATION_COLUMNS = [
     "time", "symbol", "trigger_price", "fill_price", "margin_level", "fee",
     "equity_before", "equity_after", "bad_debt", "quantity", "gap",

@@ -15,7 +15,8 @@ TRADE_COLUMNS = [
 ]
 
 
-def round_trips(orders: np.ndarray, times, close: np.ndarray, interest_paid: np.ndarray, symbol: str) -> pd.DataFrame:
+def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarray, interest_paid: np.ndarray,
+                symbol: str) -> pd.DataFrame:
     """Build the trades table from order records (``records.order_dt``).
 
     ``interest_paid`` is the kernel's cumulative interest per bar; a trade's
@@ -35,9 +36,12 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, interest_paid: np.
             closing, opening, ends = abs(prev) - abs(pos), 0.0, False
         else:
             closing, opening, ends = 0.0, abs(pos) - abs(prev), False
-        total = closing + opening
-        if total > 0.0 and closing > 0.0:
-            share = closing / total
+        # the part of the order (gross, as traded) that closed: a buy covering
+        # a short is grossed up for its fee, taken in base
+        rate = fee / (q * price) if side > 0 and cash_fee == 0.0 else 0.0
+        close_share = min(1.0, closing / (1.0 - rate) / q) if closing > 0.0 else 0.0
+        if closing > 0.0:
+            share = close_share
             cur["cash"] += (-side * q * price - cash_fee) * share
             cur["fees"] += fee * share
             cur["exit_q"] += closing
@@ -46,8 +50,8 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, interest_paid: np.
                 cur["interest"] += interest_paid[bar] - interest_paid[cur["entry_bar"]] - float(rec["interest"])
                 rows.append(_row(cur, bar, ORDER_KINDS[rec["kind"]], times, symbol))
                 cur = None
-        if total > 0.0 and opening > 0.0:
-            share = opening / total
+        if opening > 0.0:
+            share = 1.0 - close_share
             if cur is None:
                 cur = {"entry_bar": bar, "dir": np.sign(pos), "entry_q": 0.0, "entry_v": 0.0,
                        "exit_q": 0.0, "exit_v": 0.0, "fees": 0.0, "interest": 0.0, "cash": 0.0}
@@ -59,9 +63,10 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, interest_paid: np.
         prev = pos
     if cur is not None:  # still open: marked at the last close, no fee
         last = len(close) - 1
-        cur["exit_q"] += abs(prev)
-        cur["exit_v"] += abs(prev) * close[last]
-        cur["cash"] += prev * close[last]
+        held = position[last]  # a short's base interest has grown it since the last fill
+        cur["exit_q"] += abs(held)
+        cur["exit_v"] += abs(held) * close[last]
+        cur["cash"] += held * close[last]
         cur["interest"] += interest_paid[last] - interest_paid[cur["entry_bar"]]
         rows.append(_row(cur, last, "end", times, symbol))
     return pd.DataFrame(rows, columns=TRADE_COLUMNS)
@@ -78,6 +83,8 @@ def _row(t, bar, reason, times, symbol):
         "quantity": t["entry_q"],
         "fees": t["fees"],
         "interest": t["interest"],
-        "pnl": t["cash"] - t["interest"],
+        # a long's quote interest is repaid out of its proceeds; a short's base
+        # interest was bought back with its position, so it is in the cash already
+        "pnl": t["cash"] - (t["interest"] if t["dir"] > 0 else 0.0),
         "exit_reason": reason,
     }

@@ -1,0 +1,154 @@
+"""The spec's worked examples (§8) at the level of the margin rules."""
+import numpy as np
+import pytest
+
+from backtest import kernel
+from backtest.profiles import PROFILES, max_leverage
+from backtest.rules import (
+    hour_boundaries_between,
+    interest_charge,
+    liquidation_price,
+    margin_level,
+    max_buy,
+    max_sell,
+    partial_buy_short,
+    partial_sell_long,
+)
+
+
+def test_e1_margin_level_and_net_assets():
+    assets, debt = 6.82728457, 0.58633215
+    assert margin_level(assets, debt) == pytest.approx(11.64405625, abs=1e-7)  # the API truncates
+    assert round(margin_level(assets, debt), 6) == 11.644056
+    assert assets - debt == pytest.approx(6.24095242, abs=1e-12)
+
+
+def test_e2_margin_level():
+    assert margin_level(50_000_000.0, 20_000_000.0) == 2.5
+
+
+def test_margin_level_without_debt_is_infinite():
+    assert margin_level(10_000.0, 0.0) == np.inf
+
+
+def test_e3_liquidation_price_and_entry_ml():
+    # 1 BTC held, 20,000 USDT owed: ML 1.5 at 30,000; liquidation (ML 1.1) at 22,000
+    assert margin_level(30_000.0, 20_000.0) == 1.5
+    price, side = liquidation_price(1.0, 0.0, 0.0, 20_000.0, 1.1)
+    assert side == 1
+    assert price == pytest.approx(22_000.0, rel=1e-15)
+
+
+def test_e4_cross_5x_liquidation_price_and_fee():
+    assert margin_level(10 * 50_000.0, 400_000.0) == 1.25
+    price, side = liquidation_price(10.0, 0.0, 0.0, 400_000.0, 1.1)
+    assert (side, price) == (1, pytest.approx(44_000.0, rel=1e-15))
+    assert PROFILES["cross-5x"].liquidation_fee * 10 * price == pytest.approx(8_800.0, rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    "principal, daily, hours, expected",
+    [
+        (1_000.0, 0.0002, 2, 0.01666668),  # E5 with per-charge rounding
+        (1_000.0, 0.00001 * 24, 2, 0.02),  # E6: 0.001 %/hour, two charges
+        (45.3313, 0.00013233, 1, 0.00024995),  # E8
+        (0.00729232, 0.0002, 1, 7e-8),  # E9: rounding up
+    ],
+)
+def test_interest_charges_rounded_up(principal, daily, hours, expected):
+    total = hours * interest_charge(principal, daily / 24.0, True)
+    assert total == pytest.approx(expected, abs=1e-12)
+
+
+def test_e5_unrounded_interest():
+    assert 2 * interest_charge(1_000.0, 0.0002 / 24.0, False) == pytest.approx(0.01666667, abs=5e-9)
+
+
+def test_interest_on_nothing_is_nothing():
+    assert interest_charge(0.0, 0.001, True) == 0.0
+    assert interest_charge(1e-20, 0.001, True) == 0.0
+
+
+@pytest.mark.parametrize(
+    "t0, t1, boundaries",
+    [
+        ("13:20", "14:15", 1),  # E5: borrow charge + 14:00 = 2 hours
+        ("09:20", "10:15", 1),  # E7
+        ("09:20", "09:55", 0),  # E7: only the borrow charge
+        ("10:00", "11:00", 0),  # spec §4: taken and repaid on whole hours
+        ("12:00", "16:00", 3),  # a 4-hour bar: 13, 14, 15
+    ],
+)
+def test_hour_boundaries_strictly_between(t0, t1, boundaries):
+    def secs(hhmm):
+        h, m = map(int, hhmm.split(":"))
+        return 1_700_000_000 // 86400 * 86400 + h * 3600 + m * 60
+
+    assert hour_boundaries_between(secs(t0), secs(t1)) == boundaries
+
+
+def test_e10_trading_fee_in_the_asset_received():
+    st = np.zeros(6)
+    st[kernel.HQ] = 34_525.5
+    kernel._buy(st, 10.0, 3_452.55, 0.001, 0.0, True)
+    assert st[kernel.HB] == pytest.approx(9.99, abs=1e-12)  # 0.01 ETH fee
+    st = np.zeros(6)
+    st[kernel.HB] = 10.0
+    kernel._sell(st, 10.0, 3_452.55, 0.001, 0.0, True)
+    assert 34_525.5 - st[kernel.HQ] == pytest.approx(34.5255, abs=1e-9)
+
+
+@pytest.mark.parametrize("initial_ml, leverage", [(1.111, 10), (1.25, 5), (1.5, 3)])
+def test_e11_initial_margin_level_is_leverage(initial_ml, leverage):
+    assert max_leverage(initial_ml) == pytest.approx(leverage, rel=1e-3)
+
+
+@pytest.mark.parametrize("profile, ratio", [("cross-3x", 0.73333333333), ("isolated-10x", 0.945)])
+def test_e12_fresh_long_at_max_leverage(profile, ratio):
+    p = PROFILES[profile]
+    L, p0, equity = p.max_leverage, 40_000.0, 10_000.0
+    q = max_buy(0.0, equity, 0.0, 0.0, p0, p0, 0.0, 0.0, p.initial_ml)
+    assert q * p0 == pytest.approx(L * equity, rel=1e-12)  # long up to L times equity
+    price, _ = liquidation_price(q, 0.0, 0.0, q * p0 - equity, p.liquidation_ml)
+    assert price / p0 == pytest.approx(p.liquidation_ml * (L - 1) / L, rel=1e-12)
+    assert price / p0 == pytest.approx(ratio, rel=1e-10)
+
+
+def test_e13_fresh_short_at_max_leverage():
+    p = PROFILES["cross-3x"]
+    p0, equity = 40_000.0, 10_000.0
+    q = max_sell(0.0, equity, 0.0, 0.0, p0, p0, 0.0, 0.0, p.initial_ml)
+    assert q * p0 == pytest.approx((p.max_leverage - 1) * equity, rel=1e-12)  # short up to L − 1
+    price, side = liquidation_price(0.0, equity + q * p0, q, 0.0, p.liquidation_ml)
+    assert side == -1
+    assert price / p0 == pytest.approx(3 / (1.1 * 2), rel=1e-12)
+    assert price / p0 == pytest.approx(1.3636, abs=1e-4)
+
+
+def test_e16_partial_liquidation_size():
+    fee = 0.02 * 22_000.0
+    s = partial_sell_long(1.0, 0.0, 20_000.0, fee, 22_000.0, 1.5)
+    assert s == pytest.approx(0.787273, abs=1e-6)
+    assert s * 22_000.0 == pytest.approx(17_320.0, rel=1e-12)
+    left_b, left_debt = 1.0 - s, 20_000.0 + fee - s * 22_000.0
+    assert left_debt == pytest.approx(3_120.0, rel=1e-12)
+    assert margin_level(left_b * 22_000.0, left_debt) == pytest.approx(1.5, rel=1e-12)
+
+
+def test_partial_short_restores_initial_margin_level():
+    # short 2 BTC at 30,000 on 30,000 own: 90,000 USDT held against 2 BTC owed
+    price, _ = liquidation_price(0.0, 90_000.0, 2.0, 0.0, 1.1)
+    fee = 0.02 * 90_000.0
+    s = partial_buy_short(2.0, 90_000.0, fee, price, 1.5)
+    held, owed = 90_000.0 - s * price - fee, 2.0 - s
+    assert margin_level(held, owed * price) == pytest.approx(1.5, rel=1e-12)
+
+
+def test_borrow_cap_keeps_initial_margin_level_with_fees_and_interest():
+    m0, o, fee, rate = 1.5, 30_000.0, 0.001, 0.0002 / 24
+    q = max_buy(0.0, 10_000.0, 0.0, 0.0, o, o, fee, rate, m0)
+    borrowed = q * o - 10_000.0
+    ml = q * (1 - fee) * o / (borrowed * (1 + rate))
+    assert ml == pytest.approx(m0, rel=1e-12)
+    # a buy paid from own quote is never capped
+    assert max_buy(0.0, 10_000.0, 0.0, 0.0, o, o, fee, rate, m0) * o > 10_000.0
