@@ -73,6 +73,8 @@ def run(
     profile = margin if isinstance(margin, Profile) else get_profile(margin)
     _check_settings(capital, fee, slippage, liquidation, rebalance)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
+    if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
+        strategy = pd.Series(np.asarray(strategy, dtype=float), index=_index_of(bars))  # aligned before slicing
     bars = _prepare_bars(bars, start, end)
     symbol = symbol or bars.attrs.get("symbol") or "BTCUSDT"
     rate_b, rate_q = daily_rates(symbol, rates)
@@ -194,30 +196,39 @@ def _check_settings(capital, fee, slippage, liquidation, rebalance):
 
 
 def _prepare_bars(bars, start, end) -> pd.DataFrame:
-    if isinstance(bars, pd.DataFrame):
-        bars = validate_ohlcv(bars, "bars")
-    else:
-        bars = load_ohlcv(bars)
-    return _slice(bars, start, end)
-
-
-def _slice(bars, start, end):
-    """Keep [start, end]; a date-only ``end`` includes that whole day."""
+    lo, hi = _range(start, end)
+    if not isinstance(bars, pd.DataFrame):
+        return load_ohlcv(bars, start, end)  # reads only that range from disk
+    bars = validate_ohlcv(bars, "bars")
     first, last = bars.index[0], bars.index[-1]
-    lo = _timestamp(start, "--start") if start is not None else first
-    hi = _timestamp(end, "--end") if end is not None else last
-    if end is not None and _is_date(end):
-        hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    if lo > hi:
-        raise UserError(f"--start {start} is after --end {end}")
-    if lo > last:
+    if lo is not None and lo > last:
         raise UserError(f"--start {start}: after the data's last bar ({last})")
-    if hi < first:
+    if hi is not None and hi < first:
         raise UserError(f"--end {end}: before the data's first bar ({first})")
-    out = bars.loc[(bars.index >= lo) & (bars.index <= hi)]
+    keep = np.ones(len(bars), dtype=bool)
+    if lo is not None:
+        keep &= bars.index >= lo
+    if hi is not None:
+        keep &= bars.index <= hi
+    out = bars.loc[keep]
     if len(out) == 0:
         raise UserError(f"--start {start} --end {end}: no bars in that range")
     return out
+
+
+def _index_of(bars):
+    return bars.index if isinstance(bars.index, pd.DatetimeIndex) else pd.DatetimeIndex(bars["timestamp"])
+
+
+def _range(start, end):
+    """Parse --start/--end (naive = UTC); a date-only end includes that day."""
+    lo = _timestamp(start, "--start") if start is not None else None
+    hi = _timestamp(end, "--end") if end is not None else None
+    if hi is not None and _is_date(end):
+        hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    if lo is not None and hi is not None and lo > hi:
+        raise UserError(f"--start {start} is after --end {end}")
+    return lo, hi
 
 
 def _timestamp(value, flag):

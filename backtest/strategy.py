@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 
 from .errors import UserError
 
@@ -119,10 +120,19 @@ def load_strategy(spec) -> Strategy:
                 raise UserError(f"--strategy {text}: it imports a missing module {exc.name!r}") from None
             raise UserError(f"--strategy {text}: no such strategy (known: {', '.join(known_strategies())})") from None
         return _from_module(module, text)
+    if isinstance(spec, pd.Series):  # targets by time: aligned to the bars used
+        return Strategy("targets", {}, lambda bars: _align(spec, bars.index))
     arr = np.asarray(spec)
     if arr.ndim == 1:
         return Strategy("targets", {}, lambda bars: arr)
     raise UserError(f"strategy: expected a name, a .py file, a function or an array, got {type(spec).__name__}")
+
+
+def _align(series, index):
+    if isinstance(series.index, pd.DatetimeIndex):
+        idx = series.index.tz_localize("UTC") if series.index.tz is None else series.index
+        return pd.Series(series.to_numpy(), index=idx).reindex(index).to_numpy(np.float64)
+    return series.to_numpy(np.float64)
 
 
 def known_strategies() -> list[str]:

@@ -199,6 +199,15 @@ def test_hold_10x_isolated_is_liquidated_in_march_2020():
     assert first.trigger_price == pytest.approx(8_089.372068594883, rel=1e-9)
 
 
+def test_dataframe_range_outside_the_data_names_the_flag():
+    bars = make_bars([100.0] * 5)
+    with pytest.raises(backtest.UserError, match="--start 2030-01-01: after the data's last bar"):
+        run(bars, [1.0] * 5, start="2030-01-01")
+    with pytest.raises(backtest.UserError, match="--end 2020-01-01: before the data's first bar"):
+        run(bars, [1.0] * 5, end="2020-01-01")
+    assert len(run(bars, [1.0] * 5, start="2024-01-01 02:00").equity) == 3
+
+
 def test_backtest_class_and_summary_contract(tmp_path):
     bt = backtest.Backtest(BTC, "sma_cross", margin="cross-5x", start="2022-01-01", end="2022-06-30")
     res = bt.run(fast=10, slow=40)
