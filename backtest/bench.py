@@ -55,12 +55,10 @@ def busy_targets(n: int, seed: int = 11) -> np.ndarray:
 
 def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x"):
     """The argument tuple of ``kernel.simulate`` for a bench run."""
-    from .engine import _epoch_seconds
+    from .engine import _epoch_seconds, kernel_config
 
-    p = get_profile(profile)
     cols = [bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close")]
-    config = (10_000.0, 0.001, 0.0002, 0.0002 / 24, 0.0003 / 24,
-              p.initial_ml, p.call_ml, p.liquidation_ml, p.liquidation_fee, False, 0.0, True, False)
+    config = kernel_config(get_profile(profile), 10_000.0, 0.001, 0.0002, 0.0002, 0.0003)
     return (_epoch_seconds(bars.index), *cols, targets, config)
 
 

@@ -14,7 +14,7 @@ from . import kernel
 from .assets import daily_rates, split_symbol
 from .data import load_ohlcv, validate_ohlcv
 from .errors import UserError
-from .metrics import summarize
+from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
@@ -84,12 +84,9 @@ def run(
 
     seconds = _epoch_seconds(bars.index)
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
-    config = (
-        float(capital), float(fee), float(slippage), rate_b / 24.0, rate_q / 24.0, profile.initial_ml,
-        profile.call_ml, profile.liquidation_ml, profile.liquidation_fee, liquidation == "full",
-        float(rebalance), bool(round_interest), bool(stop_on_liquidation),
-    )
-    out, orders, liqs, calls, totals = simulate_arrays(seconds, o, h, lo, c, targets, config)
+    config = kernel_config(profile, capital, fee, slippage, rate_b, rate_q, liquidation, rebalance,
+                           round_interest, stop_on_liquidation)
+    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config)
     equity, ml, position, debt, owed, paid, fees = out
 
     index = bars.index
@@ -101,17 +98,8 @@ def run(
         index=index,
     )
     base, quote = split_symbol(symbol)
-    summary = summarize(float(capital), equity, seconds, position, ml)
-    summary.update(
-        n_trades=0, n_orders=int(len(orders)), n_capped=int(orders["capped"].sum()),
-        n_liquidations=int(len(liqs)), n_margin_calls=int(len(calls)),
-        fees_paid=float(fees[-1]), interest_paid=float(paid[-1]),
-        **{f"interest_paid_{base}": float(totals[0]), f"interest_paid_{quote}": float(totals[1])},
-        liquidation_fees=float(totals[2]), bad_debt=float(totals[3]),
-        bars=int(len(bars)), start=str(index[0]), end=str(index[-1]),
-    )
+    summary = summary_of(stats, float(capital), seconds, base, quote)
     trades = round_trips(orders, index, c, position, paid, symbol)
-    summary["n_trades"] = int(len(trades))
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
         "margin": profile.name, "capital": float(capital), "fee": float(fee), "slippage": float(slippage),
@@ -132,13 +120,23 @@ def run(
     )
 
 
+def kernel_config(profile, capital, fee, slippage, daily_rate_base, daily_rate_quote, liquidation="partial",
+                  rebalance=0.0, round_interest=True, stop_on_liquidation=False) -> tuple:
+    """The settings tuple ``kernel.simulate`` takes, from ``capital`` on."""
+    return (
+        float(capital), float(fee), float(slippage), daily_rate_base / 24.0, daily_rate_quote / 24.0,
+        profile.initial_ml, profile.call_ml, profile.liquidation_ml, profile.liquidation_fee,
+        liquidation == "full", float(rebalance), bool(round_interest), bool(stop_on_liquidation),
+    )
+
+
 def simulate_arrays(seconds, open_, high, low, close, targets, config):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
     ``stop_on_liquidation`` in ``kernel.simulate``'s order.  Returns
-    ``(out, orders, liquidations, margin_calls, totals)``.
+    ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
     out = np.empty((7, n))
@@ -146,12 +144,31 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config):
     sizes = [min(changes, n) + 64, 64, 64]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
-        n_orders, n_liqs, n_calls, complete, totals = kernel.simulate(
+        n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
             seconds, open_, high, low, close, targets, *config, out, orders, liqs, calls
         )
         if complete:
-            return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], totals
+            return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
         sizes = [k * 4 for k in sizes]
+
+
+def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str, quote: str) -> dict:
+    """``summary.json``: metrics and cost totals from the kernel's ``stats``."""
+    st = dict(zip(kernel.STATS, stats.tolist()))
+    out = summarize(capital, st, len(seconds), int(seconds[0]), int(seconds[-1]), periods_per_year(seconds))
+    out.update(
+        n_trades=int(st["n_trades"]), n_orders=int(st["n_orders"]), n_capped=int(st["n_capped"]),
+        n_liquidations=int(st["n_liquidations"]), n_margin_calls=int(st["n_margin_calls"]),
+        fees_paid=st["fees_paid"], interest_paid=st["interest_paid"],
+        **{f"interest_paid_{base}": st["interest_base"], f"interest_paid_{quote}": st["interest_quote"]},
+        liquidation_fees=st["liquidation_fees"], bad_debt=st["bad_debt"],
+        bars=len(seconds), start=_iso(seconds[0]), end=_iso(seconds[-1]),
+    )
+    return out
+
+
+def _iso(second) -> str:
+    return str(pd.Timestamp(int(second), unit="s", tz="UTC"))
 
 
 class Backtest:

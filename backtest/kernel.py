@@ -167,12 +167,18 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
 
 @njit(cache=True)
 def _forced_exit(st, bar, trigger, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs):
-    """Liquidate, recording the event and its fill; return its (fee, bad debt)."""
+    """Liquidate, recording the event and its fill; return (fee, bad debt, row).
+
+    The record buffers may be a one-row scratch (summary-only runs): the
+    liquidation is then computed in row 0 and overwritten by the next one.
+    """
+    n_liqs = min(n_liqs, liqs.shape[0] - 1)
+    n_orders = min(n_orders, orders.shape[0] - 1)
     rec = liqs[n_liqs]
     rec.bar = bar
     side, s, fill = _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec)
     _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0)
-    return rec.fee, rec.bad_debt
+    return rec.fee, rec.bad_debt, n_liqs
 
 
 @njit(cache=True)
@@ -207,12 +213,26 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up):
     return -1, q, price, q * price * fee, capped, _sell(st, q, price, fee, rate_b, round_up), 0.0
 
 
+@njit(cache=True, inline="always")
+def _opens_trade(before, after):
+    """1 when a fill starts a round trip: from flat, or through zero."""
+    return 1 if after != 0.0 and (before == 0.0 or (before > 0.0) != (after > 0.0)) else 0
+
+
+# what ``stats`` holds at the end of a run, in this order
+STATS = (
+    "interest_base", "interest_quote", "liquidation_fees", "bad_debt", "interest_paid", "fees_paid",
+    "final_equity", "sum_r", "sum_r2", "sum_neg2", "max_drawdown", "n_exposed", "min_margin_level",
+    "n_orders", "n_liquidations", "n_margin_calls", "n_capped", "n_trades",
+)
+N_STATS = len(STATS)
+
 # room a bar may need in the record buffers: its order, a gap liquidation and
 # the intrabar ones; the caller grows the buffers and reruns when it runs short
 ORDERS_PER_BAR = 2 + MAX_LIQUIDATIONS_PER_BAR
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
 def simulate(
     ts, open_, high, low, close, target,
     capital, fee, slippage, rate_base, rate_quote,
@@ -228,16 +248,29 @@ def simulate(
 
     Writes per bar into ``out`` (7 × n): equity, margin level, position,
     debt, interest owed, cumulative interest paid, cumulative fees; and fills
-    the record buffers ``orders``, ``liqs``, ``calls``.  Returns
-    ``(n_orders, n_liqs, n_calls, complete, totals)`` where ``complete`` is
-    False when a buffer ran short (grow it and call again) and ``totals`` =
-    [base interest, quote interest (asset units), liquidation fees, bad debt].
+    the record buffers ``orders``, ``liqs``, ``calls``.  With ``out`` of
+    shape (7, 0) nothing per bar or per event is kept (sweeps): the buffers
+    then only need one row.  Returns ``(n_orders, n_liqs, n_calls, complete,
+    stats)``: ``complete`` is False when a buffer ran short (grow it and call
+    again); ``stats`` holds the run's totals named in ``STATS``.
     """
     n = ts.shape[0]
     equity, ml_out, position, debt_out, owed_out, paid_out, fees_out = out[0], out[1], out[2], out[3], out[4], out[5], out[6]
+    record = out.shape[1] > 0  # False: summary only, the buffers are one-row scratch
+    stats = np.zeros(N_STATS)
     n_orders = 0
     n_liqs = 0
     n_calls = 0
+    n_capped = 0
+    n_trades = 0
+    prev_eq = capital
+    peak = capital
+    sum_r = 0.0
+    sum_r2 = 0.0
+    sum_neg2 = 0.0
+    max_dd = 0.0
+    n_exposed = 0
+    min_ml = np.inf
 
     st = np.zeros(6)
     st[HQ] = capital
@@ -257,9 +290,9 @@ def simulate(
     next_hour = ts[0] if n > 0 else 0  # first whole hour not yet passed
 
     for i in range(n):
-        if (n_orders + ORDERS_PER_BAR > orders.shape[0] or n_liqs + ORDERS_PER_BAR > liqs.shape[0]
-                or n_calls + 1 > calls.shape[0]):
-            return n_orders, n_liqs, n_calls, False, np.zeros(4)
+        if record and (n_orders + ORDERS_PER_BAR > orders.shape[0] or n_liqs + ORDERS_PER_BAR > liqs.shape[0]
+                       or n_calls + 1 > calls.shape[0]):
+            return n_orders, n_liqs, n_calls, False, stats
         o = open_[i]
         # 1. hour boundaries passed since the last bar's open (long bars, gaps);
         # next_hour spares an integer division on bars that cross no hour
@@ -283,9 +316,9 @@ def simulate(
         liquidated = False
         if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
             if margin_level(_assets(st, o), _debt(st, o)) <= liquidation_ml:
-                f, b = _forced_exit(st, i, o, slippage, liquidation_fee, initial_ml, full_liquidation,
-                                    liquidation_ml, orders, n_orders, liqs, n_liqs)
-                liqs[n_liqs].gap = True
+                f, b, row = _forced_exit(st, i, o, slippage, liquidation_fee, initial_ml, full_liquidation,
+                                         liquidation_ml, orders, n_orders, liqs, n_liqs)
+                liqs[row].gap = True
                 n_orders += 1
                 n_liqs += 1
                 liq_fees += f
@@ -297,6 +330,7 @@ def simulate(
         pb0 = st[PB]
         pq0 = st[PQ]
         if pending == pending:
+            pos_before = st[HB] - st[PB] - st[IB]
             side, q, price, fee_value, capped, cb, cq = _trade_to(
                 st, pending, o, fee, slippage, rate_base, rate_quote, initial_ml, round_interest
             )
@@ -305,8 +339,11 @@ def simulate(
                 int_quote += cq
                 paid += cb * o + cq
                 fees_paid += fee_value
-                _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq)
+                if record:
+                    _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq)
                 n_orders += 1
+                n_capped += capped
+                n_trades += _opens_trade(pos_before, st[HB] - st[PB] - st[IB])
             pending = np.nan
 
         # 4. the whole hour at this open falls on principal held across it
@@ -325,8 +362,9 @@ def simulate(
             worst = low[i] if st[HB] - liquidation_ml * db > 0.0 else high[i]
             ml_x = margin_level(_assets(st, worst), _debt(st, worst))
             if ml_x <= call_ml and prev_close_ml > call_ml:
-                calls[n_calls].bar = i
-                calls[n_calls].margin_level = ml_x
+                if record:
+                    calls[n_calls].bar = i
+                    calls[n_calls].margin_level = ml_x
                 n_calls += 1
             for _ in range(MAX_LIQUIDATIONS_PER_BAR):
                 p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], liquidation_ml)
@@ -336,9 +374,9 @@ def simulate(
                     trigger = max(o, p_liq)
                 else:
                     break
-                f, b = _forced_exit(st, i, trigger, slippage, liquidation_fee, initial_ml, full_liquidation,
-                                    liquidation_ml, orders, n_orders, liqs, n_liqs)
-                liqs[n_liqs].gap = trigger == o
+                f, b, row = _forced_exit(st, i, trigger, slippage, liquidation_fee, initial_ml, full_liquidation,
+                                         liquidation_ml, orders, n_orders, liqs, n_liqs)
+                liqs[row].gap = trigger == o
                 n_orders += 1
                 n_liqs += 1
                 liq_fees += f
@@ -354,13 +392,27 @@ def simulate(
         eq = assets - debt
         pos = st[HB] - st[PB] - st[IB]
         prev_close_ml = margin_level(assets, debt)
-        equity[i] = eq
-        ml_out[i] = prev_close_ml
-        position[i] = pos
-        debt_out[i] = debt
-        owed_out[i] = st[IB] * c + st[IQ]
-        paid_out[i] = paid
-        fees_out[i] = fees_paid
+        if record:
+            equity[i] = eq
+            ml_out[i] = prev_close_ml
+            position[i] = pos
+            debt_out[i] = debt
+            owed_out[i] = st[IB] * c + st[IQ]
+            paid_out[i] = paid
+            fees_out[i] = fees_paid
+        # online statistics, so summary-only runs (sweeps) need no per-bar arrays
+        r = eq / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
+        prev_eq = eq
+        sum_r += r
+        sum_r2 += r * r
+        if r < 0.0:
+            sum_neg2 += r * r
+        peak = max(peak, eq)
+        if peak > 0.0:
+            max_dd = min(max_dd, eq / peak - 1.0)
+        if pos != 0.0:
+            n_exposed += 1
+        min_ml = min(min_ml, prev_close_ml)
 
         # 8. the decision for the next open
         if liquidated:
@@ -381,4 +433,11 @@ def simulate(
                 pending = x
                 pending_kind = REBALANCE
 
-    return n_orders, n_liqs, n_calls, True, np.array([int_base, int_quote, liq_fees, bad_debt])
+    values = (
+        int_base, int_quote, liq_fees, bad_debt, paid, fees_paid, prev_eq, sum_r, sum_r2, sum_neg2,
+        max_dd, float(n_exposed), min_ml, float(n_orders), float(n_liqs), float(n_calls), float(n_capped),
+        float(n_trades),
+    )
+    for k in range(N_STATS):
+        stats[k] = values[k]
+    return n_orders, n_liqs, n_calls, True, stats

@@ -2,7 +2,7 @@
 
 Conventions (the ones vectorbt and backtesting.py users expect):
 - returns are bar-to-bar simple returns of equity; the first bar's return is
-  measured from the starting capital;
+  measured from the starting capital (the kernel sums them as it goes);
 - annualisation uses the bar spacing: ``periods_per_year = 365·86400 / median
   spacing`` (crypto trades every day), risk-free rate 0;
 - Sharpe = mean / std (ddof 1) · sqrt(periods); Sortino uses the root mean
@@ -32,14 +32,12 @@ def periods_per_year(seconds: np.ndarray) -> float:
     return YEAR / float(np.median(np.diff(seconds)))
 
 
-def summarize(capital: float, equity: np.ndarray, seconds: np.ndarray, position: np.ndarray, margin_level: np.ndarray) -> dict:
-    """Return, risk and exposure metrics of one equity curve."""
-    curve = np.concatenate(([capital], equity))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rets = np.where(curve[:-1] > 0, curve[1:] / curve[:-1] - 1.0, 0.0)
-    final = float(equity[-1])
+def summarize(capital: float, stats: dict, n_bars: int, first_s: int, last_s: int, ppy: float) -> dict:
+    """Return, risk and exposure metrics from the kernel's online statistics
+    (``kernel.STATS``), so a sweep row and a single run agree exactly."""
+    final = stats["final_equity"]
     total = final / capital - 1.0
-    years = (seconds[-1] - seconds[0]) / YEAR if seconds.shape[0] > 1 else 0.0
+    years = (last_s - first_s) / YEAR
     if final <= 0:
         cagr = -1.0
     elif years > 0:
@@ -47,11 +45,11 @@ def summarize(capital: float, equity: np.ndarray, seconds: np.ndarray, position:
             cagr = float(np.power(final / capital, 1.0 / years)) - 1.0
     else:
         cagr = float("nan")
-    ppy = periods_per_year(seconds)
-    sd = float(np.std(rets, ddof=1)) if rets.shape[0] > 1 else 0.0
-    mean = float(np.mean(rets))
-    downside = math.sqrt(float(np.mean(np.minimum(rets, 0.0) ** 2)))
-    max_dd = float(drawdown(curve).min())
+    mean = stats["sum_r"] / n_bars
+    var = (stats["sum_r2"] - n_bars * mean * mean) / (n_bars - 1) if n_bars > 1 else 0.0
+    sd = math.sqrt(max(var, 0.0))
+    downside = math.sqrt(stats["sum_neg2"] / n_bars)
+    max_dd = stats["max_drawdown"]
     return {
         "final_equity": final,
         "total_return": total,
@@ -60,6 +58,6 @@ def summarize(capital: float, equity: np.ndarray, seconds: np.ndarray, position:
         "sharpe": mean / sd * math.sqrt(ppy) if sd > 0 else 0.0,
         "sortino": mean / downside * math.sqrt(ppy) if downside > 0 else 0.0,
         "calmar": cagr / abs(max_dd) if max_dd < 0 else 0.0,
-        "exposure": float(np.mean(position != 0.0)),
-        "min_margin_level": float(np.min(margin_level)),
+        "exposure": stats["n_exposed"] / n_bars,
+        "min_margin_level": stats["min_margin_level"],
     }
