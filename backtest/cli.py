@@ -57,6 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="write the tables only, no PDF")
     p.set_defaults(handler=cmd_run)
 
+    p = sub.add_parser("sweep", help="run a grid of parameters × margin profiles in parallel")
+    _add_run_flags(p)
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=START:STOP:STEP|KEY=v1,v2",
+                   help="a grid axis (repeatable; STOP included; margin=cross-3x,cross-5x works too)")
+    p.add_argument("--out", default=None, help="output folder (default reports/sweep-<strategy>-<symbol>)")
+    p.add_argument("--rank", default="sharpe", metavar="METRIC", help="metric to rank by (default sharpe)")
+    p.add_argument("--top", type=int, default=10, help="rows of the ranking to print")
+    p.add_argument("--keep-equity", type=int, default=0, metavar="N", help="rerun the N best and keep their equity")
+    p.add_argument("--heatmap", default=None, metavar="X,Y", help="two grid axes for heatmap.png")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out")
+    p.add_argument("--chunk-size", type=int, default=None, help="combinations per saved chunk")
+    p.add_argument("--workers", type=int, default=None, help="threads (default: every core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS|local", help="run chunks on a Dask cluster")
+    p.set_defaults(handler=cmd_sweep)
+
     p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder")
     p.add_argument("result_dir")
     p.set_defaults(handler=cmd_report)
@@ -122,6 +137,88 @@ def _write_pictures(result, out, pdf=True):
             plot_equity(result, out / "equity.png")
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
+
+
+def cmd_sweep(args) -> int:
+    from .assets import parse_rates
+    from .engine import numeric_summary_keys
+    from .sweep import parse_grid, sweep
+    from .strategy import load_strategy, parse_params
+
+    if args.param:
+        raise UserError("--param: a sweep takes --grid KEY=VALUES (a single value fixes a parameter)")
+    for flag, value in (("--top", args.top), ("--keep-equity", args.keep_equity)):
+        if value < 0:
+            raise UserError(f"{flag} {value}: must be ≥ 0")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise UserError(f"--chunk-size {args.chunk_size}: must be ≥ 1")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}: must be ≥ 1")
+    strat = load_strategy(args.strategy)
+    grid = parse_grid(args.grid, strat.params) if args.grid else None
+    metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
+    if args.rank not in metrics:
+        raise UserError(f"--rank {args.rank}: not a metric (one of {', '.join(metrics)})")
+    data = Path(args.data) if args.data else bundled_data()
+    margins = [m.strip() for m in args.margin.split(",") if m.strip()]
+    symbol_hint = data.stem.split("-")[0]
+    out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
+    _check_writable(out)
+    res = sweep(
+        data, strat, grid, out=out, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
+        rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
+        end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
+        chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+    )
+    top = res.top(args.rank, args.top)
+    n = len(res.table)
+    print(f"{n:,} combinations ({res.skipped} skipped by the strategy's rule) in {res.seconds:.1f} s, "
+          f"{n / max(res.seconds, 1e-9):,.1f}/s; liquidated in {int((res.table['n_liquidations'] > 0).sum()):,}")
+    print(rank_table(top, res, args.rank))
+    axes = [k for k in (grid or {}) if len(grid[k]) > 1] if grid else []
+    _sweep_pictures(res, args, axes)
+    if args.keep_equity:
+        _keep_equity(res, top.head(args.keep_equity), data, args)
+    print(f"wrote {out}/sweep.parquet")
+    return 0
+
+
+def rank_table(top, res, metric) -> str:
+    params = list(res.table.columns[: list(res.table.columns).index("final_equity")])
+    cols = params + [c for c in dict.fromkeys([metric, "total_return", "max_drawdown", "n_liquidations",
+                                               "interest_paid", "n_trades"]) if c in top.columns]
+    return top[cols].to_string(index=False, float_format=lambda v: f"{v:,.4g}")
+
+
+def _sweep_pictures(res, args, axes):
+    from .report.sweep import plot_heatmap, plot_leverage
+
+    if args.heatmap:
+        pair = [a.strip() for a in args.heatmap.split(",")]
+        if len(pair) != 2 or any(a not in res.table.columns for a in pair):
+            raise UserError(f"--heatmap {args.heatmap}: name two grid axes, e.g. fast,slow")
+    else:
+        pair = axes[:2]
+    if len(pair) == 2:
+        plot_heatmap(res.table, pair[0], pair[1], args.rank, res.out / "heatmap.png")
+    if "leverage" in res.table.columns and res.table["leverage"].nunique() > 1:
+        plot_leverage(res.table, "leverage", args.rank, res.out / "leverage.png")
+
+
+def _keep_equity(res, best, data, args):
+    from .engine import run
+
+    folder = res.out / "equity"
+    folder.mkdir(exist_ok=True)
+    params_cols = [c for c in res.table.columns[: list(res.table.columns).index("final_equity")] if c != "margin"]
+    for rank, row in enumerate(best.itertuples(index=False), 1):
+        row = row._asdict()
+        one = run(data, res.settings["strategy"] if not args.strategy.endswith(".py") else args.strategy,
+                  {k: row[k] for k in params_cols}, margin=row["margin"], capital=args.capital, fee=args.fee,
+                  slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
+                  rebalance=args.rebalance, start=args.start, end=args.end,
+                  stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding)
+        one.equity.reset_index().to_parquet(folder / f"rank-{rank:03d}.parquet", index=False)
 
 
 def cmd_report(args) -> int:

@@ -167,6 +167,13 @@ def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str
     return out
 
 
+def numeric_summary_keys(base="BASE", quote="QUOTE") -> list[str]:
+    """The numeric keys of ``summary.json`` (what a sweep can rank by)."""
+    stats = np.ones(len(kernel.STATS))
+    summary = summary_of(stats, 1.0, np.array([0, 3600], dtype=np.int64), base, quote)
+    return [k for k, v in summary.items() if not isinstance(v, str)]
+
+
 def _iso(second) -> str:
     return str(pd.Timestamp(int(second), unit="s", tz="UTC"))
 

@@ -25,6 +25,7 @@ class Strategy:
     name: str
     params: dict
     targets: object
+    module: object = None  # the strategy's module, for its sweep hooks
 
     def resolve(self, overrides: dict | None) -> dict:
         """Defaults updated by ``overrides``; unknown names are an error."""
@@ -161,4 +162,4 @@ def _from_module(module, name: str) -> Strategy:
     params = getattr(module, "PARAMS", {})
     if not isinstance(params, dict):
         raise UserError(f"--strategy {name}: PARAMS must be a dict of defaults")
-    return Strategy(name, dict(params), fn)
+    return Strategy(name, dict(params), fn, module)

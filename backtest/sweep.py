@@ -1,0 +1,383 @@
+"""Parameter sweeps with the whole margin model on.
+
+A sweep is the cartesian product of grid axes (strategy parameters and
+``margin`` profiles), minus the combinations the strategy's ``valid`` rule
+rejects (counted).  Combinations run in chunks, on threads (the kernel
+releases the GIL) or on a Dask cluster; each finished chunk is written to
+``chunks/part-NNNNN.parquet`` at once, so an interrupted sweep keeps its work
+and ``resume=True`` runs only what is missing.  Only summary metrics are kept
+per combination: memory does not grow with combinations × bars.
+
+A strategy with the sweep hooks ``indicator(bars, name, value)`` and
+``fill_targets(out, ind, scalars)`` (see ``strategies/sma_cross.py``) has
+each indicator computed once per distinct value and each combination's
+targets written into one reusable buffer per thread; one without them is
+called once per combination through ``targets``.
+"""
+import hashlib
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import kernel
+from .assets import daily_rates, split_symbol
+from .engine import _check_settings, _epoch_seconds, _prepare_bars, kernel_config, summary_of
+from .errors import UserError
+from .profiles import get_profile
+from .records import liquidation_dt, margin_call_dt, order_dt
+from .strategy import load_strategy
+
+MARGIN_AXIS = "margin"
+
+
+def parse_grid(specs: list[str], defaults: dict) -> dict:
+    """``["fast=5:50:5", "slow=20,50"]`` → ``{"fast": [5, 10, ..., 50], "slow": [20, 50]}``.
+
+    ``START:STOP:STEP`` includes STOP when the steps land on it. Values take
+    the type of the strategy's default; ``margin`` takes profile names.
+    """
+    grid = {}
+    for spec in specs or []:
+        key, sep, body = spec.partition("=")
+        key = key.strip()
+        if not sep or not body:
+            raise UserError(f"--grid {spec}: expected KEY=START:STOP:STEP or KEY=v1,v2,...")
+        if key != MARGIN_AXIS and key not in defaults:
+            raise UserError(f"--grid {key}: the strategy takes {', '.join(defaults) or 'no parameters'} (and margin)")
+        grid[key] = _grid_values(key, body, defaults.get(key), spec)
+    return grid
+
+
+def _grid_values(key, body, default, spec):
+    if key == MARGIN_AXIS:
+        names = [v.strip() for v in body.split(",") if v.strip()]
+        for name in names:
+            get_profile(name)
+        return names
+    kind = float if isinstance(default, float) else type(default)
+    try:
+        if ":" in body:
+            start, stop, step = (kind(x) for x in body.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            count = int(np.floor((stop - start) / step + 1e-9)) + 1
+            values = [kind(start + k * step) for k in range(count)]
+            if kind is float:
+                values = [round(v, 12) for v in values]
+        else:
+            values = [kind(v) for v in body.split(",") if v.strip()]
+    except (TypeError, ValueError):
+        raise UserError(f"--grid {spec}: values must be {kind.__name__}s, START ≤ STOP, STEP > 0") from None
+    if not values:
+        raise UserError(f"--grid {spec}: no values")
+    return list(dict.fromkeys(values))
+
+
+def combinations(strategy, grid: dict, margins: list[str]):
+    """All parameter dicts of the grid (margin included), and how many the
+    strategy's ``valid`` rule skipped."""
+    axes = {k: v for k, v in grid.items() if k != MARGIN_AXIS}
+    margin_values = grid.get(MARGIN_AXIS, margins)
+    rule = getattr(strategy.module, "valid", None) if strategy.module else None
+    combos, skipped = [], 0
+    for values in itertools.product(*axes.values(), margin_values):
+        params = dict(strategy.params)
+        params.update(zip(axes, values[:-1]))
+        if rule is not None and not rule(**params):
+            skipped += 1
+            continue
+        combos.append({**params, MARGIN_AXIS: values[-1]})
+    return combos, skipped
+
+
+@dataclass
+class SweepContext:
+    """What every chunk needs: the bars as arrays, the strategy, the settings
+    and the indicator arrays computed so far (shared by threads)."""
+
+    bars: pd.DataFrame
+    strategy: object
+    settings: dict
+    seconds: np.ndarray = field(init=False)
+    ohlc: tuple = field(init=False)
+    cache: dict = field(default_factory=dict, init=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self):
+        self.seconds = _epoch_seconds(self.bars.index)
+        self.ohlc = tuple(self.bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
+        module = self.strategy.module
+        self.hooks = module is not None and hasattr(module, "fill_targets") and hasattr(module, "indicator")
+        symbol = self.settings["symbol"]
+        self.base, self.quote = split_symbol(symbol)
+        self.rates = daily_rates(symbol, self.settings.get("rates"))
+
+    def indicator(self, name, value):
+        key = (name, value)
+        arr = self.cache.get(key)
+        if arr is None:
+            arr = self.strategy.module.indicator(self.bars, name, value)
+            with self.lock:
+                self.cache[key] = arr
+        return arr
+
+    def targets(self, params, buf):
+        if not self.hooks:
+            return self.strategy(self.bars, {k: v for k, v in params.items() if k != MARGIN_AXIS})
+        rows, scalars = [], []
+        for name in self.strategy.params:
+            arr = self.indicator(name, params[name])
+            if arr is None:
+                scalars.append(float(params[name]))
+            else:
+                rows.append(arr)
+        ind = np.vstack(rows) if rows else np.empty((0, len(buf)))
+        self.strategy.module.fill_targets(buf, ind, np.array(scalars, dtype=np.float64))
+        return buf
+
+    def run_one(self, params, buf, scratch) -> dict:
+        s = self.settings
+        config = kernel_config(get_profile(params[MARGIN_AXIS]), s["capital"], s["fee"], s["slippage"],
+                               *self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
+                               s["stop_on_liquidation"])
+        targets = self.targets(params, buf)
+        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *config, *scratch)[4]
+        return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote)}
+
+    def run_chunk(self, combos) -> pd.DataFrame:
+        buf = np.empty(len(self.seconds))
+        scratch = (np.empty((7, 0)), np.empty(1, order_dt), np.empty(1, liquidation_dt), np.empty(1, margin_call_dt))
+        return pd.DataFrame([self.run_one(p, buf, scratch) for p in combos])
+
+
+@dataclass
+class SweepResult:
+    """The table of one row per combination, and where it was written."""
+
+    table: pd.DataFrame
+    out: Path
+    skipped: int
+    seconds: float
+    settings: dict
+
+    def top(self, metric="sharpe", n=10, ascending=False) -> pd.DataFrame:
+        if metric not in self.table:
+            raise UserError(f"--rank {metric}: not a metric (try {', '.join(_metric_names(self.table)[:8])}, ...)")
+        return self.table.sort_values(metric, ascending=ascending, kind="stable").head(n)
+
+
+def sweep(
+    bars,
+    strategy="sma_cross",
+    grid: dict | None = None,
+    *,
+    out="reports/sweep",
+    margin="cross-3x",
+    capital=10_000.0,
+    fee=0.001,
+    slippage=0.0,
+    rates=None,
+    liquidation="partial",
+    rebalance=0.0,
+    symbol=None,
+    round_interest=True,
+    start=None,
+    end=None,
+    stop_on_liquidation=False,
+    chunk_size=None,
+    workers=None,
+    resume=False,
+    scheduler=None,
+    progress=None,
+) -> SweepResult:
+    """Run every combination of ``grid`` and write ``out/sweep.parquet``.
+
+    ``grid`` maps parameter names (and ``"margin"``) to value lists; missing
+    parameters keep their defaults, and a strategy's ``GRID`` is used when
+    ``grid`` is None.  Other arguments are those of ``backtest.run``, plus
+    ``chunk_size`` (combinations per saved chunk), ``workers`` (threads,
+    default every core), ``resume`` (keep finished chunks of the same sweep)
+    and ``scheduler`` (``"local"`` or a Dask scheduler address).
+    """
+    _check_settings(capital, fee, slippage, liquidation, rebalance)
+    strat = load_strategy(strategy)
+    if grid is None:
+        grid = dict(getattr(strat.module, "GRID", {}) or {})
+    bars = _prepare_bars(bars, start, end)
+    symbol = symbol or bars.attrs.get("symbol") or "BTCUSDT"
+    margins = [margin] if isinstance(margin, str) else list(margin)
+    for name in margins:
+        get_profile(name)
+    combos, skipped = combinations(strat, grid, margins)
+    if not combos:
+        raise UserError(f"--grid: no valid combination ({skipped} skipped by the strategy's rule)")
+    settings = {
+        "strategy": strat.name, "symbol": symbol, "capital": float(capital), "fee": float(fee),
+        "slippage": float(slippage), "rates": rates or {}, "liquidation": liquidation,
+        "rebalance": float(rebalance), "round_interest": bool(round_interest),
+        "stop_on_liquidation": bool(stop_on_liquidation),
+    }
+    out = Path(out)
+    chunk_size = chunk_size or max(1, min(64, len(combos) // (4 * (workers or os.cpu_count() or 1)) or 1))
+    chunks = [combos[k:k + chunk_size] for k in range(0, len(combos), chunk_size)]
+    manifest = {
+        "settings": settings, "grid": {k: list(v) for k, v in grid.items()}, "margins": margins,
+        "bars": [str(bars.index[0]), str(bars.index[-1]), len(bars)], "chunk_size": chunk_size,
+        "combinations": len(combos), "skipped": skipped,
+    }
+    manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    done = _prepare_out(out, manifest, resume)
+    todo = [k for k in range(len(chunks)) if k not in done]
+    report = progress or Progress(len(combos), len(chunks) - len(todo), chunk_size)
+    t0 = time.perf_counter()
+    if scheduler:
+        _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report)
+    else:
+        ctx = SweepContext(bars, strat, settings)
+        _run_threads(ctx, chunks, todo, out, workers or os.cpu_count() or 1, report)
+    table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(len(chunks))], ignore_index=True)
+    _atomic_parquet(table, out / "sweep.parquet")
+    return SweepResult(table, out, skipped, time.perf_counter() - t0, settings)
+
+
+def _prepare_out(out: Path, manifest: dict, resume: bool) -> set:
+    """Create the folder; with resume, return the chunks already finished."""
+    path = out / "sweep.json"
+    try:
+        (out / "chunks").mkdir(parents=True, exist_ok=True)
+        if resume and path.exists():
+            old = json.loads(path.read_text())
+            if old.get("id") != manifest["id"]:
+                raise UserError(f"--resume: {out} holds a different sweep (other grid, data or settings)")
+            return {int(p.stem.split("-")[1]) for p in (out / "chunks").glob("part-*.parquet")}
+        for p in (out / "chunks").glob("part-*.parquet"):
+            p.unlink()
+        path.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    return set()
+
+
+def _chunk_path(out: Path, k: int) -> Path:
+    return out / "chunks" / f"part-{k:05d}.parquet"
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path):
+    """Write then rename, so a killed sweep never leaves half a chunk."""
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _run_threads(ctx, chunks, todo, out, workers, report):
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = {pool.submit(ctx.run_chunk, chunks[k]): k for k in todo}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    k = pending.pop(fut)
+                    _atomic_parquet(fut.result(), _chunk_path(out, k))
+                    report.advance(len(chunks[k]))
+        except KeyboardInterrupt:
+            for fut in pending:
+                fut.cancel()
+            raise
+    report.finish()
+
+
+def _dask_chunk(bars, strategy, settings, combos):
+    """One chunk on a Dask worker: the same code path as a local thread."""
+    ctx = _worker_context(bars, strategy, settings)
+    return ctx.run_chunk(combos)
+
+
+_WORKER_CONTEXTS: dict = {}
+
+
+def _worker_context(bars, strategy, settings):
+    key = (id(bars), str(strategy), json.dumps(settings, sort_keys=True, default=str))
+    ctx = _WORKER_CONTEXTS.get(key)
+    if ctx is None:
+        _WORKER_CONTEXTS.clear()
+        ctx = _WORKER_CONTEXTS[key] = SweepContext(bars, load_strategy(strategy), settings)
+    return ctx
+
+
+def _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise UserError("--scheduler: needs dask[distributed] (pip install 'dask[distributed]')") from None
+    if not isinstance(strategy, str):
+        raise UserError("--scheduler: give the strategy as a name or a .py path the workers can import")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True) if scheduler == "local" else None
+    try:
+        client = Client(cluster if cluster is not None else scheduler, timeout="30s")
+    except OSError as exc:
+        raise UserError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    try:
+        remote_bars = client.scatter(bars, broadcast=True)
+        futures = {client.submit(_dask_chunk, remote_bars, strategy, settings, chunks[k], pure=False): k for k in todo}
+        for fut in as_completed(futures):
+            k = futures[fut]
+            _atomic_parquet(fut.result(), _chunk_path(out, k))
+            report.advance(len(chunks[k]))
+        report.finish()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class Progress:
+    """A progress bar with rate and ETA on a terminal; plain lines elsewhere."""
+
+    def __init__(self, total, done_chunks=0, chunk_size=1, stream=None):
+        self.total = total
+        self.done = min(total, done_chunks * chunk_size)
+        self.start_done = self.done
+        self.t0 = time.perf_counter()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last_line = -1.0
+
+    def advance(self, n):
+        self.done += n
+        elapsed = time.perf_counter() - self.t0
+        rate = (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        frac = self.done / self.total
+        text = f"{self.done:,}/{self.total:,} combinations  {rate:,.1f}/s  ETA {_clock(eta)}"
+        if self.tty:
+            bar = "#" * int(frac * 30)
+            self.stream.write(f"\r[{bar:<30}] {frac:4.0%} {text}   ")
+            self.stream.flush()
+        elif frac - self.last_line >= 0.1 or self.done == self.total:
+            self.last_line = frac
+            print(f"sweep: {frac:4.0%} {text}", file=self.stream, flush=True)
+
+    def finish(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds):
+    if seconds != seconds:
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+
+
+def _metric_names(table):
+    return [c for c in table.columns if table[c].dtype.kind in "fi"]

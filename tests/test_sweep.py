@@ -1,0 +1,112 @@
+"""Sweeps: grids, rows equal to single runs, resume after a kill, Dask."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import backtest
+from backtest.cli import main
+from backtest.errors import UserError
+from backtest.strategy import load_strategy
+from backtest.sweep import Progress, combinations, parse_grid, sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+BTC = ROOT / "data" / "BTCUSDT-1h.parquet"
+RANGE = {"start": "2020-01-01", "end": "2020-12-31"}
+GRID = {"fast": [5, 10, 30], "slow": [20, 60], "leverage": [1.0, 3.0, 5.0]}
+
+
+def test_parse_grid_ranges_include_stop_and_take_the_default_type():
+    defaults = load_strategy("sma_cross").params
+    grid = parse_grid(["fast=5:50:5", "slow=20,200", "leverage=1:2:0.5", "margin=cross-3x,isolated-10x"], defaults)
+    assert grid["fast"] == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+    assert grid["slow"] == [20, 200]
+    assert grid["leverage"] == [1.0, 1.5, 2.0]
+    assert grid["margin"] == ["cross-3x", "isolated-10x"]
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("fats=1:3:1", "fats"), ("fast=a:b:1", "fast"), ("fast=10:5:1", "START"), ("fast", "KEY="),
+    ("margin=cross-99x", "cross-99x"),
+])
+def test_bad_grid_is_a_user_error(spec, says):
+    with pytest.raises(UserError, match=says):
+        parse_grid([spec], load_strategy("sma_cross").params)
+
+
+def test_invalid_combinations_are_skipped_and_counted():
+    combos, skipped = combinations(load_strategy("sma_cross"), {"fast": [10, 50], "slow": [20, 50]}, ["cross-3x"])
+    assert [(c["fast"], c["slow"]) for c in combos] == [(10, 20), (10, 50)]
+    assert skipped == 2
+
+
+def test_rows_equal_single_runs_including_liquidated_ones(tmp_path):
+    res = sweep(BTC, "sma_cross", GRID, out=tmp_path / "s", margin=["cross-3x", "isolated-10x"], **RANGE)
+    table = res.table
+    assert (len(table), res.skipped) == (3 * 2 * 3 * 2 - 6, 6)  # fast=30 > slow=20 is skipped
+    liquidated = table[table["n_liquidations"] > 0]
+    assert len(liquidated) > 0
+    picks = pd.concat([liquidated.head(3), table[table["n_liquidations"] == 0].head(2)])
+    for row in picks.to_dict("records"):
+        one = backtest.run(BTC, "sma_cross", {k: row[k] for k in ("fast", "slow", "leverage")},
+                           margin=row["margin"], **RANGE)
+        for key, value in one.summary.items():
+            assert row[key] == value, key
+    assert pd.read_parquet(tmp_path / "s" / "sweep.parquet").equals(table)
+
+
+class _KillAfter(Progress):
+    def __init__(self, chunks):
+        super().__init__(1)
+        self.left = chunks
+
+    def advance(self, n):
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+def test_killed_sweep_resumes_to_the_same_table(tmp_path):
+    straight = sweep(BTC, "sma_cross", GRID, out=tmp_path / "a", chunk_size=2, **RANGE).table
+    with pytest.raises(KeyboardInterrupt):
+        sweep(BTC, "sma_cross", GRID, out=tmp_path / "b", chunk_size=2, workers=1, progress=_KillAfter(3), **RANGE)
+    saved = sorted((tmp_path / "b" / "chunks").glob("part-*.parquet"))
+    assert 3 <= len(saved) < 9 and not (tmp_path / "b" / "sweep.parquet").exists()
+    resumed = sweep(BTC, "sma_cross", GRID, out=tmp_path / "b", chunk_size=2, resume=True, **RANGE)
+    pd.testing.assert_frame_equal(resumed.table, straight)
+    with pytest.raises(UserError, match="different sweep"):
+        sweep(BTC, "sma_cross", {**GRID, "fast": [5]}, out=tmp_path / "b", chunk_size=2, resume=True, **RANGE)
+
+
+def test_dask_local_cluster_gives_the_local_result(tmp_path):
+    pytest.importorskip("dask.distributed")
+    grid = {"fast": [5, 10], "slow": [20, 60], "leverage": [2.0, 4.0]}
+    local = sweep(BTC, "sma_cross", grid, out=tmp_path / "l", chunk_size=3, **RANGE).table
+    remote = sweep(BTC, "sma_cross", grid, out=tmp_path / "d", chunk_size=3, scheduler="local", **RANGE).table
+    pd.testing.assert_frame_equal(local, remote)
+
+
+def test_sweep_cli_writes_table_heatmap_and_leverage_plot(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["sweep", "--data", str(BTC), "--start", "2021-01-01", "--end", "2021-06-30", "--grid", "fast=5:15:5",
+                 "--grid", "slow=20,40", "--grid", "leverage=1,3", "--out", str(out), "--rank", "total_return",
+                 "--keep-equity", "2"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "12 combinations (0 skipped" in text and "total_return" in text
+    for name in ("sweep.parquet", "heatmap.png", "leverage.png", "equity/rank-001.parquet", "equity/rank-002.parquet"):
+        assert (out / name).stat().st_size > 0, name
+    best = pd.read_parquet(out / "sweep.parquet").sort_values("total_return", ascending=False).iloc[0]
+    kept = pd.read_parquet(out / "equity" / "rank-001.parquet")
+    assert kept["equity"].iloc[-1] == best["final_equity"]
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--grid", "nope=1,2"], "nope"), (["--param", "fast=3"], "--grid"), (["--rank", "wat"], "wat"),
+    (["--chunk-size", "0"], "--chunk-size"), (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
+])
+def test_sweep_bad_flags(tmp_path, capsys, flags, says):
+    code = main(["sweep", "--data", str(BTC), "--start", "2021-01-01", "--end", "2021-01-31", "--grid", "fast=5,10",
+                 "--out", str(tmp_path / "x"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and says in err
