@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time the kernel on synthetic 1-minute bars")
     p.add_argument("--bars", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=7, help="timed runs; the median is reported (≥ 5)")
+    p.add_argument("--sweep", action="store_true", help="time a parallel sweep instead of one run")
+    p.add_argument("--combos", type=int, default=1_000, help="combinations for --sweep (≥ 1000 recommended)")
+    p.add_argument("--workers", type=int, default=None, help="threads for --sweep (default: every core)")
     p.set_defaults(handler=cmd_bench)
 
     try:
@@ -232,8 +235,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench
+    from .bench import bench, bench_sweep
 
+    if args.sweep:
+        if args.combos < 10:
+            raise UserError(f"--combos {args.combos}: at least 10")
+        print(bench_sweep(args.bars, args.combos, args.workers))
+        return 0
     if args.repeat < 5:
         raise UserError(f"--repeat {args.repeat}: at least 5 runs make a median")
     if args.bars < 1000:

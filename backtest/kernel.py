@@ -219,6 +219,23 @@ def _opens_trade(before, after):
     return 1 if after != 0.0 and (before == 0.0 or (before > 0.0) != (after > 0.0)) else 0
 
 
+RETURN_BLOCK = 64
+
+
+@njit(cache=True)
+def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
+    """Add the bar returns of ``block[1..m]`` (``block[0]`` is the equity
+    before them) to the running sums; a return from zero equity counts 0."""
+    for k in range(1, m + 1):
+        p = block[k - 1]
+        r = block[k] / p - 1.0 if p > 0.0 else 0.0
+        sum_r += r
+        sum_r2 += r * r
+        if r < 0.0:
+            sum_neg2 += r * r
+    return sum_r, sum_r2, sum_neg2
+
+
 # what ``stats`` holds at the end of a run, in this order
 STATS = (
     "interest_base", "interest_quote", "liquidation_fees", "bad_debt", "interest_paid", "fees_paid",
@@ -264,6 +281,9 @@ def simulate(
     n_capped = 0
     n_trades = 0
     prev_eq = capital
+    block = np.empty(RETURN_BLOCK + 1)  # block[0]: the equity before the block
+    block[0] = capital
+    n_block = 0
     peak = capital
     sum_r = 0.0
     sum_r2 = 0.0
@@ -286,7 +306,7 @@ def simulate(
     pending_kind = SIGNAL
     suspended = False  # rebalancing waits for a new target after a liquidation
     halted = False
-    prev_close_ml = np.inf
+    above_call = True  # the last close's margin level was above the margin-call level
     next_hour = ts[0] if n > 0 else 0  # first whole hour not yet passed
 
     for i in range(n):
@@ -360,11 +380,12 @@ def simulate(
         db = st[PB] + st[IB]
         if db + st[PQ] + st[IQ] > 0.0:
             worst = low[i] if st[HB] - liquidation_ml * db > 0.0 else high[i]
-            ml_x = margin_level(_assets(st, worst), _debt(st, worst))
-            if ml_x <= call_ml and prev_close_ml > call_ml:
+            assets_x = _assets(st, worst)
+            debt_x = _debt(st, worst)
+            if assets_x <= call_ml * debt_x and above_call:  # ML ≤ call, without a division per bar
                 if record:
                     calls[n_calls].bar = i
-                    calls[n_calls].margin_level = ml_x
+                    calls[n_calls].margin_level = margin_level(assets_x, debt_x)
                 n_calls += 1
             for _ in range(MAX_LIQUIDATIONS_PER_BAR):
                 p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], liquidation_ml)
@@ -391,28 +412,34 @@ def simulate(
         debt = _debt(st, c)
         eq = assets - debt
         pos = st[HB] - st[PB] - st[IB]
-        prev_close_ml = margin_level(assets, debt)
+        above_call = assets > call_ml * debt or debt <= 0.0
         if record:
             equity[i] = eq
-            ml_out[i] = prev_close_ml
+            ml_out[i] = margin_level(assets, debt)
             position[i] = pos
             debt_out[i] = debt
             owed_out[i] = st[IB] * c + st[IQ]
             paid_out[i] = paid
             fees_out[i] = fees_paid
         # online statistics, so summary-only runs (sweeps) need no per-bar arrays
-        r = eq / prev_eq - 1.0 if prev_eq > 0.0 else 0.0
+        # returns are taken in blocks: the divisions of a block are independent,
+        # so they overlap instead of each waiting on the last
+        n_block += 1
+        block[n_block] = eq
+        if n_block == RETURN_BLOCK:
+            sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sum_r, sum_r2, sum_neg2)
+            block[0] = eq
+            n_block = 0
         prev_eq = eq
-        sum_r += r
-        sum_r2 += r * r
-        if r < 0.0:
-            sum_neg2 += r * r
-        peak = max(peak, eq)
-        if peak > 0.0:
-            max_dd = min(max_dd, eq / peak - 1.0)
+        # divisions are the loop's slowest steps: compare first, divide on a new extreme
+        if eq > peak:
+            peak = eq
+        elif eq < (1.0 + max_dd) * peak and peak > 0.0:
+            max_dd = eq / peak - 1.0
         if pos != 0.0:
             n_exposed += 1
-        min_ml = min(min_ml, prev_close_ml)
+        if debt > 0.0 and assets < min_ml * debt:
+            min_ml = assets / debt
 
         # 8. the decision for the next open
         if liquidated:
@@ -433,6 +460,7 @@ def simulate(
                 pending = x
                 pending_kind = REBALANCE
 
+    sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sum_r, sum_r2, sum_neg2)
     values = (
         int_base, int_quote, liq_fees, bad_debt, paid, fees_paid, prev_eq, sum_r, sum_r2, sum_neg2,
         max_dd, float(n_exposed), min_ml, float(n_orders), float(n_liqs), float(n_calls), float(n_capped),
