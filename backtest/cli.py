@@ -109,6 +109,7 @@ def cmd_run(args) -> int:
         start=args.start, end=args.end, stop_on_liquidation=args.stop_on_liquidation,
         round_interest=not args.no_interest_rounding,
     )
+    _print_data_warnings(result.bars, data)
     out = Path(args.out) if args.out else Path("reports") / (
         f"{result.settings['strategy']}-{result.settings['symbol']}-{result.profile.name}"
     )
@@ -117,6 +118,15 @@ def cmd_run(args) -> int:
     print(summary_table(result))
     print(f"wrote {out}/")
     return 0
+
+
+def _print_data_warnings(bars, source):
+    """The data check's warnings (gaps, outlier wicks...), one line each on
+    stderr; errors never get this far (loading refuses them)."""
+    from .data import check_ohlcv
+
+    for finding in check_ohlcv(bars, source=str(source)).warnings:
+        print(f"warning: {source}: {finding.summary}", file=sys.stderr)
 
 
 def _check_writable(folder: Path):

@@ -38,8 +38,14 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
             closing, opening, ends = 0.0, abs(pos) - abs(prev), False
         # the part of the order (gross, as traded) that closed: a buy covering
         # a short is grossed up for its fee, taken in base
-        rate = fee / (q * price) if side > 0 and cash_fee == 0.0 else 0.0
-        close_share = min(1.0, closing / (1.0 - rate) / q) if closing > 0.0 else 0.0
+        if q > 0.0:
+            rate = fee / (q * price) if side > 0 and cash_fee == 0.0 else 0.0
+            close_share = min(1.0, closing / (1.0 - rate) / q) if closing > 0.0 else 0.0
+        else:  # a forced exit that could sell nothing (dust): only its fee counts
+            close_share = 1.0 if closing > 0.0 or opening == 0.0 else 0.0
+            if cur is None:
+                prev = pos
+                continue
         if closing > 0.0:
             share = close_share
             cur["cash"] += (-side * q * price - cash_fee) * share

@@ -1,0 +1,217 @@
+"""``backtest data …``: import, import-binance, check, resample, info.
+
+``add_data_parser(subparsers)`` adds the ``data`` command to the main CLI.
+Each handler returns an exit code; user mistakes are raised as
+``UserError``/``DataError`` (one line) for the main CLI to print.  ``data
+check`` prints its findings and returns 0 (clean), 1 (warnings), 2 (errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from backtest.errors import UserError
+
+from .check import WICK_K, check_bars
+from .formats import FORMATS, ReadOptions
+from .tables import parse_columns
+from .times import fmt_ts
+
+_FORMAT_HELP = ("input format (default auto: detected from the content): binance (kline CSV/ZIP "
+                "from data.binance.vision), freqtrade (feather or JSON), ccxt (OHLCV JSON or CSV), "
+                "csv (generic, see --columns), parquet (any table)")
+
+
+def _add_read_flags(p, fmt=True):
+    if fmt:
+        p.add_argument("--format", default="auto", choices=FORMATS, help=_FORMAT_HELP)
+    p.add_argument("--columns", default=None, metavar="time=COL,open=COL,...",
+                   help="column mapping for csv/parquet/feather tables, e.g. "
+                        "time=Date,open=Open,high=High,low=Low,close=Close,volume=Volume "
+                        "(unmapped fields are found by name, case-insensitively)")
+    p.add_argument("--time-unit", default="auto", choices=("auto", "s", "ms", "us", "ns"),
+                   help="unit of numeric times (default auto: per value by magnitude, "
+                        "s < 1e11 <= ms < 1e14 <= us < 1e17 <= ns)")
+    p.add_argument("--time-format", default=None, metavar="FMT",
+                   help="strptime format of text times (default: ISO 8601, else inferred)")
+    p.add_argument("--tz", default=None, metavar="ZONE",
+                   help="time zone of times without one (default UTC), e.g. Europe/Berlin")
+
+
+def _opts(args) -> ReadOptions:
+    return ReadOptions(columns=parse_columns(getattr(args, "columns", None)),
+                       time_unit=getattr(args, "time_unit", "auto"),
+                       time_format=getattr(args, "time_format", None),
+                       tz=getattr(args, "tz", None))
+
+
+def add_data_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``data`` and its subcommands to an argparse subparsers object."""
+    data = subparsers.add_parser(
+        "data", help="import, check, resample and describe OHLCV files",
+        description="Bring bars in (Binance archive, freqtrade, ccxt, CSV), check them, "
+                    "resample them.  Output is Parquet in marginbt's schema.")
+    sub = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("import", help="convert OHLCV files to marginbt Parquet",
+                       description="Read SOURCE files (or directories of them) in one format, "
+                                   "validate, merge in time order (bars repeated across files "
+                                   "kept once) and write one Parquet file.")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    _add_read_flags(p)
+    p.add_argument("--symbol", default=None, help="symbol to store (default: from the file names)")
+    p.add_argument("--timeframe", default=None, help="timeframe to store (default: from names or spacing)")
+    _defaults(p, cmd_import)
+
+    p = sub.add_parser("import-binance", help="convert data.binance.vision kline CSV/ZIP files",
+                       description="Same as `data import --format binance`.")
+    p.add_argument("sources", nargs="+", metavar="FILE")
+    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.add_argument("--symbol", default=None)
+    p.add_argument("--timeframe", default=None)
+    _defaults(p, cmd_import_binance)
+
+    p = sub.add_parser("check", help="list every problem in OHLCV files (exit 0 clean, 1 warnings, 2 errors)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    _add_read_flags(p)
+    p.add_argument("--wick-k", type=float, default=WICK_K, metavar="K",
+                   help=f"outlier-wick threshold in robust deviations (default {WICK_K:g})")
+    p.add_argument("--max-rows", type=int, default=5, metavar="N",
+                   help="offending rows shown per finding (default 5)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    _defaults(p, cmd_check)
+
+    p = sub.add_parser("resample", help="resample bars to a longer timeframe")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--to", required=True, metavar="TIMEFRAME", help="e.g. 4h, 1d, 1w, 1M")
+    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="keep an incomplete first/last bar (default: dropped)")
+    _add_read_flags(p)
+    _defaults(p, cmd_resample)
+
+    p = sub.add_parser("info", help="one-screen summary of a data file")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    _add_read_flags(p)
+    _defaults(p, cmd_info)
+    return data
+
+
+def _defaults(p, fn):
+    p.set_defaults(handler=fn, func=fn)
+
+
+def _summary(df, out: Path, seconds: float) -> str:
+    a = df.attrs
+    return (f"wrote {out}: {a.get('symbol') or '?'} {a.get('timeframe') or '?'}, {len(df):,} bars, "
+            f"{fmt_ts(df.index[0].value)[:-4]} → {fmt_ts(df.index[-1].value)} ({seconds:.2f} s)")
+
+
+def _write(df, out: str, extra: dict) -> Path:
+    from .parquet import write_ohlcv
+
+    return write_ohlcv(df, out, extra_meta=extra)
+
+
+def cmd_import(args, fmt: str | None = None) -> int:
+    from .importer import import_ohlcv
+
+    t0 = time.perf_counter()
+    df = import_ohlcv(args.sources, fmt=fmt or getattr(args, "format", "auto"),
+                      columns=getattr(args, "columns", None), symbol=args.symbol,
+                      timeframe=args.timeframe, time_unit=getattr(args, "time_unit", "auto"),
+                      time_format=getattr(args, "time_format", None), tz=getattr(args, "tz", None))
+    out = _write(df, args.out, {"source_format": df.attrs["format"],
+                                "sources": [Path(s).name for s in df.attrs["sources"]]})
+    print(_summary(df, out, time.perf_counter() - t0))
+    n = len(df.attrs["sources"])
+    if n > 1:
+        print(f"  from {n:,} files")
+    for note in df.attrs.get("notes", []):
+        print(f"  note: {note}")
+    return 0
+
+
+def cmd_import_binance(args) -> int:
+    return cmd_import(args, fmt="binance")
+
+
+def cmd_check(args) -> int:
+    from .check import _read_for_check
+
+    if args.max_rows < 1:
+        raise UserError(f"--max-rows {args.max_rows}: must be >= 1")
+    if not args.wick_k > 0:
+        raise UserError(f"--wick-k {args.wick_k}: must be > 0")
+    reports = []
+    for f in args.files:
+        _, bars, _ = _read_for_check(f, args.format, _opts(args))
+        reports += [check_bars(b, args.wick_k, args.max_rows) for b in bars]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=1))
+    else:
+        print("\n\n".join(r.format(args.max_rows) for r in reports))
+    return max(r.exit_code for r in reports)
+
+
+def read_validated(path, fmt: str = "auto", opts: ReadOptions | None = None):
+    """A validated frame from any supported file (Parquet via ``load_ohlcv``)."""
+    from .importer import import_ohlcv
+    from .load import load_ohlcv
+    from .parquet import REQUIRED, check_file, open_parquet, sniff_kind
+
+    p = check_file(path)
+    if fmt in ("auto", "parquet") and sniff_kind(p) == "parquet":
+        if all(c in open_parquet(p).schema_arrow.names for c in REQUIRED):
+            return load_ohlcv(p)
+    opts = opts or ReadOptions()
+    return import_ohlcv([p], fmt=fmt, columns=opts.columns, time_unit=opts.time_unit,
+                        time_format=opts.time_format, tz=opts.tz)
+
+
+def cmd_resample(args) -> int:
+    from .resample import resample_ohlcv
+
+    t0 = time.perf_counter()
+    df = read_validated(args.file, args.format, _opts(args))
+    res = resample_ohlcv(df, args.to, keep_partial=args.keep_partial)
+    info = res.attrs["resample"]
+    out = _write(res, args.out, {"resampled_from": f"{Path(args.file).name} ({info['from']})"})
+    print(_summary(res, out, time.perf_counter() - t0))
+    print(f"  {info['source_bars']:,} {info['from']} bars → {info['bars']:,} {info['to']} bars")
+    for d in info["dropped_edges"]:
+        print(f"  dropped the incomplete {d} (--keep-partial keeps it)")
+    if info["incomplete"]:
+        print(f"  {info['incomplete']:,} bars built from periods with missing source bars (gaps)")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .info import describe_file
+
+    print("\n\n".join(describe_file(f, args.format, _opts(args)) for f in args.files))
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m backtest.data …`` (the same commands without ``backtest``)."""
+    from backtest.errors import UserError as _UE
+
+    class _P(argparse.ArgumentParser):
+        def error(self, message):
+            raise _UE(f"{self.prog}: {message}")
+
+    parser = _P(prog="backtest")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_P)
+    add_data_parser(sub)
+    try:
+        args = parser.parse_args(argv)
+        return args.handler(args)
+    except _UE as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
