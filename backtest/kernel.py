@@ -104,7 +104,7 @@ def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
     rec.equity_before = assets - debt
     fee = fee_rate * assets
     bad = 0.0
-    if st[HB] - mlr * (st[PB] + st[IB]) > 0.0:  # long-like: sell base for quote
+    if st[HB] - mlr * (st[PB] + st[IB]) >= 0.0:  # long-like (or only quote owed): sell base for quote
         side = -1
         fill = trigger * (1.0 - slip)
         if full:
@@ -135,7 +135,7 @@ def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
             s = max(0.0, (st[HQ] - fee) / fill)
             fee = min(fee, st[HQ])
             cut = True
-        st[HQ] -= s * fill + fee
+        st[HQ] = 0.0 if cut else st[HQ] - (s * fill + fee)  # a cut spends all of it, exactly
         left = _repay(s, st, IB, PB)
         st[HB] += left
         _clean(st)
@@ -222,17 +222,21 @@ def _opens_trade(before, after):
 RETURN_BLOCK = 64
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
     """Add the bar returns of ``block[1..m]`` (``block[0]`` is the equity
-    before them) to the running sums; a return from zero equity counts 0."""
+    before them) to the running sums; a return from zero equity counts 0.
+
+    Branch-free and fastmath so the block vectorises; the order of the sums is
+    fixed by the code, so a run and a sweep row still agree to the bit.
+    """
     for k in range(1, m + 1):
         p = block[k - 1]
         r = block[k] / p - 1.0 if p > 0.0 else 0.0
+        neg = min(r, 0.0)
         sum_r += r
         sum_r2 += r * r
-        if r < 0.0:
-            sum_neg2 += r * r
+        sum_neg2 += neg * neg
     return sum_r, sum_r2, sum_neg2
 
 
@@ -362,8 +366,8 @@ def simulate(
                 if record:
                     _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq)
                 n_orders += 1
-                n_capped += capped
                 n_trades += _opens_trade(pos_before, st[HB] - st[PB] - st[IB])
+            n_capped += capped  # an order cut to nothing is counted too, though it made no fill
             pending = np.nan
 
         # 4. the whole hour at this open falls on principal held across it

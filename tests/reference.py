@@ -1,0 +1,483 @@
+"""Independent reference model of the single-symbol margin account.
+
+Written from ``shared/spec/margin-model.md`` (the exchange rules) and
+``docs/model-choices.md`` (the choices the kernel makes where the spec is
+open) alone, without looking at the compiled kernel.  Plain Python, one bar
+at a time, one step at a time, so that each line can be checked against the
+two documents.  Section references ("MC step 3", "spec §4") point at them.
+
+Scope: one symbol, one account (cross and isolated behave the same), market
+orders to a target exposure, Classic and isolated profiles.
+"""
+
+from __future__ import annotations
+
+import math
+
+INF = math.inf
+
+# Amounts below this (in units of the asset) left after a repayment are dust
+# and set to 0 (MC "State").  Read here as: after every trade or liquidation
+# (each one repays something), each of the six state numbers below it is 0.
+DUST = 1e-12
+
+# name -> (max leverage L, margin-call ML, liquidation ML, liquidation fee)
+# The initial ML is L/(L-1) (spec §2); partial liquidation restores it.
+PROFILES = {
+    "cross-3x": (3.0, 1.3, 1.1, 0.02),
+    "cross-5x": (5.0, 1.16, 1.1, 0.02),
+    "isolated-3x": (3.0, 1.22, 1.18, 0.02),
+    "isolated-5x": (5.0, 1.19, 1.15, 0.02),
+    "isolated-10x": (10.0, 1.1, 1.05, 0.02),
+}
+
+
+class Profile:
+    def __init__(self, leverage, margin_call_ml, liquidation_ml, liquidation_fee):
+        self.leverage = float(leverage)
+        self.initial_ml = self.leverage / (self.leverage - 1.0)
+        self.margin_call_ml = float(margin_call_ml)
+        self.liquidation_ml = float(liquidation_ml)
+        self.liquidation_fee = float(liquidation_fee)
+
+    @classmethod
+    def get(cls, profile):
+        if isinstance(profile, Profile):
+            return profile
+        return cls(*PROFILES[profile])
+
+
+def charge(principal, hourly_rate, round_up=True):
+    """One hour's interest on ``principal`` (MC "Interest")."""
+    if round_up:
+        return math.ceil(principal * hourly_rate * 1e8 - 1e-6) / 1e8
+    return principal * hourly_rate
+
+
+def hour_boundaries_between(t_prev, t_now):
+    """Number of whole hours h (h = k*3600) with t_prev < h < t_now."""
+    if t_now <= t_prev:
+        return 0
+    return (t_now - 1) // 3600 - t_prev // 3600
+
+
+class Account:
+    """The six state numbers of MC "State", in asset units.
+
+    hb base held, hq quote held, pb base principal, ib base interest owed,
+    pq quote principal, iq quote interest owed.
+    """
+
+    def __init__(self, capital, rate_base_hourly=0.0, rate_quote_hourly=0.0,
+                 round_interest=True):
+        self.hb = 0.0
+        self.hq = float(capital)
+        self.pb = 0.0
+        self.ib = 0.0
+        self.pq = 0.0
+        self.iq = 0.0
+        self.rb = float(rate_base_hourly)
+        self.rq = float(rate_quote_hourly)
+        self.round_interest = round_interest
+
+    # ------------------------------------------------------------ valuation
+    def assets(self, price):
+        return self.hb * price + self.hq
+
+    def debt(self, price):
+        return (self.pb + self.ib) * price + self.pq + self.iq
+
+    def has_debt(self):
+        return (self.pb + self.ib + self.pq + self.iq) > 0.0
+
+    def value(self, price):
+        """Equity E = A - D at ``price``."""
+        return self.assets(price) - self.debt(price)
+
+    def margin_level(self, price):
+        d = self.debt(price)
+        if d == 0.0:
+            return INF
+        return self.assets(price) / d
+
+    def position(self):
+        """Net base N = hb - pb - ib."""
+        return self.hb - self.pb - self.ib
+
+    def liquidation_price(self, mlr):
+        """MC step 5: (a, P_liq) with a = hb - MLR*(pb+ib).
+
+        Returns (a, None) when nothing is to be checked (a == 0 or no debt)
+        or when P_liq <= 0 (no liquidation possible).
+        """
+        a = self.hb - mlr * (self.pb + self.ib)
+        if a == 0.0 or not self.has_debt():
+            return a, None
+        p = (mlr * (self.pq + self.iq) - self.hq) / a
+        if p <= 0.0:
+            return a, None
+        return a, p
+
+    def clean(self):
+        """Dust rule: after a trade or a liquidation (each repays), any of the
+        six numbers below DUST is set to 0."""
+        for name in ("hb", "hq", "pb", "ib", "pq", "iq"):
+            if abs(getattr(self, name)) < DUST:
+                setattr(self, name, 0.0)
+
+    # ------------------------------------------------------- borrow / repay
+    def _charge(self, principal, rate):
+        return charge(principal, rate, self.round_interest)
+
+    def borrow(self, asset, amount):
+        """Borrow ``amount`` of 'base' or 'quote'; one hour's interest is added
+        at once (spec §4, MC "Buy q at P").  Returns the charge (asset units)."""
+        if amount <= 0.0:
+            return 0.0
+        if asset == "base":
+            c = self._charge(amount, self.rb)
+            self.pb += amount
+            self.ib += c
+        else:
+            c = self._charge(amount, self.rq)
+            self.pq += amount
+            self.iq += c
+        return c
+
+    def repay(self, asset, amount):
+        """Repay with ``amount`` of the asset: interest first, then principal.
+        Returns what is left of ``amount``.  Debt left below DUST is zeroed."""
+        if amount <= 0.0:
+            return amount
+        if asset == "base":
+            x = min(amount, self.ib)
+            self.ib -= x
+            amount -= x
+            y = min(amount, self.pb)
+            self.pb -= y
+            amount -= y
+            if self.ib < DUST:
+                self.ib = 0.0
+            if self.pb < DUST:
+                self.pb = 0.0
+        else:
+            x = min(amount, self.iq)
+            self.iq -= x
+            amount -= x
+            y = min(amount, self.pq)
+            self.pq -= y
+            amount -= y
+            if self.iq < DUST:
+                self.iq = 0.0
+            if self.pq < DUST:
+                self.pq = 0.0
+        return amount
+
+    def charge_interest(self, base_principal=None, quote_principal=None):
+        """One hour's interest on the given principals (default: outstanding
+        now), each asset charged and rounded separately.  Returns
+        (base charge, quote charge) in asset units."""
+        if base_principal is None:
+            base_principal = self.pb
+        if quote_principal is None:
+            quote_principal = self.pq
+        cb = self._charge(base_principal, self.rb) if base_principal > 0.0 else 0.0
+        cq = self._charge(quote_principal, self.rq) if quote_principal > 0.0 else 0.0
+        self.ib += cb
+        self.iq += cq
+        return cb, cq
+
+    # --------------------------------------------------------------- trades
+    def buy_cap(self, q, price, open_price, fee, m0):
+        """MC "Borrow cap", buy side: (cap, borrows) for a buy of q at price."""
+        if q * price <= self.hq:
+            return q, False
+        db = self.pb + self.ib
+        dq = self.pq + self.iq
+        qstar = ((self.hb - db) * open_price + m0 * (1.0 + self.rq) * self.hq - m0 * dq) / (
+            m0 * (1.0 + self.rq) * price - (1.0 - fee) * open_price)
+        if qstar >= max(self.hq / price, db / (1.0 - fee)):
+            return qstar, True
+        return self.hq / price, False
+
+    def sell_cap(self, q, price, open_price, fee, m0):
+        """MC "Borrow cap", sell side: (cap, borrows) for a sell of q at price."""
+        if q <= self.hb:
+            return q, False
+        db = self.pb + self.ib
+        dq = self.pq + self.iq
+        qstar = (self.hq - dq - m0 * db * open_price + m0 * (1.0 + self.rb) * self.hb * open_price) / (
+            m0 * (1.0 + self.rb) * open_price - (1.0 - fee) * price)
+        if qstar >= max(self.hb, dq / ((1.0 - fee) * price)):
+            return qstar, True
+        return self.hb, False
+
+    def buy(self, q, price, fee, may_borrow=True):
+        """Buy q base at price: pay q*P quote (shortfall borrowed), receive
+        q*(1-f) base which repays ib, then pb, the rest is held.
+        Returns (fee value in quote, quote interest charged)."""
+        cost = q * price
+        c = 0.0
+        if cost <= self.hq or not may_borrow:
+            self.hq = max(self.hq - cost, 0.0)
+        else:
+            b = cost - self.hq
+            self.hq = 0.0
+            c = self.borrow("quote", b)
+        got = q * (1.0 - fee)
+        self.hb += self.repay("base", got)
+        self.clean()
+        return q * fee * price, c
+
+    def sell(self, q, price, fee, may_borrow=True):
+        """Sell q base at price: take q from hb (shortfall borrowed), receive
+        q*P*(1-f) quote which repays iq, then pq, the rest is held.
+        Returns (fee value in quote, base interest charged)."""
+        c = 0.0
+        if q <= self.hb or not may_borrow:
+            self.hb = max(self.hb - q, 0.0)
+        else:
+            b = q - self.hb
+            self.hb = 0.0
+            c = self.borrow("base", b)
+        got = q * price * (1.0 - fee)
+        self.hq += self.repay("quote", got)
+        self.clean()
+        return q * price * fee, c
+
+    # ---------------------------------------------------------- liquidation
+    def liquidate(self, trigger, slippage, fee_rate, restore_ml, mode, long_like):
+        """MC "Liquidation".  Returns the event dict (without 'bar')."""
+        pt = trigger
+        ml_before = self.margin_level(pt)
+        eq_before = self.value(pt)
+        fee_value = fee_rate * self.assets(pt)
+        m = restore_ml
+        bad_debt = 0.0
+        if long_like:
+            pf = pt * (1.0 - slippage)
+            b_held = self.hb
+            q_held = self.hq
+            dq = self.pq + self.iq
+            if mode == "full":
+                s = b_held
+            else:
+                s = (m * (dq + fee_value) - (b_held * pf + q_held)) / (pf * (m - 1.0))
+                s = min(max(s, 0.0), b_held)
+            self.hb = max(self.hb - s, 0.0)
+            cash = self.hq + s * pf - fee_value
+            self.hq = 0.0
+            self.hq = self.repay("quote", cash)
+            self.clean()
+            if self.hb == 0.0 and self.has_debt():
+                bad_debt = self.debt(pf)
+                self.pb = self.ib = self.pq = self.iq = 0.0
+            side = "sell"
+        else:
+            pf = pt * (1.0 + slippage)
+            db = self.pb + self.ib
+            if mode == "full":
+                s = db
+            else:
+                s = (m * db * pf + fee_value - self.hq) / (pf * (m - 1.0))
+                s = min(max(s, 0.0), db)
+            cut = False
+            if s * pf + fee_value > self.hq:
+                s = max((self.hq - fee_value) / pf, 0.0)
+                cut = True
+            self.hq = 0.0 if cut else self.hq - (s * pf + fee_value)
+            left = self.repay("base", s)
+            self.hb += left
+            self.clean()
+            if cut and self.has_debt():
+                bad_debt = self.debt(pf)
+                self.pb = self.ib = self.pq = self.iq = 0.0
+            side = "buy"
+        eq_after = max(self.value(pf), 0.0)
+        return {
+            "trigger_price": pt,
+            "fill_price": pf,
+            "margin_level": ml_before,
+            "fee": fee_value,
+            "equity_before": eq_before,
+            "equity_after": eq_after,
+            "bad_debt": bad_debt,
+            "quantity": s,
+            "side": side,
+        }
+
+
+def _is_long_like(acct, mlr):
+    a = acct.hb - mlr * (acct.pb + acct.ib)
+    if a > 0.0:
+        return True
+    if a < 0.0:
+        return False
+    return (acct.pb + acct.ib) == 0.0
+
+
+def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
+             slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
+             rebalance=0.0, round_interest=True):
+    """Run one symbol through the bars (MC "Order of events in bar i").
+
+    ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
+    holds.  Returns per-bar lists ``equity, margin_level, position, debt,
+    interest_owed, interest_paid`` (cumulative charges valued at each bar's
+    open) and ``fees_paid`` (cumulative trading fees, quote; liquidation fees
+    are reported in the events), and event lists ``liquidations`` (bar,
+    trigger_price, fill_price, margin_level, fee, equity_before, equity_after,
+    bad_debt, quantity), ``margin_calls`` (bar, margin_level) and ``orders``
+    (bar, side, quantity, price, fee in quote, kind, capped).
+    """
+    prof = Profile.get(profile)
+    m0 = prof.initial_ml
+    mlr = prof.liquidation_ml
+    mcl = prof.margin_call_ml
+    n = len(timestamps)
+    acct = Account(capital, rate_base_daily / 24.0, rate_quote_daily / 24.0, round_interest)
+
+    out = {k: [] for k in ("equity", "margin_level", "position", "debt",
+                           "interest_owed", "interest_paid", "fees_paid")}
+    liquidations, margin_calls, orders = [], [], []
+
+    interest_paid = 0.0
+    fees_paid = 0.0
+    pending = None          # (target, kind) decided at the previous close
+    last_target = None      # None: no target yet
+    suspended = False       # rebalancing suspended by a liquidation
+    prev_close_ml = INF     # "no debt" before the first bar
+
+    def do_liquidation(i, trigger, long_like):
+        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, m0, liquidation, long_like)
+        side = ev.pop("side")
+        ev["bar"] = i
+        liquidations.append(ev)
+        orders.append({"bar": i, "side": side, "quantity": ev["quantity"],
+                       "price": ev["fill_price"], "fee": ev["fee"],
+                       "kind": "liquidation", "capped": False})
+        # fees_paid counts trading fees only; liquidation fees are in the events
+
+    def execute_order(i, o, x, kind):
+        """MC "Market order to target x at open O"."""
+        nonlocal fees_paid, interest_paid
+        e = acct.value(o)
+        if e <= 0.0:
+            return
+        delta = x * e / o - acct.position()
+        if delta == 0.0:
+            return
+        if delta > 0.0:
+            side = "buy"
+            p = o * (1.0 + slippage)
+            q = delta / (1.0 - fee)
+            cap, borrows = acct.buy_cap(q, p, o, fee, m0)
+        else:
+            side = "sell"
+            p = o * (1.0 - slippage)
+            q = -delta
+            cap, borrows = acct.sell_cap(q, p, o, fee, m0)
+        capped = cap < q * (1.0 - 1e-9)
+        q = min(q, cap)
+        if q <= 0.0:
+            # cut to nothing (already at the borrow limit): no fill, no record
+            return
+        if side == "buy":
+            fv, ci = acct.buy(q, p, fee, may_borrow=borrows)
+            interest_paid += ci
+        else:
+            fv, ci = acct.sell(q, p, fee, may_borrow=borrows)
+            interest_paid += ci * o
+        fees_paid += fv
+        orders.append({"bar": i, "side": side, "quantity": q, "price": p,
+                       "fee": fv, "kind": kind, "capped": capped})
+
+    for i in range(n):
+        t = int(timestamps[i])
+        o, h, lo, c = float(open[i]), float(high[i]), float(low[i]), float(close[i])
+
+        # 1. past hour boundaries (inside the previous bar or in a data gap)
+        if i > 0:
+            for _ in range(hour_boundaries_between(int(timestamps[i - 1]), t)):
+                cb, cq = acct.charge_interest()
+                interest_paid += cb * o + cq
+
+        # 2. gap liquidation at the open
+        if acct.has_debt() and acct.margin_level(o) <= mlr:
+            do_liquidation(i, o, _is_long_like(acct, mlr))
+            pending = None
+            suspended = True
+
+        # 3. pending market order at the open
+        pb_before, pq_before = acct.pb, acct.pq
+        if pending is not None:
+            x, kind = pending
+            pending = None
+            execute_order(i, o, x, kind)
+
+        # 4. hour boundary at the open
+        if t % 3600 == 0:
+            cb, cq = acct.charge_interest(min(pb_before, acct.pb), min(pq_before, acct.pq))
+            interest_paid += cb * o + cq
+
+        # state for the margin-call check (before step 5)
+        if not acct.has_debt():
+            ml_x = INF
+        else:
+            a = acct.hb - mlr * (acct.pb + acct.ib)
+            if a > 0.0:
+                ml_x = acct.margin_level(lo)
+            elif a < 0.0:
+                ml_x = acct.margin_level(h)
+            else:  # not reachable with one symbol; take the worse extreme
+                ml_x = min(acct.margin_level(lo), acct.margin_level(h))
+
+        # 5. intrabar liquidation at the adverse extreme, repeated up to 8 times
+        for _ in range(8):
+            a, p_liq = acct.liquidation_price(mlr)
+            if p_liq is None:
+                break
+            if a > 0.0:
+                if lo <= p_liq:
+                    do_liquidation(i, min(o, p_liq), True)
+                    suspended = True
+                    continue
+            else:
+                if h >= p_liq:
+                    do_liquidation(i, max(o, p_liq), False)
+                    suspended = True
+                    continue
+            break
+
+        # 6. margin call: entry into the band
+        if ml_x <= mcl and prev_close_ml > mcl:
+            margin_calls.append({"bar": i, "margin_level": ml_x})
+
+        # 7. close
+        ml_c = acct.margin_level(c)
+        out["equity"].append(acct.value(c))
+        out["margin_level"].append(ml_c)
+        out["position"].append(acct.position())
+        out["debt"].append(acct.debt(c))
+        out["interest_owed"].append(acct.ib * c + acct.iq)
+        out["interest_paid"].append(interest_paid)
+        out["fees_paid"].append(fees_paid)
+        prev_close_ml = ml_c
+
+        # 8. decision (the last bar's is never executed)
+        x = float(targets[i])
+        if i == n - 1 or math.isnan(x):
+            continue
+        if last_target is None or x != last_target:
+            pending = (x, "signal")
+            last_target = x
+            suspended = False
+        elif rebalance > 0.0 and not suspended:
+            e = acct.value(c)
+            if e > 0.0 and abs(acct.position() * c / e - x) > rebalance * abs(x):
+                pending = (x, "rebalance")
+
+    out["liquidations"] = liquidations
+    out["margin_calls"] = margin_calls
+    out["orders"] = orders
+    return out
