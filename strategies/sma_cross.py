@@ -13,7 +13,7 @@ from numba import njit
 
 from backtest.indicators import sma
 
-PARAMS = {"fast": 20, "slow": 100, "leverage": 2.0}
+PARAMS = {"fast": 20, "slow": 100, "leverage": 1.5}
 GRID = {"fast": [5, 10, 20, 40], "slow": [50, 100, 200], "leverage": [1.0, 2.0, 3.0]}
 
 

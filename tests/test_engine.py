@@ -211,7 +211,7 @@ def test_dataframe_range_outside_the_data_names_the_flag():
 def test_backtest_class_and_summary_contract(tmp_path):
     bt = backtest.Backtest(BTC, "sma_cross", margin="cross-5x", start="2022-01-01", end="2022-06-30")
     res = bt.run(fast=10, slow=40)
-    assert res.settings["params"] == {"fast": 10, "slow": 40, "leverage": 2.0}
+    assert res.settings["params"] == {"fast": 10, "slow": 40, "leverage": 1.5}
     need = {"final_equity", "total_return", "max_drawdown", "sharpe", "n_trades", "n_liquidations", "fees_paid",
             "interest_paid", "liquidation_fees", "bad_debt", "n_margin_calls", "bars", "start", "end"}
     assert need <= set(res.summary)
