@@ -13,6 +13,7 @@ Quick start::
     print(res.summary["final_equity"], len(res.liquidations))
     res.plot("equity.png")
 """
+from . import _numba_cache  # noqa: F401  (before any compiled function is defined)
 from .data import load_ohlcv
 from .engine import Backtest, run
 from .errors import DataError, UserError

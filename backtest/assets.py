@@ -19,6 +19,9 @@ def daily_rates(symbol: str, rates: dict | None) -> tuple[float, float]:
     """Daily borrow rates (base, quote) for ``symbol``; each asset defaults to 0.0002."""
     base, quote = split_symbol(symbol)
     rates = {str(k).upper(): v for k, v in (rates or {}).items()}
+    for asset in rates:
+        if asset not in (base, quote):
+            raise UserError(f"--rate {asset}: {symbol} trades {base} and {quote} only")
     out = []
     for asset in (base, quote):
         r = float(rates.get(asset, DEFAULT_DAILY_RATE))

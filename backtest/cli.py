@@ -43,6 +43,7 @@ def _add_run_flags(p):
                    help="trade back to the target when exposure drifts by more than F of it")
     p.add_argument("--start", default=None, help="first date/time to use (UTC)")
     p.add_argument("--end", default=None, help="last date/time to use (UTC; a date includes the whole day)")
+    p.add_argument("--symbol", default=None, help="the pair, e.g. ETHUSDT (default: from the file name or metadata)")
     p.add_argument("--stop-on-liquidation", action="store_true", help="stop trading after the first liquidation")
     p.add_argument("--no-interest-rounding", action="store_true", help="do not round hourly charges up to 1e-8")
 
@@ -107,7 +108,7 @@ def cmd_run(args) -> int:
         data, args.strategy, params, margin=args.margin, capital=args.capital, fee=args.fee,
         slippage=args.slippage, rates=rates, liquidation=args.liquidation, rebalance=args.rebalance,
         start=args.start, end=args.end, stop_on_liquidation=args.stop_on_liquidation,
-        round_interest=not args.no_interest_rounding,
+        round_interest=not args.no_interest_rounding, symbol=args.symbol,
     )
     _print_data_warnings(result.bars, data)
     out = Path(args.out) if args.out else Path("reports") / (
@@ -169,16 +170,21 @@ def cmd_sweep(args) -> int:
         raise UserError(f"--workers {args.workers}: must be ≥ 1")
     strat = load_strategy(args.strategy)
     grid = parse_grid(args.grid, strat.params) if args.grid else None
+    if args.heatmap:
+        pair = [a.strip() for a in args.heatmap.split(",")]
+        known = set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"}
+        if len(pair) != 2 or any(a not in known for a in pair):
+            raise UserError(f"--heatmap {args.heatmap}: name two grid axes, e.g. fast,slow")
     metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
     if args.rank not in metrics:
         raise UserError(f"--rank {args.rank}: not a metric (one of {', '.join(metrics)})")
     data = Path(args.data) if args.data else bundled_data()
     margins = [m.strip() for m in args.margin.split(",") if m.strip()]
-    symbol_hint = data.stem.split("-")[0]
+    symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
     _check_writable(out)
-    res = sweep(
-        data, strat, grid, out=out, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
+    res = sweep(  # the strategy as given: Dask workers load it by name or path themselves
+        data, args.strategy, grid, out=out, symbol=args.symbol, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
         rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
         end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
         chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
@@ -206,12 +212,7 @@ def rank_table(top, res, metric) -> str:
 def _sweep_pictures(res, args, axes):
     from .report.sweep import plot_heatmap, plot_leverage
 
-    if args.heatmap:
-        pair = [a.strip() for a in args.heatmap.split(",")]
-        if len(pair) != 2 or any(a not in res.table.columns for a in pair):
-            raise UserError(f"--heatmap {args.heatmap}: name two grid axes, e.g. fast,slow")
-    else:
-        pair = axes[:2]
+    pair = [a.strip() for a in args.heatmap.split(",")] if args.heatmap else axes[:2]
     if len(pair) == 2:
         plot_heatmap(res.table, pair[0], pair[1], args.rank, res.out / "heatmap.png")
     if "leverage" in res.table.columns and res.table["leverage"].nunique() > 1:

@@ -13,10 +13,12 @@ import pandas as pd
 from . import kernel
 from .assets import daily_rates, split_symbol
 from .data import load_ohlcv, validate_ohlcv
+from .data.times import range_bounds
 from .errors import UserError
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
+from .rules import hourly_rate
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
 from .strategy import load_strategy
 from .trades import round_trips
@@ -76,7 +78,7 @@ def run(
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
         strategy = pd.Series(np.asarray(strategy, dtype=float), index=_index_of(bars))  # aligned before slicing
     bars = _prepare_bars(bars, start, end)
-    symbol = symbol or bars.attrs.get("symbol") or "BTCUSDT"
+    symbol = symbol_of(bars, symbol)
     rate_b, rate_q = daily_rates(symbol, rates)
     strat = load_strategy(strategy)
     resolved = strat.resolve(params)
@@ -99,7 +101,7 @@ def run(
     )
     base, quote = split_symbol(symbol)
     summary = summary_of(stats, float(capital), seconds, base, quote)
-    trades = round_trips(orders, index, c, position, paid, symbol)
+    trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"])
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
         "margin": profile.name, "capital": float(capital), "fee": float(fee), "slippage": float(slippage),
@@ -120,11 +122,19 @@ def run(
     )
 
 
+def symbol_of(bars, symbol=None) -> str:
+    """The pair: given, or read from the file name/metadata; never guessed."""
+    symbol = symbol or bars.attrs.get("symbol")
+    if not symbol:
+        raise UserError("symbol: the bars do not say which pair they are; pass symbol='BTCUSDT' (CLI: --symbol)")
+    return symbol
+
+
 def kernel_config(profile, capital, fee, slippage, daily_rate_base, daily_rate_quote, liquidation="partial",
                   rebalance=0.0, round_interest=True, stop_on_liquidation=False) -> tuple:
     """The settings tuple ``kernel.simulate`` takes, from ``capital`` on."""
     return (
-        float(capital), float(fee), float(slippage), daily_rate_base / 24.0, daily_rate_quote / 24.0,
+        float(capital), float(fee), float(slippage), hourly_rate(daily_rate_base), hourly_rate(daily_rate_quote),
         profile.initial_ml, profile.call_ml, profile.liquidation_ml, profile.liquidation_fee,
         liquidation == "full", float(rebalance), bool(round_interest), bool(stop_on_liquidation),
     )
@@ -245,30 +255,22 @@ def _index_of(bars):
 
 
 def _range(start, end):
-    """Parse --start/--end (naive = UTC); a date-only end includes that day."""
-    lo = _timestamp(start, "--start") if start is not None else None
-    hi = _timestamp(end, "--end") if end is not None else None
-    if hi is not None and _is_date(end):
-        hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    if lo is not None and hi is not None and lo > hi:
-        raise UserError(f"--start {start} is after --end {end}")
-    return lo, hi
-
-
-def _timestamp(value, flag):
+    """--start/--end as UTC timestamps, with the data layer's meaning (a
+    date-only end includes that day), so a file and a DataFrame agree."""
     try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{flag} {value}: not a date (use YYYY-MM-DD or YYYY-MM-DD HH:MM)") from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _is_date(value):
-    return isinstance(value, str) and len(value.strip()) <= 10
+        lo, hi = range_bounds(start, end)
+    except UserError as exc:
+        raise UserError(f"--{exc}") from None
+    return (None if lo is None else pd.Timestamp(lo, tz="UTC"), None if hi is None else pd.Timestamp(hi, tz="UTC"))
 
 
 def _epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
-    return ((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    seconds = ((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    if seconds.shape[0] > 1 and np.any(np.diff(seconds) <= 0):
+        i = int(np.flatnonzero(np.diff(seconds) <= 0)[0]) + 1
+        raise UserError(f"bars: row {i} ({index[i]}) is less than a second after the bar before; "
+                        "bars must be at least a second apart")
+    return seconds
 
 
 def _records_frame(records, index, symbol, columns) -> pd.DataFrame:

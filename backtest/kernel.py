@@ -15,6 +15,7 @@ from numba import njit
 from .records import LIQUIDATION, REBALANCE, SIGNAL
 from .rules import (
     HOUR,
+    falling_price_hurts,
     hour_boundaries_between,
     interest_charge,
     liquidation_price,
@@ -104,7 +105,7 @@ def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
     rec.equity_before = assets - debt
     fee = fee_rate * assets
     bad = 0.0
-    if st[HB] - mlr * (st[PB] + st[IB]) >= 0.0:  # long-like (or only quote owed): sell base for quote
+    if falling_price_hurts(st[HB], st[PB] + st[IB], mlr):  # long-like: sell base for quote
         side = -1
         fill = trigger * (1.0 - slip)
         if full:
@@ -152,7 +153,7 @@ def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
 
 
 @njit(cache=True)
-def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interest):
+def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interest, before):
     o = orders[k]
     o.bar = bar
     o.side = side
@@ -161,6 +162,7 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
     o.quantity = q
     o.price = price
     o.fee = fee
+    o.position_before = before
     o.position = st[HB] - st[PB] - st[IB]
     o.interest = interest
 
@@ -176,8 +178,9 @@ def _forced_exit(st, bar, trigger, slip, fee_rate, m_restore, full, mlr, orders,
     n_orders = min(n_orders, orders.shape[0] - 1)
     rec = liqs[n_liqs]
     rec.bar = bar
+    before = st[HB] - st[PB] - st[IB]
     side, s, fill = _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec)
-    _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0)
+    _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0, before)
     return rec.fee, rec.bad_debt, n_liqs
 
 
@@ -364,7 +367,8 @@ def simulate(
                 paid += cb * o + cq
                 fees_paid += fee_value
                 if record:
-                    _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq)
+                    _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq,
+                                  pos_before)
                 n_orders += 1
                 n_trades += _opens_trade(pos_before, st[HB] - st[PB] - st[IB])
             n_capped += capped  # an order cut to nothing is counted too, though it made no fill
@@ -383,7 +387,7 @@ def simulate(
         # 5. + 6. the bar's adverse extreme against the margin-call and liquidation levels
         db = st[PB] + st[IB]
         if db + st[PQ] + st[IQ] > 0.0:
-            worst = low[i] if st[HB] - liquidation_ml * db > 0.0 else high[i]
+            worst = low[i] if falling_price_hurts(st[HB], db, liquidation_ml) else high[i]
             assets_x = _assets(st, worst)
             debt_x = _debt(st, worst)
             if assets_x <= call_ml * debt_x and above_call:  # ML ≤ call, without a division per bar

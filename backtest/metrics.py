@@ -3,6 +3,8 @@
 Conventions (the ones vectorbt and backtesting.py users expect):
 - returns are bar-to-bar simple returns of equity; the first bar's return is
   measured from the starting capital (the kernel sums them as it goes);
+- CAGR spans the first open to the last close (one bar spacing past the
+  last open);
 - annualisation uses the bar spacing: ``periods_per_year = 365·86400 / median
   spacing`` (crypto trades every day), risk-free rate 0;
 - Sharpe = mean / std (ddof 1) · sqrt(periods); Sortino uses the root mean
@@ -37,7 +39,7 @@ def summarize(capital: float, stats: dict, n_bars: int, first_s: int, last_s: in
     (``kernel.STATS``), so a sweep row and a single run agree exactly."""
     final = stats["final_equity"]
     total = final / capital - 1.0
-    years = (last_s - first_s) / YEAR
+    years = (last_s - first_s + YEAR / ppy) / YEAR if ppy == ppy else 0.0  # opens to the last close
     if final <= 0:
         cagr = -1.0
     elif years > 0:

@@ -18,6 +18,7 @@ order_dt = np.dtype(
         ("quantity", np.float64),  # base units traded
         ("price", np.float64),
         ("fee", np.float64),  # quote value (liquidation fee for kind LIQUIDATION)
+        ("position_before", np.float64),  # net base position before the fill
         ("position", np.float64),  # net base position after the fill
         ("interest", np.float64),  # first hour of interest on what the fill borrowed, quote value
     ],

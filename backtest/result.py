@@ -20,7 +20,8 @@ LIQUIDATION_COLUMNS = [
     "equity_before", "equity_after", "bad_debt", "quantity", "gap",
 ]
 MARGIN_CALL_COLUMNS = ["time", "symbol", "margin_level"]
-ORDER_COLUMNS = ["time", "symbol", "side", "quantity", "price", "fee", "kind", "capped", "position", "interest"]
+ORDER_COLUMNS = ["time", "symbol", "side", "quantity", "price", "fee", "kind", "capped", "position_before", "position",
+                 "interest"]
 
 
 @dataclass
@@ -90,15 +91,19 @@ class Result:
                 name: pd.read_csv(folder / f"{name}.csv")
                 for name in ("trades", "orders", "liquidations", "margin_calls")
             }
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{folder}: not a complete result folder ({exc})") from None
+            prof = run["profile"]
+            profile = Profile(prof["name"], prof["max_leverage"], prof["call_ml"], prof["liquidation_ml"],
+                              prof["liquidation_fee"])
+            settings = run["settings"]
+            if not isinstance(summary, dict) or not isinstance(settings, dict):
+                raise TypeError("summary.json and run.json must hold objects")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{folder}: not a complete result folder ({type(exc).__name__}: {exc})") from None
         for name, cols in (("trades", ("entry_time", "exit_time")), ("orders", ("time",)),
                            ("liquidations", ("time",)), ("margin_calls", ("time",))):
             for col in cols:
                 tables[name][col] = pd.to_datetime(tables[name][col], utc=True)
-        prof = run["profile"]
-        profile = Profile(prof["name"], prof["max_leverage"], prof["call_ml"], prof["liquidation_ml"], prof["liquidation_fee"])
-        return cls(equity=equity, summary=summary, settings=run["settings"], profile=profile, **tables)
+        return cls(equity=equity, summary=summary, settings=settings, profile=profile, **tables)
 
     def plot(self, path=None, log=False):
         """Draw equity (with liquidation markers) over the margin level; save

@@ -48,6 +48,19 @@ def hour_boundaries_between(t0, t1):
     return (t1 - 1) // HOUR - t0 // HOUR
 
 
+def hourly_rate(daily_rate):
+    """Binance quotes daily rates; interest falls due hourly (spec §4)."""
+    return daily_rate / 24.0
+
+
+@njit(cache=True)
+def falling_price_hurts(hb, db, mlr):
+    """True when a lower price lowers ML at the liquidation level: the account
+    is long-like (base held beyond ``mlr`` times base owed, or only quote
+    owed); False when it is short-like and the high is its adverse extreme."""
+    return hb - mlr * db >= 0.0
+
+
 @njit(cache=True)
 def liquidation_price(hb, hq, db, dq, mlr):
     """Price at which ML(P) = ``mlr``: ``(mlr·dq − hq) / (hb − mlr·db)``.

@@ -34,7 +34,7 @@ class Strategy:
             if key not in self.params:
                 known = ", ".join(self.params) or "no parameters"
                 raise UserError(f"--param {key}: strategy {self.name} takes {known}")
-            out[key] = _coerce(key, value, self.params[key])
+            out[key] = coerce_param(key, value, self.params[key])
         return out
 
     def __call__(self, bars, params: dict) -> np.ndarray:
@@ -48,25 +48,26 @@ class Strategy:
         return check_targets(raw, len(bars), self.name, bars.index)
 
 
-def _coerce(key, value, default):
-    """Convert a ``--param`` string to the type of its default."""
-    if not isinstance(value, str):
-        kind = type(default)
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-            return value
-        raise UserError(f"--param {key}={value!r}: expected {kind.__name__}")
-    try:
-        if isinstance(default, bool):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        return type(default)(value)
-    except ValueError:
-        raise UserError(f"--param {key}={value}: expected {type(default).__name__}") from None
+def coerce_param(key, value, default, flag="--param"):
+    """Convert a parameter value (a string from the command line, or a
+    number from Python) to the type of its default; floats must be finite."""
+    kind = type(default)
+    if isinstance(value, str):
+        try:
+            if kind is bool:
+                if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                    raise ValueError
+                return value.lower() in ("1", "true", "yes", "on")
+            value = kind(value)
+        except ValueError:
+            raise UserError(f"{flag} {key}={value}: expected {kind.__name__}") from None
+    elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = float(value)
+    elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise UserError(f"{flag} {key}={value!r}: expected {kind.__name__}")
+    if isinstance(value, float) and not np.isfinite(value):
+        raise UserError(f"{flag} {key}={value}: must be a finite number")
+    return value
 
 
 def check_targets(raw, n: int, name: str, index=None) -> np.ndarray:
@@ -120,6 +121,8 @@ def load_strategy(spec) -> Strategy:
             if exc.name not in ("strategies", f"strategies.{text}"):
                 raise UserError(f"--strategy {text}: it imports a missing module {exc.name!r}") from None
             raise UserError(f"--strategy {text}: no such strategy (known: {', '.join(known_strategies())})") from None
+        except Exception as exc:  # a bundled or user module failing on import is the user's to fix
+            raise UserError(f"--strategy {text}: importing it raised {type(exc).__name__}: {exc}") from None
         return _from_module(module, text)
     if isinstance(spec, pd.Series):  # targets by time: aligned to the bars used
         return Strategy("targets", {}, lambda bars: _align(spec, bars.index))
@@ -132,7 +135,10 @@ def load_strategy(spec) -> Strategy:
 def _align(series, index):
     if isinstance(series.index, pd.DatetimeIndex):
         idx = series.index.tz_localize("UTC") if series.index.tz is None else series.index
-        return pd.Series(series.to_numpy(), index=idx).reindex(index).to_numpy(np.float64)
+        out = pd.Series(series.to_numpy(), index=idx).reindex(index).to_numpy(np.float64)
+        if np.isnan(out).all() and series.notna().any():
+            raise UserError("strategy: the targets' timestamps match none of the bars")
+        return out
     return series.to_numpy(np.float64)
 
 

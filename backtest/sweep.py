@@ -30,11 +30,11 @@ import pandas as pd
 
 from . import kernel
 from .assets import daily_rates, split_symbol
-from .engine import _check_settings, _epoch_seconds, _prepare_bars, kernel_config, summary_of
+from .engine import _check_settings, _epoch_seconds, _prepare_bars, kernel_config, summary_of, symbol_of
 from .errors import UserError
 from .profiles import get_profile
 from .records import liquidation_dt, margin_call_dt, order_dt
-from .strategy import load_strategy
+from .strategy import coerce_param, load_strategy
 
 MARGIN_AXIS = "margin"
 
@@ -63,20 +63,20 @@ def _grid_values(key, body, default, spec):
         for name in names:
             get_profile(name)
         return names
-    kind = float if isinstance(default, float) else type(default)
-    try:
-        if ":" in body:
+    if ":" in body:
+        kind = float if isinstance(default, float) else type(default)
+        try:
             start, stop, step = (kind(x) for x in body.split(":"))
-            if step <= 0 or stop < start:
+            if not (step > 0 and stop >= start and all(np.isfinite([start, stop, step]))):
                 raise ValueError
-            count = int(np.floor((stop - start) / step + 1e-9)) + 1
-            values = [kind(start + k * step) for k in range(count)]
-            if kind is float:
-                values = [round(v, 12) for v in values]
-        else:
-            values = [kind(v) for v in body.split(",") if v.strip()]
-    except (TypeError, ValueError):
-        raise UserError(f"--grid {spec}: values must be {kind.__name__}s, START ≤ STOP, STEP > 0") from None
+        except (TypeError, ValueError):
+            raise UserError(f"--grid {spec}: START:STOP:STEP must be {kind.__name__}s, START ≤ STOP, STEP > 0") from None
+        count = int(np.floor((stop - start) / step + 1e-9)) + 1
+        values = [kind(start + k * step) for k in range(count)]
+        if kind is float:
+            values = [round(v, 12) for v in values]
+    else:  # the same conversion and checks as --param
+        values = [coerce_param(key, v.strip(), default, flag="--grid") for v in body.split(",") if v.strip()]
     if not values:
         raise UserError(f"--grid {spec}: no values")
     return list(dict.fromkeys(values))
@@ -213,7 +213,7 @@ def sweep(
     if grid is None:
         grid = dict(getattr(strat.module, "GRID", {}) or {})
     bars = _prepare_bars(bars, start, end)
-    symbol = symbol or bars.attrs.get("symbol") or "BTCUSDT"
+    symbol = symbol_of(bars, symbol)
     margins = [margin] if isinstance(margin, str) else list(margin)
     for name in margins:
         get_profile(name)
@@ -227,17 +227,19 @@ def sweep(
         "stop_on_liquidation": bool(stop_on_liquidation),
     }
     out = Path(out)
-    chunk_size = chunk_size or max(1, min(64, len(combos) // (4 * (workers or os.cpu_count() or 1)) or 1))
-    chunks = [combos[k:k + chunk_size] for k in range(0, len(combos), chunk_size)]
     manifest = {
         "settings": settings, "grid": {k: list(v) for k, v in grid.items()}, "margins": margins,
-        "bars": [str(bars.index[0]), str(bars.index[-1]), len(bars)], "chunk_size": chunk_size,
+        "bars": [str(bars.index[0]), str(bars.index[-1]), len(bars), _fingerprint(bars)],
         "combinations": len(combos), "skipped": skipped,
     }
     manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    stored = _stored_chunk_size(out, manifest["id"]) if resume else None
+    chunk_size = stored or chunk_size or max(1, min(64, len(combos) // (4 * (workers or os.cpu_count() or 1)) or 1))
+    manifest["chunk_size"] = chunk_size
+    chunks = [combos[k:k + chunk_size] for k in range(0, len(combos), chunk_size)]
     done = _prepare_out(out, manifest, resume)
     todo = [k for k in range(len(chunks)) if k not in done]
-    report = progress or Progress(len(combos), len(chunks) - len(todo), chunk_size)
+    report = progress or Progress(len(combos), sum(len(chunks[k]) for k in done))
     t0 = time.perf_counter()
     if scheduler:
         _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report)
@@ -247,6 +249,25 @@ def sweep(
     table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(len(chunks))], ignore_index=True)
     _atomic_parquet(table, out / "sweep.parquet")
     return SweepResult(table, out, skipped, time.perf_counter() - t0, settings)
+
+
+def _fingerprint(bars: pd.DataFrame) -> str:
+    """A hash of the bars themselves, so --resume never mixes two markets."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(bars.index.asi8.tobytes())
+    for col in ("open", "high", "low", "close"):
+        h.update(bars[col].to_numpy(np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _stored_chunk_size(out: Path, sweep_id: str):
+    """The chunk size a resumable sweep in ``out`` was cut into (chunk files
+    are only meaningful with it), or None."""
+    try:
+        old = json.loads((out / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return old.get("chunk_size") if old.get("id") == sweep_id else None
 
 
 def _prepare_out(out: Path, manifest: dict, resume: bool) -> set:
@@ -342,9 +363,9 @@ def _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report):
 class Progress:
     """A progress bar with rate and ETA on a terminal; plain lines elsewhere."""
 
-    def __init__(self, total, done_chunks=0, chunk_size=1, stream=None):
+    def __init__(self, total, done=0, stream=None):
         self.total = total
-        self.done = min(total, done_chunks * chunk_size)
+        self.done = done
         self.start_done = self.done
         self.t0 = time.perf_counter()
         self.stream = stream or sys.stderr

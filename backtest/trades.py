@@ -16,20 +16,26 @@ TRADE_COLUMNS = [
 
 
 def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarray, interest_paid: np.ndarray,
-                symbol: str) -> pd.DataFrame:
+                symbol: str, bad_debts=()) -> pd.DataFrame:
     """Build the trades table from order records (``records.order_dt``).
 
     ``interest_paid`` is the kernel's cumulative interest per bar; a trade's
     interest is what accrued over its bars plus its own borrow charges, less
     the borrow charge of a flip fill that opened the next trade.
+    ``bad_debts`` (one per liquidation fill, in order) are credited back to
+    the trade a liquidation closed: the trader loses at most the equity, the
+    exchange's insurance fund the rest, so the trades' pnl sums to the
+    equity change.
     """
     rows = []
     cur = None
-    prev = 0.0
+    bad_debts = iter(bad_debts)
     for rec in orders:
-        pos, bar = float(rec["position"]), int(rec["bar"])
+        # before, not the last fill's position: a short's base interest grows it in between
+        prev, pos, bar = float(rec["position_before"]), float(rec["position"]), int(rec["bar"])
         q, price, side, fee = float(rec["quantity"]), float(rec["price"]), int(rec["side"]), float(rec["fee"])
         cash_fee = fee if (rec["kind"] == LIQUIDATION or side < 0) else 0.0  # a buy's fee is paid in base
+        bad = next(bad_debts, 0.0) if rec["kind"] == LIQUIDATION else 0.0
         if prev != 0.0 and (pos == 0.0 or np.sign(pos) != np.sign(prev)):
             closing, opening, ends = abs(prev), abs(pos), True
         elif abs(pos) < abs(prev):
@@ -41,14 +47,17 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
         if q > 0.0:
             rate = fee / (q * price) if side > 0 and cash_fee == 0.0 else 0.0
             close_share = min(1.0, closing / (1.0 - rate) / q) if closing > 0.0 else 0.0
-        else:  # a forced exit that could sell nothing (dust): only its fee counts
-            close_share = 1.0 if closing > 0.0 or opening == 0.0 else 0.0
+        else:  # a forced exit that could sell nothing (dust): only its fee and bad debt count
+            close_share = 1.0
             if cur is None:
-                prev = pos
+                continue
+            if closing == 0.0 and opening == 0.0:
+                cur["cash"] += bad - cash_fee
+                cur["fees"] += fee
                 continue
         if closing > 0.0:
             share = close_share
-            cur["cash"] += (-side * q * price - cash_fee) * share
+            cur["cash"] += (-side * q * price - cash_fee) * share + bad
             cur["fees"] += fee * share
             cur["exit_q"] += closing
             cur["exit_v"] += closing * price
@@ -66,7 +75,6 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
             cur["fees"] += fee * share
             cur["entry_q"] += opening
             cur["entry_v"] += opening * price
-        prev = pos
     if cur is not None:  # still open: marked at the last close, no fee
         last = len(close) - 1
         held = position[last]  # a short's base interest has grown it since the last fill

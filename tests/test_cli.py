@@ -140,7 +140,7 @@ def test_naive_timestamps_are_taken_as_utc(capsys, tmp_path, bars):
         (["--strategy", "no_such"], ["no_such", "sma_cross"]),
         (["--strategy", "missing.py"], "missing.py"),
         (["--param", "fast=50", "--param", "slow=10"], ["sma_cross", "fast < slow"]),
-        (["--start", "2023-03-01", "--end", "2023-01-01"], ["--start", "--end"]),
+        (["--start", "2023-03-01", "--end", "2023-01-01"], ["--start", "after end"]),
         (["--start", "2031-01-01"], ["BTCUSDT-1h.parquet", "no bars", "2031-01-01", "covers"]),
         (["--end", "2010-01-01"], ["no bars", "2010-01-01", "covers"]),
         (["--start", "yesterday-ish"], "--start"),
@@ -196,3 +196,35 @@ def test_target_above_the_profile_is_capped_not_an_error(capsys, tmp_path):
                          "--out", tmp_path / "o")
     assert code == 0, err
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["n_capped"] == 1
+
+
+def test_named_strategy_failing_on_import(capsys, tmp_path, monkeypatch):
+    import strategies
+
+    (tmp_path / "broken.py").write_text("x = 1 / 0\n")
+    monkeypatch.setattr(strategies, "__path__", [*strategies.__path__, str(tmp_path)])
+    expect_error(capsys, "run", "--data", BTC, *SHORT, "--strategy", "broken", says=["broken", "ZeroDivisionError"])
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--param", "leverage=nan"], ["leverage=nan", "finite"]),
+    (["--rate", "ETH=0.001"], ["--rate ETH", "BTC and USDT"]),
+])
+def test_more_bad_values(capsys, flags, says):
+    expect_error(capsys, "run", "--data", BTC, *SHORT, *flags, says=says)
+
+
+def test_symbol_flag_names_the_pair(capsys, tmp_path):
+    plain = tmp_path / "prices.parquet"
+    pd.read_parquet(BTC).iloc[:300].to_parquet(plain, index=False)
+    expect_error(capsys, "run", "--data", plain, "--no-report", says="quote asset")
+    code, out, err = cli(capsys, "run", "--data", plain, "--no-report", "--symbol", "ETHUSDT", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["settings"]["rates"] == {"ETH": 0.0002, "USDT": 0.0002}
+
+
+def test_damaged_result_folder(capsys, tmp_path):
+    code, _, err = cli(capsys, "run", "--data", BTC, *SHORT, "--out", tmp_path / "r")
+    assert code == 0, err
+    (tmp_path / "r" / "run.json").write_text("{}")
+    expect_error(capsys, "report", tmp_path / "r", says=["not a complete result folder", "profile"])

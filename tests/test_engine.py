@@ -227,3 +227,60 @@ def test_backtest_class_and_summary_contract(tmp_path):
     assert len(again.trades) == len(res.trades)
     assert list(pd.read_parquet(out / "equity.parquet").columns[:6]) == [
         "timestamp", "equity", "margin_level", "position", "debt", "interest_paid"]
+
+
+def test_short_pnl_counts_its_base_interest_once():
+    res = backtest.run(BTC, "rsi_revert", start="2019-01-01", end="2019-12-31", rates={"BTC": 0.002})
+    assert (res.trades["side"] == "short").any() and res.summary["interest_paid_BTC"] > 0
+    assert res.trades["pnl"].sum() == pytest.approx(res.summary["final_equity"] - 10_000.0, rel=1e-9)
+
+
+def test_bad_debt_is_credited_to_the_liquidated_trade():
+    bars = make_bars([30_000, 30_000, (12_000, 12_500, 11_000, 12_000), 12_000])
+    res = run(bars, [3, NAN, NAN, NAN])
+    assert res.summary["bad_debt"] > 0
+    assert res.trades["pnl"].sum() == pytest.approx(res.equity["equity"].iloc[-1] - 10_000.0, rel=1e-12)
+    assert res.trades["pnl"].iloc[0] == pytest.approx(-10_000.0)
+
+
+def test_start_end_mean_the_same_for_a_file_and_a_dataframe():
+    frame = backtest.load_ohlcv(BTC)
+    for end in ("2024-01", "20240105", "2024-01-05"):
+        a = backtest.run(BTC, "hold", start="2023-12-20", end=end)
+        b = backtest.run(frame, "hold", start="2023-12-20", end=end)
+        assert a.equity.index[-1] == b.equity.index[-1], end
+
+
+def test_bars_without_a_symbol_are_refused_not_guessed():
+    bars = make_bars([100.0] * 3)
+    with pytest.raises(backtest.UserError, match="symbol"):
+        backtest.run(bars, np.ones(3))
+    with pytest.raises(backtest.UserError, match="--rate ETH: BTCUSDT trades BTC and USDT only"):
+        run(bars, np.ones(3), rates={"ETH": 0.001})
+
+
+def test_sub_second_bars_are_refused():
+    bars = make_bars([100.0] * 5, freq="500ms")
+    with pytest.raises(backtest.UserError, match="a second"):
+        run(bars, np.ones(5))
+
+
+def test_targets_series_on_other_timestamps_is_an_error():
+    bars = make_bars([100.0] * 5)
+    other = pd.Series(1.0, index=pd.date_range("2030-01-01", periods=5, freq="1h", tz="UTC"))
+    with pytest.raises(backtest.UserError, match="match none of the bars"):
+        backtest.run(bars, other, symbol="BTCUSDT")
+
+
+def test_numba_cache_folder_follows_every_compiled_source():
+    import hashlib
+    import os
+
+    import numba
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        pytest.skip("the user's NUMBA_CACHE_DIR wins")
+    digest = hashlib.blake2b(digest_size=8)
+    for name in ("kernel.py", "rules.py", "records.py", "indicators.py"):
+        digest.update((ROOT / "backtest" / name).read_bytes())
+    assert numba.config.CACHE_DIR.endswith(f"numba-{digest.hexdigest()}")

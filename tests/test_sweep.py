@@ -110,3 +110,40 @@ def test_sweep_bad_flags(tmp_path, capsys, flags, says):
                  "--out", str(tmp_path / "x"), *flags])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and says in err
+
+
+def test_resume_refuses_other_data_and_keeps_its_chunk_size(tmp_path):
+    frame = backtest.load_ohlcv(BTC, **RANGE)
+    sweep(frame, "sma_cross", GRID, out=tmp_path / "s", chunk_size=4)
+    other = frame.copy()
+    other[["open", "high", "low", "close"]] *= 1.5  # another market, same range
+    with pytest.raises(UserError, match="different sweep"):
+        sweep(other, "sma_cross", GRID, out=tmp_path / "s", resume=True)
+    for part in sorted((tmp_path / "s" / "chunks").glob("part-*.parquet"))[:2]:
+        part.unlink()
+    again = sweep(frame, "sma_cross", GRID, out=tmp_path / "s", resume=True, workers=1)  # default size differs
+    assert len(again.table) == 15  # 18 less fast=30 > slow=20
+    pd.testing.assert_frame_equal(again.table, sweep(frame, "sma_cross", GRID, out=tmp_path / "t").table)
+
+
+@pytest.mark.parametrize("spec", ["leverage=inf", "leverage=1,nan", "leverage=1:inf:1"])
+def test_grid_values_must_be_finite(spec):
+    with pytest.raises(UserError, match="leverage"):
+        parse_grid([spec], load_strategy("sma_cross").params)
+
+
+def test_cli_sweep_on_a_local_dask_cluster(tmp_path, capsys):
+    pytest.importorskip("dask.distributed")
+    code = main(["sweep", "--data", str(BTC), "--start", "2021-01-01", "--end", "2021-02-28", "--grid", "fast=5,10",
+                 "--grid", "slow=30", "--scheduler", "local", "--out", str(tmp_path / "d")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert len(pd.read_parquet(tmp_path / "d" / "sweep.parquet")) == 2
+
+
+def test_bad_heatmap_is_refused_before_the_sweep_runs(tmp_path, capsys):
+    code = main(["sweep", "--data", str(BTC), "--start", "2021-01-01", "--end", "2021-01-31", "--grid", "fast=5,10",
+                 "--heatmap", "fast,nope", "--out", str(tmp_path / "h")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--heatmap" in err
+    assert not (tmp_path / "h" / "chunks").exists()

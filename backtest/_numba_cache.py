@@ -1,0 +1,35 @@
+"""Where numba keeps compiled code, keyed by the kernel's sources.
+
+numba's own cache notices edits to the file of a cached function only, not
+to the functions it inlines from other files: after an edit to rules.py the
+kernel would run stale machine code.  Keying the cache folder on a hash of
+every compiled source makes any edit a fresh compile.  ``NUMBA_CACHE_DIR``
+set by the user still wins.  Imported by ``backtest/__init__`` before any
+compiled function is defined.
+"""
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+_HERE = Path(__file__).resolve().parent
+_SOURCES = ("kernel.py", "rules.py", "records.py", "indicators.py")
+
+
+def configure():
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    digest = hashlib.blake2b(digest_size=8)
+    for name in _SOURCES:
+        digest.update((_HERE / name).read_bytes())
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = root / "marginbt" / f"numba-{digest.hexdigest()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # an unwritable home: numba's default (beside the sources) is used
+    numba.config.CACHE_DIR = str(folder)
+
+
+configure()
