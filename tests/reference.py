@@ -316,9 +316,15 @@ def _is_long_like(acct, mlr):
     return (acct.pb + acct.ib) == 0.0
 
 
+# MC "Stops, take-profits and the path inside a bar": who goes first when
+# several levels are at the same price, or all passed at the open
+PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
+
+
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
-             rebalance=0.0, round_interest=True):
+             rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
+             trailing_stop=0.0, path="ohlc-heuristic"):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -328,8 +334,10 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     are reported in the events), and event lists ``liquidations`` (bar,
     trigger_price, fill_price, margin_level, fee, equity_before, equity_after,
     bad_debt, quantity), ``margin_calls`` (bar, margin_level) and ``orders``
-    (bar, side, quantity, price, fee in quote, kind, capped).
+    (bar, side, quantity, price, fee in quote, kind, capped), and per bar
+    ``ambiguous`` (MC "Ambiguous bar").
     """
+    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     prof = Profile.get(profile)
     m0 = prof.initial_ml
     mlr = prof.liquidation_ml
@@ -338,7 +346,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     acct = Account(capital, rate_base_daily / 24.0, rate_quote_daily / 24.0, round_interest)
 
     out = {k: [] for k in ("equity", "margin_level", "position", "debt",
-                           "interest_owed", "interest_paid", "fees_paid")}
+                           "interest_owed", "interest_paid", "fees_paid", "ambiguous")}
     liquidations, margin_calls, orders = [], [], []
 
     interest_paid = 0.0
@@ -347,8 +355,21 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     last_target = None      # None: no target yet
     suspended = False       # rebalancing suspended by a liquidation
     prev_close_ml = INF     # "no debt" before the first bar
+    entry = None            # average entry price of the open position
+    best = None             # best price since it opened
+
+    def track(n0, n1, price, mkt):
+        """MC "Entry and best price", after a fill at ``price`` (market ``mkt``)."""
+        nonlocal entry, best
+        if n1 == 0.0:
+            entry = best = None
+        elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0):
+            entry, best = price, mkt
+        elif abs(n1) > abs(n0):
+            entry = (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
 
     def do_liquidation(i, trigger, long_like):
+        n0 = acct.position()
         ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, m0, liquidation, long_like)
         side = ev.pop("side")
         ev["bar"] = i
@@ -356,6 +377,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         orders.append({"bar": i, "side": side, "quantity": ev["quantity"],
                        "price": ev["fill_price"], "fee": ev["fee"],
                        "kind": "liquidation", "capped": False})
+        track(n0, acct.position(), ev["fill_price"], trigger)
         # fees_paid counts trading fees only; liquidation fees are in the events
 
     def execute_order(i, o, x, kind):
@@ -382,6 +404,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         if q <= 0.0:
             # cut to nothing (already at the borrow limit): no fill, no record
             return
+        n0 = acct.position()
         if side == "buy":
             fv, ci = acct.buy(q, p, fee, may_borrow=borrows)
             interest_paid += ci
@@ -391,6 +414,77 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         fees_paid += fv
         orders.append({"bar": i, "side": side, "quantity": q, "price": p,
                        "fee": fv, "kind": kind, "capped": capped})
+        track(n0, acct.position(), p, o)
+
+    def levels():
+        """(kind, level, fires when falling) of the open position."""
+        d = 1.0 if acct.position() > 0.0 else -1.0
+        out_ = []
+        a, p_liq = acct.liquidation_price(mlr)
+        if p_liq is not None:
+            out_.append(("liquidation", p_liq, a > 0.0))
+        if entry is None:  # a position no fill opened (interest on a zero net position)
+            return out_
+        if stop_loss > 0.0:
+            out_.append(("stop_loss", entry * (1.0 - d * stop_loss), d > 0.0))
+        if trailing_stop > 0.0:
+            out_.append(("trailing_stop", best * (1.0 - d * trailing_stop), d > 0.0))
+        if take_profit > 0.0:
+            out_.append(("take_profit", entry * (1.0 + d * take_profit), d < 0.0))
+        return out_
+
+    def walk(i, o, h, lo, c):
+        """MC step 5 with stops on; returns whether the bar is ambiguous."""
+        nonlocal best, suspended
+        long_ = acct.position() > 0.0
+        if best is not None:
+            best = max(best, o) if long_ else min(best, o)
+        # ambiguous: the range reaches an adverse level and the take-profit
+        adverse = favourable = False
+        for kind, lv, falls in levels():
+            reached = lo <= lv if falls else h >= lv
+            if kind == "take_profit":
+                favourable = reached
+            elif reached:
+                adverse = True
+        ambiguous = adverse and favourable
+        if path == "pessimistic":
+            x1, x2 = (lo, h) if long_ else (h, lo)
+        else:
+            x1, x2 = (lo, h) if c >= o else (h, lo)
+        cur = o
+        n_liq = 0
+        for k, p in enumerate((o, x1, x2, c)):
+            while True:
+                if acct.position() == 0.0:
+                    return ambiguous
+                hits = []
+                for kind, lv, falls in levels():
+                    if k == 0:  # at the open: every level already passed, at O
+                        if (lv >= o) if falls else (lv <= o):
+                            hits.append((PRIORITY[kind], kind, o))
+                    elif p < cur and falls and lv >= p:  # falling: the highest first
+                        hits.append((-lv, PRIORITY[kind], kind, min(lv, cur)))
+                    elif p > cur and not falls and lv <= p:  # rising: the lowest first
+                        hits.append((lv, PRIORITY[kind], kind, max(lv, cur)))
+                if not hits:
+                    break
+                hit = min(hits)
+                kind, trigger = hit[-2], hit[-1]
+                suspended = True
+                if kind == "liquidation":
+                    do_liquidation(i, trigger, _is_long_like(acct, mlr))
+                    n_liq += 1
+                    if n_liq == 8:
+                        return ambiguous
+                    cur = trigger
+                else:
+                    execute_order(i, trigger, 0.0, kind)
+                    return ambiguous
+            if best is not None:
+                best = max(best, p) if acct.position() > 0.0 else min(best, p)
+            cur = p
+        return ambiguous
 
     for i in range(n):
         t = int(timestamps[i])
@@ -432,8 +526,13 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             else:  # not reachable with one symbol; take the worse extreme
                 ml_x = min(acct.margin_level(lo), acct.margin_level(h))
 
-        # 5. intrabar liquidation at the adverse extreme, repeated up to 8 times
-        for _ in range(8):
+        # 5. with stops on and a position open: the walk along the path
+        ambiguous = False
+        walked = stops_on and acct.position() != 0.0
+        if walked:
+            ambiguous = walk(i, o, h, lo, c)
+        # 5. otherwise: intrabar liquidation at the adverse extreme, up to 8 times
+        for _ in range(0 if walked else 8):
             a, p_liq = acct.liquidation_price(mlr)
             if p_liq is None:
                 break
@@ -462,6 +561,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         out["interest_owed"].append(acct.ib * c + acct.iq)
         out["interest_paid"].append(interest_paid)
         out["fees_paid"].append(fees_paid)
+        out["ambiguous"].append(ambiguous)
         prev_close_ml = ml_c
 
         # 8. decision (the last bar's is never executed)
