@@ -288,6 +288,21 @@ def _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo):
     return (lo <= s or lo <= t) if long_ else (h >= s or h >= t)  # NaN compares False
 
 
+@njit(cache=True, inline="always")
+def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
+    """True when no stop, trailing or take-profit level lies in the bar's
+    range and the liquidation level is not near it: the walk would fire
+    nothing (the trailing level is taken at its highest, from the best
+    price the bar can reach).  Errs towards False; the walk is exact."""
+    if liq_near:
+        return False
+    far = max(best, h) if long_ else min(best, lo)
+    s, t, g = stop_levels(entry, far, long_, sl, tp, tr)
+    if long_:
+        return not (lo <= s or lo <= t or h >= g)  # NaN (off) compares False
+    return not (h >= s or h >= t or lo <= g)
+
+
 @njit(cache=True)
 def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
           liq_fee_rate, full, mlr, record, orders, n_orders, liqs, n_liqs):
@@ -539,17 +554,24 @@ def simulate(
 
         # 5. + 6. the bar's adverse extreme against the margin-call and liquidation levels
         db = st[PB] + st[IB]
+        liq_near = False  # the adverse extreme is at or near the liquidation level
         if db + st[PQ] + st[IQ] > 0.0:
             worst = low[i] if st[HB] - liquidation_ml * db > 0.0 else high[i]
             assets_x = _assets(st, worst)
             debt_x = _debt(st, worst)
+            liq_near = assets_x <= liquidation_ml * debt_x * (1.0 + 1e-9)
             if assets_x <= call_ml * debt_x and above_call:  # ML ≤ call, without a division per bar
                 if record:
                     calls[n_calls].bar = i
                     calls[n_calls].margin_level = margin_level(assets_x, debt_x)
                 n_calls += 1
         is_ambiguous = False
-        if stops_on and st[HB] - st[PB] - st[IB] != 0.0:
+        pos = st[HB] - st[PB] - st[IB]
+        if stops_on and pos != 0.0 and _quiet(pos > 0.0, entry, best, stop_loss, take_profit, trailing_stop,
+                                              high[i], low[i], liq_near):
+            if best == best:  # what the walk would leave: the best price of the bar
+                best = max(best, high[i]) if pos > 0.0 else min(best, low[i])
+        elif stops_on and pos != 0.0:
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
                 st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, pessimistic,
                 fee, slippage, rate_base, rate_quote, initial_ml, round_interest, liquidation_fee,
