@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p)
     p.add_argument("--out", default=None, help="output folder (default reports/<strategy>-<symbol>-<profile>)")
     p.add_argument("--no-report", action="store_true", help="write the tables only, no PDF")
+    p.add_argument("--mark", default=None, metavar="FILE",
+                   help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
     p.add_argument("--bound", action="store_true",
                    help="run both path settings and print the range of final equity and liquidations")
     p.set_defaults(handler=cmd_run)
@@ -118,7 +120,7 @@ def cmd_run(args) -> int:
         margin=args.margin, capital=args.capital, fee=args.fee, slippage=args.slippage, rates=rates,
         liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args),
+        **_stop_flags(args), mark=args.mark,
     )
     result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)

@@ -43,6 +43,7 @@ def run(
     take_profit: float = 0.0,
     trailing_stop: float = 0.0,
     path: str = "ohlc-heuristic",
+    mark=None,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -76,6 +77,10 @@ def run(
         path: the order of the extremes inside a bar, ``"ohlc-heuristic"``
             (low first on a bar closing up, high first on one closing down)
             or ``"pessimistic"`` (the position's adverse extreme first).
+        mark: mark-price bars (a Parquet path or a DataFrame like ``bars``)
+            that liquidation is checked against; orders still fill on
+            ``bars``.  Bars it lacks use ``bars`` and are counted in
+            ``summary["mark_missing_bars"]``.  Not combined with stops yet.
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
@@ -97,7 +102,8 @@ def run(
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
     config = kernel_config(profile, capital, fee, slippage, rate_b, rate_q, liquidation, rebalance,
                            round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path)
-    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config)
+    marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, stop_loss or take_profit or trailing_stop)
+    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks)
     equity, ml, position, debt, owed, paid, fees, ambiguous = out
 
     index = bars.index
@@ -111,6 +117,8 @@ def run(
     )
     base, quote = split_symbol(symbol)
     summary = summary_of(stats, float(capital), seconds, base, quote)
+    if mark is not None:
+        summary["mark_missing_bars"] = missing
     trades = round_trips(orders, index, c, position, paid, symbol)
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
@@ -118,7 +126,8 @@ def run(
         "rates": {base: rate_b, quote: rate_q}, "liquidation": liquidation, "rebalance": float(rebalance),
         "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
         "stop_loss": float(stop_loss), "take_profit": float(take_profit), "trailing_stop": float(trailing_stop),
-        "path": path, "start": str(index[0]), "end": str(index[-1]),
+        "path": path, "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
+        "start": str(index[0]), "end": str(index[-1]),
     }
     return Result(
         equity=equity_df,
@@ -148,12 +157,31 @@ def kernel_config(profile, capital, fee, slippage, daily_rate_base, daily_rate_q
     )
 
 
-def simulate_arrays(seconds, open_, high, low, close, targets, config):
+def mark_arrays(mark, bars, stops):
+    """The mark series' (open, high, low) on ``bars``' timestamps, the
+    traded bar's where the mark lacks one; and how many it lacked."""
+    if stops:
+        raise UserError("--mark: not combined with --stop-loss/--take-profit/--trailing-stop yet")
+    name = str(mark) if not isinstance(mark, pd.DataFrame) else "mark"
+    m = validate_ohlcv(mark, name) if isinstance(mark, pd.DataFrame) else load_ohlcv(mark)
+    aligned = m.reindex(bars.index)
+    have = aligned["open"].notna().to_numpy()
+    if not have.any():
+        raise UserError(f"--mark {name}: no bar overlaps the data (mark {m.index[0]} → {m.index[-1]}, "
+                        f"data {bars.index[0]} → {bars.index[-1]})")
+    cols = []
+    for k in ("open", "high", "low"):
+        cols.append(np.where(have, aligned[k].to_numpy(np.float64), bars[k].to_numpy(np.float64)))
+    return tuple(cols), int((~have).sum())
+
+
+def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
-    ``stop_on_liquidation`` in ``kernel.simulate``'s order.  Returns
+    ``path`` in ``kernel.simulate``'s order; ``mark`` the (open, high, low)
+    arrays liquidation is checked against (default the traded ones).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
@@ -163,7 +191,8 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config):
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            seconds, open_, high, low, close, targets, *config, out, orders, liqs, calls
+            seconds, open_, high, low, close, targets, *(mark or (open_, high, low)), *config, out, orders, liqs,
+            calls
         )
         if complete:
             return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats

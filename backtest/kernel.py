@@ -93,8 +93,9 @@ def _sell(st, q, price, fee, rate_b, round_up):
 
 
 @njit(cache=True)
-def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
-    """Liquidate at ``trigger`` and fill ``rec`` (a liquidation record).
+def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec):
+    """Liquidate at ``trigger``, filling at the traded price ``traded`` (the
+    trigger itself unless a mark series triggers), and fill ``rec``.
 
     Returns (side, quantity, fill price) of the forced fill.
     """
@@ -107,7 +108,7 @@ def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
     bad = 0.0
     if st[HB] - mlr * (st[PB] + st[IB]) >= 0.0:  # long-like (or only quote owed): sell base for quote
         side = -1
-        fill = trigger * (1.0 - slip)
+        fill = traded * (1.0 - slip)
         if full:
             s = st[HB]
         else:
@@ -125,7 +126,7 @@ def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
             st[IQ] = 0.0
     else:  # short-like: buy base back with quote
         side = 1
-        fill = trigger * (1.0 + slip)
+        fill = traded * (1.0 + slip)
         db = st[PB] + st[IB]
         if full:
             s = db
@@ -167,7 +168,7 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
 
 
 @njit(cache=True)
-def _forced_exit(st, bar, trigger, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs):
+def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs):
     """Liquidate, recording the event and its fill; return (fee, bad debt, row).
 
     The record buffers may be a one-row scratch (summary-only runs): the
@@ -177,7 +178,7 @@ def _forced_exit(st, bar, trigger, slip, fee_rate, m_restore, full, mlr, orders,
     n_orders = min(n_orders, orders.shape[0] - 1)
     rec = liqs[n_liqs]
     rec.bar = bar
-    side, s, fill = _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec)
+    side, s, fill = _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec)
     _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0)
     return rec.fee, rec.bad_debt, n_liqs
 
@@ -341,8 +342,8 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
                 break
             forced = True
             if kind == LIQUIDATION:
-                f, b, row = _forced_exit(st, i, trigger, slip, liq_fee_rate, m0, full, mlr, orders, n_orders,
-                                         liqs, n_liqs)
+                f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m0, full, mlr, orders,
+                                         n_orders, liqs, n_liqs)
                 liqs[row].gap = trigger == o
                 n_orders += 1
                 n_liqs += 1
@@ -413,7 +414,7 @@ N_OUT = 8  # rows of ``out``
 
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
 def simulate(
-    ts, open_, high, low, close, target,
+    ts, open_, high, low, close, target, mark_open, mark_high, mark_low,
     capital, fee, slippage, rate_base, rate_quote,
     initial_ml, call_ml, liquidation_ml, liquidation_fee, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
@@ -421,6 +422,10 @@ def simulate(
     out, orders, liqs, calls,
 ):
     """Run one symbol through one margin account.
+
+    ``mark_*``: the mark price bars liquidation is checked against (the
+    traded ``open_``, ``high``, ``low`` themselves when there is none; not
+    combined with stops).
 
     ``ts`` are bar open times in integer seconds (UTC); ``target`` the
     strategy's target exposure per bar (NaN = hold), read at the bar's close
@@ -506,9 +511,10 @@ def simulate(
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
         if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
-            if margin_level(_assets(st, o), _debt(st, o)) <= liquidation_ml:
+            mo = mark_open[i]
+            if margin_level(_assets(st, mo), _debt(st, mo)) <= liquidation_ml:
                 pos_before = st[HB] - st[PB] - st[IB]
-                f, b, row = _forced_exit(st, i, o, slippage, liquidation_fee, initial_ml, full_liquidation,
+                f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, initial_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
                 liqs[row].gap = True
                 if stops_on:
@@ -556,7 +562,7 @@ def simulate(
         db = st[PB] + st[IB]
         liq_near = False  # the adverse extreme is at or near the liquidation level
         if db + st[PQ] + st[IQ] > 0.0:
-            worst = low[i] if st[HB] - liquidation_ml * db > 0.0 else high[i]
+            worst = mark_low[i] if st[HB] - liquidation_ml * db > 0.0 else mark_high[i]
             assets_x = _assets(st, worst)
             debt_x = _debt(st, worst)
             liq_near = assets_x <= liquidation_ml * debt_x * (1.0 + 1e-9)
@@ -587,16 +593,17 @@ def simulate(
         elif db + st[PQ] + st[IQ] > 0.0:
             for _ in range(MAX_LIQUIDATIONS_PER_BAR):
                 p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], liquidation_ml)
-                if side == 1 and low[i] <= p_liq:
-                    trigger = min(o, p_liq)
-                elif side == -1 and high[i] >= p_liq:
-                    trigger = max(o, p_liq)
+                if side == 1 and mark_low[i] <= p_liq:
+                    trigger = min(mark_open[i], p_liq)
+                elif side == -1 and mark_high[i] >= p_liq:
+                    trigger = max(mark_open[i], p_liq)
                 else:
                     break
                 pos_before = st[HB] - st[PB] - st[IB]
-                f, b, row = _forced_exit(st, i, trigger, slippage, liquidation_fee, initial_ml, full_liquidation,
+                traded = min(max(trigger, low[i]), high[i])  # a mark trigger fills where the market traded
+                f, b, row = _forced_exit(st, i, trigger, traded, slippage, liquidation_fee, initial_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
-                liqs[row].gap = trigger == o
+                liqs[row].gap = trigger == mark_open[i]
                 if stops_on:  # a buy-back can leave a position where there was none
                     entry, best = _track(pos_before, st[HB] - st[PB] - st[IB], liqs[row].fill_price, trigger,
                                          entry, best)

@@ -151,7 +151,7 @@ class SweepContext:
                                s["stop_on_liquidation"], s.get("stop_loss", 0.0), s.get("take_profit", 0.0),
                                s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"))
         targets = self.targets(params, buf)
-        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *config, *scratch)[4]
+        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *scratch)[4]
         return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote)}
 
     def run_chunk(self, combos) -> pd.DataFrame:

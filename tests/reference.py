@@ -246,16 +246,18 @@ class Account:
         return q * price * fee, c
 
     # ---------------------------------------------------------- liquidation
-    def liquidate(self, trigger, slippage, fee_rate, restore_ml, mode, long_like):
-        """MC "Liquidation".  Returns the event dict (without 'bar')."""
+    def liquidate(self, trigger, slippage, fee_rate, restore_ml, mode, long_like, traded=None):
+        """MC "Liquidation".  Returns the event dict (without 'bar').
+        ``traded``: the traded price the fill is at (MC "Mark price"); default the trigger."""
         pt = trigger
+        base_price = pt if traded is None else traded
         ml_before = self.margin_level(pt)
         eq_before = self.value(pt)
         fee_value = fee_rate * self.assets(pt)
         m = restore_ml
         bad_debt = 0.0
         if long_like:
-            pf = pt * (1.0 - slippage)
+            pf = base_price * (1.0 - slippage)
             b_held = self.hb
             q_held = self.hq
             dq = self.pq + self.iq
@@ -274,7 +276,7 @@ class Account:
                 self.pb = self.ib = self.pq = self.iq = 0.0
             side = "sell"
         else:
-            pf = pt * (1.0 + slippage)
+            pf = base_price * (1.0 + slippage)
             db = self.pb + self.ib
             if mode == "full":
                 s = db
@@ -324,7 +326,7 @@ PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit":
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
-             trailing_stop=0.0, path="ohlc-heuristic"):
+             trailing_stop=0.0, path="ohlc-heuristic", mark=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -335,7 +337,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     trigger_price, fill_price, margin_level, fee, equity_before, equity_after,
     bad_debt, quantity), ``margin_calls`` (bar, margin_level) and ``orders``
     (bar, side, quantity, price, fee in quote, kind, capped), and per bar
-    ``ambiguous`` (MC "Ambiguous bar").
+    ``ambiguous`` (MC "Ambiguous bar").  ``mark``: (open, high, low) lists
+    of the mark price per bar (MC "Mark price"), default the traded bars.
     """
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     prof = Profile.get(profile)
@@ -368,9 +371,9 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         elif abs(n1) > abs(n0):
             entry = (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
 
-    def do_liquidation(i, trigger, long_like):
+    def do_liquidation(i, trigger, long_like, traded=None):
         n0 = acct.position()
-        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, m0, liquidation, long_like)
+        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, m0, liquidation, long_like, traded)
         side = ev.pop("side")
         ev["bar"] = i
         liquidations.append(ev)
@@ -489,6 +492,10 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     for i in range(n):
         t = int(timestamps[i])
         o, h, lo, c = float(open[i]), float(high[i]), float(low[i]), float(close[i])
+        if mark is None:
+            mo, mh, ml_ = o, h, lo
+        else:
+            mo, mh, ml_ = float(mark[0][i]), float(mark[1][i]), float(mark[2][i])
 
         # 1. past hour boundaries (inside the previous bar or in a data gap)
         if i > 0:
@@ -497,8 +504,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                 interest_paid += cb * o + cq
 
         # 2. gap liquidation at the open
-        if acct.has_debt() and acct.margin_level(o) <= mlr:
-            do_liquidation(i, o, _is_long_like(acct, mlr))
+        if acct.has_debt() and acct.margin_level(mo) <= mlr:
+            do_liquidation(i, mo, _is_long_like(acct, mlr), o)
             pending = None
             suspended = True
 
@@ -520,11 +527,11 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         else:
             a = acct.hb - mlr * (acct.pb + acct.ib)
             if a > 0.0:
-                ml_x = acct.margin_level(lo)
+                ml_x = acct.margin_level(ml_)
             elif a < 0.0:
-                ml_x = acct.margin_level(h)
+                ml_x = acct.margin_level(mh)
             else:  # not reachable with one symbol; take the worse extreme
-                ml_x = min(acct.margin_level(lo), acct.margin_level(h))
+                ml_x = min(acct.margin_level(ml_), acct.margin_level(mh))
 
         # 5. with stops on and a position open: the walk along the path
         ambiguous = False
@@ -537,13 +544,15 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             if p_liq is None:
                 break
             if a > 0.0:
-                if lo <= p_liq:
-                    do_liquidation(i, min(o, p_liq), True)
+                if ml_ <= p_liq:
+                    trigger = min(mo, p_liq)
+                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
                     suspended = True
                     continue
             else:
-                if h >= p_liq:
-                    do_liquidation(i, max(o, p_liq), False)
+                if mh >= p_liq:
+                    trigger = max(mo, p_liq)
+                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
                     suspended = True
                     continue
             break

@@ -131,18 +131,33 @@ def scenarios(draw):
         take_profit=draw(st.sampled_from([0.0, 0.0, 0.01, 0.05, 0.2, 0.9])),
         trailing_stop=draw(st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.1, 0.4])),
         path=draw(st.sampled_from(["ohlc-heuristic", "pessimistic"])),
+        mark_noise=draw(st.sampled_from([0.0, 0.0, 0.0, 0.01, 0.05])),  # a mark series (without stops)
     )
+    if sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"]:
+        sc["mark_noise"] = 0.0
     return sc
+
+
+def mark_of(o, h, lo, c, seed, noise):
+    """A mark series near the traded bars (valid OHLC), or None."""
+    if not noise:
+        return None
+    u = np.random.default_rng(seed + 1).random((len(o), 3)) - 0.5
+    mo = [o[i] * math.exp(noise * u[i, 0]) for i in range(len(o))]
+    mh = [max(h[i] * math.exp(noise * u[i, 1]), mo[i], c[i]) for i in range(len(o))]
+    ml = [min(lo[i] * math.exp(noise * u[i, 2]), mo[i], c[i]) for i in range(len(o))]
+    return mo, mh, ml
 
 
 # ----------------------------------------------------------------- running
 def run_both(ts, o, h, lo, c, tg, sc):
+    mark = sc.get("mark") or mark_of(o, h, lo, c, sc.get("seed", 0), sc.get("mark_noise", 0.0))
     ref = simulate(ts, o, h, lo, c, tg, profile=sc["profile"], capital=sc["capital"],
                    fee=sc["fee"], slippage=sc["slippage"],
                    rate_base_daily=sc["rate_base_daily"],
                    rate_quote_daily=sc["rate_quote_daily"],
                    liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                   round_interest=sc["round_interest"], **stop_settings(sc))
+                   round_interest=sc["round_interest"], mark=mark, **stop_settings(sc))
     index = pd.DatetimeIndex(
         pd.to_datetime(np.asarray(ts, dtype="int64") * 1_000_000_000, unit="ns", utc=True),
         name="timestamp").as_unit("ns")
@@ -155,7 +170,10 @@ def run_both(ts, o, h, lo, c, tg, sc):
                        capital=sc["capital"], fee=sc["fee"], slippage=sc["slippage"],
                        rates={"BTC": sc["rate_base_daily"], "USDT": sc["rate_quote_daily"]},
                        liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                       symbol="BTCUSDT", round_interest=sc["round_interest"], **stop_settings(sc))
+                       symbol="BTCUSDT", round_interest=sc["round_interest"], **stop_settings(sc),
+                       mark=None if mark is None else pd.DataFrame(
+                           {"open": mark[0], "high": mark[1], "low": mark[2], "close": c,
+                            "volume": np.ones(len(ts))}, index=index))
     return ref, res, bars
 
 

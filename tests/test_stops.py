@@ -159,3 +159,37 @@ def test_stops_off_change_nothing():
     b = backtest.run(bars, "sma_cross", path="pessimistic")
     assert a.summary == b.summary and a.summary["ambiguous_bars"] == 0
     assert not np.any(a.equity["ambiguous"])
+
+
+MARK = ROOT / "tests" / "fixtures" / "BTCUSDT_PERP-1h-mark-2021-05.parquet"  # perp mark, 6 bars cut out
+
+
+def test_mark_file_checks_liquidation_and_counts_missing_bars(capsys, tmp_path):
+    flags = ["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--strategy", "hold", "--param",
+             "exposure=3", "--start", "2021-05-15", "--end", "2021-05-24", "--no-report"]
+    assert main([*flags, "--mark", str(MARK), "--out", str(tmp_path / "m")]) == 0
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["mark_missing_bars"] == 6 and summary["n_liquidations"] >= 1
+    # a mark that dips 10 % below the traded lows liquidates earlier than the trade prices would
+    bars = backtest.load_ohlcv(ROOT / "data" / "BTCUSDT-1h.parquet", start="2021-05-15", end="2021-05-24")
+    low_mark = bars.copy()
+    low_mark["low"] *= 0.9
+    plain = backtest.run(bars, "hold", {"exposure": 3.0})
+    marked = backtest.run(bars, "hold", {"exposure": 3.0}, mark=low_mark)
+    assert marked.liquidations["time"].iloc[0] < plain.liquidations["time"].iloc[0]
+    first = marked.liquidations.iloc[0]
+    t = first["time"]
+    assert bars.loc[t, "low"] <= first["fill_price"] <= bars.loc[t, "high"]  # filled where the market traded
+    assert marked.summary["mark_missing_bars"] == 0
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--mark", "nope.parquet"], "nope.parquet"),
+    (["--mark", str(MARK), "--start", "2020-01-01", "--end", "2020-02-01"], "overlaps"),
+    (["--mark", str(MARK), "--stop-loss", "0.1"], "--mark"),
+])
+def test_bad_mark_is_one_line_and_exit_2(capsys, tmp_path, extra, says):
+    code = main(["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--out", str(tmp_path / "x"),
+                 "--no-report", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and says in err, err
