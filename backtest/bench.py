@@ -54,12 +54,15 @@ def busy_targets(n: int, seed: int = 11) -> np.ndarray:
     return out
 
 
-def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x"):
+STOPS = {"stop_loss": 0.02, "take_profit": 0.03}  # bench --stops: on every trade
+
+
+def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", stops=None):
     """The argument tuple of ``kernel.simulate`` for a bench run."""
     from .engine import _epoch_seconds, kernel_config
 
     cols = [bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close")]
-    config = kernel_config(get_profile(profile), 10_000.0, 0.001, 0.0002, 0.0002, 0.0003)
+    config = kernel_config(get_profile(profile), 10_000.0, 0.001, 0.0002, 0.0002, 0.0003, **(stops or {}))
     return (_epoch_seconds(bars.index), *cols, targets, config)
 
 
@@ -78,12 +81,13 @@ def compile_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def bench(n_bars: int = 1_000_000, repeat: int = 7) -> str:
+def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False) -> str:
     from .engine import run, simulate_arrays
 
     bars = synthetic_bars(n_bars)
     targets = busy_targets(n_bars)
-    args = kernel_args(bars, targets)
+    stop_settings = STOPS if stops else {}
+    args = kernel_args(bars, targets, stops=stop_settings)
     compile_s = compile_seconds()
     simulate_arrays(*args)  # warm (loads the cache this process may have)
     times = []
@@ -93,11 +97,13 @@ def bench(n_bars: int = 1_000_000, repeat: int = 7) -> str:
         times.append(time.perf_counter() - t)
     med = statistics.median(times)
     t = time.perf_counter()
-    res = run(bars, targets, margin="cross-3x", fee=0.001, slippage=0.0002, rates={"BTC": 0.0002, "USDT": 0.0003})
+    res = run(bars, targets, margin="cross-3x", fee=0.001, slippage=0.0002, rates={"BTC": 0.0002, "USDT": 0.0003},
+              **stop_settings)
     full = time.perf_counter() - t
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines = [
         f"bars                  {n_bars:,} synthetic 1m, cross-3x, fee 0.1 %, slippage 0.02 %, interest on",
+        f"stops                 {'stop-loss 2 %, take-profit 3 % on every trade' if stops else 'off'}",
         f"orders / liquidations {len(out[1]):,} / {len(out[2]):,}  (margin calls {len(out[3]):,})",
         f"compile (fresh cache) {compile_s:.2f} s",
         f"kernel median of {repeat}   {med * 1e3:.1f} ms  →  {n_bars / med / 1e6:.1f} M bar-steps/s (one core)",

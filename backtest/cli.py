@@ -46,6 +46,14 @@ def _add_run_flags(p):
     p.add_argument("--symbol", default=None, help="the pair, e.g. ETHUSDT (default: from the file name or metadata)")
     p.add_argument("--stop-on-liquidation", action="store_true", help="stop trading after the first liquidation")
     p.add_argument("--no-interest-rounding", action="store_true", help="do not round hourly charges up to 1e-8")
+    p.add_argument("--stop-loss", type=float, default=0.0, metavar="F",
+                   help="exit when the price moves F against the average entry price (0 = off)")
+    p.add_argument("--take-profit", type=float, default=0.0, metavar="F",
+                   help="exit when the price moves F in favour of the average entry price (0 = off)")
+    p.add_argument("--trailing-stop", type=float, default=0.0, metavar="F",
+                   help="exit when the price falls back F from the best price since entry (0 = off)")
+    p.add_argument("--path", default="ohlc-heuristic", metavar="ohlc-heuristic|pessimistic",
+                   help="order of the extremes inside a bar (default ohlc-heuristic)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p)
     p.add_argument("--out", default=None, help="output folder (default reports/<strategy>-<symbol>-<profile>)")
     p.add_argument("--no-report", action="store_true", help="write the tables only, no PDF")
+    p.add_argument("--mark", default=None, metavar="FILE",
+                   help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
+    p.add_argument("--bound", action="store_true",
+                   help="run both path settings and print the range of final equity and liquidations")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of parameters × margin profiles in parallel")
@@ -81,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bars", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=7, help="timed runs; the median is reported (≥ 5)")
     p.add_argument("--sweep", action="store_true", help="time a parallel sweep instead of one run")
+    p.add_argument("--stops", action="store_true", help="a 2 %% stop-loss and a 3 %% take-profit on every trade")
     p.add_argument("--combos", type=int, default=1_000, help="combinations for --sweep (≥ 1000 recommended)")
     p.add_argument("--workers", type=int, default=None, help="threads for --sweep (default: every core)")
     p.set_defaults(handler=cmd_bench)
@@ -104,12 +117,13 @@ def cmd_run(args) -> int:
         _check_writable(Path(args.out))
     params = parse_params(args.param)
     rates = parse_rates(args.rate)
-    result = run(
-        data, args.strategy, params, margin=args.margin, capital=args.capital, fee=args.fee,
-        slippage=args.slippage, rates=rates, liquidation=args.liquidation, rebalance=args.rebalance,
-        start=args.start, end=args.end, stop_on_liquidation=args.stop_on_liquidation,
-        round_interest=not args.no_interest_rounding, symbol=args.symbol,
+    settings = dict(
+        margin=args.margin, capital=args.capital, fee=args.fee, slippage=args.slippage, rates=rates,
+        liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
+        stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
+        **_stop_flags(args), mark=args.mark, symbol=args.symbol,
     )
+    result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)
     out = Path(args.out) if args.out else Path("reports") / (
         f"{result.settings['strategy']}-{result.settings['symbol']}-{result.profile.name}"
@@ -117,8 +131,31 @@ def cmd_run(args) -> int:
     result.save(out)
     _write_pictures(result, out, pdf=not args.no_report)
     print(summary_table(result))
+    if args.bound:
+        from .engine import PATHS
+
+        other = run(data, args.strategy, params, **dict(settings, path=[p for p in PATHS if p != args.path][0]))
+        print(bound_table({args.path: result, other.settings["path"]: other}))
     print(f"wrote {out}/")
     return 0
+
+
+def _stop_flags(args) -> dict:
+    return dict(stop_loss=args.stop_loss, take_profit=args.take_profit, trailing_stop=args.trailing_stop,
+                path=args.path)
+
+
+def bound_table(results: dict) -> str:
+    """``--bound``: final equity and liquidations under each path setting, and their range."""
+    eq = {k: r.summary["final_equity"] for k, r in results.items()}
+    liq = {k: r.summary["n_liquidations"] for k, r in results.items()}
+    lines = ["bound over the path inside a bar:"]
+    for k, r in results.items():
+        lines.append(f"  {k:<15} final equity {eq[k]:,.2f}  liquidations {liq[k]}  "
+                     f"ambiguous bars {r.summary['ambiguous_bars']}")
+    lines.append(f"  range           final equity {min(eq.values()):,.2f} … {max(eq.values()):,.2f}  "
+                 f"liquidations {min(liq.values())} … {max(liq.values())}")
+    return "\n".join(lines)
 
 
 def _print_data_warnings(bars, source):
@@ -187,7 +224,7 @@ def cmd_sweep(args) -> int:
         data, args.strategy, grid, out=out, symbol=args.symbol, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
         rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
         end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+        **_stop_flags(args), chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
     )
     top = res.top(args.rank, args.top)
     n = len(res.table)
@@ -231,7 +268,8 @@ def _keep_equity(res, best, data, args):
                   {k: row[k] for k in params_cols}, margin=row["margin"], capital=args.capital, fee=args.fee,
                   slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
                   rebalance=args.rebalance, start=args.start, end=args.end,
-                  stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding)
+                  stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
+                  **_stop_flags(args))
         one.equity.reset_index().to_parquet(folder / f"rank-{rank:03d}.parquet", index=False)
 
 
@@ -257,7 +295,7 @@ def cmd_bench(args) -> int:
         raise UserError(f"--repeat {args.repeat}: at least 5 runs make a median")
     if args.bars < 1000:
         raise UserError(f"--bars {args.bars}: at least 1000")
-    print(bench(args.bars, args.repeat))
+    print(bench(args.bars, args.repeat, stops=args.stops))
     return 0
 
 
@@ -276,6 +314,7 @@ def summary_table(result) -> str:
         ("liquidations", f"{s['n_liquidations']}  (fees {s['liquidation_fees']:,.2f}, bad debt {s['bad_debt']:,.2f})"),
         ("margin calls", f"{s['n_margin_calls']}"),
         ("capped orders", f"{s['n_capped']}"),
+        ("ambiguous bars", f"{s['ambiguous_bars']}"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -41,6 +41,11 @@ def run(
     start=None,
     end=None,
     stop_on_liquidation: bool = False,
+    stop_loss: float = 0.0,
+    take_profit: float = 0.0,
+    trailing_stop: float = 0.0,
+    path: str = "ohlc-heuristic",
+    mark=None,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -67,13 +72,24 @@ def run(
         round_interest: round each hourly charge up to 1e-8 (Binance).
         start, end: keep only bars in this range (inclusive dates or times).
         stop_on_liquidation: stop trading after the first liquidation.
+        stop_loss, take_profit, trailing_stop: exit the whole position when
+            the price moves this fraction against / for it from the average
+            entry price (trailing: from the best price since entry); 0 = off.
+            A forced exit stays closed until the target changes.
+        path: the order of the extremes inside a bar, ``"ohlc-heuristic"``
+            (low first on a bar closing up, high first on one closing down)
+            or ``"pessimistic"`` (the position's adverse extreme first).
+        mark: mark-price bars (a Parquet path or a DataFrame like ``bars``)
+            that liquidation is checked against; orders still fill on
+            ``bars``.  Bars it lacks use ``bars`` and are counted in
+            ``summary["mark_missing_bars"]``.  Not combined with stops yet.
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
         ``.margin_calls``, ``.orders`` and ``.summary``.
     """
     profile = margin if isinstance(margin, Profile) else get_profile(margin)
-    _check_settings(capital, fee, slippage, liquidation, rebalance)
+    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
         strategy = pd.Series(np.asarray(strategy, dtype=float), index=_index_of(bars))  # aligned before slicing
@@ -87,26 +103,32 @@ def run(
     seconds = _epoch_seconds(bars.index)
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
     config = kernel_config(profile, capital, fee, slippage, rate_b, rate_q, liquidation, rebalance,
-                           round_interest, stop_on_liquidation)
-    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config)
-    equity, ml, position, debt, owed, paid, fees = out
+                           round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path)
+    marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, stop_loss or take_profit or trailing_stop)
+    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks)
+    equity, ml, position, debt, owed, paid, fees, ambiguous = out
 
     index = bars.index
     with np.errstate(divide="ignore", invalid="ignore"):
         exposure = np.where(equity > 0, position * c / equity, 0.0)
     equity_df = pd.DataFrame(
         {"equity": equity, "margin_level": ml, "position": position, "debt": debt, "interest_paid": paid,
-         "interest_owed": owed, "fees_paid": fees, "exposure": exposure, "close": c},
+         "interest_owed": owed, "fees_paid": fees, "exposure": exposure, "close": c,
+         "ambiguous": ambiguous.astype(bool)},
         index=index,
     )
     base, quote = split_symbol(symbol)
     summary = summary_of(stats, float(capital), seconds, base, quote)
+    if mark is not None:
+        summary["mark_missing_bars"] = missing
     trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"])
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
         "margin": profile.name, "capital": float(capital), "fee": float(fee), "slippage": float(slippage),
         "rates": {base: rate_b, quote: rate_q}, "liquidation": liquidation, "rebalance": float(rebalance),
         "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
+        "stop_loss": float(stop_loss), "take_profit": float(take_profit), "trailing_stop": float(trailing_stop),
+        "path": path, "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
         "start": str(index[0]), "end": str(index[-1]),
     }
     return Result(
@@ -130,32 +152,57 @@ def symbol_of(bars, symbol=None) -> str:
     return symbol
 
 
+PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-choices.md)
+
+
 def kernel_config(profile, capital, fee, slippage, daily_rate_base, daily_rate_quote, liquidation="partial",
-                  rebalance=0.0, round_interest=True, stop_on_liquidation=False) -> tuple:
+                  rebalance=0.0, round_interest=True, stop_on_liquidation=False, stop_loss=0.0, take_profit=0.0,
+                  trailing_stop=0.0, path="ohlc-heuristic") -> tuple:
     """The settings tuple ``kernel.simulate`` takes, from ``capital`` on."""
     return (
         float(capital), float(fee), float(slippage), hourly_rate(daily_rate_base), hourly_rate(daily_rate_quote),
         profile.initial_ml, profile.call_ml, profile.liquidation_ml, profile.liquidation_fee,
         liquidation == "full", float(rebalance), bool(round_interest), bool(stop_on_liquidation),
+        float(stop_loss), float(take_profit), float(trailing_stop), path == "pessimistic",
     )
 
 
-def simulate_arrays(seconds, open_, high, low, close, targets, config):
+def mark_arrays(mark, bars, stops):
+    """The mark series' (open, high, low) on ``bars``' timestamps, the
+    traded bar's where the mark lacks one; and how many it lacked."""
+    if stops:
+        raise UserError("--mark: not combined with --stop-loss/--take-profit/--trailing-stop yet")
+    name = str(mark) if not isinstance(mark, pd.DataFrame) else "mark"
+    m = validate_ohlcv(mark, name) if isinstance(mark, pd.DataFrame) else load_ohlcv(mark)
+    aligned = m.reindex(bars.index)
+    have = aligned["open"].notna().to_numpy()
+    if not have.any():
+        raise UserError(f"--mark {name}: no bar overlaps the data (mark {m.index[0]} → {m.index[-1]}, "
+                        f"data {bars.index[0]} → {bars.index[-1]})")
+    cols = []
+    for k in ("open", "high", "low"):
+        cols.append(np.where(have, aligned[k].to_numpy(np.float64), bars[k].to_numpy(np.float64)))
+    return tuple(cols), int((~have).sum())
+
+
+def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
-    ``stop_on_liquidation`` in ``kernel.simulate``'s order.  Returns
+    ``path`` in ``kernel.simulate``'s order; ``mark`` the (open, high, low)
+    arrays liquidation is checked against (default the traded ones).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
-    out = np.empty((7, n))
+    out = np.empty((kernel.N_OUT, n))
     changes = int(np.count_nonzero(~np.isnan(targets)))
     sizes = [min(changes, n) + 64, 64, 64]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            seconds, open_, high, low, close, targets, *config, out, orders, liqs, calls
+            seconds, open_, high, low, close, targets, *(mark or (open_, high, low)), *config, out, orders, liqs,
+            calls
         )
         if complete:
             return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
@@ -169,6 +216,7 @@ def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str
     out.update(
         n_trades=int(st["n_trades"]), n_orders=int(st["n_orders"]), n_capped=int(st["n_capped"]),
         n_liquidations=int(st["n_liquidations"]), n_margin_calls=int(st["n_margin_calls"]),
+        ambiguous_bars=int(st["ambiguous_bars"]),
         fees_paid=st["fees_paid"], interest_paid=st["interest_paid"],
         **{f"interest_paid_{base}": st["interest_base"], f"interest_paid_{quote}": st["interest_quote"]},
         liquidation_fees=st["liquidation_fees"], bad_debt=st["bad_debt"],
@@ -211,12 +259,17 @@ class Backtest:
         return self.result.plot(path, log=log)
 
 
-def _check_settings(capital, fee, slippage, liquidation, rebalance):
+def _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss=0.0, take_profit=0.0,
+                    trailing_stop=0.0, path="ohlc-heuristic"):
+    fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")
     checks = (
         ("--capital", capital, lambda v: v > 0, "must be > 0"),
         ("--fee", fee, lambda v: 0 <= v < 1, "must be in [0, 1)"),
         ("--slippage", slippage, lambda v: 0 <= v < 1, "must be in [0, 1)"),
         ("--rebalance", rebalance, lambda v: v >= 0, "must be ≥ 0"),
+        ("--stop-loss", stop_loss, *fraction),
+        ("--take-profit", take_profit, *fraction),
+        ("--trailing-stop", trailing_stop, *fraction),
     )
     for flag, value, ok, rule in checks:
         try:
@@ -227,6 +280,8 @@ def _check_settings(capital, fee, slippage, liquidation, rebalance):
             raise UserError(f"{flag} {value}: {rule}")
     if liquidation not in ("partial", "full"):
         raise UserError(f"--liquidation {liquidation}: expected partial or full")
+    if path not in PATHS:
+        raise UserError(f"--path {path}: expected {' or '.join(PATHS)}")
 
 
 def _prepare_bars(bars, start, end) -> pd.DataFrame:

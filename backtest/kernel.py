@@ -12,7 +12,7 @@ helpers can update it in place and the loop keeps it in registers.
 import numpy as np
 from numba import njit
 
-from .records import LIQUIDATION, REBALANCE, SIGNAL
+from .records import LIQUIDATION, REBALANCE, SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import (
     HOUR,
     falling_price_hurts,
@@ -24,6 +24,7 @@ from .rules import (
     max_sell,
     partial_buy_short,
     partial_sell_long,
+    stop_levels,
 )
 
 HB, HQ, PB, IB, PQ, IQ = 0, 1, 2, 3, 4, 5  # base/quote held, principal, interest owed
@@ -93,8 +94,9 @@ def _sell(st, q, price, fee, rate_b, round_up):
 
 
 @njit(cache=True)
-def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
-    """Liquidate at ``trigger`` and fill ``rec`` (a liquidation record).
+def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec):
+    """Liquidate at ``trigger``, filling at the traded price ``traded`` (the
+    trigger itself unless a mark series triggers), and fill ``rec``.
 
     Returns (side, quantity, fill price) of the forced fill.
     """
@@ -107,7 +109,7 @@ def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
     bad = 0.0
     if falling_price_hurts(st[HB], st[PB] + st[IB], mlr):  # long-like: sell base for quote
         side = -1
-        fill = trigger * (1.0 - slip)
+        fill = traded * (1.0 - slip)
         if full:
             s = st[HB]
         else:
@@ -125,7 +127,7 @@ def _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec):
             st[IQ] = 0.0
     else:  # short-like: buy base back with quote
         side = 1
-        fill = trigger * (1.0 + slip)
+        fill = traded * (1.0 + slip)
         db = st[PB] + st[IB]
         if full:
             s = db
@@ -168,7 +170,7 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
 
 
 @njit(cache=True)
-def _forced_exit(st, bar, trigger, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs):
+def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs):
     """Liquidate, recording the event and its fill; return (fee, bad debt, row).
 
     The record buffers may be a one-row scratch (summary-only runs): the
@@ -179,7 +181,7 @@ def _forced_exit(st, bar, trigger, slip, fee_rate, m_restore, full, mlr, orders,
     rec = liqs[n_liqs]
     rec.bar = bar
     before = st[HB] - st[PB] - st[IB]
-    side, s, fill = _liquidate(st, trigger, slip, fee_rate, m_restore, full, mlr, rec)
+    side, s, fill = _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec)
     _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0, before)
     return rec.fee, rec.bad_debt, n_liqs
 
@@ -222,6 +224,161 @@ def _opens_trade(before, after):
     return 1 if after != 0.0 and (before == 0.0 or (before > 0.0) != (after > 0.0)) else 0
 
 
+@njit(cache=True, inline="always")
+def _track(n0, n1, price, mkt, entry, best):
+    """Average entry and best price since opening, after a fill at ``price``
+    (market ``mkt``): docs/model-choices.md "Entry and best price"."""
+    if n1 == 0.0:
+        return np.nan, np.nan
+    if n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0):
+        return price, mkt
+    if abs(n1) > abs(n0):
+        return (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1), best
+    return entry, best
+
+
+@njit(cache=True, inline="always")
+def _hit(lv, falls, cur, p, at_open):
+    """The level ``lv`` if the move ``cur → p`` reaches it in its firing
+    direction (at the open: ``cur`` if the open is already past it), else NaN."""
+    if lv != lv:
+        return np.nan
+    if at_open:
+        return cur if ((lv >= cur) if falls else (lv <= cur)) else np.nan
+    if falls:
+        return lv if p < cur and lv >= p else np.nan
+    return lv if p > cur and lv <= p else np.nan
+
+
+@njit(cache=True)
+def _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, at_open):
+    """(kind, trigger price) of the first level the move ``cur → p`` fires,
+    kind −1 for none.  Kinds in priority order (ties and the open):
+    liquidation, stop-loss, trailing, take-profit."""
+    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    cands = (
+        (LIQUIDATION, _hit(p_liq if side != 0 else np.nan, side == 1, cur, p, at_open)),
+        (STOP_LOSS, _hit(s, long_, cur, p, at_open)),
+        (TRAILING_STOP, _hit(t, long_, cur, p, at_open)),
+        (TAKE_PROFIT, _hit(g, not long_, cur, p, at_open)),
+    )
+    kind = -1
+    lv = np.nan
+    for k, x in cands:
+        if x != x:
+            continue
+        if kind == -1 or (not at_open and (x > lv if p < cur else x < lv)):
+            kind = k
+            lv = x
+    if kind == -1:
+        return -1, 0.0
+    if at_open:
+        return kind, cur
+    return kind, (min(lv, cur) if p < cur else max(lv, cur))
+
+
+@njit(cache=True)
+def _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo):
+    """The bar's range reaches an adverse level and the take-profit."""
+    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    if g != g or not ((h >= g) if long_ else (lo <= g)):
+        return False
+    if side != 0 and ((lo <= p_liq) if side == 1 else (h >= p_liq)):
+        return True
+    return (lo <= s or lo <= t) if long_ else (h >= s or h >= t)  # NaN compares False
+
+
+@njit(cache=True, inline="always")
+def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
+    """True when no stop, trailing or take-profit level lies in the bar's
+    range and the liquidation level is not near it: the walk would fire
+    nothing (the trailing level is taken at its highest, from the best
+    price the bar can reach).  Errs towards False; the walk is exact."""
+    if liq_near:
+        return False
+    far = max(best, h) if long_ else min(best, lo)
+    s, t, g = stop_levels(entry, far, long_, sl, tp, tr)
+    if long_:
+        return not (lo <= s or lo <= t or h >= g)  # NaN (off) compares False
+    return not (h >= s or h >= t or lo <= g)
+
+
+@njit(cache=True)
+def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
+          liq_fee_rate, full, mlr, record, orders, n_orders, liqs, n_liqs):
+    """Step 5 with stops on: walk O → X1 → X2 → C firing liquidations and
+    stops where the path reaches them (docs/model-choices.md).
+
+    Returns (n_orders, n_liqs, trading fees, interest paid (quote), base
+    interest, quote interest, liquidation fees, bad debt, entry, best,
+    forced exit?, liquidations, ambiguous?).
+    """
+    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    if best == best:
+        best = max(best, o) if long_ else min(best, o)
+    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo)
+    low_first = long_ if pessimistic else c >= o  # pessimistic: the adverse extreme first
+    x1 = lo if low_first else h
+    x2 = h if low_first else lo
+    fees = 0.0
+    paid = 0.0
+    ib_add = 0.0
+    iq_add = 0.0
+    liq_fees = 0.0
+    bad = 0.0
+    forced = False
+    n_l = 0
+    cur = o
+    for k in range(4):
+        p = o if k == 0 else (x1 if k == 1 else (x2 if k == 2 else c))
+        while True:
+            pos = st[HB] - st[PB] - st[IB]
+            if pos == 0.0:
+                return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
+                        ambiguous)
+            kind, trigger = _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, k == 0)
+            if kind < 0:
+                break
+            forced = True
+            if kind == LIQUIDATION:
+                f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m0, full, mlr, orders,
+                                         n_orders, liqs, n_liqs)
+                liqs[row].gap = trigger == o
+                n_orders += 1
+                n_liqs += 1
+                liq_fees += f
+                bad += b
+                entry, best = _track(pos, st[HB] - st[PB] - st[IB], liqs[row].fill_price, trigger, entry, best)
+                n_l += 1
+                if n_l == MAX_LIQUIDATIONS_PER_BAR:
+                    break
+                cur = trigger
+                continue
+            side, q, price, fee_value, capped, cb, cq = _trade_to(st, 0.0, trigger, fee, slip, rate_b, rate_q,
+                                                                  m0, round_up)
+            if side != 0:
+                ib_add += cb
+                iq_add += cq
+                paid += cb * trigger + cq
+                fees += fee_value
+                if record:
+                    _record_order(orders, n_orders, i, side, kind, capped, q, price, fee_value, st,
+                                  cb * trigger + cq, pos)
+                n_orders += 1
+                entry, best = _track(pos, st[HB] - st[PB] - st[IB], price, trigger, entry, best)
+            return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
+        if n_l == MAX_LIQUIDATIONS_PER_BAR:
+            break
+        if best == best:
+            best = max(best, p) if st[HB] - st[PB] - st[IB] > 0.0 else min(best, p)
+        cur = p
+    return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
+
+
 RETURN_BLOCK = 64
 
 
@@ -247,39 +404,54 @@ def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
 STATS = (
     "interest_base", "interest_quote", "liquidation_fees", "bad_debt", "interest_paid", "fees_paid",
     "final_equity", "sum_r", "sum_r2", "sum_neg2", "max_drawdown", "n_exposed", "min_margin_level",
-    "n_orders", "n_liquidations", "n_margin_calls", "n_capped", "n_trades",
+    "n_orders", "n_liquidations", "n_margin_calls", "n_capped", "n_trades", "ambiguous_bars",
 )
 N_STATS = len(STATS)
 
-# room a bar may need in the record buffers: its order, a gap liquidation and
-# the intrabar ones; the caller grows the buffers and reruns when it runs short
-ORDERS_PER_BAR = 2 + MAX_LIQUIDATIONS_PER_BAR
+# room a bar may need in the record buffers: its order, a gap liquidation,
+# the intrabar ones and a stop exit; the caller grows the buffers and reruns
+# when it runs short
+ORDERS_PER_BAR = 3 + MAX_LIQUIDATIONS_PER_BAR
+N_OUT = 8  # rows of ``out``
 
 
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
 def simulate(
-    ts, open_, high, low, close, target,
+    ts, open_, high, low, close, target, mark_open, mark_high, mark_low,
     capital, fee, slippage, rate_base, rate_quote,
     initial_ml, call_ml, liquidation_ml, liquidation_fee, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
+    stop_loss, take_profit, trailing_stop, pessimistic,
     out, orders, liqs, calls,
 ):
     """Run one symbol through one margin account.
 
+    ``mark_*``: the mark price bars liquidation is checked against (the
+    traded ``open_``, ``high``, ``low`` themselves when there is none; not
+    combined with stops).
+
     ``ts`` are bar open times in integer seconds (UTC); ``target`` the
     strategy's target exposure per bar (NaN = hold), read at the bar's close
-    and executed at the next open.  Rates are hourly.
+    and executed at the next open.  Rates are hourly.  ``stop_loss``,
+    ``take_profit``, ``trailing_stop`` are fractions of the entry (best)
+    price, 0 = off; ``pessimistic`` picks the path inside a bar.
 
-    Writes per bar into ``out`` (7 × n): equity, margin level, position,
-    debt, interest owed, cumulative interest paid, cumulative fees; and fills
+    Writes per bar into ``out`` (8 × n): equity, margin level, position,
+    debt, interest owed, cumulative interest paid, cumulative fees, ambiguous
+    (1.0/0.0); and fills
     the record buffers ``orders``, ``liqs``, ``calls``.  With ``out`` of
-    shape (7, 0) nothing per bar or per event is kept (sweeps): the buffers
+    shape (8, 0) nothing per bar or per event is kept (sweeps): the buffers
     then only need one row.  Returns ``(n_orders, n_liqs, n_calls, complete,
     stats)``: ``complete`` is False when a buffer ran short (grow it and call
     again); ``stats`` holds the run's totals named in ``STATS``.
     """
     n = ts.shape[0]
     equity, ml_out, position, debt_out, owed_out, paid_out, fees_out = out[0], out[1], out[2], out[3], out[4], out[5], out[6]
+    ambiguous_out = out[7]
+    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
+    entry = np.nan  # average entry price of the open position (kept with stops on)
+    best = np.nan  # best price since it opened
+    n_ambiguous = 0
     record = out.shape[1] > 0  # False: summary only, the buffers are one-row scratch
     stats = np.zeros(N_STATS)
     n_orders = 0
@@ -342,10 +514,14 @@ def simulate(
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
         if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
-            if margin_level(_assets(st, o), _debt(st, o)) <= liquidation_ml:
-                f, b, row = _forced_exit(st, i, o, slippage, liquidation_fee, initial_ml, full_liquidation,
+            mo = mark_open[i]
+            if margin_level(_assets(st, mo), _debt(st, mo)) <= liquidation_ml:
+                pos_before = st[HB] - st[PB] - st[IB]
+                f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, initial_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
                 liqs[row].gap = True
+                if stops_on:
+                    entry, best = _track(pos_before, st[HB] - st[PB] - st[IB], liqs[row].fill_price, o, entry, best)
                 n_orders += 1
                 n_liqs += 1
                 liq_fees += f
@@ -371,6 +547,8 @@ def simulate(
                                   pos_before)
                 n_orders += 1
                 n_trades += _opens_trade(pos_before, st[HB] - st[PB] - st[IB])
+                if stops_on:
+                    entry, best = _track(pos_before, st[HB] - st[PB] - st[IB], price, o, entry, best)
             n_capped += capped  # an order cut to nothing is counted too, though it made no fill
             pending = np.nan
 
@@ -386,26 +564,53 @@ def simulate(
 
         # 5. + 6. the bar's adverse extreme against the margin-call and liquidation levels
         db = st[PB] + st[IB]
+        liq_near = False  # the adverse extreme is at or near the liquidation level
         if db + st[PQ] + st[IQ] > 0.0:
-            worst = low[i] if falling_price_hurts(st[HB], db, liquidation_ml) else high[i]
+            worst = mark_low[i] if falling_price_hurts(st[HB], db, liquidation_ml) else mark_high[i]
             assets_x = _assets(st, worst)
             debt_x = _debt(st, worst)
+            liq_near = assets_x <= liquidation_ml * debt_x * (1.0 + 1e-9)
             if assets_x <= call_ml * debt_x and above_call:  # ML ≤ call, without a division per bar
                 if record:
                     calls[n_calls].bar = i
                     calls[n_calls].margin_level = margin_level(assets_x, debt_x)
                 n_calls += 1
+        is_ambiguous = False
+        pos = st[HB] - st[PB] - st[IB]
+        if stops_on and pos != 0.0 and _quiet(pos > 0.0, entry, best, stop_loss, take_profit, trailing_stop,
+                                              high[i], low[i], liq_near):
+            if best == best:  # what the walk would leave: the best price of the bar
+                best = max(best, high[i]) if pos > 0.0 else min(best, low[i])
+        elif stops_on and pos != 0.0:
+            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
+                st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, pessimistic,
+                fee, slippage, rate_base, rate_quote, initial_ml, round_interest, liquidation_fee,
+                full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs)
+            fees_paid += fv
+            paid += pv
+            int_base += cb
+            int_quote += cq
+            liq_fees += lf
+            bad_debt += b
+            liquidated = liquidated or forced
+            n_ambiguous += is_ambiguous
+        elif db + st[PQ] + st[IQ] > 0.0:
             for _ in range(MAX_LIQUIDATIONS_PER_BAR):
                 p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], liquidation_ml)
-                if side == 1 and low[i] <= p_liq:
-                    trigger = min(o, p_liq)
-                elif side == -1 and high[i] >= p_liq:
-                    trigger = max(o, p_liq)
+                if side == 1 and mark_low[i] <= p_liq:
+                    trigger = min(mark_open[i], p_liq)
+                elif side == -1 and mark_high[i] >= p_liq:
+                    trigger = max(mark_open[i], p_liq)
                 else:
                     break
-                f, b, row = _forced_exit(st, i, trigger, slippage, liquidation_fee, initial_ml, full_liquidation,
+                pos_before = st[HB] - st[PB] - st[IB]
+                traded = min(max(trigger, low[i]), high[i])  # a mark trigger fills where the market traded
+                f, b, row = _forced_exit(st, i, trigger, traded, slippage, liquidation_fee, initial_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
-                liqs[row].gap = trigger == o
+                liqs[row].gap = trigger == mark_open[i]
+                if stops_on:  # a buy-back can leave a position where there was none
+                    entry, best = _track(pos_before, st[HB] - st[PB] - st[IB], liqs[row].fill_price, trigger,
+                                         entry, best)
                 n_orders += 1
                 n_liqs += 1
                 liq_fees += f
@@ -429,6 +634,7 @@ def simulate(
             owed_out[i] = st[IB] * c + st[IQ]
             paid_out[i] = paid
             fees_out[i] = fees_paid
+            ambiguous_out[i] = 1.0 if is_ambiguous else 0.0
         # online statistics, so summary-only runs (sweeps) need no per-bar arrays
         # returns are taken in blocks: the divisions of a block are independent,
         # so they overlap instead of each waiting on the last
@@ -472,7 +678,7 @@ def simulate(
     values = (
         int_base, int_quote, liq_fees, bad_debt, paid, fees_paid, prev_eq, sum_r, sum_r2, sum_neg2,
         max_dd, float(n_exposed), min_ml, float(n_orders), float(n_liqs), float(n_calls), float(n_capped),
-        float(n_trades),
+        float(n_trades), float(n_ambiguous),
     )
     for k in range(N_STATS):
         stats[k] = values[k]

@@ -6,8 +6,9 @@ pandas can read them without either knowing about the other.
 import numpy as np
 
 # order kinds, as stored in ``order_dt.kind``
-SIGNAL, REBALANCE, LIQUIDATION = 0, 1, 2
-ORDER_KINDS = ("signal", "rebalance", "liquidation")
+# (the names are trades.csv's ``exit_reason`` for the fill that closed a trade)
+SIGNAL, REBALANCE, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP = 0, 1, 2, 3, 4, 5
+ORDER_KINDS = ("signal", "rebalance", "liquidation", "stop_loss", "take_profit", "trailing_stop")
 
 order_dt = np.dtype(
     [

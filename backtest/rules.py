@@ -128,3 +128,16 @@ def partial_buy_short(db, hq, fee_value, price, m):
     """Base to buy back so a short-like account is back at ML ``m`` (spec §5)."""
     s = (m * db * price + fee_value - hq) / (price * (m - 1.0))
     return min(max(s, 0.0), db)
+
+
+@njit(cache=True)
+def stop_levels(entry, best, long_, sl, tp, tr):
+    """(stop-loss, trailing, take-profit) price levels of a position
+    with average entry ``entry`` and best price since opening ``best``, from
+    fractions ``sl``, ``tp``, ``tr`` (0 = off → NaN).  A long's stop and
+    trailing lie below, its take-profit above; a short's the other way."""
+    d = 1.0 if long_ else -1.0
+    s = entry * (1.0 - d * sl) if sl > 0.0 else np.nan
+    t = best * (1.0 - d * tr) if tr > 0.0 else np.nan
+    g = entry * (1.0 + d * tp) if tp > 0.0 else np.nan
+    return s, t, g

@@ -148,14 +148,15 @@ class SweepContext:
         s = self.settings
         config = kernel_config(get_profile(params[MARGIN_AXIS]), s["capital"], s["fee"], s["slippage"],
                                *self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
-                               s["stop_on_liquidation"])
+                               s["stop_on_liquidation"], s.get("stop_loss", 0.0), s.get("take_profit", 0.0),
+                               s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"))
         targets = self.targets(params, buf)
-        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *config, *scratch)[4]
+        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *scratch)[4]
         return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote)}
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))
-        scratch = (np.empty((7, 0)), np.empty(1, order_dt), np.empty(1, liquidation_dt), np.empty(1, margin_call_dt))
+        scratch = (np.empty((kernel.N_OUT, 0)), np.empty(1, order_dt), np.empty(1, liquidation_dt), np.empty(1, margin_call_dt))
         return pd.DataFrame([self.run_one(p, buf, scratch) for p in combos])
 
 
@@ -193,6 +194,10 @@ def sweep(
     start=None,
     end=None,
     stop_on_liquidation=False,
+    stop_loss=0.0,
+    take_profit=0.0,
+    trailing_stop=0.0,
+    path="ohlc-heuristic",
     chunk_size=None,
     workers=None,
     resume=False,
@@ -208,7 +213,7 @@ def sweep(
     default every core), ``resume`` (keep finished chunks of the same sweep)
     and ``scheduler`` (``"local"`` or a Dask scheduler address).
     """
-    _check_settings(capital, fee, slippage, liquidation, rebalance)
+    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path)
     strat = load_strategy(strategy)
     if grid is None:
         grid = dict(getattr(strat.module, "GRID", {}) or {})
@@ -224,7 +229,8 @@ def sweep(
         "strategy": strat.name, "symbol": symbol, "capital": float(capital), "fee": float(fee),
         "slippage": float(slippage), "rates": rates or {}, "liquidation": liquidation,
         "rebalance": float(rebalance), "round_interest": bool(round_interest),
-        "stop_on_liquidation": bool(stop_on_liquidation),
+        "stop_on_liquidation": bool(stop_on_liquidation), "stop_loss": float(stop_loss),
+        "take_profit": float(take_profit), "trailing_stop": float(trailing_stop), "path": path,
     }
     out = Path(out)
     manifest = {

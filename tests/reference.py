@@ -246,16 +246,18 @@ class Account:
         return q * price * fee, c
 
     # ---------------------------------------------------------- liquidation
-    def liquidate(self, trigger, slippage, fee_rate, restore_ml, mode, long_like):
-        """MC "Liquidation".  Returns the event dict (without 'bar')."""
+    def liquidate(self, trigger, slippage, fee_rate, restore_ml, mode, long_like, traded=None):
+        """MC "Liquidation".  Returns the event dict (without 'bar').
+        ``traded``: the traded price the fill is at (MC "Mark price"); default the trigger."""
         pt = trigger
+        base_price = pt if traded is None else traded
         ml_before = self.margin_level(pt)
         eq_before = self.value(pt)
         fee_value = fee_rate * self.assets(pt)
         m = restore_ml
         bad_debt = 0.0
         if long_like:
-            pf = pt * (1.0 - slippage)
+            pf = base_price * (1.0 - slippage)
             b_held = self.hb
             q_held = self.hq
             dq = self.pq + self.iq
@@ -274,7 +276,7 @@ class Account:
                 self.pb = self.ib = self.pq = self.iq = 0.0
             side = "sell"
         else:
-            pf = pt * (1.0 + slippage)
+            pf = base_price * (1.0 + slippage)
             db = self.pb + self.ib
             if mode == "full":
                 s = db
@@ -316,9 +318,15 @@ def _is_long_like(acct, mlr):
     return (acct.pb + acct.ib) == 0.0
 
 
+# MC "Stops, take-profits and the path inside a bar": who goes first when
+# several levels are at the same price, or all passed at the open
+PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
+
+
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
-             rebalance=0.0, round_interest=True):
+             rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
+             trailing_stop=0.0, path="ohlc-heuristic", mark=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -328,8 +336,11 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     are reported in the events), and event lists ``liquidations`` (bar,
     trigger_price, fill_price, margin_level, fee, equity_before, equity_after,
     bad_debt, quantity), ``margin_calls`` (bar, margin_level) and ``orders``
-    (bar, side, quantity, price, fee in quote, kind, capped).
+    (bar, side, quantity, price, fee in quote, kind, capped), and per bar
+    ``ambiguous`` (MC "Ambiguous bar").  ``mark``: (open, high, low) lists
+    of the mark price per bar (MC "Mark price"), default the traded bars.
     """
+    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     prof = Profile.get(profile)
     m0 = prof.initial_ml
     mlr = prof.liquidation_ml
@@ -338,7 +349,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     acct = Account(capital, rate_base_daily / 24.0, rate_quote_daily / 24.0, round_interest)
 
     out = {k: [] for k in ("equity", "margin_level", "position", "debt",
-                           "interest_owed", "interest_paid", "fees_paid")}
+                           "interest_owed", "interest_paid", "fees_paid", "ambiguous")}
     liquidations, margin_calls, orders = [], [], []
 
     interest_paid = 0.0
@@ -347,15 +358,29 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     last_target = None      # None: no target yet
     suspended = False       # rebalancing suspended by a liquidation
     prev_close_ml = INF     # "no debt" before the first bar
+    entry = None            # average entry price of the open position
+    best = None             # best price since it opened
 
-    def do_liquidation(i, trigger, long_like):
-        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, m0, liquidation, long_like)
+    def track(n0, n1, price, mkt):
+        """MC "Entry and best price", after a fill at ``price`` (market ``mkt``)."""
+        nonlocal entry, best
+        if n1 == 0.0:
+            entry = best = None
+        elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0):
+            entry, best = price, mkt
+        elif abs(n1) > abs(n0):
+            entry = (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
+
+    def do_liquidation(i, trigger, long_like, traded=None):
+        n0 = acct.position()
+        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, m0, liquidation, long_like, traded)
         side = ev.pop("side")
         ev["bar"] = i
         liquidations.append(ev)
         orders.append({"bar": i, "side": side, "quantity": ev["quantity"],
                        "price": ev["fill_price"], "fee": ev["fee"],
                        "kind": "liquidation", "capped": False})
+        track(n0, acct.position(), ev["fill_price"], trigger)
         # fees_paid counts trading fees only; liquidation fees are in the events
 
     def execute_order(i, o, x, kind):
@@ -382,6 +407,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         if q <= 0.0:
             # cut to nothing (already at the borrow limit): no fill, no record
             return
+        n0 = acct.position()
         if side == "buy":
             fv, ci = acct.buy(q, p, fee, may_borrow=borrows)
             interest_paid += ci
@@ -391,10 +417,85 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         fees_paid += fv
         orders.append({"bar": i, "side": side, "quantity": q, "price": p,
                        "fee": fv, "kind": kind, "capped": capped})
+        track(n0, acct.position(), p, o)
+
+    def levels():
+        """(kind, level, fires when falling) of the open position."""
+        d = 1.0 if acct.position() > 0.0 else -1.0
+        out_ = []
+        a, p_liq = acct.liquidation_price(mlr)
+        if p_liq is not None:
+            out_.append(("liquidation", p_liq, a > 0.0))
+        if entry is None:  # a position no fill opened (interest on a zero net position)
+            return out_
+        if stop_loss > 0.0:
+            out_.append(("stop_loss", entry * (1.0 - d * stop_loss), d > 0.0))
+        if trailing_stop > 0.0:
+            out_.append(("trailing_stop", best * (1.0 - d * trailing_stop), d > 0.0))
+        if take_profit > 0.0:
+            out_.append(("take_profit", entry * (1.0 + d * take_profit), d < 0.0))
+        return out_
+
+    def walk(i, o, h, lo, c):
+        """MC step 5 with stops on; returns whether the bar is ambiguous."""
+        nonlocal best, suspended
+        long_ = acct.position() > 0.0
+        if best is not None:
+            best = max(best, o) if long_ else min(best, o)
+        # ambiguous: the range reaches an adverse level and the take-profit
+        adverse = favourable = False
+        for kind, lv, falls in levels():
+            reached = lo <= lv if falls else h >= lv
+            if kind == "take_profit":
+                favourable = reached
+            elif reached:
+                adverse = True
+        ambiguous = adverse and favourable
+        if path == "pessimistic":
+            x1, x2 = (lo, h) if long_ else (h, lo)
+        else:
+            x1, x2 = (lo, h) if c >= o else (h, lo)
+        cur = o
+        n_liq = 0
+        for k, p in enumerate((o, x1, x2, c)):
+            while True:
+                if acct.position() == 0.0:
+                    return ambiguous
+                hits = []
+                for kind, lv, falls in levels():
+                    if k == 0:  # at the open: every level already passed, at O
+                        if (lv >= o) if falls else (lv <= o):
+                            hits.append((PRIORITY[kind], kind, o))
+                    elif p < cur and falls and lv >= p:  # falling: the highest first
+                        hits.append((-lv, PRIORITY[kind], kind, min(lv, cur)))
+                    elif p > cur and not falls and lv <= p:  # rising: the lowest first
+                        hits.append((lv, PRIORITY[kind], kind, max(lv, cur)))
+                if not hits:
+                    break
+                hit = min(hits)
+                kind, trigger = hit[-2], hit[-1]
+                suspended = True
+                if kind == "liquidation":
+                    do_liquidation(i, trigger, _is_long_like(acct, mlr))
+                    n_liq += 1
+                    if n_liq == 8:
+                        return ambiguous
+                    cur = trigger
+                else:
+                    execute_order(i, trigger, 0.0, kind)
+                    return ambiguous
+            if best is not None:
+                best = max(best, p) if acct.position() > 0.0 else min(best, p)
+            cur = p
+        return ambiguous
 
     for i in range(n):
         t = int(timestamps[i])
         o, h, lo, c = float(open[i]), float(high[i]), float(low[i]), float(close[i])
+        if mark is None:
+            mo, mh, ml_ = o, h, lo
+        else:
+            mo, mh, ml_ = float(mark[0][i]), float(mark[1][i]), float(mark[2][i])
 
         # 1. past hour boundaries (inside the previous bar or in a data gap)
         if i > 0:
@@ -403,8 +504,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                 interest_paid += cb * o + cq
 
         # 2. gap liquidation at the open
-        if acct.has_debt() and acct.margin_level(o) <= mlr:
-            do_liquidation(i, o, _is_long_like(acct, mlr))
+        if acct.has_debt() and acct.margin_level(mo) <= mlr:
+            do_liquidation(i, mo, _is_long_like(acct, mlr), o)
             pending = None
             suspended = True
 
@@ -426,25 +527,32 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         else:
             a = acct.hb - mlr * (acct.pb + acct.ib)
             if a > 0.0:
-                ml_x = acct.margin_level(lo)
+                ml_x = acct.margin_level(ml_)
             elif a < 0.0:
-                ml_x = acct.margin_level(h)
+                ml_x = acct.margin_level(mh)
             else:  # not reachable with one symbol; take the worse extreme
-                ml_x = min(acct.margin_level(lo), acct.margin_level(h))
+                ml_x = min(acct.margin_level(ml_), acct.margin_level(mh))
 
-        # 5. intrabar liquidation at the adverse extreme, repeated up to 8 times
-        for _ in range(8):
+        # 5. with stops on and a position open: the walk along the path
+        ambiguous = False
+        walked = stops_on and acct.position() != 0.0
+        if walked:
+            ambiguous = walk(i, o, h, lo, c)
+        # 5. otherwise: intrabar liquidation at the adverse extreme, up to 8 times
+        for _ in range(0 if walked else 8):
             a, p_liq = acct.liquidation_price(mlr)
             if p_liq is None:
                 break
             if a > 0.0:
-                if lo <= p_liq:
-                    do_liquidation(i, min(o, p_liq), True)
+                if ml_ <= p_liq:
+                    trigger = min(mo, p_liq)
+                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
                     suspended = True
                     continue
             else:
-                if h >= p_liq:
-                    do_liquidation(i, max(o, p_liq), False)
+                if mh >= p_liq:
+                    trigger = max(mo, p_liq)
+                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
                     suspended = True
                     continue
             break
@@ -462,6 +570,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         out["interest_owed"].append(acct.ib * c + acct.iq)
         out["interest_paid"].append(interest_paid)
         out["fees_paid"].append(fees_paid)
+        out["ambiguous"].append(ambiguous)
         prev_close_ml = ml_c
 
         # 8. decision (the last bar's is never executed)

@@ -126,18 +126,38 @@ def scenarios(draw):
         liquidation=draw(st.sampled_from(["partial", "full"])),
         rebalance=draw(st.one_of(st.just(0.0), st.floats(0.001, 0.5))),
         round_interest=draw(st.booleans()),
+        # stops (0 = off) in most examples; both path settings
+        stop_loss=draw(st.sampled_from([0.0, 0.0, 0.01, 0.05, 0.2, 0.5])),
+        take_profit=draw(st.sampled_from([0.0, 0.0, 0.01, 0.05, 0.2, 0.9])),
+        trailing_stop=draw(st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.1, 0.4])),
+        path=draw(st.sampled_from(["ohlc-heuristic", "pessimistic"])),
+        mark_noise=draw(st.sampled_from([0.0, 0.0, 0.0, 0.01, 0.05])),  # a mark series (without stops)
     )
+    if sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"]:
+        sc["mark_noise"] = 0.0
     return sc
+
+
+def mark_of(o, h, lo, c, seed, noise):
+    """A mark series near the traded bars (valid OHLC), or None."""
+    if not noise:
+        return None
+    u = np.random.default_rng(seed + 1).random((len(o), 3)) - 0.5
+    mo = [o[i] * math.exp(noise * u[i, 0]) for i in range(len(o))]
+    mh = [max(h[i] * math.exp(noise * u[i, 1]), mo[i], c[i]) for i in range(len(o))]
+    ml = [min(lo[i] * math.exp(noise * u[i, 2]), mo[i], c[i]) for i in range(len(o))]
+    return mo, mh, ml
 
 
 # ----------------------------------------------------------------- running
 def run_both(ts, o, h, lo, c, tg, sc):
+    mark = sc.get("mark") or mark_of(o, h, lo, c, sc.get("seed", 0), sc.get("mark_noise", 0.0))
     ref = simulate(ts, o, h, lo, c, tg, profile=sc["profile"], capital=sc["capital"],
                    fee=sc["fee"], slippage=sc["slippage"],
                    rate_base_daily=sc["rate_base_daily"],
                    rate_quote_daily=sc["rate_quote_daily"],
                    liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                   round_interest=sc["round_interest"])
+                   round_interest=sc["round_interest"], mark=mark, **stop_settings(sc))
     index = pd.DatetimeIndex(
         pd.to_datetime(np.asarray(ts, dtype="int64") * 1_000_000_000, unit="ns", utc=True),
         name="timestamp").as_unit("ns")
@@ -150,8 +170,16 @@ def run_both(ts, o, h, lo, c, tg, sc):
                        capital=sc["capital"], fee=sc["fee"], slippage=sc["slippage"],
                        rates={"BTC": sc["rate_base_daily"], "USDT": sc["rate_quote_daily"]},
                        liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                       symbol="BTCUSDT", round_interest=sc["round_interest"])
+                       symbol="BTCUSDT", round_interest=sc["round_interest"], **stop_settings(sc),
+                       mark=None if mark is None else pd.DataFrame(
+                           {"open": mark[0], "high": mark[1], "low": mark[2], "close": c,
+                            "volume": np.ones(len(ts))}, index=index))
     return ref, res, bars
+
+
+def stop_settings(sc):
+    return {k: sc.get(k, d) for k, d in (("stop_loss", 0.0), ("take_profit", 0.0), ("trailing_stop", 0.0),
+                                         ("path", "ohlc-heuristic"))}
 
 
 def close_enough(a, b, rel=REL, abs_=ABS):
@@ -209,6 +237,12 @@ def compare(ref, res, bars, sc):
                     f"{col}: first difference at bar {i} ({bars.index[i]}): "
                     f"reference {float(rv[i])!r} kernel {float(kv[i])!r}")
                 break
+    kamb = eq["ambiguous"].to_numpy(dtype=bool)
+    for i in range(n):
+        if bool(ref["ambiguous"][i]) != bool(kamb[i]):
+            problems.append(f"ambiguous: first difference at bar {i} ({bars.index[i]}): "
+                            f"reference {ref['ambiguous'][i]} kernel {bool(kamb[i])}")
+            break
     if problems:
         first = min(int(p.split(" at bar ")[1].split()[0]) for p in problems)
         lo_, hi_ = max(first - 2, 0), min(first + 2, n - 1)
@@ -269,6 +303,7 @@ def compare(ref, res, bars, sc):
     summ = res.summary
     if "n_liquidations" in summ:
         assert summ["n_liquidations"] == len(ref["liquidations"]), describe(sc, bars)
+    assert summ["ambiguous_bars"] == sum(map(bool, ref["ambiguous"])), describe(sc, bars)
     if "bad_debt" in summ:
         bd = sum(e["bad_debt"] for e in ref["liquidations"])
         assert close_enough(bd, summ["bad_debt"]), (
