@@ -17,7 +17,7 @@ from .data.times import range_bounds
 from .errors import UserError
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
-from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
+from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
 from .rules import hourly_rate
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
 from .strategy import load_strategy
@@ -106,15 +106,20 @@ def run(
                            round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path)
     marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, stop_loss or take_profit or trailing_stop)
     out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks)
-    equity, ml, position, debt, owed, paid, fees, ambiguous = out
+    equity, position, debt, owed, paid = out
 
     index = bars.index
     with np.errstate(divide="ignore", invalid="ignore"):
         exposure = np.where(equity > 0, position * c / equity, 0.0)
+        ml = np.where(debt > 0, (equity + debt) / debt, np.inf)  # assets / debt
+    trading = orders["kind"] != LIQUIDATION
+    fees = np.cumsum(np.bincount(orders["bar"][trading], weights=orders["fee"][trading], minlength=len(c)))
+    ambiguous = np.zeros(len(c), dtype=bool)
+    ambiguous[orders["bar"][orders["ambiguous"]]] = True
     equity_df = pd.DataFrame(
         {"equity": equity, "margin_level": ml, "position": position, "debt": debt, "interest_paid": paid,
          "interest_owed": owed, "fees_paid": fees, "exposure": exposure, "close": c,
-         "ambiguous": ambiguous.astype(bool)},
+         "ambiguous": ambiguous},
         index=index,
     )
     base, quote = split_symbol(symbol)

@@ -161,6 +161,7 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
     o.side = side
     o.kind = kind
     o.capped = capped
+    o.ambiguous = False
     o.quantity = q
     o.price = price
     o.fee = fee
@@ -412,7 +413,7 @@ N_STATS = len(STATS)
 # the intrabar ones and a stop exit; the caller grows the buffers and reruns
 # when it runs short
 ORDERS_PER_BAR = 3 + MAX_LIQUIDATIONS_PER_BAR
-N_OUT = 8  # rows of ``out``
+N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest is derived
 
 
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
@@ -436,18 +437,17 @@ def simulate(
     ``take_profit``, ``trailing_stop`` are fractions of the entry (best)
     price, 0 = off; ``pessimistic`` picks the path inside a bar.
 
-    Writes per bar into ``out`` (8 × n): equity, margin level, position,
-    debt, interest owed, cumulative interest paid, cumulative fees, ambiguous
-    (1.0/0.0); and fills
+    Writes per bar into ``out`` (5 × n): equity, position, debt, interest
+    owed, cumulative interest paid (margin level, cumulative fees and the
+    ambiguous bars follow from these and the fills); and fills
     the record buffers ``orders``, ``liqs``, ``calls``.  With ``out`` of
-    shape (8, 0) nothing per bar or per event is kept (sweeps): the buffers
+    shape (5, 0) nothing per bar or per event is kept (sweeps): the buffers
     then only need one row.  Returns ``(n_orders, n_liqs, n_calls, complete,
     stats)``: ``complete`` is False when a buffer ran short (grow it and call
     again); ``stats`` holds the run's totals named in ``STATS``.
     """
     n = ts.shape[0]
-    equity, ml_out, position, debt_out, owed_out, paid_out, fees_out = out[0], out[1], out[2], out[3], out[4], out[5], out[6]
-    ambiguous_out = out[7]
+    equity, position, debt_out, owed_out, paid_out = out[0], out[1], out[2], out[3], out[4]
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     entry = np.nan  # average entry price of the open position (kept with stops on)
     best = np.nan  # best price since it opened
@@ -594,7 +594,9 @@ def simulate(
             bad_debt += b
             liquidated = liquidated or forced
             n_ambiguous += is_ambiguous
-        elif db + st[PQ] + st[IQ] > 0.0:
+            if record and is_ambiguous and n_orders > 0:
+                orders[n_orders - 1].ambiguous = True  # the forced fill the path order decided
+        elif liq_near:  # the division of the liquidation price only where the level is in reach
             for _ in range(MAX_LIQUIDATIONS_PER_BAR):
                 p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], liquidation_ml)
                 if side == 1 and mark_low[i] <= p_liq:
@@ -628,13 +630,10 @@ def simulate(
         above_call = assets > call_ml * debt or debt <= 0.0
         if record:
             equity[i] = eq
-            ml_out[i] = margin_level(assets, debt)
             position[i] = pos
             debt_out[i] = debt
             owed_out[i] = st[IB] * c + st[IQ]
             paid_out[i] = paid
-            fees_out[i] = fees_paid
-            ambiguous_out[i] = 1.0 if is_ambiguous else 0.0
         # online statistics, so summary-only runs (sweeps) need no per-bar arrays
         # returns are taken in blocks: the divisions of a block are independent,
         # so they overlap instead of each waiting on the last

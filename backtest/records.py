@@ -16,6 +16,7 @@ order_dt = np.dtype(
         ("side", np.int8),  # +1 buy, -1 sell
         ("kind", np.int8),
         ("capped", np.bool_),
+        ("ambiguous", np.bool_),  # the path order inside the bar decided this fill
         ("quantity", np.float64),  # base units traded
         ("price", np.float64),
         ("fee", np.float64),  # quote value (liquidation fee for kind LIQUIDATION)
