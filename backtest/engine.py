@@ -214,10 +214,12 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
         sizes = [k * 4 for k in sizes]
 
 
-def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str, quote: str) -> dict:
-    """``summary.json``: metrics and cost totals from the kernel's ``stats``."""
+def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str, quote: str, ppy=None) -> dict:
+    """``summary.json``: metrics and cost totals from the kernel's ``stats``
+    (``ppy``: periods per year, if already known — a sweep computes it once)."""
     st = dict(zip(kernel.STATS, stats.tolist()))
-    out = summarize(capital, st, len(seconds), int(seconds[0]), int(seconds[-1]), periods_per_year(seconds))
+    ppy = periods_per_year(seconds) if ppy is None else ppy
+    out = summarize(capital, st, len(seconds), int(seconds[0]), int(seconds[-1]), ppy)
     out.update(
         n_trades=int(st["n_trades"]), n_orders=int(st["n_orders"]), n_capped=int(st["n_capped"]),
         n_liquidations=int(st["n_liquidations"]), n_margin_calls=int(st["n_margin_calls"]),

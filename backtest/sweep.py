@@ -9,17 +9,17 @@ and ``resume=True`` runs only what is missing.  Only summary metrics are kept
 per combination: memory does not grow with combinations × bars.
 
 A strategy with the sweep hooks ``indicator(bars, name, value)`` and
-``fill_targets(out, ind, scalars)`` (see ``strategies/sma_cross.py``) has
-each indicator computed once per distinct value and each combination's
-targets written into one reusable buffer per thread; one without them is
-called once per combination through ``targets``.
+``fill_targets(out, bank, rows, scalars)`` (see ``strategies/sma_cross.py``)
+has each indicator computed once per distinct value, into one shared array,
+and each combination's targets written by compiled code (no GIL, no copy)
+into one reusable buffer per thread; one without them is called once per
+combination through ``targets``.
 """
 import hashlib
 import itertools
 import json
 import os
 import sys
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from . import kernel
 from .assets import daily_rates, split_symbol
 from .engine import _check_settings, _epoch_seconds, _prepare_bars, kernel_config, summary_of, symbol_of
 from .errors import UserError
+from .metrics import periods_per_year
 from .profiles import get_profile
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import coerce_param, load_strategy
@@ -102,15 +103,14 @@ def combinations(strategy, grid: dict, margins: list[str]):
 @dataclass
 class SweepContext:
     """What every chunk needs: the bars as arrays, the strategy, the settings
-    and the indicator arrays computed so far (shared by threads)."""
+    and the indicator bank: one row per distinct indicator value, built once
+    by ``prepare`` and only read while threads run combinations."""
 
     bars: pd.DataFrame
     strategy: object
     settings: dict
     seconds: np.ndarray = field(init=False)
     ohlc: tuple = field(init=False)
-    cache: dict = field(default_factory=dict, init=False)
-    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self):
         self.seconds = _epoch_seconds(self.bars.index)
@@ -120,28 +120,44 @@ class SweepContext:
         symbol = self.settings["symbol"]
         self.base, self.quote = split_symbol(symbol)
         self.rates = daily_rates(symbol, self.settings.get("rates"))
+        self.ppy = periods_per_year(self.seconds)  # a median over every bar: once, not per combination
+        self.bank = np.empty((0, len(self.seconds)))
+        self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
 
-    def indicator(self, name, value):
-        key = (name, value)
-        arr = self.cache.get(key)
-        if arr is None:
-            arr = self.strategy.module.indicator(self.bars, name, value)
-            with self.lock:
-                self.cache[key] = arr
-        return arr
+    def prepare(self, combos):
+        """Compute each distinct indicator of ``combos`` once, into one array
+        (rows filled in place: no second copy of the bank in memory)."""
+        if not self.hooks:
+            return
+        probe = self.bars.iloc[:2]
+        wanted = {}
+        for params in combos:
+            for name in self.strategy.params:
+                key = (name, params[name])
+                if key not in self.rows and key not in wanted:
+                    wanted[key] = self.strategy.module.indicator(probe, *key) is not None
+        arrays = [k for k, is_array in wanted.items() if is_array]
+        self.rows.update({k: None for k, is_array in wanted.items() if not is_array})
+        if arrays:
+            bank = np.empty((self.bank.shape[0] + len(arrays), len(self.seconds)))
+            bank[: self.bank.shape[0]] = self.bank
+            for r, key in enumerate(arrays, start=self.bank.shape[0]):
+                bank[r] = self.strategy.module.indicator(self.bars, *key)
+                self.rows[key] = r
+            self.bank = bank
 
     def targets(self, params, buf):
         if not self.hooks:
             return self.strategy(self.bars, {k: v for k, v in params.items() if k != MARGIN_AXIS})
         rows, scalars = [], []
         for name in self.strategy.params:
-            arr = self.indicator(name, params[name])
-            if arr is None:
+            r = self.rows[(name, params[name])]
+            if r is None:
                 scalars.append(float(params[name]))
             else:
-                rows.append(arr)
-        ind = np.vstack(rows) if rows else np.empty((0, len(buf)))
-        self.strategy.module.fill_targets(buf, ind, np.array(scalars, dtype=np.float64))
+                rows.append(r)
+        self.strategy.module.fill_targets(buf, self.bank, np.array(rows, dtype=np.int64),
+                                          np.array(scalars, dtype=np.float64))
         return buf
 
     def run_one(self, params, buf, scratch) -> dict:
@@ -152,7 +168,7 @@ class SweepContext:
                                s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"))
         targets = self.targets(params, buf)
         stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *scratch)[4]
-        return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote)}
+        return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy)}
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))
@@ -251,6 +267,7 @@ def sweep(
         _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report)
     else:
         ctx = SweepContext(bars, strat, settings)
+        ctx.prepare([c for k in todo for c in chunks[k]])
         _run_threads(ctx, chunks, todo, out, workers or os.cpu_count() or 1, report)
     table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(len(chunks))], ignore_index=True)
     _atomic_parquet(table, out / "sweep.parquet")
@@ -325,6 +342,7 @@ def _run_threads(ctx, chunks, todo, out, workers, report):
 def _dask_chunk(bars, strategy, settings, combos):
     """One chunk on a Dask worker: the same code path as a local thread."""
     ctx = _worker_context(bars, strategy, settings)
+    ctx.prepare(combos)  # a worker computes the indicators its chunks need
     return ctx.run_chunk(combos)
 
 

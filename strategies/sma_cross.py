@@ -30,11 +30,13 @@ def indicator(bars, name, value):
 
 
 @njit(cache=True, nogil=True)
-def fill_targets(out, ind, scalars):
-    """Targets from the fast and slow averages (``ind`` rows) and leverage."""
+def fill_targets(out, bank, rows, scalars):
+    """Targets into ``out`` from the fast and slow averages (rows ``rows`` of
+    ``bank``, in PARAMS order) and the leverage (``scalars``)."""
     lev = scalars[0]
+    fast, slow = bank[rows[0]], bank[rows[1]]
     for i in range(out.shape[0]):
-        f, s = ind[0, i], ind[1, i]
+        f, s = fast[i], slow[i]
         if s != s or f != f:
             out[i] = 0.0
         else:
@@ -45,6 +47,6 @@ def targets(bars, fast, slow, leverage):
     if not valid(fast, slow, leverage):
         raise ValueError(f"need 0 < fast < slow, got fast={fast}, slow={slow}")
     out = np.empty(len(bars))
-    ind = np.vstack([indicator(bars, "fast", fast), indicator(bars, "slow", slow)])
-    fill_targets(out, ind, np.array([float(leverage)]))
+    bank = np.vstack([indicator(bars, "fast", fast), indicator(bars, "slow", slow)])
+    fill_targets(out, bank, np.array([0, 1]), np.array([float(leverage)]))
     return out
