@@ -62,8 +62,12 @@ def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", sto
     from .engine import _epoch_seconds, kernel_config
 
     cols = [bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close")]
-    config = kernel_config(get_profile(profile), 10_000.0, 0.001, 0.0002, 0.0002, 0.0003, **(stops or {}))
-    return (_epoch_seconds(bars.index), *cols, targets, config)
+    from .rates import rate_table
+
+    seconds = _epoch_seconds(bars.index)
+    rates = rate_table(seconds, ("BTC", "USDT"), {"BTC": 0.0002, "USDT": 0.0003}, None)
+    config = kernel_config(get_profile(profile), 10_000.0, 0.001, 0.0002, rates, **(stops or {}))
+    return (seconds, *cols, targets, config)
 
 
 def compile_seconds() -> float:

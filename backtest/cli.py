@@ -38,6 +38,8 @@ def _add_run_flags(p):
     p.add_argument("--slippage", type=float, default=0.0, help="slippage as a fraction of price")
     p.add_argument("--rate", action="append", default=[], metavar="ASSET=DAILY_RATE",
                    help="daily borrow rate per asset (repeatable; default 0.0002 for every asset)")
+    p.add_argument("--rates", default=None, metavar="FILE",
+                   help="rate history (CSV/Parquet: timestamp, asset, daily_rate|hourly_rate), forward-filled hourly")
     p.add_argument("--liquidation", choices=("partial", "full"), default="partial")
     p.add_argument("--rebalance", type=float, default=0.0, metavar="F",
                    help="trade back to the target when exposure drifts by more than F of it")
@@ -121,7 +123,7 @@ def cmd_run(args) -> int:
         margin=args.margin, capital=args.capital, fee=args.fee, slippage=args.slippage, rates=rates,
         liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args), mark=args.mark, symbol=args.symbol,
+        **_stop_flags(args), mark=args.mark, symbol=args.symbol, rate_history=args.rates,
     )
     result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)
@@ -224,7 +226,7 @@ def cmd_sweep(args) -> int:
         data, args.strategy, grid, out=out, symbol=args.symbol, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
         rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
         end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args), chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+        **_stop_flags(args), rate_history=args.rates, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
     )
     top = res.top(args.rank, args.top)
     n = len(res.table)
@@ -269,7 +271,7 @@ def _keep_equity(res, best, data, args):
                   slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
                   rebalance=args.rebalance, start=args.start, end=args.end,
                   stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-                  **_stop_flags(args))
+                  **_stop_flags(args), rate_history=args.rates)
         one.equity.reset_index().to_parquet(folder / f"rank-{rank:03d}.parquet", index=False)
 
 
@@ -310,7 +312,8 @@ def summary_table(result) -> str:
         ("sharpe", f"{s['sharpe']:.2f}"),
         ("trades", f"{s['n_trades']:,}"),
         ("fees paid", f"{s['fees_paid']:,.2f}"),
-        ("interest paid", f"{s['interest_paid']:,.2f}"),
+        ("interest paid", f"{s['interest_paid']:,.2f}  ("
+                          + ", ".join(f"{k[14:]} {v:,.8g}" for k, v in s.items() if k.startswith("interest_paid_")) + ")"),
         ("liquidations", f"{s['n_liquidations']}  (fees {s['liquidation_fees']:,.2f}, bad debt {s['bad_debt']:,.2f})"),
         ("margin calls", f"{s['n_margin_calls']}"),
         ("capped orders", f"{s['n_capped']}"),

@@ -18,10 +18,10 @@ from .errors import UserError
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
-from .rules import hourly_rate
+from .rates import load_rates, rate_table
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
 from .strategy import load_strategy
-from .trades import round_trips
+from .trades import interest_by_asset, round_trips
 
 
 def run(
@@ -46,6 +46,7 @@ def run(
     trailing_stop: float = 0.0,
     path: str = "ohlc-heuristic",
     mark=None,
+    rate_history=None,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -83,6 +84,11 @@ def run(
             that liquidation is checked against; orders still fill on
             ``bars``.  Bars it lacks use ``bars`` and are counted in
             ``summary["mark_missing_bars"]``.  Not combined with stops yet.
+        rate_history: a rate file (CSV/Parquet: ``timestamp, asset,
+            daily_rate|hourly_rate``), such a DataFrame, or
+            ``rates.load_rates``' dict; the
+            assets it names follow it (forward-filled to every whole hour),
+            the others pay ``rates``.
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
@@ -96,17 +102,21 @@ def run(
     bars = _prepare_bars(bars, start, end)
     symbol = symbol_of(bars, symbol)
     rate_b, rate_q = daily_rates(symbol, rates)
+    history = _rate_history(rate_history, rates)
     strat = load_strategy(strategy)
     resolved = strat.resolve(params)
     targets = strat(bars, resolved)
 
     seconds = _epoch_seconds(bars.index)
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
-    config = kernel_config(profile, capital, fee, slippage, rate_b, rate_q, liquidation, rebalance,
+    base, quote = split_symbol(symbol)
+    table = rate_table(seconds, (base, quote), {base: rate_b, quote: rate_q}, history)
+    config = kernel_config(profile, capital, fee, slippage, table, liquidation, rebalance,
                            round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path)
     marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, stop_loss or take_profit or trailing_stop)
     out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks)
     equity, position, debt, owed, paid = out
+    paid_base, paid_quote = interest_by_asset(paid, orders, position, o)
 
     index = bars.index
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -118,19 +128,21 @@ def run(
     ambiguous[orders["bar"][orders["ambiguous"]]] = True
     equity_df = pd.DataFrame(
         {"equity": equity, "margin_level": ml, "position": position, "debt": debt, "interest_paid": paid,
-         "interest_owed": owed, "fees_paid": fees, "exposure": exposure, "close": c,
-         "ambiguous": ambiguous},
+         "interest_owed": owed, "interest_paid_base": paid_base, "interest_paid_quote": paid_quote,
+         "fees_paid": fees, "exposure": exposure, "close": c, "ambiguous": ambiguous},
         index=index,
     )
-    base, quote = split_symbol(symbol)
     summary = summary_of(stats, float(capital), seconds, base, quote)
     if mark is not None:
         summary["mark_missing_bars"] = missing
-    trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"])
+    trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote))
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
         "margin": profile.name, "capital": float(capital), "fee": float(fee), "slippage": float(slippage),
-        "rates": {base: rate_b, quote: rate_q}, "liquidation": liquidation, "rebalance": float(rebalance),
+        "rates": {base: rate_b, quote: rate_q},
+        "rate_history": None if rate_history is None else (
+            str(rate_history) if not isinstance(rate_history, (dict, pd.DataFrame)) else "table"),
+        "liquidation": liquidation, "rebalance": float(rebalance),
         "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
         "stop_loss": float(stop_loss), "take_profit": float(take_profit), "trailing_stop": float(trailing_stop),
         "path": path, "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
@@ -149,6 +161,18 @@ def run(
     )
 
 
+def _rate_history(history, rates):
+    """The rate file's histories (``None`` without one); an asset may not
+    have both a constant ``--rate`` and a history."""
+    if history is None:
+        return None
+    loaded = history if isinstance(history, dict) else load_rates(history)
+    both = sorted(set(loaded) & {str(k).upper() for k in (rates or {})})
+    if both:
+        raise UserError(f"--rate {both[0]}: also in --rates; give each asset one rate source")
+    return loaded
+
+
 def symbol_of(bars, symbol=None) -> str:
     """The pair: given, or read from the file name/metadata; never guessed."""
     symbol = symbol or bars.attrs.get("symbol")
@@ -160,12 +184,14 @@ def symbol_of(bars, symbol=None) -> str:
 PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-choices.md)
 
 
-def kernel_config(profile, capital, fee, slippage, daily_rate_base, daily_rate_quote, liquidation="partial",
+def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
                   rebalance=0.0, round_interest=True, stop_on_liquidation=False, stop_loss=0.0, take_profit=0.0,
                   trailing_stop=0.0, path="ohlc-heuristic") -> tuple:
-    """The settings tuple ``kernel.simulate`` takes, from ``capital`` on."""
+    """The settings tuple ``kernel.simulate`` takes, from ``capital`` on;
+    ``rates`` is ``rates.rate_table``'s ``(h0, [hourly base, hourly quote])``."""
+    h0, (rate_base, rate_quote) = rates
     return (
-        float(capital), float(fee), float(slippage), hourly_rate(daily_rate_base), hourly_rate(daily_rate_quote),
+        float(capital), float(fee), float(slippage), np.int64(h0), rate_base, rate_quote,
         profile.initial_ml, profile.call_ml, profile.liquidation_ml, profile.liquidation_fee,
         liquidation == "full", float(rebalance), bool(round_interest), bool(stop_on_liquidation),
         float(stop_loss), float(take_profit), float(trailing_stop), path == "pessimistic",

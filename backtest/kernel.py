@@ -155,7 +155,7 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec):
 
 
 @njit(cache=True)
-def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interest, before):
+def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interest, before, charge=0.0):
     o = orders[k]
     o.bar = bar
     o.side = side
@@ -168,6 +168,7 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
     o.position_before = before
     o.position = st[HB] - st[PB] - st[IB]
     o.interest = interest
+    o.charge = charge
 
 
 @njit(cache=True)
@@ -368,7 +369,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
                 fees += fee_value
                 if record:
                     _record_order(orders, n_orders, i, side, kind, capped, q, price, fee_value, st,
-                                  cb * trigger + cq, pos)
+                                  cb * trigger + cq, pos, cb + cq)
                 n_orders += 1
                 entry, best = _track(pos, st[HB] - st[PB] - st[IB], price, trigger, entry, best)
             return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
@@ -419,7 +420,7 @@ N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest i
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
 def simulate(
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low,
-    capital, fee, slippage, rate_base, rate_quote,
+    capital, fee, slippage, rate_h0, rate_base, rate_quote,
     initial_ml, call_ml, liquidation_ml, liquidation_fee, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
     stop_loss, take_profit, trailing_stop, pessimistic,
@@ -433,7 +434,9 @@ def simulate(
 
     ``ts`` are bar open times in integer seconds (UTC); ``target`` the
     strategy's target exposure per bar (NaN = hold), read at the bar's close
-    and executed at the next open.  Rates are hourly.  ``stop_loss``,
+    and executed at the next open.  ``rate_base``/``rate_quote``: hourly
+    rates of the whole hours ``rate_h0, rate_h0 + 1, …`` (hours since the
+    epoch; docs/model-choices.md "Rate histories").  ``stop_loss``,
     ``take_profit``, ``trailing_stop`` are fractions of the entry (best)
     price, 0 = off; ``pessimistic`` picks the path inside a bar.
 
@@ -487,6 +490,8 @@ def simulate(
     halted = False
     above_call = True  # the last close's margin level was above the margin-call level
     next_hour = ts[0] if n > 0 else 0  # first whole hour not yet passed
+    rb = rate_base[0] if n > 0 else 0.0  # the rates in force in this bar's hour
+    rq = rate_quote[0] if n > 0 else 0.0
 
     for i in range(n):
         if record and (n_orders + ORDERS_PER_BAR > orders.shape[0] or n_liqs + ORDERS_PER_BAR > liqs.shape[0]
@@ -500,15 +505,17 @@ def simulate(
         if t >= next_hour:
             on_hour = t % HOUR == 0
             if i > 0 and (st[PB] > 0.0 or st[PQ] > 0.0):
-                nb = hour_boundaries_between(ts[i - 1], t)
-                if nb > 0:
-                    cb = interest_charge(st[PB], rate_base, round_interest) * nb
-                    cq = interest_charge(st[PQ], rate_quote, round_interest) * nb
+                h1 = ts[i - 1] // HOUR + 1 - rate_h0  # the first boundary passed, as a rate index
+                for k in range(hour_boundaries_between(ts[i - 1], t)):  # each at the rate in force then
+                    cb = interest_charge(st[PB], rate_base[h1 + k], round_interest)
+                    cq = interest_charge(st[PQ], rate_quote[h1 + k], round_interest)
                     st[IB] += cb
                     st[IQ] += cq
                     int_base += cb
                     int_quote += cq
                     paid += cb * o + cq
+            rb = rate_base[t // HOUR - rate_h0]
+            rq = rate_quote[t // HOUR - rate_h0]
             next_hour = (t // HOUR + 1) * HOUR
 
         # 2. a bar that opens beyond the liquidation level is liquidated first
@@ -535,7 +542,7 @@ def simulate(
         if pending == pending:
             pos_before = st[HB] - st[PB] - st[IB]
             side, q, price, fee_value, capped, cb, cq = _trade_to(
-                st, pending, o, fee, slippage, rate_base, rate_quote, initial_ml, round_interest
+                st, pending, o, fee, slippage, rb, rq, initial_ml, round_interest
             )
             if side != 0:
                 int_base += cb
@@ -544,7 +551,7 @@ def simulate(
                 fees_paid += fee_value
                 if record:
                     _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq,
-                                  pos_before)
+                                  pos_before, cb + cq)
                 n_orders += 1
                 n_trades += _opens_trade(pos_before, st[HB] - st[PB] - st[IB])
                 if stops_on:
@@ -554,8 +561,8 @@ def simulate(
 
         # 4. the whole hour at this open falls on principal held across it
         if on_hour:
-            cb = interest_charge(min(pb0, st[PB]), rate_base, round_interest)
-            cq = interest_charge(min(pq0, st[PQ]), rate_quote, round_interest)
+            cb = interest_charge(min(pb0, st[PB]), rb, round_interest)
+            cq = interest_charge(min(pq0, st[PQ]), rq, round_interest)
             st[IB] += cb
             st[IQ] += cq
             int_base += cb
@@ -584,7 +591,7 @@ def simulate(
         elif stops_on and pos != 0.0:
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
                 st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, pessimistic,
-                fee, slippage, rate_base, rate_quote, initial_ml, round_interest, liquidation_fee,
+                fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee,
                 full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs)
             fees_paid += fv
             paid += pv

@@ -23,6 +23,7 @@ order_dt = np.dtype(
         ("position_before", np.float64),  # net base position before the fill
         ("position", np.float64),  # net base position after the fill
         ("interest", np.float64),  # first hour of interest on what the fill borrowed, quote value
+        ("charge", np.float64),  # the same charge in the borrowed asset (quote for a buy, base for a sell)
     ],
     align=True,
 )

@@ -30,7 +30,8 @@ import pandas as pd
 
 from . import kernel
 from .assets import daily_rates, split_symbol
-from .engine import _check_settings, _epoch_seconds, _prepare_bars, kernel_config, summary_of, symbol_of
+from .engine import _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, summary_of, symbol_of
+from .rates import rate_table
 from .errors import UserError
 from .metrics import periods_per_year
 from .profiles import get_profile
@@ -119,7 +120,9 @@ class SweepContext:
         self.hooks = module is not None and hasattr(module, "fill_targets") and hasattr(module, "indicator")
         symbol = self.settings["symbol"]
         self.base, self.quote = split_symbol(symbol)
-        self.rates = daily_rates(symbol, self.settings.get("rates"))
+        daily = daily_rates(symbol, self.settings.get("rates"))
+        self.rates = rate_table(self.seconds, (self.base, self.quote), dict(zip((self.base, self.quote), daily)),
+                                _rate_history(self.settings.get("rate_history"), self.settings.get("rates")))
         self.ppy = periods_per_year(self.seconds)  # a median over every bar: once, not per combination
         self.bank = np.empty((0, len(self.seconds)))
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
@@ -163,7 +166,7 @@ class SweepContext:
     def run_one(self, params, buf, scratch) -> dict:
         s = self.settings
         config = kernel_config(get_profile(params[MARGIN_AXIS]), s["capital"], s["fee"], s["slippage"],
-                               *self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
+                               self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
                                s["stop_on_liquidation"], s.get("stop_loss", 0.0), s.get("take_profit", 0.0),
                                s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"))
         targets = self.targets(params, buf)
@@ -214,6 +217,7 @@ def sweep(
     take_profit=0.0,
     trailing_stop=0.0,
     path="ohlc-heuristic",
+    rate_history=None,
     chunk_size=None,
     workers=None,
     resume=False,
@@ -247,7 +251,11 @@ def sweep(
         "rebalance": float(rebalance), "round_interest": bool(round_interest),
         "stop_on_liquidation": bool(stop_on_liquidation), "stop_loss": float(stop_loss),
         "take_profit": float(take_profit), "trailing_stop": float(trailing_stop), "path": path,
+        "rate_history": None if rate_history is None else str(rate_history),
     }
+    if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
+        _rate_history(str(rate_history), rates)
+        settings["rate_history_sha256"] = hashlib.sha256(Path(rate_history).read_bytes()).hexdigest()[:16]
     out = Path(out)
     manifest = {
         "settings": settings, "grid": {k: list(v) for k, v in grid.items()}, "margins": margins,

@@ -11,12 +11,12 @@ from .records import LIQUIDATION, ORDER_KINDS
 
 TRADE_COLUMNS = [
     "symbol", "side", "entry_time", "entry_price", "exit_time", "exit_price",
-    "quantity", "fees", "interest", "pnl", "exit_reason",
+    "quantity", "fees", "interest", "interest_base", "interest_quote", "pnl", "exit_reason",
 ]
 
 
 def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarray, interest_paid: np.ndarray,
-                symbol: str, bad_debts=()) -> pd.DataFrame:
+                symbol: str, bad_debts=(), paid_by_asset=None) -> pd.DataFrame:
     """Build the trades table from order records (``records.order_dt``).
 
     ``interest_paid`` is the kernel's cumulative interest per bar; a trade's
@@ -25,8 +25,13 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
     ``bad_debts`` (one per liquidation fill, in order) are credited back to
     the trade a liquidation closed: the trader loses at most the equity, the
     exchange's insurance fund the rest, so the trades' pnl sums to the
-    equity change.
+    equity change.  ``paid_by_asset``: the kernel's cumulative (base,
+    quote) interest per bar in asset units, split the same way into the
+    trade's ``interest_base`` and ``interest_quote``.
     """
+    if paid_by_asset is None:
+        paid_by_asset = (np.zeros(len(close)), np.zeros(len(close)))
+    paid_b, paid_q = paid_by_asset
     rows = []
     cur = None
     bad_debts = iter(bad_debts)
@@ -63,14 +68,18 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
             cur["exit_v"] += closing * price
             if ends:
                 cur["interest"] += interest_paid[bar] - interest_paid[cur["entry_bar"]] - float(rec["interest"])
+                cur["ib"] += paid_b[bar] - paid_b[cur["entry_bar"]] - (float(rec["charge"]) if side < 0 else 0.0)
+                cur["iq"] += paid_q[bar] - paid_q[cur["entry_bar"]] - (float(rec["charge"]) if side > 0 else 0.0)
                 rows.append(_row(cur, bar, ORDER_KINDS[rec["kind"]], times, symbol))
                 cur = None
         if opening > 0.0:
             share = 1.0 - close_share
             if cur is None:
                 cur = {"entry_bar": bar, "dir": np.sign(pos), "entry_q": 0.0, "entry_v": 0.0,
-                       "exit_q": 0.0, "exit_v": 0.0, "fees": 0.0, "interest": 0.0, "cash": 0.0}
+                       "exit_q": 0.0, "exit_v": 0.0, "fees": 0.0, "interest": 0.0, "cash": 0.0,
+                       "ib": 0.0, "iq": 0.0}
                 cur["interest"] += float(rec["interest"])  # later fills' charges fall inside its bars
+                cur["ib" if side < 0 else "iq"] += float(rec["charge"])
             cur["cash"] += (-side * q * price - cash_fee) * share
             cur["fees"] += fee * share
             cur["entry_q"] += opening
@@ -82,6 +91,8 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
         cur["exit_v"] += abs(held) * close[last]
         cur["cash"] += held * close[last]
         cur["interest"] += interest_paid[last] - interest_paid[cur["entry_bar"]]
+        cur["ib"] += paid_b[last] - paid_b[cur["entry_bar"]]
+        cur["iq"] += paid_q[last] - paid_q[cur["entry_bar"]]
         rows.append(_row(cur, last, "end", times, symbol))
     return pd.DataFrame(rows, columns=TRADE_COLUMNS)
 
@@ -96,9 +107,34 @@ def _row(t, bar, reason, times, symbol):
         "exit_price": t["exit_v"] / t["exit_q"] if t["exit_q"] > 0 else np.nan,
         "quantity": t["entry_q"],
         "fees": t["fees"],
-        "interest": t["interest"],
+        "interest": t["interest"],  # quote value
+        "interest_base": t["ib"],  # the same interest in asset units
+        "interest_quote": t["iq"],
         # a long's quote interest is repaid out of its proceeds; a short's base
         # interest was bought back with its position, so it is in the cash already
         "pnl": t["cash"] - (t["interest"] if t["dir"] > 0 else 0.0),
         "exit_reason": reason,
     }
+
+
+def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray, open_: np.ndarray):
+    """Cumulative interest per bar in each asset's own units, derived from
+    the kernel's cumulative quote value (so the kernel writes no two more
+    rows per bar).
+
+    A borrow's first hour is in the borrowed asset (a sell borrows base, a
+    buy quote; ``charge`` in the fill). Every other charge of a bar (its hour
+    boundaries) falls on the principal held into the bar, which auto-repay
+    keeps in one asset: base when the position before the bar was short,
+    quote otherwise; a base charge was valued at the bar's open.
+    """
+    n = len(paid)
+    bars, side = orders["bar"], orders["side"]
+    borrow_b = np.bincount(bars[side < 0], weights=orders["charge"][side < 0], minlength=n)
+    borrow_q = np.bincount(bars[side > 0], weights=orders["charge"][side > 0], minlength=n)
+    borrow_value = np.bincount(bars, weights=orders["interest"], minlength=n)
+    boundary = np.diff(paid, prepend=0.0) - borrow_value
+    short_before = np.concatenate(([False], position[:-1] < 0.0))
+    per_b = borrow_b + np.where(short_before, boundary / open_, 0.0)
+    per_q = borrow_q + np.where(short_before, 0.0, boundary)
+    return np.cumsum(per_b), np.cumsum(per_q)

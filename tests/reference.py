@@ -326,7 +326,7 @@ PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit":
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
-             trailing_stop=0.0, path="ohlc-heuristic", mark=None):
+             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -339,6 +339,9 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     (bar, side, quantity, price, fee in quote, kind, capped), and per bar
     ``ambiguous`` (MC "Ambiguous bar").  ``mark``: (open, high, low) lists
     of the mark price per bar (MC "Mark price"), default the traded bars.
+    ``rate_hours``: (h0, base rates, quote rates), hourly rates of the whole
+    hours h0, h0+1, ... (in hours since the epoch) (MC "Rate histories");
+    default the constant daily rates / 24.
     """
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     prof = Profile.get(profile)
@@ -347,6 +350,13 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     mcl = prof.margin_call_ml
     n = len(timestamps)
     acct = Account(capital, rate_base_daily / 24.0, rate_quote_daily / 24.0, round_interest)
+
+    def set_rates(t):
+        """MC "Rate histories": the rates in force at the whole hour of ``t``."""
+        if rate_hours is not None:
+            h0, rbs, rqs = rate_hours
+            k = t // 3600 - h0
+            acct.rb, acct.rq = float(rbs[k]), float(rqs[k])
 
     out = {k: [] for k in ("equity", "margin_level", "position", "debt",
                            "interest_owed", "interest_paid", "fees_paid", "ambiguous")}
@@ -499,9 +509,12 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
 
         # 1. past hour boundaries (inside the previous bar or in a data gap)
         if i > 0:
-            for _ in range(hour_boundaries_between(int(timestamps[i - 1]), t)):
+            t_prev = int(timestamps[i - 1])
+            for k in range(hour_boundaries_between(t_prev, t)):
+                set_rates((t_prev // 3600 + 1 + k) * 3600)  # the rate in force at that boundary
                 cb, cq = acct.charge_interest()
                 interest_paid += cb * o + cq
+        set_rates(t)  # this bar's hour: borrows, the cap and the boundary at the open
 
         # 2. gap liquidation at the open
         if acct.has_debt() and acct.margin_level(mo) <= mlr:

@@ -57,7 +57,8 @@ def test_run_writes_every_output(capsys, tmp_path):
     assert {"timestamp", "equity", "margin_level", "position", "debt", "interest_paid"} <= set(eq.columns)
     trades = pd.read_csv(out / "trades.csv")
     assert list(trades.columns) == ["symbol", "side", "entry_time", "entry_price", "exit_time", "exit_price",
-                                    "quantity", "fees", "interest", "pnl", "exit_reason"]
+                                    "quantity", "fees", "interest", "interest_base", "interest_quote", "pnl",
+                                    "exit_reason"]
     assert list(pd.read_csv(out / "liquidations.csv").columns) == [
         "time", "symbol", "trigger_price", "fill_price", "margin_level", "fee", "equity_before",
         "equity_after", "bad_debt", "quantity", "gap"]

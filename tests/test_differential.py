@@ -132,6 +132,8 @@ def scenarios(draw):
         trailing_stop=draw(st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.1, 0.4])),
         path=draw(st.sampled_from(["ohlc-heuristic", "pessimistic"])),
         mark_noise=draw(st.sampled_from([0.0, 0.0, 0.0, 0.01, 0.05])),  # a mark series (without stops)
+        # a rate history for none / one / both assets (rows on and between hours)
+        rate_history=draw(st.sampled_from(["", "", "", "USDT", "BTC", "BTC,USDT"])),
     )
     if sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"]:
         sc["mark_noise"] = 0.0
@@ -150,14 +152,46 @@ def mark_of(o, h, lo, c, seed, noise):
 
 
 # ----------------------------------------------------------------- running
+def rate_rows(ts, seed, assets):
+    """A random rate history: each asset's first row at or before the first
+    bar's hour, then rows every few hours, some between whole hours."""
+    rng = np.random.default_rng(seed + 2)
+    rows = []
+    for asset in assets:
+        t = (ts[0] // 3600) * 3600 - int(rng.integers(0, 3)) * 3600 - int(rng.integers(0, 2)) * 1800
+        while t <= ts[-1]:
+            rows.append((t, asset, float(rng.choice([0.0, 0.0001, 0.0003, 0.002, 0.01]) * rng.random())))
+            t += int(rng.integers(1, 12)) * 1800
+    return rows
+
+
+def hourly_rates_of(ts, rows, asset, daily):
+    """MC "Rate histories", plainly: at each whole hour the last row at or before it."""
+    mine = sorted((t, r) for t, a, r in rows if a == asset)
+    out = []
+    for h in range(ts[0] // 3600, ts[-1] // 3600 + 1):
+        rate = daily if not mine else None
+        for t, r in mine:
+            if t <= h * 3600:
+                rate = r
+        out.append(rate / 24.0)
+    return out
+
+
 def run_both(ts, o, h, lo, c, tg, sc):
     mark = sc.get("mark") or mark_of(o, h, lo, c, sc.get("seed", 0), sc.get("mark_noise", 0.0))
+    hist_assets = [a for a in sc.get("rate_history", "").split(",") if a]
+    rows = rate_rows(ts, sc.get("seed", 0), hist_assets) if hist_assets else []
+    rate_hours = None
+    if rows:
+        rate_hours = (ts[0] // 3600, hourly_rates_of(ts, rows, "BTC", sc["rate_base_daily"]),
+                      hourly_rates_of(ts, rows, "USDT", sc["rate_quote_daily"]))
     ref = simulate(ts, o, h, lo, c, tg, profile=sc["profile"], capital=sc["capital"],
                    fee=sc["fee"], slippage=sc["slippage"],
                    rate_base_daily=sc["rate_base_daily"],
                    rate_quote_daily=sc["rate_quote_daily"],
                    liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                   round_interest=sc["round_interest"], mark=mark, **stop_settings(sc))
+                   round_interest=sc["round_interest"], mark=mark, rate_hours=rate_hours, **stop_settings(sc))
     index = pd.DatetimeIndex(
         pd.to_datetime(np.asarray(ts, dtype="int64") * 1_000_000_000, unit="ns", utc=True),
         name="timestamp").as_unit("ns")
@@ -168,7 +202,11 @@ def run_both(ts, o, h, lo, c, tg, sc):
                          "volume": np.ones(len(ts))}, index=index)
     res = backtest.run(bars, strategy=np.asarray(tg, dtype="float64"), margin=sc["profile"],
                        capital=sc["capital"], fee=sc["fee"], slippage=sc["slippage"],
-                       rates={"BTC": sc["rate_base_daily"], "USDT": sc["rate_quote_daily"]},
+                       rates={a: r for a, r in (("BTC", sc["rate_base_daily"]), ("USDT", sc["rate_quote_daily"]))
+                              if a not in hist_assets},
+                       rate_history=None if not rows else pd.DataFrame(
+                           {"timestamp": pd.to_datetime([t for t, _, _ in rows], unit="s", utc=True),
+                            "asset": [a for _, a, _ in rows], "daily_rate": [r for _, _, r in rows]}),
                        liquidation=sc["liquidation"], rebalance=sc["rebalance"],
                        symbol="BTCUSDT", round_interest=sc["round_interest"], **stop_settings(sc),
                        mark=None if mark is None else pd.DataFrame(
