@@ -522,7 +522,7 @@ def simulate(
         liquidated = False
         if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
             mo = mark_open[i]
-            if margin_level(_assets(st, mo), _debt(st, mo)) <= liquidation_ml:
+            if _assets(st, mo) <= liquidation_ml * _debt(st, mo):  # ML ≤ level, without a division
                 pos_before = st[HB] - st[PB] - st[IB]
                 f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, initial_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
