@@ -196,7 +196,7 @@ def cmd_sweep(args) -> int:
     from .assets import parse_rates
     from .engine import numeric_summary_keys
     from .sweep import parse_grid, sweep
-    from .strategy import load_strategy, parse_params
+    from .strategy import load_strategy
 
     if args.param:
         raise UserError("--param: a sweep takes --grid KEY=VALUES (a single value fixes a parameter)")

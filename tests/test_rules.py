@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from backtest import kernel
+from backtest import account
 from backtest.profiles import PROFILES, max_leverage
 from backtest.rules import (
     hour_boundaries_between,
@@ -89,13 +89,13 @@ def test_hour_boundaries_strictly_between(t0, t1, boundaries):
 
 def test_e10_trading_fee_in_the_asset_received():
     st = np.zeros(6)
-    st[kernel.HQ] = 34_525.5
-    kernel._buy(st, 10.0, 3_452.55, 0.001, 0.0, True)
-    assert st[kernel.HB] == pytest.approx(9.99, abs=1e-12)  # 0.01 ETH fee
+    st[account.HQ] = 34_525.5
+    account._buy(st, 10.0, 3_452.55, 0.001, 0.0, True)
+    assert st[account.HB] == pytest.approx(9.99, abs=1e-12)  # 0.01 ETH fee
     st = np.zeros(6)
-    st[kernel.HB] = 10.0
-    kernel._sell(st, 10.0, 3_452.55, 0.001, 0.0, True)
-    assert 34_525.5 - st[kernel.HQ] == pytest.approx(34.5255, abs=1e-9)
+    st[account.HB] = 10.0
+    account._sell(st, 10.0, 3_452.55, 0.001, 0.0, True)
+    assert 34_525.5 - st[account.HQ] == pytest.approx(34.5255, abs=1e-9)
 
 
 @pytest.mark.parametrize("initial_ml, leverage", [(1.111, 10), (1.25, 5), (1.5, 3)])

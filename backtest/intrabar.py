@@ -1,0 +1,167 @@
+"""The path inside a bar: where stops, take-profits, trailing stops and
+liquidation fire, in the order the path reaches their prices
+(``docs/model-choices.md``, "Stops and the path inside a bar").
+"""
+import numpy as np
+from numba import njit
+
+from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _record_order, _trade_to
+from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
+from .rules import liquidation_price, stop_levels
+
+MAX_LIQUIDATIONS_PER_BAR = 8
+
+
+@njit(cache=True, inline="always")
+def _track(n0, n1, price, mkt, entry, best):
+    """Average entry and best price since opening, after a fill at ``price``
+    (market ``mkt``): docs/model-choices.md "Entry and best price"."""
+    if n1 == 0.0:
+        return np.nan, np.nan
+    if n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0):
+        return price, mkt
+    if abs(n1) > abs(n0):
+        return (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1), best
+    return entry, best
+
+
+@njit(cache=True, inline="always")
+def _hit(lv, falls, cur, p, at_open):
+    """The level ``lv`` if the move ``cur → p`` reaches it in its firing
+    direction (at the open: ``cur`` if the open is already past it), else NaN."""
+    if lv != lv:
+        return np.nan
+    if at_open:
+        return cur if ((lv >= cur) if falls else (lv <= cur)) else np.nan
+    if falls:
+        return lv if p < cur and lv >= p else np.nan
+    return lv if p > cur and lv <= p else np.nan
+
+
+@njit(cache=True)
+def _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, at_open):
+    """(kind, trigger price) of the first level the move ``cur → p`` fires,
+    kind −1 for none.  Kinds in priority order (ties and the open):
+    liquidation, stop-loss, trailing, take-profit."""
+    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    cands = (
+        (LIQUIDATION, _hit(p_liq if side != 0 else np.nan, side == 1, cur, p, at_open)),
+        (STOP_LOSS, _hit(s, long_, cur, p, at_open)),
+        (TRAILING_STOP, _hit(t, long_, cur, p, at_open)),
+        (TAKE_PROFIT, _hit(g, not long_, cur, p, at_open)),
+    )
+    kind = -1
+    lv = np.nan
+    for k, x in cands:
+        if x != x:
+            continue
+        if kind == -1 or (not at_open and (x > lv if p < cur else x < lv)):
+            kind = k
+            lv = x
+    if kind == -1:
+        return -1, 0.0
+    if at_open:
+        return kind, cur
+    return kind, (min(lv, cur) if p < cur else max(lv, cur))
+
+
+@njit(cache=True)
+def _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo):
+    """The bar's range reaches an adverse level and the take-profit."""
+    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    if g != g or not ((h >= g) if long_ else (lo <= g)):
+        return False
+    if side != 0 and ((lo <= p_liq) if side == 1 else (h >= p_liq)):
+        return True
+    return (lo <= s or lo <= t) if long_ else (h >= s or h >= t)  # NaN compares False
+
+
+@njit(cache=True, inline="always")
+def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
+    """True when no stop, trailing or take-profit level lies in the bar's
+    range and the liquidation level is not near it: the walk would fire
+    nothing (the trailing level is taken at its highest, from the best
+    price the bar can reach).  Errs towards False; the walk is exact."""
+    if liq_near:
+        return False
+    far = max(best, h) if long_ else min(best, lo)
+    s, t, g = stop_levels(entry, far, long_, sl, tp, tr)
+    if long_:
+        return not (lo <= s or lo <= t or h >= g)  # NaN (off) compares False
+    return not (h >= s or h >= t or lo <= g)
+
+
+@njit(cache=True)
+def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
+          liq_fee_rate, full, mlr, record, orders, n_orders, liqs, n_liqs):
+    """Step 5 with stops on: walk O → X1 → X2 → C firing liquidations and
+    stops where the path reaches them (docs/model-choices.md).
+
+    Returns (n_orders, n_liqs, trading fees, interest paid (quote), base
+    interest, quote interest, liquidation fees, bad debt, entry, best,
+    forced exit?, liquidations, ambiguous?).
+    """
+    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    if best == best:
+        best = max(best, o) if long_ else min(best, o)
+    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo)
+    low_first = long_ if pessimistic else c >= o  # pessimistic: the adverse extreme first
+    x1 = lo if low_first else h
+    x2 = h if low_first else lo
+    fees = 0.0
+    paid = 0.0
+    ib_add = 0.0
+    iq_add = 0.0
+    liq_fees = 0.0
+    bad = 0.0
+    forced = False
+    n_l = 0
+    cur = o
+    for k in range(4):
+        p = o if k == 0 else (x1 if k == 1 else (x2 if k == 2 else c))
+        while True:
+            pos = st[HB] - st[PB] - st[IB]
+            if pos == 0.0:
+                return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
+                        ambiguous)
+            kind, trigger = _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, k == 0)
+            if kind < 0:
+                break
+            forced = True
+            if kind == LIQUIDATION:
+                f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m0, full, mlr, orders,
+                                         n_orders, liqs, n_liqs)
+                liqs[row].gap = trigger == o
+                n_orders += 1
+                n_liqs += 1
+                liq_fees += f
+                bad += b
+                entry, best = _track(pos, st[HB] - st[PB] - st[IB], liqs[row].fill_price, trigger, entry, best)
+                n_l += 1
+                if n_l == MAX_LIQUIDATIONS_PER_BAR:
+                    break
+                cur = trigger
+                continue
+            side, q, price, fee_value, capped, cb, cq = _trade_to(st, 0.0, trigger, fee, slip, rate_b, rate_q,
+                                                                  m0, round_up)
+            if side != 0:
+                ib_add += cb
+                iq_add += cq
+                paid += cb * trigger + cq
+                fees += fee_value
+                if record:
+                    _record_order(orders, n_orders, i, side, kind, capped, q, price, fee_value, st,
+                                  cb * trigger + cq, pos, cb + cq)
+                n_orders += 1
+                entry, best = _track(pos, st[HB] - st[PB] - st[IB], price, trigger, entry, best)
+            return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
+        if n_l == MAX_LIQUIDATIONS_PER_BAR:
+            break
+        if best == best:
+            best = max(best, p) if st[HB] - st[PB] - st[IB] > 0.0 else min(best, p)
+        cur = p
+    return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
