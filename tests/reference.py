@@ -268,6 +268,9 @@ class Account:
                 s = min(max(s, 0.0), b_held)
             self.hb = max(self.hb - s, 0.0)
             cash = self.hq + s * pf - fee_value
+            if cash < 0.0:  # MC "Liquidation": the fee only as far as collateral covers it
+                fee_value += cash
+                cash = 0.0
             self.hq = 0.0
             self.hq = self.repay("quote", cash)
             self.clean()
