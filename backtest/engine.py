@@ -19,6 +19,7 @@ from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
+from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
 from .strategy import load_strategy
 from .trades import interest_by_asset, round_trips
@@ -121,7 +122,7 @@ def run(
     index = bars.index
     with np.errstate(divide="ignore", invalid="ignore"):
         exposure = np.where(equity > 0, position * c / equity, 0.0)
-        ml = np.where(debt > 0, (equity + debt) / debt, np.inf)  # assets / debt
+        ml = profile_ml(np.where(debt > 0, (equity + debt) / debt, np.inf), profile)  # assets / debt
     trading = orders["kind"] != LIQUIDATION
     fees = np.cumsum(np.bincount(orders["bar"][trading], weights=orders["fee"][trading], minlength=len(c)))
     ambiguous = np.zeros(len(c), dtype=bool)
@@ -132,7 +133,7 @@ def run(
          "fees_paid": fees, "exposure": exposure, "close": c, "ambiguous": ambiguous},
         index=index,
     )
-    summary = summary_of(stats, float(capital), seconds, base, quote)
+    summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
     if mark is not None:
         summary["mark_missing_bars"] = missing
     trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote))
@@ -152,7 +153,7 @@ def run(
         equity=equity_df,
         trades=trades,
         orders=_records_frame(orders, index, symbol, ORDER_COLUMNS),
-        liquidations=_records_frame(liqs, index, symbol, LIQUIDATION_COLUMNS),
+        liquidations=_records_frame(_in_profile_terms(liqs, profile), index, symbol, LIQUIDATION_COLUMNS),
         margin_calls=_records_frame(calls, index, symbol, MARGIN_CALL_COLUMNS),
         summary=summary,
         settings=settings,
@@ -190,9 +191,10 @@ def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
     """The settings tuple ``kernel.simulate`` takes, from ``capital`` on;
     ``rates`` is ``rates.rate_table``'s ``(h0, [hourly base, hourly quote])``."""
     h0, (rate_base, rate_quote) = rates
+    initial, call, liquidation_level, restore = profile.kernel_levels()
     return (
         float(capital), float(fee), float(slippage), np.int64(h0), rate_base, rate_quote,
-        profile.initial_ml, profile.call_ml, profile.liquidation_ml, profile.liquidation_fee,
+        initial, call, liquidation_level, profile.liquidation_fee, restore,
         liquidation == "full", float(rebalance), bool(round_interest), bool(stop_on_liquidation),
         float(stop_loss), float(take_profit), float(trailing_stop), path == "pessimistic",
     )
@@ -240,10 +242,14 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
         sizes = [k * 4 for k in sizes]
 
 
-def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str, quote: str, ppy=None) -> dict:
+def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str, quote: str, ppy=None,
+               profile=None) -> dict:
     """``summary.json``: metrics and cost totals from the kernel's ``stats``
-    (``ppy``: periods per year, if already known — a sweep computes it once)."""
+    (``ppy``: periods per year, if already known — a sweep computes it once;
+    ``profile``: margin levels are reported in its terms)."""
     st = dict(zip(kernel.STATS, stats.tolist()))
+    if profile is not None:
+        st["min_margin_level"] = float(profile_ml(st["min_margin_level"], profile))
     ppy = periods_per_year(seconds) if ppy is None else ppy
     out = summarize(capital, st, len(seconds), int(seconds[0]), int(seconds[-1]), ppy)
     out.update(
@@ -263,6 +269,21 @@ def numeric_summary_keys(base="BASE", quote="QUOTE") -> list[str]:
     stats = np.ones(len(kernel.STATS))
     summary = summary_of(stats, 1.0, np.array([0, 3600], dtype=np.int64), base, quote)
     return [k for k, v in summary.items() if not isinstance(v, str)]
+
+
+def _in_profile_terms(records, profile):
+    if not profile.pro or len(records) == 0:
+        return records
+    out = records.copy()
+    out["margin_level"] = profile_ml(out["margin_level"], profile)
+    return out
+
+
+def profile_ml(assets_ml, profile):
+    """A margin level (assets / debt, as the kernel keeps it) in the
+    profile's own terms: Cross Margin Pro reports net equity over
+    maintenance margin."""
+    return pro_margin_level(assets_ml, profile.mmr) if profile.pro else assets_ml
 
 
 def _iso(second) -> str:

@@ -97,7 +97,7 @@ def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
 
 @njit(cache=True)
 def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
-          liq_fee_rate, full, mlr, record, orders, n_orders, liqs, n_liqs):
+          liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs):
     """Step 5 with stops on: walk O → X1 → X2 → C firing liquidations and
     stops where the path reaches them (docs/model-choices.md).
 
@@ -133,7 +133,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
                 break
             forced = True
             if kind == LIQUIDATION:
-                f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m0, full, mlr, orders,
+                f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m_restore, full, mlr, orders,
                                          n_orders, liqs, n_liqs)
                 liqs[row].gap = trigger == o
                 n_orders += 1

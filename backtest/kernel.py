@@ -71,7 +71,7 @@ N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest i
 def simulate(
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low,
     capital, fee, slippage, rate_h0, rate_base, rate_quote,
-    initial_ml, call_ml, liquidation_ml, liquidation_fee, full_liquidation,
+    initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
     stop_loss, take_profit, trailing_stop, pessimistic,
     out, orders, liqs, calls,
@@ -174,7 +174,7 @@ def simulate(
             mo = mark_open[i]
             if _assets(st, mo) <= liquidation_ml * _debt(st, mo):  # ML ≤ level, without a division
                 pos_before = st[HB] - st[PB] - st[IB]
-                f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, initial_ml, full_liquidation,
+                f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, restore_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
                 liqs[row].gap = True
                 if stops_on:
@@ -241,7 +241,7 @@ def simulate(
         elif stops_on and pos != 0.0:
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
                 st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, pessimistic,
-                fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee,
+                fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee, restore_ml,
                 full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs)
             fees_paid += fv
             paid += pv
@@ -264,7 +264,7 @@ def simulate(
                     break
                 pos_before = st[HB] - st[PB] - st[IB]
                 traded = min(max(trigger, low[i]), high[i])  # a mark trigger fills where the market traded
-                f, b, row = _forced_exit(st, i, trigger, traded, slippage, liquidation_fee, initial_ml, full_liquidation,
+                f, b, row = _forced_exit(st, i, trigger, traded, slippage, liquidation_fee, restore_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
                 liqs[row].gap = trigger == mark_open[i]
                 if stops_on:  # a buy-back can leave a position where there was none

@@ -53,6 +53,19 @@ def hourly_rate(daily_rate):
     return daily_rate / 24.0
 
 
+def pro_margin_level(assets_ml, mmr):
+    """Cross Margin Pro's ML = (assets − debt) / (mmr · debt), from the
+    classic ML = assets / debt, with one maintenance-margin rate for every
+    asset (spec §2, default 5 %)."""
+    return (assets_ml - 1.0) / mmr
+
+
+def classic_margin_level(pro_ml, mmr):
+    """The classic ML (assets / debt) at which Pro's ML equals ``pro_ml``:
+    a Pro threshold in the terms the account's arithmetic uses."""
+    return 1.0 + mmr * pro_ml
+
+
 @njit(cache=True)
 def falling_price_hurts(hb, db, mlr):
     """True when a lower price lowers ML at the liquidation level: the account

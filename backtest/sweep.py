@@ -171,7 +171,8 @@ class SweepContext:
                                s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"))
         targets = self.targets(params, buf)
         stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *scratch)[4]
-        return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy)}
+        return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
+                                            profile=get_profile(params[MARGIN_AXIS]))}
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))

@@ -29,16 +29,37 @@ PROFILES = {
     "isolated-3x": (3.0, 1.22, 1.18, 0.02),
     "isolated-5x": (5.0, 1.19, 1.15, 0.02),
     "isolated-10x": (10.0, 1.1, 1.05, 0.02),
+    # Cross Margin Pro: no margin call, liquidation at Pro ML <= 1.0, fee 3 %, MMR 5 %
+    "cross-pro-10x": (10.0, None, 1.0, 0.03, 0.05),
+    "cross-pro-20x": (20.0, None, 1.0, 0.03, 0.05),
 }
 
 
 class Profile:
-    def __init__(self, leverage, margin_call_ml, liquidation_ml, liquidation_fee):
+    """Levels as assets / debt ratios, the terms the account works in.
+
+    Cross Margin Pro (spec §2) measures ML_pro = (A − D) / (mmr·D) with one
+    MMR for every asset, so ML_pro = m  <=>  A / D = 1 + mmr·m: liquidation
+    at ML_pro <= 1 is A/D <= 1 + mmr; the partial liquidation restores
+    ML_pro = 2, A/D = 1 + 2·mmr; the borrow gate "net equity >= debt/(L-1)"
+    is A/D >= L/(L-1), the classic initial ML. Pro has no margin call.
+    ``report`` turns an A/D ratio into the ML the profile shows.
+    """
+
+    def __init__(self, leverage, margin_call_ml, liquidation_ml, liquidation_fee, mmr=None):
         self.leverage = float(leverage)
         self.initial_ml = self.leverage / (self.leverage - 1.0)
-        self.margin_call_ml = float(margin_call_ml)
-        self.liquidation_ml = float(liquidation_ml)
         self.liquidation_fee = float(liquidation_fee)
+        if mmr:
+            self.margin_call_ml = -math.inf
+            self.liquidation_ml = 1.0 + mmr * float(liquidation_ml)
+            self.restore_ml = 1.0 + 2.0 * mmr
+            self.report = lambda ml: (ml - 1.0) / mmr
+        else:
+            self.margin_call_ml = float(margin_call_ml)
+            self.liquidation_ml = float(liquidation_ml)
+            self.restore_ml = self.initial_ml
+            self.report = lambda ml: ml
 
     @classmethod
     def get(cls, profile):
@@ -386,7 +407,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
 
     def do_liquidation(i, trigger, long_like, traded=None):
         n0 = acct.position()
-        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, m0, liquidation, long_like, traded)
+        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, liquidation, long_like, traded)
+        ev["margin_level"] = prof.report(ev["margin_level"])
         side = ev.pop("side")
         ev["bar"] = i
         liquidations.append(ev)
@@ -580,7 +602,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         # 7. close
         ml_c = acct.margin_level(c)
         out["equity"].append(acct.value(c))
-        out["margin_level"].append(ml_c)
+        out["margin_level"].append(prof.report(ml_c))
         out["position"].append(acct.position())
         out["debt"].append(acct.debt(c))
         out["interest_owed"].append(acct.ib * c + acct.iq)

@@ -284,3 +284,18 @@ def test_numba_cache_folder_follows_every_compiled_source():
     for name in ("kernel.py", "account.py", "intrabar.py", "rules.py", "records.py", "indicators.py"):
         digest.update((ROOT / "backtest" / name).read_bytes())
     assert numba.config.CACHE_DIR.endswith(f"numba-{digest.hexdigest()}")
+
+
+def test_e14_cross_margin_pro_in_a_run():
+    bars = make_bars([30_000, 30_000, (30_000, 30_100, 20_000, 25_000), 25_000])
+    res = run(bars, [3, NAN, NAN, NAN], margin="cross-pro-10x")
+    assert res.equity["margin_level"].iloc[1] == pytest.approx(10.0, rel=1e-12)  # (30,000 − 20,000) / (5 % · 20,000)
+    liq = res.liquidations.iloc[0]
+    assert liq.trigger_price == pytest.approx(21_000.0, rel=1e-12)
+    assert liq.margin_level == pytest.approx(1.0, rel=1e-9)
+    assert liq.fee == pytest.approx(0.03 * 21_000.0, rel=1e-12)
+    assert res.equity["margin_level"].iloc[2] > 1.0 and res.margin_calls.empty
+    # the partial liquidation restores Pro ML 2 at the fill: A/D = 1 + 2 · 5 %
+    left = res.orders.iloc[1].position
+    debt_after = 20_000.0 + 630.0 - liq.quantity * 21_000.0
+    assert (left * 21_000.0 - debt_after) / (0.05 * debt_after) == pytest.approx(2.0, rel=1e-9)

@@ -152,3 +152,15 @@ def test_borrow_cap_keeps_initial_margin_level_with_fees_and_interest():
     assert ml == pytest.approx(m0, rel=1e-12)
     # a buy paid from own quote is never capped
     assert max_buy(0.0, 10_000.0, 0.0, 0.0, o, o, fee, rate, m0) * o > 10_000.0
+
+
+def test_e14_cross_margin_pro_level_and_liquidation_price():
+    from backtest.rules import classic_margin_level, pro_margin_level
+
+    assert pro_margin_level(margin_level(30_000.0, 20_000.0), 0.05) == pytest.approx(10.0, rel=1e-12)
+    price, side = liquidation_price(1.0, 0.0, 0.0, 20_000.0, classic_margin_level(1.0, 0.05))
+    assert (side, price) == (1, pytest.approx(21_000.0, rel=1e-12))
+    pro = PROFILES["cross-pro-10x"]
+    assert (pro.liquidation_fee, pro.call_ml, pro.liquidation_ml, pro.restore_ml) == (0.03, None, 1.0, 2.0)
+    # the borrow gate "net equity >= debt / (L - 1)" is the classic L / (L - 1)
+    assert pro.kernel_levels()[0] == pytest.approx(10 / 9, rel=1e-12)

@@ -132,11 +132,12 @@ def margin_level(ax, run):
     ax.set_yscale("log")
     ax.set_ylim(bottom, top)
     ax.yaxis.set_major_locator(ticker.FixedLocator(ml_ticks(bottom, top, (liq_ml, call, init))))
-    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
     ax.yaxis.set_minor_locator(ticker.NullLocator())
     ax.set_ylabel("margin level (log)", fontsize=8)
     set_xlim(ax, run.x)
-    title(ax, "Margin level (assets / debt)")
+    pro = getattr(prof, "mmr", 0.0) > 0.0  # Cross Margin Pro shows its own ML
+    title(ax, "Margin level (net equity / maintenance margin)" if pro else "Margin level (assets / debt)")
     legend(ax, ncol=3)
 
 
