@@ -32,6 +32,12 @@ def _debt(st, price):
     return (st[PB] + st[IB]) * price + st[PQ] + st[IQ]
 
 
+@njit(cache=True, inline="always")
+def _position(st):
+    """Net base position: held less owed (interest included)."""
+    return st[HB] - st[PB] - st[IB]
+
+
 @njit(cache=True)
 def _clean(st):
     for j in range(6):
@@ -50,18 +56,25 @@ def _repay(amount, st, i_interest, i_principal):
     return amount - y
 
 
+@njit(cache=True, inline="always")
+def _pay(st, i_held, i_principal, i_interest, amount, rate, round_up):
+    """Pay ``amount`` of an asset from what is held, auto-borrowing the rest
+    with its first hour of interest charged at once; return that charge."""
+    take = min(st[i_held], amount)
+    st[i_held] -= take
+    borrowed = amount - take
+    charge = 0.0
+    if borrowed > 0.0:
+        st[i_principal] += borrowed
+        charge = interest_charge(borrowed, rate, round_up)
+        st[i_interest] += charge
+    return charge
+
+
 @njit(cache=True)
 def _buy(st, q, price, fee, rate_q, round_up):
     """Buy q base at price with auto-borrow/auto-repay; return the quote interest charged."""
-    cost = q * price
-    pay = min(st[HQ], cost)
-    st[HQ] -= pay
-    borrowed = cost - pay
-    charge = 0.0
-    if borrowed > 0.0:
-        st[PQ] += borrowed
-        charge = interest_charge(borrowed, rate_q, round_up)
-        st[IQ] += charge
+    charge = _pay(st, HQ, PQ, IQ, q * price, rate_q, round_up)
     st[HB] += _repay(q * (1.0 - fee), st, IB, PB)
     _clean(st)
     return charge
@@ -70,14 +83,7 @@ def _buy(st, q, price, fee, rate_q, round_up):
 @njit(cache=True)
 def _sell(st, q, price, fee, rate_b, round_up):
     """Sell q base at price with auto-borrow/auto-repay; return the base interest charged."""
-    take = min(st[HB], q)
-    st[HB] -= take
-    borrowed = q - take
-    charge = 0.0
-    if borrowed > 0.0:
-        st[PB] += borrowed
-        charge = interest_charge(borrowed, rate_b, round_up)
-        st[IB] += charge
+    charge = _pay(st, HB, PB, IB, q, rate_b, round_up)
     st[HQ] += _repay(q * price * (1.0 - fee), st, IQ, PQ)
     _clean(st)
     return charge
@@ -156,7 +162,7 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
     o.price = price
     o.fee = fee
     o.position_before = before
-    o.position = st[HB] - st[PB] - st[IB]
+    o.position = _position(st)
     o.interest = interest
     o.charge = charge
 
@@ -172,7 +178,7 @@ def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr,
     n_orders = min(n_orders, orders.shape[0] - 1)
     rec = liqs[n_liqs]
     rec.bar = bar
-    before = st[HB] - st[PB] - st[IB]
+    before = _position(st)
     side, s, fill = _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec)
     _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0, before)
     return rec.fee, rec.bad_debt, n_liqs
@@ -188,7 +194,7 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up):
     eq = _assets(st, o) - _debt(st, o)
     if eq <= 0.0:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
-    delta = x * eq / o - (st[HB] - st[PB] - st[IB])
+    delta = x * eq / o - (_position(st))
     db = st[PB] + st[IB]
     dq = st[PQ] + st[IQ]
     if delta > 0.0:
@@ -208,3 +214,4 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up):
     if delta > 0.0:
         return 1, q, price, q * fee * price, capped, 0.0, _buy(st, q, price, fee, rate_q, round_up)
     return -1, q, price, q * price * fee, capped, _sell(st, q, price, fee, rate_b, round_up), 0.0
+

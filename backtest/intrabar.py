@@ -5,7 +5,7 @@ liquidation fire, in the order the path reaches their prices
 import numpy as np
 from numba import njit
 
-from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _record_order, _trade_to
+from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_order, _trade_to
 from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import liquidation_price, stop_levels
 
@@ -44,7 +44,7 @@ def _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, at_open):
     kind −1 for none.  Kinds in priority order (ties and the open):
     liquidation, stop-loss, trailing, take-profit."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
-    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    long_ = _position(st) > 0.0
     s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
     cands = (
         (LIQUIDATION, _hit(p_liq if side != 0 else np.nan, side == 1, cur, p, at_open)),
@@ -71,7 +71,7 @@ def _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, at_open):
 def _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo):
     """The bar's range reaches an adverse level and the take-profit."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
-    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    long_ = _position(st) > 0.0
     s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
     if g != g or not ((h >= g) if long_ else (lo <= g)):
         return False
@@ -105,7 +105,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
     interest, quote interest, liquidation fees, bad debt, entry, best,
     forced exit?, liquidations, ambiguous?).
     """
-    long_ = st[HB] - st[PB] - st[IB] > 0.0
+    long_ = _position(st) > 0.0
     if best == best:
         best = max(best, o) if long_ else min(best, o)
     ambiguous = _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo)
@@ -124,7 +124,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
     for k in range(4):
         p = o if k == 0 else (x1 if k == 1 else (x2 if k == 2 else c))
         while True:
-            pos = st[HB] - st[PB] - st[IB]
+            pos = _position(st)
             if pos == 0.0:
                 return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
                         ambiguous)
@@ -140,7 +140,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
                 n_liqs += 1
                 liq_fees += f
                 bad += b
-                entry, best = _track(pos, st[HB] - st[PB] - st[IB], liqs[row].fill_price, trigger, entry, best)
+                entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
                 n_l += 1
                 if n_l == MAX_LIQUIDATIONS_PER_BAR:
                     break
@@ -157,11 +157,11 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
                     _record_order(orders, n_orders, i, side, kind, capped, q, price, fee_value, st,
                                   cb * trigger + cq, pos, cb + cq)
                 n_orders += 1
-                entry, best = _track(pos, st[HB] - st[PB] - st[IB], price, trigger, entry, best)
+                entry, best = _track(pos, _position(st), price, trigger, entry, best)
             return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
         if n_l == MAX_LIQUIDATIONS_PER_BAR:
             break
         if best == best:
-            best = max(best, p) if st[HB] - st[PB] - st[IB] > 0.0 else min(best, p)
+            best = max(best, p) if _position(st) > 0.0 else min(best, p)
         cur = p
     return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous

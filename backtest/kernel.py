@@ -12,7 +12,7 @@ The account's moves live in ``account.py``, the path inside a bar in
 import numpy as np
 from numba import njit
 
-from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _record_order, _trade_to
+from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _quiet, _track, _walk
 from .records import REBALANCE, SIGNAL
 from .rules import (
@@ -173,12 +173,12 @@ def simulate(
         if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
             mo = mark_open[i]
             if _assets(st, mo) <= liquidation_ml * _debt(st, mo):  # ML ≤ level, without a division
-                pos_before = st[HB] - st[PB] - st[IB]
+                pos_before = _position(st)
                 f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, restore_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
                 liqs[row].gap = True
                 if stops_on:
-                    entry, best = _track(pos_before, st[HB] - st[PB] - st[IB], liqs[row].fill_price, o, entry, best)
+                    entry, best = _track(pos_before, _position(st), liqs[row].fill_price, o, entry, best)
                 n_orders += 1
                 n_liqs += 1
                 liq_fees += f
@@ -190,7 +190,7 @@ def simulate(
         pb0 = st[PB]
         pq0 = st[PQ]
         if pending == pending:
-            pos_before = st[HB] - st[PB] - st[IB]
+            pos_before = _position(st)
             side, q, price, fee_value, capped, cb, cq = _trade_to(
                 st, pending, o, fee, slippage, rb, rq, initial_ml, round_interest
             )
@@ -203,9 +203,9 @@ def simulate(
                     _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq,
                                   pos_before, cb + cq)
                 n_orders += 1
-                n_trades += _opens_trade(pos_before, st[HB] - st[PB] - st[IB])
+                n_trades += _opens_trade(pos_before, _position(st))
                 if stops_on:
-                    entry, best = _track(pos_before, st[HB] - st[PB] - st[IB], price, o, entry, best)
+                    entry, best = _track(pos_before, _position(st), price, o, entry, best)
             n_capped += capped  # an order cut to nothing is counted too, though it made no fill
             pending = np.nan
 
@@ -233,7 +233,7 @@ def simulate(
                     calls[n_calls].margin_level = margin_level(assets_x, debt_x)
                 n_calls += 1
         is_ambiguous = False
-        pos = st[HB] - st[PB] - st[IB]
+        pos = _position(st)
         if stops_on and pos != 0.0 and _quiet(pos > 0.0, entry, best, stop_loss, take_profit, trailing_stop,
                                               high[i], low[i], liq_near):
             if best == best:  # what the walk would leave: the best price of the bar
@@ -262,13 +262,13 @@ def simulate(
                     trigger = max(mark_open[i], p_liq)
                 else:
                     break
-                pos_before = st[HB] - st[PB] - st[IB]
+                pos_before = _position(st)
                 traded = min(max(trigger, low[i]), high[i])  # a mark trigger fills where the market traded
                 f, b, row = _forced_exit(st, i, trigger, traded, slippage, liquidation_fee, restore_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
                 liqs[row].gap = trigger == mark_open[i]
                 if stops_on:  # a buy-back can leave a position where there was none
-                    entry, best = _track(pos_before, st[HB] - st[PB] - st[IB], liqs[row].fill_price, trigger,
+                    entry, best = _track(pos_before, _position(st), liqs[row].fill_price, trigger,
                                          entry, best)
                 n_orders += 1
                 n_liqs += 1
@@ -283,7 +283,7 @@ def simulate(
         assets = _assets(st, c)
         debt = _debt(st, c)
         eq = assets - debt
-        pos = st[HB] - st[PB] - st[IB]
+        pos = _position(st)
         above_call = assets > call_ml * debt or debt <= 0.0
         if record:
             equity[i] = eq
