@@ -9,6 +9,7 @@ from numba import njit
 
 from .records import LIQUIDATION
 from .rules import (
+    borrow_limit_cap,
     falling_price_hurts,
     interest_charge,
     margin_level,
@@ -34,8 +35,11 @@ def _debt(st, price):
 
 @njit(cache=True, inline="always")
 def _position(st):
-    """Net base position: held less owed (interest included)."""
-    return st[HB] - st[PB] - st[IB]
+    """Net base position: held less owed (interest included); 0 when base
+    held and owed cancel up to float noise (only possible with auto-repay
+    off, where both can be large)."""
+    n = st[HB] - st[PB] - st[IB]
+    return 0.0 if abs(n) <= 1e-9 * st[HB] else n
 
 
 @njit(cache=True)
@@ -56,15 +60,31 @@ def _repay(amount, st, i_interest, i_principal):
     return amount - y
 
 
+@njit(cache=True)
+def _net(st):
+    """Auto-repay off: each asset's balance repays that asset's debt; at a
+    flat position the base held and owed cancel outright (their difference
+    is float noise, which a repayment would leave as a dust position)."""
+    if _position(st) == 0.0:
+        st[HB] = 0.0
+        st[PB] = 0.0
+        st[IB] = 0.0
+    else:
+        st[HB] = _repay(st[HB], st, IB, PB)
+    st[HQ] = _repay(st[HQ], st, IQ, PQ)
+    _clean(st)
+
+
 @njit(cache=True, inline="always")
-def _pay(st, i_held, i_principal, i_interest, amount, rate, round_up):
+def _pay(st, i_held, i_principal, i_interest, amount, rate, round_up, may_borrow):
     """Pay ``amount`` of an asset from what is held, auto-borrowing the rest
-    with its first hour of interest charged at once; return that charge."""
+    with its first hour of interest charged at once; return that charge.
+    Without ``may_borrow`` it pays at most what is held."""
     take = min(st[i_held], amount)
     st[i_held] -= take
     borrowed = amount - take
     charge = 0.0
-    if borrowed > 0.0:
+    if borrowed > 0.0 and may_borrow:
         st[i_principal] += borrowed
         charge = interest_charge(borrowed, rate, round_up)
         st[i_interest] += charge
@@ -72,27 +92,32 @@ def _pay(st, i_held, i_principal, i_interest, amount, rate, round_up):
 
 
 @njit(cache=True)
-def _buy(st, q, price, fee, rate_q, round_up):
-    """Buy q base at price with auto-borrow/auto-repay; return the quote interest charged."""
-    charge = _pay(st, HQ, PQ, IQ, q * price, rate_q, round_up)
-    st[HB] += _repay(q * (1.0 - fee), st, IB, PB)
+def _buy(st, q, price, fee, rate_q, round_up, may_borrow, auto_repay):
+    """Buy q base at price with auto-borrow (and auto-repay from the base
+    received, when on); return the quote interest charged."""
+    charge = _pay(st, HQ, PQ, IQ, q * price, rate_q, round_up, may_borrow)
+    got = q * (1.0 - fee)
+    st[HB] += _repay(got, st, IB, PB) if auto_repay else got
     _clean(st)
     return charge
 
 
 @njit(cache=True)
-def _sell(st, q, price, fee, rate_b, round_up):
-    """Sell q base at price with auto-borrow/auto-repay; return the base interest charged."""
-    charge = _pay(st, HB, PB, IB, q, rate_b, round_up)
-    st[HQ] += _repay(q * price * (1.0 - fee), st, IQ, PQ)
+def _sell(st, q, price, fee, rate_b, round_up, may_borrow, auto_repay):
+    """Sell q base at price with auto-borrow (and auto-repay from the
+    proceeds, when on); return the base interest charged."""
+    charge = _pay(st, HB, PB, IB, q, rate_b, round_up, may_borrow)
+    got = q * price * (1.0 - fee)
+    st[HQ] += _repay(got, st, IQ, PQ) if auto_repay else got
     _clean(st)
     return charge
 
 
 @njit(cache=True)
-def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec):
+def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, auto_repay):
     """Liquidate at ``trigger``, filling at the traded price ``traded`` (the
-    trigger itself unless a mark series triggers), and fill ``rec``.
+    trigger itself unless a mark series triggers), and fill ``rec``.  With
+    auto-repay off, balances first repay their own asset's debt (netting).
 
     Returns (side, quantity, fill price) of the forced fill.
     """
@@ -103,6 +128,8 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec):
     rec.equity_before = assets - debt
     fee = fee_rate * assets
     bad = 0.0
+    if not auto_repay:
+        _net(st)
     if falling_price_hurts(st[HB], st[PB] + st[IB], mlr):  # long-like: sell base for quote
         side = -1
         fill = traded * (1.0 - slip)
@@ -138,10 +165,12 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec):
         left = _repay(s, st, IB, PB)
         st[HB] += left
         _clean(st)
-        if cut and st[PB] + st[IB] > 0.0:
-            bad = (st[PB] + st[IB]) * fill
+        if cut and st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:  # quote owed too: auto-repay off
+            bad = (st[PB] + st[IB]) * fill + st[PQ] + st[IQ]
             st[PB] = 0.0
             st[IB] = 0.0
+            st[PQ] = 0.0
+            st[IQ] = 0.0
     rec.fill_price = fill
     rec.fee = fee
     rec.quantity = s
@@ -168,7 +197,8 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
 
 
 @njit(cache=True)
-def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs):
+def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs,
+                 auto_repay):
     """Liquidate, recording the event and its fill; return (fee, bad debt, row).
 
     The record buffers may be a one-row scratch (summary-only runs): the
@@ -179,14 +209,17 @@ def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr,
     rec = liqs[n_liqs]
     rec.bar = bar
     before = _position(st)
-    side, s, fill = _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec)
+    side, s, fill = _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, auto_repay)
     _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0, before)
     return rec.fee, rec.bad_debt, n_liqs
 
 
 @njit(cache=True)
-def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up):
-    """Market order at open ``o`` towards target exposure ``x``.
+def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b, limit_q):
+    """Market order at open ``o`` towards target exposure ``x``.  With
+    auto-repay off and ``repay_on_flat``, a fill that leaves the position
+    flat nets every balance against its debt.  ``limit_b``/``limit_q``: the
+    most principal each asset may be borrowed up to (+inf: no limit).
 
     Returns (side, quantity, price, fee value, capped, base interest,
     quote interest); side 0 when nothing traded.
@@ -200,18 +233,34 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up):
     if delta > 0.0:
         price = o * (1.0 + slip)
         q = delta / (1.0 - fee)  # the fee is taken from the base received
-        cap = max_buy(st[HB], st[HQ], db, dq, o, price, fee, rate_q, m0)
+        cap, borrows = max_buy(st[HB], st[HQ], db, dq, o, price, fee, rate_q, m0, auto_repay)
+        lim = borrow_limit_cap(st[HQ], st[PQ], limit_q, price)
+        if lim < cap:
+            cap = lim
+            borrows = limit_q > st[PQ]
     elif delta < 0.0:
         price = o * (1.0 - slip)
         q = -delta
-        cap = max_sell(st[HB], st[HQ], db, dq, o, price, fee, rate_b, m0)
+        cap, borrows = max_sell(st[HB], st[HQ], db, dq, o, price, fee, rate_b, m0, auto_repay)
+        lim = borrow_limit_cap(st[HB], st[PB], limit_b, 1.0)
+        if lim < cap:
+            cap = lim
+            borrows = limit_b > st[PB]
     else:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     capped = cap < q * (1.0 - 1e-9)
     q = min(q, cap)
     if q <= 0.0:
         return 0, 0.0, 0.0, 0.0, capped, 0.0, 0.0
+    cb = 0.0
+    cq = 0.0
     if delta > 0.0:
-        return 1, q, price, q * fee * price, capped, 0.0, _buy(st, q, price, fee, rate_q, round_up)
-    return -1, q, price, q * price * fee, capped, _sell(st, q, price, fee, rate_b, round_up), 0.0
+        fee_value = q * fee * price
+        cq = _buy(st, q, price, fee, rate_q, round_up, borrows, auto_repay)
+    else:
+        fee_value = q * price * fee
+        cb = _sell(st, q, price, fee, rate_b, round_up, borrows, auto_repay)
+    if repay_on_flat and not auto_repay and _position(st) == 0.0:
+        _net(st)
+    return (1 if delta > 0.0 else -1), q, price, fee_value, capped, cb, cq
 

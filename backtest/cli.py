@@ -32,7 +32,9 @@ def _add_run_flags(p):
     p.add_argument("--data", default=None, help=f"OHLCV Parquet file (default: bundled {DEFAULT_DATA})")
     p.add_argument("--strategy", default="sma_cross", help="name in strategies/ or a .py file (default sma_cross)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter (repeatable)")
-    p.add_argument("--margin", default="cross-3x", help="margin profile (default cross-3x)")
+    p.add_argument("--margin", default=None, help="margin profile (default cross-3x, or --margin-file's only one)")
+    p.add_argument("--margin-file", default=None, metavar="FILE",
+                   help="TOML file of custom margin profiles ([profiles.NAME] tables)")
     p.add_argument("--capital", type=float, default=10_000.0, help="starting equity in the quote asset")
     p.add_argument("--fee", type=float, default=0.001, help="trading fee rate (default 0.001)")
     p.add_argument("--slippage", type=float, default=0.0, help="slippage as a fraction of price")
@@ -56,6 +58,10 @@ def _add_run_flags(p):
                    help="exit when the price falls back F from the best price since entry (0 = off)")
     p.add_argument("--path", default="ohlc-heuristic", metavar="ohlc-heuristic|pessimistic",
                    help="order of the extremes inside a bar (default ohlc-heuristic)")
+    p.add_argument("--no-auto-repay", action="store_true",
+                   help="keep sale proceeds as balance: loans and their interest run on")
+    p.add_argument("--repay-on-flat", action="store_true",
+                   help="with --no-auto-repay: repay every loan at a fill that leaves no position")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +130,7 @@ def cmd_run(args) -> int:
         liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
         **_stop_flags(args), mark=args.mark, symbol=args.symbol, rate_history=args.rates,
+        margin_file=args.margin_file,
     )
     result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)
@@ -143,8 +150,9 @@ def cmd_run(args) -> int:
 
 
 def _stop_flags(args) -> dict:
+    """The settings run and sweep pass through alike: stops, the path, repayment."""
     return dict(stop_loss=args.stop_loss, take_profit=args.take_profit, trailing_stop=args.trailing_stop,
-                path=args.path)
+                path=args.path, auto_repay=not args.no_auto_repay, repay_on_flat=args.repay_on_flat)
 
 
 def bound_table(results: dict) -> str:
@@ -208,7 +216,12 @@ def cmd_sweep(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: must be ≥ 1")
     strat = load_strategy(args.strategy)
-    grid = parse_grid(args.grid, strat.params) if args.grid else None
+    custom = {}
+    if args.margin_file:
+        from .profile_file import load_profiles
+
+        custom = load_profiles(args.margin_file)
+    grid = parse_grid(args.grid, strat.params, custom) if args.grid else None
     if args.heatmap:
         pair = [a.strip() for a in args.heatmap.split(",")]
         known = set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"}
@@ -218,7 +231,7 @@ def cmd_sweep(args) -> int:
     if args.rank not in metrics:
         raise UserError(f"--rank {args.rank}: not a metric (one of {', '.join(metrics)})")
     data = Path(args.data) if args.data else bundled_data()
-    margins = [m.strip() for m in args.margin.split(",") if m.strip()]
+    margins = [m.strip() for m in args.margin.split(",") if m.strip()] if args.margin else None
     symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
     _check_writable(out)
@@ -226,7 +239,7 @@ def cmd_sweep(args) -> int:
         data, args.strategy, grid, out=out, symbol=args.symbol, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
         rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
         end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args), rate_history=args.rates, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+        **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
     )
     top = res.top(args.rank, args.top)
     n = len(res.table)
@@ -271,7 +284,7 @@ def _keep_equity(res, best, data, args):
                   slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
                   rebalance=args.rebalance, start=args.start, end=args.end,
                   stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-                  **_stop_flags(args), rate_history=args.rates)
+                  **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file)
         one.equity.reset_index().to_parquet(folder / f"rank-{rank:03d}.parquet", index=False)
 
 
@@ -314,6 +327,8 @@ def summary_table(result) -> str:
         ("fees paid", f"{s['fees_paid']:,.2f}"),
         ("interest paid", f"{s['interest_paid']:,.2f}  ("
                           + ", ".join(f"{k[14:]} {v:,.8g}" for k, v in s.items() if k.startswith("interest_paid_")) + ")"),
+        *([("  while flat", f"{s['interest_while_flat']:,.2f}  (loans left running with no position)")]
+          if "interest_while_flat" in s else []),
         ("liquidations", f"{s['n_liquidations']}  (fees {s['liquidation_fees']:,.2f}, bad debt {s['bad_debt']:,.2f})"),
         ("margin calls", f"{s['n_margin_calls']}"),
         ("capped orders", f"{s['n_capped']}"),

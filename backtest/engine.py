@@ -16,7 +16,7 @@ from .data import load_ohlcv, validate_ohlcv
 from .data.times import range_bounds
 from .errors import UserError
 from .metrics import periods_per_year, summarize
-from .profiles import Profile, get_profile
+from .profiles import Profile, resolve_profile
 from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
@@ -30,7 +30,7 @@ def run(
     strategy="sma_cross",
     params: dict | None = None,
     *,
-    margin: str | Profile = "cross-3x",
+    margin: str | Profile | None = None,
     capital: float = 10_000.0,
     fee: float = 0.001,
     slippage: float = 0.0,
@@ -48,6 +48,9 @@ def run(
     path: str = "ohlc-heuristic",
     mark=None,
     rate_history=None,
+    auto_repay: bool = True,
+    repay_on_flat: bool = False,
+    margin_file=None,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -59,8 +62,10 @@ def run(
             signed position value / equity (+3 long 3x, −2 short 2x, NaN hold),
             decided at a bar's close and executed at the next open.
         params: strategy parameters overriding its ``PARAMS`` defaults.
-        margin: a profile name (``cross-3x``, ``cross-5x``, ``isolated-3x``,
-            ``isolated-5x``, ``isolated-10x``) or a ``Profile``.
+        margin: a profile name (``cross-3x``, the default, ``cross-5x``,
+            ``isolated-3x``, ``isolated-5x``, ``isolated-10x``,
+            ``cross-pro-10x``, ``cross-pro-20x``, or one of ``margin_file``)
+            or a ``Profile``.
         capital: starting equity, in the quote asset.
         fee: trading fee as a fraction of notional (0.001 = 0.1 %).
         slippage: fraction of price against the trader on every fill.
@@ -90,13 +95,20 @@ def run(
             ``rates.load_rates``' dict; the
             assets it names follow it (forward-filled to every whole hour),
             the others pay ``rates``.
+        auto_repay: False keeps what a fill receives as balance: loans and
+            their interest run on (``--no-auto-repay``).
+        repay_on_flat: with ``auto_repay=False``, repay every loan from the
+            balances at a fill that leaves no position (``--repay-on-flat``).
+        margin_file: a TOML file of custom profiles (``--margin-file``, see
+            ``profile_file``); without ``margin``, its only profile is used.
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
         ``.margin_calls``, ``.orders`` and ``.summary``.
     """
-    profile = margin if isinstance(margin, Profile) else get_profile(margin)
-    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path)
+    profile = resolve_profile(margin, margin_file)
+    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
+                    auto_repay, repay_on_flat)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
         strategy = pd.Series(np.asarray(strategy, dtype=float), index=_index_of(bars))  # aligned before slicing
@@ -111,13 +123,16 @@ def run(
     seconds = _epoch_seconds(bars.index)
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
     base, quote = split_symbol(symbol)
+    profile = profile.for_pair(base, quote)
     table = rate_table(seconds, (base, quote), {base: rate_b, quote: rate_q}, history)
     config = kernel_config(profile, capital, fee, slippage, table, liquidation, rebalance,
-                           round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path)
+                           round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path,
+                           auto_repay, repay_on_flat, profile.borrow_limits(base, quote))
     marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, stop_loss or take_profit or trailing_stop)
-    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks)
-    equity, position, debt, owed, paid = out
-    paid_base, paid_quote = interest_by_asset(paid, orders, position, o)
+    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks,
+                                                      quote_row=not auto_repay)
+    equity, position, debt, owed, paid = out[:5]
+    paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if len(out) > 5 else None)
 
     index = bars.index
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -136,17 +151,21 @@ def run(
     summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
     if mark is not None:
         summary["mark_missing_bars"] = missing
-    trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote))
+    trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote),
+                         after_fill=None if auto_repay else (out[6], out[7], o))
+    if not auto_repay:  # loans that ran on while no position was open belong to no trade
+        summary["interest_while_flat"] = round(float(summary["interest_paid"] - trades["interest"].sum()), 8) + 0.0
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
-        "margin": profile.name, "capital": float(capital), "fee": float(fee), "slippage": float(slippage),
+        "margin": profile.name, "margin_file": None if margin_file is None else str(margin_file),
+        "capital": float(capital), "fee": float(fee), "slippage": float(slippage),
         "rates": {base: rate_b, quote: rate_q},
         "rate_history": None if rate_history is None else (
             str(rate_history) if not isinstance(rate_history, (dict, pd.DataFrame)) else "table"),
         "liquidation": liquidation, "rebalance": float(rebalance),
         "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
         "stop_loss": float(stop_loss), "take_profit": float(take_profit), "trailing_stop": float(trailing_stop),
-        "path": path, "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
+        "path": path, "auto_repay": bool(auto_repay), "repay_on_flat": bool(repay_on_flat), "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
         "start": str(index[0]), "end": str(index[-1]),
     }
     return Result(
@@ -187,9 +206,11 @@ PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-c
 
 def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
                   rebalance=0.0, round_interest=True, stop_on_liquidation=False, stop_loss=0.0, take_profit=0.0,
-                  trailing_stop=0.0, path="ohlc-heuristic") -> tuple:
+                  trailing_stop=0.0, path="ohlc-heuristic", auto_repay=True, repay_on_flat=False,
+                  borrow_limits=(np.inf, np.inf)) -> tuple:
     """The settings tuple ``kernel.simulate`` takes, from ``capital`` on;
-    ``rates`` is ``rates.rate_table``'s ``(h0, [hourly base, hourly quote])``."""
+    ``rates`` is ``rates.rate_table``'s ``(h0, [hourly base, hourly quote])``;
+    ``borrow_limits`` the profile's max borrow of (base, quote)."""
     h0, (rate_base, rate_quote) = rates
     initial, call, liquidation_level, restore = profile.kernel_levels()
     return (
@@ -197,6 +218,7 @@ def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
         initial, call, liquidation_level, profile.liquidation_fee, restore,
         liquidation == "full", float(rebalance), bool(round_interest), bool(stop_on_liquidation),
         float(stop_loss), float(take_profit), float(trailing_stop), path == "pessimistic",
+        bool(auto_repay), bool(repay_on_flat), float(borrow_limits[0]), float(borrow_limits[1]),
     )
 
 
@@ -218,17 +240,19 @@ def mark_arrays(mark, bars, stops):
     return tuple(cols), int((~have).sum())
 
 
-def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None):
+def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, quote_row=False):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
-    ``path`` in ``kernel.simulate``'s order; ``mark`` the (open, high, low)
-    arrays liquidation is checked against (default the traded ones).  Returns
+    ``repay_on_flat`` in ``kernel.simulate``'s order (``kernel_config``); ``mark`` the (open, high, low)
+    arrays liquidation is checked against (default the traded ones);
+    ``quote_row``: also keep the cumulative quote interest and step-4
+    charges per bar (rows 5–7 of ``out``; needed with auto-repay off).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
-    out = np.empty((kernel.N_OUT, n))
+    out = np.empty((kernel.N_OUT + (3 if quote_row else 0), n))
     changes = int(np.count_nonzero(~np.isnan(targets)))
     sizes = [min(changes, n) + 64, 64, 64]
     while True:
@@ -314,7 +338,7 @@ class Backtest:
 
 
 def _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss=0.0, take_profit=0.0,
-                    trailing_stop=0.0, path="ohlc-heuristic"):
+                    trailing_stop=0.0, path="ohlc-heuristic", auto_repay=True, repay_on_flat=False):
     fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")
     checks = (
         ("--capital", capital, lambda v: v > 0, "must be > 0"),
@@ -336,6 +360,8 @@ def _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss=0.
         raise UserError(f"--liquidation {liquidation}: expected partial or full")
     if path not in PATHS:
         raise UserError(f"--path {path}: expected {' or '.join(PATHS)}")
+    if repay_on_flat and auto_repay:
+        raise UserError("--repay-on-flat: only with --no-auto-repay (auto-repay already repays at every fill)")
 
 
 def _prepare_bars(bars, start, end) -> pd.DataFrame:

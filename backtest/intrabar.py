@@ -18,7 +18,7 @@ def _track(n0, n1, price, mkt, entry, best):
     (market ``mkt``): docs/model-choices.md "Entry and best price"."""
     if n1 == 0.0:
         return np.nan, np.nan
-    if n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0):
+    if n0 == 0.0 or entry != entry or (n0 > 0.0) != (n1 > 0.0):  # NaN: a drift no fill opened
         return price, mkt
     if abs(n1) > abs(n0):
         return (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1), best
@@ -97,7 +97,8 @@ def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
 
 @njit(cache=True)
 def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
-          liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs):
+          liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat,
+          limit_b, limit_q):
     """Step 5 with stops on: walk O → X1 → X2 → C firing liquidations and
     stops where the path reaches them (docs/model-choices.md).
 
@@ -134,7 +135,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
             forced = True
             if kind == LIQUIDATION:
                 f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m_restore, full, mlr, orders,
-                                         n_orders, liqs, n_liqs)
+                                         n_orders, liqs, n_liqs, auto_repay)
                 liqs[row].gap = trigger == o
                 n_orders += 1
                 n_liqs += 1
@@ -147,7 +148,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
                 cur = trigger
                 continue
             side, q, price, fee_value, capped, cb, cq = _trade_to(st, 0.0, trigger, fee, slip, rate_b, rate_q,
-                                                                  m0, round_up)
+                                                                  m0, round_up, auto_repay, repay_on_flat, limit_b, limit_q)
             if side != 0:
                 ib_add += cb
                 iq_add += cq

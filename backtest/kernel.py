@@ -73,7 +73,8 @@ def simulate(
     capital, fee, slippage, rate_h0, rate_base, rate_quote,
     initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
-    stop_loss, take_profit, trailing_stop, pessimistic,
+    stop_loss, take_profit, trailing_stop, pessimistic, auto_repay, repay_on_flat,
+    max_borrow_base, max_borrow_quote,
     out, orders, liqs, calls,
 ):
     """Run one symbol through one margin account.
@@ -89,10 +90,19 @@ def simulate(
     epoch; docs/model-choices.md "Rate histories").  ``stop_loss``,
     ``take_profit``, ``trailing_stop`` are fractions of the entry (best)
     price, 0 = off; ``pessimistic`` picks the path inside a bar.
+    ``auto_repay`` False: what a fill receives stays as balance and loans run
+    on; ``repay_on_flat`` then repays them at a fill that leaves no position
+    (docs/model-choices.md "Auto-repay off").  ``max_borrow_base``/
+    ``max_borrow_quote``: the most principal the profile lets each asset be
+    borrowed up to (+inf: no limit).
 
     Writes per bar into ``out`` (5 × n): equity, position, debt, interest
     owed, cumulative interest paid (margin level, cumulative fees and the
-    ambiguous bars follow from these and the fills); and fills
+    ambiguous bars follow from these and the fills), and when ``out`` has
+    8 rows (auto-repay off) also the cumulative quote interest, and the
+    cumulative base and quote interest charged at the open after the bar's
+    order (step 4), in asset units: with loans running on in both assets,
+    the split per asset and per trade cannot be derived otherwise; and fills
     the record buffers ``orders``, ``liqs``, ``calls``.  With ``out`` of
     shape (5, 0) nothing per bar or per event is kept (sweeps): the buffers
     then only need one row.  Returns ``(n_orders, n_liqs, n_calls, complete,
@@ -101,6 +111,12 @@ def simulate(
     """
     n = ts.shape[0]
     equity, position, debt_out, owed_out, paid_out = out[0], out[1], out[2], out[3], out[4]
+    split = out.shape[0] >= 8
+    quote_out = out[5] if split else out[4]  # written only when split
+    after_b_out = out[6] if split else out[4]
+    after_q_out = out[7] if split else out[4]
+    after_b = 0.0  # cumulative step-4 charges
+    after_q = 0.0
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     entry = np.nan  # average entry price of the open position (kept with stops on)
     best = np.nan  # best price since it opened
@@ -175,7 +191,7 @@ def simulate(
             if _assets(st, mo) <= liquidation_ml * _debt(st, mo):  # ML ≤ level, without a division
                 pos_before = _position(st)
                 f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, restore_ml, full_liquidation,
-                                         liquidation_ml, orders, n_orders, liqs, n_liqs)
+                                         liquidation_ml, orders, n_orders, liqs, n_liqs, auto_repay)
                 liqs[row].gap = True
                 if stops_on:
                     entry, best = _track(pos_before, _position(st), liqs[row].fill_price, o, entry, best)
@@ -192,7 +208,8 @@ def simulate(
         if pending == pending:
             pos_before = _position(st)
             side, q, price, fee_value, capped, cb, cq = _trade_to(
-                st, pending, o, fee, slippage, rb, rq, initial_ml, round_interest
+                st, pending, o, fee, slippage, rb, rq, initial_ml, round_interest, auto_repay, repay_on_flat,
+                max_borrow_base, max_borrow_quote
             )
             if side != 0:
                 int_base += cb
@@ -218,6 +235,8 @@ def simulate(
             int_base += cb
             int_quote += cq
             paid += cb * o + cq
+            after_b += cb
+            after_q += cq
 
         # 5. + 6. the bar's adverse extreme against the margin-call and liquidation levels
         db = st[PB] + st[IB]
@@ -242,7 +261,8 @@ def simulate(
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
                 st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, pessimistic,
                 fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee, restore_ml,
-                full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs)
+                full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat,
+                max_borrow_base, max_borrow_quote)
             fees_paid += fv
             paid += pv
             int_base += cb
@@ -265,7 +285,7 @@ def simulate(
                 pos_before = _position(st)
                 traded = min(max(trigger, low[i]), high[i])  # a mark trigger fills where the market traded
                 f, b, row = _forced_exit(st, i, trigger, traded, slippage, liquidation_fee, restore_ml, full_liquidation,
-                                         liquidation_ml, orders, n_orders, liqs, n_liqs)
+                                         liquidation_ml, orders, n_orders, liqs, n_liqs, auto_repay)
                 liqs[row].gap = trigger == mark_open[i]
                 if stops_on:  # a buy-back can leave a position where there was none
                     entry, best = _track(pos_before, _position(st), liqs[row].fill_price, trigger,
@@ -291,6 +311,10 @@ def simulate(
             debt_out[i] = debt
             owed_out[i] = st[IB] * c + st[IQ]
             paid_out[i] = paid
+            if split:
+                quote_out[i] = int_quote
+                after_b_out[i] = after_b
+                after_q_out[i] = after_q
         # online statistics, so summary-only runs (sweeps) need no per-bar arrays
         # returns are taken in blocks: the divisions of a block are independent,
         # so they overlap instead of each waiting on the last

@@ -5,7 +5,8 @@ Margin Pro's ML is net equity over maintenance margin). ``kernel_levels``
 turns them into the assets / debt levels the kernel uses, with the
 conversions of ``rules.py``.
 """
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 
 from .errors import UserError
 from .rules import classic_margin_level
@@ -27,6 +28,8 @@ class Profile:
     liquidation_ml: float
     liquidation_fee: float
     mmr: float = 0.0  # Cross Margin Pro's maintenance-margin rate; 0 = a classic profile
+    asset_mmr: tuple = ()  # ((asset, rate), ...): Pro's MMR of those assets, the others ``mmr``
+    max_borrow: tuple = ()  # ((asset, amount), ...): the most principal of an asset owed at once
 
     @property
     def pro(self) -> bool:
@@ -55,6 +58,33 @@ class Profile:
     def as_dict(self) -> dict:
         return {**asdict(self), "initial_ml": self.initial_ml, "restore_ml": self.restore_ml}
 
+    def mmr_of(self, asset: str) -> float:
+        return dict(self.asset_mmr).get(asset, self.mmr)
+
+    def borrow_limits(self, base: str, quote: str) -> tuple:
+        """The max borrow of (base, quote) in asset units; +inf where none is set."""
+        limits = dict(self.max_borrow)
+        return (float(limits.get(base, math.inf)), float(limits.get(quote, math.inf)))
+
+    def for_pair(self, base: str, quote: str) -> "Profile":
+        """The profile as the run's two assets see it: a Pro profile takes
+        their MMR.  Different MMRs for the two are refused (not supported
+        yet: the kernel runs Pro on the classic ratio, docs/model-choices.md)."""
+        if not self.pro or not self.asset_mmr:
+            return self
+        mb, mq = self.mmr_of(base), self.mmr_of(quote)
+        if mb != mq:
+            raise UserError(f"--margin {self.name}: different MMRs for {base} ({mb:g}) and {quote} ({mq:g}) "
+                            "are not supported yet; give both assets the same MMR")
+        return replace(self, mmr=mb)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Profile":
+        """The inverse of ``as_dict`` (``run.json``)."""
+        return cls(d["name"], d["max_leverage"], d["call_ml"], d["liquidation_ml"], d["liquidation_fee"],
+                   d.get("mmr", 0.0), tuple(tuple(x) for x in d.get("asset_mmr") or ()),
+                   tuple(tuple(x) for x in d.get("max_borrow") or ()))
+
 
 PROFILES = {
     p.name: p
@@ -70,13 +100,35 @@ PROFILES = {
 }
 
 
-def get_profile(name: str) -> Profile:
-    """Look a profile up by name; an unknown name is a one-line UserError."""
+def get_profile(name: str, custom: dict | None = None) -> Profile:
+    """Look a profile up by name, in ``custom`` (a ``--margin-file``'s
+    profiles) then the built-in ones; an unknown name is a one-line UserError."""
+    custom = custom or {}
+    if name in custom:
+        return custom[name]
     try:
         return PROFILES[name]
     except KeyError:
-        known = ", ".join(PROFILES)
+        known = ", ".join([*custom, *PROFILES])
         raise UserError(f"--margin: unknown profile {name!r} (known: {known})") from None
+
+
+def resolve_profile(margin, margin_file=None) -> Profile:
+    """The run's profile: a ``Profile``; a name (from ``margin_file`` or the
+    built-ins); or, with no name, the file's only profile (else cross-3x)."""
+    if isinstance(margin, Profile):
+        return margin
+    if margin_file is None:
+        return get_profile(margin or "cross-3x")
+    from .profile_file import load_profiles
+
+    custom = load_profiles(margin_file)
+    if margin is None:
+        if len(custom) > 1:
+            raise UserError(f"--margin-file {margin_file}: holds {len(custom)} profiles ({', '.join(custom)}); "
+                            "pick one with --margin")
+        return next(iter(custom.values()))
+    return get_profile(margin, custom)
 
 
 def max_leverage(initial_ml: float) -> float:

@@ -92,8 +92,7 @@ class Result:
                 for name in ("trades", "orders", "liquidations", "margin_calls")
             }
             prof = run["profile"]
-            profile = Profile(prof["name"], prof["max_leverage"], prof["call_ml"], prof["liquidation_ml"],
-                              prof["liquidation_fee"], prof.get("mmr", 0.0))
+            profile = Profile.from_dict(prof)
             settings = run["settings"]
             if not isinstance(summary, dict) or not isinstance(settings, dict):
                 raise TypeError("summary.json and run.json must hold objects")

@@ -35,8 +35,8 @@ def interest_charge(principal, hourly_rate, round_up):
     raw = principal * hourly_rate
     if raw <= 0.0:
         return 0.0
-    if round_up:
-        return max(0.0, math.ceil(raw * 1e8 - 1e-6) / 1e8)
+    if round_up:  # np.ceil stays a float: math.ceil's int64 overflows above 9.2e10 of interest
+        return max(0.0, np.ceil(raw * 1e8 - 1e-6) / 1e8)
     return raw
 
 
@@ -92,41 +92,64 @@ def liquidation_price(hb, hq, db, dq, mlr):
 
 
 @njit(cache=True)
-def max_buy(hb, hq, db, dq, mark, price, fee, rate, m0):
-    """Largest base quantity a buy may take so that ML stays ≥ ``m0``.
+def max_buy(hb, hq, db, dq, mark, price, fee, rate, m0, repay):
+    """Largest base quantity a buy may take so that ML stays ≥ ``m0``, and
+    whether it may borrow.
 
     The buy pays ``q·price`` from ``hq`` and borrows the rest (with its first
     hour of interest at ``rate``); it receives ``q·(1−fee)`` base, which first
-    repays ``db``.  Only borrowing is capped: a buy paid from ``hq`` is free.
-    Valued at ``mark``.  Returns +inf when any size is allowed.
+    repays ``db`` when ``repay`` (auto-repay), else is held.  Only borrowing
+    is capped: a buy paid from ``hq`` is free.  Valued at ``mark``.  Returns
+    ``(cap, borrows)``: cap +inf when any size is allowed; ``borrows`` False
+    when the cap is ``hq / price`` (the buy then pays at most ``hq``).
     """
     k = m0 * (1.0 + rate)
     denom = k * price - (1.0 - fee) * mark
     if denom <= 0.0:
-        return np.inf
-    q = ((hb - db) * mark + k * hq - m0 * dq) / denom
+        return np.inf, True
     own = hq / price
-    if q >= own and q * (1.0 - fee) >= db:
-        return q
-    return own
+    if repay:
+        q = ((hb - db) * mark + k * hq - m0 * dq) / denom
+        if q >= own and q * (1.0 - fee) >= db:
+            return q, True
+    else:  # the base bought stays held, the debt stays owed
+        q = ((hb - m0 * db) * mark + k * hq - m0 * dq) / denom
+        if q >= own:
+            return q, True
+    return own, False
 
 
 @njit(cache=True)
-def max_sell(hb, hq, db, dq, mark, price, fee, rate, m0):
-    """Largest base quantity a sell may take so that ML stays ≥ ``m0``.
+def max_sell(hb, hq, db, dq, mark, price, fee, rate, m0, repay):
+    """Largest base quantity a sell may take so that ML stays ≥ ``m0``, and
+    whether it may borrow.
 
     The sell takes base from ``hb`` and borrows the rest (with its first hour
-    of interest); its proceeds ``q·price·(1−fee)`` first repay ``dq``.  Only
-    borrowing is capped.  Valued at ``mark``.
+    of interest); its proceeds ``q·price·(1−fee)`` first repay ``dq`` when
+    ``repay``, else are held.  Only borrowing is capped.  Valued at ``mark``.
     """
     k = m0 * (1.0 + rate)
     denom = k * mark - (1.0 - fee) * price
     if denom <= 0.0:
-        return np.inf
-    q = (hq - dq - m0 * db * mark + k * hb * mark) / denom
-    if q >= hb and q * (1.0 - fee) * price >= dq:
-        return q
-    return hb
+        return np.inf, True
+    if repay:
+        q = (hq - dq - m0 * db * mark + k * hb * mark) / denom
+        if q >= hb and q * (1.0 - fee) * price >= dq:
+            return q, True
+    else:
+        q = (hq - m0 * dq - m0 * db * mark + k * hb * mark) / denom
+        if q >= hb:
+            return q, True
+    return hb, False
+
+
+@njit(cache=True)
+def borrow_limit_cap(held, principal, limit, price):
+    """Largest base quantity an order may take when at most ``limit`` of the
+    asset it pays in may be owed in principal (a profile's per-asset max
+    borrow): what is held plus the room left under the limit, at ``price``
+    (1 when the order pays in base).  +inf without a limit."""
+    return (held + max(limit - principal, 0.0)) / price
 
 
 @njit(cache=True)

@@ -34,6 +34,7 @@ from .engine import _check_settings, _epoch_seconds, _prepare_bars, _rate_histor
 from .rates import rate_table
 from .errors import UserError
 from .metrics import periods_per_year
+from .profile_file import load_profiles
 from .profiles import get_profile
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import coerce_param, load_strategy
@@ -41,11 +42,12 @@ from .strategy import coerce_param, load_strategy
 MARGIN_AXIS = "margin"
 
 
-def parse_grid(specs: list[str], defaults: dict) -> dict:
+def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None) -> dict:
     """``["fast=5:50:5", "slow=20,50"]`` → ``{"fast": [5, 10, ..., 50], "slow": [20, 50]}``.
 
     ``START:STOP:STEP`` includes STOP when the steps land on it. Values take
-    the type of the strategy's default; ``margin`` takes profile names.
+    the type of the strategy's default; ``margin`` takes profile names
+    (built-in, or of ``profiles``: a ``--margin-file``'s).
     """
     grid = {}
     for spec in specs or []:
@@ -55,15 +57,15 @@ def parse_grid(specs: list[str], defaults: dict) -> dict:
             raise UserError(f"--grid {spec}: expected KEY=START:STOP:STEP or KEY=v1,v2,...")
         if key != MARGIN_AXIS and key not in defaults:
             raise UserError(f"--grid {key}: the strategy takes {', '.join(defaults) or 'no parameters'} (and margin)")
-        grid[key] = _grid_values(key, body, defaults.get(key), spec)
+        grid[key] = _grid_values(key, body, defaults.get(key), spec, profiles)
     return grid
 
 
-def _grid_values(key, body, default, spec):
+def _grid_values(key, body, default, spec, profiles=None):
     if key == MARGIN_AXIS:
         names = [v.strip() for v in body.split(",") if v.strip()]
         for name in names:
-            get_profile(name)
+            get_profile(name, profiles)
         return names
     if ":" in body:
         kind = float if isinstance(default, float) else type(default)
@@ -121,6 +123,7 @@ class SweepContext:
         symbol = self.settings["symbol"]
         self.base, self.quote = split_symbol(symbol)
         daily = daily_rates(symbol, self.settings.get("rates"))
+        self.profiles = load_profiles(self.settings["margin_file"]) if self.settings.get("margin_file") else {}
         self.rates = rate_table(self.seconds, (self.base, self.quote), dict(zip((self.base, self.quote), daily)),
                                 _rate_history(self.settings.get("rate_history"), self.settings.get("rates")))
         self.ppy = periods_per_year(self.seconds)  # a median over every bar: once, not per combination
@@ -165,14 +168,17 @@ class SweepContext:
 
     def run_one(self, params, buf, scratch) -> dict:
         s = self.settings
-        config = kernel_config(get_profile(params[MARGIN_AXIS]), s["capital"], s["fee"], s["slippage"],
+        profile = get_profile(params[MARGIN_AXIS], self.profiles).for_pair(self.base, self.quote)
+        config = kernel_config(profile, s["capital"], s["fee"], s["slippage"],
                                self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
                                s["stop_on_liquidation"], s.get("stop_loss", 0.0), s.get("take_profit", 0.0),
-                               s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"))
+                               s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"),
+                               s.get("auto_repay", True), s.get("repay_on_flat", False),
+                               profile.borrow_limits(self.base, self.quote))
         targets = self.targets(params, buf)
         stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *scratch)[4]
         return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
-                                            profile=get_profile(params[MARGIN_AXIS]))}
+                                            profile=profile)}
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))
@@ -202,7 +208,7 @@ def sweep(
     grid: dict | None = None,
     *,
     out="reports/sweep",
-    margin="cross-3x",
+    margin=None,
     capital=10_000.0,
     fee=0.001,
     slippage=0.0,
@@ -219,6 +225,9 @@ def sweep(
     trailing_stop=0.0,
     path="ohlc-heuristic",
     rate_history=None,
+    auto_repay=True,
+    repay_on_flat=False,
+    margin_file=None,
     chunk_size=None,
     workers=None,
     resume=False,
@@ -232,17 +241,24 @@ def sweep(
     ``grid`` is None.  Other arguments are those of ``backtest.run``, plus
     ``chunk_size`` (combinations per saved chunk), ``workers`` (threads,
     default every core), ``resume`` (keep finished chunks of the same sweep)
-    and ``scheduler`` (``"local"`` or a Dask scheduler address).
+    and ``scheduler`` (``"local"`` or a Dask scheduler address).  ``margin``:
+    a profile name or a list of them (default cross-3x, or with
+    ``margin_file`` every profile of that file).
     """
-    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path)
+    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
+                    auto_repay, repay_on_flat)
     strat = load_strategy(strategy)
     if grid is None:
         grid = dict(getattr(strat.module, "GRID", {}) or {})
     bars = _prepare_bars(bars, start, end)
     symbol = symbol_of(bars, symbol)
+    custom = load_profiles(margin_file) if margin_file is not None else {}
+    if margin is None:
+        margin = list(custom) or "cross-3x"
     margins = [margin] if isinstance(margin, str) else list(margin)
-    for name in margins:
-        get_profile(name)
+    base, quote = split_symbol(symbol)
+    for name in list(margins) + list(grid.get(MARGIN_AXIS, [])):
+        get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
     combos, skipped = combinations(strat, grid, margins)
     if not combos:
         raise UserError(f"--grid: no valid combination ({skipped} skipped by the strategy's rule)")
@@ -254,6 +270,11 @@ def sweep(
         "take_profit": float(take_profit), "trailing_stop": float(trailing_stop), "path": path,
         "rate_history": None if rate_history is None else str(rate_history),
     }
+    if not auto_repay:  # only when set, so the id of an existing default sweep is unchanged (--resume)
+        settings.update(auto_repay=False, repay_on_flat=bool(repay_on_flat))
+    if margin_file is not None:  # a changed file is a different sweep
+        settings["margin_file"] = str(margin_file)
+        settings["margin_file_sha256"] = hashlib.sha256(Path(margin_file).read_bytes()).hexdigest()[:16]
     if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
         _rate_history(str(rate_history), rates)
         settings["rate_history_sha256"] = hashlib.sha256(Path(rate_history).read_bytes()).hexdigest()[:16]

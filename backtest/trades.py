@@ -7,7 +7,7 @@ fill, whose value, fee and base are split between them by base quantity.
 import numpy as np
 import pandas as pd
 
-from .records import LIQUIDATION, ORDER_KINDS
+from .records import LIQUIDATION, ORDER_KINDS, REBALANCE, SIGNAL
 
 TRADE_COLUMNS = [
     "symbol", "side", "entry_time", "entry_price", "exit_time", "exit_price",
@@ -16,7 +16,7 @@ TRADE_COLUMNS = [
 
 
 def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarray, interest_paid: np.ndarray,
-                symbol: str, bad_debts=(), paid_by_asset=None) -> pd.DataFrame:
+                symbol: str, bad_debts=(), paid_by_asset=None, after_fill=None) -> pd.DataFrame:
     """Build the trades table from order records (``records.order_dt``).
 
     ``interest_paid`` is the kernel's cumulative interest per bar; a trade's
@@ -28,7 +28,20 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
     equity change.  ``paid_by_asset``: the kernel's cumulative (base,
     quote) interest per bar in asset units, split the same way into the
     trade's ``interest_base`` and ``interest_quote``.
+
+    ``after_fill`` (auto-repay off, where loans outlive trades): the kernel's
+    cumulative (base, quote) charges at the open after the bar's order
+    (step 4), and the opens.  A trade's interest then runs from its entry
+    fill to its exit fill exactly: the step-4 charge of a bar belongs to the
+    trade a signal order opened there, not to one it closed (stops and
+    liquidations fill after it).  Its pnl subtracts its quote interest only:
+    base interest owed lowers the position itself, so it is in the cash.
     """
+    exact = after_fill is not None
+    if exact:
+        after_b = np.diff(after_fill[0], prepend=0.0)
+        after_q = np.diff(after_fill[1], prepend=0.0)
+        after_v = after_b * after_fill[2] + after_q
     if paid_by_asset is None:
         paid_by_asset = (np.zeros(len(close)), np.zeros(len(close)))
     paid_b, paid_q = paid_by_asset
@@ -41,6 +54,10 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
         q, price, side, fee = float(rec["quantity"]), float(rec["price"]), int(rec["side"]), float(rec["fee"])
         cash_fee = fee if (rec["kind"] == LIQUIDATION or side < 0) else 0.0  # a buy's fee is paid in base
         bad = next(bad_debts, 0.0) if rec["kind"] == LIQUIDATION else 0.0
+        # a drift no fill opened (base interest owed on a loan left running while
+        # flat) is no trade's: what closes it is dropped (it was interest while
+        # flat), and a trade growing it takes it over at the fill's price
+        drift = cur is None and prev != 0.0
         if prev != 0.0 and (pos == 0.0 or np.sign(pos) != np.sign(prev)):
             closing, opening, ends = abs(prev), abs(pos), True
         elif abs(pos) < abs(prev):
@@ -60,7 +77,7 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
                 cur["cash"] += bad - cash_fee
                 cur["fees"] += fee
                 continue
-        if closing > 0.0:
+        if closing > 0.0 and not drift:
             share = close_share
             cur["cash"] += (-side * q * price - cash_fee) * share + bad
             cur["fees"] += fee * share
@@ -70,7 +87,11 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
                 cur["interest"] += interest_paid[bar] - interest_paid[cur["entry_bar"]] - float(rec["interest"])
                 cur["ib"] += paid_b[bar] - paid_b[cur["entry_bar"]] - (float(rec["charge"]) if side < 0 else 0.0)
                 cur["iq"] += paid_q[bar] - paid_q[cur["entry_bar"]] - (float(rec["charge"]) if side > 0 else 0.0)
-                rows.append(_row(cur, bar, ORDER_KINDS[rec["kind"]], times, symbol))
+                if exact and rec["kind"] in (SIGNAL, REBALANCE):  # its bar's step 4 came after it
+                    cur["interest"] -= after_v[bar]
+                    cur["ib"] -= after_b[bar]
+                    cur["iq"] -= after_q[bar]
+                rows.append(_row(cur, bar, ORDER_KINDS[rec["kind"]], times, symbol, exact))
                 cur = None
         if opening > 0.0:
             share = 1.0 - close_share
@@ -80,6 +101,14 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
                        "ib": 0.0, "iq": 0.0}
                 cur["interest"] += float(rec["interest"])  # later fills' charges fall inside its bars
                 cur["ib" if side < 0 else "iq"] += float(rec["charge"])
+                if exact and rec["kind"] in (SIGNAL, REBALANCE):  # its bar's step 4 came after it
+                    cur["interest"] += after_v[bar]
+                    cur["ib"] += after_b[bar]
+                    cur["iq"] += after_q[bar]
+                if drift and closing == 0.0:  # taken over: as if traded at this fill's price
+                    cur["cash"] += np.sign(-prev) * abs(prev) * price
+                    cur["entry_q"] += abs(prev)
+                    cur["entry_v"] += abs(prev) * price
             cur["cash"] += (-side * q * price - cash_fee) * share
             cur["fees"] += fee * share
             cur["entry_q"] += opening
@@ -93,11 +122,11 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
         cur["interest"] += interest_paid[last] - interest_paid[cur["entry_bar"]]
         cur["ib"] += paid_b[last] - paid_b[cur["entry_bar"]]
         cur["iq"] += paid_q[last] - paid_q[cur["entry_bar"]]
-        rows.append(_row(cur, last, "end", times, symbol))
+        rows.append(_row(cur, last, "end", times, symbol, exact))
     return pd.DataFrame(rows, columns=TRADE_COLUMNS)
 
 
-def _row(t, bar, reason, times, symbol):
+def _row(t, bar, reason, times, symbol, exact_split=False):
     return {
         "symbol": symbol,
         "side": "long" if t["dir"] > 0 else "short",
@@ -112,12 +141,13 @@ def _row(t, bar, reason, times, symbol):
         "interest_quote": t["iq"],
         # a long's quote interest is repaid out of its proceeds; a short's base
         # interest was bought back with its position, so it is in the cash already
-        "pnl": t["cash"] - (t["interest"] if t["dir"] > 0 else 0.0),
+        "pnl": t["cash"] - (t["iq"] if exact_split else (t["interest"] if t["dir"] > 0 else 0.0)),
         "exit_reason": reason,
     }
 
 
-def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray, open_: np.ndarray):
+def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray, open_: np.ndarray,
+                      quote_paid=None):
     """Cumulative interest per bar in each asset's own units, derived from
     the kernel's cumulative quote value (so the kernel writes no two more
     rows per bar).
@@ -127,7 +157,13 @@ def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray
     boundaries) falls on the principal held into the bar, which auto-repay
     keeps in one asset: base when the position before the bar was short,
     quote otherwise; a base charge was valued at the bar's open.
+    ``quote_paid``: the kernel's cumulative quote interest, when it wrote
+    it (auto-repay off: both loans may run at once); the rest of ``paid`` is
+    base interest, all of it charged at bar opens (stop exits never borrow
+    base), so valued at the open.
     """
+    if quote_paid is not None:
+        return np.cumsum(np.diff(paid - quote_paid, prepend=0.0) / open_), quote_paid.copy()
     n = len(paid)
     bars, side = orders["bar"], orders["side"]
     borrow_b = np.bincount(bars[side < 0], weights=orders["charge"][side < 0], minlength=n)

@@ -46,17 +46,21 @@ class Profile:
     ``report`` turns an A/D ratio into the ML the profile shows.
     """
 
-    def __init__(self, leverage, margin_call_ml, liquidation_ml, liquidation_fee, mmr=None):
+    def __init__(self, leverage, margin_call_ml, liquidation_ml, liquidation_fee, mmr=None,
+                 max_borrow_base=INF, max_borrow_quote=INF):
         self.leverage = float(leverage)
+        # MC "Borrow cap": the most principal of each asset owed at once (custom profiles)
+        self.max_borrow_base = float(max_borrow_base)
+        self.max_borrow_quote = float(max_borrow_quote)
         self.initial_ml = self.leverage / (self.leverage - 1.0)
         self.liquidation_fee = float(liquidation_fee)
         if mmr:
-            self.margin_call_ml = -math.inf
+            self.margin_call_ml = -math.inf if margin_call_ml is None else 1.0 + mmr * float(margin_call_ml)
             self.liquidation_ml = 1.0 + mmr * float(liquidation_ml)
             self.restore_ml = 1.0 + 2.0 * mmr
             self.report = lambda ml: (ml - 1.0) / mmr
         else:
-            self.margin_call_ml = float(margin_call_ml)
+            self.margin_call_ml = -math.inf if margin_call_ml is None else float(margin_call_ml)
             self.liquidation_ml = float(liquidation_ml)
             self.restore_ml = self.initial_ml
             self.report = lambda ml: ml
@@ -90,7 +94,7 @@ class Account:
     """
 
     def __init__(self, capital, rate_base_hourly=0.0, rate_quote_hourly=0.0,
-                 round_interest=True):
+                 round_interest=True, auto_repay=True):
         self.hb = 0.0
         self.hq = float(capital)
         self.pb = 0.0
@@ -100,6 +104,9 @@ class Account:
         self.rb = float(rate_base_hourly)
         self.rq = float(rate_quote_hourly)
         self.round_interest = round_interest
+        self.max_borrow_base = INF  # MC "Borrow cap": per-asset max borrow, set by simulate
+        self.max_borrow_quote = INF
+        self.auto_repay = auto_repay  # MC "Auto-repay off": proceeds stay as balance
 
     # ------------------------------------------------------------ valuation
     def assets(self, price):
@@ -122,8 +129,22 @@ class Account:
         return self.assets(price) / d
 
     def position(self):
-        """Net base N = hb - pb - ib."""
-        return self.hb - self.pb - self.ib
+        """Net base N = hb - pb - ib; 0 when |N| <= 1e-9*hb (MC "State": base
+        held and owed that cancel up to float noise)."""
+        n = self.hb - self.pb - self.ib
+        if abs(n) <= 1e-9 * self.hb:
+            return 0.0
+        return n
+
+    def net(self):
+        """MC "Auto-repay off": each asset's balance repays that asset's debt.
+        At a flat position the base held and owed cancel outright."""
+        if self.position() == 0.0:
+            self.hb = self.pb = self.ib = 0.0
+        else:
+            self.hb = self.repay("base", self.hb)
+        self.hq = self.repay("quote", self.hq)
+        self.clean()
 
     def liquidation_price(self, mlr):
         """MC step 5: (a, P_liq) with a = hb - MLR*(pb+ib).
@@ -210,11 +231,25 @@ class Account:
 
     # --------------------------------------------------------------- trades
     def buy_cap(self, q, price, open_price, fee, m0):
-        """MC "Borrow cap", buy side: (cap, borrows) for a buy of q at price."""
+        """MC "Borrow cap", buy side: (cap, borrows) for a buy of q at price,
+        within the per-asset max borrow of quote."""
         if q * price <= self.hq:
             return q, False
+        cap, borrows = self._buy_cap_ml(q, price, open_price, fee, m0)
+        room = max(self.max_borrow_quote - self.pq, 0.0)
+        if (self.hq + room) / price < cap:
+            return (self.hq + room) / price, self.max_borrow_quote > self.pq
+        return cap, borrows
+
+    def _buy_cap_ml(self, q, price, open_price, fee, m0):
         db = self.pb + self.ib
         dq = self.pq + self.iq
+        if not self.auto_repay:  # MC "Auto-repay off": the base bought repays nothing
+            qstar = ((self.hb - m0 * db) * open_price + m0 * (1.0 + self.rq) * self.hq - m0 * dq) / (
+                m0 * (1.0 + self.rq) * price - (1.0 - fee) * open_price)
+            if qstar >= self.hq / price:
+                return qstar, True
+            return self.hq / price, False
         qstar = ((self.hb - db) * open_price + m0 * (1.0 + self.rq) * self.hq - m0 * dq) / (
             m0 * (1.0 + self.rq) * price - (1.0 - fee) * open_price)
         if qstar >= max(self.hq / price, db / (1.0 - fee)):
@@ -222,11 +257,25 @@ class Account:
         return self.hq / price, False
 
     def sell_cap(self, q, price, open_price, fee, m0):
-        """MC "Borrow cap", sell side: (cap, borrows) for a sell of q at price."""
+        """MC "Borrow cap", sell side: (cap, borrows) for a sell of q at price,
+        within the per-asset max borrow of base."""
         if q <= self.hb:
             return q, False
+        cap, borrows = self._sell_cap_ml(q, price, open_price, fee, m0)
+        room = max(self.max_borrow_base - self.pb, 0.0)
+        if self.hb + room < cap:
+            return self.hb + room, self.max_borrow_base > self.pb
+        return cap, borrows
+
+    def _sell_cap_ml(self, q, price, open_price, fee, m0):
         db = self.pb + self.ib
         dq = self.pq + self.iq
+        if not self.auto_repay:  # MC "Auto-repay off": the proceeds repay nothing
+            qstar = (self.hq - m0 * dq - m0 * db * open_price + m0 * (1.0 + self.rb) * self.hb * open_price) / (
+                m0 * (1.0 + self.rb) * open_price - (1.0 - fee) * price)
+            if qstar >= self.hb:
+                return qstar, True
+            return self.hb, False
         qstar = (self.hq - dq - m0 * db * open_price + m0 * (1.0 + self.rb) * self.hb * open_price) / (
             m0 * (1.0 + self.rb) * open_price - (1.0 - fee) * price)
         if qstar >= max(self.hb, dq / ((1.0 - fee) * price)):
@@ -246,7 +295,7 @@ class Account:
             self.hq = 0.0
             c = self.borrow("quote", b)
         got = q * (1.0 - fee)
-        self.hb += self.repay("base", got)
+        self.hb += self.repay("base", got) if self.auto_repay else got
         self.clean()
         return q * fee * price, c
 
@@ -262,12 +311,12 @@ class Account:
             self.hb = 0.0
             c = self.borrow("base", b)
         got = q * price * (1.0 - fee)
-        self.hq += self.repay("quote", got)
+        self.hq += self.repay("quote", got) if self.auto_repay else got
         self.clean()
         return q * price * fee, c
 
     # ---------------------------------------------------------- liquidation
-    def liquidate(self, trigger, slippage, fee_rate, restore_ml, mode, long_like, traded=None):
+    def liquidate(self, trigger, slippage, fee_rate, restore_ml, mode, long_like, traded=None, mlr=None):
         """MC "Liquidation".  Returns the event dict (without 'bar').
         ``traded``: the traded price the fill is at (MC "Mark price"); default the trigger."""
         pt = trigger
@@ -277,6 +326,9 @@ class Account:
         fee_value = fee_rate * self.assets(pt)
         m = restore_ml
         bad_debt = 0.0
+        if not self.auto_repay:  # MC "Auto-repay off": net first, side from what is left
+            self.net()
+            long_like = _is_long_like(self, mlr)
         if long_like:
             pf = base_price * (1.0 - slippage)
             b_held = self.hb
@@ -310,6 +362,7 @@ class Account:
             cut = False
             if s * pf + fee_value > self.hq:
                 s = max((self.hq - fee_value) / pf, 0.0)
+                fee_value = min(fee_value, self.hq)  # MC: the fee is then at most hq
                 cut = True
             self.hq = 0.0 if cut else self.hq - (s * pf + fee_value)
             left = self.repay("base", s)
@@ -350,7 +403,8 @@ PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit":
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
-             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None):
+             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None,
+             auto_repay=True, repay_on_flat=False):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -365,7 +419,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     of the mark price per bar (MC "Mark price"), default the traded bars.
     ``rate_hours``: (h0, base rates, quote rates), hourly rates of the whole
     hours h0, h0+1, ... (in hours since the epoch) (MC "Rate histories");
-    default the constant daily rates / 24.
+    default the constant daily rates / 24.  ``auto_repay=False``: MC
+    "Auto-repay off"; ``repay_on_flat``: its repayment at a flat fill.
     """
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     prof = Profile.get(profile)
@@ -373,7 +428,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     mlr = prof.liquidation_ml
     mcl = prof.margin_call_ml
     n = len(timestamps)
-    acct = Account(capital, rate_base_daily / 24.0, rate_quote_daily / 24.0, round_interest)
+    acct = Account(capital, rate_base_daily / 24.0, rate_quote_daily / 24.0, round_interest, auto_repay)
+    acct.max_borrow_base, acct.max_borrow_quote = prof.max_borrow_base, prof.max_borrow_quote
 
     def set_rates(t):
         """MC "Rate histories": the rates in force at the whole hour of ``t``."""
@@ -400,14 +456,15 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         nonlocal entry, best
         if n1 == 0.0:
             entry = best = None
-        elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0):
+        elif n0 == 0.0 or entry is None or (n0 > 0.0) != (n1 > 0.0):
             entry, best = price, mkt
         elif abs(n1) > abs(n0):
             entry = (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
 
     def do_liquidation(i, trigger, long_like, traded=None):
         n0 = acct.position()
-        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, liquidation, long_like, traded)
+        ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, liquidation, long_like, traded,
+                            mlr)
         ev["margin_level"] = prof.report(ev["margin_level"])
         side = ev.pop("side")
         ev["bar"] = i
@@ -450,6 +507,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             fv, ci = acct.sell(q, p, fee, may_borrow=borrows)
             interest_paid += ci * o
         fees_paid += fv
+        if repay_on_flat and not auto_repay and acct.position() == 0.0:
+            acct.net()  # MC "Repay on flat": before step 4
         orders.append({"bar": i, "side": side, "quantity": q, "price": p,
                        "fee": fv, "kind": kind, "capped": capped})
         track(n0, acct.position(), p, o)

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference import PROFILES, simulate
+from reference import PROFILES, Profile, simulate
 
 backtest = pytest.importorskip("backtest")
 pd = pytest.importorskip("pandas")
@@ -117,7 +117,7 @@ def scenarios(draw):
         gap_p=draw(st.sampled_from([0.0, 0.1, 0.5])),
         change_p=draw(st.sampled_from([0.02, 0.1, 0.3, 0.9])),
         flip_p=draw(st.sampled_from([0.0, 0.05, 0.2])),
-        profile=draw(st.sampled_from(sorted(PROFILES))),
+        profile=draw(st.sampled_from(sorted(PROFILES) + ["custom", "custom", "custom-pro"])),
         capital=draw(st.sampled_from([10_000.0, 1_234.5678, 1e6])),
         fee=draw(st.one_of(st.just(0.0), st.just(0.001), st.floats(0.0, 0.003))),
         slippage=draw(st.one_of(st.just(0.0), st.floats(0.0, 0.002))),
@@ -134,6 +134,17 @@ def scenarios(draw):
         mark_noise=draw(st.sampled_from([0.0, 0.0, 0.0, 0.01, 0.05])),  # a mark series (without stops)
         # a rate history for none / one / both assets (rows on and between hours)
         rate_history=draw(st.sampled_from(["", "", "", "USDT", "BTC", "BTC,USDT"])),
+        # auto-repay on (the default), off with loans running to the end, off with repay on flat
+        repay=draw(st.sampled_from(["auto", "auto", "off", "off-flat"])),
+        # a custom profile's numbers (used when profile is custom / custom-pro)
+        custom_leverage=draw(st.sampled_from([1.5, 2.0, 4.0, 7.5, 12.0, 25.0])),
+        custom_liq=draw(st.sampled_from([0.2, 0.5, 0.8])),  # where between the floor and the initial ML
+        custom_call=draw(st.booleans()),
+        custom_fee=draw(st.sampled_from([0.0, 0.01, 0.05])),
+        custom_mmr=draw(st.sampled_from([0.02, 0.05, 0.1])),
+        # per-asset max borrow, as a fraction of the capital's worth
+        max_borrow=draw(st.sampled_from(["", "", "", "BTC", "USDT", "BTC,USDT"])),
+        borrow_frac=draw(st.sampled_from([0.1, 0.5, 1.5, 5.0])),
     )
     if sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"]:
         sc["mark_noise"] = 0.0
@@ -178,6 +189,32 @@ def hourly_rates_of(ts, rows, asset, daily):
     return out
 
 
+def profiles_of(sc, price0):
+    """(what backtest.run takes, the reference's Profile) for the scenario:
+    a built-in name, or a custom profile, with per-asset max borrow."""
+    name = sc["profile"]
+    limits = {a: (sc["capital"] * sc["borrow_frac"] / (price0 if a == "BTC" else 1.0))
+              for a in sc.get("max_borrow", "").split(",") if a}
+    if name == "custom":
+        lev = sc["custom_leverage"]
+        m0 = lev / (lev - 1.0)
+        liq = 1.0 + (m0 - 1.0) * sc["custom_liq"]
+        numbers = (lev, (liq + m0) / 2.0 if sc["custom_call"] else None, liq, sc["custom_fee"], 0.0)
+    elif name == "custom-pro":
+        lev, mmr = sc["custom_leverage"], sc["custom_mmr"]
+        top = min(1.0 / ((lev - 1.0) * mmr), 2.0)  # Pro's initial ML and the restore level 2
+        liq = top * sc["custom_liq"]
+        numbers = (lev, (liq + top) / 2.0 if sc["custom_call"] else None, liq, sc["custom_fee"] / 2 + 0.01, mmr)
+    else:
+        numbers = tuple(PROFILES[name]) + (0.0,) * (5 - len(PROFILES[name]))
+        if not limits:
+            return name, name
+    ref = Profile(*numbers, max_borrow_base=limits.get("BTC", math.inf),
+                  max_borrow_quote=limits.get("USDT", math.inf))
+    lev, call, liq, fee, mmr = numbers
+    return backtest.Profile(name, lev, call, liq, fee, mmr, (), tuple(limits.items())), ref
+
+
 def run_both(ts, o, h, lo, c, tg, sc):
     mark = sc.get("mark") or mark_of(o, h, lo, c, sc.get("seed", 0), sc.get("mark_noise", 0.0))
     hist_assets = [a for a in sc.get("rate_history", "").split(",") if a]
@@ -186,12 +223,14 @@ def run_both(ts, o, h, lo, c, tg, sc):
     if rows:
         rate_hours = (ts[0] // 3600, hourly_rates_of(ts, rows, "BTC", sc["rate_base_daily"]),
                       hourly_rates_of(ts, rows, "USDT", sc["rate_quote_daily"]))
-    ref = simulate(ts, o, h, lo, c, tg, profile=sc["profile"], capital=sc["capital"],
+    kprofile, rprofile = profiles_of(sc, o[0])
+    ref = simulate(ts, o, h, lo, c, tg, profile=rprofile, capital=sc["capital"],
                    fee=sc["fee"], slippage=sc["slippage"],
                    rate_base_daily=sc["rate_base_daily"],
                    rate_quote_daily=sc["rate_quote_daily"],
                    liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                   round_interest=sc["round_interest"], mark=mark, rate_hours=rate_hours, **stop_settings(sc))
+                   round_interest=sc["round_interest"], mark=mark, rate_hours=rate_hours, **stop_settings(sc),
+                   **repay_settings(sc))
     index = pd.DatetimeIndex(
         pd.to_datetime(np.asarray(ts, dtype="int64") * 1_000_000_000, unit="ns", utc=True),
         name="timestamp").as_unit("ns")
@@ -200,7 +239,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
                          "low": np.asarray(lo, dtype="float64"),
                          "close": np.asarray(c, dtype="float64"),
                          "volume": np.ones(len(ts))}, index=index)
-    res = backtest.run(bars, strategy=np.asarray(tg, dtype="float64"), margin=sc["profile"],
+    res = backtest.run(bars, strategy=np.asarray(tg, dtype="float64"), margin=kprofile,
                        capital=sc["capital"], fee=sc["fee"], slippage=sc["slippage"],
                        rates={a: r for a, r in (("BTC", sc["rate_base_daily"]), ("USDT", sc["rate_quote_daily"]))
                               if a not in hist_assets},
@@ -208,7 +247,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
                            {"timestamp": pd.to_datetime([t for t, _, _ in rows], unit="s", utc=True),
                             "asset": [a for _, a, _ in rows], "daily_rate": [r for _, _, r in rows]}),
                        liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                       symbol="BTCUSDT", round_interest=sc["round_interest"], **stop_settings(sc),
+                       symbol="BTCUSDT", round_interest=sc["round_interest"], **stop_settings(sc), **repay_settings(sc),
                        mark=None if mark is None else pd.DataFrame(
                            {"open": mark[0], "high": mark[1], "low": mark[2], "close": c,
                             "volume": np.ones(len(ts))}, index=index))
@@ -218,6 +257,11 @@ def run_both(ts, o, h, lo, c, tg, sc):
 def stop_settings(sc):
     return {k: sc.get(k, d) for k, d in (("stop_loss", 0.0), ("take_profit", 0.0), ("trailing_stop", 0.0),
                                          ("path", "ohlc-heuristic"))}
+
+
+def repay_settings(sc):
+    repay = sc.get("repay", "auto")
+    return {"auto_repay": repay == "auto", "repay_on_flat": repay == "off-flat"}
 
 
 def close_enough(a, b, rel=REL, abs_=ABS):

@@ -90,11 +90,11 @@ def test_hour_boundaries_strictly_between(t0, t1, boundaries):
 def test_e10_trading_fee_in_the_asset_received():
     st = np.zeros(6)
     st[account.HQ] = 34_525.5
-    account._buy(st, 10.0, 3_452.55, 0.001, 0.0, True)
+    account._buy(st, 10.0, 3_452.55, 0.001, 0.0, True, True, True)
     assert st[account.HB] == pytest.approx(9.99, abs=1e-12)  # 0.01 ETH fee
     st = np.zeros(6)
     st[account.HB] = 10.0
-    account._sell(st, 10.0, 3_452.55, 0.001, 0.0, True)
+    account._sell(st, 10.0, 3_452.55, 0.001, 0.0, True, True, True)
     assert 34_525.5 - st[account.HQ] == pytest.approx(34.5255, abs=1e-9)
 
 
@@ -107,7 +107,7 @@ def test_e11_initial_margin_level_is_leverage(initial_ml, leverage):
 def test_e12_fresh_long_at_max_leverage(profile, ratio):
     p = PROFILES[profile]
     L, p0, equity = p.max_leverage, 40_000.0, 10_000.0
-    q = max_buy(0.0, equity, 0.0, 0.0, p0, p0, 0.0, 0.0, p.initial_ml)
+    q, _ = max_buy(0.0, equity, 0.0, 0.0, p0, p0, 0.0, 0.0, p.initial_ml, True)
     assert q * p0 == pytest.approx(L * equity, rel=1e-12)  # long up to L times equity
     price, _ = liquidation_price(q, 0.0, 0.0, q * p0 - equity, p.liquidation_ml)
     assert price / p0 == pytest.approx(p.liquidation_ml * (L - 1) / L, rel=1e-12)
@@ -117,7 +117,7 @@ def test_e12_fresh_long_at_max_leverage(profile, ratio):
 def test_e13_fresh_short_at_max_leverage():
     p = PROFILES["cross-3x"]
     p0, equity = 40_000.0, 10_000.0
-    q = max_sell(0.0, equity, 0.0, 0.0, p0, p0, 0.0, 0.0, p.initial_ml)
+    q, _ = max_sell(0.0, equity, 0.0, 0.0, p0, p0, 0.0, 0.0, p.initial_ml, True)
     assert q * p0 == pytest.approx((p.max_leverage - 1) * equity, rel=1e-12)  # short up to L − 1
     price, side = liquidation_price(0.0, equity + q * p0, q, 0.0, p.liquidation_ml)
     assert side == -1
@@ -146,12 +146,12 @@ def test_partial_short_restores_initial_margin_level():
 
 def test_borrow_cap_keeps_initial_margin_level_with_fees_and_interest():
     m0, o, fee, rate = 1.5, 30_000.0, 0.001, 0.0002 / 24
-    q = max_buy(0.0, 10_000.0, 0.0, 0.0, o, o, fee, rate, m0)
+    q, borrows = max_buy(0.0, 10_000.0, 0.0, 0.0, o, o, fee, rate, m0, True)
     borrowed = q * o - 10_000.0
     ml = q * (1 - fee) * o / (borrowed * (1 + rate))
     assert ml == pytest.approx(m0, rel=1e-12)
     # a buy paid from own quote is never capped
-    assert max_buy(0.0, 10_000.0, 0.0, 0.0, o, o, fee, rate, m0) * o > 10_000.0
+    assert borrows and q * o > 10_000.0
 
 
 def test_e14_cross_margin_pro_level_and_liquidation_price():
@@ -164,3 +164,11 @@ def test_e14_cross_margin_pro_level_and_liquidation_price():
     assert (pro.liquidation_fee, pro.call_ml, pro.liquidation_ml, pro.restore_ml) == (0.03, None, 1.0, 2.0)
     # the borrow gate "net equity >= debt / (L - 1)" is the classic L / (L - 1)
     assert pro.kernel_levels()[0] == pytest.approx(10 / 9, rel=1e-12)
+
+
+def test_interest_charge_does_not_overflow_on_huge_principals():
+    # 1e16 × 0.01 = 1e14 of interest: 1e22 units of 1e-8, past int64 (the kernel once returned 0)
+    from backtest.rules import interest_charge
+
+    assert interest_charge(1e16, 0.01, True) == 1e14
+    assert interest_charge(45.3313, 0.00013233 / 24, True) == pytest.approx(0.00024995, abs=1e-15)
