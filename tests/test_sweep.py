@@ -147,3 +147,21 @@ def test_bad_heatmap_is_refused_before_the_sweep_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--heatmap" in err
     assert not (tmp_path / "h" / "chunks").exists()
+
+
+@pytest.mark.parametrize("repay", [dict(auto_repay=False), dict(auto_repay=False, repay_on_flat=True)])
+def test_repay_settings_and_margin_file_pass_through(tmp_path, repay):
+    example = ROOT / "data" / "profiles-example.toml"
+    grid = {"fast": [5, 10], "slow": [60], "leverage": [3.0]}
+    res = sweep(BTC, "sma_cross", grid, out=tmp_path / "s", margin_file=example, **repay, **RANGE)
+    table = res.table
+    assert sorted(set(table["margin"])) == ["cautious-4x", "cheap-liquidation", "pro-8x"]  # the file's profiles
+    for row in table.to_dict("records"):
+        one = backtest.run(BTC, "sma_cross", {k: row[k] for k in ("fast", "slow", "leverage")}, margin=row["margin"],
+                           margin_file=example, **repay, **RANGE)
+        for key, value in one.summary.items():
+            if key != "interest_while_flat":  # a run-only key (it needs the trades)
+                assert row[key] == value, key
+    default = sweep(BTC, "sma_cross", grid, out=tmp_path / "d", margin="cautious-4x", margin_file=example,
+                    **RANGE).table
+    assert (default["interest_paid"] != table[table["margin"] == "cautious-4x"]["interest_paid"].values).any()
