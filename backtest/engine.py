@@ -148,6 +148,8 @@ def run(
          "fees_paid": fees, "exposure": exposure, "close": c, "ambiguous": ambiguous},
         index=index,
     )
+    if not auto_repay:  # both loans may run at once: the debt per asset as the kernel kept it
+        equity_df["debt_base"] = out[8]
     summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
     if mark is not None:
         summary["mark_missing_bars"] = missing
@@ -247,12 +249,12 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     ``config`` is the kernel's settings tuple, from ``capital`` to
     ``repay_on_flat`` in ``kernel.simulate``'s order (``kernel_config``); ``mark`` the (open, high, low)
     arrays liquidation is checked against (default the traded ones);
-    ``quote_row``: also keep the cumulative quote interest and step-4
-    charges per bar (rows 5–7 of ``out``; needed with auto-repay off).  Returns
+    ``quote_row``: also keep the cumulative quote interest, step-4 charges
+    and base owed per bar (rows 5–8 of ``out``; needed with auto-repay off).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
-    out = np.empty((kernel.N_OUT + (3 if quote_row else 0), n))
+    out = np.empty((kernel.N_OUT + (4 if quote_row else 0), n))
     changes = int(np.count_nonzero(~np.isnan(targets)))
     sizes = [min(changes, n) + 64, 64, 64]
     while True:

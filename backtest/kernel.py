@@ -99,10 +99,11 @@ def simulate(
     Writes per bar into ``out`` (5 × n): equity, position, debt, interest
     owed, cumulative interest paid (margin level, cumulative fees and the
     ambiguous bars follow from these and the fills), and when ``out`` has
-    8 rows (auto-repay off) also the cumulative quote interest, and the
+    9 rows (auto-repay off) also the cumulative quote interest, the
     cumulative base and quote interest charged at the open after the bar's
-    order (step 4), in asset units: with loans running on in both assets,
-    the split per asset and per trade cannot be derived otherwise; and fills
+    order (step 4), in asset units, and the base owed (principal and
+    interest): with loans running on in both assets, the split per asset
+    and per trade cannot be derived otherwise; and fills
     the record buffers ``orders``, ``liqs``, ``calls``.  With ``out`` of
     shape (5, 0) nothing per bar or per event is kept (sweeps): the buffers
     then only need one row.  Returns ``(n_orders, n_liqs, n_calls, complete,
@@ -111,10 +112,11 @@ def simulate(
     """
     n = ts.shape[0]
     equity, position, debt_out, owed_out, paid_out = out[0], out[1], out[2], out[3], out[4]
-    split = out.shape[0] >= 8
+    split = out.shape[0] >= 9
     quote_out = out[5] if split else out[4]  # written only when split
     after_b_out = out[6] if split else out[4]
     after_q_out = out[7] if split else out[4]
+    base_owed_out = out[8] if split else out[4]
     after_b = 0.0  # cumulative step-4 charges
     after_q = 0.0
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
@@ -315,6 +317,7 @@ def simulate(
                 quote_out[i] = int_quote
                 after_b_out[i] = after_b
                 after_q_out[i] = after_q
+                base_owed_out[i] = st[PB] + st[IB]
         # online statistics, so summary-only runs (sweeps) need no per-bar arrays
         # returns are taken in blocks: the divisions of a block are independent,
         # so they overlap instead of each waiting on the last

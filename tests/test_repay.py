@@ -143,3 +143,17 @@ def test_repay_on_flat_needs_no_auto_repay(capsys):
     assert main(["run", "--repay-on-flat", "--no-report", "--end", "2018-01-03"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--repay-on-flat" in err
+
+
+def test_debt_per_asset_and_the_report_with_loans_running_on():
+    from backtest.report.common import prepare
+    from backtest.report.tables import settings_rows, summary_rows
+
+    res = _both([1.5, -1.5, -1.5, -1.5], auto_repay=False)
+    # bar 2: 150 BTC owed beside the 5,000 USDT loan
+    assert list(res.equity["debt_base"]) == pytest.approx([0, 0, 150, 150], abs=1e-12)
+    run = prepare(res)
+    assert run.base_debt[2] == pytest.approx(15_000.0) and run.debt[2] - run.base_debt[2] == pytest.approx(5_000.0)
+    assert ("auto-repay", "off: loans run on") in settings_rows(run)
+    assert dict(summary_rows(run))["interest"].endswith("while flat)")
+    assert "debt_base" not in _both([1.5, -1.5, -1.5, -1.5]).equity  # the default keeps its columns

@@ -50,6 +50,7 @@ class Run:
     quote: str
     capital: float
     result: object
+    base_debt: np.ndarray | None = None  # value of the base owed, when the run kept it (auto-repay off)
 
     @property
     def profile(self):
@@ -114,6 +115,7 @@ def prepare(result) -> Run:
         liquidations=_events(result.liquidations, "time"), margin_calls=_events(result.margin_calls, "time"),
         trades=_events(result.trades, "entry_time", "exit_time"), orders=_events(result.orders, "time"),
         symbol=symbol, base=base, quote=quote, capital=capital, result=result,
+        base_debt=col("debt_base") * col("close") if "debt_base" in eq.columns else None,
     )
 
 

@@ -215,9 +215,10 @@ def exposure(ax, run):
 
 def debt(ax, run):
     """Debt (principal + interest owed) per asset, valued in the quote asset."""
-    short = run.position < 0
-    series = [(f"{run.quote} debt", np.where(short, 0.0, run.debt), BLUE),
-              (f"{run.base} debt (value)", np.where(short, run.debt, 0.0), "#9467bd")]
+    # with auto-repay on only one asset is owed at a time: base when short
+    base = np.where(run.position < 0, run.debt, 0.0) if run.base_debt is None else run.base_debt
+    series = [(f"{run.quote} debt", np.maximum(run.debt - base, 0.0), BLUE),
+              (f"{run.base} debt (value)", base, "#9467bd")]
     drawn = False
     for label, values, color in series:
         if np.any(values > 0):

@@ -40,6 +40,10 @@ def settings_rows(run) -> list[tuple[str, str]]:
     ]
     if s.get("stop_on_liquidation"):
         rows.append(("after liquidation", "stop"))
+    if s.get("auto_repay") is False:
+        rows.append(("auto-repay", "off, repay on flat" if s.get("repay_on_flat") else "off: loans run on"))
+    if getattr(p, "max_borrow", ()):
+        rows.append(("max borrow", _clip(", ".join(f"{a} {fmt_num(v)}" for a, v in p.max_borrow), 44)))
     return rows
 
 
@@ -58,7 +62,8 @@ def summary_rows(run) -> list[tuple[str, str]]:
         ("trades / orders", f"{fmt_num(get('n_trades'), 0)} / {fmt_num(get('n_orders'), 0)}"
                             f" ({fmt_num(get('n_capped'), 0)} capped)"),
         ("trading fees", f"{fmt_num(get('fees_paid'))} {q}"),
-        ("interest", f"{fmt_num(get('interest_paid'))} {q}"),
+        ("interest", f"{fmt_num(get('interest_paid'))} {q}" + (
+            f" ({fmt_num(get('interest_while_flat'))} while flat)" if "interest_while_flat" in s else "")),
         ("liquidations", f"{fmt_num(get('n_liquidations'), 0)} (fees {fmt_num(get('liquidation_fees'))} {q})"),
         ("bad debt", f"{fmt_num(get('bad_debt'))} {q}"),
         ("margin calls", fmt_num(get("n_margin_calls"), 0)),
