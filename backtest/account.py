@@ -234,18 +234,18 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, rep
         price = o * (1.0 + slip)
         q = delta / (1.0 - fee)  # the fee is taken from the base received
         cap, borrows = max_buy(st[HB], st[HQ], db, dq, o, price, fee, rate_q, m0, auto_repay)
-        lim = borrow_limit_cap(st[HQ], st[PQ], limit_q, price)
+        lim, room = borrow_limit_cap(st[HQ], st[PQ], limit_q, price)
         if lim < cap:
             cap = lim
-            borrows = limit_q > st[PQ]
+            borrows = room
     elif delta < 0.0:
         price = o * (1.0 - slip)
         q = -delta
         cap, borrows = max_sell(st[HB], st[HQ], db, dq, o, price, fee, rate_b, m0, auto_repay)
-        lim = borrow_limit_cap(st[HB], st[PB], limit_b, 1.0)
+        lim, room = borrow_limit_cap(st[HB], st[PB], limit_b, 1.0)
         if lim < cap:
             cap = lim
-            borrows = limit_b > st[PB]
+            borrows = room
     else:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     capped = cap < q * (1.0 - 1e-9)

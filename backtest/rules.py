@@ -148,8 +148,15 @@ def borrow_limit_cap(held, principal, limit, price):
     """Largest base quantity an order may take when at most ``limit`` of the
     asset it pays in may be owed in principal (a profile's per-asset max
     borrow): what is held plus the room left under the limit, at ``price``
-    (1 when the order pays in base).  +inf without a limit."""
-    return (held + max(limit - principal, 0.0)) / price
+    (1 when the order pays in base); and whether any room is left.  A room
+    within 1e-9 of the limit is none: a loan at its limit is float noise
+    away from it.  +inf without a limit."""
+    if limit == np.inf:
+        return np.inf, True
+    room = limit - principal
+    if room <= 1e-9 * limit:
+        return held / price, False
+    return (held + room) / price, True
 
 
 @njit(cache=True)

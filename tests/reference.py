@@ -236,9 +236,13 @@ class Account:
         if q * price <= self.hq:
             return q, False
         cap, borrows = self._buy_cap_ml(q, price, open_price, fee, m0)
-        room = max(self.max_borrow_quote - self.pq, 0.0)
+        if self.max_borrow_quote == INF:
+            return cap, borrows
+        room = self.max_borrow_quote - self.pq
+        if room <= 1e-9 * self.max_borrow_quote:  # MC: a loan at its limit (float noise) has no room
+            room = 0.0
         if (self.hq + room) / price < cap:
-            return (self.hq + room) / price, self.max_borrow_quote > self.pq
+            return (self.hq + room) / price, room > 0.0
         return cap, borrows
 
     def _buy_cap_ml(self, q, price, open_price, fee, m0):
@@ -262,9 +266,13 @@ class Account:
         if q <= self.hb:
             return q, False
         cap, borrows = self._sell_cap_ml(q, price, open_price, fee, m0)
-        room = max(self.max_borrow_base - self.pb, 0.0)
+        if self.max_borrow_base == INF:
+            return cap, borrows
+        room = self.max_borrow_base - self.pb
+        if room <= 1e-9 * self.max_borrow_base:
+            room = 0.0
         if self.hb + room < cap:
-            return self.hb + room, self.max_borrow_base > self.pb
+            return self.hb + room, room > 0.0
         return cap, borrows
 
     def _sell_cap_ml(self, q, price, open_price, fee, m0):

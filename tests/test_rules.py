@@ -172,3 +172,13 @@ def test_interest_charge_does_not_overflow_on_huge_principals():
 
     assert interest_charge(1e16, 0.01, True) == 1e14
     assert interest_charge(45.3313, 0.00013233 / 24, True) == pytest.approx(0.00024995, abs=1e-15)
+
+
+def test_borrow_limit_cap_counts_held_plus_room_and_no_float_noise():
+    from backtest.rules import borrow_limit_cap
+
+    assert borrow_limit_cap(100.0, 4_000.0, 5_000.0, 10.0) == (110.0, True)  # 100 held + 1,000 of room, at 10
+    assert borrow_limit_cap(3.0, 0.5, 2.0, 1.0) == (4.5, True)  # base: price 1
+    assert borrow_limit_cap(100.0, 5_000.0 - 1e-13, 5_000.0, 10.0) == (10.0, False)  # at the limit: no room
+    assert borrow_limit_cap(100.0, 6_000.0, 5_000.0, 10.0) == (10.0, False)  # over it (never below what is held)
+    assert borrow_limit_cap(100.0, 0.0, np.inf, 10.0)[0] == np.inf
