@@ -35,11 +35,18 @@ def _debt(st, price):
 
 @njit(cache=True, inline="always")
 def _position(st):
-    """Net base position: held less owed (interest included); 0 when base
-    held and owed cancel up to float noise (only possible with auto-repay
-    off, where both can be large)."""
-    n = st[HB] - st[PB] - st[IB]
-    return 0.0 if abs(n) <= 1e-9 * st[HB] else n
+    """Net base position: held less owed (interest included)."""
+    return st[HB] - (st[PB] + st[IB])
+
+
+@njit(cache=True)
+def _snap_flat(st):
+    """Auto-repay off: base held and owed that cancel up to float noise
+    (within 1e-9 of what is held) are made to cancel exactly, so that a
+    closed position is exactly flat (the hot loop then needs no tolerance)."""
+    n = _position(st)
+    if n != 0.0 and abs(n) <= 1e-9 * st[HB]:
+        st[HB] = st[PB] + st[IB]
 
 
 @njit(cache=True)
@@ -63,8 +70,8 @@ def _repay(amount, st, i_interest, i_principal):
 @njit(cache=True)
 def _net(st):
     """Auto-repay off: each asset's balance repays that asset's debt; at a
-    flat position the base held and owed cancel outright (their difference
-    is float noise, which a repayment would leave as a dust position)."""
+    flat position the base held and owed cancel outright (a repayment could
+    leave float noise of their size as a dust position)."""
     if _position(st) == 0.0:
         st[HB] = 0.0
         st[PB] = 0.0
@@ -99,6 +106,8 @@ def _buy(st, q, price, fee, rate_q, round_up, may_borrow, auto_repay):
     got = q * (1.0 - fee)
     st[HB] += _repay(got, st, IB, PB) if auto_repay else got
     _clean(st)
+    if not auto_repay:
+        _snap_flat(st)
     return charge
 
 
@@ -110,6 +119,8 @@ def _sell(st, q, price, fee, rate_b, round_up, may_borrow, auto_repay):
     got = q * price * (1.0 - fee)
     st[HQ] += _repay(got, st, IQ, PQ) if auto_repay else got
     _clean(st)
+    if not auto_repay:
+        _snap_flat(st)
     return charge
 
 

@@ -254,17 +254,18 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
-    out = np.empty((kernel.N_OUT + (4 if quote_row else 0), n))
+    buf = np.empty((kernel.N_OUT + (4 if quote_row else 0), n))
+    out, extra = buf[: kernel.N_OUT], (buf[kernel.N_OUT:] if quote_row else None)
     changes = int(np.count_nonzero(~np.isnan(targets)))
     sizes = [min(changes, n) + 64, 64, 64]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            seconds, open_, high, low, close, targets, *(mark or (open_, high, low)), *config, out, orders, liqs,
-            calls
+            seconds, open_, high, low, close, targets, *(mark or (open_, high, low)), *config, extra, out, orders,
+            liqs, calls
         )
         if complete:
-            return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
+            return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
         sizes = [k * 4 for k in sizes]
 
 

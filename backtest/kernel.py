@@ -74,7 +74,7 @@ def simulate(
     initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
     stop_loss, take_profit, trailing_stop, pessimistic, auto_repay, repay_on_flat,
-    max_borrow_base, max_borrow_quote,
+    max_borrow_base, max_borrow_quote, extra,
     out, orders, liqs, calls,
 ):
     """Run one symbol through one margin account.
@@ -98,12 +98,12 @@ def simulate(
 
     Writes per bar into ``out`` (5 × n): equity, position, debt, interest
     owed, cumulative interest paid (margin level, cumulative fees and the
-    ambiguous bars follow from these and the fills), and when ``out`` has
-    9 rows (auto-repay off) also the cumulative quote interest, the
+    ambiguous bars follow from these and the fills).  ``extra``: None, or
+    4 × n rows (auto-repay off) for the cumulative quote interest, the
     cumulative base and quote interest charged at the open after the bar's
     order (step 4), in asset units, and the base owed (principal and
     interest): with loans running on in both assets, the split per asset
-    and per trade cannot be derived otherwise; and fills
+    and per trade cannot be derived otherwise.  Fills
     the record buffers ``orders``, ``liqs``, ``calls``.  With ``out`` of
     shape (5, 0) nothing per bar or per event is kept (sweeps): the buffers
     then only need one row.  Returns ``(n_orders, n_liqs, n_calls, complete,
@@ -112,12 +112,7 @@ def simulate(
     """
     n = ts.shape[0]
     equity, position, debt_out, owed_out, paid_out = out[0], out[1], out[2], out[3], out[4]
-    split = out.shape[0] >= 9
-    quote_out = out[5] if split else out[4]  # written only when split
-    after_b_out = out[6] if split else out[4]
-    after_q_out = out[7] if split else out[4]
-    base_owed_out = out[8] if split else out[4]
-    after_b = 0.0  # cumulative step-4 charges
+    after_b = 0.0  # cumulative step-4 charges, for ``extra``
     after_q = 0.0
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     entry = np.nan  # average entry price of the open position (kept with stops on)
@@ -237,8 +232,9 @@ def simulate(
             int_base += cb
             int_quote += cq
             paid += cb * o + cq
-            after_b += cb
-            after_q += cq
+            if extra is not None:
+                after_b += cb
+                after_q += cq
 
         # 5. + 6. the bar's adverse extreme against the margin-call and liquidation levels
         db = st[PB] + st[IB]
@@ -313,11 +309,11 @@ def simulate(
             debt_out[i] = debt
             owed_out[i] = st[IB] * c + st[IQ]
             paid_out[i] = paid
-            if split:
-                quote_out[i] = int_quote
-                after_b_out[i] = after_b
-                after_q_out[i] = after_q
-                base_owed_out[i] = st[PB] + st[IB]
+            if extra is not None:  # pruned at compile time when None: the default loop is untouched
+                extra[0, i] = int_quote
+                extra[1, i] = after_b
+                extra[2, i] = after_q
+                extra[3, i] = st[PB] + st[IB]
         # online statistics, so summary-only runs (sweeps) need no per-bar arrays
         # returns are taken in blocks: the divisions of a block are independent,
         # so they overlap instead of each waiting on the last

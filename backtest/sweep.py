@@ -176,7 +176,7 @@ class SweepContext:
                                s.get("auto_repay", True), s.get("repay_on_flat", False),
                                profile.borrow_limits(self.base, self.quote))
         targets = self.targets(params, buf)
-        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *scratch)[4]
+        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, None, *scratch)[4]
         return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
                                             profile=profile)}
 

@@ -129,12 +129,15 @@ class Account:
         return self.assets(price) / d
 
     def position(self):
-        """Net base N = hb - pb - ib; 0 when |N| <= 1e-9*hb (MC "State": base
-        held and owed that cancel up to float noise)."""
-        n = self.hb - self.pb - self.ib
-        if abs(n) <= 1e-9 * self.hb:
-            return 0.0
-        return n
+        """Net base N = hb - (pb + ib)."""
+        return self.hb - (self.pb + self.ib)
+
+    def snap_flat(self):
+        """MC "State": after a fill with auto-repay off, base held and owed
+        within 1e-9*hb of each other cancel exactly (hb = pb + ib)."""
+        n = self.position()
+        if n != 0.0 and abs(n) <= 1e-9 * self.hb:
+            self.hb = self.pb + self.ib
 
     def net(self):
         """MC "Auto-repay off": each asset's balance repays that asset's debt.
@@ -305,6 +308,8 @@ class Account:
         got = q * (1.0 - fee)
         self.hb += self.repay("base", got) if self.auto_repay else got
         self.clean()
+        if not self.auto_repay:
+            self.snap_flat()
         return q * fee * price, c
 
     def sell(self, q, price, fee, may_borrow=True):
@@ -321,6 +326,8 @@ class Account:
         got = q * price * (1.0 - fee)
         self.hq += self.repay("quote", got) if self.auto_repay else got
         self.clean()
+        if not self.auto_repay:
+            self.snap_flat()
         return q * price * fee, c
 
     # ---------------------------------------------------------- liquidation
