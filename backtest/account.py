@@ -88,7 +88,8 @@ def _pay(st, i_held, i_principal, i_interest, amount, rate, round_up, may_borrow
     with its first hour of interest charged at once; return that charge.
     Without ``may_borrow`` it pays at most what is held."""
     take = min(st[i_held], amount)
-    st[i_held] -= take
+    left = st[i_held] - take
+    st[i_held] = 0.0 if left <= 1e-9 * st[i_held] else left  # float noise of spending it all
     borrowed = amount - take
     charge = 0.0
     if borrowed > 0.0 and may_borrow:
@@ -238,7 +239,11 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, rep
     eq = _assets(st, o) - _debt(st, o)
     if eq <= 0.0:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
-    delta = x * eq / o - (_position(st))
+    target = x * eq / o
+    pos = _position(st)
+    delta = target - pos
+    if abs(delta) <= 1e-9 * max(abs(target), abs(pos)):  # float noise: already at the target
+        return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     db = st[PB] + st[IB]
     dq = st[PQ] + st[IQ]
     if delta > 0.0:

@@ -300,7 +300,8 @@ class Account:
         cost = q * price
         c = 0.0
         if cost <= self.hq or not may_borrow:
-            self.hq = max(self.hq - cost, 0.0)
+            left = max(self.hq - cost, 0.0)
+            self.hq = 0.0 if left <= 1e-9 * self.hq else left  # MC "State": relative dust of the payment
         else:
             b = cost - self.hq
             self.hq = 0.0
@@ -318,7 +319,8 @@ class Account:
         Returns (fee value in quote, base interest charged)."""
         c = 0.0
         if q <= self.hb or not may_borrow:
-            self.hb = max(self.hb - q, 0.0)
+            left = max(self.hb - q, 0.0)
+            self.hb = 0.0 if left <= 1e-9 * self.hb else left
         else:
             b = q - self.hb
             self.hb = 0.0
@@ -496,8 +498,10 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         e = acct.value(o)
         if e <= 0.0:
             return
-        delta = x * e / o - acct.position()
-        if delta == 0.0:
+        t = x * e / o
+        n = acct.position()
+        delta = t - n
+        if abs(delta) <= 1e-9 * max(abs(t), abs(n)):  # MC: float noise, nothing to trade
             return
         if delta > 0.0:
             side = "buy"
