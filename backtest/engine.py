@@ -21,7 +21,7 @@ from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, o
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
-from .strategy import load_strategy
+from .strategy import Orders, load_strategy
 from .trades import interest_by_asset, round_trips
 
 
@@ -106,7 +106,12 @@ def run(
     history = _rate_history(rate_history, rates)
     strat = load_strategy(strategy)
     resolved = strat.resolve(params)
-    targets = strat(bars, resolved)
+    given = strat.orders(bars, resolved)
+    targets = given.target
+    # a strategy's own fractions take precedence over the settings
+    stop_loss = given.fractions.get("stop_loss", stop_loss)
+    take_profit = given.fractions.get("take_profit", take_profit)
+    trailing_stop = given.fractions.get("trailing_stop", trailing_stop)
 
     seconds = _epoch_seconds(bars.index)
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
@@ -114,8 +119,9 @@ def run(
     table = rate_table(seconds, (base, quote), {base: rate_b, quote: rate_q}, history)
     config = kernel_config(profile, capital, fee, slippage, table, liquidation, rebalance,
                            round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path)
-    marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, stop_loss or take_profit or trailing_stop)
-    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks)
+    marks, missing = (None, 0) if mark is None else mark_arrays(
+        mark, bars, stop_loss or take_profit or trailing_stop or given.given)
+    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, given)
     equity, position, debt, owed, paid = out
     paid_base, paid_quote = interest_by_asset(paid, orders, position, o)
 
@@ -146,7 +152,8 @@ def run(
         "liquidation": liquidation, "rebalance": float(rebalance),
         "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
         "stop_loss": float(stop_loss), "take_profit": float(take_profit), "trailing_stop": float(trailing_stop),
-        "path": path, "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
+        "path": path, "limit_orders": bool(given.limit.size), "expiry": given.expiry,
+        "strategy_stop_levels": bool(given.stop_loss.size or given.take_profit.size), "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
         "start": str(index[0]), "end": str(index[-1]),
     }
     return Result(
@@ -204,7 +211,8 @@ def mark_arrays(mark, bars, stops):
     """The mark series' (open, high, low) on ``bars``' timestamps, the
     traded bar's where the mark lacks one; and how many it lacked."""
     if stops:
-        raise UserError("--mark: not combined with --stop-loss/--take-profit/--trailing-stop yet")
+        raise UserError("--mark: not combined with --stop-loss/--take-profit/--trailing-stop or a strategy's "
+                        "limit orders and stop levels yet")
     name = str(mark) if not isinstance(mark, pd.DataFrame) else "mark"
     m = validate_ohlcv(mark, name) if isinstance(mark, pd.DataFrame) else load_ohlcv(mark)
     aligned = m.reindex(bars.index)
@@ -218,24 +226,26 @@ def mark_arrays(mark, bars, stops):
     return tuple(cols), int((~have).sum())
 
 
-def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None):
+def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, orders: Orders | None = None):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
     ``path`` in ``kernel.simulate``'s order; ``mark`` the (open, high, low)
-    arrays liquidation is checked against (default the traded ones).  Returns
+    arrays liquidation is checked against (default the traded ones);
+    ``orders`` a strategy's limit orders and stop levels (default none).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
+    extra = (orders or Orders(targets)).kernel_args()
     out = np.empty((kernel.N_OUT, n))
     changes = int(np.count_nonzero(~np.isnan(targets)))
     sizes = [min(changes, n) + 64, 64, 64]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            seconds, open_, high, low, close, targets, *(mark or (open_, high, low)), *config, out, orders, liqs,
-            calls
+            seconds, open_, high, low, close, targets, *(mark or (open_, high, low)), *config, *extra, out, orders,
+            liqs, calls
         )
         if complete:
             return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
@@ -255,7 +265,7 @@ def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str
     out.update(
         n_trades=int(st["n_trades"]), n_orders=int(st["n_orders"]), n_capped=int(st["n_capped"]),
         n_liquidations=int(st["n_liquidations"]), n_margin_calls=int(st["n_margin_calls"]),
-        ambiguous_bars=int(st["ambiguous_bars"]),
+        ambiguous_bars=int(st["ambiguous_bars"]), n_cancelled=int(st["n_cancelled"]),
         fees_paid=st["fees_paid"], interest_paid=st["interest_paid"],
         **{f"interest_paid_{base}": st["interest_base"], f"interest_paid_{quote}": st["interest_quote"]},
         liquidation_fees=st["liquidation_fees"], bad_debt=st["bad_debt"],

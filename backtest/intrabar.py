@@ -18,11 +18,25 @@ def _track(n0, n1, price, mkt, entry, best):
     (market ``mkt``): docs/model-choices.md "Entry and best price"."""
     if n1 == 0.0:
         return np.nan, np.nan
-    if n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0):
+    if n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0) or entry != entry:  # no entry yet: interest on a zero position
         return price, mkt
     if abs(n1) > abs(n0):
         return (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1), best
     return entry, best
+
+
+@njit(cache=True, inline="always")
+def _levels(entry, best, long_, sl, tp, tr, slp, tpp):
+    """(stop-loss, trailing, take-profit) levels: from the fractions, a
+    strategy's price for the bar (``slp``, ``tpp``; NaN = none) replacing
+    the fraction's; none without an entry price."""
+    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    if entry == entry:
+        if slp == slp:
+            s = slp
+        if tpp == tpp:
+            g = tpp
+    return s, t, g
 
 
 @njit(cache=True, inline="always")
@@ -39,13 +53,13 @@ def _hit(lv, falls, cur, p, at_open):
 
 
 @njit(cache=True)
-def _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, at_open):
+def _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, at_open):
     """(kind, trigger price) of the first level the move ``cur → p`` fires,
     kind −1 for none.  Kinds in priority order (ties and the open):
     liquidation, stop-loss, trailing, take-profit."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
     long_ = _position(st) > 0.0
-    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
     cands = (
         (LIQUIDATION, _hit(p_liq if side != 0 else np.nan, side == 1, cur, p, at_open)),
         (STOP_LOSS, _hit(s, long_, cur, p, at_open)),
@@ -68,11 +82,11 @@ def _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, at_open):
 
 
 @njit(cache=True)
-def _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo):
+def _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo):
     """The bar's range reaches an adverse level and the take-profit."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
     long_ = _position(st) > 0.0
-    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
     if g != g or not ((h >= g) if long_ else (lo <= g)):
         return False
     if side != 0 and ((lo <= p_liq) if side == 1 else (h >= p_liq)):
@@ -81,7 +95,7 @@ def _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo):
 
 
 @njit(cache=True, inline="always")
-def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
+def _quiet(long_, entry, best, sl, tp, tr, slp, tpp, h, lo, liq_near):
     """True when no stop, trailing or take-profit level lies in the bar's
     range and the liquidation level is not near it: the walk would fire
     nothing (the trailing level is taken at its highest, from the best
@@ -89,17 +103,19 @@ def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
     if liq_near:
         return False
     far = max(best, h) if long_ else min(best, lo)
-    s, t, g = stop_levels(entry, far, long_, sl, tp, tr)
+    s, t, g = _levels(entry, far, long_, sl, tp, tr, slp, tpp)
     if long_:
         return not (lo <= s or lo <= t or h >= g)  # NaN (off) compares False
     return not (h >= s or h >= t or lo <= g)
 
 
 @njit(cache=True)
-def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
+def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
           liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs):
     """Step 5 with stops on: walk O → X1 → X2 → C firing liquidations and
-    stops where the path reaches them (docs/model-choices.md).
+    stops where the path reaches them (docs/model-choices.md); ``slp``,
+    ``tpp``: a strategy's stop-loss / take-profit price for the bar (NaN =
+    the fraction's level).
 
     Returns (n_orders, n_liqs, trading fees, interest paid (quote), base
     interest, quote interest, liquidation fees, bad debt, entry, best,
@@ -108,7 +124,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
     long_ = _position(st) > 0.0
     if best == best:
         best = max(best, o) if long_ else min(best, o)
-    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo)
+    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo)
     low_first = long_ if pessimistic else c >= o  # pessimistic: the adverse extreme first
     x1 = lo if low_first else h
     x2 = h if low_first else lo
@@ -128,7 +144,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
             if pos == 0.0:
                 return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
                         ambiguous)
-            kind, trigger = _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, k == 0)
+            kind, trigger = _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, k == 0)
             if kind < 0:
                 break
             forced = True

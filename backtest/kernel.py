@@ -14,6 +14,7 @@ from numba import njit
 
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _quiet, _track, _walk
+from .limits import _cancel, _place, _walk_limit
 from .records import REBALANCE, SIGNAL
 from .rules import (
     HOUR,
@@ -56,7 +57,7 @@ def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
 STATS = (
     "interest_base", "interest_quote", "liquidation_fees", "bad_debt", "interest_paid", "fees_paid",
     "final_equity", "sum_r", "sum_r2", "sum_neg2", "max_drawdown", "n_exposed", "min_margin_level",
-    "n_orders", "n_liquidations", "n_margin_calls", "n_capped", "n_trades", "ambiguous_bars",
+    "n_orders", "n_liquidations", "n_margin_calls", "n_capped", "n_trades", "ambiguous_bars", "n_cancelled",
 )
 N_STATS = len(STATS)
 
@@ -74,6 +75,7 @@ def simulate(
     initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
     stop_loss, take_profit, trailing_stop, pessimistic,
+    limit, expiry, sl_price, tp_price,
     out, orders, liqs, calls,
 ):
     """Run one symbol through one margin account.
@@ -88,7 +90,12 @@ def simulate(
     rates of the whole hours ``rate_h0, rate_h0 + 1, …`` (hours since the
     epoch; docs/model-choices.md "Rate histories").  ``stop_loss``,
     ``take_profit``, ``trailing_stop`` are fractions of the entry (best)
-    price, 0 = off; ``pessimistic`` picks the path inside a bar.
+    price, 0 = off; ``pessimistic`` picks the path inside a bar.  A
+    strategy's orders (docs/model-choices.md "Limit orders", "Levels from a
+    strategy"): ``limit`` a limit price per bar for the target decided there
+    (NaN = market) standing ``expiry`` bars; ``sl_price``, ``tp_price``
+    stop-loss / take-profit prices per bar, in force in the next bar (NaN =
+    the fraction's level).  Each may be empty: none.
 
     Writes per bar into ``out`` (5 × n): equity, position, debt, interest
     owed, cumulative interest paid (margin level, cumulative fees and the
@@ -101,7 +108,10 @@ def simulate(
     """
     n = ts.shape[0]
     equity, position, debt_out, owed_out, paid_out = out[0], out[1], out[2], out[3], out[4]
-    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
+    has_sl = sl_price.shape[0] > 0
+    has_tp = tp_price.shape[0] > 0
+    has_limit = limit.shape[0] > 0
+    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or has_sl or has_tp
     entry = np.nan  # average entry price of the open position (kept with stops on)
     best = np.nan  # best price since it opened
     n_ambiguous = 0
@@ -136,6 +146,16 @@ def simulate(
     last_target = np.nan
     pending = np.nan
     pending_kind = SIGNAL
+    pending_limit = np.nan  # the pending order's limit price (NaN: a market order)
+    lim_side = 0  # the standing limit order: +1 buy, −1 sell, 0 none
+    lim_q = 0.0
+    lim_px = 0.0
+    lim_b = 0.0  # what it borrowed at placement
+    lim_placed = 0
+    lim_capped = False
+    lim_interest = 0.0  # its borrow charge, quote value, and in the borrowed asset
+    lim_charge = 0.0
+    n_cancelled = 0
     suspended = False  # rebalancing waits for a new target after a liquidation
     halted = False
     above_call = True  # the last close's margin level was above the margin-call level
@@ -173,6 +193,10 @@ def simulate(
         if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
             mo = mark_open[i]
             if _assets(st, mo) <= liquidation_ml * _debt(st, mo):  # ML ≤ level, without a division
+                if lim_side != 0:  # a liquidation cancels the open order first
+                    _cancel(st, lim_side, lim_b)
+                    lim_side = 0
+                    n_cancelled += 1
                 pos_before = _position(st)
                 f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, restore_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs)
@@ -189,7 +213,24 @@ def simulate(
         # 3. the order decided at the last close
         pb0 = st[PB]
         pq0 = st[PQ]
-        if pending == pending:
+        if lim_side != 0 and (pending == pending or i >= lim_placed + expiry):  # replaced, or its bars are up
+            _cancel(st, lim_side, lim_b)
+            lim_side = 0
+            n_cancelled += 1
+        if pending == pending and pending_limit == pending_limit:
+            lim_side, lim_q, lim_b, lim_capped, cb, cq = _place(st, pending, o, pending_limit, fee, rb, rq,
+                                                                initial_ml, round_interest)
+            n_capped += lim_capped
+            if lim_side != 0:
+                lim_px = pending_limit
+                lim_placed = i
+                lim_interest = cb * o + cq
+                lim_charge = cb + cq
+                int_base += cb
+                int_quote += cq
+                paid += cb * o + cq
+            pending = np.nan
+        elif pending == pending:
             pos_before = _position(st)
             side, q, price, fee_value, capped, cb, cq = _trade_to(
                 st, pending, o, fee, slippage, rb, rq, initial_ml, round_interest
@@ -234,14 +275,38 @@ def simulate(
                 n_calls += 1
         is_ambiguous = False
         pos = _position(st)
-        if stops_on and pos != 0.0 and _quiet(pos > 0.0, entry, best, stop_loss, take_profit, trailing_stop,
-                                              high[i], low[i], liq_near):
+        slp = np.nan  # a strategy's stop-loss / take-profit price for this bar
+        tpp = np.nan
+        if (has_sl or has_tp) and i > 0:
+            slp = sl_price[i - 1] if has_sl else np.nan
+            tpp = tp_price[i - 1] if has_tp else np.nan
+        if lim_side != 0:  # a standing limit order: the walk, with the order as one more level
+            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous, lim_side, gone,
+             opened) = _walk_limit(
+                st, i, o, high[i], low[i], close[i], entry, best, stops_on, stop_loss, take_profit, trailing_stop,
+                slp, tpp, pessimistic, fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee,
+                restore_ml, full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs, lim_side,
+                lim_q, lim_px, lim_b, lim_capped, lim_interest, lim_charge)
+            fees_paid += fv
+            paid += pv
+            int_base += cb
+            int_quote += cq
+            liq_fees += lf
+            bad_debt += b
+            n_cancelled += gone
+            n_trades += opened
+            liquidated = liquidated or forced
+            n_ambiguous += is_ambiguous
+            if record and is_ambiguous and n_orders > 0:
+                orders[n_orders - 1].ambiguous = True
+        elif stops_on and pos != 0.0 and _quiet(pos > 0.0, entry, best, stop_loss, take_profit, trailing_stop,
+                                                slp, tpp, high[i], low[i], liq_near):
             if best == best:  # what the walk would leave: the best price of the bar
                 best = max(best, high[i]) if pos > 0.0 else min(best, low[i])
         elif stops_on and pos != 0.0:
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
-                st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, pessimistic,
-                fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee, restore_ml,
+                st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, slp, tpp,
+                pessimistic, fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee, restore_ml,
                 full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs)
             fees_paid += fv
             paid += pv
@@ -323,18 +388,20 @@ def simulate(
         if x != last_target:
             pending = x
             pending_kind = SIGNAL
+            pending_limit = limit[i] if has_limit else np.nan
             last_target = x
             suspended = False
-        elif rebalance > 0.0 and not suspended and eq > 0.0:
+        elif rebalance > 0.0 and not suspended and eq > 0.0 and lim_side == 0:
             if abs(pos * c / eq - x) > rebalance * abs(x):
                 pending = x
                 pending_kind = REBALANCE
+                pending_limit = np.nan
 
     sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sum_r, sum_r2, sum_neg2)
     values = (
         int_base, int_quote, liq_fees, bad_debt, paid, fees_paid, prev_eq, sum_r, sum_r2, sum_neg2,
         max_dd, float(n_exposed), min_ml, float(n_orders), float(n_liqs), float(n_calls), float(n_capped),
-        float(n_trades), float(n_ambiguous),
+        float(n_trades), float(n_ambiguous), float(n_cancelled),
     )
     for k in range(N_STATS):
         stats[k] = values[k]

@@ -130,6 +130,21 @@ def max_sell(hb, hq, db, dq, mark, price, fee, rate, m0):
 
 
 @njit(cache=True)
+def max_borrow(assets, debt, value, rate, m0):
+    """Largest amount of an asset worth ``value`` (quote per unit) that can be
+    borrowed and held, with its first hour of interest at ``rate``, so that
+    ML = (assets + b·value) / (debt + b·value·(1 + rate)) stays ≥ ``m0``;
+    0 when ML is already below it.  A limit order's borrow at placement."""
+    room = assets - m0 * debt
+    k = m0 * (1.0 + rate) - 1.0
+    if room <= 0.0:
+        return 0.0
+    if k <= 0.0:
+        return np.inf
+    return room / (value * k)
+
+
+@njit(cache=True)
 def partial_sell_long(hb, hq, dq, fee_value, price, m):
     """Base to sell so a long-like account is back at ML ``m`` (spec §5)."""
     s = (m * (dq + fee_value) - (hb * price + hq)) / (price * (m - 1.0))

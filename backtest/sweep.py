@@ -36,7 +36,7 @@ from .errors import UserError
 from .metrics import periods_per_year
 from .profiles import get_profile
 from .records import liquidation_dt, margin_call_dt, order_dt
-from .strategy import coerce_param, load_strategy
+from .strategy import Orders, coerce_param, load_strategy
 
 MARGIN_AXIS = "margin"
 
@@ -150,8 +150,10 @@ class SweepContext:
             self.bank = bank
 
     def targets(self, params, buf):
+        """The combination's targets, or (without the sweep hooks) its
+        ``strategy.Orders``."""
         if not self.hooks:
-            return self.strategy(self.bars, {k: v for k, v in params.items() if k != MARGIN_AXIS})
+            return self.strategy.orders(self.bars, {k: v for k, v in params.items() if k != MARGIN_AXIS})
         rows, scalars = [], []
         for name in self.strategy.params:
             r = self.rows[(name, params[name])]
@@ -165,12 +167,16 @@ class SweepContext:
 
     def run_one(self, params, buf, scratch) -> dict:
         s = self.settings
+        given = self.targets(params, buf)
+        if not isinstance(given, Orders):
+            given = Orders(given)
+        stops = {k: given.fractions.get(k, s.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop")}
         config = kernel_config(get_profile(params[MARGIN_AXIS]), s["capital"], s["fee"], s["slippage"],
                                self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
-                               s["stop_on_liquidation"], s.get("stop_loss", 0.0), s.get("take_profit", 0.0),
-                               s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"))
-        targets = self.targets(params, buf)
-        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *scratch)[4]
+                               s["stop_on_liquidation"], stops["stop_loss"], stops["take_profit"],
+                               stops["trailing_stop"], s.get("path", "ohlc-heuristic"))
+        stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.ohlc[:3], *config,
+                                *given.kernel_args(), *scratch)[4]
         return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
                                             profile=get_profile(params[MARGIN_AXIS]))}
 

@@ -344,13 +344,22 @@ def _is_long_like(acct, mlr):
 
 # MC "Stops, take-profits and the path inside a bar": who goes first when
 # several levels are at the same price, or all passed at the open
-PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
+PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3, "limit": 4}
+
+
+def _price(values, i):
+    """A strategy's per-bar price ``values[i]``, or None (no array, NaN, i < 0)."""
+    if values is None or i < 0:
+        return None
+    v = float(values[i])
+    return None if math.isnan(v) else v
 
 
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
-             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None):
+             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None,
+             limit=None, expiry=1, sl_price=None, tp_price=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -366,8 +375,14 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     ``rate_hours``: (h0, base rates, quote rates), hourly rates of the whole
     hours h0, h0+1, ... (in hours since the epoch) (MC "Rate histories");
     default the constant daily rates / 24.
+    ``limit``: a limit price per bar (NaN = market) for the target decided
+    there, standing ``expiry`` bars (MC "Limit orders"); ``sl_price``,
+    ``tp_price``: a strategy's stop-loss / take-profit price per bar (NaN =
+    the fraction), in force in the next bar (MC "Levels from a strategy").
+    Also returns ``n_cancelled``.
     """
-    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
+    given = any(_price(a, k) is not None for a in (sl_price, tp_price) if a is not None for k in range(len(a)))
+    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or given
     prof = Profile.get(profile)
     m0 = prof.initial_ml
     mlr = prof.liquidation_ml
@@ -394,13 +409,15 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     prev_close_ml = INF     # "no debt" before the first bar
     entry = None            # average entry price of the open position
     best = None             # best price since it opened
+    order = None            # the standing limit order (MC "Limit orders")
+    n_cancelled = 0
 
     def track(n0, n1, price, mkt):
         """MC "Entry and best price", after a fill at ``price`` (market ``mkt``)."""
         nonlocal entry, best
         if n1 == 0.0:
             entry = best = None
-        elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0):
+        elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0) or entry is None:
             entry, best = price, mkt
         elif abs(n1) > abs(n0):
             entry = (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
@@ -454,8 +471,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                        "fee": fv, "kind": kind, "capped": capped})
         track(n0, acct.position(), p, o)
 
-    def levels():
-        """(kind, level, fires when falling) of the open position."""
+    def levels(i):
+        """(kind, level, fires when falling) of the open position in bar i."""
         d = 1.0 if acct.position() > 0.0 else -1.0
         out_ = []
         a, p_liq = acct.liquidation_price(mlr)
@@ -463,23 +480,103 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             out_.append(("liquidation", p_liq, a > 0.0))
         if entry is None:  # a position no fill opened (interest on a zero net position)
             return out_
-        if stop_loss > 0.0:
+        slp, tpp = _price(sl_price, i - 1), _price(tp_price, i - 1)  # decided at the last close
+        if slp is not None:
+            out_.append(("stop_loss", slp, d > 0.0))
+        elif stop_loss > 0.0:
             out_.append(("stop_loss", entry * (1.0 - d * stop_loss), d > 0.0))
         if trailing_stop > 0.0:
             out_.append(("trailing_stop", best * (1.0 - d * trailing_stop), d > 0.0))
-        if take_profit > 0.0:
+        if tpp is not None:
+            out_.append(("take_profit", tpp, d < 0.0))
+        elif take_profit > 0.0:
             out_.append(("take_profit", entry * (1.0 + d * take_profit), d < 0.0))
         return out_
 
+    def place(i, o, x, lim):
+        """MC "Limit orders", step 3: place a limit order, borrowing at once."""
+        nonlocal order, interest_paid
+        e = acct.value(o)
+        if e <= 0.0:
+            return
+        delta = x * e / lim - acct.position()
+        if delta == 0.0:
+            return
+        # the borrow cap: what is borrowed is held and owed, ML at O stays >= M0:
+        # (A + b*v) / (D + b*v*(1 + r)) >= M0, v the borrowed asset's price
+        room = acct.assets(o) - m0 * acct.debt(o)
+        if delta > 0.0:
+            q = delta / (1.0 - fee)
+            k = m0 * (1.0 + acct.rq) - 1.0
+            b_max = 0.0 if room <= 0.0 else (INF if k <= 0.0 else room / k)
+            cap = (acct.hq + b_max) / lim
+        else:
+            q = -delta
+            k = m0 * (1.0 + acct.rb) - 1.0
+            b_max = 0.0 if room <= 0.0 else (INF if k <= 0.0 else room / (o * k))
+            cap = acct.hb + b_max
+        capped = cap < q * (1.0 - 1e-9)
+        q = min(q, cap)
+        if q <= 0.0:
+            return
+        if delta > 0.0:
+            b = q * lim - acct.hq
+            if b > 0.0:
+                c = acct.borrow("quote", b)
+                acct.hq += b
+                interest_paid += c
+        else:
+            b = q - acct.hb
+            if b > 0.0:
+                c = acct.borrow("base", b)
+                acct.hb += b
+                interest_paid += c * o
+        acct.clean()
+        order = {"side": "buy" if delta > 0.0 else "sell", "q": q, "L": lim, "b": max(b, 0.0),
+                 "placed": i, "capped": capped}
+
+    def cancel():
+        """MC "Limit orders", Cancel: what it borrowed repays that asset's debt."""
+        nonlocal order, n_cancelled
+        b = order["b"]
+        if b > 0.0:
+            if order["side"] == "buy":
+                r = min(b, acct.hq)
+                acct.hq -= r
+                acct.hq += acct.repay("quote", r)
+            else:
+                r = min(b, acct.hb)
+                acct.hb -= r
+                acct.hb += acct.repay("base", r)
+            acct.clean()
+        order = None
+        n_cancelled += 1
+
+    def fill_limit(i, price):
+        """MC "Limit orders", Fill: at ``price``, no slippage, never borrows."""
+        nonlocal order, fees_paid
+        n0 = acct.position()
+        q = order["q"]
+        if order["side"] == "buy":
+            fv, _ = acct.buy(q, price, fee, may_borrow=False)
+        else:
+            fv, _ = acct.sell(q, price, fee, may_borrow=False)
+        fees_paid += fv
+        orders.append({"bar": i, "side": order["side"], "quantity": q, "price": price, "fee": fv,
+                       "kind": "limit", "capped": order["capped"]})
+        track(n0, acct.position(), price, price)
+        order = None
+
     def walk(i, o, h, lo, c):
-        """MC step 5 with stops on; returns whether the bar is ambiguous."""
+        """MC step 5 with stops on or a limit order standing; returns whether
+        the bar is ambiguous."""
         nonlocal best, suspended
         long_ = acct.position() > 0.0
         if best is not None:
             best = max(best, o) if long_ else min(best, o)
         # ambiguous: the range reaches an adverse level and the take-profit
         adverse = favourable = False
-        for kind, lv, falls in levels():
+        for kind, lv, falls in (levels(i) if stops_on and acct.position() != 0.0 else ()):
             reached = lo <= lv if falls else h >= lv
             if kind == "take_profit":
                 favourable = reached
@@ -494,10 +591,13 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         n_liq = 0
         for k, p in enumerate((o, x1, x2, c)):
             while True:
-                if acct.position() == 0.0:
+                if acct.position() == 0.0 and order is None:
                     return ambiguous
                 hits = []
-                for kind, lv, falls in levels():
+                lv_all = levels(i)
+                if order is not None:
+                    lv_all.append(("limit", order["L"], order["side"] == "buy"))
+                for kind, lv, falls in lv_all:
                     if k == 0:  # at the open: every level already passed, at O
                         if (lv >= o) if falls else (lv <= o):
                             hits.append((PRIORITY[kind], kind, o))
@@ -509,7 +609,13 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                     break
                 hit = min(hits)
                 kind, trigger = hit[-2], hit[-1]
+                if kind == "limit":
+                    fill_limit(i, trigger)
+                    cur = trigger
+                    continue
                 suspended = True
+                if order is not None:  # a forced exit cancels the standing order first
+                    cancel()
                 if kind == "liquidation":
                     do_liquidation(i, trigger, _is_long_like(acct, mlr))
                     n_liq += 1
@@ -541,18 +647,25 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                 interest_paid += cb * o + cq
         set_rates(t)  # this bar's hour: borrows, the cap and the boundary at the open
 
-        # 2. gap liquidation at the open
+        # 2. gap liquidation at the open (a standing limit order is cancelled first)
         if acct.has_debt() and acct.margin_level(mo) <= mlr:
+            if order is not None:
+                cancel()
             do_liquidation(i, mo, _is_long_like(acct, mlr), o)
             pending = None
             suspended = True
 
         # 3. pending market order at the open
         pb_before, pq_before = acct.pb, acct.pq
+        if order is not None and (pending is not None or i >= order["placed"] + expiry):
+            cancel()  # replaced by a new order, or its bars are up
         if pending is not None:
-            x, kind = pending
+            x, kind, lim = pending
             pending = None
-            execute_order(i, o, x, kind)
+            if lim is None:
+                execute_order(i, o, x, kind)
+            else:
+                place(i, o, x, lim)
 
         # 4. hour boundary at the open
         if t % 3600 == 0:
@@ -573,7 +686,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
 
         # 5. with stops on and a position open: the walk along the path
         ambiguous = False
-        walked = stops_on and acct.position() != 0.0
+        walked = (stops_on and acct.position() != 0.0) or order is not None
         if walked:
             ambiguous = walk(i, o, h, lo, c)
         # 5. otherwise: intrabar liquidation at the adverse extreme, up to 8 times
@@ -616,15 +729,17 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         if i == n - 1 or math.isnan(x):
             continue
         if last_target is None or x != last_target:
-            pending = (x, "signal")
+            lim = _price(limit, i)
+            pending = (x, "signal", lim if lim is not None and lim > 0.0 else None)
             last_target = x
             suspended = False
-        elif rebalance > 0.0 and not suspended:
+        elif rebalance > 0.0 and not suspended and order is None:
             e = acct.value(c)
             if e > 0.0 and abs(acct.position() * c / e - x) > rebalance * abs(x):
-                pending = (x, "rebalance")
+                pending = (x, "rebalance", None)
 
     out["liquidations"] = liquidations
     out["margin_calls"] = margin_calls
     out["orders"] = orders
+    out["n_cancelled"] = n_cancelled
     return out

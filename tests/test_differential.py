@@ -132,12 +132,35 @@ def scenarios(draw):
         trailing_stop=draw(st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.1, 0.4])),
         path=draw(st.sampled_from(["ohlc-heuristic", "pessimistic"])),
         mark_noise=draw(st.sampled_from([0.0, 0.0, 0.0, 0.01, 0.05])),  # a mark series (without stops)
+        # a strategy's limit orders (share of new targets with a limit price, spread, expiry)
+        limit_p=draw(st.sampled_from([0.0, 0.0, 0.3, 0.7, 1.0])),
+        limit_spread=draw(st.sampled_from([0.003, 0.02, 0.1])),
+        expiry=draw(st.sampled_from([1, 1, 2, 5, 30])),
+        # a strategy's stop-loss / take-profit prices (share of bars that give one)
+        level_p=draw(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.0])),
         # a rate history for none / one / both assets (rows on and between hours)
         rate_history=draw(st.sampled_from(["", "", "", "USDT", "BTC", "BTC,USDT"])),
     )
-    if sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"]:
+    if sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"] or sc["limit_p"] or sc["level_p"]:
         sc["mark_noise"] = 0.0
     return sc
+
+
+def strategy_orders(c, tg, sc):
+    """A strategy's limit prices and stop-loss / take-profit prices per bar
+    (NaN where none), random around the close, or None."""
+    n = len(c)
+    u = np.random.default_rng(sc.get("seed", 0) + 3).random((n, 6))
+    limit = sl = tp = None
+    if sc.get("limit_p"):
+        spread = sc["limit_spread"]
+        limit = [c[i] * math.exp(spread * (2.0 * u[i, 1] - 1.0)) if u[i, 0] < sc["limit_p"] else math.nan
+                 for i in range(n)]
+    if sc.get("level_p"):
+        d = [1.0 if (tg[i] == tg[i] and tg[i] >= 0.0) else -1.0 for i in range(n)]
+        sl = [c[i] * (1.0 - d[i] * 0.1 * u[i, 3]) if u[i, 2] < sc["level_p"] else math.nan for i in range(n)]
+        tp = [c[i] * (1.0 + d[i] * 0.15 * u[i, 5]) if u[i, 4] < sc["level_p"] else math.nan for i in range(n)]
+    return limit, sl, tp
 
 
 def mark_of(o, h, lo, c, seed, noise):
@@ -186,12 +209,14 @@ def run_both(ts, o, h, lo, c, tg, sc):
     if rows:
         rate_hours = (ts[0] // 3600, hourly_rates_of(ts, rows, "BTC", sc["rate_base_daily"]),
                       hourly_rates_of(ts, rows, "USDT", sc["rate_quote_daily"]))
+    limit, sl, tp = sc["orders"] if "orders" in sc else strategy_orders(c, tg, sc)
     ref = simulate(ts, o, h, lo, c, tg, profile=sc["profile"], capital=sc["capital"],
                    fee=sc["fee"], slippage=sc["slippage"],
                    rate_base_daily=sc["rate_base_daily"],
                    rate_quote_daily=sc["rate_quote_daily"],
                    liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                   round_interest=sc["round_interest"], mark=mark, rate_hours=rate_hours, **stop_settings(sc))
+                   round_interest=sc["round_interest"], mark=mark, rate_hours=rate_hours, **stop_settings(sc),
+                   limit=limit, expiry=sc.get("expiry", 1), sl_price=sl, tp_price=tp)
     index = pd.DatetimeIndex(
         pd.to_datetime(np.asarray(ts, dtype="int64") * 1_000_000_000, unit="ns", utc=True),
         name="timestamp").as_unit("ns")
@@ -200,7 +225,11 @@ def run_both(ts, o, h, lo, c, tg, sc):
                          "low": np.asarray(lo, dtype="float64"),
                          "close": np.asarray(c, dtype="float64"),
                          "volume": np.ones(len(ts))}, index=index)
-    res = backtest.run(bars, strategy=np.asarray(tg, dtype="float64"), margin=sc["profile"],
+    strategy = np.asarray(tg, dtype="float64")
+    if limit is not None or sl is not None or tp is not None:
+        given = {"target": strategy, "limit": limit, "expiry": sc.get("expiry", 1), "stop_loss": sl, "take_profit": tp}
+        strategy = lambda _bars: given  # noqa: E731 (a strategy function returning orders)
+    res = backtest.run(bars, strategy=strategy, margin=sc["profile"],
                        capital=sc["capital"], fee=sc["fee"], slippage=sc["slippage"],
                        rates={a: r for a, r in (("BTC", sc["rate_base_daily"]), ("USDT", sc["rate_quote_daily"]))
                               if a not in hist_assets},
@@ -342,6 +371,8 @@ def compare(ref, res, bars, sc):
     if "n_liquidations" in summ:
         assert summ["n_liquidations"] == len(ref["liquidations"]), describe(sc, bars)
     assert summ["ambiguous_bars"] == sum(map(bool, ref["ambiguous"])), describe(sc, bars)
+    assert summ["n_cancelled"] == ref["n_cancelled"], (
+        f"n_cancelled reference {ref['n_cancelled']} kernel {summ['n_cancelled']}\n{describe(sc, bars)}")
     if "bad_debt" in summ:
         bd = sum(e["bad_debt"] for e in ref["liquidations"])
         assert close_enough(bd, summ["bad_debt"]), (
