@@ -140,10 +140,12 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec):
         left = _repay(s, st, IB, PB)
         st[HB] += left
         _clean(st)
-        if cut and st[PB] + st[IB] > 0.0:
-            bad = (st[PB] + st[IB]) * fill
+        if cut and st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:  # quote owed too (a limit's leftover interest)
+            bad = _debt(st, fill)
             st[PB] = 0.0
             st[IB] = 0.0
+            st[PQ] = 0.0
+            st[IQ] = 0.0
     rec.fill_price = fill
     rec.fee = fee
     rec.quantity = s

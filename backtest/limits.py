@@ -7,7 +7,8 @@ untouched.
 """
 from numba import njit
 
-from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _forced_exit, _position, _record_order, _repay, _trade_to
+from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _forced_exit, _position, _record_order,
+                      _repay, _trade_to)
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _ambiguous, _first_level, _hit, _track
 from .records import LIMIT, LIQUIDATION
 from .rules import interest_charge, max_borrow
@@ -61,17 +62,17 @@ def _place(st, x, o, lim, fee, rate_b, rate_q, m0, round_up):
 
 @njit(cache=True)
 def _cancel(st, side, borrowed):
-    """Cancel a standing order: what it borrowed (if still held) repays that
-    asset's debt, interest first, then principal."""
+    """Cancel a standing order: the principal it borrowed (as far as still
+    held and owed) is repaid; the interest charged on it stays owed."""
     if borrowed > 0.0:
         if side > 0:
-            r = min(borrowed, st[HQ])
+            r = min(borrowed, st[HQ], st[PQ])
             st[HQ] -= r
-            st[HQ] += _repay(r, st, IQ, PQ)
+            st[PQ] -= r
         else:
-            r = min(borrowed, st[HB])
+            r = min(borrowed, st[HB], st[PB])
             st[HB] -= r
-            st[HB] += _repay(r, st, IB, PB)
+            st[PB] -= r
         _clean(st)
 
 

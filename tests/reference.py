@@ -536,18 +536,18 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                  "placed": i, "capped": capped}
 
     def cancel():
-        """MC "Limit orders", Cancel: what it borrowed repays that asset's debt."""
+        """MC "Limit orders", Cancel: the principal it borrowed is repaid."""
         nonlocal order, n_cancelled
         b = order["b"]
         if b > 0.0:
             if order["side"] == "buy":
-                r = min(b, acct.hq)
+                r = min(b, acct.hq, acct.pq)
                 acct.hq -= r
-                acct.hq += acct.repay("quote", r)
+                acct.pq -= r
             else:
-                r = min(b, acct.hb)
+                r = min(b, acct.hb, acct.pb)
                 acct.hb -= r
-                acct.hb += acct.repay("base", r)
+                acct.pb -= r
             acct.clean()
         order = None
         n_cancelled += 1
