@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=None, help="combinations per saved chunk")
     p.add_argument("--workers", type=int, default=None, help="threads (default: every core)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|local", help="run chunks on a Dask cluster")
+    p.add_argument("--mark", default=None, metavar="FILE",
+                   help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder")
@@ -226,7 +228,7 @@ def cmd_sweep(args) -> int:
         data, args.strategy, grid, out=out, symbol=args.symbol, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
         rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
         end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args), rate_history=args.rates, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+        **_stop_flags(args), rate_history=args.rates, mark=args.mark, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
     )
     top = res.top(args.rank, args.top)
     n = len(res.table)
@@ -271,7 +273,7 @@ def _keep_equity(res, best, data, args):
                   slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
                   rebalance=args.rebalance, start=args.start, end=args.end,
                   stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-                  **_stop_flags(args), rate_history=args.rates)
+                  **_stop_flags(args), rate_history=args.rates, mark=args.mark)
         one.equity.reset_index().to_parquet(folder / f"rank-{rank:03d}.parquet", index=False)
 
 

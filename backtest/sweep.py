@@ -30,7 +30,8 @@ import pandas as pd
 
 from . import kernel
 from .assets import daily_rates, split_symbol
-from .engine import _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, summary_of, symbol_of
+from .engine import (_check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, mark_arrays,
+                     summary_of, symbol_of)
 from .rates import rate_table
 from .errors import UserError
 from .metrics import periods_per_year
@@ -110,6 +111,7 @@ class SweepContext:
     bars: pd.DataFrame
     strategy: object
     settings: dict
+    mark: object = None  # mark-price bars (path or DataFrame) liquidation is checked against
     seconds: np.ndarray = field(init=False)
     ohlc: tuple = field(init=False)
 
@@ -124,6 +126,11 @@ class SweepContext:
         self.rates = rate_table(self.seconds, (self.base, self.quote), dict(zip((self.base, self.quote), daily)),
                                 _rate_history(self.settings.get("rate_history"), self.settings.get("rates")))
         self.ppy = periods_per_year(self.seconds)  # a median over every bar: once, not per combination
+        mark = self.mark if self.mark is not None else self.settings.get("mark")
+        self.marks, self.mark_missing = self.ohlc[:3], None
+        if mark is not None:
+            stops = any(self.settings.get(k) for k in ("stop_loss", "take_profit", "trailing_stop"))
+            self.marks, self.mark_missing = mark_arrays(mark, self.bars, stops)
         self.bank = np.empty((0, len(self.seconds)))
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
 
@@ -170,15 +177,20 @@ class SweepContext:
         given = self.targets(params, buf)
         if not isinstance(given, Orders):
             given = Orders(given)
+        if self.mark_missing is not None and given.given:
+            raise UserError("--mark: not combined with a strategy's limit orders and stop levels yet")
         stops = {k: given.fractions.get(k, s.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop")}
         config = kernel_config(get_profile(params[MARGIN_AXIS]), s["capital"], s["fee"], s["slippage"],
                                self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
                                s["stop_on_liquidation"], stops["stop_loss"], stops["take_profit"],
                                stops["trailing_stop"], s.get("path", "ohlc-heuristic"))
-        stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.ohlc[:3], *config,
+        stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.marks, *config,
                                 *given.kernel_args(), *scratch)[4]
-        return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
-                                            profile=get_profile(params[MARGIN_AXIS]))}
+        row = {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
+                                           profile=get_profile(params[MARGIN_AXIS]))}
+        if self.mark_missing is not None:
+            row["mark_missing_bars"] = self.mark_missing
+        return row
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))
@@ -225,6 +237,7 @@ def sweep(
     trailing_stop=0.0,
     path="ohlc-heuristic",
     rate_history=None,
+    mark=None,
     chunk_size=None,
     workers=None,
     resume=False,
@@ -238,7 +251,8 @@ def sweep(
     ``grid`` is None.  Other arguments are those of ``backtest.run``, plus
     ``chunk_size`` (combinations per saved chunk), ``workers`` (threads,
     default every core), ``resume`` (keep finished chunks of the same sweep)
-    and ``scheduler`` (``"local"`` or a Dask scheduler address).
+    and ``scheduler`` (``"local"`` or a Dask scheduler address).  ``mark``
+    (a file path, or a DataFrame on local threads) is ``run``'s mark series.
     """
     _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path)
     strat = load_strategy(strategy)
@@ -260,6 +274,14 @@ def sweep(
         "take_profit": float(take_profit), "trailing_stop": float(trailing_stop), "path": path,
         "rate_history": None if rate_history is None else str(rate_history),
     }
+    if mark is not None:  # checked before any chunk runs; a changed file is a different sweep
+        frame = isinstance(mark, pd.DataFrame)
+        if frame and scheduler:
+            raise UserError("--scheduler: give the mark series as a file the workers can read")
+        stops = stop_loss or take_profit or trailing_stop
+        cols, _ = mark_arrays(mark, bars, stops)
+        settings["mark"] = None if frame else str(mark)
+        settings["mark_hash"] = hashlib.blake2b(b"".join(c.tobytes() for c in cols), digest_size=8).hexdigest()
     if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
         _rate_history(str(rate_history), rates)
         settings["rate_history_sha256"] = hashlib.sha256(Path(rate_history).read_bytes()).hexdigest()[:16]
@@ -281,7 +303,7 @@ def sweep(
     if scheduler:
         _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report)
     else:
-        ctx = SweepContext(bars, strat, settings)
+        ctx = SweepContext(bars, strat, settings, mark if isinstance(mark, pd.DataFrame) else None)
         ctx.prepare([c for k in todo for c in chunks[k]])
         _run_threads(ctx, chunks, todo, out, workers or os.cpu_count() or 1, report)
     table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(len(chunks))], ignore_index=True)
