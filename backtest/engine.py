@@ -21,7 +21,7 @@ from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, o
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
-from .strategy import Orders, load_strategy
+from .strategy import NONE, Orders, load_strategy
 from .trades import interest_by_asset, round_trips
 
 
@@ -84,7 +84,8 @@ def run(
         mark: mark-price bars (a Parquet path or a DataFrame like ``bars``)
             that liquidation is checked against; orders still fill on
             ``bars``.  Bars it lacks use ``bars`` and are counted in
-            ``summary["mark_missing_bars"]``.  Not combined with stops yet.
+            ``summary["mark_missing_bars"]``.  With stops or limit orders the
+            path inside a bar follows both (docs/model-choices.md).
         rate_history: a rate file (CSV/Parquet: ``timestamp, asset,
             daily_rate|hourly_rate``), such a DataFrame, or
             ``rates.load_rates``' dict; the
@@ -119,8 +120,7 @@ def run(
     table = rate_table(seconds, (base, quote), {base: rate_b, quote: rate_q}, history)
     config = kernel_config(profile, capital, fee, slippage, table, liquidation, rebalance,
                            round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path)
-    marks, missing = (None, 0) if mark is None else mark_arrays(
-        mark, bars, stop_loss or take_profit or trailing_stop or given.given)
+    marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars)
     out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, given)
     equity, position, debt, owed, paid = out
     paid_base, paid_quote = interest_by_asset(paid, orders, position, o)
@@ -207,12 +207,9 @@ def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
     )
 
 
-def mark_arrays(mark, bars, stops):
-    """The mark series' (open, high, low) on ``bars``' timestamps, the
+def mark_arrays(mark, bars):
+    """The mark series' (open, high, low, close) on ``bars``' timestamps, the
     traded bar's where the mark lacks one; and how many it lacked."""
-    if stops:
-        raise UserError("--mark: not combined with --stop-loss/--take-profit/--trailing-stop or a strategy's "
-                        "limit orders and stop levels yet")
     name = str(mark) if not isinstance(mark, pd.DataFrame) else "mark"
     m = validate_ohlcv(mark, name) if isinstance(mark, pd.DataFrame) else load_ohlcv(mark)
     aligned = m.reindex(bars.index)
@@ -221,7 +218,7 @@ def mark_arrays(mark, bars, stops):
         raise UserError(f"--mark {name}: no bar overlaps the data (mark {m.index[0]} → {m.index[-1]}, "
                         f"data {bars.index[0]} → {bars.index[-1]})")
     cols = []
-    for k in ("open", "high", "low"):
+    for k in ("open", "high", "low", "close"):
         cols.append(np.where(have, aligned[k].to_numpy(np.float64), bars[k].to_numpy(np.float64)))
     return tuple(cols), int((~have).sum())
 
@@ -231,20 +228,21 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
-    ``path`` in ``kernel.simulate``'s order; ``mark`` the (open, high, low)
-    arrays liquidation is checked against (default the traded ones);
+    ``path`` in ``kernel.simulate``'s order; ``mark`` the (open, high, low,
+    close) arrays liquidation is checked against (default: none, the traded ones);
     ``orders`` a strategy's limit orders and stop levels (default none).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
-    extra = (orders or Orders(targets)).kernel_args()
+    extra = (*(orders or Orders(targets)).kernel_args(), NONE if mark is None else mark[3])
     out = np.empty((kernel.N_OUT, n))
     changes = int(np.count_nonzero(~np.isnan(targets)))
     sizes = [min(changes, n) + 64, 64, 64]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            seconds, open_, high, low, close, targets, *(mark or (open_, high, low)), *config, *extra, out, orders,
+            seconds, open_, high, low, close, targets, *(mark[:3] if mark else (open_, high, low)), *config, *extra,
+            out, orders,
             liqs, calls
         )
         if complete:

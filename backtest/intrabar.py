@@ -82,14 +82,15 @@ def _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, at_open):
 
 
 @njit(cache=True)
-def _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo):
-    """The bar's range reaches an adverse level and the take-profit."""
+def _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, mh, ml):
+    """The bar's range reaches an adverse level and the take-profit (the
+    liquidation level: the range ``mh``, ``ml`` of the mark bar)."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
     long_ = _position(st) > 0.0
     s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
     if g != g or not ((h >= g) if long_ else (lo <= g)):
         return False
-    if side != 0 and ((lo <= p_liq) if side == 1 else (h >= p_liq)):
+    if side != 0 and ((ml <= p_liq) if side == 1 else (mh >= p_liq)):
         return True
     return (lo <= s or lo <= t) if long_ else (h >= s or h >= t)  # NaN compares False
 
@@ -124,7 +125,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fe
     long_ = _position(st) > 0.0
     if best == best:
         best = max(best, o) if long_ else min(best, o)
-    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo)
+    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, h, lo)
     low_first = long_ if pessimistic else c >= o  # pessimistic: the adverse extreme first
     x1 = lo if low_first else h
     x2 = h if low_first else lo

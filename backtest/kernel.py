@@ -75,14 +75,15 @@ def simulate(
     initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
     stop_loss, take_profit, trailing_stop, pessimistic,
-    limit, expiry, sl_price, tp_price,
+    limit, expiry, sl_price, tp_price, mark_close,
     out, orders, liqs, calls,
 ):
     """Run one symbol through one margin account.
 
     ``mark_*``: the mark price bars liquidation is checked against (the
-    traded ``open_``, ``high``, ``low`` themselves when there is none; not
-    combined with stops).
+    traded ``open_``, ``high``, ``low`` themselves when there is none, and
+    ``mark_close`` empty); with stops or limit orders the walk inside the
+    bar follows the mark bar alongside (docs/model-choices.md "Mark price").
 
     ``ts`` are bar open times in integer seconds (UTC); ``target`` the
     strategy's target exposure per bar (NaN = hold), read at the bar's close
@@ -111,6 +112,7 @@ def simulate(
     has_sl = sl_price.shape[0] > 0
     has_tp = tp_price.shape[0] > 0
     has_limit = limit.shape[0] > 0
+    has_mark = mark_close.shape[0] > 0
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or has_sl or has_tp
     entry = np.nan  # average entry price of the open position (kept with stops on)
     best = np.nan  # best price since it opened
@@ -280,29 +282,15 @@ def simulate(
         if (has_sl or has_tp) and i > 0:
             slp = sl_price[i - 1] if has_sl else np.nan
             tpp = tp_price[i - 1] if has_tp else np.nan
-        if lim_side != 0:  # a standing limit order: the walk, with the order as one more level
-            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous, lim_side, gone,
-             opened) = _walk_limit(
-                st, i, o, high[i], low[i], close[i], entry, best, stops_on, stop_loss, take_profit, trailing_stop,
-                slp, tpp, pessimistic, fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee,
-                restore_ml, full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs, lim_side,
-                lim_q, lim_px, lim_b, lim_capped, lim_interest, lim_charge)
-            fees_paid += fv
-            paid += pv
-            int_base += cb
-            int_quote += cq
-            liq_fees += lf
-            bad_debt += b
-            n_cancelled += gone
-            n_trades += opened
-            liquidated = liquidated or forced
-            n_ambiguous += is_ambiguous
-            if record and is_ambiguous and n_orders > 0:
-                orders[n_orders - 1].ambiguous = True
+        walk_limit = lim_side != 0  # a standing limit order: the walk, with the order as one more level
+        if walk_limit:
+            pass
         elif stops_on and pos != 0.0 and _quiet(pos > 0.0, entry, best, stop_loss, take_profit, trailing_stop,
                                                 slp, tpp, high[i], low[i], liq_near):
             if best == best:  # what the walk would leave: the best price of the bar
                 best = max(best, high[i]) if pos > 0.0 else min(best, low[i])
+        elif stops_on and pos != 0.0 and has_mark:
+            walk_limit = True  # its walk follows the mark bar alongside
         elif stops_on and pos != 0.0:
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
                 st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, slp, tpp,
@@ -342,6 +330,27 @@ def simulate(
                 liquidated = True
                 if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
                     break
+        if walk_limit:
+            mc = mark_close[i] if has_mark else close[i]
+            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous, lim_side, gone,
+             opened) = _walk_limit(
+                st, i, o, high[i], low[i], close[i], entry, best, stops_on, stop_loss, take_profit, trailing_stop,
+                slp, tpp, pessimistic, fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee,
+                restore_ml, full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs, lim_side,
+                lim_q, lim_px, lim_b, lim_capped, lim_interest, lim_charge, has_mark, mark_open[i], mark_high[i],
+                mark_low[i], mc)
+            fees_paid += fv
+            paid += pv
+            int_base += cb
+            int_quote += cq
+            liq_fees += lf
+            bad_debt += b
+            n_cancelled += gone
+            n_trades += opened
+            liquidated = liquidated or forced
+            n_ambiguous += is_ambiguous
+            if record and is_ambiguous and n_orders > 0:
+                orders[n_orders - 1].ambiguous = True
 
         # 7. the close
         c = close[i]

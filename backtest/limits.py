@@ -5,13 +5,14 @@ a bar while one stands (docs/model-choices.md, "Limit orders").
 Only bars with a standing order come here; the kernel's common path is
 untouched.
 """
+import numpy as np
 from numba import njit
 
 from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _forced_exit, _position, _record_order,
                       _repay, _trade_to)
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _ambiguous, _first_level, _hit, _track
-from .records import LIMIT, LIQUIDATION
-from .rules import interest_charge, max_borrow
+from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _ambiguous, _first_level, _hit, _levels, _track
+from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
+from .rules import interest_charge, liquidation_price, max_borrow
 
 
 @njit(cache=True)
@@ -92,12 +93,56 @@ def _fill(st, side, q, price, fee):
 
 
 @njit(cache=True)
+def _first_mark(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, cm, pm, at_open, lim_side, lim_px):
+    """(kind, trigger, θ) of the first level reached on a segment walked on
+    two paths (docs/model-choices.md "Mark price"): the liquidation level on
+    the mark's ``cm → pm``, the others on the traded ``cur → p``, each at
+    the share θ of its move; kind −1 for none.  Ties: priority order."""
+    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+    long_ = _position(st) > 0.0
+    s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
+    cands = (
+        (LIQUIDATION, p_liq if side != 0 else np.nan, side == 1, cm, pm),
+        (STOP_LOSS, s, long_, cur, p),
+        (TRAILING_STOP, t, long_, cur, p),
+        (TAKE_PROFIT, g, not long_, cur, p),
+        (LIMIT, lim_px if lim_side != 0 else np.nan, lim_side > 0, cur, p),
+    )
+    kind = -1
+    theta = np.inf
+    trigger = 0.0
+    for k, lv, falls, a, b in cands:
+        if lv != lv:
+            continue
+        if at_open:
+            if not ((lv >= a) if falls else (lv <= a)):
+                continue
+            th = 0.0
+            x = a
+        elif falls and b < a and lv >= b:
+            th = max(a - lv, 0.0) / (a - b)
+            x = min(lv, a)
+        elif not falls and b > a and lv <= b:
+            th = max(lv - a, 0.0) / (b - a)
+            x = max(lv, a)
+        else:
+            continue
+        if kind == -1 or th < theta:
+            kind = k
+            theta = th
+            trigger = x
+    return kind, trigger, theta
+
+
+@njit(cache=True)
 def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp, pessimistic, fee, slip, rate_b,
                 rate_q, m0, round_up, liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs,
-                lim_side, lim_q, lim_px, lim_b, lim_capped, lim_interest, lim_charge):
-    """Step 5 while a limit order stands: the walk O → X1 → X2 → C of
-    ``intrabar._walk`` with the order as one more level (last among equals);
-    a liquidation or a stop cancels it first.
+                lim_side, lim_q, lim_px, lim_b, lim_capped, lim_interest, lim_charge, has_mark, mo, mh, ml, mc):
+    """Step 5 while a limit order stands, or with stops and a mark series:
+    the walk O → X1 → X2 → C of ``intrabar._walk`` with the order as one
+    more level (last among equals); a liquidation or a stop cancels it
+    first.  With ``has_mark`` the liquidation level is walked on the mark
+    bar ``mo, mh, ml, mc`` alongside (``_first_mark``).
 
     Returns (n_orders, n_liqs, trading fees, interest paid (quote), base
     interest, quote interest, liquidation fees, bad debt, entry, best,
@@ -110,10 +155,13 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
         best = max(best, o) if long_ else min(best, o)
     ambiguous = False
     if stops_on and pos0 != 0.0:
-        ambiguous = _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo)
+        ambiguous = _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, mh, ml)
     low_first = long_ if pessimistic else c >= o
     x1 = lo if low_first else h
     x2 = h if low_first else lo
+    x1m = ml if low_first else mh  # the mark's extremes in the traded path's order
+    x2m = mh if low_first else ml
+    cm = mo
     fees = 0.0
     paid = 0.0
     ib_add = 0.0
@@ -127,13 +175,19 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
     cur = o
     for k in range(4):
         p = o if k == 0 else (x1 if k == 1 else (x2 if k == 2 else c))
+        pm = mo if k == 0 else (x1m if k == 1 else (x2m if k == 2 else mc))
         while True:
             pos = _position(st)
             if pos == 0.0 and lim_side == 0:
                 return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
                         ambiguous, lim_side, cancelled, opened)
-            kind, trigger = _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, k == 0)
-            if lim_side != 0:
+            theta = 0.0
+            if has_mark:
+                kind, trigger, theta = _first_mark(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, cm, pm,
+                                                   k == 0, lim_side, lim_px)
+            else:
+                kind, trigger = _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, k == 0)
+            if lim_side != 0 and not has_mark:
                 x = _hit(lim_px, lim_side > 0, cur, p, k == 0)
                 # the order goes first only when strictly nearer on the segment
                 if x == x and (kind < 0 or (k != 0 and (x > trigger if p < cur else x < trigger))):
@@ -152,6 +206,8 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
                 opened += 1 if after != 0.0 and (pos == 0.0 or (pos > 0.0) != (after > 0.0)) else 0
                 entry, best = _track(pos, after, trigger, trigger, entry, best)
                 lim_side = 0
+                if has_mark and k > 0:
+                    cm = cm + theta * (pm - cm)
                 cur = trigger
                 continue
             forced = True
@@ -161,9 +217,10 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
                 cancelled = True
                 pos = _position(st)
             if kind == LIQUIDATION:
-                f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m_restore, full, mlr, orders,
+                traded = min(max(trigger, lo), h) if has_mark else trigger  # a mark trigger fills where it traded
+                f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee_rate, m_restore, full, mlr, orders,
                                          n_orders, liqs, n_liqs)
-                liqs[row].gap = trigger == o
+                liqs[row].gap = trigger == mo
                 n_orders += 1
                 n_liqs += 1
                 liq_fees += f
@@ -172,7 +229,12 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
                 n_l += 1
                 if n_l == MAX_LIQUIDATIONS_PER_BAR:
                     break
-                cur = trigger
+                if has_mark:
+                    if k > 0:
+                        cur = cur + theta * (p - cur)
+                    cm = trigger
+                else:
+                    cur = trigger
                 continue
             side, q, price, fee_value, capped, cb, cq = _trade_to(st, 0.0, trigger, fee, slip, rate_b, rate_q,
                                                                   m0, round_up)
@@ -193,5 +255,6 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
         if best == best:
             best = max(best, p) if _position(st) > 0.0 else min(best, p)
         cur = p
+        cm = pm
     return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous,
             lim_side, cancelled, opened)

@@ -37,7 +37,7 @@ from .errors import UserError
 from .metrics import periods_per_year
 from .profiles import get_profile
 from .records import liquidation_dt, margin_call_dt, order_dt
-from .strategy import Orders, coerce_param, load_strategy
+from .strategy import NONE, Orders, coerce_param, load_strategy
 
 MARGIN_AXIS = "margin"
 
@@ -127,10 +127,10 @@ class SweepContext:
                                 _rate_history(self.settings.get("rate_history"), self.settings.get("rates")))
         self.ppy = periods_per_year(self.seconds)  # a median over every bar: once, not per combination
         mark = self.mark if self.mark is not None else self.settings.get("mark")
-        self.marks, self.mark_missing = self.ohlc[:3], None
+        self.marks, self.mark_close, self.mark_missing = self.ohlc[:3], NONE, None
         if mark is not None:
-            stops = any(self.settings.get(k) for k in ("stop_loss", "take_profit", "trailing_stop"))
-            self.marks, self.mark_missing = mark_arrays(mark, self.bars, stops)
+            cols, self.mark_missing = mark_arrays(mark, self.bars)
+            self.marks, self.mark_close = cols[:3], cols[3]
         self.bank = np.empty((0, len(self.seconds)))
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
 
@@ -177,15 +177,13 @@ class SweepContext:
         given = self.targets(params, buf)
         if not isinstance(given, Orders):
             given = Orders(given)
-        if self.mark_missing is not None and given.given:
-            raise UserError("--mark: not combined with a strategy's limit orders and stop levels yet")
         stops = {k: given.fractions.get(k, s.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop")}
         config = kernel_config(get_profile(params[MARGIN_AXIS]), s["capital"], s["fee"], s["slippage"],
                                self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
                                s["stop_on_liquidation"], stops["stop_loss"], stops["take_profit"],
                                stops["trailing_stop"], s.get("path", "ohlc-heuristic"))
         stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.marks, *config,
-                                *given.kernel_args(), *scratch)[4]
+                                *given.kernel_args(), self.mark_close, *scratch)[4]
         row = {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
                                            profile=get_profile(params[MARGIN_AXIS]))}
         if self.mark_missing is not None:
@@ -278,8 +276,7 @@ def sweep(
         frame = isinstance(mark, pd.DataFrame)
         if frame and scheduler:
             raise UserError("--scheduler: give the mark series as a file the workers can read")
-        stops = stop_loss or take_profit or trailing_stop
-        cols, _ = mark_arrays(mark, bars, stops)
+        cols, _ = mark_arrays(mark, bars)
         settings["mark"] = None if frame else str(mark)
         settings["mark_hash"] = hashlib.blake2b(b"".join(c.tobytes() for c in cols), digest_size=8).hexdigest()
     if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep

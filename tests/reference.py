@@ -567,9 +567,10 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         track(n0, acct.position(), price, price)
         order = None
 
-    def walk(i, o, h, lo, c):
+    def walk(i, o, h, lo, c, mk=None):
         """MC step 5 with stops on or a limit order standing; returns whether
-        the bar is ambiguous."""
+        the bar is ambiguous.  ``mk``: the mark bar (open, high, low, close)
+        the liquidation level is walked on (MC "Mark price"), or None."""
         nonlocal best, suspended
         long_ = acct.position() > 0.0
         if best is not None:
@@ -577,18 +578,23 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         # ambiguous: the range reaches an adverse level and the take-profit
         adverse = favourable = False
         for kind, lv, falls in (levels(i) if stops_on and acct.position() != 0.0 else ()):
-            reached = lo <= lv if falls else h >= lv
+            if kind == "liquidation" and mk is not None:  # on the mark's range
+                reached = mk[2] <= lv if falls else mk[1] >= lv
+            else:
+                reached = lo <= lv if falls else h >= lv
             if kind == "take_profit":
                 favourable = reached
             elif reached:
                 adverse = True
         ambiguous = adverse and favourable
-        if path == "pessimistic":
-            x1, x2 = (lo, h) if long_ else (h, lo)
-        else:
-            x1, x2 = (lo, h) if c >= o else (h, lo)
+        low_first = long_ if path == "pessimistic" else c >= o
+        x1, x2 = (lo, h) if low_first else (h, lo)
         cur = o
         n_liq = 0
+        if mk is not None:  # the mark's extremes in the traded path's order
+            mo_, mh_, ml_, mc_ = mk
+            mpath = (mo_, ml_, mh_, mc_) if low_first else (mo_, mh_, ml_, mc_)
+            cm = mo_
         for k, p in enumerate((o, x1, x2, c)):
             while True:
                 if acct.position() == 0.0 and order is None:
@@ -598,7 +604,17 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                 if order is not None:
                     lv_all.append(("limit", order["L"], order["side"] == "buy"))
                 for kind, lv, falls in lv_all:
-                    if k == 0:  # at the open: every level already passed, at O
+                    if mk is not None:
+                        on_mark = kind == "liquidation"
+                        a, b = (cm, mpath[k]) if on_mark else (cur, p)
+                        if k == 0:  # at the open: the mark open for liquidation, O for the rest
+                            if (lv >= a) if falls else (lv <= a):
+                                hits.append((0.0, PRIORITY[kind], kind, a))
+                        elif b < a and falls and lv >= b:  # theta: the share of the segment's move
+                            hits.append((max(a - lv, 0.0) / (a - b), PRIORITY[kind], kind, min(lv, a)))
+                        elif b > a and not falls and lv <= b:
+                            hits.append((max(lv - a, 0.0) / (b - a), PRIORITY[kind], kind, max(lv, a)))
+                    elif k == 0:  # at the open: every level already passed, at O
                         if (lv >= o) if falls else (lv <= o):
                             hits.append((PRIORITY[kind], kind, o))
                     elif p < cur and falls and lv >= p:  # falling: the highest first
@@ -609,34 +625,46 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                     break
                 hit = min(hits)
                 kind, trigger = hit[-2], hit[-1]
+                theta = hit[0] if mk is not None else 0.0
                 if kind == "limit":
                     fill_limit(i, trigger)
+                    if mk is not None and k > 0:
+                        cm = cm + theta * (mpath[k] - cm)
                     cur = trigger
                     continue
                 suspended = True
                 if order is not None:  # a forced exit cancels the standing order first
                     cancel()
                 if kind == "liquidation":
-                    do_liquidation(i, trigger, _is_long_like(acct, mlr))
+                    if mk is None:
+                        do_liquidation(i, trigger, _is_long_like(acct, mlr))
+                        cur = trigger
+                    else:  # a mark trigger fills where the market traded
+                        do_liquidation(i, trigger, _is_long_like(acct, mlr), min(max(trigger, lo), h))
+                        if k > 0:
+                            cur = cur + theta * (p - cur)
+                        cm = trigger
                     n_liq += 1
                     if n_liq == 8:
                         return ambiguous
-                    cur = trigger
                 else:
                     execute_order(i, trigger, 0.0, kind)
                     return ambiguous
             if best is not None:
                 best = max(best, p) if acct.position() > 0.0 else min(best, p)
             cur = p
+            if mk is not None:
+                cm = mpath[k]
         return ambiguous
 
     for i in range(n):
         t = int(timestamps[i])
         o, h, lo, c = float(open[i]), float(high[i]), float(low[i]), float(close[i])
         if mark is None:
-            mo, mh, ml_ = o, h, lo
+            mo, mh, ml_, mc = o, h, lo, c
         else:
             mo, mh, ml_ = float(mark[0][i]), float(mark[1][i]), float(mark[2][i])
+            mc = float(mark[3][i]) if len(mark) > 3 else c
 
         # 1. past hour boundaries (inside the previous bar or in a data gap)
         if i > 0:
@@ -688,7 +716,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         ambiguous = False
         walked = (stops_on and acct.position() != 0.0) or order is not None
         if walked:
-            ambiguous = walk(i, o, h, lo, c)
+            ambiguous = walk(i, o, h, lo, c, None if mark is None else (mo, mh, ml_, mc))
         # 5. otherwise: intrabar liquidation at the adverse extreme, up to 8 times
         for _ in range(0 if walked else 8):
             a, p_liq = acct.liquidation_price(mlr)

@@ -131,7 +131,7 @@ def scenarios(draw):
         take_profit=draw(st.sampled_from([0.0, 0.0, 0.01, 0.05, 0.2, 0.9])),
         trailing_stop=draw(st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.1, 0.4])),
         path=draw(st.sampled_from(["ohlc-heuristic", "pessimistic"])),
-        mark_noise=draw(st.sampled_from([0.0, 0.0, 0.0, 0.01, 0.05])),  # a mark series (without stops)
+        mark_noise=draw(st.sampled_from([0.0, 0.0, 0.0, 0.01, 0.05])),  # a mark series
         # a strategy's limit orders (share of new targets with a limit price, spread, expiry)
         limit_p=draw(st.sampled_from([0.0, 0.0, 0.3, 0.7, 1.0])),
         limit_spread=draw(st.sampled_from([0.003, 0.02, 0.1])),
@@ -141,8 +141,6 @@ def scenarios(draw):
         # a rate history for none / one / both assets (rows on and between hours)
         rate_history=draw(st.sampled_from(["", "", "", "USDT", "BTC", "BTC,USDT"])),
     )
-    if sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"] or sc["limit_p"] or sc["level_p"]:
-        sc["mark_noise"] = 0.0
     return sc
 
 
@@ -167,11 +165,12 @@ def mark_of(o, h, lo, c, seed, noise):
     """A mark series near the traded bars (valid OHLC), or None."""
     if not noise:
         return None
-    u = np.random.default_rng(seed + 1).random((len(o), 3)) - 0.5
+    u = np.random.default_rng(seed + 1).random((len(o), 4)) - 0.5
     mo = [o[i] * math.exp(noise * u[i, 0]) for i in range(len(o))]
-    mh = [max(h[i] * math.exp(noise * u[i, 1]), mo[i], c[i]) for i in range(len(o))]
-    ml = [min(lo[i] * math.exp(noise * u[i, 2]), mo[i], c[i]) for i in range(len(o))]
-    return mo, mh, ml
+    mc = [c[i] * math.exp(noise * u[i, 3]) for i in range(len(o))]
+    mh = [max(h[i] * math.exp(noise * u[i, 1]), mo[i], mc[i]) for i in range(len(o))]
+    ml = [min(lo[i] * math.exp(noise * u[i, 2]), mo[i], mc[i]) for i in range(len(o))]
+    return mo, mh, ml, mc
 
 
 # ----------------------------------------------------------------- running
@@ -239,7 +238,8 @@ def run_both(ts, o, h, lo, c, tg, sc):
                        liquidation=sc["liquidation"], rebalance=sc["rebalance"],
                        symbol="BTCUSDT", round_interest=sc["round_interest"], **stop_settings(sc),
                        mark=None if mark is None else pd.DataFrame(
-                           {"open": mark[0], "high": mark[1], "low": mark[2], "close": c,
+                           {"open": mark[0], "high": mark[1], "low": mark[2],
+                            "close": mark[3] if len(mark) > 3 else c,
                             "volume": np.ones(len(ts))}, index=index))
     return ref, res, bars
 

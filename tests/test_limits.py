@@ -214,12 +214,33 @@ def test_bad_strategy_orders_are_one_line_and_exit_2(capsys, tmp_path, name):
     assert code == 2 and len(err.strip().splitlines()) == 1 and says in err, err
 
 
-def test_mark_with_limit_orders_is_refused(capsys, tmp_path):
-    path = tmp_path / "lim.py"
-    path.write_text("import numpy as np\nPARAMS = {}\n\n\ndef targets(bars):\n"
-                    "    return {'target': np.full(len(bars), 1.0), 'limit': bars['close'].to_numpy() * 0.99}\n")
-    code = main(["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--strategy", str(path), "--mark",
-                 str(ROOT / "tests" / "fixtures" / "BTCUSDT_PERP-1h-mark-2021-05.parquet"), "--start", "2021-05-15",
-                 "--end", "2021-05-20", "--no-report", "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code == 2 and "--mark" in err and len(err.strip().splitlines()) == 1, err
+def test_mark_with_stops_liquidates_on_the_mark_and_stops_on_the_trades():
+    # 3x long at 100 (liquidation near 73.3); bar 2 trades down to 88 (the 10 % stop at 90 is hit)
+    # while its mark dips to 70: on the shared path the mark reaches 73.3 at θ = 0.9 of its move,
+    # the trades reach 90 at θ = 10/12: the stop first
+    rows = [flat(100.0), flat(100.0), (100.0, 100.0, 88.0, 95.0), flat(95.0)]
+    mark = ([100.0, 100.0, 100.0, 95.0], [100.0, 100.0, 100.0, 95.0], [100.0, 100.0, 70.0, 95.0],
+            [100.0, 100.0, 95.0, 95.0])
+    res, ref = both(rows, [3.0] * 4, stop_loss=0.1, mark=mark)
+    assert [k for _, k, _ in kinds(res)] == ["signal", "stop_loss"] and res.summary["n_liquidations"] == 0
+    # a mark dipping to 50 reaches the liquidation level first (θ ≈ 0.53): liquidated, at the
+    # mark's trigger clamped into the traded range
+    mark = (mark[0], mark[1], [100.0, 100.0, 50.0, 95.0], mark[3])
+    res, ref = both(rows, [3.0] * 4, stop_loss=0.1, mark=mark)
+    assert [k for _, k, _ in kinds(res)][:2] == ["signal", "liquidation"]
+    liq = res.liquidations.iloc[0]
+    assert liq["trigger_price"] < 88.0 and liq["fill_price"] == 88.0
+
+
+def test_mark_with_a_limit_order(tmp_path):
+    bars = backtest.load_ohlcv(ROOT / "data" / "BTCUSDT-1h.parquet", start="2021-05-15", end="2021-05-24")
+
+    def strat(b):
+        return {"target": np.full(len(b), 3.0), "limit": b["close"].to_numpy() * 0.99, "expiry": 48}
+
+    low_mark = bars.copy()
+    low_mark["low"] *= 0.8
+    res = backtest.run(bars, strat, mark=low_mark)
+    plain = backtest.run(bars, strat)
+    assert res.orders["kind"].tolist()[0] == "limit" and res.summary["mark_missing_bars"] == 0
+    assert res.summary["n_liquidations"] > plain.summary["n_liquidations"]

@@ -186,7 +186,6 @@ def test_mark_file_checks_liquidation_and_counts_missing_bars(capsys, tmp_path):
 @pytest.mark.parametrize("extra, says", [
     (["--mark", "nope.parquet"], "nope.parquet"),
     (["--mark", str(MARK), "--start", "2020-01-01", "--end", "2020-02-01"], "overlaps"),
-    (["--mark", str(MARK), "--stop-loss", "0.1"], "--mark"),
 ])
 def test_bad_mark_is_one_line_and_exit_2(capsys, tmp_path, extra, says):
     code = main(["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--out", str(tmp_path / "x"),
@@ -216,7 +215,7 @@ def test_sweep_with_a_mark_equals_single_runs(tmp_path):
 
 @pytest.mark.parametrize("extra, says", [
     (["--mark", "nope.parquet"], "nope.parquet"),
-    (["--mark", str(MARK), "--stop-loss", "0.1"], "--mark"),
+    (["--mark", str(MARK), "--start", "2020-01-01", "--end", "2020-02-01"], "overlaps"),
 ])
 def test_bad_sweep_mark_is_one_line_and_exit_2(capsys, tmp_path, extra, says):
     code = main(["sweep", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--out", str(tmp_path / "x"),
