@@ -321,6 +321,8 @@ def summary_table(result) -> str:
         ("capped orders", f"{s['n_capped']}"),
         ("ambiguous bars", f"{s['ambiguous_bars']}"),
     ]
+    if s.get("n_cancelled"):
+        rows.append(("limit orders cancelled", f"{s['n_cancelled']}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -2,10 +2,12 @@
 hand-computed numbers (docs/model-choices.md "Limit orders", "Levels from a
 strategy"); each case also runs through the reference model and must agree
 with it (``test_differential.compare``)."""
+import json
 import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import backtest
@@ -244,3 +246,14 @@ def test_mark_with_a_limit_order(tmp_path):
     plain = backtest.run(bars, strat)
     assert res.orders["kind"].tolist()[0] == "limit" and res.summary["mark_missing_bars"] == 0
     assert res.summary["n_liquidations"] > plain.summary["n_liquidations"]
+
+
+def test_bundled_dip_entry_from_the_cli(capsys, tmp_path):
+    code = main(["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--strategy", "dip_entry",
+                 "--start", "2021-01-01", "--end", "2021-06-30", "--no-report", "--out", str(tmp_path / "d")])
+    out = capsys.readouterr().out
+    assert code == 0
+    orders = pd.read_csv(tmp_path / "d" / "orders.csv")
+    assert {"limit", "stop_loss"} <= set(orders["kind"])
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["n_cancelled"] > 0 and f"limit orders cancelled  {summary['n_cancelled']}" in out

@@ -65,6 +65,8 @@ def summary_rows(run) -> list[tuple[str, str]]:
     ]
     if "ambiguous_bars" in s:
         rows.append(("ambiguous bars", fmt_num(get("ambiguous_bars"), 0)))
+    if get("n_cancelled"):
+        rows.append(("limit orders cancelled", fmt_num(get("n_cancelled"), 0)))
     return rows
 
 
