@@ -257,3 +257,16 @@ def test_bundled_dip_entry_from_the_cli(capsys, tmp_path):
     assert {"limit", "stop_loss"} <= set(orders["kind"])
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert summary["n_cancelled"] > 0 and f"limit orders cancelled  {summary['n_cancelled']}" in out
+
+
+def test_sweep_rows_with_limit_orders_equal_single_runs(tmp_path):
+    from backtest.sweep import sweep
+
+    btc = ROOT / "data" / "BTCUSDT-1h.parquet"
+    kw = dict(start="2021-03-01", end="2021-04-30", take_profit=0.05)
+    res = sweep(btc, "dip_entry", {"offset": [0.002, 0.01], "expiry": [1, 12]}, out=tmp_path / "s", **kw)
+    assert len(res.table) == 4 and (res.table["n_cancelled"] > 0).all()
+    for row in res.table.to_dict("records"):
+        one = backtest.run(btc, "dip_entry", {"offset": row["offset"], "expiry": row["expiry"]}, **kw)
+        for key, value in one.summary.items():
+            assert row[key] == value, key
