@@ -51,11 +51,6 @@ class Orders:
         """``limit, expiry, sl_price, tp_price`` of ``kernel.simulate``."""
         return self.limit, np.int64(self.expiry), self.stop_loss, self.take_profit
 
-    @property
-    def given(self) -> bool:
-        """Any limit price or stop level at all (they need the path walk)."""
-        return bool(self.limit.size or self.stop_loss.size or self.take_profit.size or self.fractions)
-
 
 @dataclass
 class Strategy:
