@@ -270,3 +270,25 @@ def test_sweep_rows_with_limit_orders_equal_single_runs(tmp_path):
         one = backtest.run(btc, "dip_entry", {"offset": row["offset"], "expiry": row["expiry"]}, **kw)
         for key, value in one.summary.items():
             assert row[key] == value, key
+
+
+@pytest.mark.parametrize("strategy, params", [("hold", {"exposure": 3.0}), ("dip_entry", {"leverage": 3.0})])
+def test_a_mark_equal_to_the_trades_changes_nothing(strategy, params):
+    # the two-path walk (θ along each leg) must order events as the one-path walk (by price)
+    btc = ROOT / "data" / "BTCUSDT-1h.parquet"
+    kw = dict(start="2021-04-01", end="2021-07-31", stop_loss=0.5, take_profit=0.5)  # liquidation comes first
+    a = backtest.run(btc, strategy, params, **kw)
+    b = backtest.run(btc, strategy, params, mark=btc, **kw)
+    assert a.summary["n_liquidations"] + a.summary["n_trades"] > 1
+    assert {k: v for k, v in b.summary.items() if k != "mark_missing_bars"} == a.summary
+    pd.testing.assert_frame_equal(a.orders, b.orders)
+
+
+def test_a_liquidation_inside_the_bar_cancels_the_order():
+    # 3x long at 100 (liquidation at 73.33); target 1 with a sell limit at 110 stands;
+    # the bar falls to 70 (closing down: open → high 101 → low): liquidated at 73.33, order cancelled
+    rows = [flat(100.0), flat(100.0), (100.0, 101.0, 70.0, 72.0), (72.0, 120.0, 72.0, 115.0)]
+    res, ref = both(rows, [3.0, 1.0, 1.0, 1.0], limit=[NAN, 110.0, NAN, NAN], expiry=5)
+    assert [k for _, k, _ in kinds(res)][:2] == ["signal", "liquidation"]
+    assert res.liquidations["trigger_price"].iloc[0] == pytest.approx(22_000.0 / 300.0, rel=1e-12)
+    assert res.summary["n_cancelled"] == 1 and "limit" not in res.orders["kind"].tolist()  # not at 110 in bar 3
