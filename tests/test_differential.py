@@ -219,6 +219,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
     mark = sc.get("mark") or mark_of(o, h, lo, c, sc.get("seed", 0), sc.get("mark_noise", 0.0))
     fine = sc.get("detail_bars") or detail_of(ts, o, h, lo, c, sc.get("seed", 0), sc.get("spacing"),
                                               sc.get("detail", ""))
+    step = sc.get("detail_step") or DETAIL_STEP.get(sc.get("spacing"))  # seconds
     hist_assets = [a for a in sc.get("rate_history", "").split(",") if a]
     rows = rate_rows(ts, sc.get("seed", 0), hist_assets) if hist_assets else []
     rate_hours = None
@@ -231,7 +232,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
                    rate_quote_daily=sc["rate_quote_daily"],
                    liquidation=sc["liquidation"], rebalance=sc["rebalance"],
                    round_interest=sc["round_interest"], mark=mark, rate_hours=rate_hours, **stop_settings(sc),
-                   detail=None if fine is None else (SPACING_S[sc["spacing"]], DETAIL_STEP[sc["spacing"]], *fine))
+                   detail=None if fine is None else (SPACING_S[sc["spacing"]], step, *fine))
     index = pd.DatetimeIndex(
         pd.to_datetime(np.asarray(ts, dtype="int64") * 1_000_000_000, unit="ns", utc=True),
         name="timestamp").as_unit("ns")
@@ -247,7 +248,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
             ("open", "high", "low", "close"), fine[1:])}, index=pd.DatetimeIndex(
             pd.to_datetime(np.asarray(fine[0], dtype="int64"), unit="s", utc=True), name="timestamp"))
         detail["volume"] = 1.0
-        detail.attrs.update(symbol="BTCUSDT", timeframe=f"{DETAIL_STEP[sc['spacing']] // 60}m")
+        detail.attrs.update(symbol="BTCUSDT", timeframe=f"{step // 60}m")
     res = backtest.run(bars, strategy=np.asarray(tg, dtype="float64"), margin=sc["profile"],
                        capital=sc["capital"], fee=sc["fee"], slippage=sc["slippage"],
                        rates={a: r for a, r in (("BTC", sc["rate_base_daily"]), ("USDT", sc["rate_quote_daily"]))
