@@ -274,3 +274,31 @@ def test_bad_detail_is_one_line_and_exit_2(capsys, tmp_path, make, extra, says):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     for word in [says] if isinstance(says, str) else says:
         assert word in err, err
+
+
+def test_a_replay_that_runs_out_of_record_room_asks_for_more():
+    """The replay checks the buffers before each finer bar: with little room
+    the kernel stops inside the bar (complete False) instead of writing past
+    them; the engine then reruns with larger buffers."""
+    from backtest import kernel
+    from backtest.engine import kernel_config, simulate_arrays
+    from backtest.profiles import get_profile
+    from backtest.records import liquidation_dt, margin_call_dt, order_dt
+
+    # a 19x long on cross-pro-20x; bar 2 falls 5 % in each of its twelve 5-minute bars
+    p = [100.0 * 0.95 ** j for j in range(13)]
+    rows = [(100.0,) * 4, (100.0,) * 4, (100.0, 100.0, p[12], p[12]), (p[12],) * 4]
+    fine = (*(np.array(col) for col in zip(*[(p[j], p[j], p[j + 1], p[j + 1]) for j in range(12)])),
+            np.array([0, 0, 0, 0]), np.array([0, 0, 12, 0]))
+    seconds = np.array([DAY + 3600 * i for i in range(4)], dtype=np.int64)
+    ohlc = [np.array(col) for col in zip(*rows)]
+    config = kernel_config(get_profile("cross-pro-20x"), 10_000.0, 0.0, 0.0, (DAY // 3600, (np.zeros(4), np.zeros(4))))
+    targets = np.full(4, 19.0)
+    _, orders, liqs, _, _ = simulate_arrays(seconds, *ohlc, targets, config, None, fine)
+    assert list(np.bincount(orders["bar"])) == [0, 1, 14]  # the signal, then 14 liquidations in bar 2
+    size = 20  # room for bar 2 at its start (1 + 11), not for all of it
+    small = (np.empty(size, order_dt), np.empty(size, liquidation_dt), np.empty(8, margin_call_dt))
+    n_orders, n_liqs, _, complete, _ = kernel.simulate(seconds, *ohlc, targets, *ohlc[:3], *config, *fine,
+                                                       np.empty((kernel.N_OUT, 4)), *small)
+    assert not complete and 1 < n_orders <= size and n_liqs == n_orders - 1  # stopped inside bar 2
+    assert list(small[0]["bar"][:n_orders]) == [1] + [2] * (n_orders - 1)
