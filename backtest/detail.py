@@ -49,7 +49,7 @@ def detail_arrays(detail, bars: pd.DataFrame, symbol: str):
             raise UserError(f"--detail {exc}") from None
     other = d.attrs.get("symbol")
     if other and other != symbol:
-        raise UserError(f"--detail {name}: symbol {other}, but the bars are {symbol}")
+        raise UserError(f"--detail {name}: symbol {other} (from its metadata or file name), but the bars are {symbol}")
     fine = _timeframe_ns(d.attrs.get("timeframe"), f"--detail {name}")
     if fine >= step or step % fine:
         raise UserError(f"--detail {name}: timeframe {d.attrs.get('timeframe')} must be finer than the bars' "
