@@ -31,6 +31,7 @@ import pandas as pd
 from . import kernel
 from .assets import daily_rates, split_symbol
 from .engine import _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, summary_of, symbol_of
+from .detail import NO_DETAIL
 from .rates import rate_table
 from .errors import UserError
 from .metrics import periods_per_year
@@ -170,7 +171,7 @@ class SweepContext:
                                s["stop_on_liquidation"], s.get("stop_loss", 0.0), s.get("take_profit", 0.0),
                                s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"))
         targets = self.targets(params, buf)
-        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *scratch)[4]
+        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, *NO_DETAIL, *scratch)[4]
         return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
                                             profile=get_profile(params[MARGIN_AXIS]))}
 

@@ -12,6 +12,7 @@ orders to a target exposure, Classic and isolated profiles.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 INF = math.inf
@@ -350,7 +351,7 @@ PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit":
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
-             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None):
+             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None, detail=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -366,6 +367,9 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     ``rate_hours``: (h0, base rates, quote rates), hourly rates of the whole
     hours h0, h0+1, ... (in hours since the epoch) (MC "Rate histories");
     default the constant daily rates / 24.
+    ``detail``: (timeframe, detail timeframe, times, opens, highs, lows,
+    closes), the finer bars (MC "Finer bars settle the path"), times and
+    timeframes in seconds.
     """
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
     prof = Profile.get(profile)
@@ -471,6 +475,40 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             out_.append(("take_profit", entry * (1.0 + d * take_profit), d < 0.0))
         return out_
 
+    def sub_bars(i, t, o, h, lo, c):
+        """MC "Finer bars": the usable sub-bars of bar i, or None."""
+        if detail is None:
+            return None
+        tf, dtf, dts, do, dh, dl, dc = detail
+        js = range(bisect.bisect_left(dts, t), bisect.bisect_left(dts, t + tf))  # times increase
+        if len(js) != tf // dtf:
+            return None
+        subs = [(float(do[j]), float(dh[j]), float(dl[j]), float(dc[j])) for j in js]
+        if (subs[0][0], max(s[1] for s in subs), min(s[2] for s in subs), subs[-1][3]) != (o, h, lo, c):
+            return None
+        return subs
+
+    def intrabar_liquidations(i, mo, mh, ml_, lo, h):
+        """MC step 5 without the walk: liquidation at the adverse extreme, up to 8 times."""
+        nonlocal suspended
+        for _ in range(8):
+            a, p_liq = acct.liquidation_price(mlr)
+            if p_liq is None:
+                break
+            if a > 0.0:
+                if ml_ <= p_liq:
+                    trigger = min(mo, p_liq)
+                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
+                    suspended = True
+                    continue
+            else:
+                if mh >= p_liq:
+                    trigger = max(mo, p_liq)
+                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
+                    suspended = True
+                    continue
+            break
+
     def walk(i, o, h, lo, c):
         """MC step 5 with stops on; returns whether the bar is ambiguous."""
         nonlocal best, suspended
@@ -571,29 +609,20 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             else:  # not reachable with one symbol; take the worse extreme
                 ml_x = min(acct.margin_level(ml_), acct.margin_level(mh))
 
-        # 5. with stops on and a position open: the walk along the path
+        # 5. with usable finer bars: step 5 on each sub-bar in turn (MC "Finer bars")
         ambiguous = False
-        walked = stops_on and acct.position() != 0.0
-        if walked:
+        subs = sub_bars(i, t, o, h, lo, c)
+        for so, sh, sl, sc in subs or ():
+            if stops_on and acct.position() != 0.0:
+                ambiguous = walk(i, so, sh, sl, sc) or ambiguous
+            else:
+                intrabar_liquidations(i, so, sh, sl, sl, sh)
+        # 5. with stops on and a position open: the walk along the path
+        if subs is None and stops_on and acct.position() != 0.0:
             ambiguous = walk(i, o, h, lo, c)
         # 5. otherwise: intrabar liquidation at the adverse extreme, up to 8 times
-        for _ in range(0 if walked else 8):
-            a, p_liq = acct.liquidation_price(mlr)
-            if p_liq is None:
-                break
-            if a > 0.0:
-                if ml_ <= p_liq:
-                    trigger = min(mo, p_liq)
-                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
-                    suspended = True
-                    continue
-            else:
-                if mh >= p_liq:
-                    trigger = max(mo, p_liq)
-                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
-                    suspended = True
-                    continue
-            break
+        elif subs is None:
+            intrabar_liquidations(i, mo, mh, ml_, lo, h)
 
         # 6. margin call: entry into the band
         if ml_x <= mcl and prev_close_ml > mcl:

@@ -40,6 +40,8 @@ def settings_rows(run) -> list[tuple[str, str]]:
     ]
     if s.get("stop_on_liquidation"):
         rows.append(("after liquidation", "stop"))
+    if s.get("detail"):
+        rows.append(("finer bars", _clip(str(s["detail"]), 44)))
     return rows
 
 
@@ -65,6 +67,9 @@ def summary_rows(run) -> list[tuple[str, str]]:
     ]
     if "ambiguous_bars" in s:
         rows.append(("ambiguous bars", fmt_num(get("ambiguous_bars"), 0)))
+    if "detail_bars" in s:  # --detail
+        rows.append(("finer bars", f"{fmt_num(get('detail_bars'), 0)} covered, "
+                                   f"{fmt_num(get('detail_missing_bars'), 0)} missing"))
     return rows
 
 
