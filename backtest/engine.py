@@ -14,6 +14,7 @@ from . import kernel
 from .assets import daily_rates, split_symbol
 from .data import load_ohlcv, validate_ohlcv
 from .data.times import range_bounds
+from .detail import NO_DETAIL, detail_arrays
 from .errors import UserError
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
@@ -48,6 +49,7 @@ def run(
     path: str = "ohlc-heuristic",
     mark=None,
     rate_history=None,
+    detail=None,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -91,6 +93,12 @@ def run(
             ``rates.load_rates``' dict; the
             assets it names follow it (forward-filled to every whole hour),
             the others pay ``rates``.
+        detail: finer bars of the same symbol (a Parquet path or a DataFrame
+            like ``bars``; e.g. 1-minute bars under 1-hour bars) that settle
+            the path inside each bar where a stop, take-profit or the
+            liquidation price is in reach.  Bars without complete matching
+            finer bars follow ``path`` and are counted in
+            ``summary["detail_missing_bars"]``.  Not combined with ``mark``.
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
@@ -121,7 +129,12 @@ def run(
     config = kernel_config(profile, capital, fee, slippage, table, liquidation, rebalance,
                            round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path)
     marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars)
-    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, given)
+    if detail is not None and mark is not None:
+        raise UserError("--detail: not combined with --mark (the mark series has no finer bars)")
+    if detail is not None and given.limit.size:
+        raise UserError("--detail: not combined with a strategy's limit orders yet")
+    fine, n_fine = (NO_DETAIL, 0) if detail is None else detail_arrays(detail, bars, symbol)
+    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine, given)
     equity, position, debt, owed, paid = out
     paid_base, paid_quote = interest_by_asset(paid, orders, position, o)
 
@@ -142,6 +155,8 @@ def run(
     summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
     if mark is not None:
         summary["mark_missing_bars"] = missing
+    if detail is not None:
+        summary["detail_bars"] = n_fine  # bars with usable finer bars
     trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote))
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
@@ -153,7 +168,9 @@ def run(
         "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
         "stop_loss": float(stop_loss), "take_profit": float(take_profit), "trailing_stop": float(trailing_stop),
         "path": path, "limit_orders": bool(given.limit.size), "expiry": given.expiry,
-        "strategy_stop_levels": bool(given.stop_loss.size or given.take_profit.size), "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
+        "strategy_stop_levels": bool(given.stop_loss.size or given.take_profit.size),
+        "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
+        "detail": None if detail is None else (str(detail) if not isinstance(detail, pd.DataFrame) else "bars"),
         "start": str(index[0]), "end": str(index[-1]),
     }
     return Result(
@@ -223,13 +240,15 @@ def mark_arrays(mark, bars):
     return tuple(cols), int((~have).sum())
 
 
-def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, orders: Orders | None = None):
+def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, detail=NO_DETAIL,
+                    orders: Orders | None = None):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
     ``path`` in ``kernel.simulate``'s order; ``mark`` the (open, high, low,
-    close) arrays liquidation is checked against (default: none, the traded ones);
+    close) arrays liquidation is checked against (default: none, the traded
+    ones); ``detail`` the finer bars' arrays (``detail.detail_arrays``);
     ``orders`` a strategy's limit orders and stop levels (default none).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
@@ -241,8 +260,8 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            seconds, open_, high, low, close, targets, *(mark[:3] if mark else (open_, high, low)), *config, *extra,
-            out, orders,
+            seconds, open_, high, low, close, targets, *(mark[:3] if mark else (open_, high, low)), *config, *detail,
+            *extra, out, orders,
             liqs, calls
         )
         if complete:
@@ -263,7 +282,8 @@ def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str
     out.update(
         n_trades=int(st["n_trades"]), n_orders=int(st["n_orders"]), n_capped=int(st["n_capped"]),
         n_liquidations=int(st["n_liquidations"]), n_margin_calls=int(st["n_margin_calls"]),
-        ambiguous_bars=int(st["ambiguous_bars"]), n_cancelled=int(st["n_cancelled"]),
+        ambiguous_bars=int(st["ambiguous_bars"]), detail_missing_bars=int(st["detail_missing_bars"]),
+        n_cancelled=int(st["n_cancelled"]),
         fees_paid=st["fees_paid"], interest_paid=st["interest_paid"],
         **{f"interest_paid_{base}": st["interest_base"], f"interest_paid_{quote}": st["interest_quote"]},
         liquidation_fees=st["liquidation_fees"], bad_debt=st["bad_debt"],

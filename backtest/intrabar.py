@@ -182,3 +182,90 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fe
             best = max(best, p) if _position(st) > 0.0 else min(best, p)
         cur = p
     return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
+
+
+@njit(cache=True)
+def _liquidations(st, i, o, h, lo, entry, best, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
+                  n_liqs):
+    """Step 5 without the walk on one (sub-)bar of traded prices: liquidate
+    while the adverse extreme reaches the liquidation price (at most
+    MAX_LIQUIDATIONS_PER_BAR times).  Returns (n_orders, n_liqs, liquidation
+    fees, bad debt, liquidations, entry, best)."""
+    fees = 0.0
+    bad = 0.0
+    n_l = 0
+    for _ in range(MAX_LIQUIDATIONS_PER_BAR):
+        p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+        if side == 1 and lo <= p_liq:
+            trigger = min(o, p_liq)
+        elif side == -1 and h >= p_liq:
+            trigger = max(o, p_liq)
+        else:
+            break
+        pos = _position(st)
+        f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m_restore, full, mlr, orders,
+                                 n_orders, liqs, n_liqs)
+        liqs[row].gap = trigger == o
+        entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
+        n_orders += 1
+        n_liqs += 1
+        fees += f
+        bad += b
+        n_l += 1
+        if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
+            break
+    return n_orders, n_liqs, fees, bad, n_l, entry, best
+
+
+@njit(cache=True)
+def _replay(st, i, d_open, d_high, d_low, d_close, j0, j1, entry, best, stops_on, sl, tp, tr, slp, tpp, pessimistic,
+            fee, slip, rate_b, rate_q, m0, round_up, liq_fee_rate, m_restore, full, mlr, record, orders, n_orders,
+            liqs, n_liqs):
+    """Step 5 of bar ``i`` on its finer bars ``j0 .. j1 - 1``, each as if it
+    were the bar (docs/model-choices.md "Finer bars settle the path"): the
+    walk while a position is open with stops on, else the liquidation check.
+
+    Returns the totals of ``_walk`` (n_orders, n_liqs, trading fees, interest
+    paid, base and quote interest, liquidation fees, bad debt, entry, best,
+    forced exit?, ambiguous?) and ``short``: True when a record buffer ran
+    short (the run must be redone with larger ones).
+    """
+    fees = 0.0
+    paid = 0.0
+    ib_add = 0.0
+    iq_add = 0.0
+    liq_fees = 0.0
+    bad = 0.0
+    forced = False
+    ambiguous = False
+    for j in range(j0, j1):
+        if record and (n_orders + MAX_LIQUIDATIONS_PER_BAR + 1 > orders.shape[0]
+                       or n_liqs + MAX_LIQUIDATIONS_PER_BAR + 1 > liqs.shape[0]):
+            return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, ambiguous,
+                    True)
+        pos = _position(st)
+        if stops_on and pos != 0.0:
+            n0 = n_orders
+            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, f, _, amb) = _walk(
+                st, i, d_open[j], d_high[j], d_low[j], d_close[j], entry, best, sl, tp, tr, slp, tpp, pessimistic, fee,
+                slip, rate_b, rate_q, m0, round_up, liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs,
+                n_liqs)
+            fees += fv
+            paid += pv
+            ib_add += cb
+            iq_add += cq
+            liq_fees += lf
+            bad += b
+            forced = forced or f
+            ambiguous = ambiguous or amb
+            if record and amb and n_orders > n0:
+                orders[n_orders - 1].ambiguous = True  # the forced fill the path inside the sub-bar decided
+        elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
+            # (entry and best are kept even with stops off: a buy-back can leave a position)
+            n_orders, n_liqs, lf, b, n_l, entry, best = _liquidations(
+                st, i, d_open[j], d_high[j], d_low[j], entry, best, slip, liq_fee_rate, m_restore, full, mlr,
+                orders, n_orders, liqs, n_liqs)
+            liq_fees += lf
+            bad += b
+            forced = forced or n_l > 0
+    return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, ambiguous, False

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _quiet, _track, _walk
+from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _quiet, _replay, _track, _walk
 from .limits import _cancel, _place, _walk_limit
 from .records import REBALANCE, SIGNAL
 from .rules import (
@@ -67,7 +67,8 @@ def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
 STATS = (
     "interest_base", "interest_quote", "liquidation_fees", "bad_debt", "interest_paid", "fees_paid",
     "final_equity", "sum_r", "sum_r2", "sum_neg2", "max_drawdown", "n_exposed", "min_margin_level",
-    "n_orders", "n_liquidations", "n_margin_calls", "n_capped", "n_trades", "ambiguous_bars", "n_cancelled",
+    "n_orders", "n_liquidations", "n_margin_calls", "n_capped", "n_trades", "ambiguous_bars",
+    "detail_missing_bars", "n_cancelled",
 )
 N_STATS = len(STATS)
 
@@ -85,6 +86,7 @@ def simulate(
     initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation,
     rebalance, round_interest, stop_on_liquidation,
     stop_loss, take_profit, trailing_stop, pessimistic,
+    detail_open, detail_high, detail_low, detail_close, detail_start, detail_end,
     limit, expiry, sl_price, tp_price, mark_close,
     out, orders, liqs, calls,
 ):
@@ -101,7 +103,9 @@ def simulate(
     rates of the whole hours ``rate_h0, rate_h0 + 1, …`` (hours since the
     epoch; docs/model-choices.md "Rate histories").  ``stop_loss``,
     ``take_profit``, ``trailing_stop`` are fractions of the entry (best)
-    price, 0 = off; ``pessimistic`` picks the path inside a bar.  A
+    price, 0 = off; ``pessimistic`` picks the path inside a bar.
+    ``detail_*``: finer bars (empty arrays: none); bar ``i``'s usable ones
+    are ``detail_start[i] .. detail_end[i] - 1`` (an empty range: none).  A
     strategy's orders (docs/model-choices.md "Limit orders", "Levels from a
     strategy"): ``limit`` a limit price per bar for the target decided there
     (NaN = market) standing ``expiry`` bars; ``sl_price``, ``tp_price``
@@ -127,6 +131,8 @@ def simulate(
     entry = np.nan  # average entry price of the open position (kept with stops on)
     best = np.nan  # best price since it opened
     n_ambiguous = 0
+    detail_on = detail_start.shape[0] > 0
+    n_detail_missing = 0  # bars the path setting decided for want of finer bars
     record = out.shape[1] > 0  # False: summary only, the buffers are one-row scratch
     stats = np.zeros(N_STATS)
     n_orders = 0
@@ -311,7 +317,24 @@ def simulate(
                 best = max(best, high[i]) if pos > 0.0 else min(best, low[i])
         elif stops_on and pos != 0.0 and has_mark:
             walk_limit = True  # its walk follows the mark bar alongside
+        elif detail_on and (liq_near or (stops_on and pos != 0.0)) and detail_end[i] > detail_start[i]:
+            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, is_ambiguous, short) = _replay(
+                st, i, detail_open, detail_high, detail_low, detail_close, detail_start[i], detail_end[i], entry,
+                best, stops_on, stop_loss, take_profit, trailing_stop, slp, tpp, pessimistic, fee, slippage, rb, rq,
+                initial_ml, round_interest, liquidation_fee, restore_ml, full_liquidation, liquidation_ml, record,
+                orders, n_orders, liqs, n_liqs)
+            if short:
+                return n_orders, n_liqs, n_calls, False, stats
+            fees_paid += fv
+            paid += pv
+            int_base += cb
+            int_quote += cq
+            liq_fees += lf
+            bad_debt += b
+            liquidated = liquidated or forced
+            n_ambiguous += is_ambiguous
         elif stops_on and pos != 0.0:
+            n_detail_missing += detail_on
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
                 st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, slp, tpp,
                 pessimistic, fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee, restore_ml,
@@ -327,6 +350,7 @@ def simulate(
             if record and is_ambiguous and n_orders > 0:
                 orders[n_orders - 1].ambiguous = True  # the forced fill the path order decided
         elif liq_near:  # the division of the liquidation price only where the level is in reach
+            n_detail_missing += detail_on
             for _ in range(MAX_LIQUIDATIONS_PER_BAR):
                 p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], liquidation_ml)
                 if side == 1 and mark_low[i] <= p_liq:
@@ -459,7 +483,7 @@ def simulate(
     values = (
         int_base, int_quote, liq_fees, bad_debt, paid, fees_paid, prev_eq, sum_r, sum_r2, sum_neg2,
         max_dd, float(n_exposed), min_ml, float(n_orders), float(n_liqs), float(n_calls), float(n_capped),
-        float(n_trades), float(n_ambiguous), float(n_cancelled),
+        float(n_trades), float(n_ambiguous), float(n_detail_missing), float(n_cancelled),
     )
     for k in range(N_STATS):
         stats[k] = values[k]

@@ -32,6 +32,7 @@ from . import kernel
 from .assets import daily_rates, split_symbol
 from .engine import (_check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, mark_arrays,
                      summary_of, symbol_of)
+from .detail import NO_DETAIL
 from .rates import rate_table
 from .errors import UserError
 from .metrics import periods_per_year
@@ -182,7 +183,7 @@ class SweepContext:
                                self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
                                s["stop_on_liquidation"], stops["stop_loss"], stops["take_profit"],
                                stops["trailing_stop"], s.get("path", "ohlc-heuristic"))
-        stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.marks, *config,
+        stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.marks, *config, *NO_DETAIL,
                                 *given.kernel_args(), self.mark_close, *scratch)[4]
         row = {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
                                            profile=get_profile(params[MARGIN_AXIS]))}

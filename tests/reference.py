@@ -12,6 +12,7 @@ orders to a target exposure, Classic and isolated profiles.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 INF = math.inf
@@ -358,7 +359,7 @@ def _price(values, i):
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
-             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None,
+             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None, detail=None,
              limit=None, expiry=1, sl_price=None, tp_price=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
@@ -375,6 +376,9 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     ``rate_hours``: (h0, base rates, quote rates), hourly rates of the whole
     hours h0, h0+1, ... (in hours since the epoch) (MC "Rate histories");
     default the constant daily rates / 24.
+    ``detail``: (timeframe, detail timeframe, times, opens, highs, lows,
+    closes), the finer bars (MC "Finer bars settle the path"), times and
+    timeframes in seconds.
     ``limit``: a limit price per bar (NaN = market) for the target decided
     there, standing ``expiry`` bars (MC "Limit orders"); ``sl_price``,
     ``tp_price``: a strategy's stop-loss / take-profit price per bar (NaN =
@@ -567,6 +571,40 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         track(n0, acct.position(), price, price)
         order = None
 
+    def sub_bars(i, t, o, h, lo, c):
+        """MC "Finer bars": the usable sub-bars of bar i, or None."""
+        if detail is None:
+            return None
+        tf, dtf, dts, do, dh, dl, dc = detail
+        js = range(bisect.bisect_left(dts, t), bisect.bisect_left(dts, t + tf))  # times increase
+        if len(js) != tf // dtf:
+            return None
+        subs = [(float(do[j]), float(dh[j]), float(dl[j]), float(dc[j])) for j in js]
+        if (subs[0][0], max(s[1] for s in subs), min(s[2] for s in subs), subs[-1][3]) != (o, h, lo, c):
+            return None
+        return subs
+
+    def intrabar_liquidations(i, mo, mh, ml_, lo, h):
+        """MC step 5 without the walk: liquidation at the adverse extreme, up to 8 times."""
+        nonlocal suspended
+        for _ in range(8):
+            a, p_liq = acct.liquidation_price(mlr)
+            if p_liq is None:
+                break
+            if a > 0.0:
+                if ml_ <= p_liq:
+                    trigger = min(mo, p_liq)
+                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
+                    suspended = True
+                    continue
+            else:
+                if mh >= p_liq:
+                    trigger = max(mo, p_liq)
+                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
+                    suspended = True
+                    continue
+            break
+
     def walk(i, o, h, lo, c, mk=None):
         """MC step 5 with stops on or a limit order standing; returns whether
         the bar is ambiguous.  ``mk``: the mark bar (open, high, low, close)
@@ -712,29 +750,20 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             else:  # not reachable with one symbol; take the worse extreme
                 ml_x = min(acct.margin_level(ml_), acct.margin_level(mh))
 
-        # 5. with stops on and a position open: the walk along the path
+        # 5. with usable finer bars: step 5 on each sub-bar in turn (MC "Finer bars")
         ambiguous = False
-        walked = (stops_on and acct.position() != 0.0) or order is not None
-        if walked:
+        subs = sub_bars(i, t, o, h, lo, c)
+        for so, sh, sl, sc in subs or ():
+            if stops_on and acct.position() != 0.0:
+                ambiguous = walk(i, so, sh, sl, sc) or ambiguous
+            else:
+                intrabar_liquidations(i, so, sh, sl, sl, sh)
+        # 5. with stops on and a position open, or a limit order standing: the walk along the path
+        if subs is None and ((stops_on and acct.position() != 0.0) or order is not None):
             ambiguous = walk(i, o, h, lo, c, None if mark is None else (mo, mh, ml_, mc))
         # 5. otherwise: intrabar liquidation at the adverse extreme, up to 8 times
-        for _ in range(0 if walked else 8):
-            a, p_liq = acct.liquidation_price(mlr)
-            if p_liq is None:
-                break
-            if a > 0.0:
-                if ml_ <= p_liq:
-                    trigger = min(mo, p_liq)
-                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
-                    suspended = True
-                    continue
-            else:
-                if mh >= p_liq:
-                    trigger = max(mo, p_liq)
-                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
-                    suspended = True
-                    continue
-            break
+        elif subs is None:
+            intrabar_liquidations(i, mo, mh, ml_, lo, h)
 
         # 6. margin call: entry into the band
         if ml_x <= mcl and prev_close_ml > mcl:

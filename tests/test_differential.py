@@ -140,8 +140,47 @@ def scenarios(draw):
         level_p=draw(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.0])),
         # a rate history for none / one / both assets (rows on and between hours)
         rate_history=draw(st.sampled_from(["", "", "", "USDT", "BTC", "BTC,USDT"])),
+        # finer bars under the bars: none, under every bar, or with holes and mismatches
+        detail=draw(st.sampled_from(["", "", "", "all", "holes"])),
     )
+    if sc["spacing"] == "irregular" or sc["mark_noise"]:
+        sc["detail"] = ""  # finer bars need a fixed timeframe, and are not combined with a mark
+    if sc["detail"]:
+        sc["limit_p"] = 0.0  # nor with limit orders
     return sc
+
+
+DETAIL_STEP = {"1h": 900, "15m": 300, "4h": 3600}  # the finer timeframe under each spacing (s)
+SPACING_S = {"1h": 3600, "15m": 900, "4h": 14400}
+
+
+def detail_of(ts, o, h, lo, c, seed, spacing, mode):
+    """Finer bars under each bar that add up to it, with gaps between them
+    (their opens and closes drawn anywhere in the bar's range); with
+    ``holes`` about a fifth of the bars lose a sub-bar or get a sub-bar
+    whose high does not match.  Returns (ts, o, h, l, c) lists, or None."""
+    if not mode:
+        return None
+    step, tf = DETAIL_STEP[spacing], SPACING_S[spacing]
+    k = tf // step
+    rng = np.random.default_rng(seed + 3)
+    out = ([], [], [], [], [])
+    for i in range(len(ts)):
+        a = [o[i]] + [lo[i] + (h[i] - lo[i]) * rng.random() for _ in range(2 * k - 2)] + [c[i]]
+        ia, ib = int(rng.integers(0, k)), int(rng.integers(0, k))
+        drop = int(rng.integers(0, k)) if mode == "holes" and rng.random() < 0.1 else -1
+        bump = int(rng.integers(0, k)) if mode == "holes" and rng.random() < 0.1 else -1
+        for j in range(k):
+            so, sc_ = a[2 * j], a[2 * j + 1]
+            top, bot = max(so, sc_), min(so, sc_)
+            sh = h[i] if j == ia else top + (h[i] - top) * rng.random()
+            sl = lo[i] if j == ib else bot - (bot - lo[i]) * rng.random()
+            if j == bump:
+                sh = h[i] * 1.001
+            if j != drop:
+                for col, v in zip(out, (ts[i] + j * step, so, sh, sl, sc_)):
+                    col.append(v)
+    return out
 
 
 def strategy_orders(c, tg, sc):
@@ -202,6 +241,9 @@ def hourly_rates_of(ts, rows, asset, daily):
 
 def run_both(ts, o, h, lo, c, tg, sc):
     mark = sc.get("mark") or mark_of(o, h, lo, c, sc.get("seed", 0), sc.get("mark_noise", 0.0))
+    fine = sc.get("detail_bars") or detail_of(ts, o, h, lo, c, sc.get("seed", 0), sc.get("spacing"),
+                                              sc.get("detail", ""))
+    step = sc.get("detail_step") or DETAIL_STEP.get(sc.get("spacing"))  # seconds
     hist_assets = [a for a in sc.get("rate_history", "").split(",") if a]
     rows = rate_rows(ts, sc.get("seed", 0), hist_assets) if hist_assets else []
     rate_hours = None
@@ -215,6 +257,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
                    rate_quote_daily=sc["rate_quote_daily"],
                    liquidation=sc["liquidation"], rebalance=sc["rebalance"],
                    round_interest=sc["round_interest"], mark=mark, rate_hours=rate_hours, **stop_settings(sc),
+                   detail=None if fine is None else (SPACING_S[sc["spacing"]], step, *fine),
                    limit=limit, expiry=sc.get("expiry", 1), sl_price=sl, tp_price=tp)
     index = pd.DatetimeIndex(
         pd.to_datetime(np.asarray(ts, dtype="int64") * 1_000_000_000, unit="ns", utc=True),
@@ -224,6 +267,14 @@ def run_both(ts, o, h, lo, c, tg, sc):
                          "low": np.asarray(lo, dtype="float64"),
                          "close": np.asarray(c, dtype="float64"),
                          "volume": np.ones(len(ts))}, index=index)
+    detail = None
+    if fine is not None:
+        bars.attrs["timeframe"] = sc["spacing"]  # not guessed from a few bars with gaps
+        detail = pd.DataFrame({k: np.asarray(v, dtype="float64") for k, v in zip(
+            ("open", "high", "low", "close"), fine[1:])}, index=pd.DatetimeIndex(
+            pd.to_datetime(np.asarray(fine[0], dtype="int64"), unit="s", utc=True), name="timestamp"))
+        detail["volume"] = 1.0
+        detail.attrs.update(symbol="BTCUSDT", timeframe=f"{step // 60}m")
     strategy = np.asarray(tg, dtype="float64")
     if limit is not None or sl is not None or tp is not None:
         given = {"target": strategy, "limit": limit, "expiry": sc.get("expiry", 1), "stop_loss": sl, "take_profit": tp}
@@ -240,7 +291,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
                        mark=None if mark is None else pd.DataFrame(
                            {"open": mark[0], "high": mark[1], "low": mark[2],
                             "close": mark[3] if len(mark) > 3 else c,
-                            "volume": np.ones(len(ts))}, index=index))
+                            "volume": np.ones(len(ts))}, index=index), detail=detail)
     return ref, res, bars
 
 

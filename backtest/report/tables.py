@@ -40,6 +40,8 @@ def settings_rows(run) -> list[tuple[str, str]]:
     ]
     if s.get("stop_on_liquidation"):
         rows.append(("after liquidation", "stop"))
+    if s.get("detail"):
+        rows.append(("finer bars", _clip(str(s["detail"]), 44)))
     return rows
 
 
@@ -67,6 +69,9 @@ def summary_rows(run) -> list[tuple[str, str]]:
         rows.append(("ambiguous bars", fmt_num(get("ambiguous_bars"), 0)))
     if get("n_cancelled"):
         rows.append(("limit orders cancelled", fmt_num(get("n_cancelled"), 0)))
+    if "detail_bars" in s:  # --detail
+        rows.append(("finer bars", f"{fmt_num(get('detail_bars'), 0)} covered, "
+                                   f"{fmt_num(get('detail_missing_bars'), 0)} missing"))
     return rows
 
 
