@@ -311,6 +311,7 @@ class Account:
             cut = False
             if s * pf + fee_value > self.hq:
                 s = max((self.hq - fee_value) / pf, 0.0)
+                fee_value = min(fee_value, self.hq)  # MC "Liquidation": the fee is then at most hq
                 cut = True
             self.hq = 0.0 if cut else self.hq - (s * pf + fee_value)
             left = self.repay("base", s)
