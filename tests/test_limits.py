@@ -292,3 +292,14 @@ def test_a_liquidation_inside_the_bar_cancels_the_order():
     assert [k for _, k, _ in kinds(res)][:2] == ["signal", "liquidation"]
     assert res.liquidations["trigger_price"].iloc[0] == pytest.approx(22_000.0 / 300.0, rel=1e-12)
     assert res.summary["n_cancelled"] == 1 and "limit" not in res.orders["kind"].tolist()  # not at 110 in bar 3
+
+
+def test_detail_with_limit_orders_is_refused(capsys, tmp_path):
+    path = tmp_path / "lim.py"
+    path.write_text("import numpy as np\nPARAMS = {}\n\n\ndef targets(bars):\n"
+                    "    return {'target': np.full(len(bars), 1.0), 'limit': bars['close'].to_numpy() * 0.99}\n")
+    code = main(["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--strategy", str(path), "--detail",
+                 str(ROOT / "data" / "BTCUSDT-1m-2025-06-16.parquet"), "--start", "2025-06-16", "--end", "2025-06-18",
+                 "--no-report", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--detail" in err and "limit" in err and len(err.strip().splitlines()) == 1, err
