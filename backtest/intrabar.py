@@ -185,27 +185,30 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fe
 
 
 @njit(cache=True)
-def _liquidations(st, i, o, h, lo, entry, best, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
-                  n_liqs):
-    """Step 5 without the walk on one (sub-)bar of traded prices: liquidate
-    while the adverse extreme reaches the liquidation price (at most
-    MAX_LIQUIDATIONS_PER_BAR times).  Returns (n_orders, n_liqs, liquidation
-    fees, bad debt, liquidations, entry, best)."""
+def _liquidations(st, i, mo, mh, ml, h, lo, entry, best, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders,
+                  liqs, n_liqs):
+    """Step 5 without the walk on one (sub-)bar: liquidate while the adverse
+    extreme of the bar liquidation is checked on (``mo``, ``mh``, ``ml``: the
+    mark bar, or the traded one) reaches the liquidation price (at most
+    MAX_LIQUIDATIONS_PER_BAR times); each fills where the market traded, the
+    trigger clamped into the traded range ``lo``..``h``.  Returns (n_orders,
+    n_liqs, liquidation fees, bad debt, liquidations, entry, best)."""
     fees = 0.0
     bad = 0.0
     n_l = 0
     for _ in range(MAX_LIQUIDATIONS_PER_BAR):
         p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
-        if side == 1 and lo <= p_liq:
-            trigger = min(o, p_liq)
-        elif side == -1 and h >= p_liq:
-            trigger = max(o, p_liq)
+        if side == 1 and ml <= p_liq:
+            trigger = min(mo, p_liq)
+        elif side == -1 and mh >= p_liq:
+            trigger = max(mo, p_liq)
         else:
             break
         pos = _position(st)
-        f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m_restore, full, mlr, orders,
+        traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
+        f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee_rate, m_restore, full, mlr, orders,
                                  n_orders, liqs, n_liqs)
-        liqs[row].gap = trigger == o
+        liqs[row].gap = trigger == mo
         entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
         n_orders += 1
         n_liqs += 1
@@ -263,8 +266,8 @@ def _replay(st, i, d_open, d_high, d_low, d_close, j0, j1, entry, best, stops_on
         elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
             # (entry and best are kept even with stops off: a buy-back can leave a position)
             n_orders, n_liqs, lf, b, n_l, entry, best = _liquidations(
-                st, i, d_open[j], d_high[j], d_low[j], entry, best, slip, liq_fee_rate, m_restore, full, mlr,
-                orders, n_orders, liqs, n_liqs)
+                st, i, d_open[j], d_high[j], d_low[j], d_high[j], d_low[j], entry, best, slip, liq_fee_rate,
+                m_restore, full, mlr, orders, n_orders, liqs, n_liqs)
             liq_fees += lf
             bad += b
             forced = forced or n_l > 0

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _quiet, _replay, _track, _walk
+from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _liquidations, _quiet, _replay, _track, _walk
 from .limits import _cancel, _place, _walk_limit
 from .records import REBALANCE, SIGNAL
 from .rules import (
@@ -29,7 +29,6 @@ from .rules import (
     falling_price_hurts,
     hour_boundaries_between,
     interest_charge,
-    liquidation_price,
     margin_level,
     safe_band,
     stop_levels,
@@ -351,29 +350,13 @@ def simulate(
                 orders[n_orders - 1].ambiguous = True  # the forced fill the path order decided
         elif liq_near:  # the division of the liquidation price only where the level is in reach
             n_detail_missing += detail_on
-            for _ in range(MAX_LIQUIDATIONS_PER_BAR):
-                p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], liquidation_ml)
-                if side == 1 and mark_low[i] <= p_liq:
-                    trigger = min(mark_open[i], p_liq)
-                elif side == -1 and mark_high[i] >= p_liq:
-                    trigger = max(mark_open[i], p_liq)
-                else:
-                    break
-                pos_before = _position(st)
-                traded = min(max(trigger, low[i]), high[i])  # a mark trigger fills where the market traded
-                f, b, row = _forced_exit(st, i, trigger, traded, slippage, liquidation_fee, restore_ml, full_liquidation,
-                                         liquidation_ml, orders, n_orders, liqs, n_liqs)
-                liqs[row].gap = trigger == mark_open[i]
-                if stops_on:  # a buy-back can leave a position where there was none
-                    entry, best = _track(pos_before, _position(st), liqs[row].fill_price, trigger,
-                                         entry, best)
-                n_orders += 1
-                n_liqs += 1
-                liq_fees += f
-                bad_debt += b
-                liquidated = True
-                if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
-                    break
+            # (entry and best are kept even with stops off: a buy-back can leave a position)
+            n_orders, n_liqs, lf, b, n_l, entry, best = _liquidations(
+                st, i, mark_open[i], mark_high[i], mark_low[i], high[i], low[i], entry, best, slippage,
+                liquidation_fee, restore_ml, full_liquidation, liquidation_ml, orders, n_orders, liqs, n_liqs)
+            liq_fees += lf
+            bad_debt += b
+            liquidated = liquidated or n_l > 0
         if walk_limit:
             mc = mark_close[i] if has_mark else close[i]
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous, lim_side, gone,

@@ -185,8 +185,11 @@ class SweepContext:
                                stops["trailing_stop"], s.get("path", "ohlc-heuristic"))
         stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.marks, *config, *NO_DETAIL,
                                 *given.kernel_args(), self.mark_close, *scratch)[4]
-        row = {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
-                                           profile=get_profile(params[MARGIN_AXIS]))}
+        summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
+                             profile=get_profile(params[MARGIN_AXIS]))
+        # a parameter keeps its name (hold's exposure); a metric of the same name becomes metric_<name>
+        row = dict(params)
+        row.update({f"metric_{k}" if k in params else k: v for k, v in summary.items()})
         if self.mark_missing is not None:
             row["mark_missing_bars"] = self.mark_missing
         return row

@@ -147,3 +147,14 @@ def test_bad_heatmap_is_refused_before_the_sweep_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--heatmap" in err
     assert not (tmp_path / "h" / "chunks").exists()
+
+
+def test_a_parameter_named_like_a_metric_keeps_its_column(tmp_path):
+    """hold's exposure is also a summary metric (time in the market): the
+    grid axis keeps its name and values, the metric moves to metric_exposure."""
+    res = sweep(BTC, "hold", {"exposure": [1.0, 4.0]}, out=tmp_path / "s", margin="cross-5x", **RANGE)
+    table = res.table
+    assert table["exposure"].tolist() == [1.0, 4.0]
+    single = backtest.run(BTC, strategy="hold", params={"exposure": 4.0}, margin="cross-5x", **RANGE)
+    assert table["metric_exposure"].iloc[1] == single.summary["exposure"]
+    assert table["final_equity"].iloc[1] == single.summary["final_equity"]
