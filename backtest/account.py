@@ -156,10 +156,12 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, a
             cash = 0.0
         st[HQ] = _repay(cash, st, IQ, PQ)
         _clean(st)
-        if st[HB] == 0.0 and st[PQ] + st[IQ] > 0.0:
-            bad = st[PQ] + st[IQ]
+        if st[HB] == 0.0 and st[PQ] + st[IQ] + st[PB] + st[IB] > 0.0:  # base owed too (a limit's leftover)
+            bad = _debt(st, fill)
             st[PQ] = 0.0
             st[IQ] = 0.0
+            st[PB] = 0.0
+            st[IB] = 0.0
     else:  # short-like: buy base back with quote
         side = 1
         fill = traded * (1.0 + slip)
@@ -177,8 +179,8 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, a
         left = _repay(s, st, IB, PB)
         st[HB] += left
         _clean(st)
-        if cut and st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:  # quote owed too: auto-repay off
-            bad = (st[PB] + st[IB]) * fill + st[PQ] + st[IQ]
+        if cut and st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:  # quote owed too (auto-repay off, a limit's leftover)
+            bad = _debt(st, fill)
             st[PB] = 0.0
             st[IB] = 0.0
             st[PQ] = 0.0

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="write the tables only, no PDF")
     p.add_argument("--mark", default=None, metavar="FILE",
                    help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
+    p.add_argument("--detail", default=None, metavar="FILE",
+                   help="finer bars (Parquet, e.g. 1m under 1h) that settle the path inside bars where a stop, "
+                        "take-profit or liquidation is in reach")
     p.add_argument("--bound", action="store_true",
                    help="run both path settings and print the range of final equity and liquidations")
     p.set_defaults(handler=cmd_run)
@@ -91,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=None, help="combinations per saved chunk")
     p.add_argument("--workers", type=int, default=None, help="threads (default: every core)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|local", help="run chunks on a Dask cluster")
+    p.add_argument("--mark", default=None, metavar="FILE",
+                   help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder")
@@ -129,7 +134,7 @@ def cmd_run(args) -> int:
         margin=args.margin, capital=args.capital, fee=args.fee, slippage=args.slippage, rates=rates,
         liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args), mark=args.mark, symbol=args.symbol, rate_history=args.rates,
+        **_stop_flags(args), mark=args.mark, symbol=args.symbol, rate_history=args.rates, detail=args.detail,
         margin_file=args.margin_file,
     )
     result = run(data, args.strategy, params, **settings)
@@ -162,7 +167,8 @@ def bound_table(results: dict) -> str:
     lines = ["bound over the path inside a bar:"]
     for k, r in results.items():
         lines.append(f"  {k:<15} final equity {eq[k]:,.2f}  liquidations {liq[k]}  "
-                     f"ambiguous bars {r.summary['ambiguous_bars']}")
+                     f"ambiguous bars {r.summary['ambiguous_bars']}"
+                     + (f"  detail missing {r.summary['detail_missing_bars']}" if "detail_bars" in r.summary else ""))
     lines.append(f"  range           final equity {min(eq.values()):,.2f} … {max(eq.values()):,.2f}  "
                  f"liquidations {min(liq.values())} … {max(liq.values())}")
     return "\n".join(lines)
@@ -239,7 +245,7 @@ def cmd_sweep(args) -> int:
         data, args.strategy, grid, out=out, symbol=args.symbol, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
         rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
         end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+        **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, mark=args.mark, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
     )
     top = res.top(args.rank, args.top)
     n = len(res.table)
@@ -284,7 +290,7 @@ def _keep_equity(res, best, data, args):
                   slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
                   rebalance=args.rebalance, start=args.start, end=args.end,
                   stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-                  **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file)
+                  **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, mark=args.mark)
         one.equity.reset_index().to_parquet(folder / f"rank-{rank:03d}.parquet", index=False)
 
 
@@ -334,6 +340,11 @@ def summary_table(result) -> str:
         ("capped orders", f"{s['n_capped']}"),
         ("ambiguous bars", f"{s['ambiguous_bars']}"),
     ]
+    if s.get("n_cancelled"):
+        rows.append(("limit orders cancelled", f"{s['n_cancelled']}"))
+    if "detail_bars" in s:  # --detail: how much of the path was observed
+        rows.append(("finer bars", f"{s['detail_bars']:,} bars covered; {s['detail_missing_bars']:,} with a level "
+                                   "in reach and no finer bars (path assumed)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

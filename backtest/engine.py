@@ -14,6 +14,7 @@ from . import kernel
 from .assets import daily_rates, split_symbol
 from .data import load_ohlcv, validate_ohlcv
 from .data.times import range_bounds
+from .detail import NO_DETAIL, detail_arrays
 from .errors import UserError
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, resolve_profile
@@ -21,7 +22,7 @@ from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, o
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
-from .strategy import load_strategy
+from .strategy import NONE, Orders, load_strategy
 from .trades import interest_by_asset, round_trips
 
 
@@ -48,6 +49,7 @@ def run(
     path: str = "ohlc-heuristic",
     mark=None,
     rate_history=None,
+    detail=None,
     auto_repay: bool = True,
     repay_on_flat: bool = False,
     margin_file=None,
@@ -89,12 +91,19 @@ def run(
         mark: mark-price bars (a Parquet path or a DataFrame like ``bars``)
             that liquidation is checked against; orders still fill on
             ``bars``.  Bars it lacks use ``bars`` and are counted in
-            ``summary["mark_missing_bars"]``.  Not combined with stops yet.
+            ``summary["mark_missing_bars"]``.  With stops or limit orders the
+            path inside a bar follows both (docs/model-choices.md).
         rate_history: a rate file (CSV/Parquet: ``timestamp, asset,
             daily_rate|hourly_rate``), such a DataFrame, or
             ``rates.load_rates``' dict; the
             assets it names follow it (forward-filled to every whole hour),
             the others pay ``rates``.
+        detail: finer bars of the same symbol (a Parquet path or a DataFrame
+            like ``bars``; e.g. 1-minute bars under 1-hour bars) that settle
+            the path inside each bar where a stop, take-profit or the
+            liquidation price is in reach.  Bars without complete matching
+            finer bars follow ``path`` and are counted in
+            ``summary["detail_missing_bars"]``.  Not combined with ``mark``.
         auto_repay: False keeps what a fill receives as balance: loans and
             their interest run on (``--no-auto-repay``).
         repay_on_flat: with ``auto_repay=False``, repay every loan from the
@@ -118,7 +127,12 @@ def run(
     history = _rate_history(rate_history, rates)
     strat = load_strategy(strategy)
     resolved = strat.resolve(params)
-    targets = strat(bars, resolved)
+    given = strat.orders(bars, resolved)
+    targets = given.target
+    # a strategy's own fractions take precedence over the settings
+    stop_loss = given.fractions.get("stop_loss", stop_loss)
+    take_profit = given.fractions.get("take_profit", take_profit)
+    trailing_stop = given.fractions.get("trailing_stop", trailing_stop)
 
     seconds = _epoch_seconds(bars.index)
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
@@ -128,8 +142,16 @@ def run(
     config = kernel_config(profile, capital, fee, slippage, table, liquidation, rebalance,
                            round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path,
                            auto_repay, repay_on_flat, profile.borrow_limits(base, quote))
-    marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, stop_loss or take_profit or trailing_stop)
-    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks,
+    marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars)
+    if detail is not None and mark is not None:
+        raise UserError("--detail: not combined with --mark (the mark series has no finer bars)")
+    if detail is not None and given.limit.size:
+        raise UserError("--detail: not combined with a strategy's limit orders yet")
+    if not auto_repay and given.limit.size:
+        raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
+                        "borrowing and fill assume auto-repay)")
+    fine, n_fine = (NO_DETAIL, 0) if detail is None else detail_arrays(detail, bars, symbol)
+    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine, given,
                                                       quote_row=not auto_repay)
     equity, position, debt, owed, paid = out[:5]
     paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if len(out) > 5 else None)
@@ -153,6 +175,8 @@ def run(
     summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
     if mark is not None:
         summary["mark_missing_bars"] = missing
+    if detail is not None:
+        summary["detail_bars"] = n_fine  # bars with usable finer bars
     trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote),
                          after_fill=None if auto_repay else (out[6], out[7], o))
     if not auto_repay:  # loans that ran on while no position was open belong to no trade
@@ -167,7 +191,11 @@ def run(
         "liquidation": liquidation, "rebalance": float(rebalance),
         "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
         "stop_loss": float(stop_loss), "take_profit": float(take_profit), "trailing_stop": float(trailing_stop),
-        "path": path, "auto_repay": bool(auto_repay), "repay_on_flat": bool(repay_on_flat), "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
+        "path": path, "auto_repay": bool(auto_repay), "repay_on_flat": bool(repay_on_flat),
+        "limit_orders": bool(given.limit.size), "expiry": given.expiry,
+        "strategy_stop_levels": bool(given.stop_loss.size or given.take_profit.size),
+        "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
+        "detail": None if detail is None else (str(detail) if not isinstance(detail, pd.DataFrame) else "bars"),
         "start": str(index[0]), "end": str(index[-1]),
     }
     return Result(
@@ -206,6 +234,9 @@ def symbol_of(bars, symbol=None) -> str:
 PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-choices.md)
 
 
+N_REPAY = 4  # kernel_config's last settings: auto_repay, repay_on_flat, max borrow (base, quote)
+
+
 def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
                   rebalance=0.0, round_interest=True, stop_on_liquidation=False, stop_loss=0.0, take_profit=0.0,
                   trailing_stop=0.0, path="ohlc-heuristic", auto_repay=True, repay_on_flat=False,
@@ -224,11 +255,9 @@ def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
     )
 
 
-def mark_arrays(mark, bars, stops):
-    """The mark series' (open, high, low) on ``bars``' timestamps, the
+def mark_arrays(mark, bars):
+    """The mark series' (open, high, low, close) on ``bars``' timestamps, the
     traded bar's where the mark lacks one; and how many it lacked."""
-    if stops:
-        raise UserError("--mark: not combined with --stop-loss/--take-profit/--trailing-stop yet")
     name = str(mark) if not isinstance(mark, pd.DataFrame) else "mark"
     m = validate_ohlcv(mark, name) if isinstance(mark, pd.DataFrame) else load_ohlcv(mark)
     aligned = m.reindex(bars.index)
@@ -237,23 +266,29 @@ def mark_arrays(mark, bars, stops):
         raise UserError(f"--mark {name}: no bar overlaps the data (mark {m.index[0]} → {m.index[-1]}, "
                         f"data {bars.index[0]} → {bars.index[-1]})")
     cols = []
-    for k in ("open", "high", "low"):
+    for k in ("open", "high", "low", "close"):
         cols.append(np.where(have, aligned[k].to_numpy(np.float64), bars[k].to_numpy(np.float64)))
     return tuple(cols), int((~have).sum())
 
 
-def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, quote_row=False):
+def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, detail=NO_DETAIL,
+                    orders: Orders | None = None, quote_row=False):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
-    ``repay_on_flat`` in ``kernel.simulate``'s order (``kernel_config``); ``mark`` the (open, high, low)
-    arrays liquidation is checked against (default the traded ones);
-    ``quote_row``: also keep the cumulative quote interest, step-4 charges
-    and base owed per bar (rows 5–8 of ``out``; needed with auto-repay off).  Returns
+    ``repay_on_flat``, ``max_borrow_quote`` (``kernel_config``; the last
+    ``N_REPAY`` of it go after the strategy's orders, as ``kernel.simulate``
+    takes them); ``mark`` the (open, high, low, close) arrays liquidation is
+    checked against (default: none, the traded ones); ``detail`` the finer
+    bars' arrays (``detail.detail_arrays``); ``orders`` a strategy's limit
+    orders and stop levels (default none); ``quote_row``: also keep the
+    cumulative quote interest, step-4 charges and base owed per bar (rows
+    5–8 of ``out``; needed with auto-repay off).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
+    given = (*(orders or Orders(targets)).kernel_args(), NONE if mark is None else mark[3])
     buf = np.empty((kernel.N_OUT + (4 if quote_row else 0), n))
     out, extra = buf[: kernel.N_OUT], (buf[kernel.N_OUT:] if quote_row else None)
     changes = int(np.count_nonzero(~np.isnan(targets)))
@@ -261,7 +296,8 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            seconds, open_, high, low, close, targets, *(mark or (open_, high, low)), *config, extra, out, orders,
+            seconds, open_, high, low, close, targets, *(mark[:3] if mark else (open_, high, low)),
+            *config[:-N_REPAY], *detail, *given, *config[-N_REPAY:], extra, out, orders,
             liqs, calls
         )
         if complete:
@@ -282,7 +318,8 @@ def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str
     out.update(
         n_trades=int(st["n_trades"]), n_orders=int(st["n_orders"]), n_capped=int(st["n_capped"]),
         n_liquidations=int(st["n_liquidations"]), n_margin_calls=int(st["n_margin_calls"]),
-        ambiguous_bars=int(st["ambiguous_bars"]),
+        ambiguous_bars=int(st["ambiguous_bars"]), detail_missing_bars=int(st["detail_missing_bars"]),
+        n_cancelled=int(st["n_cancelled"]),
         fees_paid=st["fees_paid"], interest_paid=st["interest_paid"],
         **{f"interest_paid_{base}": st["interest_base"], f"interest_paid_{quote}": st["interest_quote"]},
         liquidation_fees=st["liquidation_fees"], bad_debt=st["bad_debt"],

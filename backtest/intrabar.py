@@ -18,11 +18,25 @@ def _track(n0, n1, price, mkt, entry, best):
     (market ``mkt``): docs/model-choices.md "Entry and best price"."""
     if n1 == 0.0:
         return np.nan, np.nan
-    if n0 == 0.0 or entry != entry or (n0 > 0.0) != (n1 > 0.0):  # NaN: a drift no fill opened
+    if n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0) or entry != entry:  # no entry yet: interest on a zero position
         return price, mkt
     if abs(n1) > abs(n0):
         return (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1), best
     return entry, best
+
+
+@njit(cache=True, inline="always")
+def _levels(entry, best, long_, sl, tp, tr, slp, tpp):
+    """(stop-loss, trailing, take-profit) levels: from the fractions, a
+    strategy's price for the bar (``slp``, ``tpp``; NaN = none) replacing
+    the fraction's; none without an entry price."""
+    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    if entry == entry:
+        if slp == slp:
+            s = slp
+        if tpp == tpp:
+            g = tpp
+    return s, t, g
 
 
 @njit(cache=True, inline="always")
@@ -39,13 +53,13 @@ def _hit(lv, falls, cur, p, at_open):
 
 
 @njit(cache=True)
-def _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, at_open):
+def _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, at_open):
     """(kind, trigger price) of the first level the move ``cur → p`` fires,
     kind −1 for none.  Kinds in priority order (ties and the open):
     liquidation, stop-loss, trailing, take-profit."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
     long_ = _position(st) > 0.0
-    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
     cands = (
         (LIQUIDATION, _hit(p_liq if side != 0 else np.nan, side == 1, cur, p, at_open)),
         (STOP_LOSS, _hit(s, long_, cur, p, at_open)),
@@ -68,20 +82,21 @@ def _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, at_open):
 
 
 @njit(cache=True)
-def _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo):
-    """The bar's range reaches an adverse level and the take-profit."""
+def _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, mh, ml):
+    """The bar's range reaches an adverse level and the take-profit (the
+    liquidation level: the range ``mh``, ``ml`` of the mark bar)."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
     long_ = _position(st) > 0.0
-    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+    s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
     if g != g or not ((h >= g) if long_ else (lo <= g)):
         return False
-    if side != 0 and ((lo <= p_liq) if side == 1 else (h >= p_liq)):
+    if side != 0 and ((ml <= p_liq) if side == 1 else (mh >= p_liq)):
         return True
     return (lo <= s or lo <= t) if long_ else (h >= s or h >= t)  # NaN compares False
 
 
 @njit(cache=True, inline="always")
-def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
+def _quiet(long_, entry, best, sl, tp, tr, slp, tpp, h, lo, liq_near):
     """True when no stop, trailing or take-profit level lies in the bar's
     range and the liquidation level is not near it: the walk would fire
     nothing (the trailing level is taken at its highest, from the best
@@ -89,18 +104,20 @@ def _quiet(long_, entry, best, sl, tp, tr, h, lo, liq_near):
     if liq_near:
         return False
     far = max(best, h) if long_ else min(best, lo)
-    s, t, g = stop_levels(entry, far, long_, sl, tp, tr)
+    s, t, g = _levels(entry, far, long_, sl, tp, tr, slp, tpp)
     if long_:
         return not (lo <= s or lo <= t or h >= g)  # NaN (off) compares False
     return not (h >= s or h >= t or lo <= g)
 
 
 @njit(cache=True)
-def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
+def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
           liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat,
           limit_b, limit_q):
     """Step 5 with stops on: walk O → X1 → X2 → C firing liquidations and
-    stops where the path reaches them (docs/model-choices.md).
+    stops where the path reaches them (docs/model-choices.md); ``slp``,
+    ``tpp``: a strategy's stop-loss / take-profit price for the bar (NaN =
+    the fraction's level).
 
     Returns (n_orders, n_liqs, trading fees, interest paid (quote), base
     interest, quote interest, liquidation fees, bad debt, entry, best,
@@ -109,7 +126,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
     long_ = _position(st) > 0.0
     if best == best:
         best = max(best, o) if long_ else min(best, o)
-    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, mlr, h, lo)
+    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, h, lo)
     low_first = long_ if pessimistic else c >= o  # pessimistic: the adverse extreme first
     x1 = lo if low_first else h
     x2 = h if low_first else lo
@@ -129,7 +146,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
             if pos == 0.0:
                 return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
                         ambiguous)
-            kind, trigger = _first_level(st, entry, best, sl, tp, tr, mlr, cur, p, k == 0)
+            kind, trigger = _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, k == 0)
             if kind < 0:
                 break
             forced = True
@@ -166,3 +183,93 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, pessimistic, fee, slip, r
             best = max(best, p) if _position(st) > 0.0 else min(best, p)
         cur = p
     return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
+
+
+@njit(cache=True)
+def _liquidations(st, i, mo, mh, ml, h, lo, entry, best, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders,
+                  liqs, n_liqs, auto_repay):
+    """Step 5 without the walk on one (sub-)bar: liquidate while the adverse
+    extreme of the bar liquidation is checked on (``mo``, ``mh``, ``ml``: the
+    mark bar, or the traded one) reaches the liquidation price (at most
+    MAX_LIQUIDATIONS_PER_BAR times); each fills where the market traded, the
+    trigger clamped into the traded range ``lo``..``h``.  Returns (n_orders,
+    n_liqs, liquidation fees, bad debt, liquidations, entry, best)."""
+    fees = 0.0
+    bad = 0.0
+    n_l = 0
+    for _ in range(MAX_LIQUIDATIONS_PER_BAR):
+        p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+        if side == 1 and ml <= p_liq:
+            trigger = min(mo, p_liq)
+        elif side == -1 and mh >= p_liq:
+            trigger = max(mo, p_liq)
+        else:
+            break
+        pos = _position(st)
+        traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
+        f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee_rate, m_restore, full, mlr, orders,
+                                 n_orders, liqs, n_liqs, auto_repay)
+        liqs[row].gap = trigger == mo
+        entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
+        n_orders += 1
+        n_liqs += 1
+        fees += f
+        bad += b
+        n_l += 1
+        if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
+            break
+    return n_orders, n_liqs, fees, bad, n_l, entry, best
+
+
+@njit(cache=True)
+def _replay(st, i, d_open, d_high, d_low, d_close, j0, j1, entry, best, stops_on, sl, tp, tr, slp, tpp, pessimistic,
+            fee, slip, rate_b, rate_q, m0, round_up, liq_fee_rate, m_restore, full, mlr, record, orders, n_orders,
+            liqs, n_liqs, auto_repay, repay_on_flat, limit_b, limit_q):
+    """Step 5 of bar ``i`` on its finer bars ``j0 .. j1 - 1``, each as if it
+    were the bar (docs/model-choices.md "Finer bars settle the path"): the
+    walk while a position is open with stops on, else the liquidation check.
+
+    Returns the totals of ``_walk`` (n_orders, n_liqs, trading fees, interest
+    paid, base and quote interest, liquidation fees, bad debt, entry, best,
+    forced exit?, ambiguous?) and ``short``: True when a record buffer ran
+    short (the run must be redone with larger ones).
+    """
+    fees = 0.0
+    paid = 0.0
+    ib_add = 0.0
+    iq_add = 0.0
+    liq_fees = 0.0
+    bad = 0.0
+    forced = False
+    ambiguous = False
+    for j in range(j0, j1):
+        if record and (n_orders + MAX_LIQUIDATIONS_PER_BAR + 1 > orders.shape[0]
+                       or n_liqs + MAX_LIQUIDATIONS_PER_BAR + 1 > liqs.shape[0]):
+            return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, ambiguous,
+                    True)
+        pos = _position(st)
+        if stops_on and pos != 0.0:
+            n0 = n_orders
+            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, f, _, amb) = _walk(
+                st, i, d_open[j], d_high[j], d_low[j], d_close[j], entry, best, sl, tp, tr, slp, tpp, pessimistic, fee,
+                slip, rate_b, rate_q, m0, round_up, liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs,
+                n_liqs, auto_repay, repay_on_flat, limit_b, limit_q)
+            fees += fv
+            paid += pv
+            ib_add += cb
+            iq_add += cq
+            liq_fees += lf
+            bad += b
+            forced = forced or f
+            ambiguous = ambiguous or amb
+            if record and amb and n_orders > n0:
+                orders[n_orders - 1].ambiguous = True  # the forced fill the path inside the sub-bar decided
+        elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
+            # (entry and best are kept even with stops off: a buy-back can leave a position)
+            n_orders, n_liqs, lf, b, n_l, entry, best = _liquidations(
+                st, i, d_open[j], d_high[j], d_low[j], d_high[j], d_low[j], entry, best, slip, liq_fee_rate,
+                m_restore, full, mlr, orders, n_orders, liqs, n_liqs, auto_repay)
+            liq_fees += lf
+            bad += b
+            forced = forced or n_l > 0
+    return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, ambiguous, False

@@ -92,6 +92,37 @@ def liquidation_price(hb, hq, db, dq, mlr):
 
 
 @njit(cache=True)
+def safe_band(hb, hq, db, dq, m):
+    """Prices ``(lo, hi)`` strictly between which ML > ``m`` with room to
+    spare: outside them ML may be ≤ ``m`` and must be computed.
+
+    ML ≤ m ⇔ ``(hb − m·db)·P ≤ m·dq − hq`` (debt > 0): a half-line in P.  The
+    band stops a relative 1e-9 short of its edge, far more than float error,
+    so a price inside it never needs the exact check; when ML barely moves
+    with the price (base held and owed nearly cancel, or the edge is lost in
+    float noise) the band is empty.
+    Without debt ML is +inf: every price is inside.
+    """
+    if db <= 0.0 and dq <= 0.0:
+        return -np.inf, np.inf
+    a = hb - m * db
+    b = m * dq - hq
+    slope = hb + m * db
+    if slope == 0.0:  # quote only: ML does not depend on the price
+        return (-np.inf, np.inf) if hq > m * dq * (1.0 + 1e-9) else (np.inf, -np.inf)
+    if abs(a) < 1e-6 * slope:  # ML hardly moves with the price: always check exactly
+        return np.inf, -np.inf
+    r = b / a
+    room = abs(r) * 1e-9
+    scale = slope * abs(r) + abs(hq) + m * dq  # the size of the sums float error scales with
+    if abs(a) * room < 1e-12 * scale:
+        return np.inf, -np.inf
+    if a > 0.0:  # ML ≤ m at or below r
+        return r + room, np.inf
+    return -np.inf, r - room
+
+
+@njit(cache=True)
 def max_buy(hb, hq, db, dq, mark, price, fee, rate, m0, repay):
     """Largest base quantity a buy may take so that ML stays ≥ ``m0``, and
     whether it may borrow.
@@ -157,6 +188,21 @@ def borrow_limit_cap(held, principal, limit, price):
     if room <= 1e-9 * limit:
         return held / price, False
     return (held + room) / price, True
+
+
+@njit(cache=True)
+def max_borrow(assets, debt, value, rate, m0):
+    """Largest amount of an asset worth ``value`` (quote per unit) that can be
+    borrowed and held, with its first hour of interest at ``rate``, so that
+    ML = (assets + b·value) / (debt + b·value·(1 + rate)) stays ≥ ``m0``;
+    0 when ML is already below it.  A limit order's borrow at placement."""
+    room = assets - m0 * debt
+    k = m0 * (1.0 + rate) - 1.0
+    if room <= 0.0:
+        return 0.0
+    if k <= 0.0:
+        return np.inf
+    return room / (value * k)
 
 
 @njit(cache=True)

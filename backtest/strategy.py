@@ -4,11 +4,25 @@ A strategy is a module (``strategies/<name>.py`` or any ``.py`` file) with a
 ``PARAMS`` dict of defaults and a ``targets(bars, **params)`` function; see
 ``strategies/__init__.py``.  Everything that can go wrong on the user's side
 becomes a one-line ``UserError``.
+
+``targets`` returns one target exposure per bar, or a dict with the targets
+under ``"target"`` and the orders the strategy attaches to them
+(docs/model-choices.md "Limit orders", "Levels from a strategy"):
+
+- ``"limit"``: a limit price per bar (NaN = market): a new target decided at
+  that bar is a limit order at that price, placed at the next open;
+- ``"expiry"``: how many bars a limit order stands before it is cancelled
+  (an int ≥ 1, default 1);
+- ``"stop_loss"``, ``"take_profit"``: a fraction in (0, 1) of the entry
+  price (replacing ``--stop-loss`` / ``--take-profit``), or a price per bar
+  (NaN = the fraction's level) in force during the next bar;
+- ``"trailing_stop"``: a fraction in (0, 1) of the best price (replacing
+  ``--trailing-stop``).
 """
 import importlib
 import importlib.util
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +30,26 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+
+
+NONE = np.empty(0)  # "not given" for a per-bar array the kernel takes
+ORDER_KEYS = ("target", "limit", "expiry", "stop_loss", "take_profit", "trailing_stop")
+
+
+@dataclass
+class Orders:
+    """A strategy's output, checked: targets per bar and the orders attached."""
+
+    target: np.ndarray
+    limit: np.ndarray = field(default_factory=lambda: NONE)  # price per bar (NaN = market); empty: none
+    expiry: int = 1
+    stop_loss: np.ndarray = field(default_factory=lambda: NONE)  # price per bar (NaN = the fraction); empty: none
+    take_profit: np.ndarray = field(default_factory=lambda: NONE)
+    fractions: dict = field(default_factory=dict)  # stop_loss / take_profit / trailing_stop the strategy sets
+
+    def kernel_args(self) -> tuple:
+        """``limit, expiry, sl_price, tp_price`` of ``kernel.simulate``."""
+        return self.limit, np.int64(self.expiry), self.stop_loss, self.take_profit
 
 
 @dataclass
@@ -39,13 +73,17 @@ class Strategy:
 
     def __call__(self, bars, params: dict) -> np.ndarray:
         """Targets for ``bars``: a float array of len(bars), finite or NaN."""
+        return self.orders(bars, params).target
+
+    def orders(self, bars, params: dict) -> Orders:
+        """Targets and the orders attached to them, checked."""
         try:
             raw = self.targets(bars, **params)
         except UserError:
             raise
         except Exception as exc:  # a user's code failing is a user error
             raise UserError(f"strategy {self.name} raised {type(exc).__name__}: {exc}") from None
-        return check_targets(raw, len(bars), self.name, bars.index)
+        return check_orders(raw, len(bars), self.name, bars.index)
 
 
 def coerce_param(key, value, default, flag="--param"):
@@ -84,6 +122,59 @@ def check_targets(raw, n: int, name: str, index=None) -> np.ndarray:
         when = f" ({index[i]})" if index is not None else ""
         raise UserError(f"strategy {name}: target at row {i}{when} is {arr[i]}; targets must be finite (NaN holds)")
     return arr
+
+
+def check_orders(raw, n: int, name: str, index=None) -> Orders:
+    """Validate a strategy's output: an array of targets, or a dict of
+    ``ORDER_KEYS`` (see the module docstring)."""
+    if not isinstance(raw, dict):
+        return Orders(check_targets(raw, n, name, index))
+    unknown = sorted(set(raw) - set(ORDER_KEYS))
+    if unknown:
+        raise UserError(f"strategy {name} returned key {unknown[0]!r}; known: {', '.join(ORDER_KEYS)}")
+    if "target" not in raw:
+        raise UserError(f"strategy {name} returned a dict without 'target'")
+    out = Orders(check_targets(raw["target"], n, name, index))
+    if raw.get("limit") is not None:
+        out.limit = _prices(raw["limit"], n, name, "limit", index)
+    if raw.get("expiry") is not None:
+        e = raw["expiry"]
+        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
+            raise UserError(f"strategy {name}: expiry {e!r} must be a whole number of bars ≥ 1")
+        out.expiry = int(e)
+    for key in ("stop_loss", "take_profit", "trailing_stop"):
+        v = raw.get(key)
+        if v is None:
+            continue
+        if np.ndim(v) == 0:
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                f = float("nan")
+            if not 0.0 < f < 1.0:
+                raise UserError(f"strategy {name}: {key} {v!r} must be a fraction in (0, 1) or one price per bar")
+            out.fractions[key] = f
+        elif key == "trailing_stop":
+            raise UserError(f"strategy {name}: trailing_stop must be a fraction in (0, 1), not per bar")
+        else:
+            setattr(out, key, _prices(v, n, name, key, index))
+    return out
+
+
+def _prices(raw, n, name, key, index):
+    """A per-bar price array: positive or NaN; all-NaN is "none" (empty)."""
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"strategy {name}: {key} is {type(raw).__name__}, not numbers") from None
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise UserError(f"strategy {name}: {key} has shape {arr.shape}, expected ({n},): one price per bar")
+    bad = np.flatnonzero(~(np.isnan(arr) | (np.isfinite(arr) & (arr > 0))))
+    if bad.size:
+        i = int(bad[0])
+        when = f" ({index[i]})" if index is not None else ""
+        raise UserError(f"strategy {name}: {key} at row {i}{when} is {arr[i]}; prices must be > 0 (NaN = none)")
+    return arr if not np.isnan(arr).all() else NONE
 
 
 def parse_params(pairs: list[str]) -> dict:

@@ -30,14 +30,16 @@ import pandas as pd
 
 from . import kernel
 from .assets import daily_rates, split_symbol
-from .engine import _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, summary_of, symbol_of
+from .engine import (N_REPAY, _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, mark_arrays,
+                     summary_of, symbol_of)
+from .detail import NO_DETAIL
 from .rates import rate_table
 from .errors import UserError
 from .metrics import periods_per_year
 from .profile_file import load_profiles
 from .profiles import get_profile
 from .records import liquidation_dt, margin_call_dt, order_dt
-from .strategy import coerce_param, load_strategy
+from .strategy import NONE, Orders, coerce_param, load_strategy
 
 MARGIN_AXIS = "margin"
 
@@ -112,6 +114,7 @@ class SweepContext:
     bars: pd.DataFrame
     strategy: object
     settings: dict
+    mark: object = None  # mark-price bars (path or DataFrame) liquidation is checked against
     seconds: np.ndarray = field(init=False)
     ohlc: tuple = field(init=False)
 
@@ -127,6 +130,11 @@ class SweepContext:
         self.rates = rate_table(self.seconds, (self.base, self.quote), dict(zip((self.base, self.quote), daily)),
                                 _rate_history(self.settings.get("rate_history"), self.settings.get("rates")))
         self.ppy = periods_per_year(self.seconds)  # a median over every bar: once, not per combination
+        mark = self.mark if self.mark is not None else self.settings.get("mark")
+        self.marks, self.mark_close, self.mark_missing = self.ohlc[:3], NONE, None
+        if mark is not None:
+            cols, self.mark_missing = mark_arrays(mark, self.bars)
+            self.marks, self.mark_close = cols[:3], cols[3]
         self.bank = np.empty((0, len(self.seconds)))
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
 
@@ -153,8 +161,10 @@ class SweepContext:
             self.bank = bank
 
     def targets(self, params, buf):
+        """The combination's targets, or (without the sweep hooks) its
+        ``strategy.Orders``."""
         if not self.hooks:
-            return self.strategy(self.bars, {k: v for k, v in params.items() if k != MARGIN_AXIS})
+            return self.strategy.orders(self.bars, {k: v for k, v in params.items() if k != MARGIN_AXIS})
         rows, scalars = [], []
         for name in self.strategy.params:
             r = self.rows[(name, params[name])]
@@ -168,17 +178,29 @@ class SweepContext:
 
     def run_one(self, params, buf, scratch) -> dict:
         s = self.settings
+        given = self.targets(params, buf)
+        if not isinstance(given, Orders):
+            given = Orders(given)
+        if given.limit.size and not s.get("auto_repay", True):
+            raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
+                            "borrowing and fill assume auto-repay)")
+        stops = {k: given.fractions.get(k, s.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop")}
         profile = get_profile(params[MARGIN_AXIS], self.profiles).for_pair(self.base, self.quote)
         config = kernel_config(profile, s["capital"], s["fee"], s["slippage"],
                                self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
-                               s["stop_on_liquidation"], s.get("stop_loss", 0.0), s.get("take_profit", 0.0),
-                               s.get("trailing_stop", 0.0), s.get("path", "ohlc-heuristic"),
+                               s["stop_on_liquidation"], stops["stop_loss"], stops["take_profit"],
+                               stops["trailing_stop"], s.get("path", "ohlc-heuristic"),
                                s.get("auto_repay", True), s.get("repay_on_flat", False),
                                profile.borrow_limits(self.base, self.quote))
-        targets = self.targets(params, buf)
-        stats = kernel.simulate(self.seconds, *self.ohlc, targets, *self.ohlc[:3], *config, None, *scratch)[4]
-        return {**params, **summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy,
-                                            profile=profile)}
+        stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.marks, *config[:-N_REPAY], *NO_DETAIL,
+                                *given.kernel_args(), self.mark_close, *config[-N_REPAY:], None, *scratch)[4]
+        summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)
+        # a parameter keeps its name (hold's exposure); a metric of the same name becomes metric_<name>
+        row = dict(params)
+        row.update({f"metric_{k}" if k in params else k: v for k, v in summary.items()})
+        if self.mark_missing is not None:
+            row["mark_missing_bars"] = self.mark_missing
+        return row
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))
@@ -225,6 +247,7 @@ def sweep(
     trailing_stop=0.0,
     path="ohlc-heuristic",
     rate_history=None,
+    mark=None,
     auto_repay=True,
     repay_on_flat=False,
     margin_file=None,
@@ -243,7 +266,8 @@ def sweep(
     default every core), ``resume`` (keep finished chunks of the same sweep)
     and ``scheduler`` (``"local"`` or a Dask scheduler address).  ``margin``:
     a profile name or a list of them (default cross-3x, or with
-    ``margin_file`` every profile of that file).
+    ``margin_file`` every profile of that file).  ``mark`` (a file path, or
+    a DataFrame on local threads) is ``run``'s mark series.
     """
     _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
                     auto_repay, repay_on_flat)
@@ -275,6 +299,13 @@ def sweep(
     if margin_file is not None:  # a changed file is a different sweep
         settings["margin_file"] = str(margin_file)
         settings["margin_file_sha256"] = hashlib.sha256(Path(margin_file).read_bytes()).hexdigest()[:16]
+    if mark is not None:  # checked before any chunk runs; a changed file is a different sweep
+        frame = isinstance(mark, pd.DataFrame)
+        if frame and scheduler:
+            raise UserError("--scheduler: give the mark series as a file the workers can read")
+        cols, _ = mark_arrays(mark, bars)
+        settings["mark"] = None if frame else str(mark)
+        settings["mark_hash"] = hashlib.blake2b(b"".join(c.tobytes() for c in cols), digest_size=8).hexdigest()
     if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
         _rate_history(str(rate_history), rates)
         settings["rate_history_sha256"] = hashlib.sha256(Path(rate_history).read_bytes()).hexdigest()[:16]
@@ -296,7 +327,7 @@ def sweep(
     if scheduler:
         _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report)
     else:
-        ctx = SweepContext(bars, strat, settings)
+        ctx = SweepContext(bars, strat, settings, mark if isinstance(mark, pd.DataFrame) else None)
         ctx.prepare([c for k in todo for c in chunks[k]])
         _run_threads(ctx, chunks, todo, out, workers or os.cpu_count() or 1, report)
     table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(len(chunks))], ignore_index=True)

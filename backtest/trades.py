@@ -64,6 +64,9 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
             closing, opening, ends = abs(prev) - abs(pos), 0.0, False
         else:
             closing, opening, ends = 0.0, abs(pos) - abs(prev), False
+        if cur is None and closing > 0.0:  # a position of interest alone (no fill opened it): no trade to close
+            closing, ends = 0.0, False
+            opening = abs(pos) if pos != 0.0 and np.sign(pos) != np.sign(prev) else max(abs(pos) - abs(prev), 0.0)
         # the part of the order (gross, as traded) that closed: a buy covering
         # a short is grossed up for its fee, taken in base
         if q > 0.0:

@@ -12,6 +12,7 @@ orders to a target exposure, Classic and isolated profiles.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 INF = math.inf
@@ -379,7 +380,7 @@ class Account:
             cut = False
             if s * pf + fee_value > self.hq:
                 s = max((self.hq - fee_value) / pf, 0.0)
-                fee_value = min(fee_value, self.hq)  # MC: the fee is then at most hq
+                fee_value = min(fee_value, self.hq)  # MC "Liquidation": the fee is then at most hq
                 cut = True
             self.hq = 0.0 if cut else self.hq - (s * pf + fee_value)
             left = self.repay("base", s)
@@ -414,14 +415,22 @@ def _is_long_like(acct, mlr):
 
 # MC "Stops, take-profits and the path inside a bar": who goes first when
 # several levels are at the same price, or all passed at the open
-PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
+PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3, "limit": 4}
+
+
+def _price(values, i):
+    """A strategy's per-bar price ``values[i]``, or None (no array, NaN, i < 0)."""
+    if values is None or i < 0:
+        return None
+    v = float(values[i])
+    return None if math.isnan(v) else v
 
 
 def simulate(timestamps, open, high, low, close, targets, *, profile, capital, fee,
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
-             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None,
-             auto_repay=True, repay_on_flat=False):
+             trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None, detail=None,
+             limit=None, expiry=1, sl_price=None, tp_price=None, auto_repay=True, repay_on_flat=False):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -438,8 +447,17 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     hours h0, h0+1, ... (in hours since the epoch) (MC "Rate histories");
     default the constant daily rates / 24.  ``auto_repay=False``: MC
     "Auto-repay off"; ``repay_on_flat``: its repayment at a flat fill.
+    ``detail``: (timeframe, detail timeframe, times, opens, highs, lows,
+    closes), the finer bars (MC "Finer bars settle the path"), times and
+    timeframes in seconds.
+    ``limit``: a limit price per bar (NaN = market) for the target decided
+    there, standing ``expiry`` bars (MC "Limit orders"); ``sl_price``,
+    ``tp_price``: a strategy's stop-loss / take-profit price per bar (NaN =
+    the fraction), in force in the next bar (MC "Levels from a strategy").
+    Also returns ``n_cancelled``.
     """
-    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
+    given = any(_price(a, k) is not None for a in (sl_price, tp_price) if a is not None for k in range(len(a)))
+    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or given
     prof = Profile.get(profile)
     m0 = prof.initial_ml
     mlr = prof.liquidation_ml
@@ -467,18 +485,22 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     prev_close_ml = INF     # "no debt" before the first bar
     entry = None            # average entry price of the open position
     best = None             # best price since it opened
+    order = None            # the standing limit order (MC "Limit orders")
+    n_cancelled = 0
 
     def track(n0, n1, price, mkt):
         """MC "Entry and best price", after a fill at ``price`` (market ``mkt``)."""
         nonlocal entry, best
         if n1 == 0.0:
             entry = best = None
-        elif n0 == 0.0 or entry is None or (n0 > 0.0) != (n1 > 0.0):
+        elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0) or entry is None:
             entry, best = price, mkt
         elif abs(n1) > abs(n0):
             entry = (entry * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
 
-    def do_liquidation(i, trigger, long_like, traded=None):
+    def do_liquidation(i, trigger, long_like, traded=None, mkt=None):
+        """``mkt``: the market price a position it leaves starts from (MC
+        "Entry and best price"; default the trigger)."""
         n0 = acct.position()
         ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, liquidation, long_like, traded,
                             mlr)
@@ -489,7 +511,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         orders.append({"bar": i, "side": side, "quantity": ev["quantity"],
                        "price": ev["fill_price"], "fee": ev["fee"],
                        "kind": "liquidation", "capped": False})
-        track(n0, acct.position(), ev["fill_price"], trigger)
+        track(n0, acct.position(), ev["fill_price"], trigger if mkt is None else mkt)
         # fees_paid counts trading fees only; liquidation fees are in the events
 
     def execute_order(i, o, x, kind):
@@ -532,8 +554,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                        "fee": fv, "kind": kind, "capped": capped})
         track(n0, acct.position(), p, o)
 
-    def levels():
-        """(kind, level, fires when falling) of the open position."""
+    def levels(i):
+        """(kind, level, fires when falling) of the open position in bar i."""
         d = 1.0 if acct.position() > 0.0 else -1.0
         out_ = []
         a, p_liq = acct.liquidation_price(mlr)
@@ -541,42 +563,183 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             out_.append(("liquidation", p_liq, a > 0.0))
         if entry is None:  # a position no fill opened (interest on a zero net position)
             return out_
-        if stop_loss > 0.0:
+        slp, tpp = _price(sl_price, i - 1), _price(tp_price, i - 1)  # decided at the last close
+        if slp is not None:
+            out_.append(("stop_loss", slp, d > 0.0))
+        elif stop_loss > 0.0:
             out_.append(("stop_loss", entry * (1.0 - d * stop_loss), d > 0.0))
         if trailing_stop > 0.0:
             out_.append(("trailing_stop", best * (1.0 - d * trailing_stop), d > 0.0))
-        if take_profit > 0.0:
+        if tpp is not None:
+            out_.append(("take_profit", tpp, d < 0.0))
+        elif take_profit > 0.0:
             out_.append(("take_profit", entry * (1.0 + d * take_profit), d < 0.0))
         return out_
 
-    def walk(i, o, h, lo, c):
-        """MC step 5 with stops on; returns whether the bar is ambiguous."""
+    def place(i, o, x, lim):
+        """MC "Limit orders", step 3: place a limit order, borrowing at once."""
+        nonlocal order, interest_paid
+        e = acct.value(o)
+        if e <= 0.0:
+            return
+        delta = x * e / lim - acct.position()
+        if delta == 0.0:
+            return
+        # the borrow cap: what is borrowed is held and owed, ML at O stays >= M0:
+        # (A + b*v) / (D + b*v*(1 + r)) >= M0, v the borrowed asset's price
+        room = acct.assets(o) - m0 * acct.debt(o)
+        if delta > 0.0:
+            q = delta / (1.0 - fee)
+            k = m0 * (1.0 + acct.rq) - 1.0
+            b_max = 0.0 if room <= 0.0 else (INF if k <= 0.0 else room / k)
+            cap = (acct.hq + b_max) / lim
+            if acct.max_borrow_quote != INF:  # MC "Borrow cap": the per-asset max borrow caps it too
+                left = acct.max_borrow_quote - acct.pq
+                left = 0.0 if left <= 1e-9 * acct.max_borrow_quote else left
+                cap = min(cap, (acct.hq + left) / lim)
+        else:
+            q = -delta
+            k = m0 * (1.0 + acct.rb) - 1.0
+            b_max = 0.0 if room <= 0.0 else (INF if k <= 0.0 else room / (o * k))
+            cap = acct.hb + b_max
+            if acct.max_borrow_base != INF:
+                left = acct.max_borrow_base - acct.pb
+                left = 0.0 if left <= 1e-9 * acct.max_borrow_base else left
+                cap = min(cap, acct.hb + left)
+        capped = cap < q * (1.0 - 1e-9)
+        q = min(q, cap)
+        if q <= 0.0:
+            return
+        if delta > 0.0:
+            b = q * lim - acct.hq
+            if b > 0.0:
+                c = acct.borrow("quote", b)
+                acct.hq += b
+                interest_paid += c
+        else:
+            b = q - acct.hb
+            if b > 0.0:
+                c = acct.borrow("base", b)
+                acct.hb += b
+                interest_paid += c * o
+        acct.clean()
+        order = {"side": "buy" if delta > 0.0 else "sell", "q": q, "L": lim, "b": max(b, 0.0),
+                 "placed": i, "capped": capped}
+
+    def cancel():
+        """MC "Limit orders", Cancel: the principal it borrowed is repaid."""
+        nonlocal order, n_cancelled
+        b = order["b"]
+        if b > 0.0:
+            if order["side"] == "buy":
+                r = min(b, acct.hq, acct.pq)
+                acct.hq -= r
+                acct.pq -= r
+            else:
+                r = min(b, acct.hb, acct.pb)
+                acct.hb -= r
+                acct.pb -= r
+            acct.clean()
+        order = None
+        n_cancelled += 1
+
+    def fill_limit(i, price):
+        """MC "Limit orders", Fill: at ``price``, no slippage, never borrows."""
+        nonlocal order, fees_paid
+        n0 = acct.position()
+        q = order["q"]
+        if order["side"] == "buy":
+            fv, _ = acct.buy(q, price, fee, may_borrow=False)
+        else:
+            fv, _ = acct.sell(q, price, fee, may_borrow=False)
+        fees_paid += fv
+        orders.append({"bar": i, "side": order["side"], "quantity": q, "price": price, "fee": fv,
+                       "kind": "limit", "capped": order["capped"]})
+        track(n0, acct.position(), price, price)
+        order = None
+
+    def sub_bars(i, t, o, h, lo, c):
+        """MC "Finer bars": the usable sub-bars of bar i, or None."""
+        if detail is None:
+            return None
+        tf, dtf, dts, do, dh, dl, dc = detail
+        js = range(bisect.bisect_left(dts, t), bisect.bisect_left(dts, t + tf))  # times increase
+        if len(js) != tf // dtf:
+            return None
+        subs = [(float(do[j]), float(dh[j]), float(dl[j]), float(dc[j])) for j in js]
+        if (subs[0][0], max(s[1] for s in subs), min(s[2] for s in subs), subs[-1][3]) != (o, h, lo, c):
+            return None
+        return subs
+
+    def intrabar_liquidations(i, mo, mh, ml_, lo, h):
+        """MC step 5 without the walk: liquidation at the adverse extreme, up to 8 times."""
+        nonlocal suspended
+        for _ in range(8):
+            a, p_liq = acct.liquidation_price(mlr)
+            if p_liq is None:
+                break
+            if a > 0.0:
+                if ml_ <= p_liq:
+                    trigger = min(mo, p_liq)
+                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
+                    suspended = True
+                    continue
+            else:
+                if mh >= p_liq:
+                    trigger = max(mo, p_liq)
+                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
+                    suspended = True
+                    continue
+            break
+
+    def walk(i, o, h, lo, c, mk=None):
+        """MC step 5 with stops on or a limit order standing; returns whether
+        the bar is ambiguous.  ``mk``: the mark bar (open, high, low, close)
+        the liquidation level is walked on (MC "Mark price"), or None."""
         nonlocal best, suspended
         long_ = acct.position() > 0.0
         if best is not None:
             best = max(best, o) if long_ else min(best, o)
         # ambiguous: the range reaches an adverse level and the take-profit
         adverse = favourable = False
-        for kind, lv, falls in levels():
-            reached = lo <= lv if falls else h >= lv
+        for kind, lv, falls in (levels(i) if stops_on and acct.position() != 0.0 else ()):
+            if kind == "liquidation" and mk is not None:  # on the mark's range
+                reached = mk[2] <= lv if falls else mk[1] >= lv
+            else:
+                reached = lo <= lv if falls else h >= lv
             if kind == "take_profit":
                 favourable = reached
             elif reached:
                 adverse = True
         ambiguous = adverse and favourable
-        if path == "pessimistic":
-            x1, x2 = (lo, h) if long_ else (h, lo)
-        else:
-            x1, x2 = (lo, h) if c >= o else (h, lo)
+        low_first = long_ if path == "pessimistic" else c >= o
+        x1, x2 = (lo, h) if low_first else (h, lo)
         cur = o
         n_liq = 0
+        if mk is not None:  # the mark's extremes in the traded path's order
+            mo_, mh_, ml_, mc_ = mk
+            mpath = (mo_, ml_, mh_, mc_) if low_first else (mo_, mh_, ml_, mc_)
+            cm = mo_
         for k, p in enumerate((o, x1, x2, c)):
             while True:
-                if acct.position() == 0.0:
+                if acct.position() == 0.0 and order is None:
                     return ambiguous
                 hits = []
-                for kind, lv, falls in levels():
-                    if k == 0:  # at the open: every level already passed, at O
+                lv_all = levels(i)
+                if order is not None:
+                    lv_all.append(("limit", order["L"], order["side"] == "buy"))
+                for kind, lv, falls in lv_all:
+                    if mk is not None:
+                        on_mark = kind == "liquidation"
+                        a, b = (cm, mpath[k]) if on_mark else (cur, p)
+                        if k == 0:  # at the open: the mark open for liquidation, O for the rest
+                            if (lv >= a) if falls else (lv <= a):
+                                hits.append((0.0, PRIORITY[kind], kind, a))
+                        elif b < a and falls and lv >= b:  # theta: the share of the segment's move
+                            hits.append((max(a - lv, 0.0) / (a - b), PRIORITY[kind], kind, min(lv, a)))
+                        elif b > a and not falls and lv <= b:
+                            hits.append((max(lv - a, 0.0) / (b - a), PRIORITY[kind], kind, max(lv, a)))
+                    elif k == 0:  # at the open: every level already passed, at O
                         if (lv >= o) if falls else (lv <= o):
                             hits.append((PRIORITY[kind], kind, o))
                     elif p < cur and falls and lv >= p:  # falling: the highest first
@@ -587,28 +750,46 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                     break
                 hit = min(hits)
                 kind, trigger = hit[-2], hit[-1]
+                theta = hit[0] if mk is not None else 0.0
+                if kind == "limit":
+                    fill_limit(i, trigger)
+                    if mk is not None and k > 0:
+                        cm = cm + theta * (mpath[k] - cm)
+                    cur = trigger
+                    continue
                 suspended = True
+                if order is not None:  # a forced exit cancels the standing order first
+                    cancel()
                 if kind == "liquidation":
-                    do_liquidation(i, trigger, _is_long_like(acct, mlr))
+                    if mk is None:
+                        do_liquidation(i, trigger, _is_long_like(acct, mlr))
+                        cur = trigger
+                    else:  # a mark trigger fills where the market traded
+                        do_liquidation(i, trigger, _is_long_like(acct, mlr), min(max(trigger, lo), h))
+                        if k > 0:
+                            cur = cur + theta * (p - cur)
+                        cm = trigger
                     n_liq += 1
                     if n_liq == 8:
                         return ambiguous
-                    cur = trigger
                 else:
                     execute_order(i, trigger, 0.0, kind)
                     return ambiguous
             if best is not None:
                 best = max(best, p) if acct.position() > 0.0 else min(best, p)
             cur = p
+            if mk is not None:
+                cm = mpath[k]
         return ambiguous
 
     for i in range(n):
         t = int(timestamps[i])
         o, h, lo, c = float(open[i]), float(high[i]), float(low[i]), float(close[i])
         if mark is None:
-            mo, mh, ml_ = o, h, lo
+            mo, mh, ml_, mc = o, h, lo, c
         else:
             mo, mh, ml_ = float(mark[0][i]), float(mark[1][i]), float(mark[2][i])
+            mc = float(mark[3][i]) if len(mark) > 3 else c
 
         # 1. past hour boundaries (inside the previous bar or in a data gap)
         if i > 0:
@@ -619,18 +800,25 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                 interest_paid += cb * o + cq
         set_rates(t)  # this bar's hour: borrows, the cap and the boundary at the open
 
-        # 2. gap liquidation at the open
+        # 2. gap liquidation at the open (a standing limit order is cancelled first)
         if acct.has_debt() and acct.margin_level(mo) <= mlr:
-            do_liquidation(i, mo, _is_long_like(acct, mlr), o)
+            if order is not None:
+                cancel()
+            do_liquidation(i, mo, _is_long_like(acct, mlr), o, o)  # best from the traded open
             pending = None
             suspended = True
 
         # 3. pending market order at the open
         pb_before, pq_before = acct.pb, acct.pq
+        if order is not None and (pending is not None or i >= order["placed"] + expiry):
+            cancel()  # replaced by a new order, or its bars are up
         if pending is not None:
-            x, kind = pending
+            x, kind, lim = pending
             pending = None
-            execute_order(i, o, x, kind)
+            if lim is None:
+                execute_order(i, o, x, kind)
+            else:
+                place(i, o, x, lim)
 
         # 4. hour boundary at the open
         if t % 3600 == 0:
@@ -649,29 +837,20 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             else:  # not reachable with one symbol; take the worse extreme
                 ml_x = min(acct.margin_level(ml_), acct.margin_level(mh))
 
-        # 5. with stops on and a position open: the walk along the path
+        # 5. with usable finer bars: step 5 on each sub-bar in turn (MC "Finer bars")
         ambiguous = False
-        walked = stops_on and acct.position() != 0.0
-        if walked:
-            ambiguous = walk(i, o, h, lo, c)
-        # 5. otherwise: intrabar liquidation at the adverse extreme, up to 8 times
-        for _ in range(0 if walked else 8):
-            a, p_liq = acct.liquidation_price(mlr)
-            if p_liq is None:
-                break
-            if a > 0.0:
-                if ml_ <= p_liq:
-                    trigger = min(mo, p_liq)
-                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
-                    suspended = True
-                    continue
+        subs = sub_bars(i, t, o, h, lo, c)
+        for so, sh, sl, sc in subs or ():
+            if stops_on and acct.position() != 0.0:
+                ambiguous = walk(i, so, sh, sl, sc) or ambiguous
             else:
-                if mh >= p_liq:
-                    trigger = max(mo, p_liq)
-                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
-                    suspended = True
-                    continue
-            break
+                intrabar_liquidations(i, so, sh, sl, sl, sh)
+        # 5. with stops on and a position open, or a limit order standing: the walk along the path
+        if subs is None and ((stops_on and acct.position() != 0.0) or order is not None):
+            ambiguous = walk(i, o, h, lo, c, None if mark is None else (mo, mh, ml_, mc))
+        # 5. otherwise: intrabar liquidation at the adverse extreme, up to 8 times
+        elif subs is None:
+            intrabar_liquidations(i, mo, mh, ml_, lo, h)
 
         # 6. margin call: entry into the band
         if ml_x <= mcl and prev_close_ml > mcl:
@@ -694,15 +873,17 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         if i == n - 1 or math.isnan(x):
             continue
         if last_target is None or x != last_target:
-            pending = (x, "signal")
+            lim = _price(limit, i)
+            pending = (x, "signal", lim if lim is not None and lim > 0.0 else None)
             last_target = x
             suspended = False
-        elif rebalance > 0.0 and not suspended:
+        elif rebalance > 0.0 and not suspended and order is None:
             e = acct.value(c)
             if e > 0.0 and abs(acct.position() * c / e - x) > rebalance * abs(x):
-                pending = (x, "rebalance")
+                pending = (x, "rebalance", None)
 
     out["liquidations"] = liquidations
     out["margin_calls"] = margin_calls
     out["orders"] = orders
+    out["n_cancelled"] = n_cancelled
     return out

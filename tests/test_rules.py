@@ -1,6 +1,8 @@
 """The spec's worked examples (§8) at the level of the margin rules."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from backtest import account
 from backtest.profiles import PROFILES, max_leverage
@@ -13,6 +15,7 @@ from backtest.rules import (
     max_sell,
     partial_buy_short,
     partial_sell_long,
+    safe_band,
 )
 
 
@@ -182,3 +185,47 @@ def test_borrow_limit_cap_counts_held_plus_room_and_no_float_noise():
     assert borrow_limit_cap(100.0, 5_000.0 - 1e-13, 5_000.0, 10.0) == (10.0, False)  # at the limit: no room
     assert borrow_limit_cap(100.0, 6_000.0, 5_000.0, 10.0) == (10.0, False)  # over it (never below what is held)
     assert borrow_limit_cap(100.0, 0.0, np.inf, 10.0)[0] == np.inf
+
+
+def test_safe_band_of_the_spec_long():
+    # 10,000 USDT own + 20,000 borrowed buy 1 BTC at 30,000: ML 1.1 at 22,000 (spec §5)
+    lo, hi = safe_band(1.0, 0.0, 0.0, 20_000.0, 1.1)
+    assert lo == pytest.approx(22_000.0, rel=1e-8) and lo > 22_000.0 and hi == np.inf
+    assert margin_level(lo, 20_000.0) > 1.1
+
+
+def test_safe_band_of_a_short_and_of_no_debt():
+    # 1 BTC borrowed and sold at 30,000 beside 10,000 own: ML = 40,000 / P, 1.1 at 36,363.6
+    lo, hi = safe_band(0.0, 40_000.0, 1.0, 0.0, 1.1)
+    assert lo == -np.inf and hi == pytest.approx(40_000.0 / 1.1, rel=1e-8) and hi < 40_000.0 / 1.1
+    assert safe_band(2.0, 100.0, 0.0, 0.0, 1.1) == (-np.inf, np.inf)
+
+
+def test_safe_band_is_empty_when_ml_hardly_moves_with_price():
+    # base held and owed almost alike: ML is nearly flat in the price, the edge lost in float noise
+    lo, hi = safe_band(1.0 + 1e-15, 0.0, 1.0 / 1.1, 0.0, 1.1)
+    assert not lo < hi
+
+
+_amount = hs.floats(0.0, 1e6, allow_nan=False)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_amount, _amount, _amount, _amount, hs.floats(1.0, 3.0), hs.floats(1e-3, 1e6))
+def test_inside_the_safe_band_ml_is_above_the_level(hb, hq, db, dq, m, price):
+    """The kernel skips the exact checks for prices inside the band: there
+    the exact comparison must say ML > m, bit for bit."""
+    lo, hi = safe_band(hb, hq, db, dq, m)
+    if lo < price < hi:
+        assets = hb * price + hq
+        debt = db * price + dq
+        assert debt <= 0.0 or assets > m * debt
+
+
+@settings(max_examples=400, deadline=None)
+@given(hs.floats(1e-3, 1e3), _amount, _amount, hs.floats(1.0, 3.0), hs.floats(-1e-9, 1e-9), hs.floats(1e-3, 1e6))
+def test_safe_band_when_base_held_and_owed_nearly_cancel(hb, hq, dq, m, eps, price):
+    db = hb / m * (1.0 + eps)
+    lo, hi = safe_band(hb, hq, db, dq, m)
+    if lo < price < hi:
+        assert hb * price + hq > m * (db * price + dq)

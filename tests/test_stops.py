@@ -186,10 +186,39 @@ def test_mark_file_checks_liquidation_and_counts_missing_bars(capsys, tmp_path):
 @pytest.mark.parametrize("extra, says", [
     (["--mark", "nope.parquet"], "nope.parquet"),
     (["--mark", str(MARK), "--start", "2020-01-01", "--end", "2020-02-01"], "overlaps"),
-    (["--mark", str(MARK), "--stop-loss", "0.1"], "--mark"),
 ])
 def test_bad_mark_is_one_line_and_exit_2(capsys, tmp_path, extra, says):
     code = main(["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--out", str(tmp_path / "x"),
                  "--no-report", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and says in err, err
+
+
+def test_sweep_with_a_mark_equals_single_runs(tmp_path):
+    btc = ROOT / "data" / "BTCUSDT-1h.parquet"
+    grid = {"fast": [5], "slow": [30], "leverage": [2.0, 3.0]}
+    bars = backtest.load_ohlcv(btc, start="2021-05-15", end="2021-05-24")
+    low_mark = bars.copy()
+    low_mark["low"] *= 0.7  # liquidates where the traded bars would not
+    low_mark["high"] *= 1.3
+    plain = sweep(bars, "sma_cross", grid, out=tmp_path / "p")
+    for mark, missing in ((MARK, 6), (low_mark, 0)):
+        res = sweep(bars, "sma_cross", grid, out=tmp_path / "s", mark=mark)
+        assert (res.table["mark_missing_bars"] == missing).all()
+        for row in res.table.to_dict("records"):
+            one = backtest.run(bars, "sma_cross", {k: row[k] for k in grid}, mark=mark)
+            for key, value in one.summary.items():
+                assert row[key] == value, key
+    assert res.table["n_liquidations"].sum() > plain.table["n_liquidations"].sum()
+    assert "mark_missing_bars" not in plain.table
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--mark", "nope.parquet"], "nope.parquet"),
+    (["--mark", str(MARK), "--start", "2020-01-01", "--end", "2020-02-01"], "overlaps"),
+])
+def test_bad_sweep_mark_is_one_line_and_exit_2(capsys, tmp_path, extra, says):
+    code = main(["sweep", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--out", str(tmp_path / "x"),
+                 "--strategy", "hold", "--grid", "exposure=1,2", *extra])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and says in err, err

@@ -165,3 +165,14 @@ def test_repay_settings_and_margin_file_pass_through(tmp_path, repay):
     default = sweep(BTC, "sma_cross", grid, out=tmp_path / "d", margin="cautious-4x", margin_file=example,
                     **RANGE).table
     assert (default["interest_paid"] != table[table["margin"] == "cautious-4x"]["interest_paid"].values).any()
+
+
+def test_a_parameter_named_like_a_metric_keeps_its_column(tmp_path):
+    """hold's exposure is also a summary metric (time in the market): the
+    grid axis keeps its name and values, the metric moves to metric_exposure."""
+    res = sweep(BTC, "hold", {"exposure": [1.0, 4.0]}, out=tmp_path / "s", margin="cross-5x", **RANGE)
+    table = res.table
+    assert table["exposure"].tolist() == [1.0, 4.0]
+    single = backtest.run(BTC, strategy="hold", params={"exposure": 4.0}, margin="cross-5x", **RANGE)
+    assert table["metric_exposure"].iloc[1] == single.summary["exposure"]
+    assert table["final_equity"].iloc[1] == single.summary["final_equity"]

@@ -44,6 +44,8 @@ def settings_rows(run) -> list[tuple[str, str]]:
         rows.append(("auto-repay", "off, repay on flat" if s.get("repay_on_flat") else "off: loans run on"))
     if getattr(p, "max_borrow", ()):
         rows.append(("max borrow", _clip(", ".join(f"{a} {fmt_num(v)}" for a, v in p.max_borrow), 44)))
+    if s.get("detail"):
+        rows.append(("finer bars", _clip(str(s["detail"]), 44)))
     return rows
 
 
@@ -70,6 +72,11 @@ def summary_rows(run) -> list[tuple[str, str]]:
     ]
     if "ambiguous_bars" in s:
         rows.append(("ambiguous bars", fmt_num(get("ambiguous_bars"), 0)))
+    if get("n_cancelled"):
+        rows.append(("limit orders cancelled", fmt_num(get("n_cancelled"), 0)))
+    if "detail_bars" in s:  # --detail
+        rows.append(("finer bars", f"{fmt_num(get('detail_bars'), 0)} covered, "
+                                   f"{fmt_num(get('detail_missing_bars'), 0)} missing"))
     return rows
 
 
