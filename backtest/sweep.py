@@ -317,7 +317,8 @@ def sweep(
     }
     manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
     stored = _stored_chunk_size(out, manifest["id"]) if resume else None
-    chunk_size = stored or chunk_size or max(1, min(64, len(combos) // (4 * (workers or os.cpu_count() or 1)) or 1))
+    # ~16 chunks per thread: the last chunks finish close together (balance), few files
+    chunk_size = stored or chunk_size or max(1, min(64, len(combos) // (16 * (workers or os.cpu_count() or 1))))
     manifest["chunk_size"] = chunk_size
     chunks = [combos[k:k + chunk_size] for k in range(0, len(combos), chunk_size)]
     done = _prepare_out(out, manifest, resume)
