@@ -39,27 +39,28 @@ def store(st, sb, aq, s, a):
     aq[a, INTEREST] = st[IQ]
 
 
-@njit(cache=True)
-def book_value(sb, aq, a, syms, m, prices):
-    """(assets, debt) of account ``a`` with symbols ``syms[:m]`` at ``prices[:m]``."""
+@njit(cache=True, inline="always")
+def book_value(sb, aq, a, syms, m, px, row):
+    """(assets, debt) of account ``a`` with symbols ``syms[a, :m]`` at prices
+    ``px[row, :m]`` (2-D arguments indexed, not sliced: no view per bar)."""
     assets = aq[a, HELD]
     debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
     for k in range(m):
-        s = syms[k]
-        assets += sb[s, HELD] * prices[k]
-        debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * prices[k]
+        s = syms[a, k]
+        assets += sb[s, HELD] * px[row, k]
+        debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * px[row, k]
     return assets, debt
 
 
 @njit(cache=True)
-def others_term(sb, syms, m, prices, skip, m0):
+def others_term(sb, syms, a, m, px, row, skip, m0):
     """Σ (hb_j − m0·db_j)·P_j over the account's symbols but ``skip``: what
     they add to the borrow gate (docs "Cross borrow cap")."""
     w = 0.0
     for k in range(m):
         if k != skip:
-            s = syms[k]
-            w += (sb[s, HELD] - m0 * (sb[s, PRINCIPAL] + sb[s, INTEREST])) * prices[k]
+            s = syms[a, k]
+            w += (sb[s, HELD] - m0 * (sb[s, PRINCIPAL] + sb[s, INTEREST])) * px[row, k]
     return w
 
 
@@ -95,6 +96,18 @@ def trade_to_cross(st, x, o, eq, others, tol, fee, slip, rate_b, rate_q, m0, rou
 
 
 @njit(cache=True)
+def _value1(sb, aq, a, syms, m, prices):
+    """``book_value`` with 1-D symbols and prices (the rare liquidation path)."""
+    assets = aq[a, HELD]
+    debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+    for k in range(m):
+        s = syms[k]
+        assets += sb[s, HELD] * prices[k]
+        debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * prices[k]
+    return assets, debt
+
+
+@njit(cache=True)
 def _clean_book(sb, aq, a, syms, m):
     for k in range(m):
         for j in range(3):
@@ -110,7 +123,7 @@ def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restor
     """Liquidate account ``a`` at trigger prices ``trig[:m]``; fill ``rec``
     (the event) and, per symbol k, ``side[k]`` (+1 bought back, −1 sold, 0 no
     fill), ``qty[k]`` and ``fill[k]``."""
-    assets, debt = book_value(sb, aq, a, syms, m, trig)
+    assets, debt = _value1(sb, aq, a, syms, m, trig)
     rec.margin_level = margin_level(assets, debt)
     rec.equity_before = assets - debt
     fee = fee_rate * assets
@@ -195,7 +208,7 @@ def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restor
             bad += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * fill[k]
             sb[s, PRINCIPAL] = 0.0
             sb[s, INTEREST] = 0.0
-    assets, debt = book_value(sb, aq, a, syms, m, fill)
+    assets, debt = _value1(sb, aq, a, syms, m, fill)
     rec.fee = fee
     rec.bad_debt = bad
     rec.equity_after = max(0.0, assets - debt)

@@ -64,71 +64,88 @@ def _single_liquidation(st, i, a, s, trigger, slip, liq_fee, restore, full, mlr,
     tot[BAD] += b
 
 
+# per-symbol state ``ss[s]`` and per-account state ``sa[a]`` (float columns, so
+# the steps take few arguments and numba can inline them)
+LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE = range(7)
+T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
+# profile levels ``lv[a]`` and settings ``cfg``
+M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
+FEE, SLIP, FULL, ROUND = range(4)
+# scratch rows ``scr[r]`` of a cross step
+CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG = range(8)
+
+
+@njit(cache=True, inline="always")
+def _note(ss, sa, s, a, cb, cq, price):
+    """Interest charged: base ``cb`` of symbol s, quote ``cq`` of account a."""
+    ss[s, INT_BASE] += cb
+    sa[a, INT_QUOTE] += cq
+    sa[a, PAID] += cb * price + cq
+
+
 @njit(cache=True)
-def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, fee, slip, m0, call_ml, mlr, liq_fee, restore, full,
-                 round_up, pending, pending_kind, t_prev, next_hour, paid, paid_b, int_b, int_q, above_call,
-                 orders, liqs, calls, tot):
+def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, liqs, calls, tot):
+    # (arrays are indexed, never sliced, here: a view costs a reference count per bar)
     """Steps 1–7 of an account with one symbol: kernel.simulate's, without
     stops and mark prices.  Returns whether it was liquidated."""
     liquidated = False
+    round_up = cfg[ROUND] != 0.0
+    mlr = lv[a, MLR]
     # 1. hour boundaries passed since the account's last bar
     on_hour = False
-    if t >= next_hour[a]:
+    if t >= sa[a, NEXT_HOUR]:
         on_hour = t % HOUR == 0
-        if t_prev[a] >= 0 and (st[PB] > 0.0 or st[PQ] > 0.0):
-            for _ in range(hour_boundaries_between(t_prev[a], t)):
+        if sa[a, T_PREV] >= 0.0 and (st[PB] > 0.0 or st[PQ] > 0.0):
+            for _ in range(hour_boundaries_between(np.int64(sa[a, T_PREV]), t)):
                 cb = interest_charge(st[PB], rb, round_up)
                 cq = interest_charge(st[PQ], rq, round_up)
                 st[IB] += cb
                 st[IQ] += cq
-                int_b[s] += cb
-                int_q[a] += cq
-                paid[a] += cb * o + cq
-                paid_b[s] += cb * o
-        next_hour[a] = (t // HOUR + 1) * HOUR
+                _note(ss, sa, s, a, cb, cq, o)
+                ss[s, PAID_SYM] += cb * o
+        sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
     # 2. gap liquidation
     if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
         if _assets(st, o) <= mlr * _debt(st, o):
-            _single_liquidation(st, i, a, s, o, slip, liq_fee, restore, full, mlr, True, orders, liqs, tot)
+            _single_liquidation(st, i, a, s, o, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, True,
+                                orders, liqs, tot)
             liquidated = True
-            pending[s] = np.nan
+            ss[s, PENDING] = np.nan
     # 3. the order decided at the last close
     pb0 = st[PB]
     pq0 = st[PQ]
-    if pending[s] == pending[s]:
+    x = ss[s, PENDING]
+    if x == x:
         before = _position(st)
-        side, q, price, fee_value, capped, cb, cq = _trade_to(st, pending[s], o, fee, slip, rb, rq, m0, round_up)
+        side, q, price, fee_value, capped, cb, cq = _trade_to(st, x, o, cfg[FEE], cfg[SLIP], rb, rq, lv[a, M0],
+                                                              round_up)
         if side != 0:
-            int_b[s] += cb
-            int_q[a] += cq
-            paid[a] += cb * o + cq
-            paid_b[s] += cb * o
+            _note(ss, sa, s, a, cb, cq, o)
+            ss[s, PAID_SYM] += cb * o
             tot[FEES] += fee_value
             k = int(tot[N_ORD])
-            _record_order(orders, k, i, side, pending_kind[s], capped, q, price, fee_value, st, cb * o + cq,
+            _record_order(orders, k, i, side, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq,
                           before, cb + cq)
             _fill_order(orders, k, s, np.nan, -1)
             tot[N_ORD] += 1
             tot[N_TRD] += _opens_trade(before, _position(st))
         tot[N_CAP] += capped
-        pending[s] = np.nan
+        ss[s, PENDING] = np.nan
     # 4. the whole hour at this open
     if on_hour:
         cb = interest_charge(min(pb0, st[PB]), rb, round_up)
         cq = interest_charge(min(pq0, st[PQ]), rq, round_up)
         st[IB] += cb
         st[IQ] += cq
-        int_b[s] += cb
-        int_q[a] += cq
-        paid[a] += cb * o + cq
-        paid_b[s] += cb * o
+        _note(ss, sa, s, a, cb, cq, o)
+        ss[s, PAID_SYM] += cb * o
     # 5. + 6. the adverse extreme
     db = st[PB] + st[IB]
     if db + st[PQ] + st[IQ] > 0.0:
         worst = lo if falling_price_hurts(st[HB], db, mlr) else h
         assets_x = _assets(st, worst)
         debt_x = _debt(st, worst)
-        if assets_x <= call_ml * debt_x and above_call[a]:
+        if assets_x <= lv[a, CALL] * debt_x and sa[a, ABOVE_CALL] != 0.0:
             k = int(tot[N_CALL])
             calls[k].bar = i
             calls[k].margin_level = margin_level(assets_x, debt_x)
@@ -143,8 +160,8 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, fee, slip, m0, call_ml, ml
                     trigger = max(o, p_liq)
                 else:
                     break
-                _single_liquidation(st, i, a, s, trigger, slip, liq_fee, restore, full, mlr, trigger == o, orders,
-                                    liqs, tot)
+                _single_liquidation(st, i, a, s, trigger, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr,
+                                    trigger == o, orders, liqs, tot)
                 liquidated = True
                 if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
                     break
@@ -152,24 +169,25 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, fee, slip, m0, call_ml, ml
 
 
 @njit(cache=True)
-def _charge_book(sb, aq, a, syms, m, principals, pq, rate_b, rq, round_up, cur, int_b, int_q, paid, paid_b):
-    """One hour on the given base principals and quote principal of a cross account."""
+def _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa):
+    """One hour on the base principals ``scr[PB0]`` and the quote principal
+    ``scr[PB0, m]`` of a cross account, base charges valued at ``scr[CUR]``."""
     for k in range(m):
-        s = syms[k]
-        cb = interest_charge(principals[k], rate_b[s], round_up)
+        s = syms[a, k]
+        cb = interest_charge(scr[PB0, k], rates[s], round_up)
         sb[s, INTEREST] += cb
-        int_b[s] += cb
-        paid[a] += cb * cur[k]
-        paid_b[s] += cb * cur[k]
-    cq = interest_charge(pq, rq, round_up)
+        _note(ss, sa, s, a, cb, 0.0, scr[CUR, k])
+        ss[s, PAID_SYM] += cb * scr[CUR, k]
+    cq = interest_charge(scr[PB0, m], rates[rates.shape[0] - 1], round_up)
     aq[a, INTEREST] += cq
-    int_q[a] += cq
-    paid[a] += cq
+    _note(ss, sa, 0, a, 0.0, cq, 0.0)
 
 
 @njit(cache=True)
-def _cross_liquidation(sb, aq, i, a, syms, m, trig, tradable, theta, slip, liq_fee, restore, full, orders, liqs,
-                       qty, fill, side, tot):
+def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, scr, tot):
+    """A cross liquidation at the trigger prices ``scr[TRIG]``, recorded."""
+    syms = syms_of[a, :m]
+    trig = scr[TRIG, :m].copy()
     k_l = int(tot[N_LIQ])
     rec = liqs[k_l]
     rec.bar = i
@@ -177,7 +195,12 @@ def _cross_liquidation(sb, aq, i, a, syms, m, trig, tradable, theta, slip, liq_f
     for k in range(m):
         s = syms[k]
         before[k] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
-    f, b = liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, liq_fee, restore, full, rec, qty, fill, side)
+    tradable = scr[TRADABLE, :m] != 0.0
+    side = np.zeros(m, dtype=np.int64)
+    qty = scr[QTY]
+    fill = scr[FILL]
+    f, b = liquidate_cross(sb, aq, a, syms, m, trig, tradable, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0,
+                           rec, qty, fill, side)
     _liq_record(liqs, k_l, a, theta, theta == 0.0)
     tot[N_LIQ] += 1
     tot[LIQ_FEES] += f
@@ -205,96 +228,97 @@ def _cross_liquidation(sb, aq, i, a, syms, m, trig, tradable, theta, slip, liq_f
 
 
 @njit(cache=True)
-def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, last_close, rate_b, rq, fee, slip, m0,
-                call_ml, mlr, liq_fee, restore, full, round_up, pending, pending_kind, t_prev, next_hour, paid,
-                paid_b, int_b, int_q, above_call, orders, liqs, calls, tot, cur, ext, tradable, pb0, qty, fill, side):
+def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv, cfg, ss, sa, orders, liqs, calls,
+                tot, scr):
     """Steps 1–7 of a cross account with several symbols."""
     liquidated = False
+    round_up = cfg[ROUND] != 0.0
+    mlr = lv[a, MLR]
+    m0 = lv[a, M0]
     for k in range(m):
-        s = syms[k]
+        s = syms[a, k]
         o = open_[s, i]
-        tradable[k] = o == o
-        cur[k] = o if tradable[k] else last_close[s]
+        scr[TRADABLE, k] = 1.0 if o == o else 0.0
+        scr[CUR, k] = o if o == o else ss[s, LAST_CLOSE]
     # 1. hour boundaries passed since the account's last active time
     on_hour = False
-    if t >= next_hour[a]:
+    if t >= sa[a, NEXT_HOUR]:
         on_hour = t % HOUR == 0
-        if t_prev[a] >= 0:
-            nb = hour_boundaries_between(t_prev[a], t)
-            for _ in range(nb):
+        if sa[a, T_PREV] >= 0.0:
+            for _ in range(hour_boundaries_between(np.int64(sa[a, T_PREV]), t)):
                 for k in range(m):
-                    pb0[k] = sb[syms[k], PRINCIPAL]
-                _charge_book(sb, aq, a, syms, m, pb0, aq[a, PRINCIPAL], rate_b, rq, round_up, cur, int_b, int_q,
-                             paid, paid_b)
-        next_hour[a] = (t // HOUR + 1) * HOUR
+                    scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
+                scr[PB0, m] = aq[a, PRINCIPAL]
+                _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa)
+        sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
     # 2. gap liquidation at the current prices
-    assets, debt = book_value(sb, aq, a, syms, m, cur)
+    assets, debt = book_value(sb, aq, a, syms, m, scr, CUR)
     if debt > 0.0 and assets <= mlr * debt:
-        _cross_liquidation(sb, aq, i, a, syms, m, cur, tradable, 0.0, slip, liq_fee, restore, full, orders, liqs,
-                           qty, fill, side, tot)
+        for k in range(m):
+            scr[TRIG, k] = scr[CUR, k]
+        _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot)
         liquidated = True
         for k in range(m):
-            pending[syms[k]] = np.nan
+            ss[syms[a, k], PENDING] = np.nan
     # 3. pending orders in symbol order
     for k in range(m):
-        pb0[k] = sb[syms[k], PRINCIPAL]
-    pq0 = aq[a, PRINCIPAL]
+        scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
+    scr[PB0, m] = aq[a, PRINCIPAL]
     for k in range(m):
-        s = syms[k]
-        if not tradable[k] or pending[s] != pending[s]:
+        s = syms[a, k]
+        x = ss[s, PENDING]
+        if scr[TRADABLE, k] == 0.0 or x != x:
             continue
-        assets, debt = book_value(sb, aq, a, syms, m, cur)
-        w = others_term(sb, syms, m, cur, k, m0)
+        assets, debt = book_value(sb, aq, a, syms, m, scr, CUR)
+        w = others_term(sb, syms, a, m, scr, CUR, k, m0)
         load(st, sb, aq, s, a)
         before = _position(st)
-        o = cur[k]
-        side_, q, price, fee_value, capped, cb, cq = trade_to_cross(st, pending[s], o, assets - debt, w,
-                                                                    1e-9 * (assets + debt), fee, slip, rate_b[s], rq,
-                                                                    m0, round_up)
+        o = scr[CUR, k]
+        side_, q, price, fee_value, capped, cb, cq = trade_to_cross(st, x, o, assets - debt, w, 1e-9 * (assets + debt),
+                                                                    cfg[FEE], cfg[SLIP], rates[s],
+                                                                    rates[rates.shape[0] - 1], m0, round_up)
         store(st, sb, aq, s, a)
         if side_ != 0:
-            int_b[s] += cb
-            int_q[a] += cq
-            paid[a] += cb * o + cq
-            paid_b[s] += cb * o + cq  # the symbol's share: its base interest and its own borrows
+            _note(ss, sa, s, a, cb, cq, o)
+            ss[s, PAID_SYM] += cb * o + cq  # the symbol's share: its base interest and its own borrows
             tot[FEES] += fee_value
             j = int(tot[N_ORD])
-            _record_order(orders, j, i, side_, pending_kind[s], capped, q, price, fee_value, st, cb * o + cq,
+            _record_order(orders, j, i, side_, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq,
                           before, cb + cq)
             _fill_order(orders, j, s, np.nan, -1)
             tot[N_ORD] += 1
             tot[N_TRD] += _opens_trade(before, _position(st))
         tot[N_CAP] += capped
-        pending[s] = np.nan
+        ss[s, PENDING] = np.nan
     # 4. the whole hour at this open, on principal held across it
     if on_hour:
         for k in range(m):
-            pb0[k] = min(pb0[k], sb[syms[k], PRINCIPAL])
-        _charge_book(sb, aq, a, syms, m, pb0, min(pq0, aq[a, PRINCIPAL]), rate_b, rq, round_up, cur, int_b,
-                     int_q, paid, paid_b)
+            scr[PB0, k] = min(scr[PB0, k], sb[syms[a, k], PRINCIPAL])
+        scr[PB0, m] = min(scr[PB0, m], aq[a, PRINCIPAL])
+        _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa)
     # 5. + 6. the joint path toward every symbol's adverse extreme
     for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
         f0 = aq[a, HELD] - mlr * (aq[a, PRINCIPAL] + aq[a, INTEREST])
         g = 0.0
         any_debt = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
         for k in range(m):
-            s = syms[k]
+            s = syms[a, k]
             db = sb[s, PRINCIPAL] + sb[s, INTEREST]
             any_debt = any_debt or db > 0.0
             coef = sb[s, HELD] - mlr * db
-            if coef > 0.0 and tradable[k]:
-                ext[k] = low[s, i]
-            elif coef < 0.0 and tradable[k]:
-                ext[k] = high[s, i]
+            if coef > 0.0 and scr[TRADABLE, k] != 0.0:
+                scr[EXT, k] = low[s, i]
+            elif coef < 0.0 and scr[TRADABLE, k] != 0.0:
+                scr[EXT, k] = high[s, i]
             else:
-                ext[k] = cur[k]
-            f0 += coef * cur[k]
-            g += coef * (ext[k] - cur[k])
+                scr[EXT, k] = scr[CUR, k]
+            f0 += coef * scr[CUR, k]
+            g += coef * (scr[EXT, k] - scr[CUR, k])
         if not any_debt:
             break
         if n_liq == 0:  # 6. the margin call, on the state after step 4
-            ax, dx = book_value(sb, aq, a, syms, m, ext)
-            if ax <= call_ml * dx and above_call[a]:
+            ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
+            if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
                 j = int(tot[N_CALL])
                 calls[j].bar = i
                 calls[j].margin_level = margin_level(ax, dx)
@@ -304,9 +328,8 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, last_clos
         if theta < 0.0:
             break
         for k in range(m):
-            ext[k] = cur[k] + theta * (ext[k] - cur[k])
-        _cross_liquidation(sb, aq, i, a, syms, m, ext, tradable, theta, slip, liq_fee, restore, full, orders, liqs,
-                           qty, fill, side, tot)
+            scr[TRIG, k] = scr[CUR, k] + theta * (scr[EXT, k] - scr[CUR, k])
+        _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot)
         liquidated = True
     return liquidated
 
@@ -340,30 +363,27 @@ def simulate_multi(
         a = symbol_account[s]
         syms_of[a, n_of[a]] = s
         n_of[a] += 1
+    lv = np.empty((n_acct, 5))
     for a in range(n_acct):
         aq[a, HELD] = capital[a]
+        lv[a, M0] = initial_ml[a]
+        lv[a, CALL] = call_ml[a]
+        lv[a, MLR] = liquidation_ml[a]
+        lv[a, LIQ_FEE] = liquidation_fee[a]
+        lv[a, RESTORE] = restore_ml[a]
+    cfg = np.array([fee, slippage, 1.0 if full_liquidation else 0.0, 1.0 if round_interest else 0.0])
+    rates = np.empty(n_sym + 1)
+    rates[:n_sym] = rate_base
+    rates[n_sym] = rate_quote
     st = np.zeros(6)
-    cur = np.zeros(n_sym)
-    ext = np.zeros(n_sym)
-    tradable = np.zeros(n_sym, dtype=np.bool_)
-    pb0 = np.zeros(n_sym)
-    qty = np.zeros(n_sym)
-    fill = np.zeros(n_sym)
-    side = np.zeros(n_sym, dtype=np.int64)
-    last_close = np.zeros(n_sym)  # a symbol before its first bar holds nothing: price 0
-    pending = np.full(n_sym, np.nan)
-    pending_kind = np.zeros(n_sym, dtype=np.int8)
-    last_target = np.full(n_sym, np.nan)
-    suspended = np.zeros(n_sym, dtype=np.bool_)
-    paid_b = np.zeros(n_sym)
-    t_prev = np.full(n_acct, -1, dtype=np.int64)
-    next_hour = np.full(n_acct, np.iinfo(np.int64).min, dtype=np.int64)
-    paid = np.zeros(n_acct)
-    above_call = np.ones(n_acct, dtype=np.bool_)
-    halted = np.zeros(n_acct, dtype=np.bool_)
-    eq_now = capital.copy()
-    interest_base[:] = 0.0
-    interest_quote[:] = 0.0
+    scr = np.zeros((8, n_sym + 1))
+    ss = np.zeros((n_sym, 7))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
+    ss[:, PENDING] = np.nan
+    ss[:, LAST_TARGET] = np.nan
+    sa = np.zeros((n_acct, 6))
+    sa[:, T_PREV] = -1.0
+    sa[:, NEXT_HOUR] = -np.inf
+    sa[:, ABOVE_CALL] = 1.0
 
     for i in range(n):
         if (tot[N_ORD] + n_sym * ORDERS_PER_STEP > orders.shape[0]
@@ -372,10 +392,9 @@ def simulate_multi(
         t = ts[i]
         for a in range(n_acct):
             m = n_of[a]
-            syms = syms_of[a]
             active = False
             for k in range(m):
-                if open_[syms[k], i] == open_[syms[k], i]:
+                if open_[syms_of[a, k], i] == open_[syms_of[a, k], i]:
                     active = True
             if not active:  # nothing happens: the last values stand
                 if i > 0:
@@ -386,68 +405,94 @@ def simulate_multi(
                     for r in range(1, 4):
                         out_acct[a, r, i] = 0.0
                 continue
+            # most bars need no step: no hour passed, no order, and the margin
+            # level at the open and at the adverse extreme far from the call and
+            # liquidation levels; the steps run (out of line) only when one may
+            near = max(lv[a, CALL], lv[a, MLR]) * (1.0 + 1e-9)
+            need = t >= sa[a, NEXT_HOUR]
+            owes = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
+            assets = aq[a, HELD]
+            debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+            assets_x = assets
+            debt_x = debt
+            for k in range(m):
+                s = syms_of[a, k]
+                need = need or ss[s, PENDING] == ss[s, PENDING]
+                db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+                owes = owes or db > 0.0
+                o = open_[s, i]
+                p = o if o == o else ss[s, LAST_CLOSE]
+                x = p
+                if o == o:
+                    x = low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else high[s, i]
+                assets += sb[s, HELD] * p
+                debt += db * p
+                assets_x += sb[s, HELD] * x
+                debt_x += db * x
+            if owes and not need:
+                need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
+            liquidated = False
             if m == 1:
-                s = syms[0]
-                load(st, sb, aq, s, a)
+                s = syms_of[a, 0]
                 c = close[s, i]
-                liquidated = _step_single(
-                    i, t, a, s, st, open_[s, i], high[s, i], low[s, i], c, rate_base[s], rate_quote, fee, slippage,
-                    initial_ml[a], call_ml[a], liquidation_ml[a], liquidation_fee[a], restore_ml[a],
-                    full_liquidation, round_interest, pending, pending_kind, t_prev, next_hour, paid, paid_b,
-                    interest_base, interest_quote, above_call, orders, liqs, calls, tot)
-                store(st, sb, aq, s, a)
-                last_close[s] = c
-                assets = _assets(st, c)
-                debt = _debt(st, c)
-                owed = st[IB] * c + st[IQ]
+                if need:
+                    load(st, sb, aq, s, a)
+                    liquidated = _step_single(i, t, a, s, st, open_[s, i], high[s, i], low[s, i], c, rates[s],
+                                              rates[n_sym], lv, cfg, ss, sa, orders, liqs, calls, tot)
+                    store(st, sb, aq, s, a)
+                ss[s, LAST_CLOSE] = c
+                assets = sb[s, HELD] * c + aq[a, HELD]
+                debt = (sb[s, PRINCIPAL] + sb[s, INTEREST]) * c + aq[a, PRINCIPAL] + aq[a, INTEREST]
+                owed = sb[s, INTEREST] * c + aq[a, INTEREST]
             else:
-                liquidated = _step_cross(
-                    i, t, a, syms, m, sb, aq, st, open_, high, low, close, last_close, rate_base, rate_quote, fee,
-                    slippage, initial_ml[a], call_ml[a], liquidation_ml[a], liquidation_fee[a], restore_ml[a],
-                    full_liquidation, round_interest, pending, pending_kind, t_prev, next_hour, paid, paid_b,
-                    interest_base, interest_quote, above_call, orders, liqs, calls, tot, cur, ext, tradable, pb0,
-                    qty, fill, side)
+                if need:
+                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, close, rates, lv, cfg,
+                                             ss, sa, orders, liqs, calls, tot, scr)
                 # 7. the close (last closes for symbols without a bar)
                 for k in range(m):
-                    c = close[syms[k], i]
+                    c = close[syms_of[a, k], i]
                     if c == c:
-                        last_close[syms[k]] = c
-                    cur[k] = last_close[syms[k]]
-                assets, debt = book_value(sb, aq, a, syms, m, cur)
+                        ss[syms_of[a, k], LAST_CLOSE] = c
+                    scr[CUR, k] = ss[syms_of[a, k], LAST_CLOSE]
+                assets, debt = book_value(sb, aq, a, syms_of, m, scr, CUR)
                 owed = aq[a, INTEREST]
                 for k in range(m):
-                    owed += sb[syms[k], INTEREST] * cur[k]
-            t_prev[a] = t
+                    owed += sb[syms_of[a, k], INTEREST] * scr[CUR, k]
+            sa[a, T_PREV] = t
             eq = assets - debt
-            eq_now[a] = eq
-            above_call[a] = assets > call_ml[a] * debt or debt <= 0.0
+            sa[a, ABOVE_CALL] = 1.0 if (assets > call_ml[a] * debt or debt <= 0.0) else 0.0
             out_acct[a, 0, i] = eq
             out_acct[a, 1, i] = debt
             out_acct[a, 2, i] = owed
-            out_acct[a, 3, i] = paid[a]
+            out_acct[a, 3, i] = sa[a, PAID]
             # 8. decisions of the account's symbols
             if liquidated:
                 for k in range(m):
-                    suspended[syms[k]] = True
-                halted[a] = halted[a] or stop_on_liquidation
-            if halted[a]:
+                    ss[syms_of[a, k], SUSPENDED] = 1.0
+                if stop_on_liquidation:
+                    sa[a, HALTED] = 1.0
+            if sa[a, HALTED] != 0.0:
                 continue
             for k in range(m):
-                s = syms[k]
+                s = syms_of[a, k]
                 x = target[s, i]
                 if x != x:
                     continue
-                if x != last_target[s]:
-                    pending[s] = x
-                    pending_kind[s] = SIGNAL
-                    last_target[s] = x
-                    suspended[s] = False
-                elif rebalance > 0.0 and not suspended[s] and eq > 0.0:
+                if x != ss[s, LAST_TARGET]:
+                    ss[s, PENDING] = x
+                    ss[s, KIND] = SIGNAL
+                    ss[s, LAST_TARGET] = x
+                    ss[s, SUSPENDED] = 0.0
+                elif rebalance > 0.0 and ss[s, SUSPENDED] == 0.0 and eq > 0.0:
                     pos = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
-                    if abs(pos * last_close[s] / eq - x) > rebalance * abs(x):
-                        pending[s] = x
-                        pending_kind[s] = REBALANCE
+                    if abs(pos * ss[s, LAST_CLOSE] / eq - x) > rebalance * abs(x):
+                        ss[s, PENDING] = x
+                        ss[s, KIND] = REBALANCE
         for s in range(n_sym):
             out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
-            out_sym[s, 1, i] = paid_b[s]
+            out_sym[s, 1, i] = ss[s, PAID_SYM]
+    for s in range(n_sym):
+        interest_base[s] = ss[s, INT_BASE]
+    for a in range(n_acct):
+        interest_quote[a] = sa[a, INT_QUOTE]
     return True, tot
