@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stops", action="store_true", help="a 2 %% stop-loss and a 3 %% take-profit on every trade")
     p.add_argument("--combos", type=int, default=1_000, help="combinations for --sweep (≥ 1000 recommended)")
     p.add_argument("--workers", type=int, default=None, help="threads for --sweep (default: every core)")
+    p.add_argument("--symbols", type=int, default=1, help="symbols in one cross account (default 1: the one-symbol kernel)")
     p.set_defaults(handler=cmd_bench)
 
     try:
@@ -371,6 +372,15 @@ def cmd_bench(args) -> int:
         raise UserError(f"--repeat {args.repeat}: at least 5 runs make a median")
     if args.bars < 1000:
         raise UserError(f"--bars {args.bars}: at least 1000")
+    if args.symbols != 1:
+        from .bench import bench_multi
+
+        if not 2 <= args.symbols <= 50:
+            raise UserError(f"--symbols {args.symbols}: between 2 and 50 (1: the one-symbol bench)")
+        if args.stops or args.sweep:
+            raise UserError("--symbols: not combined with --stops or --sweep")
+        print(bench_multi(args.bars, args.repeat, args.symbols))
+        return 0
     print(bench(args.bars, args.repeat, stops=args.stops))
     return 0
 
