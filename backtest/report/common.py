@@ -50,6 +50,7 @@ class Run:
     quote: str
     capital: float
     result: object
+    closes: dict | None = None  # several symbols: symbol -> close per bar (its last close between its bars)
 
     @property
     def profile(self):
@@ -114,6 +115,8 @@ def prepare(result) -> Run:
         liquidations=_events(result.liquidations, "time"), margin_calls=_events(result.margin_calls, "time"),
         trades=_events(result.trades, "entry_time", "exit_time"), orders=_events(result.orders, "time"),
         symbol=symbol, base=base, quote=quote, capital=capital, result=result,
+        closes={str(c)[len("close_"):]: eq[c].to_numpy(np.float64) for c in eq.columns if str(c).startswith("close_")}
+        or None,
     )
 
 

@@ -141,8 +141,34 @@ def margin_level(ax, run):
     legend(ax, ncol=3)
 
 
+def prices(ax, run):
+    """Several symbols: each close as a multiple of its first, with every
+    symbol's liquidation fills marked on its own line."""
+    palette = [BLUE, ORANGE, GREEN, "#9467bd", "#8c564b", GREY]
+    liq = run.liquidations
+    top = []
+    for k, (sym, close) in enumerate(run.closes.items()):
+        first = close[np.flatnonzero(close > 0)[0]] if (close > 0).any() else 1.0
+        rel = np.where(close > 0, close / first, np.nan)
+        top.append(np.nanmax(rel) if np.isfinite(rel).any() else 1.0)
+        line(ax, run.x, rel, color=palette[k % len(palette)], linewidth=0.8, label=sym)
+        mine = liq[liq["symbol"] == sym] if len(liq) and "symbol" in liq else liq.iloc[:0]
+        if len(mine):
+            ax.plot(mine["x"], mine["fill_price"] / first, linestyle="none", marker="X", markersize=7, color=RED,
+                    markeredgecolor="white", markeredgewidth=0.6, zorder=5, gid="liquidations-price",
+                    label=f"{sym} liquidation fill ({len(mine)})")
+    if max(top, default=1.0) > 4:
+        ax.set_yscale("log")
+    ax.set_ylabel("close / first close", fontsize=8)
+    set_xlim(ax, run.x)
+    title(ax, "Prices (each relative to its first close) and liquidation fills")
+    legend(ax, ncol=4)
+
+
 def price(ax, run):
     """Close (and the bars' low–high range when known) with the run's events."""
+    if run.closes:
+        return prices(ax, run)
     cols = columns(ax)
     if run.low is not None:
         ex, lo, hi = envelope(run.x, run.low, run.high, cols)
