@@ -72,6 +72,8 @@ def trade_to_cross(st, x, o, eq, others, tol, fee, slip, rate_b, rate_q, m0, rou
     if eq <= 0.0:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     delta = x * eq / o - _position(st)
+    if abs(delta) * o <= 1e-9 * eq:  # already there, up to float noise: no dust order
+        return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     db = st[PB] + st[IB]
     dq = st[PQ] + st[IQ]
     if delta > 0.0:

@@ -29,11 +29,20 @@ class Book:
         self.base = [[0.0, 0.0, 0.0] for _ in range(n)]
         self.round_interest = round_interest
 
+    # summed from the quote, then symbol by symbol: the same order as the
+    # kernel's, so equal states give equal sums to the last bit (an order's
+    # size is a difference of such sums)
     def assets(self, prices):
-        return self.hq + sum(b[0] * p for b, p in zip(self.base, prices))
+        total = self.hq
+        for b, p in zip(self.base, prices):
+            total += b[0] * p
+        return total
 
     def debt(self, prices):
-        return self.pq + self.iq + sum((b[1] + b[2]) * p for b, p in zip(self.base, prices))
+        total = self.pq + self.iq
+        for b, p in zip(self.base, prices):
+            total += (b[1] + b[2]) * p
+        return total
 
     def has_debt(self):
         return self.pq + self.iq + sum(b[1] + b[2] for b in self.base) > 0.0
@@ -318,7 +327,7 @@ def _market(acct, o, x, fee, slippage, m0, w, equity=None, cross=False, tol=0.0)
     if e <= 0.0:
         return None
     delta = x * e / o - acct.position()
-    if delta == 0.0:
+    if delta == 0.0 or (cross and abs(delta) * o <= 1e-9 * e):  # MC "Cross borrow cap": no dust order
         return None
     db = acct.pb + acct.ib
     dq = acct.pq + acct.iq
