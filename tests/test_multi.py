@@ -182,6 +182,19 @@ def test_cli_runs_two_symbols_and_writes_the_report(two_files, tmp_path, capsys)
     for name in ("summary.json", "equity.parquet", "trades.csv", "orders.csv", "liquidations.csv", "report.pdf",
                  "equity.png"):
         assert (out / name).exists(), name
+    (out / "report.pdf").unlink()
+    assert main(["report", str(out)]) == 0 and (out / "report.pdf").exists()  # a saved multi result redraws
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--symbols", "0"], "--symbols 0: between 2 and 50"),
+    (["bench", "--symbols", "2", "--stops"], "--symbols: not combined with --stops or --sweep"),
+    (["sweep", "--data", "a.parquet", "--data", "b.parquet"], "--data: a sweep takes one file"),
+])
+def test_cli_bad_bench_and_sweep_flags(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -235,3 +248,23 @@ def test_cli_data_folder_is_every_parquet_in_it(two_files, tmp_path, capsys):
     run = json.loads((tmp_path / "o" / "run.json").read_text())
     assert run["settings"]["symbol"] == "BTCUSDT,ETHUSDT"
     assert set(run["settings"]["accounts"]) == {"BTCUSDT", "ETHUSDT"}
+
+
+def test_rules_joint_theta_and_cut_reduce_to_the_one_symbol_formulas():
+    from backtest.rules import cross_cut, joint_theta, partial_buy_short, partial_sell_long
+
+    # spec E3: 1 BTC bought at 30,000 with 20,000 USDT borrowed; low 20,000:
+    # f0 = 1·30,000 − 1.1·20,000 = 8,000, g = 1·(20,000 − 30,000): θ = 0.8,
+    # the price 30,000 − 0.8·10,000 = 22,000 (spec E3's liquidation price)
+    theta = joint_theta(30_000.0 - 1.1 * 20_000.0, -10_000.0)
+    assert theta == pytest.approx(0.8, rel=1e-15) and 30_000.0 - theta * 10_000.0 == pytest.approx(22_000.0)
+    assert joint_theta(8_000.0, -7_999.0) == -1.0  # the bar stops short of the level
+    assert joint_theta(-5.0, -10.0) == 0.0  # already beyond it at the open
+    # spec E16: the cut of a lone long is the one-symbol sale, 0.787273 of 1 BTC
+    lam = cross_cut(22_000.0, 0.0, 0.0, 0.0, -20_000.0, 440.0, 1.5)
+    assert lam == pytest.approx(partial_sell_long(1.0, 0.0, 20_000.0, 440.0, 22_000.0, 1.5), rel=1e-12)
+    assert lam == pytest.approx(8_660.0 / 11_000.0, rel=1e-12)
+    # a lone short: 2 BTC owed at 10,000, 30,000 USDT held, fee 600
+    lam = cross_cut(0.0, 20_000.0, 0.0, 0.0, 30_000.0, 600.0, 1.5)
+    assert lam * 2.0 == pytest.approx(partial_buy_short(2.0, 30_000.0, 600.0, 10_000.0, 1.5), rel=1e-12)
+    assert cross_cut(10.0, 0.0, 0.0, 0.0, -1e6, 0.0, 1.5) == 1.0  # cannot be restored: everything
