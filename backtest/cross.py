@@ -90,6 +90,9 @@ def trade_to_cross(st, x, o, eq, others, tol, fee, slip, rate_b, rate_q, m0, rou
     # at the account's limit the cap is 0 up to float noise (another symbol
     # took the room): a cap below 1e-9 of the order is nothing, not a dust fill
     q = min(q, cap) if cap > q * 1e-9 else 0.0
+    held = st[HQ] / price if delta > 0.0 else st[HB]
+    if held < q <= held + 1e-9 * q:  # nor a dust loan: a borrow that small is float noise
+        q = held
     if q <= 0.0:
         return 0, 0.0, 0.0, 0.0, capped, 0.0, 0.0
     if delta > 0.0:
