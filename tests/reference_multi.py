@@ -310,9 +310,17 @@ def _cross_cap(acct, side, p, o, fee, m0, w, tol):
     f1, fb = _gate(acct, side, q1, p, o, fee, m0, w), _gate(acct, side, qb, p, o, fee, m0, w)
     if f1 < -tol:
         return q1
-    if fb >= -tol:
-        slope = _gate(acct, side, qb + 1.0, p, o, fee, m0, w) - fb
-        return INF if slope >= 0.0 else max(qb, qb + fb / -slope)
+    if fb >= -tol:  # the root of the last piece: the one-symbol q* with w in its numerator
+        db, dq = acct.pb + acct.ib, acct.pq + acct.iq
+        if side == "buy":
+            k = m0 * (1.0 + acct.rq)
+            den = k * p - (1.0 - fee) * o
+            qstar = ((acct.hb - db) * o + k * acct.hq - m0 * dq + w) / den if den > 0.0 else INF
+        else:
+            k = m0 * (1.0 + acct.rb)
+            den = k * o - (1.0 - fee) * p
+            qstar = (acct.hq - dq - m0 * db * o + k * acct.hb * o + w) / den if den > 0.0 else INF
+        return max(qb, qstar)
     if f1 <= tol:  # already at the gate
         return q1
     return min(max(q1 + f1 * (qb - q1) / (f1 - fb), q1), qb)
