@@ -12,7 +12,7 @@ fraction, ``rules.cross_cut``.
 import numpy as np
 from numba import njit
 
-from .account import DUST, HB, HQ, IB, IQ, PB, PQ, _buy, _position, _repay, _sell
+from .account import DUST, HB, HQ, IB, IQ, PB, PQ, _buy, _position, _sell
 from .rules import cross_cut, margin_level, max_buy_cross, max_sell_cross
 
 HELD, PRINCIPAL, INTEREST = 0, 1, 2  # columns of ``sb`` (base of a symbol) and ``aq`` (quote of an account)

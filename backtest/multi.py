@@ -14,7 +14,6 @@ import pandas as pd
 
 from . import kernel_multi
 from .assets import DEFAULT_DAILY_RATE, split_symbol
-from .data import load_ohlcv, validate_ohlcv
 from .errors import UserError
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
@@ -81,7 +80,7 @@ def accounts_of(profiles: dict) -> list:
     return out
 
 
-def parse_allocation(spec, names) -> dict:
+def parse_allocation(spec, names, cross_symbols=()) -> dict:
     """``"BTCUSDT=0.6,ETHUSDT=0.4"`` (or a dict) → fraction of the capital per
     account (``cross`` names the cross account); default equal shares."""
     if spec is None or spec == "" or spec == {}:
@@ -99,7 +98,7 @@ def parse_allocation(spec, names) -> dict:
     for name, value in items:
         key = CROSS if name.lower() == CROSS else name.upper()
         if key not in names:
-            hint = " (it trades in the cross account: name that 'cross')" if key not in names and key != CROSS else ""
+            hint = " (it trades in the cross account: name that one 'cross')" if key in cross_symbols else ""
             raise UserError(f"--allocation {name}: not an account of this run ({', '.join(names)}){hint}")
         if key in out:
             raise UserError(f"--allocation {name}: given twice")
@@ -217,7 +216,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     profiles = parse_margin(margin, symbols)
     accounts = accounts_of(profiles)
     names = [a[0] for a in accounts]
-    shares = parse_allocation(allocation, names)
+    shares = parse_allocation(allocation, names, [s for s in symbols if not _isolated(profiles[s])])
     daily = _daily_rates(symbols, rates)
     quote = split_symbol(symbols[0])[1]
     index = panel[symbols[0]].index

@@ -205,6 +205,8 @@ def test_cli_bad_bench_and_sweep_flags(capsys, argv, message):
     (["--allocation", "BTCUSDT=x,ETHUSDT=0.5"], "--allocation BTCUSDT=x: expected a fraction"),
     (["--allocation", "BTCUSDT"], "--allocation BTCUSDT: expected ACCOUNT=FRACTION"),
     (["--margin", "XRPUSDT=isolated-3x,cross-3x"], "--margin XRPUSDT: not a symbol of this run"),
+    (["--margin", "BTCUSDT=isolated-3x,cross-3x", "--allocation", "BTCUSDT=0.5,ETHUSDT=0.5"],
+     "--allocation ETHUSDT: not an account of this run (cross, BTCUSDT) (it trades in the cross account"),
     (["--margin", "BTCUSDT=isolated-3x"], "no profile for ETHUSDT"),
     (["--margin", "BTCUSDT=cross-3x,ETHUSDT=cross-5x"], "cross symbols share one account"),
     (["--margin", "BTCUSDT=isolated-7x,ETHUSDT=cross-3x"], "unknown profile 'isolated-7x'"),
