@@ -270,3 +270,18 @@ def test_rules_joint_theta_and_cut_reduce_to_the_one_symbol_formulas():
     lam = cross_cut(0.0, 20_000.0, 0.0, 0.0, 30_000.0, 600.0, 1.5)
     assert lam * 2.0 == pytest.approx(partial_buy_short(2.0, 30_000.0, 600.0, 10_000.0, 1.5), rel=1e-12)
     assert cross_cut(10.0, 0.0, 0.0, 0.0, -1e6, 0.0, 1.5) == 1.0  # cannot be restored: everything
+
+
+def test_report_marks_one_cross_event_once_and_each_symbols_fill():
+    from backtest.report import plot_equity
+    from backtest.report.common import prepare
+    from backtest.report.pages import margin_figure
+
+    res = run_multi({"BTCUSDT": BTC, "ETHUSDT": ETH}, TARGETS, margin="cross-3x", capital=10_000.0, **NO_COSTS)
+    fig = plot_equity(res)
+    (marks,) = [a for ax in fig.axes for a in ax.get_lines() if a.get_gid() == "liquidations"]
+    assert len(marks.get_xdata()) == 1  # one event, though it sold two symbols
+    fills = [a for ax in margin_figure(prepare(res)).axes for a in ax.get_lines()
+             if a.get_gid() == "liquidations-price"]
+    # each symbol's fill on its own line, relative to its first close: BTC 1.0, ETH 866.67 / 2,000
+    assert sorted(float(f.get_ydata()[0]) for f in fills) == pytest.approx([2_600.0 / 3.0 / 2_000.0, 1.0])
