@@ -73,6 +73,8 @@ M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
 FEE, SLIP, FULL, ROUND = range(4)
 # scratch rows ``scr[r]`` of a cross step
 CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG = range(8)
+# rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
+Q_HB, Q_DB, Q_IB, Q_UP = range(4)
 
 
 @njit(cache=True, inline="always")
@@ -334,6 +336,124 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
     return liquidated
 
 
+@njit(cache=True)
+def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance, out_acct, out_sym, loc):
+    """Close bars ``i0, i0 + 1, …`` of the only account (every symbol in one
+    cross account) while they are quiet; returns the first bar not closed.
+
+    A quiet bar passes no whole hour, has no order at its open, every
+    symbol's open and close are present, and the margin level at the opens
+    and at the adverse extremes passes the test by which ``simulate_multi``
+    skips steps 1-6 (same arithmetic; no test without debt): the steps would
+    do nothing, so the bar is only closed, as ``simulate_multi`` closes it.
+    The book does not change over the run, so its numbers are loaded once
+    into ``loc`` and what is the same on every bar is written after the run;
+    the loop body is small (numba compiles a small body with few live values
+    into much faster code, see kernel.py)."""
+    n_sym, n = open_.shape
+    for k in range(n_sym):
+        if ss[k, PENDING] == ss[k, PENDING]:
+            return i0
+    if i0 >= n or ts[i0] >= sa[0, NEXT_HOUR]:
+        return i0
+    mlr = lv[0, MLR]
+    near = max(lv[0, CALL], mlr) * (1.0 + 1e-9)
+    next_hour = sa[0, NEXT_HOUR]
+    halted = sa[0, HALTED] != 0.0
+    hq = aq[0, HELD]
+    dq = aq[0, PRINCIPAL] + aq[0, INTEREST]
+    iq = aq[0, INTEREST]
+    owes = dq > 0.0
+    for k in range(n_sym):
+        db = sb[k, PRINCIPAL] + sb[k, INTEREST]
+        owes = owes or db > 0.0
+        loc[Q_HB, k] = sb[k, HELD]
+        loc[Q_DB, k] = db
+        loc[Q_IB, k] = sb[k, INTEREST]
+        loc[Q_UP, k] = 1.0 if sb[k, HELD] - mlr * db >= 0.0 else 0.0
+    end = n
+    for j in range(i0, n):
+        if ts[j] >= next_hour:
+            end = j
+            break
+        # simulate_multi's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet)
+        assets = hq
+        debt = dq
+        assets_x = hq
+        debt_x = dq
+        for k in range(n_sym):
+            o = open_[k, j]
+            x = low[k, j] if loc[Q_UP, k] != 0.0 else high[k, j]
+            assets += loc[Q_HB, k] * o
+            debt += loc[Q_DB, k] * o
+            assets_x += loc[Q_HB, k] * x
+            debt_x += loc[Q_DB, k] * x
+        if not ((assets > mlr * debt and assets_x > near * debt_x) if owes else assets == assets):
+            end = j
+            break
+        # 7. the close
+        assets = hq
+        debt = dq
+        owed = iq
+        for k in range(n_sym):
+            c = close[k, j]
+            assets += loc[Q_HB, k] * c
+            debt += loc[Q_DB, k] * c
+            owed += loc[Q_IB, k] * c
+        if owed != owed:  # a close missing (NaN): simulate_multi keeps the last close
+            end = j
+            break
+        eq = assets - debt
+        out_acct[0, 0, j] = eq
+        out_acct[0, 1, j] = debt
+        out_acct[0, 2, j] = owed
+        # 8. decisions; an order ends the quiet run after this bar
+        if halted:
+            continue
+        ordered = False
+        for k in range(n_sym):
+            x = target[k, j]
+            if x != x:
+                continue
+            if x != ss[k, LAST_TARGET]:
+                ss[k, PENDING] = x
+                ss[k, KIND] = SIGNAL
+                ss[k, LAST_TARGET] = x
+                ss[k, SUSPENDED] = 0.0
+                ordered = True
+            elif rebalance > 0.0 and ss[k, SUSPENDED] == 0.0 and eq > 0.0:
+                pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+                if abs(pos * close[k, j] / eq - x) > rebalance * abs(x):
+                    ss[k, PENDING] = x
+                    ss[k, KIND] = REBALANCE
+                    ordered = True
+        if ordered:
+            end = j + 1
+            break
+    if end == i0:
+        return i0
+    # what is the same on every bar of the run, and the state after its last bar
+    last = end - 1
+    paid = sa[0, PAID]
+    for j in range(i0, end):
+        out_acct[0, 3, j] = paid
+    assets = hq
+    debt = dq
+    for k in range(n_sym):
+        pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+        paid = ss[k, PAID_SYM]
+        for j in range(i0, end):
+            out_sym[k, 0, j] = pos
+            out_sym[k, 1, j] = paid
+        c = close[k, last]
+        ss[k, LAST_CLOSE] = c
+        assets += sb[k, HELD] * c
+        debt += (sb[k, PRINCIPAL] + sb[k, INTEREST]) * c
+    sa[0, T_PREV] = ts[last]
+    sa[0, ABOVE_CALL] = 1.0 if (assets > lv[0, CALL] * debt or debt <= 0.0) else 0.0
+    return end
+
+
 @njit(cache=True, nogil=True)
 def simulate_multi(
     ts, open_, high, low, close, target, symbol_account, capital, fee, slippage, rate_base, rate_quote,
@@ -384,8 +504,13 @@ def simulate_multi(
     sa[:, T_PREV] = -1.0
     sa[:, NEXT_HOUR] = -np.inf
     sa[:, ABOVE_CALL] = 1.0
+    one_cross = n_acct == 1 and n_sym >= 2  # the quiet runs (_close_quiet) are written for this case
+    loc = np.zeros((4, n_sym))
+    resume_at = 0  # the first bar _close_quiet did not close
 
     for i in range(n):
+        if i < resume_at:
+            continue
         if (tot[N_ORD] + n_sym * ORDERS_PER_STEP > orders.shape[0]
                 or tot[N_LIQ] + n_acct * ORDERS_PER_STEP > liqs.shape[0] or tot[N_CALL] + n_acct > calls.shape[0]):
             return False, tot
@@ -491,6 +616,9 @@ def simulate_multi(
         for s in range(n_sym):
             out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
             out_sym[s, 1, i] = ss[s, PAID_SYM]
+        if one_cross and i + 1 < n and ts[i + 1] < sa[0, NEXT_HOUR] and not sa[0, ABOVE_CALL] == 0.0:
+            resume_at = _close_quiet(i + 1, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance,
+                                     out_acct, out_sym, loc)
     for s in range(n_sym):
         interest_base[s] = ss[s, INT_BASE]
     for a in range(n_acct):
