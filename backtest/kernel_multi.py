@@ -337,46 +337,114 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
 
 
 @njit(cache=True)
-def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance, out_acct, out_sym, loc):
+def _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms, rates, round_up, scr):
+    """The hour at bar ``j`` of a quiet run, if it is all the bar has: the bar
+    is on the hour and the last was within the hour before (step 1 charges
+    nothing), and simulate_multi's skip test passes both before the charge
+    (step 2) and after it (steps 5-6); then step 4 is made, by
+    ``_charge_book`` itself; the closes must be present (the bar is then
+    closed by the quiet run).  Returns whether it was (else nothing changed)."""
+    t = ts[j]
+    if t % HOUR != 0 or not (t - HOUR <= t_prev < t):
+        return False
+    n_sym = open_.shape[0]
+    for k in range(n_sym):
+        if close[k, j] != close[k, j]:
+            return False
+    mlr = lv[0, MLR]
+    near = max(lv[0, CALL], mlr) * (1.0 + 1e-9)
+    for before in (True, False):
+        cq = 0.0 if before else interest_charge(aq[0, PRINCIPAL], rates[n_sym], round_up)
+        dq = aq[0, PRINCIPAL] + (aq[0, INTEREST] + cq)
+        assets = aq[0, HELD]
+        debt = dq
+        assets_x = assets
+        debt_x = dq
+        owes = dq > 0.0
+        for k in range(n_sym):
+            cb = 0.0 if before else interest_charge(sb[k, PRINCIPAL], rates[k], round_up)
+            db = sb[k, PRINCIPAL] + (sb[k, INTEREST] + cb)
+            owes = owes or db > 0.0
+            o = open_[k, j]
+            x = low[k, j] if sb[k, HELD] - mlr * db >= 0.0 else high[k, j]
+            assets += sb[k, HELD] * o
+            debt += db * o
+            assets_x += sb[k, HELD] * x
+            debt_x += db * x
+        if not ((assets > mlr * debt and assets_x > near * debt_x) if owes else assets == assets):
+            return False
+    sa[0, NEXT_HOUR] = (t // HOUR + 1) * HOUR
+    for k in range(n_sym):
+        scr[PB0, k] = sb[k, PRINCIPAL]
+        scr[CUR, k] = open_[k, j]
+    scr[PB0, n_sym] = aq[0, PRINCIPAL]
+    _charge_book(sb, aq, 0, syms, n_sym, rates, round_up, scr, ss, sa)
+    return True
+
+
+@njit(cache=True)
+def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance, out_acct, out_sym, loc,
+                 syms, rates, round_up, scr):
     """Close bars ``i0, i0 + 1, …`` of the only account (every symbol in one
     cross account) while they are quiet; returns the first bar not closed.
 
-    A quiet bar passes no whole hour, has no order at its open, every
-    symbol's open and close are present, and the margin level at the opens
-    and at the adverse extremes passes the test by which ``simulate_multi``
-    skips steps 1-6 (same arithmetic; no test without debt): the steps would
-    do nothing, so the bar is only closed, as ``simulate_multi`` closes it.
-    The book does not change over the run, so its numbers are loaded once
-    into ``loc`` and what is the same on every bar is written after the run;
-    the loop body is small (numba compiles a small body with few live values
+    A quiet bar has no order at its open, every symbol's open and close are
+    present, and the margin level at the opens and at the adverse extremes
+    passes the test by which ``simulate_multi`` skips steps 1-6 (same
+    arithmetic; no test without debt): the steps would do nothing, so the
+    bar is only closed, as ``simulate_multi`` closes it.  A bar on the hour
+    is quiet too when the hour's interest is all that happens (``_quiet_hour``).
+    Between hours the book does not change, so its numbers are loaded into
+    ``loc`` and what is the same on every bar is written per stretch; the
+    loop body is small (numba compiles a small body with few live values
     into much faster code, see kernel.py)."""
     n_sym, n = open_.shape
     for k in range(n_sym):
         if ss[k, PENDING] == ss[k, PENDING]:
             return i0
-    if i0 >= n or ts[i0] >= sa[0, NEXT_HOUR]:
-        return i0
     mlr = lv[0, MLR]
     near = max(lv[0, CALL], mlr) * (1.0 + 1e-9)
-    next_hour = sa[0, NEXT_HOUR]
     halted = sa[0, HALTED] != 0.0
-    hq = aq[0, HELD]
-    dq = aq[0, PRINCIPAL] + aq[0, INTEREST]
-    iq = aq[0, INTEREST]
-    owes = dq > 0.0
-    for k in range(n_sym):
-        db = sb[k, PRINCIPAL] + sb[k, INTEREST]
-        owes = owes or db > 0.0
-        loc[Q_HB, k] = sb[k, HELD]
-        loc[Q_DB, k] = db
-        loc[Q_IB, k] = sb[k, INTEREST]
-        loc[Q_UP, k] = 1.0 if sb[k, HELD] - mlr * db >= 0.0 else 0.0
+    next_hour = sa[0, NEXT_HOUR]
     end = n
+    seg = i0  # the first bar since the last hour's interest
+    reload = True
+    hq = dq = iq = 0.0
+    owes = False
     for j in range(i0, n):
         if ts[j] >= next_hour:
-            end = j
-            break
-        # simulate_multi's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet)
+            for k in range(n_sym):  # the stretch before the hour (its interest changes these)
+                pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+                paid = ss[k, PAID_SYM]
+                for r in range(seg, j):
+                    out_sym[k, 0, r] = pos
+                    out_sym[k, 1, r] = paid
+            paid = sa[0, PAID]
+            for r in range(seg, j):
+                out_acct[0, 3, r] = paid
+            seg = j
+            t_prev = ts[j - 1] if j > i0 else np.int64(sa[0, T_PREV])
+            if not _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms, rates, round_up,
+                               scr):
+                end = j
+                break
+            next_hour = sa[0, NEXT_HOUR]
+            reload = True
+        if reload:  # the book, at the start and after an hour's interest
+            reload = False
+            hq = aq[0, HELD]
+            dq = aq[0, PRINCIPAL] + aq[0, INTEREST]
+            iq = aq[0, INTEREST]
+            owes = dq > 0.0
+            for k in range(n_sym):
+                db = sb[k, PRINCIPAL] + sb[k, INTEREST]
+                owes = owes or db > 0.0
+                loc[Q_HB, k] = sb[k, HELD]
+                loc[Q_DB, k] = db
+                loc[Q_IB, k] = sb[k, INTEREST]
+                loc[Q_UP, k] = 1.0 if sb[k, HELD] - mlr * db >= 0.0 else 0.0
+        # simulate_multi's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet);
+        # on an hour _quiet_hour has passed it
         assets = hq
         debt = dq
         assets_x = hq
@@ -432,17 +500,17 @@ def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, re
             break
     if end == i0:
         return i0
-    # what is the same on every bar of the run, and the state after its last bar
+    # what is the same on every bar of the last stretch, and the state after the run
     last = end - 1
     paid = sa[0, PAID]
-    for j in range(i0, end):
+    for j in range(seg, end):
         out_acct[0, 3, j] = paid
-    assets = hq
-    debt = dq
+    assets = aq[0, HELD]
+    debt = aq[0, PRINCIPAL] + aq[0, INTEREST]
     for k in range(n_sym):
         pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
         paid = ss[k, PAID_SYM]
-        for j in range(i0, end):
+        for j in range(seg, end):
             out_sym[k, 0, j] = pos
             out_sym[k, 1, j] = paid
         c = close[k, last]
@@ -616,9 +684,9 @@ def simulate_multi(
         for s in range(n_sym):
             out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
             out_sym[s, 1, i] = ss[s, PAID_SYM]
-        if one_cross and i + 1 < n and ts[i + 1] < sa[0, NEXT_HOUR] and not sa[0, ABOVE_CALL] == 0.0:
+        if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
             resume_at = _close_quiet(i + 1, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance,
-                                     out_acct, out_sym, loc)
+                                     out_acct, out_sym, loc, syms_of, rates, cfg[ROUND] != 0.0, scr)
     for s in range(n_sym):
         interest_base[s] = ss[s, INT_BASE]
     for a in range(n_acct):
