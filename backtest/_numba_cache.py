@@ -14,7 +14,8 @@ from pathlib import Path
 import numba
 
 _HERE = Path(__file__).resolve().parent
-_SOURCES = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py")
+_SOURCES = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
+            "cross.py", "kernel_multi.py")
 
 
 def configure():

@@ -182,3 +182,70 @@ def _vectorbt_line(bars, grid, ours):
     wall = time.perf_counter() - t
     steps = entries.shape[1] * len(close)
     return [f"vectorbt from_signals {steps / wall / 1e6:,.1f} M bar-steps/s (no margin), ratio {ours / (steps / wall):.1f}×"]
+
+
+def multi_args(n_bars: int, n_symbols: int, margin="cross-3x"):
+    """The arrays and settings of ``multi.simulate_multi_arrays`` for a bench
+    run: ``n_symbols`` synthetic series (each its own seed) in one cross
+    account, each with ``busy_targets`` of its own."""
+    from .engine import _epoch_seconds
+    from .multi import accounts_of, parse_margin
+
+    symbols = [f"S{k}USDT" for k in range(n_symbols)]
+    bars = [synthetic_bars(n_bars, seed=7 + k) for k in range(n_symbols)]
+    cols = {c: np.vstack([b[c].to_numpy(np.float64) for b in bars]) for c in ("open", "high", "low", "close")}
+    targets = np.vstack([busy_targets(n_bars, seed=11 + k) for k in range(n_symbols)]) / n_symbols
+    accounts = accounts_of(parse_margin(margin, symbols))
+    levels = np.array([a[1].kernel_levels() for a in accounts])
+    acct_of = np.array([next(j for j, a in enumerate(accounts) if s in a[2]) for s in symbols], dtype=np.int64)
+    config = dict(symbol_account=acct_of, capital=np.full(len(accounts), 10_000.0 / len(accounts)), fee=0.001,
+                  slippage=0.0002, rate_base=np.full(n_symbols, 0.0002 / 24), rate_quote=0.0003 / 24,
+                  initial_ml=levels[:, 0].copy(), call_ml=levels[:, 1].copy(), liquidation_ml=levels[:, 2].copy(),
+                  liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
+                  restore_ml=levels[:, 3].copy(), full_liquidation=False, rebalance=0.0, round_interest=True,
+                  stop_on_liquidation=False)
+    return (_epoch_seconds(bars[0].index), cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
+
+
+def compile_seconds_multi() -> float:
+    """Seconds to compile ``kernel_multi`` in a fresh process with an empty cache."""
+    code = (
+        "import time\n"
+        "from backtest.bench import multi_args\n"
+        "from backtest.multi import simulate_multi_arrays\n"
+        "a = multi_args(2000, 2)\n"
+        "t = time.perf_counter(); simulate_multi_arrays(*a); print(time.perf_counter() - t)\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, compile_time: bool = True) -> str:
+    """``backtest bench --symbols N``: N symbols in one cross account; warm
+    median, reported per symbol so it compares with the one-symbol figure."""
+    from .multi import simulate_multi_arrays
+
+    args = multi_args(n_bars, n_symbols)
+    compile_s = compile_seconds_multi() if compile_time else float("nan")
+    simulate_multi_arrays(*args)  # warm
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = simulate_multi_arrays(*args)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    stats = out[-1]
+    steps = n_bars * n_symbols
+    lines = [
+        f"bars                  {n_bars:,} synthetic 1m × {n_symbols} symbols in one cross-3x account,",
+        "                      fee 0.1 %, slippage 0.02 %, interest on, joint intrabar liquidation",
+        f"orders / liquidations {int(stats['n_orders']):,} / {int(stats['n_liquidations']):,}  "
+        f"(margin calls {int(stats['n_margin_calls']):,})",
+        f"compile (fresh cache) {compile_s:.2f} s",
+        f"kernel median of {repeat}   {med * 1e3:.1f} ms  →  {steps / med / 1e6:.1f} M symbol-bar-steps/s "
+        f"({n_bars / med / 1e6:.1f} M grid steps/s, one core)",
+        f"kernel min / max      {min(times) * 1e3:.1f} / {max(times) * 1e3:.1f} ms",
+    ]
+    return "\n".join(lines)

@@ -29,7 +29,9 @@ def bundled_data(name: str = DEFAULT_DATA) -> Path:
 
 
 def _add_run_flags(p):
-    p.add_argument("--data", default=None, help=f"OHLCV Parquet file (default: bundled {DEFAULT_DATA})")
+    p.add_argument("--data", action="append", default=None, metavar="PATH",
+                   help=f"OHLCV Parquet file (default: bundled {DEFAULT_DATA}); `run` takes it repeated, or a "
+                        "folder, for several symbols")
     p.add_argument("--strategy", default="sma_cross", help="name in strategies/ or a .py file (default sma_cross)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter (repeatable)")
     p.add_argument("--margin", default=None, help="margin profile (default cross-3x, or --margin-file's only one)")
@@ -79,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "take-profit or liquidation is in reach")
     p.add_argument("--bound", action="store_true",
                    help="run both path settings and print the range of final equity and liquidations")
+    p.add_argument("--allocation", default=None, metavar="ACCOUNT=FRACTION,...",
+                   help="several symbols: capital per account (isolated: the symbol; the cross account: cross); "
+                        "default equal shares")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("sweep", help="run a grid of parameters × margin profiles in parallel")
@@ -109,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stops", action="store_true", help="a 2 %% stop-loss and a 3 %% take-profit on every trade")
     p.add_argument("--combos", type=int, default=1_000, help="combinations for --sweep (≥ 1000 recommended)")
     p.add_argument("--workers", type=int, default=None, help="threads for --sweep (default: every core)")
+    p.add_argument("--symbols", type=int, default=1, help="symbols in one cross account (default 1: the one-symbol kernel)")
     p.set_defaults(handler=cmd_bench)
 
     try:
@@ -125,7 +131,12 @@ def cmd_run(args) -> int:
     from .engine import run
     from .strategy import parse_params
 
-    data = Path(args.data) if args.data else bundled_data()
+    paths = data_paths(args.data)
+    if len(paths) > 1:
+        return cmd_run_multi(args, paths)
+    if args.allocation:
+        raise UserError("--allocation: only with several symbols (repeat --data)")
+    data = paths[0]
     if args.out:
         _check_writable(Path(args.out))
     params = parse_params(args.param)
@@ -150,6 +161,70 @@ def cmd_run(args) -> int:
 
         other = run(data, args.strategy, params, **dict(settings, path=[p for p in PATHS if p != args.path][0]))
         print(bound_table({args.path: result, other.settings["path"]: other}))
+    print(f"wrote {out}/")
+    return 0
+
+
+def data_paths(given) -> list:
+    """``--data`` as files: the bundled file by default; a folder stands for
+    every ``*.parquet`` in it (sorted); a path given twice is an error."""
+    if not given:
+        return [bundled_data()]
+    out = []
+    for g in given:
+        path = Path(g)
+        if path.is_dir():
+            found = sorted(path.glob("*.parquet"))
+            if not found:
+                raise UserError(f"--data {g}: a folder without .parquet files")
+            out += found
+        else:
+            out.append(path)
+    seen = set()
+    for path in out:
+        key = path.resolve()
+        if key in seen:
+            raise UserError(f"--data {path}: given twice")
+        seen.add(key)
+    return out
+
+
+def cmd_run_multi(args, paths) -> int:
+    """``backtest run`` with several ``--data``: one cross account, isolated
+    accounts, or a mix (docs/model-choices.md "Several symbols")."""
+    from .assets import parse_rates
+    from .multi import run_multi
+    from .strategy import parse_params
+
+    unsupported = [flag for flag, on in (
+        ("--stop-loss", args.stop_loss), ("--take-profit", args.take_profit), ("--trailing-stop", args.trailing_stop),
+        ("--mark", args.mark), ("--rates", args.rates), ("--bound", args.bound), ("--symbol", args.symbol),
+        ("--path", args.path != "ohlc-heuristic"), ("--detail", args.detail), ("--margin-file", args.margin_file),
+        ("--no-auto-repay", args.no_auto_repay), ("--repay-on-flat", args.repay_on_flat)) if on]
+    if unsupported:
+        raise UserError(f"{unsupported[0]}: not supported with several symbols yet")
+    if args.out:
+        _check_writable(Path(args.out))
+    margin = args.margin or "cross-3x"
+    result = run_multi(paths, args.strategy, parse_params(args.param), margin=margin,
+                       allocation=args.allocation, capital=args.capital, fee=args.fee, slippage=args.slippage,
+                       rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance,
+                       start=args.start, end=args.end, stop_on_liquidation=args.stop_on_liquidation,
+                       round_interest=not args.no_interest_rounding)
+    for path in paths:
+        from .data import load_ohlcv
+
+        _print_data_warnings(load_ohlcv(path, args.start, args.end), path)
+    for key, value in result.summary.items():
+        if key.startswith("missing_bars_") and value:
+            print(f"warning: {key[13:]}: {value:,} bars missing on the run's time grid (it does not trade there)",
+                  file=sys.stderr)
+    margin = margin.replace("=", "_").replace(",", "+")
+    out = Path(args.out) if args.out else Path("reports") / (
+        f"{result.settings['strategy']}-{'+'.join(result.settings['symbol'].split(','))}-{margin}")
+    result.save(out)
+    _write_pictures(result, out, pdf=not args.no_report)
+    print(summary_table(result))
     print(f"wrote {out}/")
     return 0
 
@@ -236,7 +311,9 @@ def cmd_sweep(args) -> int:
     metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
     if args.rank not in metrics:
         raise UserError(f"--rank {args.rank}: not a metric (one of {', '.join(metrics)})")
-    data = Path(args.data) if args.data else bundled_data()
+    if args.data and len(args.data) > 1:
+        raise UserError("--data: a sweep takes one file (several symbols: backtest run)")
+    data = Path(args.data[0]) if args.data else bundled_data()
     margins = [m.strip() for m in args.margin.split(",") if m.strip()] if args.margin else None
     symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
@@ -316,6 +393,15 @@ def cmd_bench(args) -> int:
         raise UserError(f"--repeat {args.repeat}: at least 5 runs make a median")
     if args.bars < 1000:
         raise UserError(f"--bars {args.bars}: at least 1000")
+    if args.symbols != 1:
+        from .bench import bench_multi
+
+        if not 2 <= args.symbols <= 50:
+            raise UserError(f"--symbols {args.symbols}: between 2 and 50 (1: the one-symbol bench)")
+        if args.stops or args.sweep:
+            raise UserError("--symbols: not combined with --stops or --sweep")
+        print(bench_multi(args.bars, args.repeat, args.symbols))
+        return 0
     print(bench(args.bars, args.repeat, stops=args.stops))
     return 0
 
@@ -323,7 +409,8 @@ def cmd_bench(args) -> int:
 def summary_table(result) -> str:
     s = result.summary
     rows = [
-        ("symbol / profile", f"{result.settings['symbol']} / {result.profile.name}"),
+        ("symbol / profile", f"{result.settings['symbol']} / "
+                             f"{result.settings['margin'] if 'accounts' in result.settings else result.profile.name}"),
         ("bars", f"{s['bars']:,}  ({s['start'][:16]} → {s['end'][:16]})"),
         ("final equity", f"{s['final_equity']:,.2f}"),
         ("total return", f"{s['total_return']:+.2%}"),
@@ -345,6 +432,9 @@ def summary_table(result) -> str:
     if "detail_bars" in s:  # --detail: how much of the path was observed
         rows.append(("finer bars", f"{s['detail_bars']:,} bars covered; {s['detail_missing_bars']:,} with a level "
                                    "in reach and no finer bars (path assumed)"))
+    for key in [k for k in s if k.startswith("final_equity_")]:  # several symbols: per account
+        name = key[len("final_equity_"):]
+        rows.append((f"account {name}", f"final equity {s[key]:,.2f}, liquidations {s[f'n_liquidations_{name}']}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -45,3 +45,15 @@ liquidation_dt = np.dtype(
 )
 
 margin_call_dt = np.dtype([("bar", np.int64), ("margin_level", np.float64)], align=True)
+
+# several symbols (kernel_multi): the same records with the symbol / account they belong to
+
+
+def _with(dt, *extra):
+    return np.dtype([(name, dt.fields[name][0]) for name in dt.names] + list(extra), align=True)
+
+
+# trigger and event: a liquidation fill's trigger price and the row of its event in the liquidations (else NaN, -1)
+order_multi_dt = _with(order_dt, ("symbol", np.int64), ("trigger", np.float64), ("event", np.int64))
+liquidation_multi_dt = _with(liquidation_dt, ("account", np.int64), ("theta", np.float64))  # theta: joint path
+margin_call_multi_dt = _with(margin_call_dt, ("account", np.int64))

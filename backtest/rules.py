@@ -8,7 +8,6 @@ All values are plain floats in asset units; prices are quote per base.
 Notation: ``hb``/``hq`` base/quote held, ``db``/``dq`` base/quote owed
 (principal + unpaid interest), ``M`` a margin level, ``P`` a price.
 """
-import math
 
 import numpy as np
 from numba import njit
@@ -230,3 +229,96 @@ def stop_levels(entry, best, long_, sl, tp, tr):
     t = best * (1.0 - d * tr) if tr > 0.0 else np.nan
     g = entry * (1.0 + d * tp) if tp > 0.0 else np.nan
     return s, t, g
+
+
+# --- several symbols in one cross account (docs/model-choices.md "Several symbols") ---
+
+@njit(cache=True)
+def _gate_root(q1, qb, f1, fb, q_star, slope_mid, tol):
+    """The largest q ≥ q1 where a decreasing piecewise-linear gate F (F(q1) =
+    f1, F(qb) = fb, root ``q_star`` of its last piece) is still ≥ −tol;
+    ``q1`` when F(q1) is already below."""
+    if f1 < -tol:
+        return q1
+    if fb >= -tol:
+        return max(qb, q_star)
+    if slope_mid >= 0.0 or f1 <= tol:  # at the gate already: the middle piece's slope is tiny, noise would blow up
+        return q1
+    return min(max(q1 - f1 / slope_mid, q1), qb)
+
+
+@njit(cache=True)
+def max_buy_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol):
+    """Largest base quantity a buy of one symbol of a cross account may take
+    so that the account's ML stays ≥ ``m0`` (docs "Cross borrow cap").
+
+    ``others`` = Σ (hb_j − m0·db_j)·P_j over the account's other symbols.
+    F(q) = assets − m0·debt after the buy is decreasing and piecewise linear
+    past ``hq/price`` (the quote held), with a break where the base received
+    covers ``db``; the cap is where F reaches 0 (−``tol`` for float noise),
+    at least ``hq/price`` (a buy paid from what is held is never capped).
+    """
+    k = m0 * (1.0 + rate)
+    q1 = hq / price
+    q2 = db / (1.0 - fee)
+    qb = max(q1, q2)
+    denom = k * price - (1.0 - fee) * mark
+    q_star = np.inf if denom <= 0.0 else ((hb - db) * mark + k * hq - m0 * dq + others) / denom
+
+    def gate(q):
+        g = q * (1.0 - fee)
+        fq = -m0 * (dq + (1.0 + rate) * (q * price - hq))
+        fb = mark * hb - m0 * mark * (db - g) if g <= db else mark * (hb + g - db)
+        return others + fq + fb
+
+    return _gate_root(q1, qb, gate(q1), gate(qb), q_star, m0 * (1.0 - fee) * mark - k * price, tol)
+
+
+@njit(cache=True)
+def max_sell_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol):
+    """``max_buy_cross`` for a sell: past ``hb`` the base is borrowed; the
+    break is where the proceeds cover ``dq``; at least ``hb``."""
+    k = m0 * (1.0 + rate)
+    q1 = hb
+    q2 = dq / ((1.0 - fee) * price)
+    qb = max(q1, q2)
+    denom = k * mark - (1.0 - fee) * price
+    q_star = np.inf if denom <= 0.0 else (hq - dq - m0 * db * mark + k * hb * mark + others) / denom
+
+    def gate(q):
+        g = q * price * (1.0 - fee)
+        fb = -m0 * mark * (db + (1.0 + rate) * (q - hb))
+        fq = hq - m0 * (dq - g) if g <= dq else hq + g - dq
+        return others + fq + fb
+
+    return _gate_root(q1, qb, gate(q1), gate(qb), q_star, m0 * (1.0 - fee) * price - k * mark, tol)
+
+
+@njit(cache=True)
+def joint_theta(f0, g):
+    """First θ in [0, 1] of the joint path (spec §5) at which ML reaches the
+    level, from ``f0 = Σ (a_i − M·d_i)·O_i + c − M·e`` and ``g = Σ (a_i −
+    M·d_i)·Δ_i``: ``θ = −f0 / g`` (the spec's closed form), 0 when already
+    there at the open; −1 when the bar does not reach it."""
+    if g == 0.0 or f0 + g > 0.0:
+        return -1.0
+    return max(0.0, -f0 / g)
+
+
+@njit(cache=True)
+def cross_cut(longs, shorts, frozen_assets, frozen_debt, net_quote, fee_value, m):
+    """Fraction λ of every position a partial cross liquidation closes so the
+    account is back at ML ``m`` (docs/model-choices.md "Cross liquidation"):
+    ``longs``/``shorts`` the tradable base held / owed at the fill prices,
+    ``frozen_*`` the untradable symbols' values, ``net_quote`` = quote held −
+    quote owed.  Clamped to [0, 1]."""
+    lam = 1.0
+    done = False
+    if longs > 0.0:
+        l1 = (m * (shorts + frozen_debt - net_quote + fee_value) - longs - frozen_assets) / (longs * (m - 1.0))
+        if net_quote + l1 * (longs - shorts) - fee_value <= 0.0:
+            lam = l1
+            done = True
+    if not done and shorts > 0.0:
+        lam = (m * (shorts + frozen_debt) + fee_value - longs - frozen_assets - net_quote) / (shorts * (m - 1.0))
+    return min(max(lam, 0.0), 1.0)

@@ -281,7 +281,8 @@ def test_numba_cache_folder_follows_every_compiled_source():
     if os.environ.get("NUMBA_CACHE_DIR"):
         pytest.skip("the user's NUMBA_CACHE_DIR wins")
     digest = hashlib.blake2b(digest_size=8)
-    for name in ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py"):
+    for name in ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
+                 "cross.py", "kernel_multi.py"):
         digest.update((ROOT / "backtest" / name).read_bytes())
     assert numba.config.CACHE_DIR.endswith(f"numba-{digest.hexdigest()}")
 

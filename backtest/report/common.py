@@ -51,6 +51,7 @@ class Run:
     capital: float
     result: object
     base_debt: np.ndarray | None = None  # value of the base owed, when the run kept it (auto-repay off)
+    closes: dict | None = None  # several symbols: symbol -> close per bar (its last close between its bars)
 
     @property
     def profile(self):
@@ -116,6 +117,8 @@ def prepare(result) -> Run:
         trades=_events(result.trades, "entry_time", "exit_time"), orders=_events(result.orders, "time"),
         symbol=symbol, base=base, quote=quote, capital=capital, result=result,
         base_debt=col("debt_base") * col("close") if "debt_base" in eq.columns else None,
+        closes={str(c)[len("close_"):]: eq[c].to_numpy(np.float64) for c in eq.columns if str(c).startswith("close_")}
+        or None,
     )
 
 

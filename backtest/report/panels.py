@@ -29,9 +29,15 @@ def _at(run, xs, values):
     return values[i] if len(values) else np.zeros(len(xs))
 
 
+def _one_per_event(liq):
+    """Liquidation events: with several symbols the table has a row per
+    symbol an event filled (``event`` numbers them)."""
+    return liq.drop_duplicates("event") if len(liq) and "event" in liq else liq
+
+
 def _liq_vlines(ax, run):
     """Liquidation times as faint vertical lines across a panel."""
-    liq = run.liquidations
+    liq = _one_per_event(run.liquidations)
     if len(liq):
         ax.vlines(liq["x"].to_numpy(), 0, 1, transform=ax.get_xaxis_transform(), colors=RED,
                   alpha=0.35, linewidth=0.8, zorder=0, label=f"liquidation ({len(liq)})")
@@ -40,7 +46,7 @@ def _liq_vlines(ax, run):
 def equity(ax, run, log=False):
     line(ax, run.x, run.equity, color=BLUE, linewidth=1.0, label="equity")
     ax.axhline(run.capital, color=GREY, linewidth=0.8, linestyle=":", label="starting capital")
-    liq = run.liquidations
+    liq = _one_per_event(run.liquidations)
     if len(liq):
         xs = liq["x"].to_numpy()
         ys = _at(run, xs, run.equity)
@@ -121,7 +127,7 @@ def margin_level(ax, run):
         ax.plot(calls["x"].to_numpy(), np.clip(calls["margin_level"].to_numpy(np.float64), bottom * 1.01, top),
                 linestyle="none", marker="v", markersize=4.5, color=ORANGE, markeredgecolor="black",
                 markeredgewidth=0.3, zorder=4, gid="margin-calls", label=f"margin call ({len(calls)})")
-    liq = run.liquidations
+    liq = _one_per_event(run.liquidations)
     if len(liq):
         ax.plot(liq["x"].to_numpy(), np.clip(liq["margin_level"].to_numpy(np.float64), bottom * 1.01, top),
                 linestyle="none", marker="X", markersize=7, color=RED, markeredgecolor="white",
@@ -141,8 +147,34 @@ def margin_level(ax, run):
     legend(ax, ncol=3)
 
 
+def prices(ax, run):
+    """Several symbols: each close as a multiple of its first, with every
+    symbol's liquidation fills marked on its own line."""
+    palette = [BLUE, ORANGE, GREEN, "#9467bd", "#8c564b", GREY]
+    liq = run.liquidations
+    top = []
+    for k, (sym, close) in enumerate(run.closes.items()):
+        first = close[np.flatnonzero(close > 0)[0]] if (close > 0).any() else 1.0
+        rel = np.where(close > 0, close / first, np.nan)
+        top.append(np.nanmax(rel) if np.isfinite(rel).any() else 1.0)
+        line(ax, run.x, rel, color=palette[k % len(palette)], linewidth=0.8, label=sym)
+        mine = liq[liq["symbol"] == sym] if len(liq) and "symbol" in liq else liq.iloc[:0]
+        if len(mine):
+            ax.plot(mine["x"], mine["fill_price"] / first, linestyle="none", marker="X", markersize=7, color=RED,
+                    markeredgecolor="white", markeredgewidth=0.6, zorder=5, gid="liquidations-price",
+                    label=f"{sym} liquidation fill ({len(mine)})")
+    if max(top, default=1.0) > 4:
+        ax.set_yscale("log")
+    ax.set_ylabel("close / first close", fontsize=8)
+    set_xlim(ax, run.x)
+    title(ax, "Prices (each relative to its first close) and liquidation fills")
+    legend(ax, ncol=4)
+
+
 def price(ax, run):
     """Close (and the bars' low–high range when known) with the run's events."""
+    if run.closes:
+        return prices(ax, run)
     cols = columns(ax)
     if run.low is not None:
         ex, lo, hi = envelope(run.x, run.low, run.high, cols)

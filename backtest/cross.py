@@ -1,0 +1,223 @@
+"""A cross account holding several symbols: its state and its moves.
+
+The account's quote numbers live in ``aq[a] = (held, principal, interest)``
+and each symbol's base numbers in ``sb[s]`` (same order).  A buy or a sell
+copies the symbol's three and the account's three into the six-number
+scratch state of ``account.py`` and runs the one-symbol move on it, so the
+arithmetic of an order is the one-symbol kernel's; only the borrow cap sees
+the other symbols (``rules.max_buy_cross``).  The joint liquidation
+(docs/model-choices.md "Cross liquidation") cuts every position by one
+fraction, ``rules.cross_cut``.
+"""
+import numpy as np
+from numba import njit
+
+from .account import DUST, HB, HQ, IB, IQ, PB, PQ, _buy, _position, _sell
+from .rules import cross_cut, margin_level, max_buy_cross, max_sell_cross
+
+HELD, PRINCIPAL, INTEREST = 0, 1, 2  # columns of ``sb`` (base of a symbol) and ``aq`` (quote of an account)
+
+
+@njit(cache=True, inline="always")
+def load(st, sb, aq, s, a):
+    """The six numbers of symbol ``s`` in account ``a`` into ``st``."""
+    st[HB] = sb[s, HELD]
+    st[PB] = sb[s, PRINCIPAL]
+    st[IB] = sb[s, INTEREST]
+    st[HQ] = aq[a, HELD]
+    st[PQ] = aq[a, PRINCIPAL]
+    st[IQ] = aq[a, INTEREST]
+
+
+@njit(cache=True, inline="always")
+def store(st, sb, aq, s, a):
+    sb[s, HELD] = st[HB]
+    sb[s, PRINCIPAL] = st[PB]
+    sb[s, INTEREST] = st[IB]
+    aq[a, HELD] = st[HQ]
+    aq[a, PRINCIPAL] = st[PQ]
+    aq[a, INTEREST] = st[IQ]
+
+
+@njit(cache=True, inline="always")
+def book_value(sb, aq, a, syms, m, px, row):
+    """(assets, debt) of account ``a`` with symbols ``syms[a, :m]`` at prices
+    ``px[row, :m]`` (2-D arguments indexed, not sliced: no view per bar)."""
+    assets = aq[a, HELD]
+    debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+    for k in range(m):
+        s = syms[a, k]
+        assets += sb[s, HELD] * px[row, k]
+        debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * px[row, k]
+    return assets, debt
+
+
+@njit(cache=True)
+def others_term(sb, syms, a, m, px, row, skip, m0):
+    """Σ (hb_j − m0·db_j)·P_j over the account's symbols but ``skip``: what
+    they add to the borrow gate (docs "Cross borrow cap")."""
+    w = 0.0
+    for k in range(m):
+        if k != skip:
+            s = syms[a, k]
+            w += (sb[s, HELD] - m0 * (sb[s, PRINCIPAL] + sb[s, INTEREST])) * px[row, k]
+    return w
+
+
+@njit(cache=True)
+def trade_to_cross(st, x, o, eq, others, tol, fee, slip, rate_b, rate_q, m0, round_up):
+    """``account._trade_to`` with the account's equity ``eq`` (all its
+    symbols) and the whole-account borrow cap (``tol``: the float slack of
+    its gate, 1e-9 of the account's assets + debt).  Same returns."""
+    if eq <= 0.0:
+        return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
+    delta = x * eq / o - _position(st)
+    if abs(delta) * o <= 1e-9 * eq:  # already there, up to float noise: no dust order
+        return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
+    db = st[PB] + st[IB]
+    dq = st[PQ] + st[IQ]
+    if delta > 0.0:
+        price = o * (1.0 + slip)
+        q = delta / (1.0 - fee)
+        cap = max_buy_cross(st[HB], st[HQ], db, dq, others, o, price, fee, rate_q, m0, tol)
+    elif delta < 0.0:
+        price = o * (1.0 - slip)
+        q = -delta
+        cap = max_sell_cross(st[HB], st[HQ], db, dq, others, o, price, fee, rate_b, m0, tol)
+    else:
+        return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
+    capped = cap < q * (1.0 - 1e-9)
+    # at the account's limit the cap is 0 up to float noise (another symbol
+    # took the room): a cap below 1e-9 of the order is nothing, not a dust fill
+    q = min(q, cap) if cap > q * 1e-9 else 0.0
+    held = st[HQ] / price if delta > 0.0 else st[HB]
+    if held < q <= held + 1e-9 * q:  # nor a dust loan: a borrow that small is float noise
+        q = held
+    if q <= 0.0:
+        return 0, 0.0, 0.0, 0.0, capped, 0.0, 0.0
+    if delta > 0.0:
+        return 1, q, price, q * fee * price, capped, 0.0, _buy(st, q, price, fee, rate_q, round_up, True, True)
+    return -1, q, price, q * price * fee, capped, _sell(st, q, price, fee, rate_b, round_up, True, True), 0.0
+
+
+@njit(cache=True)
+def _value1(sb, aq, a, syms, m, prices):
+    """``book_value`` with 1-D symbols and prices (the rare liquidation path)."""
+    assets = aq[a, HELD]
+    debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+    for k in range(m):
+        s = syms[k]
+        assets += sb[s, HELD] * prices[k]
+        debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * prices[k]
+    return assets, debt
+
+
+@njit(cache=True)
+def _clean_book(sb, aq, a, syms, m):
+    for k in range(m):
+        for j in range(3):
+            if abs(sb[syms[k], j]) < DUST:
+                sb[syms[k], j] = 0.0
+    for j in range(3):
+        if abs(aq[a, j]) < DUST:
+            aq[a, j] = 0.0
+
+
+@njit(cache=True)
+def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restore, full, rec, qty, fill, side):
+    """Liquidate account ``a`` at trigger prices ``trig[:m]``; fill ``rec``
+    (the event) and, per symbol k, ``side[k]`` (+1 bought back, −1 sold, 0 no
+    fill), ``qty[k]`` and ``fill[k]``."""
+    assets, debt = _value1(sb, aq, a, syms, m, trig)
+    rec.margin_level = margin_level(assets, debt)
+    rec.equity_before = assets - debt
+    fee = fee_rate * assets
+    longs = 0.0
+    shorts = 0.0
+    frozen_a = 0.0
+    frozen_d = 0.0
+    for k in range(m):
+        s = syms[k]
+        side[k] = 0
+        qty[k] = 0.0
+        fill[k] = trig[k] * (1.0 - slip) if sb[s, HELD] > 0.0 else trig[k] * (1.0 + slip)
+        db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+        if tradable[k]:
+            longs += sb[s, HELD] * fill[k]
+            shorts += db * fill[k]
+        else:
+            frozen_a += sb[s, HELD] * trig[k]
+            frozen_d += db * trig[k]
+    net_quote = aq[a, HELD] - aq[a, PRINCIPAL] - aq[a, INTEREST]
+    lam = 1.0 if full else cross_cut(longs, shorts, frozen_a, frozen_d, net_quote, fee, m_restore)
+    cash = aq[a, HELD]
+    for k in range(m):  # sells first: they raise the quote the fee and the buy-backs need
+        s = syms[k]
+        if tradable[k] and sb[s, HELD] > 0.0:
+            q = sb[s, HELD] if lam == 1.0 else lam * sb[s, HELD]
+            sb[s, HELD] -= q
+            cash += q * fill[k]
+            qty[k] = q
+            side[k] = -1
+    cash -= fee
+    if cash < 0.0:  # the fee only as far as collateral covers it
+        fee += cash
+        cash = 0.0
+    cost = 0.0
+    for k in range(m):
+        s = syms[k]
+        db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+        if tradable[k] and db > 0.0:
+            qty[k] = db if lam == 1.0 else lam * db
+            cost += qty[k] * fill[k]
+            side[k] = 1
+    cut = False
+    if cost > cash:
+        scale = cash / cost
+        for k in range(m):
+            if side[k] == 1:
+                qty[k] *= scale
+        cost = cash
+        cut = True
+    cash -= cost
+    for k in range(m):
+        if side[k] == 1:
+            s = syms[k]
+            x = min(qty[k], sb[s, INTEREST])
+            sb[s, INTEREST] -= x
+            y = min(qty[k] - x, sb[s, PRINCIPAL])
+            sb[s, PRINCIPAL] -= y
+            sb[s, HELD] += qty[k] - x - y
+    left = cash
+    x = min(left, aq[a, INTEREST])
+    aq[a, INTEREST] -= x
+    left -= x
+    y = min(left, aq[a, PRINCIPAL])
+    aq[a, PRINCIPAL] -= y
+    aq[a, HELD] = left - y
+    _clean_book(sb, aq, a, syms, m)
+    any_held = False
+    for k in range(m):
+        if sb[syms[k], HELD] > 0.0:
+            any_held = True
+    bad = 0.0
+    for k in range(m):  # the prices the account is valued at after the fills
+        if not tradable[k]:
+            fill[k] = trig[k]
+    if cut or (not any_held and aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0):
+        bad = aq[a, PRINCIPAL] + aq[a, INTEREST]
+        aq[a, PRINCIPAL] = 0.0
+        aq[a, INTEREST] = 0.0
+        for k in range(m):
+            s = syms[k]
+            bad += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * fill[k]
+            sb[s, PRINCIPAL] = 0.0
+            sb[s, INTEREST] = 0.0
+    assets, debt = _value1(sb, aq, a, syms, m, fill)
+    rec.fee = fee
+    rec.bad_debt = bad
+    rec.equity_after = max(0.0, assets - debt)
+    rec.trigger_price = np.nan  # per symbol: in the fills
+    rec.fill_price = np.nan
+    rec.quantity = np.nan
+    return fee, bad

@@ -1,0 +1,695 @@
+"""The compiled bar loop for several symbols in one or more margin accounts.
+
+Arrays ``[S, n]`` in (NaN where a symbol has no bar on the union time grid),
+arrays and record arrays out; no pandas, no I/O.  Each account is one
+symbol's isolated account or the cross account of several; an account with
+one symbol runs exactly the one-symbol kernel's steps (``kernel.py``) on its
+six numbers, an account with several the joint path and the cross
+liquidation of ``cross.py``.  The order of events is docs/model-choices.md
+"Several symbols".  One-symbol ``kernel.py`` is left as it is (and as fast).
+"""
+import numpy as np
+from numba import njit
+
+from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
+from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
+from .intrabar import MAX_LIQUIDATIONS_PER_BAR
+from .kernel import _opens_trade
+from .records import LIQUIDATION, REBALANCE, SIGNAL
+from .rules import (
+    HOUR,
+    falling_price_hurts,
+    hour_boundaries_between,
+    interest_charge,
+    joint_theta,
+    liquidation_price,
+    margin_level,
+)
+
+# rows of ``out_acct[a]`` and ``out_sym[s]``
+ACCOUNT_ROWS = ("equity", "debt", "interest_owed", "interest_paid")
+SYMBOL_ROWS = ("position", "interest_symbol")  # cumulative quote value of its base interest and its fills' borrow charges
+# totals in ``stats``
+STATS = ("fees_paid", "liquidation_fees", "bad_debt", "n_orders", "n_liquidations", "n_margin_calls",
+         "n_capped", "n_trades")
+N_STATS = len(STATS)
+FEES, LIQ_FEES, BAD, N_ORD, N_LIQ, N_CALL, N_CAP, N_TRD = range(N_STATS)
+ORDERS_PER_STEP = 2 + MAX_LIQUIDATIONS_PER_BAR  # per symbol: its order, a gap fill, the intrabar fills
+
+
+@njit(cache=True)
+def _fill_order(orders, k, s, trigger, event):
+    orders[k].symbol = s
+    orders[k].trigger = trigger
+    orders[k].event = event
+
+
+@njit(cache=True)
+def _liq_record(liqs, k, a, theta, gap):
+    liqs[k].account = a
+    liqs[k].theta = theta
+    liqs[k].gap = gap
+
+
+@njit(cache=True)
+def _single_liquidation(st, i, a, s, trigger, slip, liq_fee, restore, full, mlr, gap, orders, liqs, tot):
+    k_o = int(tot[N_ORD])
+    k_l = int(tot[N_LIQ])
+    f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee, restore, full, mlr, orders, k_o, liqs, k_l,
+                             True)
+    _liq_record(liqs, row, a, np.nan, gap)
+    _fill_order(orders, k_o, s, trigger, row)
+    tot[N_ORD] += 1
+    tot[N_LIQ] += 1
+    tot[LIQ_FEES] += f
+    tot[BAD] += b
+
+
+# per-symbol state ``ss[s]`` and per-account state ``sa[a]`` (float columns, so
+# the steps take few arguments and numba can inline them)
+LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE = range(7)
+T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
+# profile levels ``lv[a]`` and settings ``cfg``
+M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
+FEE, SLIP, FULL, ROUND = range(4)
+# scratch rows ``scr[r]`` of a cross step
+CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG = range(8)
+# rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
+Q_HB, Q_DB, Q_IB, Q_UP = range(4)
+
+
+@njit(cache=True, inline="always")
+def _note(ss, sa, s, a, cb, cq, price):
+    """Interest charged: base ``cb`` of symbol s, quote ``cq`` of account a."""
+    ss[s, INT_BASE] += cb
+    sa[a, INT_QUOTE] += cq
+    sa[a, PAID] += cb * price + cq
+
+
+@njit(cache=True)
+def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, liqs, calls, tot):
+    # (arrays are indexed, never sliced, here: a view costs a reference count per bar)
+    """Steps 1–7 of an account with one symbol: kernel.simulate's, without
+    stops and mark prices.  Returns whether it was liquidated."""
+    liquidated = False
+    round_up = cfg[ROUND] != 0.0
+    mlr = lv[a, MLR]
+    # 1. hour boundaries passed since the account's last bar
+    on_hour = False
+    if t >= sa[a, NEXT_HOUR]:
+        on_hour = t % HOUR == 0
+        if sa[a, T_PREV] >= 0.0 and (st[PB] > 0.0 or st[PQ] > 0.0):
+            for _ in range(hour_boundaries_between(np.int64(sa[a, T_PREV]), t)):
+                cb = interest_charge(st[PB], rb, round_up)
+                cq = interest_charge(st[PQ], rq, round_up)
+                st[IB] += cb
+                st[IQ] += cq
+                _note(ss, sa, s, a, cb, cq, o)
+                ss[s, PAID_SYM] += cb * o
+        sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
+    # 2. gap liquidation
+    if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
+        if _assets(st, o) <= mlr * _debt(st, o):
+            _single_liquidation(st, i, a, s, o, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, True,
+                                orders, liqs, tot)
+            liquidated = True
+            ss[s, PENDING] = np.nan
+    # 3. the order decided at the last close
+    pb0 = st[PB]
+    pq0 = st[PQ]
+    x = ss[s, PENDING]
+    if x == x:
+        before = _position(st)
+        side, q, price, fee_value, capped, cb, cq = _trade_to(st, x, o, cfg[FEE], cfg[SLIP], rb, rq, lv[a, M0],
+                                                              round_up, True, False, np.inf, np.inf)
+        if side != 0:
+            _note(ss, sa, s, a, cb, cq, o)
+            ss[s, PAID_SYM] += cb * o
+            tot[FEES] += fee_value
+            k = int(tot[N_ORD])
+            _record_order(orders, k, i, side, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq,
+                          before, cb + cq)
+            _fill_order(orders, k, s, np.nan, -1)
+            tot[N_ORD] += 1
+            tot[N_TRD] += _opens_trade(before, _position(st))
+        tot[N_CAP] += capped
+        ss[s, PENDING] = np.nan
+    # 4. the whole hour at this open
+    if on_hour:
+        cb = interest_charge(min(pb0, st[PB]), rb, round_up)
+        cq = interest_charge(min(pq0, st[PQ]), rq, round_up)
+        st[IB] += cb
+        st[IQ] += cq
+        _note(ss, sa, s, a, cb, cq, o)
+        ss[s, PAID_SYM] += cb * o
+    # 5. + 6. the adverse extreme
+    db = st[PB] + st[IB]
+    if db + st[PQ] + st[IQ] > 0.0:
+        worst = lo if falling_price_hurts(st[HB], db, mlr) else h
+        assets_x = _assets(st, worst)
+        debt_x = _debt(st, worst)
+        if assets_x <= lv[a, CALL] * debt_x and sa[a, ABOVE_CALL] != 0.0:
+            k = int(tot[N_CALL])
+            calls[k].bar = i
+            calls[k].margin_level = margin_level(assets_x, debt_x)
+            calls[k].account = a
+            tot[N_CALL] += 1
+        if assets_x <= mlr * debt_x * (1.0 + 1e-9):
+            for _ in range(MAX_LIQUIDATIONS_PER_BAR):
+                p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+                if side == 1 and lo <= p_liq:
+                    trigger = min(o, p_liq)
+                elif side == -1 and h >= p_liq:
+                    trigger = max(o, p_liq)
+                else:
+                    break
+                _single_liquidation(st, i, a, s, trigger, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr,
+                                    trigger == o, orders, liqs, tot)
+                liquidated = True
+                if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
+                    break
+    return liquidated
+
+
+@njit(cache=True)
+def _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa):
+    """One hour on the base principals ``scr[PB0]`` and the quote principal
+    ``scr[PB0, m]`` of a cross account, base charges valued at ``scr[CUR]``."""
+    for k in range(m):
+        s = syms[a, k]
+        cb = interest_charge(scr[PB0, k], rates[s], round_up)
+        sb[s, INTEREST] += cb
+        _note(ss, sa, s, a, cb, 0.0, scr[CUR, k])
+        ss[s, PAID_SYM] += cb * scr[CUR, k]
+    cq = interest_charge(scr[PB0, m], rates[rates.shape[0] - 1], round_up)
+    aq[a, INTEREST] += cq
+    _note(ss, sa, 0, a, 0.0, cq, 0.0)
+
+
+@njit(cache=True)
+def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, scr, tot):
+    """A cross liquidation at the trigger prices ``scr[TRIG]``, recorded."""
+    syms = syms_of[a, :m]
+    trig = scr[TRIG, :m].copy()
+    k_l = int(tot[N_LIQ])
+    rec = liqs[k_l]
+    rec.bar = i
+    before = np.empty(m)
+    for k in range(m):
+        s = syms[k]
+        before[k] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+    tradable = scr[TRADABLE, :m] != 0.0
+    side = np.zeros(m, dtype=np.int64)
+    qty = scr[QTY]
+    fill = scr[FILL]
+    f, b = liquidate_cross(sb, aq, a, syms, m, trig, tradable, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0,
+                           rec, qty, fill, side)
+    _liq_record(liqs, k_l, a, theta, theta == 0.0)
+    tot[N_LIQ] += 1
+    tot[LIQ_FEES] += f
+    tot[BAD] += b
+    for k in range(m):
+        if side[k] != 0:
+            s = syms[k]
+            o = orders[int(tot[N_ORD])]
+            o.bar = i
+            o.side = side[k]
+            o.kind = LIQUIDATION
+            o.capped = False
+            o.ambiguous = False
+            o.quantity = qty[k]
+            o.price = fill[k]
+            o.fee = 0.0  # the event's fee is on the liquidation record, not on one symbol
+            o.position_before = before[k]
+            o.position = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+            o.interest = 0.0
+            o.charge = 0.0
+            o.symbol = s
+            o.trigger = trig[k]
+            o.event = k_l
+            tot[N_ORD] += 1
+
+
+@njit(cache=True)
+def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv, cfg, ss, sa, orders, liqs, calls,
+                tot, scr):
+    """Steps 1–7 of a cross account with several symbols."""
+    liquidated = False
+    round_up = cfg[ROUND] != 0.0
+    mlr = lv[a, MLR]
+    m0 = lv[a, M0]
+    for k in range(m):
+        s = syms[a, k]
+        o = open_[s, i]
+        scr[TRADABLE, k] = 1.0 if o == o else 0.0
+        scr[CUR, k] = o if o == o else ss[s, LAST_CLOSE]
+    # 1. hour boundaries passed since the account's last active time
+    on_hour = False
+    if t >= sa[a, NEXT_HOUR]:
+        on_hour = t % HOUR == 0
+        if sa[a, T_PREV] >= 0.0:
+            for _ in range(hour_boundaries_between(np.int64(sa[a, T_PREV]), t)):
+                for k in range(m):
+                    scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
+                scr[PB0, m] = aq[a, PRINCIPAL]
+                _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa)
+        sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
+    # 2. gap liquidation at the current prices
+    assets, debt = book_value(sb, aq, a, syms, m, scr, CUR)
+    if debt > 0.0 and assets <= mlr * debt:
+        for k in range(m):
+            scr[TRIG, k] = scr[CUR, k]
+        _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot)
+        liquidated = True
+        for k in range(m):
+            ss[syms[a, k], PENDING] = np.nan
+    # 3. pending orders in symbol order
+    for k in range(m):
+        scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
+    scr[PB0, m] = aq[a, PRINCIPAL]
+    for k in range(m):
+        s = syms[a, k]
+        x = ss[s, PENDING]
+        if scr[TRADABLE, k] == 0.0 or x != x:
+            continue
+        assets, debt = book_value(sb, aq, a, syms, m, scr, CUR)
+        w = others_term(sb, syms, a, m, scr, CUR, k, m0)
+        load(st, sb, aq, s, a)
+        before = _position(st)
+        o = scr[CUR, k]
+        side_, q, price, fee_value, capped, cb, cq = trade_to_cross(st, x, o, assets - debt, w, 1e-9 * (assets + debt),
+                                                                    cfg[FEE], cfg[SLIP], rates[s],
+                                                                    rates[rates.shape[0] - 1], m0, round_up)
+        store(st, sb, aq, s, a)
+        if side_ != 0:
+            _note(ss, sa, s, a, cb, cq, o)
+            ss[s, PAID_SYM] += cb * o + cq  # the symbol's share: its base interest and its own borrows
+            tot[FEES] += fee_value
+            j = int(tot[N_ORD])
+            _record_order(orders, j, i, side_, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq,
+                          before, cb + cq)
+            _fill_order(orders, j, s, np.nan, -1)
+            tot[N_ORD] += 1
+            tot[N_TRD] += _opens_trade(before, _position(st))
+        tot[N_CAP] += capped
+        ss[s, PENDING] = np.nan
+    # 4. the whole hour at this open, on principal held across it
+    if on_hour:
+        for k in range(m):
+            scr[PB0, k] = min(scr[PB0, k], sb[syms[a, k], PRINCIPAL])
+        scr[PB0, m] = min(scr[PB0, m], aq[a, PRINCIPAL])
+        _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa)
+    # 5. + 6. the joint path toward every symbol's adverse extreme
+    for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
+        f0 = aq[a, HELD] - mlr * (aq[a, PRINCIPAL] + aq[a, INTEREST])
+        g = 0.0
+        any_debt = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
+        for k in range(m):
+            s = syms[a, k]
+            db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+            any_debt = any_debt or db > 0.0
+            coef = sb[s, HELD] - mlr * db
+            if coef > 0.0 and scr[TRADABLE, k] != 0.0:
+                scr[EXT, k] = low[s, i]
+            elif coef < 0.0 and scr[TRADABLE, k] != 0.0:
+                scr[EXT, k] = high[s, i]
+            else:
+                scr[EXT, k] = scr[CUR, k]
+            f0 += coef * scr[CUR, k]
+            g += coef * (scr[EXT, k] - scr[CUR, k])
+        if not any_debt:
+            break
+        if n_liq == 0:  # 6. the margin call, on the state after step 4
+            ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
+            if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
+                j = int(tot[N_CALL])
+                calls[j].bar = i
+                calls[j].margin_level = margin_level(ax, dx)
+                calls[j].account = a
+                tot[N_CALL] += 1
+        theta = joint_theta(f0, g)
+        if theta < 0.0:
+            break
+        for k in range(m):
+            scr[TRIG, k] = scr[CUR, k] + theta * (scr[EXT, k] - scr[CUR, k])
+        _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot)
+        liquidated = True
+    return liquidated
+
+
+@njit(cache=True)
+def _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms, rates, round_up, scr):
+    """The hour at bar ``j`` of a quiet run, if it is all the bar has: the bar
+    is on the hour and the last was within the hour before (step 1 charges
+    nothing), and simulate_multi's skip test passes both before the charge
+    (step 2) and after it (steps 5-6); then step 4 is made, by
+    ``_charge_book`` itself; the closes must be present (the bar is then
+    closed by the quiet run).  Returns whether it was (else nothing changed)."""
+    t = ts[j]
+    if t % HOUR != 0 or not (t - HOUR <= t_prev < t):
+        return False
+    n_sym = open_.shape[0]
+    for k in range(n_sym):
+        if close[k, j] != close[k, j]:
+            return False
+    mlr = lv[0, MLR]
+    near = max(lv[0, CALL], mlr) * (1.0 + 1e-9)
+    for before in (True, False):
+        cq = 0.0 if before else interest_charge(aq[0, PRINCIPAL], rates[n_sym], round_up)
+        dq = aq[0, PRINCIPAL] + (aq[0, INTEREST] + cq)
+        assets = aq[0, HELD]
+        debt = dq
+        assets_x = assets
+        debt_x = dq
+        owes = dq > 0.0
+        for k in range(n_sym):
+            cb = 0.0 if before else interest_charge(sb[k, PRINCIPAL], rates[k], round_up)
+            db = sb[k, PRINCIPAL] + (sb[k, INTEREST] + cb)
+            owes = owes or db > 0.0
+            o = open_[k, j]
+            x = low[k, j] if sb[k, HELD] - mlr * db >= 0.0 else high[k, j]
+            assets += sb[k, HELD] * o
+            debt += db * o
+            assets_x += sb[k, HELD] * x
+            debt_x += db * x
+        if not ((assets > mlr * debt and assets_x > near * debt_x) if owes else assets == assets):
+            return False
+    sa[0, NEXT_HOUR] = (t // HOUR + 1) * HOUR
+    for k in range(n_sym):
+        scr[PB0, k] = sb[k, PRINCIPAL]
+        scr[CUR, k] = open_[k, j]
+    scr[PB0, n_sym] = aq[0, PRINCIPAL]
+    _charge_book(sb, aq, 0, syms, n_sym, rates, round_up, scr, ss, sa)
+    return True
+
+
+@njit(cache=True)
+def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance, out_acct, out_sym, loc,
+                 syms, rates, round_up, scr):
+    """Close bars ``i0, i0 + 1, …`` of the only account (every symbol in one
+    cross account) while they are quiet; returns the first bar not closed.
+
+    A quiet bar has no order at its open, every symbol's open and close are
+    present, and the margin level at the opens and at the adverse extremes
+    passes the test by which ``simulate_multi`` skips steps 1-6 (same
+    arithmetic; no test without debt): the steps would do nothing, so the
+    bar is only closed, as ``simulate_multi`` closes it.  A bar on the hour
+    is quiet too when the hour's interest is all that happens (``_quiet_hour``).
+    Between hours the book does not change, so its numbers are loaded into
+    ``loc`` and what is the same on every bar is written per stretch; the
+    loop body is small (numba compiles a small body with few live values
+    into much faster code, see kernel.py)."""
+    n_sym, n = open_.shape
+    for k in range(n_sym):
+        if ss[k, PENDING] == ss[k, PENDING]:
+            return i0
+    mlr = lv[0, MLR]
+    near = max(lv[0, CALL], mlr) * (1.0 + 1e-9)
+    halted = sa[0, HALTED] != 0.0
+    next_hour = sa[0, NEXT_HOUR]
+    end = n
+    seg = i0  # the first bar since the last hour's interest
+    reload = True
+    hq = dq = iq = 0.0
+    owes = False
+    for j in range(i0, n):
+        if ts[j] >= next_hour:
+            for k in range(n_sym):  # the stretch before the hour (its interest changes these)
+                pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+                paid = ss[k, PAID_SYM]
+                for r in range(seg, j):
+                    out_sym[k, 0, r] = pos
+                    out_sym[k, 1, r] = paid
+            paid = sa[0, PAID]
+            for r in range(seg, j):
+                out_acct[0, 3, r] = paid
+            seg = j
+            t_prev = ts[j - 1] if j > i0 else np.int64(sa[0, T_PREV])
+            if not _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms, rates, round_up,
+                               scr):
+                end = j
+                break
+            next_hour = sa[0, NEXT_HOUR]
+            reload = True
+        if reload:  # the book, at the start and after an hour's interest
+            reload = False
+            hq = aq[0, HELD]
+            dq = aq[0, PRINCIPAL] + aq[0, INTEREST]
+            iq = aq[0, INTEREST]
+            owes = dq > 0.0
+            for k in range(n_sym):
+                db = sb[k, PRINCIPAL] + sb[k, INTEREST]
+                owes = owes or db > 0.0
+                loc[Q_HB, k] = sb[k, HELD]
+                loc[Q_DB, k] = db
+                loc[Q_IB, k] = sb[k, INTEREST]
+                loc[Q_UP, k] = 1.0 if sb[k, HELD] - mlr * db >= 0.0 else 0.0
+        # simulate_multi's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet);
+        # on an hour _quiet_hour has passed it
+        assets = hq
+        debt = dq
+        assets_x = hq
+        debt_x = dq
+        for k in range(n_sym):
+            o = open_[k, j]
+            x = low[k, j] if loc[Q_UP, k] != 0.0 else high[k, j]
+            assets += loc[Q_HB, k] * o
+            debt += loc[Q_DB, k] * o
+            assets_x += loc[Q_HB, k] * x
+            debt_x += loc[Q_DB, k] * x
+        if not ((assets > mlr * debt and assets_x > near * debt_x) if owes else assets == assets):
+            end = j
+            break
+        # 7. the close
+        assets = hq
+        debt = dq
+        owed = iq
+        for k in range(n_sym):
+            c = close[k, j]
+            assets += loc[Q_HB, k] * c
+            debt += loc[Q_DB, k] * c
+            owed += loc[Q_IB, k] * c
+        if owed != owed:  # a close missing (NaN): simulate_multi keeps the last close
+            end = j
+            break
+        eq = assets - debt
+        out_acct[0, 0, j] = eq
+        out_acct[0, 1, j] = debt
+        out_acct[0, 2, j] = owed
+        # 8. decisions; an order ends the quiet run after this bar
+        if halted:
+            continue
+        ordered = False
+        for k in range(n_sym):
+            x = target[k, j]
+            if x != x:
+                continue
+            if x != ss[k, LAST_TARGET]:
+                ss[k, PENDING] = x
+                ss[k, KIND] = SIGNAL
+                ss[k, LAST_TARGET] = x
+                ss[k, SUSPENDED] = 0.0
+                ordered = True
+            elif rebalance > 0.0 and ss[k, SUSPENDED] == 0.0 and eq > 0.0:
+                pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+                if abs(pos * close[k, j] / eq - x) > rebalance * abs(x):
+                    ss[k, PENDING] = x
+                    ss[k, KIND] = REBALANCE
+                    ordered = True
+        if ordered:
+            end = j + 1
+            break
+    if end == i0:
+        return i0
+    # what is the same on every bar of the last stretch, and the state after the run
+    last = end - 1
+    paid = sa[0, PAID]
+    for j in range(seg, end):
+        out_acct[0, 3, j] = paid
+    assets = aq[0, HELD]
+    debt = aq[0, PRINCIPAL] + aq[0, INTEREST]
+    for k in range(n_sym):
+        pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+        paid = ss[k, PAID_SYM]
+        for j in range(seg, end):
+            out_sym[k, 0, j] = pos
+            out_sym[k, 1, j] = paid
+        c = close[k, last]
+        ss[k, LAST_CLOSE] = c
+        assets += sb[k, HELD] * c
+        debt += (sb[k, PRINCIPAL] + sb[k, INTEREST]) * c
+    sa[0, T_PREV] = ts[last]
+    sa[0, ABOVE_CALL] = 1.0 if (assets > lv[0, CALL] * debt or debt <= 0.0) else 0.0
+    return end
+
+
+@njit(cache=True, nogil=True)
+def simulate_multi(
+    ts, open_, high, low, close, target, symbol_account, capital, fee, slippage, rate_base, rate_quote,
+    initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation, rebalance,
+    round_interest, stop_on_liquidation, out_acct, out_sym, interest_base, interest_quote, orders, liqs, calls,
+):
+    """Run ``S`` symbols through ``A`` accounts on the time grid ``ts``.
+
+    ``open_ … close``, ``target``: ``[S, n]``, NaN where a symbol has no bar
+    (target NaN = hold).  ``symbol_account[s]``: the account of symbol s;
+    per account ``capital`` and the profile levels (``initial_ml`` …
+    ``restore_ml``, assets / debt terms); ``rate_base[s]`` and
+    ``rate_quote``: hourly rates.  Writes ``out_acct`` ``[A, 4, n]``
+    (``ACCOUNT_ROWS``), ``out_sym`` ``[S, 2, n]`` (``SYMBOL_ROWS``),
+    interest charged per base asset / per account's quote in asset units,
+    and the records.  Returns ``(complete, stats)``; ``complete`` False when
+    a record buffer ran short (grow it and call again).
+    """
+    n_sym, n = open_.shape
+    n_acct = capital.shape[0]
+    tot = np.zeros(N_STATS)
+    sb = np.zeros((n_sym, 3))
+    aq = np.zeros((n_acct, 3))
+    n_of = np.zeros(n_acct, dtype=np.int64)
+    syms_of = np.zeros((n_acct, n_sym), dtype=np.int64)
+    for s in range(n_sym):
+        a = symbol_account[s]
+        syms_of[a, n_of[a]] = s
+        n_of[a] += 1
+    lv = np.empty((n_acct, 5))
+    for a in range(n_acct):
+        aq[a, HELD] = capital[a]
+        lv[a, M0] = initial_ml[a]
+        lv[a, CALL] = call_ml[a]
+        lv[a, MLR] = liquidation_ml[a]
+        lv[a, LIQ_FEE] = liquidation_fee[a]
+        lv[a, RESTORE] = restore_ml[a]
+    cfg = np.array([fee, slippage, 1.0 if full_liquidation else 0.0, 1.0 if round_interest else 0.0])
+    rates = np.empty(n_sym + 1)
+    rates[:n_sym] = rate_base
+    rates[n_sym] = rate_quote
+    st = np.zeros(6)
+    scr = np.zeros((8, n_sym + 1))
+    ss = np.zeros((n_sym, 7))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
+    ss[:, PENDING] = np.nan
+    ss[:, LAST_TARGET] = np.nan
+    sa = np.zeros((n_acct, 6))
+    sa[:, T_PREV] = -1.0
+    sa[:, NEXT_HOUR] = -np.inf
+    sa[:, ABOVE_CALL] = 1.0
+    one_cross = n_acct == 1 and n_sym >= 2  # the quiet runs (_close_quiet) are written for this case
+    loc = np.zeros((4, n_sym))
+    resume_at = 0  # the first bar _close_quiet did not close
+
+    for i in range(n):
+        if i < resume_at:
+            continue
+        if (tot[N_ORD] + n_sym * ORDERS_PER_STEP > orders.shape[0]
+                or tot[N_LIQ] + n_acct * ORDERS_PER_STEP > liqs.shape[0] or tot[N_CALL] + n_acct > calls.shape[0]):
+            return False, tot
+        t = ts[i]
+        for a in range(n_acct):
+            m = n_of[a]
+            active = False
+            for k in range(m):
+                if open_[syms_of[a, k], i] == open_[syms_of[a, k], i]:
+                    active = True
+            if not active:  # nothing happens: the last values stand
+                if i > 0:
+                    for r in range(4):
+                        out_acct[a, r, i] = out_acct[a, r, i - 1]
+                else:
+                    out_acct[a, 0, i] = capital[a]
+                    for r in range(1, 4):
+                        out_acct[a, r, i] = 0.0
+                continue
+            # most bars need no step: no hour passed, no order, and the margin
+            # level at the open and at the adverse extreme far from the call and
+            # liquidation levels; the steps run (out of line) only when one may
+            near = max(lv[a, CALL], lv[a, MLR]) * (1.0 + 1e-9)
+            need = t >= sa[a, NEXT_HOUR]
+            owes = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
+            assets = aq[a, HELD]
+            debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+            assets_x = assets
+            debt_x = debt
+            for k in range(m):
+                s = syms_of[a, k]
+                need = need or ss[s, PENDING] == ss[s, PENDING]
+                db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+                owes = owes or db > 0.0
+                o = open_[s, i]
+                p = o if o == o else ss[s, LAST_CLOSE]
+                x = p
+                if o == o:
+                    x = low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else high[s, i]
+                assets += sb[s, HELD] * p
+                debt += db * p
+                assets_x += sb[s, HELD] * x
+                debt_x += db * x
+            if owes and not need:
+                need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
+            liquidated = False
+            if m == 1:
+                s = syms_of[a, 0]
+                c = close[s, i]
+                if need:
+                    load(st, sb, aq, s, a)
+                    liquidated = _step_single(i, t, a, s, st, open_[s, i], high[s, i], low[s, i], c, rates[s],
+                                              rates[n_sym], lv, cfg, ss, sa, orders, liqs, calls, tot)
+                    store(st, sb, aq, s, a)
+                ss[s, LAST_CLOSE] = c
+                assets = sb[s, HELD] * c + aq[a, HELD]
+                debt = (sb[s, PRINCIPAL] + sb[s, INTEREST]) * c + aq[a, PRINCIPAL] + aq[a, INTEREST]
+                owed = sb[s, INTEREST] * c + aq[a, INTEREST]
+            else:
+                if need:
+                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, close, rates, lv, cfg,
+                                             ss, sa, orders, liqs, calls, tot, scr)
+                # 7. the close (last closes for symbols without a bar)
+                for k in range(m):
+                    c = close[syms_of[a, k], i]
+                    if c == c:
+                        ss[syms_of[a, k], LAST_CLOSE] = c
+                    scr[CUR, k] = ss[syms_of[a, k], LAST_CLOSE]
+                assets, debt = book_value(sb, aq, a, syms_of, m, scr, CUR)
+                owed = aq[a, INTEREST]
+                for k in range(m):
+                    owed += sb[syms_of[a, k], INTEREST] * scr[CUR, k]
+            sa[a, T_PREV] = t
+            eq = assets - debt
+            sa[a, ABOVE_CALL] = 1.0 if (assets > call_ml[a] * debt or debt <= 0.0) else 0.0
+            out_acct[a, 0, i] = eq
+            out_acct[a, 1, i] = debt
+            out_acct[a, 2, i] = owed
+            out_acct[a, 3, i] = sa[a, PAID]
+            # 8. decisions of the account's symbols
+            if liquidated:
+                for k in range(m):
+                    ss[syms_of[a, k], SUSPENDED] = 1.0
+                if stop_on_liquidation:
+                    sa[a, HALTED] = 1.0
+            if sa[a, HALTED] != 0.0:
+                continue
+            for k in range(m):
+                s = syms_of[a, k]
+                x = target[s, i]
+                if x != x:
+                    continue
+                if x != ss[s, LAST_TARGET]:
+                    ss[s, PENDING] = x
+                    ss[s, KIND] = SIGNAL
+                    ss[s, LAST_TARGET] = x
+                    ss[s, SUSPENDED] = 0.0
+                elif rebalance > 0.0 and ss[s, SUSPENDED] == 0.0 and eq > 0.0:
+                    pos = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+                    if abs(pos * ss[s, LAST_CLOSE] / eq - x) > rebalance * abs(x):
+                        ss[s, PENDING] = x
+                        ss[s, KIND] = REBALANCE
+        for s in range(n_sym):
+            out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+            out_sym[s, 1, i] = ss[s, PAID_SYM]
+        if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
+            resume_at = _close_quiet(i + 1, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance,
+                                     out_acct, out_sym, loc, syms_of, rates, cfg[ROUND] != 0.0, scr)
+    for s in range(n_sym):
+        interest_base[s] = ss[s, INT_BASE]
+    for a in range(n_acct):
+        interest_quote[a] = sa[a, INT_QUOTE]
+    return True, tot

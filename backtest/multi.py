@@ -1,0 +1,439 @@
+"""Several symbols in one run: bars → targets → ``kernel_multi`` → Result.
+
+``run_multi`` is ``run`` for S ≥ 2 symbols: the bars are aligned on the
+union of their timestamps (a symbol trades only on its own bars; between
+them its last close values the account), each symbol goes into the cross
+account or its own isolated account (``margin``), capital is split between
+the accounts (``allocation``).  The rules are docs/model-choices.md
+"Several symbols".
+"""
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import kernel_multi
+from .assets import DEFAULT_DAILY_RATE, split_symbol
+from .errors import UserError
+from .metrics import periods_per_year, summarize
+from .profiles import Profile, get_profile
+from .records import LIQUIDATION, ORDER_KINDS, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
+from .result import Result
+from .strategy import check_targets, load_strategy
+from .trades import TRADE_COLUMNS, interest_by_asset, round_trips
+
+CROSS = "cross"  # the cross account's name (in --allocation, tables and columns)
+
+
+def parse_margin(spec, symbols) -> dict:
+    """``"cross-3x"`` (every symbol), or ``"BTCUSDT=isolated-10x,ETHUSDT=cross-3x"``
+    (per symbol; a bare profile in the list is the default of the others)
+    → ``{symbol: Profile}``.  Every cross symbol must share one profile: they
+    share one account."""
+    if isinstance(spec, dict):
+        items = [(str(k).upper(), v) for k, v in spec.items()]
+    else:
+        items = []
+        for part in str(spec).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, sep, prof = part.partition("=")
+            items.append((name.strip().upper(), prof.strip()) if sep else (None, part))
+    default = None
+    given = {}
+    for name, prof in items:
+        profile = prof if isinstance(prof, Profile) else get_profile(prof)
+        if name is None:
+            if default is not None:
+                raise UserError(f"--margin {spec}: two default profiles; name the symbols (SYMBOL=PROFILE)")
+            default = profile
+        elif name not in symbols:
+            raise UserError(f"--margin {name}: not a symbol of this run ({', '.join(symbols)})")
+        elif name in given:
+            raise UserError(f"--margin {name}: given twice")
+        else:
+            given[name] = profile
+    out = {}
+    for sym in symbols:
+        prof = given.get(sym, default)
+        if prof is None:
+            raise UserError(f"--margin {spec}: no profile for {sym} (add {sym}=PROFILE or a default profile)")
+        out[sym] = prof
+    cross = {p.name for p in out.values() if not _isolated(p)}
+    if len(cross) > 1:
+        raise UserError(f"--margin {spec}: cross symbols share one account, so one cross profile "
+                        f"(got {', '.join(sorted(cross))})")
+    return out
+
+
+def _isolated(profile: Profile) -> bool:
+    return profile.name.startswith("isolated")
+
+
+def accounts_of(profiles: dict) -> list:
+    """``[(name, profile, [symbols])]``: the cross account (if any symbol is
+    cross) first, then one isolated account per isolated symbol."""
+    cross = [s for s, p in profiles.items() if not _isolated(p)]
+    out = [(CROSS, profiles[cross[0]], cross)] if cross else []
+    out += [(s, p, [s]) for s, p in profiles.items() if _isolated(p)]
+    return out
+
+
+def parse_allocation(spec, names, cross_symbols=()) -> dict:
+    """``"BTCUSDT=0.6,ETHUSDT=0.4"`` (or a dict) → fraction of the capital per
+    account (``cross`` names the cross account); default equal shares."""
+    if spec is None or spec == "" or spec == {}:
+        return {n: 1.0 / len(names) for n in names}
+    if isinstance(spec, dict):
+        items = [(str(k), v) for k, v in spec.items()]
+    else:
+        items = []
+        for part in str(spec).split(","):
+            name, sep, value = part.strip().partition("=")
+            if not sep or not name:
+                raise UserError(f"--allocation {part.strip()}: expected ACCOUNT=FRACTION, e.g. BTCUSDT=0.5")
+            items.append((name.strip(), value.strip()))
+    out = {}
+    for name, value in items:
+        key = CROSS if name.lower() == CROSS else name.upper()
+        if key not in names:
+            hint = " (it trades in the cross account: name that one 'cross')" if key in cross_symbols else ""
+            raise UserError(f"--allocation {name}: not an account of this run ({', '.join(names)}){hint}")
+        if key in out:
+            raise UserError(f"--allocation {name}: given twice")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"--allocation {name}={value}: expected a fraction") from None
+        if not (math.isfinite(f) and 0.0 < f <= 1.0):
+            raise UserError(f"--allocation {name}={value}: a fraction must be in (0, 1]")
+        out[key] = f
+    missing = [n for n in names if n not in out]
+    if missing:
+        raise UserError(f"--allocation: no fraction for {', '.join(missing)} (every account needs one)")
+    total = sum(out.values())
+    if abs(total - 1.0) > 1e-9:
+        raise UserError(f"--allocation: fractions sum to {total:g}, not 1")
+    return out
+
+
+def load_panel(data, start=None, end=None) -> dict:
+    """``{symbol: bars}`` from paths or DataFrames (``attrs['symbol']`` or a
+    dict key naming the pair); one quote asset for all; no symbol twice."""
+    from .engine import _prepare_bars, symbol_of
+
+    items = list(data.items()) if isinstance(data, dict) else [(None, d) for d in data]
+    panel = {}
+    quote = None
+    for key, d in items:
+        bars = _prepare_bars(d, start, end)
+        sym = str(key or symbol_of(bars)).upper()
+        if sym in panel:
+            raise UserError(f"--data {d if not isinstance(d, pd.DataFrame) else sym}: {sym} given twice")
+        base, q = split_symbol(sym)
+        if quote is not None and q != quote:
+            raise UserError(f"--data {sym}: quoted in {q}, the others in {quote}; "
+                            "one account needs one quote asset")
+        quote = q
+        bars.attrs["symbol"] = sym
+        panel[sym] = bars
+    if len(panel) < 2:
+        raise UserError("--data: several symbols need at least two files")
+    return panel
+
+
+def _daily_rates(symbols, rates):
+    assets = {split_symbol(s)[0] for s in symbols} | {split_symbol(symbols[0])[1]}
+    rates = {str(k).upper(): v for k, v in (rates or {}).items()}
+    out = {}
+    for asset in rates:
+        if asset not in assets:
+            raise UserError(f"--rate {asset}: this run trades {', '.join(sorted(assets))} only")
+    for asset in assets:
+        r = float(rates.get(asset, DEFAULT_DAILY_RATE))
+        if not (r >= 0.0 and math.isfinite(r)):
+            raise UserError(f"--rate {asset}={r}: a daily rate must be a finite number ≥ 0")
+        out[asset] = r
+    return out
+
+
+def _targets(strat, panel, params, index) -> np.ndarray:
+    """``[S, n]`` targets on the union grid.  A strategy with ``MULTI = True``
+    gets ``{symbol: bars}`` and returns a DataFrame (columns symbols, index
+    times) or ``{symbol: Series}``; any other strategy runs on each symbol's
+    bars alone."""
+    symbols = list(panel)
+    out = np.full((len(symbols), len(index)), np.nan)
+    multi = bool(getattr(strat.module, "MULTI", False)) or strat.name == "targets"
+    if multi:
+        try:
+            raw = strat.targets(panel, **params)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(f"strategy {strat.name} raised {type(exc).__name__}: {exc}") from None
+        if isinstance(raw, dict):
+            raw = pd.DataFrame({str(k).upper(): pd.Series(v) for k, v in raw.items()})
+        if not isinstance(raw, pd.DataFrame):
+            raise UserError(f"strategy {strat.name} returned {type(raw).__name__}; several symbols need a "
+                            "DataFrame (columns: symbols, index: times)")
+        raw = raw.rename(columns=lambda c: str(c).upper())
+        unknown = [c for c in raw.columns if c not in symbols]
+        if unknown:
+            raise UserError(f"strategy {strat.name}: target column {unknown[0]} is not a symbol of the run")
+        idx = pd.DatetimeIndex(raw.index)
+        raw.index = idx.tz_localize("UTC") if idx.tz is None else idx
+        for k, sym in enumerate(symbols):
+            if sym in raw:
+                out[k] = check_targets(raw[sym].reindex(index).to_numpy(np.float64), len(index), strat.name, index)
+        return out
+    for k, sym in enumerate(symbols):
+        bars = panel[sym]
+        t = strat(bars, params)
+        out[k] = pd.Series(t, index=bars.index).reindex(index).to_numpy(np.float64)
+    return out
+
+
+def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", allocation=None,
+              capital: float = 10_000.0, fee: float = 0.001, slippage: float = 0.0, rates=None,
+              liquidation: str = "partial", rebalance: float = 0.0, round_interest: bool = True, start=None,
+              end=None, stop_on_liquidation: bool = False) -> Result:
+    """Backtest several symbols (``data``: paths, DataFrames or ``{symbol:
+    bars}``) in a cross account, isolated accounts, or a mix.
+
+    ``margin``: one profile for every symbol, or ``"SYM=PROFILE,..."`` / a
+    dict (isolated symbols get their own account; the others share the cross
+    account).  ``allocation``: fraction of ``capital`` per account
+    (``{"BTCUSDT": 0.5, "cross": 0.5}``), equal shares by default; transfers
+    between accounts never happen.  Other arguments as ``backtest.run``.
+    """
+    from .engine import _check_settings, _epoch_seconds
+
+    _check_settings(capital, fee, slippage, liquidation, rebalance)
+    panel = load_panel(data, start, end)
+    symbols = list(panel)
+    profiles = parse_margin(margin, symbols)
+    accounts = accounts_of(profiles)
+    names = [a[0] for a in accounts]
+    shares = parse_allocation(allocation, names, [s for s in symbols if not _isolated(profiles[s])])
+    daily = _daily_rates(symbols, rates)
+    quote = split_symbol(symbols[0])[1]
+    index = panel[symbols[0]].index
+    for sym in symbols[1:]:
+        index = index.union(panel[sym].index)
+    index = index.rename("timestamp")
+    if isinstance(strategy, (pd.DataFrame, dict)):  # ready targets: columns symbols, index times
+        from .strategy import Strategy
+
+        ready = strategy
+        strat = Strategy("targets", {}, lambda panel: ready)
+    else:
+        strat = load_strategy(strategy)
+    resolved = strat.resolve(params)
+    targets = _targets(strat, panel, resolved, index)
+
+    seconds = _epoch_seconds(index)
+    cols = {k: np.vstack([panel[s][k].reindex(index).to_numpy(np.float64) for s in symbols])
+            for k in ("open", "high", "low", "close")}
+    acct_of = np.array([next(j for j, a in enumerate(accounts) if s in a[2]) for s in symbols], dtype=np.int64)
+    levels = np.array([a[1].kernel_levels() for a in accounts], dtype=np.float64)  # initial, call, liq, restore
+    config = dict(
+        symbol_account=acct_of, capital=np.array([capital * shares[n] for n in names]), fee=float(fee),
+        slippage=float(slippage), rate_base=np.array([daily[split_symbol(s)[0]] / 24.0 for s in symbols]),
+        rate_quote=daily[quote] / 24.0, initial_ml=levels[:, 0].copy(), call_ml=levels[:, 1].copy(),
+        liquidation_ml=levels[:, 2].copy(), liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
+        restore_ml=levels[:, 3].copy(), full_liquidation=liquidation == "full", rebalance=float(rebalance),
+        round_interest=bool(round_interest), stop_on_liquidation=bool(stop_on_liquidation),
+    )
+    out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats = simulate_multi_arrays(
+        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
+    return _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
+                   calls, stats, dict(
+                       data=[str(d) if not isinstance(d, pd.DataFrame) else "bars"
+                             for d in (data.values() if isinstance(data, dict) else data)],
+                       symbol=",".join(symbols), strategy=strat.name, params=resolved,
+                       margin=",".join(f"{s}={profiles[s].name}" for s in symbols),
+                       accounts={n: {"profile": p.name, "symbols": syms, "capital": capital * shares[n]}
+                                 for n, p, syms in accounts},
+                       capital=float(capital), fee=float(fee), slippage=float(slippage), rates=daily,
+                       liquidation=liquidation, rebalance=float(rebalance), round_interest=bool(round_interest),
+                       stop_on_liquidation=bool(stop_on_liquidation), start=str(index[0]), end=str(index[-1])),
+                   quote, capital)
+
+
+def simulate_multi_arrays(seconds, open_, high, low, close, targets, config):
+    """Call ``kernel_multi.simulate_multi`` with NumPy output buffers, growing
+    the record buffers until they suffice.  Returns ``(out_acct, out_sym,
+    interest_base, interest_quote, orders, liquidations, margin_calls, stats)``."""
+    n_sym, n = open_.shape
+    n_acct = config["capital"].shape[0]
+    out_acct = np.empty((n_acct, len(kernel_multi.ACCOUNT_ROWS), n))
+    out_sym = np.empty((n_sym, len(kernel_multi.SYMBOL_ROWS), n))
+    int_b = np.zeros(n_sym)
+    int_q = np.zeros(n_acct)
+    changes = int(np.count_nonzero(~np.isnan(targets)))
+    sizes = [min(changes, n * n_sym) + 64 * n_sym * kernel_multi.ORDERS_PER_STEP, 64 * n_acct * kernel_multi.ORDERS_PER_STEP,
+             64 + n_acct]
+    while True:
+        orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
+                               zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
+        complete, stats = kernel_multi.simulate_multi(
+            seconds, open_, high, low, close, targets, config["symbol_account"], config["capital"], config["fee"],
+            config["slippage"], config["rate_base"], config["rate_quote"], config["initial_ml"], config["call_ml"],
+            config["liquidation_ml"], config["liquidation_fee"], config["restore_ml"], config["full_liquidation"],
+            config["rebalance"], config["round_interest"], config["stop_on_liquidation"], out_acct, out_sym, int_b,
+            int_q, orders, liqs, calls)
+        st = dict(zip(kernel_multi.STATS, stats.tolist()))
+        if complete:
+            return (out_acct, out_sym, int_b, int_q, orders[:int(st["n_orders"])],
+                    liqs[:int(st["n_liquidations"])], calls[:int(st["n_margin_calls"])], st)
+        sizes = [k * 4 for k in sizes]
+
+
+def _ml(equity, debt, profile):
+    from .engine import profile_ml
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return profile_ml(np.where(debt > 0, (equity + debt) / np.where(debt > 0, debt, 1.0), np.inf), profile)
+
+
+def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs, calls,
+            stats, settings, quote, capital):
+    n = len(index)
+    has = ~np.isnan(cols["open"])
+    last_close = pd.DataFrame(cols["close"].T).ffill().to_numpy().T  # valuation between a symbol's bars
+    last_close = np.nan_to_num(last_close, nan=0.0)
+    prev_close = np.concatenate((np.zeros((len(symbols), 1)), last_close[:, :-1]), axis=1)
+    cur = np.where(has, cols["open"], prev_close)  # the price a symbol is valued at at each open
+    equity = out_acct[:, 0].sum(axis=0)
+    debt = out_acct[:, 1].sum(axis=0)
+    paid = out_acct[:, 3].sum(axis=0)
+    trading = orders["kind"] != LIQUIDATION
+    fees = np.cumsum(np.bincount(orders["bar"][trading], weights=orders["fee"][trading], minlength=n))
+    frame = {"equity": equity, "debt": debt, "interest_paid": paid,
+             "interest_owed": out_acct[:, 2].sum(axis=0), "fees_paid": fees}
+    gross = np.zeros(n)
+    for j, (name, prof, syms) in enumerate(accounts):
+        frame[f"equity_{name}"] = out_acct[j, 0]
+        frame[f"margin_level_{name}"] = _ml(out_acct[j, 0], out_acct[j, 1], prof)
+        frame[f"debt_{name}"] = out_acct[j, 1]
+    for k, sym in enumerate(symbols):
+        frame[f"position_{sym}"] = out_sym[k, 0]
+        frame[f"close_{sym}"] = last_close[k]
+        gross += np.abs(out_sym[k, 0] * last_close[k])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["exposure"] = np.where(equity > 0, gross / np.where(equity > 0, equity, 1.0), 0.0)
+    equity_df = pd.DataFrame(frame, index=index)
+
+    acct_names = [a[0] for a in accounts]
+    acct_of_sym = {s: j for j, a in enumerate(accounts) for s in a[2]}
+    trades = []
+    for k, sym in enumerate(symbols):
+        mine = orders[orders["symbol"] == k]
+        j = acct_of_sym[sym]
+        single = len(accounts[j][2]) == 1
+        sym_paid = out_acct[j, 3] if single else out_sym[k, 1]
+        bad = liqs["bad_debt"][liqs["account"] == j] if single else ()
+        by_asset = interest_by_asset(sym_paid, mine, out_sym[k, 0], np.where(cur[k] > 0, cur[k], 1.0))
+        t = round_trips(mine, index, last_close[k], out_sym[k, 0], sym_paid, sym, bad, by_asset)
+        trades.append(t)
+    trades = pd.concat([t for t in trades if len(t)], ignore_index=True) if any(len(t) for t in trades) else \
+        pd.DataFrame(columns=TRADE_COLUMNS)
+    if len(trades):
+        trades = trades.sort_values(["entry_time", "symbol"], kind="stable").reset_index(drop=True)
+
+    orders_df = _orders_frame(orders, index, symbols)
+    liq_df = _liquidations_frame(liqs, orders, index, symbols, accounts)
+    calls_df = pd.DataFrame({"time": index[calls["bar"]], "account": [acct_names[a] for a in calls["account"]],
+                             "margin_level": [float(_ml_one(m, accounts[a][1])) for m, a in
+                                              zip(calls["margin_level"], calls["account"])]},
+                            columns=["time", "account", "margin_level"])
+
+    # summary over the total equity
+    prev = np.concatenate(([capital], equity[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(prev > 0, equity / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
+    peak = np.maximum.accumulate(np.concatenate(([capital], equity)))[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0)
+    mls = [equity_df[f"margin_level_{a}"].to_numpy() for a in acct_names]
+    min_ml = float(min(np.min(m) for m in mls)) if n else math.inf
+    online = {"final_equity": float(equity[-1]), "sum_r": float(r.sum()), "sum_r2": float((r * r).sum()),
+              "sum_neg2": float((np.minimum(r, 0.0) ** 2).sum()), "max_drawdown": float(min(dd.min(), 0.0)),
+              "n_exposed": float(np.count_nonzero(np.any(out_sym[:, 0] != 0.0, axis=0))),
+              "min_margin_level": min_ml}
+    summary = summarize(float(capital), online, n, int(seconds[0]), int(seconds[-1]), periods_per_year(seconds))
+    per_asset = {}
+    for k, sym in enumerate(symbols):
+        base = split_symbol(sym)[0]
+        per_asset[base] = per_asset.get(base, 0.0) + float(int_b[k])
+    per_asset[quote] = float(int_q.sum())
+    summary.update(
+        n_trades=int(stats["n_trades"]), n_orders=int(stats["n_orders"]), n_capped=int(stats["n_capped"]),
+        n_liquidations=int(stats["n_liquidations"]), n_margin_calls=int(stats["n_margin_calls"]), ambiguous_bars=0,
+        fees_paid=float(stats["fees_paid"]), interest_paid=float(paid[-1]),
+        **{f"interest_paid_{a}": v for a, v in per_asset.items()},
+        liquidation_fees=float(stats["liquidation_fees"]), bad_debt=float(stats["bad_debt"]),
+        bars=n, start=str(pd.Timestamp(int(seconds[0]), unit="s", tz="UTC")),
+        end=str(pd.Timestamp(int(seconds[-1]), unit="s", tz="UTC")),
+    )
+    for j, name in enumerate(acct_names):
+        summary[f"final_equity_{name}"] = float(out_acct[j, 0, -1])
+        summary[f"n_liquidations_{name}"] = int(np.count_nonzero(liqs["account"] == j))
+    for k, sym in enumerate(symbols):
+        own = has[k]
+        first, last = int(np.argmax(own)), n - 1 - int(np.argmax(own[::-1]))
+        summary[f"first_bar_{sym}"] = str(index[first])
+        summary[f"missing_bars_{sym}"] = int(np.count_nonzero(~own[first:last + 1]))  # gaps on the run's grid
+    bars = None
+    return Result(equity=equity_df, trades=trades, orders=orders_df, liquidations=liq_df, margin_calls=calls_df,
+                  summary=summary, settings=settings, profile=accounts[0][1], bars=bars)
+
+
+def _ml_one(ml, profile):
+    from .engine import profile_ml
+
+    return profile_ml(ml, profile)
+
+
+ORDER_MULTI_COLUMNS = ["time", "symbol", "side", "quantity", "price", "fee", "kind", "capped", "position_before",
+                       "position", "interest"]
+LIQUIDATION_MULTI_COLUMNS = ["time", "account", "symbol", "trigger_price", "fill_price", "quantity", "side",
+                             "margin_level", "fee", "equity_before", "equity_after", "bad_debt", "gap", "theta",
+                             "event"]
+
+
+def _orders_frame(orders, index, symbols):
+    if len(orders) == 0:
+        return pd.DataFrame(columns=ORDER_MULTI_COLUMNS)
+    return pd.DataFrame({
+        "time": index[orders["bar"]], "symbol": [symbols[s] for s in orders["symbol"]],
+        "side": np.where(orders["side"] > 0, "buy", "sell"), "quantity": orders["quantity"],
+        "price": orders["price"], "fee": orders["fee"], "kind": [ORDER_KINDS[k] for k in orders["kind"]],
+        "capped": orders["capped"], "position_before": orders["position_before"], "position": orders["position"],
+        "interest": orders["interest"]}, columns=ORDER_MULTI_COLUMNS)
+
+
+def _liquidations_frame(liqs, orders, index, symbols, accounts):
+    """One row per symbol a liquidation filled; the event's numbers (margin
+    level, fee, equity, bad debt) repeat on its rows, ``event`` numbers it."""
+    rows = []
+    fills = orders[orders["kind"] == LIQUIDATION]
+    for e, rec in enumerate(liqs):
+        a = int(rec["account"])
+        prof = accounts[a][1]
+        mine = fills[fills["event"] == e]
+        for o in (list(mine) or [None]):
+            rows.append({
+                "time": index[rec["bar"]], "account": accounts[a][0],
+                "symbol": symbols[o["symbol"]] if o is not None else "",
+                "trigger_price": float(o["trigger"]) if o is not None else math.nan,
+                "fill_price": float(o["price"]) if o is not None else math.nan,
+                "quantity": float(o["quantity"]) if o is not None else 0.0,
+                "side": ("buy" if o["side"] > 0 else "sell") if o is not None else "",
+                "margin_level": float(_ml_one(rec["margin_level"], prof)), "fee": float(rec["fee"]),
+                "equity_before": float(rec["equity_before"]), "equity_after": float(rec["equity_after"]),
+                "bad_debt": float(rec["bad_debt"]), "gap": bool(rec["gap"]), "theta": float(rec["theta"]),
+                "event": e})
+    return pd.DataFrame(rows, columns=LIQUIDATION_MULTI_COLUMNS)

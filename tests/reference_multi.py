@@ -1,0 +1,563 @@
+"""Independent reference model of several symbols in cross and isolated accounts.
+
+Written from ``docs/model-choices.md`` ("Several symbols", and the one-symbol
+rules it builds on), without looking at ``backtest/kernel_multi.py``.  Plain
+Python, one grid time at a time, one account at a time.  An account with one
+symbol is ``reference.Account`` itself (the one-symbol rules); an account
+with several keeps its quote numbers and each symbol's base numbers apart
+and borrows ``reference.Account`` as a six-number view for a buy or a sell.
+
+Scope: market orders to a target exposure, classic profiles (cross-3x,
+cross-5x, isolated-*), constant rates, partial or full liquidation.
+"""
+from __future__ import annotations
+
+import math
+
+from reference import Account, Profile, charge, hour_boundaries_between
+
+INF = math.inf
+DUST = 1e-12
+
+
+class Book:
+    """An account with several symbols: quote ``hq, pq, iq``; per symbol
+    ``[hb, pb, ib]`` in ``base``."""
+
+    def __init__(self, capital, n, round_interest):
+        self.hq, self.pq, self.iq = float(capital), 0.0, 0.0
+        self.base = [[0.0, 0.0, 0.0] for _ in range(n)]
+        self.round_interest = round_interest
+
+    # summed from the quote, then symbol by symbol: the same order as the
+    # kernel's, so equal states give equal sums to the last bit (an order's
+    # size is a difference of such sums)
+    def assets(self, prices):
+        total = self.hq
+        for b, p in zip(self.base, prices):
+            total += b[0] * p
+        return total
+
+    def debt(self, prices):
+        total = self.pq + self.iq
+        for b, p in zip(self.base, prices):
+            total += (b[1] + b[2]) * p
+        return total
+
+    def has_debt(self):
+        return self.pq + self.iq + sum(b[1] + b[2] for b in self.base) > 0.0
+
+    def ml(self, prices):
+        d = self.debt(prices)
+        return INF if d == 0.0 else self.assets(prices) / d
+
+    def position(self, k):
+        b = self.base[k]
+        return b[0] - b[1] - b[2]
+
+    def view(self, k, rb, rq):
+        """The symbol's six numbers as a one-symbol Account."""
+        a = Account(0.0, rb, rq, self.round_interest)
+        a.hb, a.pb, a.ib = self.base[k]
+        a.hq, a.pq, a.iq = self.hq, self.pq, self.iq
+        return a
+
+    def store(self, k, a):
+        self.base[k] = [a.hb, a.pb, a.ib]
+        self.hq, self.pq, self.iq = a.hq, a.pq, a.iq
+
+    def clean(self):
+        for b in self.base:
+            for j in range(3):
+                if abs(b[j]) < DUST:
+                    b[j] = 0.0
+        for name in ("hq", "pq", "iq"):
+            if abs(getattr(self, name)) < DUST:
+                setattr(self, name, 0.0)
+
+
+def _repay(amount, owed):
+    """Repay ``owed = [interest, principal]`` (a list, changed in place)
+    interest first; return what is left."""
+    x = min(amount, owed[0])
+    owed[0] -= x
+    amount -= x
+    y = min(amount, owed[1])
+    owed[1] -= y
+    return amount - y
+
+
+def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts, fee, slippage,
+                   rates_base_daily, rate_quote_daily, liquidation="partial", rebalance=0.0,
+                   round_interest=True, stop_on_liquidation=False):
+    """Run S symbols on the union grid ``timestamps`` (int seconds).
+
+    ``opens[s][i]`` … ``closes[s][i]``: symbol s's bar at grid time i, NaN
+    where it has none; ``targets[s][i]`` its target (NaN holds).
+    ``accounts``: a list of ``(profile name, [symbol indices], capital)``.
+    Returns per-bar lists per account (``equity``, ``debt``,
+    ``margin_level``, ``interest_paid`` cumulative quote value,
+    ``interest_owed``), per symbol ``position``, and the events
+    ``liquidations`` (bar, account, margin_level, fee, equity_before,
+    equity_after, bad_debt, gap), ``orders`` (bar, symbol, side, quantity,
+    price, fee, kind, capped), ``margin_calls`` (bar, account, margin_level),
+    and ``interest_base`` per symbol / ``interest_quote`` per account (asset units).
+    """
+    S = len(opens)
+    n = len(timestamps)
+    rq = rate_quote_daily / 24.0
+    rbs = [r / 24.0 for r in rates_base_daily]
+    has = [[opens[s][i] == opens[s][i] for i in range(n)] for s in range(S)]
+
+    out = {"equity": [[] for _ in accounts], "debt": [[] for _ in accounts],
+           "margin_level": [[] for _ in accounts], "interest_paid": [[] for _ in accounts],
+           "interest_owed": [[] for _ in accounts], "position": [[] for _ in range(S)]}
+    liquidations, orders, margin_calls = [], [], []
+    int_base = [0.0] * S
+    int_quote = [0.0] * len(accounts)
+    fees_paid = 0.0
+
+    last_close = [0.0] * S
+    pending = [None] * S
+    last_target = [None] * S
+    suspended = [False] * S
+
+    states = []
+    for prof_name, syms, cap in accounts:
+        prof = Profile.get(prof_name)
+        if len(syms) == 1:
+            acct = Account(cap, rbs[syms[0]], rq, round_interest)
+        else:
+            acct = Book(cap, len(syms), round_interest)
+        states.append({"prof": prof, "syms": list(syms), "acct": acct, "t_prev": None, "paid": 0.0,
+                       "prev_close_ml": INF, "halted": False, "eq": float(cap), "debt": 0.0, "owed": 0.0,
+                       "ml": INF})
+
+    for i in range(n):
+        t = int(timestamps[i])
+        for a, stt in enumerate(states):
+            syms = stt["syms"]
+            if not any(has[s][i] for s in syms):
+                # inactive: its last close values stand
+                for key, col in (("eq", "equity"), ("debt", "debt"), ("ml", "margin_level"),
+                                 ("paid", "interest_paid"), ("owed", "interest_owed")):
+                    out[col][a].append(stt[key])
+                continue
+            prof = stt["prof"]
+            if len(syms) == 1:
+                liquidated = _step_one(i, t, a, stt, syms[0], opens, highs, lows, closes, slippage, fee, prof,
+                                       liquidation, pending, orders, liquidations, margin_calls, int_base,
+                                       int_quote, out)
+                fees_paid += stt.pop("fees", 0.0)
+            else:
+                liquidated = _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close, slippage,
+                                         fee, prof, liquidation, pending, orders, liquidations, margin_calls,
+                                         int_base, int_quote, rbs, rq, out)
+                fees_paid += stt.pop("fees", 0.0)
+            stt["t_prev"] = t
+            # 8. decisions, per symbol of the account
+            for s in syms:
+                if has[s][i]:
+                    last_close[s] = closes[s][i]
+            if liquidated:
+                for s in syms:
+                    suspended[s] = True
+                if stop_on_liquidation:
+                    stt["halted"] = True
+            if stt["halted"] or i == n - 1:
+                continue
+            for k, s in enumerate(syms):
+                x = float(targets[s][i])
+                if math.isnan(x):
+                    continue
+                if last_target[s] is None or x != last_target[s]:
+                    pending[s] = (x, "signal")
+                    last_target[s] = x
+                    suspended[s] = False
+                elif rebalance > 0.0 and not suspended[s]:
+                    e = stt["eq"]
+                    pos = _position(stt["acct"], syms, s)
+                    if e > 0.0 and abs(pos * last_close[s] / e - x) > rebalance * abs(x):
+                        pending[s] = (x, "rebalance")
+        for s in range(S):
+            out["position"][s].append(_position(states[_account_of(states, s)]["acct"],
+                                                states[_account_of(states, s)]["syms"], s))
+            if has[s][i]:
+                last_close[s] = closes[s][i]
+
+    out.update(liquidations=liquidations, orders=orders, margin_calls=margin_calls, interest_base=int_base,
+               interest_quote=int_quote, fees_paid=fees_paid)
+    return out
+
+
+def _account_of(states, s):
+    return next(a for a, stt in enumerate(states) if s in stt["syms"])
+
+
+def _position(acct, syms, s):
+    if isinstance(acct, Account):
+        return acct.position()
+    return acct.position(syms.index(s))
+
+
+# ------------------------------------------------------------------ one symbol
+def _step_one(i, t, a, stt, s, opens, highs, lows, closes, slippage, fee, prof, mode, pending, orders,
+              liquidations, margin_calls, int_base, int_quote, out):
+    """MC "Order of events in bar i" for an account with one symbol."""
+    acct = stt["acct"]
+    o, h, lo, c = opens[s][i], highs[s][i], lows[s][i], closes[s][i]
+    mlr = prof.liquidation_ml
+    liquidated = False
+
+    def note(cb, cq, price):
+        int_base[s] += cb
+        int_quote[a] += cq
+        stt["paid"] += cb * price + cq
+
+    # 1.
+    if stt["t_prev"] is not None:
+        for _ in range(hour_boundaries_between(stt["t_prev"], t)):
+            cb, cq = acct.charge_interest()
+            note(cb, cq, o)
+    # 2.
+    if acct.has_debt() and acct.margin_level(o) <= mlr:
+        long_like = _long_like(acct.hb, acct.pb + acct.ib, mlr)
+        _liq_one(i, a, s, acct, o, long_like, True, slippage, prof, mode, orders, liquidations)
+        pending[s] = None
+        liquidated = True
+    # 3.
+    pb0, pq0 = acct.pb, acct.pq
+    if pending[s] is not None:
+        x, kind = pending[s]
+        pending[s] = None
+        q = _market(acct, o, x, fee, slippage, prof.initial_ml, 0.0)  # the one-symbol rules
+        if q is not None:
+            side, qty, p, fv, capped, ci = q
+            note(ci if side == "sell" else 0.0, ci if side == "buy" else 0.0, o)
+            stt["fees"] = fv
+            orders.append({"bar": i, "symbol": s, "side": side, "quantity": qty, "price": p, "fee": fv,
+                           "kind": kind, "capped": capped})
+    # 4.
+    if t % 3600 == 0:
+        cb, cq = acct.charge_interest(min(pb0, acct.pb), min(pq0, acct.pq))
+        note(cb, cq, o)
+    # 6. (state before step 5)
+    ml_x = None
+    if acct.has_debt():
+        x_ = lo if _long_like(acct.hb, acct.pb + acct.ib, mlr) else h
+        ml_x = acct.margin_level(x_)
+    # 5.
+    for _ in range(8):
+        ap, p_liq = acct.liquidation_price(mlr)
+        if p_liq is None:
+            break
+        if ap > 0.0 and lo <= p_liq:
+            trigger = min(o, p_liq)
+        elif ap < 0.0 and h >= p_liq:
+            trigger = max(o, p_liq)
+        else:
+            break
+        _liq_one(i, a, s, acct, trigger, ap > 0.0, trigger == o, slippage, prof, mode, orders, liquidations)
+        liquidated = True
+    if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:
+        margin_calls.append({"bar": i, "account": a, "margin_level": ml_x})
+    # 7.
+    _close(stt, acct.assets(c), acct.debt(c), acct.ib * c + acct.iq, a, out)
+    return liquidated
+
+
+def _long_like(hb, db, mlr):
+    return hb - mlr * db >= 0.0
+
+
+def _liq_one(i, a, s, acct, trigger, long_like, gap, slippage, prof, mode, orders, liquidations):
+    ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, mode, long_like)
+    liquidations.append({"bar": i, "account": a, "margin_level": prof.report(ev["margin_level"]), "fee": ev["fee"],
+                         "equity_before": ev["equity_before"], "equity_after": ev["equity_after"],
+                         "bad_debt": ev["bad_debt"], "gap": gap})
+    orders.append({"bar": i, "symbol": s, "side": ev["side"], "quantity": ev["quantity"],
+                   "price": ev["fill_price"], "fee": ev["fee"], "kind": "liquidation", "capped": False})
+
+
+def _gate(acct, side, q, p, o, fee, m0, w):
+    """MC "Cross borrow cap": assets − m0·debt of the whole account after
+    trading q (the borrowed amount with its first hour, unrounded)."""
+    hb, hq, db, dq = acct.hb, acct.hq, acct.pb + acct.ib, acct.pq + acct.iq
+    if side == "buy":
+        own = min(hq, q * p)
+        hq, dq = hq - own, dq + (q * p - own) * (1.0 + acct.rq)
+        g = q * (1.0 - fee)
+        rep = min(g, db)
+        db, hb = db - rep, hb + g - rep
+    else:
+        own = min(hb, q)
+        hb, db = hb - own, db + (q - own) * (1.0 + acct.rb)
+        g = q * p * (1.0 - fee)
+        rep = min(g, dq)
+        dq, hq = dq - rep, hq + g - rep
+    return w + hq + hb * o - m0 * (dq + db * o)
+
+
+def _cross_cap(acct, side, p, o, fee, m0, w, tol):
+    """MC "Cross borrow cap": the largest q past what is held (q1) where the
+    gate is still >= -tol; the gate is linear between q1, the break qb and
+    beyond."""
+    if side == "buy":
+        q1, q2 = acct.hq / p, (acct.pb + acct.ib) / (1.0 - fee)
+    else:
+        q1, q2 = acct.hb, (acct.pq + acct.iq) / ((1.0 - fee) * p)
+    qb = max(q1, q2)
+    f1, fb = _gate(acct, side, q1, p, o, fee, m0, w), _gate(acct, side, qb, p, o, fee, m0, w)
+    if f1 < -tol:
+        return q1
+    if fb >= -tol:  # the root of the last piece: the one-symbol q* with w in its numerator
+        db, dq = acct.pb + acct.ib, acct.pq + acct.iq
+        if side == "buy":
+            k = m0 * (1.0 + acct.rq)
+            den = k * p - (1.0 - fee) * o
+            qstar = ((acct.hb - db) * o + k * acct.hq - m0 * dq + w) / den if den > 0.0 else INF
+        else:
+            k = m0 * (1.0 + acct.rb)
+            den = k * o - (1.0 - fee) * p
+            qstar = (acct.hq - dq - m0 * db * o + k * acct.hb * o + w) / den if den > 0.0 else INF
+        return max(qb, qstar)
+    if f1 <= tol:  # already at the gate
+        return q1
+    return min(max(q1 + f1 * (qb - q1) / (f1 - fb), q1), qb)
+
+
+def _market(acct, o, x, fee, slippage, m0, w, equity=None, cross=False, tol=0.0):
+    """MC "Market order to target x at open O" on a six-number Account.
+    ``cross``: a symbol of a cross account with several symbols (MC "Cross
+    borrow cap", ``w`` the other symbols' term, ``equity`` the account's).
+    Returns (side, q, price, fee value, capped, interest charge) or None."""
+    e = acct.value(o) if equity is None else equity
+    if e <= 0.0:
+        return None
+    t = x * e / o
+    n = acct.position()
+    delta = t - n
+    if delta == 0.0 or (cross and abs(delta) * o <= 1e-9 * e):  # MC "Cross borrow cap": no dust order
+        return None
+    if not cross and abs(delta) <= 1e-9 * max(abs(t), abs(n)):  # MC: float noise, nothing to trade
+        return None
+    if delta > 0.0:
+        side, p, q = "buy", o * (1.0 + slippage), delta / (1.0 - fee)
+        if cross:
+            cap = _cross_cap(acct, side, p, o, fee, m0, w, tol)
+            borrows = cap > acct.hq / p
+        else:  # one symbol in its account: the one-symbol model's cap (MC "Borrow cap")
+            cap, borrows = acct.buy_cap(q, p, o, fee, m0)
+    else:
+        side, p, q = "sell", o * (1.0 - slippage), -delta
+        if cross:
+            cap = _cross_cap(acct, side, p, o, fee, m0, w, tol)
+            borrows = cap > acct.hb
+        else:
+            cap, borrows = acct.sell_cap(q, p, o, fee, m0)
+    capped = cap < q * (1.0 - 1e-9)
+    if cross and cap <= q * 1e-9:  # MC "Cross borrow cap": a cap below 1e-9 of the order is nothing
+        return None
+    q = min(q, cap)
+    if cross:  # MC "Cross borrow cap": no loan of at most 1e-9 of the order
+        held = acct.hq / p if side == "buy" else acct.hb
+        if held < q <= held + 1e-9 * q:
+            q = held
+    if q <= 0.0:
+        return None
+    if side == "buy":
+        fv, ci = acct.buy(q, p, fee, may_borrow=borrows or (cross and q * p > acct.hq))
+    else:
+        fv, ci = acct.sell(q, p, fee, may_borrow=borrows or (cross and q > acct.hb))
+    return side, q, p, fv, capped, ci
+
+
+def _close(stt, assets, debt, owed, a, out):
+    prof = stt["prof"]
+    ml = INF if debt == 0.0 else assets / debt
+    stt.update(eq=assets - debt, debt=debt, owed=owed, ml=prof.report(ml), prev_close_ml=ml)
+    for key, col in (("eq", "equity"), ("debt", "debt"), ("ml", "margin_level"), ("paid", "interest_paid"),
+                     ("owed", "interest_owed")):
+        out[col][a].append(stt[key])
+
+
+# ------------------------------------------------------------ several symbols
+def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close, slippage, fee, prof, mode,
+                pending, orders, liquidations, margin_calls, int_base, int_quote, rbs, rq, out):
+    """MC "Several symbols", order of events, for an account with several symbols."""
+    book = stt["acct"]
+    m = len(syms)
+    tradable = [has[s][i] for s in syms]
+    cur = [opens[s][i] if has[s][i] else last_close[s] for s in syms]
+    hi = [highs[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
+    lo = [lows[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
+    cl = [closes[s][i] if has[s][i] else last_close[s] for s in syms]
+    mlr = prof.liquidation_ml
+    liquidated = False
+
+    def charge_all(principals_b, principal_q):
+        for k, s in enumerate(syms):
+            cb = charge(principals_b[k], rbs[s], book.round_interest) if principals_b[k] > 0.0 else 0.0
+            book.base[k][2] += cb
+            int_base[s] += cb
+            stt["paid"] += cb * cur[k]
+        cq = charge(principal_q, rq, book.round_interest) if principal_q > 0.0 else 0.0
+        book.iq += cq
+        int_quote[a] += cq
+        stt["paid"] += cq
+
+    # 1. past hour boundaries since the account's last active time
+    if stt["t_prev"] is not None:
+        for _ in range(hour_boundaries_between(stt["t_prev"], t)):
+            charge_all([b[1] for b in book.base], book.pq)
+    # 2. gap liquidation at the current prices
+    if book.has_debt() and book.ml(cur) <= mlr:
+        _liq_cross(i, a, syms, book, cur, tradable, True, slippage, prof, mode, orders, liquidations)
+        for s in syms:
+            pending[s] = None
+        liquidated = True
+    # 3. pending orders in symbol order
+    pb0 = [b[1] for b in book.base]
+    pq0 = book.pq
+    for k, s in enumerate(syms):
+        if not tradable[k] or pending[s] is None:
+            continue
+        x, kind = pending[s]
+        pending[s] = None
+        w = sum((book.base[j][0] - prof.initial_ml * (book.base[j][1] + book.base[j][2])) * cur[j]
+                for j in range(m) if j != k)
+        view = book.view(k, rbs[s], rq)
+        a_, d_ = book.assets(cur), book.debt(cur)
+        res = _market(view, cur[k], x, fee, slippage, prof.initial_ml, w, equity=a_ - d_, cross=True,
+                      tol=1e-9 * (a_ + d_))
+        if res is not None:
+            book.store(k, view)
+            side, qty, p, fv, capped, ci = res
+            if side == "sell":
+                int_base[s] += ci
+                stt["paid"] += ci * cur[k]
+            else:
+                int_quote[a] += ci
+                stt["paid"] += ci
+            stt["fees"] = stt.get("fees", 0.0) + fv
+            orders.append({"bar": i, "symbol": s, "side": side, "quantity": qty, "price": p, "fee": fv,
+                           "kind": kind, "capped": capped})
+    # 4. the whole hour at this open
+    if t % 3600 == 0:
+        charge_all([min(pb0[k], book.base[k][1]) for k in range(m)], min(pq0, book.pq))
+    # 6. margin call level of the state after step 4 (θ = 1)
+    ml_x = None
+    if book.has_debt():
+        ext = _extremes(book, cur, hi, lo, mlr)
+        ml_x = book.ml(ext)
+    # 5. the joint path, up to 8 times
+    for _ in range(8):
+        if not book.has_debt():
+            break
+        ext = _extremes(book, cur, hi, lo, mlr)
+        coef = [b[0] - mlr * (b[1] + b[2]) for b in book.base]
+        f0 = sum(coef[k] * cur[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
+        g = sum(coef[k] * (ext[k] - cur[k]) for k in range(m))
+        if g == 0.0 or f0 + g > 0.0:
+            break
+        theta = max(0.0, -f0 / g)
+        trig = [cur[k] + theta * (ext[k] - cur[k]) for k in range(m)]
+        _liq_cross(i, a, syms, book, trig, tradable, theta == 0.0, slippage, prof, mode, orders, liquidations)
+        liquidated = True
+    if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:
+        margin_calls.append({"bar": i, "account": a, "margin_level": ml_x})
+    # 7.
+    owed = book.iq + sum(book.base[k][2] * cl[k] for k in range(m))
+    _close(stt, book.assets(cl), book.debt(cl), owed, a, out)
+    return liquidated
+
+
+def _extremes(book, cur, hi, lo, mlr):
+    ext = []
+    for k, b in enumerate(book.base):
+        coef = b[0] - mlr * (b[1] + b[2])
+        ext.append(lo[k] if coef > 0.0 else (hi[k] if coef < 0.0 else cur[k]))
+    return ext
+
+
+def _liq_cross(i, a, syms, book, trig, tradable, gap, slippage, prof, mode, orders, liquidations):
+    """MC "Cross liquidation"."""
+    m = len(syms)
+    assets = book.assets(trig)
+    debt = book.debt(trig)
+    ml_before = assets / debt
+    eq_before = assets - debt
+    fee_value = prof.liquidation_fee * assets
+    pf = [trig[k] * (1.0 - slippage) if book.base[k][0] > 0.0 else trig[k] * (1.0 + slippage)
+          for k in range(m)]
+    L = sum(book.base[k][0] * pf[k] for k in range(m) if tradable[k])
+    Sh = sum((book.base[k][1] + book.base[k][2]) * pf[k] for k in range(m) if tradable[k])
+    A2 = sum(book.base[k][0] * trig[k] for k in range(m) if not tradable[k])
+    D2 = sum((book.base[k][1] + book.base[k][2]) * trig[k] for k in range(m) if not tradable[k])
+    K = book.hq - book.pq - book.iq
+    M = prof.restore_ml
+    if mode == "full":
+        lam = 1.0
+    else:
+        lam = None
+        if L > 0.0:
+            l1 = (M * (Sh + D2 - K + fee_value) - L - A2) / (L * (M - 1.0))
+            if K + l1 * (L - Sh) - fee_value <= 0.0:
+                lam = l1
+        if lam is None:
+            lam = (M * (Sh + D2) + fee_value - L - A2 - K) / (Sh * (M - 1.0)) if Sh > 0.0 else 1.0
+        lam = min(max(lam, 0.0), 1.0)
+    qty = [0.0] * m
+    filled = []
+    cash = book.hq
+    for k in range(m):
+        b = book.base[k]
+        if tradable[k] and b[0] > 0.0:
+            qty[k] = b[0] if lam == 1.0 else lam * b[0]
+            b[0] -= qty[k]
+            cash += qty[k] * pf[k]
+            filled.append(k)
+    cash -= fee_value
+    if cash < 0.0:
+        fee_value += cash
+        cash = 0.0
+    cost = 0.0
+    shorts = []
+    for k in range(m):
+        b = book.base[k]
+        if tradable[k] and b[1] + b[2] > 0.0:
+            qty[k] = (b[1] + b[2]) if lam == 1.0 else lam * (b[1] + b[2])
+            cost += qty[k] * pf[k]
+            shorts.append(k)
+    cut = False
+    if cost > cash:
+        scale = cash / cost
+        for k in shorts:
+            qty[k] *= scale
+        cost = cash
+        cut = True
+    cash -= cost
+    for k in shorts:
+        b = book.base[k]
+        owed = [b[2], b[1]]
+        left = _repay(qty[k], owed)
+        b[2], b[1] = owed
+        b[0] += left
+        filled.append(k)
+    owed = [book.iq, book.pq]
+    book.hq = _repay(cash, owed)
+    book.iq, book.pq = owed
+    book.clean()
+    bad = 0.0
+    price_after = [pf[k] if tradable[k] else trig[k] for k in range(m)]
+    if cut or (all(b[0] == 0.0 for b in book.base) and book.pq + book.iq > 0.0):
+        bad = book.debt(price_after)
+        book.pq = book.iq = 0.0
+        for b in book.base:
+            b[1] = b[2] = 0.0
+    eq_after = max(book.assets(price_after) - book.debt(price_after), 0.0)
+    liquidations.append({"bar": i, "account": a, "margin_level": prof.report(ml_before), "fee": fee_value,
+                         "equity_before": eq_before, "equity_after": eq_after, "bad_debt": bad, "gap": gap})
+    for k in sorted(filled):
+        orders.append({"bar": i, "symbol": syms[k], "side": "sell" if k not in shorts else "buy",
+                       "quantity": qty[k], "price": pf[k], "fee": 0.0, "kind": "liquidation", "capped": False})
