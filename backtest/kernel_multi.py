@@ -7,6 +7,11 @@ one symbol runs exactly the one-symbol kernel's steps (``kernel.py``) on its
 six numbers, an account with several the joint path and the cross
 liquidation of ``cross.py``.  The order of events is docs/model-choices.md
 "Several symbols".  One-symbol ``kernel.py`` is left as it is (and as fast).
+
+Speed: with every symbol in one cross account, after each eventful bar
+``_close_quiet`` closes the quiet bars that follow in a small loop (the bars
+the skip test lets through, and hours whose interest is all they have), as
+kernel.py does for one symbol; the results are the same bit for bit.
 """
 import numpy as np
 from numba import njit
