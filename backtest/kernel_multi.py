@@ -13,8 +13,11 @@ Speed: with every symbol in one cross account, after each eventful bar
 the skip test lets through, and hours whose interest is all they have), as
 kernel.py does for one symbol; the results are the same bit for bit.
 """
+import warnings
+
 import numpy as np
 from numba import njit
+from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
@@ -30,6 +33,13 @@ from .rules import (
     liquidation_price,
     margin_level,
 )
+
+# the liquidation records here carry two more fields (account, theta) than
+# the one-symbol record account._forced_exit is typed for; numba accepts the
+# wider record as a subtype and says so once per compile, which would only
+# confuse a user's first multi-symbol run
+warnings.filterwarnings("ignore", message=".*has been considered a subtype of Record",
+                        category=NumbaExperimentalFeatureWarning)
 
 # rows of ``out_acct[a]`` and ``out_sym[s]``
 ACCOUNT_ROWS = ("equity", "debt", "interest_owed", "interest_paid")
