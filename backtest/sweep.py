@@ -317,8 +317,11 @@ def sweep(
     }
     manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
     stored = _stored_chunk_size(out, manifest["id"]) if resume else None
-    # ~16 chunks per thread: the last chunks finish close together (balance), few files
-    chunk_size = stored or chunk_size or max(1, min(64, len(combos) // (16 * (workers or os.cpu_count() or 1))))
+    # ~16 chunks per thread so the last ones finish close together, but each
+    # worth at least ~20 M bar-steps so writing its file stays a small cost
+    threads = workers or os.cpu_count() or 1
+    balanced = max(len(combos) // (16 * threads), -(-20_000_000 // len(bars)))
+    chunk_size = stored or chunk_size or max(1, min(64, balanced))
     manifest["chunk_size"] = chunk_size
     chunks = [combos[k:k + chunk_size] for k in range(0, len(combos), chunk_size)]
     done = _prepare_out(out, manifest, resume)
