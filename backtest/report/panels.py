@@ -162,13 +162,13 @@ def prices(ax, run):
         if len(mine):
             ax.plot(mine["x"], mine["fill_price"] / first, linestyle="none", marker="X", markersize=7, color=RED,
                     markeredgecolor="white", markeredgewidth=0.6, zorder=5, gid="liquidations-price",
-                    label=f"{sym} liquidation fill ({len(mine)})")
+                    label=f"{sym} liquidated ({len(mine)})")
     if max(top, default=1.0) > 4:
         ax.set_yscale("log")
     ax.set_ylabel("close / first close", fontsize=8)
     set_xlim(ax, run.x)
-    title(ax, "Prices (each relative to its first close) and liquidation fills")
-    legend(ax, ncol=4)
+    title(ax, "Prices relative to the first close")
+    legend(ax, ncol=2)  # two rows: four entries in one would run into the title
 
 
 def price(ax, run):

@@ -6,6 +6,8 @@ repeated; a section stops after ``MAX_LINES`` lines and says how many more
 rows are in the CSV beside the report (the full tables are there; the PDF
 shows what a reader scans, and stays quick to draw).
 """
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -19,23 +21,27 @@ TOP_TRADES = 10
 def settings_rows(run) -> list[tuple[str, str]]:
     s, p, q = run.settings, run.profile, run.quote
     params = ", ".join(f"{k}={v}" for k, v in (s.get("params") or {}).items()) or "—"
-    rates = ", ".join(f"{a} {fmt_num(r * 100, 4)} %/day" for a, r in (s.get("rates") or {}).items()) or "—"
+    given = s.get("rates") or {}
+    rates = ", ".join(f"{a} {r * 100:.6g}" for a, r in given.items()) + " %/day" if given else "—"
+    data = s.get("data", "—")
+    if isinstance(data, (list, tuple)):  # several symbols: the file names
+        data = ", ".join(Path(str(d)).name for d in data)
     call = "—" if p.call_ml is None else f"{p.call_ml:g}"
     fee = s.get("fee")
     rows = [
-        ("data", _clip(str(s.get("data", "—")), 44)),
+        ("data", _clip(str(data), 40)),
         ("symbol", run.symbol),
         ("period (UTC)", f"{str(s.get('start', ''))[:16]} → {str(s.get('end', ''))[:16]}"),
         ("bars", fmt_num(run.summary.get("bars", len(run.x)), 0)),
         ("strategy", str(s.get("strategy", "—"))),
-        ("parameters", _clip(params, 44)),
+        ("parameters", _clip(params, 40)),
         ("margin profile", f"{p.name} (max {p.max_leverage:g}×)"),
         ("ML init/call/liq", f"{p.initial_ml:.3g} / {call} / {p.liquidation_ml:g}"),
         ("liquidation", f"{s.get('liquidation', '—')}, fee {fmt_num(p.liquidation_fee, 1, pct=True)}"),
         ("capital", f"{fmt_num(s.get('capital'))} {q}"),
         ("trading fee", "—" if fee is None else fmt_num(fee, 3, pct=True)),
         ("slippage", fmt_num(s.get("slippage"), 3, pct=True)),
-        ("borrow rates", _clip(rates, 44)),
+        ("borrow rates", _clip(rates, 38)),
         ("rebalance", "off" if not s.get("rebalance") else fmt_num(s.get("rebalance"), 1, pct=True)),
     ]
     if s.get("stop_on_liquidation"):
