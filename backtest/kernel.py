@@ -318,6 +318,11 @@ def simulate(
                     calls[n_calls].bar = i
                     calls[n_calls].margin_level = margin_level(assets_x, debt_x)
                 n_calls += 1
+        # a walk through the bar (stops, finer bars, a limit order) returns its totals here
+        walked = False
+        mark_last = True  # the walk leaves marking its ambiguous fill to the kernel
+        fv = pv = cb = cq = lf = b = 0.0
+        forced = False
         is_ambiguous = False
         pos = _position(st)
         slp = np.nan  # a strategy's stop-loss / take-profit price for this bar
@@ -342,14 +347,8 @@ def simulate(
                 orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat, max_borrow_base, max_borrow_quote)
             if short:
                 return n_orders, n_liqs, n_calls, False, stats
-            fees_paid += fv
-            paid += pv
-            int_base += cb
-            int_quote += cq
-            liq_fees += lf
-            bad_debt += b
-            liquidated = liquidated or forced
-            n_ambiguous += is_ambiguous
+            walked = True
+            mark_last = False  # the replay marks the sub-bar's own fill
         elif stops_on and pos != 0.0:
             n_detail_missing += detail_on
             (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
@@ -357,16 +356,7 @@ def simulate(
                 pessimistic, fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee, restore_ml,
                 full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat,
                 max_borrow_base, max_borrow_quote)
-            fees_paid += fv
-            paid += pv
-            int_base += cb
-            int_quote += cq
-            liq_fees += lf
-            bad_debt += b
-            liquidated = liquidated or forced
-            n_ambiguous += is_ambiguous
-            if record and is_ambiguous and n_orders > 0:
-                orders[n_orders - 1].ambiguous = True  # the forced fill the path order decided
+            walked = True
         elif liq_near:  # the division of the liquidation price only where the level is in reach
             n_detail_missing += detail_on
             # (entry and best are kept even with stops off: a buy-back can leave a position)
@@ -386,18 +376,20 @@ def simulate(
                 restore_ml, full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs, lim_side,
                 lim_q, lim_px, lim_b, lim_capped, lim_interest, lim_charge, has_mark, mark_open[i], mark_high[i],
                 mark_low[i], mc, auto_repay, repay_on_flat, max_borrow_base, max_borrow_quote)
+            n_cancelled += gone
+            n_trades += opened
+            walked = True
+        if walked:
             fees_paid += fv
             paid += pv
             int_base += cb
             int_quote += cq
             liq_fees += lf
             bad_debt += b
-            n_cancelled += gone
-            n_trades += opened
             liquidated = liquidated or forced
             n_ambiguous += is_ambiguous
-            if record and is_ambiguous and n_orders > 0:
-                orders[n_orders - 1].ambiguous = True
+            if mark_last and record and is_ambiguous and n_orders > 0:
+                orders[n_orders - 1].ambiguous = True  # the forced fill the path order decided
 
         # 7. the close, then those of the quiet bars after it
         pos_after = _position(st)
