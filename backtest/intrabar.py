@@ -39,6 +39,20 @@ def _levels(entry, best, long_, sl, tp, tr, slp, tpp):
     return s, t, g
 
 
+@njit(cache=True)
+def _liquidate_in_bar(st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
+                      n_liqs, auto_repay, entry, best):
+    """One liquidation inside a bar at ``trigger`` (filled at ``traded``),
+    recorded, with the entry and best price it leaves; a gap when the trigger
+    is the open ``mo``.  Returns (n_orders, n_liqs, fee, bad debt, entry, best)."""
+    pos = _position(st)
+    f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
+                             n_liqs, auto_repay)
+    liqs[row].gap = trigger == mo
+    entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
+    return n_orders + 1, n_liqs + 1, f, b, entry, best
+
+
 @njit(cache=True, inline="always")
 def _hit(lv, falls, cur, p, at_open):
     """The level ``lv`` if the move ``cur → p`` reaches it in its firing
@@ -151,14 +165,11 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fe
                 break
             forced = True
             if kind == LIQUIDATION:
-                f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee_rate, m_restore, full, mlr, orders,
-                                         n_orders, liqs, n_liqs, auto_repay)
-                liqs[row].gap = trigger == o
-                n_orders += 1
-                n_liqs += 1
+                n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
+                    st, i, trigger, trigger, o, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
+                    n_liqs, auto_repay, entry, best)
                 liq_fees += f
                 bad += b
-                entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
                 n_l += 1
                 if n_l == MAX_LIQUIDATIONS_PER_BAR:
                     break
@@ -205,14 +216,10 @@ def _liquidations(st, i, mo, mh, ml, h, lo, entry, best, slip, liq_fee_rate, m_r
             trigger = max(mo, p_liq)
         else:
             break
-        pos = _position(st)
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
-        f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee_rate, m_restore, full, mlr, orders,
-                                 n_orders, liqs, n_liqs, auto_repay)
-        liqs[row].gap = trigger == mo
-        entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
-        n_orders += 1
-        n_liqs += 1
+        n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
+            st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs,
+            auto_repay, entry, best)
         fees += f
         bad += b
         n_l += 1

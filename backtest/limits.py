@@ -8,9 +8,9 @@ untouched.
 import numpy as np
 from numba import njit
 
-from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _forced_exit, _position, _record_order,
+from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _position, _record_order,
                       _repay, _trade_to)
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _ambiguous, _first_level, _hit, _levels, _track
+from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _ambiguous, _first_level, _hit, _levels, _liquidate_in_bar, _track
 from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import borrow_limit_cap, interest_charge, liquidation_price, max_borrow
 
@@ -227,14 +227,11 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
                 pos = _position(st)
             if kind == LIQUIDATION:
                 traded = min(max(trigger, lo), h) if has_mark else trigger  # a mark trigger fills where it traded
-                f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee_rate, m_restore, full, mlr, orders,
-                                         n_orders, liqs, n_liqs, auto_repay)
-                liqs[row].gap = trigger == mo
-                n_orders += 1
-                n_liqs += 1
+                n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
+                    st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
+                    n_liqs, auto_repay, entry, best)
                 liq_fees += f
                 bad += b
-                entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
                 n_l += 1
                 if n_l == MAX_LIQUIDATIONS_PER_BAR:
                     break
