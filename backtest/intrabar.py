@@ -7,7 +7,7 @@ from numba import njit
 
 from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_order, _trade_to
 from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
-from .rules import liquidation_price, stop_levels
+from .rules import liquidation_price, liquidation_trigger, stop_levels
 
 MAX_LIQUIDATIONS_PER_BAR = 8
 
@@ -125,6 +125,22 @@ def _quiet(long_, entry, best, sl, tp, tr, slp, tpp, h, lo, liq_near):
 
 
 @njit(cache=True)
+def _stop_exit(st, i, kind, trigger, pos, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b,
+               limit_q, record, orders, n_orders, entry, best):
+    """A stop, trailing stop or take-profit fired at ``trigger``: close the
+    position there, recorded as ``kind``.  Returns (n_orders, fee value,
+    interest paid (quote), base interest, quote interest, entry, best)."""
+    side, q, price, fee_value, capped, cb, cq = _trade_to(st, 0.0, trigger, fee, slip, rate_b, rate_q, m0, round_up,
+                                                          auto_repay, repay_on_flat, limit_b, limit_q)
+    if side == 0:
+        return n_orders, 0.0, 0.0, 0.0, 0.0, entry, best
+    if record:
+        _record_order(orders, n_orders, i, side, kind, capped, q, price, fee_value, st, cb * trigger + cq, pos, cb + cq)
+    entry, best = _track(pos, _position(st), price, trigger, entry, best)
+    return n_orders + 1, fee_value, cb * trigger + cq, cb, cq, entry, best
+
+
+@njit(cache=True)
 def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
           liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat,
           limit_b, limit_q):
@@ -175,18 +191,13 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fe
                     break
                 cur = trigger
                 continue
-            side, q, price, fee_value, capped, cb, cq = _trade_to(st, 0.0, trigger, fee, slip, rate_b, rate_q,
-                                                                  m0, round_up, auto_repay, repay_on_flat, limit_b, limit_q)
-            if side != 0:
-                ib_add += cb
-                iq_add += cq
-                paid += cb * trigger + cq
-                fees += fee_value
-                if record:
-                    _record_order(orders, n_orders, i, side, kind, capped, q, price, fee_value, st,
-                                  cb * trigger + cq, pos, cb + cq)
-                n_orders += 1
-                entry, best = _track(pos, _position(st), price, trigger, entry, best)
+            n_orders, fv, pv, cb, cq, entry, best = _stop_exit(
+                st, i, kind, trigger, pos, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b,
+                limit_q, record, orders, n_orders, entry, best)
+            fees += fv
+            paid += pv
+            ib_add += cb
+            iq_add += cq
             return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
         if n_l == MAX_LIQUIDATIONS_PER_BAR:
             break
@@ -209,12 +220,8 @@ def _liquidations(st, i, mo, mh, ml, h, lo, entry, best, slip, liq_fee_rate, m_r
     bad = 0.0
     n_l = 0
     for _ in range(MAX_LIQUIDATIONS_PER_BAR):
-        p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
-        if side == 1 and ml <= p_liq:
-            trigger = min(mo, p_liq)
-        elif side == -1 and mh >= p_liq:
-            trigger = max(mo, p_liq)
-        else:
+        trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, mo, mh, ml)
+        if trigger != trigger:
             break
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
         n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(

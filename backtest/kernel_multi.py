@@ -30,7 +30,7 @@ from .rules import (
     hour_boundaries_between,
     interest_charge,
     joint_theta,
-    liquidation_price,
+    liquidation_trigger,
     margin_level,
 )
 
@@ -171,12 +171,8 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, l
             tot[N_CALL] += 1
         if assets_x <= mlr * debt_x * (1.0 + 1e-9):
             for _ in range(MAX_LIQUIDATIONS_PER_BAR):
-                p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
-                if side == 1 and lo <= p_liq:
-                    trigger = min(o, p_liq)
-                elif side == -1 and h >= p_liq:
-                    trigger = max(o, p_liq)
-                else:
+                trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, o, h, lo)
+                if trigger != trigger:
                     break
                 _single_liquidation(st, i, a, s, trigger, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr,
                                     trigger == o, orders, liqs, tot)

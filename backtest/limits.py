@@ -9,8 +9,9 @@ import numpy as np
 from numba import njit
 
 from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _position, _record_order,
-                      _repay, _trade_to)
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _ambiguous, _first_level, _hit, _levels, _liquidate_in_bar, _track
+                      _repay)
+from .intrabar import (MAX_LIQUIDATIONS_PER_BAR, _ambiguous, _first_level, _hit, _levels, _liquidate_in_bar,
+                       _stop_exit, _track)
 from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import borrow_limit_cap, interest_charge, liquidation_price, max_borrow
 
@@ -242,19 +243,13 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
                 else:
                     cur = trigger
                 continue
-            side, q, price, fee_value, capped, cb, cq = _trade_to(st, 0.0, trigger, fee, slip, rate_b, rate_q,
-                                                                  m0, round_up, auto_repay, repay_on_flat,
-                                                                  limit_b, limit_q)
-            if side != 0:
-                ib_add += cb
-                iq_add += cq
-                paid += cb * trigger + cq
-                fees += fee_value
-                if record:
-                    _record_order(orders, n_orders, i, side, kind, capped, q, price, fee_value, st,
-                                  cb * trigger + cq, pos, cb + cq)
-                n_orders += 1
-                entry, best = _track(pos, _position(st), price, trigger, entry, best)
+            n_orders, fv, pv, cb, cq, entry, best = _stop_exit(
+                st, i, kind, trigger, pos, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b,
+                limit_q, record, orders, n_orders, entry, best)
+            fees += fv
+            paid += pv
+            ib_add += cb
+            iq_add += cq
             return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
                     ambiguous, lim_side, cancelled, opened)
         if n_l == MAX_LIQUIDATIONS_PER_BAR:

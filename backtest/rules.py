@@ -91,6 +91,19 @@ def liquidation_price(hb, hq, db, dq, mlr):
 
 
 @njit(cache=True)
+def liquidation_trigger(hb, hq, db, dq, mlr, o, h, lo):
+    """Where a bar from open ``o`` reaching ``h``/``lo`` triggers liquidation
+    (spec §5): the liquidation price, or the open when the bar opens beyond
+    it; NaN when the bar does not reach it."""
+    p_liq, side = liquidation_price(hb, hq, db, dq, mlr)
+    if side == 1 and lo <= p_liq:
+        return min(o, p_liq)
+    if side == -1 and h >= p_liq:
+        return max(o, p_liq)
+    return np.nan
+
+
+@njit(cache=True)
 def safe_band(hb, hq, db, dq, m):
     """Prices ``(lo, hi)`` strictly between which ML > ``m`` with room to
     spare: outside them ML may be ≤ ``m`` and must be computed.
