@@ -53,6 +53,21 @@ ORDERS_PER_STEP = 2 + MAX_LIQUIDATIONS_PER_BAR  # per symbol: its order, a gap f
 
 
 @njit(cache=True)
+def _book_order(st, i, s, a, side, q, price, fee_value, capped, cb, cq, o, before, paid_sym, ss, sa, orders, tot):
+    """A filled order of symbol s in account a: its interest (``paid_sym``
+    of it the symbol's share), its fee, its record and the trade count."""
+    _note(ss, sa, s, a, cb, cq, o)
+    ss[s, PAID_SYM] += paid_sym
+    tot[FEES] += fee_value
+    k = int(tot[N_ORD])
+    _record_order(orders, k, i, side, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq, before,
+                  cb + cq)
+    _fill_order(orders, k, s, np.nan, -1)
+    tot[N_ORD] += 1
+    tot[N_TRD] += _opens_trade(before, _position(st))
+
+
+@njit(cache=True)
 def _fill_order(orders, k, s, trigger, event):
     orders[k].symbol = s
     orders[k].trigger = trigger
@@ -138,15 +153,7 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, l
         side, q, price, fee_value, capped, cb, cq = _trade_to(st, x, o, cfg[FEE], cfg[SLIP], rb, rq, lv[a, M0],
                                                               round_up, True, False, np.inf, np.inf)
         if side != 0:
-            _note(ss, sa, s, a, cb, cq, o)
-            ss[s, PAID_SYM] += cb * o
-            tot[FEES] += fee_value
-            k = int(tot[N_ORD])
-            _record_order(orders, k, i, side, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq,
-                          before, cb + cq)
-            _fill_order(orders, k, s, np.nan, -1)
-            tot[N_ORD] += 1
-            tot[N_TRD] += _opens_trade(before, _position(st))
+            _book_order(st, i, s, a, side, q, price, fee_value, capped, cb, cq, o, before, cb * o, ss, sa, orders, tot)
         tot[N_CAP] += capped
         ss[s, PENDING] = np.nan
     # 4. the whole hour at this open
@@ -292,16 +299,9 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
                                                                     cfg[FEE], cfg[SLIP], rates[s],
                                                                     rates[rates.shape[0] - 1], m0, round_up)
         store(st, sb, aq, s, a)
-        if side_ != 0:
-            _note(ss, sa, s, a, cb, cq, o)
-            ss[s, PAID_SYM] += cb * o + cq  # the symbol's share: its base interest and its own borrows
-            tot[FEES] += fee_value
-            j = int(tot[N_ORD])
-            _record_order(orders, j, i, side_, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq,
-                          before, cb + cq)
-            _fill_order(orders, j, s, np.nan, -1)
-            tot[N_ORD] += 1
-            tot[N_TRD] += _opens_trade(before, _position(st))
+        if side_ != 0:  # the symbol's share of interest: its base interest and its own borrows
+            _book_order(st, i, s, a, side_, q, price, fee_value, capped, cb, cq, o, before, cb * o + cq, ss, sa,
+                        orders, tot)
         tot[N_CAP] += capped
         ss[s, PENDING] = np.nan
     # 4. the whole hour at this open, on principal held across it

@@ -122,7 +122,7 @@ def safe_band(hb, hq, db, dq, m):
     slope = hb + m * db
     if slope == 0.0:  # quote only: ML does not depend on the price
         return (-np.inf, np.inf) if hq > m * dq * (1.0 + 1e-9) else (np.inf, -np.inf)
-    if abs(a) < 1e-6 * slope:  # ML hardly moves with the price: always check exactly
+    if abs(a) <= 1e-6 * slope:  # ML hardly moves with the price (or a = 0): always check exactly
         return np.inf, -np.inf
     r = b / a
     room = abs(r) * 1e-9
