@@ -12,14 +12,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import kernel_multi
+from . import _numba_cache, kernel_multi
 from .assets import DEFAULT_DAILY_RATE, split_symbol
+from .books import cross_liquidation_shares, shared_quote_interest, write_offs
+from .checks import api, check_args
 from .errors import UserError
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .records import LIQUIDATION, ORDER_KINDS, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
 from .result import Result
-from .strategy import check_targets, load_strategy
+from .strategy import call_user, check_targets, load_strategy
 from .trades import TRADE_COLUMNS, interest_by_asset, round_trips
 
 CROSS = "cross"  # the cross account's name (in --allocation, tables and columns)
@@ -167,12 +169,7 @@ def _targets(strat, panel, params, index) -> np.ndarray:
     out = np.full((len(symbols), len(index)), np.nan)
     multi = bool(getattr(strat.module, "MULTI", False)) or strat.name == "targets"
     if multi:
-        try:
-            raw = strat.targets(panel, **params)
-        except UserError:
-            raise
-        except Exception as exc:
-            raise UserError(f"strategy {strat.name} raised {type(exc).__name__}: {exc}") from None
+        raw = call_user(strat.targets, f"strategy {strat.name}", panel, **params)
         if isinstance(raw, dict):
             raw = pd.DataFrame({str(k).upper(): pd.Series(v) for k, v in raw.items()})
         if not isinstance(raw, pd.DataFrame):
@@ -195,6 +192,7 @@ def _targets(strat, panel, params, index) -> np.ndarray:
     return out
 
 
+@api(**{"--data": "data"})
 def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", allocation=None,
               capital: float = 10_000.0, fee: float = 0.001, slippage: float = 0.0, rates=None,
               liquidation: str = "partial", rebalance: float = 0.0, round_interest: bool = True, start=None,
@@ -210,6 +208,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     """
     from .engine import _check_settings, _epoch_seconds
 
+    check_args(locals())
     _check_settings(capital, fee, slippage, liquidation, rebalance)
     panel = load_panel(data, start, end)
     symbols = list(panel)
@@ -246,6 +245,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         restore_ml=levels[:, 3].copy(), full_liquidation=liquidation == "full", rebalance=float(rebalance),
         round_interest=bool(round_interest), stop_on_liquidation=bool(stop_on_liquidation),
     )
+    _numba_cache.announce()
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats = simulate_multi_arrays(
         seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
     return _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
@@ -329,14 +329,16 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     acct_names = [a[0] for a in accounts]
     acct_of_sym = {s: j for j, a in enumerate(accounts) for s in a[2]}
     trades = []
+    shared = _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs)
     for k, sym in enumerate(symbols):
-        mine = orders[orders["symbol"] == k]
+        mine = shared["orders"][k]
         j = acct_of_sym[sym]
         single = len(accounts[j][2]) == 1
-        sym_paid = out_acct[j, 3] if single else out_sym[k, 1]
-        bad = liqs["bad_debt"][liqs["account"] == j] if single else ()
+        sym_paid = out_acct[j, 3] if single else out_sym[k, 1] + shared["interest"][k]
+        bad = liqs["bad_debt"][liqs["account"] == j] if single else shared["bad"][k]
         by_asset = interest_by_asset(sym_paid, mine, out_sym[k, 0], np.where(cur[k] > 0, cur[k], 1.0))
-        t = round_trips(mine, index, last_close[k], out_sym[k, 0], sym_paid, sym, bad, by_asset)
+        t = round_trips(mine, index, last_close[k], out_sym[k, 0], sym_paid, sym, bad, by_asset,
+                        liq_fees=None if single else shared["fee"][k])
         trades.append(t)
     trades = pd.concat([t for t in trades if len(t)], ignore_index=True) if any(len(t) for t in trades) else \
         pd.DataFrame(columns=TRADE_COLUMNS)
@@ -375,6 +377,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         fees_paid=float(stats["fees_paid"]), interest_paid=float(paid[-1]),
         **{f"interest_paid_{a}": v for a, v in per_asset.items()},
         liquidation_fees=float(stats["liquidation_fees"]), bad_debt=float(stats["bad_debt"]),
+        interest_while_flat=shared["interest_while_flat"], fees_while_flat=shared["fees_while_flat"],
         bars=n, start=str(pd.Timestamp(int(seconds[0]), unit="s", tz="UTC")),
         end=str(pd.Timestamp(int(seconds[-1]), unit="s", tz="UTC")),
     )
@@ -389,6 +392,40 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     bars = None
     return Result(equity=equity_df, trades=trades, orders=orders_df, liquidations=liq_df, margin_calls=calls_df,
                   summary=summary, settings=settings, profile=accounts[0][1], bars=bars)
+
+
+def _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs) -> dict:
+    """A cross account's shared quote interest, liquidation fees and bad
+    debt, split over its symbols (``books``): per symbol the cumulative
+    interest share, the records its trades are built from (with ghost
+    records of debt written off without a fill) and their liquidation fills'
+    fee and bad-debt shares; and what no trade carries
+    (``interest_while_flat``, ``fees_while_flat``)."""
+    n_sym = len(symbols)
+    out = {"interest": [0.0] * n_sym, "fee": [None] * n_sym, "bad": [()] * n_sym,
+           "orders": [orders[orders["symbol"] == k] for k in range(n_sym)],
+           "interest_while_flat": 0.0, "fees_while_flat": 0.0}
+    for j, (_, _, syms) in enumerate(accounts):
+        if len(syms) == 1:
+            continue
+        ks = [symbols.index(s) for s in syms]
+        shares, rest = shared_quote_interest(out_acct[j, 3], out_sym[ks, 1], out_sym[ks, 0], last_close[ks])
+        ghosts = write_offs(liqs, orders, j, ks, out_sym[ks, 0], out_sym[ks, 1], last_close[ks])
+        order = np.argsort(np.concatenate((orders["bar"], ghosts["bar"])), kind="stable")
+        both = np.concatenate((orders, ghosts))[order]
+        ghost = np.concatenate((np.zeros(len(orders), bool), np.ones(len(ghosts), bool)))[order]
+        fee, bad, unassigned = cross_liquidation_shares(liqs, both, j, ghost)
+        fills = both[both["kind"] == LIQUIDATION]
+        for r, k in enumerate(ks):
+            out["interest"][k] = shares[r]
+            out["orders"][k] = both[both["symbol"] == k]
+            out["fee"][k] = fee[fills["symbol"] == k]
+            out["bad"][k] = bad[fills["symbol"] == k]
+        out["interest_while_flat"] += float(rest[-1]) if len(rest) else 0.0
+        out["fees_while_flat"] += unassigned
+    out["interest_while_flat"] = round(out["interest_while_flat"], 8) + 0.0
+    out["fees_while_flat"] = round(out["fees_while_flat"], 8) + 0.0
+    return out
 
 
 def _ml_one(ml, profile):

@@ -16,7 +16,7 @@ TRADE_COLUMNS = [
 
 
 def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarray, interest_paid: np.ndarray,
-                symbol: str, bad_debts=(), paid_by_asset=None, after_fill=None) -> pd.DataFrame:
+                symbol: str, bad_debts=(), paid_by_asset=None, after_fill=None, liq_fees=None) -> pd.DataFrame:
     """Build the trades table from order records (``records.order_dt``).
 
     ``interest_paid`` is the kernel's cumulative interest per bar; a trade's
@@ -48,12 +48,17 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
     rows = []
     cur = None
     bad_debts = iter(bad_debts)
+    flat = {"interest": 0.0, "fees": 0.0}  # the books of no trade (see flat_costs)
+    liq_fees = None if liq_fees is None else iter(liq_fees)
     for rec in orders:
         # before, not the last fill's position: a short's base interest grows it in between
         prev, pos, bar = float(rec["position_before"]), float(rec["position"]), int(rec["bar"])
         q, price, side, fee = float(rec["quantity"]), float(rec["price"]), int(rec["side"]), float(rec["fee"])
         cash_fee = fee if (rec["kind"] == LIQUIDATION or side < 0) else 0.0  # a buy's fee is paid in base
         bad = next(bad_debts, 0.0) if rec["kind"] == LIQUIDATION else 0.0
+        fee_share = next(liq_fees, 0.0) if rec["kind"] == LIQUIDATION and liq_fees is not None else 0.0
+        cash_fee += fee_share
+        fee += fee_share
         # a drift no fill opened (base interest owed on a loan left running while
         # flat) is no trade's: what closes it is dropped (it was interest while
         # flat), and a trade growing it takes it over at the fill's price
@@ -64,32 +69,46 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
             closing, opening, ends = abs(prev) - abs(pos), 0.0, False
         else:
             closing, opening, ends = 0.0, abs(pos) - abs(prev), False
-        if cur is None and closing > 0.0:  # a position of interest alone (no fill opened it): no trade to close
-            closing, ends = 0.0, False
-            opening = abs(pos) if pos != 0.0 and np.sign(pos) != np.sign(prev) else max(abs(pos) - abs(prev), 0.0)
+        if q == 0.0:  # a fill that traded nothing opens nothing (a difference is float noise of netting)
+            opening = 0.0
+        if cur is None:  # what no trade takes is the flat books' (see flat_costs)
+            credit = _credit(bad, prev, pos, side, q, price)
+            if closing > 0.0:  # a position of interest alone (no fill opened it): no trade to close
+                closing, ends = 0.0, False
+                opening = abs(pos) if pos != 0.0 and np.sign(pos) != np.sign(prev) else max(abs(pos) - abs(prev), 0.0)
+            if opening > 0.0:  # a trade opens and takes over the drift at this fill's price
+                flat["interest"] -= prev * price
+            else:  # nobody's fill: it buys back (part of) the drift, or is a liquidation of a flat account
+                flat["interest"] += side * q * price + cash_fee - fee
+                flat["fees"] += fee - credit
         # the part of the order (gross, as traded) that closed: a buy covering
         # a short is grossed up for its fee, taken in base
-        if q > 0.0:
+        if q > 0.0 and rec["kind"] == LIQUIDATION and ends and opening == 0.0:
+            close_share = 1.0  # all of it, also base sold beyond the position (owed base, written off)
+        elif q > 0.0:
             rate = fee / (q * price) if side > 0 and cash_fee == 0.0 else 0.0
             close_share = min(1.0, closing / (1.0 - rate) / q) if closing > 0.0 else 0.0
         else:  # a forced exit that could sell nothing (dust): only its fee and bad debt count
             close_share = 1.0
-            if cur is None:
-                continue
-            if closing == 0.0 and opening == 0.0:
-                cur["cash"] += bad - cash_fee
-                cur["fees"] += fee
-                continue
+        if cur is None and opening == 0.0:
+            continue  # the flat books' (above)
+        if closing == 0.0 and opening == 0.0:
+            # the position did not move (a liquidation that only netted balances and took its fee,
+            # or dust): its cash is the open trade's
+            cur["cash"] += -side * q * price - cash_fee + _credit(bad, prev, pos, side, q, price)
+            cur["fees"] += fee
+            continue
         if closing > 0.0 and not drift:
             share = close_share
-            cur["cash"] += (-side * q * price - cash_fee) * share + bad
+            cur["cash"] += (-side * q * price - cash_fee) * share + _credit(bad, prev, pos, side, q, price)
             cur["fees"] += fee * share
             cur["exit_q"] += closing
             cur["exit_v"] += closing * price
-            if ends:
-                cur["interest"] += interest_paid[bar] - interest_paid[cur["entry_bar"]] - float(rec["interest"])
-                cur["ib"] += paid_b[bar] - paid_b[cur["entry_bar"]] - (float(rec["charge"]) if side < 0 else 0.0)
-                cur["iq"] += paid_q[bar] - paid_q[cur["entry_bar"]] - (float(rec["charge"]) if side > 0 else 0.0)
+            if ends:  # the fill's own borrow charge goes to the trade it opens, if it opens one
+                own = 1.0 if opening > 0.0 else 0.0
+                cur["interest"] += interest_paid[bar] - interest_paid[cur["entry_bar"]] - own * float(rec["interest"])
+                cur["ib"] += paid_b[bar] - paid_b[cur["entry_bar"]] - (own * float(rec["charge"]) if side < 0 else 0.0)
+                cur["iq"] += paid_q[bar] - paid_q[cur["entry_bar"]] - (own * float(rec["charge"]) if side > 0 else 0.0)
                 if exact and rec["kind"] in (SIGNAL, REBALANCE):  # its bar's step 4 came after it
                     cur["interest"] -= after_v[bar]
                     cur["ib"] -= after_b[bar]
@@ -116,6 +135,8 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
             cur["fees"] += fee * share
             cur["entry_q"] += opening
             cur["entry_v"] += opening * price
+    if cur is None and len(close) and position[-1] != 0.0:  # a drift still owed at the end
+        flat["interest"] -= position[-1] * close[-1]
     if cur is not None:  # still open: marked at the last close, no fee
         last = len(close) - 1
         held = position[last]  # a short's base interest has grown it since the last fill
@@ -126,7 +147,29 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
         cur["ib"] += paid_b[last] - paid_b[cur["entry_bar"]]
         cur["iq"] += paid_q[last] - paid_q[cur["entry_bar"]]
         rows.append(_row(cur, last, "end", times, symbol, exact))
-    return pd.DataFrame(rows, columns=TRADE_COLUMNS)
+    out = pd.DataFrame(rows, columns=TRADE_COLUMNS)
+    out.attrs["flat"] = flat
+    return out
+
+
+def _credit(bad, prev, pos, side, q, price):
+    """What a liquidation's bad debt gives back to the trade it closed.
+
+    The exchange writes off what the liquidation could not repay; the trader
+    keeps that loss off his books (he loses at most the equity).  But the
+    bad debt also holds base that no fill of the trade ever paid for: the
+    part of the position's move from ``prev`` to ``pos`` that the fill's
+    ``q`` does not explain (a short's base written off instead of bought
+    back; base interest, or a limit order's base loan, written off beside
+    the base a long sold).  Its value at the fill price is in the bad debt
+    (docs/model-choices.md "Liquidation") but never in the trade's cash, so
+    crediting the whole bad debt would count it twice: a short wiped out by
+    a gap would show a profit.  The credit is the bad debt less that base's
+    value.
+    """
+    if bad == 0.0:
+        return bad
+    return bad - abs(pos - prev - side * q) * price
 
 
 def _row(t, bar, reason, times, symbol, exact_split=False):
@@ -144,7 +187,8 @@ def _row(t, bar, reason, times, symbol, exact_split=False):
         "interest_quote": t["iq"],
         # a long's quote interest is repaid out of its proceeds; a short's base
         # interest was bought back with its position, so it is in the cash already
-        "pnl": t["cash"] - (t["iq"] if exact_split else (t["interest"] if t["dir"] > 0 else 0.0)),
+        # (a short's quote interest, from a buy-back that borrowed quote, is not)
+        "pnl": t["cash"] - (t["iq"] if exact_split or t["dir"] < 0 else t["interest"]),
         "exit_reason": reason,
     }
 
@@ -177,3 +221,23 @@ def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray
     per_b = borrow_b + np.where(short_before, boundary / open_, 0.0)
     per_q = borrow_q + np.where(short_before, 0.0, boundary)
     return np.cumsum(per_b), np.cumsum(per_q)
+
+
+def flat_costs(trades: pd.DataFrame, paid_quote: np.ndarray) -> tuple:
+    """``(interest_while_flat, fees_while_flat)``: what happened while no
+    trade was open, which no trade's pnl carries (auto-repay off: loans
+    left running with no position).
+
+    Interest: the quote interest no trade carries, plus the base interest
+    owed meanwhile (a drift of the position no fill opened) valued where it
+    stops being nobody's: at the fill that buys it back or hands it to a new
+    trade, or at the last close.  Fees: those of fills no trade takes (a
+    liquidation of a flat account whose loans ran on), less the bad debt
+    written off there.  The trades' pnl less both is the equity change
+    exactly (docs/model-choices.md "Books").
+    """
+    flat = trades.attrs.get("flat", {})
+    quote = 0.0  # without the kernel's quote interest per bar (auto-repay on) every charge is in a trade
+    if paid_quote is not None and len(paid_quote):
+        quote = float(paid_quote[-1]) - float(trades["interest_quote"].sum())
+    return (round(quote + flat.get("interest", 0.0), 8) + 0.0, round(flat.get("fees", 0.0), 8) + 0.0)

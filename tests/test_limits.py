@@ -269,7 +269,8 @@ def test_sweep_rows_with_limit_orders_equal_single_runs(tmp_path):
     for row in res.table.to_dict("records"):
         one = backtest.run(btc, "dip_entry", {"offset": row["offset"], "expiry": row["expiry"]}, **kw)
         for key, value in one.summary.items():
-            assert row[key] == value, key
+            if key not in ("interest_while_flat", "fees_while_flat"):  # run-only keys (they need the trades)
+                assert row[key] == value, key
 
 
 @pytest.mark.parametrize("strategy, params", [("hold", {"exposure": 3.0}), ("dip_entry", {"leverage": 3.0})])

@@ -1,0 +1,114 @@
+"""A cross account's shared costs, split over its symbols' trades.
+
+With several symbols in one cross account, three things belong to the
+account and to no single symbol: the hourly interest on the shared quote
+loan, a cross liquidation's fee (charged on the account's total assets) and
+the quote part of its bad debt.  So that every run's trades add up to its
+equity change (docs/model-choices.md "Books"), they are split here, from the
+kernel's result arrays, by documented rules:
+
+- **Quote interest.**  Each bar's charges on the shared quote loan (the
+  account's interest less what its symbols carry: their base interest and
+  their own fills' borrow charges) go to the symbols that were *long* at the
+  previous close, in proportion to those positions' value at that close:
+  the longs are what the quote loan financed.  A bar where none was long
+  (a quote loan left by a short's buy-back) has no trade to carry it: it is
+  the run's ``interest_while_flat``.
+- **Liquidation fee and bad debt.**  A cross event's fee, and the quote
+  part of its bad debt (what is left after each symbol's own base written
+  off, which stays with that symbol), go to the event's fills in
+  proportion to the value of each position at its fill price.  An event
+  without fills (nothing tradable was held) goes to ``fees_while_flat``.
+"""
+import numpy as np
+
+from .records import LIQUIDATION
+
+
+def shared_quote_interest(acct_paid, sym_paid, positions, closes):
+    """Split an account's quote-loan interest over its symbols.
+
+    ``acct_paid`` (n,): the account's cumulative interest (quote value);
+    ``sym_paid`` (m, n): each symbol's cumulative own interest;
+    ``positions`` (m, n): each symbol's position at every close;
+    ``closes`` (m, n): the price each is valued at there (its last close).
+    Returns ``(per-symbol cumulative share (m, n), cumulative remainder (n,))``.
+    """
+    charge = np.diff(acct_paid, prepend=0.0) - np.diff(sym_paid, axis=1, prepend=0.0).sum(axis=0)
+    held = np.zeros_like(positions)
+    held[:, 1:] = np.maximum(positions[:, :-1], 0.0) * closes[:, :-1]  # long into the bar, valued at the last close
+    total = held.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(total > 0.0, held / np.where(total > 0.0, total, 1.0), 0.0)
+    shares = np.cumsum(weight * charge, axis=1)
+    remainder = np.cumsum(np.where(total > 0.0, 0.0, charge))
+    return shares, remainder
+
+
+def cross_liquidation_shares(liqs, orders, account, ghost=None):
+    """Per liquidation record of ``account`` (in ``orders``' order): its
+    share of its event's fee, and the bad debt it stands for (its own base
+    written off, plus its share of the event's quote bad debt), as
+    ``round_trips`` takes them.  ``ghost`` marks ``write_offs``' records
+    among ``orders``: their base written off is theirs, and they take no
+    share (they traded nothing).
+
+    Returns ``(fee_share, bad_share, unassigned)``, the arrays aligned with
+    ``orders[orders["kind"] == LIQUIDATION]``; ``unassigned``: the fee less
+    quote bad debt of events without fills.
+    """
+    is_liq = orders["kind"] == LIQUIDATION
+    fills = orders[is_liq]
+    ghost = np.zeros(len(fills), dtype=bool) if ghost is None else np.asarray(ghost, dtype=bool)[is_liq]
+    fee_share = np.zeros(len(fills))
+    bad_share = np.zeros(len(fills))
+    unassigned = 0.0
+    before, after = fills["position_before"], fills["position"]
+    # the move of the position its fill does not explain: base written off (trades._credit)
+    written_off = np.abs(after - before - fills["side"] * fills["quantity"]) * fills["price"]
+    value = np.where(ghost, 0.0, np.abs(before) * fills["price"])
+    for e in np.flatnonzero(liqs["account"] == account):
+        mine = np.flatnonzero(fills["event"] == e)
+        fee, bad = float(liqs["fee"][e]), float(liqs["bad_debt"][e])
+        own = written_off[mine] if bad > 0.0 else np.zeros(len(mine))
+        quote_bad = bad - float(own.sum())
+        total = float(value[mine].sum())
+        bad_share[mine] = own
+        if total <= 0.0:
+            unassigned += fee - quote_bad
+            continue
+        w = value[mine] / total
+        fee_share[mine] = fee * w
+        bad_share[mine] += quote_bad * w
+    return fee_share, bad_share, unassigned
+
+
+def write_offs(liqs, orders, account, ks, positions, sym_paid, prices):
+    """Base debt a cross liquidation with bad debt wrote off for a symbol
+    that had no bar there (so no fill records it): one ghost liquidation
+    record each (quantity 0, at the price the debt was valued at), for
+    ``round_trips`` only, so the short it ends is closed there.
+
+    ``ks``: the account's symbols (rows of ``positions``, ``sym_paid``,
+    ``prices``: per-symbol positions at the closes, cumulative own interest,
+    last closes).  The position just before the event is the last close's
+    less the base interest charged since (valued at that same price).
+    """
+    fills = orders[orders["kind"] == LIQUIDATION]
+    ghosts = np.zeros(0, dtype=orders.dtype)
+    rows = []
+    for e in np.flatnonzero((liqs["account"] == account) & (liqs["bad_debt"] > 0.0)):
+        i = int(liqs["bar"][e])
+        filled = set(fills["symbol"][fills["event"] == e].tolist())
+        for r, k in enumerate(ks):
+            if k in filled or i == 0 or positions[r, i] != 0.0 or positions[r, i - 1] >= 0.0:
+                continue
+            price = prices[r, i]
+            before = positions[r, i - 1] - (sym_paid[r, i] - sym_paid[r, i - 1]) / price
+            rows.append((i, 1, LIQUIDATION, k, e, price, before))
+    if rows:
+        ghosts = np.zeros(len(rows), dtype=orders.dtype)
+        for g, (i, side, kind, k, e, price, before) in zip(ghosts, rows):
+            g["bar"], g["side"], g["kind"], g["symbol"], g["event"] = i, side, kind, k, e
+            g["price"], g["position_before"], g["trigger"] = price, before, price
+    return ghosts

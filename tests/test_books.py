@@ -1,0 +1,243 @@
+"""Books that balance: for every run, final equity − capital = Σ trades.pnl
+(less ``interest_while_flat`` where the summary has it).
+
+A property test over random scenarios built to liquidate: random walks with
+jumps (``test_differential.build_case``) plus opening gaps of −80 % … +200 %
+that wipe out leveraged positions, so liquidations with bad debt happen for
+longs and for shorts, partial and full, on one symbol (``backtest.run``) and
+on several (``backtest.run_multi``: one cross account, isolated accounts, a
+mix).  The identity is what a trader adds up in trades.csv; it is checked to
+1e-9 of the money that moved (docs/model-choices.md "Books").
+
+``MARGINBT_EXAMPLES`` sets the examples per test (default 2000, CI; the
+multi-symbol test runs half as many), e.g. ``MARGINBT_EXAMPLES=200``
+locally.  The fixed examples below are the issue's: a gap-up short
+liquidated with bad debt.
+"""
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import backtest
+from test_differential import DETAIL_STEP, build_case, detail_of, strategy_orders
+
+EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "2000"))
+TOL = 1e-9  # of the money that moved (see assert_books_balance)
+SHOCKS = (0.2, 0.4, 0.6, 0.8, 1.3, 1.6, 2.0, 3.0)  # opening gaps: price × factor
+PROFILES = ("cross-3x", "cross-5x", "isolated-3x", "isolated-5x", "isolated-10x", "cross-pro-10x", "cross-pro-20x")
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+def shocked(o, h, lo, c, shocks):
+    """The bars with each ``(bar, factor)`` shock: the price path from that
+    bar's open on is multiplied by ``factor`` (a gap at the open)."""
+    o, h, lo, c = (np.asarray(x, dtype=np.float64).copy() for x in (o, h, lo, c))
+    for bar, factor in shocks:
+        k = bar % len(o)
+        for x in (o, h, lo, c):
+            x[k:] *= factor
+    return o, h, lo, c
+
+
+def frame(ts, o, h, lo, c, symbol=None):
+    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
+    df = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": 1.0}, index=index)
+    if symbol:
+        df.attrs["symbol"] = symbol
+    return df
+
+
+@st.composite
+def walks(draw, n_max=160):
+    """A random walk's parameters (``build_case``) with levered targets and shocks."""
+    spacing = draw(st.sampled_from(["1h", "1h", "1h", "15m", "4h", "irregular"]))
+    n = draw(st.integers(3, n_max))
+    return dict(
+        n=n, seed=draw(st.integers(0, 2**32 - 1)), spacing=spacing,
+        start=draw(st.integers(0, 23)) * 3600 + (draw(st.integers(0, 59)) * 60 if spacing == "irregular" else 0),
+        missing=draw(st.sampled_from([0.0, 0.0, 0.1])),
+        vol=draw(st.sampled_from([0.002, 0.01, 0.03, 0.08])),
+        jump_p=draw(st.sampled_from([0.0, 0.05, 0.15])),
+        jump_size=draw(st.sampled_from([0.05, 0.2, 0.5])),
+        gap_p=draw(st.sampled_from([0.0, 0.1, 0.5])),
+        change_p=draw(st.sampled_from([0.02, 0.1, 0.3, 0.9])),
+        flip_p=draw(st.sampled_from([0.0, 0.05, 0.2])),
+        shocks=draw(st.lists(st.tuples(st.integers(1, n_max), st.sampled_from(SHOCKS)), min_size=1, max_size=3)),
+        lever=draw(st.sampled_from([None, 3.0, -3.0, 5.0, -5.0, 10.0, -10.0, -2.0, 2.0])),
+    )
+
+
+def targets_of(tg, lever):
+    """The walk's targets, or (``lever``) one levered target held throughout
+    with the walk's changes as flips of its sign (a short or long that a
+    shock wipes out)."""
+    tg = np.asarray(tg, dtype=np.float64)
+    if lever is None:
+        return tg
+    out = np.full(len(tg), np.nan)
+    out[0] = lever
+    changed = np.flatnonzero(np.diff(np.nan_to_num(tg, nan=0.0)) != 0.0) + 1
+    sign = 1.0
+    for i in changed[::4]:  # a quarter of the walk's changes flip it
+        sign = -sign
+        out[i] = lever * sign
+    return out
+
+
+@st.composite
+def one_symbol(draw):
+    sc = draw(walks())
+    sc.update(
+        profile=draw(st.sampled_from(PROFILES)),
+        liquidation=draw(st.sampled_from(["partial", "full"])),
+        capital=draw(st.sampled_from([10_000.0, 1_234.5678, 1e6])),
+        fee=draw(st.sampled_from([0.0, 0.001, 0.003])),
+        slippage=draw(st.sampled_from([0.0, 0.0, 0.002])),
+        rate_base=draw(st.sampled_from([0.0, 0.0002, 0.01, 0.05])),
+        rate_quote=draw(st.sampled_from([0.0, 0.0002, 0.01, 0.05])),
+        rebalance=draw(st.sampled_from([0.0, 0.0, 0.05])),
+        round_interest=draw(st.booleans()),
+        stop_loss=draw(st.sampled_from([0.0, 0.0, 0.0, 0.05, 0.2])),
+        take_profit=draw(st.sampled_from([0.0, 0.0, 0.0, 0.1])),
+        trailing_stop=draw(st.sampled_from([0.0, 0.0, 0.0, 0.1])),
+        path=draw(st.sampled_from(["ohlc-heuristic", "pessimistic"])),
+        repay=draw(st.sampled_from(["auto", "auto", "auto", "off", "off-flat"])),
+        mark_noise=draw(st.sampled_from([0.0, 0.0, 0.0, 0.01])),
+        stop_on_liquidation=draw(st.sampled_from([False, False, True])),
+        # a strategy's limit orders and stop / take-profit prices; finer bars
+        limit_p=draw(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.0])),
+        limit_spread=draw(st.sampled_from([0.003, 0.02])),
+        expiry=draw(st.sampled_from([1, 3, 30])),
+        level_p=draw(st.sampled_from([0.0, 0.0, 0.0, 0.5])),
+        detail=draw(st.sampled_from(["", "", "", "all", "holes"])),
+    )
+    if sc["repay"] != "auto":
+        sc["limit_p"] = 0.0  # limit orders need auto-repay
+    if sc["spacing"] == "irregular" or sc["mark_noise"] or sc["limit_p"]:
+        sc["detail"] = ""  # finer bars need a timeframe, and no mark or limit orders
+    return sc
+
+
+def run_one(sc):
+    ts, o, h, lo, c, tg = build_case(**sc)
+    o, h, lo, c = shocked(o, h, lo, c, sc["shocks"])
+    bars = frame(ts, o, h, lo, c)
+    mark = None
+    if sc["mark_noise"]:
+        u = np.random.default_rng(sc["seed"] + 1).random((len(o), 2)) - 0.5
+        mo, mc = o * np.exp(sc["mark_noise"] * u[:, 0]), c * np.exp(sc["mark_noise"] * u[:, 1])
+        mark = frame(ts, mo, np.maximum.reduce([h, mo, mc]), np.minimum.reduce([lo, mo, mc]), mc)
+    detail = None
+    if sc["detail"]:
+        fine = detail_of(ts, o, h, lo, c, sc["seed"], sc["spacing"], sc["detail"])
+        detail = frame(fine[0], *fine[1:], symbol="BTCUSDT")
+        detail.attrs["timeframe"] = f"{DETAIL_STEP[sc['spacing']] // 60}m"
+        bars.attrs["timeframe"] = sc["spacing"]
+    target = targets_of(tg, sc["lever"])
+    limit, sl, tp = strategy_orders(c, target, sc)
+    strategy = target
+    if limit is not None or sl is not None or tp is not None:
+        given = {"target": target, "limit": limit, "expiry": sc["expiry"], "stop_loss": sl, "take_profit": tp}
+        strategy = lambda _bars: given  # noqa: E731 (a strategy function returning orders)
+    return backtest.run(
+        bars, strategy, margin=sc["profile"], detail=detail, symbol="BTCUSDT", capital=sc["capital"],
+        fee=sc["fee"], slippage=sc["slippage"], rates={"BTC": sc["rate_base"], "USDT": sc["rate_quote"]},
+        liquidation=sc["liquidation"], rebalance=sc["rebalance"], round_interest=sc["round_interest"],
+        stop_loss=sc["stop_loss"], take_profit=sc["take_profit"], trailing_stop=sc["trailing_stop"],
+        path=sc["path"], auto_repay=sc["repay"] == "auto", repay_on_flat=sc["repay"] == "off-flat", mark=mark,
+        stop_on_liquidation=sc["stop_on_liquidation"])
+
+
+@st.composite
+def several_symbols(draw):
+    sc = draw(walks(n_max=120))
+    n_sym = draw(st.sampled_from([2, 2, 3]))
+    mode = draw(st.sampled_from(["cross", "cross", "cross", "isolated", "mix"]))
+    cross = draw(st.sampled_from([p for p in PROFILES if p.startswith("cross")]))
+    margins = [draw(st.sampled_from([p for p in PROFILES if p.startswith("isolated")]))
+               if mode == "isolated" or (mode == "mix" and k == 0) else cross for k in range(n_sym)]
+    sc.update(
+        n_sym=n_sym, margins=margins,
+        levers=[draw(st.sampled_from([None, 3.0, -3.0, 5.0, -5.0, 1.5, -1.5])) for _ in range(n_sym)],
+        holes=[draw(st.sampled_from([0.0, 0.0, 0.2])) for _ in range(n_sym)],
+        sym_shocks=[draw(st.lists(st.tuples(st.integers(1, 120), st.sampled_from(SHOCKS)), max_size=2))
+                    for _ in range(n_sym)],
+        liquidation=draw(st.sampled_from(["partial", "full"])),
+        capital=draw(st.sampled_from([10_000.0, 1e6])),
+        fee=draw(st.sampled_from([0.0, 0.001])),
+        slippage=draw(st.sampled_from([0.0, 0.002])),
+        rate=draw(st.sampled_from([0.0, 0.0002, 0.02])),
+        rebalance=draw(st.sampled_from([0.0, 0.0, 0.05])),
+        round_interest=draw(st.booleans()),
+        stop_on_liquidation=draw(st.sampled_from([False, False, True])),
+    )
+    return sc
+
+
+def run_several(sc):
+    syms = SYMBOLS[: sc["n_sym"]]
+    data, targets = {}, {}
+    rng = np.random.default_rng(sc["seed"] + 9)
+    for k, sym in enumerate(syms):
+        ts, o, h, lo, c, tg = build_case(**dict(sc, seed=(sc["seed"] + 1000 * k) % 2**32))
+        o, h, lo, c = shocked(o, h, lo, c, sc["shocks"] + sc["sym_shocks"][k])
+        df = frame(ts, o, h, lo, c)
+        keep = rng.random(len(df)) >= sc["holes"][k]
+        keep[0] = True
+        data[sym] = df[keep]
+        targets[sym] = pd.Series(targets_of(tg, sc["levers"][k]), index=df.index)
+    return backtest.run_multi(
+        data, pd.DataFrame(targets), margin=dict(zip(syms, sc["margins"])), capital=sc["capital"], fee=sc["fee"],
+        slippage=sc["slippage"], rates={**{s[:-4]: sc["rate"] for s in syms}, "USDT": sc["rate"]},
+        liquidation=sc["liquidation"], rebalance=sc["rebalance"], round_interest=sc["round_interest"],
+        stop_on_liquidation=sc["stop_on_liquidation"])
+
+
+def assert_books_balance(res, capital, sc=None):
+    """Σ pnl − interest_while_flat − fees_while_flat = final equity − capital,
+    to 1e-9 of the money that moved (the capital and the fills' value: the
+    kernel drops float dust of at most 1e-9 of a balance a fill spends)."""
+    s = res.summary
+    flat = s.get("interest_while_flat", 0.0) + s.get("fees_while_flat", 0.0)
+    gap = s["final_equity"] - capital - (res.trades["pnl"].sum() - flat)
+    moved = capital + float((res.orders["quantity"] * res.orders["price"]).abs().sum())
+    assert abs(gap) <= TOL * moved, (
+        f"final equity − capital = {s['final_equity'] - capital!r}, Σ pnl = {res.trades['pnl'].sum()!r}, "
+        f"while flat {flat!r}: off by {gap!r} (bad debt {s['bad_debt']!r}, "
+        f"{s['n_liquidations']} liquidations)\nscenario={sc!r}")
+
+
+def note(res):
+    """What the example covered (hypothesis prints these with --hypothesis-show-statistics)."""
+    liq = res.liquidations
+    t = res.trades
+    if not len(liq):
+        event("no liquidation")
+    for side in ("long", "short"):
+        if (t["side"].eq(side) & t["exit_reason"].eq("liquidation")).any():
+            event(f"{side} liquidated")
+    if len(liq) and (liq["bad_debt"] > 0).any():
+        event("bad debt")
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("MARGINBT_RANDOMIZE") != "1",
+          suppress_health_check=list(HealthCheck))
+@given(sc=one_symbol())
+def test_one_symbol_books_balance(sc):
+    res = run_one(sc)
+    note(res)
+    assert_books_balance(res, sc["capital"], sc)
+
+
+@settings(max_examples=max(EXAMPLES // 2, 1), deadline=None,
+          derandomize=os.environ.get("MARGINBT_RANDOMIZE") != "1", suppress_health_check=list(HealthCheck))
+@given(sc=several_symbols())
+def test_several_symbols_books_balance(sc):
+    res = run_several(sc)
+    note(res)
+    assert_books_balance(res, sc["capital"], sc)
