@@ -10,8 +10,10 @@ settings together for repeated runs, as backtesting.py users expect::
 import numpy as np
 import pandas as pd
 
-from . import kernel
+from . import _numba_cache, kernel
 from .assets import daily_rates, split_symbol
+from .checks import api, check_args
+from .companion import check_companion
 from .data import load_ohlcv, validate_ohlcv
 from .data.times import range_bounds
 from .detail import NO_DETAIL, detail_arrays
@@ -23,9 +25,10 @@ from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
 from .strategy import NONE, Orders, load_strategy
-from .trades import interest_by_asset, round_trips
+from .trades import flat_costs, interest_by_asset, round_trips
 
 
+@api()
 def run(
     bars,
     strategy="sma_cross",
@@ -115,6 +118,7 @@ def run(
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
         ``.margin_calls``, ``.orders`` and ``.summary``.
     """
+    check_args(locals())
     profile = resolve_profile(margin, margin_file)
     _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
                     auto_repay, repay_on_flat)
@@ -142,7 +146,7 @@ def run(
     config = kernel_config(profile, capital, fee, slippage, table, liquidation, rebalance,
                            round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path,
                            auto_repay, repay_on_flat, profile.borrow_limits(base, quote))
-    marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars)
+    marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, symbol)
     if detail is not None and mark is not None:
         raise UserError("--detail: not combined with --mark (the mark series has no finer bars)")
     if detail is not None and given.limit.size:
@@ -151,8 +155,12 @@ def run(
         raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
                         "borrowing and fill assume auto-repay)")
     fine, n_fine = (NO_DETAIL, 0) if detail is None else detail_arrays(detail, bars, symbol)
+    # loans that outlive trades (auto-repay off, a limit order's borrowing): the books need the kernel's
+    # per-asset interest per bar (docs/model-choices.md "Books")
+    exact = not auto_repay or bool(given.limit.size)
+    _numba_cache.announce()
     out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine, given,
-                                                      quote_row=not auto_repay)
+                                                      quote_row=exact)
     equity, position, debt, owed, paid = out[:5]
     paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if len(out) > 5 else None)
 
@@ -178,9 +186,11 @@ def run(
     if detail is not None:
         summary["detail_bars"] = n_fine  # bars with usable finer bars
     trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote),
-                         after_fill=None if auto_repay else (out[6], out[7], o))
-    if not auto_repay:  # loans that ran on while no position was open belong to no trade
-        summary["interest_while_flat"] = round(float(summary["interest_paid"] - trades["interest"].sum()), 8) + 0.0
+                         after_fill=(out[6], out[7], o) if exact else None)
+    # what belongs to no trade (loans running with no position): trades' pnl less these = the equity change
+    flat = flat_costs(trades, paid_quote if exact else None)
+    if exact or any(flat):  # (a sweep's rows, which have no trades, keep the default run's keys)
+        summary["interest_while_flat"], summary["fees_while_flat"] = flat
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
         "margin": profile.name, "margin_file": None if margin_file is None else str(margin_file),
@@ -225,9 +235,23 @@ def _rate_history(history, rates):
 
 def symbol_of(bars, symbol=None) -> str:
     """The pair: given, or read from the file name/metadata; never guessed."""
-    symbol = symbol or bars.attrs.get("symbol")
+    if symbol:
+        try:
+            split_symbol(symbol)
+        except UserError as exc:
+            raise UserError(f"--symbol {symbol}: {str(exc).split(': ', 1)[1]}") from None
+        return symbol
+    symbol = bars.attrs.get("symbol")
+    source = bars.attrs.get("path")
     if not symbol:
-        raise UserError("symbol: the bars do not say which pair they are; pass symbol='BTCUSDT' (CLI: --symbol)")
+        raise UserError("--symbol: the bars do not say which pair they are; pass --symbol, e.g. BTCUSDT")
+    try:
+        split_symbol(symbol)
+    except UserError:
+        if source is None:
+            raise
+        raise UserError(f"--data {source}: its name and metadata give no pair (read {symbol!r}, which ends in no "
+                        "known quote asset); pass --symbol, e.g. BTCUSDT") from None
     return symbol
 
 
@@ -255,11 +279,13 @@ def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
     )
 
 
-def mark_arrays(mark, bars):
+def mark_arrays(mark, bars, symbol=None):
     """The mark series' (open, high, low, close) on ``bars``' timestamps, the
-    traded bar's where the mark lacks one; and how many it lacked."""
+    traded bar's where the mark lacks one; and how many it lacked.  Another
+    market's series is refused (``companion``)."""
     name = str(mark) if not isinstance(mark, pd.DataFrame) else "mark"
     m = validate_ohlcv(mark, name) if isinstance(mark, pd.DataFrame) else load_ohlcv(mark)
+    check_companion("--mark", m, name, bars, symbol)
     aligned = m.reindex(bars.index)
     have = aligned["open"].notna().to_numpy()
     if not have.any():

@@ -119,6 +119,9 @@ def _profile(path, name, body) -> Profile:
     if call is not None and not liq < call < initial:
         raise bad("margin_call_ml", f"{call:g} must lie between liquidation_ml ({liq:g}) and the initial ML "
                                     f"({initial:.6g})")
+    if pro and "mmr" in fields and not liq < initial:  # the MMR is what sets Pro's initial level
+        raise bad("mmr", f"{mmr:g} puts Pro's initial margin level at {initial:.6g} (1 / ((L − 1)·mmr), L = "
+                         f"{leverage:g}), not above liquidation_ml ({liq:g}); Binance's MMRs are a few per cent")
     if not liq < initial:
         raise bad("liquidation_ml", f"{liq:g} must be below the initial ML ({initial:.6g})")
     if not liq < restore:

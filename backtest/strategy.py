@@ -22,6 +22,8 @@ under ``"target"`` and the orders the strategy attaches to them
 import importlib
 import importlib.util
 import inspect
+import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -77,13 +79,55 @@ class Strategy:
 
     def orders(self, bars, params: dict) -> Orders:
         """Targets and the orders attached to them, checked."""
-        try:
-            raw = self.targets(bars, **params)
-        except UserError:
-            raise
-        except Exception as exc:  # a user's code failing is a user error
-            raise UserError(f"strategy {self.name} raised {type(exc).__name__}: {exc}") from None
+        raw = call_user(self.targets, f"strategy {self.name}", bars, **params)
         return check_orders(raw, len(bars), self.name, bars.index)
+
+
+def call_user(fn, who, *args, **kwargs):
+    """Call a user's code; whatever it raises is its error, one line naming
+    ``who``: also ``SystemExit`` (``sys.exit(3)`` in a strategy ends no run)
+    and a ``KeyboardInterrupt`` it raises itself.  A real Ctrl-C (SIGINT)
+    while it runs still interrupts: on the main thread the signal is
+    watched for the duration of the call."""
+    hit = []
+    watch = threading.current_thread() is threading.main_thread()
+    if watch:
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(signum, frame):
+            hit.append(signum)
+            if callable(previous):
+                previous(signum, frame)
+            elif previous != signal.SIG_IGN:
+                raise KeyboardInterrupt
+
+        try:
+            signal.signal(signal.SIGINT, on_sigint)
+        except ValueError:  # not the main interpreter: nothing to watch
+            watch = False
+    try:
+        return fn(*args, **kwargs)
+    except UserError:
+        raise
+    except KeyboardInterrupt:
+        if hit:
+            raise
+        raise UserError(f"{who} raised KeyboardInterrupt (a strategy may not stop the run; return targets "
+                        "or raise an exception with a message)") from None
+    except SystemExit as exc:
+        raise UserError(f"{who} called sys.exit({exc.code!r}) (a strategy may not end the program; raise an "
+                        "exception with a message instead)") from None
+    except Exception as exc:  # a user's code failing is a user error
+        raise UserError(f"{who} raised {type(exc).__name__}: {one_line(exc)}") from None
+    finally:
+        if watch:
+            signal.signal(signal.SIGINT, previous)
+
+
+def one_line(exc) -> str:
+    """An exception's message on one line (the first non-empty one)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else "(no message)"
 
 
 def coerce_param(key, value, default, flag="--param"):
@@ -99,8 +143,13 @@ def coerce_param(key, value, default, flag="--param"):
             value = kind(value)
         except ValueError:
             raise UserError(f"{flag} {key}={value}: expected {kind.__name__}") from None
-    elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = float(value)
+    elif kind is float and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)):
+        value = float(value)  # numpy scalars are the numbers they hold
+    elif kind is int and isinstance(value, np.integer):
+        value = int(value)
+    elif kind is bool and isinstance(value, np.bool_):
+        value = bool(value)
     elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise UserError(f"{flag} {key}={value!r}: expected {kind.__name__}")
     if isinstance(value, float) and not np.isfinite(value):
@@ -212,8 +261,8 @@ def load_strategy(spec) -> Strategy:
             if exc.name not in ("strategies", f"strategies.{text}"):
                 raise UserError(f"--strategy {text}: it imports a missing module {exc.name!r}") from None
             raise UserError(f"--strategy {text}: no such strategy (known: {', '.join(known_strategies())})") from None
-        except Exception as exc:  # a bundled or user module failing on import is the user's to fix
-            raise UserError(f"--strategy {text}: importing it raised {type(exc).__name__}: {exc}") from None
+        except (Exception, SystemExit) as exc:  # a bundled or user module failing on import is the user's to fix
+            raise UserError(f"--strategy {text}: importing it raised {type(exc).__name__}: {one_line(exc)}") from None
         return _from_module(module, text)
     if isinstance(spec, pd.Series):  # targets by time: aligned to the bars used
         return Strategy("targets", {}, lambda bars: _align(spec, bars.index))
@@ -245,10 +294,7 @@ def _from_file(path: Path) -> Strategy:
         raise UserError(f"--strategy {path}: file not found")
     spec = importlib.util.spec_from_file_location(f"user_strategy_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise UserError(f"--strategy {path}: importing it raised {type(exc).__name__}: {exc}") from None
+    call_user(spec.loader.exec_module, f"--strategy {path}: importing it", module)
     return _from_module(module, path.stem)
 
 

@@ -201,9 +201,9 @@ def test_hold_10x_isolated_is_liquidated_in_march_2020():
 
 def test_dataframe_range_outside_the_data_names_the_flag():
     bars = make_bars([100.0] * 5)
-    with pytest.raises(backtest.UserError, match="--start 2030-01-01: after the data's last bar"):
+    with pytest.raises(backtest.UserError, match="start=2030-01-01: after the data's last bar"):
         run(bars, [1.0] * 5, start="2030-01-01")
-    with pytest.raises(backtest.UserError, match="--end 2020-01-01: before the data's first bar"):
+    with pytest.raises(backtest.UserError, match="end=2020-01-01: before the data's first bar"):
         run(bars, [1.0] * 5, end="2020-01-01")
     assert len(run(bars, [1.0] * 5, start="2024-01-01 02:00").equity) == 3
 
@@ -255,7 +255,7 @@ def test_bars_without_a_symbol_are_refused_not_guessed():
     bars = make_bars([100.0] * 3)
     with pytest.raises(backtest.UserError, match="symbol"):
         backtest.run(bars, np.ones(3))
-    with pytest.raises(backtest.UserError, match="--rate ETH: BTCUSDT trades BTC and USDT only"):
+    with pytest.raises(backtest.UserError, match="rates ETH: BTCUSDT trades BTC and USDT only"):
         run(bars, np.ones(3), rates={"ETH": 0.001})
 
 

@@ -138,7 +138,7 @@ def test_a_buy_capped_to_its_cash_borrows_nothing():
 
 
 def test_repay_on_flat_needs_no_auto_repay(capsys):
-    with pytest.raises(backtest.UserError, match="--repay-on-flat: only with --no-auto-repay"):
+    with pytest.raises(backtest.UserError, match=r"repay_on_flat=True: only with auto_repay=False"):
         backtest.run(_bars(3), np.zeros(3), symbol="BTCUSDT", repay_on_flat=True)
     assert main(["run", "--repay-on-flat", "--no-report", "--end", "2018-01-03"]) == 2
     err = capsys.readouterr().err
