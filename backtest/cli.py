@@ -4,9 +4,14 @@ Each command turns flags into the same calls the Python API makes.  Every
 user mistake is one line on stderr and exit code 2; no traceback.
 """
 import argparse
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
+from .atomic import check_target, recover, replacing
+from .checks import cli_names
 from .errors import UserError
 
 DEFAULT_DATA = "data/BTCUSDT-1h.parquet"
@@ -17,6 +22,19 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(f"{self.prog}: {message}")
+
+
+class _Defaults(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless it says it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        d = action.default
+        shown = ("off" if isinstance(action, argparse._StoreTrueAction) else "none" if d in (None, []) else
+                 f"{d:,g}" if isinstance(d, float) else "%(default)s")
+        return f"{text} (default: {shown})".strip()
 
 
 def bundled_data(name: str = DEFAULT_DATA) -> Path:
@@ -32,9 +50,12 @@ def _add_run_flags(p):
     p.add_argument("--data", action="append", default=None, metavar="PATH",
                    help=f"OHLCV Parquet file (default: bundled {DEFAULT_DATA}); `run` takes it repeated, or a "
                         "folder, for several symbols")
-    p.add_argument("--strategy", default="sma_cross", help="name in strategies/ or a .py file (default sma_cross)")
+    p.add_argument("--strategy", default="sma_cross", metavar="NAME|FILE",
+                   help=f"a bundled strategy ({', '.join(_strategy_names())}) or a .py file (default sma_cross)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter (repeatable)")
-    p.add_argument("--margin", default=None, help="margin profile (default cross-3x, or --margin-file's only one)")
+    p.add_argument("--margin", default=None, metavar="PROFILE",
+                   help=f"margin profile: {', '.join(_profile_names())}, or one of --margin-file's "
+                        "(default cross-3x, or --margin-file's only one)")
     p.add_argument("--margin-file", default=None, metavar="FILE",
                    help="TOML file of custom margin profiles ([profiles.NAME] tables)")
     p.add_argument("--capital", type=float, default=10_000.0, help="starting equity in the quote asset")
@@ -44,7 +65,8 @@ def _add_run_flags(p):
                    help="daily borrow rate per asset (repeatable; default 0.0002 for every asset)")
     p.add_argument("--rates", default=None, metavar="FILE",
                    help="rate history (CSV/Parquet: timestamp, asset, daily_rate|hourly_rate), forward-filled hourly")
-    p.add_argument("--liquidation", choices=("partial", "full"), default="partial")
+    p.add_argument("--liquidation", choices=("partial", "full"), default="partial",
+                   help="partial: sell just enough to restore the initial margin level (Binance); full: close all")
     p.add_argument("--rebalance", type=float, default=0.0, metavar="F",
                    help="trade back to the target when exposure drifts by more than F of it")
     p.add_argument("--start", default=None, help="first date/time to use (UTC)")
@@ -66,11 +88,26 @@ def _add_run_flags(p):
                    help="with --no-auto-repay: repay every loan at a fill that leaves no position")
 
 
+def _strategy_names() -> list:
+    try:
+        from .strategy import known_strategies
+
+        return known_strategies()
+    except Exception:  # noqa: BLE001 - help text only
+        return ["hold", "sma_cross", "rsi_revert", "dip_entry", "pair_trade"]
+
+
+def _profile_names() -> list:
+    from .profiles import PROFILES
+
+    return list(PROFILES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="backtest", description="Leveraged crypto backtests on Binance-style margin.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("run", help="run one backtest and write its report")
+    p = sub.add_parser("run", help="run one backtest and write its report", formatter_class=_Defaults)
     _add_run_flags(p)
     p.add_argument("--out", default=None, help="output folder (default reports/<strategy>-<symbol>-<profile>)")
     p.add_argument("--no-report", action="store_true", help="write the tables only, no PDF")
@@ -86,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default equal shares")
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("sweep", help="run a grid of parameters × margin profiles in parallel")
+    p = sub.add_parser("sweep", help="run a grid of parameters × margin profiles in parallel", formatter_class=_Defaults)
     _add_run_flags(p)
     p.add_argument("--grid", action="append", default=[], metavar="KEY=START:STOP:STEP|KEY=v1,v2",
                    help="a grid axis (repeatable; STOP included; margin=cross-3x,cross-5x works too)")
@@ -95,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="rows of the ranking to print")
     p.add_argument("--keep-equity", type=int, default=0, metavar="N", help="rerun the N best and keep their equity")
     p.add_argument("--heatmap", default=None, metavar="X,Y", help="two grid axes for heatmap.png")
-    p.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out (only missing chunks run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the sweep in --out (the old one is kept until the new one has finished)")
+    p.add_argument("--max-combos", type=int, default=1_000_000, metavar="N",
+                   help="refuse a grid of more combinations (default 1,000,000)")
     p.add_argument("--chunk-size", type=int, default=None, help="combinations per saved chunk")
     p.add_argument("--workers", type=int, default=None, help="threads (default: every core)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|local", help="run chunks on a Dask cluster")
@@ -103,8 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
     p.set_defaults(handler=cmd_sweep)
 
-    p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder")
-    p.add_argument("result_dir")
+    p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder (or a sweep's plots)")
+    p.add_argument("result_dir", metavar="DIR", help="a folder `backtest run` or `backtest sweep` wrote")
+    p.add_argument("--rank", default="sharpe", metavar="METRIC", help="a sweep folder: the metric to plot "
+                                                                      "(default sharpe)")
+    p.add_argument("--heatmap", default=None, metavar="X,Y",
+                   help="a sweep folder: two grid axes for heatmap.png (default: the first two with several values)")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("bench", help="time the kernel on synthetic 1-minute bars")
@@ -138,7 +183,7 @@ def cmd_run(args) -> int:
         raise UserError("--allocation: only with several symbols (repeat --data)")
     data = paths[0]
     if args.out:
-        _check_writable(Path(args.out))
+        check_target(Path(args.out))
     params = parse_params(args.param)
     rates = parse_rates(args.rate)
     settings = dict(
@@ -153,8 +198,7 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else Path("reports") / (
         f"{result.settings['strategy']}-{result.settings['symbol']}-{result.profile.name}"
     )
-    result.save(out)
-    _write_pictures(result, out, pdf=not args.no_report)
+    save_result(result, out, pdf=not args.no_report)
     print(summary_table(result))
     if args.bound:
         from .engine import PATHS
@@ -204,7 +248,7 @@ def cmd_run_multi(args, paths) -> int:
     if unsupported:
         raise UserError(f"{unsupported[0]}: not supported with several symbols yet")
     if args.out:
-        _check_writable(Path(args.out))
+        check_target(Path(args.out))
     margin = args.margin or "cross-3x"
     result = run_multi(paths, args.strategy, parse_params(args.param), margin=margin,
                        allocation=args.allocation, capital=args.capital, fee=args.fee, slippage=args.slippage,
@@ -222,8 +266,7 @@ def cmd_run_multi(args, paths) -> int:
     margin = margin.replace("=", "_").replace(",", "+")
     out = Path(args.out) if args.out else Path("reports") / (
         f"{result.settings['strategy']}-{'+'.join(result.settings['symbol'].split(','))}-{margin}")
-    result.save(out)
-    _write_pictures(result, out, pdf=not args.no_report)
+    save_result(result, out, pdf=not args.no_report)
     print(summary_table(result))
     print(f"wrote {out}/")
     return 0
@@ -258,27 +301,22 @@ def _print_data_warnings(bars, source):
         print(f"warning: {source}: {finding.summary}", file=sys.stderr)
 
 
-def _check_writable(folder: Path):
-    """Fail before the run, not after it, when the results cannot be saved."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".marginbt-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"--out {folder}: cannot write ({exc.strerror or exc})") from None
+def save_result(result, out: Path, pdf=True):
+    """The tables and pictures of a run, all or nothing (``backtest.atomic``):
+    a failure leaves a previous result in ``out`` byte for byte as it was."""
+    check_target(out)
+    with replacing(out) as tmp:
+        result.write(tmp)
+        _write_pictures(result, tmp, pdf)
 
 
 def _write_pictures(result, out, pdf=True):
     from .report import plot_equity, write_report
 
-    try:
-        if pdf:
-            write_report(result, out)
-        else:
-            plot_equity(result, out / "equity.png")
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
+    if pdf:
+        write_report(result, out)
+    else:
+        plot_equity(result, out / "equity.png")
 
 
 def cmd_sweep(args) -> int:
@@ -296,13 +334,15 @@ def cmd_sweep(args) -> int:
         raise UserError(f"--chunk-size {args.chunk_size}: must be ≥ 1")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: must be ≥ 1")
+    if args.max_combos < 1:
+        raise UserError(f"--max-combos {args.max_combos}: must be ≥ 1")
     strat = load_strategy(args.strategy)
     custom = {}
     if args.margin_file:
         from .profile_file import load_profiles
 
         custom = load_profiles(args.margin_file)
-    grid = parse_grid(args.grid, strat.params, custom) if args.grid else None
+    grid = parse_grid(args.grid, strat.params, custom, args.max_combos) if args.grid else None
     if args.heatmap:
         pair = [a.strip() for a in args.heatmap.split(",")]
         known = set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"}
@@ -317,12 +357,12 @@ def cmd_sweep(args) -> int:
     margins = [m.strip() for m in args.margin.split(",") if m.strip()] if args.margin else None
     symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
-    _check_writable(out)
     res = sweep(  # the strategy as given: Dask workers load it by name or path themselves
         data, args.strategy, grid, out=out, symbol=args.symbol, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
         rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
         end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
         **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, mark=args.mark, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+        overwrite=args.overwrite, max_combos=args.max_combos,
     )
     top = res.top(args.rank, args.top)
     n = len(res.table)
@@ -375,8 +415,16 @@ def cmd_report(args) -> int:
     from .result import Result
 
     folder = Path(args.result_dir)
+    recover(folder)
+    if (folder / "sweep.json").exists() and not (folder / "summary.json").exists():
+        from .sweep_folder import redraw_sweep
+
+        for line in redraw_sweep(folder, args.rank, args.heatmap):
+            print(line)
+        return 0
     result = Result.load(folder)
-    _write_pictures(result, folder)
+    with replacing(folder, what="report", keep=True) as tmp:
+        _write_pictures(result, tmp)
     print(f"wrote {folder}/report.pdf")
     return 0
 
@@ -421,7 +469,9 @@ def summary_table(result) -> str:
         ("interest paid", f"{s['interest_paid']:,.2f}  ("
                           + ", ".join(f"{k[14:]} {v:,.8g}" for k, v in s.items() if k.startswith("interest_paid_")) + ")"),
         *([("  while flat", f"{s['interest_while_flat']:,.2f}  (loans left running with no position)")]
-          if "interest_while_flat" in s else []),
+          if s.get("interest_while_flat") or not result.settings.get("auto_repay", True) else []),
+        *([("  fees while flat", f"{s['fees_while_flat']:,.2f}  (liquidations of an account with no position)")]
+          if s.get("fees_while_flat") else []),
         ("liquidations", f"{s['n_liquidations']}  (fees {s['liquidation_fees']:,.2f}, bad debt {s['bad_debt']:,.2f})"),
         ("margin calls", f"{s['n_margin_calls']}"),
         ("capped orders", f"{s['n_capped']}"),
@@ -440,15 +490,29 @@ def summary_table(result) -> str:
 
 
 def main(argv=None) -> int:
+    _file_size_limit_is_an_error()
     try:
-        args = build_parser().parse_args(argv)
-        return args.handler(args)
+        with cli_names():
+            args = build_parser().parse_args(argv)
+            return args.handler(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a sweep's says what it saved and how to resume
+        print(str(exc) or "interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `backtest ... | head`: the reader left; no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _file_size_limit_is_an_error():
+    """A write beyond ``ulimit -f`` sends SIGXFSZ, which kills the process by
+    default; ignored, the write fails with EFBIG instead, an OSError the
+    result writers report (and undo: the previous folder stays)."""
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

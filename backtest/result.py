@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import check_target, recover, replacing
 from .errors import UserError
 from .profiles import Profile
 
@@ -63,45 +64,63 @@ class Result:
 
     def save(self, out) -> Path:
         """Write summary.json, run.json, equity.parquet, trades.csv,
-        orders.csv, liquidations.csv and margin_calls.csv to ``out``."""
+        orders.csv, liquidations.csv and margin_calls.csv to ``out``, all or
+        nothing: into a folder beside it, swapped in when complete
+        (``backtest.atomic``), so a failure leaves a previous result there
+        as it was."""
         out = Path(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "summary.json").write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n")
-            run = {"settings": self.settings, "profile": self.profile.as_dict()}
-            (out / "run.json").write_text(json.dumps(_jsonable(run), indent=2) + "\n")
-            self.equity.reset_index().to_parquet(out / "equity.parquet", index=False)
-            self.trades.to_csv(out / "trades.csv", index=False)
-            self.orders.to_csv(out / "orders.csv", index=False)
-            self.liquidations.to_csv(out / "liquidations.csv", index=False)
-            self.margin_calls.to_csv(out / "margin_calls.csv", index=False)
-        except OSError as exc:
-            raise UserError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+        check_target(out, what=None)
+        with replacing(out, what=None) as tmp:
+            self.write(tmp)
+        return out
+
+    def write(self, folder) -> Path:
+        """Write the tables into an existing ``folder`` as they are (no
+        swap; ``save`` and the CLI call it on their temporary folder)."""
+        out = Path(folder)
+        (out / "summary.json").write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n")
+        run = {"settings": self.settings, "profile": self.profile.as_dict()}
+        (out / "run.json").write_text(json.dumps(_jsonable(run), indent=2) + "\n")
+        self.equity.reset_index().to_parquet(out / "equity.parquet", index=False)
+        self.trades.to_csv(out / "trades.csv", index=False)
+        self.orders.to_csv(out / "orders.csv", index=False)
+        self.liquidations.to_csv(out / "liquidations.csv", index=False)
+        self.margin_calls.to_csv(out / "margin_calls.csv", index=False)
         return out
 
     @classmethod
     def load(cls, folder) -> "Result":
-        """Read a folder written by ``save``."""
+        """Read a folder written by ``save``; a missing or unreadable file is
+        one line naming it."""
         folder = Path(folder)
+        recover(folder)
+        if not folder.is_dir():
+            raise UserError(f"{folder}: no such result folder" if not folder.exists() else
+                            f"{folder}: is a file; give the folder a run wrote (summary.json, equity.parquet, ...)")
+        if not (folder / "summary.json").exists() and (folder / "sweep.json").exists():
+            raise UserError(f"{folder}: a sweep folder, not one run's result")
+        summary = _read(folder / "summary.json", lambda p: json.loads(p.read_text()), dict)
+        run = _read(folder / "run.json", lambda p: json.loads(p.read_text()), dict)
+        equity = _read(folder / "equity.parquet", lambda p: pd.read_parquet(p).set_index("timestamp"))
+        tables = {name: _read(folder / f"{name}.csv", pd.read_csv)
+                  for name in ("trades", "orders", "liquidations", "margin_calls")}
         try:
-            summary = json.loads((folder / "summary.json").read_text())
-            run = json.loads((folder / "run.json").read_text())
-            equity = pd.read_parquet(folder / "equity.parquet").set_index("timestamp")
-            tables = {
-                name: pd.read_csv(folder / f"{name}.csv")
-                for name in ("trades", "orders", "liquidations", "margin_calls")
-            }
-            prof = run["profile"]
-            profile = Profile.from_dict(prof)
+            profile = Profile.from_dict(run["profile"])
             settings = run["settings"]
-            if not isinstance(summary, dict) or not isinstance(settings, dict):
-                raise TypeError("summary.json and run.json must hold objects")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"{folder}: not a complete result folder ({type(exc).__name__}: {exc})") from None
+            if not isinstance(settings, dict):
+                raise TypeError
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{folder / 'run.json'}: no run settings and margin profile in it; not a complete result folder") from None
         for name, cols in (("trades", ("entry_time", "exit_time")), ("orders", ("time",)),
                            ("liquidations", ("time",)), ("margin_calls", ("time",))):
             for col in cols:
-                tables[name][col] = pd.to_datetime(tables[name][col], utc=True)
+                if col not in tables[name]:
+                    raise UserError(f"{folder / (name + '.csv')}: no {col!r} column; not a table marginbt wrote")
+                try:
+                    tables[name][col] = pd.to_datetime(tables[name][col], utc=True)
+                except (TypeError, ValueError):
+                    raise UserError(f"{folder / (name + '.csv')}: column {col!r} holds something other than "
+                                    "times") from None
         return cls(equity=equity, summary=summary, settings=settings, profile=profile, **tables)
 
     def plot(self, path=None, log=False):
@@ -110,6 +129,23 @@ class Result:
         from .report import plot_equity
 
         return plot_equity(self, path, log=log)
+
+
+def _read(path: Path, reader, kind=None):
+    """One file of a result folder, or one line saying what is wrong with it."""
+    if not path.exists():
+        raise UserError(f"{path}: missing; not a complete result folder (run it again to rewrite it)")
+    try:
+        value = reader(path)
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise UserError(f"{path}: cannot read it{f' ({first})' if first else ''}; not a file marginbt wrote, "
+                        "or damaged") from None
+    except Exception:  # a reader library's own errors (pyarrow): the file is damaged
+        raise UserError(f"{path}: cannot read it; not a file marginbt wrote, or damaged") from None
+    if kind is not None and not isinstance(value, kind):
+        raise UserError(f"{path}: holds {type(value).__name__}, not the object marginbt writes")
+    return value
 
 
 def _jsonable(obj):

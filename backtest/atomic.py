@@ -1,0 +1,165 @@
+"""Result folders written aside and swapped in whole.
+
+``replacing(target)`` yields a fresh temporary folder beside ``target``
+(``.NAME.marginbt-new-PID``).  When the block ends without an error, the
+previous folder is moved aside (``.NAME.marginbt-old``), the new one is
+renamed into place and the old one removed.  Any failure while writing (an
+exception, a full disk, a file-size limit) removes the temporary folder and
+leaves the previous folder exactly as it was; a folder that did not exist
+is not created (nor are its missing parents left behind).
+
+A swap is two renames, so a kill can fall between them.  What a killed run
+leaves, and what the next run (``recover``, called by ``replacing``,
+``Result.load`` and ``backtest report``) does with it:
+
+- killed while writing: the previous folder is untouched; the temporary
+  folder of a process that no longer runs is removed (it was never a
+  result);
+- killed between the renames: ``target`` is missing and the previous
+  folder waits at ``.NAME.marginbt-old``; it is put back (nothing lost);
+- killed after the second rename: the new folder is complete and in place;
+  the old one aside is removed, as the finished swap would have.
+
+Entries of the previous folder that the new result does not write (a
+user's notes beside the tables) are copied into the new folder before the
+swap.  A folder that holds something else than a result (no
+``summary.json``, not empty) is refused (``check_target``), so a wrong
+``--out`` never replaces someone's folder.  Two processes writing the same
+folder at the same time are not supported.
+"""
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+from .errors import UserError
+
+NEW = ".marginbt-new-"
+OLD = ".marginbt-old"
+MARKER = "summary.json"  # what makes a folder a run's result folder
+
+
+def _real(target) -> Path:
+    target = Path(target)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
+def aside(target: Path) -> Path:
+    return target.with_name(f".{target.name}{OLD}")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours, from an earlier attempt in this process: finished or failed
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def recover(target) -> None:
+    """Finish or undo what a killed run left beside ``target`` (see the
+    module docstring)."""
+    target = _real(target)
+    old = aside(target)
+    if old.exists() or old.is_symlink():
+        if not target.exists():
+            os.rename(old, target)  # killed between the renames: the previous folder comes back
+        else:
+            shutil.rmtree(old, ignore_errors=True)  # killed after them: the swap was complete
+    parent = target.parent
+    if parent.is_dir():
+        for tmp in parent.glob(f".{target.name}{NEW}*"):
+            pid = tmp.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_target(target, what="--out") -> None:
+    """Refuse, before any work, a target that is a file, a folder holding
+    something other than a result, or in a place that cannot be written."""
+    target = _real(target)
+    name = f"{what} {target}" if what else str(target)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{name}: is a file, not a folder")
+    if target.is_dir():
+        entries = sorted(p.name for p in target.iterdir())
+        if entries and MARKER not in entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise UserError(f"{name}: holds other files ({shown}) and no result; choose a new or empty folder")
+    base = target.parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise UserError(f"{name}: cannot write in {base} (a file, not a folder)")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"{name}: cannot write in {base} (permission denied)")
+
+
+@contextlib.contextmanager
+def replacing(target, what="--out", keep=False):
+    """Write a folder aside and swap it in (see the module docstring).
+
+    Yields the temporary folder.  ``keep``: start from a copy of the
+    previous folder (``backtest report`` redraws pictures into it).
+    ``what`` names the target in errors (``--out``; None: the path alone).
+    """
+    target = _real(target)
+    name = f"{what} {target}" if what else str(target)
+    recover(target)
+    made = []  # parents created here, removed again if nothing is written
+    tmp = target.with_name(f".{target.name}{NEW}{os.getpid()}")
+    try:
+        for parent in reversed(target.parents):
+            if not parent.exists():
+                parent.mkdir()
+                made.append(parent)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        if keep and target.is_dir():
+            shutil.copytree(target, tmp, symlinks=True)
+        else:
+            tmp.mkdir()
+        yield tmp
+        _carry_over(target, tmp)
+        _swap(target, tmp)
+    except OSError as exc:
+        _clean(tmp, made)
+        raise UserError(f"{name}: cannot write ({exc.strerror or exc}); the previous folder is unchanged") from None
+    except BaseException:
+        _clean(tmp, made)
+        raise
+
+
+def _carry_over(target: Path, tmp: Path):
+    """Copy what the previous folder has and the new one does not write."""
+    if not target.is_dir():
+        return
+    for entry in target.iterdir():
+        dest = tmp / entry.name
+        if dest.exists() or dest.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, dest, symlinks=True)
+        else:
+            shutil.copy2(entry, dest, follow_symlinks=False)
+
+
+def _swap(target: Path, tmp: Path):
+    old = aside(target)
+    if target.exists():
+        os.rename(target, old)  # kept aside until the new folder is in place
+        os.rename(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, target)
+
+
+def _clean(tmp: Path, made: list):
+    shutil.rmtree(tmp, ignore_errors=True)
+    for parent in reversed(made):
+        with contextlib.suppress(OSError):
+            parent.rmdir()
