@@ -28,23 +28,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import kernel
+from . import _numba_cache, kernel
 from .assets import daily_rates, split_symbol
 from .engine import (N_REPAY, _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, mark_arrays,
                      summary_of, symbol_of)
 from .detail import NO_DETAIL
 from .rates import rate_table
+from .checks import api, check_args
 from .errors import UserError
+from .grid import MARGIN_AXIS, MAX_COMBOS, axis, describe, iter_combinations, preflight
+from .grid import chunks as grid_chunks
 from .metrics import periods_per_year
 from .profile_file import load_profiles
 from .profiles import get_profile
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import NONE, Orders, coerce_param, load_strategy
+from .sweep_folder import check_folder, chunk_path, finished_chunks, finish_folder, prepare_folder, stored_chunk_size
 
-MARGIN_AXIS = "margin"
 
-
-def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None) -> dict:
+def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None, max_combos=MAX_COMBOS) -> dict:
     """``["fast=5:50:5", "slow=20,50"]`` → ``{"fast": [5, 10, ..., 50], "slow": [20, 50]}``.
 
     ``START:STOP:STEP`` includes STOP when the steps land on it. Values take
@@ -59,11 +61,11 @@ def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None) -
             raise UserError(f"--grid {spec}: expected KEY=START:STOP:STEP or KEY=v1,v2,...")
         if key != MARGIN_AXIS and key not in defaults:
             raise UserError(f"--grid {key}: the strategy takes {', '.join(defaults) or 'no parameters'} (and margin)")
-        grid[key] = _grid_values(key, body, defaults.get(key), spec, profiles)
+        grid[key] = _grid_values(key, body, defaults.get(key), spec, profiles, max_combos)
     return grid
 
 
-def _grid_values(key, body, default, spec, profiles=None):
+def _grid_values(key, body, default, spec, profiles=None, max_combos=MAX_COMBOS):
     if key == MARGIN_AXIS:
         names = [v.strip() for v in body.split(",") if v.strip()]
         for name in names:
@@ -77,10 +79,7 @@ def _grid_values(key, body, default, spec, profiles=None):
                 raise ValueError
         except (TypeError, ValueError):
             raise UserError(f"--grid {spec}: START:STOP:STEP must be {kind.__name__}s, START ≤ STOP, STEP > 0") from None
-        count = int(np.floor((stop - start) / step + 1e-9)) + 1
-        values = [kind(start + k * step) for k in range(count)]
-        if kind is float:
-            values = [round(v, 12) for v in values]
+        return axis(kind, start, stop, step, spec, max_combos)  # lazy: counted before any value is made
     else:  # the same conversion and checks as --param
         values = [coerce_param(key, v.strip(), default, flag="--grid") for v in body.split(",") if v.strip()]
     if not values:
@@ -89,20 +88,12 @@ def _grid_values(key, body, default, spec, profiles=None):
 
 
 def combinations(strategy, grid: dict, margins: list[str]):
-    """All parameter dicts of the grid (margin included), and how many the
-    strategy's ``valid`` rule skipped."""
-    axes = {k: v for k, v in grid.items() if k != MARGIN_AXIS}
-    margin_values = grid.get(MARGIN_AXIS, margins)
-    rule = getattr(strategy.module, "valid", None) if strategy.module else None
-    combos, skipped = [], 0
-    for values in itertools.product(*axes.values(), margin_values):
-        params = dict(strategy.params)
-        params.update(zip(axes, values[:-1]))
-        if rule is not None and not rule(**params):
-            skipped += 1
-            continue
-        combos.append({**params, MARGIN_AXIS: values[-1]})
-    return combos, skipped
+    """All parameter dicts of the grid (margin included), as a list, and how
+    many the strategy's ``valid`` rule skipped (a small grid's view; sweeps
+    use ``grid.iter_combinations``, which keeps none)."""
+    skipped = [0]
+    combos = list(iter_combinations(strategy, grid, margins, skipped))
+    return combos, skipped[0]
 
 
 @dataclass
@@ -224,6 +215,7 @@ class SweepResult:
         return self.table.sort_values(metric, ascending=ascending, kind="stable").head(n)
 
 
+@api()
 def sweep(
     bars,
     strategy="sma_cross",
@@ -256,6 +248,8 @@ def sweep(
     resume=False,
     scheduler=None,
     progress=None,
+    overwrite=False,
+    max_combos=MAX_COMBOS,
 ) -> SweepResult:
     """Run every combination of ``grid`` and write ``out/sweep.parquet``.
 
@@ -268,7 +262,15 @@ def sweep(
     a profile name or a list of them (default cross-3x, or with
     ``margin_file`` every profile of that file).  ``mark`` (a file path, or
     a DataFrame on local threads) is ``run``'s mark series.
+
+    The folder ``out`` is never destroyed implicitly: one holding a sweep is
+    refused unless ``resume`` or ``overwrite`` (``sweep_folder``).  A grid of
+    more than ``max_combos`` combinations is refused before anything runs;
+    the grid is never held in memory (``grid``).  ``progress``: a tqdm bar
+    on stderr (default, on a terminal), False for none, or an object with
+    ``advance(n)`` and ``finish()``.
     """
+    check_args(locals())
     _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
                     auto_repay, repay_on_flat)
     strat = load_strategy(strategy)
@@ -283,8 +285,10 @@ def sweep(
     base, quote = split_symbol(symbol)
     for name in list(margins) + list(grid.get(MARGIN_AXIS, [])):
         get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
-    combos, skipped = combinations(strat, grid, margins)
-    if not combos:
+    threads = workers or os.cpu_count() or 1
+    plan = preflight(strat, grid, margins, len(bars), threads, max_combos)
+    n_combos, skipped = plan["combinations"], plan["skipped"]
+    if not n_combos:
         raise UserError(f"--grid: no valid combination ({skipped} skipped by the strategy's rule)")
     settings = {
         "strategy": strat.name, "symbol": symbol, "capital": float(capital), "fee": float(fee),
@@ -303,7 +307,7 @@ def sweep(
         frame = isinstance(mark, pd.DataFrame)
         if frame and scheduler:
             raise UserError("--scheduler: give the mark series as a file the workers can read")
-        cols, _ = mark_arrays(mark, bars)
+        cols, _ = mark_arrays(mark, bars, symbol)
         settings["mark"] = None if frame else str(mark)
         settings["mark_hash"] = hashlib.blake2b(b"".join(c.tobytes() for c in cols), digest_size=8).hexdigest()
     if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
@@ -313,30 +317,70 @@ def sweep(
     manifest = {
         "settings": settings, "grid": {k: list(v) for k, v in grid.items()}, "margins": margins,
         "bars": [str(bars.index[0]), str(bars.index[-1]), len(bars), _fingerprint(bars)],
-        "combinations": len(combos), "skipped": skipped,
+        "combinations": n_combos, "skipped": skipped,
     }
     manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    stored = _stored_chunk_size(out, manifest["id"]) if resume else None
+    check_folder(out, manifest["id"], resume, overwrite)  # before any work: nothing in out is lost
+    stored = stored_chunk_size(out, manifest["id"]) if resume else None
     # ~16 chunks per thread so the last ones finish close together, but each
     # worth at least ~20 M bar-steps so writing its file stays a small cost
-    threads = workers or os.cpu_count() or 1
-    balanced = max(len(combos) // (16 * threads), -(-20_000_000 // len(bars)))
+    balanced = max(n_combos // (16 * threads), -(-20_000_000 // len(bars)))
     chunk_size = stored or chunk_size or max(1, min(64, balanced))
     manifest["chunk_size"] = chunk_size
-    chunks = [combos[k:k + chunk_size] for k in range(0, len(combos), chunk_size)]
-    done = _prepare_out(out, manifest, resume)
-    todo = [k for k in range(len(chunks)) if k not in done]
-    report = progress or Progress(len(combos), sum(len(chunks[k]) for k in done))
-    t0 = time.perf_counter()
-    if scheduler:
-        _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report)
+    n_chunks = -(-n_combos // chunk_size)
+    if progress is None or progress is True:  # the default: say what is coming, then a progress bar
+        print(describe(plan, len(bars)), flush=True)
+    done = prepare_folder(out, manifest, resume, overwrite)
+    todo = [k for k in range(n_chunks) if k not in done]
+    saved = sum(min(chunk_size, n_combos - k * chunk_size) for k in done if k < n_chunks)
+    if progress is None or progress is True:
+        report = Progress(n_combos, saved)
     else:
-        ctx = SweepContext(bars, strat, settings, mark if isinstance(mark, pd.DataFrame) else None)
-        ctx.prepare([c for k in todo for c in chunks[k]])
-        _run_threads(ctx, chunks, todo, out, workers or os.cpu_count() or 1, report)
-    table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(len(chunks))], ignore_index=True)
+        report = _Silent() if progress is False else progress
+    t0 = time.perf_counter()
+    if not scheduler and progress is not False:
+        _numba_cache.announce()
+    try:
+        if scheduler:
+            _run_dask(scheduler, bars, strategy, settings, lambda: grid_chunks(strat, grid, margins, chunk_size,
+                                                                               set(todo)), out, report)
+        else:
+            ctx = SweepContext(bars, strat, settings, mark if isinstance(mark, pd.DataFrame) else None)
+            ctx.prepare(c for _, block in grid_chunks(strat, grid, margins, chunk_size, set(todo)) for c in block)
+            _run_threads(ctx, grid_chunks(strat, grid, margins, chunk_size, set(todo)), out,
+                         workers or os.cpu_count() or 1, report)
+    except (UserError, KeyboardInterrupt) as exc:
+        raise _kept(exc, out, n_combos, chunk_size) from None
+    table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(n_chunks)], ignore_index=True)
     _atomic_parquet(table, out / "sweep.parquet")
+    finish_folder(out)
     return SweepResult(table, out, skipped, time.perf_counter() - t0, settings)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: what was saved and how to go on (``str``)."""
+
+
+def _kept(exc, out, n_combos, chunk_size):
+    """The error or interrupt, saying what is saved and how to resume."""
+    done = finished_chunks(out) if (out / "chunks").is_dir() else set()
+    saved = sum(min(chunk_size, n_combos - k * chunk_size) for k in done)
+    where = f"{saved:,} of {n_combos:,} combinations saved in {out}"
+    if isinstance(exc, KeyboardInterrupt):
+        return SweepInterrupted(f"interrupted: {where}; run the same command with --resume to finish")
+    if not done:
+        return exc
+    return type(exc)(f"{exc} ({where}; fix it and run again with --resume)")
+
+
+class _Silent:
+    """``progress=False``: no output."""
+
+    def advance(self, n):
+        pass
+
+    def finish(self):
+        pass
 
 
 def _fingerprint(bars: pd.DataFrame) -> str:
@@ -348,36 +392,7 @@ def _fingerprint(bars: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _stored_chunk_size(out: Path, sweep_id: str):
-    """The chunk size a resumable sweep in ``out`` was cut into (chunk files
-    are only meaningful with it), or None."""
-    try:
-        old = json.loads((out / "sweep.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return old.get("chunk_size") if old.get("id") == sweep_id else None
-
-
-def _prepare_out(out: Path, manifest: dict, resume: bool) -> set:
-    """Create the folder; with resume, return the chunks already finished."""
-    path = out / "sweep.json"
-    try:
-        (out / "chunks").mkdir(parents=True, exist_ok=True)
-        if resume and path.exists():
-            old = json.loads(path.read_text())
-            if old.get("id") != manifest["id"]:
-                raise UserError(f"--resume: {out} holds a different sweep (other grid, data or settings)")
-            return {int(p.stem.split("-")[1]) for p in (out / "chunks").glob("part-*.parquet")}
-        for p in (out / "chunks").glob("part-*.parquet"):
-            p.unlink()
-        path.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
-    return set()
-
-
-def _chunk_path(out: Path, k: int) -> Path:
-    return out / "chunks" / f"part-{k:05d}.parquet"
+_chunk_path = chunk_path
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path):
@@ -387,17 +402,22 @@ def _atomic_parquet(df: pd.DataFrame, path: Path):
     os.replace(tmp, path)
 
 
-def _run_threads(ctx, chunks, todo, out, workers, report):
+def _run_threads(ctx, chunks, out, workers, report):
+    """Run ``chunks`` (``(k, combinations)``, a lazy stream) on threads, at
+    most two per thread in flight, so memory does not grow with the grid."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = {pool.submit(ctx.run_chunk, chunks[k]): k for k in todo}
+        pending = {}
         try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    k = pending.pop(fut)
-                    _atomic_parquet(fut.result(), _chunk_path(out, k))
-                    report.advance(len(chunks[k]))
-        except KeyboardInterrupt:
+            for k, block in itertools.chain(chunks, [(None, None)]):
+                if k is not None:
+                    pending[pool.submit(ctx.run_chunk, block)] = (k, len(block))
+                while pending and (k is None or len(pending) >= 2 * workers):
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        j, size = pending.pop(fut)
+                        _atomic_parquet(fut.result(), _chunk_path(out, j))
+                        report.advance(size)
+        except BaseException:  # an error or Ctrl-C: stop queued chunks; finished ones are saved
             for fut in pending:
                 fut.cancel()
             raise
@@ -423,7 +443,7 @@ def _worker_context(bars, strategy, settings):
     return ctx
 
 
-def _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report):
+def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -437,11 +457,12 @@ def _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report):
         raise UserError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     try:
         remote_bars = client.scatter(bars, broadcast=True)
-        futures = {client.submit(_dask_chunk, remote_bars, strategy, settings, chunks[k], pure=False): k for k in todo}
+        futures = {client.submit(_dask_chunk, remote_bars, strategy, settings, block, pure=False): (k, len(block))
+                   for k, block in make_chunks()}
         for fut in as_completed(futures):
-            k = futures[fut]
+            k, size = futures[fut]
             _atomic_parquet(fut.result(), _chunk_path(out, k))
-            report.advance(len(chunks[k]))
+            report.advance(size)
         report.finish()
     finally:
         client.close()
@@ -450,43 +471,20 @@ def _run_dask(scheduler, bars, strategy, settings, chunks, todo, out, report):
 
 
 class Progress:
-    """A progress bar with rate and ETA on a terminal; plain lines elsewhere."""
+    """The sweep's progress bar (tqdm, on stderr): combinations done, rate
+    and time left.  tqdm leaves it out when stderr is not a terminal."""
 
     def __init__(self, total, done=0, stream=None):
-        self.total = total
-        self.done = done
-        self.start_done = self.done
-        self.t0 = time.perf_counter()
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.last_line = -1.0
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="combo", desc="sweep", file=stream or sys.stderr,
+                        dynamic_ncols=True, mininterval=0.5, smoothing=0.1, disable=None)
 
     def advance(self, n):
-        self.done += n
-        elapsed = time.perf_counter() - self.t0
-        rate = (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        frac = self.done / self.total
-        text = f"{self.done:,}/{self.total:,} combinations  {rate:,.1f}/s  ETA {_clock(eta)}"
-        if self.tty:
-            bar = "#" * int(frac * 30)
-            self.stream.write(f"\r[{bar:<30}] {frac:4.0%} {text}   ")
-            self.stream.flush()
-        elif frac - self.last_line >= 0.1 or self.done == self.total:
-            self.last_line = frac
-            print(f"sweep: {frac:4.0%} {text}", file=self.stream, flush=True)
+        self.bar.update(n)
 
     def finish(self):
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _clock(seconds):
-    if seconds != seconds:
-        return "?"
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+        self.bar.close()
 
 
 def _metric_names(table):

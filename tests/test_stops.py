@@ -202,8 +202,8 @@ def test_sweep_with_a_mark_equals_single_runs(tmp_path):
     low_mark["low"] *= 0.7  # liquidates where the traded bars would not
     low_mark["high"] *= 1.3
     plain = sweep(bars, "sma_cross", grid, out=tmp_path / "p")
-    for mark, missing in ((MARK, 6), (low_mark, 0)):
-        res = sweep(bars, "sma_cross", grid, out=tmp_path / "s", mark=mark)
+    for k, (mark, missing) in enumerate(((MARK, 6), (low_mark, 0))):
+        res = sweep(bars, "sma_cross", grid, out=tmp_path / f"s{k}", mark=mark)  # a folder each: never replaced
         assert (res.table["mark_missing_bars"] == missing).all()
         for row in res.table.to_dict("records"):
             one = backtest.run(bars, "sma_cross", {k: row[k] for k in grid}, mark=mark)

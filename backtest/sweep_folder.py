@@ -1,0 +1,158 @@
+"""A sweep's folder: nothing in it is destroyed implicitly.
+
+A sweep writes ``sweep.json`` (its manifest), ``chunks/part-NNNNN.parquet``
+as chunks finish, then ``sweep.parquet`` and its pictures.  Rules:
+
+- A folder that holds a sweep (its manifest, finished chunks or table) is
+  refused unless ``resume`` (finish the same sweep: only missing chunks
+  run) or ``overwrite`` (replace it) is given; the refusal names both.
+- ``overwrite`` deletes nothing before the new sweep has finished: the old
+  sweep's files are moved into ``.replaced-ID/`` inside the folder and
+  removed only once the new ``sweep.parquet`` is written.  A new sweep that
+  fails or is interrupted leaves its own chunks (resumable with
+  ``resume``) and the old sweep in ``.replaced-ID/``.
+- ``resume`` with another sweep's folder is refused (grid, data or
+  settings differ); with ``overwrite`` too, that sweep is replaced.
+- The manifest is written to a temporary name and renamed, so it is never
+  half written.
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .errors import UserError
+
+SWEEP_FILES = ("sweep.json", "sweep.parquet", "chunks", "heatmap.png", "leverage.png", "equity")
+
+
+def chunk_path(out: Path, k: int) -> Path:
+    return out / "chunks" / f"part-{k:05d}.parquet"
+
+
+def finished_chunks(out: Path) -> set:
+    return {int(p.stem.split("-")[1]) for p in (out / "chunks").glob("part-*.parquet")}
+
+
+def holds_sweep(out: Path) -> bool:
+    return (out / "sweep.json").exists() or (out / "sweep.parquet").exists() or bool(finished_chunks(out))
+
+
+def stored_manifest(out: Path):
+    try:
+        old = json.loads((out / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
+def stored_chunk_size(out: Path, sweep_id: str):
+    """The chunk size a resumable sweep in ``out`` was cut into (chunk files
+    are only meaningful with it), or None."""
+    old = stored_manifest(out)
+    return old.get("chunk_size") if old and old.get("id") == sweep_id else None
+
+
+def check_folder(out: Path, sweep_id: str, resume: bool, overwrite: bool):
+    """Refuse, before any work, a folder whose sweep would be lost or mixed."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a folder")
+    if (out / "summary.json").exists():
+        raise UserError(f"--out {out}: holds a run's result (summary.json); give the sweep its own folder")
+    if not out.is_dir() or not holds_sweep(out):
+        return
+    old = stored_manifest(out)
+    same = old is not None and old.get("id") == sweep_id
+    if resume and (same or overwrite):
+        return
+    if resume:
+        raise UserError(f"--resume: {out} holds a different sweep (other grid, data or settings); "
+                        "--overwrite replaces it")
+    if overwrite:
+        return
+    done = len(finished_chunks(out))
+    what = "the same sweep" if same else "another sweep"
+    state = "complete" if (out / "sweep.parquet").exists() else f"{done:,} finished chunks"
+    raise UserError(f"--out {out}: holds {what} ({state}); --resume finishes it, --overwrite replaces it")
+
+
+def prepare_folder(out: Path, manifest: dict, resume: bool, overwrite: bool) -> set:
+    """Make ``out`` ready for the sweep ``manifest``; return the chunks
+    already finished (with ``resume``).  ``check_folder`` has passed."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        old = stored_manifest(out)
+        if resume and old is not None and old.get("id") == manifest["id"]:
+            (out / "chunks").mkdir(exist_ok=True)
+            return finished_chunks(out)
+        if holds_sweep(out):  # overwrite: kept aside until the new sweep is complete
+            keep = out / f".replaced-{(old or {}).get('id', 'unknown')}"
+            keep.mkdir(exist_ok=True)
+            for name in SWEEP_FILES:
+                if (out / name).exists():
+                    os.replace(out / name, keep / name)
+        (out / "chunks").mkdir(exist_ok=True)
+        write_manifest(out, manifest)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    return set()
+
+
+def write_manifest(out: Path, manifest: dict):
+    tmp = out / f".sweep.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    os.replace(tmp, out / "sweep.json")
+
+
+def finish_folder(out: Path):
+    """The new sweep is complete: what it replaced can go."""
+    for keep in out.glob(".replaced-*"):
+        shutil.rmtree(keep, ignore_errors=True)
+
+
+def redraw_sweep(folder: Path, rank="sharpe", heatmap=None) -> list:
+    """``backtest report`` on a sweep folder: redraw ``heatmap.png`` (two
+    grid axes with several values, or ``heatmap``) and ``leverage.png`` from
+    ``sweep.parquet``.  Each picture is written aside and renamed."""
+    import pandas as pd
+
+    from .report.sweep import plot_heatmap, plot_leverage
+
+    manifest = stored_manifest(folder)
+    table_path = folder / "sweep.parquet"
+    if manifest is None:
+        raise UserError(f"{folder / 'sweep.json'}: cannot read it; not a sweep marginbt wrote, or damaged")
+    if not table_path.exists():
+        raise UserError(f"{table_path}: missing; the sweep did not finish (run it again with --resume)")
+    try:
+        table = pd.read_parquet(table_path)
+    except Exception:  # pyarrow's errors: a damaged file
+        raise UserError(f"{table_path}: cannot read it; not a table marginbt wrote, or damaged") from None
+    rank = rank or "sharpe"
+    if rank not in table.columns:
+        raise UserError(f"--rank {rank}: not a column of {table_path}")
+    grid = manifest.get("grid") or {}
+    axes = [k for k, v in grid.items() if isinstance(v, list) and len(v) > 1 and k in table.columns]
+    pair = [a.strip() for a in heatmap.split(",")] if heatmap else axes[:2]
+    if heatmap and (len(pair) != 2 or any(a not in table.columns for a in pair)):
+        raise UserError(f"--heatmap {heatmap}: name two grid axes of the sweep ({', '.join(axes) or 'none'})")
+    wrote = []
+    if len(pair) == 2:
+        _picture(lambda p: plot_heatmap(table, pair[0], pair[1], rank, p), folder / "heatmap.png")
+        wrote.append(f"wrote {folder / 'heatmap.png'}")
+    if "leverage" in table.columns and table["leverage"].nunique() > 1:
+        _picture(lambda p: plot_leverage(table, "leverage", rank, p), folder / "leverage.png")
+        wrote.append(f"wrote {folder / 'leverage.png'}")
+    if not wrote:
+        wrote.append(f"{folder}: no axis with several values; nothing to draw")
+    return wrote
+
+
+def _picture(draw, path: Path):
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # the extension tells matplotlib the format
+    try:
+        draw(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); the previous picture is unchanged") from None
