@@ -9,6 +9,7 @@ compiled function is defined.
 """
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numba
@@ -31,6 +32,30 @@ def configure():
     except OSError:
         return  # an unwritable home: numba's default (beside the sources) is used
     numba.config.CACHE_DIR = str(folder)
+
+
+def cold() -> bool:
+    """True when the cache folder holds no compiled code yet (a fresh
+    environment, or the kernel's sources changed): the next kernel call
+    compiles.  Cheap: one small folder listed."""
+    folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else _HERE / "__pycache__"
+    try:
+        return not any(folder.rglob("*.nbi"))
+    except OSError:
+        return False
+
+
+_announced = []
+
+
+def announce(stream=None):
+    """Say once per process, before the first kernel call, that compiling
+    takes a while (the first run in a fresh environment is silent for ~15 s
+    otherwise)."""
+    if _announced or not cold():
+        return
+    _announced.append(True)
+    print("compiling the kernels, once: ~15 s", file=stream or sys.stderr, flush=True)
 
 
 configure()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .data import load_ohlcv, parse_timeframe, validate_ohlcv
+from .companion import check_companion
 from .errors import UserError
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
@@ -47,9 +48,7 @@ def detail_arrays(detail, bars: pd.DataFrame, symbol: str):
             d = load_ohlcv(detail, lo, hi)
         except UserError as exc:
             raise UserError(f"--detail {exc}") from None
-    other = d.attrs.get("symbol")
-    if other and other != symbol:
-        raise UserError(f"--detail {name}: symbol {other} (from its metadata or file name), but the bars are {symbol}")
+    check_companion("--detail", d, name, bars, symbol, column="open")  # a bar's first finer bar opens with it
     fine = _timeframe_ns(d.attrs.get("timeframe"), f"--detail {name}")
     if fine >= step or step % fine:
         raise UserError(f"--detail {name}: timeframe {d.attrs.get('timeframe')} must be finer than the bars' "

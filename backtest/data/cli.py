@@ -77,7 +77,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     _defaults(p, cmd_import_binance)
 
     p = sub.add_parser("check", help="list every problem in OHLCV files (exit 0 clean, 1 warnings, 2 errors)")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="files, or folders (every *.parquet in them)")
     _add_read_flags(p)
     p.add_argument("--wick-k", type=float, default=WICK_K, metavar="K",
                    help=f"outlier-wick threshold in robust deviations (default {WICK_K:g})")
@@ -149,7 +149,7 @@ def cmd_check(args) -> int:
     if not args.wick_k > 0:
         raise UserError(f"--wick-k {args.wick_k}: must be > 0")
     reports = []
-    for f in args.files:
+    for f in _files(args.files):
         _, bars, _ = _read_for_check(f, args.format, _opts(args))
         reports += [check_bars(b, args.wick_k, args.max_rows) for b in bars]
     if args.json:
@@ -157,6 +157,22 @@ def cmd_check(args) -> int:
     else:
         print("\n\n".join(r.format(args.max_rows) for r in reports))
     return max(r.exit_code for r in reports)
+
+
+def _files(given) -> list:
+    """Files as given; a folder stands for every ``*.parquet`` in it (sorted),
+    as ``backtest run --data`` takes it."""
+    out = []
+    for f in given:
+        p = Path(f)
+        if p.is_dir():
+            found = sorted(p.glob("*.parquet"))
+            if not found:
+                raise UserError(f"{f}: a folder without .parquet files")
+            out += found
+        else:
+            out.append(f)
+    return out
 
 
 def read_validated(path, fmt: str = "auto", opts: ReadOptions | None = None):

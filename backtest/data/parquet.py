@@ -55,6 +55,11 @@ def open_parquet(p: Path) -> pq.ParquetFile:
         return pq.ParquetFile(p)
     except (pa.ArrowException, OSError, ValueError) as exc:
         kind = sniff_kind(p)
+        if kind == "empty":
+            raise DataError(f"{p}: not a Parquet file: the file is empty (0 bytes); copy or download it again") from None
+        if kind == "parquet":  # it starts as Parquet: cut short or damaged, not another format
+            raise DataError(f"{p}: a truncated or corrupt Parquet file ({p.stat().st_size:,} bytes; "
+                            f"{str(exc).splitlines()[0]}); copy or download it again") from None
         hint = {
             "feather": " (it is a feather file)",
             "zip": " (it is a ZIP archive)",
@@ -146,7 +151,8 @@ def read_parquet_bars(path, start=None, end=None) -> Bars:
     try:
         table = pq.read_table(p, columns=list(REQUIRED), filters=filt)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{p}: cannot read Parquet ({str(exc).splitlines()[0]})") from None
+        raise DataError(f"{p}: a corrupt Parquet file, cannot read its data ({str(exc).splitlines()[0]}); "
+                        "copy or download it again") from None
     ts = _ts_ns(table.column("timestamp"))
     cols = [_floats(table.column(c)) for c in COLUMNS]
     name_sym, name_tf = parse_name(p)
