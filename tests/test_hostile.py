@@ -1,0 +1,314 @@
+"""The hostile-input battery: what a new user (or a careless script) throws
+at marginbt.
+
+Every case is a mistake in the data, a flag, a strategy, a grid, an import,
+an output path or a Python call.  Each must end with exit code 2 (the CLI)
+or the documented exception type (the API: ``ValueError`` /
+``TypeError`` subclasses), one line on stderr (or one line of message)
+naming the culprit, no traceback, and a good result folder written before
+(passed as ``--out`` wherever a command takes one) byte for byte as it was.
+
+One good folder and small files (300 hourly bars cut from the bundled BTC
+data) are made once per module; the CLI runs in-process (``backtest.cli.main``).
+"""
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import backtest
+from backtest.cli import main
+from backtest.data.parquet import write_ohlcv
+from backtest.errors import UserError, UserTypeError
+
+ROOT = Path(__file__).resolve().parent.parent
+BTC = ROOT / "data" / "BTCUSDT-1h.parquet"
+ETH = ROOT / "data" / "ETHUSDT-1h.parquet"
+
+STRATEGIES = {
+    "raises.py": "PARAMS = {}\ndef targets(bars):\n    raise ValueError('no signal today')\n",
+    "exits.py": "import sys\nPARAMS = {}\ndef targets(bars):\n    sys.exit(3)\n",
+    "interrupts.py": "PARAMS = {}\ndef targets(bars):\n    raise KeyboardInterrupt\n",
+    "syntax.py": "PARAMS = {}\ndef targets(bars)\n    return 1\n",
+    "imports.py": "import not_a_module_anywhere\nPARAMS = {}\ndef targets(bars):\n    return bars.close * 0\n",
+    "exit_on_import.py": "import sys\nsys.exit('bye')\n",
+    "short.py": "PARAMS = {}\ndef targets(bars):\n    return [1.0, 2.0]\n",
+    "infinite.py": "import numpy as np\nPARAMS = {}\ndef targets(bars):\n    return np.full(len(bars), np.inf)\n",
+    "notargets.py": "PARAMS = {}\ndef signals(bars):\n    return 1\n",
+    "badparams.py": "PARAMS = [1, 2]\ndef targets(bars):\n    return bars.close * 0\n",
+    "badkey.py": "PARAMS = {}\ndef targets(bars):\n    return {'target': bars.close * 0, 'stop': 0.1}\n",
+}
+
+
+def digest(folder: Path) -> dict:
+    """Every file under ``folder`` (hidden ones too) → sha256 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    bars = backtest.load_ohlcv(BTC, start="2024-01-01").iloc[:300]
+    eth = backtest.load_ohlcv(ETH, start="2024-01-01").iloc[:300]
+    data = write_ohlcv(bars, d / "BTCUSDT-1h.parquet", symbol="BTCUSDT", timeframe="1h")
+    write_ohlcv(eth, d / "ETHUSDT-1h.parquet", symbol="ETHUSDT", timeframe="1h")
+    far = bars.copy()
+    far[["open", "high", "low", "close"]] *= 0.05  # another market's prices under a BTC name
+    write_ohlcv(far, d / "BTCUSDT_PERP-1h-mark.parquet", symbol="BTCUSDT_PERP", timeframe="1h")
+    write_ohlcv(eth, d / "ETHUSDT-1m.parquet", symbol="ETHUSDT", timeframe="1m")
+    (d / "notparquet.parquet").write_text("timestamp,open,high,low,close,volume\n2024-01-01,1,1,1,1,1\n")
+    (d / "truncated-1h.parquet").write_bytes(data.read_bytes()[:3000])
+    (d / "empty-1h.parquet").write_bytes(b"")
+    table = pq.read_table(data).replace_schema_metadata({})
+    pq.write_table(table, d / "mydata.parquet")  # no symbol anywhere
+    pq.write_table(table.drop(["close"]), d / "BTCUSDT-noclose.parquet")
+
+    def variant(name, change):
+        df = bars.reset_index()
+        change(df)
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), d / name)
+
+    variant("BTCUSDT-nan.parquet", lambda df: df.__setitem__("close", df["close"].where(df.index != 7)))
+    variant("BTCUSDT-highlow.parquet", lambda df: df.__setitem__("high", df["high"].where(df.index != 9, 1.0)))
+    variant("BTCUSDT-dupes.parquet", lambda df: df.__setitem__("timestamp", df["timestamp"].where(
+        df.index != 11, df["timestamp"].shift(1))))
+    (d / "folder_without_data").mkdir()
+    (d / "notes").mkdir()
+    (d / "notes" / "notes.txt").write_text("my notes")
+    (d / "afile.txt").write_text("not a folder")
+    for name, text in STRATEGIES.items():
+        (d / name).write_text(text)
+    (d / "mmr5.toml").write_text("[profiles.x]\nmax_leverage = 5\nliquidation_ml = 1.0\nliquidation_fee = 0.02\n"
+                                 "mmr = 5\n")
+    (d / "mmr_half.toml").write_text("[profiles.x]\nmax_leverage = 5\nliquidation_ml = 1.0\n"
+                                     "liquidation_fee = 0.02\nmmr = 0.5\n")
+    good = d / "good"
+    assert main(["run", "--data", str(data), "--out", str(good), "--strategy", "sma_cross",
+                 "--param", "fast=5", "--param", "slow=20"]) == 0
+    broken = d / "broken"
+    assert main(["run", "--data", str(data), "--out", str(broken), "--no-report"]) == 0
+    (broken / "summary.json").write_text("{not json")
+    cut = d / "cut"
+    assert main(["run", "--data", str(data), "--out", str(cut), "--no-report"]) == 0
+    (cut / "equity.parquet").write_bytes((cut / "equity.parquet").read_bytes()[:500])
+    return {"dir": d, "data": data, "good": good, "before": digest(good)}
+
+
+def fill(argv, w):
+    return [a.format(d=w["dir"], data=w["data"], good=w["good"], btc=BTC) for a in argv]
+
+
+RUN = ["run", "--data", "{data}", "--out", "{good}"]
+SWEEP = ["sweep", "--data", "{data}", "--out", "{good}"]
+
+CLI_CASES = [
+    # data
+    (["run", "--data", "{d}/missing.parquet", "--out", "{good}"], "missing.parquet"),
+    (["run", "--data", "{d}/notparquet.parquet", "--out", "{good}"], "not a Parquet file"),
+    (["run", "--data", "{d}/truncated-1h.parquet", "--out", "{good}"], "truncated or corrupt"),
+    (["run", "--data", "{d}/empty-1h.parquet", "--out", "{good}"], "empty"),
+    (["run", "--data", "{d}/folder_without_data", "--out", "{good}"], "folder without .parquet"),
+    (["run", "--data", "{d}/mydata.parquet", "--out", "{good}"], "--symbol"),
+    (["run", "--data", "{d}/BTCUSDT-noclose.parquet", "--out", "{good}"], "'close'"),
+    (["run", "--data", "{d}/BTCUSDT-nan.parquet", "--out", "{good}"], "row 7"),
+    (["run", "--data", "{d}/BTCUSDT-highlow.parquet", "--out", "{good}"], "row 9"),
+    (["run", "--data", "{d}/BTCUSDT-dupes.parquet", "--out", "{good}"], "row 11"),
+    (RUN + ["--start", "2030-01-01"], "BTCUSDT-1h.parquet"),
+    (RUN + ["--end", "2010-01-01"], "BTCUSDT-1h.parquet"),
+    (RUN + ["--start", "yesterday-ish"], "yesterday-ish"),
+    (RUN + ["--mark", "{d}/ETHUSDT-1h.parquet"], "ETHUSDT-1h.parquet"),
+    (RUN + ["--mark", "{d}/BTCUSDT_PERP-1h-mark.parquet"], "0.05×"),
+    (RUN + ["--detail", "{d}/ETHUSDT-1m.parquet"], "ETHUSDT-1m.parquet"),
+    (["run", "--data", "{data}", "--data", "{data}", "--out", "{good}"], "given twice"),
+    (RUN + ["--rates", "{d}/missing.csv"], "--rates"),
+    # flags
+    (RUN + ["--capital", "-1"], "--capital"),
+    (RUN + ["--capital", "lots"], "--capital"),
+    (RUN + ["--fee", "1.5"], "--fee"),
+    (RUN + ["--slippage", "-0.1"], "--slippage"),
+    (RUN + ["--rate", "USDT=cheap"], "--rate USDT=cheap"),
+    (RUN + ["--rate", "ETH=0.1"], "--rate ETH"),
+    (RUN + ["--liquidation", "maybe"], "--liquidation"),
+    (RUN + ["--path", "sideways"], "--path"),
+    (RUN + ["--stop-loss", "2"], "--stop-loss"),
+    (RUN + ["--take-profit", "-1"], "--take-profit"),
+    (RUN + ["--trailing-stop", "1"], "--trailing-stop"),
+    (RUN + ["--rebalance", "-1"], "--rebalance"),
+    (RUN + ["--margin", "cross-99x"], "cross-99x"),
+    (RUN + ["--margin-file", "{d}/missing.toml"], "--margin-file"),
+    (RUN + ["--margin-file", "{d}/mmr5.toml"], "mmr"),
+    (RUN + ["--margin-file", "{d}/mmr_half.toml"], "mmr"),
+    (RUN + ["--repay-on-flat"], "--repay-on-flat"),
+    (RUN + ["--allocation", "BTCUSDT=1"], "--allocation"),
+    (RUN + ["--capitl", "5"], "--capitl"),
+    (RUN + ["--symbol", "FOO"], "--symbol FOO"),
+    (RUN + ["--detail", "{d}/ETHUSDT-1m.parquet", "--mark", "{data}"], "--detail"),
+    # strategies
+    (RUN + ["--strategy", "nope"], "nope"),
+    (RUN + ["--strategy", "{d}/missing.py"], "missing.py"),
+    (RUN + ["--strategy", "{d}/raises.py"], "no signal today"),
+    (RUN + ["--strategy", "{d}/exits.py"], "sys.exit(3)"),
+    (RUN + ["--strategy", "{d}/interrupts.py"], "KeyboardInterrupt"),
+    (RUN + ["--strategy", "{d}/syntax.py"], "SyntaxError"),
+    (RUN + ["--strategy", "{d}/imports.py"], "not_a_module_anywhere"),
+    (RUN + ["--strategy", "{d}/exit_on_import.py"], "exit_on_import"),
+    (RUN + ["--strategy", "{d}/short.py"], "one target per bar"),
+    (RUN + ["--strategy", "{d}/infinite.py"], "finite"),
+    (RUN + ["--strategy", "{d}/notargets.py"], "targets("),
+    (RUN + ["--strategy", "{d}/badparams.py"], "PARAMS"),
+    (RUN + ["--strategy", "{d}/badkey.py"], "'stop'"),
+    (RUN + ["--param", "fats=3"], "fats"),
+    (RUN + ["--param", "fast=quick"], "fast=quick"),
+    (RUN + ["--param", "fast"], "KEY=VALUE"),
+    # grids
+    (SWEEP + ["--grid", "nope=1,2"], "nope"),
+    (SWEEP + ["--grid", "fast=1:100000000:1"], "--max-combos"),
+    (SWEEP + ["--grid", "fast=1:300:1", "--grid", "slow=1:300:1", "--grid", "leverage=1:5:0.25"], "--max-combos"),
+    (SWEEP + ["--grid", "fast=10:5:1"], "START"),
+    (SWEEP + ["--grid", "fast=a:b:1"], "fast=a:b:1"),
+    (SWEEP + ["--grid", "fast"], "KEY="),
+    (SWEEP + ["--grid", "leverage=inf"], "leverage"),
+    (SWEEP + ["--grid", "fast=5,10", "--max-combos", "0"], "--max-combos"),
+    (SWEEP + ["--grid", "fast=5,10", "--rank", "wat"], "wat"),
+    (SWEEP + ["--grid", "fast=5,10", "--heatmap", "a,b"], "--heatmap"),
+    (SWEEP + ["--grid", "fast=5,10", "--chunk-size", "0"], "--chunk-size"),
+    (SWEEP + ["--grid", "fast=5,10", "--workers", "0"], "--workers"),
+    (SWEEP + ["--param", "fast=5"], "--grid"),
+    (SWEEP + ["--data", "{d}/ETHUSDT-1h.parquet", "--grid", "fast=5,10"], "--data"),
+    (SWEEP + ["--grid", "fast=5,10", "--grid", "slow=20"], "holds a run's result"),
+    (SWEEP + ["--grid", "margin=cross-99x"], "cross-99x"),
+    # output paths and result folders
+    (["run", "--data", "{data}", "--out", "{d}/afile.txt"], "is a file"),
+    (["run", "--data", "{data}", "--out", "{d}/notes"], "holds other files"),
+    (["run", "--data", "{data}", "--out", "{d}/afile.txt/sub"], "afile.txt"),
+    (["report", "{d}/no_such_result"], "no_such_result"),
+    (["report", "{d}/broken"], "summary.json"),
+    (["report", "{d}/cut"], "equity.parquet"),
+    (["report", "{d}/afile.txt"], "afile.txt"),
+    (["report", "{d}/notes"], "summary.json"),
+    # data tools, imports, bench
+    (["data", "check", "{d}/missing.parquet"], "missing.parquet"),
+    (["data", "check", "{d}/folder_without_data"], "folder without .parquet"),
+    (["data", "import", "{d}/notparquet.parquet"], "--out"),
+    (["data", "import", "{d}/missing.csv", "--out", "{d}/x.parquet"], "missing.csv"),
+    (["bench", "--bars", "10"], "--bars"),
+    (["frobnicate"], "frobnicate"),
+]
+
+
+@pytest.mark.parametrize("argv, culprit", CLI_CASES, ids=[" ".join(a[3:] if a[0] in ("run", "sweep") else a)[:60]
+                                                         for a, _ in CLI_CASES])
+def test_cli_refuses_with_one_line(world, capsys, argv, culprit):
+    argv = fill(argv, world)
+    code = main(argv)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, captured
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert culprit in lines[0], lines[0]
+    assert digest(world["good"]) == world["before"]  # the good result folder is byte for byte as it was
+
+
+def _run(w, **kw):
+    return lambda: backtest.run(w["data"], "sma_cross", **kw)
+
+
+API_CASES = [
+    ("bars", lambda w: lambda: backtest.run([1, 2, 3]), TypeError, "bars=[1, 2, 3]"),
+    ("capital str", lambda w: _run(w, capital="1000"), TypeError, "capital='1000'"),
+    ("capital -1", lambda w: _run(w, capital=-1), ValueError, "capital=-1"),
+    ("rates str", lambda w: _run(w, rates="USDT=0.1"), TypeError, "rates='USDT=0.1'"),
+    ("rates value", lambda w: _run(w, rates={"USDT": "high"}), TypeError, "rates['USDT']"),
+    ("fee numpy", lambda w: _run(w, fee=np.float64(2.0)), ValueError, "fee=2.0"),
+    ("strategy int", lambda w: lambda: backtest.run(w["data"], 5), TypeError, "strategy=5"),
+    ("flag str", lambda w: _run(w, stop_on_liquidation="yes"), TypeError, "stop_on_liquidation='yes'"),
+    ("start int", lambda w: _run(w, start=12345), TypeError, "start=12345"),
+    ("start late", lambda w: _run(w, start="2030-01-01"), ValueError, "BTCUSDT-1h.parquet"),
+    ("liquidation", lambda w: _run(w, liquidation="maybe"), ValueError, "liquidation=maybe"),
+    ("symbol int", lambda w: _run(w, symbol=123), TypeError, "symbol=123"),
+    ("mark list", lambda w: _run(w, mark=[1.0]), TypeError, "mark=[1.0]"),
+    ("profile mmr", lambda w: _run(w, margin=backtest.Profile("x", 5.0, None, 1.0, 0.02, mmr=5.0)), ValueError,
+     "mmr"),
+    ("params list", lambda w: lambda: backtest.run(w["data"], "sma_cross", [5, 20]), TypeError, "params="),
+    ("param type", lambda w: lambda: backtest.run(w["data"], "sma_cross", {"fast": 2.5}), ValueError, "fast"),
+    ("stop loss", lambda w: _run(w, stop_loss=1.5), ValueError, "stop_loss=1.5"),
+    ("multi data", lambda w: lambda: backtest.run_multi(str(w["data"])), TypeError, "data="),
+    ("multi allocation", lambda w: lambda: backtest.run_multi([w["data"], w["dir"] / "ETHUSDT-1h.parquet"],
+                                                              allocation=0.5), TypeError, "allocation=0.5"),
+    ("multi capital", lambda w: lambda: backtest.run_multi([w["data"], w["dir"] / "ETHUSDT-1h.parquet"],
+                                                           capital=0), ValueError, "capital=0"),
+    ("sweep grid", lambda w: _sweep(w, grid={"fast": 5}), TypeError, "grid['fast']"),
+    ("sweep workers", lambda w: _sweep(w, workers="2"), TypeError, "workers='2'"),
+    ("sweep max", lambda w: _sweep(w, max_combos=0), ValueError, "max_combos=0"),
+    ("sweep huge", lambda w: _sweep(w, grid={"fast": list(range(2000)), "slow": list(range(2000))}), ValueError,
+     "max_combos"),
+    ("sweep into result", lambda w: _sweep(w, out=w["good"]), ValueError, "out="),
+]
+
+
+def _sweep(w, **kw):
+    from backtest.sweep import sweep
+
+    kw = {"grid": {"fast": [5, 10]}, "out": w["dir"] / "api-sweep", "progress": False, **kw}
+    return lambda: sweep(w["data"], "sma_cross", **kw)
+
+
+@pytest.mark.parametrize("name, call, kind, culprit", API_CASES, ids=[c[0] for c in API_CASES])
+def test_api_refuses_with_the_arguments_own_name(world, capsys, name, call, kind, culprit):
+    with pytest.raises(kind) as info:
+        call(world)()
+    exc = info.value
+    assert isinstance(exc, UserError) and isinstance(exc, ValueError)
+    assert isinstance(exc, UserTypeError) == (kind is TypeError)
+    text = str(exc)
+    assert len(text.splitlines()) == 1 and culprit in text, text
+    assert "--" not in text.split(":")[0]  # the API's own names, not the CLI's flags
+    assert capsys.readouterr().err == ""
+    assert digest(world["good"]) == world["before"]
+
+
+def test_the_battery_has_sixty_cases():
+    assert len(CLI_CASES) + len(API_CASES) >= 60
+
+
+def test_numpy_scalars_are_the_numbers_they_hold(world):
+    res = backtest.run(world["data"], "sma_cross", {"fast": np.int64(5), "slow": np.int32(20),
+                                                    "leverage": np.int64(2)},
+                       capital=np.float32(5000), fee=np.float64(0.001), stop_on_liquidation=np.bool_(False))
+    assert res.settings["params"] == {"fast": 5, "slow": 20, "leverage": 2.0}
+    assert type(res.settings["params"]["leverage"]) is float and res.settings["capital"] == 5000.0
+
+
+def test_a_real_ctrl_c_inside_a_strategy_still_interrupts(world):
+    import signal
+
+    def targets(bars):
+        signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C, arriving while the strategy runs
+        return np.zeros(len(bars))
+
+    with pytest.raises(KeyboardInterrupt):
+        backtest.run(world["data"], targets)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_broken_pipe_is_no_traceback(world, capfd):
+    """``backtest data check FOLDER | head`` closes the pipe early."""
+    r, w = os.pipe()
+    os.close(r)
+    saved = os.dup(1)
+    os.dup2(w, 1)
+    try:
+        code = main(["data", "check", str(world["dir"] / "BTCUSDT-1h.parquet")])
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(w)
+    assert code == 1 or code == 0
+    assert "Traceback" not in capfd.readouterr().err
