@@ -41,12 +41,12 @@ def check_companion(flag, other: pd.DataFrame, other_name, bars: pd.DataFrame, s
     """Refuse ``other`` (given with ``flag``) unless it is the market of
     ``bars``; ``column``: the prices compared where both have a bar (the
     first finer bar of a bar opens with it: ``open`` for ``--detail``)."""
-    data = str(bars.attrs.get("path") or "the bars")
+    data = f"--data {bars.attrs['path']}" if bars.attrs.get("path") else "the traded bars"
     mine = pair_of(symbol or bars.attrs.get("symbol"))
     theirs = pair_of(other.attrs.get("symbol"))
     if mine and theirs and mine != theirs:
         raise UserError(f"{flag} {other_name}: symbol {other.attrs.get('symbol')} (from its metadata or file name), "
-                        f"but --data {data} is {mine}; give the same market's file")
+                        f"but {data} is {mine}; give the same market's file")
     common = bars.index.intersection(other.index)
     if len(common) == 0:
         return
@@ -54,5 +54,5 @@ def check_companion(flag, other: pd.DataFrame, other_name, bars: pd.DataFrame, s
     mine_px = bars[column].reindex(common).to_numpy(np.float64)
     ratio = float(np.median(theirs_px / mine_px))
     if not BAND[0] <= ratio <= BAND[1]:
-        raise UserError(f"{flag} {other_name}: its prices are {ratio:.3g}× those of --data {data} (median over "
+        raise UserError(f"{flag} {other_name}: its prices are {ratio:.3g}× those of {data} (median over "
                         f"{len(common):,} common bars; the same market's stay within {BAND[0]:g}–{BAND[1]:g}×)")

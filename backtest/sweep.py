@@ -43,7 +43,8 @@ from .profile_file import load_profiles
 from .profiles import get_profile
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import NONE, Orders, coerce_param, load_strategy
-from .sweep_folder import check_folder, chunk_path, finished_chunks, finish_folder, prepare_folder, stored_chunk_size
+from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
+                           undo_overwrite)
 
 
 def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None, max_combos=MAX_COMBOS) -> dict:
@@ -350,7 +351,10 @@ def sweep(
             _run_threads(ctx, grid_chunks(strat, grid, margins, chunk_size, set(todo)), out,
                          workers or os.cpu_count() or 1, report)
     except (UserError, KeyboardInterrupt) as exc:
-        raise _kept(exc, out, n_combos, chunk_size) from None
+        done = finished_chunks(out)  # this sweep's: another's were moved aside (overwrite) or refused
+        if overwrite and not done:
+            undo_overwrite(out)
+        raise _kept(exc, out, n_combos, chunk_size, done) from None
     table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(n_chunks)], ignore_index=True)
     _atomic_parquet(table, out / "sweep.parquet")
     finish_folder(out)
@@ -361,12 +365,13 @@ class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during a sweep: what was saved and how to go on (``str``)."""
 
 
-def _kept(exc, out, n_combos, chunk_size):
+def _kept(exc, out, n_combos, chunk_size, done):
     """The error or interrupt, saying what is saved and how to resume."""
-    done = finished_chunks(out) if (out / "chunks").is_dir() else set()
     saved = sum(min(chunk_size, n_combos - k * chunk_size) for k in done)
     where = f"{saved:,} of {n_combos:,} combinations saved in {out}"
     if isinstance(exc, KeyboardInterrupt):
+        if not done:
+            return SweepInterrupted(f"interrupted before a chunk finished; nothing saved in {out}")
         return SweepInterrupted(f"interrupted: {where}; run the same command with --resume to finish")
     if not done:
         return exc

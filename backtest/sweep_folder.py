@@ -9,8 +9,9 @@ as chunks finish, then ``sweep.parquet`` and its pictures.  Rules:
 - ``overwrite`` deletes nothing before the new sweep has finished: the old
   sweep's files are moved into ``.replaced-ID/`` inside the folder and
   removed only once the new ``sweep.parquet`` is written.  A new sweep that
-  fails or is interrupted leaves its own chunks (resumable with
-  ``resume``) and the old sweep in ``.replaced-ID/``.
+  fails or is interrupted before finishing a chunk puts the old one back; one
+  that finished some leaves its own chunks (resumable with ``resume``) and
+  the old sweep in ``.replaced-ID/``.
 - ``resume`` with another sweep's folder is refused (grid, data or
   settings differ); with ``overwrite`` too, that sweep is replaced.
 - The manifest is written to a temporary name and renamed, so it is never
@@ -102,6 +103,23 @@ def write_manifest(out: Path, manifest: dict):
     tmp = out / f".sweep.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     os.replace(tmp, out / "sweep.json")
+
+
+def undo_overwrite(out: Path):
+    """A new sweep (``overwrite``) failed before finishing any chunk: put the
+    sweep it was replacing back as it was."""
+    kept = list(out.glob(".replaced-*"))
+    if len(kept) != 1 or finished_chunks(out):
+        return
+    for name in SWEEP_FILES:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    for entry in kept[0].iterdir():
+        os.replace(entry, out / entry.name)
+    kept[0].rmdir()
 
 
 def finish_folder(out: Path):

@@ -9,10 +9,12 @@ on several (``backtest.run_multi``: one cross account, isolated accounts, a
 mix).  The identity is what a trader adds up in trades.csv; it is checked to
 1e-9 of the money that moved (docs/model-choices.md "Books").
 
-``MARGINBT_EXAMPLES`` sets the examples per test (default 2000, CI; the
-multi-symbol test runs half as many), e.g. ``MARGINBT_EXAMPLES=200``
-locally.  The fixed examples below are the issue's: a gap-up short
-liquidated with bad debt.
+``MARGINBT_EXAMPLES`` (default 2000, as CI runs it) sets the scale: the
+one-symbol test runs 0.7 of it and the several-symbol test 0.35 (2,100
+scenarios in all by default, about 70 s on the project's 2-core machine),
+e.g. ``MARGINBT_EXAMPLES=200`` locally.  The fixed examples are the
+issue's: a gap-up short liquidated with bad debt, and ``hold exposure=-2``
+on cross-3x over the bundled BTC data.
 """
 import math
 import os
@@ -20,13 +22,15 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 import backtest
+from pathlib import Path
 from test_differential import DETAIL_STEP, build_case, detail_of, strategy_orders
 
 EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "2000"))
+BTC = Path(__file__).resolve().parent.parent / "data" / "BTCUSDT-1h.parquet"
 TOL = 1e-9  # of the money that moved (see assert_books_balance)
 SHOCKS = (0.2, 0.4, 0.6, 0.8, 1.3, 1.6, 2.0, 3.0)  # opening gaps: price × factor
 PROFILES = ("cross-3x", "cross-5x", "isolated-3x", "isolated-5x", "isolated-10x", "cross-pro-10x", "cross-pro-20x")
@@ -225,7 +229,10 @@ def note(res):
         event("bad debt")
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("MARGINBT_RANDOMIZE") != "1",
+FIXED = os.environ.get("MARGINBT_RANDOMIZE") != "1"
+
+
+@settings(max_examples=max(round(EXAMPLES * 0.7), 1), deadline=None, derandomize=FIXED,
           suppress_health_check=list(HealthCheck))
 @given(sc=one_symbol())
 def test_one_symbol_books_balance(sc):
@@ -234,10 +241,88 @@ def test_one_symbol_books_balance(sc):
     assert_books_balance(res, sc["capital"], sc)
 
 
-@settings(max_examples=max(EXAMPLES // 2, 1), deadline=None,
-          derandomize=os.environ.get("MARGINBT_RANDOMIZE") != "1", suppress_health_check=list(HealthCheck))
+@settings(max_examples=max(round(EXAMPLES * 0.35), 1), deadline=None, derandomize=FIXED,
+          suppress_health_check=list(HealthCheck))
 @given(sc=several_symbols())
 def test_several_symbols_books_balance(sc):
     res = run_several(sc)
     note(res)
     assert_books_balance(res, sc["capital"], sc)
+
+
+# ------------------------------------------------------------ fixed examples
+def bars_of(rows):
+    idx = pd.date_range("2024-01-01", periods=len(rows), freq="1h", tz="UTC", name="timestamp")
+    df = pd.DataFrame([(r, r, r, r) if np.isscalar(r) else r for r in rows],
+                      columns=["open", "high", "low", "close"], index=idx, dtype=float)
+    df["volume"] = 1.0
+    return df
+
+
+def test_a_short_wiped_out_by_a_gap_up_loses_the_capital_not_wins():
+    """The issue's case: short 2x at 30,000, the next bar opens at 60,000.
+    The buy-back can pay for 0.489 BTC of the 0.665 owed; the rest is
+    written off (bad debt 10,578.67).  The trade lost the 10,000 of capital:
+    its cash (sold at 30,000, bought back 0.489 at 60,000, fee) is −10,000,
+    and the bad debt holds only base nobody bought, so nothing comes back."""
+    res = backtest.run(bars_of([30_000, 30_000, (60_000, 61_000, 59_000, 60_000), 60_000]),
+                       np.array([-2.0, np.nan, np.nan, np.nan]), symbol="BTCUSDT")
+    (trade,) = res.trades.itertuples()
+    (liq,) = res.liquidations.itertuples()
+    assert liq.bad_debt == pytest.approx(10_578.666873905342, rel=1e-12) and liq.equity_after == 0.0
+    assert trade.exit_reason == "liquidation" and trade.side == "short"
+    sold = res.orders.iloc[0]
+    cash = sold.quantity * sold.price - sold.fee - liq.quantity * liq.fill_price - liq.fee
+    assert trade.pnl == pytest.approx(cash, rel=1e-12) == pytest.approx(-10_000.0, rel=1e-12)
+    assert res.summary["final_equity"] == 0.0
+
+
+def test_hold_short_2x_on_the_bundled_data_adds_up():
+    """``backtest run --strategy hold --param exposure=-2 --margin cross-3x``:
+    the account ends at 0.00; the trades' pnl is −10,000 (it was
+    −9,999.99953543 before: the bad debt counted twice)."""
+    res = backtest.run(BTC, "hold", {"exposure": -2.0}, margin="cross-3x")
+    assert res.summary["bad_debt"] > 0 and res.summary["final_equity"] == 0.0
+    assert res.trades["pnl"].sum() == pytest.approx(-10_000.0, rel=1e-12)
+
+
+def test_cross_accounts_split_the_shared_quote_interest_over_longs():
+    """Two longs in one cross account, one borrow: the hourly charges on the
+    shared USDT loan go to the symbols long at the last close, in
+    proportion to their value (docs/model-choices.md "Books"), so each
+    trade's interest is its share and the pnl adds up."""
+    idx = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC", name="timestamp")
+    data = {s: pd.DataFrame({"open": p, "high": p, "low": p, "close": p, "volume": 1.0}, index=idx)
+            for s, p in (("BTCUSDT", 40_000.0), ("ETHUSDT", 2_000.0))}
+    targets = pd.DataFrame({"BTCUSDT": [1.0] + [np.nan] * 5, "ETHUSDT": [0.5] + [np.nan] * 5}, index=idx)
+    res = backtest.run_multi(data, targets, margin="cross-3x", fee=0.0, rates={"BTC": 0.0, "ETH": 0.0, "USDT": 0.24})
+    t = res.trades.set_index("symbol")
+    # BTC 1x takes the 10,000 of cash, ETH 0.5x borrows 5,000 USDT: its borrow hour is its own (50 at 1 % an
+    # hour); the loan's next four hours (4 × 50) are the account's, split 2:1 by the longs' value
+    own = res.orders.set_index("symbol")["interest"]
+    assert (own["BTCUSDT"], own["ETHUSDT"]) == (0.0, pytest.approx(50.0, rel=1e-12))
+    hourly = res.summary["interest_paid"] - own.sum()
+    assert hourly == pytest.approx(4 * 50.0, rel=1e-12)
+    assert t.loc["BTCUSDT", "interest"] == pytest.approx(hourly * 2 / 3, rel=1e-12)
+    assert t.loc["ETHUSDT", "interest"] == pytest.approx(50.0 + hourly / 3, rel=1e-12)
+    assert res.trades["pnl"].sum() == pytest.approx(res.summary["final_equity"] - 10_000.0, rel=1e-12)
+
+
+# ------------------------------------------------- no zero-quantity liquidations
+ZERO_QUANTITY = (
+    "kernel: a liquidation whose partial size comes out ≤ 0 is still recorded, with quantity 0 (and its fee "
+    "taken): auto-repay off, when netting the gross balances restores the margin level; a Pro or limit-order "
+    "account holding base against base owed; a mark price far from the traded one; several symbols, a cross "
+    "account whose remaining positions have no bar (each active time liquidates it again, filling nothing) "
+    "or whose short is written off with no cash left (see the report to the lead)")
+
+
+@pytest.mark.xfail(strict=True, reason=ZERO_QUANTITY)
+@settings(max_examples=max(EXAMPLES // 4, 50), deadline=None, derandomize=True, database=None,
+          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+@given(sc=st.one_of(one_symbol(), several_symbols()))
+def test_no_liquidation_record_has_zero_quantity(sc):
+    res = run_several(sc) if "n_sym" in sc else run_one(sc)
+    zero = res.liquidations[res.liquidations["quantity"] == 0.0]
+    assert zero.empty, f"{len(zero)} liquidation rows with quantity 0, first at {zero['time'].iloc[0]}\n" \
+                       f"scenario={sc!r}"
