@@ -418,10 +418,16 @@ def _run_threads(ctx, chunks, out, workers, report):
                     pending[pool.submit(ctx.run_chunk, block)] = (k, len(block))
                 while pending and (k is None or len(pending) >= 2 * workers):
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
+                    failed = None
+                    for fut in sorted(finished, key=lambda f: pending[f][0]):  # every good one saved first
                         j, size = pending.pop(fut)
+                        if fut.exception() is not None:
+                            failed = failed or fut.exception()
+                            continue
                         _atomic_parquet(fut.result(), _chunk_path(out, j))
                         report.advance(size)
+                    if failed is not None:
+                        raise failed
         except BaseException:  # an error or Ctrl-C: stop queued chunks; finished ones are saved
             for fut in pending:
                 fut.cancel()
