@@ -20,15 +20,13 @@ import math
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import backtest  # no importorskip: an engine that does not import fails this module, it does not skip
 from reference import PROFILES, Profile, simulate
-
-import pandas as pd
-
-import backtest  # an engine that does not import fails this module, it does not skip
 
 REL = 1e-9
 ABS = 1e-6
