@@ -131,7 +131,11 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, a
     trigger itself unless a mark series triggers), and fill ``rec``.  With
     auto-repay off, balances first repay their own asset's debt (netting).
 
-    Returns (side, quantity, fill price) of the forced fill.
+    Returns (side, quantity, fill price) of the forced fill; side 0 when
+    the fill would be empty and nothing is written off (no liquidation, no
+    fee: docs/model-choices.md "No empty liquidations").  When the quote runs
+    out buying back a short, the record's quantity is the whole debt closed:
+    the account's quote buys part, the rest is the bad debt.
     """
     assets = _assets(st, trigger)
     debt = _debt(st, trigger)
@@ -149,6 +153,8 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, a
             s = st[HB]
         else:
             s = partial_sell_long(st[HB], st[HQ], st[PQ] + st[IQ], fee, fill, m_restore)
+        if s <= 0.0 and (st[HB] > 0.0 or st[HQ] >= st[PQ] + st[IQ]):
+            return 0, 0.0, fill  # nothing to sell, nothing to write off: no liquidation
         st[HB] -= s
         cash = st[HQ] + s * fill - fee
         if cash < 0.0:  # the fee is taken only as far as collateral covers it
@@ -170,13 +176,16 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, a
             s = db
         else:
             s = partial_buy_short(db, st[HQ], fee, fill, m_restore)
-        cut = False
-        if s * fill + fee > st[HQ]:
-            s = max(0.0, (st[HQ] - fee) / fill)
+        cut = s * fill + fee > st[HQ]
+        bought = s
+        if s <= 0.0 and not cut:
+            return 0, 0.0, fill  # nothing to buy back: no liquidation
+        if cut:  # the quote runs out: it buys what it can, the insurance fund the rest of the debt (bad debt)
+            bought = max(0.0, (st[HQ] - fee) / fill)
             fee = min(fee, st[HQ])
-            cut = True
+            s = db
         st[HQ] = 0.0 if cut else st[HQ] - (s * fill + fee)  # a cut spends all of it, exactly
-        left = _repay(s, st, IB, PB)
+        left = _repay(bought, st, IB, PB)
         st[HB] += left
         _clean(st)
         if cut and st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:  # quote owed too (auto-repay off, a limit's leftover)
@@ -213,7 +222,8 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
 @njit(cache=True)
 def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs,
                  auto_repay):
-    """Liquidate, recording the event and its fill; return (fee, bad debt, row).
+    """Liquidate, recording the event and its fill; return (fee, bad debt, row),
+    row −1 when nothing was liquidated (``_liquidate``'s side 0).
 
     The record buffers may be a one-row scratch (summary-only runs): the
     liquidation is then computed in row 0 and overwritten by the next one.
@@ -224,6 +234,8 @@ def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr,
     rec.bar = bar
     before = _position(st)
     side, s, fill = _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, auto_repay)
+    if side == 0:
+        return 0.0, 0.0, -1
     _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0, before)
     return rec.fee, rec.bad_debt, n_liqs
 

@@ -473,6 +473,8 @@ def summary_table(result) -> str:
         *([("  fees while flat", f"{s['fees_while_flat']:,.2f}  (liquidations of an account with no position)")]
           if s.get("fees_while_flat") else []),
         ("liquidations", f"{s['n_liquidations']}  (fees {s['liquidation_fees']:,.2f}, bad debt {s['bad_debt']:,.2f})"),
+        *([("  write-offs", f"{s['n_write_offs']}  (an account with nothing to sell, its debt written off)")]
+          if s.get("n_write_offs") else []),
         ("margin calls", f"{s['n_margin_calls']}"),
         ("capped orders", f"{s['n_capped']}"),
         ("ambiguous bars", f"{s['ambiguous_bars']}"),

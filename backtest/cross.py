@@ -127,7 +127,9 @@ def _clean_book(sb, aq, a, syms, m):
 def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restore, full, rec, qty, fill, side):
     """Liquidate account ``a`` at trigger prices ``trig[:m]``; fill ``rec``
     (the event) and, per symbol k, ``side[k]`` (+1 bought back, −1 sold, 0 no
-    fill), ``qty[k]`` and ``fill[k]``."""
+    fill), ``qty[k]`` and ``fill[k]``.  Returns (fee, bad debt, done): not
+    done when it would fill and write off nothing (docs/model-choices.md "No
+    empty liquidations"), the books untouched."""
     assets, debt = _value1(sb, aq, a, syms, m, trig)
     rec.margin_level = margin_level(assets, debt)
     rec.equity_before = assets - debt
@@ -150,6 +152,12 @@ def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restor
             frozen_d += db * trig[k]
     net_quote = aq[a, HELD] - aq[a, PRINCIPAL] - aq[a, INTEREST]
     lam = 1.0 if full else cross_cut(longs, shorts, frozen_a, frozen_d, net_quote, fee, m_restore)
+    if lam <= 0.0 or longs + shorts <= 0.0:  # nothing it could fill
+        any_held = False
+        for k in range(m):
+            any_held = any_held or sb[syms[k], HELD] > 0.0
+        if any_held or aq[a, HELD] >= aq[a, PRINCIPAL] + aq[a, INTEREST]:
+            return 0.0, 0.0, False  # nor write off: no liquidation, no fee
     cash = aq[a, HELD]
     for k in range(m):  # sells first: they raise the quote the fee and the buy-backs need
         s = syms[k]
@@ -171,23 +179,22 @@ def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restor
             qty[k] = db if lam == 1.0 else lam * db
             cost += qty[k] * fill[k]
             side[k] = 1
-    cut = False
-    if cost > cash:
-        scale = cash / cost
-        for k in range(m):
-            if side[k] == 1:
-                qty[k] *= scale
+    cut = cost > cash
+    scale = cash / cost if cut else 1.0  # the quote runs out: it buys this much, the insurance fund the rest
+    if cut:
         cost = cash
-        cut = True
     cash -= cost
     for k in range(m):
         if side[k] == 1:
             s = syms[k]
-            x = min(qty[k], sb[s, INTEREST])
+            bought = qty[k] * scale
+            if cut:  # the record closes the whole debt: what the quote did not buy is bad debt
+                qty[k] = sb[s, PRINCIPAL] + sb[s, INTEREST]
+            x = min(bought, sb[s, INTEREST])
             sb[s, INTEREST] -= x
-            y = min(qty[k] - x, sb[s, PRINCIPAL])
+            y = min(bought - x, sb[s, PRINCIPAL])
             sb[s, PRINCIPAL] -= y
-            sb[s, HELD] += qty[k] - x - y
+            sb[s, HELD] += bought - x - y
     left = cash
     x = min(left, aq[a, INTEREST])
     aq[a, INTEREST] -= x
@@ -220,4 +227,4 @@ def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restor
     rec.trigger_price = np.nan  # per symbol: in the fills
     rec.fill_price = np.nan
     rec.quantity = np.nan
-    return fee, bad
+    return fee, bad, True

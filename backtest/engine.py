@@ -208,11 +208,20 @@ def run(
         "detail": None if detail is None else (str(detail) if not isinstance(detail, pd.DataFrame) else "bars"),
         "start": str(index[0]), "end": str(index[-1]),
     }
+    # an account with nothing to sell whose debt is written off is no liquidation (docs/model-choices.md
+    # "No empty liquidations"): a write-off, counted apart
+    write_off = liqs["quantity"] == 0.0
+    if write_off.any():
+        summary["n_liquidations"] -= int(write_off.sum())
+        summary["n_write_offs"] = int(write_off.sum())
+    orders_df = _records_frame(orders, index, symbol, ORDER_COLUMNS)
+    if len(orders_df):
+        orders_df.loc[(orders_df["kind"] == "liquidation") & (orders_df["quantity"] == 0.0), "kind"] = "write_off"
     return Result(
         equity=equity_df,
         trades=trades,
-        orders=_records_frame(orders, index, symbol, ORDER_COLUMNS),
-        liquidations=_records_frame(_in_profile_terms(liqs, profile), index, symbol, LIQUIDATION_COLUMNS),
+        orders=orders_df,
+        liquidations=_records_frame(_in_profile_terms(liqs[~write_off], profile), index, symbol, LIQUIDATION_COLUMNS),
         margin_calls=_records_frame(calls, index, symbol, MARGIN_CALL_COLUMNS),
         summary=summary,
         settings=settings,

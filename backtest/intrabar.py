@@ -44,10 +44,13 @@ def _liquidate_in_bar(st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore,
                       n_liqs, auto_repay, entry, best):
     """One liquidation inside a bar at ``trigger`` (filled at ``traded``),
     recorded, with the entry and best price it leaves; a gap when the trigger
-    is the open ``mo``.  Returns (n_orders, n_liqs, fee, bad debt, entry, best)."""
+    is the open ``mo``.  Returns (n_orders, n_liqs, fee, bad debt, entry, best);
+    the counts unchanged when nothing was liquidated (``_forced_exit``)."""
     pos = _position(st)
     f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
                              n_liqs, auto_repay)
+    if row < 0:
+        return n_orders, n_liqs, f, b, entry, best
     liqs[row].gap = trigger == mo
     entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
     return n_orders + 1, n_liqs + 1, f, b, entry, best
@@ -179,11 +182,15 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fe
             kind, trigger = _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, k == 0)
             if kind < 0:
                 break
-            forced = True
             if kind == LIQUIDATION:
+                n0 = n_liqs
                 n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
                     st, i, trigger, trigger, o, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
                     n_liqs, auto_repay, entry, best)
+                if n_liqs == n0:  # nothing to liquidate: the level is off for the rest of the bar
+                    mlr = 0.0
+                    continue
+                forced = True
                 liq_fees += f
                 bad += b
                 n_l += 1
@@ -191,6 +198,7 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fe
                     break
                 cur = trigger
                 continue
+            forced = True
             n_orders, fv, pv, cb, cq, entry, best = _stop_exit(
                 st, i, kind, trigger, pos, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b,
                 limit_q, record, orders, n_orders, entry, best)
@@ -224,9 +232,12 @@ def _liquidations(st, i, mo, mh, ml, h, lo, entry, best, slip, liq_fee_rate, m_r
         if trigger != trigger:
             break
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
+        n0 = n_liqs
         n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
             st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs,
             auto_repay, entry, best)
+        if n_liqs == n0:  # nothing to liquidate
+            break
         fees += f
         bad += b
         n_l += 1

@@ -240,15 +240,16 @@ def simulate(
                 pos_before = _position(st)
                 f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, restore_ml, full_liquidation,
                                          liquidation_ml, orders, n_orders, liqs, n_liqs, auto_repay)
-                liqs[row].gap = True
-                if stops_on:
-                    entry, best = _track(pos_before, _position(st), liqs[row].fill_price, o, entry, best)
-                n_orders += 1
-                n_liqs += 1
-                liq_fees += f
-                bad_debt += b
-                liquidated = True
-                pending = np.nan
+                if row >= 0:  # (−1: nothing to liquidate; the order it cancelled stays cancelled)
+                    liqs[row].gap = True
+                    if stops_on:
+                        entry, best = _track(pos_before, _position(st), liqs[row].fill_price, o, entry, best)
+                    n_orders += 1
+                    n_liqs += 1
+                    liq_fees += f
+                    bad_debt += b
+                    liquidated = True
+                    pending = np.nan
 
         # 3. the order decided at the last close
         pb0 = st[PB]

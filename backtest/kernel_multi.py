@@ -87,12 +87,15 @@ def _single_liquidation(st, i, a, s, trigger, slip, liq_fee, restore, full, mlr,
     k_l = int(tot[N_LIQ])
     f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee, restore, full, mlr, orders, k_o, liqs, k_l,
                              True)
+    if row < 0:
+        return False
     _liq_record(liqs, row, a, np.nan, gap)
     _fill_order(orders, k_o, s, trigger, row)
     tot[N_ORD] += 1
     tot[N_LIQ] += 1
     tot[LIQ_FEES] += f
     tot[BAD] += b
+    return True
 
 
 # per-symbol state ``ss[s]`` and per-account state ``sa[a]`` (float columns, so
@@ -139,9 +142,9 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, l
         sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
     # 2. gap liquidation
     if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
-        if _assets(st, o) <= mlr * _debt(st, o):
-            _single_liquidation(st, i, a, s, o, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, True,
-                                orders, liqs, tot)
+        if _assets(st, o) <= mlr * _debt(st, o) and _single_liquidation(
+                st, i, a, s, o, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, True, orders, liqs,
+                tot):
             liquidated = True
             ss[s, PENDING] = np.nan
     # 3. the order decided at the last close
@@ -181,8 +184,9 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, l
                 trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, o, h, lo)
                 if trigger != trigger:
                     break
-                _single_liquidation(st, i, a, s, trigger, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr,
-                                    trigger == o, orders, liqs, tot)
+                if not _single_liquidation(st, i, a, s, trigger, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE],
+                                           cfg[FULL] != 0.0, mlr, trigger == o, orders, liqs, tot):
+                    break  # nothing to liquidate
                 liquidated = True
                 if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
                     break
@@ -206,7 +210,8 @@ def _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa):
 
 @njit(cache=True)
 def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, scr, tot):
-    """A cross liquidation at the trigger prices ``scr[TRIG]``, recorded."""
+    """A cross liquidation at the trigger prices ``scr[TRIG]``, recorded;
+    False (nothing recorded) when there was nothing to liquidate."""
     syms = syms_of[a, :m]
     trig = scr[TRIG, :m].copy()
     k_l = int(tot[N_LIQ])
@@ -220,8 +225,10 @@ def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, s
     side = np.zeros(m, dtype=np.int64)
     qty = scr[QTY]
     fill = scr[FILL]
-    f, b = liquidate_cross(sb, aq, a, syms, m, trig, tradable, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0,
-                           rec, qty, fill, side)
+    f, b, done = liquidate_cross(sb, aq, a, syms, m, trig, tradable, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE],
+                                 cfg[FULL] != 0.0, rec, qty, fill, side)
+    if not done:
+        return False
     _liq_record(liqs, k_l, a, theta, theta == 0.0)
     tot[N_LIQ] += 1
     tot[LIQ_FEES] += f
@@ -246,6 +253,7 @@ def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, s
             o.trigger = trig[k]
             o.event = k_l
             tot[N_ORD] += 1
+    return True
 
 
 @njit(cache=True)
@@ -277,10 +285,10 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
     if debt > 0.0 and assets <= mlr * debt:
         for k in range(m):
             scr[TRIG, k] = scr[CUR, k]
-        _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot)
-        liquidated = True
-        for k in range(m):
-            ss[syms[a, k], PENDING] = np.nan
+        if _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot):
+            liquidated = True
+            for k in range(m):
+                ss[syms[a, k], PENDING] = np.nan
     # 3. pending orders in symbol order
     for k in range(m):
         scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
@@ -343,7 +351,8 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
             break
         for k in range(m):
             scr[TRIG, k] = scr[CUR, k] + theta * (scr[EXT, k] - scr[CUR, k])
-        _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot)
+        if not _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot):
+            break  # nothing to liquidate
         liquidated = True
     return liquidated
 

@@ -220,6 +220,7 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
                     cm = cm + theta * (pm - cm)
                 cur = trigger
                 continue
+            was = forced
             forced = True
             if lim_side != 0:
                 _cancel(st, lim_side, lim_b)
@@ -228,9 +229,14 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
                 pos = _position(st)
             if kind == LIQUIDATION:
                 traded = min(max(trigger, lo), h) if has_mark else trigger  # a mark trigger fills where it traded
+                n0 = n_liqs
                 n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
                     st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
                     n_liqs, auto_repay, entry, best)
+                if n_liqs == n0:  # nothing to liquidate (the order stays cancelled): the level is off for the bar
+                    forced = was
+                    mlr = 0.0
+                    continue
                 liq_fees += f
                 bad += b
                 n_l += 1

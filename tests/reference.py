@@ -335,7 +335,8 @@ class Account:
 
     # ---------------------------------------------------------- liquidation
     def liquidate(self, trigger, slippage, fee_rate, restore_ml, mode, long_like, traded=None, mlr=None):
-        """MC "Liquidation".  Returns the event dict (without 'bar').
+        """MC "Liquidation".  Returns the event dict (without 'bar'), or None
+        when there is nothing to liquidate (MC "No empty liquidations").
         ``traded``: the traded price the fill is at (MC "Mark price"); default the trigger."""
         pt = trigger
         base_price = pt if traded is None else traded
@@ -357,6 +358,8 @@ class Account:
             else:
                 s = (m * (dq + fee_value) - (b_held * pf + q_held)) / (pf * (m - 1.0))
                 s = min(max(s, 0.0), b_held)
+            if s <= 0.0 and (b_held > 0.0 or q_held >= dq):
+                return None  # MC "No empty liquidations": nothing to sell, nothing written off
             self.hb = max(self.hb - s, 0.0)
             cash = self.hq + s * pf - fee_value
             if cash < 0.0:  # MC "Liquidation": the fee only as far as collateral covers it
@@ -377,13 +380,16 @@ class Account:
             else:
                 s = (m * db * pf + fee_value - self.hq) / (pf * (m - 1.0))
                 s = min(max(s, 0.0), db)
-            cut = False
-            if s * pf + fee_value > self.hq:
-                s = max((self.hq - fee_value) / pf, 0.0)
+            cut = s * pf + fee_value > self.hq
+            if s <= 0.0 and not cut:
+                return None  # MC "No empty liquidations": nothing to buy back
+            bought = s
+            if cut:  # MC "No empty liquidations": the record closes the whole debt, the shortfall is bad debt
+                bought = max((self.hq - fee_value) / pf, 0.0)
                 fee_value = min(fee_value, self.hq)  # MC "Liquidation": the fee is then at most hq
-                cut = True
-            self.hq = 0.0 if cut else self.hq - (s * pf + fee_value)
-            left = self.repay("base", s)
+                s = db
+            self.hq = 0.0 if cut else self.hq - (bought * pf + fee_value)
+            left = self.repay("base", bought)
             self.hb += left
             self.clean()
             if cut and self.has_debt():
@@ -504,6 +510,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         n0 = acct.position()
         ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, liquidation, long_like, traded,
                             mlr)
+        if ev is None:
+            return False
         ev["margin_level"] = prof.report(ev["margin_level"])
         side = ev.pop("side")
         ev["bar"] = i
@@ -512,6 +520,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                        "price": ev["fill_price"], "fee": ev["fee"],
                        "kind": "liquidation", "capped": False})
         track(n0, acct.position(), ev["fill_price"], trigger if mkt is None else mkt)
+        return True
         # fees_paid counts trading fees only; liquidation fees are in the events
 
     def execute_order(i, o, x, kind):
@@ -681,13 +690,15 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             if a > 0.0:
                 if ml_ <= p_liq:
                     trigger = min(mo, p_liq)
-                    do_liquidation(i, trigger, True, min(max(trigger, lo), h))
+                    if not do_liquidation(i, trigger, True, min(max(trigger, lo), h)):
+                        break
                     suspended = True
                     continue
             else:
                 if mh >= p_liq:
                     trigger = max(mo, p_liq)
-                    do_liquidation(i, trigger, False, min(max(trigger, lo), h))
+                    if not do_liquidation(i, trigger, False, min(max(trigger, lo), h)):
+                        break
                     suspended = True
                     continue
             break
@@ -716,6 +727,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         x1, x2 = (lo, h) if low_first else (h, lo)
         cur = o
         n_liq = 0
+        liq_off = False  # an empty liquidation turns the level off for the rest of the bar
         if mk is not None:  # the mark's extremes in the traded path's order
             mo_, mh_, ml_, mc_ = mk
             mpath = (mo_, ml_, mh_, mc_) if low_first else (mo_, mh_, ml_, mc_)
@@ -725,7 +737,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                 if acct.position() == 0.0 and order is None:
                     return ambiguous
                 hits = []
-                lv_all = levels(i)
+                lv_all = [x for x in levels(i) if not (liq_off and x[0] == "liquidation")]
                 if order is not None:
                     lv_all.append(("limit", order["L"], order["side"] == "buy"))
                 for kind, lv, falls in lv_all:
@@ -757,15 +769,19 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                         cm = cm + theta * (mpath[k] - cm)
                     cur = trigger
                     continue
+                was = suspended
                 suspended = True
                 if order is not None:  # a forced exit cancels the standing order first
                     cancel()
                 if kind == "liquidation":
+                    traded = None if mk is None else min(max(trigger, lo), h)  # a mark trigger fills where it traded
+                    if not do_liquidation(i, trigger, _is_long_like(acct, mlr), traded):
+                        suspended = was  # nothing to liquidate (a cancelled order stays cancelled)
+                        liq_off = True
+                        continue
                     if mk is None:
-                        do_liquidation(i, trigger, _is_long_like(acct, mlr))
                         cur = trigger
-                    else:  # a mark trigger fills where the market traded
-                        do_liquidation(i, trigger, _is_long_like(acct, mlr), min(max(trigger, lo), h))
+                    else:
                         if k > 0:
                             cur = cur + theta * (p - cur)
                         cm = trigger
@@ -804,9 +820,9 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         if acct.has_debt() and acct.margin_level(mo) <= mlr:
             if order is not None:
                 cancel()
-            do_liquidation(i, mo, _is_long_like(acct, mlr), o, o)  # best from the traded open
-            pending = None
-            suspended = True
+            if do_liquidation(i, mo, _is_long_like(acct, mlr), o, o):  # best from the traded open
+                pending = None
+                suspended = True
 
         # 3. pending market order at the open
         pb_before, pq_before = acct.pb, acct.pq
@@ -882,7 +898,13 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             if e > 0.0 and abs(acct.position() * c / e - x) > rebalance * abs(x):
                 pending = (x, "rebalance", None)
 
-    out["liquidations"] = liquidations
+    # MC "No empty liquidations": an event that sold nothing (an account with nothing to sell, its debt
+    # written off) is a write-off, not a liquidation
+    out["liquidations"] = [e for e in liquidations if e["quantity"] > 0.0]
+    out["write_offs"] = [e for e in liquidations if e["quantity"] == 0.0]
+    for o_ in orders:
+        if o_["kind"] == "liquidation" and o_["quantity"] == 0.0:
+            o_["kind"] = "write_off"
     out["margin_calls"] = margin_calls
     out["orders"] = orders
     out["n_cancelled"] = n_cancelled

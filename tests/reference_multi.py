@@ -185,7 +185,17 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             if has[s][i]:
                 last_close[s] = closes[s][i]
 
-    out.update(liquidations=liquidations, orders=orders, margin_calls=margin_calls, interest_base=int_base,
+    # MC "No empty liquidations": an event that filled nothing (an account with nothing to sell, its debt
+    # written off) is a write-off, not a liquidation
+    filled = {o["event"] for o in orders if o["kind"] == "liquidation" and o["quantity"] > 0.0}
+    write_offs = [e for j, e in enumerate(liquidations) if j not in filled]
+    liquidations = [e for j, e in enumerate(liquidations) if j in filled]
+    for o in orders:
+        o.pop("event", None)
+        if o["kind"] == "liquidation" and o["quantity"] == 0.0:
+            o["kind"] = "write_off"
+    out.update(liquidations=liquidations, write_offs=write_offs, orders=orders, margin_calls=margin_calls,
+               interest_base=int_base,
                interest_quote=int_quote, fees_paid=fees_paid)
     return out
 
@@ -222,9 +232,9 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, slippage, fee, prof, 
     # 2.
     if acct.has_debt() and acct.margin_level(o) <= mlr:
         long_like = _long_like(acct.hb, acct.pb + acct.ib, mlr)
-        _liq_one(i, a, s, acct, o, long_like, True, slippage, prof, mode, orders, liquidations)
-        pending[s] = None
-        liquidated = True
+        if _liq_one(i, a, s, acct, o, long_like, True, slippage, prof, mode, orders, liquidations):
+            pending[s] = None
+            liquidated = True
     # 3.
     pb0, pq0 = acct.pb, acct.pq
     if pending[s] is not None:
@@ -257,7 +267,8 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, slippage, fee, prof, 
             trigger = max(o, p_liq)
         else:
             break
-        _liq_one(i, a, s, acct, trigger, ap > 0.0, trigger == o, slippage, prof, mode, orders, liquidations)
+        if not _liq_one(i, a, s, acct, trigger, ap > 0.0, trigger == o, slippage, prof, mode, orders, liquidations):
+            break  # MC "No empty liquidations"
         liquidated = True
     if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:
         margin_calls.append({"bar": i, "account": a, "margin_level": ml_x})
@@ -272,11 +283,15 @@ def _long_like(hb, db, mlr):
 
 def _liq_one(i, a, s, acct, trigger, long_like, gap, slippage, prof, mode, orders, liquidations):
     ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, mode, long_like)
+    if ev is None:
+        return False
     liquidations.append({"bar": i, "account": a, "margin_level": prof.report(ev["margin_level"]), "fee": ev["fee"],
                          "equity_before": ev["equity_before"], "equity_after": ev["equity_after"],
                          "bad_debt": ev["bad_debt"], "gap": gap})
     orders.append({"bar": i, "symbol": s, "side": ev["side"], "quantity": ev["quantity"],
-                   "price": ev["fill_price"], "fee": ev["fee"], "kind": "liquidation", "capped": False})
+                   "price": ev["fill_price"], "fee": ev["fee"], "kind": "liquidation", "capped": False,
+                   "event": len(liquidations) - 1})
+    return True
 
 
 def _gate(acct, side, q, p, o, fee, m0, w):
@@ -412,10 +427,10 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close,
             charge_all([b[1] for b in book.base], book.pq)
     # 2. gap liquidation at the current prices
     if book.has_debt() and book.ml(cur) <= mlr:
-        _liq_cross(i, a, syms, book, cur, tradable, True, slippage, prof, mode, orders, liquidations)
-        for s in syms:
-            pending[s] = None
-        liquidated = True
+        if _liq_cross(i, a, syms, book, cur, tradable, True, slippage, prof, mode, orders, liquidations):
+            for s in syms:
+                pending[s] = None
+            liquidated = True
     # 3. pending orders in symbol order
     pb0 = [b[1] for b in book.base]
     pq0 = book.pq
@@ -462,7 +477,8 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close,
             break
         theta = max(0.0, -f0 / g)
         trig = [cur[k] + theta * (ext[k] - cur[k]) for k in range(m)]
-        _liq_cross(i, a, syms, book, trig, tradable, theta == 0.0, slippage, prof, mode, orders, liquidations)
+        if not _liq_cross(i, a, syms, book, trig, tradable, theta == 0.0, slippage, prof, mode, orders, liquidations):
+            break  # MC "No empty liquidations"
         liquidated = True
     if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:
         margin_calls.append({"bar": i, "account": a, "margin_level": ml_x})
@@ -507,6 +523,8 @@ def _liq_cross(i, a, syms, book, trig, tradable, gap, slippage, prof, mode, orde
         if lam is None:
             lam = (M * (Sh + D2) + fee_value - L - A2 - K) / (Sh * (M - 1.0)) if Sh > 0.0 else 1.0
         lam = min(max(lam, 0.0), 1.0)
+    if (lam <= 0.0 or L + Sh <= 0.0) and (any(b[0] > 0.0 for b in book.base) or book.hq >= book.pq + book.iq):
+        return False  # MC "No empty liquidations": it would fill nothing and write nothing off
     qty = [0.0] * m
     filled = []
     cash = book.hq
@@ -529,18 +547,18 @@ def _liq_cross(i, a, syms, book, trig, tradable, gap, slippage, prof, mode, orde
             qty[k] = (b[1] + b[2]) if lam == 1.0 else lam * (b[1] + b[2])
             cost += qty[k] * pf[k]
             shorts.append(k)
-    cut = False
-    if cost > cash:
-        scale = cash / cost
-        for k in shorts:
-            qty[k] *= scale
+    cut = cost > cash
+    scale = cash / cost if cut else 1.0
+    if cut:
         cost = cash
-        cut = True
     cash -= cost
     for k in shorts:
         b = book.base[k]
+        bought = qty[k] * scale
+        if cut:  # MC "No empty liquidations": the record closes the whole debt, the shortfall is bad debt
+            qty[k] = b[1] + b[2]
         owed = [b[2], b[1]]
-        left = _repay(qty[k], owed)
+        left = _repay(bought, owed)
         b[2], b[1] = owed
         b[0] += left
         filled.append(k)
@@ -560,4 +578,6 @@ def _liq_cross(i, a, syms, book, trig, tradable, gap, slippage, prof, mode, orde
                          "equity_before": eq_before, "equity_after": eq_after, "bad_debt": bad, "gap": gap})
     for k in sorted(filled):
         orders.append({"bar": i, "symbol": syms[k], "side": "sell" if k not in shorts else "buy",
-                       "quantity": qty[k], "price": pf[k], "fee": 0.0, "kind": "liquidation", "capped": False})
+                       "quantity": qty[k], "price": pf[k], "fee": 0.0, "kind": "liquidation", "capped": False,
+                       "event": len(liquidations) - 1})
+    return True

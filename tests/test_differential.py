@@ -468,7 +468,8 @@ def compare(ref, res, bars, sc):
     assert summ["n_cancelled"] == ref["n_cancelled"], (
         f"n_cancelled reference {ref['n_cancelled']} kernel {summ['n_cancelled']}\n{describe(sc, bars)}")
     if "bad_debt" in summ:
-        bd = sum(e["bad_debt"] for e in ref["liquidations"])
+        bd = sum(e["bad_debt"] for e in ref["liquidations"] + ref["write_offs"])
+        assert summ.get("n_write_offs", 0) == len(ref["write_offs"]), describe(sc, bars)
         assert close_enough(bd, summ["bad_debt"]), (
             f"summary bad_debt reference {bd!r} kernel {summ['bad_debt']!r}\n{describe(sc, bars)}")
 
@@ -594,14 +595,15 @@ def test_rebalance_and_hour_boundaries_in_gaps():
 def test_dust_position_against_real_debt():
     # 1e-7 USDT at 5x on a 1,000,000 price buys 5e-13 BTC: below the 1e-12
     # dust limit, while the 4e-7 USDT borrowed is not.  The reference zeroes
-    # the dust holding, so the debt is uncovered: liquidated at the next open
-    # with nothing to sell (quantity 0) and recorded as bad debt.  The kernel
-    # must not crash on that zero-quantity liquidation fill.
+    # the dust holding, so the debt is uncovered: written off at the next open
+    # with nothing to sell (MC "No empty liquidations": a write-off, not a
+    # liquidation).  The kernel must not crash on it, and must not list it.
     rows = [flat(1e6)] * 4
     ref = run_manual(rows, [5.0] * 4, profile="isolated-10x", capital=1e-7, fee=0.0,
                      slippage=0.0, rate_base_daily=0.0, rate_quote_daily=0.0)
-    (liq,) = ref["liquidations"]
-    assert liq["bar"] == 2 and liq["quantity"] == 0.0 and liq["bad_debt"] > 0.0
+    assert ref["liquidations"] == []
+    (wo,) = ref["write_offs"]
+    assert wo["bar"] == 2 and wo["quantity"] == 0.0 and wo["bad_debt"] > 0.0
 
 
 def test_spec_e3_e16_through_the_kernel():
@@ -643,13 +645,12 @@ def test_an_order_of_float_noise_is_no_order():
     assert ref["orders"][-1]["bar"] == 36
 
 
-def test_a_gap_liquidation_on_a_mark_leaves_a_position_whose_best_is_the_traded_open():
+def test_a_gap_on_a_mark_that_netting_answers_is_no_liquidation():
     # found merging auto-repay off with stops on a mark: a short's base interest (a position no
-    # fill opened) survives a gap liquidation; its trailing stop runs from the traded open, not
-    # the mark's (MC "Mark price", step 2)
+    # fill opened) met a gap on the mark at bar 53; netting alone answers it, so (MC "No empty
+    # liquidations") there is no liquidation, no fee, and the kernel agrees (it used to record a
+    # buy-back of quantity 0 here)
     sc = {'n': 54, 'seed': 8122, 'spacing': '1h', 'start': 0, 'missing': 0.3, 'vol': 0.08, 'jump_p': 0.0, 'jump_size': 0.05, 'gap_p': 0.0, 'change_p': 0.02, 'flip_p': 0.2, 'profile': 'cross-pro-20x', 'capital': 10000.0, 'fee': 0.0, 'slippage': 0.0, 'rate_base_daily': 0.0002, 'rate_quote_daily': 0.0, 'liquidation': 'partial', 'rebalance': 0.0, 'round_interest': False, 'stop_loss': 0.0, 'take_profit': 0.0, 'trailing_stop': 0.02, 'path': 'pessimistic', 'mark_noise': 0.01, 'limit_p': 0.0, 'limit_spread': 0.003, 'expiry': 1, 'level_p': 1.0, 'rate_history': '', 'repay': 'off', 'custom_leverage': 1.5, 'custom_liq': 0.2, 'custom_call': False, 'custom_fee': 0.0, 'custom_mmr': 0.02, 'max_borrow': '', 'borrow_frac': 0.1, 'detail': ''}  # noqa: E501
     ref = check(sc)
-    (liq,) = ref["liquidations"]
-    last = ref["orders"][-1]
-    assert liq["bar"] == 53 and last["kind"] == "trailing_stop" and last["bar"] == 53
-    assert last["price"] == pytest.approx(liq["fill_price"] * 1.02, rel=1e-12)  # the traded open × (1 + 2 %)
+    assert ref["liquidations"] == [] and ref["write_offs"] == []
+    assert [(o_["bar"], o_["kind"]) for o_ in ref["orders"][-2:]] == [(52, "signal"), (52, "stop_loss")]

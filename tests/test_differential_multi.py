@@ -197,7 +197,8 @@ def compare(ref, res, index, accts, syms, sc):
     # summary
     summ = res.summary
     assert summ["n_liquidations"] == len(ref["liquidations"])
-    assert close_enough(sum(e["bad_debt"] for e in ref["liquidations"]), summ["bad_debt"])
+    assert summ.get("n_write_offs", 0) == len(ref["write_offs"])
+    assert close_enough(sum(e["bad_debt"] for e in ref["liquidations"] + ref["write_offs"]), summ["bad_debt"])
     assert close_enough(ref["fees_paid"], summ["fees_paid"])
     for k, s in enumerate(syms):
         assert close_enough(ref["interest_base"][k], summ[f"interest_paid_{s[:-4]}"], abs_=1e-12)
