@@ -519,7 +519,9 @@ def _worker_context(bars, strategy, settings):
     return ctx
 
 
-def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report):
+def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report, task=_dask_chunk):
+    """Chunks on a Dask cluster: ``task(bars, strategy, settings, block)``
+    on a worker returns the chunk's table (``_dask_chunk``: a sweep's)."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -533,7 +535,7 @@ def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report):
         raise UserError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     try:
         remote_bars = client.scatter(bars, broadcast=True)
-        futures = {client.submit(_dask_chunk, remote_bars, strategy, settings, block, pure=False): (k, len(block))
+        futures = {client.submit(task, remote_bars, strategy, settings, block, pure=False): (k, len(block))
                    for k, block in make_chunks()}
         for fut in as_completed(futures):
             k, size = futures[fut]
