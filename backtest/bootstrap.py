@@ -10,7 +10,8 @@ at a random bar; blocks run on circularly past the last bar.  Prices are
 chained from ``start_price`` (the source's last close: the paths are "the
 next ``horizon`` from here"), so a valid source bar gives a valid synthetic
 bar (``low ≤ open, close ≤ high``: the same positive factor scales all
-four).  Path ``k`` of seed ``s`` draws from ``numpy.random.default_rng([s,
+four; the close, chained by a cumulative product, is kept inside the
+bar's range to the last bit).  Path ``k`` of seed ``s`` draws from ``numpy.random.default_rng([s,
 k])``: the same paths whatever the chunking or the number of threads.
 """
 import numpy as np
@@ -46,11 +47,12 @@ class BlockBootstrap:
         """Path ``k`` as (open, high, low, close, volume) arrays."""
         idx = self.indices(k)
         ro, rh, rl, rc = self.rel[:, idx]
-        close = self.start_price * np.cumprod(rc)  # sequential: close[i] == close[i-1] * rc[i] exactly
+        close = self.start_price * np.cumprod(rc)
         prev = np.empty_like(close)
         prev[0] = self.start_price
         prev[1:] = close[:-1]
-        return prev * ro, prev * rh, prev * rl, close, self.volume[idx]
+        # the chained close can differ from prev · rc in the last bit: keep the bar valid
+        return prev * ro, np.maximum(prev * rh, close), np.minimum(prev * rl, close), close, self.volume[idx]
 
     def frame(self, k: int) -> pd.DataFrame:
         """Path ``k`` as bars (what a strategy's ``targets`` is given)."""

@@ -251,7 +251,7 @@ def risk(
     one) or ``overwrite``.  ``workers``, ``scheduler``, ``chunk_size``
     (paths per chunk), ``progress`` as in ``sweep``.
     """
-    check_args({**locals(), **settings})
+    check_args({k: v for k, v in {**locals(), **settings}.items() if not (k == "out" and v is None)})
     spec = check_spec(method, horizon, every, paths, block, seed)
     unknown = sorted(set(settings) - set(SETTING_NAMES))
     if unknown:

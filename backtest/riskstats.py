@@ -28,7 +28,8 @@ def wilson(hits: int, n: int, z: float = Z95) -> tuple:
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the ends are exactly 0 and 1 when no / every path hit (the formula's rounding aside)
+    return (0.0 if hits == 0 else max(0.0, centre - half)), (1.0 if hits == n else min(1.0, centre + half))
 
 
 def expected_shortfall(returns: np.ndarray, level: float = 0.05) -> float:
