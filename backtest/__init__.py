@@ -17,9 +17,10 @@ from . import _numba_cache  # noqa: F401  (before any compiled function is defin
 from .data import load_ohlcv
 from .engine import Backtest, run
 from .multi import run_multi
+from .risklab import risk
 from .errors import DataError, UserError
 from .profiles import PROFILES, Profile, get_profile
 from .result import Result
 
-__all__ = ["Backtest", "DataError", "PROFILES", "Profile", "Result", "UserError", "get_profile", "load_ohlcv", "run",
-           "run_multi"]
+__all__ = ["Backtest", "DataError", "PROFILES", "Profile", "Result", "UserError", "get_profile", "load_ohlcv", "risk",
+           "run", "run_multi"]

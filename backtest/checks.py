@@ -38,7 +38,9 @@ NAMES = {
     "--chunk-size": "chunk_size", "--workers": "workers", "--scheduler": "scheduler", "--max-combos": "max_combos",
     "--stop-on-liquidation": "stop_on_liquidation=True", "--no-interest-rounding": "round_interest=False",
     "--no-auto-repay": "auto_repay=False", "--repay-on-flat": "repay_on_flat=True", "--resume": "resume=True",
-    "--overwrite": "overwrite=True",
+    "--overwrite": "overwrite=True", "--method": "method", "--horizon": "horizon", "--every": "every",
+    "--paths": "paths", "--block": "block", "--seed": "seed", "--walk-forward": "walk_forward", "--rank": "rank",
+    "--threads": "workers",
 }
 # flags whose value is a key of a mapping (``rates={"ETH": ...}``): "rates ETH: ..." rather than "rates=ETH"
 KEYED = {"--rate", "--param", "--grid", "--allocation"}

@@ -88,6 +88,63 @@ def _add_run_flags(p):
                    help="with --no-auto-repay: repay every loan at a fill that leaves no position")
 
 
+def _add_grid_flags(p, what, unit):
+    """The flags a grid over chunks takes (sweep, risk)."""
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=START:STOP:STEP|KEY=v1,v2",
+                   help="a grid axis (repeatable; STOP included; margin=cross-3x,cross-5x works too)")
+    p.add_argument("--resume", action="store_true", help=f"finish an interrupted {what} in --out (only missing "
+                                                         "chunks run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace the {what} in --out (the old one is kept until the new one has finished)")
+    p.add_argument("--max-combos", type=int, default=1_000_000, metavar="N",
+                   help="refuse a grid of more combinations (default 1,000,000)")
+    p.add_argument("--chunk-size", type=int, default=None, help=f"{unit} per saved chunk")
+    p.add_argument("--workers", "--threads", dest="workers", type=int, default=None,
+                   help="threads (default: every core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS|local", help="run chunks on a Dask cluster")
+    p.add_argument("--mark", default=None, metavar="FILE",
+                   help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
+
+
+def _grid_args(args, what="a sweep"):
+    """Check the grid flags; return (strategy, grid, data path, settings):
+    the settings are ``sweep``'s and ``risk``'s keyword arguments."""
+    from .assets import parse_rates
+    from .strategy import load_strategy
+    from .sweep import parse_grid
+
+    if args.param:
+        raise UserError(f"--param: {what} takes --grid KEY=VALUES (a single value fixes a parameter)")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise UserError(f"--chunk-size {args.chunk_size}: must be ≥ 1")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}: must be ≥ 1")
+    if args.max_combos < 1:
+        raise UserError(f"--max-combos {args.max_combos}: must be ≥ 1")
+    if args.data and len(args.data) > 1:
+        raise UserError(f"--data: {what} takes one file (several symbols are not supported; backtest run takes them)")
+    strat = load_strategy(args.strategy)
+    custom = {}
+    if args.margin_file:
+        from .profile_file import load_profiles
+
+        custom = load_profiles(args.margin_file)
+    grid = parse_grid(args.grid, strat.params, custom, args.max_combos) if args.grid else None
+    data = Path(args.data[0]) if args.data else bundled_data()
+    if data.is_dir():
+        raise UserError(f"--data {data}: {what} takes one file (a folder stands for several symbols)")
+    settings = dict(
+        symbol=args.symbol, margin=[m.strip() for m in args.margin.split(",") if m.strip()] if args.margin else None,
+        capital=args.capital, fee=args.fee, slippage=args.slippage, rates=parse_rates(args.rate),
+        liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
+        stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
+        **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, mark=args.mark,
+        chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
+        overwrite=args.overwrite, max_combos=args.max_combos,
+    )
+    return strat, grid, data, settings
+
+
 def _strategy_names() -> list:
     try:
         from .strategy import known_strategies
@@ -125,24 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run a grid of parameters × margin profiles in parallel", formatter_class=_Defaults)
     _add_run_flags(p)
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=START:STOP:STEP|KEY=v1,v2",
-                   help="a grid axis (repeatable; STOP included; margin=cross-3x,cross-5x works too)")
+    _add_grid_flags(p, "sweep", "combinations")
     p.add_argument("--out", default=None, help="output folder (default reports/sweep-<strategy>-<symbol>)")
-    p.add_argument("--rank", default="sharpe", metavar="METRIC", help="metric to rank by (default sharpe)")
+    p.add_argument("--rank", default="sharpe", metavar="METRIC",
+                   help="metric to rank by, never-liquidated combinations first (default sharpe)")
     p.add_argument("--top", type=int, default=10, help="rows of the ranking to print")
     p.add_argument("--keep-equity", type=int, default=0, metavar="N", help="rerun the N best and keep their equity")
     p.add_argument("--heatmap", default=None, metavar="X,Y", help="two grid axes for heatmap.png")
-    p.add_argument("--resume", action="store_true", help="finish an interrupted sweep in --out (only missing chunks run)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the sweep in --out (the old one is kept until the new one has finished)")
-    p.add_argument("--max-combos", type=int, default=1_000_000, metavar="N",
-                   help="refuse a grid of more combinations (default 1,000,000)")
-    p.add_argument("--chunk-size", type=int, default=None, help="combinations per saved chunk")
-    p.add_argument("--workers", type=int, default=None, help="threads (default: every core)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS|local", help="run chunks on a Dask cluster")
-    p.add_argument("--mark", default=None, metavar="FILE",
-                   help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
+    p.add_argument("--walk-forward", default=None, metavar="train=365d,test=90d",
+                   help="rank the grid on each training span, run the best on the test span after it, stitch them")
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("risk", help="P(liquidation) and outcome spread of a grid over many paths",
+                       formatter_class=_Defaults)
+    _add_run_flags(p)
+    _add_grid_flags(p, "risk run", "paths")
+    p.add_argument("--method", default="windows", metavar="windows|bootstrap",
+                   help="windows: every start on --every across the data; bootstrap: --paths synthetic paths")
+    p.add_argument("--horizon", default="30d", metavar="DURATION", help="length of each path (30d, 720h, ...)")
+    p.add_argument("--every", default="1d", metavar="DURATION", help="windows: the stride between starts")
+    p.add_argument("--paths", type=int, default=1000, metavar="N", help="bootstrap: how many paths")
+    p.add_argument("--block", default="24h", metavar="DURATION", help="bootstrap: mean block length")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap: path k draws from the seed and k")
+    p.add_argument("--out", default=None, help="output folder (default reports/risk-<strategy>-<symbol>-<profile>)")
+    p.set_defaults(handler=cmd_risk)
 
     p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder (or a sweep's plots)")
     p.add_argument("result_dir", metavar="DIR", help="a folder `backtest run` or `backtest sweep` wrote")
@@ -320,29 +383,13 @@ def _write_pictures(result, out, pdf=True):
 
 
 def cmd_sweep(args) -> int:
-    from .assets import parse_rates
     from .engine import numeric_summary_keys
-    from .sweep import parse_grid, sweep
-    from .strategy import load_strategy
+    from .sweep import sweep
 
-    if args.param:
-        raise UserError("--param: a sweep takes --grid KEY=VALUES (a single value fixes a parameter)")
     for flag, value in (("--top", args.top), ("--keep-equity", args.keep_equity)):
         if value < 0:
             raise UserError(f"{flag} {value}: must be ≥ 0")
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise UserError(f"--chunk-size {args.chunk_size}: must be ≥ 1")
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers {args.workers}: must be ≥ 1")
-    if args.max_combos < 1:
-        raise UserError(f"--max-combos {args.max_combos}: must be ≥ 1")
-    strat = load_strategy(args.strategy)
-    custom = {}
-    if args.margin_file:
-        from .profile_file import load_profiles
-
-        custom = load_profiles(args.margin_file)
-    grid = parse_grid(args.grid, strat.params, custom, args.max_combos) if args.grid else None
+    strat, grid, data, settings = _grid_args(args)
     if args.heatmap:
         pair = [a.strip() for a in args.heatmap.split(",")]
         known = set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"}
@@ -351,19 +398,12 @@ def cmd_sweep(args) -> int:
     metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
     if args.rank not in metrics:
         raise UserError(f"--rank {args.rank}: not a metric (one of {', '.join(metrics)})")
-    if args.data and len(args.data) > 1:
-        raise UserError("--data: a sweep takes one file (several symbols: backtest run)")
-    data = Path(args.data[0]) if args.data else bundled_data()
-    margins = [m.strip() for m in args.margin.split(",") if m.strip()] if args.margin else None
     symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
-    res = sweep(  # the strategy as given: Dask workers load it by name or path themselves
-        data, args.strategy, grid, out=out, symbol=args.symbol, margin=margins, capital=args.capital, fee=args.fee, slippage=args.slippage,
-        rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance, start=args.start,
-        end=args.end, stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, mark=args.mark, chunk_size=args.chunk_size, workers=args.workers, resume=args.resume, scheduler=args.scheduler,
-        overwrite=args.overwrite, max_combos=args.max_combos,
-    )
+    if args.walk_forward is not None:
+        return _walk_forward(args, strat, grid, data, settings, out)
+    # the strategy as given: Dask workers load it by name or path themselves
+    res = sweep(data, args.strategy, grid, out=out, **settings)
     top = res.top(args.rank, args.top)
     n = len(res.table)
     print(f"{n:,} combinations ({res.skipped} skipped by the strategy's rule) in {res.seconds:.1f} s, "
@@ -375,6 +415,39 @@ def cmd_sweep(args) -> int:
         _keep_equity(res, top.head(args.keep_equity), data, args)
     print(f"wrote {out}/sweep.parquet")
     return 0
+
+
+def _walk_forward(args, strat, grid, data, settings, out) -> int:
+    from .sweep import sweep
+
+    for flag in ("--keep-equity", "--heatmap"):
+        if getattr(args, flag[2:].replace("-", "_")):
+            raise UserError(f"{flag}: not with --walk-forward (it writes walkforward.csv, .parquet and .png)")
+    res = sweep(data, args.strategy, grid, out=out, walk_forward=args.walk_forward, rank=args.rank, **settings)
+    print(res.describe())
+    print(f"wrote {out}/walkforward.csv, walkforward.parquet, walkforward.png")
+    return 0
+
+
+def cmd_risk(args) -> int:
+    from .risklab import risk
+
+    strat, grid, data, settings = _grid_args(args, "the risk lab")
+    symbol_hint = args.symbol or data.stem.split("-")[0]
+    margins = settings["margin"] or ["cross-3x"]
+    out = Path(args.out) if args.out else Path("reports") / f"risk-{strat.name}-{symbol_hint}-{'+'.join(margins)}"
+    res = risk(data, args.strategy, grid, method=args.method, horizon=args.horizon, every=args.every,
+               paths=args.paths, block=args.block, seed=args.seed, out=out, **settings)
+    print(risk_table(res))
+    print(f"{len(res.table):,} path runs in {res.seconds:.1f} s")
+    print(f"wrote {out}/risk.parquet, risk.json, frontier.png, fan.png, report.pdf")
+    return 0
+
+
+def risk_table(res) -> str:
+    from .report.risk import stats_lines
+
+    return "\n".join(stats_lines(res.stats))
 
 
 def rank_table(top, res, metric) -> str:
@@ -416,6 +489,19 @@ def cmd_report(args) -> int:
 
     folder = Path(args.result_dir)
     recover(folder)
+    if (folder / "risk.json").exists() and not (folder / "summary.json").exists():
+        from .report.risk import draw_risk
+        from .risklab import load_stats
+
+        manifest, stats, fan = load_stats(folder)
+        for path in draw_risk(folder, stats, fan, manifest):
+            print(f"wrote {path}")
+        return 0
+    if (folder / "walkforward.json").exists() and not (folder / "summary.json").exists():
+        from .walkforward import redraw
+
+        print(f"wrote {redraw(folder, args.rank if args.rank != 'sharpe' else None)}")
+        return 0
     if (folder / "sweep.json").exists() and not (folder / "summary.json").exists():
         from .sweep_folder import redraw_sweep
 

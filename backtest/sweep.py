@@ -41,6 +41,7 @@ from .grid import chunks as grid_chunks
 from .metrics import periods_per_year
 from .profile_file import load_profiles
 from .profiles import get_profile
+from .ranking import ranked
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import NONE, Orders, coerce_param, load_strategy
 from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
@@ -200,6 +201,87 @@ class SweepContext:
         return pd.DataFrame([self.run_one(p, buf, scratch) for p in combos])
 
 
+# the settings a sweep (and risk, walk-forward) shares with ``run``: one signature, one settings dict
+SETTING_NAMES = ("margin", "capital", "fee", "slippage", "rates", "liquidation", "rebalance", "symbol",
+                 "round_interest", "start", "end", "stop_on_liquidation", "stop_loss", "take_profit",
+                 "trailing_stop", "path", "rate_history", "mark", "auto_repay", "repay_on_flat", "margin_file")
+
+
+@dataclass
+class Setup:
+    """A sweep's inputs checked once: the strategy, its grid, the bars (cut to
+    start/end), the margin profiles and the settings dict every chunk reads."""
+
+    strategy: object
+    grid: dict
+    bars: pd.DataFrame
+    margins: list
+    settings: dict
+    custom: dict
+    mark: object = None
+
+
+def prepare_settings(
+    bars, strategy, grid, *, margin=None, capital=10_000.0, fee=0.001, slippage=0.0, rates=None,
+    liquidation="partial", rebalance=0.0, symbol=None, round_interest=True, start=None, end=None,
+    stop_on_liquidation=False, stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic",
+    rate_history=None, mark=None, auto_repay=True, repay_on_flat=False, margin_file=None, scheduler=None,
+) -> Setup:
+    """Check ``run``'s settings for a grid and build the one settings dict
+    (``sweep``, ``risk`` and the walk-forward all start here)."""
+    check_args(locals())
+    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
+                    auto_repay, repay_on_flat)
+    strat = load_strategy(strategy)
+    if grid is None:
+        grid = dict(getattr(strat.module, "GRID", {}) or {})
+    bars = _prepare_bars(bars, start, end)
+    symbol = symbol_of(bars, symbol)
+    custom = load_profiles(margin_file) if margin_file is not None else {}
+    if margin is None:
+        margin = list(custom) or "cross-3x"
+    margins = [margin] if isinstance(margin, str) else list(margin)
+    base, quote = split_symbol(symbol)
+    for name in list(margins) + list(grid.get(MARGIN_AXIS, [])):
+        get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
+    settings = {
+        "strategy": strat.name, "symbol": symbol, "capital": float(capital), "fee": float(fee),
+        "slippage": float(slippage), "rates": rates or {}, "liquidation": liquidation,
+        "rebalance": float(rebalance), "round_interest": bool(round_interest),
+        "stop_on_liquidation": bool(stop_on_liquidation), "stop_loss": float(stop_loss),
+        "take_profit": float(take_profit), "trailing_stop": float(trailing_stop), "path": path,
+        "rate_history": None if rate_history is None else str(rate_history),
+    }
+    if not auto_repay:  # only when set, so the id of an existing default sweep is unchanged (--resume)
+        settings.update(auto_repay=False, repay_on_flat=bool(repay_on_flat))
+    if margin_file is not None:  # a changed file is a different sweep
+        settings["margin_file"] = str(margin_file)
+        settings["margin_file_sha256"] = hashlib.sha256(Path(margin_file).read_bytes()).hexdigest()[:16]
+    if mark is not None:  # checked before any chunk runs; a changed file is a different sweep
+        frame = isinstance(mark, pd.DataFrame)
+        if frame and scheduler:
+            raise UserError("--scheduler: give the mark series as a file the workers can read")
+        cols, _ = mark_arrays(mark, bars, symbol)
+        settings["mark"] = None if frame else str(mark)
+        settings["mark_hash"] = hashlib.blake2b(b"".join(c.tobytes() for c in cols), digest_size=8).hexdigest()
+    if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
+        _rate_history(str(rate_history), rates)
+        settings["rate_history_sha256"] = hashlib.sha256(Path(rate_history).read_bytes()).hexdigest()[:16]
+    return Setup(strat, grid, bars, margins, settings, custom, mark if isinstance(mark, pd.DataFrame) else None)
+
+
+def run_settings(settings: dict) -> dict:
+    """The settings dict as ``backtest.run``'s keyword arguments (what a
+    walk-forward test span and the tests run with)."""
+    keys = ("capital", "fee", "slippage", "rates", "liquidation", "rebalance", "round_interest",
+            "stop_on_liquidation", "stop_loss", "take_profit", "trailing_stop", "path", "rate_history",
+            "margin_file", "mark", "auto_repay", "repay_on_flat")
+    out = {k: settings[k] for k in keys if settings.get(k) is not None}
+    out["symbol"] = settings["symbol"]
+    return out
+
+
+
 @dataclass
 class SweepResult:
     """The table of one row per combination, and where it was written."""
@@ -211,9 +293,11 @@ class SweepResult:
     settings: dict
 
     def top(self, metric="sharpe", n=10, ascending=False) -> pd.DataFrame:
+        """The ``n`` best rows by ``metric`` among the never-liquidated
+        combinations, then the liquidated ones (``ranking.ranked``)."""
         if metric not in self.table:
             raise UserError(f"--rank {metric}: not a metric (try {', '.join(_metric_names(self.table)[:8])}, ...)")
-        return self.table.sort_values(metric, ascending=ascending, kind="stable").head(n)
+        return ranked(self.table, metric, ascending).head(n)
 
 
 @api()
@@ -251,6 +335,8 @@ def sweep(
     progress=None,
     overwrite=False,
     max_combos=MAX_COMBOS,
+    walk_forward=None,
+    rank="sharpe",
 ) -> SweepResult:
     """Run every combination of ``grid`` and write ``out/sweep.parquet``.
 
@@ -270,50 +356,29 @@ def sweep(
     the grid is never held in memory (``grid``).  ``progress``: a tqdm bar
     on stderr (default, on a terminal), False for none, or an object with
     ``advance(n)`` and ``finish()``.
+
+    ``walk_forward`` (``"train=365d,test=90d"`` or ``{"train": "365d",
+    "test": "90d"}``): rank the grid by ``rank`` on each training span and
+    run the best combination on the span after it (``walkforward``); returns
+    a ``walkforward.WalkForwardResult``.  ``rank`` also orders ``top``'s
+    default (never-liquidated combinations first, ``ranking``).
     """
-    check_args(locals())
-    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
-                    auto_repay, repay_on_flat)
-    strat = load_strategy(strategy)
-    if grid is None:
-        grid = dict(getattr(strat.module, "GRID", {}) or {})
-    bars = _prepare_bars(bars, start, end)
-    symbol = symbol_of(bars, symbol)
-    custom = load_profiles(margin_file) if margin_file is not None else {}
-    if margin is None:
-        margin = list(custom) or "cross-3x"
-    margins = [margin] if isinstance(margin, str) else list(margin)
-    base, quote = split_symbol(symbol)
-    for name in list(margins) + list(grid.get(MARGIN_AXIS, [])):
-        get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
+    given = dict(locals())
+    check_args(given)
+    settings_args = {k: v for k, v in given.items() if k in SETTING_NAMES}
+    if walk_forward is not None:
+        from .walkforward import walk_forward as _walk_forward
+
+        return _walk_forward(bars, strategy, grid, walk_forward, out=out, rank=rank, workers=workers,
+                             overwrite=overwrite, resume=resume, scheduler=scheduler, progress=progress,
+                             max_combos=max_combos, **settings_args)
+    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, **settings_args)
+    strat, grid, bars, margins, settings = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
     threads = workers or os.cpu_count() or 1
     plan = preflight(strat, grid, margins, len(bars), threads, max_combos)
     n_combos, skipped = plan["combinations"], plan["skipped"]
     if not n_combos:
         raise UserError(f"--grid: no valid combination ({skipped} skipped by the strategy's rule)")
-    settings = {
-        "strategy": strat.name, "symbol": symbol, "capital": float(capital), "fee": float(fee),
-        "slippage": float(slippage), "rates": rates or {}, "liquidation": liquidation,
-        "rebalance": float(rebalance), "round_interest": bool(round_interest),
-        "stop_on_liquidation": bool(stop_on_liquidation), "stop_loss": float(stop_loss),
-        "take_profit": float(take_profit), "trailing_stop": float(trailing_stop), "path": path,
-        "rate_history": None if rate_history is None else str(rate_history),
-    }
-    if not auto_repay:  # only when set, so the id of an existing default sweep is unchanged (--resume)
-        settings.update(auto_repay=False, repay_on_flat=bool(repay_on_flat))
-    if margin_file is not None:  # a changed file is a different sweep
-        settings["margin_file"] = str(margin_file)
-        settings["margin_file_sha256"] = hashlib.sha256(Path(margin_file).read_bytes()).hexdigest()[:16]
-    if mark is not None:  # checked before any chunk runs; a changed file is a different sweep
-        frame = isinstance(mark, pd.DataFrame)
-        if frame and scheduler:
-            raise UserError("--scheduler: give the mark series as a file the workers can read")
-        cols, _ = mark_arrays(mark, bars, symbol)
-        settings["mark"] = None if frame else str(mark)
-        settings["mark_hash"] = hashlib.blake2b(b"".join(c.tobytes() for c in cols), digest_size=8).hexdigest()
-    if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
-        _rate_history(str(rate_history), rates)
-        settings["rate_history_sha256"] = hashlib.sha256(Path(rate_history).read_bytes()).hexdigest()[:16]
     out = Path(out)
     manifest = {
         "settings": settings, "grid": {k: list(v) for k, v in grid.items()}, "margins": margins,
@@ -346,7 +411,7 @@ def sweep(
             _run_dask(scheduler, bars, strategy, settings, lambda: grid_chunks(strat, grid, margins, chunk_size,
                                                                                set(todo)), out, report)
         else:
-            ctx = SweepContext(bars, strat, settings, mark if isinstance(mark, pd.DataFrame) else None)
+            ctx = SweepContext(bars, strat, settings, setup.mark)
             ctx.prepare(c for _, block in grid_chunks(strat, grid, margins, chunk_size, set(todo)) for c in block)
             _run_threads(ctx, grid_chunks(strat, grid, margins, chunk_size, set(todo)), out,
                          workers or os.cpu_count() or 1, report)
@@ -454,7 +519,9 @@ def _worker_context(bars, strategy, settings):
     return ctx
 
 
-def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report):
+def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report, task=_dask_chunk):
+    """Chunks on a Dask cluster: ``task(bars, strategy, settings, block)``
+    on a worker returns the chunk's table (``_dask_chunk``: a sweep's)."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -468,7 +535,7 @@ def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report):
         raise UserError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     try:
         remote_bars = client.scatter(bars, broadcast=True)
-        futures = {client.submit(_dask_chunk, remote_bars, strategy, settings, block, pure=False): (k, len(block))
+        futures = {client.submit(task, remote_bars, strategy, settings, block, pure=False): (k, len(block))
                    for k, block in make_chunks()}
         for fut in as_completed(futures):
             k, size = futures[fut]
@@ -485,10 +552,10 @@ class Progress:
     """The sweep's progress bar (tqdm, on stderr): combinations done, rate
     and time left.  tqdm leaves it out when stderr is not a terminal."""
 
-    def __init__(self, total, done=0, stream=None):
+    def __init__(self, total, done=0, stream=None, unit="combo", desc="sweep"):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=done, unit="combo", desc="sweep", file=stream or sys.stderr,
+        self.bar = tqdm(total=total, initial=done, unit=unit, desc=desc, file=stream or sys.stderr,
                         dynamic_ncols=True, mininterval=0.5, smoothing=0.1, disable=None)
 
     def advance(self, n):

@@ -16,6 +16,11 @@ as chunks finish, then ``sweep.parquet`` and its pictures.  Rules:
   settings differ); with ``overwrite`` too, that sweep is replaced.
 - The manifest is written to a temporary name and renamed, so it is never
   half written.
+
+The risk lab's folders follow the same rules with ``kind="risk"``
+(``risk.json`` its manifest, ``risk.parquet`` its table, the fan samples in
+``chunks/fan-NNNNN.parquet`` beside each part); a folder holding the other
+kind is refused.
 """
 import json
 import os
@@ -25,6 +30,8 @@ from pathlib import Path
 from .errors import UserError
 
 SWEEP_FILES = ("sweep.json", "sweep.parquet", "chunks", "heatmap.png", "leverage.png", "equity")
+RISK_FILES = ("risk.json", "risk.parquet", "fan.parquet", "chunks", "frontier.png", "fan.png", "report.pdf")
+FILES = {"sweep": SWEEP_FILES, "risk": RISK_FILES}
 
 
 def chunk_path(out: Path, k: int) -> Path:
@@ -35,83 +42,86 @@ def finished_chunks(out: Path) -> set:
     return {int(p.stem.split("-")[1]) for p in (out / "chunks").glob("part-*.parquet")}
 
 
-def holds_sweep(out: Path) -> bool:
-    return (out / "sweep.json").exists() or (out / "sweep.parquet").exists() or bool(finished_chunks(out))
+def holds_sweep(out: Path, kind="sweep") -> bool:
+    return (out / f"{kind}.json").exists() or (out / f"{kind}.parquet").exists() or bool(finished_chunks(out))
 
 
-def stored_manifest(out: Path):
+def stored_manifest(out: Path, kind="sweep"):
     try:
-        old = json.loads((out / "sweep.json").read_text())
+        old = json.loads((out / f"{kind}.json").read_text())
     except (OSError, ValueError):
         return None
     return old if isinstance(old, dict) else None
 
 
-def stored_chunk_size(out: Path, sweep_id: str):
+def stored_chunk_size(out: Path, sweep_id: str, kind="sweep"):
     """The chunk size a resumable sweep in ``out`` was cut into (chunk files
     are only meaningful with it), or None."""
-    old = stored_manifest(out)
+    old = stored_manifest(out, kind)
     return old.get("chunk_size") if old and old.get("id") == sweep_id else None
 
 
-def check_folder(out: Path, sweep_id: str, resume: bool, overwrite: bool):
+def check_folder(out: Path, sweep_id: str, resume: bool, overwrite: bool, kind="sweep"):
     """Refuse, before any work, a folder whose sweep would be lost or mixed."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a folder")
     if (out / "summary.json").exists():
-        raise UserError(f"--out {out}: holds a run's result (summary.json); give the sweep its own folder")
-    if not out.is_dir() or not holds_sweep(out):
+        raise UserError(f"--out {out}: holds a run's result (summary.json); give the {kind} its own folder")
+    for other in FILES:
+        if other != kind and (out / f"{other}.json").exists():
+            raise UserError(f"--out {out}: holds a {other} ({other}.json); give the {kind} its own folder")
+    if not out.is_dir() or not holds_sweep(out, kind):
         return
-    old = stored_manifest(out)
+    old = stored_manifest(out, kind)
     same = old is not None and old.get("id") == sweep_id
     if resume and (same or overwrite):
         return
     if resume:
-        raise UserError(f"--resume: {out} holds a different sweep (other grid, data or settings); "
+        raise UserError(f"--resume: {out} holds a different {kind} (other grid, data or settings); "
                         "--overwrite replaces it")
     if overwrite:
         return
     done = len(finished_chunks(out))
-    what = "the same sweep" if same else "another sweep"
-    state = "complete" if (out / "sweep.parquet").exists() else f"{done:,} finished chunks"
+    what = f"the same {kind}" if same else f"another {kind}"
+    state = "complete" if (out / f"{kind}.parquet").exists() else f"{done:,} finished chunks"
     raise UserError(f"--out {out}: holds {what} ({state}); --resume finishes it, --overwrite replaces it")
 
 
-def prepare_folder(out: Path, manifest: dict, resume: bool, overwrite: bool) -> set:
+def prepare_folder(out: Path, manifest: dict, resume: bool, overwrite: bool, kind="sweep") -> set:
     """Make ``out`` ready for the sweep ``manifest``; return the chunks
     already finished (with ``resume``).  ``check_folder`` has passed."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        old = stored_manifest(out)
+        old = stored_manifest(out, kind)
         if resume and old is not None and old.get("id") == manifest["id"]:
             (out / "chunks").mkdir(exist_ok=True)
             return finished_chunks(out)
-        if holds_sweep(out):  # overwrite: kept aside until the new sweep is complete
+        if holds_sweep(out, kind):  # overwrite: kept aside until the new sweep is complete
             keep = out / f".replaced-{(old or {}).get('id', 'unknown')}"
             keep.mkdir(exist_ok=True)
-            for name in SWEEP_FILES:
+            for name in FILES[kind]:
                 if (out / name).exists():
                     os.replace(out / name, keep / name)
         (out / "chunks").mkdir(exist_ok=True)
-        write_manifest(out, manifest)
+        write_manifest(out, manifest, kind)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
     return set()
 
 
-def write_manifest(out: Path, manifest: dict):
-    tmp = out / f".sweep.json.tmp-{os.getpid()}"
+def write_manifest(out: Path, manifest: dict, kind="sweep"):
+    tmp = out / f".{kind}.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    os.replace(tmp, out / "sweep.json")
+    os.replace(tmp, out / f"{kind}.json")
 
 
-def undo_overwrite(out: Path):
+def undo_overwrite(out: Path, kind="sweep"):
     """A new sweep (``overwrite``) failed before finishing any chunk: put the
     sweep it was replacing back as it was."""
     kept = list(out.glob(".replaced-*"))
     if len(kept) != 1 or finished_chunks(out):
         return
-    for name in SWEEP_FILES:
+    for name in FILES[kind]:
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)

@@ -4,11 +4,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..ranking import ranked
+
 
 def _best(table, keys, metric):
-    """For each value of ``keys``, the row with the best ``metric``."""
-    ranked = table.sort_values(metric, ascending=False, kind="stable")
-    return ranked.drop_duplicates(subset=keys, keep="first")
+    """For each value of ``keys``, the best row by ``metric`` (a
+    never-liquidated one when there is one: ``ranking``)."""
+    return ranked(table, metric).drop_duplicates(subset=keys, keep="first")
 
 
 def plot_heatmap(table, x, y, metric, path=None) -> Figure:
