@@ -163,3 +163,15 @@ def _clean(tmp: Path, made: list):
     for parent in reversed(made):
         with contextlib.suppress(OSError):
             parent.rmdir()
+
+
+def picture(draw, path: Path):
+    """One file drawn aside and renamed into ``path`` (a picture redrawn in a
+    folder that stays): a failure leaves the previous file as it was."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # the extension tells matplotlib the format
+    try:
+        draw(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); the previous file is unchanged") from None

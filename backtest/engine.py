@@ -20,6 +20,7 @@ from .detail import NO_DETAIL, detail_arrays
 from .errors import UserError
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, resolve_profile
+from . import writeoffs
 from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
@@ -151,13 +152,8 @@ def run(
         raise UserError("--detail: not combined with --mark (the mark series has no finer bars)")
     if detail is not None and given.limit.size:
         raise UserError("--detail: not combined with a strategy's limit orders yet")
-    if not auto_repay and given.limit.size:
-        raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
-                        "borrowing and fill assume auto-repay)")
+    exact = loans_outlive_trades(given, auto_repay)
     fine, n_fine = (NO_DETAIL, 0) if detail is None else detail_arrays(detail, bars, symbol)
-    # loans that outlive trades (auto-repay off, a limit order's borrowing): the books need the kernel's
-    # per-asset interest per bar (docs/model-choices.md "Books")
-    exact = not auto_repay or bool(given.limit.size)
     _numba_cache.announce()
     out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine, given,
                                                       quote_row=exact)
@@ -211,12 +207,8 @@ def run(
     # an account with nothing to sell whose debt is written off is no liquidation (docs/model-choices.md
     # "No empty liquidations"): a write-off, counted apart
     write_off = liqs["quantity"] == 0.0
-    if write_off.any():
-        summary["n_liquidations"] -= int(write_off.sum())
-        summary["n_write_offs"] = int(write_off.sum())
     orders_df = _records_frame(orders, index, symbol, ORDER_COLUMNS)
-    if len(orders_df):
-        orders_df.loc[(orders_df["kind"] == "liquidation") & (orders_df["quantity"] == 0.0), "kind"] = "write_off"
+    writeoffs.note(summary, write_off, orders_df)
     return Result(
         equity=equity_df,
         trades=trades,
@@ -268,6 +260,17 @@ PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-c
 
 
 N_REPAY = 4  # kernel_config's last settings: auto_repay, repay_on_flat, max borrow (base, quote)
+
+
+def loans_outlive_trades(given: Orders, auto_repay: bool) -> bool:
+    """Whether loans may outlive trades (auto-repay off, a limit order's
+    borrowing): then the books need the kernel's per-asset interest per bar
+    (``simulate_arrays(quote_row=True)``, docs/model-choices.md "Books").
+    Refuses limit orders with auto-repay off."""
+    if not auto_repay and given.limit.size:
+        raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
+                        "borrowing and fill assume auto-repay)")
+    return not auto_repay or bool(given.limit.size)
 
 
 def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",

@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import _numba_cache, kernel_multi
 from .assets import DEFAULT_DAILY_RATE, split_symbol
+from . import writeoffs
 from .books import cross_liquidation_shares, shared_quote_interest, write_offs
 from .checks import api, check_args
 from .errors import UserError
@@ -381,10 +382,8 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         bars=n, start=str(pd.Timestamp(int(seconds[0]), unit="s", tz="UTC")),
         end=str(pd.Timestamp(int(seconds[-1]), unit="s", tz="UTC")),
     )
-    write_off = write_offs_of(liqs, orders)
-    if write_off.any():  # an account with nothing to sell written off: no liquidation (as in engine.run)
-        summary["n_liquidations"] -= int(write_off.sum())
-        summary["n_write_offs"] = int(write_off.sum())
+    write_off = writeoffs.of_events(liqs, orders)
+    writeoffs.note(summary, write_off, orders_df)
     for j, name in enumerate(acct_names):
         summary[f"final_equity_{name}"] = float(out_acct[j, 0, -1])
         summary[f"n_liquidations_{name}"] = int(np.count_nonzero((liqs["account"] == j) & ~write_off))
@@ -448,21 +447,12 @@ LIQUIDATION_MULTI_COLUMNS = ["time", "account", "symbol", "trigger_price", "fill
 def _orders_frame(orders, index, symbols):
     if len(orders) == 0:
         return pd.DataFrame(columns=ORDER_MULTI_COLUMNS)
-    df = pd.DataFrame({
+    return pd.DataFrame({
         "time": index[orders["bar"]], "symbol": [symbols[s] for s in orders["symbol"]],
         "side": np.where(orders["side"] > 0, "buy", "sell"), "quantity": orders["quantity"],
         "price": orders["price"], "fee": orders["fee"], "kind": [ORDER_KINDS[k] for k in orders["kind"]],
         "capped": orders["capped"], "position_before": orders["position_before"], "position": orders["position"],
         "interest": orders["interest"]}, columns=ORDER_MULTI_COLUMNS)
-    df.loc[(df["kind"] == "liquidation") & (df["quantity"] == 0.0), "kind"] = "write_off"  # as engine.run
-    return df
-
-
-def write_offs_of(liqs, orders):
-    """Per liquidation event: True when it filled nothing (docs/model-choices.md
-    "No empty liquidations": the write-off of an account with nothing to sell)."""
-    fills = orders[(orders["kind"] == LIQUIDATION) & (orders["quantity"] > 0.0)]
-    return ~np.isin(np.arange(len(liqs)), fills["event"])
 
 
 def _liquidations_frame(liqs, orders, index, symbols, accounts):
@@ -470,7 +460,7 @@ def _liquidations_frame(liqs, orders, index, symbols, accounts):
     level, fee, equity, bad debt) repeat on its rows, ``event`` numbers it."""
     rows = []
     fills = orders[orders["kind"] == LIQUIDATION]
-    write_off = write_offs_of(liqs, orders)
+    write_off = writeoffs.of_events(liqs, orders)
     for e, rec in enumerate(liqs):
         if write_off[e]:
             continue

@@ -41,7 +41,7 @@ from .assets import daily_rates, split_symbol
 from .bootstrap import BlockBootstrap
 from .checks import _type_error, api, check_args
 from .detail import NO_DETAIL
-from .engine import _epoch_seconds, _rate_history, kernel_config, mark_arrays, simulate_arrays
+from .engine import _epoch_seconds, _rate_history, loans_outlive_trades, mark_arrays, simulate_arrays
 from .errors import UserError
 from .kernel import STATS as KERNEL_STATS
 from .grid import MARGIN_AXIS, MAX_COMBOS, iter_combinations, preflight
@@ -52,7 +52,7 @@ from .riskstats import STEPS, combination_stats, fan_stride, fan_table, sample_s
 from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
 from .sweep import (SETTING_NAMES, Progress, _atomic_parquet, _fingerprint, _kept, _run_dask, _run_threads, _Silent,
-                    prepare_settings)
+                    prepare_settings, settings_config)
 from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
                            undo_overwrite, write_manifest)
 
@@ -130,15 +130,11 @@ class RiskContext:
         self.configs = {}
 
     def config(self, margin, given: Orders):
-        s = self.settings
-        stops = tuple(given.fractions.get(k, s.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop"))
+        stops = tuple(given.fractions.get(k) for k in ("stop_loss", "take_profit", "trailing_stop"))
         key = (margin, stops)
         if key not in self.configs:
             profile = get_profile(margin, self.profiles).for_pair(self.base, self.quote)
-            self.configs[key] = kernel_config(
-                profile, s["capital"], s["fee"], s["slippage"], self.rates, s["liquidation"], s["rebalance"],
-                s["round_interest"], s["stop_on_liquidation"], *stops, s.get("path", "ohlc-heuristic"),
-                s.get("auto_repay", True), s.get("repay_on_flat", False), profile.borrow_limits(self.base, self.quote))
+            self.configs[key] = settings_config(self.settings, profile, self.base, self.quote, self.rates, given)
         return self.configs[key]
 
     def path(self, k):
@@ -165,10 +161,7 @@ class RiskContext:
                 if key not in targets:
                     targets[key] = self.strategy.orders(frame, plain)
                 given = targets[key]
-                if given.limit.size and not s.get("auto_repay", True):
-                    raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
-                                    "borrowing and fill assume auto-repay)")
-                exact = not s.get("auto_repay", True) or bool(given.limit.size)  # as run() calls the kernel
+                exact = loans_outlive_trades(given, s.get("auto_repay", True))  # as run() calls the kernel
                 out, _, liqs, _, st = simulate_arrays(seconds, o, h, lo, c, given.target,
                                                       self.config(params[MARGIN_AXIS], given), marks, NO_DETAIL,
                                                       given, quote_row=exact)

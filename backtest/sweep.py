@@ -16,6 +16,7 @@ into one reusable buffer per thread; one without them is called once per
 combination through ``targets``.
 """
 import hashlib
+import inspect
 import itertools
 import json
 import os
@@ -30,8 +31,8 @@ import pandas as pd
 
 from . import _numba_cache, kernel
 from .assets import daily_rates, split_symbol
-from .engine import (N_REPAY, _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config, mark_arrays,
-                     summary_of, symbol_of)
+from .engine import (N_REPAY, _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config,
+                     loans_outlive_trades, mark_arrays, summary_of, symbol_of)
 from .detail import NO_DETAIL
 from .rates import rate_table
 from .checks import api, check_args
@@ -174,17 +175,9 @@ class SweepContext:
         given = self.targets(params, buf)
         if not isinstance(given, Orders):
             given = Orders(given)
-        if given.limit.size and not s.get("auto_repay", True):
-            raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
-                            "borrowing and fill assume auto-repay)")
-        stops = {k: given.fractions.get(k, s.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop")}
+        loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile = get_profile(params[MARGIN_AXIS], self.profiles).for_pair(self.base, self.quote)
-        config = kernel_config(profile, s["capital"], s["fee"], s["slippage"],
-                               self.rates, s["liquidation"], s["rebalance"], s["round_interest"],
-                               s["stop_on_liquidation"], stops["stop_loss"], stops["take_profit"],
-                               stops["trailing_stop"], s.get("path", "ohlc-heuristic"),
-                               s.get("auto_repay", True), s.get("repay_on_flat", False),
-                               profile.borrow_limits(self.base, self.quote))
+        config = settings_config(s, profile, self.base, self.quote, self.rates, given)
         stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.marks, *config[:-N_REPAY], *NO_DETAIL,
                                 *given.kernel_args(), self.mark_close, *config[-N_REPAY:], None, *scratch)[4]
         summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)
@@ -199,12 +192,6 @@ class SweepContext:
         buf = np.empty(len(self.seconds))
         scratch = (np.empty((kernel.N_OUT, 0)), np.empty(1, order_dt), np.empty(1, liquidation_dt), np.empty(1, margin_call_dt))
         return pd.DataFrame([self.run_one(p, buf, scratch) for p in combos])
-
-
-# the settings a sweep (and risk, walk-forward) shares with ``run``: one signature, one settings dict
-SETTING_NAMES = ("margin", "capital", "fee", "slippage", "rates", "liquidation", "rebalance", "symbol",
-                 "round_interest", "start", "end", "stop_on_liquidation", "stop_loss", "take_profit",
-                 "trailing_stop", "path", "rate_history", "mark", "auto_repay", "repay_on_flat", "margin_file")
 
 
 @dataclass
@@ -270,6 +257,21 @@ def prepare_settings(
     return Setup(strat, grid, bars, margins, settings, custom, mark if isinstance(mark, pd.DataFrame) else None)
 
 
+def settings_config(s: dict, profile, base: str, quote: str, rates, given: Orders) -> tuple:
+    """``engine.kernel_config`` from a settings dict (``prepare_settings``')
+    for ``profile`` (already ``for_pair``), a strategy's own stop fractions
+    over the settings' ones."""
+    stops = (given.fractions.get(k, s.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop"))
+    return kernel_config(profile, s["capital"], s["fee"], s["slippage"], rates, s["liquidation"], s["rebalance"],
+                         s["round_interest"], s["stop_on_liquidation"], *stops, s.get("path", "ohlc-heuristic"),
+                         s.get("auto_repay", True), s.get("repay_on_flat", False), profile.borrow_limits(base, quote))
+
+
+# the settings a sweep (and risk, walk-forward) shares with ``run``: prepare_settings' keywords
+SETTING_NAMES = tuple(n for n, p in inspect.signature(prepare_settings).parameters.items()
+                      if p.kind is p.KEYWORD_ONLY and n != "scheduler")
+
+
 def run_settings(settings: dict) -> dict:
     """The settings dict as ``backtest.run``'s keyword arguments (what a
     walk-forward test span and the tests run with)."""
@@ -279,7 +281,6 @@ def run_settings(settings: dict) -> dict:
     out = {k: settings[k] for k in keys if settings.get(k) is not None}
     out["symbol"] = settings["symbol"]
     return out
-
 
 
 @dataclass

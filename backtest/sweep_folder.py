@@ -27,6 +27,7 @@ import os
 import shutil
 from pathlib import Path
 
+from .atomic import picture
 from .errors import UserError
 
 SWEEP_FILES = ("sweep.json", "sweep.parquet", "chunks", "heatmap.png", "leverage.png", "equity")
@@ -166,21 +167,11 @@ def redraw_sweep(folder: Path, rank="sharpe", heatmap=None) -> list:
         raise UserError(f"--heatmap {heatmap}: name two grid axes of the sweep ({', '.join(axes) or 'none'})")
     wrote = []
     if len(pair) == 2:
-        _picture(lambda p: plot_heatmap(table, pair[0], pair[1], rank, p), folder / "heatmap.png")
+        picture(lambda p: plot_heatmap(table, pair[0], pair[1], rank, p), folder / "heatmap.png")
         wrote.append(f"wrote {folder / 'heatmap.png'}")
     if "leverage" in table.columns and table["leverage"].nunique() > 1:
-        _picture(lambda p: plot_leverage(table, "leverage", rank, p), folder / "leverage.png")
+        picture(lambda p: plot_leverage(table, "leverage", rank, p), folder / "leverage.png")
         wrote.append(f"wrote {folder / 'leverage.png'}")
     if not wrote:
         wrote.append(f"{folder}: no axis with several values; nothing to draw")
     return wrote
-
-
-def _picture(draw, path: Path):
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # the extension tells matplotlib the format
-    try:
-        draw(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); the previous picture is unchanged") from None

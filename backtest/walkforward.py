@@ -16,9 +16,9 @@ the walk: later windows are not run.
 Writes into ``out``: ``walkforward.csv`` (per window: spans, the chosen
 parameters, in-sample ``is_*`` and out-of-sample ``oos_*`` metrics),
 ``walkforward.parquet`` (the stitched out-of-sample equity per bar),
-``walkforward.png`` and ``walkforward.json`` (settings).  Each file is
-written aside and renamed; a folder holding a walk-forward is refused
-without ``overwrite``, one holding another result always.
+``walkforward.png`` and ``walkforward.json`` (settings), written aside and
+swapped in whole (``atomic.replacing``); a folder holding a walk-forward is
+refused without ``overwrite``, one holding another result always.
 """
 import json
 import os
@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import replacing
 from .engine import _epoch_seconds, numeric_summary_keys, run
 from .errors import UserError
 from .grid import MARGIN_AXIS, iter_combinations, preflight
 from .ranking import ranked
 from .spans import bar_spacing, parse_duration
-from .sweep import Progress, SweepContext, _atomic_parquet, _Silent, prepare_settings, run_settings
+from .sweep import Progress, SweepContext, _Silent, prepare_settings, run_settings
 
 METRICS = ("total_return", "max_drawdown", "sharpe", "n_liquidations", "final_equity")
 _PART = re.compile(r"^\s*(train|test)\s*=\s*([^,=]+?)\s*$")
@@ -64,8 +65,8 @@ def parse_spec(spec) -> tuple:
     if extra or missing:
         what = f"unknown {extra[0]}" if extra else f"missing {missing[0]}"
         raise UserError(f"--walk-forward {text}: {what}; expected train=DURATION,test=DURATION")
-    return (parse_duration(parts["train"], f"--walk-forward train="),
-            parse_duration(parts["test"], f"--walk-forward test="), text)
+    return (parse_duration(parts["train"], "--walk-forward train="),
+            parse_duration(parts["test"], "--walk-forward test="), text)
 
 
 def spans(seconds: np.ndarray, train: int, test: int) -> list:
@@ -192,19 +193,12 @@ def _check_out(out: Path, overwrite: bool):
 
 
 def write_folder(out: Path, table, stitched, manifest):
-    """The four files, each written aside and renamed (the manifest last)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".walkforward.csv.tmp-{os.getpid()}"
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, out / "walkforward.csv")
-        _atomic_parquet(stitched, out / "walkforward.parquet")
-        _draw(out, table, manifest["rank"])
-        tmp = out / f".walkforward.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        os.replace(tmp, out / "walkforward.json")
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    """The four files, written aside and swapped in whole (``atomic``)."""
+    with replacing(out) as tmp:
+        table.to_csv(tmp / "walkforward.csv", index=False)
+        stitched.to_parquet(tmp / "walkforward.parquet", index=False)
+        _draw(tmp, table, manifest["rank"])
+        (tmp / "walkforward.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def _draw(out: Path, table, rank):

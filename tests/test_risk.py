@@ -14,6 +14,7 @@ from backtest.bootstrap import BlockBootstrap
 from backtest.cli import main
 from backtest.errors import UserError
 from backtest.riskstats import combination_stats, expected_shortfall, wilson
+from test_sweep_safety import _StopAfter
 
 ROOT = Path(__file__).resolve().parent.parent
 BTC = ROOT / "data" / "BTCUSDT-1h.parquet"
@@ -138,19 +139,6 @@ def test_bootstrap_is_reproducible_whatever_the_chunks_and_seeds_agree(tmp_path)
         assert y["p_liquidation_low"] <= x["p_liquidation"] <= y["p_liquidation_high"]
         assert x["p_liquidation_low"] <= y["p_liquidation"] <= x["p_liquidation_high"]
     assert a.stats["p_liquidation"].iloc[1] > 0.05  # 5x on 30-day paths: something to compare
-
-
-class _StopAfter:
-    def __init__(self, n):
-        self.left = n
-
-    def advance(self, k):
-        self.left -= 1
-        if self.left == 0:
-            raise KeyboardInterrupt
-
-    def finish(self):
-        pass
 
 
 def test_an_interrupted_risk_run_resumes_to_the_same_result_and_is_never_overwritten_silently(tmp_path, capsys):

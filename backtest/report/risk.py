@@ -4,7 +4,6 @@ fan, the report's "risk" page, and in-sample vs out-of-sample per window.
 Only ``matplotlib.figure.Figure`` (no pyplot); imported by the risk lab and
 ``backtest report`` only when they draw.
 """
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from ..errors import UserError
+from ..atomic import picture
 from .common import A4, BLUE, GREY, MONO, RED, fmt_num, legend, money_axis, title
 
 MAX_FANS = 12  # panels of fan.png; the rest are in fan.parquet
@@ -187,15 +186,3 @@ def walkforward_figure(windows: pd.DataFrame, metric: str, size=(9.0, 4.8)) -> F
     title(ax, "walk-forward: the training span's best combination, in and out of sample")
     legend(ax)
     return fig
-
-
-def picture(draw, path: Path):
-    """Draw into a temporary name beside ``path`` and rename: a failure
-    leaves the previous file as it was."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # the extension tells matplotlib the format
-    try:
-        draw(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); the previous file is unchanged") from None

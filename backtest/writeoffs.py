@@ -1,0 +1,26 @@
+"""Write-offs: an account with nothing left to sell whose debt exceeds its
+cash.  The kernel records them as liquidation events that filled nothing;
+the result tables show them apart (docs/model-choices.md "No empty
+liquidations"): not in ``liquidations``, order kind ``write_off``, counted
+in ``summary["n_write_offs"]`` and not in ``n_liquidations``."""
+import numpy as np
+
+from .records import LIQUIDATION
+
+
+def of_events(liqs, orders) -> np.ndarray:
+    """Per liquidation event: True when none of its fills traded anything
+    (``orders`` with an ``event`` column: several symbols)."""
+    fills = orders[(orders["kind"] == LIQUIDATION) & (orders["quantity"] > 0.0)]
+    return ~np.isin(np.arange(len(liqs)), fills["event"])
+
+
+def note(summary: dict, write_off: np.ndarray, orders_df) -> None:
+    """Count the write-offs apart in ``summary`` and name their fills in the
+    orders table."""
+    n = int(np.count_nonzero(write_off))
+    if n:
+        summary["n_liquidations"] -= n
+        summary["n_write_offs"] = n
+    if len(orders_df):
+        orders_df.loc[(orders_df["kind"] == "liquidation") & (orders_df["quantity"] == 0.0), "kind"] = "write_off"
