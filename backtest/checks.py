@@ -240,16 +240,24 @@ def check_args(args: dict):
 
 def profile_arg(p):
     """A ``Profile`` built in Python: the ranges ``--margin-file`` enforces."""
+    from .profiles import MODES, VENUES
+
     def bad(key, rule):
         return UserError(f"margin=Profile({p.name!r}): {key} {getattr(p, key)!r} {rule}")
 
     for key in ("max_leverage", "liquidation_ml", "liquidation_fee", "mmr"):
         if not _is_number(getattr(p, key)) or not np.isfinite(getattr(p, key)):
             raise _type_error(f"margin=Profile({p.name!r}).{key}", getattr(p, key), "a finite number")
+    if p.mode not in MODES:
+        raise bad("mode", f"must be one of {', '.join(MODES)}")
+    if p.venue not in VENUES:
+        raise bad("venue", f"is not a known venue ({', '.join(VENUES)})")
     if not p.max_leverage > 1.0:
         raise bad("max_leverage", "must be > 1")
     if not 0.0 <= p.mmr < 1.0:
         raise bad("mmr", "must be in [0, 1) (0: a classic profile)")
+    if p.pro and p.isolated:
+        raise bad("mode", "is isolated, but Cross Margin Pro (mmr) is a cross account")
     if not 0.0 <= p.liquidation_fee < 1.0:
         raise bad("liquidation_fee", "must be in [0, 1)")
     if not (p.liquidation_ml > 0.0 if p.pro else p.liquidation_ml >= 1.0):

@@ -306,18 +306,22 @@ def cmd_run_multi(args, paths) -> int:
     unsupported = [flag for flag, on in (
         ("--stop-loss", args.stop_loss), ("--take-profit", args.take_profit), ("--trailing-stop", args.trailing_stop),
         ("--mark", args.mark), ("--rates", args.rates), ("--bound", args.bound), ("--symbol", args.symbol),
-        ("--path", args.path != "ohlc-heuristic"), ("--detail", args.detail), ("--margin-file", args.margin_file),
+        ("--path", args.path != "ohlc-heuristic"), ("--detail", args.detail),
         ("--no-auto-repay", args.no_auto_repay), ("--repay-on-flat", args.repay_on_flat)) if on]
     if unsupported:
         raise UserError(f"{unsupported[0]}: not supported with several symbols yet")
     if args.out:
         check_target(Path(args.out))
     margin = args.margin or "cross-3x"
+    if args.margin is None and args.margin_file:  # as with one symbol: the file's only profile
+        from .profiles import resolve_profile
+
+        margin = resolve_profile(None, args.margin_file).name
     result = run_multi(paths, args.strategy, parse_params(args.param), margin=margin,
                        allocation=args.allocation, capital=args.capital, fee=args.fee, slippage=args.slippage,
                        rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance,
                        start=args.start, end=args.end, stop_on_liquidation=args.stop_on_liquidation,
-                       round_interest=not args.no_interest_rounding)
+                       round_interest=not args.no_interest_rounding, margin_file=args.margin_file)
     for path in paths:
         from .data import load_ohlcv
 

@@ -4,6 +4,8 @@ One or more named profiles, each a ``[profiles.NAME]`` table::
 
     [profiles.my-cross-4x]
     base = "cross-3x"          # optional: start from a built-in profile
+    mode = "cross"             # or "isolated"; required unless base gives it
+    venue = "binance-margin"   # optional: the only venue so far
     max_leverage = 4           # or initial_ml = 1.3333 (one of the two)
     margin_call_ml = 1.2       # optional: no margin calls without it
     liquidation_ml = 1.1
@@ -23,11 +25,11 @@ import tomllib
 from pathlib import Path
 
 from .errors import UserError
-from .profiles import PROFILES, Profile
+from .profiles import MODES, PROFILES, VENUE, VENUES, Profile
 
 NUMBERS = ("max_leverage", "initial_ml", "margin_call_ml", "liquidation_ml", "liquidation_fee", "mmr")
 TABLES = ("asset_mmr", "max_borrow")
-KEYS = ("base", *NUMBERS, *TABLES)
+KEYS = ("base", "mode", "venue", *NUMBERS, *TABLES)
 
 
 def load_profiles(path) -> dict:
@@ -73,12 +75,22 @@ def _profile(path, name, body) -> Profile:
         if not isinstance(body["base"], str) or body["base"] not in PROFILES:
             raise bad("base", f"{body['base']!r} is not a built-in profile ({', '.join(PROFILES)})")
         base = PROFILES[body["base"]]
+    mode = body.get("mode", base.mode if base else None)
+    if mode is None:
+        raise bad("mode", "missing: say \"cross\" or \"isolated\" (or base = a built-in profile)")
+    if mode not in MODES:
+        raise bad("mode", f"{mode!r} is not one of {', '.join(MODES)}")
+    venue = body.get("venue", base.venue if base else VENUE)
+    if venue not in VENUES:
+        raise bad("venue", f"{venue!r} is not a known venue ({', '.join(VENUES)})")
     tables = {key: _asset_table(body.get(key, {}), lambda problem, k=key: bad(k, problem)) for key in TABLES}
 
     mmr = fields.get("mmr", base.mmr if base else 0.0)
     if "mmr" in fields and not 0.0 < mmr < 1.0:
         raise bad("mmr", f"{mmr:g} must be in (0, 1)")
     pro = mmr > 0.0
+    if pro and mode == "isolated":
+        raise bad("mode", "Cross Margin Pro (mmr) is a cross account; isolated margin has no Pro mode")
     for asset, rate in tables["asset_mmr"]:
         if not pro:
             raise bad("asset_mmr", "per-asset MMRs need a Cross Margin Pro profile (set mmr)")
@@ -114,7 +126,7 @@ def _profile(path, name, body) -> Profile:
         raise bad("liquidation_fee", f"{fee:g} must be in [0, 1)")
     if not (liq > 0.0 if pro else liq >= 1.0):
         raise bad("liquidation_ml", f"{liq:g} must be {'> 0' if pro else '≥ 1'}")
-    profile = Profile(name, leverage, call, liq, fee, mmr, tables["asset_mmr"], tables["max_borrow"])
+    profile = Profile(name, leverage, call, liq, fee, mmr, tables["asset_mmr"], tables["max_borrow"], mode, venue)
     initial, restore = profile.initial_ml, profile.restore_ml
     if call is not None and not liq < call < initial:
         raise bad("margin_call_ml", f"{call:g} must lie between liquidation_ml ({liq:g}) and the initial ML "

@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass, replace
 from .errors import UserError
 from .rules import classic_margin_level
 
+VENUE = "binance-margin"
+VENUES = (VENUE,)
+MODES = ("cross", "isolated")
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -30,6 +34,12 @@ class Profile:
     mmr: float = 0.0  # Cross Margin Pro's maintenance-margin rate; 0 = a classic profile
     asset_mmr: tuple = ()  # ((asset, rate), ...): Pro's MMR of those assets, the others ``mmr``
     max_borrow: tuple = ()  # ((asset, amount), ...): the most principal of an asset owed at once
+    mode: str = "cross"  # "cross" (one account shared by every cross symbol) or "isolated" (one per symbol)
+    venue: str = VENUE  # whose rules: Binance spot margin is the only venue so far
+
+    @property
+    def isolated(self) -> bool:
+        return self.mode == "isolated"
 
     @property
     def pro(self) -> bool:
@@ -80,10 +90,12 @@ class Profile:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Profile":
-        """The inverse of ``as_dict`` (``run.json``)."""
+        """The inverse of ``as_dict`` (``run.json``); a ``run.json`` written
+        before profiles stated their mode took it from the name."""
+        mode = d.get("mode") or ("isolated" if d["name"].startswith("isolated") else "cross")
         return cls(d["name"], d["max_leverage"], d["call_ml"], d["liquidation_ml"], d["liquidation_fee"],
                    d.get("mmr", 0.0), tuple(tuple(x) for x in d.get("asset_mmr") or ()),
-                   tuple(tuple(x) for x in d.get("max_borrow") or ()))
+                   tuple(tuple(x) for x in d.get("max_borrow") or ()), mode, d.get("venue", VENUE))
 
 
 PROFILES = {
@@ -91,9 +103,9 @@ PROFILES = {
     for p in (
         Profile("cross-3x", 3.0, 1.3, 1.1, 0.02),
         Profile("cross-5x", 5.0, 1.16, 1.1, 0.02),
-        Profile("isolated-3x", 3.0, 1.22, 1.18, 0.02),
-        Profile("isolated-5x", 5.0, 1.19, 1.15, 0.02),
-        Profile("isolated-10x", 10.0, 1.1, 1.05, 0.02),
+        Profile("isolated-3x", 3.0, 1.22, 1.18, 0.02, mode="isolated"),
+        Profile("isolated-5x", 5.0, 1.19, 1.15, 0.02, mode="isolated"),
+        Profile("isolated-10x", 10.0, 1.1, 1.05, 0.02, mode="isolated"),
         Profile("cross-pro-10x", 10.0, None, 1.0, 0.03, mmr=0.05),
         Profile("cross-pro-20x", 20.0, None, 1.0, 0.03, mmr=0.05),
     )

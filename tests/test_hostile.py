@@ -84,9 +84,9 @@ def world(tmp_path_factory):
     (d / "afile.txt").write_text("not a folder")
     for name, text in STRATEGIES.items():
         (d / name).write_text(text)
-    (d / "mmr5.toml").write_text("[profiles.x]\nmax_leverage = 5\nliquidation_ml = 1.0\nliquidation_fee = 0.02\n"
+    (d / "mmr5.toml").write_text("[profiles.x]\nmode = \"cross\"\nmax_leverage = 5\nliquidation_ml = 1.0\nliquidation_fee = 0.02\n"
                                  "mmr = 5\n")
-    (d / "mmr_half.toml").write_text("[profiles.x]\nmax_leverage = 5\nliquidation_ml = 1.0\n"
+    (d / "mmr_half.toml").write_text("[profiles.x]\nmode = \"cross\"\nmax_leverage = 5\nliquidation_ml = 1.0\n"
                                      "liquidation_fee = 0.02\nmmr = 0.5\n")
     good = d / "good"
     assert main(["run", "--data", str(data), "--out", str(good), "--strategy", "sma_cross",

@@ -17,6 +17,7 @@ from reference import simulate
 EXAMPLE = "data/profiles-example.toml"
 GOOD = """
 [profiles.mine]
+mode = "cross"
 max_leverage = 4
 margin_call_ml = 1.2
 liquidation_ml = 1.1
@@ -59,7 +60,7 @@ def test_single_profile_is_picked_without_margin(tmp_path):
 
 
 BAD = [
-    ("[profiles.mine]\nmax_leverage = 4\nliquidation_ml = 1.1\nliquidation_fee = 0.02\ncolour = 1\n",
+    ("[profiles.mine]\nmode = \"cross\"\nmax_leverage = 4\nliquidation_ml = 1.1\nliquidation_fee = 0.02\ncolour = 1\n",
      "profile 'mine': colour: unknown key"),
     (GOOD.replace("max_leverage = 4", 'max_leverage = "4"'), "profile 'mine': max_leverage: expected a number"),
     (GOOD.replace("max_leverage = 4", "max_leverage = true"), "profile 'mine': max_leverage: expected a number"),
@@ -114,7 +115,7 @@ def test_missing_file_and_unknown_name(tmp_path, capsys):
 
 
 def test_different_mmrs_of_the_pair_are_refused(tmp_path, capsys):
-    path = _file(tmp_path, "[profiles.p]\nmax_leverage = 5\nliquidation_ml = 1.0\nliquidation_fee = 0.03\n"
+    path = _file(tmp_path, "[profiles.p]\nmode = \"cross\"\nmax_leverage = 5\nliquidation_ml = 1.0\nliquidation_fee = 0.03\n"
                            "mmr = 0.05\n[profiles.p.asset_mmr]\nBTC = 0.1\n")
     assert main(["run", "--margin-file", str(path), "--no-report", "--end", "2018-01-02"]) == 2
     err = capsys.readouterr().err
