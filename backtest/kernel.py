@@ -248,8 +248,12 @@ def simulate(
                     n_liqs += 1
                     liq_fees += f
                     bad_debt += b
-                    liquidated = True
-                    pending = np.nan
+                    # the order decided at the last close still follows (step 3), unless the run stops
+                    # here or it was a rebalance; a target change ends the suspension, so only a
+                    # dropped order leaves the position suspended
+                    if stop_on_liquidation or pending_kind == REBALANCE or pending != pending:
+                        liquidated = True
+                        pending = np.nan
 
         # 3. the order decided at the last close
         pb0 = st[PB]

@@ -104,7 +104,7 @@ LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE = range(7)
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
-FEE, SLIP, FULL, ROUND = range(4)
+FEE, SLIP, FULL, ROUND, STOP = range(5)
 # scratch rows ``scr[r]`` of a cross step
 CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG = range(8)
 # rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
@@ -117,6 +117,17 @@ def _note(ss, sa, s, a, cb, cq, price):
     ss[s, INT_BASE] += cb
     sa[a, INT_QUOTE] += cq
     sa[a, PAID] += cb * price + cq
+
+
+@njit(cache=True)
+def _follows_gap(ss, s, stop):
+    """After a gap liquidation: does symbol s's pending order still execute
+    at this open?  A signal (a target change) does, unless the run stops at
+    a liquidation; a rebalance is dropped (docs/model-choices.md)."""
+    if stop or ss[s, KIND] == REBALANCE or ss[s, PENDING] != ss[s, PENDING]:
+        ss[s, PENDING] = np.nan
+        return False
+    return True
 
 
 @njit(cache=True)
@@ -145,8 +156,7 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, l
         if _assets(st, o) <= mlr * _debt(st, o) and _single_liquidation(
                 st, i, a, s, o, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, True, orders, liqs,
                 tot):
-            liquidated = True
-            ss[s, PENDING] = np.nan
+            liquidated = not _follows_gap(ss, s, cfg[STOP] != 0.0)
     # 3. the order decided at the last close
     pb0 = st[PB]
     pq0 = st[PQ]
@@ -286,9 +296,10 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
         for k in range(m):
             scr[TRIG, k] = scr[CUR, k]
         if _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot):
-            liquidated = True
             for k in range(m):
-                ss[syms[a, k], PENDING] = np.nan
+                if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
+                    ss[syms[a, k], SUSPENDED] = 1.0
+            liquidated = cfg[STOP] != 0.0  # (the run stops)
     # 3. pending orders in symbol order
     for k in range(m):
         scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
@@ -580,7 +591,8 @@ def simulate_multi(
         lv[a, MLR] = liquidation_ml[a]
         lv[a, LIQ_FEE] = liquidation_fee[a]
         lv[a, RESTORE] = restore_ml[a]
-    cfg = np.array([fee, slippage, 1.0 if full_liquidation else 0.0, 1.0 if round_interest else 0.0])
+    cfg = np.array([fee, slippage, 1.0 if full_liquidation else 0.0, 1.0 if round_interest else 0.0,
+                    1.0 if stop_on_liquidation else 0.0])
     rates = np.empty(n_sym + 1)
     rates[:n_sym] = rate_base
     rates[n_sym] = rate_quote

@@ -45,12 +45,13 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
     if paid_by_asset is None:
         paid_by_asset = (np.zeros(len(close)), np.zeros(len(close)))
     paid_b, paid_q = paid_by_asset
+    later = _later_openings(orders, exact)
     rows = []
     cur = None
     bad_debts = iter(bad_debts)
     flat = {"interest": 0.0, "fees": 0.0}  # the books of no trade (see flat_costs)
     liq_fees = None if liq_fees is None else iter(liq_fees)
-    for rec in orders:
+    for k, rec in enumerate(orders):
         # before, not the last fill's position: a short's base interest grows it in between
         prev, pos, bar = float(rec["position_before"]), float(rec["position"]), int(rec["bar"])
         q, price, side, fee = float(rec["quantity"]), float(rec["price"]), int(rec["side"]), float(rec["fee"])
@@ -104,12 +105,14 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
             cur["fees"] += fee * share
             cur["exit_q"] += closing
             cur["exit_v"] += closing * price
-            if ends:  # the fill's own borrow charge goes to the trade it opens, if it opens one
+            if ends:  # the borrow charges of this fill and of later ones in its bar go to the trades they open
                 own = 1.0 if opening > 0.0 else 0.0
-                cur["interest"] += interest_paid[bar] - interest_paid[cur["entry_bar"]] - own * float(rec["interest"])
-                cur["ib"] += paid_b[bar] - paid_b[cur["entry_bar"]] - (own * float(rec["charge"]) if side < 0 else 0.0)
-                cur["iq"] += paid_q[bar] - paid_q[cur["entry_bar"]] - (own * float(rec["charge"]) if side > 0 else 0.0)
-                if exact and rec["kind"] in (SIGNAL, REBALANCE):  # its bar's step 4 came after it
+                v, b, qq, step4 = later[k]
+                cur["interest"] += (interest_paid[bar] - interest_paid[cur["entry_bar"]] - own * float(rec["interest"])
+                                    - v)
+                cur["ib"] += paid_b[bar] - paid_b[cur["entry_bar"]] - (own * float(rec["charge"]) if side < 0 else 0.0) - b
+                cur["iq"] += paid_q[bar] - paid_q[cur["entry_bar"]] - (own * float(rec["charge"]) if side > 0 else 0.0) - qq
+                if exact and (rec["kind"] in (SIGNAL, REBALANCE) or step4):  # its bar's step 4 came after it
                     cur["interest"] -= after_v[bar]
                     cur["ib"] -= after_b[bar]
                     cur["iq"] -= after_q[bar]
@@ -149,6 +152,27 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
         rows.append(_row(cur, last, "end", times, symbol, exact))
     out = pd.DataFrame(rows, columns=TRADE_COLUMNS)
     out.attrs["flat"] = flat
+    return out
+
+
+def _later_openings(orders, exact):
+    """Per fill: what the fills after it in the same bar that open a trade
+    charged at their borrow (quote value, base, quote), and whether one of
+    them is a market order (its bar's step 4 came after it).  A trade that
+    ends at a fill leaves them to the trades they open: a gap liquidation
+    comes before the bar's order (docs/model-choices.md, step 2)."""
+    out = np.zeros((len(orders), 4))
+    acc = np.zeros(4)
+    for k in range(len(orders) - 1, -1, -1):
+        rec = orders[k]
+        if k + 1 < len(orders) and orders[k + 1]["bar"] != rec["bar"]:
+            acc = np.zeros(4)
+        out[k] = acc
+        prev, pos = float(rec["position_before"]), float(rec["position"])
+        if pos != 0.0 and (prev == 0.0 or np.sign(pos) != np.sign(prev)):
+            charge = float(rec["charge"])
+            acc = acc + (float(rec["interest"]), charge if rec["side"] < 0 else 0.0, charge if rec["side"] > 0 else 0.0,
+                         1.0 if exact and rec["kind"] in (SIGNAL, REBALANCE) else 0.0)
     return out
 
 

@@ -821,8 +821,10 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             if order is not None:
                 cancel()
             if do_liquidation(i, mo, _is_long_like(acct, mlr), o, o):  # best from the traded open
-                pending = None
-                suspended = True
+                # the strategy's new target still executes after it (step 3); a rebalance does not
+                if pending is None or pending[1] == "rebalance":
+                    pending = None
+                    suspended = True
 
         # 3. pending market order at the open
         pb_before, pq_before = acct.pb, acct.pq

@@ -131,7 +131,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             acct = Book(cap, len(syms), round_interest)
         states.append({"prof": prof, "syms": list(syms), "acct": acct, "t_prev": None, "paid": 0.0,
                        "prev_close_ml": INF, "halted": False, "eq": float(cap), "debt": 0.0, "owed": 0.0,
-                       "ml": INF})
+                       "ml": INF, "suspended": suspended, "stop": stop_on_liquidation})
 
     for i in range(n):
         t = int(timestamps[i])
@@ -211,6 +211,18 @@ def _position(acct, syms, s):
 
 
 # ------------------------------------------------------------------ one symbol
+def _after_gap(stt, syms, pending):
+    """A gap liquidation comes before the orders at that open, which then
+    follow: a symbol's new target (a signal) still executes; a rebalance is
+    dropped and the symbol suspended.  If the run stops at a liquidation,
+    nothing follows.  Returns whether the run halts."""
+    for s in syms:
+        if stt["stop"] or pending[s] is None or pending[s][1] == "rebalance":
+            pending[s] = None
+            stt["suspended"][s] = True
+    return stt["stop"]
+
+
 def _step_one(i, t, a, stt, s, opens, highs, lows, closes, slippage, fee, prof, mode, pending, orders,
               liquidations, margin_calls, int_base, int_quote, out):
     """MC "Order of events in bar i" for an account with one symbol."""
@@ -233,8 +245,7 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, slippage, fee, prof, 
     if acct.has_debt() and acct.margin_level(o) <= mlr:
         long_like = _long_like(acct.hb, acct.pb + acct.ib, mlr)
         if _liq_one(i, a, s, acct, o, long_like, True, slippage, prof, mode, orders, liquidations):
-            pending[s] = None
-            liquidated = True
+            liquidated = _after_gap(stt, [s], pending)
     # 3.
     pb0, pq0 = acct.pb, acct.pq
     if pending[s] is not None:
@@ -428,9 +439,7 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close,
     # 2. gap liquidation at the current prices
     if book.has_debt() and book.ml(cur) <= mlr:
         if _liq_cross(i, a, syms, book, cur, tradable, True, slippage, prof, mode, orders, liquidations):
-            for s in syms:
-                pending[s] = None
-            liquidated = True
+            liquidated = _after_gap(stt, syms, pending)
     # 3. pending orders in symbol order
     pb0 = [b[1] for b in book.base]
     pq0 = book.pq

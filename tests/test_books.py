@@ -321,3 +321,19 @@ def test_no_liquidation_record_has_zero_quantity(sc):
     zero = res.liquidations[res.liquidations["quantity"] == 0.0]
     assert zero.empty, f"{len(zero)} liquidation rows with quantity 0, first at {zero['time'].iloc[0]}\n" \
                        f"scenario={sc!r}"
+
+
+@pytest.mark.parametrize("auto_repay", [True, False])
+@pytest.mark.parametrize("liquidation", ["partial", "full"])
+@pytest.mark.parametrize("second", [-1.0, 2.0])
+def test_a_trade_opened_after_a_gap_liquidation_in_the_same_bar_balances(second, liquidation, auto_repay):
+    # the gap liquidation at bar 3's open ends (or cuts) the long, then the new
+    # target's order opens the next trade at the same open: its borrow charge (and,
+    # auto-repay off, the bar's step-4 hour) is the new trade's, not the old one's
+    bars = bars_of([30_000, 30_000, 30_000, 21_500, 21_500, 21_500])
+    res = backtest.run(bars, np.array([3.0, np.nan, second, np.nan, np.nan, np.nan]), symbol="BTCUSDT", fee=0.001,
+                       rates={"BTC": 0.01, "USDT": 0.01}, liquidation=liquidation, auto_repay=auto_repay)
+    assert res.orders["kind"].tolist() == ["signal", "liquidation", "signal"]
+    assert_books_balance(res, 10_000.0)
+    # the new trade carries its own borrow charge
+    assert res.trades["interest"].iloc[-1] >= res.orders["interest"].iloc[-1] >= 0.0

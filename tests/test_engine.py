@@ -72,11 +72,40 @@ def test_gap_through_the_liquidation_price_fills_at_the_open_and_books_bad_debt(
     assert res.equity["equity"].iloc[-1] == 0.0
 
 
-def test_gap_liquidation_cancels_the_pending_order():
+GAP = make_bars([30_000, 30_000, 30_000, 21_500, 21_500, 21_500])
+
+
+def test_a_gap_liquidation_comes_before_the_pending_order_which_then_executes():
+    # long 3x: 1 BTC at 30,000, 20,000 owed. The target turns to −1 at bar 2's
+    # close; bar 3 opens at 21,500 (ML 1.075 ≤ 1.1): the liquidation comes first
+    # (fee 2 % × 21,500 = 430; partial to ML 1.5 sells
+    # (1.5·20,430 − 21,500) / (21,500·0.5) BTC), leaving equity 1,070; then the
+    # short of 1 × 1,070 at 21,500 follows at the same open (issue 11 item 5)
+    res = run(GAP, [3, NAN, -1, NAN, NAN, NAN])
+    assert res.orders["kind"].tolist() == ["signal", "liquidation", "signal"]
+    liq = res.liquidations.iloc[0]
+    assert liq.gap and liq.fill_price == 21_500.0 and liq.fee == pytest.approx(430.0, rel=1e-12)
+    assert liq.quantity == pytest.approx(9_145.0 / 10_750.0, rel=1e-12)
+    assert liq.equity_after == pytest.approx(1_070.0, rel=1e-12)
+    assert res.equity["position"].iloc[3] == pytest.approx(-1_070.0 / 21_500.0, rel=1e-12)
+    assert res.equity["equity"].iloc[-1] == pytest.approx(1_070.0, rel=1e-12)
+
+
+def test_after_a_gap_liquidation_a_full_one_leaves_nothing_to_trade():
     bars = make_bars([30_000, 30_000, 30_000, (18_000, 18_500, 17_000, 18_000), 18_000])
     res = run(bars, [3, NAN, -1, NAN, NAN], liquidation="full")
+    assert res.orders["kind"].tolist() == ["signal", "liquidation"]  # the −1 of nothing is no order
+    assert res.equity["position"].iloc[-1] == 0.0
+
+
+def test_a_gap_liquidation_drops_a_pending_rebalance_and_stop_drops_the_signal():
+    # a repeated 3 with --rebalance: bar 2's drift order is dropped at the gap, and
+    # rebalancing stays suspended until the target changes
+    drift = make_bars([30_000, 30_000, 33_000, 21_500, 21_500, 21_500])
+    res = run(drift, [3, 3, 3, 3, 3, 3], rebalance=0.05)
     assert res.orders["kind"].tolist() == ["signal", "liquidation"]
-    assert res.equity["position"].iloc[-1] == 0.0  # stays closed until the target changes
+    stopped = run(GAP, [3, NAN, -1, NAN, NAN, NAN], stop_on_liquidation=True)
+    assert stopped.orders["kind"].tolist() == ["signal", "liquidation"]
 
 
 def test_short_is_liquidated_on_the_high():

@@ -285,3 +285,23 @@ def test_report_marks_one_cross_event_once_and_each_symbols_fill():
              if a.get_gid() == "liquidations-price"]
     # each symbol's fill on its own line, relative to its first close: BTC 1.0, ETH 866.67 / 2,000
     assert sorted(float(f.get_ydata()[0]) for f in fills) == pytest.approx([2_600.0 / 3.0 / 2_000.0, 1.0])
+
+
+@pytest.mark.parametrize("margin", ["cross-3x", "isolated-3x"])
+def test_a_gap_liquidation_comes_before_the_pending_orders_which_then_execute(margin):
+    # ETH gaps from 2,000 to 780 at bar 3's open, after its target turned 0 at
+    # bar 2's close: the liquidation comes first, then ETH's order sells what is
+    # left at the same open (issue 11 item 5); BTC has no new target and keeps
+    # what the liquidation left it
+    eth = bars([flat(2_000.0)] * 3 + [flat(780.0)] * 2)
+    btc = bars([flat(20_000.0)] * 5)
+    targets = pd.DataFrame({"BTCUSDT": [1.0] * 5, "ETHUSDT": [1.5, 1.5, 0.0, 0.0, 0.0]}, index=btc.index)
+    res = run_multi({"BTCUSDT": btc, "ETHUSDT": eth}, targets, margin=margin, capital=10_000.0, **NO_COSTS)
+    orders = res.orders
+    at3 = orders[orders["time"] == btc.index[3]]
+    assert (at3["kind"].iloc[:-1] == "liquidation").all() and len(at3) >= 2
+    last = at3.iloc[-1]
+    assert (last["kind"], last["symbol"], last["side"], last["price"]) == ("signal", "ETHUSDT", "sell", 780.0)
+    assert res.equity["position_ETHUSDT"].iloc[3] == 0.0
+    assert res.liquidations["gap"].all()
+    assert (orders["kind"] == "signal").sum() == 3  # nothing else follows
