@@ -59,14 +59,15 @@ STOPS = {"stop_loss": 0.02, "take_profit": 0.03}  # bench --stops: on every trad
 
 def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", stops=None):
     """The argument tuple of ``kernel.simulate`` for a bench run."""
-    from .engine import _epoch_seconds, kernel_config
+    from .engine import _epoch_seconds
+    from .settings import RunSettings
 
     cols = [bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close")]
     from .rates import rate_table
 
     seconds = _epoch_seconds(bars.index)
     rates = rate_table(seconds, ("BTC", "USDT"), {"BTC": 0.0002, "USDT": 0.0003}, None)
-    config = kernel_config(get_profile(profile), 10_000.0, 0.001, 0.0002, rates, **(stops or {}))
+    config = RunSettings(10_000.0, 0.001, 0.0002, **(stops or {})).kernel_config(get_profile(profile), rates)
     return (seconds, *cols, targets, config)
 
 

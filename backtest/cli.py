@@ -264,7 +264,7 @@ def cmd_run(args) -> int:
     save_result(result, out, pdf=not args.no_report)
     print(summary_table(result))
     if args.bound:
-        from .engine import PATHS
+        from .settings import PATHS
 
         other = run(data, args.strategy, params, **dict(settings, path=[p for p in PATHS if p != args.path][0]))
         print(bound_table({args.path: result, other.settings["path"]: other}))

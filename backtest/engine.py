@@ -7,6 +7,8 @@ settings together for repeated runs, as backtesting.py users expect::
     result = bt.run(fast=10, slow=50)
     result.plot("equity.png")
 """
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +27,7 @@ from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, o
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
+from .settings import N_REPAY, RunSettings
 from .strategy import NONE, Orders, load_strategy
 from .trades import flat_costs, interest_by_asset, round_trips
 
@@ -121,8 +124,8 @@ def run(
     """
     check_args(locals())
     profile = resolve_profile(margin, margin_file)
-    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
-                    auto_repay, repay_on_flat)
+    rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
+                     stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
         strategy = pd.Series(np.asarray(strategy, dtype=float), index=_index_of(bars))  # aligned before slicing
@@ -134,19 +137,13 @@ def run(
     resolved = strat.resolve(params)
     given = strat.orders(bars, resolved)
     targets = given.target
-    # a strategy's own fractions take precedence over the settings
-    stop_loss = given.fractions.get("stop_loss", stop_loss)
-    take_profit = given.fractions.get("take_profit", take_profit)
-    trailing_stop = given.fractions.get("trailing_stop", trailing_stop)
-
+    rs = rs.with_stops(given.fractions)  # a strategy's own fractions take precedence over the settings
     seconds = _epoch_seconds(bars.index)
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
     base, quote = split_symbol(symbol)
     profile = profile.for_pair(base, quote)
     table = rate_table(seconds, (base, quote), {base: rate_b, quote: rate_q}, history)
-    config = kernel_config(profile, capital, fee, slippage, table, liquidation, rebalance,
-                           round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path,
-                           auto_repay, repay_on_flat, profile.borrow_limits(base, quote))
+    config = rs.kernel_config(profile, table, profile.borrow_limits(base, quote))
     marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, symbol)
     if detail is not None and mark is not None:
         raise UserError("--detail: not combined with --mark (the mark series has no finer bars)")
@@ -190,14 +187,8 @@ def run(
     settings = {
         "data": source, "symbol": symbol, "strategy": strat.name, "params": resolved,
         "margin": profile.name, "margin_file": None if margin_file is None else str(margin_file),
-        "capital": float(capital), "fee": float(fee), "slippage": float(slippage),
-        "rates": {base: rate_b, quote: rate_q},
-        "rate_history": None if rate_history is None else (
-            str(rate_history) if not isinstance(rate_history, (dict, pd.DataFrame)) else "table"),
-        "liquidation": liquidation, "rebalance": float(rebalance),
-        "round_interest": bool(round_interest), "stop_on_liquidation": bool(stop_on_liquidation),
-        "stop_loss": float(stop_loss), "take_profit": float(take_profit), "trailing_stop": float(trailing_stop),
-        "path": path, "auto_repay": bool(auto_repay), "repay_on_flat": bool(repay_on_flat),
+        **replace(rs, rates={base: rate_b, quote: rate_q}).as_dict(rate_history=None if rate_history is None else (
+            str(rate_history) if not isinstance(rate_history, (dict, pd.DataFrame)) else "table")),
         "limit_orders": bool(given.limit.size), "expiry": given.expiry,
         "strategy_stop_levels": bool(given.stop_loss.size or given.take_profit.size),
         "mark": None if mark is None else (str(mark) if not isinstance(mark, pd.DataFrame) else "bars"),
@@ -256,12 +247,6 @@ def symbol_of(bars, symbol=None) -> str:
     return symbol
 
 
-PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-choices.md)
-
-
-N_REPAY = 4  # kernel_config's last settings: auto_repay, repay_on_flat, max borrow (base, quote)
-
-
 def loans_outlive_trades(given: Orders, auto_repay: bool) -> bool:
     """Whether loans may outlive trades (auto-repay off, a limit order's
     borrowing): then the books need the kernel's per-asset interest per bar
@@ -271,24 +256,6 @@ def loans_outlive_trades(given: Orders, auto_repay: bool) -> bool:
         raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
                         "borrowing and fill assume auto-repay)")
     return not auto_repay or bool(given.limit.size)
-
-
-def kernel_config(profile, capital, fee, slippage, rates, liquidation="partial",
-                  rebalance=0.0, round_interest=True, stop_on_liquidation=False, stop_loss=0.0, take_profit=0.0,
-                  trailing_stop=0.0, path="ohlc-heuristic", auto_repay=True, repay_on_flat=False,
-                  borrow_limits=(np.inf, np.inf)) -> tuple:
-    """The settings tuple ``kernel.simulate`` takes, from ``capital`` on;
-    ``rates`` is ``rates.rate_table``'s ``(h0, [hourly base, hourly quote])``;
-    ``borrow_limits`` the profile's max borrow of (base, quote)."""
-    h0, (rate_base, rate_quote) = rates
-    initial, call, liquidation_level, restore = profile.kernel_levels()
-    return (
-        float(capital), float(fee), float(slippage), np.int64(h0), rate_base, rate_quote,
-        initial, call, liquidation_level, profile.liquidation_fee, restore,
-        liquidation == "full", float(rebalance), bool(round_interest), bool(stop_on_liquidation),
-        float(stop_loss), float(take_profit), float(trailing_stop), path == "pessimistic",
-        bool(auto_repay), bool(repay_on_flat), float(borrow_limits[0]), float(borrow_limits[1]),
-    )
 
 
 def mark_arrays(mark, bars, symbol=None):
@@ -315,7 +282,7 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     per-bar reallocation), growing the record buffers if a run needs more.
 
     ``config`` is the kernel's settings tuple, from ``capital`` to
-    ``repay_on_flat``, ``max_borrow_quote`` (``kernel_config``; the last
+    ``repay_on_flat``, ``max_borrow_quote`` (``RunSettings.kernel_config``; the last
     ``N_REPAY`` of it go after the strategy's orders, as ``kernel.simulate``
     takes them); ``mark`` the (open, high, low, close) arrays liquidation is
     checked against (default: none, the traded ones); ``detail`` the finer
@@ -413,33 +380,6 @@ class Backtest:
         if self.result is None:
             self.run()
         return self.result.plot(path, log=log)
-
-
-def _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss=0.0, take_profit=0.0,
-                    trailing_stop=0.0, path="ohlc-heuristic", auto_repay=True, repay_on_flat=False):
-    fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")
-    checks = (
-        ("--capital", capital, lambda v: v > 0, "must be > 0"),
-        ("--fee", fee, lambda v: 0 <= v < 1, "must be in [0, 1)"),
-        ("--slippage", slippage, lambda v: 0 <= v < 1, "must be in [0, 1)"),
-        ("--rebalance", rebalance, lambda v: v >= 0, "must be ≥ 0"),
-        ("--stop-loss", stop_loss, *fraction),
-        ("--take-profit", take_profit, *fraction),
-        ("--trailing-stop", trailing_stop, *fraction),
-    )
-    for flag, value, ok, rule in checks:
-        try:
-            good = np.isfinite(float(value)) and ok(float(value))
-        except (TypeError, ValueError):
-            good = False
-        if not good:
-            raise UserError(f"{flag} {value}: {rule}")
-    if liquidation not in ("partial", "full"):
-        raise UserError(f"--liquidation {liquidation}: expected partial or full")
-    if path not in PATHS:
-        raise UserError(f"--path {path}: expected {' or '.join(PATHS)}")
-    if repay_on_flat and auto_repay:
-        raise UserError("--repay-on-flat: only with --no-auto-repay (auto-repay already repays at every fill)")
 
 
 def _prepare_bars(bars, start, end) -> pd.DataFrame:

@@ -208,10 +208,11 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     (``{"BTCUSDT": 0.5, "cross": 0.5}``), equal shares by default; transfers
     between accounts never happen.  Other arguments as ``backtest.run``.
     """
-    from .engine import _check_settings, _epoch_seconds
+    from .engine import _epoch_seconds
+    from .settings import RunSettings
 
     check_args(locals())
-    _check_settings(capital, fee, slippage, liquidation, rebalance)
+    RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation)
     panel = load_panel(data, start, end)
     symbols = list(panel)
     custom = {}

@@ -31,8 +31,9 @@ import pandas as pd
 
 from . import _numba_cache, kernel
 from .assets import daily_rates, split_symbol
-from .engine import (N_REPAY, _check_settings, _epoch_seconds, _prepare_bars, _rate_history, kernel_config,
-                     loans_outlive_trades, mark_arrays, summary_of, symbol_of)
+from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
+                     symbol_of)
+from .settings import N_REPAY, RunSettings
 from .detail import NO_DETAIL
 from .rates import rate_table
 from .checks import api, check_args
@@ -217,8 +218,8 @@ def prepare_settings(
     """Check ``run``'s settings for a grid and build the one settings dict
     (``sweep``, ``risk`` and the walk-forward all start here)."""
     check_args(locals())
-    _check_settings(capital, fee, slippage, liquidation, rebalance, stop_loss, take_profit, trailing_stop, path,
-                    auto_repay, repay_on_flat)
+    rs = RunSettings(capital, fee, slippage, rates or {}, liquidation, rebalance, round_interest,
+                     stop_on_liquidation, stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
     strat = load_strategy(strategy)
     if grid is None:
         grid = dict(getattr(strat.module, "GRID", {}) or {})
@@ -231,14 +232,10 @@ def prepare_settings(
     base, quote = split_symbol(symbol)
     for name in list(margins) + list(grid.get(MARGIN_AXIS, [])):
         get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
-    settings = {
-        "strategy": strat.name, "symbol": symbol, "capital": float(capital), "fee": float(fee),
-        "slippage": float(slippage), "rates": rates or {}, "liquidation": liquidation,
-        "rebalance": float(rebalance), "round_interest": bool(round_interest),
-        "stop_on_liquidation": bool(stop_on_liquidation), "stop_loss": float(stop_loss),
-        "take_profit": float(take_profit), "trailing_stop": float(trailing_stop), "path": path,
-        "rate_history": None if rate_history is None else str(rate_history),
-    }
+    settings = {"strategy": strat.name, "symbol": symbol,
+                **rs.as_dict(rate_history=None if rate_history is None else str(rate_history))}
+    del settings["auto_repay"], settings["repay_on_flat"]
+    settings["rate_history"] = settings.pop("rate_history")  # (the order sweep.json has always had)
     if not auto_repay:  # only when set, so the id of an existing default sweep is unchanged (--resume)
         settings.update(auto_repay=False, repay_on_flat=bool(repay_on_flat))
     if margin_file is not None:  # a changed file is a different sweep
@@ -258,13 +255,11 @@ def prepare_settings(
 
 
 def settings_config(s: dict, profile, base: str, quote: str, rates, given: Orders) -> tuple:
-    """``engine.kernel_config`` from a settings dict (``prepare_settings``')
+    """The kernel's settings tuple from a settings dict (``prepare_settings``')
     for ``profile`` (already ``for_pair``), a strategy's own stop fractions
     over the settings' ones."""
-    stops = (given.fractions.get(k, s.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop"))
-    return kernel_config(profile, s["capital"], s["fee"], s["slippage"], rates, s["liquidation"], s["rebalance"],
-                         s["round_interest"], s["stop_on_liquidation"], *stops, s.get("path", "ohlc-heuristic"),
-                         s.get("auto_repay", True), s.get("repay_on_flat", False), profile.borrow_limits(base, quote))
+    return RunSettings.from_dict(s).with_stops(given.fractions).kernel_config(profile, rates,
+                                                                              profile.borrow_limits(base, quote))
 
 
 # the settings a sweep (and risk, walk-forward) shares with ``run``: prepare_settings' keywords
@@ -275,10 +270,8 @@ SETTING_NAMES = tuple(n for n, p in inspect.signature(prepare_settings).paramete
 def run_settings(settings: dict) -> dict:
     """The settings dict as ``backtest.run``'s keyword arguments (what a
     walk-forward test span and the tests run with)."""
-    keys = ("capital", "fee", "slippage", "rates", "liquidation", "rebalance", "round_interest",
-            "stop_on_liquidation", "stop_loss", "take_profit", "trailing_stop", "path", "rate_history",
-            "margin_file", "mark", "auto_repay", "repay_on_flat")
-    out = {k: settings[k] for k in keys if settings.get(k) is not None}
+    out = RunSettings.from_dict(settings).as_dict()
+    out.update({k: settings[k] for k in ("rate_history", "margin_file", "mark") if settings.get(k) is not None})
     out["symbol"] = settings["symbol"]
     return out
 

@@ -280,7 +280,8 @@ def test_a_replay_that_runs_out_of_record_room_asks_for_more():
     the kernel stops inside the bar (complete False) instead of writing past
     them; the engine then reruns with larger buffers."""
     from backtest import kernel
-    from backtest.engine import N_REPAY, kernel_config, simulate_arrays
+    from backtest.engine import simulate_arrays
+    from backtest.settings import N_REPAY, RunSettings
     from backtest.profiles import get_profile
     from backtest.records import liquidation_dt, margin_call_dt, order_dt
     from backtest.strategy import NONE, Orders
@@ -292,7 +293,8 @@ def test_a_replay_that_runs_out_of_record_room_asks_for_more():
             np.array([0, 0, 0, 0]), np.array([0, 0, 12, 0]))
     seconds = np.array([DAY + 3600 * i for i in range(4)], dtype=np.int64)
     ohlc = [np.array(col) for col in zip(*rows)]
-    config = kernel_config(get_profile("cross-pro-20x"), 10_000.0, 0.0, 0.0, (DAY // 3600, (np.zeros(4), np.zeros(4))))
+    config = RunSettings(10_000.0, 0.0, 0.0).kernel_config(get_profile("cross-pro-20x"),
+                                                           (DAY // 3600, (np.zeros(4), np.zeros(4))))
     targets = np.full(4, 19.0)
     _, orders, liqs, _, _ = simulate_arrays(seconds, *ohlc, targets, config, None, fine)
     assert list(np.bincount(orders["bar"])) == [0, 1, 14]  # the signal, then 14 liquidations in bar 2

@@ -1,0 +1,74 @@
+"""One settings record (``RunSettings``) for run, run_multi, sweep, risk and
+the walk-forward: its defaults are the entry points', it validates once, and
+it round-trips through run.json."""
+import inspect
+import json
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+import backtest
+from backtest.multi import run_multi
+from backtest.profiles import PROFILES
+from backtest.settings import RunSettings
+from backtest.sweep import prepare_settings, run_settings
+from test_engine import BTC, make_bars
+
+
+@pytest.mark.parametrize("entry", [backtest.run, run_multi, prepare_settings])
+def test_the_defaults_are_the_entry_points_defaults(entry):
+    params = inspect.signature(entry).parameters
+    for f in fields(RunSettings):
+        if f.name in params:
+            assert params[f.name].default == f.default, f.name
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(capital=0), "--capital 0: must be > 0"),
+    (dict(fee=1.0), "--fee 1.0: must be in [0, 1)"),
+    (dict(slippage=float("nan")), "--slippage nan: must be in [0, 1)"),
+    (dict(rebalance=-0.1), "--rebalance -0.1: must be ≥ 0"),
+    (dict(stop_loss=1.5), "--stop-loss 1.5: must be in [0, 1)"),
+    (dict(trailing_stop="x"), "--trailing-stop x: must be in [0, 1)"),
+    (dict(liquidation="half"), "--liquidation half: expected partial or full"),
+    (dict(path="random"), "--path random: expected ohlc-heuristic or pessimistic"),
+    (dict(repay_on_flat=True), "--repay-on-flat: only with --no-auto-repay"),
+])
+def test_a_bad_setting_is_one_line_naming_the_flag(kwargs, message):
+    with pytest.raises(backtest.UserError) as err:
+        RunSettings(**kwargs)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=list(kwargs)[0].replace("_", "[-_]")):  # from Python: the argument
+        backtest.run(BTC, "hold", **kwargs)
+
+
+def test_a_strategys_stop_fractions_take_precedence_and_are_checked():
+    rs = RunSettings(stop_loss=0.1, take_profit=0.2)
+    assert rs.with_stops({"stop_loss": 0.05}) == RunSettings(stop_loss=0.05, take_profit=0.2)
+    assert rs.with_stops({}) is rs
+    with pytest.raises(backtest.UserError, match="--trailing-stop 2"):
+        rs.with_stops({"trailing_stop": 2})
+
+
+def test_the_kernel_settings_follow_the_record():
+    rs = RunSettings(capital=5_000, fee=0.002, liquidation="full", path="pessimistic", auto_repay=False,
+                     repay_on_flat=True, stop_loss=0.03)
+    rates = (7, (np.zeros(3), np.ones(3)))
+    cfg = rs.kernel_config(PROFILES["cross-5x"], rates, (2.0, 50_000.0))
+    assert cfg[:4] == (5_000.0, 0.002, 0.0, 7) and cfg[6:11] == (1.25, 1.16, 1.1, 0.02, 1.25)
+    assert cfg[11] is True and cfg[15] == 0.03 and cfg[18] is True and cfg[-4:] == (False, True, 2.0, 50_000.0)
+
+
+def test_run_json_records_the_settings_and_they_run_again(tmp_path):
+    bars = make_bars([100, 101, 99, 102, 98, 103] * 4)
+    res = backtest.run(bars, "hold", {"exposure": 2}, symbol="BTCUSDT", fee=0.0005, rebalance=0.1,
+                       stop_loss=0.2, rates={"USDT": 0.001})
+    settings = json.loads((res.save(tmp_path / "r") / "run.json").read_text())["settings"]
+    rs = RunSettings.from_dict(settings)
+    assert rs == RunSettings(fee=0.0005, rebalance=0.1, stop_loss=0.2, rates={"BTC": 0.0002, "USDT": 0.001})
+    assert list(settings)[:9] == ["data", "symbol", "strategy", "params", "margin", "margin_file", "capital", "fee",
+                                  "slippage"]
+    assert list(settings)[9:11] == ["rates", "rate_history"]
+    again = backtest.run(bars, "hold", {"exposure": 2}, **run_settings(settings))
+    assert again.summary == res.summary
