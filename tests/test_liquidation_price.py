@@ -207,3 +207,37 @@ def test_two_isolated_accounts():
     assert eq["liquidation_price_BTCUSDT"] == pytest.approx(46_656.14 * 1.15 * 2 / 3, rel=1e-9)  # E12
     assert eq["liquidation_price_ETHUSDT"] == pytest.approx(3_723.04 * 3 / (1.15 * 2), rel=1e-9)  # E13
 
+
+def test_the_report_draws_the_liquidation_price(tmp_path):
+    from test_report import by_gid, two_drop_bars, two_drop_targets
+
+    from backtest import Result
+    from backtest.report.common import prepare
+    from backtest.report.pages import margin_figure
+
+    bars = two_drop_bars()
+    res = backtest.run(bars, two_drop_targets(len(bars)), margin="cross-3x", fee=0.0, rates=NO_RATES,
+                       symbol="BTCUSDT")
+    res.save(tmp_path)  # a saved folder's equity.parquet keeps the columns
+    loaded = Result.load(tmp_path)
+    pd.testing.assert_series_equal(loaded.equity["liquidation_price"], res.equity["liquidation_price"],
+                                   check_freq=False)
+    fig = margin_figure(prepare(loaded))
+    (level,) = by_gid(fig, "liquidation-price")  # a long's level only: one line, below the close
+    y = level.get_ydata()
+    assert level.get_label() == "liquidation price" and level.get_linestyle() == "--"
+    np.testing.assert_allclose(y[1:10], 100.0 * 1.1 * 2 / 3, rtol=1e-12)  # 73.33 (spec E3 scaled)
+    x = prepare(res).x
+    want = pd.Series(res.equity["liquidation_price"].to_numpy(), index=x)
+    np.testing.assert_allclose(y, want.reindex(level.get_xdata()).to_numpy(), rtol=0, equal_nan=True)
+    lo, hi = level.axes.get_ylim()
+    assert lo < np.nanmin(y) and hi > bars["high"].max()  # the level is in view
+
+    multi = run_multi([BTC, ETH], _targets(1.5, -0.8), margin="cross-3x", capital=CAPITAL, fee=0.0,
+                      rates=NO_RATES_MULTI, start="2022-01-01", end="2022-01-10")
+    fig = margin_figure(prepare(multi))
+    for sym in ("BTCUSDT", "ETHUSDT"):  # relative to the symbol's first close, like its price line
+        (level,) = by_gid(fig, f"liquidation-price-{sym}")
+        first = multi.equity[f"close_{sym}"].iloc[0]
+        assert np.nanmax(np.abs(level.get_ydata() * first / multi.equity[f"liquidation_price_{sym}"].to_numpy()
+                                - 1.0)) < 1e-12
