@@ -20,6 +20,7 @@ from .data import load_ohlcv, validate_ohlcv
 from .data.times import range_bounds
 from .detail import NO_DETAIL, detail_arrays
 from .errors import UserError
+from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, resolve_profile
 from . import writeoffs
@@ -165,10 +166,13 @@ def run(
     fees = np.cumsum(np.bincount(orders["bar"][trading], weights=orders["fee"][trading], minlength=len(c)))
     ambiguous = np.zeros(len(c), dtype=bool)
     ambiguous[orders["bar"][orders["ambiguous"]]] = True
+    liq_price, liq_distance = liquidation_columns(position, equity, debt, c, profile.kernel_levels()[2],
+                                                  out[8] if exact else None)
     equity_df = pd.DataFrame(
         {"equity": equity, "margin_level": ml, "position": position, "debt": debt, "interest_paid": paid,
          "interest_owed": owed, "interest_paid_base": paid_base, "interest_paid_quote": paid_quote,
-         "fees_paid": fees, "exposure": exposure, "close": c, "ambiguous": ambiguous},
+         "fees_paid": fees, "exposure": exposure, "close": c, "liquidation_price": liq_price,
+         "liquidation_distance": liq_distance, "ambiguous": ambiguous},
         index=index,
     )
     if not auto_repay:  # both loans may run at once: the debt per asset as the kernel kept it

@@ -18,6 +18,7 @@ from . import writeoffs
 from .books import cross_liquidation_shares, shared_quote_interest, write_offs
 from .checks import api, check_args
 from .errors import UserError
+from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .records import LIQUIDATION, ORDER_KINDS, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
@@ -327,16 +328,19 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         frame[f"equity_{name}"] = out_acct[j, 0]
         frame[f"margin_level_{name}"] = _ml(out_acct[j, 0], out_acct[j, 1], prof)
         frame[f"debt_{name}"] = out_acct[j, 1]
+    acct_of_sym = {s: j for j, a in enumerate(accounts) for s in a[2]}
     for k, sym in enumerate(symbols):
         frame[f"position_{sym}"] = out_sym[k, 0]
         frame[f"close_{sym}"] = last_close[k]
         gross += np.abs(out_sym[k, 0] * last_close[k])
+        j = acct_of_sym[sym]  # its price alone moves; the account's other symbols stay at their last close
+        frame[f"liquidation_price_{sym}"], frame[f"liquidation_distance_{sym}"] = liquidation_columns(
+            out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2])
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["exposure"] = np.where(equity > 0, gross / np.where(equity > 0, equity, 1.0), 0.0)
     equity_df = pd.DataFrame(frame, index=index)
 
     acct_names = [a[0] for a in accounts]
-    acct_of_sym = {s: j for j, a in enumerate(accounts) for s in a[2]}
     trades = []
     shared = _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs)
     for k, sym in enumerate(symbols):

@@ -33,7 +33,8 @@ class Result:
         equity: per bar (index ``timestamp``): equity, margin_level, position
             (net base), exposure, debt (quote value incl. interest owed),
             interest_owed, interest_paid and fees_paid (cumulative, quote),
-            close.
+            close, liquidation_price and liquidation_distance
+            (docs/model-choices.md "Liquidation price").
         trades: round trips (see ``backtest.trades``).
         orders: every fill, including forced (liquidation) fills.
         liquidations: one row per liquidation event.

@@ -310,9 +310,12 @@ def test_numba_cache_folder_follows_every_compiled_source():
     if os.environ.get("NUMBA_CACHE_DIR"):
         pytest.skip("the user's NUMBA_CACHE_DIR wins")
     digest = hashlib.blake2b(digest_size=8)
-    for name in ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
-                 "cross.py", "kernel_multi.py"):
+    names = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
+             "cross.py", "kernel_multi.py", "liqprice.py")
+    for name in names:
         digest.update((ROOT / "backtest" / name).read_bytes())
+    compiled = {p.name for p in (ROOT / "backtest").glob("*.py") if "@njit" in p.read_text()}
+    assert compiled <= set(names)  # a new compiled module keys the cache too
     assert numba.config.CACHE_DIR.endswith(f"numba-{digest.hexdigest()}")
 
 

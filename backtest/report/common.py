@@ -52,6 +52,7 @@ class Run:
     result: object
     base_debt: np.ndarray | None = None  # value of the base owed, when the run kept it (auto-repay off)
     closes: dict | None = None  # several symbols: symbol -> close per bar (its last close between its bars)
+    liquidation_prices: dict | None = None  # symbol -> liquidation price per bar (NaN: none), when the run has it
 
     @property
     def profile(self):
@@ -119,6 +120,8 @@ def prepare(result) -> Run:
         base_debt=col("debt_base") * col("close") if "debt_base" in eq.columns else None,
         closes={str(c)[len("close_"):]: eq[c].to_numpy(np.float64) for c in eq.columns if str(c).startswith("close_")}
         or None,
+        liquidation_prices={str(c)[len("liquidation_price"):].strip("_") or symbol: eq[c].to_numpy(np.float64)
+                            for c in eq.columns if str(c).startswith("liquidation_price")} or None,
     )
 
 

@@ -4,7 +4,8 @@ Lines are min/max decimated to the axes' width; event markers (entries,
 exits, liquidations, margin calls) are drawn in full.  Artists a reader or a
 test looks for carry a ``gid``: ``liquidations`` (equity), ``liquidations-ml``,
 ``liquidations-price``, ``margin-calls``, ``ml-initial``, ``ml-call``,
-``ml-liquidation``.
+``ml-liquidation``, ``liquidation-price`` (``liquidation-price-SYMBOL`` with
+several symbols).
 """
 import math
 
@@ -147,17 +148,60 @@ def margin_level(ax, run):
     legend(ax, ncol=3)
 
 
+def _liquidation_line(ax, run, levels, close, color, label, gid):
+    """A liquidation price line that leaves the axes' limits to the prices
+    (``_fit_levels`` lets them take in the levels near the prices).  Levels
+    below the close (a long's) and above it (a short's) are drawn apart, so a
+    flip from long to short draws no vertical stroke across the price."""
+    if levels is None or not np.isfinite(levels).any():
+        return None
+    below = levels < close
+    for part in (np.where(below, levels, np.nan), np.where(below, np.nan, levels)):
+        if np.isfinite(part).any():
+            line(ax, run.x, part, color=color, linewidth=0.8, linestyle="--", label=label, gid=gid, zorder=4,
+                 scalex=False, scaley=False)
+            label = None  # one legend entry
+    return levels
+
+
+def _fit_levels(ax, levels, prices):
+    """Y limits over the prices and the liquidation levels within a factor 2
+    of them, with matplotlib's 5 % margins: a level far off (a dust
+    position's) would flatten the prices, so it runs off the panel instead.
+    Without levels the limits stay matplotlib's."""
+    levels = [v[np.isfinite(v)] for v in levels if v is not None]
+    v = np.concatenate(levels) if levels else np.empty(0)
+    p = prices[np.isfinite(prices) & (prices > 0)]
+    if not v.size or not p.size:
+        return
+    near = v[(v >= p.min() / 2) & (v <= p.max() * 2)]
+    lo, hi = min(p.min(), near.min(initial=np.inf)), max(p.max(), near.max(initial=-np.inf))
+    if ax.get_yscale() == "log":
+        m = (hi / lo) ** 0.05
+        ax.set_ylim(lo / m, hi * m)
+    else:
+        m = 0.05 * (hi - lo) or 0.05 * hi
+        ax.set_ylim(lo - m, hi + m)
+
+
 def prices(ax, run):
     """Several symbols: each close as a multiple of its first, with every
-    symbol's liquidation fills marked on its own line."""
+    symbol's liquidation fills marked on its own line and its liquidation
+    price (dashed, same colour)."""
     palette = [BLUE, ORANGE, GREEN, "#9467bd", "#8c564b", GREY]
     liq = run.liquidations
     top = []
+    rels, levels = [], []
     for k, (sym, close) in enumerate(run.closes.items()):
         first = close[np.flatnonzero(close > 0)[0]] if (close > 0).any() else 1.0
         rel = np.where(close > 0, close / first, np.nan)
         top.append(np.nanmax(rel) if np.isfinite(rel).any() else 1.0)
         line(ax, run.x, rel, color=palette[k % len(palette)], linewidth=0.8, label=sym)
+        rels.append(rel)
+        p_liq = (run.liquidation_prices or {}).get(sym)
+        levels.append(_liquidation_line(ax, run, None if p_liq is None else p_liq / first, rel,
+                                        palette[k % len(palette)], f"{sym} liquidation price",
+                                        f"liquidation-price-{sym}"))
         mine = liq[liq["symbol"] == sym] if len(liq) and "symbol" in liq else liq.iloc[:0]
         if len(mine):
             ax.plot(mine["x"], mine["fill_price"] / first, linestyle="none", marker="X", markersize=7, color=RED,
@@ -165,6 +209,7 @@ def prices(ax, run):
                     label=f"{sym} liquidated ({len(mine)})")
     if max(top, default=1.0) > 4:
         ax.set_yscale("log")
+    _fit_levels(ax, levels, np.concatenate(rels) if rels else np.empty(0))
     ax.set_ylabel("close / first close", fontsize=8)
     set_xlim(ax, run.x)
     title(ax, "Prices relative to the first close")
@@ -180,6 +225,8 @@ def price(ax, run):
         ex, lo, hi = envelope(run.x, run.low, run.high, cols)
         ax.fill_between(ex, lo, hi, step="post", color=GREY, alpha=0.25, linewidth=0, label="low–high")
     line(ax, run.x, run.close, color="#222222", linewidth=0.7, label="close", zorder=3)
+    levels = _liquidation_line(ax, run, (run.liquidation_prices or {}).get(run.symbol), run.close, RED,
+                               "liquidation price", "liquidation-price")
     tr = run.trades
     # every trade is marked; many trades get small marks so the price stays visible
     size = 6.0 if len(tr) <= 60 else 4.0 if len(tr) <= 250 else 2.5
@@ -213,6 +260,7 @@ def price(ax, run):
     finite = run.close[np.isfinite(run.close) & (run.close > 0)]
     if finite.size and finite.max() / finite.min() > 4:
         ax.set_yscale("log")
+    _fit_levels(ax, [levels], finite if run.low is None else np.concatenate((finite, run.low, run.high)))
     money_axis(ax, finite)
     ax.set_ylabel(f"price ({run.quote}{', log' if ax.get_yscale() == 'log' else ''})", fontsize=8)
     set_xlim(ax, run.x)
