@@ -16,7 +16,7 @@ import numba
 
 _HERE = Path(__file__).resolve().parent
 _SOURCES = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
-            "cross.py", "kernel_multi.py", "liqprice.py")
+            "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py")  # inputs: the kernel's argument types
 
 
 def configure():

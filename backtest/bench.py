@@ -58,7 +58,7 @@ STOPS = {"stop_loss": 0.02, "take_profit": 0.03}  # bench --stops: on every trad
 
 
 def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", stops=None):
-    """The argument tuple of ``kernel.simulate`` for a bench run."""
+    """The arguments of ``engine.simulate_arrays`` for a bench run."""
     from .engine import _epoch_seconds
     from .settings import RunSettings
 

@@ -28,8 +28,9 @@ from .records import LIQUIDATION, ORDER_KINDS, liquidation_dt, margin_call_dt, o
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
-from .settings import N_REPAY, RunSettings
-from .strategy import NONE, Orders, load_strategy
+from .inputs import Bars, Detail, Given, marks_of
+from .settings import RunSettings
+from .strategy import Orders, load_strategy
 from .trades import flat_costs, interest_by_asset, round_trips
 
 
@@ -285,19 +286,19 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
-    ``config`` is the kernel's settings tuple, from ``capital`` to
-    ``repay_on_flat``, ``max_borrow_quote`` (``RunSettings.kernel_config``; the last
-    ``N_REPAY`` of it go after the strategy's orders, as ``kernel.simulate``
-    takes them); ``mark`` the (open, high, low, close) arrays liquidation is
-    checked against (default: none, the traded ones); ``detail`` the finer
-    bars' arrays (``detail.detail_arrays``); ``orders`` a strategy's limit
-    orders and stop levels (default none); ``quote_row``: also keep the
-    cumulative quote interest, step-4 charges and base owed per bar (rows
-    5–8 of ``out``; needed with auto-repay off).  Returns
+    ``config`` is the kernel's ``(Settings, Rates)``
+    (``RunSettings.kernel_config``); ``mark`` the (open, high, low, close)
+    arrays liquidation is checked against (default: none, the traded ones);
+    ``detail`` the finer bars' arrays (``detail.detail_arrays``); ``orders``
+    a strategy's limit orders and stop levels (default none); ``quote_row``:
+    also keep the cumulative quote interest, step-4 charges and base owed
+    per bar (rows 5–8 of ``out``; needed with auto-repay off).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
-    given = (*(orders or Orders(targets)).kernel_args(), NONE if mark is None else mark[3])
+    bars = Bars(seconds, open_, high, low, close)
+    given = Given(targets, *(orders or Orders(targets)).kernel_args())
+    cfg, rates = config
     buf = np.empty((kernel.N_OUT + (4 if quote_row else 0), n))
     out, extra = buf[: kernel.N_OUT], (buf[kernel.N_OUT:] if quote_row else None)
     changes = int(np.count_nonzero(~np.isnan(targets)))
@@ -305,10 +306,7 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            seconds, open_, high, low, close, targets, *(mark[:3] if mark else (open_, high, low)),
-            *config[:-N_REPAY], *detail, *given, *config[-N_REPAY:], extra, out, orders,
-            liqs, calls
-        )
+            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, extra, out, orders, liqs, calls)
         if complete:
             return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
         sizes = [k * 4 for k in sizes]

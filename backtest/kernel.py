@@ -79,18 +79,13 @@ N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest i
 
 
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
-def simulate(
-    ts, open_, high, low, close, target, mark_open, mark_high, mark_low,
-    capital, fee, slippage, rate_h0, rate_base, rate_quote,
-    initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation,
-    rebalance, round_interest, stop_on_liquidation,
-    stop_loss, take_profit, trailing_stop, pessimistic,
-    detail_open, detail_high, detail_low, detail_close, detail_start, detail_end,
-    limit, expiry, sl_price, tp_price, mark_close,
-    auto_repay, repay_on_flat, max_borrow_base, max_borrow_quote, extra,
-    out, orders, liqs, calls,
-):
+def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, calls):
     """Run one symbol through one margin account.
+
+    The inputs are the records of ``inputs.py``: ``bars`` (``Bars``),
+    ``marks`` (``Marks``), the settings ``cfg`` (``Settings``), ``rates``
+    (``Rates``), ``detail`` (``Detail``) and the strategy's ``given``
+    (``Given``); their fields are read by name below.
 
     ``mark_*``: the mark price bars liquidation is checked against (the
     traded ``open_``, ``high``, ``low`` themselves when there is none, and
@@ -131,6 +126,19 @@ def simulate(
     stats)``: ``complete`` is False when a buffer ran short (grow it and call
     again); ``stats`` holds the run's totals named in ``STATS``.
     """
+    ts, open_, high, low, close = bars.ts, bars.open, bars.high, bars.low, bars.close
+    mark_open, mark_high, mark_low, mark_close = marks.open, marks.high, marks.low, marks.close
+    capital, fee, slippage = cfg.capital, cfg.fee, cfg.slippage
+    rate_h0, rate_base, rate_quote = rates.h0, rates.base, rates.quote
+    initial_ml, call_ml, liquidation_ml = cfg.initial_ml, cfg.call_ml, cfg.liquidation_ml
+    liquidation_fee, restore_ml, full_liquidation = cfg.liquidation_fee, cfg.restore_ml, cfg.full_liquidation
+    rebalance, round_interest, stop_on_liquidation = cfg.rebalance, cfg.round_interest, cfg.stop_on_liquidation
+    stop_loss, take_profit, trailing_stop = cfg.stop_loss, cfg.take_profit, cfg.trailing_stop
+    pessimistic, auto_repay, repay_on_flat = cfg.pessimistic, cfg.auto_repay, cfg.repay_on_flat
+    max_borrow_base, max_borrow_quote = cfg.max_borrow_base, cfg.max_borrow_quote
+    detail_open, detail_high, detail_low = detail.open, detail.high, detail.low
+    detail_close, detail_start, detail_end = detail.close, detail.start, detail.end
+    target, limit, expiry, sl_price, tp_price = given.target, given.limit, given.expiry, given.sl_price, given.tp_price
     n = ts.shape[0]
     equity, position, debt_out, owed_out, paid_out = out[0], out[1], out[2], out[3], out[4]
     after_b = 0.0  # cumulative step-4 charges, for ``extra``

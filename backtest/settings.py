@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from .errors import UserError
+from .inputs import Rates, Settings
 
 PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-choices.md)
 LIQUIDATIONS = ("partial", "full")
@@ -82,19 +83,16 @@ class RunSettings:
         return replace(self, **given) if given else self
 
     def kernel_config(self, profile, rates, borrow_limits=(np.inf, np.inf)) -> tuple:
-        """The settings tuple ``kernel.simulate`` takes, from ``capital`` on;
-        ``rates`` is ``rates.rate_table``'s ``(h0, [hourly base, hourly
-        quote])``; ``borrow_limits`` the profile's max borrow of (base, quote)."""
+        """``(inputs.Settings, inputs.Rates)``, the kernel's settings for
+        ``profile``; ``rates`` is ``rates.rate_table``'s ``(h0, [hourly base,
+        hourly quote])``; ``borrow_limits`` the profile's max borrow of
+        (base, quote)."""
         h0, (rate_base, rate_quote) = rates
         initial, call, liquidation_level, restore = profile.kernel_levels()
-        return (
-            float(self.capital), float(self.fee), float(self.slippage), np.int64(h0), rate_base, rate_quote,
-            initial, call, liquidation_level, profile.liquidation_fee, restore,
-            self.liquidation == "full", float(self.rebalance), bool(self.round_interest),
-            bool(self.stop_on_liquidation), float(self.stop_loss), float(self.take_profit),
-            float(self.trailing_stop), self.path == "pessimistic",
-            bool(self.auto_repay), bool(self.repay_on_flat), float(borrow_limits[0]), float(borrow_limits[1]),
-        )
-
-
-N_REPAY = 4  # kernel_config's last settings: auto_repay, repay_on_flat, max borrow (base, quote)
+        cfg = Settings(
+            float(self.capital), float(self.fee), float(self.slippage), initial, call, liquidation_level,
+            float(profile.liquidation_fee), restore, self.liquidation == "full", float(self.rebalance),
+            bool(self.round_interest), bool(self.stop_on_liquidation), float(self.stop_loss),
+            float(self.take_profit), float(self.trailing_stop), self.path == "pessimistic", bool(self.auto_repay),
+            bool(self.repay_on_flat), float(borrow_limits[0]), float(borrow_limits[1]))
+        return cfg, Rates(np.int64(h0), rate_base, rate_quote)

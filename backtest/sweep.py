@@ -33,7 +33,8 @@ from . import _numba_cache, kernel
 from .assets import daily_rates, split_symbol
 from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
                      symbol_of)
-from .settings import N_REPAY, RunSettings
+from .inputs import Bars, Detail, Given, marks_of
+from .settings import RunSettings
 from .detail import NO_DETAIL
 from .rates import rate_table
 from .checks import api, check_args
@@ -45,7 +46,7 @@ from .profile_file import load_profiles
 from .profiles import get_profile
 from .ranking import ranked
 from .records import liquidation_dt, margin_call_dt, order_dt
-from .strategy import NONE, Orders, coerce_param, load_strategy
+from .strategy import Orders, coerce_param, load_strategy
 from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
                            undo_overwrite)
 
@@ -126,10 +127,11 @@ class SweepContext:
                                 _rate_history(self.settings.get("rate_history"), self.settings.get("rates")))
         self.ppy = periods_per_year(self.seconds)  # a median over every bar: once, not per combination
         mark = self.mark if self.mark is not None else self.settings.get("mark")
-        self.marks, self.mark_close, self.mark_missing = self.ohlc[:3], NONE, None
+        self.kernel_bars = Bars(self.seconds, *self.ohlc)
+        self.marks, self.mark_missing = marks_of(self.kernel_bars), None
         if mark is not None:
             cols, self.mark_missing = mark_arrays(mark, self.bars)
-            self.marks, self.mark_close = cols[:3], cols[3]
+            self.marks = marks_of(self.kernel_bars, cols)
         self.bank = np.empty((0, len(self.seconds)))
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
 
@@ -179,8 +181,8 @@ class SweepContext:
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile = get_profile(params[MARGIN_AXIS], self.profiles).for_pair(self.base, self.quote)
         config = settings_config(s, profile, self.base, self.quote, self.rates, given)
-        stats = kernel.simulate(self.seconds, *self.ohlc, given.target, *self.marks, *config[:-N_REPAY], *NO_DETAIL,
-                                *given.kernel_args(), self.mark_close, *config[-N_REPAY:], None, *scratch)[4]
+        stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
+                                Given(given.target, *given.kernel_args()), None, *scratch)[4]
         summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)
         # a parameter keeps its name (hold's exposure); a metric of the same name becomes metric_<name>
         row = dict(params)

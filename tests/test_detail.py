@@ -281,10 +281,11 @@ def test_a_replay_that_runs_out_of_record_room_asks_for_more():
     them; the engine then reruns with larger buffers."""
     from backtest import kernel
     from backtest.engine import simulate_arrays
-    from backtest.settings import N_REPAY, RunSettings
+    from backtest.inputs import Bars, Detail, Given, marks_of
+    from backtest.settings import RunSettings
     from backtest.profiles import get_profile
     from backtest.records import liquidation_dt, margin_call_dt, order_dt
-    from backtest.strategy import NONE, Orders
+    from backtest.strategy import Orders
 
     # a 19x long on cross-pro-20x; bar 2 falls 5 % in each of its twelve 5-minute bars
     p = [100.0 * 0.95 ** j for j in range(13)]
@@ -300,8 +301,9 @@ def test_a_replay_that_runs_out_of_record_room_asks_for_more():
     assert list(np.bincount(orders["bar"])) == [0, 1, 14]  # the signal, then 14 liquidations in bar 2
     size = 20  # room for bar 2 at its start (1 + 11), not for all of it
     small = (np.empty(size, order_dt), np.empty(size, liquidation_dt), np.empty(8, margin_call_dt))
-    n_orders, n_liqs, _, complete, _ = kernel.simulate(seconds, *ohlc, targets, *ohlc[:3], *config[:-N_REPAY],
-                                                       *fine, *Orders(targets).kernel_args(), NONE,
-                                                       *config[-N_REPAY:], None, np.empty((kernel.N_OUT, 4)), *small)
+    bars = Bars(seconds, *ohlc)
+    n_orders, n_liqs, _, complete, _ = kernel.simulate(bars, marks_of(bars), *config, Detail(*fine),
+                                                       Given(targets, *Orders(targets).kernel_args()), None,
+                                                       np.empty((kernel.N_OUT, 4)), *small)
     assert not complete and 1 < n_orders <= size and n_liqs == n_orders - 1  # stopped inside bar 2
     assert list(small[0]["bar"][:n_orders]) == [1] + [2] * (n_orders - 1)

@@ -55,9 +55,13 @@ def test_the_kernel_settings_follow_the_record():
     rs = RunSettings(capital=5_000, fee=0.002, liquidation="full", path="pessimistic", auto_repay=False,
                      repay_on_flat=True, stop_loss=0.03)
     rates = (7, (np.zeros(3), np.ones(3)))
-    cfg = rs.kernel_config(PROFILES["cross-5x"], rates, (2.0, 50_000.0))
-    assert cfg[:4] == (5_000.0, 0.002, 0.0, 7) and cfg[6:11] == (1.25, 1.16, 1.1, 0.02, 1.25)
-    assert cfg[11] is True and cfg[15] == 0.03 and cfg[18] is True and cfg[-4:] == (False, True, 2.0, 50_000.0)
+    cfg, kernel_rates = rs.kernel_config(PROFILES["cross-5x"], rates, (2.0, 50_000.0))
+    assert (cfg.capital, cfg.fee, cfg.slippage, kernel_rates.h0) == (5_000.0, 0.002, 0.0, 7)
+    assert (cfg.initial_ml, cfg.call_ml, cfg.liquidation_ml, cfg.liquidation_fee, cfg.restore_ml) == (
+        1.25, 1.16, 1.1, 0.02, 1.25)
+    assert cfg.full_liquidation is True and cfg.stop_loss == 0.03 and cfg.pessimistic is True
+    assert (cfg.auto_repay, cfg.repay_on_flat, cfg.max_borrow_base, cfg.max_borrow_quote) == (False, True, 2.0, 5e4)
+    assert kernel_rates.quote is rates[1][1]
 
 
 def test_run_json_records_the_settings_and_they_run_again(tmp_path):

@@ -1,0 +1,33 @@
+"""The one-symbol kernel's inputs as named tuples (numba compiles them as
+typed records): ``kernel.simulate(bars, marks, cfg, rates, detail, given,
+extra, out, orders, liqs, calls)`` instead of 48 positions.  A field is
+read by name in the compiled code, so adding one touches its record and
+its readers, not every call site."""
+from collections import namedtuple
+
+from .strategy import NONE
+
+# the traded bars: open times in integer seconds (UTC), prices
+Bars = namedtuple("Bars", "ts open high low close")
+# the prices liquidation is checked against (the traded open, high, low and
+# an empty close when there is no mark series)
+Marks = namedtuple("Marks", "open high low close")
+# the settings, every one a scalar (RunSettings.kernel_config)
+Settings = namedtuple("Settings", (
+    "capital fee slippage initial_ml call_ml liquidation_ml liquidation_fee restore_ml full_liquidation "
+    "rebalance round_interest stop_on_liquidation stop_loss take_profit trailing_stop pessimistic auto_repay "
+    "repay_on_flat max_borrow_base max_borrow_quote"))
+# hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)
+Rates = namedtuple("Rates", "h0 base quote")
+# finer bars; bar i's usable ones are start[i] .. end[i] − 1 (detail.detail_arrays)
+Detail = namedtuple("Detail", "open high low close start end")
+# a strategy's output (strategy.Orders): targets, limit prices and their
+# expiry, stop-loss / take-profit prices per bar (empty arrays: none)
+Given = namedtuple("Given", "target limit expiry sl_price tp_price")
+
+
+def marks_of(bars: Bars, mark=None) -> Marks:
+    """``mark``'s (open, high, low, close) arrays, or the traded bars'."""
+    if mark is None:
+        return Marks(bars.open, bars.high, bars.low, NONE)
+    return Marks(*mark)
