@@ -151,6 +151,9 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
         cur["iq"] += paid_q[last] - paid_q[cur["entry_bar"]]
         rows.append(_row(cur, last, "end", times, symbol, exact))
     out = pd.DataFrame(rows, columns=TRADE_COLUMNS)
+    if len(out):
+        for col in ("entry_time", "exit_time"):
+            out[col] = times[out[col].to_numpy(np.int64)]
     out.attrs["flat"] = flat
     return out
 
@@ -162,17 +165,21 @@ def _later_openings(orders, exact):
     ends at a fill leaves them to the trades they open: a gap liquidation
     comes before the bar's order (docs/model-choices.md, step 2)."""
     out = np.zeros((len(orders), 4))
-    acc = np.zeros(4)
-    for k in range(len(orders) - 1, -1, -1):
-        rec = orders[k]
-        if k + 1 < len(orders) and orders[k + 1]["bar"] != rec["bar"]:
-            acc = np.zeros(4)
-        out[k] = acc
-        prev, pos = float(rec["position_before"]), float(rec["position"])
-        if pos != 0.0 and (prev == 0.0 or np.sign(pos) != np.sign(prev)):
-            charge = float(rec["charge"])
-            acc = acc + (float(rec["interest"]), charge if rec["side"] < 0 else 0.0, charge if rec["side"] > 0 else 0.0,
-                         1.0 if exact and rec["kind"] in (SIGNAL, REBALANCE) else 0.0)
+    bars = orders["bar"]
+    shared = np.flatnonzero(np.r_[False, bars[1:] == bars[:-1]])  # fills with an earlier one in their bar
+    if not len(shared):
+        return out
+    prev, pos, side = orders["position_before"], orders["position"], orders["side"]
+    opens = (pos != 0.0) & ((prev == 0.0) | (np.sign(pos) != np.sign(prev)))
+    market = np.isin(orders["kind"], (SIGNAL, REBALANCE)) if exact else np.zeros(len(orders), dtype=bool)
+    charge = orders["charge"]
+    for k in shared[opens[shared]][::-1]:  # each opening fill adds to the fills before it in its bar
+        add = (float(orders["interest"][k]), charge[k] if side[k] < 0 else 0.0, charge[k] if side[k] > 0 else 0.0,
+               1.0 if market[k] else 0.0)
+        j = k - 1
+        while j >= 0 and bars[j] == bars[k]:
+            out[j] += add
+            j -= 1
     return out
 
 
@@ -200,9 +207,9 @@ def _row(t, bar, reason, times, symbol, exact_split=False):
     return {
         "symbol": symbol,
         "side": "long" if t["dir"] > 0 else "short",
-        "entry_time": times[t["entry_bar"]],
+        "entry_time": t["entry_bar"],  # bar numbers here; times in one go at the end (boxing each is slow)
         "entry_price": t["entry_v"] / t["entry_q"],
-        "exit_time": times[bar],
+        "exit_time": bar,
         "exit_price": t["exit_v"] / t["exit_q"] if t["exit_q"] > 0 else np.nan,
         "quantity": t["entry_q"],
         "fees": t["fees"],
