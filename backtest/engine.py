@@ -172,9 +172,9 @@ def run(
     equity_df = pd.DataFrame(
         {"equity": equity, "margin_level": ml, "position": position, "debt": debt, "interest_paid": paid,
          "interest_owed": owed, "interest_paid_base": paid_base, "interest_paid_quote": paid_quote,
-         "fees_paid": fees, "exposure": exposure, "close": c, "liquidation_price": liq_price,
+         "fees_paid": fees, "exposure": exposure, "close": c.copy(), "liquidation_price": liq_price,
          "liquidation_distance": liq_distance, "ambiguous": ambiguous},
-        index=index,
+        index=index, copy=False,  # the kernel's own rows, kept as they are: no 20 ms block consolidation
     )
     if not auto_repay:  # both loans may run at once: the debt per asset as the kernel kept it
         equity_df["debt_base"] = out[8]

@@ -338,7 +338,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
             out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2])
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["exposure"] = np.where(equity > 0, gross / np.where(equity > 0, equity, 1.0), 0.0)
-    equity_df = pd.DataFrame(frame, index=index)
+    equity_df = pd.DataFrame(frame, index=index, copy=False)  # arrays of this run's own: not consolidated
 
     acct_names = [a[0] for a in accounts]
     trades = []
