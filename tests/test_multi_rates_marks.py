@@ -1,12 +1,15 @@
 """Several symbols with rate histories (``--rates``) and mark series
-(``mark={symbol: bars}``): hand-computed runs in one cross account and in
-two isolated accounts, and isolated accounts equal to one-symbol runs with
-the same history and marks."""
+(``--mark SYMBOL=FILE``): hand-computed runs in one cross account and in two
+isolated accounts, isolated accounts equal to one-symbol runs with the same
+history and marks, and the CLI's forms and refusals."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import backtest
+from backtest.cli import main
 from backtest.multi import run_multi
 from test_multi import NO_COSTS, T0, H, bars, flat, random_bars, random_targets
 
@@ -188,3 +191,62 @@ def test_python_mark_forms():
         run_multi(data, TARGETS, mark={"XRPUSDT": ETH_MARK})
     with pytest.raises(TypeError, match=r"mark\['ETHUSDT'\]"):
         run_multi(data, TARGETS, mark={"ETHUSDT": 3})
+
+
+@pytest.fixture
+def marked_files(tmp_path):
+    """Two symbols' bars and a mark file for each (the traded bars, a little off)."""
+    paths = {}
+    for sym, seed in (("BTCUSDT", 1), ("ETHUSDT", 2)):
+        df = random_bars(seed, 300)
+        data = tmp_path / f"{sym}-1h.parquet"
+        df.reset_index().to_parquet(data, index=False)
+        mark = tmp_path / f"{sym}-1h-mark.parquet"
+        (df.iloc[5:] * [1.001, 1.001, 1.001, 1.001, 1.0]).reset_index().to_parquet(mark, index=False)
+        paths[sym] = (str(data), str(mark))
+    return paths
+
+
+def test_cli_marks_per_symbol_and_a_rate_file(marked_files, tmp_path, capsys):
+    rates = tmp_path / "rates.csv"
+    RATE_FILE.assign(timestamp=pd.Timestamp("2024-01-01", tz="UTC")).iloc[[0, 3]].to_csv(rates, index=False)
+    (btc, btc_mark), (eth, eth_mark) = marked_files["BTCUSDT"], marked_files["ETHUSDT"]
+    out = tmp_path / "out"
+    code = main(["run", "--data", btc, "--data", eth, "--margin", "cross-5x", "--strategy", "pair_trade",
+                 "--param", "lookback=24", "--mark", f"BTCUSDT={btc_mark}", "--mark", f"ethusdt={eth_mark}",
+                 "--rates", str(rates), "--out", str(out), "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mark_missing_bars_BTCUSDT"] == 5 and summary["mark_missing_bars_ETHUSDT"] == 5
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["mark"] == {"BTCUSDT": btc_mark, "ETHUSDT": eth_mark}
+    assert settings["rate_history"] == str(rates)
+
+
+@pytest.mark.parametrize("marks, message", [
+    (["{btc_mark}"], "with several symbols name the symbol, --mark SYMBOL=FILE"),
+    (["=x.parquet"], "--mark =x.parquet: expected SYMBOL=FILE"),
+    (["BTCUSDT="], "--mark BTCUSDT=: expected SYMBOL=FILE"),
+    (["BTCUSDT={btc_mark}", "btcusdt={btc_mark}"], "--mark BTCUSDT: given twice"),
+    (["XRPUSDT={btc_mark}"], "--mark XRPUSDT: not a symbol of this run (BTCUSDT, ETHUSDT)"),
+    (["BTCUSDT={eth_mark}"], "symbol ETHUSDT"),  # another market's file, named
+    (["BTCUSDT=nope.parquet"], "nope.parquet"),
+])
+def test_cli_bad_marks_are_one_line(marked_files, tmp_path, capsys, marks, message):
+    btc, btc_mark = marked_files["BTCUSDT"]
+    eth, eth_mark = marked_files["ETHUSDT"]
+    flags = [x for m in marks for x in ("--mark", m.format(btc_mark=btc_mark, eth_mark=eth_mark))]
+    code = main(["run", "--data", btc, "--data", eth, *flags, "--out", str(tmp_path / "o"), "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    if message == "symbol ETHUSDT":
+        assert eth_mark in err and "BTCUSDT" in err  # names the file, and the market it is not
+
+
+def test_cli_one_symbol_takes_one_mark(marked_files, tmp_path, capsys):
+    btc, btc_mark = marked_files["BTCUSDT"]
+    code = main(["run", "--data", btc, "--mark", btc_mark, "--mark", btc_mark, "--no-report",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--mark: given 2 times" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", "--data", btc, "--mark", btc_mark, "--no-report", "--out", str(tmp_path / "o")]) == 0
