@@ -197,6 +197,7 @@ def multi_args(n_bars: int, n_symbols: int, margin="cross-3x"):
     account, each with ``busy_targets`` of its own."""
     from .engine import _epoch_seconds
     from .multi import accounts_of, parse_margin
+    from .rates import rate_table
 
     symbols = [f"S{k}USDT" for k in range(n_symbols)]
     bars = [synthetic_bars(n_bars, seed=7 + k) for k in range(n_symbols)]
@@ -205,13 +206,15 @@ def multi_args(n_bars: int, n_symbols: int, margin="cross-3x"):
     accounts = accounts_of(parse_margin(margin, symbols))
     levels = np.array([a[1].kernel_levels() for a in accounts])
     acct_of = np.array([next(j for j, a in enumerate(accounts) if s in a[2]) for s in symbols], dtype=np.int64)
+    seconds = _epoch_seconds(bars[0].index)
+    h0, table = rate_table(seconds, symbols + ["USDT"], {**dict.fromkeys(symbols, 0.0002), "USDT": 0.0003}, None)
     config = dict(symbol_account=acct_of, capital=np.full(len(accounts), 10_000.0 / len(accounts)), fee=0.001,
-                  slippage=0.0002, rate_base=np.full(n_symbols, 0.0002 / 24), rate_quote=0.0003 / 24,
+                  slippage=0.0002, rate_h0=np.int64(h0), rates=np.vstack(table),
                   initial_ml=levels[:, 0].copy(), call_ml=levels[:, 1].copy(), liquidation_ml=levels[:, 2].copy(),
                   liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
                   restore_ml=levels[:, 3].copy(), full_liquidation=False, rebalance=0.0, round_interest=True,
                   stop_on_liquidation=False)
-    return (_epoch_seconds(bars[0].index), cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
+    return (seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
 
 
 def compile_seconds_multi() -> float:

@@ -168,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p)
     p.add_argument("--out", default=None, help="output folder (default reports/<strategy>-<symbol>-<profile>)")
     p.add_argument("--no-report", action="store_true", help="write the tables only, no PDF")
-    p.add_argument("--mark", default=None, metavar="FILE",
-                   help="mark-price bars (Parquet) to check liquidation against; fills stay on --data")
+    p.add_argument("--mark", action="append", default=None, metavar="FILE|SYMBOL=FILE",
+                   help="mark-price bars (Parquet) to check liquidation against; fills stay on --data "
+                        "(several symbols: SYMBOL=FILE, repeatable)")
     p.add_argument("--detail", default=None, metavar="FILE",
                    help="finer bars (Parquet, e.g. 1m under 1h) that settle the path inside bars where a stop, "
                         "take-profit or liquidation is in reach")
@@ -249,11 +250,14 @@ def cmd_run(args) -> int:
         check_target(Path(args.out))
     params = parse_params(args.param)
     rates = parse_rates(args.rate)
+    if args.mark and len(args.mark) > 1:
+        raise UserError(f"--mark: given {len(args.mark)} times; a run of one symbol takes one mark file")
     settings = dict(
         margin=args.margin, capital=args.capital, fee=args.fee, slippage=args.slippage, rates=rates,
         liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-        **_stop_flags(args), mark=args.mark, symbol=args.symbol, rate_history=args.rates, detail=args.detail,
+        **_stop_flags(args), mark=args.mark[0] if args.mark else None, symbol=args.symbol, rate_history=args.rates,
+        detail=args.detail,
         margin_file=args.margin_file,
     )
     result = run(data, args.strategy, params, **settings)
@@ -300,16 +304,17 @@ def cmd_run_multi(args, paths) -> int:
     """``backtest run`` with several ``--data``: one cross account, isolated
     accounts, or a mix (docs/model-choices.md "Several symbols")."""
     from .assets import parse_rates
-    from .multi import run_multi
+    from .multi import parse_marks, run_multi
     from .strategy import parse_params
 
     unsupported = [flag for flag, on in (
         ("--stop-loss", args.stop_loss), ("--take-profit", args.take_profit), ("--trailing-stop", args.trailing_stop),
-        ("--mark", args.mark), ("--rates", args.rates), ("--bound", args.bound), ("--symbol", args.symbol),
+        ("--bound", args.bound), ("--symbol", args.symbol),
         ("--path", args.path != "ohlc-heuristic"), ("--detail", args.detail),
         ("--no-auto-repay", args.no_auto_repay), ("--repay-on-flat", args.repay_on_flat)) if on]
     if unsupported:
         raise UserError(f"{unsupported[0]}: not supported with several symbols yet")
+    marks = parse_marks(args.mark) or None  # SYMBOL=FILE forms, checked before any file is read
     if args.out:
         check_target(Path(args.out))
     margin = args.margin or "cross-3x"
@@ -321,7 +326,8 @@ def cmd_run_multi(args, paths) -> int:
                        allocation=args.allocation, capital=args.capital, fee=args.fee, slippage=args.slippage,
                        rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance,
                        start=args.start, end=args.end, stop_on_liquidation=args.stop_on_liquidation,
-                       round_interest=not args.no_interest_rounding, margin_file=args.margin_file)
+                       round_interest=not args.no_interest_rounding, margin_file=args.margin_file,
+                       rate_history=args.rates, mark=marks)
     for path in paths:
         from .data import load_ohlcv
 

@@ -124,8 +124,11 @@ def _clean_book(sb, aq, a, syms, m):
 
 
 @njit(cache=True)
-def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restore, full, rec, qty, fill, side):
-    """Liquidate account ``a`` at trigger prices ``trig[:m]``; fill ``rec``
+def liquidate_cross(sb, aq, a, syms, m, trig, traded, tradable, slip, fee_rate, m_restore, full, rec, qty, fill,
+                    side):
+    """Liquidate account ``a`` at trigger prices ``trig[:m]`` (its margin
+    level and fee), filling at the traded prices ``traded[:m]`` ± slippage
+    (the triggers themselves unless a mark series triggers); fill ``rec``
     (the event) and, per symbol k, ``side[k]`` (+1 bought back, −1 sold, 0 no
     fill), ``qty[k]`` and ``fill[k]``.  Returns (fee, bad debt, done): not
     done when it would fill and write off nothing (docs/model-choices.md "No
@@ -142,7 +145,7 @@ def liquidate_cross(sb, aq, a, syms, m, trig, tradable, slip, fee_rate, m_restor
         s = syms[k]
         side[k] = 0
         qty[k] = 0.0
-        fill[k] = trig[k] * (1.0 - slip) if sb[s, HELD] > 0.0 else trig[k] * (1.0 + slip)
+        fill[k] = traded[k] * (1.0 - slip) if sb[s, HELD] > 0.0 else traded[k] * (1.0 + slip)
         db = sb[s, PRINCIPAL] + sb[s, INTEREST]
         if tradable[k]:
             longs += sb[s, HELD] * fill[k]

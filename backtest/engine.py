@@ -263,11 +263,12 @@ def loans_outlive_trades(given: Orders, auto_repay: bool) -> bool:
     return not auto_repay or bool(given.limit.size)
 
 
-def mark_arrays(mark, bars, symbol=None):
+def mark_arrays(mark, bars, symbol=None, name=None):
     """The mark series' (open, high, low, close) on ``bars``' timestamps, the
     traded bar's where the mark lacks one; and how many it lacked.  Another
-    market's series is refused (``companion``)."""
-    name = str(mark) if not isinstance(mark, pd.DataFrame) else "mark"
+    market's series is refused (``companion``); ``name``: what messages call
+    it (default the path)."""
+    name = name or (str(mark) if not isinstance(mark, pd.DataFrame) else "mark")
     m = validate_ohlcv(mark, name) if isinstance(mark, pd.DataFrame) else load_ohlcv(mark)
     check_companion("--mark", m, name, bars, symbol)
     aligned = m.reindex(bars.index)

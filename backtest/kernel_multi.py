@@ -6,7 +6,10 @@ symbol's isolated account or the cross account of several; an account with
 one symbol runs exactly the one-symbol kernel's steps (``kernel.py``) on its
 six numbers, an account with several the joint path and the cross
 liquidation of ``cross.py``.  The order of events is docs/model-choices.md
-"Several symbols".  One-symbol ``kernel.py`` is left as it is (and as fast).
+"Several symbols".  Liquidation is checked on mark bars (the traded bars
+themselves when a symbol has no mark series) and interest charged from a
+table of hourly rates per asset (constant or a rate history).  One-symbol
+``kernel.py`` is left as it is (and as fast).
 
 Speed: with every symbol in one cross account, after each eventful bar
 ``_close_quiet`` closes the quiet bars that follow in a small loop (the bars
@@ -19,9 +22,9 @@ import numpy as np
 from numba import njit
 from numba.core.errors import NumbaExperimentalFeatureWarning
 
-from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
+from .account import HB, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR
+from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _liquidations
 from .kernel import _opens_trade
 from .records import LIQUIDATION, REBALANCE, SIGNAL
 from .rules import (
@@ -30,7 +33,6 @@ from .rules import (
     hour_boundaries_between,
     interest_charge,
     joint_theta,
-    liquidation_trigger,
     margin_level,
 )
 
@@ -82,14 +84,17 @@ def _liq_record(liqs, k, a, theta, gap):
 
 
 @njit(cache=True)
-def _single_liquidation(st, i, a, s, trigger, slip, liq_fee, restore, full, mlr, gap, orders, liqs, tot):
+def _gap_liquidation(st, i, a, s, trigger, traded, slip, liq_fee, restore, full, mlr, orders, liqs, tot):
+    """Step 2 of an account with one symbol: liquidated at ``trigger`` (the
+    mark open, or the open), filled at the traded open ``traded``; False
+    (nothing recorded) when there was nothing to liquidate."""
     k_o = int(tot[N_ORD])
     k_l = int(tot[N_LIQ])
-    f, b, row = _forced_exit(st, i, trigger, trigger, slip, liq_fee, restore, full, mlr, orders, k_o, liqs, k_l,
+    f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee, restore, full, mlr, orders, k_o, liqs, k_l,
                              True)
     if row < 0:
         return False
-    _liq_record(liqs, row, a, np.nan, gap)
+    _liq_record(liqs, row, a, np.nan, True)
     _fill_order(orders, k_o, s, trigger, row)
     tot[N_ORD] += 1
     tot[N_LIQ] += 1
@@ -105,8 +110,9 @@ T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
 FEE, SLIP, FULL, ROUND, STOP = range(5)
-# scratch rows ``scr[r]`` of a cross step
-CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG = range(8)
+# scratch rows ``scr[r]`` of a cross step: CUR the traded open (orders, interest), MCUR the mark open
+# (liquidation checks; both the last close without a bar), TRADED where a liquidation fills (before slippage)
+CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG, MCUR, TRADED = range(10)
 # rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
 Q_HB, Q_DB, Q_IB, Q_UP = range(4)
 
@@ -131,30 +137,37 @@ def _follows_gap(ss, s, stop):
 
 
 @njit(cache=True)
-def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, liqs, calls, tot):
+def _step_single(i, t, a, s, st, o, h, lo, mo, mh, mlo, h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot):
     # (arrays are indexed, never sliced, here: a view costs a reference count per bar)
     """Steps 1–7 of an account with one symbol: kernel.simulate's, without
-    stops and mark prices.  Returns whether it was liquidated."""
+    stops.  ``mo``, ``mh``, ``mlo``: the bar liquidation is checked on (the
+    mark bar, or the traded one); ``rates[s]``, ``rates[-1]``: the base and
+    quote hourly rates of the whole hours from ``h0`` on.  Returns whether
+    it was liquidated."""
     liquidated = False
     round_up = cfg[ROUND] != 0.0
     mlr = lv[a, MLR]
-    # 1. hour boundaries passed since the account's last bar
+    q = rates.shape[0] - 1
+    col = t // HOUR - h0  # this bar's hour: borrows and the boundary at the open
+    # 1. hour boundaries passed since the account's last bar, each at the rate in force then
     on_hour = False
     if t >= sa[a, NEXT_HOUR]:
         on_hour = t % HOUR == 0
         if sa[a, T_PREV] >= 0.0 and (st[PB] > 0.0 or st[PQ] > 0.0):
-            for _ in range(hour_boundaries_between(np.int64(sa[a, T_PREV]), t)):
-                cb = interest_charge(st[PB], rb, round_up)
-                cq = interest_charge(st[PQ], rq, round_up)
+            t_prev = np.int64(sa[a, T_PREV])
+            h1 = t_prev // HOUR + 1 - h0
+            for k in range(hour_boundaries_between(t_prev, t)):
+                cb = interest_charge(st[PB], rates[s, h1 + k], round_up)
+                cq = interest_charge(st[PQ], rates[q, h1 + k], round_up)
                 st[IB] += cb
                 st[IQ] += cq
                 _note(ss, sa, s, a, cb, cq, o)
                 ss[s, PAID_SYM] += cb * o
         sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
-    # 2. gap liquidation
+    # 2. gap liquidation (at the mark open; filled at the open)
     if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
-        if _assets(st, o) <= mlr * _debt(st, o) and _single_liquidation(
-                st, i, a, s, o, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, True, orders, liqs,
+        if _assets(st, mo) <= mlr * _debt(st, mo) and _gap_liquidation(
+                st, i, a, s, mo, o, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, orders, liqs,
                 tot):
             liquidated = not _follows_gap(ss, s, cfg[STOP] != 0.0)
     # 3. the order decided at the last close
@@ -163,24 +176,26 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, l
     x = ss[s, PENDING]
     if x == x:
         before = _position(st)
-        side, q, price, fee_value, capped, cb, cq = _trade_to(st, x, o, cfg[FEE], cfg[SLIP], rb, rq, lv[a, M0],
-                                                              round_up, True, False, np.inf, np.inf)
+        side, qty, price, fee_value, capped, cb, cq = _trade_to(st, x, o, cfg[FEE], cfg[SLIP], rates[s, col],
+                                                                rates[q, col], lv[a, M0], round_up, True, False,
+                                                                np.inf, np.inf)
         if side != 0:
-            _book_order(st, i, s, a, side, q, price, fee_value, capped, cb, cq, o, before, cb * o, ss, sa, orders, tot)
+            _book_order(st, i, s, a, side, qty, price, fee_value, capped, cb, cq, o, before, cb * o, ss, sa, orders,
+                        tot)
         tot[N_CAP] += capped
         ss[s, PENDING] = np.nan
     # 4. the whole hour at this open
     if on_hour:
-        cb = interest_charge(min(pb0, st[PB]), rb, round_up)
-        cq = interest_charge(min(pq0, st[PQ]), rq, round_up)
+        cb = interest_charge(min(pb0, st[PB]), rates[s, col], round_up)
+        cq = interest_charge(min(pq0, st[PQ]), rates[q, col], round_up)
         st[IB] += cb
         st[IQ] += cq
         _note(ss, sa, s, a, cb, cq, o)
         ss[s, PAID_SYM] += cb * o
-    # 5. + 6. the adverse extreme
+    # 5. + 6. the adverse extreme (of the mark bar)
     db = st[PB] + st[IB]
     if db + st[PQ] + st[IQ] > 0.0:
-        worst = lo if falling_price_hurts(st[HB], db, mlr) else h
+        worst = mlo if falling_price_hurts(st[HB], db, mlr) else mh
         assets_x = _assets(st, worst)
         debt_x = _debt(st, worst)
         if assets_x <= lv[a, CALL] * debt_x and sa[a, ABOVE_CALL] != 0.0:
@@ -189,39 +204,45 @@ def _step_single(i, t, a, s, st, o, h, lo, c, rb, rq, lv, cfg, ss, sa, orders, l
             calls[k].margin_level = margin_level(assets_x, debt_x)
             calls[k].account = a
             tot[N_CALL] += 1
-        if assets_x <= mlr * debt_x * (1.0 + 1e-9):
-            for _ in range(MAX_LIQUIDATIONS_PER_BAR):
-                trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, o, h, lo)
-                if trigger != trigger:
-                    break
-                if not _single_liquidation(st, i, a, s, trigger, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE],
-                                           cfg[FULL] != 0.0, mlr, trigger == o, orders, liqs, tot):
-                    break  # nothing to liquidate
-                liquidated = True
-                if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
-                    break
+        if assets_x <= mlr * debt_x * (1.0 + 1e-9):  # the one-symbol kernel's step 5, then this run's fields
+            k_o = int(tot[N_ORD])
+            k_l = int(tot[N_LIQ])
+            _, _, fees, bad, n_l, _, _ = _liquidations(st, i, mo, mh, mlo, h, lo, np.nan, np.nan, cfg[SLIP],
+                                                       lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, orders,
+                                                       k_o, liqs, k_l, True)
+            for r in range(n_l):
+                liqs[k_l + r].account = a
+                liqs[k_l + r].theta = np.nan
+                _fill_order(orders, k_o + r, s, liqs[k_l + r].trigger_price, k_l + r)
+            tot[N_ORD] += n_l
+            tot[N_LIQ] += n_l
+            tot[LIQ_FEES] += fees
+            tot[BAD] += bad
+            liquidated = liquidated or n_l > 0
     return liquidated
 
 
 @njit(cache=True)
-def _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa):
+def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa):
     """One hour on the base principals ``scr[PB0]`` and the quote principal
-    ``scr[PB0, m]`` of a cross account, base charges valued at ``scr[CUR]``."""
+    ``scr[PB0, m]`` of a cross account, at the rates of column ``col``, base
+    charges valued at ``scr[CUR]``."""
     for k in range(m):
         s = syms[a, k]
-        cb = interest_charge(scr[PB0, k], rates[s], round_up)
+        cb = interest_charge(scr[PB0, k], rates[s, col], round_up)
         sb[s, INTEREST] += cb
         _note(ss, sa, s, a, cb, 0.0, scr[CUR, k])
         ss[s, PAID_SYM] += cb * scr[CUR, k]
-    cq = interest_charge(scr[PB0, m], rates[rates.shape[0] - 1], round_up)
+    cq = interest_charge(scr[PB0, m], rates[rates.shape[0] - 1, col], round_up)
     aq[a, INTEREST] += cq
     _note(ss, sa, 0, a, 0.0, cq, 0.0)
 
 
 @njit(cache=True)
 def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, scr, tot):
-    """A cross liquidation at the trigger prices ``scr[TRIG]``, recorded;
-    False (nothing recorded) when there was nothing to liquidate."""
+    """A cross liquidation at the trigger prices ``scr[TRIG]``, filled at
+    ``scr[TRADED]`` (± slippage), recorded; False (nothing recorded) when
+    there was nothing to liquidate."""
     syms = syms_of[a, :m]
     trig = scr[TRIG, :m].copy()
     k_l = int(tot[N_LIQ])
@@ -235,8 +256,8 @@ def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, s
     side = np.zeros(m, dtype=np.int64)
     qty = scr[QTY]
     fill = scr[FILL]
-    f, b, done = liquidate_cross(sb, aq, a, syms, m, trig, tradable, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE],
-                                 cfg[FULL] != 0.0, rec, qty, fill, side)
+    f, b, done = liquidate_cross(sb, aq, a, syms, m, trig, scr[TRADED, :m], tradable, cfg[SLIP], lv[a, LIQ_FEE],
+                                 lv[a, RESTORE], cfg[FULL] != 0.0, rec, qty, fill, side)
     if not done:
         return False
     _liq_record(liqs, k_l, a, theta, theta == 0.0)
@@ -267,34 +288,41 @@ def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, s
 
 
 @njit(cache=True)
-def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv, cfg, ss, sa, orders, liqs, calls,
-                tot, scr):
-    """Steps 1–7 of a cross account with several symbols."""
+def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_high, mark_low, h0, rates, lv, cfg,
+                ss, sa, orders, liqs, calls, tot, scr):
+    """Steps 1–7 of a cross account with several symbols; the liquidation
+    checks on the mark bars (``mark_*``: the traded ones without a mark
+    series), the orders and the fills on the traded bars."""
     liquidated = False
     round_up = cfg[ROUND] != 0.0
     mlr = lv[a, MLR]
     m0 = lv[a, M0]
+    col = t // HOUR - h0  # this bar's hour, as a rate column
     for k in range(m):
         s = syms[a, k]
         o = open_[s, i]
         scr[TRADABLE, k] = 1.0 if o == o else 0.0
         scr[CUR, k] = o if o == o else ss[s, LAST_CLOSE]
-    # 1. hour boundaries passed since the account's last active time
+        scr[MCUR, k] = mark_open[s, i] if o == o else ss[s, LAST_CLOSE]
+    # 1. hour boundaries passed since the account's last active time, each at the rates in force then
     on_hour = False
     if t >= sa[a, NEXT_HOUR]:
         on_hour = t % HOUR == 0
         if sa[a, T_PREV] >= 0.0:
-            for _ in range(hour_boundaries_between(np.int64(sa[a, T_PREV]), t)):
+            t_prev = np.int64(sa[a, T_PREV])
+            h1 = t_prev // HOUR + 1 - h0
+            for n_h in range(hour_boundaries_between(t_prev, t)):
                 for k in range(m):
                     scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
                 scr[PB0, m] = aq[a, PRINCIPAL]
-                _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa)
+                _charge_book(sb, aq, a, syms, m, rates, h1 + n_h, round_up, scr, ss, sa)
         sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
-    # 2. gap liquidation at the current prices
-    assets, debt = book_value(sb, aq, a, syms, m, scr, CUR)
+    # 2. gap liquidation at the current (mark) prices, filled at the traded opens
+    assets, debt = book_value(sb, aq, a, syms, m, scr, MCUR)
     if debt > 0.0 and assets <= mlr * debt:
         for k in range(m):
-            scr[TRIG, k] = scr[CUR, k]
+            scr[TRIG, k] = scr[MCUR, k]
+            scr[TRADED, k] = scr[CUR, k]
         if _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot):
             for k in range(m):
                 if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
@@ -315,8 +343,8 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
         before = _position(st)
         o = scr[CUR, k]
         side_, q, price, fee_value, capped, cb, cq = trade_to_cross(st, x, o, assets - debt, w, 1e-9 * (assets + debt),
-                                                                    cfg[FEE], cfg[SLIP], rates[s],
-                                                                    rates[rates.shape[0] - 1], m0, round_up)
+                                                                    cfg[FEE], cfg[SLIP], rates[s, col],
+                                                                    rates[rates.shape[0] - 1, col], m0, round_up)
         store(st, sb, aq, s, a)
         if side_ != 0:  # the symbol's share of interest: its base interest and its own borrows
             _book_order(st, i, s, a, side_, q, price, fee_value, capped, cb, cq, o, before, cb * o + cq, ss, sa,
@@ -328,8 +356,8 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
         for k in range(m):
             scr[PB0, k] = min(scr[PB0, k], sb[syms[a, k], PRINCIPAL])
         scr[PB0, m] = min(scr[PB0, m], aq[a, PRINCIPAL])
-        _charge_book(sb, aq, a, syms, m, rates, round_up, scr, ss, sa)
-    # 5. + 6. the joint path toward every symbol's adverse extreme
+        _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa)
+    # 5. + 6. the joint path toward every symbol's adverse extreme (of its mark bar)
     for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
         f0 = aq[a, HELD] - mlr * (aq[a, PRINCIPAL] + aq[a, INTEREST])
         g = 0.0
@@ -340,13 +368,13 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
             any_debt = any_debt or db > 0.0
             coef = sb[s, HELD] - mlr * db
             if coef > 0.0 and scr[TRADABLE, k] != 0.0:
-                scr[EXT, k] = low[s, i]
+                scr[EXT, k] = mark_low[s, i]
             elif coef < 0.0 and scr[TRADABLE, k] != 0.0:
-                scr[EXT, k] = high[s, i]
+                scr[EXT, k] = mark_high[s, i]
             else:
-                scr[EXT, k] = scr[CUR, k]
-            f0 += coef * scr[CUR, k]
-            g += coef * (scr[EXT, k] - scr[CUR, k])
+                scr[EXT, k] = scr[MCUR, k]
+            f0 += coef * scr[MCUR, k]
+            g += coef * (scr[EXT, k] - scr[MCUR, k])
         if not any_debt:
             break
         if n_liq == 0:  # 6. the margin call, on the state after step 4
@@ -360,8 +388,12 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
         theta = joint_theta(f0, g)
         if theta < 0.0:
             break
-        for k in range(m):
-            scr[TRIG, k] = scr[CUR, k] + theta * (scr[EXT, k] - scr[CUR, k])
+        for k in range(m):  # the marks at θ; each fills where its market traded (clamped into its bar)
+            p = scr[MCUR, k] + theta * (scr[EXT, k] - scr[MCUR, k])
+            scr[TRIG, k] = p
+            if scr[TRADABLE, k] != 0.0:
+                p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
+            scr[TRADED, k] = p
         if not _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot):
             break  # nothing to liquidate
         liquidated = True
@@ -369,7 +401,8 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, rates, lv
 
 
 @njit(cache=True)
-def _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms, rates, round_up, scr):
+def _quiet_hour(j, t_prev, ts, open_, mark_open, mark_high, mark_low, close, sb, aq, ss, sa, lv, syms, h0, rates,
+                round_up, scr):
     """The hour at bar ``j`` of a quiet run, if it is all the bar has: the bar
     is on the hour and the last was within the hour before (step 1 charges
     nothing), and simulate_multi's skip test passes both before the charge
@@ -385,8 +418,9 @@ def _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms
             return False
     mlr = lv[0, MLR]
     near = max(lv[0, CALL], mlr) * (1.0 + 1e-9)
+    col = t // HOUR - h0
     for before in (True, False):
-        cq = 0.0 if before else interest_charge(aq[0, PRINCIPAL], rates[n_sym], round_up)
+        cq = 0.0 if before else interest_charge(aq[0, PRINCIPAL], rates[n_sym, col], round_up)
         dq = aq[0, PRINCIPAL] + (aq[0, INTEREST] + cq)
         assets = aq[0, HELD]
         debt = dq
@@ -394,11 +428,11 @@ def _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms
         debt_x = dq
         owes = dq > 0.0
         for k in range(n_sym):
-            cb = 0.0 if before else interest_charge(sb[k, PRINCIPAL], rates[k], round_up)
+            cb = 0.0 if before else interest_charge(sb[k, PRINCIPAL], rates[k, col], round_up)
             db = sb[k, PRINCIPAL] + (sb[k, INTEREST] + cb)
             owes = owes or db > 0.0
-            o = open_[k, j]
-            x = low[k, j] if sb[k, HELD] - mlr * db >= 0.0 else high[k, j]
+            o = mark_open[k, j]
+            x = mark_low[k, j] if sb[k, HELD] - mlr * db >= 0.0 else mark_high[k, j]
             assets += sb[k, HELD] * o
             debt += db * o
             assets_x += sb[k, HELD] * x
@@ -410,18 +444,18 @@ def _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms
         scr[PB0, k] = sb[k, PRINCIPAL]
         scr[CUR, k] = open_[k, j]
     scr[PB0, n_sym] = aq[0, PRINCIPAL]
-    _charge_book(sb, aq, 0, syms, n_sym, rates, round_up, scr, ss, sa)
+    _charge_book(sb, aq, 0, syms, n_sym, rates, col, round_up, scr, ss, sa)
     return True
 
 
 @njit(cache=True)
-def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance, out_acct, out_sym, loc,
-                 syms, rates, round_up, scr):
+def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, sb, aq, ss, sa, lv, rebalance,
+                 out_acct, out_sym, loc, syms, h0, rates, round_up, scr):
     """Close bars ``i0, i0 + 1, …`` of the only account (every symbol in one
     cross account) while they are quiet; returns the first bar not closed.
 
     A quiet bar has no order at its open, every symbol's open and close are
-    present, and the margin level at the opens and at the adverse extremes
+    present, and the margin level at the (mark) opens and adverse extremes
     passes the test by which ``simulate_multi`` skips steps 1-6 (same
     arithmetic; no test without debt): the steps would do nothing, so the
     bar is only closed, as ``simulate_multi`` closes it.  A bar on the hour
@@ -456,8 +490,8 @@ def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, re
                 out_acct[0, 3, r] = paid
             seg = j
             t_prev = ts[j - 1] if j > i0 else np.int64(sa[0, T_PREV])
-            if not _quiet_hour(j, t_prev, ts, open_, high, low, close, sb, aq, ss, sa, lv, syms, rates, round_up,
-                               scr):
+            if not _quiet_hour(j, t_prev, ts, open_, mark_open, mark_high, mark_low, close, sb, aq, ss, sa, lv, syms,
+                               h0, rates, round_up, scr):
                 end = j
                 break
             next_hour = sa[0, NEXT_HOUR]
@@ -482,8 +516,8 @@ def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, re
         assets_x = hq
         debt_x = dq
         for k in range(n_sym):
-            o = open_[k, j]
-            x = low[k, j] if loc[Q_UP, k] != 0.0 else high[k, j]
+            o = mark_open[k, j]
+            x = mark_low[k, j] if loc[Q_UP, k] != 0.0 else mark_high[k, j]
             assets += loc[Q_HB, k] * o
             debt += loc[Q_DB, k] * o
             assets_x += loc[Q_HB, k] * x
@@ -556,17 +590,22 @@ def _close_quiet(i0, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, re
 
 @njit(cache=True, nogil=True)
 def simulate_multi(
-    ts, open_, high, low, close, target, symbol_account, capital, fee, slippage, rate_base, rate_quote,
-    initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation, rebalance,
+    ts, open_, high, low, close, target, mark_open, mark_high, mark_low, symbol_account, capital, fee, slippage,
+    rate_h0, rates, initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation, rebalance,
     round_interest, stop_on_liquidation, out_acct, out_sym, interest_base, interest_quote, orders, liqs, calls,
 ):
     """Run ``S`` symbols through ``A`` accounts on the time grid ``ts``.
 
     ``open_ … close``, ``target``: ``[S, n]``, NaN where a symbol has no bar
-    (target NaN = hold).  ``symbol_account[s]``: the account of symbol s;
-    per account ``capital`` and the profile levels (``initial_ml`` …
-    ``restore_ml``, assets / debt terms); ``rate_base[s]`` and
-    ``rate_quote``: hourly rates.  Writes ``out_acct`` ``[A, 4, n]``
+    (target NaN = hold).  ``mark_*``: the bars liquidation is checked on
+    (the mark series, the traded bar where it lacks one, NaN where the
+    symbol has no bar; the traded arrays themselves without marks).
+    ``symbol_account[s]``: the account of symbol s; per account ``capital``
+    and the profile levels (``initial_ml`` … ``restore_ml``, assets / debt
+    terms); ``rates`` ``[S + 1, hours]``: the hourly rate of symbol s's
+    base (row s) and of the quote (last row) at the whole hours ``rate_h0,
+    rate_h0 + 1, …`` (hours since the epoch; docs/model-choices.md
+    "Interest").  Writes ``out_acct`` ``[A, 4, n]``
     (``ACCOUNT_ROWS``), ``out_sym`` ``[S, 2, n]`` (``SYMBOL_ROWS``),
     interest charged per base asset / per account's quote in asset units,
     and the records.  Returns ``(complete, stats)``; ``complete`` False when
@@ -593,11 +632,8 @@ def simulate_multi(
         lv[a, RESTORE] = restore_ml[a]
     cfg = np.array([fee, slippage, 1.0 if full_liquidation else 0.0, 1.0 if round_interest else 0.0,
                     1.0 if stop_on_liquidation else 0.0])
-    rates = np.empty(n_sym + 1)
-    rates[:n_sym] = rate_base
-    rates[n_sym] = rate_quote
     st = np.zeros(6)
-    scr = np.zeros((8, n_sym + 1))
+    scr = np.zeros((10, n_sym + 1))
     ss = np.zeros((n_sym, 7))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
     ss[:, PENDING] = np.nan
     ss[:, LAST_TARGET] = np.nan
@@ -646,11 +682,11 @@ def simulate_multi(
                 need = need or ss[s, PENDING] == ss[s, PENDING]
                 db = sb[s, PRINCIPAL] + sb[s, INTEREST]
                 owes = owes or db > 0.0
-                o = open_[s, i]
+                o = mark_open[s, i]  # NaN exactly where the symbol has no bar
                 p = o if o == o else ss[s, LAST_CLOSE]
                 x = p
                 if o == o:
-                    x = low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else high[s, i]
+                    x = mark_low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else mark_high[s, i]
                 assets += sb[s, HELD] * p
                 debt += db * p
                 assets_x += sb[s, HELD] * x
@@ -663,8 +699,9 @@ def simulate_multi(
                 c = close[s, i]
                 if need:
                     load(st, sb, aq, s, a)
-                    liquidated = _step_single(i, t, a, s, st, open_[s, i], high[s, i], low[s, i], c, rates[s],
-                                              rates[n_sym], lv, cfg, ss, sa, orders, liqs, calls, tot)
+                    liquidated = _step_single(i, t, a, s, st, open_[s, i], high[s, i], low[s, i], mark_open[s, i],
+                                              mark_high[s, i], mark_low[s, i], rate_h0, rates, lv, cfg, ss, sa, orders,
+                                              liqs, calls, tot)
                     store(st, sb, aq, s, a)
                 ss[s, LAST_CLOSE] = c
                 assets = sb[s, HELD] * c + aq[a, HELD]
@@ -672,8 +709,8 @@ def simulate_multi(
                 owed = sb[s, INTEREST] * c + aq[a, INTEREST]
             else:
                 if need:
-                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, close, rates, lv, cfg,
-                                             ss, sa, orders, liqs, calls, tot, scr)
+                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
+                                             mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
                 # 7. the close (last closes for symbols without a bar)
                 for k in range(m):
                     c = close[syms_of[a, k], i]
@@ -718,8 +755,9 @@ def simulate_multi(
             out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
             out_sym[s, 1, i] = ss[s, PAID_SYM]
         if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
-            resume_at = _close_quiet(i + 1, ts, open_, high, low, close, target, sb, aq, ss, sa, lv, rebalance,
-                                     out_acct, out_sym, loc, syms_of, rates, cfg[ROUND] != 0.0, scr)
+            resume_at = _close_quiet(i + 1, ts, open_, mark_open, mark_high, mark_low, close, target, sb, aq, ss, sa,
+                                     lv, rebalance, out_acct, out_sym, loc, syms_of, rate_h0, rates, cfg[ROUND] != 0.0,
+                                     scr)
     for s in range(n_sym):
         interest_base[s] = ss[s, INT_BASE]
     for a in range(n_acct):

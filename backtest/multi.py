@@ -16,11 +16,12 @@ from . import _numba_cache, kernel_multi
 from .assets import DEFAULT_DAILY_RATE, split_symbol
 from . import writeoffs
 from .books import cross_liquidation_shares, shared_quote_interest, write_offs
-from .checks import api, check_args
+from .checks import _type_error, api, bars_arg, check_args
 from .errors import UserError
 from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
+from .rates import rate_table
 from .records import LIQUIDATION, ORDER_KINDS, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
 from .result import Result
 from .strategy import call_user, check_targets, load_strategy
@@ -147,6 +148,59 @@ def load_panel(data, start=None, end=None) -> dict:
     return panel
 
 
+def parse_marks(spec, symbols=None) -> dict:
+    """``--mark SYMBOL=FILE`` (repeatable: a list of such strings) or a dict
+    ``{symbol: path or DataFrame}`` → ``{SYMBOL: path or DataFrame}``, each
+    symbol once and (given ``symbols``) a symbol of the run.  A bare file is
+    refused: with several symbols a mark series names its symbol."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        items = [(str(k).strip().upper(), v) for k, v in spec.items()]
+    else:
+        items = []
+        for part in spec:
+            name, sep, path = str(part).partition("=")
+            if not sep:
+                raise UserError(f"--mark {part}: with several symbols name the symbol, --mark SYMBOL=FILE "
+                                "(repeat it per symbol)")
+            if not name.strip() or not path.strip():
+                raise UserError(f"--mark {part}: expected SYMBOL=FILE, e.g. BTCUSDT=BTCUSDT-mark-1h.parquet")
+            items.append((name.strip().upper(), path.strip()))
+    out = {}
+    for name, mark in items:
+        if symbols is not None and name not in symbols:
+            raise UserError(f"--mark {name}: not a symbol of this run ({', '.join(symbols)})")
+        if name in out:
+            raise UserError(f"--mark {name}: given twice")
+        out[name] = mark
+    return out
+
+
+def _mark_grid(marks, panel, index, cols):
+    """The bars liquidation is checked on, ``[S, n]`` on the union grid: each
+    symbol's mark series (``engine.mark_arrays``: the traded bar where the
+    mark lacks one; another market's series refused), the traded bars for
+    symbols without one, NaN where a symbol has no bar.  Returns (open, high,
+    low) and the bars each mark series lacked per symbol."""
+    from .engine import mark_arrays
+
+    if not marks:
+        return (cols["open"], cols["high"], cols["low"]), {}
+    grid = [cols[k].copy() for k in ("open", "high", "low")]
+    missing = {}
+    for k, sym in enumerate(panel):
+        if sym not in marks:
+            continue
+        mark = marks[sym]
+        name = f"{sym}={mark if not isinstance(mark, pd.DataFrame) else '(table)'}"
+        own, missing[sym] = mark_arrays(mark, panel[sym], sym, name=name)
+        at = index.get_indexer(panel[sym].index)
+        for g, values in zip(grid, own):
+            g[k, at] = values
+    return tuple(np.ascontiguousarray(g) for g in grid), missing
+
+
 def _daily_rates(symbols, rates):
     assets = {split_symbol(s)[0] for s in symbols} | {split_symbol(symbols[0])[1]}
     rates = {str(k).upper(): v for k, v in (rates or {}).items()}
@@ -198,7 +252,7 @@ def _targets(strat, panel, params, index) -> np.ndarray:
 def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", allocation=None,
               capital: float = 10_000.0, fee: float = 0.001, slippage: float = 0.0, rates=None,
               liquidation: str = "partial", rebalance: float = 0.0, round_interest: bool = True, start=None,
-              end=None, stop_on_liquidation: bool = False, margin_file=None) -> Result:
+              end=None, stop_on_liquidation: bool = False, margin_file=None, rate_history=None, mark=None) -> Result:
     """Backtest several symbols (``data``: paths, DataFrames or ``{symbol:
     bars}``) in a cross account, isolated accounts, or a mix.
 
@@ -207,12 +261,23 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     account; a profile's ``mode`` decides, also for ``margin_file``'s
     profiles).  ``allocation``: fraction of ``capital`` per account
     (``{"BTCUSDT": 0.5, "cross": 0.5}``), equal shares by default; transfers
-    between accounts never happen.  Other arguments as ``backtest.run``.
+    between accounts never happen.  ``rate_history``: as ``backtest.run``'s
+    (every asset it names follows it, the others pay ``rates``).  ``mark``:
+    ``{symbol: mark bars (a path or a DataFrame)}``, per symbol as
+    ``backtest.run``'s ``mark`` (a symbol not named is checked on its traded
+    bars; ``summary["mark_missing_bars_<SYMBOL>"]`` counts the bars its
+    series lacked); a cross account's joint path runs on the marks
+    (docs/model-choices.md "Several symbols").  Other arguments as
+    ``backtest.run``.
     """
-    from .engine import _epoch_seconds
+    from .engine import _epoch_seconds, _rate_history
     from .settings import RunSettings
 
-    check_args(locals())
+    if mark is not None and not isinstance(mark, dict):  # one series would not say which symbol it marks
+        raise _type_error("mark", mark, "a dict {symbol: Parquet path or DataFrame}, one per symbol marked")
+    check_args({k: v for k, v in locals().items() if k != "mark"})
+    for key, value in (mark or {}).items():
+        bars_arg(f"mark[{key!r}]", value)
     RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation)
     panel = load_panel(data, start, end)
     symbols = list(panel)
@@ -226,6 +291,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     names = [a[0] for a in accounts]
     shares = parse_allocation(allocation, names, [s for s in symbols if not profiles[s].isolated])
     daily = _daily_rates(symbols, rates)
+    history = _rate_history(rate_history, rates)
+    marks = parse_marks(mark, symbols)
     quote = split_symbol(symbols[0])[1]
     index = panel[symbols[0]].index
     for sym in symbols[1:]:
@@ -244,21 +311,24 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     seconds = _epoch_seconds(index)
     cols = {k: np.vstack([panel[s][k].reindex(index).to_numpy(np.float64) for s in symbols])
             for k in ("open", "high", "low", "close")}
+    mark_cols, mark_missing = _mark_grid(marks, panel, index, cols)
     acct_of = np.array([next(j for j, a in enumerate(accounts) if s in a[2]) for s in symbols], dtype=np.int64)
     levels = np.array([a[1].kernel_levels() for a in accounts], dtype=np.float64)  # initial, call, liq, restore
+    h0, table = rate_table(seconds, [split_symbol(s)[0] for s in symbols] + [quote], daily, history)
     config = dict(
         symbol_account=acct_of, capital=np.array([capital * shares[n] for n in names]), fee=float(fee),
-        slippage=float(slippage), rate_base=np.array([daily[split_symbol(s)[0]] / 24.0 for s in symbols]),
-        rate_quote=daily[quote] / 24.0, initial_ml=levels[:, 0].copy(), call_ml=levels[:, 1].copy(),
+        slippage=float(slippage), rate_h0=np.int64(h0), rates=np.ascontiguousarray(np.vstack(table)),
+        initial_ml=levels[:, 0].copy(), call_ml=levels[:, 1].copy(),
         liquidation_ml=levels[:, 2].copy(), liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
         restore_ml=levels[:, 3].copy(), full_liquidation=liquidation == "full", rebalance=float(rebalance),
         round_interest=bool(round_interest), stop_on_liquidation=bool(stop_on_liquidation),
     )
     _numba_cache.announce()
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats = simulate_multi_arrays(
-        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
-    return _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
-                   calls, stats, dict(
+        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols)
+    given = {s: str(m) if not isinstance(m, pd.DataFrame) else "bars" for s, m in marks.items()}
+    result = _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
+                     calls, stats, dict(
                        data=[str(d) if not isinstance(d, pd.DataFrame) else "bars"
                              for d in (data.values() if isinstance(data, dict) else data)],
                        symbol=",".join(symbols), strategy=strat.name, params=resolved,
@@ -267,15 +337,24 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
                        accounts={n: {"profile": p.name, "symbols": syms, "capital": capital * shares[n]}
                                  for n, p, syms in accounts},
                        capital=float(capital), fee=float(fee), slippage=float(slippage), rates=daily,
+                       rate_history=None if rate_history is None else (
+                           str(rate_history) if not isinstance(rate_history, (dict, pd.DataFrame)) else "table"),
+                       mark=given or None,
                        liquidation=liquidation, rebalance=float(rebalance), round_interest=bool(round_interest),
                        stop_on_liquidation=bool(stop_on_liquidation), start=str(index[0]), end=str(index[-1])),
-                   quote, capital)
+                     quote, capital)
+    for sym, n_missing in mark_missing.items():
+        result.summary[f"mark_missing_bars_{sym}"] = n_missing
+    return result
 
 
-def simulate_multi_arrays(seconds, open_, high, low, close, targets, config):
+def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mark=None):
     """Call ``kernel_multi.simulate_multi`` with NumPy output buffers, growing
-    the record buffers until they suffice.  Returns ``(out_acct, out_sym,
-    interest_base, interest_quote, orders, liquidations, margin_calls, stats)``."""
+    the record buffers until they suffice; ``mark``: the (open, high, low)
+    ``[S, n]`` arrays liquidation is checked on (default: the traded ones).
+    Returns ``(out_acct, out_sym, interest_base, interest_quote, orders,
+    liquidations, margin_calls, stats)``."""
+    mark = (open_, high, low) if mark is None else mark
     n_sym, n = open_.shape
     n_acct = config["capital"].shape[0]
     out_acct = np.empty((n_acct, len(kernel_multi.ACCOUNT_ROWS), n))
@@ -289,11 +368,11 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config):
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
                                zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
         complete, stats = kernel_multi.simulate_multi(
-            seconds, open_, high, low, close, targets, config["symbol_account"], config["capital"], config["fee"],
-            config["slippage"], config["rate_base"], config["rate_quote"], config["initial_ml"], config["call_ml"],
-            config["liquidation_ml"], config["liquidation_fee"], config["restore_ml"], config["full_liquidation"],
-            config["rebalance"], config["round_interest"], config["stop_on_liquidation"], out_acct, out_sym, int_b,
-            int_q, orders, liqs, calls)
+            seconds, open_, high, low, close, targets, *mark, config["symbol_account"], config["capital"],
+            config["fee"], config["slippage"], config["rate_h0"], config["rates"], config["initial_ml"],
+            config["call_ml"], config["liquidation_ml"], config["liquidation_fee"], config["restore_ml"],
+            config["full_liquidation"], config["rebalance"], config["round_interest"], config["stop_on_liquidation"],
+            out_acct, out_sym, int_b, int_q, orders, liqs, calls)
         st = dict(zip(kernel_multi.STATS, stats.tolist()))
         if complete:
             return (out_acct, out_sym, int_b, int_q, orders[:int(st["n_orders"])],

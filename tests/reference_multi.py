@@ -8,7 +8,8 @@ with several keeps its quote numbers and each symbol's base numbers apart
 and borrows ``reference.Account`` as a six-number view for a buy or a sell.
 
 Scope: market orders to a target exposure, classic profiles (cross-3x,
-cross-5x, isolated-*), constant rates, partial or full liquidation.
+cross-5x, isolated-*), constant rates or rate histories, mark series,
+partial or full liquidation.
 """
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def _repay(amount, owed):
 
 def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts, fee, slippage,
                    rates_base_daily, rate_quote_daily, liquidation="partial", rebalance=0.0,
-                   round_interest=True, stop_on_liquidation=False):
+                   round_interest=True, stop_on_liquidation=False, rate_history=None, marks=None):
     """Run S symbols on the union grid ``timestamps`` (int seconds).
 
     ``opens[s][i]`` … ``closes[s][i]``: symbol s's bar at grid time i, NaN
@@ -102,12 +103,41 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     equity_after, bad_debt, gap), ``orders`` (bar, symbol, side, quantity,
     price, fee, kind, capped), ``margin_calls`` (bar, account, margin_level),
     and ``interest_base`` per symbol / ``interest_quote`` per account (asset units).
+
+    ``rate_history``: the rows of a rate file, ``{key: [(time, daily rate),
+    ...]}`` with key a symbol index (its base asset) or ``"quote"``; an asset
+    it names pays, at each whole hour, the rate of its last row at or before
+    that hour (MC "Interest", "Rate histories"), the others their constant
+    rate.  ``marks``: per symbol None or (open, high, low) lists on the grid,
+    NaN where the mark series has no bar (the traded bar stands in there,
+    and is counted in ``mark_missing``); liquidation is checked on them,
+    orders fill on the traded bars (MC "Mark price", "Several symbols").
     """
     S = len(opens)
     n = len(timestamps)
-    rq = rate_quote_daily / 24.0
-    rbs = [r / 24.0 for r in rates_base_daily]
+    history = {k: sorted(v) for k, v in (rate_history or {}).items()}
+    marks = marks or [None] * S
+    mark_missing = [0] * S
+
+    def rate(key, h):
+        """Hourly rate of asset ``key`` (a symbol's base, or "quote") in force at whole hour ``h``."""
+        daily = rate_quote_daily if key == "quote" else rates_base_daily[key]
+        for t_row, r in history.get(key, ()):
+            if t_row <= h:
+                daily = r
+        return daily / 24.0
+
+    def mark_bar(s, i):
+        """(open, high, low) liquidation is checked on: the mark bar, or the traded one where it has none."""
+        mk = marks[s]
+        if mk is not None and mk[0][i] == mk[0][i]:
+            return mk[0][i], mk[1][i], mk[2][i]
+        if mk is not None:
+            mark_missing[s] += 1
+        return opens[s][i], highs[s][i], lows[s][i]
+
     has = [[opens[s][i] == opens[s][i] for i in range(n)] for s in range(S)]
+    mk_bars = [[mark_bar(s, i) if has[s][i] else None for i in range(n)] for s in range(S)]
 
     out = {"equity": [[] for _ in accounts], "debt": [[] for _ in accounts],
            "margin_level": [[] for _ in accounts], "interest_paid": [[] for _ in accounts],
@@ -126,7 +156,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     for prof_name, syms, cap in accounts:
         prof = Profile.get(prof_name)
         if len(syms) == 1:
-            acct = Account(cap, rbs[syms[0]], rq, round_interest)
+            acct = Account(cap, 0.0, 0.0, round_interest)  # its rates are set per hour
         else:
             acct = Book(cap, len(syms), round_interest)
         states.append({"prof": prof, "syms": list(syms), "acct": acct, "t_prev": None, "paid": 0.0,
@@ -145,14 +175,14 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                 continue
             prof = stt["prof"]
             if len(syms) == 1:
-                liquidated = _step_one(i, t, a, stt, syms[0], opens, highs, lows, closes, slippage, fee, prof,
-                                       liquidation, pending, orders, liquidations, margin_calls, int_base,
-                                       int_quote, out)
+                liquidated = _step_one(i, t, a, stt, syms[0], opens, highs, lows, closes, mk_bars, slippage, fee,
+                                       prof, liquidation, pending, orders, liquidations, margin_calls, int_base,
+                                       int_quote, rate, out)
                 fees_paid += stt.pop("fees", 0.0)
             else:
-                liquidated = _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close, slippage,
-                                         fee, prof, liquidation, pending, orders, liquidations, margin_calls,
-                                         int_base, int_quote, rbs, rq, out)
+                liquidated = _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, last_close,
+                                         slippage, fee, prof, liquidation, pending, orders, liquidations,
+                                         margin_calls, int_base, int_quote, rate, out)
                 fees_paid += stt.pop("fees", 0.0)
             stt["t_prev"] = t
             # 8. decisions, per symbol of the account
@@ -196,7 +226,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             o["kind"] = "write_off"
     out.update(liquidations=liquidations, write_offs=write_offs, orders=orders, margin_calls=margin_calls,
                interest_base=int_base,
-               interest_quote=int_quote, fees_paid=fees_paid)
+               interest_quote=int_quote, fees_paid=fees_paid, mark_missing=mark_missing)
     return out
 
 
@@ -223,11 +253,13 @@ def _after_gap(stt, syms, pending):
     return stt["stop"]
 
 
-def _step_one(i, t, a, stt, s, opens, highs, lows, closes, slippage, fee, prof, mode, pending, orders,
-              liquidations, margin_calls, int_base, int_quote, out):
-    """MC "Order of events in bar i" for an account with one symbol."""
+def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fee, prof, mode, pending, orders,
+              liquidations, margin_calls, int_base, int_quote, rate, out):
+    """MC "Order of events in bar i" for an account with one symbol; the
+    liquidation checks on the mark bar (MC "Mark price")."""
     acct = stt["acct"]
     o, h, lo, c = opens[s][i], highs[s][i], lows[s][i], closes[s][i]
+    mo, mh, mlo = mk_bars[s][i]
     mlr = prof.liquidation_ml
     liquidated = False
 
@@ -236,15 +268,21 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, slippage, fee, prof, 
         int_quote[a] += cq
         stt["paid"] += cb * price + cq
 
-    # 1.
+    def rates_at(h_):
+        acct.rb, acct.rq = rate(s, h_), rate("quote", h_)
+
+    # 1. each boundary passed at the rates in force at it
     if stt["t_prev"] is not None:
-        for _ in range(hour_boundaries_between(stt["t_prev"], t)):
+        first = (stt["t_prev"] // 3600 + 1) * 3600
+        for k in range(hour_boundaries_between(stt["t_prev"], t)):
+            rates_at(first + 3600 * k)
             cb, cq = acct.charge_interest()
             note(cb, cq, o)
-    # 2.
-    if acct.has_debt() and acct.margin_level(o) <= mlr:
+    rates_at(t - t % 3600)  # this bar's hour: the order's borrow and cap, the boundary at the open
+    # 2. at the mark open; the fill at the traded open
+    if acct.has_debt() and acct.margin_level(mo) <= mlr:
         long_like = _long_like(acct.hb, acct.pb + acct.ib, mlr)
-        if _liq_one(i, a, s, acct, o, long_like, True, slippage, prof, mode, orders, liquidations):
+        if _liq_one(i, a, s, acct, mo, long_like, True, slippage, prof, mode, orders, liquidations, traded=o):
             liquidated = _after_gap(stt, [s], pending)
     # 3.
     pb0, pq0 = acct.pb, acct.pq
@@ -262,23 +300,25 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, slippage, fee, prof, 
     if t % 3600 == 0:
         cb, cq = acct.charge_interest(min(pb0, acct.pb), min(pq0, acct.pq))
         note(cb, cq, o)
-    # 6. (state before step 5)
+    # 6. (state before step 5), at the mark's adverse extreme
     ml_x = None
     if acct.has_debt():
-        x_ = lo if _long_like(acct.hb, acct.pb + acct.ib, mlr) else h
+        x_ = mlo if _long_like(acct.hb, acct.pb + acct.ib, mlr) else mh
         ml_x = acct.margin_level(x_)
-    # 5.
+    # 5. on the mark bar; a fill where the market traded: the trigger clamped into [lo, h]
     for _ in range(8):
         ap, p_liq = acct.liquidation_price(mlr)
         if p_liq is None:
             break
-        if ap > 0.0 and lo <= p_liq:
-            trigger = min(o, p_liq)
-        elif ap < 0.0 and h >= p_liq:
-            trigger = max(o, p_liq)
+        if ap > 0.0 and mlo <= p_liq:
+            trigger = min(mo, p_liq)
+        elif ap < 0.0 and mh >= p_liq:
+            trigger = max(mo, p_liq)
         else:
             break
-        if not _liq_one(i, a, s, acct, trigger, ap > 0.0, trigger == o, slippage, prof, mode, orders, liquidations):
+        traded = lo if trigger < lo else (h if trigger > h else trigger)
+        if not _liq_one(i, a, s, acct, trigger, ap > 0.0, trigger == mo, slippage, prof, mode, orders, liquidations,
+                        traded=traded):
             break  # MC "No empty liquidations"
         liquidated = True
     if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:
@@ -292,8 +332,8 @@ def _long_like(hb, db, mlr):
     return hb - mlr * db >= 0.0
 
 
-def _liq_one(i, a, s, acct, trigger, long_like, gap, slippage, prof, mode, orders, liquidations):
-    ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, mode, long_like)
+def _liq_one(i, a, s, acct, trigger, long_like, gap, slippage, prof, mode, orders, liquidations, traded=None):
+    ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, mode, long_like, traded)
     if ev is None:
         return False
     liquidations.append({"bar": i, "account": a, "margin_level": prof.report(ev["margin_level"]), "fee": ev["fee"],
@@ -408,37 +448,43 @@ def _close(stt, assets, debt, owed, a, out):
 
 
 # ------------------------------------------------------------ several symbols
-def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close, slippage, fee, prof, mode,
-                pending, orders, liquidations, margin_calls, int_base, int_quote, rbs, rq, out):
-    """MC "Several symbols", order of events, for an account with several symbols."""
+def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, last_close, slippage, fee, prof, mode,
+                pending, orders, liquidations, margin_calls, int_base, int_quote, rate, out):
+    """MC "Several symbols", order of events, for an account with several
+    symbols; its liquidation checks (gap, joint path, margin call) on the
+    mark bars, orders and fills on the traded bars (MC "Mark price")."""
     book = stt["acct"]
     m = len(syms)
     tradable = [has[s][i] for s in syms]
     cur = [opens[s][i] if has[s][i] else last_close[s] for s in syms]
-    hi = [highs[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
-    lo = [lows[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
     cl = [closes[s][i] if has[s][i] else last_close[s] for s in syms]
+    # the mark bars (a symbol without a bar: its last close, which does not move)
+    m_open = [mk_bars[s][i][0] if has[s][i] else last_close[s] for s in syms]
+    m_hi = [mk_bars[s][i][1] if has[s][i] else m_open[k] for k, s in enumerate(syms)]
+    m_lo = [mk_bars[s][i][2] if has[s][i] else m_open[k] for k, s in enumerate(syms)]
     mlr = prof.liquidation_ml
     liquidated = False
+    hour = t - t % 3600
 
-    def charge_all(principals_b, principal_q):
+    def charge_all(principals_b, principal_q, h):
         for k, s in enumerate(syms):
-            cb = charge(principals_b[k], rbs[s], book.round_interest) if principals_b[k] > 0.0 else 0.0
+            cb = charge(principals_b[k], rate(s, h), book.round_interest) if principals_b[k] > 0.0 else 0.0
             book.base[k][2] += cb
             int_base[s] += cb
             stt["paid"] += cb * cur[k]
-        cq = charge(principal_q, rq, book.round_interest) if principal_q > 0.0 else 0.0
+        cq = charge(principal_q, rate("quote", h), book.round_interest) if principal_q > 0.0 else 0.0
         book.iq += cq
         int_quote[a] += cq
         stt["paid"] += cq
 
-    # 1. past hour boundaries since the account's last active time
+    # 1. past hour boundaries since the account's last active time, each at the rates in force at it
     if stt["t_prev"] is not None:
-        for _ in range(hour_boundaries_between(stt["t_prev"], t)):
-            charge_all([b[1] for b in book.base], book.pq)
-    # 2. gap liquidation at the current prices
-    if book.has_debt() and book.ml(cur) <= mlr:
-        if _liq_cross(i, a, syms, book, cur, tradable, True, slippage, prof, mode, orders, liquidations):
+        first = (stt["t_prev"] // 3600 + 1) * 3600
+        for k in range(hour_boundaries_between(stt["t_prev"], t)):
+            charge_all([b[1] for b in book.base], book.pq, first + 3600 * k)
+    # 2. gap liquidation at the current (mark) prices, filled at the traded opens
+    if book.has_debt() and book.ml(m_open) <= mlr:
+        if _liq_cross(i, a, syms, book, m_open, cur, tradable, True, slippage, prof, mode, orders, liquidations):
             liquidated = _after_gap(stt, syms, pending)
     # 3. pending orders in symbol order
     pb0 = [b[1] for b in book.base]
@@ -450,7 +496,7 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close,
         pending[s] = None
         w = sum((book.base[j][0] - prof.initial_ml * (book.base[j][1] + book.base[j][2])) * cur[j]
                 for j in range(m) if j != k)
-        view = book.view(k, rbs[s], rq)
+        view = book.view(k, rate(s, hour), rate("quote", hour))
         a_, d_ = book.assets(cur), book.debt(cur)
         res = _market(view, cur[k], x, fee, slippage, prof.initial_ml, w, equity=a_ - d_, cross=True,
                       tol=1e-9 * (a_ + d_))
@@ -468,25 +514,28 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, last_close,
                            "kind": kind, "capped": capped})
     # 4. the whole hour at this open
     if t % 3600 == 0:
-        charge_all([min(pb0[k], book.base[k][1]) for k in range(m)], min(pq0, book.pq))
-    # 6. margin call level of the state after step 4 (θ = 1)
+        charge_all([min(pb0[k], book.base[k][1]) for k in range(m)], min(pq0, book.pq), hour)
+    # 6. margin call level of the state after step 4 (θ = 1), at the marks' adverse extremes
     ml_x = None
     if book.has_debt():
-        ext = _extremes(book, cur, hi, lo, mlr)
+        ext = _extremes(book, m_open, m_hi, m_lo, mlr)
         ml_x = book.ml(ext)
-    # 5. the joint path, up to 8 times
+    # 5. the joint path of the marks, up to 8 times; each symbol fills at its mark at θ, clamped into
+    # its traded bar's range (a symbol without a bar is not traded)
     for _ in range(8):
         if not book.has_debt():
             break
-        ext = _extremes(book, cur, hi, lo, mlr)
+        ext = _extremes(book, m_open, m_hi, m_lo, mlr)
         coef = [b[0] - mlr * (b[1] + b[2]) for b in book.base]
-        f0 = sum(coef[k] * cur[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
-        g = sum(coef[k] * (ext[k] - cur[k]) for k in range(m))
+        f0 = sum(coef[k] * m_open[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
+        g = sum(coef[k] * (ext[k] - m_open[k]) for k in range(m))
         if g == 0.0 or f0 + g > 0.0:
             break
         theta = max(0.0, -f0 / g)
-        trig = [cur[k] + theta * (ext[k] - cur[k]) for k in range(m)]
-        if not _liq_cross(i, a, syms, book, trig, tradable, theta == 0.0, slippage, prof, mode, orders, liquidations):
+        trig = [m_open[k] + theta * (ext[k] - m_open[k]) for k in range(m)]
+        at = [min(max(trig[k], lows[s][i]), highs[s][i]) if tradable[k] else trig[k] for k, s in enumerate(syms)]
+        if not _liq_cross(i, a, syms, book, trig, at, tradable, theta == 0.0, slippage, prof, mode, orders,
+                          liquidations):
             break  # MC "No empty liquidations"
         liquidated = True
     if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:
@@ -505,15 +554,17 @@ def _extremes(book, cur, hi, lo, mlr):
     return ext
 
 
-def _liq_cross(i, a, syms, book, trig, tradable, gap, slippage, prof, mode, orders, liquidations):
-    """MC "Cross liquidation"."""
+def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, orders, liquidations):
+    """MC "Cross liquidation" at trigger prices ``trig`` (its margin level and
+    fee), the fills at the traded prices ``at`` ± slippage (MC "Mark price":
+    the triggers themselves without a mark series)."""
     m = len(syms)
     assets = book.assets(trig)
     debt = book.debt(trig)
     ml_before = assets / debt
     eq_before = assets - debt
     fee_value = prof.liquidation_fee * assets
-    pf = [trig[k] * (1.0 - slippage) if book.base[k][0] > 0.0 else trig[k] * (1.0 + slippage)
+    pf = [at[k] * (1.0 - slippage) if book.base[k][0] > 0.0 else at[k] * (1.0 + slippage)
           for k in range(m)]
     L = sum(book.base[k][0] * pf[k] for k in range(m) if tradable[k])
     Sh = sum((book.base[k][1] + book.base[k][2]) * pf[k] for k in range(m) if tradable[k])

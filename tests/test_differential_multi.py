@@ -8,7 +8,10 @@ with random profiles, capital split, fees, slippage, rates, targets and
 settings.  Per bar each account's equity, debt and margin level, the run's
 interest paid and owed and each symbol's position must agree to 1e-9
 (relative, absolute floor 1e-6), and so must the liquidation events, the
-margin calls and the orders.
+margin calls and the orders.  ``test_multi_rate_histories_and_marks``
+adds rate histories (a rate file naming some assets, rows on and between
+hours) and mark series (the traded bars perturbed, some bars missing) for
+some symbols.
 
 ``MARGINBT_EXAMPLES`` sets the number of examples (default 2000);
 ``MARGINBT_RANDOMIZE=1`` draws new ones.
@@ -23,7 +26,7 @@ from hypothesis import strategies as st
 
 from reference import PROFILES
 from reference_multi import simulate_multi
-from test_differential import build_case, close_enough, ml_close
+from test_differential import build_case, close_enough, mark_of, ml_close, rate_rows
 
 from backtest.multi import CROSS, run_multi
 
@@ -110,28 +113,64 @@ def accounts_for(sc):
     return accts, shares
 
 
+def marks_for(sc, o, h, lo, c):
+    """Per symbol None, or its mark series on the grid: its traded bars
+    perturbed (``mark_noise``), a share ``mark_holes`` of them missing (NaN)."""
+    out = []
+    for k in range(sc["n_sym"]):
+        if not sc.get("marked", [False] * sc["n_sym"])[k]:
+            out.append(None)
+            continue
+        at = [i for i in range(len(o[k])) if o[k][i] == o[k][i]]
+        own = [[row[k][i] for i in at] for row in (o, h, lo, c)]
+        mk = mark_of(*own, sc["seed"] + 17 * k, sc["mark_noise"]) or own  # noise 0: the traded bars themselves
+        gone = np.random.default_rng(sc["seed"] + 5 + k).random(len(at)) < sc["mark_holes"]
+        gone[0] = False  # a series of no bars is refused (it marks nothing)
+        cols = [[math.nan] * len(o[k]) for _ in range(4)]
+        for j, i in enumerate(at):
+            if not gone[j]:
+                for col, v in zip(cols, mk):
+                    col[i] = v[j]
+        out.append(cols)
+    return out
+
+
 def run_both(sc):
     ts, o, h, lo, c, tg = build_multi(sc)
     syms = list(SYMBOLS[: sc["n_sym"]])
     accts, shares = accounts_for(sc)
+    assets = [s[:-4] for s in syms] + ["USDT"]
+    named = [a for a in assets if a in sc.get("rate_history", ())]
+    rows = rate_rows(ts, sc["seed"], named) if named else []
+    marks = marks_for(sc, o, h, lo, c)
     ref = simulate_multi(ts, o, h, lo, c, tg,
                          accounts=[(p, ks, sc["capital"] * f) for (_, p, ks), f in zip(accts, shares)],
                          fee=sc["fee"], slippage=sc["slippage"], rates_base_daily=sc["rates"][:-1],
                          rate_quote_daily=sc["rates"][-1], liquidation=sc["liquidation"],
                          rebalance=sc["rebalance"], round_interest=sc["round_interest"],
-                         stop_on_liquidation=sc["stop_on_liquidation"])
+                         stop_on_liquidation=sc["stop_on_liquidation"],
+                         rate_history={(k if k < len(syms) else "quote"): [(t, r) for t, a_, r in rows if a_ == a]
+                                       for k, a in enumerate(assets) if a in named},
+                         marks=[None if mk is None else mk[:3] for mk in marks])
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
     data = {}
+    mark = {}
     for k, s in enumerate(syms):
         df = pd.DataFrame({"open": o[k], "high": h[k], "low": lo[k], "close": c[k], "volume": 1.0}, index=index)
         data[s] = df[df["open"].notna()]
+        if marks[k] is not None:
+            mk = pd.DataFrame(dict(zip(("open", "high", "low", "close"), marks[k])), index=index).assign(volume=1.0)
+            mark[s] = mk[mk["open"].notna()]
     targets = pd.DataFrame({s: tg[k] for k, s in enumerate(syms)}, index=index)
-    rates = {s[:-4]: sc["rates"][k] for k, s in enumerate(syms)}
-    rates["USDT"] = sc["rates"][-1]
+    rates = {a: sc["rates"][k] for k, a in enumerate(assets) if a not in named}
+    history = None if not rows else pd.DataFrame({
+        "timestamp": pd.to_datetime([t for t, _, _ in rows], unit="s", utc=True),
+        "asset": [a for _, a, _ in rows], "daily_rate": [r for _, _, r in rows]})
     res = run_multi(data, targets, margin={s: sc["margins"][k] for k, s in enumerate(syms)},
                     allocation={a[0]: f for a, f in zip(accts, shares)}, capital=sc["capital"], fee=sc["fee"],
                     slippage=sc["slippage"], rates=rates, liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                    round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"])
+                    round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
+                    rate_history=history, mark=mark or None)
     return ref, res, index, accts, syms
 
 
@@ -203,6 +242,10 @@ def compare(ref, res, index, accts, syms, sc):
     for k, s in enumerate(syms):
         assert close_enough(ref["interest_base"][k], summ[f"interest_paid_{s[:-4]}"], abs_=1e-12)
     assert close_enough(sum(ref["interest_quote"]), summ["interest_paid_USDT"])
+    for k, s in enumerate(syms):  # bars a symbol's mark series lacked
+        marked = sc.get("marked", [False] * len(syms))[k]
+        assert summ.get(f"mark_missing_bars_{s}") == (ref["mark_missing"][k] if marked else None), \
+            f"mark_missing_bars_{s}\nscenario={sc!r}"
 
 
 def check(sc):
@@ -211,9 +254,33 @@ def check(sc):
     return ref, res
 
 
-@settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "2000")), deadline=None,
-          derandomize=os.environ.get("MARGINBT_RANDOMIZE", "0") != "1",
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@st.composite
+def scenarios_with_histories_and_marks(draw):
+    """``scenarios`` with a rate history for some assets and mark series for
+    some symbols (at least one of the two)."""
+    sc = draw(scenarios())
+    assets = [s[:-4] for s in SYMBOLS[: sc["n_sym"]]] + ["USDT"]
+    sc["rate_history"] = draw(st.sampled_from([(), (), ("USDT",), (assets[0],), tuple(assets[1:]), tuple(assets)]))
+    sc["marked"] = [draw(st.sampled_from([False, True, True])) for _ in range(sc["n_sym"])]
+    if not sc["rate_history"] and not any(sc["marked"]):
+        sc["marked"][0] = True
+    sc["mark_noise"] = draw(st.sampled_from([0.0, 0.01, 0.01, 0.05]))
+    sc["mark_holes"] = draw(st.sampled_from([0.0, 0.0, 0.1, 0.4]))
+    return sc
+
+
+EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "2000"))
+SETTINGS = dict(deadline=None, derandomize=os.environ.get("MARGINBT_RANDOMIZE", "0") != "1",
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
 @given(sc=scenarios())
 def test_multi_kernel_matches_reference(sc):
+    check(sc)
+
+
+@settings(max_examples=max(EXAMPLES // 2, 1), **SETTINGS)
+@given(sc=scenarios_with_histories_and_marks())
+def test_multi_rate_histories_and_marks(sc):
     check(sc)
