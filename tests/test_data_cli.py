@@ -6,16 +6,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
 
 from backtest.data import load_ohlcv
 
 ROOT = Path(__file__).resolve().parent.parent
 BTC = ROOT / "data" / "BTCUSDT-1h.parquet"
-
-pytestmark = pytest.mark.skipif(not (ROOT / "backtest" / "__main__.py").exists(),
-                                reason="no backtest/__main__.py yet")
-
 
 def bt(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "backtest", "data", *map(str, args)],
