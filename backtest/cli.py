@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=7, help="timed runs; the median is reported (≥ 5)")
     p.add_argument("--sweep", action="store_true", help="time a parallel sweep instead of one run")
     p.add_argument("--stops", action="store_true", help="a 2 %% stop-loss and a 3 %% take-profit on every trade")
+    p.add_argument("--real", action="store_true",
+                   help="with --sweep: the README's grid (fast 5:50:5 × slow 20:200:10, leverage 1) on the bundled "
+                        "BTCUSDT-1h, indicators included; the median of --repeat sweeps")
     p.add_argument("--combos", type=int, default=1_000, help="combinations for --sweep (≥ 1000 recommended)")
     p.add_argument("--workers", type=int, default=None, help="threads for --sweep (default: every core)")
     p.add_argument("--symbols", type=int, default=1, help="symbols in one cross account (default 1: the one-symbol kernel)")
@@ -528,6 +531,15 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import bench, bench_sweep
 
+    if args.real and not args.sweep:
+        raise UserError("--real: only with --sweep (it times the README's sweep grid on the bundled data)")
+    if args.real:
+        from .bench import bench_sweep_real
+
+        if args.repeat < 5:
+            raise UserError(f"--repeat {args.repeat}: at least 5 runs make a median")
+        print(bench_sweep_real(bundled_data(), args.repeat, args.workers))
+        return 0
     if args.sweep:
         if args.combos < 10:
             raise UserError(f"--combos {args.combos}: at least 10")

@@ -189,6 +189,8 @@ def test_cli_runs_two_symbols_and_writes_the_report(two_files, tmp_path, capsys)
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--symbols", "0"], "--symbols 0: between 2 and 50"),
     (["bench", "--symbols", "2", "--stops"], "--symbols: not combined with --stops or --sweep"),
+    (["bench", "--real"], "--real: only with --sweep"),
+    (["bench", "--sweep", "--real", "--repeat", "3"], "--repeat 3: at least 5 runs make a median"),
     (["sweep", "--data", "a.parquet", "--data", "b.parquet"], "--data: a sweep takes one file"),
 ])
 def test_cli_bad_bench_and_sweep_flags(capsys, argv, message):
