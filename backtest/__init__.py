@@ -13,14 +13,29 @@ Quick start::
     print(res.summary["final_equity"], len(res.liquidations))
     res.plot("equity.png")
 """
-from . import _numba_cache  # noqa: F401  (before any compiled function is defined)
-from .data import load_ohlcv
-from .engine import Backtest, run
-from .multi import run_multi
-from .risklab import risk
-from .errors import DataError, UserError
-from .profiles import PROFILES, Profile, get_profile
-from .result import Result
+import importlib
 
-__all__ = ["Backtest", "DataError", "PROFILES", "Profile", "Result", "UserError", "get_profile", "load_ohlcv", "risk",
-           "run", "run_multi"]
+# imported on first use, so `backtest --help` does not load pandas and numba
+# (every compiled module imports rules.py or indicators.py, which set numba's
+# cache folder before any compiled function is defined)
+_WHERE = {"load_ohlcv": "data", "Backtest": "engine", "run": "engine", "run_multi": "multi", "risk": "risklab",
+          "DataError": "errors", "UserError": "errors", "PROFILES": "profiles", "Profile": "profiles",
+          "get_profile": "profiles", "Result": "result"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name not in _WHERE:  # a submodule (backtest.sweep, backtest.kernel, ...), as after an eager import
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":  # a dependency missing inside it: say that
+                raise
+            raise AttributeError(f"module 'backtest' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_WHERE})

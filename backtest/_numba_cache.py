@@ -4,8 +4,9 @@ numba's own cache notices edits to the file of a cached function only, not
 to the functions it inlines from other files: after an edit to rules.py the
 kernel would run stale machine code.  Keying the cache folder on a hash of
 every compiled source makes any edit a fresh compile.  ``NUMBA_CACHE_DIR``
-set by the user still wins.  Imported by ``backtest/__init__`` before any
-compiled function is defined.
+set by the user still wins.  ``rules.py`` and ``indicators.py`` (one of
+which every compiled module imports) configure it before any compiled
+function is defined.
 """
 import hashlib
 import os
@@ -15,13 +16,16 @@ from pathlib import Path
 import numba
 
 _HERE = Path(__file__).resolve().parent
+_configured = []
 _SOURCES = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
             "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py")  # inputs: the kernel's argument types
 
 
 def configure():
-    if os.environ.get("NUMBA_CACHE_DIR"):
+    """Point numba's cache at the folder of these sources (once per process)."""
+    if _configured or os.environ.get("NUMBA_CACHE_DIR"):
         return
+    _configured.append(True)
     digest = hashlib.blake2b(digest_size=8)
     for name in _SOURCES:
         digest.update((_HERE / name).read_bytes())

@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 
 from .atomic import check_target, recover, replacing
-from .checks import cli_names
 from .errors import UserError
 
 DEFAULT_DATA = "data/BTCUSDT-1h.parquet"
@@ -147,7 +146,7 @@ def _grid_args(args, what="a sweep"):
 
 def _strategy_names() -> list:
     try:
-        from .strategy import known_strategies
+        from .strategy_names import known_strategies
 
         return known_strategies()
     except Exception:  # noqa: BLE001 - help text only
@@ -602,8 +601,10 @@ def summary_table(result) -> str:
 def main(argv=None) -> int:
     _file_size_limit_is_an_error()
     try:
+        args = build_parser().parse_args(argv)  # (--help ends here, before pandas and numba load)
+        from .checks import cli_names
+
         with cli_names():
-            args = build_parser().parse_args(argv)
             return args.handler(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,6 +6,10 @@ every combination that shares the value.
 import numpy as np
 from numba import njit
 
+from ._numba_cache import configure
+
+configure()  # numba's cache folder, set before any @njit here is defined
+
 
 @njit(cache=True)
 def sma(x, n):

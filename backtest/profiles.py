@@ -9,7 +9,6 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from .errors import UserError
-from .rules import classic_margin_level
 
 VENUE = "binance-margin"
 VENUES = (VENUE,)
@@ -61,6 +60,8 @@ class Profile:
     def kernel_levels(self) -> tuple:
         """(initial, margin call, liquidation, restore) as assets / debt levels;
         a profile without margin calls gets −1 (never reached)."""
+        from .rules import classic_margin_level  # (here: the CLI's --help lists profiles without numba)
+
         to_classic = (lambda m: classic_margin_level(m, self.mmr)) if self.pro else (lambda m: m)
         call = -1.0 if self.call_ml is None else to_classic(self.call_ml)
         return (to_classic(self.initial_ml), call, to_classic(self.liquidation_ml), to_classic(self.restore_ml))

@@ -12,6 +12,10 @@ Notation: ``hb``/``hq`` base/quote held, ``db``/``dq`` base/quote owed
 import numpy as np
 from numba import njit
 
+from ._numba_cache import configure
+
+configure()  # numba's cache folder, set before any @njit here is defined
+
 HOUR = 3600  # seconds; interest falls due at every whole hour (HH:00 UTC)
 
 

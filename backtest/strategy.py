@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .strategy_names import known_strategies
 
 
 NONE = np.empty(0)  # "not given" for a per-bar array the kernel takes
@@ -280,13 +281,6 @@ def _align(series, index):
             raise UserError("strategy: the targets' timestamps match none of the bars")
         return out
     return series.to_numpy(np.float64)
-
-
-def known_strategies() -> list[str]:
-    import strategies
-
-    folder = Path(strategies.__file__).parent
-    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
 
 
 def _from_file(path: Path) -> Strategy:

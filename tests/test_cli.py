@@ -229,3 +229,23 @@ def test_damaged_result_folder(capsys, tmp_path):
     assert code == 0, err
     (tmp_path / "r" / "run.json").write_text("{}")
     expect_error(capsys, "report", tmp_path / "r", says=["not a complete result folder", "profile"])
+
+
+def test_help_loads_no_numba_and_import_backtest_defers_pandas_too():
+    # `backtest --help` answers before numba and matplotlib load (issue 16: < 1 s;
+    # the data commands' parser still loads pandas), and `import backtest` defers
+    # both to first use
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy\n"
+            "sys.argv = ['backtest', '--help']\n"
+            "try:\n    runpy.run_module('backtest', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('numba', 'matplotlib') if m in sys.modules)\n"
+            "print('HEAVY', heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "usage: backtest" in out.stdout and "HEAVY []" in out.stdout, out.stdout[-500:] + out.stderr[-500:]
+    lazy = subprocess.run([sys.executable, "-c", "import sys, backtest; print(sorted(m for m in ('pandas', 'numba') "
+                                               "if m in sys.modules)); print(backtest.PROFILES['cross-3x'].name)"],
+                          capture_output=True, text=True, timeout=120)
+    assert lazy.stdout.split("\n")[:2] == ["[]", "cross-3x"], lazy.stdout + lazy.stderr

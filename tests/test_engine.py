@@ -307,6 +307,8 @@ def test_numba_cache_folder_follows_every_compiled_source():
 
     import numba
 
+    import backtest.kernel  # noqa: F401  (compiled code configures the folder; `import backtest` alone loads none)
+
     if os.environ.get("NUMBA_CACHE_DIR"):
         pytest.skip("the user's NUMBA_CACHE_DIR wins")
     digest = hashlib.blake2b(digest_size=8)
