@@ -116,10 +116,13 @@ def test_a_strategy_failing_mid_sweep_leaves_the_folder_resumable(tmp_path):
         "    if fast == 8 and FLAG.exists():\n        raise ValueError('fast 8 breaks')\n"
         "    return np.where(bars['close'].rolling(fast).mean() < bars['close'], 1.0, 0.0)\n")
     grid = {"fast": [5, 6, 7, 8, 9]}
-    with pytest.raises(UserError, match=r"fast 8 breaks \(3 of 5 combinations saved in .*resume=True\)"):
+    # fast 9's chunk may finish on the worker before the failure reaches the main
+    # thread (timing): 3 or 4 saved, and the message says how many were
+    with pytest.raises(UserError, match=r"fast 8 breaks \([34] of 5 combinations saved in .*resume=True\)") as err:
         sweep(BTC, str(strategy), grid, out=out, chunk_size=1, workers=1, progress=False, **RANGE)
     manifest = (out / "sweep.json").read_text()
-    assert len(list((out / "chunks").glob("part-*"))) == 3
+    saved = int(str(err.value).split("(")[1].split(" of ")[0])
+    assert len(list((out / "chunks").glob("part-*"))) == saved
     flag.unlink()  # the user fixes the strategy
     res = sweep(BTC, str(strategy), grid, out=out, resume=True, progress=False, **RANGE)
     assert (out / "sweep.json").read_text() == manifest and len(res.table) == 5
