@@ -30,12 +30,11 @@ MAX_LIQUIDATIONS_PER_BAR = 8
 N_FS = 21
 # ``ns``, the run's counts and flags: records written and the counters of
 # ``kernel.STATS``; the standing limit order (side +1 buy / −1 sell / 0 none,
-# the bar it was placed, capped?); the pending order's kind; the first whole
-# hour not yet passed; per-run flags (records kept, stops on, a mark series,
-# finer bars)
+# the bar it was placed, capped?); the pending order's kind; per-run flags
+# (records kept, stops on, a mark series, finer bars)
 (N_ORDERS, N_LIQS, N_CALLS, N_CAPPED, N_TRADES, N_AMBIGUOUS, N_DETAIL_MISSING, N_CANCELLED, LIM_SIDE,
- LIM_PLACED, LIM_CAPPED, PENDING_KIND, NEXT_HOUR, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON) = range(17)
-N_NS = 17
+ LIM_PLACED, LIM_CAPPED, PENDING_KIND, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON) = range(16)
+N_NS = 16
 # a totals row ``tot``: trading fees, interest paid (quote value), base and
 # quote interest charged, liquidation fees, bad debt
 T_FEES, T_PAID, T_IB, T_IQ, T_LIQ, T_BAD = range(6)

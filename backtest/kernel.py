@@ -7,22 +7,26 @@ objects.  The order of events inside a bar is the one written down in
 price, interest, borrow cap, liquidation sizes) come from ``rules.py``.
 
 The account's moves live in ``account.py``, the path inside a bar in
-``intrabar.py``, limit orders in ``limits.py``.  ``simulate`` runs a bar's
-steps as functions: ``_open`` (steps 1–4), ``_intrabar`` (5–6) and
-``_close`` (7–8, and the quiet bars after).  They share the run's state in
-the arrays ``st`` (the account), ``fs`` and ``ns`` (``intrabar.py``: entry,
-the standing limit order, the pending order, counts, totals), updated in
-place, so each step takes a dozen arguments and returns a flag or two.
+``intrabar.py``, limit orders in ``limits.py``.  The run's state is shared
+with them in arrays indexed by name, updated in place: ``st`` (the
+account), ``fs`` and ``ns`` (``intrabar.py``: entry, the standing limit
+order, the pending order, counts, totals).  ``simulate`` keeps the steps
+every eventful bar runs (1, 4, 6, the close loop 7–8); the others are
+functions it calls where something can happen: ``_gap`` (2), ``_order``
+(3), ``_intrabar`` (5, the walks).
 
 Speed: most bars of a run are quiet (no order, no whole hour, prices well
 inside the band where ML stays above the margin-call and liquidation
-levels, ``rules.safe_band``).  After each eventful bar an inner loop
-(``_close``) closes it and the quiet bars after it, so the hot loop is
-small; the event steps run only where something can happen.  ``_close``
-keeps the state it updates in locals for the loop (registers) and writes
-it back once.  Keep per-bar code out of helper functions: numba compiles an
-inlined helper with branches in the hot loop into markedly slower code
-(measured: 2x for a 5-line drawdown helper).
+levels, ``rules.safe_band``).  After each eventful bar an inner loop closes
+it and the quiet bars after it, so the hot loop is small; the event steps
+run only where something can happen.  Keep per-bar code out of helper
+functions: numba compiles an inlined helper with branches in the hot loop
+into markedly slower code (measured: 2x for a 5-line drawdown helper).  And
+keep arrays out of the arguments of what runs on every eventful bar: a
+numba function, inlined or not, increfs and decrefs each array it is
+handed, an atomic operation each, unless the calls pair up in straight code
+(measured: +25 % on ``backtest bench`` for the steps 1–8 as functions of
+the state arrays); scalars in, scalars out cost nothing.
 """
 import numpy as np
 from numba import njit, types
@@ -31,7 +35,7 @@ from numba.extending import intrinsic
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _position
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
-                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, NEXT_HOUR, PAID,
+                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, PAID,
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
                        T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _quiet, _replay, _walk)
 from .limits import _cancel_standing, _place, _walk_limit
@@ -62,9 +66,10 @@ def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
     before them) to the running sums; a return from zero equity counts 0.
     The last, partial block of a run (``_add_block`` takes the full ones).
 
-    Branch-free and fastmath so the block vectorises; compiled on its own
-    (called, not inlined: ``m`` is not known), so a run and a sweep row
-    still agree to the bit.
+    Branch-free and fastmath so the block vectorises.  Called from
+    ``_stats`` (compiled on its own, not inlined there: checked in the
+    LLVM IR), so the last block of a run and of a sweep row take the same
+    machine code and agree to the bit.
     """
     for k in range(1, m + 1):
         p = block[k - 1]
@@ -213,25 +218,18 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders)
         # 4. the whole hour at this open falls on principal held across it
         if on_hour:
-            after_b, after_q = _charge(st, fs, cfg, min(pb0, st[PB]), min(pq0, st[PQ]), fs[RB], fs[RQ], o)
-            fs[AFTER_B] += after_b  # (for ``extra``)
-            fs[AFTER_Q] += after_q
+            cb, cq = _charge(st, fs, cfg, min(pb0, st[PB]), min(pq0, st[PQ]), fs[RB], fs[RQ], o)
+            fs[AFTER_B] += cb  # (for ``extra``)
+            fs[AFTER_Q] += cq
         if (has_sl or has_tp) and i > 0:  # a strategy's stop-loss / take-profit price for this bar
             fs[SLP] = sl_price[i - 1] if has_sl else np.nan
             fs[TPP] = tp_price[i - 1] if has_tp else np.nan
-        # 6. the bar's adverse extreme against the margin-call and liquidation levels
-        db = st[PB] + st[IB]
-        liq_near = False  # the adverse extreme is at or near the liquidation level
-        if db + st[PQ] + st[IQ] > 0.0:
-            worst = mark_low[i] if falling_price_hurts(st[HB], db, cfg.liquidation_ml) else mark_high[i]
-            assets_x = _assets(st, worst)
-            debt_x = _debt(st, worst)
-            liq_near = assets_x <= cfg.liquidation_ml * debt_x * (1.0 + 1e-9)
-            if assets_x <= cfg.call_ml * debt_x and above_call:  # ML ≤ call, without a division per bar
-                if record:
-                    calls[ns[N_CALLS]].bar = i
-                    calls[ns[N_CALLS]].margin_level = margin_level(assets_x, debt_x)
-                ns[N_CALLS] += 1
+        liq_near, below_call, ml_x = _margin_check(st, cfg, mark_low[i], mark_high[i])  # 6.
+        if below_call and above_call:  # a margin call: the last close was above the level
+            if record:
+                calls[ns[N_CALLS]].bar = i
+                calls[ns[N_CALLS]].margin_level = ml_x
+            ns[N_CALLS] += 1
         if ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0):  # 5.
             px = (o, high[i], low[i], close[i])
             mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
@@ -240,8 +238,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                 return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
             liquidated = liquidated or forced
 
-        # 7. the close, then those of the quiet bars after it (_quiet_band); the state the
-        # loop reads or changes is held in locals for it
+        # 7. the close, then those of the quiet bars after it (_quiet_band); what the loop
+        # reads or changes of the run state is held in locals for it (registers)
         long_ = _position(st) > 0.0
         stops = stops_on and _position(st) != 0.0
         band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], stops,
@@ -252,26 +250,25 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         lim_side = ns[LIM_SIDE]
         pending = pending_limit = np.nan  # (step 3 took the last one)
         pending_kind = SIGNAL
-        hb, hq, ib, pq, iq, db = st[HB], st[HQ], st[IB], st[PQ], st[IQ], st[PB] + st[IB]
         j = i
         for j in range(i, n):
             c = close[j]
-            assets = hb * c + hq  # _assets, _debt, _position of st, which the loop does not change
-            debt = db * c + pq + iq
+            assets = _assets(st, c)
+            debt = _debt(st, c)
             eq = assets - debt
-            pos = hb - db
+            pos = _position(st)
             above_call = assets > cfg.call_ml * debt or debt <= 0.0
             if record:
                 equity[j] = eq
                 position[j] = pos
                 debt_out[j] = debt
-                owed_out[j] = ib * c + iq
+                owed_out[j] = st[IB] * c + st[IQ]
                 paid_out[j] = paid
                 if extra is not None:  # pruned at compile time when None: the default loop is untouched
                     extra[0, j] = int_quote
                     extra[1, j] = after_b
                     extra[2, j] = after_q
-                    extra[3, j] = db
+                    extra[3, j] = st[PB] + st[IB]
             # online statistics, so summary-only runs (sweeps) need no per-bar arrays;
             # returns are taken in blocks: the divisions of a block are independent
             n_block += 1
@@ -325,7 +322,14 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         resume_at = j + 1
         fs[BEST], fs[PENDING], fs[PENDING_LIMIT], ns[PENDING_KIND] = best, pending, pending_limit, pending_kind
 
-    sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sum_r, sum_r2, sum_neg2)
+    stats = _stats(fs, ns, block, n_block, (sum_r, sum_r2, sum_neg2), prev_eq, max_dd, n_exposed, min_ml)
+    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats
+
+
+@njit(cache=True)
+def _stats(fs, ns, block, n_block, sums, prev_eq, max_dd, n_exposed, min_ml):
+    """The run's ``stats`` (``STATS``), the last return block added."""
+    sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sums[0], sums[1], sums[2])
     values = (
         fs[INT_BASE], fs[INT_QUOTE], fs[LIQ_FEES], fs[BAD_DEBT], fs[PAID], fs[FEES_PAID], prev_eq, sum_r, sum_r2,
         sum_neg2, max_dd, float(n_exposed), min_ml, float(ns[N_ORDERS]), float(ns[N_LIQS]), float(ns[N_CALLS]),
@@ -335,7 +339,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
     stats = np.zeros(N_STATS)
     for k in range(N_STATS):
         stats[k] = values[k]
-    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats
+    return stats
 
 
 @njit(cache=True)
@@ -351,7 +355,6 @@ def _start(cfg, ts, rate_base, rate_quote, record, stops_on, has_mark, detail_on
     n = ts.shape[0]
     fs[RB] = rate_base[0] if n > 0 else 0.0  # the rates in force in this bar's hour
     fs[RQ] = rate_quote[0] if n > 0 else 0.0
-    ns[NEXT_HOUR] = ts[0] if n > 0 else 0  # first whole hour not yet passed
     ns[PENDING_KIND] = SIGNAL
     ns[RECORD] = record
     ns[STOPS_ON] = stops_on
@@ -373,6 +376,23 @@ def _charge(st, fs, cfg, pb, pq, rate_b, rate_q, o):
     fs[INT_QUOTE] += cq
     fs[PAID] += cb * o + cq
     return cb, cq
+
+
+@njit(cache=True, inline="always")
+def _margin_check(st, cfg, mark_lo, mark_hi):
+    """6. The bar's adverse mark extreme (``mark_lo`` or ``mark_hi``)
+    against the margin-call and liquidation levels, without a division
+    unless ML is at or below the call level: (at or near the liquidation
+    level?, at or below the call level?, ML there)."""
+    db = st[PB] + st[IB]
+    if db + st[PQ] + st[IQ] <= 0.0:
+        return False, False, np.nan
+    worst = mark_lo if falling_price_hurts(st[HB], db, cfg.liquidation_ml) else mark_hi
+    assets_x = _assets(st, worst)
+    debt_x = _debt(st, worst)
+    below_call = assets_x <= cfg.call_ml * debt_x
+    return (assets_x <= cfg.liquidation_ml * debt_x * (1.0 + 1e-9), below_call,
+            margin_level(assets_x, debt_x) if below_call else np.nan)
 
 
 @njit(cache=True)
