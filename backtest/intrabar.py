@@ -1,6 +1,15 @@
 """The path inside a bar: where stops, take-profits, trailing stops and
 liquidation fire, in the order the path reaches their prices
 (``docs/model-choices.md``, "Stops and the path inside a bar").
+
+The walks read and write the run's state in place, in two small arrays
+indexed by the names below (the pattern of ``account.py``'s ``st[HB]``):
+``fs`` (float64) and ``ns`` (int64), shared with ``kernel.py`` and
+``limits.py``.  What a walk spends (fees, interest, liquidation fees, bad
+debt) it adds into ``tot``, a totals row the caller zeroed for it: the
+caller adds the row to the run's totals afterwards, so every sum is taken
+in the order it always was and the results stay the same to the bit.  The
+settings travel as the ``inputs.Settings`` record ``cfg``.
 """
 import numpy as np
 from numba import njit
@@ -10,6 +19,26 @@ from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import liquidation_price, liquidation_trigger, stop_levels
 
 MAX_LIQUIDATIONS_PER_BAR = 8
+
+# ``fs``, the run's float state: the position's average entry and best price
+# since it opened; the hour's rates; a strategy's stop-loss / take-profit
+# price for this bar; the standing limit order (quantity, price, what it
+# borrowed, its borrow charge as quote value and in the borrowed asset); the
+# order decided at the last close (target, limit price); the run's totals
+(ENTRY, BEST, RB, RQ, SLP, TPP, LIM_Q, LIM_PX, LIM_B, LIM_INTEREST, LIM_CHARGE, PENDING, PENDING_LIMIT,
+ FEES_PAID, PAID, INT_BASE, INT_QUOTE, LIQ_FEES, BAD_DEBT, AFTER_B, AFTER_Q) = range(21)
+N_FS = 21
+# ``ns``, the run's counts and flags: records written and the counters of
+# ``kernel.STATS``; the standing limit order (side +1 buy / −1 sell / 0 none,
+# the bar it was placed, capped?); the pending order's kind; per-run flags
+# (records kept, stops on, a mark series, finer bars)
+(N_ORDERS, N_LIQS, N_CALLS, N_CAPPED, N_TRADES, N_AMBIGUOUS, N_DETAIL_MISSING, N_CANCELLED, LIM_SIDE,
+ LIM_PLACED, LIM_CAPPED, PENDING_KIND, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON) = range(16)
+N_NS = 16
+# a totals row ``tot``: trading fees, interest paid (quote value), base and
+# quote interest charged, liquidation fees, bad debt
+T_FEES, T_PAID, T_IB, T_IQ, T_LIQ, T_BAD = range(6)
+N_TOT = 6
 
 
 @njit(cache=True, inline="always")
@@ -26,34 +55,47 @@ def _track(n0, n1, price, mkt, entry, best):
 
 
 @njit(cache=True, inline="always")
-def _levels(entry, best, long_, sl, tp, tr, slp, tpp):
-    """(stop-loss, trailing, take-profit) levels: from the fractions, a
-    strategy's price for the bar (``slp``, ``tpp``; NaN = none) replacing
-    the fraction's; none without an entry price."""
-    s, t, g = stop_levels(entry, best, long_, sl, tp, tr)
+def _track_in(fs, n0, n1, price, mkt):
+    """``_track`` on the entry and best price kept in ``fs``."""
+    entry, best = _track(n0, n1, price, mkt, fs[ENTRY], fs[BEST])
+    fs[ENTRY] = entry
+    fs[BEST] = best
+
+
+@njit(cache=True, inline="always")
+def _levels(fs, best, long_, cfg):
+    """(stop-loss, trailing, take-profit) levels from the entry in ``fs``
+    and ``best``: from the fractions, a strategy's price for the bar
+    (``fs[SLP]``, ``fs[TPP]``; NaN = none) replacing the fraction's; none
+    without an entry price."""
+    entry = fs[ENTRY]
+    s, t, g = stop_levels(entry, best, long_, cfg.stop_loss, cfg.take_profit, cfg.trailing_stop)
     if entry == entry:
-        if slp == slp:
-            s = slp
-        if tpp == tpp:
-            g = tpp
+        if fs[SLP] == fs[SLP]:
+            s = fs[SLP]
+        if fs[TPP] == fs[TPP]:
+            g = fs[TPP]
     return s, t, g
 
 
 @njit(cache=True)
-def _liquidate_in_bar(st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
-                      n_liqs, auto_repay, entry, best):
+def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs):
     """One liquidation inside a bar at ``trigger`` (filled at ``traded``),
-    recorded, with the entry and best price it leaves; a gap when the trigger
-    is the open ``mo``.  Returns (n_orders, n_liqs, fee, bad debt, entry, best);
-    the counts unchanged when nothing was liquidated (``_forced_exit``)."""
+    recorded and added to ``tot``, with the entry and best price it leaves;
+    a gap when the trigger is the open ``mo``.  False when nothing was
+    liquidated (``_forced_exit``)."""
     pos = _position(st)
-    f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
-                             n_liqs, auto_repay)
+    f, b, row = _forced_exit(st, i, trigger, traded, cfg.slippage, cfg.liquidation_fee, cfg.restore_ml,
+                             cfg.full_liquidation, mlr, orders, ns[N_ORDERS], liqs, ns[N_LIQS], cfg.auto_repay)
     if row < 0:
-        return n_orders, n_liqs, f, b, entry, best
+        return False
     liqs[row].gap = trigger == mo
-    entry, best = _track(pos, _position(st), liqs[row].fill_price, trigger, entry, best)
-    return n_orders + 1, n_liqs + 1, f, b, entry, best
+    _track_in(fs, pos, _position(st), liqs[row].fill_price, trigger)
+    ns[N_ORDERS] += 1
+    ns[N_LIQS] += 1
+    tot[T_LIQ] += f
+    tot[T_BAD] += b
+    return True
 
 
 @njit(cache=True, inline="always")
@@ -70,13 +112,13 @@ def _hit(lv, falls, cur, p, at_open):
 
 
 @njit(cache=True)
-def _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, at_open):
+def _first_level(st, fs, cfg, mlr, cur, p, at_open):
     """(kind, trigger price) of the first level the move ``cur → p`` fires,
     kind −1 for none.  Kinds in priority order (ties and the open):
     liquidation, stop-loss, trailing, take-profit."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
     long_ = _position(st) > 0.0
-    s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
+    s, t, g = _levels(fs, fs[BEST], long_, cfg)
     cands = (
         (LIQUIDATION, _hit(p_liq if side != 0 else np.nan, side == 1, cur, p, at_open)),
         (STOP_LOSS, _hit(s, long_, cur, p, at_open)),
@@ -99,12 +141,12 @@ def _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, at_open):
 
 
 @njit(cache=True)
-def _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, mh, ml):
+def _ambiguous(st, fs, cfg, h, lo, mh, ml):
     """The bar's range reaches an adverse level and the take-profit (the
     liquidation level: the range ``mh``, ``ml`` of the mark bar)."""
-    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], cfg.liquidation_ml)
     long_ = _position(st) > 0.0
-    s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
+    s, t, g = _levels(fs, fs[BEST], long_, cfg)
     if g != g or not ((h >= g) if long_ else (lo <= g)):
         return False
     if side != 0 and ((ml <= p_liq) if side == 1 else (mh >= p_liq)):
@@ -113,62 +155,62 @@ def _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, mh, ml):
 
 
 @njit(cache=True, inline="always")
-def _quiet(long_, entry, best, sl, tp, tr, slp, tpp, h, lo, liq_near):
+def _quiet(fs, cfg, long_, h, lo, liq_near):
     """True when no stop, trailing or take-profit level lies in the bar's
     range and the liquidation level is not near it: the walk would fire
     nothing (the trailing level is taken at its highest, from the best
     price the bar can reach).  Errs towards False; the walk is exact."""
     if liq_near:
         return False
+    best = fs[BEST]
     far = max(best, h) if long_ else min(best, lo)
-    s, t, g = _levels(entry, far, long_, sl, tp, tr, slp, tpp)
+    s, t, g = _levels(fs, far, long_, cfg)
     if long_:
         return not (lo <= s or lo <= t or h >= g)  # NaN (off) compares False
     return not (h >= s or h >= t or lo <= g)
 
 
 @njit(cache=True)
-def _stop_exit(st, i, kind, trigger, pos, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b,
-               limit_q, record, orders, n_orders, entry, best):
-    """A stop, trailing stop or take-profit fired at ``trigger``: close the
-    position there, recorded as ``kind``.  Returns (n_orders, fee value,
-    interest paid (quote), base interest, quote interest, entry, best)."""
-    side, q, price, fee_value, capped, cb, cq = _trade_to(st, 0.0, trigger, fee, slip, rate_b, rate_q, m0, round_up,
-                                                          auto_repay, repay_on_flat, limit_b, limit_q)
+def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders):
+    """A market order towards target ``x`` at ``price`` (the open, or a
+    stop's trigger) in bar ``i``, recorded as ``kind``, its fee and interest
+    added to ``tot``; returns ``capped`` (``account._trade_to``)."""
+    pos = _position(st)
+    side, q, fill, fee_value, capped, cb, cq = _trade_to(
+        st, x, price, cfg.fee, cfg.slippage, fs[RB], fs[RQ], cfg.initial_ml, cfg.round_interest, cfg.auto_repay,
+        cfg.repay_on_flat, cfg.max_borrow_base, cfg.max_borrow_quote)
     if side == 0:
-        return n_orders, 0.0, 0.0, 0.0, 0.0, entry, best
-    if record:
-        _record_order(orders, n_orders, i, side, kind, capped, q, price, fee_value, st, cb * trigger + cq, pos, cb + cq)
-    entry, best = _track(pos, _position(st), price, trigger, entry, best)
-    return n_orders + 1, fee_value, cb * trigger + cq, cb, cq, entry, best
+        return capped
+    if ns[RECORD]:
+        _record_order(orders, ns[N_ORDERS], i, side, kind, capped, q, fill, fee_value, st, cb * price + cq, pos,
+                      cb + cq)
+    _track_in(fs, pos, _position(st), fill, price)
+    ns[N_ORDERS] += 1
+    tot[T_FEES] += fee_value
+    tot[T_PAID] += cb * price + cq
+    tot[T_IB] += cb
+    tot[T_IQ] += cq
+    return capped
 
 
 @njit(cache=True)
-def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fee, slip, rate_b, rate_q, m0, round_up,
-          liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat,
-          limit_b, limit_q):
-    """Step 5 with stops on: walk O → X1 → X2 → C firing liquidations and
-    stops where the path reaches them (docs/model-choices.md); ``slp``,
-    ``tpp``: a strategy's stop-loss / take-profit price for the bar (NaN =
-    the fraction's level).
+def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs):
+    """Step 5 with stops on: walk O → X1 → X2 → C of the bar ``px`` (open,
+    high, low, close) firing liquidations and stops where the path reaches
+    them (docs/model-choices.md); a strategy's stop-loss / take-profit price
+    for the bar is in ``fs[SLP]``, ``fs[TPP]`` (NaN = the fraction's level).
 
-    Returns (n_orders, n_liqs, trading fees, interest paid (quote), base
-    interest, quote interest, liquidation fees, bad debt, entry, best,
-    forced exit?, liquidations, ambiguous?).
+    Adds its fees and charges to ``tot``; returns (forced exit?, ambiguous?).
     """
+    o, h, lo, c = px
+    mlr = cfg.liquidation_ml
     long_ = _position(st) > 0.0
-    if best == best:
-        best = max(best, o) if long_ else min(best, o)
-    ambiguous = _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, h, lo)
-    low_first = long_ if pessimistic else c >= o  # pessimistic: the adverse extreme first
+    if fs[BEST] == fs[BEST]:
+        fs[BEST] = max(fs[BEST], o) if long_ else min(fs[BEST], o)
+    ambiguous = _ambiguous(st, fs, cfg, h, lo, h, lo)
+    low_first = long_ if cfg.pessimistic else c >= o  # pessimistic: the adverse extreme first
     x1 = lo if low_first else h
     x2 = h if low_first else lo
-    fees = 0.0
-    paid = 0.0
-    ib_add = 0.0
-    iq_add = 0.0
-    liq_fees = 0.0
-    bad = 0.0
     forced = False
     n_l = 0
     cur = o
@@ -177,124 +219,88 @@ def _walk(st, i, o, h, lo, c, entry, best, sl, tp, tr, slp, tpp, pessimistic, fe
         while True:
             pos = _position(st)
             if pos == 0.0:
-                return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
-                        ambiguous)
-            kind, trigger = _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, k == 0)
+                return forced, ambiguous
+            kind, trigger = _first_level(st, fs, cfg, mlr, cur, p, k == 0)
             if kind < 0:
                 break
             if kind == LIQUIDATION:
-                n0 = n_liqs
-                n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
-                    st, i, trigger, trigger, o, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
-                    n_liqs, auto_repay, entry, best)
-                if n_liqs == n0:  # nothing to liquidate: the level is off for the rest of the bar
-                    mlr = 0.0
+                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, trigger, o, orders, liqs):
+                    mlr = 0.0  # nothing to liquidate: the level is off for the rest of the bar
                     continue
                 forced = True
-                liq_fees += f
-                bad += b
                 n_l += 1
                 if n_l == MAX_LIQUIDATIONS_PER_BAR:
                     break
                 cur = trigger
                 continue
             forced = True
-            n_orders, fv, pv, cb, cq, entry, best = _stop_exit(
-                st, i, kind, trigger, pos, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b,
-                limit_q, record, orders, n_orders, entry, best)
-            fees += fv
-            paid += pv
-            ib_add += cb
-            iq_add += cq
-            return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
+            _market(st, fs, ns, tot, cfg, i, 0.0, trigger, kind, orders)  # a stop closes the position
+            return forced, ambiguous
         if n_l == MAX_LIQUIDATIONS_PER_BAR:
             break
-        if best == best:
-            best = max(best, p) if _position(st) > 0.0 else min(best, p)
+        if fs[BEST] == fs[BEST]:
+            fs[BEST] = max(fs[BEST], p) if _position(st) > 0.0 else min(fs[BEST], p)
         cur = p
-    return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous
+    return forced, ambiguous
 
 
 @njit(cache=True)
-def _liquidations(st, i, mo, mh, ml, h, lo, entry, best, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders,
-                  liqs, n_liqs, auto_repay):
+def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs):
     """Step 5 without the walk on one (sub-)bar: liquidate while the adverse
-    extreme of the bar liquidation is checked on (``mo``, ``mh``, ``ml``: the
-    mark bar, or the traded one) reaches the liquidation price (at most
+    extreme of the bar liquidation is checked on (``mk``: open, high, low of
+    the mark bar, or the traded one) reaches the liquidation price (at most
     MAX_LIQUIDATIONS_PER_BAR times); each fills where the market traded, the
-    trigger clamped into the traded range ``lo``..``h``.  Returns (n_orders,
-    n_liqs, liquidation fees, bad debt, liquidations, entry, best)."""
-    fees = 0.0
-    bad = 0.0
+    trigger clamped into the traded range ``lo``..``h``.  Adds the fees and
+    bad debt to ``tot``; True when it liquidated."""
+    mo, mh, ml = mk
+    mlr = cfg.liquidation_ml
     n_l = 0
     for _ in range(MAX_LIQUIDATIONS_PER_BAR):
         trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, mo, mh, ml)
         if trigger != trigger:
             break
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
-        n0 = n_liqs
-        n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
-            st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs,
-            auto_repay, entry, best)
-        if n_liqs == n0:  # nothing to liquidate
-            break
-        fees += f
-        bad += b
+        if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs):
+            break  # nothing to liquidate
         n_l += 1
         if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
             break
-    return n_orders, n_liqs, fees, bad, n_l, entry, best
+    return n_l > 0
 
 
 @njit(cache=True)
-def _replay(st, i, d_open, d_high, d_low, d_close, j0, j1, entry, best, stops_on, sl, tp, tr, slp, tpp, pessimistic,
-            fee, slip, rate_b, rate_q, m0, round_up, liq_fee_rate, m_restore, full, mlr, record, orders, n_orders,
-            liqs, n_liqs, auto_repay, repay_on_flat, limit_b, limit_q):
-    """Step 5 of bar ``i`` on its finer bars ``j0 .. j1 - 1``, each as if it
-    were the bar (docs/model-choices.md "Finer bars settle the path"): the
-    walk while a position is open with stops on, else the liquidation check.
+def _replay(st, fs, ns, tot, sub, cfg, i, detail, orders, liqs):
+    """Step 5 of bar ``i`` on its finer bars ``detail.start[i] ..
+    detail.end[i] - 1``, each as if it were the bar (docs/model-choices.md
+    "Finer bars settle the path"): the walk while a position is open with
+    stops on, else the liquidation check.  Each finer bar's totals are taken
+    in ``sub`` and added to ``tot``.
 
-    Returns the totals of ``_walk`` (n_orders, n_liqs, trading fees, interest
-    paid, base and quote interest, liquidation fees, bad debt, entry, best,
-    forced exit?, ambiguous?) and ``short``: True when a record buffer ran
-    short (the run must be redone with larger ones).
+    Returns (forced exit?, ambiguous?, short): ``short`` True when a record
+    buffer ran short (the run must be redone with larger ones).
     """
-    fees = 0.0
-    paid = 0.0
-    ib_add = 0.0
-    iq_add = 0.0
-    liq_fees = 0.0
-    bad = 0.0
+    record = ns[RECORD] != 0
     forced = False
     ambiguous = False
-    for j in range(j0, j1):
-        if record and (n_orders + MAX_LIQUIDATIONS_PER_BAR + 1 > orders.shape[0]
-                       or n_liqs + MAX_LIQUIDATIONS_PER_BAR + 1 > liqs.shape[0]):
-            return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, ambiguous,
-                    True)
-        pos = _position(st)
-        if stops_on and pos != 0.0:
-            n0 = n_orders
-            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, f, _, amb) = _walk(
-                st, i, d_open[j], d_high[j], d_low[j], d_close[j], entry, best, sl, tp, tr, slp, tpp, pessimistic, fee,
-                slip, rate_b, rate_q, m0, round_up, liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs,
-                n_liqs, auto_repay, repay_on_flat, limit_b, limit_q)
-            fees += fv
-            paid += pv
-            ib_add += cb
-            iq_add += cq
-            liq_fees += lf
-            bad += b
-            forced = forced or f
+    for j in range(detail.start[i], detail.end[i]):
+        if record and (ns[N_ORDERS] + MAX_LIQUIDATIONS_PER_BAR + 1 > orders.shape[0]
+                       or ns[N_LIQS] + MAX_LIQUIDATIONS_PER_BAR + 1 > liqs.shape[0]):
+            return forced, ambiguous, True
+        sub[:] = 0.0
+        if ns[STOPS_ON] and _position(st) != 0.0:
+            n0 = ns[N_ORDERS]
+            f, amb = _walk(st, fs, ns, sub, cfg, i, (detail.open[j], detail.high[j], detail.low[j], detail.close[j]),
+                           orders, liqs)
             ambiguous = ambiguous or amb
-            if record and amb and n_orders > n0:
-                orders[n_orders - 1].ambiguous = True  # the forced fill the path inside the sub-bar decided
+            if record and amb and ns[N_ORDERS] > n0:
+                orders[ns[N_ORDERS] - 1].ambiguous = True  # the forced fill the path inside the sub-bar decided
         elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
             # (entry and best are kept even with stops off: a buy-back can leave a position)
-            n_orders, n_liqs, lf, b, n_l, entry, best = _liquidations(
-                st, i, d_open[j], d_high[j], d_low[j], d_high[j], d_low[j], entry, best, slip, liq_fee_rate,
-                m_restore, full, mlr, orders, n_orders, liqs, n_liqs, auto_repay)
-            liq_fees += lf
-            bad += b
-            forced = forced or n_l > 0
-    return n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, ambiguous, False
+            f = _liquidations(st, fs, ns, sub, cfg, i, (detail.open[j], detail.high[j], detail.low[j]),
+                              detail.high[j], detail.low[j], orders, liqs)
+        else:
+            continue
+        forced = forced or f
+        for k in range(N_TOT):
+            tot[k] += sub[k]
+    return forced, ambiguous, False

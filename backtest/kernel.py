@@ -7,7 +7,13 @@ objects.  The order of events inside a bar is the one written down in
 price, interest, borrow cap, liquidation sizes) come from ``rules.py``.
 
 The account's moves live in ``account.py``, the path inside a bar in
-``intrabar.py``.
+``intrabar.py``, limit orders in ``limits.py``.  The run's state is shared
+with them in arrays indexed by name, updated in place: ``st`` (the
+account), ``fs`` and ``ns`` (``intrabar.py``: entry, the standing limit
+order, the pending order, counts, totals).  ``simulate`` keeps the steps
+every eventful bar runs (1, 4, 6, the close loop 7–8); the others are
+functions it calls where something can happen: ``_gap`` (2), ``_order``
+(3), ``_intrabar`` (5, the walks).
 
 Speed: most bars of a run are quiet (no order, no whole hour, prices well
 inside the band where ML stays above the margin-call and liquidation
@@ -15,14 +21,24 @@ levels, ``rules.safe_band``).  After each eventful bar an inner loop closes
 it and the quiet bars after it, so the hot loop is small; the event steps
 run only where something can happen.  Keep per-bar code out of helper
 functions: numba compiles an inlined helper with branches in the hot loop
-into markedly slower code (measured: 2x for a 5-line drawdown helper).
+into markedly slower code (measured: 2x for a 5-line drawdown helper).  And
+keep arrays out of the arguments of what runs on every eventful bar: a
+numba function, inlined or not, increfs and decrefs each array it is
+handed, an atomic operation each, unless the calls pair up in straight code
+(measured: +25 % on ``backtest bench`` for the steps 1–8 as functions of
+the state arrays); scalars in, scalars out cost nothing.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
-from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _liquidations, _quiet, _replay, _track, _walk
-from .limits import _cancel, _place, _walk_limit
+from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _position
+from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
+                       LIM_PLACED, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
+                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, PAID,
+                       PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
+                       T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _quiet, _replay, _walk)
+from .limits import _cancel_standing, _place, _walk_limit
 from .records import REBALANCE, SIGNAL
 from .rules import (
     HOUR,
@@ -48,9 +64,12 @@ RETURN_BLOCK = 64
 def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
     """Add the bar returns of ``block[1..m]`` (``block[0]`` is the equity
     before them) to the running sums; a return from zero equity counts 0.
+    The last, partial block of a run (``_add_block`` takes the full ones).
 
-    Branch-free and fastmath so the block vectorises; the order of the sums is
-    fixed by the code, so a run and a sweep row still agree to the bit.
+    Branch-free and fastmath so the block vectorises.  Called from
+    ``_stats`` (compiled on its own, not inlined there: checked in the
+    LLVM IR), so the last block of a run and of a sweep row take the same
+    machine code and agree to the bit.
     """
     for k in range(1, m + 1):
         p = block[k - 1]
@@ -60,6 +79,58 @@ def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
         sum_r2 += r * r
         sum_neg2 += neg * neg
     return sum_r, sum_r2, sum_neg2
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (``llvm.fma``)."""
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@njit(cache=True, inline="always")
+def _ret(block, m):
+    p = block[m - 1]
+    return block[m] / p - 1.0 if p > 0.0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def _fold(s, o):
+    """The eight lanes ``s[o .. o + 7]`` summed pairwise: halves, quarters, last pair."""
+    return ((s[o + 7] + s[o + 3]) + (s[o + 5] + s[o + 1])) + ((s[o + 6] + s[o + 2]) + (s[o + 4] + s[o]))
+
+
+@njit(cache=True, inline="always")
+def _add_block(block, sum_r, sum_r2, sum_neg2):
+    """``_add_returns`` of a full block (``RETURN_BLOCK`` returns), in the
+    order the vectorised fastmath loop took them when the kernel was one
+    function, spelled out: numba left to itself reorders a fastmath sum
+    differently wherever it inlines it, and the sums (Sharpe, Sortino)
+    would change in the last bits with the shape of the code around.
+
+    Eight lanes, lane ``j`` holding the returns ``v0 .. v7`` of bars
+    ``j + 1, j + 9, …, j + 57``: the sum ``(((v5 + v1) + (v6 + v2)) + ((s +
+    v0) + v4)) + (v7 + v3)``, the squares as fused multiply-adds in the order
+    v0 v4 v1 v5 v2 v6 v3 v7, the running sums ``s`` in lane 0 (0 in the
+    others); then the lanes folded pairwise (``_fold``).  The lanes are
+    independent, so the loop still vectorises; ``block[65:89]`` is scratch.
+    """
+    s = RETURN_BLOCK + 1
+    for j in range(8):
+        v0, v1, v2, v3 = _ret(block, j + 1), _ret(block, j + 9), _ret(block, j + 17), _ret(block, j + 25)
+        v4, v5, v6, v7 = _ret(block, j + 33), _ret(block, j + 41), _ret(block, j + 49), _ret(block, j + 57)
+        r = sum_r if j == 0 else 0.0
+        block[s + j] = (((v5 + v1) + (v6 + v2)) + ((r + v0) + v4)) + (v7 + v3)
+        q = sum_r2 if j == 0 else 0.0
+        q = _fma(v3, v3, _fma(v6, v6, _fma(v2, v2, _fma(v5, v5, _fma(v1, v1, _fma(v4, v4, _fma(v0, v0, q)))))))
+        block[s + 8 + j] = _fma(v7, v7, q)
+        n0, n1, n2, n3 = min(v0, 0.0), min(v1, 0.0), min(v2, 0.0), min(v3, 0.0)
+        n4, n5, n6, n7 = min(v4, 0.0), min(v5, 0.0), min(v6, 0.0), min(v7, 0.0)
+        q = sum_neg2 if j == 0 else 0.0
+        q = _fma(n3, n3, _fma(n6, n6, _fma(n2, n2, _fma(n5, n5, _fma(n1, n1, _fma(n4, n4, _fma(n0, n0, q)))))))
+        block[s + 16 + j] = _fma(n7, n7, q)
+    return _fold(block, s), _fold(block, s + 8), _fold(block, s + 16)
 
 
 # what ``stats`` holds at the end of a run, in this order
@@ -80,346 +151,105 @@ N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest i
 
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
 def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, calls):
-    """Run one symbol through one margin account.
-
-    The inputs are the records of ``inputs.py``: ``bars`` (``Bars``),
-    ``marks`` (``Marks``), the settings ``cfg`` (``Settings``), ``rates``
-    (``Rates``), ``detail`` (``Detail``) and the strategy's ``given``
-    (``Given``); their fields are read by name below.
-
-    ``mark_*``: the mark price bars liquidation is checked against (the
-    traded ``open_``, ``high``, ``low`` themselves when there is none, and
-    ``mark_close`` empty); with stops or limit orders the walk inside the
-    bar follows the mark bar alongside (docs/model-choices.md "Mark price").
-
-    ``ts`` are bar open times in integer seconds (UTC); ``target`` the
-    strategy's target exposure per bar (NaN = hold), read at the bar's close
-    and executed at the next open.  ``rate_base``/``rate_quote``: hourly
-    rates of the whole hours ``rate_h0, rate_h0 + 1, …`` (hours since the
-    epoch; docs/model-choices.md "Rate histories").  ``stop_loss``,
-    ``take_profit``, ``trailing_stop`` are fractions of the entry (best)
-    price, 0 = off; ``pessimistic`` picks the path inside a bar.
-    ``detail_*``: finer bars (empty arrays: none); bar ``i``'s usable ones
-    are ``detail_start[i] .. detail_end[i] - 1`` (an empty range: none).  A
-    strategy's orders (docs/model-choices.md "Limit orders", "Levels from a
-    strategy"): ``limit`` a limit price per bar for the target decided there
-    (NaN = market) standing ``expiry`` bars; ``sl_price``, ``tp_price``
-    stop-loss / take-profit prices per bar, in force in the next bar (NaN =
-    the fraction's level).  Each may be empty: none.
-    ``auto_repay`` False: what a fill receives stays as balance and loans run
-    on; ``repay_on_flat`` then repays them at a fill that leaves no position
-    (docs/model-choices.md "Auto-repay off").  ``max_borrow_base``/
-    ``max_borrow_quote``: the most principal the profile lets each asset be
-    borrowed up to (+inf: no limit).
-
-    Writes per bar into ``out`` (5 × n): equity, position, debt, interest
-    owed, cumulative interest paid (margin level, cumulative fees and the
-    ambiguous bars follow from these and the fills).  ``extra``: None, or
-    4 × n rows (auto-repay off) for the cumulative quote interest, the
-    cumulative base and quote interest charged at the open after the bar's
-    order (step 4), in asset units, and the base owed (principal and
-    interest): with loans running on in both assets, the split per asset
-    and per trade cannot be derived otherwise.  Fills
-    the record buffers ``orders``, ``liqs``, ``calls``.  With ``out`` of
-    shape (5, 0) nothing per bar or per event is kept (sweeps): the buffers
-    then only need one row.  Returns ``(n_orders, n_liqs, n_calls, complete,
-    stats)``: ``complete`` is False when a buffer ran short (grow it and call
-    again); ``stats`` holds the run's totals named in ``STATS``.
+    """Run one symbol through one margin account: the records of
+    ``inputs.py`` in (``bars``, ``marks``: the bars liquidation is checked
+    against, ``cfg``: the settings, ``rates``, ``detail``: finer bars,
+    ``given``: the strategy's targets, limit orders and levels; the module
+    docstring of ``inputs.py`` and docs/model-choices.md say what each
+    means).  Writes per bar into ``out`` (5 × n): equity, position, debt,
+    interest owed, cumulative interest paid; ``extra``: None, or 4 × n rows
+    (auto-repay off): the cumulative quote interest, the cumulative base and
+    quote interest charged at the open after the bar's order (step 4), the
+    base owed.  Fills the record buffers ``orders``, ``liqs``, ``calls``;
+    with ``out`` of shape (5, 0) nothing per bar or per event is kept
+    (sweeps), the buffers then only need one row.  Returns ``(n_orders,
+    n_liqs, n_calls, complete, stats)``: ``complete`` False when a buffer
+    ran short (grow it and call again); ``stats`` the totals in ``STATS``.
     """
     ts, open_, high, low, close = bars.ts, bars.open, bars.high, bars.low, bars.close
     mark_open, mark_high, mark_low, mark_close = marks.open, marks.high, marks.low, marks.close
-    capital, fee, slippage = cfg.capital, cfg.fee, cfg.slippage
-    rate_h0, rate_base, rate_quote = rates.h0, rates.base, rates.quote
-    initial_ml, call_ml, liquidation_ml = cfg.initial_ml, cfg.call_ml, cfg.liquidation_ml
-    liquidation_fee, restore_ml, full_liquidation = cfg.liquidation_fee, cfg.restore_ml, cfg.full_liquidation
-    rebalance, round_interest, stop_on_liquidation = cfg.rebalance, cfg.round_interest, cfg.stop_on_liquidation
-    stop_loss, take_profit, trailing_stop = cfg.stop_loss, cfg.take_profit, cfg.trailing_stop
-    pessimistic, auto_repay, repay_on_flat = cfg.pessimistic, cfg.auto_repay, cfg.repay_on_flat
-    max_borrow_base, max_borrow_quote = cfg.max_borrow_base, cfg.max_borrow_quote
-    detail_open, detail_high, detail_low = detail.open, detail.high, detail.low
-    detail_close, detail_start, detail_end = detail.close, detail.start, detail.end
-    target, limit, expiry, sl_price, tp_price = given.target, given.limit, given.expiry, given.sl_price, given.tp_price
+    target, limit, sl_price, tp_price = given.target, given.limit, given.sl_price, given.tp_price
     n = ts.shape[0]
     equity, position, debt_out, owed_out, paid_out = out[0], out[1], out[2], out[3], out[4]
-    after_b = 0.0  # cumulative step-4 charges, for ``extra``
-    after_q = 0.0
-    has_sl = sl_price.shape[0] > 0
-    has_tp = tp_price.shape[0] > 0
-    has_limit = limit.shape[0] > 0
-    has_mark = mark_close.shape[0] > 0
-    stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or has_sl or has_tp
-    entry = np.nan  # average entry price of the open position (kept with stops on)
-    best = np.nan  # best price since it opened
-    n_ambiguous = 0
-    detail_on = detail_start.shape[0] > 0
-    n_detail_missing = 0  # bars the path setting decided for want of finer bars
+    has_sl, has_tp, has_limit = sl_price.shape[0] > 0, tp_price.shape[0] > 0, limit.shape[0] > 0
+    stops_on = cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0 or has_sl or has_tp
     record = out.shape[1] > 0  # False: summary only, the buffers are one-row scratch
-    stats = np.zeros(N_STATS)
-    n_orders = 0
-    n_liqs = 0
-    n_calls = 0
-    n_capped = 0
-    n_trades = 0
-    prev_eq = capital
-    block = np.empty(RETURN_BLOCK + 1)  # block[0]: the equity before the block
-    block[0] = capital
-    n_block = 0
-    peak = capital
-    sum_r = 0.0
-    sum_r2 = 0.0
-    sum_neg2 = 0.0
-    max_dd = 0.0
-    n_exposed = 0
+    has_mark = mark_close.shape[0] > 0
+    st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail.start.shape[0] > 0)
+    bt = np.zeros((2, N_TOT))  # the totals of a bar's walk, and of one finer bar
+    block = np.empty(RETURN_BLOCK + 1 + 24)  # block[0]: the equity before the block; 24 scratch (_add_block)
+    block[0] = prev_eq = peak = cfg.capital
+    sum_r = sum_r2 = sum_neg2 = max_dd = 0.0
+    n_block = n_exposed = 0
     min_ml = np.inf
-
-    st = np.zeros(6)
-    st[HQ] = capital
-    paid = 0.0  # cumulative interest charged, quote value
-    fees_paid = 0.0
-    int_base = 0.0
-    int_quote = 0.0
-    liq_fees = 0.0
-    bad_debt = 0.0
-
     last_target = np.nan
-    pending = np.nan
-    pending_kind = SIGNAL
-    pending_limit = np.nan  # the pending order's limit price (NaN: a market order)
-    lim_side = 0  # the standing limit order: +1 buy, −1 sell, 0 none
-    lim_q = 0.0
-    lim_px = 0.0
-    lim_b = 0.0  # what it borrowed at placement
-    lim_placed = 0
-    lim_capped = False
-    lim_interest = 0.0  # its borrow charge, quote value, and in the borrowed asset
-    lim_charge = 0.0
-    n_cancelled = 0
-    suspended = False  # rebalancing waits for a new target after a liquidation
-    halted = False
+    suspended = halted = False
     above_call = True  # the last close's margin level was above the margin-call level
-    next_hour = ts[0] if n > 0 else 0  # first whole hour not yet passed
-    rb = rate_base[0] if n > 0 else 0.0  # the rates in force in this bar's hour
-    rq = rate_quote[0] if n > 0 else 0.0
-
-    # After a bar's events, its close and the closes of the quiet bars that
-    # follow run in one tight inner loop.  A quiet bar has no order at its
-    # open, passes no whole hour, and every price of it (mark open, high, low
-    # and the close) lies strictly inside the band where ML stays above the
-    # margin-call level and the liquidation check's reach: steps 1-6 would do
-    # nothing there, so it is only closed (same arithmetic, same results).
-    m_band = max(call_ml, liquidation_ml * (1.0 + 2e-9))
     resume_at = 0  # the first bar the inner loop did not close
+    next_hour = ts[0] if n > 0 else 0  # first whole hour not yet passed
     for i in range(n):
         if i < resume_at:
             continue
-        if record and (n_orders + ORDERS_PER_BAR > orders.shape[0] or n_liqs + ORDERS_PER_BAR > liqs.shape[0]
-                       or n_calls + 1 > calls.shape[0]):
-            return n_orders, n_liqs, n_calls, False, stats
+        if record and (ns[N_ORDERS] + ORDERS_PER_BAR > orders.shape[0] or ns[N_LIQS] + ORDERS_PER_BAR > liqs.shape[0]
+                       or ns[N_CALLS] + 1 > calls.shape[0]):
+            return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
         o = open_[i]
-        # 1. hour boundaries passed since the last bar's open (long bars, gaps);
-        # next_hour spares an integer division on bars that cross no hour
+        # 1. hour boundaries passed since the last bar's open (long bars, gaps), each at the rate
+        # in force then; next_hour spares an integer division on bars that cross no hour
         t = ts[i]
         on_hour = False
         if t >= next_hour:
             on_hour = t % HOUR == 0
             if i > 0 and (st[PB] > 0.0 or st[PQ] > 0.0):
-                h1 = ts[i - 1] // HOUR + 1 - rate_h0  # the first boundary passed, as a rate index
-                for k in range(hour_boundaries_between(ts[i - 1], t)):  # each at the rate in force then
-                    cb = interest_charge(st[PB], rate_base[h1 + k], round_interest)
-                    cq = interest_charge(st[PQ], rate_quote[h1 + k], round_interest)
-                    st[IB] += cb
-                    st[IQ] += cq
-                    int_base += cb
-                    int_quote += cq
-                    paid += cb * o + cq
-            rb = rate_base[t // HOUR - rate_h0]
-            rq = rate_quote[t // HOUR - rate_h0]
+                h1 = ts[i - 1] // HOUR + 1 - rates.h0  # the first boundary passed, as a rate index
+                for k in range(hour_boundaries_between(ts[i - 1], t)):
+                    _charge(st, fs, cfg, st[PB], st[PQ], rates.base[h1 + k], rates.quote[h1 + k], o)
+            fs[RB] = rates.base[t // HOUR - rates.h0]
+            fs[RQ] = rates.quote[t // HOUR - rates.h0]
             next_hour = (t // HOUR + 1) * HOUR
-
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
-        if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
-            mo = mark_open[i]
-            if _assets(st, mo) <= liquidation_ml * _debt(st, mo):  # ML ≤ level, without a division
-                if lim_side != 0:  # a liquidation cancels the open order first
-                    _cancel(st, lim_side, lim_b)
-                    lim_side = 0
-                    n_cancelled += 1
-                pos_before = _position(st)
-                f, b, row = _forced_exit(st, i, mo, o, slippage, liquidation_fee, restore_ml, full_liquidation,
-                                         liquidation_ml, orders, n_orders, liqs, n_liqs, auto_repay)
-                if row >= 0:  # (−1: nothing to liquidate; the order it cancelled stays cancelled)
-                    liqs[row].gap = True
-                    if stops_on:
-                        entry, best = _track(pos_before, _position(st), liqs[row].fill_price, o, entry, best)
-                    n_orders += 1
-                    n_liqs += 1
-                    liq_fees += f
-                    bad_debt += b
-                    # the order decided at the last close still follows (step 3), unless the run stops
-                    # here or it was a rebalance; a target change ends the suspension, so only a
-                    # dropped order leaves the position suspended
-                    if stop_on_liquidation or pending_kind == REBALANCE or pending != pending:
-                        liquidated = True
-                        pending = np.nan
-
+        if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0 and _assets(st, mark_open[i]) <= cfg.liquidation_ml * _debt(
+                st, mark_open[i]):  # ML ≤ level, without a division
+            liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs)
         # 3. the order decided at the last close
-        pb0 = st[PB]
-        pq0 = st[PQ]
-        if lim_side != 0 and (pending == pending or i >= lim_placed + expiry):  # replaced, or its bars are up
-            _cancel(st, lim_side, lim_b)
-            lim_side = 0
-            n_cancelled += 1
-        if pending == pending and pending_limit == pending_limit:
-            lim_side, lim_q, lim_b, lim_capped, cb, cq = _place(st, pending, o, pending_limit, fee, rb, rq,
-                                                                initial_ml, round_interest, max_borrow_base,
-                                                                max_borrow_quote)
-            n_capped += lim_capped
-            if lim_side != 0:
-                lim_px = pending_limit
-                lim_placed = i
-                lim_interest = cb * o + cq
-                lim_charge = cb + cq
-                int_base += cb
-                int_quote += cq
-                paid += cb * o + cq
-            pending = np.nan
-        elif pending == pending:
-            pos_before = _position(st)
-            side, q, price, fee_value, capped, cb, cq = _trade_to(
-                st, pending, o, fee, slippage, rb, rq, initial_ml, round_interest, auto_repay, repay_on_flat,
-                max_borrow_base, max_borrow_quote
-            )
-            if side != 0:
-                int_base += cb
-                int_quote += cq
-                paid += cb * o + cq
-                fees_paid += fee_value
-                if record:
-                    _record_order(orders, n_orders, i, side, pending_kind, capped, q, price, fee_value, st, cb * o + cq,
-                                  pos_before, cb + cq)
-                n_orders += 1
-                n_trades += _opens_trade(pos_before, _position(st))
-                if stops_on:
-                    entry, best = _track(pos_before, _position(st), price, o, entry, best)
-            n_capped += capped  # an order cut to nothing is counted too, though it made no fill
-            pending = np.nan
-
+        pb0, pq0 = st[PB], st[PQ]
+        if fs[PENDING] == fs[PENDING] or ns[LIM_SIDE] != 0:
+            _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders)
         # 4. the whole hour at this open falls on principal held across it
         if on_hour:
-            cb = interest_charge(min(pb0, st[PB]), rb, round_interest)
-            cq = interest_charge(min(pq0, st[PQ]), rq, round_interest)
-            st[IB] += cb
-            st[IQ] += cq
-            int_base += cb
-            int_quote += cq
-            paid += cb * o + cq
-            if extra is not None:
-                after_b += cb
-                after_q += cq
-
-        # 5. + 6. the bar's adverse extreme against the margin-call and liquidation levels
-        db = st[PB] + st[IB]
-        liq_near = False  # the adverse extreme is at or near the liquidation level
-        if db + st[PQ] + st[IQ] > 0.0:
-            worst = mark_low[i] if falling_price_hurts(st[HB], db, liquidation_ml) else mark_high[i]
-            assets_x = _assets(st, worst)
-            debt_x = _debt(st, worst)
-            liq_near = assets_x <= liquidation_ml * debt_x * (1.0 + 1e-9)
-            if assets_x <= call_ml * debt_x and above_call:  # ML ≤ call, without a division per bar
-                if record:
-                    calls[n_calls].bar = i
-                    calls[n_calls].margin_level = margin_level(assets_x, debt_x)
-                n_calls += 1
-        # a walk through the bar (stops, finer bars, a limit order) returns its totals here
-        walked = False
-        mark_last = True  # the walk leaves marking its ambiguous fill to the kernel
-        fv = pv = cb = cq = lf = b = 0.0
-        forced = False
-        is_ambiguous = False
-        pos = _position(st)
-        slp = np.nan  # a strategy's stop-loss / take-profit price for this bar
-        tpp = np.nan
-        if (has_sl or has_tp) and i > 0:
-            slp = sl_price[i - 1] if has_sl else np.nan
-            tpp = tp_price[i - 1] if has_tp else np.nan
-        walk_limit = lim_side != 0  # a standing limit order: the walk, with the order as one more level
-        if walk_limit:
-            pass
-        elif stops_on and pos != 0.0 and _quiet(pos > 0.0, entry, best, stop_loss, take_profit, trailing_stop,
-                                                slp, tpp, high[i], low[i], liq_near):
-            if best == best:  # what the walk would leave: the best price of the bar
-                best = max(best, high[i]) if pos > 0.0 else min(best, low[i])
-        elif stops_on and pos != 0.0 and has_mark:
-            walk_limit = True  # its walk follows the mark bar alongside
-        elif detail_on and (liq_near or (stops_on and pos != 0.0)) and detail_end[i] > detail_start[i]:
-            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, is_ambiguous, short) = _replay(
-                st, i, detail_open, detail_high, detail_low, detail_close, detail_start[i], detail_end[i], entry,
-                best, stops_on, stop_loss, take_profit, trailing_stop, slp, tpp, pessimistic, fee, slippage, rb, rq,
-                initial_ml, round_interest, liquidation_fee, restore_ml, full_liquidation, liquidation_ml, record,
-                orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat, max_borrow_base, max_borrow_quote)
+            cb, cq = _charge(st, fs, cfg, min(pb0, st[PB]), min(pq0, st[PQ]), fs[RB], fs[RQ], o)
+            fs[AFTER_B] += cb  # (for ``extra``)
+            fs[AFTER_Q] += cq
+        if (has_sl or has_tp) and i > 0:  # a strategy's stop-loss / take-profit price for this bar
+            fs[SLP] = sl_price[i - 1] if has_sl else np.nan
+            fs[TPP] = tp_price[i - 1] if has_tp else np.nan
+        liq_near, below_call, ml_x = _margin_check(st, cfg, mark_low[i], mark_high[i])  # 6.
+        if below_call and above_call:  # a margin call: the last close was above the level
+            if record:
+                calls[ns[N_CALLS]].bar = i
+                calls[ns[N_CALLS]].margin_level = ml_x
+            ns[N_CALLS] += 1
+        if ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0):  # 5.
+            px = (o, high[i], low[i], close[i])
+            mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
+            forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs)
             if short:
-                return n_orders, n_liqs, n_calls, False, stats
-            walked = True
-            mark_last = False  # the replay marks the sub-bar's own fill
-        elif stops_on and pos != 0.0:
-            n_detail_missing += detail_on
-            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous) = _walk(
-                st, i, o, high[i], low[i], close[i], entry, best, stop_loss, take_profit, trailing_stop, slp, tpp,
-                pessimistic, fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee, restore_ml,
-                full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs, auto_repay, repay_on_flat,
-                max_borrow_base, max_borrow_quote)
-            walked = True
-        elif liq_near:  # the division of the liquidation price only where the level is in reach
-            n_detail_missing += detail_on
-            # (entry and best are kept even with stops off: a buy-back can leave a position)
-            n_orders, n_liqs, lf, b, n_l, entry, best = _liquidations(
-                st, i, mark_open[i], mark_high[i], mark_low[i], high[i], low[i], entry, best, slippage,
-                liquidation_fee, restore_ml, full_liquidation, liquidation_ml, orders, n_orders, liqs, n_liqs,
-                auto_repay)
-            liq_fees += lf
-            bad_debt += b
-            liquidated = liquidated or n_l > 0
-        if walk_limit:
-            mc = mark_close[i] if has_mark else close[i]
-            (n_orders, n_liqs, fv, pv, cb, cq, lf, b, entry, best, forced, n_l, is_ambiguous, lim_side, gone,
-             opened) = _walk_limit(
-                st, i, o, high[i], low[i], close[i], entry, best, stops_on, stop_loss, take_profit, trailing_stop,
-                slp, tpp, pessimistic, fee, slippage, rb, rq, initial_ml, round_interest, liquidation_fee,
-                restore_ml, full_liquidation, liquidation_ml, record, orders, n_orders, liqs, n_liqs, lim_side,
-                lim_q, lim_px, lim_b, lim_capped, lim_interest, lim_charge, has_mark, mark_open[i], mark_high[i],
-                mark_low[i], mc, auto_repay, repay_on_flat, max_borrow_base, max_borrow_quote)
-            n_cancelled += gone
-            n_trades += opened
-            walked = True
-        if walked:
-            fees_paid += fv
-            paid += pv
-            int_base += cb
-            int_quote += cq
-            liq_fees += lf
-            bad_debt += b
+                return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
             liquidated = liquidated or forced
-            n_ambiguous += is_ambiguous
-            if mark_last and record and is_ambiguous and n_orders > 0:
-                orders[n_orders - 1].ambiguous = True  # the forced fill the path order decided
 
-        # 7. the close, then those of the quiet bars after it
-        pos_after = _position(st)
-        band_lo, band_hi = safe_band(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], m_band)
-        q_lo, q_hi = band_lo, band_hi  # the band the quiet bars' lows and highs must stay in
-        long_ = pos_after > 0.0
-        trail = False
-        if stops_on and pos_after != 0.0:  # a stop or take-profit level also ends the quiet run
-            s_lv, _, g_lv = stop_levels(entry, best, long_, stop_loss, take_profit, 0.0)
-            lo_lv, hi_lv = (s_lv, g_lv) if long_ else (g_lv, s_lv)
-            if lo_lv == lo_lv:
-                q_lo = max(q_lo, lo_lv)
-            if hi_lv == hi_lv:
-                q_hi = min(q_hi, hi_lv)
-            trail = trailing_stop > 0.0 and best == best
-        if lim_side != 0 or (stops_on and pos_after != 0.0 and (has_sl or has_tp or has_mark)):
+        # 7. the close, then those of the quiet bars after it (_quiet_band); what the loop
+        # reads or changes of the run state is held in locals for it (registers)
+        long_ = _position(st) > 0.0
+        stops = stops_on and _position(st) != 0.0
+        band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], stops,
+                                                          fs[ENTRY], fs[BEST])
+        if ns[LIM_SIDE] != 0 or (stops and (has_sl or has_tp or has_mark)):
             q_lo, q_hi = np.inf, -np.inf  # a standing limit, a strategy's levels, stops on a mark: no quiet run
+        paid, int_quote, after_b, after_q, best = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q], fs[BEST]
+        lim_side = ns[LIM_SIDE]
+        pending = pending_limit = np.nan  # (step 3 took the last one)
+        pending_kind = SIGNAL
         j = i
         for j in range(i, n):
             c = close[j]
@@ -427,7 +257,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             debt = _debt(st, c)
             eq = assets - debt
             pos = _position(st)
-            above_call = assets > call_ml * debt or debt <= 0.0
+            above_call = assets > cfg.call_ml * debt or debt <= 0.0
             if record:
                 equity[j] = eq
                 position[j] = pos
@@ -439,13 +269,12 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                     extra[1, j] = after_b
                     extra[2, j] = after_q
                     extra[3, j] = st[PB] + st[IB]
-            # online statistics, so summary-only runs (sweeps) need no per-bar arrays
-            # returns are taken in blocks: the divisions of a block are independent,
-            # so they overlap instead of each waiting on the last
+            # online statistics, so summary-only runs (sweeps) need no per-bar arrays;
+            # returns are taken in blocks: the divisions of a block are independent
             n_block += 1
             block[n_block] = eq
             if n_block == RETURN_BLOCK:
-                sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sum_r, sum_r2, sum_neg2)
+                sum_r, sum_r2, sum_neg2 = _add_block(block, sum_r, sum_r2, sum_neg2)
                 block[0] = eq
                 n_block = 0
             prev_eq = eq
@@ -462,7 +291,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             # 8. the decision for the next open
             if liquidated:
                 suspended = True
-                halted = halted or stop_on_liquidation
+                halted = halted or cfg.stop_on_liquidation
             x = np.nan if halted else target[j]
             if x != x:  # NaN holds
                 pass
@@ -472,8 +301,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                 pending_limit = limit[j] if has_limit else np.nan
                 last_target = x
                 suspended = False
-            elif rebalance > 0.0 and not suspended and eq > 0.0 and lim_side == 0:
-                if abs(pos * c / eq - x) > rebalance * abs(x):
+            elif cfg.rebalance > 0.0 and not suspended and eq > 0.0 and lim_side == 0:
+                if abs(pos * c / eq - x) > cfg.rebalance * abs(x):
                     pending = x
                     pending_kind = REBALANCE
                     pending_limit = np.nan
@@ -486,18 +315,205 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                     continue
                 # the trailing level moves with the best price: test it at the highest it can reach in the bar
                 far = max(best, high[k]) if long_ else min(best, low[k])
-                if (low[k] > far * (1.0 - trailing_stop)) if long_ else (high[k] < far * (1.0 + trailing_stop)):
+                if (low[k] > far * (1.0 - cfg.trailing_stop)) if long_ else (high[k] < far * (1.0 + cfg.trailing_stop)):
                     best = far
                     continue
             break
         resume_at = j + 1
+        fs[BEST], fs[PENDING], fs[PENDING_LIMIT], ns[PENDING_KIND] = best, pending, pending_limit, pending_kind
 
-    sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sum_r, sum_r2, sum_neg2)
+    stats = _stats(fs, ns, block, n_block, (sum_r, sum_r2, sum_neg2), prev_eq, max_dd, n_exposed, min_ml)
+    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats
+
+
+@njit(cache=True)
+def _stats(fs, ns, block, n_block, sums, prev_eq, max_dd, n_exposed, min_ml):
+    """The run's ``stats`` (``STATS``), the last return block added."""
+    sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sums[0], sums[1], sums[2])
     values = (
-        int_base, int_quote, liq_fees, bad_debt, paid, fees_paid, prev_eq, sum_r, sum_r2, sum_neg2,
-        max_dd, float(n_exposed), min_ml, float(n_orders), float(n_liqs), float(n_calls), float(n_capped),
-        float(n_trades), float(n_ambiguous), float(n_detail_missing), float(n_cancelled),
+        fs[INT_BASE], fs[INT_QUOTE], fs[LIQ_FEES], fs[BAD_DEBT], fs[PAID], fs[FEES_PAID], prev_eq, sum_r, sum_r2,
+        sum_neg2, max_dd, float(n_exposed), min_ml, float(ns[N_ORDERS]), float(ns[N_LIQS]), float(ns[N_CALLS]),
+        float(ns[N_CAPPED]), float(ns[N_TRADES]), float(ns[N_AMBIGUOUS]), float(ns[N_DETAIL_MISSING]),
+        float(ns[N_CANCELLED]),
     )
+    stats = np.zeros(N_STATS)
     for k in range(N_STATS):
         stats[k] = values[k]
-    return n_orders, n_liqs, n_calls, True, stats
+    return stats
+
+
+@njit(cache=True)
+def _start(cfg, ts, rate_base, rate_quote, record, stops_on, has_mark, detail_on):
+    """The account ``st`` (all capital in quote) and the run state ``fs``,
+    ``ns`` before the first bar."""
+    st = np.zeros(6)
+    st[HQ] = cfg.capital
+    fs = np.zeros(N_FS)
+    ns = np.zeros(N_NS, np.int64)
+    for k in (ENTRY, BEST, SLP, TPP, PENDING, PENDING_LIMIT):
+        fs[k] = np.nan  # no position, no levels, no order pending (a NaN limit: a market order)
+    n = ts.shape[0]
+    fs[RB] = rate_base[0] if n > 0 else 0.0  # the rates in force in this bar's hour
+    fs[RQ] = rate_quote[0] if n > 0 else 0.0
+    ns[PENDING_KIND] = SIGNAL
+    ns[RECORD] = record
+    ns[STOPS_ON] = stops_on
+    ns[HAS_MARK] = has_mark
+    ns[DETAIL_ON] = detail_on
+    return st, fs, ns
+
+
+@njit(cache=True, inline="always")
+def _charge(st, fs, cfg, pb, pq, rate_b, rate_q, o):
+    """An hour's interest on principal ``pb``, ``pq`` at the hourly rates
+    ``rate_b``, ``rate_q`` (steps 1 and 4), owed and counted at the open
+    ``o``; returns the charges (base, quote)."""
+    cb = interest_charge(pb, rate_b, cfg.round_interest)
+    cq = interest_charge(pq, rate_q, cfg.round_interest)
+    st[IB] += cb
+    st[IQ] += cq
+    fs[INT_BASE] += cb
+    fs[INT_QUOTE] += cq
+    fs[PAID] += cb * o + cq
+    return cb, cq
+
+
+@njit(cache=True, inline="always")
+def _margin_check(st, cfg, mark_lo, mark_hi):
+    """6. The bar's adverse mark extreme (``mark_lo`` or ``mark_hi``)
+    against the margin-call and liquidation levels, without a division
+    unless ML is at or below the call level: (at or near the liquidation
+    level?, at or below the call level?, ML there)."""
+    db = st[PB] + st[IB]
+    if db + st[PQ] + st[IQ] <= 0.0:
+        return False, False, np.nan
+    worst = mark_lo if falling_price_hurts(st[HB], db, cfg.liquidation_ml) else mark_hi
+    assets_x = _assets(st, worst)
+    debt_x = _debt(st, worst)
+    below_call = assets_x <= cfg.call_ml * debt_x
+    return (assets_x <= cfg.liquidation_ml * debt_x * (1.0 + 1e-9), below_call,
+            margin_level(assets_x, debt_x) if below_call else np.nan)
+
+
+@njit(cache=True)
+def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs):
+    """2. A bar that opens (mark ``mo``) beyond the liquidation level (the
+    kernel checks) is liquidated first, filled at the open ``o``; a standing limit order is
+    cancelled before.  True when the order decided at the last close is
+    dropped with it: the run stops here, it was a rebalance, or there was
+    none (a target change ends the suspension, so only a dropped order
+    leaves the position suspended).  ``bt[0]``: scratch totals."""
+    if ns[LIM_SIDE] != 0:  # a liquidation cancels the open order first
+        _cancel_standing(st, fs, ns)
+    tot = bt[0]
+    tot[:] = 0.0
+    # (False: nothing to liquidate; the order it cancelled stays cancelled)
+    if _liquidate_in_bar(st, fs, ns, tot, cfg, cfg.liquidation_ml, i, mo, o, mo, orders, liqs):
+        fs[LIQ_FEES] += tot[T_LIQ]
+        fs[BAD_DEBT] += tot[T_BAD]
+        if cfg.stop_on_liquidation or ns[PENDING_KIND] == REBALANCE or fs[PENDING] != fs[PENDING]:
+            fs[PENDING] = np.nan
+            return True
+    return False
+
+
+@njit(cache=True)
+def _order(st, fs, ns, bt, cfg, i, o, expiry, orders):
+    """3. The order decided at the last close, at the open ``o``: a standing
+    limit order is cancelled when replaced or when its ``expiry`` bars are
+    up; a new one is placed, or a market order fills."""
+    pending = fs[PENDING]
+    if ns[LIM_SIDE] != 0 and (pending == pending or i >= ns[LIM_PLACED] + expiry):
+        _cancel_standing(st, fs, ns)
+    if pending != pending:
+        return
+    if fs[PENDING_LIMIT] == fs[PENDING_LIMIT]:
+        _place(st, fs, ns, cfg, i, o)
+    else:
+        pos_before = _position(st)
+        tot = bt[0]
+        tot[:] = 0.0
+        capped = _market(st, fs, ns, tot, cfg, i, pending, o, ns[PENDING_KIND], orders)
+        fs[INT_BASE] += tot[T_IB]
+        fs[INT_QUOTE] += tot[T_IQ]
+        fs[PAID] += tot[T_PAID]
+        fs[FEES_PAID] += tot[T_FEES]
+        ns[N_TRADES] += _opens_trade(pos_before, _position(st))
+        ns[N_CAPPED] += capped  # an order cut to nothing is counted too, though it made no fill
+    fs[PENDING] = np.nan
+
+
+@njit(cache=True)
+def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs):
+    """5. The walk through bar ``i`` that fits (``px``: its open, high, low,
+    close; ``mk``: the mark bar's): a standing limit order or stops on a
+    mark: ``_walk_limit``; finer bars: ``_replay``; stops: ``_walk`` (none
+    when ``_quiet``); else the liquidation check where the level is in
+    reach (``liq_near``).  Its totals are taken in ``bt[0]`` (``bt[1]``: a
+    finer bar's) and added to the run's.
+
+    Returns (forced exit?, short): ``short`` when a record buffer ran short.
+    """
+    o, h, lo, _ = px
+    pos = _position(st)
+    stops = ns[STOPS_ON] != 0 and pos != 0.0
+    if ns[LIM_SIDE] == 0 and stops and _quiet(fs, cfg, pos > 0.0, h, lo, liq_near):
+        if fs[BEST] == fs[BEST]:  # what the walk would leave: the best price of the bar
+            fs[BEST] = max(fs[BEST], h) if pos > 0.0 else min(fs[BEST], lo)
+        return False, False
+    has_mark = ns[HAS_MARK] != 0
+    detail_on = ns[DETAIL_ON]
+    tot = bt[0]
+    tot[:] = 0.0
+    ambiguous = False
+    mark_last = True  # the walk leaves marking its ambiguous fill to the kernel
+    if ns[LIM_SIDE] != 0 or (stops and has_mark):  # the order as one more level; a mark walked alongside
+        forced, ambiguous = _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs)
+    elif detail_on and (liq_near or stops) and detail.end[i] > detail.start[i]:
+        forced, ambiguous, short = _replay(st, fs, ns, tot, bt[1], cfg, i, detail, orders, liqs)
+        if short:
+            return False, True
+        mark_last = False  # the replay marks the sub-bar's own fill
+    elif stops:
+        ns[N_DETAIL_MISSING] += detail_on  # bars the path setting decided for want of finer bars
+        forced, ambiguous = _walk(st, fs, ns, tot, cfg, i, px, orders, liqs)
+    else:  # liq_near: the division of the liquidation price only where the level is in reach
+        ns[N_DETAIL_MISSING] += detail_on
+        # (entry and best are kept even with stops off: a buy-back can leave a position)
+        forced = _liquidations(st, fs, ns, tot, cfg, i, (mk[0], mk[1], mk[2]), h, lo, orders, liqs)
+    fs[FEES_PAID] += tot[T_FEES]
+    fs[PAID] += tot[T_PAID]
+    fs[INT_BASE] += tot[T_IB]
+    fs[INT_QUOTE] += tot[T_IQ]
+    fs[LIQ_FEES] += tot[T_LIQ]
+    fs[BAD_DEBT] += tot[T_BAD]
+    ns[N_AMBIGUOUS] += ambiguous
+    if mark_last and ns[RECORD] and ambiguous and ns[N_ORDERS] > 0:
+        orders[ns[N_ORDERS] - 1].ambiguous = True  # the forced fill the path order decided
+    return forced, False
+
+
+@njit(cache=True, inline="always")
+def _quiet_band(cfg, hb, hq, db, dq, stops, entry, best):
+    """(band_lo, band_hi, q_lo, q_hi, trail) of the account ``hb, hq, db,
+    dq`` (held, owed) after a bar's events: a quiet bar's mark open and
+    close lie strictly inside the band, its mark low and high inside
+    ``q_lo``..``q_hi`` (the band narrowed by the stop-loss and take-profit
+    levels of ``entry``, with ``stops``), and with ``trail`` the trailing
+    level is tested on it (from ``best``).  Scalars in: an inlined function
+    with array arguments costs reference counting on every event."""
+    band_lo, band_hi = safe_band(hb, hq, db, dq, max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9)))
+    q_lo, q_hi = band_lo, band_hi  # the band the quiet bars' lows and highs must stay in
+    long_ = hb - db > 0.0
+    trail = False
+    if stops:  # a stop or take-profit level also ends the quiet run
+        s_lv, _, g_lv = stop_levels(entry, best, long_, cfg.stop_loss, cfg.take_profit, 0.0)
+        lo_lv, hi_lv = (s_lv, g_lv) if long_ else (g_lv, s_lv)
+        if lo_lv == lo_lv:
+            q_lo = max(q_lo, lo_lv)
+        if hi_lv == hi_lv:
+            q_hi = min(q_hi, hi_lv)
+        trail = cfg.trailing_stop > 0.0 and best == best
+    return band_lo, band_hi, q_lo, q_hi, trail
+
+

@@ -24,7 +24,10 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from .account import HB, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR, _liquidations
+from .inputs import Settings
+from .intrabar import MAX_LIQUIDATIONS_PER_BAR, N_FS, N_NS, N_TOT, T_BAD, T_LIQ, _liquidations
+from .intrabar import N_LIQS as WALK_LIQS
+from .intrabar import N_ORDERS as WALK_ORDERS
 from .kernel import _opens_trade
 from .records import LIQUIDATION, REBALANCE, SIGNAL
 from .rules import (
@@ -207,9 +210,19 @@ def _step_single(i, t, a, s, st, o, h, lo, mo, mh, mlo, h0, rates, lv, cfg, ss, 
         if assets_x <= mlr * debt_x * (1.0 + 1e-9):  # the one-symbol kernel's step 5, then this run's fields
             k_o = int(tot[N_ORD])
             k_l = int(tot[N_LIQ])
-            _, _, fees, bad, n_l, _, _ = _liquidations(st, i, mo, mh, mlo, h, lo, np.nan, np.nan, cfg[SLIP],
-                                                       lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, orders,
-                                                       k_o, liqs, k_l, True)
+            # the one-symbol walk's state and settings records, for this account (entry and best are not kept)
+            ws = np.full(N_FS, np.nan)
+            wn = np.zeros(N_NS, dtype=np.int64)
+            wn[WALK_ORDERS] = k_o
+            wn[WALK_LIQS] = k_l
+            spent = np.zeros(N_TOT)
+            one = Settings(0.0, cfg[FEE], cfg[SLIP], lv[a, M0], lv[a, CALL], mlr, lv[a, LIQ_FEE], lv[a, RESTORE],
+                           cfg[FULL] != 0.0, 0.0, cfg[ROUND] != 0.0, False, 0.0, 0.0, 0.0, False, True, False,
+                           np.inf, np.inf)
+            _liquidations(st, ws, wn, spent, one, i, (mo, mh, mlo), h, lo, orders, liqs)
+            n_l = wn[WALK_LIQS] - k_l
+            fees = spent[T_LIQ]
+            bad = spent[T_BAD]
             for r in range(n_l):
                 liqs[k_l + r].account = a
                 liqs[k_l + r].theta = np.nan

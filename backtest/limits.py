@@ -3,29 +3,56 @@ cancelling it (what it borrowed is repaid), filling it, and the path inside
 a bar while one stands (docs/model-choices.md, "Limit orders").
 
 Only bars with a standing order come here; the kernel's common path is
-untouched.
+untouched.  The standing order lives in the run state ``fs``/``ns``
+(``intrabar.py``: ``ns[LIM_SIDE]``, ``fs[LIM_Q]``, …), and the walk adds
+into a totals row like ``intrabar._walk``.
 """
 import numpy as np
 from numba import njit
 
 from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _position, _record_order,
                       _repay)
-from .intrabar import (MAX_LIQUIDATIONS_PER_BAR, _ambiguous, _first_level, _hit, _levels, _liquidate_in_bar,
-                       _stop_exit, _track)
+from .intrabar import (BEST, INT_BASE, INT_QUOTE, LIM_B, LIM_CAPPED, LIM_CHARGE, LIM_INTEREST, LIM_PLACED, LIM_PX,
+                       LIM_Q, LIM_SIDE, MAX_LIQUIDATIONS_PER_BAR, N_CANCELLED, N_CAPPED, N_ORDERS, N_TRADES, PAID,
+                       PENDING, PENDING_LIMIT, RB, RECORD, RQ, STOPS_ON, T_FEES, _ambiguous, _first_level, _hit,
+                       _levels, _liquidate_in_bar, _market, _track_in)
 from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import borrow_limit_cap, interest_charge, liquidation_price, max_borrow
 
 
 @njit(cache=True)
-def _place(st, x, o, lim, fee, rate_b, rate_q, m0, round_up, limit_b, limit_q):
-    """Place a limit order at ``lim`` towards target ``x`` at open ``o``,
-    borrowing its shortfall at once (held until it fills or is cancelled);
-    ``limit_b``/``limit_q``: a profile's max borrow per asset (+inf: none)
-    caps that borrow too, as for a market order.
+def _place(st, fs, ns, cfg, i, o):
+    """Place the pending order (``fs[PENDING]`` at the limit price
+    ``fs[PENDING_LIMIT]``) at open ``o`` of bar ``i``, borrowing its
+    shortfall at once (held until it fills or is cancelled) and charging
+    that borrow's first hour into the run's totals; a profile's max borrow
+    per asset (+inf: none) caps that borrow too, as for a market order.
+    ``ns[LIM_SIDE]`` 0 when no order stands."""
+    side, q, b, capped, cb, cq = _borrow_for(st, fs[PENDING], o, fs[PENDING_LIMIT], cfg, fs[RB], fs[RQ])
+    ns[LIM_SIDE] = side
+    fs[LIM_Q] = q
+    fs[LIM_B] = b
+    ns[LIM_CAPPED] = capped
+    ns[N_CAPPED] += capped
+    if side != 0:
+        fs[LIM_PX] = fs[PENDING_LIMIT]
+        ns[LIM_PLACED] = i
+        fs[LIM_INTEREST] = cb * o + cq
+        fs[LIM_CHARGE] = cb + cq
+        fs[INT_BASE] += cb
+        fs[INT_QUOTE] += cq
+        fs[PAID] += cb * o + cq
+
+
+@njit(cache=True)
+def _borrow_for(st, x, o, lim, cfg, rate_b, rate_q):
+    """A limit order at ``lim`` towards target ``x`` at open ``o``: its
+    quantity, capped like a market order's, and the borrow it needs, done.
 
     Returns (side, quantity, borrowed, capped, base charge, quote charge);
     side 0 when no order stands.
     """
+    fee, m0, round_up = cfg.fee, cfg.initial_ml, cfg.round_interest
     eq = _assets(st, o) - _debt(st, o)
     if eq <= 0.0:
         return 0, 0.0, 0.0, False, 0.0, 0.0
@@ -35,11 +62,11 @@ def _place(st, x, o, lim, fee, rate_b, rate_q, m0, round_up, limit_b, limit_q):
     if delta > 0.0:  # the borrow cap: the borrowed amount held and owed keeps ML ≥ m0 at the open
         q = delta / (1.0 - fee)
         cap = (st[HQ] + max_borrow(assets, debt, 1.0, rate_q, m0)) / lim
-        cap = min(cap, borrow_limit_cap(st[HQ], st[PQ], limit_q, lim)[0])
+        cap = min(cap, borrow_limit_cap(st[HQ], st[PQ], cfg.max_borrow_quote, lim)[0])
     elif delta < 0.0:
         q = -delta
         cap = st[HB] + max_borrow(assets, debt, o, rate_b, m0)
-        cap = min(cap, borrow_limit_cap(st[HB], st[PB], limit_b, 1.0)[0])
+        cap = min(cap, borrow_limit_cap(st[HB], st[PB], cfg.max_borrow_base, 1.0)[0])
     else:
         return 0, 0.0, 0.0, False, 0.0, 0.0
     capped = cap < q * (1.0 - 1e-9)
@@ -83,6 +110,14 @@ def _cancel(st, side, borrowed):
 
 
 @njit(cache=True)
+def _cancel_standing(st, fs, ns):
+    """Cancel the standing order of the run state, counted."""
+    _cancel(st, ns[LIM_SIDE], fs[LIM_B])
+    ns[LIM_SIDE] = 0
+    ns[N_CANCELLED] += 1
+
+
+@njit(cache=True)
 def _fill(st, side, q, price, fee):
     """Fill the order at ``price`` (no slippage; it never borrows: that was
     done at placement); return the fee's quote value."""
@@ -100,20 +135,39 @@ def _fill(st, side, q, price, fee):
 
 
 @njit(cache=True)
-def _first_mark(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, cm, pm, at_open, lim_side, lim_px):
+def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders):
+    """Fill the standing order at ``trigger`` in bar ``i`` (``pos``: the
+    position before), recorded, its fee added to ``tot``."""
+    side = ns[LIM_SIDE]
+    fv = _fill(st, side, fs[LIM_Q], trigger, cfg.fee)
+    tot[T_FEES] += fv
+    after = _position(st)
+    if ns[RECORD]:
+        _record_order(orders, ns[N_ORDERS], i, side, LIMIT, ns[LIM_CAPPED] != 0, fs[LIM_Q], trigger, fv, st,
+                      fs[LIM_INTEREST], pos, fs[LIM_CHARGE])
+    ns[N_ORDERS] += 1
+    ns[N_TRADES] += 1 if after != 0.0 and (pos == 0.0 or (pos > 0.0) != (after > 0.0)) else 0
+    _track_in(fs, pos, after, trigger, trigger)
+    ns[LIM_SIDE] = 0
+
+
+@njit(cache=True)
+def _first_mark(st, fs, ns, cfg, mlr, cur, p, cm, pm, at_open):
     """(kind, trigger, θ) of the first level reached on a segment walked on
     two paths (docs/model-choices.md "Mark price"): the liquidation level on
-    the mark's ``cm → pm``, the others on the traded ``cur → p``, each at
-    the share θ of its move; kind −1 for none.  Ties: priority order."""
+    the mark's ``cm → pm``, the others (the standing order among them) on
+    the traded ``cur → p``, each at the share θ of its move; kind −1 for
+    none.  Ties: priority order."""
     p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
     long_ = _position(st) > 0.0
-    s, t, g = _levels(entry, best, long_, sl, tp, tr, slp, tpp)
+    s, t, g = _levels(fs, fs[BEST], long_, cfg)
+    lim_side = ns[LIM_SIDE]
     cands = (
         (LIQUIDATION, p_liq if side != 0 else np.nan, side == 1, cm, pm),
         (STOP_LOSS, s, long_, cur, p),
         (TRAILING_STOP, t, long_, cur, p),
         (TAKE_PROFIT, g, not long_, cur, p),
-        (LIMIT, lim_px if lim_side != 0 else np.nan, lim_side > 0, cur, p),
+        (LIMIT, fs[LIM_PX] if lim_side != 0 else np.nan, lim_side > 0, cur, p),
     )
     kind = -1
     theta = np.inf
@@ -142,45 +196,54 @@ def _first_mark(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, cm, pm, at_o
 
 
 @njit(cache=True)
-def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp, pessimistic, fee, slip, rate_b,
-                rate_q, m0, round_up, liq_fee_rate, m_restore, full, mlr, record, orders, n_orders, liqs, n_liqs,
-                lim_side, lim_q, lim_px, lim_b, lim_capped, lim_interest, lim_charge, has_mark, mo, mh, ml, mc,
-                auto_repay, repay_on_flat, limit_b, limit_q):
-    """Step 5 while a limit order stands, or with stops and a mark series:
-    the walk O → X1 → X2 → C of ``intrabar._walk`` with the order as one
-    more level (last among equals); a liquidation or a stop cancels it
-    first.  With ``has_mark`` the liquidation level is walked on the mark
-    bar ``mo, mh, ml, mc`` alongside (``_first_mark``).  A limit order
-    never stands with auto-repay off (refused by the engine); with stops on
-    a mark the exits follow ``auto_repay`` and the max borrow.
+def _next_event(st, fs, ns, cfg, mlr, cur, p, cm, pm, k, has_mark):
+    """(kind, trigger, θ) of what segment ``k`` of the walk (``cur → p``;
+    the mark's ``cm → pm``) reaches first, the standing order last among
+    equals and first only when strictly nearer; kind −1 for none."""
+    theta = 0.0
+    if has_mark:
+        kind, trigger, theta = _first_mark(st, fs, ns, cfg, mlr, cur, p, cm, pm, k == 0)
+    else:
+        kind, trigger = _first_level(st, fs, cfg, mlr, cur, p, k == 0)
+    if ns[LIM_SIDE] != 0 and not has_mark:
+        x = _hit(fs[LIM_PX], ns[LIM_SIDE] > 0, cur, p, k == 0)
+        if x == x and (kind < 0 or (k != 0 and (x > trigger if p < cur else x < trigger))):
+            kind = LIMIT
+            trigger = x if k == 0 else (min(x, cur) if p < cur else max(x, cur))
+    return kind, trigger, theta
 
-    Returns (n_orders, n_liqs, trading fees, interest paid (quote), base
-    interest, quote interest, liquidation fees, bad debt, entry, best,
-    forced exit?, liquidations, ambiguous?, side of the order still standing
-    (0: filled or cancelled), cancelled?, trades opened).
+
+@njit(cache=True)
+def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs):
+    """Step 5 while a limit order stands, or with stops and a mark series:
+    the walk O → X1 → X2 → C of ``intrabar._walk`` on the bar ``px`` (open,
+    high, low, close) with the order as one more level (last among equals);
+    a liquidation or a stop cancels it first.  With ``has_mark`` the
+    liquidation level is walked on the mark bar ``mk`` (open, high, low,
+    close) alongside (``_first_mark``).  A limit order never stands with
+    auto-repay off (refused by the engine); with stops on a mark the exits
+    follow ``auto_repay`` and the max borrow.
+
+    Adds its fees and charges to ``tot``, its fill, trade and cancel to the
+    counts in ``ns``; returns (forced exit?, ambiguous?).
     """
+    o, h, lo, c = px
+    mo, mh, ml, mc = mk
+    mlr = cfg.liquidation_ml
     pos0 = _position(st)
     long_ = pos0 > 0.0
-    if best == best:
-        best = max(best, o) if long_ else min(best, o)
+    if fs[BEST] == fs[BEST]:
+        fs[BEST] = max(fs[BEST], o) if long_ else min(fs[BEST], o)
     ambiguous = False
-    if stops_on and pos0 != 0.0:
-        ambiguous = _ambiguous(st, entry, best, sl, tp, tr, slp, tpp, mlr, h, lo, mh, ml)
-    low_first = long_ if pessimistic else c >= o
+    if ns[STOPS_ON] and pos0 != 0.0:
+        ambiguous = _ambiguous(st, fs, cfg, h, lo, mh, ml)
+    low_first = long_ if cfg.pessimistic else c >= o
     x1 = lo if low_first else h
     x2 = h if low_first else lo
     x1m = ml if low_first else mh  # the mark's extremes in the traded path's order
     x2m = mh if low_first else ml
     cm = mo
-    fees = 0.0
-    paid = 0.0
-    ib_add = 0.0
-    iq_add = 0.0
-    liq_fees = 0.0
-    bad = 0.0
     forced = False
-    cancelled = False
-    opened = 0
     n_l = 0
     cur = o
     for k in range(4):
@@ -188,57 +251,27 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
         pm = mo if k == 0 else (x1m if k == 1 else (x2m if k == 2 else mc))
         while True:
             pos = _position(st)
-            if pos == 0.0 and lim_side == 0:
-                return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
-                        ambiguous, lim_side, cancelled, opened)
-            theta = 0.0
-            if has_mark:
-                kind, trigger, theta = _first_mark(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, cm, pm,
-                                                   k == 0, lim_side, lim_px)
-            else:
-                kind, trigger = _first_level(st, entry, best, sl, tp, tr, slp, tpp, mlr, cur, p, k == 0)
-            if lim_side != 0 and not has_mark:
-                x = _hit(lim_px, lim_side > 0, cur, p, k == 0)
-                # the order goes first only when strictly nearer on the segment
-                if x == x and (kind < 0 or (k != 0 and (x > trigger if p < cur else x < trigger))):
-                    kind = LIMIT
-                    trigger = x if k == 0 else (min(x, cur) if p < cur else max(x, cur))
+            if pos == 0.0 and ns[LIM_SIDE] == 0:
+                return forced, ambiguous
+            kind, trigger, theta = _next_event(st, fs, ns, cfg, mlr, cur, p, cm, pm, k, has_mark)
             if kind < 0:
                 break
             if kind == LIMIT:
-                fv = _fill(st, lim_side, lim_q, trigger, fee)
-                fees += fv
-                after = _position(st)
-                if record:
-                    _record_order(orders, n_orders, i, lim_side, LIMIT, lim_capped, lim_q, trigger, fv, st,
-                                  lim_interest, pos, lim_charge)
-                n_orders += 1
-                opened += 1 if after != 0.0 and (pos == 0.0 or (pos > 0.0) != (after > 0.0)) else 0
-                entry, best = _track(pos, after, trigger, trigger, entry, best)
-                lim_side = 0
+                _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders)
                 if has_mark and k > 0:
                     cm = cm + theta * (pm - cm)
                 cur = trigger
                 continue
             was = forced
             forced = True
-            if lim_side != 0:
-                _cancel(st, lim_side, lim_b)
-                lim_side = 0
-                cancelled = True
-                pos = _position(st)
+            if ns[LIM_SIDE] != 0:
+                _cancel_standing(st, fs, ns)
             if kind == LIQUIDATION:
                 traded = min(max(trigger, lo), h) if has_mark else trigger  # a mark trigger fills where it traded
-                n0 = n_liqs
-                n_orders, n_liqs, f, b, entry, best = _liquidate_in_bar(
-                    st, i, trigger, traded, mo, slip, liq_fee_rate, m_restore, full, mlr, orders, n_orders, liqs,
-                    n_liqs, auto_repay, entry, best)
-                if n_liqs == n0:  # nothing to liquidate (the order stays cancelled): the level is off for the bar
-                    forced = was
+                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs):
+                    forced = was  # nothing to liquidate (the order stays cancelled): the level is off for the bar
                     mlr = 0.0
                     continue
-                liq_fees += f
-                bad += b
                 n_l += 1
                 if n_l == MAX_LIQUIDATIONS_PER_BAR:
                     break
@@ -249,20 +282,12 @@ def _walk_limit(st, i, o, h, lo, c, entry, best, stops_on, sl, tp, tr, slp, tpp,
                 else:
                     cur = trigger
                 continue
-            n_orders, fv, pv, cb, cq, entry, best = _stop_exit(
-                st, i, kind, trigger, pos, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b,
-                limit_q, record, orders, n_orders, entry, best)
-            fees += fv
-            paid += pv
-            ib_add += cb
-            iq_add += cq
-            return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l,
-                    ambiguous, lim_side, cancelled, opened)
+            _market(st, fs, ns, tot, cfg, i, 0.0, trigger, kind, orders)
+            return forced, ambiguous
         if n_l == MAX_LIQUIDATIONS_PER_BAR:
             break
-        if best == best:
-            best = max(best, p) if _position(st) > 0.0 else min(best, p)
+        if fs[BEST] == fs[BEST]:
+            fs[BEST] = max(fs[BEST], p) if _position(st) > 0.0 else min(fs[BEST], p)
         cur = p
         cm = pm
-    return (n_orders, n_liqs, fees, paid, ib_add, iq_add, liq_fees, bad, entry, best, forced, n_l, ambiguous,
-            lim_side, cancelled, opened)
+    return forced, ambiguous
