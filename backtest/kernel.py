@@ -146,6 +146,8 @@ N_STATS = len(STATS)
 # the intrabar ones and a stop exit; the caller grows the buffers and reruns
 # when it runs short
 ORDERS_PER_BAR = 3 + MAX_LIQUIDATIONS_PER_BAR
+# the quiet loop's room for interest: this many hours at the rate in force (docs: kernel step 7)
+HOURS_AHEAD = 96.0
 N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest is derived
 
 
@@ -242,8 +244,14 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         # reads or changes of the run state is held in locals for it (registers)
         long_ = _position(st) > 0.0
         stops = stops_on and _position(st) != 0.0
-        band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], stops,
-                                                          fs[ENTRY], fs[BEST])
+        # room for the hours' interest the quiet run may charge (hourly bars cross an hour on every
+        # bar): the band is taken with that much more debt, so it holds until the room is used up
+        room_b = HOURS_AHEAD * interest_charge(st[PB], fs[RB], cfg.round_interest)
+        room_q = HOURS_AHEAD * interest_charge(st[PQ], fs[RQ], cfg.round_interest)
+        if not ((_position(st) > 2.0 * room_b) if long_ else (_position(st) < 0.0)):
+            room_b = 0.0  # base interest would turn the position's sign (the loop's long_ and stops)
+        band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB] + room_b,
+                                                          st[PQ] + st[IQ] + room_q, long_, stops, fs[ENTRY], fs[BEST])
         if ns[LIM_SIDE] != 0 or (stops and (has_sl or has_tp or has_mark)):
             q_lo, q_hi = np.inf, -np.inf  # a standing limit, a strategy's levels, stops on a mark: no quiet run
         paid, int_quote, after_b, after_q, best = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q], fs[BEST]
@@ -309,15 +317,34 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             liquidated = False
             # the next bar is quiet: close it here too
             k = j + 1
-            if (k < n and pending != pending and ts[k] < next_hour and q_lo < mark_low[k] and mark_high[k] < q_hi
+            if (k < n and pending != pending and q_lo < mark_low[k] and mark_high[k] < q_hi
                     and band_lo < mark_open[k] < band_hi and band_lo < close[k] < band_hi):
-                if not trail:
-                    continue
-                # the trailing level moves with the best price: test it at the highest it can reach in the bar
-                far = max(best, high[k]) if long_ else min(best, low[k])
-                if (low[k] > far * (1.0 - cfg.trailing_stop)) if long_ else (high[k] < far * (1.0 + cfg.trailing_stop)):
-                    best = far
-                    continue
+                far = best
+                if trail:  # the trailing level moves with the best price: test it at the highest it can reach
+                    far = max(best, high[k]) if long_ else min(best, low[k])
+                    if not ((low[k] > far * (1.0 - cfg.trailing_stop)) if long_
+                            else (high[k] < far * (1.0 + cfg.trailing_stop))):
+                        break
+                if ts[k] >= next_hour:  # quiet too if the hour's interest is all it has (steps 1, 4) and fits the room
+                    t = ts[k]
+                    if t % HOUR != 0 or hour_boundaries_between(ts[j], t) != 0:
+                        break
+                    rb, rq = rates.base[t // HOUR - rates.h0], rates.quote[t // HOUR - rates.h0]
+                    cb = interest_charge(st[PB], rb, cfg.round_interest)
+                    cq = interest_charge(st[PQ], rq, cfg.round_interest)
+                    room_b -= cb
+                    room_q -= cq
+                    if room_b < 0.0 or room_q < 0.0:
+                        break
+                    fs[RB], fs[RQ] = rb, rq
+                    if cb != 0.0 or cq != 0.0:  # (no loan: nothing to add)
+                        _owe(st, fs, cb, cq, open_[k])
+                        fs[AFTER_B] += cb
+                        fs[AFTER_Q] += cq
+                        paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
+                    next_hour = t + HOUR
+                best = far
+                continue
             break
         resume_at = j + 1
         fs[BEST], fs[PENDING], fs[PENDING_LIMIT], ns[PENDING_KIND] = best, pending, pending_limit, pending_kind
@@ -370,12 +397,18 @@ def _charge(st, fs, cfg, pb, pq, rate_b, rate_q, o):
     ``o``; returns the charges (base, quote)."""
     cb = interest_charge(pb, rate_b, cfg.round_interest)
     cq = interest_charge(pq, rate_q, cfg.round_interest)
+    _owe(st, fs, cb, cq, o)
+    return cb, cq
+
+
+@njit(cache=True, inline="always")
+def _owe(st, fs, cb, cq, o):
+    """Interest charged, base ``cb`` and quote ``cq``, owed and counted at the open ``o``."""
     st[IB] += cb
     st[IQ] += cq
     fs[INT_BASE] += cb
     fs[INT_QUOTE] += cq
     fs[PAID] += cb * o + cq
-    return cb, cq
 
 
 @njit(cache=True, inline="always")
@@ -494,7 +527,7 @@ def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs):
 
 
 @njit(cache=True, inline="always")
-def _quiet_band(cfg, hb, hq, db, dq, stops, entry, best):
+def _quiet_band(cfg, hb, hq, db, dq, long_, stops, entry, best):
     """(band_lo, band_hi, q_lo, q_hi, trail) of the account ``hb, hq, db,
     dq`` (held, owed) after a bar's events: a quiet bar's mark open and
     close lie strictly inside the band, its mark low and high inside
@@ -504,7 +537,6 @@ def _quiet_band(cfg, hb, hq, db, dq, stops, entry, best):
     with array arguments costs reference counting on every event."""
     band_lo, band_hi = safe_band(hb, hq, db, dq, max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9)))
     q_lo, q_hi = band_lo, band_hi  # the band the quiet bars' lows and highs must stay in
-    long_ = hb - db > 0.0
     trail = False
     if stops:  # a stop or take-profit level also ends the quiet run
         s_lv, _, g_lv = stop_levels(entry, best, long_, cfg.stop_loss, cfg.take_profit, 0.0)
