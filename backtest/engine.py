@@ -8,6 +8,7 @@ settings together for repeated runs, as backtesting.py users expect::
     result.plot("equity.png")
 """
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -331,7 +332,7 @@ def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str
         fees_paid=st["fees_paid"], interest_paid=st["interest_paid"],
         **{f"interest_paid_{base}": st["interest_base"], f"interest_paid_{quote}": st["interest_quote"]},
         liquidation_fees=st["liquidation_fees"], bad_debt=st["bad_debt"],
-        bars=len(seconds), start=_iso(seconds[0]), end=_iso(seconds[-1]),
+        bars=len(seconds), start=_iso(int(seconds[0])), end=_iso(int(seconds[-1])),
     )
     return out
 
@@ -358,8 +359,9 @@ def profile_ml(assets_ml, profile):
     return pro_margin_level(assets_ml, profile.mmr) if profile.pro else assets_ml
 
 
-def _iso(second) -> str:
-    return str(pd.Timestamp(int(second), unit="s", tz="UTC"))
+@lru_cache(maxsize=64)  # a sweep asks for the same two times once per combination
+def _iso(second: int) -> str:
+    return str(pd.Timestamp(second, unit="s", tz="UTC"))
 
 
 class Backtest:
