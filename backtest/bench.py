@@ -222,7 +222,7 @@ def _vectorbt_line(bars, grid, ours):
 
 
 def multi_args(n_bars: int, n_symbols: int, margin="cross-3x"):
-    """The arrays and settings of ``multi.simulate_multi_arrays`` for a bench
+    """The arrays and settings of ``multi_accounts.simulate_multi_arrays`` for a bench
     run: ``n_symbols`` synthetic series (each its own seed) in one cross
     account, each with ``busy_targets`` of its own."""
     from .engine import _epoch_seconds
@@ -252,7 +252,7 @@ def compile_seconds_multi() -> float:
     code = (
         "import time\n"
         "from backtest.bench import multi_args\n"
-        "from backtest.multi import simulate_multi_arrays\n"
+        "from backtest.multi_accounts import simulate_multi_arrays\n"
         "a = multi_args(2000, 2)\n"
         "t = time.perf_counter(); simulate_multi_arrays(*a); print(time.perf_counter() - t)\n"
     )
@@ -265,7 +265,7 @@ def compile_seconds_multi() -> float:
 def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, compile_time: bool = True) -> str:
     """``backtest bench --symbols N``: N symbols in one cross account; warm
     median, reported per symbol so it compares with the one-symbol figure."""
-    from .multi import simulate_multi_arrays
+    from .multi_accounts import simulate_multi_arrays
 
     args = multi_args(n_bars, n_symbols)
     compile_s = compile_seconds_multi() if compile_time else float("nan")

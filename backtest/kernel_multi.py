@@ -1,12 +1,11 @@
-"""The compiled bar loop for several symbols in one or more margin accounts.
+"""The compiled bar loop for cross accounts holding several symbols.
 
 Arrays ``[S, n]`` in (NaN where a symbol has no bar on the union time grid),
-arrays and record arrays out; no pandas, no I/O.  Each account is one
-symbol's isolated account or the cross account of several; an account with
-one symbol runs exactly the one-symbol kernel's steps (``kernel.py``) on its
-six numbers, an account with several the joint path and the cross
-liquidation of ``cross.py``.  The order of events is docs/model-choices.md
-"Several symbols".  Liquidation is checked on mark bars (the traded bars
+arrays and record arrays out; no pandas, no I/O.  Every account here holds
+two or more symbols: the joint path and the cross liquidation of
+``cross.py``.  An account with one symbol is the one-symbol kernel's
+(``kernel.py``; ``multi_accounts.py`` sends each account to its loop).  The
+order of events is docs/model-choices.md "Several symbols".  Liquidation is checked on mark bars (the traded bars
 themselves when a symbol has no mark series) and interest charged from a
 table of hourly rates per asset (constant or a rate history).  One-symbol
 ``kernel.py`` is left as it is (and as fast).
@@ -22,25 +21,21 @@ import numpy as np
 from numba import njit
 from numba.core.errors import NumbaExperimentalFeatureWarning
 
-from .account import HB, IB, IQ, PB, PQ, _assets, _debt, _forced_exit, _position, _record_order, _trade_to
+from .account import _position, _record_order
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
-from .inputs import Settings
-from .intrabar import MAX_LIQUIDATIONS_PER_BAR, N_FS, N_NS, N_TOT, T_BAD, T_LIQ, _liquidations
-from .intrabar import N_LIQS as WALK_LIQS
-from .intrabar import N_ORDERS as WALK_ORDERS
+from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .kernel import _opens_trade
 from .records import LIQUIDATION, REBALANCE, SIGNAL
 from .rules import (
     HOUR,
-    falling_price_hurts,
     hour_boundaries_between,
     interest_charge,
     joint_theta,
     margin_level,
 )
 
-# the liquidation records here carry two more fields (account, theta) than
-# the one-symbol record account._forced_exit is typed for; numba accepts the
+# the order records here carry three more fields (symbol, trigger, event) than
+# the one-symbol record account._record_order is typed for; numba accepts the
 # wider record as a subtype and says so once per compile, which would only
 # confuse a user's first multi-symbol run
 warnings.filterwarnings("ignore", message=".*has been considered a subtype of Record",
@@ -86,26 +81,6 @@ def _liq_record(liqs, k, a, theta, gap):
     liqs[k].gap = gap
 
 
-@njit(cache=True)
-def _gap_liquidation(st, i, a, s, trigger, traded, slip, liq_fee, restore, full, mlr, orders, liqs, tot):
-    """Step 2 of an account with one symbol: liquidated at ``trigger`` (the
-    mark open, or the open), filled at the traded open ``traded``; False
-    (nothing recorded) when there was nothing to liquidate."""
-    k_o = int(tot[N_ORD])
-    k_l = int(tot[N_LIQ])
-    f, b, row = _forced_exit(st, i, trigger, traded, slip, liq_fee, restore, full, mlr, orders, k_o, liqs, k_l,
-                             True)
-    if row < 0:
-        return False
-    _liq_record(liqs, row, a, np.nan, True)
-    _fill_order(orders, k_o, s, trigger, row)
-    tot[N_ORD] += 1
-    tot[N_LIQ] += 1
-    tot[LIQ_FEES] += f
-    tot[BAD] += b
-    return True
-
-
 # per-symbol state ``ss[s]`` and per-account state ``sa[a]`` (float columns, so
 # the steps take few arguments and numba can inline them)
 LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE = range(7)
@@ -137,102 +112,6 @@ def _follows_gap(ss, s, stop):
         ss[s, PENDING] = np.nan
         return False
     return True
-
-
-@njit(cache=True)
-def _step_single(i, t, a, s, st, o, h, lo, mo, mh, mlo, h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot):
-    # (arrays are indexed, never sliced, here: a view costs a reference count per bar)
-    """Steps 1–7 of an account with one symbol: kernel.simulate's, without
-    stops.  ``mo``, ``mh``, ``mlo``: the bar liquidation is checked on (the
-    mark bar, or the traded one); ``rates[s]``, ``rates[-1]``: the base and
-    quote hourly rates of the whole hours from ``h0`` on.  Returns whether
-    it was liquidated."""
-    liquidated = False
-    round_up = cfg[ROUND] != 0.0
-    mlr = lv[a, MLR]
-    q = rates.shape[0] - 1
-    col = t // HOUR - h0  # this bar's hour: borrows and the boundary at the open
-    # 1. hour boundaries passed since the account's last bar, each at the rate in force then
-    on_hour = False
-    if t >= sa[a, NEXT_HOUR]:
-        on_hour = t % HOUR == 0
-        if sa[a, T_PREV] >= 0.0 and (st[PB] > 0.0 or st[PQ] > 0.0):
-            t_prev = np.int64(sa[a, T_PREV])
-            h1 = t_prev // HOUR + 1 - h0
-            for k in range(hour_boundaries_between(t_prev, t)):
-                cb = interest_charge(st[PB], rates[s, h1 + k], round_up)
-                cq = interest_charge(st[PQ], rates[q, h1 + k], round_up)
-                st[IB] += cb
-                st[IQ] += cq
-                _note(ss, sa, s, a, cb, cq, o)
-                ss[s, PAID_SYM] += cb * o
-        sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
-    # 2. gap liquidation (at the mark open; filled at the open)
-    if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
-        if _assets(st, mo) <= mlr * _debt(st, mo) and _gap_liquidation(
-                st, i, a, s, mo, o, cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, mlr, orders, liqs,
-                tot):
-            liquidated = not _follows_gap(ss, s, cfg[STOP] != 0.0)
-    # 3. the order decided at the last close
-    pb0 = st[PB]
-    pq0 = st[PQ]
-    x = ss[s, PENDING]
-    if x == x:
-        before = _position(st)
-        side, qty, price, fee_value, capped, cb, cq = _trade_to(st, x, o, cfg[FEE], cfg[SLIP], rates[s, col],
-                                                                rates[q, col], lv[a, M0], round_up, True, False,
-                                                                np.inf, np.inf)
-        if side != 0:
-            _book_order(st, i, s, a, side, qty, price, fee_value, capped, cb, cq, o, before, cb * o, ss, sa, orders,
-                        tot)
-        tot[N_CAP] += capped
-        ss[s, PENDING] = np.nan
-    # 4. the whole hour at this open
-    if on_hour:
-        cb = interest_charge(min(pb0, st[PB]), rates[s, col], round_up)
-        cq = interest_charge(min(pq0, st[PQ]), rates[q, col], round_up)
-        st[IB] += cb
-        st[IQ] += cq
-        _note(ss, sa, s, a, cb, cq, o)
-        ss[s, PAID_SYM] += cb * o
-    # 5. + 6. the adverse extreme (of the mark bar)
-    db = st[PB] + st[IB]
-    if db + st[PQ] + st[IQ] > 0.0:
-        worst = mlo if falling_price_hurts(st[HB], db, mlr) else mh
-        assets_x = _assets(st, worst)
-        debt_x = _debt(st, worst)
-        if assets_x <= lv[a, CALL] * debt_x and sa[a, ABOVE_CALL] != 0.0:
-            k = int(tot[N_CALL])
-            calls[k].bar = i
-            calls[k].margin_level = margin_level(assets_x, debt_x)
-            calls[k].account = a
-            tot[N_CALL] += 1
-        if assets_x <= mlr * debt_x * (1.0 + 1e-9):  # the one-symbol kernel's step 5, then this run's fields
-            k_o = int(tot[N_ORD])
-            k_l = int(tot[N_LIQ])
-            # the one-symbol walk's state and settings records, for this account (entry and best are not kept)
-            ws = np.full(N_FS, np.nan)
-            wn = np.zeros(N_NS, dtype=np.int64)
-            wn[WALK_ORDERS] = k_o
-            wn[WALK_LIQS] = k_l
-            spent = np.zeros(N_TOT)
-            one = Settings(0.0, cfg[FEE], cfg[SLIP], lv[a, M0], lv[a, CALL], mlr, lv[a, LIQ_FEE], lv[a, RESTORE],
-                           cfg[FULL] != 0.0, 0.0, cfg[ROUND] != 0.0, False, 0.0, 0.0, 0.0, False, True, False,
-                           np.inf, np.inf)
-            _liquidations(st, ws, wn, spent, one, i, (mo, mh, mlo), h, lo, orders, liqs)
-            n_l = wn[WALK_LIQS] - k_l
-            fees = spent[T_LIQ]
-            bad = spent[T_BAD]
-            for r in range(n_l):
-                liqs[k_l + r].account = a
-                liqs[k_l + r].theta = np.nan
-                _fill_order(orders, k_o + r, s, liqs[k_l + r].trigger_price, k_l + r)
-            tot[N_ORD] += n_l
-            tot[N_LIQ] += n_l
-            tot[LIQ_FEES] += fees
-            tot[BAD] += bad
-            liquidated = liquidated or n_l > 0
-    return liquidated
 
 
 @njit(cache=True)
@@ -607,7 +486,7 @@ def simulate_multi(
     rate_h0, rates, initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation, rebalance,
     round_interest, stop_on_liquidation, out_acct, out_sym, interest_base, interest_quote, orders, liqs, calls,
 ):
-    """Run ``S`` symbols through ``A`` accounts on the time grid ``ts``.
+    """Run ``S`` symbols through ``A`` cross accounts (each holding two or more) on the time grid ``ts``.
 
     ``open_ … close``, ``target``: ``[S, n]``, NaN where a symbol has no bar
     (target NaN = hold).  ``mark_*``: the bars liquidation is checked on
@@ -707,33 +586,19 @@ def simulate_multi(
             if owes and not need:
                 need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
             liquidated = False
-            if m == 1:
-                s = syms_of[a, 0]
-                c = close[s, i]
-                if need:
-                    load(st, sb, aq, s, a)
-                    liquidated = _step_single(i, t, a, s, st, open_[s, i], high[s, i], low[s, i], mark_open[s, i],
-                                              mark_high[s, i], mark_low[s, i], rate_h0, rates, lv, cfg, ss, sa, orders,
-                                              liqs, calls, tot)
-                    store(st, sb, aq, s, a)
-                ss[s, LAST_CLOSE] = c
-                assets = sb[s, HELD] * c + aq[a, HELD]
-                debt = (sb[s, PRINCIPAL] + sb[s, INTEREST]) * c + aq[a, PRINCIPAL] + aq[a, INTEREST]
-                owed = sb[s, INTEREST] * c + aq[a, INTEREST]
-            else:
-                if need:
-                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
-                                             mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
-                # 7. the close (last closes for symbols without a bar)
-                for k in range(m):
-                    c = close[syms_of[a, k], i]
-                    if c == c:
-                        ss[syms_of[a, k], LAST_CLOSE] = c
-                    scr[CUR, k] = ss[syms_of[a, k], LAST_CLOSE]
-                assets, debt = book_value(sb, aq, a, syms_of, m, scr, CUR)
-                owed = aq[a, INTEREST]
-                for k in range(m):
-                    owed += sb[syms_of[a, k], INTEREST] * scr[CUR, k]
+            if need:
+                liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
+                                         mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
+            # 7. the close (last closes for symbols without a bar)
+            for k in range(m):
+                c = close[syms_of[a, k], i]
+                if c == c:
+                    ss[syms_of[a, k], LAST_CLOSE] = c
+                scr[CUR, k] = ss[syms_of[a, k], LAST_CLOSE]
+            assets, debt = book_value(sb, aq, a, syms_of, m, scr, CUR)
+            owed = aq[a, INTEREST]
+            for k in range(m):
+                owed += sb[syms_of[a, k], INTEREST] * scr[CUR, k]
             sa[a, T_PREV] = t
             eq = assets - debt
             sa[a, ABOVE_CALL] = 1.0 if (assets > call_ml[a] * debt or debt <= 0.0) else 0.0

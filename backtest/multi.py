@@ -12,17 +12,18 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import _numba_cache, kernel_multi
+from . import _numba_cache
 from .assets import DEFAULT_DAILY_RATE, split_symbol
 from . import writeoffs
 from .books import cross_liquidation_shares, shared_quote_interest, write_offs
 from .checks import _type_error, api, bars_arg, check_args
 from .errors import UserError
 from .liqprice import liquidation_columns
+from .multi_accounts import simulate_multi_arrays
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .rates import rate_table
-from .records import LIQUIDATION, ORDER_KINDS, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
+from .records import LIQUIDATION, ORDER_KINDS
 from .result import Result
 from .strategy import call_user, check_targets, load_strategy
 from .trades import TRADE_COLUMNS, interest_by_asset, round_trips
@@ -182,23 +183,25 @@ def _mark_grid(marks, panel, index, cols):
     symbol's mark series (``engine.mark_arrays``: the traded bar where the
     mark lacks one; another market's series refused), the traded bars for
     symbols without one, NaN where a symbol has no bar.  Returns (open, high,
-    low) and the bars each mark series lacked per symbol."""
+    low), the bars each mark series lacked per symbol, and per symbol
+    (row) with a series its (open, high, low, close) on the symbol's bars."""
     from .engine import mark_arrays
 
     if not marks:
-        return (cols["open"], cols["high"], cols["low"]), {}
+        return (cols["open"], cols["high"], cols["low"]), {}, {}
     grid = [cols[k].copy() for k in ("open", "high", "low")]
-    missing = {}
+    missing, by_row = {}, {}
     for k, sym in enumerate(panel):
         if sym not in marks:
             continue
         mark = marks[sym]
         name = f"{sym}={mark if not isinstance(mark, pd.DataFrame) else '(table)'}"
         own, missing[sym] = mark_arrays(mark, panel[sym], sym, name=name)
+        by_row[k] = own
         at = index.get_indexer(panel[sym].index)
         for g, values in zip(grid, own):
             g[k, at] = values
-    return tuple(np.ascontiguousarray(g) for g in grid), missing
+    return tuple(np.ascontiguousarray(g) for g in grid), missing, by_row
 
 
 def _daily_rates(symbols, rates):
@@ -311,7 +314,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     seconds = _epoch_seconds(index)
     cols = {k: np.vstack([panel[s][k].reindex(index).to_numpy(np.float64) for s in symbols])
             for k in ("open", "high", "low", "close")}
-    mark_cols, mark_missing = _mark_grid(marks, panel, index, cols)
+    mark_cols, mark_missing, own_marks = _mark_grid(marks, panel, index, cols)
     acct_of = np.array([next(j for j, a in enumerate(accounts) if s in a[2]) for s in symbols], dtype=np.int64)
     levels = np.array([a[1].kernel_levels() for a in accounts], dtype=np.float64)  # initial, call, liq, restore
     h0, table = rate_table(seconds, [split_symbol(s)[0] for s in symbols] + [quote], daily, history)
@@ -325,7 +328,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     )
     _numba_cache.announce()
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats = simulate_multi_arrays(
-        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols)
+        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks)
     given = {s: str(m) if not isinstance(m, pd.DataFrame) else "bars" for s, m in marks.items()}
     result = _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
                      calls, stats, dict(
@@ -346,38 +349,6 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     for sym, n_missing in mark_missing.items():
         result.summary[f"mark_missing_bars_{sym}"] = n_missing
     return result
-
-
-def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mark=None):
-    """Call ``kernel_multi.simulate_multi`` with NumPy output buffers, growing
-    the record buffers until they suffice; ``mark``: the (open, high, low)
-    ``[S, n]`` arrays liquidation is checked on (default: the traded ones).
-    Returns ``(out_acct, out_sym, interest_base, interest_quote, orders,
-    liquidations, margin_calls, stats)``."""
-    mark = (open_, high, low) if mark is None else mark
-    n_sym, n = open_.shape
-    n_acct = config["capital"].shape[0]
-    out_acct = np.empty((n_acct, len(kernel_multi.ACCOUNT_ROWS), n))
-    out_sym = np.empty((n_sym, len(kernel_multi.SYMBOL_ROWS), n))
-    int_b = np.zeros(n_sym)
-    int_q = np.zeros(n_acct)
-    changes = int(np.count_nonzero(~np.isnan(targets)))
-    sizes = [min(changes, n * n_sym) + 64 * n_sym * kernel_multi.ORDERS_PER_STEP, 64 * n_acct * kernel_multi.ORDERS_PER_STEP,
-             64 + n_acct]
-    while True:
-        orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
-                               zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
-        complete, stats = kernel_multi.simulate_multi(
-            seconds, open_, high, low, close, targets, *mark, config["symbol_account"], config["capital"],
-            config["fee"], config["slippage"], config["rate_h0"], config["rates"], config["initial_ml"],
-            config["call_ml"], config["liquidation_ml"], config["liquidation_fee"], config["restore_ml"],
-            config["full_liquidation"], config["rebalance"], config["round_interest"], config["stop_on_liquidation"],
-            out_acct, out_sym, int_b, int_q, orders, liqs, calls)
-        st = dict(zip(kernel_multi.STATS, stats.tolist()))
-        if complete:
-            return (out_acct, out_sym, int_b, int_q, orders[:int(st["n_orders"])],
-                    liqs[:int(st["n_liquidations"])], calls[:int(st["n_margin_calls"])], st)
-        sizes = [k * 4 for k in sizes]
 
 
 def _ml(equity, debt, profile):
@@ -465,7 +436,8 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     per_asset[quote] = float(int_q.sum())
     summary.update(
         n_trades=int(stats["n_trades"]), n_orders=int(stats["n_orders"]), n_capped=int(stats["n_capped"]),
-        n_liquidations=int(stats["n_liquidations"]), n_margin_calls=int(stats["n_margin_calls"]), ambiguous_bars=0,
+        n_liquidations=int(stats["n_liquidations"]), n_margin_calls=int(stats["n_margin_calls"]),
+        ambiguous_bars=int(stats["ambiguous_bars"]),
         fees_paid=float(stats["fees_paid"]), interest_paid=float(paid[-1]),
         **{f"interest_paid_{a}": v for a, v in per_asset.items()},
         liquidation_fees=float(stats["liquidation_fees"]), bad_debt=float(stats["bad_debt"]),

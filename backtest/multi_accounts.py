@@ -1,0 +1,174 @@
+"""Several symbols: each account to the loop that runs it, the outputs merged.
+
+Accounts never touch each other (no transfers between them), so a run is
+the union of its accounts' runs on the union time grid.  An account holding
+one symbol (an isolated account, or a cross account with one symbol) is the
+one-symbol kernel's case: it runs through ``kernel.simulate`` on that
+symbol's own bars, with every setting that kernel has (stops, take-profit,
+trailing stops, the path, auto-repay off, a mark series).  A cross account
+holding several symbols runs through ``kernel_multi`` (the joint path and
+the cross liquidation).  The outputs come back in ``kernel_multi``'s
+layout: per-account and per-symbol rows on the union grid (an account's
+numbers stand between its bars), and the records in the order the bars and
+then the accounts give (events renumbered).
+"""
+import numpy as np
+
+from . import kernel, kernel_multi
+from .engine import simulate_arrays
+from .inputs import Rates, Settings
+from .records import LIQUIDATION, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
+
+# the one-symbol kernel's settings a several-symbol run may give (off by default)
+SINGLE_ONLY = {"stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0, "pessimistic": False,
+               "auto_repay": True, "repay_on_flat": False}
+# the totals of ``stats``: kernel_multi's, and those only the one-symbol kernel counts
+EXTRA_STATS = ("ambiguous_bars", "detail_missing_bars", "n_cancelled")
+
+
+def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mark=None, own_marks=None):
+    """Run every account of ``config`` (``multi.run_multi``'s: the accounts'
+    capital and levels, the run's settings, ``SINGLE_ONLY``'s keys if given);
+    ``mark``: the (open, high, low) ``[S, n]`` arrays liquidation is checked
+    on (default: the traded ones); ``own_marks``: per symbol with a mark
+    series its (open, high, low, close) on the symbol's own bars.  Returns
+    ``(out_acct, out_sym, interest_base, interest_quote, orders,
+    liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out."""
+    mark = (open_, high, low) if mark is None else mark
+    n_sym, n = open_.shape
+    acct_of = config["symbol_account"]
+    n_acct = config["capital"].shape[0]
+    members = [np.flatnonzero(acct_of == a) for a in range(n_acct)]
+    out_acct = np.empty((n_acct, len(kernel_multi.ACCOUNT_ROWS), n))
+    out_sym = np.empty((n_sym, len(kernel_multi.SYMBOL_ROWS), n))
+    int_b, int_q = np.zeros(n_sym), np.zeros(n_acct)
+    stats = dict.fromkeys(kernel_multi.STATS + EXTRA_STATS, 0.0)
+    parts = []
+    joint = [a for a in range(n_acct) if len(members[a]) > 1]
+    if joint:
+        parts.append(_run_joint(joint, members, seconds, (open_, high, low, close), targets, config, mark, out_acct,
+                                out_sym, int_b, int_q, stats))
+    for a in range(n_acct):
+        if len(members[a]) == 1:
+            s = int(members[a][0])
+            parts.append(_run_single(a, s, seconds, (open_[s], high[s], low[s], close[s]), targets[s], config,
+                                     (own_marks or {}).get(s), out_acct, out_sym, int_b, int_q, stats))
+    orders, liqs, calls = _merge(parts, acct_of)
+    return out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats
+
+
+def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats):
+    """The cross accounts with several symbols, through ``kernel_multi`` on
+    their symbols' rows; its records with the run's symbol and account
+    numbers."""
+    syms = np.concatenate([members[a] for a in joint])
+    local = {a: k for k, a in enumerate(joint)}
+    sub = lambda arr: np.ascontiguousarray(arr[syms])  # noqa: E731
+    acct = np.array([local[a] for a in joint for _ in members[a]], dtype=np.int64)
+    per_acct = lambda key: np.ascontiguousarray(config[key][joint])  # noqa: E731
+    rates = np.ascontiguousarray(np.vstack([config["rates"][syms], config["rates"][-1:]]))
+    n = seconds.shape[0]
+    o_acct = np.empty((len(joint), len(kernel_multi.ACCOUNT_ROWS), n))
+    o_sym = np.empty((len(syms), len(kernel_multi.SYMBOL_ROWS), n))
+    i_b, i_q = np.zeros(len(syms)), np.zeros(len(joint))
+    changes = int(np.count_nonzero(~np.isnan(targets[syms])))
+    per_step = kernel_multi.ORDERS_PER_STEP
+    sizes = [min(changes, n * len(syms)) + 64 * len(syms) * per_step, 64 * len(joint) * per_step, 64 + len(joint)]
+    while True:
+        orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
+                               zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
+        complete, tot = kernel_multi.simulate_multi(
+            seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark), acct, per_acct("capital"),
+            config["fee"], config["slippage"], config["rate_h0"], rates, per_acct("initial_ml"),
+            per_acct("call_ml"), per_acct("liquidation_ml"), per_acct("liquidation_fee"), per_acct("restore_ml"),
+            config["full_liquidation"], config["rebalance"], config["round_interest"], config["stop_on_liquidation"],
+            o_acct, o_sym, i_b, i_q, orders, liqs, calls)
+        st = dict(zip(kernel_multi.STATS, tot.tolist()))
+        if complete:
+            break
+        sizes = [k * 4 for k in sizes]
+    out_acct[joint], out_sym[syms], int_b[syms], int_q[joint] = o_acct, o_sym, i_b, i_q
+    for k, v in st.items():
+        stats[k] += v
+    orders, liqs, calls = orders[:int(st["n_orders"])], liqs[:int(st["n_liquidations"])], calls[:int(st["n_margin_calls"])]
+    orders["symbol"] = syms[orders["symbol"]]
+    liqs["account"] = np.asarray(joint)[liqs["account"]]
+    calls["account"] = np.asarray(joint)[calls["account"]]
+    return orders, liqs, calls
+
+
+def _run_single(a, s, seconds, ohlc, target, config, own_mark, out_acct, out_sym, int_b, int_q, stats):
+    """Account ``a`` holding only symbol ``s``: the one-symbol kernel on the
+    symbol's own bars; its rows spread on the union grid (before its first
+    bar the capital, untouched), its records in the several-symbol layout."""
+    bars = np.flatnonzero(~np.isnan(ohlc[0]))
+    extra = {k: config.get(k, v) for k, v in SINGLE_ONLY.items()}
+    cfg = Settings(
+        float(config["capital"][a]), config["fee"], config["slippage"], config["initial_ml"][a], config["call_ml"][a],
+        config["liquidation_ml"][a], config["liquidation_fee"][a], config["restore_ml"][a],
+        bool(config["full_liquidation"]), config["rebalance"], bool(config["round_interest"]),
+        bool(config["stop_on_liquidation"]), extra["stop_loss"], extra["take_profit"], extra["trailing_stop"],
+        bool(extra["pessimistic"]), bool(extra["auto_repay"]), bool(extra["repay_on_flat"]), np.inf, np.inf)
+    rates = Rates(np.int64(config["rate_h0"]), config["rates"][s], config["rates"][-1])
+    buf, orders, liqs, calls, tot = simulate_arrays(
+        seconds[bars], *(np.ascontiguousarray(x[bars]) for x in ohlc), np.ascontiguousarray(target[bars]),
+        (cfg, rates), mark=own_mark, quote_row=not extra["auto_repay"])
+    st = dict(zip(kernel.STATS, tot.tolist()))
+    last = np.cumsum(~np.isnan(ohlc[0])) - 1  # per bar of the grid, the account's last own bar (−1: none yet)
+    before = last < 0
+    spread = lambda row, start: np.where(before, start, row[np.maximum(last, 0)])  # noqa: E731
+    equity, position, debt, owed, paid = buf[:kernel.N_OUT]
+    out_acct[a] = (spread(equity, cfg.capital), spread(debt, 0.0), spread(owed, 0.0), spread(paid, 0.0))
+    out_sym[s] = (spread(position, 0.0), out_acct[a, 3])  # (all the account's interest is this symbol's)
+    int_b[s], int_q[a] = st["interest_base"], st["interest_quote"]
+    for k in stats:
+        stats[k] += st[k]
+    return _records(a, s, bars, orders, liqs, calls)
+
+
+def _records(a, s, bars, orders, liqs, calls):
+    """One-symbol records as several-symbol ones: bars on the union grid,
+    the symbol and account; a liquidation fill names its event (one fill per
+    event in this kernel, in the same order) and trigger."""
+    o = np.zeros(len(orders), dtype=order_multi_dt)
+    for name in orders.dtype.names:
+        o[name] = orders[name]
+    o["bar"] = bars[orders["bar"]]
+    o["symbol"] = s
+    o["trigger"] = np.nan
+    o["event"] = -1
+    fills = np.flatnonzero(orders["kind"] == LIQUIDATION)
+    o["event"][fills] = np.arange(len(fills))
+    o["trigger"][fills] = liqs["trigger_price"]
+    lq = np.zeros(len(liqs), dtype=liquidation_multi_dt)
+    for name in liqs.dtype.names:
+        lq[name] = liqs[name]
+    lq["bar"] = bars[liqs["bar"]]
+    lq["account"] = a
+    lq["theta"] = np.nan
+    c = np.zeros(len(calls), dtype=margin_call_multi_dt)
+    for name in calls.dtype.names:
+        c[name] = calls[name]
+    c["bar"] = bars[calls["bar"]]
+    c["account"] = a
+    return o, lq, c
+
+
+def _merge(parts, acct_of):
+    """The records of every account in one table each, ordered by bar, then
+    account (the order ``kernel_multi`` steps them in); a fill's event
+    number follows its liquidation's new row."""
+    orders = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, order_multi_dt)
+    liqs = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, liquidation_multi_dt)
+    calls = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, margin_call_multi_dt)
+    # each part numbers its events from 0: first the row in the concatenation, then after the sort
+    offsets = np.cumsum([0] + [len(p[1]) for p in parts[:-1]]).astype(np.int64)
+    event = orders["event"] + np.repeat(offsets, [len(p[0]) for p in parts])
+    l_order = np.lexsort((liqs["account"], liqs["bar"]))  # (stable)
+    new_row = np.zeros(max(len(liqs), 1), np.int64)
+    new_row[l_order] = np.arange(len(liqs))
+    liqs = liqs[l_order]
+    orders["event"] = np.where(orders["event"] >= 0, new_row[np.where(orders["event"] >= 0, event, 0)], -1)
+    orders = orders[np.lexsort((acct_of[orders["symbol"]], orders["bar"]))]
+    calls = calls[np.lexsort((calls["account"], calls["bar"]))]
+    return orders, liqs, calls
