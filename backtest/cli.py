@@ -170,9 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mark", action="append", default=None, metavar="FILE|SYMBOL=FILE",
                    help="mark-price bars (Parquet) to check liquidation against; fills stay on --data "
                         "(several symbols: SYMBOL=FILE, repeatable)")
-    p.add_argument("--detail", default=None, metavar="FILE",
+    p.add_argument("--detail", action="append", default=None, metavar="FILE|SYMBOL=FILE",
                    help="finer bars (Parquet, e.g. 1m under 1h) that settle the path inside bars where a stop, "
-                        "take-profit or liquidation is in reach")
+                        "take-profit or liquidation is in reach (several symbols: SYMBOL=FILE, repeatable)")
     p.add_argument("--bound", action="store_true",
                    help="run both path settings and print the range of final equity and liquidations")
     p.add_argument("--allocation", default=None, metavar="ACCOUNT=FRACTION,...",
@@ -252,14 +252,15 @@ def cmd_run(args) -> int:
         check_target(Path(args.out))
     params = parse_params(args.param)
     rates = parse_rates(args.rate)
-    if args.mark and len(args.mark) > 1:
-        raise UserError(f"--mark: given {len(args.mark)} times; a run of one symbol takes one mark file")
+    for flag, given in (("--mark", args.mark), ("--detail", args.detail)):
+        if given and len(given) > 1:
+            raise UserError(f"{flag}: given {len(given)} times; a run of one symbol takes one file")
     settings = dict(
         margin=args.margin, capital=args.capital, fee=args.fee, slippage=args.slippage, rates=rates,
         liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
         **_stop_flags(args), mark=args.mark[0] if args.mark else None, symbol=args.symbol, rate_history=args.rates,
-        detail=args.detail,
+        detail=args.detail[0] if args.detail else None,
         margin_file=args.margin_file,
     )
     result = run(data, args.strategy, params, **settings)
@@ -310,13 +311,12 @@ def cmd_run_multi(args, paths) -> int:
     from .strategy import parse_params
 
     unsupported = [flag for flag, on in (
-        ("--stop-loss", args.stop_loss), ("--take-profit", args.take_profit), ("--trailing-stop", args.trailing_stop),
-        ("--bound", args.bound), ("--symbol", args.symbol),
-        ("--path", args.path != "ohlc-heuristic"), ("--detail", args.detail),
-        ("--no-auto-repay", args.no_auto_repay), ("--repay-on-flat", args.repay_on_flat)) if on]
+        ("--symbol", args.symbol), ("--no-auto-repay", args.no_auto_repay), ("--repay-on-flat", args.repay_on_flat))
+        if on]
     if unsupported:
         raise UserError(f"{unsupported[0]}: not supported with several symbols yet")
     marks = parse_marks(args.mark) or None  # SYMBOL=FILE forms, checked before any file is read
+    details = parse_marks(args.detail, flag="--detail") or None
     if args.out:
         check_target(Path(args.out))
     margin = args.margin or "cross-3x"
@@ -324,12 +324,23 @@ def cmd_run_multi(args, paths) -> int:
         from .profiles import resolve_profile
 
         margin = resolve_profile(None, args.margin_file).name
-    result = run_multi(paths, args.strategy, parse_params(args.param), margin=margin,
-                       allocation=args.allocation, capital=args.capital, fee=args.fee, slippage=args.slippage,
-                       rates=parse_rates(args.rate), liquidation=args.liquidation, rebalance=args.rebalance,
-                       start=args.start, end=args.end, stop_on_liquidation=args.stop_on_liquidation,
-                       round_interest=not args.no_interest_rounding, margin_file=args.margin_file,
-                       rate_history=args.rates, mark=marks)
+    settings = dict(margin=margin, allocation=args.allocation, capital=args.capital, fee=args.fee,
+                    slippage=args.slippage, rates=parse_rates(args.rate), liquidation=args.liquidation,
+                    rebalance=args.rebalance, start=args.start, end=args.end,
+                    stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
+                    margin_file=args.margin_file, rate_history=args.rates, mark=marks, detail=details,
+                    stop_loss=args.stop_loss, take_profit=args.take_profit, trailing_stop=args.trailing_stop,
+                    path=args.path)
+    other = None
+    if args.bound:  # the other path setting first: a refusal names --bound, and nothing is half written
+        from .settings import PATHS
+
+        try:
+            other = run_multi(paths, args.strategy, parse_params(args.param),
+                              **dict(settings, path=[p for p in PATHS if p != args.path][0]))
+        except UserError as exc:
+            raise UserError(f"--bound{str(exc)[6:]}" if str(exc).startswith("--path") else str(exc)) from None
+    result = run_multi(paths, args.strategy, parse_params(args.param), **settings)
     for path in paths:
         from .data import load_ohlcv
 
@@ -343,6 +354,8 @@ def cmd_run_multi(args, paths) -> int:
         f"{result.settings['strategy']}-{'+'.join(result.settings['symbol'].split(','))}-{margin}")
     save_result(result, out, pdf=not args.no_report)
     print(summary_table(result))
+    if other is not None:
+        print(bound_table({args.path: result, other.settings.get("path", "ohlc-heuristic"): other}))
     print(f"wrote {out}/")
     return 0
 

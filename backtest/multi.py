@@ -149,13 +149,15 @@ def load_panel(data, start=None, end=None) -> dict:
     return panel
 
 
-def parse_marks(spec, symbols=None) -> dict:
+def parse_marks(spec, symbols=None, flag="--mark") -> dict:
     """``--mark SYMBOL=FILE`` (repeatable: a list of such strings) or a dict
     ``{symbol: path or DataFrame}`` → ``{SYMBOL: path or DataFrame}``, each
     symbol once and (given ``symbols``) a symbol of the run.  A bare file is
-    refused: with several symbols a mark series names its symbol."""
+    refused: with several symbols a file names its symbol.  ``flag``: the
+    option it is (``--mark``, ``--detail``)."""
     if spec is None:
         return {}
+    example = "BTCUSDT-mark-1h" if flag == "--mark" else "BTCUSDT-1m"
     if isinstance(spec, dict):
         items = [(str(k).strip().upper(), v) for k, v in spec.items()]
     else:
@@ -163,18 +165,18 @@ def parse_marks(spec, symbols=None) -> dict:
         for part in spec:
             name, sep, path = str(part).partition("=")
             if not sep:
-                raise UserError(f"--mark {part}: with several symbols name the symbol, --mark SYMBOL=FILE "
+                raise UserError(f"{flag} {part}: with several symbols name the symbol, {flag} SYMBOL=FILE "
                                 "(repeat it per symbol)")
             if not name.strip() or not path.strip():
-                raise UserError(f"--mark {part}: expected SYMBOL=FILE, e.g. BTCUSDT=BTCUSDT-mark-1h.parquet")
+                raise UserError(f"{flag} {part}: expected SYMBOL=FILE, e.g. BTCUSDT={example}.parquet")
             items.append((name.strip().upper(), path.strip()))
     out = {}
-    for name, mark in items:
+    for name, value in items:
         if symbols is not None and name not in symbols:
-            raise UserError(f"--mark {name}: not a symbol of this run ({', '.join(symbols)})")
+            raise UserError(f"{flag} {name}: not a symbol of this run ({', '.join(symbols)})")
         if name in out:
-            raise UserError(f"--mark {name}: given twice")
-        out[name] = mark
+            raise UserError(f"{flag} {name}: given twice")
+        out[name] = value
     return out
 
 
@@ -255,7 +257,9 @@ def _targets(strat, panel, params, index) -> np.ndarray:
 def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", allocation=None,
               capital: float = 10_000.0, fee: float = 0.001, slippage: float = 0.0, rates=None,
               liquidation: str = "partial", rebalance: float = 0.0, round_interest: bool = True, start=None,
-              end=None, stop_on_liquidation: bool = False, margin_file=None, rate_history=None, mark=None) -> Result:
+              end=None, stop_on_liquidation: bool = False, margin_file=None, rate_history=None, mark=None,
+              stop_loss: float = 0.0, take_profit: float = 0.0, trailing_stop: float = 0.0,
+              path: str = "ohlc-heuristic", detail=None) -> Result:
     """Backtest several symbols (``data``: paths, DataFrames or ``{symbol:
     bars}``) in a cross account, isolated accounts, or a mix.
 
@@ -270,18 +274,24 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     ``backtest.run``'s ``mark`` (a symbol not named is checked on its traded
     bars; ``summary["mark_missing_bars_<SYMBOL>"]`` counts the bars its
     series lacked); a cross account's joint path runs on the marks
-    (docs/model-choices.md "Several symbols").  Other arguments as
+    (docs/model-choices.md "Several symbols").  ``stop_loss``,
+    ``take_profit``, ``trailing_stop``, ``path`` and ``detail`` (``{symbol:
+    finer bars}``) work for every account holding one symbol; a cross
+    account of several symbols refuses them (not modelled yet).  Other arguments as
     ``backtest.run``.
     """
     from .engine import _epoch_seconds, _rate_history
     from .settings import RunSettings
 
-    if mark is not None and not isinstance(mark, dict):  # one series would not say which symbol it marks
-        raise _type_error("mark", mark, "a dict {symbol: Parquet path or DataFrame}, one per symbol marked")
-    check_args({k: v for k, v in locals().items() if k != "mark"})
-    for key, value in (mark or {}).items():
-        bars_arg(f"mark[{key!r}]", value)
-    RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation)
+    for name, given in (("mark", mark), ("detail", detail)):  # one series would not say which symbol it is for
+        if given is not None and not isinstance(given, dict):
+            raise _type_error(name, given, "a dict {symbol: Parquet path or DataFrame}, one per symbol")
+    check_args({k: v for k, v in locals().items() if k not in ("mark", "detail")})
+    for name, given in (("mark", mark), ("detail", detail)):
+        for key, value in (given or {}).items():
+            bars_arg(f"{name}[{key!r}]", value)
+    rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
+                     stop_loss, take_profit, trailing_stop, path)
     panel = load_panel(data, start, end)
     symbols = list(panel)
     custom = {}
@@ -296,6 +306,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     daily = _daily_rates(symbols, rates)
     history = _rate_history(rate_history, rates)
     marks = parse_marks(mark, symbols)
+    details = parse_marks(detail, symbols, "--detail")
+    _single_only(rs, details, accounts)
     quote = split_symbol(symbols[0])[1]
     index = panel[symbols[0]].index
     for sym in symbols[1:]:
@@ -325,10 +337,13 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         liquidation_ml=levels[:, 2].copy(), liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
         restore_ml=levels[:, 3].copy(), full_liquidation=liquidation == "full", rebalance=float(rebalance),
         round_interest=bool(round_interest), stop_on_liquidation=bool(stop_on_liquidation),
+        stop_loss=rs.stop_loss, take_profit=rs.take_profit, trailing_stop=rs.trailing_stop,
+        pessimistic=rs.path == "pessimistic",
     )
+    fine, n_fine = _details(details, marks, panel, symbols)
     _numba_cache.announce()
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats = simulate_multi_arrays(
-        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks)
+        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks, fine)
     given = {s: str(m) if not isinstance(m, pd.DataFrame) else "bars" for s, m in marks.items()}
     result = _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
                      calls, stats, dict(
@@ -344,11 +359,50 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
                            str(rate_history) if not isinstance(rate_history, (dict, pd.DataFrame)) else "table"),
                        mark=given or None,
                        liquidation=liquidation, rebalance=float(rebalance), round_interest=bool(round_interest),
-                       stop_on_liquidation=bool(stop_on_liquidation), start=str(index[0]), end=str(index[-1])),
+                       stop_on_liquidation=bool(stop_on_liquidation), **_single_settings(rs, details),
+                       start=str(index[0]), end=str(index[-1])),
                      quote, capital)
     for sym, n_missing in mark_missing.items():
         result.summary[f"mark_missing_bars_{sym}"] = n_missing
+    for sym, n in n_fine.items():
+        result.summary[f"detail_bars_{sym}"] = n
     return result
+
+
+def _single_only(rs, details, accounts):
+    """The settings only the one-symbol kernel has are refused, one line
+    naming the flag, when a cross account holds several symbols."""
+    given = [flag for flag, on in (
+        ("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit), ("--trailing-stop", rs.trailing_stop),
+        ("--path", rs.path != "ohlc-heuristic"), ("--detail", details)) if on]
+    joint = [syms for _, _, syms in accounts if len(syms) > 1]
+    if given and joint:
+        raise UserError(f"{given[0]}: not supported yet for a cross account holding several symbols "
+                        f"({', '.join(joint[0])}); isolated accounts (and a cross account of one symbol) take it")
+
+
+def _single_settings(rs, details) -> dict:
+    """``run.json``'s record of the one-symbol settings, where set (a run
+    without them records what it always has)."""
+    out = {k: getattr(rs, k) for k in ("stop_loss", "take_profit", "trailing_stop") if getattr(rs, k)}
+    if rs.path != "ohlc-heuristic":
+        out["path"] = rs.path
+    if details:
+        out["detail"] = {s: str(d) if not isinstance(d, pd.DataFrame) else "bars" for s, d in details.items()}
+    return out
+
+
+def _details(details, marks, panel, symbols):
+    """Per symbol row with finer bars, the kernel's detail arrays on the
+    symbol's own bars; and per symbol how many bars have usable ones."""
+    from .detail import detail_arrays
+
+    fine, n_fine = {}, {}
+    for sym, d in details.items():
+        if sym in marks:
+            raise UserError(f"--detail {sym}: not combined with --mark {sym} (the mark series has no finer bars)")
+        fine[symbols.index(sym)], n_fine[sym] = detail_arrays(d, panel[sym], sym)
+    return fine, n_fine
 
 
 def _ml(equity, debt, profile):

@@ -15,6 +15,7 @@ then the accounts give (events renumbered).
 import numpy as np
 
 from . import kernel, kernel_multi
+from .detail import NO_DETAIL
 from .engine import simulate_arrays
 from .inputs import Rates, Settings
 from .records import LIQUIDATION, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
@@ -26,12 +27,15 @@ SINGLE_ONLY = {"stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0, "pess
 EXTRA_STATS = ("ambiguous_bars", "detail_missing_bars", "n_cancelled")
 
 
-def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mark=None, own_marks=None):
+def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mark=None, own_marks=None,
+                          own_detail=None):
     """Run every account of ``config`` (``multi.run_multi``'s: the accounts'
     capital and levels, the run's settings, ``SINGLE_ONLY``'s keys if given);
     ``mark``: the (open, high, low) ``[S, n]`` arrays liquidation is checked
     on (default: the traded ones); ``own_marks``: per symbol with a mark
-    series its (open, high, low, close) on the symbol's own bars.  Returns
+    series its (open, high, low, close) on the symbol's own bars;
+    ``own_detail``: per symbol with finer bars its detail arrays
+    (``detail.detail_arrays`` on its own bars).  Returns
     ``(out_acct, out_sym, interest_base, interest_quote, orders,
     liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out."""
     mark = (open_, high, low) if mark is None else mark
@@ -52,7 +56,8 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
         if len(members[a]) == 1:
             s = int(members[a][0])
             parts.append(_run_single(a, s, seconds, (open_[s], high[s], low[s], close[s]), targets[s], config,
-                                     (own_marks or {}).get(s), out_acct, out_sym, int_b, int_q, stats))
+                                     (own_marks or {}).get(s), (own_detail or {}).get(s, NO_DETAIL), out_acct,
+                                     out_sym, int_b, int_q, stats))
     orders, liqs, calls = _merge(parts, acct_of)
     return out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats
 
@@ -97,7 +102,7 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     return orders, liqs, calls
 
 
-def _run_single(a, s, seconds, ohlc, target, config, own_mark, out_acct, out_sym, int_b, int_q, stats):
+def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, out_acct, out_sym, int_b, int_q, stats):
     """Account ``a`` holding only symbol ``s``: the one-symbol kernel on the
     symbol's own bars; its rows spread on the union grid (before its first
     bar the capital, untouched), its records in the several-symbol layout."""
@@ -112,7 +117,7 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, out_acct, out_sym
     rates = Rates(np.int64(config["rate_h0"]), config["rates"][s], config["rates"][-1])
     buf, orders, liqs, calls, tot = simulate_arrays(
         seconds[bars], *(np.ascontiguousarray(x[bars]) for x in ohlc), np.ascontiguousarray(target[bars]),
-        (cfg, rates), mark=own_mark, quote_row=not extra["auto_repay"])
+        (cfg, rates), mark=own_mark, detail=fine, quote_row=not extra["auto_repay"])
     st = dict(zip(kernel.STATS, tot.tolist()))
     last = np.cumsum(~np.isnan(ohlc[0])) - 1  # per bar of the grid, the account's last own bar (−1: none yet)
     before = last < 0

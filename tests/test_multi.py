@@ -212,7 +212,9 @@ def test_cli_bad_bench_and_sweep_flags(capsys, argv, message):
     (["--margin", "BTCUSDT=isolated-3x"], "no profile for ETHUSDT"),
     (["--margin", "BTCUSDT=cross-3x,ETHUSDT=cross-5x"], "cross symbols share one account"),
     (["--margin", "BTCUSDT=isolated-7x,ETHUSDT=cross-3x"], "unknown profile 'isolated-7x'"),
-    (["--stop-loss", "0.05"], "--stop-loss: not supported with several symbols yet"),
+    (["--no-auto-repay"], "--no-auto-repay: not supported with several symbols yet"),
+    (["--margin", "cross-3x", "--stop-loss", "0.05"],
+     "--stop-loss: not supported yet for a cross account holding several symbols (BTCUSDT, ETHUSDT)"),
     (["--rate", "SOL=0.001"], "--rate SOL: this run trades"),
 ])
 def test_cli_bad_multi_inputs(two_files, tmp_path, capsys, extra, message):

@@ -1,0 +1,149 @@
+"""Several symbols, accounts of one symbol: an isolated account (or a cross
+account holding one symbol) runs through the one-symbol kernel, so it takes
+the one-symbol settings (stop-loss, take-profit, trailing stop, the path,
+``--detail SYMBOL=FILE``, ``--bound``).  Each account must equal the
+one-symbol run of its symbol with its share of the capital, bar for bar and
+record for record; a cross account holding several symbols refuses them
+with one line naming the flag."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import backtest
+from backtest.cli import main
+from backtest.data import load_ohlcv
+from backtest.multi import run_multi
+from test_multi import T0, H, random_bars, random_targets
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+STOPS = {
+    "stop_loss": dict(stop_loss=0.02),
+    "take_profit": dict(take_profit=0.03),
+    "trailing_stop": dict(trailing_stop=0.025),
+    "pessimistic": dict(path="pessimistic", stop_loss=0.02, take_profit=0.03),
+    "all": dict(stop_loss=0.03, take_profit=0.05, trailing_stop=0.02),
+}
+
+
+def assert_account_equals_run(multi, sym, one, index, account=None):
+    """The account of ``sym`` (named ``account``, by default the symbol) in
+    ``multi`` against the one-symbol run ``one`` on the symbol's bars
+    ``index``: equity, position, debt, every order, trade and liquidation."""
+    account = account or sym
+    mine = multi.equity.loc[index]
+    for col, name in (("equity", account), ("position", sym), ("debt", account)):
+        assert (mine[f"{col}_{name}"].to_numpy() == one.equity[col].to_numpy()).all(), col
+    orders = multi.orders[multi.orders["symbol"] == sym].reset_index(drop=True)
+    for col in ("time", "side", "quantity", "price", "fee", "kind", "position", "interest"):
+        assert orders[col].tolist() == one.orders[col].tolist(), col
+    trades = multi.trades[multi.trades["symbol"] == sym].reset_index(drop=True)
+    for col in ("entry_time", "exit_time", "exit_reason", "pnl", "interest", "fees"):
+        assert trades[col].tolist() == one.trades[col].tolist(), col
+    liqs = multi.liquidations[multi.liquidations["account"] == account].reset_index(drop=True)
+    for col in ("time", "trigger_price", "fill_price", "quantity", "bad_debt"):
+        assert liqs[col].tolist() == one.liquidations[col].tolist(), col
+
+
+@pytest.mark.parametrize("name", list(STOPS))
+def test_two_isolated_accounts_with_stops_equal_one_symbol_runs(name):
+    b1 = random_bars(1, 400, drop=0.1)
+    b2 = random_bars(2, 360, start=T0 + 40 * H, drop=0.2)
+    t1, t2 = random_targets(3, b1.index), random_targets(4, b2.index)
+    settings = dict(fee=0.001, slippage=0.0005, rebalance=0.2, **STOPS[name])
+    multi = run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, pd.DataFrame({"BTCUSDT": t1, "ETHUSDT": t2}),
+                      margin="BTCUSDT=isolated-10x,ETHUSDT=isolated-3x", allocation="BTCUSDT=0.7,ETHUSDT=0.3",
+                      capital=10_000.0, **settings)
+    kinds = set(multi.orders["kind"])
+    assert kinds & {"stop_loss", "take_profit", "trailing_stop"}, kinds  # the setting acted
+    for sym, b, t, prof, cap in (("BTCUSDT", b1, t1, "isolated-10x", 7_000.0),
+                                 ("ETHUSDT", b2, t2, "isolated-3x", 3_000.0)):
+        one = backtest.run(b, t.to_numpy(), margin=prof, capital=cap, symbol=sym, **settings)
+        assert_account_equals_run(multi, sym, one, b.index)
+    assert multi.summary["ambiguous_bars"] == sum(
+        backtest.run(b, t.to_numpy(), margin=p, capital=c, symbol=s, **settings).summary["ambiguous_bars"]
+        for s, b, t, p, c in (("BTCUSDT", b1, t1, "isolated-10x", 7_000.0), ("ETHUSDT", b2, t2, "isolated-3x",
+                                                                               3_000.0)))
+
+
+def test_a_cross_account_of_one_symbol_takes_stops_too():
+    b1, b2 = random_bars(5, 300), random_bars(6, 300, drop=0.1)
+    t1, t2 = random_targets(7, b1.index), random_targets(8, b2.index)
+    multi = run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, pd.DataFrame({"BTCUSDT": t1, "ETHUSDT": t2}),
+                      margin="BTCUSDT=isolated-10x,ETHUSDT=cross-5x", stop_loss=0.02, trailing_stop=0.03)
+    one = backtest.run(b2, t2.to_numpy(), margin="cross-5x", capital=5_000.0, symbol="ETHUSDT", stop_loss=0.02,
+                       trailing_stop=0.03)
+    assert_account_equals_run(multi, "ETHUSDT", one, b2.index, account="cross")
+    assert multi.summary["final_equity_cross"] == one.summary["final_equity"]
+
+
+def hourly(symbol, start, end):
+    return load_ohlcv(ROOT / "data" / f"{symbol}-1h.parquet", start, end)
+
+
+def test_detail_per_symbol_for_isolated_accounts():
+    start, end = "2025-06-02", "2025-06-05"  # the finer bars cover 06-02 … 06-08
+    btc, eth = hourly("BTCUSDT", start, end), hourly("ETHUSDT", start, end)
+    k = np.arange(len(btc))
+    t = pd.Series(np.where(k % 4 == 0, 5.0 * (-1.0) ** (k // 4), np.nan), index=btc.index)
+    fine = FIXTURES / "BTCUSDT-1m-2025-06-02.parquet"
+    kw = dict(stop_loss=0.003, take_profit=0.004, fee=0.0005)
+    multi = run_multi({"BTCUSDT": btc, "ETHUSDT": eth}, pd.DataFrame({"BTCUSDT": t, "ETHUSDT": t}),
+                      margin="isolated-10x", detail={"BTCUSDT": fine}, **kw)
+    one = backtest.run(btc, t.to_numpy(), margin="isolated-10x", capital=5_000.0, symbol="BTCUSDT", detail=fine, **kw)
+    assert one.summary["detail_bars"] == len(btc)
+    assert multi.summary["detail_bars_BTCUSDT"] == one.summary["detail_bars"]
+    assert_account_equals_run(multi, "BTCUSDT", one, btc.index)
+    plain = backtest.run(btc, t.to_numpy(), margin="isolated-10x", capital=5_000.0, symbol="BTCUSDT", **kw)
+    # the finer bars settled the bar whose stop and take-profit were both in reach; ETH has none
+    assert (plain.summary["ambiguous_bars"], one.summary["ambiguous_bars"]) == (1, 0)
+    eth_one = backtest.run(eth, t.to_numpy(), margin="isolated-10x", capital=5_000.0, symbol="ETHUSDT", **kw)
+    assert_account_equals_run(multi, "ETHUSDT", eth_one, eth.index)
+    assert multi.summary["ambiguous_bars"] == eth_one.summary["ambiguous_bars"]
+
+
+@pytest.mark.parametrize("setting, flag", [
+    (dict(stop_loss=0.02), "stop_loss"), (dict(take_profit=0.02), "take_profit"),
+    (dict(trailing_stop=0.02), "trailing_stop"), (dict(path="pessimistic"), "path"),
+    (dict(detail={"BTCUSDT": FIXTURES / "BTCUSDT-1m-2025-06-02.parquet"}), "detail"),
+])
+def test_a_cross_account_of_several_symbols_refuses_them(setting, flag):
+    b1, b2 = random_bars(1, 50), random_bars(2, 50)
+    with pytest.raises(backtest.UserError, match=f"{flag}.*cross account holding several symbols") as err:
+        run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, "hold", margin="cross-3x", **setting)
+    assert "\n" not in str(err.value)
+
+
+def test_python_detail_forms():
+    data = {"BTCUSDT": random_bars(1, 50), "ETHUSDT": random_bars(2, 50)}
+    with pytest.raises(TypeError, match="detail=.*expected a dict"):
+        run_multi(data, "hold", margin="isolated-3x", detail=FIXTURES / "BTCUSDT-1m-2025-06-02.parquet")
+    with pytest.raises(backtest.UserError, match="XRPUSDT: not a symbol of this run"):
+        run_multi(data, "hold", margin="isolated-3x", detail={"XRPUSDT": FIXTURES / "BTCUSDT-1m-2025-06-02.parquet"})
+
+
+def test_cli_detail_and_bound_with_two_isolated_accounts(tmp_path, capsys):
+    btc, eth = hourly("BTCUSDT", "2025-06-01", "2025-06-04"), hourly("ETHUSDT", "2025-06-01", "2025-06-04")
+    paths = []
+    for sym, b in (("BTCUSDT", btc), ("ETHUSDT", eth)):
+        paths += ["--data", str(tmp_path / f"{sym}-1h.parquet")]
+        b.to_parquet(tmp_path / f"{sym}-1h.parquet")
+    fine = str(FIXTURES / "BTCUSDT-1m-2025-06-02.parquet")
+    args = ["run", *paths, "--strategy", "sma_cross", "--param", "fast=3", "--param", "slow=8", "--param",
+            "leverage=5", "--margin", "isolated-10x", "--stop-loss", "0.004", "--no-report"]
+    assert main([*args, "--detail", f"BTCUSDT={fine}", "--bound", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "bound over the path inside a bar" in out and "pessimistic" in out
+    assert (tmp_path / "a" / "trades.csv").exists()
+    # a bare file names no symbol; a cross account of both refuses --bound and --detail
+    assert main([*args, "--detail", fine, "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--detail" in err and "SYMBOL=FILE" in err
+    cross = [a if a != "isolated-10x" else "cross-3x" for a in args if a not in ("--stop-loss", "0.004")]
+    for extra in (["--bound"], ["--detail", f"BTCUSDT={fine}"], ["--trailing-stop", "0.01"]):
+        assert main([*cross, *extra, "--out", str(tmp_path / "c")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and extra[0] in err and "several symbols" in err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
