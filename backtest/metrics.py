@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from .medians import median
+
 YEAR = 365 * 86400
 
 
@@ -31,7 +33,7 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
 def periods_per_year(seconds: np.ndarray) -> float:
     if seconds.shape[0] < 2:
         return float("nan")
-    return YEAR / float(np.median(np.diff(seconds)))
+    return YEAR / float(median(np.diff(seconds)))
 
 
 def summarize(capital: float, stats: dict, n_bars: int, first_s: int, last_s: int, ppy: float) -> dict:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backtest.errors import UserError
+from backtest.medians import median
 
 _UNIT_NS = {
     "s": 1_000_000_000,
@@ -101,14 +102,16 @@ def timeframe_from_ns(step: int) -> Timeframe | None:
 def median_step(ts: np.ndarray) -> int | None:
     """Median of the positive spacings between consecutive valid timestamps."""
     ts = np.asarray(ts, dtype=np.int64)
-    ts = ts[ts != np.iinfo(np.int64).min]
+    if ts.size and ts.min() == np.iinfo(np.int64).min:  # copies only when there is something to drop
+        ts = ts[ts != np.iinfo(np.int64).min]
     if ts.size < 2:
         return None
     d = np.diff(ts)
-    d = d[d > 0]
+    if d.min() <= 0:
+        d = d[d > 0]
     if d.size == 0:
         return None
-    return int(np.median(d))
+    return int(median(d))
 
 
 def infer_timeframe(ts: np.ndarray) -> str | None:
