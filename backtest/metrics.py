@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .medians import median
+from .medians import spacing_median
 
 YEAR = 365 * 86400
 
@@ -33,7 +33,8 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
 def periods_per_year(seconds: np.ndarray) -> float:
     if seconds.shape[0] < 2:
         return float("nan")
-    return YEAR / float(median(np.diff(seconds)))
+    step = spacing_median(seconds)
+    return YEAR / float(np.median(np.diff(seconds)) if step is None else step)
 
 
 def summarize(capital: float, stats: dict, n_bars: int, first_s: int, last_s: int, ppy: float) -> dict:

@@ -334,6 +334,7 @@ def _split_interest(bar, side, charge, interest, paid, position, open_, cum_b, c
     per-bar temporaries: fresh pages cost more than the arithmetic)."""
     n = paid.shape[0]
     k, m = 0, bar.shape[0]
+    total_b = total_q = 0.0
     for i in range(n):
         borrow_b = borrow_q = borrow_value = 0.0
         while k < m and bar[k] == i:
@@ -347,8 +348,9 @@ def _split_interest(bar, side, charge, interest, paid, position, open_, cum_b, c
         short_before = i > 0 and position[i - 1] < 0.0
         per_b = borrow_b + (boundary / open_[i] if short_before else 0.0)
         per_q = borrow_q + (0.0 if short_before else boundary)
-        cum_b[i] = per_b if i == 0 else cum_b[i - 1] + per_b
-        cum_q[i] = per_q if i == 0 else cum_q[i - 1] + per_q
+        total_b = per_b if i == 0 else total_b + per_b  # sums in registers: no store-to-load wait per bar
+        total_q = per_q if i == 0 else total_q + per_q
+        cum_b[i], cum_q[i] = total_b, total_q
 
 
 def flat_costs(trades: pd.DataFrame, paid_quote: np.ndarray) -> tuple:

@@ -4,7 +4,7 @@ import numpy as np
 from backtest.data.bars import make_bars
 from backtest.data.times import NAT
 from backtest.data.validate import _clean, rule_masks
-from backtest.medians import median
+from backtest.medians import spacing_median
 
 
 def test_clean_is_no_rule_broken():
@@ -21,8 +21,13 @@ def test_clean_is_no_rule_broken():
         assert _clean(b.ts, b.open, b.high, b.low, b.close, b.volume) == (not broken), (ts, cols)
 
 
-def test_median_is_numpy_median():
+def test_spacing_median_is_numpy_median():
     rng = np.random.default_rng(5)
     for _ in range(20000):
-        a = rng.choice([1, 2, 2, 3, 60, 60, 60, 120], size=int(rng.integers(1, 12))).astype(np.int64)
-        assert median(a) == np.median(a) and type(median(a)) is type(np.median(a)), a
+        d = rng.choice([-1, 0, 1, 2, 2, 3, 60, 60, 60, 120], size=int(rng.integers(1, 12)))
+        ts = np.cumsum(np.r_[1000, d]).astype(np.int64)
+        got, want = spacing_median(ts), np.median(np.diff(ts))
+        if (d > 0).all():
+            assert got == want and type(got) is type(want), d
+        else:
+            assert got is None, d

@@ -61,7 +61,7 @@ def make_bars(ts, o, h, l, c, v, **kw) -> Bars:
 
 def to_frame(bars: Bars, path: str | None = None) -> pd.DataFrame:
     """The validated DataFrame: UTC ``DatetimeIndex`` named ``timestamp``."""
-    idx = pd.DatetimeIndex(bars.ts.view("M8[ns]"), name="timestamp").tz_localize("UTC")
+    idx = pd.DatetimeIndex(bars.ts.view("M8[ns]"), name="timestamp", dtype="datetime64[ns, UTC]")  # no tz_localize copy
     df = pd.DataFrame({c: bars.col(c) for c in COLUMNS}, index=idx, copy=False)
     df.attrs["symbol"] = bars.symbol
     df.attrs["timeframe"] = bars.timeframe

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backtest.errors import UserError
-from backtest.medians import median
+from backtest.medians import spacing_median
 
 _UNIT_NS = {
     "s": 1_000_000_000,
@@ -102,16 +102,19 @@ def timeframe_from_ns(step: int) -> Timeframe | None:
 def median_step(ts: np.ndarray) -> int | None:
     """Median of the positive spacings between consecutive valid timestamps."""
     ts = np.asarray(ts, dtype=np.int64)
-    if ts.size and ts.min() == np.iinfo(np.int64).min:  # copies only when there is something to drop
-        ts = ts[ts != np.iinfo(np.int64).min]
+    if ts.size < 2:
+        return None
+    step = spacing_median(ts)  # increasing timestamps (so none NaT but the first): nothing to drop
+    if step is not None and ts[0] != np.iinfo(np.int64).min:
+        return int(step)
+    ts = ts[ts != np.iinfo(np.int64).min]
     if ts.size < 2:
         return None
     d = np.diff(ts)
-    if d.min() <= 0:
-        d = d[d > 0]
+    d = d[d > 0]
     if d.size == 0:
         return None
-    return int(median(d))
+    return int(np.median(d))
 
 
 def infer_timeframe(ts: np.ndarray) -> str | None:
