@@ -437,14 +437,13 @@ def _epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
 
 
 def _records_frame(records, index, symbol, columns) -> pd.DataFrame:
-    """A kernel record array as a table: bar → time, codes → words."""
-    df = pd.DataFrame(records)
-    if len(df) == 0:
+    """A kernel record array as a table: bar → time, codes → words; built
+    column by column (a frame of the record array, reordered, cost ~1 ms more)."""
+    if len(records) == 0:
         return pd.DataFrame(columns=columns)
-    df.insert(0, "time", index[df.pop("bar").to_numpy()])
-    df.insert(1, "symbol", symbol)
-    if "side" in df:
-        df["side"] = np.where(df["side"] > 0, "buy", "sell")
-    if "kind" in df:
-        df["kind"] = [ORDER_KINDS[k] for k in df["kind"]]
-    return df[columns]
+    derived = {"time": lambda: index[records["bar"]], "symbol": lambda: [symbol] * len(records),
+               "side": lambda: np.where(records["side"] > 0, "buy", "sell"), "kind": lambda: _KINDS[records["kind"]]}
+    return pd.DataFrame({c: derived[c]() if c in derived else records[c] for c in columns}, columns=columns)
+
+
+_KINDS = np.array(ORDER_KINDS, dtype=object)

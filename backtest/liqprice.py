@@ -52,6 +52,6 @@ def liquidation_columns(position, equity, debt, close, mlr, base_owed=None):
     rows = (position, NO_ROW if base_owed is None else base_owed, equity, debt, close)
     # contiguous float64 rows: one compiled version serves every caller; the outputs NumPy's
     # (huge pages: an array numba allocates faults in 4 kB pages, 3 ms more per 1M bars)
-    out = np.empty(len(position)), np.empty(len(position))
+    out = tuple(np.empty((2, len(position))))  # one block: fresh pages fault faster than in two
     _columns(*(np.ascontiguousarray(r, dtype=np.float64) for r in rows), float(mlr), *out)
     return out

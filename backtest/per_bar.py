@@ -20,7 +20,7 @@ def bar_columns(equity, position, debt, close, orders):
     debt), the cumulative fees of the fills that are no liquidation, and
     whether the path order inside the bar decided a fill there."""
     n = len(close)
-    cols = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool)
+    cols = *np.empty((3, n)), np.empty(n, dtype=bool)  # one block: fresh pages fault faster than in three
     rows = (np.ascontiguousarray(a, dtype=np.float64) for a in (equity, position, debt, close))
     fills = (np.ascontiguousarray(orders["bar"], dtype=np.int64), np.ascontiguousarray(orders["fee"], dtype=np.float64),
              np.ascontiguousarray(orders["kind"] != LIQUIDATION), np.ascontiguousarray(orders["ambiguous"]))

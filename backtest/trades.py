@@ -322,7 +322,7 @@ def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray
     fills = (np.ascontiguousarray(orders["bar"][by_bar], dtype=np.int64),
              *(np.ascontiguousarray(orders[k][by_bar], dtype=np.float64) for k in ("side", "charge", "interest")))
     rows = (np.ascontiguousarray(a, dtype=np.float64) for a in (paid, position, open_))
-    cum_b, cum_q = np.empty(len(paid)), np.empty(len(paid))  # NumPy's pages (huge), not numba's (4 kB: 3 ms more)
+    cum_b, cum_q = np.empty((2, len(paid)))  # NumPy's pages (huge, one block), not numba's (4 kB: 3 ms more)
     _split_interest(*fills, *rows, cum_b, cum_q)
     return cum_b, cum_q
 
