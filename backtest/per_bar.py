@@ -22,25 +22,31 @@ def bar_columns(equity, position, debt, close, orders):
     n = len(close)
     cols = *np.empty((3, n)), np.empty(n, dtype=bool)  # one block: fresh pages fault faster than in three
     rows = (np.ascontiguousarray(a, dtype=np.float64) for a in (equity, position, debt, close))
-    fills = (np.ascontiguousarray(orders["bar"], dtype=np.int64), np.ascontiguousarray(orders["fee"], dtype=np.float64),
-             np.ascontiguousarray(orders["kind"] != LIQUIDATION), np.ascontiguousarray(orders["ambiguous"]))
+    by_bar = np.argsort(orders["bar"], kind="stable")  # a bar's fills keep their order: sums as np.bincount's
+    fills = (np.ascontiguousarray(orders["bar"][by_bar], dtype=np.int64),
+             np.ascontiguousarray(orders["fee"][by_bar], dtype=np.float64),
+             np.ascontiguousarray(orders["kind"][by_bar] != LIQUIDATION),
+             np.ascontiguousarray(orders["ambiguous"][by_bar]))
     _fill(*rows, *fills, *cols)
     return cols
 
 
 @njit(cache=True, error_model="numpy")
 def _fill(equity, position, debt, close, bar, fee, trading, ambiguous_fill, exposure, assets_ml, fees, ambiguous):
+    """One pass over the bars, the fills sorted by bar: a bar's fees summed
+    in the fills' order, then to date (np.bincount's and np.cumsum's sums)."""
+    k, m = 0, bar.shape[0]
+    total = 0.0
     for i in range(close.shape[0]):
         exposure[i] = position[i] * close[i] / equity[i] if equity[i] > 0 else 0.0
         assets_ml[i] = (equity[i] + debt[i]) / debt[i] if debt[i] > 0 else np.inf
-        fees[i] = 0.0
-        ambiguous[i] = False
-    for k in range(bar.shape[0]):  # a bar's fees in the fills' order, then to date: the sums as np.bincount/cumsum
-        if trading[k]:
-            fees[bar[k]] += fee[k]
-        if ambiguous_fill[k]:
-            ambiguous[bar[k]] = True
-    total = 0.0
-    for i in range(close.shape[0]):
-        total = fees[i] if i == 0 else total + fees[i]  # the sum in a register: no store-to-load wait per bar
+        paid = 0.0
+        flagged = False
+        while k < m and bar[k] == i:
+            if trading[k]:
+                paid += fee[k]
+            flagged |= ambiguous_fill[k]
+            k += 1
+        total = paid if i == 0 else total + paid  # the sum in a register: no store-to-load wait per bar
         fees[i] = total
+        ambiguous[i] = flagged
