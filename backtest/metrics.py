@@ -17,8 +17,6 @@ import math
 
 import numpy as np
 
-from .medians import spacing_median
-
 YEAR = 365 * 86400
 
 
@@ -33,6 +31,8 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
 def periods_per_year(seconds: np.ndarray) -> float:
     if seconds.shape[0] < 2:
         return float("nan")
+    from .medians import spacing_median  # compiled: numba loads on first use (metrics alone need none)
+
     step = spacing_median(seconds)
     return YEAR / float(np.median(np.diff(seconds)) if step is None else step)
 

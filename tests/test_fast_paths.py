@@ -3,7 +3,8 @@ import numpy as np
 
 from backtest.data.bars import make_bars
 from backtest.data.times import NAT
-from backtest.data.validate import _clean, rule_masks
+from backtest.data.clean import clean
+from backtest.data.validate import rule_masks
 from backtest.medians import spacing_median
 
 
@@ -18,7 +19,7 @@ def test_clean_is_no_rule_broken():
         ts[rng.random(n) < 0.05] = NAT
         b = make_bars(ts, *cols)
         broken = any(mask.any() for _, _, mask, _ in rule_masks(b))
-        assert _clean(b.ts, b.open, b.high, b.low, b.close, b.volume) == (not broken), (ts, cols)
+        assert clean(b.ts, b.open, b.high, b.low, b.close, b.volume) == (not broken), (ts, cols)
 
 
 def test_spacing_median_is_numpy_median():

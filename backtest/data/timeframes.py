@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from backtest.errors import UserError
-from backtest.medians import spacing_median
 
 _UNIT_NS = {
     "s": 1_000_000_000,
@@ -101,6 +100,8 @@ def timeframe_from_ns(step: int) -> Timeframe | None:
 
 def median_step(ts: np.ndarray) -> int | None:
     """Median of the positive spacings between consecutive valid timestamps."""
+    from backtest.medians import spacing_median  # compiled: numba loads on first use, not with `backtest --help`
+
     ts = np.asarray(ts, dtype=np.int64)
     if ts.size < 2:
         return None

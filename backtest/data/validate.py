@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
-from backtest._numba_cache import configure
 from backtest.errors import DataError
 
 from .bars import COLUMNS, PRICES, Bars, from_frame, to_frame
 from .times import NAT, fmt_ts
 from .timeframes import infer_timeframe
-
-configure()  # numba's cache folder, set before any @njit here is defined
 
 
 def _num(x: float) -> str:
@@ -63,23 +59,12 @@ def rule_masks(b: Bars):
     yield "order", "timestamp", order, describe_order
 
 
-@njit(cache=True)
-def _clean(ts, o, h, l, c, v):
-    """No row breaks a rule of ``rule_masks``: one pass, no masks (a clean
-    file, the common case, skips building 16 of them).  The rules as
-    comparisons NaN fails: 0 < low <= open, close <= high < inf makes every
-    price finite and positive and high >= low; branch-free, so it vectorises."""
-    ok = True
-    for i in range(ts.shape[0]):
-        ok &= ((ts[i] != NAT) & (i == 0 or ts[i] > ts[i - 1]) & (l[i] > 0.0) & (l[i] <= o[i]) & (l[i] <= c[i])
-               & (h[i] >= o[i]) & (h[i] >= c[i]) & (h[i] < np.inf) & (v[i] >= 0.0) & (v[i] < np.inf))
-    return ok
-
-
 def first_error(b: Bars) -> str | None:
     """One-line message for the earliest bad row, or ``None`` if clean."""
+    from .clean import clean  # compiled: numba loads on first use, not with `backtest --help`
+
     n = len(b)
-    if _clean(b.ts, b.open, b.high, b.low, b.close, b.volume):
+    if clean(b.ts, b.open, b.high, b.low, b.close, b.volume):
         return None
     best = None  # (row, rank, kind, column, mask, describe)
     for rank, (kind, column, mask, describe) in enumerate(rule_masks(b)):
