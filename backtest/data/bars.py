@@ -73,7 +73,9 @@ def to_frame(bars: Bars, path: str | None = None) -> pd.DataFrame:
 def _index_ns(idx: pd.DatetimeIndex) -> np.ndarray:
     if idx.tz is None:
         idx = idx.tz_localize("UTC")
-    return np.asarray(idx.as_unit("ns").asi8, dtype=np.int64)
+    if idx.unit != "ns":  # (as_unit copies even when the unit is already ns)
+        idx = idx.as_unit("ns")
+    return np.asarray(idx.asi8, dtype=np.int64)
 
 
 def from_frame(df: pd.DataFrame, source: str = "DataFrame") -> Bars:
