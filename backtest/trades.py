@@ -209,7 +209,7 @@ def _at_least(x, floor):
 
 @njit(cache=True)
 def _at_most(x, ceiling):
-    return ceiling if ceiling < x else x  # Python's min(x, ceiling)
+    return x if x < ceiling else ceiling  # Python's min(ceiling, x), NaN included
 
 
 def _later_openings(orders, exact):

@@ -105,7 +105,7 @@ def median_step(ts: np.ndarray) -> int | None:
     ts = np.asarray(ts, dtype=np.int64)
     if ts.size < 2:
         return None
-    step = spacing_median(ts)  # increasing timestamps (so none NaT but the first): nothing to drop
+    step = spacing_median(ts)  # not None: increasing, so only the first can be NaT; else nothing to drop
     if step is not None and ts[0] != np.iinfo(np.int64).min:
         return int(step)
     ts = ts[ts != np.iinfo(np.int64).min]
