@@ -18,7 +18,8 @@ import numba
 _HERE = Path(__file__).resolve().parent
 _configured = []
 _SOURCES = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
-            "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py")  # inputs: the kernel's argument types
+            "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py",  # inputs: the kernel's argument types
+            "trades.py", "per_bar.py", "medians.py", "data/clean.py")  # run()'s compiled passes
 
 
 def configure():

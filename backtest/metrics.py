@@ -31,7 +31,10 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
 def periods_per_year(seconds: np.ndarray) -> float:
     if seconds.shape[0] < 2:
         return float("nan")
-    return YEAR / float(np.median(np.diff(seconds)))
+    from .medians import spacing_median  # compiled: numba loads on first use (metrics alone need none)
+
+    step = spacing_median(seconds)
+    return YEAR / float(np.median(np.diff(seconds)) if step is None else step)
 
 
 def summarize(capital: float, stats: dict, n_bars: int, first_s: int, last_s: int, ppy: float) -> dict:

@@ -313,7 +313,8 @@ def test_numba_cache_folder_follows_every_compiled_source():
         pytest.skip("the user's NUMBA_CACHE_DIR wins")
     digest = hashlib.blake2b(digest_size=8)
     names = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
-             "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py")
+             "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py", "trades.py", "per_bar.py", "medians.py",
+             "data/clean.py")
     for name in names:
         digest.update((ROOT / "backtest" / name).read_bytes())
     compiled = {p.name for p in (ROOT / "backtest").glob("*.py") if "@njit" in p.read_text()}

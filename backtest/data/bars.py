@@ -61,7 +61,7 @@ def make_bars(ts, o, h, l, c, v, **kw) -> Bars:
 
 def to_frame(bars: Bars, path: str | None = None) -> pd.DataFrame:
     """The validated DataFrame: UTC ``DatetimeIndex`` named ``timestamp``."""
-    idx = pd.DatetimeIndex(bars.ts.view("M8[ns]"), name="timestamp").tz_localize("UTC")
+    idx = pd.DatetimeIndex(bars.ts.view("M8[ns]"), name="timestamp", dtype="datetime64[ns, UTC]")  # no tz_localize copy
     df = pd.DataFrame({c: bars.col(c) for c in COLUMNS}, index=idx, copy=False)
     df.attrs["symbol"] = bars.symbol
     df.attrs["timeframe"] = bars.timeframe
@@ -73,7 +73,9 @@ def to_frame(bars: Bars, path: str | None = None) -> pd.DataFrame:
 def _index_ns(idx: pd.DatetimeIndex) -> np.ndarray:
     if idx.tz is None:
         idx = idx.tz_localize("UTC")
-    return np.asarray(idx.as_unit("ns").asi8, dtype=np.int64)
+    if idx.unit != "ns":  # (as_unit copies even when the unit is already ns)
+        idx = idx.as_unit("ns")
+    return np.asarray(idx.asi8, dtype=np.int64)
 
 
 def from_frame(df: pd.DataFrame, source: str = "DataFrame") -> Bars:

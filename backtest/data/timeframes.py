@@ -100,7 +100,14 @@ def timeframe_from_ns(step: int) -> Timeframe | None:
 
 def median_step(ts: np.ndarray) -> int | None:
     """Median of the positive spacings between consecutive valid timestamps."""
+    from backtest.medians import spacing_median  # compiled: numba loads on first use, not with `backtest --help`
+
     ts = np.asarray(ts, dtype=np.int64)
+    if ts.size < 2:
+        return None
+    step = spacing_median(ts)  # not None: increasing, so only the first can be NaT; else nothing to drop
+    if step is not None and ts[0] != np.iinfo(np.int64).min:
+        return int(step)
     ts = ts[ts != np.iinfo(np.int64).min]
     if ts.size < 2:
         return None

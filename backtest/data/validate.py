@@ -61,7 +61,11 @@ def rule_masks(b: Bars):
 
 def first_error(b: Bars) -> str | None:
     """One-line message for the earliest bad row, or ``None`` if clean."""
+    from .clean import clean  # compiled: numba loads on first use, not with `backtest --help`
+
     n = len(b)
+    if clean(b.ts, b.open, b.high, b.low, b.close, b.volume):
+        return None
     best = None  # (row, rank, kind, column, mask, describe)
     for rank, (kind, column, mask, describe) in enumerate(rule_masks(b)):
         if n == 0:
