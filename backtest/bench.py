@@ -276,7 +276,7 @@ def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, co
         out = simulate_multi_arrays(*args)
         times.append(time.perf_counter() - t)
     med = statistics.median(times)
-    stats = out[-1]
+    stats = out[7]
     steps = n_bars * n_symbols
     lines = [
         f"bars                  {n_bars:,} synthetic 1m × {n_symbols} symbols in one cross-3x account,",

@@ -310,11 +310,8 @@ def cmd_run_multi(args, paths) -> int:
     from .multi import parse_marks, run_multi
     from .strategy import parse_params
 
-    unsupported = [flag for flag, on in (
-        ("--symbol", args.symbol), ("--no-auto-repay", args.no_auto_repay), ("--repay-on-flat", args.repay_on_flat))
-        if on]
-    if unsupported:
-        raise UserError(f"{unsupported[0]}: not supported with several symbols yet")
+    if args.symbol:
+        raise UserError("--symbol: not with several symbols (each file's name or metadata names its symbol)")
     marks = parse_marks(args.mark) or None  # SYMBOL=FILE forms, checked before any file is read
     details = parse_marks(args.detail, flag="--detail") or None
     if args.out:
@@ -329,8 +326,7 @@ def cmd_run_multi(args, paths) -> int:
                     rebalance=args.rebalance, start=args.start, end=args.end,
                     stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
                     margin_file=args.margin_file, rate_history=args.rates, mark=marks, detail=details,
-                    stop_loss=args.stop_loss, take_profit=args.take_profit, trailing_stop=args.trailing_stop,
-                    path=args.path)
+                    **_stop_flags(args))
     other = None
     if args.bound:  # the other path setting first: a refusal names --bound, and nothing is half written
         from .settings import PATHS

@@ -26,7 +26,7 @@ from .rates import rate_table
 from .records import LIQUIDATION, ORDER_KINDS
 from .result import Result
 from .strategy import call_user, check_targets, load_strategy
-from .trades import TRADE_COLUMNS, interest_by_asset, round_trips
+from .trades import TRADE_COLUMNS, flat_costs, interest_by_asset, round_trips
 
 CROSS = "cross"  # the cross account's name (in --allocation, tables and columns)
 
@@ -259,7 +259,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
               liquidation: str = "partial", rebalance: float = 0.0, round_interest: bool = True, start=None,
               end=None, stop_on_liquidation: bool = False, margin_file=None, rate_history=None, mark=None,
               stop_loss: float = 0.0, take_profit: float = 0.0, trailing_stop: float = 0.0,
-              path: str = "ohlc-heuristic", detail=None) -> Result:
+              path: str = "ohlc-heuristic", detail=None, auto_repay: bool = True,
+              repay_on_flat: bool = False) -> Result:
     """Backtest several symbols (``data``: paths, DataFrames or ``{symbol:
     bars}``) in a cross account, isolated accounts, or a mix.
 
@@ -275,9 +276,10 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     bars; ``summary["mark_missing_bars_<SYMBOL>"]`` counts the bars its
     series lacked); a cross account's joint path runs on the marks
     (docs/model-choices.md "Several symbols").  ``stop_loss``,
-    ``take_profit``, ``trailing_stop``, ``path`` and ``detail`` (``{symbol:
-    finer bars}``) work for every account holding one symbol; a cross
-    account of several symbols refuses them (not modelled yet).  Other arguments as
+    ``take_profit``, ``trailing_stop``, ``path``, ``detail`` (``{symbol:
+    finer bars}``), ``auto_repay`` and ``repay_on_flat`` work for every
+    account holding one symbol; a cross account of several symbols refuses
+    them (not modelled yet).  Other arguments as
     ``backtest.run``.
     """
     from .engine import _epoch_seconds, _rate_history
@@ -291,7 +293,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         for key, value in (given or {}).items():
             bars_arg(f"{name}[{key!r}]", value)
     rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
-                     stop_loss, take_profit, trailing_stop, path)
+                     stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
     panel = load_panel(data, start, end)
     symbols = list(panel)
     custom = {}
@@ -338,11 +340,11 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         restore_ml=levels[:, 3].copy(), full_liquidation=liquidation == "full", rebalance=float(rebalance),
         round_interest=bool(round_interest), stop_on_liquidation=bool(stop_on_liquidation),
         stop_loss=rs.stop_loss, take_profit=rs.take_profit, trailing_stop=rs.trailing_stop,
-        pessimistic=rs.path == "pessimistic",
+        pessimistic=rs.path == "pessimistic", auto_repay=rs.auto_repay, repay_on_flat=rs.repay_on_flat,
     )
     fine, n_fine = _details(details, marks, panel, symbols)
     _numba_cache.announce()
-    out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats = simulate_multi_arrays(
+    out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
         seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks, fine)
     given = {s: str(m) if not isinstance(m, pd.DataFrame) else "bars" for s, m in marks.items()}
     result = _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
@@ -361,7 +363,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
                        liquidation=liquidation, rebalance=float(rebalance), round_interest=bool(round_interest),
                        stop_on_liquidation=bool(stop_on_liquidation), **_single_settings(rs, details),
                        start=str(index[0]), end=str(index[-1])),
-                     quote, capital)
+                     quote, capital, exact)
     for sym, n_missing in mark_missing.items():
         result.summary[f"mark_missing_bars_{sym}"] = n_missing
     for sym, n in n_fine.items():
@@ -374,7 +376,8 @@ def _single_only(rs, details, accounts):
     naming the flag, when a cross account holds several symbols."""
     given = [flag for flag, on in (
         ("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit), ("--trailing-stop", rs.trailing_stop),
-        ("--path", rs.path != "ohlc-heuristic"), ("--detail", details)) if on]
+        ("--path", rs.path != "ohlc-heuristic"), ("--detail", details), ("--no-auto-repay", not rs.auto_repay))
+        if on]
     joint = [syms for _, _, syms in accounts if len(syms) > 1]
     if given and joint:
         raise UserError(f"{given[0]}: not supported yet for a cross account holding several symbols "
@@ -387,6 +390,8 @@ def _single_settings(rs, details) -> dict:
     out = {k: getattr(rs, k) for k in ("stop_loss", "take_profit", "trailing_stop") if getattr(rs, k)}
     if rs.path != "ohlc-heuristic":
         out["path"] = rs.path
+    if not rs.auto_repay:
+        out.update(auto_repay=False, repay_on_flat=rs.repay_on_flat)
     if details:
         out["detail"] = {s: str(d) if not isinstance(d, pd.DataFrame) else "bars" for s, d in details.items()}
     return out
@@ -413,7 +418,7 @@ def _ml(equity, debt, profile):
 
 
 def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs, calls,
-            stats, settings, quote, capital):
+            stats, settings, quote, capital, exact):
     n = len(index)
     has = ~np.isnan(cols["open"])
     last_close = pd.DataFrame(cols["close"].T).ffill().to_numpy().T  # valuation between a symbol's bars
@@ -438,8 +443,12 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         frame[f"close_{sym}"] = last_close[k]
         gross += np.abs(out_sym[k, 0] * last_close[k])
         j = acct_of_sym[sym]  # its price alone moves; the account's other symbols stay at their last close
+        base_owed = exact[j][3] if j in exact else None  # auto-repay off: both loans may run at once
         frame[f"liquidation_price_{sym}"], frame[f"liquidation_distance_{sym}"] = liquidation_columns(
-            out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2])
+            out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2],
+            base_owed)
+        if base_owed is not None:
+            frame[f"debt_base_{sym}"] = base_owed
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["exposure"] = np.where(equity > 0, gross / np.where(equity > 0, equity, 1.0), 0.0)
     equity_df = pd.DataFrame(frame, index=index, copy=False)  # arrays of this run's own: not consolidated
@@ -447,15 +456,22 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     acct_names = [a[0] for a in accounts]
     trades = []
     shared = _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs)
+    flat = [shared["interest_while_flat"], shared["fees_while_flat"]]
     for k, sym in enumerate(symbols):
         mine = shared["orders"][k]
         j = acct_of_sym[sym]
         single = len(accounts[j][2]) == 1
         sym_paid = out_acct[j, 3] if single else out_sym[k, 1] + shared["interest"][k]
         bad = liqs["bad_debt"][liqs["account"] == j] if single else shared["bad"][k]
-        by_asset = interest_by_asset(sym_paid, mine, out_sym[k, 0], np.where(cur[k] > 0, cur[k], 1.0))
+        rows = exact.get(j)  # (one symbol, auto-repay off: the kernel's own rows, as run() takes them)
+        price = np.where(cur[k] > 0, cur[k], 1.0)
+        by_asset = interest_by_asset(sym_paid, mine, out_sym[k, 0], price, None if rows is None else rows[0])
         t = round_trips(mine, index, last_close[k], out_sym[k, 0], sym_paid, sym, bad, by_asset,
+                        after_fill=None if rows is None else (rows[1], rows[2], price),
                         liq_fees=None if single else shared["fee"][k])
+        if rows is not None:
+            for r, v in enumerate(flat_costs(t, by_asset[1])):
+                flat[r] += v
         trades.append(t)
     trades = pd.concat([t for t in trades if len(t)], ignore_index=True) if any(len(t) for t in trades) else \
         pd.DataFrame(columns=TRADE_COLUMNS)
@@ -495,7 +511,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         fees_paid=float(stats["fees_paid"]), interest_paid=float(paid[-1]),
         **{f"interest_paid_{a}": v for a, v in per_asset.items()},
         liquidation_fees=float(stats["liquidation_fees"]), bad_debt=float(stats["bad_debt"]),
-        interest_while_flat=shared["interest_while_flat"], fees_while_flat=shared["fees_while_flat"],
+        interest_while_flat=round(flat[0], 8) + 0.0, fees_while_flat=round(flat[1], 8) + 0.0,
         bars=n, start=str(pd.Timestamp(int(seconds[0]), unit="s", tz="UTC")),
         end=str(pd.Timestamp(int(seconds[-1]), unit="s", tz="UTC")),
     )

@@ -23,6 +23,8 @@ from .records import LIQUIDATION, liquidation_multi_dt, margin_call_multi_dt, or
 # the one-symbol kernel's settings a several-symbol run may give (off by default)
 SINGLE_ONLY = {"stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0, "pessimistic": False,
                "auto_repay": True, "repay_on_flat": False}
+# the rows of the one-symbol kernel's ``extra`` (auto-repay off), cumulative except the last
+ONE_SYMBOL_EXTRA = ("interest_quote", "after_base", "after_quote", "base_owed")
 # the totals of ``stats``: kernel_multi's, and those only the one-symbol kernel counts
 EXTRA_STATS = ("ambiguous_bars", "detail_missing_bars", "n_cancelled")
 
@@ -37,7 +39,10 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     ``own_detail``: per symbol with finer bars its detail arrays
     (``detail.detail_arrays`` on its own bars).  Returns
     ``(out_acct, out_sym, interest_base, interest_quote, orders,
-    liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out."""
+    liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out,
+    and per account of one symbol run with auto-repay off the kernel's
+    ``extra`` rows on the grid (``ONE_SYMBOL_EXTRA``: what the books need
+    when both loans may run at once)."""
     mark = (open_, high, low) if mark is None else mark
     n_sym, n = open_.shape
     acct_of = config["symbol_account"]
@@ -47,7 +52,7 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     out_sym = np.empty((n_sym, len(kernel_multi.SYMBOL_ROWS), n))
     int_b, int_q = np.zeros(n_sym), np.zeros(n_acct)
     stats = dict.fromkeys(kernel_multi.STATS + EXTRA_STATS, 0.0)
-    parts = []
+    parts, extra_rows = [], {}
     joint = [a for a in range(n_acct) if len(members[a]) > 1]
     if joint:
         parts.append(_run_joint(joint, members, seconds, (open_, high, low, close), targets, config, mark, out_acct,
@@ -57,9 +62,9 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
             s = int(members[a][0])
             parts.append(_run_single(a, s, seconds, (open_[s], high[s], low[s], close[s]), targets[s], config,
                                      (own_marks or {}).get(s), (own_detail or {}).get(s, NO_DETAIL), out_acct,
-                                     out_sym, int_b, int_q, stats))
+                                     out_sym, int_b, int_q, stats, extra_rows))
     orders, liqs, calls = _merge(parts, acct_of)
-    return out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats
+    return out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, extra_rows
 
 
 def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats):
@@ -102,7 +107,8 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     return orders, liqs, calls
 
 
-def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, out_acct, out_sym, int_b, int_q, stats):
+def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, out_acct, out_sym, int_b, int_q, stats,
+                extra_rows):
     """Account ``a`` holding only symbol ``s``: the one-symbol kernel on the
     symbol's own bars; its rows spread on the union grid (before its first
     bar the capital, untouched), its records in the several-symbol layout."""
@@ -125,6 +131,8 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, out_acct, o
     equity, position, debt, owed, paid = buf[:kernel.N_OUT]
     out_acct[a] = (spread(equity, cfg.capital), spread(debt, 0.0), spread(owed, 0.0), spread(paid, 0.0))
     out_sym[s] = (spread(position, 0.0), out_acct[a, 3])  # (all the account's interest is this symbol's)
+    if buf.shape[0] > kernel.N_OUT:
+        extra_rows[a] = np.vstack([spread(row, 0.0) for row in buf[kernel.N_OUT:]])
     int_b[s], int_q[a] = st["interest_base"], st["interest_quote"]
     for k in stats:
         stats[k] += st[k]

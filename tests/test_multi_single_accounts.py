@@ -147,3 +147,35 @@ def test_cli_detail_and_bound_with_two_isolated_accounts(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and extra[0] in err and "several symbols" in err
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("repay_on_flat", [False, True])
+def test_auto_repay_off_in_isolated_accounts_equals_one_symbol_runs_and_balances(repay_on_flat):
+    b1 = random_bars(11, 300, drop=0.1)
+    b2 = random_bars(12, 280, start=T0 + 20 * H)
+    t1, t2 = random_targets(13, b1.index), random_targets(14, b2.index)
+    settings = dict(fee=0.001, slippage=0.0005, auto_repay=False, repay_on_flat=repay_on_flat, stop_loss=0.05)
+    rates = {"BTC": 0.05, "ETH": 0.08, "USDT": 0.06}
+    multi = run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, pd.DataFrame({"BTCUSDT": t1, "ETHUSDT": t2}),
+                      margin="BTCUSDT=isolated-10x,ETHUSDT=cross-3x", rates=rates, **settings)
+    flat = 0.0
+    for sym, b, t, prof, acct in (("BTCUSDT", b1, t1, "isolated-10x", "BTCUSDT"),
+                                  ("ETHUSDT", b2, t2, "cross-3x", "cross")):
+        mine = {a: r for a, r in rates.items() if a in (sym[:3], "USDT")}
+        one = backtest.run(b, t.to_numpy(), margin=prof, capital=5_000.0, symbol=sym, rates=mine, **settings)
+        assert_account_equals_run(multi, sym, one, b.index, account=acct)
+        assert (multi.equity.loc[b.index, f"debt_base_{sym}"].to_numpy() == one.equity["debt_base"].to_numpy()).all()
+        for col in ("interest_base", "interest_quote"):
+            assert multi.trades.loc[multi.trades["symbol"] == sym, col].tolist() == one.trades[col].tolist(), col
+        flat += one.summary["interest_while_flat"] + one.summary["fees_while_flat"]
+    s = multi.summary
+    assert s["interest_while_flat"] + s["fees_while_flat"] == pytest.approx(flat, abs=1e-7)
+    assert multi.settings["auto_repay"] is False and multi.settings["repay_on_flat"] is repay_on_flat
+    from test_books import assert_books_balance
+    assert_books_balance(multi, 10_000.0)
+
+
+def test_auto_repay_off_refused_for_a_cross_account_of_several_symbols():
+    with pytest.raises(backtest.UserError, match="auto_repay=False: not supported yet for a cross account holding several symbols"):
+        run_multi({"BTCUSDT": random_bars(1, 50), "ETHUSDT": random_bars(2, 50)}, "hold", margin="cross-3x",
+                  auto_repay=False)
