@@ -370,7 +370,8 @@ def bound_table(results: dict) -> str:
     for k, r in results.items():
         lines.append(f"  {k:<15} final equity {eq[k]:,.2f}  liquidations {liq[k]}  "
                      f"ambiguous bars {r.summary['ambiguous_bars']}"
-                     + (f"  detail missing {r.summary['detail_missing_bars']}" if "detail_bars" in r.summary else ""))
+                     + (f"  detail missing {r.summary['detail_missing_bars']}"
+                        if any(k.startswith("detail_bars") for k in r.summary) else ""))
     lines.append(f"  range           final equity {min(eq.values()):,.2f} … {max(eq.values()):,.2f}  "
                  f"liquidations {min(liq.values())} … {max(liq.values())}")
     return "\n".join(lines)

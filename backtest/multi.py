@@ -225,8 +225,11 @@ def _targets(strat, panel, params, index) -> np.ndarray:
     """``[S, n]`` targets on the union grid.  A strategy with ``MULTI = True``
     gets ``{symbol: bars}`` and returns a DataFrame (columns symbols, index
     times) or ``{symbol: Series}``; any other strategy runs on each symbol's
-    bars alone."""
+    bars alone.  Also returns, per symbol row whose strategy output carries
+    more than targets (limit orders, stop levels or fractions), that
+    ``strategy.Orders`` on the symbol's own bars."""
     symbols = list(panel)
+    attached = {}
     out = np.full((len(symbols), len(index)), np.nan)
     multi = bool(getattr(strat.module, "MULTI", False)) or strat.name == "targets"
     if multi:
@@ -245,12 +248,14 @@ def _targets(strat, panel, params, index) -> np.ndarray:
         for k, sym in enumerate(symbols):
             if sym in raw:
                 out[k] = check_targets(raw[sym].reindex(index).to_numpy(np.float64), len(index), strat.name, index)
-        return out
+        return out, attached
     for k, sym in enumerate(symbols):
         bars = panel[sym]
-        t = strat(bars, params)
-        out[k] = pd.Series(t, index=bars.index).reindex(index).to_numpy(np.float64)
-    return out
+        given = strat.orders(bars, params)
+        out[k] = pd.Series(given.target, index=bars.index).reindex(index).to_numpy(np.float64)
+        if given.limit.size or given.stop_loss.size or given.take_profit.size or given.fractions:
+            attached[k] = given
+    return out, attached
 
 
 @api(**{"--data": "data"})
@@ -323,7 +328,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     else:
         strat = load_strategy(strategy)
     resolved = strat.resolve(params)
-    targets = _targets(strat, panel, resolved, index)
+    targets, attached = _targets(strat, panel, resolved, index)
+    _attached_orders(strat.name, attached, symbols, accounts, details, rs)
 
     seconds = _epoch_seconds(index)
     cols = {k: np.vstack([panel[s][k].reindex(index).to_numpy(np.float64) for s in symbols])
@@ -345,7 +351,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     fine, n_fine = _details(details, marks, panel, symbols)
     _numba_cache.announce()
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
-        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks, fine)
+        seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks, fine,
+        attached)
     given = {s: str(m) if not isinstance(m, pd.DataFrame) else "bars" for s, m in marks.items()}
     result = _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
                      calls, stats, dict(
@@ -368,20 +375,42 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         result.summary[f"mark_missing_bars_{sym}"] = n_missing
     for sym, n in n_fine.items():
         result.summary[f"detail_bars_{sym}"] = n
+    if n_fine:  # bars whose stop or liquidation was in reach without finer bars, every account's
+        result.summary["detail_missing_bars"] = int(stats["detail_missing_bars"])
     return result
 
 
 def _single_only(rs, details, accounts):
     """The settings only the one-symbol kernel has are refused, one line
-    naming the flag, when a cross account holds several symbols."""
+    naming the flag, when a cross account holds several symbols (finer bars
+    only for a symbol of such an account)."""
+    joint = [syms for _, _, syms in accounts if len(syms) > 1]
+    shared = [s for syms in joint for s in syms if s in details]
     given = [flag for flag, on in (
         ("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit), ("--trailing-stop", rs.trailing_stop),
-        ("--path", rs.path != "ohlc-heuristic"), ("--detail", details), ("--no-auto-repay", not rs.auto_repay))
-        if on]
-    joint = [syms for _, _, syms in accounts if len(syms) > 1]
+        ("--path", rs.path != "ohlc-heuristic"), ("--no-auto-repay", not rs.auto_repay)) if on]
+    if shared:
+        given.append(f"--detail {shared[0]}")
     if given and joint:
         raise UserError(f"{given[0]}: not supported yet for a cross account holding several symbols "
                         f"({', '.join(joint[0])}); isolated accounts (and a cross account of one symbol) take it")
+
+
+def _attached_orders(name, attached, symbols, accounts, details, rs):
+    """A strategy's limit orders and stop levels go with its targets to an
+    account of one symbol (as in a one-symbol run); a cross account of
+    several symbols refuses them (one line), so nothing is silently dropped."""
+    from .engine import loans_outlive_trades
+
+    for k, given in attached.items():
+        sym = symbols[k]
+        syms = next(s for _, _, s in accounts if sym in s)
+        if len(syms) > 1:
+            raise UserError(f"strategy {name}: its limit orders or stop levels ({sym}) are not supported yet for "
+                            f"a cross account holding several symbols ({', '.join(syms)})")
+        if given.limit.size and sym in details:
+            raise UserError(f"--detail {sym}: not combined with a strategy's limit orders yet")
+        loans_outlive_trades(given, rs.auto_repay)  # (refuses limit orders with auto-repay off)
 
 
 def _single_settings(rs, details) -> dict:
@@ -507,7 +536,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     summary.update(
         n_trades=int(stats["n_trades"]), n_orders=int(stats["n_orders"]), n_capped=int(stats["n_capped"]),
         n_liquidations=int(stats["n_liquidations"]), n_margin_calls=int(stats["n_margin_calls"]),
-        ambiguous_bars=int(stats["ambiguous_bars"]),
+        ambiguous_bars=int(stats["ambiguous_bars"]), n_cancelled=int(stats["n_cancelled"]),
         fees_paid=float(stats["fees_paid"]), interest_paid=float(paid[-1]),
         **{f"interest_paid_{a}": v for a, v in per_asset.items()},
         liquidation_fees=float(stats["liquidation_fees"]), bad_debt=float(stats["bad_debt"]),

@@ -16,9 +16,10 @@ import numpy as np
 
 from . import kernel, kernel_multi
 from .detail import NO_DETAIL
-from .engine import simulate_arrays
+from .engine import loans_outlive_trades, simulate_arrays
 from .inputs import Rates, Settings
 from .records import LIQUIDATION, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
+from .strategy import Orders
 
 # the one-symbol kernel's settings a several-symbol run may give (off by default)
 SINGLE_ONLY = {"stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0, "pessimistic": False,
@@ -30,14 +31,16 @@ EXTRA_STATS = ("ambiguous_bars", "detail_missing_bars", "n_cancelled")
 
 
 def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mark=None, own_marks=None,
-                          own_detail=None):
+                          own_detail=None, own_orders=None):
     """Run every account of ``config`` (``multi.run_multi``'s: the accounts'
     capital and levels, the run's settings, ``SINGLE_ONLY``'s keys if given);
     ``mark``: the (open, high, low) ``[S, n]`` arrays liquidation is checked
     on (default: the traded ones); ``own_marks``: per symbol with a mark
     series its (open, high, low, close) on the symbol's own bars;
     ``own_detail``: per symbol with finer bars its detail arrays
-    (``detail.detail_arrays`` on its own bars).  Returns
+    (``detail.detail_arrays`` on its own bars); ``own_orders``: per symbol
+    whose strategy attached limit orders or stop levels its
+    ``strategy.Orders`` on its own bars (accounts of one symbol only).  Returns
     ``(out_acct, out_sym, interest_base, interest_quote, orders,
     liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out,
     and per account of one symbol run with auto-repay off the kernel's
@@ -61,8 +64,8 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
         if len(members[a]) == 1:
             s = int(members[a][0])
             parts.append(_run_single(a, s, seconds, (open_[s], high[s], low[s], close[s]), targets[s], config,
-                                     (own_marks or {}).get(s), (own_detail or {}).get(s, NO_DETAIL), out_acct,
-                                     out_sym, int_b, int_q, stats, extra_rows))
+                                     (own_marks or {}).get(s), (own_detail or {}).get(s, NO_DETAIL),
+                                     (own_orders or {}).get(s), out_acct, out_sym, int_b, int_q, stats, extra_rows))
     orders, liqs, calls = _merge(parts, acct_of)
     return out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, extra_rows
 
@@ -107,30 +110,34 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     return orders, liqs, calls
 
 
-def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, out_acct, out_sym, int_b, int_q, stats,
+def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_acct, out_sym, int_b, int_q, stats,
                 extra_rows):
     """Account ``a`` holding only symbol ``s``: the one-symbol kernel on the
     symbol's own bars; its rows spread on the union grid (before its first
     bar the capital, untouched), its records in the several-symbol layout."""
     bars = np.flatnonzero(~np.isnan(ohlc[0]))
     extra = {k: config.get(k, v) for k, v in SINGLE_ONLY.items()}
+    extra.update(given.fractions if given is not None else {})  # a strategy's own fractions come first
     cfg = Settings(
         float(config["capital"][a]), config["fee"], config["slippage"], config["initial_ml"][a], config["call_ml"][a],
         config["liquidation_ml"][a], config["liquidation_fee"][a], config["restore_ml"][a],
         bool(config["full_liquidation"]), config["rebalance"], bool(config["round_interest"]),
-        bool(config["stop_on_liquidation"]), extra["stop_loss"], extra["take_profit"], extra["trailing_stop"],
+        bool(config["stop_on_liquidation"]), float(extra["stop_loss"]), float(extra["take_profit"]),
+        float(extra["trailing_stop"]),
         bool(extra["pessimistic"]), bool(extra["auto_repay"]), bool(extra["repay_on_flat"]), np.inf, np.inf)
     rates = Rates(np.int64(config["rate_h0"]), config["rates"][s], config["rates"][-1])
+    exact = loans_outlive_trades(given if given is not None else Orders(target), bool(extra["auto_repay"]))
     buf, orders, liqs, calls, tot = simulate_arrays(
         seconds[bars], *(np.ascontiguousarray(x[bars]) for x in ohlc), np.ascontiguousarray(target[bars]),
-        (cfg, rates), mark=own_mark, detail=fine, quote_row=not extra["auto_repay"])
+        (cfg, rates), mark=own_mark, detail=fine, orders=given, quote_row=exact)
     st = dict(zip(kernel.STATS, tot.tolist()))
     last = np.cumsum(~np.isnan(ohlc[0])) - 1  # per bar of the grid, the account's last own bar (−1: none yet)
     before = last < 0
     spread = lambda row, start: np.where(before, start, row[np.maximum(last, 0)])  # noqa: E731
     equity, position, debt, owed, paid = buf[:kernel.N_OUT]
     out_acct[a] = (spread(equity, cfg.capital), spread(debt, 0.0), spread(owed, 0.0), spread(paid, 0.0))
-    out_sym[s] = (spread(position, 0.0), out_acct[a, 3])  # (all the account's interest is this symbol's)
+    out_sym[s] = (spread(position, 0.0), out_acct[a, 3])  # (unread: the trades of an account of one symbol take
+    # the account's interest, multi._result)
     if buf.shape[0] > kernel.N_OUT:
         extra_rows[a] = np.vstack([spread(row, 0.0) for row in buf[kernel.N_OUT:]])
     int_b[s], int_q[a] = st["interest_base"], st["interest_quote"]

@@ -176,6 +176,32 @@ def test_auto_repay_off_in_isolated_accounts_equals_one_symbol_runs_and_balances
 
 
 def test_auto_repay_off_refused_for_a_cross_account_of_several_symbols():
-    with pytest.raises(backtest.UserError, match="auto_repay=False: not supported yet for a cross account holding several symbols"):
+    with pytest.raises(backtest.UserError,
+                       match="auto_repay=False: not supported yet for a cross account holding several symbols"):
         run_multi({"BTCUSDT": random_bars(1, 50), "ETHUSDT": random_bars(2, 50)}, "hold", margin="cross-3x",
                   auto_repay=False)
+
+
+def test_a_strategys_limit_orders_and_stops_go_to_accounts_of_one_symbol():
+    b1, b2 = random_bars(31, 400, drop=0.1), random_bars(32, 380, start=T0 + 10 * H)
+    params = dict(window=20, offset=0.01, expiry=4, leverage=3.0)
+    multi = run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, "dip_entry", params,
+                      margin="BTCUSDT=isolated-10x,ETHUSDT=cross-5x", fee=0.001)
+    kinds = set(multi.orders["kind"])
+    assert {"limit", "stop_loss"} <= kinds, kinds  # the strategy's limit entries and its stop levels acted
+    assert multi.summary["n_cancelled"] > 0
+    for sym, b, prof, acct in (("BTCUSDT", b1, "isolated-10x", "BTCUSDT"), ("ETHUSDT", b2, "cross-5x", "cross")):
+        one = backtest.run(b, "dip_entry", params, margin=prof, capital=5_000.0, symbol=sym, fee=0.001)
+        assert_account_equals_run(multi, sym, one, b.index, account=acct)
+    from test_books import assert_books_balance
+    assert_books_balance(multi, 10_000.0)
+
+
+def test_a_strategys_orders_are_refused_for_a_cross_account_of_several_symbols():
+    data = {"BTCUSDT": random_bars(31, 100), "ETHUSDT": random_bars(32, 100)}
+    with pytest.raises(backtest.UserError, match="strategy dip_entry: its limit orders or stop levels .* cross "
+                                                 "account holding several symbols") as err:
+        run_multi(data, "dip_entry", margin="cross-3x")
+    assert "\n" not in str(err.value)
+    with pytest.raises(backtest.UserError, match="not combined with a strategy's limit orders"):
+        run_multi(data, "dip_entry", margin="isolated-3x", auto_repay=False)
