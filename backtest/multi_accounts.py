@@ -103,7 +103,8 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     out_acct[joint], out_sym[syms], int_b[syms], int_q[joint] = o_acct, o_sym, i_b, i_q
     for k, v in st.items():
         stats[k] += v
-    orders, liqs, calls = orders[:int(st["n_orders"])], liqs[:int(st["n_liquidations"])], calls[:int(st["n_margin_calls"])]
+    orders, liqs = orders[:int(st["n_orders"])], liqs[:int(st["n_liquidations"])]
+    calls = calls[:int(st["n_margin_calls"])]
     orders["symbol"] = syms[orders["symbol"]]
     liqs["account"] = np.asarray(joint)[liqs["account"]]
     calls["account"] = np.asarray(joint)[calls["account"]]
