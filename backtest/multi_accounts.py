@@ -151,28 +151,24 @@ def _records(a, s, bars, orders, liqs, calls):
     """One-symbol records as several-symbol ones: bars on the union grid,
     the symbol and account; a liquidation fill names its event (one fill per
     event in this kernel, in the same order) and trigger."""
-    o = np.zeros(len(orders), dtype=order_multi_dt)
-    for name in orders.dtype.names:
-        o[name] = orders[name]
-    o["bar"] = bars[orders["bar"]]
-    o["symbol"] = s
-    o["trigger"] = np.nan
-    o["event"] = -1
+    o = _widened(orders, order_multi_dt, bars, symbol=s, trigger=np.nan, event=-1)
     fills = np.flatnonzero(orders["kind"] == LIQUIDATION)
     o["event"][fills] = np.arange(len(fills))
     o["trigger"][fills] = liqs["trigger_price"]
-    lq = np.zeros(len(liqs), dtype=liquidation_multi_dt)
-    for name in liqs.dtype.names:
-        lq[name] = liqs[name]
-    lq["bar"] = bars[liqs["bar"]]
-    lq["account"] = a
-    lq["theta"] = np.nan
-    c = np.zeros(len(calls), dtype=margin_call_multi_dt)
-    for name in calls.dtype.names:
-        c[name] = calls[name]
-    c["bar"] = bars[calls["bar"]]
-    c["account"] = a
-    return o, lq, c
+    return (o, _widened(liqs, liquidation_multi_dt, bars, account=a, theta=np.nan),
+            _widened(calls, margin_call_multi_dt, bars, account=a))
+
+
+def _widened(records, dtype, bars, **fields):
+    """``records`` in the wider ``dtype``, their bar on the grid (``bars``:
+    the grid row of each own bar), the added ``fields`` set."""
+    out = np.zeros(len(records), dtype=dtype)
+    for name in records.dtype.names:
+        out[name] = records[name]
+    out["bar"] = bars[records["bar"]]
+    for name, value in fields.items():
+        out[name] = value
+    return out
 
 
 def _merge(parts, acct_of):
