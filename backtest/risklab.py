@@ -46,13 +46,12 @@ from .errors import UserError
 from .kernel import STATS as KERNEL_STATS
 from .grid import MARGIN_AXIS, MAX_COMBOS, iter_combinations, preflight
 from .profile_file import load_profiles
-from .profiles import get_profile
 from .rates import rate_table
 from .riskstats import STEPS, combination_stats, fan_stride, fan_table, sample_steps
 from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
 from .sweep import (SETTING_NAMES, Progress, _atomic_parquet, _fingerprint, _kept, _run_dask, _run_threads, _Silent,
-                    prepare_settings, settings_config)
+                    cached_config, prepare_settings)
 from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
                            undo_overwrite, write_manifest)
 
@@ -130,12 +129,8 @@ class RiskContext:
         self.configs = {}
 
     def config(self, margin, given: Orders):
-        stops = tuple(given.fractions.get(k) for k in ("stop_loss", "take_profit", "trailing_stop"))
-        key = (margin, stops)
-        if key not in self.configs:
-            profile = get_profile(margin, self.profiles).for_pair(self.base, self.quote)
-            self.configs[key] = settings_config(self.settings, profile, self.base, self.quote, self.rates, given)
-        return self.configs[key]
+        return cached_config(self.configs, self.settings, self.profiles, self.base, self.quote, self.rates, margin,
+                             given.fractions)[1]
 
     def path(self, k):
         """Path ``k``: (seconds, open, high, low, close, marks, bars for the strategy)."""

@@ -134,6 +134,7 @@ class SweepContext:
             self.marks = marks_of(self.kernel_bars, cols)
         self.bank = np.empty((0, len(self.seconds)))
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
+        self._configs = {}  # (margin, stop fractions) → (profile, kernel settings)
 
     def prepare(self, combos):
         """Compute each distinct indicator of ``combos`` once, into one array
@@ -179,8 +180,7 @@ class SweepContext:
         if not isinstance(given, Orders):
             given = Orders(given)
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
-        profile = get_profile(params[MARGIN_AXIS], self.profiles).for_pair(self.base, self.quote)
-        config = settings_config(s, profile, self.base, self.quote, self.rates, given)
+        profile, config = self.config(params[MARGIN_AXIS], given.fractions)
         stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
                                 Given(given.target, *given.kernel_args()), None, *scratch)[4]
         summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)
@@ -190,6 +190,10 @@ class SweepContext:
         if self.mark_missing is not None:
             row["mark_missing_bars"] = self.mark_missing
         return row
+
+    def config(self, margin, fractions):
+        return cached_config(self._configs, self.settings, self.profiles, self.base, self.quote, self.rates, margin,
+                             fractions)
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))
@@ -256,12 +260,24 @@ def prepare_settings(
     return Setup(strat, grid, bars, margins, settings, custom, mark if isinstance(mark, pd.DataFrame) else None)
 
 
-def settings_config(s: dict, profile, base: str, quote: str, rates, given: Orders) -> tuple:
+def settings_config(s: dict, profile, base: str, quote: str, rates, fractions: dict) -> tuple:
     """The kernel's settings tuple from a settings dict (``prepare_settings``')
-    for ``profile`` (already ``for_pair``), a strategy's own stop fractions
-    over the settings' ones."""
-    return RunSettings.from_dict(s).with_stops(given.fractions).kernel_config(profile, rates,
-                                                                              profile.borrow_limits(base, quote))
+    for ``profile`` (already ``for_pair``), a strategy's own stop
+    ``fractions`` (``Orders.fractions``) over the settings' ones."""
+    return RunSettings.from_dict(s).with_stops(fractions).kernel_config(profile, rates,
+                                                                        profile.borrow_limits(base, quote))
+
+
+def cached_config(cache: dict, s: dict, profiles: dict, base: str, quote: str, rates, margin: str,
+                  fractions: dict) -> tuple:
+    """``(profile, kernel settings)`` for ``margin`` and a strategy's stop
+    ``fractions``, built once per distinct pair into ``cache`` (the same for
+    most combinations or paths; threads may race to build the same value)."""
+    key = (margin, tuple(sorted(fractions.items())))
+    if key not in cache:
+        profile = get_profile(margin, profiles).for_pair(base, quote)
+        cache[key] = profile, settings_config(s, profile, base, quote, rates, fractions)
+    return cache[key]
 
 
 # the settings a sweep (and risk, walk-forward) shares with ``run``: prepare_settings' keywords
