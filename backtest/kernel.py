@@ -146,7 +146,7 @@ N_STATS = len(STATS)
 # the intrabar ones and a stop exit; the caller grows the buffers and reruns
 # when it runs short
 ORDERS_PER_BAR = 3 + MAX_LIQUIDATIONS_PER_BAR
-# the quiet loop's room for interest: this many hours at the rate in force (docs: kernel step 7)
+# the quiet loop's room for interest: this many hours at the rate in force (README "Where the time goes")
 HOURS_AHEAD = 96.0
 N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest is derived
 

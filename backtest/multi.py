@@ -536,7 +536,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     summary.update(
         n_trades=int(stats["n_trades"]), n_orders=int(stats["n_orders"]), n_capped=int(stats["n_capped"]),
         n_liquidations=int(stats["n_liquidations"]), n_margin_calls=int(stats["n_margin_calls"]),
-        ambiguous_bars=int(stats["ambiguous_bars"]), n_cancelled=int(stats["n_cancelled"]),
+        ambiguous_bars=int(stats["ambiguous_bars"]),
         fees_paid=float(stats["fees_paid"]), interest_paid=float(paid[-1]),
         **{f"interest_paid_{a}": v for a, v in per_asset.items()},
         liquidation_fees=float(stats["liquidation_fees"]), bad_debt=float(stats["bad_debt"]),
@@ -544,6 +544,8 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         bars=n, start=str(pd.Timestamp(int(seconds[0]), unit="s", tz="UTC")),
         end=str(pd.Timestamp(int(seconds[-1]), unit="s", tz="UTC")),
     )
+    if stats["n_cancelled"]:  # (a strategy's limit orders; other runs keep the keys they always had)
+        summary["n_cancelled"] = int(stats["n_cancelled"])
     write_off = writeoffs.of_events(liqs, orders)
     writeoffs.note(summary, write_off, orders_df)
     for j, name in enumerate(acct_names):

@@ -72,35 +72,41 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
 
 def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats):
     """The cross accounts with several symbols, through ``kernel_multi`` on
-    their symbols' rows; its records with the run's symbol and account
-    numbers."""
+    their symbols' rows (the run's own arrays and buffers when they hold
+    every symbol: no copy of ``[S, n]`` arrays); its records with the run's
+    symbol and account numbers."""
     syms = np.concatenate([members[a] for a in joint])
+    n_sym, n = targets.shape
+    whole = len(joint) == len(members) and (syms == np.arange(n_sym)).all()
+    sub = (lambda arr: arr) if whole else (lambda arr: np.ascontiguousarray(arr[syms]))  # noqa: E731
+    per_acct = (lambda key: config[key]) if whole else (lambda key: np.ascontiguousarray(config[key][joint]))  # noqa
     local = {a: k for k, a in enumerate(joint)}
-    sub = lambda arr: np.ascontiguousarray(arr[syms])  # noqa: E731
     acct = np.array([local[a] for a in joint for _ in members[a]], dtype=np.int64)
-    per_acct = lambda key: np.ascontiguousarray(config[key][joint])  # noqa: E731
-    rates = np.ascontiguousarray(np.vstack([config["rates"][syms], config["rates"][-1:]]))
-    n = seconds.shape[0]
-    o_acct = np.empty((len(joint), len(kernel_multi.ACCOUNT_ROWS), n))
-    o_sym = np.empty((len(syms), len(kernel_multi.SYMBOL_ROWS), n))
-    i_b, i_q = np.zeros(len(syms)), np.zeros(len(joint))
-    changes = int(np.count_nonzero(~np.isnan(targets[syms])))
+    rates = config["rates"] if whole else np.ascontiguousarray(np.vstack([config["rates"][syms],
+                                                                           config["rates"][-1:]]))
+    args = (seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark), acct, per_acct("capital"),
+            config["fee"], config["slippage"], config["rate_h0"], rates, per_acct("initial_ml"), per_acct("call_ml"),
+            per_acct("liquidation_ml"), per_acct("liquidation_fee"), per_acct("restore_ml"),
+            config["full_liquidation"], config["rebalance"], config["round_interest"], config["stop_on_liquidation"])
+    if whole:
+        o_acct, o_sym, i_b, i_q = out_acct, out_sym, int_b, int_q
+    else:
+        o_acct = np.empty((len(joint), len(kernel_multi.ACCOUNT_ROWS), n))
+        o_sym = np.empty((len(syms), len(kernel_multi.SYMBOL_ROWS), n))
+        i_b, i_q = np.zeros(len(syms)), np.zeros(len(joint))
+    changes = int(np.count_nonzero(~np.isnan(args[5])))
     per_step = kernel_multi.ORDERS_PER_STEP
     sizes = [min(changes, n * len(syms)) + 64 * len(syms) * per_step, 64 * len(joint) * per_step, 64 + len(joint)]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
                                zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
-        complete, tot = kernel_multi.simulate_multi(
-            seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark), acct, per_acct("capital"),
-            config["fee"], config["slippage"], config["rate_h0"], rates, per_acct("initial_ml"),
-            per_acct("call_ml"), per_acct("liquidation_ml"), per_acct("liquidation_fee"), per_acct("restore_ml"),
-            config["full_liquidation"], config["rebalance"], config["round_interest"], config["stop_on_liquidation"],
-            o_acct, o_sym, i_b, i_q, orders, liqs, calls)
+        complete, tot = kernel_multi.simulate_multi(*args, o_acct, o_sym, i_b, i_q, orders, liqs, calls)
         st = dict(zip(kernel_multi.STATS, tot.tolist()))
         if complete:
             break
         sizes = [k * 4 for k in sizes]
-    out_acct[joint], out_sym[syms], int_b[syms], int_q[joint] = o_acct, o_sym, i_b, i_q
+    if not whole:
+        out_acct[joint], out_sym[syms], int_b[syms], int_q[joint] = o_acct, o_sym, i_b, i_q
     for k, v in st.items():
         stats[k] += v
     orders, liqs = orders[:int(st["n_orders"])], liqs[:int(st["n_liquidations"])]
