@@ -165,19 +165,21 @@ def run(
     paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if len(out) > 5 else None)
 
     index = bars.index
-    exposure, assets_ml, fees, ambiguous = bar_columns(equity, position, debt, c, orders)
-    ml = profile_ml(assets_ml, profile)
-    liq_price, liq_distance = liquidation_columns(position, equity, debt, c, profile.kernel_levels()[2],
-                                                  out[8] if exact else None)
-    equity_df = pd.DataFrame(
-        {"equity": equity, "margin_level": ml, "position": position, "debt": debt, "interest_paid": paid,
-         "interest_owed": owed, "interest_paid_base": paid_base, "interest_paid_quote": paid_quote,
-         "fees_paid": fees, "exposure": exposure, "close": c.copy(), "liquidation_price": liq_price,
-         "liquidation_distance": liq_distance, "ambiguous": ambiguous},
-        index=index, copy=False,  # the kernel's own rows, kept as they are: no 20 ms block consolidation
-    )
-    if not auto_repay:  # both loans may run at once: the debt per asset as the kernel kept it
-        equity_df["debt_base"] = out[8]
+
+    def equity_table():  # built when first read (Result.equity): a loop reading summaries never pays for it
+        exposure, assets_ml, fees, ambiguous = bar_columns(equity, position, debt, c, orders)
+        liq_price, liq_distance = liquidation_columns(position, equity, debt, c, profile.kernel_levels()[2],
+                                                      out[8] if exact else None)
+        table = pd.DataFrame(
+            {"equity": equity, "margin_level": profile_ml(assets_ml, profile), "position": position, "debt": debt,
+             "interest_paid": paid, "interest_owed": owed, "interest_paid_base": paid_base,
+             "interest_paid_quote": paid_quote, "fees_paid": fees, "exposure": exposure, "close": c.copy(),
+             "liquidation_price": liq_price, "liquidation_distance": liq_distance, "ambiguous": ambiguous},
+            index=index, copy=False,  # the kernel's own rows, kept as they are: no 20 ms block consolidation
+        )
+        if not auto_repay:  # both loans may run at once: the debt per asset as the kernel kept it
+            table["debt_base"] = out[8]
+        return table
     summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
     if mark is not None:
         summary["mark_missing_bars"] = missing
@@ -206,7 +208,7 @@ def run(
     orders_df = _records_frame(orders, index, symbol, ORDER_COLUMNS)
     writeoffs.note(summary, write_off, orders_df)
     return Result(
-        equity=equity_df,
+        equity=equity_table,
         trades=trades,
         orders=orders_df,
         liquidations=_records_frame(_in_profile_terms(liqs[~write_off], profile), index, symbol, LIQUIDATION_COLUMNS),

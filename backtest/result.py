@@ -6,7 +6,7 @@
 """
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +43,13 @@ class Result:
         settings: the run's configuration, as given.
         profile: the margin profile used.
         bars: the OHLCV bars the run used (may be None for a loaded result).
+
+    ``equity`` may be given as a function that builds the table: it is then
+    built on first use, once (a caller reading only the summary, a notebook
+    loop over ``backtest.run``, never pays for 14 columns per bar).
     """
 
-    equity: pd.DataFrame
+    equity: InitVar[object]
     trades: pd.DataFrame
     orders: pd.DataFrame
     liquidations: pd.DataFrame
@@ -54,6 +58,9 @@ class Result:
     settings: dict
     profile: Profile
     bars: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __post_init__(self, equity):
+        self._equity = equity
 
     def __repr__(self):
         s = self.summary
@@ -130,6 +137,16 @@ class Result:
         from .report import plot_equity
 
         return plot_equity(self, path, log=log)
+
+
+def _built_equity(self) -> pd.DataFrame:
+    if callable(self._equity):
+        self._equity = self._equity()
+    return self._equity
+
+
+# (set after the class: a property in its body would be taken for the field's default)
+Result.equity = property(_built_equity, doc="per bar: equity, margin level, position, ... (see ``Result``)")
 
 
 def _read(path: Path, reader, kind=None):
