@@ -401,9 +401,10 @@ def sweep(
     check_folder(out, manifest["id"], resume, overwrite)  # before any work: nothing in out is lost
     stored = stored_chunk_size(out, manifest["id"]) if resume else None
     # ~16 chunks per thread so the last ones finish close together, but each
-    # worth at least ~20 M bar-steps so writing its file stays a small cost
+    # worth at least ~20 M bar-steps so writing its file stays a small cost;
+    # and at least 4 per thread, or a small sweep runs its last chunk alone
     balanced = max(n_combos // (16 * threads), -(-20_000_000 // len(bars)))
-    chunk_size = stored or chunk_size or max(1, min(64, balanced))
+    chunk_size = stored or chunk_size or max(1, min(64, balanced, -(-n_combos // (4 * threads))))
     manifest["chunk_size"] = chunk_size
     n_chunks = -(-n_combos // chunk_size)
     if progress is None or progress is True:  # the default: say what is coming, then a progress bar
