@@ -417,6 +417,7 @@ def sweep(
     else:
         report = _Silent() if progress is False else progress
     t0 = time.perf_counter()
+    kept = {}
     if not scheduler and progress is not False:
         _numba_cache.announce()
     try:
@@ -427,13 +428,15 @@ def sweep(
             ctx = SweepContext(bars, strat, settings, setup.mark)
             ctx.prepare(c for _, block in grid_chunks(strat, grid, margins, chunk_size, set(todo)) for c in block)
             _run_threads(ctx, grid_chunks(strat, grid, margins, chunk_size, set(todo)), out,
-                         workers or os.cpu_count() or 1, report)
+                         workers or os.cpu_count() or 1, report, kept)
     except (UserError, KeyboardInterrupt) as exc:
         done = finished_chunks(out)  # this sweep's: another's were moved aside (overwrite) or refused
         if overwrite and not done:
             undo_overwrite(out)
         raise _kept(exc, out, n_combos, chunk_size, done) from None
-    table = pd.concat([pd.read_parquet(_chunk_path(out, k)) for k in range(n_chunks)], ignore_index=True)
+    # the chunks this call ran as they were saved (the same table: tests/test_sweep.py), earlier ones from disk
+    table = pd.concat([kept[k] if k in kept else pd.read_parquet(_chunk_path(out, k)) for k in range(n_chunks)],
+                      ignore_index=True)
     _atomic_parquet(table, out / "sweep.parquet")
     finish_folder(out)
     return SweepResult(table, out, skipped, time.perf_counter() - t0, settings)
@@ -485,9 +488,10 @@ def _atomic_parquet(df: pd.DataFrame, path: Path):
     os.replace(tmp, path)
 
 
-def _run_threads(ctx, chunks, out, workers, report):
+def _run_threads(ctx, chunks, out, workers, report, kept=None):
     """Run ``chunks`` (``(k, combinations)``, a lazy stream) on threads, at
-    most two per thread in flight, so memory does not grow with the grid."""
+    most two per thread in flight, so memory does not grow with the grid
+    (beyond the rows: ``kept``, if given, gets each saved chunk's table)."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = {}
         try:
@@ -503,6 +507,8 @@ def _run_threads(ctx, chunks, out, workers, report):
                             failed = failed or fut.exception()
                             continue
                         _atomic_parquet(fut.result(), _chunk_path(out, j))
+                        if kept is not None:
+                            kept[j] = fut.result()
                         report.advance(size)
                     if failed is not None:
                         raise failed

@@ -68,6 +68,10 @@ class _KillAfter(Progress):
 
 def test_killed_sweep_resumes_to_the_same_table(tmp_path):
     straight = sweep(BTC, "sma_cross", GRID, out=tmp_path / "a", chunk_size=2, **RANGE).table
+    # the table is the chunks as saved (kept in memory, not read back): the same frame as the files give
+    files = sorted((tmp_path / "a" / "chunks").glob("part-*.parquet"))
+    pd.testing.assert_frame_equal(straight, pd.concat([pd.read_parquet(f) for f in files], ignore_index=True),
+                                  check_exact=True)
     with pytest.raises(KeyboardInterrupt):
         sweep(BTC, "sma_cross", GRID, out=tmp_path / "b", chunk_size=2, workers=1, progress=_KillAfter(3), **RANGE)
     saved = sorted((tmp_path / "b" / "chunks").glob("part-*.parquet"))
