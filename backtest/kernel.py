@@ -258,6 +258,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         lim_side = ns[LIM_SIDE]
         pending = pending_limit = np.nan  # (step 3 took the last one)
         pending_kind = SIGNAL
+        rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
         j = i
         for j in range(i, n):
             c = close[j]
@@ -330,8 +331,11 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                     if t % HOUR != 0 or hour_boundaries_between(ts[j], t) != 0:
                         break
                     rb, rq = rates.base[t // HOUR - rates.h0], rates.quote[t // HOUR - rates.h0]
-                    cb = interest_charge(st[PB], rb, cfg.round_interest)
-                    cq = interest_charge(st[PQ], rq, cfg.round_interest)
+                    if rb != rb_run or rq != rq_run:  # the principal is the run's: the charge changes with the rates
+                        rb_run, rq_run = rb, rq
+                        cb_run = interest_charge(st[PB], rb, cfg.round_interest)
+                        cq_run = interest_charge(st[PQ], rq, cfg.round_interest)
+                    cb, cq = cb_run, cq_run
                     room_b -= cb
                     room_q -= cq
                     if room_b < 0.0 or room_q < 0.0:
