@@ -327,10 +327,10 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                             else (high[k] < far * (1.0 + cfg.trailing_stop))):
                         break
                 if ts[k] >= next_hour:  # quiet too if the hour's interest is all it has (steps 1, 4) and fits the room
-                    t = ts[k]
-                    if t % HOUR != 0 or hour_boundaries_between(ts[j], t) != 0:
+                    if ts[k] != next_hour:  # off the hour, or past more than one boundary (step 1 would charge)
                         break
-                    rb, rq = rates.base[t // HOUR - rates.h0], rates.quote[t // HOUR - rates.h0]
+                    col = next_hour // HOUR - rates.h0
+                    rb, rq = rates.base[col], rates.quote[col]
                     if rb != rb_run or rq != rq_run:  # the principal is the run's: the charge changes with the rates
                         rb_run, rq_run = rb, rq
                         cb_run = interest_charge(st[PB], rb, cfg.round_interest)
@@ -346,7 +346,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                         fs[AFTER_B] += cb
                         fs[AFTER_Q] += cq
                         paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
-                    next_hour = t + HOUR
+                    next_hour += HOUR
                 best = far
                 continue
             break
