@@ -97,13 +97,14 @@ def prepare(result) -> Run:
     equity = col("equity")
     symbol = str(result.settings.get("symbol") or "?")
     base, quote = _assets(symbol)
-    kind = str(getattr(result.profile, "name", "")).split("-")[0] or "margin"
+    accounts = result.settings.get("accounts") or {}  # several symbols: each account's own profile
     levels = {}
     for name in [c for c in eq.columns if str(c).startswith("margin_level")]:
         ml = eq[name].to_numpy(np.float64).copy()
         ml[~np.isfinite(ml)] = np.nan  # +inf: no debt, nothing to plot
         suffix = str(name)[len("margin_level"):].strip("_")
-        levels[f"{suffix or symbol} ({kind})"] = ml
+        profile = (accounts.get(suffix) or {}).get("profile") or str(getattr(result.profile, "name", ""))
+        levels[f"{suffix or symbol} ({profile.split('-')[0] or 'margin'})"] = ml
     capital = float(result.settings.get("capital") or (equity[0] if len(equity) else 0.0))
     bars = result.bars
     low = high = None
