@@ -253,7 +253,9 @@ def run_title(run: Run) -> str:
     strategy = f"{s.get('strategy', '?')}({params})" if params else str(s.get("strategy", "?"))
     start = str(s.get("start") or run.summary.get("start") or "")[:10]
     end = str(s.get("end") or run.summary.get("end") or "")[:10]
-    return f"{run.symbol} · {strategy} · {run.profile.name} · {start} → {end}"
+    accounts = s.get("accounts") or {}  # several symbols: every account's profile, once each
+    profiles = ", ".join(dict.fromkeys(a.get("profile", "?") for a in accounts.values())) or run.profile.name
+    return f"{run.symbol} · {strategy} · {profiles} · {start} → {end}"
 
 
 def title_size(text: str, width_in: float) -> float:

@@ -37,6 +37,7 @@ def settings_rows(run) -> list[tuple[str, str]]:
         ("parameters", _clip(params, 40)),
         ("margin profile", f"{p.name} (max {p.max_leverage:g}×)"),
         ("ML init/call/liq", f"{p.initial_ml:.3g} / {call} / {p.liquidation_ml:g}"),
+        *_accounts_row(s),
         ("liquidation", f"{s.get('liquidation', '—')}, fee {fmt_num(p.liquidation_fee, 1, pct=True)}"),
         ("capital", f"{fmt_num(s.get('capital'))} {q}"),
         ("trading fee", "—" if fee is None else fmt_num(fee, 3, pct=True)),
@@ -48,6 +49,10 @@ def settings_rows(run) -> list[tuple[str, str]]:
         rows.append(("after liquidation", "stop"))
     if s.get("auto_repay") is False:
         rows.append(("auto-repay", "off, repay on flat" if s.get("repay_on_flat") else "off: loans run on"))
+    stops = [f"{label} {fmt_num(s[k], 1, pct=True)}" for k, label in
+             (("stop_loss", "stop-loss"), ("take_profit", "take-profit"), ("trailing_stop", "trailing")) if s.get(k)]
+    if stops:
+        rows.append(("stops", _clip(", ".join(stops), 40)))
     if getattr(p, "max_borrow", ()):
         rows.append(("max borrow", _clip(", ".join(f"{a} {fmt_num(v)}" for a, v in p.max_borrow), 44)))
     if s.get("detail"):
@@ -267,3 +272,12 @@ def _band(fig, left, right, y, step):
 
     return Rectangle((left - 0.005, y - step * 0.95), right - left + 0.01, step, transform=fig.transFigure,
                      facecolor="#eef2f8", edgecolor="none", zorder=0, figure=fig)
+
+
+def _accounts_row(s) -> list:
+    """Several symbols: every account's profile (the rows above are the
+    first account's)."""
+    accounts = s.get("accounts") or {}
+    if len(accounts) < 2:
+        return []
+    return [("accounts", _clip("; ".join(f"{n}: {a.get('profile', '?')}" for n, a in accounts.items()), 40))]
