@@ -40,12 +40,14 @@ def configure():
 
 
 def cold() -> bool:
-    """True when the cache folder holds no compiled code yet (a fresh
+    """True when the cache folder holds no compiled kernel yet (a fresh
     environment, or the kernel's sources changed): the next kernel call
-    compiles.  Cheap: one small folder listed."""
+    compiles.  The kernel's own index, not any: the bar checks compile a
+    small helper into the same folder before the kernel runs.  Cheap: one
+    small folder listed."""
     folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else _HERE / "__pycache__"
     try:
-        return not any(folder.rglob("*.nbi"))
+        return not any(folder.rglob("kernel.simulate-*.nbi"))
     except OSError:
         return False
 
