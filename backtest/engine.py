@@ -206,7 +206,7 @@ def run(
     # "No empty liquidations"): a write-off, counted apart
     write_off = liqs["quantity"] == 0.0
     orders_df = _records_frame(orders, index, symbol, ORDER_COLUMNS)
-    writeoffs.note(summary, write_off, orders_df)
+    writeoffs.name_fills(orders_df)  # (counted apart in the summary already: summary_of)
     return Result(
         equity=equity_table,
         trades=trades,
@@ -327,7 +327,8 @@ def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str
     out = summarize(capital, st, len(seconds), int(seconds[0]), int(seconds[-1]), ppy)
     out.update(
         n_trades=int(st["n_trades"]), n_orders=int(st["n_orders"]), n_capped=int(st["n_capped"]),
-        n_liquidations=int(st["n_liquidations"]), n_margin_calls=int(st["n_margin_calls"]),
+        # a write-off (nothing to sell, debt written off) is no liquidation: counted apart, as run() shows it
+        n_liquidations=int(st["n_liquidations"] - st["n_write_offs"]), n_margin_calls=int(st["n_margin_calls"]),
         ambiguous_bars=int(st["ambiguous_bars"]), detail_missing_bars=int(st["detail_missing_bars"]),
         n_cancelled=int(st["n_cancelled"]),
         fees_paid=st["fees_paid"], interest_paid=st["interest_paid"],
@@ -335,6 +336,8 @@ def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str
         liquidation_fees=st["liquidation_fees"], bad_debt=st["bad_debt"],
         bars=len(seconds), start=_iso(int(seconds[0])), end=_iso(int(seconds[-1])),
     )
+    if st["n_write_offs"]:  # (only then: every other run's summary keeps its keys)
+        out["n_write_offs"] = int(st["n_write_offs"])
     return out
 
 

@@ -33,8 +33,8 @@ N_FS = 21
 # the bar it was placed, capped?); the pending order's kind; per-run flags
 # (records kept, stops on, a mark series, finer bars)
 (N_ORDERS, N_LIQS, N_CALLS, N_CAPPED, N_TRADES, N_AMBIGUOUS, N_DETAIL_MISSING, N_CANCELLED, LIM_SIDE,
- LIM_PLACED, LIM_CAPPED, PENDING_KIND, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON) = range(16)
-N_NS = 16
+ LIM_PLACED, LIM_CAPPED, PENDING_KIND, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON, N_WRITE_OFFS) = range(17)
+N_NS = 17
 # a totals row ``tot``: trading fees, interest paid (quote value), base and
 # quote interest charged, liquidation fees, bad debt
 T_FEES, T_PAID, T_IB, T_IQ, T_LIQ, T_BAD = range(6)
@@ -93,6 +93,7 @@ def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders,
     _track_in(fs, pos, _position(st), liqs[row].fill_price, trigger)
     ns[N_ORDERS] += 1
     ns[N_LIQS] += 1
+    ns[N_WRITE_OFFS] += liqs[row].quantity == 0.0  # nothing to sell, debt written off (counted apart)
     tot[T_LIQ] += f
     tot[T_BAD] += b
     return True

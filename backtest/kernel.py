@@ -35,7 +35,7 @@ from numba.extending import intrinsic
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _position
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
-                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, PAID,
+                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
                        T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _quiet, _replay, _walk)
 from .limits import _cancel_standing, _place, _walk_limit
@@ -138,7 +138,7 @@ STATS = (
     "interest_base", "interest_quote", "liquidation_fees", "bad_debt", "interest_paid", "fees_paid",
     "final_equity", "sum_r", "sum_r2", "sum_neg2", "max_drawdown", "n_exposed", "min_margin_level",
     "n_orders", "n_liquidations", "n_margin_calls", "n_capped", "n_trades", "ambiguous_bars",
-    "detail_missing_bars", "n_cancelled",
+    "detail_missing_bars", "n_cancelled", "n_write_offs",
 )
 N_STATS = len(STATS)
 
@@ -365,7 +365,7 @@ def _stats(fs, ns, block, n_block, sums, prev_eq, max_dd, n_exposed, min_ml):
         fs[INT_BASE], fs[INT_QUOTE], fs[LIQ_FEES], fs[BAD_DEBT], fs[PAID], fs[FEES_PAID], prev_eq, sum_r, sum_r2,
         sum_neg2, max_dd, float(n_exposed), min_ml, float(ns[N_ORDERS]), float(ns[N_LIQS]), float(ns[N_CALLS]),
         float(ns[N_CAPPED]), float(ns[N_TRADES]), float(ns[N_AMBIGUOUS]), float(ns[N_DETAIL_MISSING]),
-        float(ns[N_CANCELLED]),
+        float(ns[N_CANCELLED]), float(ns[N_WRITE_OFFS]),
     )
     stats = np.zeros(N_STATS)
     for k in range(N_STATS):

@@ -161,11 +161,12 @@ class RiskContext:
                                                       self.config(params[MARGIN_AXIS], given), marks, NO_DETAIL,
                                                       given, quote_row=exact)
                 stats = dict(zip(KERNEL_STATS, st.tolist()))
-                n_liq = int(stats["n_liquidations"])
+                real = liqs[liqs["quantity"] != 0.0]  # a write-off is no liquidation (writeoffs.py)
+                n_liq = len(real)
                 row = dict(params)
                 row.update(combination=ci, path=int(k), start=int(seconds[0]), end=int(seconds[-1]),
                            final_equity=stats["final_equity"], **{"return": stats["final_equity"] / capital - 1.0},
-                           liquidated=n_liq > 0, first_liquidation=int(seconds[liqs[0]["bar"]]) if n_liq else -1,
+                           liquidated=n_liq > 0, first_liquidation=int(seconds[real[0]["bar"]]) if n_liq else -1,
                            n_liquidations=n_liq, max_drawdown=stats["max_drawdown"],
                            interest_paid=stats["interest_paid"], fees_paid=stats["fees_paid"],
                            liquidation_fees=stats["liquidation_fees"], bad_debt=stats["bad_debt"],

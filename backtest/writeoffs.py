@@ -17,11 +17,18 @@ def of_events(liqs, orders) -> np.ndarray:
 
 def note(summary: dict, write_off: np.ndarray, orders_df) -> None:
     """Count the write-offs apart in ``summary`` and name their fills in the
-    orders table."""
+    orders table (several symbols: ``kernel_multi`` counts them with the
+    liquidations; the one-symbol kernel counts them apart itself,
+    ``engine.summary_of``)."""
     n = int(np.count_nonzero(write_off))
     if n:
         summary["n_liquidations"] -= n
         summary["n_write_offs"] = n
+    name_fills(orders_df)
+
+
+def name_fills(orders_df) -> None:
+    """A write-off's zero fill is kind ``write_off`` in the orders table."""
     if len(orders_df):
         empty = (orders_df["kind"] == "liquidation") & (orders_df["quantity"] == 0.0)
         if empty.any():  # (an assignment through .loc costs ~1 ms even when it selects nothing)

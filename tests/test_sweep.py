@@ -180,3 +180,21 @@ def test_a_parameter_named_like_a_metric_keeps_its_column(tmp_path):
     single = backtest.run(BTC, strategy="hold", params={"exposure": 4.0}, margin="cross-5x", **RANGE)
     assert table["metric_exposure"].iloc[1] == single.summary["exposure"]
     assert table["final_equity"].iloc[1] == single.summary["final_equity"]
+
+
+def test_a_write_off_counts_apart_in_a_sweep_row_as_in_run(tmp_path):
+    # long 3x, then flat with the quote loan left running (auto-repay off); a rate spike at 06:00
+    # makes one hour's interest exceed the cash: nothing to sell, the debt is written off
+    strat = tmp_path / "spike.py"
+    strat.write_text("import numpy as np\nPARAMS = {'x': 3.0}\n\n\ndef targets(bars, x):\n"
+                     "    t = np.full(len(bars), np.nan)\n    t[0] = x\n    t[2] = 0.0\n    return t\n")
+    rates = tmp_path / "rates.csv"
+    rates.write_text("timestamp,asset,daily_rate\n2023-12-31 00:00,USDT,0.0\n2024-01-01 06:00,USDT,1000.0\n")
+    idx = pd.date_range("2024-01-01", periods=12, freq="1h", tz="UTC", name="timestamp")
+    bars = pd.DataFrame({"open": 100.0, "high": 100.0, "low": 100.0, "close": 100.0, "volume": 1.0}, index=idx)
+    kw = dict(symbol="BTCUSDT", margin="cross-3x", auto_repay=False, rates={"BTC": 0.0}, rate_history=rates, fee=0.0)
+    one = backtest.run(bars, str(strat), **kw)
+    assert (one.summary["n_liquidations"], one.summary["n_write_offs"]) == (0, 1)
+    assert one.orders["kind"].tolist() == ["signal", "signal", "write_off"] and one.liquidations.empty
+    row = sweep(bars, str(strat), {"x": [3.0]}, out=tmp_path / "s", progress=False, **kw).table.iloc[0]
+    assert (row["n_liquidations"], row["n_write_offs"]) == (0, 1)
