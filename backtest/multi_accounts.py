@@ -138,7 +138,6 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
         seconds[bars], *(np.ascontiguousarray(x[bars]) for x in ohlc), np.ascontiguousarray(target[bars]),
         (cfg, rates), mark=own_mark, detail=fine, orders=given, quote_row=exact)
     st = dict(zip(kernel.STATS, tot.tolist()))
-    st["n_liquidations"] += st["n_write_offs"]  # kernel_multi's count holds them; multi._result takes them out
     last = np.cumsum(~np.isnan(ohlc[0])) - 1  # per bar of the grid, the account's last own bar (−1: none yet)
     before = last < 0
     spread = lambda row, start: np.where(before, start, row[np.maximum(last, 0)])  # noqa: E731
