@@ -10,6 +10,7 @@ from numba import njit
 
 from ._numba_cache import configure
 from .records import LIQUIDATION
+from .rules import margin_level
 
 configure()  # numba's cache folder, set before any @njit here is defined
 
@@ -39,7 +40,7 @@ def _fill(equity, position, debt, close, bar, fee, trading, ambiguous_fill, expo
     total = 0.0
     for i in range(close.shape[0]):
         exposure[i] = position[i] * close[i] / equity[i] if equity[i] > 0 else 0.0
-        assets_ml[i] = (equity[i] + debt[i]) / debt[i] if debt[i] > 0 else np.inf
+        assets_ml[i] = margin_level(equity[i] + debt[i], debt[i])
         paid = 0.0
         flagged = False
         while k < m and bar[k] == i:

@@ -54,10 +54,10 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
              *(np.ascontiguousarray(orders[k], dtype=np.float64) for k in _FILL_FIELDS))
     per_bar = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (interest_paid, *paid_by_asset, position,
                                                                           close, after_v, after_b, after_q))
-    table, n_rows, flat = _walk(*fills, _later_openings(orders, exact),
+    table, n_rows, flat = _walk(fills, _later_openings(orders, exact),
                                 np.ascontiguousarray(bad_debts, dtype=np.float64),
                                 _NONE if liq_fees is None else np.ascontiguousarray(liq_fees, dtype=np.float64),
-                                *per_bar, exact)
+                                per_bar, exact)
     out = _table(table[:, :n_rows], times, symbol)
     out.attrs["flat"] = {"interest": float(flat[0]), "fees": float(flat[1])}
     return out
@@ -72,11 +72,14 @@ _ENTRY, _EXIT, _DIR, _ENTRY_PRICE, _EXIT_PRICE, _QTY, _FEES, _INTEREST, _IB, _IQ
 
 
 @njit(cache=True)
-def _walk(bar, kind, side, qty, px, fee_, before, after, interest, charge, later, bad_debts, liq_fees,
-          paid, paid_b, paid_q, position, close, after_v, after_b, after_q, exact):
-    """The fills in order, one trade open at a time: the trades as a table
-    (``_ENTRY``… rows, one column each) and the flat books' (interest,
-    fees).  Compiled: a Python loop over the fills cost more than the kernel."""
+def _walk(fills, later, bad_debts, liq_fees, per_bar, exact):
+    """The fills in order (``fills``: their bar, kind and ``_FILL_FIELDS``
+    columns), one trade open at a time: the trades as a table (``_ENTRY``…
+    rows, one column each) and the flat books' (interest, fees).  ``per_bar``:
+    interest paid (total, base, quote), position, close and the step-4
+    charges.  Compiled: a Python loop over the fills cost more than the kernel."""
+    bar, kind, side, qty, px, fee_, before, after, interest, charge = fills
+    paid, paid_b, paid_q, position, close, after_v, after_b, after_q = per_bar
     m = bar.shape[0]
     table = np.empty((12, m + 1))
     n_rows = 0
