@@ -7,8 +7,11 @@ DEFAULT_DAILY_RATE = 0.0002
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
-    """``"BTCUSDT"`` → ``("BTC", "USDT")``; ``"ETH/USDT"`` and ``"ETH_USDT"`` work too."""
+    """``"BTCUSDT"`` → ``("BTC", "USDT")``; ``"ETH/USDT"``, ``"ETH_USDT"`` and
+    a perpetual's ``"BTCUSDT_PERP"`` work too."""
     s = symbol.upper().replace("/", "").replace("_", "").replace("-", "")
+    if s.endswith("PERP") and len(s) > 4:  # a perpetual's market (BTCUSDT_PERP): the same two assets
+        s = s[:-4]
     for quote in QUOTES:
         if s.endswith(quote) and len(s) > len(quote):
             return s[: -len(quote)], quote

@@ -184,7 +184,10 @@ def check_args(args: dict):
     from .profiles import Profile
 
     for name in SETTINGS:
-        if name in args:
+        if name in args and not (name == "fee" and args[name] is None):  # (None: the venue's default fee)
+            number(name, args[name])
+    for name in ("funding_rate",):
+        if args.get(name) is not None:
             number(name, args[name])
     for name in FLAGS + ("resume", "overwrite"):
         if name in args:

@@ -23,14 +23,14 @@ from .detail import NO_DETAIL, detail_arrays
 from .errors import UserError
 from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
-from .profiles import Profile, resolve_profile
-from . import writeoffs
+from .profiles import USDM_FEE, Profile, resolve_profile
+from . import perps, writeoffs
 from .per_bar import bar_columns
 from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
-from .inputs import Bars, Detail, Given, marks_of
+from .inputs import Bars, Detail, Given, marks_of, no_venue
 from .settings import RunSettings
 from .strategy import Orders, load_strategy
 from .trades import flat_costs, interest_by_asset, round_trips
@@ -44,7 +44,7 @@ def run(
     *,
     margin: str | Profile | None = None,
     capital: float = 10_000.0,
-    fee: float = 0.001,
+    fee: float | None = None,
     slippage: float = 0.0,
     rates: dict | None = None,
     liquidation: str = "partial",
@@ -64,6 +64,9 @@ def run(
     auto_repay: bool = True,
     repay_on_flat: bool = False,
     margin_file=None,
+    funding=None,
+    funding_rate: float | None = None,
+    brackets=None,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -80,7 +83,8 @@ def run(
             ``cross-pro-10x``, ``cross-pro-20x``, or one of ``margin_file``)
             or a ``Profile``.
         capital: starting equity, in the quote asset.
-        fee: trading fee as a fraction of notional (0.001 = 0.1 %).
+        fee: trading fee as a fraction of notional (default 0.001 = 0.1 %
+            on spot margin, 0.0005 on perpetual futures).
         slippage: fraction of price against the trader on every fill.
         rates: daily borrow rate per asset, e.g. ``{"USDT": 0.0003}``; any
             asset not named pays 0.0002 per day.
@@ -121,6 +125,14 @@ def run(
             balances at a fill that leaves no position (``--repay-on-flat``).
         margin_file: a TOML file of custom profiles (``--margin-file``, see
             ``profile_file``); without ``margin``, its only profile is used.
+        funding: perpetual futures: a funding-rate file (Parquet/CSV
+            ``timestamp, funding_rate``); default the file bundled beside
+            bundled perp data (``BTCUSDT_PERP-funding.parquet``).
+        funding_rate: perpetual futures: a constant rate every 8 hours
+            instead (what-ifs, tests).
+        brackets: perpetual futures: a maintenance-bracket JSON (Binance
+            ``leverageBracket``, ccxt, freqtrade); default the shipped
+            tables of BTCUSDT and ETHUSDT.
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
@@ -128,6 +140,12 @@ def run(
     """
     check_args(locals())
     profile = resolve_profile(margin, margin_file)
+    if profile.perp:
+        own_mark, own_funding = perps.companions(bars if not isinstance(bars, pd.DataFrame) else None)
+        mark = own_mark if mark is None else mark
+        funding = own_funding if funding is None and funding_rate is None else funding
+        fee = USDM_FEE if fee is None else fee
+    fee = 0.001 if fee is None else fee
     rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
                      stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
@@ -149,6 +167,11 @@ def run(
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
     base, quote = split_symbol(symbol)
     profile = profile.for_pair(base, quote)
+    versions = perps.check_settings(profile, symbol, rates, rate_history, auto_repay, given, detail, brackets, funding,
+                                    funding_rate)
+    if profile.perp:
+        perps.check_leverage(profile, versions, seconds[0])
+        rate_b = rate_q = 0.0  # no borrowing: no interest
     table = rate_table(seconds, (base, quote), {base: rate_b, quote: rate_q}, history)
     config = rs.kernel_config(profile, table, profile.borrow_limits(base, quote))
     marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, symbol)
@@ -158,15 +181,22 @@ def run(
         raise UserError("--detail: not combined with a strategy's limit orders yet")
     exact = loans_outlive_trades(given, auto_repay)
     fine, n_fine = (NO_DETAIL, 0) if detail is None else detail_arrays(detail, bars, symbol)
+    venue = None
+    if profile.perp:
+        f_times, f_rates = perps.funding_rows(funding, funding_rate, symbol, seconds)
+        m_open, m_close = (o, c) if marks is None else (marks[0], marks[3])
+        venue, f_times = perps.venue_inputs(versions, seconds, m_open, m_close, f_times, f_rates)
     _numba_cache.announce()
     out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine, given,
-                                                      quote_row=exact)
+                                                      quote_row=exact, venue=venue)
     equity, position, debt, owed, paid = out[:5]
     paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if len(out) > 5 else None)
 
     index = bars.index
 
     def equity_table():  # built when first read (Result.equity): a loop reading summaries never pays for it
+        if profile.perp:
+            return _perp_equity(equity, position, debt, paid, c, orders, venue, index)
         exposure, assets_ml, fees, ambiguous = bar_columns(equity, position, debt, c, orders)
         liq_price, liq_distance = liquidation_columns(position, equity, debt, c, profile.kernel_levels()[2],
                                                       out[8] if exact else None)
@@ -181,6 +211,8 @@ def run(
             table["debt_base"] = out[8]
         return table
     summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
+    if profile.perp:
+        _perp_summary(summary, venue, base, quote)
     if mark is not None:
         summary["mark_missing_bars"] = missing
     if detail is not None:
@@ -202,11 +234,17 @@ def run(
         "detail": None if detail is None else (str(detail) if not isinstance(detail, pd.DataFrame) else "bars"),
         "start": str(index[0]), "end": str(index[-1]),
     }
+    if profile.perp:
+        settings.update(venue=profile.venue, brackets=None if brackets is None else str(brackets),
+                        funding=None if funding is None else str(funding), funding_rate=funding_rate)
     # an account with nothing to sell whose debt is written off is no liquidation (docs/model-choices.md
     # "No empty liquidations"): a write-off, counted apart
     write_off = liqs["quantity"] == 0.0
     orders_df = _records_frame(orders, index, symbol, ORDER_COLUMNS)
     writeoffs.name_fills(orders_df)  # (counted apart in the summary already: summary_of)
+    if profile.perp:  # funding takes interest's place in the trades (paid while open); no loans, no borrow charge
+        trades = trades.drop(columns=["interest_base", "interest_quote"]).rename(columns={"interest": "funding"})
+        orders_df = orders_df.drop(columns=["interest"])
     return Result(
         equity=equity_table,
         trades=trades,
@@ -217,7 +255,35 @@ def run(
         settings=settings,
         profile=profile,
         bars=bars,
+        funding=perps.funding_table(f_times, venue, symbol) if profile.perp else None,
     )
+
+
+def _perp_equity(equity, position, free, funding_paid, c, orders, venue, index):
+    """The per-bar table of a perp run: no loans, so no debt or interest;
+    funding paid, the margin ratio and the mark-price liquidation price
+    instead (docs/model-choices.md "Perpetual futures")."""
+    exposure, _, fees, ambiguous = bar_columns(equity, position, np.zeros_like(equity), c, orders)
+    ratio, liq_price, liq_distance = perps.perp_columns(equity, position, free, c, venue, None)
+    with np.errstate(divide="ignore"):
+        health = np.where(ratio > 0, 1.0 / ratio, np.inf)
+    return pd.DataFrame(
+        {"equity": equity, "margin_ratio": ratio, "margin_level": health, "position": position,
+         "funding_paid": funding_paid, "fees_paid": fees, "exposure": exposure, "close": c.copy(),
+         "liquidation_price": liq_price, "liquidation_distance": liq_distance, "ambiguous": ambiguous},
+        index=index, copy=False)
+
+
+def _perp_summary(summary, venue, base, quote):
+    """A perp run's summary: funding where spot margin has interest, the
+    worst margin ratio where it has the lowest margin level."""
+    summary["venue"] = "binance-usdm"
+    summary["funding_paid"] = summary.pop("interest_paid")
+    summary.pop(f"interest_paid_{base}", None)
+    summary.pop(f"interest_paid_{quote}", None)
+    health = summary.pop("min_margin_level")
+    summary["max_margin_ratio"] = 0.0 if health is None or health == np.inf else 1.0 / health
+    summary["n_funding"] = int(np.count_nonzero(venue.funding_out[0]))
 
 
 def _rate_history(history, rates):
@@ -285,7 +351,7 @@ def mark_arrays(mark, bars, symbol=None, name=None):
 
 
 def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, detail=NO_DETAIL,
-                    orders: Orders | None = None, quote_row=False):
+                    orders: Orders | None = None, quote_row=False, venue=None):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
@@ -295,7 +361,8 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     ``detail`` the finer bars' arrays (``detail.detail_arrays``); ``orders``
     a strategy's limit orders and stop levels (default none); ``quote_row``:
     also keep the cumulative quote interest, step-4 charges and base owed
-    per bar (rows 5–8 of ``out``; needed with auto-repay off).  Returns
+    per bar (rows 5–8 of ``out``; needed with auto-repay off); ``venue`` the
+    venue's tables and funding (``inputs.Venue``; default spot margin's).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
@@ -309,7 +376,8 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, extra, out, orders, liqs, calls)
+            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, extra, out, orders, liqs, calls,
+            no_venue() if venue is None else venue)
         if complete:
             return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
         sizes = [k * 4 for k in sizes]

@@ -1,9 +1,11 @@
 """The one-symbol kernel's inputs as named tuples (numba compiles them as
 typed records): ``kernel.simulate(bars, marks, cfg, rates, detail, given,
-extra, out, orders, liqs, calls)`` instead of 48 positions.  A field is
+extra, out, orders, liqs, calls, venue)`` instead of 48 positions.  A field is
 read by name in the compiled code, so adding one touches its record and
 its readers, not every call site."""
 from collections import namedtuple
+
+import numpy as np
 
 from .strategy import NONE
 
@@ -16,7 +18,14 @@ Marks = namedtuple("Marks", "open high low close")
 Settings = namedtuple("Settings", (
     "capital fee slippage initial_ml call_ml liquidation_ml liquidation_fee restore_ml full_liquidation "
     "rebalance round_interest stop_on_liquidation stop_loss take_profit trailing_stop pessimistic auto_repay "
-    "repay_on_flat max_borrow_base max_borrow_quote"))
+    "repay_on_flat max_borrow_base max_borrow_quote venue leverage isolated"), defaults=(0, 0.0, False))
+# the venue's own inputs (venues/plug.py): its maintenance-bracket tables
+# (versions from ``table_from`` seconds, their tiers ``table_rows[table_start[v]
+# : table_start[v + 1]]``: floor, cap, mmr, cum, max leverage) and its
+# periodic charges (funding: the bar each falls in, the mark and rate, and
+# ``funding_out`` 2 × n filled with the position and the payment); empty
+# arrays on spot margin
+Venue = namedtuple("Venue", "table_from table_start table_rows funding_bar funding_mark funding_rate funding_out")
 # hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)
 Rates = namedtuple("Rates", "h0 base quote")
 # finer bars; bar i's usable ones are start[i] .. end[i] − 1 (detail.detail_arrays)
@@ -24,6 +33,12 @@ Detail = namedtuple("Detail", "open high low close start end")
 # a strategy's output (strategy.Orders): targets, limit prices and their
 # expiry, stop-loss / take-profit prices per bar (empty arrays: none)
 Given = namedtuple("Given", "target limit expiry sl_price tp_price")
+
+
+def no_venue() -> Venue:
+    """Spot margin's: no tables, no funding."""
+    return Venue(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((0, 5)), np.zeros(0, np.int64),
+                 np.zeros(0), np.zeros(0), np.zeros((2, 0)))
 
 
 def marks_of(bars: Bars, mark=None) -> Marks:

@@ -16,7 +16,9 @@ from numba import njit
 
 from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_order, _trade_to
 from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
-from .rules import liquidation_price, liquidation_trigger, stop_levels
+from .rules import liquidation_trigger, stop_levels
+from .venues import binance_usdm as usdm
+from .venues.plug import USDM, exposed, level_price
 
 MAX_LIQUIDATIONS_PER_BAR = 8
 
@@ -27,7 +29,9 @@ MAX_LIQUIDATIONS_PER_BAR = 8
 # order decided at the last close (target, limit price); the run's totals
 (ENTRY, BEST, RB, RQ, SLP, TPP, LIM_Q, LIM_PX, LIM_B, LIM_INTEREST, LIM_CHARGE, PENDING, PENDING_LIMIT,
  FEES_PAID, PAID, INT_BASE, INT_QUOTE, LIQ_FEES, BAD_DEBT, AFTER_B, AFTER_Q) = range(21)
-N_FS = 21
+N_FS_LOOP = 21
+N_FS = usdm.N_SLOTS  # the venue's slots follow (venues/binance_usdm.py)
+assert usdm.FREE == N_FS_LOOP
 # ``ns``, the run's counts and flags: records written and the counters of
 # ``kernel.STATS``; the standing limit order (side +1 buy / −1 sell / 0 none,
 # the bar it was placed, capped?); the pending order's kind; per-run flags
@@ -85,8 +89,11 @@ def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders,
     a gap when the trigger is the open ``mo``.  False when nothing was
     liquidated (``_forced_exit``)."""
     pos = _position(st)
-    f, b, row = _forced_exit(st, i, trigger, traded, cfg.slippage, cfg.liquidation_fee, cfg.restore_ml,
-                             cfg.full_liquidation, mlr, orders, ns[N_ORDERS], liqs, ns[N_LIQS], cfg.auto_repay)
+    if cfg.venue == USDM:
+        f, b, row = _perp_exit(st, fs, ns, cfg, i, trigger, orders, liqs)
+    else:
+        f, b, row = _forced_exit(st, i, trigger, traded, cfg.slippage, cfg.liquidation_fee, cfg.restore_ml,
+                                 cfg.full_liquidation, mlr, orders, ns[N_ORDERS], liqs, ns[N_LIQS], cfg.auto_repay)
     if row < 0:
         return False
     liqs[row].gap = trigger == mo
@@ -97,6 +104,22 @@ def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders,
     tot[T_LIQ] += f
     tot[T_BAD] += b
     return True
+
+
+@njit(cache=True)
+def _perp_exit(st, fs, ns, cfg, i, trigger, orders, liqs):
+    """A perp position liquidated at ``trigger`` (``binance_usdm.liquidate``),
+    recorded as ``_forced_exit`` records a spot one."""
+    k = min(ns[N_LIQS], liqs.shape[0] - 1)
+    rec = liqs[k]
+    rec.bar = i
+    before = _position(st)
+    side, q, fee, bad = usdm.liquidate(st, fs, trigger, cfg.liquidation_fee, cfg.isolated, rec)
+    if side == 0:
+        return 0.0, 0.0, -1
+    _record_order(orders, min(ns[N_ORDERS], orders.shape[0] - 1), i, side, LIQUIDATION, False, q, trigger, fee, st,
+                  0.0, before)
+    return fee, bad, k
 
 
 @njit(cache=True, inline="always")
@@ -117,7 +140,7 @@ def _first_level(st, fs, cfg, mlr, cur, p, at_open):
     """(kind, trigger price) of the first level the move ``cur → p`` fires,
     kind −1 for none.  Kinds in priority order (ties and the open):
     liquidation, stop-loss, trailing, take-profit."""
-    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+    p_liq, side = level_price(st, fs, cfg, mlr)
     long_ = _position(st) > 0.0
     s, t, g = _levels(fs, fs[BEST], long_, cfg)
     cands = (
@@ -145,7 +168,7 @@ def _first_level(st, fs, cfg, mlr, cur, p, at_open):
 def _ambiguous(st, fs, cfg, h, lo, mh, ml):
     """The bar's range reaches an adverse level and the take-profit (the
     liquidation level: the range ``mh``, ``ml`` of the mark bar)."""
-    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], cfg.liquidation_ml)
+    p_liq, side = level_price(st, fs, cfg, cfg.liquidation_ml)
     long_ = _position(st) > 0.0
     s, t, g = _levels(fs, fs[BEST], long_, cfg)
     if g != g or not ((h >= g) if long_ else (lo <= g)):
@@ -177,9 +200,14 @@ def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders):
     stop's trigger) in bar ``i``, recorded as ``kind``, its fee and interest
     added to ``tot``; returns ``capped`` (``account._trade_to``)."""
     pos = _position(st)
-    side, q, fill, fee_value, capped, cb, cq = _trade_to(
-        st, x, price, cfg.fee, cfg.slippage, fs[RB], fs[RQ], cfg.initial_ml, cfg.round_interest, cfg.auto_repay,
-        cfg.repay_on_flat, cfg.max_borrow_base, cfg.max_borrow_quote)
+    if cfg.venue == USDM:
+        side, q, fill, fee_value, capped = usdm.trade_to(st, fs, x, price, cfg.fee, cfg.slippage, cfg.leverage,
+                                                         cfg.isolated, fs[ENTRY])
+        cb = cq = 0.0
+    else:
+        side, q, fill, fee_value, capped, cb, cq = _trade_to(
+            st, x, price, cfg.fee, cfg.slippage, fs[RB], fs[RQ], cfg.initial_ml, cfg.round_interest, cfg.auto_repay,
+            cfg.repay_on_flat, cfg.max_borrow_base, cfg.max_borrow_quote)
     if side == 0:
         return capped
     if ns[RECORD]:
@@ -257,16 +285,32 @@ def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs):
     mlr = cfg.liquidation_ml
     n_l = 0
     for _ in range(MAX_LIQUIDATIONS_PER_BAR):
-        trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, mo, mh, ml)
+        if cfg.venue == USDM:
+            trigger = _perp_trigger(st, fs, mlr, mo, mh, ml)
+        else:
+            trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, mo, mh, ml)
         if trigger != trigger:
             break
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
         if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs):
             break  # nothing to liquidate
         n_l += 1
-        if st[PB] + st[IB] + st[PQ] + st[IQ] == 0.0:
+        if not exposed(st, cfg):
             break
     return n_l > 0
+
+
+@njit(cache=True)
+def _perp_trigger(st, fs, m, mo, mh, ml):
+    """Where a mark bar (open ``mo``, high ``mh``, low ``ml``) reaches a
+    perp's liquidation price: it, or the open when the bar opens beyond it;
+    NaN when it does not."""
+    p, side = usdm.level_price(st, fs, m)
+    if side == 1 and ml <= p:
+        return min(mo, p)
+    if side == -1 and mh >= p:
+        return max(mo, p)
+    return np.nan
 
 
 @njit(cache=True)
@@ -295,7 +339,7 @@ def _replay(st, fs, ns, tot, sub, cfg, i, detail, orders, liqs):
             ambiguous = ambiguous or amb
             if record and amb and ns[N_ORDERS] > n0:
                 orders[ns[N_ORDERS] - 1].ambiguous = True  # the forced fill the path inside the sub-bar decided
-        elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0:
+        elif exposed(st, cfg):
             # (entry and best are kept even with stops off: a buy-back can leave a position)
             f = _liquidations(st, fs, ns, sub, cfg, i, (detail.open[j], detail.high[j], detail.low[j]),
                               detail.high[j], detail.low[j], orders, liqs)

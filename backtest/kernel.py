@@ -39,6 +39,8 @@ from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
                        T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _quiet, _replay, _walk)
 from .limits import _cancel_standing, _place, _walk_limit
+from .venues import binance_usdm as usdm
+from .venues.plug import USDM
 from .records import REBALANCE, SIGNAL
 from .rules import (
     HOUR,
@@ -152,7 +154,7 @@ N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest i
 
 
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
-def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, calls):
+def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, calls, venue):
     """Run one symbol through one margin account: the records of
     ``inputs.py`` in (``bars``, ``marks``: the bars liquidation is checked
     against, ``cfg``: the settings, ``rates``, ``detail``: finer bars,
@@ -167,6 +169,9 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
     (sweeps), the buffers then only need one row.  Returns ``(n_orders,
     n_liqs, n_calls, complete, stats)``: ``complete`` False when a buffer
     ran short (grow it and call again); ``stats`` the totals in ``STATS``.
+    ``venue``: the venue's tables and periodic charges (``inputs.Venue``);
+    on a perp account row 2 of ``out`` is the cross wallet outside an
+    isolated position (0 in cross mode) and row 4 the funding paid.
     """
     ts, open_, high, low, close = bars.ts, bars.open, bars.high, bars.low, bars.close
     mark_open, mark_high, mark_low, mark_close = marks.open, marks.high, marks.low, marks.close
@@ -178,6 +183,10 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
     record = out.shape[1] > 0  # False: summary only, the buffers are one-row scratch
     has_mark = mark_close.shape[0] > 0
     st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail.start.shape[0] > 0)
+    perp = cfg.venue == USDM
+    n_fund = venue.funding_bar.shape[0]
+    vt = np.zeros(2, np.int64)  # the next table version, the next funding charge
+    next_venue = _next_venue(venue, vt, n) if perp else n  # the next bar a venue event falls in
     bt = np.zeros((2, N_TOT))  # the totals of a bar's walk, and of one finer bar
     block = np.empty(RETURN_BLOCK + 1 + 24)  # block[0]: the equity before the block; 24 scratch (_add_block)
     block[0] = prev_eq = peak = cfg.capital
@@ -209,9 +218,15 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             fs[RB] = rates.base[t // HOUR - rates.h0]
             fs[RQ] = rates.quote[t // HOUR - rates.h0]
             next_hour = (t // HOUR + 1) * HOUR
+        if i == next_venue and vt[0] < venue.table_from.shape[0] and venue.table_from[vt[0]] == i:
+            usdm.load_table(fs, venue.table_rows, venue.table_start[vt[0]], venue.table_start[vt[0] + 1])
+            vt[0] += 1
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
-        if st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0 and _assets(st, mark_open[i]) <= cfg.liquidation_ml * _debt(
+        if perp:
+            if _position(st) != 0.0 and usdm.health_at_or_below(st, fs, mark_open[i], cfg.liquidation_ml):
+                liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs)
+        elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0 and _assets(st, mark_open[i]) <= cfg.liquidation_ml * _debt(
                 st, mark_open[i]):  # ML ≤ level, without a division
             liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs)
         # 3. the order decided at the last close
@@ -223,10 +238,21 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             cb, cq = _charge(st, fs, cfg, min(pb0, st[PB]), min(pq0, st[PQ]), fs[RB], fs[RQ], o)
             fs[AFTER_B] += cb  # (for ``extra``)
             fs[AFTER_Q] += cq
+        if i == next_venue:  # the venue's periodic charges (funding) in this bar, on the position after step 3
+            while vt[1] < n_fund and venue.funding_bar[vt[1]] == i:
+                pay = usdm.pay_funding(st, fs, venue.funding_mark[vt[1]], venue.funding_rate[vt[1]])
+                venue.funding_out[0, vt[1]] = _position(st)
+                venue.funding_out[1, vt[1]] = pay
+                fs[PAID] += pay
+                vt[1] += 1
+            next_venue = _next_venue(venue, vt, n)
         if (has_sl or has_tp) and i > 0:  # a strategy's stop-loss / take-profit price for this bar
             fs[SLP] = sl_price[i - 1] if has_sl else np.nan
             fs[TPP] = tp_price[i - 1] if has_tp else np.nan
-        liq_near, below_call, ml_x = _margin_check(st, cfg, mark_low[i], mark_high[i])  # 6.
+        if perp:
+            liq_near, below_call, ml_x = _perp_check(st, fs, cfg, mark_low[i], mark_high[i])  # 6.
+        else:
+            liq_near, below_call, ml_x = _margin_check(st, cfg, mark_low[i], mark_high[i])
         if below_call and above_call:  # a margin call: the last close was above the level
             if record:
                 calls[ns[N_CALLS]].bar = i
@@ -250,12 +276,18 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         room_q = HOURS_AHEAD * interest_charge(st[PQ], fs[RQ], cfg.round_interest)
         if not ((_position(st) > 2.0 * room_b) if long_ else (_position(st) < 0.0)):
             room_b = 0.0  # base interest would turn the position's sign (the loop's long_ and stops)
-        band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB] + room_b,
-                                                          st[PQ] + st[IQ] + room_q, long_, stops, fs[ENTRY], fs[BEST])
+        if perp:
+            b_lo, b_hi = usdm.band(st, fs, max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9)))
+            band_lo, band_hi, q_lo, q_hi, trail = _stop_band(cfg, b_lo, b_hi, long_, stops, fs[ENTRY], fs[BEST])
+        else:
+            band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB] + room_b,
+                                                              st[PQ] + st[IQ] + room_q, long_, stops, fs[ENTRY],
+                                                              fs[BEST])
         if ns[LIM_SIDE] != 0 or (stops and (has_sl or has_tp or has_mark)):
             q_lo, q_hi = np.inf, -np.inf  # a standing limit, a strategy's levels, stops on a mark: no quiet run
         paid, int_quote, after_b, after_q, best = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q], fs[BEST]
         lim_side = ns[LIM_SIDE]
+        free = fs[usdm.FREE]
         pending = pending_limit = np.nan  # (step 3 took the last one)
         pending_kind = SIGNAL
         rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
@@ -266,11 +298,16 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             debt = _debt(st, c)
             eq = assets - debt
             pos = _position(st)
-            above_call = assets > cfg.call_ml * debt or debt <= 0.0
+            if perp:
+                h_c = usdm.health(st, fs, c)
+                above_call = h_c > cfg.call_ml
+                min_ml = min(min_ml, h_c)
+            else:
+                above_call = assets > cfg.call_ml * debt or debt <= 0.0
             if record:
                 equity[j] = eq
                 position[j] = pos
-                debt_out[j] = debt
+                debt_out[j] = free if perp else debt
                 owed_out[j] = st[IB] * c + st[IQ]
                 paid_out[j] = paid
                 if extra is not None:  # pruned at compile time when None: the default loop is untouched
@@ -294,7 +331,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                 max_dd = eq / peak - 1.0
             if pos != 0.0:
                 n_exposed += 1
-            if debt > 0.0 and assets < min_ml * debt:
+            if debt > 0.0 and assets < min_ml * debt and not perp:
                 min_ml = assets / debt
 
             # 8. the decision for the next open
@@ -318,7 +355,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             liquidated = False
             # the next bar is quiet: close it here too
             k = j + 1
-            if (k < n and pending != pending and q_lo < mark_low[k] and mark_high[k] < q_hi
+            if (k < n and k != next_venue and pending != pending and q_lo < mark_low[k] and mark_high[k] < q_hi
                     and band_lo < mark_open[k] < band_hi and band_lo < close[k] < band_hi):
                 far = best
                 if trail:  # the trailing level moves with the best price: test it at the highest it can reach
@@ -380,6 +417,8 @@ def _start(cfg, ts, rate_base, rate_quote, record, stops_on, has_mark, detail_on
     st = np.zeros(6)
     st[HQ] = cfg.capital
     fs = np.zeros(N_FS)
+    if cfg.isolated and cfg.venue == USDM:
+        fs[usdm.FREE] = cfg.capital  # all of it in the cross wallet until a position takes its margin
     ns = np.zeros(N_NS, np.int64)
     for k in (ENTRY, BEST, SLP, TPP, PENDING, PENDING_LIMIT):
         fs[k] = np.nan  # no position, no levels, no order pending (a NaN limit: a market order)
@@ -530,6 +569,31 @@ def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs):
     return forced, False
 
 
+@njit(cache=True)
+def _next_venue(venue, vt, n):
+    """The next bar a venue event falls in (a table version, a funding
+    charge; ``vt``: the next of each), ``n`` when none is left."""
+    k = n
+    if vt[0] < venue.table_from.shape[0]:
+        k = min(k, venue.table_from[vt[0]])
+    if vt[1] < venue.funding_bar.shape[0]:
+        k = min(k, venue.funding_bar[vt[1]])
+    return k
+
+
+@njit(cache=True)
+def _perp_check(st, fs, cfg, mark_lo, mark_hi):
+    """6. on a perp account (``_margin_check``'s answer): health at the
+    adverse mark extreme against the liquidation and call levels."""
+    pos = _position(st)
+    if pos == 0.0:
+        return False, False, np.nan
+    worst = mark_lo if pos > 0.0 else mark_hi
+    below_call = usdm.health_at_or_below(st, fs, worst, cfg.call_ml)
+    return (usdm.health_at_or_below(st, fs, worst, cfg.liquidation_ml * (1.0 + 1e-9)), below_call,
+            usdm.health(st, fs, worst) if below_call else np.nan)
+
+
 @njit(cache=True, inline="always")
 def _quiet_band(cfg, hb, hq, db, dq, long_, stops, entry, best):
     """(band_lo, band_hi, q_lo, q_hi, trail) of the account ``hb, hq, db,
@@ -540,6 +604,12 @@ def _quiet_band(cfg, hb, hq, db, dq, long_, stops, entry, best):
     level is tested on it (from ``best``).  Scalars in: an inlined function
     with array arguments costs reference counting on every event."""
     band_lo, band_hi = safe_band(hb, hq, db, dq, max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9)))
+    return _stop_band(cfg, band_lo, band_hi, long_, stops, entry, best)
+
+
+@njit(cache=True, inline="always")
+def _stop_band(cfg, band_lo, band_hi, long_, stops, entry, best):
+    """``_quiet_band`` from the venue's safe band ``band_lo``..``band_hi``."""
     q_lo, q_hi = band_lo, band_hi  # the band the quiet bars' lows and highs must stay in
     trail = False
     if stops:  # a stop or take-profit level also ends the quiet run

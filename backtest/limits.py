@@ -17,7 +17,8 @@ from .intrabar import (BEST, INT_BASE, INT_QUOTE, LIM_B, LIM_CAPPED, LIM_CHARGE,
                        PENDING, PENDING_LIMIT, RB, RECORD, RQ, STOPS_ON, T_FEES, _ambiguous, _first_level, _hit,
                        _levels, _liquidate_in_bar, _market, _track_in)
 from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
-from .rules import borrow_limit_cap, interest_charge, liquidation_price, max_borrow
+from .rules import borrow_limit_cap, interest_charge, max_borrow
+from .venues.plug import level_price
 
 
 @njit(cache=True)
@@ -158,7 +159,7 @@ def _first_mark(st, fs, ns, cfg, mlr, cur, p, cm, pm, at_open):
     the mark's ``cm → pm``, the others (the standing order among them) on
     the traded ``cur → p``, each at the share θ of its move; kind −1 for
     none.  Ties: priority order."""
-    p_liq, side = liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr)
+    p_liq, side = level_price(st, fs, cfg, mlr)
     long_ = _position(st) > 0.0
     s, t, g = _levels(fs, fs[BEST], long_, cfg)
     lim_side = ns[LIM_SIDE]

@@ -11,7 +11,12 @@ from dataclasses import asdict, dataclass, replace
 from .errors import UserError
 
 VENUE = "binance-margin"
-VENUES = (VENUE,)
+USDM = "binance-usdm"  # Binance USDⓈ-M perpetual futures (venues/binance_usdm.py)
+VENUES = (VENUE, USDM)
+VENUE_CODES = {VENUE: 0, USDM: 1}  # how the compiled loop tells them apart (venues/plug.py)
+USDM_CALL = 1.25  # a perp's health (margin balance / maintenance margin) at the margin call: margin ratio 80 %
+USDM_CLEARANCE = 0.0125  # the liquidation clearance fee of BTCUSDT and ETHUSDT (perps-model.md §4.3, S5)
+USDM_FEE = 0.0005  # the VIP0 taker fee on this venue (perps-model.md §6)
 MODES = ("cross", "isolated")
 
 
@@ -57,9 +62,16 @@ class Profile:
         """What a partial liquidation restores: the initial ML; Pro ML 2."""
         return 2.0 if self.pro else self.initial_ml
 
+    @property
+    def perp(self) -> bool:
+        return self.venue == USDM
+
     def kernel_levels(self) -> tuple:
         """(initial, margin call, liquidation, restore) as assets / debt levels;
-        a profile without margin calls gets −1 (never reached)."""
+        a profile without margin calls gets −1 (never reached).  A perp's
+        are in its health terms, margin balance / maintenance margin."""
+        if self.perp:
+            return (1.0, self.call_ml, self.liquidation_ml, 1.0)
         from .rules import classic_margin_level  # (here: the CLI's --help lists profiles without numba)
 
         to_classic = (lambda m: classic_margin_level(m, self.mmr)) if self.pro else (lambda m: m)
@@ -119,11 +131,30 @@ def get_profile(name: str, custom: dict | None = None) -> Profile:
     custom = custom or {}
     if name in custom:
         return custom[name]
+    perp = usdm_profile(name)
+    if perp is not None:
+        return perp
     try:
         return PROFILES[name]
     except KeyError:
         known = ", ".join([*custom, *PROFILES])
         raise UserError(f"--margin: unknown profile {name!r} (known: {known})") from None
+
+
+def usdm_profile(name: str, leverage: float | None = None, mode: str | None = None):
+    """``usdm-cross-<L>x`` / ``usdm-isolated-<L>x`` (integer L ≥ 1): a
+    perpetual-futures profile; None for another name.  A profile file's
+    perp profile passes ``leverage`` and ``mode`` instead."""
+    import re
+
+    m = re.fullmatch(r"usdm-(cross|isolated)-(\d+)x", name)
+    if m is None and leverage is None:
+        return None
+    if m is not None:
+        mode, leverage = m.group(1), int(m.group(2))
+    if not (float(leverage).is_integer() and leverage >= 1):
+        raise UserError(f"--margin {name}: a perp's leverage is a whole number ≥ 1 (got {leverage})")
+    return Profile(name, float(leverage), USDM_CALL, 1.0, USDM_CLEARANCE, mode=mode, venue=USDM)
 
 
 def resolve_profile(margin, margin_file=None) -> Profile:

@@ -40,6 +40,7 @@ class Result:
         liquidations: one row per liquidation event.
         margin_calls: one row per entry into the margin-call band.
         summary: metrics (see ``backtest.metrics``) and cost totals.
+        funding: perpetual futures only: every funding charge on a position.
         settings: the run's configuration, as given.
         profile: the margin profile used.
         bars: the OHLCV bars the run used (may be None for a loaded result).
@@ -58,6 +59,7 @@ class Result:
     settings: dict
     profile: Profile
     bars: pd.DataFrame | None = field(default=None, repr=False)
+    funding: pd.DataFrame | None = None  # perpetual futures: every funding charge (``funding.csv``)
 
     def __post_init__(self, equity):
         self._equity = equity
@@ -94,6 +96,8 @@ class Result:
         self.orders.to_csv(out / "orders.csv", index=False)
         self.liquidations.to_csv(out / "liquidations.csv", index=False)
         self.margin_calls.to_csv(out / "margin_calls.csv", index=False)
+        if self.funding is not None:
+            self.funding.to_csv(out / "funding.csv", index=False)
         return out
 
     @classmethod
@@ -129,7 +133,10 @@ class Result:
                 except (TypeError, ValueError):
                     raise UserError(f"{folder / (name + '.csv')}: column {col!r} holds something other than "
                                     "times") from None
-        return cls(equity=equity, summary=summary, settings=settings, profile=profile, **tables)
+        funding = None
+        if (folder / "funding.csv").exists():
+            funding = _read(folder / "funding.csv", pd.read_csv)
+        return cls(equity=equity, summary=summary, settings=settings, profile=profile, funding=funding, **tables)
 
     def plot(self, path=None, log=False):
         """Draw equity (with liquidation markers) over the margin level; save

@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import UserError
 from .inputs import Rates, Settings
+from .profiles import VENUE_CODES
 
 PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-choices.md)
 LIQUIDATIONS = ("partial", "full")
@@ -94,5 +95,6 @@ class RunSettings:
             float(profile.liquidation_fee), restore, self.liquidation == "full", float(self.rebalance),
             bool(self.round_interest), bool(self.stop_on_liquidation), float(self.stop_loss),
             float(self.take_profit), float(self.trailing_stop), self.path == "pessimistic", bool(self.auto_repay),
-            bool(self.repay_on_flat), float(borrow_limits[0]), float(borrow_limits[1]))
+            bool(self.repay_on_flat), float(borrow_limits[0]), float(borrow_limits[1]),
+            VENUE_CODES[profile.venue], float(profile.max_leverage), bool(profile.isolated))
         return cfg, Rates(np.int64(h0), rate_base, rate_quote)

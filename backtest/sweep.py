@@ -33,7 +33,7 @@ from . import _numba_cache, kernel
 from .assets import daily_rates, split_symbol
 from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
                      symbol_of)
-from .inputs import Bars, Detail, Given, marks_of
+from .inputs import Bars, Detail, Given, marks_of, no_venue
 from .settings import RunSettings
 from .detail import NO_DETAIL
 from .rates import rate_table
@@ -132,6 +132,7 @@ class SweepContext:
         if mark is not None:
             cols, self.mark_missing = mark_arrays(mark, self.bars)
             self.marks = marks_of(self.kernel_bars, cols)
+        self.venue = no_venue()  # (perp profiles on the margin axis: not yet)
         self.bank = np.empty((0, len(self.seconds)))
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
         self._configs = {}  # (margin, stop fractions) → (profile, kernel settings)
@@ -182,7 +183,7 @@ class SweepContext:
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile, config = self.config(params[MARGIN_AXIS], given.fractions)
         stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
-                                Given(given.target, *given.kernel_args()), None, *scratch)[4]
+                                Given(given.target, *given.kernel_args()), None, *scratch, self.venue)[4]
         summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)
         # a parameter keeps its name (hold's exposure); a metric of the same name becomes metric_<name>
         row = dict(params)

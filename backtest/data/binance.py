@@ -94,7 +94,9 @@ def kline_bytes_to_bars(data: bytes, source: str, name: str, fallback_name: str 
     if len(fields) != len(KLINE_COLUMNS):
         raise DataError(
             f"{source}: line {2 if header else 1}: expected 12 columns of a Binance "
-            f"kline file, found {len(fields)} (for other layouts use --format ccxt or csv)"
+            f"kline file, found {len(fields)} ("
+            + ("a funding-rate file? use `backtest data import-funding`)" if len(fields) == 3 else
+               "for other layouts use --format ccxt or csv)")
         )
     table = read_csv(data, source, names=list(KLINE_COLUMNS), skip_rows=1 if header else 0,
                      column_types=_TYPES, include=list(KLINE_COLUMNS[:7]))

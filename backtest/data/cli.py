@@ -1,4 +1,4 @@
-"""``backtest data …``: import, import-binance, check, resample, info.
+"""``backtest data …``: import, import-binance, import-funding, check, resample, info.
 
 ``add_data_parser(subparsers)`` adds the ``data`` command to the main CLI.
 Each handler returns an exit code; user mistakes are raised as
@@ -76,6 +76,17 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--timeframe", default=None)
     _defaults(p, cmd_import_binance)
 
+    p = sub.add_parser("import-funding", help="convert Binance funding-rate files to marginbt Parquet",
+                       description="Read funding-rate SOURCE files (data.binance.vision fundingRate "
+                                   "CSV/ZIP: calc_time,funding_interval_hours,last_funding_rate; REST "
+                                   "/fapi/v1/fundingRate as CSV or JSON; or a timestamp,funding_rate "
+                                   "CSV/Parquet), round times to the second, merge them in time "
+                                   "order and write one Parquet file (timestamp, funding_rate).")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.add_argument("--symbol", default=None, help="symbol to store (default: from the files)")
+    _defaults(p, cmd_import_funding)
+
     p = sub.add_parser("check", help="list every problem in OHLCV files (exit 0 clean, 1 warnings, 2 errors)")
     p.add_argument("files", nargs="+", metavar="FILE", help="files, or folders (every *.parquet in them)")
     _add_read_flags(p)
@@ -139,6 +150,26 @@ def cmd_import(args, fmt: str | None = None) -> int:
 
 def cmd_import_binance(args) -> int:
     return cmd_import(args, fmt="binance")
+
+
+def cmd_import_funding(args) -> int:
+    from .funding import import_funding, write_funding
+
+    t0 = time.perf_counter()
+    df = import_funding(args.sources, symbol=args.symbol)
+    out = write_funding(df, args.out,
+                        extra_meta={"sources": [Path(s).name for s in df.attrs["sources"]]})
+    t = df["timestamp"].array.asi8
+    ivs = df.attrs["funding_interval_hours"]
+    every = f", every {'/'.join(f'{v:g}' for v in ivs)} h" if ivs else ""
+    print(f"wrote {out}: {df.attrs.get('symbol') or '?'} funding, {len(df):,} rates{every}, "
+          f"{fmt_ts(t[0])[:-4]} → {fmt_ts(t[-1])} ({time.perf_counter() - t0:.2f} s)")
+    n = len(df.attrs["sources"])
+    if n > 1:
+        print(f"  from {n:,} files")
+    for note in df.attrs.get("notes", []):
+        print(f"  note: {note}")
+    return 0
 
 
 def cmd_check(args) -> int:

@@ -83,6 +83,13 @@ def expand_sources(sources) -> list[Path]:
     return out
 
 
+_FUNDING_NAMES = ("calctime", "lastfundingrate", "fundingrate", "fundingtime")
+
+
+def _norm_name(field: str) -> str:
+    return "".join(ch for ch in field.lower() if ch.isalnum())
+
+
 def detect_format(path: Path) -> str:
     kind = sniff_kind(path)
     name = path.name.lower()
@@ -104,13 +111,19 @@ def detect_format(path: Path) -> str:
         raise DataError(f"{path}: empty file")
     delim = sniff_delimiter(lines[0])
     fields = lines[0].split(delim)
+    names = {_norm_name(f) for f in fields}
+    if names & set(_FUNDING_NAMES) and "open" not in names:
+        raise DataError(f"{path}: a funding-rate file, not bars; import it with "
+                        "`backtest data import-funding`")
     if all(is_number(f) for f in fields):
         if len(fields) == 12:
             return "binance"
         if len(fields) == 6:
             return "ccxt"
+        hint = (" (a Binance funding-rate file? use `backtest data import-funding`)"
+                if len(fields) == 3 else "")
         raise DataError(f"{path}: headerless CSV with {len(fields)} columns: not Binance (12) "
-                        "nor ccxt (6); add a header row and use --format csv --columns ...")
+                        f"nor ccxt (6){hint}; add a header row and use --format csv --columns ...")
     if (len(fields) == 12 and fields[0].strip().lower() in ("open_time", "open time", "opentime")
             and len(lines) > 1 and is_number(lines[1].split(",")[0])):
         return "binance"

@@ -92,6 +92,8 @@ def _schema_check(p: Path, schema: pa.Schema) -> None:
             hint = "; names are case-sensitive (lower-case expected)"
         elif "date" in low:
             hint = "; a freqtrade-style file? convert it with `backtest data import`"
+        elif "funding_rate" in names:
+            hint = "; a funding-rate file (read it with backtest.data.load_funding)"
         raise DataError(
             f"{p}: missing column(s) {', '.join(repr(m) for m in missing)}; found "
             f"{', '.join(repr(n) for n in names) or 'none'}{hint}"
@@ -228,6 +230,13 @@ def write_ohlcv(df, path, symbol: str | None = None, timeframe: str | None = Non
     for k, v in (extra_meta or {}).items():
         md[k] = v if isinstance(v, str) else json.dumps(v)
     table = pa.Table.from_arrays(arrays, names=list(REQUIRED)).replace_schema_metadata(md)
+    return write_table(table, p)
+
+
+def write_table(table: pa.Table, p: Path) -> Path:
+    """Write ``table`` (a ``timestamp`` column, then float columns) to ``p``
+    atomically: to a temporary name beside it, then renamed over it, so a
+    failed write leaves no half file and an existing ``p`` untouched."""
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -237,11 +246,15 @@ def write_ohlcv(df, path, symbol: str | None = None, timeframe: str | None = Non
         pq.write_table(
             table, tmp, compression="zstd", compression_level=3,
             use_dictionary=False,
-            column_encoding={"timestamp": "DELTA_BINARY_PACKED", **{c: "PLAIN" for c in COLUMNS}},
+            column_encoding={"timestamp": "DELTA_BINARY_PACKED",
+                             **{c: "PLAIN" for c in table.column_names if c != "timestamp"}},
             row_group_size=ROW_GROUP, write_statistics=True,
         )
         os.replace(tmp, p)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{p}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return p

@@ -1,0 +1,1 @@
+"""Trading venues other than Binance Spot Margin (Binance USD-M perpetual futures)."""

@@ -1,0 +1,241 @@
+"""Binance USDⓈ-M perpetual futures: the venue's rules as compiled functions
+(docs/perps-model.md §1–§5; the choices it leaves open in
+docs/model-choices.md "Perpetual futures").
+
+The loop keeps a perp account in the spot account's six numbers (a venue
+adds rules, not a loop): position ``N = hb − pb`` and net quote ``c = hq −
+pq`` (wallets less what the position cost), so equity is ``N·P + c`` as on
+spot margin; no interest is ever owed.  Isolated mode also keeps the cross
+wallet apart, ``fs[FREE]``: the position's margin balance is then ``N·P + c
+− fs[FREE]``.  The maintenance-bracket table in force sits in ``fs`` from
+``TAB0`` on (``load_table``), so the rules read it from the state the loop
+already hands them.
+
+Health ``h = MB / MM`` (the margin ratio is ``1/h``): liquidation at
+``h ≤ 1``, margin call at ``h ≤ 1.25``; the loop asks for a level ``m`` the
+way it asks spot margin for a margin level.
+"""
+import numpy as np
+from numba import njit
+
+from ..account import HB, HQ, IB, IQ, PB, PQ
+
+# ``fs`` slots of this venue, after the loop's own (intrabar.N_FS_LOOP)
+FREE = 21  # isolated mode: the cross wallet, outside the position's margin
+TAB_N = 22  # tiers in the table in force
+TAB0 = 23  # then floor, cap, mmr, cum, max leverage per tier
+MAX_TIERS = 24
+N_SLOTS = TAB0 + 5 * MAX_TIERS
+
+CALL = 1.25  # health at the margin call: a margin ratio of 80 %
+
+
+@njit(cache=True)
+def load_table(fs, rows, lo, hi):
+    """Put tiers ``rows[lo:hi]`` (floor, cap, mmr, cum, max leverage) in force."""
+    n = min(hi - lo, MAX_TIERS)
+    fs[TAB_N] = n
+    for k in range(n):
+        for j in range(5):
+            fs[TAB0 + 5 * k + j] = rows[lo + k, j]
+
+
+@njit(cache=True)
+def maintenance(fs, notional):
+    """MM = notional·mmr − cum, the tier holding ``notional`` (spec §3; the
+    top tier beyond its cap)."""
+    n = int(fs[TAB_N])
+    for k in range(n):
+        b = TAB0 + 5 * k
+        if notional < fs[b + 1] or k == n - 1:
+            return notional * fs[b + 2] - fs[b + 3]
+    return 0.0
+
+
+@njit(cache=True)
+def max_notional(fs, leverage):
+    """The largest notional a position may have at ``leverage`` (spec §2):
+    the highest cap of the tiers allowing it; 0 when none does."""
+    best = 0.0
+    for k in range(int(fs[TAB_N])):
+        b = TAB0 + 5 * k
+        if fs[b + 4] >= leverage:
+            best = max(best, fs[b + 1])
+    return best
+
+
+@njit(cache=True, inline="always")
+def _state(st, fs):
+    """(position, net quote of the position's margin balance)."""
+    return st[HB] - st[PB], st[HQ] - st[PQ] - fs[FREE]
+
+
+@njit(cache=True)
+def health_at_or_below(st, fs, price, m):
+    """``h(price) ≤ m``, without a division."""
+    n, c = _state(st, fs)
+    if n == 0.0:
+        return False
+    return c + n * price <= m * maintenance(fs, abs(n) * price)
+
+
+@njit(cache=True)
+def health(st, fs, price):
+    """h = MB / MM at ``price``; +inf when flat (or no maintenance)."""
+    n, c = _state(st, fs)
+    mm = maintenance(fs, abs(n) * price)
+    if n == 0.0 or mm <= 0.0:
+        return np.inf
+    return (c + n * price) / mm
+
+
+@njit(cache=True)
+def liquidation_price_of(n, c, fs, m):
+    """The price where ``MB = m·MM`` (spec §4.2, the bracket taken at that
+    price's notional: the one tier whose range holds it) for position ``n``
+    and net quote ``c``; ``(price, side)`` with side +1 when a falling price
+    reaches it, −1 a rising one, 0 none (flat, or no positive price)."""
+    if n == 0.0:
+        return 0.0, 0
+    a = abs(n)
+    near, near_gap = 0.0, np.inf
+    for k in range(int(fs[TAB_N])):
+        b = TAB0 + 5 * k
+        lo, hi, mmr, cum = fs[b], fs[b + 1], fs[b + 2], fs[b + 3]
+        denom = m * a * mmr - n
+        if denom == 0.0:
+            continue
+        p = (c + m * cum) / denom
+        if p <= 0.0:
+            continue
+        x = a * p
+        if lo <= x < hi:
+            return p, (1 if n > 0.0 else -1)
+        gap = (lo - x) / lo if x < lo else (x - hi) / hi
+        if gap < near_gap:
+            near, near_gap = p, gap
+    if near_gap <= 1e-12:  # a boundary lost to rounding: both tiers give the same price there
+        return near, (1 if n > 0.0 else -1)
+    return 0.0, 0
+
+
+@njit(cache=True)
+def level_price(st, fs, m):
+    """``liquidation_price_of`` the account's state."""
+    n, c = _state(st, fs)
+    return liquidation_price_of(n, c, fs, m)
+
+
+@njit(cache=True)
+def band(st, fs, m):
+    """Prices strictly between which ``h > m`` with room to spare (1e-9
+    relative); the whole line when flat or no price reaches ``m``."""
+    p, side = level_price(st, fs, m)
+    if side == 1:
+        return p * (1.0 + 1e-9), np.inf
+    if side == -1:
+        return -np.inf, p * (1.0 - 1e-9)
+    return -np.inf, np.inf
+
+
+@njit(cache=True)
+def pay_funding(st, fs, mark, rate):
+    """Funding at ``mark``: ``N·mark·rate`` leaves the position's wallet
+    (spec §5: longs pay a positive rate); returns the payment."""
+    n, _ = _state(st, fs)
+    pay = n * mark * rate
+    _set(st, n, st[HQ] - st[PQ] - pay)
+    return pay
+
+
+@njit(cache=True, inline="always")
+def _set(st, n, c):
+    """The six numbers of position ``n`` and net quote ``c``."""
+    st[HB] = max(n, 0.0)
+    st[PB] = max(-n, 0.0)
+    st[HQ] = max(c, 0.0)
+    st[PQ] = max(-c, 0.0)
+    st[IB] = 0.0
+    st[IQ] = 0.0
+
+
+@njit(cache=True)
+def liquidate(st, fs, x, rate, isolated, rec):
+    """Close the whole position at ``x`` (docs/model-choices.md): the
+    clearance fee ``rate·|N|·x`` and the loss come out of the position's
+    margin balance, never beyond it (the insurance fund takes the rest).
+    Fills ``rec``; returns (side, quantity, fee taken, bad debt)."""
+    n, c = _state(st, fs)
+    if n == 0.0:
+        return 0, 0.0, 0.0, 0.0
+    mb = c + n * x
+    free = fs[FREE]
+    rec.trigger_price = x
+    rec.fill_price = x
+    mm = maintenance(fs, abs(n) * x)
+    rec.margin_level = mb / mm if mm > 0.0 else np.inf
+    rec.equity_before = mb + free
+    fee_full = rate * abs(n) * x
+    keep = max(0.0, mb - fee_full)
+    fee = min(fee_full, max(mb, 0.0))
+    bad = max(0.0, -mb)
+    _set(st, 0.0, free + keep)
+    if isolated:
+        fs[FREE] = free + keep
+    rec.fee = fee
+    rec.quantity = abs(n)
+    rec.bad_debt = bad
+    rec.equity_after = free + keep
+    return (-1 if n > 0.0 else 1), abs(n), fee, bad
+
+
+@njit(cache=True)
+def trade_to(st, fs, x, o, fee, slip, leverage, isolated, entry):
+    """Market order at ``o`` towards exposure ``x`` (docs/model-choices.md
+    "Market order to target"): the closing part first, then the opening
+    part cut to what the available money and the bracket allow.
+    ``entry``: the position's entry price.  Returns (side, quantity, price,
+    fee value, capped)."""
+    n, c_pos = _state(st, fs)
+    c = st[HQ] - st[PQ]
+    eq = n * o + c
+    if eq <= 0.0:
+        return 0, 0.0, 0.0, 0.0, False
+    target = x * eq / o
+    delta = target - n
+    if abs(delta) <= 1e-9 * max(abs(target), abs(n)):  # float noise: already at the target
+        return 0, 0.0, 0.0, 0.0, False
+    side = 1.0 if delta > 0.0 else -1.0
+    f = o * (1.0 + side * slip)
+    free = fs[FREE]
+    r = 0.0  # the closing part
+    if n != 0.0 and (n > 0.0) != (delta > 0.0):
+        r = min(abs(delta), abs(n))
+        realised = r * (f - entry) * (1.0 if n > 0.0 else -1.0)
+        if isolated:
+            wallet = c_pos + n * entry  # the position's wallet before the fill
+            free += (r / abs(n)) * wallet + realised - r * f * fee
+        n_after = n + side * r if r < abs(n) else 0.0
+        c += side * -r * f - r * f * fee
+        n = n_after
+    opening = abs(delta) - r
+    capped = False
+    if opening > 0.0:
+        avail = free if isolated else n * o + c - abs(n) * o / leverage
+        cap = max(avail, 0.0) / (f * (1.0 / leverage + fee))
+        cap = min(cap, max(max_notional(fs, leverage) / o - abs(n), 0.0))
+        if cap < opening * (1.0 - 1e-9):
+            opening = cap
+            capped = True
+        if opening > 0.0:
+            c -= side * opening * f + opening * f * fee
+            if isolated:
+                free -= opening * f * (1.0 / leverage + fee)
+            n += side * opening
+    q = r + opening
+    if q <= 0.0:
+        return 0, 0.0, 0.0, 0.0, capped
+    if isolated:
+        fs[FREE] = free if n != 0.0 else c  # flat: every wallet is the cross one
+    _set(st, n, c)
+    return (1 if side > 0.0 else -1), q, f, q * f * fee, capped

@@ -1,0 +1,300 @@
+"""Independent reference model of one Binance USDⓈ-M perpetual (venue ``binance-usdm``).
+
+Written from ``docs/perps-model.md`` (the exchange spec, cited "spec §x") and
+the last section of ``docs/model-choices.md`` ("Perpetual futures", cited
+"MC"), without looking at the compiled engine.  Plain Python floats, one bar
+at a time, one step at a time.
+
+Scope: one symbol, one account, cross or isolated, market orders to a target
+exposure, the clearance-fee liquidation, funding from settlement rows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+INF = math.inf
+NAN = math.nan
+MARGIN_CALL_H = 1.25  # MC "State": margin call at h <= 1.25 (a margin ratio of 80 %)
+NOISE = 1e-9          # relative float noise: no trade below it, "capped" only beyond it
+
+
+# ------------------------------------------------------------------ brackets
+def bracket_version(brackets, t):
+    """MC "State": the latest version with valid_from <= t; before the first, the first."""
+    k = bisect.bisect_right([v for v, _ in brackets], t) - 1
+    return brackets[max(k, 0)][1]
+
+
+def tier_of(tiers, notional):
+    """(mmr, cum) of the tier holding ``notional`` (floor <= n < cap; the top tier is open above)."""
+    for j, (floor, cap, mmr, cum, maxlev) in enumerate(tiers):
+        if notional < cap or j == len(tiers) - 1:
+            return mmr, cum
+
+
+def maintenance(tiers, notional):
+    """Spec §3: MM = N·mmr − cum at the tier holding N."""
+    mmr, cum = tier_of(tiers, notional)
+    return notional * mmr - cum
+
+
+def max_notional(tiers, leverage):
+    """Spec §2: at leverage L the largest position is max{cap_i : maxLev_i >= L}."""
+    caps = [cap for (floor, cap, mmr, cum, maxlev) in tiers if maxlev >= leverage]
+    return max(caps) if caps else 0.0
+
+
+# ------------------------------------------------------------------- account
+class Perp:
+    """MC "State": position N, entry EP, cross wallet WC, isolated wallet WI."""
+
+    def __init__(self, capital, isolated):
+        self.isolated = isolated
+        self.wc = float(capital)
+        self.wi = 0.0
+        self.n = 0.0
+        self.ep = 0.0
+
+    def equity(self, p):
+        return self.wc + self.wi + self.n * (p - self.ep)
+
+    def mb(self, p):
+        """The position's margin balance: WC + uPnL (cross) or WI + uPnL (isolated)."""
+        return (self.wi if self.isolated else self.wc) + self.n * (p - self.ep)
+
+    def health(self, tiers, p):
+        """h = MB/MM at p; +inf when flat."""
+        if self.n == 0.0:
+            return INF
+        return self.mb(p) / maintenance(tiers, abs(self.n) * p)
+
+    def liquidation_price(self, tiers):
+        """MC "Liquidation price": c = MB(P) − N·P = wallet − N·EP; the tier whose
+        LP = (c + cum)/(|N|·mmr − N) has its notional in [floor, cap) and LP > 0."""
+        if self.n == 0.0:
+            return NAN
+        c = self.mb(0.0)
+        a = abs(self.n)
+        for j, (floor, cap, mmr, cum, maxlev) in enumerate(tiers):
+            lp = (c + cum) / (a * mmr - self.n)
+            top = INF if j == len(tiers) - 1 else cap
+            if lp > 0.0 and floor <= a * lp < top:
+                return lp
+        return NAN
+
+    def reduce(self, r, f):
+        """Close r units at f: realise r·(F − EP)·sign(N) into WC; isolated, also
+        release (r/|N|)·WI from WI to WC (MC, spec §1 [U] default)."""
+        s = 1.0 if self.n > 0.0 else -1.0
+        realised = r * (f - self.ep) * s
+        if self.isolated:
+            released = self.wi if r >= abs(self.n) else (r / abs(self.n)) * self.wi
+            self.wi -= released
+            self.wc += released
+        self.wc += realised
+        if r >= abs(self.n):
+            self.n, self.ep = 0.0, 0.0
+        else:
+            self.n -= s * r
+
+    def add(self, u, f, side, leverage):
+        """Open u units at f on ``side``: EP averages; isolated moves u·F/L from WC to WI."""
+        a = abs(self.n)
+        self.ep = f if a == 0.0 else (self.ep * a + f * u) / (a + u)
+        self.n += side * u
+        if self.isolated:
+            self.wc -= u * f / leverage
+            self.wi += u * f / leverage
+
+
+# ---------------------------------------------------------------- simulation
+def _bar(values, i):
+    return float(values[i])
+
+
+def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, isolated, fee, slippage=0.0,
+                   clearance=0.0125, brackets, funding=(), mark=None, rebalance=0.0, stop_on_liquidation=False):
+    """ts: list of int seconds (bar open times, increasing); open_/high/low/close: floats;
+    targets: per-bar target exposure (float, NaN = hold), decided at bar i's close, executed at bar i+1's open;
+    brackets: list of (valid_from_seconds, [(floor, cap, mmr, cum, maxlev), ...]) sorted by valid_from;
+    funding: list of (T_seconds, rate); mark: None or (mopen, mhigh, mlow, mclose) lists aligned with the bars
+    (a NaN in a mark bar means the mark lacks that bar: use the traded bar's values for it).
+    Returns a dict: 'equity', 'position', 'funding_paid' (cumulative, positive = paid), 'margin_ratio' (1/h at the close, 0 when flat)
+    as per-bar lists; 'orders' (list of dicts: bar, side +1/-1, quantity, price, fee, capped, kind 'signal'/'rebalance'/'liquidation');
+    'liquidations' (list of dicts: bar, trigger_price, fee, bad_debt, equity_before, equity_after, margin_level (= h at the trigger));
+    'fundings' (list of dicts: time, bar, rate, mark_price, position, payment); 'final_equity'; 'fees_paid' (trading fees only);
+    'liquidation_fees'; 'bad_debt'; 'n_margin_calls'."""
+    n = len(ts)
+    L = float(leverage)
+    acct = Perp(capital, isolated)
+    rows = sorted((int(round(t)), float(r)) for t, r in funding)  # MC step 3: rounded to the second, in time order
+    out = {k: [] for k in ("equity", "position", "funding_paid", "margin_ratio")}
+    orders, liquidations, fundings = [], [], []
+    tot = {"fees_paid": 0.0, "liquidation_fees": 0.0, "bad_debt": 0.0, "funding": 0.0}
+    n_margin_calls = 0
+    pending = None      # (target, kind) decided at the previous close
+    last_target = None  # None: no target yet
+    suspended = False   # rebalancing suspended by a liquidation, until the target changes
+    halted = False      # stop_on_liquidation: nothing trades after a liquidation
+    prev_close_h = INF
+    fr = 0              # next funding row
+
+    def mark_bar(i):
+        """The mark bar i, or the traded bar where the mark lacks it (any NaN)."""
+        traded = (_bar(open_, i), _bar(high, i), _bar(low, i), _bar(close, i))
+        if mark is None:
+            return traded
+        m = tuple(float(mark[k][i]) for k in range(4))
+        return traded if any(math.isnan(v) for v in m) else m
+
+    def funding_mark(T, i):
+        """MC step 3: the mark open at T, else the traded open at T, else the last mark close
+        before T (the close of bar i−1, the last bar closed by t_i <= T; bar 0: its open)."""
+        if ts[i] == T:
+            return mark_bar(i)[0]
+        return mark_bar(i - 1)[3] if i > 0 else mark_bar(i)[0]
+
+    def liquidate(i, x, tiers):
+        """MC "Liquidation" at the trigger x: full close, clearance fee, max(0, ...)."""
+        nonlocal suspended, halted
+        q = acct.n
+        mb = acct.mb(x)
+        h = mb / maintenance(tiers, abs(q) * x)
+        before = acct.equity(x)
+        f = clearance * abs(q) * x
+        keep = max(0.0, mb - f)
+        if acct.isolated:
+            acct.wc += keep
+            acct.wi = 0.0
+        else:
+            acct.wc = keep
+        acct.n, acct.ep = 0.0, 0.0
+        taken = min(f, max(mb, 0.0))
+        bad = max(0.0, -mb)
+        tot["liquidation_fees"] += taken
+        tot["bad_debt"] += bad
+        liquidations.append({"bar": i, "trigger_price": x, "fee": taken, "bad_debt": bad,
+                             "equity_before": before, "equity_after": acct.equity(x), "margin_level": h})
+        orders.append({"bar": i, "side": -1 if q > 0.0 else 1, "quantity": abs(q), "price": x, "fee": taken,
+                       "capped": False, "kind": "liquidation"})
+        suspended = True
+        if stop_on_liquidation:
+            halted = True
+
+    def execute(i, o, x, kind, tiers):
+        """MC "Market order to target x" at the traded open o."""
+        e = acct.equity(o)
+        if e <= 0.0:
+            return
+        target = x * e / o
+        n0 = acct.n
+        delta = target - n0
+        if abs(delta) <= NOISE * max(abs(target), abs(n0)):
+            return
+        side = 1 if delta > 0.0 else -1
+        f = o * (1.0 + side * slippage)
+        close_q = min(abs(delta), abs(n0)) if n0 * side < 0.0 else 0.0
+        open_q = abs(delta) - close_q
+        if close_q > 0.0:  # the closing part first (a flip's close costs its fee and slippage)
+            acct.reduce(close_q, f)
+            acct.wc -= close_q * f * fee
+        u, capped = 0.0, False
+        if open_q > 0.0:
+            avail = acct.wc if acct.isolated else acct.equity(o) - abs(acct.n) * o / L
+            k = f * (1.0 / L + fee)
+            cut = avail / k if avail > 0.0 else 0.0
+            cut = min(cut, max(0.0, max_notional(tiers, L) / o - abs(acct.n)))
+            capped = cut < open_q * (1.0 - NOISE)
+            u = min(open_q, cut)
+            if u > 0.0:
+                acct.add(u, f, side, L)
+                acct.wc -= u * f * fee
+        q = close_q + u
+        if q <= 0.0:
+            return  # cut to nothing: no fill, no record
+        tot["fees_paid"] += q * f * fee
+        orders.append({"bar": i, "side": side, "quantity": q, "price": f, "fee": q * f * fee,
+                       "capped": capped, "kind": kind})
+
+    for i in range(n):
+        t = int(ts[i])
+        tiers = bracket_version(brackets, t)
+        o, c = _bar(open_, i), _bar(close, i)
+        mo, mh, ml, mc = mark_bar(i)
+
+        # 1. gap liquidation at the mark open; a new target still executes, a rebalance is dropped
+        if acct.n != 0.0 and acct.health(tiers, mo) <= 1.0:
+            liquidate(i, mo, tiers)
+            if pending is not None and pending[1] == "rebalance":
+                pending = None
+            elif pending is not None:
+                suspended = False  # the target changed after the liquidation
+        if halted:
+            pending = None
+
+        # 2. the pending order at the traded open
+        if pending is not None:
+            execute(i, o, pending[0], pending[1], tiers)
+            pending = None
+
+        # 3. funding for every T with t_i <= T < t_{i+1} (last bar: T < t_i + (t_i − t_{i−1}))
+        end = int(ts[i + 1]) if i + 1 < n else (t + (t - int(ts[i - 1])) if n > 1 else t)
+        while fr < len(rows) and rows[fr][0] < t:
+            fr += 1  # before the first bar (or skipped): never paid
+        while fr < len(rows) and rows[fr][0] < end:
+            T, rate = rows[fr]
+            fr += 1
+            if acct.n == 0.0:
+                continue
+            p = funding_mark(T, i)
+            pay = acct.n * p * rate  # longs pay a positive rate
+            if acct.isolated:
+                acct.wi -= pay
+            else:
+                acct.wc -= pay
+            tot["funding"] += pay
+            fundings.append({"time": T, "bar": i, "rate": rate, "mark_price": p, "position": acct.n,
+                             "payment": pay})
+
+        # 5. margin call: h at the adverse mark extreme enters the band (the state after step 3, before step 4)
+        h_x = acct.health(tiers, ml if acct.n > 0.0 else mh)
+        if h_x <= MARGIN_CALL_H and prev_close_h > MARGIN_CALL_H:
+            n_margin_calls += 1
+
+        # 4. intrabar liquidation on the mark at the liquidation price
+        if acct.n != 0.0:
+            lp = acct.liquidation_price(tiers)
+            if not math.isnan(lp):
+                if acct.n > 0.0 and ml <= lp:
+                    liquidate(i, min(mo, lp), tiers)
+                elif acct.n < 0.0 and mh >= lp:
+                    liquidate(i, max(mo, lp), tiers)
+
+        # 6. close at the traded close
+        h_c = acct.health(tiers, c)
+        out["equity"].append(acct.equity(c))
+        out["position"].append(acct.n)
+        out["funding_paid"].append(tot["funding"])
+        out["margin_ratio"].append(0.0 if acct.n == 0.0 else (1.0 / h_c if h_c != 0.0 else INF))
+        prev_close_h = h_c
+
+        # decision (the last bar's is never executed)
+        x = float(targets[i])
+        if i == n - 1 or math.isnan(x) or halted:
+            continue
+        if last_target is None or x != last_target:
+            pending = (x, "signal")
+            last_target = x
+            suspended = False
+        elif rebalance > 0.0 and not suspended:
+            e = acct.equity(c)
+            if e > 0.0 and abs(acct.n * c / e - x) > rebalance * abs(x):
+                pending = (x, "rebalance")
+
+    out.update(orders=orders, liquidations=liquidations, fundings=fundings,
+               final_equity=out["equity"][-1] if n else float(capital),
+               fees_paid=tot["fees_paid"], liquidation_fees=tot["liquidation_fees"],
+               bad_debt=tot["bad_debt"], n_margin_calls=n_margin_calls)
+    return out
