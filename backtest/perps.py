@@ -102,10 +102,10 @@ def funding_rows(funding, funding_rate, symbol, seconds) -> tuple:
         return t, np.full(len(t), r)
     if funding is None:
         return np.zeros(0, np.int64), np.zeros(0)
-    from .data.funding import load_funding
+    from .data.funding import load_funding, validate_funding
 
-    f = load_funding(funding)
-    name = Path(str(funding)).name
+    f = validate_funding(funding, "funding") if isinstance(funding, pd.DataFrame) else load_funding(funding)
+    name = "" if isinstance(funding, pd.DataFrame) else Path(str(funding)).name
     own = f.attrs.get("symbol") or (BUNDLED.match(name + ".parquet") or re.match(r"([A-Z0-9]+?)(_PERP)?-", name))
     file_symbol = own if isinstance(own, str) else (own.group(1) if own else None)
     if file_symbol and _pair(file_symbol) != _pair(symbol):

@@ -60,6 +60,13 @@ class Perp:
     def equity(self, p):
         return self.wc + self.wi + self.n * (p - self.ep)
 
+    def dust(self):
+        """MC "State": after every fill, liquidation and funding charge, a wallet
+        or position below 1e-12 in size is 0 (float residue, as on spot margin)."""
+        for k in ("wc", "wi", "n"):
+            if abs(getattr(self, k)) < 1e-12:
+                setattr(self, k, 0.0)
+
     def mb(self, p):
         """The position's margin balance: WC + uPnL (cross) or WI + uPnL (isolated)."""
         return (self.wi if self.isolated else self.wc) + self.n * (p - self.ep)
@@ -171,6 +178,7 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         else:
             acct.wc = keep
         acct.n, acct.ep = 0.0, 0.0
+        acct.dust()
         taken = min(f, max(mb, 0.0))
         bad = max(0.0, -mb)
         tot["liquidation_fees"] += taken
@@ -204,13 +212,19 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         if open_q > 0.0:
             avail = acct.wc if acct.isolated else acct.equity(o) - abs(acct.n) * o / L
             k = f * (1.0 / L + fee)
-            cut = avail / k if avail > 0.0 else 0.0
-            cut = min(cut, max(0.0, max_notional(tiers, L) / o - abs(acct.n)))
+            cut_money = avail / k if avail > 0.0 else 0.0
+            cut_bracket = max(0.0, max_notional(tiers, L) / o - abs(acct.n))
+            cut = min(cut_money, cut_bracket)
             capped = cut < open_q * (1.0 - NOISE)
             u = min(open_q, cut)
+            if u <= NOISE * max(abs(target), abs(n0)):
+                u = 0.0  # MC: an opening part of float-noise size is no fill
             if u > 0.0:
                 acct.add(u, f, side, L)
                 acct.wc -= u * f * fee
+                if capped and acct.isolated and cut_money <= cut_bracket:
+                    acct.wc = 0.0  # MC: cut to the cross wallet, the open spends all of it
+        acct.dust()
         q = close_q + u
         if q <= 0.0:
             return  # cut to nothing: no fill, no record
@@ -254,6 +268,7 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
                 acct.wi -= pay
             else:
                 acct.wc -= pay
+            acct.dust()
             tot["funding"] += pay
             fundings.append({"time": T, "bar": i, "rate": rate, "mark_price": p, "position": acct.n,
                              "payment": pay})

@@ -27,6 +27,7 @@ TAB0 = 23  # then floor, cap, mmr, cum, max leverage per tier
 MAX_TIERS = 24
 N_SLOTS = TAB0 + 5 * MAX_TIERS
 
+DUST = 1e-12
 CALL = 1.25  # health at the margin call: a margin ratio of 80 %
 
 
@@ -150,13 +151,21 @@ def pay_funding(st, fs, mark, rate):
 
 @njit(cache=True, inline="always")
 def _set(st, n, c):
-    """The six numbers of position ``n`` and net quote ``c``."""
+    """The six numbers of position ``n`` and net quote ``c``; either below
+    1e-12 is float residue, 0 (as on spot margin)."""
+    n = 0.0 if abs(n) < DUST else n
+    c = 0.0 if abs(c) < DUST else c
     st[HB] = max(n, 0.0)
     st[PB] = max(-n, 0.0)
     st[HQ] = max(c, 0.0)
     st[PQ] = max(-c, 0.0)
     st[IB] = 0.0
     st[IQ] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _dust(x):
+    return 0.0 if abs(x) < DUST else x
 
 
 @njit(cache=True)
@@ -181,7 +190,7 @@ def liquidate(st, fs, x, rate, isolated, rec):
     bad = max(0.0, -mb)
     _set(st, 0.0, free + keep)
     if isolated:
-        fs[FREE] = free + keep
+        fs[FREE] = _dust(free + keep)
     rec.fee = fee
     rec.quantity = abs(n)
     rec.bad_debt = bad
@@ -222,20 +231,24 @@ def trade_to(st, fs, x, o, fee, slip, leverage, isolated, entry):
     capped = False
     if opening > 0.0:
         avail = free if isolated else n * o + c - abs(n) * o / leverage
-        cap = max(avail, 0.0) / (f * (1.0 / leverage + fee))
-        cap = min(cap, max(max_notional(fs, leverage) / o - abs(n), 0.0))
+        k = f * (1.0 / leverage + fee)  # what a unit opened takes: its initial margin and fee
+        cap_money = max(avail, 0.0) / k
+        cap_bracket = max(max_notional(fs, leverage) / o - abs(n), 0.0)
+        cap = min(cap_money, cap_bracket)
         if cap < opening * (1.0 - 1e-9):
             opening = cap
             capped = True
+        if opening <= 1e-9 * max(abs(target), abs(n)):
+            opening = 0.0  # what is left to open is float noise (an account at its cap): no fill
         if opening > 0.0:
             c -= side * opening * f + opening * f * fee
-            if isolated:
-                free -= opening * f * (1.0 / leverage + fee)
+            if isolated:  # cut to the cross wallet, the open spends all of it (no float residue)
+                free = 0.0 if capped and cap_money <= cap_bracket else free - opening * k
             n += side * opening
     q = r + opening
     if q <= 0.0:
         return 0, 0.0, 0.0, 0.0, capped
     if isolated:
-        fs[FREE] = free if n != 0.0 else c  # flat: every wallet is the cross one
+        fs[FREE] = _dust(free if n != 0.0 else c)  # flat: every wallet is the cross one
     _set(st, n, c)
     return (1 if side > 0.0 else -1), q, f, q * f * fee, capped
