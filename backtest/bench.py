@@ -71,6 +71,22 @@ def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", sto
     return (seconds, *cols, targets, config)
 
 
+PERP = dict(margin="usdm-cross-5x", fee=0.0005, slippage=0.0002, funding_rate=0.0001)  # bench --venue usdm
+
+
+def perp_venue(bars: pd.DataFrame):
+    """The kernel's ``Venue`` of a bench run on perpetual futures: BTCUSDT's
+    shipped bracket tables, a constant funding rate every 8 h."""
+    from .engine import _epoch_seconds
+    from .perps import funding_rows, venue_inputs
+    from .venues.brackets import table_for
+
+    seconds = _epoch_seconds(bars.index)
+    t, r = funding_rows(None, PERP["funding_rate"], "BTCUSDT", seconds)
+    o, c = bars["open"].to_numpy(np.float64), bars["close"].to_numpy(np.float64)
+    return venue_inputs(table_for("BTCUSDT"), seconds, o, c, t, r)[0]
+
+
 def compile_seconds() -> float:
     """Seconds to compile the kernel in a fresh process with an empty cache."""
     code = (
@@ -86,23 +102,29 @@ def compile_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False) -> str:
+def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False, venue: str = "margin") -> str:
+    """``venue``: "margin" (spot margin, cross-3x) or "usdm" (perpetual
+    futures, usdm-cross-5x, funding every 8 h) on the same bars and targets."""
     from .engine import run, simulate_arrays
 
     bars = synthetic_bars(n_bars)
     targets = busy_targets(n_bars)
     stop_settings = STOPS if stops else {}
-    args = kernel_args(bars, targets, stops=stop_settings)
+    perp = venue == "usdm"
+    args = kernel_args(bars, targets, profile=PERP["margin"] if perp else "cross-3x", stops=stop_settings)
+    extra = dict(venue=perp_venue(bars)) if perp else {}
     compile_s = compile_seconds()
-    simulate_arrays(*args)  # warm (loads the cache this process may have)
+    simulate_arrays(*args, **extra)  # warm (loads the cache this process may have)
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        out = simulate_arrays(*args)
+        out = simulate_arrays(*args, **extra)
         times.append(time.perf_counter() - t)
     med = statistics.median(times)
     settings = dict(margin="cross-3x", fee=0.001, slippage=0.0002, rates={"BTC": 0.0002, "USDT": 0.0003},
                     **stop_settings)
+    if perp:
+        settings = dict(PERP, symbol="BTCUSDT", **stop_settings)
     run(bars, targets, **settings).equity  # warm: the first call also loads compiled helpers and pandas' paths
     runs, tables = [], []
     for _ in range(max(3, repeat // 2)):
@@ -114,7 +136,9 @@ def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False) -> str:
     full = statistics.median(runs)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines = [
-        f"bars                  {n_bars:,} synthetic 1m, cross-3x, fee 0.1 %, slippage 0.02 %, interest on",
+        (f"bars                  {n_bars:,} synthetic 1m, usdm-cross-5x, fee 0.05 %, slippage 0.02 %, funding 8-hourly"
+         if perp else
+         f"bars                  {n_bars:,} synthetic 1m, cross-3x, fee 0.1 %, slippage 0.02 %, interest on"),
         f"stops                 {'stop-loss 2 %, take-profit 3 % on every trade' if stops else 'off'}",
         f"orders / liquidations {len(out[1]):,} / {len(out[2]):,}  (margin calls {len(out[3]):,})",
         f"compile (fresh cache) {compile_s:.2f} s",

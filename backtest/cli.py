@@ -58,7 +58,8 @@ def _add_run_flags(p):
     p.add_argument("--margin-file", default=None, metavar="FILE",
                    help="TOML file of custom margin profiles ([profiles.NAME] tables)")
     p.add_argument("--capital", type=float, default=10_000.0, help="starting equity in the quote asset")
-    p.add_argument("--fee", type=float, default=0.001, help="trading fee rate (default 0.001)")
+    p.add_argument("--fee", type=float, default=None,
+                   help="trading fee rate (default 0.001; 0.0005 on perpetual futures)")
     p.add_argument("--slippage", type=float, default=0.0, help="slippage as a fraction of price")
     p.add_argument("--rate", action="append", default=[], metavar="ASSET=DAILY_RATE",
                    help="daily borrow rate per asset (repeatable; default 0.0002 for every asset)")
@@ -134,7 +135,7 @@ def _grid_args(args, what="a sweep"):
         raise UserError(f"--data {data}: {what} takes one file (a folder stands for several symbols)")
     settings = dict(
         symbol=args.symbol, margin=[m.strip() for m in args.margin.split(",") if m.strip()] if args.margin else None,
-        capital=args.capital, fee=args.fee, slippage=args.slippage, rates=parse_rates(args.rate),
+        capital=args.capital, fee=_spot_fee(args.fee), slippage=args.slippage, rates=parse_rates(args.rate),
         liquidation=args.liquidation, rebalance=args.rebalance, start=args.start, end=args.end,
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
         **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, mark=args.mark,
@@ -175,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "take-profit or liquidation is in reach (several symbols: SYMBOL=FILE, repeatable)")
     p.add_argument("--bound", action="store_true",
                    help="run both path settings and print the range of final equity and liquidations")
+    p.add_argument("--funding", default=None, metavar="FILE",
+                   help="perpetual futures: funding rates (Parquet/CSV timestamp,funding_rate; default the bundled "
+                        "<SYM>_PERP-funding.parquet beside bundled perp data)")
+    p.add_argument("--funding-rate", type=float, default=None, metavar="R",
+                   help="perpetual futures: a constant funding rate at 00, 08 and 16 UTC instead (what-ifs)")
+    p.add_argument("--brackets", default=None, metavar="FILE",
+                   help="perpetual futures: maintenance brackets (Binance leverageBracket, ccxt or freqtrade JSON; "
+                        "default the shipped BTCUSDT and ETHUSDT tables)")
     p.add_argument("--allocation", default=None, metavar="ACCOUNT=FRACTION,...",
                    help="several symbols: capital per account (isolated: the symbol; the cross account: cross); "
                         "default equal shares")
@@ -225,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "BTCUSDT-1h, indicators included; the median of --repeat sweeps")
     p.add_argument("--combos", type=int, default=1_000, help="combinations for --sweep (≥ 1000 recommended)")
     p.add_argument("--workers", type=int, default=None, help="threads for --sweep (default: every core)")
+    p.add_argument("--venue", choices=("margin", "usdm"), default="margin",
+                   help="margin: spot margin (cross-3x); usdm: perpetual futures (usdm-cross-5x, funding 8-hourly)")
     p.add_argument("--symbols", type=int, default=1, help="symbols in one cross account (default 1: the one-symbol kernel)")
     p.set_defaults(handler=cmd_bench)
 
@@ -261,7 +272,7 @@ def cmd_run(args) -> int:
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
         **_stop_flags(args), mark=args.mark[0] if args.mark else None, symbol=args.symbol, rate_history=args.rates,
         detail=args.detail[0] if args.detail else None,
-        margin_file=args.margin_file,
+        margin_file=args.margin_file, funding=args.funding, funding_rate=args.funding_rate, brackets=args.brackets,
     )
     result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)
@@ -277,6 +288,11 @@ def cmd_run(args) -> int:
         print(bound_table({args.path: result, other.settings["path"]: other}))
     print(f"wrote {out}/")
     return 0
+
+
+def _spot_fee(fee):
+    """The fee of the commands that take spot-margin profiles only: 0.001 unless given."""
+    return 0.001 if fee is None else fee
 
 
 def data_paths(given) -> list:
@@ -312,6 +328,10 @@ def cmd_run_multi(args, paths) -> int:
 
     if args.symbol:
         raise UserError("--symbol: not with several symbols (each file's name or metadata names its symbol)")
+    for flag, given in (("--funding", args.funding), ("--funding-rate", args.funding_rate),
+                        ("--brackets", args.brackets)):
+        if given is not None:
+            raise UserError(f"{flag}: several symbols on perpetual futures are not supported yet")
     marks = parse_marks(args.mark) or None  # SYMBOL=FILE forms, checked before any file is read
     details = parse_marks(args.detail, flag="--detail") or None
     if args.out:
@@ -321,7 +341,7 @@ def cmd_run_multi(args, paths) -> int:
         from .profiles import resolve_profile
 
         margin = resolve_profile(None, args.margin_file).name
-    settings = dict(margin=margin, allocation=args.allocation, capital=args.capital, fee=args.fee,
+    settings = dict(margin=margin, allocation=args.allocation, capital=args.capital, fee=_spot_fee(args.fee),
                     slippage=args.slippage, rates=parse_rates(args.rate), liquidation=args.liquidation,
                     rebalance=args.rebalance, start=args.start, end=args.end,
                     stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
@@ -498,7 +518,7 @@ def _keep_equity(res, best, data, args):
     for rank, row in enumerate(best.itertuples(index=False), 1):
         row = row._asdict()
         one = run(data, res.settings["strategy"] if not args.strategy.endswith(".py") else args.strategy,
-                  {k: row[k] for k in params_cols}, margin=row["margin"], capital=args.capital, fee=args.fee,
+                  {k: row[k] for k in params_cols}, margin=row["margin"], capital=args.capital, fee=_spot_fee(args.fee),
                   slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
                   rebalance=args.rebalance, start=args.start, end=args.end,
                   stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
@@ -540,6 +560,8 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import bench, bench_sweep
 
+    if args.venue != "margin" and (args.sweep or args.symbols != 1):
+        raise UserError(f"--venue {args.venue}: the one-symbol bench only (not with --sweep or --symbols)")
     if args.real and not args.sweep:
         raise UserError("--real: only with --sweep (it times the README's sweep grid on the bundled data)")
     if args.real:
@@ -567,7 +589,7 @@ def cmd_bench(args) -> int:
             raise UserError("--symbols: not combined with --stops or --sweep")
         print(bench_multi(args.bars, args.repeat, args.symbols))
         return 0
-    print(bench(args.bars, args.repeat, stops=args.stops))
+    print(bench(args.bars, args.repeat, stops=args.stops, venue=args.venue))
     return 0
 
 
@@ -583,8 +605,11 @@ def summary_table(result) -> str:
         ("sharpe", f"{s['sharpe']:.2f}"),
         ("trades", f"{s['n_trades']:,}"),
         ("fees paid", f"{s['fees_paid']:,.2f}"),
-        ("interest paid", f"{s['interest_paid']:,.2f}  ("
-                          + ", ".join(f"{k[14:]} {v:,.8g}" for k, v in s.items() if k.startswith("interest_paid_")) + ")"),
+        *([("interest paid", f"{s['interest_paid']:,.2f}  ("
+                          + ", ".join(f"{k[14:]} {v:,.8g}" for k, v in s.items() if k.startswith("interest_paid_"))
+                          + ")")] if "interest_paid" in s else
+          [("funding paid", f"{s['funding_paid']:,.2f}  ({s['n_funding']} charges; positive = paid)"),
+           ("max margin ratio", f"{s['max_margin_ratio']:.2%}  (at the closes; liquidation at 100 %)")]),
         *([("  while flat", f"{s['interest_while_flat']:,.2f}  (loans left running with no position)")]
           if s.get("interest_while_flat") or not result.settings.get("auto_repay", True) else []),
         *([("  fees while flat", f"{s['fees_while_flat']:,.2f}  (liquidations of an account with no position)")]

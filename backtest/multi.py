@@ -50,6 +50,9 @@ def parse_margin(spec, symbols, custom=None) -> dict:
     given = {}
     for name, prof in items:
         profile = prof if isinstance(prof, Profile) else get_profile(prof, custom)
+        if profile.perp:
+            raise UserError(f"--margin {profile.name}: several symbols on perpetual futures are not supported yet "
+                            "(one symbol: backtest run with one --data)")
         if name is None:
             if default is not None:
                 raise UserError(f"--margin {spec}: two default profiles; name the symbols (SYMBOL=PROFILE)")

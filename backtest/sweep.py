@@ -238,7 +238,9 @@ def prepare_settings(
     margins = [margin] if isinstance(margin, str) else list(margin)
     base, quote = split_symbol(symbol)
     for name in list(margins) + list(grid.get(MARGIN_AXIS, [])):
-        get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
+        if get_profile(name, custom).for_pair(base, quote).perp:  # refused here, not in a worker
+            raise UserError(f"--margin {name}: sweeps, risk and walk-forward take spot-margin profiles only so far "
+                            "(perpetual futures: backtest run)")
     settings = {"strategy": strat.name, "symbol": symbol,
                 **rs.as_dict(rate_history=None if rate_history is None else str(rate_history))}
     del settings["auto_repay"], settings["repay_on_flat"]

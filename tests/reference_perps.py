@@ -222,8 +222,8 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
             if u > 0.0:
                 acct.add(u, f, side, L)
                 acct.wc -= u * f * fee
-                if capped and acct.isolated and cut_money <= cut_bracket:
-                    acct.wc = 0.0  # MC: cut to the cross wallet, the open spends all of it
+                if acct.isolated and abs(acct.wc) <= NOISE * u * f / L:
+                    acct.wc = 0.0  # MC: an open that leaves the cross wallet at noise size spent all of it
         acct.dust()
         q = close_q + u
         if q <= 0.0:

@@ -232,9 +232,7 @@ def trade_to(st, fs, x, o, fee, slip, leverage, isolated, entry):
     if opening > 0.0:
         avail = free if isolated else n * o + c - abs(n) * o / leverage
         k = f * (1.0 / leverage + fee)  # what a unit opened takes: its initial margin and fee
-        cap_money = max(avail, 0.0) / k
-        cap_bracket = max(max_notional(fs, leverage) / o - abs(n), 0.0)
-        cap = min(cap_money, cap_bracket)
+        cap = min(max(avail, 0.0) / k, max(max_notional(fs, leverage) / o - abs(n), 0.0))
         if cap < opening * (1.0 - 1e-9):
             opening = cap
             capped = True
@@ -242,8 +240,10 @@ def trade_to(st, fs, x, o, fee, slip, leverage, isolated, entry):
             opening = 0.0  # what is left to open is float noise (an account at its cap): no fill
         if opening > 0.0:
             c -= side * opening * f + opening * f * fee
-            if isolated:  # cut to the cross wallet, the open spends all of it (no float residue)
-                free = 0.0 if capped and cap_money <= cap_bracket else free - opening * k
+            if isolated:  # an open leaving the cross wallet at noise size spent all of it (no float residue)
+                free -= opening * k
+                if abs(free) <= 1e-9 * opening * f / leverage:
+                    free = 0.0
             n += side * opening
     q = r + opening
     if q <= 0.0:
