@@ -12,7 +12,7 @@ from .errors import UserError
 from .inputs import Venue
 
 BUNDLED = re.compile(r"(?P<sym>[A-Z0-9]+)_PERP-(?P<tf>[0-9a-z]+)\.parquet")
-SPAN_SLACK = 24 * 3600  # a funding file may start or end this far inside the bars' span (one day's settlements)
+SPAN_SLACK = 3 * 86400  # a funding file may start or end this far inside the bars' span (a new listing's first settlement)
 
 
 def companions(bars_path) -> tuple:

@@ -5,7 +5,7 @@ One or more named profiles, each a ``[profiles.NAME]`` table::
     [profiles.my-cross-4x]
     base = "cross-3x"          # optional: start from a built-in profile
     mode = "cross"             # or "isolated"; required unless base gives it
-    venue = "binance-margin"   # optional: the only venue so far
+    venue = "binance-margin"   # optional: the default venue
     max_leverage = 4           # or initial_ml = 1.3333 (one of the two)
     margin_call_ml = 1.2       # optional: no margin calls without it
     liquidation_ml = 1.1
@@ -17,6 +17,12 @@ One or more named profiles, each a ``[profiles.NAME]`` table::
     BTC = 2.5
     USDT = 50000
 
+    [profiles.perp-iso-8x]     # Binance USDⓈ-M perpetual futures
+    venue = "binance-usdm"
+    mode = "isolated"          # required
+    leverage = 8               # a whole number, at most the bracket table's
+    liquidation_fee = 0.0125   # optional: the clearance fee (default 1.25 %)
+
 Every field is checked (unknown key, type, range, thresholds in order); a
 mistake is one ``UserError`` line naming the file, the profile and the key.
 """
@@ -25,11 +31,14 @@ import tomllib
 from pathlib import Path
 
 from .errors import UserError
-from .profiles import MODES, PROFILES, VENUE, VENUES, Profile
+from dataclasses import replace
+
+from .profiles import MODES, PROFILES, USDM, VENUE, VENUES, Profile, usdm_profile
 
 NUMBERS = ("max_leverage", "initial_ml", "margin_call_ml", "liquidation_ml", "liquidation_fee", "mmr")
 TABLES = ("asset_mmr", "max_borrow")
-KEYS = ("base", "mode", "venue", *NUMBERS, *TABLES)
+KEYS = ("base", "mode", "venue", "leverage", *NUMBERS, *TABLES)
+USDM_KEYS = ("mode", "venue", "leverage", "liquidation_fee")  # what a perp profile states
 
 
 def load_profiles(path) -> dict:
@@ -83,6 +92,10 @@ def _profile(path, name, body) -> Profile:
     venue = body.get("venue", base.venue if base else VENUE)
     if venue not in VENUES:
         raise bad("venue", f"{venue!r} is not a known venue ({', '.join(VENUES)})")
+    if venue == USDM:
+        return _usdm(body, mode, bad, name)
+    if "leverage" in body:
+        raise bad("leverage", "a perpetual-futures key (venue = \"binance-usdm\"); spot margin takes max_leverage")
     tables = {key: _asset_table(body.get(key, {}), lambda problem, k=key: bad(k, problem)) for key in TABLES}
 
     mmr = fields.get("mmr", base.mmr if base else 0.0)
@@ -138,6 +151,26 @@ def _profile(path, name, body) -> Profile:
         raise bad("liquidation_ml", f"{liq:g} must be below the initial ML ({initial:.6g})")
     if not liq < restore:
         raise bad("liquidation_ml", f"{liq:g} must be below the level a partial liquidation restores ({restore:g})")
+    return profile
+
+
+def _usdm(body, mode, bad, name) -> Profile:
+    """A perpetual-futures profile: its mode, whole-number leverage and
+    optionally the clearance fee; the venue's rules do the rest."""
+    for key in body:
+        if key not in USDM_KEYS:
+            raise bad(key, f"not a setting of venue {USDM} (it takes {', '.join(USDM_KEYS)})")
+    lev = body.get("leverage")
+    if lev is None:
+        raise bad("leverage", "missing (a whole number, e.g. leverage = 10)")
+    if isinstance(lev, bool) or not isinstance(lev, (int, float)) or not float(lev).is_integer() or lev < 1:
+        raise bad("leverage", f"expected a whole number ≥ 1, got {lev!r}")
+    profile = usdm_profile(name, int(lev), mode)
+    if "liquidation_fee" in body:
+        fee = body["liquidation_fee"]
+        if isinstance(fee, bool) or not isinstance(fee, (int, float)) or not 0.0 <= fee < 1.0:
+            raise bad("liquidation_fee", f"expected a fraction in [0, 1), got {fee!r}")
+        profile = replace(profile, liquidation_fee=float(fee))
     return profile
 
 

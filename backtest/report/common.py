@@ -2,7 +2,9 @@
 
 ``prepare(result)`` reads a ``Result`` (fresh from ``run`` or loaded from a
 folder, where ``bars`` is None and values may be None) once; every panel then
-draws from the ``Run`` it returns.
+draws from the ``Run`` it returns.  A perpetual-futures run (``is_perp``)
+carries its margin ratio and funding instead of margin levels, debt and
+interest (docs/model-choices.md "Perpetual futures").
 """
 import math
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from matplotlib import ticker
 
 from ..assets import split_symbol
 from ..metrics import drawdown
+from ..profiles import USDM
 
 A4 = (8.27, 11.69)  # portrait, inches
 PNG_SIZE = (11.0, 7.0)
@@ -53,6 +56,10 @@ class Run:
     base_debt: np.ndarray | None = None  # value of the base owed, when the run kept it (auto-repay off)
     closes: dict | None = None  # several symbols: symbol -> close per bar (its last close between its bars)
     liquidation_prices: dict | None = None  # symbol -> liquidation price per bar (NaN: none), when the run has it
+    perp: bool = False  # Binance USDⓈ-M perpetual futures: the fields below, no debt or interest
+    margin_ratios: dict | None = None  # perps: account label -> margin ratio per bar (0 flat)
+    funding_paid: np.ndarray | None = None  # perps: cumulative funding per bar (positive = paid)
+    funding: pd.DataFrame | None = None  # perps: every funding charge (``funding.csv``) with an ``x`` column
 
     @property
     def profile(self):
@@ -90,6 +97,20 @@ def _assets(symbol: str) -> tuple[str, str]:
         return symbol, "quote"
 
 
+def is_perp(result) -> bool:
+    """A perpetual-futures result (venue ``binance-usdm``)."""
+    return getattr(result.profile, "venue", None) == USDM or (result.summary or {}).get("venue") == USDM
+
+
+def _margin_ratios(eq, symbol, profile) -> dict:
+    """Perps: the margin ratio per bar (maintenance margin / margin balance)."""
+    out = {}
+    for name in [c for c in eq.columns if str(c).startswith("margin_ratio")]:
+        suffix = str(name)[len("margin_ratio"):].strip("_")
+        out[f"{suffix or symbol} ({getattr(profile, 'mode', '') or 'margin'})"] = eq[name].to_numpy(np.float64)
+    return out
+
+
 def prepare(result) -> Run:
     eq = result.equity
     x = date_numbers(eq.index)
@@ -110,6 +131,7 @@ def prepare(result) -> Run:
     low = high = None
     if bars is not None and len(bars) == len(eq) and {"low", "high"} <= set(bars.columns):
         low, high = bars["low"].to_numpy(np.float64), bars["high"].to_numpy(np.float64)
+    perp = is_perp(result)
     return Run(
         x=x, equity=equity, close=col("close"), margin_levels=levels, exposure=col("exposure"),
         position=col("position"), debt=col("debt"), interest=col("interest_paid"), fees=col("fees_paid"),
@@ -123,6 +145,10 @@ def prepare(result) -> Run:
         or None,
         liquidation_prices={str(c)[len("liquidation_price"):].strip("_") or symbol: eq[c].to_numpy(np.float64)
                             for c in eq.columns if str(c).startswith("liquidation_price")} or None,
+        perp=perp,
+        margin_ratios=_margin_ratios(eq, symbol, result.profile) if perp else None,
+        funding_paid=col("funding_paid") if perp else None,
+        funding=_events(getattr(result, "funding", None), "time") if perp else None,
     )
 
 

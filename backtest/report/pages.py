@@ -70,35 +70,60 @@ def relayout(fig, kind):
 
 
 def equity_figure(run, log=False, size=PNG_SIZE) -> Figure:
-    """Equity with liquidation markers over the margin level (equity.png)."""
+    """Equity with liquidation markers over the margin level (the margin
+    ratio on perps; equity.png)."""
     fig = Figure(figsize=size)
     gs = fig.add_gridspec(2, 1, height_ratios=[1.6, 1.0], left=0.08, right=0.98, top=0.86, bottom=0.09, hspace=0.28)
     _png_title(fig, run)
     ax_eq, ax_ml = _time_axes(fig, [gs[0], gs[1]])
     panels.equity(ax_eq, run, log=log)
-    panels.margin_level(ax_ml, run)
+    panels.margin(ax_ml, run)
     return fig
 
 
 def margin_figure(run, kind="png") -> Figure:
-    """Price with events, ML per account with the bands, exposure (margin.png, page 2)."""
+    """Price with events, ML per account with the bands (the margin ratio on
+    perps), exposure (margin.png, page 2)."""
     fig = Figure(figsize=LAYOUT[kind]["size"])
     gs = _grid(fig, 3, [1.5, 1.2, 0.8], kind, {"page": 0.32, "png": 0.45})
     ax_p, ax_ml, ax_x = _time_axes(fig, [gs[0], gs[1], gs[2]])
     panels.price(ax_p, run)
-    panels.margin_level(ax_ml, run)
+    panels.margin(ax_ml, run)
     panels.exposure(ax_x, run)
     return fig
 
 
 def costs_figure(run, kind="png") -> Figure:
-    """Debt per asset, cumulative interest and fees, and the waterfall (costs.png, page 3)."""
+    """Debt per asset, cumulative interest and fees, and the waterfall
+    (costs.png, page 3).  Perps: funding per charge (no panel without
+    charges), cumulative funding and fees, and the waterfall."""
+    if run.perp:
+        return _perp_costs_figure(run, kind)
     fig = Figure(figsize=LAYOUT[kind]["size"])
     gs = _grid(fig, 3, [1.0, 1.0, 1.2], kind, {"page": 0.42, "png": 0.55})
     ax_d, ax_c = _time_axes(fig, [gs[0], gs[1]])
     ax_d.tick_params(labelbottom=True)  # the waterfall below has no dates: label both
     date_axis(ax_d, label=False)
     panels.debt(ax_d, run)
+    panels.costs(ax_c, run)
+    panels.waterfall(fig.add_subplot(gs[2]), run)
+    return fig
+
+
+def _perp_costs_figure(run, kind):
+    fig = Figure(figsize=LAYOUT[kind]["size"])
+    charges = run.funding is not None and len(run.funding) > 0 and "payment" in run.funding
+    if not charges:
+        gs = _grid(fig, 2, [1.0, 1.1], kind, {"page": 0.3, "png": 0.4})
+        ax_c, = _time_axes(fig, [gs[0]])
+        panels.costs(ax_c, run)
+        panels.waterfall(fig.add_subplot(gs[1]), run)
+        return fig
+    gs = _grid(fig, 3, [1.0, 1.0, 1.2], kind, {"page": 0.42, "png": 0.55})
+    ax_f, ax_c = _time_axes(fig, [gs[0], gs[1]])
+    ax_f.tick_params(labelbottom=True)  # the waterfall below has no dates: label both
+    date_axis(ax_f, label=False)
+    panels.funding(ax_f, run)
     panels.costs(ax_c, run)
     panels.waterfall(fig.add_subplot(gs[2]), run)
     return fig

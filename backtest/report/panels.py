@@ -5,11 +5,14 @@ exits, liquidations, margin calls) are drawn in full.  Artists a reader or a
 test looks for carry a ``gid``: ``liquidations`` (equity), ``liquidations-ml``,
 ``liquidations-price``, ``margin-calls``, ``ml-initial``, ``ml-call``,
 ``ml-liquidation``, ``liquidation-price`` (``liquidation-price-SYMBOL`` with
-several symbols).
+several symbols); on perpetual futures the margin-ratio panel's
+``mr-call`` and ``mr-liquidation`` lines (with ``margin-calls`` and
+``liquidations-ml``) and ``funding`` (the charges' bars).
 """
 import math
 
 import numpy as np
+import pandas as pd
 from matplotlib import ticker
 
 from .common import BLUE, GREEN, GREY, ORANGE, RED, columns, fmt_num, legend, money_axis, set_xlim, title
@@ -146,6 +149,70 @@ def margin_level(ax, run):
     pro = getattr(prof, "mmr", 0.0) > 0.0  # Cross Margin Pro shows its own ML
     title(ax, "Margin level (net equity / maintenance margin)" if pro else "Margin level (assets / debt)")
     legend(ax, ncol=3)
+
+
+def margin(ax, run):
+    """The margin panel: the margin ratio on perpetual futures, else the margin level."""
+    return margin_ratio(ax, run) if run.perp else margin_level(ax, run)
+
+
+def ratio_of(health) -> np.ndarray:
+    """A perp's margin ratio (maintenance margin / margin balance) from its
+    health ``h`` (margin balance / maintenance margin): ``1/h``; a margin
+    balance at or below 0 is +inf."""
+    h = np.asarray(health, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isnan(h), np.nan, np.where(h > 0, 1.0 / h, np.inf))
+
+
+def margin_ratio(ax, run):
+    """Perps: the margin ratio per bar in percent on a linear axis, with the
+    margin-call (80 %) and liquidation (100 %) lines and the events (their
+    ``margin_level`` is the health at the trigger: ratio ``1/h``)."""
+    prof = run.profile
+    call = 100.0 / prof.call_ml if prof.call_ml else None
+    liq_at = 100.0 / prof.liquidation_ml
+    ratios = {name: r * 100.0 for name, r in (run.margin_ratios or {}).items()}
+    calls = run.margin_calls
+    liq = _one_per_event(run.liquidations)
+    call_r = ratio_of(calls["margin_level"]) * 100.0 if len(calls) else np.empty(0)
+    liq_r = ratio_of(liq["margin_level"]) * 100.0 if len(liq) else np.empty(0)
+    data = np.concatenate([*ratios.values(), call_r, liq_r]) if ratios or call_r.size or liq_r.size else np.empty(0)
+    data = data[np.isfinite(data)]
+    top = max(110.0, float(data.max()) * 1.05 if data.size else 0.0)
+    # the thresholds are named on their lines (right end): in the legend they would run it into the title
+    ax.axhspan(liq_at, top, color=RED, alpha=0.13, linewidth=0, zorder=0)
+    label = dict(transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, zorder=6)
+    if call is not None:
+        ax.axhspan(call, liq_at, color=ORANGE, alpha=0.13, linewidth=0, zorder=0)
+        ax.axhline(call, color=ORANGE, linewidth=0.9, linestyle="--", gid="mr-call")
+        ax.text(0.995, call, f"margin call {call:.3g} %", color="#b35900", **label)
+    ax.axhline(liq_at, color=RED, linewidth=1.0, linestyle="--", gid="mr-liquidation")
+    ax.text(0.995, liq_at, f"liquidation {liq_at:.3g} %", color=RED, **label)
+    palette = [BLUE, "#6a3d9a", "#17becf", "#8c564b"]
+    any_position = False
+    for k, (name, r) in enumerate(ratios.items()):
+        if (r > 0).any():
+            any_position = True
+            line(ax, run.x, np.minimum(r, top), color=palette[k % len(palette)], linewidth=0.9,
+                 label="margin ratio" if len(ratios) == 1 else f"margin ratio {name}")
+    if call_r.size:
+        ax.plot(calls["x"].to_numpy(), np.clip(call_r, 0.0, top * 0.99), linestyle="none", marker="v",
+                markersize=4.5, color=ORANGE, markeredgecolor="black", markeredgewidth=0.3, zorder=4,
+                gid="margin-calls", label=f"margin call ({len(calls)})")
+    if liq_r.size:
+        ax.plot(liq["x"].to_numpy(), np.clip(liq_r, 0.0, top * 0.99), linestyle="none", marker="X", markersize=7,
+                color=RED, markeredgecolor="white", markeredgewidth=0.6, zorder=5, gid="liquidations-ml",
+                label=f"liquidation ({len(liq)})")
+    if not any_position:
+        ax.text(0.5, 0.4, "no position in this run: margin ratio is 0 throughout", transform=ax.transAxes,
+                ha="center", fontsize=8, color=GREY)
+    ax.set_ylim(0.0, top)
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.0f} %"))
+    ax.set_ylabel("margin ratio (%)", fontsize=8)
+    set_xlim(ax, run.x)
+    title(ax, "Margin ratio (maintenance margin / margin balance)")
+    legend(ax)
 
 
 def _liquidation_line(ax, run, levels, close, color, label, gid):
@@ -315,9 +382,31 @@ def debt(ax, run):
     legend(ax)
 
 
+def funding(ax, run):
+    """Perps: every funding charge, paid (up) and received (down)."""
+    f = run.funding
+    xs, pay = f["x"].to_numpy(np.float64), pd.to_numeric(f["payment"], errors="coerce").to_numpy(np.float64)
+    width_pt = ax.get_figure().get_figwidth() * ax.get_position().width * 72
+    lw = float(np.clip(0.6 * width_pt / max(len(pay), 1), 0.4, 4.0))
+    for sel, color, label in ((pay > 0, ORANGE, "paid"), (pay < 0, GREEN, "received")):
+        if sel.any():
+            ax.vlines(xs[sel], 0.0, pay[sel], colors=color, linewidth=lw, gid="funding",
+                      label=f"{label} ({int(sel.sum()):,})")
+    ax.axhline(0.0, color=GREY, linewidth=0.6)
+    _liq_vlines(ax, run)
+    money_axis(ax)
+    ax.set_ylabel(f"funding ({run.quote})", fontsize=8)
+    set_xlim(ax, run.x)
+    title(ax, "Funding per charge (positive = paid)")
+    legend(ax)
+
+
 def costs(ax, run):
-    """Cumulative interest, trading fees, liquidation fees (and bad debt)."""
-    line(ax, run.x, run.interest, color=ORANGE, linewidth=1.0, label="interest")
+    """Cumulative interest (funding on perps), trading fees, liquidation fees (and bad debt)."""
+    if run.perp:
+        line(ax, run.x, run.funding_paid, color=ORANGE, linewidth=1.0, label="funding")
+    else:
+        line(ax, run.x, run.interest, color=ORANGE, linewidth=1.0, label="interest")
     line(ax, run.x, run.fees, color=BLUE, linewidth=1.0, label="trading fees")
     liq = run.liquidations
     if len(liq) and len(run.x):
@@ -329,11 +418,14 @@ def costs(ax, run):
         if bad[-1] > 0:
             ax.plot(xs, np.r_[0.0, bad, bad[-1]], drawstyle="steps-post", color="black", linewidth=0.9,
                     linestyle="--", label="bad debt")
-    ax.set_ylim(bottom=0)
+    low = float(np.nanmin(run.funding_paid, initial=0.0)) if run.perp else 0.0  # funding received: below 0
+    if low < 0:
+        ax.axhline(0.0, color=GREY, linewidth=0.6)
+    ax.set_ylim(bottom=low * 1.05)
     money_axis(ax)
     ax.set_ylabel(f"cumulative ({run.quote})", fontsize=8)
     set_xlim(ax, run.x)
-    title(ax, "Cumulative interest and fees")
+    title(ax, "Cumulative funding and fees" if run.perp else "Cumulative interest and fees")
     legend(ax)
 
 
@@ -343,11 +435,11 @@ def waterfall_steps(run) -> list[tuple[str, float]]:
     s = run.summary
     final = float(run.equity[-1]) if len(run.equity) else run.capital
     fees = float(s.get("fees_paid") or 0.0)
-    interest = float(s.get("interest_paid") or 0.0)
+    interest = float(s.get("funding_paid" if run.perp else "interest_paid") or 0.0)
     liq_fees = float(s.get("liquidation_fees") or 0.0)
     bad = float(s.get("bad_debt") or 0.0)
     pnl = final - run.capital + fees + interest + liq_fees - bad
-    return [("trading PnL", pnl), ("trading fees", -fees), ("interest", -interest),
+    return [("trading PnL", pnl), ("trading fees", -fees), ("funding" if run.perp else "interest", -interest),
             ("liquidation fees", -liq_fees), ("bad debt\n(insurance fund)", bad)]
 
 

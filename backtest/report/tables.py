@@ -6,6 +6,7 @@ repeated; a section stops after ``MAX_LINES`` lines and says how many more
 rows are in the CSV beside the report (the full tables are there; the PDF
 shows what a reader scans, and stays quick to draw).
 """
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ TOP_TRADES = 10
 
 
 def settings_rows(run) -> list[tuple[str, str]]:
+    if run.perp:
+        return perp_settings_rows(run)
     s, p, q = run.settings, run.profile, run.quote
     params = ", ".join(f"{k}={v}" for k, v in (s.get("params") or {}).items()) or "—"
     given = s.get("rates") or {}
@@ -60,6 +63,55 @@ def settings_rows(run) -> list[tuple[str, str]]:
     return rows
 
 
+def _file_name(value) -> str:
+    """A setting naming a file: its name; a table given in code: "table"."""
+    text = str(value)
+    return "table" if "\n" in text else Path(text).name
+
+
+def perp_settings_rows(run) -> list[tuple[str, str]]:
+    """Perpetual futures: the venue, the margin mode and leverage, the
+    margin-ratio thresholds, the clearance fee and the funding source; no
+    borrow rates or margin levels (docs/model-choices.md "Perpetual futures")."""
+    s, p, q = run.settings, run.profile, run.quote
+    params = ", ".join(f"{k}={v}" for k, v in (s.get("params") or {}).items()) or "—"
+    call = "—" if not p.call_ml else f"{100 / p.call_ml:.3g} %"
+    if s.get("funding"):
+        funding = _clip(_file_name(s["funding"]), 37)
+    elif s.get("funding_rate") is not None:
+        funding = f"constant {float(s['funding_rate']) * 100:.6g} % / 8 h"
+    else:
+        funding = "none"
+    fee = s.get("fee")
+    # values clipped to 37 characters (the path to 34): the longest key is two wider than spot's
+    rows = [
+        ("data", _clip(str(s.get("data", "—")), 34)),
+        ("symbol", run.symbol),
+        ("period (UTC)", f"{str(s.get('start', ''))[:16]} → {str(s.get('end', ''))[:16]}"),
+        ("bars", fmt_num(run.summary.get("bars", len(run.x)), 0)),
+        ("strategy", str(s.get("strategy", "—"))),
+        ("parameters", _clip(params, 37)),
+        ("venue", "Binance USDⓈ-M perpetual"),
+        ("margin", f"{p.mode}, {p.max_leverage:g}×"),
+        ("margin call / liq.", f"margin ratio {call} / {100 / p.liquidation_ml:.3g} %"),
+        ("clearance fee", f"{fmt_num(p.liquidation_fee, 2, pct=True)}"),
+        ("capital", f"{fmt_num(s.get('capital'))} {q}"),
+        ("trading fee", "—" if fee is None else fmt_num(fee, 3, pct=True)),
+        ("slippage", fmt_num(s.get("slippage"), 3, pct=True)),
+        ("funding", funding),
+        ("mark price", _clip(_file_name(s["mark"]), 37) if s.get("mark") else "traded bars"),
+        ("brackets", _clip(_file_name(s["brackets"]), 37) if s.get("brackets") else "shipped tables"),
+        ("rebalance", "off" if not s.get("rebalance") else fmt_num(s.get("rebalance"), 1, pct=True)),
+    ]
+    if s.get("stop_on_liquidation"):
+        rows.append(("after liquidation", "stop"))
+    stops = [f"{label} {fmt_num(s[k], 1, pct=True)}" for k, label in
+             (("stop_loss", "stop-loss"), ("take_profit", "take-profit"), ("trailing_stop", "trailing")) if s.get(k)]
+    if stops:
+        rows.append(("stops", _clip(", ".join(stops), 37)))
+    return rows
+
+
 def summary_rows(run) -> list[tuple[str, str]]:
     s, q = run.summary, run.quote
     get = s.get
@@ -71,16 +123,20 @@ def summary_rows(run) -> list[tuple[str, str]]:
         ("Sharpe / Sortino", f"{fmt_num(get('sharpe'))} / {fmt_num(get('sortino'))}"),
         ("Calmar", fmt_num(get("calmar"))),
         ("time in market", fmt_num(get("exposure"), 1, pct=True)),
+        ("max margin ratio", fmt_num(get("max_margin_ratio"), 2, pct=True)) if run.perp else
         ("lowest margin level", fmt_num(get("min_margin_level"), 3)),
         ("trades / orders", f"{fmt_num(get('n_trades'), 0)} / {fmt_num(get('n_orders'), 0)}"
                             f" ({fmt_num(get('n_capped'), 0)} capped)"),
         ("trading fees", f"{fmt_num(get('fees_paid'))} {q}"),
+        ("funding", f"{fmt_num(get('funding_paid'))} {q} ({fmt_num(get('n_funding'), 0)} charges)") if run.perp else
         ("interest", f"{fmt_num(get('interest_paid'))} {q}" + (
             f" ({fmt_num(get('interest_while_flat'))} while flat)" if "interest_while_flat" in s else "")),
         ("liquidations", f"{fmt_num(get('n_liquidations'), 0)} (fees {fmt_num(get('liquidation_fees'))} {q})"),
         ("bad debt", f"{fmt_num(get('bad_debt'))} {q}"),
         ("margin calls", fmt_num(get("n_margin_calls"), 0)),
     ]
+    if run.perp and get("mark_missing_bars"):
+        rows.append(("bars without mark", fmt_num(get("mark_missing_bars"), 0)))
     if "ambiguous_bars" in s:
         rows.append(("ambiguous bars", fmt_num(get("ambiguous_bars"), 0)))
     if get("n_cancelled"):
@@ -103,7 +159,27 @@ def draw_key_values(ax, heading: str, rows, fontsize=7.6):
     step = 1.0 / (len(rows) + 2.2)
     for i, (k, v) in enumerate(rows):
         y = 1.0 - step * (i + 1.6)
-        ax.text(0.0, y, f"{k:<{width}}  {v}", transform=ax.transAxes, va="top", fontsize=fontsize, family=MONO)
+        text = f"{k:<{width}}  {v}"
+        ax.text(0.0, y, text, transform=ax.transAxes, va="top", fontsize=fontsize, family=_family(text))
+
+
+def _family(text: str):
+    """The monospace font; with a fallback for a character it lacks (the
+    Ⓢ of "USDⓈ-M": matplotlib's STIX fonts have it)."""
+    chars = _mono_chars()
+    return MONO if chars is None or all(ord(c) in chars for c in text) else [MONO, "STIXGeneral"]
+
+
+@functools.cache
+def _mono_chars() -> frozenset | None:
+    """The characters the monospace font has (None: unknown, draw as is)."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        return frozenset(FT2Font(font_manager.findfont(font_manager.FontProperties(family=MONO))).get_charmap())
+    except Exception:
+        return None
 
 
 # ---------------------------------------------------------------- event tables
@@ -129,24 +205,30 @@ def sections(run) -> list[dict]:
     money = fmt_small
     yes = lambda v: "yes" if str(v).lower() in ("true", "1", "1.0") else ""  # noqa: E731
     out = []
+    # a perp's events carry the health h (margin balance / maintenance margin): shown as the margin ratio 1/h
+    level = (("margin ratio", "margin_level", _ratio_cell) if run.perp else
+             ("ML", "margin_level", lambda v: fmt_num(v, 3)))
     liq_spec = [("time (UTC)", "time", fmt_time), ("symbol", "symbol", str),
                 ("trigger", "trigger_price", fmt_price), ("fill", "fill_price", fmt_price),
-                ("ML", "margin_level", lambda v: fmt_num(v, 3)), (f"fee {q}", "fee", money),
+                level, (f"fee {q}", "fee", money),
                 ("equity before", "equity_before", money), ("equity after", "equity_after", money),
                 ("bad debt", "bad_debt", money), ("sold/bought", "quantity", lambda v: fmt_small(v, 6)),
                 ("gap", "gap", yes)]
     out.append(_section("Liquidation events", run.liquidations, liq_spec, "liquidations.csv",
                         "No liquidations in this run."))
     call_spec = [("time (UTC)", "time", fmt_time), ("symbol", "symbol", str),
+                 ("ratio at extreme", "margin_level", _ratio_cell) if run.perp else
                  ("ML at extreme", "margin_level", lambda v: fmt_num(v, 4))]
-    out.append(_section("Margin calls (entries into the margin-call band; ML at the bar's adverse extreme)",
-                        run.margin_calls, call_spec, "margin_calls.csv", "No margin calls in this run.",
+    heading = ("Margin calls (margin ratio reaching the call level; ratio at the bar's adverse mark extreme)"
+               if run.perp else "Margin calls (entries into the margin-call band; ML at the bar's adverse extreme)")
+    out.append(_section(heading, run.margin_calls, call_spec, "margin_calls.csv", "No margin calls in this run.",
                         per_line=3, max_lines=25))
     trade_spec = [("side", "side", str), ("entry (UTC)", "entry_time", fmt_time),
                   ("entry price", "entry_price", fmt_price), ("exit (UTC)", "exit_time", fmt_time),
                   ("exit price", "exit_price", fmt_price),
                   ("quantity", "quantity", lambda v: fmt_num(v, 4)), (f"fees {q}", "fees", money),
-                  (f"interest {q}", "interest", money), (f"PnL {q}", "pnl", lambda v: fmt_num(v, 2, signed=True)),
+                  (f"funding {q}", "funding", money) if run.perp else (f"interest {q}", "interest", money),
+                  (f"PnL {q}", "pnl", lambda v: fmt_num(v, 2, signed=True)),
                   ("exit", "exit_reason", str)]
     tr = run.trades
     pnl = pd.to_numeric(tr["pnl"], errors="coerce") if "pnl" in tr else pd.Series(dtype=float)
@@ -156,6 +238,17 @@ def sections(run) -> list[dict]:
     out.append(_section(f"Largest winning trades (of {n})", best, trade_spec, None, "No winning trades."))
     out.append(_section(f"Largest losing trades (of {n})", worst, trade_spec, None, "No losing trades."))
     return out
+
+
+def _ratio_cell(health) -> str:
+    """A perp event's margin ratio (percent) from its health ``h``: ``1/h``."""
+    try:
+        h = float(health)
+    except (TypeError, ValueError):
+        return fmt_num(health)
+    if np.isnan(h):
+        return "—"
+    return fmt_num(1.0 / h, 1, pct=True) if h > 0 else "∞"
 
 
 def _section(heading, df, spec, csv, empty, per_line=1, max_lines=MAX_LINES):
