@@ -190,7 +190,10 @@ def run(
     out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine, given,
                                                       quote_row=exact, venue=venue)
     equity, position, debt, owed, paid = out[:5]
-    paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if len(out) > 5 else None)
+    if profile.perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
+        paid_base, paid_quote = np.zeros_like(paid), paid
+    else:
+        paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if len(out) > 5 else None)
 
     index = bars.index
 
@@ -218,7 +221,8 @@ def run(
     if detail is not None:
         summary["detail_bars"] = n_fine  # bars with usable finer bars
     trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote),
-                         after_fill=(out[6], out[7], o) if exact else None)
+                         after_fill=(out[6], out[7], o) if exact else ((paid_base, paid, o) if profile.perp else None),
+                         quote_fees=profile.perp)
     # what belongs to no trade (loans running with no position): trades' pnl less these = the equity change
     flat = flat_costs(trades, paid_quote if exact else None)
     if exact or any(flat):  # (a sweep's rows, which have no trades, keep the default run's keys)

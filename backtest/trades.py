@@ -20,7 +20,8 @@ TRADE_COLUMNS = [
 
 
 def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarray, interest_paid: np.ndarray,
-                symbol: str, bad_debts=(), paid_by_asset=None, after_fill=None, liq_fees=None) -> pd.DataFrame:
+                symbol: str, bad_debts=(), paid_by_asset=None, after_fill=None, liq_fees=None,
+                quote_fees=False) -> pd.DataFrame:
     """Build the trades table from order records (``records.order_dt``).
 
     ``interest_paid`` is the kernel's cumulative interest per bar; a trade's
@@ -40,6 +41,10 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
     trade a signal order opened there, not to one it closed (stops and
     liquidations fill after it).  Its pnl subtracts its quote interest only:
     base interest owed lowers the position itself, so it is in the cash.
+
+    ``quote_fees``: every fee is paid in the quote asset (perpetual
+    futures), a buy's too; on spot margin a buy's fee is taken from the base
+    it receives.
     """
     exact = after_fill is not None
     if exact:
@@ -57,7 +62,7 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
     table, n_rows, flat = _walk(fills, _later_openings(orders, exact),
                                 np.ascontiguousarray(bad_debts, dtype=np.float64),
                                 _NONE if liq_fees is None else np.ascontiguousarray(liq_fees, dtype=np.float64),
-                                per_bar, exact)
+                                per_bar, exact, quote_fees)
     out = _table(table[:, :n_rows], times, symbol)
     out.attrs["flat"] = {"interest": float(flat[0]), "fees": float(flat[1])}
     return out
@@ -72,7 +77,7 @@ _ENTRY, _EXIT, _DIR, _ENTRY_PRICE, _EXIT_PRICE, _QTY, _FEES, _INTEREST, _IB, _IQ
 
 
 @njit(cache=True)
-def _walk(fills, later, bad_debts, liq_fees, per_bar, exact):
+def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
     """The fills in order (``fills``: their bar, kind and ``_FILL_FIELDS``
     columns), one trade open at a time: the trades as a table (``_ENTRY``…
     rows, one column each) and the flat books' (interest, fees).  ``per_bar``:
@@ -93,7 +98,7 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact):
         prev, pos, b = before[k], after[k], bar[k]
         q, price, sd, fee = qty[k], px[k], side[k], fee_[k]
         liq = kind[k] == LIQUIDATION
-        cash_fee = fee if (liq or sd < 0) else 0.0  # a buy's fee is paid in base
+        cash_fee = fee if (liq or sd < 0 or quote_fees) else 0.0  # a spot buy's fee is paid in base
         bad = 0.0
         fee_share = 0.0
         if liq:  # one bad debt (and fee share) per liquidation fill, in order; none past the end

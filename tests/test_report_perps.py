@@ -98,7 +98,7 @@ def test_margin_ratio_panel_and_costs(res):
     assert not by_gid(fig, "ml-initial")
     (marks,) = by_gid(fig, "liquidations-ml")  # health h at the trigger, drawn as the ratio 1/h
     h = res.liquidations["margin_level"].to_numpy(np.float64)
-    assert marks.get_ydata() == pytest.approx(np.minimum(100.0 / h, ax.get_ylim()[1] * 0.99))
+    assert marks.get_ydata() == pytest.approx(np.minimum(100.0 / h, ax.get_ylim()[1] * 0.97))
     costs = costs_figure(run, "page")
     titles = [a.get_title(loc="left") for a in costs.axes]
     assert titles[:2] == ["Funding per charge (positive = paid)", "Cumulative funding and fees"]

@@ -18,6 +18,7 @@ from matplotlib import ticker
 from .common import BLUE, GREEN, GREY, ORANGE, RED, columns, fmt_num, legend, money_axis, set_xlim, title
 from .decimate import decimate, envelope
 
+MR_TOP = 300.0  # the margin-ratio axis (%) reaches no higher
 ML_TICKS = (0.5, 0.75, 1, 1.05, 1.1, 1.2, 1.3, 1.5, 2, 3, 5, 10, 20, 50, 100)
 
 
@@ -179,9 +180,11 @@ def margin_ratio(ax, run):
     liq_r = ratio_of(liq["margin_level"]) * 100.0 if len(liq) else np.empty(0)
     data = np.concatenate([*ratios.values(), call_r, liq_r]) if ratios or call_r.size or liq_r.size else np.empty(0)
     data = data[np.isfinite(data)]
-    top = max(110.0, float(data.max()) * 1.05 if data.size else 0.0)
-    # the thresholds are named on their lines (right end): in the legend they would run it into the title
+    # room above the highest value for its marker; a gap far through the liquidation level (up to +inf: a
+    # margin balance at or below 0) is drawn at the top edge, not let squash the panel
+    top = min(max(110.0, float(data.max()) * 1.08 if data.size else 0.0), MR_TOP)
     ax.axhspan(liq_at, top, color=RED, alpha=0.13, linewidth=0, zorder=0)
+    # the thresholds are named on their lines (right end): in the legend they would run it into the title
     label = dict(transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, zorder=6)
     if call is not None:
         ax.axhspan(call, liq_at, color=ORANGE, alpha=0.13, linewidth=0, zorder=0)
@@ -197,11 +200,11 @@ def margin_ratio(ax, run):
             line(ax, run.x, np.minimum(r, top), color=palette[k % len(palette)], linewidth=0.9,
                  label="margin ratio" if len(ratios) == 1 else f"margin ratio {name}")
     if call_r.size:
-        ax.plot(calls["x"].to_numpy(), np.clip(call_r, 0.0, top * 0.99), linestyle="none", marker="v",
+        ax.plot(calls["x"].to_numpy(), np.clip(call_r, 0.0, top * 0.97), linestyle="none", marker="v",
                 markersize=4.5, color=ORANGE, markeredgecolor="black", markeredgewidth=0.3, zorder=4,
                 gid="margin-calls", label=f"margin call ({len(calls)})")
     if liq_r.size:
-        ax.plot(liq["x"].to_numpy(), np.clip(liq_r, 0.0, top * 0.99), linestyle="none", marker="X", markersize=7,
+        ax.plot(liq["x"].to_numpy(), np.clip(liq_r, 0.0, top * 0.97), linestyle="none", marker="X", markersize=7,
                 color=RED, markeredgecolor="white", markeredgewidth=0.6, zorder=5, gid="liquidations-ml",
                 label=f"liquidation ({len(liq)})")
     if not any_position:

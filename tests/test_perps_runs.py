@@ -1,0 +1,159 @@
+"""Perpetual futures end to end: the bundled data's liquidation of a 3x
+hold on 2021-05-19 on the mark price, the books, profile files, and every
+refusal (one line, exit 2 from the CLI)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import backtest  # no importorskip: an engine that does not import fails this module, it does not skip
+from backtest.cli import main
+from backtest.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+PERP = ROOT / "data" / "BTCUSDT_PERP-1h.parquet"
+MARK = ROOT / "data" / "BTCUSDT_PERP-1h-mark.parquet"
+
+
+@pytest.fixture(scope="module")
+def hold3():
+    return backtest.run(PERP, "hold", {"exposure": 3}, margin="usdm-isolated-10x", start="2021-05-18",
+                        end="2021-06-30")
+
+
+def test_bundled_hold_is_liquidated_on_the_mark_on_2021_05_19(hold3):
+    liq = hold3.liquidations
+    assert len(liq) == 1
+    row = liq.iloc[0]
+    assert str(row["time"]) == "2021-05-19 03:00:00+00:00"
+    mark = pd.read_parquet(MARK).set_index("timestamp")
+    lp = row["trigger_price"]
+    # the mark's low first reaches the liquidation price in the 03:00 bar (not at 02:00), about 40,140
+    assert mark.loc["2021-05-19 03:00", "low"] <= lp < mark.loc["2021-05-19 02:00", "low"]
+    assert 40_100 < lp < 40_200
+    # the isolated wallet (3,000 of initial margin at 10x) is what is lost, the cross wallet is untouched
+    entry = hold3.orders.iloc[0]
+    assert str(entry["time"]) == "2021-05-18 01:00:00+00:00" and entry["price"] == 44421.69
+    assert hold3.summary["final_equity"] == pytest.approx(10_000 - 3_000 - entry["fee"], abs=1e-9)
+    assert hold3.trades["pnl"].iloc[0] == pytest.approx(-3_000 - entry["fee"], abs=1e-9)  # fees count in the pnl
+    # spec §4.2 at the state of the 02:00 close: (WI − N·EP + cum)/(N·mmr − N), tier 1 of the 2021 table
+    n = entry["quantity"]
+    wallet = n * entry["price"] / 10 - hold3.funding["payment"].sum()
+    assert lp == pytest.approx((wallet - n * entry["price"]) / (n * 0.004 - n), rel=1e-12)
+    assert hold3.equity.loc["2021-05-19 02:00", "liquidation_price"] == pytest.approx(lp, rel=1e-12)
+
+
+def test_funding_rows_and_columns(hold3):
+    f = hold3.funding
+    assert list(f.columns) == ["time", "symbol", "rate", "mark_price", "position", "payment"]
+    assert [str(t) for t in f["time"]] == ["2021-05-18 08:00:00+00:00", "2021-05-18 16:00:00+00:00",
+                                           "2021-05-19 00:00:00+00:00"]
+    np.testing.assert_allclose(f["payment"], f["position"] * f["mark_price"] * f["rate"], rtol=1e-15)
+    mark = pd.read_parquet(MARK).set_index("timestamp")
+    assert f["mark_price"].tolist() == [mark.loc[t, "open"] for t in f["time"]]
+    eq = hold3.equity
+    assert eq["funding_paid"].iloc[-1] == pytest.approx(f["payment"].sum(), rel=1e-15)
+    assert hold3.summary["funding_paid"] == pytest.approx(f["payment"].sum(), rel=1e-15)
+    assert hold3.summary["n_funding"] == 3 and hold3.summary["venue"] == "binance-usdm"
+    assert "interest_paid" not in hold3.summary and "funding" in hold3.trades.columns
+    assert hold3.trades["funding"].iloc[0] == pytest.approx(f["payment"].sum(), rel=1e-12)
+
+
+def test_books_balance_on_a_busy_perp_run():
+    res = backtest.run(PERP, "sma_cross", {"leverage": 3}, margin="usdm-cross-5x", start="2024-01-01",
+                       stop_loss=0.03, take_profit=0.05)
+    s = res.summary
+    assert s["n_trades"] > 50
+    assert s["final_equity"] - 10_000 == pytest.approx(res.trades["pnl"].sum(), abs=1e-6)
+    assert (res.trades["exit_reason"] == "stop_loss").any() and (res.trades["exit_reason"] == "take_profit").any()
+
+
+def test_constant_funding_rate_every_8_hours():
+    res = backtest.run(PERP, "hold", {"exposure": -2}, margin="usdm-cross-3x", start="2024-03-01",
+                       end="2024-03-04", funding_rate=0.0001)
+    f = res.funding
+    assert all(t.hour in (0, 8, 16) and t.minute == 0 for t in f["time"])
+    assert (f["payment"] < 0).all()  # a short receives a positive rate
+    assert len(f) == 11  # opened at 01:00 on the 1st: 08:00 and 16:00, then three a day to the 4th (end: the whole day)
+    assert res.summary["funding_paid"] == pytest.approx(f["payment"].sum(), rel=1e-15)
+
+
+def test_profile_file_perp_is_isolated(tmp_path):
+    toml = tmp_path / "p.toml"
+    toml.write_text('[profiles.iso-8x]\nvenue = "binance-usdm"\nmode = "isolated"\nleverage = 8\n')
+    res = backtest.run(PERP, "hold", {"exposure": 3}, margin="iso-8x", margin_file=toml, start="2021-05-18",
+                       end="2021-05-25")
+    assert res.profile.perp and res.profile.isolated and res.profile.max_leverage == 8
+    # isolated: the liquidation takes the initial margin (N·EP/8), not the whole account
+    assert res.summary["final_equity"] > 6_000
+
+
+@pytest.mark.parametrize("body, words", [
+    ('venue = "binance-usdm"\nleverage = 8\n', "mode: missing"),
+    ('venue = "binance-usdm"\nmode = "cross"\n', "leverage: missing"),
+    ('venue = "binance-usdm"\nmode = "cross"\nleverage = 2.5\n', "whole number"),
+    ('venue = "binance-usdm"\nmode = "cross"\nleverage = 5\nmax_leverage = 5\n', "not a setting of venue"),
+    ('venue = "binance-futures"\nmode = "cross"\nleverage = 5\n', "not a known venue"),
+    ('mode = "cross"\nleverage = 5\nliquidation_ml = 1.1\nliquidation_fee = 0.02\n', "perpetual-futures key"),
+])
+def test_profile_file_refusals(tmp_path, body, words):
+    toml = tmp_path / "p.toml"
+    toml.write_text("[profiles.x]\n" + body)
+    with pytest.raises(UserError, match=words) as exc:
+        backtest.run(PERP, "hold", margin="x", margin_file=toml)
+    assert "\n" not in str(exc.value) and "margin_file" in str(exc.value)  # (the Python API names its argument)
+
+
+def _cli_error(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--margin", "usdm-cross-200x"], "200x is above the bracket table's maximum (125x"),
+    (["--margin", "usdm-cross-5x", "--funding", str(ROOT / "data" / "ETHUSDT_PERP-funding.parquet")],
+     "funding of ETHUSDT"),
+    (["--margin", "usdm-cross-5x", "--rate", "USDT=0.001"], "--rate: not on the perpetual-futures venue"),
+    (["--margin", "usdm-cross-5x", "--no-auto-repay"], "--no-auto-repay: not on the perpetual-futures venue"),
+    (["--margin", "usdm-cross-5x", "--funding-rate", "0.0001", "--funding", str(PERP)], "--funding-rate: not with"),
+    (["--margin", "cross-3x", "--funding-rate", "0.0001"], "--funding-rate: only with a perpetual-futures profile"),
+    (["--margin", "usdm-cross-5x", "--symbol", "SOLUSDT"], "no maintenance-bracket table for SOLUSDT"),
+])
+def test_cli_refusals(capsys, tmp_path, extra, words):
+    line = _cli_error(capsys, ["run", "--data", str(PERP), "--start", "2024-01-01", "--end", "2024-01-05",
+                               "--out", str(tmp_path / "out"), *extra])
+    assert words in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_funding_that_does_not_cover_the_bars(capsys, tmp_path):
+    f = pd.read_parquet(ROOT / "data" / "BTCUSDT_PERP-funding.parquet")
+    part = tmp_path / "BTCUSDT_PERP-funding.parquet"
+    f[f["timestamp"] < "2024-01-02"].to_parquet(part)
+    line = _cli_error(capsys, ["run", "--data", str(PERP), "--margin", "usdm-cross-5x", "--start", "2023-12-01",
+                               "--end", "2024-03-01", "--funding", str(part), "--out", str(tmp_path / "o")])
+    assert "--funding" in line and "give funding for the whole span" in line
+
+
+def test_several_symbols_and_sweeps_refuse_perps(capsys, tmp_path):
+    eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"
+    line = _cli_error(capsys, ["run", "--data", str(PERP), "--data", str(eth), "--margin", "usdm-cross-5x",
+                               "--strategy", "hold", "--out", str(tmp_path / "m")])
+    assert "several symbols on perpetual futures" in line
+    line = _cli_error(capsys, ["sweep", "--data", str(PERP), "--grid", "fast=5,10", "--grid", "slow=50",
+                               "--margin", "usdm-cross-5x", "--out", str(tmp_path / "s")])
+    assert "spot-margin profiles only" in line
+
+
+def test_run_json_records_the_venue(tmp_path, hold3):
+    hold3.save(tmp_path / "r")
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["settings"]["venue"] == "binance-usdm" and run["profile"]["venue"] == "binance-usdm"
+    assert run["settings"]["funding"].endswith("BTCUSDT_PERP-funding.parquet")
+    assert (tmp_path / "r" / "funding.csv").exists()
+    back = backtest.Result.load(tmp_path / "r")
+    assert back.profile.perp and len(back.funding) == 3
