@@ -88,6 +88,18 @@ def _add_run_flags(p):
                    help="with --no-auto-repay: repay every loan at a fill that leaves no position")
 
 
+def _add_perp_flags(p):
+    """The flags of the perpetual-futures venue (run, sweep)."""
+    p.add_argument("--funding", default=None, metavar="FILE",
+                   help="perpetual futures: funding rates (Parquet/CSV timestamp,funding_rate; default the bundled "
+                        "<SYM>_PERP-funding.parquet beside bundled perp data)")
+    p.add_argument("--funding-rate", type=float, default=None, metavar="R",
+                   help="perpetual futures: a constant funding rate at 00, 08 and 16 UTC instead (what-ifs)")
+    p.add_argument("--brackets", default=None, metavar="FILE",
+                   help="perpetual futures: maintenance brackets (Binance leverageBracket, ccxt or freqtrade JSON; "
+                        "default the shipped BTCUSDT and ETHUSDT tables)")
+
+
 def _add_grid_flags(p, what, unit):
     """The flags a grid over chunks takes (sweep, risk)."""
     p.add_argument("--grid", action="append", default=[], metavar="KEY=START:STOP:STEP|KEY=v1,v2",
@@ -176,14 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "take-profit or liquidation is in reach (several symbols: SYMBOL=FILE, repeatable)")
     p.add_argument("--bound", action="store_true",
                    help="run both path settings and print the range of final equity and liquidations")
-    p.add_argument("--funding", default=None, metavar="FILE",
-                   help="perpetual futures: funding rates (Parquet/CSV timestamp,funding_rate; default the bundled "
-                        "<SYM>_PERP-funding.parquet beside bundled perp data)")
-    p.add_argument("--funding-rate", type=float, default=None, metavar="R",
-                   help="perpetual futures: a constant funding rate at 00, 08 and 16 UTC instead (what-ifs)")
-    p.add_argument("--brackets", default=None, metavar="FILE",
-                   help="perpetual futures: maintenance brackets (Binance leverageBracket, ccxt or freqtrade JSON; "
-                        "default the shipped BTCUSDT and ETHUSDT tables)")
+    _add_perp_flags(p)
     p.add_argument("--allocation", default=None, metavar="ACCOUNT=FRACTION,...",
                    help="several symbols: capital per account (isolated: the symbol; the cross account: cross); "
                         "default equal shares")
@@ -192,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a grid of parameters × margin profiles in parallel", formatter_class=_Defaults)
     _add_run_flags(p)
     _add_grid_flags(p, "sweep", "combinations")
+    _add_perp_flags(p)
     p.add_argument("--out", default=None, help="output folder (default reports/sweep-<strategy>-<symbol>)")
     p.add_argument("--rank", default="sharpe", metavar="METRIC",
                    help="metric to rank by, never-liquidated combinations first (default sharpe)")
@@ -438,12 +444,18 @@ def cmd_sweep(args) -> int:
         if len(pair) != 2 or any(a not in known for a in pair):
             raise UserError(f"--heatmap {args.heatmap}: name two grid axes, e.g. fast,slow")
     metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
+    metrics += ["funding_paid", "n_funding", "max_margin_ratio"]  # (rows of perpetual-futures profiles)
     if args.rank not in metrics:
         raise UserError(f"--rank {args.rank}: not a metric (one of {', '.join(metrics)})")
     symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
+    perp_flags = dict(funding=args.funding, funding_rate=args.funding_rate, brackets=args.brackets)
     if args.walk_forward is not None:
+        for flag, value in perp_flags.items():
+            if value is not None:
+                raise UserError(f"--{flag.replace('_', '-')}: not with --walk-forward (spot-margin profiles only so far)")
         return _walk_forward(args, strat, grid, data, settings, out)
+    settings.update(perp_flags, fee=args.fee)  # (None: each profile's venue default)
     # the strategy as given: Dask workers load it by name or path themselves
     res = sweep(data, args.strategy, grid, out=out, **settings)
     top = res.top(args.rank, args.top)

@@ -215,7 +215,7 @@ def run(
         return table
     summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
     if profile.perp:
-        _perp_summary(summary, venue, base, quote)
+        perps.perp_summary(summary, venue, base, quote)
     if mark is not None:
         summary["mark_missing_bars"] = missing
     if detail is not None:
@@ -276,18 +276,6 @@ def _perp_equity(equity, position, free, funding_paid, c, orders, venue, index):
          "funding_paid": funding_paid, "fees_paid": fees, "exposure": exposure, "close": c.copy(),
          "liquidation_price": liq_price, "liquidation_distance": liq_distance, "ambiguous": ambiguous},
         index=index, copy=False)
-
-
-def _perp_summary(summary, venue, base, quote):
-    """A perp run's summary: funding where spot margin has interest, the
-    worst margin ratio where it has the lowest margin level."""
-    summary["venue"] = "binance-usdm"
-    summary["funding_paid"] = summary.pop("interest_paid")
-    summary.pop(f"interest_paid_{base}", None)
-    summary.pop(f"interest_paid_{quote}", None)
-    health = summary.pop("min_margin_level")
-    summary["max_margin_ratio"] = 0.0 if health is None or health == np.inf else 1.0 / health
-    summary["n_funding"] = int(np.count_nonzero(venue.funding_out[0]))
 
 
 def _rate_history(history, rates):

@@ -175,3 +175,16 @@ def perp_columns(equity, position, free, close, venue, seconds) -> tuple:
     with np.errstate(divide="ignore", invalid="ignore"):
         dist = np.where(long_, close / lp - 1.0, 1.0 - close / lp)
     return ratio, lp, dist
+
+
+def perp_summary(summary, venue, base, quote):
+    """A perp run's summary (``engine.summary_of``'s, changed in place):
+    funding where spot margin has interest, the worst margin ratio at a
+    close where it has the lowest margin level, the charges on a position."""
+    summary["venue"] = "binance-usdm"
+    summary["funding_paid"] = summary.pop("interest_paid")
+    summary.pop(f"interest_paid_{base}", None)
+    summary.pop(f"interest_paid_{quote}", None)
+    health = summary.pop("min_margin_level")
+    summary["max_margin_ratio"] = 0.0 if health is None or health == np.inf else 1.0 / health
+    summary["n_funding"] = int(np.count_nonzero(venue.funding_out[0]))

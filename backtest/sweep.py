@@ -23,13 +23,14 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import _numba_cache, kernel
+from . import perps as perps_mod
 from .assets import daily_rates, split_symbol
 from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
                      symbol_of)
@@ -43,7 +44,7 @@ from .grid import MARGIN_AXIS, MAX_COMBOS, axis, describe, iter_combinations, pr
 from .grid import chunks as grid_chunks
 from .metrics import periods_per_year
 from .profile_file import load_profiles
-from .profiles import get_profile
+from .profiles import USDM_FEE, get_profile
 from .ranking import ranked
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import Orders, coerce_param, load_strategy
@@ -132,7 +133,9 @@ class SweepContext:
         if mark is not None:
             cols, self.mark_missing = mark_arrays(mark, self.bars)
             self.marks = marks_of(self.kernel_bars, cols)
-        self.venue = no_venue()  # (perp profiles on the margin axis: not yet)
+        self.venue, self.no_rates = no_venue(), None
+        if "funding" in self.settings:  # perpetual-futures profiles in the sweep: their tables and funding
+            self.venue, self.no_rates = self._perp_venue()
         self.bank = np.empty((0, len(self.seconds)))
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
         self._configs = {}  # (margin, stop fractions) → (profile, kernel settings)
@@ -182,9 +185,12 @@ class SweepContext:
             given = Orders(given)
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile, config = self.config(params[MARGIN_AXIS], given.fractions)
+        venue = self.venue._replace(funding_out=np.empty_like(self.venue.funding_out)) if profile.perp else self.venue
         stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
-                                Given(given.target, *given.kernel_args()), None, *scratch, self.venue)[4]
+                                Given(given.target, *given.kernel_args()), None, *scratch, venue)[4]
         summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)
+        if profile.perp:
+            perps_mod.perp_summary(summary, venue, self.base, self.quote)
         # a parameter keeps its name (hold's exposure); a metric of the same name becomes metric_<name>
         row = dict(params)
         row.update({f"metric_{k}" if k in params else k: v for k, v in summary.items()})
@@ -194,7 +200,20 @@ class SweepContext:
 
     def config(self, margin, fractions):
         return cached_config(self._configs, self.settings, self.profiles, self.base, self.quote, self.rates, margin,
-                             fractions)
+                             fractions, self.no_rates)
+
+    def _perp_venue(self):
+        """(the kernel's ``Venue``, the zero rate table) of the sweep's perp profiles."""
+        from .venues.brackets import table_for
+
+        s = self.settings
+        times, rates = perps_mod.funding_rows(s["funding"], s.get("funding_rate"), self.settings["symbol"],
+                                              self.seconds)
+        versions = table_for(self.base + self.quote, s.get("brackets"))
+        venue = perps_mod.venue_inputs(versions, self.seconds, self.marks.open, self.marks.close
+                                       if self.marks.close.shape[0] else self.ohlc[3], times, rates)[0]
+        zero = rate_table(self.seconds, (self.base, self.quote), {self.base: 0.0, self.quote: 0.0}, None)
+        return venue, zero
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))
@@ -217,16 +236,21 @@ class Setup:
 
 
 def prepare_settings(
-    bars, strategy, grid, *, margin=None, capital=10_000.0, fee=0.001, slippage=0.0, rates=None,
+    bars, strategy, grid, *, margin=None, capital=10_000.0, fee=None, slippage=0.0, rates=None,
     liquidation="partial", rebalance=0.0, symbol=None, round_interest=True, start=None, end=None,
     stop_on_liquidation=False, stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic",
-    rate_history=None, mark=None, auto_repay=True, repay_on_flat=False, margin_file=None, scheduler=None,
+    rate_history=None, mark=None, auto_repay=True, repay_on_flat=False, margin_file=None, funding=None,
+    funding_rate=None, brackets=None, scheduler=None, perps=False,
 ) -> Setup:
     """Check ``run``'s settings for a grid and build the one settings dict
-    (``sweep``, ``risk`` and the walk-forward all start here)."""
+    (``sweep``, ``risk`` and the walk-forward all start here).  ``perps``:
+    the caller takes perpetual-futures profiles (a sweep does; the risk lab
+    and the walk-forward not yet)."""
     check_args(locals())
-    rs = RunSettings(capital, fee, slippage, rates or {}, liquidation, rebalance, round_interest,
-                     stop_on_liquidation, stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
+    source = None if isinstance(bars, pd.DataFrame) else bars
+    rs = RunSettings(capital, 0.001 if fee is None else fee, slippage, rates or {}, liquidation, rebalance,
+                     round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path, auto_repay,
+                     repay_on_flat)
     strat = load_strategy(strategy)
     if grid is None:
         grid = dict(getattr(strat.module, "GRID", {}) or {})
@@ -237,10 +261,11 @@ def prepare_settings(
         margin = list(custom) or "cross-3x"
     margins = [margin] if isinstance(margin, str) else list(margin)
     base, quote = split_symbol(symbol)
-    for name in list(margins) + list(grid.get(MARGIN_AXIS, [])):
-        if get_profile(name, custom).for_pair(base, quote).perp:  # refused here, not in a worker
-            raise UserError(f"--margin {name}: sweeps, risk and walk-forward take spot-margin profiles only so far "
-                            "(perpetual futures: backtest run)")
+    perp_profiles = [p for p in (get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
+                                 for name in list(margins) + list(grid.get(MARGIN_AXIS, []))) if p.perp]
+    if perp_profiles and not perps:
+        raise UserError(f"--margin {perp_profiles[0].name}: the risk lab and the walk-forward take spot-margin "
+                        "profiles only so far (perpetual futures: backtest run, backtest sweep)")
     settings = {"strategy": strat.name, "symbol": symbol,
                 **rs.as_dict(rate_history=None if rate_history is None else str(rate_history))}
     del settings["auto_repay"], settings["repay_on_flat"]
@@ -250,6 +275,12 @@ def prepare_settings(
     if margin_file is not None:  # a changed file is a different sweep
         settings["margin_file"] = str(margin_file)
         settings["margin_file_sha256"] = hashlib.sha256(Path(margin_file).read_bytes()).hexdigest()[:16]
+    if perp_profiles:  # a perp sweep: its venue's files; only then, so a spot sweep's id is unchanged (--resume)
+        mark = _perp_settings(settings, perp_profiles, source, bars, symbol, fee, funding, funding_rate, brackets,
+                              mark)
+    else:  # (--funding and the like without a perp profile: one line)
+        perps_mod.check_settings(get_profile(margins[0], custom), symbol, None, None, True, None, None, brackets,
+                                 funding, funding_rate)
     if mark is not None:  # checked before any chunk runs; a changed file is a different sweep
         frame = isinstance(mark, pd.DataFrame)
         if frame and scheduler:
@@ -263,29 +294,60 @@ def prepare_settings(
     return Setup(strat, grid, bars, margins, settings, custom, mark if isinstance(mark, pd.DataFrame) else None)
 
 
+def _perp_settings(settings, profiles, source, bars, symbol, fee, funding, funding_rate, brackets, mark):
+    """A sweep with perpetual-futures profiles: the venue's fee default,
+    the bundled mark and funding beside bundled perp data, the files' hashes
+    (a changed file is a different sweep), every profile's leverage checked
+    against the bracket table; returns the mark series to use."""
+    if settings["rates"] and any(settings["rates"].values()) or settings.get("rate_history"):
+        raise UserError("--rate/--rates: not with perpetual-futures profiles in a sweep (no borrowing)")
+    own_mark, own_funding = perps_mod.companions(source)
+    if funding is None and funding_rate is None:
+        funding = own_funding
+    versions = perps_mod.check_settings(profiles[0], symbol, None, None, True, Orders(np.zeros(1)), None,
+                                        brackets, funding, funding_rate)
+    seconds = _epoch_seconds(bars.index)
+    for p in profiles:
+        perps_mod.check_leverage(p, versions, seconds[0])
+    perps_mod.funding_rows(funding, funding_rate, symbol, seconds)  # checked here, not in a worker
+    if fee is None:
+        settings["fee"] = None  # each profile's venue default (0.001 spot, 0.0005 perps)
+    settings.update(funding=None if funding is None else str(funding), funding_rate=funding_rate,
+                    brackets=None if brackets is None else str(brackets))
+    for key, path in (("funding", funding), ("brackets", brackets)):
+        if path is not None and not isinstance(path, pd.DataFrame):
+            settings[f"{key}_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return own_mark if mark is None else mark
+
+
 def settings_config(s: dict, profile, base: str, quote: str, rates, fractions: dict) -> tuple:
     """The kernel's settings tuple from a settings dict (``prepare_settings``')
     for ``profile`` (already ``for_pair``), a strategy's own stop
-    ``fractions`` (``Orders.fractions``) over the settings' ones."""
-    return RunSettings.from_dict(s).with_stops(fractions).kernel_config(profile, rates,
-                                                                        profile.borrow_limits(base, quote))
+    ``fractions`` (``Orders.fractions``) over the settings' ones.  A fee of
+    None is the venue's default."""
+    rs = RunSettings.from_dict(s).with_stops(fractions)
+    if s.get("fee") is None and profile.perp:
+        rs = replace(rs, fee=USDM_FEE)
+    return rs.kernel_config(profile, rates, profile.borrow_limits(base, quote))
 
 
 def cached_config(cache: dict, s: dict, profiles: dict, base: str, quote: str, rates, margin: str,
-                  fractions: dict) -> tuple:
+                  fractions: dict, no_rates=None) -> tuple:
     """``(profile, kernel settings)`` for ``margin`` and a strategy's stop
     ``fractions``, built once per distinct pair into ``cache`` (the same for
-    most combinations or paths; threads may race to build the same value)."""
+    most combinations or paths; threads may race to build the same value).
+    ``no_rates``: the zero rate table a perp profile takes (no borrowing)."""
     key = (margin, tuple(sorted(fractions.items())))
     if key not in cache:
         profile = get_profile(margin, profiles).for_pair(base, quote)
-        cache[key] = profile, settings_config(s, profile, base, quote, rates, fractions)
+        table = no_rates if profile.perp else rates
+        cache[key] = profile, settings_config(s, profile, base, quote, table, fractions)
     return cache[key]
 
 
 # the settings a sweep (and risk, walk-forward) shares with ``run``: prepare_settings' keywords
 SETTING_NAMES = tuple(n for n, p in inspect.signature(prepare_settings).parameters.items()
-                      if p.kind is p.KEYWORD_ONLY and n != "scheduler")
+                      if p.kind is p.KEYWORD_ONLY and n not in ("scheduler", "perps"))
 
 
 def run_settings(settings: dict) -> dict:
@@ -324,7 +386,7 @@ def sweep(
     out="reports/sweep",
     margin=None,
     capital=10_000.0,
-    fee=0.001,
+    fee=None,
     slippage=0.0,
     rates=None,
     liquidation="partial",
@@ -343,6 +405,9 @@ def sweep(
     auto_repay=True,
     repay_on_flat=False,
     margin_file=None,
+    funding=None,
+    funding_rate=None,
+    brackets=None,
     chunk_size=None,
     workers=None,
     resume=False,
@@ -387,7 +452,7 @@ def sweep(
         return _walk_forward(bars, strategy, grid, walk_forward, out=out, rank=rank, workers=workers,
                              overwrite=overwrite, resume=resume, scheduler=scheduler, progress=progress,
                              max_combos=max_combos, **settings_args)
-    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, **settings_args)
+    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=True, **settings_args)
     strat, grid, bars, margins, settings = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
     threads = workers or os.cpu_count() or 1
     plan = preflight(strat, grid, margins, len(bars), threads, max_combos)

@@ -139,13 +139,17 @@ def test_funding_that_does_not_cover_the_bars(capsys, tmp_path):
     assert "--funding" in line and "give funding for the whole span" in line
 
 
-def test_several_symbols_and_sweeps_refuse_perps(capsys, tmp_path):
+def test_several_symbols_risk_and_walk_forward_refuse_perps(capsys, tmp_path):
     eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"
     line = _cli_error(capsys, ["run", "--data", str(PERP), "--data", str(eth), "--margin", "usdm-cross-5x",
                                "--strategy", "hold", "--out", str(tmp_path / "m")])
     assert "several symbols on perpetual futures" in line
-    line = _cli_error(capsys, ["sweep", "--data", str(PERP), "--grid", "fast=5,10", "--grid", "slow=50",
+    line = _cli_error(capsys, ["risk", "--data", str(PERP), "--strategy", "hold", "--grid", "exposure=1,2",
                                "--margin", "usdm-cross-5x", "--out", str(tmp_path / "s")])
+    assert "spot-margin profiles only" in line
+    line = _cli_error(capsys, ["sweep", "--data", str(PERP), "--grid", "fast=5,10", "--grid", "slow=50",
+                               "--margin", "usdm-cross-5x", "--walk-forward", "train=365d,test=90d",
+                               "--out", str(tmp_path / "w")])
     assert "spot-margin profiles only" in line
 
 
@@ -157,3 +161,35 @@ def test_run_json_records_the_venue(tmp_path, hold3):
     assert (tmp_path / "r" / "funding.csv").exists()
     back = backtest.Result.load(tmp_path / "r")
     assert back.profile.perp and len(back.funding) == 3
+
+
+def test_sweep_rows_of_perp_profiles_equal_their_runs(tmp_path):
+    from backtest.sweep import sweep
+
+    grid = {"fast": [10], "slow": [50], "leverage": [2.0, 8.0],
+            "margin": ["usdm-cross-5x", "usdm-isolated-10x", "cross-3x"]}
+    res = sweep(PERP, "sma_cross", grid, out=tmp_path / "s", start="2021-05-01", end="2021-07-01", progress=False,
+                workers=1)
+    table = res.table.set_index(["leverage", "margin"])
+    for lev in (2.0, 8.0):
+        for margin in ("usdm-cross-5x", "usdm-isolated-10x", "cross-3x"):
+            one = backtest.run(PERP, "sma_cross", {"fast": 10, "slow": 50, "leverage": lev}, margin=margin,
+                               start="2021-05-01", end="2021-07-01").summary
+            row = table.loc[(lev, margin)]
+            for key in ("final_equity", "n_liquidations", "n_trades", "fees_paid"):
+                assert row[key] == pytest.approx(one[key], rel=1e-12), (lev, margin, key)
+            if margin.startswith("usdm"):
+                for key in ("funding_paid", "n_funding", "max_margin_ratio", "liquidation_fees"):
+                    assert row[key] == pytest.approx(one[key], rel=1e-12), (lev, margin, key)
+                assert one["fees_paid"] > 0 and row["venue"] == "binance-usdm"
+            else:
+                assert row["interest_paid"] == pytest.approx(one["interest_paid"], rel=1e-12)
+    assert res.settings["fee"] is None and res.settings["funding"].endswith("BTCUSDT_PERP-funding.parquet")
+
+
+def test_sweep_refuses_perp_flags_without_a_perp_profile(tmp_path):
+    from backtest.sweep import sweep
+
+    with pytest.raises(UserError, match="funding_rate.*only with a perpetual-futures profile|only with a perp"):
+        sweep(PERP, "sma_cross", {"fast": [10], "slow": [50]}, out=tmp_path / "s", margin="cross-3x",
+              funding_rate=0.0001, progress=False)
