@@ -90,9 +90,10 @@ def _add_run_flags(p):
 
 def _add_perp_flags(p):
     """The flags of the perpetual-futures venue (run, sweep)."""
-    p.add_argument("--funding", default=None, metavar="FILE",
+    p.add_argument("--funding", action="append", default=None, metavar="FILE|SYMBOL=FILE",
                    help="perpetual futures: funding rates (Parquet/CSV timestamp,funding_rate; default the bundled "
-                        "<SYM>_PERP-funding.parquet beside bundled perp data)")
+                        "<SYM>_PERP-funding.parquet beside bundled perp data; several symbols: SYMBOL=FILE, "
+                        "repeatable)")
     p.add_argument("--funding-rate", type=float, default=None, metavar="R",
                    help="perpetual futures: a constant funding rate at 00, 08 and 16 UTC instead (what-ifs)")
     p.add_argument("--brackets", default=None, metavar="FILE",
@@ -278,7 +279,8 @@ def cmd_run(args) -> int:
         stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
         **_stop_flags(args), mark=args.mark[0] if args.mark else None, symbol=args.symbol, rate_history=args.rates,
         detail=args.detail[0] if args.detail else None,
-        margin_file=args.margin_file, funding=args.funding, funding_rate=args.funding_rate, brackets=args.brackets,
+        margin_file=args.margin_file, funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
+        brackets=args.brackets,
     )
     result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)
@@ -294,6 +296,13 @@ def cmd_run(args) -> int:
         print(bound_table({args.path: result, other.settings["path"]: other}))
     print(f"wrote {out}/")
     return 0
+
+
+def _one_file(flag, given):
+    """A repeatable file flag given once (one symbol), or None."""
+    if given and len(given) > 1:
+        raise UserError(f"{flag}: given {len(given)} times; a run of one symbol takes one file")
+    return given[0] if given else None
 
 
 def _spot_fee(fee):
@@ -334,10 +343,6 @@ def cmd_run_multi(args, paths) -> int:
 
     if args.symbol:
         raise UserError("--symbol: not with several symbols (each file's name or metadata names its symbol)")
-    for flag, given in (("--funding", args.funding), ("--funding-rate", args.funding_rate),
-                        ("--brackets", args.brackets)):
-        if given is not None:
-            raise UserError(f"{flag}: several symbols on perpetual futures are not supported yet")
     marks = parse_marks(args.mark) or None  # SYMBOL=FILE forms, checked before any file is read
     details = parse_marks(args.detail, flag="--detail") or None
     if args.out:
@@ -347,12 +352,13 @@ def cmd_run_multi(args, paths) -> int:
         from .profiles import resolve_profile
 
         margin = resolve_profile(None, args.margin_file).name
-    settings = dict(margin=margin, allocation=args.allocation, capital=args.capital, fee=_spot_fee(args.fee),
+    settings = dict(margin=margin, allocation=args.allocation, capital=args.capital, fee=args.fee,
                     slippage=args.slippage, rates=parse_rates(args.rate), liquidation=args.liquidation,
                     rebalance=args.rebalance, start=args.start, end=args.end,
                     stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
                     margin_file=args.margin_file, rate_history=args.rates, mark=marks, detail=details,
-                    **_stop_flags(args))
+                    funding=parse_marks(args.funding, flag="--funding") or None, funding_rate=args.funding_rate,
+                    brackets=args.brackets, **_stop_flags(args))
     other = None
     if args.bound:  # the other path setting first: a refusal names --bound, and nothing is half written
         from .settings import PATHS
@@ -449,7 +455,8 @@ def cmd_sweep(args) -> int:
         raise UserError(f"--rank {args.rank}: not a metric (one of {', '.join(metrics)})")
     symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
-    perp_flags = dict(funding=args.funding, funding_rate=args.funding_rate, brackets=args.brackets)
+    perp_flags = dict(funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
+                      brackets=args.brackets)
     if args.walk_forward is not None:
         for flag, value in perp_flags.items():
             if value is not None:
@@ -619,9 +626,11 @@ def summary_table(result) -> str:
         ("fees paid", f"{s['fees_paid']:,.2f}"),
         *([("interest paid", f"{s['interest_paid']:,.2f}  ("
                           + ", ".join(f"{k[14:]} {v:,.8g}" for k, v in s.items() if k.startswith("interest_paid_"))
-                          + ")")] if "interest_paid" in s else
-          [("funding paid", f"{s['funding_paid']:,.2f}  ({s['n_funding']} charges; positive = paid)"),
-           ("max margin ratio", f"{s['max_margin_ratio']:.2%}  (at the closes; liquidation at 100 %)")]),
+                          + ")")] if "interest_paid" in s and (s["interest_paid"] or "funding_paid" not in s)
+          else []),
+        *([("funding paid", f"{s['funding_paid']:,.2f}  ({s['n_funding']} charges; positive = paid)"),
+           ("max margin ratio", f"{s['max_margin_ratio']:.2%}  (at the closes; liquidation at 100 %)")]
+          if "funding_paid" in s else []),
         *([("  while flat", f"{s['interest_while_flat']:,.2f}  (loans left running with no position)")]
           if s.get("interest_while_flat") or not result.settings.get("auto_repay", True) else []),
         *([("  fees while flat", f"{s['fees_while_flat']:,.2f}  (liquidations of an account with no position)")]

@@ -14,14 +14,14 @@ import pandas as pd
 
 from . import _numba_cache
 from .assets import DEFAULT_DAILY_RATE, split_symbol
-from . import writeoffs
+from . import perps, writeoffs
 from .books import cross_liquidation_shares, shared_quote_interest, write_offs
 from .checks import _type_error, api, bars_arg, check_args
 from .errors import UserError
 from .liqprice import liquidation_columns
 from .multi_accounts import simulate_multi_arrays
 from .metrics import periods_per_year, summarize
-from .profiles import Profile, get_profile
+from .profiles import USDM_FEE, Profile, get_profile
 from .rates import rate_table
 from .records import LIQUIDATION, ORDER_KINDS
 from .result import Result
@@ -50,9 +50,6 @@ def parse_margin(spec, symbols, custom=None) -> dict:
     given = {}
     for name, prof in items:
         profile = prof if isinstance(prof, Profile) else get_profile(prof, custom)
-        if profile.perp:
-            raise UserError(f"--margin {profile.name}: several symbols on perpetual futures are not supported yet "
-                            "(one symbol: backtest run with one --data)")
         if name is None:
             if default is not None:
                 raise UserError(f"--margin {spec}: two default profiles; name the symbols (SYMBOL=PROFILE)")
@@ -77,6 +74,11 @@ def parse_margin(spec, symbols, custom=None) -> dict:
     if len(cross) > 1:
         raise UserError(f"--margin {spec}: cross symbols share one account, so one cross profile "
                         f"(got {', '.join(sorted(cross))})")
+    cross_syms = [s for s, p in out.items() if not p.isolated]
+    if len(cross_syms) > 1 and out[cross_syms[0]].perp:
+        raise UserError(f"--margin {out[cross_syms[0]].name}: a cross account of several perpetual-futures symbols "
+                        f"({', '.join(cross_syms)}) is not supported yet; isolated perp accounts (usdm-isolated-<L>x) "
+                        "and one cross symbol are")
     return out
 
 
@@ -263,12 +265,12 @@ def _targets(strat, panel, params, index) -> np.ndarray:
 
 @api(**{"--data": "data"})
 def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", allocation=None,
-              capital: float = 10_000.0, fee: float = 0.001, slippage: float = 0.0, rates=None,
+              capital: float = 10_000.0, fee: float | None = None, slippage: float = 0.0, rates=None,
               liquidation: str = "partial", rebalance: float = 0.0, round_interest: bool = True, start=None,
               end=None, stop_on_liquidation: bool = False, margin_file=None, rate_history=None, mark=None,
               stop_loss: float = 0.0, take_profit: float = 0.0, trailing_stop: float = 0.0,
               path: str = "ohlc-heuristic", detail=None, auto_repay: bool = True,
-              repay_on_flat: bool = False) -> Result:
+              repay_on_flat: bool = False, funding=None, funding_rate=None, brackets=None) -> Result:
     """Backtest several symbols (``data``: paths, DataFrames or ``{symbol:
     bars}``) in a cross account, isolated accounts, or a mix.
 
@@ -287,20 +289,24 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     ``take_profit``, ``trailing_stop``, ``path``, ``detail`` (``{symbol:
     finer bars}``), ``auto_repay`` and ``repay_on_flat`` work for every
     account holding one symbol; a cross account of several symbols refuses
-    them (not modelled yet).  Other arguments as
-    ``backtest.run``.
+    them (not modelled yet).  Perpetual-futures profiles (``usdm-*``) run
+    in isolated accounts or a cross account of one symbol (a cross account
+    of several perp symbols is refused); ``funding``: ``{symbol: file}``
+    (default the bundled file beside bundled perp data), ``funding_rate``
+    and ``brackets`` as ``backtest.run``'s; ``fee`` defaults to each
+    account's venue's.  Other arguments as ``backtest.run``.
     """
     from .engine import _epoch_seconds, _rate_history
     from .settings import RunSettings
 
-    for name, given in (("mark", mark), ("detail", detail)):  # one series would not say which symbol it is for
+    for name, given in (("mark", mark), ("detail", detail), ("funding", funding)):  # one series: which symbol's?
         if given is not None and not isinstance(given, dict):
             raise _type_error(name, given, "a dict {symbol: Parquet path or DataFrame}, one per symbol")
-    check_args({k: v for k, v in locals().items() if k not in ("mark", "detail")})
+    check_args({k: v for k, v in locals().items() if k not in ("mark", "detail", "funding")})
     for name, given in (("mark", mark), ("detail", detail)):
         for key, value in (given or {}).items():
             bars_arg(f"{name}[{key!r}]", value)
-    rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
+    rs = RunSettings(capital, 0.001 if fee is None else fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
                      stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
     panel = load_panel(data, start, end)
     symbols = list(panel)
@@ -333,6 +339,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     resolved = strat.resolve(params)
     targets, attached = _targets(strat, panel, resolved, index)
     _attached_orders(strat.name, attached, symbols, accounts, details, rs)
+    perp_inputs = _perp_inputs(panel, symbols, profiles, marks, details, attached, rs, rates, rate_history, funding,
+                               funding_rate, brackets)
 
     seconds = _epoch_seconds(index)
     cols = {k: np.vstack([panel[s][k].reindex(index).to_numpy(np.float64) for s in symbols])
@@ -342,7 +350,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     levels = np.array([a[1].kernel_levels() for a in accounts], dtype=np.float64)  # initial, call, liq, restore
     h0, table = rate_table(seconds, [split_symbol(s)[0] for s in symbols] + [quote], daily, history)
     config = dict(
-        symbol_account=acct_of, capital=np.array([capital * shares[n] for n in names]), fee=float(fee),
+        symbol_account=acct_of, capital=np.array([capital * shares[n] for n in names]), fee=float(rs.fee),
         slippage=float(slippage), rate_h0=np.int64(h0), rates=np.ascontiguousarray(np.vstack(table)),
         initial_ml=levels[:, 0].copy(), call_ml=levels[:, 1].copy(),
         liquidation_ml=levels[:, 2].copy(), liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
@@ -350,6 +358,10 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         round_interest=bool(round_interest), stop_on_liquidation=bool(stop_on_liquidation),
         stop_loss=rs.stop_loss, take_profit=rs.take_profit, trailing_stop=rs.trailing_stop,
         pessimistic=rs.path == "pessimistic", auto_repay=rs.auto_repay, repay_on_flat=rs.repay_on_flat,
+        fee_acct=np.array([rs.fee if fee is None and not a[1].perp else (USDM_FEE if fee is None else float(fee))
+                           for a in accounts]),
+        leverage=np.array([a[1].max_leverage for a in accounts]), isolated=np.array([a[1].isolated for a in accounts]),
+        perp=perp_inputs,
     )
     fine, n_fine = _details(details, marks, panel, symbols)
     _numba_cache.announce()
@@ -366,12 +378,17 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
                        margin_file=None if margin_file is None else str(margin_file),
                        accounts={n: {"profile": p.name, "symbols": syms, "capital": capital * shares[n]}
                                  for n, p, syms in accounts},
-                       capital=float(capital), fee=float(fee), slippage=float(slippage), rates=daily,
+                       capital=float(capital), fee=float(fee) if fee is not None else (
+                           {n: float(f) for n, f in zip(names, config["fee_acct"])} if perp_inputs else rs.fee),
+                       slippage=float(slippage), rates=daily,
                        rate_history=None if rate_history is None else (
                            str(rate_history) if not isinstance(rate_history, (dict, pd.DataFrame)) else "table"),
                        mark=given or None,
                        liquidation=liquidation, rebalance=float(rebalance), round_interest=bool(round_interest),
                        stop_on_liquidation=bool(stop_on_liquidation), **_single_settings(rs, details),
+                       **({} if not perp_inputs else dict(
+                           funding=None if funding is None else {k: str(v) for k, v in funding.items()},
+                           funding_rate=funding_rate, brackets=None if brackets is None else str(brackets))),
                        start=str(index[0]), end=str(index[-1])),
                      quote, capital, exact)
     for sym, n_missing in mark_missing.items():
@@ -381,6 +398,42 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     if n_fine:  # bars whose stop or liquidation was in reach without finer bars, every account's
         result.summary["detail_missing_bars"] = int(stats["detail_missing_bars"])
     return result
+
+
+def _perp_inputs(panel, symbols, profiles, marks, details, attached, rs, rates, rate_history, funding, funding_rate,
+                 brackets) -> dict:
+    """Per perp symbol (row): its bracket versions, funding times and rates,
+    every perp setting checked (``perps.check_settings``); the mark file
+    bundled beside bundled perp data goes into ``marks`` unless one is given.
+    Without a perp symbol, the perp flags are refused (one line)."""
+    from .engine import _epoch_seconds
+    from .strategy import Orders
+
+    perp_syms = [s for s in symbols if profiles[s].perp]
+    funding = parse_marks(funding, symbols, "--funding") if funding is not None else {}
+    if not perp_syms:
+        perps.check_settings(profiles[symbols[0]], symbols[0], None, None, True, None, None, brackets,
+                             funding or None, funding_rate)
+        return {}
+    spot = [s for s in symbols if not profiles[s].perp]
+    for sym in funding:
+        if sym not in perp_syms:
+            raise UserError(f"--funding {sym}: {sym} trades on spot margin ({profiles[sym].name}); funding is a "
+                            "perpetual's")
+    out = {}
+    for sym in perp_syms:
+        k = symbols.index(sym)
+        own_mark, own_funding = perps.companions(panel[sym].attrs.get("path"))
+        if sym not in marks and own_mark is not None:
+            marks[sym] = own_mark
+        f = funding.get(sym, own_funding if funding_rate is None else None)
+        versions = perps.check_settings(profiles[sym], sym, None if spot else rates, None if spot else rate_history,
+                                        rs.auto_repay, attached.get(k) or Orders(np.zeros(1)), details.get(sym),
+                                        brackets, f, funding_rate)
+        seconds = _epoch_seconds(panel[sym].index)
+        perps.check_leverage(profiles[sym], versions, seconds[0])
+        out[k] = (versions, *perps.funding_rows(f, funding_rate, sym, seconds))
+    return out
 
 
 def _single_only(rs, details, accounts):
@@ -459,15 +512,25 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     cur = np.where(has, cols["open"], prev_close)  # the price a symbol is valued at at each open
     equity = out_acct[:, 0].sum(axis=0)
     debt = out_acct[:, 1].sum(axis=0)
-    paid = out_acct[:, 3].sum(axis=0)
+    is_perp = np.array([a[1].perp for a in accounts])
+    paid = out_acct[~is_perp, 3].sum(axis=0)  # interest; a perp account's row is its funding
+    funding = out_acct[is_perp, 3].sum(axis=0)
     trading = orders["kind"] != LIQUIDATION
     fees = np.cumsum(np.bincount(orders["bar"][trading], weights=orders["fee"][trading], minlength=n))
     frame = {"equity": equity, "debt": debt, "interest_paid": paid,
              "interest_owed": out_acct[:, 2].sum(axis=0), "fees_paid": fees}
+    if is_perp.any():
+        frame["funding_paid"] = funding
     gross = np.zeros(n)
     for j, (name, prof, syms) in enumerate(accounts):
         frame[f"equity_{name}"] = out_acct[j, 0]
-        frame[f"margin_level_{name}"] = _ml(out_acct[j, 0], out_acct[j, 1], prof)
+        if prof.perp:  # the margin ratio, and its inverse where spot margin has its margin level (the report's)
+            ratio = exact[("perp", j)]["ratio"]
+            with np.errstate(divide="ignore"):
+                frame[f"margin_level_{name}"] = np.where(ratio > 0, 1.0 / np.where(ratio > 0, ratio, 1.0), np.inf)
+            frame[f"margin_ratio_{name}"] = ratio
+        else:
+            frame[f"margin_level_{name}"] = _ml(out_acct[j, 0], out_acct[j, 1], prof)
         frame[f"debt_{name}"] = out_acct[j, 1]
     acct_of_sym = {s: j for j, a in enumerate(accounts) for s in a[2]}
     for k, sym in enumerate(symbols):
@@ -476,9 +539,14 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         gross += np.abs(out_sym[k, 0] * last_close[k])
         j = acct_of_sym[sym]  # its price alone moves; the account's other symbols stay at their last close
         base_owed = exact[j][3] if j in exact else None  # auto-repay off: both loans may run at once
-        frame[f"liquidation_price_{sym}"], frame[f"liquidation_distance_{sym}"] = liquidation_columns(
-            out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2],
-            base_owed)
+        if accounts[j][1].perp:  # the mark price of the position's liquidation (perps.perp_columns)
+            frame[f"liquidation_price_{sym}"] = exact[("perp", j)]["liquidation_price"]
+            frame[f"liquidation_distance_{sym}"] = exact[("perp", j)]["distance"]
+            frame[f"funding_paid_{sym}"] = out_acct[j, 3]
+        else:
+            frame[f"liquidation_price_{sym}"], frame[f"liquidation_distance_{sym}"] = liquidation_columns(
+                out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2],
+                base_owed)
         if base_owed is not None:
             frame[f"debt_base_{sym}"] = base_owed
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -497,10 +565,20 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         bad = liqs["bad_debt"][liqs["account"] == j] if single else shared["bad"][k]
         rows = exact.get(j)  # (one symbol, auto-repay off: the kernel's own rows, as run() takes them)
         price = np.where(cur[k] > 0, cur[k], 1.0)
-        by_asset = interest_by_asset(sym_paid, mine, out_sym[k, 0], price, None if rows is None else rows[0])
-        t = round_trips(mine, index, last_close[k], out_sym[k, 0], sym_paid, sym, bad, by_asset,
-                        after_fill=None if rows is None else (rows[1], rows[2], price),
-                        liq_fees=None if single else shared["fee"][k])
+        perp = accounts[j][1].perp
+        if perp:  # funding in quote, charged after the bar's order (engine.run's books)
+            zero = np.zeros(n)
+            by_asset = (zero, sym_paid)
+            after = (zero, sym_paid, price)
+        else:
+            by_asset = interest_by_asset(sym_paid, mine, out_sym[k, 0], price, None if rows is None else rows[0])
+            after = None if rows is None else (rows[1], rows[2], price)
+        t = round_trips(mine, index, last_close[k], out_sym[k, 0], sym_paid, sym, bad, by_asset, after_fill=after,
+                        liq_fees=None if single else shared["fee"][k], quote_fees=perp)
+        if is_perp.any():  # a funding column beside interest (each row one or the other)
+            t.insert(t.columns.get_loc("pnl"), "funding", t["interest"] if perp else 0.0)
+            if perp:
+                t[["interest", "interest_base", "interest_quote"]] = 0.0
         if rows is not None:
             for r, v in enumerate(flat_costs(t, by_asset[1])):
                 flat[r] += v
@@ -524,8 +602,8 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     peak = np.maximum.accumulate(np.concatenate(([capital], equity)))[1:]
     with np.errstate(divide="ignore", invalid="ignore"):
         dd = np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0)
-    mls = [equity_df[f"margin_level_{a}"].to_numpy() for a in acct_names]
-    min_ml = float(min(np.min(m) for m in mls)) if n else math.inf
+    mls = [equity_df[f"margin_level_{a[0]}"].to_numpy() for a in accounts if not a[1].perp]
+    min_ml = float(min(np.min(m) for m in mls)) if n and mls else math.inf
     online = {"final_equity": float(equity[-1]), "sum_r": float(r.sum()), "sum_r2": float((r * r).sum()),
               "sum_neg2": float((np.minimum(r, 0.0) ** 2).sum()), "max_drawdown": float(min(dd.min(), 0.0)),
               "n_exposed": float(np.count_nonzero(np.any(out_sym[:, 0] != 0.0, axis=0))),
@@ -547,6 +625,13 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         bars=n, start=str(pd.Timestamp(int(seconds[0]), unit="s", tz="UTC")),
         end=str(pd.Timestamp(int(seconds[-1]), unit="s", tz="UTC")),
     )
+    if is_perp.any():  # perpetual-futures accounts: their funding and worst margin ratio at a close
+        summary["funding_paid"] = float(funding[-1])
+        summary["n_funding"] = int(sum(np.count_nonzero(exact[("perp", j)]["venue"].funding_out[0])
+                                       for j in np.flatnonzero(is_perp)))
+        summary["max_margin_ratio"] = float(max(np.max(exact[("perp", j)]["ratio"]) for j in np.flatnonzero(is_perp)))
+        for j in np.flatnonzero(is_perp):
+            summary[f"funding_paid_{accounts[j][2][0]}"] = float(out_acct[j, 3, -1])
     if stats["n_cancelled"]:  # (a strategy's limit orders; other runs keep the keys they always had)
         summary["n_cancelled"] = int(stats["n_cancelled"])
     write_off = writeoffs.of_events(liqs, orders)

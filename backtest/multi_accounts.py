@@ -18,6 +18,8 @@ from . import kernel, kernel_multi
 from .detail import NO_DETAIL
 from .engine import loans_outlive_trades, simulate_arrays
 from .inputs import Rates, Settings
+from .perps import perp_columns, venue_inputs
+from .venues.plug import USDM
 from .records import LIQUIDATION, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
 from .strategy import Orders
 
@@ -125,23 +127,37 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
     bars = np.flatnonzero(~np.isnan(ohlc[0]))
     extra = {k: config.get(k, v) for k, v in SINGLE_ONLY.items()}
     extra.update(given.fractions if given is not None else {})  # a strategy's own fractions come first
+    perp = config.get("perp", {}).get(s)  # (bracket versions, funding times, rates) of a perp symbol
+    fee = config["fee_acct"][a] if "fee_acct" in config else config["fee"]
     cfg = Settings(
-        float(config["capital"][a]), config["fee"], config["slippage"], config["initial_ml"][a], config["call_ml"][a],
+        float(config["capital"][a]), float(fee), config["slippage"], config["initial_ml"][a], config["call_ml"][a],
         config["liquidation_ml"][a], config["liquidation_fee"][a], config["restore_ml"][a],
         bool(config["full_liquidation"]), config["rebalance"], bool(config["round_interest"]),
         bool(config["stop_on_liquidation"]), float(extra["stop_loss"]), float(extra["take_profit"]),
         float(extra["trailing_stop"]),
-        bool(extra["pessimistic"]), bool(extra["auto_repay"]), bool(extra["repay_on_flat"]), np.inf, np.inf)
+        bool(extra["pessimistic"]), bool(extra["auto_repay"]), bool(extra["repay_on_flat"]), np.inf, np.inf,
+        *((USDM, float(config["leverage"][a]), bool(config["isolated"][a])) if perp is not None else ()))
     rates = Rates(np.int64(config["rate_h0"]), config["rates"][s], config["rates"][-1])
+    own = tuple(np.ascontiguousarray(x[bars]) for x in ohlc)
+    venue = None
+    if perp is not None:  # no borrowing; the symbol's bracket tables and funding on its own bars
+        rates = Rates(rates.h0, np.zeros_like(rates.base), np.zeros_like(rates.quote))
+        m_open, m_close = (own[0], own[3]) if own_mark is None else (own_mark[0], own_mark[3])
+        venue, f_times = venue_inputs(perp[0], seconds[bars], m_open, m_close, perp[1], perp[2])
     exact = loans_outlive_trades(given if given is not None else Orders(target), bool(extra["auto_repay"]))
     buf, orders, liqs, calls, tot = simulate_arrays(
-        seconds[bars], *(np.ascontiguousarray(x[bars]) for x in ohlc), np.ascontiguousarray(target[bars]),
-        (cfg, rates), mark=own_mark, detail=fine, orders=given, quote_row=exact)
+        seconds[bars], *own, np.ascontiguousarray(target[bars]),
+        (cfg, rates), mark=own_mark, detail=fine, orders=given, quote_row=exact, venue=venue)
     st = dict(zip(kernel.STATS, tot.tolist()))
     last = np.cumsum(~np.isnan(ohlc[0])) - 1  # per bar of the grid, the account's last own bar (−1: none yet)
     before = last < 0
     spread = lambda row, start: np.where(before, start, row[np.maximum(last, 0)])  # noqa: E731
     equity, position, debt, owed, paid = buf[:kernel.N_OUT]
+    if perp is not None:  # row 2 is the cross wallet outside the isolated position: its columns, then no debt
+        cols = perp_columns(equity, position, debt, own[3], venue, None)
+        extra_rows[("perp", a)] = dict(venue=venue, times=f_times, ratio=spread(cols[0], 0.0),
+                                       liquidation_price=spread(cols[1], np.nan), distance=spread(cols[2], np.nan))
+        debt = np.zeros_like(debt)
     out_acct[a] = (spread(equity, cfg.capital), spread(debt, 0.0), spread(owed, 0.0), spread(paid, 0.0))
     out_sym[s] = (spread(position, 0.0), out_acct[a, 3])  # (unread: the trades of an account of one symbol take
     # the account's interest, multi._result)

@@ -143,7 +143,7 @@ def test_several_symbols_risk_and_walk_forward_refuse_perps(capsys, tmp_path):
     eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"
     line = _cli_error(capsys, ["run", "--data", str(PERP), "--data", str(eth), "--margin", "usdm-cross-5x",
                                "--strategy", "hold", "--out", str(tmp_path / "m")])
-    assert "several symbols on perpetual futures" in line
+    assert "a cross account of several perpetual-futures symbols" in line
     line = _cli_error(capsys, ["risk", "--data", str(PERP), "--strategy", "hold", "--grid", "exposure=1,2",
                                "--margin", "usdm-cross-5x", "--out", str(tmp_path / "s")])
     assert "spot-margin profiles only" in line

@@ -1,0 +1,127 @@
+"""Several symbols on perpetual futures: an isolated perp account (or a
+cross perp account holding one symbol) is the one-symbol run of its symbol
+with its share of the capital, bar for bar and record for record, funding
+and the mark-price liquidation included; spot and perp accounts mix in one
+run; a cross account of several perp symbols is refused with one line."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import backtest  # no importorskip: an engine that does not import fails this module, it does not skip
+from backtest.cli import main
+from backtest.errors import UserError
+from backtest.multi import run_multi
+from test_multi import T0, H, random_bars, random_targets
+
+ROOT = Path(__file__).resolve().parents[1]
+BTC, ETH = ROOT / "data" / "BTCUSDT_PERP-1h.parquet", ROOT / "data" / "ETHUSDT_PERP-1h.parquet"
+
+
+def _funding(index, seed):
+    rng = np.random.default_rng(seed)
+    times = pd.date_range(index[0].floor("8h"), index[-1], freq="8h")
+    return pd.DataFrame({"timestamp": times, "funding_rate": rng.normal(0.0002, 0.001, len(times))})
+
+
+def _mark(bars, seed):
+    rng = np.random.default_rng(seed)
+    k = np.exp(rng.normal(0, 0.002, (len(bars), 1)))
+    m = bars[["open", "high", "low", "close"]] * k
+    m["high"] = m[["open", "high", "close"]].max(axis=1) * 1.001
+    m["low"] = m[["open", "low", "close"]].min(axis=1) * 0.999
+    return m.assign(volume=0.0)
+
+
+def assert_account_equals_run(multi, sym, one, index, account=None):
+    account = account or sym
+    mine = multi.equity.loc[index]
+    assert (mine[f"equity_{account}"].to_numpy() == one.equity["equity"].to_numpy()).all()
+    assert (mine[f"position_{sym}"].to_numpy() == one.equity["position"].to_numpy()).all()
+    assert (mine[f"funding_paid_{sym}"].to_numpy() == one.equity["funding_paid"].to_numpy()).all()
+    np.testing.assert_array_equal(mine[f"liquidation_price_{sym}"], one.equity["liquidation_price"])
+    np.testing.assert_array_equal(mine[f"margin_ratio_{account}"], one.equity["margin_ratio"])
+    orders = multi.orders[multi.orders["symbol"] == sym].reset_index(drop=True)
+    for col in ("time", "side", "quantity", "price", "fee", "kind", "capped", "position"):
+        assert orders[col].tolist() == one.orders[col].tolist(), col
+    trades = multi.trades[multi.trades["symbol"] == sym].reset_index(drop=True)
+    for col in ("entry_time", "exit_time", "exit_reason", "pnl", "fees", "funding"):
+        assert trades[col].tolist() == one.trades[col].tolist(), col
+    liqs = multi.liquidations[multi.liquidations["account"] == account].reset_index(drop=True)
+    for col in ("time", "trigger_price", "fill_price", "quantity", "bad_debt", "fee"):
+        assert liqs[col].tolist() == one.liquidations[col].tolist(), col
+
+
+@pytest.mark.parametrize("stops", [{}, dict(stop_loss=0.03, take_profit=0.05)])
+def test_two_isolated_perp_accounts_equal_one_symbol_runs(stops):
+    b1 = random_bars(11, 500, drop=0.1)
+    b2 = random_bars(12, 470, start=T0 + 30 * H)  # (both end on the same bar: an open trade ends there)
+    t1, t2 = random_targets(13, b1.index) * 3, random_targets(14, b2.index) * 3
+    f1, f2 = _funding(b1.index, 1), _funding(b2.index, 2)
+    m1, m2 = _mark(b1, 3), _mark(b2, 4)
+    settings = dict(slippage=0.0005, rebalance=0.2, **stops)
+    multi = run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, pd.DataFrame({"BTCUSDT": t1, "ETHUSDT": t2}),
+                      margin="BTCUSDT=usdm-isolated-20x,ETHUSDT=usdm-isolated-5x", allocation="BTCUSDT=0.6,ETHUSDT=0.4",
+                      mark={"BTCUSDT": m1, "ETHUSDT": m2}, funding={"BTCUSDT": f1, "ETHUSDT": f2}, **settings)
+    assert multi.summary["n_funding"] > 0
+    if stops:  # the stops acted; without them the mark liquidates
+        assert set(multi.orders["kind"]) & {"stop_loss", "take_profit"}
+    else:
+        assert multi.summary["n_liquidations"] > 0
+    total_funding = 0.0
+    for sym, b, t, prof, cap, m, f in (("BTCUSDT", b1, t1, "usdm-isolated-20x", 6_000.0, m1, f1),
+                                       ("ETHUSDT", b2, t2, "usdm-isolated-5x", 4_000.0, m2, f2)):
+        one = backtest.run(b, t.to_numpy(), margin=prof, capital=cap, symbol=sym, mark=m, funding=f, **settings)
+        assert_account_equals_run(multi, sym, one, b.index)
+        assert multi.summary[f"final_equity_{sym}"] == one.summary["final_equity"]
+        assert multi.summary[f"funding_paid_{sym}"] == one.summary["funding_paid"]
+        total_funding += one.summary["funding_paid"]
+    assert multi.summary["funding_paid"] == pytest.approx(total_funding, rel=1e-12)
+    # the books: the trades' pnl adds up to the equity change
+    assert multi.summary["final_equity"] - 10_000 == pytest.approx(multi.trades["pnl"].sum(), abs=1e-6)
+
+
+def test_spot_and_perp_accounts_in_one_run():
+    b1, b2 = random_bars(21, 300), random_bars(22, 300, drop=0.1)
+    t1, t2 = random_targets(23, b1.index) * 2, random_targets(24, b2.index) * 2
+    f2 = _funding(b2.index, 5)
+    multi = run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, pd.DataFrame({"BTCUSDT": t1, "ETHUSDT": t2}),
+                      margin="BTCUSDT=cross-3x,ETHUSDT=usdm-isolated-10x", funding={"ETHUSDT": f2})
+    spot = backtest.run(b1, t1.to_numpy(), margin="cross-3x", capital=5_000.0, symbol="BTCUSDT")
+    perp = backtest.run(b2, t2.to_numpy(), margin="usdm-isolated-10x", capital=5_000.0, symbol="ETHUSDT", funding=f2)
+    assert multi.summary["final_equity_cross"] == spot.summary["final_equity"]
+    assert_account_equals_run(multi, "ETHUSDT", perp, b2.index)
+    assert multi.summary["interest_paid"] == pytest.approx(spot.summary["interest_paid"], rel=1e-12)
+    assert multi.summary["funding_paid"] == perp.summary["funding_paid"]
+    # each venue's fee by default: 0.1 % on spot margin, 0.05 % on the perpetual
+    o = multi.orders[multi.orders["kind"] == "signal"]
+    rate = o["fee"] / (o["quantity"] * o["price"])
+    assert np.allclose(rate[o["symbol"] == "BTCUSDT"], 0.001) and np.allclose(rate[o["symbol"] == "ETHUSDT"], 0.0005)
+
+
+def test_bundled_perps_both_isolated_lose_only_their_margin():
+    multi = run_multi([BTC, ETH], "hold", {"exposure": 3}, margin="usdm-isolated-10x", start="2021-05-01",
+                      end="2021-06-30")
+    s = multi.summary
+    assert s["n_liquidations"] == 2
+    for sym in ("BTCUSDT_PERP", "ETHUSDT_PERP"):
+        # 5,000 each at 3x on 10x: the isolated margin (1,500) and the opening fee are lost, the rest kept
+        entry = multi.orders[(multi.orders["symbol"] == sym) & (multi.orders["kind"] == "signal")].iloc[0]
+        assert s[f"final_equity_{sym}"] == pytest.approx(5_000 - 1_500 - entry["fee"], abs=1e-9)
+
+
+def test_a_cross_account_of_several_perp_symbols_is_refused(capsys, tmp_path):
+    with pytest.raises(UserError, match="a cross account of several perpetual-futures symbols"):
+        run_multi([BTC, ETH], "hold", margin="usdm-cross-5x", start="2021-05-01", end="2021-05-10")
+    code = main(["run", "--data", str(BTC), "--data", str(ETH), "--margin", "usdm-cross-5x", "--strategy", "hold",
+                 "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not supported yet" in err[0]
+
+
+def test_funding_for_a_spot_symbol_is_refused():
+    b1, b2 = random_bars(31, 50), random_bars(32, 50)
+    with pytest.raises(UserError, match="--funding BTCUSDT: BTCUSDT trades on spot margin"):
+        run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, "hold", margin="BTCUSDT=cross-3x,ETHUSDT=usdm-isolated-10x",
+                  funding={"BTCUSDT": _funding(b1.index, 1)})
