@@ -306,8 +306,10 @@ def _one_file(flag, given):
 
 
 def _spot_fee(fee):
-    """The fee of the commands that take spot-margin profiles only: 0.001 unless given."""
-    return 0.001 if fee is None else fee
+    """The fee of the commands that take spot-margin profiles only: SPOT_FEE unless given."""
+    from .settings import SPOT_FEE
+
+    return SPOT_FEE if fee is None else fee
 
 
 def data_paths(given) -> list:
@@ -530,14 +532,18 @@ def _sweep_pictures(res, args, axes):
 
 def _keep_equity(res, best, data, args):
     from .engine import run
+    from .profiles import resolve_profile
 
     folder = res.out / "equity"
     folder.mkdir(exist_ok=True)
     params_cols = [c for c in res.table.columns[: list(res.table.columns).index("final_equity")] if c != "margin"]
     for rank, row in enumerate(best.itertuples(index=False), 1):
         row = row._asdict()
+        perp = resolve_profile(row["margin"], args.margin_file).perp  # (its venue's fee, funding and brackets)
+        venue = dict(funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
+                     brackets=args.brackets) if perp else {}
         one = run(data, res.settings["strategy"] if not args.strategy.endswith(".py") else args.strategy,
-                  {k: row[k] for k in params_cols}, margin=row["margin"], capital=args.capital, fee=_spot_fee(args.fee),
+                  {k: row[k] for k in params_cols}, margin=row["margin"], capital=args.capital, fee=args.fee, **venue,
                   slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
                   rebalance=args.rebalance, start=args.start, end=args.end,
                   stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,

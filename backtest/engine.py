@@ -23,7 +23,7 @@ from .detail import NO_DETAIL, detail_arrays
 from .errors import UserError
 from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
-from .profiles import USDM_FEE, Profile, resolve_profile
+from .profiles import Profile, resolve_profile
 from . import perps, writeoffs
 from .per_bar import bar_columns
 from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
@@ -144,10 +144,9 @@ def run(
         own_mark, own_funding = perps.companions(bars if not isinstance(bars, pd.DataFrame) else None)
         mark = own_mark if mark is None else mark
         funding = own_funding if funding is None and funding_rate is None else funding
-        fee = USDM_FEE if fee is None else fee
-    fee = 0.001 if fee is None else fee
     rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
                      stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
+    rs = replace(rs, fee=rs.venue_fee(profile))  # (run.json records the fee charged)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
         strategy = np.asarray(strategy, dtype=float)

@@ -21,7 +21,7 @@ from .errors import UserError
 from .liqprice import liquidation_columns
 from .multi_accounts import simulate_multi_arrays
 from .metrics import periods_per_year, summarize
-from .profiles import USDM_FEE, Profile, get_profile
+from .profiles import Profile, get_profile
 from .rates import rate_table
 from .records import LIQUIDATION, ORDER_KINDS
 from .result import Result
@@ -297,7 +297,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     account's venue's.  Other arguments as ``backtest.run``.
     """
     from .engine import _epoch_seconds, _rate_history
-    from .settings import RunSettings
+    from .settings import SPOT_FEE, RunSettings
 
     for name, given in (("mark", mark), ("detail", detail), ("funding", funding)):  # one series: which symbol's?
         if given is not None and not isinstance(given, dict):
@@ -306,7 +306,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     for name, given in (("mark", mark), ("detail", detail)):
         for key, value in (given or {}).items():
             bars_arg(f"{name}[{key!r}]", value)
-    rs = RunSettings(capital, 0.001 if fee is None else fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
+    rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
                      stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
     panel = load_panel(data, start, end)
     symbols = list(panel)
@@ -350,7 +350,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     levels = np.array([a[1].kernel_levels() for a in accounts], dtype=np.float64)  # initial, call, liq, restore
     h0, table = rate_table(seconds, [split_symbol(s)[0] for s in symbols] + [quote], daily, history)
     config = dict(
-        symbol_account=acct_of, capital=np.array([capital * shares[n] for n in names]), fee=float(rs.fee),
+        symbol_account=acct_of, capital=np.array([capital * shares[n] for n in names]), fee=float(rs.venue_fee(accounts[0][1])),
         slippage=float(slippage), rate_h0=np.int64(h0), rates=np.ascontiguousarray(np.vstack(table)),
         initial_ml=levels[:, 0].copy(), call_ml=levels[:, 1].copy(),
         liquidation_ml=levels[:, 2].copy(), liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
@@ -358,8 +358,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         round_interest=bool(round_interest), stop_on_liquidation=bool(stop_on_liquidation),
         stop_loss=rs.stop_loss, take_profit=rs.take_profit, trailing_stop=rs.trailing_stop,
         pessimistic=rs.path == "pessimistic", auto_repay=rs.auto_repay, repay_on_flat=rs.repay_on_flat,
-        fee_acct=np.array([rs.fee if fee is None and not a[1].perp else (USDM_FEE if fee is None else float(fee))
-                           for a in accounts]),
+        fee_acct=np.array([rs.venue_fee(a[1]) for a in accounts]),
         leverage=np.array([a[1].max_leverage for a in accounts]), isolated=np.array([a[1].isolated for a in accounts]),
         perp=perp_inputs,
     )
@@ -379,7 +378,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
                        accounts={n: {"profile": p.name, "symbols": syms, "capital": capital * shares[n]}
                                  for n, p, syms in accounts},
                        capital=float(capital), fee=float(fee) if fee is not None else (
-                           {n: float(f) for n, f in zip(names, config["fee_acct"])} if perp_inputs else rs.fee),
+                           {n: float(f) for n, f in zip(names, config["fee_acct"])} if perp_inputs else SPOT_FEE),
                        slippage=float(slippage), rates=daily,
                        rate_history=None if rate_history is None else (
                            str(rate_history) if not isinstance(rate_history, (dict, pd.DataFrame)) else "table"),

@@ -71,6 +71,7 @@ def venue_inputs(versions, seconds, mark_open, mark_close, funding_times, fundin
     valid_from, start, rows = bracket_arrays(versions)
     n = len(seconds)
     bar = np.searchsorted(seconds, valid_from, side="left")
+    bar[0] = 0  # before the first version, the first (docs/model-choices.md)
     keep = np.ones(len(bar), bool)
     keep[:-1] = bar[:-1] != bar[1:]  # versions sharing a first bar: the latest wins
     keep &= bar < n

@@ -12,7 +12,9 @@ import numpy as np
 
 from .errors import UserError
 from .inputs import Rates, Settings
-from .profiles import VENUE_CODES
+from .profiles import USDM_FEE, VENUE_CODES
+
+SPOT_FEE = 0.001  # the trading fee on spot margin unless --fee (0.1 %)
 
 PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-choices.md)
 LIQUIDATIONS = ("partial", "full")
@@ -22,7 +24,7 @@ STOP_FRACTIONS = ("stop_loss", "take_profit", "trailing_stop")
 @dataclass(frozen=True)
 class RunSettings:
     capital: float = 10_000.0
-    fee: float = 0.001
+    fee: float | None = None  # None: the venue's (SPOT_FEE on spot margin, profiles.USDM_FEE on perps)
     slippage: float = 0.0
     rates: dict | None = None  # daily borrow rate per asset; None = the defaults
     liquidation: str = "partial"
@@ -40,7 +42,7 @@ class RunSettings:
         fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")
         checks = (
             ("--capital", self.capital, lambda v: v > 0, "must be > 0"),
-            ("--fee", self.fee, lambda v: 0 <= v < 1, "must be in [0, 1)"),
+            ("--fee", 0.0 if self.fee is None else self.fee, lambda v: 0 <= v < 1, "must be in [0, 1)"),
             ("--slippage", self.slippage, lambda v: 0 <= v < 1, "must be in [0, 1)"),
             ("--rebalance", self.rebalance, lambda v: v >= 0, "must be ≥ 0"),
             ("--stop-loss", self.stop_loss, *fraction),
@@ -78,6 +80,12 @@ class RunSettings:
                 out["rate_history"] = rate_history
         return out
 
+    def venue_fee(self, profile) -> float:
+        """The fee given, else the profile's venue's default."""
+        if self.fee is not None:
+            return self.fee
+        return USDM_FEE if profile.perp else SPOT_FEE
+
     def with_stops(self, fractions: dict) -> "RunSettings":
         """A strategy's own stop fractions take precedence over the settings'."""
         given = {k: fractions[k] for k in STOP_FRACTIONS if k in fractions}
@@ -91,7 +99,7 @@ class RunSettings:
         h0, (rate_base, rate_quote) = rates
         initial, call, liquidation_level, restore = profile.kernel_levels()
         cfg = Settings(
-            float(self.capital), float(self.fee), float(self.slippage), initial, call, liquidation_level,
+            float(self.capital), float(self.venue_fee(profile)), float(self.slippage), initial, call, liquidation_level,
             float(profile.liquidation_fee), restore, self.liquidation == "full", float(self.rebalance),
             bool(self.round_interest), bool(self.stop_on_liquidation), float(self.stop_loss),
             float(self.take_profit), float(self.trailing_stop), self.path == "pessimistic", bool(self.auto_repay),

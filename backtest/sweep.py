@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from .assets import daily_rates, split_symbol
 from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
                      symbol_of)
 from .inputs import Bars, Detail, Given, marks_of, no_venue
-from .settings import RunSettings
+from .settings import SPOT_FEE, RunSettings
 from .detail import NO_DETAIL
 from .rates import rate_table
 from .checks import api, check_args
@@ -44,7 +44,7 @@ from .grid import MARGIN_AXIS, MAX_COMBOS, axis, describe, iter_combinations, pr
 from .grid import chunks as grid_chunks
 from .metrics import periods_per_year
 from .profile_file import load_profiles
-from .profiles import USDM_FEE, get_profile
+from .profiles import get_profile
 from .ranking import ranked
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import Orders, coerce_param, load_strategy
@@ -112,6 +112,7 @@ class SweepContext:
     strategy: object
     settings: dict
     mark: object = None  # mark-price bars (path or DataFrame) liquidation is checked against
+    funding: object = None  # perps: a funding table given as a DataFrame (else settings["funding"] names a file)
     seconds: np.ndarray = field(init=False)
     ohlc: tuple = field(init=False)
 
@@ -185,6 +186,9 @@ class SweepContext:
             given = Orders(given)
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile, config = self.config(params[MARGIN_AXIS], given.fractions)
+        if profile.perp and given.limit.size:
+            raise UserError(f"a strategy's limit orders: not on the perpetual-futures venue ({profile.name}: not yet "
+                            "supported there)")
         venue = self.venue._replace(funding_out=np.empty_like(self.venue.funding_out)) if profile.perp else self.venue
         stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
                                 Given(given.target, *given.kernel_args()), None, *scratch, venue)[4]
@@ -207,8 +211,8 @@ class SweepContext:
         from .venues.brackets import table_for
 
         s = self.settings
-        times, rates = perps_mod.funding_rows(s["funding"], s.get("funding_rate"), self.settings["symbol"],
-                                              self.seconds)
+        source = self.funding if self.funding is not None else s["funding"]
+        times, rates = perps_mod.funding_rows(source, s.get("funding_rate"), self.settings["symbol"], self.seconds)
         versions = table_for(self.base + self.quote, s.get("brackets"))
         venue = perps_mod.venue_inputs(versions, self.seconds, self.marks.open, self.marks.close
                                        if self.marks.close.shape[0] else self.ohlc[3], times, rates)[0]
@@ -233,6 +237,7 @@ class Setup:
     settings: dict
     custom: dict
     mark: object = None
+    funding: object = None  # a funding table given as a DataFrame (local threads)
 
 
 def prepare_settings(
@@ -248,7 +253,7 @@ def prepare_settings(
     and the walk-forward not yet)."""
     check_args(locals())
     source = None if isinstance(bars, pd.DataFrame) else bars
-    rs = RunSettings(capital, 0.001 if fee is None else fee, slippage, rates or {}, liquidation, rebalance,
+    rs = RunSettings(capital, SPOT_FEE if fee is None else fee, slippage, rates or {}, liquidation, rebalance,
                      round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path, auto_repay,
                      repay_on_flat)
     strat = load_strategy(strategy)
@@ -277,7 +282,7 @@ def prepare_settings(
         settings["margin_file_sha256"] = hashlib.sha256(Path(margin_file).read_bytes()).hexdigest()[:16]
     if perp_profiles:  # a perp sweep: its venue's files; only then, so a spot sweep's id is unchanged (--resume)
         mark = _perp_settings(settings, perp_profiles, source, bars, symbol, fee, funding, funding_rate, brackets,
-                              mark)
+                              mark, auto_repay)
     else:  # (--funding and the like without a perp profile: one line)
         perps_mod.check_settings(get_profile(margins[0], custom), symbol, None, None, True, None, None, brackets,
                                  funding, funding_rate)
@@ -291,10 +296,13 @@ def prepare_settings(
     if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
         _rate_history(str(rate_history), rates)
         settings["rate_history_sha256"] = hashlib.sha256(Path(rate_history).read_bytes()).hexdigest()[:16]
-    return Setup(strat, grid, bars, margins, settings, custom, mark if isinstance(mark, pd.DataFrame) else None)
+    if isinstance(funding, pd.DataFrame) and scheduler:
+        raise UserError("--scheduler: give the funding table as a file the workers can read")
+    return Setup(strat, grid, bars, margins, settings, custom, mark if isinstance(mark, pd.DataFrame) else None,
+                 funding if isinstance(funding, pd.DataFrame) else None)
 
 
-def _perp_settings(settings, profiles, source, bars, symbol, fee, funding, funding_rate, brackets, mark):
+def _perp_settings(settings, profiles, source, bars, symbol, fee, funding, funding_rate, brackets, mark, auto_repay):
     """A sweep with perpetual-futures profiles: the venue's fee default,
     the bundled mark and funding beside bundled perp data, the files' hashes
     (a changed file is a different sweep), every profile's leverage checked
@@ -304,7 +312,7 @@ def _perp_settings(settings, profiles, source, bars, symbol, fee, funding, fundi
     own_mark, own_funding = perps_mod.companions(source)
     if funding is None and funding_rate is None:
         funding = own_funding
-    versions = perps_mod.check_settings(profiles[0], symbol, None, None, True, Orders(np.zeros(1)), None,
+    versions = perps_mod.check_settings(profiles[0], symbol, None, None, auto_repay, Orders(np.zeros(1)), None,
                                         brackets, funding, funding_rate)
     seconds = _epoch_seconds(bars.index)
     for p in profiles:
@@ -312,10 +320,14 @@ def _perp_settings(settings, profiles, source, bars, symbol, fee, funding, fundi
     perps_mod.funding_rows(funding, funding_rate, symbol, seconds)  # checked here, not in a worker
     if fee is None:
         settings["fee"] = None  # each profile's venue default (0.001 spot, 0.0005 perps)
-    settings.update(funding=None if funding is None else str(funding), funding_rate=funding_rate,
-                    brackets=None if brackets is None else str(brackets))
-    for key, path in (("funding", funding), ("brackets", brackets)):
-        if path is not None and not isinstance(path, pd.DataFrame):
+    frame = isinstance(funding, pd.DataFrame)
+    settings.update(funding="table" if frame else (None if funding is None else str(funding)),
+                    funding_rate=funding_rate, brackets=None if brackets is None else str(brackets))
+    if frame:  # a changed table is a different sweep; the table itself travels in the Setup
+        settings["funding_hash"] = hashlib.blake2b(
+            pd.util.hash_pandas_object(funding, index=True).to_numpy().tobytes(), digest_size=8).hexdigest()
+    for key, path in (("funding", None if frame else funding), ("brackets", brackets)):
+        if path is not None:
             settings[f"{key}_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     return own_mark if mark is None else mark
 
@@ -325,9 +337,7 @@ def settings_config(s: dict, profile, base: str, quote: str, rates, fractions: d
     for ``profile`` (already ``for_pair``), a strategy's own stop
     ``fractions`` (``Orders.fractions``) over the settings' ones.  A fee of
     None is the venue's default."""
-    rs = RunSettings.from_dict(s).with_stops(fractions)
-    if s.get("fee") is None and profile.perp:
-        rs = replace(rs, fee=USDM_FEE)
+    rs = RunSettings.from_dict(s).with_stops(fractions)  # (a fee of None: the venue's, kernel_config)
     return rs.kernel_config(profile, rates, profile.borrow_limits(base, quote))
 
 
@@ -493,7 +503,7 @@ def sweep(
             _run_dask(scheduler, bars, strategy, settings, lambda: grid_chunks(strat, grid, margins, chunk_size,
                                                                                set(todo)), out, report)
         else:
-            ctx = SweepContext(bars, strat, settings, setup.mark)
+            ctx = SweepContext(bars, strat, settings, setup.mark, setup.funding)
             ctx.prepare(c for _, block in grid_chunks(strat, grid, margins, chunk_size, set(todo)) for c in block)
             _run_threads(ctx, grid_chunks(strat, grid, margins, chunk_size, set(todo)), out,
                          workers or os.cpu_count() or 1, report, kept)

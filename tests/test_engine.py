@@ -314,10 +314,11 @@ def test_numba_cache_folder_follows_every_compiled_source():
     digest = hashlib.blake2b(digest_size=8)
     names = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
              "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py", "trades.py", "per_bar.py", "medians.py",
-             "data/clean.py")
+             "data/clean.py", "venues/binance_usdm.py", "venues/plug.py")
     for name in names:
         digest.update((ROOT / "backtest" / name).read_bytes())
-    compiled = {p.name for p in (ROOT / "backtest").glob("*.py") if "@njit" in p.read_text()}
+    compiled = {str(p.relative_to(ROOT / "backtest")) for p in (ROOT / "backtest").rglob("*.py")
+                if "@njit" in p.read_text()}
     assert compiled <= set(names)  # a new compiled module keys the cache too
     assert numba.config.CACHE_DIR.endswith(f"numba-{digest.hexdigest()}")
 

@@ -193,3 +193,41 @@ def test_sweep_refuses_perp_flags_without_a_perp_profile(tmp_path):
     with pytest.raises(UserError, match="funding_rate.*only with a perpetual-futures profile|only with a perp"):
         sweep(PERP, "sma_cross", {"fast": [10], "slow": [50]}, out=tmp_path / "s", margin="cross-3x",
               funding_rate=0.0001, progress=False)
+
+
+def _walk(start, n, seed=0):
+    rng = np.random.default_rng(seed)
+    c = 10_000 * np.exp(np.cumsum(rng.normal(0, 0.004, n)))
+    o = np.concatenate(([10_000.0], c[:-1]))
+    idx = pd.date_range(start, periods=n, freq="1h", tz="UTC", name="timestamp")
+    return pd.DataFrame({"open": o, "high": np.maximum(o, c) * 1.002, "low": np.minimum(o, c) * 0.998, "close": c,
+                         "volume": 1.0}, index=idx)
+
+
+def test_bars_before_the_first_bracket_table_use_the_first():
+    # the shipped BTCUSDT tables start 2019-09-01; a run from 2019-08-30 trades on the first one
+    res = backtest.run(_walk("2019-08-30", 200), "hold", {"exposure": 2}, symbol="BTCUSDT", margin="usdm-cross-5x",
+                       funding_rate=0.0001)
+    assert res.summary["n_trades"] == 1 and res.summary["n_capped"] == 0
+    assert res.equity["exposure"].iloc[1] == pytest.approx(2.0, rel=0.01)  # (entered at the open, drifted to the close)
+
+
+def test_sweep_perp_refusals_and_a_funding_table(tmp_path):
+    from backtest.sweep import sweep
+
+    bars = _walk("2024-01-01", 600, 3)
+    with pytest.raises(UserError, match="limit orders: not on the perpetual-futures venue"):
+        sweep(bars, "dip_entry", {"window": [20, 50]}, out=tmp_path / "a", margin="usdm-isolated-10x",
+              symbol="BTCUSDT", funding_rate=1e-4, progress=False, workers=1)
+    with pytest.raises(UserError, match="auto_repay=False: not on the perpetual-futures venue"):
+        sweep(bars, "sma_cross", {"fast": [5]}, out=tmp_path / "b", margin="usdm-isolated-10x", symbol="BTCUSDT",
+              funding_rate=1e-4, auto_repay=False, progress=False)
+    table = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", "2024-01-26", freq="8h", tz="UTC"),
+                          "funding_rate": 0.0004})
+    res = sweep(bars, "sma_cross", {"fast": [5], "slow": [30]}, out=tmp_path / "c", margin="usdm-cross-5x",
+                symbol="BTCUSDT", funding=table, progress=False, workers=1)
+    one = backtest.run(bars, "sma_cross", {"fast": 5, "slow": 30}, symbol="BTCUSDT", margin="usdm-cross-5x",
+                       funding=table)
+    assert res.table["funding_paid"].iloc[0] == pytest.approx(one.summary["funding_paid"], rel=1e-12)
+    assert res.table["final_equity"].iloc[0] == pytest.approx(one.summary["final_equity"], rel=1e-12)
+    assert res.settings["funding"] == "table" and "funding_hash" in res.settings

@@ -80,7 +80,7 @@ def test_a_profile_file_without_mode_is_refused_unless_base_gives_it(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     (ISO.replace('"isolated"', '"sideways"'), "mode: 'sideways' is not one of cross, isolated"),
-    (ISO + 'venue = "kraken"\n', "venue: 'kraken' is not a known venue (binance-margin)"),
+    (ISO + 'venue = "kraken"\n', "venue: 'kraken' is not a known venue (binance-margin, binance-usdm)"),
     (ISO + "mmr = 0.05\n", "mode: Cross Margin Pro (mmr) is a cross account"),
 ])
 def test_bad_mode_or_venue_is_one_line(tmp_path, text, message):
