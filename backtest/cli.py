@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Defaults)
     _add_run_flags(p)
     _add_grid_flags(p, "risk run", "paths")
+    _add_perp_flags(p)
     p.add_argument("--method", default="windows", metavar="windows|bootstrap",
                    help="windows: every start on --every across the data; bootstrap: --paths synthetic paths")
     p.add_argument("--horizon", default="30d", metavar="DURATION", help="length of each path (30d, 720h, ...)")
@@ -496,6 +497,8 @@ def cmd_risk(args) -> int:
     from .risklab import risk
 
     strat, grid, data, settings = _grid_args(args, "the risk lab")
+    settings.update(funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
+                    brackets=args.brackets, fee=args.fee)  # (fee None: each profile's venue's)
     symbol_hint = args.symbol or data.stem.split("-")[0]
     margins = settings["margin"] or ["cross-3x"]
     out = Path(args.out) if args.out else Path("reports") / f"risk-{strat.name}-{symbol_hint}-{'+'.join(margins)}"

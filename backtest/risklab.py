@@ -102,7 +102,7 @@ class RiskContext:
     """What every chunk needs: the bars as arrays (or the bootstrap), the
     strategy, the settings, the combinations and each one's kernel settings."""
 
-    def __init__(self, bars, strategy, settings, spec: Spec, combos, mark=None):
+    def __init__(self, bars, strategy, settings, spec: Spec, combos, mark=None, funding=None):
         self.bars, self.strategy, self.settings, self.spec, self.combos = bars, strategy, settings, spec, combos
         self.seconds = _epoch_seconds(bars.index)
         self.spacing = bar_spacing(self.seconds)
@@ -127,10 +127,27 @@ class RiskContext:
             self.n_paths = spec.paths
         self.stride = fan_stride(self.n_paths)
         self.configs = {}
+        self.perp = None  # perp profiles (windows): the bracket versions, funding rows, zero rates
+        if "funding" in settings:
+            from . import perps
+            from .venues.brackets import table_for
+
+            source = funding if funding is not None else settings["funding"]
+            self.perp = (table_for(self.base + self.quote, settings.get("brackets")),
+                         *perps.funding_rows(source, settings.get("funding_rate"), symbol, self.seconds),
+                         rate_table(self.seconds, (self.base, self.quote), {self.base: 0.0, self.quote: 0.0}, None))
 
     def config(self, margin, given: Orders):
+        """(profile, kernel settings) of ``margin`` with the strategy's stop fractions."""
         return cached_config(self.configs, self.settings, self.profiles, self.base, self.quote, self.rates, margin,
-                             given.fractions)[1]
+                             given.fractions, None if self.perp is None else self.perp[3])
+
+    def venue(self, seconds, o, c, marks):
+        """A window's perp inputs: the bracket version and funding charges on its bars."""
+        from .perps import venue_inputs
+
+        m_open, m_close = (o, c) if marks is None else (marks[0], marks[3])
+        return venue_inputs(self.perp[0], seconds, m_open, m_close, self.perp[1], self.perp[2])[0]
 
     def path(self, k):
         """Path ``k``: (seconds, open, high, low, close, marks, bars for the strategy)."""
@@ -150,6 +167,7 @@ class RiskContext:
             steps = sample_steps(seconds, int(seconds[0]), self.spec.horizon, self.spacing)
             keep = k % self.stride == 0
             targets = {}
+            path_venue = None
             for ci, params in enumerate(self.combos):
                 plain = {n: v for n, v in params.items() if n != MARGIN_AXIS}
                 key = tuple(plain.items())
@@ -157,9 +175,16 @@ class RiskContext:
                     targets[key] = self.strategy.orders(frame, plain)
                 given = targets[key]
                 exact = loans_outlive_trades(given, s.get("auto_repay", True))  # as run() calls the kernel
-                out, _, liqs, _, st = simulate_arrays(seconds, o, h, lo, c, given.target,
-                                                      self.config(params[MARGIN_AXIS], given), marks, NO_DETAIL,
-                                                      given, quote_row=exact)
+                profile, config = self.config(params[MARGIN_AXIS], given)
+                venue = None
+                if profile.perp:
+                    if given.limit.size:
+                        raise UserError(f"a strategy's limit orders: not on the perpetual-futures venue "
+                                        f"({profile.name}: not yet supported there)")
+                    path_venue = self.venue(seconds, o, c, marks) if path_venue is None else path_venue
+                    venue = path_venue._replace(funding_out=np.zeros_like(path_venue.funding_out))
+                out, _, liqs, _, st = simulate_arrays(seconds, o, h, lo, c, given.target, config, marks, NO_DETAIL,
+                                                      given, quote_row=exact, venue=venue)
                 stats = dict(zip(KERNEL_STATS, st.tolist()))
                 real = liqs[liqs["quantity"] != 0.0]  # a write-off is no liquidation (writeoffs.py)
                 n_liq = len(real)
@@ -168,7 +193,9 @@ class RiskContext:
                            final_equity=stats["final_equity"], **{"return": stats["final_equity"] / capital - 1.0},
                            liquidated=n_liq > 0, first_liquidation=int(seconds[real[0]["bar"]]) if n_liq else -1,
                            n_liquidations=n_liq, max_drawdown=stats["max_drawdown"],
-                           interest_paid=stats["interest_paid"], fees_paid=stats["fees_paid"],
+                           interest_paid=0.0 if profile.perp else stats["interest_paid"], fees_paid=stats["fees_paid"],
+                           **({} if self.perp is None else {"funding_paid": stats["interest_paid"] if profile.perp
+                                                            else 0.0}),
                            liquidation_fees=stats["liquidation_fees"], bad_debt=stats["bad_debt"],
                            n_margin_calls=int(stats["n_margin_calls"]))
                 rows.append(row)
@@ -251,7 +278,7 @@ def risk(
                 flag = {"mark": "--mark", "rate_history": "--rates"}[name]
                 raise UserError(f"{flag}: not with --method bootstrap (synthetic paths have no dates of the data); "
                                 "use --method windows")
-    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, **settings)
+    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=spec.method == "windows", **settings)
     strat, grid, bars, margins, s = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
     seconds = _epoch_seconds(bars.index)
     spacing = bar_spacing(seconds)
@@ -307,7 +334,7 @@ def risk(
         if scheduler:
             _run_dask(scheduler, bars, strategy, config, chunks, out, report, task=_dask_chunk)
         else:
-            ctx = RiskContext(bars, strat, s, spec, combos, setup.mark)
+            ctx = RiskContext(bars, strat, s, spec, combos, setup.mark, setup.funding)
             _run_threads(ctx, chunks(), out, threads, report)
     except (UserError, KeyboardInterrupt) as exc:
         done = finished_chunks(out)

@@ -139,13 +139,13 @@ def test_funding_that_does_not_cover_the_bars(capsys, tmp_path):
     assert "--funding" in line and "give funding for the whole span" in line
 
 
-def test_several_symbols_risk_and_walk_forward_refuse_perps(capsys, tmp_path):
+def test_several_symbols_bootstrap_and_walk_forward_refuse_perps(capsys, tmp_path):
     eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"
     line = _cli_error(capsys, ["run", "--data", str(PERP), "--data", str(eth), "--margin", "usdm-cross-5x",
                                "--strategy", "hold", "--out", str(tmp_path / "m")])
     assert "a cross account of several perpetual-futures symbols" in line
     line = _cli_error(capsys, ["risk", "--data", str(PERP), "--strategy", "hold", "--grid", "exposure=1,2",
-                               "--margin", "usdm-cross-5x", "--out", str(tmp_path / "s")])
+                               "--margin", "usdm-cross-5x", "--method", "bootstrap", "--out", str(tmp_path / "s")])
     assert "spot-margin profiles only" in line
     line = _cli_error(capsys, ["sweep", "--data", str(PERP), "--grid", "fast=5,10", "--grid", "slow=50",
                                "--margin", "usdm-cross-5x", "--walk-forward", "train=365d,test=90d",
@@ -231,3 +231,21 @@ def test_sweep_perp_refusals_and_a_funding_table(tmp_path):
     assert res.table["funding_paid"].iloc[0] == pytest.approx(one.summary["funding_paid"], rel=1e-12)
     assert res.table["final_equity"].iloc[0] == pytest.approx(one.summary["final_equity"], rel=1e-12)
     assert res.settings["funding"] == "table" and "funding_hash" in res.settings
+
+
+def test_risk_windows_on_perps_equal_backtest_run_over_the_same_span(tmp_path):
+    res = backtest.risk(PERP, "hold", {"exposure": [2.0, 5.0]}, margin=["usdm-isolated-10x", "usdm-cross-5x"],
+                        horizon="20d", every="10d", start="2021-04-01", end="2021-07-31", out=tmp_path / "r",
+                        progress=False)
+    table = res.table
+    assert table["liquidated"].any() and (table["funding_paid"] != 0).all()
+    for row in table.iloc[[0, 3, len(table) // 2, -1]].to_dict("records"):
+        one = backtest.run(PERP, "hold", {"exposure": row["exposure"]}, margin=row["margin"], start=row["start"],
+                           end=row["end"])
+        s = one.summary
+        assert pd.Timestamp(s["start"]) == row["start"] and pd.Timestamp(s["end"]) == row["end"]
+        for key in ("final_equity", "n_liquidations", "fees_paid", "funding_paid", "liquidation_fees"):
+            assert row[key] == s[key], key
+    with pytest.raises(UserError, match="the risk lab's bootstrap take"):
+        backtest.risk(PERP, "hold", {"exposure": [2.0]}, margin="usdm-cross-5x", method="bootstrap", paths=10,
+                      start="2021-04-01", end="2021-07-31", out=tmp_path / "b", progress=False)
