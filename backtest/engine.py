@@ -166,7 +166,7 @@ def run(
     o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
     base, quote = split_symbol(symbol)
     profile = profile.for_pair(base, quote)
-    versions = perps.check_settings(profile, symbol, rates, rate_history, auto_repay, given, detail, brackets, funding,
+    versions = perps.check_settings(profile, symbol, rates, rate_history, auto_repay, detail, brackets, funding,
                                     funding_rate)
     if profile.perp:
         perps.check_leverage(profile, versions, seconds[0])
@@ -220,7 +220,7 @@ def run(
     if detail is not None:
         summary["detail_bars"] = n_fine  # bars with usable finer bars
     trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote),
-                         after_fill=(out[6], out[7], o) if exact else ((paid_base, paid, o) if profile.perp else None),
+                         after_fill=(paid_base, paid, o) if profile.perp else ((out[6], out[7], o) if exact else None),
                          quote_fees=profile.perp)
     # what belongs to no trade (loans running with no position): trades' pnl less these = the equity change
     flat = flat_costs(trades, paid_quote if exact else None)

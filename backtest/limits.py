@@ -12,13 +12,14 @@ from numba import njit
 
 from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _position, _record_order,
                       _repay)
-from .intrabar import (BEST, INT_BASE, INT_QUOTE, LIM_B, LIM_CAPPED, LIM_CHARGE, LIM_INTEREST, LIM_PLACED, LIM_PX,
+from .intrabar import (BEST, ENTRY, INT_BASE, INT_QUOTE, LIM_B, LIM_CAPPED, LIM_CHARGE, LIM_INTEREST, LIM_PLACED, LIM_PX,
                        LIM_Q, LIM_SIDE, MAX_LIQUIDATIONS_PER_BAR, N_CANCELLED, N_CAPPED, N_ORDERS, N_TRADES, PAID,
                        PENDING, PENDING_LIMIT, RB, RECORD, RQ, STOPS_ON, T_FEES, _ambiguous, _first_level, _hit,
                        _levels, _liquidate_in_bar, _market, _track_in)
 from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import borrow_limit_cap, interest_charge, max_borrow
-from .venues.plug import level_price
+from .venues import binance_usdm as usdm
+from .venues.plug import USDM, level_price
 
 
 @njit(cache=True)
@@ -28,8 +29,14 @@ def _place(st, fs, ns, cfg, i, o):
     shortfall at once (held until it fills or is cancelled) and charging
     that borrow's first hour into the run's totals; a profile's max borrow
     per asset (+inf: none) caps that borrow too, as for a market order.
-    ``ns[LIM_SIDE]`` 0 when no order stands."""
-    side, q, b, capped, cb, cq = _borrow_for(st, fs[PENDING], o, fs[PENDING_LIMIT], cfg, fs[RB], fs[RQ])
+    ``ns[LIM_SIDE]`` 0 when no order stands.  A perp order reserves and
+    borrows nothing (``binance_usdm.limit_size``)."""
+    if cfg.venue == USDM:
+        side, q, capped = usdm.limit_size(st, fs, fs[PENDING], o, fs[PENDING_LIMIT], cfg.fee, cfg.leverage,
+                                          cfg.isolated, fs[ENTRY])
+        b = cb = cq = 0.0
+    else:
+        side, q, b, capped, cb, cq = _borrow_for(st, fs[PENDING], o, fs[PENDING_LIMIT], cfg, fs[RB], fs[RQ])
     ns[LIM_SIDE] = side
     fs[LIM_Q] = q
     fs[LIM_B] = b
@@ -140,7 +147,10 @@ def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders):
     """Fill the standing order at ``trigger`` in bar ``i`` (``pos``: the
     position before), recorded, its fee added to ``tot``."""
     side = ns[LIM_SIDE]
-    fv = _fill(st, side, fs[LIM_Q], trigger, cfg.fee)
+    if cfg.venue == USDM:
+        fv = usdm.fill(st, fs, side, fs[LIM_Q], trigger, cfg.fee, cfg.leverage, cfg.isolated, fs[ENTRY])
+    else:
+        fv = _fill(st, side, fs[LIM_Q], trigger, cfg.fee)
     tot[T_FEES] += fv
     after = _position(st)
     if ns[RECORD]:

@@ -339,7 +339,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     resolved = strat.resolve(params)
     targets, attached = _targets(strat, panel, resolved, index)
     _attached_orders(strat.name, attached, symbols, accounts, details, rs)
-    perp_inputs = _perp_inputs(panel, symbols, profiles, marks, details, attached, rs, rates, rate_history, funding,
+    perp_inputs = _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_history, funding,
                                funding_rate, brackets)
 
     seconds = _epoch_seconds(index)
@@ -399,19 +399,18 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     return result
 
 
-def _perp_inputs(panel, symbols, profiles, marks, details, attached, rs, rates, rate_history, funding, funding_rate,
+def _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_history, funding, funding_rate,
                  brackets) -> dict:
     """Per perp symbol (row): its bracket versions, funding times and rates,
     every perp setting checked (``perps.check_settings``); the mark file
     bundled beside bundled perp data goes into ``marks`` unless one is given.
     Without a perp symbol, the perp flags are refused (one line)."""
     from .engine import _epoch_seconds
-    from .strategy import Orders
 
     perp_syms = [s for s in symbols if profiles[s].perp]
     funding = parse_marks(funding, symbols, "--funding") if funding is not None else {}
     if not perp_syms:
-        perps.check_settings(profiles[symbols[0]], symbols[0], None, None, True, None, None, brackets,
+        perps.check_settings(profiles[symbols[0]], symbols[0], None, None, True, None, brackets,
                              funding or None, funding_rate)
         return {}
     spot = [s for s in symbols if not profiles[s].perp]
@@ -427,7 +426,7 @@ def _perp_inputs(panel, symbols, profiles, marks, details, attached, rs, rates, 
             marks[sym] = own_mark
         f = funding.get(sym, own_funding if funding_rate is None else None)
         versions = perps.check_settings(profiles[sym], sym, None if spot else rates, None if spot else rate_history,
-                                        rs.auto_repay, attached.get(k) or Orders(np.zeros(1)), details.get(sym),
+                                        rs.auto_repay, details.get(sym),
                                         brackets, f, funding_rate)
         seconds = _epoch_seconds(panel[sym].index)
         perps.check_leverage(profiles[sym], versions, seconds[0])

@@ -30,7 +30,7 @@ def companions(bars_path) -> tuple:
     return (mark if mark.exists() else None), (funding if funding.exists() else None)
 
 
-def check_settings(profile, symbol, rates, rate_history, auto_repay, given, detail, brackets, funding, funding_rate):
+def check_settings(profile, symbol, rates, rate_history, auto_repay, detail, brackets, funding, funding_rate):
     """What a perp run refuses, one line each; the bracket versions."""
     from .venues.brackets import table_for
 
@@ -42,7 +42,7 @@ def check_settings(profile, symbol, rates, rate_history, auto_repay, given, deta
     if funding is not None and funding_rate is not None:
         raise UserError("--funding-rate: not with --funding (one funding source)")
     for flag, bad in (("--rate", rates), ("--rates", rate_history), ("--no-auto-repay", not auto_repay),
-                      ("--detail", detail is not None), ("a strategy's limit orders", bool(given.limit.size))):
+                      ("--detail", detail is not None)):
         if bad:
             raise UserError(f"{flag}: not on the perpetual-futures venue ({profile.name}: no borrowing"
                             + (", no interest)" if flag.startswith("--rate") else "; not yet supported there)"))

@@ -178,9 +178,6 @@ class RiskContext:
                 profile, config = self.config(params[MARGIN_AXIS], given)
                 venue = None
                 if profile.perp:
-                    if given.limit.size:
-                        raise UserError(f"a strategy's limit orders: not on the perpetual-futures venue "
-                                        f"({profile.name}: not yet supported there)")
                     path_venue = self.venue(seconds, o, c, marks) if path_venue is None else path_venue
                     venue = path_venue._replace(funding_out=np.zeros_like(path_venue.funding_out))
                 out, _, liqs, _, st = simulate_arrays(seconds, o, h, lo, c, given.target, config, marks, NO_DETAIL,

@@ -186,9 +186,6 @@ class SweepContext:
             given = Orders(given)
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile, config = self.config(params[MARGIN_AXIS], given.fractions)
-        if profile.perp and given.limit.size:
-            raise UserError(f"a strategy's limit orders: not on the perpetual-futures venue ({profile.name}: not yet "
-                            "supported there)")
         venue = self.venue._replace(funding_out=np.empty_like(self.venue.funding_out)) if profile.perp else self.venue
         stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
                                 Given(given.target, *given.kernel_args()), None, *scratch, venue)[4]
@@ -284,7 +281,7 @@ def prepare_settings(
         mark = _perp_settings(settings, perp_profiles, source, bars, symbol, fee, funding, funding_rate, brackets,
                               mark, auto_repay)
     else:  # (--funding and the like without a perp profile: one line)
-        perps_mod.check_settings(get_profile(margins[0], custom), symbol, None, None, True, None, None, brackets,
+        perps_mod.check_settings(get_profile(margins[0], custom), symbol, None, None, True, None, brackets,
                                  funding, funding_rate)
     if mark is not None:  # checked before any chunk runs; a changed file is a different sweep
         frame = isinstance(mark, pd.DataFrame)
@@ -312,7 +309,7 @@ def _perp_settings(settings, profiles, source, bars, symbol, fee, funding, fundi
     own_mark, own_funding = perps_mod.companions(source)
     if funding is None and funding_rate is None:
         funding = own_funding
-    versions = perps_mod.check_settings(profiles[0], symbol, None, None, auto_repay, Orders(np.zeros(1)), None,
+    versions = perps_mod.check_settings(profiles[0], symbol, None, None, auto_repay, None,
                                         brackets, funding, funding_rate)
     seconds = _epoch_seconds(bars.index)
     for p in profiles:

@@ -216,9 +216,12 @@ def test_sweep_perp_refusals_and_a_funding_table(tmp_path):
     from backtest.sweep import sweep
 
     bars = _walk("2024-01-01", 600, 3)
-    with pytest.raises(UserError, match="limit orders: not on the perpetual-futures venue"):
-        sweep(bars, "dip_entry", {"window": [20, 50]}, out=tmp_path / "a", margin="usdm-isolated-10x",
-              symbol="BTCUSDT", funding_rate=1e-4, progress=False, workers=1)
+    limits = sweep(bars, "dip_entry", {"window": [20, 50]}, out=tmp_path / "a", margin="usdm-isolated-10x",
+                   symbol="BTCUSDT", funding_rate=1e-4, progress=False, workers=1)
+    for row in limits.table.to_dict("records"):  # a strategy's limit orders on perps: each row is its run
+        one = backtest.run(bars, "dip_entry", {"window": row["window"]}, symbol="BTCUSDT", margin="usdm-isolated-10x",
+                           funding_rate=1e-4).summary
+        assert row["final_equity"] == pytest.approx(one["final_equity"], rel=1e-12) and one["n_orders"] > 2
     with pytest.raises(UserError, match="auto_repay=False: not on the perpetual-futures venue"):
         sweep(bars, "sma_cross", {"fast": [5]}, out=tmp_path / "b", margin="usdm-isolated-10x", symbol="BTCUSDT",
               funding_rate=1e-4, auto_repay=False, progress=False)
@@ -249,3 +252,38 @@ def test_risk_windows_on_perps_equal_backtest_run_over_the_same_span(tmp_path):
     with pytest.raises(UserError, match="the risk lab's bootstrap take"):
         backtest.risk(PERP, "hold", {"exposure": [2.0]}, margin="usdm-cross-5x", method="bootstrap", paths=10,
                       start="2021-04-01", end="2021-07-31", out=tmp_path / "b", progress=False)
+
+
+def _bars(rows, start="2024-03-01"):
+    idx = pd.date_range(start, periods=len(rows), freq="1h", tz="UTC", name="timestamp")
+    o, h, lo, c = (np.array(x, float) for x in zip(*rows))
+    return pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": 1.0}, index=idx)
+
+
+def test_a_limit_entry_on_an_isolated_perp_by_hand():
+    # a 3x long at a limit 2 % under the first close; placed at bar 1's open, filled when bar 2's low touches it
+    bars = _bars([(100, 101, 99, 100), (100, 101, 99.5, 100), (100, 100.5, 97, 99), (99, 100, 98, 99.5)])
+
+    def strat(bars):
+        n = len(bars)
+        return {"target": np.array([3.0] + [np.nan] * (n - 1)), "limit": np.full(n, 98.0), "expiry": 5}
+
+    res = backtest.run(bars, strat, symbol="BTCUSDT", margin="usdm-isolated-10x", funding_rate=0.0, fee=0.0005)
+    o = res.orders
+    assert len(o) == 1 and o["kind"].iloc[0] == "limit" and str(o["time"].iloc[0]) == "2024-03-01 02:00:00+00:00"
+    q = 3 * 10_000 / 98.0  # sized at the limit price, with the equity at the open of placement (10,000)
+    assert o["quantity"].iloc[0] == pytest.approx(q, rel=1e-12)
+    assert o["price"].iloc[0] == 98.0 and o["fee"].iloc[0] == pytest.approx(q * 98.0 * 0.0005, rel=1e-12)
+    # isolated: the initial margin q·98/10 = 3,000 leaves the cross wallet; the fee comes from it too
+    eq = res.equity
+    assert eq["equity"].iloc[2] == pytest.approx(10_000 - q * 98 * 0.0005 + q * (99 - 98), rel=1e-12)
+    lp = (3_000 - q * 98.0) / (q * 0.004 - q)  # spec §4.2, tier 1 (notional under 50,000 at 2024's table)
+    assert eq["liquidation_price"].iloc[2] == pytest.approx(lp, rel=1e-12)
+    assert res.summary["final_equity"] - 10_000 == pytest.approx(res.trades["pnl"].sum(), abs=1e-9)
+
+
+def test_dip_entry_on_bundled_perps_balances():
+    res = backtest.run(PERP, "dip_entry", margin="usdm-cross-5x", start="2024-01-01", end="2024-06-30")
+    s = res.summary
+    assert (res.orders["kind"] == "limit").sum() > 5 and s["n_cancelled"] > 0
+    assert s["final_equity"] - 10_000 == pytest.approx(res.trades["pnl"].sum(), abs=1e-6)

@@ -198,6 +198,87 @@ def liquidate(st, fs, x, rate, isolated, rec):
     return (-1 if n > 0.0 else 1), abs(n), fee, bad
 
 
+@njit(cache=True, inline="always")
+def _close_part(n, c, free, side, r, f, fee, isolated, entry, c_pos):
+    """Close ``r`` units of position ``n`` at ``f`` (``side``: the fill's
+    direction): the realised PnL and fee into the wallet; isolated, the
+    released share of the position's wallet back to the cross wallet.
+    Returns (position, net quote, cross wallet)."""
+    realised = r * (f - entry) * (1.0 if n > 0.0 else -1.0)
+    if isolated:
+        wallet = c_pos + n * entry  # the position's wallet before the fill
+        free += (r / abs(n)) * wallet + realised - r * f * fee
+    n_after = n + side * r if r < abs(n) else 0.0
+    c += side * -r * f - r * f * fee
+    return n_after, c, free
+
+
+@njit(cache=True, inline="always")
+def _open_cap(n, c, free, o, f, fee, leverage, isolated, fs):
+    """Units that may be opened at ``f`` (marked at ``o``): the available
+    money over a unit's initial margin and fee, and the bracket's largest
+    notional at ``leverage``."""
+    avail = free if isolated else n * o + c - abs(n) * o / leverage
+    k = f * (1.0 / leverage + fee)  # what a unit opened takes: its initial margin and fee
+    return min(max(avail, 0.0) / k, max(max_notional(fs, leverage) / o - abs(n), 0.0))
+
+
+@njit(cache=True, inline="always")
+def _open_part(n, c, free, side, u, f, fee, leverage, isolated):
+    """Open ``u`` units at ``f``; isolated, their initial margin and fee
+    leave the cross wallet (one left at noise size spent all of it)."""
+    c -= side * u * f + u * f * fee
+    if isolated:
+        free -= u * f * (1.0 / leverage + fee)
+        if abs(free) <= 1e-9 * u * f / leverage:
+            free = 0.0
+    return n + side * u, c, free
+
+
+@njit(cache=True, inline="always")
+def _store(st, fs, n, c, free, isolated):
+    if isolated:
+        fs[FREE] = _dust(free if n != 0.0 else c)  # flat: every wallet is the cross one
+    _set(st, n, c)
+
+
+@njit(cache=True)
+def _size(st, fs, x, o, f, fee, leverage, isolated, entry, fill):
+    """An order towards exposure ``x`` (equity valued at ``o``) filled at
+    ``f``: (side, closing units, opening units after the cap, capped).
+    ``fill``: a market order, its target quantity at ``o``, done here; else
+    a limit order sized at its price ``f`` and not done."""
+    n, c_pos = _state(st, fs)
+    c = st[HQ] - st[PQ]
+    eq = n * o + c
+    if eq <= 0.0:
+        return 0.0, 0.0, 0.0, False
+    target = x * eq / f if not fill else x * eq / o
+    delta = target - n
+    if abs(delta) <= 1e-9 * max(abs(target), abs(n)):  # float noise: already at the target
+        return 0.0, 0.0, 0.0, False
+    side = 1.0 if delta > 0.0 else -1.0
+    free = fs[FREE]
+    r = 0.0  # the closing part
+    if n != 0.0 and (n > 0.0) != (delta > 0.0):
+        r = min(abs(delta), abs(n))
+        n, c, free = _close_part(n, c, free, side, r, f, fee, isolated, entry, c_pos)
+    opening = abs(delta) - r
+    capped = False
+    if opening > 0.0:
+        cap = _open_cap(n, c, free, o, f, fee, leverage, isolated, fs)
+        if cap < opening * (1.0 - 1e-9):
+            opening = cap
+            capped = True
+        if opening <= 1e-9 * max(abs(target), abs(n)):
+            opening = 0.0  # what is left to open is float noise (an account at its cap): no fill
+        if opening > 0.0 and fill:
+            n, c, free = _open_part(n, c, free, side, opening, f, fee, leverage, isolated)
+    if fill and r + opening > 0.0:
+        _store(st, fs, n, c, free, isolated)
+    return side, r, opening, capped
+
+
 @njit(cache=True)
 def trade_to(st, fs, x, o, fee, slip, leverage, isolated, entry):
     """Market order at ``o`` towards exposure ``x`` (docs/model-choices.md
@@ -205,50 +286,44 @@ def trade_to(st, fs, x, o, fee, slip, leverage, isolated, entry):
     part cut to what the available money and the bracket allow.
     ``entry``: the position's entry price.  Returns (side, quantity, price,
     fee value, capped)."""
-    n, c_pos = _state(st, fs)
-    c = st[HQ] - st[PQ]
-    eq = n * o + c
+    n, _ = _state(st, fs)
+    eq = n * o + st[HQ] - st[PQ]
     if eq <= 0.0:
         return 0, 0.0, 0.0, 0.0, False
-    target = x * eq / o
-    delta = target - n
-    if abs(delta) <= 1e-9 * max(abs(target), abs(n)):  # float noise: already at the target
-        return 0, 0.0, 0.0, 0.0, False
-    side = 1.0 if delta > 0.0 else -1.0
+    side = 1.0 if x * eq / o - n > 0.0 else -1.0
     f = o * (1.0 + side * slip)
-    free = fs[FREE]
-    r = 0.0  # the closing part
-    if n != 0.0 and (n > 0.0) != (delta > 0.0):
-        r = min(abs(delta), abs(n))
-        realised = r * (f - entry) * (1.0 if n > 0.0 else -1.0)
-        if isolated:
-            wallet = c_pos + n * entry  # the position's wallet before the fill
-            free += (r / abs(n)) * wallet + realised - r * f * fee
-        n_after = n + side * r if r < abs(n) else 0.0
-        c += side * -r * f - r * f * fee
-        n = n_after
-    opening = abs(delta) - r
-    capped = False
-    if opening > 0.0:
-        avail = free if isolated else n * o + c - abs(n) * o / leverage
-        k = f * (1.0 / leverage + fee)  # what a unit opened takes: its initial margin and fee
-        cap = min(max(avail, 0.0) / k, max(max_notional(fs, leverage) / o - abs(n), 0.0))
-        if cap < opening * (1.0 - 1e-9):
-            opening = cap
-            capped = True
-        if opening <= 1e-9 * max(abs(target), abs(n)):
-            opening = 0.0  # what is left to open is float noise (an account at its cap): no fill
-        if opening > 0.0:
-            c -= side * opening * f + opening * f * fee
-            if isolated:  # an open leaving the cross wallet at noise size spent all of it (no float residue)
-                free -= opening * k
-                if abs(free) <= 1e-9 * opening * f / leverage:
-                    free = 0.0
-            n += side * opening
+    side, r, opening, capped = _size(st, fs, x, o, f, fee, leverage, isolated, entry, True)
     q = r + opening
     if q <= 0.0:
         return 0, 0.0, 0.0, 0.0, capped
-    if isolated:
-        fs[FREE] = _dust(free if n != 0.0 else c)  # flat: every wallet is the cross one
-    _set(st, n, c)
     return (1 if side > 0.0 else -1), q, f, q * f * fee, capped
+
+
+@njit(cache=True)
+def limit_size(st, fs, x, o, lim, fee, leverage, isolated, entry):
+    """A limit order at ``lim`` towards exposure ``x``, placed at the open
+    ``o``: (side, quantity, capped), its quantity and cap as a market order
+    filled at ``lim`` would have them (docs/model-choices.md "Perpetual
+    futures"); nothing is reserved or borrowed."""
+    side, r, opening, capped = _size(st, fs, x, o, lim, fee, leverage, isolated, entry, False)
+    q = r + opening
+    if q <= 0.0:
+        return 0, 0.0, capped
+    return (1 if side > 0.0 else -1), q, capped
+
+
+@njit(cache=True)
+def fill(st, fs, side, q, f, fee, leverage, isolated, entry):
+    """``q`` units on ``side`` filled at ``f`` (a limit order: no cap at the
+    fill, it was sized at placement); returns the fee's value."""
+    n, c_pos = _state(st, fs)
+    c = st[HQ] - st[PQ]
+    free = fs[FREE]
+    sd = float(side)
+    r = min(q, abs(n)) if n != 0.0 and (n > 0.0) != (side > 0) else 0.0
+    if r > 0.0:
+        n, c, free = _close_part(n, c, free, sd, r, f, fee, isolated, entry, c_pos)
+    if q - r > 0.0:
+        n, c, free = _open_part(n, c, free, sd, q - r, f, fee, leverage, isolated)
+    _store(st, fs, n, c, free, isolated)
+    return q * f * fee
