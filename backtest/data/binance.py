@@ -60,24 +60,8 @@ def read_binance(path: Path, display: str | None = None) -> list[Bars]:
     display = display or str(path)
     verify_checksum(path)
     if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
-        try:
-            zf = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{display}: not a readable ZIP file ({exc})") from None
-        with zf:
-            members = sorted(n for n in zf.namelist() if n.lower().endswith((".csv", ".txt")))
-            if not members:
-                raise DataError(f"{display}: ZIP holds no .csv file "
-                                f"(found {', '.join(zf.namelist()) or 'nothing'})")
-            out = []
-            for m in members:
-                src = display if len(members) == 1 else f"{display}:{m}"
-                try:
-                    data = zf.read(m)
-                except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                    raise DataError(f"{src}: cannot unzip {m} ({exc})") from None
-                out.append(kline_bytes_to_bars(data, src, name=m, fallback_name=path.name))
-            return out
+        return [kline_bytes_to_bars(data, src, name=m, fallback_name=path.name)
+                for src, m, data in zip_csv_members(path, display)]
     return [kline_bytes_to_bars(read_bytes(path), display, name=path.name)]
 
 
@@ -144,3 +128,25 @@ def kline_bytes_to_bars(data: bytes, source: str, name: str, fallback_name: str 
     bars.meta["units"] = sorted({1_000_000: "ms", 1_000: "us", 1: "ns", 1_000_000_000: "s"}[int(u)]
                                 for u in units)
     return bars
+
+
+def zip_csv_members(path, display) -> list:
+    """``(source, member, bytes)`` of every .csv/.txt member of the ZIP
+    ``path`` (``source``: ``display``, with ``:member`` when there are
+    several); a ZIP that cannot be read, or holds none, is one line."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{display}: not a readable ZIP file ({exc})") from None
+    with zf:
+        members = sorted(n for n in zf.namelist() if n.lower().endswith((".csv", ".txt")))
+        if not members:
+            raise DataError(f"{display}: ZIP holds no .csv file (found {', '.join(zf.namelist()) or 'nothing'})")
+        out = []
+        for m in members:
+            src = display if len(members) == 1 else f"{display}:{m}"
+            try:
+                out.append((src, m, zf.read(m)))
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise DataError(f"{src}: cannot unzip {m} ({exc})") from None
+        return out

@@ -31,7 +31,6 @@ the rows' times.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import pyarrow as pa
 
 from backtest.errors import DataError
 
-from .binance import verify_checksum
+from .binance import verify_checksum, zip_csv_members
 from .formats import expand_sources
 from .names import parse_name
 from .parquet import check_file, file_meta, open_parquet, sniff_kind, write_table
@@ -128,25 +127,8 @@ def read_funding_source(path, strict: bool = False) -> list[Rates]:
         raise _not_funding(src, "a feather file")
     verify_checksum(p)
     if kind == "zip":
-        try:
-            zf = zipfile.ZipFile(p)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{src}: not a readable ZIP file ({exc})") from None
-        with zf:
-            members = sorted(n for n in zf.namelist() if n.lower().endswith((".csv", ".txt")))
-            if not members:
-                raise DataError(f"{src}: ZIP holds no .csv file "
-                                f"(found {', '.join(zf.namelist()) or 'nothing'})")
-            out = []
-            for m in members:
-                msrc = src if len(members) == 1 else f"{src}:{m}"
-                try:
-                    data = zf.read(m)
-                except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                    raise DataError(f"{msrc}: cannot unzip {m} ({exc})") from None
-                sym = parse_name(m)[0] or parse_name(p)[0]
-                out.append(_text_rates(data, msrc, sym, strict))
-            return out
+        return [_text_rates(data, msrc, parse_name(m)[0] or parse_name(p)[0], strict)
+                for msrc, m, data in zip_csv_members(p, src)]
     data = read_bytes(p)
     sym = parse_name(p)[0]
     if data.lstrip()[:1] in (b"[", b"{"):
