@@ -30,7 +30,7 @@ from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
-from .inputs import Bars, Detail, Given, marks_of, no_venue
+from .inputs import Bars, Detail, Given, marks_of
 from .settings import RunSettings
 from .strategy import Orders, load_strategy
 from .trades import flat_costs, interest_by_asset, round_trips
@@ -353,7 +353,7 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     a strategy's limit orders and stop levels (default none); ``quote_row``:
     also keep the cumulative quote interest, step-4 charges and base owed
     per bar (rows 5–8 of ``out``; needed with auto-repay off); ``venue`` the
-    venue's tables and funding (``inputs.Venue``; default spot margin's).  Returns
+    venue's tables and funding (``inputs.Venue``; None on spot margin).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``.
     """
     n = seconds.shape[0]
@@ -367,8 +367,7 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, extra, out, orders, liqs, calls,
-            no_venue() if venue is None else venue)
+            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, extra, out, orders, liqs, calls, venue)
         if complete:
             return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
         sizes = [k * 4 for k in sizes]

@@ -5,8 +5,6 @@ read by name in the compiled code, so adding one touches its record and
 its readers, not every call site."""
 from collections import namedtuple
 
-import numpy as np
-
 from .strategy import NONE
 
 # the traded bars: open times in integer seconds (UTC), prices
@@ -23,8 +21,8 @@ Settings = namedtuple("Settings", (
 # (versions from ``table_from`` seconds, their tiers ``table_rows[table_start[v]
 # : table_start[v + 1]]``: floor, cap, mmr, cum, max leverage) and its
 # periodic charges (funding: the bar each falls in, the mark and rate, and
-# ``funding_out`` 2 × n filled with the position and the payment); empty
-# arrays on spot margin
+# ``funding_out`` 2 × n filled with the position and the payment); the
+# kernel takes None on spot margin (its compiled loop then has no perp code)
 Venue = namedtuple("Venue", "table_from table_start table_rows funding_bar funding_mark funding_rate funding_out")
 # hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)
 Rates = namedtuple("Rates", "h0 base quote")
@@ -33,12 +31,6 @@ Detail = namedtuple("Detail", "open high low close start end")
 # a strategy's output (strategy.Orders): targets, limit prices and their
 # expiry, stop-loss / take-profit prices per bar (empty arrays: none)
 Given = namedtuple("Given", "target limit expiry sl_price tp_price")
-
-
-def no_venue() -> Venue:
-    """Spot margin's: no tables, no funding."""
-    return Venue(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((0, 5)), np.zeros(0, np.int64),
-                 np.zeros(0), np.zeros(0), np.zeros((2, 0)))
 
 
 def marks_of(bars: Bars, mark=None) -> Marks:

@@ -18,7 +18,7 @@ from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_or
 from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import liquidation_trigger, stop_levels
 from .venues import binance_usdm as usdm
-from .venues.plug import USDM, exposed, level_price
+from .venues.plug import exposed, level_price
 
 MAX_LIQUIDATIONS_PER_BAR = 8
 
@@ -83,13 +83,13 @@ def _levels(fs, best, long_, cfg):
 
 
 @njit(cache=True)
-def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs):
+def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs, pv):
     """One liquidation inside a bar at ``trigger`` (filled at ``traded``),
     recorded and added to ``tot``, with the entry and best price it leaves;
     a gap when the trigger is the open ``mo``.  False when nothing was
     liquidated (``_forced_exit``)."""
     pos = _position(st)
-    if cfg.venue == USDM:
+    if pv is not None:
         f, b, row = _perp_exit(st, fs, ns, cfg, i, trigger, orders, liqs)
     else:
         f, b, row = _forced_exit(st, i, trigger, traded, cfg.slippage, cfg.liquidation_fee, cfg.restore_ml,
@@ -136,11 +136,11 @@ def _hit(lv, falls, cur, p, at_open):
 
 
 @njit(cache=True)
-def _first_level(st, fs, cfg, mlr, cur, p, at_open):
+def _first_level(st, fs, cfg, mlr, cur, p, at_open, pv):
     """(kind, trigger price) of the first level the move ``cur → p`` fires,
     kind −1 for none.  Kinds in priority order (ties and the open):
     liquidation, stop-loss, trailing, take-profit."""
-    p_liq, side = level_price(st, fs, cfg, mlr)
+    p_liq, side = level_price(st, fs, pv, mlr)
     long_ = _position(st) > 0.0
     s, t, g = _levels(fs, fs[BEST], long_, cfg)
     cands = (
@@ -165,10 +165,10 @@ def _first_level(st, fs, cfg, mlr, cur, p, at_open):
 
 
 @njit(cache=True)
-def _ambiguous(st, fs, cfg, h, lo, mh, ml):
+def _ambiguous(st, fs, cfg, h, lo, mh, ml, pv):
     """The bar's range reaches an adverse level and the take-profit (the
     liquidation level: the range ``mh``, ``ml`` of the mark bar)."""
-    p_liq, side = level_price(st, fs, cfg, cfg.liquidation_ml)
+    p_liq, side = level_price(st, fs, pv, cfg.liquidation_ml)
     long_ = _position(st) > 0.0
     s, t, g = _levels(fs, fs[BEST], long_, cfg)
     if g != g or not ((h >= g) if long_ else (lo <= g)):
@@ -195,12 +195,12 @@ def _quiet(fs, cfg, long_, h, lo, liq_near):
 
 
 @njit(cache=True)
-def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders):
+def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders, pv):
     """A market order towards target ``x`` at ``price`` (the open, or a
     stop's trigger) in bar ``i``, recorded as ``kind``, its fee and interest
     added to ``tot``; returns ``capped`` (``account._trade_to``)."""
     pos = _position(st)
-    if cfg.venue == USDM:
+    if pv is not None:
         side, q, fill, fee_value, capped = usdm.trade_to(st, fs, x, price, cfg.fee, cfg.slippage, cfg.leverage,
                                                          cfg.isolated, fs[ENTRY])
         cb = cq = 0.0
@@ -223,7 +223,7 @@ def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders):
 
 
 @njit(cache=True)
-def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs):
+def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs, pv):
     """Step 5 with stops on: walk O → X1 → X2 → C of the bar ``px`` (open,
     high, low, close) firing liquidations and stops where the path reaches
     them (docs/model-choices.md); a strategy's stop-loss / take-profit price
@@ -236,7 +236,7 @@ def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs):
     long_ = _position(st) > 0.0
     if fs[BEST] == fs[BEST]:
         fs[BEST] = max(fs[BEST], o) if long_ else min(fs[BEST], o)
-    ambiguous = _ambiguous(st, fs, cfg, h, lo, h, lo)
+    ambiguous = _ambiguous(st, fs, cfg, h, lo, h, lo, pv)
     low_first = long_ if cfg.pessimistic else c >= o  # pessimistic: the adverse extreme first
     x1 = lo if low_first else h
     x2 = h if low_first else lo
@@ -249,11 +249,11 @@ def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs):
             pos = _position(st)
             if pos == 0.0:
                 return forced, ambiguous
-            kind, trigger = _first_level(st, fs, cfg, mlr, cur, p, k == 0)
+            kind, trigger = _first_level(st, fs, cfg, mlr, cur, p, k == 0, pv)
             if kind < 0:
                 break
             if kind == LIQUIDATION:
-                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, trigger, o, orders, liqs):
+                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, trigger, o, orders, liqs, pv):
                     mlr = 0.0  # nothing to liquidate: the level is off for the rest of the bar
                     continue
                 forced = True
@@ -263,7 +263,7 @@ def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs):
                 cur = trigger
                 continue
             forced = True
-            _market(st, fs, ns, tot, cfg, i, 0.0, trigger, kind, orders)  # a stop closes the position
+            _market(st, fs, ns, tot, cfg, i, 0.0, trigger, kind, orders, pv)  # a stop closes the position
             return forced, ambiguous
         if n_l == MAX_LIQUIDATIONS_PER_BAR:
             break
@@ -274,7 +274,7 @@ def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs):
 
 
 @njit(cache=True)
-def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs):
+def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs, pv):
     """Step 5 without the walk on one (sub-)bar: liquidate while the adverse
     extreme of the bar liquidation is checked on (``mk``: open, high, low of
     the mark bar, or the traded one) reaches the liquidation price (at most
@@ -285,17 +285,17 @@ def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs):
     mlr = cfg.liquidation_ml
     n_l = 0
     for _ in range(MAX_LIQUIDATIONS_PER_BAR):
-        if cfg.venue == USDM:
+        if pv is not None:
             trigger = _perp_trigger(st, fs, mlr, mo, mh, ml)
         else:
             trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, mo, mh, ml)
         if trigger != trigger:
             break
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
-        if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs):
+        if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs, pv):
             break  # nothing to liquidate
         n_l += 1
-        if not exposed(st, cfg):
+        if not exposed(st, pv):
             break
     return n_l > 0
 
@@ -314,7 +314,7 @@ def _perp_trigger(st, fs, m, mo, mh, ml):
 
 
 @njit(cache=True)
-def _replay(st, fs, ns, tot, sub, cfg, i, detail, orders, liqs):
+def _replay(st, fs, ns, tot, sub, cfg, i, detail, orders, liqs, pv):
     """Step 5 of bar ``i`` on its finer bars ``detail.start[i] ..
     detail.end[i] - 1``, each as if it were the bar (docs/model-choices.md
     "Finer bars settle the path"): the walk while a position is open with
@@ -335,14 +335,14 @@ def _replay(st, fs, ns, tot, sub, cfg, i, detail, orders, liqs):
         if ns[STOPS_ON] and _position(st) != 0.0:
             n0 = ns[N_ORDERS]
             f, amb = _walk(st, fs, ns, sub, cfg, i, (detail.open[j], detail.high[j], detail.low[j], detail.close[j]),
-                           orders, liqs)
+                           orders, liqs, pv)
             ambiguous = ambiguous or amb
             if record and amb and ns[N_ORDERS] > n0:
                 orders[ns[N_ORDERS] - 1].ambiguous = True  # the forced fill the path inside the sub-bar decided
-        elif exposed(st, cfg):
+        elif exposed(st, pv):
             # (entry and best are kept even with stops off: a buy-back can leave a position)
             f = _liquidations(st, fs, ns, sub, cfg, i, (detail.open[j], detail.high[j], detail.low[j]),
-                              detail.high[j], detail.low[j], orders, liqs)
+                              detail.high[j], detail.low[j], orders, liqs, pv)
         else:
             continue
         forced = forced or f

@@ -40,7 +40,6 @@ from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_
                        T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _quiet, _replay, _walk)
 from .limits import _cancel_standing, _place, _walk_limit
 from .venues import binance_usdm as usdm
-from .venues.plug import USDM
 from .records import REBALANCE, SIGNAL
 from .rules import (
     HOUR,
@@ -182,11 +181,12 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
     stops_on = cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0 or has_sl or has_tp
     record = out.shape[1] > 0  # False: summary only, the buffers are one-row scratch
     has_mark = mark_close.shape[0] > 0
-    st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail.start.shape[0] > 0)
-    perp = cfg.venue == USDM
-    n_fund = venue.funding_bar.shape[0]
+    st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail.start.shape[0] > 0,
+                        venue)
     vt = np.zeros(2, np.int64)  # the next table version, the next funding charge
-    next_venue = _next_venue(venue, vt, n) if perp else n  # the next bar a venue event falls in
+    next_venue = n  # the next bar a venue event falls in (spot margin: none)
+    if venue is not None:
+        next_venue = _next_venue(venue, vt, n)
     bt = np.zeros((2, N_TOT))  # the totals of a bar's walk, and of one finer bar
     block = np.empty(RETURN_BLOCK + 1 + 24)  # block[0]: the equity before the block; 24 scratch (_add_block)
     block[0] = prev_eq = peak = cfg.capital
@@ -218,28 +218,29 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             fs[RB] = rates.base[t // HOUR - rates.h0]
             fs[RQ] = rates.quote[t // HOUR - rates.h0]
             next_hour = (t // HOUR + 1) * HOUR
-        if i == next_venue and vt[0] < venue.table_from.shape[0] and venue.table_from[vt[0]] == i:
-            usdm.load_table(fs, venue.table_rows, venue.table_start[vt[0]], venue.table_start[vt[0] + 1])
-            vt[0] += 1
+        if venue is not None:
+            if i == next_venue and vt[0] < venue.table_from.shape[0] and venue.table_from[vt[0]] == i:
+                usdm.load_table(fs, venue.table_rows, venue.table_start[vt[0]], venue.table_start[vt[0] + 1])
+                vt[0] += 1
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
-        if perp:
+        if venue is not None:
             if _position(st) != 0.0 and usdm.health_at_or_below(st, fs, mark_open[i], cfg.liquidation_ml):
-                liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs)
+                liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, venue)
         elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0 and _assets(st, mark_open[i]) <= cfg.liquidation_ml * _debt(
                 st, mark_open[i]):  # ML ≤ level, without a division
-            liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs)
+            liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, venue)
         # 3. the order decided at the last close
         pb0, pq0 = st[PB], st[PQ]
         if fs[PENDING] == fs[PENDING] or ns[LIM_SIDE] != 0:
-            _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders)
+            _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders, venue)
         # 4. the whole hour at this open falls on principal held across it
         if on_hour:
             cb, cq = _charge(st, fs, cfg, min(pb0, st[PB]), min(pq0, st[PQ]), fs[RB], fs[RQ], o)
             fs[AFTER_B] += cb  # (for ``extra``)
             fs[AFTER_Q] += cq
-        if i == next_venue:  # the venue's periodic charges (funding) in this bar, on the position after step 3
-            while vt[1] < n_fund and venue.funding_bar[vt[1]] == i:
+        if venue is not None and i == next_venue:  # the venue's periodic charges (funding), after step 3
+            while vt[1] < venue.funding_bar.shape[0] and venue.funding_bar[vt[1]] == i:
                 pay = usdm.pay_funding(st, fs, venue.funding_mark[vt[1]], venue.funding_rate[vt[1]])
                 venue.funding_out[0, vt[1]] = _position(st)
                 venue.funding_out[1, vt[1]] = pay
@@ -249,7 +250,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         if (has_sl or has_tp) and i > 0:  # a strategy's stop-loss / take-profit price for this bar
             fs[SLP] = sl_price[i - 1] if has_sl else np.nan
             fs[TPP] = tp_price[i - 1] if has_tp else np.nan
-        if perp:
+        if venue is not None:
             liq_near, below_call, ml_x = _perp_check(st, fs, cfg, mark_low[i], mark_high[i])  # 6.
         else:
             liq_near, below_call, ml_x = _margin_check(st, cfg, mark_low[i], mark_high[i])
@@ -261,7 +262,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         if ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0):  # 5.
             px = (o, high[i], low[i], close[i])
             mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
-            forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs)
+            forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, venue)
             if short:
                 return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
             liquidated = liquidated or forced
@@ -276,7 +277,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         room_q = HOURS_AHEAD * interest_charge(st[PQ], fs[RQ], cfg.round_interest)
         if not ((_position(st) > 2.0 * room_b) if long_ else (_position(st) < 0.0)):
             room_b = 0.0  # base interest would turn the position's sign (the loop's long_ and stops)
-        if perp:
+        if venue is not None:
             b_lo, b_hi = usdm.band(st, fs, max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9)))
             band_lo, band_hi, q_lo, q_hi, trail = _stop_band(cfg, b_lo, b_hi, long_, stops, fs[ENTRY], fs[BEST])
         else:
@@ -298,7 +299,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             debt = _debt(st, c)
             eq = assets - debt
             pos = _position(st)
-            if perp:
+            if venue is not None:
                 h_c = usdm.health(st, fs, c)
                 above_call = h_c > cfg.call_ml
                 min_ml = min(min_ml, h_c)
@@ -307,7 +308,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             if record:
                 equity[j] = eq
                 position[j] = pos
-                debt_out[j] = free if perp else debt
+                debt_out[j] = free if venue is not None else debt
                 owed_out[j] = st[IB] * c + st[IQ]
                 paid_out[j] = paid
                 if extra is not None:  # pruned at compile time when None: the default loop is untouched
@@ -331,7 +332,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                 max_dd = eq / peak - 1.0
             if pos != 0.0:
                 n_exposed += 1
-            if debt > 0.0 and assets < min_ml * debt and not perp:
+            if venue is None and debt > 0.0 and assets < min_ml * debt:
                 min_ml = assets / debt
 
             # 8. the decision for the next open
@@ -411,13 +412,13 @@ def _stats(fs, ns, block, n_block, sums, prev_eq, max_dd, n_exposed, min_ml):
 
 
 @njit(cache=True)
-def _start(cfg, ts, rate_base, rate_quote, record, stops_on, has_mark, detail_on):
+def _start(cfg, ts, rate_base, rate_quote, record, stops_on, has_mark, detail_on, venue):
     """The account ``st`` (all capital in quote) and the run state ``fs``,
     ``ns`` before the first bar."""
     st = np.zeros(6)
     st[HQ] = cfg.capital
     fs = np.zeros(N_FS)
-    if cfg.isolated and cfg.venue == USDM:
+    if venue is not None and cfg.isolated:
         fs[usdm.FREE] = cfg.capital  # all of it in the cross wallet until a position takes its margin
     ns = np.zeros(N_NS, np.int64)
     for k in (ENTRY, BEST, SLP, TPP, PENDING, PENDING_LIMIT):
@@ -472,7 +473,7 @@ def _margin_check(st, cfg, mark_lo, mark_hi):
 
 
 @njit(cache=True)
-def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs):
+def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs, pv):
     """2. A bar that opens (mark ``mo``) beyond the liquidation level (the
     kernel checks) is liquidated first, filled at the open ``o``; a standing limit order is
     cancelled before.  True when the order decided at the last close is
@@ -484,7 +485,7 @@ def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs):
     tot = bt[0]
     tot[:] = 0.0
     # (False: nothing to liquidate; the order it cancelled stays cancelled)
-    if _liquidate_in_bar(st, fs, ns, tot, cfg, cfg.liquidation_ml, i, mo, o, mo, orders, liqs):
+    if _liquidate_in_bar(st, fs, ns, tot, cfg, cfg.liquidation_ml, i, mo, o, mo, orders, liqs, pv):
         fs[LIQ_FEES] += tot[T_LIQ]
         fs[BAD_DEBT] += tot[T_BAD]
         if cfg.stop_on_liquidation or ns[PENDING_KIND] == REBALANCE or fs[PENDING] != fs[PENDING]:
@@ -494,7 +495,7 @@ def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs):
 
 
 @njit(cache=True)
-def _order(st, fs, ns, bt, cfg, i, o, expiry, orders):
+def _order(st, fs, ns, bt, cfg, i, o, expiry, orders, pv):
     """3. The order decided at the last close, at the open ``o``: a standing
     limit order is cancelled when replaced or when its ``expiry`` bars are
     up; a new one is placed, or a market order fills."""
@@ -504,12 +505,12 @@ def _order(st, fs, ns, bt, cfg, i, o, expiry, orders):
     if pending != pending:
         return
     if fs[PENDING_LIMIT] == fs[PENDING_LIMIT]:
-        _place(st, fs, ns, cfg, i, o)
+        _place(st, fs, ns, cfg, i, o, pv)
     else:
         pos_before = _position(st)
         tot = bt[0]
         tot[:] = 0.0
-        capped = _market(st, fs, ns, tot, cfg, i, pending, o, ns[PENDING_KIND], orders)
+        capped = _market(st, fs, ns, tot, cfg, i, pending, o, ns[PENDING_KIND], orders, pv)
         fs[INT_BASE] += tot[T_IB]
         fs[INT_QUOTE] += tot[T_IQ]
         fs[PAID] += tot[T_PAID]
@@ -520,7 +521,7 @@ def _order(st, fs, ns, bt, cfg, i, o, expiry, orders):
 
 
 @njit(cache=True)
-def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs):
+def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv):
     """5. The walk through bar ``i`` that fits (``px``: its open, high, low,
     close; ``mk``: the mark bar's): a standing limit order or stops on a
     mark: ``_walk_limit``; finer bars: ``_replay``; stops: ``_walk`` (none
@@ -544,19 +545,19 @@ def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs):
     ambiguous = False
     mark_last = True  # the walk leaves marking its ambiguous fill to the kernel
     if ns[LIM_SIDE] != 0 or (stops and has_mark):  # the order as one more level; a mark walked alongside
-        forced, ambiguous = _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs)
+        forced, ambiguous = _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs, pv)
     elif detail_on and (liq_near or stops) and detail.end[i] > detail.start[i]:
-        forced, ambiguous, short = _replay(st, fs, ns, tot, bt[1], cfg, i, detail, orders, liqs)
+        forced, ambiguous, short = _replay(st, fs, ns, tot, bt[1], cfg, i, detail, orders, liqs, pv)
         if short:
             return False, True
         mark_last = False  # the replay marks the sub-bar's own fill
     elif stops:
         ns[N_DETAIL_MISSING] += detail_on  # bars the path setting decided for want of finer bars
-        forced, ambiguous = _walk(st, fs, ns, tot, cfg, i, px, orders, liqs)
+        forced, ambiguous = _walk(st, fs, ns, tot, cfg, i, px, orders, liqs, pv)
     else:  # liq_near: the division of the liquidation price only where the level is in reach
         ns[N_DETAIL_MISSING] += detail_on
         # (entry and best are kept even with stops off: a buy-back can leave a position)
-        forced = _liquidations(st, fs, ns, tot, cfg, i, (mk[0], mk[1], mk[2]), h, lo, orders, liqs)
+        forced = _liquidations(st, fs, ns, tot, cfg, i, (mk[0], mk[1], mk[2]), h, lo, orders, liqs, pv)
     fs[FEES_PAID] += tot[T_FEES]
     fs[PAID] += tot[T_PAID]
     fs[INT_BASE] += tot[T_IB]

@@ -19,11 +19,11 @@ from .intrabar import (BEST, ENTRY, INT_BASE, INT_QUOTE, LIM_B, LIM_CAPPED, LIM_
 from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import borrow_limit_cap, interest_charge, max_borrow
 from .venues import binance_usdm as usdm
-from .venues.plug import USDM, level_price
+from .venues.plug import level_price
 
 
 @njit(cache=True)
-def _place(st, fs, ns, cfg, i, o):
+def _place(st, fs, ns, cfg, i, o, pv):
     """Place the pending order (``fs[PENDING]`` at the limit price
     ``fs[PENDING_LIMIT]``) at open ``o`` of bar ``i``, borrowing its
     shortfall at once (held until it fills or is cancelled) and charging
@@ -31,7 +31,7 @@ def _place(st, fs, ns, cfg, i, o):
     per asset (+inf: none) caps that borrow too, as for a market order.
     ``ns[LIM_SIDE]`` 0 when no order stands.  A perp order reserves and
     borrows nothing (``binance_usdm.limit_size``)."""
-    if cfg.venue == USDM:
+    if pv is not None:
         side, q, capped = usdm.limit_size(st, fs, fs[PENDING], o, fs[PENDING_LIMIT], cfg.fee, cfg.leverage,
                                           cfg.isolated, fs[ENTRY])
         b = cb = cq = 0.0
@@ -143,11 +143,11 @@ def _fill(st, side, q, price, fee):
 
 
 @njit(cache=True)
-def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders):
+def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders, pv):
     """Fill the standing order at ``trigger`` in bar ``i`` (``pos``: the
     position before), recorded, its fee added to ``tot``."""
     side = ns[LIM_SIDE]
-    if cfg.venue == USDM:
+    if pv is not None:
         fv = usdm.fill(st, fs, side, fs[LIM_Q], trigger, cfg.fee, cfg.leverage, cfg.isolated, fs[ENTRY])
     else:
         fv = _fill(st, side, fs[LIM_Q], trigger, cfg.fee)
@@ -163,13 +163,13 @@ def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders):
 
 
 @njit(cache=True)
-def _first_mark(st, fs, ns, cfg, mlr, cur, p, cm, pm, at_open):
+def _first_mark(st, fs, ns, cfg, mlr, cur, p, cm, pm, at_open, pv):
     """(kind, trigger, θ) of the first level reached on a segment walked on
     two paths (docs/model-choices.md "Mark price"): the liquidation level on
     the mark's ``cm → pm``, the others (the standing order among them) on
     the traded ``cur → p``, each at the share θ of its move; kind −1 for
     none.  Ties: priority order."""
-    p_liq, side = level_price(st, fs, cfg, mlr)
+    p_liq, side = level_price(st, fs, pv, mlr)
     long_ = _position(st) > 0.0
     s, t, g = _levels(fs, fs[BEST], long_, cfg)
     lim_side = ns[LIM_SIDE]
@@ -207,15 +207,15 @@ def _first_mark(st, fs, ns, cfg, mlr, cur, p, cm, pm, at_open):
 
 
 @njit(cache=True)
-def _next_event(st, fs, ns, cfg, mlr, cur, p, cm, pm, k, has_mark):
+def _next_event(st, fs, ns, cfg, mlr, cur, p, cm, pm, k, has_mark, pv):
     """(kind, trigger, θ) of what segment ``k`` of the walk (``cur → p``;
     the mark's ``cm → pm``) reaches first, the standing order last among
     equals and first only when strictly nearer; kind −1 for none."""
     theta = 0.0
     if has_mark:
-        kind, trigger, theta = _first_mark(st, fs, ns, cfg, mlr, cur, p, cm, pm, k == 0)
+        kind, trigger, theta = _first_mark(st, fs, ns, cfg, mlr, cur, p, cm, pm, k == 0, pv)
     else:
-        kind, trigger = _first_level(st, fs, cfg, mlr, cur, p, k == 0)
+        kind, trigger = _first_level(st, fs, cfg, mlr, cur, p, k == 0, pv)
     if ns[LIM_SIDE] != 0 and not has_mark:
         x = _hit(fs[LIM_PX], ns[LIM_SIDE] > 0, cur, p, k == 0)
         if x == x and (kind < 0 or (k != 0 and (x > trigger if p < cur else x < trigger))):
@@ -225,7 +225,7 @@ def _next_event(st, fs, ns, cfg, mlr, cur, p, cm, pm, k, has_mark):
 
 
 @njit(cache=True)
-def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs):
+def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs, pv):
     """Step 5 while a limit order stands, or with stops and a mark series:
     the walk O → X1 → X2 → C of ``intrabar._walk`` on the bar ``px`` (open,
     high, low, close) with the order as one more level (last among equals);
@@ -247,7 +247,7 @@ def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs):
         fs[BEST] = max(fs[BEST], o) if long_ else min(fs[BEST], o)
     ambiguous = False
     if ns[STOPS_ON] and pos0 != 0.0:
-        ambiguous = _ambiguous(st, fs, cfg, h, lo, mh, ml)
+        ambiguous = _ambiguous(st, fs, cfg, h, lo, mh, ml, pv)
     low_first = long_ if cfg.pessimistic else c >= o
     x1 = lo if low_first else h
     x2 = h if low_first else lo
@@ -264,11 +264,11 @@ def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs):
             pos = _position(st)
             if pos == 0.0 and ns[LIM_SIDE] == 0:
                 return forced, ambiguous
-            kind, trigger, theta = _next_event(st, fs, ns, cfg, mlr, cur, p, cm, pm, k, has_mark)
+            kind, trigger, theta = _next_event(st, fs, ns, cfg, mlr, cur, p, cm, pm, k, has_mark, pv)
             if kind < 0:
                 break
             if kind == LIMIT:
-                _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders)
+                _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders, pv)
                 if has_mark and k > 0:
                     cm = cm + theta * (pm - cm)
                 cur = trigger
@@ -279,7 +279,7 @@ def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs):
                 _cancel_standing(st, fs, ns)
             if kind == LIQUIDATION:
                 traded = min(max(trigger, lo), h) if has_mark else trigger  # a mark trigger fills where it traded
-                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs):
+                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs, pv):
                     forced = was  # nothing to liquidate (the order stays cancelled): the level is off for the bar
                     mlr = 0.0
                     continue
@@ -293,7 +293,7 @@ def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs):
                 else:
                     cur = trigger
                 continue
-            _market(st, fs, ns, tot, cfg, i, 0.0, trigger, kind, orders)
+            _market(st, fs, ns, tot, cfg, i, 0.0, trigger, kind, orders, pv)
             return forced, ambiguous
         if n_l == MAX_LIQUIDATIONS_PER_BAR:
             break

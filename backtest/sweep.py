@@ -34,7 +34,7 @@ from . import perps as perps_mod
 from .assets import daily_rates, split_symbol
 from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
                      symbol_of)
-from .inputs import Bars, Detail, Given, marks_of, no_venue
+from .inputs import Bars, Detail, Given, marks_of
 from .settings import SPOT_FEE, RunSettings
 from .detail import NO_DETAIL
 from .rates import rate_table
@@ -134,7 +134,7 @@ class SweepContext:
         if mark is not None:
             cols, self.mark_missing = mark_arrays(mark, self.bars)
             self.marks = marks_of(self.kernel_bars, cols)
-        self.venue, self.no_rates = no_venue(), None
+        self.venue, self.no_rates = None, None
         if "funding" in self.settings:  # perpetual-futures profiles in the sweep: their tables and funding
             self.venue, self.no_rates = self._perp_venue()
         self.bank = np.empty((0, len(self.seconds)))
@@ -186,7 +186,7 @@ class SweepContext:
             given = Orders(given)
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile, config = self.config(params[MARGIN_AXIS], given.fractions)
-        venue = self.venue._replace(funding_out=np.empty_like(self.venue.funding_out)) if profile.perp else self.venue
+        venue = self.venue._replace(funding_out=np.empty_like(self.venue.funding_out)) if profile.perp else None
         stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
                                 Given(given.target, *given.kernel_args()), None, *scratch, venue)[4]
         summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)

@@ -281,7 +281,7 @@ def test_a_replay_that_runs_out_of_record_room_asks_for_more():
     them; the engine then reruns with larger buffers."""
     from backtest import kernel
     from backtest.engine import simulate_arrays
-    from backtest.inputs import Bars, Detail, Given, marks_of, no_venue
+    from backtest.inputs import Bars, Detail, Given, marks_of
     from backtest.settings import RunSettings
     from backtest.profiles import get_profile
     from backtest.records import liquidation_dt, margin_call_dt, order_dt
@@ -304,6 +304,6 @@ def test_a_replay_that_runs_out_of_record_room_asks_for_more():
     bars = Bars(seconds, *ohlc)
     n_orders, n_liqs, _, complete, _ = kernel.simulate(bars, marks_of(bars), *config, Detail(*fine),
                                                        Given(targets, *Orders(targets).kernel_args()), None,
-                                                       np.empty((kernel.N_OUT, 4)), *small, no_venue())
+                                                       np.empty((kernel.N_OUT, 4)), *small, None)
     assert not complete and 1 < n_orders <= size and n_liqs == n_orders - 1  # stopped inside bar 2
     assert list(small[0]["bar"][:n_orders]) == [1] + [2] * (n_orders - 1)
