@@ -183,6 +183,9 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
     has_mark = mark_close.shape[0] > 0
     st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail.start.shape[0] > 0,
                         venue)
+    # what the path helpers branch on: None on spot margin (their perp code is not compiled), else a
+    # scalar (a tuple of arrays would be reference-counted on every call, see the module docstring)
+    pv = None if venue is None else 1
     vt = np.zeros(2, np.int64)  # the next table version, the next funding charge
     next_venue = n  # the next bar a venue event falls in (spot margin: none)
     if venue is not None:
@@ -226,14 +229,14 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         liquidated = False
         if venue is not None:
             if _position(st) != 0.0 and usdm.health_at_or_below(st, fs, mark_open[i], cfg.liquidation_ml):
-                liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, venue)
+                liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, pv)
         elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0 and _assets(st, mark_open[i]) <= cfg.liquidation_ml * _debt(
                 st, mark_open[i]):  # ML ≤ level, without a division
-            liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, venue)
+            liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, pv)
         # 3. the order decided at the last close
         pb0, pq0 = st[PB], st[PQ]
         if fs[PENDING] == fs[PENDING] or ns[LIM_SIDE] != 0:
-            _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders, venue)
+            _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders, pv)
         # 4. the whole hour at this open falls on principal held across it
         if on_hour:
             cb, cq = _charge(st, fs, cfg, min(pb0, st[PB]), min(pq0, st[PQ]), fs[RB], fs[RQ], o)
@@ -262,7 +265,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         if ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0):  # 5.
             px = (o, high[i], low[i], close[i])
             mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
-            forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, venue)
+            forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv)
             if short:
                 return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
             liquidated = liquidated or forced
