@@ -58,12 +58,12 @@ _announced = []
 
 def announce(stream=None):
     """Say once per process, before the first kernel call, that compiling
-    takes a while (the first run in a fresh environment is silent for ~30 s
+    takes a while (the first run in a fresh environment is silent for ~25 s
     otherwise)."""
     if _announced or not cold():
         return
     _announced.append(True)
-    print("compiling the kernels, once: ~30 s", file=stream or sys.stderr, flush=True)
+    print("compiling the kernels, once: ~25 s", file=stream or sys.stderr, flush=True)
 
 
 configure()
