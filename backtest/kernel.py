@@ -1,10 +1,15 @@
-"""The compiled bar loop: one symbol, one margin account.
+"""The compiled bar loop: one symbol, one account, on either venue.
 
 Arrays in, arrays and record arrays out (the caller allocates them, so
 NumPy's huge-page allocations serve the per-bar outputs); no pandas, no I/O, no Python
 objects.  The order of events inside a bar is the one written down in
 ``docs/model-choices.md``; the rules themselves (margin level, liquidation
-price, interest, borrow cap, liquidation sizes) come from ``rules.py``.
+price, interest, borrow cap, liquidation sizes) come from ``rules.py`` on
+spot margin and ``venues/binance_usdm.py`` on perpetual futures, asked
+through ``venues/plug.py``.  ``venue`` (``inputs.Venue``: bracket tables,
+funding charges) is None on spot margin, and the path helpers get ``pv``
+(None, or 1 on perps): numba then compiles spot margin's loop without the
+perpetual's branches.
 
 The account's moves live in ``account.py``, the path inside a bar in
 ``intrabar.py``, limit orders in ``limits.py``.  The run's state is shared
