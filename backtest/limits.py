@@ -147,14 +147,18 @@ def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders, pv):
     """Fill the standing order at ``trigger`` in bar ``i`` (``pos``: the
     position before), recorded, its fee added to ``tot``."""
     side = ns[LIM_SIDE]
-    if pv is not None:
-        fv = usdm.fill(st, fs, side, fs[LIM_Q], trigger, cfg.fee, cfg.leverage, cfg.isolated, fs[ENTRY])
+    q = fs[LIM_Q]
+    capped = ns[LIM_CAPPED] != 0
+    if pv is not None:  # a perp's opening part is cut again at the fill price (binance_usdm.fill)
+        q, fv, cut = usdm.fill(st, fs, side, q, trigger, cfg.fee, cfg.leverage, cfg.isolated, fs[ENTRY])
+        ns[N_CAPPED] += cut and not capped
+        capped = capped or cut
     else:
-        fv = _fill(st, side, fs[LIM_Q], trigger, cfg.fee)
+        fv = _fill(st, side, q, trigger, cfg.fee)
     tot[T_FEES] += fv
     after = _position(st)
     if ns[RECORD]:
-        _record_order(orders, ns[N_ORDERS], i, side, LIMIT, ns[LIM_CAPPED] != 0, fs[LIM_Q], trigger, fv, st,
+        _record_order(orders, ns[N_ORDERS], i, side, LIMIT, capped, q, trigger, fv, st,
                       fs[LIM_INTEREST], pos, fs[LIM_CHARGE])
     ns[N_ORDERS] += 1
     ns[N_TRADES] += 1 if after != 0.0 and (pos == 0.0 or (pos > 0.0) != (after > 0.0)) else 0

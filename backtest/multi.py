@@ -573,13 +573,13 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
             after = None if rows is None else (rows[1], rows[2], price)
         t = round_trips(mine, index, last_close[k], out_sym[k, 0], sym_paid, sym, bad, by_asset, after_fill=after,
                         liq_fees=None if single else shared["fee"][k], quote_fees=perp)
+        if rows is not None:  # (before a perp's funding leaves the interest columns: flat_costs reads them)
+            for r, v in enumerate(flat_costs(t, by_asset[1])):
+                flat[r] += v
         if is_perp.any():  # a funding column beside interest (each row one or the other)
             t.insert(t.columns.get_loc("pnl"), "funding", t["interest"] if perp else 0.0)
             if perp:
                 t[["interest", "interest_base", "interest_quote"]] = 0.0
-        if rows is not None:
-            for r, v in enumerate(flat_costs(t, by_asset[1])):
-                flat[r] += v
         trades.append(t)
     trades = pd.concat([t for t in trades if len(t)], ignore_index=True) if any(len(t) for t in trades) else \
         pd.DataFrame(columns=TRADE_COLUMNS)

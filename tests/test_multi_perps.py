@@ -125,3 +125,13 @@ def test_funding_for_a_spot_symbol_is_refused():
     with pytest.raises(UserError, match="--funding BTCUSDT: BTCUSDT trades on spot margin"):
         run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, "hold", margin="BTCUSDT=cross-3x,ETHUSDT=usdm-isolated-10x",
                   funding={"BTCUSDT": _funding(b1.index, 1)})
+
+
+def test_perp_limit_orders_in_several_symbols_balance_the_books():
+    multi = run_multi([BTC, ETH], "dip_entry", margin="usdm-isolated-10x", allocation="BTCUSDT_PERP=0.6,ETHUSDT_PERP=0.4",
+                      start="2023-01-01", end="2023-06-30")
+    s = multi.summary
+    assert (multi.orders["kind"] == "limit").sum() > 20
+    assert s["interest_while_flat"] == 0 and s["fees_while_flat"] == 0  # funding is paid on positions only
+    assert s["final_equity"] - 10_000 == pytest.approx(multi.trades["pnl"].sum(), abs=1e-6)
+    assert multi.trades["funding"].sum() == pytest.approx(s["funding_paid"], rel=1e-9)

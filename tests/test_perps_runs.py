@@ -287,3 +287,24 @@ def test_dip_entry_on_bundled_perps_balances():
     s = res.summary
     assert (res.orders["kind"] == "limit").sum() > 5 and s["n_cancelled"] > 0
     assert s["final_equity"] - 10_000 == pytest.approx(res.trades["pnl"].sum(), abs=1e-6)
+
+
+def test_a_sell_limit_filled_above_its_price_is_cut_to_the_margin_there():
+    # a short sized at a sell limit of 95 (10,000 / (95 · 0.1005) units at 10x) fills at the open, 100: more
+    # margin a unit, so the opening part is cut at 100 as a market order's would be; the isolated account
+    # then loses its margin, never more
+    bars = _bars([(100, 101, 99, 100), (100, 101, 99, 100), (100, 101, 99, 100), (100, 116, 99, 115),
+                  (115, 116, 114, 115)])
+
+    def strat(bars):
+        n = len(bars)
+        return {"target": np.array([-10.0] + [np.nan] * (n - 1)), "limit": np.full(n, 95.0), "expiry": 5}
+
+    res = backtest.run(bars, strat, symbol="BTCUSDT", margin="usdm-isolated-10x", funding_rate=0.0, fee=0.0005)
+    fill = res.orders.iloc[0]
+    assert fill["kind"] == "limit" and fill["price"] == 100.0 and bool(fill["capped"])
+    assert fill["quantity"] == pytest.approx(10_000 / (100 * (0.1 + 0.0005)), rel=1e-12)
+    market = backtest.run(bars, np.array([-10.0] + [np.nan] * 4), symbol="BTCUSDT", margin="usdm-isolated-10x",
+                          funding_rate=0.0, fee=0.0005)
+    assert fill["quantity"] == pytest.approx(market.orders.iloc[0]["quantity"], rel=1e-12)
+    assert res.summary["final_equity"] == pytest.approx(0.0, abs=1e-9) and (res.equity["equity"] >= 0).all()

@@ -314,8 +314,11 @@ def limit_size(st, fs, x, o, lim, fee, leverage, isolated, entry):
 
 @njit(cache=True)
 def fill(st, fs, side, q, f, fee, leverage, isolated, entry):
-    """``q`` units on ``side`` filled at ``f`` (a limit order: no cap at the
-    fill, it was sized at placement); returns the fee's value."""
+    """A limit order of ``q`` units on ``side`` filled at ``f`` (its price,
+    or the open when the bar opened past it): the closing part, then the
+    opening part cut again to what the money and the bracket allow at
+    ``f`` (it was sized at the limit price; a sell filled higher takes more
+    margin a unit).  Returns (quantity filled, fee value, cut here?)."""
     n, c_pos = _state(st, fs)
     c = st[HQ] - st[PQ]
     free = fs[FREE]
@@ -323,7 +326,17 @@ def fill(st, fs, side, q, f, fee, leverage, isolated, entry):
     r = min(q, abs(n)) if n != 0.0 and (n > 0.0) != (side > 0) else 0.0
     if r > 0.0:
         n, c, free = _close_part(n, c, free, sd, r, f, fee, isolated, entry, c_pos)
-    if q - r > 0.0:
-        n, c, free = _open_part(n, c, free, sd, q - r, f, fee, leverage, isolated)
-    _store(st, fs, n, c, free, isolated)
-    return q * f * fee
+    u = q - r
+    cut = False
+    if u > 0.0:
+        cap = _open_cap(n, c, free, f, f, fee, leverage, isolated, fs)
+        if cap < u * (1.0 - 1e-9):
+            u = cap
+            cut = True
+        if u <= 1e-9 * q:
+            u = 0.0  # float noise left to open: no fill of it
+        if u > 0.0:
+            n, c, free = _open_part(n, c, free, sd, u, f, fee, leverage, isolated)
+    if r + u > 0.0:
+        _store(st, fs, n, c, free, isolated)
+    return r + u, (r + u) * f * fee, cut
