@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pymupdf  # (the test extra: a report read back, never skipped)
 import pytest
 
 import backtest
@@ -19,7 +20,6 @@ from backtest.report.pages import costs_figure, margin_figure
 from backtest.report.panels import waterfall_steps
 from backtest.report.tables import settings_rows, summary_rows
 
-pymupdf = pytest.importorskip("pymupdf")
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "BTCUSDT_PERP-1h.parquet"
 PNGS = ("equity.png", "margin.png", "costs.png")
@@ -27,8 +27,6 @@ PNGS = ("equity.png", "margin.png", "costs.png")
 
 @pytest.fixture(scope="module")
 def res():
-    if not DATA.exists():
-        pytest.skip(f"{DATA.name} not bundled")
     r = backtest.run(str(DATA), strategy="hold", params={"exposure": 3}, margin="usdm-isolated-10x",
                      start="2021-05-10", end="2021-05-25")
     assert r.profile.venue == "binance-usdm" and r.summary["venue"] == "binance-usdm"
