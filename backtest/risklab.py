@@ -128,14 +128,15 @@ class RiskContext:
         self.stride = fan_stride(self.n_paths)
         self.configs = {}
         self.perp = None  # perp profiles (windows): the bracket versions, funding rows, zero rates
-        if "funding" in settings:
+        if "funding" in settings:  # (bootstrap: a constant rate on the synthetic dates, the table in force then)
             from . import perps
             from .venues.brackets import table_for
 
             source = funding if funding is not None else settings["funding"]
+            dates = self.seconds if spec.method == "windows" else self.boot.seconds
             self.perp = (table_for(self.base + self.quote, settings.get("brackets")),
-                         *perps.funding_rows(source, settings.get("funding_rate"), symbol, self.seconds),
-                         rate_table(self.seconds, (self.base, self.quote), {self.base: 0.0, self.quote: 0.0}, None))
+                         *perps.funding_rows(source, settings.get("funding_rate"), symbol, dates),
+                         rate_table(dates, (self.base, self.quote), {self.base: 0.0, self.quote: 0.0}, None))
 
     def config(self, margin, given: Orders):
         """(profile, kernel settings) of ``margin`` with the strategy's stop fractions."""
@@ -275,8 +276,11 @@ def risk(
                 flag = {"mark": "--mark", "rate_history": "--rates"}[name]
                 raise UserError(f"{flag}: not with --method bootstrap (synthetic paths have no dates of the data); "
                                 "use --method windows")
-    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=spec.method == "windows", **settings)
+    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=True, **settings)
     strat, grid, bars, margins, s = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
+    if spec.method == "bootstrap" and s.get("funding") is not None:  # (perps: the file's dates are not the paths')
+        raise UserError(f"--funding {s['funding']}: not with --method bootstrap (synthetic paths have no dates of "
+                        "the funding file); give a constant --funding-rate, or use --method windows")
     seconds = _epoch_seconds(bars.index)
     spacing = bar_spacing(seconds)
     check_fits(seconds, spec.horizon, "--horizon", spec.texts["horizon"])

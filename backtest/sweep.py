@@ -266,8 +266,8 @@ def prepare_settings(
     perp_profiles = [p for p in (get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
                                  for name in list(margins) + list(grid.get(MARGIN_AXIS, []))) if p.perp]
     if perp_profiles and not perps:
-        raise UserError(f"--margin {perp_profiles[0].name}: the walk-forward and the risk lab's bootstrap take "
-                        "spot-margin profiles only so far (perpetual futures: run, sweep, risk --method windows)")
+        raise UserError(f"--margin {perp_profiles[0].name}: the walk-forward takes spot-margin profiles only so far "
+                        "(perpetual futures: run, sweep, risk)")
     settings = {"strategy": strat.name, "symbol": symbol,
                 **rs.as_dict(rate_history=None if rate_history is None else str(rate_history))}
     del settings["auto_repay"], settings["repay_on_flat"]

@@ -139,14 +139,14 @@ def test_funding_that_does_not_cover_the_bars(capsys, tmp_path):
     assert "--funding" in line and "give funding for the whole span" in line
 
 
-def test_several_symbols_bootstrap_and_walk_forward_refuse_perps(capsys, tmp_path):
+def test_several_symbols_walk_forward_and_a_bootstrap_funding_file_refuse_perps(capsys, tmp_path):
     eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"
     line = _cli_error(capsys, ["run", "--data", str(PERP), "--data", str(eth), "--margin", "usdm-cross-5x",
                                "--strategy", "hold", "--out", str(tmp_path / "m")])
     assert "a cross account of several perpetual-futures symbols" in line
     line = _cli_error(capsys, ["risk", "--data", str(PERP), "--strategy", "hold", "--grid", "exposure=1,2",
                                "--margin", "usdm-cross-5x", "--method", "bootstrap", "--out", str(tmp_path / "s")])
-    assert "spot-margin profiles only" in line
+    assert "not with --method bootstrap" in line
     line = _cli_error(capsys, ["sweep", "--data", str(PERP), "--grid", "fast=5,10", "--grid", "slow=50",
                                "--margin", "usdm-cross-5x", "--walk-forward", "train=365d,test=90d",
                                "--out", str(tmp_path / "w")])
@@ -249,9 +249,26 @@ def test_risk_windows_on_perps_equal_backtest_run_over_the_same_span(tmp_path):
         assert pd.Timestamp(s["start"]) == row["start"] and pd.Timestamp(s["end"]) == row["end"]
         for key in ("final_equity", "n_liquidations", "fees_paid", "funding_paid", "liquidation_fees"):
             assert row[key] == s[key], key
-    with pytest.raises(UserError, match="the risk lab's bootstrap take"):
+    with pytest.raises(UserError, match="not with (--)?method bootstrap"):  # (the bundled funding file's dates)
         backtest.risk(PERP, "hold", {"exposure": [2.0]}, margin="usdm-cross-5x", method="bootstrap", paths=10,
                       start="2021-04-01", end="2021-07-31", out=tmp_path / "b", progress=False)
+
+
+def test_risk_bootstrap_on_perps_paths_equal_backtest_run(tmp_path):
+    from backtest.bootstrap import BlockBootstrap
+
+    res = backtest.risk(PERP, "hold", {"exposure": [3.0]}, margin=["usdm-isolated-10x", "usdm-cross-5x"],
+                        method="bootstrap", paths=12, horizon="20d", block="24h", seed=5, funding_rate=0.0002,
+                        start="2021-04-01", end="2021-07-31", out=tmp_path / "boot", progress=False)
+    table = res.table
+    assert table["liquidated"].any() and (table["funding_paid"] != 0).all()
+    bars = backtest.load_ohlcv(PERP, "2021-04-01", "2021-07-31")
+    boot = BlockBootstrap(bars, 20 * 24, 24.0, seed=5, spacing=3600)
+    for row in table.iloc[[0, 5, 13, 23]].to_dict("records"):
+        one = backtest.run(boot.frame(row["path"]), "hold", {"exposure": 3.0}, margin=row["margin"],
+                           symbol="BTCUSDT", funding_rate=0.0002).summary
+        for key in ("final_equity", "n_liquidations", "fees_paid", "funding_paid"):
+            assert row[key] == pytest.approx(one[key], rel=1e-12), key
 
 
 def _bars(rows, start="2024-03-01"):
