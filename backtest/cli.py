@@ -460,12 +460,9 @@ def cmd_sweep(args) -> int:
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
     perp_flags = dict(funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
                       brackets=args.brackets)
-    if args.walk_forward is not None:
-        for flag, value in perp_flags.items():
-            if value is not None:
-                raise UserError(f"--{flag.replace('_', '-')}: not with --walk-forward (spot-margin profiles only so far)")
-        return _walk_forward(args, strat, grid, data, settings, out)
     settings.update(perp_flags, fee=args.fee)  # (None: each profile's venue default)
+    if args.walk_forward is not None:
+        return _walk_forward(args, strat, grid, data, settings, out)
     # the strategy as given: Dask workers load it by name or path themselves
     res = sweep(data, args.strategy, grid, out=out, **settings)
     top = res.top(args.rank, args.top)

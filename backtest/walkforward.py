@@ -34,6 +34,7 @@ from .atomic import replacing
 from .engine import _epoch_seconds, numeric_summary_keys, run
 from .errors import UserError
 from .grid import MARGIN_AXIS, iter_combinations, preflight
+from .profiles import get_profile
 from .ranking import ranked
 from .spans import bar_spacing, parse_duration
 from .sweep import Progress, SweepContext, _Silent, prepare_settings, run_settings
@@ -119,7 +120,7 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
     metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
     if rank not in metrics:
         raise UserError(f"--rank {rank}: not a metric (one of {', '.join(metrics)})")
-    setup = prepare_settings(bars, strategy, grid, **settings)
+    setup = prepare_settings(bars, strategy, grid, perps=True, **settings)
     strat, grid, bars, margins, s = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
     seconds = _epoch_seconds(bars.index)
     windows = spans(seconds, train, test)
@@ -137,7 +138,8 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
 
     def train_on(span):  # every combination on the training span only
         a, b = span[0], span[1]
-        ctx = SweepContext(bars.iloc[a:b], strat, s, None if setup.mark is None else setup.mark.iloc[a:b])
+        ctx = SweepContext(bars.iloc[a:b], strat, s, None if setup.mark is None else setup.mark.iloc[a:b],
+                           setup.funding)
         ctx.prepare(combos)
         table = ctx.run_chunk(combos)
         report.advance(1)
@@ -156,7 +158,12 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
         params = {n: best[n] for n in names if n != MARGIN_AXIS}
         params = {n: _plain(v) for n, v in params.items()}
         a, b = span[2], span[3]
-        res = run(bars.iloc[a:b], strat, params, margin=best[MARGIN_AXIS], **dict(kwargs, capital=float(equity)))
+        venue = {}  # a perp profile's funding and brackets (the span has no file name to find them beside)
+        if "funding" in s and get_profile(best[MARGIN_AXIS], setup.custom).perp:
+            venue = dict(funding=setup.funding if setup.funding is not None else s["funding"],
+                         funding_rate=s.get("funding_rate"), brackets=s.get("brackets"))
+        res = run(bars.iloc[a:b], strat, params, margin=best[MARGIN_AXIS],
+                  **dict(kwargs, capital=float(equity), **venue))
         row = {"window": k, "train_start": bars.index[span[0]], "train_end": bars.index[span[1] - 1],
                "test_start": bars.index[a], "test_end": bars.index[b - 1],
                **{f"param_{n}": _plain(best[n]) for n in names}, "start_equity": float(equity),
@@ -165,7 +172,7 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
             row[f"is_{m}"] = best[f"metric_{m}" if f"metric_{m}" in best else m]
             row[f"oos_{m}"] = res.summary[m]
         rows.append(row)
-        curve = res.equity[["equity", "position", "exposure", "debt"]].copy()
+        curve = res.equity.reindex(columns=["equity", "position", "exposure", "debt"])  # (a perp has no debt: NaN)
         curve.insert(0, "window", k)
         curves.append(curve)
         equity = res.summary["final_equity"]

@@ -139,7 +139,7 @@ def test_funding_that_does_not_cover_the_bars(capsys, tmp_path):
     assert "--funding" in line and "give funding for the whole span" in line
 
 
-def test_several_symbols_walk_forward_and_a_bootstrap_funding_file_refuse_perps(capsys, tmp_path):
+def test_several_symbols_in_one_cross_account_and_a_bootstrap_funding_file_refuse_perps(capsys, tmp_path):
     eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"
     line = _cli_error(capsys, ["run", "--data", str(PERP), "--data", str(eth), "--margin", "usdm-cross-5x",
                                "--strategy", "hold", "--out", str(tmp_path / "m")])
@@ -147,10 +147,7 @@ def test_several_symbols_walk_forward_and_a_bootstrap_funding_file_refuse_perps(
     line = _cli_error(capsys, ["risk", "--data", str(PERP), "--strategy", "hold", "--grid", "exposure=1,2",
                                "--margin", "usdm-cross-5x", "--method", "bootstrap", "--out", str(tmp_path / "s")])
     assert "not with --method bootstrap" in line
-    line = _cli_error(capsys, ["sweep", "--data", str(PERP), "--grid", "fast=5,10", "--grid", "slow=50",
-                               "--margin", "usdm-cross-5x", "--walk-forward", "train=365d,test=90d",
-                               "--out", str(tmp_path / "w")])
-    assert "spot-margin profiles only" in line
+
 
 
 def test_run_json_records_the_venue(tmp_path, hold3):
@@ -325,3 +322,18 @@ def test_a_sell_limit_filled_above_its_price_is_cut_to_the_margin_there():
                           funding_rate=0.0, fee=0.0005)
     assert fill["quantity"] == pytest.approx(market.orders.iloc[0]["quantity"], rel=1e-12)
     assert res.summary["final_equity"] == pytest.approx(0.0, abs=1e-9) and (res.equity["equity"] >= 0).all()
+
+
+def test_walk_forward_on_perps_test_spans_equal_backtest_run(tmp_path):
+    from backtest.sweep import sweep
+
+    res = sweep(PERP, "sma_cross", {"fast": [10, 20], "slow": [50], "leverage": [1.0, 3.0]},
+                margin=["usdm-isolated-10x", "cross-3x"], start="2023-01-01", end="2023-12-31",
+                walk_forward="train=120d,test=60d", out=tmp_path / "wf", progress=False)
+    table = res.windows
+    assert len(table) >= 3 and (table["param_margin"] == "usdm-isolated-10x").any()
+    for row in table.to_dict("records"):
+        params = {"fast": row["param_fast"], "slow": row["param_slow"], "leverage": row["param_leverage"]}
+        one = backtest.run(PERP, "sma_cross", params, margin=row["param_margin"], capital=row["start_equity"],
+                           start=row["test_start"], end=row["test_end"])
+        assert one.summary["final_equity"] == pytest.approx(row["end_equity"], rel=1e-12)
