@@ -226,10 +226,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             fs[RB] = rates.base[t // HOUR - rates.h0]
             fs[RQ] = rates.quote[t // HOUR - rates.h0]
             next_hour = (t // HOUR + 1) * HOUR
-        if venue is not None:
-            if i == next_venue and vt[0] < venue.table_from.shape[0] and venue.table_from[vt[0]] == i:
-                usdm.load_table(fs, venue.table_rows, venue.table_start[vt[0]], venue.table_start[vt[0] + 1])
-                vt[0] += 1
+        if venue is not None and i == next_venue:
+            _table_at(fs, venue, vt, i)
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
         if venue is not None:
@@ -248,13 +246,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             fs[AFTER_B] += cb  # (for ``extra``)
             fs[AFTER_Q] += cq
         if venue is not None and i == next_venue:  # the venue's periodic charges (funding), after step 3
-            while vt[1] < venue.funding_bar.shape[0] and venue.funding_bar[vt[1]] == i:
-                pay = usdm.pay_funding(st, fs, venue.funding_mark[vt[1]], venue.funding_rate[vt[1]])
-                venue.funding_out[0, vt[1]] = _position(st)
-                venue.funding_out[1, vt[1]] = pay
-                fs[PAID] += pay
-                vt[1] += 1
-            next_venue = _next_venue(venue, vt, n)
+            next_venue = _charges_at(st, fs, venue, vt, i, n)
         if (has_sl or has_tp) and i > 0:  # a strategy's stop-loss / take-profit price for this bar
             fs[SLP] = sl_price[i - 1] if has_sl else np.nan
             fs[TPP] = tp_price[i - 1] if has_tp else np.nan
@@ -576,6 +568,28 @@ def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv
     if mark_last and ns[RECORD] and ambiguous and ns[N_ORDERS] > 0:
         orders[ns[N_ORDERS] - 1].ambiguous = True  # the forced fill the path order decided
     return forced, False
+
+
+@njit(cache=True)
+def _table_at(fs, venue, vt, i):
+    """The bracket table coming into force at bar ``i``, if one does."""
+    if vt[0] < venue.table_from.shape[0] and venue.table_from[vt[0]] == i:
+        usdm.load_table(fs, venue.table_rows, venue.table_start[vt[0]], venue.table_start[vt[0] + 1])
+        vt[0] += 1
+
+
+@njit(cache=True)
+def _charges_at(st, fs, venue, vt, i, n):
+    """The funding charges of bar ``i`` on the position after its order,
+    each written to ``venue.funding_out`` and added to ``fs[PAID]``; returns
+    the next bar a venue event falls in."""
+    while vt[1] < venue.funding_bar.shape[0] and venue.funding_bar[vt[1]] == i:
+        pay = usdm.pay_funding(st, fs, venue.funding_mark[vt[1]], venue.funding_rate[vt[1]])
+        venue.funding_out[0, vt[1]] = _position(st)
+        venue.funding_out[1, vt[1]] = pay
+        fs[PAID] += pay
+        vt[1] += 1
+    return _next_venue(venue, vt, n)
 
 
 @njit(cache=True)
