@@ -140,12 +140,17 @@ def cmd_import(args, fmt: str | None = None) -> int:
     out = _write(df, args.out, {"source_format": df.attrs["format"],
                                 "sources": [Path(s).name for s in df.attrs["sources"]]})
     print(_summary(df, out, time.perf_counter() - t0))
+    _print_sources(df)
+    return 0
+
+
+def _print_sources(df):
+    """How many files an import read, and its notes."""
     n = len(df.attrs["sources"])
     if n > 1:
         print(f"  from {n:,} files")
     for note in df.attrs.get("notes", []):
         print(f"  note: {note}")
-    return 0
 
 
 def cmd_import_binance(args) -> int:
@@ -164,11 +169,7 @@ def cmd_import_funding(args) -> int:
     every = f", every {'/'.join(f'{v:g}' for v in ivs)} h" if ivs else ""
     print(f"wrote {out}: {df.attrs.get('symbol') or '?'} funding, {len(df):,} rates{every}, "
           f"{fmt_ts(t[0])[:-4]} → {fmt_ts(t[-1])} ({time.perf_counter() - t0:.2f} s)")
-    n = len(df.attrs["sources"])
-    if n > 1:
-        print(f"  from {n:,} files")
-    for note in df.attrs.get("notes", []):
-        print(f"  note: {note}")
+    _print_sources(df)
     return 0
 
 

@@ -97,33 +97,21 @@ def costs_figure(run, kind="png") -> Figure:
     """Debt per asset, cumulative interest and fees, and the waterfall
     (costs.png, page 3).  Perps: funding per charge (no panel without
     charges), cumulative funding and fees, and the waterfall."""
+    fig = Figure(figsize=LAYOUT[kind]["size"])
+    top = panels.debt  # a perp has no debt: its funding charges, when it has any
     if run.perp:
-        return _perp_costs_figure(run, kind)
-    fig = Figure(figsize=LAYOUT[kind]["size"])
+        top = panels.funding
+        if run.funding is None or len(run.funding) == 0 or "payment" not in run.funding:
+            gs = _grid(fig, 2, [1.0, 1.1], kind, {"page": 0.3, "png": 0.4})
+            ax_c, = _time_axes(fig, [gs[0]])
+            panels.costs(ax_c, run)
+            panels.waterfall(fig.add_subplot(gs[1]), run)
+            return fig
     gs = _grid(fig, 3, [1.0, 1.0, 1.2], kind, {"page": 0.42, "png": 0.55})
-    ax_d, ax_c = _time_axes(fig, [gs[0], gs[1]])
-    ax_d.tick_params(labelbottom=True)  # the waterfall below has no dates: label both
-    date_axis(ax_d, label=False)
-    panels.debt(ax_d, run)
-    panels.costs(ax_c, run)
-    panels.waterfall(fig.add_subplot(gs[2]), run)
-    return fig
-
-
-def _perp_costs_figure(run, kind):
-    fig = Figure(figsize=LAYOUT[kind]["size"])
-    charges = run.funding is not None and len(run.funding) > 0 and "payment" in run.funding
-    if not charges:
-        gs = _grid(fig, 2, [1.0, 1.1], kind, {"page": 0.3, "png": 0.4})
-        ax_c, = _time_axes(fig, [gs[0]])
-        panels.costs(ax_c, run)
-        panels.waterfall(fig.add_subplot(gs[1]), run)
-        return fig
-    gs = _grid(fig, 3, [1.0, 1.0, 1.2], kind, {"page": 0.42, "png": 0.55})
-    ax_f, ax_c = _time_axes(fig, [gs[0], gs[1]])
-    ax_f.tick_params(labelbottom=True)  # the waterfall below has no dates: label both
-    date_axis(ax_f, label=False)
-    panels.funding(ax_f, run)
+    ax_t, ax_c = _time_axes(fig, [gs[0], gs[1]])
+    ax_t.tick_params(labelbottom=True)  # the waterfall below has no dates: label both
+    date_axis(ax_t, label=False)
+    top(ax_t, run)
     panels.costs(ax_c, run)
     panels.waterfall(fig.add_subplot(gs[2]), run)
     return fig
