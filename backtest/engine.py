@@ -267,7 +267,7 @@ def _perp_equity(equity, position, free, funding_paid, c, orders, venue, index):
     funding paid, the margin ratio and the mark-price liquidation price
     instead (docs/model-choices.md "Perpetual futures")."""
     exposure, _, fees, ambiguous = bar_columns(equity, position, np.zeros_like(equity), c, orders)
-    ratio, liq_price, liq_distance = perps.perp_columns(equity, position, free, c, venue, None)
+    ratio, liq_price, liq_distance = perps.perp_columns(equity, position, free, c, venue)
     with np.errstate(divide="ignore"):
         health = np.where(ratio > 0, 1.0 / ratio, np.inf)
     return pd.DataFrame(

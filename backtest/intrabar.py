@@ -286,7 +286,7 @@ def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs, pv):
     n_l = 0
     for _ in range(MAX_LIQUIDATIONS_PER_BAR):
         if pv is not None:
-            trigger = _perp_trigger(st, fs, mlr, mo, mh, ml)
+            trigger = usdm.liquidation_trigger(st, fs, mlr, mo, mh, ml)
         else:
             trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, mo, mh, ml)
         if trigger != trigger:
@@ -298,19 +298,6 @@ def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs, pv):
         if not exposed(st, pv):
             break
     return n_l > 0
-
-
-@njit(cache=True)
-def _perp_trigger(st, fs, m, mo, mh, ml):
-    """Where a mark bar (open ``mo``, high ``mh``, low ``ml``) reaches a
-    perp's liquidation price: it, or the open when the bar opens beyond it;
-    NaN when it does not."""
-    p, side = usdm.level_price(st, fs, m)
-    if side == 1 and ml <= p:
-        return min(mo, p)
-    if side == -1 and mh >= p:
-        return max(mo, p)
-    return np.nan
 
 
 @njit(cache=True)

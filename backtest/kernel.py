@@ -251,7 +251,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             fs[SLP] = sl_price[i - 1] if has_sl else np.nan
             fs[TPP] = tp_price[i - 1] if has_tp else np.nan
         if venue is not None:
-            liq_near, below_call, ml_x = _perp_check(st, fs, cfg, mark_low[i], mark_high[i])  # 6.
+            liq_near, below_call, ml_x = usdm.margin_check(st, fs, cfg.liquidation_ml, cfg.call_ml, mark_low[i],
+                                                           mark_high[i])  # 6.
         else:
             liq_near, below_call, ml_x = _margin_check(st, cfg, mark_low[i], mark_high[i])
         if below_call and above_call:  # a margin call: the last close was above the level
@@ -602,19 +603,6 @@ def _next_venue(venue, vt, n):
     if vt[1] < venue.funding_bar.shape[0]:
         k = min(k, venue.funding_bar[vt[1]])
     return k
-
-
-@njit(cache=True)
-def _perp_check(st, fs, cfg, mark_lo, mark_hi):
-    """6. on a perp account (``_margin_check``'s answer): health at the
-    adverse mark extreme against the liquidation and call levels."""
-    pos = _position(st)
-    if pos == 0.0:
-        return False, False, np.nan
-    worst = mark_lo if pos > 0.0 else mark_hi
-    below_call = usdm.health_at_or_below(st, fs, worst, cfg.call_ml)
-    return (usdm.health_at_or_below(st, fs, worst, cfg.liquidation_ml * (1.0 + 1e-9)), below_call,
-            usdm.health(st, fs, worst) if below_call else np.nan)
 
 
 @njit(cache=True, inline="always")

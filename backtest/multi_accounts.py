@@ -154,7 +154,7 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
     spread = lambda row, start: np.where(before, start, row[np.maximum(last, 0)])  # noqa: E731
     equity, position, debt, owed, paid = buf[:kernel.N_OUT]
     if perp is not None:  # row 2 is the cross wallet outside the isolated position: its columns, then no debt
-        cols = perp_columns(equity, position, debt, own[3], venue, None)
+        cols = perp_columns(equity, position, debt, own[3], venue)
         extra_rows[("perp", a)] = dict(venue=venue, times=f_times, ratio=spread(cols[0], 0.0),
                                        liquidation_price=spread(cols[1], np.nan), distance=spread(cols[2], np.nan))
         debt = np.zeros_like(debt)

@@ -141,37 +141,19 @@ def funding_table(times, venue, symbol) -> pd.DataFrame:
         "payment": pay[held]})
 
 
-def perp_columns(equity, position, free, close, venue, seconds) -> tuple:
+def perp_columns(equity, position, free, close, venue) -> tuple:
     """(margin ratio, liquidation price, distance) per bar at the close:
     MM / MB with the table in force, 0 flat; the mark price at which the
     position's margin balance meets its maintenance margin (NaN flat or
-    unreachable); ``close / LP − 1`` for a long, ``1 − close / LP`` for a
-    short."""
+    unreachable), both by the venue's rules (``binance_usdm.close_columns``);
+    ``close / LP − 1`` for a long, ``1 − close / LP`` for a short."""
+    from .venues.binance_usdm import close_columns
+
     n = len(equity)
-    ratio = np.zeros(n)
-    lp = np.full(n, np.nan)
-    version = np.searchsorted(venue.table_from, np.arange(n), side="right") - 1
-    rows, start = venue.table_rows, venue.table_start
+    ratio, lp = np.zeros(n), np.full(n, np.nan)
     mb = equity - free
-    c = mb - position * close
-    for v in np.unique(version):
-        sel = np.flatnonzero((version == v) & (position != 0.0))
-        if len(sel) == 0:
-            continue
-        tiers = rows[start[max(v, 0)]:start[max(v, 0) + 1]]
-        q, a = position[sel], np.abs(position[sel])
-        notional = a * close[sel]
-        k = np.minimum(np.searchsorted(tiers[:, 1], notional, side="right"), len(tiers) - 1)
-        mm = notional * tiers[k, 2] - tiers[k, 3]
-        with np.errstate(divide="ignore"):
-            ratio[sel] = np.where(mb[sel] != 0, mm / mb[sel], np.inf)
-        found = np.full(len(sel), np.nan)
-        for floor, cap, mmr, cum, _ in tiers:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                p = (c[sel] + cum) / (a * mmr - q)
-            hit = np.isnan(found) & (p > 0) & (a * p >= floor) & (a * p < cap)
-            found[hit] = p[hit]
-        lp[sel] = found
+    close_columns(np.ascontiguousarray(position), mb, mb - position * close, np.ascontiguousarray(close),
+                  venue.table_from, venue.table_start, venue.table_rows, ratio, lp)
     long_ = position > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         dist = np.where(long_, close / lp - 1.0, 1.0 - close / lp)

@@ -128,6 +128,57 @@ def level_price(st, fs, m):
 
 
 @njit(cache=True)
+def liquidation_trigger(st, fs, m, o, h, lo):
+    """Where a mark bar (open ``o``, high ``h``, low ``lo``) reaches the
+    price of health ``m``: that price, or the open when the bar opens
+    beyond it; NaN when it does not."""
+    p, side = level_price(st, fs, m)
+    if side == 1 and lo <= p:
+        return min(o, p)
+    if side == -1 and h >= p:
+        return max(o, p)
+    return np.nan
+
+
+@njit(cache=True)
+def margin_check(st, fs, liq, call, lo, hi):
+    """Health at the adverse mark extreme (``lo`` long, ``hi`` short)
+    against the liquidation level ``liq`` and the call level ``call``:
+    (at or near liquidation?, at or below the call?, health there)."""
+    n, _ = _state(st, fs)
+    if n == 0.0:
+        return False, False, np.nan
+    worst = lo if n > 0.0 else hi
+    below_call = health_at_or_below(st, fs, worst, call)
+    return (health_at_or_below(st, fs, worst, liq * (1.0 + 1e-9)), below_call,
+            health(st, fs, worst) if below_call else np.nan)
+
+
+@njit(cache=True)
+def close_columns(position, mb, c, close, table_from, table_start, table_rows, ratio, lp):
+    """Per bar at the close, into ``ratio`` and ``lp``: the margin ratio
+    MM / MB (0 flat, +inf at MB = 0) and the liquidation price (NaN flat or
+    unreachable) of position ``position`` with margin balance ``mb`` and
+    net quote ``c`` (``MB − N·close``), the bracket table in force from bar
+    ``table_from[v]`` on (``Venue``'s tables)."""
+    fs = np.zeros(N_SLOTS)
+    v = -1
+    for j in range(position.shape[0]):
+        while v + 1 < table_from.shape[0] and table_from[v + 1] <= j:
+            v += 1
+            load_table(fs, table_rows, table_start[v], table_start[v + 1])
+        n = position[j]
+        if n == 0.0:
+            ratio[j] = 0.0
+            lp[j] = np.nan
+            continue
+        mm = maintenance(fs, abs(n) * close[j])
+        ratio[j] = mm / mb[j] if mb[j] != 0.0 else np.inf
+        p, side = liquidation_price_of(n, c[j], fs, 1.0)
+        lp[j] = p if side != 0 else np.nan
+
+
+@njit(cache=True)
 def band(st, fs, m):
     """Prices strictly between which ``h > m`` with room to spare (1e-9
     relative); the whole line when flat or no price reaches ``m``."""
@@ -224,6 +275,18 @@ def _open_cap(n, c, free, o, f, fee, leverage, isolated, fs):
 
 
 @njit(cache=True, inline="always")
+def _cut(u, cap, scale):
+    """(the opening part ``u`` cut to ``cap``, cut?); 0 when what is left
+    is float noise of ``scale`` (an account at its cap)."""
+    cut = cap < u * (1.0 - 1e-9)
+    if cut:
+        u = cap
+    if u <= 1e-9 * scale:
+        u = 0.0
+    return u, cut
+
+
+@njit(cache=True, inline="always")
 def _open_part(n, c, free, side, u, f, fee, leverage, isolated):
     """Open ``u`` units at ``f``; isolated, their initial margin and fee
     leave the cross wallet (one left at noise size spent all of it)."""
@@ -266,12 +329,8 @@ def _size(st, fs, x, o, f, fee, leverage, isolated, entry, fill):
     opening = abs(delta) - r
     capped = False
     if opening > 0.0:
-        cap = _open_cap(n, c, free, o, f, fee, leverage, isolated, fs)
-        if cap < opening * (1.0 - 1e-9):
-            opening = cap
-            capped = True
-        if opening <= 1e-9 * max(abs(target), abs(n)):
-            opening = 0.0  # what is left to open is float noise (an account at its cap): no fill
+        opening, capped = _cut(opening, _open_cap(n, c, free, o, f, fee, leverage, isolated, fs),
+                               max(abs(target), abs(n)))
         if opening > 0.0 and fill:
             n, c, free = _open_part(n, c, free, side, opening, f, fee, leverage, isolated)
     if fill and r + opening > 0.0:
@@ -329,12 +388,7 @@ def fill(st, fs, side, q, f, fee, leverage, isolated, entry):
     u = q - r
     cut = False
     if u > 0.0:
-        cap = _open_cap(n, c, free, f, f, fee, leverage, isolated, fs)
-        if cap < u * (1.0 - 1e-9):
-            u = cap
-            cut = True
-        if u <= 1e-9 * q:
-            u = 0.0  # float noise left to open: no fill of it
+        u, cut = _cut(u, _open_cap(n, c, free, f, f, fee, leverage, isolated, fs), q)
         if u > 0.0:
             n, c, free = _open_part(n, c, free, sd, u, f, fee, leverage, isolated)
     if r + u > 0.0:
