@@ -248,10 +248,12 @@ def _vectorbt_line(bars, grid, ours):
     return [f"vectorbt from_signals {steps / wall / 1e6:,.1f} M bar-steps/s (no margin), ratio {ours / (steps / wall):.1f}×"]
 
 
-def multi_args(n_bars: int, n_symbols: int, margin="cross-3x"):
+def multi_args(n_bars: int, n_symbols: int, venue: str = "margin"):
     """The arrays and settings of ``multi_accounts.simulate_multi_arrays`` for a bench
     run: ``n_symbols`` synthetic series (each its own seed) in one cross
-    account, each with ``busy_targets`` of its own."""
+    account (cross-3x, or usdm-cross-5x with ``venue`` "usdm": BTCUSDT's
+    bracket tables and a constant funding rate for every symbol), each with
+    ``busy_targets`` of its own."""
     from .engine import _epoch_seconds
     from .multi import accounts_of, parse_margin
     from .rates import rate_table
@@ -260,7 +262,8 @@ def multi_args(n_bars: int, n_symbols: int, margin="cross-3x"):
     bars = [synthetic_bars(n_bars, seed=7 + k) for k in range(n_symbols)]
     cols = {c: np.vstack([b[c].to_numpy(np.float64) for b in bars]) for c in ("open", "high", "low", "close")}
     targets = np.vstack([busy_targets(n_bars, seed=11 + k) for k in range(n_symbols)]) / n_symbols
-    accounts = accounts_of(parse_margin(margin, symbols))
+    perp = venue == "usdm"
+    accounts = accounts_of(parse_margin(PERP["margin"] if perp else "cross-3x", symbols))
     levels = np.array([a[1].kernel_levels() for a in accounts])
     acct_of = np.array([next(j for j, a in enumerate(accounts) if s in a[2]) for s in symbols], dtype=np.int64)
     seconds = _epoch_seconds(bars[0].index)
@@ -271,6 +274,14 @@ def multi_args(n_bars: int, n_symbols: int, margin="cross-3x"):
                   liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
                   restore_ml=levels[:, 3].copy(), full_liquidation=False, rebalance=0.0, round_interest=True,
                   stop_on_liquidation=False)
+    if perp:
+        from .perps import funding_rows
+        from .venues.brackets import table_for
+
+        funding = funding_rows(None, PERP["funding_rate"], "BTCUSDT", seconds)
+        config.update(fee=PERP["fee"], leverage=np.array([a[1].max_leverage for a in accounts]),
+                      isolated=np.zeros(len(accounts), bool),
+                      perp={k: (table_for("BTCUSDT"), *funding) for k in range(n_symbols)})
     return (seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
 
 
@@ -289,12 +300,13 @@ def compile_seconds_multi() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, compile_time: bool = True) -> str:
+def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, compile_time: bool = True,
+                venue: str = "margin") -> str:
     """``backtest bench --symbols N``: N symbols in one cross account; warm
     median, reported per symbol so it compares with the one-symbol figure."""
     from .multi_accounts import simulate_multi_arrays
 
-    args = multi_args(n_bars, n_symbols)
+    args = multi_args(n_bars, n_symbols, venue)
     compile_s = compile_seconds_multi() if compile_time else float("nan")
     simulate_multi_arrays(*args)  # warm
     times = []
@@ -306,8 +318,10 @@ def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, co
     stats = out[7]
     steps = n_bars * n_symbols
     lines = [
-        f"bars                  {n_bars:,} synthetic 1m × {n_symbols} symbols in one cross-3x account,",
-        "                      fee 0.1 %, slippage 0.02 %, interest on, joint intrabar liquidation",
+        f"bars                  {n_bars:,} synthetic 1m × {n_symbols} symbols in one "
+        f"{'usdm-cross-5x' if venue == 'usdm' else 'cross-3x'} account,",
+        "                      " + ("fee 0.05 %, slippage 0.02 %, funding 8-hourly" if venue == "usdm" else
+                                    "fee 0.1 %, slippage 0.02 %, interest on") + ", joint intrabar liquidation",
         f"orders / liquidations {int(stats['n_orders']):,} / {int(stats['n_liquidations']):,}  "
         f"(margin calls {int(stats['n_margin_calls']):,})",
         f"compile (fresh cache) {compile_s:.2f} s",

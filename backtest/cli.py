@@ -585,8 +585,8 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import bench, bench_sweep
 
-    if args.venue != "margin" and (args.sweep or args.symbols != 1):
-        raise UserError(f"--venue {args.venue}: the one-symbol bench only (not with --sweep or --symbols)")
+    if args.venue != "margin" and args.sweep:
+        raise UserError(f"--venue {args.venue}: not with --sweep (the one-symbol and --symbols benches)")
     if args.real and not args.sweep:
         raise UserError("--real: only with --sweep (it times the README's sweep grid on the bundled data)")
     if args.real:
@@ -612,7 +612,7 @@ def cmd_bench(args) -> int:
             raise UserError(f"--symbols {args.symbols}: between 2 and 50 (1: the one-symbol bench)")
         if args.stops or args.sweep:
             raise UserError("--symbols: not combined with --stops or --sweep")
-        print(bench_multi(args.bars, args.repeat, args.symbols))
+        print(bench_multi(args.bars, args.repeat, args.symbols, venue=args.venue))
         return 0
     print(bench(args.bars, args.repeat, stops=args.stops, venue=args.venue))
     return 0

@@ -24,6 +24,13 @@ Settings = namedtuple("Settings", (
 # ``funding_out`` 2 × n filled with the position and the payment); the
 # kernel takes None on spot margin (its compiled loop then has no perp code)
 Venue = namedtuple("Venue", "table_from table_start table_rows funding_bar funding_mark funding_rate funding_out")
+# a cross perp account of several symbols (kernel_multi): the leverage, per
+# symbol and grid bar the bracket version in force (``ver[s, i]``, tiers
+# ``table_rows[table_start[v] : table_start[v + 1]]``), and the funding
+# charges in the order they are paid (grid bar, symbol, mark, rate;
+# ``funding_out`` 2 × charges filled with the position and the payment)
+CrossVenue = namedtuple("CrossVenue", "leverage ver table_start table_rows funding_bar funding_sym funding_mark "
+                                      "funding_rate funding_out")
 # hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)
 Rates = namedtuple("Rates", "h0 base quote")
 # finer bars; bar i's usable ones are start[i] .. end[i] − 1 (detail.detail_arrays)

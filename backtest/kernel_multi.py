@@ -21,11 +21,13 @@ import numpy as np
 from numba import njit
 from numba.core.errors import NumbaExperimentalFeatureWarning
 
-from .account import _position, _record_order
+from .account import HB, HQ, PB, PQ, _position, _record_order
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .kernel import _opens_trade
 from .records import LIQUIDATION, REBALANCE, SIGNAL
+from .venues import binance_usdm as usdm
+from .venues import binance_usdm_cross as usdm_cross
 from .rules import (
     HOUR,
     hour_boundaries_between,
@@ -179,6 +181,18 @@ def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, s
     return True
 
 
+@njit(cache=True, inline="always")
+def _prices(i, a, syms, m, open_, mark_open, ss, scr):
+    """The account's current prices at bar i: traded (``CUR``) and mark
+    (``MCUR``) opens, the last close for a symbol without a bar."""
+    for k in range(m):
+        s = syms[a, k]
+        o = open_[s, i]
+        scr[TRADABLE, k] = 1.0 if o == o else 0.0
+        scr[CUR, k] = o if o == o else ss[s, LAST_CLOSE]
+        scr[MCUR, k] = mark_open[s, i] if o == o else ss[s, LAST_CLOSE]
+
+
 @njit(cache=True)
 def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_high, mark_low, h0, rates, lv, cfg,
                 ss, sa, orders, liqs, calls, tot, scr):
@@ -190,12 +204,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
     mlr = lv[a, MLR]
     m0 = lv[a, M0]
     col = t // HOUR - h0  # this bar's hour, as a rate column
-    for k in range(m):
-        s = syms[a, k]
-        o = open_[s, i]
-        scr[TRADABLE, k] = 1.0 if o == o else 0.0
-        scr[CUR, k] = o if o == o else ss[s, LAST_CLOSE]
-        scr[MCUR, k] = mark_open[s, i] if o == o else ss[s, LAST_CLOSE]
+    _prices(i, a, syms, m, open_, mark_open, ss, scr)
     # 1. hour boundaries passed since the account's last active time, each at the rates in force then
     on_hour = False
     if t >= sa[a, NEXT_HOUR]:
@@ -288,6 +297,164 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
             scr[TRADED, k] = p
         if not _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot):
             break  # nothing to liquidate
+        liquidated = True
+    return liquidated
+
+
+@njit(cache=True)
+def _perp_order(orders, tot, i, s, side, kind, q, price, fee_value, capped, before, st, trigger, event):
+    """A perp fill of symbol s (``st``: the position after it), recorded and counted."""
+    k = int(tot[N_ORD])
+    _record_order(orders, k, i, side, kind, capped, q, price, fee_value, st, 0.0, before)
+    _fill_order(orders, k, s, trigger, event)
+    tot[N_ORD] += 1
+    tot[FEES] += fee_value
+    tot[N_TRD] += _opens_trade(before, _position(st))
+
+
+@njit(cache=True)
+def _perp_liquidation(i, a, syms, m, sb, aq, st, fsv, theta, lv, liqs, orders, tot, scr):
+    """The cross perp account liquidated at the marks ``scr[TRIG]``: every
+    position closed there, one event and a fill per symbol it held."""
+    k_l = int(tot[N_LIQ])
+    side = np.zeros(m, dtype=np.int64)
+    qty = scr[QTY]
+    fee, bad = usdm_cross.liquidate_all(sb, aq, a, syms, m, fsv, scr, TRIG, lv[a, LIQ_FEE], liqs[k_l], qty, side)
+    liqs[k_l].bar = i
+    _liq_record(liqs, k_l, a, theta, theta == 0.0)
+    tot[N_LIQ] += 1
+    tot[LIQ_FEES] += fee
+    tot[BAD] += bad
+    usdm.set_state(st, 0.0, 0.0)  # (every position is closed)
+    for k in range(m):
+        if side[k] != 0:  # (the event's fee is on the liquidation record)
+            _perp_order(orders, tot, i, syms[a, k], side[k], LIQUIDATION, qty[k], scr[TRIG, k], 0.0, False,
+                        -side[k] * qty[k], st, scr[TRIG, k], k_l)
+
+
+@njit(cache=True)
+def _perp_trade(i, a, k, syms, m, sb, aq, st, fsv, venue, cfg, ss, orders, tot, scr):
+    """Symbol ``syms[a, k]``'s pending order at its traded open: the
+    one-symbol rule (binance_usdm.trade_to) on the account's equity, the
+    other symbols' positions folded into the net quote at their current
+    prices and their initial margin taken from the available money."""
+    s = syms[a, k]
+    others = 0.0
+    im = 0.0
+    for j in range(m):
+        if j != k:
+            n_j = sb[syms[a, j], 0]
+            others += n_j * scr[CUR, j]
+            im += abs(n_j) * scr[CUR, j] / venue.leverage
+    before = sb[s, 0]
+    usdm.set_state(st, before, aq[a, 0] + others)
+    fsv[s, usdm.OTHERS] = im
+    side, q, price, fee_value, capped = usdm.trade_to(st, fsv[s], ss[s, PENDING], scr[CUR, k], cfg[FEE], cfg[SLIP],
+                                                      venue.leverage, False, 0.0)
+    if side != 0:
+        sb[s, 0] = st[HB] - st[PB]
+        aq[a, 0] = st[HQ] - st[PQ] - others
+        _perp_order(orders, tot, i, s, side, np.int8(ss[s, KIND]), q, price, fee_value, capped, before, st, np.nan,
+                    -1)
+    tot[N_CAP] += capped
+    ss[s, PENDING] = np.nan
+
+
+@njit(cache=True)
+def _perp_quiet(i, a, syms, m, sb, aq, open_, mark_open, mark_high, mark_low, venue, fsv, vp, ss):
+    """Would ``_step_perp`` do nothing at bar i?  No order to place, no
+    funding charge, no bracket version starting, and the health with every
+    symbol at its adverse mark extreme above the margin call (with room to
+    spare): MB − MM falls along the joint path, so neither the gap nor the
+    path reaches liquidation, and no call is recorded."""
+    j = vp[0]
+    if j < venue.funding_bar.shape[0] and venue.funding_bar[j] <= i:
+        return False
+    mb = aq[a, 0]
+    mm = 0.0
+    for k in range(m):
+        s = syms[a, k]
+        o = open_[s, i]
+        if venue.ver[s, i] != vp[1 + s] or (o == o and ss[s, PENDING] == ss[s, PENDING]):
+            return False
+        n = sb[s, 0]
+        if n != 0.0:
+            x = ss[s, LAST_CLOSE]
+            if o == o:
+                x = mark_low[s, i] if n > 0.0 else mark_high[s, i]
+            mb += n * x
+            mm += usdm.maintenance(fsv[s], abs(n) * x)
+    return mm == 0.0 or mb > usdm.CALL * (1.0 + 1e-9) * mm
+
+
+@njit(cache=True)
+def _step_perp(i, a, syms, m, sb, aq, st, open_, mark_open, mark_high, mark_low, venue, fsv, vp, lv, cfg, ss, sa,
+               orders, liqs, calls, tot, scr):
+    """Steps of a cross perp account with several symbols
+    (docs/model-choices.md "A cross perp account holding several symbols"):
+    the gap liquidation at the marks' opens, the pending orders, funding,
+    the margin call and the liquidation on the marks' joint path."""
+    liquidated = False
+    _prices(i, a, syms, m, open_, mark_open, ss, scr)
+    for k in range(m):
+        s = syms[a, k]
+        v = venue.ver[s, i]
+        if v != vp[1 + s]:  # this symbol's bracket version in force
+            vp[1 + s] = v
+            usdm.load_table(fsv[s], venue.table_rows, venue.table_start[v], venue.table_start[v + 1])
+    # 1. gap liquidation at the marks' opens
+    mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, MCUR)
+    if mm > 0.0 and mb <= mm:
+        for k in range(m):
+            scr[TRIG, k] = scr[MCUR, k]
+        _perp_liquidation(i, a, syms, m, sb, aq, st, fsv, 0.0, lv, liqs, orders, tot, scr)
+        for k in range(m):
+            if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
+                ss[syms[a, k], SUSPENDED] = 1.0
+        liquidated = cfg[STOP] != 0.0
+    # 2. pending orders in symbol order
+    for k in range(m):
+        x = ss[syms[a, k], PENDING]
+        if scr[TRADABLE, k] != 0.0 and x == x:
+            _perp_trade(i, a, k, syms, m, sb, aq, st, fsv, venue, cfg, ss, orders, tot, scr)
+    # 3. funding of this bar's charges, out of the cross wallet
+    j = vp[0]
+    while j < venue.funding_bar.shape[0] and venue.funding_bar[j] <= i:
+        s = venue.funding_sym[j]
+        pay = sb[s, 0] * venue.funding_mark[j] * venue.funding_rate[j]
+        aq[a, 0] -= pay
+        if abs(aq[a, 0]) < usdm.DUST:
+            aq[a, 0] = 0.0
+        venue.funding_out[0, j] = sb[s, 0]
+        venue.funding_out[1, j] = pay
+        ss[s, PAID_SYM] += pay
+        sa[a, PAID] += pay
+        j += 1
+    vp[0] = j
+    # 4. + 5. the margin call at every adverse mark extreme at once, the joint path towards them
+    held = False
+    for k in range(m):
+        n = sb[syms[a, k], 0]
+        held = held or n != 0.0
+        scr[EXT, k] = scr[MCUR, k]
+        if scr[TRADABLE, k] != 0.0 and n > 0.0:
+            scr[EXT, k] = mark_low[syms[a, k], i]
+        elif scr[TRADABLE, k] != 0.0 and n < 0.0:
+            scr[EXT, k] = mark_high[syms[a, k], i]
+    if not held:
+        return liquidated
+    mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, EXT)
+    if mb <= usdm.CALL * mm and sa[a, ABOVE_CALL] != 0.0:
+        c = int(tot[N_CALL])
+        calls[c].bar = i
+        calls[c].margin_level = mb / mm
+        calls[c].account = a
+        tot[N_CALL] += 1
+    theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, scr, MCUR, EXT, TRADED)
+    if theta >= 0.0:
+        for k in range(m):
+            scr[TRIG, k] = scr[MCUR, k] + theta * (scr[EXT, k] - scr[MCUR, k])
+        _perp_liquidation(i, a, syms, m, sb, aq, st, fsv, theta, lv, liqs, orders, tot, scr)
         liquidated = True
     return liquidated
 
@@ -438,21 +605,8 @@ def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, s
             continue
         ordered = False
         for k in range(n_sym):
-            x = target[k, j]
-            if x != x:
-                continue
-            if x != ss[k, LAST_TARGET]:
-                ss[k, PENDING] = x
-                ss[k, KIND] = SIGNAL
-                ss[k, LAST_TARGET] = x
-                ss[k, SUSPENDED] = 0.0
-                ordered = True
-            elif rebalance > 0.0 and ss[k, SUSPENDED] == 0.0 and eq > 0.0:
-                pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
-                if abs(pos * close[k, j] / eq - x) > rebalance * abs(x):
-                    ss[k, PENDING] = x
-                    ss[k, KIND] = REBALANCE
-                    ordered = True
+            ordered |= _decide_one(ss, k, target[k, j], sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST],
+                                   close[k, j], eq, rebalance)
         if ordered:
             end = j + 1
             break
@@ -480,11 +634,73 @@ def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, s
     return end
 
 
+@njit(cache=True)
+def _close(i, t, a, syms, m, sb, aq, close, fsv, venue, ss, sa, scr, out_acct, call_ml):
+    """7. the close of account ``a`` (last closes for symbols without a bar)."""
+    for k in range(m):
+        c = close[syms[a, k], i]
+        if c == c:
+            ss[syms[a, k], LAST_CLOSE] = c
+        scr[CUR, k] = ss[syms[a, k], LAST_CLOSE]
+    assets, debt = book_value(sb, aq, a, syms, m, scr, CUR)
+    owed = aq[a, INTEREST]
+    for k in range(m):
+        owed += sb[syms[a, k], INTEREST] * scr[CUR, k]
+    sa[a, T_PREV] = t
+    if venue is not None:  # a perp account: its health at the closes (flat counts as above the call)
+        mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, CUR)
+        sa[a, ABOVE_CALL] = 1.0 if (mm <= 0.0 or mb > usdm.CALL * mm) else 0.0
+    else:
+        sa[a, ABOVE_CALL] = 1.0 if (assets > call_ml * debt or debt <= 0.0) else 0.0
+    out_acct[a, 0, i] = assets - debt
+    out_acct[a, 1, i] = debt
+    out_acct[a, 2, i] = owed
+    out_acct[a, 3, i] = sa[a, PAID]
+
+
+@njit(cache=True)
+def _decide(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebalance, eq, ss, sa):
+    """8. the decisions of account ``a``'s symbols at the close."""
+    if liquidated:
+        for k in range(m):
+            ss[syms[a, k], SUSPENDED] = 1.0
+        if stop_on_liquidation:
+            sa[a, HALTED] = 1.0
+    if sa[a, HALTED] != 0.0:  # a stopped account trades no more: not even an order waiting for its symbol's bar
+        for k in range(m):
+            ss[syms[a, k], PENDING] = np.nan
+        return
+    for k in range(m):
+        s = syms[a, k]
+        _decide_one(ss, s, target[s, i], sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST], ss[s, LAST_CLOSE], eq,
+                    rebalance)
+
+
+@njit(cache=True, inline="always")
+def _decide_one(ss, s, x, pos, price, eq, rebalance):
+    """Symbol s's target ``x`` read at the close: a new target is a signal,
+    a drift beyond ``rebalance`` a rebalance; returns whether it ordered."""
+    if x != x:
+        return False
+    if x != ss[s, LAST_TARGET]:
+        ss[s, PENDING] = x
+        ss[s, KIND] = SIGNAL
+        ss[s, LAST_TARGET] = x
+        ss[s, SUSPENDED] = 0.0
+        return True
+    if rebalance > 0.0 and ss[s, SUSPENDED] == 0.0 and eq > 0.0 and abs(pos * price / eq - x) > rebalance * abs(x):
+        ss[s, PENDING] = x
+        ss[s, KIND] = REBALANCE
+        return True
+    return False
+
+
 @njit(cache=True, nogil=True)
 def simulate_multi(
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low, symbol_account, capital, fee, slippage,
     rate_h0, rates, initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation, rebalance,
     round_interest, stop_on_liquidation, out_acct, out_sym, interest_base, interest_quote, orders, liqs, calls,
+    venue=None,
 ):
     """Run ``S`` symbols through ``A`` cross accounts (each holding two or more) on the time grid ``ts``.
 
@@ -501,7 +717,9 @@ def simulate_multi(
     (``ACCOUNT_ROWS``), ``out_sym`` ``[S, 2, n]`` (``SYMBOL_ROWS``),
     interest charged per base asset / per account's quote in asset units,
     and the records.  Returns ``(complete, stats)``; ``complete`` False when
-    a record buffer ran short (grow it and call again).
+    a record buffer ran short (grow it and call again).  ``venue``: None on
+    spot margin (numba then compiles no perp code), an ``inputs.CrossVenue``
+    for a cross perp account (every account of the call is one).
     """
     n_sym, n = open_.shape
     n_acct = capital.shape[0]
@@ -533,7 +751,10 @@ def simulate_multi(
     sa[:, T_PREV] = -1.0
     sa[:, NEXT_HOUR] = -np.inf
     sa[:, ABOVE_CALL] = 1.0
-    one_cross = n_acct == 1 and n_sym >= 2  # the quiet runs (_close_quiet) are written for this case
+    one_cross = n_acct == 1 and n_sym >= 2 and venue is None  # the quiet runs (_close_quiet) are written for this
+    fsv = np.zeros((n_sym if venue is not None else 0, usdm.N_SLOTS))  # per perp symbol its table in force
+    vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version
+    vp[0] = 0
     loc = np.zeros((4, n_sym))
     resume_at = 0  # the first bar _close_quiet did not close
 
@@ -559,76 +780,45 @@ def simulate_multi(
                     for r in range(1, 4):
                         out_acct[a, r, i] = 0.0
                 continue
-            # most bars need no step: no hour passed, no order, and the margin
-            # level at the open and at the adverse extreme far from the call and
-            # liquidation levels; the steps run (out of line) only when one may
-            near = max(lv[a, CALL], lv[a, MLR]) * (1.0 + 1e-9)
-            need = t >= sa[a, NEXT_HOUR]
-            owes = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
-            assets = aq[a, HELD]
-            debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
-            assets_x = assets
-            debt_x = debt
-            for k in range(m):
-                s = syms_of[a, k]
-                need = need or ss[s, PENDING] == ss[s, PENDING]
-                db = sb[s, PRINCIPAL] + sb[s, INTEREST]
-                owes = owes or db > 0.0
-                o = mark_open[s, i]  # NaN exactly where the symbol has no bar
-                p = o if o == o else ss[s, LAST_CLOSE]
-                x = p
-                if o == o:
-                    x = mark_low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else mark_high[s, i]
-                assets += sb[s, HELD] * p
-                debt += db * p
-                assets_x += sb[s, HELD] * x
-                debt_x += db * x
-            if owes and not need:
-                need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
-            liquidated = False
-            if need:
-                liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
-                                         mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
-            # 7. the close (last closes for symbols without a bar)
-            for k in range(m):
-                c = close[syms_of[a, k], i]
-                if c == c:
-                    ss[syms_of[a, k], LAST_CLOSE] = c
-                scr[CUR, k] = ss[syms_of[a, k], LAST_CLOSE]
-            assets, debt = book_value(sb, aq, a, syms_of, m, scr, CUR)
-            owed = aq[a, INTEREST]
-            for k in range(m):
-                owed += sb[syms_of[a, k], INTEREST] * scr[CUR, k]
-            sa[a, T_PREV] = t
-            eq = assets - debt
-            sa[a, ABOVE_CALL] = 1.0 if (assets > call_ml[a] * debt or debt <= 0.0) else 0.0
-            out_acct[a, 0, i] = eq
-            out_acct[a, 1, i] = debt
-            out_acct[a, 2, i] = owed
-            out_acct[a, 3, i] = sa[a, PAID]
-            # 8. decisions of the account's symbols
-            if liquidated:
+            if venue is not None:
+                liquidated = False
+                if not _perp_quiet(i, a, syms_of, m, sb, aq, open_, mark_open, mark_high, mark_low, venue, fsv, vp,
+                                   ss):
+                    liquidated = _step_perp(i, a, syms_of, m, sb, aq, st, open_, mark_open, mark_high, mark_low,
+                                            venue, fsv, vp, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
+            else:
+                # most bars need no step: no hour passed, no order, and the margin
+                # level at the open and at the adverse extreme far from the call and
+                # liquidation levels; the steps run (out of line) only when one may
+                near = max(lv[a, CALL], lv[a, MLR]) * (1.0 + 1e-9)
+                need = t >= sa[a, NEXT_HOUR]
+                owes = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
+                assets = aq[a, HELD]
+                debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+                assets_x = assets
+                debt_x = debt
                 for k in range(m):
-                    ss[syms_of[a, k], SUSPENDED] = 1.0
-                if stop_on_liquidation:
-                    sa[a, HALTED] = 1.0
-            if sa[a, HALTED] != 0.0:
-                continue
-            for k in range(m):
-                s = syms_of[a, k]
-                x = target[s, i]
-                if x != x:
-                    continue
-                if x != ss[s, LAST_TARGET]:
-                    ss[s, PENDING] = x
-                    ss[s, KIND] = SIGNAL
-                    ss[s, LAST_TARGET] = x
-                    ss[s, SUSPENDED] = 0.0
-                elif rebalance > 0.0 and ss[s, SUSPENDED] == 0.0 and eq > 0.0:
-                    pos = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
-                    if abs(pos * ss[s, LAST_CLOSE] / eq - x) > rebalance * abs(x):
-                        ss[s, PENDING] = x
-                        ss[s, KIND] = REBALANCE
+                    s = syms_of[a, k]
+                    need = need or ss[s, PENDING] == ss[s, PENDING]
+                    db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+                    owes = owes or db > 0.0
+                    o = mark_open[s, i]  # NaN exactly where the symbol has no bar
+                    p = o if o == o else ss[s, LAST_CLOSE]
+                    x = p
+                    if o == o:
+                        x = mark_low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else mark_high[s, i]
+                    assets += sb[s, HELD] * p
+                    debt += db * p
+                    assets_x += sb[s, HELD] * x
+                    debt_x += db * x
+                if owes and not need:
+                    need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
+                liquidated = False
+                if need:
+                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
+                                             mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
+            _close(i, t, a, syms_of, m, sb, aq, close, fsv, venue, ss, sa, scr, out_acct, call_ml[a])
+            _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)
         for s in range(n_sym):
             out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
             out_sym[s, 1, i] = ss[s, PAID_SYM]

@@ -74,11 +74,6 @@ def parse_margin(spec, symbols, custom=None) -> dict:
     if len(cross) > 1:
         raise UserError(f"--margin {spec}: cross symbols share one account, so one cross profile "
                         f"(got {', '.join(sorted(cross))})")
-    cross_syms = [s for s, p in out.items() if not p.isolated]
-    if len(cross_syms) > 1 and out[cross_syms[0]].perp:
-        raise UserError(f"--margin {out[cross_syms[0]].name}: a cross account of several perpetual-futures symbols "
-                        f"({', '.join(cross_syms)}) is not supported yet; isolated perp accounts (usdm-isolated-<L>x) "
-                        "and one cross symbol are")
     return out
 
 
@@ -290,8 +285,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     finer bars}``), ``auto_repay`` and ``repay_on_flat`` work for every
     account holding one symbol; a cross account of several symbols refuses
     them (not modelled yet).  Perpetual-futures profiles (``usdm-*``) run
-    in isolated accounts or a cross account of one symbol (a cross account
-    of several perp symbols is refused); ``funding``: ``{symbol: file}``
+    in isolated accounts or one cross account (of one symbol, or several:
+    the venue's joint rules, docs/model-choices.md); ``funding``: ``{symbol: file}``
     (default the bundled file beside bundled perp data), ``funding_rate``
     and ``brackets`` as ``backtest.run``'s; ``fee`` defaults to each
     account's venue's.  Other arguments as ``backtest.run``.
@@ -537,10 +532,10 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         gross += np.abs(out_sym[k, 0] * last_close[k])
         j = acct_of_sym[sym]  # its price alone moves; the account's other symbols stay at their last close
         base_owed = exact[j][3] if j in exact else None  # auto-repay off: both loans may run at once
-        if accounts[j][1].perp:  # the mark price of the position's liquidation (perps.perp_columns)
-            frame[f"liquidation_price_{sym}"] = exact[("perp", j)]["liquidation_price"]
-            frame[f"liquidation_distance_{sym}"] = exact[("perp", j)]["distance"]
-            frame[f"funding_paid_{sym}"] = out_acct[j, 3]
+        if accounts[j][1].perp:  # the mark price of the position's liquidation (the venue's rules)
+            frame[f"liquidation_price_{sym}"] = exact[("perp", j)]["liquidation_price"][k]
+            frame[f"liquidation_distance_{sym}"] = exact[("perp", j)]["distance"][k]
+            frame[f"funding_paid_{sym}"] = out_sym[k, 1]
         else:
             frame[f"liquidation_price_{sym}"], frame[f"liquidation_distance_{sym}"] = liquidation_columns(
                 out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2],
@@ -624,12 +619,14 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         end=str(pd.Timestamp(int(seconds[-1]), unit="s", tz="UTC")),
     )
     if is_perp.any():  # perpetual-futures accounts: their funding and worst margin ratio at a close
+        summary["venue"] = "binance-usdm" if is_perp.all() else "binance-margin,binance-usdm"
         summary["funding_paid"] = float(funding[-1])
         summary["n_funding"] = int(sum(np.count_nonzero(exact[("perp", j)]["venue"].funding_out[0])
                                        for j in np.flatnonzero(is_perp)))
         summary["max_margin_ratio"] = float(max(np.max(exact[("perp", j)]["ratio"]) for j in np.flatnonzero(is_perp)))
-        for j in np.flatnonzero(is_perp):
-            summary[f"funding_paid_{accounts[j][2][0]}"] = float(out_acct[j, 3, -1])
+        for k, sym in enumerate(symbols):
+            if accounts[acct_of_sym[sym]][1].perp:
+                summary[f"funding_paid_{sym}"] = float(out_sym[k, 1, -1])
     if stats["n_cancelled"]:  # (a strategy's limit orders; other runs keep the keys they always had)
         summary["n_cancelled"] = int(stats["n_cancelled"])
     write_off = writeoffs.of_events(liqs, orders)
@@ -643,8 +640,15 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         summary[f"first_bar_{sym}"] = str(index[first])
         summary[f"missing_bars_{sym}"] = int(np.count_nonzero(~own[first:last + 1]))  # gaps on the run's grid
     bars = None
+    funding_df = None
+    if is_perp.any():  # every perp account's charges, in time order
+        parts = [perps.funding_table(e["times"], e["venue"], np.asarray(symbols)[e["symbols"]])
+                 for key, e in exact.items() if isinstance(key, tuple) and key[0] == "perp"]
+        funding_df = pd.concat(parts, ignore_index=True)
+        rank = funding_df["symbol"].map({sym: k for k, sym in enumerate(symbols)}).to_numpy()
+        funding_df = funding_df.iloc[np.lexsort((rank, funding_df["time"].to_numpy()))].reset_index(drop=True)
     return Result(equity=equity_df, trades=trades, orders=orders_df, liquidations=liq_df, margin_calls=calls_df,
-                  summary=summary, settings=settings, profile=accounts[0][1], bars=bars)
+                  summary=summary, settings=settings, profile=accounts[0][1], bars=bars, funding=funding_df)
 
 
 def _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs) -> dict:

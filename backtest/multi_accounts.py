@@ -13,12 +13,14 @@ numbers stand between its bars), and the records in the order the bars and
 then the accounts give (events renumbered).
 """
 import numpy as np
+import pandas as pd
 
 from . import kernel, kernel_multi
 from .detail import NO_DETAIL
 from .engine import loans_outlive_trades, simulate_arrays
 from .inputs import Rates, Settings
-from .perps import perp_columns, venue_inputs
+from .perps import cross_columns as cross_venue_columns
+from .perps import cross_venue_inputs, perp_columns, venue_inputs
 from .venues.plug import USDM
 from .records import LIQUIDATION, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
 from .strategy import Orders
@@ -61,7 +63,7 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     joint = [a for a in range(n_acct) if len(members[a]) > 1]
     if joint:
         parts.append(_run_joint(joint, members, seconds, (open_, high, low, close), targets, config, mark, out_acct,
-                                out_sym, int_b, int_q, stats))
+                                out_sym, int_b, int_q, stats, own_marks or {}, extra_rows))
     for a in range(n_acct):
         if len(members[a]) == 1:
             s = int(members[a][0])
@@ -72,11 +74,13 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     return out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, extra_rows
 
 
-def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats):
+def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats,
+               own_marks, extra_rows):
     """The cross accounts with several symbols, through ``kernel_multi`` on
     their symbols' rows (the run's own arrays and buffers when they hold
     every symbol: no copy of ``[S, n]`` arrays); its records with the run's
-    symbol and account numbers."""
+    symbol and account numbers.  A cross perp account (the only cross
+    account) takes its venue's inputs and gives its columns."""
     syms = np.concatenate([members[a] for a in joint])
     n_sym, n = targets.shape
     whole = len(joint) == len(members) and (syms == np.arange(n_sym)).all()
@@ -96,19 +100,31 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
         o_acct = np.empty((len(joint), len(kernel_multi.ACCOUNT_ROWS), n))
         o_sym = np.empty((len(syms), len(kernel_multi.SYMBOL_ROWS), n))
         i_b, i_q = np.zeros(len(syms)), np.zeros(len(joint))
+    perp = config.get("perp", {})
+    venue = None
+    if perp and all(int(k) in perp for k in syms):  # (a cross account is perp or spot as a whole)
+        venue, f_times, f_syms = cross_venue_inputs(perp, syms, seconds, ohlc[0], ohlc[3], own_marks,
+                                                    config["leverage"][joint[0]])
+        args = args[:14] + (np.zeros_like(rates),) + args[15:]  # no borrowing, no interest
     changes = int(np.count_nonzero(~np.isnan(args[5])))
     per_step = kernel_multi.ORDERS_PER_STEP
     sizes = [min(changes, n * len(syms)) + 64 * len(syms) * per_step, 64 * len(joint) * per_step, 64 + len(joint)]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
                                zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
-        complete, tot = kernel_multi.simulate_multi(*args, o_acct, o_sym, i_b, i_q, orders, liqs, calls)
+        complete, tot = kernel_multi.simulate_multi(*args, o_acct, o_sym, i_b, i_q, orders, liqs, calls, venue)
         st = dict(zip(kernel_multi.STATS, tot.tolist()))
         if complete:
             break
         sizes = [k * 4 for k in sizes]
     if not whole:
         out_acct[joint], out_sym[syms], int_b[syms], int_q[joint] = o_acct, o_sym, i_b, i_q
+    if venue is not None:
+        last_close = np.nan_to_num(pd.DataFrame(ohlc[3][syms].T).ffill().to_numpy().T, nan=0.0)
+        ratio, lp, dist = cross_venue_columns(venue, out_sym[syms, 0], out_acct[joint[0], 0], last_close)
+        extra_rows[("perp", joint[0])] = dict(venue=venue, times=f_times, symbols=f_syms, ratio=ratio,
+                                              liquidation_price=dict(zip(syms.tolist(), lp)),
+                                              distance=dict(zip(syms.tolist(), dist)))
     for k, v in st.items():
         stats[k] += v
     orders, liqs = orders[:int(st["n_orders"])], liqs[:int(st["n_liquidations"])]
@@ -155,8 +171,9 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
     equity, position, debt, owed, paid = buf[:kernel.N_OUT]
     if perp is not None:  # row 2 is the cross wallet outside the isolated position: its columns, then no debt
         cols = perp_columns(equity, position, debt, own[3], venue)
-        extra_rows[("perp", a)] = dict(venue=venue, times=f_times, ratio=spread(cols[0], 0.0),
-                                       liquidation_price=spread(cols[1], np.nan), distance=spread(cols[2], np.nan))
+        extra_rows[("perp", a)] = dict(venue=venue, times=f_times, symbols=np.full(len(f_times), s),
+                                       ratio=spread(cols[0], 0.0), liquidation_price={s: spread(cols[1], np.nan)},
+                                       distance={s: spread(cols[2], np.nan)})
         debt = np.zeros_like(debt)
     out_acct[a] = (spread(equity, cfg.capital), spread(debt, 0.0), spread(owed, 0.0), spread(paid, 0.0))
     out_sym[s] = (spread(position, 0.0), out_acct[a, 3])  # (unread: the trades of an account of one symbol take

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .inputs import Venue
+from .inputs import CrossVenue, Venue
 
 BUNDLED = re.compile(r"(?P<sym>[A-Z0-9]+)_PERP-(?P<tf>[0-9a-z]+)\.parquet")
 SPAN_SLACK = 3 * 86400  # a funding file may start or end this far inside the bars' span (a new listing's first settlement)
@@ -90,6 +90,57 @@ def venue_inputs(versions, seconds, mark_open, mark_close, funding_times, fundin
                  np.zeros((2, len(fb)))), t
 
 
+def cross_venue_inputs(perp, syms, seconds, open_, close, own_marks, leverage):
+    """A cross perp account of several symbols (rows ``syms`` of the run):
+    the kernel's ``inputs.CrossVenue`` (per symbol, in the order of
+    ``syms``, the bracket version in force at each grid time; every
+    symbol's funding charges on its own bars as ``venue_inputs`` places
+    them, in the order they are paid: bar, then symbol, then time), the
+    charges' times and their symbols (rows of the run)."""
+    n = len(seconds)
+    ver = np.empty((len(syms), n), np.int64)
+    rows, starts = [], [np.zeros(1, np.int64)]
+    n_ver = n_rows = 0  # the versions and tiers of the symbols before
+    charges = []
+    for k, s in enumerate(syms):
+        versions, times, rates = perp[s]
+        grid, _ = venue_inputs(versions, seconds, open_[s], close[s], times[:0], rates[:0])
+        ver[k] = n_ver + np.searchsorted(grid.table_from, np.arange(n), side="right") - 1
+        starts.append(grid.table_start[1:] + n_rows)
+        rows.append(grid.table_rows)
+        n_ver += len(grid.table_from)
+        n_rows += len(grid.table_rows)
+        bars = np.flatnonzero(~np.isnan(open_[s]))
+        m_open, m_close = (open_[s][bars], close[s][bars]) if s not in own_marks else (own_marks[s][0], own_marks[s][3])
+        own, t = venue_inputs(versions, seconds[bars], m_open, m_close, times, rates)
+        charges.append((bars[own.funding_bar], np.full(len(t), k), own.funding_mark, own.funding_rate, t))
+    fb, fk, fm, fr, ft = (np.concatenate([c[j] for c in charges]) for j in range(5))
+    order = np.lexsort((fk, fb))  # (stable: each symbol's in time order)
+    venue = CrossVenue(float(leverage), ver, np.concatenate(starts).astype(np.int64),
+                       np.ascontiguousarray(np.concatenate(rows), np.float64), fb[order].astype(np.int64),
+                       fk[order].astype(np.int64), np.ascontiguousarray(fm[order], np.float64),
+                       np.ascontiguousarray(fr[order], np.float64), np.zeros((2, len(order))))
+    return venue, ft[order], np.asarray(syms)[fk[order].astype(np.int64)]
+
+
+def cross_columns(venue, position, equity, close) -> tuple:
+    """A cross perp account's margin ratio, and per symbol (rows of
+    ``position`` and ``close``, the last closes) its liquidation price and
+    distance, by the venue's rules (``binance_usdm_cross.close_columns``)."""
+    from .venues.binance_usdm_cross import close_columns
+
+    ratio, lp = np.zeros(len(equity)), np.full(position.shape, np.nan)
+    close_columns(np.ascontiguousarray(position), np.ascontiguousarray(equity), np.ascontiguousarray(close),
+                  venue.ver, venue.table_start, venue.table_rows, ratio, lp)
+    return ratio, lp, _distance(position, close, lp)
+
+
+def _distance(position, close, lp):
+    """``close / LP − 1`` for a long, ``1 − close / LP`` for a short."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(position > 0, close / lp - 1.0, 1.0 - close / lp)
+
+
 def funding_rows(funding, funding_rate, symbol, seconds) -> tuple:
     """(times in seconds, rates) of the run's funding: a file (its symbol
     checked, its span against the bars'), a constant rate at 00, 08 and 16
@@ -132,11 +183,13 @@ def _iso(s):
 
 def funding_table(times, venue, symbol) -> pd.DataFrame:
     """``funding.csv``: every charge, with the position it was paid on
-    (positive payment = paid); charges on no position are left out."""
+    (positive payment = paid); charges on no position are left out.
+    ``symbol``: one name, or one per charge."""
     pos, pay = venue.funding_out
     held = pos != 0.0
     return pd.DataFrame({
-        "time": pd.to_datetime(np.asarray(times)[held], unit="s", utc=True), "symbol": symbol,
+        "time": pd.to_datetime(np.asarray(times)[held], unit="s", utc=True),
+        "symbol": symbol if np.ndim(symbol) == 0 else np.asarray(symbol)[held],
         "rate": venue.funding_rate[held], "mark_price": venue.funding_mark[held], "position": pos[held],
         "payment": pay[held]})
 
@@ -154,10 +207,7 @@ def perp_columns(equity, position, free, close, venue) -> tuple:
     mb = equity - free
     close_columns(np.ascontiguousarray(position), mb, mb - position * close, np.ascontiguousarray(close),
                   venue.table_from, venue.table_start, venue.table_rows, ratio, lp)
-    long_ = position > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dist = np.where(long_, close / lp - 1.0, 1.0 - close / lp)
-    return ratio, lp, dist
+    return ratio, lp, _distance(position, close, lp)
 
 
 def perp_summary(summary, venue, base, quote):

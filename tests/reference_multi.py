@@ -194,6 +194,8 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                     suspended[s] = True
                 if stop_on_liquidation:
                     stt["halted"] = True
+                    for s in syms:  # MC step 8: a stopped account trades no more, not even an order still
+                        pending[s] = None  # waiting for its symbol's next bar
             if stt["halted"] or i == n - 1:
                 continue
             for k, s in enumerate(syms):

@@ -2,7 +2,9 @@
 cross perp account holding one symbol) is the one-symbol run of its symbol
 with its share of the capital, bar for bar and record for record, funding
 and the mark-price liquidation included; spot and perp accounts mix in one
-run; a cross account of several perp symbols is refused with one line."""
+run; a cross account of several perp symbols runs the venue's joint rules
+(its differential test is test_differential_perps_cross.py) and refuses
+what a spot cross account of several symbols refuses."""
 from pathlib import Path
 
 import numpy as np
@@ -111,13 +113,64 @@ def test_bundled_perps_both_isolated_lose_only_their_margin():
         assert s[f"final_equity_{sym}"] == pytest.approx(5_000 - 1_500 - entry["fee"], abs=1e-9)
 
 
-def test_a_cross_account_of_several_perp_symbols_is_refused(capsys, tmp_path):
-    with pytest.raises(UserError, match="a cross account of several perpetual-futures symbols"):
-        run_multi([BTC, ETH], "hold", margin="usdm-cross-5x", start="2021-05-01", end="2021-05-10")
+def test_a_cross_account_of_two_perp_symbols_on_bundled_data(tmp_path):
+    """BTC and ETH at 3x each in one usdm-cross-10x account through the crash
+    of 2021-05-19: one joint liquidation on the marks, where the account's
+    margin balance meets the maintenance margin of both positions."""
+    out = tmp_path / "cross"
+    code = main(["run", "--data", str(BTC), "--data", str(ETH), "--margin", "usdm-cross-10x", "--strategy", "hold",
+                 "--param", "exposure=3", "--start", "2021-05-01", "--end", "2021-07-31", "--out", str(out)])
+    assert code == 0
+    res = backtest.Result.load(out)
+    s = res.summary
+    assert s["n_liquidations"] == 1 and s["venue"] == "binance-usdm"
+    liq = res.liquidations
+    assert list(liq["symbol"]) == ["BTCUSDT_PERP", "ETHUSDT_PERP"] and liq["event"].nunique() == 1
+    assert str(liq["time"].iloc[0])[:10] == "2021-05-19" and 0 < liq["theta"].iloc[0] < 1
+    assert liq["margin_level"].iloc[0] == pytest.approx(1.0, abs=1e-9)  # MB = MM at the trigger marks
+    fees = liq["fee"].iloc[0]
+    assert fees == pytest.approx(0.0125 * (liq["quantity"] * liq["trigger_price"]).sum(), rel=1e-12) or \
+        liq["equity_after"].iloc[0] == 0.0
+    funding = pd.read_csv(out / "funding.csv")
+    assert set(funding["symbol"]) == {"BTCUSDT_PERP", "ETHUSDT_PERP"}
+    assert s["funding_paid"] == pytest.approx(funding["payment"].sum(), rel=1e-12)
+    assert s["funding_paid"] == pytest.approx(s["funding_paid_BTCUSDT_PERP"] + s["funding_paid_ETHUSDT_PERP"])
+    assert res.trades["pnl"].sum() == pytest.approx(s["final_equity"] - 10_000, abs=1e-6)  # the books
+    eq = res.equity
+    before = eq.loc[: liq["time"].iloc[0]].iloc[-2]  # the close before: both positions still open
+    assert before["liquidation_price_BTCUSDT_PERP"] < before["close_BTCUSDT_PERP"]
+    assert 0 < before["margin_ratio_cross"] < 1
+
+
+def test_a_cross_perp_account_beside_an_isolated_one_is_its_own_run():
+    """Accounts never touch each other: a two-symbol cross perp account in a
+    run with an isolated third symbol equals the two symbols run alone with
+    the cross account's capital."""
+    b1, b2, b3 = random_bars(41, 300, drop=0.1), random_bars(42, 280, start=T0 + 20 * H), random_bars(43, 300)
+    targets = pd.DataFrame({"BTCUSDT": random_targets(44, b1.index) * 4, "ETHUSDT": random_targets(45, b2.index) * 4,
+                            "SOLUSDT": random_targets(46, b3.index) * 2})
+    funding = {"BTCUSDT": _funding(b1.index, 1), "ETHUSDT": _funding(b2.index, 2)}
+    mixed = run_multi({"BTCUSDT": b1, "ETHUSDT": b2, "SOLUSDT": b3}, targets, capital=30_000,
+                      margin="BTCUSDT=usdm-cross-10x,ETHUSDT=usdm-cross-10x,SOLUSDT=isolated-5x",
+                      allocation="cross=0.5,SOLUSDT=0.5", funding=funding, mark={"ETHUSDT": _mark(b2, 3)})
+    alone = run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, targets[["BTCUSDT", "ETHUSDT"]], capital=15_000,
+                      margin="usdm-cross-10x", funding=funding, mark={"ETHUSDT": _mark(b2, 3)})
+    grid = alone.equity.index
+    for col in ("equity_cross", "position_BTCUSDT", "position_ETHUSDT", "funding_paid_BTCUSDT",
+                "liquidation_price_ETHUSDT", "margin_ratio_cross"):
+        np.testing.assert_array_equal(mixed.equity.loc[grid, col].to_numpy(), alone.equity[col].to_numpy())
+    mine = mixed.orders[mixed.orders["symbol"] != "SOLUSDT"].reset_index(drop=True)
+    assert mine[["time", "symbol", "quantity", "price", "kind"]].equals(
+        alone.orders[["time", "symbol", "quantity", "price", "kind"]])
+
+
+def test_a_cross_perp_account_of_several_symbols_refuses_stops(capsys, tmp_path):
+    with pytest.raises(UserError, match="stop"):
+        run_multi([BTC, ETH], "hold", margin="usdm-cross-5x", start="2021-05-01", end="2021-05-10", stop_loss=0.05)
     code = main(["run", "--data", str(BTC), "--data", str(ETH), "--margin", "usdm-cross-5x", "--strategy", "hold",
-                 "--out", str(tmp_path / "x")])
+                 "--stop-loss", "0.05", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "not supported yet" in err[0]
+    assert code == 2 and len(err) == 1
 
 
 def test_funding_for_a_spot_symbol_is_refused():

@@ -22,8 +22,9 @@ from ..account import HB, HQ, IB, IQ, PB, PQ
 
 # ``fs`` slots of this venue, after the loop's own (intrabar.N_FS_LOOP)
 FREE = 21  # isolated mode: the cross wallet, outside the position's margin
-TAB_N = 22  # tiers in the table in force
-TAB0 = 23  # then floor, cap, mmr, cum, max leverage per tier
+OTHERS = 22  # cross mode with several symbols: the other positions' initial margin
+TAB_N = 23  # tiers in the table in force
+TAB0 = 24  # then floor, cap, mmr, cum, max leverage per tier
 MAX_TIERS = 24
 N_SLOTS = TAB0 + 5 * MAX_TIERS
 
@@ -196,12 +197,12 @@ def pay_funding(st, fs, mark, rate):
     (spec §5: longs pay a positive rate); returns the payment."""
     n, _ = _state(st, fs)
     pay = n * mark * rate
-    _set(st, n, st[HQ] - st[PQ] - pay)
+    set_state(st, n, st[HQ] - st[PQ] - pay)
     return pay
 
 
 @njit(cache=True, inline="always")
-def _set(st, n, c):
+def set_state(st, n, c):
     """The six numbers of position ``n`` and net quote ``c``; either below
     1e-12 is float residue, 0 (as on spot margin)."""
     n = 0.0 if abs(n) < DUST else n
@@ -239,7 +240,7 @@ def liquidate(st, fs, x, rate, isolated, rec):
     keep = max(0.0, mb - fee_full)
     fee = min(fee_full, max(mb, 0.0))
     bad = max(0.0, -mb)
-    _set(st, 0.0, free + keep)
+    set_state(st, 0.0, free + keep)
     if isolated:
         fs[FREE] = _dust(free + keep)
     rec.fee = fee
@@ -267,9 +268,10 @@ def _close_part(n, c, free, side, r, f, fee, isolated, entry, c_pos):
 @njit(cache=True, inline="always")
 def _open_cap(n, c, free, o, f, fee, leverage, isolated, fs):
     """Units that may be opened at ``f`` (marked at ``o``): the available
-    money over a unit's initial margin and fee, and the bracket's largest
-    notional at ``leverage``."""
-    avail = free if isolated else n * o + c - abs(n) * o / leverage
+    money (cross: less the initial margin of the account's other symbols)
+    over a unit's initial margin and fee, and the bracket's largest notional
+    at ``leverage``."""
+    avail = free if isolated else n * o + c - abs(n) * o / leverage - fs[OTHERS]
     k = f * (1.0 / leverage + fee)  # what a unit opened takes: its initial margin and fee
     return min(max(avail, 0.0) / k, max(max_notional(fs, leverage) / o - abs(n), 0.0))
 
@@ -302,7 +304,7 @@ def _open_part(n, c, free, side, u, f, fee, leverage, isolated):
 def _store(st, fs, n, c, free, isolated):
     if isolated:
         fs[FREE] = _dust(free if n != 0.0 else c)  # flat: every wallet is the cross one
-    _set(st, n, c)
+    set_state(st, n, c)
 
 
 @njit(cache=True)

@@ -1,0 +1,168 @@
+"""Binance USDⓈ-M perpetual futures, a cross account holding several symbols:
+the venue's joint rules as compiled functions (docs/model-choices.md
+"A cross perp account holding several symbols").
+
+The several-symbol loop keeps the account as it keeps a spot cross account:
+each symbol's position ``N_s`` in ``sb[s, 0]`` and the account's net quote
+``K = WC − Σ N_s·EP_s`` in ``aq[a, 0]``, so the equity, which is the margin
+balance, is ``K + Σ N_s·P_s``.  Each symbol's bracket table in force is in
+its row of ``fsv`` (``binance_usdm``'s slots), so a symbol's own rules are
+``binance_usdm``'s on that row.
+"""
+import numpy as np
+from numba import njit
+
+from . import binance_usdm as usdm
+
+DUST = usdm.DUST
+
+
+@njit(cache=True)
+def balance(sb, k_net, syms, a, m, fsv, px, row):
+    """(margin balance, maintenance margin) of the account at prices ``px[row, :m]``."""
+    mb = k_net
+    mm = 0.0
+    for k in range(m):
+        s = syms[a, k]
+        n = sb[s, 0]
+        if n != 0.0:
+            p = px[row, k]
+            mb += n * p
+            mm += usdm.maintenance(fsv[s], abs(n) * p)
+    return mb, mm
+
+
+@njit(cache=True, inline="always")
+def _tier(fs, notional):
+    """The index of the tier holding ``notional`` (the top one beyond its cap)."""
+    n = int(fs[usdm.TAB_N])
+    for j in range(n):
+        if notional < fs[usdm.TAB0 + 5 * j + 1]:
+            return j
+    return n - 1
+
+
+@njit(cache=True)
+def _piece(sb, syms, a, m, fsv, px, o_row, x_row, theta):
+    """On the piece of the joint path starting at ``theta`` (every symbol in
+    the tier it enters): d(MB − MM)/dθ and the θ of the next tier change
+    (> theta; +inf for none)."""
+    slope = 0.0
+    nxt = np.inf
+    for k in range(m):
+        s = syms[a, k]
+        n = sb[s, 0]
+        d = px[x_row, k] - px[o_row, k]
+        if n == 0.0 or d == 0.0:
+            continue
+        q = abs(n)
+        fs = fsv[s]
+        x = q * (px[o_row, k] + theta * d)
+        j = _tier(fs, x)
+        b = usdm.TAB0 + 5 * j
+        if d < 0.0 and j > 0 and x <= fs[b]:  # at a floor, falling: the tier below
+            j -= 1
+            b -= 5
+        slope += d * (n - q * fs[b + 2])
+        if d > 0.0 and j < int(fs[usdm.TAB_N]) - 1:
+            nxt = min(nxt, (fs[b + 1] / q - px[o_row, k]) / d)
+        elif d < 0.0 and j > 0:
+            nxt = min(nxt, (fs[b] / q - px[o_row, k]) / d)
+    return slope, max(nxt, theta)
+
+
+@njit(cache=True)
+def joint_theta(sb, k_net, syms, a, m, fsv, px, o_row, x_row, scratch_row):
+    """The smallest θ in [0, 1] where ``MB ≤ MM`` on the joint path
+    ``P_s(θ) = O_s + θ·(X_s − O_s)`` (rows ``o_row``, ``x_row`` of ``px``),
+    or −1 when the path does not reach it.  ``MB − MM`` falls along the
+    path (every adverse move lowers MB by more than it lowers MM), linearly
+    between tier changes: the root is found piece by piece, exactly."""
+    mb, mm = balance(sb, k_net, syms, a, m, fsv, px, o_row)
+    if mm <= 0.0:
+        return -1.0
+    if mb <= mm:
+        return 0.0
+    mb1, mm1 = balance(sb, k_net, syms, a, m, fsv, px, x_row)
+    if mb1 > mm1:
+        return -1.0
+    theta, f = 0.0, mb - mm
+    for _ in range(4 * usdm.MAX_TIERS * m + 4):
+        slope, nxt = _piece(sb, syms, a, m, fsv, px, o_row, x_row, theta)
+        end = min(nxt, 1.0)
+        if slope < 0.0 and f + slope * (end - theta) <= 0.0:
+            return min(max(theta - f / slope, theta), end)
+        if end >= 1.0:
+            return 1.0
+        theta = end
+        for k in range(m):  # MB − MM exactly at the tier change
+            px[scratch_row, k] = px[o_row, k] + theta * (px[x_row, k] - px[o_row, k])
+        mb, mm = balance(sb, k_net, syms, a, m, fsv, px, scratch_row)
+        f = mb - mm
+        if f <= 0.0:
+            return theta
+    return 1.0
+
+
+@njit(cache=True)
+def liquidate_all(sb, aq, a, syms, m, fsv, px, row, rate, rec, qty, side):
+    """Close every position of the account at the trigger marks ``px[row]``
+    (no slippage, no trading fee): the clearance fee ``rate·Σ|N|·X`` and the
+    loss come out of the cross wallet, never beyond it.  Fills ``rec`` and
+    per symbol ``side[k]``, ``qty[k]``; returns (fee taken, bad debt)."""
+    mb, mm = balance(sb, aq[a, 0], syms, a, m, fsv, px, row)
+    notional = 0.0
+    for k in range(m):
+        s = syms[a, k]
+        n = sb[s, 0]
+        notional += abs(n) * px[row, k]
+        side[k] = -1 if n > 0.0 else (1 if n < 0.0 else 0)
+        qty[k] = abs(n)
+        sb[s, 0] = 0.0
+    fee_full = rate * notional
+    keep = max(0.0, mb - fee_full)
+    aq[a, 0] = keep if keep >= DUST else 0.0
+    fee = min(fee_full, max(mb, 0.0))
+    bad = max(0.0, -mb)
+    rec.margin_level = mb / mm if mm > 0.0 else np.inf
+    rec.equity_before = mb
+    rec.equity_after = aq[a, 0]
+    rec.fee = fee
+    rec.bad_debt = bad
+    rec.trigger_price = np.nan  # per symbol: in the fills
+    rec.fill_price = np.nan
+    rec.quantity = np.nan
+    return fee, bad
+
+
+@njit(cache=True)
+def close_columns(position, equity, close, ver, table_start, table_rows, ratio, lp):
+    """Per bar at the closes: the account's margin ratio MM / MB (0 flat,
+    +inf at MB ≤ 0) into ``ratio``, and per symbol the mark price where MB
+    = MM with the other symbols held at their closes (spec §4.2 with TMM1
+    and UPNL1; NaN flat or unreachable) into ``lp[k]``.  ``position``,
+    ``close`` (last closes where a symbol has no bar), ``ver`` (the bracket
+    version of each symbol in force): ``[m, n]``."""
+    m, n = position.shape
+    fsv = np.zeros((m, usdm.N_SLOTS))
+    loaded = np.full(m, -1)
+    mmk = np.zeros(m)
+    for j in range(n):
+        mm = 0.0
+        for k in range(m):
+            v = ver[k, j]
+            if v != loaded[k]:
+                loaded[k] = v
+                usdm.load_table(fsv[k], table_rows, table_start[v], table_start[v + 1])
+            q = position[k, j]
+            mmk[k] = usdm.maintenance(fsv[k], abs(q) * close[k, j]) if q != 0.0 else 0.0
+            mm += mmk[k]
+        mb = equity[j]
+        ratio[j] = 0.0 if mm == 0.0 else (mm / mb if mb != 0.0 else np.inf)
+        for k in range(m):
+            q = position[k, j]
+            if q == 0.0:
+                lp[k, j] = np.nan
+                continue
+            p, s = usdm.liquidation_price_of(q, mb - q * close[k, j] - (mm - mmk[k]), fsv[k], 1.0)
+            lp[k, j] = p if s != 0 else np.nan

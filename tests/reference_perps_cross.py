@@ -1,0 +1,424 @@
+"""Independent reference model of a Binance USDⓈ-M **cross** perp account holding several symbols.
+
+Written from ``docs/perps-model.md`` (the exchange spec, cited "spec §x") and ``docs/model-choices.md``
+(cited "MC"): its section "Several symbols" (union grid, bars a symbol lacks, last closes, per-symbol
+decisions and pending orders, suspension, stop-on-liquidation) and its section "Perpetual futures",
+subsection "A cross perp account holding several symbols" (cited "MC cross-perp"), plus the one-symbol
+rules that subsection refers to.  The engine under ``backtest/`` was not read.  Plain Python floats, one
+grid bar at a time, one step at a time.
+
+The one-symbol helpers (bracket versions, tiers, MM, bracket notional) come from ``reference_perps``,
+which is written from the same docs.
+"""
+
+from __future__ import annotations
+
+import math
+
+from reference_perps import bracket_version, maintenance, max_notional, tier_of
+
+INF = math.inf
+NAN = math.nan
+MARGIN_CALL_H = 1.25  # MC "Perpetual futures" State: margin call at h <= 1.25 (margin ratio 80 %)
+NOISE = 1e-9          # MC "Market order to target x": relative float noise
+DUST = 1e-12          # MC "Perpetual futures": a wallet or position below 1e-12 is 0
+
+
+# ------------------------------------------------------------------ account
+class CrossBook:
+    """MC cross-perp *State*: the cross wallet WC, per symbol N_s (signed base) and EP_s."""
+
+    def __init__(self, capital, nsym):
+        self.wc = float(capital)
+        self.n = [0.0] * nsym
+        self.ep = [0.0] * nsym
+
+    def flat(self):
+        return all(q == 0.0 for q in self.n)
+
+    def mb(self, prices):
+        """Spec §1 / MC: equity = margin balance MB = WC + Σ N_s·(P_s − EP_s)."""
+        return self.wc + sum(q * (p - e) for q, p, e in zip(self.n, prices, self.ep) if q != 0.0)
+
+    def mm(self, tiers, prices):
+        """Spec §3 / MC: MM = Σ_s MM_s(|N_s|·P_s), each on its own bracket table (the version at t_i)."""
+        return sum(maintenance(tiers[s], abs(q) * prices[s]) for s, q in enumerate(self.n) if q != 0.0)
+
+    def health(self, tiers, prices):
+        """MC: h = MB/MM; +inf when flat."""
+        if self.flat():
+            return INF
+        return self.mb(prices) / self.mm(tiers, prices)
+
+    def dust(self):
+        """MC "Perpetual futures": after every fill, liquidation and funding charge a wallet or a position
+        below 1e-12 is 0 (float residue)."""
+        if abs(self.wc) < DUST:
+            self.wc = 0.0
+        for s, q in enumerate(self.n):
+            if abs(q) < DUST:
+                self.n[s] = 0.0
+
+    def reduce(self, s, r, f):
+        """Spec §1: close r units of symbol s at f; realised r·(F − EP)·sign(N) goes into WC; EP is kept."""
+        q = self.n[s]
+        side = 1.0 if q > 0.0 else -1.0
+        self.wc += r * (f - self.ep[s]) * side
+        if r >= abs(q):
+            self.n[s], self.ep[s] = 0.0, 0.0
+        else:
+            self.n[s] = q - side * r
+
+    def add(self, s, u, f, side):
+        """Spec §1: open u units at f on ``side``; EP is the quantity-weighted average."""
+        a = abs(self.n[s])
+        self.ep[s] = f if a == 0.0 else (self.ep[s] * a + f * u) / (a + u)
+        self.n[s] += side * u
+
+
+# ------------------------------------------------------------- static helpers
+def cross_margin_ratio(wallet, positions, entries, marks, tiers):
+    """MC cross-perp outputs / spec §1: margin ratio MM/MB at the given marks (0 when flat)."""
+    book = CrossBook(wallet, len(positions))
+    book.n, book.ep = [float(q) for q in positions], [float(e) for e in entries]
+    if book.flat():
+        return 0.0
+    h = book.health(tiers, marks)
+    return 1.0 / h if h != 0.0 else INF
+
+
+def cross_liquidation_price(s, wallet, positions, entries, marks, tiers):
+    """Spec §4.2 (cross, one-way): the mark of symbol ``s`` where MB = MM with every other position held at
+    its mark in ``marks`` (TMM1 = their MM, UPNL1 = their uPnL), the bracket taken at the liquidation
+    notional: for each tier LP = (WB − TMM1 + UPNL1 + cum − N·EP)/(|N|·mmr − N), the one with
+    floor <= |N|·LP < cap (top tier open above) and LP > 0 (MC "Liquidation price"); none: NaN.
+    NaN when symbol s is flat."""
+    q = float(positions[s])
+    if q == 0.0:
+        return NAN
+    tmm1 = sum(maintenance(tiers[j], abs(positions[j]) * marks[j])
+               for j in range(len(positions)) if j != s and positions[j] != 0.0)
+    upnl1 = sum(positions[j] * (marks[j] - entries[j])
+                for j in range(len(positions)) if j != s and positions[j] != 0.0)
+    c = wallet - tmm1 + upnl1 - q * entries[s]  # MB(P) − MM_others − N·P, constant in P
+    a = abs(q)
+    tab = tiers[s]
+    for j, (floor, cap, mmr, cum, maxlev) in enumerate(tab):
+        lp = (c + cum) / (a * mmr - q)
+        top = INF if j == len(tab) - 1 else cap
+        if lp > 0.0 and floor <= a * lp < top:
+            return lp
+    return NAN
+
+
+def joint_theta(book, tiers, start, extreme):
+    """MC cross-perp step (5): the smallest θ in [0, 1] with MB(θ) <= MM(θ) on the joint path
+    P_s(θ) = start_s + θ·(extreme_s − start_s); None when MB > MM along the whole path.
+
+    MB − MM is continuous and piecewise linear in θ (spec §3: MM(N) continuous, piecewise linear); its
+    pieces end where a symbol's notional |N_s|·P_s(θ) crosses one of its tier caps.  The root is found
+    exactly: f at every break, the first piece whose end has f <= 0, then the linear solve on that piece
+    with the tiers of the piece fixed (MC: MB − MM falls along the path, so the root is unique)."""
+    m = len(book.n)
+    delta = [extreme[s] - start[s] for s in range(m)]
+
+    def prices(th):
+        return [start[s] + th * delta[s] for s in range(m)]
+
+    def f(th):
+        p = prices(th)
+        return book.mb(p) - book.mm(tiers, p)
+
+    if f(0.0) <= 0.0:
+        return 0.0
+    if f(1.0) > 0.0:
+        return None
+    # the breaks of the pieces: θ where |N_s|·P_s(θ) hits a tier boundary (the top tier is open above)
+    breaks = {0.0, 1.0}
+    for s in range(m):
+        a = abs(book.n[s])
+        if a == 0.0 or delta[s] == 0.0:
+            continue
+        for (floor, cap, mmr, cum, maxlev) in tiers[s][:-1]:
+            th = (cap / a - start[s]) / delta[s]
+            if 0.0 < th < 1.0:
+                breaks.add(th)
+    pts = sorted(breaks)
+    lo = 0.0
+    for hi in pts[1:]:
+        if f(hi) <= 0.0:
+            break
+        lo = hi
+    # on [lo, hi] every symbol stays in one tier: f(θ) = C0 + G·θ exactly
+    mid = prices(0.5 * (lo + hi))
+    c0 = book.wc
+    g = 0.0
+    for s in range(m):
+        q = book.n[s]
+        if q == 0.0:
+            continue
+        mmr, cum = tier_of(tiers[s], abs(q) * mid[s])
+        c0 += q * (start[s] - book.ep[s]) - (abs(q) * start[s] * mmr - cum)
+        g += delta[s] * (q - abs(q) * mmr)
+    th = -c0 / g  # g < 0: each symbol's term falls (mmr < 1)
+    return min(max(th, lo), hi)
+
+
+# ---------------------------------------------------------------- simulation
+def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=0.0, clearance=0.0125,
+                         brackets, funding, marks=None, rebalance=0.0, stop_on_liquidation=False):
+    """One cross perp account holding every symbol, on the union grid ``ts`` (int seconds, increasing).
+
+    ``bars[s]`` = (open, high, low, close) lists on the grid, all NaN where symbol s has no bar;
+    ``targets[s]`` per-grid-bar target exposures (NaN = hold); ``brackets[s]`` the one-symbol versioned
+    tables; ``funding[s]`` rows (T_seconds, rate); ``marks`` None or per symbol None or (mo, mh, ml, mc)
+    lists on the grid (a NaN where the symbol has a traded bar: the mark lacks it, the traded bar is used).
+
+    Returns a dict: per-grid-bar 'equity', 'funding_paid', 'margin_ratio'; per symbol per bar 'position',
+    'funding_paid_sym', 'liquidation_price'; events 'orders', 'liquidations', 'fundings', 'margin_calls';
+    totals 'final_equity', 'fees_paid', 'liquidation_fees', 'bad_debt'."""
+    n = len(ts)
+    S = len(bars)
+    L = float(leverage)
+    ts = [int(t) for t in ts]
+    opens = [[float(v) for v in bars[s][0]] for s in range(S)]
+    highs = [[float(v) for v in bars[s][1]] for s in range(S)]
+    lows = [[float(v) for v in bars[s][2]] for s in range(S)]
+    closes = [[float(v) for v in bars[s][3]] for s in range(S)]
+    marks = marks if marks is not None else [None] * S
+    # MC "Several symbols" Bars: a symbol has a bar only where its own data has one
+    has = [[not math.isnan(opens[s][i]) for i in range(n)] for s in range(S)]
+    own = [[i for i in range(n) if has[s][i]] for s in range(S)]  # each symbol's own bars (grid indices)
+
+    def mark_bar(s, i):
+        """MC "Mark prices": symbol s's mark bar at grid bar i (where it has a traded bar), or the traded bar
+        where the mark lacks it (any NaN)."""
+        traded = (opens[s][i], highs[s][i], lows[s][i], closes[s][i])
+        mk = marks[s]
+        if mk is None:
+            return traded
+        m = tuple(float(mk[k][i]) for k in range(4))
+        return traded if any(math.isnan(v) for v in m) else m
+
+    # MC cross-perp (3) / one-symbol step 3: funding times rounded to the second, paid in time order
+    rows = [sorted((int(round(T)), float(r)) for T, r in funding[s]) for s in range(S)]
+    fptr = [0] * S
+
+    book = CrossBook(capital, S)
+    out = {"equity": [], "funding_paid": [], "margin_ratio": [],
+           "position": [[] for _ in range(S)], "funding_paid_sym": [[] for _ in range(S)],
+           "liquidation_price": [[] for _ in range(S)]}
+    orders, liquidations, fundings, margin_calls = [], [], [], []
+    tot = {"fees_paid": 0.0, "liquidation_fees": 0.0, "bad_debt": 0.0, "funding": 0.0}
+    fund_sym = [0.0] * S
+
+    last_close = [0.0] * S       # MC "Several symbols": before its first bar a symbol's price is 0
+    pending = [None] * S         # (target, kind), waits for the symbol's next bar
+    last_target = [None] * S
+    suspended = [False] * S
+    halted = False               # stop_on_liquidation: the account stops
+    prev_close_h = INF           # flat counts as above the margin-call level
+
+    def liquidate(i, trig, tiers):
+        """MC cross-perp *Liquidation* at trigger marks ``trig`` (no slippage, no trading fee): every
+        position closes at its trigger; clearance fee f = rate·Σ|N_s|·X_s; WC = max(0, MB(X) − f)."""
+        mb = book.mb(trig)
+        h = mb / book.mm(tiers, trig)
+        f = clearance * sum(abs(q) * trig[s] for s, q in enumerate(book.n))
+        taken = min(f, max(mb, 0.0))
+        bad = max(0.0, -mb)
+        fills = []
+        for s, q in enumerate(book.n):
+            if q != 0.0:
+                fills.append({"bar": i, "symbol": s, "side": -1 if q > 0.0 else 1, "quantity": abs(q),
+                              "price": trig[s], "fee": 0.0, "capped": False, "kind": "liquidation"})
+                book.n[s], book.ep[s] = 0.0, 0.0
+        book.wc = max(0.0, mb - f)
+        book.dust()
+        tot["liquidation_fees"] += taken
+        tot["bad_debt"] += bad
+        liquidations.append({"bar": i, "margin_level": h, "equity_before": mb, "equity_after": book.wc,
+                             "fee": taken, "bad_debt": bad, "trigger_prices": list(trig)})
+        orders.extend(fills)  # one fill per symbol with a position, fee 0: the event carries it
+
+    def execute(i, s, x, kind, cur, tiers):
+        """MC cross-perp *Market order* on symbol s to target x at its traded open cur[s]: the one-symbol
+        rule ("Perpetual futures", Market order to target x) with the account's equity E."""
+        o = cur[s]
+        e = book.mb(cur)  # every symbol at its current traded price, after earlier symbols' orders
+        if e <= 0.0:
+            return  # MC "Market order to target x": E <= 0, nothing trades
+        target = x * e / o
+        n0 = book.n[s]
+        delta = target - n0
+        if abs(delta) <= NOISE * max(abs(target), abs(n0)):
+            return  # the one-symbol noise rule: already at the target
+        side = 1 if delta > 0.0 else -1
+        fp = o * (1.0 + side * slippage)
+        close_q = min(abs(delta), abs(n0)) if n0 * side < 0.0 else 0.0
+        open_q = abs(delta) - close_q
+        if close_q > 0.0:  # closing part first; a flip's close costs its fee and slippage
+            book.reduce(s, close_q, fp)
+            book.wc -= close_q * fp * fee
+        u, capped = 0.0, False
+        if open_q > 0.0:
+            # A = E − Σ_j |N_j|·P_j/L over every symbol after the closing part (current traded prices)
+            avail = book.mb(cur) - sum(abs(book.n[j]) * cur[j] for j in range(S) if book.n[j] != 0.0) / L
+            k = fp * (1.0 / L + fee)
+            cut_money = avail / k if avail > 0.0 else 0.0
+            # spec §2: |N*|·O at most the bracket's largest notional at leverage L
+            cut_bracket = max(0.0, max_notional(tiers[s], L) / o - abs(book.n[s]))
+            cut = min(cut_money, cut_bracket)
+            capped = cut < open_q * (1.0 - NOISE)
+            u = min(open_q, cut)
+            if u <= NOISE * max(abs(target), abs(n0)):
+                u = 0.0  # an opening part of float-noise size is no fill
+            if u > 0.0:
+                book.add(s, u, fp, side)
+                book.wc -= u * fp * fee
+        book.dust()
+        q = close_q + u
+        if q <= 0.0:
+            return  # cut to nothing: no fill, no record
+        tot["fees_paid"] += q * fp * fee
+        orders.append({"bar": i, "symbol": s, "side": side, "quantity": q, "price": fp, "fee": q * fp * fee,
+                       "capped": capped, "kind": kind})
+
+    def funding_window_end(s, k):
+        """One-symbol step 3 on the symbol's own bars: own bar k pays t <= T < t_next; its last own bar
+        T < t + (t − previous own bar time); a symbol with a single bar pays nothing."""
+        idx = own[s]
+        t = ts[idx[k]]
+        if k + 1 < len(idx):
+            return ts[idx[k + 1]]
+        return t + (t - ts[idx[k - 1]]) if k > 0 else t
+
+    def funding_mark(s, k, T):
+        """MC step 3 (as reference_perps.funding_mark) on the symbol's own bars: the mark open of its bar
+        opening at T, else the mark close of its own bar before (the last close before T); its first bar:
+        that bar's open."""
+        idx = own[s]
+        if ts[idx[k]] == T:
+            return mark_bar(s, idx[k])[0]
+        return mark_bar(s, idx[k - 1])[3] if k > 0 else mark_bar(s, idx[k])[0]
+
+    own_pos = [0] * S  # index into own[s] of the symbol's current own bar
+
+    for i in range(n):
+        t = ts[i]
+        # MC cross-perp State: each symbol's bracket version in force at the grid time t_i
+        tiers = [bracket_version(brackets[s], t) for s in range(S)]
+        # current traded prices (open; last close without a bar) and current marks / adverse extremes
+        cur = [opens[s][i] if has[s][i] else last_close[s] for s in range(S)]
+        cls = [closes[s][i] if has[s][i] else last_close[s] for s in range(S)]
+        mbar = [mark_bar(s, i) if has[s][i] else (last_close[s],) * 4 for s in range(S)]
+        m_open = [mbar[s][0] for s in range(S)]
+
+        # (1) gap liquidation when h <= 1 at the current marks, every position closed at those marks
+        if not book.flat() and book.health(tiers, m_open) <= 1.0:
+            liquidate(i, m_open, tiers)
+            liquidations[-1].update(theta=0.0, gap=True)
+            # MC "Several symbols" step 2 / one-symbol step 2: a new target still executes (not suspended),
+            # a rebalance is dropped; with stop-on-liquidation nothing follows
+            for s in range(S):
+                if stop_on_liquidation or pending[s] is None or pending[s][1] == "rebalance":
+                    pending[s] = None
+                    suspended[s] = True
+            if stop_on_liquidation:
+                halted = True
+        if halted:
+            pending = [None] * S
+
+        # (2) pending orders in symbol order, each symbol that has a bar, at its traded open
+        for s in range(S):
+            if has[s][i] and pending[s] is not None:
+                x, kind = pending[s]
+                pending[s] = None
+                execute(i, s, x, kind, cur, tiers)
+
+        # (3) funding, symbol by symbol, each symbol's charges in time order, on its own bars
+        for s in range(S):
+            if not has[s][i]:
+                continue
+            k = own_pos[s]
+            end = funding_window_end(s, k)
+            r = rows[s]
+            while fptr[s] < len(r) and r[fptr[s]][0] < t:
+                fptr[s] += 1  # before the symbol's first bar: never paid
+            while fptr[s] < len(r) and r[fptr[s]][0] < end:
+                T, rate = r[fptr[s]]
+                fptr[s] += 1
+                q = book.n[s]
+                if q == 0.0:
+                    continue
+                p = funding_mark(s, k, T)
+                pay = q * p * rate  # spec §5: ΔWB = −q·P_mark(T)·rate (longs pay a positive rate)
+                book.wc -= pay
+                book.dust()
+                tot["funding"] += pay
+                fund_sym[s] += pay
+                fundings.append({"time": T, "bar": i, "symbol": s, "rate": rate, "mark_price": p,
+                                 "position": q, "payment": pay})
+            own_pos[s] = k + 1
+
+        # adverse mark extremes: Ml long, Mh short; flat or no bar: the current mark
+        ext = [mbar[s][2] if book.n[s] > 0.0 else (mbar[s][1] if book.n[s] < 0.0 else m_open[s])
+               for s in range(S)]
+
+        # (4) margin call: h at every adverse extreme at once, state after (3), before (5)
+        h_x = book.health(tiers, ext)
+        if h_x <= MARGIN_CALL_H and prev_close_h > MARGIN_CALL_H:
+            margin_calls.append({"bar": i, "margin_level": h_x})
+
+        # (5) intrabar liquidation on the joint path of the marks
+        if not book.flat():
+            th = joint_theta(book, tiers, m_open, ext)
+            if th is not None:
+                trig = [m_open[s] + th * (ext[s] - m_open[s]) for s in range(S)]
+                liquidate(i, trig, tiers)
+                liquidations[-1].update(theta=th, gap=False)
+                # MC "Several symbols" step 8: a liquidation suspends rebalancing of all symbols until each
+                # one's target changes; a rebalance still waiting (symbol without a bar) is dropped
+                for s in range(S):
+                    suspended[s] = True
+                    if pending[s] is not None and pending[s][1] == "rebalance":
+                        pending[s] = None
+                if stop_on_liquidation:
+                    halted = True
+                    pending = [None] * S
+
+        # (6) close at the traded closes (last closes for symbols without a bar)
+        for s in range(S):
+            if has[s][i]:
+                last_close[s] = closes[s][i]
+        eq = book.mb(cls)
+        h_c = book.health(tiers, cls)
+        out["equity"].append(eq)
+        out["funding_paid"].append(tot["funding"])
+        out["margin_ratio"].append(0.0 if book.flat() else (1.0 / h_c if h_c != 0.0 else INF))
+        for s in range(S):
+            out["position"][s].append(book.n[s])
+            out["funding_paid_sym"][s].append(fund_sym[s])
+            # MC cross-perp Outputs: the mark of s where MB = MM, the others at their closes
+            out["liquidation_price"][s].append(cross_liquidation_price(s, book.wc, book.n, book.ep, cls, tiers))
+        prev_close_h = h_c
+
+        # (8) decisions, per symbol (the last bar's decision is never executed)
+        if halted or i == n - 1:
+            continue
+        for s in range(S):
+            x = float(targets[s][i])
+            if math.isnan(x):
+                continue
+            if last_target[s] is None or x != last_target[s]:
+                pending[s] = (x, "signal")  # replaces a target still waiting for the symbol's bar
+                last_target[s] = x
+                suspended[s] = False
+            elif rebalance > 0.0 and not suspended[s]:
+                if eq > 0.0 and abs(book.n[s] * cls[s] / eq - x) > rebalance * abs(x):
+                    pending[s] = (x, "rebalance")
+
+    out.update(orders=orders, liquidations=liquidations, fundings=fundings, margin_calls=margin_calls,
+               final_equity=out["equity"][-1] if n else float(capital),
+               fees_paid=tot["fees_paid"], liquidation_fees=tot["liquidation_fees"], bad_debt=tot["bad_debt"])
+    return out

@@ -1,0 +1,210 @@
+"""Differential test of a cross perp account holding several symbols: the
+compiled loop (``backtest.run_multi`` with one ``usdm-cross-<L>x`` profile
+for BTCUSDT and ETHUSDT) against the plain-Python reference
+``tests/reference_perps_cross.py`` (written blind from docs/perps-model.md
+and docs/model-choices.md, never from the engine) on random two-symbol runs.
+
+Each example: hourly random walks with jumps and opening gaps, each symbol
+lacking some bars (the second may start later), mark series that stray from
+the traded ones and lack some bars, random targets per symbol up to beyond
+the leverage (caps by the other symbol's margin and by the bracket), flips;
+funding rows per symbol on and between bar opens (or a constant rate); a
+capital from 1,000 to 200 M so that positions cross the bracket tiers;
+runs that straddle a bracket-table change of both symbols (2025-06-19).
+Per bar the equity, positions, funding (per symbol), margin ratio and each
+symbol's liquidation price must agree to 1e-9 (relative, absolute floor
+1e-6 of the capital), and so must the orders, liquidations, funding
+charges and margin calls.
+
+``MARGINBT_EXAMPLES`` sets the number of examples (default 2000).
+"""
+import math
+import os
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import backtest  # no importorskip: an engine that does not import fails this module, it does not skip
+from backtest.venues.brackets import date_seconds
+from backtest.venues.brackets_data import TABLES
+from reference_perps_cross import simulate_perps_cross
+from test_differential_perps import close  # (1e-9 relative, an absolute floor of the scale)
+
+SWITCH = date_seconds("2025-06-19")  # a bracket version of both symbols starts here
+SYMS = ("BTCUSDT", "ETHUSDT")
+VERSIONS = [[(date_seconds(d), [tuple(float(x) for x in t) for t in tiers]) for d, tiers in TABLES[s]]
+            for s in SYMS]
+
+
+def _walk(rng, n, p, vol, jump_p, gap_p, mark_noise):
+    o, h, lo, c, mo, mh, ml, mc = ([] for _ in range(8))
+    for _ in range(n):
+        op = p * (math.exp(rng.normal(0, 4 * vol)) if rng.random() < gap_p else 1.0)
+        r = rng.normal(0, vol) + (rng.normal(0, 6 * vol) if rng.random() < jump_p else 0.0)
+        cl = op * math.exp(r)
+        o.append(op), c.append(cl)
+        h.append(max(op, cl) * math.exp(abs(rng.normal(0, vol))))
+        lo.append(min(op, cl) * math.exp(-abs(rng.normal(0, vol))))
+        k = [x * math.exp(rng.normal(0, mark_noise)) for x in (op, cl)]
+        mo.append(k[0]), mc.append(k[1])
+        mh.append(max(k) * math.exp(abs(rng.normal(0, vol))))
+        ml.append(min(k) * math.exp(-abs(rng.normal(0, vol))))
+        p = cl
+    return (o, h, lo, c), (mo, mh, ml, mc)
+
+
+def _targets(rng, n, change_p, pool):
+    out, last = [], 0.0
+    for _ in range(n):
+        if rng.random() < change_p:
+            last = pool[int(rng.integers(len(pool)))]
+            if last is None:
+                last = float(rng.uniform(-60, 60))
+            out.append(last)
+        else:
+            out.append(math.nan if rng.random() < 0.5 else last)
+    return out
+
+
+def build(sc):
+    rng = np.random.default_rng(sc["seed"])
+    n = sc["n"]
+    ts = SWITCH + sc["start_offset"] * 3600 + 3600 * np.arange(n, dtype=np.int64)
+    pool = (0.0, 1.0, -1.0, 3.0, -3.0, 10.0, -10.0, 30.0, -30.0, None, None)
+    syms = []
+    for k, p0 in enumerate((30_000.0, 2_000.0)):
+        ohlc, mark = _walk(rng, n, p0 * math.exp(rng.uniform(-0.5, 0.5)), sc["vol"], sc["jump_p"], sc["gap_p"],
+                           sc["mark_noise"])
+        has = rng.random(n) >= sc["missing_p"]
+        first = sc["late"] if k == 1 else 0
+        has[:first] = False
+        has[min(first, n - 1)] = True
+        lack = (rng.random(n) < sc["missing_p"]) & has
+        lack[np.argmax(has)] = False  # (the mark overlaps the data)
+        targets = _targets(rng, n, sc["change_p"], pool)
+        times = [int(ts[0]) - 3600] + [int(t) for t in ts if t % (8 * 3600) == 0]
+        times += [int(ts[i]) + 1800 for i in rng.choice(n, size=min(3, n), replace=False)]
+        times = sorted(set(times))
+        syms.append(dict(ohlc=ohlc, mark=mark, has=has, lack=lack, targets=targets, f_times=times,
+                         f_rates=[float(rng.normal(0.0001, 0.002)) for _ in times]))
+    grid = syms[0]["has"] | syms[1]["has"]  # the union grid: times where a symbol has a bar
+    for s in syms:
+        for key in ("ohlc", "mark"):
+            s[key] = tuple(list(np.asarray(col)[grid]) for col in s[key])
+        s["has"], s["lack"], s["targets"] = s["has"][grid], s["lack"][grid], list(np.asarray(s["targets"])[grid])
+    return ts[grid], syms
+
+
+def frame(ts, cols, keep):
+    idx = pd.to_datetime(ts[keep], unit="s", utc=True)
+    return pd.DataFrame({"open": np.asarray(cols[0])[keep], "high": np.asarray(cols[1])[keep],
+                         "low": np.asarray(cols[2])[keep], "close": np.asarray(cols[3])[keep],
+                         "volume": np.ones(int(keep.sum()))}, index=pd.Index(idx, name="timestamp"))
+
+
+@st.composite
+def scenarios(draw):
+    n = draw(st.integers(2, 100))
+    return dict(
+        seed=draw(st.integers(0, 2**32 - 1)), n=n, start_offset=draw(st.integers(-60, 30)),
+        late=draw(st.sampled_from([0, 0, 1, 5])) if n > 5 else 0,
+        vol=draw(st.sampled_from([0.002, 0.01, 0.03])), jump_p=draw(st.sampled_from([0.0, 0.05, 0.2])),
+        gap_p=draw(st.sampled_from([0.0, 0.1, 0.3])), mark_noise=draw(st.sampled_from([0.0, 0.001, 0.01])),
+        missing_p=draw(st.sampled_from([0.0, 0.1, 0.3])), change_p=draw(st.sampled_from([0.1, 0.3, 0.8])),
+        leverage=draw(st.sampled_from([1, 2, 5, 10, 20, 50, 100])),
+        capital=draw(st.sampled_from([1_000.0, 10_000.0, 300_000.0, 5e6, 2e8])),
+        fee=draw(st.sampled_from([0.0, 0.0005, 0.002])), slippage=draw(st.sampled_from([0.0, 0.0005])),
+        rebalance=draw(st.sampled_from([0.0, 0.0, 0.05])), stop=draw(st.booleans()),
+        constant=draw(st.sampled_from([None, None, 0.0003])),
+    )
+
+
+def run_both(sc):
+    ts, syms = build(sc)
+    data = {name: frame(ts, s["ohlc"], s["has"]) for name, s in zip(SYMS, syms)}
+    marks = {name: frame(ts, s["mark"], s["has"] & ~s["lack"]) for name, s in zip(SYMS, syms)}
+    index = pd.Index(pd.to_datetime(ts, unit="s", utc=True), name="timestamp")
+    grid = pd.DataFrame({name: s["targets"] for name, s in zip(SYMS, syms)}, index=index)
+    if sc["constant"] is not None:
+        kw = dict(funding_rate=sc["constant"])
+        step = 8 * 3600
+        rows = [(t, sc["constant"]) for t in range(-(-int(ts[0]) // step) * step, int(ts[-1]) + step, step)]
+        ref_funding = [rows, rows]
+    else:
+        kw = dict(funding={name: pd.DataFrame({"timestamp": pd.to_datetime(s["f_times"], unit="s", utc=True),
+                                               "funding_rate": s["f_rates"]}) for name, s in zip(SYMS, syms)})
+        ref_funding = [list(zip(s["f_times"], s["f_rates"])) for s in syms]
+    res = backtest.run_multi(data, grid, margin=f"usdm-cross-{sc['leverage']}x", capital=sc["capital"],
+                             fee=sc["fee"], slippage=sc["slippage"], rebalance=sc["rebalance"],
+                             stop_on_liquidation=sc["stop"], mark=marks, **kw)
+    nan4 = (math.nan,) * 4
+    bars = [tuple([col[i] if s["has"][i] else math.nan for i in range(len(ts))] for col in s["ohlc"]) for s in syms]
+    ref_marks = [tuple([col[i] if s["has"][i] and not s["lack"][i] else math.nan for i in range(len(ts))]
+                       for col in s["mark"]) for s in syms]
+    assert nan4  # (a bar a symbol lacks is NaN in all four columns)
+    ref = simulate_perps_cross([int(t) for t in ts], bars, [s["targets"] for s in syms], capital=sc["capital"],
+                               leverage=sc["leverage"], fee=sc["fee"], slippage=sc["slippage"], clearance=0.0125,
+                               brackets=VERSIONS, funding=ref_funding, marks=ref_marks, rebalance=sc["rebalance"],
+                               stop_on_liquidation=sc["stop"])
+    return ts, syms, res, ref
+
+
+def compare(sc, ts, syms, res, ref):
+    scale = sc["capital"]
+    eq = res.equity
+    cols = [("equity", ref["equity"], 1.0), ("funding_paid", ref["funding_paid"], 1.0),
+            ("margin_ratio_cross", ref["margin_ratio"], None)]
+    for k, name in enumerate(SYMS):
+        cols += [(f"position_{name}", ref["position"][k], "pos"), (f"funding_paid_{name}", ref["funding_paid_sym"][k], 1.0),
+                 (f"liquidation_price_{name}", ref["liquidation_price"][k], "price")]
+    for col, want, kind in cols:
+        got = eq[col].to_numpy()
+        assert len(got) == len(want), (col, sc)
+        for i, (a, b) in enumerate(zip(got, want)):
+            if kind is None:
+                s = 1e-3
+            elif kind == "price":  # a price at float-noise size is no liquidation price (NaN)
+                c = abs(eq[f"close_{col[18:]}"].iloc[i])
+                a, b = (math.nan if x == x and abs(x) <= 1e-9 * c else x for x in (a, b))
+                s = 1e-3 * abs(b) if b == b else 1.0
+            elif kind == "pos":
+                s = scale / max(abs(eq[f"close_{col[9:]}"].iloc[i]), 1e-9)
+            else:
+                s = scale
+            assert close(a, b, s), f"{col} bar {i}: kernel {a!r} reference {b!r} ({sc})"
+    orders = res.orders
+    assert len(orders) == len(ref["orders"]), (orders, ref["orders"], sc)
+    for (_, row), r in zip(orders.iterrows(), ref["orders"]):
+        assert row["symbol"] == SYMS[r["symbol"]] and row["kind"] == r["kind"], (row, r, sc)
+        assert (1 if row["side"] == "buy" else -1) == r["side"], (row, r, sc)
+        assert close(row["quantity"], r["quantity"], scale / row["price"]), (row, r, sc)
+        assert close(row["price"], r["price"], row["price"]) and close(row["fee"], r["fee"], scale), (row, r, sc)
+        assert bool(row["capped"]) == bool(r["capped"]), (row, r, sc)
+    events = res.liquidations.drop_duplicates("event") if len(res.liquidations) else res.liquidations
+    assert len(events) == len(ref["liquidations"]), (res.liquidations, ref["liquidations"], sc)
+    for (_, row), r in zip(events.iterrows(), ref["liquidations"]):
+        for k in ("fee", "bad_debt", "equity_before", "equity_after"):
+            assert close(row[k], r[k], scale), (k, row[k], r[k], sc)
+        assert close(row["margin_level"], r["margin_level"], 1e-3), (row, r, sc)
+    f = res.funding
+    assert len(f) == len(ref["fundings"]), (f, ref["fundings"], sc)
+    for (_, row), r in zip(f.iterrows(), sorted(ref["fundings"], key=lambda r: (r["time"], r["symbol"]))):
+        assert row["symbol"] == SYMS[r["symbol"]] and int(row["time"].timestamp()) == r["time"], (row, r, sc)
+        assert close(row["payment"], r["payment"], scale) and close(row["mark_price"], r["mark_price"], 1.0)
+    calls = res.margin_calls
+    assert len(calls) == len(ref["margin_calls"]), (calls, ref["margin_calls"], sc)
+    s = res.summary
+    assert close(s["final_equity"], ref["final_equity"], scale)
+    assert close(s["fees_paid"], ref["fees_paid"], scale) and close(s["liquidation_fees"], ref["liquidation_fees"], scale)
+    assert close(s["bad_debt"], ref["bad_debt"], scale)
+    # the books: the trades' pnl add up to the change in equity
+    assert close(float(res.trades["pnl"].sum()) if len(res.trades) else 0.0, s["final_equity"] - scale, scale)
+
+
+@settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "2000")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow], derandomize=not os.environ.get("MARGINBT_RANDOMIZE"))
+@given(sc=scenarios())
+def test_kernel_matches_reference(sc):
+    compare(sc, *run_both(sc))
