@@ -412,6 +412,8 @@ def costs(ax, run):
         line(ax, run.x, run.interest, color=ORANGE, linewidth=1.0, label="interest")
     line(ax, run.x, run.fees, color=BLUE, linewidth=1.0, label="trading fees")
     liq = run.liquidations
+    if "event" in liq:  # several symbols: a row per fill, the event's fee and bad debt on each
+        liq = liq.drop_duplicates("event")
     if len(liq) and len(run.x):
         xs = np.r_[run.x[0], liq["x"].to_numpy(), run.x[-1]]
         fee = np.cumsum(liq["fee"].to_numpy(np.float64))
