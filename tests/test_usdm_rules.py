@@ -13,8 +13,8 @@ import pytest
 
 from backtest.account import HB, HQ, IB, IQ, PB, PQ
 from backtest.records import liquidation_dt
-from backtest.venues.binance_usdm import (FREE, N_SLOTS, liquidate, liquidation_price_of, load_table,
-                                          maintenance, max_notional, pay_funding, trade_to)
+from backtest.venues.binance_usdm import (FREE, N_SLOTS, TAB0, TAB_N, liquidate, liquidation_price_of,
+                                          load_table, maintenance, max_notional, pay_funding, trade_to)
 from backtest.venues.brackets import bracket_arrays, version_at
 from backtest.venues.brackets_data import TABLES
 
@@ -346,3 +346,20 @@ def test_e10_leverage_cap():
     assert 250_000 <= max_notional(fs, 150.0)  # 250k at 150x is allowed
     assert 250_000 / 150.0 == pytest.approx(1_666.67, abs=0.01)
     assert max_notional(fs, 151.0) == 0.0
+
+
+def test_a_liquidation_price_beyond_the_top_tiers_cap():
+    """The top tier is open above its cap (its maintenance holds there), so a
+    short whose liquidation notional passes the table's last cap still has
+    a liquidation price: the top tier's closed form (found by a random
+    differential run: 116,077 BTC short at 2x through 1.8 B notional)."""
+    fs = _fs_version("BTCUSDT", "2025-06-19")
+    n_tiers = int(fs[TAB_N])
+    top = TAB0 + 5 * (n_tiers - 1)
+    cap, mmr, cum = fs[top + 1], fs[top + 2], fs[top + 3]
+    n = -116_077.35703175089
+    c = 1.5e9 - n * 10_000.0  # margin balance 1.5 B at 10,000
+    lp, side = liquidation_price_of(n, c, fs, 1.0)
+    want = (c + cum) / (abs(n) * mmr - n)
+    assert side == -1 and abs(n) * want > cap
+    assert lp == pytest.approx(want, rel=1e-12)

@@ -101,9 +101,11 @@ def liquidation_price_of(n, c, fs, m):
         return 0.0, 0
     a = abs(n)
     near, near_gap = 0.0, np.inf
-    for k in range(int(fs[TAB_N])):
+    n_tiers = int(fs[TAB_N])
+    for k in range(n_tiers):
         b = TAB0 + 5 * k
-        lo, hi, mmr, cum = fs[b], fs[b + 1], fs[b + 2], fs[b + 3]
+        lo, mmr, cum = fs[b], fs[b + 2], fs[b + 3]
+        hi = fs[b + 1] if k < n_tiers - 1 else np.inf  # the top tier is open above its cap (as ``maintenance``)
         denom = m * a * mmr - n
         if denom == 0.0:
             continue

@@ -57,12 +57,11 @@ def _piece(sb, syms, a, m, fsv, px, o_row, x_row, theta):
             continue
         q = abs(n)
         fs = fsv[s]
-        x = q * (px[o_row, k] + theta * d)
+        # the tier the path enters: the notional nudged in its direction (at a boundary, up to float
+        # rounding, the one beyond it; else the piece would end where it starts)
+        x = q * (px[o_row, k] + theta * d) * (1.0 + (1e-12 if d > 0.0 else -1e-12))
         j = _tier(fs, x)
         b = usdm.TAB0 + 5 * j
-        if d < 0.0 and j > 0 and x <= fs[b]:  # at a floor, falling: the tier below
-            j -= 1
-            b -= 5
         slope += d * (n - q * fs[b + 2])
         if d > 0.0 and j < int(fs[usdm.TAB_N]) - 1:
             nxt = min(nxt, (fs[b + 1] / q - px[o_row, k]) / d)
