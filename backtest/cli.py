@@ -101,6 +101,18 @@ def _add_perp_flags(p):
                         "default the shipped BTCUSDT and ETHUSDT tables)")
 
 
+def _add_move_flags(p):
+    """The trader's own moves (run, one symbol)."""
+    p.add_argument("--transfer", action="append", default=None, metavar="DATE=AMOUNT",
+                   help="a scheduled transfer into the margin account (negative: out, capped to keep the initial "
+                        "margin level), in the quote asset; repeatable")
+    p.add_argument("--reserve", type=float, default=0.0, metavar="AMOUNT",
+                   help="quote kept outside the account to answer margin calls (with --top-up)")
+    p.add_argument("--top-up", default=None, metavar="ml=X|amount=A",
+                   help="at the margin-call line inside the bar, move from --reserve what lifts the margin level to "
+                        "X (default the initial level), or A per call")
+
+
 def _add_grid_flags(p, what, unit):
     """The flags a grid over chunks takes (sweep, risk)."""
     p.add_argument("--grid", action="append", default=[], metavar="KEY=START:STOP:STEP|KEY=v1,v2",
@@ -190,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bound", action="store_true",
                    help="run both path settings and print the range of final equity and liquidations")
     _add_perp_flags(p)
+    _add_move_flags(p)
     p.add_argument("--allocation", default=None, metavar="ACCOUNT=FRACTION,...",
                    help="several symbols: capital per account (isolated: the symbol; the cross account: cross); "
                         "default equal shares")
@@ -263,6 +276,9 @@ def cmd_run(args) -> int:
 
     paths = data_paths(args.data)
     if len(paths) > 1:
+        for flag, given in (("--transfer", args.transfer), ("--reserve", args.reserve), ("--top-up", args.top_up)):
+            if given:
+                raise UserError(f"{flag}: one symbol only for now (several --data given)")
         return cmd_run_multi(args, paths)
     if args.allocation:
         raise UserError("--allocation: only with several symbols (repeat --data)")
@@ -281,7 +297,7 @@ def cmd_run(args) -> int:
         **_stop_flags(args), mark=args.mark[0] if args.mark else None, symbol=args.symbol, rate_history=args.rates,
         detail=args.detail[0] if args.detail else None,
         margin_file=args.margin_file, funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
-        brackets=args.brackets,
+        brackets=args.brackets, transfers=args.transfer, reserve=args.reserve, top_up=args.top_up,
     )
     result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)
@@ -648,6 +664,11 @@ def summary_table(result) -> str:
         ("capped orders", f"{s['n_capped']}"),
         ("ambiguous bars", f"{s['ambiguous_bars']}"),
     ]
+    if "profit" in s:  # the trader's own moves: the return above is time-weighted, deposits are no profit
+        rows.insert(4, ("profit", f"{s['profit']:,.2f}  (final equity + reserve left − capital − reserve − net "
+                                  "transfers; total return time-weighted)"))
+        rows.append(("transfers", f"net {s['net_transfers']:,.2f};  top-ups {s['n_top_ups']} ({s['topped_up']:,.2f}"
+                                  f" of the reserve {s['reserve']:,.2f}, {s['reserve_left']:,.2f} left)"))
     if s.get("n_cancelled"):
         rows.append(("limit orders cancelled", f"{s['n_cancelled']}"))
     if "detail_bars" in s:  # --detail: how much of the path was observed

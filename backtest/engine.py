@@ -25,6 +25,7 @@ from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, resolve_profile
 from . import perps, writeoffs
+from . import transfers as transfers_mod
 from .per_bar import bar_columns
 from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
@@ -67,6 +68,9 @@ def run(
     funding=None,
     funding_rate: float | None = None,
     brackets=None,
+    transfers=None,
+    reserve: float = 0.0,
+    top_up=None,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -133,6 +137,15 @@ def run(
         brackets: perpetual futures: a maintenance-bracket JSON (Binance
             ``leverageBracket``, ccxt, freqtrade); default the shipped
             tables of BTCUSDT and ETHUSDT.
+        transfers: scheduled transfers into (+) or out of (−) the margin
+            account, in the quote asset: a Series (index times), a dict
+            ``{date: amount}`` or ``["2020-03-12=5000", ...]``; a
+            withdrawal is capped to keep the initial margin level.
+        reserve: quote kept outside the account; with ``top_up`` (``"ml=X"``:
+            lift the margin level back to X, default the initial level;
+            ``"amount=A"``: A per call) it answers margin calls inside the
+            bar, where the path meets the call level (docs/model-choices.md
+            "Transfers and a reserve").
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
@@ -145,7 +158,8 @@ def run(
         mark = own_mark if mark is None else mark
         funding = own_funding if funding is None and funding_rate is None else funding
     rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
-                     stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
+                     stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat, transfers or (),
+                     float(reserve or 0.0), top_up)
     rs = replace(rs, fee=rs.venue_fee(profile))  # (run.json records the fee charged)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
@@ -178,6 +192,8 @@ def run(
         raise UserError("--detail: not combined with --mark (the mark series has no finer bars)")
     if detail is not None and given.limit.size:
         raise UserError("--detail: not combined with a strategy's limit orders yet")
+    transfers_mod.check_combination(rs, given, detail, rs.reserve, rs.transfers)
+    moves = transfers_mod.flows_spec(rs.transfers, rs.reserve, rs.top_up, profile, seconds, config[0].call_ml)
     exact = loans_outlive_trades(given, auto_repay)
     fine, n_fine = (NO_DETAIL, 0) if detail is None else detail_arrays(detail, bars, symbol)
     venue = None
@@ -186,9 +202,13 @@ def run(
         m_open, m_close = (o, c) if marks is None else (marks[0], marks[3])
         venue, f_times = perps.venue_inputs(versions, seconds, m_open, m_close, f_times, f_rates)
     _numba_cache.announce()
-    out, orders, liqs, calls, stats = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine, given,
-                                                      quote_row=exact, venue=venue)
+    out, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine,
+                                                              given, quote_row=exact, venue=venue, flows=moves)
+    flows = flows[0] if flows else None
     equity, position, debt, owed, paid = out[:5]
+    moved = None if flows is None else transfers_mod.outputs(
+        flows, moves, bars.index, equity, quote, float(capital), periods_per_year(seconds),
+        (lambda x: x) if profile.perp else (lambda x: profile_ml(x, profile)))
     if profile.perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
         paid_base, paid_quote = np.zeros_like(paid), paid
     else:
@@ -198,7 +218,7 @@ def run(
 
     def equity_table():  # built when first read (Result.equity): a loop reading summaries never pays for it
         if profile.perp:
-            return _perp_equity(equity, position, debt, paid, c, orders, venue, index)
+            return _with_moves(_perp_equity(equity, position, debt, paid, c, orders, venue, index), moved)
         exposure, assets_ml, fees, ambiguous = bar_columns(equity, position, debt, c, orders)
         liq_price, liq_distance = liquidation_columns(position, equity, debt, c, profile.kernel_levels()[2],
                                                       out[8] if exact else None)
@@ -211,10 +231,12 @@ def run(
         )
         if not auto_repay:  # both loans may run at once: the debt per asset as the kernel kept it
             table["debt_base"] = out[8]
-        return table
+        return _with_moves(table, moved)
     summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
     if profile.perp:
         perps.perp_summary(summary, venue, base, quote)
+    if moved is not None:  # returns of the trader's wealth, deposits not counted as profit
+        summary.update(moved[3])
     if mark is not None:
         summary["mark_missing_bars"] = missing
     if detail is not None:
@@ -259,7 +281,16 @@ def run(
         profile=profile,
         bars=bars,
         funding=perps.funding_table(f_times, venue, symbol) if profile.perp else None,
+        transfers=None if moved is None else moved[0],
     )
+
+
+def _with_moves(table, moved):
+    """The per-bar table with the net scheduled transfers and the reserve."""
+    if moved is not None:
+        table["net_transfers"] = moved[1]
+        table["reserve"] = moved[2]
+    return table
 
 
 def _perp_equity(equity, position, free, funding_paid, c, orders, venue, index):
@@ -342,7 +373,7 @@ def mark_arrays(mark, bars, symbol=None, name=None):
 
 
 def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, detail=NO_DETAIL,
-                    orders: Orders | None = None, quote_row=False, venue=None):
+                    orders: Orders | None = None, quote_row=False, venue=None, flows=None):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
@@ -354,7 +385,9 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     also keep the cumulative quote interest, step-4 charges and base owed
     per bar (rows 5–8 of ``out``; needed with auto-repay off); ``venue`` the
     venue's tables and funding (``inputs.Venue``; None on spot margin).  Returns
-    ``(out, orders, liquidations, margin_calls, stats)``.
+    ``(out, orders, liquidations, margin_calls, stats)``; with ``flows``
+    (``transfers.flows_spec``: scheduled transfers and a reserve) also the
+    kernel's ``inputs.Flows`` after the run (its state and log).
     """
     n = seconds.shape[0]
     bars = Bars(seconds, open_, high, low, close)
@@ -363,13 +396,17 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     buf = np.empty((kernel.N_OUT + (4 if quote_row else 0), n))
     out, extra = buf[: kernel.N_OUT], (buf[kernel.N_OUT:] if quote_row else None)
     changes = int(np.count_nonzero(~np.isnan(targets)))
-    sizes = [min(changes, n) + 64, 64, 64]
+    sizes = [min(changes, n) + 64, 64, 64, 0 if flows is None else transfers_mod.log_rows(flows)]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
+        moves = None if flows is None else transfers_mod.make_flows(flows, sizes[3])
         n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, extra, out, orders, liqs, calls, venue)
+            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, extra, out, orders, liqs, calls, venue,
+            moves)
         if complete:
-            return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
+            if flows is None:
+                return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
+            return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats, moves
         sizes = [k * 4 for k in sizes]
 
 

@@ -38,6 +38,9 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _position
+from .flows import next_bar as next_flow_bar
+from .flows import room as flows_room
+from .flows import scheduled, top_up_at_open, top_ups_on_path
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
                        N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
@@ -158,7 +161,7 @@ N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest i
 
 
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
-def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, calls, venue):
+def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, calls, venue, flows=None):
     """Run one symbol through one margin account: the records of
     ``inputs.py`` in (``bars``, ``marks``: the bars liquidation is checked
     against, ``cfg``: the settings, ``rates``, ``detail``: finer bars,
@@ -176,6 +179,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
     ``venue``: the venue's tables and periodic charges (``inputs.Venue``);
     on a perp account row 2 of ``out`` is the cross wallet outside an
     isolated position (0 in cross mode) and row 4 the funding paid.
+    ``flows``: the trader's scheduled transfers and reserve
+    (``inputs.Flows``; None without: numba then compiles none of it).
     """
     ts, open_, high, low, close = bars.ts, bars.open, bars.high, bars.low, bars.close
     mark_open, mark_high, mark_low, mark_close = marks.open, marks.high, marks.low, marks.close
@@ -212,6 +217,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         if record and (ns[N_ORDERS] + ORDERS_PER_BAR > orders.shape[0] or ns[N_LIQS] + ORDERS_PER_BAR > liqs.shape[0]
                        or ns[N_CALLS] + 1 > calls.shape[0]):
             return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
+        if flows is not None and flows_room(flows) > flows.log.shape[0]:
+            return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
         o = open_[i]
         # 1. hour boundaries passed since the last bar's open (long bars, gaps), each at the rate
         # in force then; next_hour spares an integer division on bars that cross no hour
@@ -228,6 +235,9 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             next_hour = (t // HOUR + 1) * HOUR
         if venue is not None and i == next_venue:
             _table_at(fs, venue, vt, i)
+        if flows is not None:  # 0a. the trader's scheduled transfers, 0b. a top-up at an open below the call
+            scheduled(st, fs, pv, cfg, flows, i, o)
+            top_up_at_open(st, fs, pv, cfg, flows, i, mark_open[i])
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
         if venue is not None:
@@ -260,6 +270,15 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                 calls[ns[N_CALLS]].bar = i
                 calls[ns[N_CALLS]].margin_level = ml_x
             ns[N_CALLS] += 1
+        if flows is not None and flows.state[0] > 0.0:  # 5'. top-ups where the path meets the call level, then 5.
+            # (not gated on below_call: an account holding base and owing base can lose on the other side
+            # at the call level than at the liquidation level, which margin_check's side follows)
+            if top_ups_on_path(st, fs, pv, cfg, flows, i, mark_open[i], mark_high[i], mark_low[i]):
+                if venue is not None:
+                    liq_near, _, _ = usdm.margin_check(st, fs, cfg.liquidation_ml, cfg.call_ml, mark_low[i],
+                                                       mark_high[i])
+                else:
+                    liq_near, _, _ = _margin_check(st, cfg, mark_low[i], mark_high[i])
         if ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0):  # 5.
             px = (o, high[i], low[i], close[i])
             mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
@@ -293,6 +312,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         pending = pending_limit = np.nan  # (step 3 took the last one)
         pending_kind = SIGNAL
         rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
+        next_flow = n if flows is None else next_flow_bar(flows, n)  # a scheduled transfer ends a quiet run
         j = i
         for j in range(i, n):
             c = close[j]
@@ -357,7 +377,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             liquidated = False
             # the next bar is quiet: close it here too
             k = j + 1
-            if (k < n and k != next_venue and pending != pending and q_lo < mark_low[k] and mark_high[k] < q_hi
+            if (k < n and k != next_venue and k != next_flow and pending != pending and q_lo < mark_low[k]
+                    and mark_high[k] < q_hi
                     and band_lo < mark_open[k] < band_hi and band_lo < close[k] < band_hi):
                 far = best
                 if trail:  # the trailing level moves with the best price: test it at the highest it can reach

@@ -57,3 +57,21 @@ def _with(dt, *extra):
 order_multi_dt = _with(order_dt, ("symbol", np.int64), ("trigger", np.float64), ("event", np.int64))
 liquidation_multi_dt = _with(liquidation_dt, ("account", np.int64), ("theta", np.float64))  # theta: joint path
 margin_call_multi_dt = _with(margin_call_dt, ("account", np.int64))
+
+# the trader's own moves (flows.py): scheduled transfers in and out, top-ups from the reserve
+SCHEDULED, WITHDRAWAL, TOP_UP = 0, 1, 2
+TRANSFER_REASONS = ("scheduled", "withdrawal", "top-up")
+transfer_dt = np.dtype(
+    [
+        ("bar", np.int64),
+        ("reason", np.int8),
+        ("amount", np.float64),  # quote moved, + into the margin account
+        ("requested", np.float64),
+        ("price", np.float64),  # the levels' price: the open for a scheduled move, the trigger for a top-up
+        ("level_before", np.float64),  # the venue's health: margin level (spot), MB / MM (perps)
+        ("level_after", np.float64),
+        ("capped", np.bool_),
+        ("reserve_after", np.float64),
+    ],
+    align=True,
+)

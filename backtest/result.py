@@ -41,6 +41,8 @@ class Result:
         margin_calls: one row per entry into the margin-call band.
         summary: metrics (see ``backtest.metrics``) and cost totals.
         funding: perpetual futures only: every funding charge on a position.
+        transfers: with scheduled transfers or a reserve: every move
+            (``transfers.csv``: scheduled, withdrawal, top-up).
         settings: the run's configuration, as given.
         profile: the margin profile used.
         bars: the OHLCV bars the run used (may be None for a loaded result).
@@ -60,6 +62,7 @@ class Result:
     profile: Profile
     bars: pd.DataFrame | None = field(default=None, repr=False)
     funding: pd.DataFrame | None = None  # perpetual futures: every funding charge (``funding.csv``)
+    transfers: pd.DataFrame | None = None  # the trader's own moves (``transfers.csv``)
 
     def __post_init__(self, equity):
         self._equity = equity
@@ -98,6 +101,8 @@ class Result:
         self.margin_calls.to_csv(out / "margin_calls.csv", index=False)
         if self.funding is not None:
             self.funding.to_csv(out / "funding.csv", index=False)
+        if self.transfers is not None:
+            self.transfers.to_csv(out / "transfers.csv", index=False)
         return out
 
     @classmethod
@@ -133,10 +138,16 @@ class Result:
                 except (TypeError, ValueError):
                     raise UserError(f"{folder / (name + '.csv')}: column {col!r} holds something other than "
                                     "times") from None
-        funding = None
-        if (folder / "funding.csv").exists():
-            funding = _read(folder / "funding.csv", pd.read_csv)
-        return cls(equity=equity, summary=summary, settings=settings, profile=profile, funding=funding, **tables)
+        extra = {name: _read(folder / f"{name}.csv", pd.read_csv) if (folder / f"{name}.csv").exists() else None
+                 for name in ("funding", "transfers")}
+        for name, table in extra.items():
+            if table is not None and "time" in table:
+                try:
+                    table["time"] = pd.to_datetime(table["time"], utc=True)
+                except (TypeError, ValueError):
+                    raise UserError(f"{folder / (name + '.csv')}: column 'time' holds something other than "
+                                    "times") from None
+        return cls(equity=equity, summary=summary, settings=settings, profile=profile, **extra, **tables)
 
     def plot(self, path=None, log=False):
         """Draw equity (with liquidation markers) over the margin level; save

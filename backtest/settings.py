@@ -6,6 +6,7 @@ what ``run.json`` and a sweep's settings record, and builds the kernel's
 settings tuple.  What is not a setting of the account's arithmetic (the data,
 the strategy, its parameters, the profile) travels beside it.
 """
+import math
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -37,6 +38,9 @@ class RunSettings:
     path: str = "ohlc-heuristic"
     auto_repay: bool = True
     repay_on_flat: bool = False
+    transfers: tuple = ()  # ((ISO time, amount), ...): scheduled transfers, + into the margin account
+    reserve: float = 0.0  # quote kept outside the account for top-ups
+    top_up: str | None = None  # "ml=X" or "amount=A" (None with a reserve: the venue's default level)
 
     def __post_init__(self):
         fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")
@@ -60,6 +64,13 @@ class RunSettings:
             raise UserError(f"--liquidation {self.liquidation}: expected partial or full")
         if self.path not in PATHS:
             raise UserError(f"--path {self.path}: expected {' or '.join(PATHS)}")
+        from .transfers import parse_top_up, parse_transfers
+
+        object.__setattr__(self, "transfers", parse_transfers(self.transfers))  # (run.json's lists back to pairs)
+        if not (isinstance(self.reserve, (int, float)) and math.isfinite(self.reserve) and self.reserve >= 0):
+            raise UserError(f"--reserve {self.reserve}: must be a finite amount ≥ 0")
+        if parse_top_up(self.top_up) is not None and not self.reserve:
+            raise UserError("--top-up: needs --reserve AMOUNT (the money kept aside to top up from)")
         if self.repay_on_flat and self.auto_repay:
             raise UserError("--repay-on-flat: only with --no-auto-repay (auto-repay already repays at every fill)")
 
@@ -76,6 +87,8 @@ class RunSettings:
         for f in fields(self):
             v = getattr(self, f.name)
             out[f.name] = float(v) if f.type is float else (bool(v) if f.type is bool else v)
+            if f.name == "transfers":
+                out[f.name] = [list(pair) for pair in v]
             if f.name == "rates":
                 out["rate_history"] = rate_history
         return out

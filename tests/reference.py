@@ -436,7 +436,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
              slippage, rate_base_daily, rate_quote_daily, liquidation="partial",
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
              trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None, detail=None,
-             limit=None, expiry=1, sl_price=None, tp_price=None, auto_repay=True, repay_on_flat=False):
+             limit=None, expiry=1, sl_price=None, tp_price=None, auto_repay=True, repay_on_flat=False,
+             transfers=(), reserve=0.0, top_up=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -461,6 +462,15 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     ``tp_price``: a strategy's stop-loss / take-profit price per bar (NaN =
     the fraction), in force in the next bar (MC "Levels from a strategy").
     Also returns ``n_cancelled``.
+    ``transfers``: scheduled moves ``(time_seconds, amount)`` (+ a deposit into
+    ``hq``, − a withdrawal), ``reserve``: the trader's money kept outside the
+    account, ``top_up``: None (with a reserve: ``("ml", M0)``), ``("ml", X)``
+    or ``("amount", A)`` (MC "Transfers and a reserve").  Also returns
+    ``transfers`` (one dict per move: bar, amount (signed, + into the
+    account), requested (signed likewise), reason 'scheduled' | 'withdrawal' |
+    'top-up', price, margin_level_before, margin_level_after (as reported,
+    ``Profile.report``), capped, reserve_after) and per bar ``reserve`` (R at
+    the close) and ``net_transfers`` (F at the close).
     """
     given = any(_price(a, k) is not None for a in (sl_price, tp_price) if a is not None for k in range(len(a)))
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or given
@@ -469,6 +479,25 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     mlr = prof.liquidation_ml
     mcl = prof.margin_call_ml
     n = len(timestamps)
+
+    # MC "Transfers and a reserve": the reserve R (quote, outside the account) and the net scheduled
+    # transfers F.  "Not yet" with stops, take-profit, trailing, a strategy's limit orders or levels and
+    # --detail: the engine refuses the combination, so the reference does not define it.
+    if transfers or reserve > 0.0:
+        has_limit = limit is not None and any(_price(limit, k) is not None for k in range(len(limit)))
+        assert not stops_on and not has_limit and detail is None, \
+            "MC Transfers: not with stops, take-profit, trailing, limit orders or finer bars"
+    if top_up is None:
+        top_up = ("ml", m0)  # MC Transfers: --top-up alone is ml=M0 on spot margin (A/D terms)
+    tu_kind, tu_x = top_up[0], float(top_up[1])
+    assert tu_kind in ("ml", "amount")
+    if tu_kind == "ml":
+        assert tu_x > mcl, "MC Transfers: --top-up ml=X needs X above the margin-call level"
+    else:
+        assert tu_x > 0.0
+    # in date order, then in the order given (sorted() is stable)
+    schedule = sorted(((float(d), float(a)) for d, a in transfers), key=lambda r: r[0])
+
     acct = Account(capital, rate_base_daily / 24.0, rate_quote_daily / 24.0, round_interest, auto_repay)
     acct.max_borrow_base, acct.max_borrow_quote = prof.max_borrow_base, prof.max_borrow_quote
 
@@ -480,8 +509,13 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             acct.rb, acct.rq = float(rbs[k]), float(rqs[k])
 
     out = {k: [] for k in ("equity", "margin_level", "position", "debt",
-                           "interest_owed", "interest_paid", "fees_paid", "ambiguous")}
+                           "interest_owed", "interest_paid", "fees_paid", "ambiguous",
+                           "reserve", "net_transfers")}
     liquidations, margin_calls, orders = [], [], []
+    flows = []                  # MC Transfers: the rows of transfers.csv
+    reserve_left = float(reserve)  # R
+    net_flows = 0.0             # F
+    next_flow = 0               # the next scheduled transfer not yet made
 
     interest_paid = 0.0
     fees_paid = 0.0
@@ -562,6 +596,83 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         orders.append({"bar": i, "side": side, "quantity": q, "price": p,
                        "fee": fv, "kind": kind, "capped": capped})
         track(n0, acct.position(), p, o)
+
+    def flow_row(i, moved, requested, reason, price, before):
+        """MC Transfers, "Records": one row per move; capped when less moved than asked (1e-12 relative)."""
+        flows.append({"bar": i, "amount": moved, "requested": requested, "reason": reason, "price": price,
+                      "margin_level_before": prof.report(before),
+                      "margin_level_after": prof.report(acct.margin_level(price)),
+                      "capped": abs(moved) < abs(requested) * (1.0 - 1e-12), "reserve_after": reserve_left})
+
+    def scheduled_transfer(i, o, amount):
+        """MC Transfers, step 0a: a deposit goes into hq; a withdrawal leaves hq, capped at the traded
+        open O to hq without debt, else to min(hq, A(O) − M0·D(O)) (>= 0: only quote held leaves and ML
+        stays at or above the initial level)."""
+        nonlocal net_flows
+        before = acct.margin_level(o)
+        if amount >= 0.0:
+            moved = amount
+        else:
+            room = acct.hq if not acct.has_debt() else min(acct.hq, acct.assets(o) - m0 * acct.debt(o))
+            moved = -min(-amount, max(room, 0.0))
+        receive(moved)
+        net_flows += moved
+        flow_row(i, moved, amount, "scheduled" if amount >= 0.0 else "withdrawal", o, before)
+
+    def receive(amount):
+        """MC Transfers: money into the account repays the quote loan first with auto-repay on
+        (interest, then principal), the rest is hq; out of it (< 0) leaves hq."""
+        acct.hq += acct.repay("quote", amount) if (amount > 0.0 and acct.auto_repay) else amount
+
+    def wanted(p):
+        """MC Transfers, "A top-up at price P": T = X·D(P) − A(P) (ml=X); with auto-repay, money that
+        repays: T = D(P) − A(P)/X when that is at most the quote owed Dq, else X·Db·P + Dq − A(P);
+        T = A (amount=A)."""
+        if tu_kind != "ml":
+            return tu_x
+        if not acct.auto_repay:
+            return tu_x * acct.debt(p) - acct.assets(p)
+        dq = acct.pq + acct.iq
+        t = acct.debt(p) - acct.assets(p) / tu_x
+        return t if t <= dq else tu_x * (acct.pb + acct.ib) * p + dq - acct.assets(p)
+
+    def do_top_up(i, p):
+        """MC Transfers, "A top-up at price P": min(T, R) moves from the reserve into the account
+        (``receive``; not part of F).  Returns whether anything moved."""
+        nonlocal reserve_left
+        want = wanted(p)
+        if want <= 0.0 or reserve_left <= 0.0:
+            return False
+        before = acct.margin_level(p)
+        moved = min(want, reserve_left)
+        reserve_left -= moved
+        if reserve_left <= 1e-12 * moved:  # MC Transfers: what is left at float-residue size is 0
+            reserve_left = 0.0
+        receive(moved)
+        flow_row(i, moved, want, "top-up", p, before)
+        return True
+
+    def path_top_ups(i, mo, mh, ml_):
+        """MC Transfers, step 5': while R > 0 (at most 64 in a bar), the price Pc where ML = Mc (the
+        liquidation-price formula with Mc for MLR), on the side the position loses on (the sign of
+        a = hb − Mc·(pb+ib), as in step 5); a top-up at Pc when the adverse (mark) extreme reaches it,
+        at the (mark) open when the bar opens past it."""
+        if mcl <= 0.0:  # no margin-call level (Cross Margin Pro): never a top-up
+            return
+        for _ in range(64):
+            if reserve_left <= 0.0 or not acct.has_debt():  # MC Transfers: an account that can be liquidated
+                return
+            a, pc = acct.liquidation_price(mcl)
+            if pc is None:
+                return
+            if a > 0.0 and ml_ <= pc:
+                price = min(mo, pc)
+            elif a < 0.0 and mh >= pc:
+                price = max(mo, pc)
+            else:
+                return
+            if not do_top_up(i, price):
+                return
 
     def levels(i):
         """(kind, level, fires when falling) of the open position in bar i."""
@@ -816,6 +927,14 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                 interest_paid += cb * o + cq
         set_rates(t)  # this bar's hour: borrows, the cap and the boundary at the open
 
+        # 0a. MC Transfers: scheduled transfers due (first bar with t_i >= date), at the traded open
+        while next_flow < len(schedule) and schedule[next_flow][0] <= t:
+            scheduled_transfer(i, o, schedule[next_flow][1])
+            next_flow += 1
+        # 0b. MC Transfers: a top-up at the (mark) open when ML there is at or below the margin-call level
+        if reserve_left > 0.0 and acct.has_debt() and acct.margin_level(mo) <= mcl:
+            do_top_up(i, mo)
+
         # 2. gap liquidation at the open (a standing limit order is cancelled first)
         if acct.has_debt() and acct.margin_level(mo) <= mlr:
             if order is not None:
@@ -855,6 +974,10 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             else:  # not reachable with one symbol; take the worse extreme
                 ml_x = min(acct.margin_level(ml_), acct.margin_level(mh))
 
+        # 5'. MC Transfers: top-ups on the path, before step 5's liquidation check (the margin call of
+        # step 6 keeps the state after step 4, before them)
+        path_top_ups(i, mo, mh, ml_)
+
         # 5. with usable finer bars: step 5 on each sub-bar in turn (MC "Finer bars")
         ambiguous = False
         subs = sub_bars(i, t, o, h, lo, c)
@@ -884,6 +1007,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         out["interest_paid"].append(interest_paid)
         out["fees_paid"].append(fees_paid)
         out["ambiguous"].append(ambiguous)
+        out["reserve"].append(reserve_left)
+        out["net_transfers"].append(net_flows)
         prev_close_ml = ml_c
 
         # 8. decision (the last bar's is never executed)
@@ -910,4 +1035,5 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     out["margin_calls"] = margin_calls
     out["orders"] = orders
     out["n_cancelled"] = n_cancelled
+    out["transfers"] = flows
     return out

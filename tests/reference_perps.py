@@ -80,12 +80,18 @@ class Perp:
     def liquidation_price(self, tiers):
         """MC "Liquidation price": c = MB(P) − N·P = wallet − N·EP; the tier whose
         LP = (c + cum)/(|N|·mmr − N) has its notional in [floor, cap) and LP > 0."""
+        return self.level_price(tiers, 1.0)
+
+    def level_price(self, tiers, k):
+        """The price where MB = k·MM (spec §4.2 with MB = k·MM; k = 1 the liquidation price, k = 1.25
+        the margin-call price of MC "Liquidation price"): (c + k·cum)/(k·|N|·mmr − N) at the tier
+        holding that notional, > 0; NaN when none."""
         if self.n == 0.0:
             return NAN
         c = self.mb(0.0)
         a = abs(self.n)
         for j, (floor, cap, mmr, cum, maxlev) in enumerate(tiers):
-            lp = (c + cum) / (a * mmr - self.n)
+            lp = (c + k * cum) / (k * a * mmr - self.n)
             top = INF if j == len(tiers) - 1 else cap
             if lp > 0.0 and floor <= a * lp < top:
                 return lp
@@ -122,7 +128,8 @@ def _bar(values, i):
 
 
 def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, isolated, fee, slippage=0.0,
-                   clearance=0.0125, brackets, funding=(), mark=None, rebalance=0.0, stop_on_liquidation=False):
+                   clearance=0.0125, brackets, funding=(), mark=None, rebalance=0.0, stop_on_liquidation=False,
+                   transfers=(), reserve=0.0, top_up=None):
     """ts: list of int seconds (bar open times, increasing); open_/high/low/close: floats;
     targets: per-bar target exposure (float, NaN = hold), decided at bar i's close, executed at bar i+1's open;
     brackets: list of (valid_from_seconds, [(floor, cap, mmr, cum, maxlev), ...]) sorted by valid_from;
@@ -132,13 +139,33 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
     as per-bar lists; 'orders' (list of dicts: bar, side +1/-1, quantity, price, fee, capped, kind 'signal'/'rebalance'/'liquidation');
     'liquidations' (list of dicts: bar, trigger_price, fee, bad_debt, equity_before, equity_after, margin_level (= h at the trigger));
     'fundings' (list of dicts: time, bar, rate, mark_price, position, payment); 'final_equity'; 'fees_paid' (trading fees only);
-    'liquidation_fees'; 'bad_debt'; 'n_margin_calls'."""
+    'liquidation_fees'; 'bad_debt'; 'n_margin_calls'.
+    transfers: scheduled moves (time_seconds, amount), + a deposit into WC, − a withdrawal from WC; reserve: the
+    trader's money outside the account; top_up: None (with a reserve: ("initial", 0.0), MB lifted to the
+    position's initial margin |N|·P/L), ("ml", X) or ("amount", A) (MC "Transfers and a reserve").  Also returns
+    'transfers' (list of dicts: bar, amount (signed, + into the account), requested (signed likewise), reason
+    'scheduled'/'withdrawal'/'top-up', price, margin_level_before, margin_level_after (the health h = MB/MM at
+    price; +inf flat), capped, reserve_after) and per bar 'reserve' (R at the close) and 'net_transfers' (F at
+    the close)."""
     n = len(ts)
     L = float(leverage)
     acct = Perp(capital, isolated)
     rows = sorted((int(round(t)), float(r)) for t, r in funding)  # MC step 3: rounded to the second, in time order
-    out = {k: [] for k in ("equity", "position", "funding_paid", "margin_ratio")}
+    out = {k: [] for k in ("equity", "position", "funding_paid", "margin_ratio", "reserve", "net_transfers")}
     orders, liquidations, fundings = [], [], []
+
+    # MC "Transfers and a reserve": the reserve R (quote, outside the account), the net scheduled transfers F
+    if top_up is None:
+        top_up = ("initial", 0.0)  # MC Transfers: a reserve without a rule lifts MB to the initial margin |N|·P/L
+    tu_kind, tu_x = top_up[0], float(top_up[1])
+    assert tu_kind in ("ml", "amount", "initial")
+    if tu_kind == "ml":
+        assert tu_x > MARGIN_CALL_H, "MC Transfers: --top-up ml=X needs X above the margin-call level 1.25"
+    elif tu_kind == "amount":
+        assert tu_x > 0.0
+    schedule = sorted(((float(d), float(a)) for d, a in transfers), key=lambda r: r[0])  # stable: given order
+    flows = []
+    flow = {"R": float(reserve), "F": 0.0, "next": 0}
     tot = {"fees_paid": 0.0, "liquidation_fees": 0.0, "bad_debt": 0.0, "funding": 0.0}
     n_margin_calls = 0
     pending = None      # (target, kind) decided at the previous close
@@ -191,6 +218,71 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         if stop_on_liquidation:
             halted = True
 
+    def flow_row(i, moved, requested, reason, price, before, tiers):
+        """MC Transfers, "Records": one row per move; capped when less moved than asked (1e-12 relative)."""
+        flows.append({"bar": i, "amount": moved, "requested": requested, "reason": reason, "price": price,
+                      "margin_level_before": before, "margin_level_after": acct.health(tiers, price),
+                      "capped": abs(moved) < abs(requested) * (1.0 - 1e-12), "reserve_after": flow["R"]})
+
+    def scheduled_transfer(i, o, amount, tiers):
+        """MC Transfers, step 0a at the traded open O: a deposit goes into WC; a withdrawal leaves WC,
+        capped in cross mode to min(E(O) − |N|·O/L, WC) (the available money, at most the wallet: unrealised
+        profit does not leave), in isolated mode to WC (the position's wallet never leaves); >= 0."""
+        before = acct.health(tiers, o)
+        if amount >= 0.0:
+            moved = amount
+        else:
+            # cross: the available money, at most the wallet (unrealised profit does not leave)
+            room = acct.wc if acct.isolated else min(acct.equity(o) - abs(acct.n) * o / L, acct.wc)
+            moved = -min(-amount, max(room, 0.0))
+        acct.wc += moved
+        flow["F"] += moved
+        flow_row(i, moved, amount, "scheduled" if amount >= 0.0 else "withdrawal", o, before, tiers)
+
+    def do_top_up(i, p, tiers):
+        """MC Transfers, "A top-up at price P": T = X·MM(P) − MB(P) (ml=X), T = A (amount=A) or, with no rule,
+        T = |N|·P/L − MB(P) (the position's initial margin at P); min(T, R)
+        moves from the reserve into WC (cross) or the position's wallet WI (isolated, Binance's "add
+        margin"); not part of F.  Returns whether anything moved."""
+        if tu_kind == "ml":
+            want = tu_x * maintenance(tiers, abs(acct.n) * p) - acct.mb(p)
+        elif tu_kind == "initial":  # MC Transfers: back to the position's initial margin at P
+            want = abs(acct.n) * p / L - acct.mb(p)
+        else:
+            want = tu_x
+        if want <= 0.0 or flow["R"] <= 0.0:
+            return False
+        before = acct.health(tiers, p)
+        moved = min(want, flow["R"])
+        flow["R"] -= moved
+        if flow["R"] <= 1e-12 * moved:  # MC Transfers: what is left at float-residue size is 0
+            flow["R"] = 0.0
+        if acct.isolated:
+            acct.wi += moved
+        else:
+            acct.wc += moved
+        flow_row(i, moved, want, "top-up", p, before, tiers)
+        return True
+
+    def path_top_ups(i, mo, mh, ml, tiers):
+        """MC Transfers, step 5': while R > 0 (at most 64 in a bar) the margin-call price Pc (spec §4.2
+        with MB = 1.25·MM, the bracket at that notional); a top-up at Pc when the adverse mark extreme
+        reaches it (long Ml <= Pc, short Mh >= Pc), at the mark open when the bar opens past it."""
+        for _ in range(64):
+            if flow["R"] <= 0.0 or acct.n == 0.0:
+                return
+            pc = acct.level_price(tiers, MARGIN_CALL_H)
+            if math.isnan(pc):
+                return
+            if acct.n > 0.0 and ml <= pc:
+                price = min(mo, pc)
+            elif acct.n < 0.0 and mh >= pc:
+                price = max(mo, pc)
+            else:
+                return
+            if not do_top_up(i, price, tiers):
+                return
+
     def execute(i, o, x, kind, tiers):
         """MC "Market order to target x" at the traded open o."""
         e = acct.equity(o)
@@ -238,6 +330,15 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         o, c = _bar(open_, i), _bar(close, i)
         mo, mh, ml, mc = mark_bar(i)
 
+        # 0a. MC Transfers: scheduled transfers due (first bar with t_i >= date), at the traded open, after
+        # the bracket version of the bar is in force and before the gap liquidation
+        while flow["next"] < len(schedule) and schedule[flow["next"]][0] <= t:
+            scheduled_transfer(i, o, schedule[flow["next"]][1], tiers)
+            flow["next"] += 1
+        # 0b. MC Transfers: a top-up at the mark open when the health there is at or below 1.25
+        if flow["R"] > 0.0 and acct.n != 0.0 and acct.health(tiers, mo) <= MARGIN_CALL_H:
+            do_top_up(i, mo, tiers)
+
         # 1. gap liquidation at the mark open; a new target still executes, a rebalance is dropped
         if acct.n != 0.0 and acct.health(tiers, mo) <= 1.0:
             liquidate(i, mo, tiers)
@@ -278,6 +379,10 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         if h_x <= MARGIN_CALL_H and prev_close_h > MARGIN_CALL_H:
             n_margin_calls += 1
 
+        # 5'. MC Transfers: top-ups on the path, before step 4's liquidation check (after the margin call,
+        # which keeps the state after step 3)
+        path_top_ups(i, mo, mh, ml, tiers)
+
         # 4. intrabar liquidation on the mark at the liquidation price
         if acct.n != 0.0:
             lp = acct.liquidation_price(tiers)
@@ -293,6 +398,8 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         out["position"].append(acct.n)
         out["funding_paid"].append(tot["funding"])
         out["margin_ratio"].append(0.0 if acct.n == 0.0 else (1.0 / h_c if h_c != 0.0 else INF))
+        out["reserve"].append(flow["R"])
+        out["net_transfers"].append(flow["F"])
         prev_close_h = h_c
 
         # decision (the last bar's is never executed)
@@ -311,5 +418,5 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
     out.update(orders=orders, liquidations=liquidations, fundings=fundings,
                final_equity=out["equity"][-1] if n else float(capital),
                fees_paid=tot["fees_paid"], liquidation_fees=tot["liquidation_fees"],
-               bad_debt=tot["bad_debt"], n_margin_calls=n_margin_calls)
+               bad_debt=tot["bad_debt"], n_margin_calls=n_margin_calls, transfers=flows)
     return out

@@ -275,7 +275,9 @@ def profiles_of(sc, price0):
     return backtest.Profile(name, lev, call, liq, fee, mmr, (), tuple(limits.items())), ref
 
 
-def run_both(ts, o, h, lo, c, tg, sc):
+def run_both(ts, o, h, lo, c, tg, sc, ref_extra=None, run_extra=None):
+    """The reference and ``backtest.run`` on one scenario (``ref_extra``,
+    ``run_extra``: more keyword arguments for each, e.g. transfers)."""
     mark = sc.get("mark") or mark_of(o, h, lo, c, sc.get("seed", 0), sc.get("mark_noise", 0.0))
     fine = sc.get("detail_bars") or detail_of(ts, o, h, lo, c, sc.get("seed", 0), sc.get("spacing"),
                                               sc.get("detail", ""))
@@ -296,7 +298,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
                    round_interest=sc["round_interest"], mark=mark, rate_hours=rate_hours, **stop_settings(sc),
                    **repay_settings(sc),
                    detail=None if fine is None else (SPACING_S[sc["spacing"]], step, *fine),
-                   limit=limit, expiry=sc.get("expiry", 1), sl_price=sl, tp_price=tp)
+                   limit=limit, expiry=sc.get("expiry", 1), sl_price=sl, tp_price=tp, **(ref_extra or {}))
     index = pd.DatetimeIndex(
         pd.to_datetime(np.asarray(ts, dtype="int64") * 1_000_000_000, unit="ns", utc=True),
         name="timestamp").as_unit("ns")
@@ -329,7 +331,7 @@ def run_both(ts, o, h, lo, c, tg, sc):
                        mark=None if mark is None else pd.DataFrame(
                            {"open": mark[0], "high": mark[1], "low": mark[2],
                             "close": mark[3] if len(mark) > 3 else c,
-                            "volume": np.ones(len(ts))}, index=index), detail=detail)
+                            "volume": np.ones(len(ts))}, index=index), detail=detail, **(run_extra or {}))
     return ref, res, bars
 
 

@@ -60,6 +60,7 @@ class Run:
     margin_ratios: dict | None = None  # perps: account label -> margin ratio per bar (0 flat)
     funding_paid: np.ndarray | None = None  # perps: cumulative funding per bar (positive = paid)
     funding: pd.DataFrame | None = None  # perps: every funding charge (``funding.csv``) with an ``x`` column
+    transfers: pd.DataFrame | None = None  # the trader's own moves (``transfers.csv``) with an ``x`` column
 
     @property
     def profile(self):
@@ -149,6 +150,7 @@ def prepare(result) -> Run:
         margin_ratios=_margin_ratios(eq, symbol, result.profile) if perp else None,
         funding_paid=col("funding_paid") if perp else None,
         funding=_events(getattr(result, "funding", None), "time") if perp else None,
+        transfers=_events(getattr(result, "transfers", None), "time"),
     )
 
 

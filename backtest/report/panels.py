@@ -48,8 +48,29 @@ def _liq_vlines(ax, run):
                   alpha=0.35, linewidth=0.8, zorder=0, label=f"liquidation ({len(liq)})")
 
 
+def _moves(ax, run, y_of):
+    """The trader's own moves: scheduled transfers (▲ in, ▼ out) and top-ups
+    (◆), at ``y_of(rows)`` on the panel."""
+    moves = run.transfers
+    if moves is None or not len(moves):
+        return
+    for reason, marker, color, label in (("scheduled", "^", GREEN, "deposit"), ("withdrawal", "v", GREEN, "withdrawal"),
+                                         ("top-up", "D", "#6a3d9a", "top-up")):
+        rows = moves[moves["reason"] == reason]
+        if len(rows):
+            ax.plot(rows["x"].to_numpy(), y_of(rows), linestyle="none", marker=marker, markersize=4.5, color=color,
+                    markeredgecolor="black", markeredgewidth=0.3, zorder=4, gid=f"moves-{reason}",
+                    label=f"{label} ({len(rows)})")
+
+
+def _after(rows):
+    """The level a move left (+inf: no debt, drawn at the panel's edge)."""
+    return rows["margin_level_after"].to_numpy(np.float64)
+
+
 def equity(ax, run, log=False):
     line(ax, run.x, run.equity, color=BLUE, linewidth=1.0, label="equity")
+    _moves(ax, run, lambda rows: _at(run, rows["x"].to_numpy(), run.equity))
     ax.axhline(run.capital, color=GREY, linewidth=0.8, linestyle=":", label="starting capital")
     liq = _one_per_event(run.liquidations)
     if len(liq):
@@ -137,6 +158,7 @@ def margin_level(ax, run):
         ax.plot(liq["x"].to_numpy(), np.clip(liq["margin_level"].to_numpy(np.float64), bottom * 1.01, top),
                 linestyle="none", marker="X", markersize=7, color=RED, markeredgecolor="white",
                 markeredgewidth=0.6, zorder=5, gid="liquidations-ml", label=f"liquidation ({len(liq)})")
+    _moves(ax, run, lambda rows: np.clip(np.nan_to_num(_after(rows), posinf=top), bottom * 1.01, top))
     if not any_debt:
         ax.text(0.5, 0.6, "no debt in this run: margin level is +∞ throughout", transform=ax.transAxes,
                 ha="center", fontsize=8, color=GREY)
@@ -207,6 +229,7 @@ def margin_ratio(ax, run):
         ax.plot(liq["x"].to_numpy(), np.clip(liq_r, 0.0, top * 0.97), linestyle="none", marker="X", markersize=7,
                 color=RED, markeredgecolor="white", markeredgewidth=0.6, zorder=5, gid="liquidations-ml",
                 label=f"liquidation ({len(liq)})")
+    _moves(ax, run, lambda rows: np.clip(ratio_of(_after(rows)) * 100.0, 0.0, top * 0.97))
     if not any_position:
         ax.text(0.5, 0.4, "no position in this run: margin ratio is 0 throughout", transform=ax.transAxes,
                 ha="center", fontsize=8, color=GREY)
@@ -411,9 +434,7 @@ def costs(ax, run):
     else:
         line(ax, run.x, run.interest, color=ORANGE, linewidth=1.0, label="interest")
     line(ax, run.x, run.fees, color=BLUE, linewidth=1.0, label="trading fees")
-    liq = run.liquidations
-    if "event" in liq:  # several symbols: a row per fill, the event's fee and bad debt on each
-        liq = liq.drop_duplicates("event")
+    liq = _one_per_event(run.liquidations)  # (each fill row carries its event's fee and bad debt)
     if len(liq) and len(run.x):
         xs = np.r_[run.x[0], liq["x"].to_numpy(), run.x[-1]]
         fee = np.cumsum(liq["fee"].to_numpy(np.float64))

@@ -50,6 +50,7 @@ def settings_rows(run) -> list[tuple[str, str]]:
     ]
     if s.get("stop_on_liquidation"):
         rows.append(("after liquidation", "stop"))
+    rows += _move_rows(s)
     if s.get("auto_repay") is False:
         rows.append(("auto-repay", "off, repay on flat" if s.get("repay_on_flat") else "off: loans run on"))
     stops = [f"{label} {fmt_num(s[k], 1, pct=True)}" for k, label in
@@ -60,6 +61,16 @@ def settings_rows(run) -> list[tuple[str, str]]:
         rows.append(("max borrow", _clip(", ".join(f"{a} {fmt_num(v)}" for a, v in p.max_borrow), 44)))
     if s.get("detail"):
         rows.append(("finer bars", _clip(str(s["detail"]), 44)))
+    return rows
+
+
+def _move_rows(s) -> list[tuple[str, str]]:
+    """The settings of the trader's own moves (reserve, top-up rule, transfers)."""
+    if not (s.get("reserve") or s.get("transfers")):
+        return []
+    rows = [("reserve / top-up", f"{fmt_num(s.get('reserve') or 0.0)} / {s.get('top_up') or 'initial level'}")]
+    if s.get("transfers"):
+        rows.append(("transfers", _clip(", ".join(f"{t[:10]} {a:+,.0f}" for t, a in s["transfers"]), 37)))
     return rows
 
 
@@ -105,6 +116,7 @@ def perp_settings_rows(run) -> list[tuple[str, str]]:
     ]
     if s.get("stop_on_liquidation"):
         rows.append(("after liquidation", "stop"))
+    rows += _move_rows(s)
     stops = [f"{label} {fmt_num(s[k], 1, pct=True)}" for k, label in
              (("stop_loss", "stop-loss"), ("take_profit", "take-profit"), ("trailing_stop", "trailing")) if s.get(k)]
     if stops:
@@ -135,6 +147,11 @@ def summary_rows(run) -> list[tuple[str, str]]:
         ("bad debt", f"{fmt_num(get('bad_debt'))} {q}"),
         ("margin calls", fmt_num(get("n_margin_calls"), 0)),
     ]
+    if "profit" in s:  # the trader's own moves (the returns above are time-weighted: deposits are no profit)
+        rows.insert(1, ("profit", f"{fmt_num(get('profit'))} {q}"))
+        rows.append(("net transfers", f"{fmt_num(get('net_transfers'))} {q}"))
+        rows.append(("top-ups", f"{fmt_num(get('n_top_ups'), 0)} ({fmt_num(get('topped_up'))} {q}, "
+                                f"{fmt_num(get('reserve_left'))} left)"))
     if run.perp and get("mark_missing_bars"):
         rows.append(("bars without mark", fmt_num(get("mark_missing_bars"), 0)))
     if "ambiguous_bars" in s:

@@ -12,6 +12,7 @@ venue's own health terms, lower = closer to liquidation: spot margin's
 margin level (assets / debt), the perp's margin balance over maintenance
 margin.
 """
+import numpy as np
 from numba import njit
 
 from ..account import HB, HQ, IB, IQ, PB, PQ
@@ -39,3 +40,81 @@ def level_price(st, fs, pv, m):
     if pv is not None:
         return usdm.level_price(st, fs, m)
     return liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], m)
+
+
+@njit(cache=True)
+def level_at(st, fs, pv, p):
+    """The account's health at price ``p`` (spot: assets / debt, perps: MB /
+    MM); +inf when nothing can be liquidated."""
+    if pv is not None:
+        return usdm.health(st, fs, p)
+    debt = (st[PB] + st[IB]) * p + st[PQ] + st[IQ]
+    return (st[HB] * p + st[HQ]) / debt if debt > 0.0 else np.inf
+
+
+@njit(cache=True)
+def lift_to(st, fs, pv, p, m, repay):
+    """The quote that lifts the health at ``p`` to ``m`` (≤ 0: none needed):
+    perps ``m·MM − MB``; spot ``m·D − A``, or with ``repay`` (auto-repay:
+    the money repays the quote loan first) ``D − A/m`` while it only repays."""
+    if pv is not None:
+        n = st[HB] - st[PB]
+        return m * usdm.maintenance(fs, abs(n) * p) - (st[HQ] - st[PQ] - fs[usdm.FREE] + n * p)
+    assets = st[HB] * p + st[HQ]
+    debt_b = (st[PB] + st[IB]) * p
+    dq = st[PQ] + st[IQ]
+    if repay and debt_b + dq - assets / m <= dq:
+        return debt_b + dq - assets / m
+    if repay:
+        return m * debt_b + dq - assets
+    return m * (debt_b + dq) - assets
+
+
+@njit(cache=True)
+def lift_to_initial(st, fs, pv, cfg, p):
+    """The quote that lifts the account at ``p`` back to its initial level:
+    spot margin's initial margin level; a perp's margin balance to the
+    position's initial margin ``|N|·p / L``."""
+    if pv is not None:
+        n = st[HB] - st[PB]
+        return abs(n) * p / cfg.leverage - (st[HQ] - st[PQ] - fs[usdm.FREE] + n * p)
+    return lift_to(st, fs, pv, p, cfg.initial_ml, cfg.auto_repay)
+
+
+@njit(cache=True)
+def deposit(st, fs, pv, amount, free, repay):
+    """Quote into (``amount`` > 0) or out of the account: spot margin's held
+    quote (with ``repay``, auto-repay, a deposit repays the quote loan
+    first: interest, then principal); a perp's wallet: the position's
+    margin, or with ``free`` the cross wallet outside an isolated position."""
+    if pv is not None:
+        usdm.set_state(st, st[HB] - st[PB], st[HQ] - st[PQ] + amount)
+        if free:
+            fs[usdm.FREE] += amount
+        return
+    if repay and amount > 0.0:
+        x = min(amount, st[IQ])
+        st[IQ] -= x
+        y = min(amount - x, st[PQ])
+        st[PQ] -= y
+        amount -= x + y
+    st[HQ] = max(st[HQ] + amount, 0.0)
+
+
+@njit(cache=True)
+def withdrawable(st, fs, pv, cfg, o, entry):
+    """What may leave the account at the open ``o``: spot margin's held
+    quote, less what keeps the margin level at the initial level; a perp's
+    available money, at most its wallet (unrealised profit stays: ``entry``
+    the position's entry price) in cross mode, its cross wallet isolated."""
+    if pv is not None:
+        if cfg.isolated:
+            return max(fs[usdm.FREE], 0.0)
+        n = st[HB] - st[PB]
+        c = st[HQ] - st[PQ]
+        wallet = c + n * entry if n != 0.0 else c
+        return max(min(n * o + c - abs(n) * o / cfg.leverage, wallet), 0.0)
+    debt = (st[PB] + st[IB]) * o + st[PQ] + st[IQ]
+    if debt <= 0.0:
+        return st[HQ]
+    return max(min(st[HQ], st[HB] * o + st[HQ] - cfg.initial_ml * debt), 0.0)

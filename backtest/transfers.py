@@ -1,0 +1,190 @@
+"""The trader's own moves on the Python side of a run: scheduled transfers
+(``--transfer DATE=AMOUNT``), a reserve (``--reserve``) and its top-up rule
+(``--top-up ml=X|amount=A``) checked and turned into the kernel's
+``inputs.Flows``; the log back into ``transfers.csv``, per-bar columns and
+returns that do not count deposits as profit (docs/model-choices.md
+"Transfers and a reserve")."""
+import math
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+from .inputs import Flows
+from .records import TRANSFER_REASONS, transfer_dt
+
+INITIAL = -1.0  # ``Flows.top_ml``: lift to the initial level (spot M0; a perp's initial margin)
+TRANSFER_COLUMNS = ["time", "account", "asset", "amount", "requested", "reason", "price", "margin_level_before",
+                    "margin_level_after", "capped", "reserve_after"]
+
+
+def _number(text, what):
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{what}: {text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise UserError(f"{what}: {text!r} is not a finite number")
+    return v
+
+
+def parse_transfers(given) -> tuple:
+    """``((iso time, amount), ...)`` from CLI strings ``DATE=AMOUNT``, a
+    pandas Series (index times), a dict ``{date: amount}`` or pairs."""
+    if given is None:
+        return ()
+    if isinstance(given, (str, bytes)):
+        given = [given]
+    if isinstance(given, pd.Series):
+        pairs = list(given.items())
+    elif isinstance(given, dict):
+        pairs = list(given.items())
+    else:
+        pairs = []
+        for item in given:
+            if isinstance(item, str):
+                if "=" not in item:
+                    raise UserError(f"--transfer {item}: expected DATE=AMOUNT (e.g. 2020-03-12=5000, "
+                                    "negative to withdraw)")
+                date, _, amount = item.partition("=")
+                pairs.append((date.strip(), amount.strip()))
+            else:
+                try:
+                    date, amount = item
+                except (TypeError, ValueError):
+                    raise UserError(f"--transfer {item!r}: expected (date, amount)") from None
+                pairs.append((date, amount))
+    out = []
+    for date, amount in pairs:
+        where = f"--transfer {date}={amount}"
+        try:
+            t = pd.Timestamp(date)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: {date!r} is not a date") from None
+        t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+        v = _number(amount, where)
+        if v == 0.0:
+            raise UserError(f"{where}: an amount of 0 moves nothing")
+        out.append((t.isoformat(), v))
+    return tuple(out)
+
+
+def parse_top_up(spec):
+    """``None``, ``("ml", X)`` or ``("amount", A)`` (X may be None: the venue's default)."""
+    if spec is None or spec is False:
+        return None
+    if spec is True or spec == "":
+        return ("ml", None)
+    if isinstance(spec, tuple):
+        return spec
+    kind, _, value = str(spec).partition("=")
+    if kind not in ("ml", "amount") or not value:
+        raise UserError(f"--top-up {spec}: expected ml=X (lift the margin level to X) or amount=A (A per call)")
+    v = _number(value, f"--top-up {spec}")
+    if v <= 0:
+        raise UserError(f"--top-up {spec}: must be > 0")
+    return (kind, v)
+
+
+def check_combination(rs, given, detail, reserve, transfers):
+    """What the moves do not combine with yet: one line each."""
+    if not (reserve or transfers):
+        return
+    flag = "--reserve" if reserve else "--transfer"
+    for name, on in (("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit),
+                     ("--trailing-stop", rs.trailing_stop)):
+        if on:
+            raise UserError(f"{flag}: not combined with {name} yet (top-ups walk the path without stops)")
+    if given.limit.size or given.stop_loss.size or given.take_profit.size:
+        raise UserError(f"{flag}: not combined with a strategy's limit orders or stop levels yet")
+    if detail is not None:
+        raise UserError(f"{flag}: not combined with --detail yet")
+
+
+def flows_spec(transfers, reserve, top_up, profile, seconds, call_level):
+    """The kernel's schedule: (bar of each transfer, amount, reserve, level
+    to lift to, fixed amount); None when there are no moves."""
+    reserve = float(reserve or 0.0)
+    if not (reserve >= 0.0 and math.isfinite(reserve)):
+        raise UserError(f"--reserve {reserve}: must be a finite amount ≥ 0")
+    rule = parse_top_up(top_up)
+    if rule is not None and reserve <= 0.0:
+        raise UserError("--top-up: needs --reserve AMOUNT (the money kept aside to top up from)")
+    if reserve > 0.0 and rule is None:
+        rule = ("ml", None)
+    if not transfers and reserve <= 0.0:
+        return None
+    top_ml, top_amount = np.nan, np.nan
+    if rule is not None:
+        kind, v = rule
+        if kind == "ml":
+            top_ml = v if v is not None else INITIAL
+            if top_ml != INITIAL and top_ml <= call_level:
+                raise UserError(f"--top-up ml={top_ml:g}: must be above the margin-call level ({call_level:g}) "
+                                "it answers")
+        else:
+            top_amount = v
+    times = np.array([pd.Timestamp(t).value // 10**9 for t, _ in transfers], dtype=np.int64)
+    for (t, a), s in zip(transfers, times):
+        if s < seconds[0] or s > seconds[-1]:
+            raise UserError(f"--transfer {t[:19]}={a:g}: outside the data "
+                            f"({pd.Timestamp(int(seconds[0]), unit='s')} → {pd.Timestamp(int(seconds[-1]), unit='s')})")
+    order = np.argsort(times, kind="stable")
+    bars = np.searchsorted(seconds, times[order], side="left").astype(np.int64)
+    amounts = np.array([a for _, a in transfers], dtype=np.float64)[order]
+    return bars, amounts, reserve, float(top_ml), float(top_amount)
+
+
+def make_flows(spec, rows):
+    """A fresh ``inputs.Flows`` for one kernel call (its state and log are
+    written by the kernel), ``rows`` rows of log."""
+    bars, amounts, reserve, top_ml, top_amount = spec
+    return Flows(bars, amounts, np.array([reserve, 0.0, 0.0]), top_ml, top_amount, np.zeros(rows, transfer_dt),
+                 np.zeros(2, np.int64))
+
+
+def log_rows(spec):
+    return len(spec[0]) + 256
+
+
+def outputs(flows, spec, index, equity, quote, capital, ppy, level=lambda x: x):
+    """(transfers table, per-bar net transfers, per-bar reserve, summary
+    fields with the return metrics of the trader's wealth); ``level`` turns
+    the kernel's levels into the profile's terms."""
+    from .metrics import YEAR, summarize
+
+    log = flows.log[: flows.count[0]]
+    n = len(index)
+    reason = np.asarray(TRANSFER_REASONS)[log["reason"]]
+    table = pd.DataFrame({
+        "time": index[log["bar"]], "account": "margin", "asset": quote, "amount": log["amount"],
+        "requested": log["requested"], "reason": reason, "price": log["price"],
+        "margin_level_before": level(log["level_before"]), "margin_level_after": level(log["level_after"]),
+        "capped": log["capped"], "reserve_after": log["reserve_after"]}, columns=TRANSFER_COLUMNS)
+    top = log["reason"] == 2
+    net = np.cumsum(np.bincount(log["bar"][~top], weights=log["amount"][~top], minlength=n))
+    reserve0 = spec[2]
+    reserve = reserve0 - np.cumsum(np.bincount(log["bar"][top], weights=log["amount"][top], minlength=n))
+    flow = np.bincount(log["bar"][~top], weights=log["amount"][~top], minlength=n)
+    wealth = equity + reserve
+    prev = np.concatenate(([capital + reserve0], wealth[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(prev > 0, (wealth - flow) / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
+    growth = np.cumprod(1.0 + r)
+    peak = np.maximum.accumulate(np.concatenate(([1.0], growth)))[1:]
+    online = {"final_equity": float(growth[-1]), "sum_r": float(r.sum()), "sum_r2": float((r * r).sum()),
+              "sum_neg2": float((np.minimum(r, 0.0) ** 2).sum()),
+              "max_drawdown": float(min((growth / peak - 1.0).min(), 0.0)), "n_exposed": 0.0,
+              "min_margin_level": np.inf}
+    returns = summarize(1.0, online, n, 0, 0, ppy)
+    fields = {k: returns[k] for k in ("total_return", "max_drawdown", "sharpe", "sortino")}
+    years = ((index[-1] - index[0]).total_seconds() + YEAR / ppy) / YEAR if n else 0.0  # as metrics.summarize
+    with np.errstate(over="ignore"):  # a short, lucky run annualises to inf (as metrics.summarize)
+        fields["cagr"] = float(np.power(growth[-1], 1.0 / years) - 1.0) if growth[-1] > 0 and years > 0 else -1.0
+    fields["calmar"] = fields["cagr"] / abs(fields["max_drawdown"]) if fields["max_drawdown"] < 0 else 0.0
+    final = float(equity[-1])
+    left = float(flows.state[0])
+    fields.update(reserve=reserve0, reserve_left=left, net_transfers=float(flows.state[1]),
+                  n_top_ups=int(top.sum()), topped_up=float(flows.state[2]),
+                  profit=final + left - capital - reserve0 - float(flows.state[1]))
+    return table, net, reserve, fields

@@ -1,0 +1,592 @@
+"""Transfers and a reserve in the two one-symbol references, against hand-computed cases.
+
+The rules are those of "Transfers and a reserve" in docs/model-choices.md (cited "MC Transfers"):
+scheduled transfers (step 0a, at the first bar with t_i >= date, at the traded open), a top-up at the
+(mark) open (step 0b) and top-ups on the path at the margin-call price (step 5'), before the liquidation
+checks.  Spot margin: tests/reference.py ``simulate``; perps: tests/reference_perps.py ``simulate_perps``.
+
+Spot: profile cross-3x (M0 = 1.5, margin call 1.3, liquidation 1.1, fee 2 %), no trading fee, no
+interest unless said.  Capital 10,000 with target 3 at 30,000 buys 1 BTC and borrows 20,000 quote: the
+liquidation price (MLR·dq − hq)/hb is 22,000, the margin-call price (1.3·dq − hq)/hb is 26,000.
+With auto-repay on (the default) money coming in (a deposit, a top-up) repays the quote loan first
+(iq, then pq) and only the rest is hq: while a quote loan remains hq stays 0, so each deposit or top-up
+lowers dq and moves both prices to MLR·dq and 1.3·dq (per BTC held).  A top-up with ml=X (the default
+X = M0) is then T = D(P) − A(P)/X while that is at most the quote owed, else X·Db·P + Dq − A(P); with
+auto-repay off the money goes to hq and T = X·D(P) − A(P).
+
+Perps: BTCUSDT 2024-05-30 brackets (tier 1: notional < 50k, mmr 0.4 %, cum 0), leverage 10, no fee.
+Capital 1,000 with target 10 at 100 opens N = 100 at EP = 100: c = MB(P) − N·P = WC − N·EP = −9,000;
+LP = (c + cum)/(|N|·mmr − N) = 9,000/99.6, the margin-call price (c + 1.25·cum)/(1.25·|N|·mmr − N) =
+9,000/99.5.  With a reserve and no --top-up rule a top-up lifts MB to the position's initial margin
+|N|·P/L: at Pc (MB = 1.25·MM = 1.25·0.4 %·100·Pc = 0.5·Pc) that is T = 10·Pc − 0.5·Pc = 9.5·Pc, health 25.
+"""
+
+import math
+
+import pytest
+
+from reference import simulate
+from reference_perps import simulate_perps
+from test_reference_perps import BTC_2024  # (floor, cap, mmr, cum, maxlev), spec §3, 2024-05-30
+
+REL = 1e-9
+H = 3600
+DAY0 = 1_700_006_400  # 2023-11-15 00:00:00 UTC
+D = 1_717_200_000     # 2024-06-01 00:00:00 UTC
+V2024 = 1_717_027_200
+BR = [(V2024, BTC_2024)]
+
+
+def rel(x):
+    return pytest.approx(x, rel=REL)
+
+
+def flat(p):
+    return (p, p, p, p)
+
+
+def at(k, seconds=0):
+    return DAY0 + k * H + seconds
+
+
+def spot(bars, targets, profile="cross-3x", capital=10_000.0, fee=0.0, **kw):
+    """``bars``: (open, high, low, close) per hourly bar from DAY0."""
+    ts = [at(k) for k in range(len(bars))]
+    o, h, lo, c = (list(col) for col in zip(*bars))
+    return simulate(ts, o, h, lo, c, targets, profile=profile, capital=capital, fee=fee, slippage=0.0,
+                    rate_base_daily=0.0, rate_quote_daily=0.0, **kw)
+
+
+def perp(bars, targets, capital=1_000.0, leverage=10, isolated=False, **kw):
+    kw.setdefault("fee", 0.0)
+    ts = [D + k * H for k in range(len(bars))]
+    o, h, lo, c = (list(col) for col in zip(*bars))
+    return simulate_perps(ts, o, h, lo, c, targets, capital=capital, leverage=leverage, isolated=isolated,
+                          brackets=BR, **kw)
+
+
+def books(r, capital, reserve):
+    """profit = final equity + reserve_left − capital − reserve − net transfers, and the sum over the
+    bars of the equity change not caused by a flow (scheduled moves and top-ups into the account)."""
+    profit = r["equity"][-1] + r["reserve"][-1] - capital - reserve - r["net_transfers"][-1]
+    moved = [0.0] * len(r["equity"])
+    for row in r["transfers"]:
+        moved[row["bar"]] += row["amount"]
+    prev, own = capital, 0.0
+    for e, m in zip(r["equity"], moved):
+        own += e - prev - m
+        prev = e
+    return profit, own
+
+
+# ====================================================================== spot margin
+LONG3 = [3.0] * 8  # bar 0's target 3 fills at bar 1's open: 1 BTC at 30,000, 20,000 quote owed
+
+
+def test_spot_no_flows_adds_empty_outputs():
+    r = spot([flat(30_000.0)] * 3, [3.0] * 3)
+    assert r["transfers"] == []
+    assert r["reserve"] == [0.0] * 3 and r["net_transfers"] == [0.0] * 3
+
+
+def test_spot_deposit_lowers_the_liquidation_price():
+    # bar 2 falls to 21,000: below the liquidation price 22,000 of 1 BTC owing 20,000 quote
+    bars = [flat(30_000.0), flat(30_000.0), (30_000.0, 30_000.0, 21_000.0, 25_000.0), flat(25_000.0)]
+    plain = spot(bars, LONG3[:4])
+    (liq,) = plain["liquidations"]
+    assert liq["bar"] == 2 and liq["trigger_price"] == rel(22_000.0)
+    # a deposit of 2,000 dated inside bar 1 lands at bar 2's open (the first bar with t_i >= date); with
+    # auto-repay it repays the quote loan: pq = 20,000 − 2,000 = 18,000, hq stays 0;
+    # P_liq = (MLR·dq − hq)/hb = 1.1·18,000 = 19,800, which 21,000 does not reach
+    r = spot(bars, LONG3[:4], transfers=[(at(1, 1800), 2_000.0)])
+    assert r["liquidations"] == []
+    (row,) = r["transfers"]
+    assert row == {"bar": 2, "amount": 2_000.0, "requested": 2_000.0, "reason": "scheduled", "price": 30_000.0,
+                   "margin_level_before": rel(1.5), "margin_level_after": rel(30_000.0 / 18_000.0),
+                   "capped": False, "reserve_after": 0.0}
+    assert r["net_transfers"] == [0.0, 0.0, 2_000.0, 2_000.0]
+    assert r["debt"] == [0.0, rel(20_000.0), rel(18_000.0), rel(18_000.0)]
+    # equity = hb·C + hq − dq with hq = 0: 25,000 − 18,000 (= 25,000 + 2,000 − 20,000)
+    assert r["equity"][2] == rel(25_000.0 - 18_000.0)
+    # a low of 19,799 reaches it: liquidated at trigger 19,800 (the open is above), ML there 19,800/18,000 = 1.1
+    deeper = [flat(30_000.0), flat(30_000.0), (30_000.0, 30_000.0, 19_799.0, 25_000.0), flat(25_000.0)]
+    r = spot(deeper, LONG3[:4], transfers=[(at(2), 2_000.0)])
+    (liq,) = r["liquidations"]
+    assert liq["bar"] == 2 and liq["trigger_price"] == rel(19_800.0) and liq["margin_level"] == rel(1.1)
+    # auto-repay off: the deposit stays in hq (pq 20,000, hq 2,000): P_liq = 1.1·20,000 − 2,000 = 20,000
+    r = spot(bars, LONG3[:4], auto_repay=False, transfers=[(at(1, 1800), 2_000.0)])
+    assert r["liquidations"] == []
+    assert r["transfers"][0]["margin_level_after"] == rel(32_000.0 / 20_000.0)
+    assert r["debt"][2] == rel(20_000.0) and r["equity"][2] == rel(25_000.0 + 2_000.0 - 20_000.0)
+    r = spot(deeper, LONG3[:4], auto_repay=False, transfers=[(at(2), 2_000.0)])
+    (liq,) = r["liquidations"]
+    assert liq["trigger_price"] == rel(20_000.0) and liq["margin_level"] == rel(1.1)
+
+
+def test_spot_transfer_dates():
+    # in date order, the same date in the order given; before the first bar: bar 0; after the last: never
+    bars = [flat(100.0)] * 3
+    r = spot(bars, [0.0] * 3, transfers=[(at(2), 5.0), (at(0) - 99, 1.0), (at(1), 3.0), (at(1), -2.0),
+                                         (at(3), 7.0)])
+    assert [(x["bar"], x["amount"], x["reason"]) for x in r["transfers"]] == [
+        (0, 1.0, "scheduled"), (1, 3.0, "scheduled"), (1, -2.0, "withdrawal"), (2, 5.0, "scheduled")]
+    assert r["net_transfers"] == [1.0, 2.0, 7.0]
+    assert r["equity"] == [10_001.0, 10_002.0, 10_007.0]
+
+
+def test_spot_withdrawal_without_debt_is_capped_to_hq():
+    r = spot([flat(100.0)] * 2, [0.0] * 2, transfers=[(at(1), -15_000.0)])
+    (row,) = r["transfers"]
+    assert row["amount"] == -10_000.0 and row["requested"] == -15_000.0 and row["capped"]
+    assert row["reason"] == "withdrawal" and row["margin_level_before"] == math.inf
+    assert r["equity"] == [10_000.0, 0.0]
+    assert r["net_transfers"] == [0.0, -10_000.0]
+
+
+def test_spot_withdrawal_capped_at_the_initial_level():
+    # target −1 at 30,000: sell 1/3 BTC borrowed, hq = 10,000 + 10,000 = 20,000 (no quote owed), pb = 1/3
+    # bar 2 opens at 27,000: A = 20,000, D = 9,000, ML 2.2222; asking 10,000, what may leave is
+    # min(hq, A − M0·D) = 20,000 − 1.5·9,000 = 6,500, leaving ML = 13,500/9,000 = 1.5 = M0
+    bars = [flat(30_000.0), flat(30_000.0), flat(27_000.0), flat(27_000.0)]
+    r = spot(bars, [-1.0] * 4, transfers=[(at(2), -10_000.0)])
+    (row,) = r["transfers"]
+    assert row["bar"] == 2 and row["price"] == 27_000.0 and row["reason"] == "withdrawal"
+    assert row["amount"] == rel(-6_500.0) and row["requested"] == -10_000.0 and row["capped"]
+    assert row["margin_level_before"] == rel(20_000.0 / 9_000.0)
+    assert row["margin_level_after"] == rel(1.5)
+    assert r["equity"][2] == rel(13_500.0 - 9_000.0)
+    assert r["net_transfers"][-1] == rel(-6_500.0)
+    # a small one is not capped
+    r = spot(bars, [-1.0] * 4, transfers=[(at(2), -1_000.0)])
+    (row,) = r["transfers"]
+    assert row["amount"] == -1_000.0 and not row["capped"]
+    assert row["margin_level_after"] == rel(19_000.0 / 9_000.0)
+
+
+def test_spot_withdrawal_with_a_quote_loan_and_auto_repay_moves_nothing():
+    # long 1 BTC owing 20,000: auto-repay keeps no quote beside the loan, hq = 0, so
+    # min(hq, A − M0·D) = min(0, 36,000 − 30,000) = 0 leaves although ML(36,000) = 1.8 > M0
+    bars = [flat(30_000.0), flat(30_000.0), flat(36_000.0)]
+    r = spot(bars, LONG3[:3], transfers=[(at(2), -1_000.0)])
+    (row,) = r["transfers"]
+    assert row["amount"] == 0.0 and row["requested"] == -1_000.0 and row["capped"]
+    assert row["margin_level_before"] == rel(1.8) and row["margin_level_after"] == rel(1.8)
+    assert r["net_transfers"] == [0.0, 0.0, 0.0]
+    assert r["equity"][-1] == rel(16_000.0)
+
+
+def test_spot_top_up_to_ml_at_the_margin_call_price():
+    # Pc = (Mc·dq − hq)/hb = 1.3·20,000 = 26,000; top_up ml=M0 (the default) with auto-repay: the money
+    # repays, T = D(Pc) − A(Pc)/X = 20,000 − 26,000/1.5 = 8,000/3 = 2,666.67 (<= Dq = 20,000) from a reserve
+    # of 5,000.  After: pq = 20,000 − 8,000/3 = 52,000/3 = 17,333.33, hq = 0, ML(Pc) = 26,000·3/52,000 = 1.5;
+    # Pc' = 1.3·17,333.33 = 22,533.33 (the low 25,000 does not reach it), P_liq = 1.1·17,333.33 = 19,066.67
+    bars = [flat(30_000.0), flat(30_000.0), (30_000.0, 30_000.0, 25_000.0, 27_000.0), flat(27_000.0)]
+    t = 20_000.0 - 26_000.0 / 1.5
+    for top_up in (None, ("ml", 1.5)):
+        r = spot(bars, LONG3[:4], reserve=5_000.0, top_up=top_up)
+        (row,) = r["transfers"]
+        assert row == {"bar": 2, "amount": rel(t), "requested": rel(t), "reason": "top-up",
+                       "price": rel(26_000.0), "margin_level_before": rel(1.3), "margin_level_after": rel(1.5),
+                       "capped": False, "reserve_after": rel(5_000.0 - t)}
+        assert t == rel(8_000.0 / 3.0)
+        assert r["reserve"] == [5_000.0, 5_000.0, rel(5_000.0 - t), rel(5_000.0 - t)]
+        assert r["net_transfers"] == [0.0] * 4          # a top-up is no scheduled transfer
+        assert r["debt"][2] == rel(52_000.0 / 3.0)      # the quote loan shrank by T
+        assert r["equity"][2] == rel(27_000.0 - 52_000.0 / 3.0)   # hq 0: = 27,000 + T − 20,000
+        assert r["liquidations"] == []
+        # the margin call keeps the state before the top-ups: ML at the low 25,000/20,000
+        assert [(m["bar"], m["margin_level"]) for m in r["margin_calls"]] == [(2, rel(1.25))]
+    # ml=1.4: T = 20,000 − 26,000/1.4 = 10,000/7 = 1,428.57, ML after 26,000/(20,000 − 10,000/7) = 1.4
+    r = spot(bars, LONG3[:4], reserve=5_000.0, top_up=("ml", 1.4))
+    (row,) = r["transfers"]
+    assert row["amount"] == rel(10_000.0 / 7.0) and row["margin_level_after"] == rel(1.4)
+    assert r["debt"][2] == rel(20_000.0 - 10_000.0 / 7.0)
+
+
+def test_spot_top_up_of_a_short_goes_to_hq():
+    # target −2 at 30,000: sell 2/3 BTC borrowed (the cap (hq + M0·0)/(M0·O − O) = 10,000/15,000 = 2/3),
+    # hq = 30,000, pb = 2/3, no quote owed.  a = hb − Mc·Db = −1.3·2/3 < 0: Pc = (1.3·0 − 30,000)/a
+    # = 45,000/1.3 = 34,615.38 (rising); P_liq = 30,000/(1.1·2/3) = 40,909.09.  ml=M0 with auto-repay:
+    # D − A/X = (2/3)·Pc − 20,000 = 3,076.92 > Dq = 0, so T = X·Db·P + Dq − A = 1.5·(2/3)·Pc − 30,000
+    # = Pc − 30,000 = 4,615.38 (all to hq); after: hq = Pc, ML = Pc/((2/3)·Pc) = 1.5,
+    # Pc' = Pc/(1.3·2/3) = 39,940.83 above the high 36,000
+    bars = [flat(30_000.0), flat(30_000.0), (30_000.0, 36_000.0, 30_000.0, 33_000.0), flat(33_000.0)]
+    r = spot(bars, [-2.0] * 4, reserve=10_000.0)
+    pc = 45_000.0 / 1.3
+    (row,) = r["transfers"]
+    assert row["bar"] == 2 and row["price"] == rel(pc) and row["reason"] == "top-up"
+    assert row["amount"] == rel(pc - 30_000.0) and not row["capped"]
+    assert row["margin_level_before"] == rel(1.3) and row["margin_level_after"] == rel(1.5)
+    assert r["liquidations"] == []
+    # quote held pc, base owed 2/3: equity at the close 33,000 = pc − 22,000
+    assert r["debt"][2] == rel(22_000.0) and r["equity"][2] == rel(pc - 22_000.0)
+    assert r["reserve"][-1] == rel(10_000.0 - (pc - 30_000.0))
+
+
+def test_spot_auto_repay_off_money_stays_in_hq():
+    # auto-repay off, long 1 BTC owing 20,000 (the buy's cap (M0·hq)/(M0·O − O) = 1 BTC, as with it on).
+    # Bar 2: deposit 2,000 into hq (pq stays 20,000); Pc = (1.3·20,000 − 2,000)/1 = 24,000, reached by the low
+    # 23,000: ml=M0 (default) T = X·D − A = 1.5·20,000 − (24,000 + 2,000) = 4,000 into hq (hq 6,000), ML 1.5;
+    # Pc' = 26,000 − 6,000 = 20,000 not reached.  Bar 3 opens at 25,000: a withdrawal of 3,000 with the loan
+    # running is capped to min(hq, A − M0·D) = min(6,000, 31,000 − 30,000) = 1,000, leaving ML 1.5
+    bars = [flat(30_000.0), flat(30_000.0), (30_000.0, 30_000.0, 23_000.0, 25_000.0), flat(25_000.0)]
+    flows = [(at(2), 2_000.0), (at(3), -3_000.0)]
+    r = spot(bars, LONG3[:4], auto_repay=False, reserve=5_000.0, transfers=flows)
+    rows = [(x["bar"], x["reason"], x["price"], x["amount"], x["requested"], x["capped"]) for x in r["transfers"]]
+    assert rows == [(2, "scheduled", 30_000.0, 2_000.0, 2_000.0, False),
+                    (2, "top-up", rel(24_000.0), rel(4_000.0), rel(4_000.0), False),
+                    (3, "withdrawal", 25_000.0, rel(-1_000.0), -3_000.0, True)]
+    assert [x["margin_level_after"] for x in r["transfers"]] == [rel(32_000.0 / 20_000.0), rel(1.5), rel(1.5)]
+    assert r["transfers"][1]["margin_level_before"] == rel(1.3)
+    assert r["liquidations"] == []
+    # the margin call: ML at the low with the deposit (step 0a comes before): 25,000/20,000
+    assert [(m["bar"], m["margin_level"]) for m in r["margin_calls"]] == [(2, rel(1.25))]
+    assert r["debt"] == [0.0, rel(20_000.0), rel(20_000.0), rel(20_000.0)]
+    assert r["equity"] == [10_000.0, rel(10_000.0), rel(25_000.0 + 6_000.0 - 20_000.0),
+                           rel(25_000.0 + 5_000.0 - 20_000.0)]
+    assert r["reserve"] == [5_000.0, 5_000.0, rel(1_000.0), rel(1_000.0)]
+    assert r["net_transfers"] == [0.0, 0.0, 2_000.0, rel(1_000.0)]
+    profit, own = books(r, 10_000.0, 5_000.0)
+    # 10,000 + 1,000 − 10,000 − 5,000 − 1,000 = −5,000, the price move 1·(25,000 − 30,000)
+    assert profit == rel(-5_000.0) and own == rel(-5_000.0)
+
+    # the same with auto-repay on: the deposit repays (pq 18,000); Pc = 1.3·18,000 = 23,400, reached by
+    # 23,000: T = 18,000 − 23,400/1.5 = 2,400 repays too (pq 15,600; Pc' = 20,280 not reached); the
+    # withdrawal finds hq = 0: nothing leaves
+    r = spot(bars, LONG3[:4], reserve=5_000.0, transfers=flows)
+    rows = [(x["bar"], x["reason"], x["price"], x["amount"], x["requested"], x["capped"]) for x in r["transfers"]]
+    assert rows == [(2, "scheduled", 30_000.0, 2_000.0, 2_000.0, False),
+                    (2, "top-up", rel(23_400.0), rel(2_400.0), rel(2_400.0), False),
+                    (3, "withdrawal", 25_000.0, 0.0, -3_000.0, True)]
+    assert [(m["bar"], m["margin_level"]) for m in r["margin_calls"]] == [(2, rel(23_000.0 / 18_000.0))]
+    assert r["debt"] == [0.0, rel(20_000.0), rel(15_600.0), rel(15_600.0)]
+    assert r["equity"][2:] == [rel(25_000.0 - 15_600.0)] * 2
+    assert r["reserve"][-1] == rel(2_600.0) and r["net_transfers"][-1] == 2_000.0
+    profit, own = books(r, 10_000.0, 5_000.0)
+    # 9,400 + 2,600 − 10,000 − 5,000 − 2,000 = −5,000
+    assert profit == rel(-5_000.0) and own == rel(-5_000.0)
+
+
+def test_spot_top_up_at_the_open_prevents_a_gap_liquidation():
+    # bar 2 opens at 21,500, below P_liq 22,000: ML(O) = 21,500/20,000 = 1.075 <= 1.3, a top-up at the open
+    # first (step 0b): T = D − A/M0 = 20,000 − 21,500/1.5 = 5,666.67, only 5,000 in reserve (capped); it
+    # repays: pq = 15,000, ML = 21,500/15,000 = 1.4333 > 1.1: no gap liquidation.  Then R = 0 (P_liq now
+    # 1.1·15,000 = 16,500)
+    bars = [flat(30_000.0), flat(30_000.0), (21_500.0, 22_000.0, 21_200.0, 21_800.0), flat(21_800.0)]
+    plain = spot(bars, LONG3[:4])
+    assert [(e["bar"], e["trigger_price"]) for e in plain["liquidations"]] == [(2, 21_500.0)]
+    r = spot(bars, LONG3[:4], reserve=5_000.0)
+    assert r["liquidations"] == []
+    (row,) = r["transfers"]
+    assert row["price"] == 21_500.0 and row["requested"] == rel(20_000.0 - 21_500.0 / 1.5)
+    assert row["amount"] == 5_000.0 and row["capped"] and row["reserve_after"] == 0.0
+    assert row["margin_level_before"] == rel(1.075) and row["margin_level_after"] == rel(21_500.0 / 15_000.0)
+    assert r["debt"][2] == rel(15_000.0)
+    assert r["equity"][2] == rel(21_800.0 - 15_000.0)
+
+
+def test_spot_top_up_amount_three_times_in_a_falling_bar():
+    # amount=1,000, each repaying: at Pc1 = 1.3·20,000 = 26,000 (pq 19,000), Pc2 = 1.3·19,000 = 24,700
+    # (pq 18,000), Pc3 = 1.3·18,000 = 23,400 (pq 17,000), then Pc4 = 1.3·17,000 = 22,100 below the low
+    # 23,000: three top-ups
+    bars = [flat(30_000.0), flat(30_000.0), (30_000.0, 30_000.0, 23_000.0, 26_000.0), flat(26_000.0)]
+    r = spot(bars, LONG3[:4], reserve=10_000.0, top_up=("amount", 1_000.0))
+    rows = r["transfers"]
+    assert [(x["bar"], x["price"], x["amount"], x["reserve_after"]) for x in rows] == [
+        (2, rel(26_000.0), 1_000.0, 9_000.0), (2, rel(24_700.0), 1_000.0, 8_000.0),
+        (2, rel(23_400.0), 1_000.0, 7_000.0)]
+    assert [x["margin_level_before"] for x in rows] == [rel(1.3)] * 3
+    # ML after = Pc_k / (dq − 1,000)
+    assert [x["margin_level_after"] for x in rows] == [
+        rel(26_000.0 / 19_000.0), rel(24_700.0 / 18_000.0), rel(23_400.0 / 17_000.0)]
+    assert not any(x["capped"] for x in rows)
+    assert r["reserve"][-1] == 7_000.0 and r["liquidations"] == []
+    assert r["debt"][2] == rel(17_000.0)
+    assert r["equity"][2] == rel(26_000.0 - 17_000.0)
+
+
+def test_spot_reserve_too_small_liquidates_at_the_topped_up_price():
+    # reserve 1,000 < T = 20,000 − 26,000/1.5 = 2,666.67 at Pc = 26,000: it repays, pq = 19,000, hq = 0,
+    # P_liq = 1.1·19,000/1 = 20,900, which the low 20,000 reaches (without the reserve: 22,000)
+    bars = [flat(30_000.0), flat(30_000.0), (30_000.0, 30_000.0, 20_000.0, 21_000.0), flat(21_000.0)]
+    r = spot(bars, LONG3[:4], reserve=1_000.0)
+    (row,) = r["transfers"]
+    assert row["price"] == rel(26_000.0) and row["amount"] == 1_000.0
+    assert row["requested"] == rel(8_000.0 / 3.0) and row["capped"] and row["reserve_after"] == 0.0
+    assert row["margin_level_after"] == rel(26_000.0 / 19_000.0)
+    (liq,) = r["liquidations"]
+    assert liq["bar"] == 2 and liq["trigger_price"] == rel(20_900.0)
+    assert liq["margin_level"] == rel(1.1)                  # 20,900/19,000
+    # MC "Liquidation", long-like: F = 2 %·A(20,900) = 418; s = (M·(Dq + F) − (B·Pf + Q))/(Pf·(M − 1))
+    # = (1.5·19,418 − 20,900)/(20,900·0.5) = 8,227/10,450 = 0.78727
+    fee = 0.02 * 20_900.0
+    s = (1.5 * (19_000.0 + fee) - 20_900.0) / (20_900.0 * 0.5)
+    assert s == rel(8_227.0 / 10_450.0)
+    assert liq["fee"] == rel(fee) and liq["quantity"] == rel(s)
+    assert liq["equity_before"] == rel(1_900.0)
+    # after: hb = 1 − s, the cash s·20,900 − F = 16,036 repays the quote debt: pq = 2,964
+    # (ML at 20,900 is back to 1.5, at the low 20,000 it is 1.435 > 1.1: no second liquidation)
+    pq = 19_000.0 - (s * 20_900.0 - fee)
+    assert pq == rel(2_964.0)
+    assert r["debt"][2] == rel(pq)
+    assert r["equity"][2] == rel((1.0 - s) * 21_000.0 - pq)
+    plain = spot(bars, LONG3[:4])
+    assert plain["liquidations"][0]["trigger_price"] == rel(22_000.0)
+
+
+def test_spot_books():
+    # capital 10,000, fee 0.1 %, reserve 3,000.  Bar 1 at 100: target 2.5 -> T = 250, q = 250/0.999,
+    # paid q·100 = 25,025.025 (dq0 = 15,025.025 borrowed), the fee's value (q − 250)·100 = 25.025025...
+    # Bar 2: deposit 1,000 repays: dq1 = dq0 − 1,000 = 14,025.025, hq 0.  Bar 3 falls to 70:
+    # Pc = 1.3·dq1/250 = 72.9301; ml=M0: T = D − A/1.5 = dq1 − 1.3·dq1/1.5 = dq1·2/15 = 1,870.0033 (<= dq1,
+    # < 3,000: not capped), dq2 = dq1·13/15 = 12,155.022; Pc' = 1.3·dq2/250 = 63.21, P_liq = 53.48 not
+    # reached.  Bar 4 at 80: a withdrawal of 500 finds hq = 0 (the loan runs): nothing leaves (capped).
+    # Last close 90.
+    f = 0.001
+    q = 250.0 / (1.0 - f)
+    dq1 = q * 100.0 - 10_000.0 - 1_000.0
+    bars = [flat(100.0), flat(100.0), flat(100.0), (100.0, 100.0, 70.0, 80.0), flat(80.0), flat(90.0)]
+    r = spot(bars, [2.5] * 6, fee=f, reserve=3_000.0, transfers=[(at(2), 1_000.0), (at(4), -500.0)])
+    assert r["orders"][0]["quantity"] == rel(q) and r["liquidations"] == []
+    pc = 1.3 * dq1 / 250.0
+    t = dq1 * 2.0 / 15.0
+    rows = [(x["bar"], x["reason"], x["amount"], x["capped"]) for x in r["transfers"]]
+    assert rows == [(2, "scheduled", 1_000.0, False), (3, "top-up", rel(t), False), (4, "withdrawal", 0.0, True)]
+    assert r["transfers"][1]["price"] == rel(pc) and r["transfers"][1]["requested"] == rel(t)
+    assert r["transfers"][1]["margin_level_after"] == rel(1.5)
+    assert r["reserve"] == [3_000.0, 3_000.0, 3_000.0, rel(3_000.0 - t), rel(3_000.0 - t), rel(3_000.0 - t)]
+    assert r["net_transfers"] == [0.0, 0.0, 1_000.0, 1_000.0, 1_000.0, 1_000.0]
+    dq2 = dq1 * 13.0 / 15.0
+    assert r["debt"][-1] == rel(dq2)
+    final = 250.0 * 90.0 - dq2
+    assert r["equity"][-1] == rel(final)
+    profit, own = books(r, 10_000.0, 3_000.0)
+    by_hand = -(q - 250.0) * 100.0 + 250.0 * (90.0 - 100.0)   # the fee, then the price move
+    assert profit == rel(by_hand) and own == rel(by_hand)
+    assert profit == rel(final + (3_000.0 - t) - 10_000.0 - 3_000.0 - 1_000.0)
+
+
+def test_spot_refuses_flows_with_stops():
+    with pytest.raises(AssertionError):
+        spot([flat(100.0)] * 2, [1.0] * 2, stop_loss=0.1, reserve=100.0)
+    with pytest.raises(AssertionError):
+        spot([flat(100.0)] * 2, [1.0] * 2, top_up=("ml", 1.2))    # X must be above the margin call 1.3
+
+
+# ========================================================================== perps
+PC_LONG = 9_000.0 / 99.5   # the margin-call price of N = 100 long at EP 100, WC 1,000 (tier 1)
+LP_LONG = 9_000.0 / 99.6   # its liquidation price
+
+
+def test_perp_no_flows_adds_empty_outputs():
+    r = perp([flat(100.0)] * 3, [10.0] * 3)
+    assert r["transfers"] == [] and r["reserve"] == [0.0] * 3 and r["net_transfers"] == [0.0] * 3
+
+
+def test_perp_deposit_lowers_the_liquidation_price():
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 80.0, 85.0)]
+    plain = perp(bars, [10.0] * 3)
+    assert plain["liquidations"][0]["trigger_price"] == rel(LP_LONG)
+    # a deposit of 500 into WC at bar 2's open: c = 1,500 − 10,000, LP = 8,500/99.6
+    r = perp(bars, [10.0] * 3, transfers=[(D + H + 1, 500.0)])
+    (row,) = r["transfers"]
+    assert row["bar"] == 2 and row["amount"] == 500.0 and row["price"] == 100.0 and row["reason"] == "scheduled"
+    # health at O: MB 1,000 (1,500 after) over MM = 100·100·0.4 % = 40
+    assert row["margin_level_before"] == rel(25.0) and row["margin_level_after"] == rel(37.5)
+    (liq,) = r["liquidations"]
+    assert liq["trigger_price"] == rel(8_500.0 / 99.6) and liq["margin_level"] == rel(1.0)
+    assert r["net_transfers"] == [0.0, 0.0, 500.0]
+
+
+def test_perp_withdrawal_caps():
+    # cross, target 5: N = 50 at 100, WC 1,000; at O = 110, E = 1,500, |N|·O/L = 550:
+    # min(E − |N|·O/L, WC) = min(950, 1,000) = 950 leaves
+    bars = [flat(100.0), flat(100.0), flat(110.0)]
+    r = perp(bars, [5.0] * 3, transfers=[(D + 2 * H, -2_000.0)])
+    (row,) = r["transfers"]
+    assert row["amount"] == rel(-950.0) and row["requested"] == -2_000.0 and row["capped"]
+    assert row["reason"] == "withdrawal" and row["price"] == 110.0
+    mm = 50 * 110.0 * 0.004
+    assert row["margin_level_before"] == rel(1_500.0 / mm) and row["margin_level_after"] == rel(550.0 / mm)
+    assert r["equity"][-1] == rel(550.0)
+    # isolated: only the cross wallet WC = 1,000 − 50·100/10 = 500 leaves; the position's health is unchanged
+    r = perp(bars, [5.0] * 3, isolated=True, transfers=[(D + 2 * H, -2_000.0)])
+    (row,) = r["transfers"]
+    assert row["amount"] == rel(-500.0) and row["capped"]
+    assert row["margin_level_before"] == rel(row["margin_level_after"])
+    assert row["margin_level_before"] == rel((500.0 + 500.0) / mm)
+    assert r["equity"][-1] == rel(1_000.0)          # WI 500 + uPnL 500
+
+
+def test_perp_cross_withdrawal_keeps_unrealised_profit():
+    # cross, target 5: N = 50 at 100, WC 1,000.  At O = 130 the profit is 50·30 = 1,500: E = 2,500,
+    # |N|·O/L = 650, E − 650 = 1,850 but the wallet WC = 1,000 is the cap: 1,000 leaves (the unrealised
+    # profit does not).  After: WC 0, MB = 1,500, MM = 50·130·0.4 % = 26
+    bars = [flat(100.0), flat(100.0), flat(130.0)]
+    r = perp(bars, [5.0] * 3, transfers=[(D + 2 * H, -2_000.0)])
+    (row,) = r["transfers"]
+    assert row["amount"] == rel(-1_000.0) and row["requested"] == -2_000.0 and row["capped"]
+    assert row["margin_level_before"] == rel(2_500.0 / 26.0) and row["margin_level_after"] == rel(1_500.0 / 26.0)
+    assert r["equity"][-1] == rel(1_500.0) and r["net_transfers"][-1] == rel(-1_000.0)
+    # asking 900 (below both caps): not capped
+    r = perp(bars, [5.0] * 3, transfers=[(D + 2 * H, -900.0)])
+    (row,) = r["transfers"]
+    assert row["amount"] == -900.0 and not row["capped"] and r["equity"][-1] == rel(1_600.0)
+    # at a loss, O = 85: E = 1,000 − 750 = 250 < |N|·O/L = 425: nothing leaves
+    r = perp([flat(100.0), flat(100.0), flat(85.0)], [5.0] * 3, transfers=[(D + 2 * H, -100.0)])
+    (row,) = r["transfers"]
+    assert row["amount"] == 0.0 and row["capped"] and r["equity"][-1] == rel(250.0)
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_perp_top_up_to_ml_at_the_margin_call_price(isolated):
+    # long N = 100 at 100 with MB = 1,000 + 100·(P − 100) (cross: capital 1,000; isolated: capital 2,000,
+    # WI = 1,000).  Pc = 9,000/99.5 = 90.4523; MM(Pc) = 0.4·Pc; ml=2: T = 2·MM − 1.25·MM = 0.3·Pc = 27.14.
+    # After: Pc' = (9,000 − T)/99.5 = 90.1795, below the low 90.3
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 90.3, 95.0), flat(95.0)]
+    capital = 2_000.0 if isolated else 1_000.0
+    r = perp(bars, [10.0 if not isolated else 5.0] * 4, capital=capital, isolated=isolated, reserve=100.0,
+             top_up=("ml", 2.0))
+    (row,) = r["transfers"]
+    t = 0.3 * PC_LONG
+    assert row["bar"] == 2 and row["price"] == rel(PC_LONG) and row["reason"] == "top-up"
+    assert row["amount"] == rel(t) and row["requested"] == rel(t) and not row["capped"]
+    assert row["margin_level_before"] == rel(1.25) and row["margin_level_after"] == rel(2.0)
+    assert row["reserve_after"] == rel(100.0 - t)
+    assert r["reserve"] == [100.0, 100.0, rel(100.0 - t), rel(100.0 - t)]
+    assert r["net_transfers"] == [0.0] * 4
+    assert r["equity"][2] == rel(capital + t + 100 * (95.0 - 100.0))
+    assert r["liquidations"] == []
+    assert r["n_margin_calls"] == 1                  # taken before the top-ups
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_perp_top_up_to_the_initial_margin_by_default(isolated):
+    # no --top-up rule: at Pc = 9,000/99.5 = 90.4523, MB = 1.25·MM = 0.5·Pc and the initial margin is
+    # |N|·Pc/L = 10·Pc, so T = 9.5·Pc = 859.30 (cross into WC, isolated into WI); health after
+    # 10·Pc/(0.4·Pc) = 25 = 1/(L·mmr).  After: Pc' = (9,000 − T)/99.5 = 81.82, far below the low 90.3
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 90.3, 95.0), flat(95.0)]
+    capital = 2_000.0 if isolated else 1_000.0
+    targets = [10.0 if not isolated else 5.0] * 4
+    r = perp(bars, targets, capital=capital, isolated=isolated, reserve=1_000.0)
+    t = 9.5 * PC_LONG
+    assert t == rel(859.2964824120603)
+    (row,) = r["transfers"]
+    assert row["bar"] == 2 and row["price"] == rel(PC_LONG) and row["reason"] == "top-up"
+    assert row["amount"] == rel(t) and row["requested"] == rel(t) and not row["capped"]
+    assert row["margin_level_before"] == rel(1.25) and row["margin_level_after"] == rel(25.0)
+    assert r["reserve"] == [1_000.0, 1_000.0, rel(1_000.0 - t), rel(1_000.0 - t)]
+    assert r["equity"][2] == rel(capital + t + 100 * (95.0 - 100.0))
+    assert r["liquidations"] == [] and r["n_margin_calls"] == 1
+    # the same as ("initial", 0.0) given
+    again = perp(bars, targets, capital=capital, isolated=isolated, reserve=1_000.0, top_up=("initial", 0.0))
+    assert again["transfers"] == r["transfers"]
+
+
+def test_perp_top_up_short_rising():
+    # short N = −100 at 100, WC 1,000: MB(P) = 11,000 − 100·P, c = 11,000; Pc = 11,000/(1.25·0.4 + 100)
+    # = 109.4527, the high 109.6 reaches it.  Default: MB(Pc) = 0.5·Pc, T = 100·Pc/10 − 0.5·Pc = 9.5·Pc
+    # = 1,039.80, health 25; the next Pc = (11,000 + T)/100.5 = 119.80 is out of reach
+    bars = [flat(100.0), flat(100.0), (100.0, 109.6, 100.0, 105.0)]
+    r = perp(bars, [-10.0] * 3, reserve=2_000.0)
+    (row,) = r["transfers"]
+    pc = 11_000.0 / 100.5
+    assert row["price"] == rel(pc) and row["amount"] == rel(9.5 * pc) and not row["capped"]
+    assert row["margin_level_before"] == rel(1.25) and row["margin_level_after"] == rel(25.0)
+    assert (11_000.0 + 9.5 * pc) / 100.5 > 109.6
+    assert r["equity"][-1] == rel(1_000.0 + 9.5 * pc - 100 * (105.0 - 100.0))
+    # ml=2: 0.75·MM = 0.3·Pc, MM = 100·Pc·0.4 %
+    r = perp(bars, [-10.0] * 3, reserve=100.0, top_up=("ml", 2.0))
+    (row,) = r["transfers"]
+    assert row["price"] == rel(pc) and row["amount"] == rel(0.3 * pc)
+    assert (11_000.0 + 0.3 * pc) / 100.5 > 109.6                         # the next Pc is out of reach
+
+
+def test_perp_top_up_at_the_mark_open_prevents_a_gap_liquidation():
+    # the bar opens at 90, past Pc (and LP = 90.3614): MB(90) = 0, MM = 36, h = 0; the top-up comes first.
+    # Default: T = |N|·O/L − MB = 100·90/10 − 0 = 900 from a reserve of 1,000, h = 900/36 = 25: no gap
+    # liquidation; then Pc = (9,000 − 900)/99.5 = 81.41 < the low 89.8
+    bars = [flat(100.0), flat(100.0), (90.0, 91.0, 89.8, 90.5)]
+    plain = perp(bars, [10.0] * 3)
+    assert plain["liquidations"][0]["trigger_price"] == 90.0
+    r = perp(bars, [10.0] * 3, reserve=1_000.0)
+    (row,) = r["transfers"]
+    assert row["price"] == 90.0 and row["amount"] == rel(900.0) and not row["capped"]
+    assert row["margin_level_before"] == pytest.approx(0.0, abs=1e-12) and row["margin_level_after"] == rel(25.0)
+    assert r["liquidations"] == [] and r["reserve"][-1] == rel(100.0)
+    assert r["equity"][-1] == rel(900.0 + 100 * 0.5)
+    # ml=2: T = 2·36 − 0 = 72, h = 2; then Pc = (9,000 − 72)/99.5 = 89.7286 < the low 89.8
+    r = perp(bars, [10.0] * 3, reserve=100.0, top_up=("ml", 2.0))
+    (row,) = r["transfers"]
+    assert row["price"] == 90.0 and row["amount"] == rel(72.0) and row["margin_level_after"] == rel(2.0)
+    assert r["liquidations"] == []
+    assert r["equity"][-1] == rel(72.0 + 100 * 0.5)
+
+
+def test_perp_top_up_amount_twice_in_a_falling_bar():
+    # amount=10: Pc1 = 9,000/99.5, Pc2 = 8,990/99.5 = 90.3518 >= the low 90.3, Pc3 = 8,980/99.5 = 90.2513 < it
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 90.3, 95.0)]
+    r = perp(bars, [10.0] * 3, reserve=100.0, top_up=("amount", 10.0))
+    rows = r["transfers"]
+    assert [(x["price"], x["amount"], x["reserve_after"]) for x in rows] == [
+        (rel(9_000.0 / 99.5), 10.0, 90.0), (rel(8_990.0 / 99.5), 10.0, 80.0)]
+    assert [x["margin_level_before"] for x in rows] == [rel(1.25), rel(1.25)]
+    assert r["liquidations"] == [] and r["reserve"][-1] == 80.0
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_perp_reserve_too_small_liquidates_at_the_topped_up_price(isolated):
+    # reserve 10 < T = 9.5·Pc = 859.30 (the default, initial margin): the position's margin grows by 10
+    # (cross: WC; isolated: WI, the capital's other 1,000 staying in WC),
+    # LP = (1,010 − 10,000)/(0.4 − 100) = 8,990/99.6 = 90.26, reached by the low 85
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 85.0, 86.0)]
+    capital = 2_000.0 if isolated else 1_000.0
+    r = perp(bars, [10.0 if not isolated else 5.0] * 3, capital=capital, isolated=isolated, reserve=10.0)
+    (row,) = r["transfers"]
+    assert row["price"] == rel(PC_LONG) and row["amount"] == 10.0 and row["capped"]
+    assert row["requested"] == rel(9.5 * PC_LONG) and row["reserve_after"] == 0.0
+    assert row["margin_level_after"] == rel((0.5 * PC_LONG + 10.0) / (0.4 * PC_LONG))
+    (liq,) = r["liquidations"]
+    lp = 8_990.0 / 99.6
+    assert liq["trigger_price"] == rel(lp) and liq["margin_level"] == rel(1.0)
+    # the clearance fee 1.25 %·100·LP exceeds MB(LP) = MM(LP) = 0.4·LP: the margin (with the top-up) is lost
+    assert liq["fee"] == rel(0.4 * lp)
+    assert r["final_equity"] == (1_000.0 if isolated else 0.0)
+
+
+def test_perp_books():
+    # cross 10x, fee 0.05 %, reserve 50 (amount=50).  Bar 1: 50 units at 100, fee 2.5 (WC 997.5).
+    # Bar 2 at 110: withdrawal 100 (cap min(1,497.5 − 550, WC 997.5) = 947.5).  Bar 3 at 110: deposit 200
+    # (WC 1,097.5); the low 78 reaches Pc = (5,000 − 1,097.5)/(50 − 1.25·50·0.4 %) = 78.442: a top-up of 50;
+    # LP = 3,852.5/49.8 = 77.36 is not reached.  Last close 90.
+    bars = [flat(100.0), flat(100.0), flat(110.0), (110.0, 110.0, 78.0, 80.0), flat(90.0)]
+    r = perp(bars, [5.0] * 5, fee=0.0005, reserve=50.0, top_up=("amount", 50.0),
+             transfers=[(D + 2 * H, -100.0), (D + 3 * H, 200.0)])
+    rows = [(x["bar"], x["reason"], x["amount"], x["capped"]) for x in r["transfers"]]
+    assert rows == [(2, "withdrawal", -100.0, False), (3, "scheduled", 200.0, False), (3, "top-up", 50.0, False)]
+    assert r["transfers"][2]["price"] == rel(3_902.5 / 49.75)
+    assert r["liquidations"] == []
+    assert r["net_transfers"] == [0.0, 0.0, -100.0, 100.0, 100.0]
+    assert r["reserve"] == [50.0, 50.0, 50.0, 0.0, 0.0]
+    assert r["final_equity"] == rel(997.5 - 100.0 + 200.0 + 50.0 + 50 * (90.0 - 100.0))
+    profit, own = books(r, 1_000.0, 50.0)
+    by_hand = -2.5 + 50 * (90.0 - 100.0)      # the fee, then the price move
+    assert profit == rel(by_hand) and own == rel(by_hand)
+
+
+def test_perp_books_default_top_up():
+    # cross 10x, no fee, reserve 2,000, no rule.  Bar 1: N = 100 at 100 (WC 1,000).  Bar 2 falls to 85: at
+    # Pc = 9,000/99.5 a top-up of 9.5·Pc = 859.30 (WC 1,859.30; LP = 8,140.70/99.6 = 81.73 not reached).
+    # Bar 3 at 120 (uPnL 2,000): a withdrawal of 5,000 is capped to min(E − |N|·O/L, WC)
+    # = min(3,859.30 − 1,200, 1,859.30) = 1,859.30 (the wallet).  Last close 120: equity = 2,000
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 85.0, 90.0), flat(120.0)]
+    r = perp(bars, [10.0] * 4, reserve=2_000.0, transfers=[(D + 3 * H, -5_000.0)])
+    t = 9.5 * PC_LONG
+    rows = [(x["bar"], x["reason"], x["amount"], x["capped"]) for x in r["transfers"]]
+    assert rows == [(2, "top-up", rel(t), False), (3, "withdrawal", rel(-(1_000.0 + t)), True)]
+    assert r["liquidations"] == []
+    assert r["reserve"][-1] == rel(2_000.0 - t) and r["net_transfers"][-1] == rel(-(1_000.0 + t))
+    assert r["final_equity"] == rel(2_000.0)
+    profit, own = books(r, 1_000.0, 2_000.0)
+    # 2,000 + (2,000 − T) − 1,000 − 2,000 + (1,000 + T) = 2,000, the price move 100·(120 − 100)
+    assert profit == rel(2_000.0) and own == rel(2_000.0)
