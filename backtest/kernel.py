@@ -312,7 +312,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         pending = pending_limit = np.nan  # (step 3 took the last one)
         pending_kind = SIGNAL
         rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
-        next_flow = n if flows is None else next_flow_bar(flows, n)  # a scheduled transfer ends a quiet run
+        # a venue event or a scheduled transfer ends a quiet run (one comparison in the loop)
+        stop_at = next_venue if flows is None else min(next_venue, next_flow_bar(flows, n))
         j = i
         for j in range(i, n):
             c = close[j]
@@ -377,8 +378,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             liquidated = False
             # the next bar is quiet: close it here too
             k = j + 1
-            if (k < n and k != next_venue and k != next_flow and pending != pending and q_lo < mark_low[k]
-                    and mark_high[k] < q_hi
+            if (k < n and k != stop_at and pending != pending and q_lo < mark_low[k] and mark_high[k] < q_hi
                     and band_lo < mark_open[k] < band_hi and band_lo < close[k] < band_hi):
                 far = best
                 if trail:  # the trailing level moves with the best price: test it at the highest it can reach
