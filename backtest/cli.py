@@ -111,6 +111,9 @@ def _add_move_flags(p):
     p.add_argument("--top-up", default=None, metavar="ml=X|amount=A",
                    help="at the margin-call line inside the bar, move from --reserve what lifts the margin level to "
                         "X (default the initial level), or A per call")
+    p.add_argument("--keep-ml", type=float, default=None, metavar="X",
+                   help="a safety buffer: where the margin level falls to X inside a bar, reduce the position there "
+                        "back to the initial level (deleverage orders: trading fee, no liquidation fee)")
 
 
 def _add_grid_flags(p, what, unit):
@@ -276,7 +279,8 @@ def cmd_run(args) -> int:
 
     paths = data_paths(args.data)
     if len(paths) > 1:
-        for flag, given in (("--transfer", args.transfer), ("--reserve", args.reserve), ("--top-up", args.top_up)):
+        for flag, given in (("--transfer", args.transfer), ("--reserve", args.reserve), ("--top-up", args.top_up),
+                            ("--keep-ml", args.keep_ml)):
             if given:
                 raise UserError(f"{flag}: one symbol only for now (several --data given)")
         return cmd_run_multi(args, paths)
@@ -298,6 +302,7 @@ def cmd_run(args) -> int:
         detail=args.detail[0] if args.detail else None,
         margin_file=args.margin_file, funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
         brackets=args.brackets, transfers=args.transfer, reserve=args.reserve, top_up=args.top_up,
+        keep_ml=args.keep_ml,
     )
     result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)

@@ -71,6 +71,7 @@ def run(
     transfers=None,
     reserve: float = 0.0,
     top_up=None,
+    keep_ml: float | None = None,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -146,6 +147,10 @@ def run(
             ``"amount=A"``: A per call) it answers margin calls inside the
             bar, where the path meets the call level (docs/model-choices.md
             "Transfers and a reserve").
+        keep_ml: a safety buffer: where the margin level would fall to this
+            level inside a bar, the position is reduced there (trading fee,
+            no liquidation fee) back to the initial level (``deleverage``
+            orders).
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
@@ -159,7 +164,7 @@ def run(
         funding = own_funding if funding is None and funding_rate is None else funding
     rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
                      stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat, transfers or (),
-                     float(reserve or 0.0), top_up)
+                     float(reserve or 0.0), top_up, keep_ml)
     rs = replace(rs, fee=rs.venue_fee(profile))  # (run.json records the fee charged)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
@@ -192,8 +197,9 @@ def run(
         raise UserError("--detail: not combined with --mark (the mark series has no finer bars)")
     if detail is not None and given.limit.size:
         raise UserError("--detail: not combined with a strategy's limit orders yet")
-    transfers_mod.check_combination(rs, given, detail, rs.reserve, rs.transfers)
-    moves = transfers_mod.flows_spec(rs.transfers, rs.reserve, rs.top_up, profile, seconds, config[0].call_ml)
+    transfers_mod.check_combination(rs, given, detail, rs.reserve, rs.transfers, rs.keep_ml)
+    moves = transfers_mod.flows_spec(rs.transfers, rs.reserve, rs.top_up, profile, seconds, config[0].call_ml,
+                                     rs.keep_ml, auto_repay)
     exact = loans_outlive_trades(given, auto_repay)
     fine, n_fine = (NO_DETAIL, 0) if detail is None else detail_arrays(detail, bars, symbol)
     venue = None

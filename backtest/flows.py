@@ -7,11 +7,14 @@ holds the schedule, the reserve and the log of moves.
 """
 from numba import njit
 
-from .intrabar import ENTRY
-from .records import SCHEDULED, TOP_UP, WITHDRAWAL
-from .venues.plug import deposit, exposed, level_at, level_price, lift_to, lift_to_initial, withdrawable
+from .account import _buy, _position, _record_order, _sell
+from .intrabar import ENTRY, FEES_PAID, N_ORDERS, RECORD, _track_in
+from .records import DELEVERAGE, SCHEDULED, TOP_UP, WITHDRAWAL
+from .venues import binance_usdm as usdm
+from .venues.plug import (deleverage_size, deposit, exposed, level_at, level_price, lift_to, lift_to_initial,
+                          withdrawable)
 
-MAX_TOP_UPS_PER_BAR = 64
+MAX_TOP_UPS_PER_BAR = 64  # top-ups and deleverage orders of one bar
 RESERVE, NET, TOPPED = range(3)  # ``flows.state``
 ROWS, NEXT = range(2)  # ``flows.count``: log rows written, the next scheduled transfer
 
@@ -86,29 +89,82 @@ def _top_up(st, fs, pv, cfg, flows, i, p):
 
 
 @njit(cache=True)
-def top_up_at_open(st, fs, pv, cfg, flows, i, mo):
-    """0b. A bar opening at or below the margin-call level is topped up there."""
-    if flows.state[RESERVE] > 0.0 and exposed(st, pv) and level_at(st, fs, pv, mo) <= cfg.call_ml:
-        _top_up(st, fs, pv, cfg, flows, i, mo)
+def _deleverage(st, fs, ns, pv, cfg, i, p, orders):
+    """The safety buffer's reduction at ``p`` (filled at ``p`` ∓ slippage,
+    the trading fee), recorded as a ``deleverage`` order; False when it
+    reduced nothing."""
+    side, q, capped = deleverage_size(st, fs, pv, cfg, p, p)  # (the side first: the slippage's direction)
+    f = p * (1.0 + side * cfg.slippage)
+    side, q, capped = deleverage_size(st, fs, pv, cfg, p, f)
+    if q <= 1e-9 * abs(_position(st)):  # float noise: the level is back where the buffer leaves it
+        return False
+    pos = _position(st)
+    if pv is not None:
+        q, fee_value, _ = usdm.fill(st, fs, side, q, f, cfg.fee, cfg.leverage, False, fs[ENTRY])
+    elif side > 0:
+        _buy(st, q, f, cfg.fee, 0.0, cfg.round_interest, False, True)
+        fee_value = q * cfg.fee * f
+    else:
+        _sell(st, q, f, cfg.fee, 0.0, cfg.round_interest, False, True)
+        fee_value = q * f * cfg.fee
+    if ns[RECORD]:
+        _record_order(orders, ns[N_ORDERS], i, side, DELEVERAGE, capped, q, f, fee_value, st, 0.0, pos)
+    _track_in(fs, pos, _position(st), f, p)
+    ns[N_ORDERS] += 1
+    fs[FEES_PAID] += fee_value
+    return True
 
 
 @njit(cache=True)
-def top_ups_on_path(st, fs, pv, cfg, flows, i, mo, mh, ml):
-    """5'. Each time the bar's adverse extreme reaches the margin-call
-    price of the state, a top-up there (at the open when it opens past it),
-    while the reserve lasts; True when any happened."""
+def at_open(st, fs, ns, pv, cfg, flows, i, mo, orders):
+    """0b. A bar opening at or below the margin-call level is topped up
+    there; one opening at or below the buffer is deleveraged there."""
+    if flows.state[RESERVE] > 0.0 and exposed(st, pv) and level_at(st, fs, pv, mo) <= cfg.call_ml:
+        _top_up(st, fs, pv, cfg, flows, i, mo)
+    x = flows.keep_ml
+    if x == x and exposed(st, pv) and level_at(st, fs, pv, mo) <= x:
+        _deleverage(st, fs, ns, pv, cfg, i, mo, orders)
+
+
+@njit(cache=True, inline="always")
+def _reached(st, fs, pv, m, mo, mh, ml):
+    """Where the bar's adverse extreme reaches health ``m`` (the open when
+    it opens past it): (price, side), side 0 when it does not."""
+    p, side = level_price(st, fs, pv, m)
+    if side == 1 and ml <= p:
+        return min(mo, p), 1
+    if side == -1 and mh >= p:
+        return max(mo, p), -1
+    return 0.0, 0
+
+
+@njit(cache=True)
+def on_path(st, fs, ns, pv, cfg, flows, i, mo, mh, ml, orders):
+    """5'. Where the path meets the margin-call line (with a reserve) or the
+    buffer, whichever it reaches first (a top-up on a tie), a top-up or a
+    deleverage there; again while it does (a move that does nothing is off
+    for the rest of the bar); True when any happened."""
     any_ = False
+    x = flows.keep_ml
+    top_on, keep_on = True, x == x
     for _ in range(MAX_TOP_UPS_PER_BAR):
-        if flows.state[RESERVE] <= 0.0 or not exposed(st, pv):
+        if not exposed(st, pv):
             break
-        p, side = level_price(st, fs, pv, cfg.call_ml)
-        if side == 1 and ml <= p:
-            at = min(mo, p)
-        elif side == -1 and mh >= p:
-            at = max(mo, p)
+        pc, sc = (0.0, 0)
+        if top_on and flows.state[RESERVE] > 0.0:
+            pc, sc = _reached(st, fs, pv, cfg.call_ml, mo, mh, ml)
+        pk, sk = (0.0, 0)
+        if keep_on:
+            pk, sk = _reached(st, fs, pv, x, mo, mh, ml)
+        if sc == 0 and sk == 0:
+            break
+        if sk == 0 or (sc != 0 and (pc >= pk if sc == 1 else pc <= pk)):  # the first on the path
+            if _top_up(st, fs, pv, cfg, flows, i, pc):
+                any_ = True
+            else:
+                top_on = False
+        elif _deleverage(st, fs, ns, pv, cfg, i, pk, orders):
+            any_ = True
         else:
-            break
-        if not _top_up(st, fs, pv, cfg, flows, i, at):
-            break
-        any_ = True
+            keep_on = False
     return any_

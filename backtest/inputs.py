@@ -35,10 +35,11 @@ CrossVenue = namedtuple("CrossVenue", "leverage ver table_start table_rows fundi
 # reserve"): scheduled transfers (the bar each applies at, its amount), the
 # run's ``state`` (reserve left, net scheduled transfers, topped up; the
 # reserve at the start in ``state[0]``), the top-up rule (``top_ml`` the
-# level to lift to, or ``top_amount`` a fixed amount; the other NaN), and
-# the ``log`` of moves with ``count`` (rows written, next scheduled
-# transfer); the kernel takes None without transfers and reserve
-Flows = namedtuple("Flows", "bar amount state top_ml top_amount log count")
+# level to lift to, or ``top_amount`` a fixed amount; the other NaN), the
+# safety buffer's level ``keep_ml`` (NaN: none), and the ``log`` of moves
+# with ``count`` (rows written, next scheduled transfer); the kernel takes
+# None without transfers, reserve and buffer
+Flows = namedtuple("Flows", "bar amount state top_ml top_amount keep_ml log count")
 # hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)
 Rates = namedtuple("Rates", "h0 base quote")
 # finer bars; bar i's usable ones are start[i] .. end[i] − 1 (detail.detail_arrays)

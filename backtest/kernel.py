@@ -40,7 +40,10 @@ from numba.extending import intrinsic
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _position
 from .flows import next_bar as next_flow_bar
 from .flows import room as flows_room
-from .flows import scheduled, top_up_at_open, top_ups_on_path
+from .flows import MAX_TOP_UPS_PER_BAR as MAX_MOVES
+from .flows import at_open as moves_at_open
+from .flows import on_path as moves_on_path
+from .flows import scheduled
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
                        N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
@@ -217,7 +220,8 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         if record and (ns[N_ORDERS] + ORDERS_PER_BAR > orders.shape[0] or ns[N_LIQS] + ORDERS_PER_BAR > liqs.shape[0]
                        or ns[N_CALLS] + 1 > calls.shape[0]):
             return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
-        if flows is not None and flows_room(flows) > flows.log.shape[0]:
+        if flows is not None and (flows_room(flows) > flows.log.shape[0] or (
+                record and ns[N_ORDERS] + ORDERS_PER_BAR + MAX_MOVES + 1 > orders.shape[0])):
             return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
         o = open_[i]
         # 1. hour boundaries passed since the last bar's open (long bars, gaps), each at the rate
@@ -237,7 +241,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             _table_at(fs, venue, vt, i)
         if flows is not None:  # 0a. the trader's scheduled transfers, 0b. a top-up at an open below the call
             scheduled(st, fs, pv, cfg, flows, i, o)
-            top_up_at_open(st, fs, pv, cfg, flows, i, mark_open[i])
+            moves_at_open(st, fs, ns, pv, cfg, flows, i, mark_open[i], orders)
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
         if venue is not None:
@@ -270,10 +274,10 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                 calls[ns[N_CALLS]].bar = i
                 calls[ns[N_CALLS]].margin_level = ml_x
             ns[N_CALLS] += 1
-        if flows is not None and flows.state[0] > 0.0:  # 5'. top-ups where the path meets the call level, then 5.
+        if flows is not None and (flows.state[0] > 0.0 or flows.keep_ml == flows.keep_ml):  # 5'. then 5.
             # (not gated on below_call: an account holding base and owing base can lose on the other side
             # at the call level than at the liquidation level, which margin_check's side follows)
-            if top_ups_on_path(st, fs, pv, cfg, flows, i, mark_open[i], mark_high[i], mark_low[i]):
+            if moves_on_path(st, fs, ns, pv, cfg, flows, i, mark_open[i], mark_high[i], mark_low[i], orders):
                 if venue is not None:
                     liq_near, _, _ = usdm.margin_check(st, fs, cfg.liquidation_ml, cfg.call_ml, mark_low[i],
                                                        mark_high[i])
@@ -297,15 +301,20 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         room_q = HOURS_AHEAD * interest_charge(st[PQ], fs[RQ], cfg.round_interest)
         if not ((_position(st) > 2.0 * room_b) if long_ else (_position(st) < 0.0)):
             room_b = 0.0  # base interest would turn the position's sign (the loop's long_ and stops)
+        level = max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9))  # a quiet bar stays above these levels
+        if flows is not None and flows.keep_ml == flows.keep_ml:
+            level = max(level, flows.keep_ml * (1.0 + 2e-9))  # and above the safety buffer
         if venue is not None:
-            b_lo, b_hi = usdm.band(st, fs, max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9)))
+            b_lo, b_hi = usdm.band(st, fs, level)
             band_lo, band_hi, q_lo, q_hi, trail = _stop_band(cfg, b_lo, b_hi, long_, stops, fs[ENTRY], fs[BEST])
         else:
             band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB] + room_b,
                                                               st[PQ] + st[IQ] + room_q, long_, stops, fs[ENTRY],
-                                                              fs[BEST])
+                                                              fs[BEST], level)
         if ns[LIM_SIDE] != 0 or (stops and (has_sl or has_tp or has_mark)):
             q_lo, q_hi = np.inf, -np.inf  # a standing limit, a strategy's levels, stops on a mark: no quiet run
+        if venue is not None and flows is not None and flows.keep_ml == flows.keep_ml:
+            q_lo, q_hi = np.inf, -np.inf  # a perp's health need not fall one way at a buffer level: every bar
         paid, int_quote, after_b, after_q, best = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q], fs[BEST]
         lim_side = ns[LIM_SIDE]
         free = fs[usdm.FREE]
@@ -627,15 +636,15 @@ def _next_venue(venue, vt, n):
 
 
 @njit(cache=True, inline="always")
-def _quiet_band(cfg, hb, hq, db, dq, long_, stops, entry, best):
+def _quiet_band(cfg, hb, hq, db, dq, long_, stops, entry, best, level):
     """(band_lo, band_hi, q_lo, q_hi, trail) of the account ``hb, hq, db,
-    dq`` (held, owed) after a bar's events: a quiet bar's mark open and
+    dq`` (held, owed) after a bar's events, above health ``level``: a quiet bar's mark open and
     close lie strictly inside the band, its mark low and high inside
     ``q_lo``..``q_hi`` (the band narrowed by the stop-loss and take-profit
     levels of ``entry``, with ``stops``), and with ``trail`` the trailing
     level is tested on it (from ``best``).  Scalars in: an inlined function
     with array arguments costs reference counting on every event."""
-    band_lo, band_hi = safe_band(hb, hq, db, dq, max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9)))
+    band_lo, band_hi = safe_band(hb, hq, db, dq, level)
     return _stop_band(cfg, band_lo, band_hi, long_, stops, entry, best)
 
 

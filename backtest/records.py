@@ -7,8 +7,9 @@ import numpy as np
 
 # order kinds, as stored in ``order_dt.kind``
 # (the names are trades.csv's ``exit_reason`` for the fill that closed a trade)
-SIGNAL, REBALANCE, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, LIMIT = 0, 1, 2, 3, 4, 5, 6
-ORDER_KINDS = ("signal", "rebalance", "liquidation", "stop_loss", "take_profit", "trailing_stop", "limit")
+SIGNAL, REBALANCE, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, LIMIT, DELEVERAGE = 0, 1, 2, 3, 4, 5, 6, 7
+ORDER_KINDS = ("signal", "rebalance", "liquidation", "stop_loss", "take_profit", "trailing_stop", "limit",
+               "deleverage")
 
 order_dt = np.dtype(
     [

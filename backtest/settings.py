@@ -41,6 +41,7 @@ class RunSettings:
     transfers: tuple = ()  # ((ISO time, amount), ...): scheduled transfers, + into the margin account
     reserve: float = 0.0  # quote kept outside the account for top-ups
     top_up: str | None = None  # "ml=X" or "amount=A" (None with a reserve: the venue's default level)
+    keep_ml: float | None = None  # the safety buffer: deleverage at this level back to the initial level
 
     def __post_init__(self):
         fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")

@@ -86,11 +86,11 @@ def parse_top_up(spec):
     return (kind, v)
 
 
-def check_combination(rs, given, detail, reserve, transfers):
+def check_combination(rs, given, detail, reserve, transfers, keep_ml=None):
     """What the moves do not combine with yet: one line each."""
-    if not (reserve or transfers):
+    if not (reserve or transfers or keep_ml):
         return
-    flag = "--reserve" if reserve else "--transfer"
+    flag = "--keep-ml" if keep_ml else ("--reserve" if reserve else "--transfer")
     for name, on in (("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit),
                      ("--trailing-stop", rs.trailing_stop)):
         if on:
@@ -101,9 +101,25 @@ def check_combination(rs, given, detail, reserve, transfers):
         raise UserError(f"{flag}: not combined with --detail yet")
 
 
-def flows_spec(transfers, reserve, top_up, profile, seconds, call_level):
+def _keep_level(keep_ml, profile, levels, auto_repay):
+    """The safety buffer's level, checked (NaN: none)."""
+    if keep_ml is None:
+        return np.nan
+    x = _number(keep_ml, f"--keep-ml {keep_ml}")
+    if profile.perp:  # (its randomized differential runs still disagree with the reference: not shipped yet)
+        raise UserError(f"--keep-ml {keep_ml}: spot margin only for now (not on perpetual futures yet)")
+    initial, _, liquidation, _ = levels
+    if not auto_repay:
+        raise UserError(f"--keep-ml {keep_ml}: not with --no-auto-repay yet")
+    if not liquidation < x < initial:
+        raise UserError(f"--keep-ml {keep_ml}: must lie between the liquidation level ({liquidation:g}) and the "
+                        f"initial level ({initial:g})")
+    return x
+
+
+def flows_spec(transfers, reserve, top_up, profile, seconds, call_level, keep_ml=None, auto_repay=True):
     """The kernel's schedule: (bar of each transfer, amount, reserve, level
-    to lift to, fixed amount); None when there are no moves."""
+    to lift to, fixed amount, buffer level); None when there are no moves."""
     reserve = float(reserve or 0.0)
     if not (reserve >= 0.0 and math.isfinite(reserve)):
         raise UserError(f"--reserve {reserve}: must be a finite amount ≥ 0")
@@ -112,7 +128,8 @@ def flows_spec(transfers, reserve, top_up, profile, seconds, call_level):
         raise UserError("--top-up: needs --reserve AMOUNT (the money kept aside to top up from)")
     if reserve > 0.0 and rule is None:
         rule = ("ml", None)
-    if not transfers and reserve <= 0.0:
+    keep = _keep_level(keep_ml, profile, profile.kernel_levels(), auto_repay)
+    if not transfers and reserve <= 0.0 and keep != keep:
         return None
     top_ml, top_amount = np.nan, np.nan
     if rule is not None:
@@ -132,15 +149,15 @@ def flows_spec(transfers, reserve, top_up, profile, seconds, call_level):
     order = np.argsort(times, kind="stable")
     bars = np.searchsorted(seconds, times[order], side="left").astype(np.int64)
     amounts = np.array([a for _, a in transfers], dtype=np.float64)[order]
-    return bars, amounts, reserve, float(top_ml), float(top_amount)
+    return bars, amounts, reserve, float(top_ml), float(top_amount), float(keep)
 
 
 def make_flows(spec, rows):
     """A fresh ``inputs.Flows`` for one kernel call (its state and log are
     written by the kernel), ``rows`` rows of log."""
-    bars, amounts, reserve, top_ml, top_amount = spec
-    return Flows(bars, amounts, np.array([reserve, 0.0, 0.0]), top_ml, top_amount, np.zeros(rows, transfer_dt),
-                 np.zeros(2, np.int64))
+    bars, amounts, reserve, top_ml, top_amount, keep = spec
+    return Flows(bars, amounts, np.array([reserve, 0.0, 0.0]), top_ml, top_amount, keep,
+                 np.zeros(rows, transfer_dt), np.zeros(2, np.int64))
 
 
 def log_rows(spec):

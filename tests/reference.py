@@ -437,7 +437,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
              trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None, detail=None,
              limit=None, expiry=1, sl_price=None, tp_price=None, auto_repay=True, repay_on_flat=False,
-             transfers=(), reserve=0.0, top_up=None):
+             transfers=(), reserve=0.0, top_up=None, keep_ml=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -471,6 +471,9 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     'top-up', price, margin_level_before, margin_level_after (as reported,
     ``Profile.report``), capped, reserve_after) and per bar ``reserve`` (R at
     the close) and ``net_transfers`` (F at the close).
+    ``keep_ml``: the safety buffer X (MC Transfers, "A safety buffer"; auto-repay on, liquidation ML
+    < X < M0, in the account's A/D terms): a deleverage order back to M0 where ML reaches X, at the
+    open (0b) and on the path (5'), recorded in ``orders`` with kind 'deleverage'.
     """
     given = any(_price(a, k) is not None for a in (sl_price, tp_price) if a is not None for k in range(len(a)))
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or given
@@ -483,7 +486,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     # MC "Transfers and a reserve": the reserve R (quote, outside the account) and the net scheduled
     # transfers F.  "Not yet" with stops, take-profit, trailing, a strategy's limit orders or levels and
     # --detail: the engine refuses the combination, so the reference does not define it.
-    if transfers or reserve > 0.0:
+    if transfers or reserve > 0.0 or keep_ml is not None:
         has_limit = limit is not None and any(_price(limit, k) is not None for k in range(len(limit)))
         assert not stops_on and not has_limit and detail is None, \
             "MC Transfers: not with stops, take-profit, trailing, limit orders or finer bars"
@@ -495,6 +498,10 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         assert tu_x > mcl, "MC Transfers: --top-up ml=X needs X above the margin-call level"
     else:
         assert tu_x > 0.0
+    if keep_ml is not None:  # MC Transfers, "A safety buffer": spot margin with auto-repay on, MLR < X < M0
+        keep_ml = float(keep_ml)
+        assert auto_repay, "MC Transfers: --keep-ml needs auto-repay"
+        assert mlr < keep_ml < m0, "MC Transfers: --keep-ml X needs the liquidation level < X < M0"
     # in date order, then in the order given (sorted() is stable)
     schedule = sorted(((float(d), float(a)) for d, a in transfers), key=lambda r: r[0])
 
@@ -652,27 +659,80 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         flow_row(i, moved, want, "top-up", p, before)
         return True
 
+    def deleverage(i, pk):
+        """MC Transfers, "A safety buffer": a deleverage order at Pk that brings ML at Pk back to M0,
+        filled at Pf = Pk·(1 ∓ slippage) with the trading fee (in the asset received), never borrowing.
+        Long (owing quote Dq, holding B, hq = 0): sell s = (M0·Dq − B·Pk)/(M0·Pf·(1−f) − Pk), at most B;
+        the proceeds repay iq, then pq.  Short (holding Q, owing base Db): buy
+        q = (M0·Db·Pk − Q)/(M0·Pk·(1−f) − Pf), at most what closes the base debt (q·(1−f) = Db) and
+        what hq pays (q·Pf <= hq); the base received repays ib, then pb.  Nothing when the amount is
+        <= 0 (or the fill cannot raise ML: a denominator <= 0).  Returns whether it filled."""
+        nonlocal fees_paid
+        n0 = acct.position()
+        db = acct.pb + acct.ib
+        if acct.hb - keep_ml * db > 0.0:  # long-like: falling prices hurt
+            side = "sell"
+            pf = pk * (1.0 - slippage)
+            num = m0 * (acct.pq + acct.iq) - acct.hb * pk
+            den = m0 * pf * (1.0 - fee) - pk
+            if num <= 0.0 or den <= 0.0:
+                return False
+            want = num / den
+            q = min(want, acct.hb)
+        else:
+            side = "buy"
+            pf = pk * (1.0 + slippage)
+            num = m0 * db * pk - acct.hq
+            den = m0 * pk * (1.0 - fee) - pf
+            if num <= 0.0 or den <= 0.0:
+                return False
+            want = num / den
+            q = min(want, db / (1.0 - fee), acct.hq / pf)
+        if q <= 1e-9 * (acct.hb if side == "sell" else db):  # MC "A safety buffer": float noise is no fill
+            return False
+        if side == "sell":
+            fv, _ = acct.sell(q, pf, fee, may_borrow=False)
+        else:
+            fv, _ = acct.buy(q, pf, fee, may_borrow=False)
+        fees_paid += fv
+        orders.append({"bar": i, "side": side, "quantity": q, "price": pf, "fee": fv, "kind": "deleverage",
+                       "capped": q < want * (1.0 - 1e-9)})
+        track(n0, acct.position(), pf, pk)
+        return True
+
     def path_top_ups(i, mo, mh, ml_):
-        """MC Transfers, step 5': while R > 0 (at most 64 in a bar), the price Pc where ML = Mc (the
-        liquidation-price formula with Mc for MLR), on the side the position loses on (the sign of
-        a = hb − Mc·(pb+ib), as in step 5); a top-up at Pc when the adverse (mark) extreme reaches it,
-        at the (mark) open when the bar opens past it."""
-        if mcl <= 0.0:  # no margin-call level (Cross Margin Pro): never a top-up
-            return
+        """MC Transfers, step 5': at most 64 moves in a bar.  Each pass: while R > 0, the price Pc where
+        ML = Mc (the liquidation-price formula with Mc for MLR), and with a safety buffer the price Pk
+        where ML = X, on the side the position loses on (the sign of a, as in step 5); of those the
+        adverse (mark) extreme reaches (long Ml <= P, short Mh >= P), the one the path reaches first
+        (long: the higher trigger, short: the lower; a top-up on a tie), at the (mark) open when the bar
+        opens past it.  A move that does nothing turns its kind off for the rest of the bar."""
+        tops = mcl > 0.0  # no margin-call level (Cross Margin Pro): never a top-up
+        keeps = keep_ml is not None
         for _ in range(64):
-            if reserve_left <= 0.0 or not acct.has_debt():  # MC Transfers: an account that can be liquidated
+            if not acct.has_debt():  # MC Transfers: an account that can be liquidated
                 return
-            a, pc = acct.liquidation_price(mcl)
-            if pc is None:
+            hits = []  # (order key, kind, price): the smallest key first
+            if tops and reserve_left > 0.0:
+                a, pc = acct.liquidation_price(mcl)
+                if pc is not None and a > 0.0 and ml_ <= pc:
+                    hits.append((-min(mo, pc), 0, min(mo, pc)))
+                elif pc is not None and a < 0.0 and mh >= pc:
+                    hits.append((max(mo, pc), 0, max(mo, pc)))
+            if keeps:
+                a, pk = acct.liquidation_price(keep_ml)
+                if pk is not None and a > 0.0 and ml_ <= pk:
+                    hits.append((-min(mo, pk), 1, min(mo, pk)))
+                elif pk is not None and a < 0.0 and mh >= pk:
+                    hits.append((max(mo, pk), 1, max(mo, pk)))
+            if not hits:
                 return
-            if a > 0.0 and ml_ <= pc:
-                price = min(mo, pc)
-            elif a < 0.0 and mh >= pc:
-                price = max(mo, pc)
-            else:
-                return
-            if not do_top_up(i, price):
-                return
+            _, kind, price = min(hits)
+            if kind == 0:
+                if not do_top_up(i, price):
+                    tops = False
+            elif not deleverage(i, price):
+                keeps = False
 
     def levels(i):
         """(kind, level, fires when falling) of the open position in bar i."""
@@ -934,6 +994,9 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         # 0b. MC Transfers: a top-up at the (mark) open when ML there is at or below the margin-call level
         if reserve_left > 0.0 and acct.has_debt() and acct.margin_level(mo) <= mcl:
             do_top_up(i, mo)
+        # 0b. MC Transfers, "A safety buffer": a deleverage at the (mark) open when ML there is at or below X
+        if keep_ml is not None and acct.has_debt() and acct.margin_level(mo) <= keep_ml:
+            deleverage(i, mo)
 
         # 2. gap liquidation at the open (a standing limit order is cancelled first)
         if acct.has_debt() and acct.margin_level(mo) <= mlr:

@@ -91,6 +91,8 @@ class Perp:
         c = self.mb(0.0)
         a = abs(self.n)
         for j, (floor, cap, mmr, cum, maxlev) in enumerate(tiers):
+            if self.n > 0.0 and k * a * mmr >= self.n:  # a long on a tier with k·mmr >= 1: k·MM grows as fast
+                continue  # as MB or faster, no price below meets the level (spec §4.2 has no root there)
             lp = (c + k * cum) / (k * a * mmr - self.n)
             top = INF if j == len(tiers) - 1 else cap
             if lp > 0.0 and floor <= a * lp < top:
@@ -129,14 +131,14 @@ def _bar(values, i):
 
 def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, isolated, fee, slippage=0.0,
                    clearance=0.0125, brackets, funding=(), mark=None, rebalance=0.0, stop_on_liquidation=False,
-                   transfers=(), reserve=0.0, top_up=None):
+                   transfers=(), reserve=0.0, top_up=None, keep_ml=None):
     """ts: list of int seconds (bar open times, increasing); open_/high/low/close: floats;
     targets: per-bar target exposure (float, NaN = hold), decided at bar i's close, executed at bar i+1's open;
     brackets: list of (valid_from_seconds, [(floor, cap, mmr, cum, maxlev), ...]) sorted by valid_from;
     funding: list of (T_seconds, rate); mark: None or (mopen, mhigh, mlow, mclose) lists aligned with the bars
     (a NaN in a mark bar means the mark lacks that bar: use the traded bar's values for it).
     Returns a dict: 'equity', 'position', 'funding_paid' (cumulative, positive = paid), 'margin_ratio' (1/h at the close, 0 when flat)
-    as per-bar lists; 'orders' (list of dicts: bar, side +1/-1, quantity, price, fee, capped, kind 'signal'/'rebalance'/'liquidation');
+    as per-bar lists; 'orders' (list of dicts: bar, side +1/-1, quantity, price, fee, capped, kind 'signal'/'rebalance'/'liquidation'/'deleverage');
     'liquidations' (list of dicts: bar, trigger_price, fee, bad_debt, equity_before, equity_after, margin_level (= h at the trigger));
     'fundings' (list of dicts: time, bar, rate, mark_price, position, payment); 'final_equity'; 'fees_paid' (trading fees only);
     'liquidation_fees'; 'bad_debt'; 'n_margin_calls'.
@@ -146,7 +148,10 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
     'transfers' (list of dicts: bar, amount (signed, + into the account), requested (signed likewise), reason
     'scheduled'/'withdrawal'/'top-up', price, margin_level_before, margin_level_after (the health h = MB/MM at
     price; +inf flat), capped, reserve_after) and per bar 'reserve' (R at the close) and 'net_transfers' (F at
-    the close)."""
+    the close).
+    keep_ml: the safety buffer X, a health (MC Transfers, "A safety buffer"; cross mode only, X > 1): a
+    deleverage order where h reaches X that brings MB at that price back to the initial margin |N|·P/L, at
+    the mark open (0b) and on the path (5'), recorded in 'orders' with kind 'deleverage'."""
     n = len(ts)
     L = float(leverage)
     acct = Perp(capital, isolated)
@@ -163,6 +168,10 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         assert tu_x > MARGIN_CALL_H, "MC Transfers: --top-up ml=X needs X above the margin-call level 1.25"
     elif tu_kind == "amount":
         assert tu_x > 0.0
+    if keep_ml is not None:  # MC Transfers, "A safety buffer": cross mode, a health X > 1
+        keep_ml = float(keep_ml)
+        assert not isolated, "MC Transfers: --keep-ml is refused on an isolated perp"
+        assert keep_ml > 1.0, "MC Transfers: --keep-ml X needs X > 1 on perps"
     schedule = sorted(((float(d), float(a)) for d, a in transfers), key=lambda r: r[0])  # stable: given order
     flows = []
     flow = {"R": float(reserve), "F": 0.0, "next": 0}
@@ -264,24 +273,59 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         flow_row(i, moved, want, "top-up", p, before, tiers)
         return True
 
+    def deleverage(i, pk):
+        """MC Transfers, "A safety buffer" (cross): reduce |N| by r = (|N|·Pk/L − MB(Pk))/(Pk/L − |Pf − Pk|
+        − Pf·f) at Pf = Pk·(1 ∓ slippage) (a long sells below, a short buys above), at most |N|; nothing
+        when r <= 0 (MB(Pk) already at the initial margin, or a denominator <= 0).  A normal reduction:
+        realised PnL into WC, the taker fee r·Pf·f from WC.  Returns whether it filled."""
+        side = -1 if acct.n > 0.0 else 1
+        pf = pk * (1.0 + side * slippage)
+        a = abs(acct.n)
+        num = a * pk / L - acct.mb(pk)
+        den = pk / L - abs(pf - pk) - pf * fee
+        if num <= 0.0 or den <= 0.0:
+            return False
+        want = num / den
+        r = min(want, a)
+        if r <= 1e-9 * a:  # MC "A safety buffer": a reduction of float-noise size is none
+            return False
+        acct.reduce(r, pf)
+        acct.wc -= r * pf * fee
+        acct.dust()
+        tot["fees_paid"] += r * pf * fee
+        orders.append({"bar": i, "side": side, "quantity": r, "price": pf, "fee": r * pf * fee,
+                       "capped": r < want * (1.0 - NOISE), "kind": "deleverage"})
+        return True
+
     def path_top_ups(i, mo, mh, ml, tiers):
-        """MC Transfers, step 5': while R > 0 (at most 64 in a bar) the margin-call price Pc (spec §4.2
-        with MB = 1.25·MM, the bracket at that notional); a top-up at Pc when the adverse mark extreme
-        reaches it (long Ml <= Pc, short Mh >= Pc), at the mark open when the bar opens past it."""
+        """MC Transfers, step 5' (at most 64 moves in a bar): each pass, while R > 0, the margin-call price
+        Pc (spec §4.2 with MB = 1.25·MM, the bracket at that notional) and, with a safety buffer, the price
+        Pk where MB = X·MM; of those the adverse mark extreme reaches (long Ml <= P, short Mh >= P), the one
+        the path reaches first (long: the higher trigger, short: the lower; a top-up on a tie), at the mark
+        open when the bar opens past it.  A move that does nothing turns its kind off for the bar."""
+        tops, keeps = True, keep_ml is not None
         for _ in range(64):
-            if flow["R"] <= 0.0 or acct.n == 0.0:
+            if acct.n == 0.0:
                 return
-            pc = acct.level_price(tiers, MARGIN_CALL_H)
-            if math.isnan(pc):
+            hits = []  # (order key, kind, price): the smallest key first
+            for kind, on, k in ((0, tops and flow["R"] > 0.0, MARGIN_CALL_H), (1, keeps, keep_ml)):
+                if not on:
+                    continue
+                p = acct.level_price(tiers, k)
+                if math.isnan(p):
+                    continue
+                if acct.n > 0.0 and ml <= p:
+                    hits.append((-min(mo, p), kind, min(mo, p)))
+                elif acct.n < 0.0 and mh >= p:
+                    hits.append((max(mo, p), kind, max(mo, p)))
+            if not hits:
                 return
-            if acct.n > 0.0 and ml <= pc:
-                price = min(mo, pc)
-            elif acct.n < 0.0 and mh >= pc:
-                price = max(mo, pc)
-            else:
-                return
-            if not do_top_up(i, price, tiers):
-                return
+            _, kind, price = min(hits)
+            if kind == 0:
+                if not do_top_up(i, price, tiers):
+                    tops = False
+            elif not deleverage(i, price):
+                keeps = False
 
     def execute(i, o, x, kind, tiers):
         """MC "Market order to target x" at the traded open o."""
@@ -338,6 +382,9 @@ def simulate_perps(ts, open_, high, low, close, targets, *, capital, leverage, i
         # 0b. MC Transfers: a top-up at the mark open when the health there is at or below 1.25
         if flow["R"] > 0.0 and acct.n != 0.0 and acct.health(tiers, mo) <= MARGIN_CALL_H:
             do_top_up(i, mo, tiers)
+        # 0b. MC Transfers, "A safety buffer": a deleverage at the mark open when the health there is at or below X
+        if keep_ml is not None and acct.n != 0.0 and acct.health(tiers, mo) <= keep_ml:
+            deleverage(i, mo)
 
         # 1. gap liquidation at the mark open; a new target still executes, a rebalance is dropped
         if acct.n != 0.0 and acct.health(tiers, mo) <= 1.0:

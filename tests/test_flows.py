@@ -1,6 +1,7 @@
 """The trader's own moves through ``backtest.run`` (docs/model-choices.md
 "Transfers and a reserve"): top-ups at the margin-call price, deposits and
-withdrawals, checked against closed forms on crafted bars; the bundled
+withdrawals, the safety buffer's deleverage orders, checked against closed
+forms on crafted bars; the bundled
 March 2020 runs of the issue; bad input as one line and exit 2.
 
 Crafted account: cross-3x (initial ML 1.5, call 1.3, liquidation 1.1), no
@@ -111,6 +112,35 @@ def test_deposits_are_not_returns():
     assert s["total_return"] == 0.0 and s["max_drawdown"] == 0.0 and s["profit"] == 0.0
 
 
+def test_the_buffer_deleverages_back_to_the_initial_level_at_each_touch():
+    b, tg = long_then(60.0)
+    r = backtest.run(b, tg, keep_ml=1.25, **FLAT)
+    d = r.orders[r.orders["kind"] == "deleverage"]
+    # ML = 250·P/15,000 meets 1.25 at P = 75: sell s with (250 − s)·75 / (15,000 − 75·s) = 1.5: s = 100
+    # (D → 7,500); then 1.25·7,500/150 = 62.5: s = (1.5·7,500 − 150·62.5)/(1.5·62.5 − 62.5) = 60 (D → 3,750);
+    # the next, 1.25·3,750/90 = 52.08, lies below the low 60
+    assert d["price"].tolist() == pytest.approx([75.0, 62.5], rel=1e-12)
+    assert d["quantity"].tolist() == pytest.approx([100.0, 60.0], rel=1e-12)
+    assert (d["side"] == "sell").all() and r.summary["n_liquidations"] == 0
+    assert r.equity["position"].iloc[1] == pytest.approx(90.0, rel=1e-12)
+    assert r.equity["debt"].iloc[1] == pytest.approx(3_750.0, rel=1e-12)
+
+
+def test_the_buffer_pays_the_trading_fee_and_slippage_not_a_liquidation_fee():
+    b, tg = long_then(70.0)
+    r = backtest.run(b, tg, keep_ml=1.25, **dict(FLAT, fee=0.001, slippage=0.001))
+    d = r.orders[r.orders["kind"] == "deleverage"].iloc[0]
+    o = r.orders.iloc[0]  # the buy: fee in base, so 2.5·10,000/(100·1.001)/(1 − 0.001)·… is what it bought
+    b0 = o["position"]
+    debt0 = o["quantity"] * o["price"] - 10_000.0  # the quote borrowed
+    pk = 1.25 * debt0 / b0
+    pf = pk * (1 - 0.001)
+    s = (1.5 * debt0 - b0 * pk) / (1.5 * pf * (1 - 0.001) - pk)
+    assert d["price"] == pytest.approx(pf, rel=1e-12) and d["quantity"] == pytest.approx(s, rel=1e-12)
+    assert d["fee"] == pytest.approx(s * pf * 0.001, rel=1e-12)
+    assert r.summary["liquidation_fees"] == 0.0
+
+
 def _march(**kw):
     return backtest.run(BTC, "hold", {"exposure": 3}, margin="cross-3x", start="2020-03-01", end="2020-03-20", **kw)
 
@@ -127,6 +157,10 @@ def test_march_2020_with_and_without_a_reserve():
     for _, row in t.iterrows():  # inside the bar it happened in, between its low and its open
         bar = bars_.loc[row["time"]]
         assert bar["low"] <= row["price"] <= bar["open"]
+    buffered = _march(keep_ml=1.25)
+    d = buffered.orders[buffered.orders["kind"] == "deleverage"]
+    assert buffered.summary["n_liquidations"] == 0 and len(d) >= 2 and buffered.summary["liquidation_fees"] == 0.0
+    assert buffered.summary["final_equity"] > _march().summary["final_equity"]  # cheaper than 2 % liquidations
     short = _march(reserve=5_000.0, top_up="ml=1.5")
     assert short.summary["reserve_left"] == 0.0 and short.summary["n_liquidations"] >= 1
     assert short.transfers["capped"].iloc[-1]  # the last top-up took what was left
@@ -144,6 +178,10 @@ def test_march_2020_with_and_without_a_reserve():
     (["--reserve", "-5"], "--reserve"),
     (["--reserve", "1000", "--stop-loss", "0.05"], "not combined with --stop-loss"),
     (["--reserve", "1000", "--data", str(ROOT / "data" / "ETHUSDT-1h.parquet")], "one symbol only"),
+    (["--keep-ml", "1.1"], "between the liquidation level"),
+    (["--keep-ml", "1.5"], "between the liquidation level"),
+    (["--keep-ml", "1.25", "--no-auto-repay"], "not with --no-auto-repay"),
+    (["--keep-ml", "1.25", "--take-profit", "0.1"], "not combined with --take-profit"),
 ])
 def test_bad_moves_are_one_line_and_exit_2(argv, words, capsys, tmp_path):
     code = main(["run", "--data", str(BTC), "--strategy", "hold", "--start", "2020-03-01", "--end", "2020-03-20",

@@ -139,11 +139,7 @@ def test_funding_that_does_not_cover_the_bars(capsys, tmp_path):
     assert "--funding" in line and "give funding for the whole span" in line
 
 
-def test_several_symbols_in_one_cross_account_and_a_bootstrap_funding_file_refuse_perps(capsys, tmp_path):
-    eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"
-    line = _cli_error(capsys, ["run", "--data", str(PERP), "--data", str(eth), "--margin", "usdm-cross-5x",
-                               "--strategy", "hold", "--out", str(tmp_path / "m")])
-    assert "a cross account of several perpetual-futures symbols" in line
+def test_a_bootstrap_funding_file_refuses_perps(capsys, tmp_path):
     line = _cli_error(capsys, ["risk", "--data", str(PERP), "--strategy", "hold", "--grid", "exposure=1,2",
                                "--margin", "usdm-cross-5x", "--method", "bootstrap", "--out", str(tmp_path / "s")])
     assert "not with --method bootstrap" in line

@@ -590,3 +590,251 @@ def test_perp_books_default_top_up():
     profit, own = books(r, 1_000.0, 2_000.0)
     # 2,000 + (2,000 − T) − 1,000 − 2,000 + (1,000 + T) = 2,000, the price move 100·(120 − 100)
     assert profit == rel(2_000.0) and own == rel(2_000.0)
+
+
+# ============================================================== a safety buffer (keep_ml)
+# MC Transfers, "A safety buffer": a deleverage order where the level reaches X (the buffer price Pk, the
+# liquidation-price formula with X for the level), at the (mark) open (0b) and on the path (5', in the
+# same loop as the top-ups), bringing the level at Pk back to the initial level.  Spot: capital 10,000,
+# target 2.5 at 100 buys B = 250 BTC owing Dq = 15,000 (cross-3x: M0 = 1.5, Mc = 1.3, MLR = 1.1):
+# P_liq = 1.1·15,000/250 = 66, Pc = 1.3·15,000/250 = 78.
+LONG25 = [2.5] * 4
+
+
+def delev(r):
+    return [(o["bar"], o["side"], o["quantity"], o["price"], o["fee"]) for o in r["orders"]
+            if o["kind"] == "deleverage"]
+
+
+def test_spot_keep_ml_long_deleverages_twice_in_a_falling_bar():
+    # X = 1.25: Pk = 1.25·15,000/250 = 75.  s = (M0·Dq − B·Pk)/(M0·Pf·(1−f) − Pk) with f = 0, Pf = Pk:
+    # (22,500 − 18,750)/(1.5·75 − 75) = 3,750/37.5 = 100; the proceeds 7,500 repay: B = 150, Dq = 7,500,
+    # ML(75) = 11,250/7,500 = 1.5.  The bar goes on down to 60: Pk' = 1.25·7,500/150 = 62.5,
+    # s' = (11,250 − 9,375)/(0.5·62.5) = 60: B = 90, Dq = 3,750, ML(62.5) = 5,625/3,750 = 1.5;
+    # Pk'' = 1.25·3,750/90 = 52.08 is below the low.  P_liq = 1.1·3,750/90 = 45.83: no liquidation
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 60.0, 70.0), flat(70.0)]
+    r = spot(bars, LONG25, keep_ml=1.25)
+    assert delev(r) == [(2, "sell", rel(100.0), rel(75.0), 0.0), (2, "sell", rel(60.0), rel(62.5), 0.0)]
+    assert all(not o["capped"] for o in r["orders"])
+    assert (250.0 - 100.0) * 75.0 / (15_000.0 - 100.0 * 75.0) == rel(1.5)
+    assert (150.0 - 60.0) * 62.5 / (7_500.0 - 60.0 * 62.5) == rel(1.5)
+    assert r["liquidations"] == []
+    assert r["position"][2:] == [rel(90.0)] * 2 and r["debt"][2:] == [rel(3_750.0)] * 2
+    assert r["equity"][2] == rel(90.0 * 70.0 - 3_750.0)
+    assert r["margin_level"][2] == rel(90.0 * 70.0 / 3_750.0)
+    assert r["fees_paid"][-1] == 0.0
+    # the margin call keeps the state before 5': ML at the low 250·60/15,000 = 1.0
+    assert [(m["bar"], m["margin_level"]) for m in r["margin_calls"]] == [(2, rel(1.0))]
+    assert r["transfers"] == [] and r["reserve"] == [0.0] * 4
+
+    # keep_ml prevents the liquidation that happens without it on the same bars: at 66, MLR·Dq/B
+    plain = spot(bars, LONG25)
+    assert [(e["bar"], e["trigger_price"]) for e in plain["liquidations"]] == [(2, rel(66.0))]
+    assert delev(plain) == []
+
+
+def test_spot_keep_ml_with_fee_and_slippage():
+    # fee 0.1 %, slippage 0.2 %: bar 1 buys q = 250/0.999 at 100.2 (the fee in base), Dq = q·100.2 − 10,000.
+    # Pk = 1.25·Dq/250; the sale fills at Pf = Pk·0.998, s = (1.5·Dq − 250·Pk)/(1.5·Pf·0.999 − Pk), its
+    # proceeds s·Pf·0.999 repay; the fee's value s·Pf·0.001.  ML at Pk after is 1.5, so the next
+    # Pk' = Pk·1.25/1.5 = 0.8333·Pk ≈ 62.8 is below the low 70: one deleverage
+    f, slip = 0.001, 0.002
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 70.0, 72.0), flat(72.0)]
+    ts = [at(k) for k in range(4)]
+    o_, h_, l_, c_ = (list(col) for col in zip(*bars))
+    r = simulate(ts, o_, h_, l_, c_, LONG25, profile="cross-3x", capital=10_000.0, fee=f, slippage=slip,
+                 rate_base_daily=0.0, rate_quote_daily=0.0, keep_ml=1.25)
+    dq = 250.0 / (1.0 - f) * 100.0 * (1.0 + slip) - 10_000.0
+    pk = 1.25 * dq / 250.0
+    pf = pk * (1.0 - slip)
+    s = (1.5 * dq - 250.0 * pk) / (1.5 * pf * (1.0 - f) - pk)
+    assert delev(r) == [(2, "sell", rel(s), rel(pf), rel(s * pf * f))]
+    dq1 = dq - s * pf * (1.0 - f)
+    assert (250.0 - s) * pk / dq1 == rel(1.5)                     # the level at Pk is back at M0
+    assert 1.25 * dq1 / (250.0 - s) == rel(pk * 1.25 / 1.5) and pk * 1.25 / 1.5 < 70.0
+    assert r["position"][2] == rel(250.0 - s) and r["debt"][2] == rel(dq1)
+    assert r["fees_paid"][-1] == rel((250.0 / (1.0 - f)) * f * 100.0 * (1.0 + slip) + s * pf * f)
+    assert r["liquidations"] == []
+
+
+def test_spot_keep_ml_at_the_open():
+    # bar 2 opens at 70 (above P_liq 66, below Pk 75): ML(70) = 17,500/15,000 = 1.1667 <= 1.25, step 0b
+    # deleverages there: s = (22,500 − 250·70)/(0.5·70) = 5,000/35 = 142.857, proceeds 10,000: B = 107.143,
+    # Dq = 5,000, ML(70) = 7,500/5,000 = 1.5; then Pk = 1.25·5,000/107.143 = 58.33 and P_liq = 51.33 are
+    # below the low 65.  Without it: no gap liquidation (1.1667 > 1.1) but the low 65 reaches 66
+    bars = [flat(100.0), flat(100.0), (70.0, 72.0, 65.0, 68.0), flat(68.0)]
+    r = spot(bars, LONG25, keep_ml=1.25)
+    s = 5_000.0 / 35.0
+    assert delev(r) == [(2, "sell", rel(s), 70.0, 0.0)]
+    assert (250.0 - s) * 70.0 / (15_000.0 - s * 70.0) == rel(1.5)
+    assert r["liquidations"] == [] and r["debt"][2] == rel(5_000.0)
+    assert r["equity"][2] == rel((250.0 - s) * 68.0 - 5_000.0)
+    plain = spot(bars, LONG25)
+    assert [(e["bar"], e["trigger_price"]) for e in plain["liquidations"]] == [(2, rel(66.0))]
+
+
+def test_spot_keep_ml_short():
+    # target −2 at 100: sell 200 BTC borrowed, hq = Q = 30,000, Db = 200; X = 1.25 (rising):
+    # Pk = (X·0 − Q)/(0 − X·Db) = 30,000/250 = 120.  Buy q = (M0·Db·Pk − Q)/(M0·Pk·(1−f) − Pf)
+    # = (36,000 − 30,000)/(180 − 120) = 100, paying 12,000: Q = 18,000, Db = 100, ML(120) = 18,000/12,000 = 1.5;
+    # the next Pk = 18,000/125 = 144 is above the high 140 (P_liq 18,000/110 = 163.6).
+    # Without it: P_liq = 30,000/(1.1·200) = 136.36, reached by the high 140
+    bars = [flat(100.0), flat(100.0), (100.0, 140.0, 100.0, 125.0), flat(125.0)]
+    r = spot(bars, [-2.0] * 4, keep_ml=1.25)
+    assert r["orders"][0]["quantity"] == rel(200.0)
+    assert delev(r) == [(2, "buy", rel(100.0), rel(120.0), 0.0)]
+    assert 18_000.0 / (100.0 * 120.0) == rel(1.5)
+    assert r["liquidations"] == []
+    assert r["position"][2] == rel(-100.0) and r["debt"][2] == rel(100.0 * 125.0)
+    assert r["equity"][2] == rel(18_000.0 - 12_500.0)
+    plain = spot(bars, [-2.0] * 4)
+    assert [(e["bar"], e["trigger_price"]) for e in plain["liquidations"]] == [(2, rel(30_000.0 / 220.0))]
+
+
+def test_spot_keep_ml_and_top_ups_in_one_bar():
+    # amount=500 from a reserve of 1,500, X = 1.25, the low 65.  The higher price first (a long):
+    #   Pc = 1.3·15,000/250 = 78 > Pk = 75: top-up, Dq = 14,500;
+    #   Pc = 1.3·14,500/250 = 75.4 > Pk = 72.5: top-up, Dq = 14,000;
+    #   Pc = 72.8 > Pk = 70: top-up, Dq = 13,500, R = 0 (no Pc any more);
+    #   Pk = 1.25·13,500/250 = 67.5: s = (20,250 − 16,875)/(0.5·67.5) = 100, Dq = 13,500 − 6,750 = 6,750,
+    #   B = 150, ML(67.5) = 10,125/6,750 = 1.5; the next Pk = 56.25 is below the low
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 65.0, 70.0), flat(70.0)]
+    r = spot(bars, LONG25, keep_ml=1.25, reserve=1_500.0, top_up=("amount", 500.0))
+    assert [(x["bar"], x["reason"], x["price"], x["amount"]) for x in r["transfers"]] == [
+        (2, "top-up", rel(78.0), 500.0), (2, "top-up", rel(75.4), 500.0), (2, "top-up", rel(72.8), 500.0)]
+    assert delev(r) == [(2, "sell", rel(100.0), rel(67.5), 0.0)]
+    assert 150.0 * 67.5 / 6_750.0 == rel(1.5)
+    assert r["liquidations"] == [] and r["reserve"][-1] == 0.0
+    assert r["debt"][2] == rel(6_750.0) and r["equity"][2] == rel(150.0 * 70.0 - 6_750.0)
+    profit, own = books(r, 10_000.0, 1_500.0)
+    # 3,750 + 0 − 10,000 − 1,500: the price path's loss (no fee)
+    assert profit == rel(-7_750.0) and own == rel(-7_750.0)
+
+    # a tie: X = Mc = 1.3, Pk = Pc = 78: the top-up first (default ml=M0: T = 15,000 − 250·78/1.5 = 2,000,
+    # capped to the reserve 1,000): Dq = 14,000, R = 0; then Pk = 1.3·14,000/250 = 72.8:
+    # s = (21,000 − 18,200)/(0.5·72.8) = 76.923, Dq = 14,000 − 5,600 = 8,400, ML(72.8) = 1.5;
+    # the next Pk = 1.3·8,400/173.08 = 63.09 is below the low 65
+    r = spot(bars, LONG25, keep_ml=1.3, reserve=1_000.0)
+    (row,) = r["transfers"]
+    assert row["price"] == rel(78.0) and row["amount"] == 1_000.0 and row["requested"] == rel(2_000.0)
+    s = 2_800.0 / 36.4
+    assert delev(r) == [(2, "sell", rel(s), rel(72.8), 0.0)]
+    assert (250.0 - s) * 72.8 / 8_400.0 == rel(1.5)
+    assert r["debt"][2] == rel(8_400.0) and r["liquidations"] == []
+
+
+def test_spot_keep_ml_refusals():
+    bars = [flat(100.0)] * 2
+    for kw in ({"keep_ml": 1.1}, {"keep_ml": 1.5}, {"keep_ml": 1.25, "auto_repay": False},
+               {"keep_ml": 1.25, "stop_loss": 0.1}):
+        with pytest.raises(AssertionError):
+            spot(bars, [1.0] * 2, **kw)
+
+
+# Perps, cross 10x, fee 0.05 %: target 5 at 100 opens N = 50 at EP 100 paying 2.5 (WC 997.5);
+# MB(P) = 997.5 + 50·(P − 100) = 50·P − 4,002.5, MM(P) = 0.2·P (tier 1); LP = 4,002.5/49.8 = 80.37.
+# X = 10 (a health): Pk where MB = 10·MM = 2·P: Pk = 4,002.5/48 = 83.385.
+def test_perp_keep_ml_cross_with_fee():
+    # r = (|N|·Pk/L − MB(Pk))/(Pk/L − |Pf − Pk| − Pf·f) = (5·Pk − 2·Pk)/(0.1·Pk − 0.0005·Pk) = 3/0.0995
+    # = 30.1508; realised r·(Pk − 100) and the fee r·Pk·0.05 % from WC; after it MB(Pk) = |N'|·Pk/L, the
+    # health there 1/(L·mmr) = 25.  The next Pk (health 10) = (N'·100 − WC')/(0.96·N') = 78.17 and
+    # LP = (N'·100 − WC')/(0.996·N') = 75.35 are below the low 80.  Without it: liquidated at 80.37
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 80.0, 85.0), flat(85.0)]
+    r = perp(bars, [5.0] * 4, fee=0.0005, keep_ml=10.0)
+    pk = 4_002.5 / 48.0
+    q = 3.0 / 0.0995
+    assert delev(r) == [(2, -1, rel(q), rel(pk), rel(q * pk * 0.0005))]
+    n1 = 50.0 - q
+    wc1 = 997.5 + q * (pk - 100.0) - q * pk * 0.0005
+    assert wc1 + n1 * (pk - 100.0) == rel(n1 * pk / 10.0)           # MB(Pk) = the initial margin
+    assert (wc1 + n1 * (pk - 100.0)) / (n1 * pk * 0.004) == rel(25.0)
+    nxt = (n1 * 100.0 - wc1) / (0.96 * n1)
+    assert nxt == pytest.approx(78.17, abs=0.01) and nxt < 80.0
+    assert r["liquidations"] == []
+    assert r["position"][2] == rel(n1) and r["equity"][2] == rel(wc1 + n1 * (85.0 - 100.0))
+    assert r["fees_paid"] == rel(2.5 + q * pk * 0.0005)
+    plain = perp(bars, [5.0] * 4, fee=0.0005)
+    (liq,) = plain["liquidations"]
+    assert liq["trigger_price"] == rel(4_002.5 / 49.8)
+    # a level at or above the initial margin's (25) reduces nothing: X = 30 leaves the liquidation as it was
+    r = perp(bars, [5.0] * 4, fee=0.0005, keep_ml=30.0)
+    assert delev(r) == [] and r["liquidations"][0]["trigger_price"] == rel(4_002.5 / 49.8)
+
+
+def test_perp_keep_ml_slippage_short_and_open():
+    # slippage 0.1 %: the long's deleverage sells at Pf = Pk·0.999; r by the formula; health at Pk after 25
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 80.0, 85.0), flat(85.0)]
+    r = perp(bars, [5.0] * 4, fee=0.0005, slippage=0.001, keep_ml=10.0)
+    ep = 100.1
+    wc0 = 1_000.0 - 50.0 * ep * 0.0005
+    pk = (50.0 * ep - wc0) / (50.0 - 10.0 * 50.0 * 0.004)          # MB = 10·MM
+    pf = pk * 0.999
+    q = (50.0 * pk / 10.0 - (wc0 + 50.0 * (pk - ep))) / (pk / 10.0 - (pk - pf) - pf * 0.0005)
+    assert delev(r) == [(2, -1, rel(q), rel(pf), rel(q * pf * 0.0005))]
+    n1, wc1 = 50.0 - q, wc0 + q * (pf - ep) - q * pf * 0.0005
+    assert (wc1 + n1 * (pk - ep)) / (n1 * pk * 0.004) == rel(25.0)
+    assert r["liquidations"] == []
+
+    # a short: target −5, N = −50, MB(P) = 997.5 − 50·(P − 100) = 5,997.5 − 50·P, MM = 0.2·P; Pk (MB = 2·P)
+    # = 5,997.5/52 = 115.34 (LP = 5,997.5/50.2 = 119.47 < the high 120); the buy r = 3/0.0995 as for the long
+    bars = [flat(100.0), flat(100.0), (100.0, 120.0, 100.0, 110.0), flat(110.0)]
+    r = perp(bars, [-5.0] * 4, fee=0.0005, keep_ml=10.0)
+    pk = 5_997.5 / 52.0
+    q = 3.0 / 0.0995
+    assert delev(r) == [(2, 1, rel(q), rel(pk), rel(q * pk * 0.0005))]
+    n1, wc1 = 50.0 - q, 997.5 + q * (100.0 - pk) - q * pk * 0.0005
+    assert (wc1 - n1 * (pk - 100.0)) / (n1 * pk * 0.004) == rel(25.0)
+    assert (wc1 + n1 * 100.0) / (1.04 * n1) > 120.0                 # the next Pk is out of reach
+    assert r["liquidations"] == [] and r["position"][2] == rel(-n1)
+    assert perp(bars, [-5.0] * 4, fee=0.0005)["liquidations"][0]["trigger_price"] == rel(5_997.5 / 50.2)
+
+    # at the open (0b): bar 2 opens at 82 (above LP 80.37, below Pk 83.385): h(82) = 97.5/16.4 = 5.95 <= 10,
+    # r = (5·82 − 97.5)/(8.2 − 82·0.0005) = 312.5/8.159 = 38.30 at 82
+    bars = [flat(100.0), flat(100.0), (82.0, 83.0, 80.0, 81.0), flat(81.0)]
+    r = perp(bars, [5.0] * 4, fee=0.0005, keep_ml=10.0)
+    q = 312.5 / 8.159
+    assert delev(r) == [(2, -1, rel(q), 82.0, rel(q * 82.0 * 0.0005))]
+    assert r["liquidations"] == []
+    assert perp(bars, [5.0] * 4, fee=0.0005)["liquidations"][0]["trigger_price"] == rel(4_002.5 / 49.8)
+
+
+def test_perp_keep_ml_and_top_up_in_one_bar():
+    # The level k is at MB = k·0.2·P, P = 4,002.5/(50 − 0.2·k): a higher level has the higher price.
+    # X = 2: Pk = 4,002.5/49.6 = 80.696 above Pc = 4,002.5/49.75 = 80.452 (reserve 100, amount=10): the
+    # deleverage first, r = (5·Pk − 0.4·Pk)/(0.0995·Pk) = 46.23; after it the health at Pk is 25 and the
+    # call price (|N'|·100 − WC')/(0.995·|N'|) = 73.0 is below the low 80.5: no top-up
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 80.5, 85.0), flat(85.0)]
+    r = perp(bars, [5.0] * 4, fee=0.0005, keep_ml=2.0, reserve=100.0, top_up=("amount", 10.0))
+    pk = 4_002.5 / 49.6
+    q = (5.0 * pk - 0.4 * pk) / (0.1 * pk - 0.0005 * pk)
+    assert delev(r) == [(2, -1, rel(q), rel(pk), rel(q * pk * 0.0005))]
+    assert r["transfers"] == [] and r["liquidations"] == []
+    # X = 1.1: Pk = 4,002.5/49.78 = 80.404 below Pc = 80.452: the top-up of 10 first (c = −3,992.5), then
+    # Pc = 3,992.5/49.75 = 80.251 and Pk = 3,992.5/49.78 = 80.203 are both below the low 80.3: nothing more
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 80.3, 85.0), flat(85.0)]
+    r = perp(bars, [5.0] * 4, fee=0.0005, keep_ml=1.1, reserve=100.0, top_up=("amount", 10.0))
+    assert [(x["price"], x["amount"]) for x in r["transfers"]] == [(rel(4_002.5 / 49.75), 10.0)]
+    assert delev(r) == [] and r["liquidations"] == []
+    # the low 80.0: Pc 80.251 (above Pk 80.203) a second top-up (c = −3,982.5); Pc = 3,982.5/49.75 = 80.050
+    # above Pk = 3,982.5/49.78 = 80.002, both reached: a third top-up (c = −3,972.5); then Pc = 79.849 and
+    # Pk = 79.80 are below 80: three top-ups, no deleverage, no liquidation (LP = 3,972.5/49.8 = 79.77)
+    bars = [flat(100.0), flat(100.0), (100.0, 100.0, 80.0, 85.0), flat(85.0)]
+    r = perp(bars, [5.0] * 4, fee=0.0005, keep_ml=1.1, reserve=100.0, top_up=("amount", 10.0))
+    assert [x["price"] for x in r["transfers"]] == [rel(4_002.5 / 49.75), rel(3_992.5 / 49.75),
+                                                    rel(3_982.5 / 49.75)]
+    assert delev(r) == [] and r["liquidations"] == []
+    # reserve 20: two top-ups (c = −3,982.5, R = 0), then Pk = 3,982.5/49.78 = 80.002 is reached by the
+    # low 80.0: a deleverage there, r = (5·Pk − 1.1·0.2·Pk)/(0.0995·Pk) = 48.04
+    r = perp(bars, [5.0] * 4, fee=0.0005, keep_ml=1.1, reserve=20.0, top_up=("amount", 10.0))
+    pk = 3_982.5 / 49.78
+    assert len(r["transfers"]) == 2 and r["reserve"][-1] == 0.0
+    q = (5.0 * pk - 1.1 * 0.2 * pk) / (0.1 * pk - 0.0005 * pk)
+    assert delev(r) == [(2, -1, rel(q), rel(pk), rel(q * pk * 0.0005))]
+    assert r["liquidations"] == []
+
+
+def test_perp_keep_ml_refusals():
+    bars = [flat(100.0)] * 2
+    for kw in ({"keep_ml": 1.0}, {"keep_ml": 5.0, "isolated": True}):
+        with pytest.raises(AssertionError):
+            perp(bars, [5.0] * 2, **kw)

@@ -107,8 +107,8 @@ def liquidation_price_of(n, c, fs, m):
         lo, mmr, cum = fs[b], fs[b + 2], fs[b + 3]
         hi = fs[b + 1] if k < n_tiers - 1 else np.inf  # the top tier is open above its cap (as ``maintenance``)
         denom = m * a * mmr - n
-        if denom == 0.0:
-            continue
+        if denom == 0.0 or (n > 0.0) != (denom < 0.0):  # (a long whose m·MM grows faster than its MB on this
+            continue  # tier, m·mmr ≥ 1: no price below meets the level; a buffer level that high, --keep-ml)
         p = (c + m * cum) / denom
         if p <= 0.0:
             continue

@@ -118,3 +118,39 @@ def withdrawable(st, fs, pv, cfg, o, entry):
     if debt <= 0.0:
         return st[HQ]
     return max(min(st[HQ], st[HB] * o + st[HQ] - cfg.initial_ml * debt), 0.0)
+
+
+@njit(cache=True)
+def deleverage_size(st, fs, pv, cfg, p, f):
+    """The reduction that brings the health at ``p`` back to the initial
+    level, filled at ``f`` with the trading fee (docs/model-choices.md "A
+    safety buffer"): (side of the fill, quantity, cut to what the position
+    or the quote held allows?); quantity 0 when none (also when the
+    formula's numerator or denominator is not positive).  Spot margin with
+    auto-repay on: a long sells, its proceeds repay the quote loan; a short
+    buys, the base repays the base loan.  Perps (cross): the margin balance
+    back at the initial margin."""
+    fee = cfg.fee
+    if pv is not None:
+        n = st[HB] - st[PB]
+        a = abs(n)
+        num = a * p / cfg.leverage - (st[HQ] - st[PQ] + n * p)
+        den = p / cfg.leverage - abs(f - p) - f * fee
+        side = -1 if n > 0.0 else 1
+        if num <= 0.0 or den <= 0.0:
+            return side, 0.0, False
+        return side, min(num / den, a), num / den > a
+    m0 = cfg.initial_ml
+    db = st[PB] + st[IB]
+    if db > 0.0:  # a short: buy back
+        num = m0 * db * p - st[HQ]
+        den = m0 * p * (1.0 - fee) - f
+        if num <= 0.0 or den <= 0.0:
+            return 1, 0.0, False
+        cap = min(db / (1.0 - fee), st[HQ] / f)
+        return 1, min(num / den, cap), num / den > cap
+    num = m0 * (st[PQ] + st[IQ]) - st[HB] * p
+    den = m0 * f * (1.0 - fee) - p
+    if num <= 0.0 or den <= 0.0:
+        return -1, 0.0, False
+    return -1, min(num / den, st[HB]), num / den > st[HB]
