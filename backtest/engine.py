@@ -163,7 +163,7 @@ def run(
         mark = own_mark if mark is None else mark
         funding = own_funding if funding is None and funding_rate is None else funding
     rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
-                     stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat, transfers or (),
+                     stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat, transfers,
                      float(reserve or 0.0), top_up, keep_ml)
     rs = replace(rs, fee=rs.venue_fee(profile))  # (run.json records the fee charged)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"

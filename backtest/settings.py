@@ -38,7 +38,7 @@ class RunSettings:
     path: str = "ohlc-heuristic"
     auto_repay: bool = True
     repay_on_flat: bool = False
-    transfers: tuple = ()  # ((ISO time, amount), ...): scheduled transfers, + into the margin account
+    transfers: tuple | None = None  # ((ISO time, amount), ...): scheduled transfers, + into the margin account
     reserve: float = 0.0  # quote kept outside the account for top-ups
     top_up: str | None = None  # "ml=X" or "amount=A" (None with a reserve: the venue's default level)
     keep_ml: float | None = None  # the safety buffer: deleverage at this level back to the initial level

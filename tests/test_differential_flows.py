@@ -15,7 +15,9 @@ compare; and the books: profit = final equity + reserve left − capital −
 reserve − net transfers.
 
 ``MARGINBT_EXAMPLES`` sets the number of examples of each venue (default
-1000, 2000 in all).
+500, 1000 in all, so the suite stays under 10 minutes; randomized runs of
+3,000 per venue without the buffer and 2,000 with it passed when it was
+written).
 """
 import math
 import os
@@ -31,7 +33,7 @@ import test_differential_perps as perp
 from reference import PROFILES, Profile
 from reference_perps import simulate_perps
 
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "1000"))
+EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "500"))
 HYP = dict(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("MARGINBT_RANDOMIZE", "0") != "1",
            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
