@@ -209,3 +209,14 @@ def test_perp_top_ups_restore_the_initial_margin():
     full = t[~t["capped"]]
     # lifted to the initial margin: MB = |N|·P/10, so the health is 1/(10·mmr) = 25 on the 0.4 % tier
     assert full["margin_level_after"].to_numpy() == pytest.approx(25.0, rel=1e-9)
+
+
+def test_the_reports_drawdown_is_the_wealth_index_the_summary_takes():
+    from backtest.report.common import prepare
+
+    r = _march(reserve=20_000.0, top_up="ml=1.5", transfers=["2020-03-05=3000", "2020-03-18=-2000"])
+    run = prepare(r)
+    assert float(np.nanmin(run.drawdown)) == pytest.approx(r.summary["max_drawdown"] * 100.0, rel=1e-9)
+    plain = _march()
+    assert float(np.nanmin(prepare(plain).drawdown)) == pytest.approx(plain.summary["max_drawdown"] * 100.0,
+                                                                      rel=1e-9)

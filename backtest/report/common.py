@@ -91,6 +91,22 @@ def _events(frame: pd.DataFrame, *time_cols) -> pd.DataFrame:
     return frame
 
 
+def _drawdown(eq, equity, capital, reserve) -> np.ndarray:
+    """Drawdown from the peak in percent: of the equity, or with the
+    trader's own moves of the wealth index the summary's returns are taken
+    on (equity + reserve, the scheduled transfers taken out as flows)."""
+    if not len(equity):
+        return equity
+    if "net_transfers" not in eq.columns:
+        return drawdown(np.concatenate(([capital], equity)))[1:] * 100.0
+    wealth = equity + eq["reserve"].to_numpy(np.float64)
+    flow = np.diff(np.concatenate(([0.0], eq["net_transfers"].to_numpy(np.float64))))
+    prev = np.concatenate(([capital + reserve], wealth[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.cumprod(np.where(prev > 0, (wealth - flow) / np.where(prev > 0, prev, 1.0), 1.0))
+    return drawdown(np.concatenate(([1.0], growth)))[1:] * 100.0
+
+
 def _assets(symbol: str) -> tuple[str, str]:
     try:
         return split_symbol(symbol)
@@ -136,7 +152,7 @@ def prepare(result) -> Run:
     return Run(
         x=x, equity=equity, close=col("close"), margin_levels=levels, exposure=col("exposure"),
         position=col("position"), debt=col("debt"), interest=col("interest_paid"), fees=col("fees_paid"),
-        drawdown=drawdown(np.concatenate(([capital], equity)))[1:] * 100.0 if len(equity) else equity,
+        drawdown=_drawdown(eq, equity, capital, result.settings.get("reserve") or 0.0),
         low=low, high=high,
         liquidations=_events(result.liquidations, "time"), margin_calls=_events(result.margin_calls, "time"),
         trades=_events(result.trades, "entry_time", "exit_time"), orders=_events(result.orders, "time"),
