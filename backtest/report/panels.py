@@ -98,7 +98,8 @@ def drawdown(ax, run):
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.0f} %"))
     ax.set_ylabel("drawdown (%)", fontsize=8)
     set_xlim(ax, run.x)
-    title(ax, "Drawdown from peak equity")
+    moves = "net_transfers" in getattr(run.result, "equity", {})  # (with the trader's moves: of the wealth)
+    title(ax, "Drawdown of equity + reserve, transfers taken out" if moves else "Drawdown from peak equity")
     legend(ax)
 
 
