@@ -294,3 +294,57 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, rep
         _net(st)
     return (1 if delta > 0.0 else -1), q, price, fee_value, capped, cb, cq
 
+
+
+# ---- the trader's own moves on spot margin (flows.py through venues/plug.py;
+# docs/model-choices.md "Transfers and a reserve")
+@njit(cache=True)
+def lift_to(st, p, m, repay):
+    """The quote that lifts ML at ``p`` to ``m`` (≤ 0: none needed): ``m·D
+    − A``; with ``repay`` (auto-repay: the money repays the quote loan
+    first) ``D − A/m`` while it only repays, else ``m·Db·p + Dq − A``."""
+    assets = _assets(st, p)
+    debt_b = (st[PB] + st[IB]) * p
+    dq = st[PQ] + st[IQ]
+    if repay and debt_b + dq - assets / m <= dq:
+        return debt_b + dq - assets / m
+    if repay:
+        return m * debt_b + dq - assets
+    return m * (debt_b + dq) - assets
+
+
+@njit(cache=True)
+def deposit(st, amount, repay):
+    """Quote into (``amount`` > 0, with ``repay`` the quote loan first) or out of ``hq``."""
+    if repay and amount > 0.0:
+        amount = _repay(amount, st, IQ, PQ)
+    st[HQ] = max(st[HQ] + amount, 0.0)
+
+
+@njit(cache=True)
+def withdrawable(st, o, m0):
+    """The quote that may leave at ``o``: ``hq``, less what keeps ML at ``m0``."""
+    debt = _debt(st, o)
+    if debt <= 0.0:
+        return st[HQ]
+    return max(min(st[HQ], _assets(st, o) - m0 * debt), 0.0)
+
+
+@njit(cache=True)
+def deleverage_size(st, p, f, fee, m0):
+    """The safety buffer's reduction at ``p`` back to ML ``m0``, filled at
+    ``f`` (auto-repay on): a long sells, a short buys back; (side,
+    quantity, cut to the position or the quote held?)."""
+    db = st[PB] + st[IB]
+    if db > 0.0:  # a short: buy back
+        num = m0 * db * p - st[HQ]
+        den = m0 * p * (1.0 - fee) - f
+        if num <= 0.0 or den <= 0.0:
+            return 1, 0.0, False
+        cap = min(db / (1.0 - fee), st[HQ] / f)
+        return 1, min(num / den, cap), num / den > cap
+    num = m0 * (st[PQ] + st[IQ]) - st[HB] * p
+    den = m0 * f * (1.0 - fee) - p
+    if num <= 0.0 or den <= 0.0:
+        return -1, 0.0, False
+    return -1, min(num / den, st[HB]), num / den > st[HB]

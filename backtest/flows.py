@@ -14,7 +14,7 @@ from .venues import binance_usdm as usdm
 from .venues.plug import (deleverage_size, deposit, exposed, level_at, level_price, lift_to, lift_to_initial,
                           withdrawable)
 
-MAX_TOP_UPS_PER_BAR = 64  # top-ups and deleverage orders of one bar
+MAX_MOVES_PER_BAR = 64  # top-ups and deleverage orders of one bar
 RESERVE, NET, TOPPED = range(3)  # ``flows.state``
 ROWS, NEXT = range(2)  # ``flows.count``: log rows written, the next scheduled transfer
 
@@ -23,7 +23,7 @@ ROWS, NEXT = range(2)  # ``flows.count``: log rows written, the next scheduled t
 def room(flows):
     """Log rows a bar may need beyond those written: every scheduled move
     left, a top-up at the open and those on the path."""
-    return flows.count[ROWS] + flows.bar.shape[0] - flows.count[NEXT] + MAX_TOP_UPS_PER_BAR + 1
+    return flows.count[ROWS] + flows.bar.shape[0] - flows.count[NEXT] + MAX_MOVES_PER_BAR + 1
 
 
 @njit(cache=True)
@@ -147,7 +147,7 @@ def on_path(st, fs, ns, pv, cfg, flows, i, mo, mh, ml, orders):
     any_ = False
     x = flows.keep_ml
     top_on, keep_on = True, x == x
-    for _ in range(MAX_TOP_UPS_PER_BAR):
+    for _ in range(MAX_MOVES_PER_BAR):
         if not exposed(st, pv):
             break
         pc, sc = (0.0, 0)

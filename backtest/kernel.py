@@ -40,7 +40,7 @@ from numba.extending import intrinsic
 from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _position
 from .flows import next_bar as next_flow_bar
 from .flows import room as flows_room
-from .flows import MAX_TOP_UPS_PER_BAR as MAX_MOVES
+from .flows import MAX_MOVES_PER_BAR as MAX_MOVES
 from .flows import at_open as moves_at_open
 from .flows import on_path as moves_on_path
 from .flows import scheduled

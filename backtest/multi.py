@@ -19,7 +19,7 @@ from .books import cross_liquidation_shares, shared_quote_interest, write_offs
 from .checks import _type_error, api, bars_arg, check_args
 from .errors import UserError
 from .liqprice import liquidation_columns
-from .multi_accounts import simulate_multi_arrays
+from .multi_accounts import last_closes, simulate_multi_arrays
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .rates import rate_table
@@ -499,8 +499,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
             stats, settings, quote, capital, exact):
     n = len(index)
     has = ~np.isnan(cols["open"])
-    last_close = pd.DataFrame(cols["close"].T).ffill().to_numpy().T  # valuation between a symbol's bars
-    last_close = np.nan_to_num(last_close, nan=0.0)
+    last_close = last_closes(cols["close"])  # valuation between a symbol's bars
     prev_close = np.concatenate((np.zeros((len(symbols), 1)), last_close[:, :-1]), axis=1)
     cur = np.where(has, cols["open"], prev_close)  # the price a symbol is valued at at each open
     equity = out_acct[:, 0].sum(axis=0)

@@ -120,7 +120,7 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     if not whole:
         out_acct[joint], out_sym[syms], int_b[syms], int_q[joint] = o_acct, o_sym, i_b, i_q
     if venue is not None:
-        last_close = np.nan_to_num(pd.DataFrame(ohlc[3][syms].T).ffill().to_numpy().T, nan=0.0)
+        last_close = last_closes(ohlc[3][syms])
         ratio, lp, dist = cross_venue_columns(venue, out_sym[syms, 0], out_acct[joint[0], 0], last_close)
         extra_rows[("perp", joint[0])] = dict(venue=venue, times=f_times, symbols=f_syms, ratio=ratio,
                                               liquidation_price=dict(zip(syms.tolist(), lp)),
@@ -133,6 +133,11 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     liqs["account"] = np.asarray(joint)[liqs["account"]]
     calls["account"] = np.asarray(joint)[calls["account"]]
     return orders, liqs, calls
+
+
+def last_closes(close):
+    """``[S, n]`` closes, a symbol's last close where it has no bar (0 before its first)."""
+    return np.nan_to_num(pd.DataFrame(close.T).ffill().to_numpy().T, nan=0.0)
 
 
 def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_acct, out_sym, int_b, int_q, stats,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .errors import UserError
 from .inputs import Flows
-from .records import TRANSFER_REASONS, transfer_dt
+from .records import TOP_UP, TRANSFER_REASONS, transfer_dt
 
 INITIAL = -1.0  # ``Flows.top_ml``: lift to the initial level (spot M0; a perp's initial margin)
 TRANSFER_COLUMNS = ["time", "account", "asset", "amount", "requested", "reason", "price", "margin_level_before",
@@ -178,7 +178,7 @@ def outputs(flows, spec, index, equity, quote, capital, ppy, level=lambda x: x):
         "requested": log["requested"], "reason": reason, "price": log["price"],
         "margin_level_before": level(log["level_before"]), "margin_level_after": level(log["level_after"]),
         "capped": log["capped"], "reserve_after": log["reserve_after"]}, columns=TRANSFER_COLUMNS)
-    top = log["reason"] == 2
+    top = log["reason"] == TOP_UP
     net = np.cumsum(np.bincount(log["bar"][~top], weights=log["amount"][~top], minlength=n))
     reserve0 = spec[2]
     reserve = reserve0 - np.cumsum(np.bincount(log["bar"][top], weights=log["amount"][top], minlength=n))

@@ -158,6 +158,56 @@ def margin_check(st, fs, liq, call, lo, hi):
 
 
 @njit(cache=True)
+def lift_to(st, fs, p, m):
+    """The quote that lifts the health at ``p`` to ``m``: ``m·MM − MB``."""
+    n, c = _state(st, fs)
+    return m * maintenance(fs, abs(n) * p) - (c + n * p)
+
+
+@njit(cache=True)
+def lift_to_initial(st, fs, p, leverage):
+    """The quote that lifts the margin balance at ``p`` to the position's
+    initial margin ``|N|·p / L``."""
+    n, c = _state(st, fs)
+    return abs(n) * p / leverage - (c + n * p)
+
+
+@njit(cache=True)
+def deposit(st, fs, amount, free):
+    """Quote into (or out of) the position's wallet, or with ``free`` the
+    cross wallet outside an isolated position."""
+    set_state(st, st[HB] - st[PB], st[HQ] - st[PQ] + amount)
+    if free:
+        fs[FREE] += amount
+
+
+@njit(cache=True)
+def withdrawable(st, fs, o, leverage, isolated, entry):
+    """What may leave at ``o``: isolated, the cross wallet; cross, the
+    available money, at most the wallet (unrealised profit stays)."""
+    if isolated:
+        return max(fs[FREE], 0.0)
+    n, c = _state(st, fs)
+    wallet = c + n * entry if n != 0.0 else c
+    return max(min(n * o + c - abs(n) * o / leverage, wallet), 0.0)
+
+
+@njit(cache=True)
+def deleverage_size(st, fs, p, f, fee, leverage):
+    """The safety buffer's reduction at ``p``, filled at ``f``: the margin
+    balance back at the initial margin; (side, quantity, cut to the
+    position?), quantity 0 when none."""
+    n, c = _state(st, fs)
+    a = abs(n)
+    num = a * p / leverage - (c + n * p)
+    den = p / leverage - abs(f - p) - f * fee
+    side = -1 if n > 0.0 else 1
+    if num <= 0.0 or den <= 0.0:
+        return side, 0.0, False
+    return side, min(num / den, a), num / den > a
+
+
+@njit(cache=True)
 def close_columns(position, mb, c, close, table_from, table_start, table_rows, ratio, lp):
     """Per bar at the close, into ``ratio`` and ``lp``: the margin ratio
     MM / MB (0 flat, +inf at MB = 0) and the liquidation price (NaN flat or
