@@ -5,6 +5,7 @@ State is a float64[6] array indexed by the constants below, so the moves
 update it in place and the loop keeps it in registers.  The numbers each
 move uses (charges, caps, liquidation sizes) come from ``rules.py``.
 """
+import numpy as np
 from numba import njit
 
 from .records import LIQUIDATION
@@ -13,6 +14,7 @@ from .rules import (
     falling_price_hurts,
     interest_charge,
     margin_level,
+    max_borrow,
     max_buy,
     max_sell,
     partial_buy_short,
@@ -240,6 +242,23 @@ def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr,
     return rec.fee, rec.bad_debt, n_liqs
 
 
+@njit(cache=True, inline="always")
+def borrow_limits(st, cfg):
+    """The most principal an order may owe of (base, quote): the profile's
+    max borrow; with auto-borrow off what is owed already (no room: an order
+    never borrows, docs/model-choices.md "Manual loans")."""
+    if cfg.auto_borrow:
+        return cfg.max_borrow_base, cfg.max_borrow_quote
+    return min(cfg.max_borrow_base, st[PB]), min(cfg.max_borrow_quote, st[PQ])
+
+
+@njit(cache=True, inline="always")
+def nets_at_liquidation(cfg):
+    """A liquidation first nets each balance against its own debt: with
+    auto-repay off, and with manual loans (an asset held beside its loan)."""
+    return not cfg.auto_repay or cfg.manual_loans
+
+
 @njit(cache=True)
 def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b, limit_q):
     """Market order at open ``o`` towards target exposure ``x``.  With
@@ -280,7 +299,7 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, rep
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     capped = cap < q * (1.0 - 1e-9)
     q = min(q, cap)
-    if q <= 0.0:
+    if q <= 1e-12 * max(abs(target), abs(pos)):  # nothing, or float noise, left to trade
         return 0, 0.0, 0.0, 0.0, capped, 0.0, 0.0
     cb = 0.0
     cq = 0.0
@@ -348,3 +367,38 @@ def deleverage_size(st, p, f, fee, m0):
     if num <= 0.0 or den <= 0.0:
         return -1, 0.0, False
     return -1, min(num / den, st[HB]), num / den > st[HB]
+
+
+@njit(cache=True)
+def repay_by_hand(st, base, amount):
+    """A manual repay of ``amount`` (+inf: all owed) of the base (``base``)
+    or quote from what is held of it, interest first, then dust cleaned;
+    (moved, requested: +inf is what was owed)."""
+    held, interest, principal = (HB, IB, PB) if base else (HQ, IQ, PQ)
+    owed = st[interest] + st[principal]
+    requested = amount if amount < np.inf else owed
+    moved = min(amount, st[held], owed)
+    if moved > 0.0:
+        st[held] -= moved
+        _repay(moved, st, interest, principal)
+        _clean(st)
+    return moved, requested
+
+
+@njit(cache=True)
+def borrow_by_hand(st, base, amount, o, rate, m0, limit):
+    """A manual borrow of ``amount`` of the base (valued at the open ``o``)
+    or quote, held and owed: at most what keeps ML ≥ ``m0`` once it and its
+    first hour at ``rate`` are held and owed, and the room under ``limit``;
+    returns the amount taken (its charge is the caller's to owe)."""
+    held, principal = (HB, PB) if base else (HQ, PQ)
+    assets, debt = _assets(st, o), _debt(st, o)
+    ml_cap = 0.0  # (an account at m0 up to float noise, as after a capped borrow: none)
+    if assets - m0 * debt > 1e-9 * m0 * debt:
+        ml_cap = max_borrow(assets, debt, o if base else 1.0, rate, m0)
+    room = borrow_limit_cap(0.0, st[principal], limit, 1.0)[0]  # (what is held plays no part)
+    taken = min(amount, ml_cap, room)
+    if taken > 0.0:
+        st[held] += taken
+        st[principal] += taken
+    return max(taken, 0.0)

@@ -37,7 +37,8 @@ NAMES = {
     "--detail": "detail", "--allocation": "allocation", "--out": "out", "--grid": "grid",
     "--chunk-size": "chunk_size", "--workers": "workers", "--scheduler": "scheduler", "--max-combos": "max_combos",
     "--stop-on-liquidation": "stop_on_liquidation=True", "--no-interest-rounding": "round_interest=False",
-    "--no-auto-repay": "auto_repay=False", "--repay-on-flat": "repay_on_flat=True", "--resume": "resume=True",
+    "--no-auto-repay": "auto_repay=False", "--no-auto-borrow": "auto_borrow=False",
+    "--repay-on-flat": "repay_on_flat=True", "--resume": "resume=True",
     "--overwrite": "overwrite=True", "--method": "method", "--horizon": "horizon", "--every": "every",
     "--paths": "paths", "--block": "block", "--seed": "seed", "--walk-forward": "walk_forward", "--rank": "rank",
     "--threads": "workers",
@@ -175,7 +176,7 @@ def optional(name, value, kinds, expected):
 
 
 SETTINGS = ("capital", "fee", "slippage", "rebalance", "stop_loss", "take_profit", "trailing_stop")
-FLAGS = ("round_interest", "stop_on_liquidation", "auto_repay", "repay_on_flat")
+FLAGS = ("round_interest", "stop_on_liquidation", "auto_repay", "repay_on_flat", "auto_borrow")
 
 
 def check_args(args: dict):

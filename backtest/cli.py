@@ -114,6 +114,8 @@ def _add_move_flags(p):
     p.add_argument("--keep-ml", type=float, default=None, metavar="X",
                    help="a safety buffer: where the margin level falls to X inside a bar, reduce the position there "
                         "back to the initial level (deleverage orders: trading fee, no liquidation fee)")
+    p.add_argument("--no-auto-borrow", action="store_true",
+                   help="orders never borrow: loans only by hand, a strategy's borrow / repay (spot margin)")
 
 
 def _add_grid_flags(p, what, unit):
@@ -280,7 +282,7 @@ def cmd_run(args) -> int:
     paths = data_paths(args.data)
     if len(paths) > 1:
         for flag, given in (("--transfer", args.transfer), ("--reserve", args.reserve), ("--top-up", args.top_up),
-                            ("--keep-ml", args.keep_ml)):
+                            ("--keep-ml", args.keep_ml), ("--no-auto-borrow", args.no_auto_borrow)):
             if given:
                 raise UserError(f"{flag}: one symbol only for now (several --data given)")
         return cmd_run_multi(args, paths)
@@ -302,7 +304,7 @@ def cmd_run(args) -> int:
         detail=args.detail[0] if args.detail else None,
         margin_file=args.margin_file, funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
         brackets=args.brackets, transfers=args.transfer, reserve=args.reserve, top_up=args.top_up,
-        keep_ml=args.keep_ml,
+        keep_ml=args.keep_ml, auto_borrow=not args.no_auto_borrow,
     )
     result = run(data, args.strategy, params, **settings)
     _print_data_warnings(result.bars, data)

@@ -72,6 +72,7 @@ def run(
     reserve: float = 0.0,
     top_up=None,
     keep_ml: float | None = None,
+    auto_borrow: bool = True,
 ) -> Result:
     """Backtest one symbol on one margin account.
 
@@ -151,6 +152,9 @@ def run(
             level inside a bar, the position is reduced there (trading fee,
             no liquidation fee) back to the initial level (``deleverage``
             orders).
+        auto_borrow: False: orders never borrow (``--no-auto-borrow``); loans
+            are taken and repaid by hand, the strategy's ``borrow`` /
+            ``repay`` (docs/model-choices.md "Manual loans"; spot margin).
 
     Returns:
         A ``Result`` with ``.equity``, ``.trades``, ``.liquidations``,
@@ -164,7 +168,7 @@ def run(
         funding = own_funding if funding is None and funding_rate is None else funding
     rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
                      stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat, transfers,
-                     float(reserve or 0.0), top_up, keep_ml)
+                     float(reserve or 0.0), top_up, keep_ml, auto_borrow)
     rs = replace(rs, fee=rs.venue_fee(profile))  # (run.json records the fee charged)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
@@ -198,9 +202,12 @@ def run(
     if detail is not None and given.limit.size:
         raise UserError("--detail: not combined with a strategy's limit orders yet")
     transfers_mod.check_combination(rs, given, detail, rs.reserve, rs.transfers, rs.keep_ml)
+    loans = transfers_mod.loan_events(rs, given, profile, base, quote)
     moves = transfers_mod.flows_spec(rs.transfers, rs.reserve, rs.top_up, profile, seconds, config[0].call_ml,
-                                     rs.keep_ml, auto_repay)
-    exact = loans_outlive_trades(given, auto_repay)
+                                     rs.keep_ml, auto_repay, loans)
+    if transfers_mod.manual(rs, given):
+        config = (config[0]._replace(manual_loans=True), config[1])
+    exact = loans_outlive_trades(given, auto_repay and not transfers_mod.manual(rs, given), True)
     fine, n_fine = (NO_DETAIL, 0) if detail is None else detail_arrays(detail, bars, symbol)
     venue = None
     if profile.perp:
@@ -214,7 +221,7 @@ def run(
     equity, position, debt, owed, paid = out[:5]
     moved = None if flows is None else transfers_mod.outputs(
         flows, moves, bars.index, equity, quote, float(capital), periods_per_year(seconds),
-        (lambda x: x) if profile.perp else (lambda x: profile_ml(x, profile)))
+        (lambda x: x) if profile.perp else (lambda x: profile_ml(x, profile)), base)
     if profile.perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
         paid_base, paid_quote = np.zeros_like(paid), paid
     else:
@@ -288,12 +295,13 @@ def run(
         bars=bars,
         funding=perps.funding_table(f_times, venue, symbol) if profile.perp else None,
         transfers=None if moved is None else moved[0],
+        loans=None if moved is None else moved[4],
     )
 
 
 def _with_moves(table, moved):
     """The per-bar table with the net scheduled transfers and the reserve."""
-    if moved is not None:
+    if moved is not None and moved[1] is not None:
         table["net_transfers"] = moved[1]
         table["reserve"] = moved[2]
     return table
@@ -348,11 +356,16 @@ def symbol_of(bars, symbol=None) -> str:
     return symbol
 
 
-def loans_outlive_trades(given: Orders, auto_repay: bool) -> bool:
+def loans_outlive_trades(given: Orders, auto_repay: bool, loans_ok: bool = False) -> bool:
     """Whether loans may outlive trades (auto-repay off, a limit order's
     borrowing): then the books need the kernel's per-asset interest per bar
     (``simulate_arrays(quote_row=True)``, docs/model-choices.md "Books").
-    Refuses limit orders with auto-repay off."""
+    Refuses limit orders with auto-repay off, and a strategy's manual loans
+    where they are not done (``loans_ok`` False: sweeps, the risk lab)."""
+    if given.loans and not loans_ok:
+        key, asset = next(iter(given.loans))
+        raise UserError(f"strategy: {key}[{asset!r}]: manual loans are done in one symbol's run only "
+                        "(not in sweeps or the risk lab yet)")
     if not auto_repay and given.limit.size:
         raise UserError("--no-auto-repay: not combined with a strategy's limit orders (a limit order's "
                         "borrowing and fill assume auto-repay)")

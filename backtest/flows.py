@@ -1,43 +1,51 @@
 """The trader's own moves inside the bar loop: scheduled transfers in and
 out of the margin account and top-ups from a reserve kept outside it
-(docs/model-choices.md "Transfers and a reserve").  Venue-neutral: the
+and the manual loans (docs/model-choices.md "Transfers and a reserve",
+"Manual loans").  Venue-neutral: the
 levels, what may leave and where money goes are the venue's, asked through
 the plug point (``venues/plug.py``).  The run's ``inputs.Flows`` record
 holds the schedule, the reserve and the log of moves.
 """
 from numba import njit
 
-from .account import _buy, _position, _record_order, _sell
-from .intrabar import ENTRY, FEES_PAID, N_ORDERS, RECORD, _track_in
-from .records import DELEVERAGE, SCHEDULED, TOP_UP, WITHDRAWAL
+import numpy as np
+
+from .account import PB, PQ, _buy, _position, _record_order, _sell, borrow_by_hand, repay_by_hand
+from .intrabar import ENTRY, FEES_PAID, N_ORDERS, RB, RECORD, RQ, _owe, _track_in
+from .records import BORROW, DELEVERAGE, REPAY, SCHEDULED, TOP_UP, WITHDRAWAL
+from .rules import interest_charge
 from .venues import binance_usdm as usdm
 from .venues.plug import (deleverage_size, deposit, exposed, level_at, level_price, lift_to, lift_to_initial,
                           withdrawable)
 
 MAX_MOVES_PER_BAR = 64  # top-ups and deleverage orders of one bar
 RESERVE, NET, TOPPED = range(3)  # ``flows.state``
-ROWS, NEXT = range(2)  # ``flows.count``: log rows written, the next scheduled transfer
+ROWS, NEXT, NEXT_LOAN = range(3)  # ``flows.count``: log rows written, the next scheduled transfer, loan
+# ``flows.loan_kind``, in the order a bar does them: repays first, base before quote
+REPAY_BASE, REPAY_QUOTE, BORROW_BASE, BORROW_QUOTE = range(4)
 
 
 @njit(cache=True)
 def room(flows):
     """Log rows a bar may need beyond those written: every scheduled move
     left, a top-up at the open and those on the path."""
-    return flows.count[ROWS] + flows.bar.shape[0] - flows.count[NEXT] + MAX_MOVES_PER_BAR + 1
+    return (flows.count[ROWS] + flows.bar.shape[0] - flows.count[NEXT] + flows.loan_bar.shape[0]
+            - flows.count[NEXT_LOAN] + MAX_MOVES_PER_BAR + 1)
 
 
 @njit(cache=True)
 def next_bar(flows, n):
-    """The bar of the next scheduled transfer (``n``: none left)."""
-    k = flows.count[NEXT]
-    return flows.bar[k] if k < flows.bar.shape[0] else n
+    """The bar of the next scheduled transfer or loan (``n``: none left)."""
+    k, m = flows.count[NEXT], flows.count[NEXT_LOAN]
+    return min(flows.bar[k] if k < flows.bar.shape[0] else n, flows.loan_bar[m] if m < flows.loan_bar.shape[0] else n)
 
 
 @njit(cache=True)
-def _log(flows, i, reason, amount, requested, price, before, after):
+def _log(flows, i, reason, amount, requested, price, before, after, base=False):
     rec = flows.log[flows.count[ROWS]]
     rec.bar = i
     rec.reason = reason
+    rec.base = base
     rec.amount = amount
     rec.requested = requested
     rec.price = price
@@ -63,6 +71,38 @@ def scheduled(st, fs, pv, cfg, flows, i, o):
         _log(flows, i, SCHEDULED if a >= 0.0 else WITHDRAWAL, moved, a, o, before, level_at(st, fs, pv, o))
         k += 1
     flows.count[NEXT] = k
+
+
+@njit(cache=True)
+def loans(st, fs, cfg, flows, i, o):
+    """0c. The manual loans due at bar ``i`` (open ``o``), repays first;
+    returns the principal (base, quote) before the first borrow (+inf: no
+    borrow), all step 4's hour may fall on."""
+    kept_b = kept_q = np.inf
+    k = flows.count[NEXT_LOAN]
+    while k < flows.loan_bar.shape[0] and flows.loan_bar[k] <= i:
+        kind = flows.loan_kind[k]
+        base = kind == REPAY_BASE or kind == BORROW_BASE
+        before = level_at(st, fs, None, o)
+        if kind <= REPAY_QUOTE:
+            moved, requested = repay_by_hand(st, base, flows.loan_amount[k])
+            reason = REPAY
+        else:
+            if kept_b == np.inf:
+                kept_b, kept_q = st[PB], st[PQ]
+            rate = fs[RB] if base else fs[RQ]
+            requested = flows.loan_amount[k]
+            moved = borrow_by_hand(st, base, requested, o, rate, cfg.initial_ml,
+                                   cfg.max_borrow_base if base else cfg.max_borrow_quote)
+            if moved > 0.0:
+                charge = interest_charge(moved, rate, cfg.round_interest)
+                _owe(st, fs, charge if base else 0.0, 0.0 if base else charge, o)
+            reason = BORROW
+        if requested > 0.0:
+            _log(flows, i, reason, moved, requested, o, before, level_at(st, fs, None, o), base)
+        k += 1
+    flows.count[NEXT_LOAN] = k
+    return kept_b, kept_q
 
 
 @njit(cache=True)

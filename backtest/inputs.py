@@ -16,7 +16,8 @@ Marks = namedtuple("Marks", "open high low close")
 Settings = namedtuple("Settings", (
     "capital fee slippage initial_ml call_ml liquidation_ml liquidation_fee restore_ml full_liquidation "
     "rebalance round_interest stop_on_liquidation stop_loss take_profit trailing_stop pessimistic auto_repay "
-    "repay_on_flat max_borrow_base max_borrow_quote venue leverage isolated"), defaults=(0, 0.0, False))
+    "repay_on_flat max_borrow_base max_borrow_quote venue leverage isolated auto_borrow manual_loans"),
+    defaults=(0, 0.0, False, True, False))
 # the venue's own inputs (venues/plug.py): its maintenance-bracket tables
 # (versions from ``table_from`` seconds, their tiers ``table_rows[table_start[v]
 # : table_start[v + 1]]``: floor, cap, mmr, cum, max leverage) and its
@@ -36,10 +37,12 @@ CrossVenue = namedtuple("CrossVenue", "leverage ver table_start table_rows fundi
 # run's ``state`` (reserve left, net scheduled transfers, topped up; the
 # reserve at the start in ``state[0]``), the top-up rule (``top_ml`` the
 # level to lift to, or ``top_amount`` a fixed amount; the other NaN), the
-# safety buffer's level ``keep_ml`` (NaN: none), and the ``log`` of moves
-# with ``count`` (rows written, next scheduled transfer); the kernel takes
-# None without transfers, reserve and buffer
-Flows = namedtuple("Flows", "bar amount state top_ml top_amount keep_ml log count")
+# safety buffer's level ``keep_ml`` (NaN: none), the manual loans (the bar
+# each is done at, its kind ``flows.LOAN_KINDS``, its amount; "Manual
+# loans"), and the ``log`` of moves with ``count`` (rows written, next
+# scheduled transfer, next loan); the kernel takes None without transfers,
+# reserve, buffer and loans
+Flows = namedtuple("Flows", "bar amount state top_ml top_amount keep_ml loan_bar loan_kind loan_amount log count")
 # hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)
 Rates = namedtuple("Rates", "h0 base quote")
 # finer bars; bar i's usable ones are start[i] .. end[i] − 1 (detail.detail_arrays)

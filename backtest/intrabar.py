@@ -14,7 +14,8 @@ settings travel as the ``inputs.Settings`` record ``cfg``.
 import numpy as np
 from numba import njit
 
-from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_order, _trade_to
+from .account import (HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_order, _trade_to, borrow_limits,
+                      nets_at_liquidation)
 from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import liquidation_trigger, stop_levels
 from .venues import binance_usdm as usdm
@@ -93,7 +94,8 @@ def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders,
         f, b, row = _perp_exit(st, fs, ns, cfg, i, trigger, orders, liqs)
     else:
         f, b, row = _forced_exit(st, i, trigger, traded, cfg.slippage, cfg.liquidation_fee, cfg.restore_ml,
-                                 cfg.full_liquidation, mlr, orders, ns[N_ORDERS], liqs, ns[N_LIQS], cfg.auto_repay)
+                                 cfg.full_liquidation, mlr, orders, ns[N_ORDERS], liqs, ns[N_LIQS],
+                                 not nets_at_liquidation(cfg))
     if row < 0:
         return False
     liqs[row].gap = trigger == mo
@@ -194,6 +196,16 @@ def _quiet(fs, cfg, long_, h, lo, liq_near):
     return not (h >= s or h >= t or lo <= g)
 
 
+@njit(cache=True, inline="always")
+def _owe(st, fs, cb, cq, o):
+    """Interest charged, base ``cb`` and quote ``cq``, owed and counted at the open ``o``."""
+    st[IB] += cb
+    st[IQ] += cq
+    fs[INT_BASE] += cb
+    fs[INT_QUOTE] += cq
+    fs[PAID] += cb * o + cq
+
+
 @njit(cache=True)
 def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders, pv):
     """A market order towards target ``x`` at ``price`` (the open, or a
@@ -205,9 +217,10 @@ def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders, pv):
                                                          cfg.isolated, fs[ENTRY])
         cb = cq = 0.0
     else:
+        limit_b, limit_q = borrow_limits(st, cfg)
         side, q, fill, fee_value, capped, cb, cq = _trade_to(
             st, x, price, cfg.fee, cfg.slippage, fs[RB], fs[RQ], cfg.initial_ml, cfg.round_interest, cfg.auto_repay,
-            cfg.repay_on_flat, cfg.max_borrow_base, cfg.max_borrow_quote)
+            cfg.repay_on_flat, limit_b, limit_q)
     if side == 0:
         return capped
     if ns[RECORD]:

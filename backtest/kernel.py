@@ -43,12 +43,14 @@ from .flows import room as flows_room
 from .flows import MAX_MOVES_PER_BAR as MAX_MOVES
 from .flows import at_open as moves_at_open
 from .flows import on_path as moves_on_path
+from .flows import loans as manual_loans
 from .flows import scheduled
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
                        N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
-                       T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _quiet, _replay, _walk)
+                       T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _replay,
+                       _walk)
 from .limits import _cancel_standing, _place, _walk_limit
 from .venues import binance_usdm as usdm
 from .records import REBALANCE, SIGNAL
@@ -239,8 +241,11 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             next_hour = (t // HOUR + 1) * HOUR
         if venue is not None and i == next_venue:
             _table_at(fs, venue, vt, i)
-        if flows is not None:  # 0a. the trader's scheduled transfers, 0b. a top-up at an open below the call
+        kept_b = kept_q = np.inf  # the principal step 4's hour may fall on (manual borrows at this open: less)
+        if flows is not None:  # 0a. the trader's scheduled transfers, 0c. loans, 0b. a top-up at an open below the call
             scheduled(st, fs, pv, cfg, flows, i, o)
+            if pv is None:
+                kept_b, kept_q = manual_loans(st, fs, cfg, flows, i, o)
             moves_at_open(st, fs, ns, pv, cfg, flows, i, mark_open[i], orders)
         # 2. a bar that opens beyond the liquidation level is liquidated first
         liquidated = False
@@ -251,7 +256,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                 st, mark_open[i]):  # ML ≤ level, without a division
             liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, pv)
         # 3. the order decided at the last close
-        pb0, pq0 = st[PB], st[PQ]
+        pb0, pq0 = min(kept_b, st[PB]), min(kept_q, st[PQ])
         if fs[PENDING] == fs[PENDING] or ns[LIM_SIDE] != 0:
             _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders, pv)
         # 4. the whole hour at this open falls on principal held across it
@@ -474,16 +479,6 @@ def _charge(st, fs, cfg, pb, pq, rate_b, rate_q, o):
     cq = interest_charge(pq, rate_q, cfg.round_interest)
     _owe(st, fs, cb, cq, o)
     return cb, cq
-
-
-@njit(cache=True, inline="always")
-def _owe(st, fs, cb, cq, o):
-    """Interest charged, base ``cb`` and quote ``cq``, owed and counted at the open ``o``."""
-    st[IB] += cb
-    st[IQ] += cq
-    fs[INT_BASE] += cb
-    fs[INT_QUOTE] += cq
-    fs[PAID] += cb * o + cq
 
 
 @njit(cache=True, inline="always")

@@ -253,6 +253,10 @@ def _targets(strat, panel, params, index) -> np.ndarray:
         bars = panel[sym]
         given = strat.orders(bars, params)
         out[k] = pd.Series(given.target, index=bars.index).reindex(index).to_numpy(np.float64)
+        if given.loans:
+            key, asset = next(iter(given.loans))
+            raise UserError(f"strategy {strat.name}: {key}[{asset!r}]: manual loans are done in one symbol's run "
+                            "only (not with several symbols yet)")
         if given.limit.size or given.stop_loss.size or given.take_profit.size or given.fractions:
             attached[k] = given
     return out, attached

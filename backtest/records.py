@@ -60,13 +60,15 @@ liquidation_multi_dt = _with(liquidation_dt, ("account", np.int64), ("theta", np
 margin_call_multi_dt = _with(margin_call_dt, ("account", np.int64))
 
 # the trader's own moves (flows.py): scheduled transfers in and out, top-ups from the reserve
-SCHEDULED, WITHDRAWAL, TOP_UP = 0, 1, 2
-TRANSFER_REASONS = ("scheduled", "withdrawal", "top-up")
+# and the manual loans (``loans.csv``: borrow, repay)
+SCHEDULED, WITHDRAWAL, TOP_UP, BORROW, REPAY = 0, 1, 2, 3, 4
+TRANSFER_REASONS = ("scheduled", "withdrawal", "top-up", "borrow", "repay")
 transfer_dt = np.dtype(
     [
         ("bar", np.int64),
         ("reason", np.int8),
-        ("amount", np.float64),  # quote moved, + into the margin account
+        ("base", np.bool_),  # the asset moved is the base (a manual loan's), else the quote
+        ("amount", np.float64),  # what moved: quote + into the margin account; a loan's amount ≥ 0
         ("requested", np.float64),
         ("price", np.float64),  # the levels' price: the open for a scheduled move, the trigger for a top-up
         ("level_before", np.float64),  # the venue's health: margin level (spot), MB / MM (perps)

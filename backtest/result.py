@@ -43,6 +43,7 @@ class Result:
         funding: perpetual futures only: every funding charge on a position.
         transfers: with scheduled transfers or a reserve: every move
             (``transfers.csv``: scheduled, withdrawal, top-up).
+        loans: with manual loans: every borrow and repay (``loans.csv``).
         settings: the run's configuration, as given.
         profile: the margin profile used.
         bars: the OHLCV bars the run used (may be None for a loaded result).
@@ -63,6 +64,7 @@ class Result:
     bars: pd.DataFrame | None = field(default=None, repr=False)
     funding: pd.DataFrame | None = None  # perpetual futures: every funding charge (``funding.csv``)
     transfers: pd.DataFrame | None = None  # the trader's own moves (``transfers.csv``)
+    loans: pd.DataFrame | None = None  # manual borrows and repays (``loans.csv``)
 
     def __post_init__(self, equity):
         self._equity = equity
@@ -99,10 +101,10 @@ class Result:
         self.orders.to_csv(out / "orders.csv", index=False)
         self.liquidations.to_csv(out / "liquidations.csv", index=False)
         self.margin_calls.to_csv(out / "margin_calls.csv", index=False)
-        if self.funding is not None:
-            self.funding.to_csv(out / "funding.csv", index=False)
-        if self.transfers is not None:
-            self.transfers.to_csv(out / "transfers.csv", index=False)
+        for name in ("funding", "transfers", "loans"):
+            table = getattr(self, name)
+            if table is not None:
+                table.to_csv(out / f"{name}.csv", index=False)
         return out
 
     @classmethod
@@ -139,7 +141,7 @@ class Result:
                     raise UserError(f"{folder / (name + '.csv')}: column {col!r} holds something other than "
                                     "times") from None
         extra = {name: _read(folder / f"{name}.csv", pd.read_csv) if (folder / f"{name}.csv").exists() else None
-                 for name in ("funding", "transfers")}
+                 for name in ("funding", "transfers", "loans")}
         for name, table in extra.items():
             if table is not None and "time" in table:
                 try:

@@ -157,8 +157,8 @@ def max_buy(hb, hq, db, dq, mark, price, fee, rate, m0, repay):
     own = hq / price
     if repay:
         q = ((hb - db) * mark + k * hq - m0 * dq) / denom
-        if q >= own and q * (1.0 - fee) >= db:
-            return q, True
+        if q >= own and q * (1.0 - fee) >= db * (1.0 - 1e-9):  # (float noise below the break is at it)
+            return max(q, db / (1.0 - fee)), True
     else:  # the base bought stays held, the debt stays owed
         q = ((hb - m0 * db) * mark + k * hq - m0 * dq) / denom
         if q >= own:
@@ -181,8 +181,8 @@ def max_sell(hb, hq, db, dq, mark, price, fee, rate, m0, repay):
         return np.inf, True
     if repay:
         q = (hq - dq - m0 * db * mark + k * hb * mark) / denom
-        if q >= hb and q * (1.0 - fee) * price >= dq:
-            return q, True
+        if q >= hb and q * (1.0 - fee) * price >= dq * (1.0 - 1e-9):  # (float noise below the break is at it)
+            return max(q, dq / ((1.0 - fee) * price)), True
     else:
         q = (hq - m0 * dq - m0 * db * mark + k * hb * mark) / denom
         if q >= hb:

@@ -42,6 +42,7 @@ class RunSettings:
     reserve: float = 0.0  # quote kept outside the account for top-ups
     top_up: str | None = None  # "ml=X" or "amount=A" (None with a reserve: the venue's default level)
     keep_ml: float | None = None  # the safety buffer: deleverage at this level back to the initial level
+    auto_borrow: bool = True  # False: orders never borrow; loans only by hand (a strategy's borrow / repay)
 
     def __post_init__(self):
         fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")
@@ -118,5 +119,6 @@ class RunSettings:
             bool(self.round_interest), bool(self.stop_on_liquidation), float(self.stop_loss),
             float(self.take_profit), float(self.trailing_stop), self.path == "pessimistic", bool(self.auto_repay),
             bool(self.repay_on_flat), float(borrow_limits[0]), float(borrow_limits[1]),
-            VENUE_CODES[profile.venue], float(profile.max_leverage), bool(profile.isolated))
+            VENUE_CODES[profile.venue], float(profile.max_leverage), bool(profile.isolated), bool(self.auto_borrow),
+            not self.auto_borrow)
         return cfg, Rates(np.int64(h0), rate_base, rate_quote)

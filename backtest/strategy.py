@@ -17,7 +17,10 @@ under ``"target"`` and the orders the strategy attaches to them
   price (replacing ``--stop-loss`` / ``--take-profit``), or a price per bar
   (NaN = the fraction's level) in force during the next bar;
 - ``"trailing_stop"``: a fraction in (0, 1) of the best price (replacing
-  ``--trailing-stop``).
+  ``--trailing-stop``);
+- ``"borrow"``, ``"repay"``: manual loans, ``{asset: amount per bar}`` (the
+  asset by name; NaN or 0 = none; ``repay`` may be +inf: all owed), done at
+  the next open (docs/model-choices.md "Manual loans").
 """
 import importlib
 import importlib.util
@@ -36,7 +39,7 @@ from .strategy_names import known_strategies
 
 
 NONE = np.empty(0)  # "not given" for a per-bar array the kernel takes
-ORDER_KEYS = ("target", "limit", "expiry", "stop_loss", "take_profit", "trailing_stop")
+ORDER_KEYS = ("target", "limit", "expiry", "stop_loss", "take_profit", "trailing_stop", "borrow", "repay")
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Orders:
     stop_loss: np.ndarray = field(default_factory=lambda: NONE)  # price per bar (NaN = the fraction); empty: none
     take_profit: np.ndarray = field(default_factory=lambda: NONE)
     fractions: dict = field(default_factory=dict)  # stop_loss / take_profit / trailing_stop the strategy sets
+    loans: dict = field(default_factory=dict)  # {("borrow" | "repay", asset): amounts per bar}
 
     def kernel_args(self) -> tuple:
         """``limit, expiry, sl_price, tp_price`` of ``kernel.simulate``."""
@@ -208,7 +212,34 @@ def check_orders(raw, n: int, name: str, index=None) -> Orders:
             raise UserError(f"strategy {name}: trailing_stop must be a fraction in (0, 1), not per bar")
         else:
             setattr(out, key, _prices(v, n, name, key, index))
+    for key in ("borrow", "repay"):
+        v = raw.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, dict):
+            raise UserError(f"strategy {name}: {key} must be a dict {{asset: amounts per bar}}, "
+                            f"not {type(v).__name__}")
+        for asset, amounts in v.items():
+            out.loans[(key, str(asset))] = _amounts(amounts, n, name, f"{key}[{asset!r}]", index, key == "repay")
     return out
+
+
+def _amounts(raw, n, name, key, index, all_ok):
+    """A per-bar amount array: ≥ 0 or NaN (``all_ok``: +inf too, all owed)."""
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"strategy {name}: {key} is {type(raw).__name__}, not numbers") from None
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise UserError(f"strategy {name}: {key} has shape {arr.shape}, expected ({n},): one amount per bar")
+    ok = np.isnan(arr) | (arr >= 0) & (np.isfinite(arr) | (all_ok & (arr == np.inf)))
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        i = int(bad[0])
+        when = f" ({index[i]})" if index is not None else ""
+        rule = "≥ 0 or +inf (all owed)" if all_ok else "finite and ≥ 0"
+        raise UserError(f"strategy {name}: {key} at row {i}{when} is {arr[i]}; amounts must be {rule} (NaN = none)")
+    return arr
 
 
 def _prices(raw, n, name, key, index):

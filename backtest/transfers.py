@@ -1,9 +1,10 @@
 """The trader's own moves on the Python side of a run: scheduled transfers
 (``--transfer DATE=AMOUNT``), a reserve (``--reserve``) and its top-up rule
 (``--top-up ml=X|amount=A``) checked and turned into the kernel's
-``inputs.Flows``; the log back into ``transfers.csv``, per-bar columns and
-returns that do not count deposits as profit (docs/model-choices.md
-"Transfers and a reserve")."""
+``inputs.Flows``, with the manual loans (``--no-auto-borrow``, a strategy's
+``borrow`` / ``repay``); the log back into ``transfers.csv`` and
+``loans.csv``, per-bar columns and returns that do not count deposits as
+profit (docs/model-choices.md "Transfers and a reserve", "Manual loans")."""
 import math
 
 import numpy as np
@@ -11,11 +12,14 @@ import pandas as pd
 
 from .errors import UserError
 from .inputs import Flows
-from .records import TOP_UP, TRANSFER_REASONS, transfer_dt
+from .records import BORROW, REPAY, TOP_UP, TRANSFER_REASONS, transfer_dt
 
 INITIAL = -1.0  # ``Flows.top_ml``: lift to the initial level (spot M0; a perp's initial margin)
 TRANSFER_COLUMNS = ["time", "account", "asset", "amount", "requested", "reason", "price", "margin_level_before",
                     "margin_level_after", "capped", "reserve_after"]
+LOAN_COLUMNS = ["time", "asset", "amount", "requested", "reason", "price", "margin_level_before",
+                "margin_level_after", "capped"]
+NO_LOANS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))  # the kernel's events without loans
 
 
 def _number(text, what):
@@ -86,11 +90,21 @@ def parse_top_up(spec):
     return (kind, v)
 
 
+def manual(rs, given) -> bool:
+    """Whether the run has manual loans (auto-borrow off, or a strategy's borrow / repay)."""
+    return not rs.auto_borrow or bool(given.loans)
+
+
 def check_combination(rs, given, detail, reserve, transfers, keep_ml=None):
     """What the moves do not combine with yet: one line each."""
-    if not (reserve or transfers or keep_ml):
+    loans = manual(rs, given)
+    if keep_ml and loans:
+        raise UserError(f"--keep-ml {keep_ml}: not combined with manual loans yet (--no-auto-borrow, a strategy's "
+                        "borrow / repay)")
+    if not (reserve or transfers or keep_ml or loans):
         return
-    flag = "--keep-ml" if keep_ml else ("--reserve" if reserve else "--transfer")
+    flag = ("--keep-ml" if keep_ml else ("--reserve" if reserve else "--transfer")) if not loans else (
+        "--no-auto-borrow" if not rs.auto_borrow else "a strategy's borrow / repay")
     for name, on in (("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit),
                      ("--trailing-stop", rs.trailing_stop)):
         if on:
@@ -117,9 +131,39 @@ def _keep_level(keep_ml, profile, levels, auto_repay):
     return x
 
 
-def flows_spec(transfers, reserve, top_up, profile, seconds, call_level, keep_ml=None, auto_repay=True):
+def loan_events(rs, given, profile, base, quote):
+    """The manual loans as the kernel's events (bar done at, kind, amount),
+    in the order it does them (``flows.LOAN_KINDS``); None without manual
+    loans (with them and nothing to do: ``NO_LOANS``)."""
+    from .flows import BORROW_BASE, BORROW_QUOTE, REPAY_BASE, REPAY_QUOTE
+
+    if not manual(rs, given):
+        return None
+    what = "--no-auto-borrow" if not rs.auto_borrow else "a strategy's borrow / repay"
+    if profile.perp:
+        raise UserError(f"{what}: spot margin only (a perpetual futures account has no loans)")
+    kinds = {("repay", base): REPAY_BASE, ("repay", quote): REPAY_QUOTE, ("borrow", base): BORROW_BASE,
+             ("borrow", quote): BORROW_QUOTE}
+    bars, codes, amounts = [], [], []
+    for (key, asset), arr in given.loans.items():
+        if (key, asset) not in kinds:
+            raise UserError(f"strategy: {key}[{asset!r}]: the symbol's assets are {base} and {quote}")
+        rows = np.flatnonzero(arr[:-1] > 0)  # (NaN compares False; the last bar has no next open)
+        bars.append(rows + 1)
+        codes.append(np.full(rows.size, kinds[(key, asset)], np.int64))
+        amounts.append(arr[rows])
+    if not bars:
+        return NO_LOANS
+    bars, codes, amounts = (np.concatenate(a) for a in (bars, codes, amounts))
+    order = np.lexsort((codes, bars))
+    return bars[order].astype(np.int64), codes[order], amounts[order].astype(np.float64)
+
+
+def flows_spec(transfers, reserve, top_up, profile, seconds, call_level, keep_ml=None, auto_repay=True,
+               loans=None):
     """The kernel's schedule: (bar of each transfer, amount, reserve, level
-    to lift to, fixed amount, buffer level); None when there are no moves."""
+    to lift to, fixed amount, buffer level, loans: ``loan_events``); None
+    when there are no moves and no manual loans."""
     reserve = float(reserve or 0.0)
     if not (reserve >= 0.0 and math.isfinite(reserve)):
         raise UserError(f"--reserve {reserve}: must be a finite amount ≥ 0")
@@ -129,7 +173,7 @@ def flows_spec(transfers, reserve, top_up, profile, seconds, call_level, keep_ml
     if reserve > 0.0 and rule is None:
         rule = ("ml", None)
     keep = _keep_level(keep_ml, profile, profile.kernel_levels(), auto_repay)
-    if not transfers and reserve <= 0.0 and keep != keep:
+    if not transfers and reserve <= 0.0 and keep != keep and loans is None:
         return None
     top_ml, top_amount = np.nan, np.nan
     if rule is not None:
@@ -149,28 +193,36 @@ def flows_spec(transfers, reserve, top_up, profile, seconds, call_level, keep_ml
     order = np.argsort(times, kind="stable")
     bars = np.searchsorted(seconds, times[order], side="left").astype(np.int64)
     amounts = np.array([a for _, a in transfers], dtype=np.float64)[order]
-    return bars, amounts, reserve, float(top_ml), float(top_amount), float(keep)
+    return bars, amounts, reserve, float(top_ml), float(top_amount), float(keep), loans
 
 
 def make_flows(spec, rows):
     """A fresh ``inputs.Flows`` for one kernel call (its state and log are
     written by the kernel), ``rows`` rows of log."""
-    bars, amounts, reserve, top_ml, top_amount, keep = spec
-    return Flows(bars, amounts, np.array([reserve, 0.0, 0.0]), top_ml, top_amount, keep,
-                 np.zeros(rows, transfer_dt), np.zeros(2, np.int64))
+    bars, amounts, reserve, top_ml, top_amount, keep, loans = spec
+    return Flows(bars, amounts, np.array([reserve, 0.0, 0.0]), top_ml, top_amount, keep, *(loans or NO_LOANS),
+                 np.zeros(rows, transfer_dt), np.zeros(3, np.int64))
 
 
 def log_rows(spec):
-    return len(spec[0]) + 256
+    return len(spec[0]) + (0 if spec[6] is None else len(spec[6][0])) + 256
 
 
-def outputs(flows, spec, index, equity, quote, capital, ppy, level=lambda x: x):
+def outputs(flows, spec, index, equity, quote, capital, ppy, level=lambda x: x, base="BASE"):
     """(transfers table, per-bar net transfers, per-bar reserve, summary
-    fields with the return metrics of the trader's wealth); ``level`` turns
-    the kernel's levels into the profile's terms."""
+    fields with the return metrics of the trader's wealth, loans table or
+    None); ``level`` turns the kernel's levels into the profile's terms."""
     from .metrics import YEAR, summarize
 
     log = flows.log[: flows.count[0]]
+    is_loan = (log["reason"] == BORROW) | (log["reason"] == REPAY)
+    loans = None if spec[6] is None else _loans_table(log[is_loan], index, base, quote, level)
+    log = log[~is_loan]
+    loan_fields = {} if loans is None else {
+        "n_borrows": int(((loans["amount"] > 0) & (loans["reason"] == "borrow")).sum()),
+        "n_repays": int(((loans["amount"] > 0) & (loans["reason"] == "repay")).sum())}
+    if not len(spec[0]) and spec[2] <= 0.0 and spec[5] != spec[5]:  # manual loans alone: no transfer columns
+        return None, None, None, loan_fields, loans
     n = len(index)
     reason = np.asarray(TRANSFER_REASONS)[log["reason"]]
     table = pd.DataFrame({
@@ -204,4 +256,13 @@ def outputs(flows, spec, index, equity, quote, capital, ppy, level=lambda x: x):
     fields.update(reserve=reserve0, reserve_left=left, net_transfers=float(flows.state[1]),
                   n_top_ups=int(top.sum()), topped_up=float(flows.state[2]),
                   profit=final + left - capital - reserve0 - float(flows.state[1]))
-    return table, net, reserve, fields
+    fields.update(loan_fields)
+    return table, net, reserve, fields, loans
+
+
+def _loans_table(log, index, base, quote, level):
+    return pd.DataFrame({
+        "time": index[log["bar"]], "asset": np.where(log["base"], base, quote), "amount": log["amount"],
+        "requested": log["requested"], "reason": np.asarray(TRANSFER_REASONS)[log["reason"]], "price": log["price"],
+        "margin_level_before": level(log["level_before"]), "margin_level_after": level(log["level_after"]),
+        "capped": log["capped"]}, columns=LOAN_COLUMNS)

@@ -108,6 +108,7 @@ class Account:
         self.max_borrow_base = INF  # MC "Borrow cap": per-asset max borrow, set by simulate
         self.max_borrow_quote = INF
         self.auto_repay = auto_repay  # MC "Auto-repay off": proceeds stay as balance
+        self.manual_loans = False  # MC "Manual loans": a liquidation nets first (set by simulate)
 
     # ------------------------------------------------------------ valuation
     def assets(self, price):
@@ -260,8 +261,9 @@ class Account:
             return self.hq / price, False
         qstar = ((self.hb - db) * open_price + m0 * (1.0 + self.rq) * self.hq - m0 * dq) / (
             m0 * (1.0 + self.rq) * price - (1.0 - fee) * open_price)
-        if qstar >= max(self.hq / price, db / (1.0 - fee)):
-            return qstar, True
+        # MC "Borrow cap": q* >= hq/P and q*·(1−f) >= Db·(1 − 1e-9), then at least Db/(1−f)
+        if qstar >= self.hq / price and qstar * (1.0 - fee) >= db * (1.0 - 1e-9):
+            return max(qstar, db / (1.0 - fee)), True
         return self.hq / price, False
 
     def sell_cap(self, q, price, open_price, fee, m0):
@@ -290,8 +292,9 @@ class Account:
             return self.hb, False
         qstar = (self.hq - dq - m0 * db * open_price + m0 * (1.0 + self.rb) * self.hb * open_price) / (
             m0 * (1.0 + self.rb) * open_price - (1.0 - fee) * price)
-        if qstar >= max(self.hb, dq / ((1.0 - fee) * price)):
-            return qstar, True
+        # MC "Borrow cap": q* >= hb and q*·(1−f)·P >= dq·(1 − 1e-9), then at least dq/((1−f)·P)
+        if qstar >= self.hb and qstar * (1.0 - fee) * price >= dq * (1.0 - 1e-9):
+            return max(qstar, dq / ((1.0 - fee) * price)), True
         return self.hb, False
 
     def buy(self, q, price, fee, may_borrow=True):
@@ -345,7 +348,9 @@ class Account:
         fee_value = fee_rate * self.assets(pt)
         m = restore_ml
         bad_debt = 0.0
-        if not self.auto_repay:  # MC "Auto-repay off": net first, side from what is left
+        # MC "Auto-repay off": net first, side from what is left; MC "Manual loans", A liquidation: so too in a
+        # run with manual loans, also with auto-repay on
+        if not self.auto_repay or self.manual_loans:
             self.net()
             long_like = _is_long_like(self, mlr)
         if long_like:
@@ -437,7 +442,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
              rebalance=0.0, round_interest=True, stop_loss=0.0, take_profit=0.0,
              trailing_stop=0.0, path="ohlc-heuristic", mark=None, rate_hours=None, detail=None,
              limit=None, expiry=1, sl_price=None, tp_price=None, auto_repay=True, repay_on_flat=False,
-             transfers=(), reserve=0.0, top_up=None, keep_ml=None):
+             transfers=(), reserve=0.0, top_up=None, keep_ml=None, auto_borrow=True, borrow=None,
+             repay=None):
     """Run one symbol through the bars (MC "Order of events in bar i").
 
     ``timestamps`` are int seconds (UTC); ``targets`` one float per bar, NaN
@@ -474,6 +480,14 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     ``keep_ml``: the safety buffer X (MC Transfers, "A safety buffer"; auto-repay on, liquidation ML
     < X < M0, in the account's A/D terms): a deleverage order back to M0 where ML reaches X, at the
     open (0b) and on the path (5'), recorded in ``orders`` with kind 'deleverage'.
+    ``auto_borrow=False``: an order never borrows (MC Transfers, "Manual loans", ``--no-auto-borrow``): a
+    buy takes at most ``hq/P``, a sell at most ``hb``, a cut order is recorded capped.  ``borrow``,
+    ``repay``: None or ``{"base": amounts, "quote": amounts}`` (either key optional, one amount per bar in
+    that asset; NaN or 0 nothing, else > 0; a repay may be +inf, all that is owed): the amount at bar t is
+    done at the open of bar t+1 (step 0c).  Also returns ``loans`` (one dict per row of loans.csv: bar,
+    asset 'base' | 'quote', amount (>= 0, what moved), requested, reason 'borrow' | 'repay', price (the
+    traded open), margin_level_before, margin_level_after (as reported, ``Profile.report``, at the open),
+    capped).  A loan is no transfer: ``transfers`` and ``net_transfers`` do not see it.
     """
     given = any(_price(a, k) is not None for a in (sl_price, tp_price) if a is not None for k in range(len(a)))
     stops_on = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or given
@@ -490,6 +504,24 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         has_limit = limit is not None and any(_price(limit, k) is not None for k in range(len(limit)))
         assert not stops_on and not has_limit and detail is None, \
             "MC Transfers: not with stops, take-profit, trailing, limit orders or finer bars"
+    # MC Transfers, "Manual loans": the amounts per bar, checked (NaN or 0: nothing; otherwise > 0; only a
+    # repay may be +inf); "Not yet" with stops, take-profit, trailing, limit orders or levels and --detail
+    loan_plan = {}
+    for reason, given_ in (("repay", repay), ("borrow", borrow)):
+        for asset, amounts in (given_ or {}).items():
+            assert asset in ("base", "quote"), "MC Manual loans: the symbol's base or quote"
+            assert len(amounts) == n, "MC Manual loans: one amount per bar"
+            vals = [float(v) for v in amounts]
+            for v in vals:
+                assert math.isnan(v) or v >= 0.0, "MC Manual loans: an amount is NaN, 0 or > 0"
+                # MC Manual loans: "otherwise > 0; repay may be +inf": a negative amount or a borrow of +inf is refused
+                assert reason == "repay" or v != INF, "MC Manual loans: only a repay may be +inf"
+            loan_plan[(reason, asset)] = vals
+    if not auto_borrow or loan_plan:
+        assert keep_ml is None, "MC Manual loans: --keep-ml is not combined with manual loans"
+        has_limit = limit is not None and any(_price(limit, k) is not None for k in range(len(limit)))
+        assert not stops_on and not has_limit and detail is None, \
+            "MC Manual loans: not with stops, take-profit, trailing, limit orders or levels or finer bars"
     if top_up is None:
         top_up = ("ml", m0)  # MC Transfers: --top-up alone is ml=M0 on spot margin (A/D terms)
     tu_kind, tu_x = top_up[0], float(top_up[1])
@@ -507,6 +539,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
 
     acct = Account(capital, rate_base_daily / 24.0, rate_quote_daily / 24.0, round_interest, auto_repay)
     acct.max_borrow_base, acct.max_borrow_quote = prof.max_borrow_base, prof.max_borrow_quote
+    acct.manual_loans = not auto_borrow or bool(loan_plan)
 
     def set_rates(t):
         """MC "Rate histories": the rates in force at the whole hour of ``t``."""
@@ -520,6 +553,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                            "reserve", "net_transfers")}
     liquidations, margin_calls, orders = [], [], []
     flows = []                  # MC Transfers: the rows of transfers.csv
+    loans = []                  # MC Transfers, "Manual loans": the rows of loans.csv
     reserve_left = float(reserve)  # R
     net_flows = 0.0             # F
     next_flow = 0               # the next scheduled transfer not yet made
@@ -579,16 +613,22 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             side = "buy"
             p = o * (1.0 + slippage)
             q = delta / (1.0 - fee)
-            cap, borrows = acct.buy_cap(q, p, o, fee, m0)
+            if auto_borrow:
+                cap, borrows = acct.buy_cap(q, p, o, fee, m0)
+            else:  # MC "Manual loans", --no-auto-borrow: at most what the quote held pays, hq/P
+                cap, borrows = (q if q * p <= acct.hq else acct.hq / p), False
         else:
             side = "sell"
             p = o * (1.0 - slippage)
             q = -delta
-            cap, borrows = acct.sell_cap(q, p, o, fee, m0)
+            if auto_borrow:
+                cap, borrows = acct.sell_cap(q, p, o, fee, m0)
+            else:  # MC "Manual loans", --no-auto-borrow: at most the base held, hb
+                cap, borrows = min(q, acct.hb), False
         capped = cap < q * (1.0 - 1e-9)
         q = min(q, cap)
-        if q <= 0.0:
-            # cut to nothing (already at the borrow limit): no fill, no record
+        if q <= 1e-12 * max(abs(t), abs(n)):
+            # cut to nothing (already at the borrow limit), or to float noise (MC "Borrow cap"): no fill, no record
             return
         n0 = acct.position()
         if side == "buy":
@@ -610,6 +650,64 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                       "margin_level_before": prof.report(before),
                       "margin_level_after": prof.report(acct.margin_level(price)),
                       "capped": abs(moved) < abs(requested) * (1.0 - 1e-12), "reserve_after": reserve_left})
+
+    def loan_row(i, asset, moved, requested, reason, o, before):
+        """MC "Manual loans", Records: one row per repay or borrow asked, levels at the traded open O;
+        capped when less moved than asked (1e-12 relative, as transfers.csv)."""
+        loans.append({"bar": i, "asset": asset, "amount": moved, "requested": requested, "reason": reason,
+                      "price": o, "margin_level_before": prof.report(before),
+                      "margin_level_after": prof.report(acct.margin_level(o)),
+                      "capped": moved < requested * (1.0 - 1e-12)})
+
+    def manual_repay(i, o, asset, r):
+        """MC "Manual loans", Repay r: what is held of the asset repays its debt, interest first, then
+        principal: x = min(r, held, interest owed + principal); then dust is cleaned.  With r = +inf the
+        request is what is owed before the repay (nothing owed: no row)."""
+        held, owed = (acct.hb, acct.ib + acct.pb) if asset == "base" else (acct.hq, acct.iq + acct.pq)
+        if r == INF:
+            if owed <= 0.0:
+                return
+            r = owed
+        # MC Manual loans: a finite repay with nothing owed (or nothing held) is still a row, moving 0 (capped)
+        before = acct.margin_level(o)
+        x = min(r, held, owed)
+        if x > 0.0:
+            acct.repay(asset, x)  # interest first, then principal (x <= owed: nothing left over)
+            if asset == "base":
+                acct.hb -= x
+            else:
+                acct.hq -= x
+            acct.clean()  # MC "Manual loans": when x > 0 (a repay that moves nothing changes nothing)
+        loan_row(i, asset, x, r, "repay", o, before)
+
+    def manual_borrow(i, o, asset, b):
+        """MC "Manual loans", Borrow b: at most (A − M0·D)/(v·(M0·(1 + r_a) − 1)) at O (v = O for base,
+        1 for quote; none when A <= M0·D, no limit when M0·(1 + r_a) <= 1) and at most the room under the
+        profile's max borrow, limit − principal (a room of at most 1e-9·limit is none).  What is taken is
+        held and owed, with one hour's interest at once (counted as interest paid, valued at O)."""
+        nonlocal interest_paid
+        v, rate, limit_, principal = ((o, acct.rb, acct.max_borrow_base, acct.pb) if asset == "base"
+                                      else (1.0, acct.rq, acct.max_borrow_quote, acct.pq))
+        before = acct.margin_level(o)
+        room = acct.assets(o) - m0 * acct.debt(o)
+        k = m0 * (1.0 + rate) - 1.0
+        # MC "Manual loans": none when A − M0·D <= 1e-9·M0·D (an account at M0 up to float noise)
+        cap = 0.0 if room <= 1e-9 * m0 * acct.debt(o) else (INF if k <= 0.0 else room / (v * k))
+        if limit_ != INF:
+            left = limit_ - principal
+            cap = min(cap, 0.0 if left <= 1e-9 * limit_ else left)
+        taken = min(b, cap)
+        # MC Manual loans: a borrow the caps cut to nothing is still a row (amount 0, capped), with no charge
+        if taken > 0.0:
+            c = acct.borrow(asset, taken)  # principal += b', interest owed += charge(b') (rounded up)
+            if asset == "base":
+                acct.hb += taken
+                interest_paid += c * o
+            else:
+                acct.hq += taken
+                interest_paid += c
+        # MC Manual loans: the doc cleans dust after a repay only; a borrow is no order, so no cleaning here
+        loan_row(i, asset, taken, b, "borrow", o, before)
 
     def scheduled_transfer(i, o, amount):
         """MC Transfers, step 0a: a deposit goes into hq; a withdrawal leaves hq, capped at the traded
@@ -991,6 +1089,21 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         while next_flow < len(schedule) and schedule[next_flow][0] <= t:
             scheduled_transfer(i, o, schedule[next_flow][1])
             next_flow += 1
+        # 0c. MC Transfers, "Manual loans": the amounts of bar i−1 at the traded open, the repays first
+        # (base, then quote), then the borrows (base, then quote)
+        if i > 0:
+            for asset in ("base", "quote"):
+                r_ = loan_plan.get(("repay", asset), [0.0] * n)[i - 1]
+                if r_ > 0.0:  # NaN or 0: nothing
+                    manual_repay(i, o, asset, r_)
+        # step 4's hour at the open: the principal after 0c's repays (before its borrows) counts too
+        pb_repaid, pq_repaid = acct.pb, acct.pq
+        if i > 0:
+            for asset in ("base", "quote"):
+                b_ = loan_plan.get(("borrow", asset), [0.0] * n)[i - 1]
+                if b_ > 0.0:
+                    manual_borrow(i, o, asset, b_)
+
         # 0b. MC Transfers: a top-up at the (mark) open when ML there is at or below the margin-call level
         if reserve_left > 0.0 and acct.has_debt() and acct.margin_level(mo) <= mcl:
             do_top_up(i, mo)
@@ -1020,9 +1133,11 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             else:
                 place(i, o, x, lim)
 
-        # 4. hour boundary at the open
+        # 4. hour boundary at the open: on the least of the principal after 0c's repays (MC "Manual loans",
+        # "The hour at that open"; without loans it is never below the one before step 3), before step 3
+        # and after it
         if t % 3600 == 0:
-            cb, cq = acct.charge_interest(min(pb_before, acct.pb), min(pq_before, acct.pq))
+            cb, cq = acct.charge_interest(min(pb_repaid, pb_before, acct.pb), min(pq_repaid, pq_before, acct.pq))
             interest_paid += cb * o + cq
 
         # state for the margin-call check (before step 5)
@@ -1099,4 +1214,5 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     out["orders"] = orders
     out["n_cancelled"] = n_cancelled
     out["transfers"] = flows
+    out["loans"] = loans
     return out

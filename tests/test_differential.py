@@ -316,8 +316,9 @@ def run_both(ts, o, h, lo, c, tg, sc, ref_extra=None, run_extra=None):
         detail["volume"] = 1.0
         detail.attrs.update(symbol="BTCUSDT", timeframe=f"{step // 60}m")
     strategy = np.asarray(tg, dtype="float64")
-    if limit is not None or sl is not None or tp is not None:
-        given = {"target": strategy, "limit": limit, "expiry": sc.get("expiry", 1), "stop_loss": sl, "take_profit": tp}
+    if limit is not None or sl is not None or tp is not None or sc.get("loans"):
+        given = {"target": strategy, "limit": limit, "expiry": sc.get("expiry", 1), "stop_loss": sl, "take_profit": tp,
+                 **(sc.get("loans") or {})}  # (manual loans: the strategy's borrow / repay, engine's form)
         strategy = lambda _bars: given  # noqa: E731 (a strategy function returning orders)
     res = backtest.run(bars, strategy=strategy, margin=kprofile,
                        capital=sc["capital"], fee=sc["fee"], slippage=sc["slippage"],

@@ -25,7 +25,7 @@ import math
 
 import pytest
 
-from reference import simulate
+from reference import Profile, simulate
 from reference_perps import simulate_perps
 from test_reference_perps import BTC_2024  # (floor, cap, mmr, cum, maxlev), spec §3, 2024-05-30
 
@@ -838,3 +838,368 @@ def test_perp_keep_ml_refusals():
     for kw in ({"keep_ml": 1.0}, {"keep_ml": 5.0, "isolated": True}):
         with pytest.raises(AssertionError):
             perp(bars, [5.0] * 2, **kw)
+
+
+# ====================================================================== manual loans (spot)
+# MC Transfers, "Manual loans": a strategy's borrow / repay amounts at bar t are done at the open of bar
+# t+1 (step 0c: after the scheduled transfers 0a, before the top-up at the open 0b and the gap
+# liquidation; repays first, base then quote, then borrows, base then quote), levels at the traded open O.
+# A borrow b of an asset (value v per unit: O for base, 1 for quote; hourly rate r_a) is at most
+# (A − M0·D)/(v·(M0·(1 + r_a) − 1)) and at most the room limit − principal under the profile's max
+# borrow; what is taken is held and owed, with one hour's interest at once (rounded up to 1e-8).  A repay
+# r: x = min(r, held, interest owed + principal), interest first.  Step 4 at an HH:00 open charges the
+# least of the principal after 0c's repays, before step 3 and after it.  Cross-3x (M0 = 1.5), no fee.
+NAN = math.nan
+R_Q = 0.0024 / 24.0   # a quote rate of 0.24 %/day: 0.01 %/hour (the reference's own division)
+R_B = 0.0048 / 24.0   # a base rate of 0.02 %/hour
+
+
+def up8(x):
+    """MC "Interest": a charge rounded up to 1e-8 (the 1e-6 absorbs float noise)."""
+    return math.ceil(x * 1e8 - 1e-6) / 1e8
+
+
+def plan(n, **at_bars):
+    """One amount per bar, NaN but at the bars given: ``plan(4, b0=5.0)``."""
+    out = [NAN] * n
+    for k, v in at_bars.items():
+        out[int(k[1:])] = v
+    return out
+
+
+def manual(bars, targets, ts=None, profile="cross-3x", capital=10_000.0, fee=0.0, rb=0.0, rq=0.0, **kw):
+    """``bars``: (open, high, low, close); hourly from DAY0 (every open at HH:00) unless ``ts``."""
+    ts = ts or [at(k) for k in range(len(bars))]
+    o, h, lo, c = (list(col) for col in zip(*bars))
+    return simulate(ts, o, h, lo, c, targets, profile=profile, capital=capital, fee=fee, slippage=0.0,
+                    rate_base_daily=rb, rate_quote_daily=rq, **kw)
+
+
+def loan_rows(r):
+    return [(x["bar"], x["asset"], x["reason"], x["amount"], x["requested"], x["capped"]) for x in r["loans"]]
+
+
+class TestManualLoans:
+    def test_defaults_add_no_loans(self):
+        r = manual([flat(30_000.0)] * 3, [3.0] * 3)
+        assert r["loans"] == []
+        assert r["orders"][0]["quantity"] == rel(1.0) and r["debt"][-1] == rel(20_000.0)
+
+    def test_quote_borrow_whole_then_capped_at_m0(self):
+        # bar 1's open (HH:00): borrow 1,234.56789 quote.  Cap (A − M0·D)/(M0·(1 + r) − 1) = 10,000/0.50015
+        # = 19,994 (no debt yet): taken whole.  Charge 1,234.56789·0.0001 = 0.123456789 -> up 0.12345679.
+        # hq = 11,234.56789, pq = 1,234.56789, iq = 0.12345679; step 4 at that open charges the least of the
+        # principal after 0c's repays (0), ...: nothing (a loan taken at HH:00 pays only its borrow charge)
+        n = 4
+        b1 = 1_234.56789
+        c1 = 0.12345679
+        assert up8(b1 * R_Q) == c1
+        r = manual([flat(100.0)] * n, [NAN] * n, rq=0.0024, borrow={"quote": plan(n, b0=b1, b1=1e6)})
+        d1 = b1 + c1
+        assert r["loans"][0] == {"bar": 1, "asset": "quote", "amount": b1, "requested": b1, "reason": "borrow",
+                                 "price": 100.0, "margin_level_before": math.inf,
+                                 "margin_level_after": rel((10_000.0 + b1) / d1), "capped": False}
+        assert r["interest_paid"][1] == rel(c1)
+        assert r["debt"][1] == rel(d1) and r["equity"][1] == rel(10_000.0 - c1)
+        # bar 2's open: 1e6 asked.  Before step 4 (0c comes first) A = 11,234.56789, D = d1 = 1,234.69134679:
+        # cap = (A − 1.5·D)/(1.5·1.0001 − 1) = 9,382.530869815/0.50015 = 18,759.43390945...; its charge
+        # 1.8759433909... -> up 1.87594340; then step 4 charges the loan held across (least of 1,234.56789
+        # after the repays, before step 3 and after it): 0.12345679 again
+        a2 = 10_000.0 + b1
+        cap = (a2 - 1.5 * d1) / (1.5 * (1.0 + R_Q) - 1.0)
+        assert cap == pytest.approx(18_759.43390945716, rel=1e-12)
+        assert cap == pytest.approx(9_382.530869815 / 0.50015, rel=1e-12)
+        c2 = up8(cap * R_Q)
+        assert c2 == 1.8759434
+        row = r["loans"][1]
+        assert (row["bar"], row["asset"], row["reason"], row["requested"], row["capped"]) == (
+            2, "quote", "borrow", 1e6, True)
+        assert row["amount"] == rel(cap)
+        assert row["margin_level_before"] == rel(a2 / d1)
+        # at the cap ML at O is M0 with the unrounded hour; rounded up it is a hair under (≤ 1e-8/D)
+        assert row["margin_level_after"] == rel((a2 + cap) / (d1 + cap + c2))
+        assert row["margin_level_after"] == pytest.approx(1.5, rel=1e-9)
+        # interest so far: bar 1's borrow charge, bar 2's borrow charge and bar 2's boundary on b1
+        assert r["interest_paid"][2] == rel(2 * c1 + c2)
+        assert r["interest_paid"][2] == rel(2.12285698)
+        assert r["debt"][2] == rel(b1 + cap + 2 * c1 + c2)
+        assert r["equity"][2] == rel(10_000.0 - 2 * c1 - c2)
+        assert r["interest_owed"][2] == rel(2 * c1 + c2)
+        # bar 3: both loans held across its open: one charge on the asset's principal, rounded once
+        assert r["interest_paid"][3] == rel(2 * c1 + c2 + up8((b1 + cap) * R_Q))
+        # a loan is no transfer
+        assert r["transfers"] == [] and r["net_transfers"] == [0.0] * n and r["orders"] == []
+
+    def test_pro_profile_reports_its_margin_level(self):
+        # cross-pro-10x: M0 = 10/9 (A/D), no interest: cap = 10,000/(10/9 − 1) = 90,000; A/D after
+        # 100,000/90,000 = M0, reported ML_pro = (A/D − 1)/MMR = (1/9)/0.05 = 2.2222
+        r = manual([flat(100.0)] * 3, [NAN] * 3, profile="cross-pro-10x", borrow={"quote": plan(3, b0=1e6)})
+        (row,) = r["loans"]
+        assert row["amount"] == rel(90_000.0) and row["capped"]
+        assert row["margin_level_before"] == math.inf
+        assert row["margin_level_after"] == rel((1.0 / 9.0) / 0.05)
+
+    def test_base_borrow_valued_at_the_open(self):
+        # bar 1 opens at 200: borrow 3.123456789 BTC (cap 10,000/(200·(1.5·1.0002 − 1)) = 99.94: whole);
+        # charge 3.123456789·0.0002 = 0.0006246913578 -> up 0.0006247 BTC, valued at the open:
+        # 0.12494 quote of interest paid.  hb = pb = 3.123456789, ib = 0.0006247: the position is −ib
+        n = 4
+        b1 = 3.123456789
+        c1 = 0.0006247
+        assert up8(b1 * R_B) == c1
+        bars = [flat(200.0), (200.0, 220.0, 190.0, 210.0), (250.0, 260.0, 240.0, 255.0), flat(255.0)]
+        r = manual(bars, [NAN] * n, rb=0.0048, borrow={"base": plan(n, b0=b1, b1=1e3)})
+        row = r["loans"][0]
+        assert row == {"bar": 1, "asset": "base", "amount": b1, "requested": b1, "reason": "borrow",
+                       "price": 200.0, "margin_level_before": math.inf,
+                       "margin_level_after": rel((b1 * 200.0 + 10_000.0) / ((b1 + c1) * 200.0)), "capped": False}
+        assert r["interest_paid"][1] == rel(c1 * 200.0)
+        assert r["position"][1] == rel(-c1)
+        # equity at the close 210 = hb·210 + hq − (pb + ib)·210 = 10,000 − ib·210
+        assert r["equity"][1] == rel(10_000.0 - c1 * 210.0)
+        assert r["debt"][1] == rel((b1 + c1) * 210.0)
+        # bar 2 opens at 250: 1,000 asked; at O: A = b1·250 + 10,000, D = (b1 + c1)·250, so
+        # cap = (A − 1.5·D)/(250·(1.5·1.0002 − 1)) = 76.82857...; then step 4 charges b1's hour again
+        a2 = b1 * 250.0 + 10_000.0
+        d2 = (b1 + c1) * 250.0
+        cap = (a2 - 1.5 * d2) / (250.0 * (1.5 * (1.0 + R_B) - 1.0))
+        assert cap == pytest.approx(76.82857196781933, rel=1e-12)
+        c2 = up8(cap * R_B)
+        assert c2 == 0.01536572
+        row = r["loans"][1]
+        assert (row["bar"], row["price"], row["amount"], row["requested"], row["capped"]) == (
+            2, 250.0, rel(cap), 1e3, True)
+        assert row["margin_level_before"] == rel(a2 / d2)
+        assert row["margin_level_after"] == pytest.approx(1.5, rel=1e-9)
+        assert r["interest_paid"][2] == rel(c1 * 200.0 + (c2 + c1) * 250.0)
+        assert r["position"][2] == rel(-(2 * c1 + c2))
+        assert r["equity"][2] == rel(10_000.0 - (2 * c1 + c2) * 255.0)
+        assert r["liquidations"] == []
+
+    def test_max_borrow_limit_caps_the_borrow(self):
+        # a custom cross-3x profile with at most 5,000 quote and 2 BTC of principal; no interest
+        prof = Profile(3.0, 1.3, 1.1, 0.02, max_borrow_base=2.0, max_borrow_quote=5_000.0)
+        n = 6
+        borrow = {"quote": plan(n, b0=8_000.0, b1=1_000.0, b2=3_000.0), "base": plan(n, b3=5.0)}
+        r = manual([flat(100.0)] * n, [NAN] * n, profile=prof, borrow=borrow, repay={"quote": plan(n, b2=2_000.0)})
+        # bar 1: the M0 cap is 10,000/0.5 = 20,000, the room 5,000: 5,000 (hq 15,000, pq 5,000).
+        # bar 2: no room left: nothing moves (ML 3 before and after).  bar 3: the repay first (pq 3,000,
+        # hq 13,000), then the borrow has a room of 2,000 (hq 15,000, pq 5,000).  bar 4: 5 BTC asked, the
+        # M0 cap (15,000 − 1.5·5,000)/(100·0.5) = 150, the room 2: 2 BTC
+        assert loan_rows(r) == [(1, "quote", "borrow", 5_000.0, 8_000.0, True),
+                                (2, "quote", "borrow", 0.0, 1_000.0, True),
+                                (3, "quote", "repay", 2_000.0, 2_000.0, False),
+                                (3, "quote", "borrow", 2_000.0, 3_000.0, True),
+                                (4, "base", "borrow", 2.0, 5.0, True)]
+        lv = [(x["margin_level_before"], x["margin_level_after"]) for x in r["loans"]]
+        assert lv == [(math.inf, rel(3.0)), (rel(3.0), rel(3.0)), (rel(3.0), rel(13.0 / 3.0)),
+                      (rel(13.0 / 3.0), rel(3.0)), (rel(3.0), rel(15_200.0 / 5_200.0))]
+        assert r["debt"][-1] == rel(5_200.0) and r["equity"][-1] == rel(10_000.0)
+        # a room of at most 1e-9·limit is none: 4,999.9999999 owed leaves 1e-7 <= 5e-6
+        r = manual([flat(100.0)] * 3, [NAN] * 3, profile=prof, borrow={"quote": plan(3, b0=4_999.9999999, b1=1.0)})
+        assert loan_rows(r) == [(1, "quote", "borrow", 4_999.9999999, 4_999.9999999, False),
+                                (2, "quote", "borrow", 0.0, 1.0, True)]
+
+    def test_repay_interest_first_then_principal_and_all_owed(self):
+        # 1,000 quote borrowed at bar 1 (charge 0.1); bar 2's open charges 0.1 more (iq 0.2).  Bar 3: repay
+        # 0.15: the interest first, iq 0.05, pq 1,000 (hq 10,999.85); step 4 charges 0.1 on the 1,000 held
+        # across (iq 0.15).  Bar 4: repay +inf asks what is owed, 1,000.15, and repays it all; step 4: nothing
+        n = 6
+        r = manual([flat(100.0)] * n, [NAN] * n, rq=0.0024, borrow={"quote": plan(n, b0=1_000.0)},
+                   repay={"quote": plan(n, b2=0.15, b3=math.inf)})
+        assert loan_rows(r) == [(1, "quote", "borrow", 1_000.0, 1_000.0, False),
+                                (3, "quote", "repay", rel(0.15), 0.15, False),
+                                (4, "quote", "repay", rel(1_000.15), rel(1_000.15), False)]
+        assert r["interest_owed"][:5] == [0.0, rel(0.1), rel(0.2), rel(0.15), 0.0]
+        assert r["debt"][:5] == [0.0, rel(1_000.1), rel(1_000.2), rel(1_000.15), 0.0]   # pq stayed 1,000 at bar 3
+        assert r["interest_paid"][-1] == rel(0.3)                                        # three hours
+        assert r["equity"][-1] == rel(10_000.0 - 0.3)
+        assert r["loans"][2]["margin_level_before"] == rel(10_999.85 / 1_000.15)
+        assert r["loans"][2]["margin_level_after"] == math.inf
+
+    def test_repay_more_than_held_or_owed_is_capped(self):
+        # 20,000 quote borrowed at bar 1 (the M0 cap exactly, whole), target 2 at that open: E = 10,000, buy
+        # 200 at 100 for 20,000 from hq 30,000 (no borrowing): hq 10,000, pq 20,000.  Bar 2: repay 15,000:
+        # x = min(15,000, hq 10,000, 20,000) = 10,000 (capped): pq 10,000, hq 0; ML 30,000/20,000 -> 2
+        n = 4
+        r = manual([flat(100.0)] * n, [2.0] * n, borrow={"quote": plan(n, b0=20_000.0)},
+                   repay={"quote": plan(n, b1=15_000.0)})
+        assert r["orders"][0]["quantity"] == rel(200.0) and not r["orders"][0]["capped"]
+        assert loan_rows(r) == [(1, "quote", "borrow", 20_000.0, 20_000.0, False),
+                                (2, "quote", "repay", rel(10_000.0), 15_000.0, True)]
+        row = r["loans"][1]
+        assert row["margin_level_before"] == rel(1.5) and row["margin_level_after"] == rel(2.0)
+        assert r["debt"][2] == rel(10_000.0) and r["equity"][2] == rel(10_000.0)
+        # more than owed with enough held: what is owed moves (capped); +inf then asks what is owed
+        r = manual([flat(100.0)] * n, [NAN] * n, borrow={"quote": plan(n, b0=1_000.0)},
+                   repay={"quote": plan(n, b1=5_000.0, b2=math.inf)})
+        assert loan_rows(r) == [(1, "quote", "borrow", 1_000.0, 1_000.0, False),
+                                (2, "quote", "repay", 1_000.0, 5_000.0, True)]   # nothing owed at bar 3: no row
+        assert r["equity"][-1] == 10_000.0 and r["debt"][-1] == 0.0
+
+    def test_base_repay_and_the_order_in_a_bar(self):
+        # bar 1: 2 BTC and 1,000 quote borrowed (base first).  Bar 2 asks both repays (+inf) and both
+        # borrows again: the rows come repay base, repay quote, borrow base, borrow quote
+        n = 4
+        borrow = {"base": plan(n, b0=2.0, b1=1.0), "quote": plan(n, b0=1_000.0, b1=500.0)}
+        r = manual([flat(100.0)] * n, [NAN] * n, borrow=borrow,
+                   repay={"quote": plan(n, b1=math.inf), "base": plan(n, b1=math.inf)})
+        assert loan_rows(r) == [(1, "base", "borrow", 2.0, 2.0, False),
+                                (1, "quote", "borrow", 1_000.0, 1_000.0, False),
+                                (2, "base", "repay", 2.0, 2.0, False),
+                                (2, "quote", "repay", 1_000.0, 1_000.0, False),
+                                (2, "base", "borrow", 1.0, 1.0, False),
+                                (2, "quote", "borrow", 500.0, 500.0, False)]
+        assert [x["margin_level_before"] for x in r["loans"]] == [
+            math.inf, rel(10_200.0 / 200.0), rel(11_200.0 / 1_200.0), rel(11_000.0 / 1_000.0), math.inf,
+            rel(10_100.0 / 100.0)]
+        assert r["debt"][2] == rel(600.0) and r["equity"][2] == rel(10_000.0)
+
+    def test_no_auto_borrow_buy_capped_at_what_quote_pays(self):
+        # target 3 at 30,000, fee 0.1 %: q = 1/0.999 BTC; without auto-borrow at most hq/P = 1/3 (capped):
+        # all 10,000 paid, (1/3)·0.999 BTC received, fee value (1/3)·0.001·30,000 = 10; exposure
+        # N·C/E = 0.333·30,000/9,990 = 1: a 3x target stays at 1x, nothing owed
+        n = 3
+        bars = [flat(30_000.0)] * n
+        r = manual(bars, [3.0] * n, fee=0.001, auto_borrow=False)
+        (o,) = r["orders"]
+        assert o == {"bar": 1, "side": "buy", "quantity": rel(1.0 / 3.0), "price": 30_000.0, "fee": rel(10.0),
+                     "kind": "signal", "capped": True}
+        assert r["position"][1] == rel(0.999 / 3.0) and r["debt"] == [0.0] * n
+        assert r["position"][1] * 30_000.0 / r["equity"][1] == rel(1.0)
+        assert r["loans"] == []
+        # with a manual quote borrow of 20,000 at the same open first (step 0c before step 3; the M0 cap
+        # 10,000/0.5 = 20,000: whole), no fee: q = 1 BTC costs 30,000 <= hq 30,000: not capped, 3x
+        r = manual(bars, [3.0] * n, auto_borrow=False, borrow={"quote": plan(n, b0=20_000.0)})
+        (o,) = r["orders"]
+        assert o["quantity"] == rel(1.0) and not o["capped"]
+        assert r["position"][1] == rel(1.0) and r["debt"][1] == rel(20_000.0) and r["equity"][1] == rel(10_000.0)
+        # the same with auto-borrow on: the buy borrows itself (the same 1 BTC, no loan rows)
+        r = manual(bars, [3.0] * n)
+        assert r["orders"][0]["quantity"] == rel(1.0) and r["loans"] == []
+
+    def test_no_auto_borrow_sell_at_most_the_base_held(self):
+        # target −1 with no base held: the cap hb = 0 leaves nothing (no fill); with 1/3 BTC borrowed at the
+        # same open (the M0 cap 10,000/(30,000·0.5) = 2/3: whole) the sale of 1/3 takes it: short 1/3,
+        # hq 20,000, pb 1/3
+        n = 3
+        bars = [flat(30_000.0)] * n
+        r = manual(bars, [-1.0] * n, auto_borrow=False)
+        assert r["orders"] == [] and r["position"] == [0.0] * n
+        r = manual(bars, [-1.0] * n, auto_borrow=False, borrow={"base": plan(n, b0=1.0 / 3.0)})
+        (o,) = r["orders"]
+        assert o["side"] == "sell" and o["quantity"] == rel(1.0 / 3.0) and not o["capped"]
+        assert r["position"][1] == rel(-1.0 / 3.0) and r["debt"][1] == rel(10_000.0)
+        assert r["equity"][1] == rel(10_000.0)
+        # a long closed without auto-borrow: the sale's proceeds still repay (auto-repay on): target 3 with a
+        # 20,000 quote loan, then 0: 1 BTC sold at 33,000 repays 20,000, hq 13,000, nothing owed
+        bars = [flat(30_000.0), flat(30_000.0), flat(33_000.0), flat(33_000.0)]
+        r = manual(bars, [3.0, 3.0, 0.0, 0.0], auto_borrow=False, borrow={"quote": plan(4, b0=20_000.0)})
+        assert [(o["side"], o["quantity"], o["capped"]) for o in r["orders"]] == [
+            ("buy", rel(1.0), False), ("sell", rel(1.0), False)]
+        assert r["debt"][-1] == 0.0 and r["equity"][-1] == rel(13_000.0)
+
+    def test_hour_at_the_open(self):
+        # hourly bars, all opens at HH:00, 0.01 %/hour on 1,000 quote = 0.1 a charge.
+        # Borrowed at bar 1 (10:00 say), repaid +inf at bar 3: charges at bar 1 (the borrow's), bar 2 (the
+        # boundary: held across); at bar 3 the principal after the repays is 0: none.  Two hours.
+        n = 5
+        r = manual([flat(100.0)] * n, [NAN] * n, rq=0.0024, borrow={"quote": plan(n, b0=1_000.0)},
+                   repay={"quote": plan(n, b2=math.inf)})
+        assert r["interest_paid"] == [0.0, rel(0.1), rel(0.2), rel(0.2), rel(0.2)]
+        assert r["loans"][1]["requested"] == rel(1_000.2)
+        # borrowed at bar 1, repaid at bar 2 (HH:00 to HH:00): one hour
+        r = manual([flat(100.0)] * n, [NAN] * n, rq=0.0024, borrow={"quote": plan(n, b0=1_000.0)},
+                   repay={"quote": plan(n, b1=math.inf)})
+        assert r["interest_paid"][-1] == rel(0.1)
+        # repaid and borrowed again at bar 2's open: the least of the principal after the repays (0), before
+        # step 3 and after it (1,000) is 0: only the new loan's borrow charge at bar 2; bar 3 charges 0.1
+        r = manual([flat(100.0)] * n, [NAN] * n, rq=0.0024, borrow={"quote": plan(n, b0=1_000.0, b1=1_000.0)},
+                   repay={"quote": plan(n, b1=math.inf)})
+        assert r["interest_paid"] == [0.0, rel(0.1), rel(0.2), rel(0.3), rel(0.4)]
+        assert [x["reason"] for x in r["loans"]] == ["borrow", "repay", "borrow"]
+
+    def test_hours_between_bars(self):
+        # spec §8 E5: 1,000 USDT at 0.02 %/day borrowed 13:20, repaid 14:15: 2 hours, 0.00833334 each.
+        # Bars at 13:00, 13:20, 14:15, 14:40: the borrow (bar 0's amount) at 13:20; at 14:15 step 1 charges
+        # the boundary 14:00 inside the bar before, then 0c repays 1,000.01666668 (+inf)
+        c = 0.00833334
+        assert up8(1_000.0 * 0.0002 / 24.0) == c
+        day = DAY0 + 13 * H
+        ts = [day, day + 1_200, day + 4_500, day + 6_000]
+        r = manual([flat(100.0)] * 4, [NAN] * 4, ts=ts, rq=0.0002, borrow={"quote": plan(4, b0=1_000.0)},
+                   repay={"quote": plan(4, b1=math.inf)})
+        assert r["interest_paid"][-1] == rel(2 * c) and r["interest_paid"][-1] == rel(0.01666668)
+        assert loan_rows(r)[1] == (2, "quote", "repay", rel(1_000.01666668), rel(1_000.01666668), False)
+        # E7: borrowed 09:20, repaid 09:55: 1 hour
+        day = DAY0 + 9 * H
+        ts = [day, day + 1_200, day + 3_300, day + 4_500]
+        r = manual([flat(100.0)] * 4, [NAN] * 4, ts=ts, rq=0.0002, borrow={"quote": plan(4, b0=1_000.0)},
+                   repay={"quote": plan(4, b1=math.inf)})
+        assert r["interest_paid"][-1] == rel(c)
+        # half-hour bars 13:00 ... 15:00: borrowed at 13:30, the 14:00 open charges it (held across the open:
+        # the principal after the repays, before and after step 3 are all 1,000), repaid at 14:30: 2 hours
+        day = DAY0 + 13 * H
+        ts = [day + k * 1_800 for k in range(5)]
+        r = manual([flat(100.0)] * 5, [NAN] * 5, ts=ts, rq=0.0002, borrow={"quote": plan(5, b0=1_000.0)},
+                   repay={"quote": plan(5, b2=math.inf)})
+        assert r["interest_paid"] == [0.0, rel(c), rel(2 * c), rel(2 * c), rel(2 * c)]
+
+    def test_last_bar_nan_and_zero_do_nothing(self):
+        n = 4
+        r = manual([flat(100.0)] * n, [NAN] * n, rq=0.0024,
+                   borrow={"quote": [NAN, 0.0, NAN, 500.0], "base": [0.0, NAN, 0.0, 3.0]},
+                   repay={"quote": [0.0, NAN, NAN, math.inf]})
+        assert r["loans"] == [] and r["equity"] == [10_000.0] * n and r["interest_paid"] == [0.0] * n
+        # +inf with nothing owed: no row; a finite repay with nothing owed is a row that moves nothing
+        # (MC Manual loans: "one row per repay ... asked"; only +inf has no row when nothing is owed)
+        r = manual([flat(100.0)] * n, [NAN] * n, repay={"quote": plan(n, b0=math.inf, b1=50.0)})
+        assert loan_rows(r) == [(2, "quote", "repay", 0.0, 50.0, True)]
+        assert r["equity"] == [10_000.0] * n
+
+    def test_loans_are_no_transfers_and_come_after_0a(self):
+        # auto-repay on, no interest: 5,000 quote borrowed at bar 1 (hq 15,000, pq 5,000).  Bar 2: the
+        # deposit of 1,000 (0a) repays the quote loan first (pq 4,000, hq 15,000: ML 3 -> 3.75), then the
+        # repay +inf (0c) asks the 4,000 left: hq 11,000
+        n = 4
+        r = manual([flat(100.0)] * n, [NAN] * n, transfers=[(at(2), 1_000.0)],
+                   borrow={"quote": plan(n, b0=5_000.0)}, repay={"quote": plan(n, b1=math.inf)})
+        (row,) = r["transfers"]
+        assert (row["bar"], row["amount"], row["margin_level_before"], row["margin_level_after"]) == (
+            2, 1_000.0, rel(3.0), rel(3.75))
+        assert loan_rows(r)[1] == (2, "quote", "repay", 4_000.0, 4_000.0, False)
+        assert r["loans"][1]["margin_level_before"] == rel(3.75) and r["loans"][1]["margin_level_after"] == math.inf
+        assert r["net_transfers"] == [0.0, 0.0, 1_000.0, 1_000.0]
+        assert r["equity"] == [10_000.0, 10_000.0, 11_000.0, 11_000.0]
+        profit, own = books(r, 10_000.0, 0.0)
+        assert profit == 0.0 and own == 0.0
+
+    def test_repay_before_the_top_up_at_the_open(self):
+        # auto-repay off, target 3 at 30,000: 1 BTC, pq 20,000, hq 0.  Bar 2 opens at 22,500: the deposit of
+        # 3,000 goes to hq (0a): ML 25,500/20,000 = 1.275 <= 1.3.  The repay +inf (0c) pays 3,000 of the
+        # 20,000 asked (capped): pq 17,000, ML 22,500/17,000 = 1.3235 > 1.3: no top-up at the open (0b)
+        # from the reserve; Pc = 1.3·17,000 = 22,100 is below the low 22,200: none on the path either
+        n = 4
+        bars = [flat(30_000.0), flat(30_000.0), (22_500.0, 22_600.0, 22_200.0, 22_400.0), flat(22_400.0)]
+        kw = dict(auto_repay=False, reserve=5_000.0, transfers=[(at(2), 3_000.0)])
+        r = manual(bars, LONG3[:n], repay={"quote": plan(n, b1=math.inf)}, **kw)
+        assert [x["reason"] for x in r["transfers"]] == ["scheduled"]
+        assert loan_rows(r) == [(2, "quote", "repay", 3_000.0, 20_000.0, True)]
+        row = r["loans"][0]
+        assert row["price"] == 22_500.0
+        assert row["margin_level_before"] == rel(1.275) and row["margin_level_after"] == rel(22_500.0 / 17_000.0)
+        assert r["debt"][2] == rel(17_000.0) and r["equity"][2] == rel(22_400.0 - 17_000.0)
+        assert r["reserve"][-1] == 5_000.0 and r["margin_calls"] == [] and r["liquidations"] == []
+        # without the repay the top-up at the open lifts ML to M0: T = 1.5·20,000 − 25,500 = 4,500
+        r = manual(bars, LONG3[:n], **kw)
+        assert [(x["reason"], x["amount"]) for x in r["transfers"]] == [("scheduled", 3_000.0),
+                                                                           ("top-up", rel(4_500.0))]
+
+    def test_refusals(self):
+        bars = [flat(100.0)] * 3
+        for kw in ({"borrow": {"quote": [math.inf, NAN, NAN]}}, {"repay": {"quote": [-1.0, NAN, NAN]}},
+                   {"borrow": {"quote": [1.0, NAN]}}, {"borrow": {"USDT": [1.0, NAN, NAN]}},
+                   {"borrow": {"quote": [1.0, NAN, NAN]}, "stop_loss": 0.1},
+                   {"auto_borrow": False, "take_profit": 0.1}):
+            with pytest.raises(AssertionError):
+                manual(bars, [1.0] * 3, **kw)
