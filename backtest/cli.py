@@ -559,9 +559,15 @@ def _keep_equity(res, best, data, args):
 
     folder = res.out / "equity"
     folder.mkdir(exist_ok=True)
-    params_cols = [c for c in res.table.columns[: list(res.table.columns).index("final_equity")] if c != "margin"]
+    from .grid import MOVE_AXES
+
+    params_cols = [c for c in res.table.columns[: list(res.table.columns).index("final_equity")]
+                   if c != "margin" and c not in MOVE_AXES]
     for rank, row in enumerate(best.itertuples(index=False), 1):
         row = row._asdict()
+        reserve, top, keep = (row.get(k) for k in MOVE_AXES)  # (a move sweep's axes: run's flags)
+        moves = dict(reserve=reserve or 0.0, top_up=f"ml={top}" if reserve and top == top and top is not None
+                     else None, keep_ml=keep if keep and keep == keep else None)
         perp = resolve_profile(row["margin"], args.margin_file).perp  # (its venue's fee, funding and brackets)
         venue = dict(funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
                      brackets=args.brackets) if perp else {}
@@ -570,7 +576,7 @@ def _keep_equity(res, best, data, args):
                   slippage=args.slippage, rates=res.settings["rates"], liquidation=args.liquidation,
                   rebalance=args.rebalance, start=args.start, end=args.end,
                   stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
-                  **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, mark=args.mark)
+                  **_stop_flags(args), rate_history=args.rates, margin_file=args.margin_file, mark=args.mark, **moves)
         one.equity.reset_index().to_parquet(folder / f"rank-{rank:03d}.parquet", index=False)
 
 

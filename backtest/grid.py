@@ -18,6 +18,8 @@ from .errors import UserError
 
 MAX_COMBOS = 1_000_000
 MARGIN_AXIS = "margin"
+# the trader's own moves as axes (a sweep's only): a reserve, the level its top-ups lift to, the safety buffer
+MOVE_AXES = ("reserve", "top_up_ml", "keep_ml")
 # measured on the project's 2-core machine (README "Performance"): kernel bar-steps per second per thread,
 # bytes a finished combination's row costs in the table (about 40 metrics), and the fixed cost of a sweep
 STEPS_PER_SECOND = 110e6
@@ -77,17 +79,19 @@ def iter_combinations(strategy, grid: dict, margins, skipped=None):
     """The grid's parameter dicts (``margin`` included), one at a time, in
     the order ``itertools.product`` gives; those the strategy's ``valid``
     rule rejects are left out and counted in ``skipped[0]``."""
-    axes = {k: v for k, v in grid.items() if k != MARGIN_AXIS}
+    axes = {k: v for k, v in grid.items() if k != MARGIN_AXIS and k not in MOVE_AXES}
+    moves = {k: grid[k] for k in MOVE_AXES if k in grid}  # (after the strategy's: its valid rule does not see them)
     margin_values = grid.get(MARGIN_AXIS, margins)
     rule = getattr(strategy.module, "valid", None) if strategy.module else None
     names = list(axes)
-    for values in itertools.product(*axes.values(), margin_values):
+    for values in itertools.product(*axes.values(), *moves.values(), margin_values):
         params = dict(strategy.params)
-        params.update(zip(names, values[:-1]))
+        params.update(zip(names, values[: len(names)]))
         if rule is not None and not rule(**params):
             if skipped is not None:
                 skipped[0] += 1
             continue
+        params.update(zip(moves, values[len(names):-1]))
         params[MARGIN_AXIS] = values[-1]
         yield params
 

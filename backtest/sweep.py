@@ -31,6 +31,7 @@ import pandas as pd
 
 from . import _numba_cache, kernel
 from . import perps as perps_mod
+from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
 from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
                      symbol_of)
@@ -40,7 +41,7 @@ from .detail import NO_DETAIL
 from .rates import rate_table
 from .checks import api, check_args
 from .errors import UserError
-from .grid import MARGIN_AXIS, MAX_COMBOS, axis, describe, iter_combinations, preflight
+from .grid import MARGIN_AXIS, MAX_COMBOS, MOVE_AXES, axis, describe, iter_combinations, preflight
 from .grid import chunks as grid_chunks
 from .metrics import periods_per_year
 from .profile_file import load_profiles
@@ -65,9 +66,12 @@ def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None, m
         key = key.strip()
         if not sep or not body:
             raise UserError(f"--grid {spec}: expected KEY=START:STOP:STEP or KEY=v1,v2,...")
-        if key != MARGIN_AXIS and key not in defaults:
-            raise UserError(f"--grid {key}: the strategy takes {', '.join(defaults) or 'no parameters'} (and margin)")
-        grid[key] = _grid_values(key, body, defaults.get(key), spec, profiles, max_combos)
+        if key in MOVE_AXES and key in defaults:
+            raise UserError(f"--grid {key}: both a parameter of the strategy and a move axis; rename the parameter")
+        if key != MARGIN_AXIS and key not in defaults and key not in MOVE_AXES:
+            raise UserError(f"--grid {key}: the strategy takes {', '.join(defaults) or 'no parameters'} (and margin, "
+                            f"{', '.join(MOVE_AXES)})")
+        grid[key] = _grid_values(key, body, defaults.get(key, 0.0), spec, profiles, max_combos)
     return grid
 
 
@@ -167,7 +171,8 @@ class SweepContext:
         """The combination's targets, or (without the sweep hooks) its
         ``strategy.Orders``."""
         if not self.hooks:
-            return self.strategy.orders(self.bars, {k: v for k, v in params.items() if k != MARGIN_AXIS})
+            return self.strategy.orders(self.bars, {k: v for k, v in params.items()
+                                                    if k != MARGIN_AXIS and k not in MOVE_AXES})
         rows, scalars = [], []
         for name in self.strategy.params:
             r = self.rows[(name, params[name])]
@@ -187,9 +192,18 @@ class SweepContext:
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile, config = self.config(params[MARGIN_AXIS], given.fractions)
         venue = self.venue._replace(funding_out=np.empty_like(self.venue.funding_out)) if profile.perp else None
-        stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
-                                Given(given.target, *given.kernel_args()), None, *scratch, venue)[4]
+        moves = self.moves(params, profile, config, given)
+        if moves is None:
+            stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
+                                    Given(given.target, *given.kernel_args()), None, *scratch, venue)[4]
+            moved = {}
+        else:
+            stats, moved = self.run_moves(given, config, venue, moves, profile)
         summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)
+        if moves is None and any(k in params for k in MOVE_AXES):  # (a row of a move sweep without moves)
+            moved = dict(reserve=0.0, reserve_left=0.0, net_transfers=0.0, n_top_ups=0, topped_up=0.0,
+                         profit=summary["final_equity"] - s["capital"])
+        summary.update(moved)
         if profile.perp:
             perps_mod.perp_summary(summary, venue, self.base, self.quote)
         # a parameter keeps its name (hold's exposure); a metric of the same name becomes metric_<name>
@@ -198,6 +212,31 @@ class SweepContext:
         if self.mark_missing is not None:
             row["mark_missing_bars"] = self.mark_missing
         return row
+
+    def moves(self, params, profile, config, given):
+        """The combination's move axes as the kernel's schedule (None without)."""
+        reserve, top, keep = (params.get(k) for k in MOVE_AXES)
+        keep = keep or None  # (a grid's keep_ml=0: no buffer)
+        if not reserve and keep is None:
+            return None
+        rs = RunSettings.from_dict(self.settings)
+        transfers_mod.check_combination(rs, given, None, reserve, (), keep)
+        return transfers_mod.flows_spec((), reserve or 0.0, f"ml={top}" if reserve and top is not None else None,
+                                        profile, self.seconds, config[0].call_ml, keep, rs.auto_repay)
+
+    def run_moves(self, given, config, venue, spec, profile):
+        """A combination with moves, as ``run`` does it (per-bar equity: the summary's returns are of equity +
+        reserve); (kernel stats, the moves' summary fields)."""
+        from .engine import profile_ml, simulate_arrays
+
+        mark = None if self.mark_missing is None else tuple(self.marks)
+        out, _, _, _, stats, flows = simulate_arrays(self.seconds, *self.ohlc, given.target, config, mark, NO_DETAIL,
+                                                     given, quote_row=not self.settings.get("auto_repay", True),
+                                                     venue=venue, flows=spec)
+        level = (lambda x: x) if profile.perp else (lambda x: profile_ml(x, profile))
+        fields = transfers_mod.outputs(flows, spec, self.bars.index, out[0], self.quote, self.settings["capital"],
+                                       self.ppy, level, self.base)[3]
+        return stats, fields
 
     def config(self, margin, fractions):
         return cached_config(self._configs, self.settings, self.profiles, self.base, self.quote, self.rates, margin,
@@ -242,13 +281,18 @@ def prepare_settings(
     liquidation="partial", rebalance=0.0, symbol=None, round_interest=True, start=None, end=None,
     stop_on_liquidation=False, stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic",
     rate_history=None, mark=None, auto_repay=True, repay_on_flat=False, margin_file=None, funding=None,
-    funding_rate=None, brackets=None, scheduler=None, perps=False,
+    funding_rate=None, brackets=None, scheduler=None, perps=False, moves=False,
 ) -> Setup:
     """Check ``run``'s settings for a grid and build the one settings dict
     (``sweep``, ``risk`` and the walk-forward all start here).  ``perps``:
     the caller takes perpetual-futures profiles (a sweep does; the risk lab
-    and the walk-forward not yet)."""
+    and the walk-forward not yet); ``moves``: it takes the move axes (a
+    sweep)."""
     check_args(locals())
+    for key in MOVE_AXES:
+        if grid and key in grid and not moves:
+            raise UserError(f"--grid {key}: a move axis is swept by backtest sweep only (not the risk lab or the "
+                            "walk-forward yet)")
     source = None if isinstance(bars, pd.DataFrame) else bars
     rs = RunSettings(capital, SPOT_FEE if fee is None else fee, slippage, rates or {}, liquidation, rebalance,
                      round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path, auto_repay,
@@ -263,6 +307,7 @@ def prepare_settings(
         margin = list(custom) or "cross-3x"
     margins = [margin] if isinstance(margin, str) else list(margin)
     base, quote = split_symbol(symbol)
+    _check_move_axes(grid, grid.get(MARGIN_AXIS) or margins, custom, base, quote, auto_repay)
     perp_profiles = [p for p in (get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
                                  for name in list(margins) + list(grid.get(MARGIN_AXIS, []))) if p.perp]
     if perp_profiles and not perps:
@@ -297,6 +342,21 @@ def prepare_settings(
         raise UserError("--scheduler: give the funding table as a file the workers can read")
     return Setup(strat, grid, bars, margins, settings, custom, mark if isinstance(mark, pd.DataFrame) else None,
                  funding if isinstance(funding, pd.DataFrame) else None)
+
+
+def _check_move_axes(grid, margins, custom, base, quote, auto_repay):
+    """The move axes' values against every profile swept, before anything runs (one line each)."""
+    if not any(k in grid for k in MOVE_AXES):
+        return
+    for value in grid.get("reserve", ()):
+        if not value >= 0:
+            raise UserError(f"--grid reserve={value}: a reserve is an amount ≥ 0")
+    for name in margins:
+        profile = get_profile(name, custom).for_pair(base, quote)
+        for top in grid.get("top_up_ml", [None]):
+            for keep in grid.get("keep_ml", [None]):
+                transfers_mod.flows_spec((), 1.0, None if top is None else f"ml={top}", profile,
+                                         np.zeros(1, np.int64), profile.kernel_levels()[1], keep or None, auto_repay)
 
 
 def _perp_settings(settings, profiles, source, bars, symbol, fee, funding, funding_rate, brackets, mark, auto_repay):
@@ -354,7 +414,7 @@ def cached_config(cache: dict, s: dict, profiles: dict, base: str, quote: str, r
 
 # the settings a sweep (and risk, walk-forward) shares with ``run``: prepare_settings' keywords
 SETTING_NAMES = tuple(n for n, p in inspect.signature(prepare_settings).parameters.items()
-                      if p.kind is p.KEYWORD_ONLY and n not in ("scheduler", "perps"))
+                      if p.kind is p.KEYWORD_ONLY and n not in ("scheduler", "perps", "moves"))
 
 
 def run_settings(settings: dict) -> dict:
@@ -459,7 +519,7 @@ def sweep(
         return _walk_forward(bars, strategy, grid, walk_forward, out=out, rank=rank, workers=workers,
                              overwrite=overwrite, resume=resume, scheduler=scheduler, progress=progress,
                              max_combos=max_combos, **settings_args)
-    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=True, **settings_args)
+    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=True, moves=True, **settings_args)
     strat, grid, bars, margins, settings = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
     threads = workers or os.cpu_count() or 1
     plan = preflight(strat, grid, margins, len(bars), threads, max_combos)
