@@ -5,7 +5,6 @@ bad axis values are one line before anything runs."""
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
