@@ -120,8 +120,13 @@ def _keep_level(keep_ml, profile, levels, auto_repay):
     if keep_ml is None:
         return np.nan
     x = _number(keep_ml, f"--keep-ml {keep_ml}")
-    if profile.perp:  # (its randomized differential runs still disagree with the reference: not shipped yet)
-        raise UserError(f"--keep-ml {keep_ml}: spot margin only for now (not on perpetual futures yet)")
+    if profile.perp:
+        if profile.isolated:
+            raise UserError(f"--keep-ml {keep_ml}: not on an isolated perp (reducing it leaves its liquidation "
+                            "price where it was)")
+        if not x > 1.0:
+            raise UserError(f"--keep-ml {keep_ml}: must be above the liquidation health (1)")
+        return x
     initial, _, liquidation, _ = levels
     if not auto_repay:
         raise UserError(f"--keep-ml {keep_ml}: not with --no-auto-repay yet")

@@ -7,8 +7,10 @@ one-symbol runs: the scenarios of ``test_differential.py`` and
 ``test_differential_perps.py`` without stops, limit orders or finer bars
 (refused with the moves), plus random transfers (on and between bar opens,
 deposits and withdrawals beyond what may leave), a reserve from none to
-five times the capital, each top-up rule, and on spot margin a safety
-buffer (``keep_ml``: its ``deleverage`` orders are compared as every order).  Per bar the equity, the
+five times the capital, each top-up rule, and a safety buffer
+(``keep_ml``: on spot margin between the liquidation and the initial
+level, on cross perps a health in (1, 4); its ``deleverage`` orders are
+compared as every order).  Per bar the equity, the
 reserve and the net transfers, and every move (its bar, reason, amount,
 price and levels) must agree to 1e-9, besides everything the base tests
 compare; and the books: profit = final equity + reserve left − capital −
@@ -149,7 +151,7 @@ def test_perp_moves_match_the_reference(sc, mv):
     ref_pairs, run_pairs = _schedule(ts, capital, mv)
     rule, flag = _rule(mv, 1.25, capital)
     reserve = mv["reserve"] * capital
-    buffer = None  # (--keep-ml is spot margin only for now)
+    buffer = None if mv["keep"] is None or sc["isolated"] else 1.0 + 3.0 * mv["keep"]  # a health in (1, 4)
     fdf = pd.DataFrame({"timestamp": pd.to_datetime(f_times, unit="s", utc=True), "funding_rate": f_rates})
     mode = "isolated" if sc["isolated"] else "cross"
     res = backtest.run(bars, np.asarray(targets, float), symbol="BTCUSDT", margin=f"usdm-{mode}-{sc['leverage']}x",
@@ -169,18 +171,25 @@ def test_perp_moves_match_the_reference(sc, mv):
                 continue  # an account spent to float noise (a buffer selling into slippage): its ratio is noise
             scale = 1.0 if col == "margin_ratio" else (capital / ohlc[3][i] if col == "position" else capital)
             assert perp.close(a, b, scale), f"{col} bar {i}: kernel {a!r} reference {b!r} ({sc}, {mv})"
-    assert len(res.liquidations) == len(ref["liquidations"]), (res.liquidations, ref["liquidations"], sc, mv)
-    for (_, row), r in zip(res.liquidations.iterrows(), ref["liquidations"]):
+    # events up to the bar an account is spent to float noise (a buffer at 50x that realizes 62 % of the margin
+    # at each touch reaches 1e-12 in a few dozen): after it, their count is the noise's
+    cut = _spent(ref, res, capital)
+    before = bars.index[cut] if cut < len(bars) else bars.index[-1] + pd.Timedelta(1, "s")
+    kl, ko = res.liquidations[res.liquidations["time"] < before], res.orders[res.orders["time"] < before]
+    rl, ro = ([e for e in ref[k] if e["bar"] < cut] for k in ("liquidations", "orders"))
+    assert len(kl) == len(rl), (kl, rl, sc, mv)
+    for (_, row), r in zip(kl.iterrows(), rl):
         for k in ("trigger_price", "fee", "bad_debt", "equity_before", "equity_after"):
             assert perp.close(row[k], r[k], capital), (k, row[k], r[k], sc, mv)
-    assert len(res.orders) == len(ref["orders"]), (res.orders, ref["orders"], sc, mv)
-    for (_, row), r in zip(res.orders.iterrows(), ref["orders"]):
+    assert len(ko) == len(ro), (ko, ro, sc, mv)
+    for (_, row), r in zip(ko.iterrows(), ro):
         assert row["kind"] == r["kind"] and (1 if row["side"] == "buy" else -1) == r["side"], (row, r, sc, mv)
         assert bool(row["capped"]) == bool(r["capped"]), (row, r, sc, mv)
         for k, scale in (("quantity", capital / row["price"]), ("price", row["price"]), ("fee", capital)):
             assert perp.close(row[k], r[k], scale), (k, row[k], r[k], sc, mv)
-    assert res.summary["n_margin_calls"] == ref["n_margin_calls"], (sc, mv)
-    compare_moves(ref, res, bars.index, capital, reserve)
+    if cut == len(bars):
+        assert res.summary["n_margin_calls"] == ref["n_margin_calls"], (sc, mv)
+        compare_moves(ref, res, bars.index, capital, reserve)
 
 
 @st.composite

@@ -211,6 +211,29 @@ def test_perp_top_ups_restore_the_initial_margin():
     assert full["margin_level_after"].to_numpy() == pytest.approx(25.0, rel=1e-9)
 
 
+def test_a_perp_buffer_reduces_back_to_the_initial_margin_at_the_buffer_health():
+    """Cross perp 10x, a 4x long of 10,000 at 100: N = 400, MB(P) = 400·P − 30,000, MM = 0.4 %·400·P (tier 1,
+    no fee or funding); h(P) = MB / MM = 3 at Pk = 30,000 / (400 − 3·1.6); reduced by r = (N·Pk/10 − MB) /
+    (Pk/10) to N' = 10·MB/Pk; the next touch, Pk' = (N'·Pk − MB) / (N' − 3·0.004·N'), is below the low."""
+    b, tg = bars([(100, 100, 100, 100), (100, 100, 70, 72), (72, 72, 72, 72)]), np.array([4.0, np.nan, np.nan])
+    r = backtest.run(b, tg, margin="usdm-cross-10x", capital=10_000.0, fee=0.0, slippage=0.0, funding_rate=0.0,
+                     symbol="BTCUSDT", keep_ml=3.0)
+    pk = 30_000.0 / (400.0 - 3.0 * 1.6)
+    mb = 400.0 * pk - 30_000.0
+    d = r.orders[r.orders["kind"] == "deleverage"]
+    assert len(d) == 1 and d["side"].iloc[0] == "sell"
+    assert d["price"].iloc[0] == pytest.approx(pk, rel=1e-12)
+    assert d["quantity"].iloc[0] == pytest.approx((400.0 * pk / 10.0 - mb) / (pk / 10.0), rel=1e-12)
+    n1 = 10.0 * mb / pk
+    assert r.equity["position"].iloc[1] == pytest.approx(n1, rel=1e-12)
+    assert (n1 * pk - mb) / (n1 - 3.0 * 0.004 * n1) < 70.0  # no second touch in the bar
+    assert r.summary["n_liquidations"] == 0
+    with pytest.raises(UserError, match="not on an isolated perp"):
+        backtest.run(b, tg, margin="usdm-isolated-10x", funding_rate=0.0, symbol="BTCUSDT", keep_ml=3.0)
+    with pytest.raises(UserError, match="must be above the liquidation health"):
+        backtest.run(b, tg, margin="usdm-cross-10x", funding_rate=0.0, symbol="BTCUSDT", keep_ml=0.9)
+
+
 def test_the_reports_drawdown_is_the_wealth_index_the_summary_takes():
     from backtest.report.common import prepare
 
