@@ -103,11 +103,13 @@ def _add_perp_flags(p):
 
 def _add_move_flags(p):
     """The trader's own moves (run, one symbol)."""
-    p.add_argument("--transfer", action="append", default=None, metavar="DATE=AMOUNT",
+    p.add_argument("--transfer", action="append", default=None, metavar="DATE=AMOUNT|SYMBOL@DATE=AMOUNT",
                    help="a scheduled transfer into the margin account (negative: out, capped to keep the initial "
-                        "margin level), in the quote asset; repeatable")
-    p.add_argument("--reserve", type=float, default=0.0, metavar="AMOUNT",
-                   help="quote kept outside the account to answer margin calls (with --top-up)")
+                        "margin level), in the quote asset; several symbols: SYMBOL@DATE=AMOUNT (the symbol's "
+                        "account); repeatable")
+    p.add_argument("--reserve", action="append", default=None, metavar="AMOUNT|SYMBOL=AMOUNT",
+                   help="quote kept outside the account to answer margin calls (with --top-up); several symbols: "
+                        "SYMBOL=AMOUNT per account of one symbol, repeatable")
     p.add_argument("--top-up", default=None, metavar="ml=X|amount=A",
                    help="at the margin-call line inside the bar, move from --reserve what lifts the margin level to "
                         "X (default the initial level), or A per call")
@@ -281,10 +283,8 @@ def cmd_run(args) -> int:
 
     paths = data_paths(args.data)
     if len(paths) > 1:
-        for flag, given in (("--transfer", args.transfer), ("--reserve", args.reserve), ("--top-up", args.top_up),
-                            ("--keep-ml", args.keep_ml), ("--no-auto-borrow", args.no_auto_borrow)):
-            if given:
-                raise UserError(f"{flag}: one symbol only for now (several --data given)")
+        if args.no_auto_borrow:
+            raise UserError("--no-auto-borrow: one symbol only for now (several --data given)")
         return cmd_run_multi(args, paths)
     if args.allocation:
         raise UserError("--allocation: only with several symbols (repeat --data)")
@@ -303,7 +303,7 @@ def cmd_run(args) -> int:
         **_stop_flags(args), mark=args.mark[0] if args.mark else None, symbol=args.symbol, rate_history=args.rates,
         detail=args.detail[0] if args.detail else None,
         margin_file=args.margin_file, funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
-        brackets=args.brackets, transfers=args.transfer, reserve=args.reserve, top_up=args.top_up,
+        brackets=args.brackets, transfers=args.transfer, reserve=_one_reserve(args.reserve), top_up=args.top_up,
         keep_ml=args.keep_ml, auto_borrow=not args.no_auto_borrow,
     )
     result = run(data, args.strategy, params, **settings)
@@ -360,6 +360,19 @@ def data_paths(given) -> list:
     return out
 
 
+def _one_reserve(given) -> float:
+    """One symbol's ``--reserve AMOUNT`` (a number; given once)."""
+    if not given:
+        return 0.0
+    if len(given) > 1 or "=" in given[0]:
+        raise UserError(f"--reserve {given[-1]}: one symbol takes one --reserve AMOUNT (SYMBOL=AMOUNT is for "
+                        "several symbols)")
+    try:
+        return float(given[0])
+    except ValueError:
+        raise UserError(f"--reserve {given[0]}: not a number") from None
+
+
 def cmd_run_multi(args, paths) -> int:
     """``backtest run`` with several ``--data``: one cross account, isolated
     accounts, or a mix (docs/model-choices.md "Several symbols")."""
@@ -384,7 +397,8 @@ def cmd_run_multi(args, paths) -> int:
                     stop_on_liquidation=args.stop_on_liquidation, round_interest=not args.no_interest_rounding,
                     margin_file=args.margin_file, rate_history=args.rates, mark=marks, detail=details,
                     funding=parse_marks(args.funding, flag="--funding") or None, funding_rate=args.funding_rate,
-                    brackets=args.brackets, **_stop_flags(args))
+                    brackets=args.brackets, **_stop_flags(args), transfers=args.transfer, reserve=args.reserve,
+                    top_up=args.top_up, keep_ml=args.keep_ml)
     other = None
     if args.bound:  # the other path setting first: a refusal names --bound, and nothing is half written
         from .settings import PATHS

@@ -25,7 +25,7 @@ from .profiles import Profile, get_profile
 from .rates import rate_table
 from .records import LIQUIDATION, ORDER_KINDS
 from .result import Result
-from .strategy import call_user, check_targets, load_strategy
+from .strategy import Orders, call_user, check_targets, load_strategy
 from .trades import TRADE_COLUMNS, flat_costs, interest_by_asset, round_trips
 
 CROSS = "cross"  # the cross account's name (in --allocation, tables and columns)
@@ -269,7 +269,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
               end=None, stop_on_liquidation: bool = False, margin_file=None, rate_history=None, mark=None,
               stop_loss: float = 0.0, take_profit: float = 0.0, trailing_stop: float = 0.0,
               path: str = "ohlc-heuristic", detail=None, auto_repay: bool = True,
-              repay_on_flat: bool = False, funding=None, funding_rate=None, brackets=None) -> Result:
+              repay_on_flat: bool = False, funding=None, funding_rate=None, brackets=None, transfers=None,
+              reserve=None, top_up=None, keep_ml=None) -> Result:
     """Backtest several symbols (``data``: paths, DataFrames or ``{symbol:
     bars}``) in a cross account, isolated accounts, or a mix.
 
@@ -293,7 +294,12 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     the venue's joint rules, docs/model-choices.md); ``funding``: ``{symbol: file}``
     (default the bundled file beside bundled perp data), ``funding_rate``
     and ``brackets`` as ``backtest.run``'s; ``fee`` defaults to each
-    account's venue's.  Other arguments as ``backtest.run``.
+    account's venue's.  ``transfers`` (``["BTCUSDT@2020-03-12=5000", ...]``
+    or ``{symbol: transfers}``), ``reserve`` (``{symbol: amount}``: each
+    account keeps its own), ``top_up`` and ``keep_ml`` (every account
+    holding one symbol) as ``backtest.run``'s, for accounts of one symbol
+    (docs/model-choices.md "Transfers and a reserve").  Other arguments as
+    ``backtest.run``.
     """
     from .engine import _epoch_seconds, _rate_history
     from .settings import SPOT_FEE, RunSettings
@@ -361,6 +367,9 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         leverage=np.array([a[1].max_leverage for a in accounts]), isolated=np.array([a[1].isolated for a in accounts]),
         perp=perp_inputs,
     )
+    moves = _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds, rs, attached, details)
+    if moves:
+        config["moves"], config["moves_level"] = moves
     fine, n_fine = _details(details, marks, panel, symbols)
     _numba_cache.announce()
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
@@ -387,8 +396,12 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
                        **({} if not perp_inputs else dict(
                            funding=None if funding is None else {k: str(v) for k, v in funding.items()},
                            funding_rate=funding_rate, brackets=None if brackets is None else str(brackets))),
+                       **({} if not moves else dict(transfers=transfers, reserve=reserve, top_up=top_up,
+                                                    keep_ml=keep_ml)),
                        start=str(index[0]), end=str(index[-1])),
                      quote, capital, exact)
+    if moves:
+        _with_moves(result, exact, accounts, index, capital, periods_per_year(seconds), quote)
     for sym, n_missing in mark_missing.items():
         result.summary[f"mark_missing_bars_{sym}"] = n_missing
     for sym, n in n_fine.items():
@@ -497,6 +510,71 @@ def _ml(equity, debt, profile):
 
     with np.errstate(divide="ignore", invalid="ignore"):
         return profile_ml(np.where(debt > 0, (equity + debt) / np.where(debt > 0, debt, 1.0), np.inf), profile)
+
+
+def _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds, rs, attached, details):
+    """The moves of each account of one symbol, as the kernel's schedules
+    (``transfers.flows_spec`` on its own bars), and the level each reports
+    in; None without moves.  A cross account of several symbols takes none
+    (its joint path has no moves yet)."""
+    from . import transfers as transfers_mod
+    from .engine import profile_ml
+
+    given, reserves = transfers_mod.by_symbol(transfers, reserve, symbols)
+    if not (given or reserves or keep_ml is not None or top_up is not None):
+        return None
+    if top_up is not None and not any(reserves.values()):
+        raise UserError("--top-up: needs --reserve SYMBOL=AMOUNT (the money kept aside to top up from)")
+    specs, levels = {}, {}
+    for j, (name, prof, syms) in enumerate(accounts):
+        mine = [s for s in syms if s in given or reserves.get(s)]
+        if len(syms) > 1:
+            if mine or keep_ml is not None:
+                what = f"--transfer/--reserve {mine[0]}" if mine else f"--keep-ml {keep_ml}"
+                raise UserError(f"{what}: the cross account holds {', '.join(syms)}; moves in a cross account of "
+                                "several symbols are not modelled yet (accounts of one symbol take them)")
+            continue
+        sym = syms[0]
+        k = symbols.index(sym)
+        r = reserves.get(sym, 0.0)
+        if not (sym in given or r or keep_ml is not None):
+            continue
+        transfers_mod.check_combination(rs, attached.get(k) or Orders(np.zeros(0)), details.get(sym), r,
+                                        given.get(sym, ()), keep_ml)
+        own = seconds[~np.isnan(cols["open"][k])]
+        spec = transfers_mod.flows_spec(given.get(sym, ()), r, top_up if r else None, prof, own,
+                                        prof.kernel_levels()[1], keep_ml, rs.auto_repay)
+        if spec is not None:
+            specs[j] = spec
+            levels[j] = (lambda x: x) if prof.perp else (lambda x, p=prof: profile_ml(x, p))
+    return (specs, levels) if specs else None
+
+
+def _with_moves(result, exact, accounts, index, capital, ppy, quote):
+    """The run's moves: ``transfers.csv`` of every account, the reserve and
+    net transfers per bar (totals), the summary's sums and the returns of
+    the trader's wealth (every account's equity and reserve)."""
+    from .transfers import TRANSFER_COLUMNS, wealth_fields
+
+    parts = {j: exact[("moves", j)] for j in range(len(accounts)) if ("moves", j) in exact}
+    tables = [m["table"].assign(account=accounts[j][0], asset=quote) for j, m in parts.items()]
+    table = pd.concat(tables, ignore_index=True).sort_values("time", kind="stable").reset_index(drop=True)
+    result.transfers = table[TRANSFER_COLUMNS]
+    eq = result.equity
+    reserve = sum(m["reserve"] for m in parts.values())
+    eq["net_transfers"] = sum(m["net"] for m in parts.values())
+    eq["reserve"] = reserve
+    reserve0 = sum(m["reserve0"] for m in parts.values())
+    flow = sum(m["flow"] for m in parts.values())
+    s = result.summary
+    s.update(wealth_fields(index, eq["equity"].to_numpy(), reserve, flow, capital, reserve0, ppy))
+    sums = {k: sum(m["fields"][k] for m in parts.values()) for k in ("reserve_left", "net_transfers", "n_top_ups",
+                                                                         "topped_up")}
+    s.update(reserve=reserve0, **sums, profit=s["final_equity"] + sums["reserve_left"] - capital - reserve0
+             - sums["net_transfers"])
+    for j, m in parts.items():
+        s[f"n_top_ups_{accounts[j][0]}"] = m["fields"]["n_top_ups"]
+        s[f"reserve_left_{accounts[j][0]}"] = m["fields"]["reserve_left"]
 
 
 def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs, calls,

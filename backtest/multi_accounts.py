@@ -22,7 +22,7 @@ from .inputs import Rates, Settings
 from .perps import cross_columns as cross_venue_columns
 from .perps import cross_venue_inputs, perp_columns, venue_inputs
 from .venues.plug import USDM
-from .records import LIQUIDATION, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
+from .records import LIQUIDATION, TOP_UP, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
 from .strategy import Orders
 
 # the one-symbol kernel's settings a several-symbol run may give (off by default)
@@ -166,9 +166,10 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
         m_open, m_close = (own[0], own[3]) if own_mark is None else (own_mark[0], own_mark[3])
         venue, f_times = venue_inputs(perp[0], seconds[bars], m_open, m_close, perp[1], perp[2])
     exact = loans_outlive_trades(given if given is not None else Orders(target), bool(extra["auto_repay"]))
-    buf, orders, liqs, calls, tot = simulate_arrays(
+    moves = config.get("moves", {}).get(a)  # the account's scheduled transfers, reserve, buffer (transfers.py)
+    buf, orders, liqs, calls, tot, *flows = simulate_arrays(
         seconds[bars], *own, np.ascontiguousarray(target[bars]),
-        (cfg, rates), mark=own_mark, detail=fine, orders=given, quote_row=exact, venue=venue)
+        (cfg, rates), mark=own_mark, detail=fine, orders=given, quote_row=exact, venue=venue, flows=moves)
     st = dict(zip(kernel.STATS, tot.tolist()))
     last = np.cumsum(~np.isnan(ohlc[0])) - 1  # per bar of the grid, the account's last own bar (−1: none yet)
     before = last < 0
@@ -185,10 +186,31 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
     # the account's interest, multi._result)
     if buf.shape[0] > kernel.N_OUT:
         extra_rows[a] = np.vstack([spread(row, 0.0) for row in buf[kernel.N_OUT:]])
+    if moves is not None:  # the moves' log and per-bar reserve and net transfers, on the grid
+        extra_rows[("moves", a)] = _moves_on_grid(flows[0], moves, seconds, bars, equity, cfg,
+                                                  config["moves_level"][a], spread)
     int_b[s], int_q[a] = st["interest_base"], st["interest_quote"]
     for k in stats:
         stats[k] += st[k]
     return _records(a, s, bars, orders, liqs, calls)
+
+
+def _moves_on_grid(flows, spec, seconds, bars, equity, cfg, level, spread):
+    """An account's moves (``transfers.outputs`` on its own bars): its table, and on the grid its reserve, net
+    transfers and the scheduled transfers per bar (the flows of the run's returns); its summary fields."""
+    from .metrics import periods_per_year
+    from .transfers import outputs
+
+    own = seconds[bars]
+    own_index = pd.DatetimeIndex(pd.to_datetime(own, unit="s", utc=True), name="timestamp")
+    table, net, reserve, fields, _ = outputs(flows, spec, own_index, equity, "", cfg.capital, periods_per_year(own),
+                                             level)
+    log = flows.log[: flows.count[0]]
+    flow = np.zeros(len(seconds))
+    scheduled = log["reason"] != TOP_UP
+    np.add.at(flow, bars[log["bar"][scheduled]], log["amount"][scheduled])
+    return dict(table=table, reserve=spread(reserve, spec[2]), net=spread(net, 0.0), flow=flow, fields=fields,
+                reserve0=spec[2])
 
 
 def _records(a, s, bars, orders, liqs, calls):

@@ -73,6 +73,51 @@ def parse_transfers(given) -> tuple:
     return tuple(out)
 
 
+def by_symbol(transfers, reserve, symbols) -> tuple:
+    """A several-symbol run's moves per symbol: ``({symbol: transfers},
+    {symbol: reserve})`` from ``SYMBOL@DATE=AMOUNT`` strings (or ``{symbol:
+    transfers}``) and ``SYMBOL=AMOUNT`` strings (or ``{symbol: amount}``):
+    each account of one symbol keeps its own reserve (accounts run apart)."""
+    out_t, out_r = {}, {}
+    if isinstance(transfers, dict):
+        items = [(sym, t) for sym, t in transfers.items()]
+    else:
+        items = []
+        for item in [transfers] if isinstance(transfers, str) else (transfers or []):
+            if not isinstance(item, str) or "@" not in item.partition("=")[0]:
+                raise UserError(f"--transfer {item}: several symbols: name the account's symbol, "
+                                "SYMBOL@DATE=AMOUNT")
+            sym, _, rest = item.partition("@")
+            items.append((sym.strip(), [rest]))
+    for sym, t in items:
+        if sym not in symbols:
+            raise UserError(f"--transfer {sym}@…: {sym} is not one of the run's symbols ({', '.join(symbols)})")
+        out_t[sym] = out_t.get(sym, ()) + parse_transfers(t)
+    if reserve is None or (not isinstance(reserve, (str, list, tuple, dict)) and reserve == 0):
+        return out_t, out_r
+    if isinstance(reserve, dict):
+        pairs = list(reserve.items())
+    elif isinstance(reserve, (str, list, tuple)):
+        pairs = []
+        for item in [reserve] if isinstance(reserve, str) else reserve:
+            sym, sep, amount = str(item).partition("=")
+            if not sep:
+                raise UserError(f"--reserve {item}: several symbols: each account keeps its own reserve, "
+                                "SYMBOL=AMOUNT")
+            pairs.append((sym.strip(), amount))
+    else:
+        raise UserError(f"--reserve {reserve}: several symbols: each account keeps its own reserve, SYMBOL=AMOUNT "
+                        "(a dict {symbol: amount})")
+    for sym, amount in pairs:
+        if sym not in symbols:
+            raise UserError(f"--reserve {sym}=…: {sym} is not one of the run's symbols ({', '.join(symbols)})")
+        v = _number(amount, f"--reserve {sym}={amount}")
+        if v < 0:
+            raise UserError(f"--reserve {sym}={amount}: must be a finite amount ≥ 0")
+        out_r[sym] = v
+    return out_t, out_r
+
+
 def parse_top_up(spec):
     """``None``, ``("ml", X)`` or ``("amount", A)`` (X may be None: the venue's default)."""
     if spec is None or spec is False:
@@ -217,8 +262,6 @@ def outputs(flows, spec, index, equity, quote, capital, ppy, level=lambda x: x, 
     """(transfers table, per-bar net transfers, per-bar reserve, summary
     fields with the return metrics of the trader's wealth, loans table or
     None); ``level`` turns the kernel's levels into the profile's terms."""
-    from .metrics import YEAR, summarize
-
     log = flows.log[: flows.count[0]]
     is_loan = (log["reason"] == BORROW) | (log["reason"] == REPAY)
     loans = None if spec[6] is None else _loans_table(log[is_loan], index, base, quote, level)
@@ -236,10 +279,37 @@ def outputs(flows, spec, index, equity, quote, capital, ppy, level=lambda x: x, 
         "margin_level_before": level(log["level_before"]), "margin_level_after": level(log["level_after"]),
         "capped": log["capped"], "reserve_after": log["reserve_after"]}, columns=TRANSFER_COLUMNS)
     top = log["reason"] == TOP_UP
-    net = np.cumsum(np.bincount(log["bar"][~top], weights=log["amount"][~top], minlength=n))
+    flow = np.bincount(log["bar"][~top], weights=log["amount"][~top], minlength=n)
+    net = np.cumsum(flow)
     reserve0 = spec[2]
     reserve = reserve0 - np.cumsum(np.bincount(log["bar"][top], weights=log["amount"][top], minlength=n))
-    flow = np.bincount(log["bar"][~top], weights=log["amount"][~top], minlength=n)
+    fields = wealth_fields(index, equity, reserve, flow, capital, reserve0, ppy)
+    final = float(equity[-1])
+    left = float(flows.state[0])
+    fields.update(reserve=reserve0, reserve_left=left, net_transfers=float(flows.state[1]),
+                  n_top_ups=int(top.sum()), topped_up=float(flows.state[2]),
+                  profit=final + left - capital - reserve0 - float(flows.state[1]))
+    fields.update(loan_fields)
+    return table, net, reserve, fields, loans
+
+
+def _loans_table(log, index, base, quote, level):
+    return pd.DataFrame({
+        "time": index[log["bar"]], "asset": np.where(log["base"], base, quote), "amount": log["amount"],
+        "requested": log["requested"], "reason": np.asarray(TRANSFER_REASONS)[log["reason"]], "price": log["price"],
+        "margin_level_before": level(log["level_before"]), "margin_level_after": level(log["level_after"]),
+        "capped": log["capped"]}, columns=LOAN_COLUMNS)
+
+
+def wealth_fields(index, equity, reserve, flow, capital, reserve0, ppy) -> dict:
+    """The return metrics of the trader's wealth ``W = equity + reserve``
+    per bar, the scheduled transfers ``flow`` (per bar) taken out as flows:
+    a bar's return ``(W_i − f_i) / W_{i−1} − 1`` from ``capital +
+    reserve0``; total return (time-weighted), drawdown, Sharpe, Sortino,
+    CAGR and Calmar as ``metrics.summarize`` takes them."""
+    from .metrics import YEAR, summarize
+
+    n = len(index)
     wealth = equity + reserve
     prev = np.concatenate(([capital + reserve0], wealth[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -256,18 +326,4 @@ def outputs(flows, spec, index, equity, quote, capital, ppy, level=lambda x: x, 
     with np.errstate(over="ignore"):  # a short, lucky run annualises to inf (as metrics.summarize)
         fields["cagr"] = float(np.power(growth[-1], 1.0 / years) - 1.0) if growth[-1] > 0 and years > 0 else -1.0
     fields["calmar"] = fields["cagr"] / abs(fields["max_drawdown"]) if fields["max_drawdown"] < 0 else 0.0
-    final = float(equity[-1])
-    left = float(flows.state[0])
-    fields.update(reserve=reserve0, reserve_left=left, net_transfers=float(flows.state[1]),
-                  n_top_ups=int(top.sum()), topped_up=float(flows.state[2]),
-                  profit=final + left - capital - reserve0 - float(flows.state[1]))
-    fields.update(loan_fields)
-    return table, net, reserve, fields, loans
-
-
-def _loans_table(log, index, base, quote, level):
-    return pd.DataFrame({
-        "time": index[log["bar"]], "asset": np.where(log["base"], base, quote), "amount": log["amount"],
-        "requested": log["requested"], "reason": np.asarray(TRANSFER_REASONS)[log["reason"]], "price": log["price"],
-        "margin_level_before": level(log["level_before"]), "margin_level_after": level(log["level_after"]),
-        "capped": log["capped"]}, columns=LOAN_COLUMNS)
+    return fields

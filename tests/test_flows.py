@@ -177,7 +177,7 @@ def test_march_2020_with_and_without_a_reserve():
     (["--reserve", "1000", "--top-up", "half"], "expected ml=X"),
     (["--reserve", "-5"], "--reserve"),
     (["--reserve", "1000", "--stop-loss", "0.05"], "not combined with --stop-loss"),
-    (["--reserve", "1000", "--data", str(ROOT / "data" / "ETHUSDT-1h.parquet")], "one symbol only"),
+    (["--reserve", "1000", "--data", str(ROOT / "data" / "ETHUSDT-1h.parquet")], "each account keeps its own reserve, SYMBOL=AMOUNT"),
     (["--keep-ml", "1.1"], "between the liquidation level"),
     (["--keep-ml", "1.5"], "between the liquidation level"),
     (["--keep-ml", "1.25", "--no-auto-repay"], "not with --no-auto-repay"),

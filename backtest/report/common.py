@@ -152,7 +152,7 @@ def prepare(result) -> Run:
     return Run(
         x=x, equity=equity, close=col("close"), margin_levels=levels, exposure=col("exposure"),
         position=col("position"), debt=col("debt"), interest=col("interest_paid"), fees=col("fees_paid"),
-        drawdown=_drawdown(eq, equity, capital, result.settings.get("reserve") or 0.0),
+        drawdown=_drawdown(eq, equity, capital, result.summary.get("reserve") or 0.0),
         low=low, high=high,
         liquidations=_events(result.liquidations, "time"), margin_calls=_events(result.margin_calls, "time"),
         trades=_events(result.trades, "entry_time", "exit_time"), orders=_events(result.orders, "time"),

@@ -68,10 +68,27 @@ def _move_rows(s) -> list[tuple[str, str]]:
     """The settings of the trader's own moves (reserve, top-up rule, transfers)."""
     if not (s.get("reserve") or s.get("transfers")):
         return []
-    rows = [("reserve / top-up", f"{fmt_num(s.get('reserve') or 0.0)} / {s.get('top_up') or 'initial level'}")]
-    if s.get("transfers"):
-        rows.append(("transfers", _clip(", ".join(f"{t[:10]} {a:+,.0f}" for t, a in s["transfers"]), 37)))
+    reserve = s.get("reserve") or 0.0  # (several symbols: per account, SYMBOL=AMOUNT or {symbol: amount})
+    if isinstance(reserve, dict):
+        reserve = ", ".join(f"{k} {fmt_num(v)}" for k, v in reserve.items())
+    elif isinstance(reserve, (list, tuple)):
+        reserve = ", ".join(map(str, reserve))
+    else:
+        reserve = fmt_num(reserve)
+    rows = [("reserve / top-up", _clip(f"{reserve} / {s.get('top_up') or 'initial level'}", 44))]
+    given = s.get("transfers")
+    if given:
+        items = [f"{k}: {v}" for k, v in given.items()] if isinstance(given, dict) else [_move(x) for x in given]
+        rows.append(("transfers", _clip(", ".join(items), 37)))
     return rows
+
+
+def _move(item) -> str:
+    """One scheduled transfer as the settings keep it: (time, amount), or the flag's text."""
+    if isinstance(item, str):
+        return item
+    t, a = item
+    return f"{str(t)[:10]} {a:+,.0f}"
 
 
 def _file_name(value) -> str:
