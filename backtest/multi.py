@@ -270,7 +270,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
               stop_loss: float = 0.0, take_profit: float = 0.0, trailing_stop: float = 0.0,
               path: str = "ohlc-heuristic", detail=None, auto_repay: bool = True,
               repay_on_flat: bool = False, funding=None, funding_rate=None, brackets=None, transfers=None,
-              reserve=None, top_up=None, keep_ml=None) -> Result:
+              reserve=0.0, top_up=None, keep_ml=None) -> Result:
     """Backtest several symbols (``data``: paths, DataFrames or ``{symbol:
     bars}``) in a cross account, isolated accounts, or a mix.
 
