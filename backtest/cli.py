@@ -283,8 +283,6 @@ def cmd_run(args) -> int:
 
     paths = data_paths(args.data)
     if len(paths) > 1:
-        if args.no_auto_borrow:
-            raise UserError("--no-auto-borrow: one symbol only for now (several --data given)")
         return cmd_run_multi(args, paths)
     if args.allocation:
         raise UserError("--allocation: only with several symbols (repeat --data)")
@@ -398,7 +396,7 @@ def cmd_run_multi(args, paths) -> int:
                     margin_file=args.margin_file, rate_history=args.rates, mark=marks, detail=details,
                     funding=parse_marks(args.funding, flag="--funding") or None, funding_rate=args.funding_rate,
                     brackets=args.brackets, **_stop_flags(args), transfers=args.transfer, reserve=args.reserve,
-                    top_up=args.top_up, keep_ml=args.keep_ml)
+                    top_up=args.top_up, keep_ml=args.keep_ml, auto_borrow=not args.no_auto_borrow)
     other = None
     if args.bound:  # the other path setting first: a refusal names --bound, and nothing is half written
         from .settings import PATHS

@@ -253,11 +253,7 @@ def _targets(strat, panel, params, index) -> np.ndarray:
         bars = panel[sym]
         given = strat.orders(bars, params)
         out[k] = pd.Series(given.target, index=bars.index).reindex(index).to_numpy(np.float64)
-        if given.loans:
-            key, asset = next(iter(given.loans))
-            raise UserError(f"strategy {strat.name}: {key}[{asset!r}]: manual loans are done in one symbol's run "
-                            "only (not with several symbols yet)")
-        if given.limit.size or given.stop_loss.size or given.take_profit.size or given.fractions:
+        if given.limit.size or given.stop_loss.size or given.take_profit.size or given.fractions or given.loans:
             attached[k] = given
     return out, attached
 
@@ -270,7 +266,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
               stop_loss: float = 0.0, take_profit: float = 0.0, trailing_stop: float = 0.0,
               path: str = "ohlc-heuristic", detail=None, auto_repay: bool = True,
               repay_on_flat: bool = False, funding=None, funding_rate=None, brackets=None, transfers=None,
-              reserve=0.0, top_up=None, keep_ml=None) -> Result:
+              reserve=0.0, top_up=None, keep_ml=None, auto_borrow: bool = True) -> Result:
     """Backtest several symbols (``data``: paths, DataFrames or ``{symbol:
     bars}``) in a cross account, isolated accounts, or a mix.
 
@@ -298,8 +294,9 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     or ``{symbol: transfers}``), ``reserve`` (``{symbol: amount}``: each
     account keeps its own), ``top_up`` and ``keep_ml`` (every account
     holding one symbol) as ``backtest.run``'s, for accounts of one symbol
-    (docs/model-choices.md "Transfers and a reserve").  Other arguments as
-    ``backtest.run``.
+    (docs/model-choices.md "Transfers and a reserve"); ``auto_borrow`` and
+    a strategy's ``borrow`` / ``repay`` too ("Manual loans").  Other
+    arguments as ``backtest.run``.
     """
     from .engine import _epoch_seconds, _rate_history
     from .settings import SPOT_FEE, RunSettings
@@ -312,7 +309,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         for key, value in (given or {}).items():
             bars_arg(f"{name}[{key!r}]", value)
     rs = RunSettings(capital, fee, slippage, rates, liquidation, rebalance, round_interest, stop_on_liquidation,
-                     stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat)
+                     stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat, auto_borrow=auto_borrow)
     panel = load_panel(data, start, end)
     symbols = list(panel)
     custom = {}
@@ -365,11 +362,11 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         pessimistic=rs.path == "pessimistic", auto_repay=rs.auto_repay, repay_on_flat=rs.repay_on_flat,
         fee_acct=np.array([rs.venue_fee(a[1]) for a in accounts]),
         leverage=np.array([a[1].max_leverage for a in accounts]), isolated=np.array([a[1].isolated for a in accounts]),
-        perp=perp_inputs,
+        perp=perp_inputs, assets=[split_symbol(s) for s in symbols], auto_borrow=rs.auto_borrow,
     )
     moves = _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds, rs, attached, details)
     if moves:
-        config["moves"], config["moves_level"] = moves
+        config["moves"], config["moves_level"], config["manual"] = moves
     fine, n_fine = _details(details, marks, panel, symbols)
     _numba_cache.announce()
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
@@ -472,11 +469,12 @@ def _attached_orders(name, attached, symbols, accounts, details, rs):
         sym = symbols[k]
         syms = next(s for _, _, s in accounts if sym in s)
         if len(syms) > 1:
-            raise UserError(f"strategy {name}: its limit orders or stop levels ({sym}) are not supported yet for "
-                            f"a cross account holding several symbols ({', '.join(syms)})")
+            what = "manual loans (borrow / repay)" if given.loans else "limit orders or stop levels"
+            raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross account "
+                            f"holding several symbols ({', '.join(syms)})")
         if given.limit.size and sym in details:
             raise UserError(f"--detail {sym}: not combined with a strategy's limit orders yet")
-        loans_outlive_trades(given, rs.auto_repay)  # (refuses limit orders with auto-repay off)
+        loans_outlive_trades(given, rs.auto_repay, True)  # (refuses limit orders with auto-repay off)
 
 
 def _single_settings(rs, details) -> dict:
@@ -487,6 +485,8 @@ def _single_settings(rs, details) -> dict:
         out["path"] = rs.path
     if not rs.auto_repay:
         out.update(auto_repay=False, repay_on_flat=rs.repay_on_flat)
+    if not rs.auto_borrow:
+        out["auto_borrow"] = False
     if details:
         out["detail"] = {s: str(d) if not isinstance(d, pd.DataFrame) else "bars" for s, d in details.items()}
     return out
@@ -521,42 +521,56 @@ def _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds
     from .engine import profile_ml
 
     given, reserves = transfers_mod.by_symbol(transfers, reserve, symbols)
-    if not (given or reserves or keep_ml is not None or top_up is not None):
+    lent = {k for k, o in attached.items() if o.loans}
+    if not (given or reserves or keep_ml is not None or top_up is not None or lent or not rs.auto_borrow):
         return None
     if top_up is not None and not any(reserves.values()):
         raise UserError("--top-up: needs --reserve SYMBOL=AMOUNT (the money kept aside to top up from)")
-    specs, levels = {}, {}
+    specs, levels, manual = {}, {}, {}
     for j, (name, prof, syms) in enumerate(accounts):
         mine = [s for s in syms if s in given or reserves.get(s)]
         if len(syms) > 1:
-            if mine or keep_ml is not None:
-                what = f"--transfer/--reserve {mine[0]}" if mine else f"--keep-ml {keep_ml}"
+            if mine or keep_ml is not None or not rs.auto_borrow:
+                what = f"--transfer/--reserve {mine[0]}" if mine else (
+                    f"--keep-ml {keep_ml}" if keep_ml is not None else "--no-auto-borrow")
                 raise UserError(f"{what}: the cross account holds {', '.join(syms)}; moves in a cross account of "
                                 "several symbols are not modelled yet (accounts of one symbol take them)")
             continue
         sym = syms[0]
         k = symbols.index(sym)
         r = reserves.get(sym, 0.0)
-        if not (sym in given or r or keep_ml is not None):
+        orders = attached.get(k) or Orders(np.zeros(0))
+        if not (sym in given or r or keep_ml is not None or k in lent or not rs.auto_borrow):
             continue
-        transfers_mod.check_combination(rs, attached.get(k) or Orders(np.zeros(0)), details.get(sym), r,
-                                        given.get(sym, ()), keep_ml)
+        transfers_mod.check_combination(rs, orders, details.get(sym), r, given.get(sym, ()), keep_ml)
+        base, quote = split_symbol(sym)
+        loans = transfers_mod.loan_events(rs, orders, prof, base, quote)
         own = seconds[~np.isnan(cols["open"][k])]
         spec = transfers_mod.flows_spec(given.get(sym, ()), r, top_up if r else None, prof, own,
-                                        prof.kernel_levels()[1], keep_ml, rs.auto_repay)
+                                        prof.kernel_levels()[1], keep_ml, rs.auto_repay, loans)
         if spec is not None:
             specs[j] = spec
             levels[j] = (lambda x: x) if prof.perp else (lambda x, p=prof: profile_ml(x, p))
-    return (specs, levels) if specs else None
+            manual[j] = loans is not None
+    return (specs, levels, manual) if specs else None
 
 
 def _with_moves(result, exact, accounts, index, capital, ppy, quote):
     """The run's moves: ``transfers.csv`` of every account, the reserve and
     net transfers per bar (totals), the summary's sums and the returns of
     the trader's wealth (every account's equity and reserve)."""
-    from .transfers import TRANSFER_COLUMNS, wealth_fields
+    from .transfers import LOAN_COLUMNS, TRANSFER_COLUMNS, wealth_fields
 
-    parts = {j: exact[("moves", j)] for j in range(len(accounts)) if ("moves", j) in exact}
+    every = {j: exact[("moves", j)] for j in range(len(accounts)) if ("moves", j) in exact}
+    lent = {j: m["loans"] for j, m in every.items() if m["loans"] is not None}
+    if lent:  # loans.csv of every account with manual loans (in time order), their counts summed
+        loans = pd.concat([t.assign(account=accounts[j][0]) for j, t in lent.items()], ignore_index=True)
+        result.loans = loans.sort_values("time", kind="stable").reset_index(drop=True)[["account", *LOAN_COLUMNS]]
+        for k in ("n_borrows", "n_repays"):
+            result.summary[k] = sum(m["fields"].get(k, 0) for m in every.values())
+    parts = {j: m for j, m in every.items() if m["table"] is not None}
+    if not parts:
+        return
     tables = [m["table"].assign(account=accounts[j][0], asset=quote) for j, m in parts.items()]
     table = pd.concat(tables, ignore_index=True).sort_values("time", kind="stable").reset_index(drop=True)
     result.transfers = table[TRANSFER_COLUMNS]

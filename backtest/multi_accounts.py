@@ -22,7 +22,7 @@ from .inputs import Rates, Settings
 from .perps import cross_columns as cross_venue_columns
 from .perps import cross_venue_inputs, perp_columns, venue_inputs
 from .venues.plug import USDM
-from .records import LIQUIDATION, TOP_UP, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
+from .records import LIQUIDATION, SCHEDULED, WITHDRAWAL, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
 from .strategy import Orders
 
 # the one-symbol kernel's settings a several-symbol run may give (off by default)
@@ -165,8 +165,12 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
         rates = Rates(rates.h0, np.zeros_like(rates.base), np.zeros_like(rates.quote))
         m_open, m_close = (own[0], own[3]) if own_mark is None else (own_mark[0], own_mark[3])
         venue, f_times = venue_inputs(perp[0], seconds[bars], m_open, m_close, perp[1], perp[2])
-    exact = loans_outlive_trades(given if given is not None else Orders(target), bool(extra["auto_repay"]))
-    moves = config.get("moves", {}).get(a)  # the account's scheduled transfers, reserve, buffer (transfers.py)
+    moves = config.get("moves", {}).get(a)  # the account's scheduled transfers, reserve, buffer, loans (transfers.py)
+    manual = config.get("manual", {}).get(a, False)
+    if manual:  # (an asset held beside its loan: liquidations net first; orders borrow only with auto-borrow)
+        cfg = cfg._replace(auto_borrow=bool(config.get("auto_borrow", True)), manual_loans=True)
+    exact = loans_outlive_trades(given if given is not None else Orders(target),
+                                 bool(extra["auto_repay"]) and not manual, True)
     buf, orders, liqs, calls, tot, *flows = simulate_arrays(
         seconds[bars], *own, np.ascontiguousarray(target[bars]),
         (cfg, rates), mark=own_mark, detail=fine, orders=given, quote_row=exact, venue=venue, flows=moves)
@@ -188,14 +192,14 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
         extra_rows[a] = np.vstack([spread(row, 0.0) for row in buf[kernel.N_OUT:]])
     if moves is not None:  # the moves' log and per-bar reserve and net transfers, on the grid
         extra_rows[("moves", a)] = _moves_on_grid(flows[0], moves, seconds, bars, equity, cfg,
-                                                  config["moves_level"][a], spread)
+                                                  config["moves_level"][a], spread, *config["assets"][s])
     int_b[s], int_q[a] = st["interest_base"], st["interest_quote"]
     for k in stats:
         stats[k] += st[k]
     return _records(a, s, bars, orders, liqs, calls)
 
 
-def _moves_on_grid(flows, spec, seconds, bars, equity, cfg, level, spread):
+def _moves_on_grid(flows, spec, seconds, bars, equity, cfg, level, spread, base, quote):
     """An account's moves (``transfers.outputs`` on its own bars): its table, and on the grid its reserve, net
     transfers and the scheduled transfers per bar (the flows of the run's returns); its summary fields."""
     from .metrics import periods_per_year
@@ -203,14 +207,15 @@ def _moves_on_grid(flows, spec, seconds, bars, equity, cfg, level, spread):
 
     own = seconds[bars]
     own_index = pd.DatetimeIndex(pd.to_datetime(own, unit="s", utc=True), name="timestamp")
-    table, net, reserve, fields, _ = outputs(flows, spec, own_index, equity, "", cfg.capital, periods_per_year(own),
-                                             level)
+    table, net, reserve, fields, loans = outputs(flows, spec, own_index, equity, quote, cfg.capital,
+                                                 periods_per_year(own), level, base)
     log = flows.log[: flows.count[0]]
     flow = np.zeros(len(seconds))
-    scheduled = log["reason"] != TOP_UP
+    scheduled = (log["reason"] == SCHEDULED) | (log["reason"] == WITHDRAWAL)
     np.add.at(flow, bars[log["bar"][scheduled]], log["amount"][scheduled])
-    return dict(table=table, reserve=spread(reserve, spec[2]), net=spread(net, 0.0), flow=flow, fields=fields,
-                reserve0=spec[2])
+    return dict(table=table, reserve=None if reserve is None else spread(reserve, spec[2]),
+                net=None if net is None else spread(net, 0.0), flow=flow, fields=fields, reserve0=spec[2],
+                loans=loans)
 
 
 def _records(a, s, bars, orders, liqs, calls):

@@ -227,7 +227,7 @@ def test_where_manual_loans_are_not_done_yet(tmp_path):
         sweep(flat_bars(n), lend, grid={}, margin="cross-3x", symbol="BTCUSDT", out=tmp_path / "s")
 
 
-def test_the_cli_takes_no_auto_borrow_and_refuses_it_on_perps_and_several_symbols(tmp_path, capsys):
+def test_the_cli_takes_no_auto_borrow_and_refuses_it_for_a_cross_account_of_several_symbols(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--data", str(BTC), "--strategy", "hold", "--param", "exposure=3", "--margin", "cross-3x",
                  "--start", "2020-03-01", "--end", "2020-03-05", "--no-auto-borrow", "--out", str(out)])
@@ -236,6 +236,6 @@ def test_the_cli_takes_no_auto_borrow_and_refuses_it_on_perps_and_several_symbol
     assert s["n_capped"] == 1 and s["n_liquidations"] == 0  # 1x of what is held: nothing to liquidate
     capsys.readouterr()
     code = main(["run", "--data", str(BTC), "--data", str(ROOT / "data" / "ETHUSDT-1h.parquet"),
-                 "--no-auto-borrow"])
+                 "--no-auto-borrow"])  # (one cross account of both: isolated accounts take it, test_multi_moves)
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.count("\n") == 0 and "--no-auto-borrow: one symbol only" in err
+    assert code == 2 and err.count("\n") == 0 and "--no-auto-borrow: the cross account holds" in err

@@ -86,7 +86,7 @@ def test_the_cli_writes_every_accounts_moves(tmp_path):
     (["--margin", "isolated-3x", "--top-up", "ml=1.5"], "--top-up: needs --reserve SYMBOL=AMOUNT"),
     (["--margin", "isolated-3x", "--transfer", "BTCUSDT@2030-01-01=5"], "outside the data"),
     (["--margin", "isolated-3x", "--reserve", "BTCUSDT=x"], "--reserve BTCUSDT=x: 'x' is not a number"),
-    (["--margin", "isolated-3x", "--no-auto-borrow"], "--no-auto-borrow: one symbol only"),
+    (["--margin", "cross-3x", "--no-auto-borrow"], "--no-auto-borrow: the cross account holds"),
 ])
 def test_bad_moves_with_several_symbols_are_one_line(argv, words, capsys, tmp_path):
     code = main(["run", "--data", str(BTC), "--data", str(ETH), "--strategy", "hold", "--start", "2020-03-01",
@@ -99,3 +99,41 @@ def test_bad_moves_with_several_symbols_are_one_line(argv, words, capsys, tmp_pa
 def test_python_refuses_a_bare_reserve_with_several_symbols():
     with pytest.raises(UserError, match="each account keeps its own reserve"):
         backtest.run_multi([BTC, ETH], "hold", margin="isolated-3x", reserve=5_000.0, **MARCH)
+
+
+def _lending(bars):
+    """3x long, a manual quote loan at the second bar, all of it repaid 100 bars later (per symbol)."""
+    import numpy as np
+
+    n = len(bars)
+    t = np.full(n, np.nan)
+    t[2], t[150] = 2.0, 0.0
+    b, r = np.full(n, np.nan), np.full(n, np.nan)
+    b[1], r[151] = 12_000.0, np.inf
+    return {"target": t, "borrow": {"USDT": b}, "repay": {"USDT": r}}
+
+
+@pytest.mark.parametrize("auto_repay", [True, False])
+def test_manual_loans_in_accounts_of_one_symbol_run_as_their_one_symbol_runs(auto_repay, tmp_path):
+    r = backtest.run_multi([BTC, ETH], _lending, margin="isolated-3x", capital=20_000.0, auto_borrow=False,
+                           auto_repay=auto_repay, **MARCH)
+    s = r.summary
+    for k, (sym, path) in enumerate((("BTCUSDT", BTC), ("ETHUSDT", ETH))):
+        one = backtest.run(path, _lending, margin="isolated-3x", capital=10_000.0, auto_borrow=False,
+                           auto_repay=auto_repay, **MARCH)
+        assert s[f"final_equity_{sym}"] == pytest.approx(one.summary["final_equity"], rel=1e-12)
+        mine = r.loans[r.loans["account"] == sym].drop(columns="account").reset_index(drop=True)
+        assert mine["amount"].tolist() == pytest.approx(one.loans["amount"].tolist(), rel=1e-12)
+        assert list(mine["reason"]) == list(one.loans["reason"]) and list(mine["time"]) == list(one.loans["time"])
+    assert s["n_borrows"] == 2 and "net_transfers" not in r.equity
+    flat = s["interest_while_flat"] + s["fees_while_flat"]
+    assert r.trades["pnl"].sum() - flat == pytest.approx(s["final_equity"] - 20_000.0, abs=1e-6)  # the books
+    r.save(tmp_path / "r")
+    assert (tmp_path / "r" / "loans.csv").read_text().startswith("account,time,asset")
+
+
+def test_manual_loans_are_refused_for_a_cross_account_of_several_symbols():
+    with pytest.raises(UserError, match="manual loans .* not supported yet for a cross account"):
+        backtest.run_multi([BTC, ETH], _lending, margin="cross-3x", **MARCH)
+    with pytest.raises(UserError, match="auto_borrow=False: the cross account holds"):
+        backtest.run_multi([BTC, ETH], "hold", margin="cross-3x", auto_borrow=False, **MARCH)
