@@ -542,7 +542,8 @@ def _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds
         orders = attached.get(k) or Orders(np.zeros(0))
         if not (sym in given or r or keep_ml is not None or k in lent or not rs.auto_borrow):
             continue
-        transfers_mod.check_combination(rs, orders, details.get(sym), r, given.get(sym, ()), keep_ml)
+        transfers_mod.check_combination(rs.with_stops(orders.fractions), orders, details.get(sym), r,
+                                        given.get(sym, ()), keep_ml)
         base, quote = split_symbol(sym)
         loans = transfers_mod.loan_events(rs, orders, prof, base, quote)
         own = seconds[~np.isnan(cols["open"][k])]

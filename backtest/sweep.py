@@ -201,8 +201,9 @@ class SweepContext:
             stats, moved = self.run_moves(given, config, venue, moves, profile)
         summary = summary_of(stats, s["capital"], self.seconds, self.base, self.quote, self.ppy, profile=profile)
         if moves is None and any(k in params for k in MOVE_AXES):  # (a row of a move sweep without moves)
-            moved = dict(reserve=0.0, reserve_left=0.0, net_transfers=0.0, n_top_ups=0, topped_up=0.0,
+            moved = dict(reserve_left=0.0, net_transfers=0.0, n_top_ups=0, topped_up=0.0,
                          profit=summary["final_equity"] - s["capital"])
+        moved.pop("reserve", None)  # (the reserve is the row's setting: its axis column when swept)
         summary.update(moved)
         if profile.perp:
             perps_mod.perp_summary(summary, venue, self.base, self.quote)
@@ -219,7 +220,7 @@ class SweepContext:
         keep = keep or None  # (a grid's keep_ml=0: no buffer)
         if not reserve and keep is None:
             return None
-        rs = RunSettings.from_dict(self.settings)
+        rs = RunSettings.from_dict(self.settings).with_stops(given.fractions)  # (a strategy's own stops too)
         transfers_mod.check_combination(rs, given, None, reserve, (), keep)
         return transfers_mod.flows_spec((), reserve or 0.0, f"ml={top}" if reserve and top is not None else None,
                                         profile, self.seconds, config[0].call_ml, keep, rs.auto_repay)
@@ -315,7 +316,8 @@ def prepare_settings(
                         "(perpetual futures: run, sweep, risk)")
     settings = {"strategy": strat.name, "symbol": symbol,
                 **rs.as_dict(rate_history=None if rate_history is None else str(rate_history))}
-    del settings["auto_repay"], settings["repay_on_flat"]
+    del settings["auto_repay"], settings["repay_on_flat"], settings["auto_borrow"]  # (a sweep borrows as it
+    # always did: the id of an existing sweep is unchanged, --resume)
     settings["rate_history"] = settings.pop("rate_history")  # (the order sweep.json has always had)
     if not auto_repay:  # only when set, so the id of an existing default sweep is unchanged (--resume)
         settings.update(auto_repay=False, repay_on_flat=bool(repay_on_flat))
@@ -349,7 +351,7 @@ def _check_move_axes(grid, margins, custom, base, quote, auto_repay):
     if not any(k in grid for k in MOVE_AXES):
         return
     for value in grid.get("reserve", ()):
-        if not value >= 0:
+        if value is not None and not (isinstance(value, (int, float)) and value >= 0):  # (None: no reserve)
             raise UserError(f"--grid reserve={value}: a reserve is an amount ≥ 0")
     for name in margins:
         profile = get_profile(name, custom).for_pair(base, quote)

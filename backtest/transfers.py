@@ -114,6 +114,8 @@ def by_symbol(transfers, reserve, symbols) -> tuple:
         v = _number(amount, f"--reserve {sym}={amount}")
         if v < 0:
             raise UserError(f"--reserve {sym}={amount}: must be a finite amount ≥ 0")
+        if sym in out_r:
+            raise UserError(f"--reserve {sym}={amount}: {sym}'s reserve is given twice")
         out_r[sym] = v
     return out_t, out_r
 

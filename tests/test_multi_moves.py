@@ -137,3 +137,9 @@ def test_manual_loans_are_refused_for_a_cross_account_of_several_symbols():
         backtest.run_multi([BTC, ETH], _lending, margin="cross-3x", **MARCH)
     with pytest.raises(UserError, match="auto_borrow=False: the cross account holds"):
         backtest.run_multi([BTC, ETH], "hold", margin="cross-3x", auto_borrow=False, **MARCH)
+
+
+def test_a_symbols_reserve_given_twice_is_one_line():
+    with pytest.raises(UserError, match="BTCUSDT's reserve is given twice"):
+        backtest.run_multi([BTC, ETH], "hold", margin="isolated-3x", reserve=["BTCUSDT=1000", "BTCUSDT=2000"],
+                           **MARCH)

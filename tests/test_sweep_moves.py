@@ -89,3 +89,42 @@ def test_move_axes_are_refused_where_not_swept(tmp_path, capsys):
     assert code == 2 and "a move axis is swept by backtest sweep only" in err and "\n" not in err
     with pytest.raises(UserError, match="both a parameter of the strategy and a move axis"):
         parse_grid(["reserve=1,2"], {"reserve": 1.0})
+
+
+def _trailing(bars, fast=10):
+    """hold 3x with the strategy's own trailing stop."""
+    import numpy as np
+
+    t = np.full(len(bars), np.nan)
+    t[0] = 3.0
+    return {"target": t, "trailing_stop": 0.02}
+
+
+def test_a_strategys_own_stops_are_refused_with_moves_as_in_run(tmp_path):
+    with pytest.raises(UserError, match="not combined with trailing_stop yet"):
+        sweep(str(BTC), _trailing, {"fast": [10], "reserve": [1_000.0]}, out=tmp_path / "s", progress=False,
+              **MARCH)
+    with pytest.raises(UserError, match="not combined with trailing_stop yet"):
+        backtest.run_multi([BTC, ROOT / "data" / "ETHUSDT-1h.parquet"], _trailing, margin="isolated-3x",
+                           reserve={"BTCUSDT": 1_000.0}, start=MARCH["start"], end=MARCH["end"])
+
+
+def test_sweep_columns_do_not_depend_on_the_grid_and_none_is_no_reserve(tmp_path):
+    a = sweep(str(BTC), "hold", {"exposure": [3.0], "reserve": [None, 1_000.0]}, out=tmp_path / "a",
+              progress=False, **MARCH).table
+    b = sweep(str(BTC), "hold", {"exposure": [3.0], "keep_ml": [1.25]}, out=tmp_path / "b", progress=False,
+              **MARCH).table
+    assert "metric_reserve" not in a and "reserve" not in b
+    assert [c for c in a.columns if c != "reserve"] == [c for c in b.columns if c != "keep_ml"]
+    assert a["n_top_ups"].iloc[0] == 0 and a["reserve_left"].iloc[0] == 0.0
+    with pytest.raises(UserError, match="a reserve is an amount ≥ 0"):
+        sweep(str(BTC), "hold", {"reserve": ["lots"]}, out=tmp_path / "c", progress=False, **MARCH)
+
+
+def test_a_default_sweep_records_what_it_always_did(tmp_path):
+    """(its id unchanged: a sweep folder written before resumes)"""
+    sweep(str(BTC), "sma_cross", {"fast": [5, 10]}, start="2024-01-01", end="2024-02-01", out=tmp_path / "s",
+          progress=False)
+    manifest = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert "auto_borrow" not in manifest["settings"]
+    assert manifest["id"] == "c96e9501b713043e"  # the id 2a9e3a7 gave this sweep
