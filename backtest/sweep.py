@@ -675,6 +675,9 @@ def _worker_context(bars, strategy, settings):
     return ctx
 
 
+CONNECT_TIMEOUT = "30s"  # how long a --scheduler address is tried (Dask retries a refused connection)
+
+
 def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report, task=_dask_chunk):
     """Chunks on a Dask cluster: ``task(bars, strategy, settings, block)``
     on a worker returns the chunk's table (``_dask_chunk``: a sweep's)."""
@@ -686,7 +689,7 @@ def _run_dask(scheduler, bars, strategy, settings, make_chunks, out, report, tas
         raise UserError("--scheduler: give the strategy as a name or a .py path the workers can import")
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True) if scheduler == "local" else None
     try:
-        client = Client(cluster if cluster is not None else scheduler, timeout="30s")
+        client = Client(cluster if cluster is not None else scheduler, timeout=CONNECT_TIMEOUT)
     except OSError as exc:
         raise UserError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     try:

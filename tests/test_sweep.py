@@ -109,7 +109,10 @@ def test_sweep_cli_writes_table_heatmap_and_leverage_plot(tmp_path, capsys):
     (["--grid", "nope=1,2"], "nope"), (["--param", "fast=3"], "--grid"), (["--rank", "wat"], "wat"),
     (["--chunk-size", "0"], "--chunk-size"), (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
 ])
-def test_sweep_bad_flags(tmp_path, capsys, flags, says):
+def test_sweep_bad_flags(tmp_path, capsys, monkeypatch, flags, says):
+    import backtest.sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "CONNECT_TIMEOUT", "2s")  # (a refused address is retried until then)
     code = main(["sweep", "--data", str(BTC), "--start", "2021-01-01", "--end", "2021-01-31", "--grid", "fast=5,10",
                  "--out", str(tmp_path / "x"), *flags])
     err = capsys.readouterr().err
