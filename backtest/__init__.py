@@ -20,7 +20,7 @@ import importlib
 # cache folder before any compiled function is defined)
 _WHERE = {"load_ohlcv": "data", "Backtest": "engine", "run": "engine", "run_multi": "multi", "risk": "risklab",
           "DataError": "errors", "UserError": "errors", "PROFILES": "profiles", "Profile": "profiles",
-          "get_profile": "profiles", "Result": "result"}
+          "get_profile": "profiles", "Result": "result", "sweep": "sweep"}
 __all__ = sorted(_WHERE)
 
 

@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import sys
+import types
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -726,3 +727,15 @@ class Progress:
 
 def _metric_names(table):
     return [c for c in table.columns if table[c].dtype.kind in "fi"]
+
+
+class _CallableModule(types.ModuleType):
+    """``backtest.sweep(...)`` calls the function: the package's attribute
+    ``sweep`` is this module once it is imported (Python sets a parent's
+    attribute to its submodule), so the module answers the call."""
+
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

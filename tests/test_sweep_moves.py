@@ -128,3 +128,19 @@ def test_a_default_sweep_records_what_it_always_did(tmp_path):
     manifest = json.loads((tmp_path / "s" / "sweep.json").read_text())
     assert "auto_borrow" not in manifest["settings"]
     assert manifest["id"] == "c96e9501b713043e"  # the id 2a9e3a7 gave this sweep
+
+
+def test_backtest_sweep_is_the_function(tmp_path):
+    """``backtest.sweep(...)`` is the surface's call, in a fresh interpreter and after ``backtest.sweep`` (the
+    module) was imported."""
+    import subprocess
+    import sys
+
+    grid = {"exposure": [1.0, 2.0]}
+    a = backtest.sweep(str(BTC), "hold", grid, out=tmp_path / "a", progress=False, **MARCH).table
+    code = ("import backtest, sys; r = backtest.sweep(sys.argv[1], 'hold', {'exposure': [1.0, 2.0]}, "
+            "out=sys.argv[2], progress=False, margin='cross-3x', start='2020-03-01', end='2020-03-20'); "
+            "print(len(r.table))")
+    out = subprocess.run([sys.executable, "-c", code, str(BTC), str(tmp_path / "b")], capture_output=True,
+                         text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "2" and len(a) == 2 and "sweep" in backtest.__all__
