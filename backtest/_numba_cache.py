@@ -60,10 +60,11 @@ def announce(stream=None):
     """Say once per process, before the first kernel call, that compiling
     takes a while (the first run in a fresh environment is silent for ~25 s
     otherwise)."""
-    if _announced or not cold():
+    if _announced:  # (checked once: a warm cache stays warm, and a loop of runs lists no folder each time)
         return
     _announced.append(True)
-    print("compiling the kernels, once: ~25 s", file=stream or sys.stderr, flush=True)
+    if cold():
+        print("compiling the kernels, once: ~25 s", file=stream or sys.stderr, flush=True)
 
 
 configure()
