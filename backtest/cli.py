@@ -694,6 +694,8 @@ def summary_table(result) -> str:
                                   "transfers; total return time-weighted)"))
         rows.append(("transfers", f"net {s['net_transfers']:,.2f};  top-ups {s['n_top_ups']} ({s['topped_up']:,.2f}"
                                   f" of the reserve {s['reserve']:,.2f}, {s['reserve_left']:,.2f} left)"))
+    if "n_borrows" in s:  # manual loans (loans.csv)
+        rows.append(("manual loans", f"{s['n_borrows']} borrows, {s['n_repays']} repays (loans.csv)"))
     if s.get("n_cancelled"):
         rows.append(("limit orders cancelled", f"{s['n_cancelled']}"))
     if "detail_bars" in s:  # --detail: how much of the path was observed

@@ -234,6 +234,7 @@ def test_the_cli_takes_no_auto_borrow_and_refuses_it_for_a_cross_account_of_seve
     assert code == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["n_capped"] == 1 and s["n_liquidations"] == 0  # 1x of what is held: nothing to liquidate
+    assert "manual loans      0 borrows, 0 repays (loans.csv)" in capsys.readouterr().out
     capsys.readouterr()
     code = main(["run", "--data", str(BTC), "--data", str(ROOT / "data" / "ETHUSDT-1h.parquet"),
                  "--no-auto-borrow"])  # (one cross account of both: isolated accounts take it, test_multi_moves)
