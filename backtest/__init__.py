@@ -20,8 +20,10 @@ import importlib
 # cache folder before any compiled function is defined)
 _WHERE = {"load_ohlcv": "data", "Backtest": "engine", "run": "engine", "run_multi": "multi", "risk": "risklab",
           "DataError": "errors", "UserError": "errors", "PROFILES": "profiles", "Profile": "profiles",
-          "get_profile": "profiles", "Result": "result", "sweep": "sweep"}
-__all__ = sorted(_WHERE)
+          "get_profile": "profiles", "Result": "result"}
+# ``backtest.sweep`` is the module ``sweep.py``, callable as the function it holds (so ``backtest.sweep(...)``
+# and ``from backtest import sweep`` mean one object, whatever was imported first)
+__all__ = sorted([*_WHERE, "sweep"])
 
 
 def __getattr__(name):
