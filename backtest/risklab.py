@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import _numba_cache
+from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
 from .bootstrap import BlockBootstrap
 from .checks import _type_error, api, check_args
@@ -44,7 +45,7 @@ from .detail import NO_DETAIL
 from .engine import _epoch_seconds, _rate_history, loans_outlive_trades, mark_arrays, simulate_arrays
 from .errors import UserError
 from .kernel import STATS as KERNEL_STATS
-from .grid import MARGIN_AXIS, MAX_COMBOS, iter_combinations, preflight
+from .grid import MARGIN_AXIS, MAX_COMBOS, MOVE_AXES, iter_combinations, preflight
 from .profile_file import load_profiles
 from .rates import rate_table
 from .riskstats import STEPS, combination_stats, fan_stride, fan_table, sample_steps
@@ -170,7 +171,7 @@ class RiskContext:
             targets = {}
             path_venue = None
             for ci, params in enumerate(self.combos):
-                plain = {n: v for n, v in params.items() if n != MARGIN_AXIS}
+                plain = {n: v for n, v in params.items() if n != MARGIN_AXIS and n not in MOVE_AXES}
                 key = tuple(plain.items())
                 if key not in targets:
                     targets[key] = self.strategy.orders(frame, plain)
@@ -181,8 +182,10 @@ class RiskContext:
                 if profile.perp:
                     path_venue = self.venue(seconds, o, c, marks) if path_venue is None else path_venue
                     venue = path_venue._replace(funding_out=np.zeros_like(path_venue.funding_out))
-                out, _, liqs, _, st = simulate_arrays(seconds, o, h, lo, c, given.target, config, marks, NO_DETAIL,
-                                                      given, quote_row=exact, venue=venue)
+                moves = transfers_mod.axes_spec(params, s, given, profile, seconds, config[0].call_ml)
+                out, _, liqs, _, st, *flows = simulate_arrays(seconds, o, h, lo, c, given.target, config, marks,
+                                                              NO_DETAIL, given, quote_row=exact, venue=venue,
+                                                              flows=moves)
                 stats = dict(zip(KERNEL_STATS, st.tolist()))
                 real = liqs[liqs["quantity"] != 0.0]  # a write-off is no liquidation (writeoffs.py)
                 n_liq = len(real)
@@ -196,6 +199,9 @@ class RiskContext:
                                                             else 0.0}),
                            liquidation_fees=stats["liquidation_fees"], bad_debt=stats["bad_debt"],
                            n_margin_calls=int(stats["n_margin_calls"]))
+                if any(k in params for k in MOVE_AXES):  # a move grid: what the reserve gave (0 without one)
+                    state = flows[0].state if flows else np.zeros(3)
+                    row.update(reserve_left=float(state[0]), topped_up=float(state[2]))
                 rows.append(row)
                 if keep:
                     eq = out[0]
@@ -276,7 +282,7 @@ def risk(
                 flag = {"mark": "--mark", "rate_history": "--rates"}[name]
                 raise UserError(f"{flag}: not with --method bootstrap (synthetic paths have no dates of the data); "
                                 "use --method windows")
-    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=True, **settings)
+    setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=True, moves=True, **settings)
     strat, grid, bars, margins, s = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
     if spec.method == "bootstrap" and s.get("funding") is not None:  # (perps: the file's dates are not the paths')
         raise UserError(f"--funding {s['funding']}: not with --method bootstrap (synthetic paths have no dates of "

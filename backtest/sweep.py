@@ -193,7 +193,7 @@ class SweepContext:
         loans_outlive_trades(given, s.get("auto_repay", True))  # (refuses limit orders with auto-repay off)
         profile, config = self.config(params[MARGIN_AXIS], given.fractions)
         venue = self.venue._replace(funding_out=np.empty_like(self.venue.funding_out)) if profile.perp else None
-        moves = self.moves(params, profile, config, given)
+        moves = transfers_mod.axes_spec(params, s, given, profile, self.seconds, config[0].call_ml)
         if moves is None:
             stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
                                     Given(given.target, *given.kernel_args()), None, *scratch, venue)[4]
@@ -214,17 +214,6 @@ class SweepContext:
         if self.mark_missing is not None:
             row["mark_missing_bars"] = self.mark_missing
         return row
-
-    def moves(self, params, profile, config, given):
-        """The combination's move axes as the kernel's schedule (None without)."""
-        reserve, top, keep = (params.get(k) for k in MOVE_AXES)
-        keep = keep or None  # (a grid's keep_ml=0: no buffer)
-        if not reserve and keep is None:
-            return None
-        rs = RunSettings.from_dict(self.settings).with_stops(given.fractions)  # (a strategy's own stops too)
-        transfers_mod.check_combination(rs, given, None, reserve, (), keep)
-        return transfers_mod.flows_spec((), reserve or 0.0, f"ml={top}" if reserve and top is not None else None,
-                                        profile, self.seconds, config[0].call_ml, keep, rs.auto_repay)
 
     def run_moves(self, given, config, venue, spec, profile):
         """A combination with moves, as ``run`` does it (per-bar equity: the summary's returns are of equity +
@@ -293,7 +282,7 @@ def prepare_settings(
     check_args(locals())
     for key in MOVE_AXES:
         if grid and key in grid and not moves:
-            raise UserError(f"--grid {key}: a move axis is swept by backtest sweep only (not the risk lab or the "
+            raise UserError(f"--grid {key}: a move axis is swept by backtest sweep and risk only (not the "
                             "walk-forward yet)")
     source = None if isinstance(bars, pd.DataFrame) else bars
     rs = RunSettings(capital, SPOT_FEE if fee is None else fee, slippage, rates or {}, liquidation, rebalance,

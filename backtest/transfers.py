@@ -329,3 +329,21 @@ def wealth_fields(index, equity, reserve, flow, capital, reserve0, ppy) -> dict:
         fields["cagr"] = float(np.power(growth[-1], 1.0 / years) - 1.0) if growth[-1] > 0 and years > 0 else -1.0
     fields["calmar"] = fields["cagr"] / abs(fields["max_drawdown"]) if fields["max_drawdown"] < 0 else 0.0
     return fields
+
+
+def axes_spec(params, settings, given, profile, seconds, call_level):
+    """A sweep's or risk grid's combination with move axes (``reserve``,
+    ``top_up_ml``, ``keep_ml``; ``keep_ml`` 0: no buffer) as the kernel's
+    schedule on ``seconds``; None without moves.  ``settings``: the grid's
+    settings dict; ``given``: the combination's ``strategy.Orders`` (its own
+    stop fractions count, as in ``run``)."""
+    from .settings import RunSettings
+
+    reserve, top, keep = (params.get(k) for k in ("reserve", "top_up_ml", "keep_ml"))
+    keep = keep or None
+    if not reserve and keep is None:
+        return None
+    rs = RunSettings.from_dict(settings).with_stops(given.fractions)
+    check_combination(rs, given, None, reserve, (), keep)
+    return flows_spec((), reserve or 0.0, f"ml={top}" if reserve and top is not None else None, profile, seconds,
+                      call_level, keep, rs.auto_repay)

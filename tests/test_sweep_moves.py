@@ -83,10 +83,11 @@ def test_bad_move_axes_are_one_line(tmp_path, capsys, argv, message):
 
 
 def test_move_axes_are_refused_where_not_swept(tmp_path, capsys):
-    code = main(["risk", "--strategy", "hold", "--grid", "exposure=3", "--grid", "reserve=0,1000",
+    code = main(["sweep", "--strategy", "hold", "--grid", "exposure=3", "--grid", "reserve=0,1000",
+                 "--walk-forward", "train=60d,test=30d", "--start", "2020-01-01", "--end", "2020-06-01",
                  "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "a move axis is swept by backtest sweep only" in err and "\n" not in err
+    assert code == 2 and "a move axis is swept by backtest sweep and risk only" in err and "\n" not in err
     with pytest.raises(UserError, match="both a parameter of the strategy and a move axis"):
         parse_grid(["reserve=1,2"], {"reserve": 1.0})
 
@@ -144,3 +145,19 @@ def test_backtest_sweep_is_the_function(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(BTC), str(tmp_path / "b")], capture_output=True,
                          text=True, cwd=ROOT, check=True).stdout
     assert out.strip() == "2" and len(a) == 2 and "sweep" in backtest.__all__
+
+
+def test_risk_takes_the_move_axes_path_for_path_as_run(tmp_path):
+    """P(liquidation) by reserve over 10-day windows of March 2020; each path is the run of that window."""
+    r = backtest.risk(str(BTC), "hold", {"exposure": [3.0], "reserve": [0.0, 5_000.0, 20_000.0]}, margin="cross-3x",
+                      method="windows", horizon="10d", every="5d", start="2020-02-25", end="2020-03-31",
+                      out=tmp_path / "r", progress=False)
+    p = r.stats.set_index("reserve")["p_liquidation"]
+    assert p[0.0] == pytest.approx(2 / 6) and p[5_000.0] == pytest.approx(2 / 6) and p[20_000.0] == 0.0
+    t = r.table
+    for _, row in t[t["path"] == 2].iterrows():
+        one = backtest.run(str(BTC), "hold", {"exposure": 3.0}, margin="cross-3x", start=row["start"].isoformat(),
+                           end=row["end"].isoformat(), reserve=row["reserve"])
+        assert row["final_equity"] == pytest.approx(one.summary["final_equity"], rel=1e-12)
+        assert row["n_liquidations"] == one.summary["n_liquidations"]
+        assert row["reserve_left"] == pytest.approx(one.summary.get("reserve_left", 0.0), abs=1e-9)
