@@ -226,36 +226,35 @@ def check_orders(raw, n: int, name: str, index=None) -> Orders:
 
 def _amounts(raw, n, name, key, index, all_ok):
     """A per-bar amount array: ≥ 0 or NaN (``all_ok``: +inf too, all owed)."""
-    try:
-        arr = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UserError(f"strategy {name}: {key} is {type(raw).__name__}, not numbers") from None
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise UserError(f"strategy {name}: {key} has shape {arr.shape}, expected ({n},): one amount per bar")
-    ok = np.isnan(arr) | (arr >= 0) & (np.isfinite(arr) | (all_ok & (arr == np.inf)))
-    bad = np.flatnonzero(~ok)
-    if bad.size:
-        i = int(bad[0])
-        when = f" ({index[i]})" if index is not None else ""
-        rule = "≥ 0 or +inf (all owed)" if all_ok else "finite and ≥ 0"
-        raise UserError(f"strategy {name}: {key} at row {i}{when} is {arr[i]}; amounts must be {rule} (NaN = none)")
-    return arr
+    rule = "≥ 0 or +inf (all owed)" if all_ok else "finite and ≥ 0"
+    return _per_bar(raw, n, name, key, index, "amount",
+                    lambda a: np.isnan(a) | (a >= 0) & (np.isfinite(a) | (all_ok & (a == np.inf))),
+                    f"amounts must be {rule} (NaN = none)")
 
 
 def _prices(raw, n, name, key, index):
     """A per-bar price array: positive or NaN; all-NaN is "none" (empty)."""
+    arr = _per_bar(raw, n, name, key, index, "price", lambda a: np.isnan(a) | (np.isfinite(a) & (a > 0)),
+                   "prices must be > 0 (NaN = none)")
+    return arr if not np.isnan(arr).all() else NONE
+
+
+def _per_bar(raw, n, name, key, index, unit, good, rule):
+    """A strategy's per-bar array ``key``: numbers, one ``unit`` per bar,
+    ``good`` (a mask of the array) everywhere, else one line naming the
+    first bad row and the ``rule``."""
     try:
         arr = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
         raise UserError(f"strategy {name}: {key} is {type(raw).__name__}, not numbers") from None
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise UserError(f"strategy {name}: {key} has shape {arr.shape}, expected ({n},): one price per bar")
-    bad = np.flatnonzero(~(np.isnan(arr) | (np.isfinite(arr) & (arr > 0))))
+        raise UserError(f"strategy {name}: {key} has shape {arr.shape}, expected ({n},): one {unit} per bar")
+    bad = np.flatnonzero(~good(arr))
     if bad.size:
         i = int(bad[0])
         when = f" ({index[i]})" if index is not None else ""
-        raise UserError(f"strategy {name}: {key} at row {i}{when} is {arr[i]}; prices must be > 0 (NaN = none)")
-    return arr if not np.isnan(arr).all() else NONE
+        raise UserError(f"strategy {name}: {key} at row {i}{when} is {arr[i]}; {rule}")
+    return arr
 
 
 def parse_params(pairs: list[str]) -> dict:

@@ -115,18 +115,24 @@ def compare_moves(ref, res, index, capital, reserve, level=lambda x: x):
         assert close(pnl - flat, s["profit"], capital), (pnl, flat, s["profit"])  # the books
 
 
-@settings(**HYP)
-@given(sc=spot.scenarios(), mv=moves())
-def test_spot_moves_match_the_reference(sc, mv):
+def _spot_case(sc, mv):
+    """A spot scenario without what the moves refuse (stops, limits, finer bars): its bars and targets, the
+    reference's profile, the transfers (reference, engine), the top-up rule (reference, flag), the reserve."""
     sc.update(stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, limit_p=0.0, level_p=0.0, detail="")
     ts, o, h, lo, c, tg = spot.build_case(**sc)
     capital = sc["capital"]
-    ref_pairs, run_pairs = _schedule(ts, capital, mv)
     _, rprofile = spot.profiles_of(sc, o[0])
     rprofile = Profile.get(rprofile) if isinstance(rprofile, str) else rprofile
     call = rprofile.margin_call_ml if math.isfinite(rprofile.margin_call_ml) else None
-    rule, flag = _rule(mv, call, capital)
-    reserve = mv["reserve"] * capital
+    return (ts, o, h, lo, c, tg, rprofile, _schedule(ts, capital, mv), _rule(mv, call, capital),
+            mv["reserve"] * capital)
+
+
+@settings(**HYP)
+@given(sc=spot.scenarios(), mv=moves())
+def test_spot_moves_match_the_reference(sc, mv):
+    ts, o, h, lo, c, tg, rprofile, (ref_pairs, run_pairs), (rule, flag), reserve = _spot_case(sc, mv)
+    capital = sc["capital"]
     keep = None  # the buffer: with auto-repay, between the liquidation and the initial level (not on Pro)
     if mv["keep"] is not None and sc["repay"] == "auto" and "pro" not in sc["profile"]:
         keep = rprofile.liquidation_ml + mv["keep"] * (rprofile.initial_ml - rprofile.liquidation_ml)
@@ -254,17 +260,10 @@ def compare_loans(ref, res, index, capital, level=lambda x: x):
 @given(sc=spot.scenarios(), mv=moves(), plan=loan_plans())
 def test_spot_manual_loans_match_the_reference(sc, mv, plan):
     """Manual loans (auto-borrow off or on, borrow / repay of either asset) beside transfers and a reserve."""
-    sc.update(stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, limit_p=0.0, level_p=0.0, detail="")
-    ts, o, h, lo, c, tg = spot.build_case(**sc)
+    ts, o, h, lo, c, tg, _, (ref_pairs, run_pairs), (rule, flag), reserve = _spot_case(sc, mv)
     capital = sc["capital"]
     ref_loans, run_loans = _loans(len(ts), o[0], capital, plan)
     sc["loans"] = run_loans
-    ref_pairs, run_pairs = _schedule(ts, capital, mv)
-    _, rprofile = spot.profiles_of(sc, o[0])
-    rprofile = Profile.get(rprofile) if isinstance(rprofile, str) else rprofile
-    call = rprofile.margin_call_ml if math.isfinite(rprofile.margin_call_ml) else None
-    rule, flag = _rule(mv, call, capital)
-    reserve = mv["reserve"] * capital
     ref, res, bars = spot.run_both(
         ts, o, h, lo, c, tg, sc,
         ref_extra=dict(transfers=ref_pairs, reserve=reserve, top_up=rule, auto_borrow=plan["auto_borrow"],
