@@ -221,7 +221,7 @@ def run(
     equity, position, debt, owed, paid = out[:5]
     moved = None if flows is None else transfers_mod.outputs(
         flows, moves, bars.index, equity, quote, float(capital), periods_per_year(seconds),
-        (lambda x: x) if profile.perp else (lambda x: profile_ml(x, profile)), base)
+        level_terms(profile), base)
     if profile.perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
         paid_base, paid_quote = np.zeros_like(paid), paid
     else:
@@ -475,6 +475,12 @@ def profile_ml(assets_ml, profile):
     profile's own terms: Cross Margin Pro reports net equity over
     maintenance margin."""
     return pro_margin_level(assets_ml, profile.mmr) if profile.pro else assets_ml
+
+
+def level_terms(profile):
+    """The venue's level as the profile reports it: a perp's health as it is,
+    a spot margin level in the profile's terms (``profile_ml``)."""
+    return (lambda x: x) if profile.perp else (lambda x: profile_ml(x, profile))
 
 
 @lru_cache(maxsize=64)  # a sweep asks for the same two times once per combination

@@ -10,13 +10,12 @@ from numba import njit
 
 import numpy as np
 
-from .account import PB, PQ, _buy, _position, _record_order, _sell, borrow_by_hand, repay_by_hand
+from .account import PB, PQ, _position, _record_order, borrow_by_hand, repay_by_hand
 from .intrabar import ENTRY, FEES_PAID, N_ORDERS, RB, RECORD, RQ, _owe, _track_in
 from .records import BORROW, DELEVERAGE, REPAY, SCHEDULED, TOP_UP, WITHDRAWAL
 from .rules import interest_charge
-from .venues import binance_usdm as usdm
 from .venues.plug import (deleverage_size, deposit, exposed, level_at, level_price, lift_to, lift_to_initial,
-                          withdrawable)
+                          reduce_fill, withdrawable)
 
 MAX_MOVES_PER_BAR = 64  # top-ups and deleverage orders of one bar
 RESERVE, NET, TOPPED = range(3)  # ``flows.state``
@@ -139,14 +138,7 @@ def _deleverage(st, fs, ns, pv, cfg, i, p, orders):
     if q <= 1e-9 * abs(_position(st)):  # float noise: the level is back where the buffer leaves it
         return False
     pos = _position(st)
-    if pv is not None:
-        q, fee_value, _ = usdm.fill(st, fs, side, q, f, cfg.fee, cfg.leverage, False, fs[ENTRY])
-    elif side > 0:
-        _buy(st, q, f, cfg.fee, 0.0, cfg.round_interest, False, True)
-        fee_value = q * cfg.fee * f
-    else:
-        _sell(st, q, f, cfg.fee, 0.0, cfg.round_interest, False, True)
-        fee_value = q * f * cfg.fee
+    q, fee_value = reduce_fill(st, fs, pv, cfg, side, q, f, fs[ENTRY])
     if ns[RECORD]:
         _record_order(orders, ns[N_ORDERS], i, side, DELEVERAGE, capped, q, f, fee_value, st, 0.0, pos)
     _track_in(fs, pos, _position(st), f, p)

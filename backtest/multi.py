@@ -518,7 +518,7 @@ def _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds
     in; None without moves.  A cross account of several symbols takes none
     (its joint path has no moves yet)."""
     from . import transfers as transfers_mod
-    from .engine import profile_ml
+    from .engine import level_terms
 
     given, reserves = transfers_mod.by_symbol(transfers, reserve, symbols)
     lent = {k for k, o in attached.items() if o.loans}
@@ -551,7 +551,7 @@ def _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds
                                         prof.kernel_levels()[1], keep_ml, rs.auto_repay, loans)
         if spec is not None:
             specs[j] = spec
-            levels[j] = (lambda x: x) if prof.perp else (lambda x, p=prof: profile_ml(x, p))
+            levels[j] = level_terms(prof)
             manual[j] = loans is not None
     return (specs, levels, manual) if specs else None
 

@@ -218,15 +218,14 @@ class SweepContext:
     def run_moves(self, given, config, venue, spec, profile):
         """A combination with moves, as ``run`` does it (per-bar equity: the summary's returns are of equity +
         reserve); (kernel stats, the moves' summary fields)."""
-        from .engine import profile_ml, simulate_arrays
+        from .engine import level_terms, simulate_arrays
 
         mark = None if self.mark_missing is None else tuple(self.marks)
         out, _, _, _, stats, flows = simulate_arrays(self.seconds, *self.ohlc, given.target, config, mark, NO_DETAIL,
                                                      given, quote_row=not self.settings.get("auto_repay", True),
                                                      venue=venue, flows=spec)
-        level = (lambda x: x) if profile.perp else (lambda x: profile_ml(x, profile))
         fields = transfers_mod.outputs(flows, spec, self.bars.index, out[0], self.quote, self.settings["capital"],
-                                       self.ppy, level, self.base)[3]
+                                       self.ppy, level_terms(profile), self.base)[3]
         return stats, fields
 
     def config(self, margin, fractions):

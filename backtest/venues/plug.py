@@ -96,3 +96,18 @@ def deleverage_size(st, fs, pv, cfg, p, f):
     if pv is not None:
         return usdm.deleverage_size(st, fs, p, f, cfg.fee, cfg.leverage)
     return spot.deleverage_size(st, p, f, cfg.fee, cfg.initial_ml)
+
+
+@njit(cache=True)
+def reduce_fill(st, fs, pv, cfg, side, q, f, entry):
+    """A reduction of ``q`` at ``f`` (the safety buffer's), with the trading
+    fee and no borrowing: spot margin's fill in the asset received (auto-repay
+    on), a perp's fill; returns (quantity filled, fee value)."""
+    if pv is not None:
+        q, fee_value, _ = usdm.fill(st, fs, side, q, f, cfg.fee, cfg.leverage, False, entry)
+        return q, fee_value
+    if side > 0:
+        spot._buy(st, q, f, cfg.fee, 0.0, cfg.round_interest, False, True)
+        return q, q * cfg.fee * f
+    spot._sell(st, q, f, cfg.fee, 0.0, cfg.round_interest, False, True)
+    return q, q * f * cfg.fee
