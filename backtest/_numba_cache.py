@@ -56,15 +56,16 @@ def cold() -> bool:
 _announced = []
 
 
-def announce(stream=None):
+def announce(stream=None, seconds=25):
     """Say once per process, before the first kernel call, that compiling
-    takes a while (the first run in a fresh environment is silent for ~25 s
-    otherwise)."""
+    takes a while (the first run in a fresh environment is silent for
+    ``seconds`` otherwise: ~15 s for ``run``, which compiles on two cores
+    (``warm.py``), ~25 s elsewhere)."""
     if _announced:  # (checked once: a warm cache stays warm, and a loop of runs lists no folder each time)
         return
     _announced.append(True)
     if cold():
-        print("compiling the kernels, once: ~25 s", file=stream or sys.stderr, flush=True)
+        print(f"compiling the kernels, once: ~{seconds} s", file=stream or sys.stderr, flush=True)
 
 
 configure()

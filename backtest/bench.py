@@ -102,6 +102,29 @@ def compile_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def first_run(repeat: int = 3) -> str:
+    """A fresh environment's first ``backtest run`` (the README's default
+    run, without the PDF): its wall time with an empty numba cache, then a
+    second run's on the cache it left, each a new process; the difference is
+    what compiling cost.  Medians of ``repeat`` fresh caches."""
+    cold, warm = [], []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / "cache"))
+            for k, times in enumerate((cold, warm)):
+                cmd = [sys.executable, "-m", "backtest", "run", "--no-report", "--out", str(Path(tmp) / f"out{k}")]
+                t = time.perf_counter()
+                subprocess.run(cmd, env=env, capture_output=True, check=True)
+                times.append(time.perf_counter() - t)
+    c, w = statistics.median(cold), statistics.median(warm)
+    return "\n".join([
+        "backtest run (bundled BTCUSDT-1h, sma_cross, cross-3x, --no-report), each run a new process",
+        f"first run, empty numba cache  {c:.1f} s  (runs: {', '.join(f'{x:.1f}' for x in cold)})",
+        f"second run, cache warm        {w:.1f} s",
+        f"compiling (the difference)    {c - w:.1f} s  (median of {repeat} fresh caches)",
+    ])
+
+
 def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False, venue: str = "margin") -> str:
     """``venue``: "margin" (spot margin, cross-3x) or "usdm" (perpetual
     futures, usdm-cross-5x, funding every 8 h) on the same bars and targets."""

@@ -265,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--venue", choices=("margin", "usdm"), default="margin",
                    help="margin: spot margin (cross-3x); usdm: perpetual futures (usdm-cross-5x, funding 8-hourly)")
     p.add_argument("--symbols", type=int, default=1, help="symbols in one cross account (default 1: the one-symbol kernel)")
+    p.add_argument("--first-run", action="store_true",
+                   help="time a fresh environment's first `backtest run` (empty numba cache) against a second one; "
+                        "3 fresh caches")
     p.set_defaults(handler=cmd_bench)
 
     try:
@@ -624,8 +627,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench, bench_sweep
+    from .bench import bench, bench_sweep, first_run
 
+    if args.first_run:
+        if args.sweep or args.stops or args.real or args.symbols != 1 or args.venue != "margin":
+            raise UserError("--first-run: alone (it times the README's default run)")
+        print(first_run())
+        return 0
     if args.venue != "margin" and args.sweep:
         raise UserError(f"--venue {args.venue}: not with --sweep (the one-symbol and --symbols benches)")
     if args.real and not args.sweep:

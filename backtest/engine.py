@@ -24,7 +24,7 @@ from .errors import UserError
 from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, resolve_profile
-from . import perps, writeoffs
+from . import perps, warm, writeoffs
 from . import transfers as transfers_mod
 from .per_bar import bar_columns
 from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
@@ -162,6 +162,7 @@ def run(
     """
     check_args(locals())
     profile = resolve_profile(margin, margin_file)
+    helper = warm.start(profile.perp)  # a cold cache: a second process compiles part of the kernel meanwhile
     if profile.perp:
         own_mark, own_funding = perps.companions(bars if not isinstance(bars, pd.DataFrame) else None)
         mark = own_mark if mark is None else mark
@@ -214,7 +215,8 @@ def run(
         f_times, f_rates = perps.funding_rows(funding, funding_rate, symbol, seconds)
         m_open, m_close = (o, c) if marks is None else (marks[0], marks[3])
         venue, f_times = perps.venue_inputs(versions, seconds, m_open, m_close, f_times, f_rates)
-    _numba_cache.announce()
+    _numba_cache.announce(seconds=15 if helper else 25)
+    warm.join(helper, profile.perp)
     out, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine,
                                                               given, quote_row=exact, venue=venue, flows=moves)
     flows = flows[0] if flows else None

@@ -1,0 +1,151 @@
+"""A fresh environment's first run compiles on two cores.
+
+numba compiles a function's callees before the function and caches each one
+on its own; a callee found in the cache is loaded, not compiled.  So on a
+cold cache (``_numba_cache.cold``) ``run`` starts a helper process that
+compiles the kernel's largest callee (``kernel._intrabar``, the walk inside
+a bar) and then the passes ``run`` calls after the kernel (round trips,
+per-bar columns, liquidation prices), while ``run`` itself compiles the
+steps at a bar's open (``_gap``, ``_order``).
+The kernel then finds its callees cached and compiles only its own body.
+
+A part is compiled for the types of dummy inputs built as the kernel's
+(``_steps``, ``_walk``; ``_after`` calls the passes on two bars).  Were a type here to drift from the
+kernel's, nothing breaks: the kernel compiles that callee again, as it
+would without this module (``tests/test_warm.py`` checks that none is).
+"""
+import atexit
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from . import _numba_cache
+
+WALK_DONE = "walk compiled"
+
+
+def _inputs(perp: bool):
+    """Dummy kernel state and inputs of the kernel's types (one bar)."""
+    from .detail import NO_DETAIL
+    from .inputs import Detail, Given
+    from .intrabar import N_FS, N_NS, N_TOT
+    from .profiles import resolve_profile
+    from .rates import rate_table
+    from .records import liquidation_dt, order_dt
+    from .settings import RunSettings
+    from .strategy import Orders
+
+    seconds = np.array([0], dtype=np.int64)
+    profile = resolve_profile("usdm-cross-5x" if perp else "cross-3x", None).for_pair("BTC", "USDT")
+    cfg, rates = RunSettings(10_000.0).kernel_config(profile, rate_table(seconds, ("BTC", "USDT"),
+                                                                         {"BTC": 0.0, "USDT": 0.0}, None))
+    targets = np.full(1, np.nan)
+    given = Given(targets, *Orders(targets).kernel_args())
+    return dict(st=np.zeros(6), fs=np.zeros(N_FS), ns=np.zeros(N_NS, np.int64), bt=np.zeros((2, N_TOT)), cfg=cfg, given=given, detail=Detail(*NO_DETAIL),
+                orders=np.zeros(4, order_dt), liqs=np.zeros(4, liquidation_dt), pv=1 if perp else None)
+
+
+def _compile(fn, *args):
+    """Compile ``fn`` for the types of ``args`` (without running it); a perp's
+    ``pv`` (last) is typed as the kernel types it, an optional integer."""
+    sig = [numba.typeof(a) for a in args]
+    if args[-1] is not None:
+        sig[-1] = numba.types.Optional(numba.types.int64)
+    fn.compile(tuple(sig))
+
+
+def _steps(perp: bool):
+    """The kernel's steps at a bar's open."""
+    from . import kernel
+
+    a = _inputs(perp)
+    st, fs, ns, bt, cfg, orders, liqs, pv = (a[k] for k in ("st", "fs", "ns", "bt", "cfg", "orders", "liqs", "pv"))
+    _compile(kernel._gap, st, fs, ns, bt, cfg, 0, 1.0, 1.0, orders, liqs, pv)
+    _compile(kernel._order, st, fs, ns, bt, cfg, 0, 1.0, a["given"].expiry, orders, pv)
+
+
+def _walk(perp: bool):
+    """The walk inside a bar."""
+    from . import kernel
+
+    a = _inputs(perp)
+    px = (1.0, 1.0, 1.0, 1.0)
+    _compile(kernel._intrabar, a["st"], a["fs"], a["ns"], a["bt"], a["cfg"], 0, px, px, False, a["detail"],
+             a["orders"], a["liqs"], a["pv"])
+
+
+def _after():
+    """What ``run`` computes from the kernel's outputs (two bars, no fill)."""
+    import pandas as pd
+
+    from .liqprice import liquidation_columns
+    from .medians import spacing_median
+    from .per_bar import bar_columns
+    from .records import order_dt
+    from .trades import interest_by_asset, round_trips
+
+    orders, row, bars = np.zeros(0, order_dt), np.ones(2), np.ones(2)
+    bars.flags.writeable = False  # the bars' columns run() passes are read-only views
+    times = pd.date_range("2024-01-01", periods=2, freq="h", tz="UTC")
+    spacing_median(np.array([0, 3600], dtype=np.int64))
+    bar_columns(row, row, row, bars, orders)
+    liquidation_columns(row, row, row, bars, 1.1)
+    interest_by_asset(row, orders, row, bars)
+    round_trips(orders, times, bars, row, row, "BTCUSDT", np.zeros(0), interest_by_asset(row, orders, row, bars))
+
+
+def start(perp: bool):
+    """The helper process compiling the walk and the passes after the
+    kernel, when the cache is cold; None otherwise (or when no process can
+    be started: the run then compiles everything itself)."""
+    from . import kernel
+
+    if kernel.simulate.overloads or not _numba_cache.cold():  # (in memory already: nothing to compile)
+        return None
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(__file__).resolve().parent.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    if numba.config.CACHE_DIR:
+        env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR  # the same folder, whatever configured it
+    try:
+        return subprocess.Popen([sys.executable, "-m", "backtest.warm", "perp" if perp else "spot"], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+    except OSError:
+        return None
+
+
+def join(helper, perp: bool):
+    """Compile the steps here while the helper compiles the walk, then wait
+    for the walk (not for the rest: the kernel runs meanwhile)."""
+    if helper is None:
+        return
+    try:
+        _steps(perp)
+    finally:
+        helper.stdout.readline()  # WALK_DONE, or '' if the helper ended without it
+        helper.stdout.close()
+        atexit.register(_reap, helper)  # no helper outlives the command (it is done by then, as a rule)
+
+
+def _reap(helper):
+    try:
+        helper.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        helper.kill()
+
+
+def _main(argv):
+    perp = argv[:1] == ["perp"]
+    try:
+        _walk(perp)
+    finally:
+        print(WALK_DONE, flush=True)
+    _after()
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

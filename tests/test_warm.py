@@ -1,0 +1,47 @@
+"""A cold first run compiles the kernel's walk in a helper process
+(backtest/warm.py): the kernel must find it cached, not compile it again,
+and the run's results are those of any other run."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = """
+import json, sys
+from backtest import _numba_cache, kernel, trades
+from backtest.cli import main
+cold = _numba_cache.cold()
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    assert not e.code, e.code
+print(json.dumps({
+    "cold": cold,
+    "walk_hits": sum(kernel._intrabar.stats.cache_hits.values()),
+    "walk_misses": sum(kernel._intrabar.stats.cache_misses.values()),
+    "steps": [len(kernel._gap.overloads), len(kernel._order.overloads)],
+    "after": [len(f.overloads) for f in (trades._walk, trades._split_interest)],
+}))
+"""
+
+
+def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    out = tmp_path / "out"
+    args = ["run", "--start", "2024-01-01", "--end", "2024-03-01", "--no-report"]
+    done = subprocess.run([sys.executable, "-c", PROBE, *args, "--out", str(out)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["cold"]
+    assert probe["walk_hits"] == 1 and probe["walk_misses"] == 0  # loaded from the helper's cache entry
+    assert probe["steps"] == [1, 1]  # compiled once (here, by warm.join), not again by the kernel
+    assert probe["after"] == [1, 1]  # one signature: the helper's dummies have the run's types
+    # the same run on a warm cache (no helper) gives the same summary
+    again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
+    assert first == second
