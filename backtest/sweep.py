@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import _numba_cache, kernel
+from . import _numba_cache, kernel, warm
 from . import perps as perps_mod
 from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
@@ -544,6 +544,9 @@ def sweep(
         report = _Silent() if progress is False else progress
     t0 = time.perf_counter()
     kept = {}
+    kinds = {get_profile(name, setup.custom).perp for name in list(margins) + list(grid.get(MARGIN_AXIS, []))}
+    perp = kinds.pop() if len(kinds) == 1 else None  # (spot and perps mixed: no helper)
+    helper = None if scheduler or perp is None else warm.start(perp, after=False)
     if not scheduler and progress is not False:
         _numba_cache.announce()
     try:
@@ -551,6 +554,7 @@ def sweep(
             _run_dask(scheduler, bars, strategy, settings, lambda: grid_chunks(strat, grid, margins, chunk_size,
                                                                                set(todo)), out, report)
         else:
+            warm.join(helper, perp)
             ctx = SweepContext(bars, strat, settings, setup.mark, setup.funding)
             ctx.prepare(c for _, block in grid_chunks(strat, grid, margins, chunk_size, set(todo)) for c in block)
             _run_threads(ctx, grid_chunks(strat, grid, margins, chunk_size, set(todo)), out,

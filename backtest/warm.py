@@ -8,6 +8,7 @@ a bar) and then the passes ``run`` calls after the kernel (round trips,
 per-bar columns, liquidation prices), while ``run`` itself compiles the
 steps at a bar's open (``_gap``, ``_order``).
 The kernel then finds its callees cached and compiles only its own body.
+A local sweep does the same (its rows need no passes after the kernel).
 
 A part is compiled for the types of dummy inputs built as the kernel's
 (``_steps``, ``_walk``; ``_after`` calls the passes on two bars).  Were a type here to drift from the
@@ -59,7 +60,9 @@ def _compile(fn, *args):
 
 
 def _steps(perp: bool):
-    """The kernel's steps at a bar's open."""
+    """The kernel's steps at a bar's open.  (Taking the walk's replay of
+    finer bars here too, to even the halves, made the first run 2.5 s
+    slower: the two processes then compiled more of the same callees.)"""
     from . import kernel
 
     a = _inputs(perp)
@@ -98,10 +101,10 @@ def _after():
     round_trips(orders, times, bars, row, row, "BTCUSDT", np.zeros(0), interest_by_asset(row, orders, row, bars))
 
 
-def start(perp: bool):
-    """The helper process compiling the walk and the passes after the
-    kernel, when the cache is cold; None otherwise (or when no process can
-    be started: the run then compiles everything itself)."""
+def start(perp: bool, after: bool = True):
+    """The helper process compiling the walk and (``after``) the passes
+    after the kernel, when the cache is cold; None otherwise (or when no
+    process can be started: the run then compiles everything itself)."""
     from . import kernel
 
     if kernel.simulate.overloads or not _numba_cache.cold():  # (in memory already: nothing to compile)
@@ -111,7 +114,8 @@ def start(perp: bool):
     if numba.config.CACHE_DIR:
         env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR  # the same folder, whatever configured it
     try:
-        return subprocess.Popen([sys.executable, "-m", "backtest.warm", "perp" if perp else "spot"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "backtest.warm", "perp" if perp else "spot",
+                                 *(["after"] if after else [])], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True)
     except OSError:
@@ -120,7 +124,8 @@ def start(perp: bool):
 
 def join(helper, perp: bool):
     """Compile the steps here while the helper compiles the walk, then wait
-    for the walk (not for the rest: the kernel runs meanwhile)."""
+    for the walk (not for the rest: the kernel runs meanwhile).  ``helper``:
+    ``start``'s, None for nothing to do."""
     if helper is None:
         return
     try:
@@ -144,7 +149,8 @@ def _main(argv):
         _walk(perp)
     finally:
         print(WALK_DONE, flush=True)
-    _after()
+    if "after" in argv:
+        _after()
 
 
 if __name__ == "__main__":
