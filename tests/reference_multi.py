@@ -427,6 +427,8 @@ def _market(acct, o, x, fee, slippage, m0, w, equity=None, cross=False, tol=0.0)
     if cross and cap <= q * 1e-9:  # MC "Cross borrow cap": a cap below 1e-9 of the order is nothing
         return None
     q = min(q, cap)
+    if not cross and q <= 1e-12 * max(abs(t), abs(n)):  # MC "Borrow cap": cut to float noise, no fill recorded
+        return None
     if cross:  # MC "Cross borrow cap": no loan of at most 1e-9 of the order
         held = acct.hq / p if side == "buy" else acct.hb
         if held < q <= held + 1e-9 * q:
