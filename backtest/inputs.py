@@ -43,6 +43,21 @@ CrossVenue = namedtuple("CrossVenue", "leverage ver table_start table_rows fundi
 # scheduled transfer, next loan); the kernel takes None without transfers,
 # reserve, buffer and loans
 Flows = namedtuple("Flows", "bar amount state top_ml top_amount keep_ml loan_bar loan_kind loan_amount log count")
+# the kernel of cross accounts holding several symbols (kernel_multi): the
+# time grid ``ts`` and ``[S, n]`` arrays, NaN where a symbol has no bar
+# (target NaN: hold; ``mark_*``: the bars liquidation is checked on, the
+# traded ones where a symbol has no mark series)
+Grid = namedtuple("Grid", "ts open high low close target mark_open mark_high mark_low")
+# its accounts: each symbol's account, and per account the capital and the
+# profile's levels (assets / debt terms)
+Accounts = namedtuple("Accounts", "symbol_account capital initial_ml call_ml liquidation_ml liquidation_fee restore_ml")
+# its settings (scalars) and hourly rates (``rates[S + 1, hours]`` from the
+# whole hour ``rate_h0``: each symbol's base, the quote last)
+MultiConfig = namedtuple("MultiConfig", "fee slippage full_liquidation rebalance round_interest stop_on_liquidation "
+                                        "rate_h0 rates")
+# its per-bar outputs (``acct[A, 4, n]``, ``sym[S, 2, n]``) and the interest
+# charged per base asset and per account's quote, in asset units
+MultiOut = namedtuple("MultiOut", "acct sym interest_base interest_quote")
 # hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)
 Rates = namedtuple("Rates", "h0 base quote")
 # finer bars; bar i's usable ones are start[i] .. end[i] − 1 (detail.detail_arrays)

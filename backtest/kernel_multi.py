@@ -55,11 +55,14 @@ ORDERS_PER_STEP = 2 + MAX_LIQUIDATIONS_PER_BAR  # per symbol: its order, a gap f
 
 
 @njit(cache=True)
-def _book_order(st, i, s, a, side, q, price, fee_value, capped, cb, cq, o, before, paid_sym, ss, sa, orders, tot):
-    """A filled order of symbol s in account a: its interest (``paid_sym``
-    of it the symbol's share), its fee, its record and the trade count."""
+def _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot):
+    """A filled order of symbol s in account a (``trade``: what
+    ``cross.trade_to_cross`` returns; ``st`` the position after it,
+    ``before`` before): its interest (the symbol's share: its base interest
+    and its own borrows), its fee, its record and the trade count."""
+    side, q, price, fee_value, capped, cb, cq = trade
     _note(ss, sa, s, a, cb, cq, o)
-    ss[s, PAID_SYM] += paid_sym
+    ss[s, PAID_SYM] += cb * o + cq
     tot[FEES] += fee_value
     k = int(tot[N_ORD])
     _record_order(orders, k, i, side, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq, before,
@@ -74,6 +77,16 @@ def _fill_order(orders, k, s, trigger, event):
     orders[k].symbol = s
     orders[k].trigger = trigger
     orders[k].event = event
+
+
+@njit(cache=True)
+def _call(calls, tot, i, a, ml):
+    """A margin call of account a at bar i, at margin level (or health) ``ml``."""
+    j = int(tot[N_CALL])
+    calls[j].bar = i
+    calls[j].margin_level = ml
+    calls[j].account = a
+    tot[N_CALL] += 1
 
 
 @njit(cache=True)
@@ -243,14 +256,12 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
         load(st, sb, aq, s, a)
         before = _position(st)
         o = scr[CUR, k]
-        side_, q, price, fee_value, capped, cb, cq = trade_to_cross(st, x, o, assets - debt, w, 1e-9 * (assets + debt),
-                                                                    cfg[FEE], cfg[SLIP], rates[s, col],
-                                                                    rates[rates.shape[0] - 1, col], m0, round_up)
+        trade = trade_to_cross(st, x, o, assets - debt, w, 1e-9 * (assets + debt), cfg[FEE], cfg[SLIP],
+                               rates[s, col], rates[rates.shape[0] - 1, col], m0, round_up)
         store(st, sb, aq, s, a)
-        if side_ != 0:  # the symbol's share of interest: its base interest and its own borrows
-            _book_order(st, i, s, a, side_, q, price, fee_value, capped, cb, cq, o, before, cb * o + cq, ss, sa,
-                        orders, tot)
-        tot[N_CAP] += capped
+        if trade[0] != 0:
+            _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot)
+        tot[N_CAP] += trade[4]
         ss[s, PENDING] = np.nan
     # 4. the whole hour at this open, on principal held across it
     if on_hour:
@@ -281,11 +292,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
         if n_liq == 0:  # 6. the margin call, on the state after step 4
             ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
             if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
-                j = int(tot[N_CALL])
-                calls[j].bar = i
-                calls[j].margin_level = margin_level(ax, dx)
-                calls[j].account = a
-                tot[N_CALL] += 1
+                _call(calls, tot, i, a, margin_level(ax, dx))
         theta = joint_theta(f0, g)
         if theta < 0.0:
             break
@@ -302,8 +309,10 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
 
 
 @njit(cache=True)
-def _perp_order(orders, tot, i, s, side, kind, q, price, fee_value, capped, before, st, trigger, event):
-    """A perp fill of symbol s (``st``: the position after it), recorded and counted."""
+def _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, event):
+    """A perp fill of symbol s (``fill``: side, quantity, price, fee,
+    capped; ``st``: the position after it), recorded and counted."""
+    side, q, price, fee_value, capped = fill
     k = int(tot[N_ORD])
     _record_order(orders, k, i, side, kind, capped, q, price, fee_value, st, 0.0, before)
     _fill_order(orders, k, s, trigger, event)
@@ -328,7 +337,7 @@ def _perp_liquidation(i, a, syms, m, sb, aq, st, fsv, theta, lv, liqs, orders, t
     usdm.set_state(st, 0.0, 0.0)  # (every position is closed)
     for k in range(m):
         if side[k] != 0:  # (the event's fee is on the liquidation record)
-            _perp_order(orders, tot, i, syms[a, k], side[k], LIQUIDATION, qty[k], scr[TRIG, k], 0.0, False,
+            _perp_order(orders, tot, i, syms[a, k], LIQUIDATION, (side[k], qty[k], scr[TRIG, k], 0.0, False),
                         -side[k] * qty[k], st, scr[TRIG, k], k_l)
 
 
@@ -349,14 +358,12 @@ def _perp_trade(i, a, k, syms, m, sb, aq, st, fsv, venue, cfg, ss, orders, tot, 
     before = sb[s, 0]
     usdm.set_state(st, before, aq[a, 0] + others)
     fsv[s, usdm.OTHERS] = im
-    side, q, price, fee_value, capped = usdm.trade_to(st, fsv[s], ss[s, PENDING], scr[CUR, k], cfg[FEE], cfg[SLIP],
-                                                      venue.leverage, False, 0.0)
-    if side != 0:
+    fill = usdm.trade_to(st, fsv[s], ss[s, PENDING], scr[CUR, k], cfg[FEE], cfg[SLIP], venue.leverage, False, 0.0)
+    if fill[0] != 0:
         sb[s, 0] = st[HB] - st[PB]
         aq[a, 0] = st[HQ] - st[PQ] - others
-        _perp_order(orders, tot, i, s, side, np.int8(ss[s, KIND]), q, price, fee_value, capped, before, st, np.nan,
-                    -1)
-    tot[N_CAP] += capped
+        _perp_order(orders, tot, i, s, np.int8(ss[s, KIND]), fill, before, st, np.nan, -1)
+    tot[N_CAP] += fill[4]
     ss[s, PENDING] = np.nan
 
 
@@ -445,11 +452,7 @@ def _step_perp(i, a, syms, m, sb, aq, st, open_, mark_open, mark_high, mark_low,
         return liquidated
     mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, EXT)
     if mb <= usdm.CALL * mm and sa[a, ABOVE_CALL] != 0.0:
-        c = int(tot[N_CALL])
-        calls[c].bar = i
-        calls[c].margin_level = mb / mm
-        calls[c].account = a
-        tot[N_CALL] += 1
+        _call(calls, tot, i, a, mb / mm)
     theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, scr, MCUR, EXT, TRADED)
     if theta >= 0.0:
         for k in range(m):
@@ -695,55 +698,56 @@ def _decide_one(ss, s, x, pos, price, eq, rebalance):
     return False
 
 
-@njit(cache=True, nogil=True)
-def simulate_multi(
-    ts, open_, high, low, close, target, mark_open, mark_high, mark_low, symbol_account, capital, fee, slippage,
-    rate_h0, rates, initial_ml, call_ml, liquidation_ml, liquidation_fee, restore_ml, full_liquidation, rebalance,
-    round_interest, stop_on_liquidation, out_acct, out_sym, interest_base, interest_quote, orders, liqs, calls,
-    venue=None,
-):
-    """Run ``S`` symbols through ``A`` cross accounts (each holding two or more) on the time grid ``ts``.
+@njit(cache=True)
+def _hold(out_acct, a, i, capital):
+    """An account none of whose symbols has a bar at i: the last values stand."""
+    if i > 0:
+        for r in range(4):
+            out_acct[a, r, i] = out_acct[a, r, i - 1]
+    else:
+        out_acct[a, 0, i] = capital
+        for r in range(1, 4):
+            out_acct[a, r, i] = 0.0
 
-    ``open_ … close``, ``target``: ``[S, n]``, NaN where a symbol has no bar
-    (target NaN = hold).  ``mark_*``: the bars liquidation is checked on
-    (the mark series, the traded bar where it lacks one, NaN where the
-    symbol has no bar; the traded arrays themselves without marks).
-    ``symbol_account[s]``: the account of symbol s; per account ``capital``
-    and the profile levels (``initial_ml`` … ``restore_ml``, assets / debt
-    terms); ``rates`` ``[S + 1, hours]``: the hourly rate of symbol s's
-    base (row s) and of the quote (last row) at the whole hours ``rate_h0,
-    rate_h0 + 1, …`` (hours since the epoch; docs/model-choices.md
-    "Interest").  Writes ``out_acct`` ``[A, 4, n]``
-    (``ACCOUNT_ROWS``), ``out_sym`` ``[S, 2, n]`` (``SYMBOL_ROWS``),
-    interest charged per base asset / per account's quote in asset units,
-    and the records.  Returns ``(complete, stats)``; ``complete`` False when
-    a record buffer ran short (grow it and call again).  ``venue``: None on
-    spot margin (numba then compiles no perp code), an ``inputs.CrossVenue``
-    for a cross perp account (every account of the call is one).
-    """
+
+@njit(cache=True, nogil=True)
+def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
+    """Run ``S`` symbols through ``A`` cross accounts (each holding two or
+    more) on the grid ``g`` (``inputs.Grid``; ``ac``: ``Accounts``,
+    ``config``: ``MultiConfig``), writing ``out`` (``MultiOut``: per account
+    ``ACCOUNT_ROWS``, per symbol ``SYMBOL_ROWS``, interest per base asset and
+    per account's quote) and the records.  Returns ``(complete, stats)``:
+    False when a record buffer ran short (grow it, call again).  ``venue``:
+    None on spot margin (no perp code compiled), else an
+    ``inputs.CrossVenue`` (every account of the call is a cross perp one).
+    The steps take the arrays they use, not the records: each array handed to
+    a compiled call costs two atomic reference counts (records handed whole:
+    ``backtest bench --symbols 2`` 10-20 % slower, measured)."""
+    ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
+    rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
+    rate_h0, rates = config.rate_h0, config.rates
+    out_acct, out_sym = out.acct, out.sym
+    capital, call_ml = ac.capital, ac.call_ml
     n_sym, n = open_.shape
     n_acct = capital.shape[0]
     tot = np.zeros(N_STATS)
+    # the books before the first bar, all capital in quote (allocated here, not by a helper: LLVM then
+    # knows these arrays are apart; made by a helper, the loop ran 35-40 % slower, measured)
     sb = np.zeros((n_sym, 3))
     aq = np.zeros((n_acct, 3))
     n_of = np.zeros(n_acct, dtype=np.int64)
     syms_of = np.zeros((n_acct, n_sym), dtype=np.int64)
     for s in range(n_sym):
-        a = symbol_account[s]
+        a = ac.symbol_account[s]
         syms_of[a, n_of[a]] = s
         n_of[a] += 1
     lv = np.empty((n_acct, 5))
     for a in range(n_acct):
         aq[a, HELD] = capital[a]
-        lv[a, M0] = initial_ml[a]
-        lv[a, CALL] = call_ml[a]
-        lv[a, MLR] = liquidation_ml[a]
-        lv[a, LIQ_FEE] = liquidation_fee[a]
-        lv[a, RESTORE] = restore_ml[a]
-    cfg = np.array([fee, slippage, 1.0 if full_liquidation else 0.0, 1.0 if round_interest else 0.0,
-                    1.0 if stop_on_liquidation else 0.0])
-    st = np.zeros(6)
-    scr = np.zeros((10, n_sym + 1))
+        lv[a, M0], lv[a, CALL], lv[a, MLR] = ac.initial_ml[a], call_ml[a], ac.liquidation_ml[a]
+        lv[a, LIQ_FEE], lv[a, RESTORE] = ac.liquidation_fee[a], ac.restore_ml[a]
+    cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
+                    1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0])
     ss = np.zeros((n_sym, 7))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
     ss[:, PENDING] = np.nan
     ss[:, LAST_TARGET] = np.nan
@@ -751,13 +755,18 @@ def simulate_multi(
     sa[:, T_PREV] = -1.0
     sa[:, NEXT_HOUR] = -np.inf
     sa[:, ABOVE_CALL] = 1.0
+    st = np.zeros(6)
+    scr = np.zeros((10, n_sym + 1))
+    ss = np.zeros((n_sym, 7))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
+    ss[:, PENDING], ss[:, LAST_TARGET] = np.nan, np.nan
+    sa = np.zeros((n_acct, 6))
+    sa[:, T_PREV], sa[:, NEXT_HOUR], sa[:, ABOVE_CALL] = -1.0, -np.inf, 1.0
     one_cross = n_acct == 1 and n_sym >= 2 and venue is None  # the quiet runs (_close_quiet) are written for this
     fsv = np.zeros((n_sym if venue is not None else 0, usdm.N_SLOTS))  # per perp symbol its table in force
     vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version
     vp[0] = 0
     loc = np.zeros((4, n_sym))
     resume_at = 0  # the first bar _close_quiet did not close
-
     for i in range(n):
         if i < resume_at:
             continue
@@ -771,32 +780,24 @@ def simulate_multi(
             for k in range(m):
                 if open_[syms_of[a, k], i] == open_[syms_of[a, k], i]:
                     active = True
-            if not active:  # nothing happens: the last values stand
-                if i > 0:
-                    for r in range(4):
-                        out_acct[a, r, i] = out_acct[a, r, i - 1]
-                else:
-                    out_acct[a, 0, i] = capital[a]
-                    for r in range(1, 4):
-                        out_acct[a, r, i] = 0.0
+            if not active:
+                _hold(out_acct, a, i, capital[a])
                 continue
+            liquidated = False
             if venue is not None:
-                liquidated = False
                 if not _perp_quiet(i, a, syms_of, m, sb, aq, open_, mark_open, mark_high, mark_low, venue, fsv, vp,
                                    ss):
                     liquidated = _step_perp(i, a, syms_of, m, sb, aq, st, open_, mark_open, mark_high, mark_low,
                                             venue, fsv, vp, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
             else:
-                # most bars need no step: no hour passed, no order, and the margin
-                # level at the open and at the adverse extreme far from the call and
-                # liquidation levels; the steps run (out of line) only when one may
+                # most bars need no step: no hour passed, no order, and the margin level at the open and at
+                # the adverse extreme far from the call and liquidation levels; the steps run only where one may
                 near = max(lv[a, CALL], lv[a, MLR]) * (1.0 + 1e-9)
                 need = t >= sa[a, NEXT_HOUR]
                 owes = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
                 assets = aq[a, HELD]
                 debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
-                assets_x = assets
-                debt_x = debt
+                assets_x, debt_x = assets, debt
                 for k in range(m):
                     s = syms_of[a, k]
                     need = need or ss[s, PENDING] == ss[s, PENDING]
@@ -813,7 +814,6 @@ def simulate_multi(
                     debt_x += db * x
                 if owes and not need:
                     need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
-                liquidated = False
                 if need:
                     liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
                                              mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
@@ -827,7 +827,7 @@ def simulate_multi(
                                      lv, rebalance, out_acct, out_sym, loc, syms_of, rate_h0, rates, cfg[ROUND] != 0.0,
                                      scr)
     for s in range(n_sym):
-        interest_base[s] = ss[s, INT_BASE]
+        out.interest_base[s] = ss[s, INT_BASE]
     for a in range(n_acct):
-        interest_quote[a] = sa[a, INT_QUOTE]
+        out.interest_quote[a] = sa[a, INT_QUOTE]
     return True, tot

@@ -18,7 +18,7 @@ import pandas as pd
 from . import kernel, kernel_multi
 from .detail import NO_DETAIL
 from .engine import loans_outlive_trades, simulate_arrays
-from .inputs import Rates, Settings
+from .inputs import Accounts, Grid, MultiConfig, MultiOut, Rates, Settings
 from .perps import cross_columns as cross_venue_columns
 from .perps import cross_venue_inputs, perp_columns, venue_inputs
 from .venues.plug import USDM
@@ -90,10 +90,9 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     acct = np.array([local[a] for a in joint for _ in members[a]], dtype=np.int64)
     rates = config["rates"] if whole else np.ascontiguousarray(np.vstack([config["rates"][syms],
                                                                            config["rates"][-1:]]))
-    args = (seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark), acct, per_acct("capital"),
-            config["fee"], config["slippage"], config["rate_h0"], rates, per_acct("initial_ml"), per_acct("call_ml"),
-            per_acct("liquidation_ml"), per_acct("liquidation_fee"), per_acct("restore_ml"),
-            config["full_liquidation"], config["rebalance"], config["round_interest"], config["stop_on_liquidation"])
+    grid = Grid(seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark))
+    accounts = Accounts(acct, *(per_acct(k) for k in Accounts._fields[1:]))
+    cfg = MultiConfig(*(config[k] for k in MultiConfig._fields[:-1]), rates)
     if whole:
         o_acct, o_sym, i_b, i_q = out_acct, out_sym, int_b, int_q
     else:
@@ -105,14 +104,15 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     if perp and all(int(k) in perp for k in syms):  # (a cross account is perp or spot as a whole)
         venue, f_times, f_syms = cross_venue_inputs(perp, syms, seconds, ohlc[0], ohlc[3], own_marks,
                                                     config["leverage"][joint[0]])
-        args = args[:14] + (np.zeros_like(rates),) + args[15:]  # no borrowing, no interest
-    changes = int(np.count_nonzero(~np.isnan(args[5])))
+        cfg = cfg._replace(rates=np.zeros_like(rates))  # no borrowing, no interest
+    changes = int(np.count_nonzero(~np.isnan(grid.target)))
     per_step = kernel_multi.ORDERS_PER_STEP
     sizes = [min(changes, n * len(syms)) + 64 * len(syms) * per_step, 64 * len(joint) * per_step, 64 + len(joint)]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
                                zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
-        complete, tot = kernel_multi.simulate_multi(*args, o_acct, o_sym, i_b, i_q, orders, liqs, calls, venue)
+        complete, tot = kernel_multi.simulate_multi(grid, accounts, cfg, MultiOut(o_acct, o_sym, i_b, i_q), orders,
+                                                    liqs, calls, venue)
         st = dict(zip(kernel_multi.STATS, tot.tolist()))
         if complete:
             break
