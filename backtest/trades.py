@@ -74,6 +74,9 @@ _END = len(ORDER_KINDS)  # exit_reason code of a trade still open at the last ba
 _REASONS = np.array(ORDER_KINDS + ("end",), dtype=object)
 # the rows of ``_walk``'s table, one column per trade
 _ENTRY, _EXIT, _DIR, _ENTRY_PRICE, _EXIT_PRICE, _QTY, _FEES, _INTEREST, _IB, _IQ, _PNL, _REASON = range(12)
+# the open trade's running sums in ``_walk``: quantity and value entered and exited, fees, interest (quote
+# value, base, quote) and cash
+_EQ, _EV, _XQ, _XV, _TF, _TC, _TB, _TQ, _CASH = range(9)
 
 
 @njit(cache=True)
@@ -92,7 +95,7 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
     n_bad, n_fee = 0, 0
     is_open = False
     entry_bar, direction = 0, 0.0
-    entry_q = entry_v = exit_q = exit_v = fees = cost = cash = ib = iq = 0.0
+    tr = np.zeros(9)  # the open trade's sums (_EQ ...)
     for k in range(m):
         # before, not the last fill's position: a short's base interest grows it in between
         prev, pos, b = before[k], after[k], bar[k]
@@ -149,65 +152,68 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
         if closing == 0.0 and opening == 0.0:
             # the position did not move (a liquidation that only netted balances and took its fee,
             # or dust): its cash is the open trade's
-            cash += -sd * q * price - cash_fee + _credit(bad, prev, pos, sd, q, price)
-            fees += fee
+            tr[_CASH] += -sd * q * price - cash_fee + _credit(bad, prev, pos, sd, q, price)
+            tr[_TF] += fee
             continue
         if closing > 0.0 and not drift:
             share = close_share
-            cash += (-sd * q * price - cash_fee) * share + _credit(bad, prev, pos, sd, q, price)
-            fees += fee * share
-            exit_q += closing
-            exit_v += closing * price
+            tr[_CASH] += (-sd * q * price - cash_fee) * share + _credit(bad, prev, pos, sd, q, price)
+            tr[_TF] += fee * share
+            tr[_XQ] += closing
+            tr[_XV] += closing * price
             if ends:  # the borrow charges of this fill and of later ones in its bar go to the trades they open
                 own = 1.0 if opening > 0.0 else 0.0
-                cost += paid[b] - paid[entry_bar] - own * interest[k] - later[k, 0]
-                ib += paid_b[b] - paid_b[entry_bar] - (own * charge[k] if sd < 0 else 0.0) - later[k, 1]
-                iq += paid_q[b] - paid_q[entry_bar] - (own * charge[k] if sd > 0 else 0.0) - later[k, 2]
+                tr[_TC] += paid[b] - paid[entry_bar] - own * interest[k] - later[k, 0]
+                tr[_TB] += paid_b[b] - paid_b[entry_bar] - (own * charge[k] if sd < 0 else 0.0) - later[k, 1]
+                tr[_TQ] += paid_q[b] - paid_q[entry_bar] - (own * charge[k] if sd > 0 else 0.0) - later[k, 2]
                 if exact and (kind[k] == SIGNAL or kind[k] == REBALANCE or later[k, 3] != 0.0):
-                    cost -= after_v[b]  # its bar's step 4 came after it
-                    ib -= after_b[b]
-                    iq -= after_q[b]
-                _row(table, n_rows, entry_bar, b, direction, entry_q, entry_v, exit_q, exit_v, fees, cost, ib, iq,
-                     cash, kind[k], exact)
+                    tr[_TC] -= after_v[b]  # its bar's step 4 came after it
+                    tr[_TB] -= after_b[b]
+                    tr[_TQ] -= after_q[b]
+                _row(table, n_rows, entry_bar, b, direction, tr, kind[k], exact)
                 n_rows += 1
                 is_open = False
         if opening > 0.0:
             share = 1.0 - close_share
             if not is_open:
                 is_open, entry_bar, direction = True, b, np.sign(pos)
-                entry_q = entry_v = exit_q = exit_v = fees = cost = cash = ib = iq = 0.0
-                cost += interest[k]  # later fills' charges fall inside its bars
-                if sd < 0:
-                    ib += charge[k]
-                else:
-                    iq += charge[k]
+                tr[:] = 0.0
+                tr[_TC] += interest[k]  # later fills' charges fall inside its bars
+                tr[_TB if sd < 0 else _TQ] += charge[k]
                 if exact and (kind[k] == SIGNAL or kind[k] == REBALANCE):  # its bar's step 4 came after it
-                    cost += after_v[b]
-                    ib += after_b[b]
-                    iq += after_q[b]
+                    tr[_TC] += after_v[b]
+                    tr[_TB] += after_b[b]
+                    tr[_TQ] += after_q[b]
                 if drift and closing == 0.0:  # taken over: as if traded at this fill's price
-                    cash += np.sign(-prev) * abs(prev) * price
-                    entry_q += abs(prev)
-                    entry_v += abs(prev) * price
-            cash += (-sd * q * price - cash_fee) * share
-            fees += fee * share
-            entry_q += opening
-            entry_v += opening * price
+                    tr[_CASH] += np.sign(-prev) * abs(prev) * price
+                    tr[_EQ] += abs(prev)
+                    tr[_EV] += abs(prev) * price
+            tr[_CASH] += (-sd * q * price - cash_fee) * share
+            tr[_TF] += fee * share
+            tr[_EQ] += opening
+            tr[_EV] += opening * price
     last = close.shape[0] - 1
     if not is_open and last >= 0 and position[last] != 0.0:  # a drift still owed at the end
         flat_i -= position[last] * close[last]
     if is_open:  # still open: marked at the last close, no fee
-        held = position[last]  # a short's base interest has grown it since the last fill
-        exit_q += abs(held)
-        exit_v += abs(held) * close[last]
-        cash += held * close[last]
-        cost += paid[last] - paid[entry_bar]
-        ib += paid_b[last] - paid_b[entry_bar]
-        iq += paid_q[last] - paid_q[entry_bar]
-        _row(table, n_rows, entry_bar, last, direction, entry_q, entry_v, exit_q, exit_v, fees, cost, ib, iq, cash,
-             _END, exact)
+        _mark_open(tr, per_bar, entry_bar)
+        _row(table, n_rows, entry_bar, last, direction, tr, _END, exact)
         n_rows += 1
     return table, n_rows, (flat_i, flat_f)
+
+
+@njit(cache=True)
+def _mark_open(tr, per_bar, entry_bar):
+    """A trade still open at the last bar, marked at its close (no fee)."""
+    paid, paid_b, paid_q, position, close = per_bar[:5]
+    last = close.shape[0] - 1
+    held = position[last]  # a short's base interest has grown it since the last fill
+    tr[_XQ] += abs(held)
+    tr[_XV] += abs(held) * close[last]
+    tr[_CASH] += held * close[last]
+    tr[_TC] += paid[last] - paid[entry_bar]
+    tr[_TB] += paid_b[last] - paid_b[entry_bar]
+    tr[_TQ] += paid_q[last] - paid_q[entry_bar]
 
 
 @njit(cache=True)
@@ -267,22 +273,22 @@ def _credit(bad, prev, pos, side, q, price):
 
 
 @njit(cache=True)
-def _row(table, j, entry_bar, exit_bar, direction, entry_q, entry_v, exit_q, exit_v, fees, cost, ib, iq, cash,
-         reason, exact_split):
+def _row(table, j, entry_bar, exit_bar, direction, tr, reason, exact_split):
+    """Trade ``j`` of the table, from its sums ``tr``."""
     table[_ENTRY, j] = entry_bar
     table[_EXIT, j] = exit_bar
     table[_DIR, j] = direction
-    table[_ENTRY_PRICE, j] = entry_v / entry_q
-    table[_EXIT_PRICE, j] = exit_v / exit_q if exit_q > 0 else np.nan
-    table[_QTY, j] = entry_q
-    table[_FEES, j] = fees
-    table[_INTEREST, j] = cost  # quote value
-    table[_IB, j] = ib  # the same interest in asset units
-    table[_IQ, j] = iq
+    table[_ENTRY_PRICE, j] = tr[_EV] / tr[_EQ]
+    table[_EXIT_PRICE, j] = tr[_XV] / tr[_XQ] if tr[_XQ] > 0 else np.nan
+    table[_QTY, j] = tr[_EQ]
+    table[_FEES, j] = tr[_TF]
+    table[_INTEREST, j] = tr[_TC]  # quote value
+    table[_IB, j] = tr[_TB]  # the same interest in asset units
+    table[_IQ, j] = tr[_TQ]
     # a long's quote interest is repaid out of its proceeds; a short's base
     # interest was bought back with its position, so it is in the cash already
     # (a short's quote interest, from a buy-back that borrowed quote, is not)
-    table[_PNL, j] = cash - (iq if exact_split or direction < 0 else cost)
+    table[_PNL, j] = tr[_CASH] - (tr[_TQ] if exact_split or direction < 0 else tr[_TC])
     table[_REASON, j] = reason
 
 
