@@ -666,7 +666,10 @@ def _decide(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebalanc
     """8. the decisions of account ``a``'s symbols at the close."""
     if liquidated:
         for k in range(m):
-            ss[syms[a, k], SUSPENDED] = 1.0
+            s = syms[a, k]
+            ss[s, SUSPENDED] = 1.0
+            if ss[s, KIND] == REBALANCE:  # a rebalance still waiting for its symbol's bar is dropped
+                ss[s, PENDING] = np.nan
         if stop_on_liquidation:
             sa[a, HALTED] = 1.0
     if sa[a, HALTED] != 0.0:  # a stopped account trades no more: not even an order waiting for its symbol's bar

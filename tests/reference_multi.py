@@ -192,6 +192,8 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             if liquidated:
                 for s in syms:
                     suspended[s] = True
+                    if pending[s] is not None and pending[s][1] == "rebalance":
+                        pending[s] = None  # MC step 8: a rebalance still waiting for its symbol's bar is dropped
                 if stop_on_liquidation:
                     stt["halted"] = True
                     for s in syms:  # MC step 8: a stopped account trades no more, not even an order still

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reference import PROFILES
@@ -276,6 +276,12 @@ SETTINGS = dict(deadline=None, derandomize=os.environ.get("MARGINBT_RANDOMIZE", 
 
 @settings(max_examples=EXAMPLES, **SETTINGS)
 @given(sc=scenarios())
+# an isolated account's order cut to float noise after a gap liquidation at the last bar: no fill
+@example(sc={"n": 149, "seed": 1468994, "spacing": "1h", "start": 0, "missing": 0.0, "vol": 0.03, "jump_p": 0.0,
+             "jump_size": 0.05, "gap_p": 0.0, "change_p": 0.3, "flip_p": 0.0, "n_sym": 2,
+             "margins": ["isolated-5x", "isolated-10x"], "holes": [0.4, 0.0], "late": [0, 0], "weights": [1, 1],
+             "capital": 10000.0, "fee": 0.001, "slippage": 0.0, "rates": [0.0, 0.0, 0.0], "liquidation": "partial",
+             "rebalance": 0.0, "round_interest": False, "stop_on_liquidation": False})
 def test_multi_kernel_matches_reference(sc):
     check(sc)
 

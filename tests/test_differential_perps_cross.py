@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import backtest  # no importorskip: an engine that does not import fails this module, it does not skip
@@ -208,5 +208,9 @@ def compare(sc, ts, syms, res, ref):
 @settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "1000")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow], derandomize=not os.environ.get("MARGINBT_RANDOMIZE"))
 @given(sc=scenarios())
+# found by a randomized run: a rebalance waiting for ETH's next bar when a BTC liquidation hits the account
+@example(sc={"seed": 25, "n": 97, "start_offset": 0, "late": 0, "vol": 0.03, "jump_p": 0.2, "gap_p": 0.1,
+             "mark_noise": 0.0, "missing_p": 0.3, "change_p": 0.1, "leverage": 10, "capital": 200000000.0, "fee": 0.0,
+             "slippage": 0.0, "rebalance": 0.05, "stop": False, "constant": None})
 def test_kernel_matches_reference(sc):
     compare(sc, *run_both(sc))
