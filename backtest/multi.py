@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import _numba_cache
+from . import _numba_cache, warm
 from .assets import DEFAULT_DAILY_RATE, split_symbol
 from . import perps, writeoffs
 from .books import cross_liquidation_shares, shared_quote_interest, write_offs
@@ -368,7 +368,11 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     if moves:
         config["moves"], config["moves_level"], config["manual"] = moves
     fine, n_fine = _details(details, marks, panel, symbols)
-    _numba_cache.announce()
+    kinds = {a[1].perp for a in accounts}  # accounts of one symbol each, of one venue: the one-symbol kernel's helper
+    perp = kinds.pop() if len(kinds) == 1 and all(len(a[2]) == 1 for a in accounts) else None
+    helper = None if perp is None else warm.start(perp)
+    _numba_cache.announce(seconds=15 if helper else 25)
+    warm.join(helper, perp)
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
         seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks, fine,
         attached)
