@@ -368,9 +368,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     if moves:
         config["moves"], config["moves_level"], config["manual"] = moves
     fine, n_fine = _details(details, marks, panel, symbols)
-    kinds = {a[1].perp for a in accounts}  # accounts of one symbol each, of one venue: the one-symbol kernel's helper
-    perp = kinds.pop() if len(kinds) == 1 and all(len(a[2]) == 1 for a in accounts) else None
-    helper = None if perp is None else warm.start(perp)
+    # accounts of one symbol each run the one-symbol kernel: its compile helper (warm.py)
+    helper, perp = warm.start_for([a[1] for a in accounts]) if all(len(a[2]) == 1 for a in accounts) else (None, None)
     _numba_cache.announce(seconds=15 if helper else 25)
     warm.join(helper, perp)
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import _numba_cache
+from . import _numba_cache, warm
 from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
 from .bootstrap import BlockBootstrap
@@ -51,7 +51,7 @@ from .rates import rate_table
 from .riskstats import STEPS, combination_stats, fan_stride, fan_table, sample_steps
 from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
-from .sweep import (SETTING_NAMES, Progress, _atomic_parquet, _fingerprint, _kept, _run_dask, _run_threads, _Silent,
+from .sweep import (SETTING_NAMES, grid_profiles, Progress, _atomic_parquet, _fingerprint, _kept, _run_dask, _run_threads, _Silent,
                     cached_config, prepare_settings)
 from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
                            undo_overwrite, write_manifest)
@@ -334,13 +334,15 @@ def risk(
             yield k, list(range(k * size, min(n_paths, (k + 1) * size)))
 
     t0 = time.perf_counter()
+    helper, perp = (None, None) if scheduler else warm.start_for(grid_profiles(setup), after=False)
     if not scheduler and progress is not False:
-        _numba_cache.announce()
+        _numba_cache.announce(seconds=15 if helper else 25)
     config = {"settings": s, "spec": spec.as_dict(), "combos": combos}
     try:
         if scheduler:
             _run_dask(scheduler, bars, strategy, config, chunks, out, report, task=_dask_chunk)
         else:
+            warm.join(helper, perp)
             ctx = RiskContext(bars, strat, s, spec, combos, setup.mark, setup.funding)
             _run_threads(ctx, chunks(), out, threads, report)
     except (UserError, KeyboardInterrupt) as exc:

@@ -266,6 +266,11 @@ class Setup:
     funding: object = None  # a funding table given as a DataFrame (local threads)
 
 
+def grid_profiles(setup: Setup):
+    """Every margin profile a sweep's or risk run's grid uses."""
+    return [get_profile(name, setup.custom) for name in list(setup.margins) + list(setup.grid.get(MARGIN_AXIS, []))]
+
+
 def prepare_settings(
     bars, strategy, grid, *, margin=None, capital=10_000.0, fee=None, slippage=0.0, rates=None,
     liquidation="partial", rebalance=0.0, symbol=None, round_interest=True, start=None, end=None,
@@ -544,11 +549,9 @@ def sweep(
         report = _Silent() if progress is False else progress
     t0 = time.perf_counter()
     kept = {}
-    kinds = {get_profile(name, setup.custom).perp for name in list(margins) + list(grid.get(MARGIN_AXIS, []))}
-    perp = kinds.pop() if len(kinds) == 1 else None  # (spot and perps mixed: no helper)
-    helper = None if scheduler or perp is None else warm.start(perp, after=False)
+    helper, perp = (None, None) if scheduler else warm.start_for(grid_profiles(setup), after=False)
     if not scheduler and progress is not False:
-        _numba_cache.announce()
+        _numba_cache.announce(seconds=15 if helper else 25)
     try:
         if scheduler:
             _run_dask(scheduler, bars, strategy, settings, lambda: grid_chunks(strat, grid, margins, chunk_size,

@@ -122,6 +122,14 @@ def start(perp: bool, after: bool = True):
         return None
 
 
+def start_for(profiles, after: bool = True):
+    """``(start(...), perp)`` for a run over ``profiles`` all of one kind
+    (spot margin, or perpetuals); ``(None, None)`` for a mix (no helper)."""
+    kinds = {p.perp for p in profiles}
+    perp = kinds.pop() if len(kinds) == 1 else None
+    return (None if perp is None else start(perp, after)), perp
+
+
 def join(helper, perp: bool):
     """Compile the steps here while the helper compiles the walk, then wait
     for the walk (not for the rest: the kernel runs meanwhile).  ``helper``:
