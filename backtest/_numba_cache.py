@@ -59,8 +59,7 @@ _announced = []
 def announce(stream=None, seconds=25):
     """Say once per process, before the first kernel call, that compiling
     takes a while (the first run in a fresh environment is silent for
-    ``seconds`` otherwise: ~15 s for ``run``, which compiles on two cores
-    (``warm.py``), ~25 s elsewhere)."""
+    ``seconds`` otherwise; ``warm.announce`` says how long)."""
     if _announced:  # (checked once: a warm cache stays warm, and a loop of runs lists no folder each time)
         return
     _announced.append(True)

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from . import _numba_cache, kernel
+from . import kernel
 from .assets import daily_rates, split_symbol
 from .checks import api, check_args
 from .companion import check_companion
@@ -215,7 +215,7 @@ def run(
         f_times, f_rates = perps.funding_rows(funding, funding_rate, symbol, seconds)
         m_open, m_close = (o, c) if marks is None else (marks[0], marks[3])
         venue, f_times = perps.venue_inputs(versions, seconds, m_open, m_close, f_times, f_rates)
-    _numba_cache.announce(seconds=15 if helper else 25)
+    warm.announce(helper)
     warm.join(helper, profile.perp)
     out, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine,
                                                               given, quote_row=exact, venue=venue, flows=moves)

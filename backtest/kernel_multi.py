@@ -62,11 +62,11 @@ def _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot):
     and its own borrows), its fee, its record and the trade count."""
     side, q, price, fee_value, capped, cb, cq = trade
     _note(ss, sa, s, a, cb, cq, o)
-    ss[s, PAID_SYM] += cb * o + cq
+    paid = cb * o + cq
+    ss[s, PAID_SYM] += paid
     tot[FEES] += fee_value
     k = int(tot[N_ORD])
-    _record_order(orders, k, i, side, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, cb * o + cq, before,
-                  cb + cq)
+    _record_order(orders, k, i, side, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, paid, before, cb + cq)
     _fill_order(orders, k, s, np.nan, -1)
     tot[N_ORD] += 1
     tot[N_TRD] += _opens_trade(before, _position(st))
@@ -261,7 +261,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
         store(st, sb, aq, s, a)
         if trade[0] != 0:
             _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot)
-        tot[N_CAP] += trade[4]
+        tot[N_CAP] += trade[4]  # (capped)
         ss[s, PENDING] = np.nan
     # 4. the whole hour at this open, on principal held across it
     if on_hour:
@@ -363,7 +363,7 @@ def _perp_trade(i, a, k, syms, m, sb, aq, st, fsv, venue, cfg, ss, orders, tot, 
         sb[s, 0] = st[HB] - st[PB]
         aq[a, 0] = st[HQ] - st[PQ] - others
         _perp_order(orders, tot, i, s, np.int8(ss[s, KIND]), fill, before, st, np.nan, -1)
-    tot[N_CAP] += fill[4]
+    tot[N_CAP] += fill[4]  # (capped)
     ss[s, PENDING] = np.nan
 
 
@@ -751,13 +751,6 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
         lv[a, LIQ_FEE], lv[a, RESTORE] = ac.liquidation_fee[a], ac.restore_ml[a]
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
                     1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0])
-    ss = np.zeros((n_sym, 7))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
-    ss[:, PENDING] = np.nan
-    ss[:, LAST_TARGET] = np.nan
-    sa = np.zeros((n_acct, 6))
-    sa[:, T_PREV] = -1.0
-    sa[:, NEXT_HOUR] = -np.inf
-    sa[:, ABOVE_CALL] = 1.0
     st = np.zeros(6)
     scr = np.zeros((10, n_sym + 1))
     ss = np.zeros((n_sym, 7))  # LAST_CLOSE 0: a symbol before its first bar holds nothing

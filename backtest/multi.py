@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import _numba_cache, warm
+from . import warm
 from .assets import DEFAULT_DAILY_RATE, split_symbol
 from . import perps, writeoffs
 from .books import cross_liquidation_shares, shared_quote_interest, write_offs
@@ -370,7 +370,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     fine, n_fine = _details(details, marks, panel, symbols)
     # accounts of one symbol each run the one-symbol kernel: its compile helper (warm.py)
     helper, perp = warm.start_for([a[1] for a in accounts]) if all(len(a[2]) == 1 for a in accounts) else (None, None)
-    _numba_cache.announce(seconds=15 if helper else 25)
+    warm.announce(helper)
     warm.join(helper, perp)
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
         seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks, fine,

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import _numba_cache, warm
+from . import warm
 from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
 from .bootstrap import BlockBootstrap
@@ -51,8 +51,8 @@ from .rates import rate_table
 from .riskstats import STEPS, combination_stats, fan_stride, fan_table, sample_steps
 from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
-from .sweep import (SETTING_NAMES, grid_profiles, Progress, _atomic_parquet, _fingerprint, _kept, _run_dask, _run_threads, _Silent,
-                    cached_config, prepare_settings)
+from .sweep import (SETTING_NAMES, Progress, _atomic_parquet, _fingerprint, _kept, _run_dask, _run_threads, _Silent,
+                    cached_config, grid_profiles, prepare_settings)
 from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
                            undo_overwrite, write_manifest)
 
@@ -336,7 +336,7 @@ def risk(
     t0 = time.perf_counter()
     helper, perp = (None, None) if scheduler else warm.start_for(grid_profiles(setup), after=False)
     if not scheduler and progress is not False:
-        _numba_cache.announce(seconds=15 if helper else 25)
+        warm.announce(helper)
     config = {"settings": s, "spec": spec.as_dict(), "combos": combos}
     try:
         if scheduler:

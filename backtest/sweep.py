@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import _numba_cache, kernel, warm
+from . import kernel, warm
 from . import perps as perps_mod
 from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
@@ -551,7 +551,7 @@ def sweep(
     kept = {}
     helper, perp = (None, None) if scheduler else warm.start_for(grid_profiles(setup), after=False)
     if not scheduler and progress is not False:
-        _numba_cache.announce(seconds=15 if helper else 25)
+        warm.announce(helper)
     try:
         if scheduler:
             _run_dask(scheduler, bars, strategy, settings, lambda: grid_chunks(strat, grid, margins, chunk_size,

@@ -337,9 +337,10 @@ def axes_spec(params, settings, given, profile, seconds, call_level):
     schedule on ``seconds``; None without moves.  ``settings``: the grid's
     settings dict; ``given``: the combination's ``strategy.Orders`` (its own
     stop fractions count, as in ``run``)."""
+    from .grid import MOVE_AXES
     from .settings import RunSettings
 
-    reserve, top, keep = (params.get(k) for k in ("reserve", "top_up_ml", "keep_ml"))
+    reserve, top, keep = (params.get(k) for k in MOVE_AXES)
     keep = keep or None
     if not reserve and keep is None:
         return None

@@ -8,11 +8,12 @@ a bar) and then the passes ``run`` calls after the kernel (round trips,
 per-bar columns, liquidation prices), while ``run`` itself compiles the
 steps at a bar's open (``_gap``, ``_order``).
 The kernel then finds its callees cached and compiles only its own body.
-A local sweep does the same (its rows need no passes after the kernel).
+A local sweep and the risk lab do the same (their rows need no passes after
+the kernel), and ``run_multi`` when every account holds one symbol.
 
 A part is compiled for the types of dummy inputs built as the kernel's
-(``_steps``, ``_walk``; ``_after`` calls the passes on two bars).  Were a type here to drift from the
-kernel's, nothing breaks: the kernel compiles that callee again, as it
+(``_steps``, ``_walk``; ``_after`` calls the passes on two bars).  Were a
+type here to drift from the kernel's, nothing breaks: the kernel compiles that callee again, as it
 would without this module (``tests/test_warm.py`` checks that none is).
 """
 import atexit
@@ -46,8 +47,9 @@ def _inputs(perp: bool):
                                                                          {"BTC": 0.0, "USDT": 0.0}, None))
     targets = np.full(1, np.nan)
     given = Given(targets, *Orders(targets).kernel_args())
-    return dict(st=np.zeros(6), fs=np.zeros(N_FS), ns=np.zeros(N_NS, np.int64), bt=np.zeros((2, N_TOT)), cfg=cfg, given=given, detail=Detail(*NO_DETAIL),
-                orders=np.zeros(4, order_dt), liqs=np.zeros(4, liquidation_dt), pv=1 if perp else None)
+    return dict(st=np.zeros(6), fs=np.zeros(N_FS), ns=np.zeros(N_NS, np.int64), bt=np.zeros((2, N_TOT)), cfg=cfg,
+                given=given, detail=Detail(*NO_DETAIL), orders=np.zeros(4, order_dt), liqs=np.zeros(4, liquidation_dt),
+                pv=1 if perp else None)
 
 
 def _compile(fn, *args):
@@ -97,7 +99,6 @@ def _after():
     spacing_median(np.array([0, 3600], dtype=np.int64))
     bar_columns(row, row, row, bars, orders)
     liquidation_columns(row, row, row, bars, 1.1)
-    interest_by_asset(row, orders, row, bars)
     round_trips(orders, times, bars, row, row, "BTCUSDT", np.zeros(0), interest_by_asset(row, orders, row, bars))
 
 
@@ -128,6 +129,12 @@ def start_for(profiles, after: bool = True):
     kinds = {p.perp for p in profiles}
     perp = kinds.pop() if len(kinds) == 1 else None
     return (None if perp is None else start(perp, after)), perp
+
+
+def announce(helper):
+    """The first-run notice (``_numba_cache.announce``), with the time it
+    takes with a helper (two cores) or without."""
+    _numba_cache.announce(seconds=15 if helper is not None else 25)
 
 
 def join(helper, perp: bool):
