@@ -34,7 +34,7 @@ from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Res
 from .inputs import Bars, Detail, Given, marks_of
 from .settings import RunSettings
 from .strategy import Orders, load_strategy
-from .trades import flat_costs, interest_by_asset, round_trips
+from .trades import fill_bars, flat_costs, interest_by_asset, round_trips
 
 
 @api()
@@ -224,10 +224,12 @@ def run(
     moved = None if flows is None else transfers_mod.outputs(
         flows, moves, bars.index, equity, quote, float(capital), periods_per_year(seconds),
         level_terms(profile), base)
-    if profile.perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
-        paid_base, paid_quote = np.zeros_like(paid), paid
-    else:
-        paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if len(out) > 5 else None)
+    quote_rows = out[5] if len(out) > 5 else None  # (auto-repay off: the kernel's quote interest per bar)
+
+    def by_asset(at=None):  # cumulative interest per asset: at the fills' bars for the trades, per bar on reading
+        if profile.perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
+            return (np.zeros_like(paid), paid) if at is None else (np.zeros(len(at)), paid[at])
+        return interest_by_asset(paid, orders, position, o, quote_rows, at=at)
 
     index = bars.index
 
@@ -235,6 +237,7 @@ def run(
         if profile.perp:
             return _with_moves(_perp_equity(equity, position, debt, paid, c, orders, venue, index), moved)
         exposure, assets_ml, fees, ambiguous = bar_columns(equity, position, debt, c, orders)
+        paid_base, paid_quote = by_asset()
         liq_price, liq_distance = liquidation_columns(position, equity, debt, c, profile.kernel_levels()[2],
                                                       out[8] if exact else None)
         table = pd.DataFrame(
@@ -256,11 +259,13 @@ def run(
         summary["mark_missing_bars"] = missing
     if detail is not None:
         summary["detail_bars"] = n_fine  # bars with usable finer bars
-    trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], (paid_base, paid_quote),
-                         after_fill=(paid_base, paid, o) if profile.perp else ((out[6], out[7], o) if exact else None),
+    at = fill_bars(orders, len(c))  # (the trades read the per-bar rows there only)
+    trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], by_asset(at), at=at,
+                         after_fill=(np.zeros_like(paid), paid, o) if profile.perp else (
+                             (out[6], out[7], o) if exact else None),
                          quote_fees=profile.perp)
     # what belongs to no trade (loans running with no position): trades' pnl less these = the equity change
-    flat = flat_costs(trades, paid_quote if exact else None)
+    flat = flat_costs(trades, quote_rows if exact else None)
     if exact or any(flat):  # (a sweep's rows, which have no trades, keep the default run's keys)
         summary["interest_while_flat"], summary["fees_while_flat"] = flat
     settings = {

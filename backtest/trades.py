@@ -21,7 +21,7 @@ TRADE_COLUMNS = [
 
 def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarray, interest_paid: np.ndarray,
                 symbol: str, bad_debts=(), paid_by_asset=None, after_fill=None, liq_fees=None,
-                quote_fees=False) -> pd.DataFrame:
+                quote_fees=False, at=None) -> pd.DataFrame:
     """Build the trades table from order records (``records.order_dt``).
 
     ``interest_paid`` is the kernel's cumulative interest per bar; a trade's
@@ -45,30 +45,51 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
     ``quote_fees``: every fee is paid in the quote asset (perpetual
     futures), a buy's too; on spot margin a buy's fee is taken from the base
     it receives.
+
+    The walk reads the per-bar rows at the fills' bars and the last bar
+    only (``fill_bars``), so it is handed just those rows; ``at``, if given,
+    says ``paid_by_asset`` is taken there already (``interest_by_asset(...,
+    at=at)``, which then makes no per-bar rows).
     """
     exact = after_fill is not None
+    compact = at is not None
+    if at is None:
+        at = fill_bars(orders, len(close))
     if exact:
-        after_b = np.diff(after_fill[0], prepend=0.0)
-        after_q = np.diff(after_fill[1], prepend=0.0)
-        after_v = after_b * after_fill[2] + after_q
+        after_b = np.diff(after_fill[0], prepend=0.0)[at]
+        after_q = np.diff(after_fill[1], prepend=0.0)[at]
+        after_v = after_b * np.asarray(after_fill[2])[at] + after_q
     else:
         after_b = after_q = after_v = _NONE
     if paid_by_asset is None:
-        paid_by_asset = (np.zeros(len(close)), np.zeros(len(close)))
-    fills = (*(np.ascontiguousarray(orders[k], dtype=np.int64) for k in ("bar", "kind")),
+        paid_by_asset = (np.zeros(len(at)), np.zeros(len(at)))
+    elif not compact:
+        paid_by_asset = tuple(np.asarray(a)[at] for a in paid_by_asset)
+    slot = np.searchsorted(at, orders["bar"]).astype(np.int64)  # each fill's bar, as a row of those taken
+    fills = (slot, np.ascontiguousarray(orders["kind"], dtype=np.int64),
              *(np.ascontiguousarray(orders[k], dtype=np.float64) for k in _FILL_FIELDS))
-    per_bar = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (interest_paid, *paid_by_asset, position,
-                                                                          close, after_v, after_b, after_q))
+    per_bar = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (
+        np.asarray(interest_paid)[at], *paid_by_asset, np.asarray(position)[at], np.asarray(close)[at], after_v,
+        after_b, after_q))
     table, n_rows, flat = _walk(fills, _later_openings(orders, exact),
                                 np.ascontiguousarray(bad_debts, dtype=np.float64),
                                 _NONE if liq_fees is None else np.ascontiguousarray(liq_fees, dtype=np.float64),
                                 per_bar, exact, quote_fees)
-    out = _table(table[:, :n_rows], times, symbol)
+    table = table[:, :n_rows]
+    for r in (_ENTRY, _EXIT):  # rows taken → bars
+        table[r] = at[table[r].astype(np.int64)]
+    out = _table(table, times, symbol)
     out.attrs["flat"] = {"interest": float(flat[0]), "fees": float(flat[1])}
     return out
 
 
 _NONE = np.empty(0)
+
+
+def fill_bars(orders: np.ndarray, n: int) -> np.ndarray:
+    """The bars a trades walk reads the per-bar rows at: every fill's and
+    the last (``n - 1``), sorted, each once."""
+    return np.unique(np.append(np.asarray(orders["bar"], dtype=np.int64), n - 1))
 _FILL_FIELDS = ("side", "quantity", "price", "fee", "position_before", "position", "interest", "charge")
 _END = len(ORDER_KINDS)  # exit_reason code of a trade still open at the last bar
 _REASONS = np.array(ORDER_KINDS + ("end",), dtype=object)
@@ -315,7 +336,7 @@ def _table(t, times, symbol) -> pd.DataFrame:
 
 
 def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray, open_: np.ndarray,
-                      quote_paid=None):
+                      quote_paid=None, at=None):
     """Cumulative interest per bar in each asset's own units, derived from
     the kernel's cumulative quote value (so the kernel writes no two more
     rows per bar).
@@ -328,26 +349,34 @@ def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray
     ``quote_paid``: the kernel's cumulative quote interest, when it wrote
     it (auto-repay off: both loans may run at once); the rest of ``paid`` is
     base interest, all of it charged at bar opens (stop exits never borrow
-    base), so valued at the open.
+    base), so valued at the open.  ``at``: only at these bars (sorted,
+    ``fill_bars``), what the trades walk reads; no per-bar rows are made.
     """
     if quote_paid is not None:
-        return np.cumsum(np.diff(paid - quote_paid, prepend=0.0) / open_), quote_paid.copy()
+        cum = np.cumsum(np.diff(paid - quote_paid, prepend=0.0) / open_), quote_paid.copy()
+        return cum if at is None else (cum[0][at], cum[1][at])
     by_bar = np.argsort(orders["bar"], kind="stable")  # a bar's fills keep their order: sums as they were
     fills = (np.ascontiguousarray(orders["bar"][by_bar], dtype=np.int64),
              *(np.ascontiguousarray(orders[k][by_bar], dtype=np.float64) for k in ("side", "charge", "interest")))
     rows = (np.ascontiguousarray(a, dtype=np.float64) for a in (paid, position, open_))
-    cum_b, cum_q = np.empty((2, len(paid)))  # NumPy's pages (huge, one block), not numba's (4 kB: 3 ms more)
-    _split_interest(*fills, *rows, cum_b, cum_q)
+    every = at is None
+    at = np.arange(0, dtype=np.int64) if every else np.ascontiguousarray(at, dtype=np.int64)
+    # NumPy's pages (huge, one block), not numba's (4 kB: 3 ms more)
+    cum_b, cum_q = np.empty((2, len(paid) if every else len(at)))
+    _split_interest(*fills, *rows, at, cum_b, cum_q)
     return cum_b, cum_q
 
 
 @njit(cache=True)
-def _split_interest(bar, side, charge, interest, paid, position, open_, cum_b, cum_q):
+def _split_interest(bar, side, charge, interest, paid, position, open_, at, cum_b, cum_q):
     """``interest_by_asset``'s cumulative (base, quote) into ``cum_b`` and
     ``cum_q``, in one pass over the bars, the fills sorted by bar (no
-    per-bar temporaries: fresh pages cost more than the arithmetic)."""
+    per-bar temporaries: fresh pages cost more than the arithmetic): every
+    bar's, or those of the bars ``at`` only (when it is not empty)."""
     n = paid.shape[0]
     k, m = 0, bar.shape[0]
+    every = at.shape[0] == 0
+    p = 0  # the next of ``at``
     total_b = total_q = 0.0
     for i in range(n):
         borrow_b = borrow_q = borrow_value = 0.0
@@ -364,7 +393,11 @@ def _split_interest(bar, side, charge, interest, paid, position, open_, cum_b, c
         per_q = borrow_q + (0.0 if short_before else boundary)
         total_b = per_b if i == 0 else total_b + per_b  # sums in registers: no store-to-load wait per bar
         total_q = per_q if i == 0 else total_q + per_q
-        cum_b[i], cum_q[i] = total_b, total_q
+        if every:
+            cum_b[i], cum_q[i] = total_b, total_q
+        elif p < at.shape[0] and at[p] == i:
+            cum_b[p], cum_q[p] = total_b, total_q
+            p += 1
 
 
 def flat_costs(trades: pd.DataFrame, paid_quote: np.ndarray) -> tuple:

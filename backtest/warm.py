@@ -91,7 +91,7 @@ def _after():
     from .medians import spacing_median
     from .per_bar import bar_columns
     from .records import order_dt
-    from .trades import interest_by_asset, round_trips
+    from .trades import fill_bars, interest_by_asset, round_trips
 
     orders, row, bars = np.zeros(0, order_dt), np.ones(2), np.ones(2)
     bars.flags.writeable = False  # the bars' columns run() passes are read-only views
@@ -99,7 +99,9 @@ def _after():
     spacing_median(np.array([0, 3600], dtype=np.int64))
     bar_columns(row, row, row, bars, orders)
     liquidation_columns(row, row, row, bars, 1.1)
-    round_trips(orders, times, bars, row, row, "BTCUSDT", np.zeros(0), interest_by_asset(row, orders, row, bars))
+    at = fill_bars(orders, 2)
+    round_trips(orders, times, bars, row, row, "BTCUSDT", np.zeros(0), interest_by_asset(row, orders, row, bars, at=at),
+                at=at)
 
 
 def start(perp: bool, after: bool = True):
