@@ -135,14 +135,18 @@ def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False, venue: 
     stop_settings = STOPS if stops else {}
     perp = venue == "usdm"
     args = kernel_args(bars, targets, profile=PERP["margin"] if perp else "cross-3x", stops=stop_settings)
-    extra = dict(venue=perp_venue(bars)) if perp else {}
+    extra = dict(venue=perp_venue(bars), per_bar=False) if perp else dict(per_bar=False)
     compile_s = compile_seconds()
-    simulate_arrays(*args, **extra)  # warm (loads the cache this process may have)
-    times = []
+    simulate_arrays(*args, **extra)[0].full()  # warm (loads the cache this process may have)
+    times, expands, out = [], [], None
     for _ in range(repeat):
+        del out  # (the last run's rows are freed here, not inside the next timing)
         t = time.perf_counter()
-        out = simulate_arrays(*args, **extra)
+        out = simulate_arrays(*args, **extra)  # what run() calls: the account's log, no per-bar rows
         times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        out[0].full()  # the per-bar rows, as a first read of res.equity makes them
+        expands.append(time.perf_counter() - t)
     med = statistics.median(times)
     settings = dict(margin="cross-3x", fee=0.001, slippage=0.0002, rates={"BTC": 0.0002, "USDT": 0.0003},
                     **stop_settings)
@@ -167,6 +171,8 @@ def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False, venue: 
         f"compile (fresh cache) {compile_s:.2f} s",
         f"kernel median of {repeat}   {med * 1e3:.1f} ms  →  {n_bars / med / 1e6:.1f} M bar-steps/s (one core)",
         f"kernel min / max      {min(times) * 1e3:.1f} / {max(times) * 1e3:.1f} ms",
+        f"per-bar rows on read  {statistics.median(expands) * 1e3:.1f} ms  (from the kernel's account log: "
+        f"{out[0].n_log:,} rows)",
         f"whole run() median of {len(runs)}  {full * 1e3:.0f} ms  ({full / med:.1f}× the kernel; {len(res.trades):,} "
         "trades, tables and metrics included)",
         f"  and res.equity read   {statistics.median(tables) * 1e3:.0f} ms  (the per-bar table is built on first read)",

@@ -24,7 +24,7 @@ from .errors import UserError
 from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, resolve_profile
-from . import perps, warm, writeoffs
+from . import bar_rows, perps, warm, writeoffs
 from . import transfers as transfers_mod
 from .per_bar import bar_columns
 from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
@@ -217,27 +217,22 @@ def run(
         venue, f_times = perps.venue_inputs(versions, seconds, m_open, m_close, f_times, f_rates)
     warm.announce(helper)
     warm.join(helper, profile.perp)
-    out, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine,
-                                                              given, quote_row=exact, venue=venue, flows=moves)
+    rows, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine,
+                                                               given, quote_row=exact, venue=venue, flows=moves,
+                                                               per_bar=False)
     flows = flows[0] if flows else None
-    equity, position, debt, owed, paid = out[:5]
     moved = None if flows is None else transfers_mod.outputs(
-        flows, moves, bars.index, equity, quote, float(capital), periods_per_year(seconds),
+        flows, moves, bars.index, rows.full()[0], quote, float(capital), periods_per_year(seconds),
         level_terms(profile), base)
-    quote_rows = out[5] if len(out) > 5 else None  # (auto-repay off: the kernel's quote interest per bar)
-
-    def by_asset(at=None):  # cumulative interest per asset: at the fills' bars for the trades, per bar on reading
-        if profile.perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
-            return (np.zeros_like(paid), paid) if at is None else (np.zeros(len(at)), paid[at])
-        return interest_by_asset(paid, orders, position, o, quote_rows, at=at)
-
     index = bars.index
 
     def equity_table():  # built when first read (Result.equity): a loop reading summaries never pays for it
+        out = rows.full()
+        equity, position, debt, owed, paid = out[:5]
         if profile.perp:
             return _with_moves(_perp_equity(equity, position, debt, paid, c, orders, venue, index), moved)
         exposure, assets_ml, fees, ambiguous = bar_columns(equity, position, debt, c, orders)
-        paid_base, paid_quote = by_asset()
+        paid_base, paid_quote = interest_by_asset(paid, orders, position, o, out[5] if exact else None)
         liq_price, liq_distance = liquidation_columns(position, equity, debt, c, profile.kernel_levels()[2],
                                                       out[8] if exact else None)
         table = pd.DataFrame(
@@ -259,13 +254,9 @@ def run(
         summary["mark_missing_bars"] = missing
     if detail is not None:
         summary["detail_bars"] = n_fine  # bars with usable finer bars
-    at = fill_bars(orders, len(c))  # (the trades read the per-bar rows there only)
-    trades = round_trips(orders, index, c, position, paid, symbol, liqs["bad_debt"], by_asset(at), at=at,
-                         after_fill=(np.zeros_like(paid), paid, o) if profile.perp else (
-                             (out[6], out[7], o) if exact else None),
-                         quote_fees=profile.perp)
+    trades, quote_paid = _trades(rows, orders, index, c, o, symbol, liqs["bad_debt"], profile.perp, exact)
     # what belongs to no trade (loans running with no position): trades' pnl less these = the equity change
-    flat = flat_costs(trades, quote_rows if exact else None)
+    flat = flat_costs(trades, quote_paid)
     if exact or any(flat):  # (a sweep's rows, which have no trades, keep the default run's keys)
         summary["interest_while_flat"], summary["fees_while_flat"] = flat
     settings = {
@@ -304,6 +295,33 @@ def run(
         transfers=None if moved is None else moved[0],
         loans=None if moved is None else moved[4],
     )
+
+
+def _trades(rows, orders, index, c, o, symbol, bad_debts, perp, exact):
+    """The round trips from the per-bar rows at the fills' bars (``rows``:
+    a ``bar_rows.Rows``; no other bar's rows are made), and the cumulative
+    quote interest of the kernel at those bars (auto-repay off; else None)."""
+    at = fill_bars(orders, len(c))
+    now = rows.at(at)
+    position, paid = now[1], now[4]
+    if perp or exact:  # the step-4 charges of a bar: the change from the bar before
+        before = rows.at(np.maximum(at - 1, 0))
+        if at[0] == 0:
+            before[:, 0] = 0.0
+    if perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
+        by_asset = np.zeros(len(at)), paid
+        after = (by_asset[0], paid - before[4], o[at])
+    elif exact:  # both loans may run at once: the kernel's own quote interest and step-4 charges
+        full = rows.full()
+        by_asset = interest_by_asset(full[4], orders, full[1], o, full[5], at=at)
+        after = (now[6] - before[6], now[7] - before[7], o[at])
+    else:
+        bars, paid_rows, position_rows = rows.changes()
+        by_asset = interest_by_asset(paid_rows, orders, position_rows, o, at=at, bars=bars)
+        after = None
+    trades = round_trips(orders, index, c[at], position, paid, symbol, bad_debts, by_asset, at=at,
+                         after_fill=after, quote_fees=perp)
+    return trades, (now[5] if exact else None)
 
 
 def _with_moves(table, moved):
@@ -399,7 +417,7 @@ def mark_arrays(mark, bars, symbol=None, name=None):
 
 
 def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, detail=NO_DETAIL,
-                    orders: Orders | None = None, quote_row=False, venue=None, flows=None):
+                    orders: Orders | None = None, quote_row=False, venue=None, flows=None, per_bar=True):
     """Call the kernel with output buffers from NumPy (huge pages, no
     per-bar reallocation), growing the record buffers if a run needs more.
 
@@ -413,27 +431,31 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     venue's tables and funding (``inputs.Venue``; None on spot margin).  Returns
     ``(out, orders, liquidations, margin_calls, stats)``; with ``flows``
     (``transfers.flows_spec``: scheduled transfers and a reserve) also the
-    kernel's ``inputs.Flows`` after the run (its state and log).
+    kernel's ``inputs.Flows`` after the run (its state and log).  ``out``:
+    the per-bar rows (``bar_rows.ROWS``, with ``quote_row`` also
+    ``EXACT_ROWS``); with ``per_bar`` False a ``bar_rows.Rows`` that makes
+    them when asked (the kernel writes a log of its account, not rows).
     """
     n = seconds.shape[0]
     bars = Bars(seconds, open_, high, low, close)
     given = Given(targets, *(orders or Orders(targets)).kernel_args())
     cfg, rates = config
-    buf = np.empty((kernel.N_OUT + (4 if quote_row else 0), n))
-    out, extra = buf[: kernel.N_OUT], (buf[kernel.N_OUT:] if quote_row else None)
+    log = np.empty((n, bar_rows.LOG))  # at most a row a bar; pages not written are never taken
     changes = int(np.count_nonzero(~np.isnan(targets)))
     sizes = [min(changes, n) + 64, 64, 64, 0 if flows is None else transfers_mod.log_rows(flows)]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         moves = None if flows is None else transfers_mod.make_flows(flows, sizes[3])
-        n_orders, n_liqs, n_calls, complete, stats = kernel.simulate(
-            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, extra, out, orders, liqs, calls, venue,
-            moves)
+        n_orders, n_liqs, n_calls, complete, stats, n_log = kernel.simulate(
+            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, log, orders, liqs, calls, venue, moves)
         if complete:
-            if flows is None:
-                return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
-            return buf, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats, moves
+            break
         sizes = [k * 4 for k in sizes]
+    rows = bar_rows.Rows(log, n_log, close, venue is not None, quote_row)
+    out = rows.full() if per_bar else rows
+    if flows is None:
+        return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats
+    return out, orders[:n_orders], liqs[:n_liqs], calls[:n_calls], stats, moves
 
 
 def summary_of(stats: np.ndarray, capital: float, seconds: np.ndarray, base: str, quote: str, ppy=None,

@@ -1,8 +1,9 @@
 """The compiled bar loop: one symbol, one account, on either venue.
 
-Arrays in, arrays and record arrays out (the caller allocates them, so
-NumPy's huge-page allocations serve the per-bar outputs); no pandas, no I/O, no Python
-objects.  The order of events inside a bar is the one written down in
+Arrays in, arrays and record arrays out (the caller allocates them); no
+pandas, no I/O, no Python objects.  No per-bar rows: the account's log, a
+row where its state changes (``bar_rows.py`` makes the per-bar equity,
+position, debt and interest from it when they are read).  The order of events inside a bar is the one written down in
 ``docs/model-choices.md``; the rules themselves (margin level, liquidation
 price, interest, borrow cap, liquidation sizes) come from ``rules.py`` on
 spot margin and ``venues/binance_usdm.py`` on perpetual futures, asked
@@ -51,6 +52,7 @@ from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
                        T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _replay,
                        _walk)
+from .bar_rows import log_state
 from .limits import _cancel_standing, _place, _walk_limit
 from .venues import binance_usdm as usdm
 from .records import REBALANCE, SIGNAL
@@ -162,28 +164,27 @@ N_STATS = len(STATS)
 ORDERS_PER_BAR = 3 + MAX_LIQUIDATIONS_PER_BAR
 # the quiet loop's room for interest: this many hours at the rate in force (README "Where the time goes")
 HOURS_AHEAD = 96.0
-N_OUT = 5  # rows of ``out``: every byte per bar costs (fresh pages), the rest is derived
 
 
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
-def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, calls, venue, flows=None):
+def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, venue, flows=None):
     """Run one symbol through one margin account: the records of
     ``inputs.py`` in (``bars``, ``marks``: the bars liquidation is checked
     against, ``cfg``: the settings, ``rates``, ``detail``: finer bars,
     ``given``: the strategy's targets, limit orders and levels; the module
     docstring of ``inputs.py`` and docs/model-choices.md say what each
-    means).  Writes per bar into ``out`` (5 × n): equity, position, debt,
-    interest owed, cumulative interest paid; ``extra``: None, or 4 × n rows
-    (auto-repay off): the cumulative quote interest, the cumulative base and
-    quote interest charged at the open after the bar's order (step 4), the
-    base owed.  Fills the record buffers ``orders``, ``liqs``, ``calls``;
-    with ``out`` of shape (5, 0) nothing per bar or per event is kept
-    (sweeps), the buffers then only need one row.  Returns ``(n_orders,
-    n_liqs, n_calls, complete, stats)``: ``complete`` False when a buffer
-    ran short (grow it and call again); ``stats`` the totals in ``STATS``.
-    ``venue``: the venue's tables and periodic charges (``inputs.Venue``);
-    on a perp account row 2 of ``out`` is the cross wallet outside an
-    isolated position (0 in cross mode) and row 4 the funding paid.
+    means).  Writes the account's log into ``log`` (n × ``bar_rows.LOG``:
+    a row where the state changes, at most one a bar; ``bar_rows`` makes
+    the per-bar equity, position, debt, interest owed and paid from it).
+    Fills the record buffers ``orders``, ``liqs``, ``calls``; with ``log``
+    of shape (0, LOG) nothing per bar or per event is kept (sweeps), the
+    buffers then only need one row.  Returns ``(n_orders, n_liqs, n_calls,
+    complete, stats, n_log)``: ``complete`` False when a buffer ran short
+    (grow it and call again); ``stats`` the totals in ``STATS``; ``n_log``
+    the log rows written.  ``venue``: the venue's tables and periodic
+    charges (``inputs.Venue``); on a perp account the log keeps the cross
+    wallet outside an isolated position (0 in cross mode) and the funding
+    paid as the interest paid.
     ``flows``: the trader's scheduled transfers and reserve
     (``inputs.Flows``; None without: numba then compiles none of it).
     """
@@ -191,10 +192,10 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
     mark_open, mark_high, mark_low, mark_close = marks.open, marks.high, marks.low, marks.close
     target, limit, sl_price, tp_price = given.target, given.limit, given.sl_price, given.tp_price
     n = ts.shape[0]
-    equity, position, debt_out, owed_out, paid_out = out[0], out[1], out[2], out[3], out[4]
     has_sl, has_tp, has_limit = sl_price.shape[0] > 0, tp_price.shape[0] > 0, limit.shape[0] > 0
     stops_on = cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0 or has_sl or has_tp
-    record = out.shape[1] > 0  # False: summary only, the buffers are one-row scratch
+    record = log.shape[0] > 0  # False: summary only, the buffers are one-row scratch
+    n_log = 0
     has_mark = mark_close.shape[0] > 0
     st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail.start.shape[0] > 0,
                         venue)
@@ -221,10 +222,10 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             continue
         if record and (ns[N_ORDERS] + ORDERS_PER_BAR > orders.shape[0] or ns[N_LIQS] + ORDERS_PER_BAR > liqs.shape[0]
                        or ns[N_CALLS] + 1 > calls.shape[0]):
-            return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
+            return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
         if flows is not None and (flows_room(flows) > flows.log.shape[0] or (
                 record and ns[N_ORDERS] + ORDERS_PER_BAR + MAX_MOVES + 1 > orders.shape[0])):
-            return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
+            return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
         o = open_[i]
         # 1. hour boundaries passed since the last bar's open (long bars, gaps), each at the rate
         # in force then; next_hour spares an integer division on bars that cross no hour
@@ -293,7 +294,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
             mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
             forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv)
             if short:
-                return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS)
+                return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
             liquidated = liquidated or forced
 
         # 7. the close, then those of the quiet bars after it (_quiet_band); what the loop
@@ -328,6 +329,9 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
         # a venue event or a scheduled transfer ends a quiet run (one comparison in the loop)
         stop_at = next_venue if flows is None else min(next_venue, next_flow_bar(flows, n))
+        if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
+            log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
+            n_log += 1
         j = i
         for j in range(i, n):
             c = close[j]
@@ -341,17 +345,6 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                 min_ml = min(min_ml, h_c)
             else:
                 above_call = assets > cfg.call_ml * debt or debt <= 0.0
-            if record:
-                equity[j] = eq
-                position[j] = pos
-                debt_out[j] = free if venue is not None else debt
-                owed_out[j] = st[IB] * c + st[IQ]
-                paid_out[j] = paid
-                if extra is not None:  # pruned at compile time when None: the default loop is untouched
-                    extra[0, j] = int_quote
-                    extra[1, j] = after_b
-                    extra[2, j] = after_q
-                    extra[3, j] = st[PB] + st[IB]
             # online statistics, so summary-only runs (sweeps) need no per-bar arrays;
             # returns are taken in blocks: the divisions of a block are independent
             n_block += 1
@@ -420,6 +413,9 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
                         fs[AFTER_B] += cb
                         fs[AFTER_Q] += cq
                         paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
+                        if record:
+                            log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, k)
+                            n_log += 1
                     next_hour += HOUR
                 best = far
                 continue
@@ -428,7 +424,7 @@ def simulate(bars, marks, cfg, rates, detail, given, extra, out, orders, liqs, c
         fs[BEST], fs[PENDING], fs[PENDING_LIMIT], ns[PENDING_KIND] = best, pending, pending_limit, pending_kind
 
     stats = _stats(fs, ns, block, n_block, (sum_r, sum_r2, sum_neg2), prev_eq, max_dd, n_exposed, min_ml)
-    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats
+    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats, n_log
 
 
 @njit(cache=True)

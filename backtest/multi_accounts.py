@@ -15,7 +15,7 @@ then the accounts give (events renumbered).
 import numpy as np
 import pandas as pd
 
-from . import kernel, kernel_multi
+from . import bar_rows, kernel, kernel_multi
 from .detail import NO_DETAIL
 from .engine import loans_outlive_trades, simulate_arrays
 from .inputs import Accounts, Grid, MultiConfig, MultiOut, Rates, Settings
@@ -178,7 +178,7 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
     last = np.cumsum(~np.isnan(ohlc[0])) - 1  # per bar of the grid, the account's last own bar (−1: none yet)
     before = last < 0
     spread = lambda row, start: np.where(before, start, row[np.maximum(last, 0)])  # noqa: E731
-    equity, position, debt, owed, paid = buf[:kernel.N_OUT]
+    equity, position, debt, owed, paid = buf[:bar_rows.ROWS]
     if perp is not None:  # row 2 is the cross wallet outside the isolated position: its columns, then no debt
         cols = perp_columns(equity, position, debt, own[3], venue)
         extra_rows[("perp", a)] = dict(venue=venue, times=f_times, symbols=np.full(len(f_times), s),
@@ -188,8 +188,8 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
     out_acct[a] = (spread(equity, cfg.capital), spread(debt, 0.0), spread(owed, 0.0), spread(paid, 0.0))
     out_sym[s] = (spread(position, 0.0), out_acct[a, 3])  # (unread: the trades of an account of one symbol take
     # the account's interest, multi._result)
-    if buf.shape[0] > kernel.N_OUT:
-        extra_rows[a] = np.vstack([spread(row, 0.0) for row in buf[kernel.N_OUT:]])
+    if buf.shape[0] > bar_rows.ROWS:
+        extra_rows[a] = np.vstack([spread(row, 0.0) for row in buf[bar_rows.ROWS:]])
     if moves is not None:  # the moves' log and per-bar reserve and net transfers, on the grid
         extra_rows[("moves", a)] = _moves_on_grid(flows[0], moves, seconds, bars, equity, cfg,
                                                   config["moves_level"][a], spread, *config["assets"][s])

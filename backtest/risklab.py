@@ -183,9 +183,9 @@ class RiskContext:
                     path_venue = self.venue(seconds, o, c, marks) if path_venue is None else path_venue
                     venue = path_venue._replace(funding_out=np.zeros_like(path_venue.funding_out))
                 moves = transfers_mod.axes_spec(params, s, given, profile, seconds, config[0].call_ml)
-                out, _, liqs, _, st, *flows = simulate_arrays(seconds, o, h, lo, c, given.target, config, marks,
-                                                              NO_DETAIL, given, quote_row=exact, venue=venue,
-                                                              flows=moves)
+                kept, _, liqs, _, st, *flows = simulate_arrays(seconds, o, h, lo, c, given.target, config, marks,
+                                                               NO_DETAIL, given, quote_row=exact, venue=venue,
+                                                               flows=moves, per_bar=False)
                 stats = dict(zip(KERNEL_STATS, st.tolist()))
                 real = liqs[liqs["quantity"] != 0.0]  # a write-off is no liquidation (writeoffs.py)
                 n_liq = len(real)
@@ -204,7 +204,7 @@ class RiskContext:
                     row.update(reserve_left=float(state[0]), topped_up=float(state[2]))
                 rows.append(row)
                 if keep:
-                    eq = out[0]
+                    eq = kept.full()[0]
                     fans.append(np.concatenate(([capital], np.where(steps >= 0, eq[np.maximum(steps, 0)], capital))))
                 else:
                     fans.append(None)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import kernel, warm
+from . import bar_rows, kernel, warm
 from . import perps as perps_mod
 from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
@@ -196,7 +196,7 @@ class SweepContext:
         moves = transfers_mod.axes_spec(params, s, given, profile, self.seconds, config[0].call_ml)
         if moves is None:
             stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
-                                    Given(given.target, *given.kernel_args()), None, *scratch, venue)[4]
+                                    Given(given.target, *given.kernel_args()), *scratch, venue)[4]
             moved = {}
         else:
             stats, moved = self.run_moves(given, config, venue, moves, profile)
@@ -247,7 +247,8 @@ class SweepContext:
 
     def run_chunk(self, combos) -> pd.DataFrame:
         buf = np.empty(len(self.seconds))
-        scratch = (np.empty((kernel.N_OUT, 0)), np.empty(1, order_dt), np.empty(1, liquidation_dt), np.empty(1, margin_call_dt))
+        scratch = (np.empty((0, bar_rows.LOG)), np.empty(1, order_dt), np.empty(1, liquidation_dt),
+                   np.empty(1, margin_call_dt))  # (no log: summary only)
         return pd.DataFrame([self.run_one(p, buf, scratch) for p in combos])
 
 

@@ -47,30 +47,33 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
     it receives.
 
     The walk reads the per-bar rows at the fills' bars and the last bar
-    only (``fill_bars``), so it is handed just those rows; ``at``, if given,
-    says ``paid_by_asset`` is taken there already (``interest_by_asset(...,
-    at=at)``, which then makes no per-bar rows).
+    only (``fill_bars``), so it is handed just those.  ``at``, if given:
+    those bars, and every per-bar argument is taken there already (``close``,
+    ``position``, ``interest_paid``, ``paid_by_asset``; ``after_fill``: the
+    bar's step-4 charges, base and quote, and its open), so no per-bar row
+    need be made (``engine._trades``).
     """
     exact = after_fill is not None
-    compact = at is not None
     if at is None:
         at = fill_bars(orders, len(close))
+        close, position, interest_paid = (np.asarray(a)[at] for a in (close, position, interest_paid))
+        if paid_by_asset is not None:
+            paid_by_asset = tuple(np.asarray(a)[at] for a in paid_by_asset)
+        if exact:
+            after_fill = (np.diff(after_fill[0], prepend=0.0)[at], np.diff(after_fill[1], prepend=0.0)[at],
+                          np.asarray(after_fill[2])[at])
     if exact:
-        after_b = np.diff(after_fill[0], prepend=0.0)[at]
-        after_q = np.diff(after_fill[1], prepend=0.0)[at]
-        after_v = after_b * np.asarray(after_fill[2])[at] + after_q
+        after_b, after_q = after_fill[0], after_fill[1]
+        after_v = after_b * after_fill[2] + after_q
     else:
         after_b = after_q = after_v = _NONE
     if paid_by_asset is None:
         paid_by_asset = (np.zeros(len(at)), np.zeros(len(at)))
-    elif not compact:
-        paid_by_asset = tuple(np.asarray(a)[at] for a in paid_by_asset)
     slot = np.searchsorted(at, orders["bar"]).astype(np.int64)  # each fill's bar, as a row of those taken
     fills = (slot, np.ascontiguousarray(orders["kind"], dtype=np.int64),
              *(np.ascontiguousarray(orders[k], dtype=np.float64) for k in _FILL_FIELDS))
     per_bar = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (
-        np.asarray(interest_paid)[at], *paid_by_asset, np.asarray(position)[at], np.asarray(close)[at], after_v,
-        after_b, after_q))
+        interest_paid, *paid_by_asset, position, close, after_v, after_b, after_q))
     table, n_rows, flat = _walk(fills, _later_openings(orders, exact),
                                 np.ascontiguousarray(bad_debts, dtype=np.float64),
                                 _NONE if liq_fees is None else np.ascontiguousarray(liq_fees, dtype=np.float64),
@@ -90,6 +93,8 @@ def fill_bars(orders: np.ndarray, n: int) -> np.ndarray:
     """The bars a trades walk reads the per-bar rows at: every fill's and
     the last (``n - 1``), sorted, each once."""
     return np.unique(np.append(np.asarray(orders["bar"], dtype=np.int64), n - 1))
+
+
 _FILL_FIELDS = ("side", "quantity", "price", "fee", "position_before", "position", "interest", "charge")
 _END = len(ORDER_KINDS)  # exit_reason code of a trade still open at the last bar
 _REASONS = np.array(ORDER_KINDS + ("end",), dtype=object)
@@ -336,7 +341,7 @@ def _table(t, times, symbol) -> pd.DataFrame:
 
 
 def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray, open_: np.ndarray,
-                      quote_paid=None, at=None):
+                      quote_paid=None, at=None, bars=None):
     """Cumulative interest per bar in each asset's own units, derived from
     the kernel's cumulative quote value (so the kernel writes no two more
     rows per bar).
@@ -351,6 +356,9 @@ def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray
     base interest, all of it charged at bar opens (stop exits never borrow
     base), so valued at the open.  ``at``: only at these bars (sorted,
     ``fill_bars``), what the trades walk reads; no per-bar rows are made.
+    ``bars``: ``paid`` and ``position`` are given only at these bars (sorted,
+    the first bar and every fill's among them: ``bar_rows.Rows.changes``,
+    where they change), each holding until the next.
     """
     if quote_paid is not None:
         cum = np.cumsum(np.diff(paid - quote_paid, prepend=0.0) / open_), quote_paid.copy()
@@ -360,44 +368,56 @@ def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray
              *(np.ascontiguousarray(orders[k][by_bar], dtype=np.float64) for k in ("side", "charge", "interest")))
     rows = (np.ascontiguousarray(a, dtype=np.float64) for a in (paid, position, open_))
     every = at is None
-    at = np.arange(0, dtype=np.int64) if every else np.ascontiguousarray(at, dtype=np.int64)
+    at = _NO_BARS if every else np.ascontiguousarray(at, dtype=np.int64)
     # NumPy's pages (huge, one block), not numba's (4 kB: 3 ms more)
     cum_b, cum_q = np.empty((2, len(paid) if every else len(at)))
-    _split_interest(*fills, *rows, at, cum_b, cum_q)
+    _split_interest(*fills, _NO_BARS if bars is None else np.ascontiguousarray(bars, dtype=np.int64), *rows, at,
+                    cum_b, cum_q)
     return cum_b, cum_q
 
 
+_NO_BARS = np.empty(0, dtype=np.int64)
+
+
 @njit(cache=True)
-def _split_interest(bar, side, charge, interest, paid, position, open_, at, cum_b, cum_q):
+def _split_interest(bar, side, charge, interest, rows, paid, position, open_, at, cum_b, cum_q):
     """``interest_by_asset``'s cumulative (base, quote) into ``cum_b`` and
-    ``cum_q``, in one pass over the bars, the fills sorted by bar (no
-    per-bar temporaries: fresh pages cost more than the arithmetic): every
-    bar's, or those of the bars ``at`` only (when it is not empty)."""
+    ``cum_q``, in one pass over the rows of ``paid`` and ``position`` (the
+    bars ``rows``; empty: every bar), the fills sorted by bar (no per-bar
+    temporaries: fresh pages cost more than the arithmetic): every row's, or
+    those of the bars ``at`` only (when it is not empty).  A bar between two
+    rows adds nothing (its interest paid did not change): the sums at the
+    rows are those of a pass over every bar, to the bit."""
     n = paid.shape[0]
     k, m = 0, bar.shape[0]
     every = at.shape[0] == 0
+    by_row = rows.shape[0] > 0
     p = 0  # the next of ``at``
     total_b = total_q = 0.0
-    for i in range(n):
+    for r in range(n):
+        i = rows[r] if by_row else r
+        while not every and p < at.shape[0] and at[p] < i:  # bars before this row: the sums so far
+            cum_b[p], cum_q[p] = total_b, total_q
+            p += 1
         borrow_b = borrow_q = borrow_value = 0.0
-        while k < m and bar[k] == i:
+        while k < m and bar[k] <= i:
             if side[k] < 0:
                 borrow_b += charge[k]
             elif side[k] > 0:
                 borrow_q += charge[k]
             borrow_value += interest[k]
             k += 1
-        boundary = (paid[i] - (paid[i - 1] if i > 0 else 0.0)) - borrow_value
-        short_before = i > 0 and position[i - 1] < 0.0
+        boundary = (paid[r] - (paid[r - 1] if r > 0 else 0.0)) - borrow_value
+        short_before = r > 0 and position[r - 1] < 0.0
         per_b = borrow_b + (boundary / open_[i] if short_before else 0.0)
         per_q = borrow_q + (0.0 if short_before else boundary)
-        total_b = per_b if i == 0 else total_b + per_b  # sums in registers: no store-to-load wait per bar
-        total_q = per_q if i == 0 else total_q + per_q
+        total_b = per_b if r == 0 else total_b + per_b  # sums in registers: no store-to-load wait per bar
+        total_q = per_q if r == 0 else total_q + per_q
         if every:
-            cum_b[i], cum_q[i] = total_b, total_q
-        elif p < at.shape[0] and at[p] == i:
-            cum_b[p], cum_q[p] = total_b, total_q
-            p += 1
+            cum_b[r], cum_q[r] = total_b, total_q
+    while not every and p < at.shape[0]:
+        cum_b[p], cum_q[p] = total_b, total_q
+        p += 1
 
 
 def flat_costs(trades: pd.DataFrame, paid_quote: np.ndarray) -> tuple:

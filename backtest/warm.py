@@ -87,21 +87,24 @@ def _after():
     """What ``run`` computes from the kernel's outputs (two bars, no fill)."""
     import pandas as pd
 
+    from .bar_rows import LOG, Rows
+    from .engine import _trades
     from .liqprice import liquidation_columns
     from .medians import spacing_median
     from .per_bar import bar_columns
     from .records import order_dt
-    from .trades import fill_bars, interest_by_asset, round_trips
+    from .trades import interest_by_asset
 
-    orders, row, bars = np.zeros(0, order_dt), np.ones(2), np.ones(2)
+    orders, bars = np.zeros(0, order_dt), np.ones(2)
     bars.flags.writeable = False  # the bars' columns run() passes are read-only views
     times = pd.date_range("2024-01-01", periods=2, freq="h", tz="UTC")
     spacing_median(np.array([0, 3600], dtype=np.int64))
-    bar_columns(row, row, row, bars, orders)
-    liquidation_columns(row, row, row, bars, 1.1)
-    at = fill_bars(orders, 2)
-    round_trips(orders, times, bars, row, row, "BTCUSDT", np.zeros(0), interest_by_asset(row, orders, row, bars, at=at),
-                at=at)
+    rows = Rows(np.zeros((2, LOG)), 1, bars, False, False)
+    _trades(rows, orders, times, bars, bars, "BTCUSDT", np.zeros(0), False, False)
+    out = rows.full()  # (the equity table's passes)
+    bar_columns(out[0], out[1], out[2], bars, orders)
+    interest_by_asset(out[4], orders, out[1], bars)
+    liquidation_columns(out[1], out[0], out[2], bars, 1.1)
 
 
 def start(perp: bool, after: bool = True):

@@ -279,7 +279,7 @@ def test_a_replay_that_runs_out_of_record_room_asks_for_more():
     """The replay checks the buffers before each finer bar: with little room
     the kernel stops inside the bar (complete False) instead of writing past
     them; the engine then reruns with larger buffers."""
-    from backtest import kernel
+    from backtest import bar_rows, kernel
     from backtest.engine import simulate_arrays
     from backtest.inputs import Bars, Detail, Given, marks_of
     from backtest.settings import RunSettings
@@ -302,8 +302,8 @@ def test_a_replay_that_runs_out_of_record_room_asks_for_more():
     size = 20  # room for bar 2 at its start (1 + 11), not for all of it
     small = (np.empty(size, order_dt), np.empty(size, liquidation_dt), np.empty(8, margin_call_dt))
     bars = Bars(seconds, *ohlc)
-    n_orders, n_liqs, _, complete, _ = kernel.simulate(bars, marks_of(bars), *config, Detail(*fine),
-                                                       Given(targets, *Orders(targets).kernel_args()), None,
-                                                       np.empty((kernel.N_OUT, 4)), *small, None)
+    n_orders, n_liqs, _, complete, _, _ = kernel.simulate(bars, marks_of(bars), *config, Detail(*fine),
+                                                          Given(targets, *Orders(targets).kernel_args()),
+                                                          np.empty((4, bar_rows.LOG)), *small, None)
     assert not complete and 1 < n_orders <= size and n_liqs == n_orders - 1  # stopped inside bar 2
     assert list(small[0]["bar"][:n_orders]) == [1] + [2] * (n_orders - 1)

@@ -313,8 +313,9 @@ def test_numba_cache_folder_follows_every_compiled_source():
         pytest.skip("the user's NUMBA_CACHE_DIR wins")
     digest = hashlib.blake2b(digest_size=8)
     names = ("kernel.py", "account.py", "intrabar.py", "limits.py", "rules.py", "records.py", "indicators.py",
-             "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py", "trades.py", "per_bar.py", "medians.py",
-             "data/clean.py", "flows.py", "venues/binance_usdm.py", "venues/binance_usdm_cross.py", "venues/plug.py")
+             "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py", "trades.py", "per_bar.py", "bar_rows.py",
+             "medians.py", "data/clean.py", "flows.py", "venues/binance_usdm.py", "venues/binance_usdm_cross.py",
+             "venues/plug.py")
     for name in names:
         digest.update((ROOT / "backtest" / name).read_bytes())
     compiled = {str(p.relative_to(ROOT / "backtest")) for p in (ROOT / "backtest").rglob("*.py")

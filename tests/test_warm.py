@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = """
 import json, sys
-from backtest import _numba_cache, kernel, trades
+from backtest import _numba_cache, bar_rows, kernel, trades
 from backtest.cli import main
 cold = _numba_cache.cold()
 try:
@@ -23,7 +23,8 @@ print(json.dumps({
     "walk_hits": sum(kernel._intrabar.stats.cache_hits.values()),
     "walk_misses": sum(kernel._intrabar.stats.cache_misses.values()),
     "steps": [len(kernel._gap.overloads), len(kernel._order.overloads)],
-    "after": [len(f.overloads) for f in (trades._walk, trades._split_interest)],
+    "after": [len(f.overloads) for f in (trades._walk, trades._split_interest, bar_rows.expand,
+                                         bar_rows.log_positions)],
 }))
 """
 
@@ -39,7 +40,7 @@ def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path):
     assert probe["cold"]
     assert probe["walk_hits"] == 1 and probe["walk_misses"] == 0  # loaded from the helper's cache entry
     assert probe["steps"] == [1, 1]  # compiled once (here, by warm.join), not again by the kernel
-    assert probe["after"] == [1, 1]  # one signature: the helper's dummies have the run's types
+    assert probe["after"] == [1, 1, 1, 1]  # one signature: the helper's dummies have the run's types
     # the same run on a warm cache (no helper) gives the same summary
     again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
