@@ -221,7 +221,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
         if i < resume_at:
             continue
         if record and (ns[N_ORDERS] + ORDERS_PER_BAR > orders.shape[0] or ns[N_LIQS] + ORDERS_PER_BAR > liqs.shape[0]
-                       or ns[N_CALLS] + 1 > calls.shape[0]):
+                       or ns[N_CALLS] + 1 > calls.shape[0] or n_log + 1 > log.shape[0]):
             return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
         if flows is not None and (flows_room(flows) > flows.log.shape[0] or (
                 record and ns[N_ORDERS] + ORDERS_PER_BAR + MAX_MOVES + 1 > orders.shape[0])):
@@ -330,8 +330,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
         # a venue event or a scheduled transfer ends a quiet run (one comparison in the loop)
         stop_at = next_venue if flows is None else min(next_venue, next_flow_bar(flows, n))
         if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
-            log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
-            n_log += 1
+            n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
         j = i
         for j in range(i, n):
             c = close[j]
@@ -396,6 +395,8 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
                 if ts[k] >= next_hour:  # quiet too if the hour's interest is all it has (steps 1, 4) and fits the room
                     if ts[k] != next_hour:  # off the hour, or past more than one boundary (step 1 would charge)
                         break
+                    if record and n_log == log.shape[0]:  # no room for its log row: the loop above asks for more
+                        break
                     col = next_hour // HOUR - rates.h0
                     rb, rq = rates.base[col], rates.quote[col]
                     if rb != rb_run or rq != rq_run:  # the principal is the run's: the charge changes with the rates
@@ -414,8 +415,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
                         fs[AFTER_Q] += cq
                         paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
                         if record:
-                            log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, k)
-                            n_log += 1
+                            n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, k)
                     next_hour += HOUR
                 best = far
                 continue
