@@ -303,7 +303,7 @@ def prepare_settings(
         margin = list(custom) or "cross-3x"
     margins = [margin] if isinstance(margin, str) else list(margin)
     base, quote = split_symbol(symbol)
-    _check_move_axes(grid, grid.get(MARGIN_AXIS) or margins, custom, base, quote, auto_repay)
+    _check_move_axes(grid, grid.get(MARGIN_AXIS) or margins, custom, base, quote, auto_repay, rs)
     perp_profiles = [p for p in (get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
                                  for name in list(margins) + list(grid.get(MARGIN_AXIS, []))) if p.perp]
     if perp_profiles and not perps:
@@ -341,13 +341,18 @@ def prepare_settings(
                  funding if isinstance(funding, pd.DataFrame) else None)
 
 
-def _check_move_axes(grid, margins, custom, base, quote, auto_repay):
-    """The move axes' values against every profile swept, before anything runs (one line each)."""
+def _check_move_axes(grid, margins, custom, base, quote, auto_repay, rs):
+    """The move axes' values against every profile swept and the settings
+    (``rs``: stops), before anything runs (one line each; a strategy's own
+    stop fractions are checked per combination)."""
     if not any(k in grid for k in MOVE_AXES):
         return
     for value in grid.get("reserve", ()):
         if value is not None and not (isinstance(value, (int, float)) and value >= 0):  # (None: no reserve)
             raise UserError(f"--grid reserve={value}: a reserve is an amount ≥ 0")
+    reserve = next((v for v in grid.get("reserve", ()) if v), 0.0)
+    keep = next((v for v in grid.get("keep_ml", ()) if v), None)
+    transfers_mod.check_combination(rs, Orders(np.zeros(1)), None, reserve, (), keep)
     for name in margins:
         profile = get_profile(name, custom).for_pair(base, quote)
         for top in grid.get("top_up_ml", [None]):
