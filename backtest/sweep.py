@@ -9,7 +9,7 @@ and ``resume=True`` runs only what is missing.  Only summary metrics are kept
 per combination: memory does not grow with combinations × bars.
 
 A strategy with the sweep hooks ``indicator(bars, name, value)`` and
-``fill_targets(out, bank, rows, scalars)`` (see ``strategies/sma_cross.py``)
+``fill_targets(out, bank, rows, scalars)`` (``strategies/sma_cross.py``, ``rsi_revert.py``)
 has each indicator computed once per distinct value, into one shared array,
 and each combination's targets written by compiled code (no GIL, no copy)
 into one reusable buffer per thread; one without them is called once per

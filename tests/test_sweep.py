@@ -55,6 +55,43 @@ def test_rows_equal_single_runs_including_liquidated_ones(tmp_path):
     assert pd.read_parquet(tmp_path / "s" / "sweep.parquet").equals(table)
 
 
+def test_rsi_revert_sweeps_through_its_hooks_with_rows_equal_single_runs(tmp_path):
+    """rsi_revert's RSI is computed once per period (indicator) and its
+    targets in compiled code (fill_targets): every row is the single run's."""
+    grid = {"period": [7, 14], "lower": [20.0, 30.0, 50.0], "upper": [70.0], "leverage": [2.0]}
+    res = sweep(BTC, "rsi_revert", grid, out=tmp_path / "s", **RANGE)
+    assert (len(res.table), res.skipped) == (4, 2)  # lower=50 is not below 50: skipped and counted
+    for row in res.table.to_dict("records"):
+        one = backtest.run(BTC, "rsi_revert", {k: row[k] for k in ("period", "lower", "upper", "leverage")},
+                           **RANGE)
+        assert one.summary["n_orders"] > 20  # it trades: the targets matter
+        for key, value in one.summary.items():
+            assert row[key] == value, key
+
+
+def test_rsi_revert_targets_follow_its_rule():
+    """Long below ``lower``, short above ``upper``, out when RSI crosses 50:
+    the rule restated in plain Python on the same RSI."""
+    import numpy as np
+
+    from backtest.data import load_ohlcv
+    from backtest.indicators import rsi
+
+    bars = load_ohlcv(BTC, **RANGE)
+    got = load_strategy("rsi_revert").module.targets(bars, 10, 25.0, 75.0, 1.5)
+    want, pos = [], 0.0
+    for v in rsi(bars["close"].to_numpy(np.float64), 10):
+        if v != v:
+            want.append(0.0)
+            continue
+        if pos == 0.0:
+            pos = 1.5 if v < 25.0 else (-1.5 if v > 75.0 else 0.0)
+        elif (pos > 0 and v >= 50.0) or (pos < 0 and v <= 50.0):
+            pos = 0.0
+        want.append(pos)
+    assert np.array_equal(got, np.array(want)) and np.count_nonzero(np.diff(got)) > 50
+
+
 class _KillAfter(Progress):
     def __init__(self, chunks):
         super().__init__(1)
