@@ -418,8 +418,8 @@ def mark_arrays(mark, bars, symbol=None, name=None):
 
 def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None, detail=NO_DETAIL,
                     orders: Orders | None = None, quote_row=False, venue=None, flows=None, per_bar=True):
-    """Call the kernel with output buffers from NumPy (huge pages, no
-    per-bar reallocation), growing the record buffers if a run needs more.
+    """Call the kernel with its log and record buffers from NumPy, growing
+    the buffers if a run needs more.
 
     ``config`` is the kernel's ``(Settings, Rates)``
     (``RunSettings.kernel_config``); ``mark`` the (open, high, low, close)
