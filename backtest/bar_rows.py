@@ -105,6 +105,15 @@ def log_positions(log, n_log):
     return pos
 
 
+def room(n: int) -> int:
+    """The log rows a run of ``n`` bars starts with (``engine.simulate_arrays``
+    grows them when the kernel runs short): a row a bar, the most it can
+    need (pages not written are never taken), up to 4M bars; a longer run
+    starts with a quarter, so its address space stays within what per-bar
+    rows took."""
+    return n if n <= 1 << 22 else max(1 << 22, n // 4)
+
+
 class Rows:
     """A run's per-bar rows, made from the kernel's log when first asked
     (``full``), or at a few bars only (``at``)."""

@@ -440,12 +440,12 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     bars = Bars(seconds, open_, high, low, close)
     given = Given(targets, *(orders or Orders(targets)).kernel_args())
     cfg, rates = config
-    log = np.empty((n, bar_rows.LOG))  # at most a row a bar; pages not written are never taken
     changes = int(np.count_nonzero(~np.isnan(targets)))
-    sizes = [min(changes, n) + 64, 64, 64, 0 if flows is None else transfers_mod.log_rows(flows)]
+    sizes = [min(changes, n) + 64, 64, 64, 0 if flows is None else transfers_mod.log_rows(flows), bar_rows.room(n)]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         moves = None if flows is None else transfers_mod.make_flows(flows, sizes[3])
+        log = np.empty((min(n, sizes[4]), bar_rows.LOG))
         n_orders, n_liqs, n_calls, complete, stats, n_log = kernel.simulate(
             bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, log, orders, liqs, calls, venue, moves)
         if complete:

@@ -79,3 +79,16 @@ def test_the_interest_split_off_the_log_rows_is_the_per_bar_split(auto_repay_run
     assert per_bar[0][-1] > 0 and per_bar[1][-1] > 0  # both loans were charged
     for k in range(2):
         assert np.array_equal(sparse[k], per_bar[k][at])
+
+
+def test_a_log_short_of_room_grows_and_gives_the_same_rows(monkeypatch):
+    """A run that needs more log rows than it started with asks again (the
+    kernel stops, returns incomplete, the buffers grow): the same rows,
+    records and totals as with room for every bar."""
+    rows, orders, stats, args = _run(True)
+    assert bar_rows.room(N) == N and bar_rows.room(10 ** 8) == 25 * 10 ** 6
+    monkeypatch.setattr(bar_rows, "room", lambda n: 16)
+    small, orders2, _, _, stats2 = simulate_arrays(*args, per_bar=False)
+    assert rows.n_log > 16 * 4  # it had to grow more than once
+    assert small.log.shape[0] < N and small.n_log == rows.n_log and np.array_equal(small.full(), rows.full())
+    assert np.array_equal(orders2, orders) and np.array_equal(stats2, np.array(list(stats.values())))
