@@ -441,7 +441,8 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     given = Given(targets, *(orders or Orders(targets)).kernel_args())
     cfg, rates = config
     changes = int(np.count_nonzero(~np.isnan(targets)))
-    sizes = [min(changes, n) + 64, 64, 64, 0 if flows is None else transfers_mod.log_rows(flows), bar_rows.room(n)]
+    sizes = [min(changes, n) + 64, 64, 64, 0 if flows is None else transfers_mod.log_rows(flows),
+             bar_rows.room(n)]
     while True:
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in zip(sizes, (order_dt, liquidation_dt, margin_call_dt)))
         moves = None if flows is None else transfers_mod.make_flows(flows, sizes[3])

@@ -3,11 +3,12 @@
 Arrays in, arrays and record arrays out (the caller allocates them); no
 pandas, no I/O, no Python objects.  No per-bar rows: the account's log, a
 row where its state changes (``bar_rows.py`` makes the per-bar equity,
-position, debt and interest from it when they are read).  The order of events inside a bar is the one written down in
-``docs/model-choices.md``; the rules themselves (margin level, liquidation
-price, interest, borrow cap, liquidation sizes) come from ``rules.py`` on
-spot margin and ``venues/binance_usdm.py`` on perpetual futures, asked
-through ``venues/plug.py``.  ``venue`` (``inputs.Venue``: bracket tables,
+position, debt and interest from it when they are read).  The order of
+events inside a bar is the one written down in ``docs/model-choices.md``;
+the rules themselves (margin level, liquidation price, interest, borrow
+cap, liquidation sizes) come from ``rules.py`` on spot margin and
+``venues/binance_usdm.py`` on perpetual futures, asked through
+``venues/plug.py``.  ``venue`` (``inputs.Venue``: bracket tables,
 funding charges) is None on spot margin, and the path helpers get ``pv``
 (None, or 1 on perps): numba then compiles spot margin's loop without the
 perpetual's branches.
