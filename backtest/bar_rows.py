@@ -132,6 +132,8 @@ class Rows:
 
     def at(self, bars):
         """The rows at ``bars`` (sorted), without making the others."""
+        if len(bars) and (np.any(np.diff(bars) < 0) or bars[0] < 0 or bars[-1] >= self.close.shape[0]):
+            raise ValueError("Rows.at: bars must be sorted and inside the run")  # (expand fills them in order)
         if self._full is not None:
             return self._full[:, bars]
         out = np.empty((ROWS + (EXACT_ROWS if self.exact else 0), len(bars)))

@@ -300,7 +300,8 @@ def run(
 def _trades(rows, orders, index, c, o, symbol, bad_debts, perp, exact):
     """The round trips from the per-bar rows at the fills' bars (``rows``:
     a ``bar_rows.Rows``; no other bar's rows are made), and the cumulative
-    quote interest of the kernel at those bars (auto-repay off; else None)."""
+    quote interest at those bars (loans that outlive trades; else None): the
+    kernel's own, or a perp's funding paid."""
     at = fill_bars(orders, len(c))
     now = rows.at(at)
     position, paid = now[1], now[4]
@@ -321,7 +322,7 @@ def _trades(rows, orders, index, c, o, symbol, bad_debts, perp, exact):
         after = None
     trades = round_trips(orders, index, c[at], position, paid, symbol, bad_debts, by_asset, at=at,
                          after_fill=after, quote_fees=perp)
-    return trades, (now[5] if exact else None)
+    return trades, ((paid if perp else now[5]) if exact else None)  # (a perp's quote interest is its funding)
 
 
 def _with_moves(table, moved):

@@ -92,3 +92,27 @@ def test_a_log_short_of_room_grows_and_gives_the_same_rows(monkeypatch):
     assert rows.n_log > 16 * 4  # it had to grow more than once
     assert small.log.shape[0] < N and small.n_log == rows.n_log and np.array_equal(small.full(), rows.full())
     assert np.array_equal(orders2, orders) and np.array_equal(stats2, np.array(list(stats.values())))
+
+
+def test_a_perp_with_limit_orders_keeps_its_books():
+    """Limit orders make a perp run take the rows of loans that outlive
+    trades; its quote interest is the funding it paid, which the trades
+    carry: trades' pnl less the flat costs is the equity change (found in
+    review: the flat interest was minus the funding)."""
+    from pathlib import Path
+
+    import backtest
+
+    data = Path(__file__).resolve().parent.parent / "data" / "BTCUSDT_PERP-1h.parquet"
+    res = backtest.run(data, "dip_entry", margin="usdm-isolated-5x", start="2021-01-01", end="2021-12-31")
+    s = res.summary
+    assert len(res.trades) > 5 and s["interest_while_flat"] == 0.0
+    change = s["final_equity"] - 10_000.0
+    assert res.trades["pnl"].sum() - s["interest_while_flat"] - s["fees_while_flat"] == pytest.approx(change,
+                                                                                                      abs=1e-6)
+
+
+def test_rows_at_unsorted_bars_are_refused(auto_repay_run):
+    rows = auto_repay_run[0]
+    with pytest.raises(ValueError, match="sorted"):
+        rows.at(np.array([5, 0]))
