@@ -121,12 +121,13 @@ class Rows:
     def __init__(self, log, n_log, close, perp, exact):
         self.log, self.n_log, self.close, self.perp, self.exact = log, n_log, close, perp, exact
         self._full = None
+        self.n_rows = ROWS + (EXACT_ROWS if exact else 0)
 
     def full(self):
         """Every bar's rows (``ROWS`` (+ ``EXACT_ROWS``) × bars), made once."""
         if self._full is None:
             # NumPy's pages (huge, one block)
-            self._full = np.empty((ROWS + (EXACT_ROWS if self.exact else 0), self.close.shape[0]))
+            self._full = np.empty((self.n_rows, self.close.shape[0]))
             expand(self.log, self.n_log, self.close, self.perp, _EVERY, self._full)
         return self._full
 
@@ -136,7 +137,7 @@ class Rows:
             raise ValueError("Rows.at: bars must be sorted and inside the run")  # (expand fills them in order)
         if self._full is not None:
             return self._full[:, bars]
-        out = np.empty((ROWS + (EXACT_ROWS if self.exact else 0), len(bars)))
+        out = np.empty((self.n_rows, len(bars)))
         expand(self.log, self.n_log, self.close, self.perp, np.ascontiguousarray(bars, dtype=np.int64), out)
         return out
 
