@@ -298,29 +298,31 @@ def run(
 
 
 def _trades(rows, orders, index, c, o, symbol, bad_debts, perp, exact):
-    """The round trips, and the cumulative quote interest they leave to the
-    flat books (loans that outlive trades; else None).  ``rows``: a
-    ``bar_rows.Rows``.  The default (spot margin, auto-repay) reads the rows
-    at the fills' bars only, its interest split off the log's rows; a perp's
-    funding and auto-repay off's step-4 charges are changes from one bar to
-    the next, read off every bar's rows."""
-    if perp or exact:
-        out = rows.full()
-        position, paid = out[1], out[4]
-        if perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
-            by_asset = np.zeros_like(paid), paid
-            after = (by_asset[0], paid, o)
-        else:  # both loans may run at once: the kernel's own quote interest and step-4 charges
-            by_asset = interest_by_asset(paid, orders, position, o, out[5])
-            after = (out[6], out[7], o)
-        trades = round_trips(orders, index, c, position, paid, symbol, bad_debts, by_asset, after_fill=after,
-                             quote_fees=perp)
-        return trades, (by_asset[1] if exact else None)
+    """The round trips from the per-bar rows at the fills' bars (``rows``:
+    a ``bar_rows.Rows``; no other bar's rows are made), and the cumulative
+    quote interest at those bars (loans that outlive trades; else None): the
+    kernel's own, or a perp's funding paid."""
     at = fill_bars(orders, len(c))
     now = rows.at(at)
-    bars, paid_rows, position_rows = rows.changes()
-    by_asset = interest_by_asset(paid_rows, orders, position_rows, o, at=at, bars=bars)
-    return round_trips(orders, index, c[at], now[1], now[4], symbol, bad_debts, by_asset, at=at), None
+    position, paid = now[1], now[4]
+    if perp or exact:  # the step-4 charges of a bar: the change from the bar before
+        before = rows.at(np.maximum(at - 1, 0))
+        if at[0] == 0:
+            before[:, 0] = 0.0
+    if perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
+        by_asset = np.zeros(len(at)), paid
+        after = (by_asset[0], paid - before[4], o[at])
+    elif exact:  # both loans may run at once: the kernel's own quote interest and step-4 charges
+        full = rows.full()
+        by_asset = interest_by_asset(full[4], orders, full[1], o, full[5], at=at)
+        after = (now[6] - before[6], now[7] - before[7], o[at])
+    else:
+        bars, paid_rows, position_rows = rows.changes()
+        by_asset = interest_by_asset(paid_rows, orders, position_rows, o, at=at, bars=bars)
+        after = None
+    trades = round_trips(orders, index, c[at], position, paid, symbol, bad_debts, by_asset, at=at,
+                         after_fill=after, quote_fees=perp)
+    return trades, ((paid if perp else now[5]) if exact else None)  # (a perp's quote interest is its funding)
 
 
 def _with_moves(table, moved):

@@ -48,22 +48,23 @@ def round_trips(orders: np.ndarray, times, close: np.ndarray, position: np.ndarr
 
     The walk reads the per-bar rows at the fills' bars and the last bar
     only (``fill_bars``), so it is handed just those.  ``at``, if given:
-    those bars, and ``close``, ``position``, ``interest_paid`` and
-    ``paid_by_asset`` are taken there already, so no per-bar row need be
-    made (``engine._trades``; not with ``after_fill``).
+    those bars, and every per-bar argument is taken there already (``close``,
+    ``position``, ``interest_paid``, ``paid_by_asset``; ``after_fill``: the
+    bar's step-4 charges, base and quote, and its open), so no per-bar row
+    need be made (``engine._trades``).
     """
     exact = after_fill is not None
-    if at is not None and exact:
-        raise ValueError("round_trips: the step-4 charges (after_fill) are per bar; not with at")
     if at is None:
         at = fill_bars(orders, len(close))
         close, position, interest_paid = (np.asarray(a)[at] for a in (close, position, interest_paid))
         if paid_by_asset is not None:
             paid_by_asset = tuple(np.asarray(a)[at] for a in paid_by_asset)
-    if exact:  # a bar's step-4 charges: the change from the bar before
-        after_b = np.diff(after_fill[0], prepend=0.0)[at]
-        after_q = np.diff(after_fill[1], prepend=0.0)[at]
-        after_v = after_b * np.asarray(after_fill[2])[at] + after_q
+        if exact:
+            after_fill = (np.diff(after_fill[0], prepend=0.0)[at], np.diff(after_fill[1], prepend=0.0)[at],
+                          np.asarray(after_fill[2])[at])
+    if exact:
+        after_b, after_q = after_fill[0], after_fill[1]
+        after_v = after_b * after_fill[2] + after_q
     else:
         after_b = after_q = after_v = _NONE
     if paid_by_asset is None:
@@ -353,15 +354,15 @@ def interest_by_asset(paid: np.ndarray, orders: np.ndarray, position: np.ndarray
     ``quote_paid``: the kernel's cumulative quote interest, when it wrote
     it (auto-repay off: both loans may run at once); the rest of ``paid`` is
     base interest, all of it charged at bar opens (stop exits never borrow
-    base), so valued at the open.  ``at`` (without ``quote_paid``): only
-    at these bars (sorted, ``fill_bars``), what the trades walk reads; no
-    per-bar rows are made.
+    base), so valued at the open.  ``at``: only at these bars (sorted,
+    ``fill_bars``), what the trades walk reads; no per-bar rows are made.
     ``bars``: ``paid`` and ``position`` are given only at these bars (sorted,
     the first bar and every fill's among them: ``bar_rows.Rows.changes``,
     where they change), each holding until the next.
     """
     if quote_paid is not None:
-        return np.cumsum(np.diff(paid - quote_paid, prepend=0.0) / open_), quote_paid.copy()
+        cum = np.cumsum(np.diff(paid - quote_paid, prepend=0.0) / open_), quote_paid.copy()
+        return cum if at is None else (cum[0][at], cum[1][at])
     by_bar = np.argsort(orders["bar"], kind="stable")  # a bar's fills keep their order: sums as they were
     fills = (np.ascontiguousarray(orders["bar"][by_bar], dtype=np.int64),
              *(np.ascontiguousarray(orders[k][by_bar], dtype=np.float64) for k in ("side", "charge", "interest")))
