@@ -19,6 +19,7 @@ from .checks import api, check_args
 from .companion import check_companion
 from .data import load_ohlcv, validate_ohlcv
 from .data.times import range_bounds
+from .derived import derived
 from .detail import NO_DETAIL, detail_arrays
 from .errors import UserError
 from .liqprice import liquidation_columns
@@ -27,7 +28,7 @@ from .profiles import Profile, resolve_profile
 from . import bar_rows, perps, warm, writeoffs
 from . import transfers as transfers_mod
 from .per_bar import bar_columns
-from .records import ORDER_KINDS, liquidation_dt, margin_call_dt, order_dt
+from .records import liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
@@ -35,6 +36,7 @@ from .inputs import Bars, Detail, Given, marks_of
 from .settings import RunSettings
 from .strategy import Orders, load_strategy
 from .trades import fill_bars, flat_costs, interest_by_asset, round_trips
+from .words import repeat, sides
 
 
 @api()
@@ -245,7 +247,8 @@ def run(
         if not auto_repay:  # both loans may run at once: the debt per asset as the kernel kept it
             table["debt_base"] = out[8]
         return _with_moves(table, moved)
-    summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile)
+    summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile,
+                         ppy=derived(bars.index, "ppy", lambda index: periods_per_year(_epoch_seconds(index))))
     if profile.perp:
         perps.perp_summary(summary, venue, base, quote)
     if moved is not None:  # returns of the trader's wealth, deposits not counted as profit
@@ -276,17 +279,17 @@ def run(
     # an account with nothing to sell whose debt is written off is no liquidation (docs/model-choices.md
     # "No empty liquidations"): a write-off, counted apart
     write_off = liqs["quantity"] == 0.0
-    orders_df = _records_frame(orders, index, symbol, ORDER_COLUMNS)
-    writeoffs.name_fills(orders_df)  # (counted apart in the summary already: summary_of)
     if profile.perp:  # funding takes interest's place in the trades (paid while open); no loans, no borrow charge
         trades = trades.drop(columns=["interest_base", "interest_quote"]).rename(columns={"interest": "funding"})
-        orders_df = orders_df.drop(columns=["interest"])
+    # (write-offs are counted apart in the summary: summary_of); the record tables are built when first read
+    order_columns = [c for c in ORDER_COLUMNS if not (profile.perp and c == "interest")]
     return Result(
         equity=equity_table,
         trades=trades,
-        orders=orders_df,
-        liquidations=_records_frame(_in_profile_terms(liqs[~write_off], profile), index, symbol, LIQUIDATION_COLUMNS),
-        margin_calls=_records_frame(calls, index, symbol, MARGIN_CALL_COLUMNS),
+        orders=lambda: _records_frame(orders, index, symbol, order_columns),
+        liquidations=lambda: _records_frame(_in_profile_terms(liqs[~write_off], profile), index, symbol,
+                                            LIQUIDATION_COLUMNS),
+        margin_calls=lambda: _records_frame(calls, index, symbol, MARGIN_CALL_COLUMNS),
         summary=summary,
         settings=settings,
         profile=profile,
@@ -583,12 +586,20 @@ _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def _epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
+    """The kernel's bar times (int64 epoch seconds; kept with ``index``:
+    ``derived``; callers do not write into them)."""
+    return derived(index, "seconds", _seconds)
+
+
+def _seconds(index: pd.DatetimeIndex) -> np.ndarray:
     if index.tz is None:  # a naive index: pandas' TypeError, as the subtraction of the epoch always raised
         index - pd.Timestamp(0, tz="UTC")
+    from .data.clean import epoch_seconds  # (compiled: not loaded with `backtest --help`)
+
     # floor division of the epoch integers (what subtracting the epoch and dividing by a second does, 3 ms faster)
-    seconds = index.asi8 // _PER_SECOND[index.unit]
-    if seconds.shape[0] > 1 and np.any(seconds[1:] <= seconds[:-1]):
-        i = int(np.flatnonzero(np.diff(seconds) <= 0)[0]) + 1
+    seconds = np.empty(len(index), dtype=np.int64)
+    i = epoch_seconds(np.ascontiguousarray(index.asi8), _PER_SECOND[index.unit], seconds)
+    if i >= 0:
         raise UserError(f"bars: row {i} ({index[i]}) is less than a second after the bar before; "
                         "bars must be at least a second apart")
     return seconds
@@ -599,9 +610,6 @@ def _records_frame(records, index, symbol, columns) -> pd.DataFrame:
     column by column (a frame of the record array, reordered, cost ~1 ms more)."""
     if len(records) == 0:
         return pd.DataFrame(columns=columns)
-    derived = {"time": lambda: index[records["bar"]], "symbol": lambda: [symbol] * len(records),
-               "side": lambda: np.where(records["side"] > 0, "buy", "sell"), "kind": lambda: _KINDS[records["kind"]]}
+    derived = {"time": lambda: index[records["bar"]], "symbol": lambda: repeat(symbol, len(records)),
+               "side": lambda: sides(records["side"]), "kind": lambda: writeoffs.kinds(records)}
     return pd.DataFrame({c: derived[c]() if c in derived else records[c] for c in columns}, columns=columns)
-
-
-_KINDS = np.array(ORDER_KINDS, dtype=object)

@@ -23,10 +23,11 @@ from .multi_accounts import last_closes, simulate_multi_arrays
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .rates import rate_table
-from .records import LIQUIDATION, ORDER_KINDS
+from .records import LIQUIDATION
 from .result import Result
 from .strategy import Orders, call_user, check_targets, load_strategy
 from .trades import TRADE_COLUMNS, flat_costs, interest_by_asset, round_trips
+from .words import sides, words
 
 CROSS = "cross"  # the cross account's name (in --allocation, tables and columns)
 
@@ -729,7 +730,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     if stats["n_cancelled"]:  # (a strategy's limit orders; other runs keep the keys they always had)
         summary["n_cancelled"] = int(stats["n_cancelled"])
     write_off = writeoffs.of_events(liqs, orders)
-    writeoffs.note(summary, write_off, orders_df)
+    writeoffs.note(summary, write_off)
     for j, name in enumerate(acct_names):
         summary[f"final_equity_{name}"] = float(out_acct[j, 0, -1])
         summary[f"n_liquidations_{name}"] = int(np.count_nonzero((liqs["account"] == j) & ~write_off))
@@ -801,9 +802,9 @@ def _orders_frame(orders, index, symbols):
     if len(orders) == 0:
         return pd.DataFrame(columns=ORDER_MULTI_COLUMNS)
     return pd.DataFrame({
-        "time": index[orders["bar"]], "symbol": [symbols[s] for s in orders["symbol"]],
-        "side": np.where(orders["side"] > 0, "buy", "sell"), "quantity": orders["quantity"],
-        "price": orders["price"], "fee": orders["fee"], "kind": [ORDER_KINDS[k] for k in orders["kind"]],
+        "time": index[orders["bar"]], "symbol": words(orders["symbol"], tuple(symbols)),
+        "side": sides(orders["side"]), "quantity": orders["quantity"],
+        "price": orders["price"], "fee": orders["fee"], "kind": writeoffs.kinds(orders),
         "capped": orders["capped"], "position_before": orders["position_before"], "position": orders["position"],
         "interest": orders["interest"]}, columns=ORDER_MULTI_COLUMNS)
 

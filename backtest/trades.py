@@ -10,6 +10,7 @@ from numba import njit
 
 from ._numba_cache import configure
 from .records import LIQUIDATION, ORDER_KINDS, REBALANCE, SIGNAL
+from .words import repeat, sides, words
 
 configure()  # numba's cache folder, set before any @njit here is defined
 
@@ -92,12 +93,15 @@ _NONE = np.empty(0)
 def fill_bars(orders: np.ndarray, n: int) -> np.ndarray:
     """The bars a trades walk reads the per-bar rows at: every fill's and
     the last (``n - 1``), sorted, each once."""
-    return np.unique(np.append(np.asarray(orders["bar"], dtype=np.int64), n - 1))
+    bars = np.append(np.asarray(orders["bar"], dtype=np.int64), n - 1)
+    if bars.shape[0] > 1 and np.all(bars[1:] >= bars[:-1]):  # the kernel's order: its fills come bar by bar
+        return bars[np.append(True, bars[1:] != bars[:-1])]  # (np.unique hashes and sorts: ~0.2 ms for 3,000)
+    return np.unique(bars)
 
 
 _FILL_FIELDS = ("side", "quantity", "price", "fee", "position_before", "position", "interest", "charge")
 _END = len(ORDER_KINDS)  # exit_reason code of a trade still open at the last bar
-_REASONS = np.array(ORDER_KINDS + ("end",), dtype=object)
+_REASONS = ORDER_KINDS + ("end",)
 # the rows of ``_walk``'s table, one column per trade
 _ENTRY, _EXIT, _DIR, _ENTRY_PRICE, _EXIT_PRICE, _QTY, _FEES, _INTEREST, _IB, _IQ, _PNL, _REASON = range(12)
 # the open trade's running sums in ``_walk``: quantity and value entered and exited, fees, interest (quote
@@ -324,8 +328,8 @@ def _table(t, times, symbol) -> pd.DataFrame:
     if n == 0:
         return pd.DataFrame([], columns=TRADE_COLUMNS)
     return pd.DataFrame({
-        "symbol": [symbol] * n,
-        "side": np.where(t[_DIR] > 0, "long", "short").astype(object),
+        "symbol": repeat(symbol, n),
+        "side": sides(t[_DIR], "long", "short"),
         "entry_time": times[t[_ENTRY].astype(np.int64)],
         "entry_price": t[_ENTRY_PRICE],
         "exit_time": times[t[_EXIT].astype(np.int64)],
@@ -336,7 +340,7 @@ def _table(t, times, symbol) -> pd.DataFrame:
         "interest_base": t[_IB],
         "interest_quote": t[_IQ],
         "pnl": t[_PNL],
-        "exit_reason": _REASONS[t[_REASON].astype(np.int64)],
+        "exit_reason": words(t[_REASON], _REASONS),
     }, columns=TRADE_COLUMNS)
 
 

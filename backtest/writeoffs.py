@@ -5,7 +5,11 @@ liquidations"): not in ``liquidations``, order kind ``write_off``, counted
 in ``summary["n_write_offs"]`` and not in ``n_liquidations``."""
 import numpy as np
 
-from .records import LIQUIDATION
+from .records import LIQUIDATION, ORDER_KINDS
+from .words import words
+
+WRITE_OFF = len(ORDER_KINDS)  # the orders table's kind code of a write-off's zero fill
+KIND_WORDS = ORDER_KINDS + ("write_off",)
 
 
 def of_events(liqs, orders) -> np.ndarray:
@@ -15,21 +19,19 @@ def of_events(liqs, orders) -> np.ndarray:
     return ~np.isin(np.arange(len(liqs)), fills["event"])
 
 
-def note(summary: dict, write_off: np.ndarray, orders_df) -> None:
-    """Count the write-offs apart in ``summary`` and name their fills in the
-    orders table (several symbols: ``kernel_multi`` counts them with the
-    liquidations; the one-symbol kernel counts them apart itself,
-    ``engine.summary_of``)."""
+def note(summary: dict, write_off: np.ndarray) -> None:
+    """Count the write-offs apart in ``summary`` (several symbols:
+    ``kernel_multi`` counts them with the liquidations; the one-symbol kernel
+    counts them apart itself, ``engine.summary_of``)."""
     n = int(np.count_nonzero(write_off))
     if n:
         summary["n_liquidations"] -= n
         summary["n_write_offs"] = n
-    name_fills(orders_df)
 
 
-def name_fills(orders_df) -> None:
-    """A write-off's zero fill is kind ``write_off`` in the orders table."""
-    if len(orders_df):
-        empty = (orders_df["kind"] == "liquidation") & (orders_df["quantity"] == 0.0)
-        if empty.any():  # (an assignment through .loc costs ~1 ms even when it selects nothing)
-            orders_df.loc[empty, "kind"] = "write_off"
+def kinds(orders):
+    """The orders table's ``kind`` column: a write-off's zero fill (a
+    liquidation that traded nothing) is kind ``write_off``."""
+    codes = orders["kind"].astype(np.intp)
+    codes[(codes == LIQUIDATION) & (orders["quantity"] == 0.0)] = WRITE_OFF
+    return words(codes, KIND_WORDS)

@@ -32,3 +32,161 @@ def test_spacing_median_is_numpy_median():
             assert got == want and type(got) is type(want), d
         else:
             assert got is None, d
+
+
+def _general(df):
+    """validate_ohlcv's general path: through a ``Bars`` and ``to_frame``."""
+    from backtest.data.bars import from_frame, to_frame
+    from backtest.data.validate import validate_bars
+
+    b = validate_bars(from_frame(df, "bars"))
+    return to_frame(b), b.timeframe
+
+
+def _frames():
+    import pandas as pd
+
+    rng = np.random.default_rng(8)
+    n = 500
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.r_[100.0, close[:-1]]
+    cols = dict(open=open_, high=np.maximum(open_, close) * 1.001, low=np.minimum(open_, close) * 0.999,
+                close=close, volume=rng.random(n))
+    base = pd.date_range("2024-03-01", periods=n, freq="1h", tz="UTC")
+    for idx in (base.as_unit("ns"), base.as_unit("us"), base.as_unit("ms"), base.as_unit("s"),
+                base.tz_convert("Asia/Tokyo"), base.tz_localize(None), base.as_unit("ns").rename("timestamp"),
+                pd.DatetimeIndex(base.as_unit("ns").asi8.view("M8[ns]"), name="timestamp", dtype="datetime64[ns, UTC]")):
+        yield pd.DataFrame(cols, index=idx)
+    df = pd.DataFrame(dict(cols, extra=1), index=base)  # another column: ignored
+    yield df
+    df = pd.DataFrame(cols, index=base)
+    df.attrs.update(symbol="BTCUSDT", timeframe="1h", note="kept")
+    yield df
+
+
+def test_validate_as_given_is_the_general_path():
+    """A frame needing no conversion takes the shortcut; its canonical
+    frame equals the general path's to the bit: values, index (unit, zone,
+    name, no freq), columns, dtypes and attrs."""
+    import pandas as pd
+
+    from backtest.data.validate import _as_given, validate_ohlcv
+
+    for df in _frames():
+        assert _as_given(df) is not None
+        got = validate_ohlcv(df, "bars")
+        want, timeframe = _general(df)
+        pd.testing.assert_frame_equal(got, want, check_exact=True, check_freq=True)
+        assert str(got.index.dtype) == "datetime64[ns, UTC]" and got.index.name == "timestamp"
+        assert got.index.freq is None
+        assert got.attrs == {**df.attrs, "symbol": df.attrs.get("symbol"),
+                             "timeframe": df.attrs.get("timeframe") or timeframe}
+
+
+def test_validate_as_given_declines_what_it_cannot_check():
+    """Frames the shortcut leaves to the general path, which names the
+    problem or converts: a bad row, int columns, a timestamp column."""
+    import pandas as pd
+    import pytest
+
+    from backtest.data.validate import _as_given, validate_ohlcv
+    from backtest.errors import DataError
+
+    df = next(_frames())
+    bad = df.copy()
+    bad.iloc[7, bad.columns.get_loc("low")] = -1.0
+    assert _as_given(bad) is None
+    with pytest.raises(DataError, match=r"bars: column 'low': row 7 .* low -1.0 <= 0"):
+        validate_ohlcv(bad, "bars")
+    ints = df.astype({"volume": np.int64})
+    assert _as_given(ints) is None
+    pd.testing.assert_frame_equal(validate_ohlcv(ints), _general(ints)[0])
+    col = df.reset_index(names="timestamp")
+    assert _as_given(col) is None
+    pd.testing.assert_frame_equal(validate_ohlcv(col), _general(col)[0])
+    back = df.iloc[::-1]
+    assert _as_given(back) is None
+    with pytest.raises(DataError, match="timestamps must increase"):
+        validate_ohlcv(back, "bars")
+
+
+def test_epoch_seconds_floor_every_unit():
+    from backtest.data.clean import epoch_seconds
+
+    x = np.array([-2**63 + 1, -2_500_000_001, -1_000_000_000, -999_999_999, -1, 0, 1, 999_999_999,
+                  1_000_000_000, 2**63 - 1], dtype=np.int64)
+    for per in (1_000_000_000, 1_000_000, 1_000, 1):
+        out = np.empty_like(x)
+        epoch_seconds(x, per, out)
+        assert (out == x // per).all(), per
+    out = np.empty(4, dtype=np.int64)
+    assert epoch_seconds(np.array([0, 10**9, 2 * 10**9 - 1, 3 * 10**9]), 10**9, out) == 2  # 1.999… s: same second
+    assert epoch_seconds(np.array([0, 10**9, 3 * 10**9]), 10**9, out[:3]) == -1
+
+
+def test_epoch_seconds_kept_with_their_index():
+    """The seconds of an index are made once while it lives, and each index
+    gets its own."""
+    import gc
+
+    import pandas as pd
+
+    from backtest.derived import _KEPT
+    from backtest.engine import _epoch_seconds
+
+    a = pd.date_range("2024-01-01", periods=100, freq="1min", tz="UTC")
+    b = pd.date_range("2024-01-02", periods=100, freq="1min", tz="UTC")
+    sa = _epoch_seconds(a)
+    assert _epoch_seconds(a) is sa
+    sb = _epoch_seconds(b)
+    assert sb is not sa and sb[0] - sa[0] == 86400
+    assert (sa == (a - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1s")).all()
+    key = (id(a), "seconds")
+    assert key in _KEPT
+    del a
+    gc.collect()
+    assert key not in _KEPT
+
+
+def test_words_are_pandas_strings():
+    import pandas as pd
+
+    from backtest.words import repeat, sides, words
+
+    codes = np.array([2, 0, 1, 2])
+    vocab = ("a", "bb", "ccc")
+    got = pd.Series(words(codes, vocab))
+    want = pd.Series(np.array(vocab, dtype=object)[codes])
+    pd.testing.assert_series_equal(got, want)
+    pd.testing.assert_series_equal(pd.Series(sides(np.array([1, -1, 1]))), pd.Series(["buy", "sell", "buy"]))
+    pd.testing.assert_series_equal(pd.Series(repeat("X", 3)), pd.Series(["X", "X", "X"]))
+
+
+def test_fill_bars_sorted_or_not():
+    from backtest.records import order_dt
+    from backtest.trades import fill_bars
+
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 2, 7, 300):
+        orders = np.zeros(n, dtype=order_dt)
+        for bars in (np.sort(rng.integers(0, 50, n)), rng.integers(0, 50, n)):
+            orders["bar"] = bars
+            assert (fill_bars(orders, 60) == np.unique(np.append(bars, 59))).all()
+
+
+def test_record_tables_built_once_when_read(tmp_path):
+    """run()'s orders, liquidations and margin calls are built on first read,
+    once, and are what the records say."""
+    import backtest
+
+    res = backtest.run("data/BTCUSDT-1h.parquet", margin="cross-5x", start="2021-05-01", end="2021-06-30")
+    assert all(callable(res._tables[k]) for k in ("equity", "orders", "liquidations", "margin_calls"))
+    orders = res.orders
+    assert res.orders is orders and not callable(res._tables["orders"])
+    assert len(orders) == res.summary["n_orders"]
+    assert set(orders["kind"]) <= {"signal", "rebalance", "liquidation", "write_off"}
+    assert list(orders["side"].unique()) in (["buy", "sell"], ["sell", "buy"])
+    assert len(res.liquidations) == res.summary["n_liquidations"]
+    assert len(res.margin_calls) == res.summary["n_margin_calls"]
+    res.save(tmp_path / "out")  # the files read the same tables
+    assert (tmp_path / "out" / "orders.csv").read_text().count("\n") == len(orders) + 1

@@ -61,13 +61,20 @@ def make_bars(ts, o, h, l, c, v, **kw) -> Bars:
 
 def to_frame(bars: Bars, path: str | None = None) -> pd.DataFrame:
     """The validated DataFrame: UTC ``DatetimeIndex`` named ``timestamp``."""
-    idx = pd.DatetimeIndex(bars.ts.view("M8[ns]"), name="timestamp", dtype="datetime64[ns, UTC]")  # no tz_localize copy
-    df = pd.DataFrame({c: bars.col(c) for c in COLUMNS}, index=idx, copy=False)
+    df = pd.DataFrame({c: bars.col(c) for c in COLUMNS}, index=utc_index(bars.ts), copy=False)
     df.attrs["symbol"] = bars.symbol
     df.attrs["timeframe"] = bars.timeframe
     if path is not None:
         df.attrs["path"] = str(path)
     return df
+
+
+def utc_index(ts: np.ndarray) -> pd.DatetimeIndex:
+    """The canonical index of int64 ns UTC times: named ``timestamp``."""
+    return pd.DatetimeIndex(ts.view("M8[ns]"), name="timestamp", dtype=UTC_NS)  # (no tz_localize copy)
+
+
+UTC_NS = "datetime64[ns, UTC]"
 
 
 def _index_ns(idx: pd.DatetimeIndex) -> np.ndarray:

