@@ -39,8 +39,9 @@ def epoch_seconds(ts, per_second, seconds):
         _floor(ts, 1_000_000, seconds)
     elif per_second == 1_000:
         _floor(ts, 1_000, seconds)
-    else:
-        seconds[:] = ts
+    else:  # (a loop: a slice assignment compiles NumPy's shape checks, ~1.7 s)
+        for i in range(ts.shape[0]):
+            seconds[i] = ts[i]
     late = False
     for i in range(1, ts.shape[0]):  # branch-free: vectorised
         late |= seconds[i] <= seconds[i - 1]
