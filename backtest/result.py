@@ -166,7 +166,17 @@ def _built(name, doc):
         if callable(self._tables[name]):
             self._tables[name] = self._tables[name]()
         return self._tables[name]
-    return property(table, doc=doc)
+
+    def replace_table(self, value):
+        self._tables[name] = value
+    return property(table, replace_table, doc=doc)
+
+
+def _state(self):
+    """What pickling keeps: every table built (a table not read yet is a function of the run's locals)."""
+    state = dict(self.__dict__)
+    state["_tables"] = {name: getattr(self, name) for name in self._tables}
+    return state
 
 
 # (set after the class: a property in its body would be taken for the field's default)
@@ -174,6 +184,7 @@ Result.equity = _built("equity", "per bar: equity, margin level, position, ... (
 Result.orders = _built("orders", "every fill, including forced (liquidation) fills")
 Result.liquidations = _built("liquidations", "one row per liquidation event")
 Result.margin_calls = _built("margin_calls", "one row per entry into the margin-call band")
+Result.__getstate__ = _state
 
 
 def _read(path: Path, reader, kind=None):

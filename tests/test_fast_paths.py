@@ -53,14 +53,17 @@ def _frames():
     cols = dict(open=open_, high=np.maximum(open_, close) * 1.001, low=np.minimum(open_, close) * 0.999,
                 close=close, volume=rng.random(n))
     base = pd.date_range("2024-03-01", periods=n, freq="1h", tz="UTC")
+    import zoneinfo
+
     for idx in (base.as_unit("ns"), base.as_unit("us"), base.as_unit("ms"), base.as_unit("s"),
+                base.as_unit("ns").tz_convert(zoneinfo.ZoneInfo("UTC")).rename("timestamp"),
                 base.tz_convert("Asia/Tokyo"), base.tz_localize(None), base.as_unit("ns").rename("timestamp"),
                 pd.DatetimeIndex(base.as_unit("ns").asi8.view("M8[ns]"), name="timestamp", dtype="datetime64[ns, UTC]")):
         yield pd.DataFrame(cols, index=idx)
     df = pd.DataFrame(dict(cols, extra=1), index=base)  # another column: ignored
     yield df
     df = pd.DataFrame(cols, index=base)
-    df.attrs.update(symbol="BTCUSDT", timeframe="1h", note="kept")
+    df.attrs.update(note="kept", symbol="BTCUSDT", timeframe="1h")
     yield df
 
 
@@ -81,6 +84,8 @@ def test_validate_as_given_is_the_general_path():
         assert got.index.freq is None
         assert got.attrs == {**df.attrs, "symbol": df.attrs.get("symbol"),
                              "timeframe": df.attrs.get("timeframe") or timeframe}
+        assert list(got.attrs) == list(want.attrs) + [k for k in df.attrs if k not in want.attrs]
+        assert got.index.tz is want.index.tz  # the canonical zone object, whatever the input's
 
 
 def test_validate_as_given_declines_what_it_cannot_check():
@@ -101,6 +106,10 @@ def test_validate_as_given_declines_what_it_cannot_check():
     ints = df.astype({"volume": np.int64})
     assert _as_given(ints) is None
     pd.testing.assert_frame_equal(validate_ohlcv(ints), _general(ints)[0])
+    two = pd.concat({"BTCUSDT": df}, axis=1).swaplevel(axis=1)  # columns (open, BTCUSDT), ...
+    assert _as_given(two) is None
+    with pytest.raises(DataError, match="column 'open' appears more than once"):
+        validate_ohlcv(two, "bars")
     col = df.reset_index(names="timestamp")
     assert _as_given(col) is None
     pd.testing.assert_frame_equal(validate_ohlcv(col), _general(col)[0])
@@ -141,7 +150,8 @@ def test_epoch_seconds_kept_with_their_index():
     sb = _epoch_seconds(b)
     assert sb is not sa and sb[0] - sa[0] == 86400
     assert (sa == (a - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1s")).all()
-    key = (id(a), "seconds")
+    assert _epoch_seconds(a.rename("x")) is sa  # a view shares the data, and what was made from it
+    key = (id(a.array), "seconds")
     assert key in _KEPT
     del a
     gc.collect()
@@ -190,3 +200,72 @@ def test_record_tables_built_once_when_read(tmp_path):
     assert len(res.margin_calls) == res.summary["n_margin_calls"]
     res.save(tmp_path / "out")  # the files read the same tables
     assert (tmp_path / "out" / "orders.csv").read_text().count("\n") == len(orders) + 1
+
+
+def test_a_run_hands_out_its_own_index(tmp_path):
+    """The index of a run's tables is a view of its own: renaming it changes
+    neither the caller's frame nor what a later run on the same frame
+    returns (the derived times are kept per index data, not per object)."""
+    import backtest
+    from backtest.data import load_ohlcv
+
+    canonical = load_ohlcv("data/BTCUSDT-1h.parquet", "2022-01-01", "2022-03-31")
+    other = canonical.copy()
+    other.index = other.index.as_unit("ms").rename(None)
+    for bars in (canonical, other):
+        name = bars.index.name
+        first = backtest.run(bars, margin="cross-5x")
+        first.equity.index.name = "time"
+        assert bars.index.name == name
+        again = backtest.run(bars, margin="cross-5x")
+        assert again.equity.index.name == "timestamp" and again.bars.index.name == "timestamp"
+        again.save(tmp_path / "out")
+        assert backtest.Result.load(tmp_path / "out").equity.index.name == "timestamp"
+
+
+def test_derived_on_threads():
+    """Many live indexes on several threads: the kept table never raises
+    (the oldest goes while others read and add) and every value is right."""
+    import sys
+    import threading
+
+    import pandas as pd
+
+    from backtest.derived import _MOST, derived
+
+    indexes = [pd.date_range("2024-01-01", periods=3 + k, freq="h", tz="UTC") for k in range(3 * _MOST)]
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(3000):
+                k = int(rng.integers(len(indexes)))
+                assert derived(indexes[k], "n", len) == 3 + k
+        except Exception as exc:  # noqa: BLE001 (any error is the failure)
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(s,)) for s in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors[:3]
+
+
+def test_result_pickles_and_tables_can_be_replaced():
+    import pickle
+
+    import backtest
+
+    res = backtest.run("data/BTCUSDT-1h.parquet", margin="cross-5x", start="2022-01-01", end="2022-02-28")
+    back = pickle.loads(pickle.dumps(res))
+    for name in ("equity", "orders", "liquidations", "margin_calls", "trades"):
+        assert getattr(back, name).equals(getattr(res, name))
+    res.orders = res.orders.head(1)
+    assert len(res.orders) == 1

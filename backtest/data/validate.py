@@ -15,7 +15,7 @@ import pandas as pd
 from backtest.derived import derived
 from backtest.errors import DataError
 
-from .bars import COLUMNS, PRICES, UTC_NS, Bars, from_frame, to_frame, utc_index
+from .bars import COLUMNS, PRICES, Bars, from_frame, to_frame, utc_index
 from .times import NAT, fmt_ts
 from .timeframes import infer_timeframe
 
@@ -116,6 +116,7 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "DataFrame") -> pd.DataFrame:
         out, timeframe = to_frame(b), b.timeframe
     else:
         timeframe = df.attrs.get("timeframe") or derived(out.index, "timeframe", lambda i: infer_timeframe(i.asi8))
+        out.attrs.update(symbol=None, timeframe=None)  # (the keys in to_frame's order)
     out.attrs.update(df.attrs)
     out.attrs["symbol"] = df.attrs.get("symbol")
     out.attrs["timeframe"] = df.attrs.get("timeframe") or timeframe
@@ -136,7 +137,7 @@ def _as_given(df) -> pd.DataFrame | None:
 
     idx = getattr(df, "index", None)
     if (not isinstance(df, pd.DataFrame) or not isinstance(idx, pd.DatetimeIndex) or "timestamp" in df.columns
-            or idx.unit not in _NS or len(idx) == 0 or not df.columns.is_unique
+            or idx.unit not in _NS or len(idx) == 0 or df.columns.nlevels != 1 or not df.columns.is_unique
             or any(c not in df.columns or df[c].dtype != np.float64 for c in COLUMNS)):
         return None
     raw = np.ascontiguousarray(idx.asi8)  # UTC instants in the index's unit, whatever its time zone
@@ -146,6 +147,10 @@ def _as_given(df) -> pd.DataFrame | None:
     per = _NS[idx.unit]  # (sorted now: the first and last times bound the rest)
     if not (-2**63 < int(raw[0]) * per and int(raw[-1]) * per < 2**63):
         return None  # beyond datetime64[ns]: the general path says so
-    if str(idx.dtype) != UTC_NS or idx.name != "timestamp" or idx.freq is not None:
+    if idx.tz is not _UTC or idx.unit != "ns" or idx.name != "timestamp" or idx.freq is not None:
         idx = derived(idx, "utc_ns", lambda i: utc_index(raw * per if per > 1 else raw))
-    return pd.DataFrame(cols, index=idx, copy=False)
+    # a view: the frame's index is its own object (renaming it renames neither the caller's nor a kept one)
+    return pd.DataFrame(cols, index=idx.rename("timestamp"), copy=False)
+
+
+_UTC = utc_index(np.empty(0, dtype=np.int64)).tz  # the time zone object of the canonical index
