@@ -450,12 +450,15 @@ def _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_histo
 def _single_only(rs, details, accounts):
     """The settings only the one-symbol kernel has are refused, one line
     naming the flag, when a cross account holds several symbols (finer bars
-    only for a symbol of such an account)."""
+    only for a symbol of such an account).  ``--path`` is not among them:
+    such an account's only event inside a bar is its liquidation, checked
+    at every symbol's adverse extreme at once, so the path setting has
+    nothing to order there (docs/model-choices.md "Several symbols")."""
     joint = [syms for _, _, syms in accounts if len(syms) > 1]
     shared = [s for syms in joint for s in syms if s in details]
     given = [flag for flag, on in (
         ("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit), ("--trailing-stop", rs.trailing_stop),
-        ("--path", rs.path != "ohlc-heuristic"), ("--no-auto-repay", not rs.auto_repay)) if on]
+        ("--no-auto-repay", not rs.auto_repay)) if on]
     if shared:
         given.append(f"--detail {shared[0]}")
     if given and joint:

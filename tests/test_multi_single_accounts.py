@@ -106,7 +106,7 @@ def test_detail_per_symbol_for_isolated_accounts():
 
 @pytest.mark.parametrize("setting, flag", [
     (dict(stop_loss=0.02), "stop_loss"), (dict(take_profit=0.02), "take_profit"),
-    (dict(trailing_stop=0.02), "trailing_stop"), (dict(path="pessimistic"), "path"),
+    (dict(trailing_stop=0.02), "trailing_stop"),
     (dict(detail={"BTCUSDT": FIXTURES / "BTCUSDT-1m-2025-06-02.parquet"}), "detail"),
 ])
 def test_a_cross_account_of_several_symbols_refuses_them(setting, flag):
@@ -142,11 +142,43 @@ def test_cli_detail_and_bound_with_two_isolated_accounts(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--detail" in err and "SYMBOL=FILE" in err
     cross = [a if a != "isolated-10x" else "cross-3x" for a in args if a not in ("--stop-loss", "0.004")]
-    for extra in (["--bound"], ["--detail", f"BTCUSDT={fine}"], ["--trailing-stop", "0.01"]):
+    for extra in (["--detail", f"BTCUSDT={fine}"], ["--trailing-stop", "0.01"]):
         assert main([*cross, *extra, "--out", str(tmp_path / "c")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and extra[0] in err and "several symbols" in err
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_path_changes_nothing_in_a_cross_account_of_several_symbols():
+    """Its only event inside a bar is the liquidation at every symbol's
+    adverse extreme at once: the path setting has nothing to order, so a
+    pessimistic run equals the default one, liquidations included."""
+    data = {"BTCUSDT": hourly("BTCUSDT", "2021-05-10", "2021-05-25"),
+            "ETHUSDT": hourly("ETHUSDT", "2021-05-10", "2021-05-25")}
+    kw = dict(margin="cross-5x", capital=10_000.0)
+    heur = run_multi(data, "hold", {"exposure": 4.0}, **kw)
+    pess = run_multi(data, "hold", {"exposure": 4.0}, path="pessimistic", **kw)
+    assert heur.summary["n_liquidations"] > 0  # a crash inside the window: the joint path liquidated
+    pd.testing.assert_frame_equal(pess.equity, heur.equity, check_exact=True)
+    pd.testing.assert_frame_equal(pess.liquidations, heur.liquidations, check_exact=True)
+    assert pess.summary == heur.summary
+    assert pess.settings["path"] == "pessimistic" and heur.summary["ambiguous_bars"] == 0
+
+
+def test_cli_bound_in_a_cross_account_of_several_symbols(tmp_path, capsys):
+    """--bound runs both settings; in a cross account of several symbols its range is one point."""
+    paths = []
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        hourly(sym, "2021-05-10", "2021-05-25").to_parquet(tmp_path / f"{sym}-1h.parquet")
+        paths += ["--data", str(tmp_path / f"{sym}-1h.parquet")]
+    assert main(["run", *paths, "--strategy", "hold", "--param", "exposure=4", "--margin", "cross-5x", "--bound",
+                 "--no-report", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if "final equity" in ln and ("ohlc" in ln or "pessim" in ln or "range" in ln)]
+    heur, pess, span = lines[-3:]
+    assert heur.split("final equity")[1] == pess.split("final equity")[1]
+    lo, hi = span.split("final equity")[1].split("liquidations")[0].split("…")
+    assert lo.strip() == hi.strip()
 
 
 @pytest.mark.parametrize("repay_on_flat", [False, True])
