@@ -211,7 +211,8 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
     block = np.empty(RETURN_BLOCK + 1 + 24)  # block[0]: the equity before the block; 24 scratch (_add_block)
     block[0] = prev_eq = peak = cfg.capital
     sum_r = sum_r2 = sum_neg2 = max_dd = 0.0
-    n_block = n_exposed = 0
+    # (int64, not the literal 0: numba would compile _stats and _add_returns once more for Literal[int](0))
+    n_block = n_exposed = np.int64(0)
     min_ml = np.inf
     last_target = np.nan
     suspended = halted = False

@@ -120,11 +120,11 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
     paid, paid_b, paid_q, position, close, after_v, after_b, after_q = per_bar
     m = bar.shape[0]
     table = np.empty((12, m + 1))
-    n_rows = 0
+    n_rows = np.int64(0)  # (not the literal 0: _row and _mark_open would compile twice more)
     flat_i, flat_f = 0.0, 0.0  # the books of no trade (see flat_costs)
     n_bad, n_fee = 0, 0
     is_open = False
-    entry_bar, direction = 0, 0.0
+    entry_bar, direction = np.int64(0), 0.0
     tr = np.zeros(9)  # the open trade's sums (_EQ ...)
     for k in range(m):
         # before, not the last fill's position: a short's base interest grows it in between
@@ -227,7 +227,7 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
         flat_i -= position[last] * close[last]
     if is_open:  # still open: marked at the last close, no fee
         _mark_open(tr, per_bar, entry_bar)
-        _row(table, n_rows, entry_bar, last, direction, tr, _END, exact)
+        _row(table, n_rows, entry_bar, last, direction, tr, np.int64(_END), exact)
         n_rows += 1
     return table, n_rows, (flat_i, flat_f)
 
