@@ -56,7 +56,7 @@ def cold() -> bool:
 _announced = []
 
 
-def announce(stream=None, seconds=25):
+def announce(seconds):
     """Say once per process, before the first kernel call, that compiling
     takes a while (the first run in a fresh environment is silent for
     ``seconds`` otherwise; ``warm.announce`` says how long)."""
@@ -64,7 +64,7 @@ def announce(stream=None, seconds=25):
         return
     _announced.append(True)
     if cold():
-        print(f"compiling the kernels, once: ~{seconds} s", file=stream or sys.stderr, flush=True)
+        print(f"compiling the kernels, once: ~{seconds} s", file=sys.stderr, flush=True)
 
 
 configure()

@@ -19,35 +19,37 @@ from numba import njit
 
 from ._numba_cache import configure
 from .account import IB, IQ, PB, _assets, _debt, _position
+from .intrabar import AFTER_B, AFTER_Q, INT_QUOTE, PAID
+from .venues.binance_usdm import FREE
 
 configure()  # numba's cache folder, set before any @njit here is defined
 
-# a log row: the account (account.HB .. IQ, the same places), then these
-PAID, INT_QUOTE, AFTER_B, AFTER_Q, FREE, BAR = 6, 7, 8, 9, 10, 11
+# a log row: the account (account.HB .. IQ, the same places), then the run's sums from ``fs`` (its
+# ``LOGGED`` places: interest paid and charged in quote, step-4 charges, an isolated perp's cross wallet)
+L_PAID, L_INT_QUOTE, L_AFTER_B, L_AFTER_Q, L_FREE, BAR = 6, 7, 8, 9, 10, 11
+LOGGED = (PAID, INT_QUOTE, AFTER_B, AFTER_Q, FREE)
 LOG = 12
 ROWS = 5  # equity, position, debt (a perp: the cross wallet outside an isolated position), interest owed, paid
 EXACT_ROWS = 4  # auto-repay off: cumulative quote interest, step-4 charges (base, quote), base owed
 
 
 @njit(cache=True, inline="always")
-def log_state(log, r, st, paid, int_quote, after_b, after_q, free, bar):
-    """Row ``r`` of the log: the account ``st`` and the run's sums at
-    ``bar``, unless they are those of row ``r - 1`` (an eventful bar where
-    nothing changed); returns the rows written."""
+def log_state(log, r, st, fs, bar):
+    """Row ``r`` of the log: the account ``st`` and the run's sums (``fs``)
+    at ``bar``, unless they are those of row ``r - 1`` (an eventful bar
+    where nothing changed); returns the rows written."""
     if r > 0:
-        same = (log[r - 1, PAID] == paid and log[r - 1, INT_QUOTE] == int_quote and log[r - 1, AFTER_B] == after_b
-                and log[r - 1, AFTER_Q] == after_q and log[r - 1, FREE] == free)
+        same = True
         for k in range(6):
             same = same and log[r - 1, k] == st[k]
+        for k in range(5):
+            same = same and log[r - 1, 6 + k] == fs[LOGGED[k]]
         if same:
             return r
     for k in range(6):
         log[r, k] = st[k]
-    log[r, PAID] = paid
-    log[r, INT_QUOTE] = int_quote
-    log[r, AFTER_B] = after_b
-    log[r, AFTER_Q] = after_q
-    log[r, FREE] = free
+    for k in range(5):
+        log[r, 6 + k] = fs[LOGGED[k]]
     log[r, BAR] = bar
     return r + 1
 
@@ -78,7 +80,7 @@ def _segment(log, r, close, perp, start, end, shift, out):
     """Bars ``start`` to ``end`` of the log's row ``r`` (which holds for all
     of them) into ``out``'s columns ``bar + shift``."""
     row = log[r]
-    position, paid, free = _position(row), row[PAID], row[FREE]
+    position, paid, free = _position(row), row[L_PAID], row[L_FREE]
     exact = out.shape[0] > ROWS
     for j in range(start, end):
         c = close[j]
@@ -90,9 +92,9 @@ def _segment(log, r, close, perp, start, end, shift, out):
         out[3, q] = row[IB] * c + row[IQ]
         out[4, q] = paid
         if exact:
-            out[5, q] = row[INT_QUOTE]
-            out[6, q] = row[AFTER_B]
-            out[7, q] = row[AFTER_Q]
+            out[5, q] = row[L_INT_QUOTE]
+            out[6, q] = row[L_AFTER_B]
+            out[7, q] = row[L_AFTER_Q]
             out[8, q] = row[PB] + row[IB]
 
 
@@ -145,7 +147,7 @@ class Rows:
         """(bar, interest paid, position) at each log row: where the per-bar
         interest can change (``trades.interest_by_asset``'s rows)."""
         log = self.log[: self.n_log]
-        return log[:, BAR].astype(np.int64), np.ascontiguousarray(log[:, PAID]), log_positions(self.log, self.n_log)
+        return log[:, BAR].astype(np.int64), np.ascontiguousarray(log[:, L_PAID]), log_positions(self.log, self.n_log)
 
 
 _EVERY = np.empty(0, dtype=np.int64)

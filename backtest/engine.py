@@ -35,7 +35,7 @@ from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Res
 from .inputs import Bars, Detail, Given, marks_of
 from .settings import RunSettings
 from .strategy import Orders, load_strategy
-from .trades import fill_bars, flat_costs, interest_by_asset, round_trips
+from .trades import change_at, fill_bars, flat_costs, interest_by_asset, round_trips
 from .words import repeat, sides
 
 
@@ -223,9 +223,9 @@ def run(
                                                                given, quote_row=exact, venue=venue, flows=moves,
                                                                per_bar=False)
     flows = flows[0] if flows else None
+    ppy = derived(bars.index, "ppy", lambda _: periods_per_year(seconds))  # (kept with the bars' times)
     moved = None if flows is None else transfers_mod.outputs(
-        flows, moves, bars.index, rows.full()[0], quote, float(capital), periods_per_year(seconds),
-        level_terms(profile), base)
+        flows, moves, bars.index, rows.full()[0], quote, float(capital), ppy, level_terms(profile), base)
     index = bars.index
 
     def equity_table():  # built when first read (Result.equity): a loop reading summaries never pays for it
@@ -247,8 +247,7 @@ def run(
         if not auto_repay:  # both loans may run at once: the debt per asset as the kernel kept it
             table["debt_base"] = out[8]
         return _with_moves(table, moved)
-    summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile,
-                         ppy=derived(bars.index, "ppy", lambda index: periods_per_year(_epoch_seconds(index))))
+    summary = summary_of(stats, float(capital), seconds, base, quote, profile=profile, ppy=ppy)
     if profile.perp:
         perps.perp_summary(summary, venue, base, quote)
     if moved is not None:  # returns of the trader's wealth, deposits not counted as profit
@@ -306,19 +305,17 @@ def _trades(rows, orders, index, c, o, symbol, bad_debts, perp, exact):
     quote interest at those bars (loans that outlive trades; else None): the
     kernel's own, or a perp's funding paid."""
     at = fill_bars(orders, len(c))
+    full = rows.full() if exact else None  # (every bar's rows are needed then: the rows at ``at`` are its columns)
     now = rows.at(at)
     position, paid = now[1], now[4]
     if perp or exact:  # the step-4 charges of a bar: the change from the bar before
         before = rows.at(np.maximum(at - 1, 0))
-        if at[0] == 0:
-            before[:, 0] = 0.0
     if perp:  # every charge is funding, in quote, paid after the bar's order (step 3)
         by_asset = np.zeros(len(at)), paid
-        after = (by_asset[0], paid - before[4], o[at])
+        after = (by_asset[0], change_at(paid, at, before[4]), o[at])
     elif exact:  # both loans may run at once: the kernel's own quote interest and step-4 charges
-        full = rows.full()
         by_asset = interest_by_asset(full[4], orders, full[1], o, full[5], at=at)
-        after = (now[6] - before[6], now[7] - before[7], o[at])
+        after = (change_at(now[6], at, before[6]), change_at(now[7], at, before[7]), o[at])
     else:
         bars, paid_rows, position_rows = rows.changes()
         by_asset = interest_by_asset(paid_rows, orders, position_rows, o, at=at, bars=bars)

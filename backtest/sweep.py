@@ -269,7 +269,11 @@ class Setup:
 
 def grid_profiles(setup: Setup):
     """Every margin profile a sweep's or risk run's grid uses."""
-    return [get_profile(name, setup.custom) for name in list(setup.margins) + list(setup.grid.get(MARGIN_AXIS, []))]
+    return _profiles(setup.margins, setup.grid, setup.custom)
+
+
+def _profiles(margins, grid, custom):
+    return [get_profile(name, custom) for name in list(margins) + list(grid.get(MARGIN_AXIS, []))]
 
 
 def prepare_settings(
@@ -304,8 +308,8 @@ def prepare_settings(
     margins = [margin] if isinstance(margin, str) else list(margin)
     base, quote = split_symbol(symbol)
     _check_move_axes(grid, grid.get(MARGIN_AXIS) or margins, custom, base, quote, auto_repay, rs)
-    perp_profiles = [p for p in (get_profile(name, custom).for_pair(base, quote)  # refused here, not in a worker
-                                 for name in list(margins) + list(grid.get(MARGIN_AXIS, []))) if p.perp]
+    perp_profiles = [p.for_pair(base, quote) for p in _profiles(margins, grid, custom)]  # refused here, not in a worker
+    perp_profiles = [p for p in perp_profiles if p.perp]
     if perp_profiles and not perps:
         raise UserError(f"--margin {perp_profiles[0].name}: the walk-forward takes spot-margin profiles only so far "
                         "(perpetual futures: run, sweep, risk)")
@@ -577,6 +581,9 @@ def sweep(
     return SweepResult(table, out, skipped, time.perf_counter() - t0, settings)
 
 
+MAX_CHUNK = 256  # combinations in a chunk of a small sweep (a big one: at most 64, ~16 chunks a thread)
+
+
 def default_chunk_size(n_combos: int, n_bars: int, threads: int) -> int:
     """Combinations per saved chunk: ~16 chunks per thread so the last ones
     finish close together, but each worth at least ~20 M bar-steps so
@@ -584,11 +591,13 @@ def default_chunk_size(n_combos: int, n_bars: int, threads: int) -> int:
     its last chunk alone.  A sweep too small for 4 such chunks a thread is
     cut into fewer, the same number for every thread (a chunk costs ~4 ms:
     the README grid, 12.7 M bar-steps on two threads, took 141 ms in 8
-    chunks, 126 ms in 4, 118 ms in 2)."""
+    chunks, 126 ms in 4, 118 ms in 2).  At most ``MAX_CHUNK`` a chunk even
+    then: a grid of many combinations on few bars still saves as it goes
+    (each combination costs ~60 µs of Python besides its bars)."""
     per_thread = min(4, max(1, n_combos * n_bars // (threads * 20_000_000)))
     even = -(-n_combos // (per_thread * threads))
     if per_thread < 4:
-        return even
+        return min(even, MAX_CHUNK)
     balanced = max(n_combos // (16 * threads), -(-20_000_000 // n_bars))
     return max(1, min(64, balanced, even))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .grid import MOVE_AXES
 from .inputs import Flows
 from .records import BORROW, REPAY, TOP_UP, TRANSFER_REASONS, transfer_dt
 
@@ -337,7 +338,6 @@ def axes_spec(params, settings, given, profile, seconds, call_level):
     schedule on ``seconds``; None without moves.  ``settings``: the grid's
     settings dict; ``given``: the combination's ``strategy.Orders`` (its own
     stop fractions count, as in ``run``)."""
-    from .grid import MOVE_AXES
     from .settings import RunSettings
 
     reserve, top, keep = (params.get(k) for k in MOVE_AXES)

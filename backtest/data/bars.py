@@ -71,10 +71,7 @@ def to_frame(bars: Bars, path: str | None = None) -> pd.DataFrame:
 
 def utc_index(ts: np.ndarray) -> pd.DatetimeIndex:
     """The canonical index of int64 ns UTC times: named ``timestamp``."""
-    return pd.DatetimeIndex(ts.view("M8[ns]"), name="timestamp", dtype=UTC_NS)  # (no tz_localize copy)
-
-
-UTC_NS = "datetime64[ns, UTC]"
+    return pd.DatetimeIndex(ts.view("M8[ns]"), name="timestamp", dtype="datetime64[ns, UTC]")  # (no tz_localize copy)
 
 
 def _index_ns(idx: pd.DatetimeIndex) -> np.ndarray:

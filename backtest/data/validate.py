@@ -16,7 +16,7 @@ from backtest.derived import derived
 from backtest.errors import DataError
 
 from .bars import COLUMNS, PRICES, Bars, from_frame, to_frame, utc_index
-from .times import NAT, fmt_ts
+from .times import NAT, NS, fmt_ts
 from .timeframes import infer_timeframe
 
 
@@ -123,9 +123,6 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "DataFrame") -> pd.DataFrame:
     return out
 
 
-_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-
-
 def _as_given(df) -> pd.DataFrame | None:
     """The canonical frame of a clean frame that needs no conversion but of
     its index's unit or time zone (float64 columns, a ``DatetimeIndex``),
@@ -137,14 +134,14 @@ def _as_given(df) -> pd.DataFrame | None:
 
     idx = getattr(df, "index", None)
     if (not isinstance(df, pd.DataFrame) or not isinstance(idx, pd.DatetimeIndex) or "timestamp" in df.columns
-            or idx.unit not in _NS or len(idx) == 0 or df.columns.nlevels != 1 or not df.columns.is_unique
+            or idx.unit not in NS or len(idx) == 0 or df.columns.nlevels != 1 or not df.columns.is_unique
             or any(c not in df.columns or df[c].dtype != np.float64 for c in COLUMNS)):
         return None
     raw = np.ascontiguousarray(idx.asi8)  # UTC instants in the index's unit, whatever its time zone
     cols = {c: np.ascontiguousarray(df[c].to_numpy()) for c in COLUMNS}
     if not clean(raw, *cols.values()):
         return None
-    per = _NS[idx.unit]  # (sorted now: the first and last times bound the rest)
+    per = NS[idx.unit]  # (sorted now: the first and last times bound the rest)
     if not (-2**63 < int(raw[0]) * per and int(raw[-1]) * per < 2**63):
         return None  # beyond datetime64[ns]: the general path says so
     if idx.tz is not _UTC or idx.unit != "ns" or idx.name != "timestamp" or idx.freq is not None:
