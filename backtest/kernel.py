@@ -324,15 +324,16 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
             q_lo, q_hi = np.inf, -np.inf  # a standing limit, a strategy's levels, stops on a mark: no quiet run
         if venue is not None and flows is not None and flows.keep_ml == flows.keep_ml:
             q_lo, q_hi = np.inf, -np.inf  # a perp's health need not fall one way at a buffer level: every bar
-        best = fs[BEST]
+        paid, int_quote, after_b, after_q, best = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q], fs[BEST]
         lim_side = ns[LIM_SIDE]
+        free = fs[usdm.FREE]
         pending = pending_limit = np.nan  # (step 3 took the last one)
         pending_kind = SIGNAL
         rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
         # a venue event or a scheduled transfer ends a quiet run (one comparison in the loop)
         stop_at = next_venue if flows is None else min(next_venue, next_flow_bar(flows, n))
         if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
-            n_log = log_state(log, n_log, st, fs, i)
+            n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
         j = i
         for j in range(i, n):
             c = close[j]
@@ -415,8 +416,9 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
                         _owe(st, fs, cb, cq, open_[k])
                         fs[AFTER_B] += cb
                         fs[AFTER_Q] += cq
+                        paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
                         if record:
-                            n_log = log_state(log, n_log, st, fs, k)
+                            n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, k)
                     next_hour += HOUR
                 best = far
                 continue
