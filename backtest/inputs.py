@@ -54,7 +54,7 @@ Accounts = namedtuple("Accounts", "symbol_account capital initial_ml call_ml liq
 # its settings (scalars) and hourly rates (``rates[S + 1, hours]`` from the
 # whole hour ``rate_h0``: each symbol's base, the quote last)
 MultiConfig = namedtuple("MultiConfig", "fee slippage full_liquidation rebalance round_interest stop_on_liquidation "
-                                        "rate_h0 rates")
+                                        "stop_loss take_profit trailing_stop rate_h0 rates")
 # its per-bar outputs (``acct[A, 4, n]``, ``sym[S, 2, n]``) and the interest
 # charged per base asset and per account's quote, in asset units
 MultiOut = namedtuple("MultiOut", "acct sym interest_base interest_quote")

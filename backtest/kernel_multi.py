@@ -25,7 +25,7 @@ from .account import HB, HQ, PB, PQ, _position, _record_order
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .kernel import _opens_trade
-from .records import LIQUIDATION, REBALANCE, SIGNAL
+from .records import LIQUIDATION, REBALANCE, SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .venues import binance_usdm as usdm
 from .venues import binance_usdm_cross as usdm_cross
 from .rules import (
@@ -51,7 +51,7 @@ STATS = ("fees_paid", "liquidation_fees", "bad_debt", "n_orders", "n_liquidation
          "n_capped", "n_trades")
 N_STATS = len(STATS)
 FEES, LIQ_FEES, BAD, N_ORD, N_LIQ, N_CALL, N_CAP, N_TRD = range(N_STATS)
-ORDERS_PER_STEP = 2 + MAX_LIQUIDATIONS_PER_BAR  # per symbol: its order, a gap fill, the intrabar fills
+ORDERS_PER_STEP = 3 + MAX_LIQUIDATIONS_PER_BAR  # per symbol: its order, a gap fill, the intrabar fills, a stop
 
 
 @njit(cache=True)
@@ -70,6 +70,21 @@ def _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot):
     _fill_order(orders, k, s, np.nan, -1)
     tot[N_ORD] += 1
     tot[N_TRD] += _opens_trade(before, _position(st))
+    _track(ss, s, before, _position(st), price, o)
+
+
+@njit(cache=True)
+def _track(ss, s, n0, n1, price, o):
+    """Symbol s's entry and best price after a fill at ``price`` (its bar's
+    open ``o``) took its position from ``n0`` to ``n1`` (docs "Entry and best
+    price"; a reduction leaves them)."""
+    if n1 == 0.0:
+        ss[s, ENTRY] = ss[s, BEST] = np.nan
+    elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0) or ss[s, ENTRY] != ss[s, ENTRY]:
+        ss[s, ENTRY] = price
+        ss[s, BEST] = o
+    elif abs(n1) > abs(n0):
+        ss[s, ENTRY] = (ss[s, ENTRY] * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
 
 
 @njit(cache=True)
@@ -98,14 +113,17 @@ def _liq_record(liqs, k, a, theta, gap):
 
 # per-symbol state ``ss[s]`` and per-account state ``sa[a]`` (float columns, so
 # the steps take few arguments and numba can inline them)
-LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE = range(7)
+LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE, ENTRY, BEST = range(9)
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
-FEE, SLIP, FULL, ROUND, STOP = range(5)
+FEE, SLIP, FULL, ROUND, STOP, SL, TP, TR = range(8)
 # scratch rows ``scr[r]`` of a cross step: CUR the traded open (orders, interest), MCUR the mark open
 # (liquidation checks; both the last close without a bar), TRADED where a liquidation fills (before slippage)
 CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG, MCUR, TRADED = range(10)
+# and of the joint walk with stops (``_walk_joint``): a leg's start and end, a symbol's direction, its stop taken
+LEG_A, LEG_B, DIRN, DONE = range(10, 14)
+N_SCRATCH = 14
 # rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
 Q_HB, Q_DB, Q_IB, Q_UP = range(4)
 
@@ -146,7 +164,7 @@ def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa):
 
 
 @njit(cache=True)
-def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, scr, tot):
+def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, scr, tot, ss):
     """A cross liquidation at the trigger prices ``scr[TRIG]``, filled at
     ``scr[TRADED]`` (± slippage), recorded; False (nothing recorded) when
     there was nothing to liquidate."""
@@ -191,6 +209,7 @@ def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, s
             o.trigger = trig[k]
             o.event = k_l
             tot[N_ORD] += 1
+            _track(ss, s, before[k], o.position, fill[k], fill[k])
     return True
 
 
@@ -207,8 +226,206 @@ def _prices(i, a, syms, m, open_, mark_open, ss, scr):
 
 
 @njit(cache=True)
-def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_high, mark_low, h0, rates, lv, cfg,
-                ss, sa, orders, liqs, calls, tot, scr):
+def _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr):
+    """Each symbol's adverse (mark) extreme into ``scr[EXT]`` (its current
+    price when it has no bar or ``a − M·d`` is 0) and the joint path's terms
+    toward them (``_joint_terms``)."""
+    for k in range(m):
+        s = syms[a, k]
+        coef = sb[s, HELD] - mlr * (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        if coef > 0.0 and scr[TRADABLE, k] != 0.0:
+            scr[EXT, k] = mark_low[s, i]
+        elif coef < 0.0 and scr[TRADABLE, k] != 0.0:
+            scr[EXT, k] = mark_high[s, i]
+        else:
+            scr[EXT, k] = scr[MCUR, k]
+    return _joint_terms(a, m, syms, sb, aq, mlr, scr, MCUR, EXT)
+
+
+@njit(cache=True)
+def _joint_terms(a, m, syms, sb, aq, mlr, scr, start, end):
+    """``(f0, g, any debt)`` of the joint path from the prices ``scr[start]``
+    to ``scr[end]`` (docs "Joint path": ``f0 = Σ (a_s − M·d_s)·P_s + c −
+    M·e`` at the start, ``g`` its change to the end)."""
+    f0 = aq[a, HELD] - mlr * (aq[a, PRINCIPAL] + aq[a, INTEREST])
+    g = 0.0
+    any_debt = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
+    for k in range(m):
+        s = syms[a, k]
+        db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+        any_debt = any_debt or db > 0.0
+        coef = sb[s, HELD] - mlr * db
+        f0 += coef * scr[start, k]
+        g += coef * (scr[end, k] - scr[start, k])
+    return f0, g, any_debt
+
+
+@njit(cache=True)
+def _levels(ss, s, n, cfg):
+    """Symbol s's stop-loss, trailing and take-profit levels (NaN: none) of
+    position ``n`` (docs "Levels")."""
+    d = 1.0 if n > 0.0 else -1.0
+    entry = ss[s, ENTRY]
+    sl = entry * (1.0 - d * cfg[SL]) if cfg[SL] > 0.0 else np.nan
+    tr = ss[s, BEST] * (1.0 - d * cfg[TR]) if cfg[TR] > 0.0 else np.nan
+    tp = entry * (1.0 + d * cfg[TP]) if cfg[TP] > 0.0 else np.nan
+    return sl, tr, tp
+
+
+@njit(cache=True)
+def _level_theta(lv, falling, a_, b_, first):
+    """Where on a leg from ``a_`` to ``b_`` a level firing when the price
+    falls to it (``falling``) or rises to it fires: ``(θ, trigger)``, θ = −1
+    when it does not; on the first leg a level the open is already beyond
+    fires there (docs "Stops on a joint path")."""
+    if lv != lv:
+        return -1.0, 0.0
+    if (lv >= a_) if falling else (lv <= a_):
+        if first or (b_ < a_ if falling else b_ > a_):
+            return 0.0, a_
+        return -1.0, 0.0
+    if falling and b_ < a_ and lv >= b_:
+        return (a_ - lv) / (a_ - b_), lv
+    if not falling and b_ > a_ and lv <= b_:
+        return (lv - a_) / (b_ - a_), lv
+    return -1.0, 0.0
+
+
+@njit(cache=True)
+def _next_event(a, m, leg, syms, sb, aq, ss, scr, cfg, mlr, liq_on, after):
+    """The first event on leg ``leg`` (1, 2, 3) of the joint walk from the
+    legs' rows ``scr[LEG_A]``, ``scr[LEG_B]``: ``(θ, kind, k, trigger)``,
+    kind −1 when the leg has none, LIQUIDATION (k −1), or a stop kind of
+    the account's k-th symbol; none before ``after`` (the last event's θ)."""
+    best, kind, who, trig = np.inf, -1, -1, 0.0
+    f0, g, owes = _joint_terms(a, m, syms, sb, aq, mlr, scr, LEG_A, LEG_B)
+    if owes and liq_on:
+        theta = joint_theta(f0, g) if leg == 1 else (0.0 if f0 <= 0.0 else (-f0 / g if g < 0.0 and f0 + g <= 0.0
+                                                                             else -1.0))
+        if theta >= 0.0:
+            best, kind = max(theta, after), LIQUIDATION
+    for k in range(m):
+        s = syms[a, k]
+        n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+        if scr[TRADABLE, k] == 0.0 or scr[DONE, k] != 0.0 or n == 0.0 or ss[s, ENTRY] != ss[s, ENTRY]:
+            continue
+        levels = _levels(ss, s, n, cfg)
+        for j in range(3):  # stop-loss and trailing fire toward the adverse side, take-profit the other way
+            theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], leg == 1)
+            kd = STOP_LOSS if j == 0 else (TRAILING_STOP if j == 1 else TAKE_PROFIT)
+            if theta >= 0.0:
+                theta = max(theta, after)
+                if theta < best or (theta == best and kind != LIQUIDATION and _rank(kd) < _rank(kind)):
+                    best, kind, who, trig = theta, kd, k, p
+    return best, kind, who, trig
+
+
+@njit(cache=True)
+def _rank(kind):
+    """Ties on the path: liquidation, stop-loss, trailing, take-profit."""
+    if kind == STOP_LOSS:
+        return 1
+    if kind == TRAILING_STOP:
+        return 2
+    if kind == TAKE_PROFIT:
+        return 3
+    return 0 if kind == LIQUIDATION else 4
+
+
+@njit(cache=True)
+def _leg(i, a, m, leg, bars, scr, ss, sb):
+    """Leg ``leg``'s ends per symbol into ``scr[LEG_A]``, ``scr[LEG_B]``:
+    the path ``O → X1 → X2 → C`` of its direction ``scr[DIRN]`` (adverse
+    extreme first), its current price throughout without a direction; the
+    best price of each held symbol moves to the leg's start."""
+    syms, open_, high, low, close = bars
+    for k in range(m):
+        s = syms[a, k]
+        d = scr[DIRN, k]
+        if d == 0.0:
+            scr[LEG_A, k] = scr[LEG_B, k] = scr[CUR, k]
+            continue
+        pts = (open_[s, i], low[s, i] if d > 0.0 else high[s, i], high[s, i] if d > 0.0 else low[s, i], close[s, i])
+        scr[LEG_A, k] = pts[leg - 1]
+        scr[LEG_B, k] = pts[leg]
+        n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+        if n != 0.0 and ss[s, BEST] == ss[s, BEST]:
+            ss[s, BEST] = max(ss[s, BEST], pts[leg - 1]) if n > 0.0 else min(ss[s, BEST], pts[leg - 1])
+
+
+@njit(cache=True)
+def _walk_joint(i, a, m, bars, books, params, orders, liqs):
+    """Step 5 of a cross account with several symbols and stops on: the
+    joint walk of docs "Stops on a joint path", three legs, each event at
+    the smallest θ first.  Returns whether the account was liquidated."""
+    syms, open_, high, low, close = bars
+    sb, aq, st, ss, sa, scr, tot = books
+    lv, cfg, rates, col = params
+    mlr = lv[a, MLR]
+    liquidated = False
+    n_liq = 0
+    liq_on = True
+    for k in range(m):
+        s = syms[a, k]
+        coef = sb[s, HELD] - mlr * (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        scr[DIRN, k] = 0.0 if scr[TRADABLE, k] == 0.0 else (1.0 if coef > 0.0 else (-1.0 if coef < 0.0 else 0.0))
+        scr[DONE, k] = 0.0
+    for leg in range(1, 4):
+        _leg(i, a, m, leg, bars, scr, ss, sb)
+        after = 0.0
+        while True:
+            theta, kind, who, trig = _next_event(a, m, leg, syms, sb, aq, ss, scr, cfg, mlr, liq_on, after)
+            if kind < 0:
+                break
+            after = theta
+            for k in range(m):  # every symbol at its path price at θ
+                p = scr[LEG_A, k] + theta * (scr[LEG_B, k] - scr[LEG_A, k])
+                scr[TRIG, k] = p
+                if scr[TRADABLE, k] != 0.0:
+                    p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
+                scr[TRADED, k] = p
+            if kind == LIQUIDATION:
+                if not _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot, ss):
+                    liq_on = False  # nothing to liquidate
+                    continue
+                liquidated = True
+                n_liq += 1
+                if n_liq == MAX_LIQUIDATIONS_PER_BAR:
+                    return liquidated
+                continue
+            scr[TRIG, who] = trig
+            _stop_fill(i, a, m, who, kind, trig, syms, books, params, orders)
+    return liquidated
+
+
+@njit(cache=True)
+def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
+    """The account's k-th symbol's stop firing at ``trig``: its market order
+    to target 0 there (the others at their path prices ``scr[TRIG]``),
+    recorded with its kind and trigger; its rebalancing suspended."""
+    sb, aq, st, ss, sa, scr, tot = books
+    lv, cfg, rates, col = params
+    m0 = lv[a, M0]
+    s = syms[a, k]
+    scr[DONE, k] = 1.0
+    ss[s, SUSPENDED] = 1.0
+    assets, debt = book_value(sb, aq, a, syms, m, scr, TRIG)
+    w = others_term(sb, syms, a, m, scr, TRIG, k, m0)
+    load(st, sb, aq, s, a)
+    before = _position(st)
+    trade = trade_to_cross(st, 0.0, trig, assets - debt, w, 1e-9 * (assets + debt), cfg[FEE], cfg[SLIP],
+                           rates[s, col], rates[rates.shape[0] - 1, col], m0, cfg[ROUND] != 0.0)
+    store(st, sb, aq, s, a)
+    if trade[0] != 0:
+        ss[s, KIND] = kind
+        _book_order(st, i, s, a, trade, trig, before, ss, sa, orders, tot)
+        orders[int(tot[N_ORD]) - 1].trigger = trig
+    tot[N_CAP] += trade[4]  # (capped)
+
+
+@njit(cache=True)
+def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, mark_open, mark_high, mark_low, h0, rates,
+                lv, cfg, ss, sa, orders, liqs, calls, tot, scr):
     """Steps 1–7 of a cross account with several symbols; the liquidation
     checks on the mark bars (``mark_*``: the traded ones without a mark
     series), the orders and the fills on the traded bars."""
@@ -237,7 +454,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k]
             scr[TRADED, k] = scr[CUR, k]
-        if _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot):
+        if _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot, ss):
             for k in range(m):
                 if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
                     ss[syms[a, k], SUSPENDED] = 1.0
@@ -269,30 +486,20 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
             scr[PB0, k] = min(scr[PB0, k], sb[syms[a, k], PRINCIPAL])
         scr[PB0, m] = min(scr[PB0, m], aq[a, PRINCIPAL])
         _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa)
-    # 5. + 6. the joint path toward every symbol's adverse extreme (of its mark bar)
+    # 6. the margin call, on the state after step 4, every symbol at its adverse (mark) extreme
+    if not _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)[2]:
+        return liquidated
+    ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
+    if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
+        _call(calls, tot, i, a, margin_level(ax, dx))
+    # 5. with stops on, the joint walk; else the joint path toward every symbol's adverse extreme
+    if cfg[SL] + cfg[TP] + cfg[TR] > 0.0:
+        return _walk_joint(i, a, m, (syms, open_, high, low, close), (sb, aq, st, ss, sa, scr, tot),
+                           (lv, cfg, rates, col), orders, liqs) or liquidated
     for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
-        f0 = aq[a, HELD] - mlr * (aq[a, PRINCIPAL] + aq[a, INTEREST])
-        g = 0.0
-        any_debt = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
-        for k in range(m):
-            s = syms[a, k]
-            db = sb[s, PRINCIPAL] + sb[s, INTEREST]
-            any_debt = any_debt or db > 0.0
-            coef = sb[s, HELD] - mlr * db
-            if coef > 0.0 and scr[TRADABLE, k] != 0.0:
-                scr[EXT, k] = mark_low[s, i]
-            elif coef < 0.0 and scr[TRADABLE, k] != 0.0:
-                scr[EXT, k] = mark_high[s, i]
-            else:
-                scr[EXT, k] = scr[MCUR, k]
-            f0 += coef * scr[MCUR, k]
-            g += coef * (scr[EXT, k] - scr[MCUR, k])
+        f0, g, any_debt = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
         if not any_debt:
             break
-        if n_liq == 0:  # 6. the margin call, on the state after step 4
-            ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
-            if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
-                _call(calls, tot, i, a, margin_level(ax, dx))
         theta = joint_theta(f0, g)
         if theta < 0.0:
             break
@@ -302,7 +509,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
             if scr[TRADABLE, k] != 0.0:
                 p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
             scr[TRADED, k] = p
-        if not _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot):
+        if not _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot, ss):
             break  # nothing to liquidate
         liquidated = True
     return liquidated
@@ -750,14 +957,17 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
         lv[a, M0], lv[a, CALL], lv[a, MLR] = ac.initial_ml[a], call_ml[a], ac.liquidation_ml[a]
         lv[a, LIQ_FEE], lv[a, RESTORE] = ac.liquidation_fee[a], ac.restore_ml[a]
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
-                    1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0])
+                    1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0, config.stop_loss,
+                    config.take_profit, config.trailing_stop])
+    stops = config.stop_loss + config.take_profit + config.trailing_stop > 0.0
     st = np.zeros(6)
-    scr = np.zeros((10, n_sym + 1))
-    ss = np.zeros((n_sym, 7))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
-    ss[:, PENDING], ss[:, LAST_TARGET] = np.nan, np.nan
+    scr = np.zeros((N_SCRATCH, n_sym + 1))
+    ss = np.zeros((n_sym, 9))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
+    ss[:, PENDING], ss[:, LAST_TARGET], ss[:, ENTRY], ss[:, BEST] = np.nan, np.nan, np.nan, np.nan
     sa = np.zeros((n_acct, 6))
     sa[:, T_PREV], sa[:, NEXT_HOUR], sa[:, ABOVE_CALL] = -1.0, -np.inf, 1.0
-    one_cross = n_acct == 1 and n_sym >= 2 and venue is None  # the quiet runs (_close_quiet) are written for this
+    # the quiet runs (_close_quiet) are written for this (and know no stops)
+    one_cross = n_acct == 1 and n_sym >= 2 and venue is None and not stops
     fsv = np.zeros((n_sym if venue is not None else 0, usdm.N_SLOTS))  # per perp symbol its table in force
     vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version
     vp[0] = 0
@@ -800,6 +1010,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
                     db = sb[s, PRINCIPAL] + sb[s, INTEREST]
                     owes = owes or db > 0.0
                     o = mark_open[s, i]  # NaN exactly where the symbol has no bar
+                    if stops and o == o:  # a held symbol with a bar walks its path (its levels, its best price)
+                        need = need or sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST] != 0.0
                     p = o if o == o else ss[s, LAST_CLOSE]
                     x = p
                     if o == o:
@@ -811,8 +1023,9 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
                 if owes and not need:
                     need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
                 if need:
-                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
-                                             mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
+                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, close, mark_open,
+                                             mark_high, mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs,
+                                             calls, tot, scr)
             _close(i, t, a, syms_of, m, sb, aq, close, fsv, venue, ss, sa, scr, out_acct, call_ml[a])
             _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)
         for s in range(n_sym):

@@ -326,7 +326,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     history = _rate_history(rate_history, rates)
     marks = parse_marks(mark, symbols)
     details = parse_marks(detail, symbols, "--detail")
-    _single_only(rs, details, accounts)
+    _single_only(rs, details, accounts, marks)
     quote = split_symbol(symbols[0])[1]
     index = panel[symbols[0]].index
     for sym in symbols[1:]:
@@ -447,23 +447,31 @@ def _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_histo
     return out
 
 
-def _single_only(rs, details, accounts):
+def _single_only(rs, details, accounts, marks):
     """The settings only the one-symbol kernel has are refused, one line
     naming the flag, when a cross account holds several symbols (finer bars
     only for a symbol of such an account).  ``--path`` is not among them:
-    such an account's only event inside a bar is its liquidation, checked
-    at every symbol's adverse extreme at once, so the path setting has
-    nothing to order there (docs/model-choices.md "Several symbols")."""
-    joint = [syms for _, _, syms in accounts if len(syms) > 1]
-    shared = [s for syms in joint for s in syms if s in details]
-    given = [flag for flag, on in (
-        ("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit), ("--trailing-stop", rs.trailing_stop),
-        ("--no-auto-repay", not rs.auto_repay)) if on]
+    such an account's events inside a bar follow one joint path whose order
+    is fixed, so the path setting has nothing to order there.  Its stops
+    follow that path (docs/model-choices.md "Stops on a joint path"), on
+    spot margin and without a mark series (not modelled yet)."""
+    joint = [(p, syms) for _, p, syms in accounts if len(syms) > 1]
+    shared = [s for _, syms in joint for s in syms if s in details]
+    stops = [flag for flag, on in (
+        ("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit), ("--trailing-stop", rs.trailing_stop))
+        if on]
+    given = [] if rs.auto_repay else ["--no-auto-repay"]
     if shared:
         given.append(f"--detail {shared[0]}")
     if given and joint:
         raise UserError(f"{given[0]}: not supported yet for a cross account holding several symbols "
-                        f"({', '.join(joint[0])}); isolated accounts (and a cross account of one symbol) take it")
+                        f"({', '.join(joint[0][1])}); isolated accounts (and a cross account of one symbol) take it")
+    for profile, syms in joint if stops else ():
+        marked = [s for s in syms if s in marks]
+        if profile.perp or marked:
+            why = "on perpetual futures" if profile.perp else f"with a mark series (--mark {marked[0]})"
+            raise UserError(f"{stops[0]}: not supported yet {why} for a cross account holding several symbols "
+                            f"({', '.join(syms)}); isolated accounts (and a cross account of one symbol) take it")
 
 
 def _attached_orders(name, attached, symbols, accounts, details, rs):

@@ -92,7 +92,8 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
                                                                            config["rates"][-1:]]))
     grid = Grid(seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark))
     accounts = Accounts(acct, *(per_acct(k) for k in Accounts._fields[1:]))
-    cfg = MultiConfig(*(config[k] for k in MultiConfig._fields[:-1]), rates)
+    stops = [float(config.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop")]
+    cfg = MultiConfig(*(config[k] for k in MultiConfig._fields[:-5]), *stops, config["rate_h0"], rates)
     if whole:
         o_acct, o_sym, i_b, i_q = out_acct, out_sym, int_b, int_q
     else:

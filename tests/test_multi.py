@@ -214,12 +214,14 @@ def test_cli_bad_bench_and_sweep_flags(capsys, argv, message):
     (["--margin", "BTCUSDT=isolated-7x,ETHUSDT=cross-3x"], "unknown profile 'isolated-7x'"),
     (["--symbol", "BTCUSDT"], "--symbol: not with several symbols"),
     (["--margin", "cross-3x", "--no-auto-repay"], "--no-auto-repay: not supported yet for a cross account"),
-    (["--margin", "cross-3x", "--stop-loss", "0.05"],
-     "--stop-loss: not supported yet for a cross account holding several symbols (BTCUSDT, ETHUSDT)"),
+    (["--margin", "cross-3x", "--stop-loss", "0.05", "--mark", "BTCUSDT=MARK"],
+     "--stop-loss: not supported yet with a mark series (--mark BTCUSDT) for a cross account holding several "
+     "symbols (BTCUSDT, ETHUSDT)"),
     (["--rate", "SOL=0.001"], "--rate SOL: this run trades"),
 ])
 def test_cli_bad_multi_inputs(two_files, tmp_path, capsys, extra, message):
     margin = [] if "--margin" in extra else ["--margin", "isolated-3x"]
+    extra = [a.replace("MARK", str(two_files[0])) for a in extra]
     code = main(["run", "--data", two_files[0], "--data", two_files[1], *margin, *extra, "--out",
                  str(tmp_path / "o"), "--no-report"])
     err = capsys.readouterr().err

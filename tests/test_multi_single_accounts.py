@@ -3,8 +3,8 @@ account holding one symbol) runs through the one-symbol kernel, so it takes
 the one-symbol settings (stop-loss, take-profit, trailing stop, the path,
 ``--detail SYMBOL=FILE``, ``--bound``).  Each account must equal the
 one-symbol run of its symbol with its share of the capital, bar for bar and
-record for record; a cross account holding several symbols refuses them
-with one line naming the flag."""
+record for record; a cross account holding several symbols refuses finer
+bars with one line naming the flag (its stops: tests/test_multi_stops.py)."""
 from pathlib import Path
 
 import numpy as np
@@ -105,14 +105,15 @@ def test_detail_per_symbol_for_isolated_accounts():
 
 
 @pytest.mark.parametrize("setting, flag", [
-    (dict(stop_loss=0.02), "stop_loss"), (dict(take_profit=0.02), "take_profit"),
-    (dict(trailing_stop=0.02), "trailing_stop"),
     (dict(detail={"BTCUSDT": FIXTURES / "BTCUSDT-1m-2025-06-02.parquet"}), "detail"),
+    (dict(stop_loss=0.02, mark={"BTCUSDT": random_bars(1, 50)}), "stop_loss.*mark series"),
+    (dict(trailing_stop=0.02, margin="usdm-cross-5x"), "trailing_stop.*perpetual futures"),
 ])
 def test_a_cross_account_of_several_symbols_refuses_them(setting, flag):
     b1, b2 = random_bars(1, 50), random_bars(2, 50)
+    setting = {"margin": "cross-3x", **setting}
     with pytest.raises(backtest.UserError, match=f"{flag}.*cross account holding several symbols") as err:
-        run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, "hold", margin="cross-3x", **setting)
+        run_multi({"BTCUSDT": b1, "ETHUSDT": b2}, "hold", **setting)
     assert "\n" not in str(err.value)
 
 
@@ -142,7 +143,7 @@ def test_cli_detail_and_bound_with_two_isolated_accounts(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--detail" in err and "SYMBOL=FILE" in err
     cross = [a if a != "isolated-10x" else "cross-3x" for a in args if a not in ("--stop-loss", "0.004")]
-    for extra in (["--detail", f"BTCUSDT={fine}"], ["--trailing-stop", "0.01"]):
+    for extra in (["--detail", f"BTCUSDT={fine}"], ["--no-auto-repay"]):
         assert main([*cross, *extra, "--out", str(tmp_path / "c")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and extra[0] in err and "several symbols" in err
