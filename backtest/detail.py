@@ -12,11 +12,24 @@ import pandas as pd
 from .data import load_ohlcv, parse_timeframe, validate_ohlcv
 from .companion import check_companion
 from .errors import UserError
+from .inputs import Detail
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
 _EMPTY_I = np.empty(0, dtype=np.int64)
 # the kernel's detail arguments when there is no --detail (same types, so one compiled kernel)
 NO_DETAIL = (_EMPTY_F, _EMPTY_F, _EMPTY_F, _EMPTY_F, _EMPTY_I, _EMPTY_I)
+
+
+def for_kernel(detail, cfg, given):
+    """The kernel's ``detail`` argument: the finer bars ``detail``
+    (``detail_arrays``'s, or ``NO_DETAIL``) as an ``inputs.Detail``, or None
+    when nothing in the run walks a bar's path (no stop-loss, take-profit or
+    trailing fraction in ``cfg``, no limit orders or stop levels in
+    ``given``, no finer bars).  numba then compiles none of the walk: a
+    first run of that kind compiles its kernel without it."""
+    walks = (cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0 or given.limit.shape[0] > 0
+             or given.sl_price.shape[0] > 0 or given.tp_price.shape[0] > 0 or detail[4].shape[0] > 0)
+    return Detail(*detail) if walks else None
 
 
 def _timeframe_ns(tf, what):

@@ -20,7 +20,7 @@ from .companion import check_companion
 from .data import load_ohlcv, validate_ohlcv
 from .data.times import range_bounds
 from .derived import derived
-from .detail import NO_DETAIL, detail_arrays
+from .detail import NO_DETAIL, detail_arrays, for_kernel
 from .errors import UserError
 from .liqprice import liquidation_columns
 from .metrics import periods_per_year, summarize
@@ -32,7 +32,7 @@ from .records import liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
-from .inputs import Bars, Detail, Given, marks_of
+from .inputs import Bars, Given, marks_of
 from .settings import RunSettings
 from .strategy import Orders, load_strategy
 from .trades import change_at, fill_bars, flat_costs, interest_by_asset, round_trips
@@ -164,7 +164,9 @@ def run(
     """
     check_args(locals())
     profile = resolve_profile(margin, margin_file)
-    helper = warm.start(profile.perp)  # a cold cache: a second process compiles part of the kernel meanwhile
+    # a cold cache: a second process compiles part of the kernel meanwhile (a strategy's own stops or limit
+    # orders, known later, walk too: the kernel then compiles the walk itself)
+    helper = warm.start(profile.perp, walk=bool(stop_loss or take_profit or trailing_stop) or detail is not None)
     if profile.perp:
         own_mark, own_funding = perps.companions(bars if not isinstance(bars, pd.DataFrame) else None)
         mark = own_mark if mark is None else mark
@@ -441,6 +443,7 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
     bars = Bars(seconds, open_, high, low, close)
     given = Given(targets, *(orders or Orders(targets)).kernel_args())
     cfg, rates = config
+    walk = for_kernel(detail, cfg, given)  # (None: no walk inside a bar to compile)
     changes = int(np.count_nonzero(~np.isnan(targets)))
     sizes = [min(changes, n) + 64, 64, 64, 0 if flows is None else transfers_mod.log_rows(flows),
              bar_rows.room(n)]
@@ -449,7 +452,7 @@ def simulate_arrays(seconds, open_, high, low, close, targets, config, mark=None
         moves = None if flows is None else transfers_mod.make_flows(flows, sizes[3])
         log = np.empty((min(n, sizes[4]), bar_rows.LOG))
         n_orders, n_liqs, n_calls, complete, stats, n_log = kernel.simulate(
-            bars, marks_of(bars, mark), cfg, rates, Detail(*detail), given, log, orders, liqs, calls, venue, moves)
+            bars, marks_of(bars, mark), cfg, rates, walk, given, log, orders, liqs, calls, venue, moves)
         if complete:
             break
         sizes = [k * 4 for k in sizes]

@@ -198,8 +198,10 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
     record = log.shape[0] > 0  # False: summary only, the buffers are one-row scratch
     n_log = 0
     has_mark = mark_close.shape[0] > 0
-    st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail.start.shape[0] > 0,
-                        venue)
+    detail_on = False
+    if detail is not None:  # (None: nothing walks a bar's path, see below)
+        detail_on = detail.start.shape[0] > 0
+    st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail_on, venue)
     # what the path helpers branch on: None on spot margin (their perp code is not compiled), else a
     # scalar (a tuple of arrays would be reference-counted on every call, see the module docstring)
     pv = None if venue is None else 1
@@ -293,12 +295,16 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
                     liq_near, _, _ = _margin_check(st, cfg, mark_low[i], mark_high[i])
         if (ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0)) and not _walk_skipped(
                 st, fs, ns, cfg, high[i], low[i], liq_near):  # 5.
-            px = (o, high[i], low[i], close[i])
-            mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
-            forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv)
-            if short:
-                return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
-            liquidated = liquidated or forced
+            if detail is None:  # no stops, limit orders or finer bars: numba compiles no walk (a shorter first run)
+                liquidated = _liquidation_step(st, fs, ns, bt, cfg, i, (mark_open[i], mark_high[i], mark_low[i]),
+                                               high[i], low[i], orders, liqs, pv) or liquidated
+            else:
+                px = (o, high[i], low[i], close[i])
+                mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
+                forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv)
+                if short:
+                    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
+                liquidated = liquidated or forced
 
         # 7. the close, then those of the quiet bars after it (_quiet_band); what the loop
         # reads or changes of the run state is held in locals for it (registers)
@@ -561,7 +567,8 @@ def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv
     has_mark = ns[HAS_MARK] != 0
     detail_on = ns[DETAIL_ON]
     tot = bt[0]
-    tot[:] = 0.0
+    for k in range(tot.shape[0]):
+        tot[k] = 0.0
     ambiguous = False
     mark_last = True  # the walk leaves marking its ambiguous fill to the kernel
     if ns[LIM_SIDE] != 0 or (stops and has_mark):  # the order as one more level; a mark walked alongside
@@ -578,16 +585,36 @@ def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv
         ns[N_DETAIL_MISSING] += detail_on
         # (entry and best are kept even with stops off: a buy-back can leave a position)
         forced = _liquidations(st, fs, ns, tot, cfg, i, (mk[0], mk[1], mk[2]), h, lo, orders, liqs, pv)
+    _take_totals(fs, tot)
+    ns[N_AMBIGUOUS] += ambiguous
+    if mark_last and ns[RECORD] and ambiguous and ns[N_ORDERS] > 0:
+        orders[ns[N_ORDERS] - 1].ambiguous = True  # the forced fill the path order decided
+    return forced, False
+
+
+@njit(cache=True)
+def _liquidation_step(st, fs, ns, bt, cfg, i, mk, h, lo, orders, liqs, pv):
+    """5. of a run in which nothing walks a bar's path (no stops, limit
+    orders or finer bars: ``detail`` None): the liquidation check where
+    the level is in reach, as ``_intrabar`` makes it.  Returns whether the
+    account was liquidated."""
+    tot = bt[0]
+    for k in range(tot.shape[0]):
+        tot[k] = 0.0
+    forced = _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs, pv)
+    _take_totals(fs, tot)
+    return forced
+
+
+@njit(cache=True, inline="always")
+def _take_totals(fs, tot):
+    """A walk's totals ``tot`` added to the run's."""
     fs[FEES_PAID] += tot[T_FEES]
     fs[PAID] += tot[T_PAID]
     fs[INT_BASE] += tot[T_IB]
     fs[INT_QUOTE] += tot[T_IQ]
     fs[LIQ_FEES] += tot[T_LIQ]
     fs[BAD_DEBT] += tot[T_BAD]
-    ns[N_AMBIGUOUS] += ambiguous
-    if mark_last and ns[RECORD] and ambiguous and ns[N_ORDERS] > 0:
-        orders[ns[N_ORDERS] - 1].ambiguous = True  # the forced fill the path order decided
-    return forced, False
 
 
 @njit(cache=True, inline="always")

@@ -52,7 +52,7 @@ from .riskstats import STEPS, combination_stats, fan_stride, fan_table, sample_s
 from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
 from .sweep import (SETTING_NAMES, Progress, _atomic_parquet, _fingerprint, _kept, _run_dask, _run_threads, _Silent,
-                    cached_config, grid_profiles, prepare_settings)
+                    cached_config, grid_profiles, grid_walks, prepare_settings)
 from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
                            undo_overwrite, write_manifest)
 
@@ -334,7 +334,7 @@ def risk(
             yield k, list(range(k * size, min(n_paths, (k + 1) * size)))
 
     t0 = time.perf_counter()
-    helper, perp = (None, None) if scheduler else warm.start_for(grid_profiles(setup), after=False)
+    helper, perp = (None, None) if scheduler else warm.start_for(grid_profiles(setup), False, grid_walks(setup))
     if not scheduler and progress is not False:
         warm.announce(helper)
     config = {"settings": s, "spec": spec.as_dict(), "combos": combos}

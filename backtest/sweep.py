@@ -36,9 +36,9 @@ from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
 from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
                      symbol_of)
-from .inputs import Bars, Detail, Given, marks_of
-from .settings import SPOT_FEE, RunSettings
-from .detail import NO_DETAIL
+from .inputs import Bars, Given, marks_of
+from .settings import SPOT_FEE, STOP_FRACTIONS, RunSettings
+from .detail import NO_DETAIL, for_kernel
 from .rates import rate_table
 from .checks import api, check_args
 from .errors import UserError
@@ -195,8 +195,9 @@ class SweepContext:
         venue = self.venue._replace(funding_out=np.empty_like(self.venue.funding_out)) if profile.perp else None
         moves = transfers_mod.axes_spec(params, s, given, profile, self.seconds, config[0].call_ml)
         if moves is None:
-            stats = kernel.simulate(self.kernel_bars, self.marks, *config, Detail(*NO_DETAIL),
-                                    Given(given.target, *given.kernel_args()), *scratch, venue)[4]
+            kept = Given(given.target, *given.kernel_args())
+            stats = kernel.simulate(self.kernel_bars, self.marks, *config, for_kernel(NO_DETAIL, config[0], kept), kept,
+                                    *scratch, venue)[4]
             moved = {}
         else:
             stats, moved = self.run_moves(given, config, venue, moves, profile)
@@ -270,6 +271,13 @@ class Setup:
 def grid_profiles(setup: Setup):
     """Every margin profile a sweep's or risk run's grid uses."""
     return _profiles(setup.margins, setup.grid, setup.custom)
+
+
+def grid_walks(setup: Setup) -> bool:
+    """Does a combination of the grid walk a bar's path (a stop fraction in
+    the settings or on an axis; a strategy's own levels, known later, walk
+    too: ``warm.start``'s ``walk``)?"""
+    return any(setup.settings.get(k) or k in setup.grid for k in STOP_FRACTIONS)
 
 
 def _profiles(margins, grid, custom):
@@ -555,7 +563,7 @@ def sweep(
         report = _Silent() if progress is False else progress
     t0 = time.perf_counter()
     kept = {}
-    helper, perp = (None, None) if scheduler else warm.start_for(grid_profiles(setup), after=False)
+    helper, perp = (None, None) if scheduler else warm.start_for(grid_profiles(setup), False, grid_walks(setup))
     if not scheduler and progress is not False:
         warm.announce(helper)
     try:

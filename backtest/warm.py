@@ -3,10 +3,12 @@
 numba compiles a function's callees before the function and caches each one
 on its own; a callee found in the cache is loaded, not compiled.  So on a
 cold cache (``_numba_cache.cold``) ``run`` starts a helper process that
-compiles the kernel's largest callee (``kernel._intrabar``, the walk inside
-a bar) and then the passes ``run`` calls after the kernel (round trips,
-per-bar columns, liquidation prices), while ``run`` itself compiles the
-steps at a bar's open (``_gap``, ``_order``).
+compiles the kernel's step inside a bar (``kernel._intrabar``, the walk,
+for a run with stops, limit orders or finer bars; else
+``kernel._liquidation_step``: numba then compiles no walk at all) and then
+the passes ``run`` calls after the kernel (round trips, per-bar columns,
+liquidation prices), while ``run`` itself compiles the steps at a bar's
+open (``_gap``, ``_order``).
 The kernel then finds its callees cached and compiles only its own body.
 A local sweep and the risk lab do the same (their rows need no passes after
 the kernel), and ``run_multi`` when every account holds one symbol.
@@ -61,26 +63,42 @@ def _compile(fn, *args):
     fn.compile(tuple(sig))
 
 
-def _steps(perp: bool):
-    """The kernel's steps at a bar's open.  (Taking the walk's replay of
-    finer bars here too, to even the halves, made the first run 2.5 s
-    slower: the two processes then compiled more of the same callees.)"""
+def _steps(perp: bool, walk: bool):
+    """The kernel's steps at a bar's open: the order, and with the walk in
+    the helper also the gap liquidation, else the kernel's start and totals
+    (the halves then take about as long).  (Taking the walk's replay of finer bars here too, to even the
+    halves, made the first run 2.5 s slower: the two processes then
+    compiled more of the same callees.)"""
     from . import kernel
 
     a = _inputs(perp)
     st, fs, ns, bt, cfg, orders, liqs, pv = (a[k] for k in ("st", "fs", "ns", "bt", "cfg", "orders", "liqs", "pv"))
-    _compile(kernel._gap, st, fs, ns, bt, cfg, 0, 1.0, 1.0, orders, liqs, pv)
+    if walk:
+        _compile(kernel._gap, st, fs, ns, bt, cfg, 0, 1.0, 1.0, orders, liqs, pv)
     _compile(kernel._order, st, fs, ns, bt, cfg, 0, 1.0, a["given"].expiry, orders, pv)
+    if not walk:  # the kernel's start and totals (a perp's start takes its venue's record)
+        if not perp:
+            ts, rates = np.zeros(1, np.int64), np.zeros(1)
+            _compile(kernel._start, cfg, ts, rates, rates, True, False, False, False, None)
+        kernel._stats.compile(tuple(numba.typeof(x) for x in (fs, ns, np.zeros(2), np.int64(0), (1.0, 1.0, 1.0), 1.0,
+                                                              1.0, np.int64(0), 1.0)))
 
 
-def _walk(perp: bool):
-    """The walk inside a bar."""
+def _walk(perp: bool, walk: bool):
+    """The steps liquidating: the walk inside a bar; or, in a run that
+    walks nothing, the gap liquidation and the liquidation check inside a
+    bar (without the walk these are about half)."""
     from . import kernel
 
     a = _inputs(perp)
+    st, fs, ns, bt, cfg, orders, liqs, pv = (a[k] for k in ("st", "fs", "ns", "bt", "cfg", "orders", "liqs", "pv"))
     px = (1.0, 1.0, 1.0, 1.0)
-    _compile(kernel._intrabar, a["st"], a["fs"], a["ns"], a["bt"], a["cfg"], 0, px, px, False, a["detail"],
-             a["orders"], a["liqs"], a["pv"])
+    if walk:
+        _compile(kernel._intrabar, st, fs, ns, bt, cfg, 0, px, px, False, a["detail"], orders, liqs, pv)
+        return
+    _compile(kernel._gap, st, fs, ns, bt, cfg, 0, 1.0, 1.0, orders, liqs, pv)
+    _compile(kernel._liquidation_step, st, fs, ns, bt, cfg, 0, px[:3], 1.0, 1.0, orders, liqs, pv)
+
 
 
 def _after():
@@ -107,10 +125,12 @@ def _after():
     liquidation_columns(out[1], out[0], out[2], bars, 1.1)
 
 
-def start(perp: bool, after: bool = True):
-    """The helper process compiling the walk and (``after``) the passes
-    after the kernel, when the cache is cold; None otherwise (or when no
-    process can be started: the run then compiles everything itself)."""
+def start(perp: bool, after: bool = True, walk: bool = True):
+    """The helper process compiling the step inside a bar (``walk``: the
+    run has stops, limit orders or finer bars, ``detail.for_kernel``) and
+    (``after``) the passes after the kernel, when the cache is cold; None
+    otherwise (or when no process can be started: the run then compiles
+    everything itself)."""
     from . import kernel
 
     if kernel.simulate.overloads or not _numba_cache.cold():  # (in memory already: nothing to compile)
@@ -120,20 +140,22 @@ def start(perp: bool, after: bool = True):
     if numba.config.CACHE_DIR:
         env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR  # the same folder, whatever configured it
     try:
-        return subprocess.Popen([sys.executable, "-m", "backtest.warm", "perp" if perp else "spot",
-                                 *(["after"] if after else [])], env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True)
+        helper = subprocess.Popen([sys.executable, "-m", "backtest.warm", "perp" if perp else "spot",
+                                   *(["after"] if after else []), *(["walk"] if walk else [])], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True)
     except OSError:
         return None
+    helper.walk = walk  # (which half join compiles)
+    return helper
 
 
-def start_for(profiles, after: bool = True):
+def start_for(profiles, after: bool = True, walk: bool = True):
     """``(start(...), perp)`` for a run over ``profiles`` all of one kind
     (spot margin, or perpetuals); ``(None, None)`` for a mix (no helper)."""
     kinds = {p.perp for p in profiles}
     perp = kinds.pop() if len(kinds) == 1 else None
-    return (None if perp is None else start(perp, after)), perp
+    return (None if perp is None else start(perp, after, walk)), perp
 
 
 def announce(helper):
@@ -149,7 +171,7 @@ def join(helper, perp: bool):
     if helper is None:
         return
     try:
-        _steps(perp)
+        _steps(perp, helper.walk)
     finally:
         helper.stdout.readline()  # WALK_DONE, or '' if the helper ended without it
         helper.stdout.close()
@@ -166,7 +188,7 @@ def _reap(helper):
 def _main(argv):
     perp = argv[:1] == ["perp"]
     try:
-        _walk(perp)
+        _walk(perp, "walk" in argv)
     finally:
         print(WALK_DONE, flush=True)
     if "after" in argv:

@@ -1,6 +1,9 @@
-"""A cold first run compiles the kernel's walk in a helper process
-(backtest/warm.py): the kernel must find it cached, not compile it again,
-and the run's results are those of any other run."""
+"""A cold first run compiles the kernel's step inside a bar in a helper
+process (backtest/warm.py): the walk for a run with stops, the liquidation
+check alone for a run without (numba then compiles no walk at all).  The
+kernel must find it cached, not compile it again, and the run's results are
+those of any other run."""
+import pytest
 import json
 import os
 import subprocess
@@ -22,6 +25,10 @@ print(json.dumps({
     "cold": cold,
     "walk_hits": sum(kernel._intrabar.stats.cache_hits.values()),
     "walk_misses": sum(kernel._intrabar.stats.cache_misses.values()),
+    "walk_compiled": len(kernel._intrabar.overloads),
+    "liq_hits": sum(kernel._liquidation_step.stats.cache_hits.values()),
+    "liq_misses": sum(kernel._liquidation_step.stats.cache_misses.values()),
+    "liq_compiled": len(kernel._liquidation_step.overloads),
     "steps": [len(kernel._gap.overloads), len(kernel._order.overloads)],
     "after": [len(f.overloads) for f in (trades._walk, trades._split_interest, bar_rows.expand,
                                          bar_rows.log_positions)],
@@ -29,16 +36,20 @@ print(json.dumps({
 """
 
 
-def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path):
+@pytest.mark.parametrize("stops", [[], ["--stop-loss", "0.05"]])
+def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path, stops):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     out = tmp_path / "out"
-    args = ["run", "--start", "2024-01-01", "--end", "2024-03-01", "--no-report"]
+    args = ["run", "--start", "2024-01-01", "--end", "2024-03-01", "--no-report", *stops]
     done = subprocess.run([sys.executable, "-c", PROBE, *args, "--out", str(out)], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     probe = json.loads(done.stdout.strip().splitlines()[-1])
     assert probe["cold"]
-    assert probe["walk_hits"] == 1 and probe["walk_misses"] == 0  # loaded from the helper's cache entry
+    step = "walk" if stops else "liq"
+    assert probe[f"{step}_hits"] == 1 and probe[f"{step}_misses"] == 0  # loaded from the helper's cache entry
+    if not stops:
+        assert probe["walk_compiled"] == 0  # without stops numba compiles no walk at all
     assert probe["steps"] == [1, 1]  # compiled once (here, by warm.join), not again by the kernel
     assert probe["after"] == [1, 1, 1, 1]  # one signature: the helper's dummies have the run's types
     # the same run on a warm cache (no helper) gives the same summary
