@@ -293,18 +293,18 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
                                                        mark_high[i])
                 else:
                     liq_near, _, _ = _margin_check(st, cfg, mark_low[i], mark_high[i])
-        if (ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0)) and not _walk_skipped(
-                st, fs, ns, cfg, high[i], low[i], liq_near):  # 5.
-            if detail is None:  # no stops, limit orders or finer bars: numba compiles no walk (a shorter first run)
+        if detail is None:  # 5. no stops, limit orders or finer bars: numba compiles no walk (a shorter first run)
+            if liq_near:
                 liquidated = _liquidation_step(st, fs, ns, bt, cfg, i, (mark_open[i], mark_high[i], mark_low[i]),
                                                high[i], low[i], orders, liqs, pv) or liquidated
-            else:
-                px = (o, high[i], low[i], close[i])
-                mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
-                forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv)
-                if short:
-                    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
-                liquidated = liquidated or forced
+        elif (ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0)) and not _walk_skipped(
+                st, fs, ns, cfg, high[i], low[i], liq_near):  # 5.
+            px = (o, high[i], low[i], close[i])
+            mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
+            forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv)
+            if short:
+                return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
+            liquidated = liquidated or forced
 
         # 7. the close, then those of the quiet bars after it (_quiet_band); what the loop
         # reads or changes of the run state is held in locals for it (registers)
