@@ -262,7 +262,10 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
             liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, pv)
         # 3. the order decided at the last close
         pb0, pq0 = min(kept_b, st[PB]), min(kept_q, st[PQ])
-        if fs[PENDING] == fs[PENDING] or ns[LIM_SIDE] != 0:
+        if detail is None:  # (no limit orders either: the limit code is not compiled)
+            if fs[PENDING] == fs[PENDING]:
+                _market_order(st, fs, ns, bt, cfg, i, o, orders, pv)
+        elif fs[PENDING] == fs[PENDING] or ns[LIM_SIDE] != 0:
             _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders, pv)
         # 4. the whole hour at this open falls on principal held across it
         if on_hour:
@@ -537,17 +540,26 @@ def _order(st, fs, ns, bt, cfg, i, o, expiry, orders, pv):
         return
     if fs[PENDING_LIMIT] == fs[PENDING_LIMIT]:
         _place(st, fs, ns, cfg, i, o, pv)
+        fs[PENDING] = np.nan
     else:
-        pos_before = _position(st)
-        tot = bt[0]
-        tot[:] = 0.0
-        capped = _market(st, fs, ns, tot, cfg, i, pending, o, ns[PENDING_KIND], orders, pv)
-        fs[INT_BASE] += tot[T_IB]
-        fs[INT_QUOTE] += tot[T_IQ]
-        fs[PAID] += tot[T_PAID]
-        fs[FEES_PAID] += tot[T_FEES]
-        ns[N_TRADES] += _opens_trade(pos_before, _position(st))
-        ns[N_CAPPED] += capped  # an order cut to nothing is counted too, though it made no fill
+        _market_order(st, fs, ns, bt, cfg, i, o, orders, pv)
+
+
+@njit(cache=True)
+def _market_order(st, fs, ns, bt, cfg, i, o, orders, pv):
+    """3. The market order pending (``fs[PENDING]``, decided at the last
+    close) at the open ``o``: all step 3 is in a run without limit orders."""
+    pos_before = _position(st)
+    tot = bt[0]
+    for k in range(tot.shape[0]):
+        tot[k] = 0.0
+    capped = _market(st, fs, ns, tot, cfg, i, fs[PENDING], o, ns[PENDING_KIND], orders, pv)
+    fs[INT_BASE] += tot[T_IB]
+    fs[INT_QUOTE] += tot[T_IQ]
+    fs[PAID] += tot[T_PAID]
+    fs[FEES_PAID] += tot[T_FEES]
+    ns[N_TRADES] += _opens_trade(pos_before, _position(st))
+    ns[N_CAPPED] += capped  # an order cut to nothing is counted too, though it made no fill
     fs[PENDING] = np.nan
 
 

@@ -64,24 +64,26 @@ def _compile(fn, *args):
 
 
 def _steps(perp: bool, walk: bool):
-    """The kernel's steps at a bar's open: the order, and with the walk in
-    the helper also the gap liquidation, else the kernel's start and totals
-    (the halves then take about as long).  (Taking the walk's replay of finer bars here too, to even the
-    halves, made the first run 2.5 s slower: the two processes then
-    compiled more of the same callees.)"""
+    """The kernel's steps at a bar's open: with the walk in the helper the
+    gap liquidation and the order; else the market order, the kernel's
+    start and totals (the halves then take about as long).  (Taking the
+    walk's replay of finer bars here too, to even the halves, made the
+    first run 2.5 s slower: the two processes then compiled more of the
+    same callees.)"""
     from . import kernel
 
     a = _inputs(perp)
     st, fs, ns, bt, cfg, orders, liqs, pv = (a[k] for k in ("st", "fs", "ns", "bt", "cfg", "orders", "liqs", "pv"))
     if walk:
         _compile(kernel._gap, st, fs, ns, bt, cfg, 0, 1.0, 1.0, orders, liqs, pv)
-    _compile(kernel._order, st, fs, ns, bt, cfg, 0, 1.0, a["given"].expiry, orders, pv)
-    if not walk:  # the kernel's start and totals (a perp's start takes its venue's record)
-        if not perp:
-            ts, rates = np.zeros(1, np.int64), np.zeros(1)
-            _compile(kernel._start, cfg, ts, rates, rates, True, False, False, False, None)
-        kernel._stats.compile(tuple(numba.typeof(x) for x in (fs, ns, np.zeros(2), np.int64(0), (1.0, 1.0, 1.0), 1.0,
-                                                              1.0, np.int64(0), 1.0)))
+        _compile(kernel._order, st, fs, ns, bt, cfg, 0, 1.0, a["given"].expiry, orders, pv)
+        return
+    _compile(kernel._market_order, st, fs, ns, bt, cfg, 0, 1.0, orders, pv)
+    if not perp:  # (a perp's start takes its venue's record)
+        ts, rates = np.zeros(1, np.int64), np.zeros(1)
+        _compile(kernel._start, cfg, ts, rates, rates, True, False, False, False, None)
+    kernel._stats.compile(tuple(numba.typeof(x) for x in (fs, ns, np.zeros(2), np.int64(0), (1.0, 1.0, 1.0), 1.0, 1.0,
+                                                          np.int64(0), 1.0)))
 
 
 def _walk(perp: bool, walk: bool):

@@ -29,7 +29,7 @@ print(json.dumps({
     "liq_hits": sum(kernel._liquidation_step.stats.cache_hits.values()),
     "liq_misses": sum(kernel._liquidation_step.stats.cache_misses.values()),
     "liq_compiled": len(kernel._liquidation_step.overloads),
-    "steps": [len(kernel._gap.overloads), len(kernel._order.overloads)],
+    "steps": [len(kernel._gap.overloads), len(kernel._order.overloads), len(kernel._market_order.overloads)],
     "after": [len(f.overloads) for f in (trades._walk, trades._split_interest, bar_rows.expand,
                                          bar_rows.log_positions)],
 }))
@@ -50,7 +50,8 @@ def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path, stops):
     assert probe[f"{step}_hits"] == 1 and probe[f"{step}_misses"] == 0  # loaded from the helper's cache entry
     if not stops:
         assert probe["walk_compiled"] == 0  # without stops numba compiles no walk at all
-    assert probe["steps"] == [1, 1]  # compiled once (here, by warm.join), not again by the kernel
+    # compiled once (here, by warm.join, or by the helper), not again by the kernel; no limit code without a walk
+    assert probe["steps"] == ([1, 1, 1] if stops else [1, 0, 1])
     assert probe["after"] == [1, 1, 1, 1]  # one signature: the helper's dummies have the run's types
     # the same run on a warm cache (no helper) gives the same summary
     again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env, capture_output=True, text=True, timeout=600)
