@@ -487,15 +487,18 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, mark_open
         scr[PB0, m] = min(scr[PB0, m], aq[a, PRINCIPAL])
         _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa)
     # 6. the margin call, on the state after step 4, every symbol at its adverse (mark) extreme
-    if not _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)[2]:
-        return liquidated
-    ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
-    if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
-        _call(calls, tot, i, a, margin_level(ax, dx))
-    # 5. with stops on, the joint walk; else the joint path toward every symbol's adverse extreme
+    owes = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)[2]
+    if owes:
+        ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
+        if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
+            _call(calls, tot, i, a, margin_level(ax, dx))
+    # 5. with stops on, the joint walk (also without debt: the stops); else the joint path toward
+    # every symbol's adverse extreme
     if cfg[SL] + cfg[TP] + cfg[TR] > 0.0:
         return _walk_joint(i, a, m, (syms, open_, high, low, close), (sb, aq, st, ss, sa, scr, tot),
                            (lv, cfg, rates, col), orders, liqs) or liquidated
+    if not owes:
+        return liquidated
     for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
         f0, g, any_debt = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
         if not any_debt:

@@ -424,6 +424,20 @@ def _is_long_like(acct, mlr):
     return (acct.pb + acct.ib) == 0.0
 
 
+def path_hit(kind, lv, falls, k, o, cur, p):
+    """MC "Step 5 with stops on": the level ``lv`` (firing when the price
+    falls to it, ``falls``, else rises) on segment ``k`` of the path, from
+    ``cur`` to ``p`` (k = 0: at the open ``o``, every level already
+    passed): ``[]``, or ``[(order key, priority, kind, trigger)]``."""
+    if k == 0:
+        return [(0.0, PRIORITY[kind], kind, o)] if ((lv >= o) if falls else (lv <= o)) else []
+    if p < cur and falls and lv >= p:  # falling: the highest first
+        return [(-lv, PRIORITY[kind], kind, min(lv, cur))]
+    if p > cur and not falls and lv <= p:  # rising: the lowest first
+        return [(lv, PRIORITY[kind], kind, max(lv, cur))]
+    return []
+
+
 # MC "Stops, take-profits and the path inside a bar": who goes first when
 # several levels are at the same price, or all passed at the open
 PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3, "limit": 4}
@@ -1020,13 +1034,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                             hits.append((max(a - lv, 0.0) / (a - b), PRIORITY[kind], kind, min(lv, a)))
                         elif b > a and not falls and lv <= b:
                             hits.append((max(lv - a, 0.0) / (b - a), PRIORITY[kind], kind, max(lv, a)))
-                    elif k == 0:  # at the open: every level already passed, at O
-                        if (lv >= o) if falls else (lv <= o):
-                            hits.append((PRIORITY[kind], kind, o))
-                    elif p < cur and falls and lv >= p:  # falling: the highest first
-                        hits.append((-lv, PRIORITY[kind], kind, min(lv, cur)))
-                    elif p > cur and not falls and lv <= p:  # rising: the lowest first
-                        hits.append((lv, PRIORITY[kind], kind, max(lv, cur)))
+                    else:
+                        hits += path_hit(kind, lv, falls, k, o, cur, p)
                 if not hits:
                     break
                 hit = min(hits)

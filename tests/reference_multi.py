@@ -9,13 +9,17 @@ and borrows ``reference.Account`` as a six-number view for a buy or a sell.
 
 Scope: market orders to a target exposure, classic profiles (cross-3x,
 cross-5x, isolated-*), constant rates or rate histories, mark series,
-partial or full liquidation.
+partial or full liquidation; stop-loss, take-profit and trailing stop
+(fractions, the same for every symbol) without mark series: "Stops on a
+joint path" in an account of several symbols, the one-symbol walk ("Stops,
+take-profits and the path inside a bar", ported from ``reference.simulate``
+without marks, limits or finer bars) in an account of one symbol.
 """
 from __future__ import annotations
 
 import math
 
-from reference import Account, Profile, charge, hour_boundaries_between
+from reference import Account, Profile, _is_long_like, charge, hour_boundaries_between, path_hit
 
 INF = math.inf
 DUST = 1e-12
@@ -77,6 +81,57 @@ class Book:
                 setattr(self, name, 0.0)
 
 
+# MC "Stops, take-profits and the path inside a bar": who goes first at equal prices (one symbol) or at
+# equal θ (several symbols; then symbol order)
+PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
+
+
+class Stops:
+    """The stop settings and, per symbol, its entry and best price (MC
+    "Entry and best price")."""
+
+    def __init__(self, n_symbols, stop_loss, take_profit, trailing_stop, path):
+        assert path in ("ohlc-heuristic", "pessimistic")
+        self.sl, self.tp, self.tr, self.path = float(stop_loss), float(take_profit), float(trailing_stop), path
+        self.on = self.sl > 0.0 or self.tp > 0.0 or self.tr > 0.0
+        self.entry = [None] * n_symbols
+        self.best = [None] * n_symbols
+        self.n_ambiguous = 0
+
+    def track(self, s, n0, n1, price, mkt):
+        """After a fill of symbol ``s`` at (slipped) ``price``, the bar's (or
+        the trigger's) market price ``mkt``: N1 == 0 unsets; a new position
+        (from 0, a flip, or none tracked) starts at the fill, best at the
+        market; an increase averages the entry; a reduction keeps both."""
+        if n1 == 0.0:
+            self.entry[s] = self.best[s] = None
+        elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0) or self.entry[s] is None:
+            self.entry[s], self.best[s] = price, mkt
+        elif abs(n1) > abs(n0):
+            self.entry[s] = (self.entry[s] * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
+
+    def move_best(self, s, n, p):
+        """``best`` of a held symbol follows the price ``p`` in its favour."""
+        if self.best[s] is not None and n != 0.0:
+            self.best[s] = max(self.best[s], p) if n > 0.0 else min(self.best[s], p)
+
+    def levels(self, s, n):
+        """(kind, level, fires when falling) of symbol ``s``'s stop levels for
+        position ``n`` (MC "Levels"); none without an entry price."""
+        entry = self.entry[s]
+        if entry is None or n == 0.0:
+            return []
+        d = 1.0 if n > 0.0 else -1.0
+        out = []
+        if self.sl > 0.0:
+            out.append(("stop_loss", entry * (1.0 - d * self.sl), d > 0.0))
+        if self.tr > 0.0:
+            out.append(("trailing_stop", self.best[s] * (1.0 - d * self.tr), d > 0.0))
+        if self.tp > 0.0:
+            out.append(("take_profit", entry * (1.0 + d * self.tp), d < 0.0))
+        return out
+
+
 def _repay(amount, owed):
     """Repay ``owed = [interest, principal]`` (a list, changed in place)
     interest first; return what is left."""
@@ -90,7 +145,8 @@ def _repay(amount, owed):
 
 def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts, fee, slippage,
                    rates_base_daily, rate_quote_daily, liquidation="partial", rebalance=0.0,
-                   round_interest=True, stop_on_liquidation=False, rate_history=None, marks=None):
+                   round_interest=True, stop_on_liquidation=False, rate_history=None, marks=None,
+                   stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic"):
     """Run S symbols on the union grid ``timestamps`` (int seconds).
 
     ``opens[s][i]`` … ``closes[s][i]``: symbol s's bar at grid time i, NaN
@@ -112,9 +168,24 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     NaN where the mark series has no bar (the traded bar stands in there,
     and is counted in ``mark_missing``); liquidation is checked on them,
     orders fill on the traded bars (MC "Mark price", "Several symbols").
+
+    ``stop_loss``, ``take_profit``, ``trailing_stop``: fractions, the same for
+    every symbol (0 = off).  With any of them on, an account with several
+    symbols walks "Stops on a joint path" (three legs, events by θ) and an
+    account of one symbol the one-symbol walk of "Stops, take-profits and the
+    path inside a bar" along ``path`` ("ohlc-heuristic" or "pessimistic"; it
+    changes nothing in an account of several symbols).  Stop orders are
+    recorded with kind "stop_loss" / "trailing_stop" / "take_profit" and their
+    ``trigger``; ``ambiguous`` counts the ambiguous bars (accounts of one
+    symbol only).  Not with mark series (the engine refuses marks with stops
+    in a cross account of several symbols; the one-symbol walk on marks is
+    not ported here).
     """
     S = len(opens)
     n = len(timestamps)
+    stops = Stops(S, stop_loss, take_profit, trailing_stop, path)
+    assert not (stops.on and marks and any(mk is not None for mk in marks)), \
+        "reference_multi: stops with mark series are not modelled here"
     history = {k: sorted(v) for k, v in (rate_history or {}).items()}
     marks = marks or [None] * S
     mark_missing = [0] * S
@@ -161,7 +232,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             acct = Book(cap, len(syms), round_interest)
         states.append({"prof": prof, "syms": list(syms), "acct": acct, "t_prev": None, "paid": 0.0,
                        "prev_close_ml": INF, "halted": False, "eq": float(cap), "debt": 0.0, "owed": 0.0,
-                       "ml": INF, "suspended": suspended, "stop": stop_on_liquidation})
+                       "ml": INF, "suspended": suspended, "stop": stop_on_liquidation, "stops": stops})
 
     for i in range(n):
         t = int(timestamps[i])
@@ -230,7 +301,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             o["kind"] = "write_off"
     out.update(liquidations=liquidations, write_offs=write_offs, orders=orders, margin_calls=margin_calls,
                interest_base=int_base,
-               interest_quote=int_quote, fees_paid=fees_paid, mark_missing=mark_missing)
+               interest_quote=int_quote, fees_paid=fees_paid, mark_missing=mark_missing, ambiguous=stops.n_ambiguous)
     return out
 
 
@@ -286,16 +357,19 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
     # 2. at the mark open; the fill at the traded open
     if acct.has_debt() and acct.margin_level(mo) <= mlr:
         long_like = _long_like(acct.hb, acct.pb + acct.ib, mlr)
-        if _liq_one(i, a, s, acct, mo, long_like, True, slippage, prof, mode, orders, liquidations, traded=o):
+        if _liq_one(i, a, s, acct, mo, long_like, True, slippage, prof, mode, orders, liquidations, traded=o,
+                    stops=stt["stops"], mkt=o):
             liquidated = _after_gap(stt, [s], pending)
     # 3.
     pb0, pq0 = acct.pb, acct.pq
     if pending[s] is not None:
         x, kind = pending[s]
         pending[s] = None
+        n0 = acct.position()
         q = _market(acct, o, x, fee, slippage, prof.initial_ml, 0.0)  # the one-symbol rules
         if q is not None:
             side, qty, p, fv, capped, ci = q
+            stt["stops"].track(s, n0, acct.position(), p, o)
             note(ci if side == "sell" else 0.0, ci if side == "buy" else 0.0, o)
             stt["fees"] = fv
             orders.append({"bar": i, "symbol": s, "side": side, "quantity": qty, "price": p, "fee": fv,
@@ -309,8 +383,13 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
     if acct.has_debt():
         x_ = mlo if _long_like(acct.hb, acct.pb + acct.ib, mlr) else mh
         ml_x = acct.margin_level(x_)
+    # 5. with stops on and a position open: the one-symbol walk along the path
+    walked = stt["stops"].on and acct.position() != 0.0
+    if walked:
+        liquidated = _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders, liquidations,
+                               note) or liquidated
     # 5. on the mark bar; a fill where the market traded: the trigger clamped into [lo, h]
-    for _ in range(8):
+    for _ in range(0 if walked else 8):
         ap, p_liq = acct.liquidation_price(mlr)
         if p_liq is None:
             break
@@ -322,7 +401,7 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
             break
         traded = lo if trigger < lo else (h if trigger > h else trigger)
         if not _liq_one(i, a, s, acct, trigger, ap > 0.0, trigger == mo, slippage, prof, mode, orders, liquidations,
-                        traded=traded):
+                        traded=traded, stops=stt["stops"]):
             break  # MC "No empty liquidations"
         liquidated = True
     if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:
@@ -332,14 +411,94 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
     return liquidated
 
 
+def _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders, liquidations, note):
+    """MC "Step 5 with stops on" for an account of one symbol (no mark
+    series): the path O → X1 → X2 → C, the levels at the open, then each
+    segment; a liquidation goes on from its trigger (at most 8), a stop,
+    trailing or take-profit exit is a market order to 0 at its trigger and
+    ends the walk.  Returns whether a liquidation happened."""
+    stops = stt["stops"]
+    mlr = prof.liquidation_ml
+    liquidated = False
+
+    def levels():
+        out = []
+        ap, p_liq = acct.liquidation_price(mlr)
+        if p_liq is not None:
+            out.append(("liquidation", p_liq, ap > 0.0))
+        return out + stops.levels(s, acct.position())
+
+    long_ = acct.position() > 0.0
+    stops.move_best(s, acct.position(), o)
+    # MC "Ambiguous bar": the range reaches an adverse level (after best's update at O) and the take-profit
+    adverse = favourable = False
+    for kind, lv, falls in levels():
+        reached = lo <= lv if falls else h >= lv
+        if kind == "take_profit":
+            favourable = reached
+        elif reached:
+            adverse = True
+    if adverse and favourable:
+        stops.n_ambiguous += 1
+    low_first = long_ if stops.path == "pessimistic" else c >= o
+    x1, x2 = (lo, h) if low_first else (h, lo)
+    cur = o
+    n_liq = 0
+    liq_off = False  # MC "No empty liquidations": the level is off for the rest of the bar
+    for k, p in enumerate((o, x1, x2, c)):
+        while True:
+            if acct.position() == 0.0:
+                return liquidated
+            hits = []
+            for kind, lv, falls in levels():
+                if kind == "liquidation" and liq_off:
+                    continue
+                hits += path_hit(kind, lv, falls, k, o, cur, p)
+            if not hits:
+                break
+            _, _, kind, trigger = min(hits)
+            if kind == "liquidation":
+                if not _liq_one(i, a, s, acct, trigger, _is_long_like(acct, mlr), k == 0, slippage, prof, mode,
+                                orders, liquidations, stops=stops):
+                    liq_off = True
+                    continue
+                liquidated = True
+                cur = trigger
+                n_liq += 1
+                if n_liq == 8:
+                    return liquidated
+                continue
+            # a stop, trailing or take-profit exit: the market order to 0 at the trigger
+            stt["suspended"][s] = True
+            n0 = acct.position()
+            res = _market(acct, trigger, 0.0, fee, slippage, prof.initial_ml, 0.0)
+            if res is not None:
+                side, qty, price, fv, capped, ci = res
+                note(ci if side == "sell" else 0.0, ci if side == "buy" else 0.0, trigger)
+                stt["fees"] = stt.get("fees", 0.0) + fv
+                orders.append({"bar": i, "symbol": s, "side": side, "quantity": qty, "price": price, "fee": fv,
+                               "kind": kind, "capped": capped, "trigger": trigger})
+                stops.track(s, n0, acct.position(), price, trigger)
+            return liquidated
+        stops.move_best(s, acct.position(), p)
+        cur = p
+    return liquidated
+
+
 def _long_like(hb, db, mlr):
     return hb - mlr * db >= 0.0
 
 
-def _liq_one(i, a, s, acct, trigger, long_like, gap, slippage, prof, mode, orders, liquidations, traded=None):
+def _liq_one(i, a, s, acct, trigger, long_like, gap, slippage, prof, mode, orders, liquidations, traded=None,
+             stops=None, mkt=None):
+    """``stops``: tracks entry and best at the fill (``mkt`` the market a
+    position it leaves starts from, default the trigger)."""
+    n0 = acct.position()
     ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, mode, long_like, traded)
     if ev is None:
         return False
+    if stops is not None:
+        stops.track(s, n0, acct.position(), ev["fill_price"], trigger if mkt is None else mkt)
     liquidations.append({"bar": i, "account": a, "margin_level": prof.report(ev["margin_level"]), "fee": ev["fee"],
                          "equity_before": ev["equity_before"], "equity_after": ev["equity_after"],
                          "bad_debt": ev["bad_debt"], "gap": gap})
@@ -488,9 +647,43 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
         first = (stt["t_prev"] // 3600 + 1) * 3600
         for k in range(hour_boundaries_between(stt["t_prev"], t)):
             charge_all([b[1] for b in book.base], book.pq, first + 3600 * k)
+    stops = stt["stops"]
+
+    def order(k, prices, x, kind, trigger=None):
+        """MC "Market order to target x" on symbol k at ``prices[k]``, the
+        account's equity and the cross borrow cap with every symbol at
+        ``prices``; recorded (with ``trigger`` for a stop's exit) and
+        tracked (MC "Entry and best price")."""
+        s = syms[k]
+        w = sum((book.base[j][0] - prof.initial_ml * (book.base[j][1] + book.base[j][2])) * prices[j]
+                for j in range(m) if j != k)
+        view = book.view(k, rate(s, hour), rate("quote", hour))
+        a_, d_ = book.assets(prices), book.debt(prices)
+        n0 = book.position(k)
+        res = _market(view, prices[k], x, fee, slippage, prof.initial_ml, w, equity=a_ - d_, cross=True,
+                      tol=1e-9 * (a_ + d_))
+        if res is None:
+            return
+        book.store(k, view)
+        side, qty, p, fv, capped, ci = res
+        if side == "sell":
+            int_base[s] += ci
+            stt["paid"] += ci * prices[k]
+        else:
+            int_quote[a] += ci
+            stt["paid"] += ci
+        stt["fees"] = stt.get("fees", 0.0) + fv
+        rec = {"bar": i, "symbol": s, "side": side, "quantity": qty, "price": p, "fee": fv, "kind": kind,
+               "capped": capped}
+        if trigger is not None:
+            rec["trigger"] = trigger
+        orders.append(rec)
+        stops.track(s, n0, book.position(k), p, prices[k])
+
     # 2. gap liquidation at the current (mark) prices, filled at the traded opens
     if book.has_debt() and book.ml(m_open) <= mlr:
-        if _liq_cross(i, a, syms, book, m_open, cur, tradable, True, slippage, prof, mode, orders, liquidations):
+        if _liq_cross(i, a, syms, book, m_open, cur, tradable, True, slippage, prof, mode, orders, liquidations,
+                      stops=stops):
             liquidated = _after_gap(stt, syms, pending)
     # 3. pending orders in symbol order
     pb0 = [b[1] for b in book.base]
@@ -500,24 +693,7 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
             continue
         x, kind = pending[s]
         pending[s] = None
-        w = sum((book.base[j][0] - prof.initial_ml * (book.base[j][1] + book.base[j][2])) * cur[j]
-                for j in range(m) if j != k)
-        view = book.view(k, rate(s, hour), rate("quote", hour))
-        a_, d_ = book.assets(cur), book.debt(cur)
-        res = _market(view, cur[k], x, fee, slippage, prof.initial_ml, w, equity=a_ - d_, cross=True,
-                      tol=1e-9 * (a_ + d_))
-        if res is not None:
-            book.store(k, view)
-            side, qty, p, fv, capped, ci = res
-            if side == "sell":
-                int_base[s] += ci
-                stt["paid"] += ci * cur[k]
-            else:
-                int_quote[a] += ci
-                stt["paid"] += ci
-            stt["fees"] = stt.get("fees", 0.0) + fv
-            orders.append({"bar": i, "symbol": s, "side": side, "quantity": qty, "price": p, "fee": fv,
-                           "kind": kind, "capped": capped})
+        order(k, cur, x, kind)
     # 4. the whole hour at this open
     if t % 3600 == 0:
         charge_all([min(pb0[k], book.base[k][1]) for k in range(m)], min(pq0, book.pq), hour)
@@ -526,9 +702,15 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
     if book.has_debt():
         ext = _extremes(book, m_open, m_hi, m_lo, mlr)
         ml_x = book.ml(ext)
+    # 5. with stops on: "Stops on a joint path" (no mark series)
+    if stops.on:
+        hi = [highs[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
+        lo = [lows[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
+        liquidated = _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders,
+                                 liquidations, order) or liquidated
     # 5. the joint path of the marks, up to 8 times; each symbol fills at its mark at θ, clamped into
     # its traded bar's range (a symbol without a bar is not traded)
-    for _ in range(8):
+    for _ in range(0 if stops.on else 8):
         if not book.has_debt():
             break
         ext = _extremes(book, m_open, m_hi, m_lo, mlr)
@@ -560,11 +742,13 @@ def _extremes(book, cur, hi, lo, mlr):
     return ext
 
 
-def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, orders, liquidations):
+def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, orders, liquidations, stops=None):
     """MC "Cross liquidation" at trigger prices ``trig`` (its margin level and
     fee), the fills at the traded prices ``at`` ± slippage (MC "Mark price":
-    the triggers themselves without a mark series)."""
+    the triggers themselves without a mark series).  ``stops``: entry and
+    best tracked at each symbol's fill (the market: its trigger)."""
     m = len(syms)
+    n0 = [book.position(k) for k in range(m)]
     assets = book.assets(trig)
     debt = book.debt(trig)
     ml_before = assets / debt
@@ -646,4 +830,110 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
         orders.append({"bar": i, "symbol": syms[k], "side": "sell" if k not in shorts else "buy",
                        "quantity": qty[k], "price": pf[k], "fee": 0.0, "kind": "liquidation", "capped": False,
                        "event": len(liquidations) - 1})
+        if stops is not None:
+            stops.track(syms[k], n0[k], book.position(k), pf[k], trig[k])
     return True
+
+
+def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders, liquidations,
+                order):
+    """MC "Stops on a joint path", steps 5 of an account with several
+    symbols (the margin call, step 6, was taken before on the state after
+    step 4).  Directions fixed from that state; three legs along which every
+    symbol moves together; on each leg the events by θ (ties: liquidation,
+    stop-loss, trailing, take-profit, then symbol order), each on the state
+    the one before left; ``best`` moves at each leg's end.  ``order(k,
+    prices, x, kind, trigger)`` is the account's market order.  Returns
+    whether a liquidation happened."""
+    stops = stt["stops"]
+    m = len(syms)
+    mlr = prof.liquidation_ml
+    liquidated = False
+    # 2. directions, from the state after step 4: the position's adverse extreme first ("pessimistic");
+    # d = 0 (flat, or no bar): the current price the whole bar
+    pts = []
+    for k in range(m):
+        b = book.base[k]
+        coef = b[0] - mlr * (b[1] + b[2])
+        if tradable[k] and coef > 0.0:
+            pts.append((cur[k], lo[k], hi[k], cl[k]))
+        elif tradable[k] and coef < 0.0:
+            pts.append((cur[k], hi[k], lo[k], cl[k]))
+        else:
+            pts.append((cur[k],) * 4)
+    # 3. before leg 1, best of each held symbol at its open (its current price)
+    for k, s in enumerate(syms):
+        stops.move_best(s, book.position(k), pts[k][0])
+    stopped = [False] * m  # a symbol has at most one stop event in a bar
+    n_liq = 0
+    liq_off = False  # MC "No empty liquidations": the level is off for the rest of the bar
+    for leg in (1, 2, 3):
+        A = [pts[k][leg - 1] for k in range(m)]
+        B = [pts[k][leg] for k in range(m)]
+
+        def at(theta):
+            return [A[k] + theta * (B[k] - A[k]) for k in range(m)]
+
+        last = 0.0  # θ of the last event on this leg
+        while True:
+            events = []  # (θ, priority, symbol order, kind, trigger)
+            # liquidation: the first θ with f0 + g·θ <= 0 (nothing when g == 0)
+            if not liq_off and book.has_debt():
+                coef = [b[0] - mlr * (b[1] + b[2]) for b in book.base]
+                f0 = sum(coef[k] * A[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
+                g = sum(coef[k] * (B[k] - A[k]) for k in range(m))
+                theta = None
+                if g != 0.0:
+                    if f0 <= 0.0:
+                        theta = 0.0
+                    elif f0 + g <= 0.0:  # g < 0 here
+                        theta = -f0 / g
+                if theta is not None:
+                    events.append((max(theta, last), PRIORITY["liquidation"], -1, "liquidation", None))
+            # stop levels of each symbol with a bar, still held, no stop event yet in this bar
+            for k, s in enumerate(syms):
+                n = book.position(k)
+                if not tradable[k] or stopped[k] or n == 0.0:
+                    continue
+                a_, b_ = A[k], B[k]
+                for kind, lv, falls in stops.levels(s, n):
+                    hit = None
+                    if leg == 1 and ((lv >= a_) if falls else (lv <= a_)):
+                        hit = (0.0, a_)  # at the open: every level the open is already beyond
+                    elif b_ < a_ and falls and lv >= b_:
+                        hit = (0.0, a_) if lv >= a_ else ((a_ - lv) / (a_ - b_), lv)
+                    elif b_ > a_ and not falls and lv <= b_:
+                        hit = (0.0, a_) if lv <= a_ else ((lv - a_) / (b_ - a_), lv)
+                    if hit is None:
+                        continue
+                    theta, trigger = hit
+                    if theta < last:  # (never: a stop level does not move inside a leg)
+                        theta, trigger = last, at(last)[k]
+                    events.append((theta, PRIORITY[kind], k, kind, trigger))
+            if not events:
+                break
+            theta, _, k, kind, trigger = min(events)
+            prices = at(theta)
+            if kind == "liquidation":
+                if not _liq_cross(i, a, syms, book, prices, prices, tradable, leg == 1 and theta == 0.0, slippage,
+                                  prof, mode, orders, liquidations, stops=stops):
+                    liq_off = True
+                    continue
+                liquidated = True
+                last = theta
+                n_liq += 1
+                if n_liq == 8:  # at most 8 in a bar; then the bar's walk stops
+                    return liquidated
+                continue
+            # a stop, trailing or take-profit exit: the symbol's market order to 0 at its trigger, the others
+            # at their path prices
+            s = syms[k]
+            stopped[k] = True
+            stt["suspended"][s] = True
+            prices[k] = trigger
+            order(k, prices, 0.0, kind, trigger)
+            last = theta
+        # at the leg's end, best of the symbols still held
+        for k, s in enumerate(syms):
+            stops.move_best(s, book.position(k), B[k])
+    return liquidated

@@ -135,7 +135,9 @@ def marks_for(sc, o, h, lo, c):
     return out
 
 
-def run_both(sc):
+def run_both(sc, **stops):
+    """The reference and the engine on the scenario; ``stops``: the
+    stop-loss, take-profit, trailing stop and path settings for both."""
     ts, o, h, lo, c, tg = build_multi(sc)
     syms = list(SYMBOLS[: sc["n_sym"]])
     accts, shares = accounts_for(sc)
@@ -151,7 +153,7 @@ def run_both(sc):
                          stop_on_liquidation=sc["stop_on_liquidation"],
                          rate_history={(k if k < len(syms) else "quote"): [(t, r) for t, a_, r in rows if a_ == a]
                                        for k, a in enumerate(assets) if a in named},
-                         marks=[None if mk is None else mk[:3] for mk in marks])
+                         marks=[None if mk is None else mk[:3] for mk in marks], **stops)
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
     data = {}
     mark = {}
@@ -170,7 +172,7 @@ def run_both(sc):
                     allocation={a[0]: f for a, f in zip(accts, shares)}, capital=sc["capital"], fee=sc["fee"],
                     slippage=sc["slippage"], rates=rates, liquidation=sc["liquidation"], rebalance=sc["rebalance"],
                     round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
-                    rate_history=history, mark=mark or None)
+                    rate_history=history, mark=mark or None, **stops)
     return ref, res, index, accts, syms
 
 

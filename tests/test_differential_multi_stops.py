@@ -1,0 +1,302 @@
+"""Stops on a joint path: ``backtest.run_multi`` with stop-loss, take-profit
+and trailing stop against the plain-Python ``tests/reference_multi.py``
+(MC "Several symbols", "Stops on a joint path").
+
+The differential test reuses ``test_differential_multi``'s scenarios (2–3
+symbols on a common grid, random walks with jumps, gaps, holes, late
+starts) with at least one cross account of 2–3 symbols (all cross, or one
+isolated account beside a cross account of two), no mark series (the engine
+refuses marks with stops in a cross account of several symbols), sometimes
+a rate history, and the three fractions each drawn from ``[0, 0, 0.005,
+0.02, 0.05, 0.1]`` (at least one on), the path setting (it only matters to
+an account of one symbol).  Compared as ``test_differential_multi.compare``
+does (per bar equity, debt, margin level, interest, positions to 1e-9; the
+liquidations, margin calls and orders, their kinds included), plus the
+stop orders' trigger price when the engine's orders table has one and the
+summary's ``ambiguous_bars``.  ``--stop-on-liquidation`` is not drawn with
+an account of one symbol: that account is the one-symbol run, which also
+stops after a stop, trailing or take-profit exit, something the rules do
+not say (a cross account of several symbols stops after a liquidation
+only, as written).
+
+The example tests below hold hand-computed numbers (fee 0, rates 0):
+a stop-loss on leg 1 and a take-profit on leg 2 in one bar, a trailing
+stop on leg 3 after leg 2's high raised the best price, a liquidation
+before a stop-loss on the same leg (its θ is smaller), two levels already
+passed at the open (stop-loss before take-profit whatever the symbol
+order), and a stop in an account without debt.  Each runs through the
+reference too, which must give the same numbers.
+
+``MARGINBT_EXAMPLES`` sets the number of examples (default 300 here: about
+10 s, plus the engine's compile on a cold cache); ``MARGINBT_RANDOMIZE=1``
+draws new ones.
+"""
+import os
+
+import pandas as pd
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from reference_multi import simulate_multi
+from test_differential import close_enough
+from test_differential_multi import ISOLATED_PROFILES, SETTINGS, SYMBOLS, compare, scenarios
+from test_differential_multi import run_both as multi_run_both
+
+from backtest.multi import CROSS, run_multi
+
+FRACTIONS = [0.0, 0.0, 0.005, 0.02, 0.05, 0.1]
+STOP_KINDS = ("stop_loss", "trailing_stop", "take_profit")
+
+
+@st.composite
+def stop_scenarios(draw):
+    """``scenarios`` with stops on and a cross account of 2–3 symbols."""
+    sc = draw(scenarios())
+    n_sym = sc["n_sym"]
+    cross_profile = next((m for m in sc["margins"] if not m.startswith("isolated")), None) or draw(
+        st.sampled_from(["cross-3x", "cross-5x", "cross-pro-10x", "cross-pro-20x"]))
+    margins = [cross_profile] * n_sym
+    if n_sym == 3 and draw(st.sampled_from([False, False, True])):
+        margins[draw(st.integers(0, 2))] = draw(st.sampled_from(ISOLATED_PROFILES))
+        # an account of one symbol is the one-symbol run, whose --stop-on-liquidation also stops the run
+        # after a stop, trailing or take-profit exit, which the rules do not say: not drawn together
+        sc["stop_on_liquidation"] = False
+    sc["margins"] = margins
+    fr = [draw(st.sampled_from(FRACTIONS)) for _ in range(3)]
+    if not any(fr):
+        fr[draw(st.integers(0, 2))] = draw(st.sampled_from([f for f in FRACTIONS if f]))
+    sc["stop_loss"], sc["take_profit"], sc["trailing_stop"] = fr
+    sc["path"] = draw(st.sampled_from(["ohlc-heuristic", "pessimistic"]))
+    assets = [s[:-4] for s in SYMBOLS[:n_sym]] + ["USDT"]
+    sc["rate_history"] = draw(st.sampled_from([(), (), (), ("USDT",), (assets[0],), tuple(assets)]))
+    return sc
+
+
+def run_both(sc):
+    """The reference and the engine on the scenario (no mark series)."""
+    return multi_run_both(sc, stop_loss=sc["stop_loss"], take_profit=sc["take_profit"],
+                          trailing_stop=sc["trailing_stop"], path=sc["path"])
+
+
+def trigger_column(orders):
+    return next((c for c in ("trigger_price", "trigger") if c in orders.columns), None)
+
+
+def compare_stops(ref, res, index, accts, syms, sc):
+    """``test_differential_multi.compare``, then the stop orders' triggers
+    (when the engine records them in its orders table) and the ambiguous
+    bars (accounts of one symbol only: a joint path has none)."""
+    compare(ref, res, index, accts, syms, sc)
+    col = trigger_column(res.orders)
+    if col is not None:
+        for j, o in enumerate(ref["orders"]):
+            if o["kind"] in STOP_KINDS:
+                kv = float(res.orders[col].iloc[j])
+                assert close_enough(o["trigger"], kv), (
+                    f"order #{j} at {o['bar']} ({syms[o['symbol']]} {o['kind']}): trigger reference "
+                    f"{o['trigger']!r} kernel {kv!r}\nscenario={sc!r}")
+    if "ambiguous_bars" in res.summary:
+        assert res.summary["ambiguous_bars"] == ref["ambiguous"], (
+            f"ambiguous_bars: reference {ref['ambiguous']} kernel {res.summary['ambiguous_bars']}\nscenario={sc!r}")
+
+
+def check(sc):
+    ref, res, index, accts, syms = run_both(sc)
+    compare_stops(ref, res, index, accts, syms, sc)
+    return ref, res
+
+
+EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "300"))
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(sc=stop_scenarios())
+# a 1x long bought with the account's cash (no debt) at the last bar's open: the bar's high reaches its
+# take-profit (MC "Stops on a joint path" applies with or without debt)
+@example(sc={"n": 2, "seed": 43, "spacing": "1h", "start": 0, "missing": 0.0, "vol": 0.01, "jump_p": 0.0,
+             "jump_size": 0.05, "gap_p": 0.0, "change_p": 0.3, "flip_p": 0.0, "n_sym": 2,
+             "margins": ["cross-3x", "cross-3x"], "holes": [0.0, 0.0], "late": [0, 0], "weights": [1, 1],
+             "capital": 10000.0, "fee": 0.0, "slippage": 0.0, "rates": [0.0, 0.0, 0.0], "liquidation": "partial",
+             "rebalance": 0.0, "round_interest": False, "stop_on_liquidation": False, "stop_loss": 0.0,
+             "take_profit": 0.005, "trailing_stop": 0.0, "path": "ohlc-heuristic", "rate_history": ()})
+def test_multi_stops_match_reference(sc):
+    check(sc)
+
+
+# --------------------------------------------------------------- by hand
+H = pd.Timedelta(hours=1)
+T0 = pd.Timestamp("2024-03-01 00:00", tz="UTC")
+NO_COSTS = dict(fee=0.0, rates={"BTC": 0.0, "ETH": 0.0, "USDT": 0.0})
+
+
+def bars(rows):
+    idx = pd.DatetimeIndex([T0 + k * H for k in range(len(rows))], name="timestamp")
+    return pd.DataFrame(rows, columns=["open", "high", "low", "close"], index=idx).assign(volume=1.0)
+
+
+def flat(p):
+    return (p, p, p, p)
+
+
+def by_hand(btc, eth, targets, *, capital=10_000.0, slippage=0.0, rebalance=0.0, stop_loss=0.0, take_profit=0.0,
+            trailing_stop=0.0):
+    """BTC and ETH in one cross-3x account, fee 0, rates 0: the reference
+    and the engine, compared with each other; both results."""
+    data = {"BTCUSDT": bars(btc), "ETHUSDT": bars(eth)}
+    index = data["BTCUSDT"].index
+    tg = pd.DataFrame({"BTCUSDT": targets[0], "ETHUSDT": targets[1]}, index=index)
+    stops = dict(stop_loss=stop_loss, take_profit=take_profit, trailing_stop=trailing_stop)
+    cols = [[float(r[j]) for r in rows] for rows in (btc, eth) for j in range(4)]
+    ref = simulate_multi([int(t.timestamp()) for t in index], [cols[0], cols[4]], [cols[1], cols[5]],
+                         [cols[2], cols[6]], [cols[3], cols[7]], [list(map(float, t)) for t in targets],
+                         accounts=[("cross-3x", [0, 1], capital)], fee=0.0, slippage=slippage,
+                         rates_base_daily=[0.0, 0.0], rate_quote_daily=0.0, rebalance=rebalance, **stops)
+    res = run_multi(data, tg, margin="cross-3x", capital=capital, slippage=slippage, rebalance=rebalance,
+                    **NO_COSTS, **stops)
+    sc = dict(hand=True, btc=btc, eth=eth, targets=targets, slippage=slippage, **stops)
+    compare_stops(ref, res, index, [(CROSS, "cross-3x", [0, 1])], ["BTCUSDT", "ETHUSDT"], sc)
+    return ref, res
+
+
+def ref_orders(ref):
+    """(bar, symbol, side, kind, quantity, price) of the reference's orders."""
+    return [(o["bar"], ("BTCUSDT", "ETHUSDT")[o["symbol"]], o["side"], o["kind"], o["quantity"], o["price"])
+            for o in ref["orders"]]
+
+
+def engine_orders(res):
+    ko = res.orders
+    return [(int((t - T0) / H), s, sd, k, q, p) for t, s, sd, k, q, p in
+            zip(ko["time"], ko["symbol"], ko["side"], ko["kind"], ko["quantity"], ko["price"])]
+
+
+def assert_orders(rows, expected):
+    assert [r[:4] for r in rows] == [e[:4] for e in expected]
+    for r, e in zip(rows, expected):
+        assert r[4] == pytest.approx(e[4], rel=1e-12) and r[5] == pytest.approx(e[5], rel=1e-12), (r, e)
+
+
+def assert_triggers(res, expected):
+    col = trigger_column(res.orders)
+    if col is None:
+        return
+    got = [float(v) for v, k in zip(res.orders[col], res.orders["kind"]) if k in STOP_KINDS]
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_stop_loss_on_leg_one_and_take_profit_on_leg_two():
+    # cross-3x, slippage 0.1 %, stop-loss and take-profit 5 %.  Bar 1's open: BTC first, equity 10,000 buys
+    # 100 BTC at 100.1 (10 borrowed); then ETH: equity 100·100 − 10 = 9,990 buys 999 ETH at 10.01, all
+    # borrowed: quote owed 10,009.99.  Entries 100.1 and 10.01: BTC stop 95.095, ETH take-profit 10.5105.
+    # Bar 2, both long: BTC 100 → 94 → 101 → 96, ETH 10 → 9.9 → 10.6 → 10.2.  Leg 1: BTC's stop at
+    # θ = 4.905/6 (liquidation: f0 = 19,990 − 1.1·10,009.99 > 0 − g = 699.9, none); it sells 100 BTC at
+    # 95.095·0.999 = 94.999905 (ETH at 10 − θ·0.1 values the account: equity > 0); 9,499.9905 repays the
+    # quote: 509.9995 owed.  Leg 2: ETH's take-profit at θ = 0.6105/0.7: 999 ETH at 10.5105·0.999 =
+    # 10.4999895 raise 10,489.4895105, 9,979.4900105 left after the debt.
+    btc = [flat(100.0), flat(100.0), (100.0, 101.0, 94.0, 96.0), flat(96.0)]
+    eth = [flat(10.0), flat(10.0), (10.0, 10.6, 9.9, 10.2), flat(10.2)]
+    ref, res = by_hand(btc, eth, ([1.0] * 4, [1.0] * 4), slippage=0.001, stop_loss=0.05, take_profit=0.05)
+    expected = [(1, "BTCUSDT", "buy", "signal", 100.0, 100.1), (1, "ETHUSDT", "buy", "signal", 999.0, 10.01),
+                (2, "BTCUSDT", "sell", "stop_loss", 100.0, 94.999905),
+                (2, "ETHUSDT", "sell", "take_profit", 999.0, 10.4999895)]
+    for rows in (ref_orders(ref), engine_orders(res)):
+        assert_orders(rows, expected)
+    assert [o["trigger"] for o in ref["orders"] if "trigger" in o] == pytest.approx([95.095, 10.5105], rel=1e-12)
+    assert_triggers(res, [95.095, 10.5105])
+    for eq in (ref["equity"][0], res.equity[f"equity_{CROSS}"].tolist()):
+        assert eq[1] == pytest.approx(10_000.0 + 9_990.0 - 10_009.99, rel=1e-12)
+        assert eq[2] == pytest.approx(9_979.4900105, rel=1e-12) and eq[3] == eq[2]
+    assert res.summary["n_liquidations"] == 0 and not ref["liquidations"]
+
+
+def test_trailing_stop_on_leg_three_after_the_high_raised_best():
+    # trailing stop 5 %, no slippage.  Bar 1: 100 BTC bought with the cash at 100, 1,000 ETH sold short at
+    # 10 (borrowed; 10,000 quote held).  Bests: 100 (BTC), 10 (ETH).  Bar 2: BTC (long) 100 → 99 → 110 →
+    # 103, ETH (short) 10 → 10.1 → 9.8 → 9.9.  Leg 1: BTC's level 95 and ETH's 10.5 are not reached.  End
+    # of leg 2: BTC's best 110 (level 104.5), ETH's 9.8 (level 10.29).  Leg 3: BTC falls 110 → 103 through
+    # 104.5 at θ = 5.5/7 and sells 100 at 104.5; ETH rises to 9.9 only.  Quote 20,450, ETH owed 1,000:
+    # equity 20,450 − 9,900 = 10,550 at the close.
+    btc = [flat(100.0), flat(100.0), (100.0, 110.0, 99.0, 103.0), flat(103.0)]
+    eth = [flat(10.0), flat(10.0), (10.0, 10.1, 9.8, 9.9), flat(9.9)]
+    ref, res = by_hand(btc, eth, ([1.0] * 4, [-1.0] * 4), trailing_stop=0.05)
+    expected = [(1, "BTCUSDT", "buy", "signal", 100.0, 100.0), (1, "ETHUSDT", "sell", "signal", 1_000.0, 10.0),
+                (2, "BTCUSDT", "sell", "trailing_stop", 100.0, 104.5)]
+    for rows in (ref_orders(ref), engine_orders(res)):
+        assert_orders(rows, expected)
+    assert_triggers(res, [104.5])
+    for eq, pos in ((ref["equity"][0], ref["position"]),
+                    (res.equity[f"equity_{CROSS}"].tolist(),
+                     [res.equity["position_BTCUSDT"].tolist(), res.equity["position_ETHUSDT"].tolist()])):
+        assert eq[2] == pytest.approx(10_550.0, rel=1e-12)
+        assert pos[0][2] == 0.0 and pos[1][2] == pytest.approx(-1_000.0, rel=1e-12)
+        # bar 3: ETH's best stays 9.8, level 10.29, the open 9.9 is below it: nothing fires
+        assert eq[3] == pytest.approx(20_450.0 - 9_900.0, rel=1e-12)
+
+
+def test_liquidation_before_a_stop_loss_on_the_same_leg():
+    # test_multi's crash with a 60 % stop-loss.  Bar 1: 0.5 BTC at 20,000 (cash), 7.5 ETH at 2,000 (15,000
+    # borrowed).  Bar 2: margin call at the lows (A 14,500, D 15,000); leg 1, ETH 2,000 → 600, BTC flat: the
+    # liquidation at θ = 8,500/10,500 (ETH 2,600/3) comes before ETH's stop (800, θ = 1,200/1,400).  Partial:
+    # λ = 6,495/8,250 of each position sold, fee 330, 2,340 owed after.  Then ETH's stop: its remaining
+    # 7.5·1,755/8,250 ETH (entry unchanged by the reduction) sell at 800: 1,276.36 repays the quote,
+    # 1,063.64 owed; equity 0.5·1,755/8,250·20,000 − 1,063.64 = 1,063.64 at the close.
+    btc = [flat(20_000.0)] * 4
+    eth = [flat(2_000.0), flat(2_000.0), (2_000.0, 2_000.0, 600.0, 700.0), flat(700.0)]
+    ref, res = by_hand(btc, eth, ([1.0] * 4, [1.5] * 4), stop_loss=0.6)
+    lam = 6_495.0 / 8_250.0
+    left = 1_755.0 / 8_250.0
+    expected = [(1, "BTCUSDT", "buy", "signal", 0.5, 20_000.0), (1, "ETHUSDT", "buy", "signal", 7.5, 2_000.0),
+                (2, "BTCUSDT", "sell", "liquidation", 0.5 * lam, 20_000.0),
+                (2, "ETHUSDT", "sell", "liquidation", 7.5 * lam, 2_600.0 / 3.0),
+                (2, "ETHUSDT", "sell", "stop_loss", 7.5 * left, 800.0)]
+    for rows in (ref_orders(ref), engine_orders(res)):
+        assert_orders(rows, expected)
+    assert_triggers(res, [800.0])
+    (ev,) = ref["liquidations"]
+    assert ev["fee"] == pytest.approx(330.0, rel=1e-12) and not ev["gap"]
+    assert ev["equity_after"] == pytest.approx(1_170.0, rel=1e-9)
+    liq = res.liquidations
+    assert liq["theta"].iloc[0] == pytest.approx(8_500.0 / 10_500.0, rel=1e-12) and not liq["gap"].any()
+    owed = 2_340.0 - 800.0 * 7.5 * left
+    for eq, debt in ((ref["equity"][0], ref["debt"][0]),
+                     (res.equity[f"equity_{CROSS}"].tolist(), res.equity[f"debt_{CROSS}"].tolist())):
+        assert debt[2] == pytest.approx(owed, rel=1e-9)
+        assert eq[2] == pytest.approx(0.5 * left * 20_000.0 - owed, rel=1e-9)
+    for calls in (ref["margin_calls"], res.margin_calls.to_dict("records")):
+        assert len(calls) == 1 and calls[0]["margin_level"] == pytest.approx(14_500.0 / 15_000.0, rel=1e-12)
+
+
+def test_levels_passed_at_the_open_stop_loss_first_whatever_the_symbol_order():
+    # slippage 0.1 %, stop-loss and take-profit 5 %, rebalancing 10 %.  Bar 1 as in the first test: 100 BTC
+    # at 100.1, 999 ETH at 10.01, 10,009.99 owed.  Bar 2 opens beyond both BTC's take-profit (105.105 < 110)
+    # and ETH's stop (9.5095 > 9): both at θ = 0, the stop-loss first though ETH comes after BTC.  ETH: 999
+    # at 9·0.999 = 8.991 (8,982.009 repays the quote: 1,027.981 owed); BTC: 100 at 110·0.999 = 109.89,
+    # 10,989: 9,961.019 left.  Both exits suspend rebalancing: no order at bar 3 though the targets are 1.
+    btc = [flat(100.0), flat(100.0), (110.0, 112.0, 108.0, 111.0), flat(111.0), flat(111.0)]
+    eth = [flat(10.0), flat(10.0), (9.0, 9.2, 8.8, 9.1), flat(9.1), flat(9.1)]
+    ref, res = by_hand(btc, eth, ([1.0] * 5, [1.0] * 5), slippage=0.001, rebalance=0.1, stop_loss=0.05,
+                       take_profit=0.05)
+    expected = [(1, "BTCUSDT", "buy", "signal", 100.0, 100.1), (1, "ETHUSDT", "buy", "signal", 999.0, 10.01),
+                (2, "ETHUSDT", "sell", "stop_loss", 999.0, 8.991),
+                (2, "BTCUSDT", "sell", "take_profit", 100.0, 109.89)]
+    for rows in (ref_orders(ref), engine_orders(res)):
+        assert_orders(rows, expected)
+    assert_triggers(res, [9.0, 110.0])
+    for eq in (ref["equity"][0], res.equity[f"equity_{CROSS}"].tolist()):
+        assert eq[2:] == pytest.approx([9_961.019] * 3, rel=1e-12)
+
+
+def test_stops_fire_without_debt():
+    # both 0.5x long bought with the cash (no debt at any time): bar 1, 50 BTC at 100 and 500 ETH at 10.
+    # Bar 2: BTC 100 → 90 on leg 1 crosses its 5 % stop at 95 (θ = 1/2): 50 BTC sold at 95, 4,750 held;
+    # equity 4,750 + 500·10 = 9,750.  Nothing in the rules waits for debt: stops are no liquidation.
+    btc = [flat(100.0), flat(100.0), (100.0, 101.0, 90.0, 92.0), flat(92.0)]
+    eth = [flat(10.0)] * 4
+    ref, res = by_hand(btc, eth, ([0.5] * 4, [0.5] * 4), stop_loss=0.05)
+    expected = [(1, "BTCUSDT", "buy", "signal", 50.0, 100.0), (1, "ETHUSDT", "buy", "signal", 500.0, 10.0),
+                (2, "BTCUSDT", "sell", "stop_loss", 50.0, 95.0)]
+    for rows in (ref_orders(ref), engine_orders(res)):
+        assert_orders(rows, expected)
+    for eq in (ref["equity"][0], res.equity[f"equity_{CROSS}"].tolist()):
+        assert eq[2:] == pytest.approx([9_750.0, 9_750.0], rel=1e-12)
