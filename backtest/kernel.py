@@ -253,7 +253,8 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
                 kept_b, kept_q = manual_loans(st, fs, cfg, flows, i, o)
             moves_at_open(st, fs, ns, pv, cfg, flows, i, mark_open[i], orders)
         # 2. a bar that opens beyond the liquidation level is liquidated first
-        liquidated = False
+        liquidated = False  # (any forced exit: a liquidation, or a stop, trailing or take-profit fill)
+        n_liq0 = ns[N_LIQS]  # (--stop-on-liquidation stops at a liquidation only)
         if venue is not None:
             if _position(st) != 0.0 and usdm.health_at_or_below(st, fs, mark_open[i], cfg.liquidation_ml):
                 liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, pv)
@@ -378,7 +379,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
             # 8. the decision for the next open
             if liquidated:
                 suspended = True
-                halted = halted or cfg.stop_on_liquidation
+                halted = halted or (cfg.stop_on_liquidation and ns[N_LIQS] > n_liq0)
             x = np.nan if halted else target[j]
             if x != x:  # NaN holds
                 pass

@@ -13,11 +13,9 @@ an account of one symbol).  Compared as ``test_differential_multi.compare``
 does (per bar equity, debt, margin level, interest, positions to 1e-9; the
 liquidations, margin calls and orders, their kinds included), plus the
 stop orders' trigger price when the engine's orders table has one and the
-summary's ``ambiguous_bars``.  ``--stop-on-liquidation`` is not drawn with
-an account of one symbol: that account is the one-symbol run, which also
-stops after a stop, trailing or take-profit exit, something the rules do
-not say (a cross account of several symbols stops after a liquidation
-only, as written).
+summary's ``ambiguous_bars``.  ``--stop-on-liquidation`` stops an account
+after a liquidation only, not after a stop, trailing or take-profit exit
+(MC "Decision"), in accounts of one symbol and of several alike.
 
 The example tests below hold hand-computed numbers (fee 0, rates 0):
 a stop-loss on leg 1 and a take-profit on leg 2 in one bar, a trailing
@@ -59,9 +57,6 @@ def stop_scenarios(draw):
     margins = [cross_profile] * n_sym
     if n_sym == 3 and draw(st.sampled_from([False, False, True])):
         margins[draw(st.integers(0, 2))] = draw(st.sampled_from(ISOLATED_PROFILES))
-        # an account of one symbol is the one-symbol run, whose --stop-on-liquidation also stops the run
-        # after a stop, trailing or take-profit exit, which the rules do not say: not drawn together
-        sc["stop_on_liquidation"] = False
     sc["margins"] = margins
     fr = [draw(st.sampled_from(FRACTIONS)) for _ in range(3)]
     if not any(fr):

@@ -222,3 +222,17 @@ def test_bad_sweep_mark_is_one_line_and_exit_2(capsys, tmp_path, extra, says):
                  "--strategy", "hold", "--grid", "exposure=1,2", *extra])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and says in err, err
+
+
+def test_stop_on_liquidation_does_not_stop_the_run_after_a_stop_exit():
+    """--stop-on-liquidation stops the run at a liquidation, not at a
+    stop-loss exit (spec §5, docs/model-choices.md "Decision"): after the
+    stop fills the strategy's next target trades as without the setting."""
+    kw = dict(margin="cross-3x", start="2022-05-01", end="2022-07-01", stop_loss=0.02,
+              params={"leverage": 2.0})
+    on = backtest.run(ROOT / "data" / "BTCUSDT-1h.parquet", "sma_cross", stop_on_liquidation=True, **kw)
+    off = backtest.run(ROOT / "data" / "BTCUSDT-1h.parquet", "sma_cross", **kw)
+    kinds = on.orders["kind"].tolist()
+    assert "stop_loss" in kinds and kinds.index("stop_loss") < len(kinds) - 1  # orders after the first stop
+    assert on.summary["n_liquidations"] == 0
+    pd.testing.assert_frame_equal(on.orders, off.orders, check_exact=True)
