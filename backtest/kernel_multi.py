@@ -424,8 +424,8 @@ def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
 
 
 @njit(cache=True)
-def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, mark_open, mark_high, mark_low, h0, rates,
-                lv, cfg, ss, sa, orders, liqs, calls, tot, scr):
+def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_high, mark_low, h0, rates, lv, cfg,
+                ss, sa, orders, liqs, calls, tot, scr):
     """Steps 1–7 of a cross account with several symbols; the liquidation
     checks on the mark bars (``mark_*``: the traded ones without a mark
     series), the orders and the fills on the traded bars."""
@@ -492,12 +492,9 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, close, mark_open
         ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
         if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
             _call(calls, tot, i, a, margin_level(ax, dx))
-    # 5. with stops on, the joint walk (also without debt: the stops); else the joint path toward
-    # every symbol's adverse extreme
-    if cfg[SL] + cfg[TP] + cfg[TR] > 0.0:
-        return _walk_joint(i, a, m, (syms, open_, high, low, close), (sb, aq, st, ss, sa, scr, tot),
-                           (lv, cfg, rates, col), orders, liqs) or liquidated
-    if not owes:
+    # 5. with stops on, the joint walk (simulate_multi's next call, also without debt: the stops);
+    # else the joint path toward every symbol's adverse extreme
+    if not owes or cfg[SL] + cfg[TP] + cfg[TR] > 0.0:
         return liquidated
     for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
         f0, g, any_debt = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
@@ -924,7 +921,7 @@ def _hold(out_acct, a, i, capital):
 
 
 @njit(cache=True, nogil=True)
-def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
+def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None):
     """Run ``S`` symbols through ``A`` cross accounts (each holding two or
     more) on the grid ``g`` (``inputs.Grid``; ``ac``: ``Accounts``,
     ``config``: ``MultiConfig``), writing ``out`` (``MultiOut``: per account
@@ -933,6 +930,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
     False when a record buffer ran short (grow it, call again).  ``venue``:
     None on spot margin (no perp code compiled), else an
     ``inputs.CrossVenue`` (every account of the call is a cross perp one).
+    ``walk``: True when a stop fraction is on (the joint walk of "Stops on
+    a joint path"), None otherwise (no walk compiled).
     The steps take the arrays they use, not the records: each array handed to
     a compiled call costs two atomic reference counts (records handed whole:
     ``backtest bench --symbols 2`` 10-20 % slower, measured)."""
@@ -962,7 +961,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
                     1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0, config.stop_loss,
                     config.take_profit, config.trailing_stop])
-    stops = config.stop_loss + config.take_profit + config.trailing_stop > 0.0
+    stops = walk is not None  # (multi_accounts passes True when a stop fraction is on)
     st = np.zeros(6)
     scr = np.zeros((N_SCRATCH, n_sym + 1))
     ss = np.zeros((n_sym, 9))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
@@ -1026,9 +1025,12 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None):
                 if owes and not need:
                     need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
                 if need:
-                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, close, mark_open,
-                                             mark_high, mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs,
-                                             calls, tot, scr)
+                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
+                                             mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
+                    if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
+                        liquidated = _walk_joint(i, a, m, (syms_of, open_, high, low, close),
+                                                 (sb, aq, st, ss, sa, scr, tot), (lv, cfg, rates, t // HOUR - rate_h0),
+                                                 orders, liqs) or liquidated
             _close(i, t, a, syms_of, m, sb, aq, close, fsv, venue, ss, sa, scr, out_acct, call_ml[a])
             _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)
         for s in range(n_sym):
