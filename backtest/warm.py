@@ -79,11 +79,19 @@ def _steps(perp: bool, walk: bool):
         _compile(kernel._order, st, fs, ns, bt, cfg, 0, 1.0, a["given"].expiry, orders, pv)
         return
     _compile(kernel._market_order, st, fs, ns, bt, cfg, 0, 1.0, orders, pv)
-    if not perp:  # (a perp's start takes its venue's record)
+    if not perp:  # (a perp's start takes its venue's record; without a walk its detail_on is the literal False)
         ts, rates = np.zeros(1, np.int64), np.zeros(1)
-        _compile(kernel._start, cfg, ts, rates, rates, True, False, False, False, None)
+        sig = [numba.typeof(x) for x in (cfg, ts, rates, rates, True, False, False)]
+        kernel._start.compile((*sig, numba.types.literal(False), numba.types.none))
     kernel._stats.compile(tuple(numba.typeof(x) for x in (fs, ns, np.zeros(2), np.int64(0), (1.0, 1.0, 1.0), 1.0, 1.0,
                                                           np.int64(0), 1.0)))
+    # and the small rules the kernel's own body calls (typed here, not inside its long compile)
+    from . import rules
+
+    rules.hour_boundaries_between.compile((numba.int64, numba.int64))
+    rules.safe_band.compile((numba.float64,) * 5)
+    rules.stop_levels.compile((numba.float64, numba.float64, numba.boolean, numba.float64, numba.float64,
+                               numba.float64))
 
 
 def _walk(perp: bool, walk: bool):
