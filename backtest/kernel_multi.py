@@ -24,6 +24,7 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 from .account import HB, HQ, PB, PQ, _position, _record_order
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
+from .intrabar import _track as track_entry
 from .kernel import _opens_trade
 from .records import LIQUIDATION, REBALANCE, SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .venues import binance_usdm as usdm
@@ -34,6 +35,7 @@ from .rules import (
     interest_charge,
     joint_theta,
     margin_level,
+    stop_levels,
 )
 
 # the order records here carry three more fields (symbol, trigger, event) than
@@ -76,15 +78,9 @@ def _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot):
 @njit(cache=True)
 def _track(ss, s, n0, n1, price, o):
     """Symbol s's entry and best price after a fill at ``price`` (its bar's
-    open ``o``) took its position from ``n0`` to ``n1`` (docs "Entry and best
-    price"; a reduction leaves them)."""
-    if n1 == 0.0:
-        ss[s, ENTRY] = ss[s, BEST] = np.nan
-    elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0) or ss[s, ENTRY] != ss[s, ENTRY]:
-        ss[s, ENTRY] = price
-        ss[s, BEST] = o
-    elif abs(n1) > abs(n0):
-        ss[s, ENTRY] = (ss[s, ENTRY] * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
+    open ``o``) took its position from ``n0`` to ``n1`` (the one-symbol
+    rule, ``intrabar._track``)."""
+    ss[s, ENTRY], ss[s, BEST] = track_entry(n0, n1, price, o, ss[s, ENTRY], ss[s, BEST])
 
 
 @njit(cache=True)
@@ -117,7 +113,7 @@ LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE, ENTRY, BE
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
-FEE, SLIP, FULL, ROUND, STOP, SL, TP, TR = range(8)
+FEE, SLIP, FULL, ROUND, STOP, SL, TP, TR, WALK = range(9)
 # scratch rows ``scr[r]`` of a cross step: CUR the traded open (orders, interest), MCUR the mark open
 # (liquidation checks; both the last close without a bar), TRADED where a liquidation fills (before slippage)
 CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG, MCUR, TRADED = range(10)
@@ -164,10 +160,12 @@ def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa):
 
 
 @njit(cache=True)
-def _cross_liquidation(sb, aq, i, a, syms_of, m, theta, lv, cfg, orders, liqs, scr, tot, ss):
+def _cross_liquidation(i, a, syms_of, m, theta, books, lv, cfg, orders, liqs):
     """A cross liquidation at the trigger prices ``scr[TRIG]``, filled at
     ``scr[TRADED]`` (± slippage), recorded; False (nothing recorded) when
-    there was nothing to liquidate."""
+    there was nothing to liquidate.  ``books``: ``(sb, aq, st, ss, sa, scr,
+    tot)``, the books and state (a rare call: one tuple, few arguments)."""
+    sb, aq, _, ss, _, scr, tot = books
     syms = syms_of[a, :m]
     trig = scr[TRIG, :m].copy()
     k_l = int(tot[N_LIQ])
@@ -261,18 +259,6 @@ def _joint_terms(a, m, syms, sb, aq, mlr, scr, start, end):
 
 
 @njit(cache=True)
-def _levels(ss, s, n, cfg):
-    """Symbol s's stop-loss, trailing and take-profit levels (NaN: none) of
-    position ``n`` (docs "Levels")."""
-    d = 1.0 if n > 0.0 else -1.0
-    entry = ss[s, ENTRY]
-    sl = entry * (1.0 - d * cfg[SL]) if cfg[SL] > 0.0 else np.nan
-    tr = ss[s, BEST] * (1.0 - d * cfg[TR]) if cfg[TR] > 0.0 else np.nan
-    tp = entry * (1.0 + d * cfg[TP]) if cfg[TP] > 0.0 else np.nan
-    return sl, tr, tp
-
-
-@njit(cache=True)
 def _level_theta(lv, falling, a_, b_, first):
     """Where on a leg from ``a_`` to ``b_`` a level firing when the price
     falls to it (``falling``) or rises to it fires: ``(θ, trigger)``, θ = −1
@@ -309,7 +295,7 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, cfg, mlr, liq_on, after):
         n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
         if scr[TRADABLE, k] == 0.0 or scr[DONE, k] != 0.0 or n == 0.0 or ss[s, ENTRY] != ss[s, ENTRY]:
             continue
-        levels = _levels(ss, s, n, cfg)
+        levels = stop_levels(ss[s, ENTRY], ss[s, BEST], n > 0.0, cfg[SL], cfg[TP], cfg[TR])
         for j in range(3):  # stop-loss and trailing fire toward the adverse side, take-profit the other way
             theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], leg == 1)
             kd = STOP_LOSS if j == 0 else (TRAILING_STOP if j == 1 else TAKE_PROFIT)
@@ -385,7 +371,7 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs):
                     p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
                 scr[TRADED, k] = p
             if kind == LIQUIDATION:
-                if not _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot, ss):
+                if not _cross_liquidation(i, a, syms, m, theta, books, lv, cfg, orders, liqs):
                     liq_on = False  # nothing to liquidate
                     continue
                 liquidated = True
@@ -426,7 +412,8 @@ def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
 @njit(cache=True)
 def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_high, mark_low, h0, rates, lv, cfg,
                 ss, sa, orders, liqs, calls, tot, scr):
-    """Steps 1–7 of a cross account with several symbols; the liquidation
+    """Steps 1–6 of a cross account with several symbols (with stops on, 1–4
+    and 6: step 5 is ``_walk_joint``, simulate_multi's); the liquidation
     checks on the mark bars (``mark_*``: the traded ones without a mark
     series), the orders and the fills on the traded bars."""
     liquidated = False
@@ -454,7 +441,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k]
             scr[TRADED, k] = scr[CUR, k]
-        if _cross_liquidation(sb, aq, i, a, syms, m, 0.0, lv, cfg, orders, liqs, scr, tot, ss):
+        if _cross_liquidation(i, a, syms, m, 0.0, (sb, aq, st, ss, sa, scr, tot), lv, cfg, orders, liqs):
             for k in range(m):
                 if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
                     ss[syms[a, k], SUSPENDED] = 1.0
@@ -494,7 +481,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
             _call(calls, tot, i, a, margin_level(ax, dx))
     # 5. with stops on, the joint walk (simulate_multi's next call, also without debt: the stops);
     # else the joint path toward every symbol's adverse extreme
-    if not owes or cfg[SL] + cfg[TP] + cfg[TR] > 0.0:
+    if not owes or cfg[WALK] != 0.0:
         return liquidated
     for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
         f0, g, any_debt = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
@@ -509,7 +496,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
             if scr[TRADABLE, k] != 0.0:
                 p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
             scr[TRADED, k] = p
-        if not _cross_liquidation(sb, aq, i, a, syms, m, theta, lv, cfg, orders, liqs, scr, tot, ss):
+        if not _cross_liquidation(i, a, syms, m, theta, (sb, aq, st, ss, sa, scr, tot), lv, cfg, orders, liqs):
             break  # nothing to liquidate
         liquidated = True
     return liquidated
@@ -529,9 +516,11 @@ def _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, event):
 
 
 @njit(cache=True)
-def _perp_liquidation(i, a, syms, m, sb, aq, st, fsv, theta, lv, liqs, orders, tot, scr):
+def _perp_liquidation(i, a, syms, m, theta, books, fsv, lv, liqs, orders):
     """The cross perp account liquidated at the marks ``scr[TRIG]``: every
-    position closed there, one event and a fill per symbol it held."""
+    position closed there, one event and a fill per symbol it held
+    (``books`` as ``_cross_liquidation``'s)."""
+    sb, aq, st, _, _, scr, tot = books
     k_l = int(tot[N_LIQ])
     side = np.zeros(m, dtype=np.int64)
     qty = scr[QTY]
@@ -549,11 +538,12 @@ def _perp_liquidation(i, a, syms, m, sb, aq, st, fsv, theta, lv, liqs, orders, t
 
 
 @njit(cache=True)
-def _perp_trade(i, a, k, syms, m, sb, aq, st, fsv, venue, cfg, ss, orders, tot, scr):
+def _perp_trade(i, a, k, syms, m, books, fsv, venue, cfg, orders):
     """Symbol ``syms[a, k]``'s pending order at its traded open: the
     one-symbol rule (binance_usdm.trade_to) on the account's equity, the
     other symbols' positions folded into the net quote at their current
     prices and their initial margin taken from the available money."""
+    sb, aq, st, ss, _, scr, tot = books
     s = syms[a, k]
     others = 0.0
     im = 0.0
@@ -575,12 +565,14 @@ def _perp_trade(i, a, k, syms, m, sb, aq, st, fsv, venue, cfg, ss, orders, tot, 
 
 
 @njit(cache=True)
-def _perp_quiet(i, a, syms, m, sb, aq, open_, mark_open, mark_high, mark_low, venue, fsv, vp, ss):
+def _perp_quiet(i, a, syms, m, sb, aq, ss, bars, venue, fsv, vp):
     """Would ``_step_perp`` do nothing at bar i?  No order to place, no
     funding charge, no bracket version starting, and the health with every
     symbol at its adverse mark extreme above the margin call (with room to
     spare): MB − MM falls along the joint path, so neither the gap nor the
-    path reaches liquidation, and no call is recorded."""
+    path reaches liquidation, and no call is recorded.  ``bars``: the
+    traded opens and the mark opens, highs and lows."""
+    open_, _, mark_high, mark_low = bars
     j = vp[0]
     if j < venue.funding_bar.shape[0] and venue.funding_bar[j] <= i:
         return False
@@ -602,12 +594,16 @@ def _perp_quiet(i, a, syms, m, sb, aq, open_, mark_open, mark_high, mark_low, ve
 
 
 @njit(cache=True)
-def _step_perp(i, a, syms, m, sb, aq, st, open_, mark_open, mark_high, mark_low, venue, fsv, vp, lv, cfg, ss, sa,
-               orders, liqs, calls, tot, scr):
+def _step_perp(i, a, syms, m, bars, books, venue, fsv, vp, lv, cfg, recs):
     """Steps of a cross perp account with several symbols
     (docs/model-choices.md "A cross perp account holding several symbols"):
     the gap liquidation at the marks' opens, the pending orders, funding,
-    the margin call and the liquidation on the marks' joint path."""
+    the margin call and the liquidation on the marks' joint path
+    (``bars`` as ``_perp_quiet``'s; ``books``: ``(sb, aq, st, ss, sa, scr,
+    tot)``; ``recs``: the orders, liquidations and margin calls)."""
+    open_, mark_open, mark_high, mark_low = bars
+    sb, aq, st, ss, sa, scr, tot = books
+    orders, liqs, calls = recs
     liquidated = False
     _prices(i, a, syms, m, open_, mark_open, ss, scr)
     for k in range(m):
@@ -621,7 +617,7 @@ def _step_perp(i, a, syms, m, sb, aq, st, open_, mark_open, mark_high, mark_low,
     if mm > 0.0 and mb <= mm:
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k]
-        _perp_liquidation(i, a, syms, m, sb, aq, st, fsv, 0.0, lv, liqs, orders, tot, scr)
+        _perp_liquidation(i, a, syms, m, 0.0, books, fsv, lv, liqs, orders)
         for k in range(m):
             if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
                 ss[syms[a, k], SUSPENDED] = 1.0
@@ -630,7 +626,7 @@ def _step_perp(i, a, syms, m, sb, aq, st, open_, mark_open, mark_high, mark_low,
     for k in range(m):
         x = ss[syms[a, k], PENDING]
         if scr[TRADABLE, k] != 0.0 and x == x:
-            _perp_trade(i, a, k, syms, m, sb, aq, st, fsv, venue, cfg, ss, orders, tot, scr)
+            _perp_trade(i, a, k, syms, m, books, fsv, venue, cfg, orders)
     # 3. funding of this bar's charges, out of the cross wallet
     j = vp[0]
     while j < venue.funding_bar.shape[0] and venue.funding_bar[j] <= i:
@@ -664,7 +660,7 @@ def _step_perp(i, a, syms, m, sb, aq, st, open_, mark_open, mark_high, mark_low,
     if theta >= 0.0:
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k] + theta * (scr[EXT, k] - scr[MCUR, k])
-        _perp_liquidation(i, a, syms, m, sb, aq, st, fsv, theta, lv, liqs, orders, tot, scr)
+        _perp_liquidation(i, a, syms, m, theta, books, fsv, lv, liqs, orders)
         liquidated = True
     return liquidated
 
@@ -928,13 +924,12 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     ``ACCOUNT_ROWS``, per symbol ``SYMBOL_ROWS``, interest per base asset and
     per account's quote) and the records.  Returns ``(complete, stats)``:
     False when a record buffer ran short (grow it, call again).  ``venue``:
-    None on spot margin (no perp code compiled), else an
-    ``inputs.CrossVenue`` (every account of the call is a cross perp one).
-    ``walk``: True when a stop fraction is on (the joint walk of "Stops on
-    a joint path"), None otherwise (no walk compiled).
-    The steps take the arrays they use, not the records: each array handed to
-    a compiled call costs two atomic reference counts (records handed whole:
-    ``backtest bench --symbols 2`` 10-20 % slower, measured)."""
+    None on spot margin (no perp code compiled), else an ``inputs.CrossVenue``
+    (every account of the call a cross perp one); ``walk``: True with a stop
+    fraction on (the joint walk), else None (none compiled).  The hot steps
+    take the arrays they use, not the records: each array handed to a call
+    costs two atomic reference counts (records handed whole: ``backtest bench
+    --symbols 2`` 10-20 % slower, measured)."""
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
     rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
     rate_h0, rates = config.rate_h0, config.rates
@@ -960,7 +955,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
         lv[a, LIQ_FEE], lv[a, RESTORE] = ac.liquidation_fee[a], ac.restore_ml[a]
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
                     1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0, config.stop_loss,
-                    config.take_profit, config.trailing_stop])
+                    config.take_profit, config.trailing_stop, 0.0 if walk is None else 1.0])
     stops = walk is not None  # (multi_accounts passes True when a stop fraction is on)
     st = np.zeros(6)
     scr = np.zeros((N_SCRATCH, n_sym + 1))
@@ -974,6 +969,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version
     vp[0] = 0
     loc = np.zeros((4, n_sym))
+    perp_bars, books, recs = (open_, mark_open, mark_high, mark_low), (sb, aq, st, ss, sa, scr, tot), (orders, liqs, calls)
     resume_at = 0  # the first bar _close_quiet did not close
     for i in range(n):
         if i < resume_at:
@@ -993,10 +989,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 continue
             liquidated = False
             if venue is not None:
-                if not _perp_quiet(i, a, syms_of, m, sb, aq, open_, mark_open, mark_high, mark_low, venue, fsv, vp,
-                                   ss):
-                    liquidated = _step_perp(i, a, syms_of, m, sb, aq, st, open_, mark_open, mark_high, mark_low,
-                                            venue, fsv, vp, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
+                if not _perp_quiet(i, a, syms_of, m, sb, aq, ss, perp_bars, venue, fsv, vp):
+                    liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, venue, fsv, vp, lv, cfg, recs)
             else:
                 # most bars need no step: no hour passed, no order, and the margin level at the open and at
                 # the adverse extreme far from the call and liquidation levels; the steps run only where one may
@@ -1028,9 +1022,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                     liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
                                              mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
                     if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
-                        liquidated = _walk_joint(i, a, m, (syms_of, open_, high, low, close),
-                                                 (sb, aq, st, ss, sa, scr, tot), (lv, cfg, rates, t // HOUR - rate_h0),
-                                                 orders, liqs) or liquidated
+                        liquidated = _walk_joint(i, a, m, (syms_of, open_, high, low, close), books,
+                                                 (lv, cfg, rates, t // HOUR - rate_h0), orders, liqs) or liquidated
             _close(i, t, a, syms_of, m, sb, aq, close, fsv, venue, ss, sa, scr, out_acct, call_ml[a])
             _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)
         for s in range(n_sym):
