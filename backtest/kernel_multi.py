@@ -371,7 +371,8 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs):
                     p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
                 scr[TRADED, k] = p
             if kind == LIQUIDATION:
-                if not _cross_liquidation(i, a, syms, m, theta, books, lv, cfg, orders, liqs):
+                # (recorded at leg − 1 + θ: the walk's position in [0, 3]; a gap only at the open)
+                if not _cross_liquidation(i, a, syms, m, leg - 1 + theta, books, lv, cfg, orders, liqs):
                     liq_on = False  # nothing to liquidate
                     continue
                 liquidated = True
