@@ -145,6 +145,10 @@ def start(perp: bool, after: bool = True, walk: bool = True):
 
     if kernel.simulate.overloads or not _numba_cache.cold():  # (in memory already: nothing to compile)
         return None
+    return _spawn(perp, after, walk)
+
+
+def _spawn(perp, after, walk):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
     if numba.config.CACHE_DIR:
@@ -157,7 +161,15 @@ def start(perp: bool, after: bool = True, walk: bool = True):
     except OSError:
         return None
     helper.walk = walk  # (which half join compiles)
+    atexit.register(_drop, helper)  # (join's wait, registered later, runs first)
     return helper
+
+
+def _drop(helper):
+    """A helper no run joined (the command failed first) is stopped at exit."""
+    if helper.poll() is None:
+        helper.kill()
+        helper.wait()
 
 
 def start_for(profiles, after: bool = True, walk: bool = True):

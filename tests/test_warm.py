@@ -58,3 +58,25 @@ def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path, stops):
     assert again.returncode == 0, again.stderr[-2000:]
     first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
     assert first == second
+
+
+def test_a_failing_command_stops_its_helper(tmp_path):
+    """A run refused after its compile helper started (exit 2: the strategy
+    is checked after) leaves no helper compiling behind."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    probe = ("import atexit, sys\n"
+             "from backtest import warm\n"
+             "from backtest.cli import main\n"
+             "spawned = []\n"
+             "spawn = warm._spawn\n"
+             "warm._spawn = lambda *a: spawned.append(spawn(*a)) or spawned[-1]\n"
+             "code = main(sys.argv[1:])\n"
+             "assert code == 2, code\n"
+             "assert len(spawned) == 1 and spawned[0].poll() is None  # started, still compiling\n"
+             "atexit._run_exitfuncs()\n"
+             "print(spawned[0].poll())\n")
+    done = subprocess.run([sys.executable, "-c", probe, "run", "--strategy", "no_such_strategy", "--no-report",
+                           "--out", str(tmp_path / "x")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] != "None"  # the helper has ended
+    assert "no_such_strategy" in done.stderr and not (tmp_path / "x").exists()
