@@ -164,9 +164,6 @@ def run(
     """
     check_args(locals())
     profile = resolve_profile(margin, margin_file)
-    # a cold cache: a second process compiles part of the kernel meanwhile (a strategy's own stops or limit
-    # orders, known later, walk too: the kernel then compiles the walk itself)
-    helper = warm.start(profile.perp, walk=bool(stop_loss or take_profit or trailing_stop) or detail is not None)
     if profile.perp:
         own_mark, own_funding = perps.companions(bars if not isinstance(bars, pd.DataFrame) else None)
         mark = own_mark if mark is None else mark
@@ -175,6 +172,9 @@ def run(
                      stop_loss, take_profit, trailing_stop, path, auto_repay, repay_on_flat, transfers,
                      float(reserve or 0.0), top_up, keep_ml, auto_borrow)
     rs = replace(rs, fee=rs.venue_fee(profile))  # (run.json records the fee charged)
+    # a cold cache: a second process compiles part of the kernel meanwhile (a strategy's own stops or limit
+    # orders, known later, walk too: the kernel then compiles the walk itself)
+    helper = warm.start(profile.perp, walk=rs.stops_on or detail is not None)
     source = str(bars) if not isinstance(bars, pd.DataFrame) else "bars"
     if isinstance(bars, pd.DataFrame) and isinstance(strategy, (np.ndarray, list)) and len(strategy) == len(bars):
         strategy = np.asarray(strategy, dtype=float)

@@ -34,6 +34,7 @@ from .rules import (
     hour_boundaries_between,
     interest_charge,
     joint_theta,
+    leg_theta,
     margin_level,
     stop_levels,
 )
@@ -259,6 +260,21 @@ def _joint_terms(a, m, syms, sb, aq, mlr, scr, start, end):
 
 
 @njit(cache=True)
+def _at_theta(i, a, syms, m, theta, scr, start, end, high, low):
+    """Every symbol's price at ``θ`` from ``scr[start]`` to ``scr[end]``
+    into ``scr[TRIG]`` (the triggers), and where it fills into
+    ``scr[TRADED]``: that price clamped into the symbol's traded bar (with
+    a mark series the mark's level, brought into the range the market
+    traded; a symbol without a bar stays at its price)."""
+    for k in range(m):
+        p = scr[start, k] + theta * (scr[end, k] - scr[start, k])
+        scr[TRIG, k] = p
+        if scr[TRADABLE, k] != 0.0:
+            p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
+        scr[TRADED, k] = p
+
+
+@njit(cache=True)
 def _level_theta(lv, falling, a_, b_, first):
     """Where on a leg from ``a_`` to ``b_`` a level firing when the price
     falls to it (``falling``) or rises to it fires: ``(θ, trigger)``, θ = −1
@@ -286,8 +302,7 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, cfg, mlr, liq_on, after):
     best, kind, who, trig = np.inf, -1, -1, 0.0
     f0, g, owes = _joint_terms(a, m, syms, sb, aq, mlr, scr, LEG_A, LEG_B)
     if owes and liq_on:
-        theta = joint_theta(f0, g) if leg == 1 else (0.0 if f0 <= 0.0 else (-f0 / g if g < 0.0 and f0 + g <= 0.0
-                                                                             else -1.0))
+        theta = joint_theta(f0, g) if leg == 1 else leg_theta(f0, g)
         if theta >= 0.0:
             best, kind = max(theta, after), LIQUIDATION
     for k in range(m):
@@ -364,12 +379,7 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs):
             if kind < 0:
                 break
             after = theta
-            for k in range(m):  # every symbol at its path price at θ
-                p = scr[LEG_A, k] + theta * (scr[LEG_B, k] - scr[LEG_A, k])
-                scr[TRIG, k] = p
-                if scr[TRADABLE, k] != 0.0:
-                    p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
-                scr[TRADED, k] = p
+            _at_theta(i, a, syms, m, theta, scr, LEG_A, LEG_B, high, low)  # every symbol at its path price
             if kind == LIQUIDATION:
                 # (recorded at leg − 1 + θ: the walk's position in [0, 3]; a gap only at the open)
                 if not _cross_liquidation(i, a, syms, m, leg - 1 + theta, books, lv, cfg, orders, liqs):
@@ -475,7 +485,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
         scr[PB0, m] = min(scr[PB0, m], aq[a, PRINCIPAL])
         _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa)
     # 6. the margin call, on the state after step 4, every symbol at its adverse (mark) extreme
-    owes = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)[2]
+    f0, g, owes = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
     if owes:
         ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
         if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
@@ -485,18 +495,14 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
     if not owes or cfg[WALK] != 0.0:
         return liquidated
     for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
-        f0, g, any_debt = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
-        if not any_debt:
-            break
+        if n_liq > 0:  # (the first pass takes the margin call's terms: the same state)
+            f0, g, owes = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
+            if not owes:
+                break
         theta = joint_theta(f0, g)
         if theta < 0.0:
             break
-        for k in range(m):  # the marks at θ; each fills where its market traded (clamped into its bar)
-            p = scr[MCUR, k] + theta * (scr[EXT, k] - scr[MCUR, k])
-            scr[TRIG, k] = p
-            if scr[TRADABLE, k] != 0.0:
-                p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
-            scr[TRADED, k] = p
+        _at_theta(i, a, syms, m, theta, scr, MCUR, EXT, high, low)  # the marks at θ
         if not _cross_liquidation(i, a, syms, m, theta, (sb, aq, st, ss, sa, scr, tot), lv, cfg, orders, liqs):
             break  # nothing to liquidate
         liquidated = True

@@ -370,7 +370,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         config["moves"], config["moves_level"], config["manual"] = moves
     fine, n_fine = _details(details, marks, panel, symbols)
     # accounts of one symbol each run the one-symbol kernel: its compile helper (warm.py)
-    walk = bool(rs.stop_loss or rs.take_profit or rs.trailing_stop or details or attached)  # (else no walk compiled)
+    walk = rs.stops_on or bool(details or attached)  # (else no walk compiled)
     helper, perp = (warm.start_for([a[1] for a in accounts], walk=walk) if all(len(a[2]) == 1 for a in accounts)
                     else (None, None))
     warm.announce(helper)

@@ -323,6 +323,20 @@ def joint_theta(f0, g):
 
 
 @njit(cache=True)
+def leg_theta(f0, g):
+    """First θ in [0, 1] at which a later leg of the joint walk with stops
+    (docs/model-choices.md "Stops on a joint path": toward the favourable
+    extremes, then the closes) reaches the level: 0 when already there at
+    its start (``f0 ≤ 0``), else ``−f0 / g`` where the level falls within
+    the leg; −1 when it does not."""
+    if f0 <= 0.0:
+        return 0.0
+    if g < 0.0 and f0 + g <= 0.0:
+        return -f0 / g
+    return -1.0
+
+
+@njit(cache=True)
 def cross_cut(longs, shorts, frozen_assets, frozen_debt, net_quote, fee_value, m):
     """Fraction λ of every position a partial cross liquidation closes so the
     account is back at ML ``m`` (docs/model-choices.md "Cross liquidation"):

@@ -44,6 +44,11 @@ class RunSettings:
     keep_ml: float | None = None  # the safety buffer: deleverage at this level back to the initial level
     auto_borrow: bool = True  # False: orders never borrow; loans only by hand (a strategy's borrow / repay)
 
+    @property
+    def stops_on(self) -> bool:
+        """A stop-loss, take-profit or trailing fraction is set (a bar's path is walked)."""
+        return any(getattr(self, k) > 0.0 for k in STOP_FRACTIONS)
+
     def __post_init__(self):
         fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")
         checks = (

@@ -110,7 +110,6 @@ def _walk(perp: bool, walk: bool):
     _compile(kernel._liquidation_step, st, fs, ns, bt, cfg, 0, px[:3], 1.0, 1.0, orders, liqs, pv)
 
 
-
 def _after():
     """What ``run`` computes from the kernel's outputs (two bars, no fill)."""
     import pandas as pd
