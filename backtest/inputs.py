@@ -54,7 +54,12 @@ Accounts = namedtuple("Accounts", "symbol_account capital initial_ml call_ml liq
 # its settings (scalars) and hourly rates (``rates[S + 1, hours]`` from the
 # whole hour ``rate_h0``: each symbol's base, the quote last)
 MultiConfig = namedtuple("MultiConfig", "fee slippage full_liquidation rebalance round_interest stop_on_liquidation "
-                                        "stop_loss take_profit trailing_stop rate_h0 rates")
+                                        "rate_h0 rates")
+# its stops on the joint path (docs/model-choices.md "Stops on a joint path"):
+# per symbol row its fractions ``[S, 3]`` (stop-loss, take-profit, trailing;
+# 0 = off) and its strategy's stop-loss / take-profit prices in force during
+# each grid bar ``[S, n]`` (NaN: the fraction's level; ``[S, 0]``: none given)
+JointStops = namedtuple("JointStops", "fractions sl_price tp_price")
 # its per-bar outputs (``acct[A, 4, n]``, ``sym[S, 2, n]``) and the interest
 # charged per base asset and per account's quote, in asset units
 MultiOut = namedtuple("MultiOut", "acct sym interest_base interest_quote")

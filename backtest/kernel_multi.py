@@ -114,13 +114,14 @@ LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE, ENTRY, BE
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
-FEE, SLIP, FULL, ROUND, STOP, SL, TP, TR, WALK = range(9)
+FEE, SLIP, FULL, ROUND, STOP, WALK = range(6)
 # scratch rows ``scr[r]`` of a cross step: CUR the traded open (orders, interest), MCUR the mark open
 # (liquidation checks; both the last close without a bar), TRADED where a liquidation fills (before slippage)
 CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG, MCUR, TRADED = range(10)
-# and of the joint walk with stops (``_walk_joint``): a leg's start and end, a symbol's direction, its stop taken
-LEG_A, LEG_B, DIRN, DONE = range(10, 14)
-N_SCRATCH = 14
+# and of the joint walk with stops (``_walk_joint``): a leg's start and end, a symbol's direction, its stop taken,
+# its stop fractions (stop-loss, take-profit, trailing) and its strategy's stop-loss / take-profit prices for the bar
+LEG_A, LEG_B, DIRN, DONE, F_SL, F_TP, F_TR, P_SL, P_TP = range(10, 19)
+N_SCRATCH = 19
 # rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
 Q_HB, Q_DB, Q_IB, Q_UP = range(4)
 
@@ -310,7 +311,11 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, cfg, mlr, liq_on, after):
         n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
         if scr[TRADABLE, k] == 0.0 or scr[DONE, k] != 0.0 or n == 0.0 or ss[s, ENTRY] != ss[s, ENTRY]:
             continue
-        levels = stop_levels(ss[s, ENTRY], ss[s, BEST], n > 0.0, cfg[SL], cfg[TP], cfg[TR])
+        levels = stop_levels(ss[s, ENTRY], ss[s, BEST], n > 0.0, scr[F_SL, k], scr[F_TP, k], scr[F_TR, k])
+        if scr[P_SL, k] == scr[P_SL, k]:  # a strategy's price for the bar replaces the fraction's (docs "Levels")
+            levels = (scr[P_SL, k], levels[1], levels[2])
+        if scr[P_TP, k] == scr[P_TP, k]:
+            levels = (levels[0], levels[1], scr[P_TP, k])
         for j in range(3):  # stop-loss and trailing fire toward the adverse side, take-profit the other way
             theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], leg == 1)
             kd = STOP_LOSS if j == 0 else (TRAILING_STOP if j == 1 else TAKE_PROFIT)
@@ -361,8 +366,14 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs):
     the smallest θ first.  Returns whether the account was liquidated."""
     syms, open_, high, low, close = bars
     sb, aq, st, ss, sa, scr, tot = books
-    lv, cfg, rates, col = params
+    lv, cfg, rates, col, stops = params
     mlr = lv[a, MLR]
+    priced = stops.sl_price.shape[1] > 0
+    for k in range(m):  # the symbols' stop settings for this bar (inputs.JointStops)
+        s = syms[a, k]
+        scr[F_SL, k], scr[F_TP, k], scr[F_TR, k] = stops.fractions[s, 0], stops.fractions[s, 1], stops.fractions[s, 2]
+        scr[P_SL, k] = stops.sl_price[s, i] if priced else np.nan
+        scr[P_TP, k] = stops.tp_price[s, i] if priced else np.nan
     liquidated = False
     n_liq = 0
     liq_on = True
@@ -401,7 +412,7 @@ def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
     to target 0 there (the others at their path prices ``scr[TRIG]``),
     recorded with its kind and trigger; its rebalancing suspended."""
     sb, aq, st, ss, sa, scr, tot = books
-    lv, cfg, rates, col = params
+    lv, cfg, rates, col, _ = params
     m0 = lv[a, M0]
     s = syms[a, k]
     scr[DONE, k] = 1.0
@@ -932,8 +943,9 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     per account's quote) and the records.  Returns ``(complete, stats)``:
     False when a record buffer ran short (grow it, call again).  ``venue``:
     None on spot margin (no perp code compiled), else an ``inputs.CrossVenue``
-    (every account of the call a cross perp one); ``walk``: True with a stop
-    fraction on (the joint walk), else None (none compiled).  The hot steps
+    (every account of the call a cross perp one); ``walk``: the symbols'
+    stop settings (``inputs.JointStops``) when one has a stop on (the joint
+    walk), else None (none compiled).  The hot steps
     take the arrays they use, not the records: each array handed to a call
     costs two atomic reference counts (records handed whole: ``backtest bench
     --symbols 2`` 10-20 % slower, measured)."""
@@ -961,9 +973,9 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
         lv[a, M0], lv[a, CALL], lv[a, MLR] = ac.initial_ml[a], call_ml[a], ac.liquidation_ml[a]
         lv[a, LIQ_FEE], lv[a, RESTORE] = ac.liquidation_fee[a], ac.restore_ml[a]
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
-                    1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0, config.stop_loss,
-                    config.take_profit, config.trailing_stop, 0.0 if walk is None else 1.0])
-    stops = walk is not None  # (multi_accounts passes True when a stop fraction is on)
+                    1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0,
+                    0.0 if walk is None else 1.0])
+    stops = walk is not None  # (multi_accounts passes the stop settings when a symbol has a stop on)
     st = np.zeros(6)
     scr = np.zeros((N_SCRATCH, n_sym + 1))
     ss = np.zeros((n_sym, 9))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
@@ -1030,7 +1042,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                                              mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
                     if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
                         liquidated = _walk_joint(i, a, m, (syms_of, open_, high, low, close), books,
-                                                 (lv, cfg, rates, t // HOUR - rate_h0), orders, liqs) or liquidated
+                                                 (lv, cfg, rates, t // HOUR - rate_h0, walk), orders, liqs) or liquidated
             _close(i, t, a, syms_of, m, sb, aq, close, fsv, venue, ss, sa, scr, out_acct, call_ml[a])
             _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)
         for s in range(n_sym):

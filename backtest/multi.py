@@ -283,10 +283,12 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     bars; ``summary["mark_missing_bars_<SYMBOL>"]`` counts the bars its
     series lacked); a cross account's joint path runs on the marks
     (docs/model-choices.md "Several symbols").  ``stop_loss``,
-    ``take_profit``, ``trailing_stop``, ``path``, ``detail`` (``{symbol:
-    finer bars}``), ``auto_repay`` and ``repay_on_flat`` work for every
-    account holding one symbol; a cross account of several symbols refuses
-    them (not modelled yet).  Perpetual-futures profiles (``usdm-*``) run
+    ``take_profit``, ``trailing_stop`` and a strategy's own stop levels work
+    for every account (a cross account of several symbols: on one joint
+    path, not with a mark series or on perps); ``path``, ``detail``
+    (``{symbol: finer bars}``), ``auto_repay`` and ``repay_on_flat`` for
+    every account holding one symbol (a cross account of several symbols
+    refuses ``detail`` and auto-repay off; ``path`` changes nothing there).  Perpetual-futures profiles (``usdm-*``) run
     in isolated accounts or one cross account (of one symbol, or several:
     the venue's joint rules, docs/model-choices.md); ``funding``: ``{symbol: file}``
     (default the bundled file beside bundled perp data), ``funding_rate``
@@ -341,7 +343,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         strat = load_strategy(strategy)
     resolved = strat.resolve(params)
     targets, attached = _targets(strat, panel, resolved, index)
-    _attached_orders(strat.name, attached, symbols, accounts, details, rs)
+    _attached_orders(strat.name, attached, symbols, accounts, details, rs, marks)
     perp_inputs = _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_history, funding,
                                funding_rate, brackets)
 
@@ -476,19 +478,25 @@ def _single_only(rs, details, accounts, marks):
                             f"({', '.join(syms)}); isolated accounts (and a cross account of one symbol) take it")
 
 
-def _attached_orders(name, attached, symbols, accounts, details, rs):
-    """A strategy's limit orders and stop levels go with its targets to an
-    account of one symbol (as in a one-symbol run); a cross account of
-    several symbols refuses them (one line), so nothing is silently dropped."""
+def _attached_orders(name, attached, symbols, accounts, details, rs, marks):
+    """A strategy's limit orders, manual loans and stop levels go with its
+    targets to an account of one symbol (as in a one-symbol run); its stop
+    levels also to a cross account of several symbols (docs/model-choices.md
+    "Stops on a joint path"), which refuses the rest (one line), so nothing
+    is silently dropped."""
     from .engine import loans_outlive_trades
 
     for k, given in attached.items():
         sym = symbols[k]
-        syms = next(s for _, _, s in accounts if sym in s)
+        profile, syms = next((p, s) for _, p, s in accounts if sym in s)
         if len(syms) > 1:
-            what = "manual loans (borrow / repay)" if given.loans else "limit orders or stop levels"
-            raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross account "
-                            f"holding several symbols ({', '.join(syms)})")
+            what = ("manual loans (borrow / repay)" if given.loans else "limit orders" if given.limit.size
+                    else None)
+            if what is None and (profile.perp or any(s in marks for s in syms)):
+                what = "stop levels with a mark series" if not profile.perp else "stop levels on perpetual futures"
+            if what is not None:
+                raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross account "
+                                f"holding several symbols ({', '.join(syms)})")
         if given.limit.size and sym in details:
             raise UserError(f"--detail {sym}: not combined with a strategy's limit orders yet")
         loans_outlive_trades(given, rs.auto_repay, True)  # (refuses limit orders with auto-repay off)

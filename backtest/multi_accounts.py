@@ -18,7 +18,7 @@ import pandas as pd
 from . import bar_rows, kernel, kernel_multi
 from .detail import NO_DETAIL
 from .engine import loans_outlive_trades, simulate_arrays
-from .inputs import Accounts, Grid, MultiConfig, MultiOut, Rates, Settings
+from .inputs import Accounts, Grid, JointStops, MultiConfig, MultiOut, Rates, Settings
 from .perps import cross_columns as cross_venue_columns
 from .perps import cross_venue_inputs, perp_columns, venue_inputs
 from .venues.plug import USDM
@@ -44,7 +44,8 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     ``own_detail``: per symbol with finer bars its detail arrays
     (``detail.detail_arrays`` on its own bars); ``own_orders``: per symbol
     whose strategy attached limit orders or stop levels its
-    ``strategy.Orders`` on its own bars (accounts of one symbol only).  Returns
+    ``strategy.Orders`` on its own bars (a cross account of several symbols
+    takes its stop levels only: ``multi`` refuses the rest there).  Returns
     ``(out_acct, out_sym, interest_base, interest_quote, orders,
     liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out,
     and per account of one symbol run with auto-repay off the kernel's
@@ -63,7 +64,7 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     joint = [a for a in range(n_acct) if len(members[a]) > 1]
     if joint:
         parts.append(_run_joint(joint, members, seconds, (open_, high, low, close), targets, config, mark, out_acct,
-                                out_sym, int_b, int_q, stats, own_marks or {}, extra_rows))
+                                out_sym, int_b, int_q, stats, own_marks or {}, extra_rows, own_orders or {}))
     for a in range(n_acct):
         if len(members[a]) == 1:
             s = int(members[a][0])
@@ -75,12 +76,13 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
 
 
 def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats,
-               own_marks, extra_rows):
+               own_marks, extra_rows, own_orders):
     """The cross accounts with several symbols, through ``kernel_multi`` on
     their symbols' rows (the run's own arrays and buffers when they hold
     every symbol: no copy of ``[S, n]`` arrays); its records with the run's
     symbol and account numbers.  A cross perp account (the only cross
-    account) takes its venue's inputs and gives its columns."""
+    account) takes its venue's inputs and gives its columns; ``own_orders``:
+    per symbol whose strategy gave stop levels its ``strategy.Orders``."""
     syms = np.concatenate([members[a] for a in joint])
     n_sym, n = targets.shape
     whole = len(joint) == len(members) and (syms == np.arange(n_sym)).all()
@@ -92,8 +94,8 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
                                                                            config["rates"][-1:]]))
     grid = Grid(seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark))
     accounts = Accounts(acct, *(per_acct(k) for k in Accounts._fields[1:]))
-    stops = [float(config.get(k, 0.0)) for k in ("stop_loss", "take_profit", "trailing_stop")]
-    cfg = MultiConfig(*(config[k] for k in MultiConfig._fields[:-5]), *stops, config["rate_h0"], rates)
+    cfg = MultiConfig(*(config[k] for k in MultiConfig._fields[:-2]), config["rate_h0"], rates)
+    walk = joint_stops(config, syms, ohlc[0], [own_orders.get(int(s)) for s in syms])
     if whole:
         o_acct, o_sym, i_b, i_q = out_acct, out_sym, int_b, int_q
     else:
@@ -113,7 +115,7 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
                                zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
         complete, tot = kernel_multi.simulate_multi(grid, accounts, cfg, MultiOut(o_acct, o_sym, i_b, i_q), orders,
-                                                    liqs, calls, venue, True if any(stops) else None)
+                                                    liqs, calls, venue, walk)
         st = dict(zip(kernel_multi.STATS, tot.tolist()))
         if complete:
             break
@@ -134,6 +136,32 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     liqs["account"] = np.asarray(joint)[liqs["account"]]
     calls["account"] = np.asarray(joint)[calls["account"]]
     return orders, liqs, calls
+
+
+def joint_stops(config, syms, opens, given):
+    """The stop settings of symbols ``syms`` (rows of ``opens``, the grid's
+    ``[S, n]`` opens, NaN where a symbol has no bar) for ``kernel_multi``: the
+    run's fractions, a strategy's own (``given[r]``, its ``strategy.Orders``
+    on the symbol's own bars, or None) replacing them for its symbol, and its
+    stop-loss / take-profit prices, each in force during the symbol's next
+    own bar (docs/model-choices.md "Stops on a joint path"); None when no
+    symbol has a stop on (the kernel then compiles no joint walk)."""
+    keys = ("stop_loss", "take_profit", "trailing_stop")
+    fractions = np.array([[float((g.fractions if g is not None else {}).get(k, config.get(k, 0.0))) for k in keys]
+                          for g in given]).reshape(len(syms), 3)
+    priced = [g is not None and (g.stop_loss.size or g.take_profit.size) for g in given]
+    n = opens.shape[1]
+    sl = np.full((len(syms), n if any(priced) else 0), np.nan)
+    tp = np.full_like(sl, np.nan)
+    for r, (s, g) in enumerate(zip(syms, given)):
+        if priced[r]:
+            own = np.flatnonzero(~np.isnan(opens[s]))  # the symbol's own bars on the grid
+            for out, levels in ((sl, g.stop_loss), (tp, g.take_profit)):
+                if levels.size:  # given at own bar j, in force during own bar j + 1
+                    out[r, own[1:]] = levels[:-1]
+    if not fractions.any() and not any(priced):
+        return None
+    return JointStops(fractions, sl, tp)
 
 
 def last_closes(close):
