@@ -10,10 +10,13 @@ and borrows ``reference.Account`` as a six-number view for a buy or a sell.
 Scope: market orders to a target exposure, classic profiles (cross-3x,
 cross-5x, isolated-*), constant rates or rate histories, mark series,
 partial or full liquidation; stop-loss, take-profit and trailing stop
-(fractions, the same for every symbol) without mark series: "Stops on a
-joint path" in an account of several symbols, the one-symbol walk ("Stops,
-take-profits and the path inside a bar", ported from ``reference.simulate``
-without marks, limits or finer bars) in an account of one symbol.
+(the run's fractions, and a strategy's own levels per symbol: fractions
+replacing the run's for that symbol, stop-loss / take-profit prices on the
+symbol's own bars, MC "Levels from a strategy") without mark series:
+"Stops on a joint path" in an account of several symbols, the one-symbol
+walk ("Stops, take-profits and the path inside a bar", ported from
+``reference.simulate`` without marks, limits or finer bars) in an account
+of one symbol.
 """
 from __future__ import annotations
 
@@ -87,16 +90,76 @@ PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit":
 
 
 class Stops:
-    """The stop settings and, per symbol, its entry and best price (MC
-    "Entry and best price")."""
+    """The stop settings per symbol and, per symbol, its entry and best price
+    (MC "Entry and best price").
 
-    def __init__(self, n_symbols, stop_loss, take_profit, trailing_stop, path):
+    Per symbol ``s``: fractions ``sl[s]``, ``tp[s]``, ``tr[s]`` (the run's, or
+    the symbol's own from its strategy, MC "Levels from a strategy") and
+    price arrays ``sl_price[s]`` / ``tp_price[s]`` on the symbol's own bars
+    (None: none).  ``own[s][i]``: the symbol's own bar number at grid bar
+    ``i`` (None where it has no bar)."""
+
+    def __init__(self, n_symbols, stop_loss, take_profit, trailing_stop, path, levels=None, has=None):
         assert path in ("ohlc-heuristic", "pessimistic")
-        self.sl, self.tp, self.tr, self.path = float(stop_loss), float(take_profit), float(trailing_stop), path
-        self.on = self.sl > 0.0 or self.tp > 0.0 or self.tr > 0.0
+        self.path = path
+        self.sl = [float(stop_loss)] * n_symbols
+        self.tp = [float(take_profit)] * n_symbols
+        self.tr = [float(trailing_stop)] * n_symbols
+        self.sl_price = [None] * n_symbols
+        self.tp_price = [None] * n_symbols
+        self.own = [None] * n_symbols
+        if has is not None:
+            for s in range(n_symbols):
+                j, own = 0, []
+                for present in has[s]:
+                    own.append(j if present else None)
+                    j += bool(present)
+                self.own[s] = own
+        levels = levels if levels is not None else [None] * n_symbols
+        assert len(levels) == n_symbols, "reference_multi: levels needs one entry per symbol"
+        for s, lv in enumerate(levels):
+            if not lv:
+                continue
+            unknown = set(lv) - {"stop_loss", "take_profit", "trailing_stop"}
+            assert not unknown, f"reference_multi: unknown level keys {sorted(unknown)}"
+            for key, frac, prices in (("stop_loss", self.sl, self.sl_price), ("take_profit", self.tp, self.tp_price),
+                                      ("trailing_stop", self.tr, None)):
+                v = lv.get(key)
+                if v is None:
+                    continue
+                if _is_number(v):  # a fraction: replaces the run's for this symbol only
+                    frac[s] = float(v)
+                    continue
+                assert prices is not None, "reference_multi: a trailing stop is a fraction only"
+                arr = [float(x) for x in v]
+                n_own = sum(bool(x) for x in has[s]) if has is not None else None
+                assert n_own is None or len(arr) == n_own, (
+                    f"reference_multi: symbol {s}'s {key} prices: {len(arr)} for its {n_own} own bars")
+                prices[s] = arr
+        # MC "Levels from a strategy": a symbol "has a price level" when its arrays give any price (not NaN)
+        self.priced = [any(not math.isnan(x) for a in (self.sl_price[s], self.tp_price[s]) if a is not None
+                           for x in a) for s in range(n_symbols)]
+        self.on = any(self.on_for([s]) for s in range(n_symbols))
         self.entry = [None] * n_symbols
         self.best = [None] * n_symbols
         self.n_ambiguous = 0
+
+    def on_for(self, syms):
+        """An account has stops on when a fraction of one of its symbols is
+        above 0 or one of its symbols has a price level."""
+        return any(self.sl[s] > 0.0 or self.tp[s] > 0.0 or self.tr[s] > 0.0 or self.priced[s] for s in syms)
+
+    def price_at(self, prices, s, i):
+        """The price of ``prices[s]`` in force at grid bar ``i``: the one given
+        at the symbol's own bar before (its previous own bar, decided at its
+        close), or None (no array, NaN, the symbol's first bar, no bar)."""
+        if prices[s] is None or i is None or self.own[s] is None:
+            return None
+        j = self.own[s][i]
+        if j is None or j == 0:
+            return None
+        v = prices[s][j - 1]
+        return None if math.isnan(v) else v
 
     def track(self, s, n0, n1, price, mkt):
         """After a fill of symbol ``s`` at (slipped) ``price``, the bar's (or
@@ -115,21 +178,35 @@ class Stops:
         if self.best[s] is not None and n != 0.0:
             self.best[s] = max(self.best[s], p) if n > 0.0 else min(self.best[s], p)
 
-    def levels(self, s, n):
+    def levels(self, s, n, i=None):
         """(kind, level, fires when falling) of symbol ``s``'s stop levels for
-        position ``n`` (MC "Levels"); none without an entry price."""
+        position ``n`` in grid bar ``i`` (MC "Levels"): the symbol's fractions,
+        a price of its strategy in force in this bar replacing the stop-loss /
+        take-profit fraction's level; none without an entry price."""
         entry = self.entry[s]
         if entry is None or n == 0.0:
             return []
         d = 1.0 if n > 0.0 else -1.0
         out = []
-        if self.sl > 0.0:
-            out.append(("stop_loss", entry * (1.0 - d * self.sl), d > 0.0))
-        if self.tr > 0.0:
-            out.append(("trailing_stop", self.best[s] * (1.0 - d * self.tr), d > 0.0))
-        if self.tp > 0.0:
-            out.append(("take_profit", entry * (1.0 + d * self.tp), d < 0.0))
+        slp, tpp = self.price_at(self.sl_price, s, i), self.price_at(self.tp_price, s, i)
+        if slp is not None:
+            out.append(("stop_loss", slp, d > 0.0))
+        elif self.sl[s] > 0.0:
+            out.append(("stop_loss", entry * (1.0 - d * self.sl[s]), d > 0.0))
+        if self.tr[s] > 0.0:
+            out.append(("trailing_stop", self.best[s] * (1.0 - d * self.tr[s]), d > 0.0))
+        if tpp is not None:
+            out.append(("take_profit", tpp, d < 0.0))
+        elif self.tp[s] > 0.0:
+            out.append(("take_profit", entry * (1.0 + d * self.tp[s]), d < 0.0))
         return out
+
+
+def _is_number(v):
+    """A fraction (a plain or NumPy number), not a sequence of prices."""
+    if isinstance(v, (int, float)):
+        return True
+    return getattr(v, "ndim", None) == 0
 
 
 def _repay(amount, owed):
@@ -146,7 +223,7 @@ def _repay(amount, owed):
 def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts, fee, slippage,
                    rates_base_daily, rate_quote_daily, liquidation="partial", rebalance=0.0,
                    round_interest=True, stop_on_liquidation=False, rate_history=None, marks=None,
-                   stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic"):
+                   stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic", levels=None):
     """Run S symbols on the union grid ``timestamps`` (int seconds).
 
     ``opens[s][i]`` … ``closes[s][i]``: symbol s's bar at grid time i, NaN
@@ -177,15 +254,35 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     changes nothing in an account of several symbols).  Stop orders are
     recorded with kind "stop_loss" / "trailing_stop" / "take_profit" and their
     ``trigger``; ``ambiguous`` counts the ambiguous bars (accounts of one
-    symbol only).  Not with mark series (the engine refuses marks with stops
-    in a cross account of several symbols; the one-symbol walk on marks is
-    not ported here).
+    symbol only).  Not with mark series in an account with stops on (the
+    engine refuses marks with stops in a cross account of several symbols;
+    the one-symbol walk on marks is not ported here).
+
+    ``levels``: a strategy's own levels per symbol (MC "Levels from a
+    strategy", "Stops on a joint path"): None (none), or a list with one
+    entry per symbol, each None / ``{}`` (the symbol has none) or a dict with
+    any of the keys
+
+    - ``"stop_loss"``, ``"take_profit"``: a number (a fraction of the entry
+      price that replaces the run's ``stop_loss`` / ``take_profit`` for this
+      symbol only), or a sequence of prices **on the symbol's own bars**
+      (its length the number of grid bars where the symbol has a bar, in
+      time order): the price given at the symbol's own bar ``j`` is the
+      level in force during its own bar ``j + 1`` only (on the grid, the
+      next grid bar where the symbol has a bar), replacing that fraction's
+      level there; NaN means the fraction's level (or none);
+    - ``"trailing_stop"``: a number, replacing the run's ``trailing_stop``
+      for this symbol only.
+
+    No levels at all without an entry price (a position no fill opened).  An
+    account has stops on (walks the path) when one of its symbols has a
+    fraction above 0 or a price level (an array with at least one price
+    that is not NaN).
     """
     S = len(opens)
     n = len(timestamps)
-    stops = Stops(S, stop_loss, take_profit, trailing_stop, path)
-    assert not (stops.on and marks and any(mk is not None for mk in marks)), \
-        "reference_multi: stops with mark series are not modelled here"
+    has = [[opens[s][i] == opens[s][i] for i in range(n)] for s in range(S)]
+    stops = Stops(S, stop_loss, take_profit, trailing_stop, path, levels=levels, has=has)
     history = {k: sorted(v) for k, v in (rate_history or {}).items()}
     marks = marks or [None] * S
     mark_missing = [0] * S
@@ -207,7 +304,6 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             mark_missing[s] += 1
         return opens[s][i], highs[s][i], lows[s][i]
 
-    has = [[opens[s][i] == opens[s][i] for i in range(n)] for s in range(S)]
     mk_bars = [[mark_bar(s, i) if has[s][i] else None for i in range(n)] for s in range(S)]
 
     out = {"equity": [[] for _ in accounts], "debt": [[] for _ in accounts],
@@ -230,9 +326,13 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             acct = Account(cap, 0.0, 0.0, round_interest)  # its rates are set per hour
         else:
             acct = Book(cap, len(syms), round_interest)
+        on = stops.on_for(syms)
+        assert not (on and any(marks[s] is not None for s in syms)), \
+            "reference_multi: stops with mark series are not modelled here"
         states.append({"prof": prof, "syms": list(syms), "acct": acct, "t_prev": None, "paid": 0.0,
                        "prev_close_ml": INF, "halted": False, "eq": float(cap), "debt": 0.0, "owed": 0.0,
-                       "ml": INF, "suspended": suspended, "stop": stop_on_liquidation, "stops": stops})
+                       "ml": INF, "suspended": suspended, "stop": stop_on_liquidation, "stops": stops,
+                       "stops_on": on})
 
     for i in range(n):
         t = int(timestamps[i])
@@ -384,7 +484,7 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
         x_ = mlo if _long_like(acct.hb, acct.pb + acct.ib, mlr) else mh
         ml_x = acct.margin_level(x_)
     # 5. with stops on and a position open: the one-symbol walk along the path
-    walked = stt["stops"].on and acct.position() != 0.0
+    walked = stt["stops_on"] and acct.position() != 0.0
     if walked:
         liquidated = _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders, liquidations,
                                note) or liquidated
@@ -426,7 +526,7 @@ def _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders
         ap, p_liq = acct.liquidation_price(mlr)
         if p_liq is not None:
             out.append(("liquidation", p_liq, ap > 0.0))
-        return out + stops.levels(s, acct.position())
+        return out + stops.levels(s, acct.position(), i)
 
     long_ = acct.position() > 0.0
     stops.move_best(s, acct.position(), o)
@@ -703,14 +803,14 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
         ext = _extremes(book, m_open, m_hi, m_lo, mlr)
         ml_x = book.ml(ext)
     # 5. with stops on: "Stops on a joint path" (no mark series)
-    if stops.on:
+    if stt["stops_on"]:
         hi = [highs[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
         lo = [lows[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
         liquidated = _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders,
                                  liquidations, order) or liquidated
     # 5. the joint path of the marks, up to 8 times; each symbol fills at its mark at θ, clamped into
     # its traded bar's range (a symbol without a bar is not traded)
-    for _ in range(0 if stops.on else 8):
+    for _ in range(0 if stt["stops_on"] else 8):
         if not book.has_debt():
             break
         ext = _extremes(book, m_open, m_hi, m_lo, mlr)
@@ -896,7 +996,7 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
                 if not tradable[k] or stopped[k] or n == 0.0:
                     continue
                 a_, b_ = A[k], B[k]
-                for kind, lv, falls in stops.levels(s, n):
+                for kind, lv, falls in stops.levels(s, n, i):
                     hit = None
                     if leg == 1 and ((lv >= a_) if falls else (lv <= a_)):
                         hit = (0.0, a_)  # at the open: every level the open is already beyond

@@ -25,20 +25,38 @@ passed at the open (stop-loss before take-profit whatever the symbol
 order), and a stop in an account without debt.  Each runs through the
 reference too, which must give the same numbers.
 
+``test_multi_strategy_levels_match_reference`` gives the levels through a
+strategy instead (MC "Levels from a strategy", "Stops on a joint path"):
+``run_multi(data, strategy=f)`` with ``f(bars)`` run on each symbol's own
+bars alone (the symbol recognised by its closes), returning per symbol none,
+its own fractions (replacing the run's for that symbol), stop-loss /
+take-profit prices per own bar (mostly NaN, some near the close on either
+side, so some fire at the next open) or both; the run's fractions kept or
+off; a cross account of 2–3 symbols or accounts of one symbol only.  The
+reference gets the same levels (``simulate_multi(levels=...)``) and targets
+NaN where a symbol has no bar.  Its hand-computed examples: a strategy's
+stop-loss price on leg 1 beside another symbol's take-profit fraction, a
+price in force in the next bar only (not the one after, unless repeated),
+and a price given before a grid bar the symbol lacks, in force at its next
+own bar.
+
 ``MARGINBT_EXAMPLES`` sets the number of examples (default 300 here: about
 10 s, plus the engine's compile on a cold cache); ``MARGINBT_RANDOMIZE=1``
 draws new ones.
 """
+import math
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reference_multi import simulate_multi
-from test_differential import close_enough
-from test_differential_multi import ISOLATED_PROFILES, SETTINGS, SYMBOLS, compare, scenarios
+from test_differential import close_enough, rate_rows
+from test_differential_multi import (ISOLATED_PROFILES, SETTINGS, SYMBOLS, accounts_for, build_multi, compare,
+                                     scenarios)
 from test_differential_multi import run_both as multi_run_both
 
 from backtest.multi import CROSS, run_multi
@@ -295,3 +313,285 @@ def test_stops_fire_without_debt():
         assert_orders(rows, expected)
     for eq in (ref["equity"][0], res.equity[f"equity_{CROSS}"].tolist()):
         assert eq[2:] == pytest.approx([9_750.0, 9_750.0], rel=1e-12)
+
+
+# ------------------------------------------------------- a strategy's levels
+# MC "Levels from a strategy", "Stops on a joint path": a strategy run on each symbol alone returns, beside
+# its targets, its own stop-loss / take-profit (a fraction, or a price per bar of the symbol's own bars, in
+# force during its next bar) and trailing stop (a fraction); they go with its symbol, in a cross account of
+# several symbols and in an account of one symbol alike.
+LEVEL_FRACTIONS = [0.005, 0.02, 0.05, 0.1]
+PRICE_DISTANCES = [0.0, 0.0005, 0.002, 0.01, 0.03, 0.1]
+LEVEL_KEYS = ("stop_loss", "take_profit", "trailing_stop")
+
+
+@st.composite
+def level_specs(draw):
+    """One symbol's levels, as drawn: ``{key: fraction}`` and ``{key + "_prices": (density, seed)}`` (a
+    price array made on the symbol's own closes, ``level_arrays``); none, fractions, prices or both."""
+    kind = draw(st.sampled_from(["none", "fractions", "prices", "both"]))
+    spec = {}
+    priced = ()
+    if kind in ("prices", "both"):
+        priced = draw(st.sampled_from([("stop_loss",), ("take_profit",), ("stop_loss", "take_profit")]))
+        for key in priced:
+            spec[key + "_prices"] = (draw(st.sampled_from([0.05, 0.2, 0.5, 1.0])), draw(st.integers(0, 2**32 - 1)))
+    if kind in ("fractions", "both"):
+        free = [k for k in LEVEL_KEYS if k not in priced]
+        for key in free:
+            if draw(st.booleans()):
+                spec[key] = draw(st.sampled_from(LEVEL_FRACTIONS))
+        if not any(k in spec for k in free):
+            spec[draw(st.sampled_from(free))] = draw(st.sampled_from(LEVEL_FRACTIONS))
+    return spec
+
+
+@st.composite
+def level_scenarios(draw):
+    """``stop_scenarios`` (a cross account of 2–3 symbols, sometimes an
+    isolated one beside it) or accounts of one symbol only (all isolated, or
+    a cross account holding one symbol beside isolated ones), the run's
+    fractions kept or all off, and per symbol its strategy's levels."""
+    sc = draw(stop_scenarios())
+    n_sym = sc["n_sym"]
+    layout = draw(st.sampled_from(["joint", "joint", "joint", "isolated", "one-cross"]))
+    if layout != "joint":
+        margins = [draw(st.sampled_from(ISOLATED_PROFILES)) for _ in range(n_sym)]
+        if layout == "one-cross":
+            margins[draw(st.integers(0, n_sym - 1))] = draw(st.sampled_from(["cross-3x", "cross-5x", "cross-pro-10x"]))
+        sc["margins"] = margins
+    if draw(st.booleans()):
+        sc["stop_loss"] = sc["take_profit"] = sc["trailing_stop"] = 0.0
+    sc["levels"] = [draw(level_specs()) for _ in range(n_sym)]
+    return sc
+
+
+def level_arrays(spec, closes):
+    """A symbol's levels from its drawn ``spec`` and its own closes: the
+    fractions as drawn, each price array mostly NaN with, at a share of its
+    bars, a price within a few % of that bar's close on either side (so it is
+    often reached in the next bar, and often already passed at its open: a
+    stop-loss above a long's close fires at the next open).  At least one
+    price per array."""
+    out = {k: v for k, v in spec.items() if k in LEVEL_KEYS}
+    for key in ("stop_loss", "take_profit"):
+        if key + "_prices" not in spec:
+            continue
+        density, seed = spec[key + "_prices"]
+        rng = np.random.default_rng(seed)
+        n = len(closes)
+        prices = np.full(n, np.nan)
+        for j in range(n):
+            if rng.random() < density:
+                prices[j] = closes[j] * (1.0 + rng.choice([-1.0, 1.0]) * rng.choice(PRICE_DISTANCES))
+        if np.isnan(prices).all():
+            j = int(rng.integers(0, n))
+            prices[j] = closes[j] * (1.0 + rng.choice([-1.0, 1.0]) * rng.choice(PRICE_DISTANCES[1:]))
+        out[key] = prices
+    return out
+
+
+def symbol_strategy(data, outputs):
+    """A plain ``f(bars)`` for ``run_multi``: the engine runs it on each
+    symbol's own bars alone, so the symbol is recognised by its bars' closes
+    (exactly, as bytes).  ``outputs[symbol]``: what ``f`` returns for it."""
+    by_closes = {}
+    for sym, df in data.items():
+        key = np.asarray(df["close"], dtype="float64").tobytes()
+        assert key not in by_closes, "two symbols with the same closes"
+        by_closes[key] = outputs[sym]
+
+    def f(bars):
+        return by_closes[np.asarray(bars["close"], dtype="float64").tobytes()]
+
+    return f
+
+
+def strategy_output(target, levels):
+    """What the strategy returns: its targets alone, or a dict with its levels."""
+    if not levels:
+        return np.asarray(target, dtype="float64")
+    out = {"target": np.asarray(target, dtype="float64")}
+    for key, v in levels.items():
+        out[key] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype="float64")
+    return out
+
+
+def run_levels(sc):
+    """The reference (``levels=``, targets NaN where a symbol has no bar:
+    the strategy gives none there) and the engine (the levels through a
+    strategy run on each symbol's own bars) on a ``level_scenarios`` case."""
+    ts, o, h, lo, c, tg = build_multi(sc)
+    syms = list(SYMBOLS[: sc["n_sym"]])
+    accts, shares = accounts_for(sc)
+    assets = [s[:-4] for s in syms] + ["USDT"]
+    named = [a for a in assets if a in sc.get("rate_history", ())]
+    rows = rate_rows(ts, sc["seed"], named) if named else []
+    has = [[o[k][i] == o[k][i] for i in range(len(ts))] for k in range(len(syms))]
+    own_closes = [[c[k][i] for i in range(len(ts)) if has[k][i]] for k in range(len(syms))]
+    levels = [level_arrays(sc["levels"][k], own_closes[k]) for k in range(len(syms))]
+    tg_ref = [[tg[k][i] if has[k][i] else math.nan for i in range(len(ts))] for k in range(len(syms))]
+    stops = dict(stop_loss=sc["stop_loss"], take_profit=sc["take_profit"], trailing_stop=sc["trailing_stop"],
+                 path=sc["path"])
+    ref = simulate_multi(ts, o, h, lo, c, tg_ref,
+                         accounts=[(p, ks, sc["capital"] * f) for (_, p, ks), f in zip(accts, shares)],
+                         fee=sc["fee"], slippage=sc["slippage"], rates_base_daily=sc["rates"][:-1],
+                         rate_quote_daily=sc["rates"][-1], liquidation=sc["liquidation"],
+                         rebalance=sc["rebalance"], round_interest=sc["round_interest"],
+                         stop_on_liquidation=sc["stop_on_liquidation"],
+                         rate_history={(k if k < len(syms) else "quote"): [(t, r) for t, a_, r in rows if a_ == a]
+                                       for k, a in enumerate(assets) if a in named},
+                         levels=[{k: (list(v) if np.ndim(v) else v) for k, v in lv.items()} for lv in levels],
+                         **stops)
+    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
+    data = {}
+    for k, s in enumerate(syms):
+        df = pd.DataFrame({"open": o[k], "high": h[k], "low": lo[k], "close": c[k], "volume": 1.0}, index=index)
+        data[s] = df[df["open"].notna()]
+    f = symbol_strategy(data, {s: strategy_output([tg[k][i] for i in range(len(ts)) if has[k][i]], levels[k])
+                               for k, s in enumerate(syms)})
+    rates = {a: sc["rates"][k] for k, a in enumerate(assets) if a not in named}
+    history = None if not rows else pd.DataFrame({
+        "timestamp": pd.to_datetime([t for t, _, _ in rows], unit="s", utc=True),
+        "asset": [a for _, a, _ in rows], "daily_rate": [r for _, _, r in rows]})
+    res = run_multi(data, strategy=f, margin={s: sc["margins"][k] for k, s in enumerate(syms)},
+                    allocation={a[0]: fr for a, fr in zip(accts, shares)}, capital=sc["capital"], fee=sc["fee"],
+                    slippage=sc["slippage"], rates=rates, liquidation=sc["liquidation"], rebalance=sc["rebalance"],
+                    round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
+                    rate_history=history, **stops)
+    return ref, res, index, accts, syms
+
+
+def check_levels(sc):
+    ref, res, index, accts, syms = run_levels(sc)
+    compare_stops(ref, res, index, accts, syms, sc)
+    return ref, res
+
+
+@settings(max_examples=EXAMPLES, **SETTINGS)
+@given(sc=level_scenarios())
+def test_multi_strategy_levels_match_reference(sc):
+    check_levels(sc)
+
+
+def hand_levels(rows, targets, levels, *, capital=10_000.0, slippage=0.0, stop_loss=0.0, take_profit=0.0,
+                trailing_stop=0.0):
+    """BTC and ETH in one cross-3x account, fee 0, rates 0, hourly from T0;
+    ``rows``: per symbol its bars on the grid, None where it has none;
+    ``targets`` and ``levels`` per symbol on its own bars.  Returns the
+    reference's result and a function running the engine (the levels through
+    a strategy) and comparing it with the reference."""
+    n = len(rows[0])
+    index = pd.DatetimeIndex([T0 + k * H for k in range(n)], name="timestamp")
+    cols = [[[math.nan if r is None else float(r[j]) for r in sym_rows] for j in range(4)] for sym_rows in rows]
+    has = [[r is not None for r in sym_rows] for sym_rows in rows]
+    tg_ref = []
+    for k in range(2):
+        own = iter(targets[k])
+        tg_ref.append([float(next(own)) if has[k][i] else math.nan for i in range(n)])
+    stops = dict(stop_loss=stop_loss, take_profit=take_profit, trailing_stop=trailing_stop)
+    ref = simulate_multi([int(t.timestamp()) for t in index], [cols[0][0], cols[1][0]], [cols[0][1], cols[1][1]],
+                         [cols[0][2], cols[1][2]], [cols[0][3], cols[1][3]], tg_ref,
+                         accounts=[("cross-3x", [0, 1], capital)], fee=0.0, slippage=slippage,
+                         rates_base_daily=[0.0, 0.0], rate_quote_daily=0.0, levels=levels, **stops)
+
+    def engine():
+        data = {}
+        for k, s in enumerate(("BTCUSDT", "ETHUSDT")):
+            df = pd.DataFrame({c: cols[k][j] for j, c in enumerate(("open", "high", "low", "close"))},
+                              index=index).assign(volume=1.0)
+            data[s] = df[df["open"].notna()]
+        f = symbol_strategy(data, {s: strategy_output(targets[k], levels[k] or {})
+                                   for k, s in enumerate(("BTCUSDT", "ETHUSDT"))})
+        res = run_multi(data, strategy=f, margin="cross-3x", capital=capital, slippage=slippage, **NO_COSTS,
+                        **stops)
+        sc = dict(hand=True, rows=rows, targets=targets, levels=levels, slippage=slippage, **stops)
+        compare_stops(ref, res, index, [(CROSS, "cross-3x", [0, 1])], ["BTCUSDT", "ETHUSDT"], sc)
+        return res
+
+    return ref, engine
+
+
+def test_strategy_stop_price_on_leg_one_beside_a_strategy_take_profit_fraction():
+    # No run-wide stops: BTC's strategy gives a stop-loss price 97 at bar 1 (in force in bar 2 only), ETH's a
+    # take-profit fraction 5 %.  Bar 1: 100 BTC at 100 with the cash, then 1,000 ETH at 10 (equity 10,000),
+    # all 10,000 borrowed (ML 20,000 / 10,000 = 2 ≥ 1.5: not capped).  ETH's level 10·1.05 = 10.5.
+    # Bar 2, both long: BTC 100 → 94 → 101 → 96, ETH 10 → 9.9 → 10.6 → 10.2.  Margin call at the lows: ML
+    # (9,400 + 9,900) / 10,000 = 1.93, none.  Leg 1: liquidation f0 = 20,000 − 1.1·10,000 = 9,000, g =
+    # −600 − 100: none; BTC's stop at θ = 3/6: 100 BTC sold at 97, 9,700 repays the quote: 300 owed.
+    # Leg 2: ETH 9.9 → 10.6 reaches 10.5 at θ = 0.6/0.7: 1,000 ETH at 10.5, 10,500 − 300 = 10,200 left.
+    # Bar 3 (flat, both exits suspend rebalancing, the targets do not change): 10,200.
+    btc = [flat(100.0), flat(100.0), (100.0, 101.0, 94.0, 96.0), flat(96.0)]
+    eth = [flat(10.0), flat(10.0), (10.0, 10.6, 9.9, 10.2), flat(10.2)]
+    nan = math.nan
+    ref, engine = hand_levels([btc, eth], ([1.0] * 4, [1.0] * 4),
+                              [{"stop_loss": [nan, 97.0, nan, nan]}, {"take_profit": 0.05}])
+    expected = [(1, "BTCUSDT", "buy", "signal", 100.0, 100.0), (1, "ETHUSDT", "buy", "signal", 1_000.0, 10.0),
+                (2, "BTCUSDT", "sell", "stop_loss", 100.0, 97.0),
+                (2, "ETHUSDT", "sell", "take_profit", 1_000.0, 10.5)]
+    assert_orders(ref_orders(ref), expected)
+    assert [o["trigger"] for o in ref["orders"] if "trigger" in o] == pytest.approx([97.0, 10.5], rel=1e-12)
+    assert ref["equity"][0] == pytest.approx([10_000.0, 10_000.0, 10_200.0, 10_200.0], rel=1e-12)
+    assert ref["debt"][0][1] == pytest.approx(10_000.0, rel=1e-12) and ref["debt"][0][2] == 0.0
+    assert not ref["liquidations"] and not ref["margin_calls"]
+    res = engine()
+    assert_orders(engine_orders(res), expected)
+    assert_triggers(res, [97.0, 10.5])
+    assert res.equity[f"equity_{CROSS}"].tolist() == pytest.approx([10_000.0, 10_000.0, 10_200.0, 10_200.0],
+                                                                    rel=1e-12)
+
+
+def test_strategy_price_in_force_in_the_next_bar_only():
+    # BTC's stop-loss price 97 given at bar 1 is its level in bar 2 only.  Bar 1 as above: 100 BTC (cash),
+    # 1,000 ETH (10,000 borrowed); ETH stays at 10, no level of its own.  Bar 2: BTC 100 → 98 → 101 → 99
+    # does not reach 97.  Bar 3: BTC 99 → 95 passes 97, but no level is in force there (bar 2's price is
+    # NaN): nothing fires, equity 9,600 + 10,000 − 10,000 = 9,600, BTC still 100.
+    # Repeated at bar 2 (the strategy keeps its level by giving it again): bar 3's leg 1 (99 → 95) reaches
+    # 97 at θ = 2/4: 100 BTC sold at 97, 9,700 repays the quote, 300 owed; equity 10,000 − 300 = 9,700.
+    btc = [flat(100.0), flat(100.0), (100.0, 101.0, 98.0, 99.0), (99.0, 99.5, 95.0, 96.0), flat(96.0)]
+    eth = [flat(10.0)] * 5
+    nan = math.nan
+    once = [nan, 97.0, nan, nan, nan]
+    ref, engine = hand_levels([btc, eth], ([1.0] * 5, [1.0] * 5), [{"stop_loss": once}, None])
+    expected = [(1, "BTCUSDT", "buy", "signal", 100.0, 100.0), (1, "ETHUSDT", "buy", "signal", 1_000.0, 10.0)]
+    assert_orders(ref_orders(ref), expected)
+    assert ref["equity"][0] == pytest.approx([10_000.0, 10_000.0, 9_900.0, 9_600.0, 9_600.0], rel=1e-12)
+    assert ref["position"][0] == pytest.approx([0.0, 100.0, 100.0, 100.0, 100.0], rel=1e-12)
+    kept = [nan, 97.0, 97.0, nan, nan]
+    ref2, engine2 = hand_levels([btc, eth], ([1.0] * 5, [1.0] * 5), [{"stop_loss": kept}, None])
+    expected2 = expected + [(3, "BTCUSDT", "sell", "stop_loss", 100.0, 97.0)]
+    assert_orders(ref_orders(ref2), expected2)
+    assert ref2["equity"][0] == pytest.approx([10_000.0, 10_000.0, 9_900.0, 9_700.0, 9_700.0], rel=1e-12)
+    assert ref2["debt"][0][3] == pytest.approx(300.0, rel=1e-12)
+    res = engine()
+    assert_orders(engine_orders(res), expected)
+    assert res.equity[f"equity_{CROSS}"].tolist() == pytest.approx([10_000.0, 10_000.0, 9_900.0, 9_600.0, 9_600.0],
+                                                                    rel=1e-12)
+    res2 = engine2()
+    assert_orders(engine_orders(res2), expected2)
+    assert_triggers(res2, [97.0])
+
+
+def test_strategy_price_waits_for_the_symbols_next_bar():
+    # ETH has no bar at grid bar 2.  Its stop-loss prices on its own bars (grid bars 0, 1, 3, 4): 9.5 given at
+    # its own bar 1 (grid bar 1) is in force during its next own bar, grid bar 3 (bar 2, without ETH, changes
+    # nothing).  Bar 1: 100 BTC at 100 (cash), 1,000 ETH at 10 (10,000 borrowed).  Bar 2: BTC flat, ETH at
+    # its last close 10: equity 10,000.  Bar 3: ETH opens at 9, already below 9.5 (gap check: ML 19,000 /
+    # 10,000 = 1.9): the stop fires at the open, trigger 9: 1,000 ETH at 9, 9,000 repays the quote, 1,000
+    # owed; equity 10,000 − 1,000 = 9,000 (9,100 had the level been read on the grid, in force at bar 2).
+    btc = [flat(100.0)] * 5
+    eth = [flat(10.0), flat(10.0), None, (9.0, 9.2, 8.8, 9.1), flat(9.1)]
+    nan = math.nan
+    ref, engine = hand_levels([btc, eth], ([1.0] * 5, [1.0] * 4), [None, {"stop_loss": [nan, 9.5, nan, nan]}])
+    expected = [(1, "BTCUSDT", "buy", "signal", 100.0, 100.0), (1, "ETHUSDT", "buy", "signal", 1_000.0, 10.0),
+                (3, "ETHUSDT", "sell", "stop_loss", 1_000.0, 9.0)]
+    assert_orders(ref_orders(ref), expected)
+    assert [o["trigger"] for o in ref["orders"] if "trigger" in o] == [9.0]
+    assert ref["equity"][0] == pytest.approx([10_000.0, 10_000.0, 10_000.0, 9_000.0, 9_000.0], rel=1e-12)
+    assert ref["debt"][0][3] == pytest.approx(1_000.0, rel=1e-12)
+    assert ref["position"][1] == pytest.approx([0.0, 1_000.0, 1_000.0, 0.0, 0.0], rel=1e-12)
+    res = engine()
+    assert_orders(engine_orders(res), expected)
+    assert_triggers(res, [9.0])
+    assert res.equity[f"equity_{CROSS}"].tolist() == pytest.approx([10_000.0, 10_000.0, 10_000.0, 9_000.0,
+                                                                     9_000.0], rel=1e-12)
