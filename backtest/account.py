@@ -205,7 +205,10 @@ def _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, a
 
 
 @njit(cache=True)
-def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interest, before, charge=0.0):
+def _record_order(orders, k, bar, kind, fill, st, before, interest=0.0, charge=0.0):
+    """Order row ``k``: ``fill`` = (side, quantity, price, fee, capped), the
+    position ``before`` and after it (``st``), its interest and charge."""
+    side, q, price, fee, capped = fill
     o = orders[k]
     o.bar = bar
     o.side = side
@@ -222,10 +225,10 @@ def _record_order(orders, k, bar, side, kind, capped, q, price, fee, st, interes
 
 
 @njit(cache=True)
-def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr, orders, n_orders, liqs, n_liqs,
-                 auto_repay):
-    """Liquidate, recording the event and its fill; return (fee, bad debt, row),
-    row −1 when nothing was liquidated (``_liquidate``'s side 0).
+def _forced_exit(st, bar, trigger, traded, cfg, mlr, orders, n_orders, liqs, n_liqs):
+    """Liquidate (``cfg``: the run's ``inputs.Settings``), recording the event
+    and its fill; return (fee, bad debt, row), row −1 when nothing was
+    liquidated (``_liquidate``'s side 0).
 
     The record buffers may be a one-row scratch (summary-only runs): the
     liquidation is then computed in row 0 and overwritten by the next one.
@@ -235,10 +238,11 @@ def _forced_exit(st, bar, trigger, traded, slip, fee_rate, m_restore, full, mlr,
     rec = liqs[n_liqs]
     rec.bar = bar
     before = _position(st)
-    side, s, fill = _liquidate(st, trigger, traded, slip, fee_rate, m_restore, full, mlr, rec, auto_repay)
+    side, s, fill = _liquidate(st, trigger, traded, cfg.slippage, cfg.liquidation_fee, cfg.restore_ml,
+                               cfg.full_liquidation, mlr, rec, not nets_at_liquidation(cfg))
     if side == 0:
         return 0.0, 0.0, -1
-    _record_order(orders, n_orders, bar, side, LIQUIDATION, False, s, fill, rec.fee, st, 0.0, before)
+    _record_order(orders, n_orders, bar, LIQUIDATION, (side, s, fill, rec.fee, False), st, before)
     return rec.fee, rec.bad_debt, n_liqs
 
 
@@ -260,15 +264,21 @@ def nets_at_liquidation(cfg):
 
 
 @njit(cache=True)
-def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, repay_on_flat, limit_b, limit_q):
-    """Market order at open ``o`` towards target exposure ``x``.  With
+def _trade_to(st, x, o, cfg, rates, limits):
+    """Market order at open ``o`` towards target exposure ``x`` with the
+    run's settings ``cfg`` (``inputs.Settings``: fee, slippage, initial ML,
+    rounding, auto-repay) at the hourly ``rates`` (base, quote).  With
     auto-repay off and ``repay_on_flat``, a fill that leaves the position
-    flat nets every balance against its debt.  ``limit_b``/``limit_q``: the
-    most principal each asset may be borrowed up to (+inf: no limit).
+    flat nets every balance against its debt.  ``limits``: the most
+    principal each asset (base, quote) may be borrowed up to (+inf: no
+    limit).
 
     Returns (side, quantity, price, fee value, capped, base interest,
     quote interest); side 0 when nothing traded.
     """
+    fee, slip, m0, round_up, auto_repay = cfg.fee, cfg.slippage, cfg.initial_ml, cfg.round_interest, cfg.auto_repay
+    rate_b, rate_q = rates
+    limit_b, limit_q = limits
     eq = _assets(st, o) - _debt(st, o)
     if eq <= 0.0:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
@@ -309,7 +319,7 @@ def _trade_to(st, x, o, fee, slip, rate_b, rate_q, m0, round_up, auto_repay, rep
     else:
         fee_value = q * price * fee
         cb = _sell(st, q, price, fee, rate_b, round_up, borrows, auto_repay)
-    if repay_on_flat and not auto_repay and _position(st) == 0.0:
+    if cfg.repay_on_flat and not auto_repay and _position(st) == 0.0:
         _net(st)
     return (1 if delta > 0.0 else -1), q, price, fee_value, capped, cb, cq
 

@@ -124,15 +124,19 @@ def _clean_book(sb, aq, a, syms, m):
 
 
 @njit(cache=True)
-def liquidate_cross(sb, aq, a, syms, m, trig, traded, tradable, slip, fee_rate, m_restore, full, rec, qty, fill,
-                    side):
-    """Liquidate account ``a`` at trigger prices ``trig[:m]`` (its margin
-    level and fee), filling at the traded prices ``traded[:m]`` ± slippage
-    (the triggers themselves unless a mark series triggers); fill ``rec``
-    (the event) and, per symbol k, ``side[k]`` (+1 bought back, −1 sold, 0 no
-    fill), ``qty[k]`` and ``fill[k]``.  Returns (fee, bad debt, done): not
-    done when it would fill and write off nothing (docs/model-choices.md "No
-    empty liquidations"), the books untouched."""
+def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
+    """Liquidate account ``a`` (``at`` = (trig, traded, tradable)) at trigger
+    prices ``trig[:m]`` (its margin level and fee), filling at the traded
+    prices ``traded[:m]`` ± slippage (the triggers themselves unless a mark
+    series triggers), the symbols ``tradable`` (a bar) only; ``terms`` =
+    (slippage, fee rate, restore ML, full); fill ``rec`` (the event) and,
+    ``out`` = (qty, fill, side), per symbol k ``side[k]`` (+1 bought back, −1
+    sold, 0 no fill), ``qty[k]`` and ``fill[k]``.  Returns (fee, bad debt,
+    done): not done when it would fill and write off nothing
+    (docs/model-choices.md "No empty liquidations"), the books untouched."""
+    trig, traded, tradable = at
+    slip, fee_rate, m_restore, full = terms
+    qty, fill, side = out
     assets, debt = _value1(sb, aq, a, syms, m, trig)
     rec.margin_level = margin_level(assets, debt)
     rec.equity_before = assets - debt

@@ -140,7 +140,7 @@ def _deleverage(st, fs, ns, pv, cfg, i, p, orders):
     pos = _position(st)
     q, fee_value = reduce_fill(st, fs, pv, cfg, side, q, f, fs[ENTRY])
     if ns[RECORD]:
-        _record_order(orders, ns[N_ORDERS], i, side, DELEVERAGE, capped, q, f, fee_value, st, 0.0, pos)
+        _record_order(orders, ns[N_ORDERS], i, DELEVERAGE, (side, q, f, fee_value, capped), st, pos)
     _track_in(fs, pos, _position(st), f, p)
     ns[N_ORDERS] += 1
     fs[FEES_PAID] += fee_value

@@ -14,8 +14,7 @@ settings travel as the ``inputs.Settings`` record ``cfg``.
 import numpy as np
 from numba import njit
 
-from .account import (HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_order, _trade_to, borrow_limits,
-                      nets_at_liquidation)
+from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_order, _trade_to, borrow_limits
 from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import liquidation_trigger, stop_levels
 from .venues import binance_usdm as usdm
@@ -84,18 +83,17 @@ def _levels(fs, best, long_, cfg):
 
 
 @njit(cache=True)
-def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs, pv):
-    """One liquidation inside a bar at ``trigger`` (filled at ``traded``),
-    recorded and added to ``tot``, with the entry and best price it leaves;
-    a gap when the trigger is the open ``mo``.  False when nothing was
-    liquidated (``_forced_exit``)."""
+def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, at, orders, liqs, pv):
+    """One liquidation inside a bar at ``at`` = (trigger, traded, mo):
+    triggered at ``trigger``, filled at ``traded``, recorded and added to
+    ``tot``, with the entry and best price it leaves; a gap when the trigger
+    is the open ``mo``.  False when nothing was liquidated (``_forced_exit``)."""
+    trigger, traded, mo = at
     pos = _position(st)
     if pv is not None:
         f, b, row = _perp_exit(st, fs, ns, cfg, i, trigger, orders, liqs)
     else:
-        f, b, row = _forced_exit(st, i, trigger, traded, cfg.slippage, cfg.liquidation_fee, cfg.restore_ml,
-                                 cfg.full_liquidation, mlr, orders, ns[N_ORDERS], liqs, ns[N_LIQS],
-                                 not nets_at_liquidation(cfg))
+        f, b, row = _forced_exit(st, i, trigger, traded, cfg, mlr, orders, ns[N_ORDERS], liqs, ns[N_LIQS])
     if row < 0:
         return False
     liqs[row].gap = trigger == mo
@@ -119,8 +117,8 @@ def _perp_exit(st, fs, ns, cfg, i, trigger, orders, liqs):
     side, q, fee, bad = usdm.liquidate(st, fs, trigger, cfg.liquidation_fee, cfg.isolated, rec)
     if side == 0:
         return 0.0, 0.0, -1
-    _record_order(orders, min(ns[N_ORDERS], orders.shape[0] - 1), i, side, LIQUIDATION, False, q, trigger, fee, st,
-                  0.0, before)
+    _record_order(orders, min(ns[N_ORDERS], orders.shape[0] - 1), i, LIQUIDATION, (side, q, trigger, fee, False), st,
+                  before)
     return fee, bad, k
 
 
@@ -217,14 +215,11 @@ def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders, pv):
                                                          cfg.isolated, fs[ENTRY])
         cb = cq = 0.0
     else:
-        limit_b, limit_q = borrow_limits(st, cfg)
-        side, q, fill, fee_value, capped, cb, cq = _trade_to(
-            st, x, price, cfg.fee, cfg.slippage, fs[RB], fs[RQ], cfg.initial_ml, cfg.round_interest, cfg.auto_repay,
-            cfg.repay_on_flat, limit_b, limit_q)
+        side, q, fill, fee_value, capped, cb, cq = _trade_to(st, x, price, cfg, (fs[RB], fs[RQ]), borrow_limits(st, cfg))
     if side == 0:
         return capped
     if ns[RECORD]:
-        _record_order(orders, ns[N_ORDERS], i, side, kind, capped, q, fill, fee_value, st, cb * price + cq, pos,
+        _record_order(orders, ns[N_ORDERS], i, kind, (side, q, fill, fee_value, capped), st, pos, cb * price + cq,
                       cb + cq)
     _track_in(fs, pos, _position(st), fill, price)
     ns[N_ORDERS] += 1
@@ -266,7 +261,7 @@ def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs, pv):
             if kind < 0:
                 break
             if kind == LIQUIDATION:
-                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, trigger, o, orders, liqs, pv):
+                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, (trigger, trigger, o), orders, liqs, pv):
                     mlr = 0.0  # nothing to liquidate: the level is off for the rest of the bar
                     continue
                 forced = True
@@ -305,7 +300,7 @@ def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs, pv):
         if trigger != trigger:
             break
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
-        if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs, pv):
+        if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, (trigger, traded, mo), orders, liqs, pv):
             break  # nothing to liquidate
         n_l += 1
         if not exposed(st, pv):

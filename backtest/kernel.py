@@ -305,7 +305,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
                 st, fs, ns, cfg, high[i], low[i], liq_near):  # 5.
             px = (o, high[i], low[i], close[i])
             mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
-            forced, short = _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv)
+            forced, short = _intrabar(st, fs, ns, bt, cfg, i, (px, mk), liq_near, detail, orders, liqs, pv)
             if short:
                 return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
             liquidated = liquidated or forced
@@ -519,7 +519,7 @@ def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs, pv):
     tot = bt[0]
     tot[:] = 0.0
     # (False: nothing to liquidate; the order it cancelled stays cancelled)
-    if _liquidate_in_bar(st, fs, ns, tot, cfg, cfg.liquidation_ml, i, mo, o, mo, orders, liqs, pv):
+    if _liquidate_in_bar(st, fs, ns, tot, cfg, cfg.liquidation_ml, i, (mo, o, mo), orders, liqs, pv):
         fs[LIQ_FEES] += tot[T_LIQ]
         fs[BAD_DEBT] += tot[T_BAD]
         if cfg.stop_on_liquidation or ns[PENDING_KIND] == REBALANCE or fs[PENDING] != fs[PENDING]:
@@ -571,9 +571,9 @@ def _market_fill(st, fs, ns, bt, cfg, i, o, orders, pv):
 
 
 @njit(cache=True)
-def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv):
-    """5. The walk through bar ``i`` that fits (``px``: its open, high, low,
-    close; ``mk``: the mark bar's): a standing limit order or stops on a
+def _intrabar(st, fs, ns, bt, cfg, i, bar, liq_near, detail, orders, liqs, pv):
+    """5. The walk through bar ``i`` that fits (``bar`` = (px, mk), ``px``: its
+    open, high, low, close; ``mk``: the mark bar's): a standing limit order or stops on a
     mark: ``_walk_limit``; finer bars: ``_replay``; stops: ``_walk`` (not
     called when ``_walk_skipped``); else the liquidation check where the level is in
     reach (``liq_near``).  Its totals are taken in ``bt[0]`` (``bt[1]``: a
@@ -581,6 +581,7 @@ def _intrabar(st, fs, ns, bt, cfg, i, px, mk, liq_near, detail, orders, liqs, pv
 
     Returns (forced exit?, short): ``short`` when a record buffer ran short.
     """
+    px, mk = bar
     o, h, lo, _ = px
     stops = ns[STOPS_ON] != 0 and _position(st) != 0.0
     has_mark = ns[HAS_MARK] != 0

@@ -69,7 +69,7 @@ def _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot):
     ss[s, PAID_SYM] += paid
     tot[FEES] += fee_value
     k = int(tot[N_ORD])
-    _record_order(orders, k, i, side, np.int8(ss[s, KIND]), capped, q, price, fee_value, st, paid, before, cb + cq)
+    _record_order(orders, k, i, np.int8(ss[s, KIND]), (side, q, price, fee_value, capped), st, before, paid, cb + cq)
     _fill_order(orders, k, s, np.nan, -1)
     tot[N_ORD] += 1
     tot[N_TRD] += _opens_trade(before, _position(st))
@@ -181,8 +181,8 @@ def _cross_liquidation(i, a, syms_of, m, theta, books, lv, cfg, orders, liqs):
     side = np.zeros(m, dtype=np.int64)
     qty = scr[QTY]
     fill = scr[FILL]
-    f, b, done = liquidate_cross(sb, aq, a, syms, m, trig, scr[TRADED, :m], tradable, cfg[SLIP], lv[a, LIQ_FEE],
-                                 lv[a, RESTORE], cfg[FULL] != 0.0, rec, qty, fill, side)
+    f, b, done = liquidate_cross(sb, aq, a, syms, m, (trig, scr[TRADED, :m], tradable),
+                                 (cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0), rec, (qty, fill, side))
     if not done:
         return False
     _liq_record(liqs, k_l, a, theta, theta == 0.0)
@@ -524,9 +524,9 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
 def _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, event):
     """A perp fill of symbol s (``fill``: side, quantity, price, fee,
     capped; ``st``: the position after it), recorded and counted."""
-    side, q, price, fee_value, capped = fill
     k = int(tot[N_ORD])
-    _record_order(orders, k, i, side, kind, capped, q, price, fee_value, st, 0.0, before)
+    _record_order(orders, k, i, kind, fill, st, before)
+    fee_value = fill[3]
     _fill_order(orders, k, s, trigger, event)
     tot[N_ORD] += 1
     tot[FEES] += fee_value

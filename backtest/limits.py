@@ -158,8 +158,8 @@ def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders, pv):
     tot[T_FEES] += fv
     after = _position(st)
     if ns[RECORD]:
-        _record_order(orders, ns[N_ORDERS], i, side, LIMIT, capped, q, trigger, fv, st,
-                      fs[LIM_INTEREST], pos, fs[LIM_CHARGE])
+        _record_order(orders, ns[N_ORDERS], i, LIMIT, (side, q, trigger, fv, capped), st, pos, fs[LIM_INTEREST],
+                      fs[LIM_CHARGE])
     ns[N_ORDERS] += 1
     ns[N_TRADES] += 1 if after != 0.0 and (pos == 0.0 or (pos > 0.0) != (after > 0.0)) else 0
     _track_in(fs, pos, after, trigger, trigger)
@@ -283,7 +283,7 @@ def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs, pv):
                 _cancel_standing(st, fs, ns)
             if kind == LIQUIDATION:
                 traded = min(max(trigger, lo), h) if has_mark else trigger  # a mark trigger fills where it traded
-                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, trigger, traded, mo, orders, liqs, pv):
+                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, (trigger, traded, mo), orders, liqs, pv):
                     forced = was  # nothing to liquidate (the order stays cancelled): the level is off for the bar
                     mlr = 0.0
                     continue

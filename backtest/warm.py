@@ -104,7 +104,7 @@ def _walk(perp: bool, walk: bool):
     st, fs, ns, bt, cfg, orders, liqs, pv = (a[k] for k in ("st", "fs", "ns", "bt", "cfg", "orders", "liqs", "pv"))
     px = (1.0, 1.0, 1.0, 1.0)
     if walk:
-        _compile(kernel._intrabar, st, fs, ns, bt, cfg, 0, px, px, False, a["detail"], orders, liqs, pv)
+        _compile(kernel._intrabar, st, fs, ns, bt, cfg, 0, (px, px), False, a["detail"], orders, liqs, pv)
         return
     _compile(kernel._gap, st, fs, ns, bt, cfg, 0, 1.0, 1.0, orders, liqs, pv)
     _compile(kernel._liquidation_step, st, fs, ns, bt, cfg, 0, px[:3], 1.0, 1.0, orders, liqs, pv)
