@@ -40,15 +40,16 @@ def configure():
     numba.config.CACHE_DIR = str(folder)
 
 
-def cold() -> bool:
+def cold(kernel: str = "kernel.simulate") -> bool:
     """True when the cache folder holds no compiled kernel yet (a fresh
     environment, or the kernel's sources changed): the next kernel call
     compiles.  The kernel's own index, not any: the bar checks compile a
-    small helper into the same folder before the kernel runs.  Cheap: one
-    small folder listed."""
+    small helper into the same folder before the kernel runs (``kernel``:
+    ``"kernel_multi.simulate_multi"`` for the kernel of several symbols).
+    Cheap: one small folder listed."""
     folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else _HERE / "__pycache__"
     try:
-        return not any(folder.rglob("kernel.simulate-*.nbi"))
+        return not any(folder.rglob(f"{kernel}-*.nbi"))
     except OSError:
         return False
 
@@ -56,14 +57,14 @@ def cold() -> bool:
 _announced = []
 
 
-def announce(seconds):
+def announce(seconds, kernel: str = "kernel.simulate"):
     """Say once per process, before the first kernel call, that compiling
     takes a while (the first run in a fresh environment is silent for
     ``seconds`` otherwise; ``warm.announce`` says how long)."""
-    if _announced:  # (checked once: a warm cache stays warm, and a loop of runs lists no folder each time)
+    if kernel in _announced:  # (checked once: a warm cache stays warm, and a loop of runs lists no folder each time)
         return
-    _announced.append(True)
-    if cold():
+    _announced.append(kernel)
+    if cold(kernel):
         print(f"compiling the kernels, once: ~{seconds} s", file=sys.stderr, flush=True)
 
 

@@ -371,12 +371,20 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     if moves:
         config["moves"], config["moves_level"], config["manual"] = moves
     fine, n_fine = _details(details, marks, panel, symbols)
-    # accounts of one symbol each run the one-symbol kernel: its compile helper (warm.py)
-    walk = rs.stops_on or bool(details or attached)  # (else no walk compiled)
-    helper, perp = (warm.start_for([a[1] for a in accounts], walk=walk) if all(len(a[2]) == 1 for a in accounts)
-                    else (None, None))
-    warm.announce(helper)
-    warm.join(helper, perp)
+    # a compile helper on a cold cache (warm.py): for the one-symbol kernel when every account holds one
+    # symbol, else for the kernel of a cross account of several symbols (on spot margin)
+    joint = [a for a in accounts if len(a[2]) > 1]
+    if not joint:
+        walk = rs.stops_on or bool(details or attached)  # (else no walk compiled)
+        helper, perp = warm.start_for([a[1] for a in accounts], walk=walk)
+        warm.announce(helper)
+        warm.join(helper, perp)
+    else:
+        shared = {s for a in joint for s in a[2]}
+        joint_walk = rs.stops_on or any(symbols[k] in shared for k in attached)  # (multi_accounts.joint_stops)
+        helper = None if any(a[1].perp for a in joint) else warm.start_multi(joint_walk)
+        warm.announce(helper, multi=True, singles=len(joint) < len(accounts))
+        warm.join_multi(helper)
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
         seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks, fine,
         attached)

@@ -11,7 +11,12 @@ liquidation prices), while ``run`` itself compiles the steps at a bar's
 open (``_gap``, ``_order``).
 The kernel then finds its callees cached and compiles only its own body.
 A local sweep and the risk lab do the same (their rows need no passes after
-the kernel), and ``run_multi`` when every account holds one symbol.
+the kernel), and ``run_multi`` when every account holds one symbol.  With a
+cross account of several symbols on spot margin, ``run_multi``'s helper
+compiles the steps ``kernel_multi``'s loop reaches last (the quiet run, the
+close, the decision; with stops the joint walk: ``start_multi``) while the
+run compiles the step at a bar (``join_multi``), then the passes after the
+kernel (``_multi_after``) while the run compiles the kernel's body.
 
 A part is compiled for the types of dummy inputs built as the kernel's
 (``_steps``, ``_walk``; ``_after`` calls the passes on two bars).  Were a
@@ -147,13 +152,13 @@ def start(perp: bool, after: bool = True, walk: bool = True):
     return _spawn(perp, after, walk)
 
 
-def _spawn(perp, after, walk):
+def _spawn(perp, after, walk, mode=None):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
     if numba.config.CACHE_DIR:
         env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR  # the same folder, whatever configured it
     try:
-        helper = subprocess.Popen([sys.executable, "-m", "backtest.warm", "perp" if perp else "spot",
+        helper = subprocess.Popen([sys.executable, "-m", "backtest.warm", mode or ("perp" if perp else "spot"),
                                    *(["after"] if after else []), *(["walk"] if walk else [])], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True)
@@ -179,10 +184,16 @@ def start_for(profiles, after: bool = True, walk: bool = True):
     return (None if perp is None else start(perp, after, walk)), perp
 
 
-def announce(helper):
+def announce(helper, multi: bool = False, singles: bool = False):
     """The first-run notice (``_numba_cache.announce``), with the time it
     takes with a helper (two cores; a run that walks no bar's path compiles
-    no walk) or without (``backtest bench --first-run`` measures the first)."""
+    no walk) or without (``backtest bench --first-run`` measures the first);
+    ``multi``: for the kernel of a cross account of several symbols, and
+    ``singles``: accounts of one symbol beside it (their kernel too)."""
+    if multi:
+        extra = 25 if singles and _numba_cache.cold() else 0
+        _numba_cache.announce(seconds=(20 if helper is None else 15) + extra, kernel=MULTI)
+        return
     _numba_cache.announce(seconds=25 if helper is None else (15 if helper.walk else 10))
 
 
@@ -207,7 +218,120 @@ def _reap(helper):
         helper.kill()
 
 
+# --- the kernel of a cross account holding several symbols (run_multi) ---
+MULTI = "kernel_multi.simulate_multi"
+
+
+def _multi_types(walk: bool) -> dict:
+    """numba types of ``kernel_multi``'s inputs and state, as
+    ``simulate_multi`` makes them (two symbols, one account, one bar)."""
+    from . import kernel_multi as km
+    from .inputs import JointStops
+    from .records import liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
+    from .venues import binance_usdm as usdm
+
+    t = numba.typeof
+    grid = t(np.zeros((2, 1)))
+    out = dict(i=numba.int64, f=numba.float64, b=numba.boolean, ts=t(np.zeros(1, np.int64)), grid=grid,
+               syms=t(np.zeros((1, 2), np.int64)), out3=t(np.zeros((1, 4, 1))), vec=t(np.zeros(6)),
+               fsv=t(np.zeros((0, usdm.N_SLOTS))), orders=t(np.zeros(1, order_multi_dt)),
+               liqs=t(np.zeros(1, liquidation_multi_dt)), calls=t(np.zeros(1, margin_call_multi_dt)))
+    if walk:
+        out["stops"] = t(JointStops(np.zeros((2, 3)), np.zeros((2, 0)), np.zeros((2, 0))))
+    out["scr"] = t(np.zeros((km.N_SCRATCH, 3)))
+    return out
+
+
+def _multi_late(walk: bool):
+    """The helper's half of ``simulate_multi``'s callees: those its loop
+    reaches last (the quiet run, the close, the decision; with stops the
+    joint walk), while ``join_multi`` compiles the first (the step)."""
+    from . import kernel_multi as km
+
+    y = _multi_types(walk)
+    i, f, b, grid, syms, scr = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["scr"]
+    if walk:
+        bars = numba.types.Tuple((syms, grid, grid, grid, grid))
+        books = numba.types.Tuple((grid, grid, y["vec"], grid, grid, scr, y["vec"]))
+        params = numba.types.Tuple((grid, y["vec"], grid, i, y["stops"]))
+        km._walk_joint.compile((i, i, i, bars, books, params, y["orders"], y["liqs"]))
+    km._close_quiet.compile((i, y["ts"], grid, grid, grid, grid, grid, grid, grid, grid, grid, grid, grid, f,
+                             y["out3"], y["out3"], grid, syms, i, grid, b, scr))
+    km._close.compile((i, i, i, syms, i, grid, grid, grid, y["fsv"], numba.types.none, grid, grid, scr, y["out3"],
+                       f))
+    km._decide.compile((i, i, syms, i, grid, grid, b, b, f, f, grid, grid))
+
+
+def _multi_first():
+    """``join_multi``'s half: the step of a cross account with several symbols."""
+    from . import kernel_multi as km
+
+    y = _multi_types(False)
+    i, grid, syms = y["i"], y["grid"], y["syms"]
+    km._step_cross.compile((i, i, i, syms, i, grid, grid, y["vec"], grid, grid, grid, grid, grid, grid, i, grid,
+                            grid, y["vec"], grid, grid, y["orders"], y["liqs"], y["calls"], y["vec"], y["scr"]))
+
+
+def _multi_after():
+    """What ``run_multi`` computes from ``kernel_multi``'s outputs (a cross
+    account of two symbols, three bars, a buy of each)."""
+    import pandas as pd
+
+    from . import kernel_multi as km
+    from .multi import _result
+    from .multi_accounts import EXTRA_STATS
+    from .profiles import get_profile
+    from .records import SIGNAL, liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
+
+    symbols, n = ["BTCUSDT", "ETHUSDT"], 3
+    index = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC", name="timestamp")
+    seconds = (index.asi8 // 1_000_000_000).astype(np.int64)
+    bars = pd.DataFrame(dict.fromkeys(("open", "high", "low", "close", "volume"), 1.0), index=index)
+    cols = {k: np.ones((2, n)) for k in ("open", "high", "low", "close")}
+    out_acct, out_sym = np.zeros((1, len(km.ACCOUNT_ROWS), n)), np.zeros((2, len(km.SYMBOL_ROWS), n))
+    out_acct[0, 0] = 10_000.0
+    out_sym[:, 0] = 1.0
+    orders = np.zeros(2, order_multi_dt)
+    orders["symbol"], orders["side"], orders["kind"], orders["event"] = [0, 1], 1, SIGNAL, -1
+    orders["quantity"], orders["price"], orders["position"], orders["trigger"] = 1.0, 1.0, 1.0, np.nan
+    stats = dict.fromkeys(km.STATS + EXTRA_STATS, 0.0)
+    _result({s: bars for s in symbols}, symbols, [("cross", get_profile("cross-3x"), symbols)], index, seconds, cols,
+            out_acct, out_sym, np.zeros(2), np.zeros(1), orders, np.zeros(0, liquidation_multi_dt),
+            np.zeros(0, margin_call_multi_dt), stats, {}, "USDT", 10_000.0, {})
+
+
+def start_multi(walk: bool):
+    """The helper process compiling the late half of ``kernel_multi`` for a
+    run with a cross account of several symbols on spot margin (``walk``:
+    with stops on there), when its cache is cold; else None."""
+    from . import kernel_multi
+
+    if kernel_multi.simulate_multi.overloads or not _numba_cache.cold(MULTI):
+        return None
+    return _spawn(False, False, walk, mode="multi")
+
+
+def join_multi(helper):
+    """Compile the step here while the helper compiles the rest, then wait
+    for it: ``simulate_multi`` then finds every callee cached."""
+    if helper is None:
+        return
+    try:
+        _multi_first()
+    finally:
+        helper.stdout.readline()
+        helper.stdout.close()
+        atexit.register(_reap, helper)
+
+
 def _main(argv):
+    if argv[:1] == ["multi"]:
+        try:
+            _multi_late("walk" in argv)
+        finally:
+            print(WALK_DONE, flush=True)
+        _multi_after()  # (the run compiles its kernel's body meanwhile)
+        return
     perp = argv[:1] == ["perp"]
     try:
         _walk(perp, "walk" in argv)

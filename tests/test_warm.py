@@ -80,3 +80,48 @@ def test_a_failing_command_stops_its_helper(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] != "None"  # the helper has ended
     assert "no_such_strategy" in done.stderr and not (tmp_path / "x").exists()
+
+
+MULTI_PROBE = """
+import json, sys
+from backtest import _numba_cache, kernel_multi as km, liqprice, trades
+from backtest.cli import main
+cold = _numba_cache.cold("kernel_multi.simulate_multi")
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    assert not e.code, e.code
+fns = {n: getattr(km, n) for n in ("_close_quiet", "_close", "_decide", "_walk_joint")}
+fns.update(round_trips=trades._walk, interest_split=trades._split_interest, liquidation_price=liqprice._columns)
+print(json.dumps({"cold": cold, **{n: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()),
+                                       len(f.overloads)] for n, f in fns.items()}}))
+"""
+
+
+@pytest.mark.parametrize("stops", [[], ["--stop-loss", "0.03"]])
+def test_a_cold_cross_run_of_two_symbols_finds_the_late_steps_compiled_by_the_helper(tmp_path, stops):
+    """run_multi with a cross account of two symbols on a cold cache: the
+    helper compiles the steps the loop reaches last (with stops the joint
+    walk) and the passes after the kernel, the run loads them (one signature
+    each: the helper's types are the run's), and the results are those of
+    the same run on a warm cache."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    args = ["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--data",
+            str(ROOT / "data" / "ETHUSDT-1h.parquet"), "--margin", "cross-3x", "--start", "2024-01-01",
+            "--end", "2024-03-01", "--no-report", *stops]
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", MULTI_PROBE, *args, "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["cold"] and "compiling the kernels, once: ~15 s" in done.stderr
+    late = ("_close_quiet", "_close", "_decide", "round_trips", "interest_split", "liquidation_price")
+    for name in late + (("_walk_joint",) if stops else ()):
+        assert probe[name] == [1, 0, 1], (name, probe[name])  # loaded from the helper's cache entry
+    if not stops:
+        assert probe["_walk_joint"] == [0, 0, 0]  # without stops no joint walk at all
+    again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
+    assert first == second
