@@ -594,7 +594,7 @@ def _epoch_seconds(index: pd.DatetimeIndex) -> np.ndarray:
 def _seconds(index: pd.DatetimeIndex) -> np.ndarray:
     if index.tz is None:  # a naive index: pandas' TypeError, as the subtraction of the epoch always raised
         index - pd.Timestamp(0, tz="UTC")
-    from .data.clean import epoch_seconds  # (compiled: not loaded with `backtest --help`)
+    from .data.clean import epoch_seconds  # (its module loads numba: not with `backtest --help`)
 
     # floor division of the epoch integers (what subtracting the epoch and dividing by a second does, 3 ms faster)
     seconds = np.empty(len(index), dtype=np.int64)

@@ -13,22 +13,25 @@ configure()  # numba's cache folder, set before any @njit here is defined
 
 @njit(cache=True)
 def sma(x, n):
-    """Simple moving average of the last ``n`` values (NaN for the first n−1)."""
-    out = np.full(x.shape[0], np.nan)
+    """Simple moving average of the last ``n`` values (NaN for the first n−1).
+    (``np.empty`` and NaN written here, not ``np.full``: compiling NumPy's
+    ``full`` cost a first run 0.15 s.)"""
+    out = np.empty(x.shape[0])
     s = 0.0
     for i in range(x.shape[0]):
         s += x[i]
         if i >= n:
             s -= x[i - n]
-        if i >= n - 1:
-            out[i] = s / n
+        out[i] = s / n if i >= n - 1 else np.nan
     return out
 
 
 @njit(cache=True)
 def rsi(x, n):
     """Wilder's relative strength index over ``n`` bars (NaN for the first n)."""
-    out = np.full(x.shape[0], np.nan)
+    out = np.empty(x.shape[0])
+    if x.shape[0] > 0:
+        out[0] = np.nan
     gain = 0.0
     loss = 0.0
     for i in range(1, x.shape[0]):
@@ -41,6 +44,5 @@ def rsi(x, n):
         else:
             gain = (gain * (n - 1) + up) / n
             loss = (loss * (n - 1) + down) / n
-        if i >= n:
-            out[i] = 100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss)
+        out[i] = np.nan if i < n else (100.0 if loss == 0.0 else 100.0 - 100.0 / (1.0 + gain / loss))
     return out

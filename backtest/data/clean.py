@@ -25,36 +25,11 @@ def clean(ts, o, h, l, c, v):
     return ok
 
 
-@njit(cache=True)
 def epoch_seconds(ts, per_second, seconds):
-    """``seconds[i] = ts[i] // per_second`` (floor, as NumPy's), in one pass;
-    returns the first row less than a second after the row before, or -1.
-    ~0.6 ms for 1M bars where NumPy's floor division and the check cost
-    ~0.9 ms: each unit divides by a constant, and a time after 1970 as an
-    unsigned number (a multiply by the inverse; signed floor division is
-    not vectorised)."""
-    if per_second == 1_000_000_000:
-        _floor(ts, 1_000_000_000, seconds)
-    elif per_second == 1_000_000:
-        _floor(ts, 1_000_000, seconds)
-    elif per_second == 1_000:
-        _floor(ts, 1_000, seconds)
-    else:  # (a loop: a slice assignment compiles NumPy's shape checks, ~1.7 s)
-        for i in range(ts.shape[0]):
-            seconds[i] = ts[i]
-    late = False
-    for i in range(1, ts.shape[0]):  # branch-free: vectorised
-        late |= seconds[i] <= seconds[i - 1]
-    if late:
-        for i in range(1, ts.shape[0]):
-            if seconds[i] <= seconds[i - 1]:
-                return i
-    return -1
-
-
-@njit(cache=True, inline="always")
-def _floor(ts, per_second, seconds):
-    unsigned = np.uint64(per_second)
-    for i in range(ts.shape[0]):
-        x = ts[i]
-        seconds[i] = np.int64(np.uint64(x) // unsigned) if x >= 0 else x // per_second
+    """``seconds[i] = ts[i] // per_second`` (floor, as NumPy's); returns the
+    first row less than a second after the row before, or -1.  NumPy, not
+    compiled: ~0.9 ms for 1M bars against a compiled pass's ~0.6 ms, but
+    compiling that pass cost a fresh environment's first run 0.23 s."""
+    np.floor_divide(ts, per_second, out=seconds)
+    late = np.flatnonzero(seconds[1:] <= seconds[:-1])
+    return int(late[0]) + 1 if late.size else -1
