@@ -135,6 +135,21 @@ def marks_for(sc, o, h, lo, c):
     return out
 
 
+def reference_settings(sc, ts, syms):
+    """The scenario's accounts, costs and rates as the reference's keyword
+    arguments, and the rate history's rows (for the engine's table)."""
+    accts, shares = accounts_for(sc)
+    assets = [s[:-4] for s in syms] + ["USDT"]
+    named = [a for a in assets if a in sc.get("rate_history", ())]
+    rows = rate_rows(ts, sc["seed"], named) if named else []
+    return dict(accounts=[(p, ks, sc["capital"] * f) for (_, p, ks), f in zip(accts, shares)],
+                fee=sc["fee"], slippage=sc["slippage"], rates_base_daily=sc["rates"][:-1],
+                rate_quote_daily=sc["rates"][-1], liquidation=sc["liquidation"], rebalance=sc["rebalance"],
+                round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
+                rate_history={(k if k < len(syms) else "quote"): [(t, r) for t, a_, r in rows if a_ == a]
+                              for k, a in enumerate(assets) if a in named}), rows
+
+
 def run_both(sc, **stops):
     """The reference and the engine on the scenario; ``stops``: the
     stop-loss, take-profit, trailing stop and path settings for both."""
@@ -143,17 +158,10 @@ def run_both(sc, **stops):
     accts, shares = accounts_for(sc)
     assets = [s[:-4] for s in syms] + ["USDT"]
     named = [a for a in assets if a in sc.get("rate_history", ())]
-    rows = rate_rows(ts, sc["seed"], named) if named else []
     marks = marks_for(sc, o, h, lo, c)
-    ref = simulate_multi(ts, o, h, lo, c, tg,
-                         accounts=[(p, ks, sc["capital"] * f) for (_, p, ks), f in zip(accts, shares)],
-                         fee=sc["fee"], slippage=sc["slippage"], rates_base_daily=sc["rates"][:-1],
-                         rate_quote_daily=sc["rates"][-1], liquidation=sc["liquidation"],
-                         rebalance=sc["rebalance"], round_interest=sc["round_interest"],
-                         stop_on_liquidation=sc["stop_on_liquidation"],
-                         rate_history={(k if k < len(syms) else "quote"): [(t, r) for t, a_, r in rows if a_ == a]
-                                       for k, a in enumerate(assets) if a in named},
-                         marks=[None if mk is None else mk[:3] for mk in marks], **stops)
+    settings, rows = reference_settings(sc, ts, syms)
+    ref = simulate_multi(ts, o, h, lo, c, tg, marks=[None if mk is None else mk[:3] for mk in marks], **settings,
+                         **stops)
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
     data = {}
     mark = {}

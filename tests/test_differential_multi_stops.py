@@ -54,9 +54,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reference_multi import simulate_multi
-from test_differential import close_enough, rate_rows
+from test_differential import close_enough
 from test_differential_multi import (ISOLATED_PROFILES, SETTINGS, SYMBOLS, accounts_for, build_multi, compare,
-                                     scenarios)
+                                     reference_settings, scenarios)
 from test_differential_multi import run_both as multi_run_both
 
 from backtest.multi import CROSS, run_multi
@@ -426,21 +426,14 @@ def run_levels(sc):
     accts, shares = accounts_for(sc)
     assets = [s[:-4] for s in syms] + ["USDT"]
     named = [a for a in assets if a in sc.get("rate_history", ())]
-    rows = rate_rows(ts, sc["seed"], named) if named else []
+    settings, rows = reference_settings(sc, ts, syms)
     has = [[o[k][i] == o[k][i] for i in range(len(ts))] for k in range(len(syms))]
     own_closes = [[c[k][i] for i in range(len(ts)) if has[k][i]] for k in range(len(syms))]
     levels = [level_arrays(sc["levels"][k], own_closes[k]) for k in range(len(syms))]
     tg_ref = [[tg[k][i] if has[k][i] else math.nan for i in range(len(ts))] for k in range(len(syms))]
     stops = dict(stop_loss=sc["stop_loss"], take_profit=sc["take_profit"], trailing_stop=sc["trailing_stop"],
                  path=sc["path"])
-    ref = simulate_multi(ts, o, h, lo, c, tg_ref,
-                         accounts=[(p, ks, sc["capital"] * f) for (_, p, ks), f in zip(accts, shares)],
-                         fee=sc["fee"], slippage=sc["slippage"], rates_base_daily=sc["rates"][:-1],
-                         rate_quote_daily=sc["rates"][-1], liquidation=sc["liquidation"],
-                         rebalance=sc["rebalance"], round_interest=sc["round_interest"],
-                         stop_on_liquidation=sc["stop_on_liquidation"],
-                         rate_history={(k if k < len(syms) else "quote"): [(t, r) for t, a_, r in rows if a_ == a]
-                                       for k, a in enumerate(assets) if a in named},
+    ref = simulate_multi(ts, o, h, lo, c, tg_ref, **settings,
                          levels=[{k: (list(v) if np.ndim(v) else v) for k, v in lv.items()} for lv in levels],
                          **stops)
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
