@@ -227,7 +227,7 @@ def _targets(strat, panel, params, index) -> np.ndarray:
     gets ``{symbol: bars}`` and returns a DataFrame (columns symbols, index
     times) or ``{symbol: Series}``; any other strategy runs on each symbol's
     bars alone.  Also returns, per symbol row whose strategy output carries
-    more than targets (limit orders, stop levels or fractions), that
+    more than targets (limit orders, stop levels or fractions, manual loans), that
     ``strategy.Orders`` on the symbol's own bars."""
     symbols = list(panel)
     attached = {}

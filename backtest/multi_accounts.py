@@ -43,7 +43,7 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     series its (open, high, low, close) on the symbol's own bars;
     ``own_detail``: per symbol with finer bars its detail arrays
     (``detail.detail_arrays`` on its own bars); ``own_orders``: per symbol
-    whose strategy attached limit orders or stop levels its
+    whose strategy attached limit orders, stop levels or manual loans its
     ``strategy.Orders`` on its own bars (a cross account of several symbols
     takes its stop levels only: ``multi`` refuses the rest there).  Returns
     ``(out_acct, out_sym, interest_base, interest_quote, orders,

@@ -191,6 +191,9 @@ def announce(helper, multi: bool = False, singles: bool = False):
     ``multi``: for the kernel of a cross account of several symbols, and
     ``singles``: accounts of one symbol beside it (their kernel too)."""
     if multi:
+        if singles and not _numba_cache.cold(MULTI):  # (only the one-symbol kernel's cache may be cold)
+            _numba_cache.announce(seconds=25)
+            return
         extra = 25 if singles and _numba_cache.cold() else 0
         _numba_cache.announce(seconds=(20 if helper is None else 15) + extra, kernel=MULTI)
         return
