@@ -432,12 +432,18 @@ def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
 
 
 @njit(cache=True)
-def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_high, mark_low, h0, rates, lv, cfg,
-                ss, sa, orders, liqs, calls, tot, scr):
+def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
     """Steps 1–6 of a cross account with several symbols (with stops on, 1–4
     and 6: step 5 is ``_walk_joint``, simulate_multi's); the liquidation
-    checks on the mark bars (``mark_*``: the traded ones without a mark
-    series), the orders and the fills on the traded bars."""
+    checks on the mark bars (``bars`` = the traded open, high, low and the
+    mark open, high, low: the traded ones without a mark series), the
+    orders and the fills on the traded bars.  ``books``: (sb, aq, st, ss,
+    sa, scr, tot); ``hourly``: (h0, rates); ``recs``: (orders, liqs, calls);
+    each built once by simulate_multi."""
+    sb, aq, st, ss, sa, scr, tot = books
+    open_, high, low, mark_open, mark_high, mark_low = bars
+    h0, rates = hourly
+    orders, liqs, calls = recs
     liquidated = False
     round_up = cfg[ROUND] != 0.0
     mlr = lv[a, MLR]
@@ -463,7 +469,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k]
             scr[TRADED, k] = scr[CUR, k]
-        if _cross_liquidation(i, a, syms, m, 0.0, (sb, aq, st, ss, sa, scr, tot), lv, cfg, orders, liqs):
+        if _cross_liquidation(i, a, syms, m, 0.0, books, lv, cfg, orders, liqs):
             for k in range(m):
                 if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
                     ss[syms[a, k], SUSPENDED] = 1.0
@@ -514,7 +520,7 @@ def _step_cross(i, t, a, syms, m, sb, aq, st, open_, high, low, mark_open, mark_
         if theta < 0.0:
             break
         _at_theta(i, a, syms, m, theta, scr, MCUR, EXT, high, low)  # the marks at θ
-        if not _cross_liquidation(i, a, syms, m, theta, (sb, aq, st, ss, sa, scr, tot), lv, cfg, orders, liqs):
+        if not _cross_liquidation(i, a, syms, m, theta, books, lv, cfg, orders, liqs):
             break  # nothing to liquidate
         liquidated = True
     return liquidated
@@ -859,8 +865,10 @@ def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, s
 
 
 @njit(cache=True)
-def _close(i, t, a, syms, m, sb, aq, close, fsv, venue, ss, sa, scr, out_acct, call_ml):
-    """7. the close of account ``a`` (last closes for symbols without a bar)."""
+def _close(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml):
+    """7. the close of account ``a`` (last closes for symbols without a bar);
+    ``books``: simulate_multi's (sb, aq, st, ss, sa, scr, tot)."""
+    sb, aq, _, ss, sa, scr, _ = books
     for k in range(m):
         c = close[syms[a, k], i]
         if c == c:
@@ -989,6 +997,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     vp[0] = 0
     loc = np.zeros((4, n_sym))
     perp_bars, books, recs = (open_, mark_open, mark_high, mark_low), (sb, aq, st, ss, sa, scr, tot), (orders, liqs, calls)
+    cross_bars, hourly = (open_, high, low, mark_open, mark_high, mark_low), (rate_h0, rates)
     resume_at = 0  # the first bar _close_quiet did not close
     for i in range(n):
         if i < resume_at:
@@ -1038,12 +1047,11 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 if owes and not need:
                     need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
                 if need:
-                    liquidated = _step_cross(i, t, a, syms_of, m, sb, aq, st, open_, high, low, mark_open, mark_high,
-                                             mark_low, rate_h0, rates, lv, cfg, ss, sa, orders, liqs, calls, tot, scr)
+                    liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs)
                     if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
                         liquidated = _walk_joint(i, a, m, (syms_of, open_, high, low, close), books,
                                                  (lv, cfg, rates, t // HOUR - rate_h0, walk), orders, liqs) or liquidated
-            _close(i, t, a, syms_of, m, sb, aq, close, fsv, venue, ss, sa, scr, out_acct, call_ml[a])
+            _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
             _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)
         for s in range(n_sym):
             out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]

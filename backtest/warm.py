@@ -253,15 +253,14 @@ def _multi_late(walk: bool):
 
     y = _multi_types(walk)
     i, f, b, grid, syms, scr = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["scr"]
+    books = numba.types.Tuple((grid, grid, y["vec"], grid, grid, scr, y["vec"]))  # simulate_multi's (sb, aq, st, ..)
     if walk:
         bars = numba.types.Tuple((syms, grid, grid, grid, grid))
-        books = numba.types.Tuple((grid, grid, y["vec"], grid, grid, scr, y["vec"]))
         params = numba.types.Tuple((grid, y["vec"], grid, i, y["stops"]))
         km._walk_joint.compile((i, i, i, bars, books, params, y["orders"], y["liqs"]))
     km._close_quiet.compile((i, y["ts"], grid, grid, grid, grid, grid, grid, grid, grid, grid, grid, grid, f,
                              y["out3"], y["out3"], grid, syms, i, grid, b, scr))
-    km._close.compile((i, i, i, syms, i, grid, grid, grid, y["fsv"], numba.types.none, grid, grid, scr, y["out3"],
-                       f))
+    km._close.compile((i, i, i, syms, i, books, grid, y["fsv"], numba.types.none, y["out3"], f))
     km._decide.compile((i, i, syms, i, grid, grid, b, b, f, f, grid, grid))
 
 
@@ -270,9 +269,10 @@ def _multi_first():
     from . import kernel_multi as km
 
     y = _multi_types(False)
-    i, grid, syms = y["i"], y["grid"], y["syms"]
-    km._step_cross.compile((i, i, i, syms, i, grid, grid, y["vec"], grid, grid, grid, grid, grid, grid, i, grid,
-                            grid, y["vec"], grid, grid, y["orders"], y["liqs"], y["calls"], y["vec"], y["scr"]))
+    i, grid, syms, T = y["i"], y["grid"], y["syms"], numba.types.Tuple
+    books = T((grid, grid, y["vec"], grid, grid, y["scr"], y["vec"]))
+    km._step_cross.compile((i, i, i, syms, i, books, T((grid,) * 6), grid, y["vec"], T((i, grid)),
+                            T((y["orders"], y["liqs"], y["calls"]))))
 
 
 def _multi_after():
