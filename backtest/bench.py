@@ -102,23 +102,29 @@ def compile_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def first_run(repeat: int = 3) -> str:
+def first_run(repeat: int = 3, data: tuple = (), stops: bool = False) -> str:
     """A fresh environment's first ``backtest run`` (the README's default
-    run, without the PDF): its wall time with an empty numba cache, then a
-    second run's on the cache it left, each a new process; the difference is
-    what compiling cost.  Medians of ``repeat`` fresh caches."""
+    run, without the PDF; ``data``: several bundled files instead, in one
+    cross-3x account; ``stops``: with a 3 % stop-loss): its wall time with an
+    empty numba cache, then a second run's on the cache it left, each a new
+    process; the difference is what compiling cost.  Medians of ``repeat``
+    fresh caches."""
     cold, warm = [], []
+    flags = [a for d in data for a in ("--data", str(d))] + (["--margin", "cross-3x"] if data else [])
+    flags += ["--stop-loss", "0.03"] if stops else []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / "cache"))
             for k, times in enumerate((cold, warm)):
-                cmd = [sys.executable, "-m", "backtest", "run", "--no-report", "--out", str(Path(tmp) / f"out{k}")]
+                cmd = [sys.executable, "-m", "backtest", "run", *flags, "--no-report", "--out", str(Path(tmp) / f"out{k}")]
                 t = time.perf_counter()
                 subprocess.run(cmd, env=env, capture_output=True, check=True)
                 times.append(time.perf_counter() - t)
     c, w = statistics.median(cold), statistics.median(warm)
+    what = "bundled BTCUSDT-1h" if not data else " + ".join(Path(d).stem for d in data) + ", one cross account"
     return "\n".join([
-        "backtest run (bundled BTCUSDT-1h, sma_cross, cross-3x, --no-report), each run a new process",
+        f"backtest run ({what}, sma_cross, cross-3x{', --stop-loss 0.03' if stops else ''}, --no-report), "
+        "each run a new process",
         f"first run, empty numba cache  {c:.1f} s  (runs: {', '.join(f'{x:.1f}' for x in cold)})",
         f"second run, cache warm        {w:.1f} s",
         f"compiling (the difference)    {c - w:.1f} s  (median of {repeat} fresh caches)",

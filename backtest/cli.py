@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbols", type=int, default=1, help="symbols in one cross account (default 1: the one-symbol kernel)")
     p.add_argument("--first-run", action="store_true",
                    help="time a fresh environment's first `backtest run` (empty numba cache) against a second one; "
-                        "3 fresh caches")
+                        "3 fresh caches (--symbols 2: BTCUSDT and ETHUSDT in one cross account; --stops: a 3 %% "
+                        "stop-loss)")
     p.set_defaults(handler=cmd_bench)
 
     try:
@@ -630,9 +631,11 @@ def cmd_bench(args) -> int:
     from .bench import bench, bench_sweep, first_run
 
     if args.first_run:
-        if args.sweep or args.stops or args.real or args.symbols != 1 or args.venue != "margin":
-            raise UserError("--first-run: alone (it times the README's default run)")
-        print(first_run())
+        if args.sweep or args.real or args.symbols not in (1, 2) or args.venue != "margin":
+            raise UserError("--first-run: alone, or with --symbols 2 (BTCUSDT and ETHUSDT in one cross account) "
+                            "and --stops")
+        data = (bundled_data(), bundled_data(DEFAULT_DATA.replace("BTC", "ETH"))) if args.symbols == 2 else ()
+        print(first_run(data=data, stops=args.stops))
         return 0
     if args.venue != "margin" and args.sweep:
         raise UserError(f"--venue {args.venue}: not with --sweep (the one-symbol and --symbols benches)")

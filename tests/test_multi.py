@@ -191,6 +191,8 @@ def test_cli_runs_two_symbols_and_writes_the_report(two_files, tmp_path, capsys)
     (["bench", "--symbols", "2", "--stops"], "--symbols: not combined with --stops or --sweep"),
     (["bench", "--real"], "--real: only with --sweep"),
     (["bench", "--sweep", "--real", "--repeat", "3"], "--repeat 3: at least 5 runs make a median"),
+    (["bench", "--first-run", "--symbols", "3"], "--first-run: alone, or with --symbols 2"),
+    (["bench", "--first-run", "--sweep"], "--first-run: alone, or with --symbols 2"),
     (["sweep", "--data", "a.parquet", "--data", "b.parquet"], "--data: a sweep takes one file"),
 ])
 def test_cli_bad_bench_and_sweep_flags(capsys, argv, message):
