@@ -737,6 +737,21 @@ def _quiet_hour(j, t_prev, ts, open_, mark_open, mark_high, mark_low, close, sb,
     return True
 
 
+@njit(cache=True, inline="always")
+def _stretch(start, end, sb, ss, sa, out_acct, out_sym):
+    """Bars ``start .. end − 1`` of a quiet run between hours: each symbol's
+    position and interest, and the account's interest paid, unchanged there."""
+    for k in range(sb.shape[0]):
+        pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+        paid = ss[k, PAID_SYM]
+        for r in range(start, end):
+            out_sym[k, 0, r] = pos
+            out_sym[k, 1, r] = paid
+    paid = sa[0, PAID]
+    for r in range(start, end):
+        out_acct[0, 3, r] = paid
+
+
 @njit(cache=True)
 def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, sb, aq, ss, sa, lv, rebalance,
                  out_acct, out_sym, loc, syms, h0, rates, round_up, scr):
@@ -768,15 +783,7 @@ def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, s
     owes = False
     for j in range(i0, n):
         if ts[j] >= next_hour:
-            for k in range(n_sym):  # the stretch before the hour (its interest changes these)
-                pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
-                paid = ss[k, PAID_SYM]
-                for r in range(seg, j):
-                    out_sym[k, 0, r] = pos
-                    out_sym[k, 1, r] = paid
-            paid = sa[0, PAID]
-            for r in range(seg, j):
-                out_acct[0, 3, r] = paid
+            _stretch(seg, j, sb, ss, sa, out_acct, out_sym)  # the stretch before the hour (its interest changes it)
             seg = j
             t_prev = ts[j - 1] if j > i0 else np.int64(sa[0, T_PREV])
             if not _quiet_hour(j, t_prev, ts, open_, mark_open, mark_high, mark_low, close, sb, aq, ss, sa, lv, syms,
@@ -843,18 +850,11 @@ def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, s
     if end == i0:
         return i0
     # what is the same on every bar of the last stretch, and the state after the run
+    _stretch(seg, end, sb, ss, sa, out_acct, out_sym)
     last = end - 1
-    paid = sa[0, PAID]
-    for j in range(seg, end):
-        out_acct[0, 3, j] = paid
     assets = aq[0, HELD]
     debt = aq[0, PRINCIPAL] + aq[0, INTEREST]
     for k in range(n_sym):
-        pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
-        paid = ss[k, PAID_SYM]
-        for j in range(seg, end):
-            out_sym[k, 0, j] = pos
-            out_sym[k, 1, j] = paid
         c = close[k, last]
         ss[k, LAST_CLOSE] = c
         assets += sb[k, HELD] * c
