@@ -532,10 +532,9 @@ def _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, event):
     capped; ``st``: the position after it), recorded and counted."""
     k = int(tot[N_ORD])
     _record_order(orders, k, i, kind, fill, st, before)
-    fee_value = fill[3]
     _fill_order(orders, k, s, trigger, event)
     tot[N_ORD] += 1
-    tot[FEES] += fee_value
+    tot[FEES] += fill[3]  # (its fee)
     tot[N_TRD] += _opens_trade(before, _position(st))
 
 

@@ -288,7 +288,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     path, not with a mark series or on perps); ``path``, ``detail``
     (``{symbol: finer bars}``), ``auto_repay`` and ``repay_on_flat`` for
     every account holding one symbol (a cross account of several symbols
-    refuses ``detail`` and auto-repay off; ``path`` changes nothing there).  Perpetual-futures profiles (``usdm-*``) run
+    refuses ``detail`` and auto-repay off; ``path`` changes nothing there).
+    Perpetual-futures profiles (``usdm-*``) run
     in isolated accounts or one cross account (of one symbol, or several:
     the venue's joint rules, docs/model-choices.md); ``funding``: ``{symbol: file}``
     (default the bundled file beside bundled perp data), ``funding_rate``

@@ -209,9 +209,14 @@ def join(helper, perp: bool):
     try:
         _steps(perp, helper.walk)
     finally:
-        helper.stdout.readline()  # WALK_DONE, or '' if the helper ended without it
-        helper.stdout.close()
-        atexit.register(_reap, helper)  # no helper outlives the command (it is done by then, as a rule)
+        _wait(helper)
+
+
+def _wait(helper):
+    """Wait for the helper's first half (or its end)."""
+    helper.stdout.readline()  # WALK_DONE, or '' if the helper ended without it
+    helper.stdout.close()
+    atexit.register(_reap, helper)  # no helper outlives the command (it is done by then, as a rule)
 
 
 def _reap(helper):
@@ -242,6 +247,8 @@ def _multi_types(walk: bool) -> dict:
     if walk:
         out["stops"] = t(JointStops(np.zeros((2, 3)), np.zeros((2, 0)), np.zeros((2, 0))))
     out["scr"] = t(np.zeros((km.N_SCRATCH, 3)))
+    # simulate_multi's books (sb, aq, st, ss, sa, scr, tot), one tuple
+    out["books"] = numba.types.Tuple((grid, grid, out["vec"], grid, grid, out["scr"], out["vec"]))
     return out
 
 
@@ -252,8 +259,7 @@ def _multi_late(walk: bool):
     from . import kernel_multi as km
 
     y = _multi_types(walk)
-    i, f, b, grid, syms, scr = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["scr"]
-    books = numba.types.Tuple((grid, grid, y["vec"], grid, grid, scr, y["vec"]))  # simulate_multi's (sb, aq, st, ..)
+    i, f, b, grid, syms, scr, books = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["scr"], y["books"]
     if walk:
         bars = numba.types.Tuple((syms, grid, grid, grid, grid))
         params = numba.types.Tuple((grid, y["vec"], grid, i, y["stops"]))
@@ -270,8 +276,7 @@ def _multi_first():
 
     y = _multi_types(False)
     i, grid, syms, T = y["i"], y["grid"], y["syms"], numba.types.Tuple
-    books = T((grid, grid, y["vec"], grid, grid, y["scr"], y["vec"]))
-    km._step_cross.compile((i, i, i, syms, i, books, T((grid,) * 6), grid, y["vec"], T((i, grid)),
+    km._step_cross.compile((i, i, i, syms, i, y["books"], T((grid,) * 6), grid, y["vec"], T((i, grid)),
                             T((y["orders"], y["liqs"], y["calls"]))))
 
 
@@ -322,9 +327,7 @@ def join_multi(helper):
     try:
         _multi_first()
     finally:
-        helper.stdout.readline()
-        helper.stdout.close()
-        atexit.register(_reap, helper)
+        _wait(helper)
 
 
 def _main(argv):
