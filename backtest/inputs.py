@@ -58,8 +58,10 @@ MultiConfig = namedtuple("MultiConfig", "fee slippage full_liquidation rebalance
 # its stops on the joint path (docs/model-choices.md "Stops on a joint path"):
 # per symbol row its fractions ``[S, 3]`` (stop-loss, take-profit, trailing;
 # 0 = off) and its strategy's stop-loss / take-profit prices in force during
-# each grid bar ``[S, n]`` (NaN: the fraction's level; ``[S, 0]``: none given)
-JointStops = namedtuple("JointStops", "fractions sl_price tp_price")
+# each grid bar ``[S, n]`` (NaN: the fraction's level; ``[S, 0]``: none given);
+# the mark closes its liquidation path ends at ``[S, n]`` (``[S, 0]`` without
+# mark series: the traded closes)
+JointStops = namedtuple("JointStops", "fractions sl_price tp_price mark_close")
 # its per-bar outputs (``acct[A, 4, n]``, ``sym[S, 2, n]``) and the interest
 # charged per base asset and per account's quote, in asset units
 MultiOut = namedtuple("MultiOut", "acct sym interest_base interest_quote")

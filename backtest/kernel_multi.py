@@ -118,10 +118,11 @@ FEE, SLIP, FULL, ROUND, STOP, WALK = range(6)
 # scratch rows ``scr[r]`` of a cross step: CUR the traded open (orders, interest), MCUR the mark open
 # (liquidation checks; both the last close without a bar), TRADED where a liquidation fills (before slippage)
 CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG, MCUR, TRADED = range(10)
-# and of the joint walk with stops (``_walk_joint``): a leg's start and end, a symbol's direction, its stop taken,
-# its stop fractions (stop-loss, take-profit, trailing) and its strategy's stop-loss / take-profit prices for the bar
-LEG_A, LEG_B, DIRN, DONE, F_SL, F_TP, F_TR, P_SL, P_TP = range(10, 19)
-N_SCRATCH = 19
+# and of the joint walk with stops (``_walk_joint``): a leg's start and end (traded, then mark), a symbol's
+# direction, its stop taken, its stop fractions (stop-loss, take-profit, trailing) and its strategy's stop-loss /
+# take-profit prices for the bar
+LEG_A, LEG_B, MLEG_A, MLEG_B, DIRN, DONE, F_SL, F_TP, F_TR, P_SL, P_TP = range(10, 21)
+N_SCRATCH = 21
 # rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
 Q_HB, Q_DB, Q_IB, Q_UP = range(4)
 
@@ -297,11 +298,12 @@ def _level_theta(lv, falling, a_, b_, first):
 @njit(cache=True)
 def _next_event(a, m, leg, syms, sb, aq, ss, scr, cfg, mlr, liq_on, after):
     """The first event on leg ``leg`` (1, 2, 3) of the joint walk from the
-    legs' rows ``scr[LEG_A]``, ``scr[LEG_B]``: ``(θ, kind, k, trigger)``,
-    kind −1 when the leg has none, LIQUIDATION (k −1), or a stop kind of
-    the account's k-th symbol; none before ``after`` (the last event's θ)."""
+    legs' rows (the liquidation on the marks' ``scr[MLEG_A]`` → ``scr[MLEG_B]``,
+    the stops on the traded ``scr[LEG_A]`` → ``scr[LEG_B]``): ``(θ, kind, k,
+    trigger)``, kind −1 when the leg has none, LIQUIDATION (k −1), or a stop
+    kind of the account's k-th symbol; none before ``after`` (the last event's θ)."""
     best, kind, who, trig = np.inf, -1, -1, 0.0
-    f0, g, owes = _joint_terms(a, m, syms, sb, aq, mlr, scr, LEG_A, LEG_B)
+    f0, g, owes = _joint_terms(a, m, syms, sb, aq, mlr, scr, MLEG_A, MLEG_B)
     if owes and liq_on:
         theta = joint_theta(f0, g) if leg == 1 else leg_theta(f0, g)
         if theta >= 0.0:
@@ -343,28 +345,49 @@ def _leg(i, a, m, leg, bars, scr, ss, sb):
     """Leg ``leg``'s ends per symbol into ``scr[LEG_A]``, ``scr[LEG_B]``:
     the path ``O → X1 → X2 → C`` of its direction ``scr[DIRN]`` (adverse
     extreme first), its current price throughout without a direction; the
-    best price of each held symbol moves to the leg's start."""
-    syms, open_, high, low, close = bars
+    mark path's paired leg into ``scr[MLEG_A]``, ``scr[MLEG_B]`` (the mark
+    bar's low and high in the traded path's order); the best price of each
+    held symbol moves to the leg's start."""
+    syms, open_, high, low, close, mark_open, mark_high, mark_low, mark_close = bars
     for k in range(m):
         s = syms[a, k]
         d = scr[DIRN, k]
         if d == 0.0:
             scr[LEG_A, k] = scr[LEG_B, k] = scr[CUR, k]
+            scr[MLEG_A, k] = scr[MLEG_B, k] = scr[MCUR, k]
             continue
         pts = (open_[s, i], low[s, i] if d > 0.0 else high[s, i], high[s, i] if d > 0.0 else low[s, i], close[s, i])
         scr[LEG_A, k] = pts[leg - 1]
         scr[LEG_B, k] = pts[leg]
+        mpts = (mark_open[s, i], mark_low[s, i] if d > 0.0 else mark_high[s, i],
+                mark_high[s, i] if d > 0.0 else mark_low[s, i], mark_close[s, i])
+        scr[MLEG_A, k] = mpts[leg - 1]
+        scr[MLEG_B, k] = mpts[leg]
         n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
         if n != 0.0 and ss[s, BEST] == ss[s, BEST]:
             ss[s, BEST] = max(ss[s, BEST], pts[leg - 1]) if n > 0.0 else min(ss[s, BEST], pts[leg - 1])
 
 
 @njit(cache=True)
+def _mark_closes(walk, close):
+    """The closes the joint walk's mark paths end at: the walk's mark
+    closes (``inputs.JointStops.mark_close``), or the traded ones without
+    mark series or without a walk."""
+    if walk is None:
+        return close
+    if walk.mark_close.shape[1] == 0:
+        return close
+    return walk.mark_close
+
+
+@njit(cache=True)
 def _walk_joint(i, a, m, bars, books, params, orders, liqs):
     """Step 5 of a cross account with several symbols and stops on: the
     joint walk of docs "Stops on a joint path", three legs, each event at
-    the smallest θ first.  Returns whether the account was liquidated."""
-    syms, open_, high, low, close = bars
+    the smallest θ first, the liquidation on the marks' paired path (the
+    traded one without mark series).  Returns whether the account was
+    liquidated."""
+    syms, high, low = bars[0], bars[2], bars[3]
     sb, aq, st, ss, sa, scr, tot = books
     lv, cfg, rates, col, stops = params
     mlr = lv[a, MLR]
@@ -390,7 +413,10 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs):
             if kind < 0:
                 break
             after = theta
-            _at_theta(i, a, syms, m, theta, scr, LEG_A, LEG_B, high, low)  # every symbol at its path price
+            if kind == LIQUIDATION:  # every symbol at its mark at θ, filled there clamped into its traded bar
+                _at_theta(i, a, syms, m, theta, scr, MLEG_A, MLEG_B, high, low)
+            else:  # every symbol at its traded path price
+                _at_theta(i, a, syms, m, theta, scr, LEG_A, LEG_B, high, low)
             if kind == LIQUIDATION:
                 # (recorded at leg − 1 + θ: the walk's position in [0, 3]; a gap only at the open)
                 if not _cross_liquidation(i, a, syms, m, leg - 1 + theta, books, lv, cfg, orders, liqs):
@@ -997,6 +1023,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     loc = np.zeros((4, n_sym))
     perp_bars, books, recs = (open_, mark_open, mark_high, mark_low), (sb, aq, st, ss, sa, scr, tot), (orders, liqs, calls)
     cross_bars, hourly = (open_, high, low, mark_open, mark_high, mark_low), (rate_h0, rates)
+    walk_bars = (syms_of, open_, high, low, close, mark_open, mark_high, mark_low, _mark_closes(walk, close))
     resume_at = 0  # the first bar _close_quiet did not close
     for i in range(n):
         if i < resume_at:
@@ -1048,7 +1075,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 if need:
                     liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs)
                     if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
-                        liquidated = _walk_joint(i, a, m, (syms_of, open_, high, low, close), books,
+                        liquidated = _walk_joint(i, a, m, walk_bars, books,
                                                  (lv, cfg, rates, t // HOUR - rate_h0, walk), orders, liqs) or liquidated
             _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
             _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)

@@ -285,7 +285,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     (docs/model-choices.md "Several symbols").  ``stop_loss``,
     ``take_profit``, ``trailing_stop`` and a strategy's own stop levels work
     for every account (a cross account of several symbols: on one joint
-    path, not with a mark series or on perps); ``path``, ``detail``
+    path, its liquidation on the marks' paired path; not on perps yet); ``path``, ``detail``
     (``{symbol: finer bars}``), ``auto_repay`` and ``repay_on_flat`` for
     every account holding one symbol (a cross account of several symbols
     refuses ``detail`` and auto-repay off; ``path`` changes nothing there).
@@ -329,7 +329,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     history = _rate_history(rate_history, rates)
     marks = parse_marks(mark, symbols)
     details = parse_marks(detail, symbols, "--detail")
-    _single_only(rs, details, accounts, marks)
+    _single_only(rs, details, accounts)
     quote = split_symbol(symbols[0])[1]
     index = panel[symbols[0]].index
     for sym in symbols[1:]:
@@ -344,7 +344,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         strat = load_strategy(strategy)
     resolved = strat.resolve(params)
     targets, attached = _targets(strat, panel, resolved, index)
-    _attached_orders(strat.name, attached, symbols, accounts, details, rs, marks)
+    _attached_orders(strat.name, attached, symbols, accounts, details, rs)
     perp_inputs = _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_history, funding,
                                funding_rate, brackets)
 
@@ -460,14 +460,15 @@ def _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_histo
     return out
 
 
-def _single_only(rs, details, accounts, marks):
+def _single_only(rs, details, accounts):
     """The settings only the one-symbol kernel has are refused, one line
     naming the flag, when a cross account holds several symbols (finer bars
     only for a symbol of such an account).  ``--path`` is not among them:
     such an account's events inside a bar follow one joint path whose order
     is fixed, so the path setting has nothing to order there.  Its stops
     follow that path (docs/model-choices.md "Stops on a joint path"), on
-    spot margin and without a mark series (not modelled yet)."""
+    spot margin (on perpetual futures not modelled yet), with or without
+    mark series."""
     joint = [(p, syms) for _, p, syms in accounts if len(syms) > 1]
     shared = [s for _, syms in joint for s in syms if s in details]
     stops = [flag for flag, on in (
@@ -480,14 +481,13 @@ def _single_only(rs, details, accounts, marks):
         raise UserError(f"{given[0]}: not supported yet for a cross account holding several symbols "
                         f"({', '.join(joint[0][1])}); isolated accounts (and a cross account of one symbol) take it")
     for profile, syms in joint if stops else ():
-        marked = [s for s in syms if s in marks]
-        if profile.perp or marked:
-            why = "on perpetual futures" if profile.perp else f"with a mark series (--mark {marked[0]})"
-            raise UserError(f"{stops[0]}: not supported yet {why} for a cross account holding several symbols "
-                            f"({', '.join(syms)}); isolated accounts (and a cross account of one symbol) take it")
+        if profile.perp:
+            raise UserError(f"{stops[0]}: not supported yet on perpetual futures for a cross account holding "
+                            f"several symbols ({', '.join(syms)}); isolated accounts (and a cross account of one "
+                            "symbol) take it")
 
 
-def _attached_orders(name, attached, symbols, accounts, details, rs, marks):
+def _attached_orders(name, attached, symbols, accounts, details, rs):
     """A strategy's limit orders, manual loans and stop levels go with its
     targets to an account of one symbol (as in a one-symbol run); its stop
     levels also to a cross account of several symbols (docs/model-choices.md
@@ -501,8 +501,8 @@ def _attached_orders(name, attached, symbols, accounts, details, rs, marks):
         if len(syms) > 1:
             what = ("manual loans (borrow / repay)" if given.loans else "limit orders" if given.limit.size
                     else None)
-            if what is None and (profile.perp or any(s in marks for s in syms)):
-                what = "stop levels with a mark series" if not profile.perp else "stop levels on perpetual futures"
+            if what is None and profile.perp:
+                what = "stop levels on perpetual futures"
             if what is not None:
                 raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross account "
                                 f"holding several symbols ({', '.join(syms)})")

@@ -95,7 +95,7 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     grid = Grid(seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark))
     accounts = Accounts(acct, *(per_acct(k) for k in Accounts._fields[1:]))
     cfg = MultiConfig(*(config[k] for k in MultiConfig._fields[:-2]), config["rate_h0"], rates)
-    walk = joint_stops(config, syms, ohlc[0], [own_orders.get(int(s)) for s in syms])
+    walk = joint_stops(config, syms, (ohlc[0], ohlc[3]), [own_orders.get(int(s)) for s in syms], own_marks)
     if whole:
         o_acct, o_sym, i_b, i_q = out_acct, out_sym, int_b, int_q
     else:
@@ -138,14 +138,18 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     return orders, liqs, calls
 
 
-def joint_stops(config, syms, opens, given):
-    """The stop settings of symbols ``syms`` (rows of ``opens``, the grid's
-    ``[S, n]`` opens, NaN where a symbol has no bar) for ``kernel_multi``: the
-    run's fractions, a strategy's own (``given[r]``, its ``strategy.Orders``
-    on the symbol's own bars, or None) replacing them for its symbol, and its
-    stop-loss / take-profit prices, each in force during the symbol's next
-    own bar (docs/model-choices.md "Stops on a joint path"); None when no
-    symbol has a stop on (the kernel then compiles no joint walk)."""
+def joint_stops(config, syms, grid, given, own_marks):
+    """The stop settings of symbols ``syms`` (rows of ``grid``, the grid's
+    ``[S, n]`` opens and closes, NaN where a symbol has no bar) for
+    ``kernel_multi``: the run's fractions, a strategy's own (``given[r]``,
+    its ``strategy.Orders`` on the symbol's own bars, or None) replacing
+    them for its symbol, and its stop-loss / take-profit prices, each in
+    force during the symbol's next own bar (docs/model-choices.md "Stops on
+    a joint path"); with a mark series for one of them (``own_marks``: per
+    symbol row its (open, high, low, close) on its own bars) the closes the
+    walk's mark paths end at.  None when no symbol has a stop on (the kernel
+    then compiles no joint walk)."""
+    opens, closes = grid
     keys = ("stop_loss", "take_profit", "trailing_stop")
     fractions = np.array([[float((g.fractions if g is not None else {}).get(k, config.get(k, 0.0))) for k in keys]
                           for g in given]).reshape(len(syms), 3)
@@ -161,7 +165,13 @@ def joint_stops(config, syms, opens, given):
                     out[r, own[1:]] = levels[:-1]
     if not fractions.any() and not any(priced):
         return None
-    return JointStops(fractions, sl, tp)
+    marked = [r for r, s in enumerate(syms) if int(s) in own_marks]
+    mark_close = np.empty((len(syms), 0))
+    if marked:  # the traded closes, each marked symbol's mark closes on its own bars
+        mark_close = np.ascontiguousarray(closes[syms])
+        for r in marked:
+            mark_close[r, np.flatnonzero(~np.isnan(opens[syms[r]]))] = own_marks[int(syms[r])][3]
+    return JointStops(fractions, sl, tp, mark_close)
 
 
 def last_closes(close):

@@ -245,7 +245,7 @@ def _multi_types(walk: bool) -> dict:
                fsv=t(np.zeros((0, usdm.N_SLOTS))), orders=t(np.zeros(1, order_multi_dt)),
                liqs=t(np.zeros(1, liquidation_multi_dt)), calls=t(np.zeros(1, margin_call_multi_dt)))
     if walk:
-        out["stops"] = t(JointStops(np.zeros((2, 3)), np.zeros((2, 0)), np.zeros((2, 0))))
+        out["stops"] = t(JointStops(np.zeros((2, 3)), np.zeros((2, 0)), np.zeros((2, 0)), np.zeros((2, 0))))
     out["scr"] = t(np.zeros((km.N_SCRATCH, 3)))
     # simulate_multi's books (sb, aq, st, ss, sa, scr, tot), one tuple
     out["books"] = numba.types.Tuple((grid, grid, out["vec"], grid, grid, out["scr"], out["vec"]))
@@ -261,7 +261,7 @@ def _multi_late(walk: bool):
     y = _multi_types(walk)
     i, f, b, grid, syms, scr, books = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["scr"], y["books"]
     if walk:
-        bars = numba.types.Tuple((syms, grid, grid, grid, grid))
+        bars = numba.types.Tuple((syms,) + (grid,) * 8)
         params = numba.types.Tuple((grid, y["vec"], grid, i, y["stops"]))
         km._walk_joint.compile((i, i, i, bars, books, params, y["orders"], y["liqs"]))
     km._close_quiet.compile((i, y["ts"], grid, grid, grid, grid, grid, grid, grid, grid, grid, grid, grid, f,

@@ -12,11 +12,15 @@ cross-5x, isolated-*), constant rates or rate histories, mark series,
 partial or full liquidation; stop-loss, take-profit and trailing stop
 (the run's fractions, and a strategy's own levels per symbol: fractions
 replacing the run's for that symbol, stop-loss / take-profit prices on the
-symbol's own bars, MC "Levels from a strategy") without mark series:
-"Stops on a joint path" in an account of several symbols, the one-symbol
-walk ("Stops, take-profits and the path inside a bar", ported from
-``reference.simulate`` without marks, limits or finer bars) in an account
-of one symbol.
+symbol's own bars, MC "Levels from a strategy"): "Stops on a joint path"
+in an account of several symbols, with or without mark series (with them,
+its "With mark series": the stop levels on the traded joint path, the
+liquidation on the paired joint path of the marks, which ends at the mark
+closes); the one-symbol walk ("Stops, take-profits and the path inside a
+bar", ported from ``reference.simulate`` without marks, limits or finer
+bars) in an account of one symbol, without mark series (an account of one
+symbol with stops and a mark series is not modelled here: the engine runs
+it through its one-symbol kernel, which ``reference.simulate`` models).
 """
 from __future__ import annotations
 
@@ -241,10 +245,13 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     ...]}`` with key a symbol index (its base asset) or ``"quote"``; an asset
     it names pays, at each whole hour, the rate of its last row at or before
     that hour (MC "Interest", "Rate histories"), the others their constant
-    rate.  ``marks``: per symbol None or (open, high, low) lists on the grid,
-    NaN where the mark series has no bar (the traded bar stands in there,
-    and is counted in ``mark_missing``); liquidation is checked on them,
-    orders fill on the traded bars (MC "Mark price", "Several symbols").
+    rate.  ``marks``: per symbol None or (open, high, low[, close]) lists on
+    the grid, NaN where the mark series has no bar (the traded bar stands in
+    there, and is counted in ``mark_missing``); liquidation is checked on
+    them, orders fill on the traded bars (MC "Mark price", "Several
+    symbols").  The close is needed only with stops on in a cross account of
+    several symbols (its mark path's third leg ends at the mark close);
+    without stops (open, high, low) is enough.
 
     ``stop_loss``, ``take_profit``, ``trailing_stop``: fractions, the same for
     every symbol (0 = off).  With any of them on, an account with several
@@ -254,9 +261,26 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     changes nothing in an account of several symbols).  Stop orders are
     recorded with kind "stop_loss" / "trailing_stop" / "take_profit" and their
     ``trigger``; ``ambiguous`` counts the ambiguous bars (accounts of one
-    symbol only).  Not with mark series in an account with stops on (the
-    engine refuses marks with stops in a cross account of several symbols;
-    the one-symbol walk on marks is not ported here).
+    symbol only).
+
+    Stops with mark series (MC "Stops on a joint path", "With mark series"):
+    a cross account of several symbols walks two paired joint paths, the
+    traded one (``O → L → H → C`` for ``d_s = +1``, ``O → H → L → C`` for
+    ``d_s = −1``) for the stop levels and the mark one (``Om → Lm → Hm →
+    Cm`` / ``Om → Hm → Lm → Cm``, the same order; a symbol without a series,
+    or a bar its series lacks, the traded bar; ``d_s = 0``: its current mark
+    the whole bar) for the liquidation, leg ``k`` with leg ``k``, both at
+    the same θ.  The liquidation's θ is the joint path's rule on the mark
+    leg; a stop's θ is its level's on the traded leg; the smallest θ first
+    (ties: liquidation, stop-loss, trailing, take-profit, then symbol
+    order).  A liquidation's trigger prices (its margin level, fee, equity
+    before) are the marks at θ; each tradable symbol fills at its mark at θ
+    clamped into its traded bar's ``[low, high]`` (± slippage).  A stop's
+    order, its equity and cap are at the traded path's prices at θ;
+    ``best`` follows the traded path.  The margin call stays at every
+    mark's adverse extreme.  Every marked symbol of such an account needs
+    its close list.  An account of ONE symbol with stops on and a mark
+    series is refused (assertion): not modelled here.
 
     ``levels``: a strategy's own levels per symbol (MC "Levels from a
     strategy", "Stops on a joint path"): None (none), or a list with one
@@ -295,14 +319,22 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                 daily = r
         return daily / 24.0
 
+    for s, mk in enumerate(marks):
+        assert mk is None or len(mk) in (3, 4), \
+            f"reference_multi: symbol {s}'s mark series: (open, high, low) or (open, high, low, close) lists"
+
     def mark_bar(s, i):
-        """(open, high, low) liquidation is checked on: the mark bar, or the traded one where it has none."""
+        """(open, high, low, close) liquidation is checked on: the mark bar, or the traded one where it has
+        none; the close None when the series gives no close (3 lists)."""
         mk = marks[s]
         if mk is not None and mk[0][i] == mk[0][i]:
-            return mk[0][i], mk[1][i], mk[2][i]
+            if len(mk) < 4:
+                return mk[0][i], mk[1][i], mk[2][i], None
+            assert mk[3][i] == mk[3][i], f"reference_multi: symbol {s}'s mark bar {i} has an open but no close"
+            return mk[0][i], mk[1][i], mk[2][i], mk[3][i]
         if mk is not None:
             mark_missing[s] += 1
-        return opens[s][i], highs[s][i], lows[s][i]
+        return opens[s][i], highs[s][i], lows[s][i], closes[s][i]
 
     mk_bars = [[mark_bar(s, i) if has[s][i] else None for i in range(n)] for s in range(S)]
 
@@ -327,12 +359,20 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
         else:
             acct = Book(cap, len(syms), round_interest)
         on = stops.on_for(syms)
-        assert not (on and any(marks[s] is not None for s in syms)), \
-            "reference_multi: stops with mark series are not modelled here"
+        marked = [s for s in syms if marks[s] is not None]
+        if on and marked:
+            # MC "Several symbols": an account of one symbol runs the one-symbol kernel (its walk on the
+            # mark is reference.simulate's); not ported here
+            assert len(syms) > 1, \
+                "reference_multi: stops with a mark series in an account of ONE symbol are not modelled here"
+            for s in marked:  # MC "Stops on a joint path", "With mark series": the mark's third leg ends at Cm
+                assert len(marks[s]) == 4, (
+                    f"reference_multi: symbol {s}'s mark series needs its close (open, high, low, close lists) "
+                    "with stops on in a cross account of several symbols")
         states.append({"prof": prof, "syms": list(syms), "acct": acct, "t_prev": None, "paid": 0.0,
                        "prev_close_ml": INF, "halted": False, "eq": float(cap), "debt": 0.0, "owed": 0.0,
                        "ml": INF, "suspended": suspended, "stop": stop_on_liquidation, "stops": stops,
-                       "stops_on": on})
+                       "stops_on": on, "marked": bool(marked)})
 
     for i in range(n):
         t = int(timestamps[i])
@@ -434,7 +474,7 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
     liquidation checks on the mark bar (MC "Mark price")."""
     acct = stt["acct"]
     o, h, lo, c = opens[s][i], highs[s][i], lows[s][i], closes[s][i]
-    mo, mh, mlo = mk_bars[s][i]
+    mo, mh, mlo = mk_bars[s][i][:3]
     mlr = prof.liquidation_ml
     liquidated = False
 
@@ -727,6 +767,7 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
     m_open = [mk_bars[s][i][0] if has[s][i] else last_close[s] for s in syms]
     m_hi = [mk_bars[s][i][1] if has[s][i] else m_open[k] for k, s in enumerate(syms)]
     m_lo = [mk_bars[s][i][2] if has[s][i] else m_open[k] for k, s in enumerate(syms)]
+    m_cl = [mk_bars[s][i][3] if has[s][i] else m_open[k] for k, s in enumerate(syms)]
     mlr = prof.liquidation_ml
     liquidated = False
     hour = t - t % 3600
@@ -783,7 +824,7 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
     # 2. gap liquidation at the current (mark) prices, filled at the traded opens
     if book.has_debt() and book.ml(m_open) <= mlr:
         if _liq_cross(i, a, syms, book, m_open, cur, tradable, True, slippage, prof, mode, orders, liquidations,
-                      stops=stops):
+                      stops=stops, mkt=cur):
             liquidated = _after_gap(stt, syms, pending)
     # 3. pending orders in symbol order
     pb0 = [b[1] for b in book.base]
@@ -802,12 +843,13 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
     if book.has_debt():
         ext = _extremes(book, m_open, m_hi, m_lo, mlr)
         ml_x = book.ml(ext)
-    # 5. with stops on: "Stops on a joint path" (no mark series)
+    # 5. with stops on: "Stops on a joint path" (with mark series: the liquidation on the paired mark path)
     if stt["stops_on"]:
         hi = [highs[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
         lo = [lows[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
+        mk = (m_open, m_hi, m_lo, m_cl) if stt["marked"] else None
         liquidated = _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders,
-                                 liquidations, order) or liquidated
+                                 liquidations, order, marks=mk) or liquidated
     # 5. the joint path of the marks, up to 8 times; each symbol fills at its mark at θ, clamped into
     # its traded bar's range (a symbol without a bar is not traded)
     for _ in range(0 if stt["stops_on"] else 8):
@@ -842,11 +884,14 @@ def _extremes(book, cur, hi, lo, mlr):
     return ext
 
 
-def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, orders, liquidations, stops=None):
+def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, orders, liquidations, stops=None,
+               mkt=None):
     """MC "Cross liquidation" at trigger prices ``trig`` (its margin level and
     fee), the fills at the traded prices ``at`` ± slippage (MC "Mark price":
     the triggers themselves without a mark series).  ``stops``: entry and
-    best tracked at each symbol's fill (the market: its trigger)."""
+    best tracked at each symbol's fill (the market: ``mkt``, the traded
+    prices, default the triggers; a cross liquidation only reduces, so it
+    never sets a new entry with auto-repay on)."""
     m = len(syms)
     n0 = [book.position(k) for k in range(m)]
     assets = book.assets(trig)
@@ -931,12 +976,12 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
                        "quantity": qty[k], "price": pf[k], "fee": 0.0, "kind": "liquidation", "capped": False,
                        "event": len(liquidations) - 1})
         if stops is not None:
-            stops.track(syms[k], n0[k], book.position(k), pf[k], trig[k])
+            stops.track(syms[k], n0[k], book.position(k), pf[k], trig[k] if mkt is None else mkt[k])
     return True
 
 
 def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders, liquidations,
-                order):
+                order, marks=None):
     """MC "Stops on a joint path", steps 5 of an account with several
     symbols (the margin call, step 6, was taken before on the state after
     step 4).  Directions fixed from that state; three legs along which every
@@ -944,23 +989,38 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
     stop-loss, trailing, take-profit, then symbol order), each on the state
     the one before left; ``best`` moves at each leg's end.  ``order(k,
     prices, x, kind, trigger)`` is the account's market order.  Returns
-    whether a liquidation happened."""
+    whether a liquidation happened.
+
+    ``marks``: None (no mark series in the account: one path), or the mark
+    bars ``(open, high, low, close)`` per symbol (the traded bar where a
+    symbol has no series or its series lacks the bar; the last close without
+    a bar): MC "With mark series", the liquidation's θ on the mark path
+    (the same directions, leg k paired with the traded leg k), its trigger
+    prices the marks at θ, its fills the marks at θ clamped into the traded
+    ``[lo, hi]``."""
     stops = stt["stops"]
     m = len(syms)
     mlr = prof.liquidation_ml
     liquidated = False
     # 2. directions, from the state after step 4: the position's adverse extreme first ("pessimistic");
-    # d = 0 (flat, or no bar): the current price the whole bar
-    pts = []
+    # d = 0 (flat, or no bar): the current price the whole bar.  The mark path in the same order (Lm first
+    # when d = +1), ending at the mark close; d = 0: the current mark the whole bar
+    pts, mpts = [], []
     for k in range(m):
         b = book.base[k]
         coef = b[0] - mlr * (b[1] + b[2])
+        mo_k, mh_k, ml_k, mc_k = (marks[0][k], marks[1][k], marks[2][k], marks[3][k]) if marks else (None,) * 4
         if tradable[k] and coef > 0.0:
             pts.append((cur[k], lo[k], hi[k], cl[k]))
+            mpts.append((mo_k, ml_k, mh_k, mc_k))
         elif tradable[k] and coef < 0.0:
             pts.append((cur[k], hi[k], lo[k], cl[k]))
+            mpts.append((mo_k, mh_k, ml_k, mc_k))
         else:
             pts.append((cur[k],) * 4)
+            mpts.append((mo_k,) * 4)
+    if marks is None:  # both paths are the traded one
+        mpts = pts
     # 3. before leg 1, best of each held symbol at its open (its current price)
     for k, s in enumerate(syms):
         stops.move_best(s, book.position(k), pts[k][0])
@@ -970,20 +1030,29 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
     for leg in (1, 2, 3):
         A = [pts[k][leg - 1] for k in range(m)]
         B = [pts[k][leg] for k in range(m)]
+        Am = [mpts[k][leg - 1] for k in range(m)]  # the mark leg paired with it
+        Bm = [mpts[k][leg] for k in range(m)]
 
         def at(theta):
             return [A[k] + theta * (B[k] - A[k]) for k in range(m)]
 
+        def mark_at(theta):
+            return [Am[k] + theta * (Bm[k] - Am[k]) for k in range(m)]
+
         last = 0.0  # θ of the last event on this leg
         while True:
             events = []  # (θ, priority, symbol order, kind, trigger)
-            # liquidation: the first θ with f0 + g·θ <= 0 (nothing when g == 0)
+            # liquidation, on the mark leg: leg 1 the joint path's rule (nothing when g == 0, else
+            # θ = max(0, −f0/g) when f0 + g <= 0); legs 2 and 3 the first θ with f0 + g·θ <= 0
+            # (θ = 0 when f0 <= 0 already, whatever g)
             if not liq_off and book.has_debt():
                 coef = [b[0] - mlr * (b[1] + b[2]) for b in book.base]
-                f0 = sum(coef[k] * A[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
-                g = sum(coef[k] * (B[k] - A[k]) for k in range(m))
+                f0 = sum(coef[k] * Am[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
+                g = sum(coef[k] * (Bm[k] - Am[k]) for k in range(m))
                 theta = None
-                if g != 0.0:
+                if leg > 1 and f0 <= 0.0:
+                    theta = 0.0
+                elif g != 0.0:
                     if f0 <= 0.0:
                         theta = 0.0
                     elif f0 + g <= 0.0:  # g < 0 here
@@ -1015,8 +1084,13 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
             theta, _, k, kind, trigger = min(events)
             prices = at(theta)
             if kind == "liquidation":
-                if not _liq_cross(i, a, syms, book, prices, prices, tradable, leg == 1 and theta == 0.0, slippage,
-                                  prof, mode, orders, liquidations, stops=stops):
+                if marks is None:  # one path: triggered and filled at the path's prices
+                    trig = fills = prices
+                else:  # the marks at θ; each tradable symbol fills at its mark clamped into its traded bar
+                    trig = mark_at(theta)
+                    fills = [min(max(trig[k], lo[k]), hi[k]) if tradable[k] else trig[k] for k in range(m)]
+                if not _liq_cross(i, a, syms, book, trig, fills, tradable, leg == 1 and theta == 0.0, slippage,
+                                  prof, mode, orders, liquidations, stops=stops, mkt=prices):
                     liq_off = True
                     continue
                 liquidated = True

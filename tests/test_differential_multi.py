@@ -160,8 +160,9 @@ def run_both(sc, **stops):
     named = [a for a in assets if a in sc.get("rate_history", ())]
     marks = marks_for(sc, o, h, lo, c)
     settings, rows = reference_settings(sc, ts, syms)
-    ref = simulate_multi(ts, o, h, lo, c, tg, marks=[None if mk is None else mk[:3] for mk in marks], **settings,
-                         **stops)
+    walks = any(v for k, v in stops.items() if k != "path")  # stops on: the mark paths end at the mark closes
+    ref = simulate_multi(ts, o, h, lo, c, tg, marks=[None if mk is None else mk if walks else mk[:3] for mk in marks],
+                         **settings, **stops)
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
     data = {}
     mark = {}

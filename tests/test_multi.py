@@ -216,9 +216,6 @@ def test_cli_bad_bench_and_sweep_flags(capsys, argv, message):
     (["--margin", "BTCUSDT=isolated-7x,ETHUSDT=cross-3x"], "unknown profile 'isolated-7x'"),
     (["--symbol", "BTCUSDT"], "--symbol: not with several symbols"),
     (["--margin", "cross-3x", "--no-auto-repay"], "--no-auto-repay: not supported yet for a cross account"),
-    (["--margin", "cross-3x", "--stop-loss", "0.05", "--mark", "BTCUSDT=MARK"],
-     "--stop-loss: not supported yet with a mark series (--mark BTCUSDT) for a cross account holding several "
-     "symbols (BTCUSDT, ETHUSDT)"),
     (["--rate", "SOL=0.001"], "--rate SOL: this run trades"),
 ])
 def test_cli_bad_multi_inputs(two_files, tmp_path, capsys, extra, message):
