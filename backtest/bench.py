@@ -293,12 +293,13 @@ def _vectorbt_line(bars, grid, ours):
     return [f"vectorbt from_signals {steps / wall / 1e6:,.1f} M bar-steps/s (no margin), ratio {ours / (steps / wall):.1f}×"]
 
 
-def multi_args(n_bars: int, n_symbols: int, venue: str = "margin"):
+def multi_args(n_bars: int, n_symbols: int, venue: str = "margin", stops: bool = False):
     """The arrays and settings of ``multi_accounts.simulate_multi_arrays`` for a bench
     run: ``n_symbols`` synthetic series (each its own seed) in one cross
     account (cross-3x, or usdm-cross-5x with ``venue`` "usdm": BTCUSDT's
     bracket tables and a constant funding rate for every symbol), each with
-    ``busy_targets`` of its own."""
+    ``busy_targets`` of its own; ``stops``: a 2 % stop-loss and a 3 %
+    take-profit on every symbol (the joint walk)."""
     from .engine import _epoch_seconds
     from .multi import accounts_of, parse_margin
     from .rates import rate_table
@@ -319,6 +320,8 @@ def multi_args(n_bars: int, n_symbols: int, venue: str = "margin"):
                   liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
                   restore_ml=levels[:, 3].copy(), full_liquidation=False, rebalance=0.0, round_interest=True,
                   stop_on_liquidation=False)
+    if stops:
+        config.update(stop_loss=0.02, take_profit=0.03)
     if perp:
         from .perps import funding_rows
         from .venues.brackets import table_for
@@ -330,13 +333,13 @@ def multi_args(n_bars: int, n_symbols: int, venue: str = "margin"):
     return (seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
 
 
-def compile_seconds_multi() -> float:
+def compile_seconds_multi(stops: bool = False) -> float:
     """Seconds to compile ``kernel_multi`` in a fresh process with an empty cache."""
     code = (
         "import time\n"
         "from backtest.bench import multi_args\n"
         "from backtest.multi_accounts import simulate_multi_arrays\n"
-        "a = multi_args(2000, 2)\n"
+        f"a = multi_args(2000, 2, stops={stops})\n"
         "t = time.perf_counter(); simulate_multi_arrays(*a); print(time.perf_counter() - t)\n"
     )
     with tempfile.TemporaryDirectory() as cache:
@@ -346,13 +349,13 @@ def compile_seconds_multi() -> float:
 
 
 def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, compile_time: bool = True,
-                venue: str = "margin") -> str:
+                venue: str = "margin", stops: bool = False) -> str:
     """``backtest bench --symbols N``: N symbols in one cross account; warm
     median, reported per symbol so it compares with the one-symbol figure."""
     from .multi_accounts import simulate_multi_arrays
 
-    args = multi_args(n_bars, n_symbols, venue)
-    compile_s = compile_seconds_multi() if compile_time else float("nan")
+    args = multi_args(n_bars, n_symbols, venue, stops)
+    compile_s = compile_seconds_multi(stops) if compile_time else float("nan")
     simulate_multi_arrays(*args)  # warm
     times = []
     for _ in range(repeat):
@@ -367,6 +370,8 @@ def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, co
         f"{'usdm-cross-5x' if venue == 'usdm' else 'cross-3x'} account,",
         "                      " + ("fee 0.05 %, slippage 0.02 %, funding 8-hourly" if venue == "usdm" else
                                     "fee 0.1 %, slippage 0.02 %, interest on") + ", joint intrabar liquidation",
+        "stops                 " + ("stop-loss 2 %, take-profit 3 % on every trade (the joint walk)" if stops
+                                    else "off"),
         f"orders / liquidations {int(stats['n_orders']):,} / {int(stats['n_liquidations']):,}  "
         f"(margin calls {int(stats['n_margin_calls']):,})",
         f"compile (fresh cache) {compile_s:.2f} s",

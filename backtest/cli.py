@@ -639,6 +639,8 @@ def cmd_bench(args) -> int:
         return 0
     if args.venue != "margin" and args.sweep:
         raise UserError(f"--venue {args.venue}: not with --sweep (the one-symbol and --symbols benches)")
+    if args.symbols != 1 and args.sweep:
+        raise UserError("--symbols: not combined with --sweep")
     if args.real and not args.sweep:
         raise UserError("--real: only with --sweep (it times the README's sweep grid on the bundled data)")
     if args.real:
@@ -662,9 +664,10 @@ def cmd_bench(args) -> int:
 
         if not 2 <= args.symbols <= 50:
             raise UserError(f"--symbols {args.symbols}: between 2 and 50 (1: the one-symbol bench)")
-        if args.stops or args.sweep:
-            raise UserError("--symbols: not combined with --stops or --sweep")
-        print(bench_multi(args.bars, args.repeat, args.symbols, venue=args.venue))
+        if args.stops and args.venue != "margin":
+            raise UserError("--symbols with --stops: spot margin only (a cross perp account of several symbols "
+                            "takes no stops yet)")
+        print(bench_multi(args.bars, args.repeat, args.symbols, venue=args.venue, stops=args.stops))
         return 0
     print(bench(args.bars, args.repeat, stops=args.stops, venue=args.venue))
     return 0

@@ -125,6 +125,9 @@ LEG_A, LEG_B, MLEG_A, MLEG_B, DIRN, DONE, F_SL, F_TP, F_TR, P_SL, P_TP = range(1
 N_SCRATCH = 21
 # rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
 Q_HB, Q_DB, Q_IB, Q_UP = range(4)
+# and with stops on (``_quiet_stops``): per held symbol its side (+1 long, −1 short, 0 no levels), the
+# band its bar's low and high must stay in (stop-loss, take-profit), its trailing fraction and best price
+Q_SIDE, Q_LO, Q_HI, Q_TR, Q_BEST = range(4, 9)
 
 
 @njit(cache=True, inline="always")
@@ -378,6 +381,100 @@ def _mark_closes(walk, close):
     if walk.mark_close.shape[1] == 0:
         return close
     return walk.mark_close
+
+
+@njit(cache=True, inline="always")
+def _stop_near(walk, s, i, pos, ss, bar):
+    """May a stop level of symbol s (position ``pos``, its bar ``(open,
+    high, low)``) fire in bar i?  False only when none can: every level
+    that fires as the price falls lies below the bar's low, every one that
+    fires as it rises above its high, the trailing level taken at the best
+    price the bar can bring (docs "Stops on a joint path": then the walk
+    would fire nothing, and the bar needs no step)."""
+    if pos == 0.0 or ss[s, ENTRY] != ss[s, ENTRY]:
+        return False
+    o, h, lo = bar
+    long_ = pos > 0.0
+    best = max(max(max(ss[s, BEST], o), lo), h) if long_ else min(min(min(ss[s, BEST], o), h), lo)
+    sl, tr, tp = stop_levels(ss[s, ENTRY], best, long_, walk.fractions[s, 0], walk.fractions[s, 1],
+                             walk.fractions[s, 2])
+    if walk.sl_price.shape[1] > 0:  # a strategy's prices for the bar replace the fractions' levels
+        if walk.sl_price[s, i] == walk.sl_price[s, i]:
+            sl = walk.sl_price[s, i]
+        if walk.tp_price[s, i] == walk.tp_price[s, i]:
+            tp = walk.tp_price[s, i]
+    if long_:
+        return sl >= lo or tr >= lo or tp <= h
+    return sl <= h or tr <= h or tp >= lo
+
+
+@njit(cache=True)
+def _quiet_stops(n_sym, walk, sb, ss, loc):
+    """The stop levels of a quiet run's held symbols (without a strategy's
+    prices, constant over the run but for the trailing level) into ``loc``:
+    side, the band ``Q_LO``..``Q_HI`` from stop-loss and take-profit, the
+    trailing fraction, the best price (``_band_left`` moves it)."""
+    for k in range(n_sym):
+        pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+        loc[Q_SIDE, k] = 0.0
+        if pos == 0.0 or ss[k, ENTRY] != ss[k, ENTRY] or ss[k, BEST] != ss[k, BEST]:
+            continue
+        long_ = pos > 0.0
+        sl, _, tp = stop_levels(ss[k, ENTRY], ss[k, BEST], long_, walk.fractions[k, 0], walk.fractions[k, 1],
+                                walk.fractions[k, 2])
+        falls, rises = (sl, tp) if long_ else (tp, sl)  # a level firing as the price falls, as it rises
+        loc[Q_SIDE, k] = 1.0 if long_ else -1.0
+        loc[Q_LO, k] = falls if falls == falls else -np.inf
+        loc[Q_HI, k] = rises if rises == rises else np.inf
+        loc[Q_TR, k] = walk.fractions[k, 2]
+        loc[Q_BEST, k] = ss[k, BEST]
+
+
+@njit(cache=True, inline="always")
+def _band_left(j, n_sym, loc, open_, high, low):
+    """Does a held symbol's bar j reach one of its levels (``_quiet_stops``'s
+    band, the trailing level at the best price the bar brings)?"""
+    for k in range(n_sym):
+        side = loc[Q_SIDE, k]
+        if side == 0.0:
+            continue
+        lo, hi = low[k, j], high[k, j]
+        if not (lo > loc[Q_LO, k] and hi < loc[Q_HI, k]):
+            return True
+        tr = loc[Q_TR, k]
+        if tr > 0.0 and not ((lo > max(loc[Q_BEST, k], hi) * (1.0 - tr)) if side > 0.0
+                             else (hi < min(loc[Q_BEST, k], lo) * (1.0 + tr))):
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _band_best(j, n_sym, loc, open_, high, low):
+    """A quiet bar j: the held symbols' best prices (``loc[Q_BEST]``) move as
+    the joint walk would move them (``_leg``: the open, then the extremes,
+    adverse first)."""
+    for k in range(n_sym):
+        if loc[Q_SIDE, k] > 0.0:
+            loc[Q_BEST, k] = max(max(max(loc[Q_BEST, k], open_[k, j]), low[k, j]), high[k, j])
+        elif loc[Q_SIDE, k] < 0.0:
+            loc[Q_BEST, k] = min(min(min(loc[Q_BEST, k], open_[k, j]), high[k, j]), low[k, j])
+
+
+@njit(cache=True, inline="always")
+def _best_over_bar(i, a, m, syms, sb, ss, open_, high, low):
+    """A bar the joint walk would cross without an event: each held symbol
+    with a bar and an entry price takes its best price as the walk's legs
+    would move it (``_leg``: the open, then the extremes)."""
+    for k in range(m):
+        s = syms[a, k]
+        n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+        o = open_[s, i]
+        if n == 0.0 or o != o or ss[s, BEST] != ss[s, BEST]:
+            continue
+        if n > 0.0:  # d = +1: O → L → H
+            ss[s, BEST] = max(max(max(ss[s, BEST], o), low[s, i]), high[s, i])
+        else:  # d = −1: O → H → L
+            ss[s, BEST] = min(min(min(ss[s, BEST], o), high[s, i]), low[s, i])
 
 
 @njit(cache=True)
@@ -778,21 +875,26 @@ def _stretch(start, end, sb, ss, sa, out_acct, out_sym):
 
 
 @njit(cache=True)
-def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, sb, aq, ss, sa, lv, rebalance,
-                 out_acct, out_sym, loc, syms, h0, rates, round_up, scr):
+def _close_quiet(i0, ts, open_, high, low, close, mark_open, mark_high, mark_low, syms, target, sb, aq, ss, sa, scr,
+                 lv, rebalance, out_acct, out_sym, loc, h0, rates, round_up, walk):
     """Close bars ``i0, i0 + 1, …`` of the only account (every symbol in one
     cross account) while they are quiet; returns the first bar not closed.
 
     A quiet bar has no order at its open, every symbol's open and close are
     present, and the margin level at the (mark) opens and adverse extremes
     passes the test by which ``simulate_multi`` skips steps 1-6 (same
-    arithmetic; no test without debt): the steps would do nothing, so the
-    bar is only closed, as ``simulate_multi`` closes it.  A bar on the hour
-    is quiet too when the hour's interest is all that happens (``_quiet_hour``).
-    Between hours the book does not change, so its numbers are loaded into
-    ``loc`` and what is the same on every bar is written per stretch; the
-    loop body is small (numba compiles a small body with few live values
-    into much faster code, see kernel.py)."""
+    arithmetic; no test without debt), and with stops on (``walk``; not
+    with a strategy's prices per bar) no held symbol's level is within its
+    bar (``_quiet_stops``, ``_band_left``): the steps would
+    do nothing, so the bar is only closed, as ``simulate_multi`` closes it
+    (the held symbols' best prices moved as the walk would move them).  A
+    bar on the hour is quiet too when the hour's interest is all that
+    happens (``_quiet_hour``).  Between hours the book does not change, so
+    its numbers are loaded into ``loc`` and what is the same on every bar is
+    written per stretch; the loop body is small (numba compiles a small body
+    with few live values into much faster code, see kernel.py).  Its arrays
+    come one by one: as simulate_multi's tuples it ran 3-5 % slower
+    (``backtest bench --symbols 2``, alternated)."""
     n_sym, n = open_.shape
     for k in range(n_sym):
         if ss[k, PENDING] == ss[k, PENDING]:
@@ -806,7 +908,15 @@ def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, s
     reload = True
     hq = dq = iq = 0.0
     owes = False
+    if walk is not None:
+        if walk.sl_price.shape[1] > 0:  # a strategy's prices per bar: every bar walks (no quiet run)
+            return i0
+        _quiet_stops(n_sym, walk, sb, ss, loc)
     for j in range(i0, n):
+        # stops on: a held symbol's level within its bar ends the run (tested before an hour's interest)
+        if walk is not None and _band_left(j, n_sym, loc, open_, high, low):
+            end = j
+            break
         if ts[j] >= next_hour:
             _stretch(seg, j, sb, ss, sa, out_acct, out_sym)  # the stretch before the hour (its interest changes it)
             seg = j
@@ -858,6 +968,8 @@ def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, s
         if owed != owed:  # a close missing (NaN): simulate_multi keeps the last close
             end = j
             break
+        if walk is not None:  # the bar is quiet, the walk would fire nothing: the held symbols' best prices move
+            _band_best(j, n_sym, loc, open_, high, low)
         eq = assets - debt
         out_acct[0, 0, j] = eq
         out_acct[0, 1, j] = debt
@@ -872,6 +984,10 @@ def _close_quiet(i0, ts, open_, mark_open, mark_high, mark_low, close, target, s
         if ordered:
             end = j + 1
             break
+    if walk is not None:  # the best prices _band_best moved
+        for k in range(n_sym):
+            if loc[Q_SIDE, k] != 0.0:
+                ss[k, BEST] = loc[Q_BEST, k]
     if end == i0:
         return i0
     # what is the same on every bar of the last stretch, and the state after the run
@@ -978,10 +1094,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     None on spot margin (no perp code compiled), else an ``inputs.CrossVenue``
     (every account of the call a cross perp one); ``walk``: the symbols'
     stop settings (``inputs.JointStops``) when one has a stop on (the joint
-    walk), else None (none compiled).  The hot steps
-    take the arrays they use, not the records: each array handed to a call
-    costs two atomic reference counts (records handed whole: ``backtest bench
-    --symbols 2`` 10-20 % slower, measured)."""
+    walk), else None (none compiled).  The hot steps take the arrays they
+    use, not the records (records whole: ``bench --symbols 2`` 10-20 % slower)."""
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
     rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
     rate_h0, rates = config.rate_h0, config.rates
@@ -1015,12 +1129,12 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     ss[:, PENDING], ss[:, LAST_TARGET], ss[:, ENTRY], ss[:, BEST] = np.nan, np.nan, np.nan, np.nan
     sa = np.zeros((n_acct, 6))
     sa[:, T_PREV], sa[:, NEXT_HOUR], sa[:, ABOVE_CALL] = -1.0, -np.inf, 1.0
-    # the quiet runs (_close_quiet) are written for this (and know no stops)
-    one_cross = n_acct == 1 and n_sym >= 2 and venue is None and not stops
+    # the quiet runs (_close_quiet) are written for this
+    one_cross = n_acct == 1 and n_sym >= 2 and venue is None
     fsv = np.zeros((n_sym if venue is not None else 0, usdm.N_SLOTS))  # per perp symbol its table in force
     vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version
     vp[0] = 0
-    loc = np.zeros((4, n_sym))
+    loc = np.zeros((9, n_sym))
     perp_bars, books, recs = (open_, mark_open, mark_high, mark_low), (sb, aq, st, ss, sa, scr, tot), (orders, liqs, calls)
     cross_bars, hourly = (open_, high, low, mark_open, mark_high, mark_low), (rate_h0, rates)
     walk_bars = (syms_of, open_, high, low, close, mark_open, mark_high, mark_low, _mark_closes(walk, close))
@@ -1060,8 +1174,9 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                     db = sb[s, PRINCIPAL] + sb[s, INTEREST]
                     owes = owes or db > 0.0
                     o = mark_open[s, i]  # NaN exactly where the symbol has no bar
-                    if stops and o == o:  # a held symbol with a bar walks its path (its levels, its best price)
-                        need = need or sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST] != 0.0
+                    if stops and o == o and not need:  # a held symbol's levels within its bar: the walk
+                        need = _stop_near(walk, s, i, sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST], ss,
+                                          (open_[s, i], high[s, i], low[s, i]))
                     p = o if o == o else ss[s, LAST_CLOSE]
                     x = p
                     if o == o:
@@ -1077,15 +1192,17 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                     if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
                         liquidated = _walk_joint(i, a, m, walk_bars, books,
                                                  (lv, cfg, rates, t // HOUR - rate_h0, walk), orders, liqs) or liquidated
+                elif stops:  # the walk would fire nothing: only the held symbols' best prices move
+                    _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
             _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
             _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)
         for s in range(n_sym):
             out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
             out_sym[s, 1, i] = ss[s, PAID_SYM]
         if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
-            resume_at = _close_quiet(i + 1, ts, open_, mark_open, mark_high, mark_low, close, target, sb, aq, ss, sa,
-                                     lv, rebalance, out_acct, out_sym, loc, syms_of, rate_h0, rates, cfg[ROUND] != 0.0,
-                                     scr)
+            resume_at = _close_quiet(i + 1, ts, open_, high, low, close, mark_open, mark_high, mark_low, syms_of, target,
+                                     sb, aq, ss, sa, scr, lv, rebalance, out_acct, out_sym, loc, rate_h0, rates,
+                                     cfg[ROUND] != 0.0, walk)
     for s in range(n_sym):
         out.interest_base[s] = ss[s, INT_BASE]
     for a in range(n_acct):

@@ -259,13 +259,13 @@ def _multi_late(walk: bool):
     from . import kernel_multi as km
 
     y = _multi_types(walk)
-    i, f, b, grid, syms, scr, books = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["scr"], y["books"]
+    i, f, b, grid, syms, books, T = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["books"], numba.types.Tuple
     if walk:
-        bars = numba.types.Tuple((syms,) + (grid,) * 8)
-        params = numba.types.Tuple((grid, y["vec"], grid, i, y["stops"]))
+        bars = T((syms,) + (grid,) * 8)  # simulate_multi's walk_bars
+        params = T((grid, y["vec"], grid, i, y["stops"]))
         km._walk_joint.compile((i, i, i, bars, books, params, y["orders"], y["liqs"]))
-    km._close_quiet.compile((i, y["ts"], grid, grid, grid, grid, grid, grid, grid, grid, grid, grid, grid, f,
-                             y["out3"], y["out3"], grid, syms, i, grid, b, scr))
+    km._close_quiet.compile((i, y["ts"]) + (grid,) * 7 + (syms,) + (grid,) * 7 + (f, y["out3"], y["out3"], grid, i,
+                                                                           grid, b, y["stops"] if walk else numba.types.none))
     km._close.compile((i, i, i, syms, i, books, grid, y["fsv"], numba.types.none, y["out3"], f))
     km._decide.compile((i, i, syms, i, grid, grid, b, b, f, f, grid, grid))
 

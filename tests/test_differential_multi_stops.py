@@ -613,3 +613,24 @@ def test_strategy_price_waits_for_the_symbols_next_bar():
     assert_triggers(res, [9.0])
     assert res.equity[f"equity_{CROSS}"].tolist() == pytest.approx([10_000.0, 10_000.0, 10_000.0, 9_000.0,
                                                                      9_000.0], rel=1e-12)
+
+
+@pytest.mark.parametrize("marked", [False, True])
+def test_long_quiet_runs_with_stops_match_reference(marked):
+    """3,000 quarter-hours of two symbols in one cross account, a 1 % stop-loss,
+    a 3 % take-profit and a 2 % trailing stop, targets changing rarely: most
+    bars are closed by the engine's quiet run, which skips the joint walk
+    where no level lies within a held symbol's bar and moves the best prices
+    as the walk would (a trailing stop's level follows them); the reference
+    walks every bar."""
+    sc = {"n": 3000, "seed": 2024, "spacing": "15m", "start": 0, "missing": 0.0, "vol": 0.002, "jump_p": 0.0,
+          "jump_size": 0.05, "gap_p": 0.0, "change_p": 0.02, "flip_p": 0.0, "n_sym": 2,
+          "margins": ["cross-5x", "cross-5x"], "holes": [0.0, 0.0], "late": [0, 0], "weights": [1, 1],
+          "capital": 10000.0, "fee": 0.001, "slippage": 0.0005, "rates": [0.0002, 0.0002, 0.0003],
+          "liquidation": "partial", "rebalance": 0.0, "round_interest": True, "stop_on_liquidation": False,
+          "stop_loss": 0.01, "take_profit": 0.03, "trailing_stop": 0.02, "path": "ohlc-heuristic", "rate_history": ()}
+    if marked:
+        sc.update(marked=[True, False], mark_noise=0.003, mark_holes=0.1)
+    ref, res = check(sc)
+    kinds = res.orders["kind"].value_counts()
+    assert kinds.get("stop_loss", 0) >= 5 and kinds.get("trailing_stop", 0) >= 5
