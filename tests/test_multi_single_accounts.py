@@ -106,7 +106,7 @@ def test_detail_per_symbol_for_isolated_accounts():
 
 @pytest.mark.parametrize("setting, flag", [
     (dict(detail={"BTCUSDT": FIXTURES / "BTCUSDT-1m-2025-06-02.parquet"}), "detail"),
-    (dict(stop_loss=0.02, mark={"BTCUSDT": random_bars(1, 50)}), "stop_loss.*mark series"),
+    (dict(auto_repay=False), "auto_repay"),
     (dict(trailing_stop=0.02, margin="usdm-cross-5x"), "trailing_stop.*perpetual futures"),
 ])
 def test_a_cross_account_of_several_symbols_refuses_them(setting, flag):
