@@ -634,3 +634,19 @@ def test_long_quiet_runs_with_stops_match_reference(marked):
     ref, res = check(sc)
     kinds = res.orders["kind"].value_counts()
     assert kinds.get("stop_loss", 0) >= 5 and kinds.get("trailing_stop", 0) >= 5
+
+
+def test_trailing_stops_across_missing_bars_match_reference():
+    """Three symbols with holes and late starts, a 1 % trailing stop: a quiet
+    run ends where a symbol has no bar, and the bars after it are skipped by
+    the step's own test (no level within a held symbol's bar), which must
+    move the best prices as the walk would (found by a review: without that
+    move this scenario's trailing stops fire elsewhere)."""
+    sc = {"n": 1200, "seed": 1602432694, "spacing": "15m", "start": 0, "missing": 0.05, "vol": 0.001,
+          "jump_p": 0.0, "jump_size": 0.05, "gap_p": 0.5, "change_p": 0.005, "flip_p": 0.01, "n_sym": 3,
+          "margins": ["cross-5x"] * 3, "holes": [0.05, 0.05, 0.0], "late": [30, 0, 5], "weights": [2, 3, 2],
+          "capital": 10000.0, "fee": 0.0, "slippage": 0.0, "rates": [0.005, 0.0002, 0.005, 0.0],
+          "liquidation": "full", "rebalance": 0.0, "round_interest": True, "stop_on_liquidation": False,
+          "stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.01, "path": "ohlc-heuristic", "rate_history": ()}
+    ref, res = check(sc)
+    assert (res.orders["kind"] == "trailing_stop").sum() >= 5

@@ -173,6 +173,15 @@ def test_a_cross_perp_account_of_several_symbols_refuses_stops(capsys, tmp_path)
     assert code == 2 and len(err) == 1
 
 
+def test_a_cross_perp_account_of_several_symbols_refuses_a_strategys_stop_levels():
+    def strategy(bars):
+        return {"target": np.full(len(bars), 1.0), "stop_loss": 0.05}
+
+    with pytest.raises(UserError, match="its stop levels on perpetual futures .BTCUSDT_PERP. are not supported yet") as e:
+        run_multi([BTC, ETH], strategy, margin="usdm-cross-5x", start="2021-05-01", end="2021-05-10")
+    assert "\n" not in str(e.value)
+
+
 def test_funding_for_a_spot_symbol_is_refused():
     b1, b2 = random_bars(31, 50), random_bars(32, 50)
     with pytest.raises(UserError, match="--funding BTCUSDT: BTCUSDT trades on spot margin"):

@@ -13,7 +13,7 @@ import pytest
 from backtest.cli import main
 from backtest.multi import run_multi
 from test_books import assert_books_balance
-from test_multi_single_accounts import ROOT, hourly
+from test_multi_single_accounts import hourly
 from test_multi_strategy_levels import assert_same_run
 
 SLIP = 0.001
@@ -88,9 +88,24 @@ def test_stops_fire_on_the_traded_path():
 
 
 def test_cli_takes_stops_with_a_mark_file(tmp_path, capsys):
-    btc, eth = ROOT / "data" / "BTCUSDT-1h.parquet", ROOT / "data" / "ETHUSDT-1h.parquet"
-    code = main(["run", "--data", str(btc), "--data", str(eth), "--margin", "cross-5x", "--start", "2021-05-10",
-                 "--end", "2021-05-25", "--param", "leverage=2", "--stop-loss", "0.05", "--mark", f"BTCUSDT={btc}",
-                 "--out", str(tmp_path / "o"), "--no-report"])
-    assert code == 0, capsys.readouterr().err
-    assert (tmp_path / "o" / "summary.json").exists()
+    """The CLI's --mark SYMBOL=FILE beside --stop-loss gives the Python run's
+    orders and liquidations (a BTC mark whose lows are 5 % deeper: more
+    liquidations than without it)."""
+    data = {s: hourly(s, "2021-05-10", "2021-05-25") for s in ("BTCUSDT", "ETHUSDT")}
+    paths = []
+    for sym, b in data.items():
+        b.to_parquet(tmp_path / f"{sym}-1h.parquet")
+        paths += ["--data", str(tmp_path / f"{sym}-1h.parquet")]
+    mark = data["BTCUSDT"].assign(low=data["BTCUSDT"]["low"] * 0.95)
+    mark.to_parquet(tmp_path / "BTCUSDT-mark-1h.parquet")
+    flags = ["--margin", "cross-5x", "--strategy", "hold", "--param", "exposure=4", "--stop-loss", "0.3",
+             "--slippage", "0.001"]
+    assert main(["run", *paths, *flags, "--mark", f"BTCUSDT={tmp_path / 'BTCUSDT-mark-1h.parquet'}", "--no-report",
+                 "--out", str(tmp_path / "o")]) == 0, capsys.readouterr().err
+    api = run_multi(data, "hold", {"exposure": 4.0}, margin="cross-5x", stop_loss=0.3, slippage=0.001,
+                    mark={"BTCUSDT": mark})
+    plain = run_multi(data, "hold", {"exposure": 4.0}, margin="cross-5x", stop_loss=0.3, slippage=0.001)
+    cli = pd.read_csv(tmp_path / "o" / "liquidations.csv")
+    assert len(cli) == len(api.liquidations) > len(plain.liquidations)
+    np.testing.assert_allclose(cli["trigger_price"], api.liquidations["trigger_price"], rtol=1e-12)
+    assert len(pd.read_csv(tmp_path / "o" / "orders.csv")) == len(api.orders)
