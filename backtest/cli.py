@@ -639,6 +639,8 @@ def cmd_bench(args) -> int:
         return 0
     if args.venue != "margin" and args.sweep:
         raise UserError(f"--venue {args.venue}: not with --sweep (the one-symbol and --symbols benches)")
+    if args.symbols != 1 and not 2 <= args.symbols <= 50:
+        raise UserError(f"--symbols {args.symbols}: between 2 and 50 (1: the one-symbol bench)")
     if args.symbols != 1 and args.sweep:
         raise UserError("--symbols: not combined with --sweep")
     if args.real and not args.sweep:
@@ -662,8 +664,6 @@ def cmd_bench(args) -> int:
     if args.symbols != 1:
         from .bench import bench_multi
 
-        if not 2 <= args.symbols <= 50:
-            raise UserError(f"--symbols {args.symbols}: between 2 and 50 (1: the one-symbol bench)")
         if args.stops and args.venue != "margin":
             raise UserError("--symbols with --stops: spot margin only (a cross perp account of several symbols "
                             "takes no stops yet)")

@@ -188,6 +188,7 @@ def test_cli_runs_two_symbols_and_writes_the_report(two_files, tmp_path, capsys)
 
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--symbols", "0"], "--symbols 0: between 2 and 50"),
+    (["bench", "--symbols", "0", "--sweep"], "--symbols 0: between 2 and 50"),
     (["bench", "--symbols", "2", "--sweep"], "--symbols: not combined with --sweep"),
     (["bench", "--symbols", "2", "--stops", "--venue", "usdm"], "--symbols with --stops: spot margin only"),
     (["bench", "--real"], "--real: only with --sweep"),
