@@ -141,7 +141,9 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not list((out / "chunks").glob("part-*")) and time.time() < deadline and proc.poll() is None:
+    # a finished chunk's own name: "part-*" also matched the file being written (part-00000.parquet.tmp), and a
+    # Ctrl-C sent while the first write still ran (slow on a cold cache: pyarrow's first use) found nothing saved
+    while not list((out / "chunks").glob("part-*.parquet")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
