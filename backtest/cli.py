@@ -664,9 +664,6 @@ def cmd_bench(args) -> int:
     if args.symbols != 1:
         from .bench import bench_multi
 
-        if args.stops and args.venue != "margin":
-            raise UserError("--symbols with --stops: spot margin only (a cross perp account of several symbols "
-                            "takes no stops yet)")
         print(bench_multi(args.bars, args.repeat, args.symbols, venue=args.venue, stops=args.stops))
         return 0
     print(bench(args.bars, args.repeat, stops=args.stops, venue=args.venue))

@@ -299,18 +299,24 @@ def _level_theta(lv, falling, a_, b_, first):
 
 
 @njit(cache=True)
-def _next_event(a, m, leg, syms, sb, aq, ss, scr, cfg, mlr, liq_on, after):
+def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
     """The first event on leg ``leg`` (1, 2, 3) of the joint walk from the
     legs' rows (the liquidation on the marks' ``scr[MLEG_A]`` → ``scr[MLEG_B]``,
     the stops on the traded ``scr[LEG_A]`` → ``scr[LEG_B]``): ``(θ, kind, k,
     trigger)``, kind −1 when the leg has none, LIQUIDATION (k −1), or a stop
-    kind of the account's k-th symbol; none before ``after`` (the last event's θ)."""
+    kind of the account's k-th symbol; none before ``after`` (the last event's θ).
+    ``fsv``: None on spot margin, else a cross perp account's bracket tables
+    (its liquidation: ``binance_usdm_cross.joint_theta`` on the leg)."""
     best, kind, who, trig = np.inf, -1, -1, 0.0
-    f0, g, owes = _joint_terms(a, m, syms, sb, aq, mlr, scr, MLEG_A, MLEG_B)
-    if owes and liq_on:
-        theta = joint_theta(f0, g) if leg == 1 else leg_theta(f0, g)
-        if theta >= 0.0:
-            best, kind = max(theta, after), LIQUIDATION
+    theta = -1.0
+    if fsv is None:
+        f0, g, owes = _joint_terms(a, m, syms, sb, aq, mlr, scr, MLEG_A, MLEG_B)
+        if owes and liq_on:
+            theta = joint_theta(f0, g) if leg == 1 else leg_theta(f0, g)
+    elif liq_on:  # (from the last event's θ on: docs "A cross perp account ...", *Stops*)
+        theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, (scr, MLEG_A, MLEG_B, TRADED), after)
+    if theta >= 0.0:
+        best, kind = max(theta, after), LIQUIDATION
     for k in range(m):
         s = syms[a, k]
         n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
@@ -480,12 +486,15 @@ def _best_over_bar(i, a, m, syms, sb, ss, open_, high, low):
 
 
 @njit(cache=True)
-def _walk_joint(i, a, m, bars, books, params, orders, liqs):
+def _walk_joint(i, a, m, bars, books, params, orders, liqs, perp):
     """Step 5 of a cross account with several symbols and stops on: the
     joint walk of docs "Stops on a joint path", three legs, each event at
     the smallest θ first, the liquidation on the marks' paired path (the
-    traded one without mark series).  Returns whether the account was
-    liquidated."""
+    traded one without mark series).  ``perp``: None on spot margin, else
+    ``(fsv, venue)`` of a cross perp account (docs "A cross perp account
+    holding several symbols", *Stops*: its liquidation closes everything at
+    the marks, its stops are the venue's market orders).  Returns whether
+    the account was liquidated."""
     syms, high, low = bars[0], bars[2], bars[3]
     sb, aq, st, ss, sa, scr, tot = books
     lv, cfg, rates, col, stops = params
@@ -508,7 +517,8 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs):
         _leg(i, a, m, leg, bars, scr, ss, sb)
         after = 0.0
         while True:
-            theta, kind, who, trig = _next_event(a, m, leg, syms, sb, aq, ss, scr, cfg, mlr, liq_on, after)
+            theta, kind, who, trig = _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after,
+                                                 None if perp is None else perp[0])
             if kind < 0:
                 break
             after = theta
@@ -516,6 +526,9 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs):
                 _at_theta(i, a, syms, m, theta, scr, MLEG_A, MLEG_B, high, low)
             else:  # every symbol at its traded path price
                 _at_theta(i, a, syms, m, theta, scr, LEG_A, LEG_B, high, low)
+            if kind == LIQUIDATION and perp is not None:  # every position closed at the marks: nothing left
+                _perp_liquidation(i, a, syms, m, leg - 1 + theta, books, perp[0], lv, liqs, orders)
+                return True
             if kind == LIQUIDATION:
                 # (recorded at leg − 1 + θ: the walk's position in [0, 3]; a gap only at the open)
                 if not _cross_liquidation(i, a, syms, m, leg - 1 + theta, books, lv, cfg, orders, liqs):
@@ -527,7 +540,10 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs):
                     return liquidated
                 continue
             scr[TRIG, who] = trig
-            _stop_fill(i, a, m, who, kind, trig, syms, books, params, orders)
+            if perp is None:
+                _stop_fill(i, a, m, who, kind, trig, syms, books, params, orders)
+            else:
+                _perp_stop(i, a, who, kind, trig, (syms, m), books, perp, cfg, orders)
     return liquidated
 
 
@@ -554,6 +570,52 @@ def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
         _book_order(st, i, s, a, trade, trig, before, ss, sa, orders, tot)
         orders[int(tot[N_ORD]) - 1].trigger = trig
     tot[N_CAP] += trade[4]  # (capped)
+
+
+@njit(cache=True)
+def _perp_stop(i, a, k, kind, trig, acct, books, perp, cfg, orders):
+    """The cross perp account's k-th symbol's stop firing at ``trig``
+    (``acct`` = (syms, m)): its market order to target 0 there, the other
+    symbols at their path prices ``scr[TRIG]``; recorded with its kind and
+    trigger; its rebalancing suspended (docs "A cross perp account holding
+    several symbols", *Stops*)."""
+    syms, m = acct
+    _, _, _, ss, _, scr, _ = books
+    scr[DONE, k] = 1.0
+    ss[syms[a, k], SUSPENDED] = 1.0
+    _perp_fill(i, a, k, (0.0, trig, np.int8(kind), trig, np.int64(TRIG)), acct, books, perp, cfg, orders)
+
+
+@njit(cache=True)
+def _perp_fill(i, a, k, order, acct, books, perp, cfg, orders):
+    """A market order of the account's k-th symbol, ``order`` = (target,
+    price, kind, trigger, the row of ``scr`` the other symbols are valued
+    at): the one-symbol rule (binance_usdm.trade_to) on the account's
+    equity, the other symbols' positions folded into the net quote at those
+    prices and their initial margin taken from the available money;
+    recorded, its entry and best price tracked (the stops')."""
+    x, price, kind, trigger, row = order
+    syms, m = acct
+    sb, aq, st, ss, _, scr, tot = books
+    fsv, venue = perp
+    s = syms[a, k]
+    others = 0.0
+    im = 0.0
+    for j in range(m):
+        if j != k:
+            n_j = sb[syms[a, j], 0]
+            others += n_j * scr[row, j]
+            im += abs(n_j) * scr[row, j] / venue.leverage
+    before = sb[s, 0]
+    usdm.set_state(st, before, aq[a, 0] + others)
+    fsv[s, usdm.OTHERS] = im
+    fill = usdm.trade_to(st, fsv[s], x, price, cfg[FEE], cfg[SLIP], venue.leverage, False, 0.0)
+    if fill[0] != 0:
+        sb[s, 0] = st[HB] - st[PB]
+        aq[a, 0] = st[HQ] - st[PQ] - others
+        _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, -1)
+        _track(ss, s, before, sb[s, 0], fill[2], price)
+    tot[N_CAP] += fill[4]  # (capped)
 
 
 @njit(cache=True)
@@ -687,28 +749,12 @@ def _perp_liquidation(i, a, syms, m, theta, books, fsv, lv, liqs, orders):
 
 @njit(cache=True)
 def _perp_trade(i, a, k, syms, m, books, fsv, venue, cfg, orders):
-    """Symbol ``syms[a, k]``'s pending order at its traded open: the
-    one-symbol rule (binance_usdm.trade_to) on the account's equity, the
-    other symbols' positions folded into the net quote at their current
-    prices and their initial margin taken from the available money."""
-    sb, aq, st, ss, _, scr, tot = books
+    """Symbol ``syms[a, k]``'s pending order at its traded open
+    (``_perp_fill``, the other symbols at their current traded prices)."""
+    ss, scr = books[3], books[5]
     s = syms[a, k]
-    others = 0.0
-    im = 0.0
-    for j in range(m):
-        if j != k:
-            n_j = sb[syms[a, j], 0]
-            others += n_j * scr[CUR, j]
-            im += abs(n_j) * scr[CUR, j] / venue.leverage
-    before = sb[s, 0]
-    usdm.set_state(st, before, aq[a, 0] + others)
-    fsv[s, usdm.OTHERS] = im
-    fill = usdm.trade_to(st, fsv[s], ss[s, PENDING], scr[CUR, k], cfg[FEE], cfg[SLIP], venue.leverage, False, 0.0)
-    if fill[0] != 0:
-        sb[s, 0] = st[HB] - st[PB]
-        aq[a, 0] = st[HQ] - st[PQ] - others
-        _perp_order(orders, tot, i, s, np.int8(ss[s, KIND]), fill, before, st, np.nan, -1)
-    tot[N_CAP] += fill[4]  # (capped)
+    order = (ss[s, PENDING], scr[CUR, k], np.int8(ss[s, KIND]), np.nan, np.int64(CUR))
+    _perp_fill(i, a, k, order, (syms, m), books, (fsv, venue), cfg, orders)
     ss[s, PENDING] = np.nan
 
 
@@ -804,7 +850,9 @@ def _step_perp(i, a, syms, m, bars, books, venue, fsv, vp, lv, cfg, recs):
     mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, EXT)
     if mb <= usdm.CALL * mm and sa[a, ABOVE_CALL] != 0.0:
         _call(calls, tot, i, a, mb / mm)
-    theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, scr, MCUR, EXT, TRADED)
+    if cfg[WALK] != 0.0:  # 5. with stops on: the joint walk (simulate_multi's next call)
+        return liquidated
+    theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, (scr, MCUR, EXT, TRADED), 0.0)
     if theta >= 0.0:
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k] + theta * (scr[EXT, k] - scr[MCUR, k])
@@ -1159,8 +1207,19 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 continue
             liquidated = False
             if venue is not None:
-                if not _perp_quiet(i, a, syms_of, m, sb, aq, ss, perp_bars, venue, fsv, vp):
+                need = not _perp_quiet(i, a, syms_of, m, sb, aq, ss, perp_bars, venue, fsv, vp)
+                if stops and not need:  # a held symbol's levels within its bar: the walk
+                    for k in range(m):
+                        s = syms_of[a, k]
+                        if open_[s, i] == open_[s, i] and not need:
+                            need = _stop_near(walk, s, i, sb[s, HELD], ss, (open_[s, i], high[s, i], low[s, i]))
+                if need:
                     liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, venue, fsv, vp, lv, cfg, recs)
+                    if walk is not None:  # 5. with stops on: the joint walk
+                        liquidated = _walk_joint(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk),
+                                                 orders, liqs, (fsv, venue)) or liquidated
+                elif stops:  # the walk would fire nothing: only the held symbols' best prices move
+                    _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
             else:
                 # most bars need no step: no hour passed, no order, and the margin level at the open and at
                 # the adverse extreme far from the call and liquidation levels; the steps run only where one may
@@ -1192,8 +1251,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 if need:
                     liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs)
                     if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
-                        liquidated = _walk_joint(i, a, m, walk_bars, books,
-                                                 (lv, cfg, rates, t // HOUR - rate_h0, walk), orders, liqs) or liquidated
+                        liquidated = _walk_joint(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk),
+                                                 orders, liqs, None) or liquidated
                 elif stops:  # the walk would fire nothing: only the held symbols' best prices move
                     _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
             _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])

@@ -466,25 +466,16 @@ def _single_only(rs, details, accounts):
     only for a symbol of such an account).  ``--path`` is not among them:
     such an account's events inside a bar follow one joint path whose order
     is fixed, so the path setting has nothing to order there.  Its stops
-    follow that path (docs/model-choices.md "Stops on a joint path"), on
-    spot margin (on perpetual futures not modelled yet), with or without
-    mark series."""
+    follow that path (docs/model-choices.md "Stops on a joint path"), with
+    or without mark series, on perpetual futures too."""
     joint = [(p, syms) for _, p, syms in accounts if len(syms) > 1]
     shared = [s for _, syms in joint for s in syms if s in details]
-    stops = [flag for flag, on in (
-        ("--stop-loss", rs.stop_loss), ("--take-profit", rs.take_profit), ("--trailing-stop", rs.trailing_stop))
-        if on]
     given = [] if rs.auto_repay else ["--no-auto-repay"]
     if shared:
         given.append(f"--detail {shared[0]}")
     if given and joint:
         raise UserError(f"{given[0]}: not supported yet for a cross account holding several symbols "
                         f"({', '.join(joint[0][1])}); isolated accounts (and a cross account of one symbol) take it")
-    for profile, syms in joint if stops else ():
-        if profile.perp:
-            raise UserError(f"{stops[0]}: not supported yet on perpetual futures for a cross account holding "
-                            f"several symbols ({', '.join(syms)}); isolated accounts (and a cross account of one "
-                            "symbol) take it")
 
 
 def _attached_orders(name, attached, symbols, accounts, details, rs):
@@ -497,12 +488,10 @@ def _attached_orders(name, attached, symbols, accounts, details, rs):
 
     for k, given in attached.items():
         sym = symbols[k]
-        profile, syms = next((p, s) for _, p, s in accounts if sym in s)
+        syms = next(s for _, _, s in accounts if sym in s)
         if len(syms) > 1:
             what = ("manual loans (borrow / repay)" if given.loans else "limit orders" if given.limit.size
                     else None)
-            if what is None and profile.perp:
-                what = "stop levels on perpetual futures"
             if what is not None:
                 raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross account "
                                 f"holding several symbols ({', '.join(syms)})")

@@ -7,6 +7,11 @@ subsection "A cross perp account holding several symbols" (cited "MC cross-perp"
 rules that subsection refers to.  The engine under ``backtest/`` was not read.  Plain Python floats, one
 grid bar at a time, one step at a time.
 
+With ``stop_loss``, ``take_profit`` or ``trailing_stop`` above 0 steps (4)-(5) are the walk of MC
+cross-perp *Stops* ("Stops on a joint path" and its *With mark series*, "Entry and best price", "Levels"):
+three legs of the traded path for the stop levels paired with three legs of the mark path for the
+liquidation, whose first root on a leg ``first_theta`` finds piece by piece.
+
 The one-symbol helpers (bracket versions, tiers, MM, bracket notional) come from ``reference_perps``,
 which is written from the same docs.
 """
@@ -117,10 +122,23 @@ def joint_theta(book, tiers, start, extreme):
 
     MB − MM is continuous and piecewise linear in θ (spec §3: MM(N) continuous, piecewise linear); its
     pieces end where a symbol's notional |N_s|·P_s(θ) crosses one of its tier caps.  The root is found
-    exactly: f at every break, the first piece whose end has f <= 0, then the linear solve on that piece
-    with the tiers of the piece fixed (MC: MB − MM falls along the path, so the root is unique)."""
+    exactly by ``first_theta`` (MC: MB − MM falls along the path, so the root is unique)."""
+    return first_theta(book, tiers, start, extreme)
+
+
+def first_theta(book, tiers, start, end, lo=0.0):
+    """MC cross-perp *Stops* 3: the smallest θ in [lo, 1] with MB(θ) <= MM(θ) on the leg
+    P_s(θ) = start_s + θ·(end_s − start_s) (the marks); ``lo`` when MB <= MM there already (with lo = 0: 0
+    when MB <= MM at the leg's start); None when MB > MM on the whole of [lo, 1].  The walk passes the last
+    event's θ on the leg as ``lo`` (MC: the next event is looked for "from θ_e on").
+
+    MB − MM is linear in θ between the θ where a symbol's notional |N_s|·P_s(θ) crosses one of its tier
+    boundaries; no monotonicity is assumed here (MC says MB − MM falls along legs 1 and 3 and rises along
+    leg 2; this search does not rely on it): f at
+    every break in θ order, the first piece whose end has f <= 0 holds the first root (f > 0 at both ends of
+    a linear piece means f > 0 on all of it), solved on that piece with its tiers fixed."""
     m = len(book.n)
-    delta = [extreme[s] - start[s] for s in range(m)]
+    delta = [end[s] - start[s] for s in range(m)]
 
     def prices(th):
         return [start[s] + th * delta[s] for s in range(m)]
@@ -129,50 +147,55 @@ def joint_theta(book, tiers, start, extreme):
         p = prices(th)
         return book.mb(p) - book.mm(tiers, p)
 
-    if f(0.0) <= 0.0:
-        return 0.0
-    if f(1.0) > 0.0:
-        return None
-    # the breaks of the pieces: θ where |N_s|·P_s(θ) hits a tier boundary (the top tier is open above)
-    breaks = {0.0, 1.0}
+    if f(lo) <= 0.0:
+        return lo
+    breaks = {lo, 1.0}
     for s in range(m):
         a = abs(book.n[s])
         if a == 0.0 or delta[s] == 0.0:
             continue
-        for (floor, cap, mmr, cum, maxlev) in tiers[s][:-1]:
+        for (floor, cap, mmr, cum, maxlev) in tiers[s][:-1]:  # the top tier is open above
             th = (cap / a - start[s]) / delta[s]
-            if 0.0 < th < 1.0:
+            if lo < th < 1.0:
                 breaks.add(th)
     pts = sorted(breaks)
-    lo = 0.0
-    for hi in pts[1:]:
-        if f(hi) <= 0.0:
-            break
-        lo = hi
-    # on [lo, hi] every symbol stays in one tier: f(θ) = C0 + G·θ exactly
-    mid = prices(0.5 * (lo + hi))
-    c0 = book.wc
-    g = 0.0
-    for s in range(m):
-        q = book.n[s]
-        if q == 0.0:
+    for a_, b_ in zip(pts, pts[1:]):
+        if f(b_) > 0.0:
             continue
-        mmr, cum = tier_of(tiers[s], abs(q) * mid[s])
-        c0 += q * (start[s] - book.ep[s]) - (abs(q) * start[s] * mmr - cum)
-        g += delta[s] * (q - abs(q) * mmr)
-    th = -c0 / g  # g < 0: each symbol's term falls (mmr < 1)
-    return min(max(th, lo), hi)
+        # on [a_, b_] every symbol stays in one tier: f(θ) = c0 + g·θ exactly (f(a_) > 0 >= f(b_))
+        mid = prices(0.5 * (a_ + b_))
+        c0, g = book.wc, 0.0
+        for s in range(m):
+            q = book.n[s]
+            if q == 0.0:
+                continue
+            mmr, cum = tier_of(tiers[s], abs(q) * mid[s])
+            c0 += q * (start[s] - book.ep[s]) - (abs(q) * start[s] * mmr - cum)
+            g += delta[s] * (q - abs(q) * mmr)
+        th = -c0 / g if g < 0.0 else b_
+        return min(max(th, a_), b_)
+    return None
 
 
 # ---------------------------------------------------------------- simulation
+# MC "Stops on a joint path" 4: equal θ fire in the order liquidation, stop-loss, trailing, take-profit
+PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
+
+
 def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=0.0, clearance=0.0125,
-                         brackets, funding, marks=None, rebalance=0.0, stop_on_liquidation=False):
+                         brackets, funding, marks=None, rebalance=0.0, stop_on_liquidation=False,
+                         stop_loss=0.0, take_profit=0.0, trailing_stop=0.0):
     """One cross perp account holding every symbol, on the union grid ``ts`` (int seconds, increasing).
 
     ``bars[s]`` = (open, high, low, close) lists on the grid, all NaN where symbol s has no bar;
     ``targets[s]`` per-grid-bar target exposures (NaN = hold); ``brackets[s]`` the one-symbol versioned
     tables; ``funding[s]`` rows (T_seconds, rate); ``marks`` None or per symbol None or (mo, mh, ml, mc)
     lists on the grid (a NaN where the symbol has a traded bar: the mark lacks it, the traded bar is used).
+
+    ``stop_loss``, ``take_profit``, ``trailing_stop``: fractions in [0, 1), the same for every symbol (MC
+    cross-perp *Stops*); all 0: no stops, steps (4)-(5) as without.  A stop's exit is an order of kind
+    "stop_loss" / "trailing_stop" / "take_profit" with its "trigger"; a liquidation on the walk is recorded
+    with theta = k − 1 + θ on leg k.
 
     Returns a dict: per-grid-bar 'equity', 'funding_paid', 'margin_ratio'; per symbol per bar 'position',
     'funding_paid_sym', 'liquidation_price'; events 'orders', 'liquidations', 'fundings', 'margin_calls';
@@ -219,6 +242,46 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
     halted = False               # stop_on_liquidation: the account stops
     prev_close_h = INF           # flat counts as above the margin-call level
 
+    # MC cross-perp *Stops*: stops are on when a fraction is above 0 (the same for every symbol)
+    sl, tp, tr = float(stop_loss), float(take_profit), float(trailing_stop)
+    stops_on = sl > 0.0 or tp > 0.0 or tr > 0.0
+    entry = [None] * S  # MC "Entry and best price", per symbol on N_s; None: unset
+    best = [None] * S
+
+    def track(s, n0, n1, price, mkt):
+        """MC "Entry and best price" at a fill of symbol s at the slipped ``price``, ``mkt`` the bar's open
+        O: N1 == 0 unsets; from 0, a flip or no entry set: entry = P, best = O; an increase averages the
+        entry (best kept); a reduction keeps both."""
+        if n1 == 0.0:
+            entry[s] = best[s] = None
+        elif n0 == 0.0 or (n0 > 0.0) != (n1 > 0.0) or entry[s] is None:
+            entry[s], best[s] = price, mkt
+        elif abs(n1) > abs(n0):
+            entry[s] = (entry[s] * abs(n0) + price * (abs(n1) - abs(n0))) / abs(n1)
+
+    def move_best(s, p):
+        """MC "Stops on a joint path" 3: a held symbol's best follows p in its favour."""
+        q = book.n[s]
+        if best[s] is not None and q != 0.0:
+            best[s] = max(best[s], p) if q > 0.0 else min(best[s], p)
+
+    def levels(s):
+        """MC "Levels": (kind, level, fires when the price falls) of symbol s, d = sign(N_s): stop-loss
+        entry·(1 − d·sl), take-profit entry·(1 + d·tp), trailing best·(1 − d·tr); a long's stop-loss and
+        trailing fire falling, its take-profit rising; a short's the other way.  None without an entry."""
+        q = book.n[s]
+        if entry[s] is None or q == 0.0:
+            return []
+        d = 1.0 if q > 0.0 else -1.0
+        out = []
+        if sl > 0.0:
+            out.append(("stop_loss", entry[s] * (1.0 - d * sl), d > 0.0))
+        if tr > 0.0:
+            out.append(("trailing_stop", best[s] * (1.0 - d * tr), d > 0.0))
+        if tp > 0.0:
+            out.append(("take_profit", entry[s] * (1.0 + d * tp), d < 0.0))
+        return out
+
     def liquidate(i, trig, tiers):
         """MC cross-perp *Liquidation* at trigger marks ``trig`` (no slippage, no trading fee): every
         position closes at its trigger; clearance fee f = rate·Σ|N_s|·X_s; WC = max(0, MB(X) − f)."""
@@ -233,6 +296,7 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
                 fills.append({"bar": i, "symbol": s, "side": -1 if q > 0.0 else 1, "quantity": abs(q),
                               "price": trig[s], "fee": 0.0, "capped": False, "kind": "liquidation"})
                 book.n[s], book.ep[s] = 0.0, 0.0
+            entry[s] = best[s] = None  # MC cross-perp *Stops*: a liquidation closes it and unsets them
         book.wc = max(0.0, mb - f)
         book.dust()
         tot["liquidation_fees"] += taken
@@ -241,9 +305,11 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
                              "fee": taken, "bad_debt": bad, "trigger_prices": list(trig)})
         orders.extend(fills)  # one fill per symbol with a position, fee 0: the event carries it
 
-    def execute(i, s, x, kind, cur, tiers):
+    def execute(i, s, x, kind, cur, tiers, trigger=None):
         """MC cross-perp *Market order* on symbol s to target x at its traded open cur[s]: the one-symbol
-        rule ("Perpetual futures", Market order to target x) with the account's equity E."""
+        rule ("Perpetual futures", Market order to target x) with the account's equity E.  A stop's exit
+        (MC cross-perp *Stops* 5) is this order to target 0 with ``cur[s]`` its trigger (the others at
+        their traded path prices), recorded with its ``trigger``."""
         o = cur[s]
         e = book.mb(cur)  # every symbol at its current traded price, after earlier symbols' orders
         if e <= 0.0:
@@ -281,8 +347,12 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
         if q <= 0.0:
             return  # cut to nothing: no fill, no record
         tot["fees_paid"] += q * fp * fee
-        orders.append({"bar": i, "symbol": s, "side": side, "quantity": q, "price": fp, "fee": q * fp * fee,
-                       "capped": capped, "kind": kind})
+        rec = {"bar": i, "symbol": s, "side": side, "quantity": q, "price": fp, "fee": q * fp * fee,
+               "capped": capped, "kind": kind}
+        if trigger is not None:
+            rec["trigger"] = trigger
+        orders.append(rec)
+        track(s, n0, book.n[s], fp, o)  # MC "Entry and best price": P the slipped fill, O the open
 
     def funding_window_end(s, k):
         """One-symbol step 3 on the symbol's own bars: own bar k pays t <= T < t_next; its last own bar
@@ -301,6 +371,90 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
         if ts[idx[k]] == T:
             return mark_bar(s, idx[k])[0]
         return mark_bar(s, idx[k - 1])[3] if k > 0 else mark_bar(s, idx[k])[0]
+
+    def walk(i, tiers, cur, mbar):
+        """MC cross-perp *Stops* 2-5 (the margin call, 1, is taken before as without stops): the traded path
+        for the stop levels paired leg by leg with the mark path for the liquidation; on each leg the events
+        by θ (ties: liquidation, stop-loss, trailing, take-profit, then symbol order), each with the state
+        the one before left.  Returns whether a liquidation happened (it closes everything: the walk ends)."""
+        # 2. directions from the state after funding: d_s = sign(N_s), 0 when flat or without a bar; the
+        # traded path O -> X1 -> X2 -> C (L first for d = +1, H first for d = −1) and the mark path
+        # Mo -> X1m -> X2m -> Mc (the mark bar's low and high in the same order; a bar the mark lacks: the
+        # traded bar, which mark_bar gives); d = 0: the current price / current mark throughout
+        pts, mpts = [], []
+        for s in range(S):
+            q = book.n[s]
+            mo, mh, ml, mc = mbar[s]
+            if has[s][i] and q > 0.0:
+                pts.append((cur[s], lows[s][i], highs[s][i], closes[s][i]))
+                mpts.append((mo, ml, mh, mc))
+            elif has[s][i] and q < 0.0:
+                pts.append((cur[s], highs[s][i], lows[s][i], closes[s][i]))
+                mpts.append((mo, mh, ml, mc))
+            else:
+                pts.append((cur[s],) * 4)
+                mpts.append((mo,) * 4)
+        # MC "Stops on a joint path" 3: before leg 1 each held symbol's best becomes max(best, O) / min(best, O)
+        for s in range(S):
+            move_best(s, pts[s][0])
+        stopped = [False] * S  # one stop event per symbol per bar
+        for leg in (1, 2, 3):
+            A = [pts[s][leg - 1] for s in range(S)]
+            B = [pts[s][leg] for s in range(S)]
+            Am = [mpts[s][leg - 1] for s in range(S)]  # the mark leg paired with traded leg k
+            Bm = [mpts[s][leg] for s in range(S)]
+            last = 0.0  # θ of the last event on this leg: the next one is looked for there at the earliest
+            while True:
+                events = []  # (θ, priority, symbol order, kind, trigger)
+                # 3. the liquidation: the first θ with MB <= MM at the marks Pm_s(θ), while held, looked for
+                # "at the last event's θ at the earliest": in [last, 1] with the new state (at last itself when
+                # MB <= MM there, e.g. brought nearer by a stop's fill; a root the new state would have had
+                # before last, with MB > MM at last, is no liquidation: MB − MM can rise on a leg)
+                if not book.flat():
+                    th = first_theta(book, tiers, Am, Bm, last)
+                    if th is not None:
+                        events.append((th, PRIORITY["liquidation"], -1, "liquidation", None))
+                # the stop levels of each symbol with a bar, a position and no stop event yet in this bar, on
+                # its traded leg (MC "Stops on a joint path" 4, "Events on a leg")
+                for s in range(S):
+                    if not has[s][i] or stopped[s] or book.n[s] == 0.0:
+                        continue
+                    a_, b_ = A[s], B[s]
+                    for kind, lv, falls in levels(s):
+                        hit = None
+                        if leg == 1 and ((lv >= a_) if falls else (lv <= a_)):
+                            hit = (0.0, a_)  # "at the open": a level the open is already beyond, trigger O
+                        elif b_ < a_ and falls and lv >= b_:
+                            hit = (0.0, a_) if lv >= a_ else ((a_ - lv) / (a_ - b_), lv)
+                        elif b_ > a_ and not falls and lv <= b_:
+                            hit = (0.0, a_) if lv <= a_ else ((lv - a_) / (b_ - a_), lv)
+                        if hit is None:
+                            continue
+                        th, trig = hit
+                        if th < last:  # (a level does not move inside a leg, so never: it would have fired)
+                            th, trig = last, a_ + last * (b_ - a_)
+                        events.append((th, PRIORITY[kind], s, kind, trig))
+                if not events:
+                    break
+                th, _, s, kind, trig = min(events)
+                if kind == "liquidation":
+                    # 4. "Liquidation" at the marks Pm_s(θ), recorded at θ = k − 1 + θ
+                    liquidate(i, [Am[j] + th * (Bm[j] - Am[j]) for j in range(S)], tiers)
+                    theta = leg - 1 + th
+                    liquidations[-1].update(theta=theta, gap=theta == 0.0)
+                    return True
+                # 5. a stop: the market order to target 0 at the trigger, the others at their traded path
+                # prices P_j(θ); it suspends s's rebalancing, and s has no more stop events in this bar
+                stopped[s] = True
+                suspended[s] = True
+                prices = [A[j] + th * (B[j] - A[j]) for j in range(S)]
+                prices[s] = trig
+                execute(i, s, 0.0, kind, prices, tiers, trigger=trig)
+                last = th
+            # at the end of each leg max(best, B) / min(best, B) for the symbols still held
+            for s in range(S):
+                move_best(s, B[s])
+        return False
 
     own_pos = [0] * S  # index into own[s] of the symbol's current own bar
 
@@ -370,22 +524,28 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
         if h_x <= MARGIN_CALL_H and prev_close_h > MARGIN_CALL_H:
             margin_calls.append({"bar": i, "margin_level": h_x})
 
+        hit = False
+        if stops_on:
+            # MC cross-perp *Stops*: (5) becomes the walk of the three paired legs
+            hit = not book.flat() and walk(i, tiers, cur, mbar)
         # (5) intrabar liquidation on the joint path of the marks
-        if not book.flat():
+        elif not book.flat():
             th = joint_theta(book, tiers, m_open, ext)
             if th is not None:
                 trig = [m_open[s] + th * (ext[s] - m_open[s]) for s in range(S)]
                 liquidate(i, trig, tiers)
                 liquidations[-1].update(theta=th, gap=False)
-                # MC "Several symbols" step 8: a liquidation suspends rebalancing of all symbols until each
-                # one's target changes; a rebalance still waiting (symbol without a bar) is dropped
-                for s in range(S):
-                    suspended[s] = True
-                    if pending[s] is not None and pending[s][1] == "rebalance":
-                        pending[s] = None
-                if stop_on_liquidation:
-                    halted = True
-                    pending = [None] * S
+                hit = True
+        if hit:
+            # MC "Several symbols" step 8: a liquidation suspends rebalancing of all symbols until each
+            # one's target changes; a rebalance still waiting (symbol without a bar) is dropped
+            for s in range(S):
+                suspended[s] = True
+                if pending[s] is not None and pending[s][1] == "rebalance":
+                    pending[s] = None
+            if stop_on_liquidation:
+                halted = True
+                pending = [None] * S
 
         # (6) close at the traded closes (last closes for symbols without a bar)
         for s in range(S):

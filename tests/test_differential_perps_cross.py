@@ -124,6 +124,7 @@ def scenarios(draw):
 
 
 def run_both(sc):
+    stops = sc.get("stops", {})  # the same fractions for both symbols (test_kernel_matches_reference_with_stops)
     ts, syms = build(sc)
     data = {name: frame(ts, s["ohlc"], s["has"]) for name, s in zip(SYMS, syms)}
     marks = {name: frame(ts, s["mark"], s["has"] & ~s["lack"]) for name, s in zip(SYMS, syms)}
@@ -140,7 +141,7 @@ def run_both(sc):
         ref_funding = [list(zip(s["f_times"], s["f_rates"])) for s in syms]
     res = backtest.run_multi(data, grid, margin=f"usdm-cross-{sc['leverage']}x", capital=sc["capital"],
                              fee=sc["fee"], slippage=sc["slippage"], rebalance=sc["rebalance"],
-                             stop_on_liquidation=sc["stop"], mark=marks, **kw)
+                             stop_on_liquidation=sc["stop"], mark=marks, **kw, **stops)
     nan4 = (math.nan,) * 4
     bars = [tuple([col[i] if s["has"][i] else math.nan for i in range(len(ts))] for col in s["ohlc"]) for s in syms]
     ref_marks = [tuple([col[i] if s["has"][i] and not s["lack"][i] else math.nan for i in range(len(ts))]
@@ -149,7 +150,7 @@ def run_both(sc):
     ref = simulate_perps_cross([int(t) for t in ts], bars, [s["targets"] for s in syms], capital=sc["capital"],
                                leverage=sc["leverage"], fee=sc["fee"], slippage=sc["slippage"], clearance=0.0125,
                                brackets=VERSIONS, funding=ref_funding, marks=ref_marks, rebalance=sc["rebalance"],
-                               stop_on_liquidation=sc["stop"])
+                               stop_on_liquidation=sc["stop"], **stops)
     return ts, syms, res, ref
 
 
@@ -190,6 +191,7 @@ def compare(sc, ts, syms, res, ref):
         for k in ("fee", "bad_debt", "equity_before", "equity_after"):
             assert close(row[k], r[k], scale), (k, row[k], r[k], sc)
         assert close(row["margin_level"], r["margin_level"], 1e-3), (row, r, sc)
+        assert close(row["theta"], r["theta"], 1.0), (row, r, sc)  # (the walk's legs: k − 1 + θ)
     f = res.funding
     assert len(f) == len(ref["fundings"]), (f, ref["fundings"], sc)
     for (_, row), r in zip(f.iterrows(), sorted(ref["fundings"], key=lambda r: (r["time"], r["symbol"]))):
@@ -214,3 +216,26 @@ def compare(sc, ts, syms, res, ref):
              "slippage": 0.0, "rebalance": 0.05, "stop": False, "constant": None})
 def test_kernel_matches_reference(sc):
     compare(sc, *run_both(sc))
+
+
+@st.composite
+def stop_scenarios(draw):
+    """A scenario with stops: the fractions for both symbols (all 0 at times: the walk compiled, nothing to fire)."""
+    sc = draw(scenarios())
+    sc["stops"] = dict(stop_loss=draw(st.sampled_from([0.0, 0.005, 0.01, 0.03])),
+                       take_profit=draw(st.sampled_from([0.0, 0.01, 0.02, 0.05])),
+                       trailing_stop=draw(st.sampled_from([0.0, 0.0, 0.01, 0.03])))
+    return sc
+
+
+@settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow], derandomize=not os.environ.get("MARGINBT_RANDOMIZE"))
+@given(sc=stop_scenarios())
+def test_kernel_matches_reference_with_stops(sc):
+    """docs/model-choices.md "A cross perp account holding several symbols",
+    *Stops*: the joint walk on the traded and mark paths, the stops' fills,
+    kinds and prices, the liquidations' θ on the walk's legs."""
+    ts, syms, res, ref = run_both(sc)
+    compare(sc, ts, syms, res, ref)
+    kinds = [r["kind"] for r in ref["orders"]]
+    assert list(res.orders["kind"]) == kinds, (res.orders, kinds, sc)

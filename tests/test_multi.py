@@ -190,7 +190,6 @@ def test_cli_runs_two_symbols_and_writes_the_report(two_files, tmp_path, capsys)
     (["bench", "--symbols", "0"], "--symbols 0: between 2 and 50"),
     (["bench", "--symbols", "0", "--sweep"], "--symbols 0: between 2 and 50"),
     (["bench", "--symbols", "2", "--sweep"], "--symbols: not combined with --sweep"),
-    (["bench", "--symbols", "2", "--stops", "--venue", "usdm"], "--symbols with --stops: spot margin only"),
     (["bench", "--real"], "--real: only with --sweep"),
     (["bench", "--sweep", "--real", "--repeat", "3"], "--repeat 3: at least 5 runs make a median"),
     (["bench", "--first-run", "--symbols", "3"], "--first-run: alone, or with --symbols 2"),

@@ -3,8 +3,8 @@ cross perp account holding one symbol) is the one-symbol run of its symbol
 with its share of the capital, bar for bar and record for record, funding
 and the mark-price liquidation included; spot and perp accounts mix in one
 run; a cross account of several perp symbols runs the venue's joint rules
-(its differential test is test_differential_perps_cross.py) and refuses
-what a spot cross account of several symbols refuses."""
+(its differential test is test_differential_perps_cross.py), stops
+included."""
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import pytest
 
 import backtest  # no importorskip: an engine that does not import fails this module, it does not skip
 from backtest.cli import main
+from backtest.data import load_ohlcv
 from backtest.errors import UserError
 from backtest.multi import run_multi
 from test_multi import T0, H, random_bars, random_targets
@@ -164,22 +165,66 @@ def test_a_cross_perp_account_beside_an_isolated_one_is_its_own_run():
         alone.orders[["time", "symbol", "quantity", "price", "kind"]])
 
 
-def test_a_cross_perp_account_of_several_symbols_refuses_stops(capsys, tmp_path):
-    with pytest.raises(UserError, match="stop"):
-        run_multi([BTC, ETH], "hold", margin="usdm-cross-5x", start="2021-05-01", end="2021-05-10", stop_loss=0.05)
-    code = main(["run", "--data", str(BTC), "--data", str(ETH), "--margin", "usdm-cross-5x", "--strategy", "hold",
-                 "--stop-loss", "0.05", "--out", str(tmp_path / "x")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1
+def test_a_cross_perp_account_of_several_symbols_takes_stops(tmp_path):
+    """BTC and ETH at 3x each in one usdm-cross-10x account through the crash
+    of 2021-05-19 (without stops: one joint liquidation on the marks). A 5 %
+    stop-loss exits each position at its level, entry × 0.95, in the bar whose
+    traded low first reaches it (fill = trigger: no slippage; the taker fee),
+    before the marks reach the liquidation; the books balance; the CLI's
+    --stop-loss is the same run."""
+    kw = dict(margin="usdm-cross-10x", params={"exposure": 3}, start="2021-05-01", end="2021-07-31")
+    plain = run_multi([BTC, ETH], "hold", **kw)
+    assert plain.summary["n_liquidations"] == 1
+    res = run_multi([BTC, ETH], "hold", stop_loss=0.05, **kw)
+    s = res.summary
+    assert s["n_liquidations"] == 0 and s["final_equity"] > 0.5 * 10_000
+    o = res.orders
+    stops = o[o["kind"] == "stop_loss"]
+    assert list(stops["symbol"]) == ["BTCUSDT_PERP", "ETHUSDT_PERP"] or sorted(stops["symbol"]) == [
+        "BTCUSDT_PERP", "ETHUSDT_PERP"]
+    for _, row in stops.iterrows():
+        sym = row["symbol"]
+        entry = o[(o["symbol"] == sym) & (o["kind"] == "signal")]["price"].iloc[0]
+        assert row["price"] == pytest.approx(entry * 0.95, rel=1e-12)  # the trigger: no slippage
+        assert row["fee"] == pytest.approx(row["quantity"] * row["price"] * 0.0005, rel=1e-12)
+        bars = load_ohlcv(BTC if sym.startswith("BTC") else ETH).loc["2021-05-01":"2021-07-31"]
+        hit = bars.index[(bars["low"] <= row["price"] * (1 + 1e-12)).to_numpy()][0]  # the first bar reaching the level
+        assert row["time"] == hit and bars.loc[hit, "open"] > row["price"]
+    assert res.trades["pnl"].sum() == pytest.approx(s["final_equity"] - 10_000, abs=1e-6)  # the books
+    assert (res.equity["position_BTCUSDT_PERP"].iloc[-1], res.equity["position_ETHUSDT_PERP"].iloc[-1]) == (0, 0)
+    out = tmp_path / "cli"
+    code = main(["run", "--data", str(BTC), "--data", str(ETH), "--margin", "usdm-cross-10x", "--strategy", "hold",
+                 "--param", "exposure=3", "--start", "2021-05-01", "--end", "2021-07-31", "--stop-loss", "0.05",
+                 "--out", str(out)])
+    assert code == 0
+    cli = backtest.Result.load(out)
+    assert cli.summary["final_equity"] == s["final_equity"]
+    assert cli.orders[["symbol", "kind", "quantity", "price"]].equals(o[["symbol", "kind", "quantity", "price"]])
 
 
-def test_a_cross_perp_account_of_several_symbols_refuses_a_strategys_stop_levels():
-    def strategy(bars):
-        return {"target": np.full(len(bars), 1.0), "stop_loss": 0.05}
+def test_a_strategys_stop_levels_in_a_cross_perp_account_of_several_symbols():
+    """A strategy's own stop-loss fraction is the run's --stop-loss for its
+    symbol; a take-profit price per bar replaces the fraction's level."""
+    kw = dict(margin="usdm-cross-10x", start="2021-05-01", end="2021-07-31")
 
-    with pytest.raises(UserError, match="its stop levels on perpetual futures .BTCUSDT_PERP. are not supported yet") as e:
-        run_multi([BTC, ETH], strategy, margin="usdm-cross-5x", start="2021-05-01", end="2021-05-10")
-    assert "\n" not in str(e.value)
+    def own(bars):
+        return {"target": np.full(len(bars), 3.0), "stop_loss": 0.05}
+
+    flags = run_multi([BTC, ETH], "hold", params={"exposure": 3}, stop_loss=0.05, **kw)
+    mine = run_multi([BTC, ETH], own, **kw)
+    assert mine.summary["final_equity"] == flags.summary["final_equity"]
+    assert mine.orders[["symbol", "kind", "price"]].equals(flags.orders[["symbol", "kind", "price"]])
+
+    def priced(bars):  # take profit at 2 % above the first close, every bar
+        return {"target": np.full(len(bars), 3.0), "take_profit": np.full(len(bars), bars["close"].iloc[0] * 1.02)}
+
+    res = run_multi([BTC, ETH], priced, **kw)
+    tp = res.orders[res.orders["kind"] == "take_profit"]
+    assert len(tp) == 2 and res.summary["n_liquidations"] == 0
+    for _, row in tp.iterrows():
+        bars = load_ohlcv(BTC if row["symbol"].startswith("BTC") else ETH).loc["2021-05-01":]
+        level = bars["close"].iloc[0] * 1.02
+        assert row["price"] == pytest.approx(max(level, bars.loc[row["time"], "open"]), rel=1e-12)
 
 
 def test_funding_for_a_spot_symbol_is_refused():

@@ -107,7 +107,6 @@ def test_detail_per_symbol_for_isolated_accounts():
 @pytest.mark.parametrize("setting, flag", [
     (dict(detail={"BTCUSDT": FIXTURES / "BTCUSDT-1m-2025-06-02.parquet"}), "detail"),
     (dict(auto_repay=False), "auto_repay"),
-    (dict(trailing_stop=0.02, margin="usdm-cross-5x"), "trailing_stop.*perpetual futures"),
 ])
 def test_a_cross_account_of_several_symbols_refuses_them(setting, flag):
     b1, b2 = random_bars(1, 50), random_bars(2, 50)

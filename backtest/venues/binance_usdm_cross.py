@@ -71,21 +71,31 @@ def _piece(sb, syms, a, m, fsv, px, o_row, x_row, theta):
 
 
 @njit(cache=True)
-def joint_theta(sb, k_net, syms, a, m, fsv, px, o_row, x_row, scratch_row):
-    """The smallest θ in [0, 1] where ``MB ≤ MM`` on the joint path
-    ``P_s(θ) = O_s + θ·(X_s − O_s)`` (rows ``o_row``, ``x_row`` of ``px``),
-    or −1 when the path does not reach it.  ``MB − MM`` falls along the
-    path (every adverse move lowers MB by more than it lowers MM), linearly
-    between tier changes: the root is found piece by piece, exactly."""
-    mb, mm = balance(sb, k_net, syms, a, m, fsv, px, o_row)
+def joint_theta(sb, k_net, syms, a, m, fsv, path, after):
+    """The smallest θ in [``after``, 1] where ``MB ≤ MM`` on the joint path
+    ``P_s(θ) = O_s + θ·(X_s − O_s)`` (``path`` = (px, the row of O, the row
+    of X, a scratch row)), ``after`` when already there, −1 when the path
+    does not reach it (or the account is flat).  Every symbol moves one way
+    for the whole path (toward its adverse extreme: step 5, ``after`` 0; a
+    leg of the walk with stops, after its last event at θ ``after``:
+    docs/model-choices.md "A cross perp account holding several symbols",
+    *Stops*), so ``MB − MM`` is monotone along it and an end above the
+    level means no root; it is linear between tier changes: the root is
+    found piece by piece, exactly."""
+    px, o_row, x_row, scratch_row = path
+    row = o_row
+    if after > 0.0:
+        _at(px, o_row, x_row, after, scratch_row, m)
+        row = scratch_row
+    mb, mm = balance(sb, k_net, syms, a, m, fsv, px, row)
     if mm <= 0.0:
         return -1.0
     if mb <= mm:
-        return 0.0
+        return after
     mb1, mm1 = balance(sb, k_net, syms, a, m, fsv, px, x_row)
     if mb1 > mm1:
         return -1.0
-    theta, f = 0.0, mb - mm
+    theta, f = after, mb - mm
     for _ in range(4 * usdm.MAX_TIERS * m + 4):
         slope, nxt = _piece(sb, syms, a, m, fsv, px, o_row, x_row, theta)
         end = min(nxt, 1.0)
@@ -94,13 +104,19 @@ def joint_theta(sb, k_net, syms, a, m, fsv, px, o_row, x_row, scratch_row):
         if end >= 1.0:
             return 1.0
         theta = end
-        for k in range(m):  # MB − MM exactly at the tier change
-            px[scratch_row, k] = px[o_row, k] + theta * (px[x_row, k] - px[o_row, k])
+        _at(px, o_row, x_row, theta, scratch_row, m)  # MB − MM exactly at the tier change
         mb, mm = balance(sb, k_net, syms, a, m, fsv, px, scratch_row)
         f = mb - mm
         if f <= 0.0:
             return theta
     return 1.0
+
+
+@njit(cache=True, inline="always")
+def _at(px, o_row, x_row, theta, row, m):
+    """The path's prices at ``theta`` into ``px[row]``."""
+    for k in range(m):
+        px[row, k] = px[o_row, k] + theta * (px[x_row, k] - px[o_row, k])
 
 
 @njit(cache=True)
