@@ -758,7 +758,7 @@ def _perp_trade(i, a, k, syms, m, books, fsv, venue, cfg, orders):
     ss[s, PENDING] = np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # (every bar of a perp account asks it: a call cost ~12 % of bench --venue usdm)
 def _perp_quiet(i, a, syms, m, sb, aq, ss, bars, venue, fsv, vp):
     """Would ``_step_perp`` do nothing at bar i?  No order to place, no
     funding charge, no bracket version starting, and the health with every
@@ -1057,6 +1057,14 @@ def _close_quiet(i0, ts, open_, high, low, close, mark_open, mark_high, mark_low
 
 @njit(cache=True)
 def _close(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml):
+    """``_close_at`` as a call of its own: a spot account's loop reaches it
+    at its eventful bars only (``_close_quiet`` closes the others), and
+    warm's helper compiles it apart from the loop (a shorter first run)."""
+    _close_at(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml)
+
+
+@njit(cache=True, inline="always")
+def _close_at(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml):
     """7. the close of account ``a`` (last closes for symbols without a bar);
     ``books``: simulate_multi's (sb, aq, st, ss, sa, scr, tot)."""
     sb, aq, _, ss, sa, scr, _ = books
@@ -1083,6 +1091,12 @@ def _close(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml):
 
 @njit(cache=True)
 def _decide(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebalance, eq, ss, sa):
+    """``_decide_at`` as a call of its own (``_close``'s reasons)."""
+    _decide_at(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebalance, eq, ss, sa)
+
+
+@njit(cache=True, inline="always")
+def _decide_at(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebalance, eq, ss, sa):
     """8. the decisions of account ``a``'s symbols at the close."""
     if liquidated:
         for k in range(m):
@@ -1255,8 +1269,14 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                                                  orders, liqs, None) or liquidated
                 elif stops:  # the walk would fire nothing: only the held symbols' best prices move
                     _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
-            _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
-            _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss, sa)
+            if venue is not None:  # every bar of a perp account comes here (no quiet run yet): inlined
+                _close_at(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
+                _decide_at(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i],
+                           ss, sa)
+            else:
+                _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
+                _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss,
+                        sa)
         for s in range(n_sym):
             out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
             out_sym[s, 1, i] = ss[s, PAID_SYM]
