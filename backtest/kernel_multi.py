@@ -18,7 +18,8 @@ kernel.py does for one symbol; the results are the same bit for bit.
 import warnings
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from .account import HB, HQ, PB, PQ, _position, _record_order
@@ -1147,6 +1148,56 @@ def _hold(out_acct, a, i, capital):
             out_acct[a, r, i] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _cross_need(i, t, a, m, syms, books, bars, lv, walk):
+    """Does spot account ``a`` need the steps at bar i?  Most bars do not:
+    no hour passed, no order, and the margin level at the open and at the
+    adverse extreme far from the call and liquidation levels (``bars``:
+    the traded open, high, low and the mark open, high, low); with stops on
+    not a held symbol with a level within its bar either (``_stop_near``)."""
+    open_, high, low, mark_open, mark_high, mark_low = bars
+    sb, aq, _, ss, sa, _, _ = books
+    near = max(lv[a, CALL], lv[a, MLR]) * (1.0 + 1e-9)
+    need = t >= sa[a, NEXT_HOUR]
+    owes = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
+    assets = aq[a, HELD]
+    debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+    assets_x, debt_x = assets, debt
+    for k in range(m):
+        s = syms[a, k]
+        need = need or ss[s, PENDING] == ss[s, PENDING]
+        db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+        owes = owes or db > 0.0
+        o = mark_open[s, i]  # NaN exactly where the symbol has no bar
+        if walk is not None and o == o and not need:
+            need = _stop_near(walk, s, i, sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST], ss,
+                              (open_[s, i], high[s, i], low[s, i]))
+        p = o if o == o else ss[s, LAST_CLOSE]
+        x = p
+        if o == o:
+            x = mark_low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else mark_high[s, i]
+        assets += sb[s, HELD] * p
+        debt += db * p
+        assets_x += sb[s, HELD] * x
+        debt_x += db * x
+    if owes and not need:
+        need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
+    return need
+
+
+def _venue_arg(fsv, venue):
+    """The joint walk's venue: None on spot margin (none of its perp code compiled), else (fsv, venue)."""
+
+
+@overload(_venue_arg)
+def _venue_arg_typed(fsv, venue):
+    # chosen by type (an njit function returning None or a tuple would be typed Optional, which numba
+    # cannot index)
+    if isinstance(venue, types.NoneType):
+        return lambda fsv, venue: None
+    return lambda fsv, venue: (fsv, venue)
+
+
 @njit(cache=True, nogil=True)
 def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None):
     """Run ``S`` symbols through ``A`` cross accounts (each holding two or
@@ -1203,6 +1254,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     cross_bars, hourly = (open_, high, low, mark_open, mark_high, mark_low), (rate_h0, rates)
     walk_bars = (syms_of, open_, high, low, close, mark_open, mark_high, mark_low, _mark_closes(walk, close))
     resume_at = 0  # the first bar _close_quiet did not close
+    perp = _venue_arg(fsv, venue)  # (the walk's venue: None on spot margin)
     for i in range(n):
         if i < resume_at:
             continue
@@ -1227,48 +1279,18 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                         s = syms_of[a, k]
                         if open_[s, i] == open_[s, i] and not need:
                             need = _stop_near(walk, s, i, sb[s, HELD], ss, (open_[s, i], high[s, i], low[s, i]))
-                if need:
-                    liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, venue, fsv, vp, lv, cfg, recs)
-                    if walk is not None:  # 5. with stops on: the joint walk
-                        liquidated = _walk_joint(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk),
-                                                 orders, liqs, (fsv, venue)) or liquidated
-                elif stops:  # the walk would fire nothing: only the held symbols' best prices move
-                    _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
             else:
-                # most bars need no step: no hour passed, no order, and the margin level at the open and at
-                # the adverse extreme far from the call and liquidation levels; the steps run only where one may
-                near = max(lv[a, CALL], lv[a, MLR]) * (1.0 + 1e-9)
-                need = t >= sa[a, NEXT_HOUR]
-                owes = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
-                assets = aq[a, HELD]
-                debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
-                assets_x, debt_x = assets, debt
-                for k in range(m):
-                    s = syms_of[a, k]
-                    need = need or ss[s, PENDING] == ss[s, PENDING]
-                    db = sb[s, PRINCIPAL] + sb[s, INTEREST]
-                    owes = owes or db > 0.0
-                    o = mark_open[s, i]  # NaN exactly where the symbol has no bar
-                    if stops and o == o and not need:  # a held symbol's levels within its bar: the walk
-                        need = _stop_near(walk, s, i, sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST], ss,
-                                          (open_[s, i], high[s, i], low[s, i]))
-                    p = o if o == o else ss[s, LAST_CLOSE]
-                    x = p
-                    if o == o:
-                        x = mark_low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else mark_high[s, i]
-                    assets += sb[s, HELD] * p
-                    debt += db * p
-                    assets_x += sb[s, HELD] * x
-                    debt_x += db * x
-                if owes and not need:
-                    need = assets <= lv[a, MLR] * debt or assets_x <= near * debt_x
-                if need:
+                need = _cross_need(i, t, a, m, syms_of, books, cross_bars, lv, walk)
+            if need:
+                if venue is not None:
+                    liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, venue, fsv, vp, lv, cfg, recs)
+                else:
                     liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs)
-                    if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
-                        liquidated = _walk_joint(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk),
-                                                 orders, liqs, None) or liquidated
-                elif stops:  # the walk would fire nothing: only the held symbols' best prices move
-                    _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
+                if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
+                    liquidated = _walk_joint(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk),
+                                             orders, liqs, perp) or liquidated
+            elif stops:  # the walk would fire nothing: only the held symbols' best prices move
+                _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
             if venue is not None:  # every bar of a perp account comes here (no quiet run yet): inlined
                 _close_at(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
                 _decide_at(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i],
