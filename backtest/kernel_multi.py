@@ -37,6 +37,7 @@ from .rules import (
     joint_theta,
     leg_theta,
     margin_level,
+    path_prices,
     stop_levels,
 )
 
@@ -272,9 +273,9 @@ def _at_theta(i, a, syms, m, theta, scr, start, end, high, low):
     ``scr[TRADED]``: that price clamped into the symbol's traded bar (with
     a mark series the mark's level, brought into the range the market
     traded; a symbol without a bar stays at its price)."""
+    path_prices(scr, start, end, theta, TRIG, m)
     for k in range(m):
-        p = scr[start, k] + theta * (scr[end, k] - scr[start, k])
-        scr[TRIG, k] = p
+        p = scr[TRIG, k]
         if scr[TRADABLE, k] != 0.0:
             p = min(max(p, low[syms[a, k], i]), high[syms[a, k], i])
         scr[TRADED, k] = p
@@ -855,8 +856,7 @@ def _step_perp(i, a, syms, m, bars, books, venue, fsv, vp, lv, cfg, recs):
         return liquidated
     theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, (scr, MCUR, EXT, TRADED), 0.0)
     if theta >= 0.0:
-        for k in range(m):
-            scr[TRIG, k] = scr[MCUR, k] + theta * (scr[EXT, k] - scr[MCUR, k])
+        path_prices(scr, MCUR, EXT, theta, TRIG, m)
         _perp_liquidation(i, a, syms, m, theta, books, fsv, lv, liqs, orders)
         liquidated = True
     return liquidated

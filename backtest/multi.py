@@ -285,7 +285,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     (docs/model-choices.md "Several symbols").  ``stop_loss``,
     ``take_profit``, ``trailing_stop`` and a strategy's own stop levels work
     for every account (a cross account of several symbols: on one joint
-    path, its liquidation on the marks' paired path; not on perps yet);
+    path, its liquidation on the marks' paired path, on perps too);
     ``path``, ``detail`` (``{symbol: finer bars}``), ``auto_repay`` and ``repay_on_flat`` for
     every account holding one symbol (a cross account of several symbols
     refuses ``detail`` and auto-repay off; ``path`` changes nothing there).

@@ -311,6 +311,14 @@ def max_sell_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol):
     return _gate_root(q1, qb, gate(q1), gate(qb), q_star, m0 * (1.0 - fee) * price - k * mark, tol)
 
 
+@njit(cache=True, inline="always")
+def path_prices(px, a_row, b_row, theta, row, m):
+    """The joint path's prices at ``theta`` (spec §5: every symbol at ``A +
+    θ·(B − A)``, from ``px[a_row]`` to ``px[b_row]``) into ``px[row]``."""
+    for k in range(m):
+        px[row, k] = px[a_row, k] + theta * (px[b_row, k] - px[a_row, k])
+
+
 @njit(cache=True)
 def joint_theta(f0, g):
     """First θ in [0, 1] of the joint path (spec §5) at which ML reaches the

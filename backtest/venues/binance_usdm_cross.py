@@ -12,6 +12,7 @@ its row of ``fsv`` (``binance_usdm``'s slots), so a symbol's own rules are
 import numpy as np
 from numba import njit
 
+from ..rules import path_prices
 from . import binance_usdm as usdm
 
 DUST = usdm.DUST
@@ -85,7 +86,7 @@ def joint_theta(sb, k_net, syms, a, m, fsv, path, after):
     px, o_row, x_row, scratch_row = path
     row = o_row
     if after > 0.0:
-        _at(px, o_row, x_row, after, scratch_row, m)
+        path_prices(px, o_row, x_row, after, scratch_row, m)
         row = scratch_row
     mb, mm = balance(sb, k_net, syms, a, m, fsv, px, row)
     if mm <= 0.0:
@@ -104,19 +105,12 @@ def joint_theta(sb, k_net, syms, a, m, fsv, path, after):
         if end >= 1.0:
             return 1.0
         theta = end
-        _at(px, o_row, x_row, theta, scratch_row, m)  # MB − MM exactly at the tier change
+        path_prices(px, o_row, x_row, theta, scratch_row, m)  # MB − MM exactly at the tier change
         mb, mm = balance(sb, k_net, syms, a, m, fsv, px, scratch_row)
         f = mb - mm
         if f <= 0.0:
             return theta
     return 1.0
-
-
-@njit(cache=True, inline="always")
-def _at(px, o_row, x_row, theta, row, m):
-    """The path's prices at ``theta`` into ``px[row]``."""
-    for k in range(m):
-        px[row, k] = px[o_row, k] + theta * (px[x_row, k] - px[o_row, k])
 
 
 @njit(cache=True)
