@@ -62,6 +62,11 @@ MultiConfig = namedtuple("MultiConfig", "fee slippage full_liquidation rebalance
 # the mark closes its liquidation path ends at ``[S, n]`` (``[S, 0]`` without
 # mark series: the traded closes)
 JointStops = namedtuple("JointStops", "fractions sl_price tp_price mark_close")
+# its finer bars (docs/model-choices.md "Finer bars on a joint path"): per
+# symbol row its finer bars ``[S, F]`` (NaN past its own), the row of its
+# first sub-bar of each grid bar ``[S, n]`` (−1: none usable, or no bar) and
+# the number of sub-bars a bar has
+JointDetail = namedtuple("JointDetail", "open high low close start ratio")
 # its per-bar outputs (``acct[A, 4, n]``, ``sym[S, 2, n]``) and the interest
 # charged per base asset and per account's quote, in asset units
 MultiOut = namedtuple("MultiOut", "acct sym interest_base interest_quote")

@@ -53,9 +53,9 @@ ACCOUNT_ROWS = ("equity", "debt", "interest_owed", "interest_paid")
 SYMBOL_ROWS = ("position", "interest_symbol")  # cumulative quote value of its base interest and its fills' borrow charges
 # totals in ``stats``
 STATS = ("fees_paid", "liquidation_fees", "bad_debt", "n_orders", "n_liquidations", "n_margin_calls",
-         "n_capped", "n_trades")
+         "n_capped", "n_trades", "detail_missing_bars")
 N_STATS = len(STATS)
-FEES, LIQ_FEES, BAD, N_ORD, N_LIQ, N_CALL, N_CAP, N_TRD = range(N_STATS)
+FEES, LIQ_FEES, BAD, N_ORD, N_LIQ, N_CALL, N_CAP, N_TRD, N_MISS = range(N_STATS)
 ORDERS_PER_STEP = 3 + MAX_LIQUIDATIONS_PER_BAR  # per symbol: its order, a gap fill, the intrabar fills, a stop
 
 
@@ -168,9 +168,10 @@ def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa):
 
 
 @njit(cache=True)
-def _cross_liquidation(i, a, syms_of, m, theta, books, lv, cfg, orders, liqs):
+def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
     """A cross liquidation at the trigger prices ``scr[TRIG]``, filled at
-    ``scr[TRADED]`` (± slippage), recorded; False (nothing recorded) when
+    ``scr[TRADED]`` (± slippage), recorded with ``where`` = (its θ on the
+    bar's path, at a (sub-)bar's open); False (nothing recorded) when
     there was nothing to liquidate.  ``books``: ``(sb, aq, st, ss, sa, scr,
     tot)``, the books and state (a rare call: one tuple, few arguments)."""
     sb, aq, _, ss, _, scr, tot = books
@@ -191,7 +192,7 @@ def _cross_liquidation(i, a, syms_of, m, theta, books, lv, cfg, orders, liqs):
                                  (cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0), rec, (qty, fill, side))
     if not done:
         return False
-    _liq_record(liqs, k_l, a, theta, theta == 0.0)
+    _liq_record(liqs, k_l, a, where[0], where[1])
     tot[N_LIQ] += 1
     tot[LIQ_FEES] += f
     tot[BAD] += b
@@ -307,6 +308,10 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
     the stops on the traded ``scr[LEG_A]`` → ``scr[LEG_B]``): ``(θ, kind, k,
     trigger)``, kind −1 when the leg has none, LIQUIDATION (k −1), or a stop
     kind of the account's k-th symbol; none before ``after`` (the last event's θ).
+    ``leg`` 0 is leg 1 of a sub-step of finer bars: no step 2 checked its
+    opens, so an account already at the level there is liquidated at θ = 0
+    even when the leg does not move it (``g = 0``; docs "Finer bars on a
+    joint path").
     ``fsv``: None on spot margin, else a cross perp account's bracket tables
     (its liquidation: ``binance_usdm_cross.joint_theta`` on the leg)."""
     best, kind, who, trig = np.inf, -1, -1, 0.0
@@ -314,7 +319,7 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
     if fsv is None:
         f0, g, owes = _joint_terms(a, m, syms, sb, aq, mlr, scr, MLEG_A, MLEG_B)
         if owes and liq_on:
-            theta = joint_theta(f0, g) if leg == 1 else leg_theta(f0, g)
+            theta = joint_theta(f0, g) if leg == 1 else leg_theta(f0, g)  # (leg 0: leg_theta)
     elif liq_on:  # (from the last event's θ on: docs "A cross perp account ...", *Stops*)
         theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, (scr, MLEG_A, MLEG_B, TRADED), after)
     if theta >= 0.0:
@@ -330,7 +335,7 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
         if scr[P_TP, k] == scr[P_TP, k]:
             levels = (levels[0], levels[1], scr[P_TP, k])
         for j in range(3):  # stop-loss and trailing fire toward the adverse side, take-profit the other way
-            theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], leg == 1)
+            theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], leg <= 1)
             kd = STOP_LOSS if j == 0 else (TRAILING_STOP if j == 1 else TAKE_PROFIT)
             if theta >= 0.0:
                 theta = max(theta, after)
@@ -353,7 +358,7 @@ def _rank(kind):
 
 @njit(cache=True)
 def _leg(i, a, m, leg, bars, scr, ss, sb):
-    """Leg ``leg``'s ends per symbol into ``scr[LEG_A]``, ``scr[LEG_B]``:
+    """Leg ``leg``'s ends per symbol (the bars' column ``i``) into ``scr[LEG_A]``, ``scr[LEG_B]``:
     the path ``O → X1 → X2 → C`` of its direction ``scr[DIRN]`` (adverse
     extreme first), its current price throughout without a direction; the
     mark path's paired leg into ``scr[MLEG_A]``, ``scr[MLEG_B]`` (the mark
@@ -488,15 +493,19 @@ def _best_over_bar(i, a, m, syms, sb, ss, open_, high, low):
 
 
 @njit(cache=True)
-def _walk_joint(i, a, m, bars, books, params, orders, liqs, perp):
+def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
     """Step 5 of a cross account with several symbols and stops on: the
     joint walk of docs "Stops on a joint path", three legs, each event at
     the smallest θ first, the liquidation on the marks' paired path (the
-    traded one without mark series).  ``perp``: None on spot margin, else
+    traded one without mark series).  ``at`` = (bar i, the bars' column it
+    reads, the offset its liquidations' θ is recorded from, on finer bars):
+    (i, i, 0, False) on a bar, (i, j, 3j, True) on sub-step j of finer bars
+    (``_finer``; ``bars`` then the sub-bars).  ``perp``: None on spot margin, else
     ``(fsv, venue)`` of a cross perp account (docs "A cross perp account
     holding several symbols", *Stops*: its liquidation closes everything at
     the marks, its stops are the venue's market orders).  Returns whether
     the account was liquidated."""
+    i, c, base, fine = at
     syms, high, low = bars[0], bars[2], bars[3]
     sb, aq, st, ss, sa, scr, tot = books
     lv, cfg, rates, col, stops = params
@@ -516,24 +525,25 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs, perp):
         scr[DIRN, k] = 0.0 if scr[TRADABLE, k] == 0.0 else (1.0 if coef > 0.0 else (-1.0 if coef < 0.0 else 0.0))
         scr[DONE, k] = 0.0
     for leg in range(1, 4):
-        _leg(i, a, m, leg, bars, scr, ss, sb)
+        _leg(c, a, m, leg, bars, scr, ss, sb)
         after = 0.0
         while True:
-            theta, kind, who, trig = _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after,
-                                                 None if perp is None else perp[0])
+            theta, kind, who, trig = _next_event(a, m, 0 if fine and leg == 1 else leg, syms, sb, aq, ss, scr, mlr,
+                                                 liq_on, after, None if perp is None else perp[0])
             if kind < 0:
                 break
             after = theta
             if kind == LIQUIDATION:  # every symbol at its mark at θ, filled there clamped into its traded bar
-                _at_theta(i, a, syms, m, theta, scr, MLEG_A, MLEG_B, high, low)
+                _at_theta(c, a, syms, m, theta, scr, MLEG_A, MLEG_B, high, low)
             else:  # every symbol at its traded path price
-                _at_theta(i, a, syms, m, theta, scr, LEG_A, LEG_B, high, low)
+                _at_theta(c, a, syms, m, theta, scr, LEG_A, LEG_B, high, low)
             if kind == LIQUIDATION and perp is not None:  # every position closed at the marks: nothing left
-                _perp_liquidation(i, a, syms, m, leg - 1 + theta, books, perp[0], lv, liqs, orders)
+                _perp_liquidation(i, a, syms, m, base + leg - 1 + theta, books, perp[0], lv, liqs, orders)
                 return True
             if kind == LIQUIDATION:
-                # (recorded at leg − 1 + θ: the walk's position in [0, 3]; a gap only at the open)
-                if not _cross_liquidation(i, a, syms, m, leg - 1 + theta, books, lv, cfg, orders, liqs):
+                # (recorded at leg − 1 + θ: the walk's position in [0, 3]; a gap only at the (sub-)bar's open)
+                if not _cross_liquidation(i, a, syms, m, (base + leg - 1 + theta, leg == 1 and theta == 0.0), books,
+                                          lv, cfg, orders, liqs):
                     liq_on = False  # nothing to liquidate
                     continue
                 liquidated = True
@@ -547,6 +557,68 @@ def _walk_joint(i, a, m, bars, books, params, orders, liqs, perp):
             else:
                 _perp_stop(i, a, who, kind, trig, (syms, m), books, perp, cfg, orders)
     return liquidated
+
+
+@njit(cache=True)
+def _finer(i, a, m, bars, books, params, recs, detail, walk):
+    """Step 5 of spot account ``a`` at bar i with finer bars (docs "Finer
+    bars on a joint path"): when every symbol with a bar has usable
+    sub-bars, the joint walk (stops on: ``walk``) or the joint path on each
+    sub-step; else on the bar, counted in ``detail_missing_bars`` when it
+    could fire.  ``bars``: simulate_multi's ``walk_bars``; ``params``:
+    ``_walk_joint``'s.  Returns 1 when liquidated, 0, or −1 when a record
+    buffer ran short (grow it, run again)."""
+    syms, open_, high, low, mark_high, mark_low = bars[0], bars[1], bars[2], bars[3], bars[6], bars[7]
+    sb, aq, _, ss, _, scr, tot = books
+    lv, cfg = params[0], params[1]
+    orders, liqs, _ = recs
+    mlr = lv[a, MLR]
+    usable = True
+    for k in range(m):
+        s = syms[a, k]
+        usable = usable and (open_[s, i] != open_[s, i] or detail.start[s, i] >= 0)
+    if not usable:  # the bar as without finer bars; counted when the liquidation or a stop level was in reach
+        f0, g, owes = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
+        ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
+        missing = owes and ax <= mlr * (1.0 + 1e-9) * dx
+        if walk is None:
+            hl = (high, low, mark_high, mark_low)
+            liquidated = owes and _joint_path((i, i, 0.0, False), a, syms, m, books, hl, lv, cfg, recs, (f0, g))
+        else:
+            for k in range(m):
+                s = syms[a, k]
+                pos = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+                missing = missing or (open_[s, i] == open_[s, i] and _stop_near(walk, s, i, pos, ss, (
+                    open_[s, i], high[s, i], low[s, i])))
+            liquidated = _walk_joint((i, i, 0.0, False), a, m, bars, books, params, orders, liqs, None)
+        tot[N_MISS] += 1.0 if missing else 0.0
+        return 1 if liquidated else 0
+    ratio = detail.ratio
+    sub = np.full((4, open_.shape[0], ratio), np.nan)  # the symbols' sub-bars: open, high, low, close
+    for k in range(m):
+        s = syms[a, k]
+        if open_[s, i] == open_[s, i]:
+            r0 = detail.start[s, i]
+            for j in range(ratio):
+                sub[0, s, j], sub[1, s, j] = detail.open[s, r0 + j], detail.high[s, r0 + j]
+                sub[2, s, j], sub[3, s, j] = detail.low[s, r0 + j], detail.close[s, r0 + j]
+    o_, h_, l_, c_ = sub[0], sub[1], sub[2], sub[3]
+    liquidated = False
+    for j in range(ratio):
+        if tot[N_ORD] + m * ORDERS_PER_STEP > orders.shape[0] or tot[N_LIQ] + ORDERS_PER_STEP > liqs.shape[0]:
+            return -1
+        for k in range(m):  # the sub-bars' opens are the current prices
+            if scr[TRADABLE, k] != 0.0:
+                scr[CUR, k] = scr[MCUR, k] = o_[syms[a, k], j]
+        if walk is None:
+            f0, g, owes = _toward_adverse(j, a, syms, m, sb, aq, h_, l_, mlr, scr)
+            if owes:
+                liquidated = _joint_path((i, j, float(j), True), a, syms, m, books, (h_, l_, h_, l_), lv, cfg, recs,
+                                         (f0, g)) or liquidated
+        else:
+            liquidated = _walk_joint((i, j, 3.0 * j, True), a, m, (syms, o_, h_, l_, c_, o_, h_, l_, c_), books,
+                                     params, orders, liqs, None) or liquidated
+    return 1 if liquidated else 0
 
 
 @njit(cache=True)
@@ -658,7 +730,7 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k]
             scr[TRADED, k] = scr[CUR, k]
-        if _cross_liquidation(i, a, syms, m, 0.0, books, lv, cfg, orders, liqs):
+        if _cross_liquidation(i, a, syms, m, (0.0, True), books, lv, cfg, orders, liqs):
             for k in range(m):
                 if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
                     ss[syms[a, k], SUSPENDED] = 1.0
@@ -696,20 +768,41 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
         ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
         if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
             _call(calls, tot, i, a, margin_level(ax, dx))
-    # 5. with stops on, the joint walk (simulate_multi's next call, also without debt: the stops);
-    # else the joint path toward every symbol's adverse extreme
-    if not owes or cfg[WALK] != 0.0:
+    # 5. with stops on or finer bars, simulate_multi's next call (with stops also without debt); else
+    # the joint path toward every symbol's adverse extreme
+    if not owes or cfg[WALK] != 0.0 or joint_theta(f0, g) < 0.0:  # (most bars: the level not reached, no call)
         return liquidated
+    return _joint_path((i, i, 0.0, False), a, syms, m, books, (high, low, mark_high, mark_low), lv, cfg, recs,
+                       (f0, g)) or liquidated
+
+
+@njit(cache=True)
+def _joint_path(at, a, syms, m, books, hl, lv, cfg, recs, terms):
+    """Step 5 without stops: the joint path from the current prices
+    ``scr[MCUR]`` toward every symbol's adverse (mark) extreme, a
+    liquidation where it reaches the level, again from the start with the
+    new state, at most 8 times.  ``at`` as ``_walk_joint``'s (θ recorded
+    from its offset; on a sub-step an account already at the level at its
+    opens is liquidated there, as ``_next_event``'s leg 0); ``hl`` = the
+    bars' (high, low, mark high, mark low);
+    ``terms``: the path's (f0, g) on the state now (step 6's)."""
+    i, c, base, fine = at
+    high, low, mark_high, mark_low = hl
+    sb, aq, _, _, _, scr, _ = books
+    orders, liqs, _ = recs
+    mlr = lv[a, MLR]
+    f0, g = terms
+    liquidated = False
     for n_liq in range(MAX_LIQUIDATIONS_PER_BAR):
-        if n_liq > 0:  # (the first pass takes the margin call's terms: the same state)
-            f0, g, owes = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
+        if n_liq > 0:
+            f0, g, owes = _toward_adverse(c, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
             if not owes:
                 break
-        theta = joint_theta(f0, g)
+        theta = leg_theta(f0, g) if fine else joint_theta(f0, g)
         if theta < 0.0:
             break
-        _at_theta(i, a, syms, m, theta, scr, MCUR, EXT, high, low)  # the marks at θ
-        if not _cross_liquidation(i, a, syms, m, theta, books, lv, cfg, orders, liqs):
+        _at_theta(c, a, syms, m, theta, scr, MCUR, EXT, high, low)  # the marks at θ
+        if not _cross_liquidation(i, a, syms, m, (base + theta, theta == 0.0), books, lv, cfg, orders, liqs):
             break  # nothing to liquidate
         liquidated = True
     return liquidated
@@ -1199,7 +1292,7 @@ def _venue_arg_typed(fsv, venue):
 
 
 @njit(cache=True, nogil=True)
-def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None):
+def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None, detail=None):
     """Run ``S`` symbols through ``A`` cross accounts (each holding two or
     more) on the grid ``g`` (``inputs.Grid``; ``ac``: ``Accounts``,
     ``config``: ``MultiConfig``), writing ``out`` (``MultiOut``: per account
@@ -1209,7 +1302,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     None on spot margin (no perp code compiled), else an ``inputs.CrossVenue``
     (every account of the call a cross perp one); ``walk``: the symbols'
     stop settings (``inputs.JointStops``) when one has a stop on (the joint
-    walk), else None (none compiled).  The hot steps take the arrays they
+    walk), else None (none compiled); ``detail``: the symbols' finer bars
+    (``inputs.JointDetail``, spot margin), else None (none compiled).  The hot steps take the arrays they
     use, not the records (records whole: ``bench --symbols 2`` 10-20 % slower)."""
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
     rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
@@ -1236,7 +1330,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
         lv[a, LIQ_FEE], lv[a, RESTORE] = ac.liquidation_fee[a], ac.restore_ml[a]
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
                     1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0,
-                    0.0 if walk is None else 1.0])
+                    0.0 if walk is None and detail is None else 1.0])
     stops = walk is not None  # (multi_accounts passes the stop settings when a symbol has a stop on)
     st = np.zeros(6)
     scr = np.zeros((N_SCRATCH, n_sym + 1))
@@ -1286,9 +1380,16 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                     liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, venue, fsv, vp, lv, cfg, recs)
                 else:
                     liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs)
-                if walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
-                    liquidated = _walk_joint(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk),
-                                             orders, liqs, perp) or liquidated
+                if detail is not None:  # 5. on finer bars (None: numba compiles none of it)
+                    fine = _finer(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk), recs,
+                                  detail, walk)
+                    if fine < 0:
+                        return False, tot
+                    liquidated = fine > 0 or liquidated
+                elif walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
+                    liquidated = _walk_joint((i, i, 0.0, False), a, m, walk_bars, books,
+                                             (lv, cfg, rates, t // HOUR - rate_h0, walk), orders, liqs,
+                                             perp) or liquidated
             elif stops:  # the walk would fire nothing: only the held symbols' best prices move
                 _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
             if venue is not None:  # every bar of a perp account comes here (no quiet run yet): inlined

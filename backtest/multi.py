@@ -288,7 +288,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     path, its liquidation on the marks' paired path, on perps too);
     ``path``, ``detail`` (``{symbol: finer bars}``), ``auto_repay`` and ``repay_on_flat`` for
     every account holding one symbol (a cross account of several symbols
-    refuses ``detail`` and auto-repay off; ``path`` changes nothing there).
+    takes ``detail`` for all its symbols or none, one timeframe, and refuses
+    auto-repay off; ``path`` changes nothing there).
     Perpetual-futures profiles (``usdm-*``) run
     in isolated accounts or one cross account (of one symbol, or several:
     the venue's joint rules, docs/model-choices.md); ``funding``: ``{symbol: file}``
@@ -371,7 +372,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     moves = _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds, rs, attached, details)
     if moves:
         config["moves"], config["moves_level"], config["manual"] = moves
-    fine, n_fine = _details(details, marks, panel, symbols)
+    fine, n_fine = _details(details, marks, panel, symbols, accounts)
     # a compile helper on a cold cache (warm.py): for the one-symbol kernel when every account holds one
     # symbol, else for the kernel of a cross account of several symbols (on spot margin)
     joint = [a for a in accounts if len(a[2]) > 1]
@@ -462,17 +463,22 @@ def _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_histo
 
 def _single_only(rs, details, accounts):
     """The settings only the one-symbol kernel has are refused, one line
-    naming the flag, when a cross account holds several symbols (finer bars
-    only for a symbol of such an account).  ``--path`` is not among them:
-    such an account's events inside a bar follow one joint path whose order
-    is fixed, so the path setting has nothing to order there.  Its stops
-    follow that path (docs/model-choices.md "Stops on a joint path"), with
-    or without mark series, on perpetual futures too."""
+    naming the flag, when a cross account holds several symbols.  ``--path``
+    is not among them: such an account's events inside a bar follow one
+    joint path whose order is fixed, so the path setting has nothing to
+    order there.  Its stops follow that path (docs/model-choices.md "Stops
+    on a joint path"), with or without mark series, on perpetual futures
+    too; finer bars settle that path when each of its symbols has them
+    ("Finer bars on a joint path")."""
     joint = [(p, syms) for _, p, syms in accounts if len(syms) > 1]
-    shared = [s for _, syms in joint for s in syms if s in details]
+    for _, syms in joint:
+        given = [s for s in syms if s in details]
+        if given and len(given) < len(syms):
+            lacking = next(s for s in syms if s not in details)
+            raise UserError(f"--detail {lacking}: missing; a cross account holding several symbols "
+                            f"({', '.join(syms)}) takes finer bars for each of them or for none (the joint "
+                            f"path needs every symbol's path inside the bar)")
     given = [] if rs.auto_repay else ["--no-auto-repay"]
-    if shared:
-        given.append(f"--detail {shared[0]}")
     if given and joint:
         raise UserError(f"{given[0]}: not supported yet for a cross account holding several symbols "
                         f"({', '.join(joint[0][1])}); isolated accounts (and a cross account of one symbol) take it")
@@ -515,9 +521,11 @@ def _single_settings(rs, details) -> dict:
     return out
 
 
-def _details(details, marks, panel, symbols):
+def _details(details, marks, panel, symbols, accounts):
     """Per symbol row with finer bars, the kernel's detail arrays on the
-    symbol's own bars; and per symbol how many bars have usable ones."""
+    symbol's own bars; and per symbol how many bars have usable ones.  The
+    symbols of a cross account holding several must have sub-bars of one
+    length (docs/model-choices.md "Finer bars on a joint path")."""
     from .detail import detail_arrays
 
     fine, n_fine = {}, {}
@@ -525,6 +533,18 @@ def _details(details, marks, panel, symbols):
         if sym in marks:
             raise UserError(f"--detail {sym}: not combined with --mark {sym} (the mark series has no finer bars)")
         fine[symbols.index(sym)], n_fine[sym] = detail_arrays(d, panel[sym], sym)
+    for _, _, syms in accounts:
+        lengths = {}
+        for sym in syms:
+            arrays = fine.get(symbols.index(sym))
+            count = None if arrays is None else arrays[5] - arrays[4]
+            if count is not None and (count > 0).any():
+                lengths[sym] = int(count[count > 0][0])
+        if len(set(lengths.values())) > 1:
+            (b, n_b), *rest = lengths.items()
+            a, n_a = next((s, n) for s, n in rest if n != n_b)
+            raise UserError(f"--detail {a}: {n_a} sub-bars a bar, {b} {n_b}; the finer bars of a cross account's "
+                            "symbols must share one timeframe (the joint path pairs them up in time)")
     return fine, n_fine
 
 

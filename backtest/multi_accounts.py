@@ -18,7 +18,7 @@ import pandas as pd
 from . import bar_rows, kernel, kernel_multi
 from .detail import NO_DETAIL
 from .engine import loans_outlive_trades, simulate_arrays
-from .inputs import Accounts, Grid, JointStops, MultiConfig, MultiOut, Rates, Settings
+from .inputs import Accounts, Grid, JointDetail, JointStops, MultiConfig, MultiOut, Rates, Settings
 from .perps import cross_columns as cross_venue_columns
 from .perps import cross_venue_inputs, perp_columns, venue_inputs
 from .venues.plug import USDM
@@ -31,7 +31,7 @@ SINGLE_ONLY = {"stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.0, "pess
 # the rows of the one-symbol kernel's ``extra`` (auto-repay off), cumulative except the last
 ONE_SYMBOL_EXTRA = ("interest_quote", "after_base", "after_quote", "base_owed")
 # the totals of ``stats``: kernel_multi's, and those only the one-symbol kernel counts
-EXTRA_STATS = ("ambiguous_bars", "detail_missing_bars", "n_cancelled")
+EXTRA_STATS = ("ambiguous_bars", "n_cancelled")
 
 
 def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mark=None, own_marks=None,
@@ -64,7 +64,8 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     joint = [a for a in range(n_acct) if len(members[a]) > 1]
     if joint:
         parts.append(_run_joint(joint, members, seconds, (open_, high, low, close), targets, config, mark, out_acct,
-                                out_sym, int_b, int_q, stats, own_marks or {}, extra_rows, own_orders or {}))
+                                out_sym, int_b, int_q, stats, (own_marks or {}, own_detail or {}), extra_rows,
+                                own_orders or {}))
     for a in range(n_acct):
         if len(members[a]) == 1:
             s = int(members[a][0])
@@ -76,13 +77,16 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
 
 
 def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats,
-               own_marks, extra_rows, own_orders):
+               own, extra_rows, own_orders):
     """The cross accounts with several symbols, through ``kernel_multi`` on
     their symbols' rows (the run's own arrays and buffers when they hold
     every symbol: no copy of ``[S, n]`` arrays); its records with the run's
     symbol and account numbers.  A cross perp account (the only cross
-    account) takes its venue's inputs and gives its columns; ``own_orders``:
-    per symbol whose strategy gave stop levels its ``strategy.Orders``."""
+    account) takes its venue's inputs and gives its columns; ``own``: per
+    symbol its mark series and its finer bars (``simulate_multi_arrays``'s
+    ``own_marks``, ``own_detail``); ``own_orders``: per symbol whose
+    strategy gave stop levels its ``strategy.Orders``."""
+    own_marks, own_detail = own
     syms = np.concatenate([members[a] for a in joint])
     n_sym, n = targets.shape
     whole = len(joint) == len(members) and (syms == np.arange(n_sym)).all()
@@ -96,6 +100,9 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
     accounts = Accounts(acct, *(per_acct(k) for k in Accounts._fields[1:]))
     cfg = MultiConfig(*(config[k] for k in MultiConfig._fields[:-2]), config["rate_h0"], rates)
     walk = joint_stops(config, syms, (ohlc[0], ohlc[3]), [own_orders.get(int(s)) for s in syms], own_marks)
+    fine = None  # (multi: every symbol of such an account has finer bars, or none has)
+    if any(int(s) in own_detail for s in syms):
+        fine = joint_detail(ohlc[0][syms], [own_detail[int(s)] for s in syms])
     if whole:
         o_acct, o_sym, i_b, i_q = out_acct, out_sym, int_b, int_q
     else:
@@ -115,7 +122,7 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
                                zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
         complete, tot = kernel_multi.simulate_multi(grid, accounts, cfg, MultiOut(o_acct, o_sym, i_b, i_q), orders,
-                                                    liqs, calls, venue, walk)
+                                                    liqs, calls, venue, walk, fine)
         st = dict(zip(kernel_multi.STATS, tot.tolist()))
         if complete:
             break
@@ -172,6 +179,28 @@ def joint_stops(config, syms, grid, given, own_marks):
         for r in marked:
             mark_close[r, np.flatnonzero(~np.isnan(opens[syms[r]]))] = own_marks[int(syms[r])][3]
     return JointStops(fractions, sl, tp, mark_close)
+
+
+def joint_detail(opens, given):
+    """The finer bars of a cross account's symbols for ``kernel_multi``
+    (``inputs.JointDetail``): ``opens`` their grid opens ``[S, n]`` (NaN where
+    a symbol has no bar), ``given[r]`` row r's ``detail.detail_arrays`` on
+    its own bars (``multi`` has checked that each symbol has them, each
+    bar's sub-bars one count)."""
+    n_sym, n = opens.shape
+    width = max(len(g[0]) for g in given)
+    cols = np.full((4, n_sym, width), np.nan)
+    start = np.full((n_sym, n), -1, dtype=np.int64)
+    ratio = 0
+    for r, g in enumerate(given):
+        for c in range(4):
+            cols[c, r, :len(g[c])] = g[c]
+        count = g[5] - g[4]
+        usable = count > 0
+        start[r, np.flatnonzero(~np.isnan(opens[r]))[usable]] = g[4][usable]
+        if usable.any():
+            ratio = int(count[usable][0])
+    return JointDetail(cols[0], cols[1], cols[2], cols[3], start, np.int64(ratio))
 
 
 def last_closes(close):

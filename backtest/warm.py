@@ -263,7 +263,8 @@ def _multi_late(walk: bool):
     if walk:
         bars = T((syms,) + (grid,) * 8)  # simulate_multi's walk_bars
         params = T((grid, y["vec"], grid, i, y["stops"]))
-        km._walk_joint.compile((i, i, i, bars, books, params, y["orders"], y["liqs"], numba.types.none))
+        at = T((i, i, f, numba.types.literal(False)))  # (bar i, its column, θ offset, not a sub-step)
+        km._walk_joint.compile((at, i, i, bars, books, params, y["orders"], y["liqs"], numba.types.none))
     stops = y["stops"] if walk else numba.types.none
     km._close_quiet.compile((i, y["ts"], *(grid,) * 7, syms, *(grid,) * 7, f, y["out3"], y["out3"], grid, i, grid, b,
                              stops))

@@ -20,7 +20,10 @@ closes); the one-symbol walk ("Stops, take-profits and the path inside a
 bar", ported from ``reference.simulate`` without marks, limits or finer
 bars) in an account of one symbol, without mark series (an account of one
 symbol with stops and a mark series is not modelled here: the engine runs
-it through its one-symbol kernel, which ``reference.simulate`` models).
+it through its one-symbol kernel, which ``reference.simulate`` models);
+finer bars in a cross account of several symbols (MC "Finer bars on a
+joint path": step 5 on each sub-step, with or without stops, no mark
+series; ``detail_missing_bars``, each liquidation's ``theta``).
 """
 from __future__ import annotations
 
@@ -227,7 +230,8 @@ def _repay(amount, owed):
 def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts, fee, slippage,
                    rates_base_daily, rate_quote_daily, liquidation="partial", rebalance=0.0,
                    round_interest=True, stop_on_liquidation=False, rate_history=None, marks=None,
-                   stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic", levels=None):
+                   stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic", levels=None,
+                   detail=None):
     """Run S symbols on the union grid ``timestamps`` (int seconds).
 
     ``opens[s][i]`` … ``closes[s][i]``: symbol s's bar at grid time i, NaN
@@ -302,6 +306,37 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     account has stops on (walks the path) when one of its symbols has a
     fraction above 0 or a price level (an array with at least one price
     that is not NaN).
+
+    ``detail``: finer bars (MC "Finer bars on a joint path"), only for the
+    symbols of a cross account holding several symbols, without mark series:
+    None, or per symbol None or ``(sub_open, sub_high, sub_low, sub_close)``,
+    each a list over the grid bars of None (no usable sub-bars there, or no
+    bar) or the bar's ``T/τ`` sub-bar values in time order.  The lists are
+    trusted (the caller decides usability: None is "not usable"); every
+    symbol of such an account has detail or none has, and the symbols with a
+    bar give the same number of sub-bars.  Bar i of the account has usable
+    detail when every symbol with a bar there has sub-bars; then step 5 runs
+    on each sub-step j in turn (the joint path, or with stops on the joint
+    walk, as if the sub-bars j were the bar: directions from the state at
+    the start of sub-step j, a symbol with a bar and ``d_s = 0`` at its
+    sub-bar's open, one without a bar at its last close); everything else
+    stays on the bar.  An account of one symbol with detail raises
+    NotImplementedError (the one-symbol kernel's "Finer bars settle the
+    path" is ``reference.simulate``'s).  Also returns ``detail_missing_bars``
+    (an int: over the accounts of several symbols that have detail, the bars
+    without usable detail where step 5 on the bar could fire something: a
+    stop level of a held symbol with a bar inside that bar's range, the
+    trailing level at the best price the bar can bring, or the margin level
+    at every symbol's adverse extreme at once, state after step 4, at or
+    below the liquidation level × (1 + 1e-9)) and ``detail_bars`` per symbol
+    (its bars with sub-bars, in accounts of several symbols).
+
+    Every liquidation (and write-off) of an account with several symbols
+    records ``theta``, where on the bar's joint path it happened: 0 at the
+    gap (step 2); θ without stops; ``(k − 1) + θ`` on leg k with stops; with
+    finer bars ``j + θ`` / ``3j + (k − 1) + θ`` in sub-step j.  A stop order
+    of such an account records ``path_prices``: every symbol's price (in the
+    account's symbol order) its equity and cap were taken at.
     """
     S = len(opens)
     n = len(timestamps)
@@ -338,6 +373,30 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
 
     mk_bars = [[mark_bar(s, i) if has[s][i] else None for i in range(n)] for s in range(S)]
 
+    # MC "Finer bars on a joint path": per symbol None or its sub-bar lists; refused with a mark series and
+    # (not modelled here) in an account of one symbol; every symbol of an account of several or none
+    detail = list(detail) if detail is not None else [None] * S
+    assert len(detail) == S, "reference_multi: detail needs one entry per symbol"
+    for s, d in enumerate(detail):
+        assert d is None or (len(d) == 4 and all(len(col) == n for col in d)), \
+            f"reference_multi: symbol {s}'s detail: (sub_open, sub_high, sub_low, sub_close), one entry per bar"
+        assert d is None or marks[s] is None, f"reference_multi: symbol {s}: --detail with --mark is refused"
+    for _, syms, _ in accounts:
+        given = [detail[s] is not None for s in syms]
+        if len(syms) == 1 and given[0]:
+            raise NotImplementedError("reference_multi: finer bars in an account of one symbol "
+                                      "(reference.simulate models them)")
+        assert all(given) or not any(given), \
+            f"reference_multi: symbols {list(syms)}: finer bars for some symbols of the account and not others"
+    detail_bars = [0] * S
+
+    def sub_bars(s, i):
+        """Symbol s's sub-bars at grid bar i, [(O_j, H_j, L_j, C_j), ...], or None (none usable, no bar)."""
+        d = detail[s]
+        if d is None or not has[s][i] or any(col[i] is None for col in d):
+            return None
+        return [(float(o), float(h), float(lo), float(c)) for o, h, lo, c in zip(d[0][i], d[1][i], d[2][i], d[3][i])]
+
     out = {"equity": [[] for _ in accounts], "debt": [[] for _ in accounts],
            "margin_level": [[] for _ in accounts], "interest_paid": [[] for _ in accounts],
            "interest_owed": [[] for _ in accounts], "position": [[] for _ in range(S)]}
@@ -372,7 +431,8 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
         states.append({"prof": prof, "syms": list(syms), "acct": acct, "t_prev": None, "paid": 0.0,
                        "prev_close_ml": INF, "halted": False, "eq": float(cap), "debt": 0.0, "owed": 0.0,
                        "ml": INF, "suspended": suspended, "stop": stop_on_liquidation, "stops": stops,
-                       "stops_on": on, "marked": bool(marked)})
+                       "stops_on": on, "marked": bool(marked), "detailed": detail[syms[0]] is not None,
+                       "detail_missing": 0})
 
     for i in range(n):
         t = int(timestamps[i])
@@ -391,9 +451,21 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                                        int_quote, rate, out)
                 fees_paid += stt.pop("fees", 0.0)
             else:
+                # MC "Finer bars on a joint path": usable detail when every symbol with a bar has sub-bars; the
+                # sub-steps j, each symbol's (O_j, H_j, L_j, C_j), a symbol without a bar at its last close
+                subs = None
+                if stt["detailed"]:
+                    per = {s: sub_bars(s, i) for s in syms if has[s][i]}
+                    for s, sb in per.items():
+                        detail_bars[s] += sb is not None
+                    if all(sb is not None for sb in per.values()):
+                        n_sub = {len(sb) for sb in per.values()}
+                        assert len(n_sub) == 1, f"reference_multi: bar {i}: the symbols' sub-bars do not pair up"
+                        subs = [[per[s][j] if has[s][i] else (last_close[s],) * 4 for s in syms]
+                                for j in range(n_sub.pop())]
                 liquidated = _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, last_close,
                                          slippage, fee, prof, liquidation, pending, orders, liquidations,
-                                         margin_calls, int_base, int_quote, rate, out)
+                                         margin_calls, int_base, int_quote, rate, out, subs)
                 fees_paid += stt.pop("fees", 0.0)
             stt["t_prev"] = t
             # 8. decisions, per symbol of the account
@@ -441,7 +513,8 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
             o["kind"] = "write_off"
     out.update(liquidations=liquidations, write_offs=write_offs, orders=orders, margin_calls=margin_calls,
                interest_base=int_base,
-               interest_quote=int_quote, fees_paid=fees_paid, mark_missing=mark_missing, ambiguous=stops.n_ambiguous)
+               interest_quote=int_quote, fees_paid=fees_paid, mark_missing=mark_missing, ambiguous=stops.n_ambiguous,
+               detail_missing_bars=sum(stt["detail_missing"] for stt in states), detail_bars=detail_bars)
     return out
 
 
@@ -754,10 +827,13 @@ def _close(stt, assets, debt, owed, a, out):
 
 # ------------------------------------------------------------ several symbols
 def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, last_close, slippage, fee, prof, mode,
-                pending, orders, liquidations, margin_calls, int_base, int_quote, rate, out):
+                pending, orders, liquidations, margin_calls, int_base, int_quote, rate, out, subs=None):
     """MC "Several symbols", order of events, for an account with several
     symbols; its liquidation checks (gap, joint path, margin call) on the
-    mark bars, orders and fills on the traded bars (MC "Mark price")."""
+    mark bars, orders and fills on the traded bars (MC "Mark price").
+    ``subs``: the bar's usable finer bars (MC "Finer bars on a joint path"),
+    per sub-step j the account's symbols' ``(O_j, H_j, L_j, C_j)`` (a symbol
+    without a bar: its last close four times), or None."""
     book = stt["acct"]
     m = len(syms)
     tradable = [has[s][i] for s in syms]
@@ -818,6 +894,7 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
                "capped": capped}
         if trigger is not None:
             rec["trigger"] = trigger
+            rec["path_prices"] = list(prices)  # where the equity and the cap were taken
         orders.append(rec)
         stops.track(s, n0, book.position(k), p, prices[k])
 
@@ -843,37 +920,96 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
     if book.has_debt():
         ext = _extremes(book, m_open, m_hi, m_lo, mlr)
         ml_x = book.ml(ext)
-    # 5. with stops on: "Stops on a joint path" (with mark series: the liquidation on the paired mark path)
-    if stt["stops_on"]:
-        hi = [highs[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
-        lo = [lows[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
+    hi = [highs[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
+    lo = [lows[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
+    if subs is None and stt["detailed"]:
+        # MC "Finer bars on a joint path", detail_missing_bars: no usable detail, and step 5 on the bar could
+        # fire something (a stop level inside the bar, or the margin level at the adverse extremes at or
+        # below the liquidation level up to 1e-9)
+        if (ml_x is not None and ml_x <= mlr * (1.0 + 1e-9)) or (
+                stt["stops_on"] and _could_stop(stt["stops"], syms, book, tradable, hi, lo, i)):
+            stt["detail_missing"] += 1
+    if subs is not None:
+        # 5. MC "Finer bars on a joint path": step 5 on each sub-step j in time order, with the state the one
+        # before left, as if the sub-bars j were the bar (no mark series here: the traded sub-bars are the
+        # marks); its liquidations record theta j + θ (without stops) or 3j + (k − 1) + θ (with stops)
+        for j, sub in enumerate(subs):
+            so, sh, sl, sc = ([x[p] for x in sub] for p in range(4))
+            if stt["stops_on"]:
+                liquidated = _walk_cross(i, a, stt, syms, book, tradable, so, sh, sl, sc, slippage, prof, mode,
+                                         orders, liquidations, order, theta0=3.0 * j, opens_fire=True) or liquidated
+            else:
+                liquidated = _joint_path(i, a, syms, book, tradable, so, sh, sl, sh, sl, slippage, prof, mode,
+                                         orders, liquidations, theta0=float(j), opens_fire=True) or liquidated
+    elif stt["stops_on"]:
+        # 5. with stops on: "Stops on a joint path" (with mark series: the liquidation on the paired mark path)
         mk = (m_open, m_hi, m_lo, m_cl) if stt["marked"] else None
         liquidated = _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders,
                                  liquidations, order, marks=mk) or liquidated
-    # 5. the joint path of the marks, up to 8 times; each symbol fills at its mark at θ, clamped into
-    # its traded bar's range (a symbol without a bar is not traded)
-    for _ in range(0 if stt["stops_on"] else 8):
-        if not book.has_debt():
-            break
-        ext = _extremes(book, m_open, m_hi, m_lo, mlr)
-        coef = [b[0] - mlr * (b[1] + b[2]) for b in book.base]
-        f0 = sum(coef[k] * m_open[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
-        g = sum(coef[k] * (ext[k] - m_open[k]) for k in range(m))
-        if g == 0.0 or f0 + g > 0.0:
-            break
-        theta = max(0.0, -f0 / g)
-        trig = [m_open[k] + theta * (ext[k] - m_open[k]) for k in range(m)]
-        at = [min(max(trig[k], lows[s][i]), highs[s][i]) if tradable[k] else trig[k] for k, s in enumerate(syms)]
-        if not _liq_cross(i, a, syms, book, trig, at, tradable, theta == 0.0, slippage, prof, mode, orders,
-                          liquidations):
-            break  # MC "No empty liquidations"
-        liquidated = True
+    else:
+        # 5. the joint path of the marks, up to 8 times
+        liquidated = _joint_path(i, a, syms, book, tradable, m_open, m_hi, m_lo, hi, lo, slippage, prof, mode,
+                                 orders, liquidations) or liquidated
     if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:
         margin_calls.append({"bar": i, "account": a, "margin_level": ml_x})
     # 7.
     owed = book.iq + sum(book.base[k][2] * cl[k] for k in range(m))
     _close(stt, book.assets(cl), book.debt(cl), owed, a, out)
     return liquidated
+
+
+def _joint_path(i, a, syms, book, tradable, m_open, m_hi, m_lo, hi, lo, slippage, prof, mode, orders, liquidations,
+                theta0=0.0, opens_fire=False):
+    """MC "Joint path": step 5 of an account with several symbols without
+    stops, on the (mark) bars ``m_open``, ``m_hi``, ``m_lo`` (a symbol with
+    ``a_s − M·d_s = 0``, or without a bar, at its current price), up to 8
+    times; each symbol fills at its mark at θ clamped into its traded bar's
+    ``[lo, hi]`` (a symbol without a bar is not traded).  ``theta0``: what
+    the recorded theta adds to θ (the sub-step j with finer bars).
+    ``opens_fire`` (a sub-step: MC "Finer bars on a joint path" read with
+    "Finer bars settle the path"): opens at or beyond the level (``f0 ≤ 0``)
+    are liquidated there (θ = 0) also when ``g == 0`` (the sub-bars' opens
+    at their adverse extremes), as one symbol's sub-bar opening beyond
+    ``P_liq`` is; on a bar step 2 has checked the opens.  Returns whether a
+    liquidation happened."""
+    m = len(syms)
+    mlr = prof.liquidation_ml
+    liquidated = False
+    for _ in range(8):
+        if not book.has_debt():
+            break
+        ext = _extremes(book, m_open, m_hi, m_lo, mlr)
+        coef = [b[0] - mlr * (b[1] + b[2]) for b in book.base]
+        f0 = sum(coef[k] * m_open[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
+        g = sum(coef[k] * (ext[k] - m_open[k]) for k in range(m))
+        if (g == 0.0 and not (opens_fire and f0 <= 0.0)) or f0 + g > 0.0:
+            break
+        theta = max(0.0, -f0 / g) if g != 0.0 else 0.0
+        trig = [m_open[k] + theta * (ext[k] - m_open[k]) for k in range(m)]
+        at = [min(max(trig[k], lo[k]), hi[k]) if tradable[k] else trig[k] for k in range(m)]
+        if not _liq_cross(i, a, syms, book, trig, at, tradable, theta == 0.0, slippage, prof, mode, orders,
+                          liquidations, theta=theta0 + theta):
+            break  # MC "No empty liquidations"
+        liquidated = True
+    return liquidated
+
+
+def _could_stop(stops, syms, book, tradable, hi, lo, i):
+    """MC "Stops on a joint path", the quiet bar's test of the levels: a held
+    symbol with a bar has a level inside its bar (a level firing as the price
+    falls at or above its low, one firing as it rises at or below its high;
+    the trailing level taken at the best price the bar can bring)."""
+    for k, s in enumerate(syms):
+        n = book.position(k)
+        if not tradable[k] or n == 0.0:
+            continue
+        for kind, lv, falls in stops.levels(s, n, i):
+            if kind == "trailing_stop":
+                best = max(stops.best[s], hi[k]) if n > 0.0 else min(stops.best[s], lo[k])
+                lv = best * (1.0 - stops.tr[s]) if n > 0.0 else best * (1.0 + stops.tr[s])
+            if (lo[k] <= lv) if falls else (hi[k] >= lv):
+                return True
+    return False
 
 
 def _extremes(book, cur, hi, lo, mlr):
@@ -885,13 +1021,14 @@ def _extremes(book, cur, hi, lo, mlr):
 
 
 def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, orders, liquidations, stops=None,
-               mkt=None):
+               mkt=None, theta=0.0):
     """MC "Cross liquidation" at trigger prices ``trig`` (its margin level and
     fee), the fills at the traded prices ``at`` ± slippage (MC "Mark price":
     the triggers themselves without a mark series).  ``stops``: entry and
     best tracked at each symbol's fill (the market: ``mkt``, the traded
     prices, default the triggers; a cross liquidation only reduces, so it
-    never sets a new entry with auto-repay on)."""
+    never sets a new entry with auto-repay on).  ``theta``: where on the
+    bar's joint path (recorded; 0 at the gap)."""
     m = len(syms)
     n0 = [book.position(k) for k in range(m)]
     assets = book.assets(trig)
@@ -970,7 +1107,8 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
             b[1] = b[2] = 0.0
     eq_after = max(book.assets(price_after) - book.debt(price_after), 0.0)
     liquidations.append({"bar": i, "account": a, "margin_level": prof.report(ml_before), "fee": fee_value,
-                         "equity_before": eq_before, "equity_after": eq_after, "bad_debt": bad, "gap": gap})
+                         "equity_before": eq_before, "equity_after": eq_after, "bad_debt": bad, "gap": gap,
+                         "theta": theta})
     for k in sorted(filled):
         orders.append({"bar": i, "symbol": syms[k], "side": "sell" if k not in shorts else "buy",
                        "quantity": qty[k], "price": pf[k], "fee": 0.0, "kind": "liquidation", "capped": False,
@@ -981,7 +1119,7 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
 
 
 def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders, liquidations,
-                order, marks=None):
+                order, marks=None, theta0=0.0, opens_fire=False):
     """MC "Stops on a joint path", steps 5 of an account with several
     symbols (the margin call, step 6, was taken before on the state after
     step 4).  Directions fixed from that state; three legs along which every
@@ -997,7 +1135,14 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
     a bar): MC "With mark series", the liquidation's θ on the mark path
     (the same directions, leg k paired with the traded leg k), its trigger
     prices the marks at θ, its fills the marks at θ clamped into the traded
-    ``[lo, hi]``."""
+    ``[lo, hi]``.
+
+    ``theta0``: what a liquidation's recorded theta adds to ``(k − 1) + θ``
+    on leg k (``3j`` in sub-step j with finer bars, the walk then on the
+    sub-bars j: MC "Finer bars on a joint path").  ``opens_fire`` (a
+    sub-step): on leg 1 the liquidation also fires at θ = 0 when the opens
+    are at or beyond its level (``f0 ≤ 0``) and ``g == 0``, "a level an open
+    is already beyond firing there" as in one symbol's sub-bar walk."""
     stops = stt["stops"]
     m = len(syms)
     mlr = prof.liquidation_ml
@@ -1050,7 +1195,7 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
                 f0 = sum(coef[k] * Am[k] for k in range(m)) + book.hq - mlr * (book.pq + book.iq)
                 g = sum(coef[k] * (Bm[k] - Am[k]) for k in range(m))
                 theta = None
-                if leg > 1 and f0 <= 0.0:
+                if (leg > 1 or opens_fire) and f0 <= 0.0:
                     theta = 0.0
                 elif g != 0.0:
                     if f0 <= 0.0:
@@ -1090,7 +1235,8 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
                     trig = mark_at(theta)
                     fills = [min(max(trig[k], lo[k]), hi[k]) if tradable[k] else trig[k] for k in range(m)]
                 if not _liq_cross(i, a, syms, book, trig, fills, tradable, leg == 1 and theta == 0.0, slippage,
-                                  prof, mode, orders, liquidations, stops=stops, mkt=prices):
+                                  prof, mode, orders, liquidations, stops=stops, mkt=prices,
+                                  theta=theta0 + (leg - 1) + theta):
                     liq_off = True
                     continue
                 liquidated = True

@@ -1,0 +1,168 @@
+"""Finer bars on a joint path (docs/model-choices.md "Finer bars on a joint
+path"): a cross account holding several symbols, ``--detail SYMBOL=FILE``
+for each of them.
+
+The rule says a sub-step is run "as if the sub-bars were the bar", so a
+1-hour run with 1-minute detail must give the fills of the same account run
+on the 1-minute bars themselves, with each hour's targets set on the hour's
+last minute (the orders then come at the same opens; only the margin calls
+and the per-bar statistics differ).  That second run takes another path
+through the engine (the plain joint path or walk on minute bars, its quiet
+runs), so the two checking each other is a real test; the independent
+reference is ``test_differential_multi_detail.py``'s.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import backtest
+from backtest.cli import main
+from backtest.data import load_ohlcv, write_ohlcv
+from backtest.errors import UserError
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+WEEK = ("2025-06-16", "2025-06-22 23:00")  # the bundled 1-minute week under the 1-hour files
+HOURLY = {s: str(DATA / f"{s}-1h.parquet") for s in ("BTCUSDT", "ETHUSDT")}
+MINUTES = {s: str(DATA / f"{s}-1m-2025-06-16.parquet") for s in ("BTCUSDT", "ETHUSDT")}
+# a cross profile whose liquidation level is near its initial one, so the week's moves liquidate
+TIGHT = """[profiles.tight-3x]
+mode = "cross"
+max_leverage = 3
+margin_call_ml = 1.45
+liquidation_ml = 1.4
+liquidation_fee = 0.02
+"""
+
+
+def _targets(hours, plan):
+    """Ready targets on the hours: ``plan`` = {symbol: [(hour number, target), ...]}."""
+    out = pd.DataFrame(np.nan, index=hours, columns=list(plan))
+    for sym, steps in plan.items():
+        for h, x in steps:
+            out.iloc[h, out.columns.get_loc(sym)] = x
+    return out
+
+
+def _pair(tmp_path, plan, margin, **kw):
+    """The 1-hour run with 1-minute detail, and the 1-minute run with the
+    hour's targets on its last minute."""
+    hours = load_ohlcv(HOURLY["BTCUSDT"], pd.Timestamp(WEEK[0], tz="UTC"), pd.Timestamp(WEEK[1], tz="UTC")).index
+    targets = _targets(hours, plan)
+    if margin == "tight-3x":
+        (tmp_path / "p.toml").write_text(TIGHT)
+        kw["margin_file"] = tmp_path / "p.toml"
+    hourly = backtest.run_multi(HOURLY, targets, margin=margin, start=WEEK[0], end=WEEK[1], detail=MINUTES, **kw)
+    late = targets.copy()
+    late.index = late.index + pd.Timedelta(minutes=59)
+    minute = backtest.run_multi(MINUTES, late, margin=margin, **kw)
+    return hourly, minute
+
+
+def _fills(res):
+    o = res.orders
+    return o[["symbol", "side", "quantity", "price", "kind"]].reset_index(drop=True)
+
+
+def _assert_same_run(hourly, minute):
+    assert hourly.summary["detail_bars_BTCUSDT"] == hourly.summary["detail_bars_ETHUSDT"] == 168
+    assert hourly.summary["detail_missing_bars"] == 0
+    pd.testing.assert_frame_equal(_fills(hourly), _fills(minute))
+    # each fill in the hour it happened in
+    assert (hourly.orders["time"] == minute.orders["time"].dt.floor("h")).all()
+    cols = ["symbol", "fill_price", "quantity", "fee", "bad_debt", "equity_after"]
+    pd.testing.assert_frame_equal(hourly.liquidations[cols].reset_index(drop=True),
+                                  minute.liquidations[cols].reset_index(drop=True))
+    at_hour_closes = minute.equity["equity"].to_numpy()[59::60]
+    assert np.array_equal(hourly.equity["equity"].to_numpy(), at_hour_closes)
+    assert hourly.summary["final_equity"] == minute.summary["final_equity"]
+
+
+@pytest.mark.parametrize("stops", [dict(stop_loss=0.01), dict(trailing_stop=0.006, take_profit=0.012)])
+def test_stops_fire_where_the_minute_run_fires_them(tmp_path, stops):
+    plan = {"BTCUSDT": [(0, 1.5), (30, -1.0), (70, 2.0), (120, -1.5)],
+            "ETHUSDT": [(0, -1.0), (20, 1.5), (90, -2.0), (140, 1.0)]}
+    hourly, minute = _pair(tmp_path, plan, "cross-3x", **stops)
+    _assert_same_run(hourly, minute)
+    kinds = set(hourly.orders["kind"])
+    assert kinds & {"stop_loss", "trailing_stop", "take_profit"}, kinds
+    # without the finer bars the joint walk takes every symbol to its adverse extreme first: a take-profit
+    # and a trailing level both in reach in one hour fire in another order (a stop-loss alone fires at its
+    # level either way)
+    plain = backtest.run_multi(HOURLY, _targets(hourly.equity.index, plan), margin="cross-3x", start=WEEK[0],
+                               end=WEEK[1], **stops)
+    assert _fills(plain).equals(_fills(hourly)) == ("stop_loss" in stops)
+
+
+def test_liquidations_happen_where_the_minute_run_has_them(tmp_path):
+    plan = {"BTCUSDT": [(0, 1.0)], "ETHUSDT": [(0, 2.0)]}  # margin level 1.5 at the start, 1.4 liquidates
+    hourly, minute = _pair(tmp_path, plan, "tight-3x")
+    _assert_same_run(hourly, minute)
+    liq = hourly.liquidations
+    assert len(liq) >= 2 and set(liq["symbol"]) == {"BTCUSDT", "ETHUSDT"}
+    # theta: the sub-step (the minute) the liquidation happened in, plus where on its path
+    minute_of = (minute.liquidations["time"] - minute.liquidations["time"].dt.floor("h")).dt.seconds // 60
+    assert np.array_equal(np.floor(liq["theta"].to_numpy()), minute_of.to_numpy())
+
+
+def test_a_bar_without_detail_is_run_as_without_and_counted(tmp_path):
+    """The week's detail under a run one day longer: the last day's bars
+    have none, are run as without detail, and those where a stop or the
+    liquidation was in reach are counted."""
+    kw = dict(margin="cross-3x", stop_loss=0.01, start=WEEK[0], end="2025-06-23 23:00")
+    hours = load_ohlcv(HOURLY["BTCUSDT"], pd.Timestamp(kw["start"], tz="UTC"),
+                       pd.Timestamp(kw["end"], tz="UTC")).index
+    targets = _targets(hours, {"BTCUSDT": [(0, 1.5), (170, -2.0)], "ETHUSDT": [(0, -1.0), (175, 2.0)]})
+    fine = backtest.run_multi(HOURLY, targets, detail=MINUTES, **kw)
+    plain = backtest.run_multi(HOURLY, targets, **kw)
+    assert fine.summary["detail_bars_BTCUSDT"] == 168
+    last_day = fine.orders["time"] >= pd.Timestamp("2025-06-23", tz="UTC")
+    late_plain = plain.orders[plain.orders["time"] >= pd.Timestamp("2025-06-23", tz="UTC")]
+    stops_late = fine.orders[last_day & (fine.orders["kind"] == "stop_loss")]
+    assert len(stops_late) >= 1
+    assert fine.summary["detail_missing_bars"] >= len(stops_late["time"].unique())
+    # the last day starts from the state the week left; where both runs hold the same there, they agree
+    assert fine.summary["detail_missing_bars"] <= 24 and "detail_missing_bars" not in plain.summary
+    assert len(late_plain) >= 1
+
+
+def test_refused_unless_every_symbol_of_the_account_has_finer_bars(tmp_path, capsys):
+    with pytest.raises(UserError, match="ETHUSDT: missing; a cross account holding several symbols") as e:
+        backtest.run_multi(HOURLY, "hold", margin="cross-3x", start=WEEK[0], end=WEEK[1],
+                           detail={"BTCUSDT": MINUTES["BTCUSDT"]})
+    assert "\n" not in str(e.value)
+    # one timeframe for the account's symbols: 5-minute bars beside 1-minute ones are refused
+    eth = load_ohlcv(MINUTES["ETHUSDT"])
+    five = eth.resample("5min").agg({"open": "first", "high": "max", "low": "min", "close": "last",
+                                     "volume": "sum"})
+    write_ohlcv(five, tmp_path / "ETHUSDT-5m.parquet", symbol="ETHUSDT", timeframe="5m")
+    with pytest.raises(UserError, match="ETHUSDT: 12 sub-bars a bar, BTCUSDT 60; .*one timeframe"):
+        backtest.run_multi(HOURLY, "hold", margin="cross-3x", start=WEEK[0], end=WEEK[1],
+                           detail={"BTCUSDT": MINUTES["BTCUSDT"], "ETHUSDT": tmp_path / "ETHUSDT-5m.parquet"})
+    args = ["run", "--data", HOURLY["BTCUSDT"], "--data", HOURLY["ETHUSDT"], "--margin", "cross-3x", "--start",
+            WEEK[0], "--end", WEEK[1], "--no-report", "--out", str(tmp_path / "x"),
+            "--detail", f"BTCUSDT={MINUTES['BTCUSDT']}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--detail ETHUSDT: missing" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_takes_a_file_per_symbol(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "--data", HOURLY["BTCUSDT"], "--data", HOURLY["ETHUSDT"], "--margin", "cross-3x",
+            "--strategy", "sma_cross", "--param", "fast=3", "--param", "slow=8", "--param", "leverage=3",
+            "--stop-loss", "0.01", "--start", WEEK[0], "--end", WEEK[1], "--no-report", "--out", str(out)]
+    for sym, path in MINUTES.items():
+        args += ["--detail", f"{sym}={path}"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["detail_bars_BTCUSDT"] == summary["detail_bars_ETHUSDT"] == 168
+    assert summary["detail_missing_bars"] == 0
+    settings = json.loads((out / "run.json").read_text())
+    assert set(settings["settings"]["detail"]) == {"BTCUSDT", "ETHUSDT"}
+    same = backtest.run_multi(HOURLY, "sma_cross", {"fast": 3, "slow": 8, "leverage": 3}, margin="cross-3x",
+                              stop_loss=0.01, start=WEEK[0], end=WEEK[1], detail=MINUTES)
+    assert summary["final_equity"] == pytest.approx(same.summary["final_equity"], rel=0, abs=1e-9)
