@@ -384,7 +384,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     else:
         shared = {s for a in joint for s in a[2]}
         joint_walk = rs.stops_on or any(symbols[k] in shared for k in attached)  # (multi_accounts.joint_stops)
-        helper = None if any(a[1].perp for a in joint) else warm.start_multi(joint_walk)
+        helper = None if any(a[1].perp for a in joint) else warm.start_multi(joint_walk, bool(shared & set(details)))
         warm.announce(helper, multi=True, singles=len(joint) < len(accounts))
         warm.join_multi(helper)
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(

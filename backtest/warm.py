@@ -158,7 +158,8 @@ def _spawn(perp, after, walk, mode=None):
     if numba.config.CACHE_DIR:
         env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR  # the same folder, whatever configured it
     try:
-        helper = subprocess.Popen([sys.executable, "-m", "backtest.warm", mode or ("perp" if perp else "spot"),
+        what = (mode or ("perp" if perp else "spot")).split()  # (mode "multi fine": two words)
+        helper = subprocess.Popen([sys.executable, "-m", "backtest.warm", *what,
                                    *(["after"] if after else []), *(["walk"] if walk else [])], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True)
@@ -252,11 +253,13 @@ def _multi_types(walk: bool) -> dict:
     return out
 
 
-def _multi_late(walk: bool):
+def _multi_late(walk: bool, fine: bool = False):
     """The helper's half of ``simulate_multi``'s callees: those its loop
     reaches last (the quiet run, the close, the decision; with stops the
-    joint walk), while ``join_multi`` compiles the first (the step)."""
+    joint walk; with finer bars their step 5), while ``join_multi``
+    compiles the first (the step)."""
     from . import kernel_multi as km
+    from .inputs import JointDetail
 
     y = _multi_types(walk)
     i, f, b, grid, syms, books, T = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["books"], numba.types.Tuple
@@ -266,6 +269,10 @@ def _multi_late(walk: bool):
         at = T((i, i, f, numba.types.literal(False)))  # (bar i, its column, θ offset, not a sub-step)
         km._walk_joint.compile((at, i, i, bars, books, params, y["orders"], y["liqs"], numba.types.none))
     stops = y["stops"] if walk else numba.types.none
+    if fine:  # _finer's types as simulate_multi calls it
+        detail = numba.typeof(JointDetail(*(np.zeros((2, 1)),) * 4, np.zeros((2, 1), np.int64), np.int64(1)))
+        km._finer.compile((i, i, i, T((syms,) + (grid,) * 8), books, T((grid, y["vec"], grid, i, stops)),
+                           T((y["orders"], y["liqs"], y["calls"])), detail, stops))
     km._close_quiet.compile((i, y["ts"], *(grid,) * 7, syms, *(grid,) * 7, f, y["out3"], y["out3"], grid, i, grid, b,
                              stops))
     km._close.compile((i, i, i, syms, i, books, grid, y["fsv"], numba.types.none, y["out3"], f))
@@ -310,15 +317,16 @@ def _multi_after():
             np.zeros(0, margin_call_multi_dt), stats, {}, "USDT", 10_000.0, {})
 
 
-def start_multi(walk: bool):
+def start_multi(walk: bool, fine: bool = False):
     """The helper process compiling the late half of ``kernel_multi`` for a
     run with a cross account of several symbols on spot margin (``walk``:
-    with stops on there), when its cache is cold; else None."""
+    with stops on there; ``fine``: with finer bars), when its cache is cold;
+    else None."""
     from . import kernel_multi
 
     if kernel_multi.simulate_multi.overloads or not _numba_cache.cold(MULTI):
         return None
-    return _spawn(False, False, walk, mode="multi")
+    return _spawn(False, False, walk, mode="multi fine" if fine else "multi")
 
 
 def join_multi(helper):
@@ -335,7 +343,7 @@ def join_multi(helper):
 def _main(argv):
     if argv[:1] == ["multi"]:
         try:
-            _multi_late("walk" in argv)
+            _multi_late("walk" in argv, "fine" in argv)
         finally:
             print(WALK_DONE, flush=True)
         _multi_after()  # (the run compiles its kernel's body meanwhile)
