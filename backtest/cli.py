@@ -709,8 +709,12 @@ def summary_table(result) -> str:
         rows.append(("manual loans", f"{s['n_borrows']} borrows, {s['n_repays']} repays (loans.csv)"))
     if s.get("n_cancelled"):
         rows.append(("limit orders cancelled", f"{s['n_cancelled']}"))
-    if "detail_bars" in s:  # --detail: how much of the path was observed
-        rows.append(("finer bars", f"{s['detail_bars']:,} bars covered; {s['detail_missing_bars']:,} with a level "
+    covered = s.get("detail_bars", None)
+    if covered is None and "detail_missing_bars" in s:  # several symbols: per symbol
+        covered = ", ".join(f"{k[len('detail_bars_'):]} {v:,}" for k, v in s.items() if k.startswith("detail_bars_"))
+    if covered is not None:  # --detail: how much of the path was observed
+        covered = f"{covered:,}" if isinstance(covered, int) else covered
+        rows.append(("finer bars", f"{covered} bars covered; {s['detail_missing_bars']:,} with a level "
                                    "in reach and no finer bars (path assumed)"))
     for key in [k for k in s if k.startswith("final_equity_")]:  # several symbols: per account
         name = key[len("final_equity_"):]

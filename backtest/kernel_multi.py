@@ -308,10 +308,10 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
     the stops on the traded ``scr[LEG_A]`` → ``scr[LEG_B]``): ``(θ, kind, k,
     trigger)``, kind −1 when the leg has none, LIQUIDATION (k −1), or a stop
     kind of the account's k-th symbol; none before ``after`` (the last event's θ).
-    ``leg`` 0 is leg 1 of a sub-step of finer bars: no step 2 checked its
-    opens, so an account already at the level there is liquidated at θ = 0
-    even when the leg does not move it (``g = 0``; docs "Finer bars on a
-    joint path").
+    ``leg`` 0 is leg 1 of a sub-step of finer bars after the first: no step
+    2 checked its opens, so an account already at the level there is
+    liquidated at θ = 0 even when the leg does not move it (``g = 0``; docs
+    "Finer bars on a joint path").
     ``fsv``: None on spot margin, else a cross perp account's bracket tables
     (its liquidation: ``binance_usdm_cross.joint_theta`` on the leg)."""
     best, kind, who, trig = np.inf, -1, -1, 0.0
@@ -498,9 +498,10 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
     joint walk of docs "Stops on a joint path", three legs, each event at
     the smallest θ first, the liquidation on the marks' paired path (the
     traded one without mark series).  ``at`` = (bar i, the bars' column it
-    reads, the offset its liquidations' θ is recorded from, on finer bars):
-    (i, i, 0, False) on a bar, (i, j, 3j, True) on sub-step j of finer bars
-    (``_finer``; ``bars`` then the sub-bars).  ``perp``: None on spot margin, else
+    reads, the offset its liquidations' θ is recorded from, a sub-step of
+    finer bars after the first (no step 2 checked its opens)): (i, i, 0,
+    False) on a bar, (i, j, 3j, j > 0) on sub-step j (``_finer``; ``bars``
+    then the sub-bars).  ``perp``: None on spot margin, else
     ``(fsv, venue)`` of a cross perp account (docs "A cross perp account
     holding several symbols", *Stops*: its liquidation closes everything at
     the marks, its stops are the venue's market orders).  Returns whether
@@ -613,10 +614,10 @@ def _finer(i, a, m, bars, books, params, recs, detail, walk):
         if walk is None:
             f0, g, owes = _toward_adverse(j, a, syms, m, sb, aq, h_, l_, mlr, scr)
             if owes:
-                liquidated = _joint_path((i, j, float(j), True), a, syms, m, books, (h_, l_, h_, l_), lv, cfg, recs,
-                                         (f0, g)) or liquidated
+                liquidated = _joint_path((i, j, float(j), j > 0), a, syms, m, books, (h_, l_, h_, l_), lv, cfg,
+                                         recs, (f0, g)) or liquidated
         else:
-            liquidated = _walk_joint((i, j, 3.0 * j, True), a, m, (syms, o_, h_, l_, c_, o_, h_, l_, c_), books,
+            liquidated = _walk_joint((i, j, 3.0 * j, j > 0), a, m, (syms, o_, h_, l_, c_, o_, h_, l_, c_), books,
                                      params, orders, liqs, None) or liquidated
     return 1 if liquidated else 0
 
@@ -782,8 +783,9 @@ def _joint_path(at, a, syms, m, books, hl, lv, cfg, recs, terms):
     ``scr[MCUR]`` toward every symbol's adverse (mark) extreme, a
     liquidation where it reaches the level, again from the start with the
     new state, at most 8 times.  ``at`` as ``_walk_joint``'s (θ recorded
-    from its offset; on a sub-step an account already at the level at its
-    opens is liquidated there, as ``_next_event``'s leg 0); ``hl`` = the
+    from its offset; on a sub-step after the first an account already at
+    the level at its opens is liquidated there, as ``_next_event``'s leg
+    0); ``hl`` = the
     bars' (high, low, mark high, mark low);
     ``terms``: the path's (f0, g) on the state now (step 6's)."""
     i, c, base, fine = at

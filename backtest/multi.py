@@ -471,6 +471,11 @@ def _single_only(rs, details, accounts):
     too; finer bars settle that path when each of its symbols has them
     ("Finer bars on a joint path")."""
     joint = [(p, syms) for _, p, syms in accounts if len(syms) > 1]
+    for _, profile, syms in accounts:  # (first: a file for the missing symbol would be refused there too)
+        given = [s for s in syms if s in details]
+        if profile.perp and given:
+            raise UserError(f"--detail {given[0]}: not on the perpetual-futures venue ({profile.name}); finer bars "
+                            "are taken on spot margin")
     for _, syms in joint:
         given = [s for s in syms if s in details]
         if given and len(given) < len(syms):
@@ -534,17 +539,18 @@ def _details(details, marks, panel, symbols, accounts):
             raise UserError(f"--detail {sym}: not combined with --mark {sym} (the mark series has no finer bars)")
         fine[symbols.index(sym)], n_fine[sym] = detail_arrays(d, panel[sym], sym)
     for _, _, syms in accounts:
-        lengths = {}
+        spans = {}  # per symbol with usable sub-bars: its bars' timeframe, sub-bars a bar
         for sym in syms:
             arrays = fine.get(symbols.index(sym))
             count = None if arrays is None else arrays[5] - arrays[4]
             if count is not None and (count > 0).any():
-                lengths[sym] = int(count[count > 0][0])
-        if len(set(lengths.values())) > 1:
-            (b, n_b), *rest = lengths.items()
-            a, n_a = next((s, n) for s, n in rest if n != n_b)
-            raise UserError(f"--detail {a}: {n_a} sub-bars a bar, {b} {n_b}; the finer bars of a cross account's "
-                            "symbols must share one timeframe (the joint path pairs them up in time)")
+                spans[sym] = (panel[sym].attrs.get("timeframe"), int(count[count > 0][0]))
+        if len(set(spans.values())) > 1:
+            (b, (tf_b, n_b)), *rest = spans.items()
+            a, (tf_a, n_a) = next((s, v) for s, v in rest if v != (tf_b, n_b))
+            raise UserError(f"--detail {a}: {n_a} sub-bars under its {tf_a} bars, {b}: {n_b} under {tf_b}; the "
+                            "finer bars of a cross account's symbols must cover the same spans (the joint path "
+                            "pairs them up in time)")
     return fine, n_fine
 
 

@@ -932,15 +932,16 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
     if subs is not None:
         # 5. MC "Finer bars on a joint path": step 5 on each sub-step j in time order, with the state the one
         # before left, as if the sub-bars j were the bar (no mark series here: the traded sub-bars are the
-        # marks); its liquidations record theta j + θ (without stops) or 3j + (k − 1) + θ (with stops)
+        # marks); its liquidations record theta j + θ (without stops) or 3j + (k − 1) + θ (with stops); no step 2
+        # before a sub-step after the first: there opens at or beyond the level fire (sub-step 0's are the bar's)
         for j, sub in enumerate(subs):
             so, sh, sl, sc = ([x[p] for x in sub] for p in range(4))
             if stt["stops_on"]:
                 liquidated = _walk_cross(i, a, stt, syms, book, tradable, so, sh, sl, sc, slippage, prof, mode,
-                                         orders, liquidations, order, theta0=3.0 * j, opens_fire=True) or liquidated
+                                         orders, liquidations, order, theta0=3.0 * j, opens_fire=j > 0) or liquidated
             else:
                 liquidated = _joint_path(i, a, syms, book, tradable, so, sh, sl, sh, sl, slippage, prof, mode,
-                                         orders, liquidations, theta0=float(j), opens_fire=True) or liquidated
+                                         orders, liquidations, theta0=float(j), opens_fire=j > 0) or liquidated
     elif stt["stops_on"]:
         # 5. with stops on: "Stops on a joint path" (with mark series: the liquidation on the paired mark path)
         mk = (m_open, m_hi, m_lo, m_cl) if stt["marked"] else None
@@ -966,7 +967,7 @@ def _joint_path(i, a, syms, book, tradable, m_open, m_hi, m_lo, hi, lo, slippage
     times; each symbol fills at its mark at θ clamped into its traded bar's
     ``[lo, hi]`` (a symbol without a bar is not traded).  ``theta0``: what
     the recorded theta adds to θ (the sub-step j with finer bars).
-    ``opens_fire`` (a sub-step: MC "Finer bars on a joint path" read with
+    ``opens_fire`` (a sub-step after the first: MC "Finer bars on a joint path" read with
     "Finer bars settle the path"): opens at or beyond the level (``f0 ≤ 0``)
     are liquidated there (θ = 0) also when ``g == 0`` (the sub-bars' opens
     at their adverse extremes), as one symbol's sub-bar opening beyond
@@ -1140,7 +1141,7 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
     ``theta0``: what a liquidation's recorded theta adds to ``(k − 1) + θ``
     on leg k (``3j`` in sub-step j with finer bars, the walk then on the
     sub-bars j: MC "Finer bars on a joint path").  ``opens_fire`` (a
-    sub-step): on leg 1 the liquidation also fires at θ = 0 when the opens
+    sub-step after the first): on leg 1 the liquidation also fires at θ = 0 when the opens
     are at or beyond its level (``f0 ≤ 0``) and ``g == 0``, "a level an open
     is already beyond firing there" as in one symbol's sub-bar walk."""
     stops = stt["stops"]

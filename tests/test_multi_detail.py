@@ -138,7 +138,7 @@ def test_refused_unless_every_symbol_of_the_account_has_finer_bars(tmp_path, cap
     five = eth.resample("5min").agg({"open": "first", "high": "max", "low": "min", "close": "last",
                                      "volume": "sum"})
     write_ohlcv(five, tmp_path / "ETHUSDT-5m.parquet", symbol="ETHUSDT", timeframe="5m")
-    with pytest.raises(UserError, match="ETHUSDT: 12 sub-bars a bar, BTCUSDT 60; .*one timeframe"):
+    with pytest.raises(UserError, match="ETHUSDT: 12 sub-bars under its 1h bars, BTCUSDT: 60 under 1h; .*same spans"):
         backtest.run_multi(HOURLY, "hold", margin="cross-3x", start=WEEK[0], end=WEEK[1],
                            detail={"BTCUSDT": MINUTES["BTCUSDT"], "ETHUSDT": tmp_path / "ETHUSDT-5m.parquet"})
     args = ["run", "--data", HOURLY["BTCUSDT"], "--data", HOURLY["ETHUSDT"], "--margin", "cross-3x", "--start",
@@ -148,6 +148,14 @@ def test_refused_unless_every_symbol_of_the_account_has_finer_bars(tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--detail ETHUSDT: missing" in err
     assert not (tmp_path / "x").exists()
+    # a cross perp account: refused naming the symbol, before asking for the other symbol's file
+    perp = ["run", "--data", str(DATA / "BTCUSDT_PERP-1h.parquet"), "--data", str(DATA / "ETHUSDT_PERP-1h.parquet"),
+            "--margin", "usdm-cross-5x", "--no-report", "--out", str(tmp_path / "y"),
+            "--detail", f"BTCUSDT_PERP={MINUTES['BTCUSDT']}"]
+    assert main(perp) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--detail BTCUSDT_PERP: not on the perpetual-futures venue" in err
+    assert not (tmp_path / "y").exists()
 
 
 def test_cli_takes_a_file_per_symbol(tmp_path):
@@ -166,3 +174,51 @@ def test_cli_takes_a_file_per_symbol(tmp_path):
     same = backtest.run_multi(HOURLY, "sma_cross", {"fast": 3, "slow": 8, "leverage": 3}, margin="cross-3x",
                               stop_loss=0.01, start=WEEK[0], end=WEEK[1], detail=MINUTES)
     assert summary["final_equity"] == pytest.approx(same.summary["final_equity"], rel=0, abs=1e-9)
+
+
+def _halves(jump_at, n=60):
+    """BTC at 100 (98 from the second half of hour ``jump_at`` on) and ETH at 50, flat half-hours: the hourly
+    bars, their 30-minute sub-bars."""
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    hours = pd.date_range(t0, periods=n, freq="h", name="timestamp")
+    halves = pd.date_range(t0, periods=2 * n, freq="30min", name="timestamp")
+    out = ({}, {})
+    btc = np.where(np.arange(2 * n) > 2 * jump_at, 98.0, 100.0)
+    for sym, p in (("BTCUSDT", btc), ("ETHUSDT", np.full(2 * n, 50.0))):
+        sub = pd.DataFrame({"open": p, "high": p, "low": p, "close": p, "volume": 1.0}, index=halves)
+        hour = pd.DataFrame({"open": p[0::2], "high": np.maximum(p[0::2], p[1::2]),
+                             "low": np.minimum(p[0::2], p[1::2]), "close": p[1::2], "volume": 1.0}, index=hours)
+        sub.attrs.update(symbol=sym, timeframe="30m")
+        hour.attrs.update(symbol=sym, timeframe="1h")
+        out[0][sym], out[1][sym] = hour, sub
+    return out
+
+
+@pytest.mark.parametrize("stops", [{}, dict(stop_loss=0.5)])
+def test_the_first_sub_step_keeps_the_bars_rule_at_its_open(stops):
+    """An hour's interest at the open takes the account to the level while
+    its first sub-bar stays put (g = 0): the bar's rule checks nothing there
+    (step 2 checked those opens before the interest), as the run on the
+    half-hour bars does, and the next sub-bar's open is checked (that run's
+    step 2), so a drop there is where the liquidation fills; with stops the
+    walk's second leg takes it at the first open, in both runs."""
+    kw = dict(margin="cross-5x", fee=0.0, rates={"BTC": 0.0, "ETH": 0.0, "USDT": 0.2}, **stops)
+
+    def runs(jump_at):
+        hours, halves = _halves(jump_at)
+        idx = hours["BTCUSDT"].index
+        plan = pd.DataFrame({"BTCUSDT": [4.0] + [np.nan] * (len(idx) - 1), "ETHUSDT": np.nan}, index=idx)
+        late = pd.DataFrame(np.nan, index=halves["BTCUSDT"].index, columns=plan.columns)
+        late.iloc[1] = plan.iloc[0].to_numpy()
+        return backtest.run_multi(hours, plan, detail=halves, **kw), backtest.run_multi(halves, late, **kw)
+
+    fine, half = runs(10**6)  # flat: the interest alone takes it to the level
+    hour = half.liquidations["time"].iloc[0].floor("h")
+    fine, half = runs(int((hour - fine.equity.index[0]) / pd.Timedelta("1h")))  # 98 from its second half on
+    a, b = fine.liquidations.iloc[0], half.liquidations.iloc[0]
+    assert (a["time"], b["time"].floor("h")) == (hour, hour)
+    assert (a["fill_price"], a["quantity"], a["gap"]) == (b["fill_price"], b["quantity"], b["gap"])
+    assert a["fill_price"] == (100.0 if stops else 98.0)
+    per_step = 3.0 if stops else 1.0
+    assert a["theta"] == b["theta"] + per_step * (b["time"].minute // 30)
+    assert fine.summary["final_equity"] == half.summary["final_equity"]
