@@ -224,7 +224,8 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
         bool(config["full_liquidation"]), config["rebalance"], bool(config["round_interest"]),
         bool(config["stop_on_liquidation"]), float(extra["stop_loss"]), float(extra["take_profit"]),
         float(extra["trailing_stop"]),
-        bool(extra["pessimistic"]), bool(extra["auto_repay"]), bool(extra["repay_on_flat"]), np.inf, np.inf,
+        bool(extra["pessimistic"]), bool(extra["auto_repay"]), bool(extra["repay_on_flat"]),
+        *config.get("borrow_limits", [(np.inf, np.inf)] * (s + 1))[s],
         *((USDM, float(config["leverage"][a]), bool(config["isolated"][a])) if perp is not None else ()))
     rates = Rates(np.int64(config["rate_h0"]), config["rates"][s], config["rates"][-1])
     own = tuple(np.ascontiguousarray(x[bars]) for x in ohlc)

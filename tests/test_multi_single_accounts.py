@@ -237,3 +237,40 @@ def test_a_strategys_orders_are_refused_for_a_cross_account_of_several_symbols()
     assert "\n" not in str(err.value)
     with pytest.raises(backtest.UserError, match="not combined with a strategy's limit orders"):
         run_multi(data, "dip_entry", margin="isolated-3x", auto_repay=False)
+
+
+CAPPED = """[profiles.iso-capped]
+base = "isolated-5x"
+[profiles.iso-capped.max_borrow]
+BTC = 0.05
+ETH = 1.0
+USDT = 6000
+"""
+
+
+def test_max_borrow_in_accounts_of_one_symbol(tmp_path):
+    """A profile's max borrow per asset (docs "Market order", **Max borrow
+    per asset**) in two isolated accounts: each account is its one-symbol
+    run, capped orders and all; a cross account holding several symbols
+    refuses it (one line)."""
+    (tmp_path / "p.toml").write_text(CAPPED)
+    start, end = "2021-05-10", "2021-05-25"
+    btc, eth = hourly("BTCUSDT", start, end), hourly("ETHUSDT", start, end)
+    k = np.arange(len(btc))
+    t = pd.Series(np.where(k % 24 == 0, 4.0 * (-1.0) ** (k // 24), np.nan), index=btc.index)
+    kw = dict(margin_file=tmp_path / "p.toml", fee=0.001)
+    multi = run_multi({"BTCUSDT": btc, "ETHUSDT": eth}, pd.DataFrame({"BTCUSDT": t, "ETHUSDT": t}),
+                      margin="iso-capped", **kw)
+    for sym, bars in (("BTCUSDT", btc), ("ETHUSDT", eth)):
+        one = backtest.run(bars, t.to_numpy(), margin="iso-capped", capital=5_000.0, symbol=sym, **kw)
+        assert_account_equals_run(multi, sym, one, bars.index)
+        assert one.orders["capped"].any()  # the limits bind
+    free = run_multi({"BTCUSDT": btc, "ETHUSDT": eth}, pd.DataFrame({"BTCUSDT": t, "ETHUSDT": t}),
+                     margin="isolated-5x", fee=0.001)
+    assert free.summary["final_equity"] != multi.summary["final_equity"]
+    cross = tmp_path / "c.toml"
+    cross.write_text(CAPPED.replace("iso-capped", "x-capped").replace("isolated-5x", "cross-5x"))
+    with pytest.raises(backtest.UserError, match="x-capped: max_borrow is not supported in a cross account holding "
+                                                 "several symbols yet") as err:
+        run_multi({"BTCUSDT": btc, "ETHUSDT": eth}, "hold", margin="x-capped", margin_file=cross)
+    assert "\n" not in str(err.value)
