@@ -709,11 +709,9 @@ def summary_table(result) -> str:
         rows.append(("manual loans", f"{s['n_borrows']} borrows, {s['n_repays']} repays (loans.csv)"))
     if s.get("n_cancelled"):
         rows.append(("limit orders cancelled", f"{s['n_cancelled']}"))
-    covered = s.get("detail_bars", None)
-    if covered is None and "detail_missing_bars" in s:  # several symbols: per symbol
-        covered = ", ".join(f"{k[len('detail_bars_'):]} {v:,}" for k, v in s.items() if k.startswith("detail_bars_"))
-    if covered is not None:  # --detail: how much of the path was observed
-        covered = f"{covered:,}" if isinstance(covered, int) else covered
+    per_symbol = [f"{k[len('detail_bars_'):]} {v:,}" for k, v in s.items() if k.startswith("detail_bars_")]
+    if "detail_bars" in s or per_symbol:  # --detail: how much of the path was observed (several symbols: each's)
+        covered = f"{s['detail_bars']:,}" if "detail_bars" in s else ", ".join(per_symbol)
         rows.append(("finer bars", f"{covered} bars covered; {s['detail_missing_bars']:,} with a level "
                                    "in reach and no finer bars (path assumed)"))
     for key in [k for k in s if k.startswith("final_equity_")]:  # several symbols: per account

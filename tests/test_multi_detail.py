@@ -158,7 +158,7 @@ def test_refused_unless_every_symbol_of_the_account_has_finer_bars(tmp_path, cap
     assert not (tmp_path / "y").exists()
 
 
-def test_cli_takes_a_file_per_symbol(tmp_path):
+def test_cli_takes_a_file_per_symbol(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["run", "--data", HOURLY["BTCUSDT"], "--data", HOURLY["ETHUSDT"], "--margin", "cross-3x",
             "--strategy", "sma_cross", "--param", "fast=3", "--param", "slow=8", "--param", "leverage=3",
@@ -166,6 +166,7 @@ def test_cli_takes_a_file_per_symbol(tmp_path):
     for sym, path in MINUTES.items():
         args += ["--detail", f"{sym}={path}"]
     assert main(args) == 0
+    assert "finer bars        BTCUSDT 168, ETHUSDT 168 bars covered; 0 with a level" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["detail_bars_BTCUSDT"] == summary["detail_bars_ETHUSDT"] == 168
     assert summary["detail_missing_bars"] == 0
@@ -222,3 +223,15 @@ def test_the_first_sub_step_keeps_the_bars_rule_at_its_open(stops):
     per_step = 3.0 if stops else 1.0
     assert a["theta"] == b["theta"] + per_step * (b["time"].minute // 30)
     assert fine.summary["final_equity"] == half.summary["final_equity"]
+
+
+def test_the_console_row_of_finer_bars_only_with_them(tmp_path, capsys):
+    one = ["run", "--data", HOURLY["BTCUSDT"], "--start", WEEK[0], "--end", WEEK[1], "--no-report"]
+    assert main([*one, "--out", str(tmp_path / "a")]) == 0
+    assert "finer bars" not in capsys.readouterr().out
+    assert main([*one, "--detail", MINUTES["BTCUSDT"], "--out", str(tmp_path / "b")]) == 0
+    assert "finer bars        168 bars covered" in capsys.readouterr().out
+    two = ["run", "--data", HOURLY["BTCUSDT"], "--data", HOURLY["ETHUSDT"], "--start", WEEK[0], "--end", WEEK[1],
+           "--no-report", "--out", str(tmp_path / "c")]
+    assert main(two) == 0
+    assert "finer bars" not in capsys.readouterr().out
