@@ -50,7 +50,7 @@ def detail_arrays(detail, bars: pd.DataFrame, symbol: str):
     bars' or does not divide it, and finer bars none of which fall inside
     the bars' span.
     """
-    name = str(detail) if not isinstance(detail, pd.DataFrame) else "detail"
+    name = str(detail) if not isinstance(detail, pd.DataFrame) else (symbol or "detail")  # (a frame: its symbol's)
     step = _timeframe_ns(bars.attrs.get("timeframe"), "bars")
     lo, hi = bars.index[0], bars.index[-1] + pd.Timedelta(step, "ns") - pd.Timedelta(1, "ns")
     if isinstance(detail, pd.DataFrame):

@@ -235,3 +235,12 @@ def test_the_console_row_of_finer_bars_only_with_them(tmp_path, capsys):
            "--no-report", "--out", str(tmp_path / "c")]
     assert main(two) == 0
     assert "finer bars" not in capsys.readouterr().out
+
+
+def test_a_refused_frame_of_finer_bars_is_named_by_its_symbol():
+    far = load_ohlcv(MINUTES["ETHUSDT"])
+    far.index = far.index - pd.Timedelta(days=400)  # outside the run
+    with pytest.raises(UserError, match="detail=ETHUSDT: no bar inside the data's range") as e:
+        backtest.run_multi(HOURLY, "hold", margin="cross-3x", start=WEEK[0], end=WEEK[1],
+                           detail={"BTCUSDT": MINUTES["BTCUSDT"], "ETHUSDT": far})
+    assert "\n" not in str(e.value)
