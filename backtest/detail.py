@@ -32,6 +32,13 @@ def for_kernel(detail, cfg, given):
     return Detail(*detail) if walks else None
 
 
+def sub_bars(arrays) -> int:
+    """How many sub-bars a usable bar has in ``detail_arrays``' output (0
+    when none is usable)."""
+    count = arrays[5] - arrays[4]
+    return int(count.max()) if len(count) else 0
+
+
 def _timeframe_ns(tf, what):
     if not tf:
         raise UserError(f"{what}: cannot tell the timeframe (name the file like BTCUSDT-1m.parquet)")

@@ -535,7 +535,7 @@ def _details(details, marks, panel, symbols, accounts):
     symbol's own bars; and per symbol how many bars have usable ones.  The
     symbols of a cross account holding several must have sub-bars of one
     length (docs/model-choices.md "Finer bars on a joint path")."""
-    from .detail import detail_arrays
+    from .detail import detail_arrays, sub_bars
 
     fine, n_fine = {}, {}
     for sym, d in details.items():
@@ -545,10 +545,9 @@ def _details(details, marks, panel, symbols, accounts):
     for _, _, syms in accounts:
         spans = {}  # per symbol with usable sub-bars: its bars' timeframe, sub-bars a bar
         for sym in syms:
-            arrays = fine.get(symbols.index(sym))
-            count = None if arrays is None else arrays[5] - arrays[4]
-            if count is not None and (count > 0).any():
-                spans[sym] = (panel[sym].attrs.get("timeframe"), int(count[count > 0][0]))
+            count = sub_bars(fine[symbols.index(sym)]) if symbols.index(sym) in fine else 0
+            if count:
+                spans[sym] = (panel[sym].attrs.get("timeframe"), count)
         if len(set(spans.values())) > 1:
             (b, (tf_b, n_b)), *rest = spans.items()
             a, (tf_a, n_a) = next((s, v) for s, v in rest if v != (tf_b, n_b))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import bar_rows, kernel, kernel_multi
-from .detail import NO_DETAIL
+from .detail import NO_DETAIL, sub_bars
 from .engine import loans_outlive_trades, simulate_arrays
 from .inputs import Accounts, Grid, JointDetail, JointStops, MultiConfig, MultiOut, Rates, Settings
 from .perps import cross_columns as cross_venue_columns
@@ -191,16 +191,12 @@ def joint_detail(opens, given):
     width = max(len(g[0]) for g in given)
     cols = np.full((4, n_sym, width), np.nan)
     start = np.full((n_sym, n), -1, dtype=np.int64)
-    ratio = 0
     for r, g in enumerate(given):
         for c in range(4):
             cols[c, r, :len(g[c])] = g[c]
-        count = g[5] - g[4]
-        usable = count > 0
+        usable = g[5] > g[4]
         start[r, np.flatnonzero(~np.isnan(opens[r]))[usable]] = g[4][usable]
-        if usable.any():
-            ratio = int(count[usable][0])
-    return JointDetail(cols[0], cols[1], cols[2], cols[3], start, np.int64(ratio))
+    return JointDetail(cols[0], cols[1], cols[2], cols[3], start, np.int64(max(sub_bars(g) for g in given)))
 
 
 def last_closes(close):
@@ -225,7 +221,7 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
         bool(config["stop_on_liquidation"]), float(extra["stop_loss"]), float(extra["take_profit"]),
         float(extra["trailing_stop"]),
         bool(extra["pessimistic"]), bool(extra["auto_repay"]), bool(extra["repay_on_flat"]),
-        *config.get("borrow_limits", [(np.inf, np.inf)] * (s + 1))[s],
+        *(config["borrow_limits"][s] if "borrow_limits" in config else (np.inf, np.inf)),
         *((USDM, float(config["leverage"][a]), bool(config["isolated"][a])) if perp is not None else ()))
     rates = Rates(np.int64(config["rate_h0"]), config["rates"][s], config["rates"][-1])
     own = tuple(np.ascontiguousarray(x[bars]) for x in ohlc)

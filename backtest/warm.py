@@ -152,14 +152,13 @@ def start(perp: bool, after: bool = True, walk: bool = True):
     return _spawn(perp, after, walk)
 
 
-def _spawn(perp, after, walk, mode=None):
+def _spawn(perp, after, walk, mode=()):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
     if numba.config.CACHE_DIR:
         env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR  # the same folder, whatever configured it
     try:
-        what = (mode or ("perp" if perp else "spot")).split()  # (mode "multi fine": two words)
-        helper = subprocess.Popen([sys.executable, "-m", "backtest.warm", *what,
+        helper = subprocess.Popen([sys.executable, "-m", "backtest.warm", *(mode or ("perp" if perp else "spot",)),
                                    *(["after"] if after else []), *(["walk"] if walk else [])], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True)
@@ -326,7 +325,7 @@ def start_multi(walk: bool, fine: bool = False):
 
     if kernel_multi.simulate_multi.overloads or not _numba_cache.cold(MULTI):
         return None
-    return _spawn(False, False, walk, mode="multi fine" if fine else "multi")
+    return _spawn(False, False, walk, mode=("multi", "fine") if fine else ("multi",))
 
 
 def join_multi(helper):
