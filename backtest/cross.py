@@ -12,7 +12,7 @@ fraction, ``rules.cross_cut``.
 import numpy as np
 from numba import njit
 
-from .account import DUST, HB, HQ, IB, IQ, PB, PQ, _buy, _position, _sell
+from .account import DUST, HB, HQ, IB, IQ, PB, PQ, _buy, _net, _position, _sell
 from .rules import cross_cut, margin_level, max_buy_cross, max_sell_cross
 
 HELD, PRINCIPAL, INTEREST = 0, 1, 2  # columns of ``sb`` (base of a symbol) and ``aq`` (quote of an account)
@@ -65,10 +65,19 @@ def others_term(sb, syms, a, m, px, row, skip, m0):
 
 
 @njit(cache=True)
-def trade_to_cross(st, x, o, eq, others, tol, fee, slip, rate_b, rate_q, m0, round_up):
-    """``account._trade_to`` with the account's equity ``eq`` (all its
-    symbols) and the whole-account borrow cap (``tol``: the float slack of
-    its gate, 1e-9 of the account's assets + debt).  Same returns."""
+def trade_to_cross(st, x, o, gate, costs, rates):
+    """``account._trade_to`` with the whole-account borrow cap: ``gate`` =
+    (the account's equity (all its symbols), the other symbols' term, the
+    float slack of the gate (1e-9 of the account's assets + debt), M0);
+    ``costs`` = (fee, slippage, round interest up, auto-repay, repay on
+    flat); ``rates`` = (base, quote), hourly.  Same returns.  With auto-repay
+    off what a fill receives is held, and with repay on flat a fill that
+    leaves the symbol flat nets its base and the account's quote
+    (docs/model-choices.md "Auto-repay off in a cross account of several
+    symbols")."""
+    eq, others, tol, m0 = gate
+    fee, slip, round_up, repay, on_flat = costs
+    rate_b, rate_q = rates
     if eq <= 0.0:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     delta = x * eq / o - _position(st)
@@ -79,11 +88,11 @@ def trade_to_cross(st, x, o, eq, others, tol, fee, slip, rate_b, rate_q, m0, rou
     if delta > 0.0:
         price = o * (1.0 + slip)
         q = delta / (1.0 - fee)
-        cap = max_buy_cross(st[HB], st[HQ], db, dq, others, o, price, fee, rate_q, m0, tol)
+        cap = max_buy_cross(st[HB], st[HQ], db, dq, others, o, price, fee, rate_q, m0, tol, repay)
     elif delta < 0.0:
         price = o * (1.0 - slip)
         q = -delta
-        cap = max_sell_cross(st[HB], st[HQ], db, dq, others, o, price, fee, rate_b, m0, tol)
+        cap = max_sell_cross(st[HB], st[HQ], db, dq, others, o, price, fee, rate_b, m0, tol, repay)
     else:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     capped = cap < q * (1.0 - 1e-9)
@@ -96,8 +105,12 @@ def trade_to_cross(st, x, o, eq, others, tol, fee, slip, rate_b, rate_q, m0, rou
     if q <= 0.0:
         return 0, 0.0, 0.0, 0.0, capped, 0.0, 0.0
     if delta > 0.0:
-        return 1, q, price, q * fee * price, capped, 0.0, _buy(st, q, price, fee, rate_q, round_up, True, True)
-    return -1, q, price, q * price * fee, capped, _sell(st, q, price, fee, rate_b, round_up, True, True), 0.0
+        side, fee_value, cb, cq = 1, q * fee * price, 0.0, _buy(st, q, price, fee, rate_q, round_up, True, repay)
+    else:
+        side, fee_value, cb, cq = -1, q * price * fee, _sell(st, q, price, fee, rate_b, round_up, True, repay), 0.0
+    if on_flat and not repay and _position(st) == 0.0:
+        _net(st)
+    return side, q, price, fee_value, capped, cb, cq
 
 
 @njit(cache=True)
@@ -123,24 +136,56 @@ def _clean_book(sb, aq, a, syms, m):
             aq[a, j] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _repaid(book, r, amount):
+    """``amount`` of row r's asset repays its interest, then its principal; the rest."""
+    x = min(amount, book[r, INTEREST])
+    book[r, INTEREST] -= x
+    y = min(amount - x, book[r, PRINCIPAL])
+    book[r, PRINCIPAL] -= y
+    return amount - x - y
+
+
+@njit(cache=True)
+def net_book(sb, aq, a, syms, m):
+    """Auto-repay off, before a cross liquidation: each balance repays its
+    own asset's debt; a flat symbol's base held and owed cancel outright
+    (as ``account._net`` on each symbol's six numbers)."""
+    for k in range(m):
+        s = syms[k]
+        if sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]) == 0.0:
+            sb[s, HELD] = 0.0
+            sb[s, PRINCIPAL] = 0.0
+            sb[s, INTEREST] = 0.0
+        else:
+            sb[s, HELD] = _repaid(sb, s, sb[s, HELD])
+    aq[a, HELD] = _repaid(aq, a, aq[a, HELD])
+    _clean_book(sb, aq, a, syms, m)
+
+
 @njit(cache=True)
 def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
     """Liquidate account ``a`` (``at`` = (trig, traded, tradable)) at trigger
     prices ``trig[:m]`` (its margin level and fee), filling at the traded
     prices ``traded[:m]`` ± slippage (the triggers themselves unless a mark
     series triggers), the symbols ``tradable`` (a bar) only; ``terms`` =
-    (slippage, fee rate, restore ML, full); fill ``rec`` (the event) and,
+    (slippage, fee rate, restore ML, full, nets: auto-repay off, the
+    balances repay their own debts first, after the record's level and
+    fee); fill ``rec`` (the event) and,
     ``out`` = (qty, fill, side), per symbol k ``side[k]`` (+1 bought back, −1
     sold, 0 no fill), ``qty[k]`` and ``fill[k]``.  Returns (fee, bad debt,
     done): not done when it would fill and write off nothing
-    (docs/model-choices.md "No empty liquidations"), the books untouched."""
+    (docs/model-choices.md "No empty liquidations"), the books untouched (but
+    netted, with ``nets``: that changes no equity)."""
     trig, traded, tradable = at
-    slip, fee_rate, m_restore, full = terms
+    slip, fee_rate, m_restore, full, nets = terms
     qty, fill, side = out
     assets, debt = _value1(sb, aq, a, syms, m, trig)
     rec.margin_level = margin_level(assets, debt)
     rec.equity_before = assets - debt
     fee = fee_rate * assets
+    if nets:
+        net_book(sb, aq, a, syms, m)
     longs = 0.0
     shorts = 0.0
     frozen_a = 0.0
@@ -197,18 +242,8 @@ def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
             bought = qty[k] * scale
             if cut:  # the record closes the whole debt: what the quote did not buy is bad debt
                 qty[k] = sb[s, PRINCIPAL] + sb[s, INTEREST]
-            x = min(bought, sb[s, INTEREST])
-            sb[s, INTEREST] -= x
-            y = min(bought - x, sb[s, PRINCIPAL])
-            sb[s, PRINCIPAL] -= y
-            sb[s, HELD] += bought - x - y
-    left = cash
-    x = min(left, aq[a, INTEREST])
-    aq[a, INTEREST] -= x
-    left -= x
-    y = min(left, aq[a, PRINCIPAL])
-    aq[a, PRINCIPAL] -= y
-    aq[a, HELD] = left - y
+            sb[s, HELD] += _repaid(sb, s, bought)
+    aq[a, HELD] = _repaid(aq, a, cash)
     _clean_book(sb, aq, a, syms, m)
     any_held = False
     for k in range(m):

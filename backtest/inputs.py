@@ -54,7 +54,7 @@ Accounts = namedtuple("Accounts", "symbol_account capital initial_ml call_ml liq
 # its settings (scalars) and hourly rates (``rates[S + 1, hours]`` from the
 # whole hour ``rate_h0``: each symbol's base, the quote last)
 MultiConfig = namedtuple("MultiConfig", "fee slippage full_liquidation rebalance round_interest stop_on_liquidation "
-                                        "rate_h0 rates")
+                                        "auto_repay repay_on_flat rate_h0 rates")
 # its stops on the joint path (docs/model-choices.md "Stops on a joint path"):
 # per symbol row its fractions ``[S, 3]`` (stop-loss, take-profit, trailing;
 # 0 = off) and its strategy's stop-loss / take-profit prices in force during
@@ -67,7 +67,8 @@ JointStops = namedtuple("JointStops", "fractions sl_price tp_price mark_close")
 # first sub-bar of each grid bar ``[S, n]`` (−1: none usable, or no bar) and
 # the number of sub-bars a bar has
 JointDetail = namedtuple("JointDetail", "open high low close start ratio")
-# its per-bar outputs (``acct[A, 4, n]``, ``sym[S, 2, n]``) and the interest
+# its per-bar outputs (``acct[A, 4, n]``, ``sym[S, 2, n]``; ``sym[S, 6, n]`` with
+# auto-repay off: ``kernel_multi.SYMBOL_EXTRA`` after ``SYMBOL_ROWS``) and the interest
 # charged per base asset and per account's quote, in asset units
 MultiOut = namedtuple("MultiOut", "acct sym interest_base interest_quote")
 # hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)

@@ -51,6 +51,8 @@ warnings.filterwarnings("ignore", message=".*has been considered a subtype of Re
 # rows of ``out_acct[a]`` and ``out_sym[s]``
 ACCOUNT_ROWS = ("equity", "debt", "interest_owed", "interest_paid")
 SYMBOL_ROWS = ("position", "interest_symbol")  # cumulative quote value of its base interest and its fills' borrow charges
+# with auto-repay off, after them (multi_accounts asks for them): as the one-symbol kernel's extra rows
+SYMBOL_EXTRA = ("interest_quote", "after_base", "after_quote", "base_owed")
 # totals in ``stats``
 STATS = ("fees_paid", "liquidation_fees", "bad_debt", "n_orders", "n_liquidations", "n_margin_calls",
          "n_capped", "n_trades", "detail_missing_bars")
@@ -67,6 +69,7 @@ def _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot):
     and its own borrows), its fee, its record and the trade count."""
     side, q, price, fee_value, capped, cb, cq = trade
     _note(ss, sa, s, a, cb, cq, o)
+    ss[s, QUOTE_SYM] += cq
     paid = cb * o + cq
     ss[s, PAID_SYM] += paid
     tot[FEES] += fee_value
@@ -113,10 +116,15 @@ def _liq_record(liqs, k, a, theta, gap):
 # per-symbol state ``ss[s]`` and per-account state ``sa[a]`` (float columns, so
 # the steps take few arguments and numba can inline them)
 LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE, ENTRY, BEST = range(9)
+# and the books of a symbol whose loans may outlive its trades (auto-repay off; ``SYMBOL_EXTRA``): its quote
+# interest (its fills' borrow charges, its shares of the account's hourly quote charges) and the step-4
+# charges after a bar's orders (base, its quote share), cumulative, in asset units
+QUOTE_SYM, AFTER_B, AFTER_Q = range(9, 12)
+N_SS = 12
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
-FEE, SLIP, FULL, ROUND, STOP, WALK = range(6)
+FEE, SLIP, FULL, ROUND, STOP, WALK, REPAY, ON_FLAT = range(8)
 # scratch rows ``scr[r]`` of a cross step: CUR the traded open (orders, interest), MCUR the mark open
 # (liquidation checks; both the last close without a bar), TRADED where a liquidation fills (before slippage)
 CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG, MCUR, TRADED = range(10)
@@ -152,19 +160,36 @@ def _follows_gap(ss, s, stop):
 
 
 @njit(cache=True)
-def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa):
+def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, after):
     """One hour on the base principals ``scr[PB0]`` and the quote principal
     ``scr[PB0, m]`` of a cross account, at the rates of column ``col``, base
-    charges valued at ``scr[CUR]``."""
+    charges valued at ``scr[CUR]``; ``after``: the step-4 charge, after the
+    bar's orders.  The quote charge is shared by the symbols long now, by
+    value (their books with auto-repay off: docs/model-choices.md "Auto-repay
+    off in a cross account of several symbols")."""
+    total = 0.0
+    for k in range(m):
+        s = syms[a, k]
+        long_ = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        scr[QTY, k] = long_ * scr[CUR, k] if long_ > 0.0 else 0.0
+        total += scr[QTY, k]
     for k in range(m):
         s = syms[a, k]
         cb = interest_charge(scr[PB0, k], rates[s, col], round_up)
         sb[s, INTEREST] += cb
         _note(ss, sa, s, a, cb, 0.0, scr[CUR, k])
         ss[s, PAID_SYM] += cb * scr[CUR, k]
+        if after:
+            ss[s, AFTER_B] += cb
     cq = interest_charge(scr[PB0, m], rates[rates.shape[0] - 1, col], round_up)
     aq[a, INTEREST] += cq
     _note(ss, sa, 0, a, 0.0, cq, 0.0)
+    if cq > 0.0 and total > 0.0:
+        for k in range(m):
+            share = cq * (scr[QTY, k] / total)
+            ss[syms[a, k], QUOTE_SYM] += share
+            if after:
+                ss[syms[a, k], AFTER_Q] += share
 
 
 @njit(cache=True)
@@ -183,13 +208,14 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
     before = np.empty(m)
     for k in range(m):
         s = syms[k]
-        before[k] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+        before[k] = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
     tradable = scr[TRADABLE, :m] != 0.0
     side = np.zeros(m, dtype=np.int64)
     qty = scr[QTY]
     fill = scr[FILL]
     f, b, done = liquidate_cross(sb, aq, a, syms, m, (trig, scr[TRADED, :m], tradable),
-                                 (cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0), rec, (qty, fill, side))
+                                 (cfg[SLIP], lv[a, LIQ_FEE], lv[a, RESTORE], cfg[FULL] != 0.0, cfg[REPAY] == 0.0), rec,
+                                 (qty, fill, side))
     if not done:
         return False
     _liq_record(liqs, k_l, a, where[0], where[1])
@@ -209,14 +235,14 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
             o.price = fill[k]
             o.fee = 0.0  # the event's fee is on the liquidation record, not on one symbol
             o.position_before = before[k]
-            o.position = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+            o.position = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
             o.interest = 0.0
             o.charge = 0.0
             o.symbol = s
             o.trigger = trig[k]
             o.event = k_l
             tot[N_ORD] += 1
-            _track(ss, s, before[k], o.position, fill[k], fill[k])
+            _track(ss, s, before[k], o.position, fill[k], scr[TRADED, k])  # (best: before slippage)
     return True
 
 
@@ -326,7 +352,7 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
         best, kind = max(theta, after), LIQUIDATION
     for k in range(m):
         s = syms[a, k]
-        n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+        n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
         if scr[TRADABLE, k] == 0.0 or scr[DONE, k] != 0.0 or n == 0.0 or ss[s, ENTRY] != ss[s, ENTRY]:
             continue
         levels = stop_levels(ss[s, ENTRY], ss[s, BEST], n > 0.0, scr[F_SL, k], scr[F_TP, k], scr[F_TR, k])
@@ -338,7 +364,9 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
             theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], leg <= 1)
             kd = STOP_LOSS if j == 0 else (TRAILING_STOP if j == 1 else TAKE_PROFIT)
             if theta >= 0.0:
-                theta = max(theta, after)
+                if theta < after:  # a level new since the last event (a liquidation's fill set its entry, auto-
+                    # repay off): it fires there, at its path price (docs "Stops on a joint path")
+                    theta, p = after, scr[LEG_A, k] + after * (scr[LEG_B, k] - scr[LEG_A, k])
                 if theta < best or (theta == best and kind != LIQUIDATION and _rank(kd) < _rank(kind)):
                     best, kind, who, trig = theta, kd, k, p
     return best, kind, who, trig
@@ -379,7 +407,7 @@ def _leg(i, a, m, leg, bars, scr, ss, sb):
                 mark_high[s, i] if d > 0.0 else mark_low[s, i], mark_close[s, i])
         scr[MLEG_A, k] = mpts[leg - 1]
         scr[MLEG_B, k] = mpts[leg]
-        n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+        n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
         if n != 0.0 and ss[s, BEST] == ss[s, BEST]:
             ss[s, BEST] = max(ss[s, BEST], pts[leg - 1]) if n > 0.0 else min(ss[s, BEST], pts[leg - 1])
 
@@ -428,7 +456,7 @@ def _stops_in_reach(i, a, m, syms, sb, ss, walk, bars):
     open_, high, low = bars
     for k in range(m):
         s = syms[a, k]
-        if open_[s, i] == open_[s, i] and _stop_near(walk, s, i, sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST],
+        if open_[s, i] == open_[s, i] and _stop_near(walk, s, i, sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]),
                                                      ss, (open_[s, i], high[s, i], low[s, i])):
             return True
     return False
@@ -441,7 +469,7 @@ def _quiet_stops(n_sym, walk, sb, ss, loc):
     side, the band ``Q_LO``..``Q_HI`` from stop-loss and take-profit, the
     trailing fraction, the best price (``_band_left`` moves it)."""
     for k in range(n_sym):
-        pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+        pos = sb[k, HELD] - (sb[k, PRINCIPAL] + sb[k, INTEREST])
         loc[Q_SIDE, k] = 0.0
         if pos == 0.0 or ss[k, ENTRY] != ss[k, ENTRY] or ss[k, BEST] != ss[k, BEST]:
             continue
@@ -495,7 +523,7 @@ def _best_over_bar(i, a, m, syms, sb, ss, open_, high, low):
     would move it (``_leg``: the open, then the extremes)."""
     for k in range(m):
         s = syms[a, k]
-        n = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
+        n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
         o = open_[s, i]
         if n == 0.0 or o != o or ss[s, BEST] != ss[s, BEST]:
             continue
@@ -636,6 +664,12 @@ def _finer(i, a, m, bars, books, params, recs, detail, walk):
     return 1 if liquidated else 0
 
 
+@njit(cache=True, inline="always")
+def _costs(cfg):
+    """``cross.trade_to_cross``'s costs from the run's settings."""
+    return cfg[FEE], cfg[SLIP], cfg[ROUND] != 0.0, cfg[REPAY] != 0.0, cfg[ON_FLAT] != 0.0
+
+
 @njit(cache=True)
 def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
     """The account's k-th symbol's stop firing at ``trig``: its market order
@@ -651,8 +685,8 @@ def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
     w = others_term(sb, syms, a, m, scr, TRIG, k, m0)
     load(st, sb, aq, s, a)
     before = _position(st)
-    trade = trade_to_cross(st, 0.0, trig, assets - debt, w, 1e-9 * (assets + debt), cfg[FEE], cfg[SLIP],
-                           rates[s, col], rates[rates.shape[0] - 1, col], m0, cfg[ROUND] != 0.0)
+    trade = trade_to_cross(st, 0.0, trig, (assets - debt, w, 1e-9 * (assets + debt), m0), _costs(cfg),
+                           (rates[s, col], rates[rates.shape[0] - 1, col]))
     store(st, sb, aq, s, a)
     if trade[0] != 0:
         ss[s, KIND] = kind
@@ -737,7 +771,7 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
                 for k in range(m):
                     scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
                 scr[PB0, m] = aq[a, PRINCIPAL]
-                _charge_book(sb, aq, a, syms, m, rates, h1 + n_h, round_up, scr, ss, sa)
+                _charge_book(sb, aq, a, syms, m, rates, h1 + n_h, round_up, scr, ss, sa, False)
         sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
     # 2. gap liquidation at the current (mark) prices, filled at the traded opens
     assets, debt = book_value(sb, aq, a, syms, m, scr, MCUR)
@@ -764,8 +798,8 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
         load(st, sb, aq, s, a)
         before = _position(st)
         o = scr[CUR, k]
-        trade = trade_to_cross(st, x, o, assets - debt, w, 1e-9 * (assets + debt), cfg[FEE], cfg[SLIP],
-                               rates[s, col], rates[rates.shape[0] - 1, col], m0, round_up)
+        trade = trade_to_cross(st, x, o, (assets - debt, w, 1e-9 * (assets + debt), m0), _costs(cfg),
+                               (rates[s, col], rates[rates.shape[0] - 1, col]))
         store(st, sb, aq, s, a)
         if trade[0] != 0:
             _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot)
@@ -776,7 +810,7 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
         for k in range(m):
             scr[PB0, k] = min(scr[PB0, k], sb[syms[a, k], PRINCIPAL])
         scr[PB0, m] = min(scr[PB0, m], aq[a, PRINCIPAL])
-        _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa)
+        _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, True)
     # 6. the margin call, on the state after step 4, every symbol at its adverse (mark) extreme
     f0, g, owes = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
     if owes:
@@ -1015,7 +1049,7 @@ def _quiet_hour(j, t_prev, ts, open_, mark_open, mark_high, mark_low, close, sb,
         scr[PB0, k] = sb[k, PRINCIPAL]
         scr[CUR, k] = open_[k, j]
     scr[PB0, n_sym] = aq[0, PRINCIPAL]
-    _charge_book(sb, aq, 0, syms, n_sym, rates, col, round_up, scr, ss, sa)
+    _charge_book(sb, aq, 0, syms, n_sym, rates, col, round_up, scr, ss, sa, True)
     return True
 
 
@@ -1024,7 +1058,7 @@ def _stretch(start, end, sb, ss, sa, out_acct, out_sym):
     """Bars ``start .. end − 1`` of a quiet run between hours: each symbol's
     position and interest, and the account's interest paid, unchanged there."""
     for k in range(sb.shape[0]):
-        pos = sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST]
+        pos = sb[k, HELD] - (sb[k, PRINCIPAL] + sb[k, INTEREST])
         paid = ss[k, PAID_SYM]
         for r in range(start, end):
             out_sym[k, 0, r] = pos
@@ -1032,6 +1066,26 @@ def _stretch(start, end, sb, ss, sa, out_acct, out_sym):
     paid = sa[0, PAID]
     for r in range(start, end):
         out_acct[0, 3, r] = paid
+
+
+@njit(cache=True, inline="always")
+def _symbol_rows(i, sb, ss, out_sym):
+    """Bar i's rows of each symbol (``SYMBOL_ROWS``, and ``SYMBOL_EXTRA`` when asked for)."""
+    for s in range(sb.shape[0]):
+        out_sym[s, 0, i] = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        out_sym[s, 1, i] = ss[s, PAID_SYM]
+    if out_sym.shape[1] > 2:
+        _books_rows(i, sb, ss, out_sym)
+
+
+@njit(cache=True)
+def _books_rows(i, sb, ss, out_sym):
+    """Bar i's ``SYMBOL_EXTRA`` rows of each symbol (auto-repay off)."""
+    for k in range(sb.shape[0]):
+        out_sym[k, 2, i] = ss[k, QUOTE_SYM]
+        out_sym[k, 3, i] = ss[k, AFTER_B]
+        out_sym[k, 4, i] = ss[k, AFTER_Q]
+        out_sym[k, 5, i] = sb[k, PRINCIPAL] + sb[k, INTEREST]
 
 
 @njit(cache=True)
@@ -1139,7 +1193,7 @@ def _close_quiet(i0, ts, open_, high, low, close, mark_open, mark_high, mark_low
             continue
         ordered = False
         for k in range(n_sym):
-            ordered |= _decide_one(ss, k, target[k, j], sb[k, HELD] - sb[k, PRINCIPAL] - sb[k, INTEREST],
+            ordered |= _decide_one(ss, k, target[k, j], sb[k, HELD] - (sb[k, PRINCIPAL] + sb[k, INTEREST]),
                                    close[k, j], eq, rebalance)
         if ordered:
             end = j + 1
@@ -1222,7 +1276,7 @@ def _decide_at(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebal
         return
     for k in range(m):
         s = syms[a, k]
-        _decide_one(ss, s, target[s, i], sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST], ss[s, LAST_CLOSE], eq,
+        _decide_one(ss, s, target[s, i], sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]), ss[s, LAST_CLOSE], eq,
                     rebalance)
 
 
@@ -1279,7 +1333,7 @@ def _cross_need(i, t, a, m, syms, books, bars, lv, walk):
         owes = owes or db > 0.0
         o = mark_open[s, i]  # NaN exactly where the symbol has no bar
         if walk is not None and o == o and not need:
-            need = _stop_near(walk, s, i, sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST], ss,
+            need = _stop_near(walk, s, i, sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]), ss,
                               (open_[s, i], high[s, i], low[s, i]))
         p = o if o == o else ss[s, LAST_CLOSE]
         x = p
@@ -1346,16 +1400,18 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
         lv[a, LIQ_FEE], lv[a, RESTORE] = ac.liquidation_fee[a], ac.restore_ml[a]
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
                     1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0,
-                    0.0 if walk is None and detail is None else 1.0])
+                    0.0 if walk is None and detail is None else 1.0, 1.0 if config.auto_repay else 0.0,
+                    1.0 if config.repay_on_flat else 0.0])
     stops = walk is not None  # (multi_accounts passes the stop settings when a symbol has a stop on)
     st = np.zeros(6)
     scr = np.zeros((N_SCRATCH, n_sym + 1))
-    ss = np.zeros((n_sym, 9))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
+    ss = np.zeros((n_sym, N_SS))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
     ss[:, PENDING], ss[:, LAST_TARGET], ss[:, ENTRY], ss[:, BEST] = np.nan, np.nan, np.nan, np.nan
     sa = np.zeros((n_acct, 6))
     sa[:, T_PREV], sa[:, NEXT_HOUR], sa[:, ABOVE_CALL] = -1.0, -np.inf, 1.0
-    # the quiet runs (_close_quiet) are written for this
-    one_cross = n_acct == 1 and n_sym >= 2 and venue is None
+    # the quiet runs (_close_quiet) are written for this, not for the books' rows of auto-repay off (out_sym's
+    # SYMBOL_EXTRA: written there, they cost those runs 5-7 %)
+    one_cross = n_acct == 1 and n_sym >= 2 and venue is None and out_sym.shape[1] == len(SYMBOL_ROWS)
     fsv = np.zeros((n_sym if venue is not None else 0, usdm.N_SLOTS))  # per perp symbol its table in force
     vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version
     vp[0] = 0
@@ -1417,9 +1473,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
                 _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss,
                         sa)
-        for s in range(n_sym):
-            out_sym[s, 0, i] = sb[s, HELD] - sb[s, PRINCIPAL] - sb[s, INTEREST]
-            out_sym[s, 1, i] = ss[s, PAID_SYM]
+        _symbol_rows(i, sb, ss, out_sym)
         if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
             resume_at = _close_quiet(i + 1, ts, open_, high, low, close, mark_open, mark_high, mark_low, syms_of, target,
                                      sb, aq, ss, sa, scr, lv, rebalance, out_acct, out_sym, loc, rate_h0, rates,

@@ -290,9 +290,10 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     for every account (a cross account of several symbols: on one joint
     path, its liquidation on the marks' paired path, on perps too);
     ``path``, ``detail`` (``{symbol: finer bars}``), ``auto_repay`` and ``repay_on_flat`` for
-    every account holding one symbol (a cross account of several symbols
-    takes ``detail`` for all its symbols or none, one timeframe, and refuses
-    auto-repay off; ``path`` changes nothing there).
+    every account (a cross account of several symbols takes ``detail`` for
+    all its symbols or none, one timeframe, and auto-repay off by the rules
+    of docs/model-choices.md "Auto-repay off in a cross account of several
+    symbols"; ``path`` changes nothing there).
     Perpetual-futures profiles (``usdm-*``) run
     in isolated accounts or one cross account (of one symbol, or several:
     the venue's joint rules, docs/model-choices.md); ``funding``: ``{symbol: file}``
@@ -487,10 +488,6 @@ def _single_only(rs, details, accounts):
             raise UserError(f"--detail {lacking}: missing; a cross account holding several symbols "
                             f"({', '.join(syms)}) takes finer bars for each of them or for none (the joint "
                             f"path needs every symbol's path inside the bar)")
-    given = [] if rs.auto_repay else ["--no-auto-repay"]
-    if given and joint:
-        raise UserError(f"{given[0]}: not supported yet for a cross account holding several symbols "
-                        f"({', '.join(joint[0][1])}); isolated accounts (and a cross account of one symbol) take it")
 
 
 def _attached_orders(name, attached, symbols, accounts, details, rs):
@@ -679,7 +676,8 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         frame[f"close_{sym}"] = last_close[k]
         gross += np.abs(out_sym[k, 0] * last_close[k])
         j = acct_of_sym[sym]  # its price alone moves; the account's other symbols stay at their last close
-        base_owed = exact[j][3] if j in exact else None  # auto-repay off: both loans may run at once
+        rows = _loan_rows(exact, j, k)
+        base_owed = None if rows is None else rows[3]  # auto-repay off: both loans may run at once
         if accounts[j][1].perp:  # the mark price of the position's liquidation (the venue's rules)
             frame[f"liquidation_price_{sym}"] = exact[("perp", j)]["liquidation_price"][k]
             frame[f"liquidation_distance_{sym}"] = exact[("perp", j)]["distance"][k]
@@ -696,15 +694,17 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
 
     acct_names = [a[0] for a in accounts]
     trades = []
-    shared = _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs)
+    shared = _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs, exact)
     flat = [shared["interest_while_flat"], shared["fees_while_flat"]]
     for k, sym in enumerate(symbols):
         mine = shared["orders"][k]
         j = acct_of_sym[sym]
         single = len(accounts[j][2]) == 1
+        rows = _loan_rows(exact, j, k)  # (auto-repay off: the kernel's own rows, as run() takes them)
         sym_paid = out_acct[j, 3] if single else out_sym[k, 1] + shared["interest"][k]
+        if rows is not None and not single:  # its quote interest less its fills' borrow charges (in out_sym[k, 1])
+            sym_paid = sym_paid + rows[0] - _quote_charges(mine, n)
         bad = liqs["bad_debt"][liqs["account"] == j] if single else shared["bad"][k]
-        rows = exact.get(j)  # (one symbol, auto-repay off: the kernel's own rows, as run() takes them)
         price = np.where(cur[k] > 0, cur[k], 1.0)
         perp = accounts[j][1].perp
         if perp:  # funding in quote, charged after the bar's order (engine.run's books)
@@ -799,7 +799,20 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
                   summary=summary, settings=settings, profile=accounts[0][1], bars=bars, funding=funding_df)
 
 
-def _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs) -> dict:
+def _loan_rows(exact, j, k):
+    """The kernel's books rows of symbol ``k`` in account ``j`` when its
+    loans may outlive its trades (auto-repay off: ``ONE_SYMBOL_EXTRA``'s,
+    ``kernel_multi.SYMBOL_EXTRA``'s), else None."""
+    return exact.get(("symbol", k), exact.get(j))
+
+
+def _quote_charges(orders, n):
+    """Cumulative per bar: the first-hour quote charges of ``orders``' buys."""
+    buys = orders["side"] > 0
+    return np.cumsum(np.bincount(orders["bar"][buys], weights=orders["charge"][buys], minlength=n))
+
+
+def _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs, exact) -> dict:
     """A cross account's shared quote interest, liquidation fees and bad
     debt, split over its symbols (``books``): per symbol the cumulative
     interest share, the records its trades are built from (with ghost
@@ -814,7 +827,15 @@ def _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs
         if len(syms) == 1:
             continue
         ks = [symbols.index(s) for s in syms]
-        shares, rest = shared_quote_interest(out_acct[j, 3], out_sym[ks, 1], out_sym[ks, 0], last_close[ks])
+        if ("symbol", ks[0]) in exact:  # auto-repay off: the kernel shared each charge when it was made;
+            # what it gave no symbol (no long then) is the account's hourly quote interest less the shares
+            n = out_acct.shape[2]
+            shares = np.zeros((len(ks), n))
+            given = sum(float(exact[("symbol", k)][0][-1] - _quote_charges(orders[orders["symbol"] == k], n)[-1])
+                        for k in ks)
+            rest = np.atleast_1d(float(out_acct[j, 3][-1]) - sum(float(out_sym[k, 1, -1]) for k in ks) - given)
+        else:
+            shares, rest = shared_quote_interest(out_acct[j, 3], out_sym[ks, 1], out_sym[ks, 0], last_close[ks])
         ghosts = write_offs(liqs, orders, j, ks, out_sym[ks, 0], out_sym[ks, 1], last_close[ks])
         order = np.argsort(np.concatenate((orders["bar"], ghosts["bar"])), kind="stable")
         both = np.concatenate((orders, ghosts))[order]

@@ -50,7 +50,9 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out,
     and per account of one symbol run with auto-repay off the kernel's
     ``extra`` rows on the grid (``ONE_SYMBOL_EXTRA``: what the books need
-    when both loans may run at once)."""
+    when both loans may run at once), keyed by the account; per symbol of
+    a cross account of several the same rows (``kernel_multi.SYMBOL_EXTRA``),
+    keyed ``("symbol", s)``."""
     mark = (open_, high, low) if mark is None else mark
     n_sym, n = open_.shape
     acct_of = config["symbol_account"]
@@ -98,20 +100,23 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
                                                                            config["rates"][-1:]]))
     grid = Grid(seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark))
     accounts = Accounts(acct, *(per_acct(k) for k in Accounts._fields[1:]))
-    cfg = MultiConfig(*(config[k] for k in MultiConfig._fields[:-2]), config["rate_h0"], rates)
+    cfg = MultiConfig(*(config[k] if k in config else SINGLE_ONLY[k] for k in MultiConfig._fields[:-2]),
+                      config["rate_h0"], rates)
     walk = joint_stops(config, syms, (ohlc[0], ohlc[3]), [own_orders.get(int(s)) for s in syms], own_marks)
     fine = None  # (multi: every symbol of such an account has finer bars, or none has)
     if any(int(s) in own_detail for s in syms):
         fine = joint_detail(ohlc[0][syms], [own_detail[int(s)] for s in syms])
-    if whole:
+    perp = config.get("perp", {})
+    is_perp = bool(perp) and all(int(k) in perp for k in syms)  # (a cross account is perp or spot as a whole)
+    books = not cfg.auto_repay and not is_perp  # loans outlive trades: the books' rows per symbol too
+    if whole and not books:
         o_acct, o_sym, i_b, i_q = out_acct, out_sym, int_b, int_q
     else:
         o_acct = np.empty((len(joint), len(kernel_multi.ACCOUNT_ROWS), n))
-        o_sym = np.empty((len(syms), len(kernel_multi.SYMBOL_ROWS), n))
+        o_sym = np.empty((len(syms), len(kernel_multi.SYMBOL_ROWS) + books * len(kernel_multi.SYMBOL_EXTRA), n))
         i_b, i_q = np.zeros(len(syms)), np.zeros(len(joint))
-    perp = config.get("perp", {})
     venue = None
-    if perp and all(int(k) in perp for k in syms):  # (a cross account is perp or spot as a whole)
+    if is_perp:
         venue, f_times, f_syms = cross_venue_inputs(perp, syms, seconds, ohlc[0], ohlc[3], own_marks,
                                                     config["leverage"][joint[0]])
         cfg = cfg._replace(rates=np.zeros_like(rates))  # no borrowing, no interest
@@ -127,8 +132,11 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
         if complete:
             break
         sizes = [k * 4 for k in sizes]
-    if not whole:
-        out_acct[joint], out_sym[syms], int_b[syms], int_q[joint] = o_acct, o_sym, i_b, i_q
+    if o_acct is not out_acct:
+        out_acct[joint], out_sym[syms], int_b[syms], int_q[joint] = o_acct, o_sym[:, :2], i_b, i_q
+    if books:  # as an account of one symbol's (keyed by the symbol: a joint account holds several)
+        for r, sym in enumerate(syms.tolist()):
+            extra_rows[("symbol", sym)] = o_sym[r, 2:]
     if venue is not None:
         last_close = last_closes(ohlc[3][syms])
         ratio, lp, dist = cross_venue_columns(venue, out_sym[syms, 0], out_acct[joint[0], 0], last_close)

@@ -265,7 +265,7 @@ def _gate_root(q1, qb, f1, fb, q_star, slope_mid, tol):
 
 
 @njit(cache=True)
-def max_buy_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol):
+def max_buy_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol, repay=True):
     """Largest base quantity a buy of one symbol of a cross account may take
     so that the account's ML stays ≥ ``m0`` (docs "Cross borrow cap").
 
@@ -274,9 +274,14 @@ def max_buy_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol):
     past ``hq/price`` (the quote held), with a break where the base received
     covers ``db``; the cap is where F reaches 0 (−``tol`` for float noise),
     at least ``hq/price`` (a buy paid from what is held is never capped).
+    Without ``repay`` (auto-repay off) the base received is held: F is
+    linear past ``hq/price``, no break (the one-symbol rule plus ``others``).
     """
     k = m0 * (1.0 + rate)
     q1 = hq / price
+    if not repay:
+        denom = k * price - (1.0 - fee) * mark
+        return np.inf if denom <= 0.0 else max((others + (hb - m0 * db) * mark + k * hq - m0 * dq) / denom, q1)
     q2 = db / (1.0 - fee)
     qb = max(q1, q2)
     denom = k * price - (1.0 - fee) * mark
@@ -292,11 +297,14 @@ def max_buy_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol):
 
 
 @njit(cache=True)
-def max_sell_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol):
+def max_sell_cross(hb, hq, db, dq, others, mark, price, fee, rate, m0, tol, repay=True):
     """``max_buy_cross`` for a sell: past ``hb`` the base is borrowed; the
     break is where the proceeds cover ``dq``; at least ``hb``."""
     k = m0 * (1.0 + rate)
     q1 = hb
+    if not repay:
+        denom = k * mark - (1.0 - fee) * price
+        return np.inf if denom <= 0.0 else max((others + hq - m0 * dq - m0 * db * mark + k * hb * mark) / denom, q1)
     q2 = dq / ((1.0 - fee) * price)
     qb = max(q1, q2)
     denom = k * mark - (1.0 - fee) * price

@@ -179,6 +179,8 @@ def several_symbols(draw):
         round_interest=draw(st.booleans()),
         stop_on_liquidation=draw(st.sampled_from([False, False, True])),
     )
+    # drawn last, so the examples before it keep their other values: auto-repay off in every layout
+    sc["repay"] = draw(st.sampled_from(["auto", "auto", "off", "off-flat"]))
     return sc
 
 
@@ -198,7 +200,8 @@ def run_several(sc):
         data, pd.DataFrame(targets), margin=dict(zip(syms, sc["margins"])), capital=sc["capital"], fee=sc["fee"],
         slippage=sc["slippage"], rates={**{s[:-4]: sc["rate"] for s in syms}, "USDT": sc["rate"]},
         liquidation=sc["liquidation"], rebalance=sc["rebalance"], round_interest=sc["round_interest"],
-        stop_on_liquidation=sc["stop_on_liquidation"])
+        stop_on_liquidation=sc["stop_on_liquidation"], auto_repay=sc.get("repay", "auto") == "auto",
+        repay_on_flat=sc.get("repay") == "off-flat")
 
 
 def assert_books_balance(res, capital, sc=None):

@@ -216,7 +216,7 @@ def test_cli_bad_bench_and_sweep_flags(capsys, argv, message):
     (["--margin", "BTCUSDT=cross-3x,ETHUSDT=cross-5x"], "cross symbols share one account"),
     (["--margin", "BTCUSDT=isolated-7x,ETHUSDT=cross-3x"], "unknown profile 'isolated-7x'"),
     (["--symbol", "BTCUSDT"], "--symbol: not with several symbols"),
-    (["--margin", "cross-3x", "--no-auto-repay"], "--no-auto-repay: not supported yet for a cross account"),
+    (["--margin", "cross-3x", "--repay-on-flat"], "--repay-on-flat: only with --no-auto-repay"),
     (["--rate", "SOL=0.001"], "--rate SOL: this run trades"),
 ])
 def test_cli_bad_multi_inputs(two_files, tmp_path, capsys, extra, message):

@@ -106,7 +106,6 @@ def test_detail_per_symbol_for_isolated_accounts():
 
 @pytest.mark.parametrize("setting, flag", [
     (dict(detail={"BTCUSDT": FIXTURES / "BTCUSDT-1m-2025-06-02.parquet"}), "detail"),
-    (dict(auto_repay=False), "auto_repay"),
 ])
 def test_a_cross_account_of_several_symbols_refuses_them(setting, flag):
     b1, b2 = random_bars(1, 50), random_bars(2, 50)
@@ -137,15 +136,14 @@ def test_cli_detail_and_bound_with_two_isolated_accounts(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "bound over the path inside a bar" in out and "pessimistic" in out
     assert (tmp_path / "a" / "trades.csv").exists()
-    # a bare file names no symbol; a cross account of both refuses --bound and --detail
+    # a bare file names no symbol; a cross account of both refuses --detail for one of them
     assert main([*args, "--detail", fine, "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--detail" in err and "SYMBOL=FILE" in err
     cross = [a if a != "isolated-10x" else "cross-3x" for a in args if a not in ("--stop-loss", "0.004")]
-    for extra in (["--detail", f"BTCUSDT={fine}"], ["--no-auto-repay"]):
-        assert main([*cross, *extra, "--out", str(tmp_path / "c")]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and extra[0] in err and "several symbols" in err
+    assert main([*cross, "--detail", f"BTCUSDT={fine}", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--detail" in err and "several symbols" in err
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
 
@@ -205,13 +203,6 @@ def test_auto_repay_off_in_isolated_accounts_equals_one_symbol_runs_and_balances
     assert multi.settings["auto_repay"] is False and multi.settings["repay_on_flat"] is repay_on_flat
     from test_books import assert_books_balance
     assert_books_balance(multi, 10_000.0)
-
-
-def test_auto_repay_off_refused_for_a_cross_account_of_several_symbols():
-    with pytest.raises(backtest.UserError,
-                       match="auto_repay=False: not supported yet for a cross account holding several symbols"):
-        run_multi({"BTCUSDT": random_bars(1, 50), "ETHUSDT": random_bars(2, 50)}, "hold", margin="cross-3x",
-                  auto_repay=False)
 
 
 def test_a_strategys_limit_orders_and_stops_go_to_accounts_of_one_symbol():
