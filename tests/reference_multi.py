@@ -23,7 +23,14 @@ symbol with stops and a mark series is not modelled here: the engine runs
 it through its one-symbol kernel, which ``reference.simulate`` models);
 finer bars in a cross account of several symbols (MC "Finer bars on a
 joint path": step 5 on each sub-step, with or without stops, no mark
-series; ``detail_missing_bars``, each liquidation's ``theta``).
+series; ``detail_missing_bars``, each liquidation's ``theta``); auto-repay
+off, with or without repay on flat (``auto_repay=False``,
+``repay_on_flat``): an account of one symbol by the one-symbol rules of
+"Auto-repay off" (``reference.Account``'s), a cross account of several by
+"Auto-repay off in a cross account of several symbols" (fills keep what
+they receive, the cross borrow cap without repayment, repay on flat of a
+symbol's market fill, the netting before a cross liquidation), also with
+stops and mark series; ``debt_base`` per symbol.
 """
 from __future__ import annotations
 
@@ -39,10 +46,11 @@ class Book:
     """An account with several symbols: quote ``hq, pq, iq``; per symbol
     ``[hb, pb, ib]`` in ``base``."""
 
-    def __init__(self, capital, n, round_interest):
+    def __init__(self, capital, n, round_interest, auto_repay=True):
         self.hq, self.pq, self.iq = float(capital), 0.0, 0.0
         self.base = [[0.0, 0.0, 0.0] for _ in range(n)]
         self.round_interest = round_interest
+        self.auto_repay = auto_repay  # MC "Auto-repay off in a cross account of several symbols"
 
     # summed from the quote, then symbol by symbol: the same order as the
     # kernel's, so equal states give equal sums to the last bit (an order's
@@ -67,12 +75,14 @@ class Book:
         return INF if d == 0.0 else self.assets(prices) / d
 
     def position(self, k):
+        """``N_s = hb_s − (pb_s + ib_s)`` (MC "State"; with auto-repay off the
+        flat rule makes ``hb = pb + ib``, so this order of the sums is 0)."""
         b = self.base[k]
-        return b[0] - b[1] - b[2]
+        return b[0] - (b[1] + b[2])
 
     def view(self, k, rb, rq):
         """The symbol's six numbers as a one-symbol Account."""
-        a = Account(0.0, rb, rq, self.round_interest)
+        a = Account(0.0, rb, rq, self.round_interest, self.auto_repay)
         a.hb, a.pb, a.ib = self.base[k]
         a.hq, a.pq, a.iq = self.hq, self.pq, self.iq
         return a
@@ -80,6 +90,23 @@ class Book:
     def store(self, k, a):
         self.base[k] = [a.hb, a.pb, a.ib]
         self.hq, self.pq, self.iq = a.hq, a.pq, a.iq
+
+    def net(self):
+        """MC "Auto-repay off in a cross account of several symbols", *Cross
+        liquidation*: every symbol netted (base held and owed cancel at
+        ``N_s = 0``, else ``hb_s`` repays ``ib_s``, then ``pb_s``), then the
+        account's ``hq`` repays ``iq``, then ``pq``; dust cleaned."""
+        for k, b in enumerate(self.base):
+            if self.position(k) == 0.0:
+                b[0] = b[1] = b[2] = 0.0
+            else:
+                owed = [b[2], b[1]]
+                b[0] = _repay(b[0], owed)
+                b[2], b[1] = owed
+        owed = [self.iq, self.pq]
+        self.hq = _repay(self.hq, owed)
+        self.iq, self.pq = owed
+        self.clean()
 
     def clean(self):
         for b in self.base:
@@ -231,7 +258,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                    rates_base_daily, rate_quote_daily, liquidation="partial", rebalance=0.0,
                    round_interest=True, stop_on_liquidation=False, rate_history=None, marks=None,
                    stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic", levels=None,
-                   detail=None):
+                   detail=None, auto_repay=True, repay_on_flat=False):
     """Run S symbols on the union grid ``timestamps`` (int seconds).
 
     ``opens[s][i]`` … ``closes[s][i]``: symbol s's bar at grid time i, NaN
@@ -331,6 +358,19 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     below the liquidation level × (1 + 1e-9)) and ``detail_bars`` per symbol
     (its bars with sub-bars, in accounts of several symbols).
 
+    ``auto_repay=False`` (MC "Auto-repay off", and for a cross account of
+    several symbols its "Auto-repay off in a cross account of several
+    symbols"): what a fill receives is held (nothing repaid), the borrow caps
+    without repayment, the flat rule of "State" after every buy or sell, and
+    every liquidation nets each asset first (its ML, equity before and fee
+    taken before the netting).  ``repay_on_flat`` (only with auto-repay off):
+    a market fill (step 3's order or a stop's exit, not a liquidation) that
+    leaves its symbol's position at 0 cancels the symbol's base held and owed
+    and lets the account's quote held repay its quote debt, interest first.
+    Also returns ``debt_base`` per symbol: its base owed ``pb + ib`` at each
+    close (with auto-repay on a base debt is a short itself: ``−position``
+    of a short, 0 otherwise).
+
     Every liquidation (and write-off) of an account with several symbols
     records ``theta``, where on the bar's joint path it happened: 0 at the
     gap (step 2); θ without stops; ``(k − 1) + θ`` on leg k with stops; with
@@ -340,6 +380,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     """
     S = len(opens)
     n = len(timestamps)
+    assert not (auto_repay and repay_on_flat), "reference_multi: repay_on_flat needs auto_repay=False"
     has = [[opens[s][i] == opens[s][i] for i in range(n)] for s in range(S)]
     stops = Stops(S, stop_loss, take_profit, trailing_stop, path, levels=levels, has=has)
     history = {k: sorted(v) for k, v in (rate_history or {}).items()}
@@ -399,7 +440,8 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
 
     out = {"equity": [[] for _ in accounts], "debt": [[] for _ in accounts],
            "margin_level": [[] for _ in accounts], "interest_paid": [[] for _ in accounts],
-           "interest_owed": [[] for _ in accounts], "position": [[] for _ in range(S)]}
+           "interest_owed": [[] for _ in accounts], "position": [[] for _ in range(S)],
+           "debt_base": [[] for _ in range(S)]}
     liquidations, orders, margin_calls = [], [], []
     int_base = [0.0] * S
     int_quote = [0.0] * len(accounts)
@@ -414,9 +456,9 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     for prof_name, syms, cap in accounts:
         prof = Profile.get(prof_name)
         if len(syms) == 1:
-            acct = Account(cap, 0.0, 0.0, round_interest)  # its rates are set per hour
+            acct = Account(cap, 0.0, 0.0, round_interest, auto_repay)  # its rates are set per hour
         else:
-            acct = Book(cap, len(syms), round_interest)
+            acct = Book(cap, len(syms), round_interest, auto_repay)
         on = stops.on_for(syms)
         marked = [s for s in syms if marks[s] is not None]
         if on and marked:
@@ -432,7 +474,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                        "prev_close_ml": INF, "halted": False, "eq": float(cap), "debt": 0.0, "owed": 0.0,
                        "ml": INF, "suspended": suspended, "stop": stop_on_liquidation, "stops": stops,
                        "stops_on": on, "marked": bool(marked), "detailed": detail[syms[0]] is not None,
-                       "detail_missing": 0})
+                       "detail_missing": 0, "repay_on_flat": bool(repay_on_flat and not auto_repay)})
 
     for i in range(n):
         t = int(timestamps[i])
@@ -497,8 +539,9 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                     if e > 0.0 and abs(pos * last_close[s] / e - x) > rebalance * abs(x):
                         pending[s] = (x, "rebalance")
         for s in range(S):
-            out["position"][s].append(_position(states[_account_of(states, s)]["acct"],
-                                                states[_account_of(states, s)]["syms"], s))
+            stt_s = states[_account_of(states, s)]
+            out["position"][s].append(_position(stt_s["acct"], stt_s["syms"], s))
+            out["debt_base"][s].append(_debt_base(stt_s["acct"], stt_s["syms"], s))
             if has[s][i]:
                 last_close[s] = closes[s][i]
 
@@ -526,6 +569,23 @@ def _position(acct, syms, s):
     if isinstance(acct, Account):
         return acct.position()
     return acct.position(syms.index(s))
+
+
+def _debt_base(acct, syms, s):
+    """Symbol s's base owed ``pb + ib``."""
+    if isinstance(acct, Account):
+        return acct.pb + acct.ib
+    b = acct.base[syms.index(s)]
+    return b[1] + b[2]
+
+
+def _flat_repay(stt, acct):
+    """MC "Repay on flat": after a market fill that leaves the symbol's
+    position at 0 (``acct`` the one-symbol Account, or a symbol's six-number
+    view of a cross account), its base held and owed cancel and the quote
+    held repays the quote debt, interest first; dust cleaned."""
+    if stt["repay_on_flat"] and acct.position() == 0.0:
+        acct.net()
 
 
 # ------------------------------------------------------------------ one symbol
@@ -582,6 +642,7 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
         q = _market(acct, o, x, fee, slippage, prof.initial_ml, 0.0)  # the one-symbol rules
         if q is not None:
             side, qty, p, fv, capped, ci = q
+            _flat_repay(stt, acct)  # before step 4
             stt["stops"].track(s, n0, acct.position(), p, o)
             note(ci if side == "sell" else 0.0, ci if side == "buy" else 0.0, o)
             stt["fees"] = fv
@@ -687,6 +748,7 @@ def _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders
             res = _market(acct, trigger, 0.0, fee, slippage, prof.initial_ml, 0.0)
             if res is not None:
                 side, qty, price, fv, capped, ci = res
+                _flat_repay(stt, acct)
                 note(ci if side == "sell" else 0.0, ci if side == "buy" else 0.0, trigger)
                 stt["fees"] = stt.get("fees", 0.0) + fv
                 orders.append({"bar": i, "symbol": s, "side": side, "quantity": qty, "price": price, "fee": fv,
@@ -707,7 +769,8 @@ def _liq_one(i, a, s, acct, trigger, long_like, gap, slippage, prof, mode, order
     """``stops``: tracks entry and best at the fill (``mkt`` the market a
     position it leaves starts from, default the trigger)."""
     n0 = acct.position()
-    ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, mode, long_like, traded)
+    ev = acct.liquidate(trigger, slippage, prof.liquidation_fee, prof.restore_ml, mode, long_like, traded,
+                        prof.liquidation_ml)
     if ev is None:
         return False
     if stops is not None:
@@ -740,10 +803,34 @@ def _gate(acct, side, q, p, o, fee, m0, w):
     return w + hq + hb * o - m0 * (dq + db * o)
 
 
+def _cross_cap_norepay(acct, side, p, o, fee, m0, w):
+    """MC "Auto-repay off in a cross account of several symbols", *Cross
+    borrow cap without repayment*: nothing received repays, so the gate is
+    linear past q1 with no break; the cap is ``max(q*, q1)``, the one-symbol
+    no-repay ``q*`` with ``W`` added to its numerator (no cap when its
+    denominator is not positive)."""
+    db, dq = acct.pb + acct.ib, acct.pq + acct.iq
+    if side == "buy":
+        k = m0 * (1.0 + acct.rq)
+        den = k * p - (1.0 - fee) * o
+        q1 = acct.hq / p
+        num = w + (acct.hb - m0 * db) * o + k * acct.hq - m0 * dq
+    else:
+        k = m0 * (1.0 + acct.rb)
+        den = k * o - (1.0 - fee) * p
+        q1 = acct.hb
+        num = w + acct.hq - m0 * dq - m0 * db * o + k * acct.hb * o
+    if den <= 0.0:
+        return INF
+    return max(num / den, q1)
+
+
 def _cross_cap(acct, side, p, o, fee, m0, w, tol):
     """MC "Cross borrow cap": the largest q past what is held (q1) where the
     gate is still >= -tol; the gate is linear between q1, the break qb and
-    beyond."""
+    beyond.  With auto-repay off: ``_cross_cap_norepay``."""
+    if not acct.auto_repay:
+        return _cross_cap_norepay(acct, side, p, o, fee, m0, w)
     if side == "buy":
         q1, q2 = acct.hq / p, (acct.pb + acct.ib) / (1.0 - fee)
     else:
@@ -881,6 +968,7 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
                       tol=1e-9 * (a_ + d_))
         if res is None:
             return
+        _flat_repay(stt, view)  # MC "Auto-repay off in a cross account of several symbols", *Repay on flat*
         book.store(k, view)
         side, qty, p, fv, capped, ci = res
         if side == "sell":
@@ -1037,6 +1125,11 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
     ml_before = assets / debt
     eq_before = assets - debt
     fee_value = prof.liquidation_fee * assets
+    if not book.auto_repay:
+        # MC "Auto-repay off in a cross account of several symbols", *Cross liquidation*: the ML, equity before
+        # and fee above on the books before the netting; then every asset nets, and what follows runs on the
+        # netted books (the netting stays also when nothing is then filled or written off)
+        book.net()
     pf = [at[k] * (1.0 - slippage) if book.base[k][0] > 0.0 else at[k] * (1.0 + slippage)
           for k in range(m)]
     L = sum(book.base[k][0] * pf[k] for k in range(m) if tradable[k])
