@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .account import DUST, HB, HQ, IB, IQ, PB, PQ, _buy, _net, _position, _sell
-from .rules import cross_cut, margin_level, max_buy_cross, max_sell_cross
+from .rules import borrow_limit_cap, cross_cut, margin_level, max_buy_cross, max_sell_cross
 
 HELD, PRINCIPAL, INTEREST = 0, 1, 2  # columns of ``sb`` (base of a symbol) and ``aq`` (quote of an account)
 
@@ -65,19 +65,22 @@ def others_term(sb, syms, a, m, px, row, skip, m0):
 
 
 @njit(cache=True)
-def trade_to_cross(st, x, o, gate, costs, rates):
+def trade_to_cross(st, x, o, gate, costs, rates, limits):
     """``account._trade_to`` with the whole-account borrow cap: ``gate`` =
     (the account's equity (all its symbols), the other symbols' term, the
     float slack of the gate (1e-9 of the account's assets + debt), M0);
     ``costs`` = (fee, slippage, round interest up, auto-repay, repay on
-    flat); ``rates`` = (base, quote), hourly.  Same returns.  With auto-repay
-    off what a fill receives is held, and with repay on flat a fill that
-    leaves the symbol flat nets its base and the account's quote
+    flat); ``rates`` = (base, quote), hourly; ``limits`` = the most
+    principal of (base, quote) the account may owe (+inf: none; docs "Max
+    borrow in a cross account of several symbols").  Same returns.  With
+    auto-repay off what a fill receives is held, and with repay on flat a
+    fill that leaves the symbol flat nets its base and the account's quote
     (docs/model-choices.md "Auto-repay off in a cross account of several
     symbols")."""
     eq, others, tol, m0 = gate
     fee, slip, round_up, repay, on_flat = costs
     rate_b, rate_q = rates
+    limit_b, limit_q = limits
     if eq <= 0.0:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
     delta = x * eq / o - _position(st)
@@ -89,12 +92,18 @@ def trade_to_cross(st, x, o, gate, costs, rates):
         price = o * (1.0 + slip)
         q = delta / (1.0 - fee)
         cap = max_buy_cross(st[HB], st[HQ], db, dq, others, o, price, fee, rate_q, m0, tol, repay)
+        lim, room = borrow_limit_cap(st[HQ], st[PQ], limit_q, price)
     elif delta < 0.0:
         price = o * (1.0 - slip)
         q = -delta
         cap = max_sell_cross(st[HB], st[HQ], db, dq, others, o, price, fee, rate_b, m0, tol, repay)
+        lim, room = borrow_limit_cap(st[HB], st[PB], limit_b, 1.0)
     else:
         return 0, 0.0, 0.0, 0.0, False, 0.0, 0.0
+    borrows = True
+    if lim < cap:  # the profile's max borrow binds first: what is held plus the room left
+        cap = lim
+        borrows = room
     capped = cap < q * (1.0 - 1e-9)
     # at the account's limit the cap is 0 up to float noise (another symbol
     # took the room): a cap below 1e-9 of the order is nothing, not a dust fill
@@ -105,9 +114,9 @@ def trade_to_cross(st, x, o, gate, costs, rates):
     if q <= 0.0:
         return 0, 0.0, 0.0, 0.0, capped, 0.0, 0.0
     if delta > 0.0:
-        side, fee_value, cb, cq = 1, q * fee * price, 0.0, _buy(st, q, price, fee, rate_q, round_up, True, repay)
+        side, fee_value, cb, cq = 1, q * fee * price, 0.0, _buy(st, q, price, fee, rate_q, round_up, borrows, repay)
     else:
-        side, fee_value, cb, cq = -1, q * price * fee, _sell(st, q, price, fee, rate_b, round_up, True, repay), 0.0
+        side, fee_value, cb, cq = -1, q * price * fee, _sell(st, q, price, fee, rate_b, round_up, borrows, repay), 0.0
     if on_flat and not repay and _position(st) == 0.0:
         _net(st)
     return side, q, price, fee_value, capped, cb, cq

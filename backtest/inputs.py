@@ -51,10 +51,11 @@ Grid = namedtuple("Grid", "ts open high low close target mark_open mark_high mar
 # its accounts: each symbol's account, and per account the capital and the
 # profile's levels (assets / debt terms)
 Accounts = namedtuple("Accounts", "symbol_account capital initial_ml call_ml liquidation_ml liquidation_fee restore_ml")
-# its settings (scalars) and hourly rates (``rates[S + 1, hours]`` from the
-# whole hour ``rate_h0``: each symbol's base, the quote last)
+# its settings (scalars), hourly rates (``rates[S + 1, hours]`` from the
+# whole hour ``rate_h0``: each symbol's base, the quote last) and a custom
+# profile's max borrow (``borrow_limits[S + 1]``, principal, the same order; +inf: none)
 MultiConfig = namedtuple("MultiConfig", "fee slippage full_liquidation rebalance round_interest stop_on_liquidation "
-                                        "auto_repay repay_on_flat rate_h0 rates")
+                                        "auto_repay repay_on_flat rate_h0 rates borrow_limits")
 # its stops on the joint path (docs/model-choices.md "Stops on a joint path"):
 # per symbol row its fractions ``[S, 3]`` (stop-loss, take-profit, trailing;
 # 0 = off) and its strategy's stop-loss / take-profit prices in force during

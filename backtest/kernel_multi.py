@@ -120,10 +120,12 @@ LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE, ENTRY, BE
 # interest (its fills' borrow charges, its shares of the account's hourly quote charges) and the step-4
 # charges after a bar's orders (base, its quote share), cumulative, in asset units
 QUOTE_SYM, AFTER_B, AFTER_Q = range(9, 12)
-N_SS = 12
+# and its setting: a custom profile's max borrow of its base (principal; +inf: none)
+LIMIT_B = 12
+N_SS = 13
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
-M0, CALL, MLR, LIQ_FEE, RESTORE = range(5)
+M0, CALL, MLR, LIQ_FEE, RESTORE, LIMIT_Q = range(6)  # (LIMIT_Q: the max borrow of its quote)
 FEE, SLIP, FULL, ROUND, STOP, WALK, REPAY, ON_FLAT = range(8)
 # scratch rows ``scr[r]`` of a cross step: CUR the traded open (orders, interest), MCUR the mark open
 # (liquidation checks; both the last close without a bar), TRADED where a liquidation fills (before slippage)
@@ -686,7 +688,7 @@ def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
     load(st, sb, aq, s, a)
     before = _position(st)
     trade = trade_to_cross(st, 0.0, trig, (assets - debt, w, 1e-9 * (assets + debt), m0), _costs(cfg),
-                           (rates[s, col], rates[rates.shape[0] - 1, col]))
+                           (rates[s, col], rates[rates.shape[0] - 1, col]), (ss[s, LIMIT_B], lv[a, LIMIT_Q]))
     store(st, sb, aq, s, a)
     if trade[0] != 0:
         ss[s, KIND] = kind
@@ -799,7 +801,7 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
         before = _position(st)
         o = scr[CUR, k]
         trade = trade_to_cross(st, x, o, (assets - debt, w, 1e-9 * (assets + debt), m0), _costs(cfg),
-                               (rates[s, col], rates[rates.shape[0] - 1, col]))
+                               (rates[s, col], rates[rates.shape[0] - 1, col]), (ss[s, LIMIT_B], lv[a, LIMIT_Q]))
         store(st, sb, aq, s, a)
         if trade[0] != 0:
             _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot)
@@ -1377,7 +1379,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     use, not the records (records whole: ``bench --symbols 2`` 10-20 % slower)."""
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
     rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
-    rate_h0, rates = config.rate_h0, config.rates
+    rate_h0, rates, limits = config.rate_h0, config.rates, config.borrow_limits  # (limits: [S] bases, quote)
     out_acct, out_sym = out.acct, out.sym
     capital, call_ml = ac.capital, ac.call_ml
     n_sym, n = open_.shape
@@ -1393,11 +1395,11 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
         a = ac.symbol_account[s]
         syms_of[a, n_of[a]] = s
         n_of[a] += 1
-    lv = np.empty((n_acct, 5))
+    lv = np.empty((n_acct, 6))
     for a in range(n_acct):
         aq[a, HELD] = capital[a]
         lv[a, M0], lv[a, CALL], lv[a, MLR] = ac.initial_ml[a], call_ml[a], ac.liquidation_ml[a]
-        lv[a, LIQ_FEE], lv[a, RESTORE] = ac.liquidation_fee[a], ac.restore_ml[a]
+        lv[a, LIQ_FEE], lv[a, RESTORE], lv[a, LIMIT_Q] = ac.liquidation_fee[a], ac.restore_ml[a], limits[n_sym]
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
                     1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0,
                     0.0 if walk is None and detail is None else 1.0, 1.0 if config.auto_repay else 0.0,
@@ -1407,6 +1409,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     scr = np.zeros((N_SCRATCH, n_sym + 1))
     ss = np.zeros((n_sym, N_SS))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
     ss[:, PENDING], ss[:, LAST_TARGET], ss[:, ENTRY], ss[:, BEST] = np.nan, np.nan, np.nan, np.nan
+    ss[:, LIMIT_B] = limits[:n_sym]
     sa = np.zeros((n_acct, 6))
     sa[:, T_PREV], sa[:, NEXT_HOUR], sa[:, ABOVE_CALL] = -1.0, -np.inf, 1.0
     # the quiet runs (_close_quiet) are written for this, not for the books' rows of auto-repay off (out_sym's

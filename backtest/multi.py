@@ -68,12 +68,8 @@ def parse_margin(spec, symbols, custom=None) -> dict:
             raise UserError(f"--margin {spec}: no profile for {sym} (add {sym}=PROFILE or a default profile)")
         out[sym] = prof
     for sym, prof in out.items():  # what the several-symbol kernel does not model yet is refused, not ignored
-        shared = not prof.isolated and sum(not p.isolated for p in out.values()) > 1
-        for key in ("max_borrow", "asset_mmr") if shared else ("asset_mmr",):
-            if getattr(prof, key):
-                raise UserError(f"--margin {prof.name}: {key} is not supported "
-                                f"{'in a cross account holding several symbols' if shared else 'with several symbols'}"
-                                " yet" + (" (an account of one symbol takes it)" if key == "max_borrow" else ""))
+        if prof.asset_mmr:
+            raise UserError(f"--margin {prof.name}: asset_mmr is not supported with several symbols yet")
     cross = {p.name for p in out.values() if not p.isolated}
     if len(cross) > 1:
         raise UserError(f"--margin {spec}: cross symbols share one account, so one cross profile "
@@ -372,7 +368,7 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         fee_acct=np.array([rs.venue_fee(a[1]) for a in accounts]),
         leverage=np.array([a[1].max_leverage for a in accounts]), isolated=np.array([a[1].isolated for a in accounts]),
         perp=perp_inputs, assets=[split_symbol(s) for s in symbols], auto_borrow=rs.auto_borrow,
-        borrow_limits=[profiles[s].borrow_limits(*split_symbol(s)) for s in symbols],  # (accounts of one symbol)
+        borrow_limits=[profiles[s].borrow_limits(*split_symbol(s)) for s in symbols],
     )
     moves = _moves(transfers, reserve, top_up, keep_ml, symbols, accounts, cols, seconds, rs, attached, details)
     if moves:

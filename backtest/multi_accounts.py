@@ -100,8 +100,12 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
                                                                            config["rates"][-1:]]))
     grid = Grid(seconds, *(sub(a) for a in ohlc), sub(targets), *(sub(m) for m in mark))
     accounts = Accounts(acct, *(per_acct(k) for k in Accounts._fields[1:]))
-    cfg = MultiConfig(*(config[k] if k in config else SINGLE_ONLY[k] for k in MultiConfig._fields[:-2]),
-                      config["rate_h0"], rates)
+    limits = np.full(len(syms) + 1, np.inf)  # (custom profiles: the cross account's one profile gives the quote's)
+    if "borrow_limits" in config:
+        limits[:-1] = [config["borrow_limits"][s][0] for s in syms]
+        limits[-1] = config["borrow_limits"][syms[0]][1]
+    cfg = MultiConfig(*(config[k] if k in config else SINGLE_ONLY[k] for k in MultiConfig._fields[:-3]),
+                      config["rate_h0"], rates, limits)
     walk = joint_stops(config, syms, (ohlc[0], ohlc[3]), [own_orders.get(int(s)) for s in syms], own_marks)
     fine = None  # (multi: every symbol of such an account has finer bars, or none has)
     if any(int(s) in own_detail for s in syms):

@@ -243,7 +243,7 @@ def test_max_borrow_in_accounts_of_one_symbol(tmp_path):
     """A profile's max borrow per asset (docs "Market order", **Max borrow
     per asset**) in two isolated accounts: each account is its one-symbol
     run, capped orders and all; a cross account holding several symbols
-    refuses it (one line)."""
+    takes it too (tests/test_multi_maxborrow.py has its numbers)."""
     (tmp_path / "p.toml").write_text(CAPPED)
     start, end = "2021-05-10", "2021-05-25"
     btc, eth = hourly("BTCUSDT", start, end), hourly("ETHUSDT", start, end)
@@ -261,7 +261,10 @@ def test_max_borrow_in_accounts_of_one_symbol(tmp_path):
     assert free.summary["final_equity"] != multi.summary["final_equity"]
     cross = tmp_path / "c.toml"
     cross.write_text(CAPPED.replace("iso-capped", "x-capped").replace("isolated-5x", "cross-5x"))
-    with pytest.raises(backtest.UserError, match="x-capped: max_borrow is not supported in a cross account holding "
-                                                 "several symbols yet") as err:
-        run_multi({"BTCUSDT": btc, "ETHUSDT": eth}, "hold", margin="x-capped", margin_file=cross)
-    assert "\n" not in str(err.value)
+    targets = pd.DataFrame({"BTCUSDT": t, "ETHUSDT": t})
+    capped = run_multi({"BTCUSDT": btc, "ETHUSDT": eth}, targets, margin="x-capped", margin_file=cross, fee=0.001)
+    uncapped = run_multi({"BTCUSDT": btc, "ETHUSDT": eth}, targets, margin="cross-5x", fee=0.001)
+    assert capped.orders["capped"].all() and capped.summary["final_equity"] != uncapped.summary["final_equity"]
+    # a short owes its base principal (at most the limit) plus the interest since
+    for sym, limit in (("BTCUSDT", 0.05), ("ETHUSDT", 1.0)):
+        assert limit <= -capped.equity[f"position_{sym}"].min() <= limit * 1.01
