@@ -30,7 +30,13 @@ off, with or without repay on flat (``auto_repay=False``,
 "Auto-repay off in a cross account of several symbols" (fills keep what
 they receive, the cross borrow cap without repayment, repay on flat of a
 symbol's market fill, the netting before a cross liquidation), also with
-stops and mark series; ``debt_base`` per symbol.
+stops and mark series; ``debt_base`` per symbol; a custom profile's max
+borrow per asset (``max_borrow``): an account of one symbol by the
+one-symbol rule of "Market order", **Max borrow per asset**
+(``reference.Account``'s), a cross account of several by "Max borrow in a
+cross account of several symbols" (the quote limit on the account's one
+quote principal, each base limit on its own symbol's), with auto-repay on
+or off, for step 3's orders and stop exits alike.
 """
 from __future__ import annotations
 
@@ -51,6 +57,10 @@ class Book:
         self.base = [[0.0, 0.0, 0.0] for _ in range(n)]
         self.round_interest = round_interest
         self.auto_repay = auto_repay  # MC "Auto-repay off in a cross account of several symbols"
+        # MC "Max borrow in a cross account of several symbols": the quote limit on the account's one ``pq``,
+        # each base limit on its own symbol's ``pb_s`` (+inf: none)
+        self.limit_q = INF
+        self.limit_b = [INF] * n
 
     # summed from the quote, then symbol by symbol: the same order as the
     # kernel's, so equal states give equal sums to the last bit (an order's
@@ -85,6 +95,7 @@ class Book:
         a = Account(0.0, rb, rq, self.round_interest, self.auto_repay)
         a.hb, a.pb, a.ib = self.base[k]
         a.hq, a.pq, a.iq = self.hq, self.pq, self.iq
+        a.max_borrow_base, a.max_borrow_quote = self.limit_b[k], self.limit_q  # the symbol's and the account's
         return a
 
     def store(self, k, a):
@@ -258,7 +269,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                    rates_base_daily, rate_quote_daily, liquidation="partial", rebalance=0.0,
                    round_interest=True, stop_on_liquidation=False, rate_history=None, marks=None,
                    stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic", levels=None,
-                   detail=None, auto_repay=True, repay_on_flat=False):
+                   detail=None, auto_repay=True, repay_on_flat=False, max_borrow=None):
     """Run S symbols on the union grid ``timestamps`` (int seconds).
 
     ``opens[s][i]`` … ``closes[s][i]``: symbol s's bar at grid time i, NaN
@@ -371,6 +382,24 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     close (with auto-repay on a base debt is a short itself: ``−position``
     of a short, 0 otherwise).
 
+    ``max_borrow``: a custom profile's max borrow per asset (principal, in
+    asset units; interest owed does not count): None (none), one dict for
+    every account, or a list with one dict (or None) per account; a dict's
+    keys are ``"quote"`` (the quote asset) and symbol indices (that
+    symbol's base asset; a key of a symbol outside the account is ignored),
+    an asset not named has no limit.  An account of one symbol takes MC
+    "Market order", **Max borrow per asset** (``reference.Account``'s
+    ``max_borrow_base`` / ``max_borrow_quote``); a cross account of several
+    symbols MC "Max borrow in a cross account of several symbols": an order
+    of symbol ``s`` takes that rule on its six numbers, ``room_q = limit_q
+    − pq`` (the account's one quote principal, which every symbol's buys
+    borrow from), ``room_b = limit_b − pb_s`` (each taken as 0 when at most
+    ``1e-9`` of its limit); a buy's cap is ``(hq + room_q) / P`` when that
+    is below the cross borrow cap, and the buy may borrow only if ``room_q >
+    0``; a sell the same with ``hb_s + room_b``.  Step 3's orders and stop
+    exits alike (a stop's exit is a market order); a liquidation's buy-back
+    is not a borrow.
+
     Every liquidation (and write-off) of an account with several symbols
     records ``theta``, where on the bar's joint path it happened: 0 at the
     gap (step 2); θ without stops; ``(k − 1) + θ`` on leg k with stops; with
@@ -452,13 +481,19 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     last_target = [None] * S
     suspended = [False] * S
 
+    limits = _limits_per_account(max_borrow, accounts, S)
     states = []
-    for prof_name, syms, cap in accounts:
+    for (prof_name, syms, cap), lim in zip(accounts, limits):
         prof = Profile.get(prof_name)
         if len(syms) == 1:
             acct = Account(cap, 0.0, 0.0, round_interest, auto_repay)  # its rates are set per hour
+            # MC "Market order", **Max borrow per asset**: the one-symbol rule
+            acct.max_borrow_base, acct.max_borrow_quote = lim.get(syms[0], INF), lim.get("quote", INF)
         else:
             acct = Book(cap, len(syms), round_interest, auto_repay)
+            # MC "Max borrow in a cross account of several symbols"
+            acct.limit_q = lim.get("quote", INF)
+            acct.limit_b = [lim.get(s, INF) for s in syms]
         on = stops.on_for(syms)
         marked = [s for s in syms if marks[s] is not None]
         if on and marked:
@@ -559,6 +594,54 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                interest_quote=int_quote, fees_paid=fees_paid, mark_missing=mark_missing, ambiguous=stops.n_ambiguous,
                detail_missing_bars=sum(stt["detail_missing"] for stt in states), detail_bars=detail_bars)
     return out
+
+
+def _limits_per_account(max_borrow, accounts, n_symbols):
+    """``max_borrow`` (None, one dict, or one dict or None per account) as
+    one dict per account, checked: keys ``"quote"`` or a symbol index,
+    limits above 0 (+inf: none)."""
+    if max_borrow is None or isinstance(max_borrow, dict):
+        per = [max_borrow] * len(accounts)
+    else:
+        per = list(max_borrow)
+        assert len(per) == len(accounts), "reference_multi: max_borrow needs one entry per account"
+    out = []
+    for lim in per:
+        lim = dict(lim or {})
+        for key, v in lim.items():
+            assert key == "quote" or (isinstance(key, int) and 0 <= key < n_symbols), \
+                f"reference_multi: max_borrow key {key!r}: 'quote' or a symbol index"
+            assert float(v) > 0.0, f"reference_multi: max_borrow[{key!r}] = {v!r} must be > 0"
+        out.append({key: float(v) for key, v in lim.items()})
+    return out
+
+
+def _room(limit, principal):
+    """MC "Max borrow per asset": ``limit − principal``, 0 when at most
+    ``1e-9·limit`` (a loan at its limit is float noise away from it)."""
+    room = limit - principal
+    return 0.0 if room <= 1e-9 * limit else room
+
+
+def _limit_cross_cap(acct, side, p, cap):
+    """MC "Max borrow in a cross account of several symbols" on a symbol's
+    six numbers (``acct``: its view, whose ``max_borrow_quote`` is the
+    account's quote limit and ``max_borrow_base`` the symbol's base limit):
+    (cap, may borrow) when the room under the limit is below the cross
+    borrow cap ``cap``, else None (the cap stands)."""
+    if side == "buy":
+        if acct.max_borrow_quote == INF:
+            return None
+        room = _room(acct.max_borrow_quote, acct.pq)
+        lim = (acct.hq + room) / p
+    else:
+        if acct.max_borrow_base == INF:
+            return None
+        room = _room(acct.max_borrow_base, acct.pb)
+        lim = acct.hb + room
+    if lim < cap:
+        return lim, room > 0.0
+    return None
 
 
 def _account_of(states, s):
@@ -870,12 +953,13 @@ def _market(acct, o, x, fee, slippage, m0, w, equity=None, cross=False, tol=0.0)
         return None
     if not cross and abs(delta) <= 1e-9 * max(abs(t), abs(n)):  # MC: float noise, nothing to trade
         return None
+    limited = None  # MC "Max borrow in a cross account of several symbols": (cap, may borrow) when it binds
     if delta > 0.0:
         side, p, q = "buy", o * (1.0 + slippage), delta / (1.0 - fee)
         if cross:
             cap = _cross_cap(acct, side, p, o, fee, m0, w, tol)
             borrows = cap > acct.hq / p
-        else:  # one symbol in its account: the one-symbol model's cap (MC "Borrow cap")
+        else:  # one symbol in its account: the one-symbol model's cap (MC "Borrow cap"), its max borrow too
             cap, borrows = acct.buy_cap(q, p, o, fee, m0)
     else:
         side, p, q = "sell", o * (1.0 - slippage), -delta
@@ -884,6 +968,10 @@ def _market(acct, o, x, fee, slippage, m0, w, equity=None, cross=False, tol=0.0)
             borrows = cap > acct.hb
         else:
             cap, borrows = acct.sell_cap(q, p, o, fee, m0)
+    if cross:
+        limited = _limit_cross_cap(acct, side, p, cap)
+        if limited is not None:
+            cap, borrows = limited
     capped = cap < q * (1.0 - 1e-9)
     if cross and cap <= q * 1e-9:  # MC "Cross borrow cap": a cap below 1e-9 of the order is nothing
         return None
@@ -896,10 +984,14 @@ def _market(acct, o, x, fee, slippage, m0, w, equity=None, cross=False, tol=0.0)
             q = held
     if q <= 0.0:
         return None
-    if side == "buy":
-        fv, ci = acct.buy(q, p, fee, may_borrow=borrows or (cross and q * p > acct.hq))
+    if limited is not None:  # MC "Max borrow ...": the buy (sell) may borrow only if there is room
+        may = borrows
     else:
-        fv, ci = acct.sell(q, p, fee, may_borrow=borrows or (cross and q > acct.hb))
+        may = borrows or (cross and (q * p > acct.hq if side == "buy" else q > acct.hb))
+    if side == "buy":
+        fv, ci = acct.buy(q, p, fee, may_borrow=may)
+    else:
+        fv, ci = acct.sell(q, p, fee, may_borrow=may)
     return side, q, p, fv, capped, ci
 
 
@@ -1291,10 +1383,15 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
                 theta = None
                 if (leg > 1 or opens_fire) and f0 <= 0.0:
                     theta = 0.0
-                elif g != 0.0:
+                elif g < 0.0:
+                    # leg 1 "(where g ≤ 0)": the joint path's rule, nothing when g = 0.  After a stop's exit with
+                    # auto-repay off (a flat symbol still owing base, d fixed at the bar's start) g can be > 0
+                    # on leg 1: then f is lowest at the leg's start and nothing fires on leg 1 (read
+                    # literally: f0 + g <= 0 would put θ = −f0/g at or past its end); leg 2 at θ = 0 fires
+                    # when f0 <= 0 there
                     if f0 <= 0.0:
                         theta = 0.0
-                    elif f0 + g <= 0.0:  # g < 0 here
+                    elif f0 + g <= 0.0:
                         theta = -f0 / g
                 if theta is not None:
                     events.append((max(theta, last), PRIORITY["liquidation"], -1, "liquidation", None))

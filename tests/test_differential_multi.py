@@ -150,9 +150,12 @@ def reference_settings(sc, ts, syms):
                               for k, a in enumerate(assets) if a in named}), rows
 
 
-def run_both(sc, **stops):
+def run_both(sc, *, ref_kw=None, margin=None, **stops):
     """The reference and the engine on the scenario; ``stops``: the
-    stop-loss, take-profit, trailing stop and path settings for both."""
+    stop-loss, take-profit, trailing stop and path settings for both.
+    ``ref_kw``: more keyword arguments for the reference only; ``margin``:
+    the engine's ``margin`` per symbol in place of the scenario's profile
+    names (e.g. custom ``backtest.Profile`` objects)."""
     ts, o, h, lo, c, tg = build_multi(sc)
     syms = list(SYMBOLS[: sc["n_sym"]])
     accts, shares = accounts_for(sc)
@@ -162,7 +165,7 @@ def run_both(sc, **stops):
     settings, rows = reference_settings(sc, ts, syms)
     walks = any(v for k, v in stops.items() if k != "path")  # stops on: the mark paths end at the mark closes
     ref = simulate_multi(ts, o, h, lo, c, tg, marks=[None if mk is None else mk if walks else mk[:3] for mk in marks],
-                         **settings, **stops)
+                         **settings, **(ref_kw or {}), **stops)
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
     data = {}
     mark = {}
@@ -177,7 +180,8 @@ def run_both(sc, **stops):
     history = None if not rows else pd.DataFrame({
         "timestamp": pd.to_datetime([t for t, _, _ in rows], unit="s", utc=True),
         "asset": [a for _, a, _ in rows], "daily_rate": [r for _, _, r in rows]})
-    res = run_multi(data, targets, margin={s: sc["margins"][k] for k, s in enumerate(syms)},
+    margin = margin or {s: sc["margins"][k] for k, s in enumerate(syms)}
+    res = run_multi(data, targets, margin=margin,
                     allocation={a[0]: f for a, f in zip(accts, shares)}, capital=sc["capital"], fee=sc["fee"],
                     slippage=sc["slippage"], rates=rates, liquidation=sc["liquidation"], rebalance=sc["rebalance"],
                     round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
