@@ -42,19 +42,18 @@ reference's numbers, then the engine's.
 import dataclasses
 import os
 
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import backtest
-from reference_multi import simulate_multi
 from test_differential_multi import SETTINGS, SYMBOLS, build_multi
 from test_differential_multi import run_both as multi_run_both
-from test_differential_multi_norepay import compare_debt_base, cross_scenarios, one_symbol_scenarios
-from test_differential_multi_stops import compare_stops
+from test_differential_multi_norepay import (SYMS, assert_orders, cross_scenarios, engine_orders, flat,
+                                             one_symbol_scenarios, orders_of)
+from test_differential_multi_norepay import check as norepay_check
+from test_differential_multi_norepay import hand as norepay_hand
 
-from backtest.multi import CROSS, run_multi
 
 EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "300"))
 # a limit as a fraction of the run's capital (a base limit: that value at the symbol's first open)
@@ -121,11 +120,7 @@ def run_both(sc):
 
 
 def check(sc):
-    ref, res, index, accts, syms = run_both(sc)
-    compare_stops(ref, res, index, accts, syms, sc)
-    if not sc["auto_repay"]:  # (with auto-repay on the engine has no debt_base_<SYMBOL> columns)
-        compare_debt_base(ref, res, index, syms, sc)
-    return ref, res
+    return norepay_check(sc, run_both)
 
 
 @settings(max_examples=EXAMPLES, **SETTINGS)
@@ -147,67 +142,15 @@ def test_maxborrow_cross_accounts_with_stops_match_reference(sc):
 
 
 # --------------------------------------------------------------- by hand
-H = pd.Timedelta(hours=1)
-T0 = pd.Timestamp("2024-03-01 00:00", tz="UTC")
-SYMS = ["BTCUSDT", "ETHUSDT"]
-
-
-def flat(p):
-    return (p, p, p, p)
-
-
 def hand(btc, eth, targets, limits, *, margin="cross-3x", auto_repay=True, capital=10_000.0):
-    """BTC and ETH hourly from T0, flat bars, fee 0, slippage 0, rates 0,
-    the built-in ``margin`` with the max borrow table ``limits`` (``{asset:
-    amount}``); one cross account of both, or (an isolated ``margin``) an
-    isolated account each with half the capital.  Returns the reference's
-    result and a function running the engine, comparing it with the
-    reference (as the differential tests do) and returning its result."""
-    n = len(btc)
-    index = pd.DatetimeIndex([T0 + k * H for k in range(n)], name="timestamp")
-    cols = [[[float(r[j]) for r in rows] for j in range(4)] for rows in (btc, eth)]
-    iso = margin.startswith("isolated")
-    accts = [("BTCUSDT", margin, [0]), ("ETHUSDT", margin, [1])] if iso else [(CROSS, margin, [0, 1])]
-    ref_accounts = [(margin, [0], capital / 2), (margin, [1], capital / 2)] if iso else [(margin, [0, 1], capital)]
+    """``test_differential_multi_norepay.hand`` (flat bars, fee, slippage and
+    rates 0) with the built-in ``margin`` given the max borrow table
+    ``limits`` (``{asset: amount}``): the engine a custom profile, the
+    reference the same limits."""
     ref_limits = {("quote" if a == "USDT" else [s[:-4] for s in SYMS].index(a)): v for a, v in limits.items()}
-    ref = simulate_multi([int(t.timestamp()) for t in index], [cols[0][0], cols[1][0]], [cols[0][1], cols[1][1]],
-                         [cols[0][2], cols[1][2]], [cols[0][3], cols[1][3]], [list(map(float, t)) for t in targets],
-                         accounts=ref_accounts, fee=0.0, slippage=0.0, rates_base_daily=[0.0, 0.0],
-                         rate_quote_daily=0.0, round_interest=False, auto_repay=auto_repay,
-                         max_borrow=ref_limits)
-
-    def engine():
-        data = {s: pd.DataFrame({c: cols[k][j] for j, c in enumerate(("open", "high", "low", "close"))},
-                                index=index).assign(volume=1.0) for k, s in enumerate(SYMS)}
-        tg = pd.DataFrame({s: targets[k] for k, s in enumerate(SYMS)}, index=index)
-        prof = capped_profile(margin, limits)
-        res = run_multi(data, tg, margin={s: prof for s in SYMS}, capital=capital, fee=0.0, slippage=0.0,
-                        rates={"BTC": 0.0, "ETH": 0.0, "USDT": 0.0}, round_interest=False, auto_repay=auto_repay)
-        sc = dict(hand=True, btc=btc, eth=eth, targets=targets, margin=margin, limits=limits, auto_repay=auto_repay)
-        compare_stops(ref, res, index, accts, SYMS, sc)
-        if not auto_repay:
-            compare_debt_base(ref, res, index, SYMS, sc)
-        return res
-
-    return ref, engine
-
-
-def orders_of(ref):
-    """(bar, symbol, side, kind, capped, quantity, price) of the reference's orders."""
-    return [(o["bar"], SYMS[o["symbol"]], o["side"], o["kind"], o["capped"], o["quantity"], o["price"])
-            for o in ref["orders"]]
-
-
-def engine_orders(res):
-    ko = res.orders
-    return [(int((t - T0) / H), s, sd, k, bool(c), q, p) for t, s, sd, k, c, q, p in
-            zip(ko["time"], ko["symbol"], ko["side"], ko["kind"], ko["capped"], ko["quantity"], ko["price"])]
-
-
-def assert_orders(rows, expected):
-    assert [r[:5] for r in rows] == [e[:5] for e in expected]
-    for r, e in zip(rows, expected):
-        assert r[5] == pytest.approx(e[5], rel=1e-12) and r[6] == pytest.approx(e[6], rel=1e-12), (r, e)
+    prof = capped_profile(margin, limits)
+    return norepay_hand(btc, eth, targets, margin=margin, auto_repay=auto_repay, capital=capital,
+                        ref_kw=dict(max_borrow=ref_limits), engine_margin={s: prof for s in SYMS})
 
 
 @pytest.mark.parametrize("auto_repay", [True, False])

@@ -146,10 +146,13 @@ def compare_debt_base(ref, res, index, syms, sc):
                                      f"{ref['debt_base'][k][i]!r} kernel {float(kv[i])!r}\nscenario={sc!r}")
 
 
-def check(sc):
-    ref, res, index, accts, syms = run_both(sc)
+def check(sc, run=None):
+    """``run`` (default this module's ``run_both``) on the scenario, compared;
+    the base owed too when auto-repay is off (the scenario's, else off)."""
+    ref, res, index, accts, syms = (run or run_both)(sc)
     compare_stops(ref, res, index, accts, syms, sc)
-    compare_debt_base(ref, res, index, syms, sc)
+    if not sc.get("auto_repay", False):  # (with auto-repay on the engine has no debt_base_<SYMBOL> columns)
+        compare_debt_base(ref, res, index, syms, sc)
     return ref, res
 
 
@@ -182,11 +185,13 @@ def flat(p):
 
 
 def hand(btc, eth, targets, *, margin="cross-3x", auto_repay=False, repay_on_flat=False, quote_rate=0.0,
-         stop_loss=0.0, capital=10_000.0):
+         stop_loss=0.0, capital=10_000.0, ref_kw=None, engine_margin=None):
     """BTC and ETH hourly from T0, fee 0, slippage 0, base rates 0, the quote
     at ``quote_rate`` a day (interest not rounded); one cross account of
     both, or (an isolated ``margin``) an isolated account each with half the
-    capital.  Returns the reference's result and a function running the
+    capital.  ``ref_kw``: what only the reference takes (its max borrow
+    table); ``engine_margin``: what the engine takes for ``margin`` (custom
+    profiles).  Returns the reference's result and a function running the
     engine, comparing it with the reference (as the differential tests do)
     and returning its result."""
     n = len(btc)
@@ -199,16 +204,17 @@ def hand(btc, eth, targets, *, margin="cross-3x", auto_repay=False, repay_on_fla
                          [cols[0][2], cols[1][2]], [cols[0][3], cols[1][3]], [list(map(float, t)) for t in targets],
                          accounts=ref_accounts, fee=0.0, slippage=0.0, rates_base_daily=[0.0, 0.0],
                          rate_quote_daily=quote_rate, round_interest=False, stop_loss=stop_loss,
-                         auto_repay=auto_repay, repay_on_flat=repay_on_flat)
+                         auto_repay=auto_repay, repay_on_flat=repay_on_flat, **(ref_kw or {}))
 
     def engine():
         data = {s: pd.DataFrame({c: cols[k][j] for j, c in enumerate(("open", "high", "low", "close"))},
                                 index=index).assign(volume=1.0) for k, s in enumerate(SYMS)}
         tg = pd.DataFrame({s: targets[k] for k, s in enumerate(SYMS)}, index=index)
-        res = run_multi(data, tg, margin=margin, capital=capital, fee=0.0, slippage=0.0,
-                        rates={"BTC": 0.0, "ETH": 0.0, "USDT": quote_rate}, round_interest=False,
-                        stop_loss=stop_loss, auto_repay=auto_repay, repay_on_flat=repay_on_flat)
-        sc = dict(hand=True, btc=btc, eth=eth, targets=targets, margin=margin, repay_on_flat=repay_on_flat)
+        res = run_multi(data, tg, margin=margin if engine_margin is None else engine_margin, capital=capital,
+                        fee=0.0, slippage=0.0, rates={"BTC": 0.0, "ETH": 0.0, "USDT": quote_rate},
+                        round_interest=False, stop_loss=stop_loss, auto_repay=auto_repay, repay_on_flat=repay_on_flat)
+        sc = dict(hand=True, btc=btc, eth=eth, targets=targets, margin=margin, auto_repay=auto_repay,
+                  repay_on_flat=repay_on_flat, **(ref_kw or {}))
         compare_stops(ref, res, index, accts, SYMS, sc)
         if not auto_repay:  # (with auto-repay on the engine has no debt_base_<SYMBOL> columns)
             compare_debt_base(ref, res, index, SYMS, sc)
