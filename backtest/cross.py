@@ -12,7 +12,7 @@ fraction, ``rules.cross_cut``.
 import numpy as np
 from numba import njit
 
-from .account import DUST, HB, HQ, IB, IQ, PB, PQ, _buy, _net, _position, _sell
+from .account import DUST, HB, HQ, IB, IQ, PB, PQ, _buy, _net, _position, _repay, _sell
 from .rules import borrow_limit_cap, cross_cut, margin_level, max_buy_cross, max_sell_cross
 
 HELD, PRINCIPAL, INTEREST = 0, 1, 2  # columns of ``sb`` (base of a symbol) and ``aq`` (quote of an account)
@@ -145,31 +145,17 @@ def _clean_book(sb, aq, a, syms, m):
             aq[a, j] = 0.0
 
 
-@njit(cache=True, inline="always")
-def _repaid(book, r, amount):
-    """``amount`` of row r's asset repays its interest, then its principal; the rest."""
-    x = min(amount, book[r, INTEREST])
-    book[r, INTEREST] -= x
-    y = min(amount - x, book[r, PRINCIPAL])
-    book[r, PRINCIPAL] -= y
-    return amount - x - y
-
-
 @njit(cache=True)
 def net_book(sb, aq, a, syms, m):
-    """Auto-repay off, before a cross liquidation: each balance repays its
-    own asset's debt; a flat symbol's base held and owed cancel outright
-    (as ``account._net`` on each symbol's six numbers)."""
+    """Auto-repay off, before a cross liquidation: ``account._net`` on each
+    symbol's six numbers (each balance repays its own asset's debt; a flat
+    symbol's base held and owed cancel outright).  The rare path: its
+    scratch state is made here."""
+    st = np.empty(6)
     for k in range(m):
-        s = syms[k]
-        if sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]) == 0.0:
-            sb[s, HELD] = 0.0
-            sb[s, PRINCIPAL] = 0.0
-            sb[s, INTEREST] = 0.0
-        else:
-            sb[s, HELD] = _repaid(sb, s, sb[s, HELD])
-    aq[a, HELD] = _repaid(aq, a, aq[a, HELD])
-    _clean_book(sb, aq, a, syms, m)
+        load(st, sb, aq, syms[k], a)
+        _net(st)
+        store(st, sb, aq, syms[k], a)
 
 
 @njit(cache=True)
@@ -251,8 +237,8 @@ def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
             bought = qty[k] * scale
             if cut:  # the record closes the whole debt: what the quote did not buy is bad debt
                 qty[k] = sb[s, PRINCIPAL] + sb[s, INTEREST]
-            sb[s, HELD] += _repaid(sb, s, bought)
-    aq[a, HELD] = _repaid(aq, a, cash)
+            sb[s, HELD] += _repay(bought, sb[s], INTEREST, PRINCIPAL)  # (a row: the symbol's own numbers)
+    aq[a, HELD] = _repay(cash, aq[a], INTEREST, PRINCIPAL)
     _clean_book(sb, aq, a, syms, m)
     any_held = False
     for k in range(m):

@@ -1412,8 +1412,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     ss[:, LIMIT_B] = limits[:n_sym]
     sa = np.zeros((n_acct, 6))
     sa[:, T_PREV], sa[:, NEXT_HOUR], sa[:, ABOVE_CALL] = -1.0, -np.inf, 1.0
-    # the quiet runs (_close_quiet) are written for this, not for the books' rows of auto-repay off (out_sym's
-    # SYMBOL_EXTRA: written there, they cost those runs 5-7 %)
+    # quiet runs (_close_quiet) are written for this; not with auto-repay off (its rows there cost them 5-7 %)
     one_cross = n_acct == 1 and n_sym >= 2 and venue is None and out_sym.shape[1] == len(SYMBOL_ROWS)
     fsv = np.zeros((n_sym if venue is not None else 0, usdm.N_SLOTS))  # per perp symbol its table in force
     vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version

@@ -697,9 +697,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         j = acct_of_sym[sym]
         single = len(accounts[j][2]) == 1
         rows = _loan_rows(exact, j, k)  # (auto-repay off: the kernel's own rows, as run() takes them)
-        sym_paid = out_acct[j, 3] if single else out_sym[k, 1] + shared["interest"][k]
-        if rows is not None and not single:  # its quote interest less its fills' borrow charges (in out_sym[k, 1])
-            sym_paid = sym_paid + rows[0] - _quote_charges(mine, n)
+        sym_paid = out_acct[j, 3] if single else shared["paid"][k]
         bad = liqs["bad_debt"][liqs["account"] == j] if single else shared["bad"][k]
         price = np.where(cur[k] > 0, cur[k], 1.0)
         perp = accounts[j][1].perp
@@ -810,28 +808,29 @@ def _quote_charges(orders, n):
 
 def _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs, exact) -> dict:
     """A cross account's shared quote interest, liquidation fees and bad
-    debt, split over its symbols (``books``): per symbol the cumulative
-    interest share, the records its trades are built from (with ghost
+    debt, split over its symbols (``books``): per symbol of such an account
+    its cumulative interest with its share (``paid``), the records its trades are built from (with ghost
     records of debt written off without a fill) and their liquidation fills'
     fee and bad-debt shares; and what no trade carries
     (``interest_while_flat``, ``fees_while_flat``)."""
     n_sym = len(symbols)
-    out = {"interest": [0.0] * n_sym, "fee": [None] * n_sym, "bad": [()] * n_sym,
+    out = {"paid": [None] * n_sym, "fee": [None] * n_sym, "bad": [()] * n_sym,
            "orders": [orders[orders["symbol"] == k] for k in range(n_sym)],
            "interest_while_flat": 0.0, "fees_while_flat": 0.0}
     for j, (_, _, syms) in enumerate(accounts):
         if len(syms) == 1:
             continue
         ks = [symbols.index(s) for s in syms]
-        if ("symbol", ks[0]) in exact:  # auto-repay off: the kernel shared each charge when it was made;
-            # what it gave no symbol (no long then) is the account's hourly quote interest less the shares
+        if ("symbol", ks[0]) in exact:  # auto-repay off: the kernel shared each hourly charge when it was made
+            # (its quote interest row less its fills' borrow charges, which out_sym[k, 1] has); what it gave no
+            # symbol (no long then) is the account's interest less what its symbols carry
             n = out_acct.shape[2]
-            shares = np.zeros((len(ks), n))
-            given = sum(float(exact[("symbol", k)][0][-1] - _quote_charges(orders[orders["symbol"] == k], n)[-1])
-                        for k in ks)
-            rest = np.atleast_1d(float(out_acct[j, 3][-1]) - sum(float(out_sym[k, 1, -1]) for k in ks) - given)
+            paid = [out_sym[k, 1] + exact[("symbol", k)][0] - _quote_charges(orders[orders["symbol"] == k], n)
+                    for k in ks]
+            rest = np.atleast_1d(float(out_acct[j, 3][-1]) - sum(float(p[-1]) for p in paid))
         else:
             shares, rest = shared_quote_interest(out_acct[j, 3], out_sym[ks, 1], out_sym[ks, 0], last_close[ks])
+            paid = [out_sym[k, 1] + shares[r] for r, k in enumerate(ks)]
         ghosts = write_offs(liqs, orders, j, ks, out_sym[ks, 0], out_sym[ks, 1], last_close[ks])
         order = np.argsort(np.concatenate((orders["bar"], ghosts["bar"])), kind="stable")
         both = np.concatenate((orders, ghosts))[order]
@@ -839,7 +838,7 @@ def _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs
         fee, bad, unassigned = cross_liquidation_shares(liqs, both, j, ghost)
         fills = both[both["kind"] == LIQUIDATION]
         for r, k in enumerate(ks):
-            out["interest"][k] = shares[r]
+            out["paid"][k] = paid[r]
             out["orders"][k] = both[both["symbol"] == k]
             out["fee"][k] = fee[fills["symbol"] == k]
             out["bad"][k] = bad[fills["symbol"] == k]
