@@ -150,6 +150,26 @@ def _add_block(block, sum_r, sum_r2, sum_neg2):
     return _fold(block, s), _fold(block, s + 8), _fold(block, s + 16)
 
 
+@njit(cache=True, inline="always")
+def _zero_tail(block, n_block, sum_r, sum_r2, sum_neg2, m):
+    """The return sums after ``m`` more bars of equity 0 (a wiped-out
+    account's): the open block filled with zeros and added; each later
+    return is from zero equity, so counts 0 and adds exactly nothing: only
+    the last, partial block's length is kept.  The same sums, to the bit,
+    as stepping the bars."""
+    if n_block + m < RETURN_BLOCK:
+        for k in range(n_block + 1, n_block + m + 1):
+            block[k] = 0.0
+        return n_block + m, sum_r, sum_r2, sum_neg2
+    for k in range(n_block + 1, RETURN_BLOCK + 1):
+        block[k] = 0.0
+    sum_r, sum_r2, sum_neg2 = _add_block(block, sum_r, sum_r2, sum_neg2)
+    left = (n_block + m - RETURN_BLOCK) % RETURN_BLOCK
+    for k in range(left + 1):
+        block[k] = 0.0
+    return left, sum_r, sum_r2, sum_neg2
+
+
 # what ``stats`` holds at the end of a run, in this order
 STATS = (
     "interest_base", "interest_quote", "liquidation_fees", "bad_debt", "interest_paid", "fees_paid",
@@ -434,6 +454,12 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
             break
         resume_at = j + 1
         fs[BEST], fs[PENDING], fs[PENDING_LIMIT], ns[PENDING_KIND] = best, pending, pending_limit, pending_kind
+        if venue is None and flows is None and lim_side == 0 and not (st[HB] or st[HQ] or st[PB] or st[PQ] or st[IB]
+                                                                     or st[IQ]):
+            # wiped out (every balance 0, no money coming): no order can trade again (E = 0), no interest
+            # or liquidation either, so equity stays 0 to the end; sweeps of high leverage spend most bars so
+            n_block, sum_r, sum_r2, sum_neg2 = _zero_tail(block, n_block, sum_r, sum_r2, sum_neg2, n - 1 - j)
+            break
 
     stats = _stats(fs, ns, block, n_block, (sum_r, sum_r2, sum_neg2), prev_eq, max_dd, n_exposed, min_ml)
     return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats, n_log
