@@ -8,6 +8,7 @@ the accounts (``allocation``).  The rules are docs/model-choices.md
 "Several symbols".
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -67,14 +68,30 @@ def parse_margin(spec, symbols, custom=None) -> dict:
         if prof is None:
             raise UserError(f"--margin {spec}: no profile for {sym} (add {sym}=PROFILE or a default profile)")
         out[sym] = prof
-    for sym, prof in out.items():  # what the several-symbol kernel does not model yet is refused, not ignored
-        if prof.asset_mmr:
-            raise UserError(f"--margin {prof.name}: asset_mmr is not supported with several symbols yet")
+    _one_mmr(out)
     cross = {p.name for p in out.values() if not p.isolated}
     if len(cross) > 1:
         raise UserError(f"--margin {spec}: cross symbols share one account, so one cross profile "
                         f"(got {', '.join(sorted(cross))})")
     return out
+
+
+def _one_mmr(profiles: dict):
+    """A Pro profile's per-asset MMRs (Pro is cross only), as in a
+    one-symbol run: the cross account's assets (every base and the quote)
+    must share one MMR, which the account takes; different ones are refused
+    (Pro's ML is then no function of A / D alone, docs/model-choices.md)."""
+    cross = [s for s, p in profiles.items() if not p.isolated]
+    if not any(profiles[s].asset_mmr for s in cross):
+        return
+    prof = profiles[cross[0]]
+    mmrs = {a: prof.mmr_of(a) for a in [split_symbol(s)[0] for s in cross] + [split_symbol(cross[0])[1]]}
+    if len(set(mmrs.values())) > 1:
+        listed = ", ".join(f"{a} ({r:g})" for a, r in mmrs.items())
+        raise UserError(f"--margin {prof.name}: different MMRs in one cross account ({listed}) are not supported "
+                        "yet; give its assets the same MMR")
+    for s in cross:
+        profiles[s] = replace(prof, mmr=next(iter(mmrs.values())))
 
 
 def accounts_of(profiles: dict) -> list:
