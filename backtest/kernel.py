@@ -77,16 +77,15 @@ def _opens_trade(before, after):
 RETURN_BLOCK = 64
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True)
 def _add_returns(block, m, sum_r, sum_r2, sum_neg2):
     """Add the bar returns of ``block[1..m]`` (``block[0]`` is the equity
     before them) to the running sums; a return from zero equity counts 0.
-    The last, partial block of a run (``_add_block`` takes the full ones).
-
-    Branch-free and fastmath so the block vectorises.  Called from
-    ``_stats`` (compiled on its own, not inlined there: checked in the
-    LLVM IR), so the last block of a run and of a sweep row take the same
-    machine code and agree to the bit.
+    The last, partial block of a run (``_add_block`` takes the full ones),
+    once a run: summed in bar order, no fastmath.  (Fastmath let LLVM
+    reorder the sums by where the code was compiled: a first run, compiling
+    it inline, and the next ones, loading it from the cache, differed in
+    the last bit of the Sharpe ratio.)
     """
     for k in range(1, m + 1):
         p = block[k - 1]
