@@ -61,8 +61,10 @@ MultiConfig = namedtuple("MultiConfig", "fee slippage full_liquidation rebalance
 # 0 = off) and its strategy's stop-loss / take-profit prices in force during
 # each grid bar ``[S, n]`` (NaN: the fraction's level; ``[S, 0]``: none given);
 # the mark closes its liquidation path ends at ``[S, n]`` (``[S, 0]`` without
-# mark series: the traded closes)
-JointStops = namedtuple("JointStops", "fractions sl_price tp_price mark_close")
+# mark series: the traded closes); a strategy's limit prices given at each
+# grid bar ``[S, n]`` (NaN: a market order; ``[S, 0]``: none given) and each
+# symbol's expiry in its own bars ``[S]`` (empty without limit orders)
+JointStops = namedtuple("JointStops", "fractions sl_price tp_price mark_close limit expiry")
 # its finer bars (docs/model-choices.md "Finer bars on a joint path"): per
 # symbol row its finer bars ``[S, F]`` (NaN past its own), the row of its
 # first sub-bar of each grid bar ``[S, n]`` (−1: none usable, or no bar) and

@@ -27,7 +27,8 @@ from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load,
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .intrabar import _track as track_entry
 from .kernel import _opens_trade
-from .records import LIQUIDATION, REBALANCE, SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
+from .limits import _cancel, _fill, borrow_for
+from .records import LIMIT, LIQUIDATION, REBALANCE, SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .venues import binance_usdm as usdm
 from .venues import binance_usdm_cross as usdm_cross
 from .rules import (
@@ -55,9 +56,9 @@ SYMBOL_ROWS = ("position", "interest_symbol")  # cumulative quote value of its b
 SYMBOL_EXTRA = ("interest_quote", "after_base", "after_quote", "base_owed")
 # totals in ``stats``
 STATS = ("fees_paid", "liquidation_fees", "bad_debt", "n_orders", "n_liquidations", "n_margin_calls",
-         "n_capped", "n_trades", "detail_missing_bars")
+         "n_capped", "n_trades", "detail_missing_bars", "n_cancelled")
 N_STATS = len(STATS)
-FEES, LIQ_FEES, BAD, N_ORD, N_LIQ, N_CALL, N_CAP, N_TRD, N_MISS = range(N_STATS)
+FEES, LIQ_FEES, BAD, N_ORD, N_LIQ, N_CALL, N_CAP, N_TRD, N_MISS, N_CANC = range(N_STATS)
 ORDERS_PER_STEP = 3 + MAX_LIQUIDATIONS_PER_BAR  # per symbol: its order, a gap fill, the intrabar fills, a stop
 
 
@@ -122,7 +123,12 @@ LAST_CLOSE, PENDING, KIND, LAST_TARGET, SUSPENDED, PAID_SYM, INT_BASE, ENTRY, BE
 QUOTE_SYM, AFTER_B, AFTER_Q = range(9, 12)
 # and its setting: a custom profile's max borrow of its base (principal; +inf: none)
 LIMIT_B = 12
-N_SS = 13
+# and a strategy's limit orders (docs "Limit orders in a cross account of several symbols"): the pending
+# order's limit price (NaN: a market order); the standing order's side (0: none), quantity, limit price,
+# amount borrowed at placement, its symbol's bars it has stood, capped, and its placement's charge (quote
+# value; in asset units)
+PEND_LIM, LIM_SIDE, LIM_Q, LIM_PX, LIM_B, LIM_BARS, LIM_CAPPED, LIM_INT, LIM_CHG = range(13, 22)
+N_SS = 22
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE, LIMIT_Q = range(6)  # (LIMIT_Q: the max borrow of its quote)
@@ -134,7 +140,9 @@ CUR, EXT, PB0, QTY, FILL, TRADABLE, SIDE, TRIG, MCUR, TRADED = range(10)
 # direction, its stop taken, its stop fractions (stop-loss, take-profit, trailing) and its strategy's stop-loss /
 # take-profit prices for the bar
 LEG_A, LEG_B, MLEG_A, MLEG_B, DIRN, DONE, F_SL, F_TP, F_TR, P_SL, P_TP = range(10, 21)
-N_SCRATCH = 21
+# and whether its limit order filled in the bar (its levels then did not stand at the open)
+FILLED = 21
+N_SCRATCH = 22
 # rows of ``loc[r]``, the book of a quiet run (``_close_quiet``)
 Q_HB, Q_DB, Q_IB, Q_UP = range(4)
 # and with stops on (``_quiet_stops``): per held symbol its side (+1 long, −1 short, 0 no levels), the
@@ -347,13 +355,21 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
     if fsv is None:
         f0, g, owes = _joint_terms(a, m, syms, sb, aq, mlr, scr, MLEG_A, MLEG_B)
         if owes and liq_on:
-            theta = joint_theta(f0, g) if leg == 1 else leg_theta(f0, g)  # (leg 0: leg_theta)
+            # (leg 0: leg_theta; leg 1 with g > 0, an event on it having turned the path favourable: none)
+            theta = (joint_theta(f0, g) if g <= 0.0 else -1.0) if leg == 1 else leg_theta(f0, g)
     elif liq_on:  # (from the last event's θ on: docs "A cross perp account ...", *Stops*)
         theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, (scr, MLEG_A, MLEG_B, TRADED), after)
     if theta >= 0.0:
         best, kind = max(theta, after), LIQUIDATION
     for k in range(m):
         s = syms[a, k]
+        if scr[TRADABLE, k] != 0.0 and ss[s, LIM_SIDE] != 0.0:  # its standing limit order: a buy fires falling
+            theta, p = _level_theta(ss[s, LIM_PX], ss[s, LIM_SIDE] > 0.0, scr[LEG_A, k], scr[LEG_B, k], leg <= 1)
+            if theta >= 0.0:
+                if theta < after:
+                    theta, p = after, scr[LEG_A, k] + after * (scr[LEG_B, k] - scr[LEG_A, k])
+                if theta < best:  # (last among equals: anything found at the same θ keeps its place)
+                    best, kind, who, trig = theta, LIMIT, k, p
         n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
         if scr[TRADABLE, k] == 0.0 or scr[DONE, k] != 0.0 or n == 0.0 or ss[s, ENTRY] != ss[s, ENTRY]:
             continue
@@ -362,8 +378,9 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
             levels = (scr[P_SL, k], levels[1], levels[2])
         if scr[P_TP, k] == scr[P_TP, k]:
             levels = (levels[0], levels[1], scr[P_TP, k])
+        first = leg <= 1 and scr[FILLED, k] == 0.0  # (a limit fill's levels: where the path reaches them)
         for j in range(3):  # stop-loss and trailing fire toward the adverse side, take-profit the other way
-            theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], leg <= 1)
+            theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], first)
             kd = STOP_LOSS if j == 0 else (TRAILING_STOP if j == 1 else TAKE_PROFIT)
             if theta >= 0.0:
                 if theta < after:  # a level new since the last event (a liquidation's fill set its entry, auto-
@@ -376,7 +393,7 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
 
 @njit(cache=True)
 def _rank(kind):
-    """Ties on the path: liquidation, stop-loss, trailing, take-profit."""
+    """Ties on the path: liquidation, stop-loss, trailing, take-profit, a limit order."""
     if kind == STOP_LOSS:
         return 1
     if kind == TRAILING_STOP:
@@ -567,7 +584,9 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
         s = syms[a, k]
         coef = sb[s, HELD] - mlr * (sb[s, PRINCIPAL] + sb[s, INTEREST])
         scr[DIRN, k] = 0.0 if scr[TRADABLE, k] == 0.0 else (1.0 if coef > 0.0 else (-1.0 if coef < 0.0 else 0.0))
-        scr[DONE, k] = 0.0
+        if scr[DIRN, k] == 0.0 and scr[TRADABLE, k] != 0.0 and ss[s, LIM_SIDE] != 0.0:
+            scr[DIRN, k] = -1.0  # a standing order walks its bar: flat counts as short, the high first
+        scr[DONE, k] = scr[FILLED, k] = 0.0
     for leg in range(1, 4):
         _leg(c, a, m, leg, bars, scr, ss, sb)
         after = 0.0
@@ -581,6 +600,15 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
                 _at_theta(c, a, syms, m, theta, scr, MLEG_A, MLEG_B, high, low)
             else:  # every symbol at its traded path price
                 _at_theta(c, a, syms, m, theta, scr, LEG_A, LEG_B, high, low)
+            if kind == LIMIT:
+                _limit_fill(i, a, who, m, trig, syms, books, cfg[FEE], orders)
+                scr[FILLED, who] = 1.0
+                continue
+            if perp is None:  # a liquidation cancels every standing order first, a stop its symbol's
+                if kind == LIQUIDATION:
+                    _cancel_all(a, syms, m, books)
+                elif ss[syms[a, who], LIM_SIDE] != 0.0:
+                    _cancel_limit(a, syms[a, who], books)
             if kind == LIQUIDATION and perp is not None:  # every position closed at the marks: nothing left
                 _perp_liquidation(i, a, syms, m, base + leg - 1 + theta, books, perp[0], lv, liqs, orders)
                 return True
@@ -600,6 +628,11 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
                 _stop_fill(i, a, m, who, kind, trig, syms, books, params, orders)
             else:
                 _perp_stop(i, a, who, kind, trig, (syms, m), books, perp, cfg, orders)
+    for k in range(m):  # the end of the last leg, the closes: the best prices of the symbols held
+        s = syms[a, k]
+        n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        if scr[DIRN, k] != 0.0 and n != 0.0 and ss[s, BEST] == ss[s, BEST]:
+            ss[s, BEST] = max(ss[s, BEST], bars[4][s, c]) if n > 0.0 else min(ss[s, BEST], bars[4][s, c])
     return liquidated
 
 
@@ -684,12 +717,12 @@ def _stop_fill(i, a, m, k, kind, trig, syms, books, params, orders):
     scr[DONE, k] = 1.0
     ss[s, SUSPENDED] = 1.0
     assets, debt = book_value(sb, aq, a, syms, m, scr, TRIG)
-    w = others_term(sb, syms, a, m, scr, TRIG, k, m0)
-    load(st, sb, aq, s, a)
+    kept = _load_free(st, sb, aq, ss, s, a, syms, m)
+    w = others_term(sb, syms, a, m, scr, TRIG, k, m0) + kept  # (the quote locked stays an asset)
     before = _position(st)
     trade = trade_to_cross(st, 0.0, trig, (assets - debt, w, 1e-9 * (assets + debt), m0), _costs(cfg),
                            (rates[s, col], rates[rates.shape[0] - 1, col]), (ss[s, LIMIT_B], lv[a, LIMIT_Q]))
-    store(st, sb, aq, s, a)
+    _store_free(st, sb, aq, s, a, kept)
     if trade[0] != 0:
         ss[s, KIND] = kind
         _book_order(st, i, s, a, trade, trig, before, ss, sa, orders, tot)
@@ -743,15 +776,135 @@ def _perp_fill(i, a, k, order, acct, books, perp, cfg, orders):
     tot[N_CAP] += fill[4]  # (capped)
 
 
+@njit(cache=True, inline="always")
+def _load_free(st, sb, aq, ss, s, a, syms, m):
+    """``cross.load`` of symbol s with the account's quote held less what its
+    other symbols' standing buy orders lock (their q·L): what s may spend
+    (docs "Limit orders in a cross account of several symbols"); returns
+    the amount set aside, which ``_store_free`` adds back."""
+    load(st, sb, aq, s, a)
+    locked = 0.0
+    for k in range(m):
+        j = syms[a, k]
+        if j != s and ss[j, LIM_SIDE] > 0.0:
+            locked += ss[j, LIM_Q] * ss[j, LIM_PX]
+    if locked == 0.0:
+        return 0.0
+    free = max(st[HQ] - locked, 0.0)
+    kept = st[HQ] - free
+    st[HQ] = free
+    return kept
+
+
+@njit(cache=True, inline="always")
+def _store_free(st, sb, aq, s, a, kept):
+    """``cross.store`` after ``_load_free``: the quote set aside back."""
+    st[HQ] += kept
+    store(st, sb, aq, s, a)
+
+
 @njit(cache=True)
-def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
+def _cancel_limit(a, s, books):
+    """Cancel symbol s's standing order: what it borrowed is repaid as far as
+    held (docs "Limit orders", *Cancel*), on its six numbers; counted."""
+    sb, aq, st, ss, _, _, tot = books
+    load(st, sb, aq, s, a)
+    _cancel(st, int(ss[s, LIM_SIDE]), ss[s, LIM_B])
+    store(st, sb, aq, s, a)
+    ss[s, LIM_SIDE] = 0.0
+    tot[N_CANC] += 1
+
+
+@njit(cache=True)
+def _cancel_all(a, syms, m, books):
+    """Cancel every standing order of account ``a`` (before its liquidation)."""
+    for k in range(m):
+        if books[3][syms[a, k], LIM_SIDE] != 0.0:
+            _cancel_limit(a, syms[a, k], books)
+
+
+@njit(cache=True)
+def _place_limit(a, k, syms, m, books, lv, cfg, hourly):
+    """Step 3: place the account's k-th symbol's pending limit order at its
+    open ``scr[CUR, k]``, sized on the account's equity and capped on its
+    assets and debt there, its shortfall borrowed at once (``limits.borrow_for``);
+    the placement's charge is the symbol's (its books: the base part as its
+    base interest, the quote part as its quote interest)."""
+    sb, aq, st, ss, sa, scr, tot = books
+    rates, col = hourly
+    s = syms[a, k]
+    o = scr[CUR, k]
+    assets, debt = book_value(sb, aq, a, syms, m, scr, CUR)
+    kept = _load_free(st, sb, aq, ss, s, a, syms, m)
+    side, q, b, capped, cb, cq = borrow_for(st, ss[s, PENDING], o, ss[s, PEND_LIM], (assets, debt, 1e-9),
+                                            (cfg[FEE], lv[a, M0], cfg[ROUND] != 0.0),
+                                            (rates[s, col], rates[rates.shape[0] - 1, col]), (ss[s, LIMIT_B],
+                                                                                              lv[a, LIMIT_Q]))
+    _store_free(st, sb, aq, s, a, kept)
+    ss[s, PENDING] = np.nan
+    tot[N_CAP] += capped
+    ss[s, LIM_SIDE] = side
+    if side != 0:
+        ss[s, LIM_Q], ss[s, LIM_PX], ss[s, LIM_B], ss[s, LIM_BARS] = q, ss[s, PEND_LIM], b, 0.0
+        ss[s, LIM_CAPPED], ss[s, LIM_INT], ss[s, LIM_CHG] = capped, cb * o + cq, cb + cq
+        _note(ss, sa, s, a, cb, cq, o)
+        ss[s, PAID_SYM] += cb * o  # (its quote part in QUOTE_SYM: the fill's record carries the charge)
+        ss[s, QUOTE_SYM] += cq
+
+
+@njit(cache=True)
+def _limit_fill(i, a, k, m, trig, syms, books, fee, orders):
+    """The account's k-th symbol's standing order filled at ``trig``
+    (``limits._fill`` on its six numbers: no slippage, never borrows),
+    recorded as kind ``limit`` with its placement's charge."""
+    sb, aq, st, ss, _, _, tot = books
+    s = syms[a, k]
+    kept = _load_free(st, sb, aq, ss, s, a, syms, m)
+    before = _position(st)
+    side = int(ss[s, LIM_SIDE])
+    q = ss[s, LIM_Q]
+    fv = _fill(st, side, q, trig, fee)
+    _store_free(st, sb, aq, s, a, kept)
+    ss[s, LIM_SIDE] = 0.0
+    tot[FEES] += fv
+    n = int(tot[N_ORD])
+    _record_order(orders, n, i, np.int8(LIMIT), (side, q, trig, fv, ss[s, LIM_CAPPED] != 0.0), st, before,
+                  ss[s, LIM_INT], ss[s, LIM_CHG])
+    _fill_order(orders, n, s, np.nan, -1)
+    tot[N_ORD] += 1
+    tot[N_TRD] += _opens_trade(before, _position(st))
+    _track(ss, s, before, _position(st), trig, trig)
+
+
+@njit(cache=True)
+def _limit_decisions(i, a, syms, m, ss, limit, open_):
+    """8, a strategy's limit orders: a new target read at the symbol's bar i
+    (an older one went at step 3) with a limit price there is a limit order
+    at that price (``limit``: ``inputs.JointStops.limit``); a rebalance
+    while the symbol's order stands is dropped."""
+    for k in range(m):
+        s = syms[a, k]
+        if ss[s, PENDING] != ss[s, PENDING]:
+            continue
+        if ss[s, KIND] == REBALANCE:
+            ss[s, PEND_LIM] = np.nan
+            if ss[s, LIM_SIDE] != 0.0:
+                ss[s, PENDING] = np.nan
+        elif open_[s, i] == open_[s, i]:
+            ss[s, PEND_LIM] = limit[s, i]
+
+
+@njit(cache=True)
+def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs, expiry):
     """Steps 1–6 of a cross account with several symbols (with stops on, 1–4
     and 6: step 5 is ``_walk_joint``, simulate_multi's); the liquidation
     checks on the mark bars (``bars`` = the traded open, high, low and the
     mark open, high, low: the traded ones without a mark series), the
     orders and the fills on the traded bars.  ``books``: (sb, aq, st, ss,
     sa, scr, tot); ``hourly``: (h0, rates); ``recs``: (orders, liqs, calls);
-    each built once by simulate_multi."""
+    each built once by simulate_multi; ``expiry``: per symbol its limit
+    orders' expiry in its bars (``inputs.JointStops``; empty: no limit
+    orders, one type for every run)."""
     sb, aq, st, ss, sa, scr, tot = books
     open_, high, low, mark_open, mark_high, mark_low = bars
     h0, rates = hourly
@@ -781,6 +934,8 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k]
             scr[TRADED, k] = scr[CUR, k]
+        if expiry.shape[0] > 0:  # standing limit orders are cancelled first
+            _cancel_all(a, syms, m, books)
         if _cross_liquidation(i, a, syms, m, (0.0, True), books, lv, cfg, orders, liqs):
             for k in range(m):
                 if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
@@ -793,16 +948,25 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
     for k in range(m):
         s = syms[a, k]
         x = ss[s, PENDING]
-        if scr[TRADABLE, k] == 0.0 or x != x:
+        if scr[TRADABLE, k] == 0.0:
+            continue
+        if expiry.shape[0] > 0 and ss[s, LIM_SIDE] != 0.0:  # its standing order: replaced, or its e bars are up
+            ss[s, LIM_BARS] += 1.0
+            if x == x or ss[s, LIM_BARS] >= expiry[s]:
+                _cancel_limit(a, s, books)
+        if x != x:
+            continue
+        if ss[s, PEND_LIM] == ss[s, PEND_LIM]:
+            _place_limit(a, k, syms, m, books, lv, cfg, (rates, col))
             continue
         assets, debt = book_value(sb, aq, a, syms, m, scr, CUR)
-        w = others_term(sb, syms, a, m, scr, CUR, k, m0)
-        load(st, sb, aq, s, a)
+        kept = _load_free(st, sb, aq, ss, s, a, syms, m)
+        w = others_term(sb, syms, a, m, scr, CUR, k, m0) + kept  # (the quote locked stays an asset)
         before = _position(st)
         o = scr[CUR, k]
         trade = trade_to_cross(st, x, o, (assets - debt, w, 1e-9 * (assets + debt), m0), _costs(cfg),
                                (rates[s, col], rates[rates.shape[0] - 1, col]), (ss[s, LIMIT_B], lv[a, LIMIT_Q]))
-        store(st, sb, aq, s, a)
+        _store_free(st, sb, aq, s, a, kept)
         if trade[0] != 0:
             _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot)
         tot[N_CAP] += trade[4]  # (capped)
@@ -821,7 +985,7 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs):
             _call(calls, tot, i, a, margin_level(ax, dx))
     # 5. with stops on or finer bars, simulate_multi's next call (with stops also without debt); else
     # the joint path toward every symbol's adverse extreme
-    if not owes or cfg[WALK] != 0.0 or joint_theta(f0, g) < 0.0:  # (most bars: the level not reached, no call)
+    if not owes or _walks(cfg, a, syms, m, ss) or joint_theta(f0, g) < 0.0:  # (most bars: not reached, no call)
         return liquidated
     return _joint_path((i, i, 0.0, False), a, syms, m, books, (high, low, mark_high, mark_low), lv, cfg, recs,
                        (f0, g)) or liquidated
@@ -1330,7 +1494,7 @@ def _cross_need(i, t, a, m, syms, books, bars, lv, walk):
     assets_x, debt_x = assets, debt
     for k in range(m):
         s = syms[a, k]
-        need = need or ss[s, PENDING] == ss[s, PENDING]
+        need = need or ss[s, PENDING] == ss[s, PENDING] or ss[s, LIM_SIDE] != 0.0
         db = sb[s, PRINCIPAL] + sb[s, INTEREST]
         owes = owes or db > 0.0
         o = mark_open[s, i]  # NaN exactly where the symbol has no bar
@@ -1350,6 +1514,32 @@ def _cross_need(i, t, a, m, syms, books, bars, lv, walk):
     return need
 
 
+def _limit_inputs(walk):
+    """The joint walk's limit prices ``[S, n]`` and expiry ``[S]`` (empty
+    without a walk), and whether it has limit orders and no stop settings
+    (it then walks only a bar where an order stands)."""
+
+
+@overload(_limit_inputs)
+def _limit_inputs_typed(walk):
+    if isinstance(walk, types.NoneType):
+        return lambda walk: (np.empty((0, 0)), np.zeros(0, np.int64), False)
+    return lambda walk: (walk.limit, walk.expiry, walk.limit.shape[1] > 0 and walk.fractions.max() <= 0.0
+                         and walk.sl_price.shape[1] == 0 and walk.tp_price.shape[1] == 0)
+
+
+@njit(cache=True, inline="always")
+def _walks(cfg, a, syms, m, ss):
+    """Does step 5 of account ``a`` walk (``_walk_joint``)?  Always with
+    stops or finer bars; with limit orders only, when one stands."""
+    if cfg[WALK] != 2.0:
+        return cfg[WALK] != 0.0
+    for k in range(m):
+        if ss[syms[a, k], LIM_SIDE] != 0.0:
+            return True
+    return False
+
+
 def _venue_arg(fsv, venue):
     """The joint walk's venue: None on spot margin (none of its perp code compiled), else (fsv, venue)."""
 
@@ -1366,17 +1556,14 @@ def _venue_arg_typed(fsv, venue):
 @njit(cache=True, nogil=True)
 def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None, detail=None):
     """Run ``S`` symbols through ``A`` cross accounts (each holding two or
-    more) on the grid ``g`` (``inputs.Grid``; ``ac``: ``Accounts``,
-    ``config``: ``MultiConfig``), writing ``out`` (``MultiOut``: per account
-    ``ACCOUNT_ROWS``, per symbol ``SYMBOL_ROWS``, interest per base asset and
-    per account's quote) and the records.  Returns ``(complete, stats)``:
-    False when a record buffer ran short (grow it, call again).  ``venue``:
-    None on spot margin (no perp code compiled), else an ``inputs.CrossVenue``
-    (every account of the call a cross perp one); ``walk``: the symbols'
-    stop settings (``inputs.JointStops``) when one has a stop on (the joint
-    walk), else None (none compiled); ``detail``: the symbols' finer bars
-    (``inputs.JointDetail``, spot margin), else None (none compiled).  The hot steps take the arrays they
-    use, not the records (records whole: ``bench --symbols 2`` 10-20 % slower)."""
+    more) on the grid ``g``, with ``ac``, ``config``, writing ``out`` and
+    the records (``inputs``: ``Grid``, ``Accounts``, ``MultiConfig``,
+    ``MultiOut``).  Returns ``(complete, stats)``: False when a record
+    buffer ran short (grow it, call again).  None (nothing of it compiled)
+    or: ``venue`` a cross perp account's ``inputs.CrossVenue``; ``walk``
+    the joint walk's stops and limit orders (``inputs.JointStops``);
+    ``detail`` finer bars (``inputs.JointDetail``).  The hot steps take the
+    arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
     rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
     rate_h0, rates, limits = config.rate_h0, config.rates, config.borrow_limits  # (limits: [S] bases, quote)
@@ -1400,16 +1587,19 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
         aq[a, HELD] = capital[a]
         lv[a, M0], lv[a, CALL], lv[a, MLR] = ac.initial_ml[a], call_ml[a], ac.liquidation_ml[a]
         lv[a, LIQ_FEE], lv[a, RESTORE], lv[a, LIMIT_Q] = ac.liquidation_fee[a], ac.restore_ml[a], limits[n_sym]
+    limit, expiry, limits_only = _limit_inputs(walk)
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
                     1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0,
-                    0.0 if walk is None and detail is None else 1.0, 1.0 if config.auto_repay else 0.0,
+                    0.0 if walk is None and detail is None else (2.0 if limits_only else 1.0),
+                    1.0 if config.auto_repay else 0.0,
                     1.0 if config.repay_on_flat else 0.0])
-    stops = walk is not None  # (multi_accounts passes the stop settings when a symbol has a stop on)
+    stops = walk is not None  # (multi_accounts passes it with a stop on or limit orders)
     st = np.zeros(6)
     scr = np.zeros((N_SCRATCH, n_sym + 1))
     ss = np.zeros((n_sym, N_SS))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
     ss[:, PENDING], ss[:, LAST_TARGET], ss[:, ENTRY], ss[:, BEST] = np.nan, np.nan, np.nan, np.nan
     ss[:, LIMIT_B] = limits[:n_sym]
+    ss[:, PEND_LIM] = np.nan
     sa = np.zeros((n_acct, 6))
     sa[:, T_PREV], sa[:, NEXT_HOUR], sa[:, ABOVE_CALL] = -1.0, -np.inf, 1.0
     # quiet runs (_close_quiet) are written for this; not with auto-repay off (its rows there cost them 5-7 %)
@@ -1454,14 +1644,15 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 if venue is not None:
                     liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, venue, fsv, vp, lv, cfg, recs)
                 else:
-                    liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs)
+                    liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs,
+                                             expiry)
                 if detail is not None:  # 5. on finer bars (None: numba compiles none of it)
                     fine = _finer(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk), recs,
                                   detail, walk)
                     if fine < 0:
                         return False, tot
                     liquidated = fine > 0 or liquidated
-                elif walk is not None:  # 5. with stops on (None: numba compiles no joint walk)
+                elif walk is not None and _walks(cfg, a, syms_of, m, ss):  # 5. the walk (None: none compiled)
                     liquidated = _walk_joint((i, i, 0.0, False), a, m, walk_bars, books,
                                              (lv, cfg, rates, t // HOUR - rate_h0, walk), orders, liqs,
                                              perp) or liquidated
@@ -1475,6 +1666,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
                 _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss,
                         sa)
+                if limit.shape[1] > 0:
+                    _limit_decisions(i, a, syms_of, m, ss, limit, open_)
         _symbol_rows(i, sb, ss, out_sym)
         if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
             resume_at = _close_quiet(i + 1, ts, open_, high, low, close, mark_open, mark_high, mark_low, syms_of, target,

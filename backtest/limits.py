@@ -60,31 +60,45 @@ def _borrow_for(st, x, o, lim, cfg, rate_b, rate_q):
     Returns (side, quantity, borrowed, capped, base charge, quote charge);
     side 0 when no order stands.
     """
-    fee, m0, round_up = cfg.fee, cfg.initial_ml, cfg.round_interest
-    eq = _assets(st, o) - _debt(st, o)
+    return borrow_for(st, x, o, lim, (_assets(st, o), _debt(st, o), 0.0), (cfg.fee, cfg.initial_ml, cfg.round_interest),
+                      (rate_b, rate_q), (cfg.max_borrow_base, cfg.max_borrow_quote))
+
+
+@njit(cache=True)
+def borrow_for(st, x, o, lim, account, costs, rates, limits):
+    """``_borrow_for`` on the six numbers ``st`` of a symbol and its account,
+    whose assets and debt at the open and float tolerance are ``account``
+    (all its symbols: a cross account of several, tolerance 1e-9, docs
+    "Limit orders in a cross account of several symbols"; one symbol: 0);
+    ``costs`` (fee, initial ML, rounding), ``rates`` (base, quote) of the
+    hour, ``limits`` the max borrow (base, quote)."""
+    fee, m0, round_up = costs
+    rate_b, rate_q = rates
+    assets, debt, tol = account
+    room = assets - m0 * debt > tol * (assets + debt)  # (room of float noise is none)
+    eq = assets - debt
     if eq <= 0.0:
         return 0, 0.0, 0.0, False, 0.0, 0.0
     delta = x * eq / lim - _position(st)
-    assets = _assets(st, o)
-    debt = _debt(st, o)
     if delta > 0.0:  # the borrow cap: the borrowed amount held and owed keeps ML ≥ m0 at the open
         q = delta / (1.0 - fee)
-        cap = (st[HQ] + max_borrow(assets, debt, 1.0, rate_q, m0)) / lim
-        cap = min(cap, borrow_limit_cap(st[HQ], st[PQ], cfg.max_borrow_quote, lim)[0])
+        cap = (st[HQ] + (max_borrow(assets, debt, 1.0, rate_q, m0) if room else 0.0)) / lim
+        cap = min(cap, borrow_limit_cap(st[HQ], st[PQ], limits[1], lim)[0])
     elif delta < 0.0:
         q = -delta
-        cap = st[HB] + max_borrow(assets, debt, o, rate_b, m0)
-        cap = min(cap, borrow_limit_cap(st[HB], st[PB], cfg.max_borrow_base, 1.0)[0])
+        cap = st[HB] + (max_borrow(assets, debt, o, rate_b, m0) if room else 0.0)
+        cap = min(cap, borrow_limit_cap(st[HB], st[PB], limits[0], 1.0)[0])
     else:
         return 0, 0.0, 0.0, False, 0.0, 0.0
     capped = cap < q * (1.0 - 1e-9)
-    q = min(q, cap)
+    q = min(q, cap) if cap > tol * q else 0.0  # (a cap of float noise is none)
     if q <= 0.0:
         return 0, 0.0, 0.0, capped, 0.0, 0.0
     cb = 0.0
     cq = 0.0
     if delta > 0.0:
         b = q * lim - st[HQ]
+        b = b if b > tol * q * lim else 0.0  # (a shortfall of float noise is not borrowed)
         if b > 0.0:
             cq = interest_charge(b, rate_q, round_up)
             st[PQ] += b
@@ -92,6 +106,7 @@ def _borrow_for(st, x, o, lim, cfg, rate_b, rate_q):
             st[HQ] += b
     else:
         b = q - st[HB]
+        b = b if b > tol * q else 0.0
         if b > 0.0:
             cb = interest_charge(b, rate_b, round_up)
             st[PB] += b

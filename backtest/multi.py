@@ -24,7 +24,7 @@ from .multi_accounts import last_closes, simulate_multi_arrays
 from .metrics import periods_per_year, summarize
 from .profiles import Profile, get_profile
 from .rates import rate_table
-from .records import LIQUIDATION
+from .records import LIMIT, LIQUIDATION
 from .result import Result
 from .strategy import Orders, call_user, check_targets, load_strategy
 from .trades import TRADE_COLUMNS, flat_costs, interest_by_asset, round_trips
@@ -506,20 +506,22 @@ def _single_only(rs, details, accounts):
 def _attached_orders(name, attached, symbols, accounts, details, rs):
     """A strategy's limit orders, manual loans and stop levels go with its
     targets to an account of one symbol (as in a one-symbol run); its stop
-    levels also to a cross account of several symbols (docs/model-choices.md
-    "Stops on a joint path"), which refuses the rest (one line), so nothing
-    is silently dropped."""
+    levels and (spot margin) limit orders also to a cross account of several
+    symbols (docs/model-choices.md "Stops on a joint path", "Limit orders in
+    a cross account of several symbols"), which refuses the rest (one
+    line), so nothing is silently dropped."""
     from .engine import loans_outlive_trades
 
     for k, given in attached.items():
         sym = symbols[k]
-        syms = next(s for _, _, s in accounts if sym in s)
+        _, profile, syms = next(acct for acct in accounts if sym in acct[2])
+        perp = profile.perp
         if len(syms) > 1:
-            what = ("manual loans (borrow / repay)" if given.loans else "limit orders" if given.limit.size
+            what = ("manual loans (borrow / repay)" if given.loans else "limit orders" if given.limit.size and perp
                     else None)
             if what is not None:
-                raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross account "
-                                f"holding several symbols ({', '.join(syms)})")
+                raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross "
+                                f"{'perp ' if perp else ''}account holding several symbols ({', '.join(syms)})")
         if given.limit.size and sym in details:
             raise UserError(f"--detail {sym}: not combined with a strategy's limit orders yet")
         loans_outlive_trades(given, rs.auto_repay, True)  # (refuses limit orders with auto-repay off)
@@ -818,8 +820,10 @@ def _loan_rows(exact, j, k):
 
 
 def _quote_charges(orders, n):
-    """Cumulative per bar: the first-hour quote charges of ``orders``' buys."""
-    buys = orders["side"] > 0
+    """Cumulative per bar: the first-hour quote charges of ``orders``' buys
+    at the open or a stop (a limit order's, charged at its placement, are
+    not in the symbol's interest row: ``kernel_multi._place_limit``)."""
+    buys = (orders["side"] > 0) & (orders["kind"] != LIMIT)
     return np.cumsum(np.bincount(orders["bar"][buys], weights=orders["charge"][buys], minlength=n))
 
 

@@ -112,7 +112,8 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
         fine = joint_detail(ohlc[0][syms], [own_detail[int(s)] for s in syms])
     perp = config.get("perp", {})
     is_perp = bool(perp) and all(int(k) in perp for k in syms)  # (a cross account is perp or spot as a whole)
-    books = not cfg.auto_repay and not is_perp  # loans outlive trades: the books' rows per symbol too
+    # loans outlive trades (auto-repay off, a limit order's borrowing): the books' rows per symbol too
+    books = (not cfg.auto_repay or (walk is not None and walk.limit.shape[1] > 0)) and not is_perp
     if whole and not books:
         o_acct, o_sym, i_b, i_q = out_acct, out_sym, int_b, int_q
     else:
@@ -166,8 +167,10 @@ def joint_stops(config, syms, grid, given, own_marks):
     force during the symbol's next own bar (docs/model-choices.md "Stops on
     a joint path"); with a mark series for one of them (``own_marks``: per
     symbol row its (open, high, low, close) on its own bars) the closes the
-    walk's mark paths end at.  None when no symbol has a stop on (the kernel
-    then compiles no joint walk)."""
+    walk's mark paths end at; its limit prices on the grid and expiry
+    (docs "Limit orders in a cross account of several symbols").  None when
+    no symbol has a stop on or limit orders (the kernel then compiles no
+    joint walk)."""
     opens, closes = grid
     keys = ("stop_loss", "take_profit", "trailing_stop")
     fractions = np.array([[float((g.fractions if g is not None else {}).get(k, config.get(k, 0.0))) for k in keys]
@@ -182,7 +185,13 @@ def joint_stops(config, syms, grid, given, own_marks):
             for out, levels in ((sl, g.stop_loss), (tp, g.take_profit)):
                 if levels.size:  # given at own bar j, in force during own bar j + 1
                     out[r, own[1:]] = levels[:-1]
-    if not fractions.any() and not any(priced):
+    limited = [g is not None and g.limit.size > 0 for g in given]
+    limit = np.full((len(syms), n if any(limited) else 0), np.nan)
+    expiry = np.array([g.expiry if g is not None else 1 for g in given] if any(limited) else [], dtype=np.int64)
+    for r, (s, g) in enumerate(zip(syms, given)):
+        if limited[r]:  # given at own bar j, read with the target decided there
+            limit[r, np.flatnonzero(~np.isnan(opens[s]))] = g.limit
+    if not fractions.any() and not any(priced) and not any(limited):
         return None
     marked = [r for r, s in enumerate(syms) if int(s) in own_marks]
     mark_close = np.empty((len(syms), 0))
@@ -190,7 +199,7 @@ def joint_stops(config, syms, grid, given, own_marks):
         mark_close = np.ascontiguousarray(closes[syms])
         for r in marked:
             mark_close[r, np.flatnonzero(~np.isnan(opens[syms[r]]))] = own_marks[int(syms[r])][3]
-    return JointStops(fractions, sl, tp, mark_close)
+    return JointStops(fractions, sl, tp, mark_close, limit, expiry)
 
 
 def joint_detail(opens, given):

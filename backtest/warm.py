@@ -245,7 +245,8 @@ def _multi_types(walk: bool) -> dict:
                fsv=t(np.zeros((0, usdm.N_SLOTS))), orders=t(np.zeros(1, order_multi_dt)),
                liqs=t(np.zeros(1, liquidation_multi_dt)), calls=t(np.zeros(1, margin_call_multi_dt)))
     if walk:
-        out["stops"] = t(JointStops(np.zeros((2, 3)), np.zeros((2, 0)), np.zeros((2, 0)), np.zeros((2, 0))))
+        out["stops"] = t(JointStops(np.zeros((2, 3)), np.zeros((2, 0)), np.zeros((2, 0)), np.zeros((2, 0)),
+                                    np.zeros((2, 0)), np.zeros(0, np.int64)))
     out["scr"] = t(np.zeros((km.N_SCRATCH, 3)))
     # simulate_multi's books (sb, aq, st, ss, sa, scr, tot), one tuple
     out["books"] = numba.types.Tuple((grid, grid, out["vec"], grid, grid, out["scr"], out["vec"]))
@@ -285,7 +286,7 @@ def _multi_first():
     y = _multi_types(False)
     i, grid, syms, T = y["i"], y["grid"], y["syms"], numba.types.Tuple
     km._step_cross.compile((i, i, i, syms, i, y["books"], T((grid,) * 6), grid, y["vec"], T((i, grid)),
-                            T((y["orders"], y["liqs"], y["calls"]))))
+                            T((y["orders"], y["liqs"], y["calls"])), numba.typeof(np.zeros(0, np.int64))))
 
 
 def _multi_after():

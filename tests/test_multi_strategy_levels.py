@@ -136,13 +136,13 @@ def test_a_price_waits_for_the_symbols_next_own_bar():
 
 
 def test_refusals_are_one_line(tmp_path):
-    """A strategy's limit orders in a cross account of several symbols are
-    refused with one line (its stop levels are taken, with or without mark
-    series)."""
+    """A strategy's manual loans in a cross account of several symbols are
+    refused with one line (its stop levels and limit orders are taken)."""
     data = pair("2021-05-01", "2021-05-03")
-    limits = holding(1.0, BTCUSDT=lambda bars: {"limit": bars["close"].to_numpy() * 0.99})(data)
-    with pytest.raises(backtest.UserError, match="its limit orders .BTCUSDT. are not supported yet") as e:
-        run_multi(data, limits, **KW)
+    loans = holding(1.0, BTCUSDT=lambda bars: {"borrow": {"USDT": np.full(len(bars), 0.0)}})(data)
+    with pytest.raises(backtest.UserError, match="its manual loans .borrow / repay. .BTCUSDT. are not supported yet") \
+            as e:
+        run_multi(data, loans, **KW)
     assert "\n" not in str(e.value)
 
 
