@@ -36,7 +36,14 @@ one-symbol rule of "Market order", **Max borrow per asset**
 (``reference.Account``'s), a cross account of several by "Max borrow in a
 cross account of several symbols" (the quote limit on the account's one
 quote principal, each base limit on its own symbol's), with auto-repay on
-or off, for step 3's orders and stop exits alike.
+or off, for step 3's orders and stop exits alike; a strategy's limit orders
+(``limits``): an account of one symbol by the one-symbol rules of "Limit
+orders" (without mark series), a cross account of several by "Limit orders
+in a cross account of several symbols" (placement with borrowing, expiry
+in the symbol's own bars, the orders as levels on the joint walk, with or
+without stops and mark series, cancels at a liquidation or a stop; the quote
+a standing buy order locks, which the account's other symbols do not spend;
+a level a fill sets fires where the path reaches it after the fill).
 """
 from __future__ import annotations
 
@@ -131,7 +138,7 @@ class Book:
 
 # MC "Stops, take-profits and the path inside a bar": who goes first at equal prices (one symbol) or at
 # equal θ (several symbols; then symbol order)
-PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
+PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3, "limit": 4}
 
 
 class Stops:
@@ -247,6 +254,151 @@ class Stops:
         return out
 
 
+class Limits:
+    """A strategy's limit orders per symbol (MC "Limit orders", "Limit orders
+    in a cross account of several symbols"): the limit prices on the grid and
+    the expiry (in the symbol's own bars) per symbol, and per symbol its
+    standing order ``{"side", "q", "L", "b", "placed", "capped"}`` (``placed``:
+    the symbol's own bar number), or None."""
+
+    def __init__(self, limits, n_symbols, n):
+        limits = list(limits) if limits is not None else [None] * n_symbols
+        assert len(limits) == n_symbols, "reference_multi: limits needs one entry per symbol"
+        self.prices = [None] * n_symbols
+        self.expiry = [1] * n_symbols
+        for s, lim in enumerate(limits):
+            if lim is None:
+                continue
+            prices, e = lim
+            assert len(prices) == n, f"reference_multi: symbol {s}'s limit prices: one per grid bar"
+            assert int(e) == e and e >= 1, f"reference_multi: symbol {s}'s expiry {e!r}: an int >= 1"
+            self.prices[s] = [float(v) for v in prices]
+            self.expiry[s] = int(e)
+        self.standing = [None] * n_symbols
+        self.n_cancelled = 0
+
+    def given(self, s):
+        return self.prices[s] is not None
+
+    def at(self, s, i):
+        """The limit price given at grid bar ``i`` for symbol ``s``, or None
+        (market).  Choice (as ``reference.simulate``): NaN, or a price that is
+        not above 0, is a market order."""
+        if self.prices[s] is None:
+            return None
+        v = self.prices[s][i]
+        return v if v == v and v > 0.0 else None
+
+    def expired(self, s, own_bar):
+        """MC "Limit orders", step 3: the order has had its ``e`` bars
+        ``placed … placed + e − 1`` (the symbol's own bars)."""
+        od = self.standing[s]
+        return od is not None and own_bar >= od["placed"] + self.expiry[s]
+
+    def cancel(self, acct, s):
+        """MC "Limit orders", *Cancel* (``autoRepayAtCancel``), on the
+        symbol's six numbers ``acct`` (an Account, or a cross account's view):
+        ``r = min(b, held, principal)`` of the borrowed asset taken from the
+        holding and the principal; dust cleaned; the interest charged stays
+        owed.  Counted in ``n_cancelled``."""
+        od = self.standing[s]
+        b = od["b"]
+        if b > 0.0:
+            if od["side"] == "buy":
+                r = min(b, acct.hq, acct.pq)
+                acct.hq -= r
+                acct.pq -= r
+            else:
+                r = min(b, acct.hb, acct.pb)
+                acct.hb -= r
+                acct.pb -= r
+            acct.clean()
+        self.standing[s] = None
+        self.n_cancelled += 1
+
+
+def _place(acct, o, x, lim, fee, m0, assets, debt, cross=False):
+    """MC "Limit orders", step 3, *Place* and *Borrow at placement*, on the
+    symbol's six numbers ``acct`` (its rates those of the bar's hour) at its
+    open ``o``; ``assets``, ``debt``: the account's at the current prices
+    (one symbol: its own at ``o``; a cross account: every symbol at its open
+    or last close, MC "Limit orders in a cross account of several symbols").
+    ``E = A − D`` (nothing if ``E ≤ 0``), ``T = x·E/L``, ``δ = T − N``
+    (nothing if 0); ``q`` capped by ``b_max = (A − M0·D) / (v·(M0·(1+r) −
+    1))`` and the max borrow per asset; the shortfall borrowed now and held.
+    ``cross``: a symbol of a cross account with several symbols, with the
+    float-noise rules of its *Step 3* ("as for a cross market order"): no
+    room to borrow when ``A − M0·D ≤ 1e-9·(A + D)``; a cap of at most
+    ``1e-9·q`` is none (nothing stands); a shortfall of at most ``1e-9·q·L``
+    (a sell: ``1e-9·q``) is not borrowed (``b = 0``, no charge).
+    Returns (the standing order without ``placed``, the borrow charge in the
+    borrowed asset) or None (nothing stands)."""
+    e = assets - debt
+    if e <= 0.0:
+        return None
+    delta = x * e / lim - acct.position()
+    if delta == 0.0:
+        return None
+    room = assets - m0 * debt
+    if cross and room <= 1e-9 * (assets + debt):  # MC "... cross account of several symbols", Step 3: noise
+        room = 0.0
+    if delta > 0.0:
+        side, q = "buy", delta / (1.0 - fee)
+        k = m0 * (1.0 + acct.rq) - 1.0
+        b_max = 0.0 if room <= 0.0 else (INF if k <= 0.0 else room / k)
+        cap = (acct.hq + b_max) / lim
+        if acct.max_borrow_quote != INF:  # the account's quote limit (MC "Max borrow in a cross account ...")
+            cap = min(cap, (acct.hq + _room(acct.max_borrow_quote, acct.pq)) / lim)
+    else:
+        side, q = "sell", -delta
+        k = m0 * (1.0 + acct.rb) - 1.0
+        b_max = 0.0 if room <= 0.0 else (INF if k <= 0.0 else room / (o * k))
+        cap = acct.hb + b_max
+        if acct.max_borrow_base != INF:  # the symbol's own base limit
+            cap = min(cap, acct.hb + _room(acct.max_borrow_base, acct.pb))
+    capped = cap < q * (1.0 - 1e-9)
+    if cross and cap <= 1e-9 * q:  # a cap of at most 1e-9·q is none: nothing stands (capped)
+        return None
+    q = min(q, cap)
+    if q <= 0.0:
+        return None
+    c = 0.0
+    if side == "buy":
+        b = q * lim - acct.hq
+        if cross and b <= 1e-9 * q * lim:  # a shortfall of float noise is not borrowed
+            b = 0.0
+        if b > 0.0:
+            c = acct.borrow("quote", b)
+            acct.hq += b
+    else:
+        b = q - acct.hb
+        if cross and b <= 1e-9 * q:
+            b = 0.0
+        if b > 0.0:
+            c = acct.borrow("base", b)
+            acct.hb += b
+    acct.clean()
+    return {"side": side, "q": q, "L": lim, "b": max(b, 0.0), "capped": capped}, c
+
+
+def _fill_limit(i, s, acct, od, price, fee, orders, stops):
+    """MC "Limit orders", *Fill* at ``price`` on the symbol's six numbers
+    ``acct``: no slippage, the trading fee, never borrows (a buy pays from
+    ``hq``, ``hq = max(hq − q·P, 0)`` and the relative-dust rule; a sell the
+    same from ``hb``); what it receives repays (auto-repay).  Recorded with
+    kind "limit"; entry and best tracked with ``price`` as the market.
+    Returns the fee value."""
+    n0 = acct.position()
+    if od["side"] == "buy":
+        fv, _ = acct.buy(od["q"], price, fee, may_borrow=False)
+    else:
+        fv, _ = acct.sell(od["q"], price, fee, may_borrow=False)
+    orders.append({"bar": i, "symbol": s, "side": od["side"], "quantity": od["q"], "price": price, "fee": fv,
+                   "kind": "limit", "capped": od["capped"]})
+    stops.track(s, n0, acct.position(), price, price)
+    return fv
+
+
 def _is_number(v):
     """A fraction (a plain or NumPy number), not a sequence of prices."""
     if isinstance(v, (int, float)):
@@ -269,7 +421,7 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                    rates_base_daily, rate_quote_daily, liquidation="partial", rebalance=0.0,
                    round_interest=True, stop_on_liquidation=False, rate_history=None, marks=None,
                    stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, path="ohlc-heuristic", levels=None,
-                   detail=None, auto_repay=True, repay_on_flat=False, max_borrow=None):
+                   detail=None, auto_repay=True, repay_on_flat=False, max_borrow=None, limits=None):
     """Run S symbols on the union grid ``timestamps`` (int seconds).
 
     ``opens[s][i]`` … ``closes[s][i]``: symbol s's bar at grid time i, NaN
@@ -406,6 +558,30 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     finer bars ``j + θ`` / ``3j + (k − 1) + θ`` in sub-step j.  A stop order
     of such an account records ``path_prices``: every symbol's price (in the
     account's symbol order) its equity and cap were taken at.
+
+    ``limits``: a strategy's limit orders (MC "Limit orders", and for a
+    cross account of several symbols its "Limit orders in a cross account of
+    several symbols"): None, or per symbol None or ``(limit_prices, expiry)``,
+    ``limit_prices[i]`` the limit price given at grid bar ``i`` (NaN: a
+    market order; read only where the symbol's target changes) and
+    ``expiry`` an int ≥ 1 counted in the symbol's own bars.  A new target
+    with a limit price is placed at the symbol's next bar (step 3: a
+    standing order cancelled first when a new order is pending or its ``e``
+    own bars are up; the shortfall borrowed at placement into the account's
+    ``pq`` or the symbol's ``pb``, capped so the account stays at ``M0`` and
+    by the max borrow per asset), fills on the path (a cross account of
+    several symbols: one more level of its symbol in the joint walk of
+    "Stops on a joint path", run on every bar where an order of the account
+    stands; an account of one symbol: the one-symbol walk) at ``L`` or a
+    better leg start, no slippage, kind "limit"; a liquidation cancels the
+    account's orders first, a stop its symbol's; cancelling repays the
+    principal the order borrowed.  No rebalance while a symbol's order
+    stands.  Needs ``auto_repay`` and no ``detail`` (refused, as the engine
+    does); an account of ONE symbol with limits and a mark series raises
+    NotImplementedError (its one-symbol walk on the mark is
+    ``reference.simulate``'s).  With mark series in a cross account of
+    several symbols every marked symbol needs its close list (the walk).
+    Also returns ``n_cancelled`` (every account).
     """
     S = len(opens)
     n = len(timestamps)
@@ -415,6 +591,13 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     history = {k: sorted(v) for k, v in (rate_history or {}).items()}
     marks = marks or [None] * S
     mark_missing = [0] * S
+    lims = Limits(limits, S, n)
+    if limits is not None and any(lims.given(s) for s in range(S)):
+        # MC "Limit orders": defined with auto-repay only; MC "Limit orders in a cross account of several
+        # symbols": refused with --no-auto-repay and with finer bars (the engine refuses both)
+        assert auto_repay, "reference_multi: limit orders with auto-repay off are refused"
+        assert detail is None or all(d is None for d in detail), \
+            "reference_multi: limit orders with finer bars are refused"
 
     def rate(key, h):
         """Hourly rate of asset ``key`` (a symbol's base, or "quote") in force at whole hour ``h``."""
@@ -505,11 +688,23 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                 assert len(marks[s]) == 4, (
                     f"reference_multi: symbol {s}'s mark series needs its close (open, high, low, close lists) "
                     "with stops on in a cross account of several symbols")
+        limited = any(lims.given(s) for s in syms)
+        if limited and len(syms) == 1 and marks[syms[0]] is not None:
+            # MC "Several symbols": the one-symbol kernel's walk with a mark series (reference.simulate's); the
+            # account-of-one-symbol walk here has no mark path
+            raise NotImplementedError("reference_multi: limit orders with a mark series in an account of ONE "
+                                      "symbol (reference.simulate models them)")
+        if limited and len(syms) > 1:
+            for s in marked:  # the joint walk runs: the mark's third leg ends at Cm
+                assert len(marks[s]) == 4, (
+                    f"reference_multi: symbol {s}'s mark series needs its close (open, high, low, close lists) "
+                    "with limit orders in a cross account of several symbols")
         states.append({"prof": prof, "syms": list(syms), "acct": acct, "t_prev": None, "paid": 0.0,
                        "prev_close_ml": INF, "halted": False, "eq": float(cap), "debt": 0.0, "owed": 0.0,
                        "ml": INF, "suspended": suspended, "stop": stop_on_liquidation, "stops": stops,
                        "stops_on": on, "marked": bool(marked), "detailed": detail[syms[0]] is not None,
-                       "detail_missing": 0, "repay_on_flat": bool(repay_on_flat and not auto_repay)})
+                       "detail_missing": 0, "repay_on_flat": bool(repay_on_flat and not auto_repay),
+                       "limits": lims, "limited": limited})
 
     for i in range(n):
         t = int(timestamps[i])
@@ -565,14 +760,17 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
                 if math.isnan(x):
                     continue
                 if last_target[s] is None or x != last_target[s]:
-                    pending[s] = (x, "signal")
+                    # MC "Limit orders", *Decision*: a new target whose bar carries a limit price is a limit
+                    # order at it (choice: the price given at the grid bar where the target is read)
+                    pending[s] = (x, "signal", lims.at(s, i))
                     last_target[s] = x
                     suspended[s] = False
-                elif rebalance > 0.0 and not suspended[s]:
+                elif rebalance > 0.0 and not suspended[s] and lims.standing[s] is None:
+                    # no rebalance while the symbol's limit order stands (other symbols do rebalance)
                     e = stt["eq"]
                     pos = _position(stt["acct"], syms, s)
                     if e > 0.0 and abs(pos * last_close[s] / e - x) > rebalance * abs(x):
-                        pending[s] = (x, "rebalance")
+                        pending[s] = (x, "rebalance", None)
         for s in range(S):
             stt_s = states[_account_of(states, s)]
             out["position"][s].append(_position(stt_s["acct"], stt_s["syms"], s))
@@ -592,7 +790,8 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     out.update(liquidations=liquidations, write_offs=write_offs, orders=orders, margin_calls=margin_calls,
                interest_base=int_base,
                interest_quote=int_quote, fees_paid=fees_paid, mark_missing=mark_missing, ambiguous=stops.n_ambiguous,
-               detail_missing_bars=sum(stt["detail_missing"] for stt in states), detail_bars=detail_bars)
+               detail_missing_bars=sum(stt["detail_missing"] for stt in states), detail_bars=detail_bars,
+               n_cancelled=lims.n_cancelled)
     return out
 
 
@@ -710,16 +909,31 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
             cb, cq = acct.charge_interest()
             note(cb, cq, o)
     rates_at(t - t % 3600)  # this bar's hour: the order's borrow and cap, the boundary at the open
+    lims = stt["limits"]
     # 2. at the mark open; the fill at the traded open
     if acct.has_debt() and acct.margin_level(mo) <= mlr:
+        if lims.standing[s] is not None:  # MC "Limit orders", step 2: the check with the order, then cancelled
+            lims.cancel(acct, s)
         long_like = _long_like(acct.hb, acct.pb + acct.ib, mlr)
         if _liq_one(i, a, s, acct, mo, long_like, True, slippage, prof, mode, orders, liquidations, traded=o,
                     stops=stt["stops"], mkt=o):
             liquidated = _after_gap(stt, [s], pending)
-    # 3.
+    # 3. (MC "Limit orders": a standing order cancelled first when a new order is pending or its bars are up;
+    # a pending limit order is placed, borrowing at once)
     pb0, pq0 = acct.pb, acct.pq
+    if lims.standing[s] is not None and (pending[s] is not None or lims.expired(s, stt["stops"].own[s][i])):
+        lims.cancel(acct, s)
+    if pending[s] is not None and pending[s][2] is not None:
+        x, _, lp = pending[s]
+        pending[s] = None
+        placed = _place(acct, o, x, lp, fee, prof.initial_ml, acct.assets(o), acct.debt(o))
+        if placed is not None:
+            od, ci = placed
+            od["placed"] = stt["stops"].own[s][i]
+            lims.standing[s] = od
+            note(ci if od["side"] == "sell" else 0.0, ci if od["side"] == "buy" else 0.0, o)
     if pending[s] is not None:
-        x, kind = pending[s]
+        x, kind, _ = pending[s]
         pending[s] = None
         n0 = acct.position()
         q = _market(acct, o, x, fee, slippage, prof.initial_ml, 0.0)  # the one-symbol rules
@@ -740,8 +954,8 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
     if acct.has_debt():
         x_ = mlo if _long_like(acct.hb, acct.pb + acct.ib, mlr) else mh
         ml_x = acct.margin_level(x_)
-    # 5. with stops on and a position open: the one-symbol walk along the path
-    walked = stt["stops_on"] and acct.position() != 0.0
+    # 5. with stops on and a position open, or a limit order standing: the one-symbol walk along the path
+    walked = (stt["stops_on"] and acct.position() != 0.0) or lims.standing[s] is not None
     if walked:
         liquidated = _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders, liquidations,
                                note) or liquidated
@@ -775,6 +989,7 @@ def _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders
     trailing or take-profit exit is a market order to 0 at its trigger and
     ends the walk.  Returns whether a liquidation happened."""
     stops = stt["stops"]
+    lims = stt["limits"]
     mlr = prof.liquidation_ml
     liquidated = False
 
@@ -789,7 +1004,8 @@ def _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders
     stops.move_best(s, acct.position(), o)
     # MC "Ambiguous bar": the range reaches an adverse level (after best's update at O) and the take-profit
     adverse = favourable = False
-    for kind, lv, falls in levels():
+    # (MC "Limit orders": the count needs stops on and N != 0 when the walk starts; the order takes no part)
+    for kind, lv, falls in (levels() if stt["stops_on"] and acct.position() != 0.0 else ()):
         reached = lo <= lv if falls else h >= lv
         if kind == "take_profit":
             favourable = reached
@@ -804,16 +1020,26 @@ def _walk_one(i, a, stt, s, acct, o, h, lo, c, slippage, fee, prof, mode, orders
     liq_off = False  # MC "No empty liquidations": the level is off for the rest of the bar
     for k, p in enumerate((o, x1, x2, c)):
         while True:
-            if acct.position() == 0.0:
+            od = lims.standing[s]
+            if acct.position() == 0.0 and od is None:  # the walk goes on while a position or the order is left
                 return liquidated
             hits = []
             for kind, lv, falls in levels():
                 if kind == "liquidation" and liq_off:
                     continue
                 hits += path_hit(kind, lv, falls, k, o, cur, p)
+            if od is not None:  # the order, one more level (a buy fires falling to L, a sell rising)
+                hits += path_hit("limit", od["L"], od["side"] == "buy", k, o, cur, p)
             if not hits:
                 break
             _, _, kind, trigger = min(hits)
+            if kind == "limit":  # filled at L or the better open; the walk goes on from there
+                stt["fees"] = stt.get("fees", 0.0) + _fill_limit(i, s, acct, od, trigger, fee, orders, stops)
+                lims.standing[s] = None
+                cur = trigger
+                continue
+            if od is not None:  # a liquidation or a stop's exit cancels the order first
+                lims.cancel(acct, s)
             if kind == "liquidation":
                 if not _liq_one(i, a, s, acct, trigger, _is_long_like(acct, mlr), k == 0, slippage, prof, mode,
                                 orders, liquidations, stops=stops):
@@ -1045,21 +1271,50 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
             charge_all([b[1] for b in book.base], book.pq, first + 3600 * k)
     stops = stt["stops"]
 
+    lims = stt["limits"]
+
+    def set_aside(k, view):
+        """MC "Limit orders in a cross account of several symbols", *Locked quote*: symbol k spends only the
+        quote held beyond what the OTHER symbols' standing buy orders lock (``q·L`` each; a symbol's own order
+        never locks against itself): the view's ``hq`` becomes ``max(hq − locked, 0)``.  Returns the amount
+        set aside (0 without such orders), added back to ``hq`` after the operation (``restore``)."""
+        locked = 0.0
+        for j, sj in enumerate(syms):
+            od = lims.standing[sj]
+            if j != k and od is not None and od["side"] == "buy":
+                locked += od["q"] * od["L"]
+        if locked <= 0.0 or view.hq <= 0.0:
+            return 0.0
+        spendable = max(view.hq - locked, 0.0)
+        aside = view.hq - spendable
+        view.hq = spendable
+        return aside
+
+    def restore(view, aside):
+        if aside != 0.0:
+            view.hq += aside
+
     def order(k, prices, x, kind, trigger=None):
         """MC "Market order to target x" on symbol k at ``prices[k]``, the
         account's equity and the cross borrow cap with every symbol at
         ``prices``; recorded (with ``trigger`` for a stop's exit) and
-        tracked (MC "Entry and best price")."""
+        tracked (MC "Entry and best price").  The quote the other symbols'
+        standing buy orders lock is set aside (MC "Limit orders in a cross
+        account of several symbols", *Locked quote*): it stays in the
+        account's equity and, in the cap, joins the other symbols' term
+        ``W``."""
         s = syms[k]
         w = sum((book.base[j][0] - prof.initial_ml * (book.base[j][1] + book.base[j][2])) * prices[j]
                 for j in range(m) if j != k)
         view = book.view(k, rate(s, hour), rate("quote", hour))
         a_, d_ = book.assets(prices), book.debt(prices)
         n0 = book.position(k)
-        res = _market(view, prices[k], x, fee, slippage, prof.initial_ml, w, equity=a_ - d_, cross=True,
+        aside = set_aside(k, view)
+        res = _market(view, prices[k], x, fee, slippage, prof.initial_ml, w + aside, equity=a_ - d_, cross=True,
                       tol=1e-9 * (a_ + d_))
         if res is None:
             return
+        restore(view, aside)
         _flat_repay(stt, view)  # MC "Auto-repay off in a cross account of several symbols", *Repay on flat*
         book.store(k, view)
         side, qty, p, fv, capped, ci = res
@@ -1078,20 +1333,75 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
         orders.append(rec)
         stops.track(s, n0, book.position(k), p, prices[k])
 
+    def cancel(k):
+        """MC "Limit orders", *Cancel*, of symbol k's standing order on its six numbers."""
+        view = book.view(k, 0.0, 0.0)
+        lims.cancel(view, syms[k])
+        book.store(k, view)
+
+    def place(k, x, lp):
+        """MC "Limit orders in a cross account of several symbols", step 3: symbol k's limit order placed at
+        its open, ``E``, ``A`` and ``D`` the account's at the current prices (after earlier symbols' orders);
+        the shortfall borrowed into the account's ``pq`` (a buy) or the symbol's ``pb`` (a sell), its first
+        hour at the bar's rate."""
+        s = syms[k]
+        view = book.view(k, rate(s, hour), rate("quote", hour))
+        # *Locked quote*: the cap (hq + b_max)/L and the shortfall q·L − hq with hq less the other symbols'
+        # locks; E, A and D (and so b_max) on the whole account
+        aside = set_aside(k, view)
+        placed = _place(view, cur[k], x, lp, fee, prof.initial_ml, book.assets(cur), book.debt(cur),
+                        cross=True)
+        if placed is None:
+            return
+        restore(view, aside)
+        book.store(k, view)
+        od, ci = placed
+        od["placed"] = stops.own[s][i]
+        lims.standing[s] = od
+        if od["side"] == "sell":
+            int_base[s] += ci
+            stt["paid"] += ci * cur[k]
+        else:
+            int_quote[a] += ci
+            stt["paid"] += ci
+
+    def fill(k, price):
+        """MC "Limit orders", *Fill*, of symbol k's standing order at ``price`` on its six numbers."""
+        s = syms[k]
+        view = book.view(k, rate(s, hour), rate("quote", hour))
+        aside = set_aside(k, view)  # *Locked quote*: a buy pays from hq less the other symbols' locks
+        stt["fees"] = stt.get("fees", 0.0) + _fill_limit(i, s, view, lims.standing[s], price, fee, orders, stops)
+        restore(view, aside)
+        book.store(k, view)
+        lims.standing[s] = None
+
     # 2. gap liquidation at the current (mark) prices, filled at the traded opens
     if book.has_debt() and book.ml(m_open) <= mlr:
+        # MC "Limit orders in a cross account of several symbols", step 2: the check with the orders; every
+        # standing order of the account cancelled first (symbol order), then the liquidation
+        for k, s in enumerate(syms):
+            if lims.standing[s] is not None:
+                cancel(k)
         if _liq_cross(i, a, syms, book, m_open, cur, tradable, True, slippage, prof, mode, orders, liquidations,
                       stops=stops, mkt=cur):
             liquidated = _after_gap(stt, syms, pending)
-    # 3. pending orders in symbol order
+    # 3. pending orders in symbol order; each symbol's standing limit order cancelled first when a new order is
+    # pending or its e own bars are up (MC "Limit orders in a cross account of several symbols")
     pb0 = [b[1] for b in book.base]
     pq0 = book.pq
     for k, s in enumerate(syms):
-        if not tradable[k] or pending[s] is None:
+        if not tradable[k]:
             continue
-        x, kind = pending[s]
+        if lims.standing[s] is not None and (pending[s] is not None or lims.expired(s, stops.own[s][i])):
+            cancel(k)
+        if pending[s] is None:
+            continue
+        x, kind, lp = pending[s]
         pending[s] = None
-        order(k, cur, x, kind)
+        if lp is None:
+            order(k, cur, x, kind)
+        else:
+            place(k, x, lp)
     # 4. the whole hour at this open
     if t % 3600 == 0:
         charge_all([min(pb0[k], book.base[k][1]) for k in range(m)], min(pq0, book.pq), hour)
@@ -1122,11 +1432,14 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
             else:
                 liquidated = _joint_path(i, a, syms, book, tradable, so, sh, sl, sh, sl, slippage, prof, mode,
                                          orders, liquidations, theta0=float(j), opens_fire=j > 0) or liquidated
-    elif stt["stops_on"]:
-        # 5. with stops on: "Stops on a joint path" (with mark series: the liquidation on the paired mark path)
+    elif stt["stops_on"] or any(lims.standing[s] is not None for s in syms):
+        # 5. with stops on, or a limit order of the account standing (MC "Limit orders in a cross account of
+        # several symbols", step 5: also without stops): "Stops on a joint path" (with mark series: the
+        # liquidation on the paired mark path), the orders levels of their symbols on the traded path
         mk = (m_open, m_hi, m_lo, m_cl) if stt["marked"] else None
+        ops = (cancel, fill) if stt["limited"] else None
         liquidated = _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders,
-                                 liquidations, order, marks=mk) or liquidated
+                                 liquidations, order, marks=mk, limit_ops=ops) or liquidated
     else:
         # 5. the joint path of the marks, up to 8 times
         liquidated = _joint_path(i, a, syms, book, tradable, m_open, m_hi, m_lo, hi, lo, slippage, prof, mode,
@@ -1193,6 +1506,23 @@ def _could_stop(stops, syms, book, tradable, hi, lo, i):
     return False
 
 
+def _leg_hit(leg, a_, b_, lv, falls):
+    """MC "Stops on a joint path", *Events on a leg*: where the level ``lv``
+    (firing as the price falls to it, ``falls``, else rises) is reached on a
+    leg from ``a_`` to ``b_``: (θ, trigger) or None.  On leg 1 a level the
+    open is already beyond fires at θ = 0, trigger the open; a falling leg
+    reaches a falling-fire level ``lv ≥ b_`` at ``θ = (a_ − lv)/(a_ − b_)``,
+    trigger ``lv`` (θ = 0, trigger ``a_`` when ``lv ≥ a_``); a rising leg
+    mirrored; a leg that does not move, none."""
+    if leg == 1 and ((lv >= a_) if falls else (lv <= a_)):
+        return 0.0, a_  # at the open: every level the open is already beyond
+    if b_ < a_ and falls and lv >= b_:
+        return (0.0, a_) if lv >= a_ else ((a_ - lv) / (a_ - b_), lv)
+    if b_ > a_ and not falls and lv <= b_:
+        return (0.0, a_) if lv <= a_ else ((lv - a_) / (b_ - a_), lv)
+    return None
+
+
 def _extremes(book, cur, hi, lo, mlr):
     ext = []
     for k, b in enumerate(book.base):
@@ -1214,6 +1544,10 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
     n0 = [book.position(k) for k in range(m)]
     assets = book.assets(trig)
     debt = book.debt(trig)
+    if debt == 0.0:
+        # nothing owed (a standing order's loan repaid by the cancel a liquidation makes first, MC "Limit orders
+        # in a cross account of several symbols", step 5): nothing to liquidate (MC "No empty liquidations")
+        return False
     ml_before = assets / debt
     eq_before = assets - debt
     fee_value = prof.liquidation_fee * assets
@@ -1295,7 +1629,12 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
     liquidations.append({"bar": i, "account": a, "margin_level": prof.report(ml_before), "fee": fee_value,
                          "equity_before": eq_before, "equity_after": eq_after, "bad_debt": bad, "gap": gap,
                          "theta": theta})
-    for k in sorted(filled):
+    # MC "Cross liquidation": "one liquidation fill per symbol that traded".  A symbol that both sold and bought
+    # back (base held and base interest owed at once: with limit orders, what a cancelled sell order's borrowing
+    # was charged stays owed, MC "Limit orders", *Cancel*) both sells and buys back; its one fill record has the
+    # buy-back's side and quantity (MC "Limit orders in a cross account of several symbols", step 5), at the
+    # symbol's one fill price
+    for k in sorted(set(filled)):
         orders.append({"bar": i, "symbol": syms[k], "side": "sell" if k not in shorts else "buy",
                        "quantity": qty[k], "price": pf[k], "fee": 0.0, "kind": "liquidation", "capped": False,
                        "event": len(liquidations) - 1})
@@ -1305,7 +1644,7 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
 
 
 def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof, mode, orders, liquidations,
-                order, marks=None, theta0=0.0, opens_fire=False):
+                order, marks=None, theta0=0.0, opens_fire=False, limit_ops=None):
     """MC "Stops on a joint path", steps 5 of an account with several
     symbols (the margin call, step 6, was taken before on the state after
     step 4).  Directions fixed from that state; three legs along which every
@@ -1328,8 +1667,21 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
     sub-bars j: MC "Finer bars on a joint path").  ``opens_fire`` (a
     sub-step after the first): on leg 1 the liquidation also fires at θ = 0 when the opens
     are at or beyond its level (``f0 ≤ 0``) and ``g == 0``, "a level an open
-    is already beyond firing there" as in one symbol's sub-bar walk."""
+    is already beyond firing there" as in one symbol's sub-bar walk.
+
+    ``limit_ops``: None (the account has no limit orders), or ``(cancel(k),
+    fill(k, price))`` on symbol k's standing order (``stt["limits"]``): MC
+    "Limit orders in a cross account of several symbols", step 5.  Each
+    standing order of a symbol with a bar is one more level of its symbol
+    on the traded path (a buy fires where the price falls to ``L``, a sell
+    where it rises to it; on leg 1 at θ = 0, trigger the open, when the
+    open is already at or beyond ``L``; the trigger ``L`` or the leg's start
+    when that is already beyond it); ties after the stops, then symbol
+    order.  A flat symbol (``d`` would be 0) with a bar and a standing order
+    walks ``O → H → L → C``.  A liquidation cancels every order of the
+    account first, a stop its symbol's; a fill is no stop event."""
     stops = stt["stops"]
+    lims = stt["limits"] if limit_ops is not None else None
     m = len(syms)
     mlr = prof.liquidation_ml
     liquidated = False
@@ -1341,10 +1693,12 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
         b = book.base[k]
         coef = b[0] - mlr * (b[1] + b[2])
         mo_k, mh_k, ml_k, mc_k = (marks[0][k], marks[1][k], marks[2][k], marks[3][k]) if marks else (None,) * 4
+        # a flat symbol with a standing order: d = −1 (the one-symbol walk counts no position as short)
+        standing = lims is not None and lims.standing[syms[k]] is not None
         if tradable[k] and coef > 0.0:
             pts.append((cur[k], lo[k], hi[k], cl[k]))
             mpts.append((mo_k, ml_k, mh_k, mc_k))
-        elif tradable[k] and coef < 0.0:
+        elif tradable[k] and (coef < 0.0 or (coef == 0.0 and standing)):
             pts.append((cur[k], hi[k], lo[k], cl[k]))
             mpts.append((mo_k, mh_k, ml_k, mc_k))
         else:
@@ -1356,6 +1710,9 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
     for k, s in enumerate(syms):
         stops.move_best(s, book.position(k), pts[k][0])
     stopped = [False] * m  # a symbol has at most one stop event in a bar
+    # a symbol whose limit order filled in this bar: its levels from then on are the fill's, not levels that
+    # stood at the open
+    filled = [False] * m
     n_liq = 0
     liq_off = False  # MC "No empty liquidations": the level is off for the rest of the bar
     for leg in (1, 2, 3):
@@ -1401,24 +1758,47 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
                 if not tradable[k] or stopped[k] or n == 0.0:
                     continue
                 a_, b_ = A[k], B[k]
+                # MC "Limit orders in a cross account of several symbols", step 5: "a level the fill sets fires
+                # where the symbol's path reaches it after the fill, moving in the leg's direction (leg 1's rule
+                # for a level the open is already beyond is for the levels that stood at the open)".  After the
+                # symbol's fill (also one at θ = 0: its levels did not stand at the open either) its levels take
+                # the rule of a leg after the first: at the leg's start only when the leg moves toward the level
+                # and the start is already beyond it, else where the path crosses it; one the path is already
+                # beyond at the fill, moving toward it, fires at the fill's θ (the clamp below)
+                at_open = leg == 1 and not filled[k]
                 for kind, lv, falls in stops.levels(s, n, i):
-                    hit = None
-                    if leg == 1 and ((lv >= a_) if falls else (lv <= a_)):
-                        hit = (0.0, a_)  # at the open: every level the open is already beyond
-                    elif b_ < a_ and falls and lv >= b_:
-                        hit = (0.0, a_) if lv >= a_ else ((a_ - lv) / (a_ - b_), lv)
-                    elif b_ > a_ and not falls and lv <= b_:
-                        hit = (0.0, a_) if lv <= a_ else ((lv - a_) / (b_ - a_), lv)
+                    hit = _leg_hit(1 if at_open else 2, a_, b_, lv, falls)
                     if hit is None:
                         continue
                     theta, trigger = hit
-                    if theta < last:  # (never: a stop level does not move inside a leg)
-                        theta, trigger = last, at(last)[k]
+                    if theta < last:  # a level found before the last event's θ (e.g. of a position a limit
+                        theta, trigger = last, at(last)[k]  # fill opened there) happens there
                     events.append((theta, PRIORITY[kind], k, kind, trigger))
+            # the standing limit orders of the symbols with a bar, at their limit price on the traded leg
+            for k, s in enumerate(syms):
+                od = lims.standing[s] if lims is not None else None
+                if od is None or not tradable[k]:
+                    continue
+                hit = _leg_hit(leg, A[k], B[k], od["L"], od["side"] == "buy")
+                if hit is None:
+                    continue
+                theta, trigger = hit
+                if theta < last:  # (never: the limit does not move and events come in θ order)
+                    theta, trigger = last, at(last)[k]
+                events.append((theta, PRIORITY["limit"], k, "limit", trigger))
             if not events:
                 break
             theta, _, k, kind, trigger = min(events)
             prices = at(theta)
+            if kind == "limit":  # filled at its trigger, no stop event; the leg goes on with the new state
+                limit_ops[1](k, trigger)
+                filled[k] = True
+                last = theta
+                continue
+            if kind == "liquidation" and lims is not None:  # every standing order of the account cancelled first
+                for j, sj in enumerate(syms):
+                    if lims.standing[sj] is not None:
+                        limit_ops[0](j)
             if kind == "liquidation":
                 if marks is None:  # one path: triggered and filled at the path's prices
                     trig = fills = prices
@@ -1439,6 +1819,8 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
             # a stop, trailing or take-profit exit: the symbol's market order to 0 at its trigger, the others
             # at their path prices
             s = syms[k]
+            if lims is not None and lims.standing[s] is not None:  # the symbol's standing order cancelled first
+                limit_ops[0](k)
             stopped[k] = True
             stt["suspended"][s] = True
             prices[k] = trigger
