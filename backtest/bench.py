@@ -176,12 +176,17 @@ def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False, venue: 
         fresh_runs.append(time.perf_counter() - t)
     full = statistics.median(runs)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    e = res.equity
+    alive = np.flatnonzero(np.any([e[c].to_numpy() != 0.0 for c in ("equity", "debt", "position") if c in e], axis=0))
+    wiped = alive[-1] + 1 if alive.size and alive[-1] + 1 < n_bars else None
     lines = [
         (f"bars                  {n_bars:,} synthetic 1m, usdm-cross-5x, fee 0.05 %, slippage 0.02 %, funding 8-hourly"
          if perp else
          f"bars                  {n_bars:,} synthetic 1m, cross-3x, fee 0.1 %, slippage 0.02 %, interest on"),
         f"stops                 {'stop-loss 2 %, take-profit 3 % on every trade' if stops else 'off'}",
         f"orders / liquidations {len(out[1]):,} / {len(out[2]):,}  (margin calls {len(out[3]):,})",
+        f"wiped out at bar      {wiped:,}: the later bars are closed at once (kernel._zero_tail)" if wiped is not None
+        else "wiped out             no",
         f"compile (fresh cache) {compile_s:.2f} s",
         f"kernel median of {repeat}   {med * 1e3:.1f} ms  →  {n_bars / med / 1e6:.1f} M bar-steps/s (one core)",
         f"kernel min / max      {min(times) * 1e3:.1f} / {max(times) * 1e3:.1f} ms",
@@ -230,6 +235,8 @@ def bench_sweep(n_bars: int = 1_000_000, combos: int = 1_000, workers: int | Non
         f"combinations/s        {n / wall:,.1f}",
         f"bar-steps/s           {n * n_bars / wall / 1e6:,.1f} M",
         f"liquidated combos     {int((res.table['n_liquidations'] > 0).sum()):,}",
+        f"wiped out combos      {int((res.table['final_equity'] <= 0.0).sum()):,}  (final equity 0: their later bars "
+        "are closed at once, kernel._zero_tail)",
         f"peak memory (RSS)     {peak_mib:,.0f} MiB",
     ]
     lines += _vectorbt_line(bars, grid, n * n_bars / wall)
