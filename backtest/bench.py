@@ -235,8 +235,8 @@ def bench_sweep(n_bars: int = 1_000_000, combos: int = 1_000, workers: int | Non
         f"combinations/s        {n / wall:,.1f}",
         f"bar-steps/s           {n * n_bars / wall / 1e6:,.1f} M",
         f"liquidated combos     {int((res.table['n_liquidations'] > 0).sum()):,}",
-        f"wiped out combos      {int((res.table['final_equity'] <= 0.0).sum()):,}  (final equity 0: their later bars "
-        "are closed at once, kernel._zero_tail)",
+        f"final equity 0        {int((res.table['final_equity'] <= 0.0).sum()):,} combos  (one wiped out to every "
+        "balance 0 closes its later bars at once, kernel._zero_tail)",
         f"peak memory (RSS)     {peak_mib:,.0f} MiB",
     ]
     lines += _vectorbt_line(bars, grid, n * n_bars / wall)

@@ -68,11 +68,11 @@ def parse_margin(spec, symbols, custom=None) -> dict:
         if prof is None:
             raise UserError(f"--margin {spec}: no profile for {sym} (add {sym}=PROFILE or a default profile)")
         out[sym] = prof
-    _one_mmr(out)
     cross = {p.name for p in out.values() if not p.isolated}
     if len(cross) > 1:
         raise UserError(f"--margin {spec}: cross symbols share one account, so one cross profile "
                         f"(got {', '.join(sorted(cross))})")
+    _one_mmr(out)  # (after the check: it gives every cross symbol the one profile's MMR)
     return out
 
 

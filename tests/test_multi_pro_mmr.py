@@ -67,3 +67,12 @@ def test_an_isolated_symbol_beside_keeps_its_own_profile(tmp_path):
     res = backtest.run_multi([BTC, ETH], "hold", {"exposure": 2.0}, margin="BTCUSDT=p,ETHUSDT=isolated-3x",
                              margin_file=_file(tmp_path, 0.05, table), end="2021-01-05")
     assert res.summary["final_equity"] > 0.0
+
+
+@pytest.mark.parametrize("spec", ["BTCUSDT=p,ETHUSDT=cross-3x", "BTCUSDT=cross-3x,ETHUSDT=p"])
+def test_a_pro_table_does_not_join_another_cross_profile(tmp_path, spec):
+    # one cross account takes one cross profile, a table of per-asset MMRs or not (it used to replace the
+    # other symbol's profile silently)
+    table = "[profiles.p.asset_mmr]\nBTC = 0.08\nETH = 0.08\nUSDT = 0.08\n"
+    with pytest.raises(UserError, match="so one cross profile"):
+        backtest.run_multi([BTC, ETH], "hold", margin=spec, margin_file=_file(tmp_path, 0.05, table), end="2021-01-05")
