@@ -366,8 +366,7 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
         if scr[TRADABLE, k] != 0.0 and ss[s, LIM_SIDE] != 0.0:  # its standing limit order: a buy fires falling
             theta, p = _level_theta(ss[s, LIM_PX], ss[s, LIM_SIDE] > 0.0, scr[LEG_A, k], scr[LEG_B, k], leg <= 1)
             if theta >= 0.0:
-                if theta < after:
-                    theta, p = after, scr[LEG_A, k] + after * (scr[LEG_B, k] - scr[LEG_A, k])
+                theta, p = _not_before(theta, p, after, scr[LEG_A, k], scr[LEG_B, k])
                 if theta < best:  # (last among equals: anything found at the same θ keeps its place)
                     best, kind, who, trig = theta, LIMIT, k, p
         n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
@@ -383,12 +382,20 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
             theta, p = _level_theta(levels[j], (n > 0.0) == (j < 2), scr[LEG_A, k], scr[LEG_B, k], first)
             kd = STOP_LOSS if j == 0 else (TRAILING_STOP if j == 1 else TAKE_PROFIT)
             if theta >= 0.0:
-                if theta < after:  # a level new since the last event (a liquidation's fill set its entry, auto-
-                    # repay off): it fires there, at its path price (docs "Stops on a joint path")
-                    theta, p = after, scr[LEG_A, k] + after * (scr[LEG_B, k] - scr[LEG_A, k])
+                theta, p = _not_before(theta, p, after, scr[LEG_A, k], scr[LEG_B, k])
                 if theta < best or (theta == best and kind != LIQUIDATION and _rank(kd) < _rank(kind)):
                     best, kind, who, trig = theta, kd, k, p
     return best, kind, who, trig
+
+
+@njit(cache=True, inline="always")
+def _not_before(theta, p, after, a_, b_):
+    """A level found on a leg before the last event's θ ``after`` (new since:
+    a fill set its entry) fires there, at its path price (docs "Stops on a
+    joint path"); else ``(theta, p)`` as found."""
+    if theta < after:
+        return after, a_ + after * (b_ - a_)
+    return theta, p
 
 
 @njit(cache=True)
