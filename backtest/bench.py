@@ -340,13 +340,13 @@ def multi_args(n_bars: int, n_symbols: int, venue: str = "margin", stops: bool =
     return (seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config)
 
 
-def compile_seconds_multi(stops: bool = False) -> float:
-    """Seconds to compile ``kernel_multi`` in a fresh process with an empty cache."""
+def compile_seconds_multi(stops: bool = False, venue: str = "margin") -> float:
+    """Seconds to compile ``kernel_multi`` for ``venue`` in a fresh process with an empty cache."""
     code = (
         "import time\n"
         "from backtest.bench import multi_args\n"
         "from backtest.multi_accounts import simulate_multi_arrays\n"
-        f"a = multi_args(2000, 2, stops={stops})\n"
+        f"a = multi_args(2000, 2, {venue!r}, stops={stops})\n"
         "t = time.perf_counter(); simulate_multi_arrays(*a); print(time.perf_counter() - t)\n"
     )
     with tempfile.TemporaryDirectory() as cache:
@@ -362,7 +362,7 @@ def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, co
     from .multi_accounts import simulate_multi_arrays
 
     args = multi_args(n_bars, n_symbols, venue, stops)
-    compile_s = compile_seconds_multi(stops) if compile_time else float("nan")
+    compile_s = compile_seconds_multi(stops, venue) if compile_time else float("nan")
     simulate_multi_arrays(*args)  # warm
     times = []
     for _ in range(repeat):

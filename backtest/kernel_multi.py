@@ -1561,7 +1561,7 @@ def _venue_arg_typed(fsv, venue):
 
 
 @njit(cache=True, nogil=True)
-def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None, detail=None):
+def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None, detail=None, spot=True):
     """Run ``S`` symbols through ``A`` cross accounts (each holding two or
     more) on the grid ``g``, with ``ac``, ``config``, writing ``out`` and
     the records (``inputs``: ``Grid``, ``Accounts``, ``MultiConfig``,
@@ -1569,7 +1569,12 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     buffer ran short (grow it, call again).  None (nothing of it compiled)
     or: ``venue`` a cross perp account's ``inputs.CrossVenue``; ``walk``
     the joint walk's stops and limit orders (``inputs.JointStops``);
-    ``detail`` finer bars (``inputs.JointDetail``).  The hot steps take the
+    ``detail`` finer bars (``inputs.JointDetail``).  ``spot``: None with a
+    ``venue`` (a perp account), else True.  numba prunes a branch only on an
+    argument that is None, so spot margin's steps are under ``spot is not
+    None`` and the perp's under ``venue is not None``: each run compiles its
+    venue's steps alone (a perp account's first run compiled spot margin's
+    too, ~30 s of its ~55 s).  The hot steps take the
     arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
     rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
@@ -1636,7 +1641,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
             if not active:
                 _hold(out_acct, a, i, capital[a])
                 continue
-            liquidated = False
+            liquidated = need = False
             if venue is not None:
                 need = not _perp_quiet(i, a, syms_of, m, sb, aq, ss, perp_bars, venue, fsv, vp)
                 if stops and not need:  # a held symbol's levels within its bar: the walk (written out here:
@@ -1645,12 +1650,12 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                         s = syms_of[a, k]
                         if open_[s, i] == open_[s, i] and not need:
                             need = _stop_near(walk, s, i, sb[s, HELD], ss, (open_[s, i], high[s, i], low[s, i]))
-            else:
+            if spot is not None:
                 need = _cross_need(i, t, a, m, syms_of, books, cross_bars, lv, walk)
             if need:
                 if venue is not None:
                     liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, venue, fsv, vp, lv, cfg, recs)
-                else:
+                if spot is not None:
                     liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs,
                                              expiry)
                 if detail is not None:  # 5. on finer bars (None: numba compiles none of it)
@@ -1669,17 +1674,18 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 _close_at(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
                 _decide_at(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i],
                            ss, sa)
-            else:
+            if spot is not None:
                 _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
                 _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss,
                         sa)
                 if limit.shape[1] > 0:
                     _limit_decisions(i, a, syms_of, m, ss, limit, open_)
         _symbol_rows(i, sb, ss, out_sym)
-        if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
-            resume_at = _close_quiet(i + 1, ts, open_, high, low, close, mark_open, mark_high, mark_low, syms_of, target,
-                                     sb, aq, ss, sa, scr, lv, rebalance, out_acct, out_sym, loc, rate_h0, rates,
-                                     cfg[ROUND] != 0.0, walk)
+        if spot is not None:
+            if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
+                resume_at = _close_quiet(i + 1, ts, open_, high, low, close, mark_open, mark_high, mark_low, syms_of,
+                                         target, sb, aq, ss, sa, scr, lv, rebalance, out_acct, out_sym, loc, rate_h0,
+                                         rates, cfg[ROUND] != 0.0, walk)
     for s in range(n_sym):
         out.interest_base[s] = ss[s, INT_BASE]
     for a in range(n_acct):

@@ -132,7 +132,7 @@ def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, o
         orders, liqs, calls = (np.empty(k, dtype=dt) for k, dt in
                                zip(sizes, (order_multi_dt, liquidation_multi_dt, margin_call_multi_dt)))
         complete, tot = kernel_multi.simulate_multi(grid, accounts, cfg, MultiOut(o_acct, o_sym, i_b, i_q), orders,
-                                                    liqs, calls, venue, walk, fine)
+                                                    liqs, calls, venue, walk, fine, None if is_perp else True)
         st = dict(zip(kernel_multi.STATS, tot.tolist()))
         if complete:
             break

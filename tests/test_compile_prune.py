@@ -1,0 +1,47 @@
+"""A cross account's loop compiles its own venue's steps only.
+
+numba drops a branch before typing only where it tests an argument that is
+None (``numba.core.analysis.dead_branch_prune``); whatever else a branch
+calls is compiled, run or not.  ``kernel_multi.simulate_multi`` takes
+``venue`` (None on spot margin) and ``spot`` (None on perpetual futures), so
+a perp account's first run does not compile spot margin's steps (~30 s of
+its ~55 s before) nor a spot account's the perp's.  Checked here on numba's
+own pruning pass over the loop's IR, as the compiler runs it (no compile:
+the loop's types beyond None do not matter to the pass)."""
+from numba.core import compiler, ir, types
+from numba.core.analysis import compute_cfg_from_blocks, dead_branch_prune
+
+from backtest import kernel_multi as km
+
+SPOT = {"_cross_need", "_step_cross", "_close", "_decide", "_limit_decisions", "_close_quiet"}
+PERP = {"_step_perp", "_close_at", "_perp_quiet"}
+
+
+def _reached(venue, spot):
+    """The globals the loop's IR still reaches after pruning, for ``venue``
+    and ``spot`` typed None or not (every other argument: not None)."""
+    func_ir = compiler.run_frontend(km.simulate_multi.py_func)
+    some = types.pyobject
+    dead_branch_prune(func_ir, [some] * 7 + [venue or some, some, some, spot or some])
+    cfg = compute_cfg_from_blocks(func_ir.blocks)
+    live, todo = set(), [cfg.entry_point()]
+    while todo:
+        label = todo.pop()
+        if label not in live:
+            live.add(label)
+            todo.extend(succ for succ, _ in cfg.successors(label))
+    return {stmt.value.name for label in live for stmt in func_ir.blocks[label].body
+            if isinstance(stmt, ir.Assign) and isinstance(stmt.value, (ir.Global, ir.FreeVar))}
+
+
+def test_a_perp_cross_account_compiles_none_of_spot_margins_steps():
+    reached = _reached(venue=None, spot=types.none)  # (venue: a record, spot None) as multi_accounts passes them
+    assert not reached & SPOT, reached & SPOT
+    assert PERP <= reached
+
+
+def test_a_spot_cross_account_compiles_none_of_the_perps_steps():
+    reached = _reached(venue=types.none, spot=None)
+    assert not reached & PERP, reached & PERP
+    assert SPOT <= reached
+
