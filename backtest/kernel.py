@@ -366,6 +366,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
         if liquidated:  # 8. a forced exit in bar i suspends rebalancing; a liquidation may stop the run
             suspended = True
             halted = halted or (cfg.stop_on_liquidation and ns[N_LIQS] > n_liq0)
+        rebalancing = cfg.rebalance > 0.0 and lim_side == 0
         j = i
         for j in range(i, n):
             c = close[j]
@@ -399,23 +400,25 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
                 min_ml = assets / debt
 
             # 8. the decision for the next open (a forced exit at bar i: taken before the loop)
-            x = np.nan if halted else target[j]
-            if x != x:  # NaN holds
-                pass
-            elif x != last_target:
-                pending = x
-                pending_kind = SIGNAL
-                pending_limit = limit[j] if has_limit else np.nan
-                last_target = x
-                suspended = False
-            elif cfg.rebalance > 0.0 and not suspended and eq > 0.0 and lim_side == 0:
-                if abs(pos * c / eq - x) > cfg.rebalance * abs(x):
+            # (an order ends the run at this bar: what it sets changes nowhere else in the loop, so the
+            # loop carries none of it)
+            x = target[j]
+            if not halted and x == x:  # (NaN holds)
+                if x != last_target:
+                    pending = x
+                    pending_kind = SIGNAL
+                    pending_limit = limit[j] if has_limit else np.nan
+                    last_target = x
+                    suspended = False
+                    break
+                if rebalancing and not suspended and eq > 0.0 and abs(pos * c / eq - x) > cfg.rebalance * abs(x):
                     pending = x
                     pending_kind = REBALANCE
                     pending_limit = np.nan
+                    break
             # the next bar is quiet: close it here too
             k = j + 1
-            if (k < n and k != stop_at and pending != pending and q_lo < mark_low[k] and mark_high[k] < q_hi
+            if (k < n and k != stop_at and q_lo < mark_low[k] and mark_high[k] < q_hi
                     and band_lo < mark_open[k] < band_hi and band_lo < close[k] < band_hi):
                 far = best
                 if trail:  # the trailing level moves with the best price: test it at the highest it can reach
