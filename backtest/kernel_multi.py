@@ -1576,6 +1576,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     venue's steps alone (a perp account's first run compiled spot margin's
     too, ~30 s of its ~55 s).  The hot steps take the
     arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
+    if venue is not None and spot is not None:  # (one venue's steps or the other's, never both)
+        raise ValueError("simulate_multi: a perp venue needs spot=None")
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
     rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
     rate_h0, rates, limits = config.rate_h0, config.rates, config.borrow_limits  # (limits: [S] bases, quote)

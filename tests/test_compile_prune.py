@@ -45,3 +45,20 @@ def test_a_spot_cross_account_compiles_none_of_the_perps_steps():
     assert not reached & PERP, reached & PERP
     assert SPOT <= reached
 
+
+
+
+def test_a_perp_cross_run_compiles_the_loop_with_spot_none():
+    """What run_multi hands the loop: ``spot`` None beside a perp venue
+    (else both venues' steps would be compiled), never a bool."""
+    from pathlib import Path
+
+    from backtest.multi import run_multi
+
+    data = [Path(__file__).resolve().parents[1] / "data" / f"{s}USDT_PERP-1h.parquet" for s in ("BTC", "ETH")]
+    res = run_multi(data, "sma_cross", {"fast": 5, "slow": 20, "leverage": 2.0}, margin="usdm-cross-5x",
+                    start="2024-01-01", end="2024-01-10")
+    assert res.summary["n_orders"] > 0
+    spot_beside_a_venue = {type(sig[10]).__name__ for sig in km.simulate_multi.signatures
+                           if type(sig[7]).__name__ != "NoneType"}
+    assert spot_beside_a_venue == {"NoneType"}, spot_beside_a_venue
