@@ -1569,13 +1569,10 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     buffer ran short (grow it, call again).  None (nothing of it compiled)
     or: ``venue`` a cross perp account's ``inputs.CrossVenue``; ``walk``
     the joint walk's stops and limit orders (``inputs.JointStops``);
-    ``detail`` finer bars (``inputs.JointDetail``).  ``spot``: None with a
-    ``venue`` (a perp account), else True.  numba prunes a branch only on an
-    argument that is None, so spot margin's steps are under ``spot is not
-    None`` and the perp's under ``venue is not None``: each run compiles its
-    venue's steps alone (a perp account's first run compiled spot margin's
-    too, ~30 s of its ~55 s).  The hot steps take the
-    arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
+    ``detail`` finer bars (``inputs.JointDetail``); ``spot`` None beside a
+    venue (numba prunes only on a None argument: spot margin's steps, under
+    ``spot is not None``, are then not compiled; tests/test_compile_prune.py).
+    The hot steps take the arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
     if venue is not None and spot is not None:  # (one venue's steps or the other's, never both)
         raise ValueError("simulate_multi: a perp venue needs spot=None")
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
