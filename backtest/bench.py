@@ -102,15 +102,15 @@ def compile_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def first_run(repeat: int = 3, data: tuple = (), stops: bool = False) -> str:
+def first_run(repeat: int = 3, data: tuple = (), stops: bool = False, margin: str = "cross-3x") -> str:
     """A fresh environment's first ``backtest run`` (the README's default
-    run, without the PDF; ``data``: several bundled files instead, in one
-    cross-3x account; ``stops``: with a 3 % stop-loss): its wall time with an
+    run, without the PDF; ``data``: other bundled files instead, several in
+    one ``margin`` account; ``stops``: with a 3 % stop-loss): its wall time with an
     empty numba cache, then a second run's on the cache it left, each a new
     process; the difference is what compiling cost.  Medians of ``repeat``
     fresh caches."""
     cold, warm = [], []
-    flags = [a for d in data for a in ("--data", str(d))] + (["--margin", "cross-3x"] if data else [])
+    flags = [a for d in data for a in ("--data", str(d))] + (["--margin", margin] if data else [])
     flags += ["--stop-loss", "0.03"] if stops else []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
@@ -121,9 +121,10 @@ def first_run(repeat: int = 3, data: tuple = (), stops: bool = False) -> str:
                 subprocess.run(cmd, env=env, capture_output=True, check=True)
                 times.append(time.perf_counter() - t)
     c, w = statistics.median(cold), statistics.median(warm)
-    what = "bundled BTCUSDT-1h" if not data else " + ".join(Path(d).stem for d in data) + ", one cross account"
+    what = "bundled BTCUSDT-1h" if not data else " + ".join(Path(d).stem for d in data) + (
+        ", one cross account" if len(data) > 1 else "")
     return "\n".join([
-        f"backtest run ({what}, sma_cross, cross-3x{', --stop-loss 0.03' if stops else ''}, --no-report), "
+        f"backtest run ({what}, sma_cross, {margin}{', --stop-loss 0.03' if stops else ''}, --no-report), "
         "each run a new process",
         f"first run, empty numba cache  {c:.1f} s  (runs: {', '.join(f'{x:.1f}' for x in cold)})",
         f"second run, cache warm        {w:.1f} s",

@@ -267,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbols", type=int, default=1, help="symbols in one cross account (default 1: the one-symbol kernel)")
     p.add_argument("--first-run", action="store_true",
                    help="time a fresh environment's first `backtest run` (empty numba cache) against a second one; "
-                        "3 fresh caches (--symbols 2: BTCUSDT and ETHUSDT in one cross account; --stops: a 3 %% "
-                        "stop-loss)")
+                        "3 fresh caches (--symbols 2: BTCUSDT and ETHUSDT in one cross account; --venue usdm: their "
+                        "perpetuals on usdm-cross-5x; --stops: a 3 %% stop-loss)")
     p.set_defaults(handler=cmd_bench)
 
     try:
@@ -631,11 +631,14 @@ def cmd_bench(args) -> int:
     from .bench import bench, bench_sweep, first_run
 
     if args.first_run:
-        if args.sweep or args.real or args.symbols not in (1, 2) or args.venue != "margin":
-            raise UserError("--first-run: alone, or with --symbols 2 (BTCUSDT and ETHUSDT in one cross account) "
-                            "and --stops")
-        data = (bundled_data(), bundled_data(DEFAULT_DATA.replace("BTC", "ETH"))) if args.symbols == 2 else ()
-        print(first_run(data=data, stops=args.stops))
+        if args.sweep or args.real or args.symbols not in (1, 2):
+            raise UserError("--first-run: alone, or with --symbols 2 (BTCUSDT and ETHUSDT in one cross account), "
+                            "--venue usdm and --stops")
+        perp = args.venue == "usdm"  # (the bundled perpetual's bars in one usdm-cross-5x account)
+        name = DEFAULT_DATA.replace("-1h", "_PERP-1h") if perp else DEFAULT_DATA
+        data = (bundled_data(name), bundled_data(name.replace("BTC", "ETH"))) if args.symbols == 2 else (
+            (bundled_data(name),) if perp else ())
+        print(first_run(data=data, stops=args.stops, margin="usdm-cross-5x" if perp else "cross-3x"))
         return 0
     if args.venue != "margin" and args.sweep:
         raise UserError(f"--venue {args.venue}: not with --sweep (the one-symbol and --symbols benches)")

@@ -12,7 +12,8 @@ in the order it always was and the results stay the same to the bit.  The
 settings travel as the ``inputs.Settings`` record ``cfg``.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .account import HB, HQ, IB, IQ, PB, PQ, _forced_exit, _position, _record_order, _trade_to, borrow_limits
 from .records import LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
@@ -204,18 +205,34 @@ def _owe(st, fs, cb, cq, o):
     fs[PAID] += cb * o + cq
 
 
+def _fill_to(st, fs, x, price, cfg, pv):
+    """A market fill toward ``x`` at ``price`` by the venue's rule: (side,
+    quantity, price, fee value, capped, base interest, quote interest)."""
+
+
+@overload(_fill_to)
+def _fill_to_typed(st, fs, x, price, cfg, pv):
+    # chosen by pv's type, not by an if: numba types both sides of an if on a value that is not None (the
+    # kernel's pv on perps is an optional integer), so a perp run compiled spot margin's fill too (~2.8 s)
+    if isinstance(pv, types.NoneType):
+        def spot(st, fs, x, price, cfg, pv):
+            return _trade_to(st, x, price, cfg, (fs[RB], fs[RQ]), borrow_limits(st, cfg))
+        return spot
+
+    def perp(st, fs, x, price, cfg, pv):
+        side, q, fill, fee_value, capped = usdm.trade_to(st, fs, x, price, cfg.fee, cfg.slippage, cfg.leverage,
+                                                         cfg.isolated, fs[ENTRY])
+        return side, q, fill, fee_value, capped, 0.0, 0.0
+    return perp
+
+
 @njit(cache=True)
 def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders, pv):
     """A market order towards target ``x`` at ``price`` (the open, or a
     stop's trigger) in bar ``i``, recorded as ``kind``, its fee and interest
     added to ``tot``; returns ``capped`` (``account._trade_to``)."""
     pos = _position(st)
-    if pv is not None:
-        side, q, fill, fee_value, capped = usdm.trade_to(st, fs, x, price, cfg.fee, cfg.slippage, cfg.leverage,
-                                                         cfg.isolated, fs[ENTRY])
-        cb = cq = 0.0
-    else:
-        side, q, fill, fee_value, capped, cb, cq = _trade_to(st, x, price, cfg, (fs[RB], fs[RQ]), borrow_limits(st, cfg))
+    side, q, fill, fee_value, capped, cb, cq = _fill_to(st, fs, x, price, cfg, pv)
     if side == 0:
         return capped
     if ns[RECORD]:
