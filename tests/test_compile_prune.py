@@ -1,4 +1,5 @@
-"""A cross account's loop compiles its own venue's steps only.
+"""A cross account's loop compiles its own venue's steps only, and a one-symbol
+perp run no spot-margin market fill.
 
 numba drops a branch before typing only where it tests an argument that is
 None (``numba.core.analysis.dead_branch_prune``); whatever else a branch
@@ -62,3 +63,18 @@ def test_a_perp_cross_run_compiles_the_loop_with_spot_none():
     spot_beside_a_venue = {type(sig[10]).__name__ for sig in km.simulate_multi.signatures
                            if type(sig[7]).__name__ != "NoneType"}
     assert spot_beside_a_venue == {"NoneType"}, spot_beside_a_venue
+
+
+def test_the_one_symbol_market_fill_is_chosen_by_type():
+    """``intrabar._market`` asks ``_fill_to``, whose implementation numba
+    picks by ``pv``'s type: the kernel's ``pv`` on perps is an optional
+    integer (an if on it would type spot margin's fill too), None on spot."""
+    from backtest import intrabar
+
+    func_ir = compiler.run_frontend(intrabar._market.py_func)
+    names = {stmt.value.name for block in func_ir.blocks.values() for stmt in block.body
+             if isinstance(stmt, ir.Assign) and isinstance(stmt.value, (ir.Global, ir.FreeVar))}
+    assert "_fill_to" in names and not names & {"_trade_to", "usdm"}, names
+    some = types.pyobject
+    assert intrabar._fill_to_typed(some, some, some, some, some, types.none).__name__ == "spot"
+    assert intrabar._fill_to_typed(some, some, some, some, some, types.Optional(types.int64)).__name__ == "perp"
