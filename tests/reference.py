@@ -415,6 +415,22 @@ class Account:
         }
 
 
+def repay_cancelled(acct, side, b):
+    """MC "Limit orders", Cancel: the principal ``b`` a limit order borrowed
+    (quote for a buy, base for a sell) repaid from the holding, ``min(b,
+    held, principal)``; dust cleaned; interest charged stays owed."""
+    if b > 0.0:
+        if side == "buy":
+            r = min(b, acct.hq, acct.pq)
+            acct.hq -= r
+            acct.pq -= r
+        else:
+            r = min(b, acct.hb, acct.pb)
+            acct.hb -= r
+            acct.pb -= r
+        acct.clean()
+
+
 def _is_long_like(acct, mlr):
     a = acct.hb - mlr * (acct.pb + acct.ib)
     if a > 0.0:
@@ -921,17 +937,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
     def cancel():
         """MC "Limit orders", Cancel: the principal it borrowed is repaid."""
         nonlocal order, n_cancelled
-        b = order["b"]
-        if b > 0.0:
-            if order["side"] == "buy":
-                r = min(b, acct.hq, acct.pq)
-                acct.hq -= r
-                acct.pq -= r
-            else:
-                r = min(b, acct.hb, acct.pb)
-                acct.hb -= r
-                acct.pb -= r
-            acct.clean()
+        repay_cancelled(acct, order["side"], order["b"])
         order = None
         n_cancelled += 1
 

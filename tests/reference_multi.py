@@ -49,7 +49,8 @@ from __future__ import annotations
 
 import math
 
-from reference import Account, Profile, _is_long_like, charge, hour_boundaries_between, path_hit
+from reference import (Account, Profile, _is_long_like, charge, hour_boundaries_between, path_hit,
+                       repay_cancelled)
 
 INF = math.inf
 DUST = 1e-12
@@ -302,17 +303,7 @@ class Limits:
         holding and the principal; dust cleaned; the interest charged stays
         owed.  Counted in ``n_cancelled``."""
         od = self.standing[s]
-        b = od["b"]
-        if b > 0.0:
-            if od["side"] == "buy":
-                r = min(b, acct.hq, acct.pq)
-                acct.hq -= r
-                acct.pq -= r
-            else:
-                r = min(b, acct.hb, acct.pb)
-                acct.hb -= r
-                acct.pb -= r
-            acct.clean()
+        repay_cancelled(acct, od["side"], od["b"])
         self.standing[s] = None
         self.n_cancelled += 1
 

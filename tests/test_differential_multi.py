@@ -159,34 +159,46 @@ def run_both(sc, *, ref_kw=None, margin=None, **stops):
     ts, o, h, lo, c, tg = build_multi(sc)
     syms = list(SYMBOLS[: sc["n_sym"]])
     accts, shares = accounts_for(sc)
-    assets = [s[:-4] for s in syms] + ["USDT"]
-    named = [a for a in assets if a in sc.get("rate_history", ())]
     marks = marks_for(sc, o, h, lo, c)
     settings, rows = reference_settings(sc, ts, syms)
     walks = any(v for k, v in stops.items() if k != "path")  # stops on: the mark paths end at the mark closes
     ref = simulate_multi(ts, o, h, lo, c, tg, marks=[None if mk is None else mk if walks else mk[:3] for mk in marks],
                          **settings, **(ref_kw or {}), **stops)
+    index, data, mark = engine_bars(ts, o, h, lo, c, syms, marks)
+    targets = pd.DataFrame({s: tg[k] for k, s in enumerate(syms)}, index=index)
+    res = engine_run(sc, data, targets, rows, syms, margin=margin, mark=mark, **stops)
+    return ref, res, index, accts, syms
+
+
+def engine_bars(ts, o, h, lo, c, syms, marks=None):
+    """The scenario's grid as the engine takes it: (index, each symbol's bars
+    on the rows it has, its mark bars where ``marks`` gives them)."""
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
-    data = {}
-    mark = {}
+    data, mark = {}, {}
     for k, s in enumerate(syms):
         df = pd.DataFrame({"open": o[k], "high": h[k], "low": lo[k], "close": c[k], "volume": 1.0}, index=index)
         data[s] = df[df["open"].notna()]
-        if marks[k] is not None:
+        if marks is not None and marks[k] is not None:
             mk = pd.DataFrame(dict(zip(("open", "high", "low", "close"), marks[k])), index=index).assign(volume=1.0)
             mark[s] = mk[mk["open"].notna()]
-    targets = pd.DataFrame({s: tg[k] for k, s in enumerate(syms)}, index=index)
+    return index, data, mark
+
+
+def engine_run(sc, data, strategy, rows, syms, *, margin=None, mark=None, **stops):
+    """``run_multi`` with the scenario's settings (``rows``: its rate
+    history, ``reference_settings``'); ``strategy``: targets or a strategy."""
+    accts, shares = accounts_for(sc)
+    assets = [s[:-4] for s in syms] + ["USDT"]
+    named = [a for a in assets if a in sc.get("rate_history", ())]
     rates = {a: sc["rates"][k] for k, a in enumerate(assets) if a not in named}
     history = None if not rows else pd.DataFrame({
         "timestamp": pd.to_datetime([t for t, _, _ in rows], unit="s", utc=True),
         "asset": [a for _, a, _ in rows], "daily_rate": [r for _, _, r in rows]})
-    margin = margin or {s: sc["margins"][k] for k, s in enumerate(syms)}
-    res = run_multi(data, targets, margin=margin,
-                    allocation={a[0]: f for a, f in zip(accts, shares)}, capital=sc["capital"], fee=sc["fee"],
-                    slippage=sc["slippage"], rates=rates, liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                    round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
-                    rate_history=history, mark=mark or None, **stops)
-    return ref, res, index, accts, syms
+    return run_multi(data, strategy, margin=margin or {s: sc["margins"][k] for k, s in enumerate(syms)},
+                     allocation={a[0]: f for a, f in zip(accts, shares)}, capital=sc["capital"], fee=sc["fee"],
+                     slippage=sc["slippage"], rates=rates, liquidation=sc["liquidation"], rebalance=sc["rebalance"],
+                     round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
+                     rate_history=history, mark=mark or None, **stops)
 
 
 def compare(ref, res, index, accts, syms, sc):

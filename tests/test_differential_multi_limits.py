@@ -42,8 +42,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference_multi import simulate_multi
-from test_differential_multi import (ISOLATED_PROFILES, SETTINGS, SYMBOLS, accounts_for, build_multi, marks_for,
-                                     reference_settings, scenarios)
+from test_differential_multi import (ISOLATED_PROFILES, SETTINGS, SYMBOLS, accounts_for, build_multi, engine_bars,
+                                     engine_run, marks_for, reference_settings, scenarios)
 from test_differential_multi_stops import (FRACTIONS, H, NO_COSTS, T0, compare_stops, engine_orders, flat,
                                            ref_orders, symbol_strategy)
 
@@ -139,8 +139,6 @@ def run_limits(sc):
     n = len(ts)
     syms = list(SYMBOLS[: sc["n_sym"]])
     accts, shares = accounts_for(sc)
-    assets = [s[:-4] for s in syms] + ["USDT"]
-    named = [a for a in assets if a in sc.get("rate_history", ())]
     settings_, rows = reference_settings(sc, ts, syms)
     has = [[o[k][i] == o[k][i] for i in range(n)] for k in range(len(syms))]
     own = [[i for i in range(n) if has[k][i]] for k in range(len(syms))]
@@ -160,29 +158,13 @@ def run_limits(sc):
                  path=sc["path"])
     marks = marks_for(sc, o, h, lo, c)  # (open, high, low, close) lists: the joint walk runs to the mark closes
     ref = simulate_multi(ts, o, h, lo, c, tg_ref, **settings_, marks=marks, limits=limits, **stops)
-    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
-    data, mark = {}, {}
-    for k, s in enumerate(syms):
-        df = pd.DataFrame({"open": o[k], "high": h[k], "low": lo[k], "close": c[k], "volume": 1.0}, index=index)
-        data[s] = df[df["open"].notna()]
-        if marks[k] is not None:
-            mk = pd.DataFrame(dict(zip(("open", "high", "low", "close"), marks[k])), index=index).assign(volume=1.0)
-            mark[s] = mk[mk["open"].notna()]
+    index, data, mark = engine_bars(ts, o, h, lo, c, syms, marks)
     outputs = {}
     for k, s in enumerate(syms):
         target = np.asarray([tg[k][i] for i in own[k]], dtype="float64")
         outputs[s] = target if own_limits[k] is None else {"target": target, "limit": own_limits[k],
                                                             "expiry": sc["limits"][k][2]}
-    f = symbol_strategy(data, outputs)
-    rates = {a: sc["rates"][k] for k, a in enumerate(assets) if a not in named}
-    history = None if not rows else pd.DataFrame({
-        "timestamp": pd.to_datetime([t for t, _, _ in rows], unit="s", utc=True),
-        "asset": [a for _, a, _ in rows], "daily_rate": [r for _, _, r in rows]})
-    res = run_multi(data, strategy=f, margin={s: sc["margins"][k] for k, s in enumerate(syms)},
-                    allocation={a[0]: fr for a, fr in zip(accts, shares)}, capital=sc["capital"], fee=sc["fee"],
-                    slippage=sc["slippage"], rates=rates, liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                    round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
-                    rate_history=history, mark=mark or None, **stops)
+    res = engine_run(sc, data, symbol_strategy(data, outputs), rows, syms, mark=mark, **stops)
     return ref, res, index, accts, syms
 
 

@@ -60,7 +60,7 @@ from hypothesis import strategies as st
 from reference_multi import simulate_multi
 from test_differential import close_enough
 from test_differential_multi import (ISOLATED_PROFILES, SETTINGS, SYMBOLS, accounts_for, build_multi, compare,
-                                     reference_settings, scenarios)
+                                     engine_bars, engine_run, reference_settings, scenarios)
 from test_differential_multi import run_both as multi_run_both
 
 from backtest.multi import CROSS, run_multi
@@ -449,8 +449,6 @@ def run_levels(sc):
     ts, o, h, lo, c, tg = build_multi(sc)
     syms = list(SYMBOLS[: sc["n_sym"]])
     accts, shares = accounts_for(sc)
-    assets = [s[:-4] for s in syms] + ["USDT"]
-    named = [a for a in assets if a in sc.get("rate_history", ())]
     settings, rows = reference_settings(sc, ts, syms)
     has = [[o[k][i] == o[k][i] for i in range(len(ts))] for k in range(len(syms))]
     own_closes = [[c[k][i] for i in range(len(ts)) if has[k][i]] for k in range(len(syms))]
@@ -461,22 +459,10 @@ def run_levels(sc):
     ref = simulate_multi(ts, o, h, lo, c, tg_ref, **settings,
                          levels=[{k: (list(v) if np.ndim(v) else v) for k, v in lv.items()} for lv in levels],
                          **stops)
-    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ts, dtype="int64"), unit="s", utc=True), name="timestamp")
-    data = {}
-    for k, s in enumerate(syms):
-        df = pd.DataFrame({"open": o[k], "high": h[k], "low": lo[k], "close": c[k], "volume": 1.0}, index=index)
-        data[s] = df[df["open"].notna()]
+    index, data, _ = engine_bars(ts, o, h, lo, c, syms)
     f = symbol_strategy(data, {s: strategy_output([tg[k][i] for i in range(len(ts)) if has[k][i]], levels[k])
                                for k, s in enumerate(syms)})
-    rates = {a: sc["rates"][k] for k, a in enumerate(assets) if a not in named}
-    history = None if not rows else pd.DataFrame({
-        "timestamp": pd.to_datetime([t for t, _, _ in rows], unit="s", utc=True),
-        "asset": [a for _, a, _ in rows], "daily_rate": [r for _, _, r in rows]})
-    res = run_multi(data, strategy=f, margin={s: sc["margins"][k] for k, s in enumerate(syms)},
-                    allocation={a[0]: fr for a, fr in zip(accts, shares)}, capital=sc["capital"], fee=sc["fee"],
-                    slippage=sc["slippage"], rates=rates, liquidation=sc["liquidation"], rebalance=sc["rebalance"],
-                    round_interest=sc["round_interest"], stop_on_liquidation=sc["stop_on_liquidation"],
-                    rate_history=history, **stops)
+    res = engine_run(sc, data, f, rows, syms, **stops)
     return ref, res, index, accts, syms
 
 
