@@ -204,8 +204,6 @@ def run(
     marks, missing = (None, 0) if mark is None else mark_arrays(mark, bars, symbol)
     if detail is not None and mark is not None:
         raise UserError("--detail: not combined with --mark (the mark series has no finer bars)")
-    if detail is not None and given.limit.size:
-        raise UserError("--detail: not combined with a strategy's limit orders yet")
     transfers_mod.check_combination(rs, given, detail, rs.reserve, rs.transfers, rs.keep_ml)
     loans = transfers_mod.loan_events(rs, given, profile, base, quote)
     moves = transfers_mod.flows_spec(rs.transfers, rs.reserve, rs.top_up, profile, seconds, config[0].call_ml,

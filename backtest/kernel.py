@@ -48,13 +48,13 @@ from .flows import on_path as moves_on_path
 from .flows import loans as manual_loans
 from .flows import scheduled
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
-                       LIM_PLACED, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
+                       LIM_PLACED, LIM_PX, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
                        N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
-                       T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _replay,
-                       _walk)
+                       T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _walk)
 from .bar_rows import log_state
 from .limits import _cancel_standing, _place, _walk_limit
+from .replay import _replay
 from .venues import binance_usdm as usdm
 from .records import REBALANCE, SIGNAL
 from .rules import (
@@ -601,9 +601,10 @@ def _market_fill(st, fs, ns, bt, cfg, i, o, orders, pv):
 @njit(cache=True)
 def _intrabar(st, fs, ns, bt, cfg, i, bar, liq_near, detail, orders, liqs, pv):
     """5. The walk through bar ``i`` that fits (``bar`` = (px, mk), ``px``: its
-    open, high, low, close; ``mk``: the mark bar's): a standing limit order or stops on a
-    mark: ``_walk_limit``; finer bars: ``_replay``; stops: ``_walk`` (not
-    called when ``_walk_skipped``); else the liquidation check where the level is in
+    open, high, low, close; ``mk``: the mark bar's): finer bars: ``_replay``
+    (a limit order walked on each); a standing limit order or stops on a
+    mark: ``_walk_limit``; stops: ``_walk`` (not called when
+    ``_walk_skipped``); else the liquidation check where the level is in
     reach (``liq_near``).  Its totals are taken in ``bt[0]`` (``bt[1]``: a
     finer bar's) and added to the run's.
 
@@ -619,13 +620,15 @@ def _intrabar(st, fs, ns, bt, cfg, i, bar, liq_near, detail, orders, liqs, pv):
         tot[k] = 0.0
     ambiguous = False
     mark_last = True  # the walk leaves marking its ambiguous fill to the kernel
-    if ns[LIM_SIDE] != 0 or (stops and has_mark):  # the order as one more level; a mark walked alongside
-        forced, ambiguous = _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs, pv)
-    elif detail_on and (liq_near or stops) and detail.end[i] > detail.start[i]:
+    if detail_on and (liq_near or stops or ns[LIM_SIDE] != 0) and detail.end[i] > detail.start[i]:
         forced, ambiguous, short = _replay(st, fs, ns, tot, bt[1], cfg, i, detail, orders, liqs, pv)
         if short:
             return False, True
         mark_last = False  # the replay marks the sub-bar's own fill
+    elif ns[LIM_SIDE] != 0 or (stops and has_mark):  # the order as one more level; a mark walked alongside
+        if detail_on:  # (no mark with finer bars)
+            ns[N_DETAIL_MISSING] += _limit_bar_decided(st, fs, ns, cfg, h, lo, liq_near)
+        forced, ambiguous = _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs, pv)
     elif stops:
         ns[N_DETAIL_MISSING] += detail_on  # bars the path setting decided for want of finer bars
         forced, ambiguous = _walk(st, fs, ns, tot, cfg, i, px, orders, liqs, pv)
@@ -638,6 +641,19 @@ def _intrabar(st, fs, ns, bt, cfg, i, bar, liq_near, detail, orders, liqs, pv):
     if mark_last and ns[RECORD] and ambiguous and ns[N_ORDERS] > 0:
         orders[ns[N_ORDERS] - 1].ambiguous = True  # the forced fill the path order decided
     return forced, False
+
+
+@njit(cache=True, inline="always")
+def _limit_bar_decided(st, fs, ns, cfg, h, lo, liq_near):
+    """A bar without usable finer bars, a limit order standing: the path
+    setting decided it when its range reaches the order's price, the
+    liquidation level is near, or a stop level lies in its range
+    (``detail_missing_bars``; a bar where nothing could fire is not counted)."""
+    lim = fs[LIM_PX]
+    if ((lo <= lim) if ns[LIM_SIDE] > 0 else (h >= lim)) or liq_near:
+        return True
+    pos = _position(st)
+    return ns[STOPS_ON] != 0 and pos != 0.0 and not _quiet(fs, cfg, pos > 0.0, h, lo, liq_near)
 
 
 @njit(cache=True)

@@ -132,6 +132,8 @@ N_SS = 22
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE, LIMIT_Q = range(6)  # (LIMIT_Q: the max borrow of its quote)
+# (WALK: 0 no walk; 1 stops on or finer bars; 2 limit orders only, walked while one stands; 3 the same with
+# finer bars: step 5 always on them, _finer walks a sub-step while an order stands)
 FEE, SLIP, FULL, ROUND, STOP, WALK, REPAY, ON_FLAT = range(8)
 # scratch rows ``scr[r]`` of a cross step: CUR the traded open (orders, interest), MCUR the mark open
 # (liquidation checks; both the last close without a bar), TRADED where a liquidation fills (before slippage)
@@ -488,6 +490,19 @@ def _stops_in_reach(i, a, m, syms, sb, ss, walk, bars):
     return False
 
 
+@njit(cache=True, inline="always")
+def _limits_in_reach(i, a, m, syms, ss, high, low):
+    """Does the bar i of one of account a's symbols with a standing limit
+    order reach its price (a buy's at or above the low, a sell's at or
+    below the high)?  (A symbol without a bar has NaN there: no.)"""
+    for k in range(m):
+        s = syms[a, k]
+        side = ss[s, LIM_SIDE]
+        if side != 0.0 and ((low[s, i] <= ss[s, LIM_PX]) if side > 0.0 else (high[s, i] >= ss[s, LIM_PX])):
+            return True
+    return False
+
+
 @njit(cache=True)
 def _quiet_stops(n_sym, walk, sb, ss, loc):
     """The stop levels of a quiet run's held symbols (without a strategy's
@@ -647,13 +662,14 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
 def _finer(i, a, m, bars, books, params, recs, detail, walk):
     """Step 5 of spot account ``a`` at bar i with finer bars (docs "Finer
     bars on a joint path"): nothing where nothing can fire (the liquidation
-    level and every held symbol's levels out of the bar's reach: the held
-    symbols' best prices move as over a quiet bar); else, when every symbol
-    with a bar has usable sub-bars, the joint walk (stops on: ``walk``) or
-    the joint path on each sub-step; else on the bar, counted in
-    ``detail_missing_bars``.  ``bars``: simulate_multi's ``walk_bars``;
-    ``params``: ``_walk_joint``'s.  Returns 1 when liquidated, 0, or −1 when
-    a record buffer ran short (grow it, run again)."""
+    level, every held symbol's levels and every standing limit order out of
+    the bar's reach: the held symbols' best prices move as over a quiet
+    bar); else, when every symbol with a bar has usable sub-bars, the joint
+    walk (stops on, or an order standing) or the joint path on each
+    sub-step; else on the bar, counted in ``detail_missing_bars``.
+    ``bars``: simulate_multi's ``walk_bars``; ``params``: ``_walk_joint``'s.
+    Returns 1 when liquidated, 0, or −1 when a record buffer ran short (grow
+    it, run again)."""
     syms, open_, high, low, mark_high, mark_low = bars[0], bars[1], bars[2], bars[3], bars[6], bars[7]
     sb, aq, _, ss, _, scr, tot = books
     lv, cfg = params[0], params[1]
@@ -663,7 +679,8 @@ def _finer(i, a, m, bars, books, params, recs, detail, walk):
     ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
     reach = owes and ax <= mlr * (1.0 + 1e-9) * dx
     if walk is not None and not reach:
-        reach = _stops_in_reach(i, a, m, syms, sb, ss, walk, (open_, high, low))
+        reach = (_stops_in_reach(i, a, m, syms, sb, ss, walk, (open_, high, low))
+                 or _limits_in_reach(i, a, m, syms, ss, high, low))
     if not reach:  # (the sub-bars lie inside the bar: they fire nothing either)
         if walk is not None:
             _best_over_bar(i, a, m, syms, sb, ss, open_, high, low)
@@ -674,7 +691,7 @@ def _finer(i, a, m, bars, books, params, recs, detail, walk):
         usable = usable and (open_[s, i] != open_[s, i] or detail.start[s, i] >= 0)
     if not usable:  # the bar as without finer bars
         tot[N_MISS] += 1.0
-        if walk is None:
+        if walk is None or (cfg[WALK] == 3.0 and not _standing(a, syms, m, ss)):
             hl = (high, low, mark_high, mark_low)
             return 1 if owes and _joint_path((i, i, 0.0, False), a, syms, m, books, hl, lv, cfg, recs, (f0, g)) else 0
         return 1 if _walk_joint((i, i, 0.0, False), a, m, bars, books, params, orders, liqs, None) else 0
@@ -695,7 +712,8 @@ def _finer(i, a, m, bars, books, params, recs, detail, walk):
         for k in range(m):  # the sub-bars' opens are the current prices
             if scr[TRADABLE, k] != 0.0:
                 scr[CUR, k] = scr[MCUR, k] = o_[syms[a, k], j]
-        if walk is None:
+        # (limit orders only: walked while one stands; one may have filled in sub-step j − 1)
+        if walk is None or (cfg[WALK] == 3.0 and not _standing(a, syms, m, ss)):
             f0, g, owes = _toward_adverse(j, a, syms, m, sb, aq, h_, l_, mlr, scr)
             if owes:
                 liquidated = _joint_path((i, j, float(j), j > 0), a, syms, m, books, (h_, l_, h_, l_), lv, cfg,
@@ -1538,9 +1556,16 @@ def _limit_inputs_typed(walk):
 @njit(cache=True, inline="always")
 def _walks(cfg, a, syms, m, ss):
     """Does step 5 of account ``a`` walk (``_walk_joint``)?  Always with
-    stops or finer bars; with limit orders only, when one stands."""
+    stops or finer bars; with limit orders only, when one stands (with
+    finer bars too: ``_finer`` asks ``_standing`` per sub-step)."""
     if cfg[WALK] != 2.0:
         return cfg[WALK] != 0.0
+    return _standing(a, syms, m, ss)
+
+
+@njit(cache=True, inline="always")
+def _standing(a, syms, m, ss):
+    """Does a limit order of one of account ``a``'s symbols stand?"""
     for k in range(m):
         if ss[syms[a, k], LIM_SIDE] != 0.0:
             return True
@@ -1601,7 +1626,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     limit, expiry, limits_only = _limit_inputs(walk)
     cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
                     1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0,
-                    0.0 if walk is None and detail is None else (2.0 if limits_only else 1.0),
+                    0.0 if walk is None and detail is None else (2.0 if limits_only and detail is None else (
+                        3.0 if limits_only else 1.0)),
                     1.0 if config.auto_repay else 0.0,
                     1.0 if config.repay_on_flat else 0.0])
     stops = walk is not None  # (multi_accounts passes it with a stop on or limit orders)

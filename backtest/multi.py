@@ -522,8 +522,6 @@ def _attached_orders(name, attached, symbols, accounts, details, rs):
             if what is not None:
                 raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross "
                                 f"{'perp ' if perp else ''}account holding several symbols ({', '.join(syms)})")
-        if given.limit.size and sym in details:
-            raise UserError(f"--detail {sym}: not combined with a strategy's limit orders yet")
         loans_outlive_trades(given, rs.auto_repay, True)  # (refuses limit orders with auto-repay off)
 
 

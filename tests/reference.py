@@ -1175,7 +1175,7 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
         ambiguous = False
         subs = sub_bars(i, t, o, h, lo, c)
         for so, sh, sl, sc in subs or ():
-            if stops_on and acct.position() != 0.0:
+            if (stops_on and acct.position() != 0.0) or order is not None:  # MC "Finer bars": a standing order walks
                 ambiguous = walk(i, so, sh, sl, sc) or ambiguous
             else:
                 intrabar_liquidations(i, so, sh, sl, sl, sh)

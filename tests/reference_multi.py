@@ -22,8 +22,9 @@ bars) in an account of one symbol, without mark series (an account of one
 symbol with stops and a mark series is not modelled here: the engine runs
 it through its one-symbol kernel, which ``reference.simulate`` models);
 finer bars in a cross account of several symbols (MC "Finer bars on a
-joint path": step 5 on each sub-step, with or without stops, no mark
-series; ``detail_missing_bars``, each liquidation's ``theta``); auto-repay
+joint path": step 5 on each sub-step, with or without stops or limit
+orders, no mark series; ``detail_missing_bars``, each liquidation's
+``theta``); auto-repay
 off, with or without repay on flat (``auto_repay=False``,
 ``repay_on_flat``): an account of one symbol by the one-symbol rules of
 "Auto-repay off" (``reference.Account``'s), a cross account of several by
@@ -567,8 +568,9 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     better leg start, no slippage, kind "limit"; a liquidation cancels the
     account's orders first, a stop its symbol's; cancelling repays the
     principal the order borrowed.  No rebalance while a symbol's order
-    stands.  Needs ``auto_repay`` and no ``detail`` (refused, as the engine
-    does); an account of ONE symbol with limits and a mark series raises
+    stands; with finer bars each sub-step an order stands at the start of
+    is walked so.  Needs ``auto_repay`` (refused, as the engine does); an
+    account of ONE symbol with limits and a mark series raises
     NotImplementedError (its one-symbol walk on the mark is
     ``reference.simulate``'s).  With mark series in a cross account of
     several symbols every marked symbol needs its close list (the walk).
@@ -585,10 +587,8 @@ def simulate_multi(timestamps, opens, highs, lows, closes, targets, *, accounts,
     lims = Limits(limits, S, n)
     if limits is not None and any(lims.given(s) for s in range(S)):
         # MC "Limit orders": defined with auto-repay only; MC "Limit orders in a cross account of several
-        # symbols": refused with --no-auto-repay and with finer bars (the engine refuses both)
+        # symbols": refused with --no-auto-repay (the engine refuses it)
         assert auto_repay, "reference_multi: limit orders with auto-repay off are refused"
-        assert detail is None or all(d is None for d in detail), \
-            "reference_multi: limit orders with finer bars are refused"
 
     def rate(key, h):
         """Hourly rate of asset ``key`` (a symbol's base, or "quote") in force at whole hour ``h``."""
@@ -1405,10 +1405,11 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
     lo = [lows[s][i] if has[s][i] else cur[k] for k, s in enumerate(syms)]
     if subs is None and stt["detailed"]:
         # MC "Finer bars on a joint path", detail_missing_bars: no usable detail, and step 5 on the bar could
-        # fire something (a stop level inside the bar, or the margin level at the adverse extremes at or
-        # below the liquidation level up to 1e-9)
+        # fire something (a stop level inside the bar, a standing limit order's price inside its symbol's bar,
+        # or the margin level at the adverse extremes at or below the liquidation level up to 1e-9)
         if (ml_x is not None and ml_x <= mlr * (1.0 + 1e-9)) or (
-                stt["stops_on"] and _could_stop(stt["stops"], syms, book, tradable, hi, lo, i)):
+                stt["stops_on"] and _could_stop(stt["stops"], syms, book, tradable, hi, lo, i)) or (
+                _could_fill(stt["limits"], syms, tradable, hi, lo)):
             stt["detail_missing"] += 1
     if subs is not None:
         # 5. MC "Finer bars on a joint path": step 5 on each sub-step j in time order, with the state the one
@@ -1417,9 +1418,13 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
         # before a sub-step after the first: there opens at or beyond the level fire (sub-step 0's are the bar's)
         for j, sub in enumerate(subs):
             so, sh, sl, sc = ([x[p] for x in sub] for p in range(4))
-            if stt["stops_on"]:
+            # with stops on, or a limit order of the account standing at the start of sub-step j: the joint walk
+            # on the sub-bars, each standing order one more level of its symbol
+            if stt["stops_on"] or any(lims.standing[s] is not None for s in syms):
+                ops = (cancel, fill) if stt["limited"] else None
                 liquidated = _walk_cross(i, a, stt, syms, book, tradable, so, sh, sl, sc, slippage, prof, mode,
-                                         orders, liquidations, order, theta0=3.0 * j, opens_fire=j > 0) or liquidated
+                                         orders, liquidations, order, theta0=3.0 * j, opens_fire=j > 0,
+                                         limit_ops=ops) or liquidated
             else:
                 liquidated = _joint_path(i, a, syms, book, tradable, so, sh, sl, sh, sl, slippage, prof, mode,
                                          orders, liquidations, theta0=float(j), opens_fire=j > 0) or liquidated
@@ -1494,6 +1499,17 @@ def _could_stop(stops, syms, book, tradable, hi, lo, i):
                 lv = best * (1.0 - stops.tr[s]) if n > 0.0 else best * (1.0 + stops.tr[s])
             if (lo[k] <= lv) if falls else (hi[k] >= lv):
                 return True
+    return False
+
+
+def _could_fill(lims, syms, tradable, hi, lo):
+    """MC "Finer bars on a joint path", ``detail_missing_bars``: a symbol with
+    a bar whose range reaches its standing limit order's price (a buy's at
+    or above the low, a sell's at or below the high)."""
+    for k, s in enumerate(syms):
+        od = lims.standing[s]
+        if tradable[k] and od is not None and ((lo[k] <= od["L"]) if od["side"] == "buy" else (hi[k] >= od["L"])):
+            return True
     return False
 
 

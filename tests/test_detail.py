@@ -8,6 +8,8 @@ through the reference model, the fallback count and every bad input.
 import json
 from pathlib import Path
 
+import math
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from test_differential import BASE, DAY, compare, run_both
 ROOT = Path(__file__).resolve().parent.parent
 HOURS = ROOT / "data" / "BTCUSDT-1h.parquet"
 MINUTES = ROOT / "data" / "BTCUSDT-1m-2025-06-16.parquet"  # 2025-06-16 00:00 .. 2025-06-22 23:59
+NAN = math.nan
 NO_COSTS = dict(fee=0.0, slippage=0.0, rate_base_daily=0.0, rate_quote_daily=0.0)
 
 
@@ -105,6 +108,50 @@ def test_hours_with_minute_detail_equal_the_minute_run(week, case):
     if guessed_wrong:  # the hourly bars alone guessed some of these bars wrong
         assert plain.summary["ambiguous_bars"] > 0
         assert plain.summary["final_equity"] != pytest.approx(a["final_equity"], rel=1e-6)
+
+
+def limit_orders(hours, leverage):
+    """``momentum``'s targets entered by limit orders 0.1 % through the
+    close (a buy below it, a sell above it)."""
+    x = momentum(hours, leverage)
+    c = hours["close"].to_numpy()
+    return x, np.where(x > 0.0, c * 0.999, np.where(x < 0.0, c * 1.001, np.nan))
+
+
+@pytest.mark.parametrize("expiry, settings, path_matters", [
+    (1, dict(margin="cross-3x"), False),
+    (3, dict(margin="cross-3x", stop_loss=0.003, take_profit=0.004, trailing_stop=0.002), True),
+    (2, dict(margin="cross-pro-20x", take_profit=0.004), True),
+])
+def test_limit_orders_with_minute_detail_equal_the_minute_run(week, expiry, settings, path_matters):
+    # a limit order placed at an hour's open may fill in any of its minutes, and the walk goes on from there
+    # (a stop, a take-profit, a liquidation later in the hour); on the minute bars the same order stands
+    # 60·expiry minutes (docs/model-choices.md "Finer bars settle the path")
+    hours, minutes = week
+    x, lim = limit_orders(hours, 3.0 if settings["margin"] == "cross-3x" else 15.0)
+    fine = backtest.run(hours, lambda bars: {"target": x, "limit": lim, "expiry": expiry}, detail=MINUTES,
+                        **settings)
+    on_min = {"target": held_on_minutes(hours, minutes, x), "limit": held_on_minutes(hours, minutes, lim),
+              "expiry": 60 * expiry}
+    ref = backtest.run(minutes, lambda bars: on_min, **settings)
+    a, b = fine.summary, ref.summary
+    assert a["detail_bars"] == 168 and a["detail_missing_bars"] == 0
+    for key in ("n_liquidations", "n_orders", "n_trades", "n_capped", "n_cancelled"):
+        assert a[key] == b[key], key
+    assert (fine.orders["kind"] == "limit").sum() > 20 and a["n_cancelled"] > 20  # both happen often that week
+    # the same functions on the same prices in the same order: 1e-9 relative allows a summation order only
+    for key in ("final_equity", "fees_paid", "interest_paid", "liquidation_fees", "bad_debt"):
+        assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-9), key
+    assert list(fine.orders["kind"]) == list(ref.orders["kind"])
+    np.testing.assert_allclose(fine.orders["price"], ref.orders["price"], rtol=1e-12)
+    np.testing.assert_allclose(fine.orders["quantity"], ref.orders["quantity"], rtol=1e-9)
+    assert list(fine.orders["time"]) == list(ref.orders["time"].dt.floor("1h"))
+    last = ref.equity["equity"].to_numpy()[np.searchsorted(minutes.index.asi8, hours.index.asi8) + 59]
+    np.testing.assert_allclose(fine.equity["equity"].to_numpy(), last, rtol=1e-9, atol=1e-9)
+    plain = backtest.run(hours, lambda bars: {"target": x, "limit": lim, "expiry": expiry}, **settings)
+    # with stops or liquidations the minutes settled what the hour's path guessed; a lone limit fill is at its
+    # price or the open whatever the path, so without them the hours alone give the same run
+    assert (plain.summary["final_equity"] != pytest.approx(a["final_equity"], rel=1e-9)) == path_matters
 
 
 def test_detail_through_the_reference_model_on_the_real_week(week):
@@ -218,6 +265,40 @@ def test_missing_or_mismatched_quarters_fall_back_and_are_counted():
     # a bar where nothing is in reach is not counted
     res = hourly([flat(100.0)] * 4, [1.0] * 4, [(2, 0) + flat(100.0)], stop_loss=0.02, take_profit=0.02)
     assert res.summary["detail_bars"] == 0 and res.summary["detail_missing_bars"] == 0
+
+
+# bar 1 (O 100, H 102, L 98, C 99) closes down: the path guesses the high first, so a buy limit at 99
+# fills on the way down to 98 and the 1 % take-profit (99.99) is never reached after it.  Its quarters say
+# the low came first: filled in the first quarter, the take-profit reached in the second.
+DIP = (100.0, 102.0, 98.0, 99.0)
+DIP_QUARTERS = [(1, 0, 100.0, 100.0, 98.5, 98.8), (1, 1, 98.8, 102.0, 98.8, 101.5),
+                (1, 2, 101.5, 101.5, 98.0, 98.5), (1, 3, 98.5, 99.5, 98.5, 99.0)]
+
+
+def test_quarters_walk_a_standing_limit_order():
+    rows = [flat(100.0), DIP, flat(99.0)]
+    orders = dict(orders=([99.0, NAN, NAN], None, None), expiry=1, take_profit=0.01)
+    guessed = hourly(rows, [1.0] * 3, [], **orders)
+    assert list(guessed.orders["kind"]) == ["limit"]
+    settled = hourly(rows, [1.0] * 3, DIP_QUARTERS, **orders)
+    # 10,000 USDT at 1x: a buy of 10,000 / 99 BTC at 99, sold by the take-profit at 99 · 1.01
+    assert list(settled.orders["kind"]) == ["limit", "take_profit"]
+    assert list(settled.orders["price"]) == [99.0, pytest.approx(99.99, rel=1e-12)]
+    assert settled.summary["final_equity"] == pytest.approx(10_000.0 * 1.01, rel=1e-12)
+    assert settled.summary["detail_bars"] == 1 and settled.summary["detail_missing_bars"] == 0
+    # a sell limit walks its quarters the same way: 101 is first reached in the second
+    short = hourly(rows, [-1.0] * 3, DIP_QUARTERS, orders=([101.0, NAN, NAN], None, None), expiry=1)
+    assert list(short.orders["kind"]) == ["limit"] and short.orders["price"].iloc[0] == 101.0
+
+
+def test_a_limit_bar_without_usable_quarters_is_counted_when_its_price_is_in_reach():
+    rows = [flat(100.0), DIP, flat(99.0), flat(99.0)]
+    elsewhere = [(3, 0) + flat(99.0)]  # finer bars for another bar only
+    for limit, kinds, missing in ((99.0, ["limit"], 1), (97.0, [], 0)):  # 97: below the bar's low, never fills
+        res = hourly(rows, [1.0] * 4, elsewhere, orders=([limit, NAN, NAN, NAN], None, None), expiry=1)
+        assert list(res.orders["kind"]) == kinds
+        assert res.summary["detail_bars"] == 0 and res.summary["detail_missing_bars"] == missing, limit
+        assert res.summary["n_cancelled"] == 1 - len(kinds)  # the unfilled order expires at bar 2's open
 
 
 # ----------------------------------------------------------------- the CLI

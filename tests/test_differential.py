@@ -153,8 +153,6 @@ def scenarios(draw):
     )
     if sc["spacing"] == "irregular" or sc["mark_noise"]:
         sc["detail"] = ""  # finer bars need a fixed timeframe, and are not combined with a mark
-    if sc["detail"]:
-        sc["limit_p"] = 0.0  # nor with limit orders
     if sc["repay"] != "auto":
         sc["limit_p"] = 0.0  # limit orders need auto-repay (refused otherwise)
     return sc
@@ -499,6 +497,7 @@ def test_kernel_matches_reference(sc):
     stops = bool(sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"] or sc["level_p"])
     event(f"repay={sc['repay']} mark={bool(sc['mark_noise'])} stops={stops} detail={bool(sc['detail'])}")
     event(f"limit orders={bool(sc['limit_p'])} max_borrow={bool(sc['max_borrow'])}")
+    event(f"limit orders={bool(sc['limit_p'])} detail={bool(sc['detail'])}")
 
 
 # -------------------------------------------------------- targeted cases

@@ -29,6 +29,8 @@ from hypothesis import strategies as st
 from reference_multi import simulate_multi
 from test_differential import close_enough
 from test_differential_multi import SETTINGS
+from test_differential_multi_limits import limit_array, limit_specs
+from test_differential_multi_stops import symbol_strategy
 
 from backtest.multi import run_multi
 
@@ -52,6 +54,8 @@ def detail_scenarios(draw):
         rates=[draw(st.sampled_from([0.0, 0.0002, 0.01])) for _ in range(4)],
         liquidation=draw(st.sampled_from(["partial", "full"])), rebalance=draw(st.sampled_from([0.0, 0.05])),
         stop_loss=fr[0], take_profit=fr[1], trailing_stop=fr[2],
+        # a strategy's limit orders for each symbol (limit_specs: None = market orders only), in a third
+        limits=[draw(limit_specs()) for _ in range(3)] if draw(st.sampled_from([False, False, True])) else None,
     )
 
 
@@ -105,10 +109,11 @@ def run_both(sc):
               for sub_rows in subs]
     kw = dict(fee=sc["fee"], slippage=sc["slippage"], liquidation=sc["liquidation"], rebalance=sc["rebalance"],
               stop_loss=sc["stop_loss"], take_profit=sc["take_profit"], trailing_stop=sc["trailing_stop"])
+    index = pd.DatetimeIndex(pd.to_datetime(ts, unit="s", utc=True), name="timestamp")
+    limits, strategy = limit_orders(sc, bars, targets, index)
     ref = simulate_multi(ts, *cols, targets, accounts=[(sc["profile"], list(range(len(syms))), 10_000.0)],
                          rates_base_daily=sc["rates"][: len(syms)], rate_quote_daily=sc["rates"][-1], detail=detail,
-                         **kw)
-    index = pd.DatetimeIndex(pd.to_datetime(ts, unit="s", utc=True), name="timestamp")
+                         limits=limits, **kw)
     data, finer = {}, {}
     for k, s in enumerate(syms):
         df = pd.DataFrame(dict(zip(("open", "high", "low", "close"), np.array(bars[k]).T)), index=index)
@@ -119,9 +124,33 @@ def run_both(sc):
         finer[s] = f.assign(volume=1.0)
         finer[s].attrs.update(symbol=s, timeframe=f"{60 // m}m")
     rates = {s[:-4]: r for s, r in zip(syms, sc["rates"])} | {"USDT": sc["rates"][-1]}
-    res = run_multi(data, pd.DataFrame({s: targets[k] for k, s in enumerate(syms)}, index=index),
-                    margin=sc["profile"], rates=rates, detail=finer, **kw)
+    if isinstance(strategy, dict):
+        strategy = symbol_strategy(data, strategy)
+    res = run_multi(data, strategy, margin=sc["profile"], rates=rates, detail=finer, **kw)
     return ref, res, index, syms
+
+
+def limit_orders(sc, bars, targets, index):
+    """The reference's ``limits`` (per symbol (limit prices on the grid,
+    expiry) or None) and the engine's strategy: the targets on the grid, or
+    with limit orders a function giving each symbol its targets, limit
+    prices and expiry on its own bars (``limit_array``)."""
+    syms = SYMBOLS[: sc["n_sym"]]
+    grid_targets = pd.DataFrame({s: targets[k] for k, s in enumerate(syms)}, index=index)
+    if not sc.get("limits") or all(spec is None for spec in sc["limits"][: len(syms)]):
+        return None, grid_targets
+    limits, outputs = [], {}
+    for k, s in enumerate(syms):
+        own = [i for i, r in enumerate(bars[k]) if r[0] == r[0]]
+        target = np.asarray([targets[k][i] for i in own], dtype="float64")
+        spec = sc["limits"][k]
+        lim = limit_array(spec, [bars[k][i][3] for i in own])
+        outputs[s] = target if lim is None else {"target": target, "limit": lim, "expiry": spec[2]}
+        grid = [math.nan] * len(index)
+        for j, i in enumerate(own):
+            grid[i] = math.nan if lim is None else float(lim[j])
+        limits.append(None if lim is None else (grid, spec[2]))
+    return limits, outputs
 
 
 def _series(name, got, want, sc):
@@ -161,6 +190,7 @@ def compare(ref, res, index, syms, sc):
         assert close_enough(ref["interest_base"][k], s[f"interest_paid_{sym[:-4]}"], abs_=1e-12)
     assert close_enough(sum(ref["interest_quote"]), s["interest_paid_USDT"])
     assert close_enough(ref["fees_paid"], s["fees_paid"])
+    assert s.get("n_cancelled", 0) == ref["n_cancelled"], f"n_cancelled\nscenario={sc!r}"
 
 
 @settings(max_examples=EXAMPLES, **SETTINGS)
@@ -187,4 +217,26 @@ def test_the_examples_reach_what_they_test():
         seen["gap"] += int((liq["gap"] & (liq["theta"] > 0)).sum())
         seen["stop"] += int((res.orders["kind"] == "stop_loss").sum())
         seen["missing"] += res.summary["detail_missing_bars"]
+    assert all(v > 0 for v in seen.values()), seen
+
+
+def test_the_limit_examples_fill_and_cancel_in_sub_steps():
+    """With limit orders: fills in a sub-step after the first (a price the
+    bar's open had not reached), cancels, liquidations after a fill."""
+    seen = dict(fill=0, later=0, cancel=0, liq=0)
+    for seed in range(30):
+        rng = random.Random(seed)
+        sc = dict(seed=seed, n_sym=2, n=30, m=rng.choice([4, 6]), vol=0.02, jump=0.2, flat=0.3, holes=0.2,
+                  broken=0.2, profile="cross-5x", fee=0.001, slippage=0.0, rates=[0.0002] * 4, liquidation="partial",
+                  rebalance=0.0, stop_loss=0.02 if seed % 3 == 0 else 0.0, take_profit=0.0, trailing_stop=0.0,
+                  limits=[(0.7, seed, 2), (1.0, seed + 100, 1), None])
+        ref, res, index, syms = run_both(sc)
+        compare(ref, res, index, syms, sc)
+        fills = res.orders[res.orders["kind"] == "limit"]
+        seen["fill"] += len(fills)
+        opens = {s: d for s, d in zip(syms, (b for b in build(sc)[0]))}
+        for t, s, price in zip(fills["time"], fills["symbol"], fills["price"]):
+            seen["later"] += price != opens[s][index.get_loc(t)][0]  # not at the bar's open: inside it
+        seen["cancel"] += res.summary.get("n_cancelled", 0)
+        seen["liq"] += len(res.liquidations)
     assert all(v > 0 for v in seen.values()), seen

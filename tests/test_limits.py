@@ -295,15 +295,19 @@ def test_a_liquidation_inside_the_bar_cancels_the_order():
     assert res.summary["n_cancelled"] == 1 and "limit" not in res.orders["kind"].tolist()  # not at 110 in bar 3
 
 
-def test_detail_with_limit_orders_is_refused(capsys, tmp_path):
+def test_detail_with_limit_orders_runs_from_the_cli(capsys, tmp_path):
+    # refused until 2026-12-06; tests/test_detail.py has the fills against the minute run
     path = tmp_path / "lim.py"
     path.write_text("import numpy as np\nPARAMS = {}\n\n\ndef targets(bars):\n"
-                    "    return {'target': np.full(len(bars), 1.0), 'limit': bars['close'].to_numpy() * 0.99}\n")
+                    "    x = np.where(np.arange(len(bars)) % 6 < 3, 1.0, -1.0)\n"
+                    "    return {'target': x, 'limit': bars['close'].to_numpy() * np.where(x > 0, 0.998, 1.002)}\n")
     code = main(["run", "--data", str(ROOT / "data" / "BTCUSDT-1h.parquet"), "--strategy", str(path), "--detail",
                  str(ROOT / "data" / "BTCUSDT-1m-2025-06-16.parquet"), "--start", "2025-06-16", "--end", "2025-06-18",
                  "--no-report", "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code == 2 and "--detail" in err and "limit" in err and len(err.strip().splitlines()) == 1, err
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["detail_bars"] == 72 and summary["detail_missing_bars"] == 0
+    assert summary["n_cancelled"] > 0 and summary["n_orders"] > summary["n_cancelled"]
 
 
 def test_a_profiles_max_borrow_caps_the_borrow_at_placement():

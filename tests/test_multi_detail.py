@@ -107,6 +107,45 @@ def test_liquidations_happen_where_the_minute_run_has_them(tmp_path):
     assert np.array_equal(np.floor(liq["theta"].to_numpy()), minute_of.to_numpy())
 
 
+def _hourly_limits(o, c, expiry):
+    """Long 1.5 after an up hour, short 1.5 after a down one, each entered by
+    a limit order 0.1 % through the hour's close."""
+    x = 1.5 * np.sign(c - o)
+    return {"target": x, "limit": np.where(x > 0.0, c * 0.999, c * 1.001), "expiry": expiry}
+
+
+def _on_hours(bars):
+    return _hourly_limits(bars["open"].to_numpy(), bars["close"].to_numpy(), 2)
+
+
+def _on_minutes(bars):
+    """``_on_hours`` on the hours the minutes make, set on each hour's last
+    minute (NaN elsewhere), the order standing 2 · 60 minutes."""
+    hour = bars.index.floor("h")
+    first = np.flatnonzero(np.r_[True, hour[1:] != hour[:-1]])
+    last = np.r_[first[1:] - 1, len(bars) - 1]
+    out = _hourly_limits(bars["open"].to_numpy()[first], bars["close"].to_numpy()[last], 120)
+    for key in ("target", "limit"):
+        full = np.full(len(bars), np.nan)
+        full[last] = out[key]
+        out[key] = full
+    return out
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(take_profit=0.004, stop_loss=0.006)])
+def test_limit_orders_fill_where_the_minute_run_fills_them(kw):
+    # refused until 2026-12-06: each standing order is one more level of its symbol in every minute's joint walk
+    hourly = backtest.run_multi(HOURLY, _on_hours, margin="cross-3x", start=WEEK[0], end=WEEK[1], detail=MINUTES,
+                                **kw)
+    minute = backtest.run_multi(MINUTES, _on_minutes, margin="cross-3x", **kw)
+    _assert_same_run(hourly, minute)
+    kinds = hourly.orders["kind"].value_counts()
+    assert kinds["limit"] > 50 and hourly.summary["n_cancelled"] > 20, kinds
+    assert hourly.summary["n_cancelled"] == minute.summary["n_cancelled"]
+    if kw:
+        assert kinds["take_profit"] > 0 and kinds["stop_loss"] > 0, kinds
+
+
 def test_a_bar_without_detail_is_run_as_without_and_counted(tmp_path):
     """The week's detail under a run one day longer: the last day's bars
     have none, are run as without detail, and those where a stop or the

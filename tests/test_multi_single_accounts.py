@@ -147,6 +147,26 @@ def test_cli_detail_and_bound_with_two_isolated_accounts(tmp_path, capsys):
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
 
+def test_limit_orders_with_finer_bars_in_two_isolated_accounts_equal_one_symbol_runs():
+    # refused until 2026-12-06: the standing order is one more level of each minute's walk (tests/test_detail.py)
+    data = {s: hourly(s, "2025-06-16", "2025-06-22 23:00") for s in ("BTCUSDT", "ETHUSDT")}
+    fine = {s: str(ROOT / "data" / f"{s}-1m-2025-06-16.parquet") for s in data}
+    params = dict(window=4, offset=0.002, expiry=2, leverage=3.0)
+    kw = dict(margin="isolated-3x", fee=0.001, take_profit=0.003)
+    multi = run_multi(data, "dip_entry", params, detail=fine, **kw)
+    kinds = set(multi.orders["kind"])
+    assert {"limit", "stop_loss", "take_profit"} <= kinds and multi.summary["n_cancelled"] > 0, kinds
+    differs = []
+    for sym, b in data.items():
+        assert multi.summary[f"detail_bars_{sym}"] == 168
+        one = backtest.run(b, "dip_entry", params, capital=5_000.0, symbol=sym, detail=fine[sym], **kw)
+        assert_account_equals_run(multi, sym, one, b.index)
+        plain = backtest.run(b, "dip_entry", params, capital=5_000.0, symbol=sym, **kw)
+        differs.append(plain.summary["final_equity"] != one.summary["final_equity"])
+    assert any(differs)  # the minutes settled hours the path setting guessed otherwise
+    assert multi.summary["detail_missing_bars"] == 0  # (a cross account of both: tests/test_multi_detail.py)
+
+
 def test_path_changes_nothing_in_a_cross_account_of_several_symbols():
     """Its only event inside a bar is the liquidation at every symbol's
     adverse extreme at once: the path setting has nothing to order, so a
