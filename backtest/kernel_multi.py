@@ -623,14 +623,17 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
             else:  # every symbol at its traded path price
                 _at_theta(c, a, syms, m, theta, scr, LEG_A, LEG_B, high, low)
             if kind == LIMIT:
-                _limit_fill(i, a, who, m, trig, syms, books, cfg[FEE], orders)
+                if perp is None:
+                    _limit_fill(i, a, who, m, trig, syms, books, cfg[FEE], orders)
+                else:
+                    _perp_limit_fill(i, a, who, trig, (syms, m), books, perp, cfg, orders)
                 scr[FILLED, who] = 1.0
                 continue
-            if perp is None:  # a liquidation cancels every standing order first, a stop its symbol's
-                if kind == LIQUIDATION:
-                    _cancel_all(a, syms, m, books)
-                elif ss[syms[a, who], LIM_SIDE] != 0.0:
-                    _cancel_limit(a, syms[a, who], books)
+            # a liquidation cancels every standing order first, a stop its symbol's
+            if kind == LIQUIDATION:
+                _cancel_all(a, syms, m, books, perp)
+            elif ss[syms[a, who], LIM_SIDE] != 0.0:
+                _cancel_limit(a, syms[a, who], books, perp)
             if kind == LIQUIDATION and perp is not None:  # every position closed at the marks: nothing left
                 _perp_liquidation(i, a, syms, m, base + leg - 1 + theta, books, perp[0], lv, liqs, orders)
                 return True
@@ -778,8 +781,28 @@ def _perp_fill(i, a, k, order, acct, books, perp, cfg, orders):
     prices and their initial margin taken from the available money;
     recorded, its entry and best price tracked (the stops')."""
     x, price, kind, trigger, row = order
+    sb, aq, st, ss, _, _, tot = books
+    fsv, venue = perp
+    s = acct[0][a, k]
+    before = sb[s, 0]
+    others = _load_perp(a, k, acct, books, perp, row)
+    fill = usdm.trade_to(st, fsv[s], x, price, cfg[FEE], cfg[SLIP], venue.leverage, False, 0.0)
+    if fill[0] != 0:
+        sb[s, 0] = st[HB] - st[PB]
+        aq[a, 0] = st[HQ] - st[PQ] - others
+        _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, -1)
+        _track(ss, s, before, sb[s, 0], fill[2], price)
+    tot[N_CAP] += fill[4]  # (capped)
+
+
+@njit(cache=True, inline="always")
+def _load_perp(a, k, acct, books, perp, row):
+    """The account's k-th symbol as a one-symbol perp account in ``st``: its
+    position, the net quote with the other symbols' positions folded in at
+    the prices ``scr[row]``, their initial margin as the venue's OTHERS
+    (taken from the available money); returns the folded-in value."""
     syms, m = acct
-    sb, aq, st, ss, _, scr, tot = books
+    sb, aq, st, _, _, scr, _ = books
     fsv, venue = perp
     s = syms[a, k]
     others = 0.0
@@ -789,16 +812,53 @@ def _perp_fill(i, a, k, order, acct, books, perp, cfg, orders):
             n_j = sb[syms[a, j], 0]
             others += n_j * scr[row, j]
             im += abs(n_j) * scr[row, j] / venue.leverage
-    before = sb[s, 0]
-    usdm.set_state(st, before, aq[a, 0] + others)
+    usdm.set_state(st, sb[s, 0], aq[a, 0] + others)
     fsv[s, usdm.OTHERS] = im
-    fill = usdm.trade_to(st, fsv[s], x, price, cfg[FEE], cfg[SLIP], venue.leverage, False, 0.0)
-    if fill[0] != 0:
+    return others
+
+
+@njit(cache=True)
+def _perp_place(a, k, acct, books, perp, cfg):
+    """Step (2): place the account's k-th symbol's pending limit order,
+    sized at its open ``scr[CUR, k]`` as a market order filled at the limit
+    price would be (``binance_usdm.limit_size``: nothing reserved or
+    borrowed; docs "A cross perp account holding several symbols", *Limit
+    orders*)."""
+    _, _, st, ss, _, scr, tot = books
+    fsv, venue = perp
+    s = acct[0][a, k]
+    _load_perp(a, k, acct, books, perp, CUR)
+    side, q, capped = usdm.limit_size(st, fsv[s], ss[s, PENDING], scr[CUR, k], ss[s, PEND_LIM], cfg[FEE],
+                                      venue.leverage, False, 0.0)
+    ss[s, PENDING] = np.nan
+    tot[N_CAP] += capped
+    ss[s, LIM_SIDE] = side
+    if side != 0:
+        ss[s, LIM_Q], ss[s, LIM_PX], ss[s, LIM_B], ss[s, LIM_BARS] = q, ss[s, PEND_LIM], 0.0, 0.0
+        ss[s, LIM_CAPPED], ss[s, LIM_INT], ss[s, LIM_CHG] = capped, 0.0, 0.0
+
+
+@njit(cache=True)
+def _perp_limit_fill(i, a, k, trig, acct, books, perp, cfg, orders):
+    """The account's k-th symbol's standing perp order filled at ``trig``
+    in the joint walk, the other symbols at their path prices ``scr[TRIG]``
+    (``binance_usdm.fill``: the opening part cut again there); recorded as
+    kind ``limit`` unless the cut left nothing."""
+    sb, aq, st, ss, _, _, tot = books
+    fsv, venue = perp
+    s = acct[0][a, k]
+    before = sb[s, 0]
+    others = _load_perp(a, k, acct, books, perp, TRIG)
+    side = int(ss[s, LIM_SIDE])
+    q, fv, cut = usdm.fill(st, fsv[s], side, ss[s, LIM_Q], trig, cfg[FEE], venue.leverage, False, 0.0)
+    capped = ss[s, LIM_CAPPED] != 0.0
+    tot[N_CAP] += cut and not capped
+    ss[s, LIM_SIDE] = 0.0
+    if q > 0.0:
         sb[s, 0] = st[HB] - st[PB]
         aq[a, 0] = st[HQ] - st[PQ] - others
-        _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, -1)
-        _track(ss, s, before, sb[s, 0], fill[2], price)
-    tot[N_CAP] += fill[4]  # (capped)
+        _perp_order(orders, tot, i, s, np.int8(LIMIT), (side, q, trig, fv, capped or cut), before, st, np.nan, -1)
+        _track(ss, s, before, sb[s, 0], trig, trig)
 
 
 @njit(cache=True, inline="always")
@@ -829,23 +889,25 @@ def _store_free(st, sb, aq, s, a, kept):
 
 
 @njit(cache=True)
-def _cancel_limit(a, s, books):
+def _cancel_limit(a, s, books, perp=None):
     """Cancel symbol s's standing order: what it borrowed is repaid as far as
-    held (docs "Limit orders", *Cancel*), on its six numbers; counted."""
+    held (docs "Limit orders", *Cancel*), on its six numbers; counted.  A
+    perp order (``perp`` not None) borrowed nothing: it is only gone."""
     sb, aq, st, ss, _, _, tot = books
-    load(st, sb, aq, s, a)
-    _cancel(st, int(ss[s, LIM_SIDE]), ss[s, LIM_B])
-    store(st, sb, aq, s, a)
+    if perp is None:
+        load(st, sb, aq, s, a)
+        _cancel(st, int(ss[s, LIM_SIDE]), ss[s, LIM_B])
+        store(st, sb, aq, s, a)
     ss[s, LIM_SIDE] = 0.0
     tot[N_CANC] += 1
 
 
 @njit(cache=True)
-def _cancel_all(a, syms, m, books):
+def _cancel_all(a, syms, m, books, perp=None):
     """Cancel every standing order of account ``a`` (before its liquidation)."""
     for k in range(m):
         if books[3][syms[a, k], LIM_SIDE] != 0.0:
-            _cancel_limit(a, syms[a, k], books)
+            _cancel_limit(a, syms[a, k], books, perp)
 
 
 @njit(cache=True)
@@ -1111,7 +1173,7 @@ def _perp_quiet(i, a, syms, m, sb, aq, ss, bars, venue, fsv, vp):
     for k in range(m):
         s = syms[a, k]
         o = open_[s, i]
-        if venue.ver[s, i] != vp[1 + s] or (o == o and ss[s, PENDING] == ss[s, PENDING]):
+        if venue.ver[s, i] != vp[1 + s] or (o == o and (ss[s, PENDING] == ss[s, PENDING] or ss[s, LIM_SIDE] != 0.0)):
             return False
         n = sb[s, 0]
         if n != 0.0:
@@ -1124,15 +1186,17 @@ def _perp_quiet(i, a, syms, m, sb, aq, ss, bars, venue, fsv, vp):
 
 
 @njit(cache=True)
-def _step_perp(i, a, syms, m, bars, books, venue, fsv, vp, lv, cfg, recs):
+def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
     """Steps of a cross perp account with several symbols
     (docs/model-choices.md "A cross perp account holding several symbols"):
     the gap liquidation at the marks' opens, the pending orders, funding,
     the margin call and the liquidation on the marks' joint path
     (``bars`` as ``_perp_quiet``'s; ``books``: ``(sb, aq, st, ss, sa, scr,
-    tot)``; ``recs``: the orders, liquidations and margin calls)."""
+    tot)``; ``vn``: ``(venue, fsv, vp)``; ``recs``: the orders,
+    liquidations and margin calls; ``expiry``: as ``_step_cross``'s)."""
     open_, mark_open, mark_high, mark_low = bars
     sb, aq, st, ss, sa, scr, tot = books
+    venue, fsv, vp = vn
     orders, liqs, calls = recs
     liquidated = False
     _prices(i, a, syms, m, open_, mark_open, ss, scr)
@@ -1147,15 +1211,26 @@ def _step_perp(i, a, syms, m, bars, books, venue, fsv, vp, lv, cfg, recs):
     if mm > 0.0 and mb <= mm:
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k]
+        if expiry.shape[0] > 0:  # standing limit orders are cancelled first
+            _cancel_all(a, syms, m, books, (fsv, venue))
         _perp_liquidation(i, a, syms, m, 0.0, books, fsv, lv, liqs, orders)
         for k in range(m):
             if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
                 ss[syms[a, k], SUSPENDED] = 1.0
         liquidated = cfg[STOP] != 0.0
-    # 2. pending orders in symbol order
+    # 2. pending orders in symbol order (each symbol's standing limit order first: replaced, or its e bars up)
     for k in range(m):
-        x = ss[syms[a, k], PENDING]
-        if scr[TRADABLE, k] != 0.0 and x == x:
+        s = syms[a, k]
+        x = ss[s, PENDING]
+        if scr[TRADABLE, k] == 0.0:
+            continue
+        if expiry.shape[0] > 0 and ss[s, LIM_SIDE] != 0.0:
+            ss[s, LIM_BARS] += 1.0
+            if x == x or ss[s, LIM_BARS] >= expiry[s]:
+                _cancel_limit(a, s, books, (fsv, venue))
+        if x == x and ss[s, PEND_LIM] == ss[s, PEND_LIM]:
+            _perp_place(a, k, (syms, m), books, (fsv, venue), cfg)
+        elif x == x:
             _perp_trade(i, a, k, syms, m, books, fsv, venue, cfg, orders)
     # 3. funding of this bar's charges, out of the cross wallet
     j = vp[0]
@@ -1186,7 +1261,7 @@ def _step_perp(i, a, syms, m, bars, books, venue, fsv, vp, lv, cfg, recs):
     mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, EXT)
     if mb <= usdm.CALL * mm and sa[a, ABOVE_CALL] != 0.0:
         _call(calls, tot, i, a, mb / mm)
-    if cfg[WALK] != 0.0:  # 5. with stops on: the joint walk (simulate_multi's next call)
+    if _walks(cfg, a, syms, m, ss):  # 5. with stops on or an order standing: the joint walk (simulate_multi's)
         return liquidated
     theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, (scr, MCUR, EXT, TRADED), 0.0)
     if theta >= 0.0:
@@ -1679,7 +1754,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 need = _cross_need(i, t, a, m, syms_of, books, cross_bars, lv, walk)
             if need:
                 if venue is not None:
-                    liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, venue, fsv, vp, lv, cfg, recs)
+                    liquidated = _step_perp(i, a, syms_of, m, perp_bars, books, (venue, fsv, vp), lv, cfg, recs,
+                                            expiry)
                 if spot is not None:
                     liquidated = _step_cross(i, t, a, syms_of, m, books, cross_bars, lv, cfg, hourly, recs,
                                              expiry)
@@ -1699,6 +1775,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                 _close_at(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
                 _decide_at(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i],
                            ss, sa)
+                if limit.shape[1] > 0:
+                    _limit_decisions(i, a, syms_of, m, ss, limit, open_)
             if spot is not None:
                 _close(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
                 _decide(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i], ss,

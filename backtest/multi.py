@@ -506,22 +506,20 @@ def _single_only(rs, details, accounts):
 def _attached_orders(name, attached, symbols, accounts, details, rs):
     """A strategy's limit orders, manual loans and stop levels go with its
     targets to an account of one symbol (as in a one-symbol run); its stop
-    levels and (spot margin) limit orders also to a cross account of several
-    symbols (docs/model-choices.md "Stops on a joint path", "Limit orders in
-    a cross account of several symbols"), which refuses the rest (one
-    line), so nothing is silently dropped."""
+    levels and limit orders also to a cross account of several symbols
+    (docs/model-choices.md "Stops on a joint path", "Limit orders in a
+    cross account of several symbols", on perps "A cross perp account
+    holding several symbols"), which refuses its manual loans (one line),
+    so nothing is silently dropped."""
     from .engine import loans_outlive_trades
 
     for k, given in attached.items():
         sym = symbols[k]
         _, profile, syms = next(acct for acct in accounts if sym in acct[2])
-        perp = profile.perp
-        if len(syms) > 1:
-            what = ("manual loans (borrow / repay)" if given.loans else "limit orders" if given.limit.size and perp
-                    else None)
-            if what is not None:
-                raise UserError(f"strategy {name}: its {what} ({sym}) are not supported yet for a cross "
-                                f"{'perp ' if perp else ''}account holding several symbols ({', '.join(syms)})")
+        if len(syms) > 1 and given.loans:
+            raise UserError(f"strategy {name}: its manual loans (borrow / repay) ({sym}) are not supported yet for "
+                            f"a cross {'perp ' if profile.perp else ''}account holding several symbols "
+                            f"({', '.join(syms)})")
         loans_outlive_trades(given, rs.auto_repay, True)  # (refuses limit orders with auto-repay off)
 
 

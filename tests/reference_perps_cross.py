@@ -12,6 +12,12 @@ cross-perp *Stops* ("Stops on a joint path" and its *With mark series*, "Entry a
 three legs of the traded path for the stop levels paired with three legs of the mark path for the
 liquidation, whose first root on a leg ``first_theta`` finds piece by piece.
 
+With ``limits`` (a strategy's limit prices and expiry per symbol) the orders follow MC cross-perp *Limit
+orders* (items 1-4), with "Limit orders in a cross account of several symbols" for when an order is decided,
+cancelled and expires, the one-symbol perp **Limit orders** for its size and fill, and the spot "Limit orders"
+for the walk with the order as one more level: placed at step (2) (nothing reserved or borrowed), walked at
+step (5) (also without stops), filled at its trigger with the taker fee, kind "limit".
+
 The one-symbol helpers (bracket versions, tiers, MM, bracket notional) come from ``reference_perps``,
 which is written from the same docs.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+from reference_multi import Limits
 from reference_perps import bracket_version, maintenance, max_notional, tier_of
 
 INF = math.inf
@@ -178,13 +185,38 @@ def first_theta(book, tiers, start, end, lo=0.0):
 
 
 # ---------------------------------------------------------------- simulation
-# MC "Stops on a joint path" 4: equal θ fire in the order liquidation, stop-loss, trailing, take-profit
-PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
+# MC "Stops on a joint path" 4: equal θ fire in the order liquidation, stop-loss, trailing, take-profit; MC
+# "Limit orders in a cross account of several symbols", step 5 / MC cross-perp *Limit orders* 2: the limit
+# order after those ("ties after the liquidation and the stops, then symbol order")
+PRIORITY = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3, "limit": 4}
+
+
+class PerpLimits(Limits):
+    """A strategy's limit orders per symbol (MC cross-perp *Limit orders*): the limit prices on the grid and
+    the expiry ``e`` (the symbol's own bars) per symbol, and per symbol its standing order or None, read as
+    ``reference_multi.Limits`` reads them (``at``: NaN or a price not above 0 is a market order;
+    ``expired``: it has had its ``e`` own bars ``placed … placed + e − 1``).
+
+    A standing order is ``{"side": ±1, "r": closing part, "u": opening part, "L": limit price, "placed": the
+    symbol's own bar number at placement, "capped": cut at placement, "scale": max(|T|, |N_s|) at placement
+    (the noise rule's scale)}``.  A perp order reserves and borrows nothing (MC "Perpetual futures",
+    **Limit orders**), so a cancel only removes it."""
+
+    def cancel(self, s):
+        """Remove symbol s's standing order, counted in ``n_cancelled``.  Choice (as ``reference_multi``):
+        every cancel counts, also one a liquidation or a stop makes (MC names ``n_cancelled`` only at step
+        (2)'s cancel; the count is the run's cancelled orders)."""
+        if self.standing[s] is not None:
+            self.standing[s] = None
+            self.n_cancelled += 1
+
+    def any_standing(self):
+        return any(od is not None for od in self.standing)
 
 
 def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=0.0, clearance=0.0125,
                          brackets, funding, marks=None, rebalance=0.0, stop_on_liquidation=False,
-                         stop_loss=0.0, take_profit=0.0, trailing_stop=0.0):
+                         stop_loss=0.0, take_profit=0.0, trailing_stop=0.0, limits=None):
     """One cross perp account holding every symbol, on the union grid ``ts`` (int seconds, increasing).
 
     ``bars[s]`` = (open, high, low, close) lists on the grid, all NaN where symbol s has no bar;
@@ -197,9 +229,18 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
     "stop_loss" / "trailing_stop" / "take_profit" with its "trigger"; a liquidation on the walk is recorded
     with theta = k − 1 + θ on leg k.
 
+    ``limits``: None, or per symbol None or ``(prices, expiry)``: ``prices`` one per grid bar, the limit
+    price read at the grid bar where a new target is read (NaN or <= 0: a market order), ``expiry`` an int
+    >= 1 in the symbol's own bars (as ``reference_multi.simulate_multi``'s ``limits``).  MC cross-perp
+    *Limit orders*: placed at step (2) (size from T = x·E/L, the opening part cut at L), walked at step (5)
+    as one more level of its symbol (the walk then runs also without stops), filled at its trigger with the
+    taker fee and no slippage (kind "limit"); cancelled by a new order, at expiry, by a liquidation (every
+    order) or a stop of its symbol.
+
     Returns a dict: per-grid-bar 'equity', 'funding_paid', 'margin_ratio'; per symbol per bar 'position',
     'funding_paid_sym', 'liquidation_price'; events 'orders', 'liquidations', 'fundings', 'margin_calls';
-    totals 'final_equity', 'fees_paid', 'liquidation_fees', 'bad_debt'."""
+    totals 'final_equity', 'fees_paid', 'liquidation_fees', 'bad_debt', 'n_cancelled' (limit orders
+    cancelled), 'n_capped' (orders cut: market orders and limit orders, once per order)."""
     n = len(ts)
     S = len(bars)
     L = float(leverage)
@@ -232,11 +273,12 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
            "position": [[] for _ in range(S)], "funding_paid_sym": [[] for _ in range(S)],
            "liquidation_price": [[] for _ in range(S)]}
     orders, liquidations, fundings, margin_calls = [], [], [], []
-    tot = {"fees_paid": 0.0, "liquidation_fees": 0.0, "bad_debt": 0.0, "funding": 0.0}
+    tot = {"fees_paid": 0.0, "liquidation_fees": 0.0, "bad_debt": 0.0, "funding": 0.0, "n_capped": 0}
+    lims = PerpLimits(limits, S, n)
     fund_sym = [0.0] * S
 
     last_close = [0.0] * S       # MC "Several symbols": before its first bar a symbol's price is 0
-    pending = [None] * S         # (target, kind), waits for the symbol's next bar
+    pending = [None] * S         # (target, kind, limit price or None), waits for the symbol's next bar
     last_target = [None] * S
     suspended = [False] * S
     halted = False               # stop_on_liquidation: the account stops
@@ -342,6 +384,10 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
             if u > 0.0:
                 book.add(s, u, fp, side)
                 book.wc -= u * fp * fee
+        if capped:
+            # README / MC "Market order to target x": summary.json counts the capped orders (n_capped), also
+            # one the cap leaves nothing to fill (no record then)
+            tot["n_capped"] += 1
         book.dust()
         q = close_q + u
         if q <= 0.0:
@@ -353,6 +399,98 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
             rec["trigger"] = trigger
         orders.append(rec)
         track(s, n0, book.n[s], fp, o)  # MC "Entry and best price": P the slipped fill, O the open
+
+    def place(s, x, lim, cur, tiers):
+        """MC cross-perp *Limit orders* 1: symbol s's pending limit order to target x at ``lim`` placed at
+        step (2) (after its standing order's cancel, after earlier symbols' orders), ``cur`` the current
+        traded prices (the opens; a symbol without a bar at its last close).  The placement changes nothing
+        in the account; it sets the order's closing part r and opening part u."""
+        e = book.mb(cur)  # E: the margin balance at the current traded prices
+        if e <= 0.0:
+            # Choice: MC "Limit orders" (spot) *Place*: "nothing if E <= 0" (the perp bullet does not repeat it;
+            # a market order trades nothing then either, MC "Market order to target x")
+            return
+        target = x * e / lim  # T = x·E/L
+        n0 = book.n[s]
+        delta = target - n0
+        scale = max(abs(target), abs(n0))
+        if abs(delta) <= NOISE * scale:
+            return  # "nothing within the market order's float noise"
+        side = 1 if delta > 0.0 else -1  # the side is δ's
+        r = min(abs(delta), abs(n0)) if n0 * side < 0.0 else 0.0  # the closing part, when δ is against N_s
+        open_q = abs(delta) - r
+        u, capped = 0.0, False
+        if open_q > 0.0:
+            # "after the closing part (done at L with the taker fee on the account as a fill would do it)": on
+            # a copy of the account, the real one is not touched ("the placement itself changes nothing")
+            tmp = CrossBook(book.wc, S)
+            tmp.n, tmp.ep = list(book.n), list(book.ep)
+            if r > 0.0:
+                tmp.reduce(s, r, lim)
+                tmp.wc -= r * lim * fee
+            # A = MB − Σ_j |N_j|·P_j/Lv, every symbol (s too) at its current traded price
+            avail = tmp.mb(cur) - sum(abs(tmp.n[j]) * cur[j] for j in range(S) if tmp.n[j] != 0.0) / L
+            cut_money = max(avail, 0.0) / (lim * (1.0 / L + fee))
+            # the bracket: notional_max(Lv)/O_s − |N_s| (at least 0).  Choice: |N_s| after the closing part
+            # (as the market order's cap on |N*|·O; an opening part exists only when N_s is on δ's side, where
+            # the two agree, or after a flip's close, where N_s is 0)
+            cut_bracket = max(0.0, max_notional(tiers[s], L) / cur[s] - abs(tmp.n[s]))
+            cut = min(cut_money, cut_bracket)
+            capped = cut < open_q * (1.0 - NOISE)  # "cut when the cap is below u·(1 − 1e-9)"
+            u = min(open_q, cut)
+            if u <= NOISE * scale:
+                u = 0.0  # an opening part left at most 1e-9·max(|T|, |N_s|) is none
+        if capped:
+            # "a cut counts in n_capped"; choice: also when nothing stands then (as a market order the cap
+            # leaves nothing to fill, MC "Market order to target x")
+            tot["n_capped"] += 1
+        if r + u <= 0.0:
+            return  # nothing stands when q <= 0
+        lims.standing[s] = {"side": side, "r": r, "u": u, "L": lim, "placed": own_pos[s], "capped": capped,
+                            "scale": scale}
+
+    def fill_limit(i, s, p, prices, tiers):
+        """MC cross-perp *Limit orders* 3: symbol s's standing order filled at the trigger ``p`` on the walk,
+        ``prices`` the traded path prices at θ (``prices[s] = p``): no slippage, the taker fee out of WC; the
+        closing part first (realised into WC), then the opening part cut again at ``p`` (the money with the
+        other symbols at their path prices, the bracket at ``p``).  Kind "limit"; entry and best with ``p``
+        as the market price.  The order is gone."""
+        od = lims.standing[s]
+        lims.standing[s] = None  # filled: gone (not a cancel)
+        side = od["side"]
+        n0 = book.n[s]
+        # the closing part (N_s has not changed since the placement: only s's own orders, stops and
+        # liquidations move it, and each cancels the order first)
+        r = min(od["r"], abs(n0)) if n0 * side < 0.0 else 0.0
+        if r > 0.0:
+            book.reduce(s, r, p)
+            book.wc -= r * p * fee
+        u, cut_again = od["u"], False
+        if u > 0.0:
+            avail = book.mb(prices) - sum(abs(book.n[j]) * prices[j] for j in range(S) if book.n[j] != 0.0) / L
+            cut_money = max(avail, 0.0) / (p * (1.0 / L + fee))
+            cut_bracket = max(0.0, max_notional(tiers[s], L) / p - abs(book.n[s]))
+            cut = min(cut_money, cut_bracket)
+            cut_again = cut < u * (1.0 - NOISE)
+            u = min(u, cut)
+            if u <= NOISE * od["scale"]:
+                u = 0.0  # the same noise rule (scale max(|T|, |N_s|) of the placement)
+            if u > 0.0:
+                book.add(s, u, p, side)
+                book.wc -= u * p * fee
+        if cut_again and not od["capped"]:
+            tot["n_capped"] += 1  # "a cut counts in n_capped once per order"
+        book.dust()
+        q = r + u
+        if q <= 0.0:
+            # Choice: cut to nothing at the fill: no fill record (as a market order cut to nothing); the order
+            # is gone all the same
+            return
+        fv = q * p * fee  # the taker fee on what fills
+        tot["fees_paid"] += fv
+        orders.append({"bar": i, "symbol": s, "side": side, "quantity": q, "price": p, "fee": fv,
+                       "capped": od["capped"] or cut_again, "kind": "limit"})
+        track(s, n0, book.n[s], p, p)  # "Entry and best price" with P as the market price
 
     def funding_window_end(s, k):
         """One-symbol step 3 on the symbol's own bars: own bar k pays t <= T < t_next; its last own bar
@@ -372,11 +510,31 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
             return mark_bar(s, idx[k])[0]
         return mark_bar(s, idx[k - 1])[3] if k > 0 else mark_bar(s, idx[k])[0]
 
+    def leg_hit(open_rule, a_, b_, lv, falls):
+        """MC "Stops on a joint path", *Events on a leg*: where the level ``lv`` (firing as the price falls to
+        it, ``falls``, else as it rises) is reached on a leg from ``a_`` to ``b_``: (θ, trigger) or None.  With
+        ``open_rule`` (leg 1, a level that stood at the open) a level the open is already beyond fires at
+        θ = 0, trigger the open; a falling leg reaches a falling-fire level lv >= b_ at θ = (a_ − lv)/(a_ − b_),
+        trigger lv (θ = 0, trigger a_, when lv >= a_); a rising leg mirrored; a leg that does not move: none."""
+        if open_rule and ((lv >= a_) if falls else (lv <= a_)):
+            return 0.0, a_  # "at the open": a level the open is already beyond, trigger O
+        if b_ < a_ and falls and lv >= b_:
+            return (0.0, a_) if lv >= a_ else ((a_ - lv) / (a_ - b_), lv)
+        if b_ > a_ and not falls and lv <= b_:
+            return (0.0, a_) if lv <= a_ else ((lv - a_) / (b_ - a_), lv)
+        return None
+
     def walk(i, tiers, cur, mbar):
         """MC cross-perp *Stops* 2-5 (the margin call, 1, is taken before as without stops): the traded path
         for the stop levels paired leg by leg with the mark path for the liquidation; on each leg the events
         by θ (ties: liquidation, stop-loss, trailing, take-profit, then symbol order), each with the state
-        the one before left.  Returns whether a liquidation happened (it closes everything: the walk ends)."""
+        the one before left.  Returns whether a liquidation happened (it closes everything: the walk ends).
+
+        With limit orders (MC cross-perp *Limit orders* 2-4) each standing order of a symbol with a bar is one
+        more level of its symbol on the traded path (ties after the liquidation and the stops, then symbol
+        order); a flat symbol with a bar and a standing order walks O -> H -> L -> C; a fill is no stop
+        event and the walk goes on from its θ with the new position; a liquidation cancels every order
+        first, a stop its symbol's."""
         # 2. directions from the state after funding: d_s = sign(N_s), 0 when flat or without a bar; the
         # traded path O -> X1 -> X2 -> C (L first for d = +1, H first for d = −1) and the mark path
         # Mo -> X1m -> X2m -> Mc (the mark bar's low and high in the same order; a bar the mark lacks: the
@@ -385,10 +543,15 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
         for s in range(S):
             q = book.n[s]
             mo, mh, ml, mc = mbar[s]
+            # MC cross-perp *Limit orders* 2: "a flat symbol with a bar and a standing order walks O -> H -> L ->
+            # C (d = −1 for its path; it still has no position for the liquidation)".  Choice: its mark path
+            # takes the same order (Mo -> Mh -> Ml -> Mc, "the mark bar's low and high in the order the traded
+            # path takes its own"); flat, it adds nothing to MB or MM until a fill gives it a position
+            standing = lims.standing[s] is not None
             if has[s][i] and q > 0.0:
                 pts.append((cur[s], lows[s][i], highs[s][i], closes[s][i]))
                 mpts.append((mo, ml, mh, mc))
-            elif has[s][i] and q < 0.0:
+            elif has[s][i] and (q < 0.0 or standing):
                 pts.append((cur[s], highs[s][i], lows[s][i], closes[s][i]))
                 mpts.append((mo, mh, ml, mc))
             else:
@@ -398,6 +561,11 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
         for s in range(S):
             move_best(s, pts[s][0])
         stopped = [False] * S  # one stop event per symbol per bar
+        # a symbol whose limit order filled in this bar: its levels are the fill's, not levels that stood at
+        # the open, so leg 1's "at the open" rule is not theirs (MC "Limit orders in a cross account of several
+        # symbols", step 5: "leg 1's rule for a level the open is already beyond is for the levels that stood
+        # at the open"; the perp walk is "as on spot margin")
+        filled = [False] * S
         for leg in (1, 2, 3):
             A = [pts[s][leg - 1] for s in range(S)]
             B = [pts[s][leg] for s in range(S)]
@@ -420,24 +588,47 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
                     if not has[s][i] or stopped[s] or book.n[s] == 0.0:
                         continue
                     a_, b_ = A[s], B[s]
+                    at_open = leg == 1 and not filled[s]
                     for kind, lv, falls in levels(s):
-                        hit = None
-                        if leg == 1 and ((lv >= a_) if falls else (lv <= a_)):
-                            hit = (0.0, a_)  # "at the open": a level the open is already beyond, trigger O
-                        elif b_ < a_ and falls and lv >= b_:
-                            hit = (0.0, a_) if lv >= a_ else ((a_ - lv) / (a_ - b_), lv)
-                        elif b_ > a_ and not falls and lv <= b_:
-                            hit = (0.0, a_) if lv <= a_ else ((lv - a_) / (b_ - a_), lv)
+                        hit = leg_hit(at_open, a_, b_, lv, falls)
                         if hit is None:
                             continue
                         th, trig = hit
-                        if th < last:  # (a level does not move inside a leg, so never: it would have fired)
-                            th, trig = last, a_ + last * (b_ - a_)
+                        if th < last:  # a level of a position a limit fill opened at last, already beyond
+                            th, trig = last, a_ + last * (b_ - a_)  # it there: fires at the fill's θ
                         events.append((th, PRIORITY[kind], s, kind, trig))
+                # MC cross-perp *Limit orders* 2: the standing order of each symbol with a bar, at its price
+                # on the traded leg: a buy where the price falls to L, a sell where it rises to L; on leg 1 at
+                # θ = 0, trigger the open, when the open is at or beyond L; else trigger L, or the leg's start
+                # when that is already beyond it
+                for s in range(S):
+                    od = lims.standing[s]
+                    if od is None or not has[s][i]:
+                        continue
+                    a_, b_ = A[s], B[s]
+                    hit = leg_hit(leg == 1, a_, b_, od["L"], od["side"] > 0)
+                    if hit is None:
+                        continue
+                    th, trig = hit
+                    if th < last:  # (never: the limit does not move and events come in θ order)
+                        th, trig = last, a_ + last * (b_ - a_)
+                    events.append((th, PRIORITY["limit"], s, "limit", trig))
                 if not events:
                     break
                 th, _, s, kind, trig = min(events)
+                if kind == "limit":
+                    # *Limit orders* 3: filled at the trigger, the other symbols at their traded path prices at
+                    # θ; no stop event; the leg goes on from θ with the new position
+                    prices = [A[j] + th * (B[j] - A[j]) for j in range(S)]
+                    prices[s] = trig
+                    fill_limit(i, s, trig, prices, tiers)
+                    filled[s] = True
+                    last = th
+                    continue
                 if kind == "liquidation":
+                    # *Limit orders* 4: a liquidation cancels every standing order of the account first
+                    for j in range(S):
+                        lims.cancel(j)
                     # 4. "Liquidation" at the marks Pm_s(θ), recorded at θ = k − 1 + θ
                     liquidate(i, [Am[j] + th * (Bm[j] - Am[j]) for j in range(S)], tiers)
                     theta = leg - 1 + th
@@ -445,6 +636,7 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
                     return True
                 # 5. a stop: the market order to target 0 at the trigger, the others at their traded path
                 # prices P_j(θ); it suspends s's rebalancing, and s has no more stop events in this bar
+                lims.cancel(s)  # *Limit orders* 4: a stop exit of s cancels s's order first
                 stopped[s] = True
                 suspended[s] = True
                 prices = [A[j] + th * (B[j] - A[j]) for j in range(S)]
@@ -470,6 +662,10 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
 
         # (1) gap liquidation when h <= 1 at the current marks, every position closed at those marks
         if not book.flat() and book.health(tiers, m_open) <= 1.0:
+            # MC cross-perp *Limit orders* 4: the gap liquidation cancels every standing order first (the
+            # check is on the state with the orders, which a perp order does not change)
+            for s in range(S):
+                lims.cancel(s)
             liquidate(i, m_open, tiers)
             liquidations[-1].update(theta=0.0, gap=True)
             # MC "Several symbols" step 2 / one-symbol step 2: a new target still executes (not suspended),
@@ -483,12 +679,21 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
         if halted:
             pending = [None] * S
 
-        # (2) pending orders in symbol order, each symbol that has a bar, at its traded open
+        # (2) pending orders in symbol order, each symbol that has a bar, at its traded open.  MC cross-perp
+        # *Limit orders* 1: before its pending order the symbol's standing order is cancelled when a new order
+        # is pending or it has had its e own bars; then a pending limit order is placed (a market one executes)
         for s in range(S):
-            if has[s][i] and pending[s] is not None:
-                x, kind = pending[s]
+            if not has[s][i]:
+                continue
+            if lims.standing[s] is not None and (pending[s] is not None or lims.expired(s, own_pos[s])):
+                lims.cancel(s)
+            if pending[s] is not None:
+                x, kind, lim = pending[s]
                 pending[s] = None
-                execute(i, s, x, kind, cur, tiers)
+                if lim is not None:
+                    place(s, x, lim, cur, tiers)
+                else:
+                    execute(i, s, x, kind, cur, tiers)
 
         # (3) funding, symbol by symbol, each symbol's charges in time order, on its own bars
         for s in range(S):
@@ -525,7 +730,11 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
             margin_calls.append({"bar": i, "margin_level": h_x})
 
         hit = False
-        if stops_on:
+        if lims.any_standing():
+            # MC cross-perp *Limit orders* 2: a bar where one of the account's symbols has a standing order runs
+            # the walk of *Stops* (also without stops), the order one more level of its symbol
+            hit = walk(i, tiers, cur, mbar)
+        elif stops_on:
             # MC cross-perp *Stops*: (5) becomes the walk of the three paired legs
             hit = not book.flat() and walk(i, tiers, cur, mbar)
         # (5) intrabar liquidation on the joint path of the marks
@@ -571,14 +780,19 @@ def simulate_perps_cross(ts, bars, targets, *, capital, leverage, fee, slippage=
             if math.isnan(x):
                 continue
             if last_target[s] is None or x != last_target[s]:
-                pending[s] = (x, "signal")  # replaces a target still waiting for the symbol's bar
+                # replaces a target still waiting for the symbol's bar; MC "Limit orders in a cross account of
+                # several symbols", *Decision*: a new target whose bar carries a limit price is a limit order at
+                # it (choice, as reference_multi: the price given at the grid bar where the target is read)
+                pending[s] = (x, "signal", lims.at(s, i))
                 last_target[s] = x
                 suspended[s] = False
-            elif rebalance > 0.0 and not suspended[s]:
+            elif rebalance > 0.0 and not suspended[s] and lims.standing[s] is None:
+                # no rebalance order while the symbol's limit order stands (other symbols do rebalance)
                 if eq > 0.0 and abs(book.n[s] * cls[s] / eq - x) > rebalance * abs(x):
-                    pending[s] = (x, "rebalance")
+                    pending[s] = (x, "rebalance", None)
 
     out.update(orders=orders, liquidations=liquidations, fundings=fundings, margin_calls=margin_calls,
                final_equity=out["equity"][-1] if n else float(capital),
-               fees_paid=tot["fees_paid"], liquidation_fees=tot["liquidation_fees"], bad_debt=tot["bad_debt"])
+               fees_paid=tot["fees_paid"], liquidation_fees=tot["liquidation_fees"], bad_debt=tot["bad_debt"],
+               n_cancelled=lims.n_cancelled, n_capped=tot["n_capped"])
     return out

@@ -14,7 +14,8 @@ from numba.core.analysis import compute_cfg_from_blocks, dead_branch_prune
 
 from backtest import kernel_multi as km
 
-SPOT = {"_cross_need", "_step_cross", "_close", "_decide", "_limit_decisions", "_close_quiet"}
+# (_limit_decisions: both venues' since a cross perp account takes limit orders)
+SPOT = {"_cross_need", "_step_cross", "_close", "_decide", "_close_quiet"}
 PERP = {"_step_perp", "_close_at", "_perp_quiet"}
 
 
