@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(several symbols: SYMBOL=FILE, repeatable)")
     p.add_argument("--detail", action="append", default=None, metavar="FILE|SYMBOL=FILE",
                    help="finer bars (Parquet, e.g. 1m under 1h) that settle the path inside bars where a stop, "
-                        "take-profit or liquidation is in reach (several symbols: SYMBOL=FILE, repeatable)")
+                        "take-profit, limit order or liquidation is in reach (several symbols: SYMBOL=FILE, repeatable)")
     p.add_argument("--bound", action="store_true",
                    help="run both path settings and print the range of final equity and liquidations")
     _add_perp_flags(p)

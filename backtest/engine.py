@@ -123,8 +123,8 @@ def run(
             the others pay ``rates``.
         detail: finer bars of the same symbol (a Parquet path or a DataFrame
             like ``bars``; e.g. 1-minute bars under 1-hour bars) that settle
-            the path inside each bar where a stop, take-profit or the
-            liquidation price is in reach.  Bars without complete matching
+            the path inside each bar where a stop, take-profit, a standing
+            limit order or the liquidation price is in reach.  Bars without complete matching
             finer bars follow ``path`` and are counted in
             ``summary["detail_missing_bars"]``.  Not combined with ``mark``.
         auto_repay: False keeps what a fill receives as balance: loans and

@@ -91,10 +91,7 @@ def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, at, orders, liqs, pv):
     is the open ``mo``.  False when nothing was liquidated (``_forced_exit``)."""
     trigger, traded, mo = at
     pos = _position(st)
-    if pv is not None:
-        f, b, row = _perp_exit(st, fs, ns, cfg, i, trigger, orders, liqs)
-    else:
-        f, b, row = _forced_exit(st, i, trigger, traded, cfg, mlr, orders, ns[N_ORDERS], liqs, ns[N_LIQS])
+    f, b, row = _exit_at(st, fs, ns, cfg, i, (trigger, traded), mlr, (orders, liqs), pv)
     if row < 0:
         return False
     liqs[row].gap = trigger == mo
@@ -105,6 +102,42 @@ def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, at, orders, liqs, pv):
     tot[T_LIQ] += f
     tot[T_BAD] += b
     return True
+
+
+def _exit_at(st, fs, ns, cfg, i, at, mlr, recs, pv):
+    """A liquidation at ``at`` = (trigger, traded) by the venue's rule, into
+    ``recs`` = (orders, liquidations): (fee, bad debt, row), row −1 when
+    nothing was liquidated."""
+
+
+@overload(_exit_at)
+def _exit_at_typed(st, fs, ns, cfg, i, at, mlr, recs, pv):
+    # chosen by pv's type, as _fill_to (a perp run's pv is an optional integer: an if on it compiled both)
+    if isinstance(pv, types.NoneType):
+        def spot(st, fs, ns, cfg, i, at, mlr, recs, pv):
+            return _forced_exit(st, i, at[0], at[1], cfg, mlr, recs[0], ns[N_ORDERS], recs[1], ns[N_LIQS])
+        return spot
+
+    def perp(st, fs, ns, cfg, i, at, mlr, recs, pv):
+        return _perp_exit(st, fs, ns, cfg, i, at[0], recs[0], recs[1])
+    return perp
+
+
+def _trigger_at(st, fs, mlr, mk, pv):
+    """Where the bar ``mk`` = (open, high, low) first reaches the venue's
+    liquidation level ``mlr`` (NaN: it does not)."""
+
+
+@overload(_trigger_at)
+def _trigger_at_typed(st, fs, mlr, mk, pv):
+    if isinstance(pv, types.NoneType):
+        def spot(st, fs, mlr, mk, pv):
+            return liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, mk[0], mk[1], mk[2])
+        return spot
+
+    def perp(st, fs, mlr, mk, pv):
+        return usdm.liquidation_trigger(st, fs, mlr, mk[0], mk[1], mk[2])
+    return perp
 
 
 @njit(cache=True)
@@ -306,14 +339,11 @@ def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs, pv):
     MAX_LIQUIDATIONS_PER_BAR times); each fills where the market traded, the
     trigger clamped into the traded range ``lo``..``h``.  Adds the fees and
     bad debt to ``tot``; True when it liquidated."""
-    mo, mh, ml = mk
+    mo = mk[0]
     mlr = cfg.liquidation_ml
     n_l = 0
     for _ in range(MAX_LIQUIDATIONS_PER_BAR):
-        if pv is not None:
-            trigger = usdm.liquidation_trigger(st, fs, mlr, mo, mh, ml)
-        else:
-            trigger = liquidation_trigger(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], mlr, mo, mh, ml)
+        trigger = _trigger_at(st, fs, mlr, mk, pv)
         if trigger != trigger:
             break
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded

@@ -718,9 +718,9 @@ def _finer(i, a, m, bars, books, params, recs, detail, walk):
         # (limit orders only: walked while one stands; one may have filled in sub-step j − 1)
         if walk is None or (cfg[WALK] == 3.0 and not _standing(a, syms, m, ss)):
             f0, g, owes = _toward_adverse(j, a, syms, m, sb, aq, h_, l_, mlr, scr)
-            if owes:
-                liquidated = _joint_path((i, j, float(j), j > 0), a, syms, m, books, (h_, l_, h_, l_), lv, cfg,
-                                         recs, (f0, g)) or liquidated
+            if owes:  # (θ from 3j where other sub-steps of the run may walk: one scale orders the bar's events)
+                liquidated = _joint_path((i, j, float(j) if walk is None else 3.0 * j, j > 0), a, syms, m, books,
+                                         (h_, l_, h_, l_), lv, cfg, recs, (f0, g)) or liquidated
         else:
             liquidated = _walk_joint((i, j, 3.0 * j, j > 0), a, m, (syms, o_, h_, l_, c_, o_, h_, l_, c_), books,
                                      params, orders, liqs, None) or liquidated

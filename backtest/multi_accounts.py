@@ -45,7 +45,8 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     (``detail.detail_arrays`` on its own bars); ``own_orders``: per symbol
     whose strategy attached limit orders, stop levels or manual loans its
     ``strategy.Orders`` on its own bars (a cross account of several symbols
-    takes its stop levels only: ``multi`` refuses the rest there).  Returns
+    takes its stop levels and limit orders: ``multi`` refuses its manual
+    loans there).  Returns
     ``(out_acct, out_sym, interest_base, interest_quote, orders,
     liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out,
     and per account of one symbol run with auto-repay off the kernel's

@@ -1425,9 +1425,10 @@ def _step_cross(i, t, a, stt, syms, has, opens, highs, lows, closes, mk_bars, la
                 liquidated = _walk_cross(i, a, stt, syms, book, tradable, so, sh, sl, sc, slippage, prof, mode,
                                          orders, liquidations, order, theta0=3.0 * j, opens_fire=j > 0,
                                          limit_ops=ops) or liquidated
-            else:
+            else:  # (theta 3j + θ when the account has stops or limit orders: MC, one scale a bar)
                 liquidated = _joint_path(i, a, syms, book, tradable, so, sh, sl, sh, sl, slippage, prof, mode,
-                                         orders, liquidations, theta0=float(j), opens_fire=j > 0) or liquidated
+                                         orders, liquidations, theta0=3.0 * j if stt["limited"] else float(j),
+                                         opens_fire=j > 0) or liquidated
     elif stt["stops_on"] or any(lims.standing[s] is not None for s in syms):
         # 5. with stops on, or a limit order of the account standing (MC "Limit orders in a cross account of
         # several symbols", step 5: also without stops): "Stops on a joint path" (with mark series: the

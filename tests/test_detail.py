@@ -139,6 +139,7 @@ def test_limit_orders_with_minute_detail_equal_the_minute_run(week, expiry, sett
     for key in ("n_liquidations", "n_orders", "n_trades", "n_capped", "n_cancelled"):
         assert a[key] == b[key], key
     assert (fine.orders["kind"] == "limit").sum() > 20 and a["n_cancelled"] > 20  # both happen often that week
+    assert (a["n_liquidations"] > 0) == (settings["margin"] == "cross-pro-20x")  # 15x on pro-20x: 9 that week
     # the same functions on the same prices in the same order: 1e-9 relative allows a summation order only
     for key in ("final_equity", "fees_paid", "interest_paid", "liquidation_fees", "bad_debt"):
         assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-9), key
@@ -299,6 +300,12 @@ def test_a_limit_bar_without_usable_quarters_is_counted_when_its_price_is_in_rea
         assert list(res.orders["kind"]) == kinds
         assert res.summary["detail_bars"] == 0 and res.summary["detail_missing_bars"] == missing, limit
         assert res.summary["n_cancelled"] == 1 - len(kinds)  # the unfilled order expires at bar 2's open
+    # the order's price out of reach, the stop-loss (95 from the entry at 100) in the range: counted all the same;
+    # the stop cancels the order
+    res = hourly([flat(100.0), flat(100.0), (100.0, 100.0, 94.0, 97.0), flat(97.0)], [1.0, 2.0, 2.0, 2.0],
+                 [(3, 0) + flat(97.0)], orders=([NAN, 90.0, NAN, NAN], None, None), expiry=3, stop_loss=0.05)
+    assert list(res.orders["kind"]) == ["signal", "stop_loss"] and res.summary["n_cancelled"] == 1
+    assert res.summary["detail_bars"] == 0 and res.summary["detail_missing_bars"] == 1
 
 
 # ----------------------------------------------------------------- the CLI

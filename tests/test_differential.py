@@ -497,7 +497,7 @@ def test_kernel_matches_reference(sc):
     stops = bool(sc["stop_loss"] or sc["take_profit"] or sc["trailing_stop"] or sc["level_p"])
     event(f"repay={sc['repay']} mark={bool(sc['mark_noise'])} stops={stops} detail={bool(sc['detail'])}")
     event(f"limit orders={bool(sc['limit_p'])} max_borrow={bool(sc['max_borrow'])}")
-    event(f"limit orders={bool(sc['limit_p'])} detail={bool(sc['detail'])}")
+    event(f"limit orders with finer bars={bool(sc['limit_p']) and bool(sc['detail'])}")
 
 
 # -------------------------------------------------------- targeted cases

@@ -146,6 +146,46 @@ def test_limit_orders_fill_where_the_minute_run_fills_them(kw):
         assert kinds["take_profit"] > 0 and kinds["stop_loss"] > 0, kinds
 
 
+def test_theta_orders_a_bars_liquidations_whether_or_not_an_order_stands():
+    """BTC 2.5x long falls 100 → 80 → 65 → 30 over bar 2's quarters; ETH has
+    a buy limit at 1 standing (never filled) or a market order.  The first
+    liquidation cancels the order, so the bar's later quarters take the
+    joint path: their theta stays on the walk's scale (3j + …), so sorting
+    by theta keeps the events' order (docs "Finer bars on a joint path")."""
+    index = pd.date_range("2024-01-01", periods=5, freq="1h", tz="UTC", name="timestamp")
+
+    def frame(rows, idx=index):
+        return pd.DataFrame(rows, columns=["open", "high", "low", "close"], index=idx, dtype=float).assign(volume=1.0)
+
+    btc = [(100, 100, 100, 100)] * 2 + [(100, 100, 30, 30)] + [(30, 30, 30, 30)] * 2
+    eth = [(10, 10, 10, 10)] * 5
+    crash = [(100, 100, 100, 100), (100, 100, 80, 80), (80, 80, 65, 65), (65, 65, 30, 30)]
+    fine = {}
+    for sym, rows in (("BTCUSDT", btc), ("ETHUSDT", eth)):
+        quarters = [crash[q] if sym == "BTCUSDT" and i == 2 else rows[i] for i in range(5) for q in range(4)]
+        fine[sym] = frame(quarters, pd.DatetimeIndex([t + pd.Timedelta(minutes=15 * q) for t in index
+                                                       for q in range(4)], name="timestamp"))
+        fine[sym].attrs.update(symbol=sym, timeframe="15m")
+    once = np.array([1.0] + [np.nan] * 4)
+
+    def strategy(limit):
+        def f(bars):
+            if bars["close"].iloc[0] == 100.0:
+                return {"target": 2.5 * once}
+            return {"target": 0.01 * once, **({"limit": once, "expiry": 4} if limit else {})}
+        return f
+
+    runs = [backtest.run_multi({"BTCUSDT": frame(btc), "ETHUSDT": frame(eth)}, strategy(limit), margin="cross-3x",
+                               fee=0.0, rates={"BTC": 0.0, "ETH": 0.0, "USDT": 0.0}, detail=fine)
+            for limit in (False, True)]
+    market, limited = (r.liquidations.drop_duplicates("event")["theta"].to_numpy() for r in runs)
+    assert len(market) == len(limited) >= 3 and runs[1].summary["n_cancelled"] == 1
+    assert np.all(np.diff(limited) > 0) and np.all(np.diff(market) > 0)
+    # the same quarter each: j + θ without a walk, 3j + … once an order made the bar's sub-steps walk (ETH's
+    # bought 0.01 in the market run: the thetas inside the quarters differ a little)
+    assert list(np.floor(market)) == list(np.floor(limited / 3.0)) == [2.0, 3.0, 3.0]
+
+
 def test_a_bar_without_detail_is_run_as_without_and_counted(tmp_path):
     """The week's detail under a run one day longer: the last day's bars
     have none, are run as without detail, and those where a stop or the

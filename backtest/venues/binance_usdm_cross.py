@@ -76,12 +76,13 @@ def joint_theta(sb, k_net, syms, a, m, fsv, path, after):
     """The smallest θ in [``after``, 1] where ``MB ≤ MM`` on the joint path
     ``P_s(θ) = O_s + θ·(X_s − O_s)`` (``path`` = (px, the row of O, the row
     of X, a scratch row)), ``after`` when already there, −1 when the path
-    does not reach it (or the account is flat).  Every symbol moves one way
-    for the whole path (toward its adverse extreme: step 5, ``after`` 0; a
-    leg of the walk with stops, after its last event at θ ``after``:
-    docs/model-choices.md "A cross perp account holding several symbols",
-    *Stops*), so ``MB − MM`` is monotone along it and an end above the
-    level means no root; it is linear between tier changes: the root is
+    does not reach it (or the account is flat): step 5, ``after`` 0, or a
+    leg of the joint walk after its last event at θ ``after``
+    (docs/model-choices.md "A cross perp account holding several symbols",
+    *Stops*).  ``MB − MM`` is concave along a straight joint path (``MB``
+    linear, each ``MM_s`` convex in its notional), so an end above the
+    level means no root, also where a limit fill made a position move
+    against the others; it is linear between tier changes: the root is
     found piece by piece, exactly."""
     px, o_row, x_row, scratch_row = path
     row = o_row
