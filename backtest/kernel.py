@@ -11,7 +11,9 @@ cap, liquidation sizes) come from ``rules.py`` on spot margin and
 ``venues/plug.py``.  ``venue`` (``inputs.Venue``: bracket tables,
 funding charges) is None on spot margin, and the path helpers get ``pv``
 (None, or 1 on perps): numba then compiles spot margin's loop without the
-perpetual's branches.
+perpetual's branches, and the helpers pick their venue's side by ``pv``'s
+type (overloads: ``venues/plug.py``, ``intrabar._fill_to``), so a perp run
+compiles none of spot margin's.
 
 The account's moves live in ``account.py``, the path inside a bar in
 ``intrabar.py``, limit orders in ``limits.py``.  The run's state is shared
@@ -268,7 +270,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
         kept_b = kept_q = np.inf  # the principal step 4's hour may fall on (manual borrows at this open: less)
         if flows is not None:  # 0a. the trader's scheduled transfers, 0c. loans, 0b. a top-up at an open below the call
             scheduled(st, fs, pv, cfg, flows, i, o)
-            if pv is None:
+            if venue is None:  # (spot margin's: a test of pv would compile it into a perp run too)
                 kept_b, kept_q = manual_loans(st, fs, cfg, flows, i, o)
             moves_at_open(st, fs, ns, pv, cfg, flows, i, mark_open[i], orders)
         # 2. a bar that opens beyond the liquidation level is liquidated first

@@ -8,7 +8,8 @@ untouched.  The standing order lives in the run state ``fs``/``ns``
 into a totals row like ``intrabar._walk``.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _position, _record_order,
                       _repay)
@@ -31,12 +32,7 @@ def _place(st, fs, ns, cfg, i, o, pv):
     per asset (+inf: none) caps that borrow too, as for a market order.
     ``ns[LIM_SIDE]`` 0 when no order stands.  A perp order reserves and
     borrows nothing (``binance_usdm.limit_size``)."""
-    if pv is not None:
-        side, q, capped = usdm.limit_size(st, fs, fs[PENDING], o, fs[PENDING_LIMIT], cfg.fee, cfg.leverage,
-                                          cfg.isolated, fs[ENTRY])
-        b = cb = cq = 0.0
-    else:
-        side, q, b, capped, cb, cq = _borrow_for(st, fs[PENDING], o, fs[PENDING_LIMIT], cfg, fs[RB], fs[RQ])
+    side, q, b, capped, cb, cq = _size_at(st, fs, cfg, o, pv)
     ns[LIM_SIDE] = side
     fs[LIM_Q] = q
     fs[LIM_B] = b
@@ -50,6 +46,39 @@ def _place(st, fs, ns, cfg, i, o, pv):
         fs[INT_BASE] += cb
         fs[INT_QUOTE] += cq
         fs[PAID] += cb * o + cq
+
+
+def _size_at(st, fs, cfg, o, pv):
+    """The pending order at its limit price, placed at the open ``o`` by the
+    venue's rule: (side, quantity, borrowed, capped, base charge, quote
+    charge); a perp order borrows nothing (``binance_usdm.limit_size``)."""
+
+
+@overload(_size_at)
+def _size_at_typed(st, fs, cfg, o, pv):
+    # chosen by pv's type, as intrabar._fill_to (an if on the one-symbol kernel's pv compiles both venues)
+    if isinstance(pv, types.NoneType):
+        return lambda st, fs, cfg, o, pv: _borrow_for(st, fs[PENDING], o, fs[PENDING_LIMIT], cfg, fs[RB], fs[RQ])
+
+    def perp(st, fs, cfg, o, pv):
+        side, q, capped = usdm.limit_size(st, fs, fs[PENDING], o, fs[PENDING_LIMIT], cfg.fee, cfg.leverage,
+                                          cfg.isolated, fs[ENTRY])
+        return side, q, 0.0, capped, 0.0, 0.0
+    return perp
+
+
+def _fill_at(st, fs, side, q, trigger, cfg, pv):
+    """The standing order's fill at ``trigger`` by the venue's rule:
+    (quantity, fee value, cut here?); only a perp's is cut (its opening
+    part again at the fill price, ``binance_usdm.fill``)."""
+
+
+@overload(_fill_at)
+def _fill_at_typed(st, fs, side, q, trigger, cfg, pv):
+    if isinstance(pv, types.NoneType):
+        return lambda st, fs, side, q, trigger, cfg, pv: (q, _fill(st, side, q, trigger, cfg.fee), False)
+    return lambda st, fs, side, q, trigger, cfg, pv: usdm.fill(st, fs, side, q, trigger, cfg.fee, cfg.leverage,
+                                                               cfg.isolated, fs[ENTRY])
 
 
 @njit(cache=True)
@@ -164,12 +193,9 @@ def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders, pv):
     side = ns[LIM_SIDE]
     q = fs[LIM_Q]
     capped = ns[LIM_CAPPED] != 0
-    if pv is not None:  # a perp's opening part is cut again at the fill price (binance_usdm.fill)
-        q, fv, cut = usdm.fill(st, fs, side, q, trigger, cfg.fee, cfg.leverage, cfg.isolated, fs[ENTRY])
-        ns[N_CAPPED] += cut and not capped
-        capped = capped or cut
-    else:
-        fv = _fill(st, side, q, trigger, cfg.fee)
+    q, fv, cut = _fill_at(st, fs, side, q, trigger, cfg, pv)  # (a perp's opening part is cut again there)
+    ns[N_CAPPED] += cut and not capped
+    capped = capped or cut
     tot[T_FEES] += fv
     after = _position(st)
     if ns[RECORD]:
