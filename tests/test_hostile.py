@@ -293,9 +293,14 @@ def test_a_real_ctrl_c_inside_a_strategy_still_interrupts(world):
         signal.raise_signal(signal.SIGINT)  # the user's Ctrl-C, arriving while the strategy runs
         return np.zeros(len(bars))
 
-    with pytest.raises(KeyboardInterrupt):
-        backtest.run(world["data"], targets)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    # (Python's own handler, also when pytest was started with SIGINT ignored, as a shell's background job is)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            backtest.run(world["data"], targets)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_broken_pipe_is_no_traceback(world, capfd):

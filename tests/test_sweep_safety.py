@@ -139,7 +139,10 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
                              "--end", "2021-01-31", "--strategy", str(strategy), "--grid", "fast=1:40:1",
                              "--chunk-size", "1", "--workers", "1", "--out", str(out)],
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # SIGINT as a terminal leaves it, also when pytest runs as a shell's background job
+                            # (started with SIGINT ignored, Python would raise no KeyboardInterrupt)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     # a finished chunk's own name: "part-*" also matched the file being written (part-00000.parquet.tmp), and a
     # Ctrl-C sent while the first write still ran (slow on a cold cache: pyarrow's first use) found nothing saved
