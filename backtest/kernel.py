@@ -55,7 +55,7 @@ from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
                        T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _walk)
 from .bar_rows import log_state
-from .limits import _cancel_standing, _place, _walk_limit
+from .limits import _cancel_standing, _place, _walk_limit, in_reach
 from .replay import _replay
 from .venues import binance_usdm as usdm
 from .records import REBALANCE, SIGNAL
@@ -651,8 +651,7 @@ def _limit_bar_decided(st, fs, ns, cfg, h, lo, liq_near):
     setting decided it when its range reaches the order's price, the
     liquidation level is near, or a stop level lies in its range
     (``detail_missing_bars``; a bar where nothing could fire is not counted)."""
-    lim = fs[LIM_PX]
-    if ((lo <= lim) if ns[LIM_SIDE] > 0 else (h >= lim)) or liq_near:
+    if in_reach(ns[LIM_SIDE], fs[LIM_PX], h, lo) or liq_near:
         return True
     pos = _position(st)
     return ns[STOPS_ON] != 0 and pos != 0.0 and not _quiet(fs, cfg, pos > 0.0, h, lo, liq_near)

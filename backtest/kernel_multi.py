@@ -27,7 +27,7 @@ from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load,
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .intrabar import _track as track_entry
 from .kernel import _opens_trade
-from .limits import _cancel, _fill, borrow_for
+from .limits import _cancel, _fill, borrow_for, in_reach
 from .records import LIMIT, LIQUIDATION, REBALANCE, SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .venues import binance_usdm as usdm
 from .venues import binance_usdm_cross as usdm_cross
@@ -497,8 +497,7 @@ def _limits_in_reach(i, a, m, syms, ss, high, low):
     below the high)?  (A symbol without a bar has NaN there: no.)"""
     for k in range(m):
         s = syms[a, k]
-        side = ss[s, LIM_SIDE]
-        if side != 0.0 and ((low[s, i] <= ss[s, LIM_PX]) if side > 0.0 else (high[s, i] >= ss[s, LIM_PX])):
+        if ss[s, LIM_SIDE] != 0.0 and in_reach(ss[s, LIM_SIDE], ss[s, LIM_PX], high[s, i], low[s, i]):
             return True
     return False
 
@@ -830,12 +829,7 @@ def _perp_place(a, k, acct, books, perp, cfg):
     _load_perp(a, k, acct, books, perp, CUR)
     side, q, capped = usdm.limit_size(st, fsv[s], ss[s, PENDING], scr[CUR, k], ss[s, PEND_LIM], cfg[FEE],
                                       venue.leverage, False, 0.0)
-    ss[s, PENDING] = np.nan
-    tot[N_CAP] += capped
-    ss[s, LIM_SIDE] = side
-    if side != 0:
-        ss[s, LIM_Q], ss[s, LIM_PX], ss[s, LIM_B], ss[s, LIM_BARS] = q, ss[s, PEND_LIM], 0.0, 0.0
-        ss[s, LIM_CAPPED], ss[s, LIM_INT], ss[s, LIM_CHG] = capped, 0.0, 0.0
+    _stand(ss, tot, s, (side, q, 0.0, capped), (0.0, 0.0))
 
 
 @njit(cache=True)
@@ -902,6 +896,18 @@ def _cancel_limit(a, s, books, perp=None):
     tot[N_CANC] += 1
 
 
+@njit(cache=True, inline="always")
+def _age_limit(a, s, replaced, books, expiry, perp):
+    """Step 3 (a perp: (2)) at symbol s's bar: its standing order has had one
+    more of its own bars; cancelled when a new order is pending
+    (``replaced``) or its ``e`` bars are up."""
+    ss = books[3]
+    if ss[s, LIM_SIDE] != 0.0:
+        ss[s, LIM_BARS] += 1.0
+        if replaced or ss[s, LIM_BARS] >= expiry[s]:
+            _cancel_limit(a, s, books, perp)
+
+
 @njit(cache=True)
 def _cancel_all(a, syms, m, books, perp=None):
     """Cancel every standing order of account ``a`` (before its liquidation)."""
@@ -928,15 +934,25 @@ def _place_limit(a, k, syms, m, books, lv, cfg, hourly):
                                             (rates[s, col], rates[rates.shape[0] - 1, col]), (ss[s, LIMIT_B],
                                                                                               lv[a, LIMIT_Q]))
     _store_free(st, sb, aq, s, a, kept)
+    _stand(ss, tot, s, (side, q, b, capped), (cb * o + cq, cb + cq))
+    if side != 0:
+        _note(ss, sa, s, a, cb, cq, o)
+        ss[s, PAID_SYM] += cb * o  # (its quote part in QUOTE_SYM: the fill's record carries the charge)
+        ss[s, QUOTE_SYM] += cq
+
+
+@njit(cache=True, inline="always")
+def _stand(ss, tot, s, order, charge):
+    """Symbol s's pending limit order placed: ``order`` = (side, quantity,
+    borrowed, capped), side 0 when nothing stands; ``charge`` = its
+    borrow's first hour as quote value and in the borrowed asset."""
+    side, q, b, capped = order
     ss[s, PENDING] = np.nan
     tot[N_CAP] += capped
     ss[s, LIM_SIDE] = side
     if side != 0:
         ss[s, LIM_Q], ss[s, LIM_PX], ss[s, LIM_B], ss[s, LIM_BARS] = q, ss[s, PEND_LIM], b, 0.0
-        ss[s, LIM_CAPPED], ss[s, LIM_INT], ss[s, LIM_CHG] = capped, cb * o + cq, cb + cq
-        _note(ss, sa, s, a, cb, cq, o)
-        ss[s, PAID_SYM] += cb * o  # (its quote part in QUOTE_SYM: the fill's record carries the charge)
-        ss[s, QUOTE_SYM] += cq
+        ss[s, LIM_CAPPED], ss[s, LIM_INT], ss[s, LIM_CHG] = capped, charge[0], charge[1]
 
 
 @njit(cache=True)
@@ -1037,10 +1053,8 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs, expiry):
         x = ss[s, PENDING]
         if scr[TRADABLE, k] == 0.0:
             continue
-        if expiry.shape[0] > 0 and ss[s, LIM_SIDE] != 0.0:  # its standing order: replaced, or its e bars are up
-            ss[s, LIM_BARS] += 1.0
-            if x == x or ss[s, LIM_BARS] >= expiry[s]:
-                _cancel_limit(a, s, books)
+        if expiry.shape[0] > 0:
+            _age_limit(a, s, x == x, books, expiry, None)
         if x != x:
             continue
         if ss[s, PEND_LIM] == ss[s, PEND_LIM]:
@@ -1224,10 +1238,8 @@ def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
         x = ss[s, PENDING]
         if scr[TRADABLE, k] == 0.0:
             continue
-        if expiry.shape[0] > 0 and ss[s, LIM_SIDE] != 0.0:
-            ss[s, LIM_BARS] += 1.0
-            if x == x or ss[s, LIM_BARS] >= expiry[s]:
-                _cancel_limit(a, s, books, (fsv, venue))
+        if expiry.shape[0] > 0:
+            _age_limit(a, s, x == x, books, expiry, (fsv, venue))
         if x == x and ss[s, PEND_LIM] == ss[s, PEND_LIM]:
             _perp_place(a, k, (syms, m), books, (fsv, venue), cfg)
         elif x == x:

@@ -23,6 +23,14 @@ from .venues import binance_usdm as usdm
 from .venues.plug import level_price
 
 
+@njit(cache=True, inline="always")
+def in_reach(side, lim, h, lo):
+    """Does a bar with high ``h`` and low ``lo`` reach a standing order's
+    price ``lim`` (a buy, ``side`` > 0: the low at or below it; a sell: the
+    high at or above it; NaN prices: no)?"""
+    return (lo <= lim) if side > 0 else (h >= lim)
+
+
 @njit(cache=True)
 def _place(st, fs, ns, cfg, i, o, pv):
     """Place the pending order (``fs[PENDING]`` at the limit price
