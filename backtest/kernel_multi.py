@@ -1284,14 +1284,16 @@ def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
 
 
 @njit(cache=True)
-def _quiet_hour(j, t_prev, ts, open_, mark_open, mark_high, mark_low, close, sb, aq, ss, sa, lv, syms, h0, rates,
-                round_up, scr):
+def _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
     """The hour at bar ``j`` of a quiet run, if it is all the bar has: the bar
     is on the hour and the last was within the hour before (step 1 charges
     nothing), and simulate_multi's skip test passes both before the charge
     (step 2) and after it (steps 5-6); then step 4 is made, by
     ``_charge_book`` itself; the closes must be present (the bar is then
     closed by the quiet run).  Returns whether it was (else nothing changed)."""
+    ts, open_, _, _, close, _, mark_open, mark_high, mark_low = g
+    sb, aq, _, ss, sa, scr, _ = books
+    h0, rates = hourly
     t = ts[j]
     if t % HOUR != 0 or not (t - HOUR <= t_prev < t):
         return False
@@ -1367,8 +1369,7 @@ def _books_rows(i, sb, ss, out_sym):
 
 
 @njit(cache=True)
-def _close_quiet(i0, ts, open_, high, low, close, mark_open, mark_high, mark_low, syms, target, sb, aq, ss, sa, scr,
-                 lv, rebalance, out_acct, out_sym, loc, h0, rates, round_up, walk):
+def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, walk):
     """Close bars ``i0, i0 + 1, …`` of the only account (every symbol in one
     cross account) while they are quiet; returns the first bar not closed.
 
@@ -1384,9 +1385,13 @@ def _close_quiet(i0, ts, open_, high, low, close, mark_open, mark_high, mark_low
     happens (``_quiet_hour``).  Between hours the book does not change, so
     its numbers are loaded into ``loc`` and what is the same on every bar is
     written per stretch; the loop body is small (numba compiles a small body
-    with few live values into much faster code, see kernel.py).  Its arrays
-    come one by one: as simulate_multi's tuples it ran 3-5 % slower
-    (``backtest bench --symbols 2``, alternated)."""
+    with few live values into much faster code, see kernel.py).  It takes
+    simulate_multi's tuples and records (at most 12 parameters): its 25
+    arrays and numbers one by one ran ~3 % faster (pairwise medians of
+    alternated runs in one process, both orders)."""
+    ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
+    sb, aq, _, ss, sa, _, _ = books
+    out_acct, out_sym = out.acct, out.sym
     n_sym, n = open_.shape
     for k in range(n_sym):
         if ss[k, PENDING] == ss[k, PENDING]:
@@ -1413,25 +1418,14 @@ def _close_quiet(i0, ts, open_, high, low, close, mark_open, mark_high, mark_low
             _stretch(seg, j, sb, ss, sa, out_acct, out_sym)  # the stretch before the hour (its interest changes it)
             seg = j
             t_prev = ts[j - 1] if j > i0 else np.int64(sa[0, T_PREV])
-            if not _quiet_hour(j, t_prev, ts, open_, mark_open, mark_high, mark_low, close, sb, aq, ss, sa, lv, syms,
-                               h0, rates, round_up, scr):
+            if not _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
                 end = j
                 break
             next_hour = sa[0, NEXT_HOUR]
             reload = True
         if reload:  # the book, at the start and after an hour's interest
             reload = False
-            hq = aq[0, HELD]
-            dq = aq[0, PRINCIPAL] + aq[0, INTEREST]
-            iq = aq[0, INTEREST]
-            owes = dq > 0.0
-            for k in range(n_sym):
-                db = sb[k, PRINCIPAL] + sb[k, INTEREST]
-                owes = owes or db > 0.0
-                loc[Q_HB, k] = sb[k, HELD]
-                loc[Q_DB, k] = db
-                loc[Q_IB, k] = sb[k, INTEREST]
-                loc[Q_UP, k] = 1.0 if sb[k, HELD] - mlr * db >= 0.0 else 0.0
+            hq, dq, iq, owes = _load_quiet(sb, aq, loc, mlr)
         # simulate_multi's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet);
         # on an hour _quiet_hour has passed it
         assets = hq
@@ -1482,19 +1476,43 @@ def _close_quiet(i0, ts, open_, high, low, close, mark_open, mark_high, mark_low
                 ss[k, BEST] = loc[Q_BEST, k]
     if end == i0:
         return i0
-    # what is the same on every bar of the last stretch, and the state after the run
-    _stretch(seg, end, sb, ss, sa, out_acct, out_sym)
-    last = end - 1
+    _stretch(seg, end, sb, ss, sa, out_acct, out_sym)  # what is the same on every bar of the last stretch
+    _after_quiet(end - 1, ts, close, books, lv)
+    return end
+
+
+@njit(cache=True, inline="always")
+def _load_quiet(sb, aq, loc, mlr):
+    """The book a quiet run reads on each bar between hours: the quote's
+    holding, debt and interest (returned), each symbol's in ``loc``, and
+    whether any loan is open."""
+    hq = aq[0, HELD]
+    dq = aq[0, PRINCIPAL] + aq[0, INTEREST]
+    owes = dq > 0.0
+    for k in range(sb.shape[0]):
+        db = sb[k, PRINCIPAL] + sb[k, INTEREST]
+        owes = owes or db > 0.0
+        loc[Q_HB, k] = sb[k, HELD]
+        loc[Q_DB, k] = db
+        loc[Q_IB, k] = sb[k, INTEREST]
+        loc[Q_UP, k] = 1.0 if sb[k, HELD] - mlr * db >= 0.0 else 0.0
+    return hq, dq, aq[0, INTEREST], owes
+
+
+@njit(cache=True)
+def _after_quiet(last, ts, close, books, lv):
+    """The state after a quiet run ending at bar ``last``: each symbol's
+    last close, the time, whether the account closed above the call level."""
+    sb, aq, _, ss, sa, _, _ = books
     assets = aq[0, HELD]
     debt = aq[0, PRINCIPAL] + aq[0, INTEREST]
-    for k in range(n_sym):
+    for k in range(sb.shape[0]):
         c = close[k, last]
         ss[k, LAST_CLOSE] = c
         assets += sb[k, HELD] * c
         debt += (sb[k, PRINCIPAL] + sb[k, INTEREST]) * c
     sa[0, T_PREV] = ts[last]
     sa[0, ABOVE_CALL] = 1.0 if (assets > lv[0, CALL] * debt or debt <= 0.0) else 0.0
-    return end
 
 
 @njit(cache=True)
@@ -1683,8 +1701,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     the joint walk's stops and limit orders (``inputs.JointStops``);
     ``detail`` finer bars (``inputs.JointDetail``); ``spot`` None beside a
     venue (numba prunes only on a None argument: spot margin's steps, under
-    ``spot is not None``, are then not compiled; tests/test_compile_prune.py).
-    The hot steps take the arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
+    ``spot is not None``, are then not compiled; tests/test_compile_prune.py).  The hot steps
+    take the arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
     if venue is not None and spot is not None:  # (one venue's steps or the other's, never both)
         raise ValueError("simulate_multi: a perp venue needs spot=None")
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
@@ -1699,24 +1717,14 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     # knows these arrays are apart; made by a helper, the loop ran 35-40 % slower, measured)
     sb = np.zeros((n_sym, 3))
     aq = np.zeros((n_acct, 3))
-    n_of = np.zeros(n_acct, dtype=np.int64)
-    syms_of = np.zeros((n_acct, n_sym), dtype=np.int64)
-    for s in range(n_sym):
-        a = ac.symbol_account[s]
-        syms_of[a, n_of[a]] = s
-        n_of[a] += 1
+    n_of, syms_of = _members(ac.symbol_account, n_acct)
     lv = np.empty((n_acct, 6))
     for a in range(n_acct):
         aq[a, HELD] = capital[a]
         lv[a, M0], lv[a, CALL], lv[a, MLR] = ac.initial_ml[a], call_ml[a], ac.liquidation_ml[a]
         lv[a, LIQ_FEE], lv[a, RESTORE], lv[a, LIMIT_Q] = ac.liquidation_fee[a], ac.restore_ml[a], limits[n_sym]
     limit, expiry, limits_only = _limit_inputs(walk)
-    cfg = np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
-                    1.0 if config.round_interest else 0.0, 1.0 if stop_on_liquidation else 0.0,
-                    0.0 if walk is None and detail is None else (2.0 if limits_only and detail is None else (
-                        3.0 if limits_only else 1.0)),
-                    1.0 if config.auto_repay else 0.0,
-                    1.0 if config.repay_on_flat else 0.0])
+    cfg = _settings_row(config, walk, detail, limits_only)
     stops = walk is not None  # (multi_accounts passes it with a stop on or limit orders)
     st = np.zeros(6)
     scr = np.zeros((N_SCRATCH, n_sym + 1))
@@ -1798,11 +1806,32 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
         _symbol_rows(i, sb, ss, out_sym)
         if spot is not None:
             if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
-                resume_at = _close_quiet(i + 1, ts, open_, high, low, close, mark_open, mark_high, mark_low, syms_of,
-                                         target, sb, aq, ss, sa, scr, lv, rebalance, out_acct, out_sym, loc, rate_h0,
-                                         rates, cfg[ROUND] != 0.0, walk)
-    for s in range(n_sym):
-        out.interest_base[s] = ss[s, INT_BASE]
-    for a in range(n_acct):
-        out.interest_quote[a] = sa[a, INT_QUOTE]
+                resume_at = _close_quiet(i + 1, g, syms_of, books, loc, lv, rebalance, out, hourly, cfg[ROUND] != 0.0,
+                                         walk)
+    out.interest_base[:] = ss[:, INT_BASE]
+    out.interest_quote[:] = sa[:, INT_QUOTE]
     return True, tot
+
+
+@njit(cache=True)
+def _members(symbol_account, n_acct):
+    """Each account's number of symbols, and its symbols (``syms_of[a, :n_of[a]]``)."""
+    n_of = np.zeros(n_acct, dtype=np.int64)
+    syms_of = np.zeros((n_acct, symbol_account.shape[0]), dtype=np.int64)
+    for s in range(symbol_account.shape[0]):
+        a = symbol_account[s]
+        syms_of[a, n_of[a]] = s
+        n_of[a] += 1
+    return n_of, syms_of
+
+
+@njit(cache=True)
+def _settings_row(config, walk, detail, limits_only):
+    """``cfg``: the run's settings the steps read (``FEE`` … ``ON_FLAT``),
+    ``WALK`` the code of what walks a bar (none; stops; limit orders only;
+    limit orders only, with finer bars)."""
+    walk_code = 0.0 if walk is None and detail is None else (2.0 if limits_only and detail is None else (
+        3.0 if limits_only else 1.0))
+    return np.array([config.fee, config.slippage, 1.0 if config.full_liquidation else 0.0,
+                     1.0 if config.round_interest else 0.0, 1.0 if config.stop_on_liquidation else 0.0, walk_code,
+                     1.0 if config.auto_repay else 0.0, 1.0 if config.repay_on_flat else 0.0])

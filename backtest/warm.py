@@ -234,7 +234,7 @@ def _multi_types(walk: bool) -> dict:
     """numba types of ``kernel_multi``'s inputs and state, as
     ``simulate_multi`` makes them (two symbols, one account, one bar)."""
     from . import kernel_multi as km
-    from .inputs import JointStops
+    from .inputs import Grid, JointStops, MultiOut
     from .records import liquidation_multi_dt, margin_call_multi_dt, order_multi_dt
     from .venues import binance_usdm as usdm
 
@@ -247,6 +247,8 @@ def _multi_types(walk: bool) -> dict:
     if walk:
         out["stops"] = t(JointStops(np.zeros((2, 3)), np.zeros((2, 0)), np.zeros((2, 0)), np.zeros((2, 0)),
                                     np.zeros((2, 0)), np.zeros(0, np.int64)))
+    out["g"] = t(Grid(np.zeros(1, np.int64), *(np.zeros((2, 1)),) * 8))  # simulate_multi's g
+    out["out"] = t(MultiOut(np.zeros((1, 4, 1)), np.zeros((2, 2, 1)), np.zeros(2), np.zeros(1)))
     out["scr"] = t(np.zeros((km.N_SCRATCH, 3)))
     # simulate_multi's books (sb, aq, st, ss, sa, scr, tot), one tuple
     out["books"] = numba.types.Tuple((grid, grid, out["vec"], grid, grid, out["scr"], out["vec"]))
@@ -273,8 +275,7 @@ def _multi_late(walk: bool, fine: bool = False):
         detail = numba.typeof(JointDetail(*(np.zeros((2, 1)),) * 4, np.zeros((2, 1), np.int64), np.int64(1)))
         km._finer.compile((i, i, i, T((syms,) + (grid,) * 8), books, T((grid, y["vec"], grid, i, stops)),
                            T((y["orders"], y["liqs"], y["calls"])), detail, stops))
-    km._close_quiet.compile((i, y["ts"], *(grid,) * 7, syms, *(grid,) * 7, f, y["out3"], y["out3"], grid, i, grid, b,
-                             stops))
+    km._close_quiet.compile((i, y["g"], syms, books, grid, grid, f, y["out"], T((i, grid)), b, stops))
     km._close.compile((i, i, i, syms, i, books, grid, y["fsv"], numba.types.none, y["out3"], f))
     km._decide.compile((i, i, syms, i, grid, grid, b, b, f, f, grid, grid))
 
