@@ -58,7 +58,8 @@ STOPS = {"stop_loss": 0.02, "take_profit": 0.03}  # bench --stops: on every trad
 
 
 def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", stops=None):
-    """The arguments of ``engine.simulate_arrays`` for a bench run."""
+    """The arguments of ``engine.simulate_arrays`` for a bench run (fee 0.1 %,
+    on perpetual futures ``PERP``'s 0.05 %)."""
     from .engine import _epoch_seconds
     from .settings import RunSettings
 
@@ -67,7 +68,8 @@ def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", sto
 
     seconds = _epoch_seconds(bars.index)
     rates = rate_table(seconds, ("BTC", "USDT"), {"BTC": 0.0002, "USDT": 0.0003}, None)
-    config = RunSettings(10_000.0, 0.001, 0.0002, **(stops or {})).kernel_config(get_profile(profile), rates)
+    fee = PERP["fee"] if get_profile(profile).perp else 0.001  # (0.1 % on perps too before: not what bench printed)
+    config = RunSettings(10_000.0, fee, 0.0002, **(stops or {})).kernel_config(get_profile(profile), rates)
     return (seconds, *cols, targets, config)
 
 
@@ -360,17 +362,25 @@ def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, co
                 venue: str = "margin", stops: bool = False) -> str:
     """``backtest bench --symbols N``: N symbols in one cross account; warm
     median, reported per symbol so it compares with the one-symbol figure."""
+    from .engine import simulate_arrays
     from .multi_accounts import simulate_multi_arrays
 
     args = multi_args(n_bars, n_symbols, venue, stops)
     compile_s = compile_seconds_multi(stops, venue) if compile_time else float("nan")
+    alone = _alone_args(args, venue, stops)
     simulate_multi_arrays(*args)  # warm
-    times = []
-    for _ in range(repeat):
+    for a, extra in alone:
+        simulate_arrays(*a, **extra)
+    times, alone_times = [], []
+    for _ in range(repeat):  # alternated, so both see the same machine
         t = time.perf_counter()
         out = simulate_multi_arrays(*args)
         times.append(time.perf_counter() - t)
-    med = statistics.median(times)
+        t = time.perf_counter()
+        for a, extra in alone:
+            simulate_arrays(*a, **extra)
+        alone_times.append(time.perf_counter() - t)
+    med, med_alone = statistics.median(times), statistics.median(alone_times)
     stats = out[7]
     steps = n_bars * n_symbols
     lines = [
@@ -386,5 +396,25 @@ def bench_multi(n_bars: int = 1_000_000, repeat: int = 7, n_symbols: int = 2, co
         f"kernel median of {repeat}   {med * 1e3:.1f} ms  →  {steps / med / 1e6:.1f} M symbol-bar-steps/s "
         f"({n_bars / med / 1e6:.1f} M grid steps/s, one core)",
         f"kernel min / max      {min(times) * 1e3:.1f} / {max(times) * 1e3:.1f} ms",
+        f"each symbol alone     {med_alone * 1e3:.1f} ms  →  {steps / med_alone / 1e6:.1f} M bar-steps/s: the one-symbol "
+        "kernel on the same bars and targets, one account each,",
+        f"                      alternated with the above: the cross account runs at {med_alone / med:.0%} of its speed",
     ]
     return "\n".join(lines)
+
+
+def _alone_args(args, venue, stops):
+    """``bench_multi``'s symbols each alone: the one-symbol kernel's
+    arguments on each symbol's bars and targets (an account of its own with
+    the same capital and settings), so the cross account is compared with
+    the one-symbol kernel on the same work, bar for bar."""
+    seconds, open_, high, low, close, targets, _ = args
+    out = []
+    for k in range(open_.shape[0]):
+        bars = pd.DataFrame({"open": open_[k], "high": high[k], "low": low[k], "close": close[k]},
+                            index=pd.to_datetime(seconds, unit="s", utc=True))
+        perp = venue == "usdm"
+        a = kernel_args(bars, targets[k].copy(), profile=PERP["margin"] if perp else "cross-3x",
+                        stops=STOPS if stops else None)
+        out.append((a, dict(venue=perp_venue(bars), per_bar=False) if perp else dict(per_bar=False)))
+    return out

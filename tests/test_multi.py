@@ -312,3 +312,23 @@ def test_a_gap_liquidation_comes_before_the_pending_orders_which_then_execute(ma
     assert res.equity["position_ETHUSDT"].iloc[3] == 0.0
     assert res.liquidations["gap"].all()
     assert (orders["kind"] == "signal").sum() == 3  # nothing else follows
+
+
+@pytest.mark.parametrize("venue", ["margin", "usdm"])
+def test_bench_compares_the_cross_account_with_each_symbol_alone_on_the_same_work(venue):
+    """``bench --symbols N``'s comparison runs the one-symbol kernel on each
+    symbol's own bars and targets, with the cross account's settings."""
+    from backtest.bench import _alone_args, multi_args
+
+    args = multi_args(500, 2, venue, stops=True)
+    alone = _alone_args(args, venue, stops=True)
+    assert len(alone) == 2
+    for k, (a, extra) in enumerate(alone):
+        seconds, o, h, lo, c, target, config = a
+        np.testing.assert_array_equal(seconds, args[0])
+        for mine, theirs in zip((o, h, lo, c, target), (args[1], args[2], args[3], args[4], args[5])):
+            np.testing.assert_array_equal(mine, theirs[k])
+        cfg = config[0]
+        assert (cfg.fee, cfg.slippage, cfg.stop_loss, cfg.take_profit) == (
+            args[6]["fee"], args[6]["slippage"], args[6]["stop_loss"], args[6]["take_profit"])
+        assert ("venue" in extra) == (venue == "usdm") and extra["per_bar"] is False
