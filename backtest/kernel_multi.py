@@ -1481,6 +1481,90 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
     return end
 
 
+@njit(cache=True)
+def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
+    """Close bars ``i0, i0 + 1, …`` of the only account, a cross perp
+    account of several symbols, while they are quiet; returns the first bar
+    not closed.  A quiet bar is one ``simulate_multi`` would only close:
+    every symbol's open and close present, ``_perp_quiet``'s test passes
+    (no order, no funding charge, no bracket version starting, the health at
+    the adverse mark extremes above the call; its arithmetic), so the bar
+    is closed as ``_close_at`` and decided as ``_decide_at`` do, in their
+    arithmetic.  An order ends the run after its bar.  Without stops or
+    limit orders (``simulate_multi`` calls it so).  One call for a run of
+    bars: each array a call is handed is reference-counted, which made
+    every bar's steps the most of a perp account's time."""
+    ts, open_, _, _, close, target, _, mark_high, mark_low = g
+    sb, aq, _, ss, sa, scr, _ = books
+    venue, fsv, vp = vn
+    out_acct, out_sym = out.acct, out.sym
+    n_sym, n = open_.shape
+    for k in range(n_sym):
+        if ss[k, PENDING] == ss[k, PENDING] or ss[k, LIM_SIDE] != 0.0:
+            return i0
+    stop_at = venue.funding_bar[vp[0]] if vp[0] < venue.funding_bar.shape[0] else n  # (a charge: not quiet)
+    halted = sa[0, HALTED] != 0.0
+    end = min(n, stop_at)
+    for j in range(i0, min(n, stop_at)):
+        mb = aq[0, 0]
+        mm = 0.0
+        present = True
+        for k in range(n_sym):
+            s = syms[0, k]
+            o = open_[s, j]
+            c = close[s, j]
+            present = present and o == o and c == c and venue.ver[s, j] == vp[1 + s]
+            q = sb[s, 0]
+            if q != 0.0:
+                x = mark_low[s, j] if q > 0.0 else mark_high[s, j]
+                mb += q * x
+                mm += usdm.maintenance_row(fsv, s, abs(q) * x)  # (usdm.maintenance(fsv[s], …): a view a bar)
+        if not (present and (mm == 0.0 or mb > usdm.CALL * (1.0 + 1e-9) * mm)):
+            end = j
+            break
+        # 7. the close (_close_at's arithmetic: book_value at the closes)
+        assets = aq[0, HELD]
+        debt = aq[0, PRINCIPAL] + aq[0, INTEREST]
+        owed = aq[0, INTEREST]
+        for k in range(n_sym):
+            s = syms[0, k]
+            c = close[s, j]
+            assets += sb[s, HELD] * c
+            debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * c
+        for k in range(n_sym):
+            owed += sb[syms[0, k], INTEREST] * close[syms[0, k], j]
+        eq = assets - debt
+        out_acct[0, 0, j] = eq
+        out_acct[0, 1, j] = debt
+        out_acct[0, 2, j] = owed
+        out_acct[0, 3, j] = sa[0, PAID]
+        for k in range(n_sym):
+            out_sym[k, 0, j] = sb[k, HELD] - (sb[k, PRINCIPAL] + sb[k, INTEREST])
+            out_sym[k, 1, j] = ss[k, PAID_SYM]
+        # 8. decisions (_decide_at's; a halted account has none to clear: no order is pending)
+        if halted:
+            continue
+        ordered = False
+        for k in range(n_sym):
+            s = syms[0, k]
+            ordered |= _decide_one(ss, s, target[s, j], sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]),
+                                   close[s, j], eq, rebalance)
+        if ordered:
+            end = j + 1
+            break
+    if end == i0:
+        return i0
+    last = end - 1  # the state _close_at leaves: the last closes, the time, the health at the closes
+    for k in range(n_sym):
+        s = syms[0, k]
+        ss[s, LAST_CLOSE] = close[s, last]
+        scr[CUR, k] = close[s, last]
+    sa[0, T_PREV] = ts[last]
+    mb, mm = usdm_cross.balance(sb, aq[0, 0], syms, 0, n_sym, fsv, scr, CUR)
+    sa[0, ABOVE_CALL] = 1.0 if (mm <= 0.0 or mb > usdm.CALL * mm) else 0.0
+    return end
+
+
 @njit(cache=True, inline="always")
 def _load_quiet(sb, aq, loc, mlr):
     """The book a quiet run reads on each bar between hours: the quote's
@@ -1692,17 +1776,14 @@ def _venue_arg_typed(fsv, venue):
 
 @njit(cache=True, nogil=True)
 def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None, detail=None, spot=True):
-    """Run ``S`` symbols through ``A`` cross accounts (each holding two or
-    more) on the grid ``g``, with ``ac``, ``config``, writing ``out`` and
-    the records (``inputs``: ``Grid``, ``Accounts``, ``MultiConfig``,
-    ``MultiOut``).  Returns ``(complete, stats)``: False when a record
-    buffer ran short (grow it, call again).  None (nothing of it compiled)
-    or: ``venue`` a cross perp account's ``inputs.CrossVenue``; ``walk``
-    the joint walk's stops and limit orders (``inputs.JointStops``);
-    ``detail`` finer bars (``inputs.JointDetail``); ``spot`` None beside a
-    venue (numba prunes only on a None argument: spot margin's steps, under
-    ``spot is not None``, are then not compiled; tests/test_compile_prune.py).  The hot steps
-    take the arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
+    """Run ``S`` symbols through ``A`` cross accounts (each holding two or more) on the grid ``g``, with
+    ``ac``, ``config``, writing ``out`` and the records (``inputs``: ``Grid``, ``Accounts``, ``MultiConfig``,
+    ``MultiOut``).  Returns ``(complete, stats)``: False when a record buffer ran short (grow it, call
+    again).  None (nothing of it compiled) or: ``venue`` a cross perp account's ``inputs.CrossVenue``;
+    ``walk`` the joint walk's stops and limit orders (``inputs.JointStops``); ``detail`` finer bars
+    (``inputs.JointDetail``); ``spot`` None beside a venue (numba prunes only on a None argument: spot
+    margin's steps, under ``spot is not None``, are then not compiled; tests/test_compile_prune.py).
+    The hot steps take the arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
     if venue is not None and spot is not None:  # (one venue's steps or the other's, never both)
         raise ValueError("simulate_multi: a perp venue needs spot=None")
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
@@ -1791,7 +1872,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                                              perp) or liquidated
             elif stops:  # the walk would fire nothing: only the held symbols' best prices move
                 _best_over_bar(i, a, m, syms_of, sb, ss, open_, high, low)
-            if venue is not None:  # every bar of a perp account comes here (no quiet run yet): inlined
+            if venue is not None:  # every bar its quiet run (_close_quiet_perp) did not close: inlined
                 _close_at(i, t, a, syms_of, m, books, close, fsv, venue, out_acct, call_ml[a])
                 _decide_at(i, a, syms_of, m, sb, target, liquidated, stop_on_liquidation, rebalance, out_acct[a, 0, i],
                            ss, sa)
@@ -1808,6 +1889,8 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
             if one_cross and i + 1 < n and sa[0, ABOVE_CALL] != 0.0:  # (below the call level bars are rarely quiet)
                 resume_at = _close_quiet(i + 1, g, syms_of, books, loc, lv, rebalance, out, hourly, cfg[ROUND] != 0.0,
                                          walk)
+        if venue is not None and walk is None and n_acct == 1 and i + 1 < n:  # (a cross perp account: the only one)
+            resume_at = _close_quiet_perp(i + 1, g, syms_of, books, rebalance, out, (venue, fsv, vp))
     out.interest_base[:] = ss[:, INT_BASE]
     out.interest_quote[:] = sa[:, INT_QUOTE]
     return True, tot

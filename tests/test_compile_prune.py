@@ -16,7 +16,7 @@ from backtest import kernel_multi as km
 
 # (_limit_decisions: both venues' since a cross perp account takes limit orders)
 SPOT = {"_cross_need", "_step_cross", "_close", "_decide", "_close_quiet"}
-PERP = {"_step_perp", "_close_at", "_perp_quiet"}
+PERP = {"_step_perp", "_close_at", "_perp_quiet", "_close_quiet_perp"}
 
 
 def _reached(venue, spot):

@@ -54,6 +54,19 @@ def maintenance(fs, notional):
     return 0.0
 
 
+@njit(cache=True, inline="always")
+def maintenance_row(table, s, notional):
+    """``maintenance`` of row ``s`` of a 2-D array of loaded tables (a cross
+    account's, one row a symbol), indexed, not sliced: a slice is a view,
+    reference-counted, and a cross account's quiet run asks on every bar."""
+    n = int(table[s, TAB_N])
+    for k in range(n):
+        b = TAB0 + 5 * k
+        if notional < table[s, b + 1] or k == n - 1:
+            return notional * table[s, b + 2] - table[s, b + 3]
+    return 0.0
+
+
 @njit(cache=True)
 def max_notional(fs, leverage):
     """The largest notional a position may have at ``leverage`` (spec §2):
