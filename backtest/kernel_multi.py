@@ -13,7 +13,9 @@ table of hourly rates per asset (constant or a rate history).  One-symbol
 Speed: with every symbol in one cross account, after each eventful bar
 ``_close_quiet`` closes the quiet bars that follow in a small loop (the bars
 the skip test lets through, and hours whose interest is all they have), as
-kernel.py does for one symbol; the results are the same bit for bit.
+kernel.py does for one symbol; a cross perp account's ``_close_quiet_perp``
+the same (without stops or limit orders); the results are the same bit for
+bit.
 """
 import warnings
 
@@ -1499,13 +1501,17 @@ def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
     venue, fsv, vp = vn
     out_acct, out_sym = out.acct, out.sym
     n_sym, n = open_.shape
+    if out_sym.shape[1] != len(SYMBOL_ROWS):  # (rows it does not write: _symbol_rows's extra ones)
+        return i0
     for k in range(n_sym):
         if ss[k, PENDING] == ss[k, PENDING] or ss[k, LIM_SIDE] != 0.0:
             return i0
     stop_at = venue.funding_bar[vp[0]] if vp[0] < venue.funding_bar.shape[0] else n  # (a charge: not quiet)
+    if stop_at <= i0:  # (a charge due already: multi_accounts puts each on a bar of its symbol, so never so far)
+        return i0
     halted = sa[0, HALTED] != 0.0
     end = min(n, stop_at)
-    for j in range(i0, min(n, stop_at)):
+    for j in range(i0, end):
         mb = aq[0, 0]
         mm = 0.0
         present = True
@@ -1824,7 +1830,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     perp_bars, books, recs = (open_, mark_open, mark_high, mark_low), (sb, aq, st, ss, sa, scr, tot), (orders, liqs, calls)
     cross_bars, hourly = (open_, high, low, mark_open, mark_high, mark_low), (rate_h0, rates)
     walk_bars = (syms_of, open_, high, low, close, mark_open, mark_high, mark_low, _mark_closes(walk, close))
-    resume_at = 0  # the first bar _close_quiet did not close
+    resume_at = 0  # the first bar a quiet run (_close_quiet, _close_quiet_perp) did not close
     perp = _venue_arg(fsv, venue)  # (the walk's venue: None on spot margin)
     for i in range(n):
         if i < resume_at:

@@ -199,10 +199,12 @@ def compare(sc, ts, syms, res, ref):
                 a, b = (math.nan if x == x and abs(x) <= 1e-9 * c else x for x in (a, b))
                 # (far below the close it is a difference of terms of the close's size over N: its float
                 # error is ~1e-16 of the close, so the floor is 1e-12 of it; seen at 0.0037 under 40,000)
-                # (and the books agree to 1e-6 of the capital, which moves the price by that over the position:
-                # a float-dust position's is far off, 7.5e11 at 1.2e-9 BTC, 2.3e-9 apart, seed 439)
+                # (a position the "pos" check counts as zero, |N|·close ≤ 1e-6 of the capital, is float dust: its
+                # own rounding, relative to it, moves its price as much; seed 439: 1.2e-9 BTC, price 7.5e11, both
+                # 2.35e-9 apart; so its price is held to the position's tolerance over the position)
                 n = abs(eq[f"position_{col[18:]}"].iloc[i])
-                s = 1e-3 * abs(b) + 1e-6 * c + (scale / n if n > 0.0 else 0.0) if b == b else 1.0
+                dust = 0.0 < n * c <= 1e-6 * scale
+                s = 1e-3 * abs(b) + 1e-6 * c + (abs(b) * (scale / c) / n if dust else 0.0) if b == b else 1.0
             elif kind == "pos":
                 s = scale / max(abs(eq[f"close_{col[9:]}"].iloc[i]), 1e-9)
             else:

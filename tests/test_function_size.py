@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES, MAX_PARAMS = 120, 12
 # kernel.simulate: the one-symbol bar loop; split into functions of the state arrays it ran 25 % slower
 # and inlined helpers in its close loop 2x slower (kernel.py's docstring), so it stays whole for now
-KNOWN = {"backtest/kernel.py:simulate": (12, 280)}
+KNOWN = {"backtest/kernel.py:simulate": (12, 278)}
 
 
 def _compiled_functions():
