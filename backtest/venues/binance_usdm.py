@@ -17,6 +17,7 @@ way it asks spot margin for a margin level.
 """
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 from ..account import HB, HQ, IB, IQ, PB, PQ
 
@@ -46,25 +47,32 @@ def load_table(fs, rows, lo, hi):
 def maintenance(fs, notional):
     """MM = notional·mmr − cum, the tier holding ``notional`` (spec §3; the
     top tier beyond its cap)."""
-    n = int(fs[TAB_N])
-    for k in range(n):
-        b = TAB0 + 5 * k
-        if notional < fs[b + 1] or k == n - 1:
-            return notional * fs[b + 2] - fs[b + 3]
-    return 0.0
+    return maintenance_row(fs, 0, notional)
 
 
 @njit(cache=True, inline="always")
 def maintenance_row(table, s, notional):
     """``maintenance`` of row ``s`` of a 2-D array of loaded tables (a cross
-    account's, one row a symbol), indexed, not sliced: a slice is a view,
-    reference-counted, and a cross account's quiet run asks on every bar."""
-    n = int(table[s, TAB_N])
+    account's, one row a symbol; a 1-D table: ``s`` unused), indexed, not
+    sliced: a slice is a view, reference-counted, and a cross account's
+    quiet run asks on every bar."""
+    n = int(_cell(table, s, TAB_N))
     for k in range(n):
         b = TAB0 + 5 * k
-        if notional < table[s, b + 1] or k == n - 1:
-            return notional * table[s, b + 2] - table[s, b + 3]
+        if notional < _cell(table, s, b + 1) or k == n - 1:
+            return notional * _cell(table, s, b + 2) - _cell(table, s, b + 3)
     return 0.0
+
+
+def _cell(table, s, j):
+    """``table[s, j]``, or ``table[j]`` of a 1-D table."""
+
+
+@overload(_cell, inline="always")
+def _cell_typed(table, s, j):
+    if table.ndim == 1:
+        return lambda table, s, j: table[j]
+    return lambda table, s, j: table[s, j]
 
 
 @njit(cache=True)
