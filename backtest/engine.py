@@ -35,7 +35,7 @@ from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Res
 from .inputs import Bars, Given, marks_of
 from .settings import RunSettings
 from .strategy import Orders, load_strategy
-from .trades import change_at, fill_bars, flat_costs, interest_by_asset, round_trips
+from .trades import change_at, fill_bars, flat_costs, interest_by_asset, trip_walk
 from .words import repeat, sides
 
 
@@ -256,9 +256,9 @@ def run(
         summary["mark_missing_bars"] = missing
     if detail is not None:
         summary["detail_bars"] = n_fine  # bars with usable finer bars
-    trades, quote_paid = _trades(rows, orders, index, c, o, symbol, liqs["bad_debt"], profile.perp, exact)
+    trips, quote_paid = _trades(rows, orders, index, c, o, symbol, liqs["bad_debt"], profile.perp, exact)
     # what belongs to no trade (loans running with no position): trades' pnl less these = the equity change
-    flat = flat_costs(trades, quote_paid)
+    flat = flat_costs(trips, quote_paid)
     if exact or any(flat):  # (a sweep's rows, which have no trades, keep the default run's keys)
         summary["interest_while_flat"], summary["fees_while_flat"] = flat
     settings = {
@@ -278,13 +278,17 @@ def run(
     # an account with nothing to sell whose debt is written off is no liquidation (docs/model-choices.md
     # "No empty liquidations"): a write-off, counted apart
     write_off = liqs["quantity"] == 0.0
-    if profile.perp:  # funding takes interest's place in the trades (paid while open); no loans, no borrow charge
-        trades = trades.drop(columns=["interest_base", "interest_quote"]).rename(columns={"interest": "funding"})
+
+    def trades_table():  # built when first read (Result.trades), as the equity table
+        if profile.perp:  # funding takes interest's place in the trades (paid while open); no loans, no borrow charge
+            return trips.frame().drop(columns=["interest_base", "interest_quote"]).rename(
+                columns={"interest": "funding"})
+        return trips.frame()
     # (write-offs are counted apart in the summary: summary_of); the record tables are built when first read
     order_columns = [c for c in ORDER_COLUMNS if not (profile.perp and c == "interest")]
     return Result(
         equity=equity_table,
-        trades=trades,
+        trades=trades_table,
         orders=lambda: _records_frame(orders, index, symbol, order_columns),
         liquidations=lambda: _records_frame(_in_profile_terms(liqs[~write_off], profile), index, symbol,
                                             LIQUIDATION_COLUMNS),
@@ -300,8 +304,9 @@ def run(
 
 
 def _trades(rows, orders, index, c, o, symbol, bad_debts, perp, exact):
-    """The round trips from the per-bar rows at the fills' bars (``rows``:
-    a ``bar_rows.Rows``; no other bar's rows are made), and the cumulative
+    """The round trips (``trades.Trips``: arrays; the table is made when
+    read) from the per-bar rows at the fills' bars (``rows``: a
+    ``bar_rows.Rows``; no other bar's rows are made), and the cumulative
     quote interest at those bars (loans that outlive trades; else None): the
     kernel's own, or a perp's funding paid."""
     at = fill_bars(orders, len(c))
@@ -320,8 +325,8 @@ def _trades(rows, orders, index, c, o, symbol, bad_debts, perp, exact):
         bars, paid_rows, position_rows = rows.changes()
         by_asset = interest_by_asset(paid_rows, orders, position_rows, o, at=at, bars=bars)
         after = None
-    trades = round_trips(orders, index, c[at], position, paid, symbol, bad_debts, by_asset, at=at,
-                         after_fill=after, quote_fees=perp)
+    trades = trip_walk(orders, index, c[at], position, paid, symbol, bad_debts, by_asset, at=at,
+                       after_fill=after, quote_fees=perp)
     return trades, ((paid if perp else now[5]) if exact else None)  # (a perp's quote interest is its funding)
 
 

@@ -185,14 +185,17 @@ def test_fill_bars_sorted_or_not():
 
 
 def test_record_tables_built_once_when_read(tmp_path):
-    """run()'s orders, liquidations and margin calls are built on first read,
-    once, and are what the records say."""
+    """run()'s trades, orders, liquidations and margin calls are built on
+    first read, once, and are what the records say."""
     import backtest
 
     res = backtest.run("data/BTCUSDT-1h.parquet", margin="cross-5x", start="2021-05-01", end="2021-06-30")
-    assert all(callable(res._tables[k]) for k in ("equity", "orders", "liquidations", "margin_calls"))
+    assert all(callable(res._tables[k]) for k in ("equity", "trades", "orders", "liquidations", "margin_calls"))
     orders = res.orders
     assert res.orders is orders and not callable(res._tables["orders"])
+    trades = res.trades
+    assert res.trades is trades and len(trades) == res.summary["n_trades"] and trades.attrs["flat"].keys() == {
+        "interest", "fees"}
     assert len(orders) == res.summary["n_orders"]
     assert set(orders["kind"]) <= {"signal", "rebalance", "liquidation", "write_off"}
     assert list(orders["side"].unique()) in (["buy", "sell"], ["sell", "buy"])
