@@ -5,7 +5,8 @@ often (a new target every ~120 bars, long 3x / short 2x / flat), margin on:
 hourly interest on both assets, intrabar liquidation, fees, slippage.
 Reports the compile time (a fresh process with an empty numba cache), the
 warm kernel's median bar-steps per second over ``repeat`` runs, the whole
-``run()`` (tables and metrics included) once warm, and peak memory.
+``run()`` (round trips walked and metrics included; its tables are built
+on first read, timed apart for the per-bar one) once warm, and peak memory.
 """
 import os
 import resource
@@ -196,7 +197,7 @@ def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False, venue: 
         f"per-bar rows on read  {statistics.median(expands) * 1e3:.1f} ms  (from the kernel's account log: "
         f"{out[0].n_log:,} rows)",
         f"whole run() median of {len(runs)}  {full * 1e3:.0f} ms  ({full / med:.1f}× the kernel; {len(res.trades):,} "
-        "trades, tables and metrics included)",
+        "trades walked, metrics included; tables built on first read)",
         f"  and res.equity read   {statistics.median(tables) * 1e3:.0f} ms  (the per-bar table is built on first read)",
         f"  a new frame each run  {statistics.median(fresh_runs) * 1e3:.0f} ms  ({statistics.median(fresh_runs) / med:.1f}× "
         "the kernel: the times of an index are made once per index, backtest/derived.py)",

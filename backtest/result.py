@@ -189,6 +189,17 @@ Result.margin_calls = _built("margin_calls", "one row per entry into the margin-
 Result.__getstate__ = _state
 
 
+def _restore(self, state):
+    """A Result pickled before its trades table was built on first read kept ``trades`` as a field."""
+    if "trades" in state:
+        state = dict(state, _tables=dict(state["_tables"], trades=state["trades"]))
+        del state["trades"]
+    self.__dict__.update(state)
+
+
+Result.__setstate__ = _restore
+
+
 def _read(path: Path, reader, kind=None):
     """One file of a result folder, or one line saying what is wrong with it."""
     if not path.exists():

@@ -270,5 +270,10 @@ def test_result_pickles_and_tables_can_be_replaced():
     back = pickle.loads(pickle.dumps(res))
     for name in ("equity", "orders", "liquidations", "margin_calls", "trades"):
         assert getattr(back, name).equals(getattr(res, name))
+    old = res.__getstate__()  # a Result pickled when trades was a field, not a table built on first read
+    old["trades"] = old["_tables"].pop("trades")
+    older = type(res).__new__(type(res))
+    older.__setstate__(old)
+    assert older.trades.equals(res.trades) and older.equity.equals(res.equity)
     res.orders = res.orders.head(1)
     assert len(res.orders) == 1
