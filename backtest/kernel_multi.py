@@ -1197,8 +1197,8 @@ def _perp_quiet(i, a, syms, m, sb, aq, ss, bars, venue, fsv, vp):
             if o == o:
                 x = mark_low[s, i] if n > 0.0 else mark_high[s, i]
             mb += n * x
-            mm += usdm.maintenance(fsv[s], abs(n) * x)
-    return mm == 0.0 or mb > usdm.CALL * (1.0 + 1e-9) * mm
+            mm += usdm.maintenance_row(fsv, s, abs(n) * x)
+    return usdm_cross.above_call(mb, mm, 1.0 + 1e-9)
 
 
 @njit(cache=True)
@@ -1525,7 +1525,7 @@ def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
                 x = mark_low[s, j] if q > 0.0 else mark_high[s, j]
                 mb += q * x
                 mm += usdm.maintenance_row(fsv, s, abs(q) * x)  # (usdm.maintenance(fsv[s], …): a view a bar)
-        if not (present and (mm == 0.0 or mb > usdm.CALL * (1.0 + 1e-9) * mm)):
+        if not (present and usdm_cross.above_call(mb, mm, 1.0 + 1e-9)):  # (_perp_quiet's test)
             end = j
             break
         # 7. the close (_close_at's arithmetic: book_value at the closes)
@@ -1567,7 +1567,7 @@ def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
         scr[CUR, k] = close[s, last]
     sa[0, T_PREV] = ts[last]
     mb, mm = usdm_cross.balance(sb, aq[0, 0], syms, 0, n_sym, fsv, scr, CUR)
-    sa[0, ABOVE_CALL] = 1.0 if (mm <= 0.0 or mb > usdm.CALL * mm) else 0.0
+    sa[0, ABOVE_CALL] = 1.0 if usdm_cross.above_call(mb, mm, 1.0) else 0.0
     return end
 
 
@@ -1630,7 +1630,7 @@ def _close_at(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml):
     sa[a, T_PREV] = t
     if venue is not None:  # a perp account: its health at the closes (flat counts as above the call)
         mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, CUR)
-        sa[a, ABOVE_CALL] = 1.0 if (mm <= 0.0 or mb > usdm.CALL * mm) else 0.0
+        sa[a, ABOVE_CALL] = 1.0 if usdm_cross.above_call(mb, mm, 1.0) else 0.0
     else:
         sa[a, ABOVE_CALL] = 1.0 if (assets > call_ml * debt or debt <= 0.0) else 0.0
     out_acct[a, 0, i] = assets - debt

@@ -34,6 +34,13 @@ def balance(sb, k_net, syms, a, m, fsv, px, row):
 
 
 @njit(cache=True, inline="always")
+def above_call(mb, mm, room):
+    """The account's health above the margin call, ``room`` (≥ 1) times over:
+    MB > CALL·room·MM; an account with no maintenance margin (flat) is."""
+    return mm <= 0.0 or mb > usdm.CALL * room * mm
+
+
+@njit(cache=True, inline="always")
 def _tier(fs, notional):
     """The index of the tier holding ``notional`` (the top one beyond its cap)."""
     n = int(fs[usdm.TAB_N])
@@ -165,7 +172,7 @@ def close_columns(position, equity, close, ver, table_start, table_rows, ratio, 
                 loaded[k] = v
                 usdm.load_table(fsv[k], table_rows, table_start[v], table_start[v + 1])
             q = position[k, j]
-            mmk[k] = usdm.maintenance(fsv[k], abs(q) * close[k, j]) if q != 0.0 else 0.0
+            mmk[k] = usdm.maintenance_row(fsv, k, abs(q) * close[k, j]) if q != 0.0 else 0.0
             mm += mmk[k]
         mb = equity[j]
         ratio[j] = 0.0 if mm == 0.0 else (mm / mb if mb != 0.0 else np.inf)
