@@ -19,10 +19,12 @@ The account's moves live in ``account.py``, the path inside a bar in
 ``intrabar.py``, limit orders in ``limits.py``.  The run's state is shared
 with them in arrays indexed by name, updated in place: ``st`` (the
 account), ``fs`` and ``ns`` (``intrabar.py``: entry, the standing limit
-order, the pending order, counts, totals).  ``simulate`` keeps the steps
-every eventful bar runs (1, 4, 6, the close loop 7–8); the others are
-functions it calls where something can happen: ``_gap`` (2), ``_order``
-(3), ``_intrabar`` (5, the walks).
+order, the pending order, counts, totals).  ``simulate`` makes them and
+``_loop`` runs the bars: an eventful bar's steps are helpers numba inlines
+into it, ``_hours`` (1), ``_open_moves`` (0, 2), ``_order_steps`` (3, 4),
+``_margin_steps`` (6), ``_path_steps`` (5) and ``_close_run`` (7–8, the
+quiet loop); what happens on few bars is a call: ``_gap`` (2),
+``_order`` (3), ``_intrabar`` (5, the walks).
 
 Speed: most bars of a run are quiet (no order, no whole hour, prices well
 inside the band where ML stays above the margin-call and liquidation
@@ -31,11 +33,14 @@ it and the quiet bars after it, so the hot loop is small; the event steps
 run only where something can happen.  Keep per-bar code out of helper
 functions: numba compiles an inlined helper with branches in the hot loop
 into markedly slower code (measured: 2x for a 5-line drawdown helper).  And
-keep arrays out of the arguments of what runs on every eventful bar: a
-numba function, inlined or not, increfs and decrefs each array it is
-handed, an atomic operation each, unless the calls pair up in straight code
+mind the arrays handed to what runs on every eventful bar: a numba
+function, inlined or not, increfs and decrefs each array it is handed, an
+atomic operation each, unless the calls pair up in straight code
 (measured: +25 % on ``backtest bench`` for the steps 1–8 as functions of
-the state arrays); scalars in, scalars out cost nothing.
+the state arrays, 2x for them as inlined helpers).  ``_loop`` is compiled
+without reference counting (``_nrt=False``), so its inlined steps cost
+nothing; it must then allocate nothing and get no array back from a call
+(``tests/test_kernel_loop.py``).
 """
 import numpy as np
 from numba import njit, types
@@ -119,7 +124,9 @@ def _fold(s, o):
     return ((s[o + 7] + s[o + 3]) + (s[o + 5] + s[o + 1])) + ((s[o + 6] + s[o + 2]) + (s[o + 4] + s[o]))
 
 
-@njit(cache=True, inline="always")
+# not inlined: numba deep-copies an inlined function's code into each place it goes (~0.5 s of compile
+# here, in the quiet run and the wiped-out tail); called once in 64 bars, without reference counting
+@njit(cache=True, _nrt=False)
 def _add_block(block, sum_r, sum_r2, sum_neg2):
     """``_add_returns`` of a full block (``RETURN_BLOCK`` returns), in the
     order the vectorised fastmath loop took them when the kernel was one
@@ -151,7 +158,7 @@ def _add_block(block, sum_r, sum_r2, sum_neg2):
     return _fold(block, s), _fold(block, s + 8), _fold(block, s + 16)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)  # (once a run at most: not inlined, a shorter compile)
 def _zero_tail(block, n_block, sum_r, sum_r2, sum_neg2, m):
     """The return sums after ``m`` more bars of equity 0 (a wiped-out
     account's): the open block filled with zeros and added; each later
@@ -191,282 +198,394 @@ HOURS_AHEAD = 96.0
 @njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
 def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, venue, flows=None):
     """Run one symbol through one margin account: the records of
-    ``inputs.py`` in (``bars``, ``marks``: the bars liquidation is checked
-    against, ``cfg``: the settings, ``rates``, ``detail``: finer bars,
-    ``given``: the strategy's targets, limit orders and levels; the module
-    docstring of ``inputs.py`` and docs/model-choices.md say what each
-    means).  Writes the account's log into ``log`` (n × ``bar_rows.LOG``:
-    a row where the state changes, at most one a bar; ``bar_rows`` makes
-    the per-bar equity, position, debt, interest owed and paid from it).
-    Fills the record buffers ``orders``, ``liqs``, ``calls``; with ``log``
-    of shape (0, LOG) nothing per bar or per event is kept (sweeps), the
-    buffers then only need one row.  Returns ``(n_orders, n_liqs, n_calls,
-    complete, stats, n_log)``: ``complete`` False when a buffer ran short
-    (grow it and call again); ``stats`` the totals in ``STATS``; ``n_log``
-    the log rows written.  ``venue``: the venue's tables and periodic
-    charges (``inputs.Venue``); on a perp account the log keeps the cross
-    wallet outside an isolated position (0 in cross mode) and the funding
-    paid as the interest paid.
-    ``flows``: the trader's scheduled transfers and reserve
-    (``inputs.Flows``; None without: numba then compiles none of it).
+    ``inputs.py`` in (``bars``; ``marks``: the bars liquidation is checked
+    against; ``cfg``: the settings; ``rates``; ``detail``: finer bars;
+    ``given``: the strategy's targets, limit orders and levels; ``venue``:
+    the venue's tables and periodic charges, ``inputs.Venue``, None on spot
+    margin; ``flows``: the trader's transfers and reserve, ``inputs.Flows``,
+    None without: numba then compiles none of it).  Writes the account's
+    log into ``log`` (n × ``bar_rows.LOG``: a row where the state changes, at
+    most one a bar; on a perp account the cross wallet outside an isolated
+    position, and the funding paid as the interest paid) and fills the
+    record buffers ``orders``, ``liqs``, ``calls``; with ``log`` of shape
+    (0, LOG) nothing per bar or per event is kept (sweeps: the buffers then
+    need one row).  Returns ``(n_orders, n_liqs, n_calls, complete, stats,
+    n_log)``: ``complete`` False when a buffer ran short (grow it and call
+    again), ``stats`` the totals in ``STATS``, ``n_log`` the log rows
+    written.  The state arrays are made here; ``_loop`` runs the bars.
     """
-    ts, open_, high, low, close = bars.ts, bars.open, bars.high, bars.low, bars.close
-    mark_open, mark_high, mark_low, mark_close = marks.open, marks.high, marks.low, marks.close
-    target, limit, sl_price, tp_price = given.target, given.limit, given.sl_price, given.tp_price
-    n = ts.shape[0]
-    has_sl, has_tp, has_limit = sl_price.shape[0] > 0, tp_price.shape[0] > 0, limit.shape[0] > 0
-    stops_on = cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0 or has_sl or has_tp
-    record = log.shape[0] > 0  # False: summary only, the buffers are one-row scratch
-    n_log = 0
-    has_mark = mark_close.shape[0] > 0
     detail_on = False
-    if detail is not None:  # (None: nothing walks a bar's path, see below)
+    if detail is not None:  # (None: nothing walks a bar's path: numba compiles no walk, a shorter first run)
         detail_on = detail.start.shape[0] > 0
-    st, fs, ns = _start(cfg, ts, rates.base, rates.quote, record, stops_on, has_mark, detail_on, venue)
+    stops_on = (cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0
+                or given.sl_price.shape[0] > 0 or given.tp_price.shape[0] > 0)
+    st, fs, ns = _start(cfg, bars.ts, rates.base, rates.quote, log.shape[0] > 0, stops_on, marks.close.shape[0] > 0,
+                        detail_on, venue)
+    bt = np.zeros((2, N_TOT))  # the totals of a bar's walk, and of one finer bar
+    block = np.empty(RETURN_BLOCK + 1 + 24)  # block[0]: the equity before the block; 24 scratch (_add_block)
+    vt = np.zeros(2, np.int64)  # the next table version, the next funding charge
+    n_log, complete, n_block, sum_r, sum_r2, sum_neg2, prev_eq, max_dd, n_exposed, min_ml = _loop(
+        bars, marks, cfg, rates, detail, given, (log, orders, liqs, calls), venue, flows, (st, fs, ns, bt, block, vt))
+    if not complete:
+        return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
+    stats = _stats(fs, ns, block, n_block, (sum_r, sum_r2, sum_neg2), prev_eq, max_dd, n_exposed, min_ml)
+    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats, n_log
+
+
+# _nrt=False: no reference counting in the bar loop.  Its steps are helpers numba inlines into it, and
+# each array an inlined helper is handed is a new variable, counted on every eventful bar (two atomic
+# operations each: the split loop ran 2x slower on ``backtest bench`` with it).  numba compiles what the
+# loop calls with the same flag (unless the cache or an earlier call has it already), so nothing the
+# loop reaches may allocate an array it returns or keeps (numba refuses to compile that) or return an
+# array at all (a caller that counts references would count it once too often): ``simulate`` owns
+# the state arrays, the steps take and return scalars (tests/test_kernel_loop.py).
+@njit(cache=True, nogil=True, _nrt=False)
+def _loop(bars, marks, cfg, rates, detail, given, recs, venue, flows, state):
+    """``simulate``'s bars, on its state arrays ``state`` (``st``, ``fs``,
+    ``ns``, ``bt``, ``block``, ``vt``) and record buffers ``recs`` (``log``,
+    ``orders``, ``liqs``, ``calls``): an eventful bar runs steps 1–6 here,
+    ``_close_run`` closes it and the quiet bars after it.  Returns ``(n_log,
+    complete, n_block, sum_r, sum_r2, sum_neg2, prev_eq, max_dd, n_exposed,
+    min_ml)``: ``complete`` False when a buffer ran short."""
+    st, fs, ns, bt, block, vt = state
+    log, orders, liqs, calls = recs
+    n = bars.ts.shape[0]
     # what the path helpers branch on: None on spot margin (their perp code is not compiled), else a
     # scalar (a tuple of arrays would be reference-counted on every call, see the module docstring)
     pv = None if venue is None else 1
-    vt = np.zeros(2, np.int64)  # the next table version, the next funding charge
     next_venue = n  # the next bar a venue event falls in (spot margin: none)
     if venue is not None:
         next_venue = _next_venue(venue, vt, n)
-    bt = np.zeros((2, N_TOT))  # the totals of a bar's walk, and of one finer bar
-    block = np.empty(RETURN_BLOCK + 1 + 24)  # block[0]: the equity before the block; 24 scratch (_add_block)
-    block[0] = prev_eq = peak = cfg.capital
-    sum_r = sum_r2 = sum_neg2 = max_dd = 0.0
-    # (int64, not the literal 0: numba would compile _stats and _add_returns once more for Literal[int](0))
-    n_block = n_exposed = np.int64(0)
-    min_ml = np.inf
+    block[0] = cfg.capital
+    # the returns' and drawdown's running sums (_close_run); int64, not the literal 0: numba would compile
+    # _stats and _add_returns once more for Literal[int](0)
+    acc = (block, np.int64(0), 0.0, 0.0, 0.0, cfg.capital, cfg.capital, 0.0, np.int64(0), np.inf)
     last_target = np.nan
     suspended = halted = False
     above_call = True  # the last close's margin level was above the margin-call level
-    resume_at = 0  # the first bar the inner loop did not close
-    next_hour = ts[0] if n > 0 else 0  # first whole hour not yet passed
+    resume_at = n_log = 0  # the first bar the close run did not close; the log rows written
+    next_hour = bars.ts[0] if n > 0 else 0  # first whole hour not yet passed
     for i in range(n):
         if i < resume_at:
             continue
-        if record and (ns[N_ORDERS] + ORDERS_PER_BAR > orders.shape[0] or ns[N_LIQS] + ORDERS_PER_BAR > liqs.shape[0]
-                       or ns[N_CALLS] + 1 > calls.shape[0] or n_log + 1 > log.shape[0]):
-            return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
-        if flows is not None and (flows_room(flows) > flows.log.shape[0] or (
-                record and ns[N_ORDERS] + ORDERS_PER_BAR + MAX_MOVES + 1 > orders.shape[0])):
-            return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
-        o = open_[i]
-        # 1. hour boundaries passed since the last bar's open (long bars, gaps), each at the rate
-        # in force then; next_hour spares an integer division on bars that cross no hour
-        t = ts[i]
-        on_hour = False
-        if t >= next_hour:
-            on_hour = t % HOUR == 0
-            if i > 0 and (st[PB] > 0.0 or st[PQ] > 0.0):
-                h1 = ts[i - 1] // HOUR + 1 - rates.h0  # the first boundary passed, as a rate index
-                for k in range(hour_boundaries_between(ts[i - 1], t)):
-                    _charge(st, fs, cfg, st[PB], st[PQ], rates.base[h1 + k], rates.quote[h1 + k], o)
-            fs[RB] = rates.base[t // HOUR - rates.h0]
-            fs[RQ] = rates.quote[t // HOUR - rates.h0]
-            next_hour = (t // HOUR + 1) * HOUR
+        if _short(ns, log, n_log, (orders, liqs, calls), flows):  # the caller grows the buffers and reruns
+            return n_log, False, np.int64(0), 0.0, 0.0, 0.0, 0.0, 0.0, np.int64(0), 0.0
+        o, mo = bars.open[i], marks.open[i]
+        on_hour, next_hour = _hours(st, fs, cfg, rates, bars.ts, i, o, next_hour)  # 1.
         if venue is not None and i == next_venue:
             _table_at(fs, venue, vt, i)
-        kept_b = kept_q = np.inf  # the principal step 4's hour may fall on (manual borrows at this open: less)
-        if flows is not None:  # 0a. the trader's scheduled transfers, 0c. loans, 0b. a top-up at an open below the call
-            scheduled(st, fs, pv, cfg, flows, i, o)
-            if venue is None:  # (spot margin's: a test of pv would compile it into a perp run too)
-                kept_b, kept_q = manual_loans(st, fs, cfg, flows, i, o)
-            moves_at_open(st, fs, ns, pv, cfg, flows, i, mark_open[i], orders)
-        # 2. a bar that opens beyond the liquidation level is liquidated first
-        liquidated = False  # (any forced exit: a liquidation, or a stop, trailing or take-profit fill)
         n_liq0 = ns[N_LIQS]  # (--stop-on-liquidation stops at a liquidation only)
-        if venue is not None:
-            if _position(st) != 0.0 and usdm.health_at_or_below(st, fs, mark_open[i], cfg.liquidation_ml):
-                liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, pv)
-        elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0 and _assets(st, mark_open[i]) <= cfg.liquidation_ml * _debt(
-                st, mark_open[i]):  # ML ≤ level, without a division
-            liquidated = _gap(st, fs, ns, bt, cfg, i, mark_open[i], o, orders, liqs, pv)
-        # 3. the order decided at the last close
-        pb0, pq0 = min(kept_b, st[PB]), min(kept_q, st[PQ])
-        if detail is None:  # (no limit orders either: the limit code is not compiled)
-            if fs[PENDING] == fs[PENDING]:
-                _market_order(st, fs, ns, bt, cfg, i, o, orders, pv)
-        elif fs[PENDING] == fs[PENDING] or ns[LIM_SIDE] != 0:
-            _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders, pv)
-        # 4. the whole hour at this open falls on principal held across it
-        if on_hour:
-            cb, cq = _charge(st, fs, cfg, min(pb0, st[PB]), min(pq0, st[PQ]), fs[RB], fs[RQ], o)
-            fs[AFTER_B] += cb  # (for ``extra``)
-            fs[AFTER_Q] += cq
+        # 0a–0c. the trader's moves at the open, 2. a bar that opens beyond the liquidation level
+        liquidated, kept_b, kept_q = _open_moves(st, fs, ns, bt, cfg, i, (o, mo), (orders, liqs), venue, flows, pv)
+        _order_steps(st, fs, ns, bt, cfg, i, o, given, orders, detail, pv, (on_hour, kept_b, kept_q))  # 3., 4.
         if venue is not None and i == next_venue:  # the venue's periodic charges (funding), after step 3
             next_venue = _charges_at(st, fs, venue, vt, i, n)
-        if (has_sl or has_tp) and i > 0:  # a strategy's stop-loss / take-profit price for this bar
-            fs[SLP] = sl_price[i - 1] if has_sl else np.nan
-            fs[TPP] = tp_price[i - 1] if has_tp else np.nan
-        if venue is not None:
-            liq_near, below_call, ml_x = usdm.margin_check(st, fs, cfg.liquidation_ml, cfg.call_ml, mark_low[i],
-                                                           mark_high[i])  # 6.
-        else:
-            liq_near, below_call, ml_x = _margin_check(st, cfg, mark_low[i], mark_high[i])
-        if below_call and above_call:  # a margin call: the last close was above the level
-            if record:
-                calls[ns[N_CALLS]].bar = i
-                calls[ns[N_CALLS]].margin_level = ml_x
-            ns[N_CALLS] += 1
-        if flows is not None and (flows.state[0] > 0.0 or flows.keep_ml == flows.keep_ml):  # 5'. then 5.
-            # (not gated on below_call: an account holding base and owing base can lose on the other side
-            # at the call level than at the liquidation level, which margin_check's side follows)
-            if moves_on_path(st, fs, ns, pv, cfg, flows, i, mark_open[i], mark_high[i], mark_low[i], orders):
-                if venue is not None:
-                    liq_near, _, _ = usdm.margin_check(st, fs, cfg.liquidation_ml, cfg.call_ml, mark_low[i],
-                                                       mark_high[i])
-                else:
-                    liq_near, _, _ = _margin_check(st, cfg, mark_low[i], mark_high[i])
-        if detail is None:  # 5. no stops, limit orders or finer bars: numba compiles no walk (a shorter first run)
-            if liq_near:
-                liquidated = _liquidation_step(st, fs, ns, bt, cfg, i, (mark_open[i], mark_high[i], mark_low[i]),
-                                               high[i], low[i], orders, liqs, pv) or liquidated
-        elif (ns[LIM_SIDE] != 0 or liq_near or (stops_on and _position(st) != 0.0)) and not _walk_skipped(
-                st, fs, ns, cfg, high[i], low[i], liq_near):  # 5.
-            px = (o, high[i], low[i], close[i])
-            mk = (mark_open[i], mark_high[i], mark_low[i], mark_close[i] if has_mark else close[i])
-            forced, short = _intrabar(st, fs, ns, bt, cfg, i, (px, mk), liq_near, detail, orders, liqs, pv)
-            if short:
-                return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
-            liquidated = liquidated or forced
-
-        # 7. the close, then those of the quiet bars after it (_quiet_band); what the loop
-        # reads or changes of the run state is held in locals for it (registers)
-        long_ = _position(st) > 0.0
-        stops = stops_on and _position(st) != 0.0
-        # room for the hours' interest the quiet run may charge (hourly bars cross an hour on every
-        # bar): the band is taken with that much more debt, so it holds until the room is used up
-        room_b = HOURS_AHEAD * interest_charge(st[PB], fs[RB], cfg.round_interest)
-        room_q = HOURS_AHEAD * interest_charge(st[PQ], fs[RQ], cfg.round_interest)
-        if not ((_position(st) > 2.0 * room_b) if long_ else (_position(st) < 0.0)):
-            room_b = 0.0  # base interest would turn the position's sign (the loop's long_ and stops)
-        level = max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9))  # a quiet bar stays above these levels
-        if flows is not None and flows.keep_ml == flows.keep_ml:
-            level = max(level, flows.keep_ml * (1.0 + 2e-9))  # and above the safety buffer
-        if venue is not None:
-            b_lo, b_hi = usdm.band(st, fs, level)
-            band_lo, band_hi, q_lo, q_hi, trail = _stop_band(cfg, b_lo, b_hi, long_, stops, fs[ENTRY], fs[BEST])
-        else:
-            band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB] + room_b,
-                                                              st[PQ] + st[IQ] + room_q, long_, stops, fs[ENTRY],
-                                                              fs[BEST], level)
-        if ns[LIM_SIDE] != 0 or (stops and (has_sl or has_tp or has_mark)):
-            q_lo, q_hi = np.inf, -np.inf  # a standing limit, a strategy's levels, stops on a mark: no quiet run
-        if venue is not None and flows is not None and flows.keep_ml == flows.keep_ml:
-            q_lo, q_hi = np.inf, -np.inf  # a perp's health need not fall one way at a buffer level: every bar
-        paid, int_quote, after_b, after_q, best = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q], fs[BEST]
-        lim_side = ns[LIM_SIDE]
-        free = fs[usdm.FREE]
-        pending = pending_limit = np.nan  # (step 3 took the last one)
-        pending_kind = SIGNAL
-        rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
-        # a venue event or a scheduled transfer ends a quiet run (one comparison in the loop)
-        stop_at = next_venue if flows is None else min(next_venue, next_flow_bar(flows, n))
-        if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
-            n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
-        if liquidated:  # 8. a forced exit in bar i suspends rebalancing; a liquidation may stop the run
+        liq_near = _margin_steps(st, fs, ns, cfg, marks, i, above_call, (orders, calls), venue, flows, pv)  # 6., 5'.
+        forced, short = _path_steps(st, fs, ns, bt, cfg, bars, marks, i, liq_near, detail, (orders, liqs), pv)  # 5.
+        if short:
+            return n_log, False, np.int64(0), 0.0, 0.0, 0.0, 0.0, 0.0, np.int64(0), 0.0
+        if liquidated or forced:  # 8. a forced exit in bar i suspends rebalancing; a liquidation may stop the run
             suspended = True
             halted = halted or (cfg.stop_on_liquidation and ns[N_LIQS] > n_liq0)
-        rebalancing = cfg.rebalance > 0.0 and lim_side == 0
-        j = i
-        for j in range(i, n):
-            c = close[j]
-            assets = _assets(st, c)
-            debt = _debt(st, c)
-            eq = assets - debt
-            pos = _position(st)
-            if venue is not None:
-                h_c = usdm.health(st, fs, c)
-                above_call = h_c > cfg.call_ml
-                min_ml = min(min_ml, h_c)
-            else:
-                above_call = assets > cfg.call_ml * debt or debt <= 0.0
-            # online statistics, so summary-only runs (sweeps) need no per-bar arrays;
-            # returns are taken in blocks: the divisions of a block are independent
-            n_block += 1
-            block[n_block] = eq
-            if n_block == RETURN_BLOCK:
-                sum_r, sum_r2, sum_neg2 = _add_block(block, sum_r, sum_r2, sum_neg2)
-                block[0] = eq
-                n_block = 0
-            prev_eq = eq
-            # divisions are the loop's slowest steps: compare first, divide on a new extreme
-            if eq > peak:
-                peak = eq
-            elif eq < (1.0 + max_dd) * peak and peak > 0.0:
-                max_dd = eq / peak - 1.0
-            if pos != 0.0:
-                n_exposed += 1
-            if venue is None and debt > 0.0 and assets < min_ml * debt:
-                min_ml = assets / debt
-
-            # 8. the decision for the next open (a forced exit at bar i: taken before the loop)
-            # (an order ends the run at this bar: what it sets changes nowhere else in the loop, so the
-            # loop carries none of it)
-            x = target[j]
-            if not halted and x == x:  # (NaN holds)
-                if x != last_target:
-                    pending = x
-                    pending_kind = SIGNAL
-                    pending_limit = limit[j] if has_limit else np.nan
-                    last_target = x
-                    suspended = False
-                    break
-                if rebalancing and not suspended and eq > 0.0 and abs(pos * c / eq - x) > cfg.rebalance * abs(x):
-                    pending = x
-                    pending_kind = REBALANCE
-                    pending_limit = np.nan
-                    break
-            # the next bar is quiet: close it here too
-            k = j + 1
-            if (k < n and k != stop_at and q_lo < mark_low[k] and mark_high[k] < q_hi
-                    and band_lo < mark_open[k] < band_hi and band_lo < close[k] < band_hi):
-                far = best
-                if trail:  # the trailing level moves with the best price: test it at the highest it can reach
-                    far = max(best, high[k]) if long_ else min(best, low[k])
-                    if not ((low[k] > far * (1.0 - cfg.trailing_stop)) if long_
-                            else (high[k] < far * (1.0 + cfg.trailing_stop))):
-                        break
-                if ts[k] >= next_hour:  # quiet too if the hour's interest is all it has (steps 1, 4) and fits the room
-                    if ts[k] != next_hour:  # off the hour, or past more than one boundary (step 1 would charge)
-                        break
-                    if record and n_log == log.shape[0]:  # no room for its log row: the loop above asks for more
-                        break
-                    col = next_hour // HOUR - rates.h0
-                    rb, rq = rates.base[col], rates.quote[col]
-                    if rb != rb_run or rq != rq_run:  # the principal is the run's: the charge changes with the rates
-                        rb_run, rq_run = rb, rq
-                        cb_run = interest_charge(st[PB], rb, cfg.round_interest)
-                        cq_run = interest_charge(st[PQ], rq, cfg.round_interest)
-                    cb, cq = cb_run, cq_run
-                    room_b -= cb
-                    room_q -= cq
-                    if room_b < 0.0 or room_q < 0.0:
-                        break
-                    fs[RB], fs[RQ] = rb, rq
-                    if cb != 0.0 or cq != 0.0:  # (no loan: nothing to add)
-                        _owe(st, fs, cb, cq, open_[k])
-                        fs[AFTER_B] += cb
-                        fs[AFTER_Q] += cq
-                        paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
-                        if record:
-                            n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, k)
-                    next_hour += HOUR
-                best = far
-                continue
-            break
+        # 7. the close, then those of the quiet bars after it; a venue event or a scheduled transfer ends
+        # the quiet run (one comparison in the loop)
+        stop_at = next_venue if flows is None else min(next_venue, next_flow_bar(flows, n))
+        run = (i, n_log, next_hour, last_target, suspended, halted, cfg.rebalance > 0.0 and ns[LIM_SIDE] == 0, stop_at)
+        j, n_log, next_hour, last_target, suspended, above_call, pending_kind, acc = _close_run(
+            st, fs, cfg, bars, marks, given, rates, log, venue, _run_band(st, fs, ns, cfg, given, flows, venue), run,
+            acc)
+        ns[PENDING_KIND] = pending_kind
         resume_at = j + 1
-        fs[BEST], fs[PENDING], fs[PENDING_LIMIT], ns[PENDING_KIND] = best, pending, pending_limit, pending_kind
-        if venue is None and flows is None and lim_side == 0 and not (st[HB] or st[HQ] or st[PB] or st[PQ] or st[IB]
-                                                                     or st[IQ]):
+        if venue is None and flows is None and ns[LIM_SIDE] == 0 and not (st[HB] or st[HQ] or st[PB] or st[PQ]
+                                                                          or st[IB] or st[IQ]):
             # wiped out (every balance 0, no money coming): no order can trade again (E = 0), no interest
             # or liquidation either, so equity stays 0 to the end; sweeps of high leverage spend most bars so
+            _, n_block, sum_r, sum_r2, sum_neg2, prev_eq, _, max_dd, n_exposed, min_ml = acc
             n_block, sum_r, sum_r2, sum_neg2 = _zero_tail(block, n_block, sum_r, sum_r2, sum_neg2, n - 1 - j)
-            break
+            return n_log, True, n_block, sum_r, sum_r2, sum_neg2, prev_eq, max_dd, n_exposed, min_ml
+    _, n_block, sum_r, sum_r2, sum_neg2, prev_eq, _, max_dd, n_exposed, min_ml = acc
+    return n_log, True, n_block, sum_r, sum_r2, sum_neg2, prev_eq, max_dd, n_exposed, min_ml
 
-    stats = _stats(fs, ns, block, n_block, (sum_r, sum_r2, sum_neg2), prev_eq, max_dd, n_exposed, min_ml)
-    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats, n_log
+
+@njit(cache=True, inline="always")
+def _short(ns, log, n_log, recs, flows):
+    """True when the record buffers ``recs`` (orders, liquidations, margin
+    calls) or the log may run short in the next bar (its order, a gap
+    liquidation, the intrabar ones and a stop exit), or the flows' log."""
+    orders, liqs, calls = recs
+    record = log.shape[0] > 0
+    if record and (ns[N_ORDERS] + ORDERS_PER_BAR > orders.shape[0] or ns[N_LIQS] + ORDERS_PER_BAR > liqs.shape[0]
+                   or ns[N_CALLS] + 1 > calls.shape[0] or n_log + 1 > log.shape[0]):
+        return True
+    if flows is not None:
+        if flows_room(flows) > flows.log.shape[0] or (
+                record and ns[N_ORDERS] + ORDERS_PER_BAR + MAX_MOVES + 1 > orders.shape[0]):
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _hours(st, fs, cfg, rates, ts, i, o, next_hour):
+    """1. The hour boundaries passed since the last bar's open (long bars,
+    gaps), each charged at the rate in force then and owed at the open ``o``;
+    the rates of bar ``i``'s hour.  ``next_hour`` (the first whole hour not yet passed) spares an
+    integer division on bars that cross no hour.  Returns (a whole hour at
+    this open?, next_hour)."""
+    t = ts[i]
+    if t < next_hour:
+        return False, next_hour
+    if i > 0 and (st[PB] > 0.0 or st[PQ] > 0.0):
+        h1 = ts[i - 1] // HOUR + 1 - rates.h0  # the first boundary passed, as a rate index
+        for k in range(hour_boundaries_between(ts[i - 1], t)):
+            _charge(st, fs, cfg, st[PB], st[PQ], rates.base[h1 + k], rates.quote[h1 + k], o)
+    fs[RB] = rates.base[t // HOUR - rates.h0]
+    fs[RQ] = rates.quote[t // HOUR - rates.h0]
+    return t % HOUR == 0, (t // HOUR + 1) * HOUR
+
+
+@njit(cache=True, inline="always")
+def _open_moves(st, fs, ns, bt, cfg, i, om, recs, venue, flows, pv):
+    """With ``flows``: 0a. the trader's scheduled transfers, 0c. loans, 0b.
+    a top-up at an open below the call; then 2. a bar that opens (``om``:
+    its open and mark open) beyond the liquidation level is liquidated
+    first.  Returns (liquidated?, kept_b, kept_q): the principal step 4's
+    hour may fall on (manual borrows at this open: less)."""
+    o, mo = om
+    orders, liqs = recs
+    kept_b = kept_q = np.inf
+    if flows is not None:
+        scheduled(st, fs, pv, cfg, flows, i, o)
+        if venue is None:  # (spot margin's: a test of pv would compile it into a perp run too)
+            kept_b, kept_q = manual_loans(st, fs, cfg, flows, i, o)
+        moves_at_open(st, fs, ns, pv, cfg, flows, i, mo, orders)
+    liquidated = False
+    if venue is not None:
+        if _position(st) != 0.0 and usdm.health_at_or_below(st, fs, mo, cfg.liquidation_ml):
+            liquidated = _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs, pv)
+    elif st[PB] + st[IB] + st[PQ] + st[IQ] > 0.0 and _assets(st, mo) <= cfg.liquidation_ml * _debt(st, mo):
+        liquidated = _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs, pv)  # (ML ≤ level, without a division)
+    return liquidated, kept_b, kept_q
+
+
+@njit(cache=True, inline="always")
+def _order_steps(st, fs, ns, bt, cfg, i, o, given, orders, detail, pv, hour):
+    """3. The order decided at the last close, at the open ``o`` (with
+    ``detail`` None no limit orders either: the limit code is not
+    compiled); 4. the whole hour at this open on the principal held across
+    it (``hour``: on the hour?, ``_open_moves``'s kept principal); the
+    strategy's stop-loss and take-profit prices for this bar."""
+    on_hour, kept_b, kept_q = hour
+    pb0, pq0 = min(kept_b, st[PB]), min(kept_q, st[PQ])
+    if detail is None:
+        if fs[PENDING] == fs[PENDING]:
+            _market_order(st, fs, ns, bt, cfg, i, o, orders, pv)
+    elif fs[PENDING] == fs[PENDING] or ns[LIM_SIDE] != 0:
+        _order(st, fs, ns, bt, cfg, i, o, given.expiry, orders, pv)
+    if on_hour:
+        cb, cq = _charge(st, fs, cfg, min(pb0, st[PB]), min(pq0, st[PQ]), fs[RB], fs[RQ], o)
+        fs[AFTER_B] += cb  # (for ``extra``)
+        fs[AFTER_Q] += cq
+    has_sl, has_tp = given.sl_price.shape[0] > 0, given.tp_price.shape[0] > 0
+    if (has_sl or has_tp) and i > 0:
+        fs[SLP] = given.sl_price[i - 1] if has_sl else np.nan
+        fs[TPP] = given.tp_price[i - 1] if has_tp else np.nan
+
+
+@njit(cache=True, inline="always")
+def _margin_steps(st, fs, ns, cfg, marks, i, above_call, recs, venue, flows, pv):
+    """6. The bar's adverse mark extreme against the margin-call and
+    liquidation levels: a margin call when the last close was above the
+    call level (``above_call``), recorded in ``recs``' calls; then, with
+    ``flows``, 5'. the trader's moves on the path.  Returns whether the
+    liquidation level is in reach."""
+    orders, calls = recs
+    mo, mh, ml = marks.open[i], marks.high[i], marks.low[i]
+    if venue is not None:
+        liq_near, below_call, ml_x = usdm.margin_check(st, fs, cfg.liquidation_ml, cfg.call_ml, ml, mh)
+    else:
+        liq_near, below_call, ml_x = _margin_check(st, cfg, ml, mh)
+    if below_call and above_call:
+        if ns[RECORD]:
+            calls[ns[N_CALLS]].bar = i
+            calls[ns[N_CALLS]].margin_level = ml_x
+        ns[N_CALLS] += 1
+    if flows is not None and (flows.state[0] > 0.0 or flows.keep_ml == flows.keep_ml):
+        # (not gated on below_call: an account holding base and owing base can lose on the other side
+        # at the call level than at the liquidation level, which margin_check's side follows)
+        if moves_on_path(st, fs, ns, pv, cfg, flows, i, mo, mh, ml, orders):
+            if venue is not None:
+                liq_near, _, _ = usdm.margin_check(st, fs, cfg.liquidation_ml, cfg.call_ml, ml, mh)
+            else:
+                liq_near, _, _ = _margin_check(st, cfg, ml, mh)
+    return liq_near
+
+
+@njit(cache=True, inline="always")
+def _path_steps(st, fs, ns, bt, cfg, bars, marks, i, liq_near, detail, recs, pv):
+    """5. The path through bar ``i``: with ``detail`` None (no stops, limit
+    orders or finer bars: numba compiles no walk) the liquidation check
+    where the level is in reach; else ``_intrabar``'s walk where something
+    can fire.  Returns (forced exit?, short): ``short`` when a record buffer
+    (``recs``: orders, liquidations) ran short."""
+    orders, liqs = recs
+    h, lo = bars.high[i], bars.low[i]
+    if detail is None:
+        if liq_near:
+            return _liquidation_step(st, fs, ns, bt, cfg, i, (marks.open[i], marks.high[i], marks.low[i]), h, lo,
+                                     orders, liqs, pv), False
+        return False, False
+    if (ns[LIM_SIDE] != 0 or liq_near or (ns[STOPS_ON] != 0 and _position(st) != 0.0)) and not _walk_skipped(
+            st, fs, ns, cfg, h, lo, liq_near):
+        px = (bars.open[i], h, lo, bars.close[i])
+        mk = (marks.open[i], marks.high[i], marks.low[i], marks.close[i] if ns[HAS_MARK] != 0 else bars.close[i])
+        return _intrabar(st, fs, ns, bt, cfg, i, (px, mk), liq_near, detail, orders, liqs, pv)
+    return False, False
+
+
+@njit(cache=True, inline="always")
+def _run_band(st, fs, ns, cfg, given, flows, venue):
+    """7. What the quiet run after an eventful bar's close holds to:
+    ``(band_lo, band_hi, q_lo, q_hi, trail, long_, room_b, room_q)``, the
+    band of ``_quiet_band`` and the room for the hours' interest it may
+    charge (hourly bars cross an hour on every bar): the band is taken with
+    that much more debt, so it holds until the room is used up."""
+    long_ = _position(st) > 0.0
+    stops = ns[STOPS_ON] != 0 and _position(st) != 0.0
+    room_b = HOURS_AHEAD * interest_charge(st[PB], fs[RB], cfg.round_interest)
+    room_q = HOURS_AHEAD * interest_charge(st[PQ], fs[RQ], cfg.round_interest)
+    if not ((_position(st) > 2.0 * room_b) if long_ else (_position(st) < 0.0)):
+        room_b = 0.0  # base interest would turn the position's sign (the loop's long_ and stops)
+    level = max(cfg.call_ml, cfg.liquidation_ml * (1.0 + 2e-9))  # a quiet bar stays above these levels
+    if flows is not None and flows.keep_ml == flows.keep_ml:
+        level = max(level, flows.keep_ml * (1.0 + 2e-9))  # and above the safety buffer
+    if venue is not None:
+        b_lo, b_hi = usdm.band(st, fs, level)
+        band_lo, band_hi, q_lo, q_hi, trail = _stop_band(cfg, b_lo, b_hi, long_, stops, fs[ENTRY], fs[BEST])
+    else:
+        band_lo, band_hi, q_lo, q_hi, trail = _quiet_band(cfg, st[HB], st[HQ], st[PB] + st[IB] + room_b,
+                                                          st[PQ] + st[IQ] + room_q, long_, stops, fs[ENTRY],
+                                                          fs[BEST], level)
+    levels = given.sl_price.shape[0] > 0 or given.tp_price.shape[0] > 0 or ns[HAS_MARK] != 0
+    if ns[LIM_SIDE] != 0 or (stops and levels):
+        q_lo, q_hi = np.inf, -np.inf  # a standing limit, a strategy's levels, stops on a mark: no quiet run
+    if venue is not None and flows is not None and flows.keep_ml == flows.keep_ml:
+        q_lo, q_hi = np.inf, -np.inf  # a perp's health need not fall one way at a buffer level: every bar
+    return band_lo, band_hi, q_lo, q_hi, trail, long_, room_b, room_q
+
+
+@njit(cache=True, inline="always")
+def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, acc):
+    """7.–8. The close of eventful bar ``i`` (``run``), then those of the
+    quiet bars after it, which stay inside ``band`` (``_run_band``) and
+    have at most a whole hour's interest; the online statistics ``acc``
+    (sweeps need no per-bar arrays), the decision for the next open.  What
+    the loop reads or changes of the run state is held in locals
+    (registers).  Returns ``(j, n_log, next_hour, last_target, suspended,
+    above_call, pending_kind, acc)``, ``j`` the last bar closed."""
+    i, n_log, next_hour, last_target, suspended, halted, rebalancing, stop_at = run
+    band_lo, band_hi, q_lo, q_hi, trail, long_, room_b, room_q = band
+    block, n_block, sum_r, sum_r2, sum_neg2, prev_eq, peak, max_dd, n_exposed, min_ml = acc
+    ts, open_, high, low, close = bars.ts, bars.open, bars.high, bars.low, bars.close
+    mark_open, mark_high, mark_low, target, limit = marks.open, marks.high, marks.low, given.target, given.limit
+    n, has_limit, record = ts.shape[0], limit.shape[0] > 0, log.shape[0] > 0
+    paid, int_quote, after_b, after_q, best = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q], fs[BEST]
+    free = fs[usdm.FREE]
+    pending = pending_limit = np.nan  # (step 3 took the last one)
+    pending_kind = SIGNAL
+    rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
+    above_call = True
+    if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
+        n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
+    j = i
+    for j in range(i, n):
+        c = close[j]
+        assets = _assets(st, c)
+        debt = _debt(st, c)
+        eq = assets - debt
+        pos = _position(st)
+        if venue is not None:
+            h_c = usdm.health(st, fs, c)
+            above_call = h_c > cfg.call_ml
+            min_ml = min(min_ml, h_c)
+        else:
+            above_call = assets > cfg.call_ml * debt or debt <= 0.0
+        # online statistics, so summary-only runs (sweeps) need no per-bar arrays;
+        # returns are taken in blocks: the divisions of a block are independent
+        n_block += 1
+        block[n_block] = eq
+        if n_block == RETURN_BLOCK:
+            sum_r, sum_r2, sum_neg2 = _add_block(block, sum_r, sum_r2, sum_neg2)
+            block[0] = eq
+            n_block = 0
+        prev_eq = eq
+        # divisions are the loop's slowest steps: compare first, divide on a new extreme
+        if eq > peak:
+            peak = eq
+        elif eq < (1.0 + max_dd) * peak and peak > 0.0:
+            max_dd = eq / peak - 1.0
+        if pos != 0.0:
+            n_exposed += 1
+        if venue is None and debt > 0.0 and assets < min_ml * debt:
+            min_ml = assets / debt
+
+        # 8. the decision for the next open (a forced exit at bar i: taken before the loop)
+        # (an order ends the run at this bar: what it sets changes nowhere else in the loop, so the
+        # loop carries none of it)
+        x = target[j]
+        if not halted and x == x:  # (NaN holds)
+            if x != last_target:
+                pending = x
+                pending_kind = SIGNAL
+                pending_limit = limit[j] if has_limit else np.nan
+                last_target = x
+                suspended = False
+                break
+            if rebalancing and not suspended and eq > 0.0 and abs(pos * c / eq - x) > cfg.rebalance * abs(x):
+                pending = x
+                pending_kind = REBALANCE
+                pending_limit = np.nan
+                break
+        # the next bar is quiet: close it here too
+        k = j + 1
+        if (k < n and k != stop_at and q_lo < mark_low[k] and mark_high[k] < q_hi
+                and band_lo < mark_open[k] < band_hi and band_lo < close[k] < band_hi):
+            far = best
+            if trail:  # the trailing level moves with the best price: test it at the highest it can reach
+                far = max(best, high[k]) if long_ else min(best, low[k])
+                if not ((low[k] > far * (1.0 - cfg.trailing_stop)) if long_
+                        else (high[k] < far * (1.0 + cfg.trailing_stop))):
+                    break
+            if ts[k] >= next_hour:  # quiet too if the hour's interest is all it has (steps 1, 4) and fits the room
+                if ts[k] != next_hour:  # off the hour, or past more than one boundary (step 1 would charge)
+                    break
+                if record and n_log == log.shape[0]:  # no room for its log row: the loop above asks for more
+                    break
+                col = next_hour // HOUR - rates.h0
+                rb, rq = rates.base[col], rates.quote[col]
+                if rb != rb_run or rq != rq_run:  # the principal is the run's: the charge changes with the rates
+                    rb_run, rq_run = rb, rq
+                    cb_run = interest_charge(st[PB], rb, cfg.round_interest)
+                    cq_run = interest_charge(st[PQ], rq, cfg.round_interest)
+                cb, cq = cb_run, cq_run
+                room_b -= cb
+                room_q -= cq
+                if room_b < 0.0 or room_q < 0.0:
+                    break
+                fs[RB], fs[RQ] = rb, rq
+                if cb != 0.0 or cq != 0.0:  # (no loan: nothing to add)
+                    _owe(st, fs, cb, cq, open_[k])
+                    fs[AFTER_B] += cb
+                    fs[AFTER_Q] += cq
+                    paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
+                    if record:
+                        n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, k)
+                next_hour += HOUR
+            best = far
+            continue
+        break
+    fs[BEST], fs[PENDING], fs[PENDING_LIMIT] = best, pending, pending_limit
+    return j, n_log, next_hour, last_target, suspended, above_call, pending_kind, (
+        block, n_block, sum_r, sum_r2, sum_neg2, prev_eq, peak, max_dd, n_exposed, min_ml)
 
 
 @njit(cache=True)

@@ -1,14 +1,10 @@
 """Issue 11: no compiled function longer than ~120 lines or with more than
-~12 parameters (a longer one wants a record or a split).  The one known
-exception is held at its size, so it can only shrink."""
+~12 parameters (a longer one wants a record or a split)."""
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES, MAX_PARAMS = 120, 12
-# kernel.simulate: the one-symbol bar loop; split into functions of the state arrays it ran 25 % slower
-# and inlined helpers in its close loop 2x slower (kernel.py's docstring), so it stays whole for now
-KNOWN = {"backtest/kernel.py:simulate": (12, 278)}
 
 
 def _compiled_functions():
@@ -23,14 +19,12 @@ def _compiled_functions():
 def test_no_compiled_function_is_too_long_or_takes_too_many_parameters():
     found = list(_compiled_functions())
     assert len(found) > 100  # (the scan sees the compiled modules)
-    too_big = [(name, params, lines) for name, params, lines in found
-               if params > KNOWN.get(name, (MAX_PARAMS, MAX_LINES))[0] or lines > KNOWN.get(name, (MAX_PARAMS,
-                                                                                                  MAX_LINES))[1]]
+    too_big = [(name, params, lines) for name, params, lines in found if params > MAX_PARAMS or lines > MAX_LINES]
     assert not too_big, f"compiled functions over {MAX_PARAMS} parameters or {MAX_LINES} lines: {too_big}"
 
 
-def test_the_known_exception_is_still_there():
-    """When kernel.simulate gets split, drop it from KNOWN (this fails then, as a reminder)."""
+def test_the_one_symbol_loop_is_split_into_steps():
+    """kernel.simulate was 278 lines: its steps are inlined helpers now (the quiet run ``_close_run``)."""
     sizes = {name: (params, lines) for name, params, lines in _compiled_functions()}
-    name = next(iter(KNOWN))
-    assert sizes[name][1] > MAX_LINES
+    assert sizes["backtest/kernel.py:simulate"][1] <= MAX_LINES
+    assert {"backtest/kernel.py:_close_run", "backtest/kernel.py:_path_steps"} <= set(sizes)
