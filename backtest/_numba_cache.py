@@ -40,7 +40,7 @@ def configure():
     numba.config.CACHE_DIR = str(folder)
 
 
-def cold(kernel: str = "kernel.simulate") -> bool:
+def cold(kernel: str = "kernel._loop") -> bool:
     """True when the cache folder holds no compiled kernel yet (a fresh
     environment, or the kernel's sources changed): the next kernel call
     compiles.  The kernel's own index, not any: the bar checks compile a
@@ -57,7 +57,7 @@ def cold(kernel: str = "kernel.simulate") -> bool:
 _announced = []
 
 
-def announce(seconds, kernel: str = "kernel.simulate"):
+def announce(seconds, kernel: str = "kernel._loop"):
     """Say once per process, before the first kernel call, that compiling
     takes a while (the first run in a fresh environment is silent for
     ``seconds`` otherwise; ``warm.announce`` says how long)."""

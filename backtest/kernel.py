@@ -195,7 +195,6 @@ ORDERS_PER_BAR = 3 + MAX_LIQUIDATIONS_PER_BAR
 HOURS_AHEAD = 96.0
 
 
-@njit(cache=True, nogil=True)  # nogil: sweeps run combinations on threads
 def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, venue, flows=None):
     """Run one symbol through one margin account: the records of
     ``inputs.py`` in (``bars``; ``marks``: the bars liquidation is checked
@@ -212,24 +211,21 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
     need one row).  Returns ``(n_orders, n_liqs, n_calls, complete, stats,
     n_log)``: ``complete`` False when a buffer ran short (grow it and call
     again), ``stats`` the totals in ``STATS``, ``n_log`` the log rows
-    written.  The state arrays are made here; ``_loop`` runs the bars.
+    written.  The state arrays are made here, in Python (a compiled wrapper
+    around the loop cost ~1.7 s of a first run's compile); ``_loop`` runs
+    the bars, compiled.
     """
-    detail_on = False
-    if detail is not None:  # (None: nothing walks a bar's path: numba compiles no walk, a shorter first run)
-        detail_on = detail.start.shape[0] > 0
-    stops_on = (cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0
-                or given.sl_price.shape[0] > 0 or given.tp_price.shape[0] > 0)
-    st, fs, ns = _start(cfg, bars.ts, rates.base, rates.quote, log.shape[0] > 0, stops_on, marks.close.shape[0] > 0,
-                        detail_on, venue)
+    st, fs, ns = _start(cfg, bars, marks, rates, detail, given, log.shape[0] > 0, venue)
     bt = np.zeros((2, N_TOT))  # the totals of a bar's walk, and of one finer bar
     block = np.empty(RETURN_BLOCK + 1 + 24)  # block[0]: the equity before the block; 24 scratch (_add_block)
     vt = np.zeros(2, np.int64)  # the next table version, the next funding charge
     n_log, complete, n_block, sum_r, sum_r2, sum_neg2, prev_eq, max_dd, n_exposed, min_ml = _loop(
         bars, marks, cfg, rates, detail, given, (log, orders, liqs, calls), venue, flows, (st, fs, ns, bt, block, vt))
+    counts = int(ns[N_ORDERS]), int(ns[N_LIQS]), int(ns[N_CALLS])
     if not complete:
-        return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], False, np.zeros(N_STATS), n_log
+        return (*counts, False, np.zeros(N_STATS), n_log)
     stats = _stats(fs, ns, block, n_block, (sum_r, sum_r2, sum_neg2), prev_eq, max_dd, n_exposed, min_ml)
-    return ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], True, stats, n_log
+    return (*counts, True, stats, n_log)
 
 
 # _nrt=False: no reference counting in the bar loop.  Its steps are helpers numba inlines into it, and
@@ -588,24 +584,17 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
         block, n_block, sum_r, sum_r2, sum_neg2, prev_eq, peak, max_dd, n_exposed, min_ml)
 
 
-@njit(cache=True)
 def _stats(fs, ns, block, n_block, sums, prev_eq, max_dd, n_exposed, min_ml):
-    """The run's ``stats`` (``STATS``), the last return block added."""
+    """The run's ``stats`` (``STATS``), the last return block added (compiled: ``_add_returns``)."""
     sum_r, sum_r2, sum_neg2 = _add_returns(block, n_block, sums[0], sums[1], sums[2])
-    values = (
+    return np.array([
         fs[INT_BASE], fs[INT_QUOTE], fs[LIQ_FEES], fs[BAD_DEBT], fs[PAID], fs[FEES_PAID], prev_eq, sum_r, sum_r2,
-        sum_neg2, max_dd, float(n_exposed), min_ml, float(ns[N_ORDERS]), float(ns[N_LIQS]), float(ns[N_CALLS]),
-        float(ns[N_CAPPED]), float(ns[N_TRADES]), float(ns[N_AMBIGUOUS]), float(ns[N_DETAIL_MISSING]),
-        float(ns[N_CANCELLED]), float(ns[N_WRITE_OFFS]),
-    )
-    stats = np.zeros(N_STATS)
-    for k in range(N_STATS):
-        stats[k] = values[k]
-    return stats
+        sum_neg2, max_dd, n_exposed, min_ml, ns[N_ORDERS], ns[N_LIQS], ns[N_CALLS], ns[N_CAPPED], ns[N_TRADES],
+        ns[N_AMBIGUOUS], ns[N_DETAIL_MISSING], ns[N_CANCELLED], ns[N_WRITE_OFFS],
+    ], dtype=np.float64)
 
 
-@njit(cache=True)
-def _start(cfg, ts, rate_base, rate_quote, record, stops_on, has_mark, detail_on, venue):
+def _start(cfg, bars, marks, rates, detail, given, record, venue):
     """The account ``st`` (all capital in quote) and the run state ``fs``,
     ``ns`` before the first bar."""
     st = np.zeros(6)
@@ -614,16 +603,16 @@ def _start(cfg, ts, rate_base, rate_quote, record, stops_on, has_mark, detail_on
     if venue is not None and cfg.isolated:
         fs[usdm.FREE] = cfg.capital  # all of it in the cross wallet until a position takes its margin
     ns = np.zeros(N_NS, np.int64)
-    for k in (ENTRY, BEST, SLP, TPP, PENDING, PENDING_LIMIT):
-        fs[k] = np.nan  # no position, no levels, no order pending (a NaN limit: a market order)
-    n = ts.shape[0]
-    fs[RB] = rate_base[0] if n > 0 else 0.0  # the rates in force in this bar's hour
-    fs[RQ] = rate_quote[0] if n > 0 else 0.0
+    fs[[ENTRY, BEST, SLP, TPP, PENDING, PENDING_LIMIT]] = np.nan  # no position, no levels, no order pending
+    n = bars.ts.shape[0]
+    fs[RB] = rates.base[0] if n > 0 else 0.0  # the rates in force in this bar's hour
+    fs[RQ] = rates.quote[0] if n > 0 else 0.0
     ns[PENDING_KIND] = SIGNAL
     ns[RECORD] = record
-    ns[STOPS_ON] = stops_on
-    ns[HAS_MARK] = has_mark
-    ns[DETAIL_ON] = detail_on
+    ns[STOPS_ON] = (cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0
+                    or given.sl_price.shape[0] > 0 or given.tp_price.shape[0] > 0)
+    ns[HAS_MARK] = marks.close.shape[0] > 0
+    ns[DETAIL_ON] = detail is not None and detail.start.shape[0] > 0  # (None: nothing walks a bar's path)
     return st, fs, ns
 
 

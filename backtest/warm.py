@@ -84,12 +84,7 @@ def _steps(perp: bool, walk: bool):
         _compile(kernel._order, st, fs, ns, bt, cfg, 0, 1.0, a["given"].expiry, orders, pv)
         return
     _compile(kernel._market_order, st, fs, ns, bt, cfg, 0, 1.0, orders, pv)
-    if not perp:  # (a perp's start takes its venue's record; without a walk its detail_on is the literal False)
-        ts, rates = np.zeros(1, np.int64), np.zeros(1)
-        sig = [numba.typeof(x) for x in (cfg, ts, rates, rates, True, False, False)]
-        kernel._start.compile((*sig, numba.types.literal(False), numba.types.none))
-    kernel._stats.compile(tuple(numba.typeof(x) for x in (fs, ns, np.zeros(2), np.int64(0), (1.0, 1.0, 1.0), 1.0, 1.0,
-                                                          np.int64(0), 1.0)))
+    kernel._add_returns.compile((numba.float64[::1], numba.int64, numba.float64, numba.float64, numba.float64))
     # and the small rules the kernel's own body calls (typed here, not inside its long compile)
     from . import rules
 
@@ -147,7 +142,7 @@ def start(perp: bool, after: bool = True, walk: bool = True):
     everything itself)."""
     from . import kernel
 
-    if kernel.simulate.overloads or not _numba_cache.cold():  # (in memory already: nothing to compile)
+    if kernel._loop.overloads or not _numba_cache.cold():  # (in memory already: nothing to compile)
         return None
     return _spawn(perp, after, walk)
 

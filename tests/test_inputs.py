@@ -97,7 +97,7 @@ def test_a_cold_cache_says_it_compiles_once(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err.count("compiling the kernels, once: ~") == 1
     monkeypatch.setattr(_numba_cache, "_announced", [])
     (tmp_path / "backtest_x").mkdir()
-    (tmp_path / "backtest_x" / "kernel.simulate-1.py311.nbi").write_bytes(b"")
+    (tmp_path / "backtest_x" / "kernel._loop-1.py311.nbi").write_bytes(b"")
     backtest.run(bars, "hold")
     assert not _numba_cache.cold() and capsys.readouterr().err == ""
 
