@@ -253,8 +253,8 @@ def _loop(bars, marks, cfg, rates, detail, given, recs, venue, flows, state):
     if venue is not None:
         next_venue = _next_venue(venue, vt, n)
     block[0] = cfg.capital
-    # the returns' and drawdown's running sums (_close_run); int64, not the literal 0: numba would compile
-    # _stats and _add_returns once more for Literal[int](0)
+    # the returns' and drawdown's running sums (_close_run); int64, not the literal 0: the tuple is carried
+    # through the loop, and _close_run returns its counts as int64
     acc = (block, np.int64(0), 0.0, 0.0, 0.0, cfg.capital, cfg.capital, 0.0, np.int64(0), np.inf)
     last_target = np.nan
     suspended = halted = False

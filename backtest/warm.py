@@ -70,8 +70,8 @@ def _compile(fn, *args):
 
 def _steps(perp: bool, walk: bool):
     """The kernel's steps at a bar's open: with the walk in the helper the
-    gap liquidation and the order; else the market order, the kernel's
-    start and totals (the halves then take about as long).  (Taking the
+    gap liquidation and the order; else the market order and the last
+    block's return sums (the halves then take about as long).  (Taking the
     walk's replay of finer bars here too, to even the halves, made the
     first run 2.5 s slower: the two processes then compiled more of the
     same callees.)"""

@@ -4,8 +4,9 @@ refuses that at compile time), return no array and call nothing that
 returns one, or an array would leak.  Checked on numba's own allocation
 counts around runs that compile its shapes (spot margin, stops, finer bars
 and limit orders, a perpetual, the trader's flows): every array allocated
-is freed.  (Checked on the running code, not on its types: a run loaded
-from the cache has no typed code to look at.)"""
+is freed; and on the return types of what the process compiled (all of
+it on an empty cache; a function loaded from the cache does not load
+what it calls apart, so a warm process sees less)."""
 import gc
 import importlib
 from pathlib import Path
