@@ -489,6 +489,7 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
     pending = pending_limit = np.nan  # (step 3 took the last one)
     pending_kind = SIGNAL
     rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
+    col = next_hour // HOUR - rates.h0  # next_hour's column of the rate table (one division a run, not a bar)
     above_call = True
     if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
         n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
@@ -556,7 +557,6 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
                     break
                 if record and n_log == log.shape[0]:  # no room for its log row: the loop above asks for more
                     break
-                col = next_hour // HOUR - rates.h0
                 rb, rq = rates.base[col], rates.quote[col]
                 if rb != rb_run or rq != rq_run:  # the principal is the run's: the charge changes with the rates
                     rb_run, rq_run = rb, rq
@@ -576,6 +576,7 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
                     if record:
                         n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, k)
                 next_hour += HOUR
+                col += 1
             best = far
             continue
         break
