@@ -45,7 +45,7 @@ def cold(kernel: str = "kernel._loop") -> bool:
     environment, or the kernel's sources changed): the next kernel call
     compiles.  The kernel's own index, not any: the bar checks compile a
     small helper into the same folder before the kernel runs (``kernel``:
-    ``"kernel_multi.simulate_multi"`` for the kernel of several symbols).
+    ``"kernel_multi._loop"`` for the kernel of several symbols).
     Cheap: one small folder listed."""
     folder = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else _HERE / "__pycache__"
     try:

@@ -145,7 +145,7 @@ def _clean_book(sb, aq, a, syms, m):
             aq[a, j] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # (allocates: counts references though kernel_multi._loop does not)
 def net_book(sb, aq, a, syms, m):
     """Auto-repay off, before a cross liquidation: ``account._net`` on each
     symbol's six numbers (each balance repays its own asset's debt; a flat

@@ -10,6 +10,15 @@ themselves when a symbol has no mark series) and interest charged from a
 table of hourly rates per asset (constant or a rate history).  One-symbol
 ``kernel.py`` is left as it is (and as fast).
 
+``simulate_multi`` makes the books and ``_loop`` runs the bars, compiled
+without reference counting, as ``kernel._loop`` is (numba's counting
+functions took ~12 % of ``bench --symbols 2`` alone, perf): the loop
+allocates nothing and gets no array back from a call; the few steps that
+allocate (a liquidation's order of sale, the finer bars' walk) say
+``_nrt=True`` (``tests/test_kernel_loop.py``).  The steps it calls say
+``_nrt=False`` themselves: numba would compile them so from the loop, but
+the warm helper (``warm.py``) compiles them apart, into the same cache.
+
 Speed: with every symbol in one cross account, after each eventful bar
 ``_close_quiet`` closes the quiet bars that follow in a small loop (the bars
 the skip test lets through, and hours whose interest is all they have), as
@@ -206,7 +215,7 @@ def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, after):
                 ss[syms[a, k], AFTER_Q] += share
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # (allocates: counts references though _loop does not)
 def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
     """A cross liquidation at the trigger prices ``scr[TRIG]``, filled at
     ``scr[TRADED]`` (± slippage), recorded with ``where`` = (its θ on the
@@ -442,7 +451,6 @@ def _leg(i, a, m, leg, bars, scr, ss, sb):
             ss[s, BEST] = max(ss[s, BEST], pts[leg - 1]) if n > 0.0 else min(ss[s, BEST], pts[leg - 1])
 
 
-@njit(cache=True)
 def _mark_closes(walk, close):
     """The closes the joint walk's mark paths end at: the walk's mark
     closes (``inputs.JointStops.mark_close``), or the traded ones without
@@ -575,7 +583,7 @@ def _best_over_bar(i, a, m, syms, sb, ss, open_, high, low):
             ss[s, BEST] = min(min(min(ss[s, BEST], o), high[s, i]), low[s, i])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
     """Step 5 of a cross account with several symbols and stops on: the
     joint walk of docs "Stops on a joint path", three legs, each event at
@@ -662,7 +670,7 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
     return liquidated
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # (allocates: counts references though _loop does not)
 def _finer(i, a, m, bars, books, params, recs, detail, walk):
     """Step 5 of spot account ``a`` at bar i with finer bars (docs "Finer
     bars on a joint path"): nothing where nothing can fire (the liquidation
@@ -981,7 +989,7 @@ def _limit_fill(i, a, k, m, trig, syms, books, fee, orders):
     _track(ss, s, before, _position(st), trig, trig)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _limit_decisions(i, a, syms, m, ss, limit, open_):
     """8, a strategy's limit orders: a new target read at the symbol's bar i
     (an older one went at step 3) with a limit price there is a limit order
@@ -999,7 +1007,7 @@ def _limit_decisions(i, a, syms, m, ss, limit, open_):
             ss[s, PEND_LIM] = limit[s, i]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs, expiry):
     """Steps 1–6 of a cross account with several symbols (with stops on, 1–4
     and 6: step 5 is ``_walk_joint``, simulate_multi's); the liquidation
@@ -1139,7 +1147,7 @@ def _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, event):
     tot[N_TRD] += _opens_trade(before, _position(st))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # (allocates: counts references though _loop does not)
 def _perp_liquidation(i, a, syms, m, theta, books, fsv, lv, liqs, orders):
     """The cross perp account liquidated at the marks ``scr[TRIG]``: every
     position closed there, one event and a fill per symbol it held
@@ -1201,7 +1209,7 @@ def _perp_quiet(i, a, syms, m, sb, aq, ss, bars, venue, fsv, vp):
     return usdm_cross.above_call(mb, mm, 1.0 + 1e-9)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
     """Steps of a cross perp account with several symbols
     (docs/model-choices.md "A cross perp account holding several symbols"):
@@ -1370,7 +1378,7 @@ def _books_rows(i, sb, ss, out_sym):
         out_sym[k, 5, i] = sb[k, PRINCIPAL] + sb[k, INTEREST]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, walk):
     """Close bars ``i0, i0 + 1, …`` of the only account (every symbol in one
     cross account) while they are quiet; returns the first bar not closed.
@@ -1483,7 +1491,7 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
     return end
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
     """Close bars ``i0, i0 + 1, …`` of the only account, a cross perp
     account of several symbols, while they are quiet; returns the first bar
@@ -1605,7 +1613,7 @@ def _after_quiet(last, ts, close, books, lv):
     sa[0, ABOVE_CALL] = 1.0 if (assets > lv[0, CALL] * debt or debt <= 0.0) else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _close(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml):
     """``_close_at`` as a call of its own: a spot account's loop reaches it
     at its eventful bars only (``_close_quiet`` closes the others), and
@@ -1639,7 +1647,7 @@ def _close_at(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml):
     out_acct[a, 3, i] = sa[a, PAID]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _decide(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebalance, eq, ss, sa):
     """``_decide_at`` as a call of its own (``_close``'s reasons)."""
     _decide_at(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebalance, eq, ss, sa)
@@ -1685,7 +1693,7 @@ def _decide_one(ss, s, x, pos, price, eq, rebalance):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _hold(out_acct, a, i, capital):
     """An account none of whose symbols has a bar at i: the last values stand."""
     if i > 0:
@@ -1738,14 +1746,10 @@ def _limit_inputs(walk):
     """The joint walk's limit prices ``[S, n]`` and expiry ``[S]`` (empty
     without a walk), and whether it has limit orders and no stop settings
     (it then walks only a bar where an order stands)."""
-
-
-@overload(_limit_inputs)
-def _limit_inputs_typed(walk):
-    if isinstance(walk, types.NoneType):
-        return lambda walk: (np.empty((0, 0)), np.zeros(0, np.int64), False)
-    return lambda walk: (walk.limit, walk.expiry, walk.limit.shape[1] > 0 and walk.fractions.max() <= 0.0
-                         and walk.sl_price.shape[1] == 0 and walk.tp_price.shape[1] == 0)
+    if walk is None:
+        return np.empty((0, 0)), np.zeros(0, np.int64), False
+    return walk.limit, walk.expiry, bool(walk.limit.shape[1] > 0 and walk.fractions.max() <= 0.0
+                                         and walk.sl_price.shape[1] == 0 and walk.tp_price.shape[1] == 0)
 
 
 @njit(cache=True, inline="always")
@@ -1780,7 +1784,6 @@ def _venue_arg_typed(fsv, venue):
     return lambda fsv, venue: (fsv, venue)
 
 
-@njit(cache=True, nogil=True)
 def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=None, detail=None, spot=True):
     """Run ``S`` symbols through ``A`` cross accounts (each holding two or more) on the grid ``g``, with
     ``ac``, ``config``, writing ``out`` and the records (``inputs``: ``Grid``, ``Accounts``, ``MultiConfig``,
@@ -1789,32 +1792,22 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     ``walk`` the joint walk's stops and limit orders (``inputs.JointStops``); ``detail`` finer bars
     (``inputs.JointDetail``); ``spot`` None beside a venue (numba prunes only on a None argument: spot
     margin's steps, under ``spot is not None``, are then not compiled; tests/test_compile_prune.py).
-    The hot steps take the arrays they use, not the records (``bench --symbols 2`` 10-20 % faster)."""
+    Python: it makes the books before the first bar (all capital in quote) and ``_loop``, compiled, runs
+    the bars (a compiled function around the loop would cost a first run its compile and link again)."""
     if venue is not None and spot is not None:  # (one venue's steps or the other's, never both)
         raise ValueError("simulate_multi: a perp venue needs spot=None")
-    ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
-    rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
-    rate_h0, rates, limits = config.rate_h0, config.rates, config.borrow_limits  # (limits: [S] bases, quote)
-    out_acct, out_sym = out.acct, out.sym
-    capital, call_ml = ac.capital, ac.call_ml
-    n_sym, n = open_.shape
-    n_acct = capital.shape[0]
+    limits, capital = config.borrow_limits, ac.capital  # (limits: [S] bases, quote)
+    n_sym, n_acct = g.open.shape[0], capital.shape[0]
     tot = np.zeros(N_STATS)
-    # the books before the first bar, all capital in quote (allocated here, not by a helper: LLVM then
-    # knows these arrays are apart; made by a helper, the loop ran 35-40 % slower, measured)
     sb = np.zeros((n_sym, 3))
     aq = np.zeros((n_acct, 3))
+    aq[:, HELD] = capital
     n_of, syms_of = _members(ac.symbol_account, n_acct)
     lv = np.empty((n_acct, 6))
-    for a in range(n_acct):
-        aq[a, HELD] = capital[a]
-        lv[a, M0], lv[a, CALL], lv[a, MLR] = ac.initial_ml[a], call_ml[a], ac.liquidation_ml[a]
-        lv[a, LIQ_FEE], lv[a, RESTORE], lv[a, LIMIT_Q] = ac.liquidation_fee[a], ac.restore_ml[a], limits[n_sym]
+    lv[:, M0], lv[:, CALL], lv[:, MLR] = ac.initial_ml, ac.call_ml, ac.liquidation_ml
+    lv[:, LIQ_FEE], lv[:, RESTORE], lv[:, LIMIT_Q] = ac.liquidation_fee, ac.restore_ml, limits[n_sym]
     limit, expiry, limits_only = _limit_inputs(walk)
     cfg = _settings_row(config, walk, detail, limits_only)
-    stops = walk is not None  # (multi_accounts passes it with a stop on or limit orders)
-    st = np.zeros(6)
-    scr = np.zeros((N_SCRATCH, n_sym + 1))
     ss = np.zeros((n_sym, N_SS))  # LAST_CLOSE 0: a symbol before its first bar holds nothing
     ss[:, PENDING], ss[:, LAST_TARGET], ss[:, ENTRY], ss[:, BEST] = np.nan, np.nan, np.nan, np.nan
     ss[:, LIMIT_B] = limits[:n_sym]
@@ -1822,14 +1815,41 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     sa = np.zeros((n_acct, 6))
     sa[:, T_PREV], sa[:, NEXT_HOUR], sa[:, ABOVE_CALL] = -1.0, -np.inf, 1.0
     # quiet runs (_close_quiet) are written for this; not with auto-repay off (its rows there cost them 5-7 %)
-    one_cross = n_acct == 1 and n_sym >= 2 and venue is None and out_sym.shape[1] == len(SYMBOL_ROWS)
+    one_cross = n_acct == 1 and n_sym >= 2 and venue is None and out.sym.shape[1] == len(SYMBOL_ROWS)
     fsv = np.zeros((n_sym if venue is not None else 0, usdm.N_SLOTS))  # per perp symbol its table in force
     vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version
     vp[0] = 0
-    loc = np.zeros((9, n_sym))
-    perp_bars, books, recs = (open_, mark_open, mark_high, mark_low), (sb, aq, st, ss, sa, scr, tot), (orders, liqs, calls)
-    cross_bars, hourly = (open_, high, low, mark_open, mark_high, mark_low), (rate_h0, rates)
-    walk_bars = (syms_of, open_, high, low, close, mark_open, mark_high, mark_low, _mark_closes(walk, close))
+    books = (sb, aq, np.zeros(6), ss, sa, np.zeros((N_SCRATCH, n_sym + 1)), tot)
+    bars = ((g.open, g.mark_open, g.mark_high, g.mark_low), (g.open, g.high, g.low, g.mark_open, g.mark_high, g.mark_low),
+            (syms_of, g.open, g.high, g.low, g.close, g.mark_open, g.mark_high, g.mark_low, _mark_closes(walk, g.close)),
+            (config.rate_h0, config.rates))
+    tables = (lv, cfg, np.zeros((9, n_sym)), fsv, vp, limit, expiry, n_of, syms_of, one_cross)
+    if not _loop(g, config, ac, out, (orders, liqs, calls), books, tables, bars, venue, walk, detail, spot):
+        return False, tot
+    out.interest_base[:] = ss[:, INT_BASE]
+    out.interest_quote[:] = sa[:, INT_QUOTE]
+    return True, tot
+
+
+# _nrt=False: no reference counting in the bar loop (kernel._loop's reason: each array a step is handed
+# was counted on every eventful bar, two atomic operations and an opaque call each, ~12 % of bench
+# --symbols 2 in the counting functions alone, perf); simulate_multi allocates, the loop allocates nothing
+# and gets no array back from a call (tests/test_kernel_loop.py)
+@njit(cache=True, nogil=True, _nrt=False)
+def _loop(g, config, ac, out, recs, books, tables, bars, venue, walk, detail, spot):
+    """``simulate_multi``'s bars on its books and tables; False when a record buffer ran short."""
+    ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g
+    rebalance, stop_on_liquidation = config.rebalance, config.stop_on_liquidation
+    out_acct, out_sym = out.acct, out.sym
+    capital, call_ml = ac.capital, ac.call_ml
+    orders, liqs, calls = recs
+    sb, aq, st, ss, sa, scr, tot = books
+    lv, cfg, loc, fsv, vp, limit, expiry, n_of, syms_of, one_cross = tables
+    perp_bars, cross_bars, walk_bars, hourly = bars
+    rate_h0, rates = hourly
+    n_sym, n = open_.shape
+    n_acct = capital.shape[0]
+    stops = walk is not None  # (multi_accounts passes it with a stop on or limit orders)
     resume_at = 0  # the first bar a quiet run (_close_quiet, _close_quiet_perp) did not close
     perp = _venue_arg(fsv, venue)  # (the walk's venue: None on spot margin)
     for i in range(n):
@@ -1837,7 +1857,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
             continue
         if (tot[N_ORD] + n_sym * ORDERS_PER_STEP > orders.shape[0]
                 or tot[N_LIQ] + n_acct * ORDERS_PER_STEP > liqs.shape[0] or tot[N_CALL] + n_acct > calls.shape[0]):
-            return False, tot
+            return False
         t = ts[i]
         for a in range(n_acct):
             m = n_of[a]
@@ -1870,7 +1890,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                     fine = _finer(i, a, m, walk_bars, books, (lv, cfg, rates, t // HOUR - rate_h0, walk), recs,
                                   detail, walk)
                     if fine < 0:
-                        return False, tot
+                        return False
                     liquidated = fine > 0 or liquidated
                 elif walk is not None and _walks(cfg, a, syms_of, m, ss):  # 5. the walk (None: none compiled)
                     liquidated = _walk_joint((i, i, 0.0, False), a, m, walk_bars, books,
@@ -1897,24 +1917,19 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
                                          walk)
         if venue is not None and walk is None and n_acct == 1 and i + 1 < n:  # (a cross perp account: the only one)
             resume_at = _close_quiet_perp(i + 1, g, syms_of, books, rebalance, out, (venue, fsv, vp))
-    out.interest_base[:] = ss[:, INT_BASE]
-    out.interest_quote[:] = sa[:, INT_QUOTE]
-    return True, tot
+    return True
 
 
-@njit(cache=True)
 def _members(symbol_account, n_acct):
     """Each account's number of symbols, and its symbols (``syms_of[a, :n_of[a]]``)."""
     n_of = np.zeros(n_acct, dtype=np.int64)
     syms_of = np.zeros((n_acct, symbol_account.shape[0]), dtype=np.int64)
-    for s in range(symbol_account.shape[0]):
-        a = symbol_account[s]
+    for s, a in enumerate(symbol_account):
         syms_of[a, n_of[a]] = s
         n_of[a] += 1
     return n_of, syms_of
 
 
-@njit(cache=True)
 def _settings_row(config, walk, detail, limits_only):
     """``cfg``: the run's settings the steps read (``FEE`` … ``ON_FLAT``),
     ``WALK`` the code of what walks a bar (none; stops; limit orders only;

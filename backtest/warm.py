@@ -222,7 +222,7 @@ def _reap(helper):
 
 
 # --- the kernel of a cross account holding several symbols (run_multi) ---
-MULTI = "kernel_multi.simulate_multi"
+MULTI = "kernel_multi._loop"
 
 
 def _multi_types(walk: bool) -> dict:
@@ -320,14 +320,14 @@ def start_multi(walk: bool, fine: bool = False):
     else None."""
     from . import kernel_multi
 
-    if kernel_multi.simulate_multi.overloads or not _numba_cache.cold(MULTI):
+    if kernel_multi._loop.overloads or not _numba_cache.cold(MULTI):
         return None
     return _spawn(False, False, walk, mode=("multi", "fine") if fine else ("multi",))
 
 
 def join_multi(helper):
     """Compile the step here while the helper compiles the rest, then wait
-    for it: ``simulate_multi`` then finds every callee cached."""
+    for it: ``_loop`` then finds every callee cached."""
     if helper is None:
         return
     try:

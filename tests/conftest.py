@@ -21,4 +21,4 @@ def _compile_notice_said(monkeypatch):
     test_inputs resets it to check the notice itself."""
     from backtest import _numba_cache
 
-    monkeypatch.setattr(_numba_cache, "_announced", ["kernel._loop", "kernel_multi.simulate_multi"])
+    monkeypatch.setattr(_numba_cache, "_announced", ["kernel._loop", "kernel_multi._loop"])

@@ -3,7 +3,7 @@ perp run no spot-margin market fill.
 
 numba drops a branch before typing only where it tests an argument that is
 None (``numba.core.analysis.dead_branch_prune``); whatever else a branch
-calls is compiled, run or not.  ``kernel_multi.simulate_multi`` takes
+calls is compiled, run or not.  ``kernel_multi._loop`` takes
 ``venue`` (None on spot margin) and ``spot`` (None on perpetual futures), so
 a perp account's first run does not compile spot margin's steps (~30 s of
 its ~55 s before) nor a spot account's the perp's.  Checked here on numba's
@@ -22,9 +22,9 @@ PERP = {"_step_perp", "_close_at", "_perp_quiet", "_close_quiet_perp"}
 def _reached(venue, spot):
     """The globals the loop's IR still reaches after pruning, for ``venue``
     and ``spot`` typed None or not (every other argument: not None)."""
-    func_ir = compiler.run_frontend(km.simulate_multi.py_func)
+    func_ir = compiler.run_frontend(km._loop.py_func)
     some = types.pyobject
-    dead_branch_prune(func_ir, [some] * 7 + [venue or some, some, some, spot or some])
+    dead_branch_prune(func_ir, [some] * 8 + [venue or some, some, some, spot or some])
     cfg = compute_cfg_from_blocks(func_ir.blocks)
     live, todo = set(), [cfg.entry_point()]
     while todo:
@@ -61,8 +61,8 @@ def test_a_perp_cross_run_compiles_the_loop_with_spot_none():
     res = run_multi(data, "sma_cross", {"fast": 5, "slow": 20, "leverage": 2.0}, margin="usdm-cross-5x",
                     start="2024-01-01", end="2024-01-10")
     assert res.summary["n_orders"] > 0
-    spot_beside_a_venue = {type(sig[10]).__name__ for sig in km.simulate_multi.signatures
-                           if type(sig[7]).__name__ != "NoneType"}
+    spot_beside_a_venue = {type(sig[11]).__name__ for sig in km._loop.signatures
+                           if type(sig[8]).__name__ != "NoneType"}
     assert spot_beside_a_venue == {"NoneType"}, spot_beside_a_venue
 
 

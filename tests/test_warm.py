@@ -86,7 +86,7 @@ MULTI_PROBE = """
 import json, sys
 from backtest import _numba_cache, kernel_multi as km, liqprice, trades
 from backtest.cli import main
-cold = _numba_cache.cold("kernel_multi.simulate_multi")
+cold = _numba_cache.cold("kernel_multi._loop")
 try:
     main(sys.argv[1:])
 except SystemExit as e:
