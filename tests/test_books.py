@@ -10,9 +10,9 @@ on several (``backtest.run_multi``: one cross account, isolated accounts, a
 mix).  The identity is what a trader adds up in trades.csv; it is checked to
 1e-9 of the money that moved (docs/model-choices.md "Books").
 
-``MARGINBT_EXAMPLES`` (default 2000, as CI runs it) sets the scale: the
-one-symbol test runs 0.75 of it and the several-symbol test 0.25 (2,000
-scenarios in all by default), e.g. ``MARGINBT_EXAMPLES=200`` locally.  The fixed examples are the
+The scale is 2000 in CI and a quarter of it locally (``hyp_examples``;
+``MARGINBT_EXAMPLES`` sets it): the one-symbol test runs 0.75 of it and
+the several-symbol test 0.25 (2,000 scenarios in all in CI).  The fixed examples are the
 issue's: a gap-up short liquidated with bad debt, and ``hold exposure=-2``
 on cross-3x over the bundled BTC data.
 """
@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 
 import backtest
 from test_differential import DETAIL_STEP, build_case, detail_of, strategy_orders
+from hyp_examples import examples
 
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "2000"))
+EXAMPLES = examples(2000)
 BTC = Path(__file__).resolve().parent.parent / "data" / "BTCUSDT-1h.parquet"
 TOL = 1e-9  # of the money that moved (see assert_books_balance)
 SHOCKS = (0.2, 0.4, 0.6, 0.8, 1.3, 1.6, 2.0, 3.0)  # opening gaps: price × factor

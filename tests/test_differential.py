@@ -10,7 +10,7 @@ floor of 1e-6 on values in the quote asset; for the margin level A/D this floor
 becomes 1e-6*(1+ML)/D), and so must the liquidation events, the margin-call
 bars and the orders.
 
-``MARGINBT_EXAMPLES`` sets the number of examples (default 2000);
+2000 examples in CI, a quarter locally (``hyp_examples``; ``MARGINBT_EXAMPLES`` sets it);
 ``MARGINBT_RANDOMIZE=1`` draws new examples instead of the fixed sequence.
 A failure message names the first differing bar, both values and the
 scenario; ``build_case(**scenario)`` rebuilds its inputs.
@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import backtest  # no importorskip: an engine that does not import fails this module, it does not skip
 from reference import PROFILES, Profile, simulate
+from hyp_examples import examples
 
 REL = 1e-9
 ABS = 1e-6
@@ -483,7 +484,7 @@ def check(sc):
 
 
 # ------------------------------------------------------------- hypothesis
-@settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "2000")), deadline=None,
+@settings(max_examples=examples(2000), deadline=None,
           derandomize=os.environ.get("MARGINBT_RANDOMIZE", "0") != "1",
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(sc=scenarios())

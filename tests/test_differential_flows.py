@@ -21,9 +21,9 @@ a strategy's borrow / repay of either asset, +inf repays, amounts beyond
 every cap) beside transfers and a reserve: their ``loans.csv`` rows as
 well, compared up to the bar an account is spent to float noise.
 
-``MARGINBT_EXAMPLES`` sets the number of examples of each test (default
-700: 2,100 scenarios with moves, about 40 s, so the suite stays under 10
-minutes; randomized runs of 3,000 per venue without the buffer and 2,000
+Each test runs 700 examples in CI, a quarter locally (``hyp_examples``;
+``MARGINBT_EXAMPLES`` sets it; 2,100 scenarios with moves in CI, about
+40 s; randomized runs of 3,000 per venue without the buffer and 2,000
 with it passed when it was written, 3,000 with manual loans, and 2,000 and
 2,500 of perps with a buffer).
 """
@@ -40,8 +40,9 @@ import test_differential as spot
 import test_differential_perps as perp
 from reference import PROFILES, Profile
 from reference_perps import simulate_perps
+from hyp_examples import examples
 
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "700"))
+EXAMPLES = examples(700)
 HYP = dict(max_examples=EXAMPLES, deadline=None, derandomize=os.environ.get("MARGINBT_RANDOMIZE", "0") != "1",
            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

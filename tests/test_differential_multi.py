@@ -13,7 +13,7 @@ adds rate histories (a rate file naming some assets, rows on and between
 hours) and mark series (the traded bars perturbed, some bars missing) for
 some symbols.
 
-``MARGINBT_EXAMPLES`` sets the number of examples (default 2000);
+2000 examples in CI, a quarter locally (``hyp_examples``; ``MARGINBT_EXAMPLES`` sets it);
 ``MARGINBT_RANDOMIZE=1`` draws new ones.
 """
 import math
@@ -29,6 +29,7 @@ from reference_multi import simulate_multi
 from test_differential import build_case, close_enough, mark_of, ml_close, rate_rows
 
 from backtest.multi import CROSS, run_multi
+from hyp_examples import examples
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 CROSS_PROFILES = sorted(p for p in PROFILES if not p.startswith("isolated"))
@@ -296,7 +297,7 @@ def scenarios_with_histories_and_marks(draw):
     return sc
 
 
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "2000"))
+EXAMPLES = examples(2000)
 SETTINGS = dict(deadline=None, derandomize=os.environ.get("MARGINBT_RANDOMIZE", "0") != "1",
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -18,7 +18,6 @@ interest and ``detail_missing_bars``.
 ``MARGINBT_RANDOMIZE=1`` draws new ones.
 """
 import math
-import os
 import random
 
 import numpy as np
@@ -33,10 +32,11 @@ from test_differential_multi_limits import limit_array, limit_specs
 from test_differential_multi_stops import symbol_strategy
 
 from backtest.multi import run_multi
+from hyp_examples import examples
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 T0 = 1_700_000_000 // 3600 * 3600
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "300"))
+EXAMPLES = examples(300)
 
 
 @st.composite

@@ -33,7 +33,6 @@ then the whole run against the reference.
 ``MARGINBT_RANDOMIZE=1`` draws new ones.
 """
 import math
-import os
 
 import numpy as np
 import pandas as pd
@@ -48,8 +47,9 @@ from test_differential_multi_stops import (FRACTIONS, H, NO_COSTS, T0, compare_s
                                            ref_orders, symbol_strategy)
 
 from backtest.multi import CROSS, run_multi
+from hyp_examples import examples
 
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "200"))
+EXAMPLES = examples(200)
 # distances of a limit price from its bar's close (either side)
 LIMIT_DISTANCES = [0.0, 0.0005, 0.002, 0.01, 0.03, 0.1]
 

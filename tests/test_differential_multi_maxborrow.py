@@ -40,7 +40,6 @@ reference's numbers, then the engine's.
 ``MARGINBT_RANDOMIZE=1`` draws new ones.
 """
 import dataclasses
-import os
 
 import pytest
 from hypothesis import given, settings
@@ -53,9 +52,10 @@ from test_differential_multi_norepay import (SYMS, assert_orders, cross_scenario
                                              one_symbol_scenarios, orders_of)
 from test_differential_multi_norepay import check as norepay_check
 from test_differential_multi_norepay import hand as norepay_hand
+from hyp_examples import examples
 
 
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "300"))
+EXAMPLES = examples(300)
 # a limit as a fraction of the run's capital (a base limit: that value at the symbol's first open)
 FRACTIONS = [0.05, 0.2, 0.5, 0.5, 1.0, 3.0]
 

@@ -37,7 +37,6 @@ reference's numbers and the engine's.
 ``MARGINBT_RANDOMIZE=1`` draws new ones.
 """
 import math
-import os
 
 import pandas as pd
 import pytest
@@ -51,8 +50,9 @@ from test_differential_multi import run_both as multi_run_both
 from test_differential_multi_stops import FRACTIONS, compare_stops
 
 from backtest.multi import CROSS, run_multi
+from hyp_examples import examples
 
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "300"))
+EXAMPLES = examples(300)
 # the leverage that makes liquidations likely, drawn more often
 HIGH_CROSS = ["cross-5x", "cross-pro-10x", "cross-pro-20x"]
 HIGH_ISOLATED = ["isolated-5x", "isolated-10x"]

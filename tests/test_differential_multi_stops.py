@@ -49,7 +49,6 @@ own bar.
 draws new ones.
 """
 import math
-import os
 
 import numpy as np
 import pandas as pd
@@ -64,6 +63,7 @@ from test_differential_multi import (ISOLATED_PROFILES, SETTINGS, SYMBOLS, accou
 from test_differential_multi import run_both as multi_run_both
 
 from backtest.multi import CROSS, run_multi
+from hyp_examples import examples
 
 FRACTIONS = [0.0, 0.0, 0.005, 0.02, 0.05, 0.1]
 STOP_KINDS = ("stop_loss", "trailing_stop", "take_profit")
@@ -124,7 +124,7 @@ def check(sc):
     return ref, res
 
 
-EXAMPLES = int(os.environ.get("MARGINBT_EXAMPLES", "300"))
+EXAMPLES = examples(300)
 
 
 @settings(max_examples=EXAMPLES, **SETTINGS)

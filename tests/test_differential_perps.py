@@ -28,6 +28,7 @@ import backtest  # no importorskip: an engine that does not import fails this mo
 from backtest.venues.brackets import date_seconds
 from backtest.venues.brackets_data import TABLES
 from reference_perps import simulate_perps
+from hyp_examples import examples
 
 REL = 1e-9
 SWITCH = date_seconds("2025-06-19")  # a bracket version starts here
@@ -105,7 +106,7 @@ def close(a, b, scale):
         or (math.isinf(a) and a == b)
 
 
-@settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "2000")), deadline=None,
+@settings(max_examples=examples(2000), deadline=None,
           suppress_health_check=[HealthCheck.too_slow], derandomize=not os.environ.get("MARGINBT_RANDOMIZE"))
 @given(sc=scenarios())
 def test_kernel_matches_reference(sc):

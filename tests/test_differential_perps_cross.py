@@ -35,6 +35,7 @@ from reference_perps_cross import simulate_perps_cross
 from test_differential_multi_limits import limit_array, limit_specs
 from test_differential_multi_stops import symbol_strategy
 from test_differential_perps import close  # (1e-9 relative, an absolute floor of the scale)
+from hyp_examples import examples
 
 SWITCH = date_seconds("2025-06-19")  # a bracket version of both symbols starts here
 SYMS = ("BTCUSDT", "ETHUSDT")
@@ -240,7 +241,7 @@ def compare(sc, ts, syms, res, ref):
     assert close(float(res.trades["pnl"].sum()) if len(res.trades) else 0.0, s["final_equity"] - scale, scale)
 
 
-@settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "1000")), deadline=None,
+@settings(max_examples=examples(1000), deadline=None,
           suppress_health_check=[HealthCheck.too_slow], derandomize=not os.environ.get("MARGINBT_RANDOMIZE"))
 @given(sc=scenarios())
 # found by a randomized run: a rebalance waiting for ETH's next bar when a BTC liquidation hits the account
@@ -265,7 +266,7 @@ def stop_scenarios(draw):
     return sc
 
 
-@settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "300")), deadline=None,
+@settings(max_examples=examples(300), deadline=None,
           suppress_health_check=[HealthCheck.too_slow], derandomize=not os.environ.get("MARGINBT_RANDOMIZE"))
 @given(sc=stop_scenarios())
 def test_kernel_matches_reference_with_stops(sc):
@@ -295,7 +296,7 @@ def limit_scenarios(draw):
     return sc
 
 
-@settings(max_examples=int(os.environ.get("MARGINBT_EXAMPLES", "300")), deadline=None,
+@settings(max_examples=examples(300), deadline=None,
           suppress_health_check=[HealthCheck.too_slow], derandomize=not os.environ.get("MARGINBT_RANDOMIZE"))
 @given(sc=limit_scenarios())
 def test_kernel_matches_reference_with_limit_orders(sc):
