@@ -1010,7 +1010,7 @@ def _limit_decisions(i, a, syms, m, ss, limit, open_):
 @njit(cache=True, _nrt=False)
 def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs, expiry):
     """Steps 1–6 of a cross account with several symbols (with stops on, 1–4
-    and 6: step 5 is ``_walk_joint``, simulate_multi's); the liquidation
+    and 6: step 5 is ``_walk_joint``, _loop's); the liquidation
     checks on the mark bars (``bars`` = the traded open, high, low and the
     mark open, high, low: the traded ones without a mark series), the
     orders and the fills on the traded bars.  ``books``: (sb, aq, st, ss,
@@ -1094,7 +1094,7 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs, expiry):
         ax, dx = book_value(sb, aq, a, syms, m, scr, EXT)
         if ax <= lv[a, CALL] * dx and sa[a, ABOVE_CALL] != 0.0:
             _call(calls, tot, i, a, margin_level(ax, dx))
-    # 5. with stops on or finer bars, simulate_multi's next call (with stops also without debt); else
+    # 5. with stops on or finer bars, _loop's next call (with stops also without debt); else
     # the joint path toward every symbol's adverse extreme
     if not owes or _walks(cfg, a, syms, m, ss) or joint_theta(f0, g) < 0.0:  # (most bars: not reached, no call)
         return liquidated
@@ -1283,7 +1283,7 @@ def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
     mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, EXT)
     if mb <= usdm.CALL * mm and sa[a, ABOVE_CALL] != 0.0:
         _call(calls, tot, i, a, mb / mm)
-    if _walks(cfg, a, syms, m, ss):  # 5. with stops on or an order standing: the joint walk (simulate_multi's)
+    if _walks(cfg, a, syms, m, ss):  # 5. with stops on or an order standing: the joint walk (_loop's)
         return liquidated
     theta = usdm_cross.joint_theta(sb, aq[a, 0], syms, a, m, fsv, (scr, MCUR, EXT, TRADED), 0.0)
     if theta >= 0.0:
@@ -1297,7 +1297,7 @@ def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
 def _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
     """The hour at bar ``j`` of a quiet run, if it is all the bar has: the bar
     is on the hour and the last was within the hour before (step 1 charges
-    nothing), and simulate_multi's skip test passes both before the charge
+    nothing), and _loop's skip test passes both before the charge
     (step 2) and after it (steps 5-6); then step 4 is made, by
     ``_charge_book`` itself; the closes must be present (the bar is then
     closed by the quiet run).  Returns whether it was (else nothing changed)."""
@@ -1385,11 +1385,11 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
 
     A quiet bar has no order at its open, every symbol's open and close are
     present, and the margin level at the (mark) opens and adverse extremes
-    passes the test by which ``simulate_multi`` skips steps 1-6 (same
+    passes the test by which ``_loop`` skips steps 1-6 (same
     arithmetic; no test without debt), and with stops on (``walk``; not
     with a strategy's prices per bar) no held symbol's level is within its
     bar (``_quiet_stops``, ``_band_left``): the steps would
-    do nothing, so the bar is only closed, as ``simulate_multi`` closes it
+    do nothing, so the bar is only closed, as ``_loop`` closes it
     (the held symbols' best prices moved as the walk would move them).  A
     bar on the hour is quiet too when the hour's interest is all that
     happens (``_quiet_hour``).  Between hours the book does not change, so
@@ -1436,7 +1436,7 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
         if reload:  # the book, at the start and after an hour's interest
             reload = False
             hq, dq, iq, owes = _load_quiet(sb, aq, loc, mlr)
-        # simulate_multi's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet);
+        # _loop's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet);
         # on an hour _quiet_hour has passed it
         assets = hq
         debt = dq
@@ -1461,7 +1461,7 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
             assets += loc[Q_HB, k] * c
             debt += loc[Q_DB, k] * c
             owed += loc[Q_IB, k] * c
-        if owed != owed:  # a close missing (NaN): simulate_multi keeps the last close
+        if owed != owed:  # a close missing (NaN): _loop keeps the last close
             end = j
             break
         if walk is not None:  # the bar is quiet, the walk would fire nothing: the held symbols' best prices move
@@ -1495,13 +1495,13 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
 def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
     """Close bars ``i0, i0 + 1, …`` of the only account, a cross perp
     account of several symbols, while they are quiet; returns the first bar
-    not closed.  A quiet bar is one ``simulate_multi`` would only close:
+    not closed.  A quiet bar is one ``_loop`` would only close:
     every symbol's open and close present, ``_perp_quiet``'s test passes
     (no order, no funding charge, no bracket version starting, the health at
     the adverse mark extremes above the call; its arithmetic), so the bar
     is closed as ``_close_at`` and decided as ``_decide_at`` do, in their
     arithmetic.  An order ends the run after its bar.  Without stops or
-    limit orders (``simulate_multi`` calls it so).  One call for a run of
+    limit orders (``_loop`` calls it so).  One call for a run of
     bars: each array a call is handed is reference-counted, which made
     every bar's steps the most of a perp account's time."""
     ts, open_, _, _, close, target, _, mark_high, mark_low = g

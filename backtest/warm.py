@@ -251,7 +251,7 @@ def _multi_types(walk: bool) -> dict:
 
 
 def _multi_late(walk: bool, fine: bool = False):
-    """The helper's half of ``simulate_multi``'s callees: those its loop
+    """The helper's half of ``_loop``'s callees: those it
     reaches last (the quiet run, the close, the decision; with stops the
     joint walk; with finer bars their step 5), while ``join_multi``
     compiles the first (the step)."""
@@ -266,7 +266,7 @@ def _multi_late(walk: bool, fine: bool = False):
         at = T((i, i, f, numba.types.literal(False)))  # (bar i, its column, θ offset, not a sub-step)
         km._walk_joint.compile((at, i, i, bars, books, params, y["orders"], y["liqs"], numba.types.none))
     stops = y["stops"] if walk else numba.types.none
-    if fine:  # _finer's types as simulate_multi calls it
+    if fine:  # _finer's types as _loop calls it
         detail = numba.typeof(JointDetail(*(np.zeros((2, 1)),) * 4, np.zeros((2, 1), np.int64), np.int64(1)))
         km._finer.compile((i, i, i, T((syms,) + (grid,) * 8), books, T((grid, y["vec"], grid, i, stops)),
                            T((y["orders"], y["liqs"], y["calls"])), detail, stops))
