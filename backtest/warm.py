@@ -184,15 +184,17 @@ def announce(helper, multi: bool = False, singles: bool = False):
     takes with a helper (two cores; a run that walks no bar's path compiles
     no walk) or without (``backtest bench --first-run`` measures the first);
     ``multi``: for the kernel of a cross account of several symbols, and
-    ``singles``: accounts of one symbol beside it (their kernel too)."""
+    ``singles``: accounts of one symbol beside it (their kernel too).  The
+    seconds as measured on 2026-12-06 (a slow day: a cold default run
+    compiled for 14–15 s, a cross account of two symbols for 31–38 s)."""
     if multi:
         if singles and not _numba_cache.cold(MULTI):  # (only the one-symbol kernel's cache may be cold)
             _numba_cache.announce(seconds=25)
             return
         extra = 25 if singles and _numba_cache.cold() else 0
-        _numba_cache.announce(seconds=(20 if helper is None else 15) + extra, kernel=MULTI)
+        _numba_cache.announce(seconds=(40 if helper is None else 35) + extra, kernel=MULTI)
         return
-    _numba_cache.announce(seconds=25 if helper is None else (15 if helper.walk else 10))
+    _numba_cache.announce(seconds=30 if helper is None else (20 if helper.walk else 15))
 
 
 def join(helper, perp: bool):
