@@ -1502,8 +1502,8 @@ def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
     is closed as ``_close_at`` and decided as ``_decide_at`` do, in their
     arithmetic.  An order ends the run after its bar.  Without stops or
     limit orders (``_loop`` calls it so).  One call for a run of
-    bars: each array a call is handed is reference-counted, which made
-    every bar's steps the most of a perp account's time."""
+    bars (when a call's arrays were still reference-counted, every bar's
+    steps were the most of a perp account's time)."""
     ts, open_, _, _, close, target, _, mark_high, mark_low = g
     sb, aq, _, ss, sa, scr, _ = books
     venue, fsv, vp = vn
@@ -1820,9 +1820,9 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
     vp = np.full(n_sym + 1, -1, dtype=np.int64)  # the next funding charge, each symbol's loaded version
     vp[0] = 0
     books = (sb, aq, np.zeros(6), ss, sa, np.zeros((N_SCRATCH, n_sym + 1)), tot)
-    bars = ((g.open, g.mark_open, g.mark_high, g.mark_low), (g.open, g.high, g.low, g.mark_open, g.mark_high, g.mark_low),
-            (syms_of, g.open, g.high, g.low, g.close, g.mark_open, g.mark_high, g.mark_low, _mark_closes(walk, g.close)),
-            (config.rate_h0, config.rates))
+    marks = (g.mark_open, g.mark_high, g.mark_low)
+    bars = ((g.open, *marks), (g.open, g.high, g.low, *marks),
+            (syms_of, g.open, g.high, g.low, g.close, *marks, _mark_closes(walk, g.close)), (config.rate_h0, config.rates))
     tables = (lv, cfg, np.zeros((9, n_sym)), fsv, vp, limit, expiry, n_of, syms_of, one_cross)
     if not _loop(g, config, ac, out, (orders, liqs, calls), books, tables, bars, venue, walk, detail, spot):
         return False, tot
