@@ -5,6 +5,8 @@ read by name in the compiled code, so adding one touches its record and
 its readers, not every call site."""
 from collections import namedtuple
 
+import numpy as np
+
 from .strategy import NONE
 
 # the traded bars: open times in integer seconds (UTC), prices
@@ -81,6 +83,27 @@ Detail = namedtuple("Detail", "open high low close start end")
 # a strategy's output (strategy.Orders): targets, limit prices and their
 # expiry, stop-loss / take-profit prices per bar (empty arrays: none)
 Given = namedtuple("Given", "target limit expiry sl_price tp_price")
+
+
+def read_only(record):
+    """``record`` with every array field a read-only view (no copy).  numba
+    types an array's writability, so a run on a Parquet file's columns
+    (read-only) and one on NumPy arrays compiled the kernel twice, ~15 s
+    each (27 signatures of ``kernel._loop`` in the test suite): the kernel
+    only reads these records, so ``kernel.simulate`` and the warm helper
+    hand it every one read-only, one signature per kind of run."""
+    if record is None:
+        return None
+    for v in record:  # (most calls of a sweep hand it read-only records already: ~1 µs, no new tuple)
+        if isinstance(v, np.ndarray) and v.flags.writeable:
+            return record._make([_view(w) if isinstance(w, np.ndarray) and w.flags.writeable else w for w in record])
+    return record
+
+
+def _view(a):
+    v = a.view()
+    v.flags.writeable = False
+    return v
 
 
 def marks_of(bars: Bars, mark=None) -> Marks:

@@ -54,6 +54,7 @@ from .flows import at_open as moves_at_open
 from .flows import on_path as moves_on_path
 from .flows import loans as manual_loans
 from .flows import scheduled
+from .inputs import read_only
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_PX, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
                        N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
@@ -215,6 +216,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
     around the loop cost ~1.7 s of a first run's compile); ``_loop`` runs
     the bars, compiled.
     """
+    bars, marks, rates, detail, given = (read_only(r) for r in (bars, marks, rates, detail, given))
     st, fs, ns = _start(cfg, bars, marks, rates, detail, given, log.shape[0] > 0, venue)
     bt = np.zeros((2, N_TOT))  # the totals of a bar's walk, and of one finer bar
     block = np.empty(RETURN_BLOCK + 1 + 24)  # block[0]: the equity before the block; 24 scratch (_add_block)

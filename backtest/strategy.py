@@ -39,6 +39,7 @@ from .strategy_names import known_strategies
 
 
 NONE = np.empty(0)  # "not given" for a per-bar array the kernel takes
+NONE.flags.writeable = False  # (the kernel takes its inputs read-only: inputs.read_only)
 ORDER_KEYS = ("target", "limit", "expiry", "stop_loss", "take_profit", "trailing_stop", "borrow", "repay")
 
 

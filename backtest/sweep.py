@@ -36,7 +36,7 @@ from . import transfers as transfers_mod
 from .assets import daily_rates, split_symbol
 from .engine import (_epoch_seconds, _prepare_bars, _rate_history, loans_outlive_trades, mark_arrays, summary_of,
                      symbol_of)
-from .inputs import Bars, Given, marks_of
+from .inputs import Bars, Given, marks_of, read_only
 from .settings import SPOT_FEE, STOP_FRACTIONS, RunSettings
 from .detail import NO_DETAIL, for_kernel
 from .rates import rate_table
@@ -134,11 +134,11 @@ class SweepContext:
                                 _rate_history(self.settings.get("rate_history"), self.settings.get("rates")))
         self.ppy = periods_per_year(self.seconds)  # a median over every bar: once, not per combination
         mark = self.mark if self.mark is not None else self.settings.get("mark")
-        self.kernel_bars = Bars(self.seconds, *self.ohlc)
+        self.kernel_bars = read_only(Bars(self.seconds, *self.ohlc))  # (once: kernel.simulate takes them so)
         self.marks, self.mark_missing = marks_of(self.kernel_bars), None
         if mark is not None:
             cols, self.mark_missing = mark_arrays(mark, self.bars)
-            self.marks = marks_of(self.kernel_bars, cols)
+            self.marks = read_only(marks_of(self.kernel_bars, cols))
         self.venue, self.no_rates = None, None
         if "funding" in self.settings:  # perpetual-futures profiles in the sweep: their tables and funding
             self.venue, self.no_rates = self._perp_venue()
@@ -422,7 +422,8 @@ def cached_config(cache: dict, s: dict, profiles: dict, base: str, quote: str, r
     if key not in cache:
         profile = get_profile(margin, profiles).for_pair(base, quote)
         table = no_rates if profile.perp else rates
-        cache[key] = profile, settings_config(s, profile, base, quote, table, fractions)
+        cfg, kernel_rates = settings_config(s, profile, base, quote, table, fractions)
+        cache[key] = profile, (cfg, read_only(kernel_rates))  # (read-only once, not per combination)
     return cache[key]
 
 

@@ -40,7 +40,7 @@ WALK_DONE = "walk compiled"
 def _inputs(perp: bool):
     """Dummy kernel state and inputs of the kernel's types (one bar)."""
     from .detail import NO_DETAIL
-    from .inputs import Detail, Given
+    from .inputs import Detail, Given, read_only
     from .intrabar import N_FS, N_NS, N_TOT
     from .profiles import resolve_profile
     from .rates import rate_table
@@ -53,9 +53,9 @@ def _inputs(perp: bool):
     cfg, rates = RunSettings(10_000.0).kernel_config(profile, rate_table(seconds, ("BTC", "USDT"),
                                                                          {"BTC": 0.0, "USDT": 0.0}, None))
     targets = np.full(1, np.nan)
-    given = Given(targets, *Orders(targets).kernel_args())
+    given = read_only(Given(targets, *Orders(targets).kernel_args()))  # (as kernel.simulate hands them)
     return dict(st=np.zeros(6), fs=np.zeros(N_FS), ns=np.zeros(N_NS, np.int64), bt=np.zeros((2, N_TOT)), cfg=cfg,
-                given=given, detail=Detail(*NO_DETAIL), orders=np.zeros(4, order_dt), liqs=np.zeros(4, liquidation_dt),
+                given=given, detail=read_only(Detail(*NO_DETAIL)), orders=np.zeros(4, order_dt), liqs=np.zeros(4, liquidation_dt),
                 pv=1 if perp else None)
 
 
