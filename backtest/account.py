@@ -58,7 +58,7 @@ def _clean(st):
             st[j] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # (its columns are literal ints: called apart, it compiled once per pair)
 def _repay(amount, st, i_interest, i_principal):
     """Repay interest first, then principal; return what is left of amount."""
     x = min(amount, st[i_interest])

@@ -186,8 +186,9 @@ def _follows_gap(ss, s, stop):
 def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, after):
     """One hour on the base principals ``scr[PB0]`` and the quote principal
     ``scr[PB0, m]`` of a cross account, at the rates of column ``col``, base
-    charges valued at ``scr[CUR]``; ``after``: the step-4 charge, after the
-    bar's orders.  The quote charge is shared by the symbols long now, by
+    charges valued at ``scr[CUR]``; ``after`` 1.0: the step-4 charge, after
+    the bar's orders (0.0: step 1's; a float, as the literal True and False
+    were typed apart: numba compiled this function once for each).  The quote charge is shared by the symbols long now, by
     value (their books with auto-repay off: docs/model-choices.md "Auto-repay
     off in a cross account of several symbols")."""
     total = 0.0
@@ -202,7 +203,7 @@ def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, after):
         sb[s, INTEREST] += cb
         _note(ss, sa, s, a, cb, 0.0, scr[CUR, k])
         ss[s, PAID_SYM] += cb * scr[CUR, k]
-        if after:
+        if after != 0.0:
             ss[s, AFTER_B] += cb
     cq = interest_charge(scr[PB0, m], rates[rates.shape[0] - 1, col], round_up)
     aq[a, INTEREST] += cq
@@ -211,7 +212,7 @@ def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, after):
         for k in range(m):
             share = cq * (scr[QTY, k] / total)
             ss[syms[a, k], QUOTE_SYM] += share
-            if after:
+            if after != 0.0:
                 ss[syms[a, k], AFTER_Q] += share
 
 
@@ -1039,7 +1040,7 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs, expiry):
                 for k in range(m):
                     scr[PB0, k] = sb[syms[a, k], PRINCIPAL]
                 scr[PB0, m] = aq[a, PRINCIPAL]
-                _charge_book(sb, aq, a, syms, m, rates, h1 + n_h, round_up, scr, ss, sa, False)
+                _charge_book(sb, aq, a, syms, m, rates, h1 + n_h, round_up, scr, ss, sa, 0.0)
         sa[a, NEXT_HOUR] = (t // HOUR + 1) * HOUR
     # 2. gap liquidation at the current (mark) prices, filled at the traded opens
     assets, debt = book_value(sb, aq, a, syms, m, scr, MCUR)
@@ -1049,7 +1050,8 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs, expiry):
             scr[TRADED, k] = scr[CUR, k]
         if expiry.shape[0] > 0:  # standing limit orders are cancelled first
             _cancel_all(a, syms, m, books)
-        if _cross_liquidation(i, a, syms, m, (0.0, True), books, lv, cfg, orders, liqs):
+        at = 0.0  # θ at the open: a gap (a test, not the literal True: typed apart, compiled twice)
+        if _cross_liquidation(i, a, syms, m, (at, at == 0.0), books, lv, cfg, orders, liqs):
             for k in range(m):
                 if not _follows_gap(ss, syms[a, k], cfg[STOP] != 0.0):
                     ss[syms[a, k], SUSPENDED] = 1.0
@@ -1087,7 +1089,7 @@ def _step_cross(i, t, a, syms, m, books, bars, lv, cfg, hourly, recs, expiry):
         for k in range(m):
             scr[PB0, k] = min(scr[PB0, k], sb[syms[a, k], PRINCIPAL])
         scr[PB0, m] = min(scr[PB0, m], aq[a, PRINCIPAL])
-        _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, True)
+        _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, 1.0)
     # 6. the margin call, on the state after step 4, every symbol at its adverse (mark) extreme
     f0, g, owes = _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr)
     if owes:
@@ -1339,7 +1341,7 @@ def _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
         scr[PB0, k] = sb[k, PRINCIPAL]
         scr[CUR, k] = open_[k, j]
     scr[PB0, n_sym] = aq[0, PRINCIPAL]
-    _charge_book(sb, aq, 0, syms, n_sym, rates, col, round_up, scr, ss, sa, True)
+    _charge_book(sb, aq, 0, syms, n_sym, rates, col, round_up, scr, ss, sa, 1.0)
     return True
 
 
