@@ -1233,7 +1233,7 @@ def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
             vp[1 + s] = v
             usdm.load_table(fsv[s], venue.table_rows, venue.table_start[v], venue.table_start[v + 1])
     # 1. gap liquidation at the marks' opens
-    mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, MCUR)
+    mb, mm = usdm_cross.balance(sb, aq[a, 0], syms[a], m, fsv, scr[MCUR])
     if mm > 0.0 and mb <= mm:
         for k in range(m):
             scr[TRIG, k] = scr[MCUR, k]
@@ -1282,7 +1282,7 @@ def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
             scr[EXT, k] = mark_high[syms[a, k], i]
     if not held:
         return liquidated
-    mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, EXT)
+    mb, mm = usdm_cross.balance(sb, aq[a, 0], syms[a], m, fsv, scr[EXT])
     if mb <= usdm.CALL * mm and sa[a, ABOVE_CALL] != 0.0:
         _call(calls, tot, i, a, mb / mm)
     if _walks(cfg, a, syms, m, ss):  # 5. with stops on or an order standing: the joint walk (_loop's)
@@ -1576,7 +1576,7 @@ def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
         ss[s, LAST_CLOSE] = close[s, last]
         scr[CUR, k] = close[s, last]
     sa[0, T_PREV] = ts[last]
-    mb, mm = usdm_cross.balance(sb, aq[0, 0], syms, 0, n_sym, fsv, scr, CUR)
+    mb, mm = usdm_cross.balance(sb, aq[0, 0], syms[0], n_sym, fsv, scr[CUR])
     sa[0, ABOVE_CALL] = 1.0 if usdm_cross.above_call(mb, mm, 1.0) else 0.0
     return end
 
@@ -1639,7 +1639,7 @@ def _close_at(i, t, a, syms, m, books, close, fsv, venue, out_acct, call_ml):
         owed += sb[syms[a, k], INTEREST] * scr[CUR, k]
     sa[a, T_PREV] = t
     if venue is not None:  # a perp account: its health at the closes (flat counts as above the call)
-        mb, mm = usdm_cross.balance(sb, aq[a, 0], syms, a, m, fsv, scr, CUR)
+        mb, mm = usdm_cross.balance(sb, aq[a, 0], syms[a], m, fsv, scr[CUR])
         sa[a, ABOVE_CALL] = 1.0 if usdm_cross.above_call(mb, mm, 1.0) else 0.0
     else:
         sa[a, ABOVE_CALL] = 1.0 if (assets > call_ml * debt or debt <= 0.0) else 0.0

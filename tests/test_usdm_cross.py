@@ -37,7 +37,7 @@ def f_of(sb, k_net, px, theta):
     row = px[MCUR] + theta * (px[EXT] - px[MCUR])
     p = np.zeros((3, 2))
     p[MCUR] = row
-    mb, mm = balance(sb, k_net, SYMS, 0, 2, FSV, p, MCUR)
+    mb, mm = balance(sb, k_net, SYMS[0], 2, FSV, p[MCUR])
     return mb - mm
 
 
@@ -48,7 +48,7 @@ def case(q_btc, q_eth, o_btc, o_eth, move_btc, move_eth, margin):
     px[MCUR] = (o_btc, o_eth)
     px[EXT] = (o_btc * (1.0 - move_btc if q_btc > 0 else 1.0 + move_btc),
                o_eth * (1.0 - move_eth if q_eth > 0 else 1.0 + move_eth))
-    _, mm0 = balance(sb, 0.0, SYMS, 0, 2, FSV, px, MCUR)
+    _, mm0 = balance(sb, 0.0, SYMS[0], 2, FSV, px[MCUR])
     k_net = mm0 * margin - (q_btc * o_btc + q_eth * o_eth)  # MB at the open = margin × MM
     return sb, k_net, px
 

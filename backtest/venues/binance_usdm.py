@@ -384,14 +384,16 @@ def _store(st, fs, n, c, free, isolated):
 def _size(st, fs, x, o, f, fee, leverage, isolated, entry, fill):
     """An order towards exposure ``x`` (equity valued at ``o``) filled at
     ``f``: (side, closing units, opening units after the cap, capped).
-    ``fill``: a market order, its target quantity at ``o``, done here; else
-    a limit order sized at its price ``f`` and not done."""
+    ``fill`` 1.0: a market order, its target quantity at ``o``, done here;
+    0.0: a limit order sized at its price ``f`` and not done.  (A float: the
+    literal True and False were typed apart, and numba compiled this twice.)"""
+    market = fill != 0.0
     n, c_pos = _state(st, fs)
     c = st[HQ] - st[PQ]
     eq = n * o + c
     if eq <= 0.0:
         return 0.0, 0.0, 0.0, False
-    target = x * eq / f if not fill else x * eq / o
+    target = x * eq / f if not market else x * eq / o
     delta = target - n
     if abs(delta) <= 1e-9 * max(abs(target), abs(n)):  # float noise: already at the target
         return 0.0, 0.0, 0.0, False
@@ -406,9 +408,9 @@ def _size(st, fs, x, o, f, fee, leverage, isolated, entry, fill):
     if opening > 0.0:
         opening, capped = _cut(opening, _open_cap(n, c, free, o, f, fee, leverage, isolated, fs),
                                max(abs(target), abs(n)))
-        if opening > 0.0 and fill:
+        if opening > 0.0 and market:
             n, c, free = _open_part(n, c, free, side, opening, f, fee, leverage, isolated)
-    if fill and r + opening > 0.0:
+    if market and r + opening > 0.0:
         _store(st, fs, n, c, free, isolated)
     return side, r, opening, capped
 
@@ -426,7 +428,7 @@ def trade_to(st, fs, x, o, fee, slip, leverage, isolated, entry):
         return 0, 0.0, 0.0, 0.0, False
     side = 1.0 if x * eq / o - n > 0.0 else -1.0
     f = o * (1.0 + side * slip)
-    side, r, opening, capped = _size(st, fs, x, o, f, fee, leverage, isolated, entry, True)
+    side, r, opening, capped = _size(st, fs, x, o, f, fee, leverage, isolated, entry, 1.0)
     q = r + opening
     if q <= 0.0:
         return 0, 0.0, 0.0, 0.0, capped
@@ -439,7 +441,7 @@ def limit_size(st, fs, x, o, lim, fee, leverage, isolated, entry):
     ``o``: (side, quantity, capped), its quantity and cap as a market order
     filled at ``lim`` would have them (docs/model-choices.md "Perpetual
     futures"); nothing is reserved or borrowed."""
-    side, r, opening, capped = _size(st, fs, x, o, lim, fee, leverage, isolated, entry, False)
+    side, r, opening, capped = _size(st, fs, x, o, lim, fee, leverage, isolated, entry, 0.0)
     q = r + opening
     if q <= 0.0:
         return 0, 0.0, capped

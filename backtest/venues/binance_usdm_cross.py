@@ -19,15 +19,18 @@ DUST = usdm.DUST
 
 
 @njit(cache=True)
-def balance(sb, k_net, syms, a, m, fsv, px, row):
-    """(margin balance, maintenance margin) of the account at prices ``px[row, :m]``."""
+def balance(sb, k_net, own, m, fsv, prices):
+    """(margin balance, maintenance margin) of the account of symbols
+    ``own[:m]`` at ``prices[:m]``.  (Rows, not a table and a row number:
+    the callers' row numbers are literal constants, which numba types by
+    value, so it compiled this function once for each: seven times.)"""
     mb = k_net
     mm = 0.0
     for k in range(m):
-        s = syms[a, k]
+        s = own[k]
         n = sb[s, 0]
         if n != 0.0:
-            p = px[row, k]
+            p = prices[k]
             mb += n * p
             mm += usdm.maintenance(fsv[s], abs(n) * p)
     return mb, mm
@@ -96,12 +99,12 @@ def joint_theta(sb, k_net, syms, a, m, fsv, path, after):
     if after > 0.0:
         path_prices(px, o_row, x_row, after, scratch_row, m)
         row = scratch_row
-    mb, mm = balance(sb, k_net, syms, a, m, fsv, px, row)
+    mb, mm = balance(sb, k_net, syms[a], m, fsv, px[row])
     if mm <= 0.0:
         return -1.0
     if mb <= mm:
         return after
-    mb1, mm1 = balance(sb, k_net, syms, a, m, fsv, px, x_row)
+    mb1, mm1 = balance(sb, k_net, syms[a], m, fsv, px[x_row])
     if mb1 > mm1:
         return -1.0
     theta, f = after, mb - mm
@@ -114,7 +117,7 @@ def joint_theta(sb, k_net, syms, a, m, fsv, path, after):
             return 1.0
         theta = end
         path_prices(px, o_row, x_row, theta, scratch_row, m)  # MB − MM exactly at the tier change
-        mb, mm = balance(sb, k_net, syms, a, m, fsv, px, scratch_row)
+        mb, mm = balance(sb, k_net, syms[a], m, fsv, px[scratch_row])
         f = mb - mm
         if f <= 0.0:
             return theta
@@ -127,7 +130,7 @@ def liquidate_all(sb, aq, a, syms, m, fsv, px, row, rate, rec, qty, side):
     (no slippage, no trading fee): the clearance fee ``rate·Σ|N|·X`` and the
     loss come out of the cross wallet, never beyond it.  Fills ``rec`` and
     per symbol ``side[k]``, ``qty[k]``; returns (fee taken, bad debt)."""
-    mb, mm = balance(sb, aq[a, 0], syms, a, m, fsv, px, row)
+    mb, mm = balance(sb, aq[a, 0], syms[a], m, fsv, px[row])
     notional = 0.0
     for k in range(m):
         s = syms[a, k]
