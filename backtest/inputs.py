@@ -1,6 +1,6 @@
 """The one-symbol kernel's inputs as named tuples (numba compiles them as
 typed records): ``kernel.simulate(bars, marks, cfg, rates, detail, given,
-extra, out, orders, liqs, calls, venue)`` instead of 48 positions.  A field is
+log, orders, liqs, calls, venue, flows)`` instead of 48 positions.  A field is
 read by name in the compiled code, so adding one touches its record and
 its readers, not every call site."""
 from collections import namedtuple
@@ -94,7 +94,7 @@ def read_only(record):
     hand it every one read-only, one signature per kind of run."""
     if record is None:
         return None
-    for v in record:  # (most calls of a sweep hand it read-only records already: ~1 µs, no new tuple)
+    for v in record:  # (a sweep's bars, marks and rates are read-only already: ~1 µs each, no new tuple)
         if isinstance(v, np.ndarray) and v.flags.writeable:
             return record._make([_view(w) if isinstance(w, np.ndarray) and w.flags.writeable else w for w in record])
     return record

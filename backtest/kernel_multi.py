@@ -188,9 +188,10 @@ def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, after):
     ``scr[PB0, m]`` of a cross account, at the rates of column ``col``, base
     charges valued at ``scr[CUR]``; ``after`` 1.0: the step-4 charge, after
     the bar's orders (0.0: step 1's; a float, as the literal True and False
-    were typed apart: numba compiled this function once for each).  The quote charge is shared by the symbols long now, by
-    value (their books with auto-repay off: docs/model-choices.md "Auto-repay
-    off in a cross account of several symbols")."""
+    were typed apart: numba compiled this function once for each).  The
+    quote charge is shared by the symbols long now, by value (their books
+    with auto-repay off: docs/model-choices.md "Auto-repay off in a cross
+    account of several symbols")."""
     total = 0.0
     for k in range(m):
         s = syms[a, k]

@@ -55,8 +55,8 @@ def _inputs(perp: bool):
     targets = np.full(1, np.nan)
     given = read_only(Given(targets, *Orders(targets).kernel_args()))  # (as kernel.simulate hands them)
     return dict(st=np.zeros(6), fs=np.zeros(N_FS), ns=np.zeros(N_NS, np.int64), bt=np.zeros((2, N_TOT)), cfg=cfg,
-                given=given, detail=read_only(Detail(*NO_DETAIL)), orders=np.zeros(4, order_dt), liqs=np.zeros(4, liquidation_dt),
-                pv=1 if perp else None)
+                given=given, detail=read_only(Detail(*NO_DETAIL)), orders=np.zeros(4, order_dt),
+                liqs=np.zeros(4, liquidation_dt), pv=1 if perp else None)
 
 
 def _compile(fn, *args):

@@ -26,6 +26,9 @@ def test_writable_and_read_only_inputs_share_one_compiled_loop():
     n = len(kernel._loop.signatures)
     again = simulate_arrays(*(_frozen(x) for x in (seconds, o, h, lo, c, targets)), config)
     assert len(kernel._loop.signatures) == n  # no second compile for read-only inputs
+    for sig in kernel._loop.signatures:  # (and whatever ran before in this process: every one read-only)
+        bars_t, marks_t, given_t = sig[0], sig[1], sig[5]
+        assert not any(t.mutable for t in (*bars_t, *marks_t, given_t[0])), sig  # (given_t[0]: Given.target)
     assert len(first[1]) > 5  # (orders: the run trades)
     np.testing.assert_array_equal(first[0], again[0])
     for a, b in zip(first[1:4], again[1:4]):  # (per field: a record's padding bytes are never written)
