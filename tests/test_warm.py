@@ -15,8 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
 import json, sys
 from backtest import _numba_cache, bar_rows, kernel, trades
+from backtest import warm
 from backtest.cli import main
 cold = _numba_cache.cold()
+
+
+def sums():
+    # the signatures of the return sums after the helper's own compile of them here too: one each when
+    # the helper's types are the kernel's (else the kernel compiled them again, and so does this)
+    warm._sums(False)
+    return [len(kernel._add_block.overloads), len(kernel._zero_tail.overloads)]
 try:
     main(sys.argv[1:])
 except SystemExit as e:
@@ -32,6 +40,7 @@ print(json.dumps({
     "steps": [len(kernel._gap.overloads), len(kernel._order.overloads), len(kernel._market_order.overloads)],
     "after": [len(f.overloads) for f in (trades._walk, trades._split_interest, bar_rows.expand,
                                          bar_rows.log_positions)],
+    "sums": sums(),
 }))
 """
 
@@ -53,6 +62,7 @@ def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path, stops):
     # compiled once (here, by warm.join, or by the helper), not again by the kernel; no limit code without a walk
     assert probe["steps"] == ([1, 1, 1] if stops else [1, 0, 1])
     assert probe["after"] == [1, 1, 1, 1]  # one signature: the helper's dummies have the run's types
+    assert probe["sums"] == [1, 1]  # (warm._sums: the helper's types are the kernel's)
     # the same run on a warm cache (no helper) gives the same summary
     again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
