@@ -1342,7 +1342,8 @@ def _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
         scr[PB0, k] = sb[k, PRINCIPAL]
         scr[CUR, k] = open_[k, j]
     scr[PB0, n_sym] = aq[0, PRINCIPAL]
-    _charge_book(sb, aq, 0, syms, n_sym, rates, col, round_up, scr, ss, sa, 1.0)
+    # (account 0 as an int64, not the literal 0: numba compiled _charge_book once more for the literal)
+    _charge_book(sb, aq, np.int64(0), syms, n_sym, rates, col, round_up, scr, ss, sa, 1.0)
     return True
 
 

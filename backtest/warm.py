@@ -293,6 +293,25 @@ def _multi_late(walk: bool, fine: bool = False):
     km._decide.compile((i, i, syms, i, grid, grid, b, b, f, f, grid, grid))
 
 
+def _multi_step_late():
+    """The callees ``_step_cross`` reaches after its first ones (its limit
+    order, the fill, its books), in the order it reaches them: the helper
+    compiles them while the run compiles the step's body and its first
+    callees (the hour's charge, the liquidation, ~8 s), and the step finds
+    them cached (their ~6 s were the run's while the helper sat idle).  The
+    last ones (the joint path), the run reaches before the helper would be
+    done with them, and compiles them itself."""
+    from . import cross
+    from . import kernel_multi as km
+
+    y = _multi_types(False)
+    i, f, b, grid, syms, vec, books = y["i"], y["f"], y["b"], y["grid"], y["syms"], y["vec"], y["books"]
+    T, U = numba.types.Tuple, numba.types.UniTuple
+    km._place_limit.compile((i, i, syms, i, books, grid, vec, T((grid, i))))
+    cross.trade_to_cross.compile((vec, f, f, U(f, 4), T((f, f, b, b, b)), U(f, 2), U(f, 2)))
+    km._book_order.compile((vec, i, i, i, T((i, f, f, f, b, f, f)), f, f, grid, grid, y["orders"], vec))
+
+
 def _multi_first():
     """``join_multi``'s half: the step of a cross account with several symbols."""
     from . import kernel_multi as km
@@ -357,6 +376,7 @@ def join_multi(helper):
 def _main(argv):
     if argv[:1] == ["multi"]:
         try:
+            _multi_step_late()
             _multi_late("walk" in argv, "fine" in argv)
         finally:
             print(WALK_DONE, flush=True)
