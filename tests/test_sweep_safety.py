@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import backtest
 from backtest import grid as grid_mod
 from backtest.cli import main
 from backtest.errors import UserError
