@@ -17,7 +17,10 @@ cross account of several symbols on spot margin, ``run_multi``'s helper
 compiles the steps ``kernel_multi``'s loop reaches last (the quiet run, the
 close, the decision; with stops the joint walk: ``start_multi``) while the
 run compiles the step at a bar (``join_multi``), then the passes after the
-kernel (``_multi_after``) while the run compiles the kernel's body.
+kernel (``_multi_after``) while the run compiles the kernel's body.  With a
+cross perp account (no stops, no limit orders), the helper compiles its
+late fill and quiet run, then the passes, while the run compiles the loop
+(``start_multi_perp``: nothing to join).
 
 A part is compiled for the types of dummy inputs built as the kernel's
 (``_steps``, ``_walk``; ``_after`` calls the passes on two bars).  Were a
@@ -363,6 +366,39 @@ def start_multi(walk: bool, fine: bool = False):
     return _spawn(False, False, walk, mode=("multi", "fine") if fine else ("multi",))
 
 
+def start_multi_perp():
+    """The helper process for a run with a cross perp account of several
+    symbols without stops or limit orders, when its cache is cold: it
+    compiles the fill the account's step reaches late and the quiet run its
+    loop reaches last (``_multi_perp_late``), then the passes after the
+    kernel, while the run compiles the loop and its step; nothing to wait
+    for (a step the helper is not done with, the run compiles itself).
+    None otherwise."""
+    from . import kernel_multi
+
+    if kernel_multi._loop.overloads or not _numba_cache.cold(MULTI):
+        return None
+    # (not waited for at exit: done before the run as a rule, else _spawn's _drop stops it, as for a
+    # failed command)
+    return _spawn(True, False, False, mode=("multi", "perp"))
+
+
+def _multi_perp_late():
+    """``start_multi_perp``'s half: the fill and the quiet run of a cross
+    perp account, for the types ``simulate_multi`` gives them."""
+    from . import kernel_multi as km
+    from .inputs import CrossVenue
+
+    y = _multi_types(False)
+    i, f, grid, syms, vec, books, T = y["i"], y["f"], y["grid"], y["syms"], y["vec"], y["books"], numba.types.Tuple
+    ints = numba.typeof(np.zeros(1, np.int64))
+    venue = numba.typeof(CrossVenue(1.0, np.zeros((1, 1), np.int64), np.zeros(1, np.int64), np.zeros((1, 1)),
+                                    np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1),
+                                    np.zeros((1, 1))))
+    km._perp_trade.compile((i, i, i, syms, i, books, grid, venue, vec, y["orders"]))
+    km._close_quiet_perp.compile((i, y["g"], syms, books, f, y["out"], T((venue, grid, ints))))
+
+
 def join_multi(helper):
     """Compile the step here while the helper compiles the rest, then wait
     for it: ``_loop`` then finds every callee cached."""
@@ -375,6 +411,10 @@ def join_multi(helper):
 
 
 def _main(argv):
+    if argv[:2] == ["multi", "perp"]:
+        _multi_perp_late()
+        _multi_after()  # (its round trips are a perp account's too)
+        return
     if argv[:1] == ["multi"]:
         try:
             _multi_step_late()

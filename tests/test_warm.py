@@ -141,3 +141,43 @@ def test_a_cold_cross_run_of_two_symbols_finds_the_late_steps_compiled_by_the_he
     assert again.returncode == 0, again.stderr[-2000:]
     first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
     assert first == second
+
+
+PERP_PROBE = """
+import json, sys
+from backtest import _numba_cache, kernel_multi as km, trades, warm
+from backtest.cli import main
+cold = _numba_cache.cold("kernel_multi._loop")
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    assert not e.code, e.code
+# compiled here again by the helper's code, they keep one signature each when the helper's types are the run's
+warm._multi_perp_late()
+print(json.dumps({"cold": cold, "late": [len(f.overloads) for f in (km._perp_trade, km._close_quiet_perp)],
+                  "round_trips": len(trades._walk.overloads)}))
+"""
+
+
+def test_a_cold_cross_perp_run_of_two_symbols_has_a_helper(tmp_path):
+    """run_multi with a cross perp account of two symbols on a cold cache:
+    a helper compiles the late fill, the quiet run and the passes after the
+    kernel while the run compiles the loop (its first-run notice says so);
+    its types are the run's, and the results are those of the same run on
+    a warm cache."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    args = ["run", "--data", str(ROOT / "data" / "BTCUSDT_PERP-1h.parquet"), "--data",
+            str(ROOT / "data" / "ETHUSDT_PERP-1h.parquet"), "--margin", "usdm-cross-5x", "--start", "2024-01-01",
+            "--end", "2024-03-01", "--no-report"]
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", PERP_PROBE, *args, "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["cold"] and "compiling the kernels, once: ~25 s" in done.stderr  # (~40 s without a helper)
+    assert probe["late"] == [1, 1] and probe["round_trips"] == 1
+    again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
+    assert first == second
