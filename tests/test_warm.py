@@ -92,7 +92,8 @@ def test_a_failing_command_stops_its_helper(tmp_path):
     assert "no_such_strategy" in done.stderr and not (tmp_path / "x").exists()
 
 
-MULTI_PROBE = """
+# a cold run of kernel_multi, then what a probe reads
+MULTI_RUN = """
 import json, sys
 from backtest import _numba_cache, cross, kernel_multi as km, liqprice, trades, warm
 from backtest.cli import main
@@ -101,6 +102,8 @@ try:
     main(sys.argv[1:])
 except SystemExit as e:
     assert not e.code, e.code
+"""
+MULTI_PROBE = MULTI_RUN + """
 fns = {n: getattr(km, n) for n in ("_close_quiet", "_close", "_decide", "_walk_joint")}
 fns.update(round_trips=trades._walk, interest_split=trades._split_interest, liquidation_price=liqprice._columns)
 # the step's late callees (the helper may or may not be done with them when the step reaches them): compiled
@@ -143,15 +146,7 @@ def test_a_cold_cross_run_of_two_symbols_finds_the_late_steps_compiled_by_the_he
     assert first == second
 
 
-PERP_PROBE = """
-import json, sys
-from backtest import _numba_cache, kernel_multi as km, trades, warm
-from backtest.cli import main
-cold = _numba_cache.cold("kernel_multi._loop")
-try:
-    main(sys.argv[1:])
-except SystemExit as e:
-    assert not e.code, e.code
+PERP_PROBE = MULTI_RUN + """
 # compiled here again by the helper's code, they keep one signature each when the helper's types are the run's
 warm._multi_perp_late()
 print(json.dumps({"cold": cold, "late": [len(f.overloads) for f in (km._perp_trade, km._close_quiet_perp)],
