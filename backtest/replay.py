@@ -35,7 +35,9 @@ def _replay(st, fs, ns, tot, sub, cfg, i, detail, orders, liqs, pv):
         if ns[LIM_SIDE] != 0 or (ns[STOPS_ON] and _position(st) != 0.0):
             n0 = ns[N_ORDERS]
             if ns[LIM_SIDE] != 0:  # the order as one more level of the sub-bar's walk
-                f, amb = _walk_limit(st, fs, ns, sub, cfg, i, px, px, False, orders, liqs, pv)
+                # (no mark with finer bars: j < 0, False as a bool computed, not the literal False, for which
+                # numba compiled _walk_limit once more, ~2 s of a first run with stops)
+                f, amb = _walk_limit(st, fs, ns, sub, cfg, i, px, px, j < 0, orders, liqs, pv)
             else:
                 f, amb = _walk(st, fs, ns, sub, cfg, i, px, orders, liqs, pv)
             ambiguous = ambiguous or amb

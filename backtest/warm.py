@@ -74,8 +74,8 @@ def _compile(fn, *args):
 
 def _steps(perp: bool, walk: bool):
     """The kernel's steps at a bar's open: with the walk in the helper the
-    gap liquidation and the order; else the market order and the last
-    block's return sums (the halves then take about as long).  (Taking the
+    gap liquidation and the order; the market order and the last block's
+    return sums (without a walk the halves then take about as long).  (Taking the
     walk's replay of finer bars here too, to even the halves, made the
     first run 2.5 s slower: the two processes then compiled more of the
     same callees.)"""
@@ -86,7 +86,8 @@ def _steps(perp: bool, walk: bool):
     if walk:
         _compile(kernel._gap, st, fs, ns, bt, cfg, 0, 1.0, 1.0, orders, liqs, pv)
         _compile(kernel._order, st, fs, ns, bt, cfg, 0, 1.0, a["given"].expiry, orders, pv)
-        return
+    # (with a walk too: the loop compiles the market order's branch, never taken then, and the rest; this
+    # process had waited ~7 s for the helper's walk)
     _compile(kernel._market_order, st, fs, ns, bt, cfg, 0, 1.0, orders, pv)
     kernel._add_returns.compile((numba.float64[::1], numba.int64, numba.float64, numba.float64, numba.float64))
     # and the small rules the kernel's own body calls (typed here, not inside its long compile)

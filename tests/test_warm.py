@@ -176,3 +176,17 @@ def test_a_cold_cross_perp_run_of_two_symbols_has_a_helper(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
     assert first == second
+
+
+def test_the_walk_compiles_its_limit_step_once(tmp_path):
+    """The walk inside a bar (the helper's half of a run with stops) reaches
+    the limit order's walk from the bar and from each finer bar: one
+    signature (replay's literal False for its mark compiled it a second
+    time, ~2 s of a cold run with stops)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    code = ("from backtest import limits, warm\n"
+            "warm._walk(False, True)\n"
+            "print(len(limits._walk_limit.overloads))\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "1"
