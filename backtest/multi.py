@@ -392,7 +392,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         config["moves"], config["moves_level"], config["manual"] = moves
     fine, n_fine = _details(details, marks, panel, symbols, accounts)
     # a compile helper on a cold cache (warm.py): for the one-symbol kernel when every account holds one
-    # symbol, else for the kernel of a cross account of several symbols (on spot margin)
+    # symbol, else for the kernel of a cross account of several symbols (on spot margin; on perps without
+    # stops or limit orders)
     joint = [a for a in accounts if len(a[2]) > 1]
     if not joint:
         walk = rs.stops_on or bool(details or attached)  # (else no walk compiled)

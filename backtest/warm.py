@@ -115,7 +115,7 @@ def _walk(perp: bool, walk: bool):
     _compile(kernel._liquidation_step, st, fs, ns, bt, cfg, 0, px[:3], 1.0, 1.0, orders, liqs, pv)
 
 
-def _sums(perp: bool):
+def _sums():
     """The return block's sums and a wiped-out account's tail: not inlined
     (called once in 64 bars, once a run), so compiled apart; the helper
     compiles them after its first half, ahead of the kernel's body, which
@@ -125,8 +125,9 @@ def _sums(perp: bool):
 
     block = numba.typeof(np.zeros(kernel.RETURN_BLOCK + 1 + 24))
     kernel._add_block.compile((block,) + (numba.float64,) * 3)
-    if not perp:  # (a perp run never reaches the wiped-out tail)
-        kernel._zero_tail.compile((block, numba.int64, *(numba.float64,) * 3, numba.int64))
+    # (a perp run never reaches the wiped-out tail, but numba compiles it there too: ``venue is None`` is
+    # pruned only where ``venue`` is typed None)
+    kernel._zero_tail.compile((block, numba.int64, *(numba.float64,) * 3, numba.int64))
 
 
 def _after():
@@ -429,7 +430,7 @@ def _main(argv):
         _walk(perp, "walk" in argv)
     finally:
         print(WALK_DONE, flush=True)
-    _sums(perp)
+    _sums()
     if "after" in argv:
         _after()
 

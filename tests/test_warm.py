@@ -23,7 +23,7 @@ cold = _numba_cache.cold()
 def sums():
     # the signatures of the return sums after the helper's own compile of them here too: one each when
     # the helper's types are the kernel's (else the kernel compiled them again, and so does this)
-    warm._sums(False)
+    warm._sums()
     return [len(kernel._add_block.overloads), len(kernel._zero_tail.overloads)]
 try:
     main(sys.argv[1:])
@@ -149,6 +149,7 @@ def test_a_cold_cross_run_of_two_symbols_finds_the_late_steps_compiled_by_the_he
 PERP_PROBE = MULTI_RUN + """
 # compiled here again by the helper's code, they keep one signature each when the helper's types are the run's
 warm._multi_perp_late()
+warm._multi_after()
 print(json.dumps({"cold": cold, "late": [len(f.overloads) for f in (km._perp_trade, km._close_quiet_perp)],
                   "round_trips": len(trades._walk.overloads)}))
 """
