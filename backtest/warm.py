@@ -123,7 +123,7 @@ def _sums():
     (compiled inside it they took ~1.2-1.7 s of it)."""
     from . import kernel
 
-    block = numba.typeof(np.zeros(kernel.RETURN_BLOCK + 1 + 24))
+    block = numba.typeof(np.zeros(1))  # (the type of simulate's block; its length is simulate's to say)
     kernel._add_block.compile((block,) + (numba.float64,) * 3)
     # (a perp run never reaches the wiped-out tail, but numba compiles it there too: ``venue is None`` is
     # pruned only where ``venue`` is typed None)
