@@ -1,9 +1,9 @@
 """The shortcuts run() takes agree with what they stand for."""
 import numpy as np
 
-from backtest.data.bars import make_bars
+from backtest.data.bars import PRICES, make_bars
 from backtest.data.times import NAT
-from backtest.data.clean import clean
+from backtest.data.clean import clean, ordered
 from backtest.data.validate import rule_masks
 from backtest.medians import spacing_median
 
@@ -19,7 +19,9 @@ def test_clean_is_no_rule_broken():
         ts[rng.random(n) < 0.05] = NAT
         b = make_bars(ts, *cols)
         broken = any(mask.any() for _, _, mask, _ in rule_masks(b))
-        assert clean(b.ts, b.open, b.high, b.low, b.close, b.volume) == (not broken), (ts, cols)
+        assert (ordered(b.ts) and clean(b.open, b.high, b.low, b.close, b.volume)) == (not broken), (ts, cols)
+        times = any(mask.any() for kind, _, mask, _ in rule_masks(b) if kind in ("order", "timestamp"))
+        assert ordered(b.ts) == (not times), ts
 
 
 def test_spacing_median_is_numpy_median():
@@ -76,7 +78,8 @@ def test_validate_as_given_is_the_general_path():
     from backtest.data.validate import _as_given, validate_ohlcv
 
     for df in _frames():
-        assert _as_given(df) is not None
+        frame, prices = _as_given(df)
+        assert all(p is df[k].to_numpy() or np.shares_memory(p, df[k].to_numpy()) for p, k in zip(prices, PRICES))
         got = validate_ohlcv(df, "bars")
         want, timeframe = _general(df)
         pd.testing.assert_frame_equal(got, want, check_exact=True, check_freq=True)
@@ -86,6 +89,26 @@ def test_validate_as_given_is_the_general_path():
                              "timeframe": df.attrs.get("timeframe") or timeframe}
         assert list(got.attrs) == list(want.attrs) + [k for k in df.attrs if k not in want.attrs]
         assert got.index.tz is want.index.tz  # the canonical zone object, whatever the input's
+
+
+def test_prices_checked_every_time_the_times_once():
+    """The times' check is kept per index (it cannot change), the prices'
+    is made every time: a price changed in place after a run is refused on
+    the next one, naming its row; an index out of order stays refused."""
+    import pytest
+
+    import backtest
+    from backtest.errors import DataError
+
+    df = next(_frames())
+    backtest.run(df, np.full(len(df), 1.0), margin="cross-3x", symbol="BTCUSDT")
+    df.iloc[42, df.columns.get_loc("high")] = np.nan
+    with pytest.raises(DataError, match=r"bars: column 'high': row 42"):
+        backtest.run(df, np.full(len(df), 1.0), margin="cross-3x", symbol="BTCUSDT")
+    back = next(_frames()).iloc[::-1]
+    for _ in range(2):
+        with pytest.raises(DataError, match="timestamps must increase"):
+            backtest.run(back, np.full(len(back), 1.0), margin="cross-3x", symbol="BTCUSDT")
 
 
 def test_validate_as_given_declines_what_it_cannot_check():

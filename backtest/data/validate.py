@@ -62,10 +62,10 @@ def rule_masks(b: Bars):
 
 def first_error(b: Bars) -> str | None:
     """One-line message for the earliest bad row, or ``None`` if clean."""
-    from .clean import clean  # compiled: numba loads on first use, not with `backtest --help`
+    from .clean import clean, ordered  # compiled: numba loads on first use, not with `backtest --help`
 
     n = len(b)
-    if clean(b.ts, b.open, b.high, b.low, b.close, b.volume):
+    if ordered(b.ts) and clean(b.open, b.high, b.low, b.close, b.volume):
         return None
     best = None  # (row, rank, kind, column, mask, describe)
     for rank, (kind, column, mask, describe) in enumerate(rule_masks(b)):
@@ -110,36 +110,50 @@ def validate_ohlcv(df: pd.DataFrame, source: str = "DataFrame") -> pd.DataFrame:
     spacing if absent).  Raises ``DataError`` naming ``source``, the column
     and the first bad row (0-based position).
     """
-    out = _as_given(df)
-    if out is None:  # a frame to convert, or one that breaks a rule: the general path, which names it
+    return checked(df, source)[0]
+
+
+def checked(df: pd.DataFrame, source: str = "DataFrame") -> tuple:
+    """``validate_ohlcv``'s frame and its open, high, low and close arrays
+    where the check had them at hand (else None: the frame's columns)."""
+    given = _as_given(df)
+    prices = None
+    if given is None:  # a frame to convert, or one that breaks a rule: the general path, which names it
         b = validate_bars(from_frame(df, source))
         out, timeframe = to_frame(b), b.timeframe
     else:
+        out, prices = given
         timeframe = df.attrs.get("timeframe") or derived(out.index, "timeframe", lambda i: infer_timeframe(i.asi8))
         out.attrs.update(symbol=None, timeframe=None)  # (the keys in to_frame's order)
     out.attrs.update(df.attrs)
     out.attrs["symbol"] = df.attrs.get("symbol")
     out.attrs["timeframe"] = df.attrs.get("timeframe") or timeframe
-    return out
+    return out, prices
 
 
-def _as_given(df) -> pd.DataFrame | None:
-    """The canonical frame of a clean frame that needs no conversion but of
-    its index's unit or time zone (float64 columns, a ``DatetimeIndex``),
-    built from its own columns; else ``None``.  The rules are checked on the
-    index's own integers (a missing time and the order are the same in any
-    unit): ~2 ms for 1M bars less than the general path, which copies them
-    into a ``Bars`` first (a backtest loop validates its frame every run)."""
-    from .clean import clean  # compiled: numba loads on first use, not with `backtest --help`
+def _as_given(df) -> tuple | None:
+    """(the canonical frame, its open, high, low and close arrays) of a
+    clean frame that needs no conversion but of its index's unit or time
+    zone (float64 columns, a ``DatetimeIndex``), built from its own
+    columns; else ``None``.  The rules are checked on the index's own
+    integers (a missing time and the order are the same in any unit), once
+    per index (``derived``: an index does not change; the prices, which
+    can, every time): ~2 ms for 1M bars less than the general path, which
+    copies them into a ``Bars`` first (a backtest loop validates its frame
+    every run)."""
+    from .clean import clean, ordered  # compiled: numba loads on first use, not with `backtest --help`
 
     idx = getattr(df, "index", None)
     if (not isinstance(df, pd.DataFrame) or not isinstance(idx, pd.DatetimeIndex) or "timestamp" in df.columns
             or idx.unit not in NS or len(idx) == 0 or df.columns.nlevels != 1 or not df.columns.is_unique
-            or any(c not in df.columns or df[c].dtype != np.float64 for c in COLUMNS)):
+            or any(c not in df.columns for c in COLUMNS)):
+        return None
+    given = [df[c] for c in COLUMNS]  # (each column read once: ~15 µs a read)
+    if any(s.dtype != np.float64 for s in given):
         return None
     raw = np.ascontiguousarray(idx.asi8)  # UTC instants in the index's unit, whatever its time zone
-    cols = {c: np.ascontiguousarray(df[c].to_numpy()) for c in COLUMNS}
-    if not clean(raw, *cols.values()):
+    cols = {c: np.ascontiguousarray(s.to_numpy()) for c, s in zip(COLUMNS, given)}
+    if not (derived(idx, "ordered", lambda _: ordered(raw)) and clean(*cols.values())):
         return None
     per = NS[idx.unit]  # (sorted now: the first and last times bound the rest)
     if not (-2**63 < int(raw[0]) * per and int(raw[-1]) * per < 2**63):
@@ -147,7 +161,7 @@ def _as_given(df) -> pd.DataFrame | None:
     if idx.tz is not _UTC or idx.unit != "ns" or idx.name != "timestamp" or idx.freq is not None:
         idx = derived(idx, "utc_ns", lambda i: utc_index(raw * per if per > 1 else raw))
     # a view: the frame's index is its own object (renaming it renames neither the caller's nor a kept one)
-    return pd.DataFrame(cols, index=idx.rename("timestamp"), copy=False)
+    return pd.DataFrame(cols, index=idx.rename("timestamp"), copy=False), tuple(cols[k] for k in PRICES)
 
 
 _UTC = utc_index(np.empty(0, dtype=np.int64)).tz  # the time zone object of the canonical index
