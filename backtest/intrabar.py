@@ -60,6 +60,16 @@ def _track(n0, n1, price, mkt, entry, best):
 
 
 @njit(cache=True, inline="always")
+def best_after(best, p, long_):
+    """The best price since entry once the path has reached ``p``: the
+    highest for a long, the lowest for a short; NaN (no position, or none
+    kept) stays NaN."""
+    if best != best:
+        return best
+    return max(best, p) if long_ else min(best, p)
+
+
+@njit(cache=True, inline="always")
 def _track_in(fs, n0, n1, price, mkt):
     """``_track`` on the entry and best price kept in ``fs``."""
     entry, best = _track(n0, n1, price, mkt, fs[ENTRY], fs[BEST])
@@ -292,8 +302,7 @@ def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs, pv):
     o, h, lo, c = px
     mlr = cfg.liquidation_ml
     long_ = _position(st) > 0.0
-    if fs[BEST] == fs[BEST]:
-        fs[BEST] = max(fs[BEST], o) if long_ else min(fs[BEST], o)
+    fs[BEST] = best_after(fs[BEST], o, long_)
     ambiguous = _ambiguous(st, fs, cfg, h, lo, h, lo, pv)
     low_first = long_ if cfg.pessimistic else c >= o  # pessimistic: the adverse extreme first
     x1 = lo if low_first else h
@@ -325,8 +334,7 @@ def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs, pv):
             return forced, ambiguous
         if n_l == MAX_LIQUIDATIONS_PER_BAR:
             break
-        if fs[BEST] == fs[BEST]:
-            fs[BEST] = max(fs[BEST], p) if _position(st) > 0.0 else min(fs[BEST], p)
+        fs[BEST] = best_after(fs[BEST], p, _position(st) > 0.0)
         cur = p
     return forced, ambiguous
 

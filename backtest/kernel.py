@@ -59,7 +59,7 @@ from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_
                        LIM_PLACED, LIM_PX, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
                        N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
-                       T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _walk)
+                       T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _walk, best_after)
 from .bar_rows import log_state
 from .limits import _cancel_standing, _place, _walk_limit, in_reach
 from .replay import _replay
@@ -803,8 +803,7 @@ def _walk_skipped(st, fs, ns, cfg, h, lo, liq_near):
     pos = _position(st)
     if ns[LIM_SIDE] != 0 or ns[STOPS_ON] == 0 or pos == 0.0 or not _quiet(fs, cfg, pos > 0.0, h, lo, liq_near):
         return False
-    if fs[BEST] == fs[BEST]:
-        fs[BEST] = max(fs[BEST], h) if pos > 0.0 else min(fs[BEST], lo)
+    fs[BEST] = best_after(fs[BEST], h if pos > 0.0 else lo, pos > 0.0)
     return True
 
 

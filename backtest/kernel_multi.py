@@ -37,6 +37,7 @@ from .account import HB, HQ, PB, PQ, _position, _record_order
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .intrabar import _track as track_entry
+from .intrabar import best_after
 from .kernel import _opens_trade
 from .limits import _cancel, _fill, borrow_for, in_reach
 from .records import LIMIT, LIQUIDATION, REBALANCE, SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
@@ -449,8 +450,8 @@ def _leg(i, a, m, leg, bars, scr, ss, sb):
         scr[MLEG_A, k] = mpts[leg - 1]
         scr[MLEG_B, k] = mpts[leg]
         n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
-        if n != 0.0 and ss[s, BEST] == ss[s, BEST]:
-            ss[s, BEST] = max(ss[s, BEST], pts[leg - 1]) if n > 0.0 else min(ss[s, BEST], pts[leg - 1])
+        if n != 0.0:
+            ss[s, BEST] = best_after(ss[s, BEST], pts[leg - 1], n > 0.0)
 
 
 def _mark_closes(walk, close):
@@ -667,8 +668,8 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
     for k in range(m):  # the end of the last leg, the closes: the best prices of the symbols held
         s = syms[a, k]
         n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
-        if scr[DIRN, k] != 0.0 and n != 0.0 and ss[s, BEST] == ss[s, BEST]:
-            ss[s, BEST] = max(ss[s, BEST], bars[4][s, c]) if n > 0.0 else min(ss[s, BEST], bars[4][s, c])
+        if scr[DIRN, k] != 0.0 and n != 0.0:
+            ss[s, BEST] = best_after(ss[s, BEST], bars[4][s, c], n > 0.0)
     return liquidated
 
 

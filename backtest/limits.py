@@ -16,7 +16,7 @@ from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _position,
 from .intrabar import (BEST, ENTRY, INT_BASE, INT_QUOTE, LIM_B, LIM_CAPPED, LIM_CHARGE, LIM_INTEREST, LIM_PLACED, LIM_PX,
                        LIM_Q, LIM_SIDE, MAX_LIQUIDATIONS_PER_BAR, N_CANCELLED, N_CAPPED, N_ORDERS, N_TRADES, PAID,
                        PENDING, PENDING_LIMIT, RB, RECORD, RQ, STOPS_ON, T_FEES, _ambiguous, _first_level, _hit,
-                       _levels, _liquidate_in_bar, _market, _track_in)
+                       _levels, _liquidate_in_bar, _market, _track_in, best_after)
 from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import borrow_limit_cap, interest_charge, max_borrow
 from .venues import binance_usdm as usdm
@@ -296,8 +296,7 @@ def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs, pv):
     mlr = cfg.liquidation_ml
     pos0 = _position(st)
     long_ = pos0 > 0.0
-    if fs[BEST] == fs[BEST]:
-        fs[BEST] = max(fs[BEST], o) if long_ else min(fs[BEST], o)
+    fs[BEST] = best_after(fs[BEST], o, long_)
     ambiguous = False
     if ns[STOPS_ON] and pos0 != 0.0:
         ambiguous = _ambiguous(st, fs, cfg, h, lo, mh, ml, pv)
@@ -350,8 +349,7 @@ def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs, pv):
             return forced, ambiguous
         if n_l == MAX_LIQUIDATIONS_PER_BAR:
             break
-        if fs[BEST] == fs[BEST]:
-            fs[BEST] = max(fs[BEST], p) if _position(st) > 0.0 else min(fs[BEST], p)
+        fs[BEST] = best_after(fs[BEST], p, _position(st) > 0.0)
         cur = p
         cm = pm
     return forced, ambiguous
