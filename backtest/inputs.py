@@ -76,8 +76,20 @@ JointDetail = namedtuple("JointDetail", "open high low close start ratio")
 # auto-repay off: ``kernel_multi.SYMBOL_EXTRA`` after ``SYMBOL_ROWS``) and the interest
 # charged per base asset and per account's quote, in asset units
 MultiOut = namedtuple("MultiOut", "acct sym interest_base interest_quote")
-# hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table)
-Rates = namedtuple("Rates", "h0 base quote")
+# hourly borrow rates of the whole hours h0, h0 + 1, … (rates.rate_table), and for each hour the next
+# one whose rates differ (the length: none; ``rates_of`` makes it)
+Rates = namedtuple("Rates", "h0 base quote change")
+
+
+def rates_of(h0, base, quote) -> Rates:
+    """The kernel's ``Rates`` of the hourly ``base`` and ``quote`` rates
+    from hour ``h0``: its quiet loop looks the rates up only where they
+    change (a lookup and a comparison every hourly bar were ~5-13 % of a
+    run on hourly bars)."""
+    h = base.shape[0]
+    moves = np.flatnonzero((base[1:] != base[:-1]) | (quote[1:] != quote[:-1])) + 1
+    moves = np.append(moves, h).astype(np.int64)
+    return Rates(np.int64(h0), base, quote, moves[np.searchsorted(moves, np.arange(h), side="right")])
 # finer bars; bar i's usable ones are start[i] .. end[i] − 1 (detail.detail_arrays)
 Detail = namedtuple("Detail", "open high low close start end")
 # a strategy's output (strategy.Orders): targets, limit prices and their

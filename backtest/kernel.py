@@ -490,8 +490,9 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
     free = fs[usdm.FREE]
     pending = pending_limit = np.nan  # (step 3 took the last one)
     pending_kind = SIGNAL
-    rb_run = rq_run = cb_run = cq_run = np.nan  # the quiet run's last hour: its rates and charges
+    cb_run = cq_run = np.nan  # the charges of the quiet run's hours
     col = next_hour // HOUR - rates.h0  # next_hour's column of the rate table (one division a run, not a bar)
+    col0 = change = col  # the run's first column, the next whose rates are new to the run
     above_call = True
     if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
         n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
@@ -559,17 +560,15 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
                     break
                 if record and n_log == log.shape[0]:  # no room for its log row: the loop above asks for more
                     break
-                rb, rq = rates.base[col], rates.quote[col]
-                if rb != rb_run or rq != rq_run:  # the principal is the run's: the charge changes with the rates
-                    rb_run, rq_run = rb, rq
-                    cb_run = interest_charge(st[PB], rb, cfg.round_interest)
-                    cq_run = interest_charge(st[PQ], rq, cfg.round_interest)
+                if col >= change:  # the principal is the run's: the charge changes with the rates
+                    cb_run = interest_charge(st[PB], rates.base[col], cfg.round_interest)
+                    cq_run = interest_charge(st[PQ], rates.quote[col], cfg.round_interest)
+                    change = rates.change[col]
                 cb, cq = cb_run, cq_run
                 room_b -= cb
                 room_q -= cq
                 if room_b < 0.0 or room_q < 0.0:
                     break
-                fs[RB], fs[RQ] = rb, rq
                 if cb != 0.0 or cq != 0.0:  # (no loan: nothing to add)
                     _owe(st, fs, cb, cq, open_[k])
                     fs[AFTER_B] += cb
@@ -583,6 +582,8 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
             continue
         break
     fs[BEST], fs[PENDING], fs[PENDING_LIMIT] = best, pending, pending_limit
+    if col > col0:  # the rates of the last hour passed (not carried through the loop)
+        fs[RB], fs[RQ] = rates.base[col - 1], rates.quote[col - 1]
     return j, n_log, next_hour, last_target, suspended, above_call, pending_kind, (
         block, n_block, sum_r, sum_r2, sum_neg2, prev_eq, peak, max_dd, n_exposed, min_ml)
 

@@ -18,7 +18,7 @@ import pandas as pd
 from . import bar_rows, kernel, kernel_multi
 from .detail import NO_DETAIL, sub_bars
 from .engine import loans_outlive_trades, simulate_arrays
-from .inputs import Accounts, Grid, JointDetail, JointStops, MultiConfig, MultiOut, Rates, Settings
+from .inputs import Accounts, Grid, JointDetail, JointStops, MultiConfig, MultiOut, Settings, rates_of
 from .perps import cross_columns as cross_venue_columns
 from .perps import cross_venue_inputs, perp_columns, venue_inputs
 from .venues.plug import USDM
@@ -245,11 +245,11 @@ def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_
         bool(extra["pessimistic"]), bool(extra["auto_repay"]), bool(extra["repay_on_flat"]),
         *(config["borrow_limits"][s] if "borrow_limits" in config else (np.inf, np.inf)),
         *((USDM, float(config["leverage"][a]), bool(config["isolated"][a])) if perp is not None else ()))
-    rates = Rates(np.int64(config["rate_h0"]), config["rates"][s], config["rates"][-1])
+    rates = rates_of(config["rate_h0"], config["rates"][s], config["rates"][-1])
     own = tuple(np.ascontiguousarray(x[bars]) for x in ohlc)
     venue = None
     if perp is not None:  # no borrowing; the symbol's bracket tables and funding on its own bars
-        rates = Rates(rates.h0, np.zeros_like(rates.base), np.zeros_like(rates.quote))
+        rates = rates_of(rates.h0, np.zeros_like(rates.base), np.zeros_like(rates.quote))
         m_open, m_close = (own[0], own[3]) if own_mark is None else (own_mark[0], own_mark[3])
         venue, f_times = venue_inputs(perp[0], seconds[bars], m_open, m_close, perp[1], perp[2])
     moves = config.get("moves", {}).get(a)  # the account's scheduled transfers, reserve, buffer, loans (transfers.py)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from .errors import UserError
-from .inputs import Rates, Settings
+from .inputs import Settings, rates_of
 from .profiles import USDM_FEE, VENUE_CODES
 
 SPOT_FEE = 0.001  # the trading fee on spot margin unless --fee (0.1 %)
@@ -126,4 +126,4 @@ class RunSettings:
             bool(self.repay_on_flat), float(borrow_limits[0]), float(borrow_limits[1]),
             VENUE_CODES[profile.venue], float(profile.max_leverage), bool(profile.isolated), bool(self.auto_borrow),
             not self.auto_borrow)
-        return cfg, Rates(np.int64(h0), rate_base, rate_quote)
+        return cfg, rates_of(h0, rate_base, rate_quote)
