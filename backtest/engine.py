@@ -18,6 +18,7 @@ from .assets import daily_rates, split_symbol
 from .checks import api, check_args
 from .companion import check_companion
 from .data import load_ohlcv, validate_ohlcv
+from .data.bars import PRICES
 from .data.validate import checked
 from .data.times import range_bounds
 from .derived import derived
@@ -33,7 +34,7 @@ from .records import liquidation_dt, margin_call_dt, order_dt
 from .rates import load_rates, rate_table
 from .rules import pro_margin_level
 from .result import LIQUIDATION_COLUMNS, MARGIN_CALL_COLUMNS, ORDER_COLUMNS, Result
-from .inputs import Bars, Given, marks_of
+from .inputs import Bars, Given, frozen, marks_of
 from .settings import RunSettings
 from .strategy import Orders, load_strategy
 from .trades import change_at, fill_bars, flat_costs, interest_by_asset, trip_walk
@@ -192,7 +193,7 @@ def run(
     targets = given.target
     rs = rs.with_stops(given.fractions)  # a strategy's own fractions take precedence over the settings
     seconds = _epoch_seconds(bars.index)
-    o, h, lo, c = prices or (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
+    o, h, lo, c = prices
     base, quote = split_symbol(symbol)
     profile = profile.for_pair(base, quote)
     versions = perps.check_settings(profile, symbol, rates, rate_history, auto_repay, detail, brackets, funding,
@@ -550,13 +551,23 @@ class Backtest:
 
 
 def _prepare_bars(bars, start, end) -> pd.DataFrame:
-    return _prepared(bars, start, end)[0]
+    return _prepared_frame(bars, start, end)[0]
 
 
 def _prepared(bars, start, end) -> tuple:
     """The bars checked and cut to ``start``/``end``, and their open, high,
-    low and close arrays where the check had them (None: read them from the
-    frame; a column read from a new frame costs ~50 µs)."""
+    low and close arrays as checked, read-only: the kernel runs on these
+    whatever a strategy later does to the frame it is handed (every path
+    alike; docs/model-choices.md "Bars as checked")."""
+    out, prices = _prepared_frame(bars, start, end)
+    if prices is None:
+        prices = tuple(out[k].to_numpy(np.float64) for k in PRICES)
+    return out, tuple(frozen(a) for a in prices)
+
+
+def _prepared_frame(bars, start, end) -> tuple:
+    """``_prepared``'s frame, and the price arrays where the check had
+    them at hand (a column read from a new frame costs ~50 µs)."""
     lo, hi = _range(start, end)
     if not isinstance(bars, pd.DataFrame):
         return load_ohlcv(bars, start, end), None  # reads only that range from disk

@@ -108,11 +108,12 @@ def read_only(record):
         return None
     for v in record:  # (a sweep's bars, marks and rates are read-only already: ~1 µs each, no new tuple)
         if isinstance(v, np.ndarray) and v.flags.writeable:
-            return record._make([_view(w) if isinstance(w, np.ndarray) and w.flags.writeable else w for w in record])
+            return record._make([frozen(w) if isinstance(w, np.ndarray) and w.flags.writeable else w for w in record])
     return record
 
 
-def _view(a):
+def frozen(a):
+    """A read-only view of ``a`` (no copy)."""
     v = a.view()
     v.flags.writeable = False
     return v

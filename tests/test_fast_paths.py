@@ -3,7 +3,7 @@ import numpy as np
 
 from backtest.data.bars import PRICES, make_bars
 from backtest.data.times import NAT
-from backtest.data.clean import clean, ordered
+from backtest.data.clean import clean
 from backtest.data.validate import rule_masks
 from backtest.medians import spacing_median
 
@@ -19,9 +19,7 @@ def test_clean_is_no_rule_broken():
         ts[rng.random(n) < 0.05] = NAT
         b = make_bars(ts, *cols)
         broken = any(mask.any() for _, _, mask, _ in rule_masks(b))
-        assert (ordered(b.ts) and clean(b.open, b.high, b.low, b.close, b.volume)) == (not broken), (ts, cols)
-        times = any(mask.any() for kind, _, mask, _ in rule_masks(b) if kind in ("order", "timestamp"))
-        assert ordered(b.ts) == (not times), ts
+        assert clean(b.ts, b.open, b.high, b.low, b.close, b.volume) == (not broken), (ts, cols)
 
 
 def test_spacing_median_is_numpy_median():
@@ -91,10 +89,11 @@ def test_validate_as_given_is_the_general_path():
         assert got.index.tz is want.index.tz  # the canonical zone object, whatever the input's
 
 
-def test_prices_checked_every_time_the_times_once():
-    """The times' check is kept per index (it cannot change), the prices'
-    is made every time: a price changed in place after a run is refused on
-    the next one, naming its row; an index out of order stays refused."""
+def test_bars_checked_on_every_run():
+    """A frame is checked again on every run, its times too (an index's
+    data can be written in place: ``asi8`` is a view): a price, or a time,
+    changed in place after a run is refused on the next one, naming its
+    row."""
     import pytest
 
     import backtest
@@ -105,10 +104,32 @@ def test_prices_checked_every_time_the_times_once():
     df.iloc[42, df.columns.get_loc("high")] = np.nan
     with pytest.raises(DataError, match=r"bars: column 'high': row 42"):
         backtest.run(df, np.full(len(df), 1.0), margin="cross-3x", symbol="BTCUSDT")
-    back = next(_frames()).iloc[::-1]
-    for _ in range(2):
-        with pytest.raises(DataError, match="timestamps must increase"):
-            backtest.run(back, np.full(len(back), 1.0), margin="cross-3x", symbol="BTCUSDT")
+    df = next(_frames())
+    backtest.run(df, np.full(len(df), 1.0), margin="cross-3x", symbol="BTCUSDT")
+    ts = df.index.asi8
+    if ts.flags.writeable:  # (pandas 3: a view of the index's own data)
+        ts[100] = ts[50]
+        with pytest.raises(DataError, match="row 100 .*timestamps must increase"):
+            backtest.run(df, np.full(len(df), 1.0), margin="cross-3x", symbol="BTCUSDT")
+
+
+def test_kernel_runs_on_the_bars_as_checked():
+    """A strategy that assigns a new price column to the frame it is
+    handed changes its own view only: the run fills on the bars as checked,
+    on every path (a frame taken as given, one cut by ``start``, one
+    converted)."""
+    import backtest
+
+    def doubling(bars):
+        bars["close"] = bars["close"] * 2.0
+        return np.full(len(bars), 1.0)
+
+    df = next(_frames())
+    plain = backtest.run(df, np.full(len(df), 1.0), margin="cross-3x", symbol="BTCUSDT").summary["final_equity"]
+    runs = [backtest.run(df, doubling, margin="cross-3x", symbol="BTCUSDT"),
+            backtest.run(df, doubling, margin="cross-3x", symbol="BTCUSDT", start=df.index[0]),
+            backtest.run(df.astype({"volume": np.float32}), doubling, margin="cross-3x", symbol="BTCUSDT")]
+    assert [r.summary["final_equity"] for r in runs] == [plain] * 3
 
 
 def test_validate_as_given_declines_what_it_cannot_check():

@@ -221,9 +221,11 @@ def test_70000_bars_report_time(tmp_path):
     assert len(r.liquidations) > 0 and len(r.trades) > 20
     t0, c0 = time.perf_counter(), time.process_time()
     pdf = write_report(r, tmp_path)
-    elapsed = time.perf_counter() - t0
-    print(f"report for {n:,} bars: {elapsed:.2f} s ({time.process_time() - c0:.2f} s CPU)")
-    assert elapsed < 5.0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"report for {n:,} bars: {elapsed:.2f} s ({cpu:.2f} s CPU)")
+    # the report's own work (~2.5 s here): CPU time, which other processes on a shared machine do not
+    # stretch (a fresh clone's suite beside another job: 5.6 s of wall time for 2.8 s of CPU)
+    assert cpu < 5.0
     assert pdf_pages(pdf) >= 4
     fig = plot_equity(r)
     eq_line = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "equity"][0]
