@@ -8,7 +8,10 @@ search through ``backtest.run``) pays ~2 ms less per 1M bars.  The key is
 the index's array (``Index.array``), which every view of the index shares,
 so the frames a run hands out get views of their own (renaming one changes
 no other) and still find what was made.  The bars' prices are checked on
-every run; only the times are kept.
+every run; only the times are kept.  Their order is checked on every run
+too: pandas 3 hands out an index's own data writeable (``asi8``), and times
+rewritten in place that still increase are not seen by what was kept here
+(a known limit: no user code path writes an index so).
 """
 import weakref
 
