@@ -403,13 +403,14 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     else:
         shared = {s for a in joint for s in a[2]}
         joint_walk = rs.stops_on or any(symbols[k] in shared for k in attached)  # (multi_accounts.joint_stops)
-        if all(a[1].perp for a in joint):  # (a cross perp account: a helper without a walk, nothing to join)
+        all_perp = all(a[1].perp for a in joint)  # (a cross perp account: a helper without a walk, nothing to join)
+        if all_perp:
             helper = None if joint_walk or shared & set(details) else warm.start_multi_perp()
-            warm.announce(helper, multi=True, singles=len(joint) < len(accounts))
         else:
             helper = None if any(a[1].perp for a in joint) else warm.start_multi(joint_walk,
                                                                                 bool(shared & set(details)))
-            warm.announce(helper, multi=True, singles=len(joint) < len(accounts))
+        warm.announce(helper, multi=True, singles=len(joint) < len(accounts))
+        if not all_perp:
             warm.join_multi(helper)
     out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
         seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks, fine,

@@ -171,8 +171,9 @@ def check_targets(raw, n: int, name: str, index=None) -> np.ndarray:
         raise UserError(f"strategy {name} returned {type(raw).__name__}, not numbers") from None
     if arr.ndim != 1 or arr.shape[0] != n:
         raise UserError(f"strategy {name} returned shape {arr.shape}, expected ({n},): one target per bar")
-    if np.isinf(arr).any():  # (the row found only then: ~0.1 ms less a run of 1M bars)
-        i = int(np.flatnonzero(np.isinf(arr))[0])
+    inf = np.isinf(arr)
+    if inf.any():  # (the row looked for only then: ~0.1 ms less a run of 1M bars)
+        i = int(inf.argmax())
         when = f" ({index[i]})" if index is not None else ""
         raise UserError(f"strategy {name}: target at row {i}{when} is {arr[i]}; targets must be finite (NaN holds)")
     return arr

@@ -393,12 +393,11 @@ def _multi_perp_late():
 
     y = _multi_types(False)
     i, f, grid, syms, vec, books, T = y["i"], y["f"], y["grid"], y["syms"], y["vec"], y["books"], numba.types.Tuple
-    ints = numba.typeof(np.zeros(1, np.int64))
     venue = numba.typeof(CrossVenue(1.0, np.zeros((1, 1), np.int64), np.zeros(1, np.int64), np.zeros((1, 1)),
                                     np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1),
                                     np.zeros((1, 1))))
     km._perp_trade.compile((i, i, i, syms, i, books, grid, venue, vec, y["orders"]))
-    km._close_quiet_perp.compile((i, y["g"], syms, books, f, y["out"], T((venue, grid, ints))))
+    km._close_quiet_perp.compile((i, y["g"], syms, books, f, y["out"], T((venue, grid, y["ts"]))))
 
 
 def join_multi(helper):

@@ -45,15 +45,30 @@ print(json.dumps({
 """
 
 
+def _cold_probe(code, args, env, out):
+    """Run ``backtest args --out out`` inside ``code`` (a probe printing
+    JSON last) in a new process: (what it printed, its stderr)."""
+    done = subprocess.run([sys.executable, "-c", code, *args, "--out", str(out)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def _warm_rerun_agrees(args, env, out, tmp_path):
+    """The same run on the now warm cache (no helper) gives the same summary."""
+    again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
+    assert first == second
+
+
 @pytest.mark.parametrize("stops", [[], ["--stop-loss", "0.05"]])
 def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path, stops):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     out = tmp_path / "out"
     args = ["run", "--start", "2024-01-01", "--end", "2024-03-01", "--no-report", *stops]
-    done = subprocess.run([sys.executable, "-c", PROBE, *args, "--out", str(out)], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    probe, _ = _cold_probe(PROBE, args, env, out)
     assert probe["cold"]
     step = "walk" if stops else "liq"
     assert probe[f"{step}_hits"] == 1 and probe[f"{step}_misses"] == 0  # loaded from the helper's cache entry
@@ -64,10 +79,7 @@ def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path, stops):
     assert probe["after"] == [1, 1, 1, 1]  # one signature: the helper's dummies have the run's types
     assert probe["sums"] == [1, 1]  # (warm._sums: the helper's types are the kernel's)
     # the same run on a warm cache (no helper) gives the same summary
-    again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-2000:]
-    first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
-    assert first == second
+    _warm_rerun_agrees(args, env, out, tmp_path)
 
 
 def test_a_failing_command_stops_its_helper(tmp_path):
@@ -128,22 +140,15 @@ def test_a_cold_cross_run_of_two_symbols_finds_the_late_steps_compiled_by_the_he
             str(ROOT / "data" / "ETHUSDT-1h.parquet"), "--margin", "cross-3x", "--start", "2024-01-01",
             "--end", "2024-03-01", "--no-report", *stops]
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-c", MULTI_PROBE, *args, "--out", str(out)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    probe = json.loads(done.stdout.strip().splitlines()[-1])
-    assert probe["cold"] and "compiling the kernels, once: ~25 s" in done.stderr
+    probe, stderr = _cold_probe(MULTI_PROBE, args, env, out)
+    assert probe["cold"] and "compiling the kernels, once: ~25 s" in stderr
     late = ("_close_quiet", "_close", "_decide", "round_trips", "interest_split", "liquidation_price")
     for name in late + (("_walk_joint",) if stops else ()):
         assert probe[name] == [1, 0, 1], (name, probe[name])  # loaded from the helper's cache entry
     if not stops:
         assert probe["_walk_joint"] == [0, 0, 0]  # without stops no joint walk at all
     assert probe["step_late"] == [1, 1, 1]
-    again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-2000:]
-    first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
-    assert first == second
+    _warm_rerun_agrees(args, env, out, tmp_path)
 
 
 PERP_PROBE = MULTI_RUN + """
@@ -166,17 +171,10 @@ def test_a_cold_cross_perp_run_of_two_symbols_has_a_helper(tmp_path):
             str(ROOT / "data" / "ETHUSDT_PERP-1h.parquet"), "--margin", "usdm-cross-5x", "--start", "2024-01-01",
             "--end", "2024-03-01", "--no-report"]
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-c", PERP_PROBE, *args, "--out", str(out)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    probe = json.loads(done.stdout.strip().splitlines()[-1])
-    assert probe["cold"] and "compiling the kernels, once: ~25 s" in done.stderr  # (~40 s without a helper)
+    probe, stderr = _cold_probe(PERP_PROBE, args, env, out)
+    assert probe["cold"] and "compiling the kernels, once: ~25 s" in stderr  # (~40 s without a helper)
     assert probe["late"] == [1, 1] and probe["round_trips"] == 1
-    again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-2000:]
-    first, second = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "again"))
-    assert first == second
+    _warm_rerun_agrees(args, env, out, tmp_path)
 
 
 def test_the_walk_compiles_its_limit_step_once(tmp_path):
