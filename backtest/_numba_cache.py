@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numba
 
+from . import _compile_speed
+
 _HERE = Path(__file__).resolve().parent
 _configured = []
 _SOURCES = ("kernel.py", "account.py", "intrabar.py", "limits.py", "replay.py", "rules.py", "records.py",
@@ -69,3 +71,4 @@ def announce(seconds, kernel: str = "kernel._loop"):
 
 
 configure()
+_compile_speed.install()  # (before any compiled function is compiled)

@@ -55,6 +55,7 @@ from .flows import on_path as moves_on_path
 from .flows import loans as manual_loans
 from .flows import scheduled
 from .inputs import read_only
+from ._compile_speed import JoinedCompiler
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_PX, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
                        N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
@@ -237,7 +238,7 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
 # loop reaches may allocate an array it returns or keeps (numba refuses to compile that) or return an
 # array at all (a caller that counts references would count it once too often): ``simulate`` owns
 # the state arrays, the steps take and return scalars (tests/test_kernel_loop.py).
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False, pipeline_class=JoinedCompiler)  # (waits for warm's helper at typing)
 def _loop(bars, marks, cfg, rates, detail, given, recs, venue, flows, state):
     """``simulate``'s bars, on its state arrays ``state`` (``st``, ``fs``,
     ``ns``, ``bt``, ``block``, ``vt``) and record buffers ``recs`` (``log``,

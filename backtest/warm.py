@@ -36,7 +36,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from . import _numba_cache
+from . import _compile_speed, _numba_cache
 
 WALK_DONE = "walk compiled"
 
@@ -220,15 +220,30 @@ def announce(helper, multi: bool = False, singles: bool = False):
 
 
 def join(helper, perp: bool):
-    """Compile the steps here while the helper compiles the walk, then wait
-    for the walk (not for the rest: the kernel runs meanwhile).  ``helper``:
-    ``start``'s, None for nothing to do."""
+    """Compile the steps here while the helper compiles the walk; the
+    kernel's loop then waits for the walk where its compile first needs it,
+    at type inference (``_compile_speed.JoinedCompiler``: its untyped passes
+    run meanwhile), not for the rest.  ``helper``: ``start``'s, None for
+    nothing to do."""
     if helper is None:
         return
     try:
         _steps(perp, helper.walk)
-    finally:
+    except BaseException:
         _wait(helper)
+        raise
+    _compile_speed.defer(lambda: _wait(helper))
+
+
+def finish(helper):
+    """After the kernel: wait for the helper's end (the passes after the
+    kernel, ``_after``), if it is still compiling them: a pass it has not
+    written yet the run would compile again itself, taking longer than the
+    wait (the kernel's loop, its compile waiting at type inference only, can
+    be done first)."""
+    if helper is not None:
+        _compile_speed.await_pending()  # (the loop was cached after all: nothing waited yet)
+        _reap(helper)
 
 
 def _wait(helper):
