@@ -33,6 +33,7 @@ from numba import njit, types
 from numba.extending import overload
 from numba.core.errors import NumbaExperimentalFeatureWarning
 
+from ._compile_speed import JoinedCompiler
 from .account import HB, HQ, PB, PQ, _position, _record_order
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
@@ -1840,7 +1841,7 @@ def simulate_multi(g, ac, config, out, orders, liqs, calls, venue=None, walk=Non
 # was counted on every eventful bar, two atomic operations and an opaque call each, ~12 % of bench
 # --symbols 2 in the counting functions alone, perf); simulate_multi allocates, the loop allocates nothing
 # and gets no array back from a call (tests/test_kernel_loop.py)
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False, pipeline_class=JoinedCompiler)  # (waits for warm's helper at typing)
 def _loop(g, config, ac, out, recs, books, tables, bars, venue, walk, detail, spot):
     """``simulate_multi``'s bars on its books and tables; False when a record buffer ran short."""
     ts, open_, high, low, close, target, mark_open, mark_high, mark_low = g

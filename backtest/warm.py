@@ -39,6 +39,7 @@ import numpy as np
 from . import _compile_speed, _numba_cache
 
 WALK_DONE = "walk compiled"
+AFTER_DONE = "passes compiled"  # (the passes after the kernel: the helper exits after, which takes a while)
 
 
 def _inputs(perp: bool):
@@ -236,20 +237,23 @@ def join(helper, perp: bool):
 
 
 def finish(helper):
-    """After the kernel: wait for the helper's end (the passes after the
-    kernel, ``_after``), if it is still compiling them: a pass it has not
-    written yet the run would compile again itself, taking longer than the
-    wait (the kernel's loop, its compile waiting at type inference only, can
-    be done first)."""
-    if helper is not None:
-        _compile_speed.await_pending()  # (the loop was cached after all: nothing waited yet)
-        _reap(helper)
+    """After the kernel: wait until the helper has compiled the passes after
+    the kernel (``_after``, ``_multi_after``; not for its exit, ~0.3 s more),
+    if it is still at them: a pass it has not written yet the run would
+    compile again itself, taking longer than the wait (the kernel's loop, its
+    compile waiting at type inference only, can be done first)."""
+    if helper is None or helper.stdout.closed:
+        return
+    _compile_speed.await_pending()  # (the loop was cached after all: nothing waited yet)
+    for line in helper.stdout:  # AFTER_DONE, or the end of a helper that ended without it
+        if line.strip() == AFTER_DONE:
+            break
+    helper.stdout.close()
 
 
 def _wait(helper):
     """Wait for the helper's first half (or its end)."""
     helper.stdout.readline()  # WALK_DONE, or '' if the helper ended without it
-    helper.stdout.close()
     atexit.register(_reap, helper)  # no helper outlives the command (it is done by then, as a rule)
 
 
@@ -416,20 +420,24 @@ def _multi_perp_late():
 
 
 def join_multi(helper):
-    """Compile the step here while the helper compiles the rest, then wait
-    for it: ``_loop`` then finds every callee cached."""
+    """Compile the step here while the helper compiles the rest; ``_loop``
+    waits for it at its type inference (as ``join``'s) and then finds every
+    callee cached."""
     if helper is None:
         return
     try:
         _multi_first()
-    finally:
+    except BaseException:
         _wait(helper)
+        raise
+    _compile_speed.defer(lambda: _wait(helper))
 
 
 def _main(argv):
     if argv[:2] == ["multi", "perp"]:
         _multi_perp_late()
         _multi_after()  # (its round trips are a perp account's too)
+        print(AFTER_DONE, flush=True)
         return
     if argv[:1] == ["multi"]:
         try:
@@ -438,6 +446,7 @@ def _main(argv):
         finally:
             print(WALK_DONE, flush=True)
         _multi_after()  # (the run compiles its kernel's body meanwhile)
+        print(AFTER_DONE, flush=True)
         return
     perp = argv[:1] == ["perp"]
     try:
@@ -447,6 +456,7 @@ def _main(argv):
     _sums()
     if "after" in argv:
         _after()
+        print(AFTER_DONE, flush=True)
 
 
 if __name__ == "__main__":
