@@ -206,10 +206,12 @@ def announce(helper, multi: bool = False, singles: bool = False):
     no walk) or without (``backtest bench --first-run`` measures the first);
     ``multi``: for the kernel of a cross account of several symbols, and
     ``singles``: accounts of one symbol beside it (their kernel too).  The
-    seconds as measured on 2026-12-06 (a slow day: a cold default run
-    compiled for 14–15 s, a cross account of two symbols for 31–38 s in one
-    round, 24–28 s in another, where 519e237 took 24 s; on 2026-12-07
-    b4966ef 23 s, where the commit before it took 27 s)."""
+    seconds as measured: a cold default run compiled for 14–15 s on
+    2026-12-06 (a slow day), 7.5–9.5 s since 2026-12-07 (12.5 s with
+    stops: ``_compile_speed``); a cross account of two symbols for 31–38 s
+    in one round, 24–28 s in another, where 519e237 took 24 s; on
+    2026-12-07 b4966ef 23 s, where the commit before it took 27 s, 13.4 s
+    since."""
     if multi:
         if singles and not _numba_cache.cold(MULTI):  # (only the one-symbol kernel's cache may be cold)
             _numba_cache.announce(seconds=25)
@@ -217,7 +219,7 @@ def announce(helper, multi: bool = False, singles: bool = False):
         extra = 25 if singles and _numba_cache.cold() else 0
         _numba_cache.announce(seconds=(40 if helper is None else 25) + extra, kernel=MULTI)
         return
-    _numba_cache.announce(seconds=30 if helper is None else (20 if helper.walk else 15))
+    _numba_cache.announce(seconds=30 if helper is None else (15 if helper.walk else 10))
 
 
 def join(helper, perp: bool):
