@@ -5,38 +5,49 @@ numba compiles in Python, and two of its steps repeat work that the kernel's siz
 
 - inlining an ``inline="always"`` function deep-copies its IR block by block, and each block's copy
   copies the function's whole variable scope again (blocks x variables: the quiet run inlined into
-  the bar loop is ~220 blocks of ~1,100 variables, ~0.7 s).  ``_shared_memo`` gives the copies of one
+  the bar loop is ~220 blocks of ~1,100 variables, ~0.7 s).  ``_SharedMemo`` gives the copies of one
   inlining one memo, so the scope is copied once: the same copy a single ``deepcopy`` of the blocks
-  makes.
+  makes.  (One memo at a time suffices: numba holds its global compiler lock through every compile.)
 - each typing lookup keyed on the compile's flags compares them by building the dict of all their
-  ~50 options through properties (``TargetConfig.values``).  ``_values`` builds the same dict from the
-  set values and the options' defaults, read once per class; the hash stays what numba makes it.
+  options through properties (``TargetConfig.values``).  ``_flag_values`` builds the same dict from
+  the set values and the options' defaults, read once per class; the hash stays what numba makes it.
 
 Both change how fast numba gets to the same IR, not the IR: a numba whose internals differ from
 what these expect (``install`` checks) is left as it is.
 
-``AwaitHelper``: the bar loop's compile waits for ``warm``'s helper process only where it first
+``AwaitHelper``: the bar loops' compile waits for ``warm``'s helper process only where it first
 needs the helper's functions, at type inference (``JoinedCompiler``), not before it starts: its
 untyped passes (inlining, SSA) run meanwhile.
 """
 import copy as _copy
+import functools
 
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import AnalysisPass, register_pass
-from numba.core.untyped_passes import LiteralPropagationSubPipelinePass
+from numba.core.typed_passes import NopythonTypeInference
 
-_pending = []  # callables that wait for a helper process (warm.join)
+_pending = {}  # a helper process -> the call that waits for it (warm.join)
 
 
-def defer(wait):
-    """Have the next bar-loop compile call ``wait`` before its type inference."""
-    _pending.append(wait)
+def defer(helper, wait):
+    """Have the next ``JoinedCompiler`` compile (either bar loop, any
+    signature, any thread) call ``wait`` before its type inference."""
+    _pending[helper] = wait
 
 
 def await_pending():
-    """Wait for every deferred helper now (at type inference; or, not compiling, where a caller must)."""
-    while _pending:
-        _pending.pop()()
+    """Run every deferred wait now (at type inference)."""
+    while True:
+        try:
+            _, wait = _pending.popitem()
+        except KeyError:  # (none left, or another thread took the last)
+            return
+        wait()
+
+
+def forget(helper):
+    """Drop ``helper``'s deferred wait, if it has not run (the loop was cached, or the run failed)."""
+    _pending.pop(helper, None)
 
 
 @register_pass(mutates_CFG=False, analysis_only=True)
@@ -52,18 +63,22 @@ class AwaitHelper(AnalysisPass):
 
 
 class JoinedCompiler(CompilerBase):
-    """numba's nopython pipeline with ``AwaitHelper`` just before type inference."""
+    """numba's nopython pipeline with ``AwaitHelper`` just before type
+    inference (numba's own pipeline where it has no such pass: the loop
+    then waits for nothing, and a helper's work it compiles itself)."""
 
     def define_pipelines(self):
         pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.add_pass_after(AwaitHelper, LiteralPropagationSubPipelinePass)
+        at = [k for k, (p, _) in enumerate(pm.passes) if p is NopythonTypeInference]
+        if at:
+            pm.passes.insert(at[0], (AwaitHelper, str(AwaitHelper)))
         pm.finalize()
         return [pm]
 
 
 class _SharedMemo:
     """Stands for the ``copy`` module inside numba's inliner: a deepcopy with no memo of its own takes
-    the one of the inlining under way (``_inline_ir``)."""
+    the one of the inlining under way (``install``'s wrapper of ``inline_ir``)."""
     memo = None
 
     def __getattr__(self, name):
@@ -73,7 +88,7 @@ class _SharedMemo:
         return _copy.deepcopy(x, self.memo if memo is None else memo)
 
 
-def _values(self):
+def _flag_values(self):
     vals, defaults = self._values, _DEFAULTS.get(type(self))
     if defaults is None:
         defaults = _DEFAULTS[type(self)] = tuple((k, o.default) for k, o in type(self).options.items())
@@ -93,6 +108,7 @@ def install():
         shared = ic.copy = _SharedMemo()
         inline_ir = worker.inline_ir
 
+        @functools.wraps(inline_ir)
         def _inline_ir(self, *args, **kwargs):
             outer, shared.memo = shared.memo, {}
             try:
@@ -103,4 +119,4 @@ def install():
         worker.inline_ir = _inline_ir
     config = getattr(tc, "TargetConfig", None)
     if config is not None and "_values" in getattr(config, "__slots__", ()) and hasattr(config, "values"):
-        config.values = _values  # (__eq__ and __hash__ call it)
+        config.values = _flag_values  # (__eq__ and __hash__ call it)

@@ -220,11 +220,13 @@ def run(
         m_open, m_close = (o, c) if marks is None else (marks[0], marks[3])
         venue, f_times = perps.venue_inputs(versions, seconds, m_open, m_close, f_times, f_rates)
     warm.announce(helper)
-    warm.join(helper, profile.perp)
-    rows, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks, fine,
-                                                               given, quote_row=exact, venue=venue, flows=moves,
-                                                               per_bar=False)
-    warm.finish(helper)
+    try:
+        warm.join(helper, profile.perp)
+        rows, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks,
+                                                                   fine, given, quote_row=exact, venue=venue,
+                                                                   flows=moves, per_bar=False)
+    finally:
+        warm.finish(helper)
     flows = flows[0] if flows else None
     ppy = derived(bars.index, "ppy", lambda _: periods_per_year(seconds))  # (kept with the bars' times)
     moved = None if flows is None else transfers_mod.outputs(

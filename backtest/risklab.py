@@ -350,6 +350,8 @@ def risk(
         if overwrite and not done:
             undo_overwrite(out, kind="risk")
         raise _kept(exc, out, n_paths, size, done) from None
+    finally:
+        warm.finish(helper)  # (its pipe closed; a wait the cached loop left unrun dropped)
     result = _finish(out, manifest, n_chunks, combos, s["capital"], spec)
     result.seconds = time.perf_counter() - t0
     return result

@@ -181,6 +181,7 @@ def _spawn(perp, after, walk, mode=()):
     except OSError:
         return None
     helper.walk = walk  # (which half join compiles)
+    helper.after = after or bool(mode)  # (it says AFTER_DONE: a several-symbol helper always compiles its passes)
     atexit.register(_drop, helper)  # (join's wait, registered later, runs first)
     return helper
 
@@ -230,33 +231,41 @@ def join(helper, perp: bool):
     nothing to do."""
     if helper is None:
         return
+    atexit.register(_reap, helper)  # no helper outlives the command (it is done by then, as a rule)
     try:
         _steps(perp, helper.walk)
     except BaseException:
         _wait(helper)
         raise
-    _compile_speed.defer(lambda: _wait(helper))
+    _compile_speed.defer(helper, lambda: _wait(helper))
 
 
 def finish(helper):
-    """After the kernel: wait until the helper has compiled the passes after
-    the kernel (``_after``, ``_multi_after``; not for its exit, ~0.3 s more),
-    if it is still at them: a pass it has not written yet the run would
-    compile again itself, taking longer than the wait (the kernel's loop, its
-    compile waiting at type inference only, can be done first)."""
-    if helper is None or helper.stdout.closed:
+    """After the kernel, or a run that failed (every caller of ``join``,
+    ``join_multi`` or ``start_multi_perp``, in a ``finally``): a wait that
+    did not run is dropped (the loop was cached, or the run failed before
+    it), and, when the helper compiles the passes after the kernel
+    (``_after``, ``_multi_after``), the run waits until it says they are
+    compiled (not for its exit, ~0.4 s more): a pass it has not written yet
+    the run would compile again itself, taking longer than the wait (the
+    loop, its compile waiting at type inference only, can be done first).
+    The pipe is closed: nothing the helper prints later can block it."""
+    if helper is None:
         return
-    _compile_speed.await_pending()  # (the loop was cached after all: nothing waited yet)
-    for line in helper.stdout:  # AFTER_DONE, or the end of a helper that ended without it
-        if line.strip() == AFTER_DONE:
-            break
+    _compile_speed.forget(helper)
+    if helper.stdout.closed:
+        return
+    if helper.after:
+        for line in helper.stdout:  # (WALK_DONE if no wait read it) AFTER_DONE, or the end of a helper that failed
+            if line.strip() == AFTER_DONE:
+                break
     helper.stdout.close()
 
 
 def _wait(helper):
     """Wait for the helper's first half (or its end)."""
-    helper.stdout.readline()  # WALK_DONE, or '' if the helper ended without it
-    atexit.register(_reap, helper)  # no helper outlives the command (it is done by then, as a rule)
+    if not helper.stdout.closed:
+        helper.stdout.readline()  # WALK_DONE, or '' if the helper ended without it
 
 
 def _reap(helper):
@@ -394,14 +403,14 @@ def start_multi_perp():
     symbols without stops or limit orders, when its cache is cold: it
     compiles the fill the account's step reaches late and the quiet run its
     loop reaches last (``_multi_perp_late``), then the passes after the
-    kernel, while the run compiles the loop and its step; nothing to wait
-    for (a step the helper is not done with, the run compiles itself).
-    None otherwise."""
+    kernel, while the run compiles the loop and its step: nothing to join
+    (a step the helper is not done with, the run compiles itself); after
+    the kernel ``finish`` waits for its passes.  None otherwise."""
     from . import kernel_multi
 
     if kernel_multi._loop.overloads or not _numba_cache.cold(MULTI):
         return None
-    # (not waited for at exit: done before the run as a rule, else _spawn's _drop stops it, as for a
+    # (not waited for at exit: done with its passes by finish, else _spawn's _drop stops it, as for a
     # failed command)
     return _spawn(True, False, False, mode=("multi", "perp"))
 
@@ -427,12 +436,13 @@ def join_multi(helper):
     callee cached."""
     if helper is None:
         return
+    atexit.register(_reap, helper)
     try:
         _multi_first()
     except BaseException:
         _wait(helper)
         raise
-    _compile_speed.defer(lambda: _wait(helper))
+    _compile_speed.defer(helper, lambda: _wait(helper))
 
 
 def _main(argv):

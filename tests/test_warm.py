@@ -79,7 +79,7 @@ def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path, stops):
     # compiled once (here, by warm.join, or by the helper), not again by the kernel; no limit code without a walk
     assert probe["steps"] == ([1, 1, 1] if stops else [1, 0, 1])
     assert probe["after"] == [1, 1, 1, 1]  # one signature: the helper's dummies have the run's types
-    assert probe["after_misses"] == 0  # loaded: the run waits for the helper's end (warm.finish), compiles none
+    assert probe["after_misses"] == 0  # loaded: the run waits for the helper to say so (warm.finish)
     assert probe["sums"] == [1, 1]  # (warm._sums: the helper's types are the kernel's)
     # the same run on a warm cache (no helper) gives the same summary
     _warm_rerun_agrees(args, env, out, tmp_path)
