@@ -84,6 +84,8 @@ def _two_sites(x):
             + _scaled_sum(x, 3.0) - _scaled_sum(x[1:], 0.5))
 
 
+# (numba warns of a variable out of scope when it inlines an overload in SSA form, with its own copies too)
+@pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaIRAssumptionWarning")
 def test_functions_inlined_twice_compute_as_written_each_copy_with_one_scope(monkeypatch):
     """Each inlining's copy of the callee's blocks shares one scope (numba's own per-block copies make
     one scope each), the memo is left unset after the compile, and the result is as written."""
