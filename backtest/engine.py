@@ -225,8 +225,10 @@ def run(
         rows, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks,
                                                                    fine, given, quote_row=exact, venue=venue,
                                                                    flows=moves, per_bar=False)
-    finally:
-        warm.finish(helper)
+    except BaseException:
+        warm.release(helper)  # (no wait for its passes: an interrupted run ends at once)
+        raise
+    warm.finish(helper)
     flows = flows[0] if flows else None
     ppy = derived(bars.index, "ppy", lambda _: periods_per_year(seconds))  # (kept with the bars' times)
     moved = None if flows is None else transfers_mod.outputs(

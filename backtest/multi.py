@@ -418,8 +418,10 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
         out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
             seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks,
             fine, attached)
-    finally:
-        warm.finish(helper)  # (its passes after the kernel, which _result runs; a failed run's helper let go)
+    except BaseException:
+        warm.release(helper)  # (no wait for its passes: an interrupted run ends at once)
+        raise
+    warm.finish(helper)  # (its passes after the kernel, which _result runs)
     given = {s: str(m) if not isinstance(m, pd.DataFrame) else "bars" for s, m in marks.items()}
     result = _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
                      calls, stats, dict(

@@ -351,7 +351,7 @@ def risk(
             undo_overwrite(out, kind="risk")
         raise _kept(exc, out, n_paths, size, done) from None
     finally:
-        warm.finish(helper)  # (its pipe closed; a wait the cached loop left unrun dropped)
+        warm.release(helper)  # (its pipe closed; a wait the cached loop left unrun dropped)
     result = _finish(out, manifest, n_chunks, combos, s["capital"], spec)
     result.seconds = time.perf_counter() - t0
     return result

@@ -583,7 +583,7 @@ def sweep(
             undo_overwrite(out)
         raise _kept(exc, out, n_combos, chunk_size, done) from None
     finally:
-        warm.finish(helper)  # (its pipe closed; a wait the cached loop left unrun dropped)
+        warm.release(helper)  # (its pipe closed; a wait the cached loop left unrun dropped)
     # the chunks this call ran as they were saved (the same table: tests/test_sweep.py), earlier ones from disk
     table = pd.concat([kept[k] if k in kept else pd.read_parquet(_chunk_path(out, k)) for k in range(n_chunks)],
                       ignore_index=True)

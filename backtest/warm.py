@@ -229,37 +229,44 @@ def join(helper, perp: bool):
     at type inference (``_compile_speed.JoinedCompiler``: its untyped passes
     run meanwhile), not for the rest.  ``helper``: ``start``'s, None for
     nothing to do."""
+    _join(helper, lambda: _steps(perp, helper.walk))
+
+
+def _join(helper, compile_here):
+    """``join``, ``join_multi``: ``compile_here()``, then leave the wait for
+    ``helper`` to the loop's compile.  A failure here is the caller's to
+    ``release`` (as one after it)."""
     if helper is None:
         return
     atexit.register(_reap, helper)  # no helper outlives the command (it is done by then, as a rule)
-    try:
-        _steps(perp, helper.walk)
-    except BaseException:
-        _wait(helper)
-        raise
+    compile_here()
     _compile_speed.defer(helper, lambda: _wait(helper))
 
 
 def finish(helper):
-    """After the kernel, or a run that failed (every caller of ``join``,
-    ``join_multi`` or ``start_multi_perp``, in a ``finally``): a wait that
-    did not run is dropped (the loop was cached, or the run failed before
-    it), and, when the helper compiles the passes after the kernel
-    (``_after``, ``_multi_after``), the run waits until it says they are
-    compiled (not for its exit, ~0.4 s more): a pass it has not written yet
-    the run would compile again itself, taking longer than the wait (the
-    loop, its compile waiting at type inference only, can be done first).
-    The pipe is closed: nothing the helper prints later can block it."""
-    if helper is None:
-        return
-    _compile_speed.forget(helper)
-    if helper.stdout.closed:
-        return
-    if helper.after:
+    """After the kernel (``run``, ``run_multi``): when the helper compiles
+    the passes after it (``_after``, ``_multi_after``), wait until it says
+    they are compiled (not for its exit, ~0.4 s more): a pass it has not
+    written yet the run would compile again itself, taking longer than the
+    wait (the loop, its compile waiting at type inference only, can be done
+    first).  Then ``release``."""
+    if helper is not None and not helper.stdout.closed and helper.after:
         for line in helper.stdout:  # (WALK_DONE if no wait read it) AFTER_DONE, or the end of a helper that failed
             if line.strip() == AFTER_DONE:
                 break
-    helper.stdout.close()
+    release(helper)
+
+
+def release(helper):
+    """Let ``helper`` go (a run that failed or was interrupted, a sweep's
+    end, ``finish``): its wait, if it has not run (the loop was cached, or
+    the run failed first), is dropped, and the pipe closed: nothing the
+    helper prints later can block it.  It ends by itself (reaped at exit)."""
+    if helper is None:
+        return
+    _compile_speed.forget(helper)
+    if not helper.stdout.closed:
+        helper.stdout.close()
 
 
 def _wait(helper):
@@ -434,15 +441,7 @@ def join_multi(helper):
     """Compile the step here while the helper compiles the rest; ``_loop``
     waits for it at its type inference (as ``join``'s) and then finds every
     callee cached."""
-    if helper is None:
-        return
-    atexit.register(_reap, helper)
-    try:
-        _multi_first()
-    except BaseException:
-        _wait(helper)
-        raise
-    _compile_speed.defer(helper, lambda: _wait(helper))
+    _join(helper, _multi_first)
 
 
 def _main(argv):

@@ -145,8 +145,8 @@ def _fake_helper(code, after=True):
     "pass",  # says nothing
 ])
 def test_finish_lets_a_helper_go_whatever_it_said(code):
-    """``finish`` after a loop loaded from the cache (its deferred wait never ran) or a failed run: the
-    wait is dropped, the run waits for AFTER_DONE or the helper's end, not for its exit, and the pipe
+    """``finish`` after a loop loaded from the cache (its deferred wait never ran), or a helper that
+    failed: the wait is dropped, the run waits for AFTER_DONE or the helper's end, not for its exit, and the pipe
     is closed."""
     helper = _fake_helper(code)
     try:
@@ -166,6 +166,19 @@ def test_finish_without_passes_only_closes_the_pipe():
     try:
         warm.finish(helper)  # (a sweep's helper: no passes after the kernel to wait for)
         assert helper.stdout.closed and helper.poll() is None
+    finally:
+        helper.kill()
+        helper.wait()
+
+
+def test_a_failed_run_releases_its_helper_without_waiting():
+    """An interrupted or failed run (``warm.release``) waits for none of the helper's passes: its
+    deferred wait is dropped and the pipe closed while the helper still compiles."""
+    helper = _fake_helper(f"import time; time.sleep(30); print({warm.AFTER_DONE!r})")
+    try:
+        _compile_speed.defer(helper, lambda: warm._wait(helper))
+        warm.release(helper)
+        assert helper not in _compile_speed._pending and helper.stdout.closed and helper.poll() is None
     finally:
         helper.kill()
         helper.wait()

@@ -29,6 +29,7 @@ try:
     main(sys.argv[1:])
 except SystemExit as e:
     assert not e.code, e.code
+after = (trades._walk, trades._split_interest, bar_rows.expand, bar_rows.log_positions)  # the passes after the kernel
 print(json.dumps({
     "cold": cold,
     "walk_hits": sum(kernel._intrabar.stats.cache_hits.values()),
@@ -38,10 +39,8 @@ print(json.dumps({
     "liq_misses": sum(kernel._liquidation_step.stats.cache_misses.values()),
     "liq_compiled": len(kernel._liquidation_step.overloads),
     "steps": [len(kernel._gap.overloads), len(kernel._order.overloads), len(kernel._market_order.overloads)],
-    "after": [len(f.overloads) for f in (trades._walk, trades._split_interest, bar_rows.expand,
-                                         bar_rows.log_positions)],
-    "after_misses": sum(sum(f.stats.cache_misses.values()) for f in (trades._walk, trades._split_interest,
-                                                                      bar_rows.expand, bar_rows.log_positions)),
+    "after": [len(f.overloads) for f in after],
+    "after_misses": sum(sum(f.stats.cache_misses.values()) for f in after),
     "sums": sums(),
 }))
 """
