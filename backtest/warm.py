@@ -338,13 +338,13 @@ def _multi_late(walk: bool, fine: bool = False):
 
 def _multi_step_late():
     """The callees ``_step_cross`` reaches after its first ones (its limit
-    order, the fill, its books), in the order it reaches them: the helper
-    compiles them while the run compiles the step's body and its first
-    callees (the hour's charge, the liquidation, ~8 s), and the step finds
-    them cached (their ~6 s were the run's while the helper sat idle).  The
-    last ones (the joint path), the run reaches before the helper would be
-    done with them, and compiles them itself."""
-    from . import cross
+    order, the fill, its books, the adverse extremes and their θ), in the
+    order it reaches them: the helper compiles them while the run compiles
+    the step's body and its first callees (the hour's charge, the
+    liquidation, ~4 s), and the step finds them cached (they were the run's
+    while the helper sat idle).  The joint path the run compiles itself: it
+    calls the liquidation, which the helper would compile once more."""
+    from . import cross, rules
     from . import kernel_multi as km
 
     y = _multi_types(False)
@@ -353,6 +353,8 @@ def _multi_step_late():
     km._place_limit.compile((i, i, syms, i, books, grid, vec, T((grid, i))))
     cross.trade_to_cross.compile((vec, f, f, U(f, 4), T((f, f, b, b, b)), U(f, 2), U(f, 2)))
     km._book_order.compile((vec, i, i, i, T((i, f, f, f, b, f, f)), f, f, grid, grid, y["orders"], vec))
+    km._toward_adverse.compile((i, i, syms, i, grid, grid, grid, grid, f, grid))
+    rules.joint_theta.compile((f, f))
 
 
 def _multi_first():

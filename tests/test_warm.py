@@ -109,7 +109,7 @@ def test_a_failing_command_stops_its_helper(tmp_path):
 # a cold run of kernel_multi, then what a probe reads
 MULTI_RUN = """
 import json, sys
-from backtest import _numba_cache, cross, kernel_multi as km, liqprice, trades, warm
+from backtest import _numba_cache, cross, kernel_multi as km, liqprice, rules, trades, warm
 from backtest.cli import main
 cold = _numba_cache.cold("kernel_multi._loop")
 try:
@@ -123,7 +123,8 @@ fns.update(round_trips=trades._walk, interest_split=trades._split_interest, liqu
 # the step's late callees (the helper may or may not be done with them when the step reaches them): compiled
 # here again by the helper's code, they keep one signature each when the helper's types are the run's
 warm._multi_step_late()
-step_late = [len(f.overloads) for f in (km._place_limit, cross.trade_to_cross, km._book_order)]
+step_late = [len(f.overloads) for f in (km._place_limit, cross.trade_to_cross, km._book_order, km._toward_adverse,
+                                        rules.joint_theta)]
 print(json.dumps({"cold": cold, "step_late": step_late, **{
     n: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()), len(f.overloads)]
     for n, f in fns.items()}}))
@@ -149,7 +150,7 @@ def test_a_cold_cross_run_of_two_symbols_finds_the_late_steps_compiled_by_the_he
         assert probe[name] == [1, 0, 1], (name, probe[name])  # loaded from the helper's cache entry
     if not stops:
         assert probe["_walk_joint"] == [0, 0, 0]  # without stops no joint walk at all
-    assert probe["step_late"] == [1, 1, 1]
+    assert probe["step_late"] == [1, 1, 1, 1, 1]
     _warm_rerun_agrees(args, env, out, tmp_path)
 
 
