@@ -425,9 +425,11 @@ def start_multi_perp():
 
 
 def _multi_perp_late():
-    """``start_multi_perp``'s half: the fill and the quiet run of a cross
-    perp account, for the types ``simulate_multi`` gives them."""
+    """``start_multi_perp``'s half: the fill, the joint path's θ and the
+    quiet run of a cross perp account, for the types ``simulate_multi``
+    gives them."""
     from . import kernel_multi as km
+    from .venues import binance_usdm_cross as usdm_cross
     from .inputs import CrossVenue
 
     y = _multi_types(False)
@@ -436,6 +438,9 @@ def _multi_perp_late():
                                     np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1),
                                     np.zeros((1, 1))))
     km._perp_trade.compile((i, i, i, syms, i, books, grid, venue, vec, y["orders"]))
+    lit = numba.types.literal  # the step's θ on the joint mark path (it reaches it ~3 s into its compile: in time)
+    usdm_cross.joint_theta.compile((grid, f, syms, i, i, y["fsv"], T((y["scr"], lit(km.MCUR), lit(km.EXT),
+                                                                       lit(km.TRADED))), f))
     km._close_quiet_perp.compile((i, y["g"], syms, books, f, y["out"], T((venue, grid, y["ts"]))))
 
 

@@ -158,15 +158,16 @@ PERP_PROBE = MULTI_RUN + """
 # compiled here again by the helper's code, they keep one signature each when the helper's types are the run's
 warm._multi_perp_late()
 warm._multi_after()
-print(json.dumps({"cold": cold, "late": [len(f.overloads) for f in (km._perp_trade, km._close_quiet_perp)],
-                  "round_trips": len(trades._walk.overloads)}))
+from backtest.venues import binance_usdm_cross
+late = (km._perp_trade, binance_usdm_cross.joint_theta, km._close_quiet_perp)
+print(json.dumps({"cold": cold, "late": [len(f.overloads) for f in late], "round_trips": len(trades._walk.overloads)}))
 """
 
 
 def test_a_cold_cross_perp_run_of_two_symbols_has_a_helper(tmp_path):
     """run_multi with a cross perp account of two symbols on a cold cache:
-    a helper compiles the late fill, the quiet run and the passes after the
-    kernel while the run compiles the loop (its first-run notice says so);
+    a helper compiles the late fill, the joint mark path's θ, the quiet run
+    and the passes after the kernel while the run compiles the loop (its first-run notice says so);
     its types are the run's, and the results are those of the same run on
     a warm cache."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
@@ -176,7 +177,7 @@ def test_a_cold_cross_perp_run_of_two_symbols_has_a_helper(tmp_path):
     out = tmp_path / "out"
     probe, stderr = _cold_probe(PERP_PROBE, args, env, out)
     assert probe["cold"] and "compiling the kernels, once: ~25 s" in stderr  # (~40 s without a helper)
-    assert probe["late"] == [1, 1] and probe["round_trips"] == 1
+    assert probe["late"] == [1, 1, 1] and probe["round_trips"] == 1
     _warm_rerun_agrees(args, env, out, tmp_path)
 
 
