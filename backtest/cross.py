@@ -64,7 +64,7 @@ def others_term(sb, syms, a, m, px, row, skip, m0):
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def trade_to_cross(st, x, o, gate, costs, rates, limits):
     """``account._trade_to`` with the whole-account borrow cap: ``gate`` =
     (the account's equity (all its symbols), the other symbols' term, the

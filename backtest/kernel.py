@@ -237,7 +237,9 @@ def simulate(bars, marks, cfg, rates, detail, given, log, orders, liqs, calls, v
 # loop calls with the same flag (unless the cache or an earlier call has it already), so nothing the
 # loop reaches may allocate an array it returns or keeps (numba refuses to compile that) or return an
 # array at all (a caller that counts references would count it once too often): ``simulate`` owns
-# the state arrays, the steps take and return scalars (tests/test_kernel_loop.py).
+# the state arrays, the steps take and return scalars (tests/test_kernel_loop.py).  The steps warm's
+# helper compiles apart say ``_nrt=False`` themselves: numba's cache is keyed on types only, and a step
+# compiled at top level counts references, which the loop would then link in (tests/test_warm.py).
 @njit(cache=True, nogil=True, _nrt=False, pipeline_class=JoinedCompiler)  # (waits for warm's helper at typing)
 def _loop(bars, marks, cfg, rates, detail, given, recs, venue, flows, state):
     """``simulate``'s bars, on its state arrays ``state`` (``st``, ``fs``,
@@ -649,7 +651,7 @@ def _margin_check(st, cfg, mark_lo, mark_hi):
             margin_level(assets_x, debt_x) if below_call else np.nan)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs, pv):
     """2. A bar that opens (mark ``mo``) beyond the liquidation level (the
     kernel checks) is liquidated first, filled at the open ``o``; a standing limit order is
@@ -671,7 +673,7 @@ def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs, pv):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _order(st, fs, ns, bt, cfg, i, o, expiry, orders, pv):
     """3. The order decided at the last close, at the open ``o``: a standing
     limit order is cancelled when replaced or when its ``expiry`` bars are
@@ -688,7 +690,7 @@ def _order(st, fs, ns, bt, cfg, i, o, expiry, orders, pv):
         _market_fill(st, fs, ns, bt, cfg, i, o, orders, pv)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _market_order(st, fs, ns, bt, cfg, i, o, orders, pv):
     """3. The market order pending (``fs[PENDING]``, decided at the last
     close) at the open ``o``: all step 3 is in a run without limit orders."""
@@ -713,7 +715,7 @@ def _market_fill(st, fs, ns, bt, cfg, i, o, orders, pv):
     fs[PENDING] = np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _intrabar(st, fs, ns, bt, cfg, i, bar, liq_near, detail, orders, liqs, pv):
     """5. The walk through bar ``i`` that fits (``bar`` = (px, mk), ``px``: its
     open, high, low, close; ``mk``: the mark bar's): finer bars: ``_replay``
@@ -770,7 +772,7 @@ def _limit_bar_decided(st, fs, ns, cfg, h, lo, liq_near):
     return ns[STOPS_ON] != 0 and pos != 0.0 and not _quiet(fs, cfg, pos > 0.0, h, lo, liq_near)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _liquidation_step(st, fs, ns, bt, cfg, i, mk, h, lo, orders, liqs, pv):
     """5. of a run in which nothing walks a bar's path (no stops, limit
     orders or finer bars: ``detail`` None): the liquidation check where

@@ -75,7 +75,7 @@ FEES, LIQ_FEES, BAD, N_ORD, N_LIQ, N_CALL, N_CAP, N_TRD, N_MISS, N_CANC = range(
 ORDERS_PER_STEP = 3 + MAX_LIQUIDATIONS_PER_BAR  # per symbol: its order, a gap fill, the intrabar fills, a stop
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot):
     """A filled order of symbol s in account a (``trade``: what
     ``cross.trade_to_cross`` returns; ``st`` the position after it,
@@ -285,7 +285,7 @@ def _prices(i, a, syms, m, open_, mark_open, ss, scr):
         scr[MCUR, k] = mark_open[s, i] if o == o else ss[s, LAST_CLOSE]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr):
     """Each symbol's adverse (mark) extreme into ``scr[EXT]`` (its current
     price when it has no bar or ``a − M·d`` is 0) and the joint path's terms
@@ -930,7 +930,7 @@ def _cancel_all(a, syms, m, books, perp=None):
             _cancel_limit(a, syms[a, k], books, perp)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _place_limit(a, k, syms, m, books, lv, cfg, hourly):
     """Step 3: place the account's k-th symbol's pending limit order at its
     open ``scr[CUR, k]``, sized on the account's equity and capped on its
@@ -1174,7 +1174,7 @@ def _perp_liquidation(i, a, syms, m, theta, books, fsv, lv, liqs, orders):
                         -side[k] * qty[k], st, scr[TRIG, k], k_l)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _perp_trade(i, a, k, syms, m, books, fsv, venue, cfg, orders):
     """Symbol ``syms[a, k]``'s pending order at its traded open
     (``_perp_fill``, the other symbols at their current traded prices)."""

@@ -55,6 +55,18 @@ def _cold_probe(code, args, env, out):
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
+def _counts_no_references(cache, names):
+    """Each of ``names`` (``module.function``) is cached, and its cached code
+    calls none of numba's reference counting: the steps a helper compiles
+    apart say ``_nrt=False``, as the loop (``_nrt=False``) compiles them
+    (else the cache, keyed on types only, holds the helper's counting
+    version, and the loop links it in)."""
+    for name in names:
+        files = list(cache.rglob(f"{name}-*.nbc"))
+        assert files, name
+        assert all(b"NRT_incref" not in f.read_bytes() and b"NRT_decref" not in f.read_bytes() for f in files), name
+
+
 def _warm_rerun_agrees(args, env, out, tmp_path):
     """The same run on the now warm cache (no helper) gives the same summary."""
     again = subprocess.run([sys.executable, "-m", "backtest", *args, "--out", str(tmp_path / "again")], env=env,
@@ -80,6 +92,8 @@ def test_a_cold_run_finds_the_walk_compiled_by_the_helper(tmp_path, stops):
     assert probe["after"] == [1, 1, 1, 1]  # one signature: the helper's dummies have the run's types
     assert probe["after_misses"] == 0  # loaded: the run waits for the helper to say so (warm.finish)
     assert probe["sums"] == [1, 1]  # (warm._sums: the helper's types are the kernel's)
+    _counts_no_references(tmp_path / "cache", ["kernel._loop", "kernel._gap", "kernel._market_order"] + (
+        ["kernel._order", "kernel._intrabar"] if stops else ["kernel._liquidation_step"]))
     # the same run on a warm cache (no helper) gives the same summary
     _warm_rerun_agrees(args, env, out, tmp_path)
 
@@ -151,6 +165,8 @@ def test_a_cold_cross_run_of_two_symbols_finds_the_late_steps_compiled_by_the_he
     if not stops:
         assert probe["_walk_joint"] == [0, 0, 0]  # without stops no joint walk at all
     assert probe["step_late"] == [1, 1, 1, 1, 1]
+    _counts_no_references(tmp_path / "cache", ["kernel_multi._place_limit", "cross.trade_to_cross",
+                                               "kernel_multi._book_order", "kernel_multi._toward_adverse"])
     _warm_rerun_agrees(args, env, out, tmp_path)
 
 
@@ -178,6 +194,7 @@ def test_a_cold_cross_perp_run_of_two_symbols_has_a_helper(tmp_path):
     probe, stderr = _cold_probe(PERP_PROBE, args, env, out)
     assert probe["cold"] and "compiling the kernels, once: ~25 s" in stderr  # (~40 s without a helper)
     assert probe["late"] == [1, 1, 1] and probe["round_trips"] == 1
+    _counts_no_references(tmp_path / "cache", ["kernel_multi._perp_trade", "binance_usdm_cross.joint_theta"])
     _warm_rerun_agrees(args, env, out, tmp_path)
 
 

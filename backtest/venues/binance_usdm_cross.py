@@ -81,7 +81,7 @@ def _piece(sb, syms, a, m, fsv, px, o_row, x_row, theta):
     return slope, max(nxt, theta)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def joint_theta(sb, k_net, syms, a, m, fsv, path, after):
     """The smallest θ in [``after``, 1] where ``MB ≤ MM`` on the joint path
     ``P_s(θ) = O_s + θ·(X_s − O_s)`` (``path`` = (px, the row of O, the row
