@@ -14,13 +14,18 @@ The kernel then finds its callees cached and compiles only its own body.
 A local sweep and the risk lab do the same (their rows need no passes after
 the kernel), and ``run_multi`` when every account holds one symbol.  With a
 cross account of several symbols on spot margin, ``run_multi``'s helper
-compiles the steps ``kernel_multi``'s loop reaches last (the quiet run, the
+compiles the callees the step at a bar reaches late (its limit order, the
+fill, its books, the adverse extremes and their θ: ``_multi_step_late``)
+and the steps ``kernel_multi``'s loop reaches last (the quiet run, the
 close, the decision; with stops the joint walk: ``start_multi``) while the
-run compiles the step at a bar (``join_multi``), then the passes after the
-kernel (``_multi_after``) while the run compiles the kernel's body.  With a
-cross perp account (no stops, no limit orders), the helper compiles its
-late fill and quiet run, then the passes, while the run compiles the loop
-(``start_multi_perp``: nothing to join).
+run compiles the step's body and first callees (``join_multi``), then the
+passes after the kernel (``_multi_after``) while the run compiles the
+kernel's body.  With a cross perp account (no stops, no limit orders), the
+helper compiles its late fill, the θ on its joint mark path and its quiet
+run, then the passes, while the run compiles the loop
+(``start_multi_perp``: nothing to join).  What a helper compiles apart says
+``_nrt=False`` where the loop calls it (numba's cache is keyed on types
+only: compiled at top level it would count references inside the loop).
 
 A part is compiled for the types of dummy inputs built as the kernel's
 (``_steps``, ``_walk``; ``_after`` calls the passes on two bars).  Were a
@@ -212,7 +217,7 @@ def announce(helper, multi: bool = False, singles: bool = False):
     stops: ``_compile_speed``); a cross account of two symbols for 31–38 s
     in one round, 24–28 s in another, where 519e237 took 24 s; on
     2026-12-07 b4966ef 23 s, where the commit before it took 27 s, 13.4 s
-    since."""
+    after, 11.0–11.5 s since d0ca8a8 (``bench --first-run --symbols 2``)."""
     if multi:
         if singles and not _numba_cache.cold(MULTI):  # (only the one-symbol kernel's cache may be cold)
             _numba_cache.announce(seconds=25)
@@ -341,7 +346,8 @@ def _multi_step_late():
     order, the fill, its books, the adverse extremes and their θ), in the
     order it reaches them: the helper compiles them while the run compiles
     the step's body and its first callees (the hour's charge, the
-    liquidation, ~4 s), and the step finds them cached (they were the run's
+    liquidation: ~4 s of its compile, numba's compile events), and the step
+    finds them cached (they were the run's
     while the helper sat idle).  The joint path the run compiles itself: it
     calls the liquidation, which the helper would compile once more."""
     from . import cross, rules
@@ -410,8 +416,9 @@ def start_multi(walk: bool, fine: bool = False):
 def start_multi_perp():
     """The helper process for a run with a cross perp account of several
     symbols without stops or limit orders, when its cache is cold: it
-    compiles the fill the account's step reaches late and the quiet run its
-    loop reaches last (``_multi_perp_late``), then the passes after the
+    compiles the fill the account's step reaches late, the θ on its joint
+    mark path and the quiet run its loop reaches last
+    (``_multi_perp_late``), then the passes after the
     kernel, while the run compiles the loop and its step: nothing to join
     (a step the helper is not done with, the run compiles itself); after
     the kernel ``finish`` waits for its passes.  None otherwise."""
@@ -429,8 +436,8 @@ def _multi_perp_late():
     quiet run of a cross perp account, for the types ``simulate_multi``
     gives them."""
     from . import kernel_multi as km
-    from .venues import binance_usdm_cross as usdm_cross
     from .inputs import CrossVenue
+    from .venues import binance_usdm_cross as usdm_cross
 
     y = _multi_types(False)
     i, f, grid, syms, vec, books, T = y["i"], y["f"], y["grid"], y["syms"], y["vec"], y["books"], numba.types.Tuple

@@ -183,9 +183,10 @@ print(json.dumps({"cold": cold, "late": [len(f.overloads) for f in late], "round
 def test_a_cold_cross_perp_run_of_two_symbols_has_a_helper(tmp_path):
     """run_multi with a cross perp account of two symbols on a cold cache:
     a helper compiles the late fill, the joint mark path's θ, the quiet run
-    and the passes after the kernel while the run compiles the loop (its first-run notice says so);
-    its types are the run's, and the results are those of the same run on
-    a warm cache."""
+    and the passes after the kernel while the run compiles the loop (its
+    first-run notice says so); its types are the run's, its steps count no
+    references, and the results are those of the same run on a warm
+    cache."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     args = ["run", "--data", str(ROOT / "data" / "BTCUSDT_PERP-1h.parquet"), "--data",
             str(ROOT / "data" / "ETHUSDT_PERP-1h.parquet"), "--margin", "usdm-cross-5x", "--start", "2024-01-01",
