@@ -220,15 +220,11 @@ def run(
         m_open, m_close = (o, c) if marks is None else (marks[0], marks[3])
         venue, f_times = perps.venue_inputs(versions, seconds, m_open, m_close, f_times, f_rates)
     warm.announce(helper)
-    try:
+    with warm.running(helper):
         warm.join(helper, profile.perp)
         rows, orders, liqs, calls, stats, *flows = simulate_arrays(seconds, o, h, lo, c, targets, config, marks,
                                                                    fine, given, quote_row=exact, venue=venue,
                                                                    flows=moves, per_bar=False)
-    except BaseException:
-        warm.release(helper)  # (no wait for its passes: an interrupted run ends at once)
-        raise
-    warm.finish(helper)
     flows = flows[0] if flows else None
     ppy = derived(bars.index, "ppy", lambda _: periods_per_year(seconds))  # (kept with the bars' times)
     moved = None if flows is None else transfers_mod.outputs(

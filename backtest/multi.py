@@ -395,33 +395,28 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     # symbol, else for the kernel of a cross account of several symbols (on spot margin; on perps without
     # stops or limit orders)
     joint = [a for a in accounts if len(a[2]) > 1]
-    helper = None
-    try:
-        if not joint:
-            walk = rs.stops_on or bool(details or attached)  # (else no walk compiled)
-            helper, perp = warm.start_for([a[1] for a in accounts], walk=walk)
-            warm.announce(helper)
-            warm.join(helper, perp)
+    if not joint:
+        walk = rs.stops_on or bool(details or attached)  # (else no walk compiled)
+        helper, perp = warm.start_for([a[1] for a in accounts], walk=walk)
+        warm.announce(helper)
+    else:
+        shared = {s for a in joint for s in a[2]}
+        joint_walk = rs.stops_on or any(symbols[k] in shared for k in attached)  # (multi_accounts.joint_stops)
+        all_perp = all(a[1].perp for a in joint)  # (a cross perp account: a helper without a walk, nothing to join)
+        if all_perp:
+            helper = None if joint_walk or shared & set(details) else warm.start_multi_perp()
         else:
-            shared = {s for a in joint for s in a[2]}
-            # (multi_accounts.joint_stops)
-            joint_walk = rs.stops_on or any(symbols[k] in shared for k in attached)
-            all_perp = all(a[1].perp for a in joint)  # (a cross perp account: a helper without a walk, nothing to join)
-            if all_perp:
-                helper = None if joint_walk or shared & set(details) else warm.start_multi_perp()
-            else:
-                helper = None if any(a[1].perp for a in joint) else warm.start_multi(joint_walk,
-                                                                                    bool(shared & set(details)))
-            warm.announce(helper, multi=True, singles=len(joint) < len(accounts))
-            if not all_perp:
-                warm.join_multi(helper)
+            helper = None if any(a[1].perp for a in joint) else warm.start_multi(joint_walk,
+                                                                                bool(shared & set(details)))
+        warm.announce(helper, multi=True, singles=len(joint) < len(accounts))
+    with warm.running(helper):  # (after the kernel: its passes, which _result runs)
+        if not joint:
+            warm.join(helper, perp)
+        elif not all_perp:
+            warm.join_multi(helper)
         out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, exact = simulate_multi_arrays(
             seconds, cols["open"], cols["high"], cols["low"], cols["close"], targets, config, mark_cols, own_marks,
             fine, attached)
-    except BaseException:
-        warm.release(helper)  # (no wait for its passes: an interrupted run ends at once)
-        raise
-    warm.finish(helper)  # (its passes after the kernel, which _result runs)
     given = {s: str(m) if not isinstance(m, pd.DataFrame) else "bars" for s, m in marks.items()}
     result = _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, int_b, int_q, orders, liqs,
                      calls, stats, dict(

@@ -33,6 +33,7 @@ type here to drift from the kernel's, nothing breaks: the kernel compiles that c
 would without this module (``tests/test_warm.py`` checks that none is).
 """
 import atexit
+import contextlib
 import os
 import subprocess
 import sys
@@ -248,6 +249,19 @@ def _join(helper, compile_here):
     _compile_speed.defer(helper, lambda: _wait(helper))
 
 
+@contextlib.contextmanager
+def running(helper):
+    """Around ``join`` and the kernel (``run``, ``run_multi``): ``finish``
+    after a kernel that ran; on a failure or an interrupt ``release`` at
+    once (no wait for the helper's passes)."""
+    try:
+        yield
+    except BaseException:
+        release(helper)
+        raise
+    finish(helper)
+
+
 def finish(helper):
     """After the kernel (``run``, ``run_multi``): when the helper compiles
     the passes after it (``_after``, ``_multi_after``), wait until it says
@@ -347,9 +361,9 @@ def _multi_step_late():
     order it reaches them: the helper compiles them while the run compiles
     the step's body and its first callees (the hour's charge, the
     liquidation: ~4 s of its compile, numba's compile events), and the step
-    finds them cached (they were the run's
-    while the helper sat idle).  The joint path the run compiles itself: it
-    calls the liquidation, which the helper would compile once more."""
+    finds them cached (they were the run's while the helper sat idle).  The
+    joint path the run compiles itself: it calls the liquidation, which the
+    helper would compile once more."""
     from . import cross, rules
     from . import kernel_multi as km
 
