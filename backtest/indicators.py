@@ -11,7 +11,7 @@ from ._numba_cache import configure
 configure()  # numba's cache folder, set before any @njit here is defined
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # (nogil: a sweep computes its averages on every thread)
 def sma(x, n):
     """Simple moving average of the last ``n`` values (NaN for the first n−1).
     (``np.empty`` and NaN written here, not ``np.full``: compiling NumPy's
@@ -26,7 +26,7 @@ def sma(x, n):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rsi(x, n):
     """Wilder's relative strength index over ``n`` bars (NaN for the first n)."""
     out = np.empty(x.shape[0])

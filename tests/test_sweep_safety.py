@@ -211,6 +211,44 @@ def test_threads_pull_chunks_as_they_go(tmp_path):
     assert len(seen) == 100 and max(seen[k] - k for k in range(100)) <= 3  # never more than a few ahead
 
 
+class _Pieces:
+    """A context whose combinations take a while (the GIL released, as the kernel does)."""
+
+    def __init__(self, bad=None):
+        self.threads, self.bad = set(), bad
+
+    def table_rows(self, block):
+        import threading
+
+        self.threads.add(threading.get_ident())
+        time.sleep(0.002 * len(block))
+        if self.bad in block:
+            raise ValueError(f"combination {self.bad} breaks")
+        return [{"k": k} for k in block]
+
+
+def test_threads_share_a_chunk_and_save_its_rows_in_order(tmp_path):
+    from backtest import sweep as sweep_mod
+
+    (tmp_path / "chunks").mkdir()
+    ctx, kept = _Pieces(), {}
+    sweep_mod._run_threads(ctx, iter([(0, list(range(64)))]), tmp_path, 2, sweep_mod._Silent(), kept)
+    assert len(ctx.threads) == 2  # one chunk, cut in pieces both threads took
+    saved = pd.read_parquet(sweep_mod._chunk_path(tmp_path, 0))
+    assert saved["k"].tolist() == list(range(64)) and kept[0]["k"].tolist() == list(range(64))
+
+
+def test_a_failing_piece_keeps_the_chunks_finished_before_it(tmp_path):
+    from backtest import sweep as sweep_mod
+
+    (tmp_path / "chunks").mkdir()
+    chunks = iter([(0, list(range(8))), (1, list(range(8, 72)))])
+    with pytest.raises(ValueError, match="combination 70 breaks"):
+        sweep_mod._run_threads(_Pieces(bad=70), chunks, tmp_path, 2, sweep_mod._Silent())
+    assert pd.read_parquet(sweep_mod._chunk_path(tmp_path, 0))["k"].tolist() == list(range(8))
+    assert not sweep_mod._chunk_path(tmp_path, 1).exists()
+
+
 def test_preflight_counts_and_estimates(capsys, tmp_path):
     sweep(BTC, "sma_cross", GRID, out=tmp_path / "s", **RANGE)
     out = capsys.readouterr().out
