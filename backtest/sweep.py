@@ -10,11 +10,13 @@ per combination: memory does not grow with combinations × bars.
 
 A strategy with the sweep hooks ``indicator(bars, name, value)`` and
 ``fill_targets(out, bank, rows, scalars)`` (``strategies/sma_cross.py``, ``rsi_revert.py``)
-has each indicator computed once per distinct value, into one shared array,
+has each indicator computed once per distinct value, into one shared array
+(on every thread at once: a hook must not change shared state),
 and each combination's targets written by compiled code (no GIL, no copy)
 into one reusable buffer per thread; one without them is called once per
 combination through ``targets``.
 """
+import contextlib
 import hashlib
 import inspect
 import itertools
@@ -148,6 +150,7 @@ class SweepContext:
         self.rows = {}  # (name, value) → row of bank; None for a plain-number parameter
         self._configs = {}  # (margin, stop fractions) → (profile, kernel settings)
         self._scratch = threading.local()  # each thread's target buffer and record scratch (``table_rows``)
+        self._preparing = threading.Lock()  # a Dask worker runs its tasks' ``prepare`` on several threads
 
     def prepare(self, combos, workers=1):
         """Compute each distinct indicator of ``combos`` once, into one array
@@ -155,6 +158,10 @@ class SweepContext:
         ``workers`` threads (the shipped indicators release the GIL)."""
         if not self.hooks:
             return
+        with self._preparing:  # (the bank and the row numbers change together)
+            self._prepare(combos, workers)
+
+    def _prepare(self, combos, workers):
         probe = self.bars.iloc[:2]
         wanted = {}
         for params in combos:
@@ -174,8 +181,8 @@ class SweepContext:
 
             with ThreadPoolExecutor(max_workers=max(1, min(workers, len(arrays)))) as pool:
                 list(pool.map(fill, range(len(arrays))))  # (list: an indicator's error is raised here)
+            self.bank = bank  # (then the rows: a thread running a chunk meanwhile finds its rows in the bank it reads)
             self.rows.update({key: first + r for r, key in enumerate(arrays)})
-            self.bank = bank
 
     def targets(self, params, buf):
         """The combination's targets, or (without the sweep hooks) its
@@ -681,7 +688,7 @@ PIECES = 32  # a chunk's pieces (``_run_threads``): threads end within a piece o
 def _pieces(block, rows_of):
     """``block`` in pieces of a few combinations when ``rows_of`` (the
     context's ``table_rows``) runs them, else whole."""
-    if rows_of is None:
+    if rows_of is None or not block:
         return [block]
     size = max(1, len(block) // PIECES)
     return [block[a:a + size] for a in range(0, len(block), size)]
@@ -695,6 +702,8 @@ def _run_threads(ctx, chunks, out, workers, report, kept=None):
     into pieces that the threads take in turn from one queue: they finish
     together, and the first chunks are saved while the last run (the README
     grid is two chunks of unequal work: one thread idled ~9 ms of 110)."""
+    if workers < 1:
+        raise ValueError(f"workers={workers}: at least one thread")
     rows_of = getattr(ctx, "table_rows", None)
     run = rows_of or ctx.run_chunk
     todo, done, stop = queue.SimpleQueue(), queue.SimpleQueue(), threading.Event()
@@ -718,21 +727,31 @@ def _run_threads(ctx, chunks, out, workers, report, kept=None):
                 parts[k] = [[None] * len(pieces), len(pieces), len(block)]
                 for p, piece in enumerate(pieces):
                     todo.put((k, p, piece))
+            _save_finished(done, parts, rows_of, out, report, kept, wait=False)  # (saved before the stream goes on)
             while parts and (k is None or len(parts) >= 2 * workers):
                 _save_finished(done, parts, rows_of, out, report, kept)
-    finally:  # an error or Ctrl-C: the queued pieces are dropped, the running ones end; finished chunks are saved
-        stop.set()
-        for _ in threads:
-            todo.put(None)
-        for t in threads:
-            t.join()
+    except BaseException:  # an error or Ctrl-C: the queued pieces are dropped, the running ones end, and every
+        _stop(threads, todo, stop)  # chunk finished meanwhile is saved
+        with contextlib.suppress(Exception):  # (the first error is the one to report)
+            _save_finished(done, parts, rows_of, out, report, kept, wait=False)
+        raise
+    _stop(threads, todo, stop)
     report.finish()
 
 
-def _save_finished(done, parts, rows_of, out, report, kept):
-    """Wait for a piece, take every other one done, and save the chunks now
-    complete, in order; then raise the first error a piece met."""
-    batch = [done.get()]
+def _stop(threads, todo, stop):
+    """Drop the queued pieces and wait for the running ones."""
+    stop.set()
+    for _ in threads:
+        todo.put(None)
+    for t in threads:
+        t.join()
+
+
+def _save_finished(done, parts, rows_of, out, report, kept, wait=True):
+    """Wait for a piece (``wait``), take every other one done, and save the
+    chunks now complete, in order; then raise the first error a piece met."""
+    batch = [done.get()] if wait else []
     while not done.empty():
         batch.append(done.get())
     failed = None
