@@ -66,6 +66,18 @@ def test_import_binance_check_info_resample(tmp_path, capsys):
     four = load_ohlcv(tmp_path / "X4.parquet")
     assert len(four) == 372 and four.attrs["timeframe"] == "4h"
 
+    # an existing --out, the input itself above all, is replaced only with --overwrite
+    capsys.readouterr()
+    before = (tmp_path / "X4.parquet").read_bytes()
+    assert main("resample", out, "--to", "1d", "--out", tmp_path / "X4.parquet") == 2
+    assert "X4.parquet: exists; give --overwrite to replace it" in capsys.readouterr().err
+    assert (tmp_path / "X4.parquet").read_bytes() == before
+    assert main("resample", out, "--to", "1d", "--out", out) == 2
+    assert "(it is the input)" in capsys.readouterr().err and load_ohlcv(out).equals(hourly)
+    assert main("import-binance", z, "--out", out) == 2 and load_ohlcv(out).equals(hourly)
+    assert main("resample", out, "--to", "1d", "--out", tmp_path / "X4.parquet", "--overwrite") == 0
+    assert load_ohlcv(tmp_path / "X4.parquet").attrs["timeframe"] == "1d"
+
 
 def test_check_exit_codes_and_errors(tmp_path, capsys):
     r = bt("check", BTC)

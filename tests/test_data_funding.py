@@ -135,7 +135,9 @@ def test_merge_two_months_overlap_and_existing_parquet(tmp_path, capsys):
     # the written file is a source too: extend it with a newer month
     june = tmp_path / "BTCUSDT-fundingRate-2021-06.csv"
     june.write_text(archive_csv([(T0 + 3 * H8, 8, "0.0001")]))
-    assert main("import-funding", out, june, "--out", out) == 0
+    assert main("import-funding", out, june, "--out", out) == 2  # its own input: refused without --overwrite
+    assert "(it is the input); give --overwrite" in capsys.readouterr().err
+    assert main("import-funding", out, june, "--out", out, "--overwrite") == 0
     got = load_funding(out)
     assert len(got) == len(exp) + 1 and got.attrs["symbol"] == "BTCUSDT"  # metadata first
     # a directory stands for its files
@@ -220,7 +222,7 @@ def test_errors_one_line_naming_file(tmp_path, case, capsys):
         load_funding(src)
     out = tmp_path / "out.parquet"
     out.write_bytes(b"previous")
-    assert main("import-funding", src, "--out", out) == 2
+    assert main("import-funding", src, "--out", out, "--overwrite") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(src) in err and "Traceback" not in err
     assert out.read_bytes() == b"previous"  # an existing file survives a failed import

@@ -62,7 +62,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
                                    "validate, merge in time order (bars repeated across files "
                                    "kept once) and write one Parquet file.")
     p.add_argument("sources", nargs="+", metavar="SOURCE")
-    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    _add_out(p)
     _add_read_flags(p)
     p.add_argument("--symbol", default=None, help="symbol to store (default: from the file names)")
     p.add_argument("--timeframe", default=None, help="timeframe to store (default: from names or spacing)")
@@ -71,7 +71,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("import-binance", help="convert data.binance.vision kline CSV/ZIP files",
                        description="Same as `data import --format binance`.")
     p.add_argument("sources", nargs="+", metavar="FILE")
-    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    _add_out(p)
     p.add_argument("--symbol", default=None)
     p.add_argument("--timeframe", default=None)
     _defaults(p, cmd_import_binance)
@@ -83,7 +83,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
                                    "CSV/Parquet), round times to the second, merge them in time "
                                    "order and write one Parquet file (timestamp, funding_rate).")
     p.add_argument("sources", nargs="+", metavar="SOURCE")
-    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    _add_out(p)
     p.add_argument("--symbol", default=None, help="symbol to store (default: from the files)")
     _defaults(p, cmd_import_funding)
 
@@ -100,7 +100,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("resample", help="resample bars to a longer timeframe")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--to", required=True, metavar="TIMEFRAME", help="e.g. 4h, 1d, 1w, 1M")
-    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    _add_out(p)
     p.add_argument("--keep-partial", action="store_true",
                    help="keep an incomplete first/last bar (default: dropped)")
     _add_read_flags(p)
@@ -111,6 +111,24 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     _add_read_flags(p)
     _defaults(p, cmd_info)
     return data
+
+
+def _add_out(p):
+    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refused)")
+
+
+def _check_out(args, sources=()):
+    """Before any work: an existing ``--out`` is replaced only with
+    ``--overwrite`` (a user's file is never replaced silently, its own input
+    least of all)."""
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder, not a file")
+    if out.exists() and not args.overwrite:
+        own = any(Path(s).exists() and out.resolve() == Path(s).resolve() for s in sources)
+        raise UserError(f"--out {out}: exists{' (it is the input)' if own else ''}; "
+                        "give --overwrite to replace it, or another name")
 
 
 def _defaults(p, fn):
@@ -132,6 +150,7 @@ def _write(df, out: str, extra: dict) -> Path:
 def cmd_import(args, fmt: str | None = None) -> int:
     from .importer import import_ohlcv
 
+    _check_out(args, args.sources)
     t0 = time.perf_counter()
     df = import_ohlcv(args.sources, fmt=fmt or getattr(args, "format", "auto"),
                       columns=getattr(args, "columns", None), symbol=args.symbol,
@@ -160,6 +179,7 @@ def cmd_import_binance(args) -> int:
 def cmd_import_funding(args) -> int:
     from .funding import import_funding, write_funding
 
+    _check_out(args, args.sources)
     t0 = time.perf_counter()
     df = import_funding(args.sources, symbol=args.symbol)
     out = write_funding(df, args.out,
@@ -225,6 +245,7 @@ def read_validated(path, fmt: str = "auto", opts: ReadOptions | None = None):
 def cmd_resample(args) -> int:
     from .resample import resample_ohlcv
 
+    _check_out(args, [args.file])
     t0 = time.perf_counter()
     df = read_validated(args.file, args.format, _opts(args))
     res = resample_ohlcv(df, args.to, keep_partial=args.keep_partial)
