@@ -33,6 +33,9 @@ from .errors import UserError
 SWEEP_FILES = ("sweep.json", "sweep.parquet", "chunks", "heatmap.png", "leverage.png", "equity")
 RISK_FILES = ("risk.json", "risk.parquet", "fan.parquet", "chunks", "frontier.png", "fan.png", "report.pdf")
 FILES = {"sweep": SWEEP_FILES, "risk": RISK_FILES}
+# what each kind of result folder holds, by its manifest (a run's: its summary)
+RESULTS = {"summary.json": "a run's result", "sweep.json": "a sweep", "risk.json": "a risk run",
+           "walkforward.json": "a walk-forward"}
 
 
 def chunk_path(out: Path, k: int) -> Path:
@@ -62,15 +65,26 @@ def stored_chunk_size(out: Path, sweep_id: str, kind="sweep"):
     return old.get("chunk_size") if old and old.get("id") == sweep_id else None
 
 
-def check_folder(out: Path, sweep_id: str, resume: bool, overwrite: bool, kind="sweep"):
-    """Refuse, before any work, a folder whose sweep would be lost or mixed."""
+def check_other(out: Path, what: str, own: str, holds: bool):
+    """Refuse ``out`` for a ``what`` (sweep, risk run, walk-forward) whose
+    manifest is ``own`` when it is a file, holds another kind of result, or
+    holds other files and no such result (``holds``): a user's files are
+    never written over (a wrong ``--out``, as ``atomic.check_target`` for runs)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a folder")
-    if (out / "summary.json").exists():
-        raise UserError(f"--out {out}: holds a run's result (summary.json); give the {kind} its own folder")
-    for other in FILES:
-        if other != kind and (out / f"{other}.json").exists():
-            raise UserError(f"--out {out}: holds a {other} ({other}.json); give the {kind} its own folder")
+    for name, kind in RESULTS.items():
+        if name != own and (out / name).exists():
+            raise UserError(f"--out {out}: holds {kind} ({name}); give the {what} its own folder")
+    if out.is_dir() and not holds:
+        entries = sorted(p.name for p in out.iterdir())
+        if entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise UserError(f"--out {out}: holds other files ({shown}) and no {what}; choose a new or empty folder")
+
+
+def check_folder(out: Path, sweep_id: str, resume: bool, overwrite: bool, kind="sweep"):
+    """Refuse, before any work, a folder whose sweep would be lost or mixed."""
+    check_other(out, kind, f"{kind}.json", out.is_dir() and holds_sweep(out, kind))
     if not out.is_dir() or not holds_sweep(out, kind):
         return
     old = stored_manifest(out, kind)

@@ -35,6 +35,7 @@ from .engine import _epoch_seconds, numeric_summary_keys, run
 from .errors import UserError
 from .grid import MARGIN_AXIS, iter_combinations, preflight
 from .profiles import get_profile
+from .sweep_folder import check_other
 from .ranking import ranked
 from .spans import bar_spacing, parse_duration
 from .sweep import Progress, SweepContext, _Silent, prepare_settings, run_settings
@@ -190,11 +191,7 @@ def _plain(v):
 
 
 def _check_out(out: Path, overwrite: bool):
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file, not a folder")
-    for name, what in (("summary.json", "a run's result"), ("sweep.json", "a sweep"), ("risk.json", "a risk run")):
-        if (out / name).exists():
-            raise UserError(f"--out {out}: holds {what} ({name}); give the walk-forward its own folder")
+    check_other(out, "walk-forward", "walkforward.json", (out / "walkforward.json").exists())
     if (out / "walkforward.json").exists() and not overwrite:
         raise UserError(f"--out {out}: holds a walk-forward; --overwrite replaces it")
 

@@ -62,6 +62,27 @@ def test_a_finished_sweep_is_refused_without_resume_or_overwrite(tmp_path, capsy
     assert digest(out)["sweep.parquet"] == before["sweep.parquet"]
 
 
+def test_a_folder_of_the_users_own_files_is_refused_by_sweep_risk_and_walk_forward(tmp_path):
+    import backtest
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("heatmap.png", "frontier.png", "walkforward.csv"):
+        (mine / name).write_text("MY OWN")
+    before = digest(mine)
+    with pytest.raises(UserError, match=r"mine: holds other files \(frontier.png, heatmap.png, walkforward.csv\) and no sweep"):
+        sweep(BTC, "sma_cross", GRID, out=mine, progress=False, **RANGE)
+    with pytest.raises(UserError, match="and no risk; choose a new or empty folder"):
+        backtest.risk(BTC, "sma_cross", out=mine, progress=False, **RANGE)
+    with pytest.raises(UserError, match="and no walk-forward; choose a new or empty folder"):
+        sweep(BTC, "sma_cross", GRID, out=mine, walk_forward="train=30d,test=30d", progress=False, **RANGE)
+    assert digest(mine) == before
+    wf = tmp_path / "wf"
+    sweep(BTC, "sma_cross", {"fast": [5, 10]}, out=wf, walk_forward="train=30d,test=30d", progress=False, **RANGE)
+    with pytest.raises(UserError, match=r"holds a walk-forward \(walkforward.json\); give the sweep its own folder"):
+        sweep(BTC, "sma_cross", GRID, out=wf, overwrite=True, progress=False, **RANGE)
+
+
 def test_an_interrupted_sweep_is_refused_then_resumed(tmp_path):
     out = tmp_path / "s"
     with pytest.raises(KeyboardInterrupt, match="--resume"):
