@@ -22,9 +22,11 @@ leaves, and what the next run (``recover``, called by ``replacing``,
 
 Entries of the previous folder that the new result does not write (a
 user's notes beside the tables) are copied into the new folder before the
-swap.  A folder that holds something else than a result (no
-``summary.json``, not empty) is refused (``check_target``), so a wrong
-``--out`` never replaces someone's folder.  Two processes writing the same
+swap, except the files a run writes (``RUN_OUTPUTS``): a run with
+``--no-report`` into a folder whose run had a report leaves no report of
+the other run beside its tables.  A folder that holds something else than
+a result (no ``summary.json`` and ``run.json``, not empty) is refused
+(``check_target``), so a wrong ``--out`` never replaces someone's folder.  Two processes writing the same
 folder at the same time are not supported.
 """
 import contextlib
@@ -36,7 +38,11 @@ from .errors import UserError
 
 NEW = ".marginbt-new-"
 OLD = ".marginbt-old"
-MARKER = "summary.json"  # what makes a folder a run's result folder
+MARKERS = ("summary.json", "run.json")  # what makes a folder a run's result folder (both: a user's own
+# summary.json alone does not)
+RUN_OUTPUTS = frozenset(MARKERS + ("equity.parquet", "trades.csv", "orders.csv", "liquidations.csv", "margin_calls.csv",
+                                   "funding.csv", "transfers.csv", "loans.csv", "report.pdf", "equity.png",
+                                   "margin.png", "costs.png"))  # (result.Result.write, report.pages)
 
 
 def _real(target) -> Path:
@@ -87,7 +93,7 @@ def check_target(target, what="--out") -> None:
         raise UserError(f"{name}: is a file, not a folder")
     if target.is_dir():
         entries = sorted(p.name for p in target.iterdir())
-        if entries and MARKER not in entries:
+        if entries and not all(m in entries for m in MARKERS):
             shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
             raise UserError(f"{name}: holds other files ({shown}) and no result; choose a new or empty folder")
     base = target.parent
@@ -135,12 +141,13 @@ def replacing(target, what="--out", keep=False):
 
 
 def _carry_over(target: Path, tmp: Path):
-    """Copy what the previous folder has and the new one does not write."""
+    """Copy what the previous folder has and the new one does not write, but
+    for the previous run's own outputs (``RUN_OUTPUTS``)."""
     if not target.is_dir():
         return
     for entry in target.iterdir():
         dest = tmp / entry.name
-        if dest.exists() or dest.is_symlink():
+        if dest.exists() or dest.is_symlink() or entry.name in RUN_OUTPUTS:
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, dest, symlinks=True)

@@ -113,9 +113,21 @@ def test_a_users_files_in_a_result_folder_survive_a_new_run(good, capsys):
     (good / "notes.md").write_text("why I ran this")
     (good / "mine").mkdir()
     (good / "mine" / "a.txt").write_text("a")
+    assert (good / "report.pdf").exists()
     assert main(["run", *SHORT, "--out", str(good), "--no-report"]) == 0
     assert (good / "notes.md").read_text() == "why I ran this" and (good / "mine" / "a.txt").read_text() == "a"
     assert beside(good) == []
+    # the earlier run's own report is not carried over beside the new run's tables
+    assert not (good / "report.pdf").exists() and not (good / "margin.png").exists()
+
+
+def test_a_folder_with_only_a_users_summary_json_is_no_result(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.json").write_text('{"mine": 1}')
+    assert main(["run", *SHORT, "--out", str(mine), "--no-report"]) == 2
+    assert "holds other files (summary.json) and no result" in capsys.readouterr().err
+    assert (mine / "summary.json").read_text() == '{"mine": 1}'
 
 
 DRIVER = textwrap.dedent("""
