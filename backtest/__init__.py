@@ -19,8 +19,8 @@ import importlib
 # (every compiled module imports rules.py or indicators.py, which set numba's
 # cache folder before any compiled function is defined)
 _WHERE = {"load_ohlcv": "data", "Backtest": "engine", "run": "engine", "run_multi": "multi", "risk": "risklab",
-          "DataError": "errors", "UserError": "errors", "PROFILES": "profiles", "Profile": "profiles",
-          "get_profile": "profiles", "Result": "result"}
+          "DataError": "errors", "UserError": "errors", "UserTypeError": "errors", "PROFILES": "profiles",
+          "Profile": "profiles", "get_profile": "profiles", "Result": "result"}
 # ``backtest.sweep`` is the module ``sweep.py``, callable as the function it holds (so ``backtest.sweep(...)``
 # and ``from backtest import sweep`` mean one object, whatever was imported first)
 __all__ = sorted([*_WHERE, "sweep"])

@@ -26,6 +26,7 @@ def test_the_defaults_are_the_entry_points_defaults(entry):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(capital=0), "--capital 0: must be > 0"),
+    (dict(capital=1e308), "--capital 1e+308: must be > 0 and at most 1e+12"),  # (the charts' axes failed)
     (dict(fee=1.0), "--fee 1.0: must be in [0, 1)"),
     (dict(slippage=float("nan")), "--slippage nan: must be in [0, 1)"),
     (dict(rebalance=-0.1), "--rebalance -0.1: must be ≥ 0"),
@@ -76,3 +77,9 @@ def test_run_json_records_the_settings_and_they_run_again(tmp_path):
     assert list(settings)[9:11] == ["rates", "rate_history"]
     again = backtest.run(bars, "hold", {"exposure": 2}, **run_settings(settings))
     assert again.summary == res.summary
+
+
+def test_a_wrong_type_is_backtest_user_type_error():
+    with pytest.raises(backtest.UserTypeError, match="capital"):  # (the README names it so; a TypeError)
+        backtest.run(BTC, "hold", capital="10000")
+    assert issubclass(backtest.UserTypeError, TypeError) and issubclass(backtest.UserTypeError, ValueError)
