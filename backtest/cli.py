@@ -53,7 +53,8 @@ def _add_run_flags(p):
                    help=f"a bundled strategy ({', '.join(_strategy_names())}) or a .py file (default sma_cross)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter (repeatable)")
     p.add_argument("--margin", default=None, metavar="PROFILE",
-                   help=f"margin profile: {', '.join(_profile_names())}, or one of --margin-file's "
+                   help=f"margin profile: {', '.join(_profile_names())}, usdm-cross-<L>x or usdm-isolated-<L>x "
+                        "(perpetual futures), or one of --margin-file's "
                         "(default cross-3x, or --margin-file's only one)")
     p.add_argument("--margin-file", default=None, metavar="FILE",
                    help="TOML file of custom margin profiles ([profiles.NAME] tables)")
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run one backtest and write its report", formatter_class=_Defaults)
     _add_run_flags(p)
     p.add_argument("--out", default=None, help="output folder (default reports/<strategy>-<symbol>-<profile>)")
-    p.add_argument("--no-report", action="store_true", help="write the tables only, no PDF")
+    p.add_argument("--no-report", action="store_true", help="no PDF report: the tables and equity.png only")
     p.add_argument("--mark", action="append", default=None, metavar="FILE|SYMBOL=FILE",
                    help="mark-price bars (Parquet) to check liquidation against; fills stay on --data "
                         "(several symbols: SYMBOL=FILE, repeatable)")
@@ -689,7 +690,9 @@ def summary_table(result) -> str:
                           + ", ".join(f"{k[14:]} {v:,.8g}" for k, v in s.items() if k.startswith("interest_paid_"))
                           + ")")] if "interest_paid" in s and (s["interest_paid"] or "funding_paid" not in s)
           else []),
-        *([("funding paid", f"{s['funding_paid']:,.2f}  ({s['n_funding']} charges; positive = paid)"),
+        *([("funding paid", f"{s['funding_paid']:,.2f}  ({s['n_funding']} charges; positive = paid)"
+                         + ("" if result.settings.get("funding") or result.settings.get("funding_rate") is not None
+                            else "; no funding file beside the data, no --funding or --funding-rate: none charged")),
            ("max margin ratio", f"{s['max_margin_ratio']:.2%}  (at the closes; liquidation at 100 %)")]
           if "funding_paid" in s else []),
         *([("  while flat", f"{s['interest_while_flat']:,.2f}  (loans left running with no position)")]

@@ -7,6 +7,7 @@ settings together for repeated runs, as backtesting.py users expect::
     result = bt.run(fast=10, slow=50)
     result.plot("equity.png")
 """
+import inspect
 from dataclasses import replace
 from functools import lru_cache
 
@@ -536,6 +537,11 @@ class Backtest:
     """
 
     def __init__(self, bars, strategy="sma_cross", **settings):
+        known = inspect.signature(run).parameters
+        unknown = sorted(k for k in settings if k not in known or k in ("bars", "strategy", "params"))
+        if unknown:  # (here, not at .run(): the mistake is in this call)
+            raise TypeError(f"Backtest() got an unexpected keyword argument {unknown[0]!r}; it takes run()'s "
+                            "settings (margin, capital, fee, ...)")
         self.bars = bars if isinstance(bars, pd.DataFrame) else load_ohlcv(bars)
         self.strategy = load_strategy(strategy)
         self.settings = settings

@@ -137,7 +137,7 @@ def get_profile(name: str, custom: dict | None = None) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        known = ", ".join([*custom, *PROFILES])
+        known = ", ".join([*custom, *PROFILES, "usdm-cross-<L>x", "usdm-isolated-<L>x (perpetual futures)"])
         raise UserError(f"--margin: unknown profile {name!r} (known: {known})") from None
 
 

@@ -139,6 +139,15 @@ def test_funding_that_does_not_cover_the_bars(capsys, tmp_path):
     assert "--funding" in line and "give funding for the whole span" in line
 
 
+def test_a_perp_run_without_funding_says_so(capsys, tmp_path):
+    spot = ROOT / "data" / "BTCUSDT-1h.parquet"  # no funding file beside it
+    args = ["run", "--margin", "usdm-cross-5x", "--start", "2024-01-01", "--end", "2024-02-01", "--no-report"]
+    assert main([*args, "--data", str(spot), "--out", str(tmp_path / "a")]) == 0
+    assert "no funding file beside the data, no --funding or --funding-rate: none charged" in capsys.readouterr().out
+    assert main([*args, "--data", str(PERP), "--out", str(tmp_path / "b")]) == 0
+    assert "none charged" not in capsys.readouterr().out
+
+
 def test_a_bootstrap_funding_file_refuses_perps(capsys, tmp_path):
     line = _cli_error(capsys, ["risk", "--data", str(PERP), "--strategy", "hold", "--grid", "exposure=1,2",
                                "--margin", "usdm-cross-5x", "--method", "bootstrap", "--out", str(tmp_path / "s")])

@@ -83,3 +83,9 @@ def test_a_wrong_type_is_backtest_user_type_error():
     with pytest.raises(backtest.UserTypeError, match="capital"):  # (the README names it so; a TypeError)
         backtest.run(BTC, "hold", capital="10000")
     assert issubclass(backtest.UserTypeError, TypeError) and issubclass(backtest.UserTypeError, ValueError)
+
+
+def test_backtest_refuses_an_unknown_setting_where_it_is_given():
+    with pytest.raises(TypeError, match=r"Backtest\(\) got an unexpected keyword argument 'margn'"):
+        backtest.Backtest(BTC, "hold", margn="cross-5x")
+    assert backtest.Backtest(BTC, "hold", margin="cross-5x", start="2024-01-01").run().profile.name == "cross-5x"
