@@ -42,7 +42,11 @@ def parse_rates(pairs: list[str]) -> dict:
         try:
             if not sep or not asset:
                 raise ValueError
-            out[asset.strip().upper()] = float(value)
+            rate = float(value)
         except ValueError:
             raise UserError(f"--rate {pair}: expected ASSET=DAILY_RATE, e.g. USDT=0.0002") from None
+        key = asset.strip().upper()
+        if key in out:  # (a typo or a leftover: the last one would win unseen)
+            raise UserError(f"--rate {pair}: {key} given twice")
+        out[key] = rate
     return out

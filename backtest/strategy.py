@@ -265,6 +265,8 @@ def parse_params(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"--param {pair}: expected KEY=VALUE")
+        if key.strip() in out:  # (the last one would win unseen)
+            raise UserError(f"--param {pair}: {key.strip()} given twice")
         out[key.strip()] = value.strip()
     return out
 

@@ -71,6 +71,8 @@ def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None, m
         key = key.strip()
         if not sep or not body:
             raise UserError(f"--grid {spec}: expected KEY=START:STOP:STEP or KEY=v1,v2,...")
+        if key in grid:  # (the last one would win unseen: one axis, not the two the user meant)
+            raise UserError(f"--grid {spec}: {key} given twice; list every value in one --grid {key}=...")
         if key in MOVE_AXES and key in defaults:
             raise UserError(f"--grid {key}: both a parameter of the strategy and a move axis; rename the parameter")
         if key != MARGIN_AXIS and key not in defaults and key not in MOVE_AXES:

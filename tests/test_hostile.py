@@ -182,6 +182,9 @@ CLI_CASES = [
     (SWEEP + ["--data", "{d}/ETHUSDT-1h.parquet", "--grid", "fast=5,10"], "--data"),
     (SWEEP + ["--grid", "fast=5,10", "--grid", "slow=20"], "holds a run's result"),
     (SWEEP + ["--grid", "margin=cross-99x"], "cross-99x"),
+    (SWEEP + ["--grid", "fast=5,10", "--grid", "fast=20"], "fast given twice"),  # (the last won unseen)
+    (["run", "--data", "{data}", "--param", "fast=10", "--param", "fast=50"], "fast given twice"),
+    (["run", "--data", "{data}", "--rate", "USDT=0.1", "--rate", "usdt=0.0002"], "USDT given twice"),
     # output paths and result folders
     (["run", "--data", "{data}", "--out", "{d}/afile.txt"], "is a file"),
     (["run", "--data", "{data}", "--out", "{d}/notes"], "holds other files"),
