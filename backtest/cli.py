@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_risk)
 
     p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder (or a sweep's plots)")
-    p.add_argument("result_dir", metavar="DIR", help="a folder `backtest run` or `backtest sweep` wrote")
+    p.add_argument("result_dir", metavar="DIR", help="a folder `backtest run`, `sweep` (a walk-forward too) or `risk` wrote")
     p.add_argument("--rank", default="sharpe", metavar="METRIC", help="a sweep folder: the metric to plot "
                                                                       "(default sharpe)")
     p.add_argument("--heatmap", default=None, metavar="X,Y",
@@ -731,6 +731,8 @@ def main(argv=None) -> int:
     _file_size_limit_is_an_error()
     try:
         args = build_parser().parse_args(argv)  # (--help ends here, before pandas and numba load)
+        if getattr(args, "out", None) == "":  # (an empty variable in a script: not the default folder, unseen)
+            raise UserError("--out: empty; give a path, or leave --out out for the default")
         from .checks import cli_names
 
         with cli_names():

@@ -159,6 +159,12 @@ class Result:
         to ``path`` if given, and return the matplotlib figure."""
         from .report import plot_equity
 
+        if path is not None:  # (one line, not matplotlib's error or a PNG under another name)
+            p = Path(path)
+            if p.suffix.lower() != ".png":
+                raise UserError(f"plot: {path}: a .png path (the picture is a PNG)")
+            if not p.parent.is_dir():
+                raise UserError(f"plot: {path}: no folder {p.parent}")
         return plot_equity(self, path, log=log)
 
 

@@ -188,6 +188,7 @@ CLI_CASES = [
     # output paths and result folders
     (["run", "--data", "{data}", "--out", "{d}/afile.txt"], "is a file"),
     (["run", "--data", "{data}", "--out", "{d}/notes"], "holds other files"),
+    (["run", "--data", "{data}", "--out", ""], "--out: empty"),
     (["run", "--data", "{data}", "--out", "{d}/afile.txt/sub"], "afile.txt"),
     (["report", "{d}/no_such_result"], "no_such_result"),
     (["report", "{d}/broken"], "summary.json"),

@@ -89,3 +89,14 @@ def test_backtest_refuses_an_unknown_setting_where_it_is_given():
     with pytest.raises(TypeError, match=r"Backtest\(\) got an unexpected keyword argument 'margn'"):
         backtest.Backtest(BTC, "hold", margn="cross-5x")
     assert backtest.Backtest(BTC, "hold", margin="cross-5x", start="2024-01-01").run().profile.name == "cross-5x"
+
+
+def test_plot_takes_a_png_path_in_a_folder_that_exists(tmp_path):
+    res = backtest.run(BTC, "hold", start="2024-06-01")
+    with pytest.raises(backtest.UserError, match="a .png path"):
+        res.plot(tmp_path / "equity.xyz")
+    with pytest.raises(backtest.UserError, match="no folder"):
+        res.plot(tmp_path / "missing" / "equity.png")
+    assert not list(tmp_path.iterdir())
+    res.plot(tmp_path / "equity.png")
+    assert (tmp_path / "equity.png").read_bytes()[:4] == b"\x89PNG"
