@@ -22,6 +22,14 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UserError(f"{self.prog}: {message}")
 
+    def parse_args(self, args=None, namespace=None):
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:  # (argparse's own message names the top command only: "backtest: unrecognized arguments")
+            where = " ".join([self.prog, *(v for v in (getattr(ns, "command", None), getattr(ns, "data_command", None))
+                                           if v)])
+            raise UserError(f"{where}: unrecognized arguments: {' '.join(extra)} ({where} --help lists its flags)")
+        return ns
+
 
 class _Defaults(argparse.HelpFormatter):
     """Every option's help ends with its default (unless it says it)."""

@@ -202,6 +202,7 @@ CLI_CASES = [
     (["data", "import", "{d}/missing.csv", "--out", "{d}/x.parquet"], "missing.csv"),
     (["bench", "--bars", "10"], "--bars"),
     (["frobnicate"], "frobnicate"),
+    (["sweep", "--reserve", "100"], "backtest sweep: unrecognized arguments: --reserve"),  # (named the command)
 ]
 
 
