@@ -246,10 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="windows", metavar="windows|bootstrap",
                    help="windows: every start on --every across the data; bootstrap: --paths synthetic paths")
     p.add_argument("--horizon", default="30d", metavar="DURATION", help="length of each path (30d, 720h, ...)")
-    p.add_argument("--every", default="1d", metavar="DURATION", help="windows: the stride between starts")
-    p.add_argument("--paths", type=int, default=1000, metavar="N", help="bootstrap: how many paths")
-    p.add_argument("--block", default="24h", metavar="DURATION", help="bootstrap: mean block length")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap: path k draws from the seed and k")
+    # (default None: a flag of the other method is refused, not ignored; risklab.risk's defaults fill the rest)
+    p.add_argument("--every", default=None, metavar="DURATION", help="windows: the stride between starts (default 1d)")
+    p.add_argument("--paths", type=int, default=None, metavar="N", help="bootstrap: how many paths (default 1000)")
+    p.add_argument("--block", default=None, metavar="DURATION", help="bootstrap: mean block length (default 24h)")
+    p.add_argument("--seed", type=int, default=None, help="bootstrap: path k draws from the seed and k (default 0)")
     p.add_argument("--out", default=None, help="output folder (default reports/risk-<strategy>-<symbol>-<profile>)")
     p.set_defaults(handler=cmd_risk)
 
@@ -547,8 +548,13 @@ def cmd_risk(args) -> int:
     symbol_hint = args.symbol or data.stem.split("-")[0]
     margins = settings["margin"] or ["cross-3x"]
     out = Path(args.out) if args.out else Path("reports") / f"risk-{strat.name}-{symbol_hint}-{'+'.join(margins)}"
-    res = risk(data, args.strategy, grid, method=args.method, horizon=args.horizon, every=args.every,
-               paths=args.paths, block=args.block, seed=args.seed, out=out, **settings)
+    own = {"windows": ("every",), "bootstrap": ("paths", "block", "seed")}
+    for name in (n for method, names in own.items() if method != args.method for n in names):
+        if getattr(args, name) is not None:
+            raise UserError(f"--{name}: a --method {'windows' if name == 'every' else 'bootstrap'} flag; "
+                            f"this run is --method {args.method}")
+    spec = {k: getattr(args, k) for k in ("every", "paths", "block", "seed") if getattr(args, k) is not None}
+    res = risk(data, args.strategy, grid, method=args.method, horizon=args.horizon, out=out, **spec, **settings)
     print(risk_table(res))
     print(f"{len(res.table):,} path runs in {res.seconds:.1f} s")
     print(f"wrote {out}/risk.parquet, risk.json, frontier.png, fan.png, report.pdf")

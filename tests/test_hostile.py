@@ -203,6 +203,8 @@ CLI_CASES = [
     (["bench", "--bars", "10"], "--bars"),
     (["frobnicate"], "frobnicate"),
     (["sweep", "--reserve", "100"], "backtest sweep: unrecognized arguments: --reserve"),  # (named the command)
+    (["risk", "--data", "{data}", "--method", "bootstrap", "--every", "3d"], "--every: a --method windows flag"),
+    (["risk", "--data", "{data}", "--paths", "10"], "--paths: a --method bootstrap flag"),
 ]
 
 
