@@ -22,9 +22,9 @@ leaves, and what the next run (``recover``, called by ``replacing``,
 
 Entries of the previous folder that the new result does not write (a
 user's notes beside the tables) are copied into the new folder before the
-swap, except the files a run writes (``RUN_OUTPUTS``): a run with
-``--no-report`` into a folder whose run had a report leaves no report of
-the other run beside its tables.  A folder that holds something else than
+swap, except, when a run is saved (``drop=RUN_OUTPUTS``), the files a run
+writes: a run with ``--no-report`` into a folder whose run had a report
+leaves no report of the other run beside its tables.  A folder that holds something else than
 a result (no ``summary.json`` and ``run.json``, not empty) is refused
 (``check_target``), so a wrong ``--out`` never replaces someone's folder.  Two processes writing the same
 folder at the same time are not supported.
@@ -106,12 +106,14 @@ def check_target(target, what="--out") -> None:
 
 
 @contextlib.contextmanager
-def replacing(target, what="--out", keep=False):
+def replacing(target, what="--out", keep=False, drop=frozenset()):
     """Write a folder aside and swap it in (see the module docstring).
 
     Yields the temporary folder.  ``keep``: start from a copy of the
     previous folder (``backtest report`` redraws pictures into it).
     ``what`` names the target in errors (``--out``; None: the path alone).
+    ``drop``: names of the previous folder not carried over (a run's own
+    outputs, when a run replaces a run).
     """
     target = _real(target)
     name = f"{what} {target}" if what else str(target)
@@ -130,7 +132,7 @@ def replacing(target, what="--out", keep=False):
         else:
             tmp.mkdir()
         yield tmp
-        _carry_over(target, tmp)
+        _carry_over(target, tmp, drop)
         _swap(target, tmp)
     except OSError as exc:
         _clean(tmp, made)
@@ -140,14 +142,14 @@ def replacing(target, what="--out", keep=False):
         raise
 
 
-def _carry_over(target: Path, tmp: Path):
+def _carry_over(target: Path, tmp: Path, drop=frozenset()):
     """Copy what the previous folder has and the new one does not write, but
-    for the previous run's own outputs (``RUN_OUTPUTS``)."""
+    for the names in ``drop``."""
     if not target.is_dir():
         return
     for entry in target.iterdir():
         dest = tmp / entry.name
-        if dest.exists() or dest.is_symlink() or entry.name in RUN_OUTPUTS:
+        if dest.exists() or dest.is_symlink() or entry.name in drop:
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, dest, symlinks=True)

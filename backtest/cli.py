@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .atomic import check_target, recover, replacing
+from .atomic import RUN_OUTPUTS, check_target, recover, replacing
 from .errors import UserError
 
 DEFAULT_DATA = "data/BTCUSDT-1h.parquet"
@@ -474,7 +474,7 @@ def save_result(result, out: Path, pdf=True):
     """The tables and pictures of a run, all or nothing (``backtest.atomic``):
     a failure leaves a previous result in ``out`` byte for byte as it was."""
     check_target(out)
-    with replacing(out) as tmp:
+    with replacing(out, drop=RUN_OUTPUTS) as tmp:
         result.write(tmp)
         _write_pictures(result, tmp, pdf)
 
@@ -688,6 +688,13 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _no_funding(settings) -> bool:
+    """A one-symbol perp run that had no funding to charge (a run of several
+    symbols records only the funding files given, not those found beside
+    the data: not told apart there)."""
+    return not settings.get("funding") and settings.get("funding_rate") is None and "accounts" not in settings
+
+
 def summary_table(result) -> str:
     s = result.summary
     rows = [
@@ -705,8 +712,8 @@ def summary_table(result) -> str:
                           + ")")] if "interest_paid" in s and (s["interest_paid"] or "funding_paid" not in s)
           else []),
         *([("funding paid", f"{s['funding_paid']:,.2f}  ({s['n_funding']} charges; positive = paid)"
-                         + ("" if result.settings.get("funding") or result.settings.get("funding_rate") is not None
-                            else "; no funding file beside the data, no --funding or --funding-rate: none charged")),
+                         + ("; no funding file beside the data, no --funding or --funding-rate: none charged"
+                            if _no_funding(result.settings) else "")),
            ("max margin ratio", f"{s['max_margin_ratio']:.2%}  (at the closes; liquidation at 100 %)")]
           if "funding_paid" in s else []),
         *([("  while flat", f"{s['interest_while_flat']:,.2f}  (loans left running with no position)")]

@@ -6,13 +6,14 @@
 """
 import json
 import math
+import os
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic import check_target, recover, replacing
+from .atomic import RUN_OUTPUTS, check_target, recover, replacing
 from .errors import UserError
 from .profiles import Profile
 
@@ -88,7 +89,7 @@ class Result:
         as it was."""
         out = Path(out)
         check_target(out, what=None)
-        with replacing(out, what=None) as tmp:
+        with replacing(out, what=None, drop=RUN_OUTPUTS) as tmp:
             self.write(tmp)
         return out
 
@@ -159,8 +160,8 @@ class Result:
         to ``path`` if given, and return the matplotlib figure."""
         from .report import plot_equity
 
-        if path is not None:  # (one line, not matplotlib's error or a PNG under another name)
-            p = Path(path)
+        if isinstance(path, (str, os.PathLike)):  # (one line, not matplotlib's error or a PNG under another
+            p = Path(path)  # name; a file object is written as it is)
             if p.suffix.lower() != ".png":
                 raise UserError(f"plot: {path}: a .png path (the picture is a PNG)")
             if not p.parent.is_dir():

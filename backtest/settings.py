@@ -20,7 +20,7 @@ SPOT_FEE = 0.001  # the trading fee on spot margin unless --fee (0.1 %)
 PATHS = ("ohlc-heuristic", "pessimistic")  # the path inside a bar (docs/model-choices.md)
 LIQUIDATIONS = ("partial", "full")
 STOP_FRACTIONS = ("stop_loss", "take_profit", "trailing_stop")
-MAX_CAPITAL = 1e12  # quote units (a trillion)
+MAX_CAPITAL = 1e15  # quote units
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class RunSettings:
     def __post_init__(self):
         fraction = (lambda v: 0 <= v < 1, "must be in [0, 1) (a fraction of the entry price; 0 = off)")
         checks = (
-            # (an upper bound: beyond ~1e15 a float no longer holds the cents, and the charts' axes fail)
+            # (an upper bound: a float holds amounts to 1/8 there; far above it the charts' axes failed)
             ("--capital", self.capital, lambda v: 0 < v <= MAX_CAPITAL, f"must be > 0 and at most {MAX_CAPITAL:.0e}"),
             ("--fee", 0.0 if self.fee is None else self.fee, lambda v: 0 <= v < 1, "must be in [0, 1)"),
             ("--slippage", self.slippage, lambda v: 0 <= v < 1, "must be in [0, 1)"),

@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import replacing
+from .atomic import recover, replacing
 from .engine import _epoch_seconds, numeric_summary_keys, run
 from .errors import UserError
 from .grid import MARGIN_AXIS, iter_combinations, preflight
 from .profiles import get_profile
+from .settings import MAX_CAPITAL
 from .sweep_folder import check_other
 from .ranking import ranked
 from .spans import bar_spacing, parse_duration
@@ -133,6 +134,7 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
         raise UserError(f"--grid: no valid combination ({plan['skipped']} skipped by the strategy's rule)")
     combos = list(iter_combinations(strat, grid, margins))
     out = Path(out)
+    recover(out)  # (a walk-forward killed between its swap's renames: its folder back before the check)
     _check_out(out, overwrite)
     report = (Progress(len(windows), unit="window", desc="walk-forward") if progress in (None, True)
               else _Silent() if progress is False else progress)
@@ -155,6 +157,9 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
     for k, (span, table) in enumerate(zip(windows, trained)):
         if equity <= 0:
             break
+        if equity > MAX_CAPITAL:  # (the next span would start with it: say so here, not as a --capital error)
+            raise UserError(f"--walk-forward: the equity after window {k - 1} ({equity:,.0f}) passes "
+                            f"{MAX_CAPITAL:.0e}, the largest capital a run takes")
         best = ranked(table, rank).iloc[0].to_dict()
         params = {n: best[n] for n in names if n != MARGIN_AXIS}
         params = {n: _plain(v) for n, v in params.items()}

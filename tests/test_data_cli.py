@@ -52,6 +52,11 @@ def test_import_binance_check_info_resample(tmp_path, capsys):
     assert main("import", tmp_path, "--out", tmp_path / "Z.parquet") == 0
     assert "2,976 duplicate bars across files dropped" in capsys.readouterr().out
     assert load_ohlcv(tmp_path / "Z.parquet").equals(hourly)
+    # again into the same folder: the file being replaced is not read as one of the folder's inputs
+    assert main("import", tmp_path, "--out", tmp_path / "Z.parquet") == 2
+    assert "(it is one of the inputs)" in capsys.readouterr().err
+    assert main("import", tmp_path, "--out", tmp_path / "Z.parquet", "--overwrite") == 0
+    assert "2,976 duplicate bars across files dropped" in capsys.readouterr().out
 
     capsys.readouterr()
     assert main("check", out) == 0
@@ -73,7 +78,7 @@ def test_import_binance_check_info_resample(tmp_path, capsys):
     assert "X4.parquet: exists; give --overwrite to replace it" in capsys.readouterr().err
     assert (tmp_path / "X4.parquet").read_bytes() == before
     assert main("resample", out, "--to", "1d", "--out", out) == 2
-    assert "(it is the input)" in capsys.readouterr().err and load_ohlcv(out).equals(hourly)
+    assert "(it is one of the inputs)" in capsys.readouterr().err and load_ohlcv(out).equals(hourly)
     assert main("import-binance", z, "--out", out) == 2 and load_ohlcv(out).equals(hourly)
     assert main("resample", out, "--to", "1d", "--out", tmp_path / "X4.parquet", "--overwrite") == 0
     assert load_ohlcv(tmp_path / "X4.parquet").attrs["timeframe"] == "1d"

@@ -136,7 +136,7 @@ def test_merge_two_months_overlap_and_existing_parquet(tmp_path, capsys):
     june = tmp_path / "BTCUSDT-fundingRate-2021-06.csv"
     june.write_text(archive_csv([(T0 + 3 * H8, 8, "0.0001")]))
     assert main("import-funding", out, june, "--out", out) == 2  # its own input: refused without --overwrite
-    assert "(it is the input); give --overwrite" in capsys.readouterr().err
+    assert "(it is one of the inputs); give --overwrite" in capsys.readouterr().err
     assert main("import-funding", out, june, "--out", out, "--overwrite") == 0
     got = load_funding(out)
     assert len(got) == len(exp) + 1 and got.attrs["symbol"] == "BTCUSDT"  # metadata first

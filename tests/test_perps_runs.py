@@ -146,6 +146,9 @@ def test_a_perp_run_without_funding_says_so(capsys, tmp_path):
     assert "no funding file beside the data, no --funding or --funding-rate: none charged" in capsys.readouterr().out
     assert main([*args, "--data", str(PERP), "--out", str(tmp_path / "b")]) == 0
     assert "none charged" not in capsys.readouterr().out
+    eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"  # several symbols: the files beside the data charged
+    assert main([*args, "--data", str(PERP), "--data", str(eth), "--out", str(tmp_path / "c")]) == 0
+    assert "none charged" not in capsys.readouterr().out
 
 
 def test_a_bootstrap_funding_file_refuses_perps(capsys, tmp_path):

@@ -72,7 +72,7 @@ def test_a_folder_of_the_users_own_files_is_refused_by_sweep_risk_and_walk_forwa
     before = digest(mine)
     with pytest.raises(UserError, match=r"mine: holds other files \(frontier.png, heatmap.png, walkforward.csv\) and no sweep"):
         sweep(BTC, "sma_cross", GRID, out=mine, progress=False, **RANGE)
-    with pytest.raises(UserError, match="and no risk; choose a new or empty folder"):
+    with pytest.raises(UserError, match="and no risk run; choose a new or empty folder"):
         backtest.risk(BTC, "sma_cross", out=mine, progress=False, **RANGE)
     with pytest.raises(UserError, match="and no walk-forward; choose a new or empty folder"):
         sweep(BTC, "sma_cross", GRID, out=mine, walk_forward="train=30d,test=30d", progress=False, **RANGE)
@@ -81,6 +81,20 @@ def test_a_folder_of_the_users_own_files_is_refused_by_sweep_risk_and_walk_forwa
     sweep(BTC, "sma_cross", {"fast": [5, 10]}, out=wf, walk_forward="train=30d,test=30d", progress=False, **RANGE)
     with pytest.raises(UserError, match=r"holds a walk-forward \(walkforward.json\); give the sweep its own folder"):
         sweep(BTC, "sma_cross", GRID, out=wf, overwrite=True, progress=False, **RANGE)
+    # a walk-forward run again with overwrite keeps the user's files, whatever their names
+    (wf / "report.pdf").write_text("MY OWN")
+    sweep(BTC, "sma_cross", {"fast": [5, 10]}, out=wf, walk_forward="train=30d,test=30d", overwrite=True,
+          progress=False, **RANGE)
+    assert (wf / "report.pdf").read_text() == "MY OWN"
+    # hidden files are no one's result; an old sweep set aside by one that stopped is named
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_text("")
+    sweep(BTC, "sma_cross", {"fast": [5, 10]}, out=hidden, progress=False, **RANGE)
+    aside = tmp_path / "aside"
+    (aside / ".replaced-0123").mkdir(parents=True)
+    with pytest.raises(UserError, match="set aside in .replaced-0123"):
+        sweep(BTC, "sma_cross", GRID, out=aside, progress=False, **RANGE)
 
 
 def test_an_interrupted_sweep_is_refused_then_resumed(tmp_path):

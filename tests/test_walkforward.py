@@ -119,3 +119,9 @@ def test_walk_forward_from_python_and_the_cli(tmp_path, capsys):
     (out / "walkforward.png").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "walkforward.png").stat().st_size > 1000
+
+
+def test_an_equity_past_the_largest_capital_stops_the_walk_with_one_line(tmp_path):
+    with pytest.raises(UserError, match=r"walk.forward: the equity after window 0 \(.*\) passes 1e\+15"):
+        sweep(BTC, "hold", {"exposure": [1.0]}, out=tmp_path / "w", walk_forward="train=60d,test=60d",
+              capital=9e14, start="2023-01-01", end="2023-07-01", progress=False)

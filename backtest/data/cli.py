@@ -17,7 +17,7 @@ from pathlib import Path
 from backtest.errors import UserError
 
 from .check import WICK_K, check_bars
-from .formats import FORMATS, ReadOptions
+from .formats import FORMATS, ReadOptions, expand_sources
 from .tables import parse_columns
 from .times import fmt_ts
 
@@ -118,17 +118,27 @@ def _add_out(p):
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refused)")
 
 
-def _check_out(args, sources=()):
+def _check_out(args, sources=()) -> list:
     """Before any work: an existing ``--out`` is replaced only with
     ``--overwrite`` (a user's file is never replaced silently, its own input
-    least of all)."""
+    least of all).  Returns ``sources`` with a folder's files listed, but
+    ``--out`` if it is one of them (the file being replaced is not read as
+    an input; named as a source itself, it is: extending a file)."""
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder, not a file")
+    listed = [Path(str(s)) for s in sources]
+    inside = [f for p in listed if p.is_dir() for f in expand_sources([p])]
     if out.exists() and not args.overwrite:
-        own = any(Path(s).exists() and out.resolve() == Path(s).resolve() for s in sources)
-        raise UserError(f"--out {out}: exists{' (it is the input)' if own else ''}; "
+        own = any(p.exists() and out.resolve() == p.resolve() for p in listed + inside)
+        raise UserError(f"--out {out}: exists{' (it is one of the inputs)' if own else ''}; "
                         "give --overwrite to replace it, or another name")
+    if not out.exists():
+        return list(sources)
+    kept = []
+    for s, p in zip(sources, listed):
+        kept += [f for f in expand_sources([p]) if f.resolve() != out.resolve()] if p.is_dir() else [s]
+    return kept
 
 
 def _defaults(p, fn):
@@ -150,9 +160,9 @@ def _write(df, out: str, extra: dict) -> Path:
 def cmd_import(args, fmt: str | None = None) -> int:
     from .importer import import_ohlcv
 
-    _check_out(args, args.sources)
+    sources = _check_out(args, args.sources)
     t0 = time.perf_counter()
-    df = import_ohlcv(args.sources, fmt=fmt or getattr(args, "format", "auto"),
+    df = import_ohlcv(sources, fmt=fmt or getattr(args, "format", "auto"),
                       columns=getattr(args, "columns", None), symbol=args.symbol,
                       timeframe=args.timeframe, time_unit=getattr(args, "time_unit", "auto"),
                       time_format=getattr(args, "time_format", None), tz=getattr(args, "tz", None))
@@ -179,9 +189,9 @@ def cmd_import_binance(args) -> int:
 def cmd_import_funding(args) -> int:
     from .funding import import_funding, write_funding
 
-    _check_out(args, args.sources)
+    sources = _check_out(args, args.sources)
     t0 = time.perf_counter()
-    df = import_funding(args.sources, symbol=args.symbol)
+    df = import_funding(sources, symbol=args.symbol)
     out = write_funding(df, args.out,
                         extra_meta={"sources": [Path(s).name for s in df.attrs["sources"]]})
     t = df["timestamp"].array.asi8
