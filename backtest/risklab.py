@@ -51,8 +51,8 @@ from .rates import rate_table
 from .riskstats import STEPS, combination_stats, fan_stride, fan_table, sample_steps
 from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
-from .sweep import (SETTING_NAMES, Progress, _atomic_parquet, _fingerprint, _kept, _run_dask, _run_threads, _Silent,
-                    cached_config, grid_profiles, grid_walks, prepare_settings)
+from .sweep import (SETTING_NAMES, Progress, _as_user_error, _atomic_parquet, _fingerprint, _kept, _run_dask,
+                    _run_threads, _Silent, cached_config, grid_profiles, grid_walks, prepare_settings)
 from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
                            undo_overwrite, write_manifest)
 
@@ -345,7 +345,8 @@ def risk(
             warm.join(helper, perp)
             ctx = RiskContext(bars, strat, s, spec, combos, setup.mark, setup.funding)
             _run_threads(ctx, chunks(), out, threads, report)
-    except (UserError, KeyboardInterrupt) as exc:
+    except (UserError, KeyboardInterrupt, OSError) as exc:
+        exc = _as_user_error(exc)  # (a full disk: one line, and what is saved)
         done = finished_chunks(out)
         if overwrite and not done:
             undo_overwrite(out, kind="risk")

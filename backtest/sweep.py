@@ -602,7 +602,8 @@ def sweep(
             ctx.prepare((c for _, block in grid_chunks(strat, grid, margins, chunk_size, set(todo)) for c in block),
                         threads)
             _run_threads(ctx, grid_chunks(strat, grid, margins, chunk_size, set(todo)), out, threads, report, kept)
-    except (UserError, KeyboardInterrupt) as exc:
+    except (UserError, KeyboardInterrupt, OSError) as exc:
+        exc = _as_user_error(exc)  # (a full disk: one line, and what is saved)
         done = finished_chunks(out)  # this sweep's: another's were moved aside (overwrite) or refused
         if overwrite and not done:
             undo_overwrite(out)
@@ -640,6 +641,13 @@ def default_chunk_size(n_combos: int, n_bars: int, threads: int) -> int:
 
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during a sweep: what was saved and how to go on (``str``)."""
+
+
+def _as_user_error(exc):
+    """An OSError (a full disk, a file-size limit) as one line naming its file; others as they are."""
+    if isinstance(exc, OSError):
+        return UserError(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
+    return exc
 
 
 def _kept(exc, out, n_combos, chunk_size, done):
@@ -680,8 +688,12 @@ _chunk_path = chunk_path
 def _atomic_parquet(df: pd.DataFrame, path: Path):
     """Write then rename, so a killed sweep never leaves half a chunk."""
     tmp = path.with_name(path.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:  # (a full disk: no half file left beside the chunks)
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 PIECES = 32  # a chunk's pieces (``_run_threads``): threads end within a piece of each other

@@ -164,6 +164,24 @@ def test_a_strategy_failing_mid_sweep_leaves_the_folder_resumable(tmp_path):
     pd.testing.assert_frame_equal(res.table, straight.table)
 
 
+def test_a_full_disk_is_one_line_saying_what_is_saved(tmp_path, monkeypatch):
+    import errno
+
+    real = pd.DataFrame.to_parquet
+
+    def full(self, path, *a, **kw):
+        if Path(path).name == "part-00003.parquet.tmp":
+            Path(path).write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(self, path, *a, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    out = tmp_path / "s"
+    with pytest.raises(UserError, match=r"part-00003.parquet.tmp: No space left on device \(\d+ of 10 combinations saved in .*resume=True\)"):
+        sweep(BTC, "sma_cross", GRID, out=out, chunk_size=2, workers=1, progress=False, **RANGE)
+    assert not list((out / "chunks").glob("*.tmp"))  # (no half file beside the chunks)
+
+
 def test_ctrl_c_says_how_to_resume(tmp_path):
     strategy = tmp_path / "slow.py"
     strategy.write_text("import time\nimport numpy as np\nPARAMS = {'fast': 5}\n"
