@@ -6,7 +6,6 @@ what ``run.json`` and a sweep's settings record, and builds the kernel's
 settings tuple.  What is not a setting of the account's arithmetic (the data,
 the strategy, its parameters, the profile) travels beside it.
 """
-import math
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -76,8 +75,8 @@ class RunSettings:
         from .transfers import parse_top_up, parse_transfers
 
         object.__setattr__(self, "transfers", parse_transfers(self.transfers))  # (run.json's lists back to pairs)
-        if not (isinstance(self.reserve, (int, float)) and math.isfinite(self.reserve) and self.reserve >= 0):
-            raise UserError(f"--reserve {self.reserve}: must be a finite amount ≥ 0")
+        if not (isinstance(self.reserve, (int, float)) and 0 <= self.reserve <= MAX_CAPITAL):
+            raise UserError(f"--reserve {self.reserve}: must be an amount ≥ 0 and at most {MAX_CAPITAL:.0e}")
         if parse_top_up(self.top_up) is not None and not self.reserve:
             raise UserError("--top-up: needs --reserve AMOUNT (the money kept aside to top up from)")
         if self.repay_on_flat and self.auto_repay:

@@ -14,6 +14,7 @@ from .errors import UserError
 from .grid import MOVE_AXES
 from .inputs import Flows
 from .records import BORROW, REPAY, TOP_UP, TRANSFER_REASONS, transfer_dt
+from .settings import MAX_CAPITAL
 
 INITIAL = -1.0  # ``Flows.top_ml``: lift to the initial level (spot M0; a perp's initial margin)
 TRANSFER_COLUMNS = ["time", "account", "asset", "amount", "requested", "reason", "price", "margin_level_before",
@@ -70,6 +71,8 @@ def parse_transfers(given) -> tuple:
         v = _number(amount, where)
         if v == 0.0:
             raise UserError(f"{where}: an amount of 0 moves nothing")
+        if abs(v) > MAX_CAPITAL:  # (as --capital's bound)
+            raise UserError(f"{where}: at most {MAX_CAPITAL:.0e} either way")
         out.append((t.isoformat(), v))
     return tuple(out)
 

@@ -189,6 +189,7 @@ CLI_CASES = [
     (["run", "--data", "{data}", "--out", "{d}/afile.txt"], "is a file"),
     (["run", "--data", "{data}", "--out", "{d}/notes"], "holds other files"),
     (["run", "--data", "{data}", "--out", ""], "--out: empty"),
+    (["run", "--data", "{data}", "--transfer", "2024-01-10=1e308"], "at most 1e+15 either way"),
     (["run", "--data", "{data}", "--out", "{d}/afile.txt/sub"], "afile.txt"),
     (["report", "{d}/no_such_result"], "no_such_result"),
     (["report", "{d}/broken"], "summary.json"),

@@ -27,6 +27,7 @@ def test_the_defaults_are_the_entry_points_defaults(entry):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(capital=0), "--capital 0: must be > 0"),
     (dict(capital=1e308), "--capital 1e+308: must be > 0 and at most 1e+15"),  # (the charts' axes failed)
+    (dict(reserve=1e300), "--reserve 1e+300: must be an amount ≥ 0 and at most 1e+15"),
     (dict(fee=1.0), "--fee 1.0: must be in [0, 1)"),
     (dict(slippage=float("nan")), "--slippage nan: must be in [0, 1)"),
     (dict(rebalance=-0.1), "--rebalance -0.1: must be ≥ 0"),
