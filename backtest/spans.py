@@ -18,15 +18,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
 def parse_duration(text, flag: str) -> int:
     """``"30d"`` → seconds (units s, m, h, d, w); anything else, zero or
-    negative is one line naming ``flag``."""
+    negative is one line naming ``flag`` (``train=``: then no space)."""
+    gap = "" if flag.endswith("=") else " "
     if isinstance(text, bool) or not isinstance(text, (str, int, float, np.integer, np.floating)):
-        raise UserError(f"{flag} {text!r}: expected a duration like 30d, 24h or 90m")
+        raise UserError(f"{flag}{gap}{text!r}: expected a duration like 30d, 24h or 90m")
     m = _DURATION.match(str(text)) if isinstance(text, str) else None
     if m is None:
-        raise UserError(f"{flag} {text}: expected a duration like 30d, 24h or 90m (units s, m, h, d, w)")
+        raise UserError(f"{flag}{gap}{text}: expected a duration like 30d, 24h or 90m (units s, m, h, d, w)")
     seconds = float(m.group(1)) * UNITS[m.group(2)]
     if not seconds >= 1:
-        raise UserError(f"{flag} {text}: must be at least 1 second")
+        raise UserError(f"{flag}{gap}{text}: must be at least 1 second")
     return int(round(seconds))
 
 

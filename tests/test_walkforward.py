@@ -90,7 +90,7 @@ def test_a_liquidated_row_ranks_below_every_never_liquidated_one(tmp_path):
 
 
 @pytest.mark.parametrize("spec, says", [
-    ("train=1d", "missing test"), ("train=abc,test=1d", "train= abc"), ("train=0d,test=1d", "train= 0d"),
+    ("train=1d", "missing test"), ("train=abc,test=1d", "train=abc: expected"), ("train=0d,test=1d", "train=0d: must"),
     ("train=30d,test=10d,foo=1d", "train=DURATION"), ("test=1d", "missing train"),
     ("train=3000d,test=90d", "no window fits"),
 ])
