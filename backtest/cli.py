@@ -571,7 +571,8 @@ def rank_table(top, res, metric) -> str:
     params = list(res.table.columns[: list(res.table.columns).index("final_equity")])
     cols = params + [c for c in dict.fromkeys([metric, "total_return", "max_drawdown", "n_liquidations",
                                                "interest_paid", "n_trades"]) if c in top.columns]
-    return top[cols].to_string(index=False, float_format=lambda v: f"{v:,.4g}")
+    # (4 significant digits, but whole thousands as such: a reserve of 20,000 printed as 2e+04)
+    return top[cols].to_string(index=False, float_format=lambda v: f"{v:,.0f}" if 1e4 <= abs(v) < 1e15 else f"{v:,.4g}")
 
 
 def _sweep_pictures(res, args, axes):

@@ -60,6 +60,8 @@ def test_the_cli_sweeps_the_moves_and_keeps_their_equity(tmp_path, capsys):
                  "--grid", "keep_ml=0,1.25", "--start", "2020-03-01", "--end", "2020-03-20", "--out", str(out),
                  "--keep-equity", "4", "--rank", "final_equity"])
     assert code == 0
+    printed = capsys.readouterr().out
+    assert "20,000" in printed and "2e+04" not in printed  # (the best rows' table: a reserve as an amount)
     table = pd.read_parquet(out / "sweep.parquet")
     assert sorted(table["reserve"]) == [0.0, 0.0, 20_000.0, 20_000.0]
     ranked = table.sort_values("final_equity", ascending=False)
