@@ -690,10 +690,9 @@ def cmd_bench(args) -> int:
 
 
 def _no_funding(settings) -> bool:
-    """A one-symbol perp run that had no funding to charge (a run of several
-    symbols records only the funding files given, not those found beside
-    the data: not told apart there)."""
-    return not settings.get("funding") and settings.get("funding_rate") is None and "accounts" not in settings
+    """A perp run that had no funding to charge (run.json records the
+    funding files given or found beside the data)."""
+    return not settings.get("funding") and settings.get("funding_rate") is None
 
 
 def summary_table(result) -> str:

@@ -363,8 +363,9 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
     resolved = strat.resolve(params)
     targets, attached = _targets(strat, panel, resolved, index)
     _attached_orders(strat.name, attached, symbols, accounts, details, rs)
+    funding_used = {}  # per perp symbol, the funding file or table its run charges (given, or beside the data)
     perp_inputs = _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_history, funding,
-                               funding_rate, brackets)
+                               funding_rate, brackets, funding_used)
 
     seconds = _epoch_seconds(index)
     cols = {k: np.vstack([panel[s][k].reindex(index).to_numpy(np.float64) for s in symbols])
@@ -436,7 +437,8 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
                        liquidation=liquidation, rebalance=float(rebalance), round_interest=bool(round_interest),
                        stop_on_liquidation=bool(stop_on_liquidation), **_single_settings(rs, details),
                        **({} if not perp_inputs else dict(
-                           funding=None if funding is None else {k: str(v) for k, v in funding.items()},
+                           funding={k: "table" if isinstance(v, pd.DataFrame) else str(v)
+                                    for k, v in funding_used.items()} or None,
                            funding_rate=funding_rate, brackets=None if brackets is None else str(brackets))),
                        **({} if not moves else dict(transfers=transfers, reserve=reserve, top_up=top_up,
                                                     keep_ml=keep_ml)),
@@ -454,10 +456,11 @@ def run_multi(data, strategy="sma_cross", params=None, *, margin="cross-3x", all
 
 
 def _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_history, funding, funding_rate,
-                 brackets) -> dict:
+                 brackets, used) -> dict:
     """Per perp symbol (row): its bracket versions, funding times and rates,
     every perp setting checked (``perps.check_settings``); the mark file
-    bundled beside bundled perp data goes into ``marks`` unless one is given.
+    bundled beside bundled perp data goes into ``marks`` unless one is given,
+    the funding each symbol's run charges into ``used`` (run.json records it).
     Without a perp symbol, the perp flags are refused (one line)."""
     from .engine import _epoch_seconds
 
@@ -479,6 +482,8 @@ def _perp_inputs(panel, symbols, profiles, marks, details, rs, rates, rate_histo
         if sym not in marks and own_mark is not None:
             marks[sym] = own_mark
         f = funding.get(sym, own_funding if funding_rate is None else None)
+        if f is not None:
+            used[sym] = f
         versions = perps.check_settings(profiles[sym], sym, None if spot else rates, None if spot else rate_history,
                                         rs.auto_repay, details.get(sym),
                                         brackets, f, funding_rate)

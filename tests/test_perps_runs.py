@@ -149,6 +149,11 @@ def test_a_perp_run_without_funding_says_so(capsys, tmp_path):
     eth = ROOT / "data" / "ETHUSDT_PERP-1h.parquet"  # several symbols: the files beside the data charged
     assert main([*args, "--data", str(PERP), "--data", str(eth), "--out", str(tmp_path / "c")]) == 0
     assert "none charged" not in capsys.readouterr().out
+    recorded = json.loads((tmp_path / "c" / "run.json").read_text())["settings"]["funding"]
+    assert sorted(recorded) == ["BTCUSDT_PERP", "ETHUSDT_PERP"] and recorded["ETHUSDT_PERP"].endswith("ETHUSDT_PERP-funding.parquet")
+    assert main([*args, "--data", str(spot), "--data", str(ROOT / "data" / "ETHUSDT-1h.parquet"),
+                 "--out", str(tmp_path / "d")]) == 0
+    assert "none charged" in capsys.readouterr().out
 
 
 def test_a_bootstrap_funding_file_refuses_perps(capsys, tmp_path):
