@@ -84,6 +84,20 @@ def recover(target) -> None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+def holds_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run's result (both ``MARKERS``)."""
+    return all((folder / m).exists() for m in MARKERS)
+
+
+def refuse_others(name: str, folder: Path, what: str, hidden=True) -> None:
+    """One line refusing ``folder`` when it holds files (the hidden ones
+    too, unless ``hidden`` is False) and no ``what``."""
+    entries = sorted(p.name for p in folder.iterdir() if hidden or not p.name.startswith("."))
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise UserError(f"{name}: holds other files ({shown}) and no {what}; choose a new or empty folder")
+
+
 def check_target(target, what="--out") -> None:
     """Refuse, before any work, a target that is a file, a folder holding
     something other than a result, or in a place that cannot be written."""
@@ -91,11 +105,8 @@ def check_target(target, what="--out") -> None:
     name = f"{what} {target}" if what else str(target)
     if target.exists() and not target.is_dir():
         raise UserError(f"{name}: is a file, not a folder")
-    if target.is_dir():
-        entries = sorted(p.name for p in target.iterdir())
-        if entries and not all(m in entries for m in MARKERS):
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise UserError(f"{name}: holds other files ({shown}) and no result; choose a new or empty folder")
+    if target.is_dir() and not holds_run(target):
+        refuse_others(name, target, "result")
     base = target.parent
     while not base.exists() and base != base.parent:
         base = base.parent

@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_risk)
 
     p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder (or a sweep's plots)")
-    p.add_argument("result_dir", metavar="DIR", help="a folder `backtest run`, `sweep` (a walk-forward too) or `risk` wrote")
+    p.add_argument("result_dir", metavar="DIR",
+                   help="a folder `backtest run`, `sweep` (a walk-forward too) or `risk` wrote")
     p.add_argument("--rank", default="sharpe", metavar="METRIC", help="a sweep folder: the metric to plot "
                                                                       "(default sharpe)")
     p.add_argument("--heatmap", default=None, metavar="X,Y",
@@ -549,10 +550,10 @@ def cmd_risk(args) -> int:
     margins = settings["margin"] or ["cross-3x"]
     out = Path(args.out) if args.out else Path("reports") / f"risk-{strat.name}-{symbol_hint}-{'+'.join(margins)}"
     own = {"windows": ("every",), "bootstrap": ("paths", "block", "seed")}
-    for name in (n for method, names in own.items() if method != args.method for n in names):
-        if getattr(args, name) is not None:
-            raise UserError(f"--{name}: a --method {'windows' if name == 'every' else 'bootstrap'} flag; "
-                            f"this run is --method {args.method}")
+    for method, names in own.items():
+        for name in names:
+            if method != args.method and getattr(args, name) is not None:
+                raise UserError(f"--{name}: a --method {method} flag; this run is --method {args.method}")
     spec = {k: getattr(args, k) for k in ("every", "paths", "block", "seed") if getattr(args, k) is not None}
     res = risk(data, args.strategy, grid, method=args.method, horizon=args.horizon, out=out, **spec, **settings)
     print(risk_table(res))

@@ -27,7 +27,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .atomic import picture
+from .atomic import holds_run, picture, refuse_others
 from .errors import UserError
 
 SWEEP_FILES = ("sweep.json", "sweep.parquet", "chunks", "heatmap.png", "leverage.png", "equity")
@@ -73,18 +73,15 @@ def check_other(out: Path, what: str, own: str, holds: bool):
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a folder")
     for name, kind in RESULTS.items():
-        # (a run's result: both its files, as atomic.check_target; a user's own summary.json alone is another file)
-        if name != own and (out / name).exists() and (name != "summary.json" or (out / "run.json").exists()):
+        # (a run's result: both its files; a user's own summary.json alone is another file)
+        if name != own and ((out / name).exists() if name != "summary.json" else holds_run(out)):
             raise UserError(f"--out {out}: holds {kind} ({name}); give the {what} its own folder")
     if out.is_dir() and not holds:
         kept = sorted(p.name for p in out.glob(".replaced-*"))
         if kept:  # a sweep stopped while it moved the one it replaced aside (the next finish would delete it)
             raise UserError(f"--out {out}: holds a {what} set aside in {kept[0]} by one that stopped before its "
                             "first file; move its files back into the folder (--resume) or remove it")
-        entries = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # (.DS_Store, a tmp file)
-        if entries:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise UserError(f"--out {out}: holds other files ({shown}) and no {what}; choose a new or empty folder")
+        refuse_others(f"--out {out}", out, what, hidden=False)  # (.DS_Store, a tmp file: no one's result)
 
 
 def check_folder(out: Path, sweep_id: str, resume: bool, overwrite: bool, kind="sweep"):

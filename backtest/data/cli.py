@@ -127,18 +127,16 @@ def _check_out(args, sources=()) -> list:
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder, not a file")
-    listed = [Path(str(s)) for s in sources]
-    inside = [f for p in listed if p.is_dir() for f in expand_sources([p])]
-    if out.exists() and not args.overwrite:
-        own = any(p.exists() and out.resolve() == p.resolve() for p in listed + inside)
-        raise UserError(f"--out {out}: exists{' (it is one of the inputs)' if own else ''}; "
-                        "give --overwrite to replace it, or another name")
     if not out.exists():
         return list(sources)
-    kept = []
-    for s, p in zip(sources, listed):
-        kept += [f for f in expand_sources([p]) if f.resolve() != out.resolve()] if p.is_dir() else [s]
-    return kept
+    # each source as read: a folder's files (expand_sources), a file itself
+    read = [(s, expand_sources([Path(str(s))]) if Path(str(s)).is_dir() else [Path(str(s))]) for s in sources]
+    if not args.overwrite:
+        own = any(p.exists() and out.resolve() == p.resolve() for _, files in read for p in files)
+        raise UserError(f"--out {out}: exists{' (it is one of the inputs)' if own else ''}; "
+                        "give --overwrite to replace it, or another name")
+    return [f for s, files in read for f in (files if Path(str(s)).is_dir() else [s])
+            if not (Path(str(s)).is_dir() and f.resolve() == out.resolve())]
 
 
 def _defaults(p, fn):
