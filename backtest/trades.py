@@ -152,7 +152,7 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
     interest paid (total, base, quote), position, close and the step-4
     charges.  Compiled: a Python loop over the fills cost more than the kernel."""
     bar, kind, side, qty, px, fee_, before, after, interest, charge = fills
-    paid, paid_b, paid_q, position, close, after_v, after_b, after_q = per_bar
+    position, close, after_v, after_b, after_q = per_bar[3:]  # (the interest rows: _span_charges)
     m = bar.shape[0]
     table = np.empty((12, m + 1))
     n_rows = np.int64(0)  # (not the literal 0: _row and _mark_open would compile twice more)
@@ -214,6 +214,8 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
             close_share = 1.0
         if not is_open and opening == 0.0:
             continue  # the flat books' (above)
+        if is_open and b == entry_bar:  # a later fill of its entry bar, whose row the trade's interest starts from
+            _add_charge(tr, interest[k], charge[k], sd, 0.0 if ends and opening > 0.0 else 1.0)  # a flip's: the next's
         if closing == 0.0 and opening == 0.0:
             # the position did not move (a liquidation that only netted balances and took its fee,
             # or dust): its cash is the open trade's
@@ -227,10 +229,9 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
             tr[_XQ] += closing
             tr[_XV] += closing * price
             if ends:  # the borrow charges of this fill and of later ones in its bar go to the trades they open
-                own = 1.0 if opening > 0.0 else 0.0
-                tr[_TC] += paid[b] - paid[entry_bar] - own * interest[k] - later[k, 0]
-                tr[_TB] += paid_b[b] - paid_b[entry_bar] - (own * charge[k] if sd < 0 else 0.0) - later[k, 1]
-                tr[_TQ] += paid_q[b] - paid_q[entry_bar] - (own * charge[k] if sd > 0 else 0.0) - later[k, 2]
+                if b > entry_bar:  # (in its entry bar its fills' charges were added one by one, above)
+                    _span_charges(tr, per_bar, b, entry_bar, 1.0 if opening > 0.0 else 0.0, interest[k], charge[k],
+                                  sd, later[k])
                 if exact and (kind[k] == SIGNAL or kind[k] == REBALANCE or later[k, 3] != 0.0):
                     tr[_TC] -= after_v[b]  # its bar's step 4 came after it
                     tr[_TB] -= after_b[b]
@@ -243,8 +244,7 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
             if not is_open:
                 is_open, entry_bar, direction = True, b, np.sign(pos)
                 tr[:] = 0.0
-                tr[_TC] += interest[k]  # later fills' charges fall inside its bars
-                tr[_TB if sd < 0 else _TQ] += charge[k]
+                _add_charge(tr, interest[k], charge[k], sd, 1.0)  # its entry bar's later fills add theirs (above)
                 if exact and (kind[k] == SIGNAL or kind[k] == REBALANCE):  # its bar's step 4 came after it
                     tr[_TC] += after_v[b]
                     tr[_TB] += after_b[b]
@@ -265,6 +265,29 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
         _row(table, n_rows, entry_bar, last, direction, tr, np.int64(_END), exact)
         n_rows += 1
     return table, n_rows, (flat_i, flat_f)
+
+
+@njit(cache=True)
+def _add_charge(tr, value, amount, side, share):
+    """``share`` of a fill's borrow charge (``value``: in quote; ``amount``:
+    in the asset it borrowed, base for a sell, quote for a buy) into the open
+    trade's sums ``tr``."""
+    tr[_TC] += share * value
+    tr[_TB if side < 0 else _TQ] += share * amount
+
+
+@njit(cache=True)
+def _span_charges(tr, per_bar, b, entry_bar, own, value, amount, side, later):
+    """The charges of a trade ending at a fill of bar ``b``, after its entry
+    bar: the per-bar interest rows' change over its bars (``per_bar``), less
+    the fill's own charge if it opens the next trade (``own`` 1.0) and the
+    charges of the fills after it in its bar that open one (``later``: the
+    fill's row of ``_later_openings``).  Its entry bar's fills are not in
+    that change (the row at ``entry_bar`` holds them): ``_walk`` adds them."""
+    paid, paid_b, paid_q = per_bar[:3]
+    tr[_TC] += paid[b] - paid[entry_bar] - own * value - later[0]
+    tr[_TB] += paid_b[b] - paid_b[entry_bar] - (own * amount if side < 0 else 0.0) - later[1]
+    tr[_TQ] += paid_q[b] - paid_q[entry_bar] - (own * amount if side > 0 else 0.0) - later[2]
 
 
 @njit(cache=True)

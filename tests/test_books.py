@@ -313,6 +313,30 @@ def test_cross_accounts_split_the_shared_quote_interest_over_longs():
     assert res.trades["pnl"].sum() == pytest.approx(res.summary["final_equity"] - 10_000.0, rel=1e-12)
 
 
+def test_a_short_stopped_in_its_entry_bar_carries_its_buy_backs_borrow_charge():
+    """A cross account of two symbols: each short opened by the bar's order
+    and stopped out in the same bar bought back with borrowed quote (the
+    other leg's long had spent it).  That buy-back's borrow charge is the
+    trade's (its interest_quote, its pnl): it fell in the entry bar, whose
+    per-bar interest row the trade's interest is counted from, so it was
+    left out and the books missed 0.72 (randomized audit of the books)."""
+    eth = BTC.with_name("ETHUSDT-1h.parquet")
+    res = backtest.run_multi({"BTCUSDT": BTC, "ETHUSDT": eth}, "pair_trade",
+                             {"lookback": 16, "band": 0.067, "leverage": 5.565}, start="2021-04-27",
+                             end="2021-06-03", margin="cross-pro-10x", fee=0.0, stop_loss=0.0125)
+    assert_books_balance(res, 10_000.0)
+    t, o = res.trades, res.orders
+    same_bar = t[(t["entry_time"] == t["exit_time"]) & t["side"].eq("short")]
+    assert len(same_bar) == 3 and same_bar["exit_reason"].eq("stop_loss").all()
+    for trade in same_bar.itertuples():
+        fills = o[(o["symbol"] == trade.symbol) & (o["time"] == trade.entry_time)]
+        assert fills["kind"].tolist() == ["signal", "stop_loss"]
+        buy_back = fills.iloc[1]
+        assert buy_back.side == "buy" and buy_back.interest > 0.0  # a buy borrows quote: its charge is in quote
+        assert trade.interest_quote == pytest.approx(buy_back.interest, rel=1e-12)
+        assert trade.interest == pytest.approx(fills["interest"].sum(), rel=1e-12)
+
+
 # ------------------------------------------------- no zero-quantity liquidations
 @settings(max_examples=max(EXAMPLES // 4, 50), deadline=None, derandomize=True, database=None,
           phases=[Phase.generate], suppress_health_check=list(HealthCheck))
