@@ -217,6 +217,9 @@ def assert_books_balance(res, capital, sc=None):
         f"final equity − capital = {s['final_equity'] - capital!r}, Σ pnl = {res.trades['pnl'].sum()!r}, "
         f"while flat {flat!r}: off by {gap!r} (bad debt {s['bad_debt']!r}, "
         f"{s['n_liquidations']} liquidations)\nscenario={sc!r}")
+    # the summary counts the trades trades.csv holds (with auto-repay off, base interest left running while flat
+    # is no trade, so a fill that grows it opens one though the position was not zero)
+    assert s["n_trades"] == len(res.trades), f"n_trades {s['n_trades']}, trades.csv {len(res.trades)}\nscenario={sc!r}"
 
 
 def note(res):
