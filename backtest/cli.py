@@ -549,12 +549,7 @@ def cmd_risk(args) -> int:
     symbol_hint = args.symbol or data.stem.split("-")[0]
     margins = settings["margin"] or ["cross-3x"]
     out = Path(args.out) if args.out else Path("reports") / f"risk-{strat.name}-{symbol_hint}-{'+'.join(margins)}"
-    own = {"windows": ("every",), "bootstrap": ("paths", "block", "seed")}
-    for method, names in own.items():
-        for name in names:
-            if method != args.method and getattr(args, name) is not None:
-                raise UserError(f"--{name}: a --method {method} flag; this run is --method {args.method}")
-    spec = {k: getattr(args, k) for k in ("every", "paths", "block", "seed") if getattr(args, k) is not None}
+    spec = {k: getattr(args, k) for k in ("every", "paths", "block", "seed")}  # (None: the default; risk checks)
     res = risk(data, args.strategy, grid, method=args.method, horizon=args.horizon, out=out, **spec, **settings)
     print(risk_table(res))
     print(f"{len(res.table):,} path runs in {res.seconds:.1f} s")

@@ -81,12 +81,24 @@ class Spec:
                 "paths": self.paths, "block_seconds": self.block, "seed": self.seed, **self.texts}
 
 
-def check_spec(method, horizon, every, paths, block, seed) -> Spec:
-    """The risk lab's own arguments: one line each when wrong."""
+OWN = {"windows": ("every",), "bootstrap": ("paths", "block", "seed")}  # each method's own arguments
+DEFAULTS = {"every": "1d", "paths": 1000, "block": "24h", "seed": 0}
+
+
+def check_spec(method, horizon, every=None, paths=None, block=None, seed=None) -> Spec:
+    """The risk lab's own arguments: one line each when wrong; the other
+    method's arguments given (not None) are refused, the method's own left
+    None take their defaults (``DEFAULTS``)."""
     if not isinstance(method, str):
         raise _type_error("method", method, "'windows' or 'bootstrap'")
     if method not in METHODS:
         raise UserError(f"--method {method}: expected windows or bootstrap")
+    given = {"every": every, "paths": paths, "block": block, "seed": seed}
+    for other, names in OWN.items():
+        for name in names:
+            if other != method and given[name] is not None:
+                raise UserError(f"--{name}: a --method {other} flag; this run is --method {method}")
+    every, paths, block, seed = (DEFAULTS[k] if given[k] is None else given[k] for k in DEFAULTS)
     for name, value in (("paths", paths), ("seed", seed)):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise _type_error(name, value, "a whole number")
@@ -243,10 +255,10 @@ def risk(
     *,
     method="windows",
     horizon="30d",
-    every="1d",
-    paths=1000,
-    block="24h",
-    seed=0,
+    every=None,
+    paths=None,
+    block=None,
+    seed=None,
     out=None,
     chunk_size=None,
     workers=None,
@@ -266,6 +278,9 @@ def risk(
     ``"bootstrap"`` (``paths`` synthetic paths of ``horizon``, a stationary
     block bootstrap of whole bars with mean block ``block``, reproducible
     with ``seed``).  Durations are strings like ``"30d"``, ``"24h"``.
+    ``every`` (default ``"1d"``) is the windows' own; ``paths`` (1000),
+    ``block`` (``"24h"``) and ``seed`` (0) the bootstrap's: the other
+    method's are refused.
     ``out`` (default ``reports/risk-<strategy>-<symbol>-<profile>``) is
     refused when it holds a risk run, unless ``resume`` (finish the same
     one) or ``overwrite``.  ``workers``, ``scheduler``, ``chunk_size``

@@ -190,3 +190,9 @@ def test_bad_risk_arguments_from_python():
         backtest.risk(BTC, "hold", nope=1, **QUIET)
     with pytest.raises(ValueError, match="method"):
         backtest.risk(BTC, "hold", method="windowz", **QUIET)
+    # the other method's arguments, given from Python, are refused as the CLI refuses its flags (even at their
+    # defaults' values: they are given)
+    with pytest.raises(UserError, match="every: a method windows flag; this run is method bootstrap"):
+        backtest.risk(BTC, "hold", method="bootstrap", every="3d", **QUIET)
+    with pytest.raises(UserError, match="seed: a method bootstrap flag"):
+        backtest.risk(BTC, "hold", seed=0, **QUIET)
