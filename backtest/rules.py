@@ -95,11 +95,26 @@ def liquidation_price(hb, hq, db, dq, mlr):
 
 
 @njit(cache=True)
+def liquidation_level(hb, hq, db, dq, mlr):
+    """``liquidation_price`` as the checks on the path take it (step 5, the
+    walks, the moves of step 5'): a short-like account (``hb < mlr·db``)
+    whose price comes out ≤ 0 is at or below ``mlr`` at every positive price
+    (``hq ≤ mlr·dq``: e.g. a buy-back that spent all its quote, base still
+    owed): ``(0.0, −1)``, a level every price is at or above, so it fires at
+    the open.  (A long-like one's price ≤ 0 is never reached: side 0.)"""
+    p, side = liquidation_price(hb, hq, db, dq, mlr)
+    if side == 0 and hb - mlr * db < 0.0:
+        return 0.0, -1
+    return p, side
+
+
+@njit(cache=True)
 def liquidation_trigger(hb, hq, db, dq, mlr, o, h, lo):
     """Where a bar from open ``o`` reaching ``h``/``lo`` triggers liquidation
     (spec §5): the liquidation price, or the open when the bar opens beyond
-    it; NaN when the bar does not reach it."""
-    p_liq, side = liquidation_price(hb, hq, db, dq, mlr)
+    it (an account below the level at every price: the open); NaN when the
+    bar does not reach it."""
+    p_liq, side = liquidation_level(hb, hq, db, dq, mlr)
     if side == 1 and lo <= p_liq:
         return min(o, p_liq)
     if side == -1 and h >= p_liq:

@@ -155,14 +155,17 @@ class Account:
         """MC step 5: (a, P_liq) with a = hb - MLR*(pb+ib).
 
         Returns (a, None) when nothing is to be checked (a == 0 or no debt)
-        or when P_liq <= 0 (no liquidation possible).
+        or when P_liq <= 0 with a > 0 (no liquidation possible).  With a < 0
+        and P_liq <= 0 ML is at or below MLR at every price (hq <= MLR*dq, e.g.
+        a buy-back that spent all the quote, base still owed): (a, 0.0), a
+        level every price reaches, so it fires at the open.
         """
         a = self.hb - mlr * (self.pb + self.ib)
         if a == 0.0 or not self.has_debt():
             return a, None
         p = (mlr * (self.pq + self.iq) - self.hq) / a
         if p <= 0.0:
-            return a, None
+            return a, (0.0 if a < 0.0 else None)
         return a, p
 
     def clean(self):

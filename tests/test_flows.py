@@ -141,6 +141,30 @@ def test_the_buffer_pays_the_trading_fee_and_slippage_not_a_liquidation_fee():
     assert r.summary["liquidation_fees"] == 0.0
 
 
+def test_a_buy_back_that_spends_all_the_quote_is_liquidated_in_its_bar():
+    """A short whose hour's interest at an open drops ML below 1: the buffer's buy-back there is cut to the
+    quote held, leaving base owed and nothing held (ML 0 at every price, a liquidation price ≤ 0 that used
+    to mean "none"); step 5 writes it off at that open, not at the next bar's (equity never below 0).
+
+    cross-3x, BTC at 120 %/hour, flat at 100: the short is capped where ML = 1.5 with its borrow charge,
+    q = 10,000 / (1.5·2.2·100 − 100) = 43.478…, hq = 14,347.83, owed 2.2·q = 95.652; bar 2's charge 1.2·q
+    owes 147.826 (ML 0.97); the buffer (1.2) at the open buys back hq/100 = 143.478, 4.348 owed with
+    nothing held: written off at 100 (bad debt 434.78)."""
+    b = bars([(100, 100, 100, 100)] * 4)
+    tg = np.array([-2.0, np.nan, np.nan, np.nan])
+    r = backtest.run(b, tg, keep_ml=1.2, **dict(FLAT, rates={"BTC": 24 * 1.2, "USDT": 0.0}))
+    q = 10_000.0 / (1.5 * 2.2 * 100.0 - 100.0)
+    left = 2.2 * q + 1.2 * q - (10_000.0 + 100.0 * q) / 100.0
+    d = r.orders[r.orders["kind"] == "deleverage"]
+    assert len(d) == 1 and bool(d["capped"].iloc[0]) and d["time"].iloc[0] == b.index[2]
+    liq = r.liquidations
+    assert len(liq) == 1 and liq["time"].iloc[0] == b.index[2]  # in the bar of the buy-back (was: bar 3's gap)
+    assert liq["trigger_price"].iloc[0] == 100.0 and liq["margin_level"].iloc[0] == 0.0
+    assert liq["bad_debt"].iloc[0] == pytest.approx(100.0 * left, rel=1e-9)
+    assert r.equity["equity"].min() == 0.0 and r.equity["equity"].iloc[2] == 0.0
+    assert r.summary["bad_debt"] == pytest.approx(100.0 * left, rel=1e-9)
+
+
 def _march(**kw):
     return backtest.run(BTC, "hold", {"exposure": 3}, margin="cross-3x", start="2020-03-01", end="2020-03-20", **kw)
 

@@ -691,6 +691,23 @@ def test_spot_keep_ml_short():
     assert [(e["bar"], e["trigger_price"]) for e in plain["liquidations"]] == [(2, rel(30_000.0 / 220.0))]
 
 
+def test_spot_keep_ml_buy_back_cut_to_the_quote_is_liquidated_at_that_open():
+    # MC step 5, a short-like P_liq <= 0: BTC at 120 %/hour, flat at 100, target −2: the sale is capped where
+    # ML = 1.5 with its borrow charge, q = 10,000/(1.5·2.2·100 − 100), Q = 10,000 + 100·q, Db = 2.2·q;
+    # bar 2's charge makes Db = 3.4·q (ML 0.97): the buffer (1.2) at the open buys back Q/100 (cut to the
+    # quote held), leaving Db − Q/100 owed and nothing held (ML 0 at every price): written off at that open
+    ts = [at(k) for k in range(4)]
+    r = simulate(ts, [100.0] * 4, [100.0] * 4, [100.0] * 4, [100.0] * 4, [-2.0] + [math.nan] * 3,
+                 profile="cross-3x", capital=10_000.0, fee=0.0, slippage=0.0, rate_base_daily=24 * 1.2,
+                 rate_quote_daily=0.0, round_interest=False, keep_ml=1.2)
+    q = 10_000.0 / (1.5 * 2.2 * 100.0 - 100.0)
+    left = 3.4 * q - (10_000.0 + 100.0 * q) / 100.0
+    assert delev(r) == [(2, "buy", rel((10_000.0 + 100.0 * q) / 100.0), 100.0, 0.0)]
+    assert [(e["bar"], e["trigger_price"], e["margin_level"]) for e in r["liquidations"]] == [(2, 100.0, 0.0)]
+    assert r["liquidations"][0]["bad_debt"] == rel(100.0 * left)
+    assert r["equity"][2:] == [0.0, 0.0]
+
+
 def test_spot_keep_ml_and_top_ups_in_one_bar():
     # amount=500 from a reserve of 1,500, X = 1.25, the low 65.  The higher price first (a long):
     #   Pc = 1.3·15,000/250 = 78 > Pk = 75: top-up, Dq = 14,500;

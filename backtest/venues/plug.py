@@ -22,7 +22,7 @@ from .. import account as spot
 from ..account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt
 from ..profiles import USDM as USDM_NAME
 from ..profiles import VENUE, VENUE_CODES
-from ..rules import liquidation_price, margin_level
+from ..rules import liquidation_level, margin_level
 from . import binance_usdm as usdm
 
 SPOT, USDM = VENUE_CODES[VENUE], VENUE_CODES[USDM_NAME]
@@ -47,13 +47,14 @@ def _exposed(st, pv):
 
 def level_price(st, fs, pv, m):
     """(price, side) where health reaches ``m``: side +1 when a falling
-    price reaches it, −1 a rising one, 0 none."""
+    price reaches it, −1 a rising one (spot margin: price 0 when it is at or
+    below ``m`` at every price, ``rules.liquidation_level``), 0 none."""
 
 
 @overload(level_price)
 def _level_price(st, fs, pv, m):
     if _spot(pv):
-        return lambda st, fs, pv, m: liquidation_price(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], m)
+        return lambda st, fs, pv, m: liquidation_level(st[HB], st[HQ], st[PB] + st[IB], st[PQ] + st[IQ], m)
     return lambda st, fs, pv, m: usdm.level_price(st, fs, m)
 
 
