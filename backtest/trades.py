@@ -83,7 +83,7 @@ def trip_walk(orders: np.ndarray, times, close: np.ndarray, position: np.ndarray
              *(np.ascontiguousarray(orders[k], dtype=np.float64) for k in _FILL_FIELDS))
     per_bar = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (
         interest_paid, *paid_by_asset, position, close, after_v, after_b, after_q))
-    table, n_rows, flat = _walk(fills, _later_openings(orders, exact),
+    table, n_rows, flat = _walk(fills, _later_charges(orders, exact),
                                 np.ascontiguousarray(bad_debts, dtype=np.float64),
                                 _NONE if liq_fees is None else np.ascontiguousarray(liq_fees, dtype=np.float64),
                                 per_bar, exact, quote_fees)
@@ -228,7 +228,7 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
             tr[_TF] += fee * share
             tr[_XQ] += closing
             tr[_XV] += closing * price
-            if ends:  # the borrow charges of this fill and of later ones in its bar go to the trades they open
+            if ends:  # the borrow charges of this fill if it opens the next trade, and of later ones in its bar, are not its
                 if b > entry_bar:  # (in its entry bar its fills' charges were added one by one, above)
                     _span_charges(tr, per_bar, b, entry_bar, 1.0 if opening > 0.0 else 0.0, interest[k], charge[k],
                                   sd, later[k])
@@ -281,8 +281,8 @@ def _span_charges(tr, per_bar, b, entry_bar, own, value, amount, side, later):
     """The charges of a trade ending at a fill of bar ``b``, after its entry
     bar: the per-bar interest rows' change over its bars (``per_bar``), less
     the fill's own charge if it opens the next trade (``own`` 1.0) and the
-    charges of the fills after it in its bar that open one (``later``: the
-    fill's row of ``_later_openings``).  Its entry bar's fills are not in
+    charges of the fills after it in its bar (``later``: the fill's row of
+    ``_later_charges``; they are the next trade's or the flat books').  Its entry bar's fills are not in
     that change (the row at ``entry_bar`` holds them): ``_walk`` adds them."""
     paid, paid_b, paid_q = per_bar[:3]
     tr[_TC] += paid[b] - paid[entry_bar] - own * value - later[0]
@@ -314,12 +314,14 @@ def _at_most(x, ceiling):
     return x if x < ceiling else ceiling  # Python's min(ceiling, x), NaN included
 
 
-def _later_openings(orders, exact):
-    """Per fill: what the fills after it in the same bar that open a trade
-    charged at their borrow (quote value, base, quote), and whether one of
-    them is a market order (its bar's step 4 came after it).  A trade that
-    ends at a fill leaves them to the trades they open: a gap liquidation
-    comes before the bar's order (docs/model-choices.md, step 2)."""
+def _later_charges(orders, exact):
+    """Per fill: what the fills after it in the same bar charged at their
+    borrow (quote value, base, quote), and whether one of them is a market
+    order that opens a trade (its bar's step 4 came after it).  A trade that
+    ends at a fill leaves them to the trade a fill opens (a flip, or a gap
+    liquidation before the bar's order, docs/model-choices.md step 2; a
+    stop of that trade in the same bar charges it, not the one that ended)
+    or to the flat books."""
     out = np.zeros((len(orders), 4))
     bars = orders["bar"]
     shared = np.flatnonzero(np.r_[False, bars[1:] == bars[:-1]])  # fills with an earlier one in their bar
@@ -329,9 +331,9 @@ def _later_openings(orders, exact):
     opens = (pos != 0.0) & ((prev == 0.0) | (np.sign(pos) != np.sign(prev)))
     market = np.isin(orders["kind"], (SIGNAL, REBALANCE)) if exact else np.zeros(len(orders), dtype=bool)
     charge = orders["charge"]
-    for k in shared[opens[shared]][::-1]:  # each opening fill adds to the fills before it in its bar
+    for k in shared[::-1]:  # each fill adds to the fills before it in its bar
         add = (float(orders["interest"][k]), charge[k] if side[k] < 0 else 0.0, charge[k] if side[k] > 0 else 0.0,
-               1.0 if market[k] else 0.0)
+               1.0 if market[k] and opens[k] else 0.0)
         j = k - 1
         while j >= 0 and bars[j] == bars[k]:
             out[j] += add

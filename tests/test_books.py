@@ -182,6 +182,8 @@ def several_symbols(draw):
     )
     # drawn last, so the examples before it keep their other values: auto-repay off in every layout
     sc["repay"] = draw(st.sampled_from(["auto", "auto", "off", "off-flat"]))
+    # then stops on the joint path (a flip and the new position's stop in one bar: whose borrow charge is whose)
+    sc["stop_loss"] = draw(st.sampled_from([0.0, 0.0, 0.01, 0.05]))
     return sc
 
 
@@ -202,7 +204,7 @@ def run_several(sc):
         slippage=sc["slippage"], rates={**{s[:-4]: sc["rate"] for s in syms}, "USDT": sc["rate"]},
         liquidation=sc["liquidation"], rebalance=sc["rebalance"], round_interest=sc["round_interest"],
         stop_on_liquidation=sc["stop_on_liquidation"], auto_repay=sc.get("repay", "auto") == "auto",
-        repay_on_flat=sc.get("repay") == "off-flat")
+        repay_on_flat=sc.get("repay") == "off-flat", stop_loss=sc.get("stop_loss", 0.0))
 
 
 def assert_books_balance(res, capital, sc=None):
@@ -338,6 +340,29 @@ def test_a_short_stopped_in_its_entry_bar_carries_its_buy_backs_borrow_charge():
         assert buy_back.side == "buy" and buy_back.interest > 0.0  # a buy borrows quote: its charge is in quote
         assert trade.interest_quote == pytest.approx(buy_back.interest, rel=1e-12)
         assert trade.interest == pytest.approx(fills["interest"].sum(), rel=1e-12)
+
+
+def test_a_flip_stopped_out_in_its_bar_charges_the_stops_borrow_to_the_new_trade_once():
+    """A cross account of two symbols: ETH flips from long to short at the
+    bar's order and the short's stop buys back in the same bar, borrowing
+    quote.  That charge is the short's, and only the short's: the long that
+    ended at the flip took it too once the short counted it (Σ pnl off by
+    0.0024 of 50; randomized audit of the books)."""
+    eth = BTC.with_name("ETHUSDT-1h.parquet")
+    res = backtest.run_multi({"BTCUSDT": BTC, "ETHUSDT": eth}, "pair_trade",
+                             {"lookback": 39, "band": 0.027, "leverage": 10.518}, start="2021-01-25",
+                             end="2021-03-06", margin="cross-pro-10x", fee=0.0, slippage=0.003, capital=50.0,
+                             stop_loss=0.0159)
+    assert_books_balance(res, 50.0)
+    t, o = res.trades, res.orders
+    short = t[(t["symbol"] == "ETHUSDT") & (t["entry_time"] == t["exit_time"]) & t["side"].eq("short")]
+    assert len(short) == 1
+    short = short.iloc[0]
+    fills = o[(o["symbol"] == "ETHUSDT") & (o["time"] == short.entry_time)]
+    assert fills["kind"].tolist() == ["signal", "stop_loss"] and fills["position_before"].iloc[0] > 0  # a flip
+    assert short.interest == pytest.approx(fills["interest"].sum(), rel=1e-12)
+    assert short.interest_quote == pytest.approx(fills["interest"].iloc[1], rel=1e-12)
+    assert res.summary["interest_paid"] == pytest.approx(t["interest"].sum(), rel=1e-12)  # none counted twice
 
 
 # ------------------------------------------------- no zero-quantity liquidations
