@@ -228,7 +228,7 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
             tr[_TF] += fee * share
             tr[_XQ] += closing
             tr[_XV] += closing * price
-            if ends:  # the borrow charges of this fill if it opens the next trade, and of later ones in its bar, are not its
+            if ends:  # not its: this fill's borrow charge if it opens the next trade, and its bar's later fills'
                 if b > entry_bar:  # (in its entry bar its fills' charges were added one by one, above)
                     _span_charges(tr, per_bar, b, entry_bar, 1.0 if opening > 0.0 else 0.0, interest[k], charge[k],
                                   sd, later[k])
@@ -282,8 +282,9 @@ def _span_charges(tr, per_bar, b, entry_bar, own, value, amount, side, later):
     bar: the per-bar interest rows' change over its bars (``per_bar``), less
     the fill's own charge if it opens the next trade (``own`` 1.0) and the
     charges of the fills after it in its bar (``later``: the fill's row of
-    ``_later_charges``; they are the next trade's or the flat books').  Its entry bar's fills are not in
-    that change (the row at ``entry_bar`` holds them): ``_walk`` adds them."""
+    ``_later_charges``; they are the next trade's or the flat books').  Its
+    entry bar's fills are not in that change (the row at ``entry_bar`` holds
+    them): ``_walk`` adds them."""
     paid, paid_b, paid_q = per_bar[:3]
     tr[_TC] += paid[b] - paid[entry_bar] - own * value - later[0]
     tr[_TB] += paid_b[b] - paid_b[entry_bar] - (own * amount if side < 0 else 0.0) - later[1]
