@@ -701,8 +701,8 @@ def summary_table(result) -> str:
         ("total return", f"{s['total_return']:+.2%}"),
         ("max drawdown", f"{s['max_drawdown']:.2%}"),
         ("sharpe", f"{s['sharpe']:.2f}"),
-        ("trades", f"{s['n_trades']:,}" + ("  (no order: the strategy's target stayed 0 on these bars; its parameters "
-                                           "may need more bars than the data has)" if not s["n_orders"] else "")),
+        ("trades", f"{s['n_trades']:,}" + ("  (no fill on these bars: check the strategy's parameters, e.g. a "
+                                           "window longer than the data)" if not s["n_orders"] else "")),
         ("fees paid", f"{s['fees_paid']:,.2f}"),
         *([("interest paid", f"{s['interest_paid']:,.2f}  ("
                           + ", ".join(f"{k[14:]} {v:,.8g}" for k, v in s.items() if k.startswith("interest_paid_"))

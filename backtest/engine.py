@@ -264,7 +264,7 @@ def run(
     # what belongs to no trade (loans running with no position): trades' pnl less these = the equity change
     flat = flat_costs(trips, quote_paid)
     # the trades as trades.csv holds them: the kernel counts fills that open one, but cannot tell a trade from
-    # base interest left running while flat (auto-repay off), which the table keeps out of every trade
+    # base interest owed while flat (auto-repay off; a sell limit's borrowing), which the table keeps out of trades
     summary["n_trades"] = int(trips.table.shape[1])
     if exact or any(flat):  # (a sweep's rows, which have no trades, keep the default run's keys)
         summary["interest_while_flat"], summary["fees_while_flat"] = flat

@@ -251,12 +251,12 @@ def test_help_loads_no_numba_and_import_backtest_defers_pandas_too():
     assert lazy.stdout.split("\n")[:2] == ["[]", "cross-3x"], lazy.stdout + lazy.stderr
 
 
-def test_a_run_with_no_order_says_why_trades_are_zero(tmp_path, capsys):
+def test_a_run_with_no_fill_says_what_to_check(tmp_path, capsys):
     code, out, _ = cli(capsys, "run", "--data", BTC, "--strategy", "sma_cross", "--param", "slow=1000000",
                        "--out", tmp_path / "r", *SHORT)
     assert code == 0
     line = next(x for x in out.splitlines() if x.lstrip().startswith("trades"))
-    assert "0  (no order: the strategy's target stayed 0 on these bars" in line, line
+    assert "0  (no fill on these bars: check the strategy's parameters" in line, line
     code, out, _ = cli(capsys, "run", "--data", BTC, "--out", tmp_path / "s", *SHORT)
     line = next(x for x in out.splitlines() if x.lstrip().startswith("trades"))
-    assert "no order" not in line, line
+    assert "no fill" not in line, line
