@@ -340,3 +340,16 @@ def test_e14_cross_margin_pro_in_a_run():
     left = res.orders.iloc[1].position
     debt_after = 20_000.0 + 630.0 - liq.quantity * 21_000.0
     assert (left * 21_000.0 - debt_after) / (0.05 * debt_after) == pytest.approx(2.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_an_infinite_target_is_refused_naming_its_row(bad):
+    bars = pd.read_parquet(BTC).iloc[:50]
+    targets = np.full(len(bars), np.nan)
+    targets[[0, 40]] = 1.0
+    targets[17] = bad
+    with pytest.raises(backtest.UserError, match=f"target at row 17 .* is {bad}; targets must be finite"):
+        backtest.run(bars, targets, symbol="BTCUSDT")
+    targets[17] = np.nan  # NaN holds: every other target NaN is fine
+    assert backtest.run(bars, targets, symbol="BTCUSDT").summary["n_trades"] == 1
+    assert backtest.run(bars, np.full(len(bars), np.nan), symbol="BTCUSDT").summary["n_orders"] == 0
