@@ -97,13 +97,16 @@ def liquidation_price(hb, hq, db, dq, mlr):
 @njit(cache=True)
 def liquidation_level(hb, hq, db, dq, mlr):
     """``liquidation_price`` as the checks on the path take it (step 5, the
-    walks, the moves of step 5'): a short-like account (``hb < mlr·db``)
-    whose price comes out ≤ 0 is at or below ``mlr`` at every positive price
-    (``hq ≤ mlr·dq``: e.g. a buy-back that spent all its quote, base still
-    owed): ``(0.0, −1)``, a level every price is at or above, so it fires at
-    the open.  (A long-like one's price ≤ 0 is never reached: side 0.)"""
+    walks, the moves of step 5'): an account at or below ``mlr`` at every
+    positive price gets ``(0.0, −1)``, a level every price is at or above, so
+    it fires at the open: a short-like one (``hb < mlr·db``) whose price
+    comes out ≤ 0 (``hq ≤ mlr·dq``: e.g. a buy-back that spent all its quote,
+    base still owed), or one whose level does not move with the price
+    (``hb = mlr·db``, e.g. loans left running while flat) with ``hq ≤ mlr·dq``
+    and a debt.  (A long-like one's price ≤ 0 is never reached: side 0.)"""
     p, side = liquidation_price(hb, hq, db, dq, mlr)
-    if side == 0 and hb - mlr * db < 0.0:
+    a = hb - mlr * db
+    if side == 0 and (a < 0.0 or (a == 0.0 and hq <= mlr * dq and (db > 0.0 or dq > 0.0))):
         return 0.0, -1
     return p, side
 

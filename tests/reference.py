@@ -154,15 +154,18 @@ class Account:
     def liquidation_price(self, mlr):
         """MC step 5: (a, P_liq) with a = hb - MLR*(pb+ib).
 
-        Returns (a, None) when nothing is to be checked (a == 0 or no debt)
-        or when P_liq <= 0 with a > 0 (no liquidation possible).  With a < 0
-        and P_liq <= 0 ML is at or below MLR at every price (hq <= MLR*dq, e.g.
-        a buy-back that spent all the quote, base still owed): (a, 0.0), a
-        level every price reaches, so it fires at the open.
+        Returns (a, None) when nothing is to be checked (no debt, or a == 0
+        with ML above MLR at every price) or when P_liq <= 0 with a > 0 (no
+        liquidation possible).  With a < 0 and P_liq <= 0, or a == 0 and
+        hq <= MLR*dq, ML is at or below MLR at every price (e.g. a buy-back
+        that spent all the quote, base still owed; loans left running while
+        flat): (a, 0.0), a level every price reaches, so it fires at the open.
         """
         a = self.hb - mlr * (self.pb + self.ib)
-        if a == 0.0 or not self.has_debt():
+        if not self.has_debt():
             return a, None
+        if a == 0.0:  # ML - MLR = (hq - MLR*dq) / (db*P + dq): its sign does not depend on the price
+            return a, (0.0 if self.hq <= mlr * (self.pq + self.iq) else None)
         p = (mlr * (self.pq + self.iq) - self.hq) / a
         if p <= 0.0:
             return a, (0.0 if a < 0.0 else None)
@@ -848,13 +851,13 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
                 a, pc = acct.liquidation_price(mcl)
                 if pc is not None and a > 0.0 and ml_ <= pc:
                     hits.append((-min(mo, pc), 0, min(mo, pc)))
-                elif pc is not None and a < 0.0 and mh >= pc:
+                elif pc is not None and a <= 0.0 and mh >= pc:
                     hits.append((max(mo, pc), 0, max(mo, pc)))
             if keeps:
                 a, pk = acct.liquidation_price(keep_ml)
                 if pk is not None and a > 0.0 and ml_ <= pk:
                     hits.append((-min(mo, pk), 1, min(mo, pk)))
-                elif pk is not None and a < 0.0 and mh >= pk:
+                elif pk is not None and a <= 0.0 and mh >= pk:
                     hits.append((max(mo, pk), 1, max(mo, pk)))
             if not hits:
                 return
@@ -989,7 +992,8 @@ def simulate(timestamps, open, high, low, close, targets, *, profile, capital, f
             else:
                 if mh >= p_liq:
                     trigger = max(mo, p_liq)
-                    if not do_liquidation(i, trigger, False, min(max(trigger, lo), h)):
+                    # (a == 0, below at every price: long-like, as step 2 and the walk take it)
+                    if not do_liquidation(i, trigger, _is_long_like(acct, mlr), min(max(trigger, lo), h)):
                         break
                     suspended = True
                     continue

@@ -957,13 +957,13 @@ def _step_one(i, t, a, stt, s, opens, highs, lows, closes, mk_bars, slippage, fe
             break
         if ap > 0.0 and mlo <= p_liq:
             trigger = min(mo, p_liq)
-        elif ap < 0.0 and mh >= p_liq:
+        elif ap <= 0.0 and mh >= p_liq:
             trigger = max(mo, p_liq)
         else:
             break
         traded = lo if trigger < lo else (h if trigger > h else trigger)
-        if not _liq_one(i, a, s, acct, trigger, ap > 0.0, trigger == mo, slippage, prof, mode, orders, liquidations,
-                        traded=traded, stops=stt["stops"]):
+        if not _liq_one(i, a, s, acct, trigger, _is_long_like(acct, mlr), trigger == mo, slippage, prof, mode, orders,
+                        liquidations, traded=traded, stops=stt["stops"]):
             break  # MC "No empty liquidations"
         liquidated = True
     if ml_x is not None and ml_x <= prof.margin_call_ml and stt["prev_close_ml"] > prof.margin_call_ml:

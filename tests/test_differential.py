@@ -598,15 +598,17 @@ def test_rebalance_and_hour_boundaries_in_gaps():
 def test_dust_position_against_real_debt():
     # 1e-7 USDT at 5x on a 1,000,000 price buys 5e-13 BTC: below the 1e-12
     # dust limit, while the 4e-7 USDT borrowed is not.  The reference zeroes
-    # the dust holding, so the debt is uncovered: written off at the next open
-    # with nothing to sell (MC "No empty liquidations": a write-off, not a
-    # liquidation).  The kernel must not crash on it, and must not list it.
+    # the dust holding, so the debt is uncovered: below the level at every
+    # price, written off in that bar's step 5 with nothing to sell (MC step 5
+    # with a == 0; MC "No empty liquidations": a write-off, not a
+    # liquidation; before 2026-12-07 it waited for the next open).  The kernel
+    # must not crash on it, and must not list it.
     rows = [flat(1e6)] * 4
     ref = run_manual(rows, [5.0] * 4, profile="isolated-10x", capital=1e-7, fee=0.0,
                      slippage=0.0, rate_base_daily=0.0, rate_quote_daily=0.0)
     assert ref["liquidations"] == []
     (wo,) = ref["write_offs"]
-    assert wo["bar"] == 2 and wo["quantity"] == 0.0 and wo["bad_debt"] > 0.0
+    assert wo["bar"] == 1 and wo["quantity"] == 0.0 and wo["bad_debt"] > 0.0
 
 
 def test_spec_e3_e16_through_the_kernel():

@@ -157,3 +157,33 @@ def test_debt_per_asset_and_the_report_with_loans_running_on():
     assert ("auto-repay", "off: loans run on") in settings_rows(run)
     assert dict(summary_rows(run))["interest"].endswith("while flat)")
     assert "debt_base" not in _both([1.5, -1.5, -1.5, -1.5]).equity  # the default keeps its columns
+
+
+def test_loans_left_running_while_flat_below_the_level_are_netted_in_their_bar():
+    """Auto-repay off: a 2.9× long sold at a loss, its 1 % fee taking the
+    flat account's ML (quote held / quote owed, the same at every price) from
+    1.105 to 1.094, below cross-3x's 1.1.  Step 5 of that bar liquidates it
+    at the open: the netting repays the loan, no fill, so no event, and the
+    close reads no debt (it used to wait for the next bar's step 2, the
+    close reading ML 1.094 with no event).  The reference model agrees."""
+    prices = [100.0, 100.0, 73.5, 73.5, 73.5, 73.5]
+    targets = [2.9, 2.9, 2.9, 0.0, 0.0, 0.0]
+    bars = _bars(len(prices))
+    for c in ("open", "high", "low", "close"):
+        bars[c] = prices
+    kw = dict(capital=10_000.0, fee=0.01, slippage=0.0, round_interest=False)
+    res = backtest.run(bars, np.array(targets), margin="cross-3x", rates={"BTC": 0.0, "USDT": 0.0},
+                       symbol="BTCUSDT", auto_repay=False, **kw)
+    e = res.equity
+    # sold at bar 4's open (the target of bar 3's close)
+    assert e["position"].iloc[4] == 0.0 and e["debt"].iloc[4] == 0.0 and e["margin_level"].iloc[4] == np.inf
+    assert e["debt"].iloc[3] > 0.0 and e["margin_level"].iloc[3] > 1.1  # the long itself was above the line
+    assert len(res.liquidations) == 0 and res.summary["final_equity"] == pytest.approx(e["equity"].iloc[4])
+    held, owed = e["position"].iloc[3], e["debt"].iloc[3]
+    assert held * 73.5 / owed > 1.1 >= held * 73.5 * 0.99 / owed
+    assert e["equity"].iloc[4] == pytest.approx(held * 73.5 * 0.99 - owed, rel=1e-12)
+    ts = [T0 + 3600 * i for i in range(len(prices))]
+    ref = simulate(ts, prices, prices, prices, prices, targets, profile="cross-3x", rate_base_daily=0.0,
+                   rate_quote_daily=0.0, auto_repay=False, **kw)
+    np.testing.assert_allclose(e["equity"], ref["equity"], rtol=1e-12)
+    np.testing.assert_allclose(e["debt"], ref["debt"], rtol=1e-12, atol=1e-9)
