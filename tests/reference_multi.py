@@ -1545,8 +1545,9 @@ def _liq_cross(i, a, syms, book, trig, at, tradable, gap, slippage, prof, mode, 
     fee), the fills at the traded prices ``at`` ± slippage (MC "Mark price":
     the triggers themselves without a mark series).  ``stops``: entry and
     best tracked at each symbol's fill (the market: ``mkt``, the traded
-    prices, default the triggers; a cross liquidation only reduces, so it
-    never sets a new entry with auto-repay on).  ``theta``: where on the
+    prices the fills are at before slippage, default the triggers; a cross
+    liquidation only reduces, so it never sets a new entry with auto-repay
+    on).  ``theta``: where on the
     bar's joint path (recorded; 0 at the gap)."""
     m = len(syms)
     n0 = [book.position(k) for k in range(m)]
@@ -1813,8 +1814,13 @@ def _walk_cross(i, a, stt, syms, book, tradable, cur, hi, lo, cl, slippage, prof
                 else:  # the marks at θ; each tradable symbol fills at its mark clamped into its traded bar
                     trig = mark_at(theta)
                     fills = [min(max(trig[k], lo[k]), hi[k]) if tradable[k] else trig[k] for k in range(m)]
+                # a position the liquidation leaves with no entry price (base interest alone, auto-repay off)
+                # starts its best at its fill before slippage, the mark at θ clamped into the traded bar (MC
+                # "Stops on a joint path": "for a liquidation's fill the symbol's traded price there before
+                # slippage"; "Cross liquidation": with mark series that traded price is the clamped mark), not
+                # at the traded path's price at θ
                 if not _liq_cross(i, a, syms, book, trig, fills, tradable, leg == 1 and theta == 0.0, slippage,
-                                  prof, mode, orders, liquidations, stops=stops, mkt=prices,
+                                  prof, mode, orders, liquidations, stops=stops, mkt=fills,
                                   theta=theta0 + (leg - 1) + theta):
                     liq_off = True
                     continue

@@ -40,7 +40,7 @@ import math
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reference_multi import simulate_multi
@@ -170,6 +170,16 @@ def test_norepay_cross_accounts_match_reference(sc):
 
 @settings(max_examples=EXAMPLES, **SETTINGS)
 @given(sc=cross_scenarios(stops=True))
+# SOL short only by its base interest (no entry price) when a cross liquidation on the mark path buys part of it
+# back at bar 17: its best starts at the fill before slippage (the mark at θ, inside the traded bar), not at the
+# traded path's price at θ, so its trailing stop fires later on leg 1 (the reference used the path's price)
+@example(sc={"n": 18, "seed": 0, "spacing": "1h", "start": 0, "missing": 0.0, "vol": 0.01, "jump_p": 0.0,
+             "jump_size": 0.05, "gap_p": 0.0, "change_p": 0.3, "flip_p": 0.0, "n_sym": 3,
+             "margins": ["cross-pro-20x"] * 3, "holes": [0.0] * 3, "late": [0, 0, 0], "weights": [1, 1, 1],
+             "capital": 10000.0, "fee": 0.0, "slippage": 0.0, "rates": [0.0, 0.0, 0.0002, 0.0],
+             "liquidation": "partial", "rebalance": 0.0, "round_interest": False, "stop_on_liquidation": False,
+             "repay_on_flat": False, "stop_loss": 0.0, "take_profit": 0.0, "trailing_stop": 0.005,
+             "path": "ohlc-heuristic", "marked": [False, False, True], "mark_noise": 0.01, "mark_holes": 0.0})
 def test_norepay_cross_accounts_with_stops_match_reference(sc):
     check(sc)
 
