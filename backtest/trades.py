@@ -9,7 +9,7 @@ import pandas as pd
 from numba import njit
 
 from ._numba_cache import configure
-from .records import LIQUIDATION, ORDER_KINDS, REBALANCE, SIGNAL
+from .records import LIMIT, LIQUIDATION, ORDER_KINDS, REBALANCE, SIGNAL
 from .words import repeat, sides, words
 
 configure()  # numba's cache folder, set before any @njit here is defined
@@ -243,16 +243,7 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
             share = 1.0 - close_share
             if not is_open:
                 is_open, entry_bar, direction = True, b, np.sign(pos)
-                tr[:] = 0.0
-                _add_charge(tr, interest[k], charge[k], sd, 1.0)  # its entry bar's later fills add theirs (above)
-                if exact and (kind[k] == SIGNAL or kind[k] == REBALANCE):  # its bar's step 4 came after it
-                    tr[_TC] += after_v[b]
-                    tr[_TB] += after_b[b]
-                    tr[_TQ] += after_q[b]
-                if drift and closing == 0.0:  # taken over: as if traded at this fill's price
-                    tr[_CASH] += np.sign(-prev) * abs(prev) * price
-                    tr[_EQ] += abs(prev)
-                    tr[_EV] += abs(prev) * price
+                _start_trade(tr, k, fills, per_bar, drift and closing == 0.0, exact)
             tr[_CASH] += (-sd * q * price - cash_fee) * share
             tr[_TF] += fee * share
             tr[_EQ] += opening
@@ -265,6 +256,31 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
         _row(table, n_rows, entry_bar, last, direction, tr, np.int64(_END), exact)
         n_rows += 1
     return table, n_rows, (flat_i, flat_f)
+
+
+@njit(cache=True)
+def _start_trade(tr, k, fills, per_bar, takeover, exact):
+    """The sums ``tr`` of a trade fill ``k`` opens: its borrow charge (its
+    entry bar's later fills add theirs, ``_walk``), its bar's step-4 charges
+    when a market order opened it (step 4 came after it), and with
+    ``takeover`` the drift (base interest owed while flat) as if traded at
+    the fill's price.  A sell limit order's charge was made at its placement:
+    taking over a drift, it is in that drift (the flat books') or in the
+    trade open when it was placed, so it is not this trade's."""
+    kind, side, px, before, interest, charge = fills[1], fills[2], fills[4], fills[6], fills[8], fills[9]
+    b = fills[0][k]
+    after_v, after_b, after_q = per_bar[5:]
+    sd, prev, price = side[k], before[k], px[k]
+    tr[:] = 0.0
+    _add_charge(tr, interest[k], charge[k], sd, 0.0 if takeover and kind[k] == LIMIT and sd < 0 else 1.0)
+    if exact and (kind[k] == SIGNAL or kind[k] == REBALANCE):
+        tr[_TC] += after_v[b]
+        tr[_TB] += after_b[b]
+        tr[_TQ] += after_q[b]
+    if takeover:
+        tr[_CASH] += np.sign(-prev) * abs(prev) * price
+        tr[_EQ] += abs(prev)
+        tr[_EV] += abs(prev) * price
 
 
 @njit(cache=True)

@@ -345,3 +345,26 @@ def test_limit_orders_with_auto_repay_off_are_refused(capsys, tmp_path, command)
                 + (["--no-report"] if command == "run" else []))
     err = capsys.readouterr().err
     assert code == 2 and "--no-auto-repay" in err and "limit" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_sell_limit_placed_while_flat_charges_its_placement_once():
+    """A sell limit placed while flat borrows its base at placement; the
+    charge is base owed while flat (a drift of the position), which the
+    short the fill opens takes over at the fill's price and the flat books
+    value.  The trade's own interest is then only what came after: the
+    placement charge counted in both read 399.01 + 200.00 against 498.02 paid
+    (helper-65's review).  In base units trades + drift = the BTC charged."""
+    idx = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC", name="timestamp")
+    rows = [(100, 100, 100, 100), (100, 100, 100, 100), (100, 102, 100, 101)] + [(101, 101, 101, 101)] * 3
+    bars = pd.DataFrame(rows, columns=["open", "high", "low", "close"], index=idx, dtype=float).assign(volume=1.0)
+    given = {"target": np.array([-1.0] + [np.nan] * 5), "limit": np.array([101.0] + [np.nan] * 5), "expiry": 3}
+    res = backtest.run(bars, lambda _b: given, symbol="BTCUSDT", margin="cross-3x", fee=0.0,
+                       rates={"BTC": 0.24, "USDT": 0.0})
+    (fill,) = res.orders.itertuples()
+    assert fill.kind == "limit" and fill.position_before < 0.0 and fill.interest > 0.0  # charged at placement
+    (trade,) = res.trades.itertuples()
+    drift = -fill.position_before  # the placement's charge and the hour after it, owed while flat
+    assert trade.interest_base + drift == pytest.approx(res.summary["interest_paid_BTC"], rel=1e-12)
+    assert trade.interest_base == pytest.approx(3 * 0.01 * fill.quantity, rel=1e-9)  # the three hours it was open
+    s = res.summary
+    assert s["final_equity"] - 10_000.0 == pytest.approx(trade.pnl - s["interest_while_flat"], abs=1e-9)
