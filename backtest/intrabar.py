@@ -95,17 +95,18 @@ def _levels(fs, best, long_, cfg):
 
 @njit(cache=True)
 def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, at, orders, liqs, pv):
-    """One liquidation inside a bar at ``at`` = (trigger, traded, mo):
-    triggered at ``trigger``, filled at ``traded``, recorded and added to
-    ``tot``, with the entry and best price it leaves; a gap when the trigger
-    is the open ``mo``.  False when nothing was liquidated (``_forced_exit``)."""
-    trigger, traded, mo = at
+    """One liquidation inside a bar at ``at`` = (trigger, traded, mo,
+    market): triggered at ``trigger``, filled at ``traded``, recorded and
+    added to ``tot``, with the entry and best price it leaves (a position it
+    leaves starts its best at ``market``); a gap when the trigger is the open
+    ``mo``.  False when nothing was liquidated (``_forced_exit``)."""
+    trigger, traded, mo, market = at
     pos = _position(st)
     f, b, row = _exit_at(st, fs, ns, cfg, i, (trigger, traded), mlr, (orders, liqs), pv)
     if row < 0:
         return False
     liqs[row].gap = trigger == mo
-    _track_in(fs, pos, _position(st), liqs[row].fill_price, trigger)
+    _track_in(fs, pos, _position(st), liqs[row].fill_price, market)
     ns[N_ORDERS] += 1
     ns[N_LIQS] += 1
     ns[N_WRITE_OFFS] += liqs[row].quantity == 0.0  # nothing to sell, debt written off (counted apart)
@@ -320,7 +321,8 @@ def _walk(st, fs, ns, tot, cfg, i, px, orders, liqs, pv):
             if kind < 0:
                 break
             if kind == LIQUIDATION:
-                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, (trigger, trigger, o), orders, liqs, pv):
+                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i,
+                                         (trigger, trigger, o, trigger), orders, liqs, pv):
                     mlr = 0.0  # nothing to liquidate: the level is off for the rest of the bar
                     continue
                 forced = True
@@ -355,7 +357,7 @@ def _liquidations(st, fs, ns, tot, cfg, i, mk, h, lo, orders, liqs, pv):
         if trigger != trigger:
             break
         traded = min(max(trigger, lo), h)  # a mark trigger fills where the market traded
-        if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, (trigger, traded, mo), orders, liqs, pv):
+        if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, (trigger, traded, mo, trigger), orders, liqs, pv):
             break  # nothing to liquidate
         n_l += 1
         if not exposed(st, pv):

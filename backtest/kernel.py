@@ -663,8 +663,9 @@ def _gap(st, fs, ns, bt, cfg, i, mo, o, orders, liqs, pv):
         _cancel_standing(st, fs, ns)
     tot = bt[0]
     tot[:] = 0.0
-    # (False: nothing to liquidate; the order it cancelled stays cancelled)
-    if _liquidate_in_bar(st, fs, ns, tot, cfg, cfg.liquidation_ml, i, (mo, o, mo), orders, liqs, pv):
+    # (False: nothing to liquidate; the order it cancelled stays cancelled; a position it leaves: best from the
+    # traded open, docs "Mark price")
+    if _liquidate_in_bar(st, fs, ns, tot, cfg, cfg.liquidation_ml, i, (mo, o, mo, o), orders, liqs, pv):
         fs[LIQ_FEES] += tot[T_LIQ]
         fs[BAD_DEBT] += tot[T_BAD]
         if cfg.stop_on_liquidation or ns[PENDING_KIND] == REBALANCE or fs[PENDING] != fs[PENDING]:

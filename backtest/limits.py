@@ -331,7 +331,8 @@ def _walk_limit(st, fs, ns, tot, cfg, i, px, mk, has_mark, orders, liqs, pv):
                 _cancel_standing(st, fs, ns)
             if kind == LIQUIDATION:
                 traded = min(max(trigger, lo), h) if has_mark else trigger  # a mark trigger fills where it traded
-                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, (trigger, traded, mo), orders, liqs, pv):
+                if not _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i,
+                                         (trigger, traded, mo, trigger), orders, liqs, pv):
                     forced = was  # nothing to liquidate (the order stays cancelled): the level is off for the bar
                     mlr = 0.0
                     continue

@@ -187,3 +187,37 @@ def test_loans_left_running_while_flat_below_the_level_are_netted_in_their_bar()
                    rate_quote_daily=0.0, auto_repay=False, **kw)
     np.testing.assert_allclose(e["equity"], ref["equity"], rtol=1e-12)
     np.testing.assert_allclose(e["debt"], ref["debt"], rtol=1e-12, atol=1e-9)
+
+
+def test_a_gap_liquidation_on_a_mark_series_starts_a_leftover_positions_best_at_the_traded_open():
+    """Auto-repay off: a short's base loan left running grows a short of
+    interest alone; the mark opens bar 8 at 130 beyond its level, the traded
+    market at 135, where the gap liquidation fills and buys part of it back.
+    The position it leaves starts its best price at the traded open 135
+    (docs "Mark price", step 2), as the reference does: its 5 % trailing stop
+    at 141.75 is out of the bar's reach (high 140).  The kernel started it at
+    the mark open, 130, so its stop at 136.5 fired (final equity 969.46
+    against the reference's 1,025.05; helper-67)."""
+    o = [100.0] * 3 + [90.0] * 5 + [135.0, 134.0, 134.0]
+    h = [100.0] * 3 + [90.0] * 5 + [140.0, 134.0, 134.0]
+    lo = [100.0] * 3 + [90.0] * 5 + [134.0] * 3
+    c = [100.0] * 3 + [90.0] * 5 + [134.0] * 3
+    mo, mh, ml, mc = list(o), list(h), list(lo), list(c)
+    mo[8], mh[8], ml[8], mc[8] = 130.0, 130.0, 125.0, 128.0
+    targets = [-2.0] + [0.0] * 10
+    bars = _bars(len(o))
+    bars["open"], bars["high"], bars["low"], bars["close"] = o, h, lo, c
+    mark = _bars(len(o))
+    mark["open"], mark["high"], mark["low"], mark["close"] = mo, mh, ml, mc
+    kw = dict(capital=10_000.0, fee=0.0, slippage=0.0, round_interest=False, auto_repay=False, trailing_stop=0.05)
+    res = backtest.run(bars, np.array(targets), margin="cross-3x", rates={"BTC": 1.2, "USDT": 0.0},
+                       symbol="BTCUSDT", mark=mark, **kw)
+    ts = [T0 + 3600 * i for i in range(len(o))]
+    ref = simulate(ts, o, h, lo, c, targets, profile="cross-3x", rate_base_daily=1.2, rate_quote_daily=0.0,
+                   mark=(mo, mh, ml), **kw)
+    assert res.orders["kind"].tolist() == ["signal", "signal", "liquidation"]  # no trailing stop after it
+    (liq,) = res.liquidations.itertuples()
+    assert liq.gap and liq.trigger_price == 130.0 and liq.fill_price == 135.0
+    assert res.equity["position"].iloc[8] < 0.0  # the liquidation left a short (of interest owed)
+    np.testing.assert_allclose(res.equity["equity"], ref["equity"], rtol=1e-12)
+    np.testing.assert_allclose(res.equity["position"], ref["position"], rtol=1e-12, atol=1e-12)
