@@ -103,7 +103,8 @@ def liquidation_level(hb, hq, db, dq, mlr):
     comes out ≤ 0 (``hq ≤ mlr·dq``: e.g. a buy-back that spent all its quote,
     base still owed), or one whose level does not move with the price
     (``hb = mlr·db``: in practice quote loans and no base, e.g. a long closed
-    with auto-repay off) with ``hq ≤ mlr·dq`` and a debt.  (A long-like one's price ≤ 0 is never reached: side 0.)"""
+    with auto-repay off) with ``hq ≤ mlr·dq`` and a debt.  (A long-like
+    one's price ≤ 0 is never reached: side 0.)"""
     p, side = liquidation_price(hb, hq, db, dq, mlr)
     a = hb - mlr * db
     if side == 0 and (a < 0.0 or (a == 0.0 and hq <= mlr * dq and (db > 0.0 or dq > 0.0))):

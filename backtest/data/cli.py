@@ -129,14 +129,15 @@ def _check_out(args, sources=()) -> list:
         raise UserError(f"--out {out}: is a folder, not a file")
     if not out.exists():
         return list(sources)
-    # each source as read: a folder's files (expand_sources), a file itself
-    read = [(s, expand_sources([Path(str(s))]) if Path(str(s)).is_dir() else [Path(str(s))]) for s in sources]
+    # each source as read: a folder's files (expand_sources) but --out, a file itself (as given)
+    folders = [Path(str(s)).is_dir() for s in sources]
+    read = [expand_sources([Path(str(s))]) if d else [Path(str(s))] for s, d in zip(sources, folders)]
     if not args.overwrite:
-        own = any(p.exists() and out.resolve() == p.resolve() for _, files in read for p in files)
+        own = any(p.exists() and out.resolve() == p.resolve() for files in read for p in files)
         raise UserError(f"--out {out}: exists{' (it is one of the inputs)' if own else ''}; "
                         "give --overwrite to replace it, or another name")
-    return [f for s, files in read for f in (files if Path(str(s)).is_dir() else [s])
-            if not (Path(str(s)).is_dir() and f.resolve() == out.resolve())]
+    return [f for s, d, files in zip(sources, folders, read)
+            for f in ([f for f in files if f.resolve() != out.resolve()] if d else [s])]
 
 
 def _defaults(p, fn):

@@ -47,9 +47,9 @@ def _exposed(st, pv):
 
 def level_price(st, fs, pv, m):
     """(price, side) where health reaches ``m``: side +1 when a falling
-    price reaches it, −1 a rising one (spot margin: price 0 when a short-like
-    account is at or below ``m`` at every price, ``rules.liquidation_level``),
-    0 none."""
+    price reaches it, −1 a rising one (spot margin: price 0 when the account
+    is at or below ``m`` at every price, ``rules.liquidation_level``), 0
+    none."""
 
 
 @overload(level_price)
