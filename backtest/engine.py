@@ -263,9 +263,6 @@ def run(
     trips, quote_paid = _trades(rows, orders, index, c, o, symbol, liqs["bad_debt"], profile.perp, exact)
     # what belongs to no trade (loans running with no position): trades' pnl less these = the equity change
     flat = flat_costs(trips, quote_paid)
-    # the trades as trades.csv holds them: the kernel counts fills that open one, but cannot tell a trade from
-    # base interest owed while flat (auto-repay off; a sell limit's borrowing), which the table keeps out of trades
-    summary["n_trades"] = int(trips.table.shape[1])
     if exact or any(flat):  # (a sweep's rows, which have no trades, keep the default run's keys)
         summary["interest_while_flat"], summary["fees_while_flat"] = flat
     settings = {

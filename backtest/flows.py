@@ -11,7 +11,7 @@ from numba import njit
 import numpy as np
 
 from .account import PB, PQ, _position, _record_order, borrow_by_hand, repay_by_hand
-from .intrabar import ENTRY, FEES_PAID, N_ORDERS, RB, RECORD, RQ, _owe, _track_in
+from .intrabar import ENTRY, FEES_PAID, N_ORDERS, RB, RECORD, RQ, _count_fill, _owe, _track_in
 from .records import BORROW, DELEVERAGE, REPAY, SCHEDULED, TOP_UP, WITHDRAWAL
 from .rules import interest_charge
 from .venues.plug import (deleverage_size, deposit, exposed, level_at, level_price, lift_to, lift_to_initial,
@@ -141,6 +141,7 @@ def _deleverage(st, fs, ns, pv, cfg, i, p, orders):
     q, fee_value = reduce_fill(st, fs, pv, cfg, side, q, f, fs[ENTRY])
     if ns[RECORD]:
         _record_order(orders, ns[N_ORDERS], i, DELEVERAGE, (side, q, f, fee_value, capped), st, pos)
+    _count_fill(ns, pos, _position(st), q)
     _track_in(fs, pos, _position(st), f, p)
     ns[N_ORDERS] += 1
     fs[FEES_PAID] += fee_value

@@ -36,10 +36,10 @@ assert usdm.FREE == N_FS_LOOP
 # ``ns``, the run's counts and flags: records written and the counters of
 # ``kernel.STATS``; the standing limit order (side +1 buy / −1 sell / 0 none,
 # the bar it was placed, capped?); the pending order's kind; per-run flags
-# (records kept, stops on, a mark series, finer bars)
+# (records kept, stops on, a mark series, finer bars); a round trip open (``_count_fill``)
 (N_ORDERS, N_LIQS, N_CALLS, N_CAPPED, N_TRADES, N_AMBIGUOUS, N_DETAIL_MISSING, N_CANCELLED, LIM_SIDE,
- LIM_PLACED, LIM_CAPPED, PENDING_KIND, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON, N_WRITE_OFFS) = range(17)
-N_NS = 17
+ LIM_PLACED, LIM_CAPPED, PENDING_KIND, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON, N_WRITE_OFFS, TRADE_OPEN) = range(18)
+N_NS = 18
 # a totals row ``tot``: trading fees, interest paid (quote value), base and
 # quote interest charged, liquidation fees, bad debt
 T_FEES, T_PAID, T_IB, T_IQ, T_LIQ, T_BAD = range(6)
@@ -67,6 +67,23 @@ def best_after(best, p, long_):
     if best != best:
         return best
     return max(best, p) if long_ else min(best, p)
+
+
+@njit(cache=True, inline="always")
+def _count_fill(ns, before, after, q):
+    """Count the round trips of ``trades.csv`` at a fill of ``q`` that took
+    the position from ``before`` to ``after`` (docs/model-choices.md
+    "Results"): one ends at 0 or through zero; one opens through zero, or,
+    none being open, where the fill takes the position away from 0 (base
+    interest owed while flat moves it with no trade; a fill that only buys
+    that back opens none).  Sweeps count so too: no trades table there."""
+    ends = before != 0.0 and (after == 0.0 or (after > 0.0) != (before > 0.0))
+    opens = q > 0.0 and after != 0.0 and (ends or (ns[TRADE_OPEN] == 0 and abs(after) > abs(before)))
+    if opens:
+        ns[N_TRADES] += 1
+        ns[TRADE_OPEN] = 1
+    elif ends:
+        ns[TRADE_OPEN] = 0
 
 
 @njit(cache=True, inline="always")
@@ -106,6 +123,7 @@ def _liquidate_in_bar(st, fs, ns, tot, cfg, mlr, i, at, orders, liqs, pv):
     if row < 0:
         return False
     liqs[row].gap = trigger == mo
+    _count_fill(ns, pos, _position(st), liqs[row].quantity)
     _track_in(fs, pos, _position(st), liqs[row].fill_price, market)
     ns[N_ORDERS] += 1
     ns[N_LIQS] += 1
@@ -282,6 +300,7 @@ def _market(st, fs, ns, tot, cfg, i, x, price, kind, orders, pv):
     if ns[RECORD]:
         _record_order(orders, ns[N_ORDERS], i, kind, (side, q, fill, fee_value, capped), st, pos, cb * price + cq,
                       cb + cq)
+    _count_fill(ns, pos, _position(st), q)
     _track_in(fs, pos, _position(st), fill, price)
     ns[N_ORDERS] += 1
     tot[T_FEES] += fee_value

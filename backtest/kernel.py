@@ -702,7 +702,6 @@ def _market_order(st, fs, ns, bt, cfg, i, o, orders, pv):
 def _market_fill(st, fs, ns, bt, cfg, i, o, orders, pv):
     """``_market_order``'s body, inline in ``_order`` (a call there made
     ``bench --stops`` 6-8 % slower: its arrays' reference counts per order)."""
-    pos_before = _position(st)
     tot = bt[0]
     for k in range(tot.shape[0]):
         tot[k] = 0.0
@@ -711,7 +710,6 @@ def _market_fill(st, fs, ns, bt, cfg, i, o, orders, pv):
     fs[INT_QUOTE] += tot[T_IQ]
     fs[PAID] += tot[T_PAID]
     fs[FEES_PAID] += tot[T_FEES]
-    ns[N_TRADES] += _opens_trade(pos_before, _position(st))
     ns[N_CAPPED] += capped  # an order cut to nothing is counted too, though it made no fill
     fs[PENDING] = np.nan
 

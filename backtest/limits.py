@@ -14,9 +14,9 @@ from numba.extending import overload
 from .account import (HB, HQ, IB, IQ, PB, PQ, _assets, _clean, _debt, _position, _record_order,
                       _repay)
 from .intrabar import (BEST, ENTRY, INT_BASE, INT_QUOTE, LIM_B, LIM_CAPPED, LIM_CHARGE, LIM_INTEREST, LIM_PLACED, LIM_PX,
-                       LIM_Q, LIM_SIDE, MAX_LIQUIDATIONS_PER_BAR, N_CANCELLED, N_CAPPED, N_ORDERS, N_TRADES, PAID,
+                       LIM_Q, LIM_SIDE, MAX_LIQUIDATIONS_PER_BAR, N_CANCELLED, N_CAPPED, N_ORDERS, PAID,
                        PENDING, PENDING_LIMIT, RB, RECORD, RQ, STOPS_ON, T_FEES, _ambiguous, _first_level, _hit,
-                       _levels, _liquidate_in_bar, _market, _track_in, best_after)
+                       _count_fill, _levels, _liquidate_in_bar, _market, _track_in, best_after)
 from .records import LIMIT, LIQUIDATION, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .rules import borrow_limit_cap, interest_charge, max_borrow
 from .venues import binance_usdm as usdm
@@ -210,7 +210,7 @@ def _fill_standing(st, fs, ns, tot, cfg, i, trigger, pos, orders, pv):
         _record_order(orders, ns[N_ORDERS], i, LIMIT, (side, q, trigger, fv, capped), st, pos, fs[LIM_INTEREST],
                       fs[LIM_CHARGE])
     ns[N_ORDERS] += 1
-    ns[N_TRADES] += 1 if after != 0.0 and (pos == 0.0 or (pos > 0.0) != (after > 0.0)) else 0
+    _count_fill(ns, pos, after, q)
     _track_in(fs, pos, after, trigger, trigger)
     ns[LIM_SIDE] = 0
 

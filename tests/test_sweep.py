@@ -211,6 +211,15 @@ def test_repay_settings_and_margin_file_pass_through(tmp_path, repay):
     assert (default["interest_paid"] != table[table["margin"] == "cautious-4x"]["interest_paid"].values).any()
 
 
+def test_a_sweep_counts_the_trades_a_run_lists_with_auto_repay_off(tmp_path):
+    """Base interest left running while flat (auto-repay off) moves the position with no fill: no trade, so the
+    fill that grows it opens one. A sweep's kernel counts trades as trades.csv lists them (it counted 148 here)."""
+    kw = dict(margin="cross-3x", auto_repay=False, start="2024-01-01")
+    one = backtest.run(BTC, "rsi_revert", {"leverage": 3}, **kw)
+    row = sweep(BTC, "rsi_revert", {"leverage": [3.0]}, out=tmp_path / "s", progress=False, **kw).table.iloc[0]
+    assert row["n_trades"] == one.summary["n_trades"] == len(one.trades) == 304
+
+
 def test_a_parameter_named_like_a_metric_keeps_its_column(tmp_path):
     """hold's exposure is also a summary metric (time in the market): the
     grid axis keeps its name and values, the metric moves to metric_exposure."""
