@@ -70,20 +70,25 @@ def best_after(best, p, long_):
 
 
 @njit(cache=True, inline="always")
-def _count_fill(ns, before, after, q):
-    """Count the round trips of ``trades.csv`` at a fill of ``q`` that took
-    the position from ``before`` to ``after`` (docs/model-choices.md
-    "Results"): one ends at 0 or through zero; one opens through zero, or,
-    none being open, where the fill takes the position away from 0 (base
-    interest owed while flat moves it with no trade; a fill that only buys
-    that back opens none).  Sweeps count so too: no trades table there."""
+def trade_step(was_open, before, after, q):
+    """The round trips of ``trades.csv`` at a fill of ``q`` that took the
+    position from ``before`` to ``after`` (docs/model-choices.md "Results"),
+    ``was_open`` whether one was open: (opens one, one open after).  One
+    ends at 0 or through zero; one opens through zero, or, none being open,
+    where the fill takes the position away from 0 (base interest owed while
+    flat moves it with no trade; a fill that only buys that back opens
+    none).  The kernels count so: a sweep has no trades table."""
     ends = before != 0.0 and (after == 0.0 or (after > 0.0) != (before > 0.0))
-    opens = q > 0.0 and after != 0.0 and (ends or (ns[TRADE_OPEN] == 0 and abs(after) > abs(before)))
-    if opens:
-        ns[N_TRADES] += 1
-        ns[TRADE_OPEN] = 1
-    elif ends:
-        ns[TRADE_OPEN] = 0
+    opens = q > 0.0 and after != 0.0 and (ends or (not was_open and abs(after) > abs(before)))
+    return opens, opens or (was_open and not ends)
+
+
+@njit(cache=True, inline="always")
+def _count_fill(ns, before, after, q):
+    """``trade_step`` on the run's count and flag in ``ns``."""
+    opens, now = trade_step(ns[TRADE_OPEN] != 0, before, after, q)
+    ns[N_TRADES] += opens
+    ns[TRADE_OPEN] = now
 
 
 @njit(cache=True, inline="always")

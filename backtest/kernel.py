@@ -77,12 +77,6 @@ from .rules import (
 )
 
 
-@njit(cache=True, inline="always")
-def _opens_trade(before, after):
-    """1 when a fill starts a round trip: from flat, or through zero."""
-    return 1 if after != 0.0 and (before == 0.0 or (before > 0.0) != (after > 0.0)) else 0
-
-
 RETURN_BLOCK = 64
 
 

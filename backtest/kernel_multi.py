@@ -38,8 +38,7 @@ from .account import HB, HQ, PB, PQ, _position, _record_order
 from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .intrabar import _track as track_entry
-from .intrabar import best_after
-from .kernel import _opens_trade
+from .intrabar import best_after, trade_step
 from .limits import _cancel, _fill, borrow_for, in_reach
 from .records import LIMIT, LIQUIDATION, REBALANCE, SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
 from .venues import binance_usdm as usdm
@@ -91,8 +90,16 @@ def _book_order(st, i, s, a, trade, o, before, ss, sa, orders, tot):
     _record_order(orders, k, i, np.int8(ss[s, KIND]), (side, q, price, fee_value, capped), st, before, paid, cb + cq)
     _fill_order(orders, k, s, np.nan, -1)
     tot[N_ORD] += 1
-    tot[N_TRD] += _opens_trade(before, _position(st))
+    _count(ss, s, tot, before, _position(st), q)
     _track(ss, s, before, _position(st), price, o)
+
+
+@njit(cache=True, inline="always")
+def _count(ss, s, tot, before, after, q):
+    """Symbol s's fill from ``before`` to ``after`` counted as trades.csv counts it (``intrabar.trade_step``)."""
+    opens, now = trade_step(ss[s, TRADE_OPEN] != 0.0, before, after, q)
+    tot[N_TRD] += opens
+    ss[s, TRADE_OPEN] = 1.0 if now else 0.0
 
 
 @njit(cache=True)
@@ -141,7 +148,8 @@ LIMIT_B = 12
 # amount borrowed at placement, its symbol's bars it has stood, capped, and its placement's charge (quote
 # value; in asset units)
 PEND_LIM, LIM_SIDE, LIM_Q, LIM_PX, LIM_B, LIM_BARS, LIM_CAPPED, LIM_INT, LIM_CHG = range(13, 22)
-N_SS = 22
+TRADE_OPEN = 22  # a round trip of the symbol open (intrabar.trade_step)
+N_SS = 23
 T_PREV, NEXT_HOUR, PAID, INT_QUOTE, ABOVE_CALL, HALTED = range(6)
 # profile levels ``lv[a]`` and settings ``cfg``
 M0, CALL, MLR, LIQ_FEE, RESTORE, LIMIT_Q = range(6)  # (LIMIT_Q: the max borrow of its quote)
@@ -269,6 +277,7 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
             o.trigger = trig[k]
             o.event = k_l
             tot[N_ORD] += 1
+            _count(ss, s, tot, before[k], o.position, qty[k])
             _track(ss, s, before[k], o.position, fill[k], scr[TRADED, k])  # (best: before slippage)
     return True
 
@@ -803,7 +812,7 @@ def _perp_fill(i, a, k, order, acct, books, perp, cfg, orders):
     if fill[0] != 0:
         sb[s, 0] = st[HB] - st[PB]
         aq[a, 0] = st[HQ] - st[PQ] - others
-        _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, -1)
+        _perp_order(orders, tot, ss, i, s, kind, fill, before, st, trigger, -1)
         _track(ss, s, before, sb[s, 0], fill[2], price)
     tot[N_CAP] += fill[4]  # (capped)
 
@@ -865,7 +874,8 @@ def _perp_limit_fill(i, a, k, trig, acct, books, perp, cfg, orders):
     if q > 0.0:
         sb[s, 0] = st[HB] - st[PB]
         aq[a, 0] = st[HQ] - st[PQ] - others
-        _perp_order(orders, tot, i, s, np.int8(LIMIT), (side, q, trig, fv, capped or cut), before, st, np.nan, -1)
+        _perp_order(orders, tot, ss, i, s, np.int8(LIMIT), (side, q, trig, fv, capped or cut), before, st, np.nan,
+                    -1)
         _track(ss, s, before, sb[s, 0], trig, trig)
 
 
@@ -989,7 +999,7 @@ def _limit_fill(i, a, k, m, trig, syms, books, fee, orders):
                   ss[s, LIM_INT], ss[s, LIM_CHG])
     _fill_order(orders, n, s, np.nan, -1)
     tot[N_ORD] += 1
-    tot[N_TRD] += _opens_trade(before, _position(st))
+    _count(ss, s, tot, before, _position(st), q)
     _track(ss, s, before, _position(st), trig, trig)
 
 
@@ -1141,7 +1151,7 @@ def _joint_path(at, a, syms, m, books, hl, lv, cfg, recs, terms):
 
 
 @njit(cache=True)
-def _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, event):
+def _perp_order(orders, tot, ss, i, s, kind, fill, before, st, trigger, event):
     """A perp fill of symbol s (``fill``: side, quantity, price, fee,
     capped; ``st``: the position after it), recorded and counted."""
     k = int(tot[N_ORD])
@@ -1149,7 +1159,7 @@ def _perp_order(orders, tot, i, s, kind, fill, before, st, trigger, event):
     _fill_order(orders, k, s, trigger, event)
     tot[N_ORD] += 1
     tot[FEES] += fill[3]  # (its fee)
-    tot[N_TRD] += _opens_trade(before, _position(st))
+    _count(ss, s, tot, before, _position(st), fill[1])
 
 
 @njit(cache=True, _nrt=True)  # (allocates: counts references though _loop does not)
@@ -1157,7 +1167,7 @@ def _perp_liquidation(i, a, syms, m, theta, books, fsv, lv, liqs, orders):
     """The cross perp account liquidated at the marks ``scr[TRIG]``: every
     position closed there, one event and a fill per symbol it held
     (``books`` as ``_cross_liquidation``'s)."""
-    sb, aq, st, _, _, scr, tot = books
+    sb, aq, st, ss, _, scr, tot = books
     k_l = int(tot[N_LIQ])
     side = np.zeros(m, dtype=np.int64)
     qty = scr[QTY]
@@ -1170,7 +1180,7 @@ def _perp_liquidation(i, a, syms, m, theta, books, fsv, lv, liqs, orders):
     usdm.set_state(st, 0.0, 0.0)  # (every position is closed)
     for k in range(m):
         if side[k] != 0:  # (the event's fee is on the liquidation record)
-            _perp_order(orders, tot, i, syms[a, k], LIQUIDATION, (side[k], qty[k], scr[TRIG, k], 0.0, False),
+            _perp_order(orders, tot, ss, i, syms[a, k], LIQUIDATION, (side[k], qty[k], scr[TRIG, k], 0.0, False),
                         -side[k] * qty[k], st, scr[TRIG, k], k_l)
 
 

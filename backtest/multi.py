@@ -779,7 +779,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         per_asset[base] = per_asset.get(base, 0.0) + float(int_b[k])
     per_asset[quote] = float(int_q.sum())
     summary.update(
-        n_trades=len(trades), n_orders=int(stats["n_orders"]), n_capped=int(stats["n_capped"]),  # (engine.run's)
+        n_trades=int(stats["n_trades"]), n_orders=int(stats["n_orders"]), n_capped=int(stats["n_capped"]),
         n_liquidations=int(stats["n_liquidations"]), n_margin_calls=int(stats["n_margin_calls"]),
         ambiguous_bars=int(stats["ambiguous_bars"]),
         fees_paid=float(stats["fees_paid"]), interest_paid=float(paid[-1]),
