@@ -575,7 +575,7 @@ def sweep(
     manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
     check_folder(out, manifest["id"], resume, overwrite)  # before any work: nothing in out is lost
     stored = stored_chunk_size(out, manifest["id"]) if resume else None
-    chunk_size = stored or chunk_size or default_chunk_size(n_combos, len(bars), threads)
+    chunk_size = stored or chunk_size or default_chunk_size(n_combos, len(bars), threads, shared=not scheduler)
     manifest["chunk_size"] = chunk_size
     n_chunks = -(-n_combos // chunk_size)
     if progress is None or progress is True:  # the default: say what is coming, then a progress bar
@@ -621,20 +621,23 @@ def sweep(
 MAX_CHUNK = 256  # combinations in a chunk of a small sweep (a big one: at most 64, ~16 chunks a thread)
 
 
-def default_chunk_size(n_combos: int, n_bars: int, threads: int) -> int:
+def default_chunk_size(n_combos: int, n_bars: int, threads: int, shared: bool = True) -> int:
     """Combinations per saved chunk: ~16 chunks per thread so the last ones
     finish close together, but each worth at least ~20 M bar-steps so
     writing its file stays a small cost; and 4 per thread, or a sweep runs
     its last chunk alone.  A sweep too small for 4 such chunks a thread is
-    cut into fewer, the same number for every thread (a chunk costs ~4 ms:
-    the README grid, 12.7 M bar-steps on two threads, took 141 ms in 8
-    chunks, 126 ms in 4, 118 ms in 2).  At most ``MAX_CHUNK`` a chunk even
-    then: a grid of many combinations on few bars still saves as it goes
-    (each combination costs ~60 µs of Python besides its bars)."""
+    one chunk when local threads share its pieces (``shared``, not a Dask
+    cluster, whose workers each take whole chunks: there the same number
+    for every thread): a chunk's file costs ~4 ms and holds the others'
+    pieces back (the README grid, 12.7 M bar-steps on two threads, took 121
+    ms in one chunk against 135 ms in two, medians of 12 alternated).  At
+    most ``MAX_CHUNK`` a chunk even then, cut evenly: a grid of many
+    combinations on few bars still saves as it goes (each combination
+    costs ~40 µs of Python besides its bars)."""
     per_thread = min(4, max(1, n_combos * n_bars // (threads * 20_000_000)))
     even = -(-n_combos // (per_thread * threads))
     if per_thread < 4:
-        return min(even, MAX_CHUNK)
+        return -(-n_combos // -(-n_combos // MAX_CHUNK)) if shared else min(even, MAX_CHUNK)
     balanced = max(n_combos // (16 * threads), -(-20_000_000 // n_bars))
     return max(1, min(64, balanced, even))
 

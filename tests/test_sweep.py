@@ -250,16 +250,20 @@ def test_a_write_off_counts_apart_in_a_sweep_row_as_in_run(tmp_path):
 
 
 def test_default_chunk_size():
-    """Chunks: the same number for every thread; 4 a thread once each is
-    worth ~20 M bar-steps, fewer below (each file costs ~4 ms)."""
+    """Chunks: 4 a thread once each is worth ~20 M bar-steps; below, one
+    chunk the local threads share, or the same number for every Dask worker
+    (each file costs ~4 ms); at most MAX_CHUNK (256) a chunk."""
     from backtest.sweep import default_chunk_size
 
-    assert default_chunk_size(174, 73_265, 2) == 87  # the README grid: 12.7 M bar-steps, one chunk a thread
+    assert default_chunk_size(174, 73_265, 2) == 174  # the README grid: 12.7 M bar-steps, one chunk
+    assert default_chunk_size(174, 73_265, 2, shared=False) == 87  # on a Dask cluster: one a worker
     assert default_chunk_size(174, 73_265, 1) == 174
+    assert default_chunk_size(600, 10_000, 2) == 200  # 6 M bar-steps in chunks of at most 256, even
     assert default_chunk_size(1_000, 100_000, 2) == 250  # 100 M: two a thread
     assert default_chunk_size(1_000, 1_000_000, 2) == 31  # bench --sweep: ~16 a thread, each ≥ 20 M bar-steps
     assert default_chunk_size(100_000, 73_265, 2) == 64  # a big grid: at most 64 a chunk
-    assert default_chunk_size(3, 10, 4) == 1
+    assert default_chunk_size(3, 10, 4) == 3
+    assert default_chunk_size(3, 10, 4, shared=False) == 1
     for n, bars, threads in ((174, 73_265, 2), (1_000, 100_000, 2), (7, 500_000, 3)):
-        size = default_chunk_size(n, bars, threads)
+        size = default_chunk_size(n, bars, threads, shared=False)
         assert (-(-n // size)) % threads == 0 or size == 1 or -(-n // size) >= 4 * threads
