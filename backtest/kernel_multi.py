@@ -258,8 +258,10 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
     tot[LIQ_FEES] += f
     tot[BAD] += b
     for k in range(m):
+        s = syms[k]
+        if side[k] == 0 and b > 0.0 and before[k] < 0.0 and sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]) == 0.0:
+            _count(ss, s, tot, before[k], 0.0, 0.0)  # a short written off with no bar to fill: the table's ghost ends it
         if side[k] != 0:
-            s = syms[k]
             o = orders[int(tot[N_ORD])]
             o.bar = i
             o.side = side[k]

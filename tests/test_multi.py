@@ -332,3 +332,25 @@ def test_bench_compares_the_cross_account_with_each_symbol_alone_on_the_same_wor
         assert (cfg.fee, cfg.slippage, cfg.stop_loss, cfg.take_profit) == (
             args[6]["fee"], args[6]["slippage"], args[6]["stop_loss"], args[6]["take_profit"])
         assert ("venue" in extra) == (venue == "usdm") and extra["per_bar"] is False
+
+
+def test_a_short_written_off_without_a_bar_ends_its_trade_in_the_count_too():
+    """A cross liquidation with bad debt writes off the base owed by a symbol that has no bar there (no fill: the
+    trades table ends its short with a ghost record). The kernel's count ends it too, so the symbol's next short
+    is a new trade (found by review: 3 counted for the table's 4)."""
+    idx = pd.date_range("2024-01-01", periods=12, freq="1h", tz="UTC", name="timestamp")
+
+    def frame(prices, hole=None):
+        df = pd.DataFrame({k: prices for k in ("open", "high", "low", "close")}, index=idx, dtype=float)
+        df["volume"] = 1.0
+        return df if hole is None else df.drop(df.index[hole])
+
+    data = {"BTCUSDT": frame([100.0] * 6 + [1000.0] * 6),  # a 10x jump at bar 6's open
+            "ETHUSDT": frame([100.0] * 12, hole=6), "SOLUSDT": frame([100.0] * 12, hole=6)}
+    targets = pd.DataFrame(np.nan, index=idx, columns=list(data))
+    targets.iloc[0] = [-1.5, -0.5, 0.6]
+    targets.iloc[9, 1] = -0.3  # ETH shorts again after the event
+    for repay in (True, False):
+        res = run_multi(data, targets, margin="cross-3x", auto_repay=repay, fee=0.001)
+        assert res.summary["bad_debt"] > 0 and list(res.trades["exit_reason"][:2]) == ["liquidation"] * 2
+        assert res.summary["n_trades"] == len(res.trades) == 4
