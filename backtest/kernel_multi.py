@@ -259,7 +259,8 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
     tot[BAD] += b
     for k in range(m):
         s = syms[k]
-        if side[k] == 0 and b > 0.0 and before[k] < 0.0 and sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]) == 0.0:
+        after = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        if side[k] == 0 and b > 0.0 and before[k] < 0.0 and after == 0.0:
             _count(ss, s, tot, before[k], 0.0, 0.0)  # a short written off with no bar to fill: the table's ghost ends it
         if side[k] != 0:
             o = orders[int(tot[N_ORD])]
@@ -272,15 +273,15 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
             o.price = fill[k]
             o.fee = 0.0  # the event's fee is on the liquidation record, not on one symbol
             o.position_before = before[k]
-            o.position = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+            o.position = after
             o.interest = 0.0
             o.charge = 0.0
             o.symbol = s
             o.trigger = trig[k]
             o.event = k_l
             tot[N_ORD] += 1
-            _count(ss, s, tot, before[k], o.position, qty[k])
-            _track(ss, s, before[k], o.position, fill[k], scr[TRADED, k])  # (best: before slippage)
+            _count(ss, s, tot, before[k], after, qty[k])
+            _track(ss, s, before[k], after, fill[k], scr[TRADED, k])  # (best: before slippage)
     return True
 
 

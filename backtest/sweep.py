@@ -637,7 +637,8 @@ def default_chunk_size(n_combos: int, n_bars: int, threads: int, shared: bool = 
     per_thread = min(4, max(1, n_combos * n_bars // (threads * 20_000_000)))
     even = -(-n_combos // (per_thread * threads))
     if per_thread < 4:
-        return -(-n_combos // -(-n_combos // MAX_CHUNK)) if shared else min(even, MAX_CHUNK)
+        cut = -(-n_combos // MAX_CHUNK)  # chunks of at most MAX_CHUNK, as even as they come
+        return -(-n_combos // cut) if shared else min(even, MAX_CHUNK)
     balanced = max(n_combos // (16 * threads), -(-20_000_000 // n_bars))
     return max(1, min(64, balanced, even))
 
