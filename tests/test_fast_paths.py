@@ -76,7 +76,9 @@ def test_validate_as_given_is_the_general_path():
     from backtest.data.validate import _as_given, validate_ohlcv
 
     for df in _frames():
+        attrs, name = dict(df.attrs), df.index.name
         frame, prices = _as_given(df)
+        assert df.attrs == attrs and df.index.name == name and frame.attrs is not df.attrs  # (the caller's, untouched)
         assert all(p is df[k].to_numpy() or np.shares_memory(p, df[k].to_numpy()) for p, k in zip(prices, PRICES))
         got = validate_ohlcv(df, "bars")
         want, timeframe = _general(df)
