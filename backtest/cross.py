@@ -19,6 +19,18 @@ HELD, PRINCIPAL, INTEREST = 0, 1, 2  # columns of ``sb`` (base of a symbol) and 
 
 
 @njit(cache=True, inline="always")
+def debt_of(book, r):
+    """What row ``r`` of ``sb`` or ``aq`` owes: its principal and interest."""
+    return book[r, PRINCIPAL] + book[r, INTEREST]
+
+
+@njit(cache=True, inline="always")
+def net_of(book, r):
+    """Row ``r``'s holding less what it owes: a symbol's position (``sb``)."""
+    return book[r, HELD] - debt_of(book, r)
+
+
+@njit(cache=True, inline="always")
 def load(st, sb, aq, s, a):
     """The six numbers of symbol ``s`` in account ``a`` into ``st``."""
     st[HB] = sb[s, HELD]
@@ -44,11 +56,11 @@ def book_value(sb, aq, a, syms, m, px, row):
     """(assets, debt) of account ``a`` with symbols ``syms[a, :m]`` at prices
     ``px[row, :m]`` (2-D arguments indexed, not sliced: no view per bar)."""
     assets = aq[a, HELD]
-    debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+    debt = debt_of(aq, a)
     for k in range(m):
         s = syms[a, k]
         assets += sb[s, HELD] * px[row, k]
-        debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * px[row, k]
+        debt += debt_of(sb, s) * px[row, k]
     return assets, debt
 
 
@@ -60,7 +72,7 @@ def others_term(sb, syms, a, m, px, row, skip, m0):
     for k in range(m):
         if k != skip:
             s = syms[a, k]
-            w += (sb[s, HELD] - m0 * (sb[s, PRINCIPAL] + sb[s, INTEREST])) * px[row, k]
+            w += (sb[s, HELD] - m0 * debt_of(sb, s)) * px[row, k]
     return w
 
 
@@ -126,11 +138,11 @@ def trade_to_cross(st, x, o, gate, costs, rates, limits):
 def _value1(sb, aq, a, syms, m, prices):
     """``book_value`` with 1-D symbols and prices (the rare liquidation path)."""
     assets = aq[a, HELD]
-    debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+    debt = debt_of(aq, a)
     for k in range(m):
         s = syms[k]
         assets += sb[s, HELD] * prices[k]
-        debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * prices[k]
+        debt += debt_of(sb, s) * prices[k]
     return assets, debt
 
 
@@ -190,7 +202,7 @@ def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
         side[k] = 0
         qty[k] = 0.0
         fill[k] = traded[k] * (1.0 - slip) if sb[s, HELD] > 0.0 else traded[k] * (1.0 + slip)
-        db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+        db = debt_of(sb, s)
         if tradable[k]:
             longs += sb[s, HELD] * fill[k]
             shorts += db * fill[k]
@@ -203,7 +215,7 @@ def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
         any_held = False
         for k in range(m):
             any_held = any_held or sb[syms[k], HELD] > 0.0
-        if any_held or aq[a, HELD] >= aq[a, PRINCIPAL] + aq[a, INTEREST]:
+        if any_held or aq[a, HELD] >= debt_of(aq, a):
             return 0.0, 0.0, False  # nor write off: no liquidation, no fee
     cash = aq[a, HELD]
     for k in range(m):  # sells first: they raise the quote the fee and the buy-backs need
@@ -221,7 +233,7 @@ def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
     cost = 0.0
     for k in range(m):
         s = syms[k]
-        db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+        db = debt_of(sb, s)
         if tradable[k] and db > 0.0:
             qty[k] = db if lam == 1.0 else lam * db
             cost += qty[k] * fill[k]
@@ -236,7 +248,7 @@ def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
             s = syms[k]
             bought = qty[k] * scale
             if cut:  # the record closes the whole debt: what the quote did not buy is bad debt
-                qty[k] = sb[s, PRINCIPAL] + sb[s, INTEREST]
+                qty[k] = debt_of(sb, s)
             sb[s, HELD] += _repay(bought, sb[s], INTEREST, PRINCIPAL)  # (a row: the symbol's own numbers)
     aq[a, HELD] = _repay(cash, aq[a], INTEREST, PRINCIPAL)
     _clean_book(sb, aq, a, syms, m)
@@ -248,13 +260,13 @@ def liquidate_cross(sb, aq, a, syms, m, at, terms, rec, out):
     for k in range(m):  # the prices the account is valued at after the fills
         if not tradable[k]:
             fill[k] = trig[k]
-    if cut or (not any_held and aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0):
-        bad = aq[a, PRINCIPAL] + aq[a, INTEREST]
+    if cut or (not any_held and debt_of(aq, a) > 0.0):
+        bad = debt_of(aq, a)
         aq[a, PRINCIPAL] = 0.0
         aq[a, INTEREST] = 0.0
         for k in range(m):
             s = syms[k]
-            bad += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * fill[k]
+            bad += debt_of(sb, s) * fill[k]
             sb[s, PRINCIPAL] = 0.0
             sb[s, INTEREST] = 0.0
     assets, debt = _value1(sb, aq, a, syms, m, fill)

@@ -35,7 +35,8 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from ._compile_speed import JoinedCompiler
 from .account import HB, HQ, PB, PQ, _position, _record_order
-from .cross import HELD, INTEREST, PRINCIPAL, book_value, liquidate_cross, load, others_term, store, trade_to_cross
+from .cross import (HELD, INTEREST, PRINCIPAL, book_value, debt_of, liquidate_cross, load, net_of, others_term,
+                    store, trade_to_cross)
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .intrabar import _track as track_entry
 from .intrabar import best_after, trade_step
@@ -205,7 +206,7 @@ def _charge_book(sb, aq, a, syms, m, rates, col, round_up, scr, ss, sa, after):
     total = 0.0
     for k in range(m):
         s = syms[a, k]
-        long_ = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        long_ = net_of(sb, s)
         scr[QTY, k] = long_ * scr[CUR, k] if long_ > 0.0 else 0.0
         total += scr[QTY, k]
     for k in range(m):
@@ -243,7 +244,7 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
     before = np.empty(m)
     for k in range(m):
         s = syms[k]
-        before[k] = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        before[k] = net_of(sb, s)
     tradable = scr[TRADABLE, :m] != 0.0
     side = np.zeros(m, dtype=np.int64)
     qty = scr[QTY]
@@ -259,7 +260,7 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
     tot[BAD] += b
     for k in range(m):
         s = syms[k]
-        after = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        after = net_of(sb, s)
         if side[k] == 0 and b > 0.0 and before[k] < 0.0 and after == 0.0:
             _count(ss, s, tot, before[k], 0.0, 0.0)  # a short written off with no bar to fill: the table's ghost ends it
         if side[k] != 0:
@@ -304,7 +305,7 @@ def _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr):
     toward them (``_joint_terms``)."""
     for k in range(m):
         s = syms[a, k]
-        coef = sb[s, HELD] - mlr * (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        coef = sb[s, HELD] - mlr * debt_of(sb, s)
         if coef > 0.0 and scr[TRADABLE, k] != 0.0:
             scr[EXT, k] = mark_low[s, i]
         elif coef < 0.0 and scr[TRADABLE, k] != 0.0:
@@ -319,12 +320,12 @@ def _joint_terms(a, m, syms, sb, aq, mlr, scr, start, end):
     """``(f0, g, any debt)`` of the joint path from the prices ``scr[start]``
     to ``scr[end]`` (docs "Joint path": ``f0 = Σ (a_s − M·d_s)·P_s + c −
     M·e`` at the start, ``g`` its change to the end)."""
-    f0 = aq[a, HELD] - mlr * (aq[a, PRINCIPAL] + aq[a, INTEREST])
+    f0 = aq[a, HELD] - mlr * debt_of(aq, a)
     g = 0.0
-    any_debt = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
+    any_debt = debt_of(aq, a) > 0.0
     for k in range(m):
         s = syms[a, k]
-        db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+        db = debt_of(sb, s)
         any_debt = any_debt or db > 0.0
         coef = sb[s, HELD] - mlr * db
         f0 += coef * scr[start, k]
@@ -398,7 +399,7 @@ def _next_event(a, m, leg, syms, sb, aq, ss, scr, mlr, liq_on, after, fsv):
                 theta, p = _not_before(theta, p, after, scr[LEG_A, k], scr[LEG_B, k])
                 if theta < best:  # (last among equals: anything found at the same θ keeps its place)
                     best, kind, who, trig = theta, LIMIT, k, p
-        n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        n = net_of(sb, s)
         if scr[TRADABLE, k] == 0.0 or scr[DONE, k] != 0.0 or n == 0.0 or ss[s, ENTRY] != ss[s, ENTRY]:
             continue
         levels = stop_levels(ss[s, ENTRY], ss[s, BEST], n > 0.0, scr[F_SL, k], scr[F_TP, k], scr[F_TR, k])
@@ -462,7 +463,7 @@ def _leg(i, a, m, leg, bars, scr, ss, sb):
                 mark_high[s, i] if d > 0.0 else mark_low[s, i], mark_close[s, i])
         scr[MLEG_A, k] = mpts[leg - 1]
         scr[MLEG_B, k] = mpts[leg]
-        n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        n = net_of(sb, s)
         if n != 0.0:
             ss[s, BEST] = best_after(ss[s, BEST], pts[leg - 1], n > 0.0)
 
@@ -510,8 +511,8 @@ def _stops_in_reach(i, a, m, syms, sb, ss, walk, bars):
     open_, high, low = bars
     for k in range(m):
         s = syms[a, k]
-        if open_[s, i] == open_[s, i] and _stop_near(walk, s, i, sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]),
-                                                     ss, (open_[s, i], high[s, i], low[s, i])):
+        if open_[s, i] == open_[s, i] and _stop_near(walk, s, i, net_of(sb, s), ss,
+                                                                        (open_[s, i], high[s, i], low[s, i])):
             return True
     return False
 
@@ -535,7 +536,7 @@ def _quiet_stops(n_sym, walk, sb, ss, loc):
     side, the band ``Q_LO``..``Q_HI`` from stop-loss and take-profit, the
     trailing fraction, the best price (``_band_left`` moves it)."""
     for k in range(n_sym):
-        pos = sb[k, HELD] - (sb[k, PRINCIPAL] + sb[k, INTEREST])
+        pos = net_of(sb, k)
         loc[Q_SIDE, k] = 0.0
         if pos == 0.0 or ss[k, ENTRY] != ss[k, ENTRY] or ss[k, BEST] != ss[k, BEST]:
             continue
@@ -589,7 +590,7 @@ def _best_over_bar(i, a, m, syms, sb, ss, open_, high, low):
     would move it (``_leg``: the open, then the extremes)."""
     for k in range(m):
         s = syms[a, k]
-        n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        n = net_of(sb, s)
         o = open_[s, i]
         if n == 0.0 or o != o or ss[s, BEST] != ss[s, BEST]:
             continue
@@ -629,7 +630,7 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
     liq_on = True
     for k in range(m):
         s = syms[a, k]
-        coef = sb[s, HELD] - mlr * (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        coef = sb[s, HELD] - mlr * debt_of(sb, s)
         scr[DIRN, k] = 0.0 if scr[TRADABLE, k] == 0.0 else (1.0 if coef > 0.0 else (-1.0 if coef < 0.0 else 0.0))
         if scr[DIRN, k] == 0.0 and scr[TRADABLE, k] != 0.0 and ss[s, LIM_SIDE] != 0.0:
             scr[DIRN, k] = -1.0  # a standing order walks its bar: flat counts as short, the high first
@@ -680,7 +681,7 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
                 _perp_stop(i, a, who, kind, trig, (syms, m), books, perp, cfg, orders)
     for k in range(m):  # the end of the last leg, the closes: the best prices of the symbols held
         s = syms[a, k]
-        n = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        n = net_of(sb, s)
         if scr[DIRN, k] != 0.0 and n != 0.0:
             ss[s, BEST] = best_after(ss[s, BEST], bars[4][s, c], n > 0.0)
     return liquidated
@@ -1367,7 +1368,7 @@ def _stretch(start, end, sb, ss, sa, out_acct, out_sym):
     """Bars ``start .. end − 1`` of a quiet run between hours: each symbol's
     position and interest, and the account's interest paid, unchanged there."""
     for k in range(sb.shape[0]):
-        pos = sb[k, HELD] - (sb[k, PRINCIPAL] + sb[k, INTEREST])
+        pos = net_of(sb, k)
         paid = ss[k, PAID_SYM]
         for r in range(start, end):
             out_sym[k, 0, r] = pos
@@ -1381,7 +1382,7 @@ def _stretch(start, end, sb, ss, sa, out_acct, out_sym):
 def _symbol_rows(i, sb, ss, out_sym):
     """Bar i's rows of each symbol (``SYMBOL_ROWS``, and ``SYMBOL_EXTRA`` when asked for)."""
     for s in range(sb.shape[0]):
-        out_sym[s, 0, i] = sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST])
+        out_sym[s, 0, i] = net_of(sb, s)
         out_sym[s, 1, i] = ss[s, PAID_SYM]
     if out_sym.shape[1] > 2:
         _books_rows(i, sb, ss, out_sym)
@@ -1394,7 +1395,7 @@ def _books_rows(i, sb, ss, out_sym):
         out_sym[k, 2, i] = ss[k, QUOTE_SYM]
         out_sym[k, 3, i] = ss[k, AFTER_B]
         out_sym[k, 4, i] = ss[k, AFTER_Q]
-        out_sym[k, 5, i] = sb[k, PRINCIPAL] + sb[k, INTEREST]
+        out_sym[k, 5, i] = debt_of(sb, k)
 
 
 @njit(cache=True, _nrt=False)
@@ -1494,8 +1495,7 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
             continue
         ordered = False
         for k in range(n_sym):
-            ordered |= _decide_one(ss, k, target[k, j], sb[k, HELD] - (sb[k, PRINCIPAL] + sb[k, INTEREST]),
-                                   close[k, j], eq, rebalance)
+            ordered |= _decide_one(ss, k, target[k, j], net_of(sb, k), close[k, j], eq, rebalance)
         if ordered:
             end = j + 1
             break
@@ -1557,13 +1557,13 @@ def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
             break
         # 7. the close (_close_at's arithmetic: book_value at the closes)
         assets = aq[0, HELD]
-        debt = aq[0, PRINCIPAL] + aq[0, INTEREST]
+        debt = debt_of(aq, 0)
         owed = aq[0, INTEREST]
         for k in range(n_sym):
             s = syms[0, k]
             c = close[s, j]
             assets += sb[s, HELD] * c
-            debt += (sb[s, PRINCIPAL] + sb[s, INTEREST]) * c
+            debt += debt_of(sb, s) * c
         for k in range(n_sym):
             owed += sb[syms[0, k], INTEREST] * close[syms[0, k], j]
         eq = assets - debt
@@ -1572,7 +1572,7 @@ def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
         out_acct[0, 2, j] = owed
         out_acct[0, 3, j] = sa[0, PAID]
         for k in range(n_sym):
-            out_sym[k, 0, j] = sb[k, HELD] - (sb[k, PRINCIPAL] + sb[k, INTEREST])
+            out_sym[k, 0, j] = net_of(sb, k)
             out_sym[k, 1, j] = ss[k, PAID_SYM]
         # 8. decisions (_decide_at's; a halted account has none to clear: no order is pending)
         if halted:
@@ -1580,8 +1580,7 @@ def _close_quiet_perp(i0, g, syms, books, rebalance, out, vn):
         ordered = False
         for k in range(n_sym):
             s = syms[0, k]
-            ordered |= _decide_one(ss, s, target[s, j], sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]),
-                                   close[s, j], eq, rebalance)
+            ordered |= _decide_one(ss, s, target[s, j], net_of(sb, s), close[s, j], eq, rebalance)
         if ordered:
             end = j + 1
             break
@@ -1604,10 +1603,10 @@ def _load_quiet(sb, aq, loc, mlr):
     holding, debt and interest (returned), each symbol's in ``loc``, and
     whether any loan is open."""
     hq = aq[0, HELD]
-    dq = aq[0, PRINCIPAL] + aq[0, INTEREST]
+    dq = debt_of(aq, 0)
     owes = dq > 0.0
     for k in range(sb.shape[0]):
-        db = sb[k, PRINCIPAL] + sb[k, INTEREST]
+        db = debt_of(sb, k)
         owes = owes or db > 0.0
         loc[Q_HB, k] = sb[k, HELD]
         loc[Q_DB, k] = db
@@ -1622,12 +1621,12 @@ def _after_quiet(last, ts, close, books, lv):
     last close, the time, whether the account closed above the call level."""
     sb, aq, _, ss, sa, _, _ = books
     assets = aq[0, HELD]
-    debt = aq[0, PRINCIPAL] + aq[0, INTEREST]
+    debt = debt_of(aq, 0)
     for k in range(sb.shape[0]):
         c = close[k, last]
         ss[k, LAST_CLOSE] = c
         assets += sb[k, HELD] * c
-        debt += (sb[k, PRINCIPAL] + sb[k, INTEREST]) * c
+        debt += debt_of(sb, k) * c
     sa[0, T_PREV] = ts[last]
     sa[0, ABOVE_CALL] = 1.0 if (assets > lv[0, CALL] * debt or debt <= 0.0) else 0.0
 
@@ -1689,8 +1688,7 @@ def _decide_at(i, a, syms, m, sb, target, liquidated, stop_on_liquidation, rebal
         return
     for k in range(m):
         s = syms[a, k]
-        _decide_one(ss, s, target[s, i], sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]), ss[s, LAST_CLOSE], eq,
-                    rebalance)
+        _decide_one(ss, s, target[s, i], net_of(sb, s), ss[s, LAST_CLOSE], eq, rebalance)
 
 
 @njit(cache=True, inline="always")
@@ -1735,19 +1733,18 @@ def _cross_need(i, t, a, m, syms, books, bars, lv, walk):
     sb, aq, _, ss, sa, _, _ = books
     near = max(lv[a, CALL], lv[a, MLR]) * (1.0 + 1e-9)
     need = t >= sa[a, NEXT_HOUR]
-    owes = aq[a, PRINCIPAL] + aq[a, INTEREST] > 0.0
+    owes = debt_of(aq, a) > 0.0
     assets = aq[a, HELD]
-    debt = aq[a, PRINCIPAL] + aq[a, INTEREST]
+    debt = debt_of(aq, a)
     assets_x, debt_x = assets, debt
     for k in range(m):
         s = syms[a, k]
         need = need or ss[s, PENDING] == ss[s, PENDING] or ss[s, LIM_SIDE] != 0.0
-        db = sb[s, PRINCIPAL] + sb[s, INTEREST]
+        db = debt_of(sb, s)
         owes = owes or db > 0.0
         o = mark_open[s, i]  # NaN exactly where the symbol has no bar
         if walk is not None and o == o and not need:
-            need = _stop_near(walk, s, i, sb[s, HELD] - (sb[s, PRINCIPAL] + sb[s, INTEREST]), ss,
-                              (open_[s, i], high[s, i], low[s, i]))
+            need = _stop_near(walk, s, i, net_of(sb, s), ss, (open_[s, i], high[s, i], low[s, i]))
         p = o if o == o else ss[s, LAST_CLOSE]
         x = p
         if o == o:
