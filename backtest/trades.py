@@ -188,16 +188,16 @@ def _walk(fills, later, bad_debts, liq_fees, per_bar, exact, quote_fees):
             closing, opening, ends = abs(prev) - abs(pos), 0.0, False
         else:
             closing, opening, ends = 0.0, abs(pos) - abs(prev), False
-        if q == 0.0:  # a fill that traded nothing opens nothing (a difference is float noise of netting)
-            opening = 0.0
+        if not is_open and closing > 0.0:  # a position of interest alone (no fill opened it): no trade to close
+            closing, ends = 0.0, False
+            if pos != 0.0 and np.sign(pos) != np.sign(prev):
+                opening = abs(pos)
+            else:
+                opening = _at_least(abs(pos) - abs(prev), 0.0)
+        if q == 0.0:  # a fill that traded nothing opens nothing (a difference is float noise of netting; as
+            opening = 0.0  # intrabar.trade_step, the kernels' count)
         if not is_open:  # what no trade takes is the flat books' (see flat_costs)
             credit = _credit(bad, prev, pos, sd, q, price)
-            if closing > 0.0:  # a position of interest alone (no fill opened it): no trade to close
-                closing, ends = 0.0, False
-                if pos != 0.0 and np.sign(pos) != np.sign(prev):
-                    opening = abs(pos)
-                else:
-                    opening = _at_least(abs(pos) - abs(prev), 0.0)
             if opening > 0.0:  # a trade opens and takes over the drift at this fill's price
                 flat_i -= prev * price
             else:  # nobody's fill: it buys back (part of) the drift, or is a liquidation of a flat account

@@ -220,6 +220,33 @@ def test_a_sweep_counts_the_trades_a_run_lists_with_auto_repay_off(tmp_path):
     assert row["n_trades"] == one.summary["n_trades"] == len(one.trades) == 304
 
 
+def test_a_fill_of_nothing_opens_no_trade_in_the_table_or_the_count():
+    """A fill of quantity 0 that turns a drift's sign (base interest owed while flat; float noise of netting)
+    opens no trade: trades.csv's walk and the kernels' count (intrabar.trade_step) take one rule, so the
+    trade is the buy's, at bar 2 (the walk opened it at the fill of nothing, bar 1, before)."""
+    import numpy as np
+
+    from backtest.intrabar import trade_step
+    from backtest.records import SIGNAL, order_dt
+    from backtest.trades import trip_walk
+
+    orders = np.zeros(2, order_dt)
+    for k, (bar, q, before, after) in enumerate([(1, 0.0, -1e-9, 1e-9), (2, 1.0, 1e-9, 1.0 + 1e-9)]):
+        for field, value in zip(("bar", "side", "kind", "quantity", "price", "position_before", "position"),
+                                (bar, 1, SIGNAL, q, 100.0, before, after)):
+            orders[field][k] = value
+    times = pd.date_range("2024-01-01", periods=4, freq="h", tz="UTC")
+    position = np.array([-1e-9, 1e-9, 1.0 + 1e-9, 1.0 + 1e-9])
+    for fills, entries in ((orders[:1], []), (orders, [2])):
+        table = trip_walk(fills, times, np.full(4, 100.0), position, np.zeros(4), "BTCUSDT").table
+        count, is_open = 0, False
+        for o in fills:
+            opens, is_open = trade_step(is_open, o["position_before"], o["position"], o["quantity"])
+            count += opens
+        assert table.shape[1] == count == len(entries)
+        assert table[0].tolist() == entries  # (row 0: the entry bar)
+
+
 def test_a_parameter_named_like_a_metric_keeps_its_column(tmp_path):
     """hold's exposure is also a summary metric (time in the market): the
     grid axis keeps its name and values, the metric moves to metric_exposure."""
