@@ -512,7 +512,7 @@ def _stops_in_reach(i, a, m, syms, sb, ss, walk, bars):
     for k in range(m):
         s = syms[a, k]
         if open_[s, i] == open_[s, i] and _stop_near(walk, s, i, net_of(sb, s), ss,
-                                                                        (open_[s, i], high[s, i], low[s, i])):
+                                                     (open_[s, i], high[s, i], low[s, i])):
             return True
     return False
 
