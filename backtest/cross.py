@@ -31,6 +31,13 @@ def net_of(book, r):
 
 
 @njit(cache=True, inline="always")
+def held_over(book, r, level):
+    """Row ``r``'s holding less ``level`` times what it owes: its term of the
+    account's margin test at ``level`` (per unit of its price)."""
+    return book[r, HELD] - level * debt_of(book, r)
+
+
+@njit(cache=True, inline="always")
 def load(st, sb, aq, s, a):
     """The six numbers of symbol ``s`` in account ``a`` into ``st``."""
     st[HB] = sb[s, HELD]
@@ -72,7 +79,7 @@ def others_term(sb, syms, a, m, px, row, skip, m0):
     for k in range(m):
         if k != skip:
             s = syms[a, k]
-            w += (sb[s, HELD] - m0 * debt_of(sb, s)) * px[row, k]
+            w += held_over(sb, s, m0) * px[row, k]
     return w
 
 

@@ -35,8 +35,8 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from ._compile_speed import JoinedCompiler
 from .account import HB, HQ, PB, PQ, _position, _record_order
-from .cross import (HELD, INTEREST, PRINCIPAL, book_value, debt_of, liquidate_cross, load, net_of, others_term,
-                    store, trade_to_cross)
+from .cross import (HELD, INTEREST, PRINCIPAL, book_value, debt_of, held_over, liquidate_cross, load, net_of,
+                    others_term, store, trade_to_cross)
 from .intrabar import MAX_LIQUIDATIONS_PER_BAR
 from .intrabar import _track as track_entry
 from .intrabar import best_after, trade_step
@@ -305,7 +305,7 @@ def _toward_adverse(i, a, syms, m, sb, aq, mark_high, mark_low, mlr, scr):
     toward them (``_joint_terms``)."""
     for k in range(m):
         s = syms[a, k]
-        coef = sb[s, HELD] - mlr * debt_of(sb, s)
+        coef = held_over(sb, s, mlr)
         if coef > 0.0 and scr[TRADABLE, k] != 0.0:
             scr[EXT, k] = mark_low[s, i]
         elif coef < 0.0 and scr[TRADABLE, k] != 0.0:
@@ -320,14 +320,14 @@ def _joint_terms(a, m, syms, sb, aq, mlr, scr, start, end):
     """``(f0, g, any debt)`` of the joint path from the prices ``scr[start]``
     to ``scr[end]`` (docs "Joint path": ``f0 = Σ (a_s − M·d_s)·P_s + c −
     M·e`` at the start, ``g`` its change to the end)."""
-    f0 = aq[a, HELD] - mlr * debt_of(aq, a)
+    f0 = held_over(aq, a, mlr)
     g = 0.0
     any_debt = debt_of(aq, a) > 0.0
     for k in range(m):
         s = syms[a, k]
         db = debt_of(sb, s)
         any_debt = any_debt or db > 0.0
-        coef = sb[s, HELD] - mlr * db
+        coef = held_over(sb, s, mlr)
         f0 += coef * scr[start, k]
         g += coef * (scr[end, k] - scr[start, k])
     return f0, g, any_debt
@@ -630,7 +630,7 @@ def _walk_joint(at, a, m, bars, books, params, orders, liqs, perp):
     liq_on = True
     for k in range(m):
         s = syms[a, k]
-        coef = sb[s, HELD] - mlr * debt_of(sb, s)
+        coef = held_over(sb, s, mlr)
         scr[DIRN, k] = 0.0 if scr[TRADABLE, k] == 0.0 else (1.0 if coef > 0.0 else (-1.0 if coef < 0.0 else 0.0))
         if scr[DIRN, k] == 0.0 and scr[TRADABLE, k] != 0.0 and ss[s, LIM_SIDE] != 0.0:
             scr[DIRN, k] = -1.0  # a standing order walks its bar: flat counts as short, the high first
@@ -1611,7 +1611,7 @@ def _load_quiet(sb, aq, loc, mlr):
         loc[Q_HB, k] = sb[k, HELD]
         loc[Q_DB, k] = db
         loc[Q_IB, k] = sb[k, INTEREST]
-        loc[Q_UP, k] = 1.0 if sb[k, HELD] - mlr * db >= 0.0 else 0.0
+        loc[Q_UP, k] = 1.0 if held_over(sb, k, mlr) >= 0.0 else 0.0
     return hq, dq, aq[0, INTEREST], owes
 
 
@@ -1748,7 +1748,7 @@ def _cross_need(i, t, a, m, syms, books, bars, lv, walk):
         p = o if o == o else ss[s, LAST_CLOSE]
         x = p
         if o == o:
-            x = mark_low[s, i] if sb[s, HELD] - lv[a, MLR] * db >= 0.0 else mark_high[s, i]
+            x = mark_low[s, i] if held_over(sb, s, lv[a, MLR]) >= 0.0 else mark_high[s, i]
         assets += sb[s, HELD] * p
         debt += db * p
         assets_x += sb[s, HELD] * x
