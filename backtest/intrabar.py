@@ -36,10 +36,12 @@ assert usdm.FREE == N_FS_LOOP
 # ``ns``, the run's counts and flags: records written and the counters of
 # ``kernel.STATS``; the standing limit order (side +1 buy / −1 sell / 0 none,
 # the bar it was placed, capped?); the pending order's kind; per-run flags
-# (records kept, stops on, a mark series, finer bars); a round trip open (``_count_fill``)
+# (records kept, stops on, a mark series, finer bars); a round trip open (``_count_fill``); the first
+# rate column whose rates may differ from ``fs[RB]``, ``fs[RQ]`` (``Rates.change``: no lookup before it)
 (N_ORDERS, N_LIQS, N_CALLS, N_CAPPED, N_TRADES, N_AMBIGUOUS, N_DETAIL_MISSING, N_CANCELLED, LIM_SIDE,
- LIM_PLACED, LIM_CAPPED, PENDING_KIND, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON, N_WRITE_OFFS, TRADE_OPEN) = range(18)
-N_NS = 18
+ LIM_PLACED, LIM_CAPPED, PENDING_KIND, RECORD, STOPS_ON, HAS_MARK, DETAIL_ON, N_WRITE_OFFS, TRADE_OPEN,
+ R_END) = range(19)
+N_NS = 19
 # a totals row ``tot``: trading fees, interest paid (quote value), base and
 # quote interest charged, liquidation fees, bad debt
 T_FEES, T_PAID, T_IB, T_IQ, T_LIQ, T_BAD = range(6)

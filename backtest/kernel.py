@@ -58,7 +58,7 @@ from .inputs import read_only
 from ._compile_speed import JoinedCompiler
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_PX, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
-                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
+                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID, R_END,
                        PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
                        T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _walk, best_after)
 from .bar_rows import log_state
@@ -266,7 +266,7 @@ def _loop(bars, marks, cfg, rates, detail, given, recs, venue, flows, state):
         if _short(ns, log, n_log, (orders, liqs, calls), flows):  # the caller grows the buffers and reruns
             return n_log, False, np.int64(0), 0.0, 0.0, 0.0, 0.0, 0.0, np.int64(0), 0.0
         o, mo = bars.open[i], marks.open[i]
-        on_hour, next_hour = _hours(st, fs, cfg, rates, bars.ts, i, o, next_hour)  # 1.
+        on_hour, next_hour = _hours(st, fs, ns, cfg, rates, bars.ts, i, o, next_hour)  # 1.
         if venue is not None and i == next_venue:
             _table_at(fs, venue, vt, i)
         n_liq0 = ns[N_LIQS]  # (--stop-on-liquidation stops at a liquidation only)
@@ -287,8 +287,8 @@ def _loop(bars, marks, cfg, rates, detail, given, recs, venue, flows, state):
         stop_at = next_venue if flows is None else min(next_venue, next_flow_bar(flows, n))
         run = (i, n_log, next_hour, last_target, suspended, halted, cfg.rebalance > 0.0 and ns[LIM_SIDE] == 0, stop_at)
         j, n_log, next_hour, last_target, suspended, above_call, pending_kind, acc = _close_run(
-            st, fs, cfg, bars, marks, given, rates, log, venue, _run_band(st, fs, ns, cfg, given, flows, venue), run,
-            acc)
+            (st, fs, ns), cfg, bars, marks, given, rates, log, venue, _run_band(st, fs, ns, cfg, given, flows, venue),
+            run, acc)
         ns[PENDING_KIND] = pending_kind
         resume_at = j + 1
         if venue is None and flows is None and ns[LIM_SIDE] == 0 and not (st[HB] or st[HQ] or st[PB] or st[PQ]
@@ -320,12 +320,13 @@ def _short(ns, log, n_log, recs, flows):
 
 
 @njit(cache=True, inline="always")
-def _hours(st, fs, cfg, rates, ts, i, o, next_hour):
+def _hours(st, fs, ns, cfg, rates, ts, i, o, next_hour):
     """1. The hour boundaries passed since the last bar's open (long bars,
     gaps), each charged at the rate in force then and owed at the open ``o``;
     the rates of bar ``i``'s hour.  ``next_hour`` (the first whole hour not yet passed) spares an
     integer division on bars that cross no hour.  Returns (a whole hour at
-    this open?, next_hour)."""
+    this open?, next_hour).  The rates of bar ``i``'s hour are looked up
+    only past ``ns[R_END]``: up to there they are those held."""
     t = ts[i]
     if t < next_hour:
         return False, next_hour
@@ -333,8 +334,9 @@ def _hours(st, fs, cfg, rates, ts, i, o, next_hour):
         h1 = ts[i - 1] // HOUR + 1 - rates.h0  # the first boundary passed, as a rate index
         for k in range(hour_boundaries_between(ts[i - 1], t)):
             _charge(st, fs, cfg, st[PB], st[PQ], rates.base[h1 + k], rates.quote[h1 + k], o)
-    fs[RB] = rates.base[t // HOUR - rates.h0]
-    fs[RQ] = rates.quote[t // HOUR - rates.h0]
+    col = t // HOUR - rates.h0
+    if col >= ns[R_END]:  # (the table is read where the rates change: a lookup missed the cache on hourly bars)
+        fs[RB], fs[RQ], ns[R_END] = rates.base[col], rates.quote[col], rates.change[col]
     return t % HOUR == 0, (t // HOUR + 1) * HOUR
 
 
@@ -469,7 +471,7 @@ def _run_band(st, fs, ns, cfg, given, flows, venue):
 
 
 @njit(cache=True, inline="always")
-def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, acc):
+def _close_run(state, cfg, bars, marks, given, rates, log, venue, band, run, acc):
     """7.–8. The close of eventful bar ``i`` (``run``), then those of the
     quiet bars after it, which stay inside ``band`` (``_run_band``) and
     have at most a whole hour's interest; the online statistics ``acc``
@@ -477,6 +479,7 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
     the loop reads or changes of the run state is held in locals
     (registers).  Returns ``(j, n_log, next_hour, last_target, suspended,
     above_call, pending_kind, acc)``, ``j`` the last bar closed."""
+    st, fs, ns = state
     i, n_log, next_hour, last_target, suspended, halted, rebalancing, stop_at = run
     band_lo, band_hi, q_lo, q_hi, trail, long_, room_b, room_q = band
     block, n_block, sum_r, sum_r2, sum_neg2, prev_eq, peak, max_dd, n_exposed, min_ml = acc
@@ -490,6 +493,7 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
     cb_run = cq_run = np.nan  # the charges of the quiet run's hours
     col = next_hour // HOUR - rates.h0  # next_hour's column of the rate table (one division a run, not a bar)
     col0 = change = col  # the run's first column, the next whose rates are new to the run
+    rb, rq, r_end = fs[RB], fs[RQ], ns[R_END]  # the rates held and the column they hold to (_hours)
     above_call = True
     if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
         n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
@@ -558,9 +562,11 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
                 if record and n_log == log.shape[0]:  # no room for its log row: the loop above asks for more
                     break
                 if col >= change:  # the principal is the run's: the charge changes with the rates
-                    cb_run = interest_charge(st[PB], rates.base[col], cfg.round_interest)
-                    cq_run = interest_charge(st[PQ], rates.quote[col], cfg.round_interest)
-                    change = rates.change[col]
+                    if col >= r_end:
+                        rb, rq, r_end = rates.base[col], rates.quote[col], rates.change[col]
+                    cb_run = interest_charge(st[PB], rb, cfg.round_interest)
+                    cq_run = interest_charge(st[PQ], rq, cfg.round_interest)
+                    change = r_end
                 cb, cq = cb_run, cq_run
                 room_b -= cb
                 room_q -= cq
@@ -579,8 +585,8 @@ def _close_run(st, fs, cfg, bars, marks, given, rates, log, venue, band, run, ac
             continue
         break
     fs[BEST], fs[PENDING], fs[PENDING_LIMIT] = best, pending, pending_limit
-    if col > col0:  # the rates of the last hour passed (not carried through the loop)
-        fs[RB], fs[RQ] = rates.base[col - 1], rates.quote[col - 1]
+    if col > col0:  # the rates of the last hour passed: those read last (up to r_end they hold)
+        fs[RB], fs[RQ], ns[R_END] = rb, rq, r_end
     return j, n_log, next_hour, last_target, suspended, above_call, pending_kind, (
         block, n_block, sum_r, sum_r2, sum_neg2, prev_eq, peak, max_dd, n_exposed, min_ml)
 
@@ -608,6 +614,7 @@ def _start(cfg, bars, marks, rates, detail, given, record, venue):
     n = bars.ts.shape[0]
     fs[RB] = rates.base[0] if n > 0 else 0.0  # the rates in force in this bar's hour
     fs[RQ] = rates.quote[0] if n > 0 else 0.0
+    ns[R_END] = rates.change[0] if n > 0 else 0
     ns[PENDING_KIND] = SIGNAL
     ns[RECORD] = record
     ns[STOPS_ON] = (cfg.stop_loss > 0.0 or cfg.take_profit > 0.0 or cfg.trailing_stop > 0.0
