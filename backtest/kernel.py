@@ -534,10 +534,10 @@ def _close_run(state, cfg, bars, marks, given, rates, log, venue, band, run, acc
             block[0] = eq
             n_block = 0
         prev_eq = eq
-        # divisions are the loop's slowest steps: compare first, divide on a new extreme
-        if eq > peak:
-            peak = eq
-        elif eq < (1.0 + max_dd) * peak and peak > 0.0:
+        # divisions are the loop's slowest steps: compare first, divide on a new extreme.  The peak is a
+        # select, not a branch (a rising market mispredicted it); at a new peak the test below fails anyway
+        peak = eq if eq > peak else peak
+        if _rarely(eq < (1.0 + max_dd) * peak and peak > 0.0):
             max_dd = eq / peak - 1.0
         if pos != 0.0:
             n_exposed += 1
