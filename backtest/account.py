@@ -32,13 +32,24 @@ def _assets(st, price):
 
 @njit(cache=True, inline="always")
 def _debt(st, price):
-    return (st[PB] + st[IB]) * price + st[PQ] + st[IQ]
+    return owed_at(st[PB], st[IB], st[PQ], st[IQ], price)
+
+
+@njit(cache=True, inline="always")
+def owed_at(pb, ib, pq, iq, price):
+    """What principal ``pb``, ``pq`` and interest ``ib``, ``iq`` owed come to at ``price``."""
+    return (pb + ib) * price + pq + iq
 
 
 @njit(cache=True, inline="always")
 def _position(st):
     """Net base position: held less owed (interest included)."""
-    return st[HB] - (st[PB] + st[IB])
+    return net_base(st[HB], st[PB], st[IB])
+
+
+@njit(cache=True, inline="always")
+def net_base(hb, pb, ib):
+    return hb - (pb + ib)
 
 
 @njit(cache=True)

@@ -48,7 +48,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _position
+from .account import HB, HQ, IB, IQ, PB, PQ, _assets, _debt, _position, net_base, owed_at
 from .flows import next_bar as next_flow_bar
 from .flows import room as flows_room
 from .flows import MAX_MOVES_PER_BAR as MAX_MOVES
@@ -509,6 +509,9 @@ def _close_run(state, cfg, bars, marks, given, rates, log, venue, band, run, acc
     col = next_hour // HOUR - rates.h0  # next_hour's column of the rate table (one division a run, not a bar)
     col0 = change = col  # the run's first column, the next whose rates are new to the run
     rb, rq, r_end = fs[RB], fs[RQ], ns[R_END]  # the rates held and the column they hold to (_hours)
+    # the book in registers: a quiet run trades nothing, and the interest _owe adds to st is added here
+    # too (the next bar's debt read back from st waited on the store: 3 % of the README sweep's kernel)
+    hb, pb, pq, ib, iq = st[HB], st[PB], st[PQ], st[IB], st[IQ]
     above_call = True
     if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
         n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
@@ -516,9 +519,9 @@ def _close_run(state, cfg, bars, marks, given, rates, log, venue, band, run, acc
     for j in range(i, n):
         c = close[j]
         assets = _assets(st, c)
-        debt = _debt(st, c)
+        debt = owed_at(pb, ib, pq, iq, c)
         eq = assets - debt
-        pos = _position(st)
+        pos = net_base(hb, pb, ib)
         if venue is not None:
             h_c = usdm.health(st, fs, c)
             above_call = h_c > cfg.call_ml
@@ -579,8 +582,8 @@ def _close_run(state, cfg, bars, marks, given, rates, log, venue, band, run, acc
                 if col >= change:  # the principal is the run's: the charge changes with the rates
                     if col >= r_end:
                         rb, rq, r_end = rates.base[col], rates.quote[col], rates.change[col]
-                    cb_run = interest_charge(st[PB], rb, cfg.round_interest)
-                    cq_run = interest_charge(st[PQ], rq, cfg.round_interest)
+                    cb_run = interest_charge(pb, rb, cfg.round_interest)
+                    cq_run = interest_charge(pq, rq, cfg.round_interest)
                     change = r_end
                 cb, cq = cb_run, cq_run
                 room_b -= cb
@@ -589,6 +592,7 @@ def _close_run(state, cfg, bars, marks, given, rates, log, venue, band, run, acc
                     break
                 if cb != 0.0 or cq != 0.0:  # (no loan: nothing to add)
                     _owe(st, fs, cb, cq, open_[k])
+                    ib, iq = ib + cb, iq + cq
                     fs[AFTER_B] += cb
                     fs[AFTER_Q] += cq
                     paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
