@@ -60,9 +60,9 @@ from .inputs import read_only
 from ._compile_speed import JoinedCompiler
 from .intrabar import (AFTER_B, AFTER_Q, BAD_DEBT, BEST, DETAIL_ON, ENTRY, FEES_PAID, HAS_MARK, INT_BASE, INT_QUOTE,
                        LIM_PLACED, LIM_PX, LIM_SIDE, LIQ_FEES, MAX_LIQUIDATIONS_PER_BAR, N_AMBIGUOUS, N_CALLS, N_CANCELLED,
-                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID, R_END,
-                       PENDING, PENDING_KIND, PENDING_LIMIT, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB, T_IQ,
-                       T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _walk, best_after)
+                       N_CAPPED, N_DETAIL_MISSING, N_FS, N_LIQS, N_NS, N_ORDERS, N_TOT, N_TRADES, N_WRITE_OFFS, PAID,
+                       PENDING, PENDING_KIND, PENDING_LIMIT, R_END, RB, RECORD, RQ, SLP, STOPS_ON, T_BAD, T_FEES, T_IB,
+                       T_IQ, T_LIQ, T_PAID, TPP, _liquidate_in_bar, _liquidations, _market, _owe, _quiet, _walk, best_after)
 from .bar_rows import log_state
 from .limits import _cancel_standing, _place, _walk_limit, in_reach
 from .replay import _replay
@@ -509,9 +509,7 @@ def _close_run(state, cfg, bars, marks, given, rates, log, venue, band, run, acc
     col = next_hour // HOUR - rates.h0  # next_hour's column of the rate table (one division a run, not a bar)
     col0 = change = col  # the run's first column, the next whose rates are new to the run
     rb, rq, r_end = fs[RB], fs[RQ], ns[R_END]  # the rates held and the column they hold to (_hours)
-    # the book in registers: a quiet run trades nothing, and the interest _owe adds to st is added here
-    # too (the next bar's debt read back from st waited on the store: 3 % of the README sweep's kernel)
-    hb, pb, pq, ib, iq = st[HB], st[PB], st[PQ], st[IB], st[IQ]
+    hb, pb, pq, ib, iq = st[HB], st[PB], st[PQ], st[IB], st[IQ]  # the book in registers (no trade here; _owe's adds)
     above_call = True
     if record:  # the state at this close, which the quiet bars after it keep (bar_rows)
         n_log = log_state(log, n_log, st, paid, int_quote, after_b, after_q, free, i)
@@ -592,7 +590,7 @@ def _close_run(state, cfg, bars, marks, given, rates, log, venue, band, run, acc
                     break
                 if cb != 0.0 or cq != 0.0:  # (no loan: nothing to add)
                     _owe(st, fs, cb, cq, open_[k])
-                    ib, iq = ib + cb, iq + cq
+                    ib, iq = ib + cb, iq + cq  # (a debt read back from st waited on the store: 3 % of a sweep)
                     fs[AFTER_B] += cb
                     fs[AFTER_Q] += cq
                     paid, int_quote, after_b, after_q = fs[PAID], fs[INT_QUOTE], fs[AFTER_B], fs[AFTER_Q]
