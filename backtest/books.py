@@ -83,32 +83,13 @@ def cross_liquidation_shares(liqs, orders, account, ghost=None):
     return fee_share, bad_share, unassigned
 
 
-def write_offs(liqs, orders, account, ks, positions, sym_paid, prices):
+def write_offs(ghosts, ks):
     """Base debt a cross liquidation with bad debt wrote off for a symbol
-    that had no bar there (so no fill records it): one ghost liquidation
-    record each (quantity 0, at the price the debt was valued at), for
-    ``round_trips`` only, so the short it ends is closed there.
-
-    ``ks``: the account's symbols (rows of ``positions``, ``sym_paid``,
-    ``prices``: per-symbol positions at the closes, cumulative own interest,
-    last closes).  The position just before the event is the last close's
-    less the base interest charged since (valued at that same price).
-    """
-    fills = orders[orders["kind"] == LIQUIDATION]
-    ghosts = np.zeros(0, dtype=orders.dtype)
-    rows = []
-    for e in np.flatnonzero((liqs["account"] == account) & (liqs["bad_debt"] > 0.0)):
-        i = int(liqs["bar"][e])
-        filled = set(fills["symbol"][fills["event"] == e].tolist())
-        for r, k in enumerate(ks):
-            if k in filled or i == 0 or positions[r, i] != 0.0 or positions[r, i - 1] >= 0.0:
-                continue
-            price = prices[r, i]
-            before = positions[r, i - 1] - (sym_paid[r, i] - sym_paid[r, i - 1]) / price
-            rows.append((i, 1, LIQUIDATION, k, e, price, before))
-    if rows:
-        ghosts = np.zeros(len(rows), dtype=orders.dtype)
-        for g, (i, side, kind, k, e, price, before) in zip(ghosts, rows):
-            g["bar"], g["side"], g["kind"], g["symbol"], g["event"] = i, side, kind, k, e
-            g["price"], g["position_before"], g["trigger"] = price, before, price
-    return ghosts
+    that had no bar there (so no fill records it), of the account's symbols
+    ``ks``: the kernel's ghost records (``kernel_multi._cross_liquidation``
+    decides them: quantity 0, at the price the debt was valued at, the
+    position just before the event), for ``round_trips`` only, as a buy of
+    nothing, so the short it ends is closed there."""
+    mine = ghosts[np.isin(ghosts["symbol"], ks)]
+    mine["side"] = 1
+    return mine

@@ -261,27 +261,32 @@ def _cross_liquidation(i, a, syms_of, m, where, books, lv, cfg, orders, liqs):
     for k in range(m):
         s = syms[k]
         after = net_of(sb, s)
-        if side[k] == 0 and b > 0.0 and before[k] < 0.0 and after == 0.0:
-            _count(ss, s, tot, before[k], 0.0, 0.0)  # a short written off with no bar to fill: the table's ghost ends it
-        if side[k] != 0:
-            o = orders[int(tot[N_ORD])]
-            o.bar = i
-            o.side = side[k]
-            o.kind = LIQUIDATION
-            o.capped = False
-            o.ambiguous = False
-            o.quantity = qty[k]
-            o.price = fill[k]
-            o.fee = 0.0  # the event's fee is on the liquidation record, not on one symbol
-            o.position_before = before[k]
-            o.position = after
-            o.interest = 0.0
-            o.charge = 0.0
-            o.symbol = s
-            o.trigger = trig[k]
-            o.event = k_l
-            tot[N_ORD] += 1
-            _count(ss, s, tot, before[k], after, qty[k])
+        filled = side[k] != 0
+        if not filled and not (b > 0.0 and before[k] < 0.0 and after == 0.0):
+            continue
+        # a fill; or a short written off with no bar to fill: a record of side 0 and quantity 0 at the price
+        # its debt was valued at, which ends the trade in the count here and in the trades table (the
+        # only place this is decided: multi_accounts takes it out of the orders, books.write_offs)
+        q = qty[k] if filled else 0.0
+        o = orders[int(tot[N_ORD])]
+        o.bar = i
+        o.side = side[k]
+        o.kind = LIQUIDATION
+        o.capped = False
+        o.ambiguous = False
+        o.quantity = q
+        o.price = fill[k] if filled else trig[k]
+        o.fee = 0.0  # the event's fee is on the liquidation record, not on one symbol
+        o.position_before = before[k]
+        o.position = after
+        o.interest = 0.0
+        o.charge = 0.0
+        o.symbol = s
+        o.trigger = trig[k]
+        o.event = k_l
+        tot[N_ORD] += 1
+        _count(ss, s, tot, before[k], after, q)
+        if filled:
             _track(ss, s, before[k], after, fill[k], scr[TRADED, k])  # (best: before slippage)
     return True
 

@@ -862,7 +862,7 @@ def _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs
         else:
             shares, rest = shared_quote_interest(out_acct[j, 3], out_sym[ks, 1], out_sym[ks, 0], last_close[ks])
             paid = [out_sym[k, 1] + shares[r] for r, k in enumerate(ks)]
-        ghosts = write_offs(liqs, orders, j, ks, out_sym[ks, 0], out_sym[ks, 1], last_close[ks])
+        ghosts = write_offs(exact.get("write_offs", orders[:0]), ks)
         order = np.argsort(np.concatenate((orders["bar"], ghosts["bar"])), kind="stable")
         both = np.concatenate((orders, ghosts))[order]
         ghost = np.concatenate((np.zeros(len(orders), bool), np.ones(len(ghosts), bool)))[order]

@@ -49,6 +49,9 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     loans there).  Returns
     ``(out_acct, out_sym, interest_base, interest_quote, orders,
     liquidations, margin_calls, stats)`` as ``kernel_multi`` lays them out,
+    with ``extra_rows`` last: under ``"write_offs"`` the kernel's records
+    of a short written off without a fill (side 0, ``books.write_offs``),
+    taken out of the orders;
     and per account of one symbol run with auto-repay off the kernel's
     ``extra`` rows on the grid (``ONE_SYMBOL_EXTRA``: what the books need
     when both loans may run at once), keyed by the account; per symbol of
@@ -76,7 +79,10 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
                                      (own_marks or {}).get(s), (own_detail or {}).get(s, NO_DETAIL),
                                      (own_orders or {}).get(s), out_acct, out_sym, int_b, int_q, stats, extra_rows))
     orders, liqs, calls = _merge(parts, acct_of)
-    return out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, extra_rows
+    ghost = orders["side"] == 0  # (every fill has a side: kernel_multi._cross_liquidation)
+    extra_rows["write_offs"] = orders[ghost]
+    stats["n_orders"] -= int(np.count_nonzero(ghost))
+    return out_acct, out_sym, int_b, int_q, orders[~ghost], liqs, calls, stats, extra_rows
 
 
 def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats,
