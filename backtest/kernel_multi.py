@@ -1317,7 +1317,7 @@ def _step_perp(i, a, syms, m, bars, books, vn, lv, cfg, recs, expiry):
     return liquidated
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # (on hourly bars every bar's: a call handing it ~20 arrays cost more than its work)
 def _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
     """The hour at bar ``j`` of a quiet run, if it is all the bar has: the bar
     is on the hour and the last was within the hour before (step 1 charges
@@ -1364,8 +1364,11 @@ def _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
         scr[CUR, k] = open_[k, j]
     scr[PB0, n_sym] = aq[0, PRINCIPAL]
     # (account 0 as an int64, not the literal 0: numba compiled _charge_book once more for the literal)
-    _charge_book(sb, aq, np.int64(0), syms, n_sym, rates, col, round_up, scr, ss, sa, 1.0)
+    _charge_here(sb, aq, np.int64(0), syms, n_sym, rates, col, round_up, scr, ss, sa, 1.0)
     return True
+
+
+_charge_here = njit(cache=True, inline="always")(_charge_book.py_func)  # (inlined into the quiet hour, as it)
 
 
 @njit(cache=True, inline="always")
@@ -1449,7 +1452,8 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
         if walk is not None and _band_left(j, n_sym, loc, open_, high, low):
             end = j
             break
-        if ts[j] >= next_hour:
+        hour = ts[j] >= next_hour
+        if hour:
             _stretch(seg, j, sb, ss, sa, out_acct, out_sym)  # the stretch before the hour (its interest changes it)
             seg = j
             t_prev = ts[j - 1] if j > i0 else np.int64(sa[0, T_PREV])
@@ -1461,22 +1465,23 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
         if reload:  # the book, at the start and after an hour's interest
             reload = False
             hq, dq, iq, owes = _load_quiet(sb, aq, loc, mlr)
-        # _loop's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet);
-        # on an hour _quiet_hour has passed it
-        assets = hq
-        debt = dq
-        assets_x = hq
-        debt_x = dq
-        for k in range(n_sym):
-            o = mark_open[k, j]
-            x = mark_low[k, j] if loc[Q_UP, k] != 0.0 else mark_high[k, j]
-            assets += loc[Q_HB, k] * o
-            debt += loc[Q_DB, k] * o
-            assets_x += loc[Q_HB, k] * x
-            debt_x += loc[Q_DB, k] * x
-        if not ((assets > mlr * debt and assets_x > near * debt_x) if owes else assets == assets):
-            end = j
-            break
+        # _loop's test, its arithmetic (a NaN open makes ``assets`` NaN: not quiet); on an hour
+        # _quiet_hour has made it, on the book after the charge (the same sums)
+        if not hour:
+            assets = hq
+            debt = dq
+            assets_x = hq
+            debt_x = dq
+            for k in range(n_sym):
+                o = mark_open[k, j]
+                x = mark_low[k, j] if loc[Q_UP, k] != 0.0 else mark_high[k, j]
+                assets += loc[Q_HB, k] * o
+                debt += loc[Q_DB, k] * o
+                assets_x += loc[Q_HB, k] * x
+                debt_x += loc[Q_DB, k] * x
+            if not ((assets > mlr * debt and assets_x > near * debt_x) if owes else assets == assets):
+                end = j
+                break
         # 7. the close
         assets = hq
         debt = dq
