@@ -680,48 +680,52 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     funding = out_acct[is_perp, 3].sum(axis=0)
     trading = orders["kind"] != LIQUIDATION
     fees = np.cumsum(np.bincount(orders["bar"][trading], weights=orders["fee"][trading], minlength=n))
-    frame = {"equity": equity, "debt": debt, "interest_paid": paid,
-             "interest_owed": out_acct[:, 2].sum(axis=0), "fees_paid": fees}
-    if is_perp.any():
-        frame["funding_paid"] = funding
-    gross = np.zeros(n)
-    for j, (name, prof, syms) in enumerate(accounts):
-        frame[f"equity_{name}"] = out_acct[j, 0]
-        if prof.perp:  # the margin ratio, and its inverse where spot margin has its margin level (the report's)
-            ratio = exact[("perp", j)]["ratio"]
-            with np.errstate(divide="ignore"):
-                frame[f"margin_level_{name}"] = np.where(ratio > 0, 1.0 / np.where(ratio > 0, ratio, 1.0), np.inf)
-            frame[f"margin_ratio_{name}"] = ratio
-        else:
-            frame[f"margin_level_{name}"] = _ml(out_acct[j, 0], out_acct[j, 1], prof)
-        frame[f"debt_{name}"] = out_acct[j, 1]
+    mls = {j: _ml(out_acct[j, 0], out_acct[j, 1], a[1]) for j, a in enumerate(accounts) if not a[1].perp}
     acct_of_sym = {s: j for j, a in enumerate(accounts) for s in a[2]}
-    for k, sym in enumerate(symbols):
-        frame[f"position_{sym}"] = out_sym[k, 0]
-        frame[f"close_{sym}"] = last_close[k]
-        gross += np.abs(out_sym[k, 0] * last_close[k])
-        j = acct_of_sym[sym]  # its price alone moves; the account's other symbols stay at their last close
-        rows = _loan_rows(exact, j, k)
-        base_owed = None if rows is None else rows[3]  # auto-repay off: both loans may run at once
-        if accounts[j][1].perp:  # the mark price of the position's liquidation (the venue's rules)
-            frame[f"liquidation_price_{sym}"] = exact[("perp", j)]["liquidation_price"][k]
-            frame[f"liquidation_distance_{sym}"] = exact[("perp", j)]["distance"][k]
-            frame[f"funding_paid_{sym}"] = out_sym[k, 1]
-        else:
-            frame[f"liquidation_price_{sym}"], frame[f"liquidation_distance_{sym}"] = liquidation_columns(
-                out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2],
-                base_owed)
-        if base_owed is not None:
-            frame[f"debt_base_{sym}"] = base_owed
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frame["exposure"] = np.where(equity > 0, gross / np.where(equity > 0, equity, 1.0), 0.0)
-    equity_df = pd.DataFrame(frame, index=index, copy=False)  # arrays of this run's own: not consolidated
+
+    def equity_table():  # built when first read (Result.equity), as run()'s: a caller of the summary never pays
+        frame = {"equity": equity, "debt": debt, "interest_paid": paid,
+                 "interest_owed": out_acct[:, 2].sum(axis=0), "fees_paid": fees}
+        if is_perp.any():
+            frame["funding_paid"] = funding
+        gross = np.zeros(n)
+        for j, (name, prof, syms) in enumerate(accounts):
+            frame[f"equity_{name}"] = out_acct[j, 0]
+            if prof.perp:  # the margin ratio, and its inverse where spot margin has its margin level (the report's)
+                ratio = exact[("perp", j)]["ratio"]
+                with np.errstate(divide="ignore"):
+                    frame[f"margin_level_{name}"] = np.where(ratio > 0, 1.0 / np.where(ratio > 0, ratio, 1.0), np.inf)
+                frame[f"margin_ratio_{name}"] = ratio
+            else:
+                frame[f"margin_level_{name}"] = mls[j]
+            frame[f"debt_{name}"] = out_acct[j, 1]
+        for k, sym in enumerate(symbols):
+            frame[f"position_{sym}"] = out_sym[k, 0]
+            frame[f"close_{sym}"] = last_close[k]
+            gross += np.abs(out_sym[k, 0] * last_close[k])
+            j = acct_of_sym[sym]  # its price alone moves; the account's other symbols stay at their last close
+            rows = _loan_rows(exact, j, k)
+            base_owed = None if rows is None else rows[3]  # auto-repay off: both loans may run at once
+            if accounts[j][1].perp:  # the mark price of the position's liquidation (the venue's rules)
+                frame[f"liquidation_price_{sym}"] = exact[("perp", j)]["liquidation_price"][k]
+                frame[f"liquidation_distance_{sym}"] = exact[("perp", j)]["distance"][k]
+                frame[f"funding_paid_{sym}"] = out_sym[k, 1]
+            else:
+                frame[f"liquidation_price_{sym}"], frame[f"liquidation_distance_{sym}"] = liquidation_columns(
+                    out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2],
+                    base_owed)
+            if base_owed is not None:
+                frame[f"debt_base_{sym}"] = base_owed
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame["exposure"] = np.where(equity > 0, gross / np.where(equity > 0, equity, 1.0), 0.0)
+        return pd.DataFrame(frame, index=index, copy=False)  # arrays of this run's own: not consolidated
 
     acct_names = [a[0] for a in accounts]
-    trades = []
     shared = _shared_costs(accounts, symbols, out_acct, out_sym, last_close, orders, liqs, exact)
     flat = [shared["interest_while_flat"], shared["fees_while_flat"]]
-    for k, sym in enumerate(symbols):
+
+    def trades_of(k, sym):
+        """Symbol k's round trips, and what its books add to the flat books' (auto-repay off)."""
         mine = shared["orders"][k]
         j = acct_of_sym[sym]
         single = len(accounts[j][2]) == 1
@@ -739,25 +743,30 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
             after = None if rows is None else (rows[1], rows[2], price)
         t = round_trips(mine, index, last_close[k], out_sym[k, 0], sym_paid, sym, bad, by_asset, after_fill=after,
                         liq_fees=None if single else shared["fee"][k], quote_fees=perp)
-        if rows is not None:  # (before a perp's funding leaves the interest columns: flat_costs reads them)
-            for r, v in enumerate(flat_costs(t, by_asset[1])):
-                flat[r] += v
+        # (before a perp's funding leaves the interest columns: flat_costs reads them)
+        own_flat = flat_costs(t, by_asset[1]) if rows is not None else None
         if is_perp.any():  # a funding column beside interest (each row one or the other)
             t.insert(t.columns.get_loc("pnl"), "funding", t["interest"] if perp else 0.0)
             if perp:
                 t[["interest", "interest_base", "interest_quote"]] = 0.0
-        trades.append(t)
-    trades = pd.concat([t for t in trades if len(t)], ignore_index=True) if any(len(t) for t in trades) else \
-        pd.DataFrame(columns=TRADE_COLUMNS)
-    if len(trades):
-        trades = trades.sort_values(["entry_time", "symbol"], kind="stable").reset_index(drop=True)
+        return t, own_flat
 
-    orders_df = _orders_frame(orders, index, symbols)
-    liq_df = _liquidations_frame(liqs, orders, index, symbols, accounts)
-    calls_df = pd.DataFrame({"time": index[calls["bar"]], "account": [acct_names[a] for a in calls["account"]],
-                             "margin_level": [float(_ml_one(m, accounts[a][1])) for m, a in
-                                              zip(calls["margin_level"], calls["account"])]},
-                            columns=["time", "account", "margin_level"])
+    def trades_table(trades):
+        trades = pd.concat([t for t in trades if len(t)], ignore_index=True) if any(len(t) for t in trades) else \
+            pd.DataFrame(columns=TRADE_COLUMNS)
+        if len(trades):
+            trades = trades.sort_values(["entry_time", "symbol"], kind="stable").reset_index(drop=True)
+        return trades
+
+    if any(_loan_rows(exact, acct_of_sym[sym], k) is not None for k, sym in enumerate(symbols)):
+        # loans outliving trades: the flat books (summary) take the trades' own, so they are walked now
+        walked = [trades_of(k, sym) for k, sym in enumerate(symbols)]
+        for _, own_flat in walked:
+            for r, v in enumerate(own_flat or ()):
+                flat[r] += v
+        trades = trades_table([t for t, _ in walked])
+    else:  # walked when first read (Result.trades), as run()'s
+        trades = lambda: trades_table([trades_of(k, sym)[0] for k, sym in enumerate(symbols)])  # noqa: E731
 
     # summary over the total equity
     prev = np.concatenate(([capital], equity[:-1]))
@@ -766,8 +775,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
     peak = np.maximum.accumulate(np.concatenate(([capital], equity)))[1:]
     with np.errstate(divide="ignore", invalid="ignore"):
         dd = np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0)
-    mls = [equity_df[f"margin_level_{a[0]}"].to_numpy() for a in accounts if not a[1].perp]
-    min_ml = float(min(np.min(m) for m in mls)) if n and mls else math.inf
+    min_ml = float(min(np.min(m) for m in mls.values())) if n and mls else math.inf
     online = {"final_equity": float(equity[-1]), "sum_r": float(r.sum()), "sum_r2": float((r * r).sum()),
               "sum_neg2": float((np.minimum(r, 0.0) ** 2).sum()), "max_drawdown": float(min(dd.min(), 0.0)),
               "n_exposed": float(np.count_nonzero(np.any(out_sym[:, 0] != 0.0, axis=0))),
@@ -818,7 +826,13 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
         funding_df = pd.concat(parts, ignore_index=True)
         rank = funding_df["symbol"].map({sym: k for k, sym in enumerate(symbols)}).to_numpy()
         funding_df = funding_df.iloc[np.lexsort((rank, funding_df["time"].to_numpy()))].reset_index(drop=True)
-    return Result(equity=equity_df, trades=trades, orders=orders_df, liquidations=liq_df, margin_calls=calls_df,
+    return Result(equity=equity_table, trades=trades, orders=lambda: _orders_frame(orders, index, symbols),
+                  liquidations=lambda: _liquidations_frame(liqs, orders, index, symbols, accounts),
+                  margin_calls=lambda: pd.DataFrame(
+                      {"time": index[calls["bar"]], "account": [acct_names[a] for a in calls["account"]],
+                       "margin_level": [float(_ml_one(m, accounts[a][1])) for m, a in
+                                        zip(calls["margin_level"], calls["account"])]},
+                      columns=["time", "account", "margin_level"]),
                   summary=summary, settings=settings, profile=accounts[0][1], bars=bars, funding=funding_df)
 
 

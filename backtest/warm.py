@@ -410,9 +410,10 @@ def _multi_after():
     orders["symbol"], orders["side"], orders["kind"], orders["event"] = [0, 1], 1, SIGNAL, -1
     orders["quantity"], orders["price"], orders["position"], orders["trigger"] = 1.0, 1.0, 1.0, np.nan
     stats = dict.fromkeys(km.STATS + EXTRA_STATS, 0.0)
-    _result({s: bars for s in symbols}, symbols, [("cross", get_profile("cross-3x"), symbols)], index, seconds, cols,
-            out_acct, out_sym, np.zeros(2), np.zeros(1), orders, np.zeros(0, liquidation_multi_dt),
-            np.zeros(0, margin_call_multi_dt), stats, {}, "USDT", 10_000.0, {})
+    res = _result({s: bars for s in symbols}, symbols, [("cross", get_profile("cross-3x"), symbols)], index, seconds,
+                  cols, out_acct, out_sym, np.zeros(2), np.zeros(1), orders, np.zeros(0, liquidation_multi_dt),
+                  np.zeros(0, margin_call_multi_dt), stats, {}, "USDT", 10_000.0, {})
+    res.equity, res.trades  # (its tables are built when read: the passes they call are compiled here)
 
 
 def start_multi(walk: bool, fine: bool = False):
