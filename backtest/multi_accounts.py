@@ -229,9 +229,7 @@ def joint_detail(opens, given):
 
 def last_closes(close):
     """``[S, n]`` closes, a symbol's last close where it has no bar (0 before its first)."""
-    at = np.where(np.isnan(close), -1, np.arange(close.shape[1]))
-    np.maximum.accumulate(at, axis=1, out=at)  # the bar of each one's last close so far
-    return np.where(at >= 0, np.take_along_axis(close, np.maximum(at, 0), axis=1), 0.0)
+    return np.nan_to_num(pd.DataFrame(close.T).ffill().to_numpy().T, nan=0.0)
 
 
 def _run_single(a, s, seconds, ohlc, target, config, own_mark, fine, given, out_acct, out_sym, int_b, int_q, stats,
