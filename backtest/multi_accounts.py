@@ -229,6 +229,8 @@ def joint_detail(opens, given):
 
 def last_closes(close):
     """``[S, n]`` closes, a symbol's last close where it has no bar (0 before its first)."""
+    if not np.isnan(close).any():  # every symbol has every bar: its closes (pandas' ffill took 23 ms for 2 x 1M)
+        return close.copy()
     return np.nan_to_num(pd.DataFrame(close.T).ffill().to_numpy().T, nan=0.0)
 
 
