@@ -21,7 +21,7 @@ _HERE = Path(__file__).resolve().parent
 _configured = []
 _SOURCES = ("kernel.py", "account.py", "intrabar.py", "limits.py", "replay.py", "rules.py", "records.py",
             "indicators.py", "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py",  # inputs: the kernel's argument types
-            "trades.py", "per_bar.py", "bar_rows.py", "medians.py", "data/clean.py",  # run()'s compiled passes
+            "trades.py", "per_bar.py", "bar_rows.py", "medians.py", "data/clean.py", "books.py",  # the passes after a kernel
             "flows.py", "venues/binance_usdm.py", "venues/binance_usdm_cross.py", "venues/plug.py")  # the venues' rules
 
 

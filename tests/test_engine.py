@@ -312,7 +312,7 @@ def test_numba_cache_folder_follows_every_compiled_source():
 
     names = ("kernel.py", "account.py", "intrabar.py", "limits.py", "replay.py", "rules.py", "records.py",
              "indicators.py", "cross.py", "kernel_multi.py", "liqprice.py", "inputs.py", "trades.py", "per_bar.py",
-             "bar_rows.py", "medians.py", "data/clean.py", "flows.py", "venues/binance_usdm.py",
+             "bar_rows.py", "medians.py", "data/clean.py", "books.py", "flows.py", "venues/binance_usdm.py",
              "venues/binance_usdm_cross.py", "venues/plug.py")
     compiled = {str(p.relative_to(ROOT / "backtest")) for p in (ROOT / "backtest").rglob("*.py")
                 if "@njit" in p.read_text()}
