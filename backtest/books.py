@@ -53,8 +53,11 @@ def _split_quote(acct_paid, sym_paid, positions, closes, shares):
     difference from the bar before), the longs into the bar valued at the
     last close, each one's share by value (cumulative into ``shares``), and
     the charge no long carries (cumulative, returned).  Sums in NumPy's
-    order (rows in turn, a cumulative sum from its first term), so the
-    numbers are the same to the bit."""
+    order (rows in turn from 0.0, a cumulative sum from its first term), so
+    the numbers are those of ``np.diff``, ``sum(axis=0)`` and ``np.cumsum``
+    to the bit (but for a run of one bar and nine symbols or more, where
+    NumPy sums the column pairwise: float noise in an amount that rounds
+    to 0 in the summary)."""
     m, n = sym_paid.shape
     rest = np.empty(n)
     held = np.empty(m)
@@ -65,8 +68,8 @@ def _split_quote(acct_paid, sym_paid, positions, closes, shares):
             d = sym_paid[k, j] - (sym_paid[k, j - 1] if j > 0 else 0.0)
             p = positions[k, j - 1] if j > 0 else 0.0
             held[k] = (p if (p > 0.0 or p != p) else 0.0) * closes[k, j - 1] if j > 0 else 0.0
-            own = d if k == 0 else own + d
-            total = held[k] if k == 0 else total + held[k]
+            own += d
+            total += held[k]
         charge = (acct_paid[j] - (acct_paid[j - 1] if j > 0 else 0.0)) - own
         for k in range(m):
             w = held[k] / total if total > 0.0 else 0.0

@@ -1338,7 +1338,7 @@ def _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
     mlr = lv[0, MLR]
     near = max(lv[0, CALL], mlr) * (1.0 + 1e-9)
     col = t // HOUR - h0
-    for before in (True, False):
+    for before in (True, False):  # (after: on the charged book, the sums of _close_quiet's test, which it skips)
         cq = 0.0 if before else interest_charge(aq[0, PRINCIPAL], rates[n_sym, col], round_up)
         dq = aq[0, PRINCIPAL] + (aq[0, INTEREST] + cq)
         assets = aq[0, HELD]
@@ -1363,12 +1363,12 @@ def _quiet_hour(j, t_prev, g, books, lv, syms, hourly, round_up):
         scr[PB0, k] = sb[k, PRINCIPAL]
         scr[CUR, k] = open_[k, j]
     scr[PB0, n_sym] = aq[0, PRINCIPAL]
-    # (account 0 as an int64, not the literal 0: numba compiled _charge_book once more for the literal)
+    # (account 0 as an int64, not the literal 0, as the step calls _charge_book)
     _charge_here(sb, aq, np.int64(0), syms, n_sym, rates, col, round_up, scr, ss, sa, 1.0)
     return True
 
 
-_charge_here = njit(cache=True, inline="always")(_charge_book.py_func)  # (inlined into the quiet hour, as it)
+_charge_here = njit(inline="always")(_charge_book.py_func)  # (inlined into the quiet hour, as it; never compiled apart)
 
 
 @njit(cache=True, inline="always")
@@ -1423,7 +1423,10 @@ def _close_quiet(i0, g, syms, books, loc, lv, rebalance, out, hourly, round_up, 
     happens (``_quiet_hour``).  Between hours the book does not change, so
     its numbers are loaded into ``loc`` and what is the same on every bar is
     written per stretch; the loop body is small (numba compiles a small body
-    with few live values into much faster code, see kernel.py).  It takes
+    with few live values into much faster code, see kernel.py), but for the
+    hour, inlined (on hourly bars every bar's: a call cost more than its
+    work); on an hour ``_quiet_hour``'s test after the charge is the bar's
+    (the same sums as the test here: they must stay so).  It takes
     simulate_multi's tuples and records (at most 12 parameters): its 25
     arrays and numbers one by one ran ~3 % faster (pairwise medians of
     alternated runs in one process, both orders)."""

@@ -700,8 +700,9 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
                 frame[f"margin_level_{name}"] = mls[j]
             frame[f"debt_{name}"] = out_acct[j, 1]
         for k, sym in enumerate(symbols):
-            frame[f"position_{sym}"] = out_sym[k, 0]
-            frame[f"close_{sym}"] = last_close[k]
+            # (copies of what the trades, walked when first read, read: a write into this table changes them not)
+            frame[f"position_{sym}"] = out_sym[k, 0].copy()
+            frame[f"close_{sym}"] = last_close[k].copy()
             gross += np.abs(out_sym[k, 0] * last_close[k])
             j = acct_of_sym[sym]  # its price alone moves; the account's other symbols stay at their last close
             rows = _loan_rows(exact, j, k)
@@ -709,7 +710,7 @@ def _result(panel, symbols, accounts, index, seconds, cols, out_acct, out_sym, i
             if accounts[j][1].perp:  # the mark price of the position's liquidation (the venue's rules)
                 frame[f"liquidation_price_{sym}"] = exact[("perp", j)]["liquidation_price"][k]
                 frame[f"liquidation_distance_{sym}"] = exact[("perp", j)]["distance"][k]
-                frame[f"funding_paid_{sym}"] = out_sym[k, 1]
+                frame[f"funding_paid_{sym}"] = out_sym[k, 1].copy()
             else:
                 frame[f"liquidation_price_{sym}"], frame[f"liquidation_distance_{sym}"] = liquidation_columns(
                     out_sym[k, 0], out_acct[j, 0], out_acct[j, 1], last_close[k], accounts[j][1].kernel_levels()[2],

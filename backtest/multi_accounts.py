@@ -81,8 +81,10 @@ def simulate_multi_arrays(seconds, open_, high, low, close, targets, config, mar
     orders, liqs, calls = _merge(parts, acct_of)
     ghost = orders["side"] == 0  # (every fill has a side: kernel_multi._cross_liquidation)
     extra_rows["write_offs"] = orders[ghost]
-    stats["n_orders"] -= int(np.count_nonzero(ghost))
-    return out_acct, out_sym, int_b, int_q, orders[~ghost], liqs, calls, stats, extra_rows
+    if len(extra_rows["write_offs"]):
+        stats["n_orders"] -= len(extra_rows["write_offs"])
+        orders = orders[~ghost]
+    return out_acct, out_sym, int_b, int_q, orders, liqs, calls, stats, extra_rows
 
 
 def _run_joint(joint, members, seconds, ohlc, targets, config, mark, out_acct, out_sym, int_b, int_q, stats,

@@ -354,3 +354,22 @@ def test_a_short_written_off_without_a_bar_ends_its_trade_in_the_count_too():
         res = run_multi(data, targets, margin="cross-3x", auto_repay=repay, fee=0.001)
         assert res.summary["bad_debt"] > 0 and list(res.trades["exit_reason"][:2]) == ["liquidation"] * 2
         assert res.summary["n_trades"] == len(res.trades) == 4
+
+
+def test_a_write_into_the_equity_table_leaves_the_trades_walked_later_as_they_were():
+    """run_multi's tables are built when first read; the trades, walked
+    then, read the positions and closes the equity table shows, so that
+    table holds copies: a caller writing into it first (closes zeroed,
+    positions flipped) gets the same trades as one who never did."""
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    files = {s: data / f"{s}-1h.parquet" for s in ("BTCUSDT", "ETHUSDT")}
+    kw = dict(margin="cross-3x", start="2024-01-01", end="2024-03-01", params={"leverage": 2.0})
+    untouched = run_multi(files, "sma_cross", **kw).trades
+    res = run_multi(files, "sma_cross", **kw)
+    eq = res.equity
+    for sym in files:
+        eq.loc[:, f"close_{sym}"] = 0.0
+        eq.loc[:, f"position_{sym}"] = -eq[f"position_{sym}"]
+    assert len(untouched) > 10 and res.trades.equals(untouched)
