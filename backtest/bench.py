@@ -68,13 +68,20 @@ def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", sto
     from .rates import rate_table
 
     seconds = _epoch_seconds(bars.index)
-    rates = rate_table(seconds, ("BTC", "USDT"), {"BTC": 0.0002, "USDT": 0.0003}, None)
-    fee = PERP["fee"] if get_profile(profile).perp else 0.001  # (0.1 % on perps too before: not what bench printed)
-    config = RunSettings(10_000.0, fee, 0.0002, **(stops or {})).kernel_config(get_profile(profile), rates)
+    rates = rate_table(seconds, ("BTC", "USDT"), rates_for(["BTC"]), None)
+    fee = (PERP if get_profile(profile).perp else SPOT)["fee"]  # (0.1 % on perps too before: not what bench printed)
+    config = RunSettings(10_000.0, fee, SPOT["slippage"], **(stops or {})).kernel_config(get_profile(profile), rates)
     return (seconds, *cols, targets, config)
 
 
+SPOT = dict(margin="cross-3x", fee=0.001, slippage=0.0002)  # every bench on spot margin
+RATE_BASE, RATE_QUOTE = 0.0002, 0.0003  # daily interest rates: each base asset's, USDT's
 PERP = dict(margin="usdm-cross-5x", fee=0.0005, slippage=0.0002, funding_rate=0.0001)  # bench --venue usdm
+
+
+def rates_for(bases):
+    """The bench's daily rates for base assets ``bases`` and USDT."""
+    return {**dict.fromkeys(bases, RATE_BASE), "USDT": RATE_QUOTE}
 
 
 def perp_venue(bars: pd.DataFrame):
@@ -158,8 +165,7 @@ def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False, venue: 
         out[0].full()  # the per-bar rows, as a first read of res.equity makes them
         expands.append(time.perf_counter() - t)
     med = statistics.median(times)
-    settings = dict(margin="cross-3x", fee=0.001, slippage=0.0002, rates={"BTC": 0.0002, "USDT": 0.0003},
-                    **stop_settings)
+    settings = dict(SPOT, rates=rates_for(["BTC"]), **stop_settings)
     if perp:
         settings = dict(PERP, symbol="BTCUSDT", **stop_settings)
     run(bars, targets, **settings).equity  # warm: the first call also loads compiled helpers and pandas' paths
@@ -222,7 +228,7 @@ def bench_sweep(n_bars: int = 1_000_000, combos: int = 1_000, workers: int | Non
 
     bars = synthetic_bars(n_bars)
     grid = sweep_grid(combos)
-    settings = dict(margin="cross-3x", fee=0.001, slippage=0.0002, rates={"BTC": 0.0002, "USDT": 0.0003})
+    settings = dict(SPOT, rates=rates_for(["BTC"]))
     with tempfile.TemporaryDirectory() as tmp:
         sweep(bars.iloc[:5000], "sma_cross", {"fast": [5], "slow": [60]}, out=Path(tmp) / "warm",
               progress=_Quiet(), **settings)  # compile outside the timing
@@ -304,6 +310,14 @@ def _vectorbt_line(bars, grid, ours):
     return [f"vectorbt from_signals {steps / wall / 1e6:,.1f} M bar-steps/s (no margin), ratio {ours / (steps / wall):.1f}×"]
 
 
+def multi_series(n_bars: int, n_symbols: int):
+    """``bench --symbols``' symbols, their synthetic bars (each its own
+    seed) and ``busy_targets`` (each its own, a share of the account)."""
+    symbols = [f"S{k}USDT" for k in range(n_symbols)]
+    bars = [synthetic_bars(n_bars, seed=7 + k) for k in range(n_symbols)]
+    return symbols, bars, [busy_targets(n_bars, seed=11 + k) / n_symbols for k in range(n_symbols)]
+
+
 def multi_args(n_bars: int, n_symbols: int, venue: str = "margin", stops: bool = False):
     """The arrays and settings of ``multi_accounts.simulate_multi_arrays`` for a bench
     run: ``n_symbols`` synthetic series (each its own seed) in one cross
@@ -315,18 +329,17 @@ def multi_args(n_bars: int, n_symbols: int, venue: str = "margin", stops: bool =
     from .multi import accounts_of, parse_margin
     from .rates import rate_table
 
-    symbols = [f"S{k}USDT" for k in range(n_symbols)]
-    bars = [synthetic_bars(n_bars, seed=7 + k) for k in range(n_symbols)]
+    symbols, bars, targets = multi_series(n_bars, n_symbols)
     cols = {c: np.vstack([b[c].to_numpy(np.float64) for b in bars]) for c in ("open", "high", "low", "close")}
-    targets = np.vstack([busy_targets(n_bars, seed=11 + k) for k in range(n_symbols)]) / n_symbols
+    targets = np.vstack(targets)
     perp = venue == "usdm"
-    accounts = accounts_of(parse_margin(PERP["margin"] if perp else "cross-3x", symbols))
+    accounts = accounts_of(parse_margin(PERP["margin"] if perp else SPOT["margin"], symbols))
     levels = np.array([a[1].kernel_levels() for a in accounts])
     acct_of = np.array([next(j for j, a in enumerate(accounts) if s in a[2]) for s in symbols], dtype=np.int64)
     seconds = _epoch_seconds(bars[0].index)
-    h0, table = rate_table(seconds, symbols + ["USDT"], {**dict.fromkeys(symbols, 0.0002), "USDT": 0.0003}, None)
-    config = dict(symbol_account=acct_of, capital=np.full(len(accounts), 10_000.0 / len(accounts)), fee=0.001,
-                  slippage=0.0002, rate_h0=np.int64(h0), rates=np.vstack(table),
+    h0, table = rate_table(seconds, symbols + ["USDT"], rates_for(symbols), None)
+    config = dict(symbol_account=acct_of, capital=np.full(len(accounts), 10_000.0 / len(accounts)), fee=SPOT["fee"],
+                  slippage=SPOT["slippage"], rate_h0=np.int64(h0), rates=np.vstack(table),
                   initial_ml=levels[:, 0].copy(), call_ml=levels[:, 1].copy(), liquidation_ml=levels[:, 2].copy(),
                   liquidation_fee=np.array([a[1].liquidation_fee for a in accounts]),
                   restore_ml=levels[:, 3].copy(), full_liquidation=False, rebalance=0.0, round_interest=True,
@@ -415,13 +428,10 @@ def _whole_multi(n_bars, n_symbols, stops, repeat):
     never builds them)."""
     from .multi import run_multi
 
-    symbols = [f"S{k}USDT" for k in range(n_symbols)]
-    data = {s: synthetic_bars(n_bars, seed=7 + k) for k, s in enumerate(symbols)}
-    index = data[symbols[0]].index
-    targets = pd.DataFrame({s: busy_targets(n_bars, seed=11 + k) / n_symbols for k, s in enumerate(symbols)},
-                           index=index)
-    settings = dict(margin="cross-3x", fee=0.001, slippage=0.0002,
-                    rates={**{s[:-4]: 0.0002 for s in symbols}, "USDT": 0.0003}, **(STOPS if stops else {}))
+    symbols, bars, targets = multi_series(n_bars, n_symbols)
+    data = dict(zip(symbols, bars))
+    targets = pd.DataFrame(dict(zip(symbols, targets)), index=bars[0].index)
+    settings = dict(SPOT, rates=rates_for([s[:-4] for s in symbols]), **(STOPS if stops else {}))
     run_multi(data, targets, **settings)  # warm
     times, res = [], None
     for _ in range(repeat):
