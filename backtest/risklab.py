@@ -51,9 +51,9 @@ from .rates import rate_table
 from .riskstats import STEPS, combination_stats, fan_stride, fan_table, sample_steps
 from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
-from .sweep import (SETTING_NAMES, Progress, _as_user_error, _atomic_parquet, _fingerprint, _kept, _run_dask,
+from .sweep import (SETTING_NAMES, Progress, _as_user_error, _atomic_parquet, _kept, _run_dask,
                     _run_threads, _Silent, cached_config, grid_profiles, grid_walks, prepare_settings)
-from .sweep_folder import (check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
+from .sweep_folder import (bars_entry, check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
                            undo_overwrite, write_manifest)
 
 METHODS = ("windows", "bootstrap")
@@ -325,7 +325,7 @@ def risk(
     out = Path(out)
     manifest = {
         "kind": "risk", "settings": s, "risk": spec.as_dict(), "grid": {k: list(v) for k, v in grid.items()},
-        "margins": margins, "bars": [str(bars.index[0]), str(bars.index[-1]), len(bars), _fingerprint(bars)],
+        "margins": margins, "bars": bars_entry(bars, out, "risk"),
         "paths": n_paths, "combinations": len(combos),
     }
     manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -22,10 +22,13 @@ The risk lab's folders follow the same rules with ``kind="risk"``
 ``chunks/fan-NNNNN.parquet`` beside each part); a folder holding the other
 kind is refused.
 """
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+
+import numpy as np
 
 from .atomic import holds_run, picture, refuse_others
 from .errors import UserError
@@ -63,6 +66,23 @@ def stored_chunk_size(out: Path, sweep_id: str, kind="sweep"):
     are only meaningful with it), or None."""
     old = stored_manifest(out, kind)
     return old.get("chunk_size") if old and old.get("id") == sweep_id else None
+
+
+def bars_entry(bars, out: Path, kind="sweep") -> list:
+    """The manifest's record of the bars: first and last time, count, and a
+    hash of their times and prices, so ``--resume`` never mixes two markets.
+    SHA-256 (the CPU's SHA instructions: ~1.6 ms for the bundled hourly bars
+    against BLAKE2b's ~4.6 ms, the hash before 2026-12-08); a folder whose
+    manifest holds a BLAKE2b hash of the same span (32 hex digits) gets one
+    again, so a sweep begun before resumes after the upgrade."""
+    entry = [str(bars.index[0]), str(bars.index[-1]), len(bars)]
+    old = (stored_manifest(out, kind) or {}).get("bars")
+    legacy = isinstance(old, list) and old[:3] == entry and len(old) == 4 and len(str(old[3])) == 32
+    digest = hashlib.blake2b(digest_size=16) if legacy else hashlib.sha256()
+    digest.update(bars.index.asi8.tobytes())
+    for col in ("open", "high", "low", "close"):
+        digest.update(bars[col].to_numpy(np.float64).tobytes())
+    return entry + [digest.hexdigest()]
 
 
 def check_other(out: Path, what: str, own: str, holds: bool):

@@ -170,6 +170,49 @@ def test_resume_refuses_other_data_and_keeps_its_chunk_size(tmp_path):
     pd.testing.assert_frame_equal(again.table, sweep(frame, "sma_cross", GRID, out=tmp_path / "t").table)
 
 
+def test_a_sweep_begun_with_the_old_blake2b_fingerprint_resumes(tmp_path):
+    """A folder written before the fingerprint became SHA-256 (its manifest holds BLAKE2b's 32 hex digits
+    and an id made with them) resumes: the legacy hash is taken again for it, and only for it."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    frame = backtest.load_ohlcv(BTC, **RANGE)
+    out = tmp_path / "s"
+    straight = sweep(frame, "sma_cross", GRID, out=out, chunk_size=4).table
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert len(manifest["bars"][3]) == 64  # SHA-256 now
+    old = hashlib.blake2b(digest_size=16)
+    old.update(frame.index.asi8.tobytes())
+    for col in ("open", "high", "low", "close"):
+        old.update(frame[col].to_numpy(np.float64).tobytes())
+    manifest["bars"][3] = old.hexdigest()
+    del manifest["id"], manifest["chunk_size"]
+    manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    manifest["chunk_size"] = 4
+    (out / "sweep.json").write_text(json.dumps(manifest))
+    (out / "sweep.parquet").unlink()
+    for part in sorted((out / "chunks").glob("part-*.parquet"))[1:]:
+        part.unlink()
+    resumed = sweep(frame, "sma_cross", GRID, out=out, resume=True)
+    pd.testing.assert_frame_equal(resumed.table, straight, check_exact=True)
+    assert json.loads((out / "sweep.json").read_text())["id"] == manifest["id"]
+    other = frame.copy()
+    other[["open", "high", "low", "close"]] *= 1.01  # the same span, other prices: the legacy hash tells them apart too
+    with pytest.raises(UserError, match="different sweep"):
+        sweep(other, "sma_cross", GRID, out=out, resume=True)
+
+
+def test_chunk_files_are_the_bytes_pandas_writes(tmp_path):
+    """``_atomic_parquet`` writes through pyarrow itself: the same file as ``DataFrame.to_parquet``."""
+    res = sweep(BTC, "sma_cross", {"fast": [5, 10], "slow": [20], "leverage": [1.0, 3.0]}, out=tmp_path / "s",
+                **RANGE)
+    res.table.to_parquet(tmp_path / "pandas.parquet", index=False)
+    assert (tmp_path / "s" / "sweep.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
+    assert (tmp_path / "s" / "chunks" / "part-00000.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
+
+
 @pytest.mark.parametrize("spec", ["leverage=inf", "leverage=1,nan", "leverage=1:inf:1"])
 def test_grid_values_must_be_finite(spec):
     with pytest.raises(UserError, match="leverage"):

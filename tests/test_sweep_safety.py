@@ -167,15 +167,17 @@ def test_a_strategy_failing_mid_sweep_leaves_the_folder_resumable(tmp_path):
 def test_a_full_disk_is_one_line_saying_what_is_saved(tmp_path, monkeypatch):
     import errno
 
-    real = pd.DataFrame.to_parquet
+    import pyarrow.parquet as pq
 
-    def full(self, path, *a, **kw):
+    real = pq.write_table  # (what the sweep's chunk files are written with)
+
+    def full(table, path, *a, **kw):
         if Path(path).name == "part-00003.parquet.tmp":
             Path(path).write_bytes(b"half")
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(self, path, *a, **kw)
+        return real(table, path, *a, **kw)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    monkeypatch.setattr(pq, "write_table", full)
     out = tmp_path / "s"
     with pytest.raises(UserError, match=r"part-00003.parquet.tmp: No space left on device \(\d+ of 10 combinations saved in .*resume=True\)"):
         sweep(BTC, "sma_cross", GRID, out=out, chunk_size=2, workers=1, progress=False, **RANGE)
