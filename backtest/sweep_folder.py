@@ -18,9 +18,9 @@ as chunks finish, then ``sweep.parquet`` and its pictures.  Rules:
   half written.
 
 The risk lab's folders follow the same rules with ``kind="risk"``
-(``risk.json`` its manifest, ``risk.parquet`` its table, the fan samples in
-``chunks/fan-NNNNN.parquet`` beside each part); a folder holding the other
-kind is refused.
+(``risk.json`` its manifest, ``risk.parquet`` its table, ``fan.parquet``
+its fan; the fan samples in each part's ``fan`` column); a folder holding
+the other kind is refused.
 """
 import hashlib
 import json

@@ -165,6 +165,50 @@ def test_an_interrupted_risk_run_resumes_to_the_same_result_and_is_never_overwri
         assert (tmp_path / "b" / name).stat().st_size > 1000
 
 
+def test_a_risk_run_begun_before_2026_12_08_resumes_to_the_same_result(tmp_path):
+    """Chunks written before the fan samples became one list column hold them as 101 columns (NaN on the paths
+    not kept), and their manifest a BLAKE2b fingerprint: such a folder, interrupted, resumes with the new chunks
+    beside the old ones to the table, statistics and fan of a straight run."""
+    from backtest.risklab import FAN, FAN_COLUMN
+
+    common = dict(method="bootstrap", paths=60, horizon="10d", margin="cross-3x", seed=3, chunk_size=10)
+    grid = {"exposure": [1.0, 3.0]}
+    straight = backtest.risk(BTC, "hold", grid, out=tmp_path / "a", progress=False, **common)
+    out = tmp_path / "b"
+    backtest.risk(BTC, "hold", grid, out=out, progress=False, **common)
+    parts = sorted((out / "chunks").glob("part-*.parquet"))
+    assert len(parts) == 6
+    for part in parts[:3]:  # the old layout: a column a step
+        chunk = pd.read_parquet(part)
+        fans = chunk.pop(FAN_COLUMN)
+        wide = np.full((len(chunk), len(FAN)), np.nan)
+        for i, f in enumerate(fans):
+            if f is not None:
+                wide[i] = f
+        pd.concat([chunk, pd.DataFrame(wide, columns=FAN)], axis=1).to_parquet(part, index=False)
+    for part in parts[3:5]:
+        part.unlink()
+    manifest = json.loads((out / "risk.json").read_text())
+    bars = backtest.load_ohlcv(BTC)
+    old = hashlib.blake2b(digest_size=16)
+    old.update(bars.index.asi8.tobytes())
+    for col in ("open", "high", "low", "close"):
+        old.update(bars[col].to_numpy(np.float64).tobytes())
+    manifest["bars"][3] = old.hexdigest()
+    for key in ("id", "chunk_size", "stats"):
+        manifest.pop(key)
+    manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    manifest["chunk_size"] = 10
+    (out / "risk.json").write_text(json.dumps(manifest))
+    for name in ("risk.parquet", "fan.parquet"):
+        (out / name).unlink()
+    resumed = backtest.risk(BTC, "hold", grid, out=out, resume=True, progress=False, **common)
+    pd.testing.assert_frame_equal(resumed.table, straight.table, check_exact=True)
+    pd.testing.assert_frame_equal(resumed.stats, straight.stats, check_exact=True)
+    pd.testing.assert_frame_equal(resumed.fan, straight.fan, check_exact=True)
+    assert FAN_COLUMN in pd.read_parquet(parts[3]).columns and FAN[0] in pd.read_parquet(parts[0]).columns
+
+
 @pytest.mark.parametrize("flags, says", [
     (["--horizon", "0d"], "--horizon 0d"), (["--every", "abc"], "--every abc"),
     (["--horizon", "9999d"], "longer than the data"), (["--method", "bootstrap", "--paths", "0"], "--paths 0"),
