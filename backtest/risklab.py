@@ -55,8 +55,8 @@ from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
 from .sweep import (SETTING_NAMES, Progress, _as_user_error, _atomic_parquet, _kept, _run_dask,
                     _run_threads, _Silent, cached_config, grid_profiles, grid_walks, prepare_settings)
-from .sweep_folder import (bars_entry, check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
-                           undo_overwrite, write_manifest)
+from .sweep_folder import (bars_entry, check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder,
+                           stored_chunk_size, undo_overwrite, write_manifest)
 
 METHODS = ("windows", "bootstrap")
 FAN = [f"fan_{j:03d}" for j in range(STEPS + 1)]  # a chunk's samples before 2026-12-08, a column a step

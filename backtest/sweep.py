@@ -57,8 +57,8 @@ from .profiles import get_profile
 from .ranking import ranked
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import Orders, coerce_param, load_strategy
-from .sweep_folder import (bars_entry, check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder, stored_chunk_size,
-                           undo_overwrite)
+from .sweep_folder import (bars_entry, check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder,
+                           stored_chunk_size, undo_overwrite)
 
 
 def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None, max_combos=MAX_COMBOS) -> dict:

@@ -56,7 +56,7 @@ def holds_sweep(out: Path, kind="sweep") -> bool:
 def stored_manifest(out: Path, kind="sweep"):
     try:
         old = json.loads((out / f"{kind}.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # (a manifest nested thousands deep: no one's we wrote)
         return None
     return old if isinstance(old, dict) else None
 
@@ -77,7 +77,8 @@ def bars_entry(bars, out: Path, kind="sweep") -> list:
     again, so a sweep begun before resumes after the upgrade."""
     entry = [str(bars.index[0]), str(bars.index[-1]), len(bars)]
     old = (stored_manifest(out, kind) or {}).get("bars")
-    legacy = isinstance(old, list) and old[:3] == entry and len(old) == 4 and len(str(old[3])) == 32
+    legacy = isinstance(old, list) and old[:3] == entry and len(old) == 4 and isinstance(old[3], str) and len(
+        old[3]) == 32
     digest = hashlib.blake2b(digest_size=16) if legacy else hashlib.sha256()
     digest.update(bars.index.asi8.tobytes())
     for col in ("open", "high", "low", "close"):
