@@ -28,6 +28,7 @@ import sys
 import threading
 import types
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -691,7 +692,14 @@ def _atomic_parquet(df: pd.DataFrame, path: Path):
     pyarrow itself: the bytes of ``df.to_parquet(path, index=False)`` (the
     tables here have no ``attrs``), without pandas' wrapper (~1.5 ms a file
     of the README grid's 4.6 ms; tests/test_sweep.py compares the bytes)."""
-    _atomic_write(path, lambda tmp: pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp))
+    def write(tmp):
+        with warnings.catch_warnings():  # (what pandas' wrapper hides: pyarrow < 26 on time-zone-aware columns)
+            warnings.filterwarnings("ignore", r"(Series|DatetimeIndex)\.values returning an ndarray that drops "
+                                    "timezone information")
+            table = pa.Table.from_pandas(df, preserve_index=False)
+        pq.write_table(table, tmp)
+
+    _atomic_write(path, write)
 
 
 def _atomic_write(path: Path, write):

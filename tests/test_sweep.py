@@ -213,6 +213,31 @@ def test_chunk_files_are_the_bytes_pandas_writes(tmp_path):
     assert (tmp_path / "s" / "chunks" / "part-00000.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
 
 
+def test_chunk_writes_hide_the_time_zone_warning_pandas_hides(tmp_path, monkeypatch):
+    """pyarrow < 26 warns on time-zone-aware columns; ``to_parquet`` hides it, and so does the chunk writer
+    (the warning raised here as such a pyarrow would, under an error filter)."""
+    import types
+    import warnings
+
+    import pyarrow as pa
+
+    import backtest.sweep as sweep_module
+
+    def from_pandas(df, **kw):
+        warnings.warn("Series.values returning an ndarray that drops timezone information is deprecated",
+                      DeprecationWarning)
+        return pa.Table.from_pandas(df, **kw)
+
+    monkeypatch.setattr(sweep_module, "pa", types.SimpleNamespace(Table=types.SimpleNamespace(from_pandas=from_pandas)))
+    frame = pd.DataFrame({"x": [1.0], "start": pd.to_datetime([0], unit="s", utc=True)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sweep_module._atomic_parquet(frame, tmp_path / "t.parquet")
+        with pytest.raises(DeprecationWarning):  # (the stand-in does warn)
+            from_pandas(frame)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), frame)
+
+
 @pytest.mark.parametrize("spec", ["leverage=inf", "leverage=1,nan", "leverage=1:inf:1"])
 def test_grid_values_must_be_finite(spec):
     with pytest.raises(UserError, match="leverage"):
