@@ -373,3 +373,43 @@ def test_a_write_into_the_equity_table_leaves_the_trades_walked_later_as_they_we
         eq.loc[:, f"close_{sym}"] = 0.0
         eq.loc[:, f"position_{sym}"] = -eq[f"position_{sym}"]
     assert len(untouched) > 10 and res.trades.equals(untouched)
+
+
+def test_the_return_sums_are_the_array_arithmetic_to_the_bit():
+    """``multi._return_sums`` (in place, two buffers) against the summary's sums written as array arithmetic,
+    as ``run_multi`` made them before: the same bits, on equity that falls to zero, turns negative, has
+    signed zeros, a NaN, or whole numbers; from a capital of 0, −0 or its first bar's equity."""
+    from backtest.multi import _return_sums
+
+    def arrays(equity, capital):
+        prev = np.concatenate(([capital], equity[:-1]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(prev > 0, equity / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
+            peak = np.maximum.accumulate(np.concatenate(([capital], equity)))[1:]
+            dd = np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0)
+        return {"sum_r": r.sum(), "sum_r2": (r * r).sum(), "sum_neg2": (np.minimum(r, 0.0) ** 2).sum(),
+                "max_drawdown": min(dd.min(), 0.0)}
+
+    rng = np.random.default_rng(5)
+    kinds = set()
+    for i in range(400):
+        n = int(rng.integers(1, 5000))
+        equity = 10_000 * np.exp(np.cumsum(rng.normal(0, rng.choice([1e-4, 1e-2, 0.2]), n)))
+        kind = i % 6
+        if kind == 1:
+            equity[int(rng.integers(0, n)):] = 0.0
+        elif kind == 2:
+            equity[int(rng.integers(0, n)):] *= -1
+        elif kind == 3:
+            equity[rng.integers(0, n, 3)] = -0.0
+        elif kind == 4:
+            equity[int(rng.integers(0, n))] = np.nan
+        elif kind == 5:
+            equity = np.round(equity, 0)
+        capital = float(rng.choice([10_000.0, 0.0, -0.0, equity[0]]))
+        got, want = _return_sums(equity, capital), arrays(equity, capital)
+        assert set(got) == set(want)
+        for key, value in want.items():
+            assert np.float64(got[key]).tobytes() == np.float64(value).tobytes(), (i, key, got[key], value)
+        kinds.add(kind)
+    assert kinds == set(range(6))
