@@ -163,12 +163,36 @@ def coerce_param(key, value, default, flag="--param"):
     return value
 
 
+def _numbers(raw, name: str, what: str, index):
+    """``raw`` as float64, or one line: a pandas object whose timestamps are
+    not the bars' (its values would be taken in its own order: reversed or
+    shifted targets run silently), strings, complex numbers or times (NumPy
+    would parse, drop the imaginary part or count nanoseconds)."""
+    own = getattr(raw, "index", None)
+    if index is not None and isinstance(own, pd.DatetimeIndex) and not own.equals(index):
+        at = next((i for i, (a, b) in enumerate(zip(own, index)) if a != b), min(len(own), len(index)))
+        got = str(own[at]) if at < len(own) else "none"
+        want = str(index[at]) if at < len(index) else "none"
+        raise UserError(f"strategy {name}: {what} is indexed by times that are not the bars' (row {at}: {got}, "
+                        f"the bar's {want}); return one value per bar, in the bars' order")
+    try:
+        arr = np.asarray(raw)
+        if arr.dtype.kind in "USVcMm" or (arr.dtype.kind == "O" and any(
+                isinstance(v, (str, bytes, complex, np.complexfloating, np.datetime64)) for v in arr.ravel())):
+            raise TypeError
+        return np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"strategy {name}: {what} is {type(raw).__name__} of {_kind(raw)}, not numbers") from None
+
+
+def _kind(raw) -> str:
+    dtype = getattr(raw, "dtype", None)
+    return f"dtype {dtype}" if dtype is not None else "mixed values"
+
+
 def check_targets(raw, n: int, name: str, index=None) -> np.ndarray:
     """Validate a strategy's output: 1-D, length n, numeric, finite or NaN."""
-    try:
-        arr = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UserError(f"strategy {name} returned {type(raw).__name__}, not numbers") from None
+    arr = _numbers(raw, name, "its targets", index)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise UserError(f"strategy {name} returned shape {arr.shape}, expected ({n},): one target per bar")
     if arr.size and (np.isinf(np.fmax.reduce(arr)) or np.isinf(np.fmin.reduce(arr))):  # (all NaN: NaN)
@@ -243,10 +267,7 @@ def _per_bar(raw, n, name, key, index, unit, good, rule):
     """A strategy's per-bar array ``key``: numbers, one ``unit`` per bar,
     ``good`` (a mask of the array) everywhere, else one line naming the
     first bad row and the ``rule``."""
-    try:
-        arr = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UserError(f"strategy {name}: {key} is {type(raw).__name__}, not numbers") from None
+    arr = _numbers(raw, name, key, index)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise UserError(f"strategy {name}: {key} has shape {arr.shape}, expected ({n},): one {unit} per bar")
     bad = np.flatnonzero(~good(arr))

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -324,3 +325,31 @@ def test_broken_pipe_is_no_traceback(world, capfd):
         os.close(w)
     assert code == 1 or code == 0
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda b: pd.Series(np.linspace(-1, 1, len(b)), index=b.index).iloc[::-1], "not the bars'"),  # reversed
+    (lambda b: pd.Series(np.ones(len(b)), index=b.index).shift(freq="5h"), "not the bars'"),  # shifted times
+    (lambda b: pd.Series(np.ones(len(b) - 1), index=b.index[1:]), "not the bars'"),  # a bar short
+    (lambda b: np.ones(len(b)) + 1j, "not numbers"),
+    (lambda b: ["1.0"] * len(b), "not numbers"),
+    (lambda b: pd.Series(["1"] * len(b), index=b.index), "not numbers"),
+    (lambda b: np.array([np.datetime64("2021-01-01")] * len(b)), "not numbers"),
+    (lambda b: {"target": np.ones(len(b)), "limit": pd.Series(b["close"].to_numpy(), index=b.index[::-1])},
+     "limit is indexed by times that are not the bars'"),
+])
+def test_a_strategys_values_not_one_number_per_bar_in_its_order_are_refused(make, says):
+    """A pandas result whose timestamps are not the bars' was read by position (reversed or shifted targets
+    ran silently, helper-73's fuzzing); strings, complex numbers and times were parsed or cast."""
+    bars = backtest.load_ohlcv(BTC, start="2021-01-01", end="2021-01-10")
+    with pytest.raises(UserError, match=says):
+        backtest.run(bars, lambda bars: make(bars))
+
+
+def test_a_strategys_series_on_the_bars_times_or_by_position_is_its_array():
+    bars = backtest.load_ohlcv(BTC, start="2021-01-01", end="2021-01-10")
+    values = np.where(np.arange(len(bars)) % 40 < 20, 2.0, -1.0)
+    want = backtest.run(bars, values).summary
+    for given in (pd.Series(values, index=bars.index), pd.Series(values), list(values)):
+        assert backtest.run(bars, lambda bars, g=given: g).summary == want
+    assert backtest.run(bars, lambda bars: values > 0).summary == backtest.run(bars, (values > 0) * 1.0).summary
