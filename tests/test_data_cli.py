@@ -82,6 +82,15 @@ def test_import_binance_check_info_resample(tmp_path, capsys):
     assert main("import-binance", z, "--out", out) == 2 and load_ohlcv(out).equals(hourly)
     assert main("resample", out, "--to", "1d", "--out", tmp_path / "X4.parquet", "--overwrite") == 0
     assert load_ohlcv(tmp_path / "X4.parquet").attrs["timeframe"] == "1d"
+    # its own source even with --overwrite: the hourly bars could not be made again from the daily ones
+    capsys.readouterr()
+    before = out.read_bytes()
+    assert main("resample", out, "--to", "1d", "--out", out, "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "is the file being resampled" in err and err.count("\n") == 1 and out.read_bytes() == before
+    # Parquet is written under a .parquet name only (in a .csv it would be read back as CSV)
+    assert main("import-binance", z, "--out", tmp_path / "Y.csv") == 2
+    assert "give it a .parquet name" in capsys.readouterr().err and not (tmp_path / "Y.csv").exists()
 
 
 def test_check_exit_codes_and_errors(tmp_path, capsys):

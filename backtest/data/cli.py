@@ -118,6 +118,9 @@ def _add_out(p):
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refused)")
 
 
+NOT_PARQUET = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".zip", ".gz", ".feather", ".arrow", ".xlsx")
+
+
 def _check_out(args, sources=()) -> list:
     """Before any work: an existing ``--out`` is replaced only with
     ``--overwrite`` (a user's file is never replaced silently, its own input
@@ -127,6 +130,8 @@ def _check_out(args, sources=()) -> list:
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder, not a file")
+    if out.suffix.lower() in NOT_PARQUET:  # (Parquet bytes in a file named .csv: read back as CSV, or not at all)
+        raise UserError(f"--out {out}: the data commands write Parquet; give it a .parquet name")
     if not out.exists():
         return list(sources)
     # each source as read: a folder's files (expand_sources) but --out, a file itself (as given)
@@ -255,6 +260,9 @@ def cmd_resample(args) -> int:
     from .resample import resample_ohlcv
 
     _check_out(args, [args.file])
+    if Path(args.out).exists() and Path(args.out).resolve() == Path(args.file).resolve():
+        # (--overwrite replaces an output; the finer bars a coarser file is made from cannot be made again from it)
+        raise UserError(f"--out {args.out}: is the file being resampled; write the {args.to} bars to another file")
     t0 = time.perf_counter()
     df = read_validated(args.file, args.format, _opts(args))
     res = resample_ohlcv(df, args.to, keep_partial=args.keep_partial)
