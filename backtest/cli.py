@@ -500,8 +500,8 @@ def cmd_sweep(args) -> int:
     if args.heatmap:
         pair = [a.strip() for a in args.heatmap.split(",")]
         known = set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"}
-        if len(pair) != 2 or any(a not in known for a in pair):
-            raise UserError(f"--heatmap {args.heatmap}: name two grid axes, e.g. fast,slow")
+        if len(pair) != 2 or any(a not in known for a in pair) or pair[0] == pair[1]:
+            raise UserError(f"--heatmap {args.heatmap}: name two different grid axes, e.g. fast,slow")
     metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
     metrics += ["funding_paid", "n_funding", "max_margin_ratio"]  # (rows of perpetual-futures profiles)
     if args.rank not in metrics:

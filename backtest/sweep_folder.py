@@ -200,8 +200,8 @@ def redraw_sweep(folder: Path, rank="sharpe", heatmap=None) -> list:
     grid = manifest.get("grid") or {}
     axes = [k for k, v in grid.items() if isinstance(v, list) and len(v) > 1 and k in table.columns]
     pair = [a.strip() for a in heatmap.split(",")] if heatmap else axes[:2]
-    if heatmap and (len(pair) != 2 or any(a not in table.columns for a in pair)):
-        raise UserError(f"--heatmap {heatmap}: name two grid axes of the sweep ({', '.join(axes) or 'none'})")
+    if heatmap and (len(pair) != 2 or any(a not in table.columns for a in pair) or pair[0] == pair[1]):
+        raise UserError(f"--heatmap {heatmap}: name two different grid axes of the sweep ({', '.join(axes) or 'none'})")
     wrote = []
     if len(pair) == 2:
         picture(lambda p: plot_heatmap(table, pair[0], pair[1], rank, p), folder / "heatmap.png")

@@ -362,3 +362,19 @@ def test_default_chunk_size():
     for n, bars, threads in ((174, 73_265, 2), (1_000, 100_000, 2), (7, 500_000, 3)):
         size = default_chunk_size(n, bars, threads, shared=False)
         assert (-(-n // size)) % threads == 0 or size == 1 or -(-n // size) >= 4 * threads
+
+
+def test_a_heatmap_of_one_axis_against_itself_is_refused(tmp_path, capsys):
+    """(helper-73: ``--heatmap fast,fast`` drew a diagonal) before the sweep runs, and by ``backtest report``."""
+    flags = ["--data", str(BTC), "--start", "2021-01-01", "--end", "2021-01-31", "--grid", "fast=5,10", "--grid",
+             "slow=30,40"]
+    assert main(["sweep", *flags, "--heatmap", "fast,fast", "--out", str(tmp_path / "h")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "two different grid axes" in err and not (tmp_path / "h").exists()
+    assert main(["sweep", *flags, "--out", str(tmp_path / "s")]) == 0
+    before = (tmp_path / "s" / "heatmap.png").read_bytes()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "s"), "--heatmap", "slow,slow"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "two different grid axes" in err
+    assert (tmp_path / "s" / "heatmap.png").read_bytes() == before
