@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, UserTypeError
 from .grid import MOVE_AXES
 from .inputs import Flows
 from .records import BORROW, REPAY, TOP_UP, TRANSFER_REASONS, transfer_dt
@@ -45,6 +45,9 @@ def parse_transfers(given) -> tuple:
         pairs = list(given.items())
     elif isinstance(given, dict):
         pairs = list(given.items())
+    elif not hasattr(given, "__iter__"):  # (a number: `for item in 5` said "'int' object is not iterable")
+        raise UserTypeError(f"transfers={given!r}: expected {{date: amount}}, a Series of amounts by time, or "
+                            "['DATE=AMOUNT', ...]")
     else:
         pairs = []
         for item in given:

@@ -19,7 +19,7 @@ import pytest
 
 import backtest  # no importorskip: an engine that does not import fails this module, it does not skip
 from backtest.cli import main
-from backtest.errors import UserError
+from backtest.errors import UserError, UserTypeError
 
 ROOT = Path(__file__).resolve().parents[1]
 BTC = ROOT / "data" / "BTCUSDT-1h.parquet"
@@ -222,6 +222,9 @@ def test_python_bad_moves_raise_value_errors():
     with pytest.raises(ValueError, match="needs --reserve"):
         backtest.run(b, tg, top_up="ml=2", **FLAT)
     assert math.isfinite(backtest.run(b, tg, reserve=1.0, **FLAT).summary["reserve_left"])
+    for number in (5, 5.0):  # (helper-73: a bare TypeError, "'int' object is not iterable", naming nothing)
+        with pytest.raises(UserTypeError, match=f"transfers={number}: expected"):
+            backtest.run(b, tg, transfers=number, **FLAT)
 
 
 def test_perp_top_ups_restore_the_initial_margin():
