@@ -20,6 +20,7 @@ from .checks import api, check_args
 from .companion import check_companion
 from .data import load_ohlcv, validate_ohlcv
 from .data.bars import PRICES
+from .data.names import mark_series_name
 from .data.validate import checked
 from .data.times import range_bounds
 from .derived import derived
@@ -577,6 +578,9 @@ def _prepared_frame(bars, start, end) -> tuple:
     them at hand (a column read from a new frame costs ~50 µs)."""
     lo, hi = _range(start, end)
     if not isinstance(bars, pd.DataFrame):
+        if mark_series_name(bars):  # (its volume is 0: it traded as a symbol of its own, helper-73)
+            raise UserError(f"{bars}: a mark-price series (its name ends in -mark), not bars to trade; give it as "
+                            "--mark (mark=) beside the traded bars")
         return load_ohlcv(bars, start, end), None  # reads only that range from disk
     bars, prices = checked(bars, "bars")
     first, last = bars.index[0], bars.index[-1]

@@ -353,3 +353,22 @@ def test_a_strategys_series_on_the_bars_times_or_by_position_is_its_array():
     for given in (pd.Series(values, index=bars.index), pd.Series(values), list(values)):
         assert backtest.run(bars, lambda bars, g=given: g).summary == want
     assert backtest.run(bars, lambda bars: values > 0).summary == backtest.run(bars, (values > 0) * 1.0).summary
+
+
+def test_a_mark_price_series_is_not_traded(tmp_path, capsys):
+    """(helper-73) Its volume is 0 and it has no market: as ``--data``, alone or in a folder beside the bars, it
+    traded as a symbol of its own (``BTCUSDT_PERP`` on cross-3x)."""
+    mark = ROOT / "data" / "BTCUSDT_PERP-1h-mark.parquet"
+    folder = tmp_path / "both"
+    folder.mkdir()
+    for f in (BTC, mark):
+        (folder / f.name).write_bytes(f.read_bytes())
+    for data in (mark, folder):
+        code = main(["run", "--data", str(data), "--start", "2021-01-01", "--end", "2021-01-05", "--no-report",
+                     "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "a mark-price series" in err and "--mark" in err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(UserError, match="a mark-price series"):
+        backtest.run(mark, "hold", start="2021-01-01", end="2021-01-05")
+    assert backtest.run(BTC, "hold", start="2021-01-01", end="2021-01-05", mark=mark).summary["bars"] > 0

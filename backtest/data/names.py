@@ -52,6 +52,12 @@ def symbol_from_pair(pair: str) -> str:
     return "".join(ch for ch in pair.split(":")[0] if ch.isalnum()).upper()
 
 
+def mark_series_name(path) -> bool:
+    """A mark-price series' file name (``BTCUSDT_PERP-1h-mark.parquet``: what
+    ``perps.companions`` finds beside perpetual bars), which is not traded."""
+    return stem(path).lower().endswith("-mark")
+
+
 def parse_name(path) -> tuple[str | None, str | None]:
     """``(symbol, timeframe)`` from a file name; either may be ``None``."""
     s = stem(path)
