@@ -144,6 +144,15 @@ class Result:
                 except (TypeError, ValueError):
                     raise UserError(f"{folder / (name + '.csv')}: column {col!r} holds something other than "
                                     "times") from None
+        # what every run writes: without it the report drew a flat zero equity or a blank summary (helper-73)
+        numeric = pd.api.types.is_numeric_dtype
+        if "equity" not in equity or not numeric(equity["equity"]):
+            raise UserError(f"{folder / 'equity.parquet'}: no numeric 'equity' column; not a table marginbt wrote, "
+                            "or damaged")
+        for key in ("final_equity", "total_return", "max_drawdown", "bars"):
+            if not isinstance(summary.get(key), (int, float)) or isinstance(summary.get(key), bool):
+                raise UserError(f"{folder / 'summary.json'}: no number {key!r} in it; not a summary marginbt wrote, "
+                                "or damaged")
         extra = {name: _read(folder / f"{name}.csv", pd.read_csv) if (folder / f"{name}.csv").exists() else None
                  for name in ("funding", "transfers", "loans")}
         for name, table in extra.items():

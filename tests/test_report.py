@@ -158,6 +158,28 @@ def test_report_regenerates_from_a_saved_folder(res, tmp_path):
         assert (tmp_path / name).stat().st_size > 20_000
 
 
+@pytest.mark.parametrize("damage, says", [
+    (lambda d: pd.read_parquet(d / "equity.parquet").drop(columns="equity").to_parquet(d / "equity.parquet"),
+     "equity.parquet: no numeric 'equity' column"),
+    (lambda d: (d / "summary.json").write_text('{"a": 1}'), "summary.json: no number 'final_equity'"),
+    (lambda d: (d / "summary.json").write_text('{"final_equity": "x", "total_return": 0, "max_drawdown": 0, '
+                                               '"bars": 1}'), "summary.json: no number 'final_equity'"),
+])
+def test_a_damaged_result_folder_is_not_drawn(res, tmp_path, capsys, damage, says):
+    """(helper-73) A result folder whose equity table lost its equity or whose summary lost its numbers drew a
+    flat zero equity or a blank summary; it is one line now, and the folder is left as it was."""
+    from backtest.cli import main
+
+    folder = tmp_path / "r"
+    res.save(folder)
+    damage(folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
 def test_run_without_debt_or_events(tmp_path):
     bars = make_bars(np.linspace(100, 120, 48))
     r = backtest.run(bars, strategy=np.full(48, 0.5), margin="cross-3x", symbol="ETHUSDT")
