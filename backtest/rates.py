@@ -61,7 +61,11 @@ def rates_from_frame(df: pd.DataFrame, flag: str) -> dict:
         i = int(np.flatnonzero(bad)[0])
         raise UserError(f"{flag}: row {i + 1}: {kinds[0]} {df[kinds[0]].iloc[i]!r} is not a finite number ≥ 0")
     hourly = hourly_rate(rate) if kinds[0] == "daily_rate" else rate
-    assets = df["asset"].astype(str).str.strip().str.upper().to_numpy()
+    names = df["asset"].to_numpy(object)
+    blank = [i for i, a in enumerate(names) if not isinstance(a, str) or not a.strip()]
+    if blank:  # (it became the asset "NAN" or "5", which no run trades: the default rate paid silently)
+        raise UserError(f"{flag}: row {blank[0] + 1}: asset {names[blank[0]]!r} is not an asset's name")
+    assets = np.array([a.strip().upper() for a in names], dtype=object)
     out = {}
     for asset in dict.fromkeys(assets):
         rows = np.flatnonzero(assets == asset)
@@ -84,6 +88,12 @@ def _seconds(col: pd.Series, flag: str) -> np.ndarray:
         bad = ~np.isfinite(v)
         if bad.any():
             raise UserError(f"{flag}: row {int(np.flatnonzero(bad)[0]) + 1}: timestamp is empty")
+        early = np.flatnonzero(v < 1e11)  # before 1973 as milliseconds: seconds (or a count), not Binance's
+        if early.size:
+            i = int(early[0])
+            raise UserError(f"{flag}: row {i + 1}: timestamp {col.iloc[i]!r} as milliseconds is "
+                            f"{pd.Timestamp(int(v[i] // 1000), unit='s', tz='UTC')}; numbers are epoch milliseconds "
+                            "(Binance's), else give dates")
         return (v // 1000).astype(np.int64)
     parsed = pd.to_datetime(col, utc=True, errors="coerce", format="mixed")
     if parsed.isna().any():

@@ -74,6 +74,11 @@ def test_the_example_file_covers_the_bundled_data():
     ("timestamp,asset,daily_rate\n2018-01-01,USDT,0.1\nyesterday,USDT,0.1\n", ["row 2", "timestamp"]),
     ("timestamp,asset,daily_rate\n2018-01-01,USDT,0.1\n2018-01-01,USDT,0.2\n", ["USDT", "two rates"]),
     ("timestamp,asset,daily_rate\n2023-02-01,USDT,0.1\n", ["USDT", "first rate", "after the run"]),
+    # (helper-73) seconds read as milliseconds fell in 1970 and applied from the run's start; a blank asset
+    # became "NAN" and a number "5", which no run trades: the default rates were paid silently
+    ("timestamp,asset,daily_rate\n1514764800,USDT,0.1\n", ["row 1", "as milliseconds is 1970", "dates"]),
+    ("timestamp,asset,daily_rate\n2018-01-01,USDT,0.1\n2018-01-02,,0.2\n", ["row 2", "not an asset's name"]),
+    ("timestamp,asset,daily_rate\n2018-01-01,5,0.1\n", ["row 1", "asset 5 ", "not an asset's name"]),
 ])
 def test_bad_rate_files(capsys, tmp_path, body, says):
     f = tmp_path / "rates.csv"
