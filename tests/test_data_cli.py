@@ -48,6 +48,14 @@ def test_import_binance_check_info_resample(tmp_path, capsys):
 
     assert main("import", "--format", "binance", z, c, "--out", tmp_path / "Y.parquet") == 0
     assert load_ohlcv(tmp_path / "Y.parquet").equals(hourly)
+    # a --timeframe the bars contradict (helper-73: written as the file's, every run then warned)
+    capsys.readouterr()
+    (tmp_path / "w").mkdir()  # (not beside the inputs: the folder is imported below)
+    assert main("import", "--format", "binance", z, c, "--timeframe", "4h", "--out", tmp_path / "w" / "W.parquet") == 2
+    err = capsys.readouterr().err
+    assert "--timeframe 4h: the bars are 1h apart" in err and err.count("\n") == 1
+    assert not (tmp_path / "w" / "W.parquet").exists()
+    assert main("import", "--format", "binance", z, c, "--timeframe", "1h", "--out", tmp_path / "w" / "W.parquet") == 0
     # a directory: each file's format detected on its own, repeated bars kept once
     assert main("import", tmp_path, "--out", tmp_path / "Z.parquet") == 0
     assert "2,976 duplicate bars across files dropped" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtest.errors import DataError
+from backtest.errors import DataError, UserError
 
 from .bars import COLUMNS, Bars, to_frame
 from .formats import ReadOptions, expand_sources, read_source
@@ -76,6 +76,10 @@ def import_ohlcv(sources, fmt: str = "auto", columns=None, symbol: str | None = 
     parts.sort(key=lambda b: int(b.ts[0]))
     merged, dropped = _merge(parts)
     spacing = infer_timeframe(merged.ts)
+    if timeframe is not None and spacing and timeframe != spacing:  # (written as the file's timeframe, every run
+        # on it then warned of the mismatch: helper-73)
+        raise UserError(f"--timeframe {timeframe}: the bars are {spacing} apart (median); give --timeframe "
+                        f"{spacing} or leave it out (resample changes a timeframe)")
     tf = tf_names or spacing
     if tf_names and spacing and tf_names != spacing and timeframe is None:
         notes.append(f"file names say {tf_names} but the bars are {spacing} apart "
