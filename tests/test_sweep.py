@@ -27,7 +27,8 @@ def test_parse_grid_ranges_include_stop_and_take_the_default_type():
 
 @pytest.mark.parametrize("spec, says", [
     ("fats=1:3:1", "fats"), ("fast=a:b:1", "fast"), ("fast=10:5:1", "START"), ("fast", "KEY="),
-    ("margin=cross-99x", "cross-99x"),
+    ("margin=cross-99x", "cross-99x"), ("fast=5,,10", "empty value"), ("fast=5,10,", "empty value"),
+    ("margin=cross-3x,,cross-5x", "empty value"),
 ])
 def test_bad_grid_is_a_user_error(spec, says):
     with pytest.raises(UserError, match=says):
