@@ -579,8 +579,8 @@ def _prepared_frame(bars, start, end) -> tuple:
     lo, hi = _range(start, end)
     if not isinstance(bars, pd.DataFrame):
         if mark_series_name(bars):  # (its volume is 0: it traded as a symbol of its own, helper-73)
-            raise UserError(f"{bars}: a mark-price series (its name ends in -mark), not bars to trade; give it as "
-                            "--mark (mark=) beside the traded bars")
+            raise UserError(f"{bars}: a mark-price series (its name says mark), not bars to trade; give it as "
+                            "--mark (--mark SYMBOL=FILE with several symbols; Python mark=) beside the traded bars")
         return load_ohlcv(bars, start, end), None  # reads only that range from disk
     bars, prices = checked(bars, "bars")
     first, last = bars.index[0], bars.index[-1]

@@ -264,7 +264,7 @@ def _targets(strat, panel, params, index) -> np.ndarray:
         raw.index = idx.tz_localize("UTC") if idx.tz is None else idx
         for k, sym in enumerate(symbols):
             if sym in raw:
-                out[k] = check_targets(raw[sym].reindex(index).to_numpy(np.float64), len(index), strat.name, index)
+                out[k] = check_targets(raw[sym].reindex(index), len(index), strat.name, index)  # (numbers only)
         return out, attached
     for k, sym in enumerate(symbols):
         bars = panel[sym]

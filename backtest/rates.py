@@ -91,7 +91,7 @@ def _seconds(col: pd.Series, flag: str) -> np.ndarray:
         early = np.flatnonzero(v < 1e11)  # before 1973 as milliseconds: seconds (or a count), not Binance's
         if early.size:
             i = int(early[0])
-            raise UserError(f"{flag}: row {i + 1}: timestamp {col.iloc[i]!r} as milliseconds is "
+            raise UserError(f"{flag}: row {i + 1}: timestamp {v[i]:.0f} as milliseconds is "
                             f"{pd.Timestamp(int(v[i] // 1000), unit='s', tz='UTC')}; numbers are epoch milliseconds "
                             "(Binance's), else give dates")
         return (v // 1000).astype(np.int64)

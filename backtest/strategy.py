@@ -164,25 +164,50 @@ def coerce_param(key, value, default, flag="--param"):
 
 
 def _numbers(raw, name: str, what: str, index):
-    """``raw`` as float64, or one line: a pandas object whose timestamps are
-    not the bars' (its values would be taken in its own order: reversed or
-    shifted targets run silently), strings, complex numbers or times (NumPy
-    would parse, drop the imaginary part or count nanoseconds)."""
+    """``raw`` as float64, or one line: a pandas object indexed by instants
+    that are not the bars' (its values would be taken in its own order:
+    reversed or shifted targets ran silently; naive times are UTC, as the
+    bars'), strings, complex numbers or times (NumPy would parse, drop the
+    imaginary part or count nanoseconds)."""
     own = getattr(raw, "index", None)
-    if index is not None and isinstance(own, pd.DatetimeIndex) and not own.equals(index):
-        at = next((i for i, (a, b) in enumerate(zip(own, index)) if a != b), min(len(own), len(index)))
-        got = str(own[at]) if at < len(own) else "none"
-        want = str(index[at]) if at < len(index) else "none"
-        raise UserError(f"strategy {name}: {what} is indexed by times that are not the bars' (row {at}: {got}, "
-                        f"the bar's {want}); return one value per bar, in the bars' order")
+    if index is not None and isinstance(own, pd.DatetimeIndex):
+        at = _first_other_time(own, index)
+        if at is not None:
+            got = str(own[at]) if at < len(own) else "none"
+            want = str(index[at]) if at < len(index) else "none"
+            raise UserError(f"strategy {name} returned {what} indexed by times that are not the bars' (row {at}: "
+                            f"{got}, the bar's {want}); return one value per bar, in the bars' order")
     try:
+        if isinstance(getattr(raw, "dtype", None), pd.api.extensions.ExtensionDtype) and (
+                pd.api.types.is_bool_dtype(raw.dtype) or pd.api.types.is_numeric_dtype(raw.dtype)):
+            return raw.to_numpy(dtype=np.float64, na_value=np.nan)  # (nullable booleans and numbers: NA is NaN)
         arr = np.asarray(raw)
-        if arr.dtype.kind in "USVcMm" or (arr.dtype.kind == "O" and any(
-                isinstance(v, (str, bytes, complex, np.complexfloating, np.datetime64)) for v in arr.ravel())):
+        if arr.dtype.kind in "USVcMm" or (arr.dtype.kind == "O" and pd.api.types.infer_dtype(arr.ravel(), skipna=True)
+                                          in NOT_NUMBERS):
             raise TypeError
         return np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError):
-        raise UserError(f"strategy {name}: {what} is {type(raw).__name__} of {_kind(raw)}, not numbers") from None
+        raise UserError(f"strategy {name} returned {what} as {type(raw).__name__} of {_kind(raw)}, not numbers"
+                        ) from None
+
+
+# what pandas calls an object array that holds no numbers (NumPy would parse strings, drop imaginary parts)
+NOT_NUMBERS = ("string", "bytes", "mixed", "complex", "datetime", "datetime64", "date", "time", "timedelta",
+               "timedelta64", "period", "interval", "categorical")
+
+
+def _first_other_time(own: pd.DatetimeIndex, index) -> int | None:
+    """The first row where ``own``'s instants differ from the bars' ``index``
+    (naive times taken as UTC), or None where they are the same."""
+    if own.equals(index):
+        return None
+    mine = (own.tz_localize("UTC") if own.tz is None else own.tz_convert("UTC")).as_unit("ns").asi8
+    bars = pd.DatetimeIndex(index).as_unit("ns").asi8
+    n = min(len(mine), len(bars))
+    differ = np.flatnonzero(mine[:n] != bars[:n])
+    if differ.size:
+        return int(differ[0])
+    return None if len(mine) == len(bars) else n
 
 
 def _kind(raw) -> str:

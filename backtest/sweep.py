@@ -89,7 +89,7 @@ def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None, m
 def _grid_values(key, body, default, spec, profiles=None, max_combos=MAX_COMBOS):
     parts = body.split(",")
     if len(parts) > 1 and any(not v.strip() for v in parts):  # (5,,10 ran 5 and 10: a value lost unsaid)
-        raise UserError(f"--grid {spec}: an empty value between commas")
+        raise UserError(f"--grid {spec}: an empty value in the list")
     if key == MARGIN_AXIS:
         names = [v.strip() for v in body.split(",") if v.strip()]
         for name in names:

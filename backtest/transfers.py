@@ -45,7 +45,7 @@ def parse_transfers(given) -> tuple:
         pairs = list(given.items())
     elif isinstance(given, dict):
         pairs = list(given.items())
-    elif not hasattr(given, "__iter__"):  # (a number: `for item in 5` said "'int' object is not iterable")
+    elif not hasattr(given, "__iter__") or getattr(given, "ndim", 1) == 0:  # (a number: `for item in 5` said "'int' object is not iterable")
         raise UserTypeError(f"transfers={given!r}: expected {{date: amount}}, a Series of amounts by time, or "
                             "['DATE=AMOUNT', ...]")
     else:

@@ -6,6 +6,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 
 from backtest.data import load_ohlcv
 
@@ -86,7 +88,8 @@ def test_import_binance_check_info_resample(tmp_path, capsys):
     assert "X4.parquet: exists; give --overwrite to replace it" in capsys.readouterr().err
     assert (tmp_path / "X4.parquet").read_bytes() == before
     assert main("resample", out, "--to", "1d", "--out", out) == 2
-    assert "(it is one of the inputs)" in capsys.readouterr().err and load_ohlcv(out).equals(hourly)
+    err = capsys.readouterr().err  # (its own source is refused even with --overwrite, below: no dead end)
+    assert "(it is one of the inputs)" in err and "--overwrite" not in err and load_ohlcv(out).equals(hourly)
     assert main("import-binance", z, "--out", out) == 2 and load_ohlcv(out).equals(hourly)
     assert main("resample", out, "--to", "1d", "--out", tmp_path / "X4.parquet", "--overwrite") == 0
     assert load_ohlcv(tmp_path / "X4.parquet").attrs["timeframe"] == "1d"
@@ -121,3 +124,20 @@ def test_check_exit_codes_and_errors(tmp_path, capsys):
     assert "--to 7m: not a whole multiple" in capsys.readouterr().err
     assert main("import", bad) == 2  # --out is required
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_sparse_file_keeps_the_timeframe_given(tmp_path, capsys):
+    """(review, helper-74) 1-minute bars of a quiet pair miss most minutes (no trade, no candle): their median
+    spacing is coarser than 1m, and --timeframe 1m is what names them; bars closer than --timeframe are refused."""
+    rng = np.random.default_rng(3)
+    minutes = np.sort(rng.choice(np.arange(3000), size=1100, replace=False))
+    t = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(minutes, unit="min")
+    c = 100 + np.cumsum(rng.normal(0, 0.1, len(t)))
+    csv = tmp_path / "QUIETUSDT.csv"
+    pd.DataFrame({"timestamp": t.strftime("%Y-%m-%d %H:%M:%S"), "open": c, "high": c + 0.2, "low": c - 0.2,
+                  "close": c, "volume": 1.0}).to_csv(csv, index=False)
+    assert main("import", csv, "--timeframe", "1m", "--out", tmp_path / "q.parquet") == 0
+    assert load_ohlcv(tmp_path / "q.parquet").attrs["timeframe"] == "1m"
+    capsys.readouterr()
+    assert main("import", csv, "--timeframe", "1h", "--out", tmp_path / "h.parquet") == 2
+    assert "--timeframe 1h: the bars are" in capsys.readouterr().err

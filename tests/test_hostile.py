@@ -336,7 +336,8 @@ def test_broken_pipe_is_no_traceback(world, capfd):
     (lambda b: pd.Series(["1"] * len(b), index=b.index), "not numbers"),
     (lambda b: np.array([np.datetime64("2021-01-01")] * len(b)), "not numbers"),
     (lambda b: {"target": np.ones(len(b)), "limit": pd.Series(b["close"].to_numpy(), index=b.index[::-1])},
-     "limit is indexed by times that are not the bars'"),
+     "limit indexed by times that are not the bars'"),
+    (lambda b: pd.Series(np.ones(len(b)), index=b.index.tz_localize(None) + pd.Timedelta("1h")), "not the bars'"),
 ])
 def test_a_strategys_values_not_one_number_per_bar_in_its_order_are_refused(make, says):
     """A pandas result whose timestamps are not the bars' was read by position (reversed or shifted targets
@@ -350,8 +351,18 @@ def test_a_strategys_series_on_the_bars_times_or_by_position_is_its_array():
     bars = backtest.load_ohlcv(BTC, start="2021-01-01", end="2021-01-10")
     values = np.where(np.arange(len(bars)) % 40 < 20, 2.0, -1.0)
     want = backtest.run(bars, values).summary
-    for given in (pd.Series(values, index=bars.index), pd.Series(values), list(values)):
+    for given in (pd.Series(values, index=bars.index), pd.Series(values), list(values),
+                  pd.Series(values, index=bars.index.tz_localize(None)),  # naive times are UTC, as the bars'
+                  pd.Series(values, index=bars.index.tz_convert("America/New_York")),  # the same instants
+                  pd.Series(values, index=bars.index.as_unit("ms")), values.astype(object)):
         assert backtest.run(bars, lambda bars, g=given: g).summary == want
+    # nullable booleans and numbers: NA is NaN (hold), as a float array's NaN (review, helper-74)
+    held = np.where(np.arange(len(bars)) % 7 == 3, np.nan, values)
+    want = backtest.run(bars, held).summary
+    assert backtest.run(bars, lambda bars: pd.Series(held, dtype="Float64")).summary == want
+    flags = pd.array([True, None, False] * (len(bars) // 3) + [True] * (len(bars) % 3), dtype="boolean")
+    assert backtest.run(bars, lambda bars: pd.Series(flags)).summary == backtest.run(
+        bars, pd.Series(flags).to_numpy(dtype=float, na_value=np.nan)).summary
     assert backtest.run(bars, lambda bars: values > 0).summary == backtest.run(bars, (values > 0) * 1.0).summary
 
 
@@ -363,7 +374,11 @@ def test_a_mark_price_series_is_not_traded(tmp_path, capsys):
     folder.mkdir()
     for f in (BTC, mark):
         (folder / f.name).write_bytes(f.read_bytes())
-    for data in (mark, folder):
+    named = []  # the names the project gives mark series elsewhere (a dated test file, the README's example)
+    for name in ("BTCUSDT_PERP-1h-mark-2021-05.parquet", "BTCUSDT-mark-1h.parquet"):
+        named.append(tmp_path / name)
+        named[-1].write_bytes(mark.read_bytes())
+    for data in (mark, folder, *named):
         code = main(["run", "--data", str(data), "--start", "2021-01-01", "--end", "2021-01-05", "--no-report",
                      "--out", str(tmp_path / "o")])
         err = capsys.readouterr().err

@@ -413,3 +413,22 @@ def test_the_return_sums_are_the_array_arithmetic_to_the_bit():
             assert np.float64(got[key]).tobytes() == np.float64(value).tobytes(), (i, key, got[key], value)
         kinds.add(kind)
     assert kinds == set(range(6))
+
+
+def test_several_symbols_targets_that_are_not_numbers_are_refused():
+    """(review, helper-74) A strategy's table of targets for several symbols was converted before its check:
+    strings parsed, complex numbers lost their imaginary part."""
+    from backtest.errors import UserError
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "data"
+    data = {s: backtest.load_ohlcv(root / f"{s}-1h.parquet", start="2021-01-01", end="2021-01-10")
+            for s in ("BTCUSDT", "ETHUSDT")}
+    index = data["BTCUSDT"].index
+    for bad in ("1.0", 1 + 1j):
+        targets = pd.DataFrame({"BTCUSDT": [bad] * len(index), "ETHUSDT": 0.5}, index=index)
+        with pytest.raises(UserError, match="not numbers"):
+            run_multi(data, targets)
+    good = pd.DataFrame({"BTCUSDT": 1.0, "ETHUSDT": 0.5}, index=index)
+    assert run_multi(data, good).summary["n_orders"] >= 2

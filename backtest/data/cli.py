@@ -121,7 +121,7 @@ def _add_out(p):
 NOT_PARQUET = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".zip", ".gz", ".feather", ".arrow", ".xlsx")
 
 
-def _check_out(args, sources=()) -> list:
+def _check_out(args, sources=(), replaceable=True) -> list:
     """Before any work: an existing ``--out`` is replaced only with
     ``--overwrite`` (a user's file is never replaced silently, its own input
     least of all).  Returns ``sources`` with a folder's files listed, but
@@ -139,8 +139,8 @@ def _check_out(args, sources=()) -> list:
     read = [expand_sources([Path(str(s))]) if d else [Path(str(s))] for s, d in zip(sources, folders)]
     if not args.overwrite:
         own = any(p.exists() and out.resolve() == p.resolve() for files in read for p in files)
-        raise UserError(f"--out {out}: exists{' (it is one of the inputs)' if own else ''}; "
-                        "give --overwrite to replace it, or another name")
+        hint = "give --overwrite to replace it, or another name" if replaceable or not own else "give another name"
+        raise UserError(f"--out {out}: exists{' (it is one of the inputs)' if own else ''}; {hint}")
     return [f for s, d, files in zip(sources, folders, read)
             for f in ([f for f in files if f.resolve() != out.resolve()] if d else [s])]
 
@@ -259,7 +259,7 @@ def read_validated(path, fmt: str = "auto", opts: ReadOptions | None = None):
 def cmd_resample(args) -> int:
     from .resample import resample_ohlcv
 
-    _check_out(args, [args.file])
+    _check_out(args, [args.file], replaceable=False)  # (its own source: not even with --overwrite, below)
     if Path(args.out).exists() and Path(args.out).resolve() == Path(args.file).resolve():
         # (--overwrite replaces an output; the finer bars a coarser file is made from cannot be made again from it)
         raise UserError(f"--out {args.out}: is the file being resampled; write the {args.to} bars to another file")

@@ -76,8 +76,9 @@ def import_ohlcv(sources, fmt: str = "auto", columns=None, symbol: str | None = 
     parts.sort(key=lambda b: int(b.ts[0]))
     merged, dropped = _merge(parts)
     spacing = infer_timeframe(merged.ts)
-    if timeframe is not None and spacing and timeframe != spacing:  # (written as the file's timeframe, every run
-        # on it then warned of the mismatch: helper-73)
+    if timeframe is not None and spacing and parse_timeframe(spacing).ns < parse_timeframe(timeframe).ns:
+        # bars closer than the timeframe said (written as the file's, every run then warned: helper-73); a coarser
+        # median than --timeframe is a sparse file (minutes without a trade), what --timeframe is there for
         raise UserError(f"--timeframe {timeframe}: the bars are {spacing} apart (median); give --timeframe "
                         f"{spacing} or leave it out (resample changes a timeframe)")
     tf = tf_names or spacing

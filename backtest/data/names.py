@@ -55,7 +55,7 @@ def symbol_from_pair(pair: str) -> str:
 def mark_series_name(path) -> bool:
     """A mark-price series' file name (``BTCUSDT_PERP-1h-mark.parquet``: what
     ``perps.companions`` finds beside perpetual bars), which is not traded."""
-    return stem(path).lower().endswith("-mark")
+    return re.search(r"(^|[-_.])mark([-_.]|$)", stem(path).lower()) is not None  # (…-mark, …-mark-2021-05, …-mark-1h)
 
 
 def parse_name(path) -> tuple[str | None, str | None]:
