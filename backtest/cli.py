@@ -498,10 +498,10 @@ def cmd_sweep(args) -> int:
             raise UserError(f"{flag} {value}: must be ≥ 0")
     strat, grid, data, settings = _grid_args(args)
     if args.heatmap:
-        pair = [a.strip() for a in args.heatmap.split(",")]
-        known = set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"}
-        if len(pair) != 2 or any(a not in known for a in pair) or pair[0] == pair[1]:
-            raise UserError(f"--heatmap {args.heatmap}: name two different grid axes, e.g. fast,slow")
+        from .sweep_folder import heatmap_pair
+
+        heatmap_pair(args.heatmap, set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"},
+                     ", e.g. fast,slow")
     metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
     metrics += ["funding_paid", "n_funding", "max_margin_ratio"]  # (rows of perpetual-futures profiles)
     if args.rank not in metrics:

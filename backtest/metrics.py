@@ -22,10 +22,35 @@ YEAR = 365 * 86400
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
     """Fraction below the running peak at each bar (≤ 0)."""
-    peak = np.maximum.accumulate(equity)
+    return relative(equity, np.maximum.accumulate(equity))
+
+
+def relative(x: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``x / base − 1`` where ``base`` > 0, else 0 (a return from no equity,
+    a drawdown from no peak), written into ``base`` (a buffer of the
+    caller's: no temporaries)."""
+    alive = base > 0
+    np.copyto(base, 1.0, where=~alive)  # (any divisor: those bars are 0 below)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, equity / peak - 1.0, 0.0)
-    return dd
+        np.divide(x, base, out=base)
+    base -= 1.0
+    np.copyto(base, 0.0, where=~alive)
+    return base
+
+
+def return_sums(r: np.ndarray, scratch: np.ndarray | None = None) -> dict:
+    """What ``summarize`` takes of the per-bar returns ``r`` (the kernel
+    keeps the same three online): ``sum_r``, ``sum_r2``, ``sum_neg2``,
+    NumPy's sums of ``r``, ``r²`` and ``min(r, 0)²``; ``scratch`` a buffer
+    like ``r`` to square into."""
+    t = np.empty_like(r) if scratch is None else scratch
+    sums = {"sum_r": float(r.sum())}
+    np.multiply(r, r, out=t)
+    sums["sum_r2"] = float(t.sum())
+    np.minimum(r, 0.0, out=t)
+    t *= t
+    sums["sum_neg2"] = float(t.sum())
+    return sums
 
 
 def periods_per_year(seconds: np.ndarray) -> float:

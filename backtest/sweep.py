@@ -87,11 +87,11 @@ def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None, m
 
 
 def _grid_values(key, body, default, spec, profiles=None, max_combos=MAX_COMBOS):
-    parts = body.split(",")
-    if len(parts) > 1 and any(not v.strip() for v in parts):  # (5,,10 ran 5 and 10: a value lost unsaid)
+    parts = [v.strip() for v in body.split(",")]
+    if len(parts) > 1 and not all(parts):  # (5,,10 ran 5 and 10: a value lost unsaid)
         raise UserError(f"--grid {spec}: an empty value in the list")
     if key == MARGIN_AXIS:
-        names = [v.strip() for v in body.split(",") if v.strip()]
+        names = [v for v in parts if v]
         for name in names:
             get_profile(name, profiles)
         return names
@@ -105,7 +105,7 @@ def _grid_values(key, body, default, spec, profiles=None, max_combos=MAX_COMBOS)
             raise UserError(f"--grid {spec}: START:STOP:STEP must be {kind.__name__}s, START ≤ STOP, STEP > 0") from None
         return axis(kind, start, stop, step, spec, max_combos)  # lazy: counted before any value is made
     else:  # the same conversion and checks as --param
-        values = [coerce_param(key, v.strip(), default, flag="--grid") for v in body.split(",") if v.strip()]
+        values = [coerce_param(key, v, default, flag="--grid") for v in parts if v]
     if not values:
         raise UserError(f"--grid {spec}: no values")
     return list(dict.fromkeys(values))

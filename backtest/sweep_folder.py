@@ -86,6 +86,14 @@ def bars_entry(bars, out: Path, kind="sweep") -> list:
     return entry + [digest.hexdigest()]
 
 
+def heatmap_pair(text: str, axes, hint: str) -> list:
+    """``--heatmap X,Y``: two different names of ``axes``, else one line ending in ``hint``."""
+    pair = [a.strip() for a in text.split(",")]
+    if len(pair) != 2 or any(a not in axes for a in pair) or pair[0] == pair[1]:
+        raise UserError(f"--heatmap {text}: name two different grid axes{hint}")
+    return pair
+
+
 def check_other(out: Path, what: str, own: str, holds: bool):
     """Refuse ``out`` for a ``what`` (sweep, risk run, walk-forward) whose
     manifest is ``own`` when it is a file, holds another kind of result, or
@@ -199,9 +207,7 @@ def redraw_sweep(folder: Path, rank="sharpe", heatmap=None) -> list:
         raise UserError(f"--rank {rank}: not a column of {table_path}")
     grid = manifest.get("grid") or {}
     axes = [k for k, v in grid.items() if isinstance(v, list) and len(v) > 1 and k in table.columns]
-    pair = [a.strip() for a in heatmap.split(",")] if heatmap else axes[:2]
-    if heatmap and (len(pair) != 2 or any(a not in table.columns for a in pair) or pair[0] == pair[1]):
-        raise UserError(f"--heatmap {heatmap}: name two different grid axes of the sweep ({', '.join(axes) or 'none'})")
+    pair = heatmap_pair(heatmap, table.columns, f" of the sweep ({', '.join(axes) or 'none'})") if heatmap else axes[:2]
     wrote = []
     if len(pair) == 2:
         picture(lambda p: plot_heatmap(table, pair[0], pair[1], rank, p), folder / "heatmap.png")

@@ -45,7 +45,7 @@ def parse_transfers(given) -> tuple:
         pairs = list(given.items())
     elif isinstance(given, dict):
         pairs = list(given.items())
-    elif not hasattr(given, "__iter__") or getattr(given, "ndim", 1) == 0:  # (a number: `for item in 5` said "'int' object is not iterable")
+    elif not hasattr(given, "__iter__") or getattr(given, "ndim", 1) == 0:  # (a number: a bare TypeError before)
         raise UserTypeError(f"transfers={given!r}: expected {{date: amount}}, a Series of amounts by time, or "
                             "['DATE=AMOUNT', ...]")
     else:
@@ -316,19 +316,16 @@ def wealth_fields(index, equity, reserve, flow, capital, reserve0, ppy) -> dict:
     a bar's return ``(W_i − f_i) / W_{i−1} − 1`` from ``capital +
     reserve0``; total return (time-weighted), drawdown, Sharpe, Sortino,
     CAGR and Calmar as ``metrics.summarize`` takes them."""
-    from .metrics import YEAR, summarize
+    from .metrics import YEAR, relative, return_sums, summarize
 
     n = len(index)
     wealth = equity + reserve
-    prev = np.concatenate(([capital + reserve0], wealth[:-1]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(prev > 0, (wealth - flow) / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
+    r = np.concatenate(([capital + reserve0], wealth[:-1]))  # the wealth before each bar
+    relative(wealth - flow, r)
     growth = np.cumprod(1.0 + r)
     peak = np.maximum.accumulate(np.concatenate(([1.0], growth)))[1:]
-    online = {"final_equity": float(growth[-1]), "sum_r": float(r.sum()), "sum_r2": float((r * r).sum()),
-              "sum_neg2": float((np.minimum(r, 0.0) ** 2).sum()),
-              "max_drawdown": float(min((growth / peak - 1.0).min(), 0.0)), "n_exposed": 0.0,
-              "min_margin_level": np.inf}
+    online = dict(return_sums(r), final_equity=float(growth[-1]),
+                  max_drawdown=float(min((growth / peak - 1.0).min(), 0.0)), n_exposed=0.0, min_margin_level=np.inf)
     returns = summarize(1.0, online, n, 0, 0, ppy)
     fields = {k: returns[k] for k in ("total_return", "max_drawdown", "sharpe", "sortino")}
     years = ((index[-1] - index[0]).total_seconds() + YEAR / ppy) / YEAR if n else 0.0  # as metrics.summarize

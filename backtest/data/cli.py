@@ -121,12 +121,14 @@ def _add_out(p):
 NOT_PARQUET = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".zip", ".gz", ".feather", ".arrow", ".xlsx")
 
 
-def _check_out(args, sources=(), replaceable=True) -> list:
+def _check_out(args, sources=(), own_input=None) -> list:
     """Before any work: an existing ``--out`` is replaced only with
     ``--overwrite`` (a user's file is never replaced silently, its own input
-    least of all).  Returns ``sources`` with a folder's files listed, but
-    ``--out`` if it is one of them (the file being replaced is not read as
-    an input; named as a source itself, it is: extending a file)."""
+    least of all), and never when it is one of the inputs and ``own_input``
+    says why (resample: the finer bars could not be made again).  Returns
+    ``sources`` with a folder's files listed, but ``--out`` if it is one of
+    them (the file being replaced is not read as an input; named as a
+    source itself, it is: extending a file)."""
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder, not a file")
@@ -137,10 +139,12 @@ def _check_out(args, sources=(), replaceable=True) -> list:
     # each source as read: a folder's files (expand_sources) but --out, a file itself (as given)
     folders = [Path(str(s)).is_dir() for s in sources]
     read = [expand_sources([Path(str(s))]) if d else [Path(str(s))] for s, d in zip(sources, folders)]
+    own = any(p.exists() and out.resolve() == p.resolve() for files in read for p in files)
+    if own and own_input:
+        raise UserError(f"--out {out}: {own_input} (it is one of the inputs); give another name")
     if not args.overwrite:
-        own = any(p.exists() and out.resolve() == p.resolve() for files in read for p in files)
-        hint = "give --overwrite to replace it, or another name" if replaceable or not own else "give another name"
-        raise UserError(f"--out {out}: exists{' (it is one of the inputs)' if own else ''}; {hint}")
+        raise UserError(f"--out {out}: exists{' (it is one of the inputs)' if own else ''}; "
+                        "give --overwrite to replace it, or another name")
     return [f for s, d, files in zip(sources, folders, read)
             for f in ([f for f in files if f.resolve() != out.resolve()] if d else [s])]
 
@@ -259,10 +263,8 @@ def read_validated(path, fmt: str = "auto", opts: ReadOptions | None = None):
 def cmd_resample(args) -> int:
     from .resample import resample_ohlcv
 
-    _check_out(args, [args.file], replaceable=False)  # (its own source: not even with --overwrite, below)
-    if Path(args.out).exists() and Path(args.out).resolve() == Path(args.file).resolve():
-        # (--overwrite replaces an output; the finer bars a coarser file is made from cannot be made again from it)
-        raise UserError(f"--out {args.out}: is the file being resampled; write the {args.to} bars to another file")
+    _check_out(args, [args.file], own_input="is the file being resampled, whose bars could not be made again from "
+                                            "the coarser ones")
     t0 = time.perf_counter()
     df = read_validated(args.file, args.format, _opts(args))
     res = resample_ohlcv(df, args.to, keep_partial=args.keep_partial)
