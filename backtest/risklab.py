@@ -28,7 +28,6 @@ At the end: ``risk.parquet`` (one row per path × combination),
 (the manifest: settings and grid, and per combination ``riskstats``'
 numbers), ``frontier.png``, ``fan.png`` and ``report.pdf``.
 """
-import hashlib
 import json
 import os
 import time
@@ -55,8 +54,8 @@ from .spans import bar_spacing, check_fits, parse_duration, windows
 from .strategy import Orders, load_strategy
 from .sweep import (SETTING_NAMES, Progress, _as_user_error, _atomic_parquet, _kept, _run_dask,
                     _run_threads, _Silent, cached_config, grid_profiles, grid_walks, prepare_settings)
-from .sweep_folder import (bars_entry, check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder,
-                           stored_chunk_size, undo_overwrite, write_manifest)
+from .sweep_folder import (bars_entry, check_folder, chunk_path, finish_folder, finished_chunks, manifest_id,
+                           prepare_folder, stored_chunk_size, undo_overwrite, write_manifest)
 
 METHODS = ("windows", "bootstrap")
 FAN = [f"fan_{j:03d}" for j in range(STEPS + 1)]  # a chunk's samples before 2026-12-08, a column a step
@@ -328,7 +327,7 @@ def risk(
         "margins": margins, "bars": bars_entry(bars, out, "risk"),
         "paths": n_paths, "combinations": len(combos),
     }
-    manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    manifest["id"] = manifest_id(manifest)
     check_folder(out, manifest["id"], resume, overwrite, kind="risk")
     stored = stored_chunk_size(out, manifest["id"], kind="risk") if resume else None
     size = stored or chunk_size or max(1, min(MAX_CHUNK, -(-n_paths // (16 * threads))))

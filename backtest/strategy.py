@@ -83,8 +83,16 @@ class Strategy:
         """Targets for ``bars``: a float array of len(bars), finite or NaN."""
         return self.orders(bars, params).target
 
+    def check_one_symbol(self):
+        """A strategy of several symbols (``MULTI = True``) is refused on one symbol's bars (it would be
+        handed them as if they were ``{symbol: bars}``)."""
+        if getattr(self.module, "MULTI", False):
+            raise UserError(f"strategy {self.name} trades several symbols at once (MULTI = True): give it two or "
+                            "more --data files (backtest.run_multi)")
+
     def orders(self, bars, params: dict) -> Orders:
         """Targets and the orders attached to them, checked."""
+        self.check_one_symbol()
         raw = call_user(self.targets, f"strategy {self.name}", bars, **params)
         return check_orders(raw, len(bars), self.name, bars.index)
 

@@ -58,8 +58,8 @@ from .profiles import get_profile
 from .ranking import ranked
 from .records import liquidation_dt, margin_call_dt, order_dt
 from .strategy import Orders, coerce_param, load_strategy
-from .sweep_folder import (bars_entry, check_folder, chunk_path, finish_folder, finished_chunks, prepare_folder,
-                           stored_chunk_size, undo_overwrite)
+from .sweep_folder import (bars_entry, check_folder, chunk_path, file_digest, finish_folder, finished_chunks,
+                           manifest_id, prepare_folder, stored_chunk_size, undo_overwrite)
 
 
 def parse_grid(specs: list[str], defaults: dict, profiles: dict | None = None, max_combos=MAX_COMBOS) -> dict:
@@ -338,6 +338,7 @@ def prepare_settings(
                      round_interest, stop_on_liquidation, stop_loss, take_profit, trailing_stop, path, auto_repay,
                      repay_on_flat)
     strat = load_strategy(strategy)
+    strat.check_one_symbol()  # (before a folder is made)
     if grid is None:
         grid = dict(getattr(strat.module, "GRID", {}) or {})
     bars = _prepare_bars(bars, start, end)
@@ -362,7 +363,7 @@ def prepare_settings(
         settings.update(auto_repay=False, repay_on_flat=bool(repay_on_flat))
     if margin_file is not None:  # a changed file is a different sweep
         settings["margin_file"] = str(margin_file)
-        settings["margin_file_sha256"] = hashlib.sha256(Path(margin_file).read_bytes()).hexdigest()[:16]
+        settings["margin_file_sha256"] = file_digest(margin_file)
     if perp_profiles:  # a perp sweep: its venue's files; only then, so a spot sweep's id is unchanged (--resume)
         mark = _perp_settings(settings, perp_profiles, source, bars, symbol, fee, funding, funding_rate, brackets,
                               mark, auto_repay)
@@ -378,7 +379,7 @@ def prepare_settings(
         settings["mark_hash"] = hashlib.blake2b(b"".join(c.tobytes() for c in cols), digest_size=8).hexdigest()
     if rate_history is not None:  # checked before any chunk runs; a changed file is a different sweep
         _rate_history(str(rate_history), rates)
-        settings["rate_history_sha256"] = hashlib.sha256(Path(rate_history).read_bytes()).hexdigest()[:16]
+        settings["rate_history_sha256"] = file_digest(rate_history)
     if isinstance(funding, pd.DataFrame) and scheduler:
         raise UserError("--scheduler: give the funding table as a file the workers can read")
     return Setup(strat, grid, bars, margins, settings, custom, mark if isinstance(mark, pd.DataFrame) else None,
@@ -431,7 +432,7 @@ def _perp_settings(settings, profiles, source, bars, symbol, fee, funding, fundi
             pd.util.hash_pandas_object(funding, index=True).to_numpy().tobytes(), digest_size=8).hexdigest()
     for key, path in (("funding", None if frame else funding), ("brackets", brackets)):
         if path is not None:
-            settings[f"{key}_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+            settings[f"{key}_sha256"] = file_digest(path)
     return own_mark if mark is None else mark
 
 
@@ -578,7 +579,7 @@ def sweep(
         "settings": settings, "grid": {k: list(v) for k, v in grid.items()}, "margins": margins,
         "bars": bars_entry(bars, out), "combinations": n_combos, "skipped": skipped,
     }
-    manifest["id"] = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    manifest["id"] = manifest_id(manifest)
     check_folder(out, manifest["id"], resume, overwrite)  # before any work: nothing in out is lost
     stored = stored_chunk_size(out, manifest["id"]) if resume else None
     chunk_size = stored or chunk_size or default_chunk_size(n_combos, len(bars), threads, shared=not scheduler)

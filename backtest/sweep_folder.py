@@ -86,6 +86,16 @@ def bars_entry(bars, out: Path, kind="sweep") -> list:
     return entry + [digest.hexdigest()]
 
 
+def manifest_id(manifest: dict) -> str:
+    """A manifest's id (what ``--resume`` compares): SHA-256 of its sorted JSON, 16 hex digits."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_digest(path) -> str:
+    """A settings file's fingerprint in a manifest (a changed file is a different sweep): 16 hex digits of SHA-256."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def heatmap_pair(text: str, axes, hint: str) -> list:
     """``--heatmap X,Y``: two different names of ``axes``, else one line ending in ``hint``."""
     pair = [a.strip() for a in text.split(",")]
