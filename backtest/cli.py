@@ -691,11 +691,29 @@ def _no_funding(settings) -> bool:
     return not settings.get("funding") and settings.get("funding_rate") is None
 
 
+def _perps_on_spot(result) -> list:
+    """The symbols of a run whose perpetual's bars traded on a spot-margin profile (``perps.on_spot_margin``)."""
+    from .perps import on_spot_margin
+
+    s = result.settings
+    if "accounts" not in s:
+        return [s["symbol"]] if on_spot_margin(s["symbol"], result.profile) else []
+    from .profile_file import load_profiles
+    from .profiles import get_profile
+
+    custom = load_profiles(s["margin_file"]) if s.get("margin_file") else {}
+    return [sym for a in s["accounts"].values() for sym in a["symbols"]
+            if on_spot_margin(sym, get_profile(a["profile"], custom))]
+
+
 def summary_table(result) -> str:
     s = result.summary
+    spot_perps = _perps_on_spot(result)
     rows = [
         ("symbol / profile", f"{result.settings['symbol']} / "
-                             f"{result.settings['margin'] if 'accounts' in result.settings else result.profile.name}"),
+                             f"{result.settings['margin'] if 'accounts' in result.settings else result.profile.name}"
+                             + (f"  ({', '.join(spot_perps)}: a perpetual's prices on spot margin, its mark and "
+                                "funding files not used)" if spot_perps else "")),
         ("bars", f"{s['bars']:,}  ({s['start'][:16]} → {s['end'][:16]})"),
         ("final equity", f"{s['final_equity']:,.2f}"),
         ("total return", f"{s['total_return']:+.2%}"),

@@ -30,6 +30,13 @@ def companions(bars_path) -> tuple:
     return (mark if mark.exists() else None), (funding if funding.exists() else None)
 
 
+def on_spot_margin(symbol: str, profile) -> bool:
+    """A perpetual's bars (a symbol ending ``_PERP``) on a spot-margin profile: its last prices traded as spot
+    margin, its mark and funding files unused (a sweep comparing the venues on one market does it on purpose;
+    the CLI's summary says so)."""
+    return not profile.perp and symbol.upper().endswith("_PERP")
+
+
 def check_settings(profile, symbol, rates, rate_history, auto_repay, detail, brackets, funding, funding_rate):
     """What a perp run refuses, one line each; the bracket versions."""
     from .venues.brackets import table_for
