@@ -296,6 +296,23 @@ def test_generic_csv_errors(tmp_path):
         import_ohlcv(p, columns="time=Day")
 
 
+def test_a_time_format_applies_where_the_csv_reader_reads_times_itself(tmp_path):
+    """``--time-format`` was ignored where pyarrow's CSV reader had parsed ISO 8601 times or dates itself: a
+    format that did not fit went unsaid, and one that did was not the one applied."""
+    p = tmp_path / "export.csv"
+    p.write_text("time,open,high,low,close,volume\n2020-01-02 03:00:00,1,2,0.5,1.5,1\n"
+                 "2020-01-02 04:00:00,1,2,0.5,1.5,1\n")
+    with pytest.raises(DataError, match="column 'time': line 2: '2020-01-02 03:00:00' is not a date/time in "
+                                        "--time-format '%d/%m/%Y %H:%M'"):
+        import_ohlcv(p, time_format="%d/%m/%Y %H:%M", symbol="ABCUSDT")
+    fits = import_ohlcv(p, time_format="%Y-%m-%d %H:%M:%S", symbol="ABCUSDT")
+    assert list(fits.index) == list(import_ohlcv(p, symbol="ABCUSDT").index)
+    p.write_text("time,open,high,low,close,volume\n2020-02-01,1,2,0.5,1.5,1\n2020-03-01,1,2,0.5,1.5,1\n")
+    assert import_ohlcv(p, symbol="ABCUSDT").index[0] == pd.Timestamp("2020-02-01", tz="UTC")  # (ISO: 1 Feb)
+    day_first = import_ohlcv(p, time_format="%Y-%d-%m", symbol="ABCUSDT")  # (as the user says: 2 Jan, 3 Jan)
+    assert list(day_first.index) == [pd.Timestamp("2020-01-02", tz="UTC"), pd.Timestamp("2020-01-03", tz="UTC")]
+
+
 def test_missing_and_unreadable_sources(tmp_path):
     with pytest.raises(DataError, match="nope.csv: file not found"):
         import_ohlcv(tmp_path / "nope.csv")

@@ -197,6 +197,9 @@ def csv_to_bars(data: bytes, src: str, opts: ReadOptions, sym, tf, ccxt: bool):
         first_line = 1
     else:
         table = read_csv(data, src, delimiter=delim)
+        inferred = {f.name: pa.string() for f in table.schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)}
+        if opts.time_format is not None and inferred:  # pyarrow read ISO times itself: as text, --time-format applies
+            table = read_csv(data, src, delimiter=delim, column_types=inferred)
         first_line = 2
         if ccxt and opts.columns is None:
             names = [n.strip().lower() for n in table.column_names]

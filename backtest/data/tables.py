@@ -166,7 +166,8 @@ def _parse_strings(s: pd.Series, source, name, label, time_format, tz, time_unit
         bad = parsed.isna().to_numpy() & ~empty.to_numpy()
     if bad.any():
         i = _first_bad(bad)
-        raise DataError(f"{source}: column '{name}': {label(i)}: {s.iloc[i]!r} is not a date/time")
+        fmt = "" if time_format is None else f" in --time-format {time_format!r}"
+        raise DataError(f"{source}: column '{name}': {label(i)}: {s.iloc[i]!r} is not a date/time{fmt}")
     idx = pd.DatetimeIndex(parsed)
     if idx.tz is None:
         idx = idx.tz_localize(tz or "UTC", ambiguous="raise", nonexistent="raise")
