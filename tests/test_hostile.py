@@ -387,3 +387,49 @@ def test_a_mark_price_series_is_not_traded(tmp_path, capsys):
     with pytest.raises(UserError, match="a mark-price series"):
         backtest.run(mark, "hold", start="2021-01-01", end="2021-01-05")
     assert backtest.run(BTC, "hold", start="2021-01-01", end="2021-01-05", mark=mark).summary["bars"] > 0
+
+
+def _one_error_line(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+def test_a_strategy_of_several_symbols_with_one_is_refused(tmp_path, capsys):
+    """pair_trade (``MULTI = True``) with one ``--data`` was handed one symbol's bars as if they were a
+    ``{symbol: bars}`` dict: ``strategy pair_trade raised KeyError: 'close'``."""
+    for cmd in (["run", "--no-report"], ["sweep"]):
+        line = _one_error_line(capsys, [*cmd, "--strategy", "pair_trade", "--data", str(BTC),
+                                        "--start", "2024-01-01", "--end", "2024-03-01", "--out", str(tmp_path / "o")])
+        assert "pair_trade trades several symbols" in line and "two or more --data" in line
+    assert not (tmp_path / "o").exists()
+    bars = backtest.load_ohlcv(BTC, start="2024-01-01", end="2024-03-01")
+    with pytest.raises(UserError, match="trades several symbols"):
+        backtest.run(bars, "pair_trade")
+    two = backtest.run_multi({"BTCUSDT": bars, "ETHUSDT": backtest.load_ohlcv(ETH, start="2024-01-01",
+                                                                              end="2024-03-01")}, "pair_trade",
+                             {"lookback": 48})
+    assert two.summary["n_orders"] > 0  # (with two it trades)
+
+
+def test_perpetual_bars_on_a_spot_margin_profile_are_said(tmp_path, capsys):
+    """(helper-73) ``BTCUSDT_PERP`` on cross-3x traded the perpetual's last prices as spot margin, its mark and
+    funding files beside it unused, and nothing said so.  A sweep comparing the venues on one market does it on
+    purpose (tests/test_perps_runs.py): the run's summary says it, as it says a perp run charged no funding."""
+    perp, eth = ROOT / "data" / "BTCUSDT_PERP-1h.parquet", ROOT / "data" / "ETHUSDT-1h.parquet"
+    span = ["--start", "2024-01-01", "--end", "2024-02-01", "--no-report"]
+    said = "a perpetual's prices on spot margin, its mark and funding files not used"
+
+    def summary_line(*argv):
+        assert main(["run", *argv, *span, "--out", str(tmp_path / str(len(list(tmp_path.iterdir()))))]) == 0
+        return next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("symbol / profile"))
+
+    assert f"(BTCUSDT_PERP: {said})" in summary_line("--data", str(perp), "--margin", "cross-3x")
+    assert f"(BTCUSDT_PERP: {said})" in summary_line("--data", str(perp), "--data", str(eth), "--margin",
+                                                     "isolated-3x")
+    for argv in (["--data", str(perp), "--margin", "cross-3x", "--symbol", "BTCUSDT"],  # (the pair named: meant)
+                 ["--data", str(perp), "--margin", "usdm-cross-5x"], ["--data", str(BTC), "--margin", "cross-3x"]):
+        assert said not in summary_line(*argv)
+
+
