@@ -56,6 +56,7 @@ def busy_targets(n: int, seed: int = 11) -> np.ndarray:
 
 
 STOPS = {"stop_loss": 0.02, "take_profit": 0.03}  # bench --stops: on every trade
+FAR_STOPS = {"stop_loss": 0.9, "take_profit": 0.99}  # armed on every trade, reached on none of the bench's bars
 
 
 def kernel_args(bars: pd.DataFrame, targets: np.ndarray, profile="cross-3x", stops=None):
@@ -209,7 +210,40 @@ def bench(n_bars: int = 1_000_000, repeat: int = 7, stops: bool = False, venue: 
         "the kernel: the times of an index are made once per index, backtest/derived.py)",
         f"peak memory (RSS)     {peak_mib:.0f} MiB",
     ]
+    if stops:
+        lines += _against_plain(bars, targets, PERP["margin"] if perp else "cross-3x", extra, max(15, repeat))
     return "\n".join(lines)
+
+
+def _against_plain(bars, targets, profile, extra, rounds) -> list:
+    """``bench --stops``' kernels against plain's, alternated in this process
+    (one machine for all three): the bench's stops, which trade otherwise
+    (more orders, a longer-lived account), and stops armed beyond any bar's
+    reach, which trade as plain does: what watching the levels costs."""
+    from .engine import simulate_arrays
+
+    cases = {"plain": None, "stops": STOPS, "far": FAR_STOPS}
+    args = {k: kernel_args(bars, targets, profile=profile, stops=v) for k, v in cases.items()}
+    times, orders = {k: [] for k in cases}, {}
+    for k, a in args.items():
+        orders[k] = len(simulate_arrays(*a, **extra)[1])  # (warm)
+    for _ in range(rounds):
+        for k, a in args.items():
+            t = time.perf_counter()
+            out = simulate_arrays(*a, **extra)
+            times[k].append(time.perf_counter() - t)
+            del out
+    med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
+
+    def line(k, what):
+        return (f"  {what:<31s} {med[k] * 1e3:.1f} ms  {med['plain'] / med[k]:.0%} of plain (minima "
+                f"{low['plain'] / low[k]:.0%}), {orders[k]:,} orders")
+
+    return [f"against plain         medians of {rounds} alternated runs in this process; plain {med['plain'] * 1e3:.1f} "
+            f"ms, {orders['plain']:,} orders",
+            line("stops", "stop-loss 2 %, take-profit 3 %"),
+            line("far", "stops beyond reach (90 %, 99 %)")]
 
 
 def sweep_grid(combos: int) -> dict:
