@@ -311,6 +311,8 @@ def risk(
             raise UserError(f"--block {spec.texts['block']}: shorter than one bar ({spacing} s)")
         n_paths = spec.paths
     else:
+        if spec.every < spacing:  # (its windows would start on the same bars again)
+            raise UserError(f"--every {spec.texts['every']}: shorter than one bar ({spacing} s)")
         n_paths = len(windows(seconds, spec.horizon, spec.every)[0])
         if not n_paths:
             raise UserError(f"--horizon {spec.texts['horizon']}: no window of that length has two bars in the data")

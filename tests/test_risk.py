@@ -240,3 +240,26 @@ def test_bad_risk_arguments_from_python():
         backtest.risk(BTC, "hold", method="bootstrap", every="3d", **QUIET)
     with pytest.raises(UserError, match="seed: a method bootstrap flag"):
         backtest.risk(BTC, "hold", seed=0, **QUIET)
+
+
+def test_a_window_per_start_bar_and_no_stride_under_a_bar(tmp_path, capsys):
+    """(helper-75) Two stride starts in one gap of the data both started at the bar after it: the same path
+    counted twice (122 times on the bundled hourly bars with ``--every 1h``), and ``--every 30m`` on hourly
+    bars counted every window twice, its confidence interval falsely narrow."""
+    from backtest.spans import windows
+
+    hour, length = 3600, 5 * 3600
+    seconds = np.array([0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 30, 31, 32], dtype=np.int64) * hour
+    starts, ends = windows(seconds, length, hour)
+    want = {}  # written from the rule: each stride start's first bar at or after it, its window's bars; once a bar
+    for t in range(int(seconds[0]), int(seconds[-1]) + hour - length + 1, hour):
+        s, e = int(np.searchsorted(seconds, t)), int(np.searchsorted(seconds, t + length))
+        if e - s >= 2:
+            want.setdefault(s, e)
+    assert list(zip(starts.tolist(), ends.tolist())) == sorted(want.items())
+    assert len(set(starts.tolist())) == len(starts) < len(range(0, 33 * hour - length + 1, hour))
+    code = main(["risk", "--data", str(BTC), "--start", "2024-01-01", "--end", "2024-03-01", "--strategy", "hold",
+                 "--horizon", "7d", "--every", "30m", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: --every 30m: shorter than one bar (3600 s)"]
+    assert not (tmp_path / "r").exists()
