@@ -223,15 +223,24 @@ def _kind(raw) -> str:
     return f"dtype {dtype}" if dtype is not None else "mixed values"
 
 
+# a target is a multiple of equity; far beyond any venue's leverage a capped order was taken for float noise
+# (``account._trade_to``: nothing traded where the cap is below 1e-12 of the target), so none is that large
+MAX_TARGET = 1e9
+
+
 def check_targets(raw, n: int, name: str, index=None) -> np.ndarray:
-    """Validate a strategy's output: 1-D, length n, numeric, finite or NaN."""
+    """Validate a strategy's output: 1-D, length n, numeric, finite or NaN, at most ``MAX_TARGET`` in size."""
     arr = _numbers(raw, name, "its targets", index)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise UserError(f"strategy {name} returned shape {arr.shape}, expected ({n},): one target per bar")
-    if arr.size and (np.isinf(np.fmax.reduce(arr)) or np.isinf(np.fmin.reduce(arr))):  # (all NaN: NaN)
-        i = int(np.isinf(arr).argmax())  # (the row looked for only then; fmax/fmin skip NaN and allocate nothing)
+    hi, lo = (np.fmax.reduce(arr), np.fmin.reduce(arr)) if arr.size else (0.0, 0.0)  # (all NaN: NaN)
+    if abs(hi) > MAX_TARGET or abs(lo) > MAX_TARGET:
+        i = int((np.abs(arr) > MAX_TARGET).argmax())  # (the row looked for only then; fmax/fmin allocate nothing)
         when = f" ({index[i]})" if index is not None else ""
-        raise UserError(f"strategy {name}: target at row {i}{when} is {arr[i]}; targets must be finite (NaN holds)")
+        if np.isinf(arr[i]):
+            raise UserError(f"strategy {name}: target at row {i}{when} is {arr[i]}; targets must be finite (NaN holds)")
+        raise UserError(f"strategy {name}: target at row {i}{when} is {arr[i]:g}; a target is a multiple of equity, "
+                        f"at most {MAX_TARGET:g} in size (a profile caps it at its leverage)")
     return arr
 
 
