@@ -210,6 +210,9 @@ def check_args(args: dict):
     margin = args.get("margin")
     if margin is not None and not isinstance(margin, (str, Profile, dict, list, tuple)):
         raise _type_error("margin", margin, "a profile name or a Profile")
+    if isinstance(margin, (list, tuple)) and "grid" not in args:  # (a list is a sweep's or risk run's profiles)
+        raise _type_error("margin", margin, "a profile name" + (", 'SYMBOL=PROFILE,...' or a dict {symbol: profile}"
+                                                                 if "data" in args else " or a Profile"))
     if isinstance(margin, Profile):
         profile_arg(margin)
     for name in ("liquidation", "path"):
@@ -234,6 +237,11 @@ def check_args(args: dict):
         for key, values in grid.items():
             if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
                 raise _type_error(f"grid[{key!r}]", values, "a list of values")
+            for v in values if isinstance(values, (list, tuple)) else ():  # (a lazy axis is numbers by making)
+                if isinstance(v, (bool, np.bool_)):
+                    raise _type_error(f"grid[{key!r}]", v, "numbers (True is not one)")
+                if _is_number(v) and not np.isfinite(v):
+                    raise UserError(f"grid[{key!r}]: {v} must be a finite number")
     for name in ("chunk_size", "workers"):
         if name in args:
             whole(name, args[name])

@@ -257,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="redraw report.pdf and the PNGs from a result folder (or a sweep's plots)")
     p.add_argument("result_dir", metavar="DIR",
                    help="a folder `backtest run`, `sweep` (a walk-forward too) or `risk` wrote")
-    p.add_argument("--rank", default="sharpe", metavar="METRIC", help="a sweep folder: the metric to plot "
-                                                                      "(default sharpe)")
+    p.add_argument("--rank", default=None, metavar="METRIC", help="a sweep or walk-forward folder: the metric to "
+                                                                   "plot (default sharpe; a walk-forward's own)")
     p.add_argument("--heatmap", default=None, metavar="X,Y",
                    help="a sweep folder: two grid axes for heatmap.png (default: the first two with several values)")
     p.set_defaults(handler=cmd_report)
@@ -490,8 +490,7 @@ def _write_pictures(result, out, pdf=True):
 
 
 def cmd_sweep(args) -> int:
-    from .engine import numeric_summary_keys
-    from .sweep import sweep
+    from .sweep import check_rank, sweep
 
     for flag, value in (("--top", args.top), ("--keep-equity", args.keep_equity)):
         if value < 0:
@@ -502,10 +501,7 @@ def cmd_sweep(args) -> int:
 
         heatmap_pair(args.heatmap, set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"},
                      ", e.g. fast,slow")
-    metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
-    metrics += ["funding_paid", "n_funding", "max_margin_ratio"]  # (rows of perpetual-futures profiles)
-    if args.rank not in metrics:
-        raise UserError(f"--rank {args.rank}: not a metric (one of {', '.join(metrics)})")
+    check_rank(args.rank)  # (before the data are read)
     symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
     perp_flags = dict(funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,
@@ -613,10 +609,18 @@ def cmd_report(args) -> int:
 
     folder = Path(args.result_dir)
     recover(folder)
+
+    def takes(kind, *flags):  # (a flag another kind of folder takes was ignored unsaid, helper-75)
+        for flag, value in (("--rank", args.rank), ("--heatmap", args.heatmap)):
+            if value is not None and flag not in flags:
+                raise UserError(f"{flag} {value}: not for {kind} {folder} (a sweep's folder takes --rank and "
+                                "--heatmap, a walk-forward's --rank)")
+
     if (folder / "risk.json").exists() and not (folder / "summary.json").exists():
         from .report.risk import draw_risk
         from .risklab import load_stats
 
+        takes("the risk run")
         manifest, stats, fan = load_stats(folder)
         for path in draw_risk(folder, stats, fan, manifest):
             print(f"wrote {path}")
@@ -624,14 +628,16 @@ def cmd_report(args) -> int:
     if (folder / "walkforward.json").exists() and not (folder / "summary.json").exists():
         from .walkforward import redraw
 
+        takes("the walk-forward", "--rank")
         print(f"wrote {redraw(folder, args.rank if args.rank != 'sharpe' else None)}")
         return 0
     if (folder / "sweep.json").exists() and not (folder / "summary.json").exists():
         from .sweep_folder import redraw_sweep
 
-        for line in redraw_sweep(folder, args.rank, args.heatmap):
+        for line in redraw_sweep(folder, args.rank or "sharpe", args.heatmap):
             print(line)
         return 0
+    takes("the run")
     result = Result.load(folder)
     with replacing(folder, what="report", keep=True) as tmp:
         _write_pictures(result, tmp)

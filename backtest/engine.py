@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import kernel
 from .assets import daily_rates, split_symbol
-from .checks import api, check_args
+from .checks import api, bars_arg, check_args
 from .companion import check_companion
 from .data import load_ohlcv, validate_ohlcv
 from .data.bars import PRICES
@@ -543,6 +543,7 @@ class Backtest:
         if unknown:  # (here, not at .run(): the mistake is in this call)
             raise TypeError(f"Backtest() got an unexpected keyword argument {unknown[0]!r}; it takes run()'s "
                             "settings (margin, capital, fee, ...)")
+        bars_arg("bars", bars)  # (None was read as a file name: "None: file not found")
         self.bars = bars if isinstance(bars, pd.DataFrame) else load_ohlcv(bars)
         self.strategy = load_strategy(strategy)
         self.settings = settings

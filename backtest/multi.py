@@ -106,7 +106,9 @@ def accounts_of(profiles: dict) -> list:
 def parse_allocation(spec, names, cross_symbols=()) -> dict:
     """``"BTCUSDT=0.6,ETHUSDT=0.4"`` (or a dict) → fraction of the capital per
     account (``cross`` names the cross account); default equal shares."""
-    if spec is None or spec == "" or spec == {}:
+    if isinstance(spec, str) and not spec.strip():  # (taken as not given before: the default shares, unsaid)
+        raise UserError("--allocation: empty; give ACCOUNT=FRACTION,... or leave it out (equal shares)")
+    if spec is None or spec == {}:
         return {n: 1.0 / len(names) for n in names}
     if isinstance(spec, dict):
         items = [(str(k), v) for k, v in spec.items()]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import RUN_OUTPUTS, check_target, recover, replacing
-from .errors import UserError
+from .errors import UserError, UserTypeError
 from .profiles import Profile
 
 LIQUIDATION_COLUMNS = [
@@ -149,6 +149,8 @@ class Result:
         if "equity" not in equity or not numeric(equity["equity"]):
             raise UserError(f"{folder / 'equity.parquet'}: no numeric 'equity' column; not a table marginbt wrote, "
                             "or damaged")
+        if len(equity) == 0:  # (every run has a bar: the report's charts failed with a traceback, helper-75)
+            raise UserError(f"{folder / 'equity.parquet'}: no rows; not a table marginbt wrote, or damaged")
         for key in ("final_equity", "total_return", "max_drawdown", "bars"):
             if not isinstance(summary.get(key), (int, float)) or isinstance(summary.get(key), bool):
                 raise UserError(f"{folder / 'summary.json'}: no number {key!r} in it; not a summary marginbt wrote, "
@@ -175,6 +177,9 @@ class Result:
                 raise UserError(f"plot: {path}: a .png path (the picture is a PNG)")
             if not p.parent.is_dir():
                 raise UserError(f"plot: {path}: no folder {p.parent}")
+        elif path is not None and not hasattr(path, "write"):  # (plot(5): matplotlib's AttributeError before)
+            raise UserTypeError(f"plot: path={path!r} ({type(path).__name__}): a .png path or a file opened for "
+                                "writing bytes")
         return plot_equity(self, path, log=log)
 
 

@@ -91,9 +91,12 @@ def _grid_values(key, body, default, spec, profiles=None, max_combos=MAX_COMBOS)
     if len(parts) > 1 and not all(parts):  # (5,,10 ran 5 and 10: a value lost unsaid)
         raise UserError(f"--grid {spec}: an empty value in the list")
     if key == MARGIN_AXIS:
-        names = [v for v in parts if v]
+        names = list(dict.fromkeys(v for v in parts if v))  # (a name twice: once, as a parameter's value)
         for name in names:
-            get_profile(name, profiles)
+            try:
+                get_profile(name, profiles)
+            except UserError as exc:  # (named by the flag the user wrote)
+                raise UserError(f"--grid {spec}: {str(exc).split(': ', 1)[1]}") from None
         return names
     if ":" in body:
         kind = float if isinstance(default, float) else type(default)
@@ -109,6 +112,16 @@ def _grid_values(key, body, default, spec, profiles=None, max_combos=MAX_COMBOS)
     if not values:
         raise UserError(f"--grid {spec}: no values")
     return list(dict.fromkeys(values))
+
+
+def check_rank(rank):
+    """``rank`` (``--rank``): a numeric metric of a sweep's rows, a perpetual's included; else one line."""
+    from .engine import numeric_summary_keys
+
+    metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
+    metrics += ["funding_paid", "n_funding", "max_margin_ratio"]  # (rows of perpetual-futures profiles)
+    if rank not in metrics:
+        raise UserError(f"--rank {rank}: not a metric (one of {', '.join(metrics)})")
 
 
 def combinations(strategy, grid: dict, margins: list[str]):
@@ -561,6 +574,7 @@ def sweep(
     given = dict(locals())
     check_args(given)
     settings_args = {k: v for k, v in given.items() if k in SETTING_NAMES}
+    check_rank(rank)  # (also without a walk-forward: ``top``'s default order)
     if walk_forward is not None:
         from .walkforward import walk_forward as _walk_forward
 

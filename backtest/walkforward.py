@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import recover, replacing
-from .engine import _epoch_seconds, numeric_summary_keys, run
+from .engine import _epoch_seconds, run
 from .errors import UserError
 from .grid import MARGIN_AXIS, iter_combinations, preflight
 from .profiles import get_profile
@@ -39,7 +39,7 @@ from .settings import MAX_CAPITAL
 from .sweep_folder import check_other
 from .ranking import ranked
 from .spans import bar_spacing, parse_duration
-from .sweep import Progress, SweepContext, _Silent, prepare_settings, run_settings
+from .sweep import Progress, SweepContext, _Silent, check_rank, prepare_settings, run_settings
 
 METRICS = ("total_return", "max_drawdown", "sharpe", "n_liquidations", "final_equity")
 _PART = re.compile(r"^\s*(train|test)\s*=\s*([^,=]+?)\s*$")
@@ -119,9 +119,7 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
         raise UserError("--scheduler: not with --walk-forward (its windows run on local threads)")
     if resume:
         raise UserError("--resume: not with --walk-forward (it runs whole; --overwrite replaces one)")
-    metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
-    if rank not in metrics:
-        raise UserError(f"--rank {rank}: not a metric (one of {', '.join(metrics)})")
+    check_rank(rank)
     setup = prepare_settings(bars, strategy, grid, perps=True, **settings)
     strat, grid, bars, margins, s = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
     seconds = _epoch_seconds(bars.index)
@@ -224,7 +222,10 @@ def redraw(folder: Path, rank=None) -> Path:
     except (OSError, ValueError):
         raise UserError(f"{folder}: cannot read walkforward.json / walkforward.csv; damaged") from None
     rank = rank or manifest.get("rank", "sharpe")
-    if f"oos_{rank}" not in table.columns:
-        raise UserError(f"--rank {rank}: not in {folder / 'walkforward.csv'} (it has {manifest.get('rank')})")
+    if f"oos_{rank}" not in table.columns:  # (a damaged table lacks even its own rank's column)
+        has = sorted(c[4:] for c in table.columns if str(c).startswith("oos_"))
+        raise UserError(f"--rank {rank}: no column oos_{rank} in {folder / 'walkforward.csv'} "
+                        + (f"(it has {', '.join(has)})" if has else "(no oos_ column: not a table marginbt wrote, "
+                                                                   "or damaged)"))
     _draw(folder, table, rank)
     return folder / "walkforward.png"

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from backtest.errors import DataError
+from backtest.errors import DataError, UserError
 
 from .binance import verify_checksum, zip_csv_members
 from .formats import expand_sources
@@ -379,6 +379,8 @@ def import_funding(sources, symbol: str | None = None) -> pd.DataFrame:
     ``duplicates_dropped`` and ``notes``.  Raises ``DataError`` (one line
     naming the file, column and line) on the first bad row.
     """
+    if isinstance(symbol, str) and not symbol.strip():  # (it was read as not given: the file's name won)
+        raise UserError("--symbol: empty; give a value or leave the flag out")
     files = expand_sources(sources)
     parts: list[Rates] = []
     for f in files:

@@ -53,6 +53,10 @@ def import_ohlcv(sources, fmt: str = "auto", columns=None, symbol: str | None = 
     ms and µs times, missing volume, gaps, a file name disagreeing with the
     bar spacing).
     """
+    for flag, value in (("--symbol", symbol), ("--timeframe", timeframe), ("--time-format", time_format),
+                        ("--tz", tz)):
+        if isinstance(value, str) and not value.strip():  # (it was read as not given: the file's name or UTC won)
+            raise UserError(f"{flag}: empty; give a value or leave the flag out")
     files = expand_sources(sources)
     opts = ReadOptions(columns=parse_columns(columns), time_unit=time_unit,
                        time_format=time_format, tz=tz)
@@ -86,6 +90,13 @@ def import_ohlcv(sources, fmt: str = "auto", columns=None, symbol: str | None = 
         notes.append(f"file names say {tf_names} but the bars are {spacing} apart "
                      f"(median); kept {tf_names}, pass --timeframe to change")
     merged.symbol, merged.timeframe = sym, tf
+    closer = np.diff(merged.ts) < parse_timeframe(tf).ns if tf else np.zeros(0, dtype=bool)
+    if closer.any():  # (hourly bars with many gaps have a median of 2h: written as 2h unsaid, helper-75)
+        k = int(np.argmax(closer))
+        n = int(closer.sum())
+        notes.append(f"{n:,} bar{'s' if n != 1 else ''} closer than {tf} to the bar before (first at "
+                     f"{fmt_ts(merged.ts[k + 1])}): {tf} is the bars' median spacing or the name's; finer bars with "
+                     "gaps need --timeframe")
     if len(units) > 1:
         notes.append(f"times in {' and '.join(sorted(units))} (per row) were both read")
     if dropped:
