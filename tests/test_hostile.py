@@ -13,6 +13,7 @@ data) are made once per module; the CLI runs in-process (``backtest.cli.main``).
 """
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -433,3 +434,90 @@ def test_perpetual_bars_on_a_spot_margin_profile_are_said(tmp_path, capsys):
         assert said not in summary_line(*argv)
 
 
+
+
+def test_second_fuzzing_round_refusals(tmp_path, capsys):
+    """(helper-75) Values taken silently, or tracebacks, each now one line naming the argument or flag."""
+    bars = backtest.load_ohlcv(BTC, start="2024-01-01", end="2024-03-01")
+    eth = backtest.load_ohlcv(ETH, start="2024-01-01", end="2024-03-01")
+    # a target far beyond any leverage: its capped orders were taken for float noise, 0 trades and a flat equity
+    with pytest.raises(UserError, match=r"target at row 49 .* is 1e\+20; a target is a multiple of equity, at most "
+                                        r"1e\+09"):
+        backtest.run(bars, "sma_cross", {"slow": 50, "leverage": 1e20})
+    assert backtest.run(bars, "sma_cross", {"slow": 50, "leverage": 1e9}).summary["n_trades"] > 0
+    # a Python grid's NaN and True (the CLI refuses both), an unknown rank without a walk-forward
+    for grid, kind, says in (({"fast": [10], "slow": [50], "leverage": [float("nan")]}, UserError,
+                              "grid['leverage']: nan must be a finite number"),
+                             ({"fast": [True], "slow": [50]}, TypeError, "grid['fast']=True")):
+        with pytest.raises(kind, match=re.escape(says)):
+            backtest.sweep(bars, "sma_cross", grid, out=tmp_path / "s", progress=False)
+    with pytest.raises(UserError, match="rank=bogus: not a metric"):
+        backtest.sweep(bars, "sma_cross", {"fast": [10], "slow": [50]}, out=tmp_path / "s", rank="bogus",
+                       progress=False)
+    assert not (tmp_path / "s").exists()
+    # an empty allocation; a list of profiles where one profile or a mapping is taken; no bars at all
+    with pytest.raises(UserError, match="allocation: empty"):
+        backtest.run_multi({"BTCUSDT": bars, "ETHUSDT": eth}, "hold", margin="isolated-3x", allocation="")
+    with pytest.raises(TypeError, match=r"margin=\['cross-3x'\]: expected a profile name, 'SYMBOL=PROFILE"):
+        backtest.run_multi({"BTCUSDT": bars, "ETHUSDT": eth}, "hold", margin=["cross-3x"])
+    with pytest.raises(TypeError, match="bars=None: expected a Parquet path or a DataFrame"):
+        backtest.Backtest(None, "hold")
+    bt = backtest.Backtest(bars, "hold")
+    bt.run()
+    with pytest.raises(TypeError, match=r"plot: path=5 \(int\): a .png path"):
+        bt.plot(5)
+
+
+def test_second_fuzzing_round_cli(tmp_path, capsys):
+    """(helper-75) The same on the command line: one line, exit 2, nothing written."""
+    span = ["--start", "2024-01-01", "--end", "2024-03-01"]
+    good = tmp_path / "good.csv"
+    good.write_text("time,open,high,low,close,volume\n2024-01-01 00:00,1,2,0.5,1.5,1\n"
+                    "2024-01-01 01:00,1,2,0.5,1.5,1\n")
+    for flag in ("--symbol", "--tz", "--time-format", "--timeframe"):
+        line = _one_error_line(capsys, ["data", "import", str(good), "--out", str(tmp_path / "x.parquet"), flag, ""])
+        assert line == f"error: {flag}: empty; give a value or leave the flag out"
+    assert not (tmp_path / "x.parquet").exists()
+    line = _one_error_line(capsys, ["sweep", "--data", str(BTC), *span, "--grid", "margin=cross-3x,nope",
+                                    "--out", str(tmp_path / "s")])
+    assert line.startswith("error: --grid margin=cross-3x,nope: unknown profile 'nope'")
+    assert main(["sweep", "--data", str(BTC), *span, "--grid", "fast=10", "--grid", "slow=50", "--grid",
+                 "margin=cross-3x,cross-3x", "--out", str(tmp_path / "s")]) == 0
+    assert len(pd.read_parquet(tmp_path / "s" / "sweep.parquet")) == 1  # (a name twice: once, as fast=10,10)
+    assert main(["run", "--data", str(BTC), *span, "--no-report", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    for folder, flag in ((tmp_path / "r", ["--rank", "sharpe"]), (tmp_path / "r", ["--heatmap", "fast,slow"])):
+        line = _one_error_line(capsys, ["report", str(folder), *flag])
+        assert f"{flag[0]} {flag[1]}: not for the run" in line
+    equity = tmp_path / "r" / "equity.parquet"
+    pd.read_parquet(equity).iloc[:0].to_parquet(equity)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    line = _one_error_line(capsys, ["report", str(tmp_path / "r")])
+    assert line == f"error: {equity}: no rows; not a table marginbt wrote, or damaged"
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+
+
+def test_an_import_of_bars_closer_than_their_timeframe_says_so(tmp_path, capsys):
+    """(helper-75) Hourly bars with gaps every other hour have a median spacing of 2h: written as 2h unsaid."""
+    gappy = tmp_path / "gappy.csv"
+    gappy.write_text("time,open,high,low,close,volume\n" + "".join(
+        f"2024-01-01 {h:02d}:00,1,2,0.5,1.5,1\n" for h in (0, 1, 3, 5, 7)))
+    assert main(["data", "import", str(gappy), "--symbol", "BTCUSDT", "--out", str(tmp_path / "g.parquet")]) == 0
+    assert "1 bar closer than 2h to the bar before (first at 2024-01-01 01:00 UTC)" in capsys.readouterr().out
+    assert main(["data", "import", str(gappy), "--symbol", "BTCUSDT", "--timeframe", "1h",
+                 "--out", str(tmp_path / "h.parquet")]) == 0
+    assert "closer than" not in capsys.readouterr().out
+
+
+def test_a_damaged_walk_forward_table_is_named_so(tmp_path):
+    """(helper-75) A garbage walkforward.csv said ``--rank sharpe: not in …walkforward.csv (it has sharpe)``."""
+    from backtest.walkforward import redraw
+
+    (tmp_path / "walkforward.json").write_text('{"rank": "sharpe"}')
+    (tmp_path / "walkforward.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match=r"--rank sharpe: no column oos_sharpe in .*walkforward.csv \(no oos_ column: "
+                                        r"not a table marginbt wrote, or damaged\)"):
+        redraw(tmp_path)
+    (tmp_path / "walkforward.csv").write_text("oos_calmar,oos_total_return\n1,2\n")
+    with pytest.raises(UserError, match=r"\(it has calmar, total_return\)"):
+        redraw(tmp_path)
