@@ -31,7 +31,7 @@ numbers), ``frontier.png``, ``fan.png`` and ``report.pdf``.
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -311,8 +311,10 @@ def risk(
             raise UserError(f"--block {spec.texts['block']}: shorter than one bar ({spacing} s)")
         n_paths = spec.paths
     else:
-        if spec.every < spacing:  # (its windows would start on the same bars again)
+        if spec.every < spacing and every is not None:  # (its windows would start on the same bars again)
             raise UserError(f"--every {spec.texts['every']}: shorter than one bar ({spacing} s)")
+        if spec.every < spacing:  # the default (1 day) on coarser bars: a window a bar
+            spec = replace(spec, every=spacing)
         n_paths = len(windows(seconds, spec.horizon, spec.every)[0])
         if not n_paths:
             raise UserError(f"--horizon {spec.texts['horizon']}: no window of that length has two bars in the data")

@@ -49,9 +49,11 @@ def windows(seconds: np.ndarray, length: int, every: int) -> tuple:
     """Every window of ``length`` seconds starting on the stride ``every``
     from the first bar, that ends within the data (its end ≤ the last bar's
     close): ``(starts, ends)``, bar indices, ``end`` exclusive.  A window
-    whose stride start falls in a gap starts at the next bar, once: a second
-    stride start in the same gap would count the same path twice (before
-    2026-12-08 it did); windows with fewer than two bars are left out."""
+    whose stride start falls in a gap starts at the next bar, once: of the
+    stride starts that reach one bar, the nearest (its window the horizon's
+    span from the bar, the others shorter: before 2026-12-08 all ran, the
+    start bar's path counted several times); windows with fewer than two
+    bars are left out."""
     spacing = bar_spacing(seconds)
     t0, t_end = int(seconds[0]), int(seconds[-1]) + spacing
     times = np.arange(t0, t_end - length + 1, every, dtype=np.int64)
@@ -59,6 +61,6 @@ def windows(seconds: np.ndarray, length: int, every: int) -> tuple:
     ends = np.searchsorted(seconds, times + length, side="left")
     keep = ends - starts >= 2
     starts, ends = starts[keep], ends[keep]
-    first = np.ones(len(starts), dtype=bool)  # one window a start bar: the first stride start with two bars
-    first[1:] = starts[1:] != starts[:-1]
-    return starts[first], ends[first]
+    last = np.ones(len(starts), dtype=bool)  # one window a start bar: the last stride start reaching it
+    last[:-1] = starts[:-1] != starts[1:]
+    return starts[last], ends[last]

@@ -251,15 +251,30 @@ def test_a_window_per_start_bar_and_no_stride_under_a_bar(tmp_path, capsys):
     hour, length = 3600, 5 * 3600
     seconds = np.array([0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 30, 31, 32], dtype=np.int64) * hour
     starts, ends = windows(seconds, length, hour)
-    want = {}  # written from the rule: each stride start's first bar at or after it, its window's bars; once a bar
+    want = {}  # written from the rule: each stride start's first bar at or after it; a bar's nearest start wins
     for t in range(int(seconds[0]), int(seconds[-1]) + hour - length + 1, hour):
         s, e = int(np.searchsorted(seconds, t)), int(np.searchsorted(seconds, t + length))
         if e - s >= 2:
-            want.setdefault(s, e)
+            want[s] = e
     assert list(zip(starts.tolist(), ends.tolist())) == sorted(want.items())
+    assert (4, 9) in want.items()  # (the bar after the gap at 10 h: its window 10-14 h, not the 10-11 h of 6 h's start)
     assert len(set(starts.tolist())) == len(starts) < len(range(0, 33 * hour - length + 1, hour))
     code = main(["risk", "--data", str(BTC), "--start", "2024-01-01", "--end", "2024-03-01", "--strategy", "hold",
                  "--horizon", "7d", "--every", "30m", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["error: --every 30m: shorter than one bar (3600 s)"]
     assert not (tmp_path / "r").exists()
+
+
+def test_the_default_stride_on_bars_coarser_than_a_day_is_one_bar(tmp_path):
+    """(helper-76) On weekly bars the default ``--every`` of a day was refused as shorter than a bar, naming a
+    flag the user never gave; a stride given that short still is."""
+    daily = backtest.load_ohlcv(BTC, start="2021-01-01", end="2022-12-31")
+    weekly = daily.resample("7D").agg({"open": "first", "high": "max", "low": "min", "close": "last",
+                                       "volume": "sum"}).dropna()
+    res = backtest.risk(weekly, "hold", {"exposure": [1.0]}, horizon="56d", symbol="BTCUSDT", out=tmp_path / "r",
+                        progress=False)
+    assert res.table["path"].nunique() == len(weekly) - 8 + 1  # (a window a bar: every start with 8 bars after)
+    with pytest.raises(UserError, match="every=3d: shorter than one bar"):
+        backtest.risk(weekly, "hold", {"exposure": [1.0]}, horizon="56d", every="3d", symbol="BTCUSDT",
+                      out=tmp_path / "s", progress=False)
