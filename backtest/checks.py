@@ -237,11 +237,6 @@ def check_args(args: dict):
         for key, values in grid.items():
             if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
                 raise _type_error(f"grid[{key!r}]", values, "a list of values")
-            for v in values if isinstance(values, (list, tuple)) else ():  # (a lazy axis is numbers by making)
-                if isinstance(v, (bool, np.bool_)):
-                    raise _type_error(f"grid[{key!r}]", v, "numbers (True is not one)")
-                if _is_number(v) and not np.isfinite(v):
-                    raise UserError(f"grid[{key!r}]: {v} must be a finite number")
     for name in ("chunk_size", "workers"):
         if name in args:
             whole(name, args[name])

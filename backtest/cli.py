@@ -629,7 +629,7 @@ def cmd_report(args) -> int:
         from .walkforward import redraw
 
         takes("the walk-forward", "--rank")
-        print(f"wrote {redraw(folder, args.rank if args.rank != 'sharpe' else None)}")
+        print(f"wrote {redraw(folder, args.rank)}")  # (None: the walk-forward's own rank)
         return 0
     if (folder / "sweep.json").exists() and not (folder / "summary.json").exists():
         from .sweep_folder import redraw_sweep

@@ -93,10 +93,7 @@ def _grid_values(key, body, default, spec, profiles=None, max_combos=MAX_COMBOS)
     if key == MARGIN_AXIS:
         names = list(dict.fromkeys(v for v in parts if v))  # (a name twice: once, as a parameter's value)
         for name in names:
-            try:
-                get_profile(name, profiles)
-            except UserError as exc:  # (named by the flag the user wrote)
-                raise UserError(f"--grid {spec}: {str(exc).split(': ', 1)[1]}") from None
+            get_profile(name, profiles, flag=f"--grid {spec}")
         return names
     if ":" in body:
         kind = float if isinstance(default, float) else type(default)
@@ -114,14 +111,19 @@ def _grid_values(key, body, default, spec, profiles=None, max_combos=MAX_COMBOS)
     return list(dict.fromkeys(values))
 
 
-def check_rank(rank):
-    """``rank`` (``--rank``): a numeric metric of a sweep's rows, a perpetual's included; else one line."""
+PERP_METRICS = ("funding_paid", "n_funding", "max_margin_ratio")  # (rows of perpetual-futures profiles only)
+
+
+def check_rank(rank, perp=True):
+    """``rank`` (``--rank``): a numeric metric of a sweep's rows, else one line; a perpetual's metric only
+    where ``perp`` (a profile of the grid is a perpetual's: without, its column is missing)."""
     from .engine import numeric_summary_keys
 
     metrics = [k for k in numeric_summary_keys() if not k.startswith("interest_paid_")]
-    metrics += ["funding_paid", "n_funding", "max_margin_ratio"]  # (rows of perpetual-futures profiles)
-    if rank not in metrics:
-        raise UserError(f"--rank {rank}: not a metric (one of {', '.join(metrics)})")
+    if rank in PERP_METRICS and not perp:
+        raise UserError(f"--rank {rank}: a perpetual's metric, and no profile of this grid is a perpetual's")
+    if rank not in metrics + list(PERP_METRICS):
+        raise UserError(f"--rank {rank}: not a metric (one of {', '.join(metrics + list(PERP_METRICS))})")
 
 
 def combinations(strategy, grid: dict, margins: list[str]):
@@ -354,6 +356,10 @@ def prepare_settings(
     strat.check_one_symbol()  # (before a folder is made)
     if grid is None:
         grid = dict(getattr(strat.module, "GRID", {}) or {})
+    for key, values in grid.items():  # a Python grid's values, checked as --grid's are (kept as given: the id)
+        if key in strat.params and isinstance(values, (list, tuple)):
+            for v in values:
+                coerce_param(key, v, strat.params[key], flag="--grid")
     bars = _prepare_bars(bars, start, end)
     symbol = symbol_of(bars, symbol)
     custom = load_profiles(margin_file) if margin_file is not None else {}
@@ -583,6 +589,7 @@ def sweep(
                              max_combos=max_combos, **settings_args)
     setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=True, moves=True, **settings_args)
     strat, grid, bars, margins, settings = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
+    check_rank(rank, "funding" in settings)  # (a perp sweep's settings name its funding)
     threads = workers or os.cpu_count() or 1
     plan = preflight(strat, grid, margins, len(bars), threads, max_combos)
     n_combos, skipped = plan["combinations"], plan["skipped"]

@@ -122,6 +122,7 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
     check_rank(rank)
     setup = prepare_settings(bars, strategy, grid, perps=True, **settings)
     strat, grid, bars, margins, s = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
+    check_rank(rank, "funding" in s)  # (a perp grid's settings name its funding)
     seconds = _epoch_seconds(bars.index)
     windows = spans(seconds, train, test)
     if not windows:
