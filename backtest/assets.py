@@ -6,11 +6,21 @@ QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "DAI", "EUR", "TRY", "BTC", "
 DEFAULT_DAILY_RATE = 0.0002
 
 
+def _joined(symbol: str) -> str:
+    return str(symbol).upper().replace("/", "").replace("_", "").replace("-", "")
+
+
+def is_perp_symbol(symbol: str) -> bool:
+    """A perpetual's market name (``BTCUSDT_PERP``): the same two assets as its pair."""
+    s = _joined(symbol)
+    return s.endswith("PERP") and len(s) > 4
+
+
 def split_symbol(symbol: str) -> tuple[str, str]:
     """``"BTCUSDT"`` → ``("BTC", "USDT")``; ``"ETH/USDT"``, ``"ETH_USDT"`` and
     a perpetual's ``"BTCUSDT_PERP"`` work too."""
-    s = symbol.upper().replace("/", "").replace("_", "").replace("-", "")
-    if s.endswith("PERP") and len(s) > 4:  # a perpetual's market (BTCUSDT_PERP): the same two assets
+    s = _joined(symbol)
+    if is_perp_symbol(s):
         s = s[:-4]
     for quote in QUOTES:
         if s.endswith(quote) and len(s) > len(quote):

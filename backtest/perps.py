@@ -31,10 +31,12 @@ def companions(bars_path) -> tuple:
 
 
 def on_spot_margin(symbol: str, profile) -> bool:
-    """A perpetual's bars (a symbol ending ``_PERP``) on a spot-margin profile: its last prices traded as spot
-    margin, its mark and funding files unused (a sweep comparing the venues on one market does it on purpose;
-    the CLI's summary says so)."""
-    return not profile.perp and symbol.upper().endswith("_PERP")
+    """A perpetual's bars (``BTCUSDT_PERP``) on a spot-margin profile: its last prices traded as spot margin,
+    its mark and funding files unused (a sweep comparing the venues on one market does it on purpose; the
+    CLI's summary says so)."""
+    from .assets import is_perp_symbol
+
+    return not profile.perp and is_perp_symbol(symbol)
 
 
 def check_settings(profile, symbol, rates, rate_history, auto_repay, detail, brackets, funding, funding_rate):

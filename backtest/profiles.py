@@ -125,9 +125,10 @@ PROFILES = {
 }
 
 
-def get_profile(name: str, custom: dict | None = None) -> Profile:
+def get_profile(name: str, custom: dict | None = None, flag: str = "--margin") -> Profile:
     """Look a profile up by name, in ``custom`` (a ``--margin-file``'s
-    profiles) then the built-in ones; an unknown name is a one-line UserError."""
+    profiles) then the built-in ones; an unknown name is a one-line UserError
+    naming ``flag``."""
     custom = custom or {}
     if name in custom:
         return custom[name]
@@ -138,7 +139,7 @@ def get_profile(name: str, custom: dict | None = None) -> Profile:
         return PROFILES[name]
     except KeyError:
         known = ", ".join([*custom, *PROFILES, "usdm-cross-<L>x", "usdm-isolated-<L>x (perpetual futures)"])
-        raise UserError(f"--margin: unknown profile {name!r} (known: {known})") from None
+        raise UserError(f"{flag}: unknown profile {name!r} (known: {known})") from None
 
 
 def usdm_profile(name: str, leverage: float | None = None, mode: str | None = None):

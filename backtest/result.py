@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import RUN_OUTPUTS, check_target, recover, replacing
-from .errors import UserError, UserTypeError
+from .errors import UserError
 from .profiles import Profile
 
 LIQUIDATION_COLUMNS = [
@@ -178,8 +178,9 @@ class Result:
             if not p.parent.is_dir():
                 raise UserError(f"plot: {path}: no folder {p.parent}")
         elif path is not None and not hasattr(path, "write"):  # (plot(5): matplotlib's AttributeError before)
-            raise UserTypeError(f"plot: path={path!r} ({type(path).__name__}): a .png path or a file opened for "
-                                "writing bytes")
+            from .checks import _type_error
+
+            raise _type_error("path", path, "a .png path or a file opened for writing bytes")
         return plot_equity(self, path, log=log)
 
 

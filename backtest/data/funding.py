@@ -38,13 +38,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from backtest.errors import DataError, UserError
+from backtest.errors import DataError
 
 from .binance import verify_checksum, zip_csv_members
 from .formats import expand_sources
 from .names import parse_name
 from .parquet import check_file, file_meta, open_parquet, sniff_kind, write_table
-from .tables import time_column_ns, value_column
+from .tables import refuse_empty, time_column_ns, value_column
 from .textio import first_lines, is_number, read_bytes, read_csv, sniff_delimiter
 from .times import NAT, fmt_ts
 
@@ -379,8 +379,7 @@ def import_funding(sources, symbol: str | None = None) -> pd.DataFrame:
     ``duplicates_dropped`` and ``notes``.  Raises ``DataError`` (one line
     naming the file, column and line) on the first bad row.
     """
-    if isinstance(symbol, str) and not symbol.strip():  # (it was read as not given: the file's name won)
-        raise UserError("--symbol: empty; give a value or leave the flag out")
+    refuse_empty(symbol=symbol)
     files = expand_sources(sources)
     parts: list[Rates] = []
     for f in files:

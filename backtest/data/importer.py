@@ -17,7 +17,7 @@ from backtest.errors import DataError, UserError
 from .bars import COLUMNS, Bars, to_frame
 from .formats import ReadOptions, expand_sources, read_source
 from .gaps import gap_arrays
-from .tables import parse_columns
+from .tables import parse_columns, refuse_empty
 from .times import fmt_ts
 from .timeframes import infer_timeframe, parse_timeframe
 from .validate import validate_bars
@@ -53,10 +53,7 @@ def import_ohlcv(sources, fmt: str = "auto", columns=None, symbol: str | None = 
     ms and µs times, missing volume, gaps, a file name disagreeing with the
     bar spacing).
     """
-    for flag, value in (("--symbol", symbol), ("--timeframe", timeframe), ("--time-format", time_format),
-                        ("--tz", tz)):
-        if isinstance(value, str) and not value.strip():  # (it was read as not given: the file's name or UTC won)
-            raise UserError(f"{flag}: empty; give a value or leave the flag out")
+    refuse_empty(symbol=symbol, time_format=time_format, tz=tz)
     files = expand_sources(sources)
     opts = ReadOptions(columns=parse_columns(columns), time_unit=time_unit,
                        time_format=time_format, tz=tz)
@@ -90,7 +87,8 @@ def import_ohlcv(sources, fmt: str = "auto", columns=None, symbol: str | None = 
         notes.append(f"file names say {tf_names} but the bars are {spacing} apart "
                      f"(median); kept {tf_names}, pass --timeframe to change")
     merged.symbol, merged.timeframe = sym, tf
-    closer = np.diff(merged.ts) < parse_timeframe(tf).ns if tf else np.zeros(0, dtype=bool)
+    inferred = tf and timeframe is None and not parse_timeframe(tf).months  # (a month's ns is 30 days: a guide)
+    closer = np.diff(merged.ts) < parse_timeframe(tf).ns if inferred else np.zeros(0, dtype=bool)
     if closer.any():  # (hourly bars with many gaps have a median of 2h: written as 2h unsaid, helper-75)
         k = int(np.argmax(closer))
         n = int(closer.sum())

@@ -32,6 +32,14 @@ _AUTO = {
 }
 
 
+def refuse_empty(**flags):
+    """A flag given as an empty string (``--symbol ""``) was read as not given (the file's name, UTC won): one
+    line instead.  ``flags``: ``{"--symbol": value, ...}`` as keywords ``symbol=value`` (``_`` for ``-``)."""
+    for name, value in flags.items():
+        if isinstance(value, str) and not value.strip():
+            raise UserError(f"--{name.replace('_', '-')}: empty; give a value or leave the flag out")
+
+
 def parse_columns(spec: str | dict | None) -> dict[str, str] | None:
     """``"time=Date,open=Open,..."`` → ``{"time": "Date", "open": "Open", ...}``."""
     if spec is None or isinstance(spec, dict):
