@@ -445,16 +445,27 @@ def test_second_fuzzing_round_refusals(tmp_path, capsys):
                                         r"1e\+09"):
         backtest.run(bars, "sma_cross", {"slow": 50, "leverage": 1e20})
     assert backtest.run(bars, "sma_cross", {"slow": 50, "leverage": 1e9}).summary["n_trades"] > 0
-    # a Python grid's NaN and True (the CLI refuses both), an unknown rank without a walk-forward
-    for grid, kind, says in (({"fast": [10], "slow": [50], "leverage": [float("nan")]}, UserError,
-                              "grid['leverage']: nan must be a finite number"),
-                             ({"fast": [True], "slow": [50]}, TypeError, "grid['fast']=True")):
-        with pytest.raises(kind, match=re.escape(says)):
+    # a Python grid's NaN and True for a whole number (the CLI refuses both; a flag's True and False are taken),
+    # an unknown rank without a walk-forward, a perpetual's metric on a grid of none
+    for grid, says in (({"fast": [10], "slow": [50], "leverage": [float("nan")]}, "grid leverage=nan: must be a "
+                                                                                  "finite number"),
+                       ({"fast": [True], "slow": [50]}, "grid fast=True: expected int")):
+        with pytest.raises(UserError, match=re.escape(says)):
             backtest.sweep(bars, "sma_cross", grid, out=tmp_path / "s", progress=False)
-    with pytest.raises(UserError, match="rank=bogus: not a metric"):
-        backtest.sweep(bars, "sma_cross", {"fast": [10], "slow": [50]}, out=tmp_path / "s", rank="bogus",
-                       progress=False)
-    assert not (tmp_path / "s").exists()
+    for rank, says in (("bogus", "rank=bogus: not a metric"), ("funding_paid", "rank=funding_paid: a perpetual's "
+                                                                                 "metric, and no profile")):
+        with pytest.raises(UserError, match=says):
+            backtest.sweep(bars, "sma_cross", {"fast": [10], "slow": [50]}, out=tmp_path / "s", rank=rank,
+                           progress=False)
+        with pytest.raises(UserError, match=says):
+            backtest.sweep(bars, "sma_cross", {"fast": [10], "slow": [50]}, out=tmp_path / "w", rank=rank,
+                           walk_forward="train=20d,test=10d", progress=False)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "w").exists()
+    flag = tmp_path / "flagged.py"
+    flag.write_text("import numpy as np\nPARAMS = {'short': False}\n\n\ndef targets(bars, short):\n"
+                    "    return np.full(len(bars), -1.0 if short else 1.0)\n")
+    both = backtest.sweep(bars, str(flag), {"short": [True, False]}, out=tmp_path / "f", progress=False).table
+    assert sorted(both["short"].tolist()) == [False, True]
     # an empty allocation; a list of profiles where one profile or a mapping is taken; no bars at all
     with pytest.raises(UserError, match="allocation: empty"):
         backtest.run_multi({"BTCUSDT": bars, "ETHUSDT": eth}, "hold", margin="isolated-3x", allocation="")
@@ -464,7 +475,7 @@ def test_second_fuzzing_round_refusals(tmp_path, capsys):
         backtest.Backtest(None, "hold")
     bt = backtest.Backtest(bars, "hold")
     bt.run()
-    with pytest.raises(TypeError, match=r"plot: path=5 \(int\): a .png path"):
+    with pytest.raises(TypeError, match=r"path=5: expected a .png path or a file opened for writing bytes, got int"):
         bt.plot(5)
 
 
@@ -474,9 +485,12 @@ def test_second_fuzzing_round_cli(tmp_path, capsys):
     good = tmp_path / "good.csv"
     good.write_text("time,open,high,low,close,volume\n2024-01-01 00:00,1,2,0.5,1.5,1\n"
                     "2024-01-01 01:00,1,2,0.5,1.5,1\n")
-    for flag in ("--symbol", "--tz", "--time-format", "--timeframe"):
+    for flag in ("--symbol", "--tz", "--time-format"):
         line = _one_error_line(capsys, ["data", "import", str(good), "--out", str(tmp_path / "x.parquet"), flag, ""])
         assert line == f"error: {flag}: empty; give a value or leave the flag out"
+    line = _one_error_line(capsys, ["data", "import-funding", str(ROOT / "data" / "BTCUSDT_PERP-funding.parquet"),
+                                    "--out", str(tmp_path / "f.parquet"), "--symbol", " "])
+    assert line == "error: --symbol: empty; give a value or leave the flag out"
     assert not (tmp_path / "x.parquet").exists()
     line = _one_error_line(capsys, ["sweep", "--data", str(BTC), *span, "--grid", "margin=cross-3x,nope",
                                     "--out", str(tmp_path / "s")])
@@ -507,6 +521,12 @@ def test_an_import_of_bars_closer_than_their_timeframe_says_so(tmp_path, capsys)
     assert main(["data", "import", str(gappy), "--symbol", "BTCUSDT", "--timeframe", "1h",
                  "--out", str(tmp_path / "h.parquet")]) == 0
     assert "closer than" not in capsys.readouterr().out
+    monthly = tmp_path / "monthly.csv"  # (February is shorter than the 30 days a month counts as a length)
+    monthly.write_text("time,open,high,low,close,volume\n" + "".join(
+        f"2023-{m:02d}-01,1,2,0.5,1.5,1\n" for m in range(1, 7)))
+    assert main(["data", "import", str(monthly), "--symbol", "BTCUSDT", "--out", str(tmp_path / "m.parquet")]) == 0
+    out = capsys.readouterr().out
+    assert "BTCUSDT 1M" in out and "closer than" not in out
 
 
 def test_a_damaged_walk_forward_table_is_named_so(tmp_path):
