@@ -548,7 +548,8 @@ def cmd_risk(args) -> int:
     spec = {k: getattr(args, k) for k in ("every", "paths", "block", "seed")}  # (None: the default; risk checks)
     res = risk(data, args.strategy, grid, method=args.method, horizon=args.horizon, out=out, **spec, **settings)
     print(risk_table(res))
-    print(f"{len(res.table):,} path runs in {res.seconds:.1f} s")
+    print(f"{len(res.table) - res.resumed:,} path runs in {res.seconds:.1f} s"
+          + (f" ({res.resumed:,} finished before: --resume)" if res.resumed else ""))
     print(f"wrote {out}/risk.parquet, risk.json, frontier.png, fan.png, report.pdf")
     return 0
 

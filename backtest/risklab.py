@@ -244,6 +244,7 @@ class RiskResult:
     out: Path
     seconds: float
     settings: dict
+    resumed: int = 0  # path runs a resumed run found finished (its chunks), not run again
 
 
 @api()
@@ -373,6 +374,7 @@ def risk(
         warm.release(helper)  # (its pipe closed; a wait the cached loop left unrun dropped)
     result = _finish(out, manifest, n_chunks, combos, s["capital"], spec)
     result.seconds = time.perf_counter() - t0
+    result.resumed = saved * len(combos)
     return result
 
 

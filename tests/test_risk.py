@@ -278,3 +278,16 @@ def test_the_default_stride_on_bars_coarser_than_a_day_is_one_bar(tmp_path):
     with pytest.raises(UserError, match="every=3d: shorter than one bar"):
         backtest.risk(weekly, "hold", {"exposure": [1.0]}, horizon="56d", every="3d", symbol="BTCUSDT",
                       out=tmp_path / "s", progress=False)
+
+
+def test_a_resumed_risk_run_says_what_it_ran(tmp_path, capsys):
+    """(helper-75) ``--resume`` of a finished run printed "55 path runs in 1.1 s" as if it had run them."""
+    argv = ["risk", "--data", str(BTC), "--start", "2024-01-01", "--end", "2024-03-01", "--strategy", "hold",
+            "--grid", "exposure=1,2", "--horizon", "7d", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    n = len(pd.read_parquet(tmp_path / "r" / "risk.parquet"))
+    assert f"\n{n:,} path runs in " in first and "finished before" not in first
+    assert main([*argv, "--resume"]) == 0
+    again = capsys.readouterr().out
+    assert "\n0 path runs in " in again and f" s ({n:,} finished before: --resume)\n" in again
