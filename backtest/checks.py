@@ -187,9 +187,12 @@ def check_args(args: dict):
     for name in SETTINGS:
         if name in args and not (name == "fee" and args[name] is None):  # (None: the venue's default fee)
             number(name, args[name])
-    for name in ("funding_rate",):
+    for name in ("funding_rate", "keep_ml"):
         if args.get(name) is not None:
             number(name, args[name])
+    if "bars" in args and "reserve" in args:  # (one account: one amount; several symbols: per symbol)
+        number("reserve", args["reserve"])
+    optional("top_up", args.get("top_up"), str, "'ml=X' or 'amount=A'")
     for name in FLAGS + ("resume", "overwrite"):
         if name in args:
             flag(name, args[name])

@@ -223,6 +223,7 @@ def _kind(raw) -> str:
     return f"dtype {dtype}" if dtype is not None else "mixed values"
 
 
+MAX_EXPIRY = 10**15  # bars a limit order may stand (any more than the data's: it never expires)
 # a target is a multiple of equity; far beyond any venue's leverage a capped order was taken for float noise
 # (``account._trade_to``: nothing traded where the cap is below 1e-12 of the target), so none is that large
 MAX_TARGET = 1e9
@@ -259,14 +260,18 @@ def check_orders(raw, n: int, name: str, index=None) -> Orders:
         out.limit = _prices(raw["limit"], n, name, "limit", index)
     if raw.get("expiry") is not None:
         e = raw["expiry"]
-        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
-            raise UserError(f"strategy {name}: expiry {e!r} must be a whole number of bars ≥ 1")
+        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not 1 <= e <= MAX_EXPIRY:
+            # (the kernel counts bars in int64: 2**63 − 10 wrapped to a cancel after one bar, 10**30 a traceback)
+            raise UserError(f"strategy {name}: expiry {e!r} must be a whole number of bars from 1 to {MAX_EXPIRY:.0e} "
+                            "(more bars than the data has: it never expires)")
         out.expiry = int(e)
     for key in ("stop_loss", "take_profit", "trailing_stop"):
         v = raw.get(key)
         if v is None:
             continue
         if np.ndim(v) == 0:
+            if isinstance(v, (str, bytes, bool, np.bool_)):  # ("0.05" ran as 0.05: numbers only, as the levels)
+                raise UserError(f"strategy {name}: {key} {v!r} must be a fraction in (0, 1) or one price per bar")
             try:
                 f = float(v)
             except (TypeError, ValueError):

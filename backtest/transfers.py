@@ -25,6 +25,8 @@ NO_LOANS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))  # the ke
 
 
 def _number(text, what):
+    if isinstance(text, (bool, np.bool_, bytes, bytearray)):  # (True deposited 1.0)
+        raise UserError(f"{what}: {text!r} is not a number")
     try:
         v = float(text)
     except (TypeError, ValueError):
@@ -66,6 +68,8 @@ def parse_transfers(given) -> tuple:
     out = []
     for date, amount in pairs:
         where = f"--transfer {date}={amount}"
+        if isinstance(date, (bool, np.bool_, int, float, np.number)) or date is None or date == "":
+            raise UserError(f"{where}: {date!r} is not a date")  # (None and '' read as NaT, 5 as 1970-01-01)
         try:
             t = pd.Timestamp(date)
         except (TypeError, ValueError):
