@@ -16,14 +16,32 @@ from .errors import UserError
 DEFAULT_DATA = "data/BTCUSDT-1h.parquet"
 
 
+class _Once(argparse._StoreAction):
+    """A flag of one value given twice (``--capital 5000 --capital 6000``) took its last value unsaid: one line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string is not None:
+            seen = namespace.__dict__.setdefault("_flags_given", set())
+            if self.dest in seen:
+                raise UserError(f"{option_string}: given twice; give it once")
+            seen.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag is a UserError (one line, exit 2)."""
+    """argparse, but a bad flag is a UserError (one line, exit 2), and a flag of one value is given once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)
+        self.register("action", "store", _Once)
 
     def error(self, message):
         raise UserError(f"{self.prog}: {message}")
 
     def parse_args(self, args=None, namespace=None):
         ns, extra = self.parse_known_args(args, namespace)
+        vars(ns).pop("_flags_given", None)
         if extra:  # (argparse's own message names the top command only: "backtest: unrecognized arguments")
             where = " ".join([self.prog, *(v for v in (getattr(ns, "command", None), getattr(ns, "data_command", None))
                                            if v)])

@@ -354,8 +354,8 @@ def write_minutes(tmp_path, name, symbol="BTCUSDT", timeframe="1m", every=1):
     (lambda p: MINUTES, ["--mark", str(HOURS)], ["--detail", "--mark"]),
 ])
 def test_bad_detail_is_one_line_and_exit_2(capsys, tmp_path, make, extra, says):
-    flags = ["run", "--data", str(HOURS), "--start", "2025-06-16", "--end", "2025-06-17", "--no-report",
-             "--out", str(tmp_path / "x")]
+    span = [] if "--start" in extra else ["--start", "2025-06-16", "--end", "2025-06-17"]  # (a flag is given once)
+    flags = ["run", "--data", str(HOURS), *span, "--no-report", "--out", str(tmp_path / "x")]
     code = main([*flags, *extra, "--detail", str(make(tmp_path))])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
