@@ -541,3 +541,46 @@ def test_a_damaged_walk_forward_table_is_named_so(tmp_path):
     (tmp_path / "walkforward.csv").write_text("oos_calmar,oos_total_return\n1,2\n")
     with pytest.raises(UserError, match=r"\(it has calmar, total_return\)"):
         redraw(tmp_path)
+
+
+def test_third_fuzzing_round(tmp_path, capsys):
+    """(helper-77) A trader's moves and a strategy's orders: values taken silently or wrapped, and a traceback."""
+    bars = backtest.load_ohlcv(BTC, start="2024-01-01", end="2024-03-01")
+    n = len(bars)
+
+    def limit_order(expiry, **more):
+        def strategy(bars):
+            target = np.where(np.arange(n) >= 10, 2.0, 0.0)
+            limit = np.full(n, np.nan)
+            limit[10] = bars["close"].iloc[10] * 0.97
+            return {"target": target, "limit": limit, "expiry": expiry, **more}
+        return strategy
+
+    # an expiry past int64's range wrapped to a cancel after one bar (2**63 - 10), or raised OverflowError (10**30)
+    standing = backtest.run(bars, limit_order(10**15)).summary  # (the most bars allowed: it stands)
+    assert standing["n_cancelled"] == 0 and standing["n_orders"] > 0
+    for expiry in (2**63 - 10, 10**30):
+        with pytest.raises(UserError, match=r"expiry \d+ must be a whole number of bars from 1 to 1e\+15"):
+            backtest.run(bars, limit_order(expiry))
+    with pytest.raises(UserError, match="stop_loss '0.05' must be a fraction"):
+        backtest.run(bars, limit_order(5, stop_loss="0.05"))
+    # a move's amount or setting of the wrong type was taken (True deposited 1.0, '5000' reserved 5000)
+    for kwargs, kind, says in ((dict(reserve=True), TypeError, "reserve=True: expected a number, got bool"),
+                               (dict(reserve="5000"), TypeError, "reserve='5000': expected a number"),
+                               (dict(reserve={"BTCUSDT": 100}), TypeError, "reserve={'BTCUSDT': 100}: expected a"),
+                               (dict(keep_ml="1.25"), TypeError, "keep_ml='1.25': expected a number"),
+                               (dict(reserve=500.0, top_up=5), TypeError, "top_up=5: expected 'ml=X'"),
+                               (dict(transfers={"2024-01-15": True}), UserError, "True is not a number"),
+                               (dict(transfers={None: 1000}), UserError, "None is not a date"),
+                               (dict(transfers={5: 1000}), UserError, "5 is not a date"),
+                               (dict(transfers=["=5"]), UserError, "'' is not a date")):
+        with pytest.raises(kind, match=re.escape(says)):
+            backtest.run(bars, "hold", {"exposure": 2}, **kwargs)
+    assert backtest.run(bars, "hold", {"exposure": 2}, transfers={"2024-01-15": 1000}).summary[
+        "final_equity"] > backtest.run(bars, "hold", {"exposure": 2}).summary["final_equity"]
+    # a flag of one value given twice took the last one
+    for flag, a, b in (("--capital", "5000", "6000"), ("--keep-ml", "1.2", "1.3"), ("--top-up", "ml=2", "amount=5")):
+        line = _one_error_line(capsys, ["run", "--data", str(BTC), "--reserve", "100", flag, a, flag, b,
+                                        "--no-report", "--out", str(tmp_path / "o")])
+        assert line == f"error: {flag}: given twice; give it once"
+    assert not (tmp_path / "o").exists()
