@@ -16,12 +16,17 @@ def is_perp_symbol(symbol: str) -> bool:
     return s.endswith("PERP") and len(s) > 4
 
 
+def pair_name(symbol: str) -> str:
+    """The pair a market name stands for, letters only: ``"ETH/USDT"`` → ``"ETHUSDT"``, ``"BTCUSDT_PERP"`` →
+    ``"BTCUSDT"``."""
+    s = _joined(symbol)
+    return s[:-len("PERP")] if is_perp_symbol(s) else s
+
+
 def split_symbol(symbol: str) -> tuple[str, str]:
     """``"BTCUSDT"`` → ``("BTC", "USDT")``; ``"ETH/USDT"``, ``"ETH_USDT"`` and
     a perpetual's ``"BTCUSDT_PERP"`` work too."""
-    s = _joined(symbol)
-    if is_perp_symbol(s):
-        s = s[:-4]
+    s = pair_name(symbol)
     for quote in QUOTES:
         if s.endswith(quote) and len(s) > len(quote):
             return s[: -len(quote)], quote

@@ -519,7 +519,7 @@ def cmd_sweep(args) -> int:
 
         heatmap_pair(args.heatmap, set(grid or getattr(strat.module, "GRID", {}) or {}) | {"margin"},
                      ", e.g. fast,slow")
-    check_rank(args.rank)  # (before the data are read)
+    check_rank(args.rank)  # (the name, before the data and --out are looked at; sweep() then its profiles)
     symbol_hint = args.symbol or data.stem.split("-")[0]
     out = Path(args.out) if args.out else Path("reports") / f"sweep-{strat.name}-{symbol_hint}"
     perp_flags = dict(funding=_one_file("--funding", args.funding), funding_rate=args.funding_rate,

@@ -15,7 +15,7 @@ files, instead of a run of garbage (an ETHUSDT mark series on a BTCUSDT run
 import numpy as np
 import pandas as pd
 
-from .assets import is_perp_symbol, split_symbol
+from .assets import pair_name, split_symbol
 from .errors import UserError
 
 BAND = (0.8, 1.25)
@@ -25,9 +25,7 @@ def pair_of(symbol):
     """``BTCUSDT_PERP`` → ``BTCUSDT``; None when it names no pair we know."""
     if not symbol:
         return None
-    s = str(symbol).upper().replace("/", "").replace("-", "").replace("_", "")
-    if is_perp_symbol(s):
-        s = s[:-len("PERP")]
+    s = pair_name(symbol)
     try:
         split_symbol(s)
     except UserError:

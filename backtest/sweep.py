@@ -580,7 +580,6 @@ def sweep(
     given = dict(locals())
     check_args(given)
     settings_args = {k: v for k, v in given.items() if k in SETTING_NAMES}
-    check_rank(rank)  # (also without a walk-forward: ``top``'s default order)
     if walk_forward is not None:
         from .walkforward import walk_forward as _walk_forward
 
@@ -589,7 +588,8 @@ def sweep(
                              max_combos=max_combos, **settings_args)
     setup = prepare_settings(bars, strategy, grid, scheduler=scheduler, perps=True, moves=True, **settings_args)
     strat, grid, bars, margins, settings = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
-    check_rank(rank, "funding" in settings)  # (a perp sweep's settings name its funding)
+    check_rank(rank, "funding" in settings)  # (also without a walk-forward: ``top``'s order; a perp sweep's
+    # settings name its funding)
     threads = workers or os.cpu_count() or 1
     plan = preflight(strat, grid, margins, len(bars), threads, max_combos)
     n_combos, skipped = plan["combinations"], plan["skipped"]

@@ -68,7 +68,8 @@ def parse_transfers(given) -> tuple:
     out = []
     for date, amount in pairs:
         where = f"--transfer {date}={amount}"
-        if isinstance(date, (bool, np.bool_, int, float, np.number)) or date is None or date == "":
+        if isinstance(date, (bool, np.bool_, int, float, np.number)) or date is None or (
+                isinstance(date, str) and not date.strip()):
             raise UserError(f"{where}: {date!r} is not a date")  # (None and '' read as NaT, 5 as 1970-01-01)
         try:
             t = pd.Timestamp(date)

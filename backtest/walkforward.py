@@ -119,7 +119,6 @@ def walk_forward(bars, strategy, grid, spec, *, out="reports/sweep", rank="sharp
         raise UserError("--scheduler: not with --walk-forward (its windows run on local threads)")
     if resume:
         raise UserError("--resume: not with --walk-forward (it runs whole; --overwrite replaces one)")
-    check_rank(rank)
     setup = prepare_settings(bars, strategy, grid, perps=True, **settings)
     strat, grid, bars, margins, s = setup.strategy, setup.grid, setup.bars, setup.margins, setup.settings
     check_rank(rank, "funding" in s)  # (a perp grid's settings name its funding)

@@ -87,8 +87,8 @@ def import_ohlcv(sources, fmt: str = "auto", columns=None, symbol: str | None = 
         notes.append(f"file names say {tf_names} but the bars are {spacing} apart "
                      f"(median); kept {tf_names}, pass --timeframe to change")
     merged.symbol, merged.timeframe = sym, tf
-    inferred = tf and timeframe is None and not parse_timeframe(tf).months  # (a month's ns is 30 days: a guide)
-    closer = np.diff(merged.ts) < parse_timeframe(tf).ns if inferred else np.zeros(0, dtype=bool)
+    step = parse_timeframe(tf) if tf and timeframe is None else None  # (given: the user's; a month's ns is a guide)
+    closer = np.diff(merged.ts) < step.ns if step is not None and not step.months else np.zeros(0, dtype=bool)
     if closer.any():  # (hourly bars with many gaps have a median of 2h: written as 2h unsaid, helper-75)
         k = int(np.argmax(closer))
         n = int(closer.sum())
